@@ -1,0 +1,54 @@
+"""`training`: the command-line entry point; commands come from this package and from plugins."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points
+
+from training.cli._version import __version__
+from training.common.errors import TrainingError
+
+PLUGIN_GROUP = "training.cli.commands"
+Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full parser: built-in commands, then every installed plugin command."""
+    parser = argparse.ArgumentParser(
+        prog="training", description="Fine-tune transformers for named-entity recognition, tune them, run them anywhere."
+    )
+    parser.add_argument("--version", action="version", version=f"training {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from training.cli.commands import BUILTIN
+
+    for register in BUILTIN:
+        register(commands)
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        entry.load()(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 2
+    try:
+        return int(args.func(args) or 0)
+    except TrainingError as error:
+        if args.debug:
+            raise
+        print(f"training {args.command}: error: {error}", file=sys.stderr)
+        return error.exit_code
+    except KeyboardInterrupt:
+        print(f"training {args.command}: interrupted; state written so far is kept and resumable", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

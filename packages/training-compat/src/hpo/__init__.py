@@ -1,0 +1,1 @@
+"""Deprecated top-level `hpo` package; use `training.hpo`."""

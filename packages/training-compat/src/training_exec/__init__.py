@@ -1,0 +1,1 @@
+"""Deprecated top-level `training_exec` package; use `training.execution`."""

@@ -1,0 +1,24 @@
+"""Labelled text for named-entity recognition: documents, formats, loading, splits and a corpus generator."""
+
+from typing import TYPE_CHECKING
+
+from training.common.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "Dataset": "data.loaders",
+        "Document": "data.documents",
+        "LoadReport": "data.loaders",
+        "Span": "data.documents",
+        "Word": "data.documents",
+        "hold_out": "data.splits",
+        "load_dataset": "data.loaders",
+        "train_test_split": "data.splits",
+    },
+)
+
+if TYPE_CHECKING:
+    from data.documents import Document, Span, Word
+    from data.loaders import Dataset, LoadReport, load_dataset
+    from data.splits import hold_out, train_test_split

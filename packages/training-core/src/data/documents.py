@@ -1,0 +1,113 @@
+"""Documents: text, words with character offsets, IOB2 tags and entity spans, kept consistent."""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from dataclasses import dataclass
+
+# Words: runs of word characters joined by in-word punctuation (emails, O'Brien, 2019-2021), or one symbol.
+_WORD = re.compile(r"\w+(?:[.'@\-+/]\w+)*|[^\w\s]")
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """An entity: characters `[start, end)` of the text, with its type."""
+
+    start: int
+    end: int
+    label: str
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A word: its text and characters `[start, end)` of the document."""
+
+    text: str
+    start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Document:
+    """One labelled text; `tags` are IOB2, one per word, and agree with `spans`."""
+
+    id: str
+    text: str
+    words: tuple[Word, ...]
+    tags: tuple[str, ...]
+    spans: tuple[Span, ...]
+    group: str | None = None
+
+    @property
+    def entity_types(self) -> frozenset[str]:
+        """The entity types present in this document."""
+        return frozenset(span.label for span in self.spans)
+
+    @classmethod
+    def from_spans(cls, id: str, text: str, spans: tuple[Span, ...], group: str | None = None) -> Document:
+        """Split `text` into words (also at span edges) and tag them; spans must be valid and disjoint."""
+        words = split_words(text, {edge for span in spans for edge in (span.start, span.end)})
+        return cls(id, text, words, spans_to_tags(words, spans), tuple(sorted(spans, key=_span_order)), group)
+
+    @classmethod
+    def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
+        """Join pre-split tokens with single spaces; `tags` must already be valid IOB2."""
+        words, offset = [], 0
+        for token in tokens:
+            words.append(Word(token, offset, offset + len(token)))
+            offset += len(token) + 1
+        word_tuple = tuple(words)
+        return cls(id, " ".join(tokens), word_tuple, tuple(tags), tags_to_spans(word_tuple, tags), group)
+
+
+def iob2_tag_names(labels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """IOB2 tag names for entity types: `O`, then `B-X`, `I-X` for each type in order."""
+    return ("O", *(f"{prefix}-{label}" for label in labels for prefix in ("B", "I")))
+
+
+def _span_order(span: Span) -> tuple[int, int, str]:
+    return (span.start, span.end, span.label)
+
+
+def split_words(text: str, edges: set[int] | frozenset[int] = frozenset()) -> tuple[Word, ...]:
+    """Words of `text` with offsets; a word containing one of `edges` is cut there."""
+    words: list[Word] = []
+    for match in _WORD.finditer(text):
+        start, end = match.span()
+        cuts = sorted(edge for edge in edges if start < edge < end)
+        for left, right in zip([start, *cuts], [*cuts, end]):
+            words.append(Word(text[left:right], left, right))
+    return tuple(words)
+
+
+def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str, ...]:
+    """IOB2 tags of `words` for disjoint `spans` whose edges fall on word edges."""
+    tags = ["O"] * len(words)
+    starts = [word.start for word in words]
+    for span in spans:
+        inside = False
+        for index in range(bisect_left(starts, span.start), len(words)):
+            word = words[index]
+            if word.start >= span.end:
+                break
+            tags[index] = ("I-" if inside else "B-") + span.label
+            inside = True
+    return tuple(tags)
+
+
+def tags_to_spans(words: tuple[Word, ...], tags: list[str] | tuple[str, ...]) -> tuple[Span, ...]:
+    """Entity spans of IOB2 `tags` over `words` (a stray `I-` starts a new entity)."""
+    spans: list[Span] = []
+    label, start, end = None, 0, 0
+    for word, tag in zip(words, tags):
+        if tag.startswith("I-") and tag[2:] == label:
+            end = word.end
+            continue
+        if label is not None:
+            spans.append(Span(start, end, label))
+        label, start, end = (tag[2:], word.start, word.end) if tag != "O" else (None, 0, 0)
+    if label is not None:
+        spans.append(Span(start, end, label))
+    return tuple(spans)
+

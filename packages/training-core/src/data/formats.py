@@ -1,0 +1,146 @@
+"""Readers for the supported file formats, yielding raw records with their line numbers.
+
+- `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
+- `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
+- `conll`: whitespace-separated columns, token first and tag last, blank lines between sentences
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.common.errors import DataError
+
+FORMATS = ("spans", "tokens", "conll")
+CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
+JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """One document as written in a file, before validation."""
+
+    line: int
+    fields: dict[str, Any]
+    group: str | None = None
+
+
+def read_text(path: Path) -> str:
+    """The file's text as UTF-8 (a BOM is allowed); anything else is a `DataError`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as error:
+        raise DataError(f"{path}: cannot read the file ({error.strerror})") from error
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].count(b"\n") + 1
+        raise DataError(
+            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            "re-encode the file as UTF-8"
+        ) from error
+
+
+def detect_format(path: Path, text: str) -> str:
+    """Guess the format from the suffix and the first record."""
+    if path.suffix.lower() in CONLL_SUFFIXES:
+        return "conll"
+    if path.suffix.lower() not in JSON_SUFFIXES:
+        raise DataError(
+            f"{path}: unknown file type {path.suffix!r}; expected one of "
+            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))} or pass format= explicitly"
+        )
+    for record in _json_records(path, text):
+        if "text" in record.fields:
+            return "spans"
+        if "tokens" in record.fields:
+            return "tokens"
+        raise DataError(
+            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with 'annotations') "
+            f"or 'tokens' (with 'tags' or 'ner_tags'); found keys {sorted(record.fields)}"
+        )
+    return "spans"
+
+
+def read_records(path: Path, text: str, format: str) -> Iterator[Record]:
+    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines start a new group."""
+    if format == "conll":
+        return _conll_records(path, text)
+    if format in ("spans", "tokens"):
+        return _json_records(path, text)
+    raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
+
+
+def _json_records(path: Path, text: str) -> Iterator[Record]:
+    stripped = text.lstrip()
+    if stripped.startswith("["):
+        yield from _json_array(path, text)
+        return
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            value = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error
+        yield _as_record(path, number, value)
+
+
+def _json_array(path: Path, text: str) -> Iterator[Record]:
+    decoder = json.JSONDecoder()
+    index = text.index("[") + 1
+    line, counted = 1, 0  # line number at offset `counted`
+    while True:
+        index = _skip_space(text, index)
+        if text.startswith("]", index) and _skip_space(text, index + 1) == len(text):
+            return
+        line, counted = line + text.count("\n", counted, index), index
+        try:
+            value, index = decoder.raw_decode(text, index)
+        except json.JSONDecodeError as error:
+            raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
+        yield _as_record(path, line, value)
+        index = _skip_space(text, index)
+        if text.startswith(",", index):
+            index += 1
+        elif not text.startswith("]", index):
+            lineno = text.count("\n", 0, index) + 1
+            raise DataError(f"{path}:{lineno}: invalid JSON: expected ',' or ']' after an array element")
+
+
+def _skip_space(text: str, index: int) -> int:
+    while index < len(text) and text[index] in " \t\r\n":
+        index += 1
+    return index
+
+
+def _as_record(path: Path, line: int, value: Any) -> Record:
+    if not isinstance(value, dict):
+        raise DataError(f"{path}:{line}: expected a JSON object per document, got {type(value).__name__}")
+    return Record(line, value)
+
+
+def _conll_records(path: Path, text: str) -> Iterator[Record]:
+    tokens: list[str] = []
+    tags: list[str] = []
+    first_line, group = 0, 0
+    for number, line in enumerate([*text.splitlines(), ""], start=1):
+        columns = line.split()
+        if columns and columns[0] == "-DOCSTART-":
+            group += 1
+            continue
+        if not columns:
+            if tokens:
+                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}")
+                tokens, tags = [], []
+            continue
+        if len(columns) < 2:
+            raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
+        if not tokens:
+            first_line = number
+        tokens.append(columns[0])
+        tags.append(columns[-1])

@@ -1,0 +1,285 @@
+"""`load_dataset`: a folder of split files or one file, validated into documents with a fingerprint."""
+
+from __future__ import annotations
+
+import difflib
+import os
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from data.documents import Document, Span, iob2_tag_names
+from data.formats import FORMATS, Record, detect_format, read_records, read_text
+from training.common.errors import DataError
+from training.common.fingerprint import fingerprint_items
+
+OverlapPolicy = Literal["error", "keep_longest"]
+SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
+                 "dev": "validation", "test": "test"}
+SPLIT_ORDER = ("train", "validation", "test")
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    """What loading did besides reading: every repair or skip is counted here, none is silent."""
+
+    source: str
+    documents: Mapping[str, int]
+    spans_trimmed: int = 0
+    overlaps_dropped: int = 0
+    tags_repaired: int = 0
+    empty_skipped: int = 0
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines, one per non-zero count."""
+        counts = ", ".join(f"{name}: {count}" for name, count in self.documents.items())
+        lines = [f"{self.source}: {counts} documents"]
+        notes = {
+            "spans_trimmed": "spans had surrounding whitespace trimmed",
+            "overlaps_dropped": "overlapping spans dropped (keep_longest)",
+            "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
+            "empty_skipped": "empty documents skipped",
+        }
+        lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
+        return lines
+
+
+class Dataset(Mapping[str, tuple[Document, ...]]):
+    """Splits of documents (like a `DatasetDict`), their entity types and a content fingerprint."""
+
+    def __init__(
+        self,
+        splits: Mapping[str, Sequence[Document]],
+        labels: Sequence[str] | None = None,
+        report: LoadReport | None = None,
+    ) -> None:
+        self._splits = {name: tuple(documents) for name, documents in splits.items()}
+        found = sorted({label for docs in self._splits.values() for doc in docs for label in doc.entity_types})
+        if labels is not None:
+            unknown = sorted(set(found) - set(labels))
+            if unknown:
+                raise DataError(f"labels {unknown} occur in the data but not in the schema {list(labels)}")
+        self.labels: tuple[str, ...] = tuple(labels) if labels is not None else tuple(found)
+        self.report = report or LoadReport("<memory>", {name: len(d) for name, d in self._splits.items()})
+
+    def __getitem__(self, split: str) -> tuple[Document, ...]:
+        try:
+            return self._splits[split]
+        except KeyError:
+            raise KeyError(f"no split {split!r}; this dataset has {list(self._splits)}") from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._splits)
+
+    def __len__(self) -> int:
+        return len(self._splits)
+
+    def __repr__(self) -> str:
+        sizes = ", ".join(f"{name}={len(docs)}" for name, docs in self._splits.items())
+        return f"Dataset({sizes}, labels={list(self.labels)}, fingerprint={self.fingerprint[:12]})"
+
+    @property
+    def tag_names(self) -> tuple[str, ...]:
+        """IOB2 tag names: `O`, then `B-X`, `I-X` for each entity type in order."""
+        return iob2_tag_names(self.labels)
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """sha256 over labels and each split's texts and spans: equal content, equal fingerprint."""
+        return fingerprint_items(self._fingerprint_items())
+
+    def _fingerprint_items(self) -> Iterator[Any]:
+        yield {"labels": list(self.labels)}
+        for name in sorted(self._splits):
+            yield {"split": name}
+            for doc in self._splits[name]:
+                yield [doc.text, [[span.start, span.end, span.label] for span in doc.spans]]
+
+
+def load_dataset(
+    data_asset: str | os.PathLike[str],
+    *,
+    format: str = "auto",
+    labels: Sequence[str] | None = None,
+    overlap_policy: OverlapPolicy = "error",
+) -> Dataset:
+    """Load a folder (`train`/`validation`/`test` files) or one file (a `train` split).
+
+    `labels` is the entity-type schema (unknown labels are an error); by default it is what the data holds.
+    """
+    path = Path(data_asset)
+    if format != "auto" and format not in FORMATS:
+        raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
+    if overlap_policy not in ("error", "keep_longest"):
+        raise DataError(f"unknown overlap_policy {overlap_policy!r}; expected 'error' or 'keep_longest'")
+    if not path.exists():
+        raise DataError(f"{path}: no such file or folder")
+    files = _split_files(path) if path.is_dir() else {"train": path}
+    counts: Counter[str] = Counter()
+    splits = {name: _load_split(name, file, format, labels, overlap_policy, counts) for name, file in files.items()}
+    report = LoadReport(str(path), {name: len(docs) for name, docs in splits.items()}, **counts)
+    return Dataset(splits, labels=labels, report=report)
+
+
+def _split_files(folder: Path) -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for file in sorted(folder.iterdir()):
+        split = SPLIT_ALIASES.get(file.stem.lower())
+        if split is None or not file.is_file():
+            continue
+        if split in found:
+            raise DataError(f"{folder}: both {found[split].name} and {file.name} hold the {split!r} split; keep one")
+        found[split] = file
+    if "train" not in found:
+        raise DataError(
+            f"{folder}: no train file; expected files named train, validation (or dev) and test "
+            f"with a suffix such as .jsonl, .json or .conll"
+        )
+    return {name: found[name] for name in SPLIT_ORDER if name in found}
+
+
+def _load_split(
+    split: str, file: Path, format: str, labels: Sequence[str] | None, policy: OverlapPolicy, counts: Counter[str]
+) -> tuple[Document, ...]:
+    text = read_text(file)
+    file_format = detect_format(file, text) if format == "auto" else format
+    builder = _DocumentBuilder(file, split, labels, policy, counts)
+    documents = tuple(doc for doc in map(builder.build, read_records(file, text, file_format)) if doc is not None)
+    if not documents:
+        raise DataError(f"{file}: the {split!r} split has no documents")
+    return documents
+
+
+@dataclass
+class _DocumentBuilder:
+    """Validates records of one file into documents, counting every repair."""
+
+    file: Path
+    split: str
+    labels: Sequence[str] | None
+    policy: OverlapPolicy
+    counts: Counter[str]
+    index: int = field(default=0)
+
+    def build(self, record: Record) -> Document | None:
+        self.index += 1
+        fields = record.fields
+        where = f"{self.file}:{record.line}"
+        doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
+        group = record.group if record.group is not None else _optional_str(fields.get("group"))
+        if "text" in fields:
+            return self._from_spans(where, doc_id, fields, group)
+        if "tokens" in fields:
+            return self._from_tokens(where, doc_id, fields, group)
+        raise DataError(
+            f"{where}: a record needs 'text' with 'annotations', or 'tokens' with 'tags' or 'ner_tags'; "
+            f"found keys {sorted(fields)}"
+        )
+
+    def _from_spans(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+        text = fields["text"]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+        if "annotations" not in fields:
+            raise DataError(f"{where}: missing 'annotations' (use [] for a document without entities)")
+        raw = fields["annotations"]
+        if not isinstance(raw, list):
+            raise DataError(f"{where}: 'annotations' must be a list of [start, end, label], got {type(raw).__name__}")
+        if not text.strip():
+            self.counts["empty_skipped"] += 1
+            return None
+        spans = [self._span(where, text, item) for item in raw]
+        return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group)
+
+    def _span(self, where: str, text: str, item: Any) -> Span:
+        if isinstance(item, dict) and {"start", "end", "label"} <= item.keys():
+            start, end, label = item["start"], item["end"], item["label"]
+        elif isinstance(item, (list, tuple)) and len(item) == 3:
+            start, end, label = item
+        else:
+            raise DataError(f"{where}: annotation {item!r} must be [start, end, label] or {{start, end, label}}")
+        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
+            raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
+        if not isinstance(label, str) or not label:
+            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string")
+        if start >= end:
+            raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
+        if start < 0 or end > len(text):
+            raise DataError(f"{where}: annotation {item!r} is out of range: the text has {len(text)} characters")
+        self._check_label(where, label)
+        trimmed_start = start + (len(text[start:end]) - len(text[start:end].lstrip()))
+        trimmed_end = end - (len(text[start:end]) - len(text[start:end].rstrip()))
+        if trimmed_start >= trimmed_end:
+            raise DataError(f"{where}: annotation {item!r} covers only whitespace")
+        if (trimmed_start, trimmed_end) != (start, end):
+            self.counts["spans_trimmed"] += 1
+        return Span(trimmed_start, trimmed_end, label)
+
+    def _resolve_overlaps(self, where: str, spans: list[Span]) -> tuple[Span, ...]:
+        kept: list[Span] = []
+        for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start), s.label)):
+            if kept and span.start < kept[-1].end:
+                previous = kept[-1]
+                if self.policy == "error":
+                    raise DataError(
+                        f"{where}: annotations [{previous.start}, {previous.end}, {previous.label!r}] and "
+                        f"[{span.start}, {span.end}, {span.label!r}] overlap; fix the data or set "
+                        "data.overlap_policy: keep_longest"
+                    )
+                self.counts["overlaps_dropped"] += 1
+                if span.end - span.start > previous.end - previous.start:
+                    kept[-1] = span
+                continue
+            kept.append(span)
+        return tuple(kept)
+
+    def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+        tokens = fields["tokens"]
+        key = "tags" if "tags" in fields else "ner_tags"
+        if key not in fields:
+            raise DataError(f"{where}: 'tokens' needs 'tags' or 'ner_tags' beside it")
+        tags = fields[key]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{where}: 'tokens' must be a list of strings")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise DataError(
+                f"{where}: '{key}' must be a list of tag names such as 'B-PER' (integer tag ids need their names)"
+            )
+        if len(tokens) != len(tags):
+            raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} {key}; they must pair up")
+        if not tokens:
+            self.counts["empty_skipped"] += 1
+            return None
+        for position, token in enumerate(tokens):
+            if not token or token != token.strip() or any(c.isspace() for c in token):
+                raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
+        return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
+
+    def _iob2(self, where: str, tags: Iterable[str]) -> list[str]:
+        result: list[str] = []
+        previous = "O"
+        for tag in tags:
+            if tag != "O":
+                prefix, _, label = tag.partition("-")
+                if prefix not in ("B", "I") or not label:
+                    raise DataError(f"{where}: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'")
+                self._check_label(where, label)
+                if prefix == "I" and previous[2:] != label:
+                    self.counts["tags_repaired"] += 1
+                    tag = f"B-{label}"
+            result.append(tag)
+            previous = tag
+        return result
+
+    def _check_label(self, where: str, label: str) -> None:
+        if self.labels is not None and label not in self.labels:
+            close = difflib.get_close_matches(label, list(self.labels), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
+
+
+def _optional_str(value: Any) -> str | None:
+    return None if value is None else str(value)

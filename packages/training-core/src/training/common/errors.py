@@ -1,0 +1,21 @@
+"""The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
+
+
+class TrainingError(Exception):
+    """Base of every error the toolkit raises on purpose (CLI exit code 1)."""
+
+    exit_code = 1
+
+
+class InputError(TrainingError):
+    """Something the user gave us is wrong: a file, a field, a value (CLI exit code 2)."""
+
+    exit_code = 2
+
+
+class ConfigError(InputError):
+    """A configuration file or override is invalid; the message names file, key path and value."""
+
+
+class DataError(InputError):
+    """A data set is unreadable or inconsistent; the message names file, line and problem."""

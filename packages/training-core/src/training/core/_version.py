@@ -1,0 +1,3 @@
+"""Version of the training-core distribution (all distributions move in lockstep)."""
+
+__version__ = "0.1.0"
