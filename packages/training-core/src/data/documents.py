@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 from bisect import bisect_left
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 # Words: runs of word characters joined by in-word punctuation (emails, O'Brien, 2019-2021), or one symbol.
 _WORD = re.compile(r"\w+(?:[.'@\-+/]\w+)*|[^\w\s]")
@@ -61,6 +63,12 @@ class Document:
         return cls(id, " ".join(tokens), word_tuple, tuple(tags), tags_to_spans(word_tuple, tags), group)
 
 
+def document_items(documents: Iterable[Document]) -> Iterator[Any]:
+    """What a fingerprint of documents covers: each text and its spans (not ids, words or file format)."""
+    for doc in documents:
+        yield [doc.text, [[span.start, span.end, span.label] for span in doc.spans]]
+
+
 def iob2_tag_names(labels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     """IOB2 tag names for entity types: `O`, then `B-X`, `I-X` for each type in order."""
     return ("O", *(f"{prefix}-{label}" for label in labels for prefix in ("B", "I")))
@@ -76,7 +84,7 @@ def split_words(text: str, edges: set[int] | frozenset[int] = frozenset()) -> tu
     for match in _WORD.finditer(text):
         start, end = match.span()
         cuts = sorted(edge for edge in edges if start < edge < end)
-        for left, right in zip([start, *cuts], [*cuts, end]):
+        for left, right in zip([start, *cuts], [*cuts, end], strict=True):
             words.append(Word(text[left:right], left, right))
     return tuple(words)
 
@@ -100,7 +108,7 @@ def tags_to_spans(words: tuple[Word, ...], tags: list[str] | tuple[str, ...]) ->
     """Entity spans of IOB2 `tags` over `words` (a stray `I-` starts a new entity)."""
     spans: list[Span] = []
     label, start, end = None, 0, 0
-    for word, tag in zip(words, tags):
+    for word, tag in zip(words, tags, strict=True):
         if tag.startswith("I-") and tag[2:] == label:
             end = word.end
             continue
@@ -110,4 +118,3 @@ def tags_to_spans(words: tuple[Word, ...], tags: list[str] | tuple[str, ...]) ->
     if label is not None:
         spans.append(Span(start, end, label))
     return tuple(spans)
-

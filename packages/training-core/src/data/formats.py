@@ -94,10 +94,11 @@ def _json_array(path: Path, text: str) -> Iterator[Record]:
     decoder = json.JSONDecoder()
     index = text.index("[") + 1
     line, counted = 1, 0  # line number at offset `counted`
+    index = _skip_space(text, index)
+    if text.startswith("]", index):
+        _end_of_array(path, text, index)
+        return
     while True:
-        index = _skip_space(text, index)
-        if text.startswith("]", index) and _skip_space(text, index + 1) == len(text):
-            return
         line, counted = line + text.count("\n", counted, index), index
         try:
             value, index = decoder.raw_decode(text, index)
@@ -105,11 +106,25 @@ def _json_array(path: Path, text: str) -> Iterator[Record]:
             raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
         yield _as_record(path, line, value)
         index = _skip_space(text, index)
-        if text.startswith(",", index):
-            index += 1
-        elif not text.startswith("]", index):
-            lineno = text.count("\n", 0, index) + 1
-            raise DataError(f"{path}:{lineno}: invalid JSON: expected ',' or ']' after an array element")
+        if text.startswith("]", index):
+            _end_of_array(path, text, index)
+            return
+        if not text.startswith(",", index):
+            raise DataError(f"{path}:{_line_at(text, index)}: invalid JSON: expected ',' or ']' after an array element")
+        index = _skip_space(text, index + 1)
+        if text.startswith("]", index):
+            raise DataError(f"{path}:{_line_at(text, index)}: invalid JSON: trailing comma before ']'")
+
+
+def _end_of_array(path: Path, text: str, index: int) -> None:
+    """Check that nothing but whitespace follows the closing bracket at `index`."""
+    rest = _skip_space(text, index + 1)
+    if rest != len(text):
+        raise DataError(f"{path}:{_line_at(text, rest)}: invalid JSON: unexpected content after the closing ']'")
+
+
+def _line_at(text: str, index: int) -> int:
+    return text.count("\n", 0, index) + 1
 
 
 def _skip_space(text: str, index: int) -> int:
@@ -130,13 +145,12 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     first_line, group = 0, 0
     for number, line in enumerate([*text.splitlines(), ""], start=1):
         columns = line.split()
-        if columns and columns[0] == "-DOCSTART-":
-            group += 1
-            continue
-        if not columns:
+        boundary = bool(columns) and columns[0] == "-DOCSTART-"
+        if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}")
                 tokens, tags = [], []
+            group += boundary
             continue
         if len(columns) < 2:
             raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")

@@ -11,14 +11,20 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
 
-from data.documents import Document, Span, iob2_tag_names
+from data.documents import Document, Span, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 
 OverlapPolicy = Literal["error", "keep_longest"]
-SPLIT_ALIASES = {"train": "train", "validation": "validation", "valid": "validation", "val": "validation",
-                 "dev": "validation", "test": "test"}
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "valid": "validation",
+    "val": "validation",
+    "dev": "validation",
+    "test": "test",
+}
 SPLIT_ORDER = ("train", "validation", "test")
 
 
@@ -95,8 +101,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
         yield {"labels": list(self.labels)}
         for name in sorted(self._splits):
             yield {"split": name}
-            for doc in self._splits[name]:
-                yield [doc.text, [[span.start, span.end, span.label] for span in doc.spans]]
+            yield from document_items(self._splits[name])
 
 
 def load_dataset(
@@ -146,7 +151,7 @@ def _load_split(
 ) -> tuple[Document, ...]:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    builder = _DocumentBuilder(file, split, labels, policy, counts)
+    builder = _DocumentBuilder(file, split, file_format, labels, policy, counts)
     documents = tuple(doc for doc in map(builder.build, read_records(file, text, file_format)) if doc is not None)
     if not documents:
         raise DataError(f"{file}: the {split!r} split has no documents")
@@ -159,6 +164,7 @@ class _DocumentBuilder:
 
     file: Path
     split: str
+    format: str
     labels: Sequence[str] | None
     policy: OverlapPolicy
     counts: Counter[str]
@@ -170,14 +176,15 @@ class _DocumentBuilder:
         where = f"{self.file}:{record.line}"
         doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
         group = record.group if record.group is not None else _optional_str(fields.get("group"))
-        if "text" in fields:
+        if self.format == "spans":
+            if "text" not in fields:
+                raise DataError(f"{where}: a span record needs 'text' and 'annotations'; found keys {sorted(fields)}")
             return self._from_spans(where, doc_id, fields, group)
-        if "tokens" in fields:
-            return self._from_tokens(where, doc_id, fields, group)
-        raise DataError(
-            f"{where}: a record needs 'text' with 'annotations', or 'tokens' with 'tags' or 'ner_tags'; "
-            f"found keys {sorted(fields)}"
-        )
+        if "tokens" not in fields:
+            raise DataError(
+                f"{where}: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys {sorted(fields)}"
+            )
+        return self._from_tokens(where, doc_id, fields, group)
 
     def _from_spans(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         text = fields["text"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 
 from data.documents import Document
 from data.loaders import Dataset
@@ -35,21 +36,39 @@ def train_test_split(
     strata: dict[str, list[int]] = defaultdict(list)
     for index, key in enumerate(keys):
         strata[key].append(index)
-    test_total = max(1, round(len(documents) * test_size))
-    quotas = {key: len(indices) * test_total / len(documents) for key, indices in strata.items()}
-    allocation = {key: int(quota) for key, quota in quotas.items()}
-    # Largest remainders take the test places left after the whole-number allocation.
-    by_remainder = sorted(quotas, key=lambda key: (allocation[key] - quotas[key], key))
-    for key in by_remainder[: test_total - sum(allocation.values())]:
-        allocation[key] += 1
-    test = []
+    test_total = min(len(documents) - 1, max(1, round(len(documents) * test_size)))
+    allocation = _allocate({key: len(indices) for key, indices in strata.items()}, test_total)
+    test: set[int] = set()
     for key in sorted(strata):
         rng.shuffle(strata[key])
-        test.extend(strata[key][: allocation[key]])
-    chosen = set(test)
-    if len(chosen) == len(documents):
-        raise DataError(f"test_size {test_size} leaves no training documents out of {len(documents)}")
-    return sorted(set(range(len(documents))) - chosen), sorted(chosen)
+        test.update(strata[key][: allocation[key]])
+    return sorted(set(range(len(documents))) - test), sorted(test)
+
+
+def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
+    """Test places per stratum: proportional (largest remainders), then moved so that every stratum of
+    two or more documents has at least one on each side, rarest strata first, as far as `total` allows."""
+    quotas = {key: size * total / sum(sizes.values()) for key, size in sizes.items()}
+    allocation = {key: int(quota) for key, quota in quotas.items()}
+    by_remainder = sorted(quotas, key=lambda key: (allocation[key] - quotas[key], key))
+    for key in by_remainder[: total - sum(allocation.values())]:
+        allocation[key] += 1
+    low = {key: 1 if size > 1 else 0 for key, size in sizes.items()}
+    high = {key: size - 1 if size > 1 else size for key, size in sizes.items()}
+    for key in sorted(sizes, key=lambda key: (sizes[key], key)):
+        while allocation[key] < low[key]:
+            donors = [other for other in sizes if allocation[other] > low[other] and other != key]
+            if not donors:
+                break
+            allocation[max(donors, key=lambda other: (allocation[other] - quotas[other], other))] -= 1
+            allocation[key] += 1
+        while allocation[key] > high[key]:
+            takers = [other for other in sizes if allocation[other] < high[other] and other != key]
+            if not takers:
+                break
+            allocation[max(takers, key=lambda other: (quotas[other] - allocation[other], other))] += 1
+            allocation[key] -= 1
+    return allocation
 
 
 def hold_out(
@@ -63,4 +82,5 @@ def hold_out(
     splits = dict(dataset)
     splits[source] = tuple(documents[i] for i in train_index)
     splits["validation"] = tuple(documents[i] for i in held_index)
-    return Dataset(splits, labels=dataset.labels, report=dataset.report)
+    report = replace(dataset.report, documents={name: len(docs) for name, docs in splits.items()})
+    return Dataset(splits, labels=dataset.labels, report=report)

@@ -17,7 +17,8 @@ Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], Non
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: built-in commands, then every installed plugin command."""
     parser = argparse.ArgumentParser(
-        prog="training", description="Fine-tune transformers for named-entity recognition, tune them, run them anywhere."
+        prog="training",
+        description="Fine-tune transformers for named-entity recognition, tune them, run them anywhere.",
     )
     parser.add_argument("--version", action="version", version=f"training {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")

@@ -9,9 +9,7 @@ from typing import Any
 from training.common.optional import INSTALL_HINTS, missing
 
 
-def attach(
-    package: str, names: Mapping[str, str]
-) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
+def attach(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
     """Return `__getattr__`, `__dir__` and `__all__` resolving `names` (name -> module) on first use.
 
     A missing optional library surfaces as `MissingDependencyError` naming the install command.

@@ -10,10 +10,8 @@ from typing import Any
 
 from training.common.errors import ConfigError
 from training.config.schema import (
-    DataConfig,
     ExecutionConfig,
     HPOConfig,
-    ModelConfig,
     OptimizationConfig,
     Section,
     TrainingConfig,
@@ -95,7 +93,8 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
             result[name] = (value, f"override {name}={value!r}")
         elif strict:
             raise ConfigError(_unknown("arguments", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
-    for assignment in items.get("set") or ():
+    assignments = items.get("set") or ()
+    for assignment in [assignments] if isinstance(assignments, str) else assignments:
         key, equals, text = str(assignment).partition("=")
         if not equals or not key.strip():
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
@@ -107,8 +106,10 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
 def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Path:
     available = sorted(p.stem for p in (folder / section).glob("*.yaml"))
     if not name:
-        raise ConfigError(f"{train_file}: {section}: no {section} chosen; set it in train.yaml or pass it "
-                          f"(available: {', '.join(available) or 'none'})")
+        raise ConfigError(
+            f"{train_file}: {section}: no {section} chosen; set it in train.yaml or pass it "
+            f"(available: {', '.join(available) or 'none'})"
+        )
     if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
         raise ConfigError(f"{train_file}: {section}: expected the name of a file in {folder / section}, got {name!r}")
     path = folder / section / f"{name}.yaml"
@@ -156,5 +157,3 @@ def load_hpo_config(path: str | Path) -> HPOConfig:
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
     return _load_section(ExecutionConfig, path, name_default=False)
-
-

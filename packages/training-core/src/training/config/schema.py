@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from training.common.fingerprint import fingerprint
 
@@ -29,11 +29,13 @@ class ModelConfig(Section):
     max_length: int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
     stride: int = Field(default=32, ge=0, description="tokens shared by consecutive windows")
 
-    @model_validator(mode="after")
-    def _stride_fits(self) -> ModelConfig:
-        if self.stride * 2 >= self.max_length:
-            raise ValueError(f"stride {self.stride} must be below half of max_length {self.max_length}")
-        return self
+    @field_validator("stride")
+    @classmethod
+    def _stride_fits(cls, stride: int, info: ValidationInfo) -> int:
+        max_length = info.data.get("max_length")
+        if max_length is not None and stride * 2 >= max_length:
+            raise ValueError(f"must be below half of max_length ({max_length})")
+        return stride
 
 
 class DataConfig(Section):
@@ -200,13 +202,18 @@ class HPOConfig(Section):
     keep_checkpoints: Literal["best", "all", "none"] = "best"
     search_space: dict[str, Parameter] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _known_parameters(self) -> HPOConfig:
-        for key, parameter in self.search_space.items():
+    @field_validator("search_space")
+    @classmethod
+    def _known_parameters(cls, space: dict[str, Parameter]) -> dict[str, Parameter]:
+        for key, parameter in space.items():
             check_tunable(key)
             for other in parameter.condition or {}:
-                if other not in self.search_space:
-                    raise ValueError(f"search_space.{key}.condition refers to {other!r}, which is not in the space")
+                if other not in space:
+                    raise ValueError(f"{key}.condition refers to {other!r}, which is not in the space")
+        return space
+
+    @model_validator(mode="after")
+    def _has_budget(self) -> HPOConfig:
         if self.n_trials is None and self.timeout_s is None:
             raise ValueError("set n_trials or timeout_s: a sweep needs a budget")
         return self

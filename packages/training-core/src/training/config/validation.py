@@ -25,8 +25,8 @@ def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
 
 def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -> str:
     loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
-    path = ".".join(str(part) for part in loc) or "<top level>"
-    prefix = f"{where(loc)}: {path}"
+    path = ".".join(str(part) for part in loc)
+    prefix = f"{where(loc)}: {path}" if path else where(loc)
     if item["type"] == "extra_forbidden":
         valid = _fields_at(model, loc[:-1])
         close = difflib.get_close_matches(str(loc[-1]), valid, n=1)

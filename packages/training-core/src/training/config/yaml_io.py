@@ -15,6 +15,10 @@ class _Loader(yaml.SafeLoader):
     """SafeLoader whose floats include exponent forms without a dot (YAML 1.2), e.g. `2e-5`."""
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that quotes strings such as `'2e5'`, which `_Loader` would read as floats."""
+
+
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
@@ -23,11 +27,12 @@ _FLOAT = re.compile(
     |\.(?:nan|NaN|NAN))$""",
     re.X,
 )
-_Loader.yaml_implicit_resolvers = {
-    key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
-    for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
-_Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+for _cls in (_Loader, _Dumper):
+    _cls.yaml_implicit_resolvers = {
+        key: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:float"]
+        for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -59,4 +64,4 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
 
 def dump_yaml(value: Any) -> str:
     """YAML text for plain data, keys in the given order."""
-    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True)
+    return yaml.dump(value, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

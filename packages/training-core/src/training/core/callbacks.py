@@ -1,0 +1,38 @@
+"""Progress and control hooks of `train_model`: the CLI draws bars with them, HPO reports and prunes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass
+class TrainerState:
+    """Where training stands; callbacks read it and may set `should_stop`."""
+
+    epoch: int = 0
+    global_step: int = 0
+    total_steps: int = 0
+    steps_per_epoch: int = 0
+    num_epochs: int = 0
+    loss: float | None = None
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+    should_stop: bool = False
+
+
+class Callback:
+    """Base class: override the hooks you need. Raising from a hook stops training (e.g. a pruned trial)."""
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        """Training is about to start (or resume) with `state.total_steps` optimizer steps."""
+
+    def on_step_end(self, state: TrainerState) -> None:
+        """One optimizer step finished; `state.loss` is its training loss."""
+
+    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        """An evaluation finished on the validation split."""
+
+    def on_train_end(self, state: TrainerState) -> None:
+        """Training finished (completed or stopped early)."""

@@ -1,0 +1,165 @@
+"""Entity-level NER metrics on word-level IOB2 tags: strict (seqeval IOB2) or lenient (conlleval-like).
+
+Strict mode reads entities with seqeval's IOB2 scheme, which silently drops an entity that starts with `I-`.
+Here such a stray `I-X` run in a prediction is an invalid entity of type X: a false positive that never matches a
+gold entity, never repaired into `B-X`. References must be valid IOB2 in strict mode.
+
+Ratios with a zero denominator are 0.0, as seqeval's default `zero_division` makes them. The counts are computed
+here from seqeval's entity readers rather than by its metric functions, so no `UndefinedMetricWarning` is raised.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Literal
+
+from seqeval.metrics.sequence_labeling import get_entities
+from seqeval.scheme import IOB2, Entities
+
+from training.common.errors import InputError
+
+Mode = Literal["strict", "lenient"]
+# (document index, entity type, first word, last word + 1)
+_Entity = tuple[int, str, int, int]
+
+
+def compute_metrics(
+    references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]], *, mode: Mode = "strict"
+) -> dict[str, Any]:
+    """Micro and macro entity precision/recall/F1, a per-entity table and word-level tag accuracy.
+
+    One tag list per document, references and predictions paired word by word. Macro scores are unweighted means
+    over every entity type seen in references or predictions. All values are plain floats and ints.
+    """
+    if mode not in ("strict", "lenient"):
+        raise InputError(f"mode must be 'strict' or 'lenient', got {mode!r}")
+    gold_docs = _documents("references", references)
+    predicted_docs = _documents("predictions", predictions)
+    if len(gold_docs) != len(predicted_docs):
+        raise InputError(
+            f"{len(gold_docs)} reference documents but {len(predicted_docs)} predicted documents; they must pair up"
+        )
+    for index, (gold, predicted) in enumerate(zip(gold_docs, predicted_docs, strict=True)):
+        if len(gold) != len(predicted):
+            raise InputError(
+                f"document {index}: {len(gold)} reference tags but {len(predicted)} predicted tags; they must pair up"
+            )
+    if mode == "strict":
+        _check_strict_references(gold_docs)
+        gold_entities = _strict_entities(gold_docs)
+        predicted_entities = _strict_entities(predicted_docs)
+        invalid = Counter(doc[position][2:] for doc in predicted_docs for position in _stray_starts(doc))
+    else:
+        gold_entities = _lenient_entities(gold_docs)
+        predicted_entities = _lenient_entities(predicted_docs)
+        invalid = Counter()
+    gold_tags = [tag for tags in gold_docs for tag in tags]
+    predicted_tags = [tag for tags in predicted_docs for tag in tags]
+    correct = sum(g == p for g, p in zip(gold_tags, predicted_tags, strict=True))
+    accuracy = _ratio(correct, len(gold_tags))
+    return {**_entity_scores(gold_entities, predicted_entities, invalid), "token_accuracy": accuracy}
+
+
+def format_entity_table(metrics: Mapping[str, Any]) -> str:
+    """An aligned text table of `compute_metrics`' per-entity scores, with micro and macro rows."""
+    rows = [
+        (label, row["precision"], row["recall"], row["f1"], row["support"])
+        for label, row in metrics["per_entity"].items()
+    ]
+    rows.append(
+        ("micro avg", metrics["entity_precision"], metrics["entity_recall"], metrics["entity_f1"], metrics["support"])
+    )
+    rows.append(
+        ("macro avg", metrics["macro_precision"], metrics["macro_recall"], metrics["macro_f1"], metrics["support"])
+    )
+    width = max(len("entity"), *(len(row[0]) for row in rows))
+    lines = [f"{'entity':<{width}}  precision     recall         f1    support"]
+    lines += [f"{name:<{width}}  {p:>9.4f}  {r:>9.4f}  {f:>9.4f}  {s:>9d}" for name, p, r, f, s in rows]
+    return "\n".join(lines)
+
+
+def _documents(name: str, documents: Sequence[Sequence[str]]) -> list[list[str]]:
+    result = []
+    for index, tags in enumerate(documents):
+        if isinstance(tags, str):
+            raise InputError(f"{name}[{index}] is the string {tags!r}; expected a list of tags per document")
+        for position, tag in enumerate(tags):
+            if not isinstance(tag, str) or (tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3)):
+                raise InputError(
+                    f"{name}[{index}][{position}]: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'"
+                )
+        result.append(list(tags))
+    return result
+
+
+def _check_strict_references(documents: list[list[str]]) -> None:
+    for index, tags in enumerate(documents):
+        for position in _stray_starts(tags):
+            previous = tags[position - 1] if position else "start of document"
+            raise InputError(
+                f"references[{index}][{position}]: {tags[position]!r} follows {previous!r}; strict mode needs valid "
+                "IOB2 references (convert IOB1 data first, or use mode='lenient')"
+            )
+
+
+def _strict_entities(documents: list[list[str]]) -> set[_Entity]:
+    return {
+        (index, entity.tag, entity.start, entity.end)
+        for index, entities in enumerate(Entities(documents, IOB2).entities)
+        for entity in entities
+    }
+
+
+def _lenient_entities(documents: list[list[str]]) -> set[_Entity]:
+    return {
+        (index, label, start, end + 1)
+        for index, tags in enumerate(documents)
+        for label, start, end in get_entities(tags)
+    }
+
+
+def _stray_starts(tags: list[str]) -> Iterator[int]:
+    """Positions where a run of `I-X` starts without `B-X` or `I-X` before it: entities seqeval's IOB2 drops."""
+    previous = "O"
+    for position, tag in enumerate(tags):
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            yield position
+        previous = tag
+
+
+def _ratio(numerator: int, denominator: int) -> float:
+    return numerator / denominator if denominator else 0.0
+
+
+def _f1(precision: float, recall: float) -> float:
+    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+
+
+def _entity_scores(gold: set[_Entity], predicted: set[_Entity], invalid: Counter[str]) -> dict[str, Any]:
+    true_count = Counter(entity[1] for entity in gold)
+    predicted_count = Counter(entity[1] for entity in predicted) + invalid
+    hits = Counter(entity[1] for entity in gold & predicted)
+    per_entity: dict[str, dict[str, Any]] = {}
+    for label in sorted(true_count.keys() | predicted_count.keys()):
+        precision = _ratio(hits[label], predicted_count[label])
+        recall = _ratio(hits[label], true_count[label])
+        f1 = _f1(precision, recall)
+        per_entity[label] = {"precision": precision, "recall": recall, "f1": f1, "support": true_count[label]}
+    precision = _ratio(hits.total(), predicted_count.total())
+    recall = _ratio(hits.total(), true_count.total())
+    return {
+        "entity_precision": precision,
+        "entity_recall": recall,
+        "entity_f1": _f1(precision, recall),
+        "macro_precision": _mean([row["precision"] for row in per_entity.values()]),
+        "macro_recall": _mean([row["recall"] for row in per_entity.values()]),
+        "macro_f1": _mean([row["f1"] for row in per_entity.values()]),
+        "support": true_count.total(),
+        "invalid_entities": invalid.total(),
+        "per_entity": per_entity,
+    }
+
+
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,73 @@
+"""The layout of a training run folder; every file in it is written atomically."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.common.atomic import atomic_write_json, atomic_write_text
+from training.common.errors import InputError
+
+METRICS_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class RunFolder:
+    """Paths of one run: `config.yaml`, `metrics.json`, `model/`, `checkpoint/`, `train.log`, `lineage.json`."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def model(self) -> Path:
+        return self.root / "model"
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.root / "checkpoint"
+
+    @property
+    def log(self) -> Path:
+        return self.root / "train.log"
+
+    @property
+    def lineage(self) -> Path:
+        return self.root / "lineage.json"
+
+    def write_config(self, yaml_text: str) -> None:
+        atomic_write_text(self.config, yaml_text)
+
+    def write_metrics(self, record: dict[str, Any]) -> None:
+        atomic_write_json(self.metrics, {"format": METRICS_FORMAT, **record})
+
+    def read_metrics(self) -> dict[str, Any] | None:
+        """The metrics record, or None when the run has not written one yet."""
+        if not self.metrics.is_file():
+            return None
+        try:
+            record = json.loads(self.metrics.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"{self.metrics}: unreadable metrics file ({error}); remove it to start over") from error
+        if not isinstance(record, dict):
+            raise InputError(f"{self.metrics}: expected a JSON object")
+        return record
+
+    def attach_log(self, logger: logging.Logger) -> logging.Handler:
+        """Append `logger`'s INFO and higher records to `train.log`; the caller removes the handler when done."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(logging.INFO)
+        handler = logging.FileHandler(self.log, encoding="utf-8")
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+        logger.addHandler(handler)
+        return handler

