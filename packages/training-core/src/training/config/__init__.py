@@ -8,6 +8,7 @@ __getattr__, __dir__, __all__ = attach(
     __name__,
     {
         "AzureConfig": "training.config.schema",
+        "BestConfig": "training.config.best",
         "DataConfig": "training.config.schema",
         "ExecutionConfig": "training.config.schema",
         "HPOConfig": "training.config.schema",
@@ -21,6 +22,7 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
+    from training.config.best import BestConfig
     from training.config.builder import build_training_config, load_execution_config, load_hpo_config
     from training.config.schema import (
         AzureConfig,
