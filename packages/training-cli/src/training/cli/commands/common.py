@@ -1,0 +1,47 @@
+"""Arguments and steps several commands share: the config folder and the data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from training.common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from data.loaders import Dataset
+    from training.config import TrainingConfig
+
+
+def add_config_options(parser: argparse.ArgumentParser) -> None:
+    """`--config-dir`, `--backbone`, `--data`, `--data-path` and repeatable `--set key=value`."""
+    parser.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")
+    parser.add_argument("--backbone", help="model config name: model/<NAME>.yaml")
+    parser.add_argument("--data", help="data config name: data/<NAME>.yaml")
+    parser.add_argument("--data-path", help="data folder or file (overrides data.path)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a config value, e.g. training.learning_rate=3e-5 (repeatable)",
+    )
+
+
+def load_config(args: argparse.Namespace) -> TrainingConfig:
+    from training.config import build_training_config
+
+    return build_training_config(args, args.config_dir)
+
+
+def load_config_dataset(config: TrainingConfig) -> Dataset:
+    """The data set the config points at, loaded with its format, schema and overlap policy."""
+    from data.loaders import load_dataset
+
+    if config.data.path is None:
+        raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{config.data.name}.yaml")
+    return load_dataset(
+        config.data.path,
+        format=config.data.format,
+        labels=config.data.labels,
+        overlap_policy=config.data.overlap_policy,
+    )

@@ -1,0 +1,56 @@
+"""`training evaluate`: word-level strict-IOB2 metrics of a saved model on a data split."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.cli.output import add_output_options, entity_rows, metric_rows, note, print_json, print_table
+from training.cli.run_paths import model_folder, window_settings
+from training.common.atomic import atomic_write_json
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("evaluate", help="evaluate a saved model on a data split (per-entity table)")
+    parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
+    parser.add_argument("--data-path", required=True, help="data folder or file")
+    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--output", type=Path, help="also write the result as JSON here")
+    parser.add_argument("--batch-size", type=int, default=32)
+    add_output_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from data.loaders import load_dataset
+    from training.core import evaluate_model
+
+    model_dir = model_folder(args.model)
+    dataset = load_dataset(args.data_path)
+    if args.split not in dataset:
+        from training.common.errors import InputError
+
+        raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
+    max_length, stride = window_settings(model_dir)
+    result = evaluate_model(
+        model_dir, None, dataset[args.split], max_length=max_length, stride=stride, batch_size=args.batch_size
+    )
+    record = {
+        "model": str(model_dir),
+        "data": str(args.data_path),
+        "split": args.split,
+        "dataset_fingerprint": dataset.fingerprint,
+        "num_documents": result.num_documents,
+        "truncated_words": result.truncated_words,
+        "metrics": result.metrics,
+    }
+    if args.output:
+        atomic_write_json(args.output, record)
+    if args.json:
+        print_json(record)
+        return 0
+    print_table(f"{args.split}: {result.num_documents} documents", ("metric", "value"), metric_rows(result.metrics))
+    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.metrics))
+    if result.truncated_words:
+        note(args, f"{result.truncated_words} words fell outside every window and were scored as O")
+    return 0

@@ -1,0 +1,54 @@
+"""`training final`: refit the best config of a study on all training data, through a chosen backend."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.cli.output import add_output_options, metric_rows, note, print_json, print_table
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("final", help="final (refit) training of a best config")
+    parser.add_argument("best_config", type=Path, help="best_config.json written by a sweep")
+    parser.add_argument("--data-path", help="data folder or file (default: the one in the best config)")
+    parser.add_argument("--output", type=Path, required=True, help="final run folder")
+    parser.add_argument("--backend", choices=["local", "subprocess", "torchrun", "azure"], default="local")
+    parser.add_argument("--nproc-per-node", type=int, default=1, help="processes for the torchrun backend")
+    parser.add_argument("--execution", type=Path, help="execution/<name>.yaml (Azure compute and resources)")
+    parser.add_argument("--dry-run", action="store_true", help="write the job (Azure: job YAML) without running it")
+    parser.add_argument("--force", action="store_true", help="train again even if an identical run finished")
+    add_output_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.config import BestConfig, load_execution_config
+    from training.execution import execute_final_training
+
+    best = BestConfig.load(args.best_config)
+    execution = load_execution_config(args.execution) if args.execution else None
+    job = execute_final_training(
+        best,
+        data_path=args.data_path,
+        output_dir=args.output,
+        backend=args.backend,
+        nproc_per_node=args.nproc_per_node,
+        execution_config=execution,
+        force=args.force,
+        dry_run=args.dry_run,
+    )
+    if args.dry_run:
+        summary = {"job": job.id, "status": job.status, "outputs": str(job.outputs)}
+        print_json(summary) if args.json else note(args, f"dry run: job written to {job.outputs}")
+        return 0
+    job.wait()
+    from training.core.run_folder import RunFolder
+
+    record = RunFolder(Path(job.outputs)).read_metrics() or {}
+    if args.json:
+        print_json({"job": job.id, "status": job.status, "outputs": str(job.outputs), "metrics": record.get("best")})
+        return 0
+    print_table(f"final training {job.id}: {job.status}", ("metric", "value"), metric_rows(record.get("best") or {}))
+    note(args, f"final run folder: {job.outputs}")
+    return 0

@@ -1,0 +1,61 @@
+"""`training predict`: entity spans of texts (arguments, a file, or standard input)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+from training.cli.output import print_table
+from training.cli.run_paths import model_folder, window_settings
+from training.common.errors import InputError
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("predict", help="find entities in text with a saved model")
+    parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
+    parser.add_argument("text", nargs="*", help="texts to tag (default: one text per line of --file or stdin)")
+    parser.add_argument("--file", type=Path, help="read one text per line from this file")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per text (JSON lines)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.set_defaults(func=run)
+
+
+def _texts(args: argparse.Namespace) -> list[str]:
+    if args.text:
+        return list(args.text)
+    if args.file:
+        try:
+            lines = args.file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as error:
+            raise InputError(f"{args.file}: cannot read the file ({error})") from error
+    else:
+        lines = sys.stdin.read().splitlines()
+    texts = [line for line in lines if line.strip()]
+    if not texts:
+        raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
+    return texts
+
+
+def run(args: argparse.Namespace) -> int:
+    import json
+
+    from training.core.predict import Predictor
+
+    texts = _texts(args)
+    model_dir = model_folder(args.model)
+    max_length, stride = window_settings(model_dir)
+    predictor = Predictor.from_folder(model_dir, max_length=max_length, stride=stride, batch_size=args.batch_size)
+    results = predictor(texts)
+    if args.json:
+        for text, entities in zip(texts, results, strict=True):
+            print(json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=False))
+        return 0
+    rows = [
+        (index, e.label, e.text, f"{e.start}-{e.end}", e.score)
+        for index, entities in enumerate(results)
+        for e in entities
+    ]
+    print_table(f"entities in {len(texts)} text(s)", ("text #", "label", "entity", "chars", "score"), rows)
+    return 0

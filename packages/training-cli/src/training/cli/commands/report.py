@@ -1,0 +1,78 @@
+"""`training report`: HTML and PNG report of a run folder, or of a study folder through a plugin."""
+
+from __future__ import annotations
+
+import argparse
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from training.cli.output import note, print_json
+from training.common.errors import InputError
+
+REPORT_PLUGINS = "training.cli.reports"
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("report", help="write an HTML + PNG report of a run or study folder")
+    parser.add_argument("folder", type=Path, help="a run folder (metrics.json) or a study folder")
+    parser.add_argument("--output", type=Path, help="report folder (default: FOLDER/report)")
+    parser.add_argument("--data-path", help="data to compute the entity-type confusion on (default: the run's)")
+    parser.add_argument("--json", action="store_true", help="print the report path as JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not args.folder.is_dir():
+        raise InputError(f"{args.folder}: no such folder")
+    out_dir = args.output or args.folder / "report"
+    if (args.folder / "metrics.json").is_file():
+        page = _run_report(args, out_dir)
+    else:
+        page = _plugin_report(args.folder, out_dir)
+    if args.json:
+        print_json({"report": str(page)})
+    else:
+        note(args, f"report: {page}")
+        print(page)
+    return 0
+
+
+def _run_report(args: argparse.Namespace, out_dir: Path) -> Path:
+    from training.cli.report import entity_confusion, write_run_report
+
+    confusion = None
+    model_dir = args.folder / "model"
+    data_path = args.data_path or _run_data_path(args.folder)
+    if model_dir.is_dir() and data_path:
+        from data.loaders import load_dataset
+        from training.cli.run_paths import window_settings
+        from training.core import evaluate_model
+
+        dataset = load_dataset(data_path)
+        split = next((name for name in ("validation", "test", "train") if name in dataset), "train")
+        max_length, stride = window_settings(model_dir)
+        result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
+        confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
+    return write_run_report(args.folder, out_dir, confusion)
+
+
+def _run_data_path(run_dir: Path) -> str | None:
+    config_file = run_dir / "config.yaml"
+    if not config_file.is_file():
+        return None
+    from training.config import TrainingConfig
+
+    config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    return config.data.path if config.data.path and Path(config.data.path).exists() else None
+
+
+def _plugin_report(folder: Path, out_dir: Path) -> Path:
+    """Ask each installed report plugin (e.g. training-hpo for study folders) whether it knows the folder."""
+    for entry in entry_points(group=REPORT_PLUGINS):
+        page = entry.load()(folder, out_dir)
+        if page is not None:
+            return Path(page)
+    raise InputError(
+        f"{folder}: neither a run folder (metrics.json) nor a folder an installed plugin reports on "
+        "(study folders need training-hpo)"
+    )

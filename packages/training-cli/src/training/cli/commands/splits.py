@@ -1,0 +1,52 @@
+"""`training splits`: write document-level k-fold splits for a data set."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.cli.commands.common import add_config_options, load_config, load_config_dataset
+from training.cli.output import add_output_options, note, print_json, print_table
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("splits", help="write k-fold cross-validation splits (splits.json)")
+    add_config_options(parser)
+    parser.add_argument("-k", "--folds", type=int, default=5)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--no-stratify", action="store_true", help="do not balance entity types across folds")
+    parser.add_argument("--group-by", choices=["group"], help="keep documents of one group in one fold")
+    parser.add_argument("--output", type=Path, default=Path("splits.json"))
+    add_output_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from training.core.cv_utils import create_kfold_splits
+
+    dataset = load_config_dataset(load_config(args))
+    splits = create_kfold_splits(
+        dataset, args.folds, seed=args.seed, stratify=not args.no_stratify, group_by=args.group_by
+    )
+    path = splits.save(args.output)
+    if args.json:
+        print_json(
+            {
+                "path": str(path),
+                "folds": [
+                    {"train": len(f.train_indices), "validation": len(f.validation_indices)} for f in splits.folds
+                ],
+                "dataset_fingerprint": splits.dataset_fingerprint,
+                "notes": list(splits.notes),
+            }
+        )
+        return 0
+    print_table(
+        f"{splits.k} folds of {len(dataset['train'])} documents",
+        ("fold", "train", "validation"),
+        [(f.index, len(f.train_indices), len(f.validation_indices)) for f in splits.folds],
+    )
+    for line in splits.notes:
+        note(args, line)
+    note(args, f"wrote {path}")
+    return 0

@@ -1,0 +1,48 @@
+"""`training train`: one training run from a config folder into a run folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from training.cli.commands.common import add_config_options, load_config, load_config_dataset
+from training.cli.output import add_output_options, entity_rows, metric_rows, note, print_json, print_table
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = commands.add_parser("train", help="train a model from a config folder")
+    add_config_options(parser)
+    parser.add_argument("--output", type=Path, required=True, help="run folder to write (resumed if it exists)")
+    parser.add_argument("--restart", action="store_true", help="ignore a previous run in the folder")
+    add_output_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = load_config(args)
+    dataset = load_config_dataset(config)
+    for line in dataset.report.lines():
+        note(args, line)
+    from training.cli.progress import ProgressBar
+    from training.core import train_model
+
+    bar = ProgressBar(config.training.metric_for_best, enabled=not (args.quiet or args.json))
+    result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart)
+    if args.json:
+        print_json(
+            {
+                "output_dir": str(result.output_dir),
+                "best_epoch": result.best_epoch,
+                "metrics": result.best_metrics,
+                "stopped_early": result.stopped_early,
+            }
+        )
+        return 0
+    print_table(
+        f"best of {len(result.history)} evaluations (epoch {result.best_epoch})",
+        ("metric", "value"),
+        metric_rows(result.best_metrics),
+    )
+    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.best_metrics))
+    note(args, f"run folder: {result.output_dir}")
+    return 0

@@ -1,0 +1,125 @@
+"""A run folder's report: learning curves, per-entity F1 and the confusion of entity types, as PNG and HTML."""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from training.common.atomic import atomic_write_text
+from training.common.errors import InputError
+from training.common.optional import require
+
+
+def write_run_report(run_dir: Path, out_dir: Path, confusion: dict[str, Counter[str]] | None = None) -> Path:
+    """Write PNG plots and `index.html` for a training run folder; returns the HTML path."""
+    metrics_file = run_dir / "metrics.json"
+    if not metrics_file.is_file():
+        raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
+    record = json.loads(metrics_file.read_text(encoding="utf-8"))
+    require("matplotlib", "training report")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    figures = [_learning_curves(record.get("history", []), out_dir / "learning_curves.png")]
+    per_entity = (record.get("best") or {}).get("per_entity") or {}
+    if per_entity:
+        figures.append(_entity_f1(per_entity, out_dir / "entity_f1.png"))
+    if confusion:
+        figures.append(_confusion(confusion, out_dir / "entity_confusion.png"))
+    page = out_dir / "index.html"
+    atomic_write_text(page, _html(run_dir, record, figures))
+    return page
+
+
+def entity_confusion(
+    references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]
+) -> dict[str, Counter[str]]:
+    """Word-level confusion of entity types (B-/I- dropped): gold type -> counts of predicted types."""
+    table: dict[str, Counter[str]] = {}
+    for gold_tags, predicted_tags in zip(references, predictions, strict=True):
+        for gold, predicted in zip(gold_tags, predicted_tags, strict=True):
+            table.setdefault(gold[2:] or "O", Counter())[predicted[2:] or "O"] += 1
+    return table
+
+
+def _learning_curves(history: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    steps = [entry["step"] for entry in history]
+    for key in ("entity_f1", "entity_precision", "entity_recall", "macro_f1"):
+        left.plot(steps, [entry.get(key, 0.0) for entry in history], marker="o", label=key)
+    left.set(xlabel="optimizer step", ylabel="score", title="validation scores", ylim=(0, 1.02))
+    left.legend()
+    right.plot(steps, [entry.get("loss", 0.0) for entry in history], marker="o", color="tab:red")
+    right.set(xlabel="optimizer step", ylabel="loss", title="validation loss")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _entity_f1(per_entity: dict[str, dict[str, Any]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+
+    labels = sorted(per_entity)
+    figure, axes = plt.subplots(figsize=(max(5, len(labels) * 0.9), 4))
+    bars = axes.bar(labels, [per_entity[label]["f1"] for label in labels], color="tab:blue")
+    axes.bar_label(bars, labels=[f"n={per_entity[label]['support']}" for label in labels], fontsize=8)
+    axes.set(ylabel="F1", title="best checkpoint: F1 per entity type", ylim=(0, 1.1))
+    axes.tick_params(axis="x", rotation=30)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    types = sorted(set(confusion) | {p for row in confusion.values() for p in row})
+    matrix = np.array([[confusion.get(gold, Counter())[predicted] for predicted in types] for gold in types], float)
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    figure, axes = plt.subplots(figsize=(1 + len(types) * 0.8, 1 + len(types) * 0.7))
+    axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    axes.set_xticks(range(len(types)), types, rotation=45, ha="right")
+    axes.set_yticks(range(len(types)), types)
+    for row in range(len(types)):
+        for column in range(len(types)):
+            if matrix[row, column]:
+                axes.text(
+                    column,
+                    row,
+                    int(matrix[row, column]),
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if shares[row, column] > 0.5 else "black",
+                )
+    axes.set(xlabel="predicted", ylabel="gold", title="entity types per word")
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def _html(run_dir: Path, record: dict[str, Any], figures: list[Path]) -> str:
+    best = record.get("best") or {}
+    rows = "".join(
+        f"<tr><td>{html.escape(key)}</td><td>{value:.4f}</td></tr>"
+        for key, value in sorted(best.items())
+        if isinstance(value, float)
+    )
+    images = "".join(f'<figure><img src="{html.escape(f.name)}" alt="{html.escape(f.stem)}"></figure>' for f in figures)
+    return (
+        f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {html.escape(run_dir.name)}"
+        "</title><style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}img{max-width:100%}</style>"
+        f"</head><body><h1>Run {html.escape(str(run_dir))}</h1><p>best epoch {record.get('best_epoch')}, "
+        f"status {html.escape(str(record.get('status')))}</p><table>{rows}</table>{images}</body></html>\n"
+    )

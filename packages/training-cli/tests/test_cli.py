@@ -1,0 +1,90 @@
+"""The `training` command driven as a user would: subprocesses, real arguments, real files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+
+def test_help_lists_every_command(cli) -> None:
+    completed = cli("--help")
+    assert completed.returncode == 0
+    for command in ("train", "evaluate", "predict", "splits", "final", "lineage", "report", "demo"):
+        assert command in completed.stdout
+
+
+def test_train_prints_json_metrics_and_writes_the_run_folder(cli, config_dir: Path, tmp_path: Path) -> None:
+    completed = cli("train", "--config-dir", str(config_dir), "--output", str(tmp_path / "run"), "--json")
+    assert completed.returncode == 0, completed.stderr
+    result = json.loads(completed.stdout)
+    assert 0.0 <= result["metrics"]["entity_f1"] <= 1.0 and result["best_epoch"] == 1
+    assert (tmp_path / "run/model/model.safetensors").is_file()
+
+
+def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config_dir: Path) -> None:
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(config_dir / "resumes"), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    record = json.loads(evaluated.stdout)
+    assert record["split"] == "test" and record["num_documents"] > 0 and "per_entity" in record["metrics"]
+
+    text = "Anna Kowalczyk works at Siemens in Warsaw."
+    predicted = cli("predict", str(trained_run), text, "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    line = json.loads(predicted.stdout.splitlines()[0])
+    assert line["text"] == text
+    for entity in line["entities"]:
+        assert text[entity["start"] : entity["end"]] == entity["text"]
+
+    from_stdin = cli("predict", str(trained_run / "model"), "--json", input=f"{text}\nSecond line here.\n")
+    assert from_stdin.returncode == 0 and len(from_stdin.stdout.splitlines()) == 2
+
+    reported = cli("report", str(trained_run), "--json")
+    assert reported.returncode == 0, reported.stderr
+    page = Path(json.loads(reported.stdout)["report"])
+    assert page.is_file() and "learning_curves.png" in page.read_text()
+    for name in ("learning_curves.png", "entity_f1.png", "entity_confusion.png"):
+        image = page.parent / name
+        assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
+
+
+def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
+    completed = cli(
+        "splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(tmp_path / "s.json"), "--json"
+    )
+    assert completed.returncode == 0, completed.stderr
+    folds = json.loads(completed.stdout)["folds"]
+    assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        (["train", "--output", "X", "--set", "training.lerning_rate=1"], "did you mean 'learning_rate'"),
+        (["train", "--output", "X", "--set", "training.learning_rate=abc"], "training.learning_rate: expected"),
+        (["train", "--output", "X", "--backbone", "nope"], "no such model config"),
+        (["train", "--output", "X", "--set", "oops"], "expected key=value"),
+        (["train", "--output", "X", "--data-path", "/does/not/exist"], "/does/not/exist: no such file or folder"),
+        (["splits", "-k", "1"], "k"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(cli, config_dir: Path, arguments: list[str], message: str) -> None:
+    completed = cli(*arguments[:1], "--config-dir", str(config_dir), *arguments[1:])
+    assert completed.returncode == 2, completed.stderr
+    assert message in completed.stderr and "Traceback" not in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
+    data = tmp_path / "broken"
+    data.mkdir()
+    (data / "train.jsonl").write_text('{"text": "Anna", "annotations": [[0, 9, "PERSON"]]}\n')
+    completed = cli("train", "--config-dir", str(config_dir), "--data-path", str(data), "--output", str(tmp_path / "r"))
+    assert completed.returncode == 2
+    assert "train.jsonl:1: annotation [0, 9, 'PERSON'] is out of range" in completed.stderr
+
+
+def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
+    completed = cli("predict", str(tmp_path), "some text")
+    assert completed.returncode == 2 and "not a model folder" in completed.stderr
