@@ -80,7 +80,8 @@ def test_same_seed_gives_the_same_metrics(tiny_config: TrainingConfig, dataset: 
     first = train_model(tiny_config, dataset, tmp_path / "a")
     second = train_model(tiny_config, dataset, tmp_path / "b")
     assert first.history == second.history
-    assert (tmp_path / "a/model/model.safetensors").read_bytes() == (tmp_path / "b/model/model.safetensors").read_bytes()
+    weights = "model/model.safetensors"
+    assert (tmp_path / "a" / weights).read_bytes() == (tmp_path / "b" / weights).read_bytes()
     other = train_model(config_with(tiny_config, **{"training.seed": 1}), dataset, tmp_path / "c")
     assert other.history != first.history
 
@@ -93,7 +94,8 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     with pytest.raises(Interrupt):
         train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])
     state = json.loads((tmp_path / "resumed/checkpoint/trainer_state.json").read_text())
-    assert state["next_epoch"] == 1 and json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
+    assert state["next_epoch"] == 1
+    assert json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
     resumed = train_model(config, dataset, tmp_path / "resumed")
     assert resumed.history == straight.history
     assert resumed.best_metrics == straight.best_metrics

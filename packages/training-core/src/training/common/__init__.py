@@ -4,7 +4,7 @@ This is the bottom layer: it imports only the standard library.
 """
 
 from training.common.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
-from training.common.errors import ConfigError, DataError, InputError, TrainingError
+from training.common.errors import ConfigError, DataError, ExecutionError, InputError, TrainingError
 from training.common.fingerprint import canonical_json, fingerprint, fingerprint_items
 from training.common.lazy import attach
 from training.common.optional import MissingDependencyError, require
@@ -12,6 +12,7 @@ from training.common.optional import MissingDependencyError, require
 __all__ = [
     "ConfigError",
     "DataError",
+    "ExecutionError",
     "InputError",
     "MissingDependencyError",
     "TrainingError",

@@ -19,3 +19,13 @@ class ConfigError(InputError):
 
 class DataError(InputError):
     """A data set is unreadable or inconsistent; the message names file, line and problem."""
+
+
+class ExecutionError(TrainingError):
+    """A job failed or did not finish: the message names the job, its exit code or status and its log's tail."""
+
+    def __init__(self, message: str, returncode: int | None = None) -> None:
+        super().__init__(message)
+        self.returncode = returncode
+        if returncode == InputError.exit_code:  # the job stopped on bad input: report it as such
+            self.exit_code = InputError.exit_code

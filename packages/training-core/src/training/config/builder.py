@@ -37,7 +37,8 @@ def build_training_config(
 
     `args` may be an argparse Namespace (unrelated attributes are ignored) or a mapping (unknown keys
     are errors). Recognised: `backbone`, `data`, `set` (a list of `a.b=value`), dotted keys, and plain
-    field names such as `learning_rate`. Values given here are explicit, so `data.path` may point anywhere.
+    field names such as `learning_rate`. Values given here are explicit, so `data.path` may point anywhere
+    (a relative one is relative to the working directory).
     """
     folder = Path(config_dir)
     if not folder.is_dir():
@@ -121,11 +122,12 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
 
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
-    """Make `data.path` absolute; a path written in a config file must stay inside the config folder."""
+    """Make `data.path` absolute: a path written in a config file is relative to the config folder and must stay
+    inside it; one given as an argument is relative to the working directory."""
     if config.data.path is None:
         return config
     given = Path(config.data.path).expanduser()
-    resolved = (given if given.is_absolute() else folder / given).resolve()
+    resolved = (given if given.is_absolute() else (folder if from_yaml else Path.cwd()) / given).resolve()
     if from_yaml and not config.data.allow_external_paths and not resolved.is_relative_to(folder.resolve()):
         raise ConfigError(
             f"{data_file}: data.path: {config.data.path!r} resolves outside the config folder {folder}; "

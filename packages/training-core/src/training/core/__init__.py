@@ -11,20 +11,31 @@ from training.core._version import __version__
 __getattr__, __dir__, _names = attach(
     __name__,
     {
+        "Callback": "training.core.callbacks",
+        "Entity": "training.core.predict",
+        "EvaluationResult": "training.core.evaluator",
+        "Predictor": "training.core.predict",
+        "RunContext": "training.core.run_context",
+        "TrainResult": "training.core.trainer",
+        "TrainerState": "training.core.callbacks",
         "compute_metrics": "training.core.metrics",
         "create_kfold_splits": "training.core.cv_utils",
         "create_model_and_tokenizer": "training.core.model",
         "evaluate_model": "training.core.evaluator",
+        "load_model": "training.core.model",
         "predict": "training.core.predict",
+        "save_model": "training.core.model",
         "train_model": "training.core.trainer",
     },
 )
 __all__ = ["__version__", *_names]
 
 if TYPE_CHECKING:
+    from training.core.callbacks import Callback, TrainerState
     from training.core.cv_utils import create_kfold_splits
-    from training.core.evaluator import evaluate_model
+    from training.core.evaluator import EvaluationResult, evaluate_model
     from training.core.metrics import compute_metrics
-    from training.core.model import create_model_and_tokenizer
-    from training.core.predict import predict
-    from training.core.trainer import train_model
+    from training.core.model import create_model_and_tokenizer, load_model, save_model
+    from training.core.predict import Entity, Predictor, predict
+    from training.core.run_context import RunContext
+    from training.core.trainer import TrainResult, train_model

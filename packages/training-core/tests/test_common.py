@@ -1,0 +1,116 @@
+"""Shared foundations: atomic files, the content fingerprint, optional dependencies, lazy names, errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from training.common import (
+    ConfigError,
+    DataError,
+    InputError,
+    MissingDependencyError,
+    TrainingError,
+    atomic_directory,
+    atomic_write_json,
+    atomic_write_text,
+    attach,
+    canonical_json,
+    fingerprint,
+    fingerprint_items,
+    require,
+)
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) -> None:
+    target = tmp_path / "run" / "metrics.json"
+    atomic_write_json(target, {"b": 1, "a": [1.5, "é"]})
+    atomic_write_json(target, {"b": 2})
+    assert json.loads(target.read_text(encoding="utf-8")) == {"b": 2}
+    assert [p.name for p in target.parent.iterdir()] == ["metrics.json"]
+
+
+def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
+    target = atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
+    assert mode(target) == 0o666 & ~umask()
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
+    target = atomic_write_text(tmp_path / "a.json", "old")
+    with pytest.raises(TypeError):
+        atomic_write_json(target, {"x": object()})
+    assert target.read_text(encoding="utf-8") == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+def test_atomic_directory_swaps_in_a_complete_folder(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("1", encoding="utf-8")
+        assert not target.exists()
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("2", encoding="utf-8")
+    assert (target / "weights").read_text(encoding="utf-8") == "2"
+    assert mode(target) == 0o777 & ~umask()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_atomic_directory_leaves_the_target_alone_on_error(tmp_path: Path) -> None:
+    target = tmp_path / "model"
+    with atomic_directory(target) as staging:
+        (staging / "weights").write_text("1", encoding="utf-8")
+    with pytest.raises(RuntimeError), atomic_directory(target) as staging:
+        (staging / "weights").write_text("half", encoding="utf-8")
+        raise RuntimeError("interrupted")
+    assert (target / "weights").read_text(encoding="utf-8") == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_fingerprint_ignores_key_order_and_sees_every_value() -> None:
+    assert canonical_json({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
+    assert fingerprint({"a": 1, "b": [1, 2]}) == fingerprint({"b": [1, 2], "a": 1})
+    assert fingerprint({"a": 1, "b": [1, 2]}) != fingerprint({"a": 1, "b": [2, 1]})
+    assert fingerprint_items([{"a": 1}]) == fingerprint({"a": 1})
+    assert fingerprint_items([[1], [2]]) != fingerprint_items([[1, 2]])
+    with pytest.raises(ValueError):
+        fingerprint(float("nan"))
+
+
+def test_require_names_the_install_command() -> None:
+    assert require("json", "a test").dumps([]) == "[]"
+    with pytest.raises(MissingDependencyError) as caught:
+        require("no_such_module_xyz", "a test")
+    assert str(caught.value) == (
+        "a test needs 'no_such_module_xyz', which is not installed: pip install no_such_module_xyz"
+    )
+    assert isinstance(caught.value, ImportError)
+
+
+def test_attach_resolves_names_on_first_use() -> None:
+    getattr_, dir_, all_ = attach("pkg", {"dumps": "json", "missing": "no_such_module_xyz"})
+    assert all_ == ["dumps", "missing"] == dir_()
+    assert getattr_("dumps") is json.dumps
+    with pytest.raises(AttributeError, match="module 'pkg' has no attribute 'loads'"):
+        getattr_("loads")
+    with pytest.raises(ModuleNotFoundError):
+        getattr_("missing")  # not an optional dependency we know: the plain error stands
+
+
+def test_error_hierarchy_and_exit_codes() -> None:
+    assert issubclass(ConfigError, InputError) and issubclass(DataError, InputError)
+    assert issubclass(InputError, TrainingError)
+    assert (TrainingError.exit_code, InputError.exit_code, ConfigError.exit_code) == (1, 2, 2)

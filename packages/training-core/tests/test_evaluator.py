@@ -1,0 +1,99 @@
+"""Word-level evaluation with sliding windows (`training.core.evaluator`)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from data.documents import Document
+from training.common.errors import InputError
+from training.core.evaluator import EvaluationResult, evaluate_model
+from training.core.features import Collator, encode_documents
+from training.core.model import save_model
+
+TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+RATIOS = ("entity_precision", "entity_recall", "entity_f1", "macro_precision", "macro_recall", "macro_f1")
+
+
+def fit(model: torch.nn.Module, tokenizer, documents, epochs: int = 12) -> torch.nn.Module:
+    """A short plain training loop, enough for the tiny BERT to learn the tags of a few sentences by heart."""
+    windows = encode_documents(documents, tokenizer, TAGS, max_length=64, stride=8).windows
+    collator = Collator(tokenizer.pad_token_id)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=5e-3)
+    generator = torch.Generator().manual_seed(0)
+    model.train()
+    for _ in range(epochs):
+        for batch_indices in torch.randperm(len(windows), generator=generator).split(16):
+            loss = model(**collator([windows[i] for i in batch_indices])).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    return model
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_tokenizer_and_model, ner_documents):
+    """(tokenizer, model) fitted on the corpus sentences."""
+    tokenizer, model = tiny_tokenizer_and_model()
+    torch.manual_seed(0)
+    return tokenizer, fit(model, tokenizer, ner_documents)
+
+
+def long_document(documents) -> Document:
+    return Document.from_words(
+        "long", [w.text for doc in documents for w in doc.words], [t for doc in documents for t in doc.tags]
+    )
+
+
+def test_a_model_that_learnt_the_data_scores_high_and_every_metric_is_a_ratio(trained, ner_documents):
+    tokenizer, model = trained
+
+    result = evaluate_model(model, tokenizer, ner_documents)
+
+    assert isinstance(result, EvaluationResult)
+    assert result.num_documents == 40 and result.truncated_words == 0
+    assert all(0.0 <= result.metrics[key] <= 1.0 for key in (*RATIOS, "token_accuracy"))
+    assert result.metrics["entity_f1"] > 0.8 and result.metrics["token_accuracy"] > 0.9
+    assert set(result.metrics["per_entity"]) == {"PER", "ORG", "LOC"}
+    assert [len(tags) for tags in result.predictions] == [len(doc.words) for doc in ner_documents]
+    assert all(tag in TAGS for tags in result.predictions for tag in tags)
+
+
+def test_long_documents_are_scored_through_overlapping_windows(trained, ner_documents):
+    tokenizer, model = trained
+    documents = [long_document(ner_documents[:20]), long_document(ner_documents[20:])]
+
+    windowed = evaluate_model(model, tokenizer, documents, max_length=16, stride=4, batch_size=4)
+
+    assert windowed.num_documents == 2 and windowed.truncated_words == 0
+    assert [len(tags) for tags in windowed.predictions] == [len(doc.words) for doc in documents]
+    assert all(0.0 <= windowed.metrics[key] <= 1.0 for key in RATIOS)
+    gold_entities = sum(row["support"] for row in windowed.metrics["per_entity"].values())
+    assert gold_entities == sum(len(doc.spans) for doc in documents)
+
+
+def test_an_untrained_model_gets_valid_low_scores(tiny_tokenizer_and_model, ner_documents):
+    tokenizer, model = tiny_tokenizer_and_model()
+
+    result = evaluate_model(model, tokenizer, ner_documents, max_length=32, stride=8)
+
+    assert all(0.0 <= result.metrics[key] <= 1.0 for key in (*RATIOS, "token_accuracy"))
+    assert result.metrics["entity_f1"] < 0.5
+
+
+def test_a_saved_model_folder_evaluates_like_the_model_in_memory(trained, ner_documents, tmp_path):
+    tokenizer, model = trained
+    folder = save_model(model, tokenizer, tmp_path / "model")
+
+    from_folder = evaluate_model(folder, None, ner_documents[:10], device="cpu")
+
+    assert from_folder == evaluate_model(model, tokenizer, ner_documents[:10])
+    assert json.loads(json.dumps(from_folder.to_dict())) == from_folder.to_dict()
+    assert set(from_folder.to_dict()) == {"metrics", "predictions", "truncated_words", "num_documents"}
+
+
+def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents):
+    with pytest.raises(InputError, match=r"tokenizer: missing; pass the model's tokenizer or a saved model folder"):
+        evaluate_model(trained[1], None, ner_documents)

@@ -1,0 +1,124 @@
+"""File readers: UTF-8 text, format detection, JSON arrays and lines, CoNLL columns, with line numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data.formats import Record, detect_format, read_records, read_text
+from training.common.errors import DataError
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def records(path: Path, format: str) -> list[Record]:
+    return list(read_records(path, read_text(path), format))
+
+
+def test_read_text_accepts_a_byte_order_mark(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", "\ufeff{}".encode())
+    assert read_text(path) == "{}"
+
+
+def test_read_text_names_the_line_of_a_non_utf8_byte(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
+    with pytest.raises(DataError, match=r"a\.jsonl:2: not valid UTF-8 \(byte 0xe9 at offset 28\); re-encode"):
+        read_text(path)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("a.jsonl", '{"text": "x", "annotations": []}\n', "spans"),
+        ("a.json", '[{"tokens": ["x"], "tags": ["O"]}]', "tokens"),
+        ("a.ndjson", '\n{"tokens": ["x"], "ner_tags": ["O"]}\n', "tokens"),
+        ("a.conll", "x O\n", "conll"),
+        ("a.iob", "x O\n", "conll"),
+        ("a.txt", "x O\n", "conll"),
+        ("a.jsonl", "", "spans"),
+    ],
+)
+def test_detect_format(tmp_path: Path, name: str, content: str, expected: str) -> None:
+    path = write(tmp_path / name, content)
+    assert detect_format(path, content) == expected
+
+
+def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.csv", "x,O\n")
+    with pytest.raises(DataError, match=r"a\.csv: unknown file type '\.csv'; expected one of .*or pass format="):
+        detect_format(path, "x,O\n")
+
+
+def test_detect_format_names_a_record_of_neither_kind(tmp_path: Path) -> None:
+    content = '\n{"words": ["x"]}\n'
+    path = write(tmp_path / "a.jsonl", content)
+    with pytest.raises(DataError, match=r"a\.jsonl:2: cannot tell the format: .*found keys \['words'\]"):
+        detect_format(path, content)
+
+
+def test_json_lines_keep_their_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", '{"id": 1}\n\n{"id": 2}\n')
+    assert [(r.line, r.fields) for r in records(path, "spans")] == [(1, {"id": 1}), (3, {"id": 2})]
+
+
+def test_json_array_elements_keep_their_line_numbers(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.json", '[\n  {"id": 1},\n\n  {"id": 2,\n   "x": 0}\n]\n')
+    assert [(r.line, r.fields["id"]) for r in records(path, "spans")] == [(2, 1), (4, 2)]
+
+
+def test_empty_json_array_has_no_records(tmp_path: Path) -> None:
+    assert records(write(tmp_path / "a.json", " [ ]\n"), "spans") == []
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ('{"id": 1}\n{"id": 2,}\n', r"a\.json:2: invalid JSON: Expecting property name"),
+        ('[\n {"id": 1},\n {"id" 2}\n]', r"a\.json:3: invalid JSON: Expecting ':' delimiter \(column 8\)"),
+        ('[\n {"id": 1}\n {"id": 2}\n]', r"a\.json:3: invalid JSON: expected ',' or ']' after an array element"),
+        ('[\n {"id": 1},\n]\n', r"a\.json:3: invalid JSON: trailing comma before '\]'"),
+        ('[\n {"id": 1}\n]\n{"id": 2}\n', r"a\.json:4: invalid JSON: unexpected content after the closing '\]'"),
+        ('[\n {"id": 1}', r"a\.json:2: invalid JSON: expected ',' or ']' after an array element"),
+        ('[\n {"id": 1},\n "text"\n]', r"a\.json:3: expected a JSON object per document, got str"),
+        ('{"id": 1}\n[1, 2]\n', r"a\.json:2: expected a JSON object per document, got list"),
+    ],
+)
+def test_malformed_json_names_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    path = write(tmp_path / "a.json", content)
+    with pytest.raises(DataError, match=message):
+        records(path, "spans")
+
+
+def test_conll_sentences_documents_and_columns(tmp_path: Path) -> None:
+    content = (
+        "-DOCSTART- -X- -X- O\n\n"
+        "John NNP B-NP B-PER\nSmith NNP I-NP I-PER\n\n"
+        "Paris NNP B-NP B-LOC\n"
+        "-DOCSTART- -X- -X- O\n"
+        "Acme\tB-ORG\n"
+    )
+    found = records(write(tmp_path / "a.conll", content), "conll")
+    assert [(r.line, r.fields, r.group) for r in found] == [
+        (3, {"tokens": ["John", "Smith"], "tags": ["B-PER", "I-PER"]}, "doc1"),
+        (6, {"tokens": ["Paris"], "tags": ["B-LOC"]}, "doc1"),
+        (8, {"tokens": ["Acme"], "tags": ["B-ORG"]}, "doc2"),
+    ]
+
+
+def test_conll_line_without_a_tag(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.conll", "John B-PER\nSmith\n")
+    with pytest.raises(DataError, match=r"a\.conll:2: expected a token and a tag separated by whitespace, got 'Smith'"):
+        records(path, "conll")
+
+
+def test_unknown_format_name(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", "")
+    with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):
+        records(path, "csv")

