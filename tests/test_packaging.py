@@ -130,4 +130,5 @@ def test_only_compat_ships_a_training_init() -> None:
 def test_the_workspace_lists_every_distribution() -> None:
     with (ROOT / "hatch.toml").open("rb") as handle:
         members = tomllib.load(handle)["envs"]["default"]["workspace"]["members"]
-    assert sorted(members) == sorted(f"packages/{distribution}" for distribution in SHIPS)
+    paths = [member["path"] if isinstance(member, dict) else member for member in members]
+    assert sorted(paths) == sorted(f"packages/{distribution}" for distribution in SHIPS)
