@@ -192,3 +192,11 @@ def test_basic_training_example_on_the_packaged_minilm(ner_config_dir: Path, tmp
     assert model.config.hidden_size == 384 and tokenizer.is_fast
     assert 0.0 <= metrics["entity_f1"] <= 1.0
     assert (tmp_path / "run/model/model.safetensors").is_file()
+
+
+def test_keep_last_keeps_the_final_epoch_whatever_its_score(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    config = config_with(tiny_config, **{"training.num_epochs": 3, "training.keep": "last"})
+    result = train_model(config, dataset, tmp_path / "run")
+    assert result.best_epoch == 3 and result.best_metrics["entity_f1"] == result.history[-1]["entity_f1"]

@@ -75,6 +75,9 @@ class OptimizationConfig(Section):
     metric_for_best: Metric = "entity_f1"
     eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
     early_stopping_patience: int | None = Field(default=None, ge=1)
+    keep: Literal["best", "last"] = Field(
+        default="best", description="which evaluated model the run keeps; a refit keeps the last (no selection on test)"
+    )
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
     group_by_length: bool = True

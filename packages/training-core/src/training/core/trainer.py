@@ -472,8 +472,10 @@ class _Trainer:
         self.state.history.append(entry)
         name = self.params.metric_for_best
         value = float(metrics[name])
-        improved = self.state.best_metric is None or (
-            value < self.state.best_metric if name == "loss" else value > self.state.best_metric
+        improved = (
+            self.params.keep == "last"
+            or self.state.best_metric is None
+            or (value < self.state.best_metric if name == "loss" else value > self.state.best_metric)
         )
         if improved:
             self.state.best_metric, self.state.best_epoch = value, self.state.epoch + 1

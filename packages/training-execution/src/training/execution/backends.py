@@ -1,0 +1,122 @@
+"""Backends that run a `job.json`: in this process, in a fresh Python process, with torchrun, or on Azure ML.
+
+Each takes the spec as a file (never through environment variables) and returns a `JobHandle`;
+`prepare` writes what a run needs and returns the command without starting anything (a dry run).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Protocol
+
+from data.loaders import Dataset
+from training.common.errors import ConfigError
+from training.common.optional import require
+from training.core.run_folder import RunFolder
+from training.execution.handle import CompletedJob, JobHandle, PreparedJob, ProcessJob
+from training.execution.job_spec import BACKENDS, JobSpec
+from training.execution.runner import run_job
+
+RUNNER_MODULE = "training.execution.runner"
+JOB_LOG = "job.log"
+
+
+class Backend(Protocol):
+    """Something that runs a job spec file."""
+
+    name: str
+
+    def prepare(self, spec_file: Path) -> JobHandle: ...
+
+    def submit(self, spec_file: Path) -> JobHandle: ...
+
+
+def runner_command(spec_file: Path, *, nproc_per_node: int | None = None, python: str = sys.executable) -> list[str]:
+    """The command line of the runner for `spec_file`, under torchrun when `nproc_per_node` is given."""
+    if nproc_per_node is None:
+        return [python, "-m", RUNNER_MODULE, str(spec_file)]
+    launcher = [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node)]
+    return [*launcher, "-m", RUNNER_MODULE, str(spec_file)]
+
+
+class InProcessBackend:
+    """Runs the job in this process and returns when it is done; errors propagate as they are raised."""
+
+    name = "local"
+
+    def __init__(self, dataset: Dataset | None = None) -> None:
+        self.dataset = dataset
+
+    def prepare(self, spec_file: Path) -> JobHandle:
+        spec = JobSpec.load(spec_file)
+        return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), _train_log(spec), runner_command(spec_file))
+
+    def submit(self, spec_file: Path) -> JobHandle:
+        spec = JobSpec.load(spec_file)
+        run_job(spec, dataset=self.dataset)
+        return CompletedJob(spec.job_id, self.name, Path(spec.output_dir), _train_log(spec), runner_command(spec_file))
+
+
+class SubprocessBackend:
+    """Runs the job in a fresh `python -m training.execution.runner job.json` process."""
+
+    name = "subprocess"
+
+    def __init__(self, python: str = sys.executable) -> None:
+        self.python = python
+
+    def command(self, spec_file: Path) -> list[str]:
+        return runner_command(spec_file, python=self.python)
+
+    def prepare(self, spec_file: Path) -> JobHandle:
+        spec = JobSpec.load(spec_file)
+        output = Path(spec.output_dir)
+        return PreparedJob(spec.job_id, self.name, output, output / JOB_LOG, self.command(spec_file))
+
+    def submit(self, spec_file: Path) -> JobHandle:
+        spec = JobSpec.load(spec_file)
+        output = Path(spec.output_dir)
+        return ProcessJob(spec.job_id, self.name, output, output / JOB_LOG, self.command(spec_file))
+
+
+class TorchrunBackend(SubprocessBackend):
+    """Runs the job as `nproc_per_node` DDP processes on this machine through torchrun (gloo on CPU)."""
+
+    name = "torchrun"
+
+    def __init__(self, nproc_per_node: int, python: str = sys.executable) -> None:
+        super().__init__(python)
+        if nproc_per_node < 1:
+            raise ConfigError(f"nproc_per_node: expected at least 1 process, got {nproc_per_node}")
+        self.nproc_per_node = nproc_per_node
+
+    def command(self, spec_file: Path) -> list[str]:
+        return runner_command(spec_file, nproc_per_node=self.nproc_per_node, python=self.python)
+
+
+def get_backend(name: str, *, nproc_per_node: int = 1, dataset: Dataset | None = None, **azure: Any) -> Backend:
+    """The backend called `name`; `azure` options (`azure_config`, `ml_client`, `code_dir`) go to Azure ML.
+
+    An in-memory `dataset` runs only in-process: other backends read the data from a path.
+    """
+    if name not in BACKENDS:
+        raise ConfigError(f"backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
+    if dataset is not None and name != "local":
+        raise ConfigError(
+            f"backend {name!r} reads the data from a path; pass data_path= (an in-memory dataset runs only locally)"
+        )
+    if name == "local":
+        return InProcessBackend(dataset)
+    if name == "subprocess":
+        return SubprocessBackend()
+    if name == "torchrun":
+        return TorchrunBackend(nproc_per_node)
+    require("azure.ai.ml", "backend 'azure'")
+    from training.execution.azure_job import AzureBackend
+
+    return AzureBackend(**azure)
+
+
+def _train_log(spec: JobSpec) -> Path:
+    return RunFolder(Path(spec.output_dir)).log

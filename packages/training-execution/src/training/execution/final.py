@@ -1,0 +1,175 @@
+"""`execute_final_training`: refit the best trial's configuration on all training data through a backend.
+
+The refit trains on `train` and `validation` merged, for the epochs the best trial reached, without early
+stopping. It evaluates each epoch on the `test` split (which the sweep never saw); data without a test split
+holds out `data.holdout_fraction` of the merged data instead, and without that fraction it is a `ConfigError`.
+`keep_holdout=True` keeps the sweep's split: train on `train`, evaluate on `validation`. The model kept is
+the last epoch's (`training.keep: last`): the evaluation split only reports, it never selects, so test
+scores are not optimistic.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from data.loaders import Dataset
+from training.common.errors import ConfigError
+from training.common.optional import require
+from training.config.best import BestConfig
+from training.config.schema import ExecutionConfig, TrainingConfig
+from training.config.validation import validate
+from training.execution.backends import get_backend
+from training.execution.handle import JobHandle
+from training.execution.job_spec import JOB_FILE, DataPlan, JobSpec, Resources, StudyRef
+from training.execution.lineage import code_revision, extract_lineage_from_best_model, redact_url
+
+REFIT = DataPlan(train=("train", "validation"), evaluate="test")
+KEEP_HOLDOUT = DataPlan(train=("train",), evaluate="validation")
+
+
+def execute_final_training(
+    best_config: BestConfig | str | os.PathLike[str],
+    *,
+    output_dir: str | os.PathLike[str],
+    dataset: Dataset | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    backend: str | None = None,
+    nproc_per_node: int | None = None,
+    execution_config: ExecutionConfig | None = None,
+    keep_holdout: bool = False,
+    force: bool = False,
+    dry_run: bool = False,
+    wait: bool = True,
+    timeout: float | None = None,
+    ml_client: Any = None,
+    code_dir: str | os.PathLike[str] | None = None,
+    tracking_uri: str | None = None,
+    registered_model_name: str | None = None,
+) -> JobHandle:
+    """Refit `best_config` (a `BestConfig` or a `best_config.json` path) into `output_dir` and return the job.
+
+    - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
+      else the config's `data.path`.
+    - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
+      `ml_client` and `code_dir` (the code snapshot) apply to Azure ML.
+    - Idempotent: a finished run of the same config and data in `output_dir` is reused and an interrupted
+      one resumes; `force=True` trains again from scratch.
+    - `dry_run` writes `job.json` (and the Azure job YAML) and starts nothing; `wait=False` returns once the
+      job has started (in-process jobs always finish first). A failed job raises `ExecutionError` on `wait`.
+    - `tracking_uri` (e.g. `sqlite:///mlflow.db`) logs the finished run to MLflow, tagged with its lineage,
+      and registers the model as `registered_model_name` when given.
+    """
+    best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    resources = _resources(backend, nproc_per_node, execution_config)
+    if tracking_uri is not None:
+        if dry_run or not wait:
+            raise ConfigError("tracking_uri: tracking logs a finished run; it needs wait=True and no dry_run")
+        require("mlflow", "tracking (tracking_uri=...)")
+    runner = get_backend(
+        resources.backend,
+        nproc_per_node=resources.nproc_per_node,
+        dataset=dataset,
+        ml_client=ml_client,
+        code_dir=code_dir,
+    )
+    spec = final_job_spec(
+        best,
+        output_dir=output_dir,
+        data_path=_data_path(best.config, data_path, resources, has_dataset=dataset is not None),
+        resources=resources,
+        keep_holdout=keep_holdout,
+        force=force,
+        code_dir=code_dir,
+    )
+    spec_file = spec.save(Path(spec.output_dir) / JOB_FILE)
+    if dry_run:
+        return runner.prepare(spec_file)
+    job = runner.submit(spec_file)
+    if wait:
+        job.wait(timeout)
+        if tracking_uri is not None:
+            from training.execution.tracking import log_final_run
+
+            lineage = extract_lineage_from_best_model(job)
+            job.tracked_run = log_final_run(job.output_dir, lineage, tracking_uri, registered_model_name)
+    return job
+
+
+def final_job_spec(
+    best: BestConfig,
+    *,
+    output_dir: str | os.PathLike[str],
+    data_path: str | None,
+    resources: Resources,
+    keep_holdout: bool = False,
+    force: bool = False,
+    code_dir: str | os.PathLike[str] | None = None,
+) -> JobSpec:
+    """The refit job of `best`: its config with the best hyperparameters and epochs, early stopping off."""
+    # A refit trains the chosen epoch count and keeps the last model: the evaluation split (test) only reports.
+    config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
+    if data_path is not None and _is_local(data_path):
+        config = config.model_copy(update={"data": config.data.model_copy(update={"path": data_path})})
+    plan = KEEP_HOLDOUT if keep_holdout else REFIT
+    hyperparameters = dict(best.hyperparameters)
+    if best.num_epochs is not None:
+        hyperparameters["training.num_epochs"] = best.num_epochs
+    return JobSpec(
+        job_id=JobSpec.make_id("final", config, data_path, plan),
+        config=config,
+        data_path=data_path,
+        output_dir=str(Path(output_dir).expanduser().resolve()),
+        data=plan,
+        hyperparameters=hyperparameters,
+        resources=resources,
+        study=StudyRef(
+            study_name=best.study_name,
+            storage=redact_url(best.storage),
+            trial_number=best.trial_number,
+            metric=best.metric,
+            direction=best.direction,
+            objective=best.objective,
+            cv_std=best.cv_std,
+            fold_values=best.fold_values,
+            dataset_fingerprint=best.dataset_fingerprint,
+        ),
+        resume=not force,
+        code_revision=code_revision(code_dir),
+    )
+
+
+def _resources(backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | None) -> Resources:
+    """Arguments win over the execution config; Azure takes its processes per instance from its section."""
+    execution = execution or ExecutionConfig()
+    name = backend or execution.backend
+    if name == "azure":  # say which install is missing before anything else
+        require("azure.ai.ml", "backend 'azure'")
+    azure = execution.azure
+    if name == "azure" and azure is None:
+        raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
+    default = azure.processes_per_instance if name == "azure" and azure else execution.nproc_per_node
+    processes = nproc_per_node if nproc_per_node is not None else default
+    if processes < 1:
+        raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes}")
+    if name in ("local", "subprocess") and processes != 1:
+        raise ConfigError(f"nproc_per_node={processes}: backend {name!r} runs one process; use backend 'torchrun'")
+    return validate(Resources, {"backend": name, "nproc_per_node": processes, "azure": azure}, "execution")
+
+
+def _data_path(
+    config: TrainingConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool
+) -> str | None:
+    """The data to train on, as an absolute path when local (children may run elsewhere)."""
+    asset = resources.azure.data_asset if resources.backend == "azure" and resources.azure else None
+    path = str(given) if given is not None else asset or config.data.path
+    if path is None:
+        if has_dataset:
+            return None
+        raise ConfigError("data.path: no data to train on; pass data_path= or set data.path in the data config")
+    return str(Path(path).expanduser().resolve()) if _is_local(path) else path
+
+
+def _is_local(path: str) -> bool:
+    return not path.startswith("azureml:") and "://" not in path

@@ -1,0 +1,128 @@
+"""Job handles: one interface over every backend (id, status, outputs, `wait`, `logs`)."""
+
+from __future__ import annotations
+
+import shlex
+import subprocess
+import time
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from training.common.errors import ExecutionError
+
+if TYPE_CHECKING:
+    from training.execution.tracking import TrackedRun
+
+JobStatus = Literal["queued", "running", "completed", "failed"]
+TAIL_BYTES = 64 * 1024
+
+
+class JobHandle(ABC):
+    """A submitted job: `id`, `backend`, `status`, `output_dir` (the run folder), `wait()` and `logs()`."""
+
+    def __init__(self, id: str, backend: str, output_dir: Path, log_file: Path, command: list[str]) -> None:
+        self.id, self.backend, self.output_dir, self.log_file = id, backend, output_dir, log_file
+        self.command = command
+        # Where execute_final_training logged the finished run (MLflow), when tracking was asked for.
+        self.tracked_run: TrackedRun | None = None
+
+    @property
+    @abstractmethod
+    def status(self) -> JobStatus:
+        """`queued`, `running`, `completed` or `failed`."""
+
+    @abstractmethod
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        """Block until the job ends; returns `completed`, raises `ExecutionError` if it failed or `timeout` passed."""
+
+    @property
+    def model_dir(self) -> Path:
+        return self.output_dir / "model"
+
+    @property
+    def command_line(self) -> str:
+        """The command as one shell line (what a user would type to run the job by hand)."""
+        return shlex.join(self.command)
+
+    def logs(self, lines: int = 40) -> str:
+        """The last `lines` lines of the job's log ('' before it has written any)."""
+        return tail(self.log_file, lines)
+
+    def lineage_updates(self) -> dict[str, str | None]:
+        """Lineage fields only the handle knows (remote job ids); empty for local jobs."""
+        return {}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(id={self.id!r}, backend={self.backend!r}, status={self.status!r})"
+
+
+class CompletedJob(JobHandle):
+    """A job that already ran to the end in this process."""
+
+    @property
+    def status(self) -> JobStatus:
+        return "completed"
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        return "completed"
+
+
+class PreparedJob(JobHandle):
+    """A dry run: the job's files are written and its command is known, but nothing was started."""
+
+    @property
+    def status(self) -> JobStatus:
+        return "queued"
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        raise ExecutionError(f"job {self.id} was prepared as a dry run and never started; run: {self.command_line}")
+
+
+class ProcessJob(JobHandle):
+    """A job running in a child process (the runner, or torchrun launching it); output goes to `log_file`."""
+
+    def __init__(self, id: str, backend: str, output_dir: Path, log_file: Path, command: list[str]) -> None:
+        super().__init__(id, backend, output_dir, log_file, command)
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        with log_file.open("a", encoding="utf-8") as log:
+            log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command_line}\n")
+            log.flush()
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    @property
+    def status(self) -> JobStatus:
+        code = self.process.poll()
+        return "running" if code is None else "completed" if code == 0 else "failed"
+
+    def wait(self, timeout: float | None = None) -> JobStatus:
+        try:
+            code = self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise ExecutionError(
+                f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
+                f"call wait() again or see {self.log_file}"
+            ) from None
+        if code != 0:
+            raise process_failure(self.id, self.backend, code, self.log_file)
+        return "completed"
+
+
+def process_failure(job_id: str, backend: str, code: int, log_file: Path) -> ExecutionError:
+    """The error for a child that exited with `code`, carrying the exit code and the tail of its log."""
+    return ExecutionError(
+        f"job {job_id} ({backend}) failed with exit code {code}; last lines of {log_file}:\n"
+        + "\n".join(f"  {line}" for line in tail(log_file, 15).splitlines()),
+        returncode=code,
+    )
+
+
+def tail(path: Path, lines: int) -> str:
+    """The last `lines` lines of a text file, or '' when it does not exist yet."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(max(0, path.stat().st_size - TAIL_BYTES))
+            text = handle.read().decode("utf-8", errors="replace")
+    except FileNotFoundError:
+        return ""
+    return "\n".join(text.splitlines()[-lines:])

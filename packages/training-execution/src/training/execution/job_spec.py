@@ -1,0 +1,115 @@
+"""`JobSpec`: everything a training job needs, written as `job.json` and handed to every backend as a file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from data.loaders import Dataset
+from training.common.atomic import atomic_write_text
+from training.common.errors import ConfigError, DataError
+from training.common.fingerprint import fingerprint
+from training.config.schema import AzureConfig, TrainingConfig
+
+JOB_SPEC_FORMAT = 1
+JOB_FILE = "job.json"
+BackendName = Literal["local", "subprocess", "torchrun", "azure"]
+BACKENDS: tuple[str, ...] = ("local", "subprocess", "torchrun", "azure")
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataPlan(_Record):
+    """Which splits of the loaded data train the model and which one evaluates it.
+
+    The `train` splits present in the data are merged into one training split. When the data has no
+    `evaluate` split, `data.holdout_fraction` of the training split is held out instead (an error without one).
+    """
+
+    train: tuple[str, ...] = ("train",)
+    evaluate: str = "validation"
+
+    def apply(self, dataset: Dataset, holdout_fraction: float | None, source: str) -> tuple[Dataset, str]:
+        """The dataset `train_model` gets (`train`, plus `validation` unless it holds one out) and what evaluates."""
+        if "train" not in dataset:
+            raise DataError(f"{source}: the data has no 'train' split (it has {list(dataset)})")
+        documents = tuple(doc for name in self.train if name in dataset for doc in dataset[name])
+        if self.evaluate in dataset and self.evaluate not in self.train:
+            splits = {"train": documents, "validation": dataset[self.evaluate]}
+            return Dataset(splits, labels=dataset.labels), self.evaluate
+        if holdout_fraction is None:
+            raise ConfigError(
+                f"{source}: the data has no {self.evaluate!r} split to evaluate on (splits: {', '.join(dataset)}); "
+                f"add a {self.evaluate} file, or set data.holdout_fraction to hold out part of the training data"
+            )
+        return Dataset({"train": documents}, labels=dataset.labels), f"holdout {holdout_fraction:g} of train"
+
+
+class Resources(_Record):
+    """Where the job runs: the backend, processes per node, and the Azure settings for remote runs."""
+
+    backend: BackendName = "local"
+    nproc_per_node: int = Field(default=1, ge=1)
+    azure: AzureConfig | None = None
+
+
+class StudyRef(_Record):
+    """The sweep trial a job refits, as lineage needs it (the storage URL never carries credentials)."""
+
+    study_name: str
+    storage: str
+    trial_number: int
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    objective: float
+    cv_std: float = 0.0
+    fold_values: tuple[float, ...] = ()
+    dataset_fingerprint: str
+
+
+class JobSpec(_Record):
+    """One training job: the resolved config, the data and how to split it, the output folder and resources."""
+
+    format: int = JOB_SPEC_FORMAT
+    job_id: str
+    config: TrainingConfig
+    data_path: str | None = Field(description="data folder/file, or an Azure asset (azureml:name:version, URI)")
+    output_dir: str
+    data: DataPlan = DataPlan()
+    hyperparameters: dict[str, Any] = Field(default_factory=dict, description="dotted keys already applied")
+    resources: Resources = Resources()
+    study: StudyRef | None = None
+    resume: bool = Field(default=True, description="reuse a finished identical run, continue an interrupted one")
+    code_revision: str | None = None
+
+    @staticmethod
+    def make_id(prefix: str, config: TrainingConfig, data_path: str | None, data: DataPlan) -> str:
+        """A job id that names its content: equal config, data and split plan give the same id."""
+        digest = fingerprint({"config": config.fingerprint, "data": data_path, "plan": data.model_dump(mode="json")})
+        return f"{prefix}-{digest[:12]}"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the spec as JSON atomically."""
+        return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> JobSpec:
+        """Read a `job.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
+        from training.config.validation import validate
+
+        file = Path(path)
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"{file}: no such job spec file") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ConfigError(f"{file}: not a readable job spec ({error})") from error
+        if isinstance(data, dict) and data.get("format", JOB_SPEC_FORMAT) != JOB_SPEC_FORMAT:
+            raise ConfigError(f"{file}: format: expected job spec format {JOB_SPEC_FORMAT}, got {data['format']!r}")
+        return validate(cls, data, str(file))

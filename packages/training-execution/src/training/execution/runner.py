@@ -1,0 +1,111 @@
+"""The job runner: `python -m training.execution.runner job.json [--data PATH] [--output DIR]`.
+
+Every backend runs a job through here (in-process through `run_job`): load the data with the config's
+settings, split it as the job's plan says, `train_model`, then write `lineage.json` beside `model/`.
+Exit codes: 0 done, 1 failure, 2 bad input; errors are one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from data.loaders import Dataset, load_dataset
+from training.common.errors import ConfigError, TrainingError
+from training.core.run_context import RunContext
+from training.core.trainer import TrainResult, train_model
+from training.execution.context import create_run_context
+from training.execution.job_spec import JOB_FILE, JobSpec
+from training.execution.lineage import LINEAGE_FILE, Lineage, build_lineage
+
+logger = logging.getLogger("training.execution")
+
+
+def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContext | None = None) -> TrainResult:
+    """Train the job `spec` describes into `spec.output_dir`; `dataset` replaces loading `spec.data_path`."""
+    if dataset is None:
+        dataset = _load(spec)
+    training_data, evaluated_on = spec.data.apply(
+        dataset, spec.config.data.holdout_fraction, spec.data_path or "the dataset"
+    )
+    ctx = context or create_run_context()
+    try:
+        output = Path(spec.output_dir)
+        if ctx.is_main:
+            spec.save(output / JOB_FILE)
+        result = train_model(spec.config, training_data, output, context=ctx, resume=spec.resume)
+        if ctx.is_main:
+            trained_on = tuple(name for name in spec.data.train if name in dataset)
+            _write_lineage(spec, output, dataset.fingerprint, trained_on, evaluated_on)
+        ctx.barrier()
+        return result
+    finally:
+        if context is None:
+            ctx.close()
+
+
+def _load(spec: JobSpec) -> Dataset:
+    if spec.data_path is None:
+        raise ConfigError(f"job {spec.job_id}: data_path: no data given; pass --data or set it in the job spec")
+    settings = spec.config.data
+    dataset = load_dataset(
+        spec.data_path, format=settings.format, labels=settings.labels, overlap_policy=settings.overlap_policy
+    )
+    for line in dataset.report.lines():
+        logger.info("%s", line)
+    return dataset
+
+
+def _write_lineage(
+    spec: JobSpec, output: Path, dataset_fingerprint: str, trained_on: tuple[str, ...], evaluated_on: str
+) -> None:
+    """Write `lineage.json`, keeping an existing record of this same run (a reused run keeps its history)."""
+    if (output / LINEAGE_FILE).is_file():
+        existing = Lineage.load(output)
+        same = (existing.run_id, existing.config_fingerprint, existing.dataset_fingerprint)
+        if same == (spec.job_id, spec.config.fingerprint, dataset_fingerprint) and existing.status == "completed":
+            return
+    build_lineage(
+        spec,
+        run_dir=output,
+        dataset_fingerprint=dataset_fingerprint,
+        trained_on=trained_on,
+        evaluated_on=evaluated_on,
+    ).save(output)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the job in `argv`; returns the exit code."""
+    parser = argparse.ArgumentParser(
+        prog="python -m training.execution.runner", description="Run one training job from its job.json."
+    )
+    parser.add_argument("job", help="the job spec (job.json)")
+    parser.add_argument("--data", help="data folder or file, replacing the spec's data_path")
+    parser.add_argument("--output", help="output (run) folder, replacing the spec's output_dir")
+    args = parser.parse_args(argv)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    # Under torchrun only rank 0 reports progress; every rank reports warnings and errors.
+    handler.addFilter(lambda record: record.levelno >= logging.WARNING or os.environ.get("RANK", "0") in ("", "0"))
+    training_logger = logging.getLogger("training")
+    training_logger.addHandler(handler)
+    if training_logger.level == logging.NOTSET:
+        training_logger.setLevel(logging.INFO)
+    try:
+        spec = JobSpec.load(args.job)
+        updates = {"data_path": args.data, "output_dir": args.output}
+        run_job(spec.model_copy(update={key: value for key, value in updates.items() if value is not None}))
+    except TrainingError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return error.exit_code
+    finally:
+        training_logger.removeHandler(handler)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,272 @@
+"""Azure ML: the command job built offline, its YAML round trip, its command run locally, and submission.
+
+Only the Azure service is stood in for (`FakeService`: `compute.get`, `jobs.create_or_update/get/download`
+returning real azure-ai-ml entities); the jobs, inputs, environment and YAML are the SDK's own.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shlex
+import shutil
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+azure_ml = pytest.importorskip("azure.ai.ml", reason='the Azure tests need pip install "training-execution[azure]"')
+
+from azure.ai.ml import MLClient, load_job  # noqa: E402
+from azure.ai.ml.entities import CommandJob  # noqa: E402
+from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
+
+from training.common.errors import ConfigError, ExecutionError  # noqa: E402
+from training.config import AzureConfig, BestConfig, ExecutionConfig  # noqa: E402
+from training.execution import execute_final_training, extract_lineage_from_best_model  # noqa: E402
+from training.execution.azure_job import (  # noqa: E402
+    build_azure_job,
+    create_ml_client,
+    data_input,
+    environment_spec,
+    write_job_yaml,
+)
+from training.execution.handle import JobHandle  # noqa: E402
+from training.execution.job_spec import JobSpec  # noqa: E402
+
+AZURE = AzureConfig(
+    subscription_id="00000000-0000-0000-0000-000000000000",
+    resource_group="rg-ner",
+    workspace="ws-ner",
+    compute="cpu-cluster",
+    processes_per_instance=2,
+    experiment_name="ner-final",
+)
+EXECUTION = ExecutionConfig(backend="azure", azure=AZURE)
+
+
+class FakeService:
+    """Stands in for the Azure ML service behind an `MLClient`: it knows some compute targets and plays states."""
+
+    def __init__(self, computes: tuple[str, ...], states: tuple[str, ...], outputs: Path | None = None) -> None:
+        self.compute, self.jobs = self._Computes(computes), self._Jobs(states, outputs)
+        self.workspace_name = "ws-ner"
+
+    class _Computes:
+        def __init__(self, names: tuple[str, ...]) -> None:
+            self.names = names
+
+        def get(self, name: str) -> dict:
+            if name not in self.names:
+                raise ResourceNotFoundError(f"compute {name} not found")
+            return {"name": name}
+
+    class _Jobs:
+        def __init__(self, states: tuple[str, ...], outputs: Path | None) -> None:
+            self.states, self.outputs, self.submitted, self.polls = iter(states), outputs, [], 0
+
+        def create_or_update(self, job: CommandJob) -> CommandJob:
+            created = copy.deepcopy(job)
+            created.name, created._status = "quiet_river_4x2k", "NotStarted"
+            self.submitted.append(created)
+            return created
+
+        def get(self, name: str) -> CommandJob:
+            job = self.submitted[-1]
+            assert name == job.name
+            self.polls += 1
+            job._status = next(self.states, job.status)
+            return job
+
+        def download(self, name: str, *, download_path: str, output_name: str) -> None:
+            assert self.outputs is not None and output_name == "model"
+            shutil.copytree(self.outputs, Path(download_path) / "named-outputs" / output_name)
+
+
+@pytest.fixture(scope="module")
+def dry_run(best_config: BestConfig, tmp_path_factory: pytest.TempPathFactory) -> JobHandle:
+    output = tmp_path_factory.mktemp("azure") / "final"
+    return execute_final_training(best_config, output_dir=output, execution_config=EXECUTION, dry_run=True)
+
+
+@pytest.fixture(scope="module")
+def remote_outputs(dry_run: JobHandle, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Runs the job's own command here, with the inputs and outputs Azure would mount replaced by local paths."""
+    job = load_job(dry_run.output_dir / "azure" / "job.yaml")._to_job()
+    outputs = tmp_path_factory.mktemp("remote") / "model"
+    line = job.command
+    for placeholder, path in (
+        ("${{inputs.job}}", job.inputs["job"].path),
+        ("${{inputs.data}}", job.inputs["data"].path),
+        ("${{outputs.model}}", str(outputs)),
+    ):
+        line = line.replace(placeholder, shlex.quote(path))
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", "training.execution.runner"]
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=job.code, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return outputs
+
+
+def test_dry_run_writes_the_job_yaml_and_the_command_to_submit_it(dry_run: JobHandle) -> None:
+    path = dry_run.output_dir / "azure" / "job.yaml"
+    assert dry_run.status == "queued" and path.is_file()
+    assert dry_run.command == [
+        "az", "ml", "job", "create", "--file", str(path), "--resource-group", "rg-ner", "--workspace-name", "ws-ner"
+    ]  # fmt: skip
+    with pytest.raises(ExecutionError, match=r"^job final-\w+ was prepared as a dry run and never started; run: az ml"):
+        dry_run.wait()
+
+
+def test_the_job_yaml_loads_back_to_an_equal_job(dry_run: JobHandle, tmp_path: Path) -> None:
+    spec_file = dry_run.output_dir / "job.json"
+    job = build_azure_job(JobSpec.load(spec_file), spec_file)
+    loaded = load_job(write_job_yaml(job, tmp_path / "job.yaml"))._to_job()
+
+    assert isinstance(loaded, CommandJob)
+    for name in ("command", "code", "compute", "display_name", "experiment_name", "tags"):
+        assert getattr(loaded, name) == getattr(job, name), name
+    assert job.command == (
+        "python -m training.execution.runner ${{inputs.job}} --data ${{inputs.data}} --output ${{outputs.model}}"
+    )
+    assert job.code == str(dry_run.output_dir / "azure") and job.compute == "cpu-cluster"
+    assert (loaded.environment.image, loaded.environment.conda_file) == (AZURE.image, environment_spec())
+    assert loaded.distribution.type == "pytorch" and loaded.distribution.process_count_per_instance == 2
+    assert loaded.resources.instance_count == job.resources.instance_count == 1
+    for name in ("job", "data"):
+        assert (loaded.inputs[name].type, loaded.inputs[name].path) == (job.inputs[name].type, job.inputs[name].path)
+    assert loaded.inputs["job"].path == str(spec_file) and loaded.inputs["data"].type == "uri_folder"
+    assert loaded.outputs["model"].type == "uri_folder"
+    assert job.tags["study_name"] == "ner-sweep" and job.tags["trial_number"] == "7"
+    assert job.tags["hp.training.learning_rate"] == "0.0003" and "***" in job.tags["storage"]
+
+
+def test_the_job_command_runs_locally_and_trains(remote_outputs: Path) -> None:
+    record = json.loads((remote_outputs / "metrics.json").read_text())
+    assert record["status"] == "completed" and (remote_outputs / "model" / "model.safetensors").is_file()
+    assert json.loads((remote_outputs / "job.json").read_text())["output_dir"] == str(remote_outputs)
+    assert json.loads((remote_outputs / "lineage.json").read_text())["evaluated_on"] == "test"
+
+
+def test_submission_follows_the_job_and_brings_its_outputs_home(
+    best_config: BestConfig, remote_outputs: Path, tmp_path: Path, planted_secret: Callable[..., None]
+) -> None:
+    service = FakeService(("cpu-cluster",), ("Queued", "Running", "Running", "Completed"), remote_outputs)
+    job = execute_final_training(
+        best_config, output_dir=tmp_path / "final", execution_config=EXECUTION, ml_client=service, wait=False
+    )
+    assert (job.id, job.backend, job.status) == ("quiet_river_4x2k", "azure", "queued")
+    job.poll_interval = 0.01
+
+    assert job.wait(timeout=30) == "completed" and service.jobs.polls == 4
+    assert (job.output_dir / "metrics.json").is_file() and (job.model_dir / "model.safetensors").is_file()
+    assert job.logs().splitlines()[-1].endswith("quiet_river_4x2k Completed")
+    lineage = extract_lineage_from_best_model(job)
+    assert lineage.azure_job_name == "quiet_river_4x2k" and lineage.azure_parent_job is None
+    assert lineage.run_dir == str(job.output_dir) and lineage.model_path == str(job.model_dir)
+    submitted = service.jobs.submitted[0]
+    assert submitted.tags["run_id"] == lineage.run_id and submitted.experiment_name == "ner-final"
+    planted_secret(job.output_dir, json.dumps(submitted.tags), job.logs(1000))
+
+
+def test_a_failed_remote_job_is_an_execution_error(best_config: BestConfig, tmp_path: Path) -> None:
+    service = FakeService(("cpu-cluster",), ("Running", "Failed"))
+    job = execute_final_training(
+        best_config, output_dir=tmp_path / "final", execution_config=EXECUTION, ml_client=service, wait=False
+    )
+    job.poll_interval = 0.01
+    with pytest.raises(ExecutionError, match=r"^Azure ML job quiet_river_4x2k ended with status Failed \(see "):
+        job.wait(timeout=30)
+
+
+def test_a_compute_target_the_workspace_lacks_is_a_config_error(best_config: BestConfig, tmp_path: Path) -> None:
+    service = FakeService(("gpu-cluster",), ())
+    with pytest.raises(ConfigError, match=r"^azure.compute: no compute target 'cpu-cluster' in workspace 'ws-ner'; "):
+        execute_final_training(best_config, output_dir=tmp_path / "f", execution_config=EXECUTION, ml_client=service)
+    assert service.jobs.submitted == []
+    blank = ExecutionConfig(backend="azure", azure=AzureConfig(compute=" "))
+    with pytest.raises(ConfigError, match=r"azure.compute: expected the name of a compute target, got ''"):
+        execute_final_training(best_config, output_dir=tmp_path / "g", execution_config=blank, dry_run=True)
+    with pytest.raises(ConfigError, match=r"^backend 'azure' needs execution_config with an 'azure:' section"):
+        execute_final_training(best_config, output_dir=tmp_path / "h", backend="azure")
+
+
+def test_an_ml_client_is_built_from_the_azure_config_offline() -> None:
+    client = create_ml_client(AZURE)
+    assert isinstance(client, MLClient) and client.workspace_name == "ws-ner"
+    with pytest.raises(ConfigError, match=r"^azure.subscription_id, azure.resource_group: required to submit"):
+        create_ml_client(AzureConfig(workspace="ws", compute="c"))
+
+
+def test_data_inputs_by_kind(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text("{}\n")
+    assert (data_input("azureml:ner-corpus:3").type, data_input("azureml:ner-corpus:3").path) == (
+        "uri_folder",
+        "azureml:ner-corpus:3",
+    )
+    assert data_input("azureml://datastores/blob/paths/ner/train.jsonl").type == "uri_file"
+    assert data_input("azureml://datastores/blob/paths/ner/").type == "uri_folder"
+    assert data_input(str(tmp_path / "train.jsonl")).type == "uri_file"
+    assert data_input(str(tmp_path)).type == "uri_folder"
+    with pytest.raises(Exception, match=r"no-data: no such data file or folder to upload"):
+        data_input(str(tmp_path / "no-data"))
+
+
+def test_the_environment_pins_the_installed_versions() -> None:
+    from importlib import metadata
+
+    spec = environment_spec()
+    python, pip, pins = spec["dependencies"]
+    assert python == f"python={sys.version_info.major}.{sys.version_info.minor}" and pip == "pip"
+    assert f"torch=={metadata.version('torch').split('+')[0]}" in pins["pip"]
+    assert f"transformers=={metadata.version('transformers')}" in pins["pip"]
+    assert "training-core==0.1.0" in pins["pip"] and "training-execution==0.1.0" in pins["pip"]
+
+
+BLOCK_AZURE = textwrap.dedent(
+    """
+    import importlib.abc, sys
+
+    class Blocker(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path=None, target=None):
+            if name.split(".")[0] == "azure":
+                raise ModuleNotFoundError(f"No module named {name!r} (blocked)", name=name)
+            return None
+
+    sys.meta_path.insert(0, Blocker())
+    """
+)
+
+
+def test_without_the_azure_extra_the_package_imports_and_the_backend_names_its_install(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    best_config.save(tmp_path / "best_config.json")
+    code = BLOCK_AZURE + textwrap.dedent(
+        f"""
+        import training.execution
+        from training.execution import execute_final_training
+        from training.common.optional import MissingDependencyError
+        for attempt in (
+            lambda: execute_final_training({str(tmp_path / "best_config.json")!r}, output_dir={str(tmp_path)!r},
+                                           backend="azure"),
+            lambda: training.execution.build_azure_job,
+        ):
+            try:
+                attempt()
+            except MissingDependencyError as error:
+                print(error)
+        print(sorted(name for name in sys.modules if name.startswith("azure")))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "backend 'azure' needs 'azure', which is not installed: pip install \"training-execution[azure]\"",
+        "training.execution.build_azure_job needs 'azure', which is not installed: "
+        'pip install "training-execution[azure]"',
+        "[]",
+    ]

@@ -1,0 +1,107 @@
+"""Backends: in-process, a fresh subprocess and torchrun produce the same run folder; a crashing child is reported."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from training.common.errors import ConfigError, ExecutionError
+from training.config import BestConfig
+from training.execution import execute_final_training, get_backend
+from training.execution.backends import InProcessBackend, SubprocessBackend, TorchrunBackend, runner_command
+from training.execution.handle import JobHandle, ProcessJob
+
+RUN_FILES = {"config.yaml", "metrics.json", "model", "lineage.json", "job.json", "train.log"}
+
+
+def layout(job: JobHandle) -> tuple[set[str], set[str]]:
+    """The run folder's entries (the child's console log aside) and the model folder's files."""
+    entries = {path.name for path in job.output_dir.iterdir()} - {"job.log"}
+    return entries, {path.name for path in job.model_dir.iterdir()}
+
+
+def test_subprocess_backend_runs_the_runner_in_a_fresh_process(
+    best_config: BestConfig, final_run: JobHandle, tmp_path: Path, planted_secret: Callable[..., None]
+) -> None:
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess", wait=False)
+    assert job.command == [sys.executable, "-m", "training.execution.runner", str(tmp_path / "run" / "job.json")]
+    assert job.status in ("running", "completed")
+
+    assert job.wait(timeout=120) == "completed" and job.status == "completed"
+    assert layout(job) == layout(final_run) and layout(job)[0] >= RUN_FILES
+    assert "done: best entity_f1" in job.logs()
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["world_size"] == 1
+    # Same config and data as the in-process run: the same job, and (seeded, deterministic on CPU) the same result.
+    assert job.id == final_run.id
+    assert record["best"] == json.loads((final_run.output_dir / "metrics.json").read_text())["best"]
+    planted_secret(job.output_dir, job.logs(1000))
+
+
+def test_a_child_that_cannot_find_its_data_fails_with_exit_code_and_log_tail(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-data"
+    with pytest.raises(ExecutionError) as caught:
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess")
+    message = str(caught.value)
+    assert message.startswith("job final-") and "(subprocess) failed with exit code 2; last lines of" in message
+    assert f"error: {missing}: no such file or folder" in message
+    assert caught.value.returncode == 2 and caught.value.exit_code == 2
+
+
+def test_a_corrupted_job_file_crashes_the_child_with_exit_code_2(tmp_path: Path) -> None:
+    spec_file = tmp_path / "job.json"
+    spec_file.write_text('{"format": 1, "job_id": ')
+    job = ProcessJob("broken", "subprocess", tmp_path, tmp_path / "job.log", runner_command(spec_file))
+    with pytest.raises(
+        ExecutionError, match=r"^job broken \(subprocess\) failed with exit code 2; last lines"
+    ) as caught:
+        job.wait(timeout=60)
+    assert f"error: {spec_file}: not a readable job spec (Expecting value" in str(caught.value)
+    assert job.status == "failed" and "not a readable job spec" in job.logs(1)
+
+
+def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(
+    best_config: BestConfig, final_run: JobHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.execution.runner import main
+
+    job_file = final_run.output_dir / "job.json"
+    assert main([str(job_file), "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"error: {tmp_path / 'nowhere'}: no such file or folder"
+    assert main([str(job_file), "--output", str(tmp_path / "out")]) == 0
+    copied = json.loads((tmp_path / "out" / "job.json").read_text())
+    assert copied["output_dir"] == str(tmp_path / "out") and copied["job_id"] == final_run.id
+    assert (tmp_path / "out" / "lineage.json").is_file()
+
+
+@pytest.mark.slow
+def test_two_process_torchrun_gives_the_in_process_layout(
+    best_config: BestConfig, final_run: JobHandle, tmp_path: Path
+) -> None:
+    job = execute_final_training(best_config, output_dir=tmp_path / "ddp", backend="torchrun", nproc_per_node=2)
+    assert job.command[:6] == [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    assert job.status == "completed" and layout(job) == layout(final_run)
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and record["world_size"] == 2
+    assert (
+        record["best"]["support"] == json.loads((final_run.output_dir / "metrics.json").read_text())["best"]["support"]
+    )
+    lineage = json.loads((job.output_dir / "lineage.json").read_text())
+    assert lineage["run_id"] == final_run.id and lineage["evaluated_on"] == "test"
+
+
+def test_backends_by_name_and_their_limits(tiny_config: object) -> None:
+    assert isinstance(get_backend("local"), InProcessBackend)
+    assert type(get_backend("subprocess")) is SubprocessBackend
+    torchrun = get_backend("torchrun", nproc_per_node=3)
+    assert isinstance(torchrun, TorchrunBackend) and torchrun.nproc_per_node == 3
+    with pytest.raises(ConfigError, match=r"^backend: unknown backend 'slurm'; expected one of local, subprocess, "):
+        get_backend("slurm")
+    with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
+        get_backend("subprocess", dataset=object())  # type: ignore[arg-type]

@@ -1,0 +1,132 @@
+"""`execute_final_training`: the guide's example, the refit's data plan, reuse, force, dry runs and bad input."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from data.loaders import load_dataset
+from training.common.errors import ConfigError, ExecutionError
+from training.config import BestConfig, ExecutionConfig, TrainingConfig
+from training.execution import JobSpec, execute_final_training, extract_lineage_from_best_model
+
+
+def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path: Path) -> None:
+    best_config.save(tmp_path / "best_config.json")
+
+    job = execute_final_training(tmp_path / "best_config.json", output_dir=tmp_path / "final")
+    lineage = extract_lineage_from_best_model(job)
+
+    assert job.status == "completed" and job.output_dir == tmp_path / "final"
+    for name in ("config.yaml", "metrics.json", "model/model.safetensors", "lineage.json", "job.json", "train.log"):
+        assert (job.output_dir / name).exists(), name
+    assert lineage.trial_number == 7 and lineage.study_name == "ner-sweep"
+    assert lineage.hyperparameters == {
+        "training.learning_rate": 3e-4,
+        "training.batch_size": 4,
+        "training.num_epochs": 2,
+    }
+    assert lineage.model_path == str(job.model_dir)
+
+
+def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig, tmp_path: Path) -> None:
+    first = execute_final_training(best_config, output_dir=tmp_path / "run")
+    metrics = first.output_dir / "metrics.json"
+    stamp, lineage = metrics.stat().st_mtime_ns, (first.output_dir / "lineage.json").read_text()
+
+    again = execute_final_training(best_config, output_dir=tmp_path / "run")
+    assert again.id == first.id and metrics.stat().st_mtime_ns == stamp
+    assert (first.output_dir / "lineage.json").read_text() == lineage
+
+    forced = execute_final_training(best_config, output_dir=tmp_path / "run", force=True)
+    assert forced.id == first.id and metrics.stat().st_mtime_ns > stamp
+    assert json.loads((tmp_path / "run" / "job.json").read_text())["resume"] is False
+
+
+def test_keep_holdout_trains_on_train_and_evaluates_on_validation(best_config: BestConfig, tmp_path: Path) -> None:
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", keep_holdout=True)
+    lineage = extract_lineage_from_best_model(job)
+    assert (lineage.trained_on, lineage.evaluated_on) == (("train",), "validation")
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    validation = load_dataset(best_config.config.data.path)["validation"]
+    assert record["best"]["support"] == sum(len(doc.spans) for doc in validation)
+
+
+def test_without_a_test_split_the_refit_holds_out_or_stops_with_advice(
+    best_config: BestConfig, config_dir: Path, tmp_path: Path
+) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text((config_dir / "data" / "ner" / f"{split}.jsonl").read_text())
+    with pytest.raises(ConfigError, match=r"the data has no 'test' split to evaluate on \(splits: train, validation\)"):
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data)
+
+    config = best_config.config.with_values({"data.holdout_fraction": 0.2})
+    with_fraction = best_config.model_copy(update={"config": config})
+    lineage = extract_lineage_from_best_model(
+        execute_final_training(with_fraction, output_dir=tmp_path / "held", data_path=data)
+    )
+    assert lineage.evaluated_on == "holdout 0.2 of train" and lineage.trained_on == ("train", "validation")
+
+
+def test_an_in_memory_dataset_trains_in_process_only(
+    best_config: BestConfig, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    dataset = load_dataset(tiny_config.data.path, labels=tiny_config.data.labels)
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", dataset=dataset)
+    assert extract_lineage_from_best_model(job).dataset_fingerprint == dataset.fingerprint
+    with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
+        execute_final_training(best_config, output_dir=tmp_path / "sub", dataset=dataset, backend="subprocess")
+
+
+def test_a_dry_run_writes_the_job_and_starts_nothing(best_config: BestConfig, tmp_path: Path) -> None:
+    execution = ExecutionConfig(backend="torchrun", nproc_per_node=2)
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", execution_config=execution, dry_run=True)
+    spec = JobSpec.load(tmp_path / "run" / "job.json")
+    assert (job.status, job.backend, spec.resources.nproc_per_node) == ("queued", "torchrun", 2)
+    assert "-m torch.distributed.run --standalone --nproc_per_node 2 -m training.execution.runner" in job.command_line
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["job.json"]
+    assert spec.config.training.num_epochs == 2 and spec.config.training.learning_rate == 3e-4
+    assert spec.config.training.early_stopping_patience is None and spec.study.storage.count("***") == 2
+    with pytest.raises(ExecutionError, match=r"prepared as a dry run and never started"):
+        extract_lineage_from_best_model(job)
+
+
+def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path) -> None:
+    with pytest.raises(
+        ConfigError, match=r"^nproc_per_node=2: backend 'local' runs one process; use backend 'torchrun'"
+    ):
+        execute_final_training(best_config, output_dir=tmp_path, nproc_per_node=2)
+    with pytest.raises(ConfigError, match=r"^tracking_uri: tracking logs a finished run; it needs wait=True"):
+        execute_final_training(best_config, output_dir=tmp_path, tracking_uri="sqlite:///x.db", wait=False)
+    with pytest.raises(ConfigError, match=r"no-such.json: no such best-config file"):
+        execute_final_training(tmp_path / "no-such.json", output_dir=tmp_path)
+    no_path = best_config.model_copy(
+        update={
+            "config": best_config.config.model_copy(
+                update={"data": best_config.config.data.model_copy(update={"path": None})}
+            )
+        }
+    )
+    with pytest.raises(ConfigError, match=r"^data.path: no data to train on; pass data_path= or set data.path"):
+        execute_final_training(no_path, output_dir=tmp_path)
+
+
+@pytest.mark.slow
+def test_an_interrupted_final_run_resumes_from_its_checkpoint(best_config: BestConfig, tmp_path: Path) -> None:
+    long_run = best_config.model_copy(update={"num_epochs": 8})
+    job = execute_final_training(long_run, output_dir=tmp_path / "run", backend="subprocess", wait=False)
+    while not (job.output_dir / "checkpoint").is_dir() and job.status == "running":
+        time.sleep(0.02)
+    job.process.kill()  # a crash in the middle of training
+    assert job.process.wait(timeout=30) != 0
+    assert json.loads((job.output_dir / "metrics.json").read_text())["status"] == "running"
+
+    resumed = execute_final_training(long_run, output_dir=tmp_path / "run")
+    assert resumed.id == job.id and "resuming at epoch" in (job.output_dir / "train.log").read_text()
+    record = json.loads((job.output_dir / "metrics.json").read_text())
+    assert record["status"] == "completed" and [entry["epoch"] for entry in record["history"]] == list(range(1, 9))

@@ -1,0 +1,114 @@
+"""Lineage: every field of a finished final run, no secret anywhere, tags, and reading it back with light imports."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from data.loaders import load_dataset
+from training.common.errors import InputError
+from training.config import BestConfig
+from training.core.tiny_model import tiny_bert_folder
+from training.execution import Lineage, extract_lineage_from_best_model
+from training.execution.handle import JobHandle
+from training.execution.lineage import redact_url
+
+
+def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, best_config: BestConfig) -> None:
+    lineage = extract_lineage_from_best_model(final_run)
+    record = json.loads((final_run.output_dir / "metrics.json").read_text())
+    git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+
+    assert lineage.format == 1 and lineage.run_id == final_run.id and lineage.status == "completed"
+    assert lineage.run_dir == str(final_run.output_dir) and lineage.model_path == str(final_run.model_dir)
+    assert lineage.final_metrics["entity_f1"] == record["best"]["entity_f1"] and lineage.best_epoch in (1, 2)
+    assert lineage.data_path == best_config.config.data.path
+    data = best_config.config.data
+    assert lineage.dataset_fingerprint == load_dataset(data.path, labels=data.labels).fingerprint
+    assert (lineage.trained_on, lineage.evaluated_on) == (("train", "validation"), "test")
+    assert lineage.config_fingerprint == record["config_fingerprint"]
+    assert lineage.hyperparameters == {**best_config.hyperparameters, "training.num_epochs": 2}
+    study = (lineage.study_name, lineage.trial_number, lineage.metric, lineage.direction, lineage.objective)
+    assert study == ("ner-sweep", 7, "entity_f1", "maximize", 0.61)
+    assert (lineage.cv_std, lineage.fold_values) == (0.04, (0.57, 0.65))
+    assert lineage.storage == "postgresql://optuna:***@db.example.org:5432/studies?sslmode=require&token=***"
+    assert lineage.study_dataset_fingerprint == best_config.dataset_fingerprint
+    config_json = (tiny_bert_folder() / "config.json").read_bytes()
+    assert lineage.backbone == "tiny-bert" and lineage.backbone_hashed_file == "config.json"
+    assert lineage.backbone_sha256 == hashlib.sha256(config_json).hexdigest()
+    assert {"training-core", "training-execution", "torch", "transformers"} <= set(lineage.packages)
+    assert lineage.python == ".".join(map(str, sys.version_info[:3]))
+    # The commit checked out when the job was made (in a repository), as its job.json recorded it.
+    assert lineage.code_revision == json.loads((final_run.output_dir / "job.json").read_text())["code_revision"]
+    assert (lineage.code_revision is not None) == (git.returncode == 0)
+    assert lineage.code_revision is None or re.fullmatch(r"[0-9a-f]{40}", lineage.code_revision)
+    assert lineage.azure_job_name is None and lineage.azure_parent_job is None
+
+
+def test_it_reads_back_from_the_run_folder_the_model_folder_or_the_file(final_run: JobHandle) -> None:
+    lineage = Lineage.load(final_run.output_dir)
+    assert Lineage.load(final_run.model_dir) == lineage == Lineage.load(final_run.output_dir / "lineage.json")
+    assert extract_lineage_from_best_model(final_run.model_dir) == lineage
+
+
+def test_tags_are_flat_strings_without_secrets(final_run: JobHandle, planted_secret: Callable[..., None]) -> None:
+    tags = Lineage.load(final_run.output_dir).to_tags()
+    assert all(isinstance(key, str) and isinstance(value, str) for key, value in tags.items())
+    assert tags["trial_number"] == "7" and tags["hp.training.learning_rate"] == "0.0003"
+    assert tags["lineage_format"] == "1" and tags["package.training-core"] == "0.1.0"
+    assert "metric.entity_f1" in tags and "azure_job_name" not in tags
+    planted_secret(final_run.output_dir, json.dumps(tags), final_run.logs(1000))
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://user:secret@host/db", "postgresql://user:***@host/db"),
+        ("postgresql+psycopg2://u:p%40ss@h:5432/db?sslmode=require", "postgresql+psycopg2://u:***@h:5432/db?sslmode=require"),
+        ("mysql://root@host/optuna", "mysql://root@host/optuna"),
+        ("https://acct.blob.core.windows.net/c/x?sv=2024&sig=abc%2Bdef&se=1", "https://acct.blob.core.windows.net/c/x?sv=2024&sig=***&se=1"),
+        ("redis://h/0?password=pw&db=1&api_key=k", "redis://h/0?password=***&db=1&api_key=***"),
+        ("sqlite:////tmp/study/optuna.db", "sqlite:////tmp/study/optuna.db"),
+        ("/tmp/study/journal.log", "/tmp/study/journal.log"),
+        ("host=db user=optuna password=hunter2 dbname=s", "host=db user=optuna password=*** dbname=s"),
+    ],
+)  # fmt: skip
+def test_storage_urls_lose_their_credentials(url: str, expected: str) -> None:
+    assert redact_url(url) == expected
+
+
+def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp_path: Path) -> None:
+    with pytest.raises(InputError, match=r"no lineage.json here or in the parent folder; is it a final-training run"):
+        Lineage.load(tmp_path)
+    (tmp_path / "lineage.json").write_text('{"format": 99}')
+    with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 1, got 99$"):
+        Lineage.load(tmp_path)
+
+
+def test_reading_lineage_needs_neither_torch_nor_the_hpo_package(final_run: JobHandle) -> None:
+    code = textwrap.dedent(
+        f"""
+        import importlib.abc, sys
+
+        class Blocker(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers", "optuna") or name.startswith("training.hpo"):
+                    raise ModuleNotFoundError(f"No module named {{name!r}} (blocked)", name=name)
+                return None
+
+        sys.meta_path.insert(0, Blocker())
+        from training.execution import Lineage
+        print(Lineage.load({str(final_run.model_dir)!r}).trial_number)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "7"
