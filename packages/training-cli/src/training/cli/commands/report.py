@@ -26,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.folder}: no such folder")
     out_dir = args.output or args.folder / "report"
     if (args.folder / "metrics.json").is_file():
-        page = _run_report(args, out_dir)
+        page = write_folder_report(args.folder, out_dir, args.data_path)
     else:
         page = _plugin_report(args.folder, out_dir)
     if args.json:
@@ -37,23 +37,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_report(args: argparse.Namespace, out_dir: Path) -> Path:
+def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None) -> Path:
+    """A run folder's report; with data (given, or the run's own), also the confusion of entity types."""
     from training.cli.report import entity_confusion, write_run_report
 
     confusion = None
-    model_dir = args.folder / "model"
-    data_path = args.data_path or _run_data_path(args.folder)
+    model_dir = run_dir / "model"
+    data_path = data_path or _run_data_path(run_dir)
     if model_dir.is_dir() and data_path:
         from data.loaders import load_dataset
         from training.cli.run_paths import window_settings
         from training.core import evaluate_model
 
         dataset = load_dataset(data_path)
-        split = next((name for name in ("validation", "test", "train") if name in dataset), "train")
+        split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         max_length, stride = window_settings(model_dir)
         result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
-    return write_run_report(args.folder, out_dir, confusion)
+    return write_run_report(run_dir, out_dir, confusion)
 
 
 def _run_data_path(run_dir: Path) -> str | None:
