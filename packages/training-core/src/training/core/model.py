@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pickle
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import torch
@@ -17,6 +18,7 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
+from transformers.utils import logging as transformers_logging
 
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory
@@ -73,16 +75,17 @@ def create_model_and_tokenizer(
     if settings.backbone == TINY_BERT:
         return tiny_bert_model(model_config), tokenizer
     try:
-        model = AutoModelForTokenClassification.from_pretrained(
-            source,
-            config=model_config,
-            revision=revision,
-            trust_remote_code=settings.trust_remote_code,
-            dtype=torch.float32,
-            weights_only=True,
-            # A backbone folder may carry a head for other labels; the head is new here in any case.
-            ignore_mismatched_sizes=True,
-        )
+        with _quiet_load_report():
+            model = AutoModelForTokenClassification.from_pretrained(
+                source,
+                config=model_config,
+                revision=revision,
+                trust_remote_code=settings.trust_remote_code,
+                dtype=torch.float32,
+                weights_only=True,
+                # A backbone folder may carry a head for other labels; the head is new here in any case.
+                ignore_mismatched_sizes=True,
+            )
     except _LOAD_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     return model, tokenizer
@@ -113,6 +116,17 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
     if not names or any(not (name == "O" or name[:2] in ("B-", "I-")) for name in names):
         raise InputError(f"{source}: id2label {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ...")
     return names
+
+
+@contextlib.contextmanager
+def _quiet_load_report() -> Iterator[None]:
+    """Hide transformers' load report for a backbone: a new classification head is expected, not news."""
+    previous = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(previous)
 
 
 def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
