@@ -1,7 +1,12 @@
 """Legacy top-level `training` names (deprecated); shipped only by training-compat.
 
-pkgutil-style: it extends `__path__` so `training.core`, `training.hpo`, ... from the other
+pkgutil-style: it extends `__path__` first, so `training.core`, `training.hpo`, ... from the other
 distributions stay importable, and removing training-compat leaves the PEP 420 namespace intact.
+`from training import train_model` and the other names of the old layout resolve lazily, with a warning.
 """
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)
+
+from training_compat.shim import legacy_names as _legacy_names
+
+__getattr__, __dir__, __all__ = _legacy_names(__name__, globals())

@@ -1,1 +1,5 @@
-"""Deprecated top-level `training_exec` package; use `training.execution`."""
+"""Deprecated: the top-level `training_exec` package moved to `training.execution`."""
+
+from training_compat.shim import forward as _forward
+
+__getattr__, __dir__ = _forward(__name__)

@@ -1,0 +1,166 @@
+"""`training migrate PATH...`: rewrite legacy imports in `.py` files and notebooks to the new paths.
+
+Prints a unified diff by default; `--write` applies it (atomically, file by file); `--check` changes nothing and
+exits 1 when a file would change. A file that does not parse is reported and left alone; the others are still
+processed, and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import os
+import stat
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from training.common.atomic import atomic_write_bytes
+from training.common.errors import InputError, TrainingError
+
+DESCRIPTION = (
+    "Rewrite legacy imports (training.trainer, training.model, hpo, training_exec, from training import ...) "
+    "in .py files and notebooks to the new paths. Prints a diff unless --write or --check is given."
+)
+SUFFIXES = (".py", ".ipynb")
+SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One file's rewrite: its bytes before and after, the diff to show, and notes on what stayed."""
+
+    path: Path
+    before: bytes
+    after: bytes
+    diff: str
+    notes: tuple[str, ...]
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `migrate` to the `training` parser (entry point `training.cli.commands`)."""
+    parser = commands.add_parser(
+        "migrate",
+        help="rewrite legacy imports (training.trainer, hpo, training_exec, ...) to the new paths",
+        description=DESCRIPTION,
+    )
+    add_arguments(parser)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".py/.ipynb files or folders (recursive)")
+    mode = parser.add_mutually_exclusive_group()
+    mode.add_argument("--write", action="store_true", help="rewrite the files in place (default: print a diff)")
+    mode.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Migrate every file under `args.paths`; exit code 2 if a file did not parse, 1 if `--check` found work."""
+    files = sources(args.paths)
+    changed = failed = 0
+    for path in files:
+        try:
+            migration = migrate_file(path)
+        except InputError as error:
+            print(f"{error} (file left unchanged)", file=sys.stderr)
+            failed += 1
+            continue
+        for note in migration.notes:
+            print(note, file=sys.stderr)
+        if migration.after == migration.before:
+            continue
+        changed += 1
+        if args.write:
+            _write(path, migration.after)
+            print(f"rewrote {path}")
+        elif args.check:
+            print(f"would rewrite {path}")
+        else:
+            sys.stdout.write(migration.diff)
+    done = "rewritten" if args.write else "would be rewritten"
+    print(f"{changed} of {len(files)} files {done}, {failed} not parsed", file=sys.stderr)
+    if failed:
+        return InputError.exit_code
+    return 1 if args.check and changed else 0
+
+
+def sources(paths: Sequence[Path]) -> list[Path]:
+    """The files named, and the `.py`/`.ipynb` files under the folders named (hidden folders and venvs skipped)."""
+    found: dict[Path, None] = {}
+    for path in paths:
+        if path.is_file():
+            found[path] = None
+        elif path.is_dir():
+            for root, folders, names in os.walk(path):
+                folders[:] = sorted(name for name in folders if not _skipped(Path(root, name)))
+                found.update((Path(root, name), None) for name in sorted(names) if name.endswith(SUFFIXES))
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    return list(found)
+
+
+def _skipped(folder: Path) -> bool:
+    return folder.name.startswith(".") or folder.name in SKIPPED_FOLDERS or (folder / "pyvenv.cfg").exists()
+
+
+def migrate_file(path: Path) -> Migration:
+    """Rewrite one file in memory; raise `InputError` naming the file and line when it does not parse."""
+    from training_compat.notebook import rewrite_notebook
+    from training_compat.rewrite import UnparsableSource, rewrite
+
+    before = path.read_bytes()
+    if path.suffix != ".ipynb":
+        try:
+            result = rewrite(before)
+        except UnparsableSource as error:
+            raise InputError(f"{path}:{error.line}: {error.reason}") from None
+        notes = tuple(f"{path}:{note.line}: note: {note.text}" for note in result.notes)
+        diff = _diff(before.decode("utf-8", "replace"), result.source.decode("utf-8", "replace"), str(path))
+        return Migration(path, before, result.source, diff, notes)
+
+    cell_notes: list[str] = []
+
+    def rewrite_cell(index: int, code: str) -> str:
+        result = rewrite(code.encode("utf-8"))
+        cell_notes.extend(f"{path}: cell {index}, line {note.line}: note: {note.text}" for note in result.notes)
+        return result.source.decode("utf-8")
+
+    try:
+        after, cells = rewrite_notebook(before, rewrite_cell)
+    except InputError as error:
+        raise InputError(f"{path}: {error}") from None
+    diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in cells)
+    return Migration(path, before, after, diff, tuple(cell_notes))
+
+
+def _diff(before: str, after: str, name: str) -> str:
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}"
+    )
+    return "".join(line if line.endswith("\n") else f"{line}\n" for line in lines)
+
+
+def _write(path: Path, data: bytes) -> None:
+    """Replace the file atomically, keeping its permissions (and writing through a symbolic link)."""
+    target = path.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode)
+    atomic_write_bytes(target, data)
+    os.chmod(target, mode)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`python -m training_compat.migrate PATH...`: the same command outside the `training` CLI."""
+    parser = argparse.ArgumentParser(prog="python -m training_compat.migrate", description=DESCRIPTION)
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return run(args)
+    except TrainingError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return error.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,161 @@
+"""`training migrate` on a user's project: check, diff, write, and a second run that finds nothing left."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from training_compat.migrate import main
+
+LIGHT = "-W", "error::DeprecationWarning"
+APP_USES = '''
+
+import hpo  # the tuner
+import training.data as td
+import training.model
+
+
+def main(config, dataset, output_dir):
+    """Not run by the tests: importing the module is the check."""
+    model, tokenizer = create_model_and_tokenizer(config)
+    metrics = train_model(config, dataset, output_dir)
+    study = hpo.run_local_hpo_sweep("bert", hpo.create_search_space({}))
+    return training.model.load_model, td.load_dataset, metrics, study
+
+
+if __name__ == "__main__":
+    main(None, None, None)
+'''
+TUNING = '''\
+"""Relative imports stay; the split import becomes two lines."""
+from . import features
+from training import train_model, run_local_hpo_sweep  # noqa: F401
+import training_exec
+
+
+def refit(best):
+    return training_exec.execute_final_training(best), features.X
+'''
+
+
+def training_migrate(python, *args: str, cwd: Path):
+    return python("-m", "training.cli", "migrate", *args, cwd=cwd)
+
+
+@pytest.fixture
+def project(guide, tmp_path: Path) -> Path:
+    """A user's project with every legacy import of the guide, a package, a notebook and a hidden folder."""
+    root = tmp_path / "project"
+    (root / "pkg").mkdir(parents=True)
+    (root / "app.py").write_text(
+        '"""Train, tune and refit with the old API."""\n# Every import of the guide:\n'
+        + "\n".join(statement for statement, _ in guide)
+        + APP_USES,
+        encoding="utf-8",
+    )
+    (root / "pkg" / "__init__.py").write_text("", encoding="utf-8")
+    (root / "pkg" / "features.py").write_text("X = 1\n", encoding="utf-8")
+    (root / "pkg" / "tuning.py").write_text(TUNING, encoding="utf-8")
+    cell = {
+        "cell_type": "code",
+        "execution_count": None,
+        "metadata": {},
+        "outputs": [],
+        "source": ["%matplotlib inline\n", "from hpo import extract_best_config_from_study"],
+    }
+    document = {"cells": [cell], "metadata": {}, "nbformat": 4, "nbformat_minor": 5}
+    (root / "analysis.ipynb").write_text(json.dumps(document, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    (root / ".venv" / "lib").mkdir(parents=True)
+    (root / ".venv" / "lib" / "vendored.py").write_text("import hpo\n", encoding="utf-8")
+    return root
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {str(path.relative_to(root)): path.read_bytes() for path in sorted(root.rglob("*")) if path.is_file()}
+
+
+def test_migrate_is_a_command_of_training(python) -> None:
+    result = python("-m", "training.cli", "--help")
+    assert result.returncode == 0 and "migrate" in result.stdout
+
+
+def test_check_diff_write_then_nothing_left(project: Path, python) -> None:
+    before = snapshot(project)
+    checked = training_migrate(python, "--check", ".", cwd=project)
+    assert checked.returncode == 1, checked.stderr
+    assert checked.stdout.splitlines() == [
+        "would rewrite analysis.ipynb",
+        "would rewrite app.py",
+        "would rewrite pkg/tuning.py",
+    ]
+    assert checked.stderr.strip() == "3 of 5 files would be rewritten, 0 not parsed"
+    shown = training_migrate(python, ".", cwd=project)
+    assert shown.returncode == 0
+    assert "\n-from hpo import run_local_hpo_sweep\n" in shown.stdout
+    assert "\n+from training.hpo import run_local_hpo_sweep\n" in shown.stdout
+    assert "--- a/analysis.ipynb (cell 1)" in shown.stdout
+    assert snapshot(project) == before  # --check and the diff change nothing
+
+    written = training_migrate(python, "--write", ".", cwd=project)
+    assert written.returncode == 0, written.stderr
+    after = snapshot(project)
+    assert after[".venv/lib/vendored.py"] == before[".venv/lib/vendored.py"]  # hidden folders are skipped
+    app = after["app.py"].decode()
+    assert app.startswith('"""Train, tune and refit with the old API."""\n# Every import of the guide:\n')
+    assert "\nfrom training.core import train_model\nfrom training.core import create_model_and_tokenizer\n" in app
+    assert "from training import hpo  # the tuner\nimport data.loaders as td\nimport training.core.model\n" in app
+    assert "return training.core.model.load_model, td.load_dataset, metrics, study\n" in app
+    assert after["pkg/tuning.py"].decode() == TUNING.replace(
+        "from training import train_model, run_local_hpo_sweep  # noqa: F401\nimport training_exec\n",
+        "from training.core import train_model  # noqa: F401\n"
+        "from training.hpo import run_local_hpo_sweep  # noqa: F401\nfrom training import execution as training_exec\n",
+    )
+    cell = json.loads(after["analysis.ipynb"])["cells"][0]["source"]
+    assert cell == ["%matplotlib inline\n", "from training.hpo import extract_best_config_from_study"]
+
+    imported = python(*LIGHT, "-c", "import app, pkg.tuning", cwd=project)
+    assert imported.returncode == 0, imported.stderr
+    again = training_migrate(python, "--check", ".", cwd=project)
+    assert (again.returncode, again.stdout) == (0, "")
+    assert snapshot(project) == after
+
+
+def test_a_file_that_does_not_parse_is_reported_and_the_others_still_migrate(python, tmp_path: Path) -> None:
+    (tmp_path / "good.py").write_text("from hpo import create_search_space\n", encoding="utf-8")
+    bad = "from hpo import create_search_space\n\nspace = create_search_space(\n"
+    (tmp_path / "bad.py").write_text(bad, encoding="utf-8")
+    result = training_migrate(python, "--write", "good.py", "bad.py", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "bad.py:3: invalid syntax: '(' was never closed (file left unchanged)",
+        "1 of 2 files rewritten, 1 not parsed",
+    ]
+    assert (tmp_path / "good.py").read_text(encoding="utf-8") == "from training.hpo import create_search_space\n"
+    assert (tmp_path / "bad.py").read_text(encoding="utf-8") == bad
+
+
+def test_a_missing_path_is_one_line_and_exit_code_2(python, tmp_path: Path) -> None:
+    result = training_migrate(python, "nowhere", cwd=tmp_path)
+    assert (result.returncode, result.stderr) == (2, "training migrate: error: nowhere: no such file or folder\n")
+    module = python("-m", "training_compat.migrate", "--check", "nowhere", cwd=tmp_path)
+    assert (module.returncode, module.stderr) == (
+        2,
+        "python -m training_compat.migrate: error: nowhere: no such file or folder\n",
+    )
+
+
+def test_write_keeps_permissions_and_writes_through_links(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    script = tmp_path / "tool.py"
+    script.write_text("#!/usr/bin/env python\nimport training_exec as te\n", encoding="utf-8")
+    script.chmod(0o750)
+    link = tmp_path / "link.py"
+    link.symlink_to(script)
+    assert main(["--write", str(link)]) == 0
+    assert link.is_symlink() and stat.S_IMODE(script.stat().st_mode) == 0o750
+    assert script.read_text(encoding="utf-8") == "#!/usr/bin/env python\nimport training.execution as te\n"
+    assert capsys.readouterr().out == f"rewrote {link}\n"
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]

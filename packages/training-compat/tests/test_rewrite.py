@@ -1,0 +1,218 @@
+"""The import rewriter: legacy imports become the guide's new ones; everything else, comments included, stays."""
+
+from __future__ import annotations
+
+import textwrap
+
+import pytest
+
+from training_compat.rewrite import Note, Result, UnparsableSource, rewrite
+
+# (what a user wrote, what `training migrate` makes of it)
+CASES = {
+    "guide trainer": ("from training.trainer import train_model\n", "from training.core import train_model\n"),
+    "guide model": (
+        "from training.model import create_model_and_tokenizer\n",
+        "from training.core import create_model_and_tokenizer\n",
+    ),
+    "guide metrics": ("from training.metrics import compute_metrics\n", "from training.core import compute_metrics\n"),
+    "guide evaluator": (
+        "from training.evaluator import evaluate_model\n",
+        "from training.core import evaluate_model\n",
+    ),
+    "guide hpo": (
+        "from hpo import run_local_hpo_sweep, extract_best_config_from_study\nfrom hpo import create_search_space\n",
+        "from training.hpo import run_local_hpo_sweep, extract_best_config_from_study\n"
+        "from training.hpo import create_search_space\n",
+    ),
+    "guide execution": (
+        "from training_exec import execute_final_training, extract_lineage_from_best_model\n"
+        "from training.distributed import create_run_context\n",
+        "from training.execution import execute_final_training, extract_lineage_from_best_model\n"
+        "from training.execution import create_run_context\n",
+    ),
+    "guide cv": (
+        "from training.cv_utils import create_kfold_splits\n",
+        "from training.core.cv_utils import create_kfold_splits\n",
+    ),
+    "guide data": ("from training.data import load_dataset\n", "from data.loaders import load_dataset\n"),
+    "guide top level": (
+        "from training import train_model\nfrom training import create_model_and_tokenizer\n"
+        "from training import run_local_hpo_sweep\n",
+        "from training.core import train_model\nfrom training.core import create_model_and_tokenizer\n"
+        "from training.hpo import run_local_hpo_sweep\n",
+    ),
+    "alias": (
+        "from training.model import create_model_and_tokenizer as cm\n",
+        "from training.core import create_model_and_tokenizer as cm\n",
+    ),
+    "a name the package does not re-export": (
+        "from training.model import _private_function\n",
+        "from training.core.model import _private_function\n",
+    ),
+    "names that now live apart": (
+        "from training import train_model, run_local_hpo_sweep as sweep  # legacy\n",
+        "from training.core import train_model  # legacy\n"
+        "from training.hpo import run_local_hpo_sweep as sweep  # legacy\n",
+    ),
+    "parenthesised, with comments": (
+        """\
+        # the API we use
+        from training import (
+            train_model,  # trains
+            core,
+            run_local_hpo_sweep,
+        )
+        """,
+        """\
+        # the API we use
+        from training.core import (
+            train_model,  # trains
+        )
+        from training import (
+            core,
+        )
+        from training.hpo import (
+            run_local_hpo_sweep,
+        )
+        """,
+    ),
+    "parenthesised, no trailing comma": (
+        "from training import (train_model,\n                      load_dataset)\n",
+        "from training.core import (train_model)\nfrom data.loaders import (load_dataset)\n",
+    ),
+    "legacy modules imported by name": (
+        "from training import model, data, distributed\nfrom hpo import sweep\n",
+        "from training.core import model\nfrom data import loaders as data\n"
+        "from training import execution as distributed\nfrom training.hpo import sweep\n",
+    ),
+    "legacy submodule": (
+        "from hpo.sweep import run_local_hpo_sweep\nfrom hpo.best_config import extract_best_config_from_study\n",
+        "from training.hpo import run_local_hpo_sweep\nfrom training.hpo import extract_best_config_from_study\n",
+    ),
+    "star": ("from training.model import *\n", "from training.core.model import *\n"),
+    "import with alias": (
+        "import training.data as td\nimport hpo as h\n",
+        "import data.loaders as td\nimport training.hpo as h\n",
+    ),
+    "import hpo keeps the name it binds": (
+        """\
+        try:
+            import hpo  # the tuner
+        except ImportError:
+            hpo = None
+
+
+        def tune(space):
+            global hpo
+            return hpo.run_local_hpo_sweep("bert", space)
+        """,
+        """\
+        try:
+            from training import hpo  # the tuner
+        except ImportError:
+            hpo = None
+
+
+        def tune(space):
+            global hpo
+            return hpo.run_local_hpo_sweep("bert", space)
+        """,
+    ),
+    "import legacy modules among others": (
+        "import os, training.model, training_exec, sys\n\nmodel = training.model.create_model_and_tokenizer\n"
+        "job = training_exec.execute_final_training\n",
+        "import os, training.core.model\nfrom training import execution as training_exec\nimport sys\n\n"
+        "model = training.core.model.create_model_and_tokenizer\njob = training_exec.execute_final_training\n",
+    ),
+    "import a legacy submodule": (
+        "import hpo.sweep\n\nhpo.sweep.run_local_hpo_sweep(hpo.create_search_space({}))\n",
+        "import training.hpo.sweep\nfrom training import hpo\n\n"
+        "hpo.sweep.run_local_hpo_sweep(hpo.create_search_space({}))\n",
+    ),
+    "import training.data and its uses": (
+        "import training.data\n\ncorpus = training.data.load_dataset('corpus')\n",
+        "import data.loaders\n\ncorpus = data.loaders.load_dataset('corpus')\n",
+    ),
+    "a top-level name used through the namespace": (
+        "import training\n\ntraining.train_model(1)\ntraining.core.evaluate_model\n",
+        "import training\nimport training.core\n\ntraining.core.train_model(1)\ntraining.core.evaluate_model\n",
+    ),
+    "inside a block, with semicolons": (
+        """\
+        try:
+            from training.core import train_model
+        except ImportError:  # an old install
+            import sys; from training import train_model, load_dataset
+        """,
+        """\
+        try:
+            from training.core import train_model
+        except ImportError:  # an old install
+            import sys
+            from training.core import train_model
+            from data.loaders import load_dataset
+        """,
+    ),
+}
+UNCHANGED = {
+    "relative": "from . import trainer\nfrom .model import create_model_and_tokenizer\nfrom ..hpo import sweep\n",
+    "new paths": "from training.core import train_model\nimport training.hpo\nfrom training import core, hpo\n",
+    "a name shadowing the package": "from training import hpo\n\nhpo.run_local_hpo_sweep\n",
+    "other packages": "import hpo_tools\nfrom training_execution import x\nimport data.loaders\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_legacy_imports_are_rewritten(case: str) -> None:
+    before, after = (textwrap.dedent(text).encode() for text in CASES[case])
+    result = rewrite(before)
+    assert result.source.decode() == after.decode()
+    assert result.notes == ()
+    assert rewrite(result.source).source == result.source  # a second run changes nothing
+
+
+@pytest.mark.parametrize("case", sorted(UNCHANGED))
+def test_everything_else_is_left_alone(case: str) -> None:
+    source = UNCHANGED[case].encode()
+    assert rewrite(source) == Result(source, ())
+
+
+def test_line_endings_encoding_and_layout_survive() -> None:
+    source = '# -*- coding: latin-1 -*-\r\n"""Caf\xe9."""\r\nfrom hpo import create_search_space  # \xe9\r\n'.encode(
+        "latin-1"
+    )
+    result = rewrite(source)
+    expected = '# -*- coding: latin-1 -*-\r\n"""Caf\xe9."""\r\nfrom training.hpo import create_search_space  # \xe9\r\n'
+    assert result.source == expected.encode("latin-1")
+
+
+def test_what_cannot_be_rewritten_safely_stays_with_a_note() -> None:
+    source = textwrap.dedent("""\
+        import training.data
+        from training import *
+
+        data = training.data.load_dataset("corpus")
+    """).encode()
+    result = rewrite(source)
+    assert result.source == source
+    assert result.notes == (
+        Note(1, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand"),
+        Note(2, "'from training import *' left as is: import the names you use from their new homes"),
+        Note(4, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand"),
+    )
+
+
+def test_a_module_that_does_not_parse_names_the_line() -> None:
+    with pytest.raises(UnparsableSource) as raised:
+        rewrite(b"import hpo\n\nx = (1,\n")
+    assert raised.value.line == 3 and "never closed" in raised.value.reason
+
+
+def test_a_module_that_is_not_text_names_the_line() -> None:
+    with pytest.raises(UnparsableSource) as raised:
+        rewrite(b"import hpo\n\nname = '\xff'\n")
+    assert (raised.value.line, raised.value.reason) == (
+        3,
+        "not utf-8 text (invalid start byte), and no coding declaration",
+    )
