@@ -1,0 +1,303 @@
+"""The same sweep with `run_local_hpo_sweep` and with Hugging Face `Trainer.hyperparameter_search(backend="optuna")`.
+
+Both sweep the same space (learning rate log-uniform, batch size choice) for the same number of trials with a TPE
+sampler of the same seed (its first trials are random draws, so both try the same parameters), train the same tiny
+BERT (identical initial weights) on the same generated corpus for the same epochs, and score entity F1 the same
+way (strict IOB2, `compute_metrics`). `run_local_hpo_sweep` cross-validates on 2 folds, each trial in a fresh
+process; `Trainer.hyperparameter_search` has no cross-validation, so it runs once per fold (same seed, so trial `i`
+has the same parameters on both folds) and its objective is the mean of the two searches, trial by trial.
+
+Per trial:
+- wall: the trial's duration as Optuna recorded it (both sides, summed over the two HF searches);
+- training: ours, `train_model` calls (model creation, training, per-epoch evaluation, best-model saving);
+  HF, from `model_init` to the end of `Trainer.train` (model creation, training, per-epoch evaluation);
+- overhead: wall minus training (process start, data transfer, storage writes, bookkeeping);
+- peak RSS: ours, the peak of the trial's own process; HF, the peak of its one process after the trial.
+
+Each contender runs in a fresh process of its own (one after the other), so memory figures start clean.
+
+Usage: `python benchmarks/bench_hpo.py [--trials 4] [--documents 160] [--epochs 2] [--isolation subprocess]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import numpy as np
+import optuna
+import psutil
+import torch
+import transformers
+from transformers import (
+    DataCollatorForTokenClassification,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from data.documents import iob2_tag_names
+from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
+from data.loaders import Dataset, load_dataset
+from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
+from training.core.cv_utils import create_kfold_splits
+from training.core.features import encode_documents
+from training.core.metrics import compute_metrics
+from training.core.model import create_model_and_tokenizer
+from training.hpo import run_local_hpo_sweep
+
+LOW, HIGH, BATCH_SIZES = 1e-3, 2e-2, (8, 16)
+SEED = 0
+
+
+def workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig, Dataset]:
+    corpus = generate_corpus(documents, seed=SEED, max_sentences=3)
+    path = write_corpus(folder / "corpus", {"train": [doc for split in corpus.values() for doc in split]})
+    config = TrainingConfig(
+        model=ModelConfig(name="tiny-bert", backbone="tiny-bert", max_length=256, stride=32),
+        data=DataConfig(name="bench", labels=ENTITY_TYPES),
+        training=OptimizationConfig(num_epochs=epochs, batch_size=16, seed=SEED, warmup_ratio=0.0),
+    )
+    return config, load_dataset(path, labels=ENTITY_TYPES)
+
+
+def ours(config: TrainingConfig, dataset: Dataset, trials: int, isolation: str, folder: Path) -> dict[str, Any]:
+    hpo = HPOConfig(
+        name="bench",
+        k_folds=2,
+        n_trials=trials,
+        sampler={"type": "tpe", "seed": SEED},
+        pruner={"type": "none"},
+        isolation=isolation,
+        search_space={
+            "learning_rate": {"type": "loguniform", "low": LOW, "high": HIGH},
+            "batch_size": {"type": "choice", "values": list(BATCH_SIZES)},
+        },
+    )
+    parent = psutil.Process()
+    rss_before = parent.memory_info().rss
+    started = time.perf_counter()
+    study = run_local_hpo_sweep(None, hpo, config=config, dataset=dataset, study_dir=folder / "ours")
+    wall = time.perf_counter() - started
+    rows = []
+    for trial in study.trials:
+        duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        rows.append(
+            {
+                "params": (trial.params["training.learning_rate"], trial.params["training.batch_size"]),
+                "value": trial.value,
+                "wall": duration,
+                "training": trial.user_attrs["train_seconds"],
+                "rss_mb": trial.user_attrs["peak_rss_mb"],
+            }
+        )
+    return {
+        "wall": wall,
+        "best": study.best_value,
+        "trials": rows,
+        "parent_rss_growth_mb": (parent.memory_info().rss - rss_before) / 2**20,
+    }
+
+
+class _Timing(TrainerCallback):
+    """Training time per trial (from `model_init`, marked by the bench) and the process's peak RSS after it."""
+
+    def __init__(self) -> None:
+        self.model_init_at: float = 0.0
+        self.training: list[float] = []
+        self.rss_mb: list[float] = []
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training.append(time.perf_counter() - self.model_init_at)
+        self.rss_mb.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+class _Windows(torch.utils.data.Dataset):
+    """The documents' windows (as `train_model` encodes them) as the feature dicts the HF collator pads."""
+
+    def __init__(self, documents: Any, tokenizer: Any, tag_names: Any, config: TrainingConfig) -> None:
+        model = config.model
+        self.windows = encode_documents(documents, tokenizer, tag_names, model.max_length, model.stride).windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        window = self.windows[index]
+        return {
+            "input_ids": list(window.input_ids),
+            "attention_mask": [1] * window.length,
+            "labels": list(window.labels),
+        }
+
+
+def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: Path) -> dict[str, Any]:
+    splits = create_kfold_splits(dataset, 2, seed=config.training.seed, stratify=config.data.stratify)
+    tag_names = iob2_tag_names(ENTITY_TYPES)
+    _, tokenizer = create_model_and_tokenizer(config)
+    timing = _Timing()
+
+    def model_init(trial: Any = None) -> Any:
+        timing.model_init_at = time.perf_counter()
+        return create_model_and_tokenizer(config)[0]
+
+    def metrics(prediction: Any) -> dict[str, float]:
+        predicted, gold = np.argmax(prediction.predictions, axis=-1), prediction.label_ids
+        keep = gold != -100
+        golds = [[tag_names[t] for t in row[mask]] for row, mask in zip(gold, keep, strict=True)]
+        guesses = [[tag_names[t] for t in row[mask]] for row, mask in zip(predicted, keep, strict=True)]
+        return {"entity_f1": compute_metrics(golds, guesses)["entity_f1"]}
+
+    def space(trial: optuna.Trial) -> dict[str, Any]:
+        return {
+            "learning_rate": trial.suggest_float("learning_rate", LOW, HIGH, log=True),
+            "per_device_train_batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
+        }
+
+    studies, started = [], time.perf_counter()
+    for fold in range(2):
+        part = splits.fold_dataset(dataset, fold)
+        args = TrainingArguments(
+            output_dir=str(folder / f"hf-{fold}"),
+            num_train_epochs=config.training.num_epochs,
+            per_device_eval_batch_size=32,
+            weight_decay=config.training.weight_decay,
+            max_grad_norm=config.training.max_grad_norm,
+            lr_scheduler_type="linear",
+            eval_strategy="epoch",
+            save_strategy="no",
+            logging_strategy="no",
+            report_to=[],
+            disable_tqdm=True,
+            seed=config.training.seed,
+            use_cpu=True,
+        )
+        trainer = Trainer(
+            model_init=model_init,
+            args=args,
+            train_dataset=_Windows(part["train"], tokenizer, tag_names, config),
+            eval_dataset=_Windows(part["validation"], tokenizer, tag_names, config),
+            data_collator=DataCollatorForTokenClassification(tokenizer),
+            compute_metrics=metrics,
+            callbacks=[timing],
+        )
+        trainer.remove_callback(PrinterCallback)
+        storage = f"sqlite:///{folder / f'hf-{fold}.db'}"
+        trainer.hyperparameter_search(
+            hp_space=space,
+            compute_objective=lambda m: m["eval_entity_f1"],
+            n_trials=trials,
+            direction="maximize",
+            backend="optuna",
+            sampler=optuna.samplers.TPESampler(seed=SEED),
+            study_name="hf",
+            storage=storage,
+        )
+        studies.append(optuna.load_study(study_name="hf", storage=storage))
+    wall = time.perf_counter() - started
+    rows = []
+    for number in range(trials):
+        pair = [study.trials[number] for study in studies]
+        rows.append(
+            {
+                "params": (pair[0].params["learning_rate"], pair[0].params["batch_size"]),
+                "same_params_on_both_folds": pair[0].params == pair[1].params,
+                "value": statistics.fmean(trial.value for trial in pair),
+                "wall": sum((t.datetime_complete - t.datetime_start).total_seconds() for t in pair),
+                "training": timing.training[number] + timing.training[trials + number],
+                "rss_mb": timing.rss_mb[trials + number],
+            }
+        )
+    return {"wall": wall, "best": max(row["value"] for row in rows), "trials": rows}
+
+
+def report(results: dict[str, dict[str, Any]], trials: int, documents: int, epochs: int, isolation: str) -> None:
+    print(
+        f"# {trials} trials, 2 folds, {documents} generated documents, {epochs} epochs, tiny BERT; "
+        f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, "
+        f"optuna {optuna.__version__}, {os.cpu_count()} CPUs; run_local_hpo_sweep isolation={isolation}"
+    )
+    print(f"{'':34}{'run_local_hpo_sweep':>22}{'HF hyperparameter_search':>26}")
+    ours_, hf = results["ours"], results["hf"]
+
+    def line(label: str, a: str, b: str) -> None:
+        print(f"{label:34}{a:>22}{b:>26}")
+
+    line("wall-clock, whole sweep (s)", f"{ours_['wall']:.1f}", f"{hf['wall']:.1f}")
+    line("best objective (CV mean F1)", f"{ours_['best']:.4f}", f"{hf['best']:.4f}")
+    for name, rows in (("ours", ours_["trials"]), ("hf", hf["trials"])):
+        results[name]["overheads"] = [row["wall"] - row["training"] for row in rows]
+    line(
+        "overhead per trial, median (s)",
+        f"{statistics.median(ours_['overheads']):.3f}",
+        f"{statistics.median(hf['overheads']):.3f}",
+    )
+    line("overhead, trial 1 (s)", f"{ours_['overheads'][0]:.3f}", f"{hf['overheads'][0]:.3f}")
+    line(
+        "training per trial, median (s)",
+        f"{statistics.median(r['training'] for r in ours_['trials']):.2f}",
+        f"{statistics.median(r['training'] for r in hf['trials']):.2f}",
+    )
+    first, last = ours_["trials"][0]["rss_mb"], ours_["trials"][-1]["rss_mb"]
+    hf_first, hf_last = hf["trials"][0]["rss_mb"], hf["trials"][-1]["rss_mb"]
+    line(f"peak RSS trial 1 / trial {trials} (MiB)", f"{first:.0f} / {last:.0f}", f"{hf_first:.0f} / {hf_last:.0f}")
+    line("sweep process RSS growth (MiB)", f"{ours_['parent_rss_growth_mb']:.0f}", "-")
+    print("\nper trial: learning rate, batch size, objective, wall s, training s, peak RSS MiB")
+    for name, rows in (("run_local_hpo_sweep", ours_["trials"]), ("HF hyperparameter_search", hf["trials"])):
+        print(name)
+        for index, row in enumerate(rows):
+            params = f"{row['params'][0]:.5f} {row['params'][1]:>3}"
+            print(
+                f"  {index}: {params}  {row['value']:.4f}  {row['wall']:6.2f}  {row['training']:6.2f}  "
+                f"{row['rss_mb']:6.0f}"
+            )
+    same = all(row["same_params_on_both_folds"] for row in hf["trials"])
+    print(f"HF tried the same parameters on both folds: {same}")
+
+
+def run_contender(args: argparse.Namespace) -> dict[str, Any]:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    transformers.logging.set_verbosity_error()
+    with tempfile.TemporaryDirectory(prefix="bench-hpo-") as tmp:
+        folder = Path(tmp)
+        config, dataset = workload(args.documents, args.epochs, folder)
+        if args.contender == "ours":
+            return ours(config, dataset, args.trials, args.isolation, folder)
+        return huggingface(config, dataset, args.trials, folder)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--documents", type=int, default=160)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
+    parser.add_argument("--contender", choices=("ours", "hf"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.contender:  # one contender in this fresh process; the result goes to the parent as JSON
+        print(json.dumps(run_contender(args)))
+        return 0
+    results = {}
+    for contender in ("ours", "hf"):  # each in a fresh process, so memory figures start clean
+        command = [sys.executable, __file__, *sys.argv[1:], "--contender", contender]
+        done = subprocess.run(command, capture_output=True, text=True, check=True)
+        results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
+    report(results, args.trials, args.documents, args.epochs, args.isolation)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

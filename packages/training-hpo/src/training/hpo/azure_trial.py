@@ -1,0 +1,119 @@
+"""One trial of an Azure ML sweep (or of any launcher): cross-validate one parameter set, log the metric.
+
+    python -m training.hpo.azure_trial --spec SPEC_DIR --data DATA --output OUT --param training.learning_rate=3e-5
+
+SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml` (see `azure_sweep`). The folds are made from the data with
+the config's seed, exactly as a local sweep makes them, and saved in OUT. Each epoch's value is logged as the primary
+metric (so Azure's early termination sees it) and the cross-validated mean is logged last, when MLflow is installed
+and a tracking URI is configured (`MLFLOW_TRACKING_URI`, as Azure ML sets it). OUT receives `trial.json` and one
+run folder per fold; the same JSON is printed on stdout. Exit codes: 0 ok, 1 failure, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from data.loaders import load_dataset
+from training.common.atomic import atomic_write_json
+from training.common.errors import InputError, TrainingError
+from training.config.builder import load_hpo_config
+from training.config.schema import TrainingConfig
+from training.core.cv_utils import create_kfold_splits
+from training.hpo.objective import TrialSpec, cross_validate, max_epochs
+from training.hpo.search_space import create_search_space
+
+
+class MetricLogger:
+    """Logs each reported value to MLflow (when enabled); never prunes: Azure's policy cancels trials itself."""
+
+    def __init__(self, metric: str, mlflow: ModuleType | None) -> None:
+        self.metric, self.mlflow = metric, mlflow
+
+    def report(self, step: int, value: float) -> bool:
+        if self.mlflow is not None:
+            self.mlflow.log_metric(self.metric, value, step=step)
+        return False
+
+
+def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, str]) -> dict[str, Any]:
+    """Cross-validate the sampled `params` (text values, as Azure passes them); returns the trial record."""
+    config_file = spec_dir / "config.yaml"
+    try:
+        config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    except FileNotFoundError:
+        raise InputError(f"{config_file}: no such file; --spec must be a sweep spec folder") from None
+    hpo = load_hpo_config(spec_dir / "hpo.yaml")
+    space = create_search_space(hpo)
+    values = space.resolve(params)
+    dataset = load_dataset(
+        data, format=config.data.format, labels=config.data.labels, overlap_policy=config.data.overlap_policy
+    )
+    splits = create_kfold_splits(dataset, hpo.k_folds, seed=config.training.seed, stratify=config.data.stratify)
+    splits_path = splits.save(output / "splits.json")
+    mlflow = _mlflow()
+    with tempfile.TemporaryDirectory(prefix="features-") as cache:
+        spec = TrialSpec(
+            number=0,
+            config_yaml=config.with_values(values).to_yaml(),
+            metric=hpo.metric,
+            splits_path=str(splits_path),
+            trial_dir=str(output),
+            cache_dir=cache,
+            max_epochs=max_epochs(space, config),
+        )
+        outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow))
+    if mlflow is not None:
+        mlflow.log_metric(hpo.metric, outcome.mean, step=hpo.k_folds * spec.max_epochs)
+    if hpo.keep_checkpoints == "none":
+        for fold in range(hpo.k_folds):
+            shutil.rmtree(output / f"fold-{fold}" / "model", ignore_errors=True)
+    record = {"metric": hpo.metric, "objective": outcome.mean, "hyperparameters": values, **outcome.to_attrs()}
+    atomic_write_json(output / "trial.json", record)
+    return record
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m training.hpo.azure_trial", description=__doc__.splitlines()[0])
+    parser.add_argument("--spec", type=Path, required=True, help="sweep spec folder (config.yaml, hpo.yaml)")
+    parser.add_argument("--data", type=Path, required=True, help="data folder or file")
+    parser.add_argument("--output", type=Path, required=True, help="folder for the trial's runs and trial.json")
+    parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a sampled value")
+    args = parser.parse_args(argv)
+    try:
+        params = dict(_pair(text) for text in args.param)
+        record = run_azure_trial(args.spec, args.data, args.output, params)
+    except TrainingError as error:
+        print(f"azure trial: error: {error}", file=sys.stderr)
+        return error.exit_code
+    print(json.dumps(record, sort_keys=True))
+    return 0
+
+
+def _pair(text: str) -> tuple[str, str]:
+    key, equals, value = text.partition("=")
+    if not equals or not key:
+        raise InputError(f"--param {text!r}: expected KEY=VALUE, e.g. training.learning_rate=3e-5")
+    return key, value
+
+
+def _mlflow() -> ModuleType | None:
+    """MLflow, when installed and pointed at a tracking server (Azure ML sets MLFLOW_TRACKING_URI in its jobs)."""
+    if importlib.util.find_spec("mlflow") is None or not os.environ.get("MLFLOW_TRACKING_URI"):
+        return None
+    import mlflow
+
+    return mlflow
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,58 @@
+"""`extract_best_config_from_study`: the best trial as a typed `BestConfig`, saved as `best_config.json`."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import optuna
+from optuna.study import StudyDirection
+
+from training.common.errors import InputError
+from training.config.best import BestConfig
+from training.hpo.record import SweepRecord
+from training.hpo.study_folder import StudyFolder
+
+
+def extract_best_config_from_study(
+    study: optuna.Study, *, study_dir: str | os.PathLike[str] | None = None
+) -> BestConfig:
+    """The best complete trial: base config, hyperparameters, epochs to refit, CV mean and spread, provenance.
+
+    `num_epochs` is the mean over folds of the epoch each fold was best at, rounded. The result is also written to
+    `<study_dir>/best_config.json` (`study_dir` defaults to the folder the study was created in).
+    """
+    record = SweepRecord.load(study)
+    folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
+    try:
+        trial = study.best_trial
+    except ValueError:
+        raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration") from None
+    attrs, maximize = trial.user_attrs, study.direction == StudyDirection.MAXIMIZE
+    fold_values = [float(value) for value in attrs["fold_values"]]
+    epochs = [epoch for epoch in attrs["fold_best_epochs"] if epoch is not None]
+    best = BestConfig(
+        config=record.config,
+        hyperparameters=attrs["hyperparameters"],
+        num_epochs=max(1, round(sum(epochs) / len(epochs))) if epochs else None,
+        metric=record.hpo_config.metric,
+        direction="maximize" if maximize else "minimize",
+        objective=float(trial.value),
+        cv_std=float(attrs["cv_std"]),
+        fold_values=tuple(fold_values),
+        trial_number=trial.number,
+        study_name=study.study_name,
+        storage=record.storage,
+        dataset_fingerprint=record.dataset_fingerprint,
+        splits_path=str(folder.splits),
+        checkpoint=_checkpoint(folder, trial.number, fold_values, maximize),
+    )
+    best.save(folder.best_config)
+    return best
+
+
+def _checkpoint(folder: StudyFolder, number: int, fold_values: list[float], maximize: bool) -> str | None:
+    """The model folder of the trial's best fold, when it was kept."""
+    order = sorted(range(len(fold_values)), key=fold_values.__getitem__, reverse=maximize)
+    model = folder.fold(number, order[0]) / "model" if order else None
+    return str(model) if model is not None and model.is_dir() else None

@@ -1,0 +1,75 @@
+"""The budget of a whole study (trials and wall-clock time), shared by every process and host working on it.
+
+A trial may start while fewer than `n_trials` trials are complete, pruned or running with a smaller number, and while
+the study's active time is below `timeout_s`. The active time is the union of every trial's run time, so time between
+a crash and a resume does not count, and workers running side by side count once. A trial that starts over budget is
+marked failed before it trains (a race between workers; `MaxTrialsCallback` would let it run and overshoot).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+BUDGET = "budget"
+COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+
+
+@dataclass(frozen=True)
+class Budget:
+    """At most `n_trials` trials and `timeout_s` seconds of active time (None: no limit)."""
+
+    n_trials: int | None
+    timeout_s: float | None
+
+    @classmethod
+    def of(cls, study: optuna.Study) -> Budget:
+        """The budget recorded in the study (every worker reads the same one)."""
+        record: dict[str, Any] = study.user_attrs.get(BUDGET) or {}
+        return cls(record.get("n_trials"), record.get("timeout_s"))
+
+    def record(self, study: optuna.Study) -> None:
+        study.set_user_attr(BUDGET, {"n_trials": self.n_trials, "timeout_s": self.timeout_s})
+
+    def exhausted(self, trials: Sequence[FrozenTrial]) -> bool:
+        """No new trial may start: complete, pruned and running trials fill the budget, or time is up."""
+        used = sum(trial.state in (*COUNTED, TrialState.RUNNING) for trial in trials)
+        return self._full(used) or self._timed_out(trials)
+
+    def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
+        """Whether the running trial `number` fits: earlier-started running trials take their places first."""
+        used = sum(
+            trial.state in COUNTED or (trial.state == TrialState.RUNNING and trial.number < number) for trial in trials
+        )
+        return not (self._full(used) or self._timed_out(trials))
+
+    def _full(self, used: int) -> bool:
+        return self.n_trials is not None and used >= self.n_trials
+
+    def _timed_out(self, trials: Sequence[FrozenTrial]) -> bool:
+        return self.timeout_s is not None and active_seconds(trials) >= self.timeout_s
+
+
+def active_seconds(trials: Sequence[FrozenTrial]) -> float:
+    """Seconds during which at least one trial of the study was running (failed trials end at an unknown time)."""
+    intervals = sorted(
+        (trial.datetime_start, trial.datetime_complete or datetime.now(trial.datetime_start.tzinfo))
+        for trial in trials
+        if trial.datetime_start is not None and trial.state in (*COUNTED, TrialState.RUNNING)
+    )
+    total, current_start, current_end = 0.0, None, None
+    for start, end in intervals:
+        if current_end is None or start > current_end:
+            if current_start is not None and current_end is not None:
+                total += (current_end - current_start).total_seconds()
+            current_start, current_end = start, end
+        else:
+            current_end = max(current_end, end)
+    if current_start is not None and current_end is not None:
+        total += (current_end - current_start).total_seconds()
+    return total

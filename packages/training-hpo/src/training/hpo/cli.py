@@ -1,0 +1,199 @@
+"""`training hpo run|resume|worker|best|report`, registered with the `training` command through an entry point.
+
+This module stays light: optuna, torch and the sweep are imported inside the commands, so `training --help` does not
+load them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+from training.common.errors import ConfigError
+
+DEFAULT_STUDIES = Path("studies")
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """Add `hpo` and its actions to the `training` parser."""
+    parser = commands.add_parser("hpo", help="k-fold hyperparameter sweeps with Optuna (run, resume, worker, best)")
+    actions = parser.add_subparsers(dest="hpo_action", metavar="ACTION", required=True)
+
+    run = actions.add_parser("run", help="start (or continue) a sweep from a config folder")
+    run.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
+    run.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
+    run.add_argument("--data", type=Path, help="data folder or file (default: data.path of the data config)")
+    run.add_argument("--study-dir", type=Path, help=f"study folder (default: {DEFAULT_STUDIES}/<hpo name>)")
+    run.add_argument("--backbone", help="model config name or backbone id to tune")
+    _budget_arguments(run)
+    run.add_argument("--storage", help="RDB URL or journal file (default: SQLite in the study folder)")
+    _common_arguments(run)
+    run.set_defaults(func=_run)
+
+    resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
+    resume.add_argument("--study-dir", type=Path, required=True)
+    resume.add_argument("--storage", help="storage URL, when the study's needs a password")
+    resume.add_argument("--data", type=Path, help="the study's data, when it has moved")
+    _budget_arguments(resume)
+    _common_arguments(resume)
+    resume.set_defaults(func=_resume)
+
+    worker = actions.add_parser("worker", help="join a running study from another process or host")
+    worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
+    worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
+    worker.add_argument("--study-name")
+    worker.add_argument("--data", type=Path, help="the study's data, when it lies elsewhere on this host")
+    _common_arguments(worker)
+    worker.set_defaults(func=_worker)
+
+    best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
+    best.add_argument("--study-dir", type=Path, required=True)
+    best.add_argument("--storage", help="storage URL, when the study's needs a password")
+    best.add_argument("--json", action="store_true", help="print the best config as JSON")
+    best.set_defaults(func=_best)
+
+    report = actions.add_parser("report", help="plots, index.html and a table of the trials")
+    report.add_argument("--study-dir", type=Path, required=True)
+    report.add_argument("--storage", help="storage URL, when the study's needs a password")
+    report.add_argument("--out", type=Path, help="report folder (default: <study-dir>/report)")
+    report.set_defaults(func=_report)
+
+
+def _budget_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--n-trials", type=int, help="trials for the whole study (all workers together)")
+    parser.add_argument("--timeout", type=float, metavar="SECONDS", help="active time for the whole study")
+
+
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
+    parser.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+
+
+def _hpo_file(config_dir: Path, name_or_path: str) -> Path:
+    given = Path(name_or_path)
+    if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
+        return given
+    path = config_dir / "hpo" / f"{name_or_path}.yaml"
+    if not path.is_file():
+        available = sorted(p.stem for p in (config_dir / "hpo").glob("*.yaml"))
+        raise ConfigError(f"{path}: no such hpo config; available: {', '.join(available) or 'none'}")
+    return path
+
+
+def _isolation(args: argparse.Namespace) -> str | None:
+    return "inprocess" if args.inprocess else None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from training.hpo.search_space import create_search_space
+
+    space = create_search_space(_hpo_file(args.config_dir, args.hpo))  # errors name the file
+    hpo = space.hpo_config
+    assert hpo is not None
+    from training.hpo.sweep import run_local_hpo_sweep
+
+    study = run_local_hpo_sweep(
+        args.backbone,
+        space,
+        config_dir=args.config_dir,
+        data_path=args.data,
+        study_dir=args.study_dir or DEFAULT_STUDIES / hpo.name,
+        n_trials=args.n_trials,
+        timeout_s=args.timeout,
+        storage=args.storage,
+        isolation=_isolation(args),
+    )
+    return _summary(study, args.json)
+
+
+def _resume(args: argparse.Namespace) -> int:
+    from training.hpo.sweep import resume_hpo_sweep
+
+    study = resume_hpo_sweep(
+        args.study_dir,
+        storage=args.storage,
+        data_path=args.data,
+        n_trials=args.n_trials,
+        timeout_s=args.timeout,
+        isolation=_isolation(args),
+    )
+    return _summary(study, args.json)
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from training.hpo.sweep import resume_hpo_sweep
+
+    study = resume_hpo_sweep(
+        args.study_dir,
+        storage=args.storage,
+        study_name=args.study_name,
+        data_path=args.data,
+        isolation=_isolation(args),
+        worker=True,
+    )
+    return _summary(study, args.json)
+
+
+def _best(args: argparse.Namespace) -> int:
+    from training.hpo.best_config import extract_best_config_from_study
+    from training.hpo.storage import load_study
+    from training.hpo.study_folder import StudyFolder
+
+    best = extract_best_config_from_study(load_study(args.study_dir, storage=args.storage), study_dir=args.study_dir)
+    if args.json:
+        print(best.model_dump_json(indent=2))
+    else:
+        print(f"best trial {best.trial_number} of study {best.study_name}: {best.metric} {best.objective:.4f}")
+        print(f"cv std {best.cv_std:.4f} over folds {', '.join(f'{value:.4f}' for value in best.fold_values)}")
+        for key, value in best.hyperparameters.items():
+            print(f"  {key} = {value}")
+        print(f"refit epochs: {best.num_epochs}; checkpoint: {best.checkpoint or 'not kept'}")
+        print(f"written to {StudyFolder(args.study_dir).best_config}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from training.hpo.report import write_report
+    from training.hpo.storage import load_study
+    from training.hpo.study_folder import StudyFolder
+
+    folder = StudyFolder(args.study_dir)
+    out = args.out or folder.report
+    print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
+    print(f"report: {out / 'index.html'}")
+    print(f"live view: optuna-dashboard {folder.read_manifest()['storage']}")
+    return 0
+
+
+def _summary(study: Any, as_json: bool) -> int:
+    from training.hpo.checkpoints import best_trial_number
+    from training.hpo.record import SweepRecord
+    from training.hpo.report import trials_table
+
+    record = SweepRecord.load(study)
+    best_file = Path(record.study_dir) / "best_config.json"
+    has_best = best_trial_number(study) is not None and best_file.is_file()
+    if as_json:
+        outcome = {
+            "study_name": study.study_name,
+            "study_dir": record.study_dir,
+            "storage": record.storage,
+            "trials": [
+                {
+                    "number": trial.number,
+                    "state": trial.state.name.lower(),
+                    "value": trial.value,
+                    "params": trial.user_attrs.get("hyperparameters", trial.params),
+                    "fold_values": trial.user_attrs.get("fold_values"),
+                }
+                for trial in study.get_trials(deepcopy=False)
+            ],
+            "best": json.loads(best_file.read_text(encoding="utf-8")) if has_best else None,
+        }
+        print(json.dumps(outcome, indent=2))
+    else:
+        print(trials_table(study), end="")
+        print(f"best config: {best_file}" if has_best else "no complete trial yet")
+    return 0

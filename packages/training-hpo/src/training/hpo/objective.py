@@ -1,0 +1,172 @@
+"""The k-fold cross-validation objective of one trial: train each fold, report each epoch, average the folds.
+
+It runs in the trial's own process (or in the sweep's, in-process) and never touches the study: a `Reporter` carries
+each epoch's value to the process that talks to Optuna and answers whether to prune. Intermediate steps are
+`fold * max_epochs + epoch`, so values at one step are comparable across trials even when epochs are tuned.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import optuna
+
+from data.loaders import Dataset
+from training.common.atomic import atomic_write_json
+from training.config.schema import TrainingConfig
+from training.core.callbacks import Callback, TrainerState
+from training.core.cv_utils import KFoldSplits
+from training.core.trainer import train_model
+from training.hpo.search_space import SearchSpace
+
+
+def max_epochs(space: SearchSpace, config: TrainingConfig) -> int:
+    """The most epochs a trial of `space` can train: the stride of intermediate steps from one fold to the next."""
+    return max(space.upper_bound("training.num_epochs") or 0, config.training.num_epochs)
+
+
+class Reporter(Protocol):
+    """Receives an intermediate value; returns True when the trial should be pruned."""
+
+    def report(self, step: int, value: float) -> bool: ...
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """Everything a trial's process needs, besides the dataset."""
+
+    number: int
+    config_yaml: str
+    metric: str
+    splits_path: str
+    trial_dir: str
+    cache_dir: str
+    max_epochs: int
+
+
+@dataclass(frozen=True)
+class FoldResult:
+    """One fold: its best value of the metric, the epoch it was reached and the seconds its training took."""
+
+    fold: int
+    value: float
+    best_epoch: int | None
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CVOutcome:
+    """The folds a trial finished, the step it was pruned at (None: it finished every fold), and the peak memory
+    of the process that ran it (None where the system does not tell)."""
+
+    folds: tuple[FoldResult, ...]
+    pruned_at: int | None = None
+    peak_rss_mb: float | None = None
+
+    @property
+    def values(self) -> list[float]:
+        return [fold.value for fold in self.folds]
+
+    @property
+    def mean(self) -> float:
+        return statistics.fmean(self.values) if self.folds else math.nan
+
+    @property
+    def std(self) -> float:
+        return statistics.pstdev(self.values) if self.folds else math.nan
+
+    @property
+    def train_seconds(self) -> float:
+        return sum(fold.seconds for fold in self.folds)
+
+    def to_attrs(self) -> dict[str, Any]:
+        """The trial user attributes recording this outcome."""
+        return {
+            "fold_values": self.values,
+            "fold_best_epochs": [fold.best_epoch for fold in self.folds],
+            "cv_mean": self.mean if self.folds else None,
+            "cv_std": self.std if self.folds else None,
+            "train_seconds": self.train_seconds,
+            "peak_rss_mb": self.peak_rss_mb,
+        }
+
+
+class OptunaReporter:
+    """Reports straight to an Optuna trial (in-process trials and the parent of isolated ones)."""
+
+    def __init__(self, trial: optuna.Trial) -> None:
+        self.trial = trial
+
+    def report(self, step: int, value: float) -> bool:
+        self.trial.report(value, step)
+        return self.trial.should_prune()
+
+
+class _ReportEpochs(Callback):
+    """Reports the metric after each epoch of one fold and stops training when the reporter says prune."""
+
+    def __init__(self, reporter: Reporter, metric: str, fold: int, max_epochs: int) -> None:
+        self.reporter, self.metric, self.fold, self.offset = reporter, metric, fold, fold * max_epochs
+        self.last_step: int | None = None
+
+    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+        step = self.offset + state.epoch
+        if step == self.last_step:  # evaluations every eval_steps: the first of each epoch is reported
+            return
+        self.last_step = step
+        if self.reporter.report(step, float(metrics[self.metric])):
+            raise optuna.TrialPruned(f"pruned at fold {self.fold}, epoch {state.epoch + 1}")
+
+
+def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVOutcome:
+    """Train every fold of `spec.splits_path` in `<trial_dir>/fold-<k>`; stop at the first prune."""
+    config = TrainingConfig.from_yaml(spec.config_yaml, f"trial {spec.number} config")
+    splits = KFoldSplits.load(spec.splits_path, dataset)
+    folds: list[FoldResult] = []
+    for index, fold in enumerate(splits.folds):
+        output = Path(spec.trial_dir) / f"fold-{index}"
+        atomic_write_json(
+            output / "fold.json",
+            {
+                "fold": index,
+                "pid": os.getpid(),
+                "splits": spec.splits_path,
+                "dataset_fingerprint": splits.dataset_fingerprint,
+                "train_indices": list(fold.train_indices),
+                "validation_indices": list(fold.validation_indices),
+            },
+        )
+        callback = _ReportEpochs(reporter, spec.metric, index, spec.max_epochs)
+        started = time.perf_counter()
+        try:
+            result = train_model(
+                config,
+                splits.fold_dataset(dataset, index),
+                output,
+                callbacks=[callback],
+                resume=False,
+                cache_dir=spec.cache_dir,
+            )
+        except optuna.TrialPruned:
+            return CVOutcome(tuple(folds), pruned_at=callback.last_step, peak_rss_mb=peak_rss_mb())
+        seconds = time.perf_counter() - started
+        value = float(result.best_metrics[spec.metric])
+        folds.append(FoldResult(index, value, result.best_epoch, seconds))
+    return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb())
+
+
+def peak_rss_mb() -> float | None:
+    """The peak resident memory of this process in MiB, where the system reports it."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (1024 * 1024 if sys.platform == "darwin" else 1024)  # bytes on macOS, KiB on Linux

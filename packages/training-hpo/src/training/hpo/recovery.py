@@ -1,0 +1,123 @@
+"""Interrupted trials: each trial records the process that runs it, so a trial left RUNNING by a process that died
+on this host (kill -9, power loss) can be failed and re-run with the same parameters.
+
+`enqueue_trial(..., skip_if_exists=True)` is not used: it also matches FAILED trials and would silently skip the
+re-run. Trials running on other hosts are left alone here; RDB storages fail them by heartbeat (see `storage`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+OWNER = "owner"
+RETRY_OF = "retry_of"
+RETRIES = "retries"
+MAX_RETRIES = 3
+# A trial records its owner within milliseconds of starting; one without an owner after this long was cut short.
+UNOWNED_GRACE = timedelta(seconds=60)
+
+logger = logging.getLogger("training.hpo")
+
+
+def process_identity(pid: int | None = None) -> dict[str, Any]:
+    """Host, process id and (where the system tells) process start time, which tells a reused pid apart."""
+    pid = os.getpid() if pid is None else pid
+    return {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid)}
+
+
+def record_owner(trial: optuna.Trial) -> None:
+    """Mark `trial` as run by this process."""
+    trial.set_user_attr(OWNER, process_identity())
+
+
+def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = None) -> list[int]:
+    """Fail the RUNNING trials whose process died on this host and enqueue their parameters again.
+
+    Returns the numbers of the trials failed. `lock_file` serialises concurrent recoveries by processes of one host,
+    so a trial is re-queued once; a trial already re-run `MAX_RETRIES` times is only failed.
+    """
+    recovered = []
+    with _locked(lock_file):
+        trials = study.get_trials(deepcopy=False)
+        requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials}
+        for trial in trials:
+            if trial.state != TrialState.RUNNING or not _interrupted(trial):
+                continue
+            try:
+                study.tell(trial.number, state=TrialState.FAIL)
+            except ValueError:  # finished meanwhile by another process
+                continue
+            recovered.append(trial.number)
+            if trial.number not in requeued:
+                requeue(study, trial)
+    return recovered
+
+
+def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
+    """Queue an interrupted trial's parameters to run again (unless it has been re-run `MAX_RETRIES` times)."""
+    retries = int(trial.user_attrs.get(RETRIES, 0))
+    if trial.params and retries < MAX_RETRIES:
+        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, RETRIES: retries + 1})
+        logger.warning("trial %d was interrupted; it is queued again with the same parameters", trial.number)
+    else:
+        logger.warning("trial %d was interrupted; it is marked failed", trial.number)
+
+
+def _interrupted(trial: FrozenTrial) -> bool:
+    owner = trial.user_attrs.get(OWNER)
+    if owner is None:
+        start = trial.datetime_start
+        now = datetime.now(start.tzinfo) if start is not None else None
+        return start is not None and now is not None and now - start > UNOWNED_GRACE
+    if owner.get("host") != socket.gethostname():
+        return False
+    return not _alive(int(owner["pid"]), owner.get("started"))
+
+
+def _alive(pid: int, started: int | None) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by another user
+        pass
+    now_started = _start_time(pid)
+    return started is None or now_started is None or now_started == started
+
+
+def _start_time(pid: int) -> int | None:
+    """Start time of a process in clock ticks since boot (Linux), else None."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return int(stat.rpartition(")")[2].split()[19])
+
+
+@contextlib.contextmanager
+def _locked(lock_file: Path | None) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # Windows: recoveries on one host are not serialised
+        yield
+        return
+    if lock_file is None:
+        yield
+        return
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -1,0 +1,131 @@
+"""`write_report`: PNG plots of a study and an `index.html` embedding them; a plain-text table of its trials.
+
+Plots: optimisation history, parameter importances (from two complete trials on), parallel coordinates and the
+spread of each trial's fold values. Rendering is headless (matplotlib's Agg backend). For a live view of the same
+storage: `optuna-dashboard sqlite:///<study_dir>/study.db` (or the journal file's path).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+from training.common.atomic import atomic_write_bytes, atomic_write_text
+from training.common.optional import require
+
+COLUMNS = ("trial", "state", "objective", "cv std", "folds", "parameters")
+
+
+def trials_table(study: optuna.Study) -> str:
+    """Every trial as one row: number, state, objective (CV mean), its spread, fold values and parameters."""
+    rows = [COLUMNS]
+    for trial in study.get_trials(deepcopy=False):
+        attrs = trial.user_attrs
+        rows.append(
+            (
+                str(trial.number),
+                trial.state.name.lower(),
+                _number(trial.value),
+                _number(attrs.get("cv_std")),
+                " ".join(_number(value) for value in attrs.get("fold_values", [])) or "-",
+                " ".join(f"{key}={_short(value)}" for key, value in attrs.get("hyperparameters", {}).items()) or "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
+    ]
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
+    """Write the plots and `index.html` into `out_dir`; return the trials table (also saved as `trials.txt`)."""
+    require("matplotlib", "training.hpo.write_report").use("Agg")
+    from optuna.visualization import matplotlib as plots
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    figures: list[tuple[str, str | None, str]] = []
+
+    def add(title: str, name: str, draw: Callable[[], Any], note: str | None) -> None:
+        if note is not None:
+            figures.append((title, None, note))
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            _save_png(draw(), out / name)
+        figures.append((title, name, ""))
+
+    none_yet = "no complete trial yet" if not complete else None
+    add("Optimisation history", "history.png", lambda: plots.plot_optimization_history(study), none_yet)
+    add(
+        "Parameter importances",
+        "importances.png",
+        lambda: plots.plot_param_importances(study),
+        None if len(complete) >= 2 else f"needs at least 2 complete trials; the study has {len(complete)}",
+    )
+    add("Parallel coordinates", "parallel.png", lambda: plots.plot_parallel_coordinate(study), none_yet)
+    add("Fold values per trial", "folds.png", lambda: _fold_spread(complete), none_yet)
+    table = trials_table(study)
+    atomic_write_text(out / "trials.txt", table)
+    atomic_write_text(out / "index.html", _html(study, figures, table))
+    return table
+
+
+def _fold_spread(trials: list[FrozenTrial]) -> Any:
+    import matplotlib.pyplot as plt
+
+    _, axes = plt.subplots(figsize=(max(4.0, 0.6 * len(trials) + 2), 4))
+    values = [trial.user_attrs.get("fold_values", []) for trial in trials]
+    axes.boxplot(values, tick_labels=[str(trial.number) for trial in trials])
+    for position, folds in enumerate(values, start=1):
+        axes.scatter([position] * len(folds), folds, s=12, zorder=3)
+    axes.set_xlabel("trial")
+    axes.set_ylabel("fold value")
+    axes.set_title("Spread of the metric over the folds")
+    return axes
+
+
+def _save_png(axes: Any, path: Path) -> None:
+    import matplotlib.pyplot as plt
+
+    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def _html(study: optuna.Study, figures: list[tuple[str, str | None, str]], table: str) -> str:
+    sections = []
+    for title, name, note in figures:
+        body = (
+            f'<img src="{name}" alt="{html.escape(title)}">'
+            if name
+            else f"<p><em>Skipped: {html.escape(note)}</em></p>"
+        )
+        sections.append(f"<section><h2>{html.escape(title)}</h2>{body}</section>")
+    name = html.escape(study.study_name)
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>Study {name}</title></head><body>\n'
+        f"<h1>Study {name}</h1>\n<p>Direction: {study.direction.name.lower()}</p>\n"
+        + "\n".join(sections)
+        + f"\n<section><h2>Trials</h2><pre>{html.escape(table)}</pre></section>\n</body></html>\n"
+    )
+
+
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4f}"
+
+
+def _short(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)

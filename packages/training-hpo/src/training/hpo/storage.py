@@ -1,0 +1,121 @@
+"""Study storage: SQLite or a journal file in the study folder by default, any RDB URL for many hosts.
+
+- `None`: `sqlite:///<study_dir>/study.db`
+- `"journal"`: `<study_dir>/study.journal`; any other value without `://` is a journal file path (relative ones
+  are relative to the study folder)
+- a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage
+
+RDB storages get a heartbeat, so a trial whose process vanished on another host is failed after a grace period and
+re-run with the same parameters (`RetryHeartbeatStaleTrialCallback`). Journal files have no heartbeat; interrupted
+trials on this host are found by their process id instead (see `recovery`). The SQLite file works with
+optuna-dashboard: `optuna-dashboard sqlite:///<study_dir>/study.db`.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
+from optuna.storages.journal import JournalFileBackend
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+
+from training.common.errors import ConfigError, InputError, TrainingError
+from training.hpo.recovery import MAX_RETRIES
+from training.hpo.study_folder import StudyFolder
+
+HEARTBEAT_INTERVAL_S = 60
+HEARTBEAT_GRACE_S = 180
+HIDDEN_PASSWORD = "***"  # noqa: S105 - what sqlalchemy shows instead of a password
+
+
+def storage_location(storage: str | None, folder: StudyFolder) -> str:
+    """The storage as a URL or an absolute journal path (what `open_storage` opens and the manifest records)."""
+    if storage is None:
+        return f"sqlite:///{folder.database.resolve()}"
+    if storage == "journal":
+        return str(folder.journal.resolve())
+    if "://" in storage:
+        return storage
+    path = Path(storage).expanduser()
+    return str((path if path.is_absolute() else folder.root / path).resolve())
+
+
+def open_storage(location: str) -> BaseStorage:
+    """An Optuna storage for a location from `storage_location` (a URL or a journal file path)."""
+    if "://" not in location:
+        Path(location).parent.mkdir(parents=True, exist_ok=True)
+        return JournalStorage(JournalFileBackend(location))
+    try:
+        url = make_url(location)
+    except ArgumentError:
+        raise ConfigError(f"storage {scrub(location)!r}: not a database URL such as sqlite:///study.db") from None
+    if url.password == HIDDEN_PASSWORD:
+        raise InputError(
+            f"storage {location!r}: the password is not stored with the study; pass the full URL (--storage URL)"
+        )
+    if url.get_backend_name() == "sqlite" and url.database:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        try:
+            return RDBStorage(
+                location,
+                heartbeat_interval=HEARTBEAT_INTERVAL_S,
+                grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
+            )
+        except NoSuchModuleError:
+            raise ConfigError(
+                f"storage {scrub(location)!r}: unknown database {url.get_backend_name()!r}; use sqlite, postgresql, "
+                "mysql, ... or a journal file path"
+            ) from None
+        except ImportError as error:
+            raise InputError(
+                f"storage {scrub(location)!r}: its database driver is missing ({error}); for PostgreSQL: "
+                'pip install "training-hpo[postgres]"'
+            ) from None
+        except OperationalError as error:
+            raise TrainingError(f"storage {scrub(location)!r}: cannot open it ({error.orig})") from None
+
+
+def scrub(location: str) -> str:
+    """The location with any password replaced by `***` (safe to log, store and show)."""
+    if "://" not in location:
+        return location
+    try:
+        return make_url(location).render_as_string(hide_password=True)
+    except ArgumentError:
+        return location.split("://", 1)[0] + "://" + HIDDEN_PASSWORD
+
+
+def study_location(
+    study_dir: str | Path | None = None, *, storage: str | None = None, study_name: str | None = None
+) -> tuple[str, str]:
+    """The storage location and study name of an existing study: from its folder's manifest, or as given."""
+    if study_dir is not None:
+        folder = StudyFolder(Path(study_dir))
+        manifest = folder.read_manifest()
+        location = storage_location(storage, folder) if storage else manifest["storage"]
+        return location, study_name or manifest["study_name"]
+    if storage is None or study_name is None:
+        raise InputError("name the study: a study folder, or a storage URL together with a study name")
+    return (storage if "://" in storage else str(Path(storage).resolve())), study_name
+
+
+def open_study(study_name: str, backend: BaseStorage, location: str) -> optuna.Study:
+    """Load an existing study; a missing one is an `InputError` naming the storage."""
+    try:
+        return optuna.load_study(study_name=study_name, storage=backend)
+    except KeyError:
+        raise InputError(f"storage {scrub(location)!r} holds no study named {study_name!r}") from None
+
+
+def load_study(
+    study_dir: str | Path | None = None, *, storage: str | None = None, study_name: str | None = None
+) -> optuna.Study:
+    """Open an existing study from its folder (its manifest names the storage), or from a storage URL and name."""
+    location, name = study_location(study_dir, storage=storage, study_name=study_name)
+    return open_study(name, open_storage(location), location)

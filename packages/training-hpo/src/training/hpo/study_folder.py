@@ -1,0 +1,110 @@
+"""The layout of a study folder, its manifest, and the only way anything in it is deleted.
+
+<study_dir>/study.json         manifest: study name and storage (without password)
+<study_dir>/study.db           default SQLite storage (or study.journal)
+<study_dir>/splits.json        the k folds, made once per study
+<study_dir>/cache/             tokenised features shared by every trial
+<study_dir>/trials/<n>/fold-<k>/   one training run folder per trial and fold
+<study_dir>/best_config.json   the best trial, for final training
+<study_dir>/report/            plots and index.html
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from training.common.atomic import atomic_write_json
+from training.common.errors import InputError
+
+MANIFEST_FORMAT = "training.hpo-study"
+
+
+@dataclass(frozen=True)
+class StudyFolder:
+    """Paths of one study folder."""
+
+    root: Path
+
+    @property
+    def manifest(self) -> Path:
+        return self.root / "study.json"
+
+    @property
+    def database(self) -> Path:
+        return self.root / "study.db"
+
+    @property
+    def journal(self) -> Path:
+        return self.root / "study.journal"
+
+    @property
+    def splits(self) -> Path:
+        return self.root / "splits.json"
+
+    @property
+    def recovery_lock(self) -> Path:
+        return self.root / ".recovery.lock"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / "cache"
+
+    @property
+    def best_config(self) -> Path:
+        return self.root / "best_config.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+    @property
+    def trials(self) -> Path:
+        return self.root / "trials"
+
+    def trial(self, number: int) -> Path:
+        return self.trials / str(number)
+
+    def fold(self, number: int, fold: int) -> Path:
+        return self.trial(number) / f"fold-{fold}"
+
+    def write_manifest(self, study_name: str, storage: str) -> None:
+        atomic_write_json(self.manifest, {"format": MANIFEST_FORMAT, "study_name": study_name, "storage": storage})
+
+    def read_manifest(self) -> dict[str, Any]:
+        """The manifest; a folder without one is not a study folder."""
+        try:
+            data = json.loads(self.manifest.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise InputError(
+                f"{self.root}: not a study folder (no study.json); start a sweep there with `training hpo run`"
+            ) from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise InputError(f"{self.manifest}: unreadable study manifest ({error})") from None
+        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+            raise InputError(f"{self.manifest}: not a study manifest (expected 'format': {MANIFEST_FORMAT!r})")
+        return data
+
+    def remove(self, path: Path) -> None:
+        """Delete `path` (a file or folder) inside the study folder; never through a link, never outside the folder."""
+        base = Path(os.path.abspath(self.root))
+        target = Path(os.path.abspath(path))
+        try:
+            parts = target.relative_to(base).parts
+        except ValueError:
+            raise InputError(f"{path}: refusing to delete it: it lies outside the study folder {base}") from None
+        if not parts:
+            raise InputError(f"{path}: refusing to delete the study folder itself")
+        current = base.resolve()
+        for part in parts:
+            current = current / part
+            if current.is_symlink():
+                raise InputError(f"{path}: refusing to delete through the symbolic link {current} in the study folder")
+        if current.is_dir():
+            shutil.rmtree(current)
+        else:
+            current.unlink(missing_ok=True)

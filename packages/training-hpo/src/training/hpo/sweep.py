@@ -1,0 +1,328 @@
+"""`run_local_hpo_sweep`: a persisted, resumable k-fold Optuna sweep; `resume_hpo_sweep` continues or joins one.
+
+Run the same sweep again (or `resume_hpo_sweep`) after a crash or kill -9 and it continues the study: finished
+trials are kept, a trial whose process died is failed and re-run with its parameters. Any number of processes on
+any hosts may work on one study (`resume_hpo_sweep(..., worker=True)`); the trial and time budget belongs to the
+study, not to a process, and trial folders live in the shared study folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial
+
+from data.loaders import Dataset, load_dataset
+from training.common.errors import ConfigError, InputError
+from training.common.fingerprint import fingerprint
+from training.config.builder import build_training_config, load_hpo_config
+from training.config.schema import HPOConfig, TrainingConfig
+from training.config.validation import validate
+from training.core.cv_utils import KFoldSplits, create_kfold_splits
+from training.hpo.best_config import extract_best_config_from_study
+from training.hpo.budget import Budget
+from training.hpo.checkpoints import best_trial_number, clean_checkpoints
+from training.hpo.objective import OptunaReporter, TrialSpec, max_epochs
+from training.hpo.record import SweepRecord
+from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
+from training.hpo.search_space import SearchSpace, create_search_space
+from training.hpo.storage import open_storage, open_study, scrub, storage_location, study_location
+from training.hpo.study_folder import StudyFolder
+from training.hpo.trial_runner import Isolation, run_trial
+
+# Trials the median pruner lets finish before it compares; the schema's PrunerConfig has no field for it.
+MEDIAN_STARTUP_TRIALS = 3
+# Settings that define what a study measures; a study cannot continue with other ones.
+DEFINING_SETTINGS = ("metric", "direction", "k_folds", "sampler", "pruner", "search_space")
+
+
+class BudgetReached(Exception):
+    """A trial started after the study's budget was used up (by another worker); it is failed untrained."""
+
+
+def run_local_hpo_sweep(
+    backbone: str | None = None,
+    search_space: SearchSpace | HPOConfig | str | os.PathLike[str] | Mapping[str, Any] | None = None,
+    *,
+    study_dir: str | os.PathLike[str],
+    config: TrainingConfig | None = None,
+    config_dir: str | os.PathLike[str] | None = None,
+    dataset: Dataset | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    hpo_config: HPOConfig | str | os.PathLike[str] | None = None,
+    n_trials: int | None = None,
+    timeout_s: float | None = None,
+    storage: str | None = None,
+    isolation: Isolation | None = None,
+    study_name: str | None = None,
+) -> optuna.Study:
+    """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
+
+    `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
+    Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
+    made from; `n_trials`, `timeout_s`, `storage` and `isolation` override them. The data is `dataset`, else
+    `data_path`, else the config's `data.path`; its `train` split is cross-validated.
+    """
+    hpo, space = _settings(search_space, hpo_config, Path(study_dir), n_trials, timeout_s, storage, isolation)
+    if study_name is not None:
+        hpo = hpo.model_copy(update={"name": study_name})
+    base = _base_config(backbone, config, config_dir, hpo.metric)
+    data_location = Path(data_path).resolve() if data_path is not None else None
+    if dataset is None:
+        data_location = data_location or (Path(base.data.path) if base.data.path else None)
+        if data_location is None:
+            raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
+        dataset = _load(data_location, base)
+    folder = StudyFolder(Path(study_dir))
+    location = storage_location(hpo.storage, folder)
+    backend = open_storage(location)
+    study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
+    record = SweepRecord(
+        config_yaml=base.to_yaml(),
+        config_fingerprint=base.fingerprint,
+        hpo=hpo.model_dump(mode="json"),
+        dataset_fingerprint=dataset.fingerprint,
+        data_path=str(data_location) if data_location else None,
+        study_dir=str(folder.root.resolve()),
+        storage=scrub(location),
+        max_epochs=max_epochs(space, base),
+    )
+    _check_or_save(study, record, folder)
+    Budget(hpo.n_trials, hpo.timeout_s).record(study)
+    folder.write_manifest(hpo.name, scrub(location))
+    _splits(folder, dataset, hpo.k_folds, base)
+    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, worker=False).run()
+
+
+def resume_hpo_sweep(
+    study_dir: str | os.PathLike[str] | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    dataset: Dataset | None = None,
+    data_path: str | os.PathLike[str] | None = None,
+    n_trials: int | None = None,
+    timeout_s: float | None = None,
+    isolation: Isolation | None = None,
+    worker: bool = False,
+) -> optuna.Study:
+    """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
+
+    Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
+    `isolation` defaults to the sweep's.
+    A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
+    workers started together do not suggest the same parameters.
+    """
+    location, name = study_location(study_dir, storage=storage, study_name=study_name)
+    backend = open_storage(location)
+    study = open_study(name, backend, location)
+    record = SweepRecord.load(study)
+    folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
+    if dataset is None:
+        path = data_path if data_path is not None else record.data_path
+        if path is None:
+            raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
+        dataset = _load(Path(path), record.config)
+    if dataset.fingerprint != record.dataset_fingerprint:
+        raise InputError(
+            f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
+            f"{record.dataset_fingerprint[:12]}; pass the study's data"
+        )
+    if n_trials is not None or timeout_s is not None:
+        old = Budget.of(study)
+        Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
+    _splits(folder, dataset, record.hpo_config.k_folds, record.config)
+    isolation = isolation or record.hpo_config.isolation
+    return _Sweep(backend, study, record, folder, dataset, isolation, worker=worker).run()
+
+
+class _Sweep:
+    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up."""
+
+    def __init__(
+        self,
+        backend: BaseStorage,
+        study: optuna.Study,
+        record: SweepRecord,
+        folder: StudyFolder,
+        dataset: Dataset,
+        isolation: Isolation,
+        worker: bool,
+    ) -> None:
+        self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
+        self.hpo = record.hpo_config
+        self.space = create_search_space(self.hpo)
+        self.base = record.config
+        existing = len(study.get_trials(deepcopy=False))
+        self.study = optuna.load_study(
+            study_name=study.study_name,
+            storage=backend,
+            sampler=_sampler(self.hpo, self.space, _process_seed(self.hpo.sampler.seed, existing, worker)),
+            pruner=_pruner(self.hpo, record.max_epochs),
+        )
+
+    def run(self) -> optuna.Study:
+        recover_interrupted_trials(self.study, self.folder.recovery_lock)
+        if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
+            self.study.optimize(self._objective, callbacks=[self._after_trial], catch=(BudgetReached,))
+        clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
+        if best_trial_number(self.study) is not None:
+            extract_best_config_from_study(self.study, study_dir=self.folder.root)
+        return self.study
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        if not Budget.of(trial.study).admits(trial.study.get_trials(deepcopy=False), trial.number):
+            trial.study.stop()
+            trial.set_user_attr("skipped", "the study's budget was used up before this trial started")
+            raise BudgetReached(f"trial {trial.number} started after the study's budget was used up")
+        record_owner(trial)
+        params = self.space.suggest(trial)
+        trial.set_user_attr("hyperparameters", params)
+        spec = TrialSpec(
+            number=trial.number,
+            config_yaml=self.base.with_values(params).to_yaml(),
+            metric=self.hpo.metric,
+            splits_path=str(self.folder.splits),
+            trial_dir=str(self.folder.trial(trial.number)),
+            cache_dir=str(self.folder.cache),
+            max_epochs=self.record.max_epochs,
+        )
+        started = time.perf_counter()
+        try:
+            outcome = run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
+        except KeyboardInterrupt:
+            requeue(trial.study, trial)
+            raise
+        for key, value in {**outcome.to_attrs(), "trial_seconds": time.perf_counter() - started}.items():
+            trial.set_user_attr(key, value)
+        if outcome.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at} (fold {len(outcome.folds)})")
+        return outcome.mean
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        clean_checkpoints(study, self.folder, self.hpo.keep_checkpoints)
+        recover_interrupted_trials(study, self.folder.recovery_lock)
+        if Budget.of(study).exhausted(study.get_trials(deepcopy=False)):
+            study.stop()
+
+
+def _settings(
+    search_space: Any,
+    hpo_config: HPOConfig | str | os.PathLike[str] | None,
+    study_dir: Path,
+    n_trials: int | None,
+    timeout_s: float | None,
+    storage: str | None,
+    isolation: Isolation | None,
+) -> tuple[HPOConfig, SearchSpace]:
+    """The sweep settings (with overrides applied, validated again) and the search space."""
+    if search_space is None and hpo_config is None:
+        raise InputError("run_local_hpo_sweep needs a search space or an hpo config")
+    space = create_search_space(search_space if search_space is not None else hpo_config)
+    if isinstance(hpo_config, (str, os.PathLike)):
+        hpo_config = load_hpo_config(hpo_config)
+    hpo = hpo_config or space.hpo_config
+    data = hpo.model_dump() if hpo is not None else {"name": study_dir.resolve().name}
+    data["search_space"] = {key: parameter.model_dump() for key, parameter in space.parameters.items()}
+    overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "storage": storage, "isolation": isolation}
+    data.update({key: value for key, value in overrides.items() if value is not None})
+    hpo = validate(HPOConfig, data, "sweep settings")
+    wanted = "minimize" if hpo.metric == "loss" else "maximize"
+    if hpo.direction != wanted:
+        raise ConfigError(f"sweep settings: direction: {hpo.metric} must be {wanted}d, got {hpo.direction!r}")
+    return hpo, space
+
+
+def _base_config(
+    backbone: str | None,
+    config: TrainingConfig | None,
+    config_dir: str | os.PathLike[str] | None,
+    metric: str,
+) -> TrainingConfig:
+    """The config every trial starts from: `backbone` applied, checkpoints chosen by the sweep's metric."""
+    if config is None:
+        if config_dir is None:
+            raise InputError("run_local_hpo_sweep needs config= (a TrainingConfig) or config_dir=")
+        named = backbone is not None and (Path(config_dir) / "model" / f"{backbone}.yaml").is_file()
+        config = build_training_config({"backbone": backbone} if named else None, config_dir)
+        if named:
+            backbone = None
+    if backbone is not None and backbone not in (config.model.name, config.model.backbone):
+        config = config.with_values({"model.backbone": backbone})
+    return config.with_values({"training.metric_for_best": metric})
+
+
+def _load(path: Path, config: TrainingConfig) -> Dataset:
+    return load_dataset(
+        path, format=config.data.format, labels=config.data.labels, overlap_policy=config.data.overlap_policy
+    )
+
+
+def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder) -> None:
+    """Record a new study's sweep; an existing study must have been made with the same config, data and settings."""
+    try:
+        stored = SweepRecord.load(study)
+    except InputError:
+        if study.get_trials(deepcopy=False):
+            raise
+        record.save(study)
+        return
+    differences = [
+        name
+        for name, ours, theirs in (
+            ("config", record.config_fingerprint, stored.config_fingerprint),
+            ("data", record.dataset_fingerprint, stored.dataset_fingerprint),
+            *((name, record.hpo[name], stored.hpo[name]) for name in DEFINING_SETTINGS),
+        )
+        if ours != theirs
+    ]
+    if differences:
+        raise InputError(
+            f"{folder.root}: study {study.study_name!r} was run with another {', '.join(differences)}; "
+            "resume it unchanged or choose another study folder"
+        )
+
+
+def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfig) -> KFoldSplits:
+    """The study's folds: made once and saved, then reloaded (checked against the data's fingerprint)."""
+    if folder.splits.is_file():
+        splits = KFoldSplits.load(folder.splits, dataset)
+        if splits.k != k:
+            raise ConfigError(f"{folder.splits}: has {splits.k} folds, but the sweep asks for k_folds {k}")
+        return splits
+    splits = create_kfold_splits(dataset, k, seed=config.training.seed, stratify=config.data.stratify)
+    splits.save(folder.splits)
+    return splits
+
+
+def _process_seed(seed: int, existing_trials: int, worker: bool) -> int:
+    """The configured seed for a fresh sweep; a distinct, reproducible one for a resume; a unique one per worker."""
+    if existing_trials == 0 and not worker:
+        return seed
+    parts = [seed, existing_trials, *([socket.gethostname(), os.getpid()] if worker else [])]
+    return int(fingerprint(parts)[:8], 16)
+
+
+def _sampler(hpo: HPOConfig, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
+    if hpo.sampler.type == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=seed)
+    if hpo.sampler.type == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    # constant_liar: running trials count as bad guesses, so parallel workers spread out.
+    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+
+
+def _pruner(hpo: HPOConfig, epochs: int) -> optuna.pruners.BasePruner:
+    warmup = hpo.pruner.warmup_steps
+    if hpo.pruner.type == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=warmup)
+    if hpo.pruner.type == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=hpo.k_folds * epochs)
+    return optuna.pruners.NopPruner()

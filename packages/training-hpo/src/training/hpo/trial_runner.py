@@ -1,0 +1,136 @@
+"""Run a trial's cross-validation in a fresh process, so all its memory is returned when it ends.
+
+Processes come from a multiprocessing forkserver that has imported torch, transformers and the trainer once, so a
+trial process starts in milliseconds; plain `fork` is never used (threads of the parent could deadlock the child).
+The trial process sends each epoch's value over a pipe and waits for the answer (continue or prune); the sweep's
+process reports to Optuna and decides. A trial process ends itself when the sweep's process disappears (kill -9).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import sys
+import threading
+import time
+import traceback
+import types
+from collections.abc import Iterator
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Literal
+
+from data.loaders import Dataset
+from training.common.errors import TrainingError
+from training.hpo.objective import CVOutcome, Reporter, TrialSpec, cross_validate
+
+Isolation = Literal["subprocess", "inprocess"]
+PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
+_PARENT_POLL_S = 0.5
+_ORPHAN_EXIT_CODE = 70
+
+
+def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: Isolation) -> CVOutcome:
+    """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
+    if isolation == "inprocess":
+        return cross_validate(spec, dataset, reporter)
+    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: no forkserver, a fresh interpreter
+        context = multiprocessing.get_context("spawn")
+    else:
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(PRELOAD)
+    ours, theirs = context.Pipe()
+    process = context.Process(
+        target=_trial_process,
+        args=(theirs, spec, dataset, os.getpid()),
+        name=f"trial-{spec.number}",
+        daemon=True,
+    )
+    with _main_script_hidden():
+        process.start()
+    theirs.close()
+    try:
+        while True:
+            try:
+                kind, payload = ours.recv()
+            except EOFError:
+                break
+            if kind == "report":
+                ours.send(reporter.report(*payload))
+            elif kind == "done":
+                return payload
+            else:
+                raise payload
+    finally:
+        ours.close()
+        process.join(timeout=10)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    raise TrainingError(
+        f"trial {spec.number}: its process ended (exit code {process.exitcode}) without a result; "
+        f"see the logs in {spec.trial_dir}"
+    )
+
+
+@contextlib.contextmanager
+def _main_script_hidden() -> Iterator[None]:
+    """Start a trial process without importing the caller's main script there, as multiprocessing otherwise does.
+
+    The trial needs nothing from it, and a script calling the sweep without an `if __name__ == "__main__":` guard
+    would start its sweep again inside the trial process.
+    """
+    main = sys.modules["__main__"]
+    sys.modules["__main__"] = types.ModuleType("__main__")
+    try:
+        yield
+    finally:
+        sys.modules["__main__"] = main
+
+
+class _PipeReporter:
+    """The trial process's side: send the value, wait for the verdict."""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def report(self, step: int, value: float) -> bool:
+        self.connection.send(("report", (step, value)))
+        return bool(self.connection.recv())
+
+
+def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, parent_pid: int) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    try:
+        outcome = cross_validate(spec, dataset, _PipeReporter(connection))
+    except TrainingError as error:
+        connection.send(("error", error))
+    except BaseException as error:
+        log = Path(spec.trial_dir) / "error.log"
+        log.parent.mkdir(parents=True, exist_ok=True)
+        log.write_text(traceback.format_exc(), encoding="utf-8")
+        connection.send(("error", TrainingError(f"trial {spec.number} failed: {error!r} (traceback in {log})")))
+    else:
+        connection.send(("done", outcome))
+    finally:
+        connection.close()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    """End this process as soon as the sweep's process is gone, so a killed sweep leaves no trial running.
+
+    The forkserver that started this process exits with the sweep, so a changed parent also means the sweep is gone
+    (even if its pid was reused meanwhile).
+    """
+    server = os.getppid()
+    while True:
+        time.sleep(_PARENT_POLL_S)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(_ORPHAN_EXIT_CODE)
+        except PermissionError:
+            pass
+        if os.getppid() != server:
+            os._exit(_ORPHAN_EXIT_CODE)

@@ -1,0 +1,134 @@
+"""The Azure ML sweep: built offline, written as YAML that `load_job` reads back; its trial runs locally."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.common.errors import ConfigError
+from training.config import AzureConfig, HPOConfig, TrainingConfig
+from training.hpo import build_azure_sweep_job, write_azure_sweep_job
+from training.hpo.azure_trial import main as trial_main
+
+pytest.importorskip("azure.ai.ml")
+AZURE = AzureConfig(compute="cpu-cluster", experiment_name="ner-hpo")
+DATA = "azureml://datastores/workspaceblobstore/paths/ner/"
+
+
+def settings(**values: object) -> HPOConfig:
+    return HPOConfig.model_validate(
+        {
+            "name": "azure",
+            "k_folds": 2,
+            "n_trials": 8,
+            "timeout_s": 3600,
+            "sampler": {"type": "random"},
+            "pruner": {"type": "median", "warmup_steps": 2},
+            "search_space": {
+                "learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3},
+                "batch_size": {"type": "choice", "values": [4, 8]},
+                "scheduler": {"type": "choice", "values": ["linear", "cosine"]},
+                "warmup_ratio": {"type": "uniform", "low": 0.0, "high": 0.2, "condition": {"scheduler": "cosine"}},
+                "num_epochs": {"type": "fixed", "value": 1},
+            },
+            **values,
+        }
+    )
+
+
+def test_the_sweep_yaml_round_trips(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    from azure.ai.ml import load_job
+    from azure.ai.ml.sweep import Choice, LogUniform, MedianStoppingPolicy, Uniform
+
+    job = build_azure_sweep_job(
+        settings(), tiny_config, AZURE, spec_dir=tmp_path / "spec", data=DATA, max_concurrent_trials=2
+    )
+    loaded = load_job(write_azure_sweep_job(job, tmp_path / "sweep.yaml"))
+    for sweep in (job, loaded):
+        assert sweep.type == "sweep" and sweep.sampling_algorithm == "random"
+        assert (sweep.objective.primary_metric, sweep.objective.goal) == ("entity_f1", "maximize")
+        assert (sweep.limits.max_total_trials, sweep.limits.max_concurrent_trials, sweep.limits.timeout) == (8, 2, 3600)
+        assert isinstance(sweep.early_termination, MedianStoppingPolicy)
+        assert sweep.early_termination.delay_evaluation == 2
+        space = sweep.search_space
+        assert set(space) == {
+            "training__learning_rate",
+            "training__batch_size",
+            "training__scheduler",
+            "training__warmup_ratio",
+        }
+        assert isinstance(space["training__learning_rate"], LogUniform)
+        assert space["training__learning_rate"].min_value == pytest.approx(math.log(3e-3))
+        assert isinstance(space["training__batch_size"], Choice) and space["training__batch_size"].values == [4, 8]
+        assert isinstance(space["training__warmup_ratio"], Uniform)
+        command = sweep.trial.command
+        assert command.startswith("python -m training.hpo.azure_trial --spec ${{inputs.spec}} --data ${{inputs.data}}")
+        assert "--param training.learning_rate=${{search_space.training__learning_rate}}" in command
+        assert "training.num_epochs" not in command  # fixed values travel in the spec
+        assert sweep.inputs["data"].path == DATA
+        assert sweep.inputs["spec"].path.removeprefix("azureml:") == str((tmp_path / "spec").resolve())
+        assert sweep.compute.removeprefix("azureml:") == "cpu-cluster" and (
+            sweep.experiment_name,
+            sweep.display_name,
+        ) == ("ner-hpo", "hpo-azure")
+    assert (tmp_path / "spec" / "config.yaml").is_file() and (tmp_path / "spec" / "hpo.yaml").is_file()
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"sampler": {"type": "tpe"}}, "bayesian sampling does not support loguniform"),
+        (
+            {"sampler": {"type": "tpe"}, "search_space": {"batch_size": {"type": "choice", "values": [4, 8]}}},
+            "bayesian sampling \\(sampler tpe\\) allows no early termination",
+        ),
+        ({"sampler": {"type": "grid"}}, "grid sampling does not support loguniform"),
+    ],
+)
+def test_what_azure_cannot_run_is_an_error(
+    tiny_config: TrainingConfig, tmp_path: Path, values: dict, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        build_azure_sweep_job(settings(**values), tiny_config, AZURE, spec_dir=tmp_path, data=DATA)
+
+
+def test_the_trial_entry_point_runs_one_trial_locally(
+    tiny_config: TrainingConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_azure_sweep_job(settings(), tiny_config, AZURE, spec_dir=tmp_path / "spec", data=DATA)
+    trial = [sys.executable, "-m", "training.hpo.azure_trial", "--spec", tmp_path / "spec"]
+    trial += ["--data", tiny_config.data.path, "--output", tmp_path / "out"]
+    params = {
+        "training.learning_rate": "0.005",
+        "training.batch_size": "8",
+        "training.scheduler": "linear",
+        "training.warmup_ratio": "0.1",
+    }
+    result = subprocess.run(
+        [*map(str, trial), *(f"--param={key}={value}" for key, value in params.items())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    record = json.loads(result.stdout)
+    assert record == json.loads((tmp_path / "out" / "trial.json").read_text())
+    assert record["hyperparameters"] == {
+        "training.learning_rate": 0.005,
+        "training.batch_size": 8,
+        "training.scheduler": "linear",
+        "training.num_epochs": 1,
+    }
+    assert len(record["fold_values"]) == 2 and record["objective"] == pytest.approx(sum(record["fold_values"]) / 2)
+    assert (tmp_path / "out" / "splits.json").is_file() and (tmp_path / "out" / "fold-1" / "model").is_dir()
+
+    wrong = [f"--param={key}={value}" for key, value in {**params, "training.batch_size": "12"}.items()]
+    assert trial_main([*map(str, trial[3:]), *wrong]) == 2
+    assert (
+        capsys.readouterr().err == "azure trial: error: search_space.training.batch_size: '12' is not one of [4, 8]\n"
+    )

@@ -1,0 +1,80 @@
+"""`training hpo ...` through the real command line: exit code 0 with results, 2 with one line for bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from training.config import BestConfig
+
+
+def training(*args: str | Path, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "training.cli", *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=timeout)
+
+
+def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tmp_path: Path) -> None:
+    study_dir = tmp_path / "study"
+    run = training(
+        "hpo", "run", "--config-dir", config_dir, "--hpo", "quick", "--study-dir", study_dir, "--n-trials", "2",
+        "--inprocess", "--json",
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    outcome = json.loads(run.stdout)
+    assert outcome["study_name"] == "quick" and outcome["study_dir"] == str(study_dir.resolve())
+    assert [trial["state"] for trial in outcome["trials"]] == ["complete", "complete"]
+    assert set(outcome["trials"][0]["params"]) == {
+        "training.learning_rate",
+        "training.batch_size",
+        "training.num_epochs",
+    }
+    assert BestConfig.model_validate(outcome["best"]).num_epochs == 1
+
+    best = training("hpo", "best", "--study-dir", study_dir, "--json")
+    assert best.returncode == 0, best.stderr
+    assert BestConfig.model_validate_json(best.stdout) == BestConfig.load(study_dir / "best_config.json")
+
+    report = training("hpo", "report", "--study-dir", study_dir)
+    assert report.returncode == 0, report.stderr
+    assert (study_dir / "report" / "index.html").is_file()
+    assert f"live view: optuna-dashboard sqlite:///{(study_dir / 'study.db').resolve()}" in report.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--hpo", "nope"], "hpo/nope.yaml: no such hpo config; available: quick, tiny"),
+        (["run", "--hpo", "tiny", "--n-trials", "0"], "n_trials: expected greater than or equal to 1, got 0"),
+        (["run", "--hpo", "tiny", "--storage", "nosuch://x"], "storage 'nosuch://x'"),
+        (["best", "--study-dir", "missing"], "missing: not a study folder (no study.json)"),
+        (["worker"], "name the study: a study folder, or a storage URL together with a study name"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:
+    if args[0] == "run":
+        args = [*args, "--config-dir", str(config_dir), "--study-dir", str(tmp_path / "study")]
+    assert message in one_line_error(training("hpo", *args))
+
+
+def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")
+    line = one_line_error(training("hpo", "run", "--config-dir", config_dir, "--hpo", bad, "--study-dir", tmp_path))
+    assert line.endswith(f"{bad}: search_space.training.batch_size: step 5 is larger than the range 2..4")
+
+
+def test_hpo_is_listed_by_the_training_command() -> None:
+    result = training("--help")
+    assert result.returncode == 0 and "hpo" in result.stdout

@@ -1,0 +1,203 @@
+"""`run_local_hpo_sweep` on the tiny BERT: the guide's example, folds, pruning, budget, storages, resume checks."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from data.loaders import Dataset
+from training.common.errors import ConfigError, InputError
+from training.config import BestConfig, HPOConfig, TrainingConfig
+from training.core.cv_utils import KFoldSplits
+from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
+
+SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
+
+
+def settings(name: str, **values: object) -> HPOConfig:
+    return HPOConfig.model_validate(
+        {"name": name, "k_folds": 2, "n_trials": 2, "pruner": {"type": "none"}, "search_space": SMALL_SPACE, **values}
+    )
+
+
+def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) -> None:
+    from training.hpo import extract_best_config_from_study
+
+    study, study_dir = swept
+    best_config = extract_best_config_from_study(study)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
+    assert study.study_name == "tiny" and (study_dir / "study.db").is_file()
+    for trial in study.trials:
+        assert set(trial.intermediate_values) == {0, 1, 2, 3}  # step = fold * 2 epochs + epoch
+        assert trial.value == pytest.approx(statistics.fmean(trial.user_attrs["fold_values"]))
+    assert isinstance(best_config, BestConfig)
+    assert best_config.trial_number == study.best_trial.number
+    assert best_config.objective == study.best_value
+    assert best_config.cv_std == pytest.approx(statistics.pstdev(best_config.fold_values))
+    assert set(best_config.hyperparameters) == {"training.learning_rate", "training.batch_size"}
+    assert best_config.backbone == "tiny-bert" and best_config.config.training.metric_for_best == "entity_f1"
+    assert best_config.num_epochs in (1, 2)
+    assert best_config.storage == f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    assert best_config.splits_path == str(study_dir / "splits.json")
+    assert BestConfig.load(study_dir / "best_config.json") == best_config
+
+
+def test_each_trial_ran_in_its_own_process(swept: tuple) -> None:
+    study, study_dir = swept
+    sweep_pid = study.trials[0].user_attrs["owner"]["pid"]
+    trial_pids = set()
+    for trial in study.trials:
+        pids = {
+            json.loads((study_dir / "trials" / str(trial.number) / f"fold-{k}" / "fold.json").read_text())["pid"]
+            for k in (0, 1)
+        }
+        assert len(pids) == 1 and sweep_pid not in pids
+        trial_pids |= pids
+    assert len(trial_pids) == len(study.trials)
+
+
+def test_folds_never_leak(swept: tuple, dataset: Dataset) -> None:
+    study, study_dir = swept
+    splits = KFoldSplits.load(study_dir / "splits.json", dataset)
+    assert splits.k == 2
+    for fold in splits.folds:
+        assert not set(fold.train_indices) & set(fold.validation_indices)
+        assert sorted(fold.train_indices + fold.validation_indices) == list(range(len(dataset["train"])))
+        part = splits.fold_dataset(dataset, fold.index)
+        assert not {doc.text for doc in part["train"]} & {doc.text for doc in part["validation"]}
+        for trial in study.trials:
+            record = json.loads(
+                (study_dir / "trials" / str(trial.number) / f"fold-{fold.index}" / "fold.json").read_text()
+            )
+            assert record["train_indices"] == list(fold.train_indices)
+            assert record["validation_indices"] == list(fold.validation_indices)
+
+
+def test_only_the_best_trials_models_are_kept(swept: tuple) -> None:
+    study, study_dir = swept
+    best = study.best_trial.number
+    for trial in study.trials:
+        for fold in (0, 1):
+            run = study_dir / "trials" / str(trial.number) / f"fold-{fold}"
+            assert (run / "metrics.json").is_file()
+            assert (run / "model").is_dir() == (trial.number == best)
+            assert not (run / "checkpoint").exists()
+    assert (study_dir / "cache").is_dir() and len(list((study_dir / "cache").iterdir())) == 4  # 2 folds x 2 splits
+
+
+def test_the_budget_belongs_to_the_study(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings("budget")
+    run = {"config_dir": config_dir, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    first = run_local_hpo_sweep("tiny-bert", hpo, **run)
+    times = [trial.datetime_complete for trial in first.trials]
+    again = run_local_hpo_sweep("tiny-bert", hpo, **run)
+    assert [trial.datetime_complete for trial in again.trials] == times  # a finished study runs nothing more
+    more = run_local_hpo_sweep("tiny-bert", hpo, n_trials=3, **run)
+    assert [trial.state for trial in more.trials] == [TrialState.COMPLETE] * 3
+    assert [trial.datetime_complete for trial in more.trials[:2]] == times
+    resumed = resume_hpo_sweep(tmp_path / "study", n_trials=4)
+    assert len(resumed.trials) == 4 and resumed.user_attrs["budget"] == {"n_trials": 4, "timeout_s": None}
+
+
+def test_a_time_budget_counts_the_study_s_active_time(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings("timed", n_trials=None, timeout_s=0.5)
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation="inprocess")
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]  # one trial outlasts 0.5 s
+    again = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation="inprocess")
+    assert len(again.trials) == 1
+
+
+def test_the_median_pruner_stops_a_bad_trial_across_processes(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings(
+        "prune",
+        metric="loss",
+        direction="minimize",
+        n_trials=3,
+        pruner={"type": "median", "warmup_steps": 0},
+        sampler={"type": "random", "seed": 1},
+    )
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
+    study.enqueue_trial({"training.learning_rate": 1e-12})
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, n_trials=4)
+    bad = study.trials[3]
+    assert bad.params == {"training.learning_rate": 1e-12}
+    assert bad.state == TrialState.PRUNED
+    assert list(bad.intermediate_values) == [0]  # stopped after its first epoch, not at the end
+    assert bad.user_attrs["fold_values"] == []
+    assert not (tmp_path / "trials" / "3" / "fold-1").exists()
+    assert not (tmp_path / "trials" / "3" / "fold-0" / "model").exists()
+
+
+def test_grid_sampling_stops_when_the_grid_is_done(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings(
+        "grid",
+        n_trials=5,
+        sampler={"type": "grid"},
+        pruner={"type": "hyperband"},
+        search_space={"batch_size": {"type": "choice", "values": [4, 8]}, "num_epochs": {"type": "fixed", "value": 1}},
+    )
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation="inprocess")
+    assert sorted(trial.params["training.batch_size"] for trial in study.trials) == [4, 8]
+    assert all(trial.state == TrialState.COMPLETE for trial in study.trials)
+
+
+def test_a_journal_file_storage(config_dir: Path, tmp_path: Path, tiny_config: TrainingConfig) -> None:
+    hpo = settings("journal", n_trials=1, storage="journal")
+    study = run_local_hpo_sweep(None, hpo, config=tiny_config, study_dir=tmp_path, isolation="inprocess")
+    assert (tmp_path / "study.journal").is_file() and not (tmp_path / "study.db").exists()
+    assert json.loads((tmp_path / "study.json").read_text())["storage"] == str((tmp_path / "study.journal").resolve())
+    loaded = load_study(tmp_path)
+    assert [trial.value for trial in loaded.trials] == [trial.value for trial in study.trials]
+
+
+def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
+    study = run_local_hpo_sweep(
+        "tiny-bert",
+        settings("memory", n_trials=1),
+        config=tiny_config,
+        dataset=dataset,
+        study_dir=tmp_path,
+        isolation="inprocess",
+    )
+    assert study.trials[0].state == TrialState.COMPLETE
+    with pytest.raises(InputError, match="was run on a dataset in memory; pass its data path"):
+        resume_hpo_sweep(tmp_path)
+    with pytest.raises(ConfigError, match=r"model.backbone .no-such-model."):
+        run_local_hpo_sweep(
+            "no-such-model",
+            settings("memory-2", n_trials=1),
+            config=tiny_config,
+            dataset=dataset,
+            study_dir=tmp_path / "2",
+            isolation="inprocess",
+        )
+
+
+def test_a_study_continues_only_with_its_own_settings_and_data(
+    swept: tuple, config_dir: Path, dataset: Dataset
+) -> None:
+    study, study_dir = swept
+    other_space = {**SMALL_SPACE, "batch_size": {"type": "choice", "values": [4, 8]}}
+    hpo = study.user_attrs["sweep"]["hpo"] | {"search_space": other_space}
+    with pytest.raises(InputError, match=rf"{study_dir}: study 'tiny' was run with another search_space"):
+        run_local_hpo_sweep("tiny-bert", HPOConfig.model_validate(hpo), config_dir=config_dir, study_dir=study_dir)
+    smaller = Dataset({"train": dataset["train"][:10]}, labels=dataset.labels)
+    with pytest.raises(InputError, match=r"the data has fingerprint .* but study .tiny. was run on"):
+        resume_hpo_sweep(study_dir, dataset=smaller)
+
+
+def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="direction: loss must be minimized, got 'maximize'"):
+        run_local_hpo_sweep("tiny-bert", settings("x", metric="loss"), config_dir=config_dir, study_dir=tmp_path)
+    with pytest.raises(ConfigError, match="sweep settings: n_trials: expected greater than or equal to 1, got 0"):
+        run_local_hpo_sweep("tiny-bert", settings("x"), config_dir=config_dir, study_dir=tmp_path, n_trials=0)
+    with pytest.raises(InputError, match=r"needs config= .* or config_dir="):
+        run_local_hpo_sweep("tiny-bert", settings("x"), study_dir=tmp_path)
+    with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
+        resume_hpo_sweep(tmp_path / "none")
+    assert not list(tmp_path.iterdir())
