@@ -129,3 +129,15 @@ def _number(value: float | None) -> str:
 
 def _short(value: Any) -> str:
     return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def report_study_folder(folder: Path, out_dir: Path) -> Path | None:
+    """The `training report` plugin: write a study folder's report, or return None for any other folder."""
+    from training.hpo.storage import load_study
+    from training.hpo.study_folder import StudyFolder
+
+    if not StudyFolder(Path(folder)).manifest.is_file():
+        return None
+    write_report(load_study(folder), out_dir)
+    return Path(out_dir) / "index.html"
+

@@ -139,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
     from training.cli.commands.report import write_folder_report
 
     final_report = write_folder_report(out / "final", out / "report" / "final", str(config_dir / "corpus"))
-    _cli(args, "hpo", "report", "--study-dir", str(study_dir), "--out", str(out / "report" / "study"))
+    _cli(args, "report", str(study_dir), "--output", str(out / "report" / "study"))
     written = {
         "configs": config_dir,
         "corpus": config_dir / "corpus",
