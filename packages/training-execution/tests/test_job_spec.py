@@ -54,7 +54,7 @@ def test_the_job_id_names_the_content(tiny_config: TrainingConfig) -> None:
 
 def test_an_unreadable_or_invalid_job_file_is_a_config_error(tiny_config: TrainingConfig, tmp_path: Path) -> None:
     path = make_spec(tiny_config, tmp_path).save(tmp_path / "job.json")
-    with pytest.raises(ConfigError, match=r"job.json: no such job spec file"):
+    with pytest.raises(ConfigError, match=r"job.json: no such job spec"):
         JobSpec.load(tmp_path / "missing" / "job.json")
     path.write_text(path.read_text()[:50])
     with pytest.raises(ConfigError, match=r"job.json: not a readable job spec \("):

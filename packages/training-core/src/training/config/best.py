@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field
 
 from training.common.atomic import atomic_write_text
-from training.common.errors import ConfigError
 from training.config.schema import Section, TrainingConfig
 
 BEST_CONFIG_FORMAT = 1
@@ -52,13 +50,6 @@ class BestConfig(Section):
     @classmethod
     def load(cls, path: str | Path) -> BestConfig:
         """Read a `best_config.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        from training.config.validation import validate
+        from training.config.validation import read_json_file, validate
 
-        file = Path(path)
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: no such best-config file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(f"{file}: not a readable best-config JSON file ({error})") from error
-        return validate(cls, data, str(file))
+        return validate(cls, read_json_file(path, "best-config file"), str(path))

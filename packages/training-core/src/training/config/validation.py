@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import difflib
+import json
+import os
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -77,3 +80,14 @@ def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> Non
             raise ConfigError(f"{source}: {key!r}: {part!r} holds a value, not a section")
         node = child
     node[parts[-1]] = value
+
+
+def read_json_file(path: str | os.PathLike[str], what: str) -> Any:
+    """Parse a JSON file; a missing or unreadable one is a `ConfigError` naming it as `what` it should be."""
+    file = Path(path)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{file}: not a readable {what} ({error})") from error

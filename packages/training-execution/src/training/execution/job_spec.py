@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any, Literal
@@ -101,15 +100,10 @@ class JobSpec(_Record):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
         """Read a `job.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        from training.config.validation import validate
+        from training.config.validation import read_json_file, validate
 
         file = Path(path)
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise ConfigError(f"{file}: no such job spec file") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise ConfigError(f"{file}: not a readable job spec ({error})") from error
+        data = read_json_file(file, "job spec")
         if isinstance(data, dict) and data.get("format", JOB_SPEC_FORMAT) != JOB_SPEC_FORMAT:
             raise ConfigError(f"{file}: format: expected job spec format {JOB_SPEC_FORMAT}, got {data['format']!r}")
         return validate(cls, data, str(file))
