@@ -54,6 +54,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except OSError as error:  # the machine, not the input: a full disk, a missing permission
+        if args.debug:
+            raise
+        print(f"training {args.command}: error: {error}", file=sys.stderr)
+        return TrainingError.exit_code
+    except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
+        if args.debug:
+            raise
+        print(
+            f"training {args.command}: internal error: {type(error).__name__}: {error} "
+            "(rerun with --debug for the traceback)",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         print(f"training {args.command}: interrupted; state written so far is kept and resumable", file=sys.stderr)
         return 130
