@@ -140,4 +140,3 @@ def report_study_folder(folder: Path, out_dir: Path) -> Path | None:
         return None
     write_report(load_study(folder), out_dir)
     return Path(out_dir) / "index.html"
-
