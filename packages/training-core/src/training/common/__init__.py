@@ -3,7 +3,14 @@
 This is the bottom layer: it imports only the standard library.
 """
 
-from training.common.atomic import atomic_directory, atomic_write_bytes, atomic_write_json, atomic_write_text
+from training.common.atomic import (
+    atomic_directory,
+    atomic_write_bytes,
+    atomic_write_json,
+    atomic_write_text,
+    staging_leftovers,
+    write_failure,
+)
 from training.common.errors import ConfigError, DataError, ExecutionError, InputError, TrainingError
 from training.common.fingerprint import canonical_json, fingerprint, fingerprint_items
 from training.common.lazy import attach
@@ -25,4 +32,6 @@ __all__ = [
     "fingerprint",
     "fingerprint_items",
     "require",
+    "staging_leftovers",
+    "write_failure",
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 import shutil
@@ -10,6 +11,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+from training.common.errors import TrainingError
 
 # Temporary files and folders are created private (0o600, 0o700); results get what open() and mkdir() would give.
 _UMASK = os.umask(0o022)
@@ -78,3 +81,19 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
+    """What interrupted atomic writes of `path` (a kill -9 mid-write) left beside it: staging files and folders."""
+    target = Path(path)
+    name = glob.escape(target.name)
+    return sorted([*target.parent.glob(f".{name}.*.tmp"), *target.parent.glob(f".{name}.old")])
+
+
+def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:
+    """The error for a failed write of `what` into `path`: its reason in one line and the space left on the disk."""
+    target = Path(path)
+    reason = (str(error).strip().splitlines() or ["no details"])[0]
+    existing = next((folder for folder in (target, *target.parents) if folder.exists()), None)
+    space = f"; {shutil.disk_usage(existing).free / 2**20:.1f} MiB free on its disk" if existing is not None else ""
+    return TrainingError(f"{target}: cannot write {what} ({type(error).__name__}: {reason}){space}")

@@ -1,18 +1,29 @@
-"""Resumable training state: weights, optimizer, scheduler, RNG and progress, saved as one atomic folder."""
+"""Resumable training state: weights, optimizer, scheduler, RNG and progress, saved as one atomic folder.
+
+Every rank of a DDP run draws its own dropout masks, so the checkpoint keeps the RNG state of each rank; a resumed run
+then continues exactly as an uninterrupted one would.
+"""
 
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
-from training.common.atomic import atomic_directory, atomic_write_json
+from training.common.atomic import atomic_directory, atomic_write_json, write_failure
 from training.common.errors import InputError
 
 STATE_FILE = "trainer_state.json"
+
+
+def rng_state() -> dict[str, Any]:
+    """This process's random number generator states (CPU and every CUDA device)."""
+    return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def save_checkpoint(
@@ -22,21 +33,27 @@ def save_checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     progress: dict[str, Any],
+    rng_states: list[dict[str, Any]],
 ) -> None:
-    """Write the whole state into a temporary folder and swap it in, so a crash leaves the previous one."""
-    with atomic_directory(folder) as staging:
-        save_model(model, str(staging / "model.safetensors"))
-        torch.save(
-            {
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "scaler": scaler.state_dict() if scaler is not None else None,
-                "cpu_rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-            },
-            staging / "optimizer.pt",
-        )
-        atomic_write_json(staging / STATE_FILE, progress)
+    """Write the whole state into a temporary folder and swap it in, so a crash leaves the previous one.
+
+    `rng_states` holds `rng_state()` of every rank, in rank order.
+    """
+    try:
+        with atomic_directory(folder) as staging:
+            save_model(model, str(staging / "model.safetensors"))
+            torch.save(
+                {
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "rng": rng_states,
+                },
+                staging / "optimizer.pt",
+            )
+            atomic_write_json(staging / STATE_FILE, progress)
+    except (OSError, RuntimeError, SafetensorError) as error:  # torch reports a full disk as a RuntimeError
+        raise write_failure(folder, "the checkpoint", error) from error
 
 
 def load_checkpoint(
@@ -45,8 +62,12 @@ def load_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
+    rank: int = 0,
 ) -> dict[str, Any]:
-    """Restore everything `save_checkpoint` wrote and return the progress record."""
+    """Restore everything `save_checkpoint` wrote and return the progress record; `rank` picks the RNG state.
+
+    A run resumed with more processes than it was saved with gives the extra ranks rank 0's RNG state.
+    """
     try:
         progress = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
@@ -55,10 +76,11 @@ def load_checkpoint(
         scheduler.load_state_dict(state["scheduler"])
         if scaler is not None and state["scaler"] is not None:
             scaler.load_state_dict(state["scaler"])
-        torch.set_rng_state(state["cpu_rng"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-    except (OSError, ValueError, KeyError, RuntimeError, json.JSONDecodeError) as error:
+        rng = state["rng"][rank if rank < len(state["rng"]) else 0]
+        torch.set_rng_state(rng["cpu"])
+        if rng["cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(rng["cuda"])
+    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
         raise InputError(
             f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {error}); "
             "delete the folder to restart the run from scratch"

@@ -21,7 +21,7 @@ from transformers import (
 from transformers.utils import logging as transformers_logging
 
 from data.documents import iob2_tag_names
-from training.common.atomic import atomic_directory
+from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError
 from training.common.optional import require
 from training.config.schema import ModelConfig, TrainingConfig
@@ -93,9 +93,12 @@ def create_model_and_tokenizer(
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
-    with atomic_directory(folder) as staging:
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
+    try:
+        with atomic_directory(folder) as staging:
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
+    except (OSError, RuntimeError, SafetensorError) as error:
+        raise write_failure(folder, "the model", error) from error
     return Path(folder)
 
 
@@ -120,7 +123,8 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
 
 @contextlib.contextmanager
 def _quiet_load_report() -> Iterator[None]:
-    """Hide transformers' load report for a backbone: a new classification head is expected, not news."""
+    """Hide transformers' load report: a backbone's new classification head is expected, and a saved folder whose
+    weights do not fit is an error of our own."""
     previous = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
@@ -216,23 +220,32 @@ def _load_folder(
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
     try:
-        model, info = AutoModelForTokenClassification.from_pretrained(
-            folder,
-            config=model_config,
-            trust_remote_code=trust_remote_code,
-            use_safetensors=safetensors,
-            weights_only=True,
-            dtype=torch.float32,
-            output_loading_info=True,
-        )
+        with _quiet_load_report():  # what does not fit is reported below, in one line
+            model, info = AutoModelForTokenClassification.from_pretrained(
+                folder,
+                config=model_config,
+                trust_remote_code=trust_remote_code,
+                use_safetensors=safetensors,
+                weights_only=True,
+                dtype=torch.float32,
+                output_loading_info=True,
+                ignore_mismatched_sizes=True,  # reported below, naming the tensor
+            )
     except _LOAD_ERRORS as error:
         raise InputError(
             f"{folder}: corrupt or unreadable model weights ({type(error).__name__}: {_first_line(error)})"
         ) from error
-    missing = [*info.get("missing_keys", ()), *(key for key, *_ in info.get("mismatched_keys", ()))]
+    mismatched = sorted(info.get("mismatched_keys", ()))
+    if mismatched:
+        key, saved, expected = mismatched[0]
+        raise InputError(
+            f"{folder}: the weights do not fit config.json: {key} has shape {list(saved)} in the weights but "
+            f"{list(expected)} for the {len(tag_names)} tags of its id2label; expected a folder written by save_model"
+        )
+    missing = sorted(info.get("missing_keys", ()))
     if missing:
         raise InputError(
-            f"{folder}: the weights lack {len(missing)} of the model's tensors (first: {sorted(missing)[0]}); "
+            f"{folder}: the weights lack {len(missing)} of the model's tensors (first: {missing[0]}); "
             "expected a folder written by save_model"
         )
     return model, tokenizer, tag_names

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.common.atomic import atomic_write_json, atomic_write_text
+from training.common.atomic import atomic_write_json, atomic_write_text, staging_leftovers
 from training.common.errors import InputError
 
 METRICS_FORMAT = 1
@@ -61,6 +62,24 @@ class RunFolder:
         if not isinstance(record, dict):
             raise InputError(f"{self.metrics}: expected a JSON object")
         return record
+
+    def remove(self, path: Path) -> None:
+        """Delete a file or folder of this run; never through a symbolic link, whose target lies elsewhere."""
+        if path.is_symlink():
+            raise InputError(f"{path}: refusing to delete through a symbolic link in the run folder {self.root}")
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+    def remove_leftovers(self) -> list[Path]:
+        """Delete the staging files and folders that interrupted writes left in the run folder; returns them."""
+        removed = []
+        for target in (self.config, self.metrics, self.model, self.checkpoint, self.lineage):
+            for leftover in staging_leftovers(target):
+                self.remove(leftover)
+                removed.append(leftover)
+        return removed
 
     def attach_log(self, logger: logging.Logger) -> logging.Handler:
         """Append `logger`'s INFO and higher records to `train.log`; the caller removes the handler when done."""

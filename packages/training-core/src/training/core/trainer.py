@@ -25,7 +25,7 @@ from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core.batching import epoch_batches
 from training.core.callbacks import Callback, TrainerState
-from training.core.checkpoint import load_checkpoint, save_checkpoint
+from training.core.checkpoint import load_checkpoint, rng_state, save_checkpoint
 from training.core.features import Collator, EncodedSplit, encode_cached, merge_word_predictions, window_logits
 from training.core.metrics import compute_metrics
 from training.core.model import create_model_and_tokenizer, save_model
@@ -348,6 +348,9 @@ class _Trainer:
 
     # -- the loop -------------------------------------------------------------------------------------------------
     def fit(self) -> TrainResult:
+        if self.ctx.is_main:
+            for leftover in self.run.remove_leftovers():
+                logger.warning("removed %s, left behind by an interrupted write", leftover)
         self._setup()
         start_epoch, skip = self._restore()
         if self.ctx.is_main:
@@ -497,6 +500,17 @@ class _Trainer:
         if self.params.early_stopping_patience and self.patience >= self.params.early_stopping_patience:
             self.state.should_stop = self.stopped_early = True
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
+        # The last evaluation needs no checkpoint: `_finish` follows at once and removes it (a MiniLM one is ~260 MB).
+        finishing = next_epoch >= self.params.num_epochs or self.state.should_stop
+        if not finishing:
+            self._save_checkpoint(next_epoch, next_batch)
+        if self.ctx.is_main:
+            self._write_progress("running")
+        self.ctx.barrier()
+
+    def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
+        """Every rank hands in its RNG state (a collective call); rank 0 writes the checkpoint."""
+        rng_states = self.ctx.all_gather_object(rng_state())
         if self.ctx.is_main:
             save_checkpoint(
                 self.run.checkpoint,
@@ -505,9 +519,8 @@ class _Trainer:
                 self.scheduler,
                 self.scaler,
                 self._progress(next_epoch, next_batch),
+                rng_states,
             )
-            self._write_progress("running")
-        self.ctx.barrier()
 
     def _progress(self, next_epoch: int, next_batch: int) -> dict[str, Any]:
         return {
@@ -526,10 +539,12 @@ class _Trainer:
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
         if not (self.resume and self.run.checkpoint.is_dir()):
-            if self.ctx.is_main and self.run.checkpoint.exists():
-                shutil.rmtree(self.run.checkpoint)
+            if self.ctx.is_main and (self.run.checkpoint.exists() or self.run.checkpoint.is_symlink()):
+                self.run.remove(self.run.checkpoint)
             return 0, 0
-        progress = load_checkpoint(self.run.checkpoint, self.model, self.optimizer, self.scheduler, self.scaler)
+        progress = load_checkpoint(
+            self.run.checkpoint, self.model, self.optimizer, self.scheduler, self.scaler, self.ctx.rank
+        )
         self.state.global_step = progress["global_step"]
         self.state.best_metric, self.state.best_epoch = progress["best_metric"], progress["best_epoch"]
         self.state.history = list(progress["history"])

@@ -22,7 +22,7 @@ from training.config.schema import ExecutionConfig, TrainingConfig
 from training.config.validation import validate
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
-from training.execution.job_spec import JOB_FILE, DataPlan, JobSpec, Resources, StudyRef
+from training.execution.job_spec import DataPlan, JobSpec, Resources, StudyRef
 from training.execution.lineage import code_revision, extract_lineage_from_best_model, redact_url
 
 REFIT = DataPlan(train=("train", "validation"), evaluate="test")
@@ -83,7 +83,7 @@ def execute_final_training(
         force=force,
         code_dir=code_dir,
     )
-    spec_file = spec.save(Path(spec.output_dir) / JOB_FILE)
+    spec_file = spec.save_to_output()
     if dry_run:
         return runner.prepare(spec_file)
     job = runner.submit(spec_file)

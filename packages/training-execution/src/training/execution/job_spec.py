@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
-from training.common.errors import ConfigError, DataError
+from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.config.schema import AzureConfig, TrainingConfig
 
@@ -96,6 +96,19 @@ class JobSpec(_Record):
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the spec as JSON atomically."""
         return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
+
+    def save_to_output(self) -> Path:
+        """Write the spec as `job.json` in its output folder, unless that folder holds another job's run: a resuming
+        job never overwrites the record of another (a job that does not resume trains over it)."""
+        target = Path(self.output_dir) / JOB_FILE
+        if self.resume and target.is_file():
+            existing = JobSpec.load(target)
+            if existing.job_id != self.job_id:
+                raise InputError(
+                    f"{self.output_dir}: holds the run of job {existing.job_id}, not of {self.job_id}; choose another "
+                    "output folder, or train over it (force=True, --force)"
+                )
+        return self.save(target)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:

@@ -19,7 +19,7 @@ from training.common.errors import ConfigError, TrainingError
 from training.core.run_context import RunContext
 from training.core.trainer import TrainResult, train_model
 from training.execution.context import create_run_context
-from training.execution.job_spec import JOB_FILE, JobSpec
+from training.execution.job_spec import JobSpec
 from training.execution.lineage import LINEAGE_FILE, Lineage, build_lineage
 
 logger = logging.getLogger("training.execution")
@@ -36,7 +36,7 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
     try:
         output = Path(spec.output_dir)
         if ctx.is_main:
-            spec.save(output / JOB_FILE)
+            spec.save_to_output()
         result = train_model(spec.config, training_data, output, context=ctx, resume=spec.resume)
         if ctx.is_main:
             trained_on = tuple(name for name in spec.data.train if name in dataset)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,7 +105,12 @@ class StudyFolder:
             current = current / part
             if current.is_symlink():
                 raise InputError(f"{path}: refusing to delete through the symbolic link {current} in the study folder")
-        if current.is_dir():
-            shutil.rmtree(current)
+        # Workers of one study clean up side by side: a rename claims the path, so one of them deletes it.
+        try:
+            claimed = current.rename(current.with_name(f".{current.name}.{uuid.uuid4().hex}.removing"))
+        except FileNotFoundError:  # already removed by another worker
+            return
+        if claimed.is_dir():
+            shutil.rmtree(claimed)
         else:
-            current.unlink(missing_ok=True)
+            claimed.unlink()

@@ -81,6 +81,8 @@ def run_local_hpo_sweep(
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
+    if folder.splits.is_file():  # splits of other data are refused before the storage is touched
+        _splits(folder, dataset, hpo.k_folds, base)
     location = storage_location(hpo.storage, folder)
     backend = open_storage(location)
     study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
@@ -135,10 +137,10 @@ def resume_hpo_sweep(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
             f"{record.dataset_fingerprint[:12]}; pass the study's data"
         )
+    _splits(folder, dataset, record.hpo_config.k_folds, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
-    _splits(folder, dataset, record.hpo_config.k_folds, record.config)
     isolation = isolation or record.hpo_config.isolation
     return _Sweep(backend, study, record, folder, dataset, isolation, worker=worker).run()
 

@@ -39,16 +39,16 @@ def run(args: argparse.Namespace) -> int:
         dry_run=args.dry_run,
     )
     if args.dry_run:
-        summary = {"job": job.id, "status": job.status, "outputs": str(job.outputs)}
-        print_json(summary) if args.json else note(args, f"dry run: job written to {job.outputs}")
+        summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir)}
+        print_json(summary) if args.json else note(args, f"dry run: job written to {job.output_dir}")
         return 0
     job.wait()
     from training.core.run_folder import RunFolder
 
-    record = RunFolder(Path(job.outputs)).read_metrics() or {}
+    record = RunFolder(job.output_dir).read_metrics() or {}
     if args.json:
-        print_json({"job": job.id, "status": job.status, "outputs": str(job.outputs), "metrics": record.get("best")})
+        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": record.get("best")})
         return 0
     print_table(f"final training {job.id}: {job.status}", ("metric", "value"), metric_rows(record.get("best") or {}))
-    note(args, f"final run folder: {job.outputs}")
+    note(args, f"final run folder: {job.output_dir}")
     return 0
