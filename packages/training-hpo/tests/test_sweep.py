@@ -106,9 +106,11 @@ def test_the_budget_belongs_to_the_study(config_dir: Path, tmp_path: Path) -> No
 def test_a_time_budget_counts_the_study_s_active_time(config_dir: Path, tmp_path: Path) -> None:
     hpo = settings("timed", n_trials=None, timeout_s=0.5)
     study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation="inprocess")
-    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]  # one trial outlasts 0.5 s
+    finished = len(study.trials)
+    assert finished >= 1 and all(trial.state == TrialState.COMPLETE for trial in study.trials)
+    # The budget is the study's, not the process's: a second run finds it spent and starts nothing.
     again = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation="inprocess")
-    assert len(again.trials) == 1
+    assert len(again.trials) == finished
 
 
 def test_the_median_pruner_stops_a_bad_trial_across_processes(config_dir: Path, tmp_path: Path) -> None:
