@@ -182,10 +182,24 @@ class Child:
         while True:
             self.wait_for(condition, what, max(0.0, deadline - time.monotonic()), poll=FAST_POLL_S)
             os.kill(self.pid, signal.SIGSTOP)
+            self._wait_until_stopped()
             if condition():
                 self.kill_9()
                 return
             os.kill(self.pid, signal.SIGCONT)
+
+    def _wait_until_stopped(self, timeout: float = 10) -> None:
+        """Wait until every thread of the command is frozen: SIGSTOP is delivered asynchronously."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            states = []
+            for task in Path(f"/proc/{self.pid}/task").glob("*/stat"):
+                with contextlib.suppress(OSError):
+                    states.append(task.read_text().rpartition(")")[2].split()[0])
+            if all(state in "TtZX" for state in states):
+                return
+            time.sleep(0.001)
+        pytest.fail(f"the command did not stop within {timeout} s of SIGSTOP")
 
     def kill_9(self) -> None:
         os.kill(self.pid, signal.SIGKILL)

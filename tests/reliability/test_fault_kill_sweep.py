@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Callable
@@ -115,3 +116,33 @@ def test_kill_9_then_resume_keeps_finished_trials_and_the_budget(
     record_figure("interrupted trials re-run", len(study.trials) - N_TRIALS)
     assert BestConfig.load(study_dir / "best_config.json").trial_number == study.best_trial.number
     assert_readable(study_dir)
+
+
+def test_ctrl_c_stops_parallel_trials_and_the_resume_reruns_them(
+    spawn: Callable[..., Any],
+    training_command: Callable[..., list[str]],
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+    sweep_config: Path,
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C (SIGINT to the terminal's process group) during two parallel trials: exit 130, no trial process left,
+    both trials queued again, and the resume finishes the budget with their parameters."""
+    study_dir = tmp_path / "study"
+    arguments = ["--config-dir", sweep_config, "--hpo", "quick", "--study-dir", study_dir, "--parallel", "2"]
+    sweep = spawn(training_command("hpo", "run", *arguments), "sweep")
+    sweep.wait_for(lambda: trial_in_progress(study_dir, 2) and trial_in_progress(study_dir, 3), "trials 2 and 3")
+    pids = [json.loads((study_dir / "trials" / str(n) / "fold-0" / "fold.json").read_text())["pid"] for n in (2, 3)]
+    os.killpg(sweep.pid, signal.SIGINT)
+    assert sweep.finish(timeout=60) == 130, sweep.output()[-3000:]
+    assert "interrupted; state written so far is kept and resumable" in sweep.output()
+    assert not any(process_alive(pid) for pid in pids), "a trial process outlived the interrupted sweep"
+
+    interrupted = {trial.number: trial for trial in load_study(study_dir).trials if trial.state == TrialState.FAIL}
+    assert {2, 3} <= set(interrupted)
+    resumed = run_cli("hpo", "resume", "--study-dir", study_dir, "--parallel", "2")
+    assert resumed.returncode == 0, resumed.stderr
+    study = load_study(study_dir)
+    assert sum(trial.state == TrialState.COMPLETE for trial in study.trials) == N_TRIALS
+    for number, failed in interrupted.items():
+        rerun = [trial for trial in study.trials if trial.user_attrs.get("retry_of") == number]
+        assert len(rerun) == 1 and rerun[0].params == failed.params and rerun[0].state == TrialState.COMPLETE

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+import os
 import statistics
 from pathlib import Path
 
@@ -133,6 +135,49 @@ def test_the_median_pruner_stops_a_bad_trial_across_processes(config_dir: Path, 
     assert bad.user_attrs["fold_values"] == []
     assert not (tmp_path / "trials" / "3" / "fold-1").exists()
     assert not (tmp_path / "trials" / "3" / "fold-0" / "model").exists()
+
+
+def test_the_median_pruner_s_startup_trials_are_configurable(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings(
+        "startup",
+        metric="loss",
+        direction="minimize",
+        n_trials=1,
+        pruner={"type": "median", "warmup_steps": 0, "startup_trials": 1},
+    )
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", hpo, **run)
+    study.enqueue_trial({"training.learning_rate": 1e-12})
+    bad = run_local_hpo_sweep("tiny-bert", hpo, n_trials=2, **run).trials[1]
+    assert bad.state == TrialState.PRUNED and list(bad.intermediate_values) == [0]  # the default (3) would not prune
+
+
+def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tmp_path: Path) -> None:
+    hpo = settings("parallel", n_trials=4, parallel_trials=2, storage="journal")
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 4
+    spans = sorted((trial.datetime_start, trial.datetime_complete) for trial in study.trials)
+    assert any(later[0] < earlier[1] for earlier, later in itertools.pairwise(spans)), "no trials overlapped"
+    cores = len(os.sched_getaffinity(0))
+    records = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("trials/*/fold-*/fold.json"))]
+    assert len(records) == 8 and {record["threads"] for record in records} == {max(1, cores // 2)}
+    assert len({record["pid"] for record in records}) == 4
+    assert BestConfig.load(tmp_path / "best_config.json").trial_number == study.best_trial.number
+
+
+def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="parallel_trials > 1 needs isolation subprocess"):
+        run_local_hpo_sweep(
+            "tiny-bert",
+            settings("p"),
+            config_dir=config_dir,
+            study_dir=tmp_path,
+            parallel_trials=2,
+            isolation="inprocess",
+        )
+    with pytest.raises(ConfigError, match="parallel_trials: expected greater than or equal to 1, got 0"):
+        run_local_hpo_sweep("tiny-bert", settings("p"), config_dir=config_dir, study_dir=tmp_path, parallel_trials=0)
+    assert not list(tmp_path.iterdir())
 
 
 def test_grid_sampling_stops_when_the_grid_is_done(config_dir: Path, tmp_path: Path) -> None:

@@ -187,6 +187,7 @@ class SamplerConfig(Section):
 class PrunerConfig(Section):
     type: Literal["median", "hyperband", "none"] = "median"
     warmup_steps: int = Field(default=1, ge=0)
+    startup_trials: int = Field(default=3, ge=0, description="median: trials that finish before it compares")
 
 
 class HPOConfig(Section):
@@ -202,6 +203,7 @@ class HPOConfig(Section):
     pruner: PrunerConfig = PrunerConfig()
     storage: str | None = Field(default=None, description="RDB URL or journal file; default SQLite in the study folder")
     isolation: Literal["subprocess", "inprocess"] = "subprocess"
+    parallel_trials: int = Field(default=1, ge=1, description="trials one sweep process runs at once")
     keep_checkpoints: Literal["best", "all", "none"] = "best"
     search_space: dict[str, Parameter] = Field(min_length=1)
 
@@ -219,6 +221,12 @@ class HPOConfig(Section):
     def _has_budget(self) -> HPOConfig:
         if self.n_trials is None and self.timeout_s is None:
             raise ValueError("set n_trials or timeout_s: a sweep needs a budget")
+        return self
+
+    @model_validator(mode="after")
+    def _parallel_in_processes(self) -> HPOConfig:
+        if self.parallel_trials > 1 and self.isolation == "inprocess":
+            raise ValueError("parallel_trials > 1 needs isolation subprocess: in-process trials run one at a time")
         return self
 
 

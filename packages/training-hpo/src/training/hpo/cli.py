@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--study-name")
     worker.add_argument("--data", type=Path, help="the study's data, when it lies elsewhere on this host")
     _common_arguments(worker)
-    worker.set_defaults(func=_worker)
+    worker.set_defaults(func=_resume, worker=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
     best.add_argument("--study-dir", type=Path, required=True)
@@ -68,6 +68,9 @@ def _budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
+    parser.add_argument(
+        "--parallel", type=int, metavar="N", help="trials this process runs at once, sharing the CPU cores"
+    )
     parser.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
 
 
@@ -104,34 +107,25 @@ def _run(args: argparse.Namespace) -> int:
         timeout_s=args.timeout,
         storage=args.storage,
         isolation=_isolation(args),
+        parallel_trials=args.parallel,
     )
     return _summary(study, args.json)
 
 
 def _resume(args: argparse.Namespace) -> int:
+    """`hpo resume` and `hpo worker` (which joins with its own sampler seed and leaves the budget alone)."""
     from training.hpo.sweep import resume_hpo_sweep
 
     study = resume_hpo_sweep(
         args.study_dir,
         storage=args.storage,
+        study_name=getattr(args, "study_name", None),
         data_path=args.data,
-        n_trials=args.n_trials,
-        timeout_s=args.timeout,
+        n_trials=getattr(args, "n_trials", None),
+        timeout_s=getattr(args, "timeout", None),
         isolation=_isolation(args),
-    )
-    return _summary(study, args.json)
-
-
-def _worker(args: argparse.Namespace) -> int:
-    from training.hpo.sweep import resume_hpo_sweep
-
-    study = resume_hpo_sweep(
-        args.study_dir,
-        storage=args.storage,
-        study_name=args.study_name,
-        data_path=args.data,
-        isolation=_isolation(args),
-        worker=True,
+        parallel_trials=args.parallel,
+        worker=getattr(args, "worker", False),
     )
     return _summary(study, args.json)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
+import torch
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
@@ -49,6 +50,7 @@ class TrialSpec:
     trial_dir: str
     cache_dir: str
     max_epochs: int
+    threads: int | None = None
 
 
 @dataclass(frozen=True)
@@ -137,6 +139,7 @@ def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVO
             {
                 "fold": index,
                 "pid": os.getpid(),
+                "threads": torch.get_num_threads(),
                 "splits": spec.splits_path,
                 "dataset_fingerprint": splits.dataset_fingerprint,
                 "train_indices": list(fold.train_indices),

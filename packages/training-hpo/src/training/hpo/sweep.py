@@ -37,8 +37,6 @@ from training.hpo.storage import open_storage, open_study, scrub, storage_locati
 from training.hpo.study_folder import StudyFolder
 from training.hpo.trial_runner import Isolation, run_trial
 
-# Trials the median pruner lets finish before it compares; the schema's PrunerConfig has no field for it.
-MEDIAN_STARTUP_TRIALS = 3
 # Settings that define what a study measures; a study cannot continue with other ones.
 DEFINING_SETTINGS = ("metric", "direction", "k_folds", "sampler", "pruner", "search_space")
 
@@ -61,16 +59,24 @@ def run_local_hpo_sweep(
     timeout_s: float | None = None,
     storage: str | None = None,
     isolation: Isolation | None = None,
+    parallel_trials: int | None = None,
     study_name: str | None = None,
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
     `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
     Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
-    made from; `n_trials`, `timeout_s`, `storage` and `isolation` override them. The data is `dataset`, else
-    `data_path`, else the config's `data.path`; its `train` split is cross-validated.
+    made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
+    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated.
     """
-    hpo, space = _settings(search_space, hpo_config, Path(study_dir), n_trials, timeout_s, storage, isolation)
+    overrides = {
+        "n_trials": n_trials,
+        "timeout_s": timeout_s,
+        "storage": storage,
+        "isolation": isolation,
+        "parallel_trials": parallel_trials,
+    }
+    hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     if study_name is not None:
         hpo = hpo.model_copy(update={"name": study_name})
     base = _base_config(backbone, config, config_dir, hpo.metric)
@@ -100,7 +106,7 @@ def run_local_hpo_sweep(
     Budget(hpo.n_trials, hpo.timeout_s).record(study)
     folder.write_manifest(hpo.name, scrub(location))
     _splits(folder, dataset, hpo.k_folds, base)
-    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, worker=False).run()
+    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False).run()
 
 
 def resume_hpo_sweep(
@@ -113,12 +119,13 @@ def resume_hpo_sweep(
     n_trials: int | None = None,
     timeout_s: float | None = None,
     isolation: Isolation | None = None,
+    parallel_trials: int | None = None,
     worker: bool = False,
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
     Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
-    `isolation` defaults to the sweep's.
+    `isolation` and `parallel_trials` (trials this process runs at once) default to the sweep's.
     A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
     workers started together do not suggest the same parameters.
     """
@@ -142,11 +149,16 @@ def resume_hpo_sweep(
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
     isolation = isolation or record.hpo_config.isolation
-    return _Sweep(backend, study, record, folder, dataset, isolation, worker=worker).run()
+    parallel = parallel_trials or record.hpo_config.parallel_trials
+    return _Sweep(backend, study, record, folder, dataset, isolation, parallel, worker=worker).run()
 
 
 class _Sweep:
-    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up."""
+    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up.
+
+    With `parallel` > 1 it runs that many trial processes at once (one thread each here, waiting on its process) and
+    splits this machine's cores between them; they share the visible GPUs.
+    """
 
     def __init__(
         self,
@@ -156,9 +168,15 @@ class _Sweep:
         folder: StudyFolder,
         dataset: Dataset,
         isolation: Isolation,
+        parallel: int,
         worker: bool,
     ) -> None:
+        if parallel < 1 or (parallel > 1 and isolation == "inprocess"):
+            raise ConfigError(
+                f"parallel trials: got {parallel} with isolation {isolation}; expected 1, or more with subprocess"
+            )
         self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
+        self.parallel, self.threads = parallel, trial_threads(parallel)
         self.hpo = record.hpo_config
         self.space = create_search_space(self.hpo)
         self.base = record.config
@@ -173,7 +191,9 @@ class _Sweep:
     def run(self) -> optuna.Study:
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
         if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
-            self.study.optimize(self._objective, callbacks=[self._after_trial], catch=(BudgetReached,))
+            self.study.optimize(
+                self._objective, n_jobs=self.parallel, callbacks=[self._after_trial], catch=(BudgetReached,)
+            )
         clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
         if best_trial_number(self.study) is not None:
             extract_best_config_from_study(self.study, study_dir=self.folder.root)
@@ -195,6 +215,7 @@ class _Sweep:
             trial_dir=str(self.folder.trial(trial.number)),
             cache_dir=str(self.folder.cache),
             max_epochs=self.record.max_epochs,
+            threads=self.threads,
         )
         started = time.perf_counter()
         try:
@@ -219,10 +240,7 @@ def _settings(
     search_space: Any,
     hpo_config: HPOConfig | str | os.PathLike[str] | None,
     study_dir: Path,
-    n_trials: int | None,
-    timeout_s: float | None,
-    storage: str | None,
-    isolation: Isolation | None,
+    overrides: Mapping[str, Any],
 ) -> tuple[HPOConfig, SearchSpace]:
     """The sweep settings (with overrides applied, validated again) and the search space."""
     if search_space is None and hpo_config is None:
@@ -233,7 +251,6 @@ def _settings(
     hpo = hpo_config or space.hpo_config
     data = hpo.model_dump() if hpo is not None else {"name": study_dir.resolve().name}
     data["search_space"] = {key: parameter.model_dump() for key, parameter in space.parameters.items()}
-    overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "storage": storage, "isolation": isolation}
     data.update({key: value for key, value in overrides.items() if value is not None})
     hpo = validate(HPOConfig, data, "sweep settings")
     wanted = "minimize" if hpo.metric == "loss" else "maximize"
@@ -304,6 +321,14 @@ def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfi
     return splits
 
 
+def trial_threads(parallel: int) -> int | None:
+    """CPU threads for each of `parallel` trials running at once (None: one trial, torch's own default)."""
+    if parallel == 1:
+        return None
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return max(1, cores // parallel)
+
+
 def _process_seed(seed: int, existing_trials: int, worker: bool) -> int:
     """The configured seed for a fresh sweep; a distinct, reproducible one for a resume; a unique one per worker."""
     if existing_trials == 0 and not worker:
@@ -324,7 +349,7 @@ def _sampler(hpo: HPOConfig, space: SearchSpace, seed: int) -> optuna.samplers.B
 def _pruner(hpo: HPOConfig, epochs: int) -> optuna.pruners.BasePruner:
     warmup = hpo.pruner.warmup_steps
     if hpo.pruner.type == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=MEDIAN_STARTUP_TRIALS, n_warmup_steps=warmup)
+        return optuna.pruners.MedianPruner(n_startup_trials=hpo.pruner.startup_trials, n_warmup_steps=warmup)
     if hpo.pruner.type == "hyperband":
         return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=hpo.k_folds * epochs)
     return optuna.pruners.NopPruner()

@@ -3,7 +3,8 @@
 Processes come from a multiprocessing forkserver that has imported torch, transformers and the trainer once, so a
 trial process starts in milliseconds; plain `fork` is never used (threads of the parent could deadlock the child).
 The trial process sends each epoch's value over a pipe and waits for the answer (continue or prune); the sweep's
-process reports to Optuna and decides. A trial process ends itself when the sweep's process disappears (kill -9).
+process reports to Optuna and decides. A trial process ends itself when the sweep's process disappears (kill -9); one
+interrupted by Ctrl-C says so, and the sweep raises KeyboardInterrupt for it (the trial is queued again).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: 
                 ours.send(reporter.report(*payload))
             elif kind == "done":
                 return payload
+            elif kind == "interrupted":
+                raise KeyboardInterrupt(f"trial {spec.number} was interrupted")
             else:
                 raise payload
     finally:
@@ -103,9 +106,15 @@ class _PipeReporter:
 def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, parent_pid: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
     try:
+        if spec.threads is not None:
+            import torch
+
+            torch.set_num_threads(spec.threads)
         outcome = cross_validate(spec, dataset, _PipeReporter(connection))
     except TrainingError as error:
         connection.send(("error", error))
+    except KeyboardInterrupt:
+        connection.send(("interrupted", None))
     except BaseException as error:
         log = Path(spec.trial_dir) / "error.log"
         log.parent.mkdir(parents=True, exist_ok=True)
