@@ -1,11 +1,13 @@
 """The same sweep with `run_local_hpo_sweep` and with Hugging Face `Trainer.hyperparameter_search(backend="optuna")`.
 
-Both sweep the same space (learning rate log-uniform, batch size choice) for the same number of trials with a TPE
-sampler of the same seed (its first trials are random draws, so both try the same parameters), train the same tiny
-BERT (identical initial weights) on the same generated corpus for the same epochs, and score entity F1 the same
-way (strict IOB2, `compute_metrics`). `run_local_hpo_sweep` cross-validates on 2 folds, each trial in a fresh
-process; `Trainer.hyperparameter_search` has no cross-validation, so it runs once per fold (same seed, so trial `i`
-has the same parameters on both folds) and its objective is the mean of the two searches, trial by trial.
+Both sweep the same grid (learning rate x batch size) with Optuna's grid sampler, so both try exactly the same
+parameter sets whatever order parallel trials finish in, train the same tiny BERT (identical initial weights) on the
+same generated corpus for the same epochs, and score entity F1 the same way (strict IOB2, `compute_metrics`).
+`run_local_hpo_sweep` cross-validates on 2 folds, each trial in a fresh process, `--parallel` trials at once (each
+on its share of the cores). `Trainer.hyperparameter_search` has no cross-validation, so it runs once per fold (same
+grid seed, so trial `i` has the same parameters on both folds) and its objective is the mean of the two searches,
+trial by trial; it runs one trial at a time (its `n_jobs` threads would share one `Trainer`). Both prune with
+Optuna's default median pruner (5 startup trials, no warm-up) on each epoch's validation F1.
 
 Per trial:
 - wall: the trial's duration as Optuna recorded it (both sides, summed over the two HF searches);
@@ -16,7 +18,8 @@ Per trial:
 
 Each contender runs in a fresh process of its own (one after the other), so memory figures start clean.
 
-Usage: `python benchmarks/bench_hpo.py [--trials 4] [--documents 160] [--epochs 2] [--isolation subprocess]`
+Usage: `python benchmarks/bench_hpo.py [--trials 8] [--documents 160] [--epochs 2] [--isolation subprocess]
+[--parallel 1]`
 """
 
 from __future__ import annotations
@@ -59,8 +62,9 @@ from training.core.metrics import compute_metrics
 from training.core.model import create_model_and_tokenizer
 from training.hpo import run_local_hpo_sweep
 
-LOW, HIGH, BATCH_SIZES = 1e-3, 2e-2, (8, 16)
+LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
 SEED = 0
+STARTUP_TRIALS = 5  # both prune with Optuna's median pruner as `optuna.create_study` makes it by default
 
 
 def workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig, Dataset]:
@@ -74,16 +78,19 @@ def workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig,
     return config, load_dataset(path, labels=ENTITY_TYPES)
 
 
-def ours(config: TrainingConfig, dataset: Dataset, trials: int, isolation: str, folder: Path) -> dict[str, Any]:
+def ours(
+    config: TrainingConfig, dataset: Dataset, trials: int, isolation: str, parallel: int, folder: Path
+) -> dict[str, Any]:
     hpo = HPOConfig(
         name="bench",
         k_folds=2,
         n_trials=trials,
-        sampler={"type": "tpe", "seed": SEED},
-        pruner={"type": "none"},
+        sampler={"type": "grid", "seed": SEED},
+        pruner={"type": "median", "startup_trials": STARTUP_TRIALS, "warmup_steps": 0},
         isolation=isolation,
+        parallel_trials=parallel,
         search_space={
-            "learning_rate": {"type": "loguniform", "low": LOW, "high": HIGH},
+            "learning_rate": {"type": "choice", "values": list(LEARNING_RATES)},
             "batch_size": {"type": "choice", "values": list(BATCH_SIZES)},
         },
     )
@@ -163,7 +170,7 @@ def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: P
 
     def space(trial: optuna.Trial) -> dict[str, Any]:
         return {
-            "learning_rate": trial.suggest_float("learning_rate", LOW, HIGH, log=True),
+            "learning_rate": trial.suggest_categorical("learning_rate", list(LEARNING_RATES)),
             "per_device_train_batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
         }
 
@@ -202,8 +209,11 @@ def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: P
             n_trials=trials,
             direction="maximize",
             backend="optuna",
-            sampler=optuna.samplers.TPESampler(seed=SEED),
+            sampler=optuna.samplers.GridSampler(
+                {"learning_rate": list(LEARNING_RATES), "batch_size": list(BATCH_SIZES)}, seed=SEED
+            ),
             study_name="hf",
+            pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
             storage=storage,
         )
         studies.append(optuna.load_study(study_name="hf", storage=storage))
@@ -224,11 +234,13 @@ def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: P
     return {"wall": wall, "best": max(row["value"] for row in rows), "trials": rows}
 
 
-def report(results: dict[str, dict[str, Any]], trials: int, documents: int, epochs: int, isolation: str) -> None:
+def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    trials, documents, epochs = args.trials, args.documents, args.epochs
     print(
         f"# {trials} trials, 2 folds, {documents} generated documents, {epochs} epochs, tiny BERT; "
         f"python {sys.version.split()[0]}, torch {torch.__version__}, transformers {transformers.__version__}, "
-        f"optuna {optuna.__version__}, {os.cpu_count()} CPUs; run_local_hpo_sweep isolation={isolation}"
+        f"optuna {optuna.__version__}, {os.cpu_count()} CPUs; "
+        f"run_local_hpo_sweep isolation={args.isolation} parallel_trials={args.parallel}"
     )
     print(f"{'':34}{'run_local_hpo_sweep':>22}{'HF hyperparameter_search':>26}")
     ours_, hf = results["ours"], results["hf"]
@@ -275,16 +287,17 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
         folder = Path(tmp)
         config, dataset = workload(args.documents, args.epochs, folder)
         if args.contender == "ours":
-            return ours(config, dataset, args.trials, args.isolation, folder)
+            return ours(config, dataset, args.trials, args.isolation, args.parallel, folder)
         return huggingface(config, dataset, args.trials, folder)
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=4)
+    parser.add_argument("--trials", type=int, default=len(LEARNING_RATES) * len(BATCH_SIZES), help="the grid's size")
     parser.add_argument("--documents", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
+    parser.add_argument("--parallel", type=int, default=1, help="run_local_hpo_sweep's parallel_trials")
     parser.add_argument("--contender", choices=("ours", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:  # one contender in this fresh process; the result goes to the parent as JSON
@@ -295,7 +308,7 @@ def main() -> int:
         command = [sys.executable, __file__, *sys.argv[1:], "--contender", contender]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
-    report(results, args.trials, args.documents, args.epochs, args.isolation)
+    report(results, args)
     return 0
 
 

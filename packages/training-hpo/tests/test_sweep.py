@@ -133,6 +133,7 @@ def test_the_median_pruner_stops_a_bad_trial_across_processes(config_dir: Path, 
     assert bad.state == TrialState.PRUNED
     assert list(bad.intermediate_values) == [0]  # stopped after its first epoch, not at the end
     assert bad.user_attrs["fold_values"] == []
+    assert bad.user_attrs["train_seconds"] > 0  # the epoch it trained before the pruner stopped it
     assert not (tmp_path / "trials" / "3" / "fold-1").exists()
     assert not (tmp_path / "trials" / "3" / "fold-0" / "model").exists()
 

@@ -65,11 +65,12 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class CVOutcome:
-    """The folds a trial finished, the step it was pruned at (None: it finished every fold), and the peak memory
-    of the process that ran it (None where the system does not tell)."""
+    """The folds a trial finished, the step it was pruned at (None: it finished every fold) with the seconds the
+    pruned fold trained, and the peak memory of the process that ran it (None where the system does not tell)."""
 
     folds: tuple[FoldResult, ...]
     pruned_at: int | None = None
+    pruned_fold_seconds: float = 0.0
     peak_rss_mb: float | None = None
 
     @property
@@ -86,7 +87,7 @@ class CVOutcome:
 
     @property
     def train_seconds(self) -> float:
-        return sum(fold.seconds for fold in self.folds)
+        return sum(fold.seconds for fold in self.folds) + self.pruned_fold_seconds
 
     def to_attrs(self) -> dict[str, Any]:
         """The trial user attributes recording this outcome."""
@@ -158,7 +159,8 @@ def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVO
                 cache_dir=spec.cache_dir,
             )
         except optuna.TrialPruned:
-            return CVOutcome(tuple(folds), pruned_at=callback.last_step, peak_rss_mb=peak_rss_mb())
+            seconds = time.perf_counter() - started
+            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb())
         seconds = time.perf_counter() - started
         value = float(result.best_metrics[spec.metric])
         folds.append(FoldResult(index, value, result.best_epoch, seconds))
