@@ -69,6 +69,15 @@ def test_atomic_directory_swaps_in_a_complete_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_atomic_directory_gives_files_written_private_ordinary_permissions(tmp_path: Path) -> None:
+    with atomic_directory(tmp_path / "model") as staging:
+        weights = staging / "sub" / "model.safetensors"
+        weights.parent.mkdir()
+        weights.write_bytes(b"w")
+        weights.chmod(0o600)  # as safetensors writes its files
+    assert mode(tmp_path / "model" / "sub" / "model.safetensors") == 0o666 & ~umask()
+
+
 def test_atomic_directory_leaves_the_target_alone_on_error(tmp_path: Path) -> None:
     target = tmp_path / "model"
     with atomic_directory(target) as staging:

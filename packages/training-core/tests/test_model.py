@@ -102,6 +102,7 @@ def test_save_and_load_round_trip_through_safetensors(saved_model, tiny_config):
     assert tag_names == TAGS and tokenizer.is_fast
     assert same_weights(model, loaded) and loaded.dtype == torch.float32
     assert set(load_file(folder / "model.safetensors")) == set(model.state_dict())
+    assert (folder / "model.safetensors").stat().st_mode == (folder / "config.json").stat().st_mode  # not private
 
 
 def test_saving_again_replaces_the_folder(saved_model, tiny_config):

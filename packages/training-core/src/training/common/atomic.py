@@ -62,13 +62,20 @@ def atomic_write_json(path: str | os.PathLike[str], value: Any) -> Path:
 
 @contextlib.contextmanager
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Fill a temporary sibling folder, then swap it in for `path`; on error `path` is untouched."""
+    """Fill a temporary sibling folder, then swap it in for `path`; on error `path` is untouched.
+
+    Files in it get ordinary permissions, also those that writers create private (safetensors writes 0o600), so a
+    saved model is as readable as the rest of its run folder.
+    """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         staging.chmod(_FOLDER_MODE)
         yield staging
+        for entry in staging.rglob("*"):
+            if entry.is_file() and not entry.is_symlink():
+                entry.chmod(_FILE_MODE)
         if target.exists():
             retired = target.with_name(f".{target.name}.old")
             shutil.rmtree(retired, ignore_errors=True)
