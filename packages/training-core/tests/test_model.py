@@ -229,3 +229,51 @@ def test_the_packaged_minilm_loads_offline_by_its_alias(tiny_config, minilm_path
     pretrained = load_file(minilm_path / "model.safetensors")
     key = next(key for key in pretrained if key.endswith("word_embeddings.weight"))
     assert torch.equal(model.bert.embeddings.word_embeddings.weight, pretrained[key])
+
+
+def roberta_backbone(folder, sentences):
+    """A RoBERTa-style backbone folder built on the spot: a byte-level BPE tokenizer trained on `sentences`, and a
+    small randomly initialised `RobertaForMaskedLM`."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import RobertaConfig, RobertaForMaskedLM, RobertaTokenizerFast
+
+    special = ["<s>", "<pad>", "</s>", "<unk>", "<mask>"]
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(sentences, vocab_size=400, special_tokens=special, show_progress=False)
+    folder.mkdir(parents=True)
+    bpe.save_model(str(folder))
+    tokenizer = RobertaTokenizerFast(vocab=str(folder / "vocab.json"), merges=str(folder / "merges.txt"))
+    tokenizer.save_pretrained(folder)
+    config = RobertaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=80,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    torch.manual_seed(0)
+    RobertaForMaskedLM(config).save_pretrained(folder)
+    return folder
+
+
+def test_a_byte_level_bpe_backbone_gets_words_with_their_leading_space(tiny_config, ner_documents, tmp_path):
+    from data.loaders import Dataset
+    from training.core.features import encode_documents
+    from training.core.trainer import train_model
+
+    folder = roberta_backbone(tmp_path / "roberta", [document.text for document in ner_documents])
+    config = with_model(tiny_config, backbone=str(folder), name="roberta")
+    _, tokenizer = create_model_and_tokenizer(config)
+    assert tokenizer.add_prefix_space is True
+    document = ner_documents[0]
+    window = encode_documents([document], tokenizer, TAGS, 64, 8).windows[0]
+    tokens = tokenizer.convert_ids_to_tokens(window.input_ids)
+    second_word = [token for token, word in zip(tokens, window.word_ids, strict=True) if word == 1]
+    assert second_word[0].startswith("Ġ")  # as in running text, not a text-initial piece
+
+    dataset = Dataset({"train": ner_documents[:32], "validation": ner_documents[32:]}, labels=("PER", "ORG", "LOC"))
+    result = train_model(config.with_values({"training.num_epochs": 1}), dataset, tmp_path / "run")
+    _, loaded, _ = load_model(result.model_dir)
+    assert loaded.add_prefix_space is True

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import pickle
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from safetensors import SafetensorError
@@ -65,9 +67,7 @@ def create_model_and_tokenizer(
         model_config = AutoConfig.from_pretrained(
             source, revision=revision, trust_remote_code=settings.trust_remote_code, **_label_maps(tag_names)
         )
-        tokenizer = AutoTokenizer.from_pretrained(
-            source, revision=revision, trust_remote_code=settings.trust_remote_code
-        )
+        tokenizer = _word_tokenizer(source, revision=revision, trust_remote_code=settings.trust_remote_code)
     except (OSError, ValueError) as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
@@ -184,6 +184,24 @@ def _first_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else "no details"
 
 
+def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
+    """The tokenizer, set up for text already split into words.
+
+    Byte-level BPE tokenizers (RoBERTa, GPT-2, BART, ...) mark a word that follows a space in the token itself
+    ("ĠSmith"); fed words one by one they would see every word as text-initial ("Sm", "ith"), tokens they rarely saw in
+    pre-training, so they are loaded with `add_prefix_space=True`, as their documentation asks for split words.
+    """
+    tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
+        tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)
+    return tokenizer
+
+
+def _byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
+    backend = getattr(tokenizer, "backend_tokenizer", None)
+    return backend is not None and '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("pre_tokenizer"))
+
+
 def _check_fast(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
     if not tokenizer.is_fast:
         raise error(f"{what}: {type(tokenizer).__name__} is not a fast tokenizer; word alignment needs one")
@@ -213,7 +231,7 @@ def _load_folder(
         raise InputError(f"{folder}: no model weights (expected model.safetensors)")
     try:
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-        tokenizer = AutoTokenizer.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
         raise InputError(f"{folder}: unreadable model config or tokenizer ({_first_line(error)})") from error
     _check_fast(tokenizer, str(folder), InputError)
