@@ -200,7 +200,10 @@ CASES = [
         id="no-validation-split",
     ),
     pytest.param(
-        {}, ["--set", "training.seed=5"], "holds a run of another config or dataset", id="output-of-another-run"
+        {},
+        ["--set", "training.seed=5"],
+        "or start it over (resume=False; training train --restart)",
+        id="output-of-another-run",
     ),
 ]
 

@@ -219,7 +219,7 @@ def _previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resu
         config_fp, data_fp = str(record.get("config_fingerprint"))[:12], str(record.get("dataset_fingerprint"))[:12]
         raise InputError(
             f"{run.root}: holds a run of another config or dataset (config {config_fp}, data {data_fp}); "
-            "choose another output folder or pass resume=False"
+            "choose another output folder, or start it over (resume=False; training train --restart)"
         )
     return TrainResult.from_record(run.root, record) if record.get("status") == "completed" else None
 
