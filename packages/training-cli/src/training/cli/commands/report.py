@@ -6,7 +6,7 @@ import argparse
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from training.cli.output import note, print_json
+from training.cli.output import print_json
 from training.common.errors import InputError
 
 REPORT_PLUGINS = "training.cli.reports"
@@ -32,8 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json({"report": str(page)})
     else:
-        note(args, f"report: {page}")
-        print(page)
+        print(f"report: {page}")
     return 0
 
 
