@@ -115,6 +115,26 @@ def test_a_time_budget_counts_the_study_s_active_time(config_dir: Path, tmp_path
     assert len(again.trials) == finished
 
 
+def test_a_time_budget_is_judged_when_a_trial_starts() -> None:
+    from datetime import datetime, timedelta
+
+    from optuna.trial import FrozenTrial
+
+    from training.hpo.budget import Budget
+
+    def trial(number: int, state: TrialState, start: datetime, seconds: float | None) -> FrozenTrial:
+        end = start + timedelta(seconds=seconds) if seconds is not None else None
+        return FrozenTrial(number, state, None, start, end, {}, {}, {}, {}, {}, number)
+
+    started = datetime.now() - timedelta(seconds=60)
+    late = started + timedelta(seconds=30)  # asked for after a pause; still running a minute later
+    budget = Budget(n_trials=None, timeout_s=0.5)
+    fits = [trial(0, TrialState.COMPLETE, started, 0.4), trial(1, TrialState.RUNNING, late, None)]
+    assert budget.admits(fits, 1)  # 0.4 s of the study's time had been used when trial 1 started
+    assert not budget.admits([trial(0, TrialState.COMPLETE, started, 0.6), fits[1]], 1)
+    assert budget.exhausted(fits)  # no further trial may start now
+
+
 def test_the_median_pruner_stops_a_bad_trial_across_processes(config_dir: Path, tmp_path: Path) -> None:
     hpo = settings(
         "prune",

@@ -1,9 +1,10 @@
 """The budget of a whole study (trials and wall-clock time), shared by every process and host working on it.
 
 A trial may start while fewer than `n_trials` trials are complete, pruned or running with a smaller number, and while
-the study's active time is below `timeout_s`. The active time is the union of every trial's run time, so time between
-a crash and a resume does not count, and workers running side by side count once. A trial that starts over budget is
-marked failed before it trains (a race between workers; `MaxTrialsCallback` would let it run and overshoot).
+the study's active time when it started is below `timeout_s`. The active time is the union of every trial's run time,
+so time between a crash and a resume does not count, and workers running side by side count once. A trial that starts
+over budget is marked failed before it trains (a race between workers; `MaxTrialsCallback` would let it run and
+overshoot).
 """
 
 from __future__ import annotations
@@ -42,26 +43,33 @@ class Budget:
         return self._full(used) or self._timed_out(trials)
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
-        """Whether the running trial `number` fits: earlier-started running trials take their places first."""
+        """Whether the running trial `number` fits: earlier-started running trials take their places first, and the
+        time budget is judged at its start (the moment the sweep asked for it), not later."""
         used = sum(
             trial.state in COUNTED or (trial.state == TrialState.RUNNING and trial.number < number) for trial in trials
         )
-        return not (self._full(used) or self._timed_out(trials))
+        start = next((trial.datetime_start for trial in trials if trial.number == number), None)
+        others = [trial for trial in trials if trial.number != number]
+        return not (self._full(used) or self._timed_out(others, until=start))
 
     def _full(self, used: int) -> bool:
         return self.n_trials is not None and used >= self.n_trials
 
-    def _timed_out(self, trials: Sequence[FrozenTrial]) -> bool:
-        return self.timeout_s is not None and active_seconds(trials) >= self.timeout_s
+    def _timed_out(self, trials: Sequence[FrozenTrial], until: datetime | None = None) -> bool:
+        return self.timeout_s is not None and active_seconds(trials, until) >= self.timeout_s
 
 
-def active_seconds(trials: Sequence[FrozenTrial]) -> float:
-    """Seconds during which at least one trial of the study was running (failed trials end at an unknown time)."""
-    intervals = sorted(
-        (trial.datetime_start, trial.datetime_complete or datetime.now(trial.datetime_start.tzinfo))
-        for trial in trials
-        if trial.datetime_start is not None and trial.state in (*COUNTED, TrialState.RUNNING)
-    )
+def active_seconds(trials: Sequence[FrozenTrial], until: datetime | None = None) -> float:
+    """Seconds during which at least one trial of the study was running, up to `until` (default: now); failed
+    trials end at an unknown time and do not count."""
+    intervals = []
+    for trial in trials:
+        start = trial.datetime_start
+        if start is None or trial.state not in (*COUNTED, TrialState.RUNNING) or (until and start >= until):
+            continue
+        end = trial.datetime_complete or datetime.now(start.tzinfo)
+        intervals.append((start, min(end, until) if until else end))
+    intervals.sort()
     total, current_start, current_end = 0.0, None, None
     for start, end in intervals:
         if current_end is None or start > current_end:
