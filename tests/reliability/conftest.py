@@ -127,6 +127,54 @@ def sweep_config(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def started_study(sweep_config: Path) -> Callable[..., Any]:
+    """`started_study(study_dir, n_trials, storage=None)`: the quick sweep with one trial run in this process and the
+    study's budget raised to `n_trials`, for workers to join."""
+    from training.hpo import run_local_hpo_sweep
+    from training.hpo.budget import Budget
+
+    def start(study_dir: Path, n_trials: int, storage: str | None = None) -> Any:
+        study = run_local_hpo_sweep(
+            None,
+            sweep_config / "hpo" / "quick.yaml",
+            config_dir=sweep_config,
+            study_dir=study_dir,
+            n_trials=1,
+            isolation="inprocess",
+            storage=storage,
+        )
+        Budget(n_trials=n_trials, timeout_s=None).record(study)
+        return study
+
+    return start
+
+
+@pytest.fixture(scope="session")
+def best_config_for(training_config: Path) -> Callable[..., Any]:
+    """`best_config_for(**fields)`: a `BestConfig` of one epoch of the training config, as a sweep would pick it."""
+    from training.config import BestConfig, build_training_config
+
+    config = build_training_config({"set": ["training.eval_steps=null"]}, training_config)
+
+    def make(**fields: Any) -> BestConfig:
+        defaults: dict[str, Any] = {
+            "config": config,
+            "hyperparameters": {"training.learning_rate": 1e-3},
+            "num_epochs": 1,
+            "metric": "entity_f1",
+            "direction": "maximize",
+            "objective": 0.5,
+            "trial_number": 3,
+            "study_name": "reliability",
+            "storage": "sqlite:///study.db",
+            "dataset_fingerprint": "0" * 64,
+        }
+        return BestConfig(**(defaults | fields))
+
+    return make
+
+
 def _training_command(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "training.cli", *map(str, args)]
 

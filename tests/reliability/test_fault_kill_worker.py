@@ -12,8 +12,7 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from training.hpo import load_study, run_local_hpo_sweep
-from training.hpo.budget import Budget
+from training.hpo import load_study
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("single_thread")]
 N_TRIALS = 12
@@ -38,21 +37,13 @@ def test_kill_9_of_one_worker_leaves_the_other_to_finish(
     training_command: Callable[..., list[str]],
     run_cli: Callable[..., subprocess.CompletedProcess[str]],
     assert_readable: Callable[..., int],
-    sweep_config: Path,
+    started_study: Callable[..., Any],
     tmp_path: Path,
     record_figure: Callable[[str, object], None],
 ) -> None:
     """One of two workers killed mid-trial: its trial is failed and re-run by another, the budget met exactly."""
     study_dir = tmp_path / "study"
-    study = run_local_hpo_sweep(
-        None,
-        sweep_config / "hpo" / "quick.yaml",
-        config_dir=sweep_config,
-        study_dir=study_dir,
-        n_trials=1,
-        isolation="inprocess",
-    )
-    Budget(n_trials=N_TRIALS, timeout_s=None).record(study)
+    started_study(study_dir, N_TRIALS)
     worker = training_command("hpo", "worker", "--study-dir", study_dir, "--inprocess")
     doomed, survivor = spawn(worker, "doomed"), spawn(worker, "survivor")
     doomed.kill_9_while(lambda: running_trial_of(study_dir, doomed.pid) is not None, "a trial of the doomed worker")

@@ -65,26 +65,13 @@ def interrupted_run(single_thread: None, training_config: Path, tmp_path_factory
 
 @pytest.fixture(scope="module")
 def finished_final(
-    training_config: Path,
+    best_config_for: Callable[..., BestConfig],
     run_cli: Callable[..., subprocess.CompletedProcess[str]],
     tmp_path_factory: pytest.TempPathFactory,
 ) -> tuple[Path, Path]:
     """(best_config.json, the final run folder trained from it with `training final`)."""
     folder = tmp_path_factory.mktemp("final")
-    config = build_training_config({"set": ["training.eval_steps=null"]}, training_config)
-    best = BestConfig(
-        config=config,
-        hyperparameters={"training.learning_rate": 1e-3},
-        num_epochs=1,
-        metric="entity_f1",
-        direction="maximize",
-        objective=0.5,
-        trial_number=3,
-        study_name="reliability",
-        storage="sqlite:///study.db",
-        dataset_fingerprint="0" * 64,
-    )
-    best_file = best.save(folder / "best_config.json")
+    best_file = best_config_for().save(folder / "best_config.json")
     completed = run_cli("final", best_file, "--output", folder / "run", "--quiet")
     assert completed.returncode == 0, completed.stderr
     return best_file, folder / "run"

@@ -17,8 +17,7 @@ from typing import Any
 import pytest
 from optuna.trial import TrialState
 
-from training.hpo import load_study, run_local_hpo_sweep
-from training.hpo.budget import Budget
+from training.hpo import load_study
 from training.hpo.study_folder import StudyFolder
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -34,23 +33,14 @@ def test_four_workers_meet_the_budget_exactly(
     spawn: Callable[..., Any],
     training_command: Callable[..., list[str]],
     assert_readable: Callable[..., int],
-    sweep_config: Path,
+    started_study: Callable[..., Any],
     tmp_path: Path,
     record_figure: Callable[[str, object], None],
 ) -> None:
     """4 workers on one study: exactly the budget of trials counted, numbers unique, none lost or left running."""
     url = request.getfixturevalue("postgres_url") if storage == "postgresql" else {"journal": "journal"}.get(storage)
     study_dir = tmp_path / "study"
-    study = run_local_hpo_sweep(
-        None,
-        sweep_config / "hpo" / "quick.yaml",
-        config_dir=sweep_config,
-        study_dir=study_dir,
-        n_trials=1,
-        isolation="inprocess",
-        storage=url,
-    )
-    Budget(n_trials=N_TRIALS, timeout_s=None).record(study)
+    started_study(study_dir, N_TRIALS, storage=url)
     given = ["--storage", url] if storage == "postgresql" else []
     worker = training_command("hpo", "worker", "--study-dir", study_dir, *given, "--inprocess")
     started = time.monotonic()

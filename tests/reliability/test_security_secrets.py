@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import BestConfig, build_training_config
+from training.config import BestConfig
 from training.execution.lineage import Lineage
 
 pytestmark = pytest.mark.slow
@@ -58,24 +58,12 @@ def assert_no_secret(folders: list[Path], outputs: list[subprocess.CompletedProc
 
 def test_a_final_training_writes_no_secret(
     run_with_secrets: Callable[..., subprocess.CompletedProcess[str]],
-    training_config: Path,
+    best_config_for: Callable[..., BestConfig],
     tmp_path: Path,
     record_figure: Callable[[str, object], None],
 ) -> None:
     """Final training, lineage, report, Azure dry run and MLflow record: no planted secret in any file or output."""
-    config = build_training_config({"set": ["training.eval_steps=null"]}, training_config)
-    best = BestConfig(
-        config=config,
-        hyperparameters={"training.learning_rate": 1e-3},
-        num_epochs=1,
-        metric="entity_f1",
-        direction="maximize",
-        objective=0.4,
-        trial_number=2,
-        study_name="secret-study",
-        storage=STORAGE,
-        dataset_fingerprint="0" * 64,
-    )
+    best = best_config_for(objective=0.4, trial_number=2, study_name="secret-study", storage=STORAGE)
     best_file = best.save(tmp_path / "input" / "best_config.json")
     out = tmp_path / "out"
     outputs = [
