@@ -257,6 +257,8 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     smaller = Dataset({"train": dataset["train"][:10]}, labels=dataset.labels)
     with pytest.raises(InputError, match=r"the data has fingerprint .* but study .tiny. was run on"):
         resume_hpo_sweep(study_dir, dataset=smaller)
+    with pytest.raises(ConfigError, match="parallel_trials > 1 needs isolation subprocess"):
+        resume_hpo_sweep(study_dir, parallel_trials=2, isolation="inprocess")
 
 
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:

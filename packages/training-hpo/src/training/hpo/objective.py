@@ -17,14 +17,12 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
-import torch
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
 from training.config.schema import TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
-from training.core.trainer import train_model
 from training.hpo.search_space import SearchSpace
 
 
@@ -130,6 +128,10 @@ class _ReportEpochs(Callback):
 
 def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVOutcome:
     """Train every fold of `spec.splits_path` in `<trial_dir>/fold-<k>`; stop at the first prune."""
+    import torch  # here, not at import: the sweep's own process never trains (trial processes preload these)
+
+    from training.core.trainer import train_model
+
     config = TrainingConfig.from_yaml(spec.config_yaml, f"trial {spec.number} config")
     splits = KFoldSplits.load(spec.splits_path, dataset)
     folds: list[FoldResult] = []

@@ -29,9 +29,9 @@ UNOWNED_GRACE = timedelta(seconds=60)
 logger = logging.getLogger("training.hpo")
 
 
-def process_identity(pid: int | None = None) -> dict[str, Any]:
+def process_identity() -> dict[str, Any]:
     """Host, process id and (where the system tells) process start time, which tells a reused pid apart."""
-    pid = os.getpid() if pid is None else pid
+    pid = os.getpid()
     return {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid)}
 
 
@@ -81,10 +81,11 @@ def _interrupted(trial: FrozenTrial) -> bool:
         return start is not None and now is not None and now - start > UNOWNED_GRACE
     if owner.get("host") != socket.gethostname():
         return False
-    return not _alive(int(owner["pid"]), owner.get("started"))
+    return not alive(int(owner["pid"]), owner.get("started"))
 
 
-def _alive(pid: int, started: int | None) -> bool:
+def alive(pid: int, started: int | None = None) -> bool:
+    """Whether process `pid` exists (and, given its start time, is the same process, not a reused pid)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

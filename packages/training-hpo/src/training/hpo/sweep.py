@@ -87,7 +87,8 @@ def run_local_hpo_sweep(
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
-    if folder.splits.is_file():  # splits of other data are refused before the storage is touched
+    have_splits = folder.splits.is_file()
+    if have_splits:  # splits of other data are refused before the storage is touched
         _splits(folder, dataset, hpo.k_folds, base)
     location = storage_location(hpo.storage, folder)
     backend = open_storage(location)
@@ -105,7 +106,8 @@ def run_local_hpo_sweep(
     _check_or_save(study, record, folder)
     Budget(hpo.n_trials, hpo.timeout_s).record(study)
     folder.write_manifest(hpo.name, scrub(location))
-    _splits(folder, dataset, hpo.k_folds, base)
+    if not have_splits:
+        _splits(folder, dataset, hpo.k_folds, base)
     return _Sweep(backend, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False).run()
 
 
@@ -133,6 +135,7 @@ def resume_hpo_sweep(
     backend = open_storage(location)
     study = open_study(name, backend, location)
     record = SweepRecord.load(study)
+    hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     if dataset is None:
         path = data_path if data_path is not None else record.data_path
@@ -148,9 +151,7 @@ def resume_hpo_sweep(
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
-    isolation = isolation or record.hpo_config.isolation
-    parallel = parallel_trials or record.hpo_config.parallel_trials
-    return _Sweep(backend, study, record, folder, dataset, isolation, parallel, worker=worker).run()
+    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=worker).run()
 
 
 class _Sweep:
@@ -171,12 +172,8 @@ class _Sweep:
         parallel: int,
         worker: bool,
     ) -> None:
-        if parallel < 1 or (parallel > 1 and isolation == "inprocess"):
-            raise ConfigError(
-                f"parallel trials: got {parallel} with isolation {isolation}; expected 1, or more with subprocess"
-            )
         self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
-        self.parallel, self.threads = parallel, trial_threads(parallel)
+        self.parallel, self.threads = parallel, _trial_threads(parallel)
         self.hpo = record.hpo_config
         self.space = create_search_space(self.hpo)
         self.base = record.config
@@ -251,12 +248,17 @@ def _settings(
     hpo = hpo_config or space.hpo_config
     data = hpo.model_dump() if hpo is not None else {"name": study_dir.resolve().name}
     data["search_space"] = {key: parameter.model_dump() for key, parameter in space.parameters.items()}
-    data.update({key: value for key, value in overrides.items() if value is not None})
-    hpo = validate(HPOConfig, data, "sweep settings")
+    hpo = _with_overrides(data, overrides)
     wanted = "minimize" if hpo.metric == "loss" else "maximize"
     if hpo.direction != wanted:
         raise ConfigError(f"sweep settings: direction: {hpo.metric} must be {wanted}d, got {hpo.direction!r}")
     return hpo, space
+
+
+def _with_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> HPOConfig:
+    """Sweep settings with the overrides that are given, validated again."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    return validate(HPOConfig, data | given, "sweep settings")
 
 
 def _base_config(
@@ -321,7 +323,7 @@ def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfi
     return splits
 
 
-def trial_threads(parallel: int) -> int | None:
+def _trial_threads(parallel: int) -> int | None:
     """CPU threads for each of `parallel` trials running at once (None: one trial, torch's own default)."""
     if parallel == 1:
         return None

@@ -25,6 +25,7 @@ from typing import Literal
 from data.loaders import Dataset
 from training.common.errors import TrainingError
 from training.hpo.objective import CVOutcome, Reporter, TrialSpec, cross_validate
+from training.hpo.recovery import alive
 
 Isolation = Literal["subprocess", "inprocess"]
 PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
@@ -135,11 +136,5 @@ def _exit_when_orphaned(parent_pid: int) -> None:
     server = os.getppid()
     while True:
         time.sleep(_PARENT_POLL_S)
-        try:
-            os.kill(parent_pid, 0)
-        except ProcessLookupError:
-            os._exit(_ORPHAN_EXIT_CODE)
-        except PermissionError:
-            pass
-        if os.getppid() != server:
+        if not alive(parent_pid) or os.getppid() != server:
             os._exit(_ORPHAN_EXIT_CODE)
