@@ -145,9 +145,7 @@ def _diff(before: str, after: str, name: str) -> str:
 def _write(path: Path, data: bytes) -> None:
     """Replace the file atomically, keeping its permissions (and writing through a symbolic link)."""
     target = path.resolve()
-    mode = stat.S_IMODE(target.stat().st_mode)
-    atomic_write_bytes(target, data)
-    os.chmod(target, mode)
+    atomic_write_bytes(target, data, mode=stat.S_IMODE(target.stat().st_mode))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from training.common.errors import TrainingError
+from training.common.errors import TrainingError, first_line
 
 # Temporary files and folders are created private (0o600, 0o700); results get what open() and mkdir() would give.
 _UMASK = os.umask(0o022)
@@ -30,8 +30,9 @@ def _fsync_dir(directory: Path) -> None:
             os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path`."""
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
+    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path` (with `mode`, else the
+    permissions open() would give)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -40,7 +41,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE)
+        os.chmod(tmp, _FILE_MODE if mode is None else mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -100,7 +101,6 @@ def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
 def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:
     """The error for a failed write of `what` into `path`: its reason in one line and the space left on the disk."""
     target = Path(path)
-    reason = (str(error).strip().splitlines() or ["no details"])[0]
     existing = next((folder for folder in (target, *target.parents) if folder.exists()), None)
     space = f"; {shutil.disk_usage(existing).free / 2**20:.1f} MiB free on its disk" if existing is not None else ""
-    return TrainingError(f"{target}: cannot write {what} ({type(error).__name__}: {reason}){space}")
+    return TrainingError(f"{target}: cannot write {what} ({type(error).__name__}: {first_line(error)}){space}")

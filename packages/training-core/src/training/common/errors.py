@@ -1,6 +1,12 @@
 """The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
 
 
+def first_line(error: BaseException) -> str:
+    """The first line of an error's message, for one-line reports."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
 class TrainingError(Exception):
     """Base of every error the toolkit raises on purpose (CLI exit code 1)."""
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import pickle
 from collections.abc import Iterator, Sequence
@@ -24,7 +23,7 @@ from transformers.utils import logging as transformers_logging
 
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, InputError, first_line
 from training.common.optional import require
 from training.config.schema import ModelConfig, TrainingConfig
 from training.core.tiny_model import TINY_BERT, tiny_bert_folder, tiny_bert_model
@@ -170,18 +169,13 @@ def _resolve_backbone(settings: ModelConfig) -> tuple[str, str | None]:
 
 
 def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
-    reason = f"{type(error).__name__}: {_first_line(error)}"
+    reason = f"{type(error).__name__}: {first_line(error)}"
     if Path(source).is_dir():
         return f"model.backbone {backbone!r}: the folder {source} does not hold a loadable model ({reason})"
     return (
         f"model.backbone {backbone!r}: neither a local folder, a bundled alias ({', '.join(ALIASES)}) "
         f"nor a reachable hub id ({reason})"
     )
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip()
-    return text.splitlines()[0] if text else "no details"
 
 
 def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
@@ -198,8 +192,8 @@ def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBa
 
 
 def _byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
-    backend = getattr(tokenizer, "backend_tokenizer", None)
-    return backend is not None and '"ByteLevel"' in json.dumps(json.loads(backend.to_str()).get("pre_tokenizer"))
+    pre_tokenizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
+    return pre_tokenizer is not None and b'"ByteLevel"' in pre_tokenizer.__getstate__()
 
 
 def _check_fast(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
@@ -233,7 +227,7 @@ def _load_folder(
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise InputError(f"{folder}: unreadable model config or tokenizer ({_first_line(error)})") from error
+        raise InputError(f"{folder}: unreadable model config or tokenizer ({first_line(error)})") from error
     _check_fast(tokenizer, str(folder), InputError)
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
@@ -251,7 +245,7 @@ def _load_folder(
             )
     except _LOAD_ERRORS as error:
         raise InputError(
-            f"{folder}: corrupt or unreadable model weights ({type(error).__name__}: {_first_line(error)})"
+            f"{folder}: corrupt or unreadable model weights ({type(error).__name__}: {first_line(error)})"
         ) from error
     mismatched = sorted(info.get("mismatched_keys", ()))
     if mismatched:

@@ -539,7 +539,7 @@ class _Trainer:
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
         if not (self.resume and self.run.checkpoint.is_dir()):
-            if self.ctx.is_main and (self.run.checkpoint.exists() or self.run.checkpoint.is_symlink()):
+            if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
         progress = load_checkpoint(
