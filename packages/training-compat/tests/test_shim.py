@@ -151,6 +151,40 @@ def test_a_top_level_name_warns_where_it_is_used(python, tmp_path: Path) -> None
     assert seen["heavy"] == []
 
 
+@pytest.mark.parametrize("order", ["forward", "reversed"])
+def test_every_import_site_warns_once_even_when_the_files_are_alike(order: str, python, tmp_path: Path) -> None:
+    # Identical files import the same legacy module at the same line: their code objects compare equal and, once
+    # a module has run, its code and frames are freed, so their ids come back. Each file is still its own site.
+    statements = ["from hpo import create_search_space", "from training.model import create_model_and_tokenizer, load_model"]
+    files = [f"same_{i:02}" for i in range(24)]
+    for index, name in enumerate(files):
+        (tmp_path / f"{name}.py").write_text(f'"""Alike."""\n\n{statements[index % 2]}\n', encoding="utf-8")
+    names = files if order == "forward" else files[::-1]
+    runner = f"""
+import gc, importlib, json, sys, warnings
+sys.path.insert(0, {str(tmp_path)!r})
+seen = {{}}
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    for name in {names!r}:
+        importlib.import_module(name)
+        del sys.modules[name]
+        gc.collect()
+    for _ in range(3):  # the same site again, in a loop: no new warning
+        from hpo import create_search_space
+for w in caught:
+    seen.setdefault(w.filename, []).append(w.lineno)
+print(json.dumps(seen))
+"""
+    result = python("-c", runner)
+    assert result.returncode == 0, result.stderr
+    seen = json.loads(result.stdout.strip().splitlines()[-1])
+    assert {Path(name).name: lines for name, lines in seen.items()} == {
+        **{f"{name}.py": [3] for name in files},
+        "<string>": [12],
+    }
+
+
 def test_import_module_points_at_its_caller(python, tmp_path: Path) -> None:
     _, seen = record(tmp_path, python, "import importlib\nimportlib.import_module('training_exec')\n")
     assert [line for _, _, line, *_ in seen["warnings"]] == [5]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import importlib
 import opcode
 from collections.abc import Callable, MutableMapping
-from types import FrameType
+from types import CodeType, FrameType
 from typing import Any
 
 from training_compat.deprecation import import_site, moved_message, warn_at
@@ -21,9 +21,35 @@ Getattr = Callable[[str], Any]
 Dir = Callable[[], list[str]]
 
 
-def _where(frame: FrameType) -> tuple[int, int]:
-    """Identifies one statement being run: the frame (by id, so it is not kept alive) and its line."""
-    return id(frame), frame.f_lineno
+class _Sites:
+    """The import statements that have warned already, each once per process.
+
+    A statement is its code object and the offset of its `IMPORT_NAME` instruction, so every name of one
+    `from m import a, b` is one site. The code objects are held here: an id is unique only while its object
+    lives, and a module's code (or a frame) is freed once it has run, so a later module could reuse the id
+    and pass for a site that already warned. Code objects compare by content, not file, so they are keyed by id.
+    """
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[int, int], CodeType] = {}
+
+    def first(self, frame: FrameType) -> bool:
+        """Whether the statement `frame` runs has not been seen before (and remember it)."""
+        code = frame.f_code
+        key = id(code), _statement_start(code.co_code, frame.f_lasti)
+        if key in self._seen:
+            return False
+        self._seen[key] = code
+        return True
+
+
+def _statement_start(bytecode: bytes, offset: int) -> int:
+    """For an `IMPORT_FROM`, the offset of its statement's `IMPORT_NAME`; any other instruction is its own site."""
+    if bytecode[offset] != _IMPORT_FROM:
+        return offset
+    while offset > 0 and bytecode[offset] != _IMPORT_NAME:
+        offset -= 2  # wordcode: every even offset starts an instruction or a cache entry (opcode 0)
+    return offset
 
 
 def _executing(frame: FrameType, op: int) -> bool:
@@ -53,18 +79,17 @@ def forward(old: str) -> tuple[Getattr, Dir]:
     """
     move = MODULES[old]
     message = moved_message(old, move.new)
+    sites = _Sites()  # one warning per statement, however many names it imports
     site = import_site()
+    sites.first(site)
     warn_at(site, message)
-    last = _where(site)  # one warning per statement, however many names it imports
 
     def __getattr__(name: str) -> Any:
-        nonlocal last
         if name == "__path__":  # a plain module must not look like a package
             raise AttributeError(f"module {old!r} has no attribute {name!r}")
         site = import_site()
-        if _executing(site, _IMPORT_FROM) and _where(site) != last:
+        if _executing(site, _IMPORT_FROM) and sites.first(site):
             warn_at(site, message)
-            last = _where(site)
         if name == "__all__":
             target = importlib.import_module(move.new)
             return getattr(target, "__all__", [n for n in vars(target) if not n.startswith("_")])
