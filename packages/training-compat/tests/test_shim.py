@@ -155,7 +155,10 @@ def test_a_top_level_name_warns_where_it_is_used(python, tmp_path: Path) -> None
 def test_every_import_site_warns_once_even_when_the_files_are_alike(order: str, python, tmp_path: Path) -> None:
     # Identical files import the same legacy module at the same line: their code objects compare equal and, once
     # a module has run, its code and frames are freed, so their ids come back. Each file is still its own site.
-    statements = ["from hpo import create_search_space", "from training.model import create_model_and_tokenizer, load_model"]
+    statements = [
+        "from hpo import create_search_space",
+        "from training.model import create_model_and_tokenizer, load_model",
+    ]
     files = [f"same_{i:02}" for i in range(24)]
     for index, name in enumerate(files):
         (tmp_path / f"{name}.py").write_text(f'"""Alike."""\n\n{statements[index % 2]}\n', encoding="utf-8")
