@@ -104,3 +104,20 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
         assert images and all(image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 5000 for image in images)
     again = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["lineage"]["run_id"] == summary["lineage"]["run_id"]
+
+
+@pytest.mark.parametrize("size", ["full", "fast"])
+def test_the_demo_config_folder_reads_back_as_its_profile(size: str, tmp_path: Path) -> None:
+    from training.cli.commands.demo import PROFILES, write_demo_configs
+    from training.config import build_training_config, load_hpo_config
+
+    profile = PROFILES[size].model_copy(update={"documents": 20, "trials": 5})
+    write_demo_configs(tmp_path, profile, seed=3)
+    config = build_training_config({}, tmp_path)
+    hpo = load_hpo_config(tmp_path / "hpo" / "demo.yaml")
+    assert (config.model.backbone, config.model.max_length, config.training.seed) == (profile.backbone, 128, 3)
+    assert (hpo.k_folds, hpo.n_trials, hpo.sampler.seed) == (profile.folds, 5, 3)
+    learning_rate = hpo.search_space["learning_rate"]
+    assert (learning_rate.low, learning_rate.high) == profile.learning_rates
+    assert config.training.learning_rate == profile.learning_rates[0]
+    assert len(list((tmp_path / "corpus").iterdir())) == 3  # train, validation, test

