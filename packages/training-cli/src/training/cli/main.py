@@ -11,6 +11,7 @@ from importlib.metadata import entry_points
 
 from training.cli._version import __version__
 from training.common.errors import TrainingError
+from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
 Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
@@ -54,6 +55,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
         return error.exit_code
+    except MissingDependencyError as error:  # the setup, not a bug: the message names the `pip install`
+        if args.debug:
+            raise
+        print(f"training {args.command}: error: {error}", file=sys.stderr)
+        return 2
     except OSError as error:  # the machine, not the input: a full disk, a missing permission
         if args.debug:
             raise

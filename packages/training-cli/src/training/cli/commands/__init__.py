@@ -1,6 +1,6 @@
 """The built-in commands of `training`: each module has a `register(subparsers)`."""
 
-from training.cli.commands import demo, evaluate, final, lineage, predict, report, splits, train
+from training.cli.commands import demo, evaluate, final, lineage, predict, report, serve, splits, train
 
 BUILTIN = (
     train.register,
@@ -10,5 +10,6 @@ BUILTIN = (
     final.register,
     lineage.register,
     report.register,
+    serve.register,
     demo.register,
 )

@@ -1,0 +1,196 @@
+"""The HTTP service of a trained model (FastAPI): `POST /predict`, `GET /health`, `GET /metadata`.
+
+Concurrent requests are tagged together: a batcher collects the texts of requests that wait at the same time, up
+to `batch_size` texts, and runs the model once for them in a worker thread, so the event loop never blocks. A
+user's mistake (no text, an empty or too long text, a wrong type, a body over the size limit) is a 4xx with one
+line saying what was expected; only a fault of the service itself is a 500.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+# The uvicorn factory of each worker process reads the settings from the file this variable names (uvicorn starts
+# workers from an import string and passes them nothing else).
+SETTINGS_VARIABLE = "TRAINING_SERVE_SETTINGS"
+Tagger = Callable[[list[str]], list[list[Any]]]
+
+
+class ServeSettings(BaseModel):
+    """What `training serve` starts: the model folder and the service's limits."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model_dir: str
+    batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
+    max_texts: int = Field(default=64, ge=1, description="texts in one request")
+    max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
+    max_body_bytes: int = Field(default=1_000_000, ge=1, description="bytes of one request body")
+    max_wait_ms: float = Field(default=5.0, ge=0.0, description="how long a batch waits for more requests")
+
+
+class PredictRequest(BaseModel):
+    """`{"text": "..."}` for one text, or `{"texts": ["...", ...]}` for several."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    text: str | None = None
+    texts: list[str] | None = None
+
+    @field_validator("text")
+    @classmethod
+    def _not_blank(cls, text: str | None) -> str | None:
+        if text is not None and not text.strip():
+            raise ValueError("expected a non-empty text")
+        return text
+
+    @field_validator("texts")
+    @classmethod
+    def _none_blank(cls, texts: list[str] | None) -> list[str] | None:
+        if texts is not None:
+            if not texts:
+                raise ValueError("expected at least one text")
+            blank = [index for index, text in enumerate(texts) if not text.strip()]
+            if blank:
+                raise ValueError(f"expected non-empty texts; texts {blank[:5]} are empty")
+        return texts
+
+    @model_validator(mode="after")
+    def _one_of(self) -> PredictRequest:
+        if (self.text is None) == (self.texts is None):
+            raise ValueError("expected exactly one of 'text' (a string) or 'texts' (a list of strings)")
+        return self
+
+
+@dataclass
+class _Waiting:
+    texts: list[str]
+    done: asyncio.Future[list[list[Any]]]
+
+
+class Batcher:
+    """Tags the texts of concurrent requests together, up to `batch_size` texts per model call."""
+
+    def __init__(self, tag: Tagger, batch_size: int, max_wait_s: float) -> None:
+        self._tag = tag
+        self._batch_size = batch_size
+        self._max_wait_s = max_wait_s
+        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self.calls = 0  # model calls made, for /health and the tests of batching
+
+    async def __call__(self, texts: list[str]) -> list[list[Any]]:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run())
+        waiting = _Waiting(texts, asyncio.get_running_loop().create_future())
+        await self._queue.put(waiting)
+        return await waiting.done
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self._queue.get()]
+            deadline = loop.time() + self._max_wait_s
+            while sum(len(w.texts) for w in batch) < self._batch_size:
+                try:
+                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
+                except TimeoutError:
+                    break
+            texts = [text for waiting in batch for text in waiting.texts]
+            try:
+                results = await loop.run_in_executor(None, self._tag, texts)
+            except Exception as error:  # the service's fault: every waiting request gets a 500
+                for waiting in batch:
+                    waiting.done.set_exception(error)
+                continue
+            self.calls += 1
+            start = 0
+            for waiting in batch:
+                waiting.done.set_result(results[start : start + len(waiting.texts)])
+                start += len(waiting.texts)
+
+
+def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -> FastAPI:
+    """The service around `tag` (texts -> entities per text), with `metadata` served as it is."""
+    app = FastAPI(title="training: named-entity recognition", version=str(metadata.get("version", "")))
+    batcher = Batcher(tag, settings.batch_size, settings.max_wait_ms / 1000)
+
+    @app.middleware("http")
+    async def _limit_body(request: Request, call_next: Any) -> Any:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            return _error(413, f"request body of {declared} bytes is over the limit of {settings.max_body_bytes}")
+        return await call_next(request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
+        message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
+        return _error(422, f"{where}: {message}")
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        return {"status": "ok", "model_calls": batcher.calls}
+
+    @app.get("/metadata")
+    async def get_metadata() -> dict[str, Any]:
+        return metadata
+
+    @app.post("/predict")
+    async def predict(body: PredictRequest) -> Any:
+        texts = [body.text] if body.text is not None else list(body.texts or ())
+        if len(texts) > settings.max_texts:
+            return _error(422, f"texts: {len(texts)} texts are over the limit of {settings.max_texts} per request")
+        long = [index for index, text in enumerate(texts) if len(text) > settings.max_chars]
+        if long:
+            return _error(422, f"texts {long[:5]}: longer than the limit of {settings.max_chars} characters")
+        found = await batcher(texts)
+        results = [{"entities": [asdict(entity) for entity in entities]} for entities in found]
+        return results[0] if body.text is not None else {"results": results}
+
+    return app
+
+
+def _error(status: int, message: str) -> JSONResponse:
+    return JSONResponse(status_code=status, content={"error": message})
+
+
+def model_metadata(model_dir: Path, labels: Sequence[str]) -> dict[str, Any]:
+    """Labels, backbone and a lineage summary of the model in `model_dir` (what its run folder records)."""
+    from training.cli._version import __version__
+    from training.config import TrainingConfig
+
+    metadata: dict[str, Any] = {"version": __version__, "labels": sorted({tag[2:] for tag in labels if tag != "O"})}
+    config_file = model_dir.parent / "config.yaml"
+    if config_file.is_file():
+        config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+        metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
+    if (model_dir.parent / "lineage.json").is_file():
+        from training.execution import Lineage
+
+        lineage = Lineage.load(model_dir.parent)
+        fields = ("run_id", "study_name", "trial_number", "objective", "dataset_fingerprint", "code_revision")
+        metadata["lineage"] = lineage.model_dump(mode="json", include=set(fields))
+    return metadata
+
+
+def app_from_settings() -> FastAPI:
+    """The app of one worker process: loads the model named by the settings file (uvicorn's factory)."""
+    settings = ServeSettings.model_validate(json.loads(Path(os.environ[SETTINGS_VARIABLE]).read_text("utf-8")))
+    from training.core.predict import Predictor
+
+    model_dir = Path(settings.model_dir)
+    predictor = Predictor.from_folder(model_dir, batch_size=settings.batch_size)
+    return create_app(predictor, model_metadata(model_dir, predictor.tag_names), settings)

@@ -1,0 +1,145 @@
+"""`training serve`: a real server process answered by a real HTTP client, giving `training predict`'s entities."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.slow
+
+TEXTS = [
+    "Maria Novak is a data scientist at Spotify in Stockholm.",
+    "Email: maria.novak@example.com, phone +1-555-201-7788.",
+    "Skills: Python and Kubernetes.",
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def call(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
+    """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes)."""
+    data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
+    request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def same_entities(got: list[list[dict]], expected: list[list[dict]]) -> bool:
+    """Equal spans, labels and texts; scores equal but for float noise (padding differs from batch to batch)."""
+    spans = [[{k: v for k, v in e.items() if k != "score"} for e in entities] for entities in got]
+    assert spans == [[{k: v for k, v in e.items() if k != "score"} for e in entities] for entities in expected]
+    scores = [e["score"] for entities in got for e in entities]
+    return scores == pytest.approx([e["score"] for entities in expected for e in entities], abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def tagging_run(cli, config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-BERT run trained long enough to find entities, so that comparing them means something."""
+    output = tmp_path_factory.mktemp("serve-run") / "run"
+    overrides = ["--set", "training.num_epochs=12", "--set", "training.learning_rate=5e-3"]
+    completed = cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet", *overrides)
+    assert completed.returncode == 0, completed.stderr
+    return output
+
+
+@pytest.fixture(scope="module")
+def server(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "training.cli", "serve", str(tagging_run), "--port", str(port), "--max-texts", "4"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if call(f"{url}/health")[0] == 200:
+                    break
+            except OSError:
+                pass
+            assert process.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()
+            time.sleep(0.2)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        log.close()
+
+
+def test_served_entities_are_those_of_training_predict(server: str, tagging_run: Path, cli) -> None:
+    predicted = cli("predict", str(tagging_run), *TEXTS, "--json")
+    assert predicted.returncode == 0, predicted.stderr
+    expected = [json.loads(line)["entities"] for line in predicted.stdout.splitlines()]
+    status, one = call(f"{server}/predict", {"text": TEXTS[0]})
+    assert status == 200 and same_entities([one["entities"]], expected[:1])
+    status, many = call(f"{server}/predict", {"texts": TEXTS})
+    assert status == 200 and same_entities([result["entities"] for result in many["results"]], expected)
+    assert all(expected), "the tiny model found no entity in a text: the comparison would be empty"
+
+
+def test_health_and_metadata(server: str) -> None:
+    assert call(f"{server}/health")[1]["status"] == "ok"
+    status, metadata = call(f"{server}/metadata")
+    assert status == 200
+    assert metadata["backbone"] == "tiny-bert" and metadata["max_length"] == 64
+    assert {"PERSON", "EMAIL", "COMPANY"} <= set(metadata["labels"])
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ({"text": ""}, 422, "text: expected a non-empty text"),
+        ({"text": 5}, 422, "text: Input should be a valid string"),
+        ({"texts": []}, 422, "texts: expected at least one text"),
+        ({"texts": ["fine", " "]}, 422, "texts: expected non-empty texts; texts [1] are empty"),
+        ({"texts": "one string"}, 422, "texts: Input should be a valid list"),
+        ({"text": "a", "texts": ["b"]}, 422, "expected exactly one of 'text' (a string) or 'texts'"),
+        ({}, 422, "expected exactly one of 'text' (a string) or 'texts'"),
+        ({"txt": "a"}, 422, "txt: Extra inputs are not permitted"),
+        ({"texts": ["a"] * 5}, 422, "texts: 5 texts are over the limit of 4 per request"),
+        ({"text": "a" * 20_001}, 422, "texts [0]: longer than the limit of 20000 characters"),
+    ],
+)
+def test_a_bad_request_is_a_4xx_with_one_line(server: str, body: Any, status: int, message: str) -> None:
+    got, answer = call(f"{server}/predict", body)
+    assert got == status and message in answer["error"] and "\n" not in answer["error"]
+
+
+def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
+    got, answer = call(f"{server}/predict", raw=b"{not json")
+    assert got == 422 and "JSON" in answer["error"]
+    got, answer = call(f"{server}/predict", raw=b" " * 1_000_001)
+    assert got == 413 and "over the limit of 1000000" in answer["error"]
+
+
+def test_concurrent_requests_are_tagged_in_shared_batches(server: str) -> None:
+    before = call(f"{server}/health")[1]["model_calls"]
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(lambda i: call(f"{server}/predict", {"text": TEXTS[i % 3]}), range(32)))
+    assert [status for status, _ in answers] == [200] * 32
+    assert same_entities([a["entities"] for _, a in answers[:3]], [a["entities"] for _, a in answers[3:6]])
+    calls = call(f"{server}/health")[1]["model_calls"] - before
+    assert 1 <= calls < 32
