@@ -1,0 +1,149 @@
+"""Tagging schemes (IOB1, IOB2, BIOES, BILOU, IO): detection from the tags themselves and exact conversion to IOB2.
+
+IOB1, IOB2 and IO read the same way (an `I-` that does not continue an entity of its type starts one), so their
+conversion only rewrites such `I-` tags as `B-`. BIOES and BILOU are checked strictly: every entity opened by `B-`
+must be closed by `E-`/`L-`, and one-word entities are `S-`/`U-`. Detection never guesses: tags of two schemes
+at once are an error naming the first tag of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from training.common.errors import DataError
+
+SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "IO")
+# Prefixes each scheme allows besides `O`; `(single, last)` for the schemes that mark entity ends.
+_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU"}
+_END_MARKS = {"BIOES": ("S", "E"), "BILOU": ("U", "L")}
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """One tag sequence in IOB2, and how many of its tags differ from the original."""
+
+    tags: tuple[str, ...]
+    changed: int
+
+
+def split_tag(tag: str, where: str) -> tuple[str, str]:
+    """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
+    if tag == "O":
+        return "O", ""
+    prefix, dash, label = tag.partition("-")
+    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label:
+        raise DataError(
+            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+        )
+    return prefix, label
+
+
+def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
+    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO.
+
+    A data set without entities, or whose entities all start with `B-`, is IOB2.
+    """
+    first: dict[str, str] = {}  # evidence: prefix or "I-start" -> where it was first seen
+    listed = list(sequences)
+    for where, tags in listed:
+        previous = ("O", "")
+        for position, tag in enumerate(tags):
+            prefix, label = split_tag(tag, where)
+            first.setdefault(prefix, f"{where}: word {position} {tag!r}")
+            if prefix == "I" and (previous[0] not in "BI" or previous[1] != label):
+                first.setdefault("I-start", f"{where}: word {position} {tag!r}")
+            previous = (prefix, label)
+    marked = {scheme: [seen for p, seen in first.items() if p in marks] for scheme, marks in _END_MARKS.items()}
+    if marked["BIOES"] and marked["BILOU"]:
+        raise DataError(
+            f"cannot tell the tagging scheme: {marked['BIOES'][0]} is BIOES but {marked['BILOU'][0]} is BILOU; "
+            "fix the data or set data.scheme"
+        )
+    for scheme, evidence in marked.items():
+        if evidence:
+            for where, tags in listed:
+                problem = _end_marked_problem(tags, scheme)
+                if problem:
+                    raise DataError(
+                        f"cannot tell the tagging scheme: {evidence[0]} is {scheme} but {where}: {problem}, "
+                        "which it does not allow; fix the data or set data.scheme"
+                    )
+            return scheme
+    if "B" not in first:
+        return "IO" if "I" in first else "IOB2"
+    return "IOB1" if "I-start" in first else "IOB2"
+
+
+def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
+    """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
+    allowed = _PREFIXES[scheme]
+    for position, tag in enumerate(tags):
+        prefix, _ = split_tag(tag, where)
+        if prefix != "O" and prefix not in allowed:
+            raise DataError(
+                f"{where}: word {position} tag {tag!r} is not {scheme}; its prefixes are {', '.join(allowed)} "
+                "(set data.scheme to the data's scheme, or 'auto' to detect it)"
+            )
+    if scheme in _END_MARKS:
+        problem = _end_marked_problem(tags, scheme)
+        if problem:
+            raise DataError(f"{where}: not valid {scheme}: {problem}")
+        single, _ = _END_MARKS[scheme]
+        converted = tuple(tag if tag[0] in "BIO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
+    else:
+        converted = tuple(_inside_to_begin(tags))
+    return Conversion(converted, sum(a != b for a, b in zip(tags, converted, strict=True)))
+
+
+def from_iob2(tags: Sequence[str], scheme: str, where: str = "tags") -> tuple[str, ...]:
+    """Valid IOB2 `tags` written in `scheme`; IO cannot separate adjacent entities of one type (an error)."""
+    result = []
+    for position, tag in enumerate(tags):
+        following = tags[position + 1] if position + 1 < len(tags) else "O"
+        ends = following != "I" + tag[1:]
+        if tag == "O" or scheme == "IOB2":
+            result.append(tag)
+        elif scheme in _END_MARKS:
+            single, last = _END_MARKS[scheme]
+            result.append((single if tag[0] == "B" else last) + tag[1:] if ends else tag)
+        elif tag[0] == "I" or (scheme == "IO" and (position == 0 or tags[position - 1][2:] != tag[2:])):
+            result.append("I" + tag[1:])
+        elif scheme == "IO":
+            raise DataError(f"{where}: word {position}: IO cannot separate two adjacent {tag[2:]!r} entities")
+        else:  # IOB1 keeps `B-` only right after an entity of the same type
+            result.append(tag if position and tags[position - 1][2:] == tag[2:] else "I" + tag[1:])
+    return tuple(result)
+
+
+def scheme_tag_names(labels: Sequence[str], scheme: str) -> tuple[str, ...]:
+    """Every tag of `scheme` for entity types `labels`: `O`, then each prefix of each type (IOB2: B, I)."""
+    return ("O", *(f"{prefix}-{label}" for label in labels for prefix in _PREFIXES[scheme]))
+
+
+def _inside_to_begin(tags: Sequence[str]) -> Iterable[str]:
+    previous = "O"
+    for tag in tags:
+        if tag[0] == "I" and previous[2:] != tag[2:]:
+            tag = "B" + tag[1:]
+        yield tag
+        previous = tag
+
+
+def _end_marked_problem(tags: Sequence[str], scheme: str) -> str | None:
+    """Where `tags` break BIOES/BILOU: an entity not opened by `B-`, not closed by the end mark, or cut short."""
+    last = _END_MARKS[scheme][1]
+    open_label: str | None = None
+    for position, tag in enumerate(tags):
+        prefix, label = tag[0], tag[2:]
+        if open_label is None:
+            if prefix in ("I", last):
+                return f"word {position} {tag!r} continues no entity opened by B-"
+            open_label = label if prefix == "B" else None
+        elif prefix not in ("I", last) or label != open_label:
+            return f"word {position} {tag!r} follows an unclosed B-/I-{open_label} (closed by {last}-)"
+        elif prefix == last:
+            open_label = None
+    if open_label is not None:
+        return f"the sequence ends inside an unclosed {open_label!r} entity (closed by {last}-)"
+    return None
