@@ -17,6 +17,7 @@ from data.hf_datasets import Columns, HubId
 from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.errors import DataError
+from training.config.schema import DataColumns, DataConfig
 
 datasets = pytest.importorskip("datasets")
 
@@ -237,3 +238,15 @@ def test_importing_data_and_config_and_loading_json_import_no_datasets(tmp_path:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_data_config_reads_a_dataset_with_its_columns_tag_names_and_scheme() -> None:
+    settings = DataConfig(
+        name="corpus",
+        scheme="BIOES",
+        tag_names=scheme_tag_names(TYPES, "BIOES"),
+        columns=DataColumns(tokens="toks", tags="bio"),
+    )
+    dataset = settings.load(tagged("BIOES", class_label=False, columns=("toks", "bio")))
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    assert dataset.report.scheme == "BIOES"
