@@ -334,9 +334,9 @@ class _DocumentBuilder:
         return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
 
     def _iob2(self, where: str, tags: list[str]) -> list[str]:
-        for tag in tags:
-            if tag != "O":
-                self._check_label(where, split_tag(tag, where)[1])
+        if self.labels is not None:
+            for label in dict.fromkeys(split_tag(tag, where)[1] for tag in tags if tag != "O"):
+                self._check_label(where, label)
         conversion = to_iob2(tags, self.scheme, where)
         # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.
         self.counts["tags_repaired" if self.scheme in ("IOB1", "IOB2") else "tags_converted"] += conversion.changed

@@ -8,8 +8,9 @@ at once are an error naming the first tag of each.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import lru_cache
 
 from training.common.errors import DataError
 
@@ -29,13 +30,22 @@ class Conversion:
 
 def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
+    parts = _parts(tag)
+    if parts is None:
+        raise DataError(
+            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+        )
+    return parts
+
+
+@lru_cache(maxsize=4096)
+def _parts(tag: str) -> tuple[str, str] | None:
+    """Parsed once per distinct tag: a corpus has few tag names but millions of tags."""
     if tag == "O":
         return "O", ""
     prefix, dash, label = tag.partition("-")
     if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label:
-        raise DataError(
-            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
-        )
+        return None
     return prefix, label
 
 
@@ -44,43 +54,42 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
 
     A data set without entities, or whose entities all start with `B-`, is IOB2.
     """
-    first: dict[str, str] = {}  # evidence: prefix or "I-start" -> where it was first seen
     listed = list(sequences)
-    for where, tags in listed:
-        previous = ("O", "")
-        for position, tag in enumerate(tags):
-            prefix, label = split_tag(tag, where)
-            first.setdefault(prefix, f"{where}: word {position} {tag!r}")
-            if prefix == "I" and (previous[0] not in "BI" or previous[1] != label):
-                first.setdefault("I-start", f"{where}: word {position} {tag!r}")
-            previous = (prefix, label)
-    marked = {scheme: [seen for p, seen in first.items() if p in marks] for scheme, marks in _END_MARKS.items()}
+    distinct: set[str] = set()
+    for _, tags in listed:
+        distinct.update(tags)
+    if any(_parts(tag) is None for tag in distinct):
+        where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
+        split_tag(tag, where)
+    prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
+    marked = {scheme: set(marks) & prefixes for scheme, marks in _END_MARKS.items()}
     if marked["BIOES"] and marked["BILOU"]:
+        bioes, bilou = (_evidence(listed, marked[scheme]) for scheme in ("BIOES", "BILOU"))
         raise DataError(
-            f"cannot tell the tagging scheme: {marked['BIOES'][0]} is BIOES but {marked['BILOU'][0]} is BILOU; "
-            "fix the data or set data.scheme"
+            f"cannot tell the tagging scheme: {bioes} is BIOES but {bilou} is BILOU; fix the data or set data.scheme"
         )
-    for scheme, evidence in marked.items():
-        if evidence:
+    for scheme, marks in marked.items():
+        if marks:
             for where, tags in listed:
                 problem = _end_marked_problem(tags, scheme)
                 if problem:
                     raise DataError(
-                        f"cannot tell the tagging scheme: {evidence[0]} is {scheme} but {where}: {problem}, "
-                        "which it does not allow; fix the data or set data.scheme"
+                        f"cannot tell the tagging scheme: {_evidence(listed, marks)} is {scheme} but {where}: "
+                        f"{problem}, which it does not allow; fix the data or set data.scheme"
                     )
             return scheme
-    if "B" not in first:
-        return "IO" if "I" in first else "IOB2"
-    return "IOB1" if "I-start" in first else "IOB2"
+    if "B" not in prefixes:
+        return "IO" if "I" in prefixes else "IOB2"
+    return "IOB1" if any(_starts_inside(tags) for _, tags in listed) else "IOB2"
 
 
 def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
     """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
     allowed = _PREFIXES[scheme]
-    for position, tag in enumerate(tags):
-        prefix, _ = split_tag(tag, where)
-        if prefix != "O" and prefix not in allowed:
+    wrong = {tag for tag in set(tags) if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
+    for position, tag in enumerate(tags if wrong else ()):
+        if tag in wrong:
+            split_tag(tag, where)
             raise DataError(
                 f"{where}: word {position} tag {tag!r} is not {scheme}; its prefixes are {', '.join(allowed)} "
                 "(set data.scheme to the data's scheme, or 'auto' to detect it)"
@@ -92,7 +101,7 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
         single, _ = _END_MARKS[scheme]
         converted = tuple(tag if tag[0] in "BIO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
     else:
-        converted = tuple(_inside_to_begin(tags))
+        converted = tuple(_inside_to_begin(tags)) if _starts_inside(tags) else tuple(tags)
     return Conversion(converted, sum(a != b for a, b in zip(tags, converted, strict=True)))
 
 
@@ -119,6 +128,26 @@ def from_iob2(tags: Sequence[str], scheme: str, where: str = "tags") -> tuple[st
 def scheme_tag_names(labels: Sequence[str], scheme: str) -> tuple[str, ...]:
     """Every tag of `scheme` for entity types `labels`: `O`, then each prefix of each type (IOB2: B, I)."""
     return ("O", *(f"{prefix}-{label}" for label in labels for prefix in _PREFIXES[scheme]))
+
+
+def _first(listed: list[tuple[str, Sequence[str]]], wanted: Callable[[str], bool]) -> tuple[str, int, str]:
+    """Where, position and tag of the first tag that is `wanted` (the caller knows one exists)."""
+    return next((where, position, tag) for where, tags in listed for position, tag in enumerate(tags) if wanted(tag))
+
+
+def _evidence(listed: list[tuple[str, Sequence[str]]], prefixes: set[str]) -> str:
+    where, position, tag = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
+    return f"{where}: word {position} {tag!r}"
+
+
+def _starts_inside(tags: Sequence[str]) -> bool:
+    """Whether an `I-` tag starts an entity (IOB1 or IO data, or a stray `I-`)."""
+    previous = "O"
+    for tag in tags:
+        if tag[0] == "I" and tag[2:] != previous[2:]:
+            return True
+        previous = tag
+    return False
 
 
 def _inside_to_begin(tags: Sequence[str]) -> Iterable[str]:
