@@ -122,8 +122,9 @@ def load_dataset(
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
     `labels` is the entity-type schema (unknown labels are an error); by default it is what the data holds.
-    `format` applies to files (`datasets` input is always words and tags). Tags of any scheme (`scheme`: auto-detected, or one of `SCHEMES`) become IOB2; `tag_names` and `columns`
-    serve `datasets` input without a `ClassLabel` feature or with unusual column names.
+    `format` applies to files (`datasets` input is always words and tags). Tags of any scheme (`scheme`:
+    auto-detected, or one of `SCHEMES`) become IOB2; `tag_names` and `columns` serve `datasets` input without a
+    `ClassLabel` feature or with unusual column names.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
