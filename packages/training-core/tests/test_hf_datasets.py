@@ -250,3 +250,15 @@ def test_the_data_config_reads_a_dataset_with_its_columns_tag_names_and_scheme()
     dataset = settings.load(tagged("BIOES", class_label=False, columns=("toks", "bio")))
     assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
     assert dataset.report.scheme == "BIOES"
+
+
+def test_plain_parquet_without_datasets_metadata_needs_tag_names(tmp_path: Path) -> None:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    pyarrow = pytest.importorskip("pyarrow")
+    names = list(scheme_tag_names(TYPES, "IOB2"))
+    table = pyarrow.table({"words": TOKENS, "labels": [[names.index(tag) for tag in row] for row in TAGS]})
+    parquet.write_table(table, tmp_path / "corpus.parquet")
+    with pytest.raises(DataError, match="holds integer tags without a ClassLabel feature; set data.tag_names"):
+        load_dataset(tmp_path / "corpus.parquet")
+    dataset = load_dataset(tmp_path / "corpus.parquet", tag_names=names)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
