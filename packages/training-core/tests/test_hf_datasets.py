@@ -258,7 +258,7 @@ def test_plain_parquet_without_datasets_metadata_needs_tag_names(tmp_path: Path)
     names = list(scheme_tag_names(TYPES, "IOB2"))
     table = pyarrow.table({"words": TOKENS, "labels": [[names.index(tag) for tag in row] for row in TAGS]})
     parquet.write_table(table, tmp_path / "corpus.parquet")
-    with pytest.raises(DataError, match="holds integer tags without a ClassLabel feature; set data.tag_names"):
+    with pytest.raises(DataError, match=r"holds integer tags without a ClassLabel feature; set data\.tag_names"):
         load_dataset(tmp_path / "corpus.parquet")
     dataset = load_dataset(tmp_path / "corpus.parquet", tag_names=names)
     assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
