@@ -17,7 +17,7 @@ from data.hf_datasets import Columns, HubId
 from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.errors import DataError
-from training.config.schema import DataColumns, DataConfig
+from training.config import DataColumns, DataConfig
 
 datasets = pytest.importorskip("datasets")
 
