@@ -213,6 +213,28 @@ def test_data_path_given_as_an_argument_may_point_anywhere(folder: Path, monkeyp
     )
 
 
+def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
+    write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
+    assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"
+    assert build_training_config({"data_path": "hf://org/other"}, folder).data.path == "hf://org/other"
+
+
+def test_data_scheme_tag_names_and_columns(folder: Path) -> None:
+    write(
+        folder / "data" / "corpus.yaml",
+        DATA + "scheme: BIOES\ntag_names: [O, S-PER, B-PER, E-PER]\ncolumns: {tokens: words, tags: bio}\n",
+    )
+    data = build_training_config(None, folder).data
+    assert (data.scheme, data.tag_names, data.columns.tokens, data.columns.tags) == (
+        "BIOES",
+        ("O", "S-PER", "B-PER", "E-PER"),
+        "words",
+        "bio",
+    )
+    assert "data.scheme" in config_error({"set": ["data.scheme=BIO"]}, folder)
+    assert "data.columns.token" in config_error({"set": ["data.columns.token=x"]}, folder)
+
+
 # Bad configuration: one message naming file, key path, expectation and value
 
 

@@ -349,7 +349,33 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER"])
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
-    assert load_error(path) == f"{path}:3: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'"
+    assert load_error(path) == (
+        f"{path}:3: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+    )
+
+
+BIOES = [["B-PER", "E-PER", "O", "O", "B-ORG", "E-ORG", "O", "S-LOC"], ["S-PER", "O", "O", "S-LOC"]]
+
+
+def test_bioes_conll_is_detected_over_all_splits_and_converted(tmp_path: Path) -> None:
+    write(tmp_path / "train.conll", conll(BIOES))
+    write(tmp_path / "test.conll", conll([["O"] * 8, ["S-PER", "O", "O", "O"]]))
+    dataset = load_dataset(tmp_path)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    assert dataset.report.scheme == "BIOES"
+    assert "6 BIOES tags converted to IOB2" in dataset.report.lines()
+    assert dataset["test"][1].tags == ("B-PER", "O", "O", "O")
+
+
+def test_scheme_can_be_set_for_token_jsonl(tmp_path: Path) -> None:
+    bilou = [[tag.replace("E-", "L-").replace("S-", "U-") for tag in row] for row in BIOES]
+    path = write(tmp_path / "a.jsonl", jsonl(token_records(tags=bilou)))
+    iob2 = write(tmp_path / "b.jsonl", jsonl(token_records()))
+    assert load_dataset(path, scheme="BILOU").fingerprint == load_dataset(iob2).fingerprint
+    assert load_error(path, scheme="BIOES").startswith(f"{path}:1: word 1 tag 'L-PER' is not BIOES")
+    assert load_error(path, scheme="BIO") == (
+        "unknown tagging scheme 'BIO'; expected auto or one of IOB1, IOB2, BIOES, BILOU, IO"
+    )
 
 
 def test_tokens_and_tags_length_mismatch(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """A seeded generator of resume-like labelled text, for demos, tests and benchmarks.
 
 `python -m data.generate OUT --documents 300 --seed 7` writes `train.jsonl`, `validation.jsonl` and
-`test.jsonl` (character-span JSON lines) into OUT.
+`test.jsonl` (character-span JSON lines) into OUT; with `--format datasets` (and `--scheme`) it writes a
+Hugging Face `DatasetDict` with `save_to_disk` (words and `ClassLabel` tags) instead.
 """
 
 from __future__ import annotations
@@ -13,8 +14,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from data.documents import Document, Span
+from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
+from training.common.optional import require
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
 
@@ -264,19 +268,51 @@ def write_corpus(folder: str | Path, corpus: dict[str, list[dict[str, object]]])
     return target
 
 
+def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, object]]], scheme: str = "IOB2") -> Path:
+    """Write the corpus as a `DatasetDict` folder (`save_to_disk`): `tokens` and `ner_tags` named by a ClassLabel."""
+    datasets = require("datasets", "writing a save_to_disk folder")
+    names = scheme_tag_names(ENTITY_TYPES, scheme)
+    features = datasets.Features(
+        {
+            "id": datasets.Value("string"),
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=list(names))),
+        }
+    )
+    splits = {}
+    for split, records in corpus.items():
+        rows: dict[str, list[object]] = {"id": [], "tokens": [], "ner_tags": []}
+        for index, record in enumerate(records):
+            spans = tuple(Span(*annotation) for annotation in record["annotations"])  # type: ignore[attr-defined]
+            document = Document.from_spans(f"{split}-{index + 1}", str(record["text"]), spans)
+            rows["id"].append(document.id)
+            rows["tokens"].append([word.text for word in document.words])
+            rows["ner_tags"].append([names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)])
+        splits[split] = datasets.Dataset.from_dict(rows, features=features)
+    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    return Path(folder)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data.generate", description=__doc__.splitlines()[0])
     parser.add_argument("output", type=Path, help="folder to write train/validation/test .jsonl files into")
     parser.add_argument("--documents", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-sentences", type=int, default=14)
+    parser.add_argument(
+        "--format", choices=("jsonl", "datasets"), default="jsonl", help="span JSON lines, or a save_to_disk folder"
+    )
+    parser.add_argument("--scheme", choices=SCHEMES, default="IOB2", help="tagging scheme of --format datasets")
     args = parser.parse_args(argv)
     try:
         corpus = generate_corpus(args.documents, seed=args.seed, max_sentences=args.max_sentences)
     except InputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    write_corpus(args.output, corpus)
+    if args.format == "datasets":
+        write_saved_dataset(args.output, corpus, args.scheme)
+    else:
+        write_corpus(args.output, corpus)
     sizes = ", ".join(f"{name} {len(records)}" for name, records in corpus.items())
     print(f"wrote {args.output}: {sizes} documents")
     return 0

@@ -13,6 +13,8 @@ from typing import Any, Literal
 
 from data.documents import Document, Span, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text
+from data.hf_datasets import Columns, is_datasets_input, read_datasets_input
+from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 
@@ -38,6 +40,8 @@ class LoadReport:
     overlaps_dropped: int = 0
     tags_repaired: int = 0
     empty_skipped: int = 0
+    tags_converted: int = 0
+    scheme: str | None = None
 
     def lines(self) -> list[str]:
         """Human-readable summary lines, one per non-zero count."""
@@ -48,6 +52,7 @@ class LoadReport:
             "overlaps_dropped": "overlapping spans dropped (keep_longest)",
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
             "empty_skipped": "empty documents skipped",
+            "tags_converted": f"{self.scheme} tags converted to IOB2",
         }
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
         return lines
@@ -105,28 +110,88 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
 
 
 def load_dataset(
-    data_asset: str | os.PathLike[str],
+    data_asset: str | os.PathLike[str] | Any,
     *,
     format: str = "auto",
     labels: Sequence[str] | None = None,
     overlap_policy: OverlapPolicy = "error",
+    scheme: str = "auto",
+    tag_names: Sequence[str] | None = None,
+    columns: Columns | None = None,
 ) -> Dataset:
-    """Load a folder (`train`/`validation`/`test` files) or one file (a `train` split).
+    """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
     `labels` is the entity-type schema (unknown labels are an error); by default it is what the data holds.
+    `format` applies to files (`datasets` input is always words and tags). Tags of any scheme (`scheme`:
+    auto-detected, or one of `SCHEMES`) become IOB2; `tag_names` and `columns` serve `datasets` input without a
+    `ClassLabel` feature or with unusual column names.
     """
-    path = Path(data_asset)
     if format != "auto" and format not in FORMATS:
-        raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
+        raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
     if overlap_policy not in ("error", "keep_longest"):
         raise DataError(f"unknown overlap_policy {overlap_policy!r}; expected 'error' or 'keep_longest'")
-    if not path.exists():
-        raise DataError(f"{path}: no such file or folder")
-    files = _split_files(path) if path.is_dir() else {"train": path}
+    if scheme != "auto" and scheme not in SCHEMES:
+        raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
+    if is_datasets_input(data_asset):
+        source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
+        sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
+    else:
+        source = str(data_asset)
+        path = Path(data_asset)
+        if not path.exists():
+            raise DataError(f"{path}: no such file or folder")
+        files = _split_files(path) if path.is_dir() else {"train": path}
+        sources = {name: _file_source(file, format) for name, file in files.items()}
+    used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
-    splits = {name: _load_split(name, file, format, labels, overlap_policy, counts) for name, file in files.items()}
-    report = LoadReport(str(path), {name: len(docs) for name, docs in splits.items()}, **counts)
+    splits = {name: _load_split(name, part, used, labels, overlap_policy, counts) for name, part in sources.items()}
+    report = LoadReport(source, {name: len(docs) for name, docs in splits.items()}, **counts, scheme=used)
     return Dataset(splits, labels=labels, report=report)
+
+
+@dataclass(frozen=True)
+class _Source:
+    """The records of one split, where they come from (for messages) and their format."""
+
+    where: str
+    format: str
+    records: list[Record]
+
+
+def _file_source(file: Path, format: str) -> _Source:
+    text = read_text(file)
+    file_format = detect_format(file, text) if format == "auto" else format
+    return _Source(str(file), file_format, list(read_records(file, text, file_format)))
+
+
+def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Our split names for a dataset's own (`validation`, `valid`, `dev`, `test`), in our order."""
+    found: dict[str, str] = {}
+    for split in raw:
+        name = SPLIT_ALIASES.get(split.lower())
+        if name is None:
+            raise DataError(f"{source}: split {split!r} is not one of {', '.join(SPLIT_ALIASES)}; rename or drop it")
+        if name in found:
+            raise DataError(f"{source}: splits {found[name]!r} and {split!r} both are the {name!r} split; keep one")
+        found[name] = split
+    if "train" not in found:
+        raise DataError(f"{source}: no train split; the dataset has {list(raw)}")
+    return [(name, found[name]) for name in SPLIT_ORDER if name in found]
+
+
+def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
+    """The tagging scheme of every token record together (detected unless requested); None without tags."""
+    sequences = [
+        (f"{part.where}:{record.line}", tags)
+        for part in sources
+        if part.format != "spans"
+        for record in part.records
+        if isinstance(tags := record.fields.get("tags", record.fields.get("ner_tags")), list)
+        and all(isinstance(tag, str) for tag in tags)
+    ]
+    if not sequences:
+        return None
+    return detect_scheme(sequences) if requested == "auto" else requested
 
 
 def _split_files(folder: Path) -> dict[str, Path]:
@@ -147,14 +212,17 @@ def _split_files(folder: Path) -> dict[str, Path]:
 
 
 def _load_split(
-    split: str, file: Path, format: str, labels: Sequence[str] | None, policy: OverlapPolicy, counts: Counter[str]
+    split: str,
+    source: _Source,
+    scheme: str | None,
+    labels: Sequence[str] | None,
+    policy: OverlapPolicy,
+    counts: Counter[str],
 ) -> tuple[Document, ...]:
-    text = read_text(file)
-    file_format = detect_format(file, text) if format == "auto" else format
-    builder = _DocumentBuilder(file, split, file_format, labels, policy, counts)
-    documents = tuple(doc for doc in map(builder.build, read_records(file, text, file_format)) if doc is not None)
+    builder = _DocumentBuilder(source.where, split, source.format, labels, policy, counts, scheme or "IOB2")
+    documents = tuple(doc for doc in map(builder.build, source.records) if doc is not None)
     if not documents:
-        raise DataError(f"{file}: the {split!r} split has no documents")
+        raise DataError(f"{source.where}: the {split!r} split has no documents")
     return documents
 
 
@@ -162,12 +230,13 @@ def _load_split(
 class _DocumentBuilder:
     """Validates records of one file into documents, counting every repair."""
 
-    file: Path
+    file: str
     split: str
     format: str
     labels: Sequence[str] | None
     policy: OverlapPolicy
     counts: Counter[str]
+    scheme: str
     index: int = field(default=0)
 
     def build(self, record: Record) -> Document | None:
@@ -265,21 +334,14 @@ class _DocumentBuilder:
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
         return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
 
-    def _iob2(self, where: str, tags: Iterable[str]) -> list[str]:
-        result: list[str] = []
-        previous = "O"
-        for tag in tags:
-            if tag != "O":
-                prefix, _, label = tag.partition("-")
-                if prefix not in ("B", "I") or not label:
-                    raise DataError(f"{where}: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'")
+    def _iob2(self, where: str, tags: list[str]) -> list[str]:
+        if self.labels is not None:
+            for label in dict.fromkeys(split_tag(tag, where)[1] for tag in tags if tag != "O"):
                 self._check_label(where, label)
-                if prefix == "I" and previous[2:] != label:
-                    self.counts["tags_repaired"] += 1
-                    tag = f"B-{label}"
-            result.append(tag)
-            previous = tag
-        return result
+        conversion = to_iob2(tags, self.scheme, where)
+        # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.
+        self.counts["tags_repaired" if self.scheme in ("IOB1", "IOB2") else "tags_converted"] += conversion.changed
+        return list(conversion.tags)
 
     def _check_label(self, where: str, label: str) -> None:
         if self.labels is not None and label not in self.labels:

@@ -14,6 +14,7 @@ INSTALL_HINTS: dict[str, str] = {
     "sklearn": "pip install training-core (it requires scikit-learn)",
     "safetensors": "pip install training-core (it requires safetensors)",
     "optuna": 'pip install "training-core[hpo]"',
+    "datasets": 'pip install "training-core[datasets]"',
     "azure": 'pip install "training-execution[azure]"',
     "mlflow": 'pip install "training-execution[mlflow]"',
     "matplotlib": "pip install matplotlib",

@@ -9,6 +9,7 @@ __getattr__, __dir__, __all__ = attach(
     {
         "AzureConfig": "training.config.schema",
         "BestConfig": "training.config.best",
+        "DataColumns": "training.config.schema",
         "DataConfig": "training.config.schema",
         "ExecutionConfig": "training.config.schema",
         "HPOConfig": "training.config.schema",
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
     from training.config.builder import build_training_config, load_execution_config, load_hpo_config
     from training.config.schema import (
         AzureConfig,
+        DataColumns,
         DataConfig,
         ExecutionConfig,
         HPOConfig,

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.config.schema import (
     ExecutionConfig,
@@ -123,8 +124,8 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
     """Make `data.path` absolute: a path written in a config file is relative to the config folder and must stay
-    inside it; one given as an argument is relative to the working directory."""
-    if config.data.path is None:
+    inside it; one given as an argument is relative to the working directory. A hub id (`hf://`) stays as it is."""
+    if config.data.path is None or config.data.path.startswith(HUB_PREFIX):
         return config
     given = Path(config.data.path).expanduser()
     resolved = (given if given.is_absolute() else (folder if from_yaml else Path.cwd()) / given).resolve()

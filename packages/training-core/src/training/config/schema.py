@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from data.hf_datasets import Columns
+from data.loaders import Dataset, load_dataset
 from training.common.fingerprint import fingerprint
 
 METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
@@ -44,6 +47,13 @@ class ModelConfig(Section):
         return stride
 
 
+class DataColumns(Section):
+    """Columns of a Hugging Face dataset holding the words and the tags; unset ones are found by their usual names."""
+
+    tokens: str | None = Field(default=None, description="default: tokens or words")
+    tags: str | None = Field(default=None, description="default: ner_tags, tags or labels")
+
+
 class DataConfig(Section):
     """`data/<name>.yaml`: where the data is, its format, entity schema and hold-out policy."""
 
@@ -52,6 +62,13 @@ class DataConfig(Section):
     format: Literal["auto", "spans", "tokens", "conll"] = "auto"
     labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
     overlap_policy: Literal["error", "keep_longest"] = "error"
+    scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO"] = Field(
+        default="auto", description="tagging scheme of token data; auto detects it"
+    )
+    tag_names: tuple[str, ...] | None = Field(
+        default=None, description="names of integer tags in id order, for a Hugging Face dataset without ClassLabel"
+    )
+    columns: DataColumns = DataColumns()
     holdout_fraction: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
     )
@@ -63,6 +80,18 @@ class DataConfig(Section):
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
+
+    def load(self, data_asset: str | os.PathLike[str] | Any) -> Dataset:
+        """The data set at `data_asset` read with this section's format, schema, scheme and policies."""
+        return load_dataset(
+            data_asset,
+            format=self.format,
+            labels=self.labels,
+            overlap_policy=self.overlap_policy,
+            scheme=self.scheme,
+            tag_names=self.tag_names,
+            columns=Columns(self.columns.tokens, self.columns.tags),
+        )
 
 
 class OptimizationConfig(Section):

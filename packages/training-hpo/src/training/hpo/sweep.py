@@ -19,7 +19,7 @@ import optuna
 from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial
 
-from data.loaders import Dataset, load_dataset
+from data.loaders import Dataset
 from training.common.errors import ConfigError, InputError
 from training.common.fingerprint import fingerprint
 from training.config.builder import build_training_config, load_hpo_config
@@ -281,9 +281,7 @@ def _base_config(
 
 
 def _load(path: Path, config: TrainingConfig) -> Dataset:
-    return load_dataset(
-        path, format=config.data.format, labels=config.data.labels, overlap_policy=config.data.overlap_policy
-    )
+    return config.data.load(path)
 
 
 def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder) -> None:

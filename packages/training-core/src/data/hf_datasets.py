@@ -1,0 +1,172 @@
+"""Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
+
+Each row becomes a token record (`tokens` + tag names) exactly like a line of our token/tag JSONL, so documents
+and their fingerprint do not depend on the format they came in. Integer tags are named by the column's
+`ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from data.formats import Record
+from training.common.errors import DataError
+from training.common.optional import require
+
+HUB_PREFIX = "hf://"
+TOKEN_COLUMNS = ("tokens", "words")
+TAG_COLUMNS = ("ner_tags", "tags", "labels")
+_NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
+
+
+@dataclass(frozen=True, slots=True)
+class HubId:
+    """`hf://org/name[:config][@revision]`: a dataset on the Hugging Face hub (or in the local `datasets` cache)."""
+
+    repo: str
+    config: str | None = None
+    revision: str | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> HubId:
+        """Read `hf://org/name`, optionally followed by `:config` and `@revision`."""
+        rest, _, revision = text.removeprefix(HUB_PREFIX).partition("@")
+        repo, _, config = rest.partition(":")
+        if not repo or repo.startswith("/") or repo.endswith("/") or "@" in revision:
+            raise DataError(f"{text}: not a hub dataset id; expected hf://org/name[:config][@revision]")
+        return cls(repo, config or None, revision or None)
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which columns hold the words and the tags; None finds them among the usual names."""
+
+    tokens: str | None = None
+    tags: str | None = None
+
+
+def is_datasets_input(asset: object) -> bool:
+    """Whether `asset` is read through `datasets`: an object of that library, a hub id, Parquet or a saved folder."""
+    if not isinstance(asset, (str, os.PathLike)):
+        return type(asset).__module__.split(".")[0] == "datasets"
+    text = os.fspath(asset)
+    if text.startswith(HUB_PREFIX):
+        return True
+    path = Path(text)
+    if path.is_file():
+        return path.suffix.lower() == ".parquet"
+    return path.is_dir() and (_saved_to_disk(path) or any(path.glob("*.parquet")))
+
+
+def read_datasets_input(
+    asset: object, *, tag_names: Sequence[str] | None = None, columns: Columns = Columns()
+) -> tuple[str, dict[str, list[Record]]]:
+    """A name for `asset` and its splits (as the data names them) as token records with tag names."""
+    datasets = require("datasets", _NEEDED_BY)
+    source, splits = _open(datasets, asset)
+    records = {}
+    for split, table in splits.items():
+        if not isinstance(table, datasets.Dataset):
+            raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
+        records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
+    if not records:
+        raise DataError(f"{source}: the dataset has no splits")
+    return source, records
+
+
+def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
+    if not isinstance(asset, (str, os.PathLike)):
+        source = f"<{type(asset).__name__}>"
+        return source, dict(asset) if isinstance(asset, datasets.DatasetDict) else {"train": asset}
+    text = os.fspath(asset)
+    if text.startswith(HUB_PREFIX):
+        return text, _from_hub(datasets, HubId.parse(text), text)
+    path = Path(text)
+    if _saved_to_disk(path):
+        loaded = datasets.load_from_disk(str(path))
+        return text, dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+    files = [path] if path.is_file() else sorted(path.glob("*.parquet"))
+    splits = {"train": files[0]} if path.is_file() else {file.stem: file for file in files}
+    return text, {split: _from_parquet(datasets, file) for split, file in splits.items()}
+
+
+def _saved_to_disk(path: Path) -> bool:
+    return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
+
+
+def _from_parquet(datasets: Any, file: Path) -> Any:
+    """A Parquet file as a `Dataset`; `datasets` keeps its features (ClassLabel names) in the file's metadata."""
+    parquet = require("pyarrow.parquet", _NEEDED_BY)
+    try:
+        table = parquet.read_table(file)
+    except (OSError, ValueError) as error:
+        raise DataError(f"{file}: cannot read Parquet: {error}") from error
+    return datasets.Dataset(datasets.table.InMemoryTable(table))
+
+
+def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
+    """The hub dataset's splits: from the local cache when offline (`HF_HUB_OFFLINE=1`), else downloaded."""
+    try:
+        loaded = datasets.load_dataset(hub.repo, hub.config, revision=hub.revision)
+    except Exception as error:  # the hub client raises many kinds; each becomes one line naming the id
+        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise DataError(
+            f"{text}: cannot load the hub dataset ({detail}); offline, it must be in the local datasets cache"
+        ) from error
+    return dict(loaded)
+
+
+def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns) -> list[Record]:
+    token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
+    tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
+    names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
+    rows = table.select_columns([token_column, tag_column]).to_dict()
+    records = []
+    for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
+        if names is not None and isinstance(tags, list):
+            tags = [_name(where, row, tag_column, tag, names) for tag in tags]
+        records.append(Record(row, {"tokens": tokens, "tags": tags}))
+    return records
+
+
+def _column(where: str, table: Any, chosen: str | None, usual: tuple[str, ...], setting: str) -> str:
+    if chosen is not None:
+        if chosen not in table.column_names:
+            raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")
+        return chosen
+    for name in usual:
+        if name in table.column_names:
+            return name
+    raise DataError(f"{where}: none of the columns {list(usual)} found in {table.column_names}; set {setting}")
+
+
+def _tag_names(
+    datasets: Any, where: str, feature: Any, column: str, tag_names: Sequence[str] | None
+) -> tuple[str, ...] | None:
+    """Names of integer tags: the `ClassLabel` inside the column's list feature, or `tag_names`; None for strings."""
+    inner = getattr(feature, "feature", None)
+    if isinstance(inner, datasets.ClassLabel):
+        if tag_names is not None and tuple(tag_names) != tuple(inner.names):
+            raise DataError(
+                f"{where}: data.tag_names {list(tag_names)} differ from the ClassLabel names {inner.names} "
+                f"of column {column!r}; drop data.tag_names or make them equal"
+            )
+        return tuple(inner.names)
+    if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
+        if tag_names is None:
+            raise DataError(
+                f"{where}: column {column!r} holds integer tags without a ClassLabel feature; "
+                "set data.tag_names to the tag names in id order"
+            )
+        return tuple(tag_names)
+    return None
+
+
+def _name(where: str, row: int, column: str, tag: Any, names: tuple[str, ...]) -> Any:
+    if isinstance(tag, int) and 0 <= tag < len(names):
+        return names[tag]
+    raise DataError(f"{where}:{row}: tag id {tag!r} in {column!r} is not one of 0..{len(names) - 1} ({list(names)})")

@@ -1,0 +1,178 @@
+"""Tagging schemes (IOB1, IOB2, BIOES, BILOU, IO): detection from the tags themselves and exact conversion to IOB2.
+
+IOB1, IOB2 and IO read the same way (an `I-` that does not continue an entity of its type starts one), so their
+conversion only rewrites such `I-` tags as `B-`. BIOES and BILOU are checked strictly: every entity opened by `B-`
+must be closed by `E-`/`L-`, and one-word entities are `S-`/`U-`. Detection never guesses: tags of two schemes
+at once are an error naming the first tag of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+
+from training.common.errors import DataError
+
+SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "IO")
+# Prefixes each scheme allows besides `O`; `(single, last)` for the schemes that mark entity ends.
+_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU"}
+_END_MARKS = {"BIOES": ("S", "E"), "BILOU": ("U", "L")}
+
+
+@dataclass(frozen=True, slots=True)
+class Conversion:
+    """One tag sequence in IOB2, and how many of its tags differ from the original."""
+
+    tags: tuple[str, ...]
+    changed: int
+
+
+def split_tag(tag: str, where: str) -> tuple[str, str]:
+    """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
+    parts = _parts(tag)
+    if parts is None:
+        raise DataError(
+            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+        )
+    return parts
+
+
+@lru_cache(maxsize=4096)
+def _parts(tag: str) -> tuple[str, str] | None:
+    """Parsed once per distinct tag: a corpus has few tag names but millions of tags."""
+    if tag == "O":
+        return "O", ""
+    prefix, dash, label = tag.partition("-")
+    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label:
+        return None
+    return prefix, label
+
+
+def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
+    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO.
+
+    A data set without entities, or whose entities all start with `B-`, is IOB2.
+    """
+    listed = list(sequences)
+    distinct: set[str] = set()
+    for _, tags in listed:
+        distinct.update(tags)
+    if any(_parts(tag) is None for tag in distinct):
+        where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
+        split_tag(tag, where)
+    prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
+    marked = {scheme: set(marks) & prefixes for scheme, marks in _END_MARKS.items()}
+    if marked["BIOES"] and marked["BILOU"]:
+        bioes, bilou = (_evidence(listed, marked[scheme]) for scheme in ("BIOES", "BILOU"))
+        raise DataError(
+            f"cannot tell the tagging scheme: {bioes} is BIOES but {bilou} is BILOU; fix the data or set data.scheme"
+        )
+    for scheme, marks in marked.items():
+        if marks:
+            for where, tags in listed:
+                problem = _end_marked_problem(tags, scheme)
+                if problem:
+                    raise DataError(
+                        f"cannot tell the tagging scheme: {_evidence(listed, marks)} is {scheme} but {where}: "
+                        f"{problem}, which it does not allow; fix the data or set data.scheme"
+                    )
+            return scheme
+    if "B" not in prefixes:
+        return "IO" if "I" in prefixes else "IOB2"
+    return "IOB1" if any(_starts_inside(tags) for _, tags in listed) else "IOB2"
+
+
+def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
+    """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
+    allowed = _PREFIXES[scheme]
+    wrong = {tag for tag in set(tags) if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
+    for position, tag in enumerate(tags if wrong else ()):
+        if tag in wrong:
+            split_tag(tag, where)
+            raise DataError(
+                f"{where}: word {position} tag {tag!r} is not {scheme}; its prefixes are {', '.join(allowed)} "
+                "(set data.scheme to the data's scheme, or 'auto' to detect it)"
+            )
+    if scheme in _END_MARKS:
+        problem = _end_marked_problem(tags, scheme)
+        if problem:
+            raise DataError(f"{where}: not valid {scheme}: {problem}")
+        single, _ = _END_MARKS[scheme]
+        converted = tuple(tag if tag[0] in "BIO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
+    else:
+        converted = tuple(_inside_to_begin(tags)) if _starts_inside(tags) else tuple(tags)
+    return Conversion(converted, sum(a != b for a, b in zip(tags, converted, strict=True)))
+
+
+def from_iob2(tags: Sequence[str], scheme: str, where: str = "tags") -> tuple[str, ...]:
+    """Valid IOB2 `tags` written in `scheme`; IO cannot separate adjacent entities of one type (an error)."""
+    result = []
+    for position, tag in enumerate(tags):
+        following = tags[position + 1] if position + 1 < len(tags) else "O"
+        ends = following != "I" + tag[1:]
+        if tag == "O" or scheme == "IOB2":
+            result.append(tag)
+        elif scheme in _END_MARKS:
+            single, last = _END_MARKS[scheme]
+            result.append((single if tag[0] == "B" else last) + tag[1:] if ends else tag)
+        elif tag[0] == "I" or (scheme == "IO" and (position == 0 or tags[position - 1][2:] != tag[2:])):
+            result.append("I" + tag[1:])
+        elif scheme == "IO":
+            raise DataError(f"{where}: word {position}: IO cannot separate two adjacent {tag[2:]!r} entities")
+        else:  # IOB1 keeps `B-` only right after an entity of the same type
+            result.append(tag if position and tags[position - 1][2:] == tag[2:] else "I" + tag[1:])
+    return tuple(result)
+
+
+def scheme_tag_names(labels: Sequence[str], scheme: str) -> tuple[str, ...]:
+    """Every tag of `scheme` for entity types `labels`: `O`, then each prefix of each type (IOB2: B, I)."""
+    return ("O", *(f"{prefix}-{label}" for label in labels for prefix in _PREFIXES[scheme]))
+
+
+def _first(listed: list[tuple[str, Sequence[str]]], wanted: Callable[[str], bool]) -> tuple[str, int, str]:
+    """Where, position and tag of the first tag that is `wanted` (the caller knows one exists)."""
+    return next((where, position, tag) for where, tags in listed for position, tag in enumerate(tags) if wanted(tag))
+
+
+def _evidence(listed: list[tuple[str, Sequence[str]]], prefixes: set[str]) -> str:
+    where, position, tag = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
+    return f"{where}: word {position} {tag!r}"
+
+
+def _starts_inside(tags: Sequence[str]) -> bool:
+    """Whether an `I-` tag starts an entity (IOB1 or IO data, or a stray `I-`)."""
+    previous = "O"
+    for tag in tags:
+        if tag[0] == "I" and tag[2:] != previous[2:]:
+            return True
+        previous = tag
+    return False
+
+
+def _inside_to_begin(tags: Sequence[str]) -> Iterable[str]:
+    previous = "O"
+    for tag in tags:
+        if tag[0] == "I" and previous[2:] != tag[2:]:
+            tag = "B" + tag[1:]
+        yield tag
+        previous = tag
+
+
+def _end_marked_problem(tags: Sequence[str], scheme: str) -> str | None:
+    """Where `tags` break BIOES/BILOU: an entity not opened by `B-`, not closed by the end mark, or cut short."""
+    last = _END_MARKS[scheme][1]
+    open_label: str | None = None
+    for position, tag in enumerate(tags):
+        prefix, label = tag[0], tag[2:]
+        if open_label is None:
+            if prefix in ("I", last):
+                return f"word {position} {tag!r} continues no entity opened by B-"
+            open_label = label if prefix == "B" else None
+        elif prefix not in ("I", last) or label != open_label:
+            return f"word {position} {tag!r} follows an unclosed B-/I-{open_label} (closed by {last}-)"
+        elif prefix == last:
+            open_label = None
+    if open_label is not None:
+        return f"the sequence ends inside an unclosed {open_label!r} entity (closed by {last}-)"
+    return None

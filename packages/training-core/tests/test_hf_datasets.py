@@ -1,0 +1,264 @@
+"""Hugging Face `datasets` input: objects, save_to_disk folders, Parquet, hub ids; every scheme; without the extra."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data.generate import generate_corpus, write_corpus, write_saved_dataset
+from data.hf_datasets import Columns, HubId
+from data.loaders import load_dataset
+from data.schemes import SCHEMES, from_iob2, scheme_tag_names
+from training.common.errors import DataError
+from training.config import DataColumns, DataConfig
+
+datasets = pytest.importorskip("datasets")
+
+TOKENS = [["John", "Smith", "works", "at", "Acme", "Corp", "in", "Paris"], ["Mary", "lives", "in", "Berlin"]]
+TAGS = [["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC"]]
+TYPES = ["PER", "ORG", "LOC"]
+
+
+def tagged(
+    scheme: str = "IOB2",
+    tags: list[list[str]] = TAGS,
+    *,
+    class_label: bool = True,
+    columns: tuple[str, str] = ("tokens", "ner_tags"),
+) -> Any:
+    """A `Dataset` of TOKENS with integer tags of `scheme`, named by a ClassLabel unless `class_label` is False."""
+    tag_names = list(scheme_tag_names(TYPES, scheme))
+    label = datasets.ClassLabel(names=tag_names) if class_label else datasets.Value("int64")
+    tokens, tag_column = columns
+    features = datasets.Features(
+        {tokens: datasets.Sequence(datasets.Value("string")), tag_column: datasets.Sequence(label)}
+    )
+    rows = [[tag_names.index(tag) for tag in from_iob2(row, scheme)] for row in tags]
+    return datasets.Dataset.from_dict({tokens: TOKENS, tag_column: rows}, features=features)
+
+
+def dataset_dict(**splits: Any) -> Any:
+    return datasets.DatasetDict(splits or {"train": tagged(), "validation": tagged(tags=TAGS[::-1])})
+
+
+def jsonl_twin(folder: Path) -> Path:
+    """The same documents as our token/tag JSON lines."""
+    folder.mkdir()
+    for split, tags in (("train", TAGS), ("validation", TAGS[::-1])):
+        tokens = TOKENS if split == "train" else TOKENS[::-1]
+        lines = [json.dumps({"tokens": t, "tags": g}) for t, g in zip(tokens, tags, strict=True)]
+        (folder / f"{split}.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return folder
+
+
+def twin_dict() -> Any:
+    train = tagged()
+    validation = datasets.Dataset.from_dict(
+        {"tokens": TOKENS[::-1], "ner_tags": train["ner_tags"][::-1]}, features=train.features
+    )
+    return datasets.DatasetDict({"train": train, "validation": validation})
+
+
+def test_a_dataset_dict_reads_like_our_jsonl_with_the_same_fingerprint(tmp_path: Path) -> None:
+    ours = load_dataset(jsonl_twin(tmp_path / "jsonl"))
+    theirs = load_dataset(twin_dict())
+    assert list(theirs) == ["train", "validation"]
+    assert [doc.tags for doc in theirs["train"]] == [tuple(row) for row in TAGS]
+    assert [(doc.text, doc.spans) for doc in theirs["train"]] == [(doc.text, doc.spans) for doc in ours["train"]]
+    assert theirs.fingerprint == ours.fingerprint
+    assert theirs.labels == ("LOC", "ORG", "PER")
+
+
+def test_save_to_disk_and_parquet_read_back_with_the_same_fingerprint(tmp_path: Path) -> None:
+    expected = load_dataset(jsonl_twin(tmp_path / "jsonl")).fingerprint
+    twin_dict().save_to_disk(str(tmp_path / "saved"))
+    assert load_dataset(tmp_path / "saved").fingerprint == expected
+    (tmp_path / "parquet").mkdir()
+    for split, table in twin_dict().items():
+        table.to_parquet(str(tmp_path / "parquet" / f"{split}.parquet"))
+    assert load_dataset(tmp_path / "parquet").fingerprint == expected
+    single = load_dataset(str(tmp_path / "parquet" / "train.parquet"))
+    assert list(single) == ["train"]
+    assert single.report.source == str(tmp_path / "parquet" / "train.parquet")
+
+
+def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
+    assert list(load_dataset(tagged())) == ["train"]
+    dataset = load_dataset(datasets.DatasetDict({"test": tagged(), "dev": tagged(), "train": tagged()}))
+    assert list(dataset) == ["train", "validation", "test"]
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: str) -> None:
+    tagged(scheme).save_to_disk(str(tmp_path / scheme))
+    dataset = load_dataset(tmp_path / scheme)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    # IO and IOB1 read the same way; with no adjacent entities of one type IOB1 data carries no B- at all.
+    assert dataset.report.scheme == ("IO" if scheme == "IOB1" else scheme)
+    changed = {"IOB2": 0, "IOB1": 5, "IO": 5, "BIOES": 5, "BILOU": 5}[scheme]
+    counted = dataset.report.tags_repaired + dataset.report.tags_converted
+    assert counted == changed
+
+
+def test_a_set_scheme_is_checked_against_the_data() -> None:
+    assert load_dataset(tagged("BIOES"), scheme="BIOES").report.tags_converted == 5
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:0: word 1 tag 'E-PER' is not IOB2"):
+        load_dataset(tagged("BIOES"), scheme="IOB2")
+
+
+def test_ambiguous_tags_name_the_evidence() -> None:
+    rows = [from_iob2(TAGS[0], "BIOES"), ["B-PER", "O", "O", "B-LOC"]]
+    words = datasets.Sequence(datasets.Value("string"))
+    features = datasets.Features({"tokens": words, "tags": words})
+    table = datasets.Dataset.from_dict({"tokens": TOKENS, "tags": rows}, features=features)
+    with pytest.raises(DataError) as error:
+        load_dataset(table)
+    assert str(error.value) == (
+        "cannot tell the tagging scheme: <Dataset>[train]:0: word 1 'E-PER' is BIOES but <Dataset>[train]:1: "
+        "word 1 'O' follows an unclosed B-/I-PER (closed by E-), which it does not allow; fix the data or set "
+        "data.scheme"
+    )
+
+
+def test_integer_tags_without_class_label_need_tag_names() -> None:
+    table = tagged(class_label=False)
+    with pytest.raises(DataError) as error:
+        load_dataset(table)
+    assert str(error.value) == (
+        "<Dataset>[train]: column 'ner_tags' holds integer tags without a ClassLabel feature; "
+        "set data.tag_names to the tag names in id order"
+    )
+    dataset = load_dataset(table, tag_names=scheme_tag_names(TYPES, "IOB2"))
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:0: tag id 3 in 'ner_tags' is not one of 0\.\.2"):
+        load_dataset(table, tag_names=["O", "B-PER", "I-PER"])
+    with pytest.raises(DataError, match="differ from the ClassLabel names"):
+        load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
+
+
+def test_columns_are_found_or_set() -> None:
+    assert len(load_dataset(tagged(columns=("words", "labels")))["train"]) == 2
+    odd = tagged(columns=("toks", "bio"))
+    with pytest.raises(DataError) as error:
+        load_dataset(odd)
+    assert str(error.value) == (
+        "<Dataset>[train]: none of the columns ['tokens', 'words'] found in ['toks', 'bio']; set data.columns.tokens"
+    )
+    with pytest.raises(DataError, match=r"data.columns.tags: no column 'tag'; the columns are \['toks', 'bio'\]"):
+        load_dataset(odd, columns=Columns("toks", "tag"))
+    assert load_dataset(odd, columns=Columns("toks", "bio"))["train"][1].text == "Mary lives in Berlin"
+
+
+def test_unknown_or_duplicate_splits_and_no_train_are_errors() -> None:
+    with pytest.raises(DataError, match=r"^<DatasetDict>: split 'extra' is not one of train, validation, valid"):
+        load_dataset(dataset_dict(train=tagged(), extra=tagged()))
+    with pytest.raises(DataError, match="splits 'validation' and 'dev' both are the 'validation' split"):
+        load_dataset(dataset_dict(train=tagged(), validation=tagged(), dev=tagged()))
+    with pytest.raises(DataError, match=r"no train split; the dataset has \['test'\]"):
+        load_dataset(dataset_dict(test=tagged()))
+
+
+def test_hub_ids_parse_and_a_missing_one_offline_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert HubId.parse("hf://org/name:fr@v1.0") == HubId("org/name", "fr", "v1.0")
+    assert HubId.parse("hf://org/name") == HubId("org/name")
+    with pytest.raises(DataError, match="not a hub dataset id"):
+        HubId.parse("hf://")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(DataError) as error:
+        load_dataset("hf://no-such-org/no-such-dataset")
+    message = str(error.value)
+    assert message.startswith("hf://no-such-org/no-such-dataset: cannot load the hub dataset (")
+    assert message.endswith("offline, it must be in the local datasets cache")
+    assert "\n" not in message
+
+
+def test_the_generator_writes_a_save_to_disk_folder_in_any_scheme(tmp_path: Path) -> None:
+    corpus = generate_corpus(12, seed=3)
+    spans = load_dataset(write_corpus(tmp_path / "jsonl", corpus))
+    saved = load_dataset(write_saved_dataset(tmp_path / "saved", corpus, "BIOES"))
+    assert saved.report.scheme == "BIOES"
+    assert {name: len(docs) for name, docs in saved.items()} == {name: len(docs) for name, docs in spans.items()}
+    for split in spans:
+        entities = Counter(span.label for doc in spans[split] for span in doc.spans)
+        assert Counter(span.label for doc in saved[split] for span in doc.spans) == entities
+
+
+# Without the extra: a meta-path finder makes `datasets` look uninstalled in a fresh interpreter.
+BLOCKED_RUN = """
+import importlib.abc, json, sys
+
+class Blocker(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("datasets", "pyarrow"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Blocker())
+import data
+from data.loaders import load_dataset
+"""
+
+
+def test_without_the_extra_json_loads_and_datasets_input_names_the_install(tmp_path: Path) -> None:
+    folder = jsonl_twin(tmp_path / "jsonl")
+    twin_dict().save_to_disk(str(tmp_path / "saved"))
+    code = BLOCKED_RUN + textwrap.dedent(
+        f"""
+        print(len(load_dataset({str(folder)!r})["train"]))
+        try:
+            load_dataset({str(tmp_path / "saved")!r})
+        except ImportError as error:
+            print(error)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "2",
+        "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id) needs "
+        "'datasets', which is not installed: pip install \"training-core[datasets]\"",
+    ]
+
+
+def test_importing_data_and_config_and_loading_json_import_no_datasets(tmp_path: Path) -> None:
+    folder = jsonl_twin(tmp_path / "jsonl")
+    code = (
+        "import sys, data, training.config\n"
+        "from data.loaders import load_dataset\n"
+        f"load_dataset({str(folder)!r})\n"
+        "print(sorted(name for name in sys.modules if name.split('.')[0] in ('datasets', 'pyarrow')))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_the_data_config_reads_a_dataset_with_its_columns_tag_names_and_scheme() -> None:
+    settings = DataConfig(
+        name="corpus",
+        scheme="BIOES",
+        tag_names=scheme_tag_names(TYPES, "BIOES"),
+        columns=DataColumns(tokens="toks", tags="bio"),
+    )
+    dataset = settings.load(tagged("BIOES", class_label=False, columns=("toks", "bio")))
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    assert dataset.report.scheme == "BIOES"
+
+
+def test_plain_parquet_without_datasets_metadata_needs_tag_names(tmp_path: Path) -> None:
+    parquet = pytest.importorskip("pyarrow.parquet")
+    pyarrow = pytest.importorskip("pyarrow")
+    names = list(scheme_tag_names(TYPES, "IOB2"))
+    table = pyarrow.table({"words": TOKENS, "labels": [[names.index(tag) for tag in row] for row in TAGS]})
+    parquet.write_table(table, tmp_path / "corpus.parquet")
+    with pytest.raises(DataError, match=r"holds integer tags without a ClassLabel feature; set data\.tag_names"):
+        load_dataset(tmp_path / "corpus.parquet")
+    dataset = load_dataset(tmp_path / "corpus.parquet", tag_names=names)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
