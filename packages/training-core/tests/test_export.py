@@ -1,0 +1,63 @@
+"""ONNX export: the exported model computes torch's logits on texts it was not checked on, at any batch shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from data.loaders import load_dataset
+from training.config.schema import TrainingConfig
+from training.core.export import EXPORT_RECORD, ExportedModel, export_onnx
+from training.core.model import load_model
+from training.core.trainer import train_model
+
+ort = pytest.importorskip("onnxruntime")
+
+
+@pytest.fixture(scope="module")
+def run_dir(tiny_config: TrainingConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("export") / "run"
+    train_model(tiny_config, load_dataset(tiny_config.data.path, format="spans"), folder)
+    return folder
+
+
+def test_the_export_gives_torchs_logits_on_held_back_texts(run_dir: Path, ner_documents, tmp_path: Path) -> None:
+    record = export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True)
+    assert record == ExportedModel.model_validate_json((tmp_path / "onnx" / EXPORT_RECORD).read_text())
+    assert (record.max_length, record.stride, record.backbone) == (64, 8, "tiny-bert")
+    assert record.parity_max_abs_diff < 1e-4
+    assert {"model.onnx", "model.int8.onnx", "tokenizer.json", EXPORT_RECORD} <= {
+        p.name for p in (tmp_path / "onnx").iterdir()
+    }
+    model, tokenizer, tag_names = load_model(run_dir / "model")
+    assert record.tag_names == tag_names
+    session = ort.InferenceSession(str(tmp_path / "onnx" / "model.onnx"), providers=["CPUExecutionProvider"])
+    for size in (1, 3, 8):  # batch and sequence axes both vary
+        texts = [doc.text for doc in ner_documents[-size:]]
+        batch = tokenizer(texts, padding=True, return_tensors="np")
+        feed = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        got = session.run(["logits"], feed)[0]
+        with torch.no_grad():
+            expected = model(**{k: torch.from_numpy(v) for k, v in feed.items()}).logits.numpy()
+        assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
+    int8 = ort.InferenceSession(str(tmp_path / "onnx" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
+    assert int8.run(["logits"], feed)[0].shape == expected.shape
+
+
+def test_the_export_command_writes_a_folder_and_refuses_a_non_model(run_dir: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "training.cli", *args], capture_output=True, text=True)
+
+    done = cli("export", str(run_dir), "--format", "onnx", "--output", str(tmp_path / "out"), "--json")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["onnx_file"] == "model.onnx" and (tmp_path / "out" / "model.onnx").is_file()
+    refused = cli("export", str(tmp_path), "--output", str(tmp_path / "out2"))
+    assert refused.returncode == 2 and "not a model folder" in refused.stderr and not (tmp_path / "out2").exists()
+    assert "Traceback" not in refused.stderr
