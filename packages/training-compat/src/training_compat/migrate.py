@@ -1,8 +1,9 @@
 """`training migrate PATH...`: rewrite legacy imports in `.py` files and notebooks to the new paths.
 
 Prints a unified diff by default; `--write` applies it (atomically, file by file); `--check` changes nothing and
-exits 1 when a file would change. A file that does not parse is reported and left alone; the others are still
-processed, and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
+exits 1 when a file would change or an import is left for a human. What is left is listed as `file:line: why`, and a
+summary table comes last. A file that does not parse is reported and left alone; the others are still processed,
+and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
 """
 
 from __future__ import annotations
@@ -98,7 +99,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".py/.ipynb files or folders (recursive)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the files in place (default: print a diff)")
-    mode.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
+    mode.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a file would change or needs a human"
+    )
     parser.set_defaults(func=run)
 
 
