@@ -291,9 +291,9 @@ def test_a_module_that_is_not_text_names_the_line() -> None:
 
 
 def test_a_use_through_an_old_module_with_no_new_home_is_reported() -> None:
-    source = b"import hpo\nimport training_exec as te\n\nhpo.run_local_hpo_sweep, hpo.make_pruner()\nte.cluster.submit\n"
-    result = rewrite(source)
-    assert result.source == source.replace(b"import hpo\nimport training_exec", b"from training import hpo\nimport training.execution")
+    uses = b"\n\nhpo.run_local_hpo_sweep, hpo.make_pruner()\nte.cluster.submit\n"
+    result = rewrite(b"import hpo\nimport training_exec as te" + uses)
+    assert result.source == b"from training import hpo\nimport training.execution as te" + uses
     assert result.notes == (
         Note(4, "hpo.make_pruner has no new home; see docs/migration.md", NO_NEW_HOME),
         Note(5, "training_exec.cluster has no new home; see docs/migration.md", NO_NEW_HOME),
