@@ -96,13 +96,13 @@ def decide(wrapper: MetadataWrapper) -> Plan:
         note(node, f"{path} has no new home; see docs/migration.md", NO_NEW_HOME)
 
     bindings: list[ImportAssignment] = []  # unaliased `import training...` bindings, whose uses may need rewriting
-    modules: list[tuple[ImportAssignment, str]] = []  # names bound to a legacy module (`import hpo as h`): checked
+    bound: list[tuple[ImportAssignment, str]] = []  # names bound to a legacy module (`import hpo as h`): checked
     taken: set[str] = set()  # names bound by anything else: a new top-level name must not collide with them
     for scope in scopes:
         for assignment in scope.assignments:
             imported = isinstance(assignment, ImportAssignment) and isinstance(assignment.node, cst.Import)
             if imported and (module := _bound_module(assignment)) is not None:
-                modules.append((assignment, module))
+                bound.append((assignment, module))
             if imported and _unaliased(assignment):
                 if _root(assignment.name) not in MODULES:  # `import hpo` keeps its name: its uses stay
                     bindings.append(assignment)
@@ -159,7 +159,7 @@ def decide(wrapper: MetadataWrapper) -> Plan:
             if needed is not None and needed not in plan.extra.setdefault(statement, []):
                 plan.extra[statement].append(needed)
 
-    for assignment, module in modules:  # `hpo.gone` through `import hpo`: no rewrite of the use would help
+    for assignment, module in bound:  # `hpo.gone` through `import hpo`: no rewrite of the use would help
         for access in assignment.references:
             node = access.node
             while isinstance(parent := parents.get(node), cst.Attribute) and parent.value is node:
