@@ -1,4 +1,4 @@
-"""Notebooks: code cells are rewritten, IPython lines and every other byte of the file are kept."""
+"""Notebooks: code cells are rewritten, IPython syntax and every other byte of the file are kept."""
 
 from __future__ import annotations
 
@@ -7,12 +7,8 @@ import json
 import pytest
 
 from training.common.errors import InputError
-from training_compat.notebook import rewrite_notebook
-from training_compat.rewrite import rewrite
-
-
-def rewrite_cell(index: int, code: str) -> str:
-    return rewrite(code.encode()).source.decode()
+from training_compat.notebook import IPYTHON, CellNote, rewrite_notebook
+from training_compat.plan import NO_NEW_HOME, Note
 
 
 def notebook(*cells: dict, **layout) -> bytes:
@@ -48,7 +44,7 @@ def test_code_cells_change_and_nothing_else(layout: dict) -> None:
         code(["%%bash\n", "echo from hpo import x\n"]),
     ]
     raw = notebook(*cells, **layout)
-    after, changed = rewrite_notebook(raw, rewrite_cell)
+    result = rewrite_notebook(raw)
     expected = [
         MARKDOWN,
         code(
@@ -58,22 +54,63 @@ def test_code_cells_change_and_nothing_else(layout: dict) -> None:
         code("import training.core.model\ntraining.core.model.create_model_and_tokenizer"),
         cells[3],
     ]
-    assert after == notebook(*expected, **layout)  # byte for byte: same layout, same escaping
-    assert [cell.index for cell in changed] == [2, 3]
-    assert changed[0].after.startswith("%pip install training-compat\n!ls\nfrom training.hpo")
+    assert result.source == notebook(*expected, **layout)  # byte for byte: same layout, same escaping
+    assert [cell.index for cell in result.cells] == [2, 3]
+    assert result.cells[0].after.startswith("%pip install training-compat\n!ls\nfrom training.hpo")
+    assert result.imports == 2
+    bash = Note(1, "a %%bash cell is not Python; migrate the imports in it by hand", IPYTHON)
+    assert result.notes == (CellNote(4, bash),)
 
 
 def test_a_notebook_without_legacy_imports_is_returned_as_it_was() -> None:
     raw = b'{"cells": [{"cell_type": "code", "source": ["import os"]}],\n "nbformat": 4}'
-    assert rewrite_notebook(raw, rewrite_cell) == (raw, [])
+    assert rewrite_notebook(raw).source == raw
 
 
 def test_a_cell_that_does_not_parse_names_the_cell_and_line() -> None:
     raw = notebook(code("import hpo\n"), code("import os\nx = (\n"))
     with pytest.raises(InputError, match=r"^cell 2, line 2: invalid syntax: '\(' was never closed$"):
-        rewrite_notebook(raw, rewrite_cell)
+        rewrite_notebook(raw)
 
 
 def test_a_file_that_is_not_json_is_refused() -> None:
     with pytest.raises(InputError, match="not a notebook"):
-        rewrite_notebook(b"{cells", rewrite_cell)
+        rewrite_notebook(b"{cells")
+
+
+# Cells as found in real projects: magics inside blocks, assigned output, cell magics, help, continued commands.
+REAL_CELLS = [
+    "import os\nif not os.path.exists('data'):\n    !git clone https://example.org/data.git\n"
+    "from hpo import create_search_space, tune_helper\n",
+    "files = !ls data\nt = %timeit -o len(files)\nfrom training.model import create_model_and_tokenizer\n",
+    "%%time\nfrom training_exec import execute_final_training\n",
+    "%%bash\npython -c 'from hpo import create_search_space'\n",
+    "%time from hpo import create_search_space\nfor seed in range(2):\n    %run train.py\n",
+]
+
+
+def test_real_world_cells_are_rewritten_and_everything_else_kept_byte_for_byte() -> None:
+    cells = [code(source.splitlines(keepends=True), [OUTPUT]) for source in REAL_CELLS]
+    cells[0]["metadata"] = {"tags": ["setup"], "collapsed": True}
+    raw = notebook(MARKDOWN, *cells, indent=1, sort_keys=True, ensure_ascii=False)
+    result = rewrite_notebook(raw)
+    sources = [
+        REAL_CELLS[0].replace(
+            "from hpo import create_search_space, tune_helper\n",
+            "from training.hpo import create_search_space\nfrom hpo import tune_helper\n",
+        ),
+        REAL_CELLS[1].replace("from training.model import", "from training.core import"),
+        "%%time\nfrom training.execution import execute_final_training\n",
+        REAL_CELLS[3],
+        REAL_CELLS[4],
+    ]
+    expected = [dict(cell, source=text.splitlines(keepends=True)) for cell, text in zip(cells, sources, strict=True)]
+    assert result.source == notebook(MARKDOWN, *expected, indent=1, sort_keys=True, ensure_ascii=False)
+    assert [cell.index for cell in result.cells] == [2, 3, 4]
+    assert result.imports == 3
+    assert result.notes == (
+        CellNote(2, Note(4, "hpo.tune_helper has no new home; see docs/migration.md", NO_NEW_HOME)),
+        CellNote(5, Note(1, "a %%bash cell is not Python; migrate the imports in it by hand", IPYTHON)),
+        CellNote(6, Note(1, "an IPython line is not Python; migrate the import in it by hand", IPYTHON)),
+    )
+    assert rewrite_notebook(result.source).source == result.source  # a second run changes nothing

@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from training_compat.rewrite import Note, Result, UnparsableSource, rewrite
+from training_compat.plan import IN_STRING, NAME_TAKEN, NO_NEW_HOME, STAR, Note
+from training_compat.rewrite import Result, UnparsableSource, rewrite
 
 # (what a user wrote, what `training migrate` makes of it)
 CASES = {
@@ -47,8 +48,24 @@ CASES = {
         "from training.core import create_model_and_tokenizer as cm\n",
     ),
     "a name the package does not re-export": (
-        "from training.model import _private_function\n",
-        "from training.core.model import _private_function\n",
+        "from training.model import model_tag_names, _entity_types\n",
+        "from training.core.model import model_tag_names, _entity_types\n",
+    ),
+    "split, with a comment after a name and none at the end": (
+        "from training import (train_model,  # why\n    run_local_hpo_sweep)\n",
+        "from training.core import (train_model)  # why\nfrom training.hpo import (run_local_hpo_sweep)\n",
+    ),
+    "split, with a comment after each name": (
+        """\
+        from training import (train_model,  # why: the old trainer
+                              run_local_hpo_sweep)  # tuned
+        x = 1  # the end
+        """,
+        """\
+        from training.core import (train_model)  # why: the old trainer
+        from training.hpo import (run_local_hpo_sweep)  # tuned
+        x = 1  # the end
+        """,
     ),
     "names that now live apart": (
         "from training import train_model, run_local_hpo_sweep as sweep  # legacy\n",
@@ -160,6 +177,8 @@ UNCHANGED = {
     "new paths": "from training.core import train_model\nimport training.hpo\nfrom training import core, hpo\n",
     "a name shadowing the package": "from training import hpo\n\nhpo.run_local_hpo_sweep\n",
     "other packages": "import hpo_tools\nfrom training_execution import x\nimport data.loaders\n",
+    "comments at the end, no final newline": "from training.core import train_model  # new\n\n# end\n  # really",
+    "new subpackages through the namespace": "import training\nfrom training import config\ntraining.core.x\n",
 }
 
 
@@ -169,6 +188,7 @@ def test_legacy_imports_are_rewritten(case: str) -> None:
     result = rewrite(before)
     assert result.source.decode() == after.decode()
     assert result.notes == ()
+    assert result.imports > 0
     assert rewrite(result.source).source == result.source  # a second run changes nothing
 
 
@@ -197,9 +217,61 @@ def test_what_cannot_be_rewritten_safely_stays_with_a_note() -> None:
     result = rewrite(source)
     assert result.source == source
     assert result.notes == (
-        Note(1, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand"),
-        Note(2, "'from training import *' left as is: import the names you use from their new homes"),
-        Note(4, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand"),
+        Note(1, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand", NAME_TAKEN),
+        Note(2, "'from training import *' left as is: import the names you use from their new homes", STAR),
+        Note(4, "'training.data' left as is: 'data' names something else here; use 'data.loaders' by hand", NAME_TAKEN),
+    )
+
+
+def test_a_use_in_a_string_is_noted() -> None:
+    source = b"import training.model\n\nx: 'training.model.X'\n"
+    assert [(note.line, note.reason) for note in rewrite(source).notes] == [(3, IN_STRING)]
+
+
+def test_names_and_modules_with_no_new_home_stay_and_are_reported() -> None:
+    source = textwrap.dedent("""\
+        from hpo import run_local_hpo_sweep, tune_helper, sweep_utils as su
+        from training import train_model, old_helper
+        from training.model import create_model_and_tokenizer, gone
+        import training_exec.scheduler
+        from hpo.utils import *
+        from training_exec.cluster import submit
+        import training.helpers as th, training.model.inner
+        import training.model
+
+        training.model.load_model, training.model.missing
+    """).encode()
+    result = rewrite(source)
+    assert result.source.decode() == textwrap.dedent("""\
+        from training.hpo import run_local_hpo_sweep
+        from hpo import tune_helper, sweep_utils as su
+        from training.core import train_model
+        from training import old_helper
+        from training.core import create_model_and_tokenizer
+        from training.model import gone
+        import training_exec.scheduler
+        from hpo.utils import *
+        from training_exec.cluster import submit
+        import training.helpers as th, training.model.inner
+        import training.core.model
+
+        training.core.model.load_model, training.model.missing
+    """)
+    home = "has no new home; see docs/migration.md"
+    assert result.notes == tuple(
+        Note(line, f"{path} {home}", NO_NEW_HOME)
+        for line, path in [
+            (1, "hpo.tune_helper"),
+            (1, "hpo.sweep_utils"),
+            (2, "training.old_helper"),
+            (3, "training.model.gone"),
+            (4, "training_exec.scheduler"),
+            (5, "hpo.utils"),
+            (6, "training_exec.cluster"),
+            (7, "training.helpers"),
+            (7, "training.model.inner"),
+            (10, "training.model.missing"),
+        ]
     )
 
 
@@ -215,4 +287,14 @@ def test_a_module_that_is_not_text_names_the_line() -> None:
     assert (raised.value.line, raised.value.reason) == (
         3,
         "not utf-8 text (invalid start byte), and no coding declaration",
+    )
+
+
+def test_a_use_through_an_old_module_with_no_new_home_is_reported() -> None:
+    uses = b"\n\nhpo.run_local_hpo_sweep, hpo.make_pruner()\nte.cluster.submit\n"
+    result = rewrite(b"import hpo\nimport training_exec as te" + uses)
+    assert result.source == b"from training import hpo\nimport training.execution as te" + uses
+    assert result.notes == (
+        Note(4, "hpo.make_pruner has no new home; see docs/migration.md", NO_NEW_HOME),
+        Note(5, "training_exec.cluster has no new home; see docs/migration.md", NO_NEW_HOME),
     )

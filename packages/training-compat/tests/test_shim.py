@@ -51,8 +51,8 @@ def module_message(old: str) -> str:
     return f"Importing from '{old}' is deprecated. Please use '{SENT_TO[old]}' instead.{TAIL}"
 
 
-def name_message(name: str, new: str) -> str:
-    return f"Importing '{name}' from 'training' is deprecated. Please use '{new}' instead.{TAIL}"
+def name_message(name: str, new: str, old: str = "training") -> str:
+    return f"Importing '{name}' from '{old}' is deprecated. Please use '{new}' instead.{TAIL}"
 
 
 def record(folder: Path, python, body: str, action: str = "always") -> tuple[Path, dict]:
@@ -130,6 +130,27 @@ hpo.run_local_hpo_sweep
         (name_message("create_search_space", "training.hpo"), 7),
         (name_message("extract_best_config_from_study", "training.hpo"), 7),
         (module_message("training.model"), 8),
+        # a use through the module warns at its own line: another file's `import training.model` could not
+        (name_message("create_model_and_tokenizer", "training.core.model", "training.model"), 10),
+        (name_message("run_local_hpo_sweep", "training.hpo", "hpo"), 11),
+    ]
+
+
+def test_every_use_site_warns_once_even_after_the_module_was_imported_elsewhere(python, tmp_path: Path) -> None:
+    (tmp_path / "first.py").write_text("import training.model\n\ndef load():\n    return training.model.load_model\n")
+    (tmp_path / "second.py").write_text(
+        "import training.model\n\nbuild = training.model.create_model_and_tokenizer\n"
+        "for _ in range(3):\n    training.model.load_model, training.model.load_model\n"
+    )
+    _, seen = record(tmp_path, python, "import first, second\nfirst.load()\nfirst.load()\n")
+    found = [(Path(filename).name, line, message) for message, filename, line, *_ in seen["warnings"]]
+    load = name_message("load_model", "training.core.model", "training.model")
+    assert found == [
+        ("first.py", 1, module_message("training.model")),
+        ("second.py", 3, name_message("create_model_and_tokenizer", "training.core.model", "training.model")),
+        ("second.py", 5, load),  # two uses on one line are two sites; a loop repeats neither
+        ("second.py", 5, load),
+        ("first.py", 4, load),
     ]
 
 
@@ -200,9 +221,11 @@ def test_old_paths_follow_the_new_objects_when_patched(monkeypatch: pytest.Monke
     import training
     import training.execution
 
-    assert legacy.JobSpec is training.execution.JobSpec
+    with pytest.warns(TrainingDeprecationWarning, match="Importing 'JobSpec' from 'training_exec'"):
+        assert legacy.JobSpec is training.execution.JobSpec
     monkeypatch.setattr(training.execution, "create_run_context", lambda: "patched")
-    assert legacy.create_run_context() == "patched"
+    with pytest.warns(TrainingDeprecationWarning, match="Importing 'create_run_context' from 'training_exec'"):
+        assert legacy.create_run_context() == "patched"
     with pytest.warns(TrainingDeprecationWarning, match="Importing 'create_run_context' from 'training'"):
         assert training.create_run_context() == "patched"
     assert {"create_run_context", "train_model", "core"} <= set(dir(training))

@@ -1,8 +1,9 @@
 """`training migrate PATH...`: rewrite legacy imports in `.py` files and notebooks to the new paths.
 
 Prints a unified diff by default; `--write` applies it (atomically, file by file); `--check` changes nothing and
-exits 1 when a file would change. A file that does not parse is reported and left alone; the others are still
-processed, and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
+exits 1 when a file would change or an import is left for a human. What is left is listed as `file:line: why`, and a
+summary table comes last. A file that does not parse is reported and left alone; the others are still processed,
+and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
 """
 
 from __future__ import annotations
@@ -12,8 +13,9 @@ import difflib
 import os
 import stat
 import sys
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from training.common.atomic import atomic_write_bytes
@@ -28,14 +30,59 @@ SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
 
 
 @dataclass(frozen=True)
+class Finding:
+    """A legacy import left for a human: where (`path:line`), what to do, and the reason it is counted under."""
+
+    where: str
+    text: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.where}: {self.text}"
+
+
+@dataclass(frozen=True)
 class Migration:
-    """One file's rewrite: its bytes before and after, the diff to show, and notes on what stayed."""
+    """One file's rewrite: its bytes before and after, the diff to show, what was left, the imports changed."""
 
     path: Path
     before: bytes
     after: bytes
     diff: str
-    notes: tuple[str, ...]
+    findings: tuple[Finding, ...]
+    imports: int
+
+
+@dataclass
+class _Tally:
+    """The counts of the summary table, gathered file by file."""
+
+    scanned: int
+    notebooks: int
+    rewritten: int = 0
+    imports: int = 0
+    failed: int = 0
+    reasons: Counter[str] = field(default_factory=Counter)
+
+    def add(self, migration: Migration) -> None:
+        self.rewritten += migration.after != migration.before
+        self.imports += migration.imports
+        self.reasons.update(finding.reason for finding in migration.findings)
+
+    def table(self, written: bool) -> str:
+        """Label and count per line; the reasons of what was left for a human are indented under it."""
+        done = "rewritten" if written else "to rewrite"
+        rows = [
+            ("files scanned", self.scanned),
+            ("notebooks", self.notebooks),
+            (f"files {done}", self.rewritten),
+            (f"imports {done}", self.imports),
+            ("left for a human", self.reasons.total()),
+            *((f"  {reason}", count) for reason, count in sorted(self.reasons.items())),
+            ("parse failures", self.failed),
+        ]
+        width = max(len(label) for label, _ in rows)
+        return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -52,26 +99,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=".py/.ipynb files or folders (recursive)")
     mode = parser.add_mutually_exclusive_group()
     mode.add_argument("--write", action="store_true", help="rewrite the files in place (default: print a diff)")
-    mode.add_argument("--check", action="store_true", help="change nothing; exit 1 when a file would change")
+    mode.add_argument(
+        "--check", action="store_true", help="change nothing; exit 1 when a file would change or needs a human"
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    """Migrate every file under `args.paths`; exit code 2 if a file did not parse, 1 if `--check` found work."""
+    """Migrate every file under `args.paths` and print a summary; exit code 2 if a file did not parse, 1 if
+    `--check` found a file to rewrite or an import left for a human."""
     files = sources(args.paths)
-    changed = failed = 0
+    tally = _Tally(scanned=len(files), notebooks=sum(path.suffix == ".ipynb" for path in files))
     for path in files:
         try:
             migration = migrate_file(path)
         except InputError as error:
             print(f"{error} (file left unchanged)", file=sys.stderr)
-            failed += 1
+            tally.failed += 1
             continue
-        for note in migration.notes:
-            print(note, file=sys.stderr)
+        for finding in migration.findings:
+            print(finding, file=sys.stderr)
+        tally.add(migration)
         if migration.after == migration.before:
             continue
-        changed += 1
         if args.write:
             _write(path, migration.after)
             print(f"rewrote {path}")
@@ -79,11 +129,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"would rewrite {path}")
         else:
             sys.stdout.write(migration.diff)
-    done = "rewritten" if args.write else "would be rewritten"
-    print(f"{changed} of {len(files)} files {done}, {failed} not parsed", file=sys.stderr)
-    if failed:
+    print(tally.table(written=args.write), file=sys.stderr, end="")
+    if tally.failed:
         return InputError.exit_code
-    return 1 if args.check and changed else 0
+    return 1 if args.check and (tally.rewritten or tally.reasons) else 0
 
 
 def sources(paths: Sequence[Path]) -> list[Path]:
@@ -116,23 +165,19 @@ def migrate_file(path: Path) -> Migration:
             result = rewrite(before)
         except UnparsableSource as error:
             raise InputError(f"{path}:{error.line}: {error.reason}") from None
-        notes = tuple(f"{path}:{note.line}: note: {note.text}" for note in result.notes)
+        findings = tuple(Finding(f"{path}:{note.line}", note.text, note.reason) for note in result.notes)
         diff = _diff(before.decode("utf-8", "replace"), result.source.decode("utf-8", "replace"), str(path))
-        return Migration(path, before, result.source, diff, notes)
-
-    cell_notes: list[str] = []
-
-    def rewrite_cell(index: int, code: str) -> str:
-        result = rewrite(code.encode("utf-8"))
-        cell_notes.extend(f"{path}: cell {index}, line {note.line}: note: {note.text}" for note in result.notes)
-        return result.source.decode("utf-8")
-
+        return Migration(path, before, result.source, diff, findings, result.imports)
     try:
-        after, cells = rewrite_notebook(before, rewrite_cell)
+        notebook = rewrite_notebook(before)
     except InputError as error:
         raise InputError(f"{path}: {error}") from None
-    diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in cells)
-    return Migration(path, before, after, diff, tuple(cell_notes))
+    findings = tuple(
+        Finding(f"{path}: cell {item.cell}, line {item.note.line}", item.note.text, item.note.reason)
+        for item in notebook.notes
+    )
+    diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in notebook.cells)
+    return Migration(path, before, notebook.source, diff, findings, notebook.imports)
 
 
 def _diff(before: str, after: str, name: str) -> str:

@@ -2,18 +2,25 @@
 
 from __future__ import annotations
 
-import itertools
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from training.common.errors import InputError
+from training_compat.ipython import PYTHON_CELL_MAGICS, Masked, cell_magic, mask
+from training_compat.moves import MODULES
+from training_compat.plan import Note
+from training_compat.rewrite import rewrite
 
-# IPython lines that are not Python (`%pip install x`, `!ls`): hidden from the parser, put back unchanged.
-_MAGIC = re.compile(r"^[ \t]*[%!].*$", re.MULTILINE)
-_PLACEHOLDER = "# training-migrate: ipython line {}"
+# A legacy import in text that is not Python (an IPython line, a `%%bash` cell).
+_LEGACY = re.compile(
+    r"\b(?:from|import)[ \t]+(?:hpo|training_exec|{})\b|\bfrom[ \t]+training[ \t]+import\b".format(
+        "|".join(re.escape(module) for module in MODULES if module.startswith("training."))
+    )
+)
+IPYTHON = "IPython syntax"
 # json.dumps settings that writers of notebooks use; nbformat's own (indent 1, sorted keys) comes first.
 _LAYOUTS = [
     {"indent": indent, "sort_keys": sort_keys, "ensure_ascii": ensure_ascii}
@@ -32,6 +39,24 @@ class Cell:
     after: str
 
 
+@dataclass(frozen=True)
+class CellNote:
+    """A note on a line of a code cell (both counted from 1)."""
+
+    cell: int
+    note: Note
+
+
+@dataclass(frozen=True)
+class Notebook:
+    """A rewritten notebook: the file (the input's bytes when nothing changed), the changed cells, the notes."""
+
+    source: bytes
+    cells: tuple[Cell, ...]
+    notes: tuple[CellNote, ...]
+    imports: int
+
+
 def code_cells(notebook: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str]]:
     """(position from 1, cell, source) of every code cell, the source joined from nbformat's list of lines."""
     for index, cell in enumerate(notebook.get("cells", []), start=1):
@@ -40,10 +65,10 @@ def code_cells(notebook: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], 
             yield index, cell, "".join(source) if isinstance(source, list) else source
 
 
-def rewrite_notebook(raw: bytes, rewrite_code: Callable[[int, str], str]) -> tuple[bytes, list[Cell]]:
-    """Apply `rewrite_code(index, source)` to each code cell; return the new file and the changed cells.
+def rewrite_notebook(raw: bytes) -> Notebook:
+    """Rewrite the legacy imports of each code cell; IPython syntax, outputs and metadata stay as they were.
 
-    A cell that `rewrite_code` rejects raises `InputError` naming the cell, and nothing is returned.
+    A cell that does not parse raises `InputError` naming the cell and line, and nothing is returned.
     """
     try:
         text = raw.decode("utf-8")
@@ -51,35 +76,41 @@ def rewrite_notebook(raw: bytes, rewrite_code: Callable[[int, str], str]) -> tup
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"not a notebook (invalid JSON: {error})") from None
     changed: list[Cell] = []
+    notes: list[CellNote] = []
+    imports = 0
     for index, cell, source in code_cells(notebook):
-        if source.lstrip().startswith("%%"):  # a cell magic: the body is not Python
+        magic = cell_magic(source)
+        if magic is not None and magic not in PYTHON_CELL_MAGICS:
+            if _LEGACY.search(source):
+                why = f"a %%{magic} cell is not Python; migrate the imports in it by hand"
+                notes.append(CellNote(index, Note(1, why, IPYTHON)))
             continue
+        masked = mask(source)
         try:
-            after = _unmasked(rewrite_code(index, _masked(source)), source)
+            result = rewrite(masked.code.encode("utf-8"))
         except InputError as error:
             raise InputError(f"cell {index}, {error}") from None
+        notes += [CellNote(index, note) for note in result.notes]
+        notes += [CellNote(index, note) for note in _ipython_notes(masked)]
+        imports += result.imports
+        after = masked.unmask(result.source.decode("utf-8"))
         if after != source:
             changed.append(Cell(index, source, after))
-            cell["source"] = after.splitlines(keepends=True) if isinstance(cell["source"], list) else after
+            cell["source"] = _lines(after) if isinstance(cell["source"], list) else after
     if not changed:
-        return raw, changed
-    return _dumps(notebook, text).encode("utf-8"), changed
+        return Notebook(raw, (), tuple(notes), imports)
+    return Notebook(_dumps(notebook, text).encode("utf-8"), tuple(changed), tuple(notes), imports)
 
 
-def _masked(source: str) -> str:
-    count = itertools.count()
-    return _MAGIC.sub(lambda match: _indent(match.group()) + _PLACEHOLDER.format(next(count)), source)
+def _ipython_notes(masked: Masked) -> list[Note]:
+    """A note for each IPython line that holds a legacy import (`%time from hpo import ...`): it is not Python."""
+    text = "an IPython line is not Python; migrate the import in it by hand"
+    return [Note(number, text, IPYTHON) for number, line in masked.hidden() if _LEGACY.search(line)]
 
 
-def _unmasked(rewritten: str, source: str) -> str:
-    lines = [match.group().lstrip(" \t") for match in _MAGIC.finditer(source)]
-    return re.sub(
-        re.escape(_PLACEHOLDER).replace(r"\{\}", r"(\d+)"), lambda match: lines[int(match.group(1))], rewritten
-    )
-
-
-def _indent(line: str) -> str:
-    return line[: len(line) - len(line.lstrip(" \t"))]
+def _lines(source: str) -> list[str]:
+    """nbformat's list of lines: split after each newline only (`str.splitlines` also splits at form feeds)."""
+    return [line for line in re.split(r"(?<=\n)", source) if line]
 
 
 def _dumps(notebook: dict[str, Any], original: str) -> str:

@@ -22,21 +22,21 @@ Dir = Callable[[], list[str]]
 
 
 class _Sites:
-    """The import statements that have warned already, each once per process.
+    """The statements and uses that have warned already, each once per process.
 
-    A statement is its code object and the offset of its `IMPORT_NAME` instruction, so every name of one
-    `from m import a, b` is one site. The code objects are held here: an id is unique only while its object
-    lives, and a module's code (or a frame) is freed once it has run, so a later module could reuse the id
-    and pass for a site that already warned. Code objects compare by content, not file, so they are keyed by id.
+    A site is a code object and the offset of its instruction; every name of one `from m import a, b` is one site,
+    at the statement's `IMPORT_NAME`. The code objects are held here: an id is unique only while its object lives,
+    and a module's code (or a frame) is freed once it has run, so a later module could reuse the id and pass for a
+    site that already warned. Code objects compare by content, not file, so they are keyed by id.
     """
 
     def __init__(self) -> None:
-        self._seen: dict[tuple[int, int], CodeType] = {}
+        self._seen: dict[tuple[int, int, str], CodeType] = {}
 
-    def first(self, frame: FrameType) -> bool:
-        """Whether the statement `frame` runs has not been seen before (and remember it)."""
+    def first(self, frame: FrameType, name: str = "") -> bool:
+        """Whether the statement `frame` runs has not been seen before for `name` (and remember it)."""
         code = frame.f_code
-        key = id(code), _statement_start(code.co_code, frame.f_lasti)
+        key = id(code), _statement_start(code.co_code, frame.f_lasti), name
         if key in self._seen:
             return False
         self._seen[key] = code
@@ -52,9 +52,10 @@ def _statement_start(bytecode: bytes, offset: int) -> int:
     return offset
 
 
-def _executing(frame: FrameType, op: int) -> bool:
-    """Whether `frame` is running the instruction `op`: tells a `from m import x` statement from `m.x`."""
-    return frame.f_code.co_code[frame.f_lasti] == op
+def _instruction(frame: FrameType) -> int:
+    """The opcode `frame` runs: tells a `from m import x` statement (`IMPORT_FROM`, and `IMPORT_NAME` while the
+    import system looks `x` up in a package) from a use, `m.x`."""
+    return frame.f_code.co_code[frame.f_lasti]
 
 
 def _resolve(module: str, name: str, legacy: str) -> Any:
@@ -75,11 +76,12 @@ def forward(old: str) -> tuple[Getattr, Dir]:
     """Warn that legacy module `old` is imported, and return its `__getattr__` and `__dir__`.
 
     Called from the shim's body, so the first import warns at its own line; later `from old import name`
-    statements warn at theirs. Attribute uses (`old.name`) do not warn: their import already did.
+    statements warn at theirs, and so does every line that uses a name through the module (`old.name`), since a
+    later `import old` finds the module cached and cannot warn.
     """
     move = MODULES[old]
     message = moved_message(old, move.new)
-    sites = _Sites()  # one warning per statement, however many names it imports
+    sites = _Sites()
     site = import_site()
     sites.first(site)
     warn_at(site, message)
@@ -87,16 +89,21 @@ def forward(old: str) -> tuple[Getattr, Dir]:
     def __getattr__(name: str) -> Any:
         if name == "__path__":  # a plain module must not look like a package
             raise AttributeError(f"module {old!r} has no attribute {name!r}")
-        site = import_site()
-        if _executing(site, _IMPORT_FROM) and sites.first(site):
-            warn_at(site, message)
         if name == "__all__":
             target = importlib.import_module(move.new)
-            return getattr(target, "__all__", [n for n in vars(target) if not n.startswith("_")])
-        try:
-            return _resolve(move.new, name, f"{old}.{name}")
-        except AttributeError:
-            raise AttributeError(f"module {old!r} (now {move.new!r}) has no attribute {name!r}") from None
+            value = getattr(target, "__all__", [n for n in vars(target) if not n.startswith("_")])
+        else:
+            try:
+                value = _resolve(move.new, name, f"{old}.{name}")
+            except AttributeError:
+                raise AttributeError(f"module {old!r} (now {move.new!r}) has no attribute {name!r}") from None
+        site = import_site()
+        if _instruction(site) in (_IMPORT_NAME, _IMPORT_FROM):
+            if sites.first(site):
+                warn_at(site, message)
+        elif name != "__all__" and sites.first(site):
+            warn_at(site, moved_message(old, move.new, name))
+        return value
 
     def __dir__() -> list[str]:
         return sorted(dir(importlib.import_module(move.new)))
@@ -107,17 +114,18 @@ def forward(old: str) -> tuple[Getattr, Dir]:
 def legacy_names(package: str, namespace: MutableMapping[str, Any]) -> tuple[Getattr, Dir, list[str]]:
     """`__getattr__`, `__dir__` and `__all__` of the top-level `training` package's legacy names.
 
-    Every use warns at its line, except the import system's own look-up while it runs `from training import x`:
-    that statement warns once, when it takes the name.
+    Every use warns at its line, once per name, except the import system's own look-up while it runs
+    `from training import x`: that statement warns once per name, when it takes it.
     """
     public = sorted(NAMES)
+    sites = _Sites()
 
     def __getattr__(name: str) -> Any:
         new = NAMES.get(name)
         if new is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         site = import_site()
-        if not _executing(site, _IMPORT_NAME):
+        if _instruction(site) != _IMPORT_NAME and sites.first(site, name):
             warn_at(site, moved_message(package, new, name))
         return _resolve(new, name, f"{package}.{name}")
 
