@@ -24,7 +24,7 @@ pytest.importorskip("azure.ai.ml", reason='the Azure tests need pip install "tra
 from azure.ai.ml import load_job
 
 from training.common.errors import ConfigError
-from training.config import AzureConfig, BestConfig, ExecutionConfig
+from training.config import AzureConfig, BestConfig, ExecutionConfig, load_execution_config
 from training.execution import execute_final_training
 from training.execution.azure_environment import build_wheels, requirement_pins
 
@@ -69,8 +69,9 @@ def test_a_registered_environment_replaces_the_built_one(best_config: BestConfig
     loaded = load_job(job.output_dir / "azure" / "job.yaml")
     assert "environment: azureml:ner-env:3" in (job.output_dir / "azure" / "job.yaml").read_text()
     assert loaded.environment == "ner-env:3" and not (job.output_dir / "azure" / "environment").exists()
-    with pytest.raises(ConfigError, match=r"azure.environment: String should match pattern '\^azureml:'"):
-        ExecutionConfig.model_validate({"backend": "azure", "azure": {"compute": "c", "environment": "ner-env"}})
+    (tmp_path / "azure.yaml").write_text("backend: azure\nazure:\n  compute: c\n  environment: ner-env\n")
+    with pytest.raises(ConfigError, match=r"azure.yaml: azure.environment: .*'\^azureml:'"):
+        load_execution_config(tmp_path / "azure.yaml")
 
 
 @pytest.mark.install
