@@ -37,6 +37,7 @@ def azure_configs(config_dir: Path, tmp_path: Path) -> Path:
     return folder
 
 
+@pytest.mark.slow
 def test_final_on_azure_reads_the_execution_config_by_name_or_path(
     azure_configs: Path, tmp_path: Path, cli: Callable[..., subprocess.CompletedProcess[str]]
 ) -> None:

@@ -55,6 +55,7 @@ def dry_run(azure_configs: Path) -> tuple[subprocess.CompletedProcess[str], Path
     return done, out
 
 
+@pytest.mark.slow
 def test_the_dry_run_writes_a_sweep_job_that_load_job_reads(
     dry_run: tuple[subprocess.CompletedProcess[str], Path], azure_configs: Path
 ) -> None:
@@ -71,6 +72,7 @@ def test_the_dry_run_writes_a_sweep_job_that_load_job_reads(
     assert Path(job.trial.environment.build.path) == out / "environment"
 
 
+@pytest.mark.slow
 def test_the_code_snapshot_and_environment_hold_what_the_job_runs_and_no_secret(
     dry_run: tuple[subprocess.CompletedProcess[str], Path],
 ) -> None:
