@@ -1,7 +1,7 @@
 """Azure ML: the command job built offline, its YAML round trip, its command run locally, and submission.
 
-Only the Azure service is stood in for (`FakeService`: `compute.get`, `jobs.create_or_update/get/download`
-returning real azure-ai-ml entities); the jobs, inputs, environment and YAML are the SDK's own.
+Only the Azure service is stood in for (`FakeService`, an `AzureClient` that plays scripted states and returns real
+azure-ai-ml entities); the jobs, inputs, environment and YAML are the SDK's own.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import sys
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -27,13 +28,8 @@ from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
 from training.common.errors import ConfigError, ExecutionError  # noqa: E402
 from training.config import AzureConfig, BestConfig, ExecutionConfig  # noqa: E402
 from training.execution import execute_final_training, extract_lineage_from_best_model  # noqa: E402
-from training.execution.azure_job import (  # noqa: E402
-    build_azure_job,
-    create_ml_client,
-    data_input,
-    environment_spec,
-    write_job_yaml,
-)
+from training.execution.azure_client import AzureClient, ChildRun, MLClientAzure, create_ml_client  # noqa: E402
+from training.execution.azure_job import build_azure_job, data_input, write_job_yaml  # noqa: E402
 from training.execution.handle import JobHandle  # noqa: E402
 from training.execution.job_spec import JobSpec  # noqa: E402
 
@@ -48,42 +44,51 @@ AZURE = AzureConfig(
 EXECUTION = ExecutionConfig(backend="azure", azure=AZURE)
 
 
-class FakeService:
-    """Stands in for the Azure ML service behind an `MLClient`: it knows some compute targets and plays states."""
+class _Computes:
+    """The service's compute targets, as `MLClient.compute` answers."""
+
+    def __init__(self, names: tuple[str, ...]) -> None:
+        self.names = names
+
+    def get(self, name: str) -> dict:
+        if name not in self.names:
+            raise ResourceNotFoundError(f"compute {name} not found")
+        return {"name": name}
+
+
+class FakeService(MLClientAzure):
+    """Stands in for the Azure ML service: it knows some compute targets (asked through the real `check_compute`)
+    and plays a script of job states."""
 
     def __init__(self, computes: tuple[str, ...], states: tuple[str, ...], outputs: Path | None = None) -> None:
-        self.compute, self.jobs = self._Computes(computes), self._Jobs(states, outputs)
-        self.workspace_name = "ws-ner"
+        super().__init__(SimpleNamespace(workspace_name="ws-ner", compute=_Computes(computes)))
+        self.states, self.outputs = iter(states), outputs
+        self.submitted: list[CommandJob] = []
+        self.polls = 0
 
-    class _Computes:
-        def __init__(self, names: tuple[str, ...]) -> None:
-            self.names = names
+    def create_job(self, job: CommandJob) -> CommandJob:
+        created = copy.deepcopy(job)
+        created.name, created._status = "quiet_river_4x2k", "NotStarted"
+        self.submitted.append(created)
+        return created
 
-        def get(self, name: str) -> dict:
-            if name not in self.names:
-                raise ResourceNotFoundError(f"compute {name} not found")
-            return {"name": name}
+    def get_job(self, name: str) -> CommandJob:
+        job = self.submitted[-1]
+        assert name == job.name
+        self.polls += 1
+        job._status = next(self.states, job.status)
+        return job
 
-    class _Jobs:
-        def __init__(self, states: tuple[str, ...], outputs: Path | None) -> None:
-            self.states, self.outputs, self.submitted, self.polls = iter(states), outputs, [], 0
+    def stream_job(self, name: str) -> None:
+        raise AssertionError("not streamed in these tests")
 
-        def create_or_update(self, job: CommandJob) -> CommandJob:
-            created = copy.deepcopy(job)
-            created.name, created._status = "quiet_river_4x2k", "NotStarted"
-            self.submitted.append(created)
-            return created
+    def child_runs(self, name: str) -> list[ChildRun]:
+        return []
 
-        def get(self, name: str) -> CommandJob:
-            job = self.submitted[-1]
-            assert name == job.name
-            self.polls += 1
-            job._status = next(self.states, job.status)
-            return job
-
-        def download(self, name: str, *, download_path: str, output_name: str) -> None:
-            assert self.outputs is not None and output_name == "model"
-            shutil.copytree(self.outputs, Path(download_path) / "named-outputs" / output_name)
+    def download_output(self, name: str, output_name: str, target: Path) -> Path:
+        assert self.outputs is not None and output_name == "model"
+        shutil.copytree(self.outputs, target / "named-outputs" / output_name)
+        return target / "named-outputs" / output_name
 
 
 @pytest.fixture(scope="module")
@@ -98,14 +103,10 @@ def remote_outputs(dry_run: JobHandle, tmp_path_factory: pytest.TempPathFactory)
     job = load_job(dry_run.output_dir / "azure" / "job.yaml")._to_job()
     outputs = tmp_path_factory.mktemp("remote") / "model"
     line = job.command
-    for placeholder, path in (
-        ("${{inputs.job}}", job.inputs["job"].path),
-        ("${{inputs.data}}", job.inputs["data"].path),
-        ("${{outputs.model}}", str(outputs)),
-    ):
+    for placeholder, path in (("${{inputs.data}}", job.inputs["data"].path), ("${{outputs.model}}", str(outputs))):
         line = line.replace(placeholder, shlex.quote(path))
     argv = shlex.split(line)
-    assert argv[:3] == ["python", "-m", "training.execution.runner"]
+    assert argv[:4] == ["python", "-m", "training.execution.runner", "job.json"]
     done = subprocess.run([sys.executable, *argv[1:]], cwd=job.code, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     return outputs
@@ -123,22 +124,25 @@ def test_dry_run_writes_the_job_yaml_and_the_command_to_submit_it(dry_run: JobHa
 
 def test_the_job_yaml_loads_back_to_an_equal_job(dry_run: JobHandle, tmp_path: Path) -> None:
     spec_file = dry_run.output_dir / "job.json"
-    job = build_azure_job(JobSpec.load(spec_file), spec_file)
+    job = build_azure_job(JobSpec.load(spec_file))
     loaded = load_job(write_job_yaml(job, tmp_path / "job.yaml"))._to_job()
 
     assert isinstance(loaded, CommandJob)
     for name in ("command", "code", "compute", "display_name", "experiment_name", "tags"):
         assert getattr(loaded, name) == getattr(job, name), name
     assert job.command == (
-        "python -m training.execution.runner ${{inputs.job}} --data ${{inputs.data}} --output ${{outputs.model}}"
+        "python -m training.execution.runner job.json --data ${{inputs.data}} --output ${{outputs.model}}"
     )
-    assert job.code == str(dry_run.output_dir / "azure") and job.compute == "cpu-cluster"
-    assert (loaded.environment.image, loaded.environment.conda_file) == (AZURE.image, environment_spec())
+    assert job.code == str(dry_run.output_dir / "azure" / "code") and job.compute == "cpu-cluster"
+    assert (dry_run.output_dir / "azure" / "code" / "job.json").read_text() == spec_file.read_text()
+    assert Path(loaded.environment.build.path) == dry_run.output_dir / "azure" / "environment"
     assert loaded.distribution.type == "pytorch" and loaded.distribution.process_count_per_instance == 2
     assert loaded.resources.instance_count == job.resources.instance_count == 1
-    for name in ("job", "data"):
-        assert (loaded.inputs[name].type, loaded.inputs[name].path) == (job.inputs[name].type, job.inputs[name].path)
-    assert loaded.inputs["job"].path == str(spec_file) and loaded.inputs["data"].type == "uri_folder"
+    assert list(loaded.inputs) == ["data"] and loaded.inputs["data"].type == "uri_folder"
+    assert (loaded.inputs["data"].type, loaded.inputs["data"].path) == (
+        job.inputs["data"].type,
+        job.inputs["data"].path,
+    )
     assert loaded.outputs["model"].type == "uri_folder"
     assert job.tags["study_name"] == "ner-sweep" and job.tags["trial_number"] == "7"
     assert job.tags["hp.training.learning_rate"] == "0.0003" and "***" in job.tags["storage"]
@@ -161,13 +165,13 @@ def test_submission_follows_the_job_and_brings_its_outputs_home(
     assert (job.id, job.backend, job.status) == ("quiet_river_4x2k", "azure", "queued")
     job.poll_interval = 0.01
 
-    assert job.wait(timeout=30) == "completed" and service.jobs.polls == 4
+    assert job.wait(timeout=30) == "completed" and service.polls == 4
     assert (job.output_dir / "metrics.json").is_file() and (job.model_dir / "model.safetensors").is_file()
     assert job.logs().splitlines()[-1].endswith("quiet_river_4x2k Completed")
     lineage = extract_lineage_from_best_model(job)
     assert lineage.azure_job_name == "quiet_river_4x2k" and lineage.azure_parent_job is None
     assert lineage.run_dir == str(job.output_dir) and lineage.model_path == str(job.model_dir)
-    submitted = service.jobs.submitted[0]
+    submitted = service.submitted[0]
     assert submitted.tags["run_id"] == lineage.run_id and submitted.experiment_name == "ner-final"
     planted_secret(job.output_dir, json.dumps(submitted.tags), job.logs(1000))
 
@@ -186,7 +190,7 @@ def test_a_compute_target_the_workspace_lacks_is_a_config_error(best_config: Bes
     service = FakeService(("gpu-cluster",), ())
     with pytest.raises(ConfigError, match=r"^azure.compute: no compute target 'cpu-cluster' in workspace 'ws-ner'; "):
         execute_final_training(best_config, output_dir=tmp_path / "f", execution_config=EXECUTION, ml_client=service)
-    assert service.jobs.submitted == []
+    assert service.submitted == []
     blank = ExecutionConfig(backend="azure", azure=AzureConfig(compute=" "))
     with pytest.raises(ConfigError, match=r"azure.compute: expected the name of a compute target, got ''"):
         execute_final_training(best_config, output_dir=tmp_path / "g", execution_config=blank, dry_run=True)
@@ -197,6 +201,7 @@ def test_a_compute_target_the_workspace_lacks_is_a_config_error(best_config: Bes
 def test_an_ml_client_is_built_from_the_azure_config_offline() -> None:
     client = create_ml_client(AZURE)
     assert isinstance(client, MLClient) and client.workspace_name == "ws-ner"
+    assert isinstance(FakeService((), ()), AzureClient)
     with pytest.raises(ConfigError, match=r"^azure.subscription_id, azure.resource_group: required to submit"):
         create_ml_client(AzureConfig(workspace="ws", compute="c"))
 
@@ -213,17 +218,6 @@ def test_data_inputs_by_kind(tmp_path: Path) -> None:
     assert data_input(str(tmp_path)).type == "uri_folder"
     with pytest.raises(Exception, match=r"no-data: no such data file or folder to upload"):
         data_input(str(tmp_path / "no-data"))
-
-
-def test_the_environment_pins_the_installed_versions() -> None:
-    from importlib import metadata
-
-    spec = environment_spec()
-    python, pip, pins = spec["dependencies"]
-    assert python == f"python={sys.version_info.major}.{sys.version_info.minor}" and pip == "pip"
-    assert f"torch=={metadata.version('torch').split('+')[0]}" in pins["pip"]
-    assert f"transformers=={metadata.version('transformers')}" in pins["pip"]
-    assert "training-core==0.1.0" in pins["pip"] and "training-execution==0.1.0" in pins["pip"]
 
 
 BLOCK_AZURE = textwrap.dedent(

@@ -28,7 +28,7 @@ def settings(**values: object) -> HPOConfig:
             "n_trials": 8,
             "timeout_s": 3600,
             "sampler": {"type": "random"},
-            "pruner": {"type": "median", "warmup_steps": 2},
+            "pruner": {"type": "none"},
             "search_space": {
                 "learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3},
                 "batch_size": {"type": "choice", "values": [4, 8]},
@@ -43,18 +43,17 @@ def settings(**values: object) -> HPOConfig:
 
 def test_the_sweep_yaml_round_trips(tiny_config: TrainingConfig, tmp_path: Path) -> None:
     from azure.ai.ml import load_job
-    from azure.ai.ml.sweep import Choice, LogUniform, MedianStoppingPolicy, Uniform
+    from azure.ai.ml.sweep import Choice, LogUniform, Uniform
 
     job = build_azure_sweep_job(
-        settings(), tiny_config, AZURE, spec_dir=tmp_path / "spec", data=DATA, max_concurrent_trials=2
+        settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA, max_concurrent_trials=2
     )
     loaded = load_job(write_azure_sweep_job(job, tmp_path / "sweep.yaml"))
     for sweep in (job, loaded):
         assert sweep.type == "sweep" and sweep.sampling_algorithm == "random"
         assert (sweep.objective.primary_metric, sweep.objective.goal) == ("entity_f1", "maximize")
         assert (sweep.limits.max_total_trials, sweep.limits.max_concurrent_trials, sweep.limits.timeout) == (8, 2, 3600)
-        assert isinstance(sweep.early_termination, MedianStoppingPolicy)
-        assert sweep.early_termination.delay_evaluation == 2
+        assert sweep.early_termination is None
         space = sweep.search_space
         assert set(space) == {
             "training__learning_rate",
@@ -67,16 +66,16 @@ def test_the_sweep_yaml_round_trips(tiny_config: TrainingConfig, tmp_path: Path)
         assert isinstance(space["training__batch_size"], Choice) and space["training__batch_size"].values == [4, 8]
         assert isinstance(space["training__warmup_ratio"], Uniform)
         command = sweep.trial.command
-        assert command.startswith("python -m training.hpo.azure_trial --spec ${{inputs.spec}} --data ${{inputs.data}}")
+        assert command.startswith("python -m training.hpo.azure_trial --spec . --data ${{inputs.data}} --output ")
         assert "--param training.learning_rate=${{search_space.training__learning_rate}}" in command
         assert "training.num_epochs" not in command  # fixed values travel in the spec
         assert sweep.inputs["data"].path == DATA
-        assert sweep.inputs["spec"].path.removeprefix("azureml:") == str((tmp_path / "spec").resolve())
+        assert str(sweep.trial.code).removeprefix("azureml:") == str((tmp_path / "sweep" / "code").resolve())
         assert sweep.compute.removeprefix("azureml:") == "cpu-cluster" and (
             sweep.experiment_name,
             sweep.display_name,
         ) == ("ner-hpo", "hpo-azure")
-    assert (tmp_path / "spec" / "config.yaml").is_file() and (tmp_path / "spec" / "hpo.yaml").is_file()
+    assert sorted(path.name for path in (tmp_path / "sweep" / "code").iterdir()) == ["config.yaml", "hpo.yaml"]
 
 
 @pytest.mark.parametrize(
@@ -84,8 +83,9 @@ def test_the_sweep_yaml_round_trips(tiny_config: TrainingConfig, tmp_path: Path)
     [
         ({"sampler": {"type": "tpe"}}, "bayesian sampling does not support loguniform"),
         (
-            {"sampler": {"type": "tpe"}, "search_space": {"batch_size": {"type": "choice", "values": [4, 8]}}},
-            "bayesian sampling \\(sampler tpe\\) allows no early termination",
+            {"pruner": {"type": "median", "warmup_steps": 1}},
+            r"^hpo 'azure': pruner 'median': Azure's early-termination policies read only the primary metric, which "
+            r"an Azure trial logs once \(its CV mean\); set pruner: none",
         ),
         ({"sampler": {"type": "grid"}}, "grid sampling does not support loguniform"),
     ],
@@ -94,14 +94,21 @@ def test_what_azure_cannot_run_is_an_error(
     tiny_config: TrainingConfig, tmp_path: Path, values: dict, message: str
 ) -> None:
     with pytest.raises(ConfigError, match=message):
-        build_azure_sweep_job(settings(**values), tiny_config, AZURE, spec_dir=tmp_path, data=DATA)
+        build_azure_sweep_job(settings(**values), tiny_config, AZURE, folder=tmp_path, data=DATA)
+
+
+@pytest.mark.parametrize("name", ["instance_count", "processes_per_instance"])
+def test_a_sweep_on_many_nodes_or_processes_is_refused(tiny_config: TrainingConfig, tmp_path: Path, name: str) -> None:
+    azure = AZURE.model_copy(update={name: 2})
+    with pytest.raises(ConfigError, match=rf"^azure.{name}: 2: an Azure sweep trial runs its folds in one process on "):
+        build_azure_sweep_job(settings(), tiny_config, azure, folder=tmp_path, data=DATA)
 
 
 def test_the_trial_entry_point_runs_one_trial_locally(
     tiny_config: TrainingConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    build_azure_sweep_job(settings(), tiny_config, AZURE, spec_dir=tmp_path / "spec", data=DATA)
-    trial = [sys.executable, "-m", "training.hpo.azure_trial", "--spec", tmp_path / "spec"]
+    build_azure_sweep_job(settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    trial = [sys.executable, "-m", "training.hpo.azure_trial", "--spec", tmp_path / "sweep" / "code"]
     trial += ["--data", tiny_config.data.path, "--output", tmp_path / "out"]
     params = {
         "training.learning_rate": "0.005",

@@ -26,6 +26,7 @@ class BestConfig(Section):
     cv_std: float = 0.0
     fold_values: tuple[float, ...] = ()
     trial_number: int
+    trial_run: str | None = Field(default=None, description="the run that trained the trial (Azure ML child job)")
     study_name: str
     storage: str = Field(description="study storage URL with any password removed")
     dataset_fingerprint: str

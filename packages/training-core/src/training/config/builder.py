@@ -160,3 +160,14 @@ def load_hpo_config(path: str | Path) -> HPOConfig:
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
     return _load_section(ExecutionConfig, path, name_default=False)
+
+
+def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:
+    """`<config_dir>/<section>/<NAME>.yaml` for a name (`--execution azure`), or the file a path names."""
+    given = Path(name_or_path).expanduser()
+    if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
+        if not given.is_file():
+            raise ConfigError(f"{given}: no such {section} config file")
+        return given
+    folder = Path(config_dir)
+    return _section_file(folder, section, str(name_or_path), folder / section)

@@ -290,6 +290,11 @@ class AzureConfig(Section):
     experiment_name: str = "training"
     image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
+    environment: str | None = Field(
+        default=None,
+        pattern=r"^azureml:",
+        description="a registered environment (azureml:name:version); default: built from image",
+    )
 
 
 class ExecutionConfig(Section):

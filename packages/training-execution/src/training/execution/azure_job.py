@@ -1,43 +1,39 @@
 """Azure ML command jobs for a job spec: built with azure-ai-ml, written as YAML offline, submitted and followed.
 
-The remote command is the same runner a local run uses, with the data and output folders that Azure
-mounts: `python -m training.execution.runner ${{inputs.job}} --data ${{inputs.data}} --output ${{outputs.model}}`.
-The environment is the configured image plus a pip list pinned to the versions installed here; Azure
-registers it anonymously, versioned by a hash of its content, so equal specs reuse one built image.
+The remote command is the same runner a local run uses, on the job's spec in the code snapshot and the data and
+output folders that Azure mounts: `python -m training.execution.runner job.json --data ${{inputs.data}} --output
+${{outputs.model}}`. The code snapshot (`<output>/azure/code`) holds only `job.json`; the code itself travels as
+wheels in the environment (see `azure_environment`).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import shutil
-import sys
-import tempfile
 import time
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import yaml
-from azure.ai.ml import Input, MLClient, Output, PyTorchDistribution, command
-from azure.ai.ml.entities import CommandJob, Environment, Job
-from azure.core.exceptions import ResourceNotFoundError
+from azure.ai.ml import Input, Output, PyTorchDistribution, command
+from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
-from training.common.optional import require
 from training.config.schema import AzureConfig
+from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
+from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
 from training.execution.job_spec import JOB_FILE, JobSpec
 from training.execution.lineage import build_lineage
 
 RUNNER_COMMAND = (
-    "python -m training.execution.runner ${{inputs.job}} --data ${{inputs.data}} --output ${{outputs.model}}"
+    f"python -m training.execution.runner {JOB_FILE} --data ${{{{inputs.data}}}} --output ${{{{outputs.model}}}}"
 )
 OUTPUT_NAME = "model"
 AZURE_FOLDER = "azure"
-# The distributions the remote environment installs, each with its own requirements.
-ENVIRONMENT_DISTRIBUTIONS = ("training-core", "training-execution")
+# What the runner imports: the distributions whose wheels the job's environment installs.
+JOB_DISTRIBUTIONS = ("training-core", "training-execution")
 # Azure ML job states by the handle's status.
 STATUSES: dict[str, JobStatus] = {
     "NotStarted": "queued",
@@ -55,33 +51,6 @@ STATUSES: dict[str, JobStatus] = {
 }
 
 
-def environment_spec() -> dict[str, Any]:
-    """A conda file: this Python's minor version and pip pins of the toolkit and its requirements as installed."""
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    return {
-        "name": "training",
-        "channels": ["conda-forge"],
-        "dependencies": [f"python={python}", "pip", {"pip": _pins()}],
-    }
-
-
-def _pins() -> list[str]:
-    names: dict[str, None] = {}
-    for distribution in ENVIRONMENT_DISTRIBUTIONS:
-        names[distribution] = None
-        for requirement in metadata.requires(distribution) or ():
-            if "extra ==" not in requirement:
-                names[re.split(r"[\s<>=!~;\[(]", requirement, maxsplit=1)[0]] = None
-    pins = []
-    for name in names:
-        try:
-            version = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-        pins.append(f"{name}=={version.split('+')[0]}")  # local labels such as +cpu are not on PyPI
-    return sorted(pins, key=str.lower)
-
-
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
     if data_path.startswith("azureml:") and not data_path.startswith("azureml://"):
@@ -95,22 +64,26 @@ def data_input(data_path: str) -> Input:
     return Input(type="uri_file" if local.is_file() else "uri_folder", path=str(local.resolve()))
 
 
-def build_azure_job(spec: JobSpec, spec_file: Path, *, code_dir: str | Path | None = None) -> CommandJob:
-    """The command job running `spec_file` on the spec's Azure compute; `code_dir` defaults to the job's folder."""
+def build_azure_job(spec: JobSpec) -> CommandJob:
+    """The command job running `spec` on its Azure compute; writes its code snapshot and environment under
+    `<output_dir>/azure`."""
     azure = _azure_settings(spec)
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
-    code = Path(code_dir) if code_dir is not None else azure_folder(spec)
-    if not code.is_dir():
-        raise ConfigError(f"code_dir: {code} is not a folder to snapshot")
+    folder = azure_folder(spec)
+    code = folder / "code"
+    shutil.rmtree(code, ignore_errors=True)
+    spec.save(code / JOB_FILE)
     processes = spec.resources.nproc_per_node
     distributed = processes > 1 or azure.instance_count > 1
     node = command(
-        code=str(code.resolve()),
+        code=str(code),
         command=RUNNER_COMMAND,
-        inputs={"job": Input(type="uri_file", path=str(spec_file.resolve())), "data": data_input(spec.data_path)},
+        inputs={"data": data_input(spec.data_path)},
         outputs={OUTPUT_NAME: Output(type="uri_folder")},
-        environment=Environment(image=azure.image, conda_file=environment_spec()),
+        environment=job_environment(
+            azure, JOB_DISTRIBUTIONS, folder / "environment", backbone=spec.config.model.backbone
+        ),
         compute=azure.compute,
         instance_count=azure.instance_count,
         distribution=PyTorchDistribution(process_count_per_instance=processes) if distributed else None,
@@ -118,32 +91,23 @@ def build_azure_job(spec: JobSpec, spec_file: Path, *, code_dir: str | Path | No
         display_name=spec.job_id,
         tags=build_lineage(spec).to_tags(),
     )
-    return node._to_job()  # a CommandJob (not a pipeline node), which load_job reads back
+    job = node._to_job()  # a CommandJob (not a pipeline node), which load_job reads back
+    job._validate()  # the SDK's own checks (command, environment, distribution)
+    return job
 
 
-def write_job_yaml(job: CommandJob, path: str | Path) -> Path:
-    """Write `job` as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, no credentials needed.
+def write_job_yaml(job: Job, path: str | Path) -> Path:
+    """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline.
 
     The SDK writes a local input path as `azureml:<path>`, which would name a registered asset; the
     local path is written as it is instead, as Azure's own YAML examples do.
     """
     data = json.loads(json.dumps(job._to_dict()))
     for name, entry in data.get("inputs", {}).items():
-        given = job.inputs[name].path
-        if isinstance(entry, dict) and given and not given.startswith("azureml:") and "://" not in given:
+        given = getattr(job.inputs[name], "path", None) if isinstance(entry, dict) else None
+        if given and not given.startswith("azureml:") and "://" not in given:
             entry["path"] = given
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
-
-
-def create_ml_client(azure: AzureConfig) -> MLClient:
-    """An `MLClient` for the configured workspace, authenticated with `DefaultAzureCredential`."""
-    missing = [
-        f"azure.{name}" for name in ("subscription_id", "resource_group", "workspace") if not getattr(azure, name)
-    ]
-    if missing:
-        raise ConfigError(f"{', '.join(missing)}: required to submit to Azure ML (or pass ml_client=)")
-    identity = require("azure.identity", "Azure ML submission")
-    return MLClient(identity.DefaultAzureCredential(), azure.subscription_id, azure.resource_group, azure.workspace)
 
 
 def azure_folder(spec: JobSpec) -> Path:
@@ -167,43 +131,56 @@ class AzureBackend:
 
     name = "azure"
 
-    def __init__(self, ml_client: Any = None, code_dir: str | Path | None = None, poll_interval: float = 30.0) -> None:
-        self.ml_client, self.code_dir, self.poll_interval = ml_client, code_dir, poll_interval
+    def __init__(self, ml_client: Any = None, poll_interval: float = 30.0) -> None:
+        self.ml_client, self.poll_interval = ml_client, poll_interval
 
     def prepare(self, spec_file: Path) -> JobHandle:
         spec = JobSpec.load(spec_file)
-        path = write_job_yaml(build_azure_job(spec, spec_file, code_dir=self.code_dir), azure_folder(spec) / "job.yaml")
-        azure = _azure_settings(spec)
-        command_line = ["az", "ml", "job", "create", "--file", str(path)]
-        for flag, value in (("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)):
-            command_line += [flag, value] if value else []
-        return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), path.parent / "status.log", command_line)
+        path = write_job_yaml(build_azure_job(spec), azure_folder(spec) / "job.yaml")
+        return PreparedJob(
+            spec.job_id,
+            self.name,
+            Path(spec.output_dir),
+            path.parent / "status.log",
+            create_command(path, _azure_settings(spec)),
+        )
 
     def submit(self, spec_file: Path) -> JobHandle:
         spec = JobSpec.load(spec_file)
-        job = build_azure_job(spec, spec_file, code_dir=self.code_dir)
+        job = build_azure_job(spec)
         folder = azure_folder(spec)
         write_job_yaml(job, folder / "job.yaml")
         azure = _azure_settings(spec)
-        client = self.ml_client if self.ml_client is not None else create_ml_client(azure)
-        try:
-            client.compute.get(azure.compute)
-        except ResourceNotFoundError:
-            workspace = getattr(client, "workspace_name", None) or azure.workspace
-            raise ConfigError(
-                f"azure.compute: no compute target {azure.compute!r} in workspace {workspace!r}; "
-                "create it or name an existing one"
-            ) from None
-        submitted = client.jobs.create_or_update(job)
-        return AzureJob(client, submitted, Path(spec.output_dir), folder / "status.log", self.poll_interval)
+        client = create_azure_client(azure, self.ml_client)
+        client.check_compute(azure.compute)
+        submitted = client.create_job(job)
+        return AzureJob(
+            client, submitted, Path(spec.output_dir), folder / "status.log", self.poll_interval, OUTPUT_NAME
+        )
+
+
+def create_command(path: Path, azure: AzureConfig) -> list[str]:
+    """The `az ml job create` line that submits the job YAML at `path` by hand."""
+    command_line = ["az", "ml", "job", "create", "--file", str(path)]
+    for flag, value in (("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)):
+        command_line += [flag, value] if value else []
+    return command_line
 
 
 class AzureJob(JobHandle):
-    """A submitted Azure ML job; `wait` polls its status and downloads its outputs into `output_dir`."""
+    """A submitted Azure ML job; `wait` polls its status and downloads its output `output_name` into `output_dir`."""
 
-    def __init__(self, client: Any, job: Job, output_dir: Path, log_file: Path, poll_interval: float) -> None:
-        super().__init__(job.name, "azure", output_dir, log_file, job.command.split())
-        self._client, self._job, self.poll_interval = client, job, poll_interval
+    def __init__(
+        self,
+        client: AzureClient,
+        job: Job,
+        output_dir: Path,
+        log_file: Path,
+        poll_interval: float,
+        output_name: str | None = None,
+    ) -> None:
+        super().__init__(str(job.name), "azure", output_dir, log_file, str(getattr(job, "command", "") or "").split())
+        self._client, self._job, self.poll_interval, self.output_name = client, job, poll_interval, output_name
         self._state: str | None = None
         self._record(job)
 
@@ -215,12 +192,18 @@ class AzureJob(JobHandle):
     def status(self) -> JobStatus:
         return STATUSES.get(self._refresh().status or "", "running")
 
+    def stream(self) -> JobStatus:
+        """Show the job's status and logs as the service streams them until it ends; then as `wait`."""
+        self._client.stream_job(self.id)
+        return self.wait()
+
     def wait(self, timeout: float | None = None) -> JobStatus:
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             status = self.status
             if status == "completed":
-                self._download()
+                if self.output_name is not None:
+                    self._download(self.output_name)
                 return status
             if status == "failed":
                 where = self.studio_url or "Azure ML studio"
@@ -240,7 +223,7 @@ class AzureJob(JobHandle):
         }
 
     def _refresh(self) -> Job:
-        self._job = self._client.jobs.get(self.id)
+        self._job = self._client.get_job(self.id)
         self._record(self._job)
         return self._job
 
@@ -252,9 +235,8 @@ class AzureJob(JobHandle):
             with self.log_file.open("a", encoding="utf-8") as log:
                 log.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {job.name} {job.status}\n")
 
-    def _download(self) -> None:
-        """Copy the job's `model` output (the run folder) into `output_dir`, keeping the local `job.json`."""
-        with tempfile.TemporaryDirectory(dir=self.output_dir) as staging:
-            self._client.jobs.download(self.id, download_path=staging, output_name=OUTPUT_NAME)
-            outputs = Path(staging) / "named-outputs" / OUTPUT_NAME
+    def _download(self, output_name: str) -> None:
+        """Copy the job's output (the run folder) into `output_dir`, keeping the local `job.json`."""
+        with staging_folder(self.output_dir) as staging:
+            outputs = self._client.download_output(self.id, output_name, Path(staging))
             shutil.copytree(outputs, self.output_dir, dirs_exist_ok=True, ignore=shutil.ignore_patterns(JOB_FILE))

@@ -96,7 +96,7 @@ class TorchrunBackend(SubprocessBackend):
 
 
 def get_backend(name: str, *, nproc_per_node: int = 1, dataset: Dataset | None = None, **azure: Any) -> Backend:
-    """The backend called `name`; `azure` options (`azure_config`, `ml_client`, `code_dir`) go to Azure ML.
+    """The backend called `name`; `azure` options (`ml_client`) go to Azure ML.
 
     An in-memory `dataset` runs only in-process: other backends read the data from a path.
     """

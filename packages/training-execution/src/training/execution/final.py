@@ -53,7 +53,8 @@ def execute_final_training(
     - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
       else the config's `data.path`.
     - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
-      `ml_client` and `code_dir` (the code snapshot) apply to Azure ML.
+      `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
+      revision lineage records (default: the working directory).
     - Idempotent: a finished run of the same config and data in `output_dir` is reused and an interrupted
       one resumes; `force=True` trains again from scratch.
     - `dry_run` writes `job.json` (and the Azure job YAML) and starts nothing; `wait=False` returns once the
@@ -72,7 +73,6 @@ def execute_final_training(
         nproc_per_node=resources.nproc_per_node,
         dataset=dataset,
         ml_client=ml_client,
-        code_dir=code_dir,
     )
     spec = final_job_spec(
         best,
@@ -128,6 +128,7 @@ def final_job_spec(
             study_name=best.study_name,
             storage=redact_url(best.storage),
             trial_number=best.trial_number,
+            trial_run=best.trial_run,
             metric=best.metric,
             direction=best.direction,
             objective=best.objective,

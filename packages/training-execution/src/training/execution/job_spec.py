@@ -64,6 +64,7 @@ class StudyRef(_Record):
     study_name: str
     storage: str
     trial_number: int
+    trial_run: str | None = None
     metric: str
     direction: Literal["maximize", "minimize"]
     objective: float

@@ -83,6 +83,7 @@ class Lineage(BaseModel):
     study_name: str | None = None
     storage: str | None = None
     trial_number: int | None = None
+    trial_run: str | None = None
     metric: str | None = None
     direction: str | None = None
     objective: float | None = None
@@ -170,6 +171,7 @@ def build_lineage(
         study_name=study.study_name if study else None,
         storage=redact_url(study.storage) if study else None,
         trial_number=study.trial_number if study else None,
+        trial_run=study.trial_run if study else None,
         metric=study.metric if study else None,
         direction=study.direction if study else None,
         objective=study.objective if study else None,

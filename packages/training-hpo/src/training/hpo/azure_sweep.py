@@ -1,17 +1,19 @@
-"""The same k-fold sweep as an Azure ML sweep job: one search space, one objective, Azure's samplers and policies.
+"""The same k-fold sweep as an Azure ML sweep job: one search space, one objective, Azure's samplers.
 
-Each Azure trial runs `python -m training.hpo.azure_trial` (this package's own entry point) on the sweep's spec
-folder (`config.yaml`, `hpo.yaml`) and the data, cross-validates one parameter set and logs the metric with MLflow.
-Mappings: sampler tpe/random/grid -> bayesian/random/grid; pruner median -> MedianStoppingPolicy, hyperband ->
-BanditPolicy (slack factor 0.1), both delayed by `warmup_steps` evaluations; none -> no policy. Azure does not allow an
-early termination policy with bayesian sampling, nor log-scale distributions: those combinations are errors.
-Conditional parameters are flattened (see `search_space`). Building and writing the job needs no credentials.
+Each Azure trial runs `python -m training.hpo.azure_trial` (this package's own entry point) on the sweep's code
+snapshot (`config.yaml`, `hpo.yaml`) and the data, cross-validates one parameter set and logs the CV mean once as the
+primary metric (see `azure_trial`), which Azure ranks. The environment installs this checkout's wheels (see
+`training.execution.azure_environment`). Mappings: sampler tpe/random/grid -> bayesian/random/grid. Refused, with the
+reason: a pruner (Azure's early-termination policies read only the primary metric, logged once per trial), bayesian
+sampling or grid sampling of log-scale distributions, and more than one node or process per trial (a trial's folds
+run in one process; N nodes would run N identical copies). Conditional parameters are flattened (see
+`search_space`). Building and writing the job needs no credentials.
 """
 
 from __future__ import annotations
 
 import os
-import sys
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,16 @@ from training.common.optional import require
 from training.config.builder import load_hpo_config
 from training.config.schema import AzureConfig, HPOConfig, TrainingConfig
 from training.config.yaml_io import dump_yaml
-from training.hpo._version import __version__
 from training.hpo.search_space import AzureAlgorithm, azure_input_name, create_search_space
 
 ALGORITHMS: dict[str, AzureAlgorithm] = {"tpe": "bayesian", "random": "random", "grid": "grid"}
-BANDIT_SLACK_FACTOR = 0.1
 TRIAL_MODULE = "training.hpo.azure_trial"
+TRIAL_OUTPUT = "trial"
+SWEEP_FILE = "sweep_job.yaml"
+# What a trial imports: the distributions whose wheels the environment installs.
+SWEEP_DISTRIBUTIONS = ("training-core", "training-execution", "training-hpo")
+# Trials log their metrics with MLflow, which Azure ML serves through azureml-mlflow.
+TRACKING = ("mlflow-skinny", "azureml-mlflow")
 
 
 def build_azure_sweep_job(
@@ -34,58 +40,54 @@ def build_azure_sweep_job(
     config: TrainingConfig,
     azure: AzureConfig,
     *,
-    spec_dir: str | os.PathLike[str],
+    folder: str | os.PathLike[str],
     data: str | None = None,
-    environment: str | None = None,
     max_concurrent_trials: int | None = None,
 ) -> Any:
-    """An `azure.ai.ml` `SweepJob`; writes the trial spec (`config.yaml`, `hpo.yaml`) into `spec_dir`.
+    """An `azure.ai.ml` `SweepJob`; writes its code snapshot (`<folder>/code`: `config.yaml`,
+    `hpo.yaml`) and its environment (`<folder>/environment`, unless `azure.environment` names a registered one).
 
     `data` is an `azureml:name:version` asset, a datastore URI or a local path (default: `azure.data_asset`, then
-    `config.data.path`). `environment` names a registered environment; by default one is built from `azure.image`
-    with this version of training-hpo installed by pip.
+    `config.data.path`).
     """
     ml = require("azure.ai.ml", "training.hpo.build_azure_sweep_job")
-    sweep = require("azure.ai.ml.sweep", "training.hpo.build_azure_sweep_job")
+    from training.execution.azure_environment import job_environment
+    from training.execution.azure_job import data_input
+
     hpo = hpo_config if isinstance(hpo_config, HPOConfig) else load_hpo_config(hpo_config)
+    _check_supported(hpo, azure)
     space = create_search_space(hpo)
     algorithm = ALGORITHMS[hpo.sampler.type]
     distributions = space.to_azure(algorithm)
-    policy = _policy(sweep, hpo, algorithm)
     data = data or azure.data_asset or config.data.path
     if data is None:
         raise ConfigError("azure sweep: no data; set azure.data_asset, data.path or pass data=")
-    spec = Path(spec_dir).resolve()
-    atomic_write_text(spec / "config.yaml", config.with_values({"training.metric_for_best": hpo.metric}).to_yaml())
-    atomic_write_text(spec / "hpo.yaml", dump_yaml(hpo.model_dump(mode="json")))
+    root = Path(folder).resolve()
+    code = root / "code"
+    shutil.rmtree(code, ignore_errors=True)
+    atomic_write_text(code / "config.yaml", config.with_values({"training.metric_for_best": hpo.metric}).to_yaml())
+    atomic_write_text(code / "hpo.yaml", dump_yaml(hpo.model_dump(mode="json")))
     names = {key: azure_input_name(key) for key in space.parameters if azure_input_name(key) in distributions}
     command = " ".join(
         [
-            f"python -m {TRIAL_MODULE} --spec ${{{{inputs.spec}}}} --data ${{{{inputs.data}}}}",
-            "--output ${{outputs.trial}}",
+            f"python -m {TRIAL_MODULE} --spec . --data ${{{{inputs.data}}}} --output ${{{{outputs.{TRIAL_OUTPUT}}}}}",
             *(f"--param {key}=${{{{inputs.{name}}}}}" for key, name in names.items()),
         ]
     )
-    job = ml.command(
+    trial = ml.command(
+        code=str(code),
         command=command,
-        inputs={
-            "spec": ml.Input(type="uri_folder", path=str(spec)),
-            "data": ml.Input(type="uri_file" if Path(data).is_file() else "uri_folder", path=data),
-            **{name: _example(distributions[name]) for name in names.values()},
-        },
-        outputs={"trial": ml.Output(type="uri_folder")},
-        environment=environment or _environment(azure),
+        inputs={"data": data_input(data), **{name: _example(distributions[name]) for name in names.values()}},
+        outputs={TRIAL_OUTPUT: ml.Output(type="uri_folder")},
+        environment=job_environment(
+            azure, SWEEP_DISTRIBUTIONS, root / "environment", backbone=config.model.backbone, extra=TRACKING
+        ),
         compute=azure.compute,
-        instance_count=azure.instance_count,
         experiment_name=azure.experiment_name,
         display_name=f"hpo-{hpo.name}",
     )
-    sweep_node = job(**distributions).sweep(
-        sampling_algorithm=algorithm,
-        primary_metric=hpo.metric,
-        goal=hpo.direction,
-        compute=azure.compute,
-        early_termination_policy=policy,
+    sweep_node = trial(**distributions).sweep(
+        sampling_algorithm=algorithm, primary_metric=hpo.metric, goal=hpo.direction, compute=azure.compute
     )
     sweep_node.set_limits(
         max_total_trials=hpo.n_trials,
@@ -94,53 +96,44 @@ def build_azure_sweep_job(
     )
     job = sweep_node._to_job()  # a pipeline node until converted; `load_job` rejects a node's YAML
     job.experiment_name, job.display_name = azure.experiment_name, f"hpo-{hpo.name}"  # the node drops them
-    return job
+    return job  # a SweepJob offers no _validate; its YAML round trip through load_job is the check
 
 
 def write_azure_sweep_job(job: Any, path: str | os.PathLike[str]) -> Path:
     """Write the job as YAML (the dry run): `az ml job create -f` or `azure.ai.ml.load_job` read it back."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    job.dump(target)
-    return target
+    from training.execution.azure_job import write_job_yaml
+
+    return write_job_yaml(job, path)
 
 
-def submit_azure_sweep_job(job: Any, azure: AzureConfig) -> Any:
-    """Submit the job to the workspace `azure` names, with the default Azure credential; returns the created job."""
-    ml = require("azure.ai.ml", "training.hpo.submit_azure_sweep_job")
-    identity = require("azure.identity", "training.hpo.submit_azure_sweep_job")
-    missing = [name for name in ("subscription_id", "resource_group", "workspace") if getattr(azure, name) is None]
-    if missing:
-        raise ConfigError(f"azure: submitting a job needs {', '.join(missing)}")
-    client = ml.MLClient(
-        identity.DefaultAzureCredential(), azure.subscription_id, azure.resource_group, azure.workspace
-    )
-    return client.jobs.create_or_update(job, experiment_name=azure.experiment_name)
+def submit_azure_sweep_job(
+    job: Any, azure: AzureConfig, *, folder: str | os.PathLike[str], client: Any = None, poll_interval: float = 30.0
+) -> Any:
+    """Submit the sweep to the workspace `azure` names (or through `client`); returns its `AzureJob` handle."""
+    from training.execution.azure_client import create_azure_client
+    from training.execution.azure_job import AzureJob
+
+    service = create_azure_client(azure, client)
+    service.check_compute(azure.compute)
+    created = service.create_job(job)
+    return AzureJob(service, created, Path(folder), Path(folder) / "status.log", poll_interval)
 
 
-def _policy(sweep: Any, hpo: HPOConfig, algorithm: AzureAlgorithm) -> Any:
-    if hpo.pruner.type == "none":
-        return None
-    if algorithm == "bayesian":
+def _check_supported(hpo: HPOConfig, azure: AzureConfig) -> None:
+    if hpo.pruner.type != "none":
         raise ConfigError(
-            f"hpo {hpo.name!r}: Azure ML bayesian sampling (sampler tpe) allows no early termination; "
-            f"set pruner: none or sampler: random"
+            f"hpo {hpo.name!r}: pruner {hpo.pruner.type!r}: Azure's early-termination policies read only the primary "
+            "metric, which an Azure trial logs once (its CV mean); set pruner: none for Azure sweeps"
         )
-    delay = hpo.pruner.warmup_steps
-    if hpo.pruner.type == "median":
-        return sweep.MedianStoppingPolicy(delay_evaluation=delay, evaluation_interval=1)
-    return sweep.BanditPolicy(slack_factor=BANDIT_SLACK_FACTOR, delay_evaluation=delay, evaluation_interval=1)
-
-
-def _environment(azure: AzureConfig) -> Any:
-    entities = require("azure.ai.ml.entities", "training.hpo.build_azure_sweep_job")
-    python = f"{sys.version_info.major}.{sys.version_info.minor}"
-    conda = {
-        "name": "training-hpo",
-        "channels": ["conda-forge"],
-        "dependencies": [f"python={python}", "pip", {"pip": [f"training-hpo=={__version__}", "azureml-mlflow"]}],
-    }
-    return entities.Environment(image=azure.image, conda_file=conda)
+    for name, value in (
+        ("instance_count", azure.instance_count),
+        ("processes_per_instance", azure.processes_per_instance),
+    ):
+        if value != 1:
+            raise ConfigError(
+                f"azure.{name}: {value}: an Azure sweep trial runs its folds in one process on one node (more would "
+                f"run identical copies); set {name}: 1 and raise max_concurrent_trials instead"
+            )
 
 
 def _example(distribution: Any) -> Any:

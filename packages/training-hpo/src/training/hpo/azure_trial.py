@@ -3,17 +3,17 @@
     python -m training.hpo.azure_trial --spec SPEC_DIR --data DATA --output OUT --param training.learning_rate=3e-5
 
 SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml` (see `azure_sweep`). The folds are made from the data with
-the config's seed, exactly as a local sweep makes them, and saved in OUT. Each epoch's value is logged as the primary
-metric (so Azure's early termination sees it) and the cross-validated mean is logged last, when MLflow is installed
-and a tracking URI is configured (`MLFLOW_TRACKING_URI`, as Azure ML sets it). OUT receives `trial.json` and one
-run folder per fold; the same JSON is printed on stdout. Exit codes: 0 ok, 1 failure, 2 bad input.
+the config's seed, exactly as a local sweep makes them, and saved in OUT. With MLflow installed and a tracking URI set
+(`MLFLOW_TRACKING_URI`, as Azure ML sets it), the trial logs each epoch's value as `<metric>_epoch`, each fold's value
+as `<metric>_fold` (step: the fold), and the primary metric `<metric>` once, at the end: the CV mean, which is what
+Azure ranks. OUT receives `trial.json` (an `AzureTrialRecord`) and one run folder per fold; the same JSON is printed on
+stdout. Exit codes: 0 ok, 1 failure, 2 bad input.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import os
 import shutil
 import sys
@@ -21,9 +21,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Literal
 
-from training.common.atomic import atomic_write_json
+from pydantic import BaseModel, ConfigDict
+
+from training.common.atomic import atomic_write_text
 from training.common.errors import InputError, TrainingError
 from training.config.builder import load_hpo_config
 from training.config.schema import TrainingConfig
@@ -31,20 +33,45 @@ from training.core.cv_utils import create_kfold_splits
 from training.hpo.objective import TrialSpec, cross_validate, max_epochs
 from training.hpo.search_space import create_search_space
 
+TRIAL_FILE = "trial.json"
+EPOCH_SUFFIX, FOLD_SUFFIX = "_epoch", "_fold"
+
+
+class AzureTrialRecord(BaseModel):
+    """What one Azure trial found, written as `trial.json` in its output: enough to make its `BestConfig`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    metric: str
+    direction: Literal["maximize", "minimize"]
+    objective: float
+    cv_std: float
+    fold_values: tuple[float, ...]
+    fold_best_epochs: tuple[int | None, ...]
+    hyperparameters: dict[str, Any]
+    config_yaml: str
+    dataset_fingerprint: str
+
+    @classmethod
+    def load(cls, path: Path) -> AzureTrialRecord:
+        from training.config.validation import read_json_file, validate
+
+        return validate(cls, read_json_file(path, "Azure trial record"), str(path))
+
 
 class MetricLogger:
-    """Logs each reported value to MLflow (when enabled); never prunes: Azure's policy cancels trials itself."""
+    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled); never prunes."""
 
     def __init__(self, metric: str, mlflow: ModuleType | None) -> None:
         self.metric, self.mlflow = metric, mlflow
 
     def report(self, step: int, value: float) -> bool:
         if self.mlflow is not None:
-            self.mlflow.log_metric(self.metric, value, step=step)
+            self.mlflow.log_metric(self.metric + EPOCH_SUFFIX, value, step=step)
         return False
 
 
-def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, str]) -> dict[str, Any]:
+def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, str]) -> AzureTrialRecord:
     """Cross-validate the sampled `params` (text values, as Azure passes them); returns the trial record."""
     config_file = spec_dir / "config.yaml"
     try:
@@ -70,12 +97,24 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
         )
         outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow))
     if mlflow is not None:
-        mlflow.log_metric(hpo.metric, outcome.mean, step=hpo.k_folds * spec.max_epochs)
+        for fold in outcome.folds:
+            mlflow.log_metric(hpo.metric + FOLD_SUFFIX, fold.value, step=fold.fold)
+        mlflow.log_metric(hpo.metric, outcome.mean)  # once: the value Azure ranks trials by
     if hpo.keep_checkpoints == "none":
         for fold in range(hpo.k_folds):
             shutil.rmtree(output / f"fold-{fold}" / "model", ignore_errors=True)
-    record = {"metric": hpo.metric, "objective": outcome.mean, "hyperparameters": values, **outcome.to_attrs()}
-    atomic_write_json(output / "trial.json", record)
+    record = AzureTrialRecord(
+        metric=hpo.metric,
+        direction=hpo.direction,
+        objective=outcome.mean,
+        cv_std=outcome.std,
+        fold_values=tuple(outcome.values),
+        fold_best_epochs=tuple(fold.best_epoch for fold in outcome.folds),
+        hyperparameters=values,
+        config_yaml=config.to_yaml(),
+        dataset_fingerprint=dataset.fingerprint,
+    )
+    atomic_write_text(output / TRIAL_FILE, record.model_dump_json(indent=2) + "\n")
     return record
 
 
@@ -92,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except TrainingError as error:
         print(f"azure trial: error: {error}", file=sys.stderr)
         return error.exit_code
-    print(json.dumps(record, sort_keys=True))
+    print(record.model_dump_json())
     return 0
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
@@ -30,11 +31,10 @@ def extract_best_config_from_study(
         raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration") from None
     attrs, maximize = trial.user_attrs, study.direction == StudyDirection.MAXIMIZE
     fold_values = [float(value) for value in attrs["fold_values"]]
-    epochs = [epoch for epoch in attrs["fold_best_epochs"] if epoch is not None]
     best = BestConfig(
         config=record.config,
         hyperparameters=attrs["hyperparameters"],
-        num_epochs=max(1, round(sum(epochs) / len(epochs))) if epochs else None,
+        num_epochs=refit_epochs(attrs["fold_best_epochs"]),
         metric=record.hpo_config.metric,
         direction="maximize" if maximize else "minimize",
         objective=float(trial.value),
@@ -45,14 +45,25 @@ def extract_best_config_from_study(
         storage=record.storage,
         dataset_fingerprint=record.dataset_fingerprint,
         splits_path=str(folder.splits),
-        checkpoint=_checkpoint(folder, trial.number, fold_values, maximize),
+        checkpoint=_checkpoint(folder, trial.number, best_fold(fold_values, maximize)),
     )
     best.save(folder.best_config)
     return best
 
 
-def _checkpoint(folder: StudyFolder, number: int, fold_values: list[float], maximize: bool) -> str | None:
-    """The model folder of the trial's best fold, when it was kept."""
+def refit_epochs(fold_best_epochs: Sequence[int | None]) -> int | None:
+    """The epochs a refit trains: the mean over folds of the epoch each fold was best at, rounded (at least 1)."""
+    epochs = [epoch for epoch in fold_best_epochs if epoch is not None]
+    return max(1, round(sum(epochs) / len(epochs))) if epochs else None
+
+
+def best_fold(fold_values: Sequence[float], maximize: bool) -> int | None:
+    """The index of the trial's best fold (its checkpoint is the one kept), None without folds."""
     order = sorted(range(len(fold_values)), key=fold_values.__getitem__, reverse=maximize)
-    model = folder.fold(number, order[0]) / "model" if order else None
+    return order[0] if order else None
+
+
+def _checkpoint(folder: StudyFolder, number: int, fold: int | None) -> str | None:
+    """The model folder of the trial's best fold, when it was kept."""
+    model = folder.fold(number, fold) / "model" if fold is not None else None
     return str(model) if model is not None and model.is_dir() else None

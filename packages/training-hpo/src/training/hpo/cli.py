@@ -1,4 +1,4 @@
-"""`training hpo run|resume|worker|best|report`, registered with the `training` command through an entry point.
+"""`training hpo run|resume|worker|best|report|azure`, registered with the `training` command through an entry point.
 
 This module stays light: optuna, torch and the sweep are imported inside the commands, so `training --help` does not
 load them.
@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from training.common.errors import ConfigError
+from training.hpo import azure_cli
 
 DEFAULT_STUDIES = Path("studies")
 
@@ -49,10 +50,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.set_defaults(func=_resume, worker=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
-    best.add_argument("--study-dir", type=Path, required=True)
+    best.add_argument("--study-dir", type=Path, help="the study folder (required unless --azure-job)")
     best.add_argument("--storage", help="storage URL, when the study's needs a password")
     best.add_argument("--json", action="store_true", help="print the best config as JSON")
     best.set_defaults(func=_best)
+    azure_cli.register(actions, best)
 
     report = actions.add_parser("report", help="plots, index.html and a table of the trials")
     report.add_argument("--study-dir", type=Path, required=True)
@@ -135,7 +137,16 @@ def _best(args: argparse.Namespace) -> int:
     from training.hpo.storage import load_study
     from training.hpo.study_folder import StudyFolder
 
-    best = extract_best_config_from_study(load_study(args.study_dir, storage=args.storage), study_dir=args.study_dir)
+    if args.azure_job is not None:
+        best, written = azure_cli.best_config(args)
+    elif args.study_dir is None:
+        raise ConfigError("hpo best: pass --study-dir (a local study) or --azure-job NAME (an Azure ML sweep)")
+    else:
+        study = load_study(args.study_dir, storage=args.storage)
+        best, written = (
+            extract_best_config_from_study(study, study_dir=args.study_dir),
+            StudyFolder(args.study_dir).best_config,
+        )
     if args.json:
         print(best.model_dump_json(indent=2))
     else:
@@ -144,7 +155,7 @@ def _best(args: argparse.Namespace) -> int:
         for key, value in best.hyperparameters.items():
             print(f"  {key} = {value}")
         print(f"refit epochs: {best.num_epochs}; checkpoint: {best.checkpoint or 'not kept'}")
-        print(f"written to {StudyFolder(args.study_dir).best_config}")
+        print(f"written to {written}")
     return 0
 
 

@@ -13,9 +13,20 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("best_config", type=Path, help="best_config.json written by a sweep")
     parser.add_argument("--data-path", help="data folder or file (default: the one in the best config)")
     parser.add_argument("--output", type=Path, required=True, help="final run folder")
-    parser.add_argument("--backend", choices=["local", "subprocess", "torchrun", "azure"], default="local")
-    parser.add_argument("--nproc-per-node", type=int, default=1, help="processes for the torchrun backend")
-    parser.add_argument("--execution", type=Path, help="execution/<name>.yaml (Azure compute and resources)")
+    parser.add_argument(
+        "--backend",
+        choices=["local", "subprocess", "torchrun", "azure"],
+        help="default: the execution config's, else local",
+    )
+    parser.add_argument(
+        "--nproc-per-node", type=int, help="processes per node (default: the execution config's, else 1)"
+    )
+    parser.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")
+    parser.add_argument(
+        "--execution",
+        metavar="NAME_OR_PATH",
+        help="execution/<NAME>.yaml of the config folder, or a file (default with --backend azure: azure)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="write the job (Azure: job YAML) without running it")
     parser.add_argument("--force", action="store_true", help="train again even if an identical run finished")
     add_output_options(parser)
@@ -24,10 +35,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     from training.config import BestConfig, load_execution_config
+    from training.config.builder import section_file
     from training.execution import execute_final_training
 
     best = BestConfig.load(args.best_config)
-    execution = load_execution_config(args.execution) if args.execution else None
+    name = args.execution or ("azure" if args.backend == "azure" else None)
+    execution = load_execution_config(section_file(args.config_dir, "execution", name)) if name else None
     job = execute_final_training(
         best,
         data_path=args.data_path,
@@ -42,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir)}
         print_json(summary) if args.json else note(args, f"dry run: job written to {job.output_dir}")
         return 0
+    studio_url = getattr(job, "studio_url", None)
+    if studio_url:
+        note(args, f"Azure ML job {job.id}: {studio_url}")
     job.wait()
     from training.core.run_folder import RunFolder
 

@@ -1,0 +1,94 @@
+"""`training hpo azure` (build or submit an Azure ML sweep) and `training hpo best --azure-job NAME` (its best trial).
+
+Light like `cli`: azure-ai-ml, optuna and torch are imported inside the commands.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from training.common.errors import ConfigError
+
+if TYPE_CHECKING:
+    from training.config import AzureConfig, BestConfig
+
+DEFAULT_STUDIES = Path("studies")
+
+
+def register(
+    actions: argparse._SubParsersAction[argparse.ArgumentParser], best: argparse.ArgumentParser
+) -> argparse.ArgumentParser:
+    """Add `hpo azure`, and `--azure-job` (with the workspace options) to `hpo best`."""
+    azure = actions.add_parser("azure", help="build (--dry-run) or submit the sweep as an Azure ML sweep job")
+    azure.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
+    azure.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
+    azure.add_argument("--backbone", help="model config name to tune (default: the one in train.yaml)")
+    azure.add_argument("--data", help="azureml:name:version, datastore URI or local path (default: azure.data_asset)")
+    azure.add_argument("--out", type=Path, help=f"job folder (default: {DEFAULT_STUDIES}/<hpo name>/azure)")
+    azure.add_argument("--max-concurrent-trials", type=int, metavar="N", help="trials Azure runs at once")
+    azure.add_argument("--dry-run", action="store_true", help="write sweep_job.yaml and submit nothing")
+    azure.add_argument("--wait", action="store_true", help="stream the sweep's status until it ends")
+    _execution_option(azure)
+    azure.set_defaults(func=run_sweep)
+    best.add_argument("--azure-job", metavar="NAME", help="a finished Azure ML sweep job instead of a local study")
+    best.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")
+    _execution_option(best)
+    return azure
+
+
+def _execution_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--execution", default="azure", metavar="NAME_OR_PATH", help="execution/<NAME>.yaml (default: azure), or a file"
+    )
+
+
+def azure_settings(config_dir: Path, execution: str) -> AzureConfig:
+    """The `azure:` section of the execution config `execution` names in `config_dir`."""
+    from training.config.builder import load_execution_config, section_file
+
+    path = section_file(config_dir, "execution", execution)
+    settings = load_execution_config(path).azure
+    if settings is None:
+        raise ConfigError(f"{path}: azure: an Azure ML sweep needs an 'azure:' section (at least 'compute')")
+    return settings
+
+
+def run_sweep(args: argparse.Namespace) -> int:
+    from training.config.builder import build_training_config, load_hpo_config, section_file
+    from training.hpo.azure_sweep import (
+        SWEEP_FILE,
+        build_azure_sweep_job,
+        submit_azure_sweep_job,
+        write_azure_sweep_job,
+    )
+
+    azure = azure_settings(args.config_dir, args.execution)
+    hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
+    config = build_training_config({"backbone": args.backbone}, args.config_dir)
+    folder = (args.out or DEFAULT_STUDIES / hpo.name / "azure").resolve()
+    job = build_azure_sweep_job(
+        hpo, config, azure, folder=folder, data=args.data, max_concurrent_trials=args.max_concurrent_trials
+    )
+    path = write_azure_sweep_job(job, folder / SWEEP_FILE)
+    print(f"sweep job: {path}")
+    if args.dry_run:
+        print(f"submit it with: az ml job create --file {path}")
+        return 0
+    handle = submit_azure_sweep_job(job, azure, folder=folder)
+    print(f"submitted Azure ML sweep {handle.id}: {handle.studio_url}")
+    if args.wait:
+        handle.stream()
+        print(f"sweep {handle.id} completed; next: training hpo best --azure-job {handle.id}")
+    return 0
+
+
+def best_config(args: argparse.Namespace) -> tuple[BestConfig, Path]:
+    """`hpo best --azure-job NAME`: the best trial of the sweep as `<study-dir>/best_config.json`."""
+    from training.hpo.azure_best import best_config_from_azure_sweep
+    from training.hpo.study_folder import StudyFolder
+
+    folder = args.study_dir or DEFAULT_STUDIES / args.azure_job
+    best = best_config_from_azure_sweep(args.azure_job, azure_settings(args.config_dir, args.execution), folder)
+    return best, StudyFolder(folder).best_config
