@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+import os
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from training.common.errors import ConfigError
 from training.common.fingerprint import fingerprint
+
+if TYPE_CHECKING:
+    from data.loaders import Dataset
 
 METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss"]
@@ -46,6 +51,13 @@ class DataConfig(Section):
     format: Literal["auto", "spans", "tokens", "conll"] = "auto"
     labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
     overlap_policy: Literal["error", "keep_longest"] = "error"
+    misaligned_policy: Literal["expand", "error"] = Field(
+        default="expand", description="a span edge inside a word: widen the span to whole words (counted) or fail"
+    )
+    group_by: Literal["group"] | None = Field(
+        default="group",
+        description="keep a group (CoNLL -DOCSTART- document) in one fold or hold-out side; null: per document",
+    )
     holdout_fraction: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
     )
@@ -57,6 +69,22 @@ class DataConfig(Section):
         if self.labels is not None and len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
+
+    def load(self, path: str | os.PathLike[str] | None = None) -> Dataset:
+        """The data set at `path` (default: `path` of this section) read with this section's format, schema and
+        policies, so every command loads data the same way."""
+        from data.loaders import load_dataset
+
+        source = self.path if path is None else path
+        if source is None:
+            raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{self.name}.yaml")
+        return load_dataset(
+            source,
+            format=self.format,
+            labels=self.labels,
+            overlap_policy=self.overlap_policy,
+            misaligned_policy=self.misaligned_policy,
+        )
 
 
 class OptimizationConfig(Section):

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from data.loaders import Dataset, load_dataset
+from data.loaders import Dataset
 from training.common.errors import ConfigError, TrainingError
 from training.core.run_context import RunContext
 from training.core.trainer import TrainResult, train_model
@@ -51,10 +51,7 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
 def _load(spec: JobSpec) -> Dataset:
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: no data given; pass --data or set it in the job spec")
-    settings = spec.config.data
-    dataset = load_dataset(
-        spec.data_path, format=settings.format, labels=settings.labels, overlap_policy=settings.overlap_policy
-    )
+    dataset = spec.config.data.load(spec.data_path)
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset

@@ -23,7 +23,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from data.loaders import load_dataset
 from training.common.atomic import atomic_write_json
 from training.common.errors import InputError, TrainingError
 from training.config.builder import load_hpo_config
@@ -55,10 +54,10 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
     hpo = load_hpo_config(spec_dir / "hpo.yaml")
     space = create_search_space(hpo)
     values = space.resolve(params)
-    dataset = load_dataset(
-        data, format=config.data.format, labels=config.data.labels, overlap_policy=config.data.overlap_policy
+    dataset = config.data.load(data)
+    splits = create_kfold_splits(
+        dataset, hpo.k_folds, seed=config.training.seed, stratify=config.data.stratify, group_by=config.data.group_by
     )
-    splits = create_kfold_splits(dataset, hpo.k_folds, seed=config.training.seed, stratify=config.data.stratify)
     splits_path = splits.save(output / "splits.json")
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory(prefix="features-") as cache:

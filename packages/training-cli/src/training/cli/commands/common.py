@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import ConfigError
-
 if TYPE_CHECKING:
     from data.loaders import Dataset
     from training.config import TrainingConfig
@@ -34,14 +32,5 @@ def load_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def load_config_dataset(config: TrainingConfig) -> Dataset:
-    """The data set the config points at, loaded with its format, schema and overlap policy."""
-    from data.loaders import load_dataset
-
-    if config.data.path is None:
-        raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{config.data.name}.yaml")
-    return load_dataset(
-        config.data.path,
-        format=config.data.format,
-        labels=config.data.labels,
-        overlap_policy=config.data.overlap_policy,
-    )
+    """The data set the config points at, loaded with its format, schema and policies."""
+    return config.data.load()
