@@ -251,6 +251,18 @@ def test_fold_dataset_holds_exactly_the_fold_and_the_parent_labels():
         assert fold_data.tag_names == dataset.tag_names
 
 
+def test_fold_dataset_keeps_the_parent_s_load_report(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(f'{{"text": "Xavier{i} left", "annotations": [[0, 6, "PER"]]}}\n' for i in range(4)))
+    dataset = load_dataset(path)
+
+    fold_data = create_kfold_splits(dataset, k=2).fold_dataset(dataset, 1)
+
+    assert fold_data.report.misaligned == dataset.report.misaligned and fold_data.report.misaligned["train"].count == 4
+    assert fold_data.report.documents == {"train": 2, "validation": 2}
+    assert fold_data.report.source == f"{path} (fold 1 of 2)"
+
+
 def test_fold_dataset_checks_the_dataset_and_the_index():
     dataset = _dataset(count=20)
     splits = create_kfold_splits(dataset, k=4)
