@@ -73,6 +73,7 @@ def test_basic_training_example_from_the_guide(ner_config_dir: Path, tmp_path: P
     assert record["status"] == "completed" and len(record["history"]) == 2
     assert record["config_fingerprint"] == config.fingerprint
     assert LoadReport.model_validate(record["load_report"]) == dataset.report
+    assert f"data: {dataset.report.lines()[0]}" in (run / "train.log").read_text()
     assert TrainingConfig.from_yaml((run / "config.yaml").read_text()) == config
     assert "epoch 2" in (run / "train.log").read_text()
     assert not (run / "checkpoint").exists()

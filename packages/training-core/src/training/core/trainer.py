@@ -143,6 +143,8 @@ def train_model(
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None
     try:
+        for line in dataset.report.lines() if handler is not None else ():
+            logger.info("data: %s", line)
         return _Trainer(
             config,
             dataset,
