@@ -58,6 +58,19 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
 
 
+def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path: Path) -> None:
+    """Three -DOCSTART- articles of 2, 3 and 4 sentences make three folds of one article each, unless switched off."""
+    articles = ["-DOCSTART- O\n\n" + "Ann B-PER\nleft O\n\n" * size for size in (2, 3, 4)]
+    data = tmp_path / "articles.conll"
+    data.write_text("".join(articles), encoding="utf-8")
+    common = ("splits", "--config-dir", str(config_dir), "--data-path", str(data), "--set", "data.format=conll")
+    for extra, sizes in (((), [2, 3, 4]), (("--group-by", "none"), [3, 3, 3])):
+        output = tmp_path / f"splits{len(extra)}.json"
+        completed = cli(*common, "-k", "3", "--output", str(output), "--json", *extra)
+        assert completed.returncode == 0, completed.stderr
+        assert sorted(fold["validation"] for fold in json.loads(completed.stdout)["folds"]) == sizes
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [

@@ -5,7 +5,7 @@ import json
 import pytest
 
 from data.documents import Document, Span
-from data.loaders import Dataset
+from data.loaders import Dataset, load_dataset
 from data.splits import stratification_keys
 from training.common.errors import DataError
 from training.core.cv_utils import Fold, KFoldSplits, create_kfold_splits
@@ -117,6 +117,36 @@ def test_groups_never_straddle_train_and_validation():
     assert max(sizes) - min(sizes) <= max(group_of.count(group) for group in set(group_of))
 
 
+def test_groups_are_kept_together_by_default():
+    dataset = _dataset(count=40, groups=6)
+    group_of = [doc.group or doc.id for doc in dataset["train"]]
+
+    splits = create_kfold_splits(dataset, k=4)
+
+    assert splits.group_by == "group"
+    for fold in splits.folds:
+        assert not {group_of[i] for i in fold.validation_indices} & {group_of[i] for i in fold.train_indices}
+
+
+def test_conll_docstart_documents_stay_in_one_fold(tmp_path):
+    articles = ["-DOCSTART- O\n\n" + "".join(f"W{a}s{s} B-PER\nsaid O\n\n" for s in range(a + 2)) for a in range(6)]
+    path = tmp_path / "train.conll"
+    path.write_text("".join(articles), encoding="utf-8")
+    dataset = load_dataset(path)
+    article_of = [doc.group for doc in dataset["train"]]
+    assert len(article_of) == sum(a + 2 for a in range(6)) and len(set(article_of)) == 6
+
+    splits = create_kfold_splits(dataset, k=3, stratify=False)
+
+    for fold in splits.folds:
+        assert not {article_of[i] for i in fold.validation_indices} & {article_of[i] for i in fold.train_indices}
+    ungrouped = create_kfold_splits(dataset, k=3, stratify=False, group_by=None)
+    assert any(
+        {article_of[i] for i in fold.validation_indices} & {article_of[i] for i in fold.train_indices}
+        for fold in ungrouped.folds
+    )
+
+
 def test_every_document_its_own_group_when_none_has_one():
     dataset = _dataset(count=12)
 
@@ -132,9 +162,13 @@ def test_invalid_requests_are_data_errors_with_the_numbers():
     with pytest.raises(DataError, match=r"^k must be an integer of at least 2 folds, got 1$"):
         create_kfold_splits(dataset, k=1)
     with pytest.raises(DataError, match=r"^k=7 folds need at least 7 documents; the 'train' split has 6 documents$"):
-        create_kfold_splits(dataset, k=7)
-    with pytest.raises(DataError, match=r"^k=5 folds need at least 5 groups; the 'train' split has 4 groups$"):
-        create_kfold_splits(dataset, k=5, group_by="group")
+        create_kfold_splits(dataset, k=7, group_by=None)
+    with pytest.raises(
+        DataError,
+        match=r"^k=5 folds need at least 5 groups; the 'train' split has 4 groups "
+        r"\(or set data.group_by: null to split the documents of a group\)$",
+    ):
+        create_kfold_splits(dataset, k=5)
     with pytest.raises(DataError, match=r"^the dataset has no 'validation' split to cross-validate; it has \['train'"):
         create_kfold_splits(dataset, split="validation")
     with pytest.raises(DataError, match=r"^group_by must be None or one of \['group'\], got 'author'$"):
@@ -215,6 +249,18 @@ def test_fold_dataset_holds_exactly_the_fold_and_the_parent_labels():
         assert not {doc.id for doc in fold_data["train"]} & {doc.id for doc in fold_data["validation"]}
         assert fold_data.labels == dataset.labels == ("DATE", "LOC", "ORG", "PER")  # ORG occurs nowhere
         assert fold_data.tag_names == dataset.tag_names
+
+
+def test_fold_dataset_keeps_the_parent_s_load_report(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text("".join(f'{{"text": "Xavier{i} left", "annotations": [[0, 6, "PER"]]}}\n' for i in range(4)))
+    dataset = load_dataset(path)
+
+    fold_data = create_kfold_splits(dataset, k=2).fold_dataset(dataset, 1)
+
+    assert fold_data.report.misaligned == dataset.report.misaligned and fold_data.report.misaligned["train"].count == 4
+    assert fold_data.report.documents == {"train": 2, "validation": 2}
+    assert fold_data.report.source == f"{path} (fold 1 of 2)"
 
 
 def test_fold_dataset_checks_the_dataset_and_the_index():

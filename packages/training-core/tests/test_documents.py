@@ -4,26 +4,60 @@ from __future__ import annotations
 
 import pytest
 
-from data.documents import Document, Span, Word, iob2_tag_names, spans_to_tags, split_words, tags_to_spans
+from data.documents import Document, Span, Word, align_spans, iob2_tag_names, spans_to_tags, tags_to_spans
+from data.segmentation import split_words
+from training.common.errors import DataError
 
 
-def test_split_words_keeps_offsets_and_in_word_punctuation() -> None:
-    text = "Mail jane.doe@acme.com, O'Brien 2019-2021!"
-    words = split_words(text)
-    assert [w.text for w in words] == ["Mail", "jane.doe@acme.com", ",", "O'Brien", "2019-2021", "!"]
-    assert all(text[w.start : w.end] == w.text for w in words)
+def test_from_spans_segments_as_without_labels() -> None:
+    """Gold edges do not cut words: `Google's` with `Google` labelled has the words `predict` sees."""
+    text = "Google's office"
+    doc = Document.from_spans("d1", text, (Span(0, 6, "ORG"),))
+    assert doc.words == split_words(text)
+    assert [w.text for w in doc.words] == ["Google", "'", "s", "office"]
+    assert doc.tags == ("B-ORG", "O", "O", "O")
 
 
-def test_split_words_cuts_at_given_edges() -> None:
-    assert split_words("JohnSmith", {4}) == (Word("John", 0, 4), Word("Smith", 4, 9))
-    assert split_words("JohnSmith", {0, 9}) == (Word("JohnSmith", 0, 9),)
+def test_from_spans_refuses_a_span_edge_inside_a_word() -> None:
+    with pytest.raises(DataError, match=r"span \[4, 9, 'PER'\] \('Smith'\) does not start and end on word edges"):
+        Document.from_spans("d1", "JohnSmith called", (Span(4, 9, "PER"),))
 
 
-def test_from_spans_splits_words_at_span_edges() -> None:
-    doc = Document.from_spans("d1", "JohnSmith called", (Span(4, 9, "PER"),))
-    assert [w.text for w in doc.words] == ["John", "Smith", "called"]
-    assert doc.tags == ("O", "B-PER", "O")
-    assert doc.spans == (Span(4, 9, "PER"),)
+@pytest.mark.parametrize(
+    ("text", "span", "tags"),
+    [
+        ("Mail jane.doe@acme.com now", Span(5, 22, "EMAIL"), ("O", *["B-EMAIL"] + ["I-EMAIL"] * 6, "O")),
+        ("Ahmed Al-Mansouri spoke", Span(0, 17, "PER"), ("B-PER", "I-PER", "I-PER", "I-PER", "O")),
+        ("Sarah O'Brien-Smith", Span(0, 19, "PER"), ("B-PER", *["I-PER"] * 5)),
+    ],
+)
+def test_emails_and_hyphenated_names_are_several_words_of_one_entity(
+    text: str, span: Span, tags: tuple[str, ...]
+) -> None:
+    doc = Document.from_spans("d1", text, (span,))
+    assert doc.tags == tags
+    assert tags_to_spans(doc.words, doc.tags) == (span,)
+
+
+@pytest.mark.parametrize(
+    ("text", "entity", "label"),
+    [("我住在東京都。", "東京", "LOC"), ("ฉันไปกรุงเทพเมื่อวาน", "กรุงเทพ", "LOC"), ("山田さんは来た", "山田", "PER")],
+)
+def test_an_entity_inside_text_without_spaces_can_be_tagged(text: str, entity: str, label: str) -> None:
+    start = text.index(entity)
+    doc = Document.from_spans("d1", text, (Span(start, start + len(entity), label),))
+    assert tags_to_spans(doc.words, doc.tags) == (Span(start, start + len(entity), label),)
+    inside = [w.text for w in doc.words if w.start >= start and w.end <= start + len(entity)]
+    assert len(inside) > 1 and "".join(inside) == entity
+
+
+def test_align_spans_widens_to_whole_words() -> None:
+    words = split_words("Googleplex is big")
+    assert list(align_spans(words, [Span(0, 6, "ORG"), Span(11, 17, "X"), Span(13, 13 + 1, "Y")])) == [
+        (Span(0, 6, "ORG"), Span(0, 10, "ORG")),
+        (Span(11, 17, "X"), Span(11, 17, "X")),
+        (Span(13, 14, "Y"), None),
+    ]
 
 
 def test_from_spans_tags_multi_word_entities_and_sorts_spans() -> None:

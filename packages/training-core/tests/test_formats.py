@@ -122,3 +122,12 @@ def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):
         records(path, "csv")
+
+
+def test_json_lines_end_at_newline_only(tmp_path: Path) -> None:
+    """U+2028 and U+0085 may stand raw inside a JSON string (`str.splitlines` cuts there); only `\\n` ends a line."""
+    text = "first\u2028second\x85third"
+    lines = '{"text": "' + text + '", "annotations": []}\r\n{"text": "b", "annotations": []}\n'
+    path = write(tmp_path / "a.jsonl", lines)
+    found = records(path, "spans")
+    assert [(r.line, r.fields["text"]) for r in found] == [(1, text), (2, "b")]

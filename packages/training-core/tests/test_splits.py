@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from data.documents import Document, Span
@@ -101,6 +103,34 @@ def test_hold_out_moves_a_seeded_fraction_of_train_to_validation() -> None:
     assert held.labels == dataset.labels
     assert hold_out(dataset, 0.25, seed=5, stratify=True).fingerprint == held.fingerprint
     assert held.fingerprint != dataset.fingerprint
+
+
+def grouped(groups: int, size: int) -> list[Document]:
+    """`groups` articles of `size` sentences each, one PER entity per sentence."""
+    return [replace(doc(g * size + s, "PER"), group=f"article-{g}") for g in range(groups) for s in range(size)]
+
+
+def test_hold_out_keeps_the_sentences_of_one_article_together_by_default() -> None:
+    dataset = Dataset({"train": grouped(10, 4)})
+    held = hold_out(dataset, 0.3, seed=2, stratify=True)
+    train_groups = {d.group for d in held["train"]}
+    validation_groups = {d.group for d in held["validation"]}
+    assert not train_groups & validation_groups
+    assert len(validation_groups) == 3 and len(held["validation"]) == 12  # 30% of the articles
+    assert held.report.documents == {"train": 28, "validation": 12}
+
+
+def test_grouping_can_be_switched_off_and_ungrouped_data_splits_per_document() -> None:
+    docs = grouped(10, 4)
+    _, test = train_test_split(docs, 0.3, seed=2, group_by=None)
+    assert len(test) == 12 and len({docs[i].group for i in test}) > 3
+    plain = corpus(20, 0, 5)
+    assert train_test_split(plain, 0.2, seed=1) == train_test_split(plain, 0.2, seed=1, group_by=None)
+
+
+def test_one_group_cannot_be_split() -> None:
+    with pytest.raises(DataError, match=r"^cannot split 1 group\(s\) into train and test; need at least 2 \(or set"):
+        train_test_split(grouped(1, 5), 0.2)
 
 
 def test_hold_out_refuses_to_replace_a_validation_split() -> None:

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from data.loaders import Dataset, load_dataset
+from data.report import LoadReport
 from training.common.errors import ConfigError, InputError
 from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
@@ -71,6 +72,8 @@ def test_basic_training_example_from_the_guide(ner_config_dir: Path, tmp_path: P
     record = json.loads((run / "metrics.json").read_text())
     assert record["status"] == "completed" and len(record["history"]) == 2
     assert record["config_fingerprint"] == config.fingerprint
+    assert LoadReport.model_validate(record["load_report"]) == dataset.report
+    assert f"data: {dataset.report.lines()[0]}" in (run / "train.log").read_text()
     assert TrainingConfig.from_yaml((run / "config.yaml").read_text()) == config
     assert "epoch 2" in (run / "train.log").read_text()
     assert not (run / "checkpoint").exists()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from data.loaders import load_dataset
+from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError
 from training.config import BestConfig, ExecutionConfig, TrainingConfig
 from training.execution import JobSpec, execute_final_training, extract_lineage_from_best_model
@@ -30,6 +31,8 @@ def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path
         "training.num_epochs": 2,
     }
     assert lineage.model_path == str(job.model_dir)
+    report = LoadReport.model_validate(json.loads((job.output_dir / "metrics.json").read_text())["load_report"])
+    assert report.source.endswith("ner") and set(report.documents) == {"train", "validation", "test"}
 
 
 def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig, tmp_path: Path) -> None:

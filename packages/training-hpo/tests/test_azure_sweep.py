@@ -12,6 +12,7 @@ import pytest
 
 from training.common.errors import ConfigError
 from training.config import AzureConfig, HPOConfig, TrainingConfig
+from training.core.cv_utils import KFoldSplits
 from training.hpo import build_azure_sweep_job, write_azure_sweep_job
 from training.hpo.azure_trial import main as trial_main
 
@@ -133,6 +134,7 @@ def test_the_trial_entry_point_runs_one_trial_locally(
     }
     assert len(record["fold_values"]) == 2 and record["objective"] == pytest.approx(sum(record["fold_values"]) / 2)
     assert (tmp_path / "out" / "splits.json").is_file() and (tmp_path / "out" / "fold-1" / "model").is_dir()
+    assert KFoldSplits.load(tmp_path / "out" / "splits.json").group_by == "group"  # data.group_by reaches the trial
 
     wrong = [f"--param={key}={value}" for key, value in {**params, "training.batch_size": "12"}.items()]
     assert trial_main([*map(str, trial[3:]), *wrong]) == 2

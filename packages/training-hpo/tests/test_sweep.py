@@ -271,3 +271,34 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
     assert not list(tmp_path.iterdir())
+
+
+def test_the_sweep_s_folds_keep_a_group_together(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    """Sentences of one `-DOCSTART-` article never validate a fold that trains on their neighbours."""
+    from data.documents import Document
+    from training.hpo.study_folder import StudyFolder
+    from training.hpo.sweep import _splits
+
+    documents = [
+        Document.from_words(f"a{a}s{s}", ["Ann", "left"], ["B-PER", "O"], group=f"article-{a}")
+        for a in range(4)
+        for s in range(a + 2)
+    ]
+    dataset = Dataset({"train": documents}, labels=("PER",))
+    splits = _splits(StudyFolder(tmp_path), dataset, 4, tiny_config)
+    assert sorted(len(fold.validation_indices) for fold in splits.folds) == [2, 3, 4, 5]
+    assert KFoldSplits.load(tmp_path / "splits.json", dataset) == splits
+
+
+def test_the_sweep_logs_the_load_report(
+    tiny_config: TrainingConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from training.hpo.sweep import _load
+
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"text": "JohnSmith left", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    with caplog.at_level("INFO", logger="training.hpo"):
+        dataset = _load(data, tiny_config)
+    assert dataset.report.misaligned["train"].count == 1
+    assert caplog.messages == dataset.report.lines()
+    assert f"  {data}:1: [0, 4, 'PER'] 'John' widened to 'JohnSmith'" in caplog.messages

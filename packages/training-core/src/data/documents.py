@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import re
-from bisect import bisect_left
-from collections.abc import Iterable, Iterator
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-# Words: runs of word characters joined by in-word punctuation (emails, O'Brien, 2019-2021), or one symbol.
-_WORD = re.compile(r"\w+(?:[.'@\-+/]\w+)*|[^\w\s]")
+from data.segmentation import Word, split_words
+from training.common.errors import DataError
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,15 +18,6 @@ class Span:
     start: int
     end: int
     label: str
-
-
-@dataclass(frozen=True, slots=True)
-class Word:
-    """A word: its text and characters `[start, end)` of the document."""
-
-    text: str
-    start: int
-    end: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +37,24 @@ class Document:
         return frozenset(span.label for span in self.spans)
 
     @classmethod
-    def from_spans(cls, id: str, text: str, spans: tuple[Span, ...], group: str | None = None) -> Document:
-        """Split `text` into words (also at span edges) and tag them; spans must be valid and disjoint."""
-        words = split_words(text, {edge for span in spans for edge in (span.start, span.end)})
+    def from_spans(
+        cls,
+        id: str,
+        text: str,
+        spans: tuple[Span, ...],
+        group: str | None = None,
+        *,
+        words: tuple[Word, ...] | None = None,
+    ) -> Document:
+        """Split `text` into words (`split_words`, unless given) and tag them; spans must be disjoint and each must
+        start and end on word edges (`align_spans` widens those that do not)."""
+        words = split_words(text) if words is None else words
+        for span, widened in align_spans(words, spans):
+            if widened != span:
+                raise DataError(
+                    f"span [{span.start}, {span.end}, {span.label!r}] ({text[span.start : span.end]!r}) does not start "
+                    f"and end on word edges (words: {[w.text for w in _touched(words, span)]})"
+                )
         return cls(id, text, words, spans_to_tags(words, spans), tuple(sorted(spans, key=_span_order)), group)
 
     @classmethod
@@ -78,15 +83,16 @@ def _span_order(span: Span) -> tuple[int, int, str]:
     return (span.start, span.end, span.label)
 
 
-def split_words(text: str, edges: set[int] | frozenset[int] = frozenset()) -> tuple[Word, ...]:
-    """Words of `text` with offsets; a word containing one of `edges` is cut there."""
-    words: list[Word] = []
-    for match in _WORD.finditer(text):
-        start, end = match.span()
-        cuts = sorted(edge for edge in edges if start < edge < end)
-        for left, right in zip([start, *cuts], [*cuts, end], strict=True):
-            words.append(Word(text[left:right], left, right))
-    return tuple(words)
+def align_spans(words: Sequence[Word], spans: Iterable[Span]) -> Iterator[tuple[Span, Span | None]]:
+    """Each span with the span of the whole words it touches (itself when aligned; None when it covers no word)."""
+    starts, ends = [word.start for word in words], [word.end for word in words]
+    for span in spans:
+        first, last = bisect_right(ends, span.start), bisect_left(starts, span.end) - 1
+        yield span, Span(starts[first], ends[last], span.label) if first <= last else None
+
+
+def _touched(words: Sequence[Word], span: Span) -> list[Word]:
+    return [word for word in words if word.start < span.end and span.start < word.end]
 
 
 def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str, ...]:

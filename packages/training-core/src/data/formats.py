@@ -80,7 +80,8 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
     if stripped.startswith("["):
         yield from _json_array(path, text)
         return
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Lines end at "\n" only: U+2028, U+0085 and other breaks `str.splitlines` cuts at are valid inside JSON strings.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -143,7 +144,7 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tokens: list[str] = []
     tags: list[str] = []
     first_line, group = 0, 0
-    for number, line in enumerate([*text.splitlines(), ""], start=1):
+    for number, line in enumerate([*text.split("\n"), ""], start=1):
         columns = line.split()
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it

@@ -8,17 +8,22 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from data.documents import Document, Span, document_items, iob2_tag_names
+from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text
 from data.hf_datasets import Columns, is_datasets_input, read_datasets_input
+from data.overlaps import max_coverage
+from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
 from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
+from data.segmentation import Word, split_words
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 
 OverlapPolicy = Literal["error", "keep_longest"]
+MisalignedPolicy = Literal["expand", "error"]
 SPLIT_ALIASES = {
     "train": "train",
     "validation": "validation",
@@ -28,34 +33,6 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class LoadReport:
-    """What loading did besides reading: every repair or skip is counted here, none is silent."""
-
-    source: str
-    documents: Mapping[str, int]
-    spans_trimmed: int = 0
-    overlaps_dropped: int = 0
-    tags_repaired: int = 0
-    empty_skipped: int = 0
-    tags_converted: int = 0
-    scheme: str | None = None
-
-    def lines(self) -> list[str]:
-        """Human-readable summary lines, one per non-zero count."""
-        counts = ", ".join(f"{name}: {count}" for name, count in self.documents.items())
-        lines = [f"{self.source}: {counts} documents"]
-        notes = {
-            "spans_trimmed": "spans had surrounding whitespace trimmed",
-            "overlaps_dropped": "overlapping spans dropped (keep_longest)",
-            "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
-            "empty_skipped": "empty documents skipped",
-            "tags_converted": f"{self.scheme} tags converted to IOB2",
-        }
-        lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
-        return lines
 
 
 class Dataset(Mapping[str, tuple[Document, ...]]):
@@ -74,7 +51,9 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
             if unknown:
                 raise DataError(f"labels {unknown} occur in the data but not in the schema {list(labels)}")
         self.labels: tuple[str, ...] = tuple(labels) if labels is not None else tuple(found)
-        self.report = report or LoadReport("<memory>", {name: len(d) for name, d in self._splits.items()})
+        self.report = report or LoadReport(
+            source="<memory>", documents={name: len(d) for name, d in self._splits.items()}
+        )
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
         try:
@@ -115,6 +94,7 @@ def load_dataset(
     format: str = "auto",
     labels: Sequence[str] | None = None,
     overlap_policy: OverlapPolicy = "error",
+    misaligned_policy: MisalignedPolicy = "expand",
     scheme: str = "auto",
     tag_names: Sequence[str] | None = None,
     columns: Columns | None = None,
@@ -122,6 +102,8 @@ def load_dataset(
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
     `labels` is the entity-type schema (unknown labels are an error); by default it is what the data holds.
+    A span whose start or end is not a word edge (`data.segmentation`) is widened to whole words and counted per
+    split in the report (`misaligned_policy="expand"`), or is an error (`"error"`). Overlaps are resolved after that.
     `format` applies to files (`datasets` input is always words and tags). Tags of any scheme (`scheme`:
     auto-detected, or one of `SCHEMES`) become IOB2; `tag_names` and `columns` serve `datasets` input without a
     `ClassLabel` feature or with unusual column names.
@@ -130,6 +112,8 @@ def load_dataset(
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
     if overlap_policy not in ("error", "keep_longest"):
         raise DataError(f"unknown overlap_policy {overlap_policy!r}; expected 'error' or 'keep_longest'")
+    if misaligned_policy not in ("expand", "error"):
+        raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
     if is_datasets_input(data_asset):
@@ -144,8 +128,18 @@ def load_dataset(
         sources = {name: _file_source(file, format) for name, file in files.items()}
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
-    splits = {name: _load_split(name, part, used, labels, overlap_policy, counts) for name, part in sources.items()}
-    report = LoadReport(source, {name: len(docs) for name, docs in splits.items()}, **counts, scheme=used)
+    builders = {
+        name: _DocumentBuilder(part.where, name, part.format, labels, overlap_policy, misaligned_policy, counts, used)
+        for name, part in sources.items()
+    }
+    splits = {name: builders[name].load(part.records) for name, part in sources.items()}
+    report = LoadReport(
+        source=source,
+        documents={name: len(docs) for name, docs in splits.items()},
+        misaligned={name: builder.misaligned() for name, builder in builders.items()},
+        scheme=used,
+        **counts,
+    )
     return Dataset(splits, labels=labels, report=report)
 
 
@@ -211,33 +205,30 @@ def _split_files(folder: Path) -> dict[str, Path]:
     return {name: found[name] for name in SPLIT_ORDER if name in found}
 
 
-def _load_split(
-    split: str,
-    source: _Source,
-    scheme: str | None,
-    labels: Sequence[str] | None,
-    policy: OverlapPolicy,
-    counts: Counter[str],
-) -> tuple[Document, ...]:
-    builder = _DocumentBuilder(source.where, split, source.format, labels, policy, counts, scheme or "IOB2")
-    documents = tuple(doc for doc in map(builder.build, source.records) if doc is not None)
-    if not documents:
-        raise DataError(f"{source.where}: the {split!r} split has no documents")
-    return documents
-
-
 @dataclass
 class _DocumentBuilder:
-    """Validates records of one file into documents, counting every repair."""
+    """Validates the records of one split's file into documents, counting every repair."""
 
     file: str
     split: str
     format: str
     labels: Sequence[str] | None
     policy: OverlapPolicy
+    misaligned_policy: MisalignedPolicy
     counts: Counter[str]
-    scheme: str
+    scheme: str | None
     index: int = field(default=0)
+    misaligned_examples: list[str] = field(default_factory=list)
+    misaligned_count: int = 0
+
+    def load(self, records: Iterable[Record]) -> tuple[Document, ...]:
+        documents = tuple(doc for doc in map(self.build, records) if doc is not None)
+        if not documents:
+            raise DataError(f"{self.file}: the {self.split!r} split has no documents")
+        return documents
+
+    def misaligned(self) -> MisalignedSpans:
+        return MisalignedSpans(count=self.misaligned_count, examples=tuple(self.misaligned_examples))
 
     def build(self, record: Record) -> Document | None:
         self.index += 1
@@ -267,8 +258,29 @@ class _DocumentBuilder:
         if not text.strip():
             self.counts["empty_skipped"] += 1
             return None
-        spans = [self._span(where, text, item) for item in raw]
-        return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group)
+        words = split_words(text)
+        spans = self._align(where, text, words, [self._span(where, text, item) for item in raw])
+        return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group, words=words)
+
+    def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[Span]:
+        """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`."""
+        aligned = []
+        for span, widened in align_spans(words, spans):
+            if widened == span:
+                aligned.append(span)
+                continue
+            found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
+            outcome = "covers no word" if widened is None else f"widened to {text[widened.start : widened.end]!r}"
+            if self.misaligned_policy == "error":
+                raise DataError(
+                    f"{found} does not start and end on word edges ({outcome} under data.misaligned_policy: expand)"
+                )
+            self.misaligned_count += 1
+            if len(self.misaligned_examples) < MAX_EXAMPLES:
+                self.misaligned_examples.append(f"{found} {outcome}")
+            if widened is not None:
+                aligned.append(widened)
+        return aligned
 
     def _span(self, where: str, text: str, item: Any) -> Span:
         if isinstance(item, dict) and {"start", "end", "label"} <= item.keys():
@@ -295,22 +307,17 @@ class _DocumentBuilder:
         return Span(trimmed_start, trimmed_end, label)
 
     def _resolve_overlaps(self, where: str, spans: list[Span]) -> tuple[Span, ...]:
-        kept: list[Span] = []
-        for span in sorted(spans, key=lambda s: (s.start, -(s.end - s.start), s.label)):
-            if kept and span.start < kept[-1].end:
-                previous = kept[-1]
-                if self.policy == "error":
-                    raise DataError(
-                        f"{where}: annotations [{previous.start}, {previous.end}, {previous.label!r}] and "
-                        f"[{span.start}, {span.end}, {span.label!r}] overlap; fix the data or set "
-                        "data.overlap_policy: keep_longest"
-                    )
-                self.counts["overlaps_dropped"] += 1
-                if span.end - span.start > previous.end - previous.start:
-                    kept[-1] = span
-                continue
-            kept.append(span)
-        return tuple(kept)
+        ordered = sorted(spans, key=lambda s: (s.start, s.end, s.label))
+        for previous, span in pairwise(ordered):
+            if span.start < previous.end and self.policy == "error":
+                raise DataError(
+                    f"{where}: annotations [{previous.start}, {previous.end}, {previous.label!r}] and "
+                    f"[{span.start}, {span.end}, {span.label!r}] overlap; fix the data or set "
+                    "data.overlap_policy: keep_longest"
+                )
+        kept = max_coverage(ordered)
+        self.counts["overlaps_dropped"] += len(ordered) - len(kept)
+        return kept
 
     def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         tokens = fields["tokens"]
@@ -338,7 +345,7 @@ class _DocumentBuilder:
         if self.labels is not None:
             for label in dict.fromkeys(split_tag(tag, where)[1] for tag in tags if tag != "O"):
                 self._check_label(where, label)
-        conversion = to_iob2(tags, self.scheme, where)
+        conversion = to_iob2(tags, self.scheme or "IOB2", where)
         # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.
         self.counts["tags_repaired" if self.scheme in ("IOB1", "IOB2") else "tags_converted"] += conversion.changed
         return list(conversion.tags)

@@ -1,17 +1,37 @@
-"""Seeded document-level splits, optionally stratified by which entity types a document holds."""
+"""Seeded document-level splits, optionally stratified by which entity types a document holds and grouped.
+
+Grouping (`group_by="group"`, the default) keeps the documents of one `Document.group` (a CoNLL `-DOCSTART-`
+document, or a record's `group` field) on one side, so sentences of one article never land in both train and
+validation; a document without a group is a group of its own, so data without groups splits as before.
+"""
 
 from __future__ import annotations
 
 import random
 from collections import Counter, defaultdict
 from collections.abc import Sequence
-from dataclasses import replace
+from typing import Any, Literal
 
 from data.documents import Document
 from data.loaders import Dataset
 from training.common.errors import DataError
 
 NO_ENTITY = "<none>"
+GroupBy = Literal["group"] | None
+GROUP_FIELDS = ("group",)
+
+
+def group_units(documents: Sequence[Document], group_by: GroupBy) -> list[list[int]]:
+    """Document indices that move together: one list per group (or per ungrouped document), in first-seen order."""
+    if group_by is not None and group_by not in GROUP_FIELDS:
+        raise DataError(f"group_by must be None or one of {list(GROUP_FIELDS)}, got {group_by!r}")
+    if group_by is None:
+        return [[index] for index in range(len(documents))]
+    groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
+    for index, doc in enumerate(documents):
+        name = getattr(doc, group_by)
+        groups[("group", name) if name is not None else ("document", index)].append(index)
+    return list(groups.values())
 
 
 def stratification_keys(documents: Sequence[Document]) -> list[str]:
@@ -24,24 +44,39 @@ def stratification_keys(documents: Sequence[Document]) -> list[str]:
 
 
 def train_test_split(
-    documents: Sequence[Document], test_size: float = 0.2, *, seed: int = 0, stratify: bool = False
+    documents: Sequence[Document],
+    test_size: float = 0.2,
+    *,
+    seed: int = 0,
+    stratify: bool = False,
+    group_by: GroupBy = "group",
 ) -> tuple[list[int], list[int]]:
-    """Indices of a seeded train/test split; with `stratify`, each stratum is split in proportion."""
+    """Indices of a seeded train/test split; with `stratify`, each stratum is split in proportion.
+
+    With groups, `test_size` is the share of groups (as scikit-learn's `GroupShuffleSplit`), each stratified by the
+    rarest entity type among its documents.
+    """
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
-    if len(documents) < 2:
-        raise DataError(f"cannot split {len(documents)} document(s) into train and test; need at least 2")
+    units = group_units(documents, group_by)
+    what = "groups" if len(units) < len(documents) else "documents"
+    if len(units) < 2:
+        raise DataError(
+            f"cannot split {len(units)} {what[:-1]}(s) into train and test; need at least 2"
+            + (" (or set data.group_by: null)" if what == "groups" else "")
+        )
     rng = random.Random(seed)
     keys = stratification_keys(documents) if stratify else [NO_ENTITY] * len(documents)
+    frequency = Counter(keys)
     strata: dict[str, list[int]] = defaultdict(list)
-    for index, key in enumerate(keys):
-        strata[key].append(index)
-    test_total = min(len(documents) - 1, max(1, round(len(documents) * test_size)))
-    allocation = _allocate({key: len(indices) for key, indices in strata.items()}, test_total)
+    for position, unit in enumerate(units):
+        strata[min((keys[i] for i in unit), key=lambda key: (frequency[key], key))].append(position)
+    test_total = min(len(units) - 1, max(1, round(len(units) * test_size)))
+    allocation = _allocate({key: len(positions) for key, positions in strata.items()}, test_total)
     test: set[int] = set()
     for key in sorted(strata):
         rng.shuffle(strata[key])
-        test.update(strata[key][: allocation[key]])
+        test.update(index for position in strata[key][: allocation[key]] for index in units[position])
     return sorted(set(range(len(documents))) - test), sorted(test)
 
 
@@ -72,15 +107,21 @@ def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
 
 
 def hold_out(
-    dataset: Dataset, fraction: float, *, seed: int = 0, stratify: bool = False, source: str = "train"
+    dataset: Dataset,
+    fraction: float,
+    *,
+    seed: int = 0,
+    stratify: bool = False,
+    source: str = "train",
+    group_by: GroupBy = "group",
 ) -> Dataset:
-    """A copy of `dataset` whose `validation` split is a seeded `fraction` of `source`, removed from it."""
+    """A copy of `dataset` whose `validation` split is a seeded `fraction` of `source` (whole groups), taken from it."""
     if "validation" in dataset:
         raise DataError("the dataset already has a validation split; hold_out would replace it")
     documents = dataset[source]
-    train_index, held_index = train_test_split(documents, fraction, seed=seed, stratify=stratify)
+    train_index, held_index = train_test_split(documents, fraction, seed=seed, stratify=stratify, group_by=group_by)
     splits = dict(dataset)
     splits[source] = tuple(documents[i] for i in train_index)
     splits["validation"] = tuple(documents[i] for i in held_index)
-    report = replace(dataset.report, documents={name: len(docs) for name, docs in splits.items()})
+    report = dataset.report.model_copy(update={"documents": {name: len(docs) for name, docs in splits.items()}})
     return Dataset(splits, labels=dataset.labels, report=report)

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import os
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from data.hf_datasets import Columns
-from data.loaders import Dataset, load_dataset
+from training.common.errors import ConfigError
 from training.common.fingerprint import fingerprint
+
+if TYPE_CHECKING:
+    from data.loaders import Dataset
 
 METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss"]
@@ -69,6 +71,13 @@ class DataConfig(Section):
         default=None, description="names of integer tags in id order, for a Hugging Face dataset without ClassLabel"
     )
     columns: DataColumns = DataColumns()
+    misaligned_policy: Literal["expand", "error"] = Field(
+        default="expand", description="a span edge inside a word: widen the span to whole words (counted) or fail"
+    )
+    group_by: Literal["group"] | None = Field(
+        default="group",
+        description="keep a group (CoNLL -DOCSTART- document) in one fold or hold-out side; null: per document",
+    )
     holdout_fraction: float | None = Field(
         default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
     )
@@ -81,13 +90,21 @@ class DataConfig(Section):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
-    def load(self, data_asset: str | os.PathLike[str] | Any) -> Dataset:
-        """The data set at `data_asset` read with this section's format, schema, scheme and policies."""
+    def load(self, path: str | os.PathLike[str] | Any = None) -> Dataset:
+        """The data set at `path` (default: `path` of this section; also a Hugging Face dataset object) read with
+        this section's format, schema, scheme and policies, so every command loads data the same way."""
+        from data.hf_datasets import Columns
+        from data.loaders import load_dataset
+
+        source = self.path if path is None else path
+        if source is None:
+            raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{self.name}.yaml")
         return load_dataset(
-            data_asset,
+            source,
             format=self.format,
             labels=self.labels,
             overlap_policy=self.overlap_policy,
+            misaligned_policy=self.misaligned_policy,
             scheme=self.scheme,
             tag_names=self.tag_names,
             columns=Columns(self.columns.tokens, self.columns.tags),

@@ -12,20 +12,17 @@ import json
 import os
 import random
 from collections import Counter, defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.documents import Document
-from data.loaders import Dataset, LoadReport
-from data.splits import stratification_keys
+from data.loaders import Dataset
+from data.splits import GroupBy, group_units, stratification_keys
 from training.common.atomic import atomic_write_json
 from training.common.errors import DataError
 
 _FORMAT = "training.kfold-splits"
 _VERSION = 1
-_GROUP_FIELDS = ("group",)
 
 
 @dataclass(frozen=True)
@@ -58,8 +55,11 @@ class KFoldSplits:
         fold, documents = self.folds[index], dataset[self.split]
         train = tuple(documents[i] for i in fold.train_indices)
         validation = tuple(documents[i] for i in fold.validation_indices)
-        report = LoadReport(
-            f"{dataset.report.source} (fold {index} of {self.k})", {"train": len(train), "validation": len(validation)}
+        report = dataset.report.model_copy(
+            update={
+                "source": f"{dataset.report.source} (fold {index} of {self.k})",
+                "documents": {"train": len(train), "validation": len(validation)},
+            }
         )
         return Dataset({"train": train, "validation": validation}, labels=dataset.labels, report=report)
 
@@ -113,25 +113,25 @@ def create_kfold_splits(
     *,
     seed: int = 0,
     stratify: bool = True,
-    group_by: str | None = None,
+    group_by: GroupBy = "group",
     split: str = "train",
 ) -> KFoldSplits:
     """Assign the documents of `dataset[split]` to `k` folds, deterministically for a `seed`.
 
-    `stratify` balances folds by each document's rarest entity type; `group_by="group"` keeps the documents of one
-    `Document.group` together (a document without a group is a group of its own).
+    `stratify` balances folds by each document's rarest entity type; `group_by="group"` (the default) keeps the
+    documents of one `Document.group` together (a document without a group is a group of its own, so data without
+    groups is dealt document by document); `None` deals every document on its own.
     """
-    if group_by is not None and group_by not in _GROUP_FIELDS:
-        raise DataError(f"group_by must be None or one of {list(_GROUP_FIELDS)}, got {group_by!r}")
     if split not in dataset:
         raise DataError(f"the dataset has no {split!r} split to cross-validate; it has {list(dataset)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise DataError(f"k must be an integer of at least 2 folds, got {k!r}")
     documents = dataset[split]
-    units = _units(documents, group_by)
-    what = "groups" if group_by else "documents"
+    units = group_units(documents, group_by)
+    what = "groups" if len(units) < len(documents) else "documents"
     if k > len(units):
-        raise DataError(f"k={k} folds need at least {k} {what}; the {split!r} split has {len(units)} {what}")
+        hint = " (or set data.group_by: null to split the documents of a group)" if what == "groups" else ""
+        raise DataError(f"k={k} folds need at least {k} {what}; the {split!r} split has {len(units)} {what}{hint}")
     keys = stratification_keys(documents) if stratify else [""] * len(documents)
     assignment, notes = _deal(units, keys, k, random.Random(seed), what)
     folds = tuple(
@@ -143,17 +143,6 @@ def create_kfold_splits(
         for index in range(k)
     )
     return KFoldSplits(folds, k, seed, stratify, group_by, split, dataset.fingerprint, tuple(notes))
-
-
-def _units(documents: Sequence[Document], group_by: str | None) -> list[list[int]]:
-    """Document indices that move together: one group each, or one document each."""
-    if group_by is None:
-        return [[index] for index in range(len(documents))]
-    groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
-    for index, doc in enumerate(documents):
-        name = getattr(doc, group_by)
-        groups[("group", name) if name is not None else ("document", index)].append(index)
-    return list(groups.values())
 
 
 def _deal(

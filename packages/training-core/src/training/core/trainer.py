@@ -143,6 +143,8 @@ def train_model(
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None
     try:
+        for line in dataset.report.lines() if handler is not None else ():
+            logger.info("data: %s", line)
         return _Trainer(
             config,
             dataset,
@@ -197,7 +199,11 @@ def _training_splits(
                 "(e.g. 0.1) or provide a validation file"
             )
         dataset = hold_out(
-            dataset, config.data.holdout_fraction, seed=config.training.seed, stratify=config.data.stratify
+            dataset,
+            config.data.holdout_fraction,
+            seed=config.training.seed,
+            stratify=config.data.stratify,
+            group_by=config.data.group_by,
         )
     train_texts = {doc.text for doc in dataset["train"]}
     overlap = sum(doc.text in train_texts for doc in dataset["validation"])
@@ -586,6 +592,7 @@ class _Trainer:
                 "validation_overlap": self.overlap,
                 "world_size": self.ctx.world_size,
                 "truncated_words": self.train_split.truncated_words + self.validation_split.truncated_words,
+                "load_report": self.dataset.report.model_dump(mode="json"),
             },
         )
         if self.ctx.is_main:

@@ -41,13 +41,14 @@ class DataPlan(_Record):
         documents = tuple(doc for name in self.train if name in dataset for doc in dataset[name])
         if self.evaluate in dataset and self.evaluate not in self.train:
             splits = {"train": documents, "validation": dataset[self.evaluate]}
-            return Dataset(splits, labels=dataset.labels), self.evaluate
+            return Dataset(splits, labels=dataset.labels, report=dataset.report), self.evaluate
         if holdout_fraction is None:
             raise ConfigError(
                 f"{source}: the data has no {self.evaluate!r} split to evaluate on (splits: {', '.join(dataset)}); "
                 f"add a {self.evaluate} file, or set data.holdout_fraction to hold out part of the training data"
             )
-        return Dataset({"train": documents}, labels=dataset.labels), f"holdout {holdout_fraction:g} of train"
+        held_out = f"holdout {holdout_fraction:g} of train"
+        return Dataset({"train": documents}, labels=dataset.labels, report=dataset.report), held_out
 
 
 class Resources(_Record):

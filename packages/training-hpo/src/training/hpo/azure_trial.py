@@ -82,7 +82,9 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
     space = create_search_space(hpo)
     values = space.resolve(params)
     dataset = config.data.load(data)
-    splits = create_kfold_splits(dataset, hpo.k_folds, seed=config.training.seed, stratify=config.data.stratify)
+    splits = create_kfold_splits(
+        dataset, hpo.k_folds, seed=config.training.seed, stratify=config.data.stratify, group_by=config.data.group_by
+    )
     splits_path = splits.save(output / "splits.json")
     mlflow = _mlflow()
     with tempfile.TemporaryDirectory(prefix="features-") as cache:

@@ -8,6 +8,7 @@ study, not to a process, and trial folders live in the shared study folder.
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -36,6 +37,8 @@ from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import open_storage, open_study, scrub, storage_location, study_location
 from training.hpo.study_folder import StudyFolder
 from training.hpo.trial_runner import Isolation, run_trial
+
+logger = logging.getLogger("training.hpo")
 
 # Settings that define what a study measures; a study cannot continue with other ones.
 DEFINING_SETTINGS = ("metric", "direction", "k_folds", "sampler", "pruner", "search_space")
@@ -281,7 +284,10 @@ def _base_config(
 
 
 def _load(path: Path, config: TrainingConfig) -> Dataset:
-    return config.data.load(path)
+    dataset = config.data.load(path)
+    for line in dataset.report.lines():
+        logger.info("%s", line)
+    return dataset
 
 
 def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder) -> None:
@@ -316,7 +322,9 @@ def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfi
         if splits.k != k:
             raise ConfigError(f"{folder.splits}: has {splits.k} folds, but the sweep asks for k_folds {k}")
         return splits
-    splits = create_kfold_splits(dataset, k, seed=config.training.seed, stratify=config.data.stratify)
+    splits = create_kfold_splits(
+        dataset, k, seed=config.training.seed, stratify=config.data.stratify, group_by=config.data.group_by
+    )
     splits.save(folder.splits)
     return splits
 

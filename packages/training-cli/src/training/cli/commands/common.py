@@ -6,8 +6,6 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import ConfigError
-
 if TYPE_CHECKING:
     from data.loaders import Dataset
     from training.config import TrainingConfig
@@ -34,7 +32,5 @@ def load_config(args: argparse.Namespace) -> TrainingConfig:
 
 
 def load_config_dataset(config: TrainingConfig) -> Dataset:
-    """The data set the config points at, loaded with its format, schema and overlap policy."""
-    if config.data.path is None:
-        raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{config.data.name}.yaml")
-    return config.data.load(config.data.path)
+    """The data set the config points at, loaded with its format, schema and policies."""
+    return config.data.load()

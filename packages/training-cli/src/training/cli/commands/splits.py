@@ -15,7 +15,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("-k", "--folds", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-stratify", action="store_true", help="do not balance entity types across folds")
-    parser.add_argument("--group-by", choices=["group"], help="keep documents of one group in one fold")
+    parser.add_argument(
+        "--group-by",
+        choices=["group", "none"],
+        help="keep documents of one group (CoNLL -DOCSTART- document) in one fold; default: data.group_by (group)",
+    )
     parser.add_argument("--output", type=Path, default=Path("splits.json"))
     add_output_options(parser)
     parser.set_defaults(func=run)
@@ -24,10 +28,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.core.cv_utils import create_kfold_splits
 
-    dataset = load_config_dataset(load_config(args))
-    splits = create_kfold_splits(
-        dataset, args.folds, seed=args.seed, stratify=not args.no_stratify, group_by=args.group_by
-    )
+    config = load_config(args)
+    dataset = load_config_dataset(config)
+    group_by = config.data.group_by if args.group_by is None else {"group": "group", "none": None}[args.group_by]
+    splits = create_kfold_splits(dataset, args.folds, seed=args.seed, stratify=not args.no_stratify, group_by=group_by)
     path = splits.save(args.output)
     if args.json:
         print_json(

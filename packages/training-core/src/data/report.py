@@ -1,0 +1,50 @@
+"""`LoadReport`: what loading did besides reading, as a frozen record that runs log and keep in `metrics.json`."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict
+
+MAX_EXAMPLES = 5
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class MisalignedSpans(_Record):
+    """Spans of one split whose start or end fell inside a word (or on no word edge), and the first few of them."""
+
+    count: int = 0
+    examples: tuple[str, ...] = ()
+
+
+class LoadReport(_Record):
+    """Every repair or skip of a load is counted here, none is silent; misalignments are kept per split."""
+
+    source: str
+    documents: dict[str, int]
+    spans_trimmed: int = 0
+    overlaps_dropped: int = 0
+    tags_repaired: int = 0
+    empty_skipped: int = 0
+    tags_converted: int = 0
+    scheme: str | None = None
+    misaligned: dict[str, MisalignedSpans] = {}
+
+    def lines(self) -> list[str]:
+        """Human-readable summary lines, one per non-zero count, then each split's misaligned examples."""
+        counts = ", ".join(f"{name}: {count}" for name, count in self.documents.items())
+        lines = [f"{self.source}: {counts} documents"]
+        notes = {
+            "spans_trimmed": "spans had surrounding whitespace trimmed",
+            "overlaps_dropped": "overlapping spans dropped (keep_longest)",
+            "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
+            "empty_skipped": "empty documents skipped",
+            "tags_converted": f"{self.scheme} tags converted to IOB2",
+        }
+        lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
+        for split, found in self.misaligned.items():
+            if found.count:
+                lines.append(f"{found.count} {split} spans did not start and end on word edges (expanded to words)")
+                lines += [f"  {example}" for example in found.examples]
+        return lines

@@ -1,0 +1,47 @@
+"""The `data:` section: its policies' defaults and bad values, and `DataConfig.load` reading data with them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from training.common.errors import ConfigError, DataError
+from training.config import build_training_config
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    """A minimal config folder whose data section names no path."""
+    root = tmp_path / "configs"
+    files = {
+        "train.yaml": "backbone: tiny\ndata: corpus\n",
+        "model/tiny.yaml": "backbone: tiny-bert\n",
+        "data/corpus.yaml": "format: spans\nlabels: [PER, LOC]\n",
+    }
+    for name, text in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text, encoding="utf-8")
+    return root
+
+
+def test_data_policies_default_and_bad_values(folder: Path) -> None:
+    data = build_training_config(None, folder).data
+    assert (data.misaligned_policy, data.group_by) == ("expand", "group")
+    assert build_training_config({"set": ["data.group_by=null"]}, folder).data.group_by is None
+    with pytest.raises(ConfigError, match=r"data\.misaligned_policy: expected 'expand' or 'error', got 'drop'$"):
+        build_training_config({"set": ["data.misaligned_policy=drop"]}, folder)
+    with pytest.raises(ConfigError, match=r"data\.group_by: expected 'group', got 'author'$"):
+        build_training_config({"set": ["data.group_by=author"]}, folder)
+
+
+def test_the_data_section_loads_with_its_policies(folder: Path, tmp_path: Path) -> None:
+    path = tmp_path / "train.jsonl"
+    path.write_text('{"text": "JohnSmith left", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    data = build_training_config(None, folder).data
+    assert data.load(path).report.misaligned["train"].count == 1
+    strict = build_training_config({"set": ["data.misaligned_policy=error"]}, folder).data
+    with pytest.raises(DataError, match=r"train\.jsonl:1: \[0, 4, 'PER'\] 'John' does not start and end on word"):
+        strict.load(path)
+    with pytest.raises(ConfigError, match=r"^data\.path: no data set given; pass --data-path or set path in data/"):
+        strict.model_copy(update={"path": None}).load()

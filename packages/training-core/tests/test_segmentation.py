@@ -1,0 +1,56 @@
+"""`split_words`: one label-free segmentation; fine at punctuation, whole at combining marks, per character in CJK."""
+
+from __future__ import annotations
+
+import unicodedata
+
+import pytest
+
+from data.segmentation import Word, split_words
+
+PERSIAN = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "I want", with ZWNJ after its prefix
+
+
+def texts(text: str) -> list[str]:
+    words = split_words(text)
+    assert all(text[w.start : w.end] == w.text for w in words)
+    return [w.text for w in words]
+
+
+def test_punctuation_and_symbols_are_words_of_their_own() -> None:
+    assert texts("Mail jane.doe@acme.com, O'Brien 2019-2021!") == [
+        "Mail", "jane", ".", "doe", "@", "acme", ".", "com", ",", "O", "'", "Brien", "2019", "-", "2021", "!",
+    ]  # fmt: skip
+    assert texts("Google's €100 a_b") == ["Google", "'", "s", "€", "100", "a", "_", "b"]
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Zoe\u0308 Dupont", ["Zoe\u0308", "Dupont"]),  # NFD Latin: the diaeresis stays on its letter
+        ("नमस्ते दुनिया", ["नमस्ते", "दुनिया"]),  # Devanagari vowel signs and virama (Mn, Mc)
+        ("مُحَمَّد عَلِيّ", ["مُحَمَّد", "عَلِيّ"]),  # Arabic harakat and shadda (Mn)
+        ("שָׁלוֹם עוֹלָם", ["שָׁלוֹם", "עוֹלָם"]),  # Hebrew niqqud (Mn)
+        ("I \u2764\ufe0f NY", ["I", "\u2764\ufe0f", "NY"]),  # an emoji keeps its variation selector
+        (PERSIAN, [PERSIAN]),  # a Persian zero-width non-joiner (Cf) inside a word
+    ],
+)
+def test_combining_marks_and_joiners_stay_inside_their_word(text: str, expected: list[str]) -> None:
+    assert texts(text) == expected
+    assert all(not unicodedata.category(w[0]).startswith("M") for w in expected)
+
+
+def test_cjk_and_thai_are_split_per_character() -> None:
+    assert texts("東京都に住む") == ["東", "京", "都", "に", "住", "む"]
+    assert texts("กรุงเทพ") == ["ก", "รุ", "ง", "เ", "ท", "พ"]  # the vowel sign U+0E38 stays on its consonant
+
+
+def test_whitespace_controls_and_zero_width_space_separate_words() -> None:
+    assert split_words(" a\u200bb\tc\x07d\u2028e ") == (
+        Word("a", 1, 2),
+        Word("b", 3, 4),
+        Word("c", 5, 6),
+        Word("d", 7, 8),
+        Word("e", 9, 10),
+    )
+    assert split_words("") == () and split_words(" \n ") == ()
