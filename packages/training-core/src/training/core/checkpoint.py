@@ -6,12 +6,12 @@ then continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
@@ -19,6 +19,25 @@ from training.common.atomic import atomic_directory, atomic_write_json, write_fa
 from training.common.errors import InputError
 
 STATE_FILE = "trainer_state.json"
+
+
+class Progress(BaseModel):
+    """Where a run stands between two optimizer steps: exactly what a checkpoint saves and restores."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    next_epoch: int = 0
+    next_batch: int = 0
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_metrics: dict[str, Any] = {}
+    best_step: int = 0
+    patience: int = 0
+    history: tuple[dict[str, Any], ...] = ()
+    stopped_early: bool = False
+    skipped_steps: int = 0
+    nonfinite_in_row: int = 0
 
 
 def rng_state() -> dict[str, Any]:
@@ -32,7 +51,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
-    progress: dict[str, Any],
+    progress: Progress,
     rng_states: list[dict[str, Any]],
 ) -> None:
     """Write the whole state into a temporary folder and swap it in, so a crash leaves the previous one.
@@ -51,7 +70,7 @@ def save_checkpoint(
                 },
                 staging / "optimizer.pt",
             )
-            atomic_write_json(staging / STATE_FILE, progress)
+            atomic_write_json(staging / STATE_FILE, progress.model_dump(mode="json"))
     except (OSError, RuntimeError, SafetensorError) as error:  # torch reports a full disk as a RuntimeError
         raise write_failure(folder, "the checkpoint", error) from error
 
@@ -63,13 +82,13 @@ def load_checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,
-) -> dict[str, Any]:
+) -> Progress:
     """Restore everything `save_checkpoint` wrote and return the progress record; `rank` picks the RNG state.
 
     A run resumed with more processes than it was saved with gives the extra ranks rank 0's RNG state.
     """
     try:
-        progress = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        progress = Progress.model_validate_json((folder / STATE_FILE).read_bytes())
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
