@@ -114,3 +114,8 @@ def evaluate_split(
     loss_sum, labelled = ctx.all_reduce_sum([found.loss_sum, float(found.labelled_tokens)])
     metrics = score(documents, [predictions[index] for index in range(len(documents))], found_entities)
     return {**metrics, "loss": loss_sum / labelled if labelled else 0.0}
+
+
+def improves(value: float, best: float | None, metric: str) -> bool:
+    """Whether `value` of `metric` beats the best so far (lower for the loss, higher for every score)."""
+    return best is None or (value < best if metric == "loss" else value > best)

@@ -4,18 +4,73 @@ and the exact token-weighted loss of an accumulation group."""
 from __future__ import annotations
 
 import contextlib
+import logging
+import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from transformers import get_scheduler
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, TrainingError
 from training.config.schema import OptimizationConfig
 from training.core.features import IGNORE_INDEX, Window
 from training.core.run_context import RunContext
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+_log = logging.getLogger("training.core")
+
+
+@dataclass
+class NonFiniteSteps:
+    """Optimizer steps skipped because their loss was not finite: in all, and in a row (an error at `limit`)."""
+
+    limit: int
+    skipped: int = 0
+    in_row: int = 0
+
+    def finite(self, loss: float, step: int) -> bool:
+        """Whether to apply a step of this loss; counts it when not, and raises after `limit` in a row."""
+        if math.isfinite(loss):
+            self.in_row = 0
+            return True
+        self.skipped += 1
+        self.in_row += 1
+        _log.warning("skipped an optimizer step: the loss is %s (%d in a row)", loss, self.in_row)
+        if self.in_row >= self.limit:
+            raise TrainingError(
+                f"training.max_nonfinite_steps: {self.in_row} optimizer steps in a row had a non-finite loss ({loss}) "
+                f"after step {step}; lower training.learning_rate, use training.precision fp32 or bf16, or check the "
+                "model's weights"
+            )
+        return False
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """Everything that updates the weights of one run: the module that trains (DDP-wrapped and compiled when
+    asked), the optimizer, its schedule, the autocast dtype and the fp16 gradient scaler."""
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    autocast_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+
+    @classmethod
+    def build(
+        cls, model: torch.nn.Module, params: OptimizationConfig, ctx: RunContext, total_steps: int
+    ) -> Optimization:
+        autocast_dtype, scaler = precision(params, ctx.device)
+        adamw = optimizer(model, params)
+        module = model
+        if ctx.is_distributed:
+            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            module = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        if params.compile:
+            module = torch.compile(module)
+        return cls(module, adamw, scheduler(adamw, params, total_steps), autocast_dtype, scaler)
 
 
 def precision(
@@ -82,18 +137,14 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def backward_group(
-    module: torch.nn.Module,
-    batches: Sequence[dict[str, torch.Tensor]],
-    tokens: float,
-    ctx: RunContext,
-    autocast_dtype: torch.dtype | None,
-    scaler: torch.amp.GradScaler | None,
+    optimization: Optimization, batches: Sequence[dict[str, torch.Tensor]], tokens: float, ctx: RunContext
 ) -> float:
     """Back-propagate one accumulation group of collated batches; returns its loss on all ranks together.
 
     `tokens` counts the group's labelled tokens on every rank. DDP averages gradients over ranks, so each rank
     scales its summed loss by the world size over that count; gradients synchronise on the last batch only.
     """
+    module, scaler = optimization.module, optimization.scaler
     scale = ctx.world_size / tokens
     total = torch.zeros((), device=ctx.device)
     for position, batch in enumerate(batches):
@@ -101,7 +152,7 @@ def backward_group(
         last = position == len(batches) - 1
         sync = contextlib.nullcontext() if last or not ctx.is_distributed else module.no_sync()
         with sync:
-            with autocast(ctx.device, autocast_dtype):
+            with autocast(ctx.device, optimization.autocast_dtype):
                 output = module(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
             summed = summed_loss(output.logits, inputs["labels"])
             scaled = summed * scale
@@ -110,14 +161,9 @@ def backward_group(
     return ctx.all_reduce_sum([float(total)])[0] / tokens
 
 
-def optimizer_step(
-    model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
-    scheduler: Any,
-    scaler: torch.amp.GradScaler | None,
-    max_grad_norm: float | None,
-) -> None:
+def optimizer_step(model: torch.nn.Module, optimization: Optimization, max_grad_norm: float | None) -> None:
     """Clip, step the optimizer (through the scaler for fp16) and the schedule, and clear the gradients."""
+    optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
         scaler.unscale_(optimizer)
     if max_grad_norm:
@@ -127,5 +173,5 @@ def optimizer_step(
         scaler.update()
     else:
         optimizer.step()
-    scheduler.step()
+    optimization.scheduler.step()
     optimizer.zero_grad(set_to_none=True)

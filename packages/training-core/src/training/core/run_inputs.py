@@ -3,13 +3,33 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from data.documents import Document
+from data.documents import Document, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
 from training.common.errors import ConfigError, DataError
 from training.config.schema import TrainingConfig
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The entity types and IOB2 tags of a run, its train and validation documents, and how many validation texts
+    also occur in train."""
+
+    labels: tuple[str, ...]
+    tag_names: tuple[str, ...]
+    train: tuple[Document, ...]
+    validation: tuple[Document, ...]
+    overlap: int
+
+
+def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
+    """What `train_model` trains and validates on; an error for missing splits or labels the config lacks."""
+    labels = _labels(config, dataset)
+    train, validation, overlap = _training_splits(config, dataset)
+    return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
 
 
 def default_cache_dir() -> Path:
@@ -18,7 +38,7 @@ def default_cache_dir() -> Path:
     return Path(base) / "training" / "features"
 
 
-def run_labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:
+def _labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:
     if config.data.labels is None:
         return dataset.labels
     unknown = sorted(set(dataset.labels) - set(config.data.labels))
@@ -27,7 +47,9 @@ def run_labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:
     return tuple(config.data.labels)
 
 
-def training_splits(config: TrainingConfig, dataset: Dataset) -> tuple[tuple[Document, ...], tuple[Document, ...], int]:
+def _training_splits(
+    config: TrainingConfig, dataset: Dataset
+) -> tuple[tuple[Document, ...], tuple[Document, ...], int]:
     """Train and validation documents, and how many validation texts also occur in train."""
     if "train" not in dataset:
         raise DataError(f"the dataset has no 'train' split (it has {list(dataset)})")

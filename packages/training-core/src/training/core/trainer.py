@@ -13,23 +13,23 @@ from typing import Any
 
 import torch
 
-from data.documents import Document, document_items, iob2_tag_names
+from data.documents import Document, document_items
 from data.loaders import Dataset
-from training.common.errors import DataError, TrainingError
+from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core import optimization
 from training.core.batching import epoch_batches
 from training.core.callbacks import Callback, TrainerState
 from training.core.checkpoint import Progress, load_checkpoint, rng_state, save_checkpoint
-from training.core.evaluator import evaluate_split
+from training.core.evaluator import evaluate_split, improves
 from training.core.features import Collator, EncodedSplit, encode_cached
 from training.core.model import create_model_and_tokenizer, save_model
 from training.core.pipeline import Windowing
 from training.core.result import TrainResult, previous_run
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
-from training.core.run_inputs import default_cache_dir, run_labels, training_splits
+from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
 
 __all__ = ["TrainResult", "default_cache_dir", "train_model"]
 
@@ -54,26 +54,21 @@ def train_model(
     """
     ctx = context or _context_from_environment()
     run = RunFolder(Path(output_dir))
-    labels = run_labels(config, dataset)
-    tag_names = iob2_tag_names(labels)
-    train_docs, validation_docs, overlap = training_splits(config, dataset)
+    inputs = run_inputs(config, dataset)
     previous = previous_run(run, config, dataset, resume)
     if previous is not None:
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None
     try:
         return _Trainer(
-            config,
-            dataset,
-            run,
-            ctx,
-            tag_names,
-            train_docs,
-            validation_docs,
-            overlap,
-            list(callbacks),
-            Path(cache_dir) if cache_dir else default_cache_dir(),
-            resume,
+            config=config,
+            dataset=dataset,
+            run=run,
+            ctx=ctx,
+            inputs=inputs,
+            callbacks=list(callbacks),
+            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+            resume=resume,
         ).fit()
     finally:
         if handler is not None:
@@ -99,21 +94,20 @@ class _Trainer:
 
     def __init__(
         self,
+        *,
         config: TrainingConfig,
         dataset: Dataset,
         run: RunFolder,
         ctx: RunContext,
-        tag_names: tuple[str, ...],
-        train_docs: tuple[Document, ...],
-        validation_docs: tuple[Document, ...],
-        overlap: int,
+        inputs: RunInputs,
         callbacks: list[Callback],
         cache_dir: Path,
         resume: bool,
     ) -> None:
         self.config, self.params, self.run, self.ctx = config, config.training, run, ctx
-        self.dataset, self.tag_names, self.callbacks, self.resume = dataset, tag_names, callbacks, resume
-        self.train_docs, self.validation_docs, self.overlap = train_docs, validation_docs, overlap
+        self.dataset, self.inputs, self.callbacks, self.resume = dataset, inputs, callbacks, resume
+        self.tag_names, self.train_docs, self.validation_docs = inputs.tag_names, inputs.train, inputs.validation
+        self.overlap = inputs.overlap
         self.cache_dir = cache_dir
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
@@ -122,8 +116,7 @@ class _Trainer:
         self.best_step = 0
         self.stopped_early = False
         self.evaluated_step = -1
-        self.skipped_steps = 0
-        self.nonfinite_in_row = 0
+        self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
@@ -141,7 +134,7 @@ class _Trainer:
     def _setup(self) -> None:
         params, ctx = self.params, self.ctx
         torch.manual_seed(params.seed)
-        self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self._entity_types())
+        self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
         self.train_split = self._encode(self.train_docs, "train")
         self.validation_split = self._encode(self.validation_docs, "validation")
@@ -166,19 +159,7 @@ class _Trainer:
         self.updates_per_epoch = math.ceil(batches / params.gradient_accumulation_steps)
         self.state.steps_per_epoch = self.updates_per_epoch
         self.state.total_steps = self.updates_per_epoch * params.num_epochs
-        self.autocast_dtype, self.scaler = optimization.precision(params, ctx.device)
-        self.optimizer = optimization.optimizer(self.model, params)
-        self.scheduler = optimization.scheduler(self.optimizer, params, self.state.total_steps)
-        self.train_module: torch.nn.Module = self.model
-        if ctx.is_distributed:
-            self.train_module = torch.nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[ctx.device.index] if ctx.device.type == "cuda" else None
-            )
-        if params.compile:
-            self.train_module = torch.compile(self.train_module)
-
-    def _entity_types(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(tag[2:] for tag in self.tag_names if tag != "O"))
+        self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(
@@ -236,7 +217,7 @@ class _Trainer:
 
     def _train_epoch(self, epoch: int, skip_batches: int) -> int:
         """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank."""
-        self.train_module.train()
+        self.optimization.module.train()
         batches = self._batches(epoch)
         size = self.params.gradient_accumulation_steps
         groups = [
@@ -247,17 +228,13 @@ class _Trainer:
         group_tokens = self.ctx.all_reduce_sum([float(sum(map(optimization.labelled_tokens, g))) for g in groups])
         seen = 0
         for number in range(skip_batches // size, len(groups)):
-            loss = optimization.backward_group(
-                self.train_module,
-                [self.collator(windows) for windows in groups[number]],
-                group_tokens[number],
-                self.ctx,
-                self.autocast_dtype,
-                self.scaler,
-            )
+            batches = [self.collator(windows) for windows in groups[number]]
+            loss = optimization.backward_group(self.optimization, batches, group_tokens[number], self.ctx)
             seen += sum(len(batch) for batch in groups[number])
-            if not self._step(loss):
+            if not self.nonfinite.finite(loss, self.state.global_step):
+                self.optimization.optimizer.zero_grad(set_to_none=True)
                 continue
+            optimization.optimizer_step(self.model, self.optimization, self.params.max_grad_norm)
             self.state.global_step += 1
             self.state.loss = loss
             for callback in self.callbacks:
@@ -265,28 +242,10 @@ class _Trainer:
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:
                 done = number + 1 == len(groups)
                 self._evaluate_and_checkpoint(epoch + 1 if done else epoch, 0 if done else (number + 1) * size)
-                self.train_module.train()
+                self.optimization.module.train()
             if self.state.should_stop:
                 break
         return seen
-
-    def _step(self, loss: float) -> bool:
-        """Apply the accumulated gradients; a group with a non-finite loss is skipped and counted instead."""
-        if not math.isfinite(loss):
-            self.optimizer.zero_grad(set_to_none=True)
-            self.skipped_steps += 1
-            self.nonfinite_in_row += 1
-            logger.warning("skipped an optimizer step: the loss is %s (%d in a row)", loss, self.nonfinite_in_row)
-            if self.nonfinite_in_row >= self.params.max_nonfinite_steps:
-                raise TrainingError(
-                    f"training.max_nonfinite_steps: {self.nonfinite_in_row} optimizer steps in a row had a non-finite "
-                    f"loss ({loss}) after step {self.state.global_step}; lower training.learning_rate, use "
-                    "training.precision fp32 or bf16, or check the model's weights"
-                )
-            return False
-        self.nonfinite_in_row = 0
-        optimization.optimizer_step(self.model, self.optimizer, self.scheduler, self.scaler, self.params.max_grad_norm)
-        return True
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
@@ -299,22 +258,14 @@ class _Trainer:
             self.windowing,
             self.ctx,
             batch_size=self.params.eval_batch_size,
-            autocast_dtype=self.autocast_dtype,
+            autocast_dtype=self.optimization.autocast_dtype,
         )
         self.evaluated_step = self.state.global_step
-        entry = {
-            "epoch": self.state.epoch + 1,
-            "step": self.state.global_step,
-            **{key: value for key, value in metrics.items() if key != "per_entity"},
-        }
-        self.state.history.append(entry)
+        scores = {key: value for key, value in metrics.items() if key != "per_entity"}
+        self.state.history.append({"epoch": self.state.epoch + 1, "step": self.state.global_step, **scores})
         name = self.params.metric_for_best
         value = float(metrics[name])
-        improved = (
-            self.params.keep == "last"
-            or self.state.best_metric is None
-            or (value < self.state.best_metric if name == "loss" else value > self.state.best_metric)
-        )
+        improved = self.params.keep == "last" or improves(value, self.state.best_metric, name)
         if improved:
             self.state.best_metric, self.state.best_epoch = value, self.state.epoch + 1
             self.best_metrics, self.best_step, self.patience = metrics, self.state.global_step, 0
@@ -351,9 +302,9 @@ class _Trainer:
             save_checkpoint(
                 self.run.checkpoint,
                 self.model,
-                self.optimizer,
-                self.scheduler,
-                self.scaler,
+                self.optimization.optimizer,
+                self.optimization.scheduler,
+                self.optimization.scaler,
                 self._progress(next_epoch, next_batch),
                 rng_states,
             )
@@ -370,8 +321,8 @@ class _Trainer:
             patience=self.patience,
             history=tuple(self.state.history),
             stopped_early=self.stopped_early,
-            skipped_steps=self.skipped_steps,
-            nonfinite_in_row=self.nonfinite_in_row,
+            skipped_steps=self.nonfinite.skipped,
+            nonfinite_in_row=self.nonfinite.in_row,
         )
 
     def _restore(self) -> tuple[int, int]:
@@ -380,15 +331,16 @@ class _Trainer:
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
+        opt = self.optimization
         progress = load_checkpoint(
-            self.run.checkpoint, self.model, self.optimizer, self.scheduler, self.scaler, self.ctx.rank
+            self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, self.ctx.rank
         )
         self.state.global_step = progress.global_step
         self.state.best_metric, self.state.best_epoch = progress.best_metric, progress.best_epoch
         self.state.history = list(progress.history)
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
-        self.skipped_steps, self.nonfinite_in_row = progress.skipped_steps, progress.nonfinite_in_row
+        self.nonfinite.skipped, self.nonfinite.in_row = progress.skipped_steps, progress.nonfinite_in_row
         self.state.should_stop = self.stopped_early
         if self.ctx.is_main and progress.best_step == progress.global_step and self.best_metrics:
             # The checkpoint holds the best model's weights; `model/` may not have been written after it.
@@ -429,7 +381,7 @@ class _Trainer:
                 "world_size": self.ctx.world_size,
                 "truncated_words": self.train_split.truncated_words + self.validation_split.truncated_words,
                 "unlabelled_windows": self.unlabelled_windows,
-                "skipped_steps": self.skipped_steps,
+                "skipped_steps": self.nonfinite.skipped,
             },
         )
         if self.ctx.is_main:
