@@ -119,9 +119,9 @@ def scheduler(optimizer: torch.optim.Optimizer, params: OptimizationConfig, tota
     )
 
 
-def labelled_tokens(windows: Sequence[Window]) -> int:
-    """Tokens that carry a label (the first sub-token of each word) in `windows`."""
-    return sum(label != IGNORE_INDEX for window in windows for label in window.labels)
+def labelled_tokens(window: Window) -> int:
+    """Tokens of `window` that carry a label (the first sub-token of each word)."""
+    return sum(label != IGNORE_INDEX for label in window.labels)
 
 
 def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

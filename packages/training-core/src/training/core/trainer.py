@@ -145,7 +145,9 @@ class _Trainer:
                 self.validation_split.truncated_words,
             )
         # A window without a labelled token (inside a very long word) has no loss to learn from: it is left out.
-        self.windows = [window for window in self.train_split.windows if optimization.labelled_tokens([window])]
+        counts = [optimization.labelled_tokens(window) for window in self.train_split.windows]
+        self.windows = [window for window, count in zip(self.train_split.windows, counts, strict=True) if count]
+        self.window_tokens = [count for count in counts if count]
         self.unlabelled_windows = len(self.train_split.windows) - len(self.windows)
         if self.unlabelled_windows:
             logger.warning("%d training windows hold no labelled token and are not trained on", self.unlabelled_windows)
@@ -220,16 +222,14 @@ class _Trainer:
         self.optimization.module.train()
         batches = self._batches(epoch)
         size = self.params.gradient_accumulation_steps
-        groups = [
-            [[self.windows[i] for i in batch] for batch in batches[first : first + size]]
-            for first in range(0, len(batches), size)
-        ]
+        groups = [batches[first : first + size] for first in range(0, len(batches), size)]
         # Labelled tokens per accumulation group, summed over ranks: one collective per epoch.
-        group_tokens = self.ctx.all_reduce_sum([float(sum(map(optimization.labelled_tokens, g))) for g in groups])
+        counts = [float(sum(self.window_tokens[i] for batch in group for i in batch)) for group in groups]
+        group_tokens = self.ctx.all_reduce_sum(counts)
         seen = 0
         for number in range(skip_batches // size, len(groups)):
-            batches = [self.collator(windows) for windows in groups[number]]
-            loss = optimization.backward_group(self.optimization, batches, group_tokens[number], self.ctx)
+            collated = [self.collator([self.windows[i] for i in batch]) for batch in groups[number]]
+            loss = optimization.backward_group(self.optimization, collated, group_tokens[number], self.ctx)
             seen += sum(len(batch) for batch in groups[number])
             if not self.nonfinite.finite(loss, self.state.global_step):
                 self.optimization.optimizer.zero_grad(set_to_none=True)
