@@ -6,6 +6,7 @@ then continues exactly as an uninterrupted one would.
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
-from training.common.errors import InputError
+from training.common.errors import InputError, first_line
 
 STATE_FILE = "trainer_state.json"
 
@@ -88,7 +89,7 @@ def load_checkpoint(
     A run resumed with more processes than it was saved with gives the extra ranks rank 0's RNG state.
     """
     try:
-        progress = Progress.model_validate_json((folder / STATE_FILE).read_bytes())
+        progress = Progress.model_validate(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -101,7 +102,7 @@ def load_checkpoint(
             torch.cuda.set_rng_state_all(rng["cuda"])
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
         raise InputError(
-            f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {error}); "
+            f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {first_line(error)}); "
             "delete the folder to restart the run from scratch"
         ) from error
     return progress
