@@ -19,7 +19,7 @@ import yaml
 from training.common.errors import ConfigError, InputError
 from training.config import ModelConfig, build_training_config
 from training.config.yaml_io import parse_yaml
-from training.core.checkpoint import load_checkpoint, rng_state, save_checkpoint
+from training.core.checkpoint import Progress, load_checkpoint, rng_state, save_checkpoint
 from training.core.model import create_model_and_tokenizer, load_model, save_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -138,7 +138,7 @@ def test_a_pickle_payload_in_legacy_weights_or_a_checkpoint_is_refused(tiny: tup
     optimizer = torch.optim.AdamW(model.parameters())
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
     checkpoint = tmp_path / "checkpoint"
-    save_checkpoint(checkpoint, model, optimizer, scheduler, None, {"global_step": 0}, [rng_state()])
+    save_checkpoint(checkpoint, model, optimizer, scheduler, None, Progress(), [rng_state()])
     torch.save({"optimizer": Payload(marker)}, checkpoint / "optimizer.pt")
     with pytest.raises(InputError, match=f"{checkpoint}: corrupt or incomplete checkpoint .UnpicklingError"):
         load_checkpoint(checkpoint, model, optimizer, scheduler, None)

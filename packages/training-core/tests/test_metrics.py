@@ -7,40 +7,66 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
+from data.documents import Word, tags_to_spans
 from training.common.errors import InputError
 from training.core import compute_metrics
-from training.core.metrics import format_entity_table
+from training.core.decoding import repair_iob2
+from training.core.metrics import format_entity_table, span_metrics
 
 
-def test_strict_counts_a_stray_inside_tag_as_a_wrong_entity_lenient_accepts_it():
+def test_a_stray_inside_run_is_one_entity_in_both_modes_as_predict_reads_it():
     gold = [["B-X", "I-X"]]
     predicted = [["I-X", "I-X"]]
 
     strict = compute_metrics(gold, predicted)
     lenient = compute_metrics(gold, predicted, mode="lenient")
 
-    assert (strict["entity_precision"], strict["entity_recall"], strict["entity_f1"]) == (0.0, 0.0, 0.0)
-    assert strict["invalid_entities"] == 1
-    assert strict["per_entity"]["X"] == {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 1}
+    assert (strict["entity_precision"], strict["entity_recall"], strict["entity_f1"]) == (1.0, 1.0, 1.0)
+    assert strict["repaired_entities"] == 1
     assert (lenient["entity_precision"], lenient["entity_recall"], lenient["entity_f1"]) == (1.0, 1.0, 1.0)
-    assert lenient["invalid_entities"] == 0
+    assert lenient["repaired_entities"] == 0
 
 
 @pytest.mark.filterwarnings("ignore:Precision and F-score are ill-defined")  # seqeval's own report, for contrast
-def test_strict_stray_entity_is_a_false_positive_where_seqeval_drops_it():
+def test_strict_scores_the_entities_predict_decodes_where_seqeval_drops_a_stray_run():
+    words = tuple(Word(text, 2 * index, 2 * index + 1) for index, text in enumerate("abcd"))
     gold = [["B-X", "I-X", "O", "B-Y"]]
-    predicted = [["I-X", "I-X", "O", "B-Y"]]
+    predicted = [["O", "I-X", "O", "B-Y"]]
 
-    # seqeval's strict IOB2 reads no entity from `I-X I-X`, so its precision ignores the wrong prediction.
+    # seqeval's strict IOB2 reads no entity from `O I-X`, so its precision ignores that prediction.
     seqeval_report = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True)
     assert seqeval_report["micro avg"]["precision"] == 1.0
 
     metrics = compute_metrics(gold, predicted)
 
-    assert metrics["entity_precision"] == 0.5  # Y is right, the stray X run is one false positive
-    assert metrics["entity_recall"] == 0.5
+    # `predict` returns X over word 1 and Y over word 3; the metric counts exactly those two predictions.
+    assert [(span.label, span.start) for span in tags_to_spans(words, predicted[0])] == [("X", 2), ("Y", 6)]
+    assert metrics["entity_precision"] == 0.5 and metrics["entity_recall"] == 0.5
     assert metrics["per_entity"]["X"]["precision"] == 0.0
     assert metrics["per_entity"]["Y"]["precision"] == 1.0
+    assert metrics["repaired_entities"] == 1
+
+
+def test_repair_turns_each_stray_inside_tag_into_a_beginning():
+    assert repair_iob2(["O", "I-X", "I-X", "I-Y", "B-X", "I-X", "O", "I-X"]) == (
+        "O",
+        "B-X",
+        "I-X",
+        "B-Y",
+        "B-X",
+        "I-X",
+        "O",
+        "B-X",
+    )
+
+
+def test_span_metrics_count_exact_character_spans():
+    gold = [[(0, 4, "PER"), (10, 15, "LOC")], []]
+    found = [[(0, 4, "PER"), (10, 14, "LOC")], [(1, 2, "ORG")]]
+
+    assert span_metrics(gold, found) == pytest.approx({"span_precision": 1 / 3, "span_recall": 0.5, "span_f1": 0.4})
+    with pytest.raises(InputError, match="2 reference documents but 1 predicted"):
+        span_metrics(gold, found[:1])
 
 
 def test_perfect_prediction_scores_one_everywhere():
@@ -133,7 +159,7 @@ def test_empty_input_and_no_gold_entities_give_zeros_without_warnings():
         "macro_f1": 0.0,
         "token_accuracy": 0.0,
         "support": 0,
-        "invalid_entities": 0,
+        "repaired_entities": 0,
         "per_entity": {},
     }
     assert no_gold["entity_f1"] == 0.0

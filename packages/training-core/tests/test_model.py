@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import filecmp
+import json
 import sys
 
 import pytest
@@ -277,3 +278,36 @@ def test_a_byte_level_bpe_backbone_gets_words_with_their_leading_space(tiny_conf
     result = train_model(config.with_values({"training.num_epochs": 1}), dataset, tmp_path / "run")
     _, loaded, _ = load_model(result.model_dir)
     assert loaded.add_prefix_space is True
+
+
+def test_max_length_beyond_roberta_positions_minus_its_offset_is_a_config_error(tiny_config, ner_documents, tmp_path):
+    folder = roberta_backbone(tmp_path / "roberta", [document.text for document in ner_documents])
+    config = with_model(tiny_config, backbone=str(folder), name="roberta")
+
+    create_model_and_tokenizer(with_model(config, max_length=78))
+    with pytest.raises(ConfigError, match=r"model.max_length: 79 .* limit of 78 .*max_position_embeddings 80 minus"):
+        create_model_and_tokenizer(with_model(config, max_length=79))
+
+
+def test_max_length_beyond_the_tokenizers_limit_is_a_config_error(saved_model, tiny_config):
+    folder, _ = saved_model
+    config_file = folder / "tokenizer_config.json"
+    config_file.write_text(json.dumps({**json.loads(config_file.read_text()), "model_max_length": 128}))
+
+    with pytest.raises(ConfigError, match=r"model.max_length: 256 is above the tokenizer's model_max_length of 128"):
+        create_model_and_tokenizer(with_model(tiny_config, backbone=str(folder), max_length=256))
+
+
+def test_a_backbone_head_for_other_labels_of_the_same_count_is_replaced(tiny_config, tmp_path):
+    """A fine-tuned NER backbone with A/B/C has as many tags as PER/ORG/LOC; its head must not label them."""
+    other, tokenizer = create_model_and_tokenizer(tiny_config, labels=["A", "B", "C"])
+    folder = save_model(other, tokenizer, tmp_path / "ner-backbone")
+    config = with_model(tiny_config, backbone=str(folder))
+
+    relabelled, _ = create_model_and_tokenizer(config, labels=["PER", "ORG", "LOC"])
+    same, _ = create_model_and_tokenizer(config, labels=["A", "B", "C"])
+
+    assert same_weights(relabelled.bert, other.bert) and same_weights(same, other)
+    assert not torch.equal(relabelled.classifier.weight, other.classifier.weight)
+    assert float(relabelled.classifier.bias.detach().abs().max()) == 0.0
+    assert float(relabelled.classifier.weight.detach().std()) == pytest.approx(other.config.initializer_range, rel=0.3)

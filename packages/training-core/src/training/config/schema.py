@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from data.loaders import Dataset
 
 METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
-Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss"]
+Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
 class Section(BaseModel):
@@ -123,6 +123,9 @@ class OptimizationConfig(Section):
     warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
     max_grad_norm: float | None = Field(default=1.0, gt=0.0)
+    max_nonfinite_steps: int = Field(
+        default=10, ge=1, description="optimizer steps in a row with a non-finite loss (each skipped) before an error"
+    )
     seed: int = 42
     metric_for_best: Metric = "entity_f1"
     eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")

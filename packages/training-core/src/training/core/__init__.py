@@ -16,7 +16,7 @@ __getattr__, __dir__, _names = attach(
         "EvaluationResult": "training.core.evaluator",
         "Predictor": "training.core.predict",
         "RunContext": "training.core.run_context",
-        "TrainResult": "training.core.trainer",
+        "TrainResult": "training.core.result",
         "TrainerState": "training.core.callbacks",
         "compute_metrics": "training.core.metrics",
         "create_kfold_splits": "training.core.cv_utils",
@@ -37,5 +37,6 @@ if TYPE_CHECKING:
     from training.core.metrics import compute_metrics
     from training.core.model import create_model_and_tokenizer, load_model, save_model
     from training.core.predict import Entity, Predictor, predict
+    from training.core.result import TrainResult
     from training.core.run_context import RunContext
-    from training.core.trainer import TrainResult, train_model
+    from training.core.trainer import train_model

@@ -12,13 +12,33 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
-from training.common.errors import InputError
+from training.common.errors import InputError, first_line
 
 STATE_FILE = "trainer_state.json"
+
+
+class Progress(BaseModel):
+    """Where a run stands between two optimizer steps: exactly what a checkpoint saves and restores."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    next_epoch: int = 0
+    next_batch: int = 0
+    global_step: int = 0
+    best_metric: float | None = None
+    best_epoch: int | None = None
+    best_metrics: dict[str, Any] = {}
+    best_step: int = 0
+    patience: int = 0
+    history: tuple[dict[str, Any], ...] = ()
+    stopped_early: bool = False
+    skipped_steps: int = 0
+    nonfinite_in_row: int = 0
 
 
 def rng_state() -> dict[str, Any]:
@@ -32,7 +52,7 @@ def save_checkpoint(
     optimizer: torch.optim.Optimizer,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
-    progress: dict[str, Any],
+    progress: Progress,
     rng_states: list[dict[str, Any]],
 ) -> None:
     """Write the whole state into a temporary folder and swap it in, so a crash leaves the previous one.
@@ -51,7 +71,7 @@ def save_checkpoint(
                 },
                 staging / "optimizer.pt",
             )
-            atomic_write_json(staging / STATE_FILE, progress)
+            atomic_write_json(staging / STATE_FILE, progress.model_dump(mode="json"))
     except (OSError, RuntimeError, SafetensorError) as error:  # torch reports a full disk as a RuntimeError
         raise write_failure(folder, "the checkpoint", error) from error
 
@@ -63,13 +83,13 @@ def load_checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,
-) -> dict[str, Any]:
+) -> Progress:
     """Restore everything `save_checkpoint` wrote and return the progress record; `rank` picks the RNG state.
 
     A run resumed with more processes than it was saved with gives the extra ranks rank 0's RNG state.
     """
     try:
-        progress = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        progress = Progress.model_validate(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -82,7 +102,7 @@ def load_checkpoint(
             torch.cuda.set_rng_state_all(rng["cuda"])
     except (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
         raise InputError(
-            f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {error}); "
+            f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {first_line(error)}); "
             "delete the folder to restart the run from scratch"
         ) from error
     return progress

@@ -1,9 +1,13 @@
-"""Word-level evaluation of a model on labelled documents, with sliding windows so long documents lose nothing."""
+"""Word-level evaluation of a model on labelled documents, with sliding windows so long documents lose nothing.
+
+Scores come from the one prediction pipeline: entity metrics on the decoded word tags, and `span_f1` on the
+character spans `predict` returns for the same texts.
+"""
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +17,11 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
 from training.common.errors import InputError
-from training.core.features import Collator, encode_documents, merge_word_predictions, window_logits
-from training.core.metrics import compute_metrics
+from training.core.features import EncodedSplit
+from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
+from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
+from training.core.run_context import RunContext
 
 
 @dataclass(frozen=True)
@@ -43,15 +49,16 @@ def evaluate_model(
     documents: Sequence[Document],
     *,
     tag_names: Sequence[str] | None = None,
-    max_length: int = 256,
-    stride: int = 32,
+    max_length: int | None = None,
+    stride: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder, whose own tokenizer is then used. `tag_names` default to the model's
-    `id2label`. The model is moved to `device` when one is given, else it runs where it is.
+    `id2label`; window settings not given are `ModelConfig`'s defaults. The model is moved to `device` when one is
+    given, else it runs where it is.
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))
@@ -60,9 +67,55 @@ def evaluate_model(
     if device is not None:
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
-    encoded = encode_documents(documents, tokenizer, names, max_length, stride)
-    logits = window_logits(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size, device)
-    merged = merge_word_predictions(documents, encoded.windows, logits)
-    predictions = tuple(tuple(names[tag_id] for tag_id in merged[index][0]) for index in range(len(documents)))
+    windowing = Windowing.of(max_length=max_length, stride=stride)
+    run = {"batch_size": batch_size, "device": device}
+    found = predict_documents(model, tokenizer, documents, names, windowing, **run)
+    entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)
+    predictions = tuple(found.documents[index].tags for index in range(len(documents)))
+    metrics = score(documents, predictions, entities)
+    return EvaluationResult(metrics, predictions, found.truncated_words, len(documents))
+
+
+def score(
+    documents: Sequence[Document],
+    predictions: Sequence[Sequence[str]],
+    entities: Mapping[int, Sequence[Entity]],
+) -> dict[str, Any]:
+    """`compute_metrics` of the predicted word tags, with `span_*` scores of the entities `predict` returned."""
     metrics = compute_metrics([document.tags for document in documents], predictions)
-    return EvaluationResult(metrics, predictions, encoded.truncated_words, encoded.num_documents)
+    gold = [[(span.start, span.end, span.label) for span in document.spans] for document in documents]
+    found = [[(e.start, e.end, e.label) for e in entities[index]] for index in range(len(documents))]
+    return {**metrics, **span_metrics(gold, found)}
+
+
+def evaluate_split(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    documents: Sequence[Document],
+    encoded: EncodedSplit,
+    tag_names: Sequence[str],
+    windowing: Windowing,
+    ctx: RunContext,
+    *,
+    batch_size: int,
+    autocast_dtype: torch.dtype | None = None,
+) -> dict[str, Any]:
+    """Training-time metrics and loss on the whole validation split: each rank predicts its share of the documents
+    (windows already `encoded`), then all gather; every rank returns the same metrics."""
+    mine = [index for index in range(len(documents)) if index % ctx.world_size == ctx.rank]
+    run = {"batch_size": batch_size, "device": ctx.device, "autocast_dtype": autocast_dtype}
+    found = predict_documents(model, tokenizer, documents, tag_names, windowing, encoded=encoded, indices=mine, **run)
+    entities = text_entities(model, tokenizer, documents, found, tag_names, windowing, **run)
+    predictions: dict[int, tuple[str, ...]] = {}
+    found_entities: dict[int, tuple[Entity, ...]] = {}
+    for tags, spans in ctx.all_gather_object(({i: p.tags for i, p in found.documents.items()}, entities)):
+        predictions.update(tags)
+        found_entities.update(spans)
+    loss_sum, labelled = ctx.all_reduce_sum([found.loss_sum, float(found.labelled_tokens)])
+    metrics = score(documents, [predictions[index] for index in range(len(documents))], found_entities)
+    return {**metrics, "loss": loss_sum / labelled if labelled else 0.0}
+
+
+def improves(value: float, best: float | None, metric: str) -> bool:
+    """Whether `value` of `metric` beats the best so far (lower for the loss, higher for every score)."""
+    return best is None or (value < best if metric == "loss" else value > best)

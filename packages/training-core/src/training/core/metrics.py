@@ -1,8 +1,9 @@
 """Entity-level NER metrics on word-level IOB2 tags: strict (seqeval IOB2) or lenient (conlleval-like).
 
 Strict mode reads entities with seqeval's IOB2 scheme, which silently drops an entity that starts with `I-`.
-Here such a stray `I-X` run in a prediction is an invalid entity of type X: a false positive that never matches a
-gold entity, never repaired into `B-X`. References must be valid IOB2 in strict mode.
+Predictions are therefore first decoded by `decoding.repair_iob2`, the policy `predict` uses too: a stray `I-X` run
+is an entity of type X (counted in `repaired_entities`), so the scores are those of the entities `predict` returns.
+References must be valid IOB2 in strict mode.
 
 Ratios with a zero denominator are 0.0, as seqeval's default `zero_division` makes them. The counts are computed
 here from seqeval's entity readers rather than by its metric functions, so no `UndefinedMetricWarning` is raised.
@@ -11,13 +12,14 @@ here from seqeval's entity readers rather than by its metric functions, so no `U
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
 from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2, Entities
 
 from training.common.errors import InputError
+from training.core.decoding import repair_iob2, stray_starts
 
 Mode = Literal["strict", "lenient"]
 # (document index, entity type, first word, last word + 1)
@@ -48,17 +50,18 @@ def compute_metrics(
     if mode == "strict":
         _check_strict_references(gold_docs)
         gold_entities = _strict_entities(gold_docs)
-        predicted_entities = _strict_entities(predicted_docs)
-        invalid = Counter(doc[position][2:] for doc in predicted_docs for position in _stray_starts(doc))
+        predicted_entities = _strict_entities([list(repair_iob2(doc)) for doc in predicted_docs])
+        repaired = sum(1 for doc in predicted_docs for _ in stray_starts(doc))
     else:
         gold_entities = _lenient_entities(gold_docs)
         predicted_entities = _lenient_entities(predicted_docs)
-        invalid = Counter()
+        repaired = 0
     gold_tags = [tag for tags in gold_docs for tag in tags]
     predicted_tags = [tag for tags in predicted_docs for tag in tags]
     correct = sum(g == p for g, p in zip(gold_tags, predicted_tags, strict=True))
     accuracy = _ratio(correct, len(gold_tags))
-    return {**_entity_scores(gold_entities, predicted_entities, invalid), "token_accuracy": accuracy}
+    scores = _entity_scores(gold_entities, predicted_entities)
+    return {**scores, "repaired_entities": repaired, "token_accuracy": accuracy}
 
 
 def format_entity_table(metrics: Mapping[str, Any]) -> str:
@@ -95,7 +98,7 @@ def _documents(name: str, documents: Sequence[Sequence[str]]) -> list[list[str]]
 
 def _check_strict_references(documents: list[list[str]]) -> None:
     for index, tags in enumerate(documents):
-        for position in _stray_starts(tags):
+        for position in stray_starts(tags):
             previous = tags[position - 1] if position else "start of document"
             raise InputError(
                 f"references[{index}][{position}]: {tags[position]!r} follows {previous!r}; strict mode needs valid "
@@ -119,15 +122,6 @@ def _lenient_entities(documents: list[list[str]]) -> set[_Entity]:
     }
 
 
-def _stray_starts(tags: list[str]) -> Iterator[int]:
-    """Positions where a run of `I-X` starts without `B-X` or `I-X` before it: entities seqeval's IOB2 drops."""
-    previous = "O"
-    for position, tag in enumerate(tags):
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            yield position
-        previous = tag
-
-
 def _ratio(numerator: int, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 
@@ -136,9 +130,9 @@ def _f1(precision: float, recall: float) -> float:
     return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
 
 
-def _entity_scores(gold: set[_Entity], predicted: set[_Entity], invalid: Counter[str]) -> dict[str, Any]:
+def _entity_scores(gold: set[_Entity], predicted: set[_Entity]) -> dict[str, Any]:
     true_count = Counter(entity[1] for entity in gold)
-    predicted_count = Counter(entity[1] for entity in predicted) + invalid
+    predicted_count = Counter(entity[1] for entity in predicted)
     hits = Counter(entity[1] for entity in gold & predicted)
     per_entity: dict[str, dict[str, Any]] = {}
     for label in sorted(true_count.keys() | predicted_count.keys()):
@@ -156,10 +150,21 @@ def _entity_scores(gold: set[_Entity], predicted: set[_Entity], invalid: Counter
         "macro_recall": _mean([row["recall"] for row in per_entity.values()]),
         "macro_f1": _mean([row["f1"] for row in per_entity.values()]),
         "support": true_count.total(),
-        "invalid_entities": invalid.total(),
         "per_entity": per_entity,
     }
 
 
 def _mean(values: list[float]) -> float:
     return sum(values) / len(values) if values else 0.0
+
+
+def span_metrics(
+    references: Sequence[Iterable[tuple[int, int, str]]], predictions: Sequence[Iterable[tuple[int, int, str]]]
+) -> dict[str, float]:
+    """Micro precision/recall/F1 of exact character spans `(start, end, label)`, one collection per document."""
+    if len(references) != len(predictions):
+        raise InputError(f"{len(references)} reference documents but {len(predictions)} predicted documents")
+    gold = {(index, *span) for index, spans in enumerate(references) for span in spans}
+    found = {(index, *span) for index, spans in enumerate(predictions) for span in spans}
+    precision, recall = _ratio(len(gold & found), len(found)), _ratio(len(gold & found), len(gold))
+    return {"span_precision": precision, "span_recall": recall, "span_f1": _f1(precision, recall)}

@@ -39,6 +39,13 @@ DROPOUT_FIELDS = (
     "dropout",
 )
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
+# Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
+_PADDING_OFFSET_TYPES = frozenset(
+    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
+    | {"longformer", "mpnet", "luke", "ibert", "markuplm", "layoutlmv3", "esm"}
+)
+# Tokenizers without a known limit report transformers' VERY_LARGE_INTEGER (1e30).
+_NO_TOKENIZER_LIMIT = 10**12
 
 
 def create_model_and_tokenizer(
@@ -60,9 +67,11 @@ def create_model_and_tokenizer(
             raise ConfigError(
                 f"{checkpoint}: the checkpoint's tags {list(saved)} differ from the expected tags {list(tag_names)}"
             )
+        check_max_length(settings.max_length, model.config, tokenizer)
         return model, tokenizer
     source, revision = _resolve_backbone(settings)
     try:
+        own_config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=settings.trust_remote_code)
         model_config = AutoConfig.from_pretrained(
             source, revision=revision, trust_remote_code=settings.trust_remote_code, **_label_maps(tag_names)
         )
@@ -70,6 +79,7 @@ def create_model_and_tokenizer(
     except (OSError, ValueError) as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
+    check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
     if settings.backbone == TINY_BERT:
         return tiny_bert_model(model_config), tokenizer
@@ -82,12 +92,35 @@ def create_model_and_tokenizer(
                 trust_remote_code=settings.trust_remote_code,
                 dtype=torch.float32,
                 weights_only=True,
-                # A backbone folder may carry a head for other labels; the head is new here in any case.
+                # A head of another size is replaced by a new one; one of the same size is handled below.
                 ignore_mismatched_sizes=True,
             )
     except _LOAD_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
+    if _has_token_head(own_config) and _id2label(own_config) != _id2label(model_config):
+        _new_head(model)
     return model, tokenizer
+
+
+def check_max_length(max_length: int, model_config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
+    """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    if isinstance(positions, int):
+        pad = model_config.pad_token_id
+        offset = pad + 1 if model_config.model_type in _PADDING_OFFSET_TYPES and isinstance(pad, int) else 0
+        if max_length > positions - offset:
+            shift = f" minus its padding offset of {offset}" if offset else ""
+            raise ConfigError(
+                f"model.max_length: {max_length} is above the backbone's position limit of {positions - offset} "
+                f"({model_config.model_type} max_position_embeddings {positions}{shift}); "
+                f"set model.max_length to at most {positions - offset}"
+            )
+    limit = tokenizer.model_max_length
+    if limit < _NO_TOKENIZER_LIMIT and max_length > limit:
+        raise ConfigError(
+            f"model.max_length: {max_length} is above the tokenizer's model_max_length of {limit}; "
+            f"set model.max_length to at most {limit}"
+        )
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
@@ -113,7 +146,7 @@ def load_model(
 
 def model_tag_names(model_config: PretrainedConfig, source: str = "the model config") -> tuple[str, ...]:
     """The IOB2 tag names of a model config's `id2label`, in id order; `source` names it in errors."""
-    id2label = {int(index): name for index, name in model_config.id2label.items()}
+    id2label = _id2label(model_config)
     names = tuple(id2label.get(index, "") for index in range(len(id2label)))
     if not names or any(not (name == "O" or name[:2] in ("B-", "I-")) for name in names):
         raise InputError(f"{source}: id2label {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ...")
@@ -144,6 +177,30 @@ def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple
     if not chosen:
         raise ConfigError("data.labels: empty; expected at least one entity type such as PER")
     return tuple(chosen)
+
+
+def _id2label(model_config: PretrainedConfig) -> dict[int, str]:
+    return {int(index): name for index, name in model_config.id2label.items()}
+
+
+def _has_token_head(model_config: PretrainedConfig) -> bool:
+    return any(name.endswith("ForTokenClassification") for name in model_config.architectures or ())
+
+
+def _new_head(model: PreTrainedModel) -> None:
+    """Initialise the classification head afresh, as transformers initialises a missing one: the backbone's own
+    head was trained for other labels (same count, other names or order), so its weights would mislabel."""
+    std = getattr(model.config, "initializer_range", None) or 0.02
+    backbone = model.base_model
+    with torch.no_grad():
+        for child in model.children():
+            if child is backbone:
+                continue
+            for layer in child.modules():
+                if isinstance(layer, torch.nn.Linear):
+                    layer.weight.normal_(0.0, std)
+                    if layer.bias is not None:
+                        layer.bias.zero_()
 
 
 def _label_maps(tag_names: tuple[str, ...]) -> dict[str, object]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,10 +74,17 @@ class RunFolder:
             path.unlink(missing_ok=True)
 
     def remove_leftovers(self) -> list[Path]:
-        """Delete the staging files and folders that interrupted writes left in the run folder; returns them."""
+        """Delete the staging files and folders that interrupted writes left in the run folder; returns them.
+
+        A folder swap retires the old folder (`.model.old`) before it renames the new one in: a crash between the two
+        renames leaves no `model/`, so the retired folder is put back instead of deleted.
+        """
         removed = []
         for target in (self.config, self.metrics, self.model, self.checkpoint, self.lineage):
             for leftover in staging_leftovers(target):
+                if leftover.suffix == ".old" and leftover.is_dir() and not target.exists():
+                    os.replace(leftover, target)
+                    continue
                 self.remove(leftover)
                 removed.append(leftover)
         return removed

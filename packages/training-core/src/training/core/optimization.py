@@ -1,0 +1,177 @@
+"""How a run optimises: precision (autocast and loss scaling), AdamW with decoupled weight decay, the schedule,
+and the exact token-weighted loss of an accumulation group."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import get_scheduler
+
+from training.common.errors import ConfigError, TrainingError
+from training.config.schema import OptimizationConfig
+from training.core.features import IGNORE_INDEX, Window
+from training.core.run_context import RunContext
+
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+_log = logging.getLogger("training.core")
+
+
+@dataclass
+class NonFiniteSteps:
+    """Optimizer steps skipped because their loss was not finite: in all, and in a row (an error at `limit`)."""
+
+    limit: int
+    skipped: int = 0
+    in_row: int = 0
+
+    def finite(self, loss: float, step: int) -> bool:
+        """Whether to apply a step of this loss; counts it when not, and raises after `limit` in a row."""
+        if math.isfinite(loss):
+            self.in_row = 0
+            return True
+        self.skipped += 1
+        self.in_row += 1
+        _log.warning("skipped an optimizer step: the loss is %s (%d in a row)", loss, self.in_row)
+        if self.in_row >= self.limit:
+            raise TrainingError(
+                f"training.max_nonfinite_steps: {self.in_row} optimizer steps in a row had a non-finite loss ({loss}) "
+                f"after step {step}; lower training.learning_rate, use training.precision fp32 or bf16, or check the "
+                "model's weights"
+            )
+        return False
+
+
+@dataclass(frozen=True)
+class Optimization:
+    """Everything that updates the weights of one run: the module that trains (DDP-wrapped and compiled when
+    asked), the optimizer, its schedule, the autocast dtype and the fp16 gradient scaler."""
+
+    module: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    autocast_dtype: torch.dtype | None
+    scaler: torch.amp.GradScaler | None
+
+    @classmethod
+    def build(
+        cls, model: torch.nn.Module, params: OptimizationConfig, ctx: RunContext, total_steps: int
+    ) -> Optimization:
+        autocast_dtype, scaler = precision(params, ctx.device)
+        adamw = optimizer(model, params)
+        module = model
+        if ctx.is_distributed:
+            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            module = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        if params.compile:
+            module = torch.compile(module)
+        return cls(module, adamw, scheduler(adamw, params, total_steps), autocast_dtype, scaler)
+
+
+def precision(
+    params: OptimizationConfig, device: torch.device
+) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
+    """The autocast dtype (None: fp32) and, for fp16, the gradient scaler."""
+    choice, cuda = params.precision, device.type == "cuda"
+    if choice == "auto":
+        choice = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
+    if choice == "fp16" and not cuda:
+        raise ConfigError("training.precision: fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
+    if choice == "fp16":
+        return torch.float16, torch.amp.GradScaler("cuda")
+    return (torch.bfloat16 if choice == "bf16" else None), None
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for `dtype`, or nothing for fp32."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def optimizer(model: torch.nn.Module, params: OptimizationConfig) -> torch.optim.Optimizer:
+    """AdamW (fused where the device has the kernels); biases, norms and vectors get no weight decay."""
+    decay, no_decay = [], []
+    for name, parameter in model.named_parameters():
+        if parameter.requires_grad:
+            plain = parameter.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
+            (no_decay if plain else decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": params.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    try:
+        return torch.optim.AdamW(groups, lr=params.learning_rate, fused=True)
+    except (RuntimeError, TypeError):  # fused kernels missing for this device or dtype
+        return torch.optim.AdamW(groups, lr=params.learning_rate)
+
+
+def scheduler(optimizer: torch.optim.Optimizer, params: OptimizationConfig, total_steps: int) -> Any:
+    """The learning-rate schedule over `total_steps` optimizer steps, with linear warmup."""
+    return get_scheduler(
+        SCHEDULES[params.scheduler],
+        optimizer,
+        num_warmup_steps=int(params.warmup_ratio * total_steps),
+        num_training_steps=total_steps,
+    )
+
+
+def labelled_tokens(window: Window) -> int:
+    """Tokens of `window` that carry a label (the first sub-token of each word)."""
+    return sum(label != IGNORE_INDEX for label in window.labels)
+
+
+def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy summed (not averaged) over the labelled tokens, in float32.
+
+    A group's loss is this sum over its micro-batches divided by the group's labelled-token count, so gradient
+    accumulation gives the gradient of one large batch whatever the split, and a partial last group weighs its
+    own tokens only.
+    """
+    return torch.nn.functional.cross_entropy(
+        logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
+    )
+
+
+def backward_group(
+    optimization: Optimization, batches: Sequence[dict[str, torch.Tensor]], tokens: float, ctx: RunContext
+) -> float:
+    """Back-propagate one accumulation group of collated batches; returns its loss on all ranks together.
+
+    `tokens` counts the group's labelled tokens on every rank. DDP averages gradients over ranks, so each rank
+    scales its summed loss by the world size over that count; gradients synchronise on the last batch only.
+    """
+    module, scaler = optimization.module, optimization.scaler
+    scale = ctx.world_size / tokens
+    total = torch.zeros((), device=ctx.device)
+    for position, batch in enumerate(batches):
+        inputs = {key: value.to(ctx.device, non_blocking=True) for key, value in batch.items()}
+        last = position == len(batches) - 1
+        sync = contextlib.nullcontext() if last or not ctx.is_distributed else module.no_sync()
+        with sync:
+            with autocast(ctx.device, optimization.autocast_dtype):
+                output = module(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            summed = summed_loss(output.logits, inputs["labels"])
+            scaled = summed * scale
+            (scaler.scale(scaled) if scaler else scaled).backward()
+        total += summed.detach()
+    return ctx.all_reduce_sum([float(total)])[0] / tokens
+
+
+def optimizer_step(model: torch.nn.Module, optimization: Optimization, max_grad_norm: float | None) -> None:
+    """Clip, step the optimizer (through the scaler for fp16) and the schedule, and clear the gradients."""
+    optimizer, scaler = optimization.optimizer, optimization.scaler
+    if scaler:
+        scaler.unscale_(optimizer)
+    if max_grad_norm:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimization.scheduler.step()
+    optimizer.zero_grad(set_to_none=True)

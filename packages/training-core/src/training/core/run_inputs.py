@@ -1,0 +1,71 @@
+"""What a run starts from: its entity labels, train and validation documents, and feature cache folder."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from data.documents import Document, iob2_tag_names
+from data.loaders import Dataset
+from data.splits import hold_out
+from training.common.errors import ConfigError, DataError
+from training.config.schema import TrainingConfig
+
+
+@dataclass(frozen=True)
+class RunInputs:
+    """The entity types and IOB2 tags of a run, its train and validation documents, and how many validation texts
+    also occur in train."""
+
+    labels: tuple[str, ...]
+    tag_names: tuple[str, ...]
+    train: tuple[Document, ...]
+    validation: tuple[Document, ...]
+    overlap: int
+
+
+def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
+    """What `train_model` trains and validates on; an error for missing splits or labels the config lacks."""
+    labels = _labels(config, dataset)
+    train, validation, overlap = _training_splits(config, dataset)
+    return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
+
+
+def default_cache_dir() -> Path:
+    """Where tokenised features are cached between runs and trials (`$XDG_CACHE_HOME/training/features`)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "training" / "features"
+
+
+def _labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:
+    if config.data.labels is None:
+        return dataset.labels
+    unknown = sorted(set(dataset.labels) - set(config.data.labels))
+    if unknown:
+        raise DataError(f"the dataset has labels {unknown} that data.labels {list(config.data.labels)} does not list")
+    return tuple(config.data.labels)
+
+
+def _training_splits(
+    config: TrainingConfig, dataset: Dataset
+) -> tuple[tuple[Document, ...], tuple[Document, ...], int]:
+    """Train and validation documents, and how many validation texts also occur in train."""
+    if "train" not in dataset:
+        raise DataError(f"the dataset has no 'train' split (it has {list(dataset)})")
+    if "validation" not in dataset:
+        if config.data.holdout_fraction is None:
+            raise ConfigError(
+                "data.holdout_fraction: the dataset has no validation split; set a fraction of train to hold out "
+                "(e.g. 0.1) or provide a validation file"
+            )
+        dataset = hold_out(
+            dataset,
+            config.data.holdout_fraction,
+            seed=config.training.seed,
+            stratify=config.data.stratify,
+            group_by=config.data.group_by,
+        )
+    train_texts = {doc.text for doc in dataset["train"]}
+    overlap = sum(doc.text in train_texts for doc in dataset["validation"])
+    return dataset["train"], dataset["validation"], overlap
