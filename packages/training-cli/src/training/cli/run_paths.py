@@ -16,11 +16,12 @@ def model_folder(path: Path) -> Path:
 
 
 def window_settings(model_dir: Path) -> tuple[int, int]:
-    """(max_length, stride) from the run's `config.yaml` beside `model/`, else the defaults."""
+    """(max_length, stride) from the run's `config.yaml` beside `model/`, else `ModelConfig`'s defaults."""
+    from training.config import ModelConfig, TrainingConfig
+
     config_file = model_dir.parent / "config.yaml"
     if not config_file.is_file():
-        return 256, 32
-    from training.config import TrainingConfig
-
+        fields = ModelConfig.model_fields
+        return fields["max_length"].default, fields["stride"].default
     config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
     return config.model.max_length, config.model.stride
