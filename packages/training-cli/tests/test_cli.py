@@ -104,3 +104,24 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
         assert images and all(image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 5000 for image in images)
     again = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
     assert again.returncode == 0 and json.loads(again.stdout)["lineage"]["run_id"] == summary["lineage"]["run_id"]
+
+
+def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: Path, tmp_path: Path) -> None:
+    from training.config import BestConfig, build_training_config
+
+    best = BestConfig(
+        config=build_training_config(None, config_dir),
+        hyperparameters={},
+        metric="entity_f1",
+        direction="maximize",
+        objective=0.5,
+        trial_number=0,
+        study_name="elsewhere",
+        storage="sqlite:///study.db",
+        dataset_fingerprint="0" * 64,
+    )
+    best.save(tmp_path / "best_config.json")
+    completed = cli("final", str(tmp_path / "best_config.json"), "--output", str(tmp_path / "run"))
+    assert completed.returncode == 2, completed.stderr
+    assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
+    assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1

@@ -82,3 +82,17 @@ def test_removal_stays_inside_the_study_folder(tmp_path: Path) -> None:
     assert neighbour.is_dir() and folder.root.is_dir()
     folder.remove(folder.root / "trials")
     assert not (folder.root / "trials").exists()
+
+
+def test_ties_in_the_objective_go_to_the_lower_cv_std_then_the_earlier_trial() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    from training.hpo.checkpoints import best_trial_number
+
+    study = optuna.create_study(direction="maximize")
+    space = {"x": FloatDistribution(0, 1)}
+    for std in (0.2, 0.1, 0.1):
+        study.add_trial(create_trial(value=0.5, params={"x": std}, distributions=space, user_attrs={"cv_std": std}))
+    study.add_trial(create_trial(value=0.4, params={"x": 0.0}, distributions=space, user_attrs={"cv_std": 0.0}))
+    assert best_trial_number(study) == 1

@@ -271,3 +271,93 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_bad_trial_stops_after_fold_0_and_the_summary_shows_the_time_saved(config_dir: Path, tmp_path: Path) -> None:
+    from training.hpo.report import trials_table
+
+    one_epoch = {**SMALL_SPACE, "num_epochs": {"type": "fixed", "value": 1}}
+    hpo = settings(
+        "fold0", metric="loss", direction="minimize", n_trials=1, search_space=one_epoch, pruner={"startup_trials": 1}
+    )
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", hpo, **run)
+    study.enqueue_trial({"training.learning_rate": 1e-12})
+    study = run_local_hpo_sweep("tiny-bert", hpo, n_trials=2, **run)
+    bad = study.trials[1]
+    assert bad.state == TrialState.PRUNED
+    assert list(bad.intermediate_values) == [0, 1]  # fold 0's epoch (the warmup), then the CV mean after fold 0
+    assert len(bad.user_attrs["fold_values"]) == 1
+    assert not (tmp_path / "trials" / "1" / "fold-1").exists()
+    assert "pruning saved about" in trials_table(study).splitlines()[-1]
+
+
+def test_a_trial_is_never_pruned_once_its_last_fold_has_trained(
+    swept: tuple, dataset: Dataset, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    from training.hpo.objective import TrialSpec, cross_validate
+
+    class PruneFromStep2:
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def report(self, step: int, value: float) -> bool:
+            self.steps.append(step)
+            return step >= 2
+
+    spec = TrialSpec(
+        number=0,
+        config_yaml=tiny_config.with_values({"training.num_epochs": 1}).to_yaml(),
+        metric="entity_f1",
+        splits_path=str(swept[1] / "splits.json"),
+        trial_dir=str(tmp_path / "trial"),
+        cache_dir=str(tmp_path / "cache"),
+        max_epochs=1,
+    )
+    reporter = PruneFromStep2()
+    outcome = cross_validate(spec, dataset, reporter)
+    assert reporter.steps == [0, 1, 2, 3]  # fold 0: epoch, CV mean; fold 1 (the last): epoch, CV mean
+    assert outcome.pruned_at is None and len(outcome.folds) == 2
+
+
+def test_time_budgets_count_real_seconds_across_a_clock_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+    from datetime import datetime
+
+    from optuna.trial import FrozenTrial
+
+    from training.hpo.budget import active_seconds
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    clock.tzset()
+    try:  # Optuna's naive local times: 01:30 to 03:30 on the night clocks spring forward is one hour
+        start, end = datetime(2026, 3, 29, 1, 30), datetime(2026, 3, 29, 3, 30)
+        trial = FrozenTrial(0, TrialState.COMPLETE, 1.0, start, end, {}, {}, {}, {}, {}, 0)
+        assert active_seconds([trial]) == 3600
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+
+
+def test_a_fixed_validation_split_is_tuned_without_folds(config_dir: Path, tmp_path: Path) -> None:
+    from training.common.errors import DataError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (config_dir / "data" / "ner" / "train.jsonl").read_text().splitlines(keepends=True)
+    (data / "train.jsonl").write_text("".join(lines[:24]))
+    (data / "validation.jsonl").write_text("".join(lines[24:]))
+    hpo = settings("dev", validation="split")
+    run = {"config_dir": config_dir, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", hpo, data_path=data, study_dir=tmp_path / "study", **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        assert len(trial.user_attrs["fold_values"]) == 1 and trial.value == trial.user_attrs["fold_values"][0]
+        record = json.loads((tmp_path / "study" / "trials" / str(trial.number) / "fold-0" / "fold.json").read_text())
+        assert record["validation"] == "split"
+    assert not (tmp_path / "study" / "splits.json").exists()
+    best = BestConfig.load(tmp_path / "study" / "best_config.json")
+    assert best.splits_path is None and best.data_path == str(data.resolve())
+
+    with pytest.raises(DataError, match=r"hpo.validation 'split' needs a 'train' and a 'validation' split; the data"):
+        run_local_hpo_sweep("tiny-bert", hpo, study_dir=tmp_path / "nodev", **run)
