@@ -16,6 +16,8 @@ from training.common.errors import ConfigError, InputError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
+from training.hpo.checkpoints import best_trial_number
+from training.hpo.failures import SweepStopped
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -34,10 +36,12 @@ def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) 
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
     assert study.study_name == "tiny" and (study_dir / "study.db").is_file()
     for trial in study.trials:
-        assert set(trial.intermediate_values) == {0, 1, 2, 3}  # step = fold * 2 epochs + epoch
+        # step = fold * (2 epochs + 1) + epoch; the running CV mean at the fold's last step (2, 5)
+        assert set(trial.intermediate_values) == {0, 1, 2, 3, 4, 5}
+        assert trial.intermediate_values[5] == pytest.approx(trial.value)
         assert trial.value == pytest.approx(statistics.fmean(trial.user_attrs["fold_values"]))
     assert isinstance(best_config, BestConfig)
-    assert best_config.trial_number == study.best_trial.number
+    assert best_config.trial_number == best_trial_number(study)  # ties go to the lower CV std
     assert best_config.objective == study.best_value
     assert best_config.cv_std == pytest.approx(statistics.pstdev(best_config.fold_values))
     assert set(best_config.hyperparameters) == {"training.learning_rate", "training.batch_size"}
@@ -81,7 +85,7 @@ def test_folds_never_leak(swept: tuple, dataset: Dataset) -> None:
 
 def test_only_the_best_trials_models_are_kept(swept: tuple) -> None:
     study, study_dir = swept
-    best = study.best_trial.number
+    best = best_trial_number(study)
     for trial in study.trials:
         for fold in (0, 1):
             run = study_dir / "trials" / str(trial.number) / f"fold-{fold}"
@@ -183,7 +187,7 @@ def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tm
     records = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("trials/*/fold-*/fold.json"))]
     assert len(records) == 8 and {record["threads"] for record in records} == {max(1, cores // 2)}
     assert len({record["pid"] for record in records}) == 4
-    assert BestConfig.load(tmp_path / "best_config.json").trial_number == study.best_trial.number
+    assert BestConfig.load(tmp_path / "best_config.json").trial_number == best_trial_number(study)
 
 
 def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:
@@ -235,15 +239,16 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match="was run on a dataset in memory; pass its data path"):
         resume_hpo_sweep(tmp_path)
-    with pytest.raises(ConfigError, match=r"model.backbone .no-such-model."):
+    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
         run_local_hpo_sweep(
             "no-such-model",
-            settings("memory-2", n_trials=1),
+            settings("memory-2", n_trials=1, max_failed_trials=1),
             config=tiny_config,
             dataset=dataset,
             study_dir=tmp_path / "2",
             isolation="inprocess",
         )
+    assert stopped.value.exit_code == 2  # bad input in every trial: the command exits 2
 
 
 def test_a_study_continues_only_with_its_own_settings_and_data(
@@ -286,7 +291,8 @@ def test_a_bad_trial_stops_after_fold_0_and_the_summary_shows_the_time_saved(con
     study = run_local_hpo_sweep("tiny-bert", hpo, n_trials=2, **run)
     bad = study.trials[1]
     assert bad.state == TrialState.PRUNED
-    assert list(bad.intermediate_values) == [0, 1]  # fold 0's epoch (the warmup), then the CV mean after fold 0
+    # fold 0's epoch (the warmup), then the CV mean after fold 0 (at step max_epochs = 2, the config's epochs)
+    assert list(bad.intermediate_values) == [0, 2]
     assert len(bad.user_attrs["fold_values"]) == 1
     assert not (tmp_path / "trials" / "1" / "fold-1").exists()
     assert "pruning saved about" in trials_table(study).splitlines()[-1]

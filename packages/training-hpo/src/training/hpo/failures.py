@@ -34,15 +34,15 @@ class FailureStreak:
     """Counts the failures in a row of one sweep process (its parallel trials included); thread-safe."""
 
     def __init__(self, limit: int) -> None:
-        self.limit, self.count, self.last = limit, 0, ""
+        self.limit, self.count, self.last, self.exit_code = limit, 0, "", TrainingError.exit_code
         self._lock = threading.Lock()
 
-    def failed(self, number: int, reason: str) -> bool:
-        """Count trial `number`'s failure; True once `limit` trials have failed in a row."""
+    def failed(self, number: int, reason: str, exit_code: int) -> bool:
+        """Count trial `number`'s failure (`exit_code`: 2 for bad input); True once `limit` failed in a row."""
         logger.warning("trial %d failed: %s", number, reason)
         with self._lock:
             self.count += 1
-            self.last = reason
+            self.last, self.exit_code = reason, exit_code
             return self.count >= self.limit
 
     def succeeded(self) -> None:
@@ -50,7 +50,10 @@ class FailureStreak:
             self.count = 0
 
     def error(self) -> SweepStopped:
-        return SweepStopped(
+        """The error that ends the sweep; bad input (such as a backbone that is nowhere) keeps its exit code 2."""
+        stopped = SweepStopped(
             f"the sweep stopped: {self.count} trials failed in a row (hpo.max_failed_trials {self.limit}); "
             f"last reason: {self.last}"
         )
+        stopped.exit_code = self.exit_code
+        return stopped

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Sequence
 from typing import NoReturn
@@ -11,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from data.loaders import Dataset
+from training.common.errors import TrainingError
 from training.config.schema import TrainingConfig
 from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
@@ -99,10 +101,13 @@ class SweepWorker:
                 requeue(trial.study, trial)
                 raise
             except Exception as error:  # any failure of one trial: recorded, and the sweep goes on
-                self._failed(trial, one_line(error))
-        self.streak.succeeded()
+                self._failed(trial, one_line(error), getattr(error, "exit_code", TrainingError.exit_code))
         for key, value in {**outcome.to_attrs(), "trial_seconds": time.perf_counter() - started}.items():
             trial.set_user_attr(key, value)
+        if outcome.pruned_at is None and not math.isfinite(outcome.mean):  # e.g. a loss that became NaN
+            reason = f"the objective {self.hpo.metric} is {outcome.mean} (fold values {outcome.values})"
+            self._failed(trial, reason, TrainingError.exit_code)
+        self.streak.succeeded()
         if outcome.pruned_at is not None:
             raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at} (fold {len(outcome.folds)})")
         return outcome.mean
@@ -138,10 +143,10 @@ class SweepWorker:
             device=device,
         )
 
-    def _failed(self, trial: optuna.Trial, reason: str) -> NoReturn:
+    def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
         """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
         trial.set_user_attr(FAIL_REASON, reason)
-        if self.streak.failed(trial.number, reason):
+        if self.streak.failed(trial.number, reason, exit_code):
             self.stopped = True
             trial.study.stop()
         raise TrialFailed(reason)
