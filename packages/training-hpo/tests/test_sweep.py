@@ -367,3 +367,23 @@ def test_a_fixed_validation_split_is_tuned_without_folds(config_dir: Path, tmp_p
 
     with pytest.raises(DataError, match=r"hpo.validation 'split' needs a 'train' and a 'validation' split; the data"):
         run_local_hpo_sweep("tiny-bert", hpo, study_dir=tmp_path / "nodev", **run)
+
+
+def test_a_requeued_trial_that_starts_late_cannot_overshoot_the_budget() -> None:
+    from datetime import datetime, timedelta
+
+    from optuna.trial import FrozenTrial
+
+    from training.hpo.budget import Budget
+
+    def trial(number: int, state: TrialState, start: datetime) -> FrozenTrial:
+        end = start + timedelta(seconds=1) if state == TrialState.COMPLETE else None
+        return FrozenTrial(number, state, None, start, end, {}, {}, {}, {}, {}, number)
+
+    now = datetime.now()
+    done = [trial(0, TrialState.COMPLETE, now - timedelta(seconds=9)), trial(1, TrialState.COMPLETE, now)]
+    # trial 3 was queued again (so numbered) before trial 4 was asked for, but started after it
+    trials = [*done, trial(3, TrialState.RUNNING, now + timedelta(seconds=2)), trial(4, TrialState.RUNNING, now)]
+    budget = Budget(n_trials=3, timeout_s=None)
+    assert budget.admits(trials, 4)
+    assert not budget.admits(trials, 3)

@@ -44,11 +44,20 @@ class Budget:
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
         """Whether the running trial `number` fits: earlier-started running trials take their places first, and the
-        time budget is judged at its start (the moment the sweep asked for it), not later."""
-        used = sum(
-            trial.state in COUNTED or (trial.state == TrialState.RUNNING and trial.number < number) for trial in trials
-        )
+        time budget is judged at its start (the moment the sweep asked for it), not later.
+
+        "Earlier" is by start time, not by number: a re-queued trial keeps the number it got when it was queued, so
+        it can start after a trial with a higher number that was admitted meanwhile.
+        """
         start = next((utc(trial.datetime_start) for trial in trials if trial.number == number), None)
+
+        def before(trial: FrozenTrial) -> bool:
+            began = utc(trial.datetime_start)
+            if start is None or began is None or began == start:
+                return trial.number < number
+            return began < start
+
+        used = sum(trial.state in COUNTED or (trial.state == TrialState.RUNNING and before(trial)) for trial in trials)
         others = [trial for trial in trials if trial.number != number]
         return not (self._full(used) or self._timed_out(others, until=start))
 
