@@ -7,7 +7,9 @@ same generated corpus for the same epochs, and score entity F1 the same way (str
 on its share of the cores). `Trainer.hyperparameter_search` has no cross-validation, so it runs once per fold (same
 grid seed, so trial `i` has the same parameters on both folds) and its objective is the mean of the two searches,
 trial by trial; it runs one trial at a time (its `n_jobs` threads would share one `Trainer`). Both prune with
-Optuna's default median pruner (5 startup trials, no warm-up) on each epoch's validation F1.
+Optuna's default median pruner (5 startup trials, no warm-up) on each epoch's validation F1; ours also reports the
+running CV mean after each fold, and the summary shows the training time its pruned trials did not spend (the same
+figure as the sweep summary's "pruning saved about ... s").
 
 Per trial:
 - wall: the trial's duration as Optuna recorded it (both sides, summed over the two HF searches);
@@ -61,6 +63,7 @@ from training.core.features import encode_documents
 from training.core.metrics import compute_metrics
 from training.core.model import create_model_and_tokenizer
 from training.hpo import run_local_hpo_sweep
+from training.hpo.report import pruning_savings
 
 LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
 SEED = 0
@@ -116,6 +119,8 @@ def ours(
         "best": study.best_value,
         "trials": rows,
         "parent_rss_growth_mb": (parent.memory_info().rss - rss_before) / 2**20,
+        "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
+        "pruning_saved": pruning_savings(study),
     }
 
 
@@ -267,17 +272,23 @@ def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None
     hf_first, hf_last = hf["trials"][0]["rss_mb"], hf["trials"][-1]["rss_mb"]
     line(f"peak RSS trial 1 / trial {trials} (MiB)", f"{first:.0f} / {last:.0f}", f"{hf_first:.0f} / {hf_last:.0f}")
     line("sweep process RSS growth (MiB)", f"{ours_['parent_rss_growth_mb']:.0f}", "-")
+    saved = ours_["pruning_saved"]  # the sweep summary's own figure (see `training.hpo.report.pruning_savings`)
+    line("trials pruned / training saved (s)", f"{ours_['pruned']} / {'-' if saved is None else f'{saved:.1f}'}", "-")
     print("\nper trial: learning rate, batch size, objective, wall s, training s, peak RSS MiB")
     for name, rows in (("run_local_hpo_sweep", ours_["trials"]), ("HF hyperparameter_search", hf["trials"])):
         print(name)
         for index, row in enumerate(rows):
             params = f"{row['params'][0]:.5f} {row['params'][1]:>3}"
             print(
-                f"  {index}: {params}  {row['value']:.4f}  {row['wall']:6.2f}  {row['training']:6.2f}  "
+                f"  {index}: {params}  {_value(row['value'])}  {row['wall']:6.2f}  {row['training']:6.2f}  "
                 f"{row['rss_mb']:6.0f}"
             )
     same = all(row["same_params_on_both_folds"] for row in hf["trials"])
     print(f"HF tried the same parameters on both folds: {same}")
+
+
+def _value(value: float | None) -> str:
+    return "pruned" if value is None else f"{value:.4f}"
 
 
 def run_contender(args: argparse.Namespace) -> dict[str, Any]:

@@ -153,9 +153,12 @@ def started_study(sweep_config: Path) -> Callable[..., Any]:
 @pytest.fixture(scope="session")
 def best_config_for(training_config: Path) -> Callable[..., Any]:
     """`best_config_for(**fields)`: a `BestConfig` of one epoch of the training config, as a sweep would pick it."""
+    from data.loaders import load_dataset
     from training.config import BestConfig, build_training_config
 
     config = build_training_config({"set": ["training.eval_steps=null"]}, training_config)
+    data = config.data
+    swept_on = load_dataset(data.path, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy)
 
     def make(**fields: Any) -> BestConfig:
         defaults: dict[str, Any] = {
@@ -168,7 +171,7 @@ def best_config_for(training_config: Path) -> Callable[..., Any]:
             "trial_number": 3,
             "study_name": "reliability",
             "storage": "sqlite:///study.db",
-            "dataset_fingerprint": "0" * 64,
+            "dataset_fingerprint": swept_on.fingerprint,
         }
         return BestConfig(**(defaults | fields))
 

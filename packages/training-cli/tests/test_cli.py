@@ -134,3 +134,24 @@ def test_the_demo_config_folder_reads_back_as_its_profile(size: str, tmp_path: P
     assert (learning_rate.low, learning_rate.high) == profile.learning_rates
     assert config.training.learning_rate == profile.learning_rates[0]
     assert len(list((tmp_path / "corpus").iterdir())) == 3  # train, validation, test
+
+
+def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: Path, tmp_path: Path) -> None:
+    from training.config import BestConfig, build_training_config
+
+    best = BestConfig(
+        config=build_training_config(None, config_dir),
+        hyperparameters={},
+        metric="entity_f1",
+        direction="maximize",
+        objective=0.5,
+        trial_number=0,
+        study_name="elsewhere",
+        storage="sqlite:///study.db",
+        dataset_fingerprint="0" * 64,
+    )
+    best.save(tmp_path / "best_config.json")
+    completed = cli("final", str(tmp_path / "best_config.json"), "--output", str(tmp_path / "run"))
+    assert completed.returncode == 2, completed.stderr
+    assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
+    assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1

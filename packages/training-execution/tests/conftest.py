@@ -94,8 +94,17 @@ def best_config(tiny_config: TrainingConfig) -> BestConfig:
         trial_number=7,
         study_name="ner-sweep",
         storage=STORAGE,
-        dataset_fingerprint="f" * 64,
+        dataset_fingerprint=sweep_data_fingerprint(tiny_config),
     )
+
+
+def sweep_data_fingerprint(config: TrainingConfig) -> str:
+    """The fingerprint a sweep on the config's data records (a refit checks its data against it)."""
+    from data.loaders import load_dataset
+
+    data = config.data
+    dataset = load_dataset(data.path, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy)
+    return dataset.fingerprint
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 
 from data.loaders import load_dataset
 from data.report import LoadReport
-from training.common.errors import ConfigError, ExecutionError
+from training.common.errors import ConfigError, ExecutionError, InputError
 from training.config import BestConfig, ExecutionConfig, TrainingConfig
 from training.execution import JobSpec, execute_final_training, extract_lineage_from_best_model
 
@@ -66,12 +66,12 @@ def test_without_a_test_split_the_refit_holds_out_or_stops_with_advice(
     for split in ("train", "validation"):
         (data / f"{split}.jsonl").write_text((config_dir / "data" / "ner" / f"{split}.jsonl").read_text())
     with pytest.raises(ConfigError, match=r"the data has no 'test' split to evaluate on \(splits: train, validation\)"):
-        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data)
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data, other_data=True)
 
     config = best_config.config.with_values({"data.holdout_fraction": 0.2})
     with_fraction = best_config.model_copy(update={"config": config})
     lineage = extract_lineage_from_best_model(
-        execute_final_training(with_fraction, output_dir=tmp_path / "held", data_path=data)
+        execute_final_training(with_fraction, output_dir=tmp_path / "held", data_path=data, other_data=True)
     )
     assert lineage.evaluated_on == "holdout 0.2 of train" and lineage.trained_on == ("train", "validation")
 
@@ -133,3 +133,34 @@ def test_an_interrupted_final_run_resumes_from_its_checkpoint(best_config: BestC
     assert resumed.id == job.id and "resuming at epoch" in (job.output_dir / "train.log").read_text()
     record = json.loads((job.output_dir / "metrics.json").read_text())
     assert record["status"] == "completed" and [entry["epoch"] for entry in record["history"]] == list(range(1, 9))
+
+
+def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
+    best_config: BestConfig, config_dir: Path, tmp_path: Path
+) -> None:
+    other = tmp_path / "other"
+    other.mkdir()
+    for split in ("train", "validation", "test"):
+        lines = (config_dir / "data" / "ner" / f"{split}.jsonl").read_text().splitlines(keepends=True)
+        (other / f"{split}.jsonl").write_text("".join(lines[1:] if split == "train" else lines))
+    data = best_config.config.data
+    theirs = load_dataset(other, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy).fingerprint
+    ours = best_config.dataset_fingerprint
+    refused = rf"the data has fingerprint {theirs[:12]}, .* on data {ours[:12]}; .*--other-data"
+    with pytest.raises(InputError, match=refused):
+        execute_final_training(best_config, output_dir=tmp_path / "refused", data_path=other)
+    assert not (tmp_path / "refused" / "model").exists()
+
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
+    lineage = extract_lineage_from_best_model(job)
+    assert lineage.other_data and (lineage.dataset_fingerprint, lineage.study_dataset_fingerprint) == (theirs, ours)
+
+
+def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:
+    sweep_data = best_config.config.data.path
+    elsewhere = best_config.config.model_copy(
+        update={"data": best_config.config.data.model_copy(update={"path": str(tmp_path / "moved")})}
+    )
+    best = best_config.model_copy(update={"config": elsewhere, "data_path": sweep_data})
+    execute_final_training(best, output_dir=tmp_path / "run", dry_run=True)
+    assert JobSpec.load(tmp_path / "run" / "job.json").data_path == str(Path(sweep_data).resolve())

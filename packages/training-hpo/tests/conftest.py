@@ -5,6 +5,7 @@
   and `hpo/tiny.yaml` (2 folds, 3 trials, learning rate and batch size tuned); `hpo/quick.yaml` is the same with
   one epoch per fold, for the tests that start many processes.
 - `tiny_config`: the `TrainingConfig` read from it; `dataset`: its corpus.
+- `quick_settings(name, **values)`: sweep settings of 2 folds of one epoch, 2 trials, the learning rate tuned.
 - `swept`: `(study, study_dir)` of the guide's HPO example run once on `hpo/tiny.yaml` (3 trials, trials isolated in
   their own processes); tests must not change its folder.
 """
@@ -12,12 +13,13 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from data.loaders import Dataset, load_dataset
-from training.config import TrainingConfig, build_training_config, load_hpo_config
+from training.config import HPOConfig, TrainingConfig, build_training_config, load_hpo_config
 
 PEOPLE = ("Anna Smith", "John Brown", "Maria Garcia", "Peter Novak", "Sarah Jones", "David Lee")
 ORGS = ("Google", "Siemens", "Nokia", "Oracle", "Intel", "Spotify")
@@ -95,3 +97,16 @@ def swept(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple:
     search_space = create_search_space(hpo_config)
     study = run_local_hpo_sweep(backbone, search_space, config_dir=config_dir, study_dir=study_dir)
     return study, study_dir
+
+
+@pytest.fixture(scope="session")
+def quick_settings() -> Callable[..., HPOConfig]:
+    def make(name: str, **values: object) -> HPOConfig:
+        space = {
+            "learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3},
+            "num_epochs": {"type": "fixed", "value": 1},
+        }
+        settings = {"name": name, "k_folds": 2, "n_trials": 2, "pruner": {"type": "none"}, "search_space": space}
+        return HPOConfig.model_validate(settings | values)
+
+    return make

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from training.common.errors import InputError
-from training.hpo.checkpoints import clean_checkpoints
+from training.hpo.checkpoints import best_trial_number, clean_checkpoints
 from training.hpo.study_folder import StudyFolder
 
 
@@ -33,7 +33,7 @@ def models(folder: StudyFolder) -> set[str]:
 
 def test_keep_best_all_or_none(copied: tuple[optuna.Study, StudyFolder]) -> None:
     study, folder = copied
-    best = study.best_trial.number
+    best = best_trial_number(study)
     assert clean_checkpoints(study, folder, "all") == []
     assert len(models(folder)) == 6
     removed = clean_checkpoints(study, folder, "best")
@@ -51,7 +51,7 @@ def test_cleaning_refuses_a_link_out_of_the_study_folder(
     outside = tmp_path / "precious"
     outside.mkdir()
     (outside / "keep.txt").write_text("mine")
-    other = next(trial.number for trial in study.trials if trial.number != study.best_trial.number)
+    other = next(trial.number for trial in study.trials if trial.number != best_trial_number(study))
     model = folder.fold(other, 0) / "model"
     shutil.rmtree(model)
     model.symlink_to(outside, target_is_directory=True)
@@ -82,3 +82,15 @@ def test_removal_stays_inside_the_study_folder(tmp_path: Path) -> None:
     assert neighbour.is_dir() and folder.root.is_dir()
     folder.remove(folder.root / "trials")
     assert not (folder.root / "trials").exists()
+
+
+def test_ties_in_the_objective_go_to_the_lower_cv_std_then_the_earlier_trial() -> None:
+    from optuna.distributions import FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    space = {"x": FloatDistribution(0, 1)}
+    for std in (0.2, 0.1, 0.1):
+        study.add_trial(create_trial(value=0.5, params={"x": std}, distributions=space, user_attrs={"cv_std": std}))
+    study.add_trial(create_trial(value=0.4, params={"x": 0.0}, distributions=space, user_attrs={"cv_std": 0.0}))
+    assert best_trial_number(study) == 1

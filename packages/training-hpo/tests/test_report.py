@@ -20,7 +20,8 @@ def test_a_report_of_a_finished_study(swept: tuple, tmp_path: Path) -> None:
         assert (tmp_path / name).read_bytes().startswith(PNG), name
         assert f'<img src="{name}"' in (tmp_path / "index.html").read_text()
     lines = table.splitlines()
-    assert lines[0].split() == ["trial", "state", "objective", "cv", "std", "folds", "parameters"]
+    header = ["trial", "state", "objective", "cv", "std", "folds", "device", "parameters", "fail", "reason"]
+    assert lines[0].split() == header
     assert len(lines) == 1 + len(study.trials)
     best = study.best_trial
     assert any(line.startswith(f"{best.number} ") and f"{best.value:.4f}" in line for line in lines[1:])

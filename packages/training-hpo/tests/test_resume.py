@@ -105,3 +105,25 @@ def test_two_workers_share_one_budget_without_duplicates(config_dir: Path, tmp_p
     assert len(owners) == 2, "both workers should have run trials"
     params = [tuple(sorted(trial.params.items())) for trial in counted]
     assert len(set(params)) == len(params)
+
+
+def test_a_worker_on_another_host_is_refused_a_file_storage(config_dir: Path, tmp_path: Path) -> None:
+    import dataclasses
+
+    from training.hpo.record import SweepRecord
+
+    quick = config_dir / "hpo" / "quick.yaml"
+    study = run_local_hpo_sweep(
+        "tiny-bert", quick, config_dir=config_dir, study_dir=tmp_path, n_trials=1, isolation="inprocess"
+    )
+    elsewhere = dataclasses.replace(SweepRecord.load(study), machine="build-7 (boot 00000000)")
+    elsewhere.save(study)  # the study was started on another machine, on this shared folder
+    refused = subprocess.run(hpo("worker", "--study-dir", tmp_path), capture_output=True, text=True, timeout=120)
+    assert refused.returncode == 2
+    (line,) = refused.stderr.strip().splitlines()
+    assert "is a file, and the study runs on build-7 (boot 00000000)" in line
+    assert "use an RDB storage URL (postgresql://... or mysql://...)" in line and "--single-host" in line
+    accepted = subprocess.run(
+        hpo("worker", "--study-dir", tmp_path, "--single-host"), capture_output=True, text=True, timeout=120
+    )
+    assert accepted.returncode == 0, accepted.stderr

@@ -16,6 +16,8 @@ from training.common.errors import ConfigError, InputError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
+from training.hpo.checkpoints import best_trial_number
+from training.hpo.failures import SweepStopped
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -34,10 +36,12 @@ def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) 
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
     assert study.study_name == "tiny" and (study_dir / "study.db").is_file()
     for trial in study.trials:
-        assert set(trial.intermediate_values) == {0, 1, 2, 3}  # step = fold * 2 epochs + epoch
+        # step = fold * (2 epochs + 1) + epoch; the running CV mean at the fold's last step (2, 5)
+        assert set(trial.intermediate_values) == {0, 1, 2, 3, 4, 5}
+        assert trial.intermediate_values[5] == pytest.approx(trial.value)
         assert trial.value == pytest.approx(statistics.fmean(trial.user_attrs["fold_values"]))
     assert isinstance(best_config, BestConfig)
-    assert best_config.trial_number == study.best_trial.number
+    assert best_config.trial_number == best_trial_number(study)  # ties go to the lower CV std
     assert best_config.objective == study.best_value
     assert best_config.cv_std == pytest.approx(statistics.pstdev(best_config.fold_values))
     assert set(best_config.hyperparameters) == {"training.learning_rate", "training.batch_size"}
@@ -81,7 +85,7 @@ def test_folds_never_leak(swept: tuple, dataset: Dataset) -> None:
 
 def test_only_the_best_trials_models_are_kept(swept: tuple) -> None:
     study, study_dir = swept
-    best = study.best_trial.number
+    best = best_trial_number(study)
     for trial in study.trials:
         for fold in (0, 1):
             run = study_dir / "trials" / str(trial.number) / f"fold-{fold}"
@@ -183,7 +187,7 @@ def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tm
     records = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("trials/*/fold-*/fold.json"))]
     assert len(records) == 8 and {record["threads"] for record in records} == {max(1, cores // 2)}
     assert len({record["pid"] for record in records}) == 4
-    assert BestConfig.load(tmp_path / "best_config.json").trial_number == study.best_trial.number
+    assert BestConfig.load(tmp_path / "best_config.json").trial_number == best_trial_number(study)
 
 
 def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:
@@ -235,15 +239,16 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match="was run on a dataset in memory; pass its data path"):
         resume_hpo_sweep(tmp_path)
-    with pytest.raises(ConfigError, match=r"model.backbone .no-such-model."):
+    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
         run_local_hpo_sweep(
             "no-such-model",
-            settings("memory-2", n_trials=1),
+            settings("memory-2", n_trials=1, max_failed_trials=1),
             config=tiny_config,
             dataset=dataset,
             study_dir=tmp_path / "2",
             isolation="inprocess",
         )
+    assert stopped.value.exit_code == 2  # bad input in every trial: the command exits 2
 
 
 def test_a_study_continues_only_with_its_own_settings_and_data(
@@ -302,3 +307,114 @@ def test_the_sweep_logs_the_load_report(
     assert dataset.report.misaligned["train"].count == 1
     assert caplog.messages == dataset.report.lines()
     assert f"  {data}:1: [0, 4, 'PER'] 'John' widened to 'JohnSmith'" in caplog.messages
+
+
+def test_a_bad_trial_stops_after_fold_0_and_the_summary_shows_the_time_saved(config_dir: Path, tmp_path: Path) -> None:
+    from training.hpo.report import trials_table
+
+    one_epoch = {**SMALL_SPACE, "num_epochs": {"type": "fixed", "value": 1}}
+    hpo = settings(
+        "fold0", metric="loss", direction="minimize", n_trials=1, search_space=one_epoch, pruner={"startup_trials": 1}
+    )
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", hpo, **run)
+    study.enqueue_trial({"training.learning_rate": 1e-12})
+    study = run_local_hpo_sweep("tiny-bert", hpo, n_trials=2, **run)
+    bad = study.trials[1]
+    assert bad.state == TrialState.PRUNED
+    # fold 0's epoch (the warmup), then the CV mean after fold 0 (at step max_epochs = 2, the config's epochs)
+    assert list(bad.intermediate_values) == [0, 2]
+    assert len(bad.user_attrs["fold_values"]) == 1
+    assert not (tmp_path / "trials" / "1" / "fold-1").exists()
+    assert "pruning saved about" in trials_table(study).splitlines()[-1]
+
+
+def test_a_trial_is_never_pruned_once_its_last_fold_has_trained(
+    swept: tuple, dataset: Dataset, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    from training.hpo.objective import TrialSpec, cross_validate
+
+    class PruneFromStep2:
+        def __init__(self) -> None:
+            self.steps: list[int] = []
+
+        def report(self, step: int, value: float) -> bool:
+            self.steps.append(step)
+            return step >= 2
+
+    spec = TrialSpec(
+        number=0,
+        config_yaml=tiny_config.with_values({"training.num_epochs": 1}).to_yaml(),
+        metric="entity_f1",
+        splits_path=str(swept[1] / "splits.json"),
+        trial_dir=str(tmp_path / "trial"),
+        cache_dir=str(tmp_path / "cache"),
+        max_epochs=1,
+    )
+    reporter = PruneFromStep2()
+    outcome = cross_validate(spec, dataset, reporter)
+    assert reporter.steps == [0, 1, 2, 3]  # fold 0: epoch, CV mean; fold 1 (the last): epoch, CV mean
+    assert outcome.pruned_at is None and len(outcome.folds) == 2
+
+
+def test_time_budgets_count_real_seconds_across_a_clock_change(monkeypatch: pytest.MonkeyPatch) -> None:
+    import time as clock
+    from datetime import datetime
+
+    from optuna.trial import FrozenTrial
+
+    from training.hpo.budget import active_seconds
+
+    monkeypatch.setenv("TZ", "Europe/Berlin")
+    clock.tzset()
+    try:  # Optuna's naive local times: 01:30 to 03:30 on the night clocks spring forward is one hour
+        start, end = datetime(2026, 3, 29, 1, 30), datetime(2026, 3, 29, 3, 30)
+        trial = FrozenTrial(0, TrialState.COMPLETE, 1.0, start, end, {}, {}, {}, {}, {}, 0)
+        assert active_seconds([trial]) == 3600
+    finally:
+        monkeypatch.undo()
+        clock.tzset()
+
+
+def test_a_fixed_validation_split_is_tuned_without_folds(config_dir: Path, tmp_path: Path) -> None:
+    from training.common.errors import DataError
+
+    data = tmp_path / "data"
+    data.mkdir()
+    lines = (config_dir / "data" / "ner" / "train.jsonl").read_text().splitlines(keepends=True)
+    (data / "train.jsonl").write_text("".join(lines[:24]))
+    (data / "validation.jsonl").write_text("".join(lines[24:]))
+    hpo = settings("dev", validation="split")
+    run = {"config_dir": config_dir, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", hpo, data_path=data, study_dir=tmp_path / "study", **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    for trial in study.trials:
+        assert len(trial.user_attrs["fold_values"]) == 1 and trial.value == trial.user_attrs["fold_values"][0]
+        record = json.loads((tmp_path / "study" / "trials" / str(trial.number) / "fold-0" / "fold.json").read_text())
+        assert record["validation"] == "split"
+    assert not (tmp_path / "study" / "splits.json").exists()
+    best = BestConfig.load(tmp_path / "study" / "best_config.json")
+    assert best.splits_path is None and best.data_path == str(data.resolve())
+
+    with pytest.raises(DataError, match=r"hpo.validation 'split' needs a 'train' and a 'validation' split; the data"):
+        run_local_hpo_sweep("tiny-bert", hpo, study_dir=tmp_path / "nodev", **run)
+
+
+def test_a_requeued_trial_that_starts_late_cannot_overshoot_the_budget() -> None:
+    from datetime import datetime, timedelta
+
+    from optuna.trial import FrozenTrial
+
+    from training.hpo.budget import Budget
+
+    def trial(number: int, state: TrialState, start: datetime) -> FrozenTrial:
+        end = start + timedelta(seconds=1) if state == TrialState.COMPLETE else None
+        return FrozenTrial(number, state, None, start, end, {}, {}, {}, {}, {}, number)
+
+    now = datetime.now()
+    done = [trial(0, TrialState.COMPLETE, now - timedelta(seconds=9)), trial(1, TrialState.COMPLETE, now)]
+    # trial 3 was queued again (so numbered) before trial 4 was asked for, but started after it
+    trials = [*done, trial(3, TrialState.RUNNING, now + timedelta(seconds=2)), trial(4, TrialState.RUNNING, now)]
+    budget = Budget(n_trials=3, timeout_s=None)
+    assert budget.admits(trials, 4)
+    assert not budget.admits(trials, 3)

@@ -30,6 +30,7 @@ class BestConfig(Section):
     study_name: str
     storage: str = Field(description="study storage URL with any password removed")
     dataset_fingerprint: str
+    data_path: str | None = Field(default=None, description="the data the sweep used (a refit's default data)")
     splits_path: str | None = None
     checkpoint: str | None = Field(default=None, description="model folder of the best trial, when kept")
 

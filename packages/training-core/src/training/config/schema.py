@@ -246,6 +246,9 @@ class HPOConfig(Section):
     metric: Metric = "entity_f1"
     direction: Literal["maximize", "minimize"] = "maximize"
     k_folds: int = Field(default=3, ge=2, le=20)
+    validation: Literal["kfold", "split"] = Field(
+        default="kfold", description="k-fold CV of train, or train on train and score on the fixed validation split"
+    )
     n_trials: int | None = Field(default=10, ge=1)
     timeout_s: float | None = Field(default=None, gt=0)
     sampler: SamplerConfig = SamplerConfig()
@@ -254,6 +257,10 @@ class HPOConfig(Section):
     isolation: Literal["subprocess", "inprocess"] = "subprocess"
     parallel_trials: int = Field(default=1, ge=1, description="trials one sweep process runs at once")
     keep_checkpoints: Literal["best", "all", "none"] = "best"
+    max_failed_trials: int = Field(default=3, ge=1, description="failed trials in a row that stop the sweep")
+    oom_retry: bool = Field(default=False, description="retry a CUDA out-of-memory trial once at half batch size")
+    heartbeat_interval: int = Field(default=60, ge=1, description="RDB storages: seconds between trial heartbeats")
+    grace_period: int = Field(default=180, ge=1, description="RDB storages: seconds without heartbeat = dead trial")
     search_space: dict[str, Parameter] = Field(min_length=1)
 
     @field_validator("search_space")

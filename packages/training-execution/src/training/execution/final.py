@@ -18,7 +18,7 @@ from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.common.optional import require
 from training.config.best import BestConfig
-from training.config.schema import ExecutionConfig, TrainingConfig
+from training.config.schema import ExecutionConfig
 from training.config.validation import validate
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
@@ -47,11 +47,14 @@ def execute_final_training(
     code_dir: str | os.PathLike[str] | None = None,
     tracking_uri: str | None = None,
     registered_model_name: str | None = None,
+    other_data: bool = False,
 ) -> JobHandle:
     """Refit `best_config` (a `BestConfig` or a `best_config.json` path) into `output_dir` and return the job.
 
     - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
-      else the config's `data.path`.
+      else the data the sweep used (`best_config.data_path`), else the config's `data.path`. Its fingerprint must be
+      the sweep's (an `InputError` naming both otherwise), unless `other_data=True` says it is intended; the
+      lineage then records both fingerprints.
     - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
       `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
       revision lineage records (default: the working directory).
@@ -77,12 +80,15 @@ def execute_final_training(
     spec = final_job_spec(
         best,
         output_dir=output_dir,
-        data_path=_data_path(best.config, data_path, resources, has_dataset=dataset is not None),
+        data_path=_data_path(best, data_path, resources, has_dataset=dataset is not None),
         resources=resources,
         keep_holdout=keep_holdout,
         force=force,
         code_dir=code_dir,
+        other_data=other_data,
     )
+    if dataset is not None and spec.study is not None:  # known before anything starts
+        spec.study.check_data(dataset.fingerprint, "the dataset passed in")
     spec_file = spec.save_to_output()
     if dry_run:
         return runner.prepare(spec_file)
@@ -106,6 +112,7 @@ def final_job_spec(
     keep_holdout: bool = False,
     force: bool = False,
     code_dir: str | os.PathLike[str] | None = None,
+    other_data: bool = False,
 ) -> JobSpec:
     """The refit job of `best`: its config with the best hyperparameters and epochs, early stopping off."""
     # A refit trains the chosen epoch count and keeps the last model: the evaluation split (test) only reports.
@@ -135,6 +142,7 @@ def final_job_spec(
             cv_std=best.cv_std,
             fold_values=best.fold_values,
             dataset_fingerprint=best.dataset_fingerprint,
+            other_data=other_data,
         ),
         resume=not force,
         code_revision=code_revision(code_dir),
@@ -160,11 +168,11 @@ def _resources(backend: str | None, nproc_per_node: int | None, execution: Execu
 
 
 def _data_path(
-    config: TrainingConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool
+    best: BestConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool
 ) -> str | None:
     """The data to train on, as an absolute path when local (children may run elsewhere)."""
     asset = resources.azure.data_asset if resources.backend == "azure" and resources.azure else None
-    path = str(given) if given is not None else asset or config.data.path
+    path = str(given) if given is not None else asset or best.data_path or best.config.data.path
     if path is None:
         if has_dataset:
             return None

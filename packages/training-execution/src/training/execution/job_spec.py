@@ -72,6 +72,16 @@ class StudyRef(_Record):
     cv_std: float = 0.0
     fold_values: tuple[float, ...] = ()
     dataset_fingerprint: str
+    other_data: bool = Field(default=False, description="the job trains on other data than the sweep's, on purpose")
+
+    def check_data(self, fingerprint: str, source: str) -> None:
+        """Refuse data other than the sweep's (by content fingerprint), unless `other_data` says it is intended."""
+        if fingerprint != self.dataset_fingerprint and not self.other_data:
+            raise InputError(
+                f"{source}: the data has fingerprint {fingerprint[:12]}, but study {self.study_name!r} chose its "
+                f"configuration on data {self.dataset_fingerprint[:12]}; refit on the sweep's data, or pass "
+                "--other-data (other_data=True) if that is intended"
+            )
 
 
 class JobSpec(_Record):

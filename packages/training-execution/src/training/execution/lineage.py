@@ -90,6 +90,7 @@ class Lineage(BaseModel):
     cv_std: float | None = None
     fold_values: tuple[float, ...] = ()
     study_dataset_fingerprint: str | None = None
+    other_data: bool = False
     backbone: str
     backbone_revision: str | None = None
     backbone_sha256: str | None = None
@@ -178,6 +179,7 @@ def build_lineage(
         cv_std=study.cv_std if study else None,
         fold_values=study.fold_values if study else (),
         study_dataset_fingerprint=study.dataset_fingerprint if study else None,
+        other_data=study.other_data if study else False,
         backbone=spec.config.model.backbone,
         backbone_revision=spec.config.model.revision or resolved_revision,
         backbone_sha256=sha256,

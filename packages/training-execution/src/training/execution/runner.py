@@ -29,6 +29,8 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
     """Train the job `spec` describes into `spec.output_dir`; `dataset` replaces loading `spec.data_path`."""
     if dataset is None:
         dataset = _load(spec)
+    if spec.study is not None:
+        spec.study.check_data(dataset.fingerprint, spec.data_path or "the dataset")
     training_data, evaluated_on = spec.data.apply(
         dataset, spec.config.data.holdout_fraction, spec.data_path or "the dataset"
     )

@@ -11,6 +11,7 @@ from optuna.study import StudyDirection
 
 from training.common.errors import InputError
 from training.config.best import BestConfig
+from training.hpo.checkpoints import best_trial
 from training.hpo.record import SweepRecord
 from training.hpo.study_folder import StudyFolder
 
@@ -25,10 +26,9 @@ def extract_best_config_from_study(
     """
     record = SweepRecord.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
-    try:
-        trial = study.best_trial
-    except ValueError:
-        raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration") from None
+    trial = best_trial(study)
+    if trial is None:
+        raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration")
     attrs, maximize = trial.user_attrs, study.direction == StudyDirection.MAXIMIZE
     fold_values = [float(value) for value in attrs["fold_values"]]
     best = BestConfig(
@@ -44,7 +44,8 @@ def extract_best_config_from_study(
         study_name=study.study_name,
         storage=record.storage,
         dataset_fingerprint=record.dataset_fingerprint,
-        splits_path=str(folder.splits),
+        data_path=record.data_path,
+        splits_path=str(folder.splits) if record.hpo_config.validation == "kfold" else None,
         checkpoint=_checkpoint(folder, trial.number, best_fold(fold_values, maximize)),
     )
     best.save(folder.best_config)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any
 
 import optuna
@@ -44,11 +44,20 @@ class Budget:
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
         """Whether the running trial `number` fits: earlier-started running trials take their places first, and the
-        time budget is judged at its start (the moment the sweep asked for it), not later."""
-        used = sum(
-            trial.state in COUNTED or (trial.state == TrialState.RUNNING and trial.number < number) for trial in trials
-        )
-        start = next((trial.datetime_start for trial in trials if trial.number == number), None)
+        time budget is judged at its start (the moment the sweep asked for it), not later.
+
+        "Earlier" is by start time, not by number: a re-queued trial keeps the number it got when it was queued, so
+        it can start after a trial with a higher number that was admitted meanwhile.
+        """
+        start = next((utc(trial.datetime_start) for trial in trials if trial.number == number), None)
+
+        def before(trial: FrozenTrial) -> bool:
+            began = utc(trial.datetime_start)
+            if start is None or began is None or began == start:
+                return trial.number < number
+            return began < start
+
+        used = sum(trial.state in COUNTED or (trial.state == TrialState.RUNNING and before(trial)) for trial in trials)
         others = [trial for trial in trials if trial.number != number]
         return not (self._full(used) or self._timed_out(others, until=start))
 
@@ -59,15 +68,21 @@ class Budget:
         return self.timeout_s is not None and active_seconds(trials, until) >= self.timeout_s
 
 
+def utc(moment: datetime | None) -> datetime | None:
+    """`moment` in UTC; Optuna records naive local times, which a change of clock or time zone (DST) would skew."""
+    return None if moment is None else moment.astimezone(timezone.utc)
+
+
 def active_seconds(trials: Sequence[FrozenTrial], until: datetime | None = None) -> float:
     """Seconds during which at least one trial of the study was running, up to `until` (default: now); failed
     trials end at an unknown time and do not count."""
     intervals = []
+    until = utc(until)
     for trial in trials:
-        start = trial.datetime_start
+        start = utc(trial.datetime_start)
         if start is None or trial.state not in (*COUNTED, TrialState.RUNNING) or (until and start >= until):
             continue
-        end = trial.datetime_complete or datetime.now(start.tzinfo)
+        end = utc(trial.datetime_complete) or datetime.now(timezone.utc)
         intervals.append((start, min(end, until) if until else end))
     intervals.sort()
     total, current_start, current_end = 0.0, None, None

@@ -6,11 +6,14 @@ Everything goes through `StudyFolder.remove`, which never deletes outside the st
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Literal
 
 import optuna
-from optuna.trial import TrialState
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, TrialState
 
 from training.hpo.study_folder import StudyFolder
 
@@ -18,25 +21,45 @@ Keep = Literal["best", "all", "none"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
+def best_trial(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> FrozenTrial | None:
+    """The best complete trial of `trials` (default: the study's now), or None before any trial completed.
+
+    Ties in the objective go to the lower CV std, then to the earlier trial (not to the storage's order).
+    """
+    complete = [
+        trial
+        for trial in (study.get_trials(deepcopy=False) if trials is None else trials)
+        if trial.state == TrialState.COMPLETE and trial.value is not None
+    ]
+    sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
+
+    def rank(trial: FrozenTrial) -> tuple[float, float, int]:
+        std = trial.user_attrs.get("cv_std")
+        return sign * float(trial.value or 0.0), math.inf if std is None else float(std), trial.number
+
+    return min(complete, key=rank, default=None)
+
+
 def best_trial_number(study: optuna.Study) -> int | None:
     """The best complete trial's number, or None before any trial completed."""
-    try:
-        return study.best_trial.number
-    except ValueError:
-        return None
+    best = best_trial(study)
+    return best.number if best is not None else None
 
 
 def clean_checkpoints(study: optuna.Study, folder: StudyFolder, keep: Keep) -> list[Path]:
     """Delete the model folders of finished trials that `keep` does not keep; returns what was deleted.
 
-    Safe while other workers run: a trial that is not the best now can never become the best later.
+    Safe while other workers run: the best is chosen from the same list of trials that is cleaned, so a trial that
+    finishes meanwhile is neither cleaned nor missed as the best, and a trial that is not the best now can never
+    become the best later.
     """
     if keep == "all":
         return []
-    best = best_trial_number(study) if keep == "best" else None
+    trials = study.get_trials(deepcopy=False)
+    best = best_trial(study, trials) if keep == "best" else None
     removed = []
-    for trial in study.get_trials(deepcopy=False, states=FINISHED):
-        if trial.number == best:
+    for trial in trials:
+        if trial.state not in FINISHED or (best is not None and trial.number == best.number):
             continue
         for fold in sorted(folder.trial(trial.number).glob("fold-*")):
             for name in ("model", "checkpoint"):

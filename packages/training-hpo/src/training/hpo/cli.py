@@ -46,6 +46,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
     worker.add_argument("--study-name")
     worker.add_argument("--data", type=Path, help="the study's data, when it lies elsewhere on this host")
+    worker.add_argument("--gpus", metavar="IDS", help="GPUs this worker's trials may use, e.g. 0,1 (default: all)")
+    worker.add_argument(
+        "--single-host",
+        action="store_true",
+        help="join a study on a file storage (SQLite, journal) from another host anyway, at the risk of losing trials",
+    )
     _common_arguments(worker)
     worker.set_defaults(func=_resume, worker=True)
 
@@ -116,6 +122,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _resume(args: argparse.Namespace) -> int:
     """`hpo resume` and `hpo worker` (which joins with its own sampler seed and leaves the budget alone)."""
+    from training.hpo.devices import parse_gpus
     from training.hpo.sweep import resume_hpo_sweep
 
     study = resume_hpo_sweep(
@@ -128,6 +135,8 @@ def _resume(args: argparse.Namespace) -> int:
         isolation=_isolation(args),
         parallel_trials=args.parallel,
         worker=getattr(args, "worker", False),
+        gpus=parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None,
+        single_host=getattr(args, "single_host", False),
     )
     return _summary(study, args.json)
 

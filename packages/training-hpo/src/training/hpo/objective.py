@@ -1,8 +1,10 @@
 """The k-fold cross-validation objective of one trial: train each fold, report each epoch, average the folds.
 
 It runs in the trial's own process (or in the sweep's, in-process) and never touches the study: a `Reporter` carries
-each epoch's value to the process that talks to Optuna and answers whether to prune. Intermediate steps are
-`fold * max_epochs + epoch`, so values at one step are comparable across trials even when epochs are tuned.
+each epoch's value to the process that talks to Optuna and answers whether to prune. Each fold has `max_epochs + 1`
+steps: one per epoch (`fold * (max_epochs + 1) + epoch`), then the running CV mean once the fold is done, so values
+at one step are comparable across trials even when epochs are tuned, and a trial far below the others stops after
+fold 0. A trial is never pruned once its last fold has trained: that would save nothing.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import optuna
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
-from training.config.schema import TrainingConfig
+from training.config.schema import HPOConfig, TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
 from training.hpo.search_space import SearchSpace
@@ -29,6 +31,16 @@ from training.hpo.search_space import SearchSpace
 def max_epochs(space: SearchSpace, config: TrainingConfig) -> int:
     """The most epochs a trial of `space` can train: the stride of intermediate steps from one fold to the next."""
     return max(space.upper_bound("training.num_epochs") or 0, config.training.num_epochs)
+
+
+def fold_count(hpo: HPOConfig) -> int:
+    """Folds each trial trains: `k_folds`, or one on the fixed validation split."""
+    return hpo.k_folds if hpo.validation == "kfold" else 1
+
+
+def trial_steps(k_folds: int, epochs: int) -> int:
+    """Intermediate steps of a whole trial of `k_folds` folds of at most `epochs` epochs (see the module doc)."""
+    return k_folds * (epochs + 1)
 
 
 class Reporter(Protocol):
@@ -44,11 +56,12 @@ class TrialSpec:
     number: int
     config_yaml: str
     metric: str
-    splits_path: str
+    splits_path: str | None  # None: no folds, train on `train` and score on the dataset's fixed `validation` split
     trial_dir: str
     cache_dir: str
     max_epochs: int
     threads: int | None = None
+    device: str | None = None  # CUDA_VISIBLE_DEVICES of the trial process (None: inherited)
 
 
 @dataclass(frozen=True)
@@ -95,6 +108,7 @@ class CVOutcome:
             "cv_mean": self.mean if self.folds else None,
             "cv_std": self.std if self.folds else None,
             "train_seconds": self.train_seconds,
+            "fold_seconds": [fold.seconds for fold in self.folds],
             "peak_rss_mb": self.peak_rss_mb,
         }
 
@@ -111,10 +125,14 @@ class OptunaReporter:
 
 
 class _ReportEpochs(Callback):
-    """Reports the metric after each epoch of one fold and stops training when the reporter says prune."""
+    """Reports the metric after each epoch of one fold and stops training when the reporter says prune; the last
+    fold's last epoch (`final_epoch`) is reported but never pruned."""
 
-    def __init__(self, reporter: Reporter, metric: str, fold: int, max_epochs: int) -> None:
-        self.reporter, self.metric, self.fold, self.offset = reporter, metric, fold, fold * max_epochs
+    def __init__(
+        self, reporter: Reporter, metric: str, fold: int, max_epochs: int, final_epoch: int | None = None
+    ) -> None:
+        self.reporter, self.metric, self.fold = reporter, metric, fold
+        self.offset, self.final_epoch = fold * (max_epochs + 1), final_epoch
         self.last_step: int | None = None
 
     def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
@@ -122,39 +140,34 @@ class _ReportEpochs(Callback):
         if step == self.last_step:  # evaluations every eval_steps: the first of each epoch is reported
             return
         self.last_step = step
-        if self.reporter.report(step, float(metrics[self.metric])):
+        prune = self.reporter.report(step, float(metrics[self.metric]))
+        if prune and state.epoch != self.final_epoch:
             raise optuna.TrialPruned(f"pruned at fold {self.fold}, epoch {state.epoch + 1}")
 
 
 def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVOutcome:
-    """Train every fold of `spec.splits_path` in `<trial_dir>/fold-<k>`; stop at the first prune."""
+    """Train every fold of `spec.splits_path` (or the one fixed split) in `<trial_dir>/fold-<k>`; stop at the first
+    prune."""
     import torch  # here, not at import: the sweep's own process never trains (trial processes preload these)
 
     from training.core.trainer import train_model
 
     config = TrainingConfig.from_yaml(spec.config_yaml, f"trial {spec.number} config")
-    splits = KFoldSplits.load(spec.splits_path, dataset)
+    parts = _folds(spec.splits_path, dataset)
     folds: list[FoldResult] = []
-    for index, fold in enumerate(splits.folds):
+    for index, (fold_data, fold_record) in enumerate(parts):
         output = Path(spec.trial_dir) / f"fold-{index}"
-        atomic_write_json(
-            output / "fold.json",
-            {
-                "fold": index,
-                "pid": os.getpid(),
-                "threads": torch.get_num_threads(),
-                "splits": spec.splits_path,
-                "dataset_fingerprint": splits.dataset_fingerprint,
-                "train_indices": list(fold.train_indices),
-                "validation_indices": list(fold.validation_indices),
-            },
-        )
-        callback = _ReportEpochs(reporter, spec.metric, index, spec.max_epochs)
+        process = {"pid": os.getpid(), "threads": torch.get_num_threads()}
+        gpus = {"cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES")}
+        atomic_write_json(output / "fold.json", {"fold": index, **process, **gpus, **fold_record})
+        last = index == len(parts) - 1
+        final_epoch = config.training.num_epochs - 1 if last else None
+        callback = _ReportEpochs(reporter, spec.metric, index, spec.max_epochs, final_epoch)
         started = time.perf_counter()
         try:
             result = train_model(
                 config,
-                splits.fold_dataset(dataset, index),
+                fold_data,
                 output,
                 callbacks=[callback],
                 resume=False,
@@ -166,7 +179,31 @@ def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVO
         seconds = time.perf_counter() - started
         value = float(result.best_metrics[spec.metric])
         folds.append(FoldResult(index, value, result.best_epoch, seconds))
+        end_step = index * (spec.max_epochs + 1) + spec.max_epochs
+        running_mean = statistics.fmean(fold.value for fold in folds)
+        if reporter.report(end_step, running_mean) and not last:
+            return CVOutcome(tuple(folds), end_step, 0.0, peak_rss_mb())
     return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb())
+
+
+def _folds(splits_path: str | None, dataset: Dataset) -> list[tuple[Dataset, dict[str, Any]]]:
+    """Each fold's data and what `fold.json` records of it: the k folds, or the dataset's own train/validation."""
+    if splits_path is None:
+        fixed = Dataset({"train": dataset["train"], "validation": dataset["validation"]}, labels=dataset.labels)
+        return [(fixed, {"validation": "split", "dataset_fingerprint": dataset.fingerprint})]
+    splits = KFoldSplits.load(splits_path, dataset)
+    return [
+        (
+            splits.fold_dataset(dataset, index),
+            {
+                "splits": splits_path,
+                "dataset_fingerprint": splits.dataset_fingerprint,
+                "train_indices": list(fold.train_indices),
+                "validation_indices": list(fold.validation_indices),
+            },
+        )
+        for index, fold in enumerate(splits.folds)
+    ]
 
 
 def peak_rss_mb() -> float | None:

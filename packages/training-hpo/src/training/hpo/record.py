@@ -27,6 +27,7 @@ class SweepRecord:
     study_dir: str
     storage: str
     max_epochs: int
+    machine: str | None = None  # where the sweep started (`recovery.machine_name`): file storages stay on it
     format: int = RECORD_FORMAT
 
     @property
@@ -49,4 +50,4 @@ class SweepRecord:
                 f"study {study.study_name!r} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
                 f"of format {RECORD_FORMAT})"
             )
-        return cls(**{field.name: data[field.name] for field in fields(cls)})
+        return cls(**{field.name: data[field.name] for field in fields(cls) if field.name in data})

@@ -1,6 +1,10 @@
 """Interrupted trials: each trial records the process that runs it, so a trial left RUNNING by a process that died
 on this host (kill -9, power loss) can be failed and re-run with the same parameters.
 
+A process is known by its host name, the kernel's boot id and its pid namespace as well as its pid: containers
+share a host name (and pids repeat between pid namespaces), so a pid is only judged inside its own namespace of the
+same running kernel; a trial of any other process is left to the storage's heartbeat.
+
 `enqueue_trial(..., skip_if_exists=True)` is not used: it also matches FAILED trials and would silently skip the
 re-run. Trials running on other hosts are left alone here; RDB storages fail them by heartbeat (see `storage`).
 """
@@ -12,7 +16,7 @@ import logging
 import os
 import socket
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +34,19 @@ logger = logging.getLogger("training.hpo")
 
 
 def process_identity() -> dict[str, Any]:
-    """Host, process id and (where the system tells) process start time, which tells a reused pid apart."""
+    """Host, boot id, pid namespace, process id and process start time (which tells a reused pid apart); the
+    parts the system does not tell are None."""
     pid = os.getpid()
-    return {"host": socket.gethostname(), "pid": pid, "started": _start_time(pid)}
+    return {**machine_identity(), "pid": pid, "started": _start_time(pid)}
+
+
+def machine_identity() -> dict[str, str | None]:
+    """Where a pid means something: host name, boot id of the running kernel, pid namespace (Linux)."""
+    return {
+        "host": socket.gethostname(),
+        "boot_id": _read("/proc/sys/kernel/random/boot_id"),
+        "pid_namespace": _link("/proc/self/ns/pid"),
+    }
 
 
 def record_owner(trial: optuna.Trial) -> None:
@@ -49,7 +63,10 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
     recovered = []
     with _locked(lock_file):
         trials = study.get_trials(deepcopy=False)
-        requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials}
+        # re-runs queued by us, and by Optuna's heartbeat (RetryHeartbeatStaleTrialCallback's `failed_trial`)
+        requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials} | {
+            trial.system_attrs.get("failed_trial") for trial in trials
+        }
         for trial in trials:
             if trial.state != TrialState.RUNNING or not _interrupted(trial):
                 continue
@@ -77,9 +94,10 @@ def _interrupted(trial: FrozenTrial) -> bool:
     owner = trial.user_attrs.get(OWNER)
     if owner is None:
         start = trial.datetime_start
-        now = datetime.now(start.tzinfo) if start is not None else None
-        return start is not None and now is not None and now - start > UNOWNED_GRACE
-    if owner.get("host") != socket.gethostname():
+        return start is not None and datetime.now(timezone.utc) - start.astimezone(timezone.utc) > UNOWNED_GRACE
+    here = machine_identity()
+    # another host, kernel or container (records made before a part was recorded lack it: the host decides)
+    if any(owner.get(key, value) != value for key, value in here.items()):
         return False
     return not alive(int(owner["pid"]), owner.get("started"))
 
@@ -94,6 +112,26 @@ def alive(pid: int, started: int | None = None) -> bool:
         pass
     now_started = _start_time(pid)
     return started is None or now_started is None or now_started == started
+
+
+def machine_name() -> str:
+    """This machine as one string: host name and boot id (a reboot counts as another machine)."""
+    machine = machine_identity()
+    return f"{machine['host']} (boot {machine['boot_id']})" if machine["boot_id"] else str(machine["host"])
+
+
+def _read(path: str) -> str | None:
+    try:
+        return Path(path).read_text(encoding="ascii").strip()
+    except OSError:
+        return None
+
+
+def _link(path: str) -> str | None:
+    try:
+        return os.readlink(path)
+    except OSError:
+        return None
 
 
 def _start_time(pid: int) -> int | None:

@@ -20,12 +20,14 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.optional import require
+from training.hpo.failures import FAIL_REASON
 
-COLUMNS = ("trial", "state", "objective", "cv std", "folds", "parameters")
+COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
 
 
 def trials_table(study: optuna.Study) -> str:
-    """Every trial as one row: number, state, objective (CV mean), its spread, fold values and parameters."""
+    """Every trial as one row: number, state, objective (CV mean), its spread, fold values, the GPU it ran on, its
+    parameters and why it failed; then the training time pruning saved."""
     rows = [COLUMNS]
     for trial in study.get_trials(deepcopy=False):
         attrs = trial.user_attrs
@@ -36,14 +38,32 @@ def trials_table(study: optuna.Study) -> str:
                 _number(trial.value),
                 _number(attrs.get("cv_std")),
                 " ".join(_number(value) for value in attrs.get("fold_values", [])) or "-",
+                attrs.get("device", "-"),
                 " ".join(f"{key}={_short(value)}" for key, value in attrs.get("hyperparameters", {}).items()) or "-",
+                attrs.get(FAIL_REASON, "-"),
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
     ]
+    saved = pruning_savings(study)
+    if saved is not None:
+        lines.append(f"pruning saved about {saved:.1f} s of training")
     return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+def pruning_savings(study: optuna.Study) -> float | None:
+    """Training seconds the pruned trials did not spend: each would have trained every fold, at the mean fold time
+    of the complete trials. None while there is nothing to compare (no pruned or no complete trial)."""
+    trials = study.get_trials(deepcopy=False)
+    complete = [trial.user_attrs for trial in trials if trial.state == TrialState.COMPLETE]
+    pruned = [trial.user_attrs for trial in trials if trial.state == TrialState.PRUNED]
+    fold_seconds = [seconds for attrs in complete for seconds in attrs.get("fold_seconds", [])]
+    if not pruned or not fold_seconds:
+        return None
+    full_trial = len(complete[0]["fold_values"]) * sum(fold_seconds) / len(fold_seconds)
+    return sum(max(0.0, full_trial - attrs.get("train_seconds", 0.0)) for attrs in pruned)
 
 
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:

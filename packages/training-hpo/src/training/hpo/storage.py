@@ -5,10 +5,12 @@
   are relative to the study folder)
 - a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage
 
-RDB storages get a heartbeat, so a trial whose process vanished on another host is failed after a grace period and
-re-run with the same parameters (`RetryHeartbeatStaleTrialCallback`). Journal files have no heartbeat; interrupted
-trials on this host are found by their process id instead (see `recovery`). The SQLite file works with
-optuna-dashboard: `optuna-dashboard sqlite:///<study_dir>/study.db`.
+RDB storages get a heartbeat (`hpo.heartbeat_interval`, `hpo.grace_period`), so a trial whose process vanished on
+another host is failed after the grace period and re-run with the same parameters
+(`RetryHeartbeatStaleTrialCallback`). Journal files have no heartbeat; interrupted trials on this host are found by
+their process id instead (see `recovery`). Files (journal, SQLite) on a shared folder cannot tell a dead host from a
+slow one: `hpo worker` refuses them from a second host (PostgreSQL or MySQL is the storage for many hosts).
+The SQLite file works with optuna-dashboard: `optuna-dashboard sqlite:///<study_dir>/study.db`.
 """
 
 from __future__ import annotations
@@ -43,8 +45,9 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
     return str((path if path.is_absolute() else folder.root / path).resolve())
 
 
-def open_storage(location: str) -> BaseStorage:
-    """An Optuna storage for a location from `storage_location` (a URL or a journal file path)."""
+def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
+    """An Optuna storage for a location from `storage_location` (a URL or a journal file path); RDB storages get
+    `heartbeat` (interval and grace period in seconds, default 60 and 180)."""
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(location))
@@ -56,6 +59,7 @@ def open_storage(location: str) -> BaseStorage:
         raise InputError(
             f"storage {location!r}: the password is not stored with the study; pass the full URL (--storage URL)"
         )
+    interval, grace = heartbeat or (HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
@@ -63,8 +67,8 @@ def open_storage(location: str) -> BaseStorage:
         try:
             return RDBStorage(
                 location,
-                heartbeat_interval=HEARTBEAT_INTERVAL_S,
-                grace_period=HEARTBEAT_GRACE_S,
+                heartbeat_interval=interval,
+                grace_period=grace,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
             )
         except NoSuchModuleError:
@@ -79,6 +83,11 @@ def open_storage(location: str) -> BaseStorage:
             ) from None
         except OperationalError as error:
             raise TrainingError(f"storage {scrub(location)!r}: cannot open it ({error.orig})") from None
+
+
+def is_file_storage(location: str) -> bool:
+    """Whether the storage is a file (journal or SQLite): one host only, since no heartbeat crosses hosts."""
+    return "://" not in location or location.startswith("sqlite:")
 
 
 def scrub(location: str) -> str:

@@ -10,42 +10,39 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
-import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import optuna
-from optuna.storages import BaseStorage
-from optuna.trial import FrozenTrial
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, InputError
-from training.common.fingerprint import fingerprint
+from training.common.errors import ConfigError, DataError, InputError
 from training.config.builder import build_training_config, load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
-from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
-from training.hpo.checkpoints import best_trial_number, clean_checkpoints
-from training.hpo.objective import OptunaReporter, TrialSpec, max_epochs
+from training.hpo.objective import max_epochs
 from training.hpo.record import SweepRecord
-from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
+from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
-from training.hpo.storage import open_storage, open_study, scrub, storage_location, study_location
+from training.hpo.storage import (
+    is_file_storage,
+    open_storage,
+    open_study,
+    scrub,
+    storage_location,
+    study_location,
+)
 from training.hpo.study_folder import StudyFolder
-from training.hpo.trial_runner import Isolation, run_trial
+from training.hpo.trial_runner import Isolation
+from training.hpo.worker import SweepWorker
 
 logger = logging.getLogger("training.hpo")
 
 # Settings that define what a study measures; a study cannot continue with other ones.
-DEFINING_SETTINGS = ("metric", "direction", "k_folds", "sampler", "pruner", "search_space")
-
-
-class BudgetReached(Exception):
-    """A trial started after the study's budget was used up (by another worker); it is failed untrained."""
+DEFINING_SETTINGS = ("metric", "direction", "k_folds", "validation", "sampler", "pruner", "search_space")
 
 
 def run_local_hpo_sweep(
@@ -64,13 +61,15 @@ def run_local_hpo_sweep(
     isolation: Isolation | None = None,
     parallel_trials: int | None = None,
     study_name: str | None = None,
+    gpus: Sequence[str] | None = None,
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
     `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
     Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
-    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated.
+    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
+    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
     """
     overrides = {
         "n_trials": n_trials,
@@ -90,9 +89,9 @@ def run_local_hpo_sweep(
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
-    have_splits = folder.splits.is_file()
+    have_splits = folder.splits.is_file() or hpo.validation == "split"
     if have_splits:  # splits of other data are refused before the storage is touched
-        _splits(folder, dataset, hpo.k_folds, base)
+        _splits(folder, dataset, hpo, base)
     location = storage_location(hpo.storage, folder)
     backend = open_storage(location)
     study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
@@ -105,13 +104,16 @@ def run_local_hpo_sweep(
         study_dir=str(folder.root.resolve()),
         storage=scrub(location),
         max_epochs=max_epochs(space, base),
+        machine=machine_name(),
     )
     _check_or_save(study, record, folder)
     Budget(hpo.n_trials, hpo.timeout_s).record(study)
     folder.write_manifest(hpo.name, scrub(location))
     if not have_splits:
-        _splits(folder, dataset, hpo.k_folds, base)
-    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False).run()
+        _splits(folder, dataset, hpo, base)
+    return SweepWorker(
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False, gpus=gpus
+    ).run()
 
 
 def resume_hpo_sweep(
@@ -126,18 +128,24 @@ def resume_hpo_sweep(
     isolation: Isolation | None = None,
     parallel_trials: int | None = None,
     worker: bool = False,
+    gpus: Sequence[str] | None = None,
+    single_host: bool = False,
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
     Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
     `isolation` and `parallel_trials` (trials this process runs at once) default to the sweep's.
     A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
-    workers started together do not suggest the same parameters.
+    workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
+    A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
+    dead host's trials from live ones, unless `single_host` says the risk is accepted.
     """
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
     record = SweepRecord.load(study)
+    if worker and not single_host:
+        _one_host_for_files(location, record)
     hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     if dataset is None:
@@ -150,90 +158,24 @@ def resume_hpo_sweep(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
             f"{record.dataset_fingerprint[:12]}; pass the study's data"
         )
-    _splits(folder, dataset, record.hpo_config.k_folds, record.config)
+    _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
-    return _Sweep(backend, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=worker).run()
+    return SweepWorker(
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=worker, gpus=gpus
+    ).run()
 
 
-class _Sweep:
-    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up.
-
-    With `parallel` > 1 it runs that many trial processes at once (one thread each here, waiting on its process) and
-    splits this machine's cores between them; they share the visible GPUs.
-    """
-
-    def __init__(
-        self,
-        backend: BaseStorage,
-        study: optuna.Study,
-        record: SweepRecord,
-        folder: StudyFolder,
-        dataset: Dataset,
-        isolation: Isolation,
-        parallel: int,
-        worker: bool,
-    ) -> None:
-        self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
-        self.parallel, self.threads = parallel, _trial_threads(parallel)
-        self.hpo = record.hpo_config
-        self.space = create_search_space(self.hpo)
-        self.base = record.config
-        existing = len(study.get_trials(deepcopy=False))
-        self.study = optuna.load_study(
-            study_name=study.study_name,
-            storage=backend,
-            sampler=_sampler(self.hpo, self.space, _process_seed(self.hpo.sampler.seed, existing, worker)),
-            pruner=_pruner(self.hpo, record.max_epochs),
+def _one_host_for_files(location: str, record: SweepRecord) -> None:
+    """Refuse a second machine on a file storage: neither process ids nor heartbeats tell its dead trials there."""
+    here = machine_name()
+    if is_file_storage(location) and record.machine is not None and record.machine != here:
+        raise InputError(
+            f"storage {scrub(location)!r} is a file, and the study runs on {record.machine}, not on {here}: a file "
+            "cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
+            "mysql://...) for many hosts, or --single-host to accept the risk"
         )
-
-    def run(self) -> optuna.Study:
-        recover_interrupted_trials(self.study, self.folder.recovery_lock)
-        if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
-            self.study.optimize(
-                self._objective, n_jobs=self.parallel, callbacks=[self._after_trial], catch=(BudgetReached,)
-            )
-        clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
-        if best_trial_number(self.study) is not None:
-            extract_best_config_from_study(self.study, study_dir=self.folder.root)
-        return self.study
-
-    def _objective(self, trial: optuna.Trial) -> float:
-        if not Budget.of(trial.study).admits(trial.study.get_trials(deepcopy=False), trial.number):
-            trial.study.stop()
-            trial.set_user_attr("skipped", "the study's budget was used up before this trial started")
-            raise BudgetReached(f"trial {trial.number} started after the study's budget was used up")
-        record_owner(trial)
-        params = self.space.suggest(trial)
-        trial.set_user_attr("hyperparameters", params)
-        spec = TrialSpec(
-            number=trial.number,
-            config_yaml=self.base.with_values(params).to_yaml(),
-            metric=self.hpo.metric,
-            splits_path=str(self.folder.splits),
-            trial_dir=str(self.folder.trial(trial.number)),
-            cache_dir=str(self.folder.cache),
-            max_epochs=self.record.max_epochs,
-            threads=self.threads,
-        )
-        started = time.perf_counter()
-        try:
-            outcome = run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
-        except KeyboardInterrupt:
-            requeue(trial.study, trial)
-            raise
-        for key, value in {**outcome.to_attrs(), "trial_seconds": time.perf_counter() - started}.items():
-            trial.set_user_attr(key, value)
-        if outcome.pruned_at is not None:
-            raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at} (fold {len(outcome.folds)})")
-        return outcome.mean
-
-    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        clean_checkpoints(study, self.folder, self.hpo.keep_checkpoints)
-        recover_interrupted_trials(study, self.folder.recovery_lock)
-        if Budget.of(study).exhausted(study.get_trials(deepcopy=False)):
-            study.stop()
 
 
 def _settings(
@@ -304,7 +246,7 @@ def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder
         for name, ours, theirs in (
             ("config", record.config_fingerprint, stored.config_fingerprint),
             ("data", record.dataset_fingerprint, stored.dataset_fingerprint),
-            *((name, record.hpo[name], stored.hpo[name]) for name in DEFINING_SETTINGS),
+            *((name, getattr(record.hpo_config, name), getattr(stored.hpo_config, name)) for name in DEFINING_SETTINGS),
         )
         if ours != theirs
     ]
@@ -315,8 +257,17 @@ def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder
         )
 
 
-def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfig) -> KFoldSplits:
-    """The study's folds: made once and saved, then reloaded (checked against the data's fingerprint)."""
+def _splits(folder: StudyFolder, dataset: Dataset, hpo: HPOConfig, config: TrainingConfig) -> KFoldSplits | None:
+    """The study's folds: made once and saved, then reloaded (checked against the data's fingerprint). With
+    `validation: split` there are none: the data's own `validation` split scores every trial."""
+    k = hpo.k_folds
+    if hpo.validation == "split":
+        if "validation" not in dataset or "train" not in dataset:
+            raise DataError(
+                f"{dataset.report.source}: hpo.validation 'split' needs a 'train' and a 'validation' split; the data "
+                f"has {', '.join(dataset)} (use validation: kfold to cross-validate train)"
+            )
+        return None
     if folder.splits.is_file():
         splits = KFoldSplits.load(folder.splits, dataset)
         if splits.k != k:
@@ -327,37 +278,3 @@ def _splits(folder: StudyFolder, dataset: Dataset, k: int, config: TrainingConfi
     )
     splits.save(folder.splits)
     return splits
-
-
-def _trial_threads(parallel: int) -> int | None:
-    """CPU threads for each of `parallel` trials running at once (None: one trial, torch's own default)."""
-    if parallel == 1:
-        return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // parallel)
-
-
-def _process_seed(seed: int, existing_trials: int, worker: bool) -> int:
-    """The configured seed for a fresh sweep; a distinct, reproducible one for a resume; a unique one per worker."""
-    if existing_trials == 0 and not worker:
-        return seed
-    parts = [seed, existing_trials, *([socket.gethostname(), os.getpid()] if worker else [])]
-    return int(fingerprint(parts)[:8], 16)
-
-
-def _sampler(hpo: HPOConfig, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    if hpo.sampler.type == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
-    if hpo.sampler.type == "random":
-        return optuna.samplers.RandomSampler(seed=seed)
-    # constant_liar: running trials count as bad guesses, so parallel workers spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
-
-
-def _pruner(hpo: HPOConfig, epochs: int) -> optuna.pruners.BasePruner:
-    warmup = hpo.pruner.warmup_steps
-    if hpo.pruner.type == "median":
-        return optuna.pruners.MedianPruner(n_startup_trials=hpo.pruner.startup_trials, n_warmup_steps=warmup)
-    if hpo.pruner.type == "hyperband":
-        return optuna.pruners.HyperbandPruner(min_resource=max(1, warmup), max_resource=hpo.k_folds * epochs)
-    return optuna.pruners.NopPruner()

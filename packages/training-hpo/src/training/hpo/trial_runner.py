@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 import time
@@ -24,6 +25,7 @@ from typing import Literal
 
 from data.loaders import Dataset
 from training.common.errors import TrainingError
+from training.hpo.failures import OutOfMemory
 from training.hpo.objective import CVOutcome, Reporter, TrialSpec, cross_validate
 from training.hpo.recovery import alive
 
@@ -31,12 +33,19 @@ Isolation = Literal["subprocess", "inprocess"]
 PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
 _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
+_MAIN_SWAP = threading.Lock()  # parallel trials start their processes from threads: one swap of __main__ at a time
 
 
 def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: Isolation) -> CVOutcome:
     """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
     if isolation == "inprocess":
-        return cross_validate(spec, dataset, reporter)
+        try:
+            return cross_validate(spec, dataset, reporter)
+        except Exception as error:
+            oom = _out_of_memory(spec, error)
+            if oom is not None:
+                raise oom from error
+            raise
     if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: no forkserver, a fresh interpreter
         context = multiprocessing.get_context("spawn")
     else:
@@ -72,10 +81,24 @@ def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: 
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(
-        f"trial {spec.number}: its process ended (exit code {process.exitcode}) without a result; "
-        f"see the logs in {spec.trial_dir}"
-    )
+    raise TrainingError(f"trial {spec.number}: its process {_ended(process.exitcode)} without a result")
+
+
+def _ended(exitcode: int | None) -> str:
+    """How a trial process ended, in words: a signal (kill -9 is often the kernel's out-of-memory killer) or a code."""
+    if exitcode is not None and exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (killed: out of memory, or kill -9)" if name == "SIGKILL" else ""
+        return f"was ended by {name}{hint}"
+    return f"exited with code {exitcode}"
+
+
+def _out_of_memory(spec: TrialSpec, error: BaseException) -> OutOfMemory | None:
+    """The error as `OutOfMemory` when it is torch's CUDA out-of-memory error (else None)."""
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(error, torch.cuda.OutOfMemoryError):
+        return None
+    return OutOfMemory(f"trial {spec.number}: CUDA out of memory ({str(error).splitlines()[0]})")
 
 
 @contextlib.contextmanager
@@ -85,12 +108,13 @@ def _main_script_hidden() -> Iterator[None]:
     The trial needs nothing from it, and a script calling the sweep without an `if __name__ == "__main__":` guard
     would start its sweep again inside the trial process.
     """
-    main = sys.modules["__main__"]
-    sys.modules["__main__"] = types.ModuleType("__main__")
-    try:
-        yield
-    finally:
-        sys.modules["__main__"] = main
+    with _MAIN_SWAP:
+        main = sys.modules["__main__"]
+        sys.modules["__main__"] = types.ModuleType("__main__")
+        try:
+            yield
+        finally:
+            sys.modules["__main__"] = main
 
 
 class _PipeReporter:
@@ -106,6 +130,8 @@ class _PipeReporter:
 
 def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, parent_pid: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    if spec.device is not None:  # before anything touches CUDA: this process sees only its own GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = spec.device
     try:
         if spec.threads is not None:
             import torch
@@ -117,6 +143,10 @@ def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, pa
     except KeyboardInterrupt:
         connection.send(("interrupted", None))
     except BaseException as error:
+        oom = _out_of_memory(spec, error)
+        if oom is not None:
+            connection.send(("error", oom))
+            return
         log = Path(spec.trial_dir) / "error.log"
         log.parent.mkdir(parents=True, exist_ok=True)
         log.write_text(traceback.format_exc(), encoding="utf-8")

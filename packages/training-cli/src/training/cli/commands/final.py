@@ -29,6 +29,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--dry-run", action="store_true", help="write the job (Azure: job YAML) without running it")
     parser.add_argument("--force", action="store_true", help="train again even if an identical run finished")
+    parser.add_argument(
+        "--other-data", action="store_true", help="refit on other data than the sweep's on purpose (lineage notes both)"
+    )
     add_output_options(parser)
     parser.set_defaults(func=run)
 
@@ -50,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         execution_config=execution,
         force=args.force,
         dry_run=args.dry_run,
+        other_data=args.other_data,
     )
     if args.dry_run:
         summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir)}

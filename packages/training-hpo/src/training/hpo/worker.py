@@ -1,0 +1,158 @@
+"""`SweepWorker`: one process's part of a study: ask, run trials in isolation, report, keep the budget, clean up."""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Sequence
+from typing import NoReturn
+
+import optuna
+from optuna.trial import FrozenTrial
+
+from data.loaders import Dataset
+from training.common.errors import TrainingError
+from training.config.schema import TrainingConfig
+from training.hpo.best_config import extract_best_config_from_study
+from training.hpo.budget import Budget
+from training.hpo.checkpoints import best_trial_number, clean_checkpoints
+from training.hpo.devices import DevicePool, visible_gpus
+from training.hpo.failures import FAIL_REASON, FailureStreak, OutOfMemory, TrialFailed, one_line
+from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count, trial_steps
+from training.hpo.record import SweepRecord
+from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
+from training.hpo.sampling import process_seed, pruner, sampler, trial_threads
+from training.hpo.search_space import create_search_space
+from training.hpo.storage import open_storage
+from training.hpo.study_folder import StudyFolder
+from training.hpo.trial_runner import Isolation, run_trial
+
+logger = logging.getLogger("training.hpo")
+
+
+class BudgetReached(Exception):
+    """A trial started after the study's budget was used up (by another worker); it is failed untrained."""
+
+
+class SweepWorker:
+    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up.
+
+    With `parallel` > 1 it runs that many trial processes at once (one thread each here, waiting on its process),
+    splits this machine's cores between them and lends each one GPU of `gpus` (round-robin).
+    A failed trial is marked FAIL with its reason and the sweep goes on, until `max_failed_trials` fail in a row.
+    """
+
+    def __init__(
+        self,
+        location: str,
+        study: optuna.Study,
+        record: SweepRecord,
+        folder: StudyFolder,
+        dataset: Dataset,
+        isolation: Isolation,
+        parallel: int,
+        worker: bool,
+        gpus: Sequence[str] | None = None,
+    ) -> None:
+        self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
+        self.parallel, self.threads = parallel, trial_threads(parallel)
+        self.devices = DevicePool(visible_gpus() if gpus is None else gpus, parallel)
+        self.hpo = record.hpo_config
+        self.streak = FailureStreak(self.hpo.max_failed_trials)
+        self.stopped = False
+        self.space = create_search_space(self.hpo)
+        self.base = record.config
+        existing = len(study.get_trials(deepcopy=False))
+        self.study = optuna.load_study(
+            study_name=study.study_name,
+            storage=open_storage(location, (self.hpo.heartbeat_interval, self.hpo.grace_period)),
+            sampler=sampler(self.hpo, self.space, process_seed(self.hpo.sampler.seed, existing, worker)),
+            pruner=pruner(self.hpo, trial_steps(fold_count(self.hpo), record.max_epochs)),
+        )
+
+    def run(self) -> optuna.Study:
+        recover_interrupted_trials(self.study, self.folder.recovery_lock)
+        if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
+            self.study.optimize(
+                self._objective, n_jobs=self.parallel, callbacks=[self._after_trial], catch=(BudgetReached, TrialFailed)
+            )
+        clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
+        if best_trial_number(self.study) is not None:
+            extract_best_config_from_study(self.study, study_dir=self.folder.root)
+        if self.stopped:
+            raise self.streak.error()
+        return self.study
+
+    def _objective(self, trial: optuna.Trial) -> float:
+        if not Budget.of(trial.study).admits(trial.study.get_trials(deepcopy=False), trial.number):
+            trial.study.stop()
+            trial.set_user_attr("skipped", "the study's budget was used up before this trial started")
+            raise BudgetReached(f"trial {trial.number} started after the study's budget was used up")
+        record_owner(trial)
+        with self.devices.lend() as device:
+            trial.set_user_attr("device", f"cuda:{device}" if device is not None else "default")
+            started = time.perf_counter()
+            try:
+                params = self.space.suggest(trial)
+                trial.set_user_attr("hyperparameters", params)
+                outcome = self._run(trial, self.base.with_values(params), device)
+            except KeyboardInterrupt:
+                requeue(trial.study, trial)
+                raise
+            except Exception as error:  # any failure of one trial: recorded, and the sweep goes on
+                self._failed(trial, one_line(error), getattr(error, "exit_code", TrainingError.exit_code))
+        for key, value in {**outcome.to_attrs(), "trial_seconds": time.perf_counter() - started}.items():
+            trial.set_user_attr(key, value)
+        if outcome.pruned_at is None and not math.isfinite(outcome.mean):  # e.g. a loss that became NaN
+            reason = f"the objective {self.hpo.metric} is {outcome.mean} (fold values {outcome.values})"
+            self._failed(trial, reason, TrainingError.exit_code)
+        self.streak.succeeded()
+        if outcome.pruned_at is not None:
+            raise optuna.TrialPruned(f"pruned at step {outcome.pruned_at} (fold {len(outcome.folds)})")
+        return outcome.mean
+
+    def _run(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
+        """Cross-validate `config`; on CUDA out-of-memory, once more at half the batch size (when `oom_retry`)."""
+        try:
+            spec = self._spec(trial.number, config, device)
+            return run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
+        except OutOfMemory as error:
+            if not self.hpo.oom_retry:
+                raise
+            training = config.training
+            smaller = {
+                "training.batch_size": max(1, training.batch_size // 2),
+                "training.gradient_accumulation_steps": training.gradient_accumulation_steps * 2,
+            }
+            logger.warning("%s; retrying once with %s", error, smaller)
+            trial.set_user_attr("oom_retry", smaller)
+        spec = self._spec(trial.number, config.with_values(smaller), device)
+        return run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
+
+    def _spec(self, number: int, config: TrainingConfig, device: str | None) -> TrialSpec:
+        return TrialSpec(
+            number=number,
+            config_yaml=config.to_yaml(),
+            metric=self.hpo.metric,
+            splits_path=str(self.folder.splits) if self.hpo.validation == "kfold" else None,
+            trial_dir=str(self.folder.trial(number)),
+            cache_dir=str(self.folder.cache),
+            max_epochs=self.record.max_epochs,
+            threads=self.threads,
+            device=device,
+        )
+
+    def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
+        """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
+        trial.set_user_attr(FAIL_REASON, reason)
+        if self.streak.failed(trial.number, reason, exit_code):
+            self.stopped = True
+            trial.study.stop()
+        raise TrialFailed(reason)
+
+    def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        clean_checkpoints(study, self.folder, self.hpo.keep_checkpoints)
+        recover_interrupted_trials(study, self.folder.recovery_lock)
+        if Budget.of(study).exhausted(study.get_trials(deepcopy=False)):
+            study.stop()

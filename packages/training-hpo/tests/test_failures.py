@@ -1,0 +1,81 @@
+"""A failed trial is a failed trial, not a failed sweep: each kind of failure, with real trial processes."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from optuna.trial import TrialState
+
+from training.config import HPOConfig
+from training.hpo import load_study, run_local_hpo_sweep
+from training.hpo.failures import SweepStopped
+from training.hpo.report import trials_table
+
+
+def kill_first_trial_process(study_dir: Path, done: threading.Event) -> None:
+    """kill -9 the process of trial 0 as soon as it has started its first fold."""
+    record = study_dir / "trials" / "0" / "fold-0" / "fold.json"
+    while not done.is_set():
+        try:
+            os.kill(json.loads(record.read_text(encoding="utf-8"))["pid"], signal.SIGKILL)
+            return
+        except (OSError, ValueError):
+            time.sleep(0.01)
+
+
+@pytest.mark.slow
+def test_a_killed_trial_process_fails_its_trial_and_the_sweep_goes_on(
+    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path
+) -> None:
+    done = threading.Event()
+    killer = threading.Thread(target=kill_first_trial_process, args=(tmp_path, done))
+    killer.start()
+    try:
+        study = run_local_hpo_sweep("tiny-bert", quick_settings("killed"), config_dir=config_dir, study_dir=tmp_path)
+    finally:
+        done.set()
+        killer.join()
+    assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.COMPLETE, TrialState.COMPLETE]
+    reason = study.trials[0].user_attrs["fail_reason"]
+    assert "trial 0: its process was ended by SIGKILL" in reason and "\n" not in reason
+    table = trials_table(study)
+    assert "SIGKILL" in table.splitlines()[1] and "fail reason" in table.splitlines()[0]
+    assert (tmp_path / "best_config.json").is_file()
+
+
+def test_a_nan_learning_rate_fails_its_trial_only(
+    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path
+) -> None:
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess", "storage": "journal"}
+    study = run_local_hpo_sweep("tiny-bert", quick_settings("nan", n_trials=1), **run)
+    study.enqueue_trial({"training.learning_rate": math.nan})
+    study = run_local_hpo_sweep("tiny-bert", quick_settings("nan", n_trials=1), n_trials=2, **run)
+    states = [trial.state for trial in study.trials]
+    assert states == [TrialState.COMPLETE, TrialState.FAIL, TrialState.COMPLETE]
+    assert study.trials[1].user_attrs["fail_reason"] == "ValueError: `nan` is invalid value."
+
+
+def test_failures_in_a_row_stop_the_sweep_with_one_line(
+    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "cache").parent.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "cache").write_text("not a folder: every trial process fails writing its features\n")
+    hpo = quick_settings("broken", n_trials=5, max_failed_trials=2)
+    with pytest.raises(SweepStopped) as stopped:
+        run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+    message = str(stopped.value)
+    assert "\n" not in message
+    assert message.startswith("the sweep stopped: 2 trials failed in a row (hpo.max_failed_trials 2); last reason:")
+    study = load_study(tmp_path)
+    assert [trial.state for trial in study.trials] == [TrialState.FAIL] * 2
+    for trial in study.trials:
+        log = tmp_path / "trials" / str(trial.number) / "error.log"
+        assert log.is_file() and str(log) in trial.user_attrs["fail_reason"]
