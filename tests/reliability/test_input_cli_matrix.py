@@ -165,8 +165,8 @@ CASES = [
     pytest.param(
         {"resumes/train.jsonl": '{"tokens": ["Anna"], "tags": ["X-PERSON"]}\n'},
         [],
-        "train.jsonl:1: tag 'X-PERSON' is not IOB2",
-        id="tag-not-iob2",
+        "train.jsonl:1: tag 'X-PERSON' is malformed; expected 'O' or '<prefix>-<type>'",
+        id="tag-malformed",
     ),
     pytest.param(
         {"resumes/train.jsonl": '{"tokens": ["Anna"], "ner_tags": [1]}\n'},

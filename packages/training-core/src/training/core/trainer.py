@@ -60,8 +60,6 @@ def train_model(
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None
     try:
-        for line in dataset.report.lines() if handler is not None else ():
-            logger.info("data: %s", line)
         return _Trainer(
             config=config,
             dataset=dataset,
@@ -183,7 +181,9 @@ class _Trainer:
                 logger.warning("removed %s, left behind by an interrupted write", leftover)
         self._setup()
         start_epoch, skip = self._restore()
-        if self.ctx.is_main:
+        if self.ctx.is_main:  # only once the checkpoint is read: a refused resume changes nothing in the folder
+            for line in self.dataset.report.lines():
+                logger.info("data: %s", line)
             self.run.write_config(self.config.to_yaml())
             self._write_progress("running")
             logger.info(
