@@ -106,8 +106,9 @@ def test_a_sweep_on_a_password_protected_storage_writes_no_password(
                          "--inprocess", "--json"),
         run_with_secrets("hpo", "best", *given, "--json"),
         run_with_secrets("hpo", "report", *given),
+        # the sweep's corpus has no test split: the refit is on another corpus, on purpose (--other-data)
         run_with_secrets("final", study_dir / "best_config.json", "--data-path", training_config / "resumes",
-                         "--output", study_dir / "final", "--json"),
+                         "--other-data", "--output", study_dir / "final", "--json"),
     ]  # fmt: skip
     assert "postgres:***@" in BestConfig.load(study_dir / "best_config.json").storage
     record_figure("files searched", assert_no_secret([study_dir], outputs, (password, *SECRETS)))
