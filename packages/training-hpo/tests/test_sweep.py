@@ -290,7 +290,7 @@ def test_the_sweep_s_folds_keep_a_group_together(tiny_config: TrainingConfig, tm
         for s in range(a + 2)
     ]
     dataset = Dataset({"train": documents}, labels=("PER",))
-    splits = _splits(StudyFolder(tmp_path), dataset, 4, tiny_config)
+    splits = _splits(StudyFolder(tmp_path), dataset, settings("groups", k_folds=4), tiny_config)
     assert sorted(len(fold.validation_indices) for fold in splits.folds) == [2, 3, 4, 5]
     assert KFoldSplits.load(tmp_path / "splits.json", dataset) == splits
 

@@ -60,14 +60,19 @@ class AzureTrialRecord(BaseModel):
 
 
 class MetricLogger:
-    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled); never prunes."""
+    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled); never prunes.
 
-    def __init__(self, metric: str, mlflow: ModuleType | None) -> None:
-        self.metric, self.mlflow = metric, mlflow
+    A fold takes `max_epochs + 1` report steps: its epochs, then the running CV mean, which is not an epoch's value
+    (the fold values are logged as `<metric>_fold` at the end) and is left out here.
+    """
+
+    def __init__(self, metric: str, mlflow: ModuleType | None, max_epochs: int) -> None:
+        self.metric, self.mlflow, self.max_epochs = metric, mlflow, max_epochs
 
     def report(self, step: int, value: float) -> bool:
-        if self.mlflow is not None:
-            self.mlflow.log_metric(self.metric + EPOCH_SUFFIX, value, step=step)
+        fold, position = divmod(step, self.max_epochs + 1)
+        if self.mlflow is not None and position < self.max_epochs:
+            self.mlflow.log_metric(self.metric + EPOCH_SUFFIX, value, step=fold * self.max_epochs + position)
         return False
 
 
@@ -87,6 +92,7 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
     )
     splits_path = splits.save(output / "splits.json")
     mlflow = _mlflow()
+    epochs = max_epochs(space, config)
     with tempfile.TemporaryDirectory(prefix="features-") as cache:
         spec = TrialSpec(
             number=0,
@@ -95,9 +101,9 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
             splits_path=str(splits_path),
             trial_dir=str(output),
             cache_dir=cache,
-            max_epochs=max_epochs(space, config),
+            max_epochs=epochs,
         )
-        outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow))
+        outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow, epochs))
     if mlflow is not None:
         for fold in outcome.folds:
             mlflow.log_metric(hpo.metric + FOLD_SUFFIX, fold.value, step=fold.fold)
