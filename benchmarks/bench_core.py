@@ -232,10 +232,10 @@ def run_train_model(workload: Workload, round_number: int, scratch: Path) -> Mea
         params.seed,
         samples,
         tokens,
-        samples / result.train_samples_per_second,
+        samples / result.metrics.train_samples_per_second,
         wall,
         entity_f1(workload, model, tokenizer),
-        notes={"best_epoch": result.best_epoch},
+        notes={"best_epoch": result.metrics.best_epoch},
     )
 
 

@@ -154,17 +154,14 @@ def started_study(sweep_config: Path) -> Callable[..., Any]:
 def best_config_for(training_config: Path) -> Callable[..., Any]:
     """`best_config_for(**fields)`: a `BestConfig` of one epoch of the training config, as a sweep would pick it."""
     from data.loaders import load_dataset
-    from training.config import BestConfig, build_training_config
+    from training.config import BestConfig, StudyRef, build_training_config
 
     config = build_training_config({"set": ["training.eval_steps=null"]}, training_config)
     data = config.data
     swept_on = load_dataset(data.path, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy)
 
     def make(**fields: Any) -> BestConfig:
-        defaults: dict[str, Any] = {
-            "config": config,
-            "hyperparameters": {"training.learning_rate": 1e-3},
-            "num_epochs": 1,
+        study: dict[str, Any] = {
             "metric": "entity_f1",
             "direction": "maximize",
             "objective": 0.5,
@@ -173,7 +170,9 @@ def best_config_for(training_config: Path) -> Callable[..., Any]:
             "storage": "sqlite:///study.db",
             "dataset_fingerprint": swept_on.fingerprint,
         }
-        return BestConfig(**(defaults | fields))
+        own = {key: fields.pop(key) for key in list(fields) if key in StudyRef.model_fields}
+        defaults = {"config": config, "hyperparameters": {"training.learning_rate": 1e-3}, "num_epochs": 1}
+        return BestConfig(**(defaults | fields), study=StudyRef(**(study | own)))
 
     return make
 

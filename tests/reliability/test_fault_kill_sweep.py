@@ -115,7 +115,7 @@ def test_kill_9_then_resume_keeps_finished_trials_and_the_budget(
     if moment == "trial":
         assert study.trials[2].state == TrialState.FAIL
     record_figure("interrupted trials re-run", len(study.trials) - N_TRIALS)
-    assert BestConfig.load(study_dir / "best_config.json").trial_number == best_trial_number(study)
+    assert BestConfig.load(study_dir / "best_config.json").study.trial_number == best_trial_number(study)
     assert_readable(study_dir)
 
 

@@ -72,7 +72,10 @@ def test_a_final_training_writes_no_secret(
         run_with_secrets("report", out / "run", "--json"),
     ]
     lineage = Lineage.load(out / "run")
-    assert lineage.storage == "postgresql://optuna:***@db.example.org:5432/studies?sslmode=require&token=***"
+    assert (
+        lineage.study is not None
+        and lineage.study.storage == "postgresql://optuna:***@db.example.org:5432/studies?sslmode=require&token=***"
+    )
     if importlib.util.find_spec("azure.ai.ml") is not None:
         execution = tmp_path / "input" / "azure.yaml"
         execution.write_text("backend: azure\nazure: {compute: gpu-cluster, workspace: ws}\n", encoding="utf-8")
@@ -110,5 +113,5 @@ def test_a_sweep_on_a_password_protected_storage_writes_no_password(
         run_with_secrets("final", study_dir / "best_config.json", "--data-path", training_config / "resumes",
                          "--other-data", "--output", study_dir / "final", "--json"),
     ]  # fmt: skip
-    assert "postgres:***@" in BestConfig.load(study_dir / "best_config.json").storage
+    assert "postgres:***@" in BestConfig.load(study_dir / "best_config.json").study.storage
     record_figure("files searched", assert_no_secret([study_dir], outputs, (password, *SECRETS)))

@@ -109,7 +109,7 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads(completed.stdout)
-    assert summary["lineage"]["study_name"] == "demo" and summary["lineage"]["trial_number"] in (0, 1)
+    assert summary["lineage"]["study"]["study_name"] == "demo" and summary["lineage"]["study"]["trial_number"] in (0, 1)
     assert 0.0 <= summary["test_metrics"]["entity_f1"] <= 1.0 and len(summary["predictions"]) == 3
     for report in ("final report", "study report"):
         page = Path(summary["folders"][report])
@@ -137,11 +137,9 @@ def test_the_demo_config_folder_reads_back_as_its_profile(size: str, tmp_path: P
 
 
 def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: Path, tmp_path: Path) -> None:
-    from training.config import BestConfig, build_training_config
+    from training.config import BestConfig, StudyRef, build_training_config
 
-    best = BestConfig(
-        config=build_training_config(None, config_dir),
-        hyperparameters={},
+    study = StudyRef(
         metric="entity_f1",
         direction="maximize",
         objective=0.5,
@@ -150,6 +148,7 @@ def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: 
         storage="sqlite:///study.db",
         dataset_fingerprint="0" * 64,
     )
+    best = BestConfig(config=build_training_config(None, config_dir), hyperparameters={}, study=study)
     best.save(tmp_path / "best_config.json")
     completed = cli("final", str(tmp_path / "best_config.json"), "--output", str(tmp_path / "run"))
     assert completed.returncode == 2, completed.stderr

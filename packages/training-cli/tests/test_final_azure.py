@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import BestConfig, build_training_config
+from training.config import BestConfig, StudyRef, build_training_config
 
 pytest.importorskip("azure.ai.ml")
 
@@ -25,14 +25,16 @@ def azure_configs(config_dir: Path, tmp_path: Path) -> Path:
     BestConfig(
         config=build_training_config(None, folder),
         hyperparameters={"training.learning_rate": 0.002},
-        metric="entity_f1",
-        direction="maximize",
-        objective=0.5,
-        trial_number=1,
-        trial_run="job_1_1",
-        study_name="job_1",
-        storage="azureml://workspaces/ws-ner/jobs/job_1",
-        dataset_fingerprint="0" * 64,
+        study=StudyRef(
+            metric="entity_f1",
+            direction="maximize",
+            objective=0.5,
+            trial_number=1,
+            trial_run="job_1_1",
+            study_name="job_1",
+            storage="azureml://workspaces/ws-ner/jobs/job_1",
+            dataset_fingerprint="0" * 64,
+        ),
     ).save(tmp_path / "best_config.json")
     return folder
 
@@ -49,7 +51,8 @@ def test_final_on_azure_reads_the_execution_config_by_name_or_path(
     assert by_default.returncode == 0, by_default.stderr
     assert json.loads(by_default.stdout)["status"] == "queued"
     job = load_job(tmp_path / "a" / "azure" / "job.yaml")
-    assert job.compute == "cpu-cluster" and job.tags["trial_run"] == "job_1_1" and job.tags["study_name"] == "job_1"
+    assert job.compute == "cpu-cluster" and job.tags["study.trial_run"] == "job_1_1"
+    assert job.tags["study.study_name"] == "job_1"
     assert sorted(path.name for path in (tmp_path / "a" / "azure" / "code").iterdir()) == ["job.json"]
 
     by_path = cli("final", best, "--execution", str(azure_configs / "execution" / "azure.yaml"), "--output",

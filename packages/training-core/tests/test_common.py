@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -47,6 +49,22 @@ def test_atomic_write_replaces_the_file_and_leaves_no_temporary(tmp_path: Path) 
 def test_atomic_write_gives_ordinary_permissions(tmp_path: Path) -> None:
     target = atomic_write_text(tmp_path / "config.yaml", "a: 1\n")
     assert mode(target) == 0o666 & ~umask()
+
+
+def test_atomic_writes_follow_the_process_umask(tmp_path: Path) -> None:
+    """Under umask 027 a written file is 0o640 and a model folder 0o750, as open() and mkdir() would make them."""
+    code = f"""
+import os, stat
+os.umask(0o027)
+from training.common.atomic import atomic_directory, atomic_write_text
+target = atomic_write_text({str(tmp_path / "a.txt")!r}, "a")
+with atomic_directory({str(tmp_path / "model")!r}) as staging:
+    (staging / "w").write_bytes(b"w")
+modes = [stat.S_IMODE(path.stat().st_mode) for path in (target, target.parent / "model", target.parent / "model" / "w")]
+print(*(oct(value) for value in modes), oct(os.umask(0)))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["0o640", "0o750", "0o640", "0o27"]
 
 
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -61,10 +62,10 @@ def test_basic_training_example_from_the_guide(ner_config_dir: Path, tmp_path: P
     config = build_training_config({"set": ["training.num_epochs=2"]}, ner_config_dir)
     dataset = load_dataset(config.data.path)
     model, tokenizer = create_model_and_tokenizer(config, labels=dataset.labels)
-    metrics = train_model(config, dataset, tmp_path / "run")
+    result = train_model(config, dataset, tmp_path / "run")
 
     assert model.config.num_labels == len(dataset.tag_names) and tokenizer.is_fast
-    assert 0.0 <= metrics["entity_f1"] <= 1.0 and metrics.best_epoch in (1, 2)
+    assert 0.0 <= result["entity_f1"] <= 1.0 and result.metrics.best_epoch in (1, 2)
     run = tmp_path / "run"
     assert (run / "model" / "model.safetensors").is_file()
     saved = json.loads((run / "model" / "config.json").read_text())
@@ -82,11 +83,11 @@ def test_basic_training_example_from_the_guide(ner_config_dir: Path, tmp_path: P
 def test_same_seed_gives_the_same_metrics(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
     first = train_model(tiny_config, dataset, tmp_path / "a")
     second = train_model(tiny_config, dataset, tmp_path / "b")
-    assert first.history == second.history
+    assert first.metrics.history == second.metrics.history
     weights = "model/model.safetensors"
     assert (tmp_path / "a" / weights).read_bytes() == (tmp_path / "b" / weights).read_bytes()
     other = train_model(config_with(tiny_config, **{"training.seed": 1}), dataset, tmp_path / "c")
-    assert other.history != first.history
+    assert other.metrics.history != first.metrics.history
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(
@@ -100,8 +101,8 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     assert state["next_epoch"] == 1
     assert json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
     resumed = train_model(config, dataset, tmp_path / "resumed")
-    assert resumed.history == straight.history
-    assert resumed.best_metrics == straight.best_metrics
+    assert resumed.metrics.history == straight.metrics.history
+    assert resumed.metrics.best == straight.metrics.best
 
 
 def test_finished_run_is_reused_and_a_different_run_is_refused(
@@ -110,11 +111,27 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
     first = train_model(tiny_config, dataset, tmp_path / "run")
     recorder = Recorder()
     again = train_model(tiny_config, dataset, tmp_path / "run", callbacks=[recorder])
-    assert again.history == first.history and recorder.steps == []
+    assert again.metrics.history == first.metrics.history and recorder.steps == []
     changed = config_with(tiny_config, **{"training.learning_rate": 1e-3})
     with pytest.raises(InputError, match="holds a run of another config or dataset"):
         train_model(changed, dataset, tmp_path / "run")
-    assert train_model(changed, dataset, tmp_path / "run", resume=False).config_fingerprint == changed.fingerprint
+    restarted = train_model(changed, dataset, tmp_path / "run", resume=False)
+    assert restarted.metrics.config_fingerprint == changed.fingerprint
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("{not json", "not a readable run metrics file"), ('{"status": "done"}', "status: expected 'running' or")],
+)
+def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path, text: str, expected: str
+) -> None:
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.parent.mkdir()
+    metrics.write_text(text)
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(metrics))}: .*{expected}") as caught:
+        train_model(tiny_config, dataset, tmp_path / "run")
+    assert len(str(caught.value).splitlines()) == 1 and metrics.read_text() == text
 
 
 def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
@@ -123,7 +140,7 @@ def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, da
     result = train_model(config, dataset, tmp_path / "run", callbacks=[recorder])
     # 32 training sentences in batches of 8 -> 4 batches, 2 optimizer steps per epoch, 2 epochs.
     assert recorder.total == 4 and recorder.steps == [1, 2, 3, 4]
-    assert len(recorder.evaluations) == 2 and [entry["step"] for entry in result.history] == [2, 4]
+    assert len(recorder.evaluations) == 2 and [entry["step"] for entry in result.metrics.history] == [2, 4]
 
 
 def test_early_stopping_stops_when_the_metric_stalls(
@@ -134,7 +151,7 @@ def test_early_stopping_stops_when_the_metric_stalls(
         **{"training.num_epochs": 6, "training.learning_rate": 1e-12, "training.early_stopping_patience": 1},
     )
     result = train_model(config, dataset, tmp_path / "run")
-    assert result.stopped_early and len(result.history) == 2
+    assert result.metrics.stopped_early and len(result.metrics.history) == 2
 
 
 def test_validation_is_held_out_when_the_data_has_none(
@@ -145,7 +162,7 @@ def test_validation_is_held_out_when_the_data_has_none(
         train_model(tiny_config, train_only, tmp_path / "refused")
     held = config_with(tiny_config, **{"data.holdout_fraction": 0.25, "training.num_epochs": 1})
     result = train_model(held, train_only, tmp_path / "run")
-    assert result["support"] > 0 and result.extra["validation_overlap"] == 0
+    assert result["support"] > 0 and result.metrics.validation_overlap == 0
 
 
 def test_dropout_from_the_config_reaches_the_model(tiny_config: TrainingConfig) -> None:
@@ -202,4 +219,5 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
 ) -> None:
     config = config_with(tiny_config, **{"training.num_epochs": 3, "training.keep": "last"})
     result = train_model(config, dataset, tmp_path / "run")
-    assert result.best_epoch == 3 and result.best_metrics["entity_f1"] == result.history[-1]["entity_f1"]
+    metrics = result.metrics
+    assert metrics.best_epoch == 3 and metrics.best["entity_f1"] == metrics.history[-1]["entity_f1"]

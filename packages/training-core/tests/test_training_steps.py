@@ -65,7 +65,7 @@ def test_batch_8_equals_batch_4_with_accumulation_2_including_a_partial_last_gro
     accumulated = base.with_values({"training.batch_size": 4, "training.gradient_accumulation_steps": 2})
     small = train_model(accumulated, dataset, tmp_path / "small")
 
-    assert large.history[0]["step"] == small.history[0]["step"] == 3
+    assert large.metrics.history[0]["step"] == small.metrics.history[0]["step"] == 3
     one, other = weights(tmp_path / "large"), weights(tmp_path / "small")
     assert max(float((one[name] - other[name]).abs().max()) for name in one) < 1e-5
     untrained, _ = create_model_and_tokenizer(base, labels=ENTITY_TYPES)
@@ -115,8 +115,8 @@ def test_a_non_finite_loss_step_is_skipped_and_counted(
     result = train_model(config, dataset, tmp_path / "run")
 
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
-    assert record["skipped_steps"] == 2 and result.extra["skipped_steps"] == 2  # one per epoch
-    assert result.history[-1]["step"] == 2 * 7
+    assert record["skipped_steps"] == 2 and result.metrics.skipped_steps == 2  # one per epoch
+    assert result.metrics.history[-1]["step"] == 2 * 7
     trained = weights(tmp_path / "run")
     assert all(bool(torch.isfinite(tensor).all()) for name, tensor in trained.items() if "word_embeddings" not in name)
 
@@ -168,6 +168,6 @@ def test_a_best_model_recorded_by_the_checkpoint_is_restored_when_model_was_not_
 
     result = train_model(config, dataset, run)
 
-    assert result.best_epoch == 1  # a learning rate of 1e-12 changes no prediction: epoch 2 is no better
+    assert result.metrics.best_epoch == 1  # a learning rate of 1e-12 changes no prediction: epoch 2 is no better
     restored = weights(run)
     assert all(torch.equal(restored[name], best[name]) for name in best)

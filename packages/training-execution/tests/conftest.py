@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from training.config import BestConfig, TrainingConfig, build_training_config
+from training.config import BestConfig, StudyRef, TrainingConfig, build_training_config
 
 PASSWORD = "s3cr3t-Pa55"
 TOKEN = "tok-5ecret-query"
@@ -86,15 +86,17 @@ def best_config(tiny_config: TrainingConfig) -> BestConfig:
         config=tiny_config,
         hyperparameters={"training.learning_rate": 3e-4, "training.batch_size": 4},
         num_epochs=2,
-        metric="entity_f1",
-        direction="maximize",
-        objective=0.61,
-        cv_std=0.04,
-        fold_values=(0.57, 0.65),
-        trial_number=7,
-        study_name="ner-sweep",
-        storage=STORAGE,
-        dataset_fingerprint=sweep_data_fingerprint(tiny_config),
+        study=StudyRef(
+            metric="entity_f1",
+            direction="maximize",
+            objective=0.61,
+            cv_std=0.04,
+            fold_values=(0.57, 0.65),
+            trial_number=7,
+            study_name="ner-sweep",
+            storage=STORAGE,
+            dataset_fingerprint=sweep_data_fingerprint(tiny_config),
+        ),
     )
 
 

@@ -144,8 +144,8 @@ def test_the_job_yaml_loads_back_to_an_equal_job(dry_run: JobHandle, tmp_path: P
         job.inputs["data"].path,
     )
     assert loaded.outputs["model"].type == "uri_folder"
-    assert job.tags["study_name"] == "ner-sweep" and job.tags["trial_number"] == "7"
-    assert job.tags["hp.training.learning_rate"] == "0.0003" and "***" in job.tags["storage"]
+    assert job.tags["study.study_name"] == "ner-sweep" and job.tags["study.trial_number"] == "7"
+    assert job.tags["hp.training.learning_rate"] == "0.0003" and "***" in job.tags["study.storage"]
 
 
 def test_the_job_command_runs_locally_and_trains(remote_outputs: Path) -> None:

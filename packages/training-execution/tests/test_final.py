@@ -24,7 +24,7 @@ def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path
     assert job.status == "completed" and job.output_dir == tmp_path / "final"
     for name in ("config.yaml", "metrics.json", "model/model.safetensors", "lineage.json", "job.json", "train.log"):
         assert (job.output_dir / name).exists(), name
-    assert lineage.trial_number == 7 and lineage.study_name == "ner-sweep"
+    assert lineage.study.trial_number == 7 and lineage.study.study_name == "ner-sweep"
     assert lineage.hyperparameters == {
         "training.learning_rate": 3e-4,
         "training.batch_size": 4,
@@ -145,7 +145,7 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
         (other / f"{split}.jsonl").write_text("".join(lines[1:] if split == "train" else lines))
     data = best_config.config.data
     theirs = load_dataset(other, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy).fingerprint
-    ours = best_config.dataset_fingerprint
+    ours = best_config.study.dataset_fingerprint
     refused = rf"the data has fingerprint {theirs[:12]}, .* on data {ours[:12]}; .*--other-data"
     with pytest.raises(InputError, match=refused):
         execute_final_training(best_config, output_dir=tmp_path / "refused", data_path=other)
@@ -153,7 +153,8 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
 
     job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
     lineage = extract_lineage_from_best_model(job)
-    assert lineage.other_data and (lineage.dataset_fingerprint, lineage.study_dataset_fingerprint) == (theirs, ours)
+    assert lineage.other_data and lineage.study is not None
+    assert (lineage.dataset_fingerprint, lineage.study.dataset_fingerprint) == (theirs, ours)
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ import pytest
 
 from data.loaders import load_dataset
 from training.common.errors import ConfigError, DataError
-from training.config import AzureConfig, TrainingConfig
-from training.execution.job_spec import DataPlan, JobSpec, Resources, StudyRef
+from training.config import AzureConfig, StudyRef, TrainingConfig
+from training.execution.job_spec import DataPlan, JobSpec, Resources
 
 
 def make_spec(config: TrainingConfig, tmp_path: Path, **fields: object) -> JobSpec:

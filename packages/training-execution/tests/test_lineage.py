@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 
 from data.loaders import load_dataset
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
+from training.common.redact import redact_url
 from training.config import BestConfig
 from training.core.tiny_model import tiny_bert_folder
 from training.execution import Lineage, extract_lineage_from_best_model
 from training.execution.handle import JobHandle
-from training.execution.lineage import redact_url
 
 
 def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, best_config: BestConfig) -> None:
@@ -27,7 +27,7 @@ def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, bes
     record = json.loads((final_run.output_dir / "metrics.json").read_text())
     git = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
 
-    assert lineage.format == 1 and lineage.run_id == final_run.id and lineage.status == "completed"
+    assert lineage.format == 2 and lineage.run_id == final_run.id and lineage.status == "completed"
     assert lineage.run_dir == str(final_run.output_dir) and lineage.model_path == str(final_run.model_dir)
     assert lineage.final_metrics["entity_f1"] == record["best"]["entity_f1"] and lineage.best_epoch in (1, 2)
     assert lineage.data_path == best_config.config.data.path
@@ -36,11 +36,12 @@ def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, bes
     assert (lineage.trained_on, lineage.evaluated_on) == (("train", "validation"), "test")
     assert lineage.config_fingerprint == record["config_fingerprint"]
     assert lineage.hyperparameters == {**best_config.hyperparameters, "training.num_epochs": 2}
-    study = (lineage.study_name, lineage.trial_number, lineage.metric, lineage.direction, lineage.objective)
-    assert study == ("ner-sweep", 7, "entity_f1", "maximize", 0.61)
-    assert (lineage.cv_std, lineage.fold_values) == (0.04, (0.57, 0.65))
-    assert lineage.storage == "postgresql://optuna:***@db.example.org:5432/studies?sslmode=require&token=***"
-    assert lineage.study_dataset_fingerprint == best_config.dataset_fingerprint
+    study = lineage.study
+    assert study is not None and study.study_name == "ner-sweep" and study.trial_number == 7
+    assert (study.metric, study.direction, study.objective) == ("entity_f1", "maximize", 0.61)
+    assert (study.cv_std, study.fold_values) == (0.04, (0.57, 0.65))
+    assert study.storage == "postgresql://optuna:***@db.example.org:5432/studies?sslmode=require&token=***"
+    assert study.dataset_fingerprint == best_config.study.dataset_fingerprint
     config_json = (tiny_bert_folder() / "config.json").read_bytes()
     assert lineage.backbone == "tiny-bert" and lineage.backbone_hashed_file == "config.json"
     assert lineage.backbone_sha256 == hashlib.sha256(config_json).hexdigest()
@@ -49,7 +50,7 @@ def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, bes
     # The commit checked out when the job was made (in a repository), as its job.json recorded it.
     assert lineage.code_revision == json.loads((final_run.output_dir / "job.json").read_text())["code_revision"]
     assert (lineage.code_revision is not None) == (git.returncode == 0)
-    assert lineage.code_revision is None or re.fullmatch(r"[0-9a-f]{40}", lineage.code_revision)
+    assert lineage.code_revision is None or re.fullmatch(r"[0-9a-f]{40}(-dirty)?", lineage.code_revision)
     assert lineage.azure_job_name is None and lineage.azure_parent_job is None
 
 
@@ -62,8 +63,8 @@ def test_it_reads_back_from_the_run_folder_the_model_folder_or_the_file(final_ru
 def test_tags_are_flat_strings_without_secrets(final_run: JobHandle, planted_secret: Callable[..., None]) -> None:
     tags = Lineage.load(final_run.output_dir).to_tags()
     assert all(isinstance(key, str) and isinstance(value, str) for key, value in tags.items())
-    assert tags["trial_number"] == "7" and tags["hp.training.learning_rate"] == "0.0003"
-    assert tags["lineage_format"] == "1" and tags["package.training-core"] == "0.1.0"
+    assert tags["study.trial_number"] == "7" and tags["hp.training.learning_rate"] == "0.0003"
+    assert tags["lineage_format"] == "2" and tags["package.training-core"] == "0.1.0"
     assert "metric.entity_f1" in tags and "azure_job_name" not in tags
     planted_secret(final_run.output_dir, json.dumps(tags), final_run.logs(1000))
 
@@ -89,7 +90,7 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     with pytest.raises(InputError, match=r"no lineage.json here or in the parent folder; is it a final-training run"):
         Lineage.load(tmp_path)
     (tmp_path / "lineage.json").write_text('{"format": 99}')
-    with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 1, got 99$"):
+    with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 2, got 99$"):
         Lineage.load(tmp_path)
 
 
@@ -106,9 +107,45 @@ def test_reading_lineage_needs_neither_torch_nor_the_hpo_package(final_run: JobH
 
         sys.meta_path.insert(0, Blocker())
         from training.execution import Lineage
-        print(Lineage.load({str(final_run.model_dir)!r}).trial_number)
+        print(Lineage.load({str(final_run.model_dir)!r}).study.trial_number)
         """
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "7"
+
+
+def test_a_format_1_lineage_and_best_config_read_as_the_nested_study(
+    final_run: JobHandle, best_config: BestConfig, tmp_path: Path
+) -> None:
+    """Files written before the study was nested (flat study fields, format 1) still load, to equal records."""
+    lineage = Lineage.load(final_run.output_dir)
+    assert lineage.study is not None
+    flat = lineage.model_dump(mode="json", exclude={"study"}) | {"format": 1}
+    flat |= {key: value for key, value in lineage.study.model_dump(mode="json").items() if key != "dataset_fingerprint"}
+    flat["study_dataset_fingerprint"] = lineage.study.dataset_fingerprint
+    (tmp_path / "lineage.json").write_text(json.dumps(flat))
+    assert Lineage.load(tmp_path / "lineage.json") == lineage
+
+    best = best_config.model_dump(mode="json", exclude={"study"}) | best_config.study.model_dump(mode="json")
+    (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 1}))
+    assert BestConfig.load(tmp_path / "best_config.json") == best_config
+    (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 3}))
+    with pytest.raises(ConfigError, match=r"best_config\.json: format: expected 2, got 3"):
+        BestConfig.load(tmp_path / "best_config.json")
+
+
+def test_the_code_revision_says_when_tracked_files_changed(tmp_path: Path) -> None:
+    from training.execution.provenance import code_revision
+
+    assert code_revision(tmp_path) is None  # not a repository
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@example.org"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "train.py").write_text("print(1)\n")
+    subprocess.run([*git, "add", "train.py"], check=True)
+    subprocess.run([*git, "commit", "-q", "-m", "first"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "notes.txt").write_text("untracked files do not count\n")
+    assert code_revision(tmp_path) == head
+    (tmp_path / "train.py").write_text("print(2)\n")
+    assert code_revision(tmp_path) == f"{head}-dirty"

@@ -25,7 +25,7 @@ def test_a_tracked_final_run_is_tagged_logged_and_registered(best_config: BestCo
     client = mlflow.MlflowClient(tracking_uri=uri)
     run = client.get_run(tracked.run_id)
     assert {key: run.data.tags[key] for key in lineage.to_tags()} == lineage.to_tags()
-    assert run.data.tags["study_name"] == "ner-sweep" and run.data.tags["trial_number"] == "7"
+    assert run.data.tags["study.study_name"] == "ner-sweep" and run.data.tags["study.trial_number"] == "7"
     assert run.data.metrics["entity_f1"] == lineage.final_metrics["entity_f1"]
     assert run.data.params["training.learning_rate"] == "0.0003"
     model_files = {Path(item.path).name for item in client.list_artifacts(tracked.run_id, "model")}

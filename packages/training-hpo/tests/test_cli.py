@@ -35,6 +35,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
     outcome = json.loads(run.stdout)
     assert outcome["study_name"] == "quick" and outcome["study_dir"] == str(study_dir.resolve())
     assert [trial["state"] for trial in outcome["trials"]] == ["complete", "complete"]
+    assert [(trial["device"], trial["fail_reason"]) for trial in outcome["trials"]] == [("default", None)] * 2
     assert set(outcome["trials"][0]["params"]) == {
         "training.learning_rate",
         "training.batch_size",

@@ -108,15 +108,13 @@ def test_two_workers_share_one_budget_without_duplicates(config_dir: Path, tmp_p
 
 
 def test_a_worker_on_another_host_is_refused_a_file_storage(config_dir: Path, tmp_path: Path) -> None:
-    import dataclasses
-
-    from training.hpo.record import SweepRecord
+    from training.hpo.sweep_settings import SweepSettings
 
     quick = config_dir / "hpo" / "quick.yaml"
     study = run_local_hpo_sweep(
         "tiny-bert", quick, config_dir=config_dir, study_dir=tmp_path, n_trials=1, isolation="inprocess"
     )
-    elsewhere = dataclasses.replace(SweepRecord.load(study), machine="build-7 (boot 00000000)")
+    elsewhere = SweepSettings.load(study).model_copy(update={"machine": "build-7 (boot 00000000)"})
     elsewhere.save(study)  # the study was started on another machine, on this shared folder
     refused = subprocess.run(hpo("worker", "--study-dir", tmp_path), capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2

@@ -18,6 +18,7 @@ from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
+from training.hpo.sweep_settings import SweepSettings
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -41,13 +42,14 @@ def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) 
         assert trial.intermediate_values[5] == pytest.approx(trial.value)
         assert trial.value == pytest.approx(statistics.fmean(trial.user_attrs["fold_values"]))
     assert isinstance(best_config, BestConfig)
-    assert best_config.trial_number == best_trial_number(study)  # ties go to the lower CV std
-    assert best_config.objective == study.best_value
-    assert best_config.cv_std == pytest.approx(statistics.pstdev(best_config.fold_values))
+    chosen = best_config.study
+    assert chosen.trial_number == best_trial_number(study)  # ties go to the lower CV std
+    assert chosen.objective == study.best_value
+    assert chosen.cv_std == pytest.approx(statistics.pstdev(chosen.fold_values))
     assert set(best_config.hyperparameters) == {"training.learning_rate", "training.batch_size"}
     assert best_config.backbone == "tiny-bert" and best_config.config.training.metric_for_best == "entity_f1"
     assert best_config.num_epochs in (1, 2)
-    assert best_config.storage == f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    assert chosen.storage == f"sqlite:///{(study_dir / 'study.db').resolve()}"
     assert best_config.splits_path == str(study_dir / "splits.json")
     assert BestConfig.load(study_dir / "best_config.json") == best_config
 
@@ -187,7 +189,7 @@ def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tm
     records = [json.loads(path.read_text()) for path in sorted(tmp_path.glob("trials/*/fold-*/fold.json"))]
     assert len(records) == 8 and {record["threads"] for record in records} == {max(1, cores // 2)}
     assert len({record["pid"] for record in records}) == 4
-    assert BestConfig.load(tmp_path / "best_config.json").trial_number == best_trial_number(study)
+    assert BestConfig.load(tmp_path / "best_config.json").study.trial_number == best_trial_number(study)
 
 
 def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:
@@ -256,7 +258,7 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
 ) -> None:
     study, study_dir = swept
     other_space = {**SMALL_SPACE, "batch_size": {"type": "choice", "values": [4, 8]}}
-    hpo = study.user_attrs["sweep"]["hpo"] | {"search_space": other_space}
+    hpo = SweepSettings.load(study).hpo_config.model_dump(mode="json") | {"search_space": other_space}
     with pytest.raises(InputError, match=rf"{study_dir}: study 'tiny' was run with another search_space"):
         run_local_hpo_sweep("tiny-bert", HPOConfig.model_validate(hpo), config_dir=config_dir, study_dir=study_dir)
     smaller = Dataset({"train": dataset["train"][:10]}, labels=dataset.labels)

@@ -68,15 +68,16 @@ def test_sweep_best_final_and_lineage_through_the_standin(
         assert "--param training.learning_rate=" in standin.commands[child.name]
 
     best = best_config_from_azure_sweep(sweep.id, AZURE, tmp_path / "study", client=standin)
-    winner = max(children, key=lambda child: child.metrics["entity_f1"])
-    assert (best.trial_run, best.study_name, best.objective) == (winner.name, sweep.id, winner.metrics["entity_f1"])
-    assert best.trial_number == int(winner.name.rsplit("_", 1)[1]) and best.num_epochs == 1
-    assert best.storage == (
+    winner, chosen = max(children, key=lambda child: child.metrics["entity_f1"]), best.study
+    assert (chosen.trial_run, chosen.study_name) == (winner.name, sweep.id)
+    assert chosen.objective == winner.metrics["entity_f1"]
+    assert chosen.trial_number == int(winner.name.rsplit("_", 1)[1]) and best.num_epochs == 1
+    assert chosen.storage == (
         f"azureml://subscriptions/{AZURE.subscription_id}/resourceGroups/rg-ner/workspaces/ws-ner/jobs/{sweep.id}"
     )
     assert best.checkpoint is not None and (Path(best.checkpoint) / "model.safetensors").is_file()
-    assert len(best.fold_values) == 2 and set(best.hyperparameters) >= {"training.learning_rate"}
-    assert json.loads((tmp_path / "study" / "best_config.json").read_text())["trial_run"] == winner.name
+    assert len(chosen.fold_values) == 2 and set(best.hyperparameters) >= {"training.learning_rate"}
+    assert json.loads((tmp_path / "study" / "best_config.json").read_text())["study"]["trial_run"] == winner.name
 
     execution = ExecutionConfig(backend="azure", azure=AZURE)
     final = execute_final_training(
@@ -85,8 +86,7 @@ def test_sweep_best_final_and_lineage_through_the_standin(
     assert final.wait(timeout=60) == "completed", (standin.root / final.id / "std_log.txt").read_text()[-2000:]
     assert standin.commands[final.id].startswith("python -m training.execution.runner job.json --data ")
     lineage = extract_lineage_from_best_model(final)
-    assert (lineage.study_name, lineage.trial_run, lineage.trial_number) == (sweep.id, winner.name, best.trial_number)
-    assert (lineage.azure_job_name, lineage.storage) == (final.id, best.storage)
+    assert lineage.study == chosen and lineage.azure_job_name == final.id
     assert lineage.status == "completed" and (tmp_path / "final" / "model" / "model.safetensors").is_file()
 
     shown = subprocess.run(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import html
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -12,21 +11,22 @@ from typing import Any
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
+from training.core.run_folder import RunFolder
+from training.core.run_metrics import RunMetrics
 
 
 def write_run_report(run_dir: Path, out_dir: Path, confusion: dict[str, Counter[str]] | None = None) -> Path:
     """Write PNG plots and `index.html` for a training run folder; returns the HTML path."""
-    metrics_file = run_dir / "metrics.json"
-    if not metrics_file.is_file():
+    record = RunFolder(run_dir).read_metrics()
+    if record is None:
         raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
-    record = json.loads(metrics_file.read_text(encoding="utf-8"))
     require("matplotlib", "training report")
     import matplotlib
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = [_learning_curves(record.get("history", []), out_dir / "learning_curves.png")]
-    per_entity = (record.get("best") or {}).get("per_entity") or {}
+    figures = [_learning_curves(record.history, out_dir / "learning_curves.png")]
+    per_entity = record.best.get("per_entity") or {}
     if per_entity:
         figures.append(_entity_f1(per_entity, out_dir / "entity_f1.png"))
     if confusion:
@@ -47,7 +47,7 @@ def entity_confusion(
     return table
 
 
-def _learning_curves(history: list[dict[str, Any]], path: Path) -> Path:
+def _learning_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -109,17 +109,16 @@ def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
     return path
 
 
-def _html(run_dir: Path, record: dict[str, Any], figures: list[Path]) -> str:
-    best = record.get("best") or {}
+def _html(run_dir: Path, record: RunMetrics, figures: list[Path]) -> str:
     rows = "".join(
         f"<tr><td>{html.escape(key)}</td><td>{value:.4f}</td></tr>"
-        for key, value in sorted(best.items())
+        for key, value in sorted(record.best.items())
         if isinstance(value, float)
     )
     images = "".join(f'<figure><img src="{html.escape(f.name)}" alt="{html.escape(f.stem)}"></figure>' for f in figures)
     return (
         f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {html.escape(run_dir.name)}"
         "</title><style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}img{max-width:100%}</style>"
-        f"</head><body><h1>Run {html.escape(str(run_dir))}</h1><p>best epoch {record.get('best_epoch')}, "
-        f"status {html.escape(str(record.get('status')))}</p><table>{rows}</table>{images}</body></html>\n"
+        f"</head><body><h1>Run {html.escape(str(run_dir))}</h1><p>best epoch {record.best_epoch}, "
+        f"status {html.escape(record.status)}</p><table>{rows}</table>{images}</body></html>\n"
     )

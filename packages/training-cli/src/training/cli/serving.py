@@ -180,9 +180,7 @@ def model_metadata(model_dir: Path, labels: Sequence[str]) -> dict[str, Any]:
     if (model_dir.parent / "lineage.json").is_file():
         from training.execution import Lineage
 
-        lineage = Lineage.load(model_dir.parent)
-        fields = ("run_id", "study_name", "trial_number", "objective", "dataset_fingerprint", "code_revision")
-        metadata["lineage"] = lineage.model_dump(mode="json", include=set(fields))
+        metadata["lineage"] = Lineage.load(model_dir.parent).summary()
     return metadata
 
 

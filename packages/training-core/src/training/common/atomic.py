@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import glob
 import json
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,11 +16,19 @@ from typing import Any
 
 from training.common.errors import TrainingError, first_line
 
-# Temporary files and folders are created private (0o600, 0o700); results get what open() and mkdir() would give.
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
-_FILE_MODE = 0o666 & ~_UMASK
-_FOLDER_MODE = 0o777 & ~_UMASK
+
+@functools.cache
+def _ordinary_modes(folder: Path) -> tuple[int, int]:
+    """The permissions open() and mkdir() give under this process's umask, found by creating a file and a folder in
+    `folder` (reading the umask would mean setting it, for every thread of the process). Temporary files and
+    folders are created private (0o600, 0o700); what they become gets these."""
+    probe = Path(tempfile.mkdtemp(prefix=".mode.", suffix=".tmp", dir=folder))
+    try:
+        os.close(os.open(probe / "file", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        (probe / "folder").mkdir(0o777)
+        return stat.S_IMODE((probe / "file").stat().st_mode), stat.S_IMODE((probe / "folder").stat().st_mode)
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -41,7 +51,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | No
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        os.chmod(tmp, _FILE_MODE if mode is None else mode)
+        os.chmod(tmp, _ordinary_modes(target.parent.resolve())[0] if mode is None else mode)
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -71,12 +81,13 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    file_mode, folder_mode = _ordinary_modes(target.parent.resolve())
     try:
-        staging.chmod(_FOLDER_MODE)
+        staging.chmod(folder_mode)
         yield staging
         for entry in staging.rglob("*"):
             if entry.is_file() and not entry.is_symlink():
-                entry.chmod(_FILE_MODE)
+                entry.chmod(file_mode)
         if target.exists():
             retired = target.with_name(f".{target.name}.old")
             shutil.rmtree(retired, ignore_errors=True)

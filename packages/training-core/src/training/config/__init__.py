@@ -15,6 +15,7 @@ __getattr__, __dir__, __all__ = attach(
         "HPOConfig": "training.config.schema",
         "ModelConfig": "training.config.schema",
         "OptimizationConfig": "training.config.schema",
+        "StudyRef": "training.config.best",
         "TrainingConfig": "training.config.schema",
         "build_training_config": "training.config.builder",
         "load_execution_config": "training.config.builder",
@@ -23,7 +24,7 @@ __getattr__, __dir__, __all__ = attach(
 )
 
 if TYPE_CHECKING:
-    from training.config.best import BestConfig
+    from training.config.best import BestConfig, StudyRef
     from training.config.builder import build_training_config, load_execution_config, load_hpo_config
     from training.config.schema import (
         AzureConfig,

@@ -5,34 +5,57 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from training.common.atomic import atomic_write_text
 from training.config.schema import Section, TrainingConfig
 
-BEST_CONFIG_FORMAT = 1
+BEST_CONFIG_FORMAT = 2
 
 
-class BestConfig(Section):
-    """The best trial of a study: its hyperparameters, cross-validated objective and where it came from."""
+class StudyRef(Section):
+    """The sweep trial that chose a configuration, as a refit and its lineage need it (no credentials in `storage`)."""
 
-    format: int = BEST_CONFIG_FORMAT
-    config: TrainingConfig = Field(description="the base config every trial started from")
-    hyperparameters: dict[str, Any] = Field(description="dotted config keys the trial set, e.g. training.learning_rate")
-    num_epochs: int | None = Field(default=None, ge=1, description="epochs the best trial trained (refit uses them)")
+    study_name: str
+    storage: str = Field(description="study storage URL with any password removed")
+    trial_number: int
+    trial_run: str | None = Field(default=None, description="the run that trained the trial (Azure ML child job)")
     metric: str
     direction: Literal["maximize", "minimize"]
     objective: float = Field(description="mean of the metric over the folds")
     cv_std: float = 0.0
     fold_values: tuple[float, ...] = ()
-    trial_number: int
-    trial_run: str | None = Field(default=None, description="the run that trained the trial (Azure ML child job)")
-    study_name: str
-    storage: str = Field(description="study storage URL with any password removed")
-    dataset_fingerprint: str
+    dataset_fingerprint: str = Field(description="content fingerprint of the data the sweep ran on")
+
+
+def nest_study(flat: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
+    """A format-1 record (study fields at its top level, the sweep's data fingerprint under `fingerprint_key`)
+    with those fields nested as `study`, None when it named no study."""
+    names = {name: name for name in StudyRef.model_fields} | {"dataset_fingerprint": fingerprint_key}
+    study = {name: flat[key] for name, key in names.items() if flat.get(key) is not None}
+    rest = {key: value for key, value in flat.items() if key not in names.values()}
+    return rest | {"study": study if "study_name" in study else None}
+
+
+class BestConfig(Section):
+    """The best trial of a study: its hyperparameters, the study and trial it came from, and how to refit it."""
+
+    format: Literal[2] = BEST_CONFIG_FORMAT
+    config: TrainingConfig = Field(description="the base config every trial started from")
+    hyperparameters: dict[str, Any] = Field(description="dotted config keys the trial set, e.g. training.learning_rate")
+    num_epochs: int | None = Field(default=None, ge=1, description="epochs the best trial trained (refit uses them)")
+    study: StudyRef
     data_path: str | None = Field(default=None, description="the data the sweep used (a refit's default data)")
     splits_path: str | None = None
     checkpoint: str | None = Field(default=None, description="model folder of the best trial, when kept")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _nest_format_1(cls, data: Any) -> Any:
+        """Read a format-1 file (study fields at the top level) as format 2."""
+        if isinstance(data, dict) and data.get("format") == 1:
+            return nest_study(data, "dataset_fingerprint") | {"format": BEST_CONFIG_FORMAT}
+        return data
 
     @property
     def backbone(self) -> str:
@@ -52,6 +75,6 @@ class BestConfig(Section):
     @classmethod
     def load(cls, path: str | Path) -> BestConfig:
         """Read a `best_config.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        from training.config.validation import read_json_file, validate
+        from training.config.validation import read_record
 
-        return validate(cls, read_json_file(path, "best-config file"), str(path))
+        return read_record(cls, path, "best-config file")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
@@ -13,7 +13,8 @@ from training.common.fingerprint import fingerprint
 if TYPE_CHECKING:
     from data.loaders import Dataset
 
-METRICS = ("entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "loss")
+BackendName = Literal["local", "subprocess", "torchrun", "azure"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
@@ -327,7 +328,7 @@ class AzureConfig(Section):
 class ExecutionConfig(Section):
     """`execution/<name>.yaml`: the backend that runs final training and its resources."""
 
-    backend: Literal["local", "subprocess", "torchrun", "azure"] = "local"
+    backend: BackendName = "local"
     nproc_per_node: int = Field(default=1, ge=1)
     azure: AzureConfig | None = None
 

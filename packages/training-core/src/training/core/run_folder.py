@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from training.common.atomic import atomic_write_json, atomic_write_text, staging_leftovers
+from training.common.atomic import atomic_write_text, staging_leftovers
 from training.common.errors import InputError
-
-METRICS_FORMAT = 1
+from training.config.validation import read_record
+from training.core.run_metrics import RunMetrics
 
 
 @dataclass(frozen=True)
@@ -49,20 +47,14 @@ class RunFolder:
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)
 
-    def write_metrics(self, record: dict[str, Any]) -> None:
-        atomic_write_json(self.metrics, {"format": METRICS_FORMAT, **record})
+    def write_metrics(self, metrics: RunMetrics) -> None:
+        atomic_write_text(self.metrics, metrics.model_dump_json(indent=2) + "\n")
 
-    def read_metrics(self) -> dict[str, Any] | None:
+    def read_metrics(self) -> RunMetrics | None:
         """The metrics record, or None when the run has not written one yet."""
         if not self.metrics.is_file():
             return None
-        try:
-            record = json.loads(self.metrics.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"{self.metrics}: unreadable metrics file ({error}); remove it to start over") from error
-        if not isinstance(record, dict):
-            raise InputError(f"{self.metrics}: expected a JSON object")
-        return record
+        return read_record(RunMetrics, self.metrics, "run metrics file (remove it to start over)")
 
     def remove(self, path: Path) -> None:
         """Delete a file or folder of this run; never through a symbolic link, whose target lies elsewhere."""

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from data.documents import Document, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
+from training.common.cache import cache_folder
 from training.common.errors import ConfigError, DataError
 from training.config.schema import TrainingConfig
 
@@ -34,8 +34,7 @@ def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
 
 def default_cache_dir() -> Path:
     """Where tokenised features are cached between runs and trials (`$XDG_CACHE_HOME/training/features`)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "training" / "features"
+    return cache_folder("features")
 
 
 def _labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:

@@ -21,9 +21,9 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForTokenClassification, PretrainedConfig, PreTrainedTokenizerFast
 
+from training.common.cache import cache_folder
 from training.common.fingerprint import fingerprint
 
-TINY_BERT = "tiny-bert"
 # The tokenizer's special tokens by role, in vocabulary order.
 SPECIAL_TOKENS = {
     "pad_token": "[PAD]",
@@ -81,8 +81,8 @@ def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
 
     `cache_dir` is where such folders live (default `$XDG_CACHE_HOME/training`, else `~/.cache/training`).
     """
-    root = Path(cache_dir) if cache_dir is not None else _default_cache()
-    folder = root / f"{TINY_BERT}-{_content_hash()[:16]}"
+    root = Path(cache_dir) if cache_dir is not None else cache_folder()
+    folder = root / f"tiny-bert-{_content_hash()[:16]}"
     if _complete(folder):
         return folder
     root.mkdir(parents=True, exist_ok=True)
@@ -108,11 +108,6 @@ def tiny_bert_model(config: PretrainedConfig, seed: int = 0) -> BertForTokenClas
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return BertForTokenClassification(config)
-
-
-def _default_cache() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "training"
 
 
 def _complete(folder: Path) -> bool:

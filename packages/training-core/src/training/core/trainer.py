@@ -27,9 +27,10 @@ from training.core.features import Collator, EncodedSplit, encode_cached
 from training.core.model import create_model_and_tokenizer, save_model
 from training.core.pipeline import Windowing
 from training.core.result import TrainResult, previous_run
-from training.core.run_context import RunContext
+from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
+from training.core.run_metrics import RunMetrics
 
 __all__ = ["TrainResult", "default_cache_dir", "train_model"]
 
@@ -77,15 +78,9 @@ def train_model(
 
 
 def _context_from_environment() -> RunContext:
-    """One process, or (under torchrun) a DDP rank via training-execution: the one upward import, kept lazy."""
+    """One process on the best device, or (under torchrun) this process's DDP rank."""
     if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
         return RunContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    try:
-        from training.execution.context import create_run_context
-    except ModuleNotFoundError as error:
-        raise ImportError(
-            "distributed training (WORLD_SIZE > 1) needs training-execution: pip install training-execution"
-        ) from error
     return create_run_context()
 
 
@@ -185,7 +180,7 @@ class _Trainer:
             for line in self.dataset.report.lines():
                 logger.info("data: %s", line)
             self.run.write_config(self.config.to_yaml())
-            self._write_progress("running")
+            self._write_progress()
             logger.info(
                 "training %d windows (%d documents) for %d epochs, %d optimizer steps; validation: %d documents",
                 len(self.windows),
@@ -294,7 +289,7 @@ class _Trainer:
         if improved and self.ctx.is_main:
             save_model(self.model, self.tokenizer, self.run.model)
         if self.ctx.is_main:
-            self._write_progress("running")
+            self._write_progress()
         self.ctx.barrier()
 
     def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
@@ -355,40 +350,39 @@ class _Trainer:
         )
         return progress.next_epoch, progress.next_batch
 
-    def _write_progress(self, status: str) -> None:
+    def _write_progress(self) -> None:
         self.run.write_metrics(
-            {
-                "status": status,
-                "history": self.state.history,
-                "config_fingerprint": self.config.fingerprint,
-                "dataset_fingerprint": self.dataset.fingerprint,
-            }
+            RunMetrics(
+                status="running",
+                history=tuple(self.state.history),
+                config_fingerprint=self.config.fingerprint,
+                dataset_fingerprint=self.dataset.fingerprint,
+            )
         )
 
     def _finish(self, throughput: float) -> TrainResult:
         samples = self.ctx.all_reduce_sum([throughput])[0]
-        result = TrainResult(
-            output_dir=self.run.root,
-            best_metrics=self.best_metrics,
+        metrics = RunMetrics(
+            status="completed",
             history=tuple(self.state.history),
+            config_fingerprint=self.config.fingerprint,
+            dataset_fingerprint=self.dataset.fingerprint,
+            best=self.best_metrics,
             best_epoch=self.state.best_epoch,
             best_step=self.best_step,
             stopped_early=self.stopped_early,
             tag_names=self.tag_names,
-            config_fingerprint=self.config.fingerprint,
-            dataset_fingerprint=self.dataset.fingerprint,
             train_samples_per_second=samples,
-            extra={
-                "validation_overlap": self.overlap,
-                "world_size": self.ctx.world_size,
-                "truncated_words": self.train_split.truncated_words + self.validation_split.truncated_words,
-                "load_report": self.dataset.report.model_dump(mode="json"),
-                "unlabelled_windows": self.unlabelled_windows,
-                "skipped_steps": self.nonfinite.skipped,
-            },
+            validation_overlap=self.overlap,
+            world_size=self.ctx.world_size,
+            truncated_words=self.train_split.truncated_words + self.validation_split.truncated_words,
+            unlabelled_windows=self.unlabelled_windows,
+            skipped_steps=self.nonfinite.skipped,
+            load_report=self.dataset.report,
         )
+        result = TrainResult(self.run.root, metrics)
         if self.ctx.is_main:
-            self.run.write_metrics(result.to_record())
+            self.run.write_metrics(metrics)
             shutil.rmtree(self.run.checkpoint, ignore_errors=True)
             logger.info(
                 "done: best %s=%.4f at epoch %s",

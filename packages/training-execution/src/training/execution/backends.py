@@ -13,9 +13,10 @@ from typing import Any, Protocol
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.common.optional import require
+from training.config.schema import BACKENDS
 from training.core.run_folder import RunFolder
 from training.execution.handle import CompletedJob, JobHandle, PreparedJob, ProcessJob
-from training.execution.job_spec import BACKENDS, JobSpec
+from training.execution.job_spec import JobSpec
 from training.execution.runner import run_job
 
 RUNNER_MODULE = "training.execution.runner"

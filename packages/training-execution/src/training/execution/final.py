@@ -17,13 +17,15 @@ from typing import Any
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.common.optional import require
+from training.common.redact import redact_url
 from training.config.best import BestConfig
 from training.config.schema import ExecutionConfig
 from training.config.validation import validate
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
-from training.execution.job_spec import DataPlan, JobSpec, Resources, StudyRef
-from training.execution.lineage import code_revision, extract_lineage_from_best_model, redact_url
+from training.execution.job_spec import DataPlan, JobSpec, Resources
+from training.execution.lineage import Lineage
+from training.execution.provenance import code_revision
 
 REFIT = DataPlan(train=("train", "validation"), evaluate="test")
 KEEP_HOLDOUT = DataPlan(train=("train",), evaluate="validation")
@@ -87,8 +89,8 @@ def execute_final_training(
         code_dir=code_dir,
         other_data=other_data,
     )
-    if dataset is not None and spec.study is not None:  # known before anything starts
-        spec.study.check_data(dataset.fingerprint, "the dataset passed in")
+    if dataset is not None:  # known before anything starts
+        spec.check_data(dataset.fingerprint, "the dataset passed in")
     spec_file = spec.save_to_output()
     if dry_run:
         return runner.prepare(spec_file)
@@ -101,6 +103,20 @@ def execute_final_training(
             lineage = extract_lineage_from_best_model(job)
             job.tracked_run = log_final_run(job.output_dir, lineage, tracking_uri, registered_model_name)
     return job
+
+
+def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathLike[str]) -> Lineage:
+    """The lineage of a final model: from a job handle (waits for it to finish) or a run/model folder."""
+    if not isinstance(job_or_model_dir, JobHandle):
+        return Lineage.load(job_or_model_dir)
+    job = job_or_model_dir
+    job.wait()
+    lineage = Lineage.load(job.output_dir)
+    updates = {key: value for key, value in job.lineage_updates().items() if getattr(lineage, key) != value}
+    if updates:
+        lineage = lineage.model_copy(update=updates)
+        lineage.save(job.output_dir)
+    return lineage
 
 
 def final_job_spec(
@@ -131,19 +147,8 @@ def final_job_spec(
         data=plan,
         hyperparameters=hyperparameters,
         resources=resources,
-        study=StudyRef(
-            study_name=best.study_name,
-            storage=redact_url(best.storage),
-            trial_number=best.trial_number,
-            trial_run=best.trial_run,
-            metric=best.metric,
-            direction=best.direction,
-            objective=best.objective,
-            cv_std=best.cv_std,
-            fold_values=best.fold_values,
-            dataset_fingerprint=best.dataset_fingerprint,
-            other_data=other_data,
-        ),
+        study=best.study.model_copy(update={"storage": redact_url(best.study.storage)}),
+        other_data=other_data,
         resume=not force,
         code_revision=code_revision(code_dir),
     )

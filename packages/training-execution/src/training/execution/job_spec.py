@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -12,12 +12,11 @@ from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
-from training.config.schema import AzureConfig, TrainingConfig
+from training.config.best import StudyRef
+from training.config.schema import AzureConfig, BackendName, TrainingConfig
 
 JOB_SPEC_FORMAT = 1
 JOB_FILE = "job.json"
-BackendName = Literal["local", "subprocess", "torchrun", "azure"]
-BACKENDS: tuple[str, ...] = ("local", "subprocess", "torchrun", "azure")
 
 
 class _Record(BaseModel):
@@ -59,31 +58,6 @@ class Resources(_Record):
     azure: AzureConfig | None = None
 
 
-class StudyRef(_Record):
-    """The sweep trial a job refits, as lineage needs it (the storage URL never carries credentials)."""
-
-    study_name: str
-    storage: str
-    trial_number: int
-    trial_run: str | None = None
-    metric: str
-    direction: Literal["maximize", "minimize"]
-    objective: float
-    cv_std: float = 0.0
-    fold_values: tuple[float, ...] = ()
-    dataset_fingerprint: str
-    other_data: bool = Field(default=False, description="the job trains on other data than the sweep's, on purpose")
-
-    def check_data(self, fingerprint: str, source: str) -> None:
-        """Refuse data other than the sweep's (by content fingerprint), unless `other_data` says it is intended."""
-        if fingerprint != self.dataset_fingerprint and not self.other_data:
-            raise InputError(
-                f"{source}: the data has fingerprint {fingerprint[:12]}, but study {self.study_name!r} chose its "
-                f"configuration on data {self.dataset_fingerprint[:12]}; refit on the sweep's data, or pass "
-                "--other-data (other_data=True) if that is intended"
-            )
-
-
 class JobSpec(_Record):
     """One training job: the resolved config, the data and how to split it, the output folder and resources."""
 
@@ -95,7 +69,8 @@ class JobSpec(_Record):
     data: DataPlan = DataPlan()
     hyperparameters: dict[str, Any] = Field(default_factory=dict, description="dotted keys already applied")
     resources: Resources = Resources()
-    study: StudyRef | None = None
+    study: StudyRef | None = Field(default=None, description="the sweep trial this job refits")
+    other_data: bool = Field(default=False, description="the job trains on other data than the sweep's, on purpose")
     resume: bool = Field(default=True, description="reuse a finished identical run, continue an interrupted one")
     code_revision: str | None = None
 
@@ -104,6 +79,16 @@ class JobSpec(_Record):
         """A job id that names its content: equal config, data and split plan give the same id."""
         digest = fingerprint({"config": config.fingerprint, "data": data_path, "plan": data.model_dump(mode="json")})
         return f"{prefix}-{digest[:12]}"
+
+    def check_data(self, fingerprint: str, source: str) -> None:
+        """Refuse data other than the sweep's (by content fingerprint), unless `other_data` says it is intended."""
+        study = self.study
+        if study is not None and fingerprint != study.dataset_fingerprint and not self.other_data:
+            raise InputError(
+                f"{source}: the data has fingerprint {fingerprint[:12]}, but study {study.study_name!r} chose its "
+                f"configuration on data {study.dataset_fingerprint[:12]}; refit on the sweep's data, or pass "
+                "--other-data (other_data=True) if that is intended"
+            )
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the spec as JSON atomically."""

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from data.loaders import Dataset
 from training.common.errors import ConfigError, TrainingError
-from training.core.run_context import RunContext
+from training.core.run_context import RunContext, create_run_context
 from training.core.trainer import TrainResult, train_model
-from training.execution.context import create_run_context
 from training.execution.job_spec import JobSpec
-from training.execution.lineage import LINEAGE_FILE, Lineage, build_lineage
+from training.execution.lineage import LINEAGE_FILE, Lineage
+from training.execution.provenance import build_lineage
 
 logger = logging.getLogger("training.execution")
 
@@ -29,8 +29,7 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
     """Train the job `spec` describes into `spec.output_dir`; `dataset` replaces loading `spec.data_path`."""
     if dataset is None:
         dataset = _load(spec)
-    if spec.study is not None:
-        spec.study.check_data(dataset.fingerprint, spec.data_path or "the dataset")
+    spec.check_data(dataset.fingerprint, spec.data_path or "the dataset")
     training_data, evaluated_on = spec.data.apply(
         dataset, spec.config.data.holdout_fraction, spec.data_path or "the dataset"
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from training.common.errors import InputError
-from training.config.best import BestConfig
+from training.config.best import BestConfig, StudyRef
 from training.config.schema import AzureConfig, TrainingConfig
 from training.execution.azure_client import ChildRun, create_azure_client, staging_folder, study_reference
 from training.hpo.azure_sweep import TRIAL_OUTPUT
@@ -52,16 +52,18 @@ def best_config_from_azure_sweep(
         config=config,
         hyperparameters=record.hyperparameters,
         num_epochs=refit_epochs(record.fold_best_epochs),
-        metric=metric,
-        direction="maximize" if maximize else "minimize",
-        objective=best.metrics[metric],
-        cv_std=record.cv_std,
-        fold_values=record.fold_values,
-        trial_number=_trial_number(best.name, children),
-        trial_run=best.name,
-        study_name=job_name,
-        storage=study_reference(azure, service.workspace, job_name),
-        dataset_fingerprint=record.dataset_fingerprint,
+        study=StudyRef(
+            metric=metric,
+            direction="maximize" if maximize else "minimize",
+            objective=best.metrics[metric],
+            cv_std=record.cv_std,
+            fold_values=record.fold_values,
+            trial_number=_trial_number(best.name, children),
+            trial_run=best.name,
+            study_name=job_name,
+            storage=study_reference(azure, service.workspace, job_name),
+            dataset_fingerprint=record.dataset_fingerprint,
+        ),
         splits_path=str(trial_dir / "splits.json"),
         checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.is_dir() else None,
     )

@@ -54,9 +54,9 @@ class AzureTrialRecord(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> AzureTrialRecord:
-        from training.config.validation import read_json_file, validate
+        from training.config.validation import read_record
 
-        return validate(cls, read_json_file(path, "Azure trial record"), str(path))
+        return read_record(cls, path, "Azure trial record")
 
 
 class MetricLogger:

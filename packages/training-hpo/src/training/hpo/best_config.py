@@ -10,10 +10,11 @@ import optuna
 from optuna.study import StudyDirection
 
 from training.common.errors import InputError
-from training.config.best import BestConfig
+from training.config.best import BestConfig, StudyRef
 from training.hpo.checkpoints import best_trial
-from training.hpo.record import SweepRecord
 from training.hpo.study_folder import StudyFolder
+from training.hpo.sweep_settings import SweepSettings
+from training.hpo.trial_record import TrialRecord
 
 
 def extract_best_config_from_study(
@@ -24,29 +25,30 @@ def extract_best_config_from_study(
     `num_epochs` is the mean over folds of the epoch each fold was best at, rounded. The result is also written to
     `<study_dir>/best_config.json` (`study_dir` defaults to the folder the study was created in).
     """
-    record = SweepRecord.load(study)
+    record = SweepSettings.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
     trial = best_trial(study)
     if trial is None:
         raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration")
-    attrs, maximize = trial.user_attrs, study.direction == StudyDirection.MAXIMIZE
-    fold_values = [float(value) for value in attrs["fold_values"]]
+    attrs, maximize = TrialRecord.of(trial), study.direction == StudyDirection.MAXIMIZE
     best = BestConfig(
         config=record.config,
-        hyperparameters=attrs["hyperparameters"],
-        num_epochs=refit_epochs(attrs["fold_best_epochs"]),
-        metric=record.hpo_config.metric,
-        direction="maximize" if maximize else "minimize",
-        objective=float(trial.value),
-        cv_std=float(attrs["cv_std"]),
-        fold_values=tuple(fold_values),
-        trial_number=trial.number,
-        study_name=study.study_name,
-        storage=record.storage,
-        dataset_fingerprint=record.dataset_fingerprint,
+        hyperparameters=attrs.hyperparameters,
+        num_epochs=refit_epochs(attrs.fold_best_epochs),
+        study=StudyRef(
+            metric=record.hpo_config.metric,
+            direction="maximize" if maximize else "minimize",
+            objective=float(trial.value),
+            cv_std=attrs.cv_std or 0.0,
+            fold_values=attrs.fold_values,
+            trial_number=trial.number,
+            study_name=study.study_name,
+            storage=record.storage,
+            dataset_fingerprint=record.dataset_fingerprint,
+        ),
         data_path=record.data_path,
         splits_path=str(folder.splits) if record.hpo_config.validation == "kfold" else None,
-        checkpoint=_checkpoint(folder, trial.number, best_fold(fold_values, maximize)),
+        checkpoint=_checkpoint(folder, trial.number, best_fold(attrs.fold_values, maximize)),
     )
     best.save(folder.best_config)
     return best

@@ -16,6 +16,7 @@ from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
 from training.hpo.study_folder import StudyFolder
+from training.hpo.trial_record import TrialRecord
 
 Keep = Literal["best", "all", "none"]
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
@@ -34,7 +35,7 @@ def best_trial(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None)
     sign = -1.0 if study.direction == StudyDirection.MAXIMIZE else 1.0
 
     def rank(trial: FrozenTrial) -> tuple[float, float, int]:
-        std = trial.user_attrs.get("cv_std")
+        std = TrialRecord.of(trial).cv_std
         return sign * float(trial.value or 0.0), math.inf if std is None else float(std), trial.number
 
     return min(complete, key=rank, default=None)

@@ -159,8 +159,9 @@ def _best(args: argparse.Namespace) -> int:
     if args.json:
         print(best.model_dump_json(indent=2))
     else:
-        print(f"best trial {best.trial_number} of study {best.study_name}: {best.metric} {best.objective:.4f}")
-        print(f"cv std {best.cv_std:.4f} over folds {', '.join(f'{value:.4f}' for value in best.fold_values)}")
+        study = best.study
+        print(f"best trial {study.trial_number} of study {study.study_name}: {study.metric} {study.objective:.4f}")
+        print(f"cv std {study.cv_std:.4f} over folds {', '.join(f'{value:.4f}' for value in study.fold_values)}")
         for key, value in best.hyperparameters.items():
             print(f"  {key} = {value}")
         print(f"refit epochs: {best.num_epochs}; checkpoint: {best.checkpoint or 'not kept'}")
@@ -182,11 +183,12 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _summary(study: Any, as_json: bool) -> int:
+    from training.config.best import BestConfig
     from training.hpo.checkpoints import best_trial_number
-    from training.hpo.record import SweepRecord
     from training.hpo.report import trials_table
+    from training.hpo.sweep_settings import SweepSettings
 
-    record = SweepRecord.load(study)
+    record = SweepSettings.load(study)
     best_file = Path(record.study_dir) / "best_config.json"
     has_best = best_trial_number(study) is not None and best_file.is_file()
     if as_json:
@@ -194,20 +196,27 @@ def _summary(study: Any, as_json: bool) -> int:
             "study_name": study.study_name,
             "study_dir": record.study_dir,
             "storage": record.storage,
-            "trials": [
-                {
-                    "number": trial.number,
-                    "state": trial.state.name.lower(),
-                    "value": trial.value,
-                    "params": trial.user_attrs.get("hyperparameters", trial.params),
-                    "fold_values": trial.user_attrs.get("fold_values"),
-                }
-                for trial in study.get_trials(deepcopy=False)
-            ],
-            "best": json.loads(best_file.read_text(encoding="utf-8")) if has_best else None,
+            "trials": [_trial_summary(trial) for trial in study.get_trials(deepcopy=False)],
+            "best": BestConfig.load(best_file).model_dump(mode="json") if has_best else None,
         }
         print(json.dumps(outcome, indent=2))
     else:
         print(trials_table(study), end="")
         print(f"best config: {best_file}" if has_best else "no complete trial yet")
     return 0
+
+
+def _trial_summary(trial: Any) -> dict[str, Any]:
+    """One trial of `hpo status --json`: its state, objective, folds, parameters, device and fail reason."""
+    from training.hpo.trial_record import TrialRecord
+
+    record = TrialRecord.of(trial)
+    return {
+        "number": trial.number,
+        "state": trial.state.name.lower(),
+        "value": trial.value,
+        "params": record.hyperparameters or trial.params,
+        "fold_values": list(record.fold_values),
+        "device": record.device,
+        "fail_reason": record.fail_reason,
+    }

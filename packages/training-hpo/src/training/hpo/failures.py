@@ -8,7 +8,6 @@ import threading
 
 from training.common.errors import TrainingError
 
-FAIL_REASON = "fail_reason"
 logger = logging.getLogger("training.hpo")
 
 

@@ -177,8 +177,8 @@ def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVO
             seconds = time.perf_counter() - started
             return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb())
         seconds = time.perf_counter() - started
-        value = float(result.best_metrics[spec.metric])
-        folds.append(FoldResult(index, value, result.best_epoch, seconds))
+        value = float(result.metrics.best[spec.metric])
+        folds.append(FoldResult(index, value, result.metrics.best_epoch, seconds))
         end_step = index * (spec.max_epochs + 1) + spec.max_epochs
         running_mean = statistics.fmean(fold.value for fold in folds)
         if reporter.report(end_step, running_mean) and not last:

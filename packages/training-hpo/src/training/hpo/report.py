@@ -20,7 +20,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.optional import require
-from training.hpo.failures import FAIL_REASON
+from training.hpo.trial_record import TrialRecord
 
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
 
@@ -30,17 +30,17 @@ def trials_table(study: optuna.Study) -> str:
     parameters and why it failed; then the training time pruning saved."""
     rows = [COLUMNS]
     for trial in study.get_trials(deepcopy=False):
-        attrs = trial.user_attrs
+        record = TrialRecord.of(trial)
         rows.append(
             (
                 str(trial.number),
                 trial.state.name.lower(),
                 _number(trial.value),
-                _number(attrs.get("cv_std")),
-                " ".join(_number(value) for value in attrs.get("fold_values", [])) or "-",
-                attrs.get("device", "-"),
-                " ".join(f"{key}={_short(value)}" for key, value in attrs.get("hyperparameters", {}).items()) or "-",
-                attrs.get(FAIL_REASON, "-"),
+                _number(record.cv_std),
+                " ".join(_number(value) for value in record.fold_values) or "-",
+                record.device or "-",
+                " ".join(f"{key}={_short(value)}" for key, value in record.hyperparameters.items()) or "-",
+                record.fail_reason or "-",
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(COLUMNS) - 1)]
@@ -57,13 +57,13 @@ def pruning_savings(study: optuna.Study) -> float | None:
     """Training seconds the pruned trials did not spend: each would have trained every fold, at the mean fold time
     of the complete trials. None while there is nothing to compare (no pruned or no complete trial)."""
     trials = study.get_trials(deepcopy=False)
-    complete = [trial.user_attrs for trial in trials if trial.state == TrialState.COMPLETE]
-    pruned = [trial.user_attrs for trial in trials if trial.state == TrialState.PRUNED]
-    fold_seconds = [seconds for attrs in complete for seconds in attrs.get("fold_seconds", [])]
+    complete = [TrialRecord.of(trial) for trial in trials if trial.state == TrialState.COMPLETE]
+    pruned = [TrialRecord.of(trial) for trial in trials if trial.state == TrialState.PRUNED]
+    fold_seconds = [seconds for record in complete for seconds in record.fold_seconds]
     if not pruned or not fold_seconds:
         return None
-    full_trial = len(complete[0]["fold_values"]) * sum(fold_seconds) / len(fold_seconds)
-    return sum(max(0.0, full_trial - attrs.get("train_seconds", 0.0)) for attrs in pruned)
+    full_trial = len(complete[0].fold_values) * sum(fold_seconds) / len(fold_seconds)
+    return sum(max(0.0, full_trial - record.train_seconds) for record in pruned)
 
 
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
@@ -105,7 +105,7 @@ def _fold_spread(trials: list[FrozenTrial]) -> Any:
     import matplotlib.pyplot as plt
 
     _, axes = plt.subplots(figsize=(max(4.0, 0.6 * len(trials) + 2), 4))
-    values = [trial.user_attrs.get("fold_values", []) for trial in trials]
+    values = [list(TrialRecord.of(trial).fold_values) for trial in trials]
     axes.boxplot(values, tick_labels=[str(trial.number) for trial in trials])
     for position, folds in enumerate(values, start=1):
         axes.scatter([position] * len(folds), folds, s=12, zorder=3)

@@ -25,12 +25,12 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.redact import REDACTED, redact_url
 from training.hpo.recovery import MAX_RETRIES
 from training.hpo.study_folder import StudyFolder
 
 HEARTBEAT_INTERVAL_S = 60
 HEARTBEAT_GRACE_S = 180
-HIDDEN_PASSWORD = "***"  # noqa: S105 - what sqlalchemy shows instead of a password
 
 
 def storage_location(storage: str | None, folder: StudyFolder) -> str:
@@ -54,8 +54,8 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     try:
         url = make_url(location)
     except ArgumentError:
-        raise ConfigError(f"storage {scrub(location)!r}: not a database URL such as sqlite:///study.db") from None
-    if url.password == HIDDEN_PASSWORD:
+        raise ConfigError(f"storage {redact_url(location)!r}: not a database URL such as sqlite:///study.db") from None
+    if url.password == REDACTED:
         raise InputError(
             f"storage {location!r}: the password is not stored with the study; pass the full URL (--storage URL)"
         )
@@ -73,31 +73,21 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             )
         except NoSuchModuleError:
             raise ConfigError(
-                f"storage {scrub(location)!r}: unknown database {url.get_backend_name()!r}; use sqlite, postgresql, "
-                "mysql, ... or a journal file path"
+                f"storage {redact_url(location)!r}: unknown database {url.get_backend_name()!r}; use sqlite, "
+                "postgresql, mysql, ... or a journal file path"
             ) from None
         except ImportError as error:
             raise InputError(
-                f"storage {scrub(location)!r}: its database driver is missing ({error}); for PostgreSQL: "
+                f"storage {redact_url(location)!r}: its database driver is missing ({error}); for PostgreSQL: "
                 'pip install "training-hpo[postgres]"'
             ) from None
         except OperationalError as error:
-            raise TrainingError(f"storage {scrub(location)!r}: cannot open it ({error.orig})") from None
+            raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({error.orig})") from None
 
 
 def is_file_storage(location: str) -> bool:
     """Whether the storage is a file (journal or SQLite): one host only, since no heartbeat crosses hosts."""
     return "://" not in location or location.startswith("sqlite:")
-
-
-def scrub(location: str) -> str:
-    """The location with any password replaced by `***` (safe to log, store and show)."""
-    if "://" not in location:
-        return location
-    try:
-        return make_url(location).render_as_string(hide_password=True)
-    except ArgumentError:
-        return location.split("://", 1)[0] + "://" + HIDDEN_PASSWORD
 
 
 def study_location(
@@ -119,7 +109,7 @@ def open_study(study_name: str, backend: BaseStorage, location: str) -> optuna.S
     try:
         return optuna.load_study(study_name=study_name, storage=backend)
     except KeyError:
-        raise InputError(f"storage {scrub(location)!r} holds no study named {study_name!r}") from None
+        raise InputError(f"storage {redact_url(location)!r} holds no study named {study_name!r}") from None
 
 
 def load_study(

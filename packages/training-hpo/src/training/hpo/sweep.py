@@ -18,24 +18,24 @@ import optuna
 
 from data.loaders import Dataset
 from training.common.errors import ConfigError, DataError, InputError
+from training.common.redact import redact_url
 from training.config.builder import build_training_config, load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
 from training.hpo.objective import max_epochs
-from training.hpo.record import SweepRecord
 from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
     is_file_storage,
     open_storage,
     open_study,
-    scrub,
     storage_location,
     study_location,
 )
 from training.hpo.study_folder import StudyFolder
+from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_runner import Isolation
 from training.hpo.worker import SweepWorker
 
@@ -95,20 +95,20 @@ def run_local_hpo_sweep(
     location = storage_location(hpo.storage, folder)
     backend = open_storage(location)
     study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
-    record = SweepRecord(
-        config_yaml=base.to_yaml(),
+    record = SweepSettings(
+        config=base,
         config_fingerprint=base.fingerprint,
-        hpo=hpo.model_dump(mode="json"),
+        hpo_config=hpo,
         dataset_fingerprint=dataset.fingerprint,
         data_path=str(data_location) if data_location else None,
         study_dir=str(folder.root.resolve()),
-        storage=scrub(location),
+        storage=redact_url(location),
         max_epochs=max_epochs(space, base),
         machine=machine_name(),
     )
     _check_or_save(study, record, folder)
     Budget(hpo.n_trials, hpo.timeout_s).record(study)
-    folder.write_manifest(hpo.name, scrub(location))
+    folder.write_manifest(hpo.name, redact_url(location))
     if not have_splits:
         _splits(folder, dataset, hpo, base)
     return SweepWorker(
@@ -143,7 +143,7 @@ def resume_hpo_sweep(
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
-    record = SweepRecord.load(study)
+    record = SweepSettings.load(study)
     if worker and not single_host:
         _one_host_for_files(location, record)
     hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
@@ -167,13 +167,13 @@ def resume_hpo_sweep(
     ).run()
 
 
-def _one_host_for_files(location: str, record: SweepRecord) -> None:
+def _one_host_for_files(location: str, record: SweepSettings) -> None:
     """Refuse a second machine on a file storage: neither process ids nor heartbeats tell its dead trials there."""
     here = machine_name()
     if is_file_storage(location) and record.machine is not None and record.machine != here:
         raise InputError(
-            f"storage {scrub(location)!r} is a file, and the study runs on {record.machine}, not on {here}: a file "
-            "cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
+            f"storage {redact_url(location)!r} is a file, and the study runs on {record.machine}, not on {here}: "
+            "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
             "mysql://...) for many hosts, or --single-host to accept the risk"
         )
 
@@ -232,10 +232,10 @@ def _load(path: Path, config: TrainingConfig) -> Dataset:
     return dataset
 
 
-def _check_or_save(study: optuna.Study, record: SweepRecord, folder: StudyFolder) -> None:
+def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> None:
     """Record a new study's sweep; an existing study must have been made with the same config, data and settings."""
     try:
-        stored = SweepRecord.load(study)
+        stored = SweepSettings.load(study)
     except InputError:
         if study.get_trials(deepcopy=False):
             raise

@@ -18,14 +18,15 @@ from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number, clean_checkpoints
 from training.hpo.devices import DevicePool, visible_gpus
-from training.hpo.failures import FAIL_REASON, FailureStreak, OutOfMemory, TrialFailed, one_line
+from training.hpo.failures import FailureStreak, OutOfMemory, TrialFailed, one_line
 from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count, trial_steps
-from training.hpo.record import SweepRecord
 from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
 from training.hpo.sampling import process_seed, pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
 from training.hpo.storage import open_storage
 from training.hpo.study_folder import StudyFolder
+from training.hpo.sweep_settings import SweepSettings
+from training.hpo.trial_record import TrialRecord
 from training.hpo.trial_runner import Isolation, run_trial
 
 logger = logging.getLogger("training.hpo")
@@ -47,7 +48,7 @@ class SweepWorker:
         self,
         location: str,
         study: optuna.Study,
-        record: SweepRecord,
+        record: SweepSettings,
         folder: StudyFolder,
         dataset: Dataset,
         isolation: Isolation,
@@ -87,23 +88,22 @@ class SweepWorker:
     def _objective(self, trial: optuna.Trial) -> float:
         if not Budget.of(trial.study).admits(trial.study.get_trials(deepcopy=False), trial.number):
             trial.study.stop()
-            trial.set_user_attr("skipped", "the study's budget was used up before this trial started")
+            TrialRecord.write(trial, skipped="the study's budget was used up before this trial started")
             raise BudgetReached(f"trial {trial.number} started after the study's budget was used up")
         record_owner(trial)
         with self.devices.lend() as device:
-            trial.set_user_attr("device", f"cuda:{device}" if device is not None else "default")
+            TrialRecord.write(trial, device=f"cuda:{device}" if device is not None else "default")
             started = time.perf_counter()
             try:
                 params = self.space.suggest(trial)
-                trial.set_user_attr("hyperparameters", params)
+                TrialRecord.write(trial, hyperparameters=params)
                 outcome = self._run(trial, self.base.with_values(params), device)
             except KeyboardInterrupt:
                 requeue(trial.study, trial)
                 raise
             except Exception as error:  # any failure of one trial: recorded, and the sweep goes on
                 self._failed(trial, one_line(error), getattr(error, "exit_code", TrainingError.exit_code))
-        for key, value in {**outcome.to_attrs(), "trial_seconds": time.perf_counter() - started}.items():
-            trial.set_user_attr(key, value)
+        TrialRecord.write(trial, **outcome.to_attrs(), trial_seconds=time.perf_counter() - started)
         if outcome.pruned_at is None and not math.isfinite(outcome.mean):  # e.g. a loss that became NaN
             reason = f"the objective {self.hpo.metric} is {outcome.mean} (fold values {outcome.values})"
             self._failed(trial, reason, TrainingError.exit_code)
@@ -126,7 +126,7 @@ class SweepWorker:
                 "training.gradient_accumulation_steps": training.gradient_accumulation_steps * 2,
             }
             logger.warning("%s; retrying once with %s", error, smaller)
-            trial.set_user_attr("oom_retry", smaller)
+            TrialRecord.write(trial, oom_retry=smaller)
         spec = self._spec(trial.number, config.with_values(smaller), device)
         return run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
 
@@ -145,7 +145,7 @@ class SweepWorker:
 
     def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
         """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
-        trial.set_user_attr(FAIL_REASON, reason)
+        TrialRecord.write(trial, fail_reason=reason)
         if self.streak.failed(trial.number, reason, exit_code):
             self.stopped = True
             trial.study.stop()

@@ -130,8 +130,8 @@ def run(args: argparse.Namespace) -> int:
     job.wait()
     from training.core.run_folder import RunFolder
 
-    record = RunFolder(out / "final").read_metrics() or {}
-    test_metrics = record.get("best") or {}
+    record = RunFolder(out / "final").read_metrics()
+    test_metrics = record.best if record else {}
 
     note(args, "[4/7] test-set metrics of the final model")
     if not args.json:
@@ -150,19 +150,7 @@ def run(args: argparse.Namespace) -> int:
     note(args, "[6/7] lineage of the final model")
     lineage = extract_lineage_from_best_model(out / "final")
     if not args.json:
-        fields = (
-            "run_id",
-            "study_name",
-            "trial_number",
-            "objective",
-            "cv_std",
-            "config_fingerprint",
-            "dataset_fingerprint",
-            "backbone",
-            "code_revision",
-        )
-        summary = lineage.model_dump(mode="json")
-        print_table("lineage", ("field", "value"), [(key, summary.get(key)) for key in fields if key in summary])
+        print_table("lineage", ("field", "value"), list(lineage.summary().items()))
 
     note(args, "[7/7] reports")
     from training.cli.commands.report import write_folder_report

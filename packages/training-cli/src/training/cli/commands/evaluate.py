@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli.output import add_output_options, entity_rows, metric_rows, note, print_json, print_table
-from training.cli.run_paths import model_folder, window_settings
+from training.cli.run_paths import model_folder, run_dataset, window_settings
 from training.common.atomic import atomic_write_json
 
 
@@ -22,11 +22,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from data.loaders import load_dataset
     from training.core import evaluate_model
 
     model_dir = model_folder(args.model)
-    dataset = load_dataset(args.data_path)
+    dataset = run_dataset(model_dir, args.data_path)
     if args.split not in dataset:
         from training.common.errors import InputError
 

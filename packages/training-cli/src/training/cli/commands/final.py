@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli.output import add_output_options, metric_rows, note, print_json, print_table
+from training.config.schema import BACKENDS
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -15,7 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--output", type=Path, required=True, help="final run folder")
     parser.add_argument(
         "--backend",
-        choices=["local", "subprocess", "torchrun", "azure"],
+        choices=BACKENDS,
         help="default: the execution config's, else local",
     )
     parser.add_argument(
@@ -65,10 +66,11 @@ def run(args: argparse.Namespace) -> int:
     job.wait()
     from training.core.run_folder import RunFolder
 
-    record = RunFolder(job.output_dir).read_metrics() or {}
+    record = RunFolder(job.output_dir).read_metrics()
+    best = record.best if record else {}
     if args.json:
-        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": record.get("best")})
+        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": best or None})
         return 0
-    print_table(f"final training {job.id}: {job.status}", ("metric", "value"), metric_rows(record.get("best") or {}))
+    print_table(f"final training {job.id}: {job.status}", ("metric", "value"), metric_rows(best))
     note(args, f"final run folder: {job.output_dir}")
     return 0

@@ -23,9 +23,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record)
         return 0
+    study = record.pop("study") or {}
+    fields = list(record.items()) + [(f"study.{key}", value) for key, value in study.items()]
     rows = [
         (key, value if isinstance(value, (str, int, float)) or value is None else _short(value))
-        for key, value in record.items()
+        for key, value in fields
     ]
     print_table(f"lineage of {args.folder}", ("field", "value"), rows)
     return 0

@@ -42,13 +42,12 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
 
     confusion = None
     model_dir = run_dir / "model"
-    data_path = data_path or _run_data_path(run_dir)
+    data_path = data_path or _run_data_path(model_dir)
     if model_dir.is_dir() and data_path:
-        from data.loaders import load_dataset
-        from training.cli.run_paths import window_settings
+        from training.cli.run_paths import run_dataset, window_settings
         from training.core import evaluate_model
 
-        dataset = load_dataset(data_path)
+        dataset = run_dataset(model_dir, data_path)
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         max_length, stride = window_settings(model_dir)
         result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
@@ -56,13 +55,12 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
     return write_run_report(run_dir, out_dir, confusion)
 
 
-def _run_data_path(run_dir: Path) -> str | None:
-    config_file = run_dir / "config.yaml"
-    if not config_file.is_file():
-        return None
-    from training.config import TrainingConfig
+def _run_data_path(model_dir: Path) -> str | None:
+    from training.cli.run_paths import run_config
 
-    config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    config = run_config(model_dir)
+    if config is None:
+        return None
     return config.data.path if config.data.path and Path(config.data.path).exists() else None
 
 

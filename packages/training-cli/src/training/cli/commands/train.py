@@ -32,17 +32,17 @@ def run(args: argparse.Namespace) -> int:
         print_json(
             {
                 "output_dir": str(result.output_dir),
-                "best_epoch": result.best_epoch,
-                "metrics": result.best_metrics,
-                "stopped_early": result.stopped_early,
+                "best_epoch": result.metrics.best_epoch,
+                "metrics": result.metrics.best,
+                "stopped_early": result.metrics.stopped_early,
             }
         )
         return 0
     print_table(
-        f"best of {len(result.history)} evaluations (epoch {result.best_epoch})",
+        f"best of {len(result.metrics.history)} evaluations (epoch {result.metrics.best_epoch})",
         ("metric", "value"),
-        metric_rows(result.best_metrics),
+        metric_rows(result.metrics.best),
     )
-    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.best_metrics))
+    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.metrics.best))
     note(args, f"run folder: {result.output_dir}")
     return 0

@@ -1,0 +1,19 @@
+"""Credentials out of URLs, before a URL is logged, stored or shown (storage URLs, data URIs)."""
+
+from __future__ import annotations
+
+import re
+
+REDACTED = "***"
+_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:\s]*):(?P<secret>[^@/\s]*)@")
+_SECRET_PARAMETER = re.compile(
+    r"(?P<head>(?:^|[?&;\s])[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|sig|signature|credential|key)[\w.-]*=)"
+    r"(?P<secret>[^&;\s#]*)",
+    re.IGNORECASE,
+)
+
+
+def redact_url(url: str) -> str:
+    """`url` with its password and secret-looking query values (password, token, sig, key, ...) replaced by ***."""
+    redacted = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", url)
+    return _SECRET_PARAMETER.sub(lambda m: m["head"] + (REDACTED if m["secret"] else ""), redacted)

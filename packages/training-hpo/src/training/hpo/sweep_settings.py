@@ -1,0 +1,60 @@
+"""`SweepSettings`: what a study stores about its sweep, so any process (a resume, a worker on another host, the
+best config) can rebuild the sweep from the study alone."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import optuna
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from training.common.errors import InputError, first_line
+from training.config.schema import HPOConfig, TrainingConfig
+
+RECORD = "sweep"
+SETTINGS_FORMAT = 2
+
+
+class SweepSettings(BaseModel):
+    """The base config every trial starts from, the sweep settings, the data and where the study lives."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal[2] = SETTINGS_FORMAT
+    config: TrainingConfig
+    config_fingerprint: str
+    hpo_config: HPOConfig
+    dataset_fingerprint: str
+    data_path: str | None
+    study_dir: str
+    storage: str
+    max_epochs: int
+    machine: str | None = None  # where the sweep started (`recovery.machine_name`): file storages stay on it
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_format_1(cls, data: Any) -> Any:
+        """A format-1 record held the config as YAML text and the settings under `hpo`."""
+        if isinstance(data, dict) and data.get("format") == 1:
+            rest = {key: value for key, value in data.items() if key not in ("config_yaml", "hpo", "format")}
+            config = TrainingConfig.from_yaml(data["config_yaml"], f"study record of {data.get('study_dir')}")
+            return rest | {"config": config, "hpo_config": data["hpo"], "format": SETTINGS_FORMAT}
+        return data
+
+    def save(self, study: optuna.Study) -> None:
+        study.set_user_attr(RECORD, self.model_dump(mode="json"))
+
+    @classmethod
+    def load(cls, study: optuna.Study) -> SweepSettings:
+        """The settings of a study made by `run_local_hpo_sweep`; any other study is an `InputError`."""
+        data = study.user_attrs.get(RECORD)
+        if not isinstance(data, dict) or data.get("format") not in (1, SETTINGS_FORMAT):
+            raise InputError(
+                f"study {study.study_name!r} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
+                f"of format {SETTINGS_FORMAT})"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as error:
+            reason = first_line(error)
+            raise InputError(f"study {study.study_name!r}: invalid {RECORD!r} user attribute ({reason})") from None

@@ -1,0 +1,44 @@
+"""`TrialRecord`: what a trial stores in the study (its Optuna user attributes), written as it goes, read by all."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial
+from pydantic import BaseModel, ConfigDict
+
+
+class TrialRecord(BaseModel):
+    """A trial's parameters, where it ran, its folds and times, and why it failed or was skipped.
+
+    Fields are written when they become known (`write`); a trial that has not reached a field leaves it unset.
+    Recovery keeps its own bookkeeping attributes (owner, retries) beside these, which this record ignores.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    hyperparameters: dict[str, Any] = {}
+    device: str | None = None
+    oom_retry: dict[str, int] | None = None
+    fold_values: tuple[float, ...] = ()
+    fold_best_epochs: tuple[int | None, ...] = ()
+    fold_seconds: tuple[float, ...] = ()
+    cv_mean: float | None = None
+    cv_std: float | None = None
+    train_seconds: float = 0.0
+    trial_seconds: float | None = None
+    peak_rss_mb: float | None = None
+    fail_reason: str | None = None
+    skipped: str | None = None
+
+    @classmethod
+    def of(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
+        """The record of `trial` so far."""
+        return cls.model_validate(trial.user_attrs)
+
+    @classmethod
+    def write(cls, trial: optuna.Trial, **fields: Any) -> None:
+        """Validate `fields` as part of the record and store them on the trial."""
+        for key, value in cls.model_validate(fields).model_dump(mode="json", include=set(fields)).items():
+            trial.set_user_attr(key, value)
