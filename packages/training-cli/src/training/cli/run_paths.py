@@ -1,10 +1,18 @@
-"""Finding things in run folders given by the user: the model folder and the window settings it was trained with."""
+"""Finding things in run folders given by the user: the model folder, the window settings it was trained with, and
+the predictor that runs it (torch for a model folder, onnxruntime for an exported one)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.common.errors import InputError
+
+if TYPE_CHECKING:
+    from training.core.decoding import Entity
+
+    Tagger = Callable[[Sequence[str]], list[list[Entity]]]
 
 
 def model_folder(path: Path) -> Path:
@@ -13,6 +21,24 @@ def model_folder(path: Path) -> Path:
         if (candidate / "config.json").is_file():
             return candidate
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
+
+
+def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> tuple[Tagger, Path, tuple[str, ...]]:
+    """The predictor of a run or model folder (torch) or of an exported folder (onnxruntime, torch never imported),
+    the model folder whose run describes it, and its tag names."""
+    from training.core.exported import OnnxPredictor, is_exported
+
+    if is_exported(path):
+        onnx = OnnxPredictor(path, quantized=quantized, batch_size=batch_size)
+        return onnx, Path(onnx.record.source), onnx.tag_names
+    if quantized:
+        raise InputError(f"{path}: --quantized needs an exported folder (training export --quantize)")
+    from training.core.predict import Predictor
+
+    model_dir = model_folder(path)
+    max_length, stride = window_settings(model_dir)
+    torch_predictor = Predictor.from_folder(model_dir, max_length=max_length, stride=stride, batch_size=batch_size)
+    return torch_predictor, model_dir, torch_predictor.tag_names
 
 
 def window_settings(model_dir: Path) -> tuple[int, int]:
