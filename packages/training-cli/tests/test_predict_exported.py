@@ -56,15 +56,16 @@ def test_predict_on_an_exported_folder_gives_torchs_entities_without_importing_t
     assert scores == pytest.approx([e["score"] for found in expected for e in found], abs=1e-4)
 
 
-def test_the_int8_model_predicts_and_only_an_export_has_one(
+def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
     cli, tagging_run: Path, exported_run: tuple[Path, str]
 ) -> None:
     int8 = cli("predict", str(exported_run[0]), "Maria Novak works at Spotify.", "--quantized", "--json")
     assert int8.returncode == 0, int8.stderr
     assert len(entities(int8.stdout)) == 1
-    refused = cli("predict", str(tagging_run), "some text", "--quantized")
-    assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
-    assert "Traceback" not in refused.stderr
+    run = str(tagging_run)
+    for refused in (cli("predict", run, "some text", "--quantized"), cli("serve", run, "--quantized")):
+        assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
+        assert "Traceback" not in refused.stderr
 
 
 def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:

@@ -23,22 +23,32 @@ def model_folder(path: Path) -> Path:
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
 
 
+def predictor_folder(path: Path, *, quantized: bool = False) -> Path:
+    """`path` itself when it is an exported folder (checked to hold the model asked for), else its model folder."""
+    from training.core.exported import is_exported, model_file
+
+    if is_exported(path):
+        model_file(path, quantized=quantized)
+        return path
+    if quantized:
+        raise InputError(f"{path}: --quantized needs an exported folder (training export --quantize)")
+    return model_folder(path)
+
+
 def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> tuple[Tagger, Path, tuple[str, ...]]:
     """The predictor of a run or model folder (torch) or of an exported folder (onnxruntime, torch never imported),
     the model folder whose run describes it, and its tag names."""
     from training.core.exported import OnnxPredictor, is_exported
 
-    if is_exported(path):
-        onnx = OnnxPredictor(path, quantized=quantized, batch_size=batch_size)
+    folder = predictor_folder(path, quantized=quantized)
+    if is_exported(folder):
+        onnx = OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
         return onnx, Path(onnx.record.source), onnx.tag_names
-    if quantized:
-        raise InputError(f"{path}: --quantized needs an exported folder (training export --quantize)")
     from training.core.predict import Predictor
 
-    model_dir = model_folder(path)
-    max_length, stride = window_settings(model_dir)
-    torch_predictor = Predictor.from_folder(model_dir, max_length=max_length, stride=stride, batch_size=batch_size)
-    return torch_predictor, model_dir, torch_predictor.tag_names
+    max_length, stride = window_settings(folder)
+    torch_predictor = Predictor.from_folder(folder, max_length=max_length, stride=stride, batch_size=batch_size)
+    return torch_predictor, folder, torch_predictor.tag_names
 
 
 def window_settings(model_dir: Path) -> tuple[int, int]:

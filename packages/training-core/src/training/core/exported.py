@@ -88,6 +88,15 @@ def read_export(folder: str | os.PathLike[str]) -> ExportedModel:
         raise InputError(f"{path}: {where}: {first['msg']} (re-export the model with `training export`)") from None
 
 
+def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Path:
+    """The ONNX model of an exported folder to run: the fp32 one, or the int8 one of an export made with --quantize."""
+    record = read_export(folder)
+    name = record.quantized_file if quantized else record.onnx_file
+    if name is None:
+        raise InputError(f"{folder}: exported without --quantize, so it holds no int8 model")
+    return Path(folder) / name
+
+
 def word_tokenizer(folder: str | os.PathLike[str]) -> Any:
     """The folder's `tokenizer.json` as a `tokenizers.Tokenizer` set up as transformers calls it for split words: no
     truncation or padding, special tokens in the text never split."""
@@ -131,9 +140,6 @@ class OnnxPredictor:
         ort = require("onnxruntime", "prediction with an exported model")
         self.folder = Path(folder)
         self.record = read_export(self.folder)
-        model_file = self.record.quantized_file if quantized else self.record.onnx_file
-        if model_file is None:
-            raise InputError(f"{self.folder}: exported without --quantize, so it holds no int8 model")
         self.tag_names = self.record.tag_names
         self.windowing = Windowing(self.record.max_length, self.record.stride)
         self.batch_size = batch_size
@@ -141,7 +147,8 @@ class OnnxPredictor:
         # Idle intra-op threads sleep instead of spinning: in a server they share the cores with the event loop,
         # the tokenizer and other processes, and spinning threads starve those (measured: 3x slower under load).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(str(self.folder / model_file), options, providers=["CPUExecutionProvider"])
+        chosen = model_file(self.folder, quantized=quantized)
+        self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
         self.tokenizer = word_tokenizer(self.folder)
 
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:

@@ -7,7 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from training.cli.run_paths import model_folder
+from training.cli.run_paths import predictor_folder
 from training.common.optional import require
 
 
@@ -28,11 +28,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     from training.common.errors import InputError
-    from training.core.exported import is_exported
 
     if args.workers < 1 or not 0 <= args.port <= 65535:
         raise InputError(f"--workers {args.workers} --port {args.port}: expected workers >= 1 and a port 0-65535")
-    model_dir = (args.model if is_exported(args.model) else model_folder(args.model)).resolve()
+    model_dir = predictor_folder(args.model, quantized=args.quantized).resolve()
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
     from training.cli.serving import SETTINGS_VARIABLE, ServeSettings
