@@ -22,6 +22,7 @@ CONTRACTS = (
     "Only training.hpo imports optuna",
     "Nothing below training.execution imports azure",
     "data, config and common never import torch or transformers",
+    "The onnxruntime predictor never imports torch or transformers",
     "Nothing imports the legacy compatibility packages",
 )
 
@@ -131,6 +132,13 @@ def test_config_importing_torch_breaks_the_torch_contract(tree: Path) -> None:
     add_line(tree / "packages/training-core/src/training/config/__init__.py", "import torch  # noqa")
     report = broken(lint_imports(tree))["data, config and common never import torch or transformers"]
     assert "training.config -> torch (l." in report
+
+
+def test_a_shared_pipeline_step_importing_torch_breaks_the_onnxruntime_contract(tree: Path) -> None:
+    windowing = tree / "packages/training-core/src/training/core/windowing.py"
+    add_line(windowing, "from training.core import features  # noqa")
+    report = broken(lint_imports(tree))["The onnxruntime predictor never imports torch or transformers"]
+    assert "training.core.windowing -> training.core.features (l." in report
 
 
 def test_execution_importing_compat_breaks_the_legacy_contract(tree: Path) -> None:

@@ -15,7 +15,8 @@ from hypothesis import strategies as st
 
 from data.documents import Document, iob2_tag_names
 from training.config import TrainingConfig
-from training.core.features import Collator, encode_documents, merge_word_predictions, window_logits
+from training.core.features import Collator, encode_documents, window_logits
+from training.core.windowing import merge_word_predictions
 
 TAGS = iob2_tag_names(("PER", "ORG", "LOC"))
 SETTINGS = {"deadline": None, "database": None, "suppress_health_check": [HealthCheck.too_slow]}

@@ -1,4 +1,5 @@
-"""Fixtures of the CLI tests: a generated corpus, a config folder, a trained tiny run, and a `cli` runner."""
+"""Fixtures of the CLI tests: a generated corpus, a config folder, trained tiny runs, an ONNX export of one, and a
+`cli` runner."""
 
 from __future__ import annotations
 
@@ -57,3 +58,23 @@ def trained_run(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     completed = run_cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet")
     assert completed.returncode == 0, completed.stderr
     return output
+
+
+@pytest.fixture(scope="session")
+def tagging_run(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-BERT run trained long enough to find entities, so that comparing them means something."""
+    output = tmp_path_factory.mktemp("tagging-run") / "run"
+    overrides = ["--set", "training.num_epochs=12", "--set", "training.learning_rate=5e-3"]
+    completed = run_cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet", *overrides)
+    assert completed.returncode == 0, completed.stderr
+    return output
+
+
+@pytest.fixture(scope="session")
+def exported_run(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """`training export RUN --quantize` of the tagging run: the exported folder and what the command printed."""
+    pytest.importorskip("onnxruntime")
+    output = tmp_path_factory.mktemp("exported") / "onnx"
+    completed = run_cli("export", str(tagging_run), "--format", "onnx", "--output", str(output), "--quantize")
+    assert completed.returncode == 0, completed.stderr
+    return output, completed.stdout

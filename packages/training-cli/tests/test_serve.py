@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import socket
@@ -51,22 +52,13 @@ def same_entities(got: list[list[dict]], expected: list[list[dict]]) -> bool:
     return scores == pytest.approx([e["score"] for entities in expected for e in entities], abs=1e-4)
 
 
-@pytest.fixture(scope="module")
-def tagging_run(cli, config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny-BERT run trained long enough to find entities, so that comparing them means something."""
-    output = tmp_path_factory.mktemp("serve-run") / "run"
-    overrides = ["--set", "training.num_epochs=12", "--set", "training.learning_rate=5e-3"]
-    completed = cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet", *overrides)
-    assert completed.returncode == 0, completed.stderr
-    return output
-
-
-@pytest.fixture(scope="module")
-def server(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def serving(model: Path, log_file: Path, *options: str) -> Iterator[str]:
+    """`training serve MODEL` in its own process; yields its URL once /health answers, stops it afterwards."""
     port = _free_port()
-    log = (tmp_path_factory.mktemp("serve") / "server.log").open("w")
+    log = log_file.open("w")
     process = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "serve", str(tagging_run), "--port", str(port), "--max-texts", "4"],
+        [sys.executable, "-m", "training.cli", "serve", str(model), "--port", str(port), *options],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
@@ -80,13 +72,19 @@ def server(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Itera
                     break
             except OSError:
                 pass
-            assert process.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()
+            assert process.poll() is None and time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.2)
         yield url
     finally:
         process.terminate()
         process.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="module")
+def server(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with serving(tagging_run, tmp_path_factory.mktemp("serve") / "server.log", "--max-texts", "4") as url:
+        yield url
 
 
 def test_served_entities_are_those_of_training_predict(server: str, tagging_run: Path, cli) -> None:
@@ -143,3 +141,18 @@ def test_concurrent_requests_are_tagged_in_shared_batches(server: str) -> None:
     assert same_entities([a["entities"] for _, a in answers[:3]], [a["entities"] for _, a in answers[3:6]])
     calls = call(f"{server}/health")[1]["model_calls"] - before
     assert 1 <= calls < 32
+
+
+def test_an_exported_folder_is_served_by_onnxruntime_with_the_same_entities(
+    server: str, exported_run: tuple[Path, str], tmp_path: Path
+) -> None:
+    status, expected = call(f"{server}/predict", {"texts": TEXTS})
+    assert status == 200 and all(result["entities"] for result in expected["results"])
+    with serving(exported_run[0], tmp_path / "onnx.log") as onnx:
+        status, got = call(f"{onnx}/predict", {"texts": TEXTS})
+        assert status == 200
+        assert same_entities([r["entities"] for r in got["results"]], [r["entities"] for r in expected["results"]])
+        metadata = call(f"{onnx}/metadata")[1]
+        assert (metadata["runtime"], metadata["backbone"], metadata["max_length"]) == ("onnxruntime", "tiny-bert", 64)
+        assert call(f"{onnx}/predict", {"text": ""})[0] == 422
+    assert call(f"{server}/metadata")[1]["runtime"] == "torch"

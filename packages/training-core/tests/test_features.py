@@ -9,15 +9,14 @@ import torch
 from data.documents import Document, iob2_tag_names
 from training.common.errors import DataError, InputError
 from training.core.features import (
-    IGNORE_INDEX,
     Collator,
     EncodedSplit,
     Window,
     encode_cached,
     encode_documents,
-    merge_word_predictions,
     window_logits,
 )
+from training.core.windowing import IGNORE_INDEX, merge_word_predictions
 
 TAGS = iob2_tag_names(("PER", "ORG", "LOC"))
 # 20 words that are single tokens of the tiny vocabulary, with a two-word person at words 13-14.

@@ -1,7 +1,9 @@
-"""Finding things in run folders given by the user: the model folder, the run's config, and data read as it was."""
+"""Finding things in run folders given by the user: the model folder, the run's config, data read as the run read
+it, and the predictor that runs a model (torch for a model folder, onnxruntime for an exported one)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -10,6 +12,9 @@ from training.common.errors import InputError
 if TYPE_CHECKING:
     from data.loaders import Dataset
     from training.config import TrainingConfig
+    from training.core.decoding import Entity
+
+    Tagger = Callable[[Sequence[str]], list[list[Entity]]]
 
 
 def model_folder(path: Path) -> Path:
@@ -18,6 +23,34 @@ def model_folder(path: Path) -> Path:
         if (candidate / "config.json").is_file():
             return candidate
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
+
+
+def predictor_folder(path: Path, *, quantized: bool = False) -> Path:
+    """`path` itself when it is an exported folder (checked to hold the model asked for), else its model folder."""
+    from training.core.exported import is_exported, model_file
+
+    if is_exported(path):
+        model_file(path, quantized=quantized)
+        return path
+    if quantized:
+        raise InputError(f"{path}: --quantized needs an exported folder (training export --quantize)")
+    return model_folder(path)
+
+
+def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> tuple[Tagger, Path, tuple[str, ...]]:
+    """The predictor of a run or model folder (torch) or of an exported folder (onnxruntime, torch never imported),
+    the model folder whose run describes it, and its tag names."""
+    from training.core.exported import OnnxPredictor, is_exported
+
+    folder = predictor_folder(path, quantized=quantized)
+    if is_exported(folder):
+        onnx = OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
+        return onnx, Path(onnx.record.source), onnx.tag_names
+    from training.core.predict import Predictor
+
+    max_length, stride = window_settings(folder)
+    torch_predictor = Predictor.from_folder(folder, max_length=max_length, stride=stride, batch_size=batch_size)
+    return torch_predictor, folder, torch_predictor.tag_names
 
 
 def run_config(model_dir: Path) -> TrainingConfig | None:

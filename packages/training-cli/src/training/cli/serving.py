@@ -28,11 +28,13 @@ Tagger = Callable[[list[str]], list[list[Any]]]
 
 
 class ServeSettings(BaseModel):
-    """What `training serve` starts: the model folder and the service's limits."""
+    """What `training serve` starts: the model (a model folder for torch, an exported one for onnxruntime) and the
+    service's limits."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     model_dir: str
+    quantized: bool = Field(default=False, description="an exported folder's int8 model")
     batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
     max_texts: int = Field(default=64, ge=1, description="texts in one request")
     max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
@@ -130,6 +132,10 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     async def _limit_body(request: Request, call_next: Any) -> Any:
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+            # Read and drop the body (never held whole): a client still sending it would otherwise meet a closed
+            # connection (a broken pipe) instead of this answer.
+            async for _ in request.stream():
+                pass
             return _error(413, f"request body of {declared} bytes is over the limit of {settings.max_body_bytes}")
         return await call_next(request)
 
@@ -167,12 +173,16 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(model_dir: Path, labels: Sequence[str]) -> dict[str, Any]:
-    """Labels, backbone and a lineage summary of the model in `model_dir` (what its run folder records)."""
+def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
+    """Labels, backbone, runtime and a lineage summary of the model in `model_dir` (what its run folder records)."""
     from training.cli._version import __version__
     from training.config import TrainingConfig
 
-    metadata: dict[str, Any] = {"version": __version__, "labels": sorted({tag[2:] for tag in labels if tag != "O"})}
+    metadata: dict[str, Any] = {
+        "version": __version__,
+        "runtime": runtime,
+        "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
+    }
     config_file = model_dir.parent / "config.yaml"
     if config_file.is_file():
         config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
@@ -187,8 +197,10 @@ def model_metadata(model_dir: Path, labels: Sequence[str]) -> dict[str, Any]:
 def app_from_settings() -> FastAPI:
     """The app of one worker process: loads the model named by the settings file (uvicorn's factory)."""
     settings = ServeSettings.model_validate(json.loads(Path(os.environ[SETTINGS_VARIABLE]).read_text("utf-8")))
-    from training.core.predict import Predictor
+    from training.cli.run_paths import load_predictor
+    from training.core.exported import is_exported
 
-    model_dir = Path(settings.model_dir)
-    predictor = Predictor.from_folder(model_dir, batch_size=settings.batch_size)
-    return create_app(predictor, model_metadata(model_dir, predictor.tag_names), settings)
+    folder = Path(settings.model_dir)
+    predictor, model_dir, tag_names = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
+    runtime = "onnxruntime" if is_exported(folder) else "torch"
+    return create_app(predictor, model_metadata(model_dir, tag_names, runtime), settings)

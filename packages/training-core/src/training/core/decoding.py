@@ -1,5 +1,5 @@
 """The one decoder from word tags to entities, shared by the metrics, best-model selection, the HPO objective and
-`predict`.
+`predict` (torch or onnxruntime).
 
 Policy: predicted tags are repaired to valid IOB2, as conlleval, seqeval's default mode and Hugging Face's
 token-classification pipeline read them: an `I-X` that does not continue an entity of type X starts one (it reads as
@@ -8,7 +8,33 @@ token-classification pipeline read them: an `I-X` that does not continue an enti
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from bisect import bisect_left
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from data.documents import Document, tags_to_spans
+
+
+@dataclass(frozen=True, slots=True)
+class Entity:
+    """An entity found in a text: characters `[start, end)`, its type, the text it covers and a confidence."""
+
+    start: int
+    end: int
+    label: str
+    text: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class DocumentPrediction:
+    """One document's word tags as the model predicts them, their probabilities, and the entities they decode to."""
+
+    tags: tuple[str, ...]
+    scores: tuple[float, ...]
+    entities: tuple[Entity, ...]
 
 
 def stray_starts(tags: Sequence[str]) -> Iterator[int]:
@@ -26,3 +52,31 @@ def repair_iob2(tags: Sequence[str]) -> tuple[str, ...]:
     for position in stray_starts(tags):
         repaired[position] = "B-" + repaired[position][2:]
     return tuple(repaired)
+
+
+def document_predictions(
+    documents: Sequence[Document],
+    merged: Mapping[int, tuple[np.ndarray, np.ndarray]],
+    tag_names: Sequence[str],
+    indices: Iterable[int],
+) -> dict[int, DocumentPrediction]:
+    """The predictions of the documents at `indices` from their merged word tag ids and probabilities."""
+    results = {}
+    for index in indices:
+        tag_ids, probabilities = merged[index]
+        tags = tuple(tag_names[tag_id] for tag_id in tag_ids)
+        scores = tuple(float(score) for score in probabilities)
+        results[index] = DocumentPrediction(tags, scores, _entities(documents[index], tags, scores))
+    return results
+
+
+def _entities(document: Document, tags: Sequence[str], scores: Sequence[float]) -> tuple[Entity, ...]:
+    """The entities of word tags decoded by the one policy; an entity's score is the mean probability of its words'
+    tags."""
+    starts = [word.start for word in document.words]
+    entities = []
+    for span in tags_to_spans(document.words, repair_iob2(tags)):
+        first, last = bisect_left(starts, span.start), bisect_left(starts, span.end)
+        score = float(sum(scores[first:last]) / (last - first))
+        entities.append(Entity(span.start, span.end, span.label, document.text[span.start : span.end], score))
+    return tuple(entities)

@@ -3,7 +3,8 @@
 The folder holds `model.onnx` (and `model.int8.onnx` when quantised), the tokenizer files and `export.json`: the
 tag names and window settings the model was trained with, so an onnxruntime predictor needs neither torch nor the
 run folder. The exporter is torch's own (`torch.onnx.export`, TorchScript-based, opset 17); every export is
-checked against torch on a held-back batch of varied lengths before it is written.
+checked against torch on a held-back batch of varied lengths before it is written. An int8 model (`quantize`) is
+scored on an evaluation split beside torch and the fp32 ONNX model, so its F1 change is on record.
 """
 
 from __future__ import annotations
@@ -14,41 +15,38 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict
-from transformers import PreTrainedTokenizerBase
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from data.documents import Document
+from data.loaders import load_dataset
 from training.common.atomic import atomic_directory, atomic_write_text
-from training.common.errors import ExecutionError
+from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
 from training.config.schema import ModelConfig, TrainingConfig
+from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport
+from training.core.metrics import compute_metrics
 from training.core.model import load_model
+from training.core.pipeline import Windowing, predict_documents
+from training.core.run_inputs import run_inputs
 
-EXPORT_RECORD = "export.json"
+__all__ = ["EXPORT_RECORD", "ExportedModel", "QuantizationReport", "export_onnx"]
+
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
 
 
-class ExportedModel(BaseModel):
-    """`export.json`: what an exported folder holds and how its model must be fed."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    format: int = 1
-    onnx_file: str = "model.onnx"
-    quantized_file: str | None = None
-    tag_names: tuple[str, ...]
-    max_length: int
-    stride: int
-    backbone: str | None = None
-    source: str
-    opset: int = OPSET
-    parity_max_abs_diff: float
-
-
 def export_onnx(
-    model_dir: str | os.PathLike[str], output_dir: str | os.PathLike[str], *, quantize: bool = False
+    model_dir: str | os.PathLike[str],
+    output_dir: str | os.PathLike[str],
+    *,
+    quantize: bool = False,
+    data_path: str | None = None,
+    split: str = "validation",
 ) -> ExportedModel:
-    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`)."""
+    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`).
+
+    With `quantize`, the int8 model is scored on `split` of `data_path`, else on the run's validation documents.
+    """
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()
@@ -56,6 +54,7 @@ def export_onnx(
     model = model.to("cpu").eval()
     run = _run_model_config(source)
     settings = run or ModelConfig(name=source.name, backbone=str(source))  # the defaults of a bare folder
+    evaluation = _evaluation_split(source, data_path, split) if quantize else None
     texts = _held_back_texts()
     trace = _encode(tokenizer, texts, settings.max_length)
     with atomic_directory(output_dir) as staging:
@@ -101,12 +100,62 @@ def export_onnx(
             tag_names=tag_names,
             max_length=settings.max_length,
             stride=settings.stride,
+            pad_token_id=tokenizer.pad_token_id,
+            unk_token_id=tokenizer.unk_token_id,
             backbone=run.backbone if run else None,
             source=str(source),
+            opset=OPSET,
             parity_max_abs_diff=difference,
         )
         atomic_write_text(staging / EXPORT_RECORD, record.model_dump_json(indent=2))
+        if evaluation is not None:
+            windowing = Windowing(settings.max_length, settings.stride)
+            report = _quantization_report(model, tokenizer, tag_names, windowing, staging, *evaluation)
+            record = record.model_copy(update={"quantization": report})
+            atomic_write_text(staging / EXPORT_RECORD, record.model_dump_json(indent=2))
     return record
+
+
+def _evaluation_split(source: Path, data_path: str | None, split: str) -> tuple[str, str, tuple[Document, ...]]:
+    """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read as the run reads its data,
+    when there is a run), else the run's own validation documents."""
+    run_config = source.parent / "config.yaml"
+    config = (
+        TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config))
+        if run_config.is_file()
+        else None
+    )
+    if data_path is None:
+        if config is None:
+            raise InputError(
+                f"{source}: no run config.yaml beside the model to find its validation data; pass --data-path"
+            )
+        return str(config.data.path), "validation", run_inputs(config, config.data.load()).validation
+    dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)
+    if split not in dataset:
+        raise InputError(f"--split {split}: {data_path} has no such split; it has {', '.join(dataset)}")
+    return data_path, split, tuple(dataset[split])
+
+
+def _quantization_report(
+    model: PreTrainedModel,
+    tokenizer: PreTrainedTokenizerBase,
+    tag_names: tuple[str, ...],
+    windowing: Windowing,
+    folder: Path,
+    data: str,
+    split: str,
+    documents: tuple[Document, ...],
+) -> QuantizationReport:
+    """Entity F1 of torch, the fp32 ONNX model and the int8 one on the same documents, by the one pipeline."""
+    gold = [document.tags for document in documents]
+    found = predict_documents(model, tokenizer, documents, tag_names, windowing)
+    torch_tags = [found.documents[index].tags for index in range(len(documents))]
+    f1 = {"torch_f1": compute_metrics(gold, torch_tags)["entity_f1"]}
+    for name, quantized in (("onnx_f1", False), ("int8_f1", True)):
+        predicted = OnnxPredictor(folder, quantized=quantized).predict_documents(documents)
+        f1[name] = compute_metrics(gold, [predicted[index].tags for index in range(len(documents))])["entity_f1"]
+    return QuantizationReport(data=data, split=split, documents=len(documents), **f1)
 
 
 def _run_model_config(model_dir: Path) -> ModelConfig | None:

@@ -15,8 +15,8 @@ from transformers import get_scheduler
 
 from training.common.errors import ConfigError, TrainingError
 from training.config.schema import OptimizationConfig
-from training.core.features import IGNORE_INDEX, Window
 from training.core.run_context import RunContext
+from training.core.windowing import IGNORE_INDEX, Window
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 _log = logging.getLogger("training.core")

@@ -1,13 +1,12 @@
 """The one prediction pipeline: documents -> windows -> logits -> one tag per word -> entities.
 
 Training-time evaluation, `evaluate_model` and `predict` all run `predict_documents`, so the metrics a run reports
-are the metrics of what `predict` returns. Tags are decoded by the one policy of `decoding`; window settings come
-from `ModelConfig` (its defaults where none are given).
+are the metrics of what `predict` returns. Windowing and merging (`windowing`) and decoding (`decoding`) are
+torch-free, so the onnxruntime predictor (`exported`) runs them too; only the logits come from torch here.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,56 +15,19 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from data.documents import Document, split_words, tags_to_spans
-from training.config.schema import ModelConfig
-from training.core.decoding import repair_iob2
-from training.core.features import (
+from data.documents import Document
+from training.core.decoding import DocumentPrediction, Entity, document_predictions
+from training.core.features import Collator, encode_documents, window_logits
+from training.core.windowing import (
     IGNORE_INDEX,
-    Collator,
     EncodedSplit,
     Window,
-    encode_documents,
+    Windowing,
     merge_word_predictions,
-    window_logits,
+    untagged_document,
 )
 
-
-@dataclass(frozen=True, slots=True)
-class Entity:
-    """An entity found in a text: characters `[start, end)`, its type, the text it covers and a confidence."""
-
-    start: int
-    end: int
-    label: str
-    text: str
-    score: float
-
-
-@dataclass(frozen=True, slots=True)
-class Windowing:
-    """Window length (tokens, specials included) and the tokens consecutive windows share."""
-
-    max_length: int
-    stride: int
-
-    @classmethod
-    def of(
-        cls, settings: ModelConfig | None = None, *, max_length: int | None = None, stride: int | None = None
-    ) -> Windowing:
-        """The values given, else those of `settings`, else `ModelConfig`'s defaults."""
-        fields = ModelConfig.model_fields
-        base_length = settings.max_length if settings is not None else fields["max_length"].default
-        base_stride = settings.stride if settings is not None else fields["stride"].default
-        return cls(base_length if max_length is None else max_length, base_stride if stride is None else stride)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentPrediction:
-    """One document's word tags as the model predicts them, their probabilities, and the entities they decode to."""
-
-    tags: tuple[str, ...]
-    scores: tuple[float, ...]
-    entities: tuple[Entity, ...]
+__all__ = ["Entity", "Predictions", "Windowing", "predict_documents", "text_entities", "untagged_document"]
 
 
 @dataclass(frozen=True)
@@ -76,12 +38,6 @@ class Predictions:
     loss_sum: float
     labelled_tokens: int
     truncated_words: int
-
-
-def untagged_document(index: int, text: str) -> Document:
-    """A raw text segmented into words as `predict` segments it, with no labels."""
-    words = split_words(text)
-    return Document(str(index), text, words, ("O",) * len(words), ())
 
 
 def predict_documents(
@@ -111,12 +67,7 @@ def predict_documents(
     logits = window_logits(model, windows, collator, batch_size, target, autocast_dtype)
     merged = merge_word_predictions(documents, windows, logits)
     loss_sum, labelled = _loss_terms(windows, logits)
-    results = {}
-    for index in chosen:
-        tag_ids, probabilities = merged[index]
-        tags = tuple(tag_names[tag_id] for tag_id in tag_ids)
-        scores = tuple(float(score) for score in probabilities)
-        results[index] = DocumentPrediction(tags, scores, _entities(documents[index], tags, scores))
+    results = document_predictions(documents, merged, tag_names, chosen)
     return Predictions(results, loss_sum, labelled, encoded.truncated_words)
 
 
@@ -156,15 +107,3 @@ def _loss_terms(windows: Sequence[Window], logits: Sequence[np.ndarray]) -> tupl
         loss_sum -= float(log_probs[np.arange(mask.sum()), labels[mask]].sum())
         labelled += int(mask.sum())
     return loss_sum, labelled
-
-
-def _entities(document: Document, tags: Sequence[str], scores: Sequence[float]) -> tuple[Entity, ...]:
-    """The entities of word tags decoded by the one policy; an entity's score is the mean probability of its words'
-    tags."""
-    starts = [word.start for word in document.words]
-    entities = []
-    for span in tags_to_spans(document.words, repair_iob2(tags)):
-        first, last = bisect_left(starts, span.start), bisect_left(starts, span.end)
-        score = float(sum(scores[first:last]) / (last - first))
-        entities.append(Entity(span.start, span.end, span.label, document.text[span.start : span.end], score))
-    return tuple(entities)

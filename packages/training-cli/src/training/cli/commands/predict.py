@@ -8,17 +8,20 @@ from dataclasses import asdict
 from pathlib import Path
 
 from training.cli.output import print_table
-from training.cli.run_paths import model_folder, window_settings
+from training.cli.run_paths import load_predictor
 from training.common.errors import InputError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("predict", help="find entities in text with a saved model")
-    parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
+    parser.add_argument(
+        "model", type=Path, help="a run folder, its model/ folder, or an exported folder (onnxruntime, no torch)"
+    )
     parser.add_argument("text", nargs="*", help="texts to tag (default: one text per line of --file or stdin)")
     parser.add_argument("--file", type=Path, help="read one text per line from this file")
     parser.add_argument("--json", action="store_true", help="print one JSON object per text (JSON lines)")
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quantized", action="store_true", help="an exported folder's int8 model")
     parser.set_defaults(func=run)
 
 
@@ -41,12 +44,8 @@ def _texts(args: argparse.Namespace) -> list[str]:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from training.core.predict import Predictor
-
     texts = _texts(args)
-    model_dir = model_folder(args.model)
-    max_length, stride = window_settings(model_dir)
-    predictor = Predictor.from_folder(model_dir, max_length=max_length, stride=stride, batch_size=args.batch_size)
+    predictor, _, _ = load_predictor(args.model, args.batch_size, quantized=args.quantized)
     results = predictor(texts)
     if args.json:
         for text, entities in zip(texts, results, strict=True):

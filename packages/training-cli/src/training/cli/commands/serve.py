@@ -7,19 +7,22 @@ import os
 import tempfile
 from pathlib import Path
 
-from training.cli.run_paths import model_folder
+from training.cli.run_paths import predictor_folder
 from training.common.optional import require
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("serve", help="serve a model over HTTP: POST /predict, GET /health, GET /metadata")
-    parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
+    parser.add_argument(
+        "model", type=Path, help="a run folder, its model/ folder (torch), or an exported folder (onnxruntime)"
+    )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model copy")
     parser.add_argument("--batch-size", type=int, default=16, help="texts tagged together across requests")
     parser.add_argument("--max-texts", type=int, default=64, help="texts accepted in one request")
     parser.add_argument("--max-chars", type=int, default=20_000, help="characters accepted in one text")
+    parser.add_argument("--quantized", action="store_true", help="serve an exported folder's int8 model")
     parser.set_defaults(func=run)
 
 
@@ -28,13 +31,17 @@ def run(args: argparse.Namespace) -> int:
 
     if args.workers < 1 or not 0 <= args.port <= 65535:
         raise InputError(f"--workers {args.workers} --port {args.port}: expected workers >= 1 and a port 0-65535")
-    model_dir = model_folder(args.model).resolve()
+    model_dir = predictor_folder(args.model, quantized=args.quantized).resolve()
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
     from training.cli.serving import SETTINGS_VARIABLE, ServeSettings
 
     settings = ServeSettings(
-        model_dir=str(model_dir), batch_size=args.batch_size, max_texts=args.max_texts, max_chars=args.max_chars
+        model_dir=str(model_dir),
+        quantized=args.quantized,
+        batch_size=args.batch_size,
+        max_texts=args.max_texts,
+        max_chars=args.max_chars,
     )
     with tempfile.TemporaryDirectory(prefix="training-serve-") as folder:
         settings_file = Path(folder) / "settings.json"

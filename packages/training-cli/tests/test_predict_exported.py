@@ -1,0 +1,85 @@
+"""`training predict EXPORTED_FOLDER`: onnxruntime without torch, giving `training predict RUN`'s entities; and
+`training export --quantize` reporting the int8 model's F1 change."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from data.loaders import load_dataset
+
+pytestmark = pytest.mark.slow
+
+# `training ARGS...` as `python -m training` runs it, then a last line on stderr saying whether torch was imported.
+WATCHING_TORCH = """
+import runpy, sys
+sys.argv = ["training", *sys.argv[1:]]
+try:
+    runpy.run_module("training.cli", run_name="__main__", alter_sys=True)
+    code = 0
+except SystemExit as done:
+    code = done.code
+print("torch imported" if "torch" in sys.modules else "torch not imported", file=sys.stderr)
+sys.exit(code)
+"""
+
+
+def watched(*args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    command = [sys.executable, "-c", WATCHING_TORCH, *args]
+    return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+
+
+def entities(stdout: str) -> list[list[dict]]:
+    return [json.loads(line)["entities"] for line in stdout.splitlines()]
+
+
+def test_predict_on_an_exported_folder_gives_torchs_entities_without_importing_torch(
+    tagging_run: Path, exported_run: tuple[Path, str], config_dir: Path
+) -> None:
+    texts = [document.text.replace("\n", " ") for document in load_dataset(config_dir / "resumes")["validation"]]
+    by_torch = watched("predict", str(tagging_run), *texts, "--json")
+    by_onnx = watched("predict", str(exported_run[0]), *texts, "--json")
+    assert by_torch.returncode == 0 and by_onnx.returncode == 0, by_torch.stderr + by_onnx.stderr
+    assert by_torch.stderr.splitlines()[-1] == "torch imported"  # the check can tell
+    assert by_onnx.stderr.splitlines()[-1] == "torch not imported"
+    expected, got = entities(by_torch.stdout), entities(by_onnx.stdout)
+    assert sum(map(len, expected)) >= len(texts), "the tiny model found few entities: the comparison means little"
+    strip = [[{k: v for k, v in e.items() if k != "score"} for e in found] for found in got]
+    assert strip == [[{k: v for k, v in e.items() if k != "score"} for e in found] for found in expected]
+    scores = [e["score"] for found in got for e in found]
+    assert scores == pytest.approx([e["score"] for found in expected for e in found], abs=1e-4)
+
+
+def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
+    cli, tagging_run: Path, exported_run: tuple[Path, str]
+) -> None:
+    int8 = cli("predict", str(exported_run[0]), "Maria Novak works at Spotify.", "--quantized", "--json")
+    assert int8.returncode == 0, int8.stderr
+    assert len(entities(int8.stdout)) == 1
+    run = str(tagging_run)
+    for refused in (cli("predict", run, "some text", "--quantized"), cli("serve", run, "--quantized")):
+        assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
+        assert "Traceback" not in refused.stderr
+
+
+def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:
+    folder, printed = exported_run
+    report = json.loads((folder / "export.json").read_text())["quantization"]
+    assert report["split"] == "validation" and report["documents"] > 0
+    assert report["onnx_f1"] == report["torch_f1"] > 0.0 and 0.0 <= report["int8_f1"] <= 1.0
+    figures = f"{report['torch_f1']:.4f} / {report['onnx_f1']:.4f} / {report['int8_f1']:.4f}"
+    assert figures in printed and f"{report['int8_f1'] - report['onnx_f1']:+.4f}" in printed
+
+
+def test_a_broken_export_record_exits_2_with_one_line(exported_run: tuple[Path, str], cli, tmp_path: Path) -> None:
+    record = json.loads((exported_run[0] / "export.json").read_text())
+    (tmp_path / "export.json").write_text(json.dumps({**record, "stride": None}))
+    completed = cli("predict", str(tmp_path), "text")
+    assert completed.returncode == 2 and "export.json: stride:" in completed.stderr
+    assert "Traceback" not in completed.stderr

@@ -1,0 +1,170 @@
+"""An exported folder (`training export`): its record, `export.json`, and the onnxruntime predictor that runs it.
+
+Nothing here imports torch or transformers: texts are encoded word by word with the `tokenizers` library from the
+folder's `tokenizer.json` (the backend transformers itself calls, saved with its settings, e.g. a byte-level BPE's
+`add_prefix_space`), then windowed, merged and decoded by the same functions as the torch `Predictor`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from data.documents import Document
+from training.common.errors import InputError
+from training.common.optional import require
+from training.core.decoding import DocumentPrediction, Entity, document_predictions
+from training.core.windowing import (
+    EncodedSplit,
+    Windowing,
+    WordTokens,
+    batched_logits,
+    merge_word_predictions,
+    untagged_document,
+    window_documents,
+)
+
+EXPORT_RECORD = "export.json"
+
+
+class QuantizationReport(BaseModel):
+    """Entity F1 (strict IOB2, word level) on an evaluation split: torch, the fp32 ONNX model and the int8 one."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    data: str
+    split: str
+    documents: int
+    torch_f1: float
+    onnx_f1: float
+    int8_f1: float
+
+    @property
+    def f1_change(self) -> float:
+        """What int8 quantisation changed: int8 F1 minus fp32 ONNX F1."""
+        return self.int8_f1 - self.onnx_f1
+
+
+class ExportedModel(BaseModel):
+    """`export.json`: what an exported folder holds and how its model must be fed."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: int = 1
+    onnx_file: str = "model.onnx"
+    quantized_file: str | None = None
+    tag_names: tuple[str, ...]
+    max_length: int
+    stride: int
+    pad_token_id: int
+    unk_token_id: int | None
+    backbone: str | None = None
+    source: str
+    opset: int
+    parity_max_abs_diff: float
+    quantization: QuantizationReport | None = None
+
+
+def is_exported(folder: str | os.PathLike[str]) -> bool:
+    """Whether `folder` is an exported folder (it holds `export.json`)."""
+    return (Path(folder) / EXPORT_RECORD).is_file()
+
+
+def read_export(folder: str | os.PathLike[str]) -> ExportedModel:
+    """The record of an exported folder; an `InputError` naming the file when it is missing or invalid."""
+    path = Path(folder) / EXPORT_RECORD
+    try:
+        return ExportedModel.model_validate_json(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise InputError(f"{path}: cannot read the export record ({error.strerror or error})") from error
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "record"
+        raise InputError(f"{path}: {where}: {first['msg']} (re-export the model with `training export`)") from None
+
+
+def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Path:
+    """The ONNX model of an exported folder to run: the fp32 one, or the int8 one of an export made with --quantize."""
+    record = read_export(folder)
+    name = record.quantized_file if quantized else record.onnx_file
+    if name is None:
+        raise InputError(f"{folder}: exported without --quantize, so it holds no int8 model")
+    return Path(folder) / name
+
+
+def word_tokenizer(folder: str | os.PathLike[str]) -> Any:
+    """The folder's `tokenizer.json` as a `tokenizers.Tokenizer` set up as transformers calls it for split words: no
+    truncation or padding, special tokens in the text never split."""
+    tokenizers = require("tokenizers", "prediction with an exported model")
+    tokenizer = tokenizers.Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    tokenizer.encode_special_tokens = False
+    return tokenizer
+
+
+def encode_words(
+    tokenizer: Any,
+    documents: Sequence[Document],
+    tag_names: Sequence[str],
+    windowing: Windowing,
+    unk_token_id: int | None,
+) -> EncodedSplit:
+    """`features.encode_documents` with a `tokenizers.Tokenizer` (`word_tokenizer`) instead of transformers'."""
+    words = [[word.text for word in document.words] for document in documents]
+    encodings = tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
+    probe = tokenizer.encode(["a"], is_pretokenized=True, add_special_tokens=True)
+    inside = [position for position, word in enumerate(probe.word_ids) if word is not None]
+    tokens = WordTokens(
+        [encoding.ids for encoding in encodings],
+        [encoding.word_ids for encoding in encodings],
+        probe.ids[: inside[0]],
+        probe.ids[inside[-1] + 1 :],
+        unk_token_id,
+    )
+    return window_documents(documents, tokens, tag_names, windowing.max_length, windowing.stride)
+
+
+class OnnxPredictor:
+    """An exported model under onnxruntime (CPU), ready to tag texts; load once, call often.
+
+    `quantized` runs the int8 model of an export made with `--quantize`. Window settings are those of export.json.
+    """
+
+    def __init__(self, folder: str | os.PathLike[str], *, quantized: bool = False, batch_size: int = 32) -> None:
+        ort = require("onnxruntime", "prediction with an exported model")
+        self.folder = Path(folder)
+        self.record = read_export(self.folder)
+        self.tag_names = self.record.tag_names
+        self.windowing = Windowing(self.record.max_length, self.record.stride)
+        self.batch_size = batch_size
+        options = ort.SessionOptions()
+        # Idle intra-op threads sleep instead of spinning: in a server they share the cores with the event loop,
+        # the tokenizer and other processes, and spinning threads starve those (measured: 3x slower under load).
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        chosen = model_file(self.folder, quantized=quantized)
+        self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
+        self.tokenizer = word_tokenizer(self.folder)
+
+    def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
+        """Tags, scores and entities of each document's words, by document index (the torch pipeline's steps)."""
+        encoded = encode_words(self.tokenizer, documents, self.tag_names, self.windowing, self.record.unk_token_id)
+        logits = batched_logits(encoded.windows, self._forward, self.batch_size, self.record.pad_token_id)
+        merged = merge_word_predictions(documents, encoded.windows, logits)
+        return document_predictions(documents, merged, self.tag_names, range(len(documents)))
+
+    def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
+        """The entities of each text, in text order, as `Predictor` returns them."""
+        if isinstance(texts, str):
+            raise InputError("texts: expected a list of strings, got one string; pass [text]")
+        found = self.predict_documents([untagged_document(index, text) for index, text in enumerate(texts)])
+        return [list(found[index].entities) for index in range(len(texts))]
+
+    def _forward(self, batch: dict[str, Any]) -> np.ndarray:
+        feed = {name: batch[name] for name in ("input_ids", "attention_mask")}
+        return self.session.run(["logits"], feed)[0]

@@ -1,0 +1,124 @@
+"""An exported folder under onnxruntime: the torch `Predictor`'s entities, word encodings equal to transformers', and
+the int8 model's F1 on record."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from data.documents import Document
+from data.loaders import load_dataset
+from training.common.errors import InputError
+from training.config import build_training_config
+from training.core.evaluator import evaluate_model
+from training.core.export import export_onnx
+from training.core.exported import OnnxPredictor, encode_words, read_export, word_tokenizer
+from training.core.features import encode_documents
+from training.core.pipeline import Windowing
+from training.core.predict import Predictor
+from training.core.trainer import train_model
+
+pytest.importorskip("onnxruntime")
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tagging_run(ner_config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny-BERT run trained long enough to find entities, so that comparing them means something."""
+    overrides = {"set": ["training.num_epochs=12", "training.learning_rate=5e-3"]}
+    config = build_training_config(overrides, ner_config_dir)
+    folder = tmp_path_factory.mktemp("exported") / "run"
+    train_model(config, load_dataset(ner_config_dir / "data" / "ner", format="spans"), folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def exported(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    folder = tmp_path_factory.mktemp("onnx") / "model"
+    export_onnx(tagging_run / "model", folder, quantize=True)
+    return folder
+
+
+def test_onnxruntime_gives_the_entities_of_the_torch_predictor(exported: Path, tagging_run: Path, ner_documents):
+    texts = [document.text for document in ner_documents[32:]]  # the run's validation texts
+    texts.append(" ".join(texts))  # longer than one 64-token window: windows overlap and are merged
+    onnx = OnnxPredictor(exported, batch_size=3)
+    assert onnx.windowing == Windowing(64, 8)
+    got, expected = onnx(texts), Predictor.from_folder(tagging_run / "model")(texts)
+    assert [[(e.start, e.end, e.label, e.text) for e in entities] for entities in got] == [
+        [(e.start, e.end, e.label, e.text) for e in entities] for entities in expected
+    ]
+    scores = [e.score for entities in got for e in entities]
+    assert scores == pytest.approx([e.score for entities in expected for e in entities], abs=1e-4)
+    assert sum(map(len, expected)) >= len(texts), "the tiny model found few entities: the comparison means little"
+    with pytest.raises(InputError, match="a list of strings"):
+        onnx(texts[0])
+
+
+def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, tagging_run: Path, ner_documents):
+    report = read_export(exported).quantization
+    assert report is not None and (report.split, report.documents) == ("validation", 8)
+    validation = ner_documents[32:]
+    torch_f1 = evaluate_model(tagging_run / "model", None, validation, max_length=64, stride=8).metrics["entity_f1"]
+    assert report.torch_f1 == pytest.approx(torch_f1) and report.onnx_f1 == report.torch_f1 > 0.0
+    assert 0.0 <= report.int8_f1 <= 1.0 and report.f1_change == report.int8_f1 - report.onnx_f1
+    int8 = OnnxPredictor(exported, quantized=True)
+    assert len(int8([validation[0].text])) == 1
+
+
+def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path, tmp_path: Path) -> None:
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    for item in (tagging_run / "model").iterdir():
+        (bare / item.name).write_bytes(item.read_bytes())
+    with pytest.raises(InputError, match="pass --data-path"):
+        export_onnx(bare, tmp_path / "out", quantize=True)
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "broken"
+    folder.mkdir()
+    record = json.loads((exported / "export.json").read_text())
+    (folder / "export.json").write_text(json.dumps({**record, "max_length": "long"}))
+    with pytest.raises(InputError, match=r"export\.json: max_length: .*re-export"):
+        read_export(folder)
+    plain = tmp_path / "plain"
+    plain.mkdir()
+    (plain / "export.json").write_text(json.dumps({**record, "quantized_file": None}))
+    with pytest.raises(InputError, match="no int8 model"):
+        OnnxPredictor(plain, quantized=True)
+
+
+def byte_level_tokenizer(folder: Path):
+    """A RoBERTa-style byte-level BPE tokenizer trained on the spot, loaded for split words as a run loads it."""
+    from tokenizers import ByteLevelBPETokenizer
+    from transformers import AutoTokenizer, RobertaTokenizerFast
+
+    corpus = ["Anna Kowalczykowski joined Siemens in Warsaw.", "John Smith works at Google in London."] * 20
+    bpe = ByteLevelBPETokenizer()
+    bpe.train_from_iterator(corpus, vocab_size=300, special_tokens=["<s>", "<pad>", "</s>", "<unk>", "<mask>"])
+    RobertaTokenizerFast(tokenizer_object=bpe._tokenizer).save_pretrained(folder / "backbone")
+    tokenizer = AutoTokenizer.from_pretrained(folder / "backbone", add_prefix_space=True)  # as model.py loads it
+    tokenizer.save_pretrained(folder / "export")  # as export.py writes it
+    return tokenizer
+
+
+def test_word_encodings_equal_transformers_for_wordpiece_and_byte_level_bpe(
+    tiny_tokenizer_and_model, ner_documents, tmp_path: Path
+) -> None:
+    wordpiece = tiny_tokenizer_and_model()[0]
+    wordpiece.save_pretrained(tmp_path / "wordpiece")
+    documents = (*ner_documents, Document.from_words("x", ["Zoë", "\u200b", "Kowalczykowski", "!"], ["O"] * 4))
+    tags = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
+    windowing = Windowing(16, 4)  # small windows: many documents are cut into overlapping ones
+    byte_level = byte_level_tokenizer(tmp_path)
+    for tokenizer, folder in ((wordpiece, tmp_path / "wordpiece"), (byte_level, tmp_path / "export")):
+        expected = encode_documents(documents, tokenizer, tags, windowing.max_length, windowing.stride)
+        got = encode_words(word_tokenizer(folder), documents, tags, windowing, tokenizer.unk_token_id)
+        assert got == expected and len(got.windows) > len(documents)
+    # Every word is encoded as following a space ("ĠSmith"), as add_prefix_space asks for split words.
+    smith = word_tokenizer(tmp_path / "export").encode(["Smith"], is_pretokenized=True, add_special_tokens=False)
+    assert smith.tokens[0].startswith("Ġ")
