@@ -155,3 +155,30 @@ def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: 
     assert completed.returncode == 2, completed.stderr
     assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
     assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_final_with_a_bad_mlflow_uri_exits_2_in_one_line_before_training(cli, config_dir: Path, tmp_path: Path) -> None:
+    from training.config import BestConfig, build_training_config
+
+    config = build_training_config(None, config_dir)
+    best = BestConfig(
+        config=config,
+        hyperparameters={},
+        metric="entity_f1",
+        direction="maximize",
+        objective=0.5,
+        trial_number=0,
+        study_name="ner",
+        storage="sqlite:///study.db",
+        dataset_fingerprint=config.data.load().fingerprint,
+    )
+    best.save(tmp_path / "best_config.json")
+    out = tmp_path / "run"
+    completed = cli("final", str(tmp_path / "best_config.json"), "--output", str(out), "--mlflow-uri", "ftp://x/y")
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        "training final: error: tracking (tracking_uri=...): 'ftp://x/y' is not an MLflow tracking URI; expected file, "
+        "sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
+    ]
+    assert not (out / "metrics.json").exists()

@@ -123,6 +123,7 @@ def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(s
     [
         ("ftp://host/runs", "tracking.mlflow: 'ftp://host/runs' is not an MLflow tracking URI; expected file, sqlite"),
         ("http://127.0.0.1:9", "tracking.mlflow: cannot use MLflow tracking URI 'http://127.0.0.1:9': "),
+        ("http://me:pa55@127.0.0.1:9", "tracking.mlflow: cannot use MLflow tracking URI 'http://me:***@127.0.0.1:9': "),
     ],
 )
 def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
@@ -132,11 +133,12 @@ def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
     with pytest.raises(ConfigError) as caught:
         SweepTracker(uri, "tracked", record)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert "pa55" not in str(caught.value)
 
 
 @pytest.mark.slow
 def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
-    config_dir: Path, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
+    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
 ) -> None:
     from training.config import BestConfig
     from training.execution import execute_final_training
@@ -144,9 +146,8 @@ def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
 
     uri, study_dir = store, tmp_path / "study"
     hpo = quick_settings("tracked-sweep")
-    run_local_hpo_sweep(
-        "tiny-bert", hpo, config_dir=config_dir, study_dir=study_dir, isolation="inprocess", mlflow_uri=uri
-    )
+    config = tiny_config.with_values({"tracking.tensorboard": True})
+    run_local_hpo_sweep(None, hpo, config=config, study_dir=study_dir, isolation="inprocess", mlflow_uri=uri)
     study = resume_hpo_sweep(study_dir, n_trials=3, isolation="inprocess", mlflow_uri=uri)
 
     client = mlflow.MlflowClient(tracking_uri=uri)
@@ -162,6 +163,10 @@ def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
         ]
         # One epoch per fold, at most 2 (the base config): fold 1 starts at step 2.
         assert [step for step, _ in history(client, run.info.run_id, "entity_f1_epoch")] == [0, 2]
+
+    for trial in study.trials:  # each fold of each trial writes its TensorBoard events under the study folder
+        for fold in (0, 1):
+            assert list((study_dir / "trials" / str(trial.number) / f"fold-{fold}" / "tensorboard").glob("events.*"))
 
     best = BestConfig.load(study_dir / "best_config.json")
     job = execute_final_training(best, output_dir=tmp_path / "final", tracking_uri=uri)

@@ -37,17 +37,17 @@ def connect(tracking_uri: str, setting: str) -> Any:
     """An `MlflowClient` of `tracking_uri`, checked by one request; a bad or unreachable URI is a `ConfigError`
     naming `setting` and the URI (redacted)."""
     mlflow = require("mlflow", setting)
-    shown = redact_url(tracking_uri)
     try:
         check_mlflow_uri(tracking_uri)
     except ValueError as error:
-        raise ConfigError(f"{setting}: {error}") from None
+        raise ConfigError(redact_url(f"{setting}: {error}")) from None
     try:
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as error:  # any failure of the first request: the store is unusable, say which and why
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        raise ConfigError(f"{setting}: cannot use MLflow tracking URI {shown!r}: {reason}") from error
+        message = f"{setting}: cannot use MLflow tracking URI {tracking_uri!r}: {reason}"
+        raise ConfigError(redact_url(message)) from error
     return client
 
 
