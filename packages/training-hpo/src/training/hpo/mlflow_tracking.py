@@ -39,7 +39,8 @@ _MAX_TAG = 5000
 
 
 class SweepTracker:
-    """Logs a study to MLflow: `start` finds or creates the parent run, each finished trial becomes a nested run."""
+    """Logs a study to MLflow: made, it finds (or creates) the study's parent run; called by Optuna after each
+    trial, it logs the trial as a nested run; `end` marks the parent run ended."""
 
     def __init__(self, tracking_uri: str, study_name: str, record: SweepRecord) -> None:
         self.client = connect(tracking_uri, SETTING)
@@ -95,7 +96,7 @@ class SweepTracker:
         reason = trial.user_attrs.get(FAIL_REASON)
         if reason:
             tags[FAIL_REASON] = str(reason)[:_MAX_TAG]
-        started = _ms(trial.datetime_start)
+        started = _ms(trial.datetime_start) or int(time.time() * 1000)
         run_id = self.client.create_run(
             self.experiment, start_time=started, tags=tags, run_name=f"trial-{trial.number}"
         ).info.run_id
