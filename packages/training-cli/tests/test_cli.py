@@ -136,21 +136,42 @@ def test_the_demo_config_folder_reads_back_as_its_profile(size: str, tmp_path: P
     assert len(list((tmp_path / "corpus").iterdir())) == 3  # train, validation, test
 
 
-def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: Path, tmp_path: Path) -> None:
+def saved_best_config(config_dir: Path, path: Path, **values: object) -> Path:
+    """A `best_config.json` at `path` for the config folder's base config; `values` replace the sweep's fields."""
     from training.config import BestConfig, StudyRef, build_training_config
 
-    study = StudyRef(
-        metric="entity_f1",
-        direction="maximize",
-        objective=0.5,
-        trial_number=0,
-        study_name="elsewhere",
-        storage="sqlite:///study.db",
-        dataset_fingerprint="0" * 64,
-    )
-    best = BestConfig(config=build_training_config(None, config_dir), hyperparameters={}, study=study)
-    best.save(tmp_path / "best_config.json")
-    completed = cli("final", str(tmp_path / "best_config.json"), "--output", str(tmp_path / "run"))
+    study = {
+        "metric": "entity_f1",
+        "direction": "maximize",
+        "objective": 0.5,
+        "trial_number": 0,
+        "study_name": "ner",
+        "storage": "sqlite:///study.db",
+        "dataset_fingerprint": "0" * 64,
+    }
+    config = build_training_config(None, config_dir)
+    return BestConfig(config=config, hyperparameters={}, study=StudyRef.model_validate(study | values)).save(path)
+
+
+def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: Path, tmp_path: Path) -> None:
+    best = saved_best_config(config_dir, tmp_path / "best_config.json", study_name="elsewhere")
+    completed = cli("final", str(best), "--output", str(tmp_path / "run"))
     assert completed.returncode == 2, completed.stderr
     assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
     assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.slow
+def test_final_with_a_bad_mlflow_uri_exits_2_in_one_line_before_training(cli, config_dir: Path, tmp_path: Path) -> None:
+    from training.config import build_training_config
+
+    fingerprint = build_training_config(None, config_dir).data.load().fingerprint
+    best = saved_best_config(config_dir, tmp_path / "best_config.json", dataset_fingerprint=fingerprint)
+    out = tmp_path / "run"
+    completed = cli("final", str(best), "--output", str(out), "--mlflow-uri", "ftp://x/y")
+    assert completed.returncode == 2, completed.stderr
+    assert completed.stderr.strip().splitlines() == [
+        "training final: error: tracking (tracking_uri=...): 'ftp://x/y' is not an MLflow tracking URI; expected "
+        "file, sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
+    ]
+    assert not (out / "metrics.json").exists()

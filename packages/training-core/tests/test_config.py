@@ -243,7 +243,7 @@ def test_unknown_key_suggests_the_nearest(folder: Path) -> None:
     message = config_error(None, folder)
     assert message.startswith(f"{train}: training.batchsize: unknown key; did you mean 'batch_size'? valid keys: ")
     write(train, TRAIN + "epochs: 3\n")
-    assert config_error(None, folder) == f"{train}: epochs: unknown key; valid keys: backbone, data, training"
+    assert config_error(None, folder) == f"{train}: epochs: unknown key; valid keys: backbone, data, training, tracking"
 
 
 def test_unknown_key_in_a_model_file(folder: Path) -> None:
@@ -458,3 +458,19 @@ def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
 def test_missing_execution_file(folder: Path) -> None:
     with pytest.raises(ConfigError, match=r"execution/none\.yaml: no such file"):
         load_execution_config(folder / "execution" / "none.yaml")
+
+
+def test_tracking_section_of_train_yaml(folder: Path) -> None:
+    write(folder / "train.yaml", TRAIN + "tracking:\n  mlflow: sqlite:///mlflow.db\n  tensorboard: true\n")
+    config = build_training_config(None, folder)
+    assert (config.tracking.mlflow, config.tracking.tensorboard) == ("sqlite:///mlflow.db", True)
+    assert build_training_config({"set": ["tracking.mlflow=./mlruns"]}, folder).tracking.mlflow == "./mlruns"
+
+
+@pytest.mark.parametrize("uri", ["ftp://host/x", "sqlite://", "''"])
+def test_a_bad_mlflow_uri_names_the_file_the_key_and_the_uri(folder: Path, uri: str) -> None:
+    train = write(folder / "train.yaml", TRAIN + f"tracking: {{mlflow: {uri}}}\n")
+    message = config_error(None, folder)
+    assert message.startswith(f"{train}: tracking.mlflow: ")
+    assert "is not an MLflow tracking URI; expected file" in message
+    assert "\n" not in message

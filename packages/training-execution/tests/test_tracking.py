@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -60,4 +61,45 @@ def test_without_mlflow_nothing_breaks_until_tracking_is_asked_for(best_config: 
         "tracking (tracking_uri=...) needs 'mlflow', which is not installed: "
         'pip install "training-execution[mlflow]"',
     ]
+    assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_the_logged_model_loads_and_predicts_with_mlflow_in_a_fresh_process(final_run, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    from training.core.predict import Predictor
+    from training.execution.tracking import log_final_run
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = log_final_run(final_run.output_dir, extract_lineage_from_best_model(final_run), uri)
+    texts = ["Anna Nowak joined Siemens in Warsaw .", "Yesterday John Smith visited Tokyo ."]
+    code = textwrap.dedent(
+        f"""
+        import json, mlflow
+        mlflow.set_tracking_uri({uri!r})
+        model = mlflow.pyfunc.load_model({tracked.pyfunc_uri!r})
+        print(json.dumps(model.predict({texts!r})))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    loaded = json.loads(done.stdout.strip().splitlines()[-1])
+    ours = Predictor.from_folder(Path(final_run.output_dir) / "model")(texts)
+    expected = [[[e.start, e.end, e.label, e.text] for e in entities] for entities in ours]
+    assert [[[e["start"], e["end"], e["label"], e["text"]] for e in entities] for entities in loaded] == expected
+    scores = [entity["score"] for entities in loaded for entity in entities]
+    assert scores == pytest.approx([entity.score for entities in ours for entity in entities])
+    assert any(expected), "the model finds no entity: the comparison would prove little"
+
+
+def test_a_bad_or_unreachable_tracking_uri_fails_before_the_refit(best_config: BestConfig, tmp_path: Path) -> None:
+    pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    from training.common.errors import ConfigError
+
+    (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
+    bad = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # the database cannot be created there
+    with pytest.raises(ConfigError, match=r"^tracking \(tracking_uri=\.\.\.\): cannot use MLflow tracking URI 'sqlite"):
+        execute_final_training(best_config, output_dir=tmp_path / "run", tracking_uri=bad)
+    with pytest.raises(ConfigError, match=r"^tracking \(tracking_uri=\.\.\.\): 'nosuch://x' is not an MLflow"):
+        execute_final_training(best_config, output_dir=tmp_path / "run", tracking_uri="nosuch://x")
     assert not (tmp_path / "run" / "metrics.json").exists()

@@ -17,6 +17,8 @@ INSTALL_HINTS: dict[str, str] = {
     "datasets": 'pip install "training-core[datasets]"',
     "azure": 'pip install "training-execution[azure]"',
     "mlflow": 'pip install "training-execution[mlflow]"',
+    "tensorboard": 'pip install "training-core[tensorboard]"',
+    "optuna_dashboard": 'pip install "training-hpo[dashboard]"',
     "matplotlib": "pip install matplotlib",
     "libcst": "pip install training-compat",
     "rich": "pip install training-cli",

@@ -20,7 +20,7 @@ from training.config.schema import (
 from training.config.validation import apply_dotted, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 
-TRAIN_FILE_KEYS = ("backbone", "data", "training")
+TRAIN_FILE_KEYS = ("backbone", "data", "training", "tracking")
 # Plain argument names that override a config field (as argparse would name them).
 ARGUMENT_FIELDS: dict[str, str] = {
     **{name: f"training.{name}" for name in OptimizationConfig.model_fields},
@@ -54,13 +54,14 @@ def build_training_config(
     data_name = overrides.pop("data", (train.get("data"), ""))[0]
     model_file = _section_file(folder, "model", backbone, train_file)
     data_file = _section_file(folder, "data", data_name, train_file)
-    training = train.get("training") or {}
-    if not isinstance(training, dict):
-        raise ConfigError(f"{train_file}: training: expected a mapping, got {type(training).__name__}")
+    sections = {name: train.get(name) or {} for name in ("training", "tracking")}
+    for name, section in sections.items():
+        if not isinstance(section, dict):
+            raise ConfigError(f"{train_file}: {name}: expected a mapping, got {type(section).__name__}")
     raw: dict[str, Any] = {
         "model": {"name": backbone, **load_yaml_mapping(model_file)},
         "data": {"name": data_name, **load_yaml_mapping(data_file)},
-        "training": dict(training),
+        **{name: dict(section) for name, section in sections.items()},
     }
     for key, (value, source) in overrides.items():
         apply_dotted(raw, key, value, source)

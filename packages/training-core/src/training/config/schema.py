@@ -139,17 +139,51 @@ class OptimizationConfig(Section):
     group_by_length: bool = True
 
 
+# Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).
+MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "azureml")
+
+
+class TrackingConfig(Section):
+    """The `tracking:` section of `train.yaml`: where runs are shown besides their run folder (nowhere by default)."""
+
+    mlflow: str | None = Field(
+        default=None,
+        description="MLflow tracking URI (sqlite:///mlflow.db, file:./mlruns, http://host:5000): sweeps log a parent "
+        "run and a nested run per trial, final runs their model",
+    )
+    tensorboard: bool = Field(default=False, description="write TensorBoard event files into RUN/tensorboard/")
+
+    @field_validator("mlflow")
+    @classmethod
+    def _known_scheme(cls, uri: str | None) -> str | None:
+        if uri is not None:
+            check_mlflow_uri(uri)
+        return uri
+
+
+def check_mlflow_uri(uri: str) -> None:
+    """Raise `ValueError` unless `uri` is an MLflow tracking URI of a known scheme (or a local path)."""
+    scheme, separator, rest = uri.partition(":")
+    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
+        return
+    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
+        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
+
+
 class TrainingConfig(Section):
     """The resolved configuration of one training run."""
 
     model: ModelConfig
     data: DataConfig
     training: OptimizationConfig = OptimizationConfig()
+    tracking: TrackingConfig = TrackingConfig()
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of everything that changes the trained model (where the data lies does not; its content does)."""
-        return fingerprint(self.model_dump(mode="json", exclude={"data": {"path", "allow_external_paths"}}))
+        """sha256 of everything that changes the trained model (where the data lies or the run is tracked does not;
+        the data's content does)."""
+        exclude = {"data": {"path", "allow_external_paths"}, "tracking": True}
+        return fingerprint(self.model_dump(mode="json", exclude=exclude))
 
     @classmethod
     def from_yaml(cls, text: str, source: str = "<config.yaml>") -> TrainingConfig:

@@ -16,6 +16,7 @@ class TrainerState:
     steps_per_epoch: int = 0
     num_epochs: int = 0
     loss: float | None = None
+    learning_rate: float | None = None
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[dict[str, Any]] = field(default_factory=list)

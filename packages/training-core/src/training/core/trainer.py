@@ -31,6 +31,7 @@ from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
 from training.core.run_metrics import RunMetrics
+from training.core.tensorboard import tracking_callbacks
 
 __all__ = ["TrainResult", "default_cache_dir", "train_model"]
 
@@ -67,7 +68,7 @@ def train_model(
             run=run,
             ctx=ctx,
             inputs=inputs,
-            callbacks=list(callbacks),
+            callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
             resume=resume,
         ).fit()
@@ -208,8 +209,7 @@ class _Trainer:
                 self._evaluate_and_checkpoint(epoch + 1, 0)
             if self.state.should_stop:
                 break
-        throughput = samples / train_seconds if train_seconds else 0.0
-        result = self._finish(throughput)
+        result = self._finish(samples / train_seconds if train_seconds else 0.0)
         for callback in self.callbacks:
             callback.on_train_end(self.state)
         return result
@@ -233,7 +233,7 @@ class _Trainer:
                 continue
             optimization.optimizer_step(self.model, self.optimization, self.params.max_grad_norm)
             self.state.global_step += 1
-            self.state.loss = loss
+            self.state.loss, self.state.learning_rate = loss, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:

@@ -64,15 +64,20 @@ def execute_final_training(
       one resumes; `force=True` trains again from scratch.
     - `dry_run` writes `job.json` (and the Azure job YAML) and starts nothing; `wait=False` returns once the
       job has started (in-process jobs always finish first). A failed job raises `ExecutionError` on `wait`.
-    - `tracking_uri` (e.g. `sqlite:///mlflow.db`) logs the finished run to MLflow, tagged with its lineage,
-      and registers the model as `registered_model_name` when given.
+    - `tracking_uri` (e.g. `sqlite:///mlflow.db`; default: the config's `tracking.mlflow` when the job is waited
+      for) logs the finished run to MLflow, tagged with its lineage and the sweep's runs, its model loadable with
+      `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
     resources = _resources(backend, nproc_per_node, execution_config)
+    if tracking_uri is None and wait and not dry_run:
+        tracking_uri = best.config.tracking.mlflow
     if tracking_uri is not None:
         if dry_run or not wait:
             raise ConfigError("tracking_uri: tracking logs a finished run; it needs wait=True and no dry_run")
-        require("mlflow", "tracking (tracking_uri=...)")
+        from training.execution.tracking import connect
+
+        connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
     runner = get_backend(
         resources.backend,
         nproc_per_node=resources.nproc_per_node,

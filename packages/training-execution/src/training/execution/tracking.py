@@ -1,4 +1,5 @@
-"""Optional MLflow tracking of a final run: tagged with its lineage, the model logged and registered.
+"""Optional MLflow tracking of a final run: tagged with its lineage and the sweep runs it came from, the model
+logged (as files and as a pyfunc model MLflow loads) and registered.
 
 Off unless a tracking URI is given; mlflow is imported only then (extra `training-execution[mlflow]`).
 """
@@ -8,22 +9,65 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
+from training.common.fingerprint import fingerprint
 from training.common.optional import require
+from training.config.schema import check_mlflow_uri
 from training.core.run_folder import RunFolder
-from training.execution.lineage import LINEAGE_FILE, Lineage
+from training.execution.lineage import LINEAGE_FILE, Lineage, redact_url
 
 EXPERIMENT = "final-training"
+# Tags that tie the MLflow runs of a sweep (its parent run and a nested run per trial) and a final run together.
+STUDY_TAG = "training.study"
+STORAGE_TAG = "training.storage_fingerprint"
+KIND_TAG = "training.kind"  # "sweep" (a study's parent run) or "trial"
+TRIAL_TAG = "training.trial_number"
+SWEEP_RUN_TAG, TRIAL_RUN_TAG = "training.sweep_run_id", "training.trial_run_id"
+
+
+def storage_fingerprint(storage: str) -> str:
+    """The fingerprint a study's MLflow runs are found by: its storage URL without secrets (two studies of one name
+    on two storages stay apart, and no password reaches the tracking server)."""
+    return fingerprint(redact_url(storage))
+
+
+def connect(tracking_uri: str, setting: str) -> Any:
+    """An `MlflowClient` of `tracking_uri`, checked by one request; a bad or unreachable URI is a `ConfigError`
+    naming `setting` and the URI (redacted)."""
+    mlflow = require("mlflow", setting)
+    try:
+        check_mlflow_uri(tracking_uri)
+    except ValueError as error:
+        raise ConfigError(redact_url(f"{setting}: {error}")) from None
+    try:
+        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+        client.search_experiments(max_results=1)
+    except Exception as error:  # any failure of the first request: the store is unusable, say which and why
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
+        message = f"{setting}: cannot use MLflow tracking URI {tracking_uri!r}: {reason}"
+        raise ConfigError(redact_url(message)) from error
+    return client
+
+
+def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
+    """The id of experiment `name`, created when missing (artifacts of a `sqlite:///` store go beside its file)."""
+    experiment = client.get_experiment_by_name(name)
+    if experiment is not None:
+        return str(experiment.experiment_id)
+    return str(client.create_experiment(name, artifact_location=_artifact_location(tracking_uri)))
 
 
 @dataclass(frozen=True)
 class TrackedRun:
-    """Where a final run was logged: the MLflow run, its model artifact and the registered version if any."""
+    """Where a final run was logged: the MLflow run, its model files, the pyfunc model MLflow loads
+    (`mlflow.pyfunc.load_model(pyfunc_uri)`) and the registered version if any."""
 
     tracking_uri: str
     run_id: str
     model_uri: str
+    pyfunc_uri: str
     model_name: str | None = None
     model_version: str | None = None
 
@@ -38,20 +82,16 @@ def log_final_run(
     """Log the finished run in `run_dir` as one MLflow run and (optionally) register its model from it.
 
     A new experiment on a `sqlite:///path/db` store keeps its artifacts in `mlartifacts/` beside the database.
+    When the sweep that chose the config was tracked in the same store, the run is tagged with the ids of the
+    sweep's run and of the trial's run (`training.sweep_run_id`, `training.trial_run_id`).
     """
-    mlflow = require("mlflow", "tracking (tracking_uri=...)")
     run = RunFolder(Path(run_dir))
     if not run.model.is_dir():
         raise InputError(f"{run.model}: no model folder to log; has the run finished?")
-    client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-    experiment = client.get_experiment_by_name(experiment_name)
-    experiment_id = (
-        experiment.experiment_id
-        if experiment is not None
-        else client.create_experiment(experiment_name, artifact_location=_artifact_location(tracking_uri))
-    )
-    tags = lineage.to_tags()
-    created = client.create_run(experiment_id, tags=tags, run_name=lineage.run_id)
+    client = connect(tracking_uri, "tracking (tracking_uri=...)")
+    tags = {**lineage.to_tags(), **_sweep_links(client, lineage)}
+    experiment = experiment_id(client, experiment_name, tracking_uri)
+    created = client.create_run(experiment, tags=tags, run_name=lineage.run_id)
     run_id = created.info.run_id
     for key, value in lineage.final_metrics.items():
         client.log_metric(run_id, key, value)
@@ -60,16 +100,44 @@ def log_final_run(
     client.log_artifacts(run_id, str(run.model), "model")
     for file in (run.root / LINEAGE_FILE, run.config, run.metrics):
         client.log_artifact(run_id, str(file))
+    from training.execution.mlflow_model import log_pyfunc_model
+
+    pyfunc_uri = log_pyfunc_model(client, run_id, run)
     client.set_terminated(run_id)
     model_uri = f"runs:/{run_id}/model"
     if registered_model_name is None:
-        return TrackedRun(tracking_uri, run_id, model_uri)
+        return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri)
     if not client.search_registered_models(filter_string=f"name = '{registered_model_name}'"):
         client.create_registered_model(registered_model_name)
     version = client.create_model_version(
         registered_model_name, source=f"{created.info.artifact_uri}/model", run_id=run_id, tags=tags
     )
-    return TrackedRun(tracking_uri, run_id, model_uri, registered_model_name, str(version.version))
+    return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri, registered_model_name, str(version.version))
+
+
+def _sweep_links(client: Any, lineage: Lineage) -> dict[str, str]:
+    """Tags naming the MLflow runs of the study and trial the final config came from, where this store has them."""
+    chosen = lineage.study
+    if chosen is None:
+        return {}
+    study = {STUDY_TAG: chosen.study_name, STORAGE_TAG: storage_fingerprint(chosen.storage)}
+    sweep = find_runs(client, chosen.study_name, {**study, KIND_TAG: "sweep"})
+    trial = find_runs(client, chosen.study_name, {**study, KIND_TAG: "trial", TRIAL_TAG: str(chosen.trial_number)})
+    return {tag: runs[0] for tag, runs in ((SWEEP_RUN_TAG, sweep), (TRIAL_RUN_TAG, trial)) if runs}
+
+
+def find_runs(client: Any, experiment_name: str, tags: dict[str, str]) -> list[str]:
+    """Ids of the live runs of `experiment_name` carrying all `tags`, oldest first."""
+    experiment = client.get_experiment_by_name(experiment_name)
+    if experiment is None:
+        return []
+    query = " and ".join(f"tags.`{key}` = '{_quoted(value)}'" for key, value in tags.items())
+    runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time ASC"])
+    return [run.info.run_id for run in runs]
+
+
+def _quoted(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _artifact_location(tracking_uri: str) -> str | None:

@@ -75,6 +75,9 @@ def _budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--mlflow-uri", metavar="URI", help="log the study and its trials to MLflow (default: tracking.mlflow)"
+    )
     parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
     parser.add_argument(
         "--parallel", type=int, metavar="N", help="trials this process runs at once, sharing the CPU cores"
@@ -116,6 +119,7 @@ def _run(args: argparse.Namespace) -> int:
         storage=args.storage,
         isolation=_isolation(args),
         parallel_trials=args.parallel,
+        mlflow_uri=args.mlflow_uri,
     )
     return _summary(study, args.json)
 
@@ -137,6 +141,7 @@ def _resume(args: argparse.Namespace) -> int:
         worker=getattr(args, "worker", False),
         gpus=parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None,
         single_host=getattr(args, "single_host", False),
+        mlflow_uri=args.mlflow_uri,
     )
     return _summary(study, args.json)
 

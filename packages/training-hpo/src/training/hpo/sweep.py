@@ -62,6 +62,7 @@ def run_local_hpo_sweep(
     parallel_trials: int | None = None,
     study_name: str | None = None,
     gpus: Sequence[str] | None = None,
+    mlflow_uri: str | None = None,
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
@@ -70,6 +71,7 @@ def run_local_hpo_sweep(
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
     `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
     take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
+    `mlflow_uri` (default: the config's `tracking.mlflow`) logs the study and each trial to MLflow.
     """
     overrides = {
         "n_trials": n_trials,
@@ -111,8 +113,9 @@ def run_local_hpo_sweep(
     folder.write_manifest(hpo.name, redact_url(location))
     if not have_splits:
         _splits(folder, dataset, hpo, base)
+    tracking = mlflow_uri or base.tracking.mlflow
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False, gpus=gpus
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking
     ).run()
 
 
@@ -130,6 +133,7 @@ def resume_hpo_sweep(
     worker: bool = False,
     gpus: Sequence[str] | None = None,
     single_host: bool = False,
+    mlflow_uri: str | None = None,
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
@@ -139,6 +143,7 @@ def resume_hpo_sweep(
     workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
+    `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
     """
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
@@ -162,8 +167,9 @@ def resume_hpo_sweep(
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
+    tracking = mlflow_uri or record.config.tracking.mlflow
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=worker, gpus=gpus
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking
     ).run()
 
 

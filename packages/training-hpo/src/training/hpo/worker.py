@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -28,6 +28,9 @@ from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
 from training.hpo.trial_runner import Isolation, run_trial
+
+if TYPE_CHECKING:
+    from training.hpo.mlflow_tracking import SweepTracker
 
 logger = logging.getLogger("training.hpo")
 
@@ -55,6 +58,7 @@ class SweepWorker:
         parallel: int,
         worker: bool,
         gpus: Sequence[str] | None = None,
+        tracking_uri: str | None = None,
     ) -> None:
         self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
         self.parallel, self.threads = parallel, trial_threads(parallel)
@@ -71,13 +75,26 @@ class SweepWorker:
             sampler=sampler(self.hpo, self.space, process_seed(self.hpo.sampler.seed, existing, worker)),
             pruner=pruner(self.hpo, trial_steps(fold_count(self.hpo), record.max_epochs)),
         )
+        self.tracker: SweepTracker | None = None
+        if tracking_uri is not None:  # mlflow is imported only when tracking is asked for
+            from training.hpo.mlflow_tracking import SweepTracker
+
+            self.tracker = SweepTracker(tracking_uri, study.study_name, record)
 
     def run(self) -> optuna.Study:
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
-        if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
-            self.study.optimize(
-                self._objective, n_jobs=self.parallel, callbacks=[self._after_trial], catch=(BudgetReached, TrialFailed)
-            )
+        callbacks = [self._after_trial, *([self.tracker] if self.tracker is not None else [])]
+        try:
+            if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
+                self.study.optimize(
+                    self._objective, n_jobs=self.parallel, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
+                )
+        except BaseException:
+            if self.tracker is not None:
+                self.tracker.end("KILLED")
+            raise
+        if self.tracker is not None:
+            self.tracker.end("FAILED" if self.stopped else "FINISHED")
         clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
         if best_trial_number(self.study) is not None:
             extract_best_config_from_study(self.study, study_dir=self.folder.root)

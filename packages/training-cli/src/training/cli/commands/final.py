@@ -33,6 +33,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--other-data", action="store_true", help="refit on other data than the sweep's on purpose (lineage notes both)"
     )
+    parser.add_argument(
+        "--mlflow-uri", metavar="URI", help="log the finished run and its model to MLflow (default: tracking.mlflow)"
+    )
     add_output_options(parser)
     parser.set_defaults(func=run)
 
@@ -55,6 +58,7 @@ def run(args: argparse.Namespace) -> int:
         force=args.force,
         dry_run=args.dry_run,
         other_data=args.other_data,
+        tracking_uri=args.mlflow_uri,
     )
     if args.dry_run:
         summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir)}

@@ -1,0 +1,57 @@
+"""The final model as an MLflow pyfunc model: `mlflow.pyfunc.load_model(uri).predict([texts])` returns the entities
+our `Predictor` finds, so teams serve and score it with MLflow's own tools (`mlflow models serve`, batch scoring)."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import mlflow.pyfunc
+
+from training.core.run_folder import RunFolder
+from training.execution._version import __version__
+
+PYFUNC_PATH = "pyfunc"
+
+
+class PredictorModel(mlflow.pyfunc.PythonModel):
+    """Our `Predictor` behind MLflow's pyfunc interface: texts in, one list of entity dicts per text out."""
+
+    def __init__(self, max_length: int, stride: int) -> None:
+        self.max_length, self.stride = max_length, stride
+        self.predictor: Any = None
+
+    def load_context(self, context: Any) -> None:
+        from training.core.predict import Predictor
+
+        self.predictor = Predictor.from_folder(
+            context.artifacts["model"], max_length=self.max_length, stride=self.stride
+        )
+
+    def predict(
+        self, context: Any, model_input: list[str], params: dict[str, Any] | None = None
+    ) -> list[list[dict[str, Any]]]:
+        """One list of entities (start, end, label, text, score) per text; MLflow checks the input is texts."""
+        return [[_entity(entity) for entity in found] for found in self.predictor(list(model_input))]
+
+
+def _entity(entity: Any) -> dict[str, Any]:
+    return {"start": entity.start, "end": entity.end, "label": entity.label, "text": entity.text, "score": entity.score}
+
+
+def log_pyfunc_model(client: Any, run_id: str, run: RunFolder) -> str:
+    """Save the run's model as a pyfunc model and log it to `run_id` under `pyfunc/`; returns its `runs:/` URI."""
+    from training.config.schema import TrainingConfig
+
+    settings = TrainingConfig.from_yaml(run.config.read_text(encoding="utf-8"), str(run.config)).model
+    with tempfile.TemporaryDirectory() as scratch:
+        path = Path(scratch) / PYFUNC_PATH
+        mlflow.pyfunc.save_model(
+            str(path),
+            python_model=PredictorModel(settings.max_length, settings.stride),
+            artifacts={"model": str(run.model)},
+            pip_requirements=[f"training-execution[mlflow]=={__version__}"],
+        )
+        client.log_artifacts(run_id, str(path), PYFUNC_PATH)
+    return f"runs:/{run_id}/{PYFUNC_PATH}"

@@ -1,0 +1,187 @@
+"""MLflow tracking of a sweep: one parent run per study (found again on resume), a nested run per trial with its
+parameters, per-epoch and per-fold values, state and fail reason; the final run linked to both. A local store."""
+
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import optuna
+import pytest
+
+from training.common.errors import ConfigError
+from training.config import HPOConfig, TrainingConfig
+from training.hpo.failures import TrialFailed
+from training.hpo.sweep_settings import SweepSettings
+
+mlflow = pytest.importorskip("mlflow", reason='sweep tracking needs pip install "training-hpo[mlflow]"')
+
+from training.hpo.mlflow_tracking import SweepTracker  # noqa: E402  (after the skip: it imports mlflow)
+
+# Two folds of at most 2 epochs: intermediate steps 0, 1 (fold 0 epochs), 2 (mean after fold 0), 3, 4, 5.
+REPORTS = ((0, 0.2), (1, 0.4), (2, 0.4), (3, 0.3), (4, 0.6), (5, 0.5))
+
+
+def sweep_record(config: TrainingConfig, hpo: HPOConfig, storage: str) -> SweepSettings:
+    return SweepSettings(
+        config=config,
+        config_fingerprint=config.fingerprint,
+        hpo_config=hpo,
+        dataset_fingerprint="0" * 64,
+        data_path=None,
+        study_dir="/studies/tracked",
+        storage=storage,
+        max_epochs=2,
+    )
+
+
+def objective(trial: optuna.Trial) -> float:
+    """Trial 0 completes, trial 1 is pruned after one epoch, trial 2 fails: as the sweep's objective records them."""
+    learning_rate = trial.suggest_float("learning_rate", 1e-3, 1e-2, log=True)
+    trial.set_user_attr("hyperparameters", {"training.learning_rate": learning_rate})
+    if trial.number == 1:
+        trial.report(0.1, 0)
+        raise optuna.TrialPruned("pruned at step 0")
+    if trial.number == 2:
+        trial.set_user_attr("fail_reason", "trial 2: CUDA out of memory")
+        raise TrialFailed("trial 2: CUDA out of memory")
+    for step, value in REPORTS:
+        trial.report(value, step)
+    trial.set_user_attr("fold_values", [0.4, 0.6])
+    trial.set_user_attr("cv_std", 0.1)
+    return 0.5
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> str:
+    """A fresh local MLflow store (SQLite; artifacts beside it)."""
+    return f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+
+@pytest.fixture
+def record(tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig]) -> SweepSettings:
+    return sweep_record(tiny_config, quick_settings("tracked"), "sqlite:////studies/tracked/study.db")
+
+
+def history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
+    return sorted((metric.step, pytest.approx(metric.value)) for metric in client.get_metric_history(run_id, key))
+
+
+@pytest.mark.slow
+def test_trials_become_nested_runs_under_one_parent_run_per_study(store: str, record: SweepSettings) -> None:
+    tracker = SweepTracker(store, "tracked", record)
+    study = optuna.create_study(study_name="tracked", direction="maximize")
+
+    study.optimize(objective, n_trials=3, callbacks=[tracker], catch=(TrialFailed,))
+    tracker.end("FINISHED")
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    parent = client.get_run(tracker.parent_run_id)
+    assert parent.info.status == "FINISHED" and parent.info.run_name == "tracked"
+    assert parent.data.tags["training.kind"] == "sweep" and parent.data.tags["training.study"] == "tracked"
+    assert parent.data.params["metric"] == "entity_f1" and parent.data.params["folds"] == "2"
+    assert parent.data.tags["best_trial"] == "0" and parent.data.metrics["best_entity_f1"] == 0.5
+    runs = client.search_runs(
+        [parent.info.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", order_by=["run_name"]
+    )
+    assert [(run.info.run_name, run.info.status) for run in runs] == [
+        ("trial-0", "FINISHED"),
+        ("trial-1", "KILLED"),
+        ("trial-2", "FAILED"),
+    ]
+    complete, pruned, failed = runs
+    assert float(complete.data.params["training.learning_rate"]) == study.trials[0].params["learning_rate"]
+    assert complete.data.tags["training.trial_number"] == "0" and complete.data.tags["state"] == "complete"
+    assert history(client, complete.info.run_id, "entity_f1_epoch") == [(0, 0.2), (1, 0.4), (2, 0.3), (3, 0.6)]
+    assert history(client, complete.info.run_id, "entity_f1_cv_running_mean") == [(0, 0.4), (1, 0.5)]
+    assert history(client, complete.info.run_id, "entity_f1_fold") == [(0, 0.4), (1, 0.6)]
+    assert complete.data.metrics["entity_f1"] == 0.5 and complete.data.metrics["cv_std"] == 0.1
+    assert history(client, pruned.info.run_id, "entity_f1_epoch") == [(0, 0.1)]
+    assert pruned.data.tags["state"] == "pruned"
+    assert failed.data.tags["fail_reason"] == "trial 2: CUDA out of memory" and "entity_f1" not in failed.data.metrics
+    assert complete.info.start_time == int(study.trials[0].datetime_start.timestamp() * 1000)
+
+
+def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(store: str, record: SweepSettings) -> None:
+    first = SweepTracker(store, "tracked", record)
+    first.end("KILLED")
+
+    again = SweepTracker(store, "tracked", record)
+    elsewhere = SweepTracker(store, "tracked", dataclasses.replace(record, storage="journal.log"))
+
+    client = mlflow.MlflowClient(tracking_uri=store)
+    assert again.parent_run_id == first.parent_run_id
+    assert client.get_run(first.parent_run_id).info.status == "RUNNING"
+    assert elsewhere.parent_run_id != first.parent_run_id
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        ("ftp://host/runs", "tracking.mlflow: 'ftp://host/runs' is not an MLflow tracking URI; expected file, sqlite"),
+        ("http://127.0.0.1:9", "tracking.mlflow: cannot use MLflow tracking URI 'http://127.0.0.1:9': "),
+        ("http://me:pa55@127.0.0.1:9", "tracking.mlflow: cannot use MLflow tracking URI 'http://me:***@127.0.0.1:9': "),
+    ],
+)
+def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
+    record: SweepSettings, monkeypatch: pytest.MonkeyPatch, uri: str, message: str
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
+    with pytest.raises(ConfigError) as caught:
+        SweepTracker(uri, "tracked", record)
+    assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
+    assert "pa55" not in str(caught.value)
+
+
+@pytest.mark.slow
+def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
+    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
+) -> None:
+    from training.config import BestConfig
+    from training.execution import execute_final_training
+    from training.hpo import resume_hpo_sweep, run_local_hpo_sweep
+
+    uri, study_dir = store, tmp_path / "study"
+    hpo = quick_settings("tracked-sweep")
+    config = tiny_config.with_values({"tracking.tensorboard": True})
+    run_local_hpo_sweep(None, hpo, config=config, study_dir=study_dir, isolation="inprocess", mlflow_uri=uri)
+    study = resume_hpo_sweep(study_dir, n_trials=3, isolation="inprocess", mlflow_uri=uri)
+
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("tracked-sweep")
+    parents = client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'sweep'")
+    assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    trials = client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'", order_by=["run_name"])
+    assert [run.info.run_name for run in trials] == ["trial-0", "trial-1", "trial-2"]
+    assert {run.data.tags["mlflow.parentRunId"] for run in trials} == {parents[0].info.run_id}
+    for run, trial in zip(trials, study.trials, strict=True):
+        assert history(client, run.info.run_id, "entity_f1_fold") == [
+            (fold, value) for fold, value in enumerate(trial.user_attrs["fold_values"])
+        ]
+        # One epoch per fold, at most 2 (the base config): fold 1 starts at step 2.
+        assert [step for step, _ in history(client, run.info.run_id, "entity_f1_epoch")] == [0, 2]
+
+    for trial in study.trials:  # each fold of each trial writes its TensorBoard events under the study folder
+        for fold in (0, 1):
+            assert list((study_dir / "trials" / str(trial.number) / f"fold-{fold}" / "tensorboard").glob("events.*"))
+
+    best = BestConfig.load(study_dir / "best_config.json")
+    job = execute_final_training(best, output_dir=tmp_path / "final", tracking_uri=uri)
+    final = client.get_run(job.tracked_run.run_id)
+    assert final.data.tags["training.sweep_run_id"] == parents[0].info.run_id
+    assert final.data.tags["training.trial_run_id"] == trials[best.study.trial_number].info.run_id
+
+
+@pytest.mark.slow
+def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]
+    command += ["--study-dir", str(tmp_path / "study"), "--mlflow-uri", "ftp://host/runs"]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=180)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")] == [
+        "training hpo: error: tracking.mlflow: 'ftp://host/runs' is not an MLflow tracking URI; expected file, "
+        "sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
+    ]
