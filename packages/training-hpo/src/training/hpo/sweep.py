@@ -23,6 +23,7 @@ from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
+from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
 from training.hpo.record import SweepRecord
 from training.hpo.recovery import machine_name
@@ -62,6 +63,7 @@ def run_local_hpo_sweep(
     parallel_trials: int | None = None,
     study_name: str | None = None,
     gpus: Sequence[str] | None = None,
+    events: EventSink | None = None,
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
@@ -69,7 +71,8 @@ def run_local_hpo_sweep(
     Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
     `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
-    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
+    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin. `events` receives
+    the sweep's progress (`training.hpo.events`) as it happens.
     """
     overrides = {
         "n_trials": n_trials,
@@ -112,7 +115,7 @@ def run_local_hpo_sweep(
     if not have_splits:
         _splits(folder, dataset, hpo, base)
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=False, gpus=gpus
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, events
     ).run()
 
 
@@ -130,6 +133,7 @@ def resume_hpo_sweep(
     worker: bool = False,
     gpus: Sequence[str] | None = None,
     single_host: bool = False,
+    events: EventSink | None = None,
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
@@ -138,7 +142,7 @@ def resume_hpo_sweep(
     A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
     workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
-    dead host's trials from live ones, unless `single_host` says the risk is accepted.
+    dead host's trials from live ones, unless `single_host` says the risk is accepted. `events` receives the progress.
     """
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
@@ -163,7 +167,7 @@ def resume_hpo_sweep(
         old = Budget.of(study)
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker=worker, gpus=gpus
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, events
     ).run()
 
 

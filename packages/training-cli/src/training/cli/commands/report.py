@@ -5,9 +5,13 @@ from __future__ import annotations
 import argparse
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.cli.output import print_json
 from training.common.errors import InputError
+
+if TYPE_CHECKING:
+    from training.config import TrainingConfig
 
 REPORT_PLUGINS = "training.cli.reports"
 
@@ -42,7 +46,9 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
 
     confusion = None
     model_dir = run_dir / "model"
-    data_path = data_path or _run_data_path(run_dir)
+    config = _run_config(run_dir)
+    if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
+        data_path = config.data.path
     if model_dir.is_dir() and data_path:
         from data.loaders import load_dataset
         from training.cli.run_paths import window_settings
@@ -53,17 +59,18 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
         max_length, stride = window_settings(model_dir)
         result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
-    return write_run_report(run_dir, out_dir, confusion)
+    metric = config.training.metric_for_best if config is not None else "entity_f1"
+    return write_run_report(run_dir, out_dir, confusion, metric)
 
 
-def _run_data_path(run_dir: Path) -> str | None:
+def _run_config(run_dir: Path) -> TrainingConfig | None:
+    """The run's resolved config, when its folder has one."""
     config_file = run_dir / "config.yaml"
     if not config_file.is_file():
         return None
     from training.config import TrainingConfig
 
-    config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
-    return config.data.path if config.data.path and Path(config.data.path).exists() else None
+    return TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
 
 
 def _plugin_report(folder: Path, out_dir: Path) -> Path:
