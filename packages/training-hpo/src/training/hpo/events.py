@@ -3,7 +3,9 @@
 Events are born in two places. The study side (the sweep's process) emits the start and end of the sweep and of each
 trial, and each epoch's value as the trial reports it for pruning. The trial side (a trial's own process) emits its
 step progress through the pipe that already carries its reports, one way, so a watcher sees steps without a file or
-a poll of the storage; trials of other workers show up in the study's storage, read at each trial's end.
+a poll of the storage, and at once (intermediate values in the storage would come once per epoch, not per step).
+A view shows the trials of its own process; the best so far is read from the study's storage at each trial's end, so
+it counts other workers' trials too.
 """
 
 from __future__ import annotations
