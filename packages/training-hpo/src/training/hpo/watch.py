@@ -84,10 +84,11 @@ class SweepState:
 
     @property
     def best(self) -> tuple[int, float] | None:
+        """(trial, value) of the study's best trial, as the latest finished trial told it."""
         last = next((event for event in reversed(self.finished) if event.best_trial is not None), None)
-        if last is None or last.best_value is None:
+        if last is None or last.best_trial is None or last.best_value is None:
             return None
-        return last.best_trial, last.best_value  # type: ignore[return-value]
+        return last.best_trial, last.best_value
 
     def elapsed(self, now: float | None = None) -> float:
         return (now if now is not None else time.time()) - self.began
