@@ -3,16 +3,20 @@ live view rendered on a recording terminal from those events."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 from rich.console import Console
 
+from training.config import HPOConfig
+from training.hpo import load_study, run_local_hpo_sweep
 from training.hpo.events import (
     EpochDone,
     SweepStarted,
@@ -21,6 +25,7 @@ from training.hpo.events import (
     TrialStarted,
     parse_event,
 )
+from training.hpo.failures import SweepStopped
 from training.hpo.live import LiveView
 from training.hpo.watch import PlainView, SweepState, describe
 
@@ -172,3 +177,20 @@ def test_time_left_comes_from_the_trials_and_the_time_budget() -> None:
 def test_a_bad_event_line_is_refused_naming_what_is_wrong(line: str, problem: str) -> None:
     with pytest.raises(ValidationError, match=problem):
         parse_event(line)
+
+
+@pytest.mark.slow
+def test_failed_trials_of_a_real_sweep_say_why_in_the_log(
+    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "cache").write_text("not a folder: every trial process fails writing its features\n")
+    log = io.StringIO()
+    hpo = quick_settings("broken", n_trials=3, max_failed_trials=2)
+    with pytest.raises(SweepStopped):
+        run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, events=PlainView(log))
+    lines = [line.split("] ", 1)[1] for line in log.getvalue().splitlines()]
+    reason = load_study(tmp_path).trials[0].user_attrs["fail_reason"]
+    assert lines[0].startswith("study broken: maximize entity_f1; budget 3 trials;")
+    assert lines[1].startswith("trial 0 started: learning_rate=")
+    assert lines[2] == f"trial 0 failed: {reason}; best so far: none yet"
+    assert lines[-1] == "sweep stopped: 0 complete, 0 pruned, 2 failed; no complete trial"
