@@ -14,6 +14,7 @@ from training.core.run_folder import RunFolder
 pytest.importorskip("plotly")
 
 
+@pytest.mark.slow
 def test_the_report_command_writes_an_offline_interactive_page(cli, trained_run: Path, tmp_path: Path) -> None:
     reported = cli("report", str(trained_run), "--output", str(tmp_path / "report"))
     assert reported.returncode == 0, reported.stderr
