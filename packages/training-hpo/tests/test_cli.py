@@ -32,7 +32,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
         "--inprocess", "--json",
     )  # fmt: skip
     assert run.returncode == 0, run.stderr
-    outcome = json.loads(run.stdout)
+    outcome = json.loads(run.stdout.splitlines()[-1])  # after the sweep's events, one per line
     assert outcome["study_name"] == "quick" and outcome["study_dir"] == str(study_dir.resolve())
     assert [trial["state"] for trial in outcome["trials"]] == ["complete", "complete"]
     assert [(trial["device"], trial["fail_reason"]) for trial in outcome["trials"]] == [("default", None)] * 2
@@ -50,6 +50,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
     report = training("hpo", "report", "--study-dir", study_dir)
     assert report.returncode == 0, report.stderr
     assert (study_dir / "report" / "index.html").is_file()
+    assert (study_dir / "report" / "interactive.html").is_file()
     assert f"live view: optuna-dashboard sqlite:///{(study_dir / 'study.db').resolve()}" in report.stdout
 
 

@@ -105,7 +105,9 @@ def test_trials_become_nested_runs_under_one_parent_run_per_study(store: str, re
     assert complete.info.start_time == int(study.trials[0].datetime_start.timestamp() * 1000)
 
 
-def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(store: str, record: SweepSettings) -> None:
+def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(
+    store: str, record: SweepSettings
+) -> None:
     first = SweepTracker(store, "tracked", record)
     first.end("KILLED")
 

@@ -1,15 +1,20 @@
-"""`write_report`: PNG plots, an index.html embedding them, and the trials table."""
+"""`write_report`: PNG plots, an index.html embedding them, the interactive page (plotly) and the trials table."""
 
 from __future__ import annotations
 
+import json
+import math
+from html.parser import HTMLParser
 from pathlib import Path
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from training.hpo import trials_table, write_report
 
 pytest.importorskip("matplotlib")
+pytest.importorskip("plotly")
 PNG = b"\x89PNG\r\n\x1a\n"
 
 
@@ -40,3 +45,79 @@ def test_importances_are_skipped_with_a_note_below_two_complete_trials(swept: tu
     assert "Skipped: needs at least 2 complete trials; the study has 1" in page
     assert not (tmp_path / "report" / "importances.png").exists()
     assert (tmp_path / "report" / "history.png").read_bytes().startswith(PNG)
+
+
+class Scripts(HTMLParser):
+    """The `src` of each `<script>` tag of a page (script bodies are not parsed as tags)."""
+
+    def __init__(self, page: str) -> None:
+        super().__init__()
+        self.sources: list[str | None] = []
+        self.feed(page)
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "script":
+            self.sources.append(dict(attrs).get("src"))
+
+
+def figures_in(page: str) -> list[tuple[list[dict], dict]]:
+    """(traces, layout) of each plotly figure of an HTML page, parsed back from its `Plotly.newPlot(...)` call."""
+    decoder, figures, start = json.JSONDecoder(), [], 0
+    while (start := page.find("Plotly.newPlot(", start)) >= 0:
+        position = start + len("Plotly.newPlot(")
+        values = []
+        for _ in range(3):  # the div id, the traces, the layout
+            while page[position] in " \n,":
+                position += 1
+            value, position = decoder.raw_decode(page, position)
+            values.append(value)
+        figures.append((values[1], values[2]))
+        start = position
+    return figures
+
+
+def test_the_interactive_page_holds_every_plot_and_opens_offline(swept: tuple, tmp_path: Path) -> None:
+    study, _ = swept
+    write_report(study, tmp_path)
+    page = (tmp_path / "interactive.html").read_text(encoding="utf-8")
+    assert Scripts(page).sources and not any(Scripts(page).sources)  # no script is fetched: plotly.js is inlined
+    assert page.count("Plotly.newPlot(") == 4 and len(page) > 1_000_000
+    assert 'href="interactive.html"' in (tmp_path / "index.html").read_text(encoding="utf-8")
+    history, importances, parallel, folds = figures_in(page)
+    complete = study.get_trials(states=(TrialState.COMPLETE,))
+    title = lambda layout, axis: layout[axis]["title"]["text"]  # noqa: E731
+
+    traces, layout = history
+    assert layout["title"]["text"] == "Optimisation history of entity_f1"
+    assert (title(layout, "xaxis"), title(layout, "yaxis")) == ("trial (number)", "entity_f1 (score, 0 to 1)")
+    assert traces[0]["x"] == [trial.number for trial in complete]
+    assert traces[0]["y"] == pytest.approx([trial.value for trial in complete])
+    assert traces[1]["y"][-1] == pytest.approx(study.best_value)
+
+    traces, layout = importances
+    assert layout["title"]["text"] == "Parameter importances for entity_f1 (fANOVA)"
+    assert title(layout, "xaxis").startswith("importance (share of the variance")
+    assert set(traces[0]["y"]) == {"training.learning_rate", "training.batch_size"}
+    assert sum(traces[0]["x"]) == pytest.approx(1.0)
+
+    traces, layout = parallel
+    assert layout["title"]["text"] == "Parameters of the complete trials against entity_f1"
+    dimensions = {dimension["label"]: dimension for dimension in traces[0]["dimensions"]}
+    assert dimensions["entity_f1 (score, 0 to 1)"]["values"] == pytest.approx([trial.value for trial in complete])
+    assert dimensions["training.batch_size"]["ticktext"] == ["4", "8"]  # a choice: its values, in order
+    batch_sizes = [["4", "8"].index(str(trial.params["training.batch_size"])) for trial in complete]
+    assert dimensions["training.batch_size"]["values"] == batch_sizes
+    learning_rates = [math.log10(trial.params["training.learning_rate"]) for trial in complete]
+    assert dimensions["log10 training.learning_rate"]["values"] == pytest.approx(learning_rates)
+
+    traces, layout = folds
+    assert layout["title"]["text"] == "Spread of entity_f1 over the folds"
+    assert title(layout, "yaxis") == "fold entity_f1 (score, 0 to 1)"
+    assert [trace["y"] for trace in traces] == [trial.user_attrs["fold_values"] for trial in complete]
+
+
+def test_the_interactive_page_of_a_study_without_complete_trials_says_why(tmp_path: Path) -> None:
+    empty = optuna.create_study(study_name="empty", storage=f"sqlite:///{tmp_path / 'empty.db'}")
+    write_report(empty, tmp_path / "report")
+    page = (tmp_path / "report" / "interactive.html").read_text(encoding="utf-8")
+    assert page.count("Skipped: no complete trial yet") == 4 and "Plotly.newPlot(" not in page

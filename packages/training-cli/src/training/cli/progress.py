@@ -1,23 +1,27 @@
-"""Progress bars for epochs and steps, drawn from `train_model`'s callbacks."""
+"""Progress bars for epochs and steps, drawn from `train_model`'s callbacks; in a log (not a terminal), one plain
+line per evaluation instead, as `training hpo run` prints one per event."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from typing import Any, TextIO
 
 from training.core.callbacks import Callback, TrainerState
 
 
 class ProgressBar(Callback):
-    """A rich progress bar over optimizer steps, with the latest loss and validation metric."""
+    """A rich progress bar over optimizer steps, with the latest loss and validation metric; on a `stream` that is
+    not a terminal, one line per evaluation."""
 
-    def __init__(self, metric: str, enabled: bool = True) -> None:
-        self.metric, self.enabled = metric, enabled
+    def __init__(self, metric: str, enabled: bool = True, stream: TextIO | None = None) -> None:
+        self.metric, self.enabled, self.stream = metric, enabled, stream or sys.stdout
         self._progress: Any = None
         self._task: Any = None
 
     def on_train_begin(self, state: TrainerState) -> None:
-        if not self.enabled:
+        if not self.enabled or not self.stream.isatty():
             return
+        from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
@@ -26,6 +30,7 @@ class ProgressBar(Callback):
             MofNCompleteColumn(),
             TextColumn("loss {task.fields[loss]} {task.fields[metric]}"),
             TimeRemainingColumn(),
+            console=Console(file=self.stream),
             transient=False,
         )
         self._progress.start()
@@ -47,6 +52,13 @@ class ProgressBar(Callback):
     def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
         if self._progress is not None:
             self._progress.update(self._task, metric=f"| {self.metric} {metrics[self.metric]:.4f}")
+        elif self.enabled:  # a log: one line per evaluation
+            loss = f"{state.loss:.4f}" if state.loss is not None else "-"
+            self.stream.write(
+                f"epoch {state.epoch + 1}/{state.num_epochs} step {state.global_step}/{state.total_steps}: "
+                f"train loss {loss}, {self.metric} {metrics[self.metric]:.4f}\n"
+            )
+            self.stream.flush()
 
     def on_train_end(self, state: TrainerState) -> None:
         if self._progress is not None:

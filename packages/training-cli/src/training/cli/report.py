@@ -1,4 +1,5 @@
-"""A run folder's report: learning curves, per-entity F1 and the confusion of entity types, as PNG and HTML."""
+"""A run folder's report: learning curves, per-entity F1 and the confusion of entity types, as PNG and HTML, and as
+one interactive page (`interactive.html`)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from training.cli.interactive_report import write_interactive_run_report
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
@@ -15,12 +17,16 @@ from training.core.run_folder import RunFolder
 from training.core.run_metrics import RunMetrics
 
 
-def write_run_report(run_dir: Path, out_dir: Path, confusion: dict[str, Counter[str]] | None = None) -> Path:
-    """Write PNG plots and `index.html` for a training run folder; returns the HTML path."""
+def write_run_report(
+    run_dir: Path, out_dir: Path, confusion: dict[str, Counter[str]] | None = None, metric: str = "entity_f1"
+) -> Path:
+    """Write PNG plots, `index.html` and `interactive.html` for a training run folder whose checkpoints were chosen
+    by `metric`; returns the `index.html` path."""
     record = RunFolder(run_dir).read_metrics()
     if record is None:
         raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
     require("matplotlib", "training report")
+    require("plotly", "training report")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -33,6 +39,7 @@ def write_run_report(run_dir: Path, out_dir: Path, confusion: dict[str, Counter[
         figures.append(_confusion(confusion, out_dir / "entity_confusion.png"))
     page = out_dir / "index.html"
     atomic_write_text(page, _html(run_dir, record, figures))
+    write_interactive_run_report(run_dir, out_dir, record.history, record.best, confusion, metric)
     return page
 
 
@@ -120,5 +127,6 @@ def _html(run_dir: Path, record: RunMetrics, figures: list[Path]) -> str:
         f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {html.escape(run_dir.name)}"
         "</title><style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}img{max-width:100%}</style>"
         f"</head><body><h1>Run {html.escape(str(run_dir))}</h1><p>best epoch {record.best_epoch}, "
-        f"status {html.escape(record.status)}</p><table>{rows}</table>{images}</body></html>\n"
+        f"status {html.escape(record.status)}; <a href='interactive.html'>interactive version</a> "
+        f"(opens offline)</p><table>{rows}</table>{images}</body></html>\n"
     )

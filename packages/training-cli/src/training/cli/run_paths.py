@@ -55,12 +55,9 @@ def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> t
 
 def run_config(model_dir: Path) -> TrainingConfig | None:
     """The config the model was trained with (`config.yaml` beside `model/`), None for a model without its run."""
-    from training.config import TrainingConfig
+    from training.core.run_folder import RunFolder
 
-    config_file = model_dir.parent / "config.yaml"
-    if not config_file.is_file():
-        return None
-    return TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    return RunFolder(model_dir.parent).read_config()
 
 
 def window_settings(model_dir: Path) -> tuple[int, int]:

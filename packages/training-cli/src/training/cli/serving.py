@@ -176,16 +176,15 @@ def _error(status: int, message: str) -> JSONResponse:
 def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
     """Labels, backbone, runtime and a lineage summary of the model in `model_dir` (what its run folder records)."""
     from training.cli._version import __version__
-    from training.config import TrainingConfig
+    from training.core.run_folder import RunFolder
 
     metadata: dict[str, Any] = {
         "version": __version__,
         "runtime": runtime,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
-    config_file = model_dir.parent / "config.yaml"
-    if config_file.is_file():
-        config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
+    config = RunFolder(model_dir.parent).read_config()
+    if config is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
     if (model_dir.parent / "lineage.json").is_file():
         from training.execution import Lineage

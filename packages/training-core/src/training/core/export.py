@@ -22,11 +22,12 @@ from data.loaders import load_dataset
 from training.common.atomic import atomic_directory, atomic_write_text
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
-from training.config.schema import ModelConfig, TrainingConfig
+from training.config.schema import ModelConfig
 from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport
 from training.core.metrics import compute_metrics
 from training.core.model import load_model
 from training.core.pipeline import Windowing, predict_documents
+from training.core.run_folder import RunFolder
 from training.core.run_inputs import run_inputs
 
 __all__ = ["EXPORT_RECORD", "ExportedModel", "QuantizationReport", "export_onnx"]
@@ -119,12 +120,7 @@ def export_onnx(
 def _evaluation_split(source: Path, data_path: str | None, split: str) -> tuple[str, str, tuple[Document, ...]]:
     """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read as the run reads its data,
     when there is a run), else the run's own validation documents."""
-    run_config = source.parent / "config.yaml"
-    config = (
-        TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config))
-        if run_config.is_file()
-        else None
-    )
+    config = RunFolder(source.parent).read_config()
     if data_path is None:
         if config is None:
             raise InputError(
@@ -160,10 +156,8 @@ def _quantization_report(
 
 def _run_model_config(model_dir: Path) -> ModelConfig | None:
     """The model settings of the run that saved `model_dir` (its `config.yaml`), if it is in a run folder."""
-    run_config = model_dir.parent / "config.yaml"
-    if not run_config.is_file():
-        return None
-    return TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config)).model
+    config = RunFolder(model_dir.parent).read_config()
+    return config.model if config is not None else None
 
 
 def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:

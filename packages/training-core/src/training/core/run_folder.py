@@ -10,6 +10,7 @@ from pathlib import Path
 
 from training.common.atomic import atomic_write_text, staging_leftovers
 from training.common.errors import InputError
+from training.config.schema import TrainingConfig
 from training.config.validation import read_record
 from training.core.run_metrics import RunMetrics
 
@@ -46,6 +47,12 @@ class RunFolder:
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)
+
+    def read_config(self) -> TrainingConfig | None:
+        """The config the run trained with (`config.yaml`), None when the folder has none."""
+        if not self.config.is_file():
+            return None
+        return TrainingConfig.from_yaml(self.config.read_text(encoding="utf-8"), str(self.config))
 
     def write_metrics(self, metrics: RunMetrics) -> None:
         atomic_write_text(self.metrics, metrics.model_dump_json(indent=2) + "\n")

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from training.common.errors import ConfigError
 from training.hpo import azure_cli
@@ -82,7 +83,11 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--parallel", type=int, metavar="N", help="trials this process runs at once, sharing the CPU cores"
     )
-    parser.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the sweep's events, then its outcome, as JSON lines on stdout (one object per line)",
+    )
 
 
 def _hpo_file(config_dir: Path, name_or_path: str) -> Path:
@@ -96,6 +101,13 @@ def _hpo_file(config_dir: Path, name_or_path: str) -> Path:
     return path
 
 
+def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
+    """JSON lines with --json, the live view on a terminal, else one plain line per event (a log, CI)."""
+    if args.json:
+        return "json"
+    return "live" if sys.stdout.isatty() else "plain"
+
+
 def _isolation(args: argparse.Namespace) -> str | None:
     return "inprocess" if args.inprocess else None
 
@@ -106,43 +118,50 @@ def _run(args: argparse.Namespace) -> int:
     space = create_search_space(_hpo_file(args.config_dir, args.hpo))  # errors name the file
     hpo = space.hpo_config
     assert hpo is not None
+    from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
-    study = run_local_hpo_sweep(
-        args.backbone,
-        space,
-        config_dir=args.config_dir,
-        data_path=args.data,
-        study_dir=args.study_dir or DEFAULT_STUDIES / hpo.name,
-        n_trials=args.n_trials,
-        timeout_s=args.timeout,
-        storage=args.storage,
-        isolation=_isolation(args),
-        parallel_trials=args.parallel,
-        mlflow_uri=args.mlflow_uri,
-    )
+    with watching(_view_mode(args), sys.stdout) as events:
+        study = run_local_hpo_sweep(
+            args.backbone,
+            space,
+            config_dir=args.config_dir,
+            data_path=args.data,
+            study_dir=args.study_dir or DEFAULT_STUDIES / hpo.name,
+            n_trials=args.n_trials,
+            timeout_s=args.timeout,
+            storage=args.storage,
+            isolation=_isolation(args),
+            parallel_trials=args.parallel,
+            mlflow_uri=args.mlflow_uri,
+            events=events,
+        )
     return _summary(study, args.json)
 
 
 def _resume(args: argparse.Namespace) -> int:
     """`hpo resume` and `hpo worker` (which joins with its own sampler seed and leaves the budget alone)."""
     from training.hpo.devices import parse_gpus
+    from training.hpo.live import watching
     from training.hpo.sweep import resume_hpo_sweep
 
-    study = resume_hpo_sweep(
-        args.study_dir,
-        storage=args.storage,
-        study_name=getattr(args, "study_name", None),
-        data_path=args.data,
-        n_trials=getattr(args, "n_trials", None),
-        timeout_s=getattr(args, "timeout", None),
-        isolation=_isolation(args),
-        parallel_trials=args.parallel,
-        worker=getattr(args, "worker", False),
-        gpus=parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None,
-        single_host=getattr(args, "single_host", False),
-        mlflow_uri=args.mlflow_uri,
-    )
+    gpus = parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None
+    with watching(_view_mode(args), sys.stdout) as events:
+        study = resume_hpo_sweep(
+            args.study_dir,
+            storage=args.storage,
+            study_name=getattr(args, "study_name", None),
+            data_path=args.data,
+            n_trials=getattr(args, "n_trials", None),
+            timeout_s=getattr(args, "timeout", None),
+            isolation=_isolation(args),
+            parallel_trials=args.parallel,
+            worker=getattr(args, "worker", False),
+            gpus=gpus,
+            single_host=getattr(args, "single_host", False),
+            mlflow_uri=args.mlflow_uri,
+            events=events,
+        )
     return _summary(study, args.json)
 
 
@@ -204,7 +223,7 @@ def _summary(study: Any, as_json: bool) -> int:
             "trials": [_trial_summary(trial) for trial in study.get_trials(deepcopy=False)],
             "best": BestConfig.load(best_file).model_dump(mode="json") if has_best else None,
         }
-        print(json.dumps(outcome, indent=2))
+        print(json.dumps(outcome))  # the last JSON line, after the events
     else:
         print(trials_table(study), end="")
         print(f"best config: {best_file}" if has_best else "no complete trial yet")

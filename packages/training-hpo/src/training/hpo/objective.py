@@ -14,6 +14,7 @@ import os
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -25,7 +26,10 @@ from training.common.atomic import atomic_write_json
 from training.config.schema import HPOConfig, TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
+from training.hpo.events import EpochDone, EventSink, FoldDone, TrialProgress
 from training.hpo.search_space import SearchSpace
+
+_PROGRESS_EVERY_S = 0.5  # a trial's step progress is sent at most this often (and at each epoch's end)
 
 
 def max_epochs(space: SearchSpace, config: TrainingConfig) -> int:
@@ -47,6 +51,9 @@ class Reporter(Protocol):
     """Receives an intermediate value; returns True when the trial should be pruned."""
 
     def report(self, step: int, value: float) -> bool: ...
+
+
+Progress = Callable[[TrialProgress], None]  # receives a trial's step progress
 
 
 @dataclass(frozen=True)
@@ -114,14 +121,59 @@ class CVOutcome:
 
 
 class OptunaReporter:
-    """Reports straight to an Optuna trial (in-process trials and the parent of isolated ones)."""
+    """Reports straight to an Optuna trial (in-process trials and the parent of isolated ones), and tells `events`
+    each epoch's value, each fold's end and the trial's step progress."""
 
-    def __init__(self, trial: optuna.Trial) -> None:
-        self.trial = trial
+    def __init__(self, trial: optuna.Trial, events: EventSink | None = None, max_epochs: int = 0) -> None:
+        self.trial, self.events, self.stride = trial, events, max_epochs + 1
 
     def report(self, step: int, value: float) -> bool:
         self.trial.report(value, step)
+        if self.events is not None:
+            fold, epoch = divmod(step, self.stride)
+            number = self.trial.number
+            last = epoch == self.stride - 1  # the fold's own step: the running CV mean (see the module doc)
+            self.events.emit(
+                FoldDone(trial=number, fold=fold, mean=value)
+                if last
+                else EpochDone(trial=number, fold=fold, epoch=epoch + 1, value=value)
+            )
         return self.trial.should_prune()
+
+    def progress(self, event: TrialProgress) -> None:
+        if self.events is not None:
+            self.events.emit(event)
+
+
+class _StepProgress(Callback):
+    """Sends a fold's step progress: at the start, at most every `_PROGRESS_EVERY_S`, at each epoch's last step."""
+
+    def __init__(self, progress: Progress, trial: int, fold: int, folds: int) -> None:
+        self.progress, self.trial, self.fold, self.folds = progress, trial, fold, folds
+        self.sent = 0.0
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        self._send(state)
+
+    def on_step_end(self, state: TrainerState) -> None:
+        epoch_end = state.steps_per_epoch > 0 and state.global_step % state.steps_per_epoch == 0
+        if epoch_end or time.monotonic() - self.sent >= _PROGRESS_EVERY_S:
+            self._send(state)
+
+    def _send(self, state: TrainerState) -> None:
+        self.sent = time.monotonic()
+        self.progress(
+            TrialProgress(
+                trial=self.trial,
+                fold=self.fold,
+                folds=self.folds,
+                epoch=min(state.epoch + 1, max(state.num_epochs, 1)),
+                epochs=state.num_epochs,
+                step=state.global_step,
+                steps=state.total_steps,
+                loss=state.loss,
+            )
+        )
 
 
 class _ReportEpochs(Callback):
@@ -145,9 +197,11 @@ class _ReportEpochs(Callback):
             raise optuna.TrialPruned(f"pruned at fold {self.fold}, epoch {state.epoch + 1}")
 
 
-def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVOutcome:
+def cross_validate(
+    spec: TrialSpec, dataset: Dataset, reporter: Reporter, progress: Progress | None = None
+) -> CVOutcome:
     """Train every fold of `spec.splits_path` (or the one fixed split) in `<trial_dir>/fold-<k>`; stop at the first
-    prune."""
+    prune. `progress` receives each fold's step progress."""
     import torch  # here, not at import: the sweep's own process never trains (trial processes preload these)
 
     from training.core.trainer import train_model
@@ -163,13 +217,14 @@ def cross_validate(spec: TrialSpec, dataset: Dataset, reporter: Reporter) -> CVO
         last = index == len(parts) - 1
         final_epoch = config.training.num_epochs - 1 if last else None
         callback = _ReportEpochs(reporter, spec.metric, index, spec.max_epochs, final_epoch)
+        steps = [] if progress is None else [_StepProgress(progress, spec.number, index, len(parts))]
         started = time.perf_counter()
         try:
             result = train_model(
                 config,
                 fold_data,
                 output,
-                callbacks=[callback],
+                callbacks=[callback, *steps],
                 resume=False,
                 cache_dir=spec.cache_dir,
             )

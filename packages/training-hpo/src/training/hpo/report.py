@@ -1,4 +1,5 @@
-"""`write_report`: PNG plots of a study and an `index.html` embedding them; a plain-text table of its trials.
+"""`write_report`: PNG plots of a study and an `index.html` embedding them, the same plots as one interactive page
+(`interactive.html`, plotly); a plain-text table of its trials.
 
 Plots: optimisation history, parameter importances (from two complete trials on), parallel coordinates and the
 spread of each trial's fold values. Rendering is headless (matplotlib's Agg backend). For a live view of the same
@@ -20,6 +21,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.optional import require
+from training.hpo.interactive_report import write_interactive_report
 from training.hpo.trial_record import TrialRecord
 
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
@@ -67,8 +69,10 @@ def pruning_savings(study: optuna.Study) -> float | None:
 
 
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
-    """Write the plots and `index.html` into `out_dir`; return the trials table (also saved as `trials.txt`)."""
+    """Write the plots, `index.html` and `interactive.html` into `out_dir`; return the trials table (also saved as
+    `trials.txt`)."""
     require("matplotlib", "training.hpo.write_report").use("Agg")
+    require("plotly", "training.hpo.write_report")
     from optuna.visualization import matplotlib as plots
 
     out = Path(out_dir)
@@ -98,7 +102,15 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     table = trials_table(study)
     atomic_write_text(out / "trials.txt", table)
     atomic_write_text(out / "index.html", _html(study, figures, table))
+    write_interactive_report(study, out, study_metric(study), table)
     return table
+
+
+def study_metric(study: optuna.Study) -> str:
+    """The metric a study optimises: from its sweep record, or `objective` for a study made elsewhere."""
+    from training.hpo.sweep_settings import RECORD, SweepSettings
+
+    return SweepSettings.load(study).hpo_config.metric if RECORD in study.user_attrs else "objective"
 
 
 def _fold_spread(trials: list[FrozenTrial]) -> Any:
@@ -137,7 +149,8 @@ def _html(study: optuna.Study, figures: list[tuple[str, str | None, str]], table
     name = html.escape(study.study_name)
     return (
         f'<!doctype html>\n<html><head><meta charset="utf-8"><title>Study {name}</title></head><body>\n'
-        f"<h1>Study {name}</h1>\n<p>Direction: {study.direction.name.lower()}</p>\n"
+        f"<h1>Study {name}</h1>\n<p>Direction: {study.direction.name.lower()}. "
+        '<a href="interactive.html">Interactive version</a> (opens offline).</p>\n'
         + "\n".join(sections)
         + f"\n<section><h2>Trials</h2><pre>{html.escape(table)}</pre></section>\n</body></html>\n"
     )

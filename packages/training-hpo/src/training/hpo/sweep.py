@@ -24,6 +24,7 @@ from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
+from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
 from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
@@ -63,6 +64,7 @@ def run_local_hpo_sweep(
     study_name: str | None = None,
     gpus: Sequence[str] | None = None,
     mlflow_uri: str | None = None,
+    events: EventSink | None = None,
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
@@ -72,6 +74,7 @@ def run_local_hpo_sweep(
     `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
     take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
     `mlflow_uri` (default: the config's `tracking.mlflow`) logs the study and each trial to MLflow.
+    `events` receives the sweep's progress (`training.hpo.events`) as it happens.
     """
     overrides = {
         "n_trials": n_trials,
@@ -115,7 +118,7 @@ def run_local_hpo_sweep(
         _splits(folder, dataset, hpo, base)
     tracking = mlflow_uri or base.tracking.mlflow
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking, events
     ).run()
 
 
@@ -134,6 +137,7 @@ def resume_hpo_sweep(
     gpus: Sequence[str] | None = None,
     single_host: bool = False,
     mlflow_uri: str | None = None,
+    events: EventSink | None = None,
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
@@ -144,6 +148,7 @@ def resume_hpo_sweep(
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
     `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
+    `events` receives the progress.
     """
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
@@ -169,7 +174,7 @@ def resume_hpo_sweep(
         Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
     tracking = mlflow_uri or record.config.tracking.mlflow
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking, events
     ).run()
 
 

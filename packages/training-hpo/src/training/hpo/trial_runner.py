@@ -3,8 +3,9 @@
 Processes come from a multiprocessing forkserver that has imported torch, transformers and the trainer once, so a
 trial process starts in milliseconds; plain `fork` is never used (threads of the parent could deadlock the child).
 The trial process sends each epoch's value over a pipe and waits for the answer (continue or prune); the sweep's
-process reports to Optuna and decides. A trial process ends itself when the sweep's process disappears (kill -9); one
-interrupted by Ctrl-C says so, and the sweep raises KeyboardInterrupt for it (the trial is queued again).
+process reports to Optuna and decides. Its step progress goes over the same pipe, one way, to the sweep's watchers.
+A trial process ends itself when the sweep's process disappears (kill -9); one interrupted by Ctrl-C says so, and the
+sweep raises KeyboardInterrupt for it (the trial is queued again).
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ from typing import Literal
 
 from data.loaders import Dataset
 from training.common.errors import TrainingError
+from training.hpo.events import TrialProgress
 from training.hpo.failures import OutOfMemory
-from training.hpo.objective import CVOutcome, Reporter, TrialSpec, cross_validate
+from training.hpo.objective import CVOutcome, Progress, Reporter, TrialSpec, cross_validate
 from training.hpo.recovery import alive
 
 Isolation = Literal["subprocess", "inprocess"]
@@ -36,11 +38,14 @@ _ORPHAN_EXIT_CODE = 70
 _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from threads: one swap of __main__ at a time
 
 
-def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: Isolation) -> CVOutcome:
-    """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
+def run_trial(
+    spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: Isolation, progress: Progress | None = None
+) -> CVOutcome:
+    """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging);
+    `progress` receives its step progress."""
     if isolation == "inprocess":
         try:
-            return cross_validate(spec, dataset, reporter)
+            return cross_validate(spec, dataset, reporter, progress)
         except Exception as error:
             oom = _out_of_memory(spec, error)
             if oom is not None:
@@ -69,6 +74,9 @@ def run_trial(spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: 
                 break
             if kind == "report":
                 ours.send(reporter.report(*payload))
+            elif kind == "progress":
+                if progress is not None:
+                    progress(payload)
             elif kind == "done":
                 return payload
             elif kind == "interrupted":
@@ -118,7 +126,7 @@ def _main_script_hidden() -> Iterator[None]:
 
 
 class _PipeReporter:
-    """The trial process's side: send the value, wait for the verdict."""
+    """The trial process's side: send the value, wait for the verdict; send step progress without waiting."""
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -126,6 +134,9 @@ class _PipeReporter:
     def report(self, step: int, value: float) -> bool:
         self.connection.send(("report", (step, value)))
         return bool(self.connection.recv())
+
+    def progress(self, event: TrialProgress) -> None:
+        self.connection.send(("progress", event))  # one way: the sweep's process forwards it, nothing comes back
 
 
 def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, parent_pid: int) -> None:
@@ -137,7 +148,8 @@ def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, pa
             import torch
 
             torch.set_num_threads(spec.threads)
-        outcome = cross_validate(spec, dataset, _PipeReporter(connection))
+        reporter = _PipeReporter(connection)
+        outcome = cross_validate(spec, dataset, reporter, reporter.progress)
     except TrainingError as error:
         connection.send(("error", error))
     except KeyboardInterrupt:

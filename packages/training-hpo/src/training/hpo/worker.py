@@ -18,6 +18,7 @@ from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number, clean_checkpoints
 from training.hpo.devices import DevicePool, visible_gpus
+from training.hpo.events import EventSink, TrialStarted, sweep_finished, sweep_started, trial_finished
 from training.hpo.failures import FailureStreak, OutOfMemory, TrialFailed, one_line
 from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count, trial_steps
 from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
@@ -59,8 +60,10 @@ class SweepWorker:
         worker: bool,
         gpus: Sequence[str] | None = None,
         tracking_uri: str | None = None,
+        events: EventSink | None = None,
     ) -> None:
         self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
+        self.events = events
         self.parallel, self.threads = parallel, trial_threads(parallel)
         self.devices = DevicePool(visible_gpus() if gpus is None else gpus, parallel)
         self.hpo = record.hpo_config
@@ -84,8 +87,12 @@ class SweepWorker:
     def run(self) -> optuna.Study:
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
         callbacks = [self._after_trial, *([self.tracker] if self.tracker is not None else [])]
+        budget = Budget.of(self.study)
+        trials = self.study.get_trials(deepcopy=False)
+        if self.events is not None:
+            self.events.emit(sweep_started(self.study, trials, self.hpo, budget, self.parallel))
         try:
-            if not Budget.of(self.study).exhausted(self.study.get_trials(deepcopy=False)):
+            if not budget.exhausted(trials):
                 self.study.optimize(
                     self._objective, n_jobs=self.parallel, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
                 )
@@ -95,6 +102,8 @@ class SweepWorker:
             raise
         if self.tracker is not None:
             self.tracker.end("FAILED" if self.stopped else "FINISHED")
+        if self.events is not None:
+            self.events.emit(sweep_finished(self.study))
         clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
         if best_trial_number(self.study) is not None:
             extract_best_config_from_study(self.study, study_dir=self.folder.root)
@@ -114,6 +123,8 @@ class SweepWorker:
             try:
                 params = self.space.suggest(trial)
                 TrialRecord.write(trial, hyperparameters=params)
+                if self.events is not None:
+                    self.events.emit(TrialStarted(trial=trial.number, params=params))
                 outcome = self._run(trial, self.base.with_values(params), device)
             except KeyboardInterrupt:
                 requeue(trial.study, trial)
@@ -132,8 +143,7 @@ class SweepWorker:
     def _run(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
         """Cross-validate `config`; on CUDA out-of-memory, once more at half the batch size (when `oom_retry`)."""
         try:
-            spec = self._spec(trial.number, config, device)
-            return run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
+            return self._cross_validate(trial, self._spec(trial.number, config, device))
         except OutOfMemory as error:
             if not self.hpo.oom_retry:
                 raise
@@ -144,8 +154,13 @@ class SweepWorker:
             }
             logger.warning("%s; retrying once with %s", error, smaller)
             TrialRecord.write(trial, oom_retry=smaller)
-        spec = self._spec(trial.number, config.with_values(smaller), device)
-        return run_trial(spec, self.dataset, OptunaReporter(trial), self.isolation)
+        return self._cross_validate(trial, self._spec(trial.number, config.with_values(smaller), device))
+
+    def _cross_validate(self, trial: optuna.Trial, spec: TrialSpec) -> CVOutcome:
+        """Run the trial, reporting to Optuna, and to the watchers when there are any."""
+        reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
+        progress = reporter.progress if self.events is not None else None
+        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
 
     def _spec(self, number: int, config: TrainingConfig, device: str | None) -> TrialSpec:
         return TrialSpec(
@@ -169,6 +184,8 @@ class SweepWorker:
         raise TrialFailed(reason)
 
     def _after_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        if self.events is not None:
+            self.events.emit(trial_finished(study, trial, self.record.max_epochs))
         clean_checkpoints(study, self.folder, self.hpo.keep_checkpoints)
         recover_interrupted_trials(study, self.folder.recovery_lock)
         if Budget.of(study).exhausted(study.get_trials(deepcopy=False)):

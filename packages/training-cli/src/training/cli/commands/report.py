@@ -8,6 +8,7 @@ from pathlib import Path
 
 from training.cli.output import print_json
 from training.common.errors import InputError
+from training.core.run_folder import RunFolder
 
 REPORT_PLUGINS = "training.cli.reports"
 
@@ -42,7 +43,9 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
 
     confusion = None
     model_dir = run_dir / "model"
-    data_path = data_path or _run_data_path(model_dir)
+    config = RunFolder(run_dir).read_config()
+    if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
+        data_path = config.data.path
     if model_dir.is_dir() and data_path:
         from training.cli.run_paths import run_dataset, window_settings
         from training.core import evaluate_model
@@ -52,16 +55,8 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
         max_length, stride = window_settings(model_dir)
         result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
-    return write_run_report(run_dir, out_dir, confusion)
-
-
-def _run_data_path(model_dir: Path) -> str | None:
-    from training.cli.run_paths import run_config
-
-    config = run_config(model_dir)
-    if config is None:
-        return None
-    return config.data.path if config.data.path and Path(config.data.path).exists() else None
+    metric = config.training.metric_for_best if config is not None else "entity_f1"
+    return write_run_report(run_dir, out_dir, confusion, metric)
 
 
 def _plugin_report(folder: Path, out_dir: Path) -> Path:

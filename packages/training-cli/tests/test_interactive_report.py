@@ -1,0 +1,67 @@
+"""A run's interactive report: learning curves, F1 per entity and the confusion as plotly figures on one offline
+page, each titled and labelled with units and the run's metric."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from training.cli.interactive_report import run_figures
+from training.core.run_folder import RunFolder
+
+pytest.importorskip("plotly")
+
+
+@pytest.mark.slow
+def test_the_report_command_writes_an_offline_interactive_page(cli, trained_run: Path, tmp_path: Path) -> None:
+    reported = cli("report", str(trained_run), "--output", str(tmp_path / "report"))
+    assert reported.returncode == 0, reported.stderr
+    page = (tmp_path / "report" / "interactive.html").read_text(encoding="utf-8")
+    assert "window.PlotlyConfig" in page and len(page) > 1_000_000  # plotly.js is inlined: the page opens offline
+    assert page.count("Plotly.newPlot(") == 3  # curves, F1 per entity, confusion (the run's data is found)
+    for title in ("Learning curves (checkpoints chosen by entity_f1)", "Entity types per word: gold against predicted"):
+        assert title in page
+    assert "href='interactive.html'" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert (tmp_path / "report" / "learning_curves.png").is_file()  # the PNGs stay
+
+
+def test_the_figures_carry_the_run_s_numbers_titles_and_units(trained_run: Path) -> None:
+    record = RunFolder(trained_run).read_metrics()
+    assert record is not None
+    history, best = record.history, record.best
+    confusion = {"PERSON": Counter({"PERSON": 3, "O": 1}), "O": Counter({"O": 20})}
+    (_, curves, _), (_, entities, _), (_, matrix, _) = run_figures(history, best["per_entity"], confusion, "macro_f1")
+
+    assert curves.layout.title.text == "Learning curves (checkpoints chosen by macro_f1)"
+    assert curves.layout.xaxis.title.text == "optimizer step (count)"
+    assert (curves.layout.yaxis.title.text, curves.layout.yaxis2.title.text) == (
+        "score (0 to 1)",
+        "loss (cross-entropy, nats)",
+    )
+    by_name = {trace.name: trace for trace in curves.data}
+    assert next(iter(by_name)) == "macro_f1"  # the run's metric first
+    assert list(by_name["entity_f1"].y) == [entry["entity_f1"] for entry in history]
+    assert list(by_name["loss"].x) == [entry["step"] for entry in history]
+
+    assert entities.layout.title.text == "F1 per entity type at the best checkpoint by macro_f1"
+    assert (entities.layout.xaxis.title.text, entities.layout.yaxis.title.text) == ("entity type", "F1 (0 to 1)")
+    labels = sorted(best["per_entity"])
+    assert list(entities.data[0].x) == labels
+    assert list(entities.data[0].y) == [best["per_entity"][label]["f1"] for label in labels]
+
+    assert list(matrix.data[0].x) == ["O", "PERSON"]
+    assert [list(row) for row in matrix.data[0].text] == [[20, 0], [1, 3]]
+    assert list(matrix.data[0].z[1]) == [0.25, 0.75]
+    assert matrix.layout.yaxis.title.text == "gold type (words, counts in cells)"
+
+
+def test_missing_parts_are_skipped_with_a_note() -> None:
+    sections = run_figures([], {}, None, "entity_f1")
+    assert [(heading, figure) for heading, figure, _ in sections] == [
+        ("Learning curves", None),
+        ("F1 per entity type", None),
+        ("Confusion of entity types", None),
+    ]
+    assert sections[2][2] == "needs the run's model and data (pass --data-path)"

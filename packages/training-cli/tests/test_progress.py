@@ -1,0 +1,34 @@
+"""`ProgressBar` on a stream that is not a terminal: one plain line per evaluation, nothing more."""
+
+from __future__ import annotations
+
+import io
+
+from training.cli.progress import ProgressBar
+from training.core.callbacks import TrainerState
+
+
+def test_a_log_gets_one_plain_line_per_evaluation() -> None:
+    log = io.StringIO()
+    bar = ProgressBar("entity_f1", stream=log)
+    state = TrainerState(epoch=0, global_step=0, total_steps=8, steps_per_epoch=4, num_epochs=2)
+    bar.on_train_begin(state)
+    for step in range(1, 9):
+        state.global_step, state.epoch, state.loss = step, (step - 1) // 4, 1.0 / step
+        bar.on_step_end(state)
+        if step % 4 == 0:
+            bar.on_evaluate(state, {"entity_f1": step / 10})
+    bar.on_train_end(state)
+    assert log.getvalue().splitlines() == [
+        "epoch 1/2 step 4/8: train loss 0.2500, entity_f1 0.4000",
+        "epoch 2/2 step 8/8: train loss 0.1250, entity_f1 0.8000",
+    ]
+
+
+def test_a_disabled_bar_writes_nothing() -> None:
+    log = io.StringIO()
+    bar = ProgressBar("entity_f1", enabled=False, stream=log)
+    state = TrainerState(total_steps=1, num_epochs=1)
+    bar.on_train_begin(state)
+    bar.on_evaluate(state, {"entity_f1": 0.5})
+    assert log.getvalue() == ""

@@ -1,0 +1,144 @@
+"""The study report as one interactive HTML page (plotly): optimisation history, parameter importances, parallel
+coordinates and the spread of each trial's fold values, each titled and labelled with the study's metric and units.
+
+The figures are built here from the trials (not with `optuna.visualization`), so every axis says what it measures.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import optuna
+from optuna.distributions import CategoricalDistribution
+from optuna.trial import FrozenTrial, TrialState
+
+from training.common.atomic import atomic_write_text
+from training.common.optional import require
+from training.common.plotly_page import Section, plotly_page
+from training.hpo.trial_record import TrialRecord
+
+
+def metric_axis(metric: str) -> str:
+    """The axis label of a metric, with its unit: a loss in nats (cross-entropy), a score as a fraction."""
+    return f"{metric} (cross-entropy, nats)" if metric.endswith("loss") else f"{metric} (score, 0 to 1)"
+
+
+def study_figures(study: optuna.Study, metric: str) -> list[Section]:
+    """(heading, figure or None, why it is missing) for each plot of the study."""
+    require("plotly", "the interactive study report")
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    none_yet = "no complete trial yet"
+    if not complete:
+        return [(heading, None, none_yet) for heading in _HEADINGS]
+    importances = (
+        (_HEADINGS[1], _importances(study, metric), "")
+        if len(complete) >= 2
+        else (_HEADINGS[1], None, f"needs at least 2 complete trials; the study has {len(complete)}")
+    )
+    return [
+        (_HEADINGS[0], _history(study, complete, metric), ""),
+        importances,
+        (_HEADINGS[2], _parallel(complete, metric), ""),
+        (_HEADINGS[3], _fold_spread(complete, metric), ""),
+    ]
+
+
+_HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
+
+
+def write_interactive_report(study: optuna.Study, out_dir: str | os.PathLike[str], metric: str, table: str) -> Path:
+    """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`; returns its
+    path."""
+    page = Path(out_dir) / "interactive.html"
+    title = f"Study {study.study_name}"
+    intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
+    atomic_write_text(page, plotly_page(title, intro, study_figures(study, metric), table))
+    return page
+
+
+def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> Any:
+    import plotly.graph_objects as go
+
+    numbers = [trial.number for trial in complete]
+    values = [float(trial.value or 0.0) for trial in complete]  # a complete trial always has its value
+    better = max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min
+    best = [better(values[: index + 1]) for index in range(len(values))]
+    figure = go.Figure(
+        [
+            go.Scatter(x=numbers, y=values, mode="markers", name=f"{metric} (CV mean)"),
+            go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv"}),
+        ]
+    )
+    return _labelled(figure, f"Optimisation history of {metric}", "trial (number)", metric_axis(metric))
+
+
+def _importances(study: optuna.Study, metric: str) -> Any:
+    import plotly.graph_objects as go
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        importances = optuna.importance.get_param_importances(study)
+    names = list(importances)[::-1]  # the most important on top
+    figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h", name="importance"))
+    return _labelled(
+        figure,
+        f"Parameter importances for {metric} (fANOVA)",
+        "importance (share of the variance of the metric, 0 to 1)",
+        "hyperparameter",
+    )
+
+
+def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
+    import plotly.graph_objects as go
+
+    names = sorted({name for trial in complete for name in trial.params})
+    values = [float(trial.value) if trial.value is not None else math.nan for trial in complete]
+    dimensions = []
+    for name in names:
+        column = [trial.params.get(name) for trial in complete]
+        distribution = next(trial.distributions[name] for trial in complete if name in trial.distributions)
+        if isinstance(distribution, CategoricalDistribution):
+            choices = [str(choice) for choice in distribution.choices]
+            dimensions.append(
+                {
+                    "label": name,
+                    "values": [choices.index(str(value)) for value in column],
+                    "tickvals": list(range(len(choices))),
+                    "ticktext": choices,
+                }
+            )
+        elif getattr(distribution, "log", False):  # a log-scale range reads best in decades
+            dimensions.append({"label": f"log10 {name}", "values": [math.log10(value) for value in column]})
+        else:
+            dimensions.append({"label": name, "values": column})
+    dimensions.append({"label": metric_axis(metric), "values": values})
+    line = {"color": values, "colorscale": "Viridis", "showscale": True}
+    figure = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
+    figure.update_layout(title={"text": f"Parameters of the complete trials against {metric}"})
+    return figure
+
+
+def _fold_spread(complete: list[FrozenTrial], metric: str) -> Any:
+    import plotly.graph_objects as go
+
+    figure = go.Figure(
+        [
+            go.Box(
+                y=list(TrialRecord.of(trial).fold_values),
+                name=str(trial.number),
+                boxpoints="all",
+                showlegend=False,
+            )
+            for trial in complete
+        ]
+    )
+    return _labelled(figure, f"Spread of {metric} over the folds", "trial (number)", f"fold {metric_axis(metric)}")
+
+
+def _labelled(figure: Any, title: str, x: str, y: str) -> Any:
+    figure.update_layout(title={"text": title}, xaxis_title={"text": x}, yaxis_title={"text": y})
+    return figure
