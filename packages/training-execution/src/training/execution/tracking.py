@@ -14,9 +14,10 @@ from typing import Any
 from training.common.errors import ConfigError, InputError
 from training.common.fingerprint import fingerprint
 from training.common.optional import require
+from training.common.redact import redact_url
 from training.config.schema import check_mlflow_uri
 from training.core.run_folder import RunFolder
-from training.execution.lineage import LINEAGE_FILE, Lineage, redact_url
+from training.execution.lineage import LINEAGE_FILE, Lineage
 
 EXPERIMENT = "final-training"
 # Tags that tie the MLflow runs of a sweep (its parent run and a nested run per trial) and a final run together.
