@@ -64,6 +64,7 @@ from training.core.metrics import compute_metrics
 from training.core.model import create_model_and_tokenizer
 from training.hpo import run_local_hpo_sweep
 from training.hpo.report import pruning_savings
+from training.hpo.trial_record import TrialRecord
 
 LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
 SEED = 0
@@ -104,14 +105,15 @@ def ours(
     wall = time.perf_counter() - started
     rows = []
     for trial in study.trials:
+        record = TrialRecord.of(trial)
         duration = (trial.datetime_complete - trial.datetime_start).total_seconds()
         rows.append(
             {
                 "params": (trial.params["training.learning_rate"], trial.params["training.batch_size"]),
                 "value": trial.value,
                 "wall": duration,
-                "training": trial.user_attrs["train_seconds"],
-                "rss_mb": trial.user_attrs["peak_rss_mb"],
+                "training": record.train_seconds,
+                "rss_mb": record.peak_rss_mb,
             }
         )
     return {

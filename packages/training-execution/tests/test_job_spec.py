@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,15 @@ def test_a_spec_round_trips_through_job_json(tiny_config: TrainingConfig, tmp_pa
     assert JobSpec.load(path).config.fingerprint == tiny_config.fingerprint
 
 
+def test_a_format_1_job_file_still_loads(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    """A job.json written before `other_data` moved out of the study (format 1) loads to the same spec."""
+    spec = make_spec(tiny_config, tmp_path, other_data=True)
+    old = json.loads(spec.model_dump_json())
+    old["study"]["other_data"] = old.pop("other_data")
+    (tmp_path / "job.json").write_text(json.dumps(old | {"format": 1}))
+    assert JobSpec.load(tmp_path / "job.json") == spec
+
+
 def test_the_job_id_names_the_content(tiny_config: TrainingConfig) -> None:
     plan = DataPlan()
     first = JobSpec.make_id("final", tiny_config, "/data", plan)
@@ -63,7 +73,7 @@ def test_an_unreadable_or_invalid_job_file_is_a_config_error(tiny_config: Traini
     with pytest.raises(ConfigError, match=r"job.json: confg: unknown key; did you mean 'config'\?"):
         JobSpec.load(path)
     path.write_text('{"format": 9}')
-    with pytest.raises(ConfigError, match=r"job.json: format: expected job spec format 1, got 9"):
+    with pytest.raises(ConfigError, match=r"job.json: format: expected job spec format 2, got 9"):
         JobSpec.load(path)
 
 

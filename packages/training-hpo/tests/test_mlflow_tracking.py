@@ -3,7 +3,6 @@ parameters, per-epoch and per-fold values, state and fail reason; the final run 
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 from collections.abc import Callable
@@ -112,7 +111,7 @@ def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(
     first.end("KILLED")
 
     again = SweepTracker(store, "tracked", record)
-    elsewhere = SweepTracker(store, "tracked", dataclasses.replace(record, storage="journal.log"))
+    elsewhere = SweepTracker(store, "tracked", record.model_copy(update={"storage": "journal.log"}))
 
     client = mlflow.MlflowClient(tracking_uri=store)
     assert again.parent_run_id == first.parent_run_id

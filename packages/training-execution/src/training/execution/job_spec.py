@@ -15,7 +15,7 @@ from training.common.fingerprint import fingerprint
 from training.config.best import StudyRef
 from training.config.schema import AzureConfig, BackendName, TrainingConfig
 
-JOB_SPEC_FORMAT = 1
+JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
 
 
@@ -114,6 +114,12 @@ class JobSpec(_Record):
 
         file = Path(path)
         data = read_json_file(file, "job spec")
+        if isinstance(data, dict) and data.get("format") == 1:  # `other_data` was a field of the study
+            study = data.get("study") or {}
+            other_data = bool(study.get("other_data", False)) if isinstance(study, dict) else False
+            if isinstance(study, dict):
+                data = data | {"study": {k: v for k, v in study.items() if k != "other_data"} or None}
+            data = data | {"format": JOB_SPEC_FORMAT, "other_data": other_data}
         if isinstance(data, dict) and data.get("format", JOB_SPEC_FORMAT) != JOB_SPEC_FORMAT:
             raise ConfigError(f"{file}: format: expected job spec format {JOB_SPEC_FORMAT}, got {data['format']!r}")
         return validate(cls, data, str(file))

@@ -95,6 +95,8 @@ def _importances(study: optuna.Study, metric: str) -> Any:
 def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
     import plotly.graph_objects as go
 
+    # A conditional parameter is only in the trials that drew it: the others show it as "inactive" (categorical)
+    # or leave a gap (NaN).
     names = sorted({name for trial in complete for name in trial.params})
     values = [float(trial.value) if trial.value is not None else math.nan for trial in complete]
     dimensions = []
@@ -103,18 +105,21 @@ def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
         distribution = next(trial.distributions[name] for trial in complete if name in trial.distributions)
         if isinstance(distribution, CategoricalDistribution):
             choices = [str(choice) for choice in distribution.choices]
+            if any(value is None for value in column):
+                choices.append("inactive")
             dimensions.append(
                 {
                     "label": name,
-                    "values": [choices.index(str(value)) for value in column],
+                    "values": [choices.index("inactive" if value is None else str(value)) for value in column],
                     "tickvals": list(range(len(choices))),
                     "ticktext": choices,
                 }
             )
         elif getattr(distribution, "log", False):  # a log-scale range reads best in decades
-            dimensions.append({"label": f"log10 {name}", "values": [math.log10(value) for value in column]})
+            logs = [math.nan if value is None else math.log10(value) for value in column]
+            dimensions.append({"label": f"log10 {name}", "values": logs})
         else:
-            dimensions.append({"label": name, "values": column})
+            dimensions.append({"label": name, "values": [math.nan if value is None else value for value in column]})
     dimensions.append({"label": metric_axis(metric), "values": values})
     line = {"color": values, "colorscale": "Viridis", "showscale": True}
     figure = go.Figure(go.Parcoords(line=line, dimensions=dimensions))

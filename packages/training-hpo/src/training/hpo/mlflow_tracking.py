@@ -27,6 +27,7 @@ from training.execution.tracking import (
     storage_fingerprint,
 )
 from training.hpo.azure_trial import EPOCH_SUFFIX, FOLD_SUFFIX
+from training.hpo.checkpoints import best_trial
 from training.hpo.objective import fold_count
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
@@ -125,10 +126,10 @@ class SweepTracker:
         return metrics
 
     def _log_best(self, study: optuna.Study) -> None:
-        """The best objective so far on the parent run, stepped by the number of finished trials."""
-        try:
-            best = study.best_trial
-        except ValueError:  # no complete trial yet
+        """The best objective so far on the parent run (the trial best_config.json names), stepped by the number of
+        finished trials."""
+        best = best_trial(study)
+        if best is None or best.value is None:  # no complete trial yet
             return
         done = len(study.get_trials(deepcopy=False, states=tuple(RUN_STATUS)))
         self.client.log_metric(self.parent_run_id, f"best_{self.metric}", best.value, step=done)

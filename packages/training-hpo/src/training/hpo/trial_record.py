@@ -40,5 +40,8 @@ class TrialRecord(BaseModel):
     @classmethod
     def write(cls, trial: optuna.Trial, **fields: Any) -> None:
         """Validate `fields` as part of the record and store them on the trial."""
+        unknown = set(fields) - set(cls.model_fields)
+        if unknown:
+            raise TypeError(f"TrialRecord has no field {', '.join(sorted(unknown))}")
         for key, value in cls.model_validate(fields).model_dump(mode="json", include=set(fields)).items():
             trial.set_user_attr(key, value)
