@@ -96,7 +96,7 @@ def test_sweep_best_final_and_lineage_through_the_standin(
         timeout=120,
     )
     assert shown.returncode == 0, shown.stderr
-    assert json.loads(shown.stdout)["trial_run"] == winner.name
+    assert json.loads(shown.stdout)["study"]["trial_run"] == winner.name
 
 
 @pytest.mark.slow
