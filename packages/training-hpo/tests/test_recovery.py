@@ -32,3 +32,30 @@ def test_a_dead_pid_is_judged_only_in_its_own_pid_namespace_and_boot() -> None:
         study.ask().set_user_attr(OWNER, {**owner, "pid": dead_pid(), "started": None})
     assert recover_interrupted_trials(study) == [0]
     assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+
+
+def test_a_queued_re_run_is_taken_by_one_thread_only_on_sqlite(tmp_path: Path) -> None:
+    """SQLite ignores SELECT ... FOR UPDATE: without the storage's lock, two threads asking at once could both take
+    one queued trial and run it twice (the second then fails with 'Cannot tell a COMPLETE trial')."""
+    import threading
+
+    from training.hpo.storage import open_storage
+
+    storage = open_storage(f"sqlite:///{tmp_path / 'study.db'}")
+    study = optuna.create_study(study_name="queue", storage=storage)
+
+    def take(trial_id: int, start: threading.Barrier, taken: list[bool]) -> None:
+        start.wait()
+        taken.append(storage.set_trial_state_values(trial_id, TrialState.RUNNING))
+
+    for round_number in range(6):
+        study.enqueue_trial({"x": float(round_number)})
+        waiting = study.get_trials(deepcopy=False, states=(TrialState.WAITING,))[0]
+        start, taken = threading.Barrier(2), []
+        threads = [threading.Thread(target=take, args=(waiting._trial_id, start, taken)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(taken) == [False, True], f"round {round_number}: {taken}"
+        study.tell(waiting.number, 0.0)

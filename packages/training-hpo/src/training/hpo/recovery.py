@@ -61,7 +61,7 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
     so a trial is re-queued once; a trial already re-run `MAX_RETRIES` times is only failed.
     """
     recovered = []
-    with _locked(lock_file):
+    with file_lock(lock_file):
         trials = study.get_trials(deepcopy=False)
         # re-runs queued by us, and by Optuna's heartbeat (RetryHeartbeatStaleTrialCallback's `failed_trial`)
         requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials} | {
@@ -144,7 +144,9 @@ def _start_time(pid: int) -> int | None:
 
 
 @contextlib.contextmanager
-def _locked(lock_file: Path | None) -> Iterator[None]:
+def file_lock(lock_file: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (flock: threads and processes of one host exclude each other); no lock
+    without a file, or on Windows."""
     try:
         import fcntl
     except ImportError:  # Windows: recoveries on one host are not serialised

@@ -16,17 +16,19 @@ The SQLite file works with optuna-dashboard: `optuna-dashboard sqlite:///<study_
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
+from optuna.trial import TrialState
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.redact import REDACTED, redact_url
-from training.hpo.recovery import MAX_RETRIES
+from training.hpo.recovery import MAX_RETRIES, file_lock
 from training.hpo.study_folder import StudyFolder
 
 HEARTBEAT_INTERVAL_S = 60
@@ -65,7 +67,7 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
-            return RDBStorage(
+            storage = RDBStorage(
                 location,
                 heartbeat_interval=interval,
                 grace_period=grace,
@@ -83,6 +85,23 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             ) from None
         except OperationalError as error:
             raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({error.orig})") from None
+    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
+        _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
+    return storage
+
+
+def _one_take_at_a_time(storage: RDBStorage, lock_file: Path) -> None:
+    """SQLite ignores `SELECT ... FOR UPDATE`, so two threads or processes of this host could both move one WAITING
+    trial (a queued re-run) to RUNNING and run it twice; taking a trial is serialised by a file lock instead."""
+    take = storage.set_trial_state_values
+
+    def set_trial_state_values(trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:
+        if state != TrialState.RUNNING:
+            return take(trial_id, state, values)
+        with file_lock(lock_file):
+            return take(trial_id, state, values)
+
+    storage.set_trial_state_values = set_trial_state_values  # type: ignore[method-assign]
 
 
 def is_file_storage(location: str) -> bool:
