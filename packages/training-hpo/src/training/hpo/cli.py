@@ -231,7 +231,7 @@ def _summary(study: Any, as_json: bool) -> int:
 
 
 def _trial_summary(trial: Any) -> dict[str, Any]:
-    """One trial in the JSON outcome of `hpo run` and `hpo resume`: its state, objective, folds, parameters, device and fail reason."""
+    """One trial in the JSON outcome of `hpo run` and `resume`: state, objective, folds, parameters, device, reason."""
     from training.hpo.trial_record import TrialRecord
 
     record = TrialRecord.of(trial)
