@@ -78,6 +78,19 @@ def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path,
     assert not (tmp_path / "out").exists()
 
 
+def test_a_final_run_is_scored_only_on_data_named_for_it(tagging_run: Path, tmp_path: Path) -> None:
+    """A final run (lineage.json beside model/) may have trained on its validation split: --data-path is required."""
+    final = tmp_path / "final"
+    (final / "model").mkdir(parents=True)
+    for item in (tagging_run / "model").iterdir():
+        (final / "model" / item.name).write_bytes(item.read_bytes())
+    (final / "config.yaml").write_bytes((tagging_run / "config.yaml").read_bytes())
+    (final / "lineage.json").write_text("{}")
+    with pytest.raises(InputError, match=r"final run .* pass --data-path \(and --split test\)"):
+        export_onnx(final / "model", tmp_path / "out", quantize=True)
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()

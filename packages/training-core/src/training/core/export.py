@@ -120,8 +120,14 @@ def export_onnx(
 def _evaluation_split(source: Path, data_path: str | None, split: str) -> tuple[str, str, tuple[Document, ...]]:
     """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read as the run reads its data,
     when there is a run), else the run's own validation documents."""
-    config = RunFolder(source.parent).read_config()
+    run = RunFolder(source.parent)
+    config = run.read_config()
     if data_path is None:
+        if run.lineage.is_file():  # a final run: its validation split may be one it trained on (a refit)
+            raise InputError(
+                f"{source}: a final run trains on its sweep's validation data; score the int8 model on data it did "
+                "not see: pass --data-path (and --split test)"
+            )
         if config is None:
             raise InputError(
                 f"{source}: no run config.yaml beside the model to find its validation data; pass --data-path"
