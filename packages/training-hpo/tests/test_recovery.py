@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from training.hpo.recovery import OWNER, process_identity, recover_interrupted_trials
+from training.hpo.recovery import process_identity, recover_interrupted_trials
+from training.hpo.trial_record import TrialRecord
 
 
 def dead_pid() -> int:
@@ -29,7 +30,7 @@ def test_a_dead_pid_is_judged_only_in_its_own_pid_namespace_and_boot() -> None:
         {**here, "boot_id": "00000000-0000-0000-0000-000000000000"},  # another machine of that name: left alone
     ]
     for owner in owners:
-        study.ask().set_user_attr(OWNER, {**owner, "pid": dead_pid(), "started": None})
+        TrialRecord.write(study.ask(), owner={**owner, "pid": dead_pid(), "started": None})
     assert recover_interrupted_trials(study) == [0]
     assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
 

@@ -10,32 +10,31 @@ overshoot).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+from pydantic import BaseModel, ConfigDict
 
 BUDGET = "budget"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
-@dataclass(frozen=True)
-class Budget:
+class Budget(BaseModel):
     """At most `n_trials` trials and `timeout_s` seconds of active time (None: no limit)."""
 
-    n_trials: int | None
-    timeout_s: float | None
+    model_config = ConfigDict(frozen=True)
+
+    n_trials: int | None = None
+    timeout_s: float | None = None
 
     @classmethod
     def of(cls, study: optuna.Study) -> Budget:
         """The budget recorded in the study (every worker reads the same one)."""
-        record: dict[str, Any] = study.user_attrs.get(BUDGET) or {}
-        return cls(record.get("n_trials"), record.get("timeout_s"))
+        return cls.model_validate(study.user_attrs.get(BUDGET) or {})
 
     def record(self, study: optuna.Study) -> None:
-        study.set_user_attr(BUDGET, {"n_trials": self.n_trials, "timeout_s": self.timeout_s})
+        study.set_user_attr(BUDGET, self.model_dump(mode="json"))
 
     def exhausted(self, trials: Sequence[FrozenTrial]) -> bool:
         """No new trial may start: complete, pruned and running trials fill the budget, or time is up."""

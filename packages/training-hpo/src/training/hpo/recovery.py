@@ -23,9 +23,8 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-OWNER = "owner"
-RETRY_OF = "retry_of"
-RETRIES = "retries"
+from training.hpo.trial_record import TrialRecord
+
 MAX_RETRIES = 3
 # A trial records its owner within milliseconds of starting; one without an owner after this long was cut short.
 UNOWNED_GRACE = timedelta(seconds=60)
@@ -51,7 +50,7 @@ def machine_identity() -> dict[str, str | None]:
 
 def record_owner(trial: optuna.Trial) -> None:
     """Mark `trial` as run by this process."""
-    trial.set_user_attr(OWNER, process_identity())
+    TrialRecord.write(trial, owner=process_identity())
 
 
 def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = None) -> list[int]:
@@ -64,7 +63,7 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
     with file_lock(lock_file):
         trials = study.get_trials(deepcopy=False)
         # re-runs queued by us, and by Optuna's heartbeat (RetryHeartbeatStaleTrialCallback's `failed_trial`)
-        requeued = {trial.user_attrs.get(RETRY_OF) for trial in trials} | {
+        requeued = {TrialRecord.of(trial).retry_of for trial in trials} | {
             trial.system_attrs.get("failed_trial") for trial in trials
         }
         for trial in trials:
@@ -82,16 +81,17 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
 
 def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
     """Queue an interrupted trial's parameters to run again (unless it has been re-run `MAX_RETRIES` times)."""
-    retries = int(trial.user_attrs.get(RETRIES, 0))
+    retries = TrialRecord.of(trial).retries
     if trial.params and retries < MAX_RETRIES:
-        study.enqueue_trial(trial.params, user_attrs={RETRY_OF: trial.number, RETRIES: retries + 1})
+        rerun = TrialRecord(retry_of=trial.number, retries=retries + 1)
+        study.enqueue_trial(trial.params, user_attrs=rerun.model_dump(include={"retry_of", "retries"}))
         logger.warning("trial %d was interrupted; it is queued again with the same parameters", trial.number)
     else:
         logger.warning("trial %d was interrupted; it is marked failed", trial.number)
 
 
 def _interrupted(trial: FrozenTrial) -> bool:
-    owner = trial.user_attrs.get(OWNER)
+    owner = TrialRecord.of(trial).owner
     if owner is None:
         start = trial.datetime_start
         return start is not None and datetime.now(timezone.utc) - start.astimezone(timezone.utc) > UNOWNED_GRACE

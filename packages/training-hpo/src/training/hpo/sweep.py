@@ -112,7 +112,7 @@ def run_local_hpo_sweep(
         machine=machine_name(),
     )
     _check_or_save(study, record, folder)
-    Budget(hpo.n_trials, hpo.timeout_s).record(study)
+    Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
     folder.write_manifest(hpo.name, redact_url(location))
     if not have_splits:
         _splits(folder, dataset, hpo, base)
@@ -171,7 +171,7 @@ def resume_hpo_sweep(
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
-        Budget(n_trials or old.n_trials, timeout_s or old.timeout_s).record(study)
+        Budget(n_trials=n_trials or old.n_trials, timeout_s=timeout_s or old.timeout_s).record(study)
     tracking = mlflow_uri or record.config.tracking.mlflow
     return SweepWorker(
         location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking, events

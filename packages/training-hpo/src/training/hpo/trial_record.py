@@ -13,11 +13,14 @@ class TrialRecord(BaseModel):
     """A trial's parameters, where it ran, its folds and times, and why it failed or was skipped.
 
     Fields are written when they become known (`write`); a trial that has not reached a field leaves it unset.
-    Recovery keeps its own bookkeeping attributes (owner, retries) beside these, which this record ignores.
+    `owner`, `retry_of` and `retries` are recovery's: the process running the trial, and the trial it re-runs.
     """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
+    owner: dict[str, Any] | None = None
+    retry_of: int | None = None
+    retries: int = 0
     hyperparameters: dict[str, Any] = {}
     device: str | None = None
     oom_retry: dict[str, int] | None = None
