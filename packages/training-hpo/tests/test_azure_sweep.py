@@ -79,14 +79,28 @@ def test_the_sweep_yaml_round_trips(tiny_config: TrainingConfig, tmp_path: Path)
     assert sorted(path.name for path in (tmp_path / "sweep" / "code").iterdir()) == ["config.yaml", "hpo.yaml"]
 
 
+def test_the_median_pruner_becomes_azure_s_median_stopping_policy(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    from azure.ai.ml import load_job
+    from azure.ai.ml.sweep import MedianStoppingPolicy
+
+    hpo = settings(pruner={"type": "median", "warmup_steps": 1})
+    job = build_azure_sweep_job(hpo, tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    loaded = load_job(write_azure_sweep_job(job, tmp_path / "sweep.yaml"))
+    for sweep in (job, loaded):
+        policy = sweep.early_termination
+        assert isinstance(policy, MedianStoppingPolicy)
+        assert (policy.delay_evaluation, policy.evaluation_interval) == (0, 1)
+    assert "median_stopping" in (tmp_path / "sweep.yaml").read_text()
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
         ({"sampler": {"type": "tpe"}}, "bayesian sampling does not support loguniform"),
         (
-            {"pruner": {"type": "median", "warmup_steps": 1}},
-            r"^hpo 'azure': pruner 'median': Azure's early-termination policies read only the primary metric, which "
-            r"an Azure trial logs once \(its CV mean\); set pruner: none",
+            {"pruner": {"type": "hyperband"}},
+            r"^hpo 'azure': pruner 'hyperband': Azure sweeps have no counterpart that reads a trial's folds; use "
+            r"pruner: median \(Azure's median stopping policy after each fold\) or none$",
         ),
         ({"sampler": {"type": "grid"}}, "grid sampling does not support loguniform"),
     ],
@@ -141,3 +155,25 @@ def test_the_trial_entry_point_runs_one_trial_locally(
     assert (
         capsys.readouterr().err == "azure trial: error: search_space.training.batch_size: '12' is not one of [4, 8]\n"
     )
+
+
+@pytest.mark.parametrize("pruner", ["none", "median"])
+def test_the_primary_metric_is_the_cv_mean_logged_once_or_running_after_each_fold(
+    tiny_config: TrainingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str
+) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    from training.hpo.azure_trial import run_azure_trial
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    build_azure_sweep_job(settings(pruner={"type": pruner}), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    params = {"training.learning_rate": "0.005", "training.batch_size": "8", "training.scheduler": "linear"}
+    params |= {"training.warmup_ratio": "0.1"}  # sampled by Azure, unused with a linear schedule
+    record = run_azure_trial(tmp_path / "sweep" / "code", Path(tiny_config.data.path), tmp_path / "out", params)
+    run = mlflow.last_active_run()
+    mlflow.end_run()
+    client = mlflow.MlflowClient()
+    logged = [(metric.step, metric.value) for metric in client.get_metric_history(run.info.run_id, "entity_f1")]
+    first, second = record.fold_values
+    expected = [(0, record.objective)] if pruner == "none" else [(0, first), (1, (first + second) / 2)]
+    assert logged == [(step, pytest.approx(value)) for step, value in expected]
+    assert client.get_run(run.info.run_id).data.metrics["entity_f1"] == pytest.approx(record.objective)

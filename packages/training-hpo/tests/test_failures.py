@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import threading
 import time
@@ -15,6 +16,7 @@ import pytest
 from optuna.trial import TrialState
 
 from training.config import HPOConfig
+from training.core.run_folder import RunFolder
 from training.hpo import load_study, run_local_hpo_sweep
 from training.hpo.failures import SweepStopped
 from training.hpo.report import trials_table
@@ -79,3 +81,54 @@ def test_failures_in_a_row_stop_the_sweep_with_one_line(
     for trial in study.trials:
         log = tmp_path / "trials" / str(trial.number) / "error.log"
         assert log.is_file() and str(log) in trial.user_attrs["fail_reason"]
+
+
+@pytest.fixture
+def memory_for_two_rows(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A GPU that holds micro-batches of at most 2 rows: a larger one raises torch's CUDA out-of-memory error, as the
+    caching allocator does (these machines have no GPU). Returns the micro-batch sizes that trained."""
+    import torch
+
+    from training.core import optimization
+
+    trained: list[int] = []
+    backward_group = optimization.backward_group
+
+    def on_a_small_gpu(state: object, batches: list[dict[str, torch.Tensor]], *rest: object) -> object:
+        rows = max(len(batch["input_ids"]) for batch in batches)
+        if rows > 2:
+            raise torch.cuda.OutOfMemoryError(f"CUDA out of memory. Tried to allocate {rows * 64} MiB")
+        trained.append(rows)
+        return backward_group(state, batches, *rest)
+
+    monkeypatch.setattr(optimization, "backward_group", on_a_small_gpu)
+    return trained
+
+
+@pytest.mark.parametrize("retry", [True, False])
+def test_a_cuda_out_of_memory_trial_is_retried_once_at_half_batch_size(
+    quick_settings: Callable[..., HPOConfig],
+    config_dir: Path,
+    tmp_path: Path,
+    memory_for_two_rows: list[int],
+    retry: bool,
+) -> None:
+    space = {"learning_rate": {"type": "fixed", "value": 5e-3}, "batch_size": {"type": "fixed", "value": 4}}
+    space |= {"num_epochs": {"type": "fixed", "value": 1}}
+    hpo = quick_settings("oom", n_trials=1, oom_retry=retry, max_failed_trials=1, search_space=space)
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess", "storage": "journal"}
+    if not retry:
+        with pytest.raises(SweepStopped, match="1 trials failed in a row"):
+            run_local_hpo_sweep("tiny-bert", hpo, **run)
+        (trial,) = load_study(tmp_path).trials
+        assert trial.state == TrialState.FAIL and not memory_for_two_rows and "oom_retry" not in trial.user_attrs
+        reason = trial.user_attrs["fail_reason"]
+        assert re.fullmatch(r"trial 0: CUDA out of memory \(CUDA out of memory\. Tried to allocate \d+ MiB\)", reason)
+        return
+    (trial,) = run_local_hpo_sweep("tiny-bert", hpo, **run).trials
+    assert trial.state == TrialState.COMPLETE
+    assert trial.user_attrs["oom_retry"] == {"training.batch_size": 2, "training.gradient_accumulation_steps": 2}
+    assert memory_for_two_rows and max(memory_for_two_rows) == 2
+    retried = RunFolder(tmp_path / "trials" / "0" / "fold-0").read_config()
+    assert retried is not None
+    assert (retried.training.batch_size, retried.training.gradient_accumulation_steps) == (2, 2)

@@ -33,7 +33,7 @@ HPO = HPOConfig.model_validate(
         "k_folds": 2,
         "n_trials": 2,
         "sampler": {"type": "random", "seed": 3},
-        "pruner": {"type": "none"},
+        "pruner": {"type": "median"},
         "search_space": {
             "learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3},
             "batch_size": {"type": "choice", "values": [4, 8]},
@@ -58,8 +58,14 @@ def test_sweep_best_final_and_lineage_through_the_standin(
     ]
     for child in children:
         record = AzureTrialRecord.load(standin.root / child.name / "outputs" / "trial" / "trial.json")
-        # The primary metric is logged once, the CV mean; folds and epochs go under other names.
-        assert standin.metric_history(child.name, "entity_f1") == [(0, pytest.approx(record.objective))]
+        # With the median stopping policy the primary metric is the running CV mean after each fold, its last value
+        # the CV mean; folds and epochs go under other names.
+        first = record.fold_values[0]
+        assert standin.metric_history(child.name, "entity_f1") == [
+            (0, pytest.approx(first)),
+            (1, pytest.approx(record.objective)),
+        ]
+        assert child.metrics["entity_f1"] == pytest.approx(record.objective)
         assert standin.metric_history(child.name, "entity_f1_fold") == [
             (fold, pytest.approx(value)) for fold, value in enumerate(record.fold_values)
         ]

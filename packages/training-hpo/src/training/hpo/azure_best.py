@@ -1,9 +1,9 @@
 """The best trial of a finished Azure ML sweep as the same `BestConfig` a local sweep writes.
 
-The best child is the completed one with the best primary metric (each trial logs it once: its CV mean, see
-`azure_trial`). Its `trial` output is downloaded into the study folder: `trial.json` gives the parameters, per-fold
-values and base config, and its best fold's `model/` is the checkpoint. The study reference is the sweep's job name
-and workspace; the child's job name is kept as `trial_run` for lineage.
+The best child is the completed one with the best primary metric (its last value: the CV mean, see `azure_trial`;
+MLflow returns a metric's value at its last step). Its `trial` output is downloaded into the study folder:
+`trial.json` gives the parameters, per-fold values and base config, and its best fold's `model/` is the checkpoint.
+The study reference is the sweep's job name and workspace; the child's job name is kept as `trial_run` for lineage.
 """
 
 from __future__ import annotations

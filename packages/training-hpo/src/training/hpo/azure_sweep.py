@@ -1,13 +1,14 @@
 """The same k-fold sweep as an Azure ML sweep job: one search space, one objective, Azure's samplers.
 
 Each Azure trial runs `python -m training.hpo.azure_trial` (this package's own entry point) on the sweep's code
-snapshot (`config.yaml`, `hpo.yaml`) and the data, cross-validates one parameter set and logs the CV mean once as the
+snapshot (`config.yaml`, `hpo.yaml`) and the data, cross-validates one parameter set and logs the CV mean as the
 primary metric (see `azure_trial`), which Azure ranks. The environment installs this checkout's wheels (see
-`training.execution.azure_environment`). Mappings: sampler tpe/random/grid -> bayesian/random/grid. Refused, with the
-reason: a pruner (Azure's early-termination policies read only the primary metric, logged once per trial), bayesian
-sampling or grid sampling of log-scale distributions, and more than one node or process per trial (a trial's folds
-run in one process; N nodes would run N identical copies). Conditional parameters are flattened (see
-`search_space`). Building and writing the job needs no credentials.
+`training.execution.azure_environment`). Mappings: sampler tpe/random/grid -> bayesian/random/grid; pruner median ->
+Azure's median stopping policy, evaluated after each fold on the running CV mean (the trial then logs the primary
+metric once per fold; its last value is the CV mean). Refused, with the reason: the hyperband pruner (Azure has no
+counterpart that reads fold-level values), bayesian sampling or grid sampling of log-scale distributions, and more
+than one node or process per trial (a trial's folds run in one process; N nodes would run N identical copies).
+Conditional parameters are flattened (see `search_space`). Building and writing the job needs no credentials.
 """
 
 from __future__ import annotations
@@ -87,7 +88,11 @@ def build_azure_sweep_job(
         display_name=f"hpo-{hpo.name}",
     )
     sweep_node = trial(**distributions).sweep(
-        sampling_algorithm=algorithm, primary_metric=hpo.metric, goal=hpo.direction, compute=azure.compute
+        sampling_algorithm=algorithm,
+        primary_metric=hpo.metric,
+        goal=hpo.direction,
+        compute=azure.compute,
+        early_termination_policy=early_termination(hpo),
     )
     sweep_node.set_limits(
         max_total_trials=hpo.n_trials,
@@ -119,11 +124,27 @@ def submit_azure_sweep_job(
     return AzureJob(service, created, Path(folder), Path(folder) / "status.log", poll_interval)
 
 
+def early_termination(hpo: HPOConfig) -> Any:
+    """Azure's policy for the HPO config's pruner: median stopping after each fold (None: no pruner).
+
+    Azure's policies read only the primary metric, so a trial with a policy logs its running CV mean after each fold
+    (`azure_trial.reports_each_fold`). The median pruner's `startup_trials` and `warmup_steps` have no Azure
+    counterpart: Azure compares a trial with the median of every trial's running averages from its first fold on.
+    """
+    from training.hpo.azure_trial import reports_each_fold
+
+    if not reports_each_fold(hpo):
+        return None
+    from azure.ai.ml.sweep import MedianStoppingPolicy
+
+    return MedianStoppingPolicy(delay_evaluation=0, evaluation_interval=1)
+
+
 def _check_supported(hpo: HPOConfig, azure: AzureConfig) -> None:
-    if hpo.pruner.type != "none":
+    if hpo.pruner.type == "hyperband":
         raise ConfigError(
-            f"hpo {hpo.name!r}: pruner {hpo.pruner.type!r}: Azure's early-termination policies read only the primary "
-            "metric, which an Azure trial logs once (its CV mean); set pruner: none for Azure sweeps"
+            f"hpo {hpo.name!r}: pruner 'hyperband': Azure sweeps have no counterpart that reads a trial's folds; "
+            "use pruner: median (Azure's median stopping policy after each fold) or none"
         )
     for name, value in (
         ("instance_count", azure.instance_count),

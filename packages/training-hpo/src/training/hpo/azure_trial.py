@@ -5,9 +5,11 @@
 SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml` (see `azure_sweep`). The folds are made from the data with
 the config's seed, exactly as a local sweep makes them, and saved in OUT. With MLflow installed and a tracking URI set
 (`MLFLOW_TRACKING_URI`, as Azure ML sets it), the trial logs each epoch's value as `<metric>_epoch`, each fold's value
-as `<metric>_fold` (step: the fold), and the primary metric `<metric>` once, at the end: the CV mean, which is what
-Azure ranks. OUT receives `trial.json` (an `AzureTrialRecord`) and one run folder per fold; the same JSON is printed on
-stdout. Exit codes: 0 ok, 1 failure, 2 bad input.
+as `<metric>_fold` (step: the fold), and the primary metric `<metric>`, which Azure ranks and its early-termination
+policy reads: once, at the end, as the CV mean; or, when the sweep has a pruner (Azure's median stopping policy),
+after each fold as the running CV mean (step: the fold), whose last value is the CV mean. OUT receives `trial.json`
+(an `AzureTrialRecord`) and one run folder per fold; the same JSON is printed on stdout. Exit codes: 0 ok, 1
+failure, 2 bad input.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from pydantic import BaseModel, ConfigDict
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError, TrainingError
 from training.config.builder import load_hpo_config
-from training.config.schema import TrainingConfig
+from training.config.schema import HPOConfig, TrainingConfig
 from training.core.cv_utils import create_kfold_splits
 from training.hpo.objective import TrialSpec, cross_validate, max_epochs
 from training.hpo.search_space import create_search_space
@@ -60,19 +62,24 @@ class AzureTrialRecord(BaseModel):
 
 
 class MetricLogger:
-    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled); never prunes.
+    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled), and with `each_fold` the running CV mean
+    after each fold as the primary metric, for Azure's early-termination policy (which cancels the job: this never
+    prunes itself).
 
-    A fold takes `max_epochs + 1` report steps: its epochs, then the running CV mean, which is not an epoch's value
-    (the fold values are logged as `<metric>_fold` at the end) and is left out here.
+    A fold takes `max_epochs + 1` report steps: its epochs, then the running CV mean.
     """
 
-    def __init__(self, metric: str, mlflow: ModuleType | None, max_epochs: int) -> None:
-        self.metric, self.mlflow, self.max_epochs = metric, mlflow, max_epochs
+    def __init__(self, metric: str, mlflow: ModuleType | None, max_epochs: int, *, each_fold: bool) -> None:
+        self.metric, self.mlflow, self.max_epochs, self.each_fold = metric, mlflow, max_epochs, each_fold
 
     def report(self, step: int, value: float) -> bool:
         fold, position = divmod(step, self.max_epochs + 1)
-        if self.mlflow is not None and position < self.max_epochs:
+        if self.mlflow is None:
+            return False
+        if position < self.max_epochs:
             self.mlflow.log_metric(self.metric + EPOCH_SUFFIX, value, step=fold * self.max_epochs + position)
+        elif self.each_fold:
+            self.mlflow.log_metric(self.metric, value, step=fold)
         return False
 
 
@@ -103,11 +110,13 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
             cache_dir=cache,
             max_epochs=epochs,
         )
-        outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow, epochs))
+        each_fold = reports_each_fold(hpo)
+        outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow, epochs, each_fold=each_fold))
     if mlflow is not None:
         for fold in outcome.folds:
             mlflow.log_metric(hpo.metric + FOLD_SUFFIX, fold.value, step=fold.fold)
-        mlflow.log_metric(hpo.metric, outcome.mean)  # once: the value Azure ranks trials by
+        if not each_fold:
+            mlflow.log_metric(hpo.metric, outcome.mean)  # once: the value Azure ranks trials by
     if hpo.keep_checkpoints == "none":
         for fold in range(hpo.k_folds):
             shutil.rmtree(output / f"fold-{fold}" / "model", ignore_errors=True)
@@ -124,6 +133,11 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
     )
     atomic_write_text(output / TRIAL_FILE, record.model_dump_json(indent=2) + "\n")
     return record
+
+
+def reports_each_fold(hpo: HPOConfig) -> bool:
+    """Whether a trial logs its running CV mean after each fold (for the sweep's early-termination policy)."""
+    return hpo.pruner.type != "none"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
