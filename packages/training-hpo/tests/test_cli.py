@@ -70,6 +70,19 @@ def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args:
     assert message in one_line_error(training("hpo", *args))
 
 
+@pytest.mark.parametrize(
+    ("manifest", "message"),
+    [
+        ("{not json", "study.json: not a readable study manifest ("),
+        ('{"format": "training.hpo-study", "study_name": "x"}', "study.json: storage: required key is missing"),
+        ('{"format": "other", "study_name": "x", "storage": "y"}', "study.json: format: expected 'training.hpo-study'"),
+    ],
+)
+def test_a_bad_study_manifest_is_named(tmp_path: Path, manifest: str, message: str) -> None:
+    (tmp_path / "study.json").write_text(manifest, encoding="utf-8")
+    assert message in one_line_error(training("hpo", "best", "--study-dir", tmp_path))
+
+
 def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")

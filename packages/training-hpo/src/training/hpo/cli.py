@@ -202,7 +202,7 @@ def _report(args: argparse.Namespace) -> int:
     out = args.out or folder.report
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
-    print(f"live view: optuna-dashboard {folder.read_manifest()['storage']}")
+    print(f"live view: optuna-dashboard {folder.read_manifest().storage}")
     return 0
 
 

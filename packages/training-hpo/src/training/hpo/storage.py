@@ -116,8 +116,8 @@ def study_location(
     if study_dir is not None:
         folder = StudyFolder(Path(study_dir))
         manifest = folder.read_manifest()
-        location = storage_location(storage, folder) if storage else manifest["storage"]
-        return location, study_name or manifest["study_name"]
+        location = storage_location(storage, folder) if storage else manifest.storage
+        return location, study_name or manifest.study_name
     if storage is None or study_name is None:
         raise InputError("name the study: a study folder, or a storage URL together with a study name")
     return (storage if "://" in storage else str(Path(storage).resolve())), study_name

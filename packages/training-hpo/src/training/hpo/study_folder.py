@@ -11,18 +11,28 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
-from training.common.atomic import atomic_write_json
+from pydantic import BaseModel, ConfigDict
+
+from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
+from training.config.validation import read_record
 
-MANIFEST_FORMAT = "training.hpo-study"
+
+class StudyManifest(BaseModel):
+    """`study.json`: which study of which storage a study folder holds (the storage URL without its password)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format: Literal["training.hpo-study"] = "training.hpo-study"
+    study_name: str
+    storage: str
 
 
 @dataclass(frozen=True)
@@ -73,22 +83,16 @@ class StudyFolder:
     def fold(self, number: int, fold: int) -> Path:
         return self.trial(number) / f"fold-{fold}"
 
-    def write_manifest(self, study_name: str, storage: str) -> None:
-        atomic_write_json(self.manifest, {"format": MANIFEST_FORMAT, "study_name": study_name, "storage": storage})
+    def write_manifest(self, manifest: StudyManifest) -> None:
+        atomic_write_text(self.manifest, manifest.model_dump_json(indent=2) + "\n")
 
-    def read_manifest(self) -> dict[str, Any]:
+    def read_manifest(self) -> StudyManifest:
         """The manifest; a folder without one is not a study folder."""
-        try:
-            data = json.loads(self.manifest.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        if not self.manifest.is_file():
             raise InputError(
                 f"{self.root}: not a study folder (no study.json); start a sweep there with `training hpo run`"
-            ) from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"{self.manifest}: unreadable study manifest ({error})") from None
-        if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-            raise InputError(f"{self.manifest}: not a study manifest (expected 'format': {MANIFEST_FORMAT!r})")
-        return data
+            )
+        return read_record(StudyManifest, self.manifest, "study manifest")
 
     def remove(self, path: Path) -> None:
         """Delete `path` (a file or folder) inside the study folder; never through a link, never outside the folder."""

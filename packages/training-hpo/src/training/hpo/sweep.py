@@ -35,7 +35,7 @@ from training.hpo.storage import (
     storage_location,
     study_location,
 )
-from training.hpo.study_folder import StudyFolder
+from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_runner import Isolation
 from training.hpo.worker import SweepWorker
@@ -113,7 +113,7 @@ def run_local_hpo_sweep(
     )
     _check_or_save(study, record, folder)
     Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
-    folder.write_manifest(hpo.name, redact_url(location))
+    folder.write_manifest(StudyManifest(study_name=hpo.name, storage=redact_url(location)))
     if not have_splits:
         _splits(folder, dataset, hpo, base)
     tracking = mlflow_uri or base.tracking.mlflow
