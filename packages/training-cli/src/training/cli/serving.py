@@ -9,7 +9,6 @@ line saying what was expected; only a fault of the service itself is a 500.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -20,6 +19,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from training.config.validation import read_record
 
 # The uvicorn factory of each worker process reads the settings from the file this variable names (uvicorn starts
 # workers from an import string and passes them nothing else).
@@ -195,7 +196,7 @@ def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict
 
 def app_from_settings() -> FastAPI:
     """The app of one worker process: loads the model named by the settings file (uvicorn's factory)."""
-    settings = ServeSettings.model_validate(json.loads(Path(os.environ[SETTINGS_VARIABLE]).read_text("utf-8")))
+    settings = read_record(ServeSettings, os.environ[SETTINGS_VARIABLE], "serve settings file")
     from training.cli.run_paths import load_predictor
     from training.core.exported import is_exported
 

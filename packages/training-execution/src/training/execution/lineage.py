@@ -89,17 +89,14 @@ class Lineage(BaseModel):
     @classmethod
     def load(cls, run_or_model_dir: str | os.PathLike[str]) -> Lineage:
         """Read `lineage.json` from a run folder, the `model/` folder inside it, or the file itself."""
-        from training.config.validation import validate
+        from training.config.validation import read_json_file, validate
 
         path = Path(run_or_model_dir)
         candidates = [path] if path.suffix == ".json" else [path / LINEAGE_FILE, path.parent / LINEAGE_FILE]
         file = next((candidate for candidate in candidates if candidate.is_file()), None)
         if file is None:
             raise InputError(f"{path}: no {LINEAGE_FILE} here or in the parent folder; is it a final-training run?")
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise InputError(f"{file}: not a readable lineage record ({error})") from error
+        data = read_json_file(file, "lineage record")
         if isinstance(data, dict) and data.get("format") == 1:  # study fields flat, the sweep's data renamed
             data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}
         if isinstance(data, dict) and data.get("format") != LINEAGE_FORMAT:
