@@ -3,6 +3,7 @@ page, each titled and labelled with units and the run's metric."""
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from pathlib import Path
 
@@ -23,7 +24,9 @@ def test_the_report_command_writes_an_offline_interactive_page(cli, trained_run:
     assert page.count("Plotly.newPlot(") == 3  # curves, F1 per entity, confusion (the run's data is found)
     for title in ("Learning curves (checkpoints chosen by entity_f1)", "Entity types per word: gold against predicted"):
         assert title in page
-    assert "href='interactive.html'" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    static = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert '<a href="interactive.html">' in static and '<img src="learning_curves.png"' in static
+    assert re.search(r"entity_f1 +\d\.\d{4}", static)  # the best scores, in the page's table
     assert (tmp_path / "report" / "learning_curves.png").is_file()  # the PNGs stay
 
 

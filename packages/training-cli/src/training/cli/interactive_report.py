@@ -10,7 +10,7 @@ from typing import Any
 
 from training.common.atomic import atomic_write_text
 from training.common.optional import require
-from training.common.plotly_page import Section, plotly_page
+from training.common.report_page import Section, report_page
 
 SCORES = ("entity_f1", "entity_precision", "entity_recall", "macro_f1")
 FRACTION = "(0 to 1)"
@@ -50,7 +50,7 @@ def write_interactive_run_report(
     scores = "; ".join(f"{key} {value:.4f}" for key, value in sorted(best.items()) if isinstance(value, float))
     page = out_dir / "interactive.html"
     intro = f"checkpoints chosen by {metric}; best: {scores or 'none yet'}"
-    atomic_write_text(page, plotly_page(f"Run {run_dir.name}", intro, figures))
+    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, figures))
     return page
 
 

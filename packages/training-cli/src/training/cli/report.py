@@ -3,7 +3,6 @@ one interactive page (`interactive.html`)."""
 
 from __future__ import annotations
 
-import html
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -13,8 +12,8 @@ from training.cli.interactive_report import write_interactive_run_report
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
+from training.common.report_page import report_page, save_png
 from training.core.run_folder import RunFolder
-from training.core.run_metrics import RunMetrics
 
 
 def write_run_report(
@@ -38,7 +37,13 @@ def write_run_report(
     if confusion:
         figures.append(_confusion(confusion, out_dir / "entity_confusion.png"))
     page = out_dir / "index.html"
-    atomic_write_text(page, _html(run_dir, record, figures))
+    intro = f"Best epoch {record.best_epoch}, status {record.status}."
+    scores = "\n".join(
+        f"{key:<24} {value:.4f}" for key, value in sorted(record.best.items()) if isinstance(value, float)
+    )
+    sections = [(path.stem.replace("_", " "), path.name, "") for path in figures]
+    links = [("Interactive version (opens offline)", "interactive.html")]
+    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, scores, links))
     write_interactive_run_report(run_dir, out_dir, record.history, record.best, confusion, metric)
     return page
 
@@ -66,8 +71,7 @@ def _learning_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
     right.plot(steps, [entry.get("loss", 0.0) for entry in history], marker="o", color="tab:red")
     right.set(xlabel="optimizer step", ylabel="loss", title="validation loss")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_png(figure, path)
     return path
 
 
@@ -81,8 +85,7 @@ def _entity_f1(per_entity: dict[str, dict[str, Any]], path: Path) -> Path:
     axes.set(ylabel="F1", title="best checkpoint: F1 per entity type", ylim=(0, 1.1))
     axes.tick_params(axis="x", rotation=30)
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_png(figure, path)
     return path
 
 
@@ -111,22 +114,5 @@ def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
                 )
     axes.set(xlabel="predicted", ylabel="gold", title="entity types per word")
     figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
+    save_png(figure, path)
     return path
-
-
-def _html(run_dir: Path, record: RunMetrics, figures: list[Path]) -> str:
-    rows = "".join(
-        f"<tr><td>{html.escape(key)}</td><td>{value:.4f}</td></tr>"
-        for key, value in sorted(record.best.items())
-        if isinstance(value, float)
-    )
-    images = "".join(f'<figure><img src="{html.escape(f.name)}" alt="{html.escape(f.stem)}"></figure>' for f in figures)
-    return (
-        f"<!doctype html><html><head><meta charset='utf-8'><title>Run report: {html.escape(run_dir.name)}"
-        "</title><style>body{font-family:sans-serif;margin:2em}td{padding:2px 12px}img{max-width:100%}</style>"
-        f"</head><body><h1>Run {html.escape(str(run_dir))}</h1><p>best epoch {record.best_epoch}, "
-        f"status {html.escape(record.status)}; <a href='interactive.html'>interactive version</a> "
-        f"(opens offline)</p><table>{rows}</table>{images}</body></html>\n"
-    )

@@ -18,7 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.common.atomic import atomic_write_text
 from training.common.optional import require
-from training.common.plotly_page import Section, plotly_page
+from training.common.report_page import Section, report_page
 from training.hpo.trial_record import TrialRecord
 
 
@@ -56,7 +56,7 @@ def write_interactive_report(study: optuna.Study, out_dir: str | os.PathLike[str
     page = Path(out_dir) / "interactive.html"
     title = f"Study {study.study_name}"
     intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
-    atomic_write_text(page, plotly_page(title, intro, study_figures(study, metric), table))
+    atomic_write_text(page, report_page(title, intro, study_figures(study, metric), table))
     return page
 
 

@@ -8,8 +8,6 @@ storage: `optuna-dashboard sqlite:///<study_dir>/study.db` (or the journal file'
 
 from __future__ import annotations
 
-import html
-import io
 import os
 import warnings
 from collections.abc import Callable
@@ -19,8 +17,9 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from training.common.atomic import atomic_write_bytes, atomic_write_text
+from training.common.atomic import atomic_write_text
 from training.common.optional import require
+from training.common.report_page import Section, report_page, save_png
 from training.hpo.interactive_report import write_interactive_report
 from training.hpo.trial_record import TrialRecord
 
@@ -78,7 +77,7 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    figures: list[tuple[str, str | None, str]] = []
+    figures: list[Section] = []
 
     def add(title: str, name: str, draw: Callable[[], Any], note: str | None) -> None:
         if note is not None:
@@ -86,7 +85,8 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
             return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            _save_png(draw(), out / name)
+            axes = draw()
+            save_png((axes.flat[0] if hasattr(axes, "flat") else axes).figure, out / name)
         figures.append((title, name, ""))
 
     none_yet = "no complete trial yet" if not complete else None
@@ -101,7 +101,9 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     add("Fold values per trial", "folds.png", lambda: _fold_spread(complete), none_yet)
     table = trials_table(study)
     atomic_write_text(out / "trials.txt", table)
-    atomic_write_text(out / "index.html", _html(study, figures, table))
+    intro = f"Direction: {study.direction.name.lower()}."
+    links = [("Interactive version (opens offline)", "interactive.html")]
+    atomic_write_text(out / "index.html", report_page(f"Study {study.study_name}", intro, figures, table, links))
     write_interactive_report(study, out, study_metric(study), table)
     return table
 
@@ -125,35 +127,6 @@ def _fold_spread(trials: list[FrozenTrial]) -> Any:
     axes.set_ylabel("fold value")
     axes.set_title("Spread of the metric over the folds")
     return axes
-
-
-def _save_png(axes: Any, path: Path) -> None:
-    import matplotlib.pyplot as plt
-
-    figure = (axes.flat[0] if hasattr(axes, "flat") else axes).figure
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
-
-
-def _html(study: optuna.Study, figures: list[tuple[str, str | None, str]], table: str) -> str:
-    sections = []
-    for title, name, note in figures:
-        body = (
-            f'<img src="{name}" alt="{html.escape(title)}">'
-            if name
-            else f"<p><em>Skipped: {html.escape(note)}</em></p>"
-        )
-        sections.append(f"<section><h2>{html.escape(title)}</h2>{body}</section>")
-    name = html.escape(study.study_name)
-    return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>Study {name}</title></head><body>\n'
-        f"<h1>Study {name}</h1>\n<p>Direction: {study.direction.name.lower()}. "
-        '<a href="interactive.html">Interactive version</a> (opens offline).</p>\n'
-        + "\n".join(sections)
-        + f"\n<section><h2>Trials</h2><pre>{html.escape(table)}</pre></section>\n</body></html>\n"
-    )
 
 
 def _number(value: float | None) -> str:

@@ -1,0 +1,55 @@
+"""One way to write a report page: a self-contained HTML page of figures, and PNG files written atomically.
+
+Both reports (a study's and a run's) use it twice: a static page of PNG plots (for documents) and an interactive page
+of plotly figures, with plotly.js inlined once so it opens offline. matplotlib and plotly are imported by the callers,
+from their `plots` extra.
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from training.common.atomic import atomic_write_bytes
+
+# (heading, the figure: a PNG file name beside the page, a plotly Figure, or None; a note shown instead of no figure)
+Section = tuple[str, Any, str]
+
+
+def report_page(
+    title: str, intro: str, sections: Sequence[Section], appendix: str = "", links: Sequence[tuple[str, str]] = ()
+) -> str:
+    """The page: `title`, the `intro` text and `links` (text, href), each section's figure (or its note), then
+    `appendix` (preformatted)."""
+    parts, inlined = [], False
+    for heading, figure, note in sections:
+        if figure is None:
+            body = f"<p><em>Skipped: {html.escape(note)}</em></p>"
+        elif isinstance(figure, str):
+            body = f'<img src="{html.escape(figure)}" alt="{html.escape(heading)}">'
+        else:
+            body = figure.to_html(full_html=False, include_plotlyjs=not inlined, config={"displaylogo": False})
+            inlined = True
+        parts.append(f"<section><h2>{html.escape(heading)}</h2>{body}</section>")
+    anchors = "".join(f' <a href="{html.escape(href)}">{html.escape(text)}</a>' for text, href in links)
+    tail = f"<section><pre>{html.escape(appendix)}</pre></section>" if appendix else ""
+    return (
+        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        "<style>body{font-family:sans-serif;margin:2em}pre{font-size:12px}img{max-width:100%}</style></head><body>\n"
+        f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(intro)}{anchors}</p>\n"
+        + "\n".join(parts)
+        + f"\n{tail}</body></html>\n"
+    )
+
+
+def save_png(figure: Any, path: str | os.PathLike[str]) -> None:
+    """Write a matplotlib figure as a PNG file (atomically: a reader never sees half a file) and close it."""
+    import matplotlib.pyplot as plt
+
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    plt.close(figure)
+    atomic_write_bytes(path, buffer.getvalue())
