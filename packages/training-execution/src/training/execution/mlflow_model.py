@@ -9,6 +9,7 @@ from typing import Any
 
 import mlflow.pyfunc
 
+from training.common.errors import InputError
 from training.core.run_folder import RunFolder
 from training.execution._version import __version__
 
@@ -42,9 +43,10 @@ def _entity(entity: Any) -> dict[str, Any]:
 
 def log_pyfunc_model(client: Any, run_id: str, run: RunFolder) -> str:
     """Save the run's model as a pyfunc model and log it to `run_id` under `pyfunc/`; returns its `runs:/` URI."""
-    from training.config.schema import TrainingConfig
-
-    settings = TrainingConfig.from_yaml(run.config.read_text(encoding="utf-8"), str(run.config)).model
+    config = run.read_config()
+    if config is None:
+        raise InputError(f"{run.root}: no config.yaml; the pyfunc model needs the run's window settings")
+    settings = config.model
     with tempfile.TemporaryDirectory() as scratch:
         path = Path(scratch) / PYFUNC_PATH
         mlflow.pyfunc.save_model(
