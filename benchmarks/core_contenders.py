@@ -134,6 +134,7 @@ def run_trainer(
         dataloader_num_workers=0,
         dataloader_pin_memory=False,
         bf16=bf16,
+        use_cpu=not torch.cuda.is_available(),  # Trainer refuses bf16 without a GPU unless told it runs on the CPU
     )
     trainer = Trainer(
         model=model,
