@@ -10,13 +10,16 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from data.documents import Document, Span
+from data.documents import Document, Span, iob2_tag_names
 from data.loaders import Dataset
 from training.common.errors import ConfigError, TrainingError
 from training.config import TrainingConfig
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
+from training.core.features import Collator, encode_documents
 from training.core.model import save_model
+from training.core.optimization import LossReadback, Optimization, backward_group, optimizer_step
+from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
 
 ENTITY_TYPES = ("PER", "ORG", "LOC")
@@ -129,6 +132,38 @@ def test_training_stops_with_a_clear_error_after_n_non_finite_steps_in_a_row(
     )
     with pytest.raises(TrainingError, match=r"training.max_nonfinite_steps: 3 optimizer steps in a row .*nan"):
         train_model(config, corpus(ner_documents, 16), tmp_path / "run")
+
+
+def test_a_non_finite_loss_leaves_weights_and_optimizer_state_as_they_were(
+    tiny_config: TrainingConfig, ner_documents: tuple[Document, ...]
+) -> None:
+    """The fused AdamW skips the step on the device, from the loss tensor the host has not read."""
+    model, tokenizer = create_model_and_tokenizer(tiny_config, labels=ENTITY_TYPES)
+    windows = encode_documents(ner_documents[:4], tokenizer, iob2_tag_names(ENTITY_TYPES), 64, 8).windows
+    batch = Collator(tokenizer.pad_token_id)(windows)
+    tokens = float(sum(label != -100 for window in windows for label in window.labels))
+    ctx = RunContext()
+    optimization = Optimization.build(model, tiny_config.training, ctx, total_steps=4)
+    assert optimization.optimizer.defaults["fused"] and optimization.precision in ("fp32", "bf16")
+
+    def step(poison: float) -> torch.Tensor:
+        loss = backward_group(optimization, [batch], tokens, ctx) * poison
+        optimizer_step(model, optimization, loss, tiny_config.training.max_grad_norm)
+        return loss
+
+    assert LossReadback(step(1.0)).value() > 0  # the first step creates the optimizer's state
+    weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    moments = [state["exp_avg"].clone() for state in optimization.optimizer.state.values()]
+    counts = [float(state["step"]) for state in optimization.optimizer.state.values()]
+
+    assert LossReadback(step(float("nan"))).value() != LossReadback(step(float("nan"))).value()  # NaN twice
+
+    assert all(torch.equal(tensor, weights[name]) for name, tensor in model.state_dict().items())
+    states = list(optimization.optimizer.state.values())
+    assert all(torch.equal(state["exp_avg"], moment) for state, moment in zip(states, moments, strict=True))
+    assert [float(state["step"]) for state in states] == counts
+    step(1.0)
+    assert not torch.equal(model.classifier.weight, weights["classifier.weight"])
 
 
 def test_max_length_above_the_position_limit_fails_before_training(

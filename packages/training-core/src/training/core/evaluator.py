@@ -21,6 +21,7 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
+from training.core.precision import AUTOCAST_DTYPES, resolve_precision
 from training.core.run_context import RunContext
 
 
@@ -53,12 +54,13 @@ def evaluate_model(
     stride: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    precision: str = "auto",
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder, whose own tokenizer is then used. `tag_names` default to the model's
     `id2label`; window settings not given are `ModelConfig`'s defaults. The model is moved to `device` when one is
-    given, else it runs where it is.
+    given, else it runs where it is; `precision` is resolved for that device as `training.precision` is.
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))
@@ -68,7 +70,9 @@ def evaluate_model(
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
     windowing = Windowing.of(max_length=max_length, stride=stride)
-    run = {"batch_size": batch_size, "device": device}
+    target = torch.device(device) if device is not None else next(model.parameters()).device
+    autocast_dtype = AUTOCAST_DTYPES[resolve_precision(precision, target, "precision")]
+    run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)
     predictions = tuple(found.documents[index].tags for index in range(len(documents)))

@@ -11,11 +11,14 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from transformers import get_scheduler
 
-from training.common.errors import ConfigError, TrainingError
+from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
+from training.core.precision import AUTOCAST_DTYPES, resolve_precision
 from training.core.run_context import RunContext
+from training.core.run_metrics import Precision
 from training.core.windowing import IGNORE_INDEX, Window
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -50,11 +53,12 @@ class NonFiniteSteps:
 @dataclass(frozen=True)
 class Optimization:
     """Everything that updates the weights of one run: the module that trains (DDP-wrapped and compiled when
-    asked), the optimizer, its schedule, the autocast dtype and the fp16 gradient scaler."""
+    asked), the optimizer, its schedule, the resolved precision, its autocast dtype and the fp16 gradient scaler."""
 
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
     scheduler: Any
+    precision: Precision
     autocast_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
 
@@ -62,7 +66,8 @@ class Optimization:
     def build(
         cls, model: torch.nn.Module, params: OptimizationConfig, ctx: RunContext, total_steps: int
     ) -> Optimization:
-        autocast_dtype, scaler = precision(params, ctx.device)
+        resolved = resolve_precision(params.precision, ctx.device)
+        scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         adamw = optimizer(model, params)
         module = model
         if ctx.is_distributed:
@@ -70,21 +75,7 @@ class Optimization:
             module = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if params.compile:
             module = torch.compile(module)
-        return cls(module, adamw, scheduler(adamw, params, total_steps), autocast_dtype, scaler)
-
-
-def precision(
-    params: OptimizationConfig, device: torch.device
-) -> tuple[torch.dtype | None, torch.amp.GradScaler | None]:
-    """The autocast dtype (None: fp32) and, for fp16, the gradient scaler."""
-    choice, cuda = params.precision, device.type == "cuda"
-    if choice == "auto":
-        choice = "bf16" if cuda and torch.cuda.is_bf16_supported() else "fp32"
-    if choice == "fp16" and not cuda:
-        raise ConfigError("training.precision: fp16 needs a CUDA GPU; use bf16 or fp32 on CPU")
-    if choice == "fp16":
-        return torch.float16, torch.amp.GradScaler("cuda")
-    return (torch.bfloat16 if choice == "bf16" else None), None
+        return cls(module, adamw, scheduler(adamw, params, total_steps), resolved, AUTOCAST_DTYPES[resolved], scaler)
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
@@ -138,8 +129,9 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 def backward_group(
     optimization: Optimization, batches: Sequence[dict[str, torch.Tensor]], tokens: float, ctx: RunContext
-) -> float:
-    """Back-propagate one accumulation group of collated batches; returns its loss on all ranks together.
+) -> torch.Tensor:
+    """Back-propagate one accumulation group of collated batches; returns its loss on all ranks together, a scalar
+    left on the device (reading it would wait for the whole group's work).
 
     `tokens` counts the group's labelled tokens on every rank. DDP averages gradients over ranks, so each rank
     scales its summed loss by the world size over that count; gradients synchronise on the last batch only.
@@ -158,11 +150,20 @@ def backward_group(
             scaled = summed * scale
             (scaler.scale(scaled) if scaler else scaled).backward()
         total += summed.detach()
-    return ctx.all_reduce_sum([float(total)])[0] / tokens
+    if ctx.is_distributed:  # a non-finite loss on one rank makes every rank skip the step
+        dist.all_reduce(total)
+    return total / tokens
 
 
-def optimizer_step(model: torch.nn.Module, optimization: Optimization, max_grad_norm: float | None) -> None:
-    """Clip, step the optimizer (through the scaler for fp16) and the schedule, and clear the gradients."""
+def optimizer_step(
+    model: torch.nn.Module, optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None
+) -> None:
+    """Clip, step the optimizer (through the scaler for fp16) unless `loss` is not finite, and clear the gradients.
+
+    The fused AdamW skips a non-finite step on the device (its `found_inf` input, which the fp16 scaler feeds the
+    same way), so no step waits for the loss; other optimizers read it first. fp16's scaler skips steps whose
+    gradients overflow, a non-finite loss among them. The schedule steps once the step is known to count.
+    """
     optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
         scaler.unscale_(optimizer)
@@ -171,7 +172,28 @@ def optimizer_step(model: torch.nn.Module, optimization: Optimization, max_grad_
     if scaler:
         scaler.step(optimizer)
         scaler.update()
-    else:
+    elif optimizer.defaults.get("fused"):
+        optimizer.found_inf = (~torch.isfinite(loss)).float()  # type: ignore[attr-defined]
+        try:
+            optimizer.step()
+        finally:
+            del optimizer.found_inf  # type: ignore[attr-defined]
+    elif math.isfinite(float(loss)):
         optimizer.step()
-    optimization.scheduler.step()
     optimizer.zero_grad(set_to_none=True)
+
+
+class LossReadback:
+    """A step's loss on its way to the host: the copy is queued behind the step's work and `value` waits for that
+    copy alone, not for the work queued after it, so the device keeps busy while the host reads the last step."""
+
+    def __init__(self, loss: torch.Tensor) -> None:
+        self.host = loss.detach().to("cpu", non_blocking=True)
+        self.ready = torch.cuda.Event() if loss.is_cuda else None
+        if self.ready is not None:
+            self.ready.record()
+
+    def value(self) -> float:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return float(self.host)

@@ -13,6 +13,7 @@ from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
+from training.core.precision import AUTOCAST_DTYPES, resolve_precision
 
 __all__ = ["Entity", "Predictor", "predict"]
 
@@ -20,7 +21,8 @@ __all__ = ["Entity", "Predictor", "predict"]
 class Predictor:
     """A model and tokenizer ready to tag texts (the model moves to `device`, in eval mode); load once, call often.
 
-    Window settings not given are `ModelConfig`'s defaults.
+    Window settings not given are `ModelConfig`'s defaults; `precision` is resolved for the device as
+    `training.precision` is (`auto`: bf16 where the device runs it natively).
     """
 
     def __init__(
@@ -32,8 +34,10 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        precision: str = "auto",
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.autocast_dtype = AUTOCAST_DTYPES[resolve_precision(precision, self.device, "precision")]
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tag_names = model_tag_names(model.config)
@@ -57,6 +61,7 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        precision: str = "auto",
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
         folder = Path(model_dir)
@@ -66,7 +71,15 @@ class Predictor:
             settings = TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config)).model
             windowing = Windowing.of(settings, max_length=max_length, stride=stride)
             max_length, stride = windowing.max_length, windowing.stride
-        return cls(model, tokenizer, max_length=max_length, stride=stride, batch_size=batch_size, device=device)
+        return cls(
+            model,
+            tokenizer,
+            max_length=max_length,
+            stride=stride,
+            batch_size=batch_size,
+            device=device,
+            precision=precision,
+        )
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order; a score is the mean probability of the entity's word tags."""
@@ -81,6 +94,7 @@ class Predictor:
             self.windowing,
             batch_size=self.batch_size,
             device=self.device,
+            autocast_dtype=self.autocast_dtype,
         )
         return [list(found.documents[index].entities) for index in range(len(documents))]
 
@@ -93,9 +107,10 @@ def predict(
     device: str | torch.device | None = None,
     max_length: int | None = None,
     stride: int | None = None,
+    precision: str = "auto",
 ) -> list[list[Entity]]:
     """Entities of each text found by the model saved in `model_dir` (a run's `model/` folder)."""
     predictor = Predictor.from_folder(
-        model_dir, max_length=max_length, stride=stride, batch_size=batch_size, device=device
+        model_dir, max_length=max_length, stride=stride, batch_size=batch_size, device=device, precision=precision
     )
     return predictor(texts)

@@ -9,6 +9,8 @@ from pydantic import BaseModel, ConfigDict
 from data.report import LoadReport
 
 METRICS_FORMAT = 1
+# The precisions a run computes in (`training.precision: auto` resolves to one of them).
+Precision = Literal["fp32", "bf16", "fp16"]
 
 
 class RunMetrics(BaseModel):
@@ -32,6 +34,7 @@ class RunMetrics(BaseModel):
     truncated_words: int = 0
     unlabelled_windows: int = 0
     skipped_steps: int = 0
+    precision: Precision | None = None  # what `training.precision` resolved to on the run's device
     load_report: LoadReport | None = None
 
     @property

@@ -103,29 +103,18 @@ class _Trainer:
         self.config, self.params, self.run, self.ctx = config, config.training, run, ctx
         self.dataset, self.inputs, self.callbacks, self.resume = dataset, inputs, callbacks, resume
         self.tag_names, self.train_docs, self.validation_docs = inputs.tag_names, inputs.train, inputs.validation
-        self.overlap = inputs.overlap
-        self.cache_dir = cache_dir
+        self.overlap, self.cache_dir = inputs.overlap, cache_dir
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
-        self.patience = 0
         self.best_metrics: dict[str, Any] = {}
-        self.best_step = 0
-        self.stopped_early = False
-        self.evaluated_step = -1
+        self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
-        key = fingerprint_items([name, *document_items(documents)])
-        return encode_cached(
-            documents,
-            self.tokenizer,
-            self.tag_names,
-            self.windowing.max_length,
-            self.windowing.stride,
-            self.cache_dir,
-            key,
-        )
+        key, windows = fingerprint_items([name, *document_items(documents)]), self.windowing
+        max_length, stride = windows.max_length, windows.stride
+        return encode_cached(documents, self.tokenizer, self.tag_names, max_length, stride, self.cache_dir, key)
 
     def _setup(self) -> None:
         params, ctx = self.params, self.ctx
@@ -149,14 +138,11 @@ class _Trainer:
             logger.warning("%d training windows hold no labelled token and are not trained on", self.unlabelled_windows)
         if not self.windows:
             raise DataError("the training split has no labelled token to train on")
-        self.collator = Collator(
-            self.tokenizer.pad_token_id or 0, pad_to_multiple_of=8 if ctx.device.type == "cuda" else None
-        )
+        pad_multiple = 8 if ctx.device.type == "cuda" else None
+        self.collator = Collator(self.tokenizer.pad_token_id or 0, pad_to_multiple_of=pad_multiple)
         self.lengths = [window.length for window in self.windows]
-        batches = len(self._batches(0))
-        self.updates_per_epoch = math.ceil(batches / params.gradient_accumulation_steps)
-        self.state.steps_per_epoch = self.updates_per_epoch
-        self.state.total_steps = self.updates_per_epoch * params.num_epochs
+        self.state.steps_per_epoch = math.ceil(len(self._batches(0)) / params.gradient_accumulation_steps)
+        self.state.total_steps = self.state.steps_per_epoch * params.num_epochs
         self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
 
     def _batches(self, epoch: int) -> list[list[int]]:
@@ -183,11 +169,12 @@ class _Trainer:
             self.run.write_config(self.config.to_yaml())
             self._write_progress()
             logger.info(
-                "training %d windows (%d documents) for %d epochs, %d optimizer steps; validation: %d documents",
+                "training %d windows (%d documents) for %d epochs, %d optimizer steps in %s; validation: %d documents",
                 len(self.windows),
                 len(self.train_docs),
                 self.params.num_epochs,
                 self.state.total_steps,
+                self.optimization.precision,
                 len(self.validation_docs),
             )
             if self.overlap:
@@ -215,34 +202,52 @@ class _Trainer:
         return result
 
     def _train_epoch(self, epoch: int, skip_batches: int) -> int:
-        """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank."""
+        """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank.
+
+        A step is counted once the next group's work is queued (the host then reads a loss the device already has,
+        without draining the device); a step that an evaluation follows is counted before the next group.
+        """
         self.optimization.module.train()
         batches = self._batches(epoch)
-        size = self.params.gradient_accumulation_steps
+        size, every = self.params.gradient_accumulation_steps, self.params.eval_steps
         groups = [batches[first : first + size] for first in range(0, len(batches), size)]
         # Labelled tokens per accumulation group, summed over ranks: one collective per epoch.
         counts = [float(sum(self.window_tokens[i] for batch in group for i in batch)) for group in groups]
         group_tokens = self.ctx.all_reduce_sum(counts)
-        seen = 0
+        seen, pending = 0, []
         for number in range(skip_batches // size, len(groups)):
+            if every and (self.state.global_step + 1) % every == 0:
+                self._count_steps(pending, epoch, len(groups))
+                if self.state.should_stop:
+                    break
             collated = [self.collator([self.windows[i] for i in batch]) for batch in groups[number]]
             loss = optimization.backward_group(self.optimization, collated, group_tokens[number], self.ctx)
             seen += sum(len(batch) for batch in groups[number])
-            if not self.nonfinite.finite(loss, self.state.global_step):
-                self.optimization.optimizer.zero_grad(set_to_none=True)
+            self._count_steps(pending, epoch, len(groups))
+            if self.state.should_stop:
+                break
+            optimization.optimizer_step(self.model, self.optimization, loss, self.params.max_grad_norm)
+            pending.append((number, optimization.LossReadback(loss)))
+        self._count_steps(pending, epoch, len(groups))
+        return seen
+
+    def _count_steps(self, pending: list[tuple[int, optimization.LossReadback]], epoch: int, groups: int) -> None:
+        """Count the `pending` steps (group number, loss), each applied unless its loss was not finite: the schedule,
+        callbacks, and the evaluation `eval_steps` asks for."""
+        while pending:
+            number, loss = pending.pop(0)
+            value = loss.value()
+            if not self.nonfinite.finite(value, self.state.global_step):
                 continue
-            optimization.optimizer_step(self.model, self.optimization, self.params.max_grad_norm)
+            self.optimization.scheduler.step()
             self.state.global_step += 1
-            self.state.loss, self.state.learning_rate = loss, self.optimization.scheduler.get_last_lr()[0]
+            self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:
-                done = number + 1 == len(groups)
+                done, size = number + 1 == groups, self.params.gradient_accumulation_steps
                 self._evaluate_and_checkpoint(epoch + 1 if done else epoch, 0 if done else (number + 1) * size)
                 self.optimization.module.train()
-            if self.state.should_stop:
-                break
-        return seen
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
@@ -378,6 +383,7 @@ class _Trainer:
             truncated_words=self.train_split.truncated_words + self.validation_split.truncated_words,
             unlabelled_windows=self.unlabelled_windows,
             skipped_steps=self.nonfinite.skipped,
+            precision=self.optimization.precision,
             load_report=self.dataset.report,
         )
         result = TrainResult(self.run.root, metrics)
