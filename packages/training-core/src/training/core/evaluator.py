@@ -53,12 +53,13 @@ def evaluate_model(
     stride: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder, whose own tokenizer is then used. `tag_names` default to the model's
     `id2label`; window settings not given are `ModelConfig`'s defaults. The model is moved to `device` when one is
-    given, else it runs where it is.
+    given, else it runs where it is; `autocast_dtype` (e.g. `torch.bfloat16`) runs it under autocast.
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))
@@ -68,7 +69,7 @@ def evaluate_model(
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
     windowing = Windowing.of(max_length=max_length, stride=stride)
-    run = {"batch_size": batch_size, "device": device}
+    run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)
     predictions = tuple(found.documents[index].tags for index in range(len(documents)))

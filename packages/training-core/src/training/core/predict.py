@@ -20,7 +20,8 @@ __all__ = ["Entity", "Predictor", "predict"]
 class Predictor:
     """A model and tokenizer ready to tag texts (the model moves to `device`, in eval mode); load once, call often.
 
-    Window settings not given are `ModelConfig`'s defaults.
+    Window settings not given are `ModelConfig`'s defaults; `autocast_dtype` (e.g. `torch.bfloat16`) runs the model
+    under autocast.
     """
 
     def __init__(
@@ -32,6 +33,7 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        autocast_dtype: torch.dtype | None = None,
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.to(self.device).eval()
@@ -39,6 +41,7 @@ class Predictor:
         self.tag_names = model_tag_names(model.config)
         self.windowing = Windowing.of(max_length=max_length, stride=stride)
         self.batch_size = batch_size
+        self.autocast_dtype = autocast_dtype
 
     @property
     def max_length(self) -> int:
@@ -57,6 +60,7 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
+        autocast_dtype: torch.dtype | None = None,
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
         folder = Path(model_dir)
@@ -66,7 +70,15 @@ class Predictor:
             settings = TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config)).model
             windowing = Windowing.of(settings, max_length=max_length, stride=stride)
             max_length, stride = windowing.max_length, windowing.stride
-        return cls(model, tokenizer, max_length=max_length, stride=stride, batch_size=batch_size, device=device)
+        return cls(
+            model,
+            tokenizer,
+            max_length=max_length,
+            stride=stride,
+            batch_size=batch_size,
+            device=device,
+            autocast_dtype=autocast_dtype,
+        )
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order; a score is the mean probability of the entity's word tags."""
@@ -81,6 +93,7 @@ class Predictor:
             self.windowing,
             batch_size=self.batch_size,
             device=self.device,
+            autocast_dtype=self.autocast_dtype,
         )
         return [list(found.documents[index].entities) for index in range(len(documents))]
 
@@ -93,9 +106,15 @@ def predict(
     device: str | torch.device | None = None,
     max_length: int | None = None,
     stride: int | None = None,
+    autocast_dtype: torch.dtype | None = None,
 ) -> list[list[Entity]]:
     """Entities of each text found by the model saved in `model_dir` (a run's `model/` folder)."""
     predictor = Predictor.from_folder(
-        model_dir, max_length=max_length, stride=stride, batch_size=batch_size, device=device
+        model_dir,
+        max_length=max_length,
+        stride=stride,
+        batch_size=batch_size,
+        device=device,
+        autocast_dtype=autocast_dtype,
     )
     return predictor(texts)
