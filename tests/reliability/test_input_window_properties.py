@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from data.documents import Document, iob2_tag_names
 from training.config import TrainingConfig
-from training.core.features import Collator, encode_documents, window_logits
+from training.core.features import Collator, encode_documents, window_readings
 from training.core.windowing import merge_word_predictions
 
 TAGS = iob2_tag_names(("PER", "ORG", "LOC"))
@@ -84,7 +84,7 @@ def test_windowed_predictions_equal_a_plain_forward_pass(
     docs = [document(index, words) for index, words in enumerate(documents)]
     encoded = encode_documents(docs, tokenizer, TAGS, max_length=512, stride=32)
     assert len(encoded.windows) == len(docs)
-    merged = merge_word_predictions(docs, encoded.windows, window_logits(model, encoded.windows, Collator(0), 3))
+    merged = merge_word_predictions(docs, encoded.windows, window_readings(model, encoded.windows, Collator(0), 3))
     for index, words in enumerate(documents):
         inputs = tokenizer(words, is_split_into_words=True, return_tensors="pt")
         with torch.inference_mode():

@@ -1,4 +1,4 @@
-"""Windows, label alignment, padding, logits and per-word merging of `training.core.features`."""
+"""Windows, label alignment, padding, labelled-position readings and per-word merging of `training.core.features`."""
 
 from __future__ import annotations
 
@@ -14,9 +14,9 @@ from training.core.features import (
     Window,
     encode_cached,
     encode_documents,
-    window_logits,
+    window_readings,
 )
-from training.core.windowing import IGNORE_INDEX, merge_word_predictions
+from training.core.windowing import IGNORE_INDEX, Readings, merge_word_predictions
 
 TAGS = iob2_tag_names(("PER", "ORG", "LOC"))
 # 20 words that are single tokens of the tiny vocabulary, with a two-word person at words 13-14.
@@ -193,27 +193,41 @@ def test_the_collator_pads_dynamically():
     assert padded["input_ids"].shape == (2, 8) and padded["labels"][0, 3:].tolist() == [-100] * 5
 
 
-def test_window_logits_keep_order_and_do_not_depend_on_batching(tokenizer, model, ner_documents):
+def test_window_readings_keep_order_and_do_not_depend_on_batching(tokenizer, model, ner_documents):
     encoded = encode_documents(ner_documents[:12], tokenizer, TAGS, max_length=16, stride=4)
     collator = Collator(tokenizer.pad_token_id)
     model.train()
 
-    batched = window_logits(model, encoded.windows, collator, batch_size=8)
-    one_by_one = window_logits(model, encoded.windows, collator, batch_size=1, device="cpu")
+    batched = window_readings(model, encoded.windows, collator, batch_size=8)
+    one_by_one = window_readings(model, encoded.windows, collator, batch_size=1, device="cpu")
 
     assert model.training
-    assert [logits.shape for logits in batched] == [(window.length, len(TAGS)) for window in encoded.windows]
-    assert all(logits.dtype == np.float32 for logits in batched)
-    for left, right in zip(batched, one_by_one, strict=True):
-        np.testing.assert_allclose(left, right, atol=1e-5)
+    labelled = sum(label != IGNORE_INDEX for window in encoded.windows for label in window.labels)
+    assert batched.tag_ids.shape == batched.scores.shape == batched.label_log_probs.shape == (labelled,)
+    assert batched.scores.dtype == batched.label_log_probs.dtype == np.float32 and batched.tag_ids.dtype == np.int64
+    assert batched.tag_ids.tolist() == one_by_one.tag_ids.tolist()
+    np.testing.assert_allclose(batched.scores, one_by_one.scores, atol=1e-5)
+    np.testing.assert_allclose(batched.label_log_probs, one_by_one.label_log_probs, atol=1e-5)
+
+
+def test_the_loss_of_readings_is_the_cross_entropy_of_the_labelled_tokens(tokenizer, model, ner_documents):
+    encoded = encode_documents(ner_documents[:6], tokenizer, TAGS, max_length=64, stride=8)
+    batch = Collator(tokenizer.pad_token_id)(encoded.windows)
+
+    readings = window_readings(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size=4)
+
+    model.eval()
+    with torch.no_grad():
+        expected = model(**batch).loss.item() * int((batch["labels"] != IGNORE_INDEX).sum())
+    assert readings.loss_sum == pytest.approx(expected, rel=1e-4)
 
 
 def test_windowed_predictions_equal_whole_document_predictions_when_it_fits(tokenizer, model, ner_documents):
     documents = ner_documents[:6]
     encoded = encode_documents(documents, tokenizer, TAGS, max_length=64, stride=8)
-    logits = window_logits(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size=4)
+    readings = window_readings(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size=4)
 
-    merged = merge_word_predictions(documents, encoded.windows, logits)
+    merged = merge_word_predictions(documents, encoded.windows, readings)
 
     model.eval()
     for index, document in enumerate(documents):
@@ -231,11 +245,11 @@ def test_merging_takes_each_word_from_the_window_where_it_has_most_context(token
     document = single_token_document()
     windows = encode_documents([document], tokenizer, TAGS, max_length=16, stride=4).windows
     # Window k predicts tag k + 1 everywhere, so each word's tag tells which window it was read from.
-    logits = [
-        np.tile(np.eye(len(TAGS), dtype=np.float32)[k + 1] * 10, (window.length, 1)) for k, window in enumerate(windows)
-    ]
+    counts = [sum(label != IGNORE_INDEX for label in window.labels) for window in windows]
+    tag_ids = np.concatenate([np.full(count, k + 1) for k, count in enumerate(counts)])
+    readings = Readings(tag_ids, np.full(len(tag_ids), 0.999, np.float32), np.zeros(len(tag_ids), np.float32))
 
-    tag_ids, scores = merge_word_predictions([document], windows, logits)[0]
+    tag_ids, scores = merge_word_predictions([document], windows, readings)[0]
 
     # Overlap: words 10-13; word 10 and 11 sit further from the first window's edge, 12 and 13 from the second's.
     assert tag_ids.tolist() == [1] * 12 + [2] * 8
@@ -245,9 +259,9 @@ def test_merging_takes_each_word_from_the_window_where_it_has_most_context(token
 def test_merged_predictions_cover_every_word_exactly_once(tokenizer, model, ner_documents):
     documents = [long_document(ner_documents), Document.from_spans("empty", "", ()), *ner_documents[:3]]
     encoded = encode_documents(documents, tokenizer, TAGS, max_length=16, stride=4)
-    logits = window_logits(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size=16)
+    readings = window_readings(model, encoded.windows, Collator(tokenizer.pad_token_id), batch_size=16)
 
-    merged = merge_word_predictions(documents, encoded.windows, logits)
+    merged = merge_word_predictions(documents, encoded.windows, readings)
 
     assert sorted(merged) == list(range(len(documents)))
     for index, document in enumerate(documents):
@@ -257,13 +271,13 @@ def test_merged_predictions_cover_every_word_exactly_once(tokenizer, model, ner_
         assert np.all((scores > 0) & (scores <= 1)) and np.all((tag_ids >= 0) & (tag_ids < len(TAGS)))
 
 
-def test_window_logits_under_bf16_autocast_are_float32_and_close(tokenizer, model, ner_documents):
+def test_window_readings_under_bf16_autocast_are_float32_and_close(tokenizer, model, ner_documents):
     windows = encode_documents(ner_documents[:8], tokenizer, TAGS, max_length=32, stride=8).windows
     collator = Collator(tokenizer.pad_token_id)
 
-    exact = window_logits(model, windows, collator, batch_size=4)
-    mixed = window_logits(model, windows, collator, batch_size=4, device="cpu", autocast_dtype=torch.bfloat16)
+    exact = window_readings(model, windows, collator, batch_size=4)
+    mixed = window_readings(model, windows, collator, batch_size=4, device="cpu", autocast_dtype=torch.bfloat16)
 
-    assert all(logits.dtype == np.float32 for logits in mixed)
-    for left, right in zip(exact, mixed, strict=True):
-        np.testing.assert_allclose(left, right, atol=0.1)
+    assert mixed.scores.dtype == mixed.label_log_probs.dtype == np.float32
+    np.testing.assert_allclose(exact.scores, mixed.scores, atol=0.05)
+    np.testing.assert_allclose(exact.label_log_probs, mixed.label_log_probs, atol=0.1)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+import numpy as np
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
@@ -10,7 +13,8 @@ from hypothesis import strategies as st
 from data.documents import Document, Span, Word, split_words
 from training.config.schema import ModelConfig
 from training.core.evaluator import evaluate_model
-from training.core.pipeline import Windowing, untagged_document
+from training.core.features import encode_documents
+from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
 from training.core.predict import Predictor
 
 LABELS = ("PER", "ORG", "LOC")
@@ -37,6 +41,10 @@ def biased(model: torch.nn.Module, tag: str) -> torch.nn.Module:
 def predictor(tiny_tokenizer_and_model) -> Predictor:
     tokenizer, model = tiny_tokenizer_and_model(LABELS)
     return Predictor(scrambled(model), tokenizer, max_length=24, stride=4, device="cpu")
+
+
+def spans(entities: Sequence[Entity]) -> list[tuple[int, int, str, str]]:
+    return [(entity.start, entity.end, entity.label, entity.text) for entity in entities]
 
 
 def from_entities(index: int, text: str, spans: list[tuple[int, int, str]]) -> Document:
@@ -94,6 +102,63 @@ def test_window_settings_default_to_the_model_config(tiny_tokenizer_and_model) -
 
     assert (predictor.max_length, predictor.stride) == (defaults.max_length, defaults.stride)
     assert Windowing.of(defaults, stride=5) == Windowing(defaults.max_length, 5)
+
+
+def test_documents_predicted_together_equal_each_document_predicted_alone(predictor: Predictor, ner_documents) -> None:
+    """Windows of all documents share batches (sorted by length across documents): no tag, score or entity moves."""
+    long_text = " ".join(document.text for document in ner_documents[:12])
+    texts = [
+        long_text,
+        "",
+        "anna",
+        *(d.text for d in ner_documents[12:20]),
+        " ".join(d.text for d in ner_documents[20:23]),
+    ]
+    documents = [untagged_document(index, text) for index, text in enumerate(texts)]
+    windowing = Windowing(24, 4)
+    windows = encode_documents(documents[:1], predictor.tokenizer, predictor.tag_names, 24, 4).windows
+    model, tokenizer, names = predictor.model, predictor.tokenizer, predictor.tag_names
+
+    together = predict_documents(model, tokenizer, documents, names, windowing, batch_size=5)
+    alone = [
+        predict_documents(model, tokenizer, [doc], names, windowing, batch_size=1).documents[0] for doc in documents
+    ]
+
+    assert len(windows) > 5  # the long text is merged from many overlapping windows
+    assert sum(len(found.entities) for found in alone) > 10
+    for index, expected in enumerate(alone):
+        found = together.documents[index]
+        assert found.tags == expected.tags
+        assert spans(found.entities) == spans(expected.entities)
+        np.testing.assert_allclose(found.scores, expected.scores, atol=1e-5)
+        np.testing.assert_allclose([e.score for e in found.entities], [e.score for e in expected.entities], atol=1e-5)
+    assert [spans(entities) for entities in predictor(texts)] == [spans(found.entities) for found in alone]
+
+
+def test_bf16_autocast_predicts_what_fp32_predicts_within_a_tolerance(predictor: Predictor, ner_documents) -> None:
+    model, tokenizer = predictor.model, predictor.tokenizer
+    texts = [document.text for document in ner_documents]
+    mixed = Predictor(model, tokenizer, max_length=24, stride=4, device="cpu", precision="bf16")
+    documents = [untagged_document(index, text) for index, text in enumerate(texts)]
+    windowing = Windowing(24, 4)
+
+    exact = predict_documents(model, tokenizer, documents, predictor.tag_names, windowing).documents
+    bf16 = predict_documents(
+        model, tokenizer, documents, predictor.tag_names, windowing, autocast_dtype=torch.bfloat16
+    ).documents
+
+    agree = [a == b for index in exact for a, b in zip(exact[index].tags, bf16[index].tags, strict=True)]
+    assert sum(agree) / len(agree) > 0.95
+    for index in exact:
+        np.testing.assert_allclose(exact[index].scores, bf16[index].scores, atol=0.05)
+    assert [spans(entities) for entities in mixed(texts)] == [
+        spans(bf16[index].entities) for index in range(len(texts))
+    ]
+    f1 = evaluate_model(model, tokenizer, ner_documents, max_length=24, stride=4).metrics["entity_f1"]
+    mixed_f1 = evaluate_model(
+        model, tokenizer, ner_documents, max_length=24, stride=4, precision="bf16"
+    ).metrics["entity_f1"]
+    assert mixed_f1 == pytest.approx(f1, abs=0.05)
 
 
 @st.composite

@@ -16,7 +16,7 @@ from training.common.errors import ConfigError
 from training.config import TrainingConfig
 from training.core import train_model
 from training.core.evaluator import evaluate_model
-from training.core.features import Collator, encode_documents, window_logits
+from training.core.features import Collator, encode_documents
 from training.core.precision import native_bf16, resolve_precision
 from training.core.predict import Predictor
 
@@ -66,9 +66,13 @@ def test_bf16_logits_equal_fp32_within_the_tolerance(
     `LOGIT_TOLERANCE` and the same tag wherever fp32's best tag leads by more than twice that."""
     tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
     windows = encode_documents(ner_documents, tokenizer, iob2_tag_names(ENTITY_TYPES), 64, 8).windows
-    collator = Collator(tokenizer.pad_token_id)
-    fp32 = torch.from_numpy(np.concatenate(window_logits(model, windows, collator, 8, CPU)))
-    bf16 = torch.from_numpy(np.concatenate(window_logits(model, windows, collator, 8, CPU, torch.bfloat16)))
+    batch = Collator(tokenizer.pad_token_id)(windows)
+    inputs = {name: batch[name] for name in ("input_ids", "attention_mask")}
+    real = batch["attention_mask"].bool()
+    with torch.inference_mode():
+        fp32 = model.eval()(**inputs).logits.float()[real]
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = model(**inputs).logits.float()[real]
 
     assert float((fp32 - bf16).abs().max()) <= LOGIT_TOLERANCE
     top = fp32.topk(2, dim=1).values

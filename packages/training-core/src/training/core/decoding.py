@@ -61,11 +61,12 @@ def document_predictions(
     indices: Iterable[int],
 ) -> dict[int, DocumentPrediction]:
     """The predictions of the documents at `indices` from their merged word tag ids and probabilities."""
+    names = np.asarray(tag_names, dtype=object)
     results = {}
     for index in indices:
         tag_ids, probabilities = merged[index]
-        tags = tuple(tag_names[tag_id] for tag_id in tag_ids)
-        scores = tuple(float(score) for score in probabilities)
+        tags = tuple(names[tag_ids].tolist())
+        scores = tuple(probabilities.tolist())
         results[index] = DocumentPrediction(tags, scores, _entities(documents[index], tags, scores))
     return results
 

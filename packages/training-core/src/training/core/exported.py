@@ -23,7 +23,7 @@ from training.core.windowing import (
     EncodedSplit,
     Windowing,
     WordTokens,
-    batched_logits,
+    batched_readings,
     merge_word_predictions,
     untagged_document,
     window_documents,
@@ -154,8 +154,8 @@ class OnnxPredictor:
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
         """Tags, scores and entities of each document's words, by document index (the torch pipeline's steps)."""
         encoded = encode_words(self.tokenizer, documents, self.tag_names, self.windowing, self.record.unk_token_id)
-        logits = batched_logits(encoded.windows, self._forward, self.batch_size, self.record.pad_token_id)
-        merged = merge_word_predictions(documents, encoded.windows, logits)
+        readings = batched_readings(encoded.windows, self._forward, self.batch_size, self.record.pad_token_id)
+        merged = merge_word_predictions(documents, encoded.windows, readings)
         return document_predictions(documents, merged, self.tag_names, range(len(documents)))
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:

@@ -23,9 +23,10 @@ from training.common.errors import InputError
 from training.common.fingerprint import fingerprint, fingerprint_items
 from training.core.windowing import (
     EncodedSplit,
+    Readings,
     Window,
     WordTokens,
-    batched_logits,
+    batched_readings,
     pad_windows,
     window_documents,
 )
@@ -104,18 +105,18 @@ class Collator:
         return {name: torch.from_numpy(array) for name, array in arrays.items()}
 
 
-def window_logits(
+def window_readings(
     model: PreTrainedModel,
     windows: Sequence[Window],
     collator: Collator,
     batch_size: int,
     device: str | torch.device | None = None,
     autocast_dtype: torch.dtype | None = None,
-) -> list[np.ndarray]:
-    """Logits of each window as a float32 `[window.length, num_tags]` array, in the order given (`batched_logits`).
+) -> Readings:
+    """The model's `Readings` of the labelled positions of `windows`, in the order given (`batched_readings`).
 
     Runs in eval mode under `torch.inference_mode` on `device` (default: the model's); the model's train/eval mode
-    is restored afterwards.
+    is restored afterwards. Logits come back as float32 whatever the autocast dtype.
     """
     target = torch.device(device) if device is not None else next(model.parameters()).device
     autocast = (
@@ -133,7 +134,7 @@ def window_logits(
     model.eval()
     try:
         with torch.inference_mode():
-            return batched_logits(windows, forward, batch_size, collator.pad_token_id, collator.pad_to_multiple_of)
+            return batched_readings(windows, forward, batch_size, collator.pad_token_id, collator.pad_to_multiple_of)
     finally:
         model.train(was_training)
 

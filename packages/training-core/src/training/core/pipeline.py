@@ -11,21 +11,13 @@ from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
-from training.core.features import Collator, encode_documents, window_logits
-from training.core.windowing import (
-    IGNORE_INDEX,
-    EncodedSplit,
-    Window,
-    Windowing,
-    merge_word_predictions,
-    untagged_document,
-)
+from training.core.features import Collator, encode_documents, window_readings
+from training.core.windowing import EncodedSplit, Windowing, merge_word_predictions, untagged_document
 
 __all__ = ["Entity", "Predictions", "Windowing", "predict_documents", "text_entities", "untagged_document"]
 
@@ -64,11 +56,10 @@ def predict_documents(
     windows = [window for window in encoded.windows if window.doc_index in wanted]
     target = torch.device(device) if device is not None else next(model.parameters()).device
     collator = Collator(tokenizer.pad_token_id, pad_to_multiple_of=8 if target.type == "cuda" else None)
-    logits = window_logits(model, windows, collator, batch_size, target, autocast_dtype)
-    merged = merge_word_predictions(documents, windows, logits)
-    loss_sum, labelled = _loss_terms(windows, logits)
+    readings = window_readings(model, windows, collator, batch_size, target, autocast_dtype)
+    merged = merge_word_predictions(documents, windows, readings)
     results = document_predictions(documents, merged, tag_names, chosen)
-    return Predictions(results, loss_sum, labelled, encoded.truncated_words)
+    return Predictions(results, readings.loss_sum, len(readings.tag_ids), encoded.truncated_words)
 
 
 def text_entities(
@@ -92,18 +83,3 @@ def text_entities(
         second = predict_documents(model, tokenizer, [raw[index] for index in again], tag_names, windowing, **run)
         entities.update({index: second.documents[position].entities for position, index in enumerate(again)})
     return entities
-
-
-def _loss_terms(windows: Sequence[Window], logits: Sequence[np.ndarray]) -> tuple[float, int]:
-    """Summed cross-entropy over the labelled tokens of `windows`, and how many there are."""
-    loss_sum, labelled = 0.0, 0
-    for window, window_logit in zip(windows, logits, strict=True):
-        labels = np.asarray(window.labels)
-        mask = labels != IGNORE_INDEX
-        if not mask.any():
-            continue
-        shifted = window_logit[mask] - window_logit[mask].max(axis=1, keepdims=True)
-        log_probs = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
-        loss_sum -= float(log_probs[np.arange(mask.sum()), labels[mask]].sum())
-        labelled += int(mask.sum())
-    return loss_sum, labelled

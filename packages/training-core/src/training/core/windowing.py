@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 
@@ -140,62 +141,135 @@ def pad_windows(
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
-def batched_logits(
+@dataclass(frozen=True)
+class Readings:
+    """What a model read at the labelled positions (each word's first sub-token) of a sequence of windows, in window
+    order, then position order: the most probable tag id, its probability, and the log-probability of the label."""
+
+    tag_ids: np.ndarray  # int64
+    scores: np.ndarray  # float32
+    label_log_probs: np.ndarray  # float32
+
+    @property
+    def loss_sum(self) -> float:
+        """Summed cross-entropy of the labels."""
+        return -float(self.label_log_probs.sum(dtype=np.float64))
+
+
+def batched_readings(
     windows: Sequence[Window],
     forward: Callable[[dict[str, np.ndarray]], np.ndarray],
     batch_size: int,
     pad_token_id: int,
     pad_to_multiple_of: int | None = None,
-) -> list[np.ndarray]:
-    """Logits of each window as a float32 `[window.length, num_tags]` array, in the order given.
+) -> Readings:
+    """The `Readings` of `windows`, from the logits of batches of windows of similar length, longest first.
 
-    `forward` maps a padded batch (`pad_windows`) to its `[batch, width, num_tags]` logits; windows of similar
-    length are batched together, longest first, so a batch pads little.
+    `forward` maps a padded batch (`pad_windows`) to its `[batch, width, num_tags]` logits. Each batch is read as a
+    whole (softmax over its labelled rows only), so nothing here loops over windows or tokens in Python.
     """
-    order = sorted(range(len(windows)), key=lambda index: windows[index].length, reverse=True)
-    results: list[np.ndarray] = [np.empty((0, 0), dtype=np.float32)] * len(windows)
+    order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
+    counts = np.zeros(len(windows), dtype=np.int64)
+    batches = []
     for first in range(0, len(order), batch_size):
         chunk = order[first : first + batch_size]
-        logits = forward(pad_windows([windows[index] for index in chunk], pad_token_id, pad_to_multiple_of))
-        for row, index in enumerate(chunk):
-            results[index] = np.array(logits[row, : windows[index].length], dtype=np.float32)
-    return results
+        batch = pad_windows([windows[index] for index in chunk], pad_token_id, pad_to_multiple_of)
+        mask = batch["labels"] != IGNORE_INDEX
+        counts[chunk] = mask.sum(axis=1)
+        batches.append((chunk, _read(forward(batch)[mask], batch["labels"][mask])))
+    starts = np.cumsum(counts) - counts
+    total = int(counts.sum())
+    tag_ids, scores, label_log_probs = (
+        np.empty(total, np.int64),
+        np.empty(total, np.float32),
+        np.empty(total, np.float32),
+    )
+    for chunk, (chunk_tags, chunk_scores, chunk_log_probs) in batches:
+        rows = counts[chunk]
+        within = np.arange(rows.sum()) - np.repeat(np.cumsum(rows) - rows, rows)
+        target = np.repeat(starts[chunk], rows) + within
+        tag_ids[target], scores[target], label_log_probs[target] = chunk_tags, chunk_scores, chunk_log_probs
+    return Readings(tag_ids, scores, label_log_probs)
 
 
 def merge_word_predictions(
-    documents: Sequence[Document], windows: Sequence[Window], logits: Sequence[np.ndarray]
+    documents: Sequence[Document], windows: Sequence[Window], readings: Readings
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """Per document index: the tag id (int64) and its probability (float32) of every word.
 
     A word seen in several overlapping windows takes the prediction of the window where it has the most context:
     the most tokens between it and the nearer window edge (a document edge counts as unlimited context); ties go
-    to the earlier window. A word no window covers keeps tag id 0 (`O`) with probability 0.
+    to the earlier window. A word no window covers keeps tag id 0 (`O`) with probability 0. All windows are merged
+    at once, with array operations.
     """
-    tag_ids = {index: np.zeros(len(doc.words), dtype=np.int64) for index, doc in enumerate(documents)}
-    scores = {index: np.zeros(len(doc.words), dtype=np.float32) for index, doc in enumerate(documents)}
-    context = {index: np.full(len(doc.words), -1, dtype=np.int64) for index, doc in enumerate(documents)}
-    for window, raw in zip(windows, logits, strict=True):
-        probabilities = _softmax(raw)
-        labels = np.asarray(window.labels)
-        firsts = np.flatnonzero(labels != IGNORE_INDEX)
-        if firsts.size == 0:
-            continue
-        words = np.asarray([window.word_ids[position] for position in firsts], dtype=np.int64)
-        content = [position for position, word in enumerate(window.word_ids) if word is not None]
-        left_edge, right_edge = content[0], content[-1]
-        left = firsts - left_edge
-        if window.word_ids[left_edge] == 0 and labels[left_edge] != IGNORE_INDEX:
-            left = np.full_like(firsts, _UNLIMITED)
-        right = right_edge - firsts
-        if window.word_ids[right_edge] == len(documents[window.doc_index].words) - 1:
-            right = np.full_like(firsts, _UNLIMITED)
-        window_context = np.minimum(left, right)
-        better = window_context > context[window.doc_index][words]
-        chosen, positions = words[better], firsts[better]
-        context[window.doc_index][chosen] = window_context[better]
-        tag_ids[window.doc_index][chosen] = probabilities[positions].argmax(axis=-1)
-        scores[window.doc_index][chosen] = probabilities[positions].max(axis=-1)
-    return {index: (tag_ids[index], scores[index]) for index in range(len(documents))}
+    word_counts = np.fromiter((len(document.words) for document in documents), np.int64, len(documents))
+    word_offsets = np.cumsum(word_counts) - word_counts
+    tag_ids = np.zeros(int(word_counts.sum()), dtype=np.int64)
+    scores = np.zeros(int(word_counts.sum()), dtype=np.float32)
+    if windows:
+        flat = _FlatWindows.of(windows)
+        labelled = np.flatnonzero(flat.labels != IGNORE_INDEX)
+        owner = flat.owner[labelled]
+        document = flat.doc_index[owner]
+        left_edge, right_edge = flat.content_edges()
+        left = labelled - left_edge[owner]
+        opens_document = (flat.words[left_edge] == 0) & (flat.labels[left_edge] != IGNORE_INDEX)
+        left[opens_document[owner]] = _UNLIMITED
+        right = right_edge[owner] - labelled
+        closes_document = flat.words[right_edge] == word_counts[flat.doc_index] - 1
+        right[closes_document[owner]] = _UNLIMITED
+        key = word_offsets[document] + flat.words[labelled]
+        # Per word: the most context first, then the earliest window (the reading order is window order).
+        ranked = np.lexsort((np.arange(len(key)), -np.minimum(left, right), key))
+        first = np.ones(len(ranked), dtype=bool)
+        first[1:] = key[ranked][1:] != key[ranked][:-1]
+        chosen = ranked[first]
+        tag_ids[key[chosen]] = readings.tag_ids[chosen]
+        scores[key[chosen]] = readings.scores[chosen]
+    return {
+        index: (tag_ids[offset : offset + count], scores[offset : offset + count])
+        for index, (offset, count) in enumerate(zip(word_offsets.tolist(), word_counts.tolist(), strict=True))
+    }
+
+
+@dataclass(frozen=True)
+class _FlatWindows:
+    """Windows laid end to end: each token's label, word (-1 for special tokens) and window; each window's document."""
+
+    labels: np.ndarray
+    words: np.ndarray
+    owner: np.ndarray
+    doc_index: np.ndarray
+
+    @classmethod
+    def of(cls, windows: Sequence[Window]) -> _FlatWindows:
+        lengths = np.fromiter((window.length for window in windows), np.int64, len(windows))
+        total = int(lengths.sum())
+        labels = np.fromiter(chain.from_iterable(window.labels for window in windows), np.int64, total)
+        words = np.fromiter(
+            (-1 if word is None else word for window in windows for word in window.word_ids), np.int64, total
+        )
+        owner = np.repeat(np.arange(len(windows)), lengths)
+        doc_index = np.fromiter((window.doc_index for window in windows), np.int64, len(windows))
+        return cls(labels, words, owner, doc_index)
+
+    def content_edges(self) -> tuple[np.ndarray, np.ndarray]:
+        """Flat positions of each window's first and last non-special token (every window has one)."""
+        content = np.flatnonzero(self.words >= 0)
+        _, first = np.unique(self.owner[content], return_index=True)
+        last = np.append(first[1:] - 1, len(content) - 1)
+        return content[first], content[last]
+
+
+def _read(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Most probable tag id, its probability and the label's log-probability of each row of logits."""
+    rows = rows.astype(np.float32, copy=False)
+    shifted = rows - rows.max(axis=1, keepdims=True)
+    exponents = np.exp(shifted)
+    totals = exponents.sum(axis=1, keepdims=True)
+    probabilities = exponents / totals
+    label_log_probs = np.take_along_axis(shifted, labels[:, None], axis=1)[:, 0] - np.log(totals[:, 0])
+    return probabilities.argmax(axis=1), probabilities.max(axis=1), label_log_probs
 
 
 def _align(
@@ -259,8 +333,3 @@ def _window_bounds(is_first: list[bool], capacity: int, stride: int) -> list[tup
                 back += 1
         start = back
     return bounds
-
-
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = np.exp(logits - logits.max(axis=-1, keepdims=True))
-    return shifted / shifted.sum(axis=-1, keepdims=True)

