@@ -132,6 +132,14 @@ def test_set_overrides_are_parsed_as_yaml(folder: Path) -> None:
     assert build_training_config({"set": "training.seed=11"}, folder).training.seed == 11
 
 
+def test_packing_is_auto_true_or_false(folder: Path) -> None:
+    assert build_training_config(None, folder).training.packing == "auto"
+    for written, value in (("true", True), ("false", False), ("auto", "auto")):
+        config = build_training_config({"set": [f"training.packing={written}"]}, folder)
+        assert config.training.packing == value and type(config.training.packing) is type(value)
+        assert TrainingConfig.from_yaml(config.to_yaml()) == config
+
+
 def test_backbone_and_data_choose_other_files(folder: Path) -> None:
     write(folder / "model" / "big.yaml", "backbone: bert-base-cased\nmax_length: 512\n")
     config = build_training_config(argparse.Namespace(backbone="big"), folder)
@@ -264,6 +272,7 @@ def test_unknown_key_in_a_model_file(folder: Path) -> None:
         ),
         ("num_epochs: [2]", "training.num_epochs: expected a valid integer, got [2]"),
         ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
+        ("packing: always", "training.packing: expected 'auto', True or False, got 'always'"),
     ],
 )
 def test_wrong_type(folder: Path, line: str, message: str) -> None:

@@ -155,9 +155,9 @@ def test_bf16_autocast_predicts_what_fp32_predicts_within_a_tolerance(predictor:
         spans(bf16[index].entities) for index in range(len(texts))
     ]
     f1 = evaluate_model(model, tokenizer, ner_documents, max_length=24, stride=4).metrics["entity_f1"]
-    mixed_f1 = evaluate_model(
-        model, tokenizer, ner_documents, max_length=24, stride=4, precision="bf16"
-    ).metrics["entity_f1"]
+    mixed_f1 = evaluate_model(model, tokenizer, ner_documents, max_length=24, stride=4, precision="bf16").metrics[
+        "entity_f1"
+    ]
     assert mixed_f1 == pytest.approx(f1, abs=0.05)
 
 

@@ -137,6 +137,12 @@ class OptimizationConfig(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
     compile: bool = False
     group_by_length: bool = True
+    packing: Literal["auto", True, False] = Field(
+        default="auto",
+        description="pack a batch's windows into rows without padding, kept apart by position ids and the attention "
+        "mask: true (an error for a backbone that cannot), false, or auto (where the backbone can and packing a "
+        "batch costs less than padding it)",
+    )
 
 
 # Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).

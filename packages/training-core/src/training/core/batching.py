@@ -1,4 +1,5 @@
-"""Batch order: length-grouped (little padding), seeded per epoch, and sharded across ranks."""
+"""Batch order: length-grouped (little padding), seeded per epoch, and sharded across ranks; and how a batch's
+windows pack into rows of a fixed token capacity."""
 
 from __future__ import annotations
 
@@ -46,3 +47,22 @@ def epoch_batches(
             )
         batches = batches[:usable][rank::world_size]
     return batches
+
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """Indices of `lengths` packed first-fit decreasing into rows of at most `capacity` tokens, each index once.
+
+    Longest first, each into the first row with room, else a new row (a length over `capacity` gets a row alone);
+    equal lengths keep their order, so the same batch always packs the same way.
+    """
+    rows: list[list[int]] = []
+    room: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        row = next((number for number, free in enumerate(room) if lengths[index] <= free), None)
+        if row is None:
+            rows.append([index])
+            room.append(capacity - lengths[index])
+        else:
+            rows[row].append(index)
+            room[row] -= lengths[index]
+    return rows

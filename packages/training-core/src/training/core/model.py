@@ -104,8 +104,7 @@ def check_max_length(max_length: int, model_config: PretrainedConfig, tokenizer:
     """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit."""
     positions = getattr(model_config, "max_position_embeddings", None)
     if isinstance(positions, int):
-        pad = model_config.pad_token_id
-        offset = pad + 1 if model_config.model_type in _PADDING_OFFSET_TYPES and isinstance(pad, int) else 0
+        offset = position_offset(model_config)
         if max_length > positions - offset:
             shift = f" minus its padding offset of {offset}" if offset else ""
             raise ConfigError(
@@ -119,6 +118,12 @@ def check_max_length(max_length: int, model_config: PretrainedConfig, tokenizer:
             f"model.max_length: {max_length} is above the tokenizer's model_max_length of {limit}; "
             f"set model.max_length to at most {limit}"
         )
+
+
+def position_offset(model_config: PretrainedConfig) -> int:
+    """The position id of a sequence's first token: 0, or the padding id plus one for RoBERTa-like backbones."""
+    pad = model_config.pad_token_id
+    return pad + 1 if model_config.model_type in _PADDING_OFFSET_TYPES and isinstance(pad, int) else 0
 
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:

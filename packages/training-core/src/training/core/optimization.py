@@ -145,7 +145,7 @@ def backward_group(
         sync = contextlib.nullcontext() if last or not ctx.is_distributed else module.no_sync()
         with sync:
             with autocast(ctx.device, optimization.autocast_dtype):
-                output = module(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+                output = module(**{key: value for key, value in inputs.items() if key != "labels"})
             summed = summed_loss(output.logits, inputs["labels"])
             scaled = summed * scale
             (scaler.scale(scaled) if scaler else scaled).backward()

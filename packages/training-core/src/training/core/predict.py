@@ -43,7 +43,6 @@ class Predictor:
         self.tag_names = model_tag_names(model.config)
         self.windowing = Windowing.of(max_length=max_length, stride=stride)
         self.batch_size = batch_size
-        self.autocast_dtype = autocast_dtype
 
     @property
     def max_length(self) -> int:

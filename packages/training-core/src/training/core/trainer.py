@@ -25,6 +25,7 @@ from training.core.checkpoint import Progress, load_checkpoint, rng_state, save_
 from training.core.evaluator import evaluate_split, improves
 from training.core.features import Collator, EncodedSplit, encode_cached
 from training.core.model import create_model_and_tokenizer, save_model
+from training.core.packing import training_collator
 from training.core.pipeline import Windowing
 from training.core.result import TrainResult, previous_run
 from training.core.run_context import RunContext, create_run_context
@@ -138,16 +139,15 @@ class _Trainer:
             logger.warning("%d training windows hold no labelled token and are not trained on", self.unlabelled_windows)
         if not self.windows:
             raise DataError("the training split has no labelled token to train on")
-        pad_multiple = 8 if ctx.device.type == "cuda" else None
-        self.collator = Collator(self.tokenizer.pad_token_id or 0, pad_to_multiple_of=pad_multiple)
-        self.lengths = [window.length for window in self.windows]
+        padded = Collator(self.tokenizer.pad_token_id or 0, pad_to_multiple_of=8 if ctx.device.type == "cuda" else None)
+        self.collator = training_collator(self.model, padded, self.windowing.max_length, params.packing)
         self.state.steps_per_epoch = math.ceil(len(self._batches(0)) / params.gradient_accumulation_steps)
         self.state.total_steps = self.state.steps_per_epoch * params.num_epochs
         self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(
-            self.lengths,
+            [window.length for window in self.windows],
             self.params.batch_size,
             seed=self.params.seed,
             epoch=epoch,

@@ -1,0 +1,158 @@
+"""Padding-free training batches: a batch's windows packed into few rows, kept apart by position ids that restart
+per window and a block-diagonal attention mask, so the model spends no work on padding.
+
+transformers (5.x) detects packed sequences from position ids only for causal masks; an encoder's bidirectional
+mask takes a prepared 4D mask as it is, so the mask is built here. Whether a backbone honours both is probed once
+(`packing_problem`) rather than assumed from its name.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+from training.common.errors import ConfigError, first_line
+from training.core.batching import pack_rows
+from training.core.features import Collator
+from training.core.model import position_offset
+from training.core.windowing import IGNORE_INDEX, Window
+
+_log = logging.getLogger("training.core")
+_ATTENTION = ("eager", "sdpa")  # implementations that apply a prepared 4D mask as given
+_PROBE_TOLERANCE = 1e-4
+
+
+class PackedCollator:
+    """Packs a batch's windows into rows of at most `capacity` tokens (`pack_rows`): input ids, labels (-100 between
+    and after windows), position ids from the backbone's first position, and a `[rows, 1, width, width]` mask in
+    which a token sees only its own window's tokens (padding sees padding, so no row of the mask is empty).
+
+    With `only_when_cheaper`, a batch is packed only where its estimated cost (tokens, plus attention that grows
+    with the row width) is below that of padding it to its longest window; otherwise it is padded as usual.
+    """
+
+    def __init__(
+        self,
+        collator: Collator,
+        capacity: int,
+        *,
+        position_offset: int = 0,
+        additive_mask: bool = False,
+        attention_width: float = float("inf"),
+        only_when_cheaper: bool = False,
+    ) -> None:
+        self.collator, self.capacity, self.offset = collator, capacity, position_offset
+        self.additive_mask = additive_mask
+        self.attention_width = attention_width
+        self.only_when_cheaper = only_when_cheaper
+
+    @classmethod
+    def for_model(cls, model: PreTrainedModel, collator: Collator, capacity: int, **options: bool) -> PackedCollator:
+        """The packing that `model` reads: its first position id, its attention's mask form and cost."""
+        config = model.config
+        hidden, intermediate = getattr(config, "hidden_size", None), getattr(config, "intermediate_size", None)
+        width = 2 * hidden + intermediate if isinstance(hidden, int) and isinstance(intermediate, int) else float("inf")
+        return cls(
+            collator,
+            capacity,
+            position_offset=position_offset(config),
+            additive_mask=config._attn_implementation == "eager",
+            attention_width=width,
+            **options,
+        )
+
+    def __call__(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
+        lengths = [window.length for window in windows]
+        rows = pack_rows(lengths, self.capacity)
+        width = self._round(max(sum(lengths[index] for index in row) for row in rows))
+        padded_cost = self._cost(len(windows), self._round(max(lengths)))
+        if self.only_when_cheaper and self._cost(len(rows), width) >= padded_cost:
+            return self.collator(windows)
+        input_ids = np.full((len(rows), width), self.collator.pad_token_id, dtype=np.int64)
+        labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
+        positions = np.full((len(rows), width), self.offset, dtype=np.int64)
+        segments = np.zeros((len(rows), width), dtype=np.int64)  # 0: padding, k: the row's k-th window
+        for row, indices in enumerate(rows):
+            start = 0
+            for segment, index in enumerate(indices, start=1):
+                window, end = windows[index], start + lengths[index]
+                input_ids[row, start:end] = window.input_ids
+                labels[row, start:end] = window.labels
+                positions[row, start:end] = np.arange(self.offset, self.offset + lengths[index])
+                segments[row, start:end] = segment
+                start = end
+        kept = torch.from_numpy(segments)
+        mask = kept[:, None, :, None] == kept[:, None, None, :]
+        if self.additive_mask:  # eager attention adds its mask to the scores
+            mask = torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "attention_mask": mask,
+            "position_ids": torch.from_numpy(positions),
+            "labels": torch.from_numpy(labels),
+        }
+
+    def _round(self, width: int) -> int:
+        multiple = self.collator.pad_to_multiple_of
+        return -(-width // multiple) * multiple if multiple else width
+
+    def _cost(self, rows: int, width: int) -> float:
+        """Work of `rows` rows of `width` tokens: per-token layers, plus attention's share, width / attention_width."""
+        return rows * width * (1.0 + width / self.attention_width)
+
+
+def packing_problem(model: PreTrainedModel) -> str | None:
+    """Why `model` cannot train on packed rows, or None when it can.
+
+    It must take position ids, use an attention that applies a prepared 4D mask, and, probed on two short windows,
+    give each window the same logits packed in one row as alone (this also checks the backbone's first position id).
+    """
+    config = model.config
+    name = f"{config.model_type} ({type(model).__name__})"
+    if "position_ids" not in inspect.signature(model.forward).parameters:
+        return f"{name} takes no position_ids"
+    attention = config._attn_implementation
+    if attention not in _ATTENTION:
+        return f"{name} uses {attention} attention; packed rows need one of {', '.join(_ATTENTION)}"
+    pad = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
+    vocab = [token for token in range(1, 12) if token != pad]
+    windows = [Window(0, tuple(ids), (0,) * len(ids), (None,) * len(ids)) for ids in (vocab[:6], vocab[6:10])]
+    device = next(model.parameters()).device
+    packed = PackedCollator.for_model(model, Collator(pad), capacity=10)(windows)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            inputs = {key: value.to(device) for key, value in packed.items() if key != "labels"}
+            together = model(**inputs).logits[0]
+            alone = [model(input_ids=torch.tensor([window.input_ids], device=device)).logits[0] for window in windows]
+    except (RuntimeError, ValueError, TypeError) as error:
+        return f"{name} rejects packed rows ({type(error).__name__}: {first_line(error)})"
+    finally:
+        model.train(was_training)
+    difference = float((together - torch.cat(alone)).abs().max())
+    if difference > _PROBE_TOLERANCE:
+        return f"{name} lets packed windows see each other (logits differ by {difference:.2g})"
+    return None
+
+
+def training_collator(
+    model: PreTrainedModel, collator: Collator, capacity: int, packing: bool | Literal["auto"]
+) -> Collator | PackedCollator:
+    """The collator `train_model` trains with for `training.packing`: padded (`false`), packed (`true`; a
+    `ConfigError` for a backbone that cannot pack) or, for `auto`, packed where that is cheaper than padding."""
+    if packing is False:
+        return collator
+    problem = packing_problem(model)
+    if problem is not None:
+        if packing is True:
+            raise ConfigError(f"training.packing: true, but {problem}; set training.packing to auto or false")
+        _log.info("training.packing auto: padding batches, as %s", problem)
+        return collator
+    return PackedCollator.for_model(model, collator, capacity, only_when_cheaper=packing == "auto")
