@@ -31,12 +31,14 @@ import argparse
 import gc
 import os
 import platform
+import shutil
 import statistics
 import sys
 import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -52,6 +54,7 @@ from training.core.batching import epoch_batches
 from training.core.features import Collator
 
 DEFAULT_CONTENDERS = "eager,compile,eager/pad16,compile/pad16"
+_CACHE_PREFIX = "bench-compile-inductor-"  # the inductor cache folder made above, removed at the end
 
 
 @dataclass(frozen=True)
@@ -234,6 +237,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc.collect()
     report(runs, windows_per_step)
     print(f"total wall time: {time.perf_counter() - began:.0f} s")
+    cache = Path(os.environ["TORCHINDUCTOR_CACHE_DIR"])
+    if cache.name.startswith(_CACHE_PREFIX):  # the folder this script made, not one the caller chose
+        shutil.rmtree(cache, ignore_errors=True)
     return 0
 
 
