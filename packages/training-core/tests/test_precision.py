@@ -86,6 +86,7 @@ def test_prediction_and_evaluation_take_a_precision(
     tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
     assert Predictor(model, tokenizer, device="cpu", precision="bf16").autocast_dtype == torch.bfloat16
     assert Predictor(model, tokenizer, device="cpu", precision="fp32").autocast_dtype is None
+    assert Predictor(model, tokenizer, device="cpu").autocast_dtype is None  # fp32 by default, on any CPU
     result = evaluate_model(
         model, tokenizer, ner_documents[:4], tag_names=iob2_tag_names(ENTITY_TYPES), precision="bf16"
     )

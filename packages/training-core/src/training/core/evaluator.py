@@ -54,13 +54,14 @@ def evaluate_model(
     stride: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
-    precision: str = "auto",
+    precision: str = "fp32",
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder, whose own tokenizer is then used. `tag_names` default to the model's
     `id2label`; window settings not given are `ModelConfig`'s defaults. The model is moved to `device` when one is
-    given, else it runs where it is; `precision` is resolved for that device as `training.precision` is.
+    given, else it runs where it is; `precision` is resolved for that device as `training.precision` is (fp32 by
+    default: exact, and equal to an exported ONNX model; `auto`: bf16 where the device runs it natively).
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))

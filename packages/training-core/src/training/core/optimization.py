@@ -162,7 +162,8 @@ def optimizer_step(
 
     The fused AdamW skips a non-finite step on the device (its `found_inf` input, which the fp16 scaler feeds the
     same way), so no step waits for the loss; other optimizers read it first. fp16's scaler skips steps whose
-    gradients overflow, a non-finite loss among them. The schedule steps once the step is known to count.
+    gradients overflow, a non-finite loss among them. The schedule steps once the loss is known to be finite (a step
+    the fp16 scaler skips for overflowing gradients with a finite loss still counts, as in `GradScaler`'s own use).
     """
     optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
@@ -191,7 +192,7 @@ class LossReadback:
         self.host = loss.detach().to("cpu", non_blocking=True)
         self.ready = torch.cuda.Event() if loss.is_cuda else None
         if self.ready is not None:
-            self.ready.record()
+            self.ready.record(torch.cuda.current_stream(loss.device))
 
     def value(self) -> float:
         if self.ready is not None:

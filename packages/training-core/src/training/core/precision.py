@@ -15,13 +15,13 @@ _CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
 def native_bf16(device: torch.device) -> bool:
     """Whether `device` computes bf16 matrix products in hardware: a CUDA GPU that supports bf16, or a CPU with bf16
     instructions. Elsewhere bf16 is emulated and slower than fp32."""
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if device.type == "cuda":  # Ampere (compute capability 8) and later; older GPUs only emulate bf16
+        return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
         return False
     capabilities = getattr(torch.cpu, "get_capabilities", None)
-    if capabilities is None:  # an older torch: oneDNN's own check (it also counts AVX512 without BF16)
-        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    if capabilities is None:  # an older torch cannot tell AVX512-BF16 from plain AVX512: fp32 is the safe guess
+        return False
     found = capabilities()
     return any(bool(found.get(name, False)) for name in _CPU_BF16)
 

@@ -22,7 +22,8 @@ class Predictor:
     """A model and tokenizer ready to tag texts (the model moves to `device`, in eval mode); load once, call often.
 
     Window settings not given are `ModelConfig`'s defaults; `precision` is resolved for the device as
-    `training.precision` is (`auto`: bf16 where the device runs it natively).
+    `training.precision` is (fp32 by default, exact and equal to an exported ONNX model; `auto`: bf16 where the
+    device runs it natively).
     """
 
     def __init__(
@@ -34,7 +35,7 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
-        precision: str = "auto",
+        precision: str = "fp32",
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.autocast_dtype = AUTOCAST_DTYPES[resolve_precision(precision, self.device, "precision")]
@@ -61,7 +62,7 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
-        precision: str = "auto",
+        precision: str = "fp32",
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
         folder = Path(model_dir)
@@ -107,7 +108,7 @@ def predict(
     device: str | torch.device | None = None,
     max_length: int | None = None,
     stride: int | None = None,
-    precision: str = "auto",
+    precision: str = "fp32",
 ) -> list[list[Entity]]:
     """Entities of each text found by the model saved in `model_dir` (a run's `model/` folder)."""
     predictor = Predictor.from_folder(

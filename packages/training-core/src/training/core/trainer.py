@@ -202,11 +202,9 @@ class _Trainer:
         return result
 
     def _train_epoch(self, epoch: int, skip_batches: int) -> int:
-        """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank.
-
-        A step is counted once the next group's work is queued (the host then reads a loss the device already has,
-        without draining the device); a step that an evaluation follows is counted before the next group.
-        """
+        """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank. A step is
+        counted once the next group's work is queued (the host reads a loss the device already has, without draining
+        the device); a step that an evaluation follows is counted before the next group."""
         self.optimization.module.train()
         batches = self._batches(epoch)
         size, every = self.params.gradient_accumulation_steps, self.params.eval_steps
@@ -222,10 +220,11 @@ class _Trainer:
                     break
             collated = [self.collator([self.windows[i] for i in batch]) for batch in groups[number]]
             loss = optimization.backward_group(self.optimization, collated, group_tokens[number], self.ctx)
-            seen += sum(len(batch) for batch in groups[number])
             self._count_steps(pending, epoch, len(groups))
-            if self.state.should_stop:
+            if self.state.should_stop:  # asked for by the step just counted: this group is never applied
+                self.optimization.optimizer.zero_grad(set_to_none=True)
                 break
+            seen += sum(len(batch) for batch in groups[number])
             optimization.optimizer_step(self.model, self.optimization, loss, self.params.max_grad_norm)
             pending.append((number, optimization.LossReadback(loss)))
         self._count_steps(pending, epoch, len(groups))
