@@ -47,7 +47,7 @@ os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", tempfile.mkdtemp(prefix="bench-
 import torch
 import torch._dynamo
 import transformers
-from core_workload import BACKBONES, Workload, build_workload, fresh_model
+from core_workload import BACKBONES, Workload, build_workload, fresh_model, workload_args
 
 from training.core import optimization
 from training.core.batching import epoch_batches
@@ -201,17 +201,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     began = time.perf_counter()
     transformers.logging.set_verbosity_error()
     torch.set_num_threads(args.threads)
+    settings = {"train_docs": args.train_docs, "model": args.model, "max_length": args.max_length}
     workload = build_workload(
-        argparse.Namespace(
-            train_docs=args.train_docs,
-            validation_docs=1,
-            seed=42,
-            model=args.model,
-            max_length=args.max_length,
-            learning_rate=3e-4,
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-        )
+        workload_args(validation_docs=1, epochs=args.epochs, batch_size=args.batch_size, **settings)
     )
     lengths = [window.length for window in workload.windows]
     windows_per_step = [

@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from core_workload import build_workload, fresh_model
+from core_workload import build_workload, fresh_model, workload_args
 
 from training.core.batching import epoch_batches
 from training.core.features import Collator
@@ -37,18 +37,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    workload = build_workload(
-        argparse.Namespace(
-            train_docs=args.train_docs,
-            validation_docs=10,
-            seed=42,
-            model=args.model,
-            max_length=args.max_length,
-            epochs=1,
-            batch_size=16,
-            learning_rate=3e-4,
-        )
-    )
+    workload = build_workload(workload_args(train_docs=args.train_docs, model=args.model, max_length=args.max_length))
     model, tokenizer = fresh_model(workload)
     model.train()
     windows = workload.windows

@@ -81,6 +81,13 @@ class Measurement:
         return 1 - self.tokens / self.padded_tokens
 
 
+def workload_args(**values: Any) -> argparse.Namespace:
+    """`build_workload`'s settings for the other benchmarks: bench_core's defaults, with `values` changed."""
+    defaults = {"train_docs": 200, "validation_docs": 10, "seed": 42, "model": "minilm", "max_length": 128}
+    defaults |= {"learning_rate": 3e-4, "epochs": 1, "batch_size": 16}
+    return argparse.Namespace(**(defaults | values))
+
+
 def build_workload(args: argparse.Namespace) -> Workload:
     """Train and validation documents from `data.generate` and the config all contenders follow."""
     total = args.train_docs + args.validation_docs + 1
