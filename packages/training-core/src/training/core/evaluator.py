@@ -21,7 +21,7 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
-from training.core.precision import AUTOCAST_DTYPES, resolve_precision
+from training.core.precision import precision_dtype
 from training.core.run_context import RunContext
 
 
@@ -72,7 +72,7 @@ def evaluate_model(
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
     windowing = Windowing.of(max_length=max_length, stride=stride)
     target = torch.device(device) if device is not None else next(model.parameters()).device
-    autocast_dtype = AUTOCAST_DTYPES[resolve_precision(precision, target, "precision")]
+    autocast_dtype = precision_dtype(precision, target, "precision")
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)

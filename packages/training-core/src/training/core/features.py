@@ -4,7 +4,6 @@ feature cache, padded tensors and window logits. Windowing and merging themselve
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import logging
@@ -21,6 +20,7 @@ from data.documents import Document
 from training.common.atomic import atomic_write_bytes
 from training.common.errors import InputError
 from training.common.fingerprint import fingerprint, fingerprint_items
+from training.core.precision import autocast
 from training.core.windowing import (
     EncodedSplit,
     Readings,
@@ -119,15 +119,10 @@ def window_readings(
     is restored afterwards. Logits come back as float32 whatever the autocast dtype.
     """
     target = torch.device(device) if device is not None else next(model.parameters()).device
-    autocast = (
-        torch.autocast(device_type=target.type, dtype=autocast_dtype)
-        if autocast_dtype is not None
-        else contextlib.nullcontext()
-    )
 
     def forward(batch: dict[str, np.ndarray]) -> np.ndarray:
         inputs = {name: torch.from_numpy(batch[name]).to(target) for name in ("input_ids", "attention_mask")}
-        with autocast:
+        with autocast(target, autocast_dtype):
             return model(**inputs).logits.float().cpu().numpy()
 
     was_training = model.training

@@ -16,7 +16,7 @@ from transformers import get_scheduler
 
 from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
-from training.core.precision import AUTOCAST_DTYPES, resolve_precision
+from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
 from training.core.run_metrics import Precision
 from training.core.windowing import IGNORE_INDEX, Window
@@ -76,11 +76,6 @@ class Optimization:
         if params.compile:
             module = torch.compile(module)
         return cls(module, adamw, scheduler(adamw, params, total_steps), resolved, AUTOCAST_DTYPES[resolved], scaler)
-
-
-def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision for `dtype`, or nothing for fp32."""
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def optimizer(model: torch.nn.Module, params: OptimizationConfig) -> torch.optim.Optimizer:

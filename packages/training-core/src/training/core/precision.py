@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from typing import Any
+
 import torch
 
 from training.common.errors import ConfigError
@@ -36,3 +39,13 @@ def resolve_precision(choice: str, device: torch.device, field: str = "training.
     if choice == "fp16" and device.type != "cuda":
         raise ConfigError(f"{field}: fp16 needs a CUDA GPU; use bf16 or fp32 on {device.type}")
     return choice  # type: ignore[return-value]  # one of AUTOCAST_DTYPES' keys, checked above
+
+
+def precision_dtype(choice: str, device: torch.device, field: str = "training.precision") -> torch.dtype | None:
+    """The autocast dtype of `choice` resolved for `device` (None: fp32)."""
+    return AUTOCAST_DTYPES[resolve_precision(choice, device, field)]
+
+
+def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
+    """Mixed precision for `dtype`, or nothing for fp32."""
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)

@@ -13,7 +13,7 @@ from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
-from training.core.precision import AUTOCAST_DTYPES, resolve_precision
+from training.core.precision import precision_dtype
 
 __all__ = ["Entity", "Predictor", "predict"]
 
@@ -38,7 +38,7 @@ class Predictor:
         precision: str = "fp32",
     ) -> None:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.autocast_dtype = AUTOCAST_DTYPES[resolve_precision(precision, self.device, "precision")]
+        self.autocast_dtype = precision_dtype(precision, self.device, "precision")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tag_names = model_tag_names(model.config)

@@ -31,7 +31,8 @@ class Budget(BaseModel):
     @classmethod
     def of(cls, study: optuna.Study) -> Budget:
         """The budget recorded in the study (every worker reads the same one)."""
-        return cls.model_validate(study.user_attrs.get(BUDGET) or {})
+        attrs = study.user_attrs
+        return cls.model_validate(attrs[BUDGET]) if BUDGET in attrs else cls()  # a study made before budgets
 
     def record(self, study: optuna.Study) -> None:
         study.set_user_attr(BUDGET, self.model_dump(mode="json"))

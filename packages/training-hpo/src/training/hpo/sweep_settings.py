@@ -47,7 +47,7 @@ class SweepSettings(BaseModel):
     @classmethod
     def load(cls, study: optuna.Study) -> SweepSettings:
         """The settings of a study made by `run_local_hpo_sweep`; any other study is an `InputError`."""
-        data = study.user_attrs.get(RECORD)
+        data = study.user_attrs[RECORD] if RECORD in study.user_attrs else None  # noqa: SIM401 (the record's own reader)
         if not isinstance(data, dict) or data.get("format") not in (1, SETTINGS_FORMAT):
             raise InputError(
                 f"study {study.study_name!r} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
