@@ -1,7 +1,6 @@
 """Resumable training state: weights, optimizer, scheduler, RNG and progress, saved as one atomic folder.
 
-Every rank of a DDP run draws its own dropout masks, so the checkpoint keeps the RNG state of each rank; a resumed run
-then continues exactly as an uninterrupted one would.
+It keeps every DDP rank's RNG state (each draws its own dropout masks), so a resumed run continues exactly.
 """
 
 from __future__ import annotations

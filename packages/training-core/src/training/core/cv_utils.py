@@ -156,9 +156,8 @@ def create_kfold_splits(
 ) -> KFoldSplits:
     """Assign the documents of `dataset[split]` to `k` folds, deterministically for a `seed`.
 
-    `stratify` balances folds by each document's rarest entity type; `group_by="group"` (the default) keeps the
-    documents of one `Document.group` together (a document without a group is a group of its own, so data without
-    groups is dealt document by document); `None` deals every document on its own.
+    `stratify` balances folds by each document's rarest entity type; `group_by="group"` keeps the documents of one
+    `Document.group` together (a document without one is its own group); `None` deals every document on its own.
     """
     if split not in dataset:
         raise DataError(f"the dataset has no {split!r} split to cross-validate; it has {list(dataset)}")

@@ -58,8 +58,7 @@ def evaluate_model(
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder (with its own tokenizer); `tag_names` default to the model's `id2label`,
-    window settings to `ModelConfig`'s. The model moves to `device` if given; `precision` resolves as
-    `training.precision` (default fp32).
+    window settings to `ModelConfig`'s; `precision` resolves for `device` as `training.precision` (default fp32).
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))

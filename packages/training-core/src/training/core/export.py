@@ -49,10 +49,8 @@ def export_onnx(
     data_path: str | None = None,
     split: str = "validation",
 ) -> ExportedModel:
-    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`).
-
-    With `quantize`, the int8 model is scored on `split` of `data_path`, else on the run's validation documents.
-    """
+    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
+    the int8 model is scored on `split` of `data_path`, else on the run's validation documents."""
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()

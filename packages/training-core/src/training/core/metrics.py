@@ -25,10 +25,8 @@ _Entity = tuple[int, str, int, int]
 def compute_metrics(
     references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]], *, mode: Mode = "strict"
 ) -> dict[str, Any]:
-    """Micro and macro entity precision/recall/F1, a per-entity table and word-level tag accuracy, as plain numbers.
-
-    One tag list per document, paired word by word; macro scores average every entity type seen in either side.
-    """
+    """Micro and macro entity precision/recall/F1, a per-entity table and word-level tag accuracy, as plain numbers,
+    of one tag list per document paired word by word; macro scores average every entity type seen on either side."""
     if mode not in ("strict", "lenient"):
         raise InputError(f"mode must be 'strict' or 'lenient', got {mode!r}")
     gold_docs = _documents("references", references)

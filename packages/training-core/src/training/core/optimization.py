@@ -119,10 +119,8 @@ def backward_group(
     optimization: Optimization, batches: Sequence[dict[str, torch.Tensor]], tokens: float, ctx: RunContext
 ) -> torch.Tensor:
     """Back-propagate one accumulation group; returns its loss over all ranks as a scalar left on the device.
-
-    `tokens` counts the group's labelled tokens on every rank; DDP averages gradients over ranks, so each rank scales
-    its summed loss by world size / tokens. Gradients synchronise on the last batch only.
-    """
+    `tokens` counts the group's labelled tokens on all ranks; as DDP averages gradients, each rank scales its summed
+    loss by world size / tokens. Gradients synchronise on the last batch only."""
     module, scaler = optimization.module, optimization.scaler
     scale = ctx.world_size / tokens
     total = torch.zeros((), device=ctx.device)
@@ -146,10 +144,7 @@ def optimizer_step(
     model: torch.nn.Module, optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None
 ) -> None:
     """Clip, step the optimizer (through the scaler for fp16) unless `loss` is not finite, and clear the gradients.
-
-    The fused AdamW skips a non-finite step on the device (its `found_inf` input, as the fp16 scaler feeds it), so no
-    step waits for the loss; other optimizers read it first.
-    """
+    The fused AdamW skips a non-finite step on the device (`found_inf`), so no step waits for the loss."""
     optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
         scaler.unscale_(optimizer)

@@ -19,10 +19,8 @@ __all__ = ["Entity", "Predictor", "predict"]
 
 
 class Predictor:
-    """A model and tokenizer ready to tag texts on `device` (in eval mode); load once, call often.
-
-    Window settings not given are `ModelConfig`'s defaults; `precision` resolves as `training.precision` (default fp32).
-    """
+    """A model and tokenizer ready to tag texts on `device` (in eval mode); load once, call often. Window settings
+    default to `ModelConfig`'s; `precision` resolves as `training.precision` (default fp32)."""
 
     def __init__(
         self,

@@ -81,10 +81,8 @@ class RunContext:
 def create_run_context(
     distributed_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> RunContext:
-    """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process.
-
-    `distributed_config` may set `backend` (default gloo on CPU, nccl on GPUs), `device` ("cpu"/"cuda"), `timeout_s`.
-    """
+    """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process;
+    `distributed_config` may set `backend` (default gloo on CPU, nccl on GPUs), `device` ("cpu"/"cuda"), `timeout_s`."""
     settings = dict(distributed_config or {})
     env = os.environ if environ is None else environ
     world_size = _int_variable(env, "WORLD_SIZE", 1)

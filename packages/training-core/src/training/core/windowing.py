@@ -202,11 +202,8 @@ def batched_readings(
 def merge_word_predictions(
     documents: Sequence[Document], windows: Sequence[Window], readings: Readings
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per document index: the tag id (int64) and its probability (float32) of every word.
-
-    A word in several windows takes the prediction of the one where it has the most tokens to the nearer window edge
-    (a document edge counts as unlimited), ties to the earlier; a word no window covers keeps tag 0 (`O`), score 0.
-    """
+    """Per document index: the tag id (int64) and probability (float32) of every word, from the window where it has
+    most tokens to the nearer window edge (a document edge: unlimited; ties: the earlier); uncovered words get 0, 0."""
     word_counts = np.fromiter((len(document.words) for document in documents), np.int64, len(documents))
     word_offsets = np.cumsum(word_counts) - word_counts
     tag_ids = np.zeros(int(word_counts.sum()), dtype=np.int64)
