@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,12 +35,7 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
-        return {
-            "metrics": self.metrics,
-            "predictions": [list(tags) for tags in self.predictions],
-            "truncated_words": self.truncated_words,
-            "num_documents": self.num_documents,
-        }
+        return {**asdict(self), "predictions": [list(tags) for tags in self.predictions]}
 
 
 def evaluate_model(
