@@ -200,7 +200,7 @@ def test_load_for_another_dataset_names_both_fingerprints(tmp_path):
 @pytest.mark.parametrize(
     ("content", "problem"),
     [
-        ("{not json", "not valid JSON k-fold splits"),
+        ("{not json", "not a readable k-fold splits file"),
         ('{"format": "something else"}', "not a k-fold splits file"),
         ("[1, 2]", "not a k-fold splits file"),
     ],
@@ -223,16 +223,42 @@ def test_file_with_wrong_fields_or_folds_is_rejected(tmp_path):
 
     with pytest.raises(DataError, match=r"splits format version 2 is not supported; expected 1$"):
         load_with(version=2)
-    with pytest.raises(DataError, match=r"field 'k' is '2'; expected an integer$"):
+    with pytest.raises(DataError, match=r": k: expected a valid integer, got '2'$"):
         load_with(k="2")
-    with pytest.raises(DataError, match=r"folds\[1\] must be \{'index': 1, 'train': \[...\], 'validation'"):
+    with pytest.raises(DataError, match=r": folds\.1\.train: required key is missing; .*: folds\.1\.validation: "):
         load_with(folds=[good["folds"][0], {"index": 1}])
     with pytest.raises(DataError, match=r"the validation folds do not cover documents 0 to 9 once each$"):
         load_with(folds=[good["folds"][0], good["folds"][0] | {"index": 1}])
     with pytest.raises(DataError, match=r"k is 3 but the file has 2 folds$"):
         load_with(k=3)
-    with pytest.raises(DataError, match=f"^{tmp_path / 'missing.json'}: cannot read k-fold splits"):
+    with pytest.raises(DataError, match=f"^{tmp_path / 'missing.json'}: no such k-fold splits file$"):
         KFoldSplits.load(tmp_path / "missing.json")
+
+
+def test_a_splits_file_of_the_saved_shape_reads_as_it_was_written(tmp_path):
+    path = tmp_path / "splits.json"
+    folds = [{"index": 0, "train": [2, 3], "validation": [0, 1]}, {"index": 1, "train": [0, 1], "validation": [2, 3]}]
+    fields = {"k": 2, "seed": 7, "stratify": False, "group_by": None, "split": "train", "dataset_fingerprint": "ab"}
+    content = {"format": "training.kfold-splits", "version": 1, **fields, "notes": ["a note"], "folds": folds}
+    path.write_text(json.dumps(content))
+
+    splits = KFoldSplits.load(path)
+
+    assert splits == KFoldSplits(folds=(Fold(0, (2, 3), (0, 1)), Fold(1, (0, 1), (2, 3))), **fields, notes=("a note",))
+    assert json.loads(splits.save(tmp_path / "again.json").read_text()) == content
+
+
+def test_a_splits_file_with_misnumbered_folds_or_boolean_indices_is_rejected(tmp_path):
+    path = create_kfold_splits(_dataset(count=10), k=2).save(tmp_path / "splits.json")
+    good = json.loads(path.read_text())
+    first, second = good["folds"]
+
+    path.write_text(json.dumps({**good, "folds": [second, first]}))
+    with pytest.raises(DataError, match=r"folds\[0\] has index 1; expected 0$"):
+        KFoldSplits.load(path)
+    path.write_text(json.dumps({**good, "folds": [first | {"train": [True, *first["train"][1:]]}, second]}))
+    with pytest.raises(DataError, match=r": folds\.0\.train\.0: expected a valid integer, got True$"):
+        KFoldSplits.load(path)
 
 
 def test_fold_dataset_holds_exactly_the_fold_and_the_parent_labels():

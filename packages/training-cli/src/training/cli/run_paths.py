@@ -48,8 +48,7 @@ def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> t
         return onnx, Path(onnx.record.source), onnx.tag_names
     from training.core.predict import Predictor
 
-    max_length, stride = window_settings(folder)
-    torch_predictor = Predictor.from_folder(folder, max_length=max_length, stride=stride, batch_size=batch_size)
+    torch_predictor = Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
     return torch_predictor, folder, torch_predictor.tag_names
 
 

@@ -21,12 +21,8 @@ def epoch_batches(
     rank: int = 0,
     world_size: int = 1,
 ) -> list[list[int]]:
-    """This rank's batches of example indices for `epoch`: the same on every run with the same seed.
-
-    Examples are shuffled, cut into megabatches of `50 * batch_size`, sorted by length inside each
-    megabatch and cut into batches (as Hugging Face's length-grouped sampler does); batches are then
-    shuffled and dealt round-robin to ranks, each rank getting the same number of batches.
-    """
+    """This rank's batches of example indices for `epoch`, the same on every run with the same seed: length-grouped
+    in shuffled megabatches (as Hugging Face's sampler), shuffled, and dealt evenly round-robin to ranks."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -50,11 +46,8 @@ def epoch_batches(
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """Indices of `lengths` packed first-fit decreasing into rows of at most `capacity` tokens, each index once.
-
-    Longest first, each into the first row with room, else a new row (a length over `capacity` gets a row alone);
-    equal lengths keep their order, so the same batch always packs the same way.
-    """
+    """Indices of `lengths` packed first-fit decreasing into rows of at most `capacity` tokens (a longer one alone);
+    equal lengths keep their order, so a batch always packs the same way."""
     rows: list[list[int]] = []
     room: list[int] = []
     for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):

@@ -1,12 +1,10 @@
 """Resumable training state: weights, optimizer, scheduler, RNG and progress, saved as one atomic folder.
 
-Every rank of a DDP run draws its own dropout masks, so the checkpoint keeps the RNG state of each rank; a resumed run
-then continues exactly as an uninterrupted one would.
+It keeps every DDP rank's RNG state (each draws its own dropout masks), so a resumed run continues exactly.
 """
 
 from __future__ import annotations
 
-import json
 import pickle
 from pathlib import Path
 from typing import Any
@@ -17,7 +15,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
-from training.common.errors import InputError, first_line
+from training.common.errors import ConfigError, first_line
+from training.config.validation import read_record
 
 STATE_FILE = "trainer_state.json"
 
@@ -55,10 +54,7 @@ def save_checkpoint(
     progress: Progress,
     rng_states: list[dict[str, Any]],
 ) -> None:
-    """Write the whole state into a temporary folder and swap it in, so a crash leaves the previous one.
-
-    `rng_states` holds `rng_state()` of every rank, in rank order.
-    """
+    """Write the whole state (`rng_states`: every rank's `rng_state()`) to a staging folder swapped in at once."""
     try:
         with atomic_directory(folder) as staging:
             save_model(model, str(staging / "model.safetensors"))
@@ -84,12 +80,10 @@ def load_checkpoint(
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,
 ) -> Progress:
-    """Restore everything `save_checkpoint` wrote and return the progress record; `rank` picks the RNG state.
-
-    A run resumed with more processes than it was saved with gives the extra ranks rank 0's RNG state.
-    """
+    """Restore what `save_checkpoint` wrote and return the progress; `rank` picks the RNG state (rank 0's for ranks
+    the saved run did not have)."""
     try:
-        progress = Progress.model_validate(json.loads((folder / STATE_FILE).read_text(encoding="utf-8")))
+        progress = read_record(Progress, folder / STATE_FILE, "checkpoint progress record")
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])
@@ -100,8 +94,8 @@ def load_checkpoint(
         torch.set_rng_state(rng["cpu"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-    except (OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
-        raise InputError(
+    except (ConfigError, OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
+        raise ConfigError(
             f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {first_line(error)}); "
             "delete the folder to restart the run from scratch"
         ) from error

@@ -1,25 +1,25 @@
 """K-fold cross-validation splits at document level: seeded, stratified, group-aware, saved with the data's fingerprint.
 
-Documents (or whole groups of them, largest first) are dealt to folds one unit at a time, each to the fold that
-holds the smallest share so far of its documents' strata and of all documents. Without groups every stratum is
-spread as evenly as its size allows and fold sizes differ by at most one; a stratum found in fewer than k documents
-(or groups) cannot reach every fold, which `KFoldSplits.notes` records.
+Documents (or whole groups, largest first) are dealt one unit at a time to the fold holding the smallest share so far
+of the unit's strata and of all documents; a stratum in fewer than k units cannot reach every fold (`notes` says so).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from data.loaders import Dataset
 from data.splits import GroupBy, group_units, stratification_keys
 from training.common.atomic import atomic_write_json
-from training.common.errors import DataError
+from training.common.errors import ConfigError, DataError
+from training.config.validation import read_record
 
 _FORMAT = "training.kfold-splits"
 _VERSION = 1
@@ -34,17 +34,68 @@ class Fold:
     validation_indices: tuple[int, ...]
 
 
-@dataclass(frozen=True)
-class KFoldSplits:
-    """The k folds of one split of one dataset, and how they were made."""
+class _FoldRecord(BaseModel):
+    model_config = ConfigDict(frozen=True, strict=True)
 
-    folds: tuple[Fold, ...]
+    index: int
+    train: list[int]
+    validation: list[int]
+
+
+class _SplitsFields(BaseModel):
+    """How the splits were made, and of which data: fields of both `KFoldSplits` and its file."""
+
+    model_config = ConfigDict(frozen=True)
+
     k: int
     seed: int
     stratify: bool
     group_by: str | None
     split: str
     dataset_fingerprint: str
+
+
+_SHARED = set(_SplitsFields.model_fields)
+
+
+class _SplitsFile(_SplitsFields):
+    """The splits file (`splits.json`) as `KFoldSplits.save` writes it; the folds must partition the documents."""
+
+    model_config = ConfigDict(strict=True)
+
+    format: Literal["training.kfold-splits"]
+    version: Literal[1]
+    notes: list[str]
+    folds: list[_FoldRecord]
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_format(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or data.get("format") != _FORMAT:
+            raise ValueError(f"not a k-fold splits file (expected 'format': {_FORMAT!r})")
+        if data.get("version") != _VERSION:
+            raise ValueError(f"splits format version {data.get('version')!r} is not supported; expected {_VERSION}")
+        return data
+
+    @model_validator(mode="after")
+    def _partition(self) -> _SplitsFile:
+        if len(self.folds) != self.k:
+            raise ValueError(f"k is {self.k} but the file has {len(self.folds)} folds")
+        documents = list(range(sum(len(fold.validation) for fold in self.folds)))
+        if sorted(i for fold in self.folds for i in fold.validation) != documents:
+            raise ValueError(f"the validation folds do not cover documents 0 to {len(documents) - 1} once each")
+        for position, fold in enumerate(self.folds):
+            if fold.index != position:
+                raise ValueError(f"folds[{position}] has index {fold.index}; expected {position}")
+            if sorted(fold.train + fold.validation) != documents:
+                raise ValueError(f"fold {position}'s train and validation indices overlap or miss documents")
+        return self
+
+
+class KFoldSplits(_SplitsFields):
+    """The k folds of one split of one dataset, and how they were made."""
+
+    folds: tuple[Fold, ...]
     notes: tuple[str, ...] = ()
 
     def fold_dataset(self, dataset: Dataset, index: int) -> Dataset:
@@ -65,38 +116,25 @@ class KFoldSplits:
 
     def save(self, path: str | os.PathLike[str]) -> Path:
         """Write the folds as JSON (atomically), with a format version and the dataset fingerprint."""
-        return atomic_write_json(
-            path,
-            {
-                "format": _FORMAT,
-                "version": _VERSION,
-                "k": self.k,
-                "seed": self.seed,
-                "stratify": self.stratify,
-                "group_by": self.group_by,
-                "split": self.split,
-                "dataset_fingerprint": self.dataset_fingerprint,
-                "notes": list(self.notes),
-                "folds": [
-                    {"index": f.index, "train": list(f.train_indices), "validation": list(f.validation_indices)}
-                    for f in self.folds
-                ],
-            },
-        )
+        folds = [
+            _FoldRecord(index=f.index, train=list(f.train_indices), validation=list(f.validation_indices))
+            for f in self.folds
+        ]
+        header = {"format": _FORMAT, "version": _VERSION}
+        record = _SplitsFile(**header, **self.model_dump(include=_SHARED), notes=list(self.notes), folds=folds)
+        return atomic_write_json(path, {**header, **record.model_dump()})  # format and version first, as ever
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dataset: Dataset | None = None) -> KFoldSplits:
         """Read splits written by `save`; with `dataset`, also check they were made for it."""
-        source = Path(path)
         try:
-            data = json.loads(source.read_text(encoding="utf-8"))
-        except OSError as error:
-            raise DataError(f"{source}: cannot read k-fold splits ({error.strerror})") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise DataError(f"{source}: not valid JSON k-fold splits ({error})") from None
-        splits = cls(**_parse(source, data))
+            record = read_record(_SplitsFile, path, "k-fold splits file")
+        except ConfigError as error:  # the splits belong to the data: a fault in them is a data error
+            raise DataError(str(error)) from None
+        folds = tuple(Fold(f.index, tuple(f.train), tuple(f.validation)) for f in record.folds)
+        splits = cls(**record.model_dump(include=_SHARED), folds=folds, notes=tuple(record.notes))
         if dataset is not None:
-            splits._check_dataset(dataset, f"{source} was")
+            splits._check_dataset(dataset, f"{path} was")
         return splits
 
     def _check_dataset(self, dataset: Dataset, subject: str) -> None:
@@ -118,9 +156,8 @@ def create_kfold_splits(
 ) -> KFoldSplits:
     """Assign the documents of `dataset[split]` to `k` folds, deterministically for a `seed`.
 
-    `stratify` balances folds by each document's rarest entity type; `group_by="group"` (the default) keeps the
-    documents of one `Document.group` together (a document without a group is a group of its own, so data without
-    groups is dealt document by document); `None` deals every document on its own.
+    `stratify` balances folds by each document's rarest entity type; `group_by="group"` keeps the documents of one
+    `Document.group` together (a document without one is its own group); `None` deals every document on its own.
     """
     if split not in dataset:
         raise DataError(f"the dataset has no {split!r} split to cross-validate; it has {list(dataset)}")
@@ -142,7 +179,8 @@ def create_kfold_splits(
         )
         for index in range(k)
     )
-    return KFoldSplits(folds, k, seed, stratify, group_by, split, dataset.fingerprint, tuple(notes))
+    made = {"k": k, "seed": seed, "stratify": stratify, "group_by": group_by, "split": split}
+    return KFoldSplits(folds=folds, **made, dataset_fingerprint=dataset.fingerprint, notes=tuple(notes))
 
 
 def _deal(
@@ -179,65 +217,3 @@ def _deal(
         if key and reach[key] < k
     ]
     return assignment, notes
-
-
-def _parse(source: Path, data: Any) -> dict[str, Any]:
-    """The `KFoldSplits` fields of loaded JSON, after checking its shape and that the folds partition the documents."""
-    if not isinstance(data, dict) or data.get("format") != _FORMAT:
-        raise DataError(f"{source}: not a k-fold splits file (expected 'format': {_FORMAT!r})")
-    if data.get("version") != _VERSION:
-        raise DataError(
-            f"{source}: splits format version {data.get('version')!r} is not supported; expected {_VERSION}"
-        )
-    expected_types = {
-        "k": int,
-        "seed": int,
-        "stratify": bool,
-        "group_by": (str, type(None)),
-        "split": str,
-        "dataset_fingerprint": str,
-        "notes": list,
-        "folds": list,
-    }
-    for name, expected in expected_types.items():
-        value = data.get(name)
-        if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-            raise DataError(f"{source}: field {name!r} is {value!r}; expected {_type_name(expected)}")
-    folds = []
-    for position, item in enumerate(data["folds"]):
-        if not (
-            isinstance(item, dict)
-            and item.get("index") == position
-            and _is_index_list(item.get("train"))
-            and _is_index_list(item.get("validation"))
-        ):
-            raise DataError(
-                f"{source}: folds[{position}] must be {{'index': {position}, 'train': [...], "
-                "'validation': [...]}} with integer indices"
-            )
-        folds.append(Fold(position, tuple(item["train"]), tuple(item["validation"])))
-    _check_partition(source, data["k"], folds)
-    fields = {name: data[name] for name in ("k", "seed", "stratify", "group_by", "split", "dataset_fingerprint")}
-    return {**fields, "folds": tuple(folds), "notes": tuple(str(note) for note in data["notes"])}
-
-
-def _check_partition(source: Path, k: int, folds: list[Fold]) -> None:
-    if len(folds) != k:
-        raise DataError(f"{source}: k is {k} but the file has {len(folds)} folds")
-    validation = [i for fold in folds for i in fold.validation_indices]
-    everything = set(validation)
-    if len(everything) != len(validation) or everything != set(range(len(validation))):
-        raise DataError(f"{source}: the validation folds do not cover documents 0 to {len(validation) - 1} once each")
-    for fold in folds:
-        if sorted(fold.train_indices + fold.validation_indices) != list(range(len(validation))):
-            raise DataError(f"{source}: fold {fold.index}'s train and validation indices overlap or miss documents")
-
-
-def _is_index_list(value: Any) -> bool:
-    return isinstance(value, list) and all(isinstance(i, int) and not isinstance(i, bool) for i in value)
-
-
-def _type_name(expected: type | tuple[type, ...]) -> str:
-    names = {int: "an integer", bool: "true or false", str: "a string", list: "a list", type(None): "null"}
-    options = expected if isinstance(expected, tuple) else (expected,)
-    return " or ".join(names[option] for option in options)

@@ -1,9 +1,7 @@
-"""The one decoder from word tags to entities, shared by the metrics, best-model selection, the HPO objective and
-`predict` (torch or onnxruntime).
+"""The one decoder from word tags to entities, shared by the metrics, the HPO objective and `predict`.
 
-Policy: predicted tags are repaired to valid IOB2, as conlleval, seqeval's default mode and Hugging Face's
-token-classification pipeline read them: an `I-X` that does not continue an entity of type X starts one (it reads as
-`B-X`). A model that emits `O I-PER I-PER` has then found one PER entity in evaluation exactly as in prediction.
+Predicted tags are repaired to valid IOB2 as conlleval and Hugging Face's pipeline read them: an `I-X` that does not
+continue an X entity starts one, so `O I-PER I-PER` is one PER entity in evaluation exactly as in prediction.
 """
 
 from __future__ import annotations
@@ -72,8 +70,7 @@ def document_predictions(
 
 
 def _entities(document: Document, tags: Sequence[str], scores: Sequence[float]) -> tuple[Entity, ...]:
-    """The entities of word tags decoded by the one policy; an entity's score is the mean probability of its words'
-    tags."""
+    """The entities of word tags; an entity's score is the mean probability of its words' tags."""
     starts = [word.start for word in document.words]
     entities = []
     for span in tags_to_spans(document.words, repair_iob2(tags)):

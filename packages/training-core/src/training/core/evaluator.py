@@ -1,14 +1,13 @@
 """Word-level evaluation of a model on labelled documents, with sliding windows so long documents lose nothing.
 
-Scores come from the one prediction pipeline: entity metrics on the decoded word tags, and `span_f1` on the
-character spans `predict` returns for the same texts.
+Scores come from the one prediction pipeline: entity metrics on word tags, `span_*` on the spans `predict` returns.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +35,7 @@ class EvaluationResult:
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
-        return {
-            "metrics": self.metrics,
-            "predictions": [list(tags) for tags in self.predictions],
-            "truncated_words": self.truncated_words,
-            "num_documents": self.num_documents,
-        }
+        return {**asdict(self), "predictions": [list(tags) for tags in self.predictions]}
 
 
 def evaluate_model(
@@ -58,10 +52,8 @@ def evaluate_model(
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
-    `model` may be a saved model folder, whose own tokenizer is then used. `tag_names` default to the model's
-    `id2label`; window settings not given are `ModelConfig`'s defaults. The model is moved to `device` when one is
-    given, else it runs where it is; `precision` is resolved for that device as `training.precision` is (fp32 by
-    default: exact, and equal to an exported ONNX model; `auto`: bf16 where the device runs it natively).
+    `model` may be a saved model folder (with its own tokenizer); `tag_names` default to the model's `id2label`,
+    window settings to `ModelConfig`'s; `precision` resolves for `device` as `training.precision` (default fp32).
     """
     if isinstance(model, (str, os.PathLike)):
         model, tokenizer, _ = load_model(Path(model))
@@ -105,8 +97,7 @@ def evaluate_split(
     batch_size: int,
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
-    """Training-time metrics and loss on the whole validation split: each rank predicts its share of the documents
-    (windows already `encoded`), then all gather; every rank returns the same metrics."""
+    """Training-time metrics and loss on the whole validation split: each rank predicts its share, then all gather."""
     mine = [index for index in range(len(documents)) if index % ctx.world_size == ctx.rank]
     run = {"batch_size": batch_size, "device": ctx.device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, tag_names, windowing, encoded=encoded, indices=mine, **run)

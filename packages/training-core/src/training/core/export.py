@@ -1,10 +1,8 @@
 """Export a trained token classifier to ONNX (dynamic batch and sequence axes), with what prediction needs beside it.
 
-The folder holds `model.onnx` (and `model.int8.onnx` when quantised), the tokenizer files and `export.json`: the
-tag names and window settings the model was trained with, so an onnxruntime predictor needs neither torch nor the
-run folder. The exporter is torch's own (`torch.onnx.export`, TorchScript-based, opset 17); every export is
-checked against torch on a held-back batch of varied lengths before it is written. An int8 model (`quantize`) is
-scored on an evaluation split beside torch and the fp32 ONNX model, so its F1 change is on record.
+The folder holds `model.onnx` (and `model.int8.onnx` when quantised), the tokenizer and `export.json` (tags, window
+settings), so onnxruntime prediction needs neither torch nor the run. Every export is checked against torch before it
+is written; an int8 model is scored beside torch and the fp32 ONNX model, so its F1 change is on record.
 """
 
 from __future__ import annotations
@@ -22,7 +20,7 @@ from data.loaders import load_dataset
 from training.common.atomic import atomic_directory, atomic_write_text
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
-from training.config.schema import ModelConfig
+from training.config.schema import TrainingConfig
 from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport
 from training.core.metrics import compute_metrics
 from training.core.model import load_model
@@ -34,6 +32,13 @@ __all__ = ["EXPORT_RECORD", "ExportedModel", "QuantizationReport", "export_onnx"
 
 OPSET = 17
 PARITY_TOLERANCE = 1e-4
+# Texts of varied lengths (padding included) that no training split holds, for the parity check.
+_HELD_BACK_TEXTS = [
+    "Ada Lovelace wrote the first program in London in 1843.",
+    "Contact: jo@example.org",
+    "Skills include Rust, SQL, distributed systems, statistics and technical writing; based in Lagos, Nigeria.",
+    "x",
+]
 
 
 def export_onnx(
@@ -44,20 +49,17 @@ def export_onnx(
     data_path: str | None = None,
     split: str = "validation",
 ) -> ExportedModel:
-    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`).
-
-    With `quantize`, the int8 model is scored on `split` of `data_path`, else on the run's validation documents.
-    """
+    """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
+    the int8 model is scored on `split` of `data_path`, else on the run's validation documents."""
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()
     model, tokenizer, tag_names = load_model(source)
     model = model.to("cpu").eval()
-    run = _run_model_config(source)
-    settings = run or ModelConfig(name=source.name, backbone=str(source))  # the defaults of a bare folder
-    evaluation = _evaluation_split(source, data_path, split) if quantize else None
-    texts = _held_back_texts()
-    trace = _encode(tokenizer, texts, settings.max_length)
+    config = RunFolder(source.parent).read_config()
+    windowing = Windowing.of(config.model if config else None)
+    evaluation = _evaluation_split(source, config, data_path, split) if quantize else None
+    trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
     with atomic_directory(output_dir) as staging:
         onnx_path = staging / "model.onnx"
         # The tracer's notes (shape checks taken as constants, the legacy exporter's deprecation) are answered by the
@@ -78,8 +80,8 @@ def export_onnx(
             )
         session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
         difference = 0.0
-        for part in (texts[:2], texts[-1:]):
-            inputs = _encode(tokenizer, part, settings.max_length)
+        for part in (_HELD_BACK_TEXTS[:2], _HELD_BACK_TEXTS[-1:]):
+            inputs = _encode(tokenizer, part, windowing.max_length)
             with torch.no_grad():
                 expected = model(**inputs).logits.numpy()
             got = session.run(["logits"], {name: tensor.numpy() for name, tensor in inputs.items()})[0]
@@ -99,31 +101,32 @@ def export_onnx(
         record = ExportedModel(
             quantized_file=quantized,
             tag_names=tag_names,
-            max_length=settings.max_length,
-            stride=settings.stride,
+            max_length=windowing.max_length,
+            stride=windowing.stride,
             pad_token_id=tokenizer.pad_token_id,
             unk_token_id=tokenizer.unk_token_id,
-            backbone=run.backbone if run else None,
+            backbone=config.model.backbone if config else None,
             source=str(source),
             opset=OPSET,
             parity_max_abs_diff=difference,
         )
         atomic_write_text(staging / EXPORT_RECORD, record.model_dump_json(indent=2))
         if evaluation is not None:
-            windowing = Windowing(settings.max_length, settings.stride)
             report = _quantization_report(model, tokenizer, tag_names, windowing, staging, *evaluation)
             record = record.model_copy(update={"quantization": report})
             atomic_write_text(staging / EXPORT_RECORD, record.model_dump_json(indent=2))
     return record
 
 
-def _evaluation_split(source: Path, data_path: str | None, split: str) -> tuple[str, str, tuple[Document, ...]]:
-    """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read as the run reads its data,
-    when there is a run), else the run's own validation documents."""
-    run = RunFolder(source.parent)
-    config = run.read_config()
+def _evaluation_split(
+    source: Path, config: TrainingConfig | None, data_path: str | None, split: str
+) -> tuple[str, str, tuple[Document, ...]]:
+    """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read with the run's data
+    options), else the run's own validation documents."""
     if data_path is None:
-        if run.lineage.is_file():  # a final run: its validation split may be one it trained on (a refit)
+        if RunFolder(
+            source.parent
+        ).lineage.is_file():  # a final run: its validation split may be one it trained on (a refit)
             raise InputError(
                 f"{source}: a final run trains on its sweep's validation data; score the int8 model on data it did "
                 "not see: pass --data-path (and --split test)"
@@ -160,22 +163,6 @@ def _quantization_report(
     return QuantizationReport(data=data, split=split, documents=len(documents), **f1)
 
 
-def _run_model_config(model_dir: Path) -> ModelConfig | None:
-    """The model settings of the run that saved `model_dir` (its `config.yaml`), if it is in a run folder."""
-    config = RunFolder(model_dir.parent).read_config()
-    return config.model if config is not None else None
-
-
 def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: int) -> dict[str, torch.Tensor]:
     batch = tokenizer(texts, padding=True, truncation=True, max_length=max_length, return_tensors="pt")
     return {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-
-
-def _held_back_texts() -> list[str]:
-    """Texts of varied lengths (padding included) that no training split holds, for the parity check."""
-    return [
-        "Ada Lovelace wrote the first program in London in 1843.",
-        "Contact: jo@example.org",
-        "Skills include Rust, SQL, distributed systems, statistics and technical writing; based in Lagos, Nigeria.",
-        "x",
-    ]

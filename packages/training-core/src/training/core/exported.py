@@ -1,8 +1,7 @@
 """An exported folder (`training export`): its record, `export.json`, and the onnxruntime predictor that runs it.
 
-Nothing here imports torch or transformers: texts are encoded word by word with the `tokenizers` library from the
-folder's `tokenizer.json` (the backend transformers itself calls, saved with its settings, e.g. a byte-level BPE's
-`add_prefix_space`), then windowed, merged and decoded by the same functions as the torch `Predictor`.
+Free of torch and transformers: texts are encoded with the `tokenizers` library from the folder's `tokenizer.json`
+(saved with its settings), then windowed, merged and decoded by the same functions as the torch `Predictor`.
 """
 
 from __future__ import annotations
@@ -13,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict
 
 from data.documents import Document
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.common.optional import require
+from training.config.validation import read_record
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
 from training.core.windowing import (
     EncodedSplit,
@@ -25,6 +25,7 @@ from training.core.windowing import (
     WordTokens,
     batched_readings,
     merge_word_predictions,
+    special_tokens,
     untagged_document,
     window_documents,
 )
@@ -76,16 +77,11 @@ def is_exported(folder: str | os.PathLike[str]) -> bool:
 
 
 def read_export(folder: str | os.PathLike[str]) -> ExportedModel:
-    """The record of an exported folder; an `InputError` naming the file when it is missing or invalid."""
-    path = Path(folder) / EXPORT_RECORD
+    """The record of an exported folder; a `ConfigError` naming the file when it is missing or invalid."""
     try:
-        return ExportedModel.model_validate_json(path.read_text(encoding="utf-8"))
-    except OSError as error:
-        raise InputError(f"{path}: cannot read the export record ({error.strerror or error})") from error
-    except ValidationError as error:
-        first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "record"
-        raise InputError(f"{path}: {where}: {first['msg']} (re-export the model with `training export`)") from None
+        return read_record(ExportedModel, Path(folder) / EXPORT_RECORD, "export record")
+    except ConfigError as error:
+        raise ConfigError(f"{error} (re-export the model with `training export`)") from None
 
 
 def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Path:
@@ -98,8 +94,7 @@ def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Pa
 
 
 def word_tokenizer(folder: str | os.PathLike[str]) -> Any:
-    """The folder's `tokenizer.json` as a `tokenizers.Tokenizer` set up as transformers calls it for split words: no
-    truncation or padding, special tokens in the text never split."""
+    """The folder's `tokenizer.json` set up as transformers calls it for split words: no truncation or padding."""
     tokenizers = require("tokenizers", "prediction with an exported model")
     tokenizer = tokenizers.Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
     tokenizer.no_truncation()
@@ -119,22 +114,14 @@ def encode_words(
     words = [[word.text for word in document.words] for document in documents]
     encodings = tokenizer.encode_batch(words, is_pretokenized=True, add_special_tokens=False)
     probe = tokenizer.encode(["a"], is_pretokenized=True, add_special_tokens=True)
-    inside = [position for position, word in enumerate(probe.word_ids) if word is not None]
-    tokens = WordTokens(
-        [encoding.ids for encoding in encodings],
-        [encoding.word_ids for encoding in encodings],
-        probe.ids[: inside[0]],
-        probe.ids[inside[-1] + 1 :],
-        unk_token_id,
-    )
+    ids, words = [encoding.ids for encoding in encodings], [encoding.word_ids for encoding in encodings]
+    tokens = WordTokens(ids, words, *special_tokens(probe.ids, probe.word_ids), unk_token_id)
     return window_documents(documents, tokens, tag_names, windowing.max_length, windowing.stride)
 
 
 class OnnxPredictor:
-    """An exported model under onnxruntime (CPU), ready to tag texts; load once, call often.
-
-    `quantized` runs the int8 model of an export made with `--quantize`. Window settings are those of export.json.
-    """
+    """An exported model under onnxruntime (CPU), ready to tag texts; `quantized` runs the int8 model of a
+    `--quantize` export. Load once, call often."""
 
     def __init__(self, folder: str | os.PathLike[str], *, quantized: bool = False, batch_size: int = 32) -> None:
         ort = require("onnxruntime", "prediction with an exported model")

@@ -1,6 +1,5 @@
-"""The torch side of model inputs shared by training, evaluation and prediction: transformers' tokenizer, the
-feature cache, padded tensors and window logits. Windowing and merging themselves are torch-free (`windowing`).
-"""
+"""The torch side of model inputs for training, evaluation and prediction: transformers' tokenizer, the feature
+cache, padded tensors and window logits (windowing and merging themselves are torch-free, in `windowing`)."""
 
 from __future__ import annotations
 
@@ -27,7 +26,9 @@ from training.core.windowing import (
     Window,
     WordTokens,
     batched_readings,
+    flat_windows,
     pad_windows,
+    special_tokens,
     window_documents,
 )
 
@@ -49,9 +50,10 @@ def encode_documents(
         is_split_into_words=True,
         add_special_tokens=False,
     )
-    prefix, suffix = _special_tokens(tokenizer)
+    probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
     words = [batch.word_ids(index) for index in range(len(documents))]
-    tokens = WordTokens(batch["input_ids"], words, prefix, suffix, tokenizer.unk_token_id)
+    specials = special_tokens(probe["input_ids"], probe.word_ids())
+    tokens = WordTokens(batch["input_ids"], words, *specials, tokenizer.unk_token_id)
     return window_documents(documents, tokens, tag_names, max_length, stride)
 
 
@@ -64,11 +66,8 @@ def encode_cached(
     cache_dir: str | os.PathLike[str],
     key_fingerprint: str,
 ) -> EncodedSplit:
-    """`encode_documents` through a disk cache (numpy `.npz`, no pickle), so repeated runs skip tokenisation.
-
-    The key covers `key_fingerprint` (e.g. dataset fingerprint and split name), the documents' words and tags, the
-    tokenizer's full definition, the tag names, `max_length` and `stride`. An unreadable cache file is rebuilt.
-    """
+    """`encode_documents` through a disk cache (numpy `.npz`, no pickle) keyed by `key_fingerprint`, the documents'
+    words and tags, the tokenizer's definition, tags and window settings; an unreadable cache file is rebuilt."""
     key = fingerprint(
         {
             "format": _CACHE_FORMAT,
@@ -113,11 +112,8 @@ def window_readings(
     device: str | torch.device | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> Readings:
-    """The model's `Readings` of the labelled positions of `windows`, in the order given (`batched_readings`).
-
-    Runs in eval mode under `torch.inference_mode` on `device` (default: the model's); the model's train/eval mode
-    is restored afterwards. Logits come back as float32 whatever the autocast dtype.
-    """
+    """The model's `Readings` of `windows` (`batched_readings`), in eval mode under `torch.inference_mode` on `device`
+    (default: the model's); the model's train/eval mode is restored afterwards."""
     target = torch.device(device) if device is not None else next(model.parameters()).device
 
     def forward(batch: dict[str, np.ndarray]) -> np.ndarray:
@@ -134,25 +130,10 @@ def window_readings(
         model.train(was_training)
 
 
-def _special_tokens(tokenizer: PreTrainedTokenizerBase) -> tuple[list[int], list[int]]:
-    """The ids the tokenizer puts before and after a single sequence (e.g. [CLS] and [SEP])."""
-    probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
-    ids, words = probe["input_ids"], probe.word_ids()
-    inside = [position for position, word in enumerate(words) if word is not None]
-    return ids[: inside[0]], ids[inside[-1] + 1 :]
-
-
 def _write_cache(path: Path, encoded: EncodedSplit) -> None:
-    windows = encoded.windows
-    lengths = [window.length for window in windows]
-    arrays = {
-        "doc_index": np.asarray([window.doc_index for window in windows], dtype=np.int64),
-        "offsets": np.concatenate([[0], np.cumsum(lengths, dtype=np.int64)]).astype(np.int64),
-        "input_ids": np.fromiter((i for w in windows for i in w.input_ids), dtype=np.int64),
-        "labels": np.fromiter((i for w in windows for i in w.labels), dtype=np.int64),
-        "word_ids": np.fromiter((-1 if i is None else i for w in windows for i in w.word_ids), dtype=np.int64),
-        "counts": np.asarray([encoded.num_documents, encoded.truncated_words], dtype=np.int64),
-    }
+    arrays = flat_windows(encoded.windows)
+    arrays["offsets"] = np.concatenate([[0], np.cumsum(arrays.pop("lengths"))]).astype(np.int64)
+    arrays["counts"] = np.asarray([encoded.num_documents, encoded.truncated_words], dtype=np.int64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue())

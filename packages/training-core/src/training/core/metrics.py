@@ -1,12 +1,8 @@
 """Entity-level NER metrics on word-level IOB2 tags: strict (seqeval IOB2) or lenient (conlleval-like).
 
-Strict mode reads entities with seqeval's IOB2 scheme, which silently drops an entity that starts with `I-`.
-Predictions are therefore first decoded by `decoding.repair_iob2`, the policy `predict` uses too: a stray `I-X` run
-is an entity of type X (counted in `repaired_entities`), so the scores are those of the entities `predict` returns.
-References must be valid IOB2 in strict mode.
-
-Ratios with a zero denominator are 0.0, as seqeval's default `zero_division` makes them. The counts are computed
-here from seqeval's entity readers rather than by its metric functions, so no `UndefinedMetricWarning` is raised.
+seqeval's strict IOB2 silently drops an entity starting with `I-`, so predictions are first repaired as `predict`
+decodes them (`repaired_entities` counts them); references must be valid IOB2. Counts come from seqeval's entity
+readers, not its metric functions, so a zero denominator gives 0.0 without an `UndefinedMetricWarning`.
 """
 
 from __future__ import annotations
@@ -29,11 +25,8 @@ _Entity = tuple[int, str, int, int]
 def compute_metrics(
     references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]], *, mode: Mode = "strict"
 ) -> dict[str, Any]:
-    """Micro and macro entity precision/recall/F1, a per-entity table and word-level tag accuracy.
-
-    One tag list per document, references and predictions paired word by word. Macro scores are unweighted means
-    over every entity type seen in references or predictions. All values are plain floats and ints.
-    """
+    """Micro and macro entity precision/recall/F1, a per-entity table and word-level tag accuracy, as plain numbers,
+    of one tag list per document paired word by word; macro scores average every entity type seen on either side."""
     if mode not in ("strict", "lenient"):
         raise InputError(f"mode must be 'strict' or 'lenient', got {mode!r}")
     gold_docs = _documents("references", references)
@@ -70,12 +63,9 @@ def format_entity_table(metrics: Mapping[str, Any]) -> str:
         (label, row["precision"], row["recall"], row["f1"], row["support"])
         for label, row in metrics["per_entity"].items()
     ]
-    rows.append(
-        ("micro avg", metrics["entity_precision"], metrics["entity_recall"], metrics["entity_f1"], metrics["support"])
-    )
-    rows.append(
-        ("macro avg", metrics["macro_precision"], metrics["macro_recall"], metrics["macro_f1"], metrics["support"])
-    )
+    for name, prefix in (("micro avg", "entity"), ("macro avg", "macro")):
+        scores = (metrics[f"{prefix}_{score}"] for score in ("precision", "recall", "f1"))
+        rows.append((name, *scores, metrics["support"]))
     width = max(len("entity"), *(len(row[0]) for row in rows))
     lines = [f"{'entity':<{width}}  precision     recall         f1    support"]
     lines += [f"{name:<{width}}  {p:>9.4f}  {r:>9.4f}  {f:>9.4f}  {s:>9d}" for name, p, r, f, s in rows]
@@ -122,7 +112,7 @@ def _lenient_entities(documents: list[list[str]]) -> set[_Entity]:
     }
 
 
-def _ratio(numerator: int, denominator: int) -> float:
+def _ratio(numerator: float, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 
 
@@ -142,20 +132,18 @@ def _entity_scores(gold: set[_Entity], predicted: set[_Entity]) -> dict[str, Any
         per_entity[label] = {"precision": precision, "recall": recall, "f1": f1, "support": true_count[label]}
     precision = _ratio(hits.total(), predicted_count.total())
     recall = _ratio(hits.total(), true_count.total())
+    macro = {
+        f"macro_{name}": _ratio(sum(row[name] for row in per_entity.values()), len(per_entity))
+        for name in ("precision", "recall", "f1")
+    }
     return {
         "entity_precision": precision,
         "entity_recall": recall,
         "entity_f1": _f1(precision, recall),
-        "macro_precision": _mean([row["precision"] for row in per_entity.values()]),
-        "macro_recall": _mean([row["recall"] for row in per_entity.values()]),
-        "macro_f1": _mean([row["f1"] for row in per_entity.values()]),
+        **macro,
         "support": true_count.total(),
         "per_entity": per_entity,
     }
-
-
-def _mean(values: list[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
 
 
 def span_metrics(

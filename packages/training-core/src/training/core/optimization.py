@@ -1,5 +1,5 @@
-"""How a run optimises: precision (autocast and loss scaling), AdamW with decoupled weight decay, the schedule,
-and the exact token-weighted loss of an accumulation group."""
+"""How a run optimises: precision, AdamW with decoupled weight decay, the schedule, and the exact token-weighted loss
+of an accumulation group."""
 
 from __future__ import annotations
 
@@ -52,8 +52,8 @@ class NonFiniteSteps:
 
 @dataclass(frozen=True)
 class Optimization:
-    """Everything that updates the weights of one run: the module that trains (DDP-wrapped and compiled when
-    asked), the optimizer, its schedule, the resolved precision, its autocast dtype and the fp16 gradient scaler."""
+    """What updates one run's weights: the training module (DDP-wrapped, compiled when asked), optimizer, schedule,
+    resolved precision with its autocast dtype, and the fp16 gradient scaler."""
 
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -85,10 +85,7 @@ def optimizer(model: torch.nn.Module, params: OptimizationConfig) -> torch.optim
         if parameter.requires_grad:
             plain = parameter.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
             (no_decay if plain else decay).append(parameter)
-    groups = [
-        {"params": decay, "weight_decay": params.weight_decay},
-        {"params": no_decay, "weight_decay": 0.0},
-    ]
+    groups = [{"params": decay, "weight_decay": params.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     try:
         return torch.optim.AdamW(groups, lr=params.learning_rate, fused=True)
     except (RuntimeError, TypeError):  # fused kernels missing for this device or dtype
@@ -111,12 +108,8 @@ def labelled_tokens(window: Window) -> int:
 
 
 def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy summed (not averaged) over the labelled tokens, in float32.
-
-    A group's loss is this sum over its micro-batches divided by the group's labelled-token count, so gradient
-    accumulation gives the gradient of one large batch whatever the split, and a partial last group weighs its
-    own tokens only.
-    """
+    """Cross-entropy summed (not averaged) over the labelled tokens, in float32: divided by a whole accumulation
+    group's token count, it gives the gradient of one large batch whatever the split."""
     return torch.nn.functional.cross_entropy(
         logits.flatten(0, 1).float(), labels.flatten(), ignore_index=IGNORE_INDEX, reduction="sum"
     )
@@ -125,12 +118,9 @@ def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 def backward_group(
     optimization: Optimization, batches: Sequence[dict[str, torch.Tensor]], tokens: float, ctx: RunContext
 ) -> torch.Tensor:
-    """Back-propagate one accumulation group of collated batches; returns its loss on all ranks together, a scalar
-    left on the device (reading it would wait for the whole group's work).
-
-    `tokens` counts the group's labelled tokens on every rank. DDP averages gradients over ranks, so each rank
-    scales its summed loss by the world size over that count; gradients synchronise on the last batch only.
-    """
+    """Back-propagate one accumulation group; returns its loss over all ranks as a scalar left on the device.
+    `tokens` counts the group's labelled tokens on all ranks; as DDP averages gradients, each rank scales its summed
+    loss by world size / tokens. Gradients synchronise on the last batch only."""
     module, scaler = optimization.module, optimization.scaler
     scale = ctx.world_size / tokens
     total = torch.zeros((), device=ctx.device)
@@ -154,12 +144,7 @@ def optimizer_step(
     model: torch.nn.Module, optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None
 ) -> None:
     """Clip, step the optimizer (through the scaler for fp16) unless `loss` is not finite, and clear the gradients.
-
-    The fused AdamW skips a non-finite step on the device (its `found_inf` input, which the fp16 scaler feeds the
-    same way), so no step waits for the loss; other optimizers read it first. fp16's scaler skips steps whose
-    gradients overflow, a non-finite loss among them. The schedule steps once the loss is known to be finite (a step
-    the fp16 scaler skips for overflowing gradients with a finite loss still counts, as in `GradScaler`'s own use).
-    """
+    The fused AdamW skips a non-finite step on the device (`found_inf`), so no step waits for the loss."""
     optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
         scaler.unscale_(optimizer)
@@ -180,8 +165,7 @@ def optimizer_step(
 
 
 class LossReadback:
-    """A step's loss on its way to the host: the copy is queued behind the step's work and `value` waits for that
-    copy alone, not for the work queued after it, so the device keeps busy while the host reads the last step."""
+    """A step's loss on its way to the host: `value` waits for that copy alone, not for the work queued after it."""
 
     def __init__(self, loss: torch.Tensor) -> None:
         self.host = loss.detach().to("cpu", non_blocking=True)

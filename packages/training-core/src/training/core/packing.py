@@ -1,9 +1,6 @@
 """Padding-free training batches: a batch's windows packed into few rows, kept apart by position ids that restart
-per window and a block-diagonal attention mask, so the model spends no work on padding.
-
-transformers (5.x) detects packed sequences from position ids only for causal masks; an encoder's bidirectional
-mask takes a prepared 4D mask as it is, so the mask is built here. Whether a backbone honours both is probed once
-(`packing_problem`) rather than assumed from its name.
+per window and a block-diagonal 4D attention mask (transformers detects packing from position ids only for causal
+masks). Whether a backbone honours both is probed once (`packing_problem`), not assumed from its name.
 """
 
 from __future__ import annotations
@@ -11,6 +8,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Literal
 
 import numpy as np
@@ -28,29 +26,21 @@ _ATTENTION = ("eager", "sdpa")  # implementations that apply a prepared 4D mask 
 _PROBE_TOLERANCE = 1e-4
 
 
+@dataclass(frozen=True)
 class PackedCollator:
-    """Packs a batch's windows into rows of at most `capacity` tokens (`pack_rows`): input ids, labels (-100 between
-    and after windows), position ids from the backbone's first position, and a `[rows, 1, width, width]` mask in
-    which a token sees only its own window's tokens (padding sees padding, so no row of the mask is empty).
-
-    With `only_when_cheaper`, a batch is packed only where its estimated cost (tokens, plus attention that grows
-    with the row width) is below that of padding it to its longest window; otherwise it is padded as usual.
+    """Packs a batch's windows into rows of at most `capacity` tokens (`pack_rows`): input ids, labels, position ids
+    from the backbone's first position, and a `[rows, 1, width, width]` mask in which a token sees only its own
+    window (padding sees padding, so no mask row is empty). With `only_when_cheaper`, a batch is packed only where
+    its estimated cost (tokens, plus attention growing with width) is below that of padding it.
     """
 
-    def __init__(
-        self,
-        collator: Collator,
-        capacity: int,
-        *,
-        position_offset: int = 0,
-        additive_mask: bool = False,
-        attention_width: float = float("inf"),
-        only_when_cheaper: bool = False,
-    ) -> None:
-        self.collator, self.capacity, self.offset = collator, capacity, position_offset
-        self.additive_mask = additive_mask
-        self.attention_width = attention_width
-        self.only_when_cheaper = only_when_cheaper
+    collator: Collator
+    capacity: int
+    _: KW_ONLY
+    position_offset: int = 0
+    additive_mask: bool = False
+    attention_width: float = float("inf")
+    only_when_cheaper: bool = False
 
     @classmethod
     def for_model(cls, model: PreTrainedModel, collator: Collator, capacity: int, **options: bool) -> PackedCollator:
@@ -76,7 +66,7 @@ class PackedCollator:
             return self.collator(windows)
         input_ids = np.full((len(rows), width), self.collator.pad_token_id, dtype=np.int64)
         labels = np.full((len(rows), width), IGNORE_INDEX, dtype=np.int64)
-        positions = np.full((len(rows), width), self.offset, dtype=np.int64)
+        positions = np.full((len(rows), width), self.position_offset, dtype=np.int64)
         segments = np.zeros((len(rows), width), dtype=np.int64)  # 0: padding, k: the row's k-th window
         for row, indices in enumerate(rows):
             start = 0
@@ -84,7 +74,7 @@ class PackedCollator:
                 window, end = windows[index], start + lengths[index]
                 input_ids[row, start:end] = window.input_ids
                 labels[row, start:end] = window.labels
-                positions[row, start:end] = np.arange(self.offset, self.offset + lengths[index])
+                positions[row, start:end] = np.arange(self.position_offset, self.position_offset + lengths[index])
                 segments[row, start:end] = segment
                 start = end
         kept = torch.from_numpy(segments)
@@ -108,11 +98,8 @@ class PackedCollator:
 
 
 def packing_problem(model: PreTrainedModel) -> str | None:
-    """Why `model` cannot train on packed rows, or None when it can.
-
-    It must take position ids, use an attention that applies a prepared 4D mask, and, probed on two short windows,
-    give each window the same logits packed in one row as alone (this also checks the backbone's first position id).
-    """
+    """Why `model` cannot train on packed rows, or None: it must take position ids, apply a prepared 4D mask, and
+    give two short windows the same logits packed in one row as alone (which also checks its first position id)."""
     config = model.config
     name = f"{config.model_type} ({type(model).__name__})"
     if "position_ids" not in inspect.signature(model.forward).parameters:
@@ -145,8 +132,8 @@ def packing_problem(model: PreTrainedModel) -> str | None:
 def training_collator(
     model: PreTrainedModel, collator: Collator, capacity: int, packing: bool | Literal["auto"]
 ) -> Collator | PackedCollator:
-    """The collator `train_model` trains with for `training.packing`: padded (`false`), packed (`true`; a
-    `ConfigError` for a backbone that cannot pack) or, for `auto`, packed where that is cheaper than padding."""
+    """The collator for `training.packing`: padded (`false`), packed (`true`; a `ConfigError` for a backbone that
+    cannot pack) or, for `auto`, packed where that is cheaper than padding."""
     if packing is False:
         return collator
     problem = packing_problem(model)

@@ -1,8 +1,7 @@
 """The one prediction pipeline: documents -> windows -> logits -> one tag per word -> entities.
 
-Training-time evaluation, `evaluate_model` and `predict` all run `predict_documents`, so the metrics a run reports
-are the metrics of what `predict` returns. Windowing and merging (`windowing`) and decoding (`decoding`) are
-torch-free, so the onnxruntime predictor (`exported`) runs them too; only the logits come from torch here.
+Training-time evaluation, `evaluate_model` and `predict` all run `predict_documents`, so reported metrics are those
+of what `predict` returns; only the logits come from torch here (the onnxruntime predictor shares the rest).
 """
 
 from __future__ import annotations
@@ -45,10 +44,7 @@ def predict_documents(
     encoded: EncodedSplit | None = None,
     indices: Collection[int] | None = None,
 ) -> Predictions:
-    """Tags, scores and entities of the documents at `indices` (default: all), from their windows' logits.
-
-    `encoded` reuses windows already made (e.g. cached) for `documents` with the same settings.
-    """
+    """Tags, scores and entities of the documents at `indices` (default: all); `encoded` reuses windows made before."""
     if encoded is None:
         encoded = encode_documents(documents, tokenizer, tag_names, windowing.max_length, windowing.stride)
     chosen = range(len(documents)) if indices is None else sorted(indices)
@@ -71,11 +67,8 @@ def text_entities(
     windowing: Windowing,
     **run: Any,
 ) -> dict[int, tuple[Entity, ...]]:
-    """What `predict` returns for the texts of the predicted documents, by document index.
-
-    A document segmented as `predict` segments its raw text keeps the entities already predicted; any other is
-    predicted again from its raw text. `run` holds `predict_documents`' batch size, device and autocast dtype.
-    """
+    """What `predict` returns for the texts of the predicted documents, by index: a document segmented otherwise than
+    `predict` segments its text is predicted again from its text (`run`: `predict_documents`' options)."""
     raw = {index: untagged_document(index, documents[index].text) for index in predictions.documents}
     again = [index for index, document in raw.items() if document.words != documents[index].words]
     entities = {index: found.entities for index, found in predictions.documents.items() if index not in again}

@@ -16,8 +16,7 @@ _CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 matrix products in hardware: a CUDA GPU that supports bf16, or a CPU with bf16
-    instructions. Elsewhere bf16 is emulated and slower than fp32."""
+    """Whether `device` computes bf16 in hardware (elsewhere it is emulated and slower than fp32)."""
     if device.type == "cuda":  # Ampere (compute capability 8) and later; older GPUs only emulate bf16
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
@@ -30,8 +29,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(choice: str, device: torch.device, field: str = "training.precision") -> Precision:
-    """`choice` (the value of `field`) for `device`: `auto` is bf16 where the device runs it natively (about twice
-    fp32's speed with the same F1) and fp32 elsewhere; fp16 needs a CUDA GPU."""
+    """`choice` (the value of `field`) for `device`: `auto` is bf16 where native (about twice fp32's speed, same F1),
+    else fp32; fp16 needs a CUDA GPU."""
     if choice == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if choice not in AUTOCAST_DTYPES:

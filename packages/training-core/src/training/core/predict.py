@@ -10,21 +10,17 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.common.errors import InputError
-from training.config.schema import TrainingConfig
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
 from training.core.precision import precision_dtype
+from training.core.run_folder import RunFolder
 
 __all__ = ["Entity", "Predictor", "predict"]
 
 
 class Predictor:
-    """A model and tokenizer ready to tag texts (the model moves to `device`, in eval mode); load once, call often.
-
-    Window settings not given are `ModelConfig`'s defaults; `precision` is resolved for the device as
-    `training.precision` is (fp32 by default, exact and equal to an exported ONNX model; `auto`: bf16 where the
-    device runs it natively).
-    """
+    """A model and tokenizer ready to tag texts on `device` (in eval mode); load once, call often. Window settings
+    default to `ModelConfig`'s; `precision` resolves as `training.precision` (default fp32)."""
 
     def __init__(
         self,
@@ -65,22 +61,11 @@ class Predictor:
         precision: str = "fp32",
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
-        folder = Path(model_dir)
-        model, tokenizer, _ = load_model(folder)
-        run_config = folder.parent / "config.yaml"
-        if run_config.is_file():
-            settings = TrainingConfig.from_yaml(run_config.read_text(encoding="utf-8"), str(run_config)).model
-            windowing = Windowing.of(settings, max_length=max_length, stride=stride)
-            max_length, stride = windowing.max_length, windowing.stride
-        return cls(
-            model,
-            tokenizer,
-            max_length=max_length,
-            stride=stride,
-            batch_size=batch_size,
-            device=device,
-            precision=precision,
-        )
+        model, tokenizer, _ = load_model(model_dir)
+        config = RunFolder(Path(model_dir).parent).read_config()
+        windowing = Windowing.of(config.model if config else None, max_length=max_length, stride=stride)
+        options = {"batch_size": batch_size, "device": device, "precision": precision}
+        return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order; a score is the mean probability of the entity's word tags."""

@@ -1,7 +1,5 @@
-"""The run context every trainer step consults: rank, world size, device and collective operations.
-
-`create_run_context` builds one from torchrun's environment (public as `training.execution.create_run_context`);
-a plain `RunContext()` is a single CPU process.
+"""The run context every trainer step consults: rank, world size, device and collective operations; built from
+torchrun's environment by `create_run_context` (public in `training.execution`), or `RunContext()` for one CPU process.
 """
 
 from __future__ import annotations
@@ -83,11 +81,8 @@ class RunContext:
 def create_run_context(
     distributed_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> RunContext:
-    """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process.
-
-    `distributed_config` may set `backend` ("gloo" or "nccl"), `device` ("cpu"/"cuda") and `timeout_s`.
-    Process groups use gloo on CPU and nccl on GPUs unless told otherwise.
-    """
+    """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process;
+    `distributed_config` may set `backend` (default gloo on CPU, nccl on GPUs), `device` ("cpu"/"cuda"), `timeout_s`."""
     settings = dict(distributed_config or {})
     env = os.environ if environ is None else environ
     world_size = _int_variable(env, "WORLD_SIZE", 1)
@@ -123,7 +118,7 @@ def create_run_context(
 
 def _int_variable(env: Mapping[str, str], name: str, default: int) -> int:
     value = env.get(name)
-    if value is None or value == "":
+    if not value:
         return default
     try:
         return int(value)

@@ -73,11 +73,8 @@ class RunFolder:
             path.unlink(missing_ok=True)
 
     def remove_leftovers(self) -> list[Path]:
-        """Delete the staging files and folders that interrupted writes left in the run folder; returns them.
-
-        A folder swap retires the old folder (`.model.old`) before it renames the new one in: a crash between the two
-        renames leaves no `model/`, so the retired folder is put back instead of deleted.
-        """
+        """Delete (and return) the staging leftovers of interrupted writes; a retired folder (`.model.old`) whose
+        swap crashed before the new one came in is put back instead."""
         removed = []
         for target in (self.config, self.metrics, self.model, self.checkpoint, self.lineage):
             for leftover in staging_leftovers(target):

@@ -15,8 +15,7 @@ from training.config.schema import TrainingConfig
 
 @dataclass(frozen=True)
 class RunInputs:
-    """The entity types and IOB2 tags of a run, its train and validation documents, and how many validation texts
-    also occur in train."""
+    """A run's entity types and IOB2 tags, train and validation documents, and validation texts also in train."""
 
     labels: tuple[str, ...]
     tag_names: tuple[str, ...]

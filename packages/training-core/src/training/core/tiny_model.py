@@ -1,10 +1,8 @@
 """A tiny, deterministic BERT built on the spot: fast tests and `--fast` runs with no download.
 
-The WordPiece vocabulary is made from a fixed built-in list: every printable ASCII character (also as a
-word-continuation piece), common English and resume words, and common word endings, so any ASCII text tokenises
-into sensible pieces and never into unknown tokens. It is listed rather than learnt because `WordPieceTrainer`
-breaks ties between equally frequent pairs differently on every run. The tokenizer and model config are cached in
-a folder named after a hash of everything that shapes them; weights come from a fixed seed, so builds are identical.
+Its WordPiece vocabulary is a fixed list (printable ASCII, also as continuations, common words and endings), not
+learnt, as `WordPieceTrainer` breaks ties differently on every run. Tokenizer and config are cached in a folder named
+after a hash of all that shapes them; weights come from a fixed seed, so builds are identical.
 """
 
 from __future__ import annotations
@@ -77,10 +75,8 @@ ski ska sky son sen sson berg burg stein man mann ton ford field ley ham wood la
 
 
 def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder holding the tiny BERT's tokenizer and config, built once per content hash.
-
-    `cache_dir` is where such folders live (default `$XDG_CACHE_HOME/training`, else `~/.cache/training`).
-    """
+    """The folder holding the tiny BERT's tokenizer and config, built once per content hash under `cache_dir`
+    (default `$XDG_CACHE_HOME/training`, else `~/.cache/training`)."""
     root = Path(cache_dir) if cache_dir is not None else cache_folder()
     folder = root / f"tiny-bert-{_content_hash()[:16]}"
     if _complete(folder):
@@ -91,8 +87,7 @@ def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
         tokenizer = _build_tokenizer()
         tokenizer.save_pretrained(staging)
         _bert_config(tokenizer).save_pretrained(staging)
-        # First writer wins: a concurrent build of the same content may already have put the folder in place,
-        # and replacing it under a reader would break that reader.
+        # First writer wins: replacing a concurrent build's folder would break its readers.
         try:
             staging.rename(folder)
         except OSError:
@@ -115,14 +110,8 @@ def _complete(folder: Path) -> bool:
 
 
 def _content_hash() -> str:
-    return fingerprint(
-        {
-            "vocab": _vocabulary(),
-            "shape": MODEL_SHAPE,
-            "tokenizers": tokenizers.__version__,
-            "transformers": transformers.__version__,
-        }
-    )
+    versions = {"tokenizers": tokenizers.__version__, "transformers": transformers.__version__}
+    return fingerprint({"vocab": _vocabulary(), "shape": MODEL_SHAPE, **versions})
 
 
 def _vocabulary() -> list[str]:

@@ -55,7 +55,7 @@ def train_model(
     a finished run of the same config and data is returned as it is. Launched by torchrun, every rank trains
     on its shard and evaluation covers the whole validation split; only rank 0 writes.
     """
-    ctx = context or _context_from_environment()
+    ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     run = RunFolder(Path(output_dir))
     inputs = run_inputs(config, dataset)
     previous = previous_run(run, config, dataset, resume)
@@ -77,13 +77,6 @@ def train_model(
         if handler is not None:
             logger.removeHandler(handler)
             handler.close()
-
-
-def _context_from_environment() -> RunContext:
-    """One process on the best device, or (under torchrun) this process's DDP rank."""
-    if int(os.environ.get("WORLD_SIZE", "1") or 1) <= 1:
-        return RunContext(device=torch.device("cuda" if torch.cuda.is_available() else "cpu"))
-    return create_run_context()
 
 
 class _Trainer:
@@ -202,9 +195,8 @@ class _Trainer:
         return result
 
     def _train_epoch(self, epoch: int, skip_batches: int) -> int:
-        """Run one epoch (from batch `skip_batches` when resuming); returns the examples seen by this rank. A step is
-        counted once the next group's work is queued (the host reads a loss the device already has, without draining
-        the device); a step that an evaluation follows is counted before the next group."""
+        """Run one epoch (from batch `skip_batches` when resuming); returns the examples this rank saw. A step counts
+        once the next group is queued (its loss then reads without draining the device), or before an evaluation."""
         self.optimization.module.train()
         batches = self._batches(epoch)
         size, every = self.params.gradient_accumulation_steps, self.params.eval_steps
@@ -231,8 +223,7 @@ class _Trainer:
         return seen
 
     def _count_steps(self, pending: list[tuple[int, optimization.LossReadback]], epoch: int, groups: int) -> None:
-        """Count the `pending` steps (group number, loss), each applied unless its loss was not finite: the schedule,
-        callbacks, and the evaluation `eval_steps` asks for."""
+        """Count the `pending` (group number, loss) steps whose loss is finite: schedule, callbacks, `eval_steps`."""
         while pending:
             number, loss = pending.pop(0)
             value = loss.value()

@@ -1,10 +1,8 @@
 """The torch-free half of the prediction pipeline: word-aligned sub-token windows and per-word merging.
 
-Documents are tokenised word by word (by any tokenizer: transformers' for torch, `tokenizers`' for onnxruntime). A
-document longer than `max_length` tokens becomes several windows that overlap by `stride` tokens and end at word
-edges where a word fits, so every word's first sub-token, which carries the word's tag, lies in at least one window.
-Window logits are merged back to one tag per word. Nothing here imports torch or transformers, so the onnxruntime
-predictor runs the very same windowing and merging as the torch one.
+A document longer than `max_length` tokens becomes windows that overlap by `stride` tokens and end at word edges,
+so every word's first sub-token (which carries its tag) lies in a window; window logits merge back to one tag per
+word. Free of torch and transformers, so the onnxruntime predictor runs the very same steps.
 """
 
 from __future__ import annotations
@@ -20,8 +18,7 @@ from training.common.errors import DataError, InputError
 from training.config.schema import ModelConfig
 
 IGNORE_INDEX = -100
-# The context of a word on a side where its window reaches the document's edge.
-_UNLIMITED = 1 << 30
+_UNLIMITED = 1 << 30  # the context of a word on a side where its window reaches the document's edge
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,19 +33,14 @@ class Windowing:
         cls, settings: ModelConfig | None = None, *, max_length: int | None = None, stride: int | None = None
     ) -> Windowing:
         """The values given, else those of `settings`, else `ModelConfig`'s defaults."""
-        fields = ModelConfig.model_fields
-        base_length = settings.max_length if settings is not None else fields["max_length"].default
-        base_stride = settings.stride if settings is not None else fields["stride"].default
-        return cls(base_length if max_length is None else max_length, base_stride if stride is None else stride)
+        base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
+        return cls(base.max_length if max_length is None else max_length, base.stride if stride is None else stride)
 
 
 @dataclass(frozen=True, slots=True)
 class Window:
-    """One model input: a stretch of one document's sub-tokens inside the tokenizer's special tokens.
-
-    `labels` holds the word's tag id on the first sub-token of each word and -100 on special tokens and word
-    continuations, so `labels[i] != -100` also marks where each word's prediction is read.
-    """
+    """One model input: a stretch of one document's sub-tokens inside the special tokens; `labels` holds each word's
+    tag id on its first sub-token (where its prediction is read) and -100 elsewhere."""
 
     doc_index: int
     input_ids: tuple[int, ...]
@@ -87,14 +79,17 @@ def untagged_document(index: int, text: str) -> Document:
     return Document(str(index), text, words, ("O",) * len(words), ())
 
 
+def special_tokens(ids: Sequence[int], words: Sequence[int | None]) -> tuple[Sequence[int], Sequence[int]]:
+    """The special tokens before and after the words of one encoded sequence (e.g. [CLS] and [SEP])."""
+    inside = [position for position, word in enumerate(words) if word is not None]
+    return ids[: inside[0]], ids[inside[-1] + 1 :]
+
+
 def window_documents(
     documents: Sequence[Document], tokens: WordTokens, tag_names: Sequence[str], max_length: int, stride: int
 ) -> EncodedSplit:
-    """Cut each document's sub-tokens into windows of at most `max_length` tokens, special tokens included.
-
-    A word the tokenizer maps to no sub-token (a lone control or format character) is given the unknown token,
-    so word indices and tags never shift.
-    """
+    """Cut each document's sub-tokens into windows of at most `max_length` tokens, special tokens included; a word
+    with no sub-token (a lone control character) gets the unknown token, so word indices never shift."""
     prefix, suffix = list(tokens.prefix), list(tokens.suffix)
     capacity = max_length - len(prefix) - len(suffix)
     if capacity < 1:
@@ -141,10 +136,25 @@ def pad_windows(
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
 
 
+def flat_windows(windows: Sequence[Window]) -> dict[str, np.ndarray]:
+    """Windows laid end to end (int64): `doc_index` and `lengths` per window; `input_ids`, `labels` and `word_ids`
+    (-1 on special tokens) per token."""
+    total = sum(window.length for window in windows)
+    return {
+        "doc_index": np.fromiter((window.doc_index for window in windows), np.int64, len(windows)),
+        "lengths": np.fromiter((window.length for window in windows), np.int64, len(windows)),
+        "input_ids": np.fromiter(chain.from_iterable(window.input_ids for window in windows), np.int64, total),
+        "labels": np.fromiter(chain.from_iterable(window.labels for window in windows), np.int64, total),
+        "word_ids": np.fromiter(
+            (-1 if i is None else i for window in windows for i in window.word_ids), np.int64, total
+        ),
+    }
+
+
 @dataclass(frozen=True)
 class Readings:
-    """What a model read at the labelled positions (each word's first sub-token) of a sequence of windows, in window
-    order, then position order: the most probable tag id, its probability, and the log-probability of the label."""
+    """At each labelled position of a sequence of windows, in order: the most probable tag id, its probability and
+    the label's log-probability."""
 
     tag_ids: np.ndarray  # int64
     scores: np.ndarray  # float32
@@ -163,11 +173,8 @@ def batched_readings(
     pad_token_id: int,
     pad_to_multiple_of: int | None = None,
 ) -> Readings:
-    """The `Readings` of `windows`, from the logits of batches of windows of similar length, longest first.
-
-    `forward` maps a padded batch (`pad_windows`) to its `[batch, width, num_tags]` logits. Each batch is read as a
-    whole (softmax over its labelled rows only), so nothing here loops over windows or tokens in Python.
-    """
+    """The `Readings` of `windows`, from batches of similar length, longest first; `forward` maps a padded batch
+    (`pad_windows`) to `[batch, width, num_tags]` logits, read whole (no Python loop over tokens)."""
     order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
     counts = np.zeros(len(windows), dtype=np.int64)
     batches = []
@@ -195,30 +202,28 @@ def batched_readings(
 def merge_word_predictions(
     documents: Sequence[Document], windows: Sequence[Window], readings: Readings
 ) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Per document index: the tag id (int64) and its probability (float32) of every word.
-
-    A word seen in several overlapping windows takes the prediction of the window where it has the most context:
-    the most tokens between it and the nearer window edge (a document edge counts as unlimited context); ties go
-    to the earlier window. A word no window covers keeps tag id 0 (`O`) with probability 0. All windows are merged
-    at once, with array operations.
-    """
+    """Per document index: the tag id (int64) and probability (float32) of every word, from the window where it has
+    most tokens to the nearer window edge (a document edge: unlimited; ties: the earlier); uncovered words get 0, 0."""
     word_counts = np.fromiter((len(document.words) for document in documents), np.int64, len(documents))
     word_offsets = np.cumsum(word_counts) - word_counts
     tag_ids = np.zeros(int(word_counts.sum()), dtype=np.int64)
     scores = np.zeros(int(word_counts.sum()), dtype=np.float32)
     if windows:
-        flat = _FlatWindows.of(windows)
-        labelled = np.flatnonzero(flat.labels != IGNORE_INDEX)
-        owner = flat.owner[labelled]
-        document = flat.doc_index[owner]
-        left_edge, right_edge = flat.content_edges()
+        flat = flat_windows(windows)
+        words, labels, doc_index = flat["word_ids"], flat["labels"], flat["doc_index"]
+        token_owner = np.repeat(np.arange(len(windows)), flat["lengths"])
+        content = np.flatnonzero(words >= 0)  # each window's first and last non-special token (every window has one)
+        _, first = np.unique(token_owner[content], return_index=True)
+        left_edge, right_edge = content[first], content[np.append(first[1:] - 1, len(content) - 1)]
+        labelled = np.flatnonzero(labels != IGNORE_INDEX)
+        owner = token_owner[labelled]
         left = labelled - left_edge[owner]
-        opens_document = (flat.words[left_edge] == 0) & (flat.labels[left_edge] != IGNORE_INDEX)
+        opens_document = (words[left_edge] == 0) & (labels[left_edge] != IGNORE_INDEX)
         left[opens_document[owner]] = _UNLIMITED
         right = right_edge[owner] - labelled
-        closes_document = flat.words[right_edge] == word_counts[flat.doc_index] - 1
+        closes_document = words[right_edge] == word_counts[doc_index] - 1
         right[closes_document[owner]] = _UNLIMITED
-        key = word_offsets[document] + flat.words[labelled]
+        key = word_offsets[doc_index[owner]] + words[labelled]
         # Per word: the most context first, then the earliest window (the reading order is window order).
         ranked = np.lexsort((np.arange(len(key)), -np.minimum(left, right), key))
         first = np.ones(len(ranked), dtype=bool)
@@ -230,35 +235,6 @@ def merge_word_predictions(
         index: (tag_ids[offset : offset + count], scores[offset : offset + count])
         for index, (offset, count) in enumerate(zip(word_offsets.tolist(), word_counts.tolist(), strict=True))
     }
-
-
-@dataclass(frozen=True)
-class _FlatWindows:
-    """Windows laid end to end: each token's label, word (-1 for special tokens) and window; each window's document."""
-
-    labels: np.ndarray
-    words: np.ndarray
-    owner: np.ndarray
-    doc_index: np.ndarray
-
-    @classmethod
-    def of(cls, windows: Sequence[Window]) -> _FlatWindows:
-        lengths = np.fromiter((window.length for window in windows), np.int64, len(windows))
-        total = int(lengths.sum())
-        labels = np.fromiter(chain.from_iterable(window.labels for window in windows), np.int64, total)
-        words = np.fromiter(
-            (-1 if word is None else word for window in windows for word in window.word_ids), np.int64, total
-        )
-        owner = np.repeat(np.arange(len(windows)), lengths)
-        doc_index = np.fromiter((window.doc_index for window in windows), np.int64, len(windows))
-        return cls(labels, words, owner, doc_index)
-
-    def content_edges(self) -> tuple[np.ndarray, np.ndarray]:
-        """Flat positions of each window's first and last non-special token (every window has one)."""
-        content = np.flatnonzero(self.words >= 0)
-        _, first = np.unique(self.owner[content], return_index=True)
-        last = np.append(first[1:] - 1, len(content) - 1)
-        return content[first], content[last]
 
 
 def _read(rows: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -305,11 +281,8 @@ def _word_labels(document: Document, tag_ids: dict[str, int]) -> list[int]:
 
 
 def _window_bounds(is_first: list[bool], capacity: int, stride: int) -> list[tuple[int, int]]:
-    """`[start, end)` token ranges of at most `capacity` tokens, overlapping by about `stride`, covering all tokens.
-
-    A window ends before the word that would not fit, unless that word alone fills the window; the next one
-    starts at a word edge at least `stride` tokens back when there is one after the previous start.
-    """
+    """`[start, end)` ranges of at most `capacity` tokens covering all tokens: each ends before a word that does not
+    fit (unless it alone fills the window); the next starts at a word edge about `stride` tokens back."""
     total = len(is_first)
     bounds: list[tuple[int, int]] = []
     start = 0

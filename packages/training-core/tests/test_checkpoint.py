@@ -1,0 +1,43 @@
+"""Checkpoints: a saved state restores as it was; a damaged progress record is refused, naming the checkpoint."""
+
+import re
+
+import pytest
+import torch
+
+from training.common.errors import ConfigError
+from training.core.checkpoint import STATE_FILE, Progress, load_checkpoint, rng_state, save_checkpoint
+
+
+def _training_state() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    return model, optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0)
+
+
+def test_a_checkpoint_restores_its_progress_record(tmp_path):
+    model, optimizer, scheduler = _training_state()
+    progress = Progress(next_epoch=1, global_step=3, best_metric=0.5, history=({"epoch": 1, "f1": 0.5},))
+    save_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None, progress, [rng_state()])
+
+    assert load_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None) == progress
+
+
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"global_step": 3', "not a readable checkpoint progress record"),
+        ('{"global_step": "three"}', "global_step: expected a valid integer"),
+        ('{"global_step": 3, "epochs_left": 1}', "epochs_left: unknown key"),
+    ],
+)
+def test_a_damaged_progress_record_is_a_config_error_naming_the_checkpoint(tmp_path, content, problem):
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(), [rng_state()])
+    (folder / STATE_FILE).write_text(content)
+
+    expected = f"{folder}: corrupt or incomplete checkpoint (ConfigError: {folder / STATE_FILE}: {problem}"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}") as raised:
+        load_checkpoint(folder, model, optimizer, scheduler, None)
+    assert str(raised.value).endswith("delete the folder to restart the run from scratch")
