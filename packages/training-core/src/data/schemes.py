@@ -50,10 +50,8 @@ def _parts(tag: str) -> tuple[str, str] | None:
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
-    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO.
-
-    A data set without entities, or whose entities all start with `B-`, is IOB2.
-    """
+    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
+    (IOB2 when there are no entities or all start with `B-`)."""
     listed = list(sequences)
     distinct: set[str] = set()
     for _, tags in listed:
