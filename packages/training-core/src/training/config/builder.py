@@ -10,13 +10,7 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
-from training.config.schema import (
-    ExecutionConfig,
-    HPOConfig,
-    OptimizationConfig,
-    Section,
-    TrainingConfig,
-)
+from training.config.schema import ExecutionConfig, HPOConfig, OptimizationConfig, Section, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 
