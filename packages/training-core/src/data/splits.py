@@ -29,8 +29,7 @@ def group_units(documents: Sequence[Document], group_by: GroupBy) -> list[list[i
         return [[index] for index in range(len(documents))]
     groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
     for index, doc in enumerate(documents):
-        name = getattr(doc, group_by)
-        groups[("group", name) if name is not None else ("document", index)].append(index)
+        groups[("group", doc.group) if doc.group is not None else ("document", index)].append(index)
     return list(groups.values())
 
 
