@@ -11,9 +11,9 @@ from data.segmentation import Word, split_words
 from training.common.errors import DataError
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, order=True)
 class Span:
-    """An entity: characters `[start, end)` of the text, with its type."""
+    """An entity: characters `[start, end)` of the text, with its type (ordered by start, end, label)."""
 
     start: int
     end: int
@@ -46,16 +46,16 @@ class Document:
         *,
         words: tuple[Word, ...] | None = None,
     ) -> Document:
-        """Split `text` into words (`split_words`, unless given) and tag them; spans must be disjoint and each must
-        start and end on word edges (`align_spans` widens those that do not)."""
+        """Split `text` into words (unless given) and tag them; spans must be disjoint and on word edges."""
         words = split_words(text) if words is None else words
         for span, widened in align_spans(words, spans):
             if widened != span:
+                touched = [word.text for word in words if word.start < span.end and span.start < word.end]
                 raise DataError(
                     f"span [{span.start}, {span.end}, {span.label!r}] ({text[span.start : span.end]!r}) does not start "
-                    f"and end on word edges (words: {[w.text for w in _touched(words, span)]})"
+                    f"and end on word edges (words: {touched})"
                 )
-        return cls(id, text, words, spans_to_tags(words, spans), tuple(sorted(spans, key=_span_order)), group)
+        return cls(id, text, words, spans_to_tags(words, spans), tuple(sorted(spans)), group)
 
     @classmethod
     def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
@@ -79,20 +79,12 @@ def iob2_tag_names(labels: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     return ("O", *(f"{prefix}-{label}" for label in labels for prefix in ("B", "I")))
 
 
-def _span_order(span: Span) -> tuple[int, int, str]:
-    return (span.start, span.end, span.label)
-
-
 def align_spans(words: Sequence[Word], spans: Iterable[Span]) -> Iterator[tuple[Span, Span | None]]:
     """Each span with the span of the whole words it touches (itself when aligned; None when it covers no word)."""
     starts, ends = [word.start for word in words], [word.end for word in words]
     for span in spans:
         first, last = bisect_right(ends, span.start), bisect_left(starts, span.end) - 1
         yield span, Span(starts[first], ends[last], span.label) if first <= last else None
-
-
-def _touched(words: Sequence[Word], span: Span) -> list[Word]:
-    return [word for word in words if word.start < span.end and span.start < word.end]
 
 
 def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str, ...]:

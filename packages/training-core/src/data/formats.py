@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from training.common.errors import DataError
 FORMATS = ("spans", "tokens", "conll")
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
+_JSON_SPACE = re.compile(r"[ \t\r\n]*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,13 +95,9 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
 
 def _json_array(path: Path, text: str) -> Iterator[Record]:
     decoder = json.JSONDecoder()
-    index = text.index("[") + 1
+    index = _skip_space(text, text.index("[") + 1)
     line, counted = 1, 0  # line number at offset `counted`
-    index = _skip_space(text, index)
-    if text.startswith("]", index):
-        _end_of_array(path, text, index)
-        return
-    while True:
+    while not text.startswith("]", index):
         line, counted = line + text.count("\n", counted, index), index
         try:
             value, index = decoder.raw_decode(text, index)
@@ -107,18 +105,12 @@ def _json_array(path: Path, text: str) -> Iterator[Record]:
             raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
         yield _as_record(path, line, value)
         index = _skip_space(text, index)
-        if text.startswith("]", index):
-            _end_of_array(path, text, index)
-            return
-        if not text.startswith(",", index):
+        if text.startswith(",", index):
+            index = _skip_space(text, index + 1)
+            if text.startswith("]", index):
+                raise DataError(f"{path}:{_line_at(text, index)}: invalid JSON: trailing comma before ']'")
+        elif not text.startswith("]", index):
             raise DataError(f"{path}:{_line_at(text, index)}: invalid JSON: expected ',' or ']' after an array element")
-        index = _skip_space(text, index + 1)
-        if text.startswith("]", index):
-            raise DataError(f"{path}:{_line_at(text, index)}: invalid JSON: trailing comma before ']'")
-
-
-def _end_of_array(path: Path, text: str, index: int) -> None:
-    """Check that nothing but whitespace follows the closing bracket at `index`."""
     rest = _skip_space(text, index + 1)
     if rest != len(text):
         raise DataError(f"{path}:{_line_at(text, rest)}: invalid JSON: unexpected content after the closing ']'")
@@ -129,9 +121,7 @@ def _line_at(text: str, index: int) -> int:
 
 
 def _skip_space(text: str, index: int) -> int:
-    while index < len(text) and text[index] in " \t\r\n":
-        index += 1
-    return index
+    return _JSON_SPACE.match(text, index).end()  # type: ignore[union-attr]  # `*` always matches
 
 
 def _as_record(path: Path, line: int, value: Any) -> Record:

@@ -101,12 +101,9 @@ def load_dataset(
 ) -> Dataset:
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
-    `labels` is the entity-type schema (unknown labels are an error); by default it is what the data holds.
-    A span whose start or end is not a word edge (`data.segmentation`) is widened to whole words and counted per
-    split in the report (`misaligned_policy="expand"`), or is an error (`"error"`). Overlaps are resolved after that.
-    `format` applies to files (`datasets` input is always words and tags). Tags of any scheme (`scheme`:
-    auto-detected, or one of `SCHEMES`) become IOB2; `tag_names` and `columns` serve `datasets` input without a
-    `ClassLabel` feature or with unusual column names.
+    `labels` is the entity-type schema (default: the data's). A span edge inside a word is widened to whole words
+    and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
+    become IOB2; `tag_names` and `columns` serve `datasets` input without `ClassLabel` or with unusual columns.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -235,7 +232,8 @@ class _DocumentBuilder:
         fields = record.fields
         where = f"{self.file}:{record.line}"
         doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
-        group = record.group if record.group is not None else _optional_str(fields.get("group"))
+        group = fields.get("group") if record.group is None else record.group
+        group = None if group is None else str(group)
         if self.format == "spans":
             if "text" not in fields:
                 raise DataError(f"{where}: a span record needs 'text' and 'annotations'; found keys {sorted(fields)}")
@@ -307,7 +305,7 @@ class _DocumentBuilder:
         return Span(trimmed_start, trimmed_end, label)
 
     def _resolve_overlaps(self, where: str, spans: list[Span]) -> tuple[Span, ...]:
-        ordered = sorted(spans, key=lambda s: (s.start, s.end, s.label))
+        ordered = sorted(spans)
         for previous, span in pairwise(ordered):
             if span.start < previous.end and self.policy == "error":
                 raise DataError(
@@ -355,7 +353,3 @@ class _DocumentBuilder:
             close = difflib.get_close_matches(label, list(self.labels), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
-
-
-def _optional_str(value: Any) -> str | None:
-    return None if value is None else str(value)

@@ -9,11 +9,8 @@ from data.documents import Span
 
 
 def max_coverage(spans: Iterable[Span]) -> tuple[Span, ...]:
-    """Disjoint spans covering the most characters (weighted interval scheduling), fewest spans on a tie.
-
-    A greedy pass keeps `[0, 5)` over `[4, 10)` and `[9, 15)` or the reverse; this keeps `[0, 5)` and `[9, 15)`.
-    Returned in text order; deterministic for equal input.
-    """
+    """Disjoint spans covering the most characters (weighted interval scheduling), fewest spans on a tie, in text
+    order: of `[0, 5)`, `[4, 10)` and `[9, 15)` it keeps `[0, 5)` and `[9, 15)`, where a greedy pass would not."""
     ordered = sorted(set(spans), key=lambda s: (s.end, s.start, s.label))
     ends = [span.end for span in ordered]
     # best[i]: (characters covered, -spans used) by the best choice among the first i spans.

@@ -1,9 +1,7 @@
 """Tagging schemes (IOB1, IOB2, BIOES, BILOU, IO): detection from the tags themselves and exact conversion to IOB2.
 
-IOB1, IOB2 and IO read the same way (an `I-` that does not continue an entity of its type starts one), so their
-conversion only rewrites such `I-` tags as `B-`. BIOES and BILOU are checked strictly: every entity opened by `B-`
-must be closed by `E-`/`L-`, and one-word entities are `S-`/`U-`. Detection never guesses: tags of two schemes
-at once are an error naming the first tag of each.
+IOB1, IOB2 and IO convert by rewriting an `I-` that starts an entity as `B-`; BIOES and BILOU are checked strictly
+(`B-` ... `E-`/`L-`, one-word entities `S-`/`U-`). Detection never guesses: two schemes at once are an error.
 """
 
 from __future__ import annotations
@@ -50,10 +48,8 @@ def _parts(tag: str) -> tuple[str, str] | None:
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
-    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO.
-
-    A data set without entities, or whose entities all start with `B-`, is IOB2.
-    """
+    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
+    (IOB2 when there are no entities or all start with `B-`)."""
     listed = list(sequences)
     distinct: set[str] = set()
     for _, tags in listed:

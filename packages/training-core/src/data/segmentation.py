@@ -1,15 +1,9 @@
 """Word segmentation: one rule for every text, labelled or not; training, evaluation and `predict` see the same words.
 
-The rule follows BERT's basic pre-tokenizer, a little finer:
-- whitespace, control characters and U+200B (zero-width space) separate words and belong to none;
-- every punctuation (Unicode P*) and symbol (S*) character is a word of its own, so `jane@acme.com` is five words
-  and `Al-Mansouri` three, all inside one entity (BERT splits P* and ASCII symbols; we split every S* alike);
-- letters of scripts written without spaces are one word each: Han, kana, Thai, Lao, Khmer, Myanmar (per
-  character, as BERT does for CJK: no dictionary, and an entity inside such text can still be tagged);
-- combining marks (Mn, Mc, Me) and format characters (Cf, e.g. ZWJ, ZWNJ) stay with the character before them, so
-  Devanagari vowel signs, Arabic and Hebrew diacritics, NFD accents (`Zoe\u0308`) and emoji variation selectors
-  never start or end a word;
-- every other run of characters is one word.
+BERT's basic pre-tokenizer, a little finer: whitespace, control characters and U+200B separate words; every
+punctuation (P*) and symbol (S*) character is a word (`jane@acme.com` is five); letters of scripts written without
+spaces (Han, kana, Thai, Lao, Khmer, Myanmar) are a word each; combining marks and format characters (Mn, Mc, Me,
+Cf: vowel signs, diacritics, NFD accents, ZWJ) stay with the character before them; any other run is one word.
 """
 
 from __future__ import annotations

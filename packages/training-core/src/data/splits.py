@@ -29,8 +29,7 @@ def group_units(documents: Sequence[Document], group_by: GroupBy) -> list[list[i
         return [[index] for index in range(len(documents))]
     groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
     for index, doc in enumerate(documents):
-        name = getattr(doc, group_by)
-        groups[("group", name) if name is not None else ("document", index)].append(index)
+        groups[("group", doc.group) if doc.group is not None else ("document", index)].append(index)
     return list(groups.values())
 
 
@@ -51,11 +50,8 @@ def train_test_split(
     stratify: bool = False,
     group_by: GroupBy = "group",
 ) -> tuple[list[int], list[int]]:
-    """Indices of a seeded train/test split; with `stratify`, each stratum is split in proportion.
-
-    With groups, `test_size` is the share of groups (as scikit-learn's `GroupShuffleSplit`), each stratified by the
-    rarest entity type among its documents.
-    """
+    """Indices of a seeded train/test split; with `stratify`, each stratum is split in proportion. With groups,
+    `test_size` is the share of groups (as `GroupShuffleSplit`), each stratified by its rarest entity type."""
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
     units = group_units(documents, group_by)
@@ -81,8 +77,8 @@ def train_test_split(
 
 
 def _allocate(sizes: dict[str, int], total: int) -> dict[str, int]:
-    """Test places per stratum: proportional (largest remainders), then moved so that every stratum of
-    two or more documents has at least one on each side, rarest strata first, as far as `total` allows."""
+    """Test places per stratum: proportional (largest remainders), then moved so that a stratum of two or more has
+    one on each side, rarest first, as far as `total` allows."""
     quotas = {key: size * total / sum(sizes.values()) for key, size in sizes.items()}
     allocation = {key: int(quota) for key, quota in quotas.items()}
     by_remainder = sorted(quotas, key=lambda key: (allocation[key] - quotas[key], key))

@@ -19,9 +19,8 @@ from training.common.errors import TrainingError, first_line
 
 @functools.cache
 def _ordinary_modes(folder: Path) -> tuple[int, int]:
-    """The permissions open() and mkdir() give under this process's umask, found by creating a file and a folder in
-    `folder` (reading the umask would mean setting it, for every thread of the process). Temporary files and
-    folders are created private (0o600, 0o700); what they become gets these."""
+    """The file and folder permissions open() and mkdir() give in `folder`, probed (reading the umask would set it
+    for every thread); private temporary files and folders get these when they take their final name."""
     probe = Path(tempfile.mkdtemp(prefix=".mode.", suffix=".tmp", dir=folder))
     try:
         os.close(os.open(probe / "file", os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
@@ -41,8 +40,7 @@ def _fsync_dir(directory: Path) -> None:
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
-    """Write `data` to a temporary file beside `path`, fsync it, then rename it over `path` (with `mode`, else the
-    permissions open() would give)."""
+    """Write `data` to a temporary file beside `path`, fsync it, rename it over `path` (with `mode`, else open()'s)."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
@@ -75,8 +73,7 @@ def atomic_write_json(path: str | os.PathLike[str], value: Any) -> Path:
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Fill a temporary sibling folder, then swap it in for `path`; on error `path` is untouched.
 
-    Files in it get ordinary permissions, also those that writers create private (safetensors writes 0o600), so a
-    saved model is as readable as the rest of its run folder.
+    Its files get ordinary permissions, also those written private (safetensors writes 0o600).
     """
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)

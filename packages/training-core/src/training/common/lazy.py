@@ -10,10 +10,8 @@ from training.common.optional import INSTALL_HINTS, missing
 
 
 def attach(package: str, names: Mapping[str, str]) -> tuple[Callable[[str], Any], Callable[[], list[str]], list[str]]:
-    """Return `__getattr__`, `__dir__` and `__all__` resolving `names` (name -> module) on first use.
-
-    A missing optional library surfaces as `MissingDependencyError` naming the install command.
-    """
+    """`__getattr__`, `__dir__` and `__all__` resolving `names` (name -> module) on first use; a missing optional
+    library is a `MissingDependencyError` naming the install command."""
     public = sorted(names)
 
     def __getattr__(name: str) -> Any:

@@ -34,15 +34,11 @@ class MissingDependencyError(ImportError):
     """An optional library is not installed; the message names the `pip install` that fixes it."""
 
 
-def install_hint(module: str) -> str:
-    """The install command for a top-level module name, or a generic one."""
-    return INSTALL_HINTS.get(module.split(".")[0], f"pip install {module.split('.')[0]}")
-
-
 def missing(module: str, needed_by: str) -> MissingDependencyError:
     """Build the error raised when `needed_by` cannot run because `module` is absent."""
     root = module.split(".")[0]
-    return MissingDependencyError(f"{needed_by} needs '{root}', which is not installed: {install_hint(root)}")
+    hint = INSTALL_HINTS.get(root, f"pip install {root}")
+    return MissingDependencyError(f"{needed_by} needs '{root}', which is not installed: {hint}")
 
 
 def require(module: str, needed_by: str) -> ModuleType:

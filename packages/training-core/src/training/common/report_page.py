@@ -22,8 +22,7 @@ Section = tuple[str, Any, str]
 def report_page(
     title: str, intro: str, sections: Sequence[Section], appendix: str = "", links: Sequence[tuple[str, str]] = ()
 ) -> str:
-    """The page: `title`, the `intro` text and `links` (text, href), each section's figure (or its note), then
-    `appendix` (preformatted)."""
+    """The page: `title`, `intro` and `links` (text, href), each section's figure (or note), then `appendix`."""
     parts, inlined = [], False
     for heading, figure, note in sections:
         if figure is None:

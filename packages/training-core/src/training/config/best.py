@@ -29,8 +29,8 @@ class StudyRef(Section):
 
 
 def nest_study(flat: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
-    """A format-1 record (study fields at its top level, the sweep's data fingerprint under `fingerprint_key`)
-    with those fields nested as `study`, None when it named no study."""
+    """A format-1 record (flat study fields, the data fingerprint under `fingerprint_key`) with them nested as
+    `study` (None without a study name)."""
     names = {name: name for name in StudyRef.model_fields} | {"dataset_fingerprint": fingerprint_key}
     study = {name: flat[key] for name, key in names.items() if flat.get(key) is not None}
     rest = {key: value for key, value in flat.items() if key not in names.values()}

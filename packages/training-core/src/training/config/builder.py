@@ -10,14 +10,8 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
-from training.config.schema import (
-    ExecutionConfig,
-    HPOConfig,
-    OptimizationConfig,
-    Section,
-    TrainingConfig,
-)
-from training.config.validation import apply_dotted, validate
+from training.config.schema import ExecutionConfig, HPOConfig, OptimizationConfig, Section, TrainingConfig
+from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 
 TRAIN_FILE_KEYS = ("backbone", "data", "training", "tracking")
@@ -36,10 +30,9 @@ def build_training_config(
 ) -> TrainingConfig:
     """Read `train.yaml`, `model/<backbone>.yaml` and `data/<name>.yaml` from `config_dir`, apply `args`.
 
-    `args` may be an argparse Namespace (unrelated attributes are ignored) or a mapping (unknown keys
-    are errors). Recognised: `backbone`, `data`, `set` (a list of `a.b=value`), dotted keys, and plain
-    field names such as `learning_rate`. Values given here are explicit, so `data.path` may point anywhere
-    (a relative one is relative to the working directory).
+    `args`: an argparse Namespace (other attributes ignored) or a mapping (unknown keys are errors) of `backbone`,
+    `data`, `set` (`a.b=value` items), dotted keys and field names such as `learning_rate`. An argument's
+    `data.path` may point anywhere (relative to the working directory).
     """
     folder = Path(config_dir)
     if not folder.is_dir():
@@ -49,7 +42,7 @@ def build_training_config(
     train = load_yaml_mapping(train_file)
     for key in train:
         if key not in TRAIN_FILE_KEYS:
-            raise ConfigError(_unknown(str(train_file), key, TRAIN_FILE_KEYS))
+            raise ConfigError(unknown_key(f"{train_file}: {key}", str(key), TRAIN_FILE_KEYS))
     backbone = overrides.pop("backbone", (train.get("backbone"), ""))[0]
     data_name = overrides.pop("data", (train.get("data"), ""))[0]
     model_file = _section_file(folder, "model", backbone, train_file)
@@ -95,7 +88,7 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
         elif "." in name and strict:
             result[name] = (value, f"override {name}={value!r}")
         elif strict:
-            raise ConfigError(_unknown("arguments", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
+            raise ConfigError(unknown_key(f"arguments: {name}", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
     assignments = items.get("set") or ()
     for assignment in [assignments] if isinstance(assignments, str) else assignments:
         key, equals, text = str(assignment).partition("=")
@@ -124,8 +117,8 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
 
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
-    """Make `data.path` absolute: a path written in a config file is relative to the config folder and must stay
-    inside it; one given as an argument is relative to the working directory. A hub id (`hf://`) stays as it is."""
+    """`data.path` made absolute: from a config file, inside the config folder; from an argument, from the working
+    directory; a hub id (`hf://`) as it is."""
     if config.data.path is None or config.data.path.startswith(HUB_PREFIX):
         return config
     given = Path(config.data.path).expanduser()
@@ -138,17 +131,11 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
     return config.model_copy(update={"data": config.data.model_copy(update={"path": str(resolved)})})
 
 
-def _unknown(source: str, key: Any, valid: Any) -> str:
-    valid = list(valid)
-    close = difflib.get_close_matches(str(key), valid, n=1)
-    hint = f"did you mean {close[0]!r}? " if close else ""
-    return f"{source}: {key}: unknown key; {hint}valid keys: {', '.join(valid)}"
-
-
-def _load_section(model: type[Section], path: str | Path, name_default: bool = True) -> Any:
+def _load_section(model: type[Section], path: str | Path) -> Any:
+    """A section file validated as `model`; its `name`, if it has one, defaults to the file stem."""
     file = Path(path)
     data = load_yaml_mapping(file)
-    if name_default and "name" in model.model_fields:
+    if "name" in model.model_fields:
         data.setdefault("name", file.stem)
     return validate(model, data, str(file))
 
@@ -160,7 +147,7 @@ def load_hpo_config(path: str | Path) -> HPOConfig:
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
-    return _load_section(ExecutionConfig, path, name_default=False)
+    return _load_section(ExecutionConfig, path)
 
 
 def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:

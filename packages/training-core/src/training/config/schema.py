@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from training.common.errors import ConfigError
 from training.common.fingerprint import fingerprint
@@ -92,8 +92,7 @@ class DataConfig(Section):
         return self
 
     def load(self, path: str | os.PathLike[str] | Any = None) -> Dataset:
-        """The data set at `path` (default: `path` of this section; also a Hugging Face dataset object) read with
-        this section's format, schema, scheme and policies, so every command loads data the same way."""
+        """The data at `path` (default: this section's; also a `datasets` object) read with this section's settings."""
         from data.hf_datasets import Columns
         from data.loaders import load_dataset
 
@@ -149,31 +148,25 @@ class OptimizationConfig(Section):
 MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "azureml")
 
 
+def check_mlflow_uri(uri: str) -> str:
+    """`uri`, checked to be an MLflow tracking URI of a known scheme or a local path (else `ValueError`)."""
+    scheme, separator, rest = uri.partition(":")
+    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
+        return uri
+    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
+        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
+    return uri
+
+
 class TrackingConfig(Section):
     """The `tracking:` section of `train.yaml`: where runs are shown besides their run folder (nowhere by default)."""
 
-    mlflow: str | None = Field(
+    mlflow: Annotated[str, AfterValidator(check_mlflow_uri)] | None = Field(
         default=None,
         description="MLflow tracking URI (sqlite:///mlflow.db, file:./mlruns, http://host:5000): sweeps log a parent "
         "run and a nested run per trial, final runs their model",
     )
     tensorboard: bool = Field(default=False, description="write TensorBoard event files into RUN/tensorboard/")
-
-    @field_validator("mlflow")
-    @classmethod
-    def _known_scheme(cls, uri: str | None) -> str | None:
-        if uri is not None:
-            check_mlflow_uri(uri)
-        return uri
-
-
-def check_mlflow_uri(uri: str) -> None:
-    """Raise `ValueError` unless `uri` is an MLflow tracking URI of a known scheme (or a local path)."""
-    scheme, separator, rest = uri.partition(":")
-    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
-        return
-    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
-        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
 
 
 class TrainingConfig(Section):
@@ -186,8 +179,7 @@ class TrainingConfig(Section):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of everything that changes the trained model (where the data lies or the run is tracked does not;
-        the data's content does)."""
+        """sha256 of what changes the trained model (not where the data lies or the run is tracked)."""
         exclude = {"data": {"path", "allow_external_paths"}, "tracking": True}
         return fingerprint(self.model_dump(mode="json", exclude=exclude))
 
@@ -209,13 +201,26 @@ class TrainingConfig(Section):
         return validate(type(self), data, "override")
 
 
+class _Range(Section):
+    """A parameter between `low` and `high` (above 0 on a log scale)."""
+
+    @model_validator(mode="after")
+    def _bounds(self) -> _Range:
+        low, high = self.low, self.high
+        if low >= high:
+            raise ValueError(f"low {low} must be below high {high}")
+        if (self.type == "loguniform" or getattr(self, "log", False)) and low <= 0:
+            raise ValueError(f"a log scale needs low > 0, got {low}")
+        return self
+
+
 class Choice(Section):
     type: Literal["choice"]
     values: tuple[Any, ...] = Field(min_length=1)
     condition: dict[str, Any] | None = None
 
 
-class IntRange(Section):
+class IntRange(_Range):
     type: Literal["int"]
     low: int
     high: int
@@ -223,47 +228,25 @@ class IntRange(Section):
     log: bool = False
     condition: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _bounds(self) -> IntRange:
-        _check_bounds(self.low, self.high, self.log)
-        return self
 
-
-class Uniform(Section):
+class Uniform(_Range):
     type: Literal["uniform"]
     low: float
     high: float
     condition: dict[str, Any] | None = None
 
-    @model_validator(mode="after")
-    def _bounds(self) -> Uniform:
-        _check_bounds(self.low, self.high, False)
-        return self
 
-
-class LogUniform(Section):
+class LogUniform(_Range):
     type: Literal["loguniform"]
     low: float
     high: float
     condition: dict[str, Any] | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> LogUniform:
-        _check_bounds(self.low, self.high, True)
-        return self
 
 
 class Fixed(Section):
     type: Literal["fixed"]
     value: Any
     condition: dict[str, Any] | None = None
-
-
-def _check_bounds(low: float, high: float, log: bool) -> None:
-    if low >= high:
-        raise ValueError(f"low {low} must be below high {high}")
-    if log and low <= 0:
-        raise ValueError(f"a log scale needs low > 0, got {low}")
 
 
 Parameter = Annotated[Choice | IntRange | Uniform | LogUniform | Fixed, Field(discriminator="type")]
@@ -315,13 +298,9 @@ class HPOConfig(Section):
         return space
 
     @model_validator(mode="after")
-    def _has_budget(self) -> HPOConfig:
+    def _budget_and_parallelism(self) -> HPOConfig:
         if self.n_trials is None and self.timeout_s is None:
             raise ValueError("set n_trials or timeout_s: a sweep needs a budget")
-        return self
-
-    @model_validator(mode="after")
-    def _parallel_in_processes(self) -> HPOConfig:
         if self.parallel_trials > 1 and self.isolation == "inprocess":
             raise ValueError("parallel_trials > 1 needs isolation subprocess: in-process trials run one at a time")
         return self
@@ -336,10 +315,8 @@ def check_tunable(key: str) -> None:
 
     section, _, name = key.rpartition(".")
     sections = [section] if section else list(TUNABLE_SECTIONS)
-    for candidate in sections:
-        model = TUNABLE_SECTIONS.get(candidate)
-        if model is not None and name in model.model_fields:
-            return
+    if any(name in TUNABLE_SECTIONS[s].model_fields for s in sections if s in TUNABLE_SECTIONS):
+        return
     valid = [f"{s}.{f}" for s, m in TUNABLE_SECTIONS.items() for f in m.model_fields if f not in ("name", "backbone")]
     close = difflib.get_close_matches(key, valid + [v.split(".")[1] for v in valid], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""

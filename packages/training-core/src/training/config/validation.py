@@ -5,9 +5,9 @@ from __future__ import annotations
 import difflib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
@@ -15,6 +15,7 @@ from training.common.errors import ConfigError
 
 Model = TypeVar("Model", bound=BaseModel)
 Sourcer = Callable[[tuple[str | int, ...]], str]
+_UNION_TAGS = ("choice", "int", "uniform", "loguniform", "fixed")
 
 
 def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
@@ -27,14 +28,11 @@ def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
 
 
 def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -> str:
-    loc = tuple(part for part in item["loc"] if not _is_union_tag(part))
+    loc = tuple(part for part in item["loc"] if part not in _UNION_TAGS)
     path = ".".join(str(part) for part in loc)
     prefix = f"{where(loc)}: {path}" if path else where(loc)
     if item["type"] == "extra_forbidden":
-        valid = _fields_at(model, loc[:-1])
-        close = difflib.get_close_matches(str(loc[-1]), valid, n=1)
-        hint = f"did you mean {close[0]!r}? " if close else ""
-        return f"{prefix}: unknown key; {hint}valid keys: {', '.join(valid)}"
+        return unknown_key(prefix, str(loc[-1]), _fields_at(model, loc[:-1]))
     if item["type"] == "missing":
         return f"{prefix}: required key is missing"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
@@ -42,30 +40,21 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
 
 
-def _is_union_tag(part: str | int) -> bool:
-    return isinstance(part, str) and part in ("choice", "int", "uniform", "loguniform", "fixed")
+def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
+    """The message for an unknown `key` at `prefix`: the nearest valid key, then all of them."""
+    close = difflib.get_close_matches(key, valid, n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return f"{prefix}: unknown key; {hint}valid keys: {', '.join(valid)}"
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names of the record found at `loc` inside `model` (best effort through containers)."""
+    """Field names of the record found at `loc` inside `model` (also inside an optional); none past a container."""
     current: Any = model
     for part in loc:
-        if not (isinstance(current, type) and issubclass(current, BaseModel)):
-            return []
-        field = current.model_fields.get(str(part))
-        if field is None:
-            return []
-        current = _record_type(field.annotation)
-    if isinstance(current, type) and issubclass(current, BaseModel):
-        return list(current.model_fields)
-    return []
-
-
-def _record_type(annotation: Any) -> Any:
-    for candidate in (annotation, *getattr(annotation, "__args__", ())):
-        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
-            return candidate
-    return None
+        field = getattr(current, "model_fields", {}).get(str(part))
+        types = (field.annotation, *get_args(field.annotation)) if field is not None else ()
+        current = next((t for t in types if isinstance(t, type) and issubclass(t, BaseModel)), None)
+    return list(getattr(current, "model_fields", ()))
 
 
 def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
