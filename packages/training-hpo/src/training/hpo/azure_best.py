@@ -18,7 +18,7 @@ from training.config.schema import AzureConfig
 from training.execution.azure_client import ChildRun, create_azure_client, staging_folder, study_reference
 from training.hpo.azure_sweep import TRIAL_OUTPUT
 from training.hpo.azure_trial import TRIAL_FILE, AzureTrialRecord
-from training.hpo.best_config import best_fold, refit_epochs
+from training.hpo.best_config import best_fold_model, refit_epochs
 from training.hpo.study_folder import StudyFolder
 
 _TRIAL_INDEX = re.compile(r"_(\d+)$")
@@ -43,8 +43,6 @@ def best_config_from_azure_sweep(
     folder = StudyFolder(Path(study_dir).resolve())
     trial_dir = _download(service, best, folder.root / f"trial-{best.name}")
     record = AzureTrialRecord.load(trial_dir / TRIAL_FILE)
-    fold = best_fold(record.fold_values, maximize)
-    checkpoint = trial_dir / f"fold-{fold}" / "model" if fold is not None else None
     result = BestConfig(
         config=record.config,
         hyperparameters=record.hyperparameters,
@@ -62,7 +60,7 @@ def best_config_from_azure_sweep(
             dataset_fingerprint=record.dataset_fingerprint,
         ),
         splits_path=str(trial_dir / "splits.json"),
-        checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.is_dir() else None,
+        checkpoint=best_fold_model(trial_dir, record.fold_values, maximize),
     )
     result.save(folder.best_config)
     return result

@@ -5,6 +5,7 @@
 SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml`; folds are made as a local sweep makes them. With MLflow
 (`MLFLOW_TRACKING_URI`) it logs `<metric>_epoch`, `<metric>_fold` and the primary `<metric>`: the CV mean, or with a
 pruner the running CV mean after each fold. OUT receives `trial.json` (also printed) and a run folder per fold.
+Exit codes: 0 ok, 1 failure, 2 bad input.
 """
 
 from __future__ import annotations

@@ -1,8 +1,5 @@
-"""`training hpo run|resume|worker|best|report|azure`, registered with the `training` command through an entry point.
-
-This module stays light: optuna, torch and the sweep are imported inside the commands, so `training --help` does not
-load them.
-"""
+"""`training hpo run|resume|worker|best|report|azure`, registered with `training` through an entry point; light:
+optuna, torch and the sweep are imported inside the commands."""
 
 from __future__ import annotations
 
@@ -96,10 +93,6 @@ def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
     return "live" if sys.stdout.isatty() else "plain"
 
 
-def _isolation(args: argparse.Namespace) -> str | None:
-    return "inprocess" if args.inprocess else None
-
-
 def _run(args: argparse.Namespace) -> int:
     from training.config.builder import section_file
     from training.hpo.search_space import create_search_space
@@ -120,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             n_trials=args.n_trials,
             timeout_s=args.timeout,
             storage=args.storage,
-            isolation=_isolation(args),
+            isolation="inprocess" if args.inprocess else None,
             parallel_trials=args.parallel,
             mlflow_uri=args.mlflow_uri,
             events=events,
@@ -143,7 +136,7 @@ def _resume(args: argparse.Namespace) -> int:
             data_path=args.data,
             n_trials=getattr(args, "n_trials", None),
             timeout_s=getattr(args, "timeout", None),
-            isolation=_isolation(args),
+            isolation="inprocess" if args.inprocess else None,
             parallel_trials=args.parallel,
             worker=getattr(args, "worker", False),
             gpus=gpus,

@@ -44,8 +44,7 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
 
 
 def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
-    """An Optuna storage for a location from `storage_location` (a URL or a journal file path); RDB storages get
-    `heartbeat` (interval and grace period in seconds, default 60 and 180)."""
+    """An Optuna storage for a location from `storage_location`; RDB ones get `heartbeat` (interval, grace seconds)."""
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(location))

@@ -139,7 +139,7 @@ class SweepWorker:
     def _run(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
         """Cross-validate `config`; on CUDA out-of-memory, once more at half the batch size (when `oom_retry`)."""
         try:
-            return self._cross_validate(trial, self._spec(trial.number, config, device))
+            return self._cross_validate(trial, config, device)
         except OutOfMemory as error:
             if not self.hpo.oom_retry:
                 raise
@@ -150,26 +150,24 @@ class SweepWorker:
             }
             logger.warning("%s; retrying once with %s", error, smaller)
             TrialRecord.write(trial, oom_retry=smaller)
-        return self._cross_validate(trial, self._spec(trial.number, config.with_values(smaller), device))
+        return self._cross_validate(trial, config.with_values(smaller), device)
 
-    def _cross_validate(self, trial: optuna.Trial, spec: TrialSpec) -> CVOutcome:
-        """Run the trial, reporting to Optuna, and to the watchers when there are any."""
-        reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
-        progress = reporter.progress if self.events is not None else None
-        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
-
-    def _spec(self, number: int, config: TrainingConfig, device: str | None) -> TrialSpec:
-        return TrialSpec(
-            number=number,
+    def _cross_validate(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
+        """Run the trial on `config`, reporting to Optuna, and to the watchers when there are any."""
+        spec = TrialSpec(
+            number=trial.number,
             config=config,
             metric=self.hpo.metric,
             splits_path=str(self.folder.splits) if self.hpo.validation == "kfold" else None,
-            trial_dir=str(self.folder.trial(number)),
+            trial_dir=str(self.folder.trial(trial.number)),
             cache_dir=str(self.folder.cache),
             max_epochs=self.record.max_epochs,
             threads=self.threads,
             device=device,
         )
+        reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
+        progress = reporter.progress if self.events is not None else None
+        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
 
     def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
         """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
