@@ -1,9 +1,7 @@
 """The best trial of a finished Azure ML sweep as the same `BestConfig` a local sweep writes.
 
-The best child is the completed one with the best primary metric (its last value: the CV mean, see `azure_trial`;
-MLflow returns a metric's value at its last step). Its `trial` output is downloaded into the study folder:
-`trial.json` gives the parameters, per-fold values and base config, and its best fold's `model/` is the checkpoint.
-The study reference is the sweep's job name and workspace; the child's job name is kept as `trial_run` for lineage.
+The best child has the best primary metric (its last value: the CV mean); its `trial.json` gives parameters, folds
+and config, its best fold's `model/` the checkpoint; the child's job name is kept as `trial_run` for lineage.
 """
 
 from __future__ import annotations
@@ -16,11 +14,11 @@ from typing import Any
 
 from training.common.errors import InputError
 from training.config.best import BestConfig, StudyRef
-from training.config.schema import AzureConfig, TrainingConfig
+from training.config.schema import AzureConfig
 from training.execution.azure_client import ChildRun, create_azure_client, staging_folder, study_reference
 from training.hpo.azure_sweep import TRIAL_OUTPUT
 from training.hpo.azure_trial import TRIAL_FILE, AzureTrialRecord
-from training.hpo.best_config import best_fold, refit_epochs
+from training.hpo.best_config import best_fold_model, refit_epochs
 from training.hpo.study_folder import StudyFolder
 
 _TRIAL_INDEX = re.compile(r"_(\d+)$")
@@ -45,11 +43,8 @@ def best_config_from_azure_sweep(
     folder = StudyFolder(Path(study_dir).resolve())
     trial_dir = _download(service, best, folder.root / f"trial-{best.name}")
     record = AzureTrialRecord.load(trial_dir / TRIAL_FILE)
-    fold = best_fold(record.fold_values, maximize)
-    checkpoint = trial_dir / f"fold-{fold}" / "model" if fold is not None else None
-    config = TrainingConfig.from_yaml(record.config_yaml, f"{trial_dir / TRIAL_FILE}: config_yaml")
     result = BestConfig(
-        config=config,
+        config=record.config,
         hyperparameters=record.hyperparameters,
         num_epochs=refit_epochs(record.fold_best_epochs),
         study=StudyRef(
@@ -65,7 +60,7 @@ def best_config_from_azure_sweep(
             dataset_fingerprint=record.dataset_fingerprint,
         ),
         splits_path=str(trial_dir / "splits.json"),
-        checkpoint=str(checkpoint) if checkpoint is not None and checkpoint.is_dir() else None,
+        checkpoint=best_fold_model(trial_dir, record.fold_values, maximize),
     )
     result.save(folder.best_config)
     return result

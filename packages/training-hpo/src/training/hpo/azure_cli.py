@@ -1,7 +1,4 @@
-"""`training hpo azure` (build or submit an Azure ML sweep) and `training hpo best --azure-job NAME` (its best trial).
-
-Light like `cli`: azure-ai-ml, optuna and torch are imported inside the commands.
-"""
+"""`training hpo azure` (build or submit an Azure ML sweep) and `hpo best --azure-job NAME`; light like `cli`."""
 
 from __future__ import annotations
 

@@ -1,14 +1,8 @@
 """The same k-fold sweep as an Azure ML sweep job: one search space, one objective, Azure's samplers.
 
-Each Azure trial runs `python -m training.hpo.azure_trial` (this package's own entry point) on the sweep's code
-snapshot (`config.yaml`, `hpo.yaml`) and the data, cross-validates one parameter set and logs the CV mean as the
-primary metric (see `azure_trial`), which Azure ranks. The environment installs this checkout's wheels (see
-`training.execution.azure_environment`). Mappings: sampler tpe/random/grid -> bayesian/random/grid; pruner median ->
-Azure's median stopping policy, evaluated after each fold on the running CV mean (the trial then logs the primary
-metric once per fold; its last value is the CV mean). Refused, with the reason: the hyperband pruner (Azure has no
-counterpart that reads fold-level values), bayesian sampling or grid sampling of log-scale distributions, and more
-than one node or process per trial (a trial's folds run in one process; N nodes would run N identical copies).
-Conditional parameters are flattened (see `search_space`). Building and writing the job needs no credentials.
+Each trial runs `python -m training.hpo.azure_trial` on the code snapshot (`config.yaml`, `hpo.yaml`) and logs the
+CV mean as the primary metric. Sampler tpe/random/grid -> bayesian/random/grid; pruner median -> Azure's median
+stopping policy after each fold; hyperband and multi-node trials are refused. Building needs no credentials.
 """
 
 from __future__ import annotations
@@ -125,12 +119,8 @@ def submit_azure_sweep_job(
 
 
 def early_termination(hpo: HPOConfig) -> Any:
-    """Azure's policy for the HPO config's pruner: median stopping after each fold (None: no pruner).
-
-    Azure's policies read only the primary metric, so a trial with a policy logs its running CV mean after each fold
-    (`azure_trial.reports_each_fold`). The median pruner's `startup_trials` and `warmup_steps` have no Azure
-    counterpart: Azure compares a trial with the median of every trial's running averages from its first fold on.
-    """
+    """Azure's policy for the pruner: median stopping on the running CV mean after each fold (None: no pruner);
+    `startup_trials` and `warmup_steps` have no Azure counterpart."""
     from training.hpo.azure_trial import reports_each_fold
 
     if not reports_each_fold(hpo):

@@ -2,14 +2,10 @@
 
     python -m training.hpo.azure_trial --spec SPEC_DIR --data DATA --output OUT --param training.learning_rate=3e-5
 
-SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml` (see `azure_sweep`). The folds are made from the data with
-the config's seed, exactly as a local sweep makes them, and saved in OUT. With MLflow installed and a tracking URI set
-(`MLFLOW_TRACKING_URI`, as Azure ML sets it), the trial logs each epoch's value as `<metric>_epoch`, each fold's value
-as `<metric>_fold` (step: the fold), and the primary metric `<metric>`, which Azure ranks and its early-termination
-policy reads: once, at the end, as the CV mean; or, when the sweep has a pruner (Azure's median stopping policy),
-after each fold as the running CV mean (step: the fold), whose last value is the CV mean. OUT receives `trial.json`
-(an `AzureTrialRecord`) and one run folder per fold; the same JSON is printed on stdout. Exit codes: 0 ok, 1
-failure, 2 bad input.
+SPEC_DIR holds the sweep's `config.yaml` and `hpo.yaml`; folds are made as a local sweep makes them. With MLflow
+(`MLFLOW_TRACKING_URI`) it logs `<metric>_epoch`, `<metric>_fold` and the primary `<metric>`: the CV mean, or with a
+pruner the running CV mean after each fold. OUT receives `trial.json` (also printed) and a run folder per fold.
+Exit codes: 0 ok, 1 failure, 2 bad input.
 """
 
 from __future__ import annotations
@@ -51,7 +47,7 @@ class AzureTrialRecord(BaseModel):
     fold_values: tuple[float, ...]
     fold_best_epochs: tuple[int | None, ...]
     hyperparameters: dict[str, Any]
-    config_yaml: str
+    config: TrainingConfig
     dataset_fingerprint: str
 
     @classmethod
@@ -62,12 +58,8 @@ class AzureTrialRecord(BaseModel):
 
 
 class MetricLogger:
-    """Logs each epoch's value as `<metric>_epoch` to MLflow (when enabled), and with `each_fold` the running CV mean
-    after each fold as the primary metric, for Azure's early-termination policy (which cancels the job: this never
-    prunes itself).
-
-    A fold takes `max_epochs + 1` report steps: its epochs, then the running CV mean.
-    """
+    """Logs each epoch as `<metric>_epoch` and, with `each_fold`, the running CV mean as the primary metric (for
+    Azure's early termination); it never prunes itself."""
 
     def __init__(self, metric: str, mlflow: ModuleType | None, max_epochs: int, *, each_fold: bool) -> None:
         self.metric, self.mlflow, self.max_epochs, self.each_fold = metric, mlflow, max_epochs, each_fold
@@ -103,7 +95,7 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
     with tempfile.TemporaryDirectory(prefix="features-") as cache:
         spec = TrialSpec(
             number=0,
-            config_yaml=config.with_values(values).to_yaml(),
+            config=config.with_values(values),
             metric=hpo.metric,
             splits_path=str(splits_path),
             trial_dir=str(output),
@@ -128,7 +120,7 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
         fold_values=tuple(outcome.values),
         fold_best_epochs=tuple(fold.best_epoch for fold in outcome.folds),
         hyperparameters=values,
-        config_yaml=config.to_yaml(),
+        config=config,
         dataset_fingerprint=dataset.fingerprint,
     )
     atomic_write_text(output / TRIAL_FILE, record.model_dump_json(indent=2) + "\n")

@@ -20,11 +20,8 @@ from training.hpo.trial_record import TrialRecord
 def extract_best_config_from_study(
     study: optuna.Study, *, study_dir: str | os.PathLike[str] | None = None
 ) -> BestConfig:
-    """The best complete trial: base config, hyperparameters, epochs to refit, CV mean and spread, provenance.
-
-    `num_epochs` is the mean over folds of the epoch each fold was best at, rounded. The result is also written to
-    `<study_dir>/best_config.json` (`study_dir` defaults to the folder the study was created in).
-    """
+    """The best complete trial: base config, hyperparameters, epochs to refit, CV mean and spread, provenance; also
+    written to `<study_dir>/best_config.json` (default: the study's own folder)."""
     record = SweepSettings.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
     trial = best_trial(study)
@@ -48,7 +45,7 @@ def extract_best_config_from_study(
         ),
         data_path=record.data_path,
         splits_path=str(folder.splits) if record.hpo_config.validation == "kfold" else None,
-        checkpoint=_checkpoint(folder, trial.number, best_fold(attrs.fold_values, maximize)),
+        checkpoint=best_fold_model(folder.trial(trial.number), attrs.fold_values, maximize),
     )
     best.save(folder.best_config)
     return best
@@ -60,13 +57,10 @@ def refit_epochs(fold_best_epochs: Sequence[int | None]) -> int | None:
     return max(1, round(sum(epochs) / len(epochs))) if epochs else None
 
 
-def best_fold(fold_values: Sequence[float], maximize: bool) -> int | None:
-    """The index of the trial's best fold (its checkpoint is the one kept), None without folds."""
-    order = sorted(range(len(fold_values)), key=fold_values.__getitem__, reverse=maximize)
-    return order[0] if order else None
-
-
-def _checkpoint(folder: StudyFolder, number: int, fold: int | None) -> str | None:
-    """The model folder of the trial's best fold, when it was kept."""
-    model = folder.fold(number, fold) / "model" if fold is not None else None
-    return str(model) if model is not None and model.is_dir() else None
+def best_fold_model(trial_dir: Path, fold_values: Sequence[float], maximize: bool) -> str | None:
+    """The model folder of the trial's best fold (the first of equals), where it was kept."""
+    if not fold_values:
+        return None
+    best = (max if maximize else min)(range(len(fold_values)), key=fold_values.__getitem__)
+    model = trial_dir / f"fold-{best}" / "model"
+    return str(model) if model.is_dir() else None

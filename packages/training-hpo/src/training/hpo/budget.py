@@ -1,10 +1,7 @@
-"""The budget of a whole study (trials and wall-clock time), shared by every process and host working on it.
+"""The budget of a whole study (trials and active time), shared by every process and host working on it.
 
-A trial may start while fewer than `n_trials` trials are complete, pruned or running with a smaller number, and while
-the study's active time when it started is below `timeout_s`. The active time is the union of every trial's run time,
-so time between a crash and a resume does not count, and workers running side by side count once. A trial that starts
-over budget is marked failed before it trains (a race between workers; `MaxTrialsCallback` would let it run and
-overshoot).
+Active time is the union of the trials' run times (a crash's downtime does not count, side-by-side workers count
+once). A trial that starts over budget fails before it trains (`MaxTrialsCallback` would overshoot).
 """
 
 from __future__ import annotations
@@ -43,12 +40,8 @@ class Budget(BaseModel):
         return self._full(used) or self._timed_out(trials)
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
-        """Whether the running trial `number` fits: earlier-started running trials take their places first, and the
-        time budget is judged at its start (the moment the sweep asked for it), not later.
-
-        "Earlier" is by start time, not by number: a re-queued trial keeps the number it got when it was queued, so
-        it can start after a trial with a higher number that was admitted meanwhile.
-        """
+        """Whether the running trial `number` fits: running trials started earlier (by time: a re-queued trial keeps
+        its old number) come first, and time is judged at its start."""
         start = next((utc(trial.datetime_start) for trial in trials if trial.number == number), None)
 
         def before(trial: FrozenTrial) -> bool:

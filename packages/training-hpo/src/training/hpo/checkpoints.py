@@ -23,10 +23,8 @@ FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
 
 def best_trial(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> FrozenTrial | None:
-    """The best complete trial of `trials` (default: the study's now), or None before any trial completed.
-
-    Ties in the objective go to the lower CV std, then to the earlier trial (not to the storage's order).
-    """
+    """The best complete trial of `trials` (default: the study's), or None; ties go to the lower CV std, then the
+    earlier trial."""
     complete = [
         trial
         for trial in (study.get_trials(deepcopy=False) if trials is None else trials)
@@ -48,12 +46,8 @@ def best_trial_number(study: optuna.Study) -> int | None:
 
 
 def clean_checkpoints(study: optuna.Study, folder: StudyFolder, keep: Keep) -> list[Path]:
-    """Delete the model folders of finished trials that `keep` does not keep; returns what was deleted.
-
-    Safe while other workers run: the best is chosen from the same list of trials that is cleaned, so a trial that
-    finishes meanwhile is neither cleaned nor missed as the best, and a trial that is not the best now can never
-    become the best later.
-    """
+    """Delete the model folders of finished trials that `keep` does not keep; returns what was deleted. The best is
+    chosen from the same list that is cleaned, so workers finishing meanwhile cannot race it."""
     if keep == "all":
         return []
     trials = study.get_trials(deepcopy=False)

@@ -1,8 +1,5 @@
-"""`training hpo run|resume|worker|best|report|azure`, registered with the `training` command through an entry point.
-
-This module stays light: optuna, torch and the sweep are imported inside the commands, so `training --help` does not
-load them.
-"""
+"""`training hpo run|resume|worker|best|report|azure`, registered with `training` through an entry point; light:
+optuna, torch and the sweep are imported inside the commands."""
 
 from __future__ import annotations
 
@@ -14,8 +11,7 @@ from typing import Any, Literal
 
 from training.common.errors import ConfigError
 from training.hpo import azure_cli
-
-DEFAULT_STUDIES = Path("studies")
+from training.hpo.azure_cli import DEFAULT_STUDIES
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -90,17 +86,6 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _hpo_file(config_dir: Path, name_or_path: str) -> Path:
-    given = Path(name_or_path)
-    if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
-        return given
-    path = config_dir / "hpo" / f"{name_or_path}.yaml"
-    if not path.is_file():
-        available = sorted(p.stem for p in (config_dir / "hpo").glob("*.yaml"))
-        raise ConfigError(f"{path}: no such hpo config; available: {', '.join(available) or 'none'}")
-    return path
-
-
 def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
     """JSON lines with --json, the live view on a terminal, else one plain line per event (a log, CI)."""
     if args.json:
@@ -108,14 +93,11 @@ def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
     return "live" if sys.stdout.isatty() else "plain"
 
 
-def _isolation(args: argparse.Namespace) -> str | None:
-    return "inprocess" if args.inprocess else None
-
-
 def _run(args: argparse.Namespace) -> int:
+    from training.config.builder import section_file
     from training.hpo.search_space import create_search_space
 
-    space = create_search_space(_hpo_file(args.config_dir, args.hpo))  # errors name the file
+    space = create_search_space(section_file(args.config_dir, "hpo", args.hpo))  # errors name the file
     hpo = space.hpo_config
     assert hpo is not None
     from training.hpo.live import watching
@@ -131,7 +113,7 @@ def _run(args: argparse.Namespace) -> int:
             n_trials=args.n_trials,
             timeout_s=args.timeout,
             storage=args.storage,
-            isolation=_isolation(args),
+            isolation="inprocess" if args.inprocess else None,
             parallel_trials=args.parallel,
             mlflow_uri=args.mlflow_uri,
             events=events,
@@ -154,7 +136,7 @@ def _resume(args: argparse.Namespace) -> int:
             data_path=args.data,
             n_trials=getattr(args, "n_trials", None),
             timeout_s=getattr(args, "timeout", None),
-            isolation=_isolation(args),
+            isolation="inprocess" if args.inprocess else None,
             parallel_trials=args.parallel,
             worker=getattr(args, "worker", False),
             gpus=gpus,

@@ -1,8 +1,6 @@
 """Which GPU each trial process sees: the trials one sweep process runs at once take its GPUs round-robin.
 
-The sweep's own process never imports torch, so the GPUs are read from `CUDA_VISIBLE_DEVICES`, else from the NVIDIA
-driver. Each trial process gets `CUDA_VISIBLE_DEVICES` set to one of them before CUDA starts; with more parallel
-trials than GPUs, trials share them evenly (with a warning).
+GPUs are read without torch (`CUDA_VISIBLE_DEVICES`, else the NVIDIA driver); each trial process gets one of them.
 """
 
 from __future__ import annotations

@@ -1,11 +1,7 @@
 """What a sweep tells its watchers while it runs: typed, frozen events, and the `EventSink` that receives them.
 
-Events are born in two places. The study side (the sweep's process) emits the start and end of the sweep and of each
-trial, and each epoch's value as the trial reports it for pruning. The trial side (a trial's own process) emits its
-step progress through the pipe that already carries its reports, one way, so a watcher sees steps without a file or
-a poll of the storage, and at once (intermediate values in the storage would come once per epoch, not per step).
-A view shows the trials of its own process; the best so far is read from the study's storage at each trial's end, so
-it counts other workers' trials too.
+The sweep's process emits starts, ends and epoch values; a trial's process sends its step progress over its report
+pipe. The best so far is read from the storage, so it counts other workers' trials too.
 """
 
 from __future__ import annotations
@@ -152,7 +148,6 @@ def trial_finished(study: optuna.Study, trial: FrozenTrial, max_epochs: int) -> 
     if state == "pruned" and trial.last_step is not None:
         fold, epoch = divmod(trial.last_step, max_epochs + 1)
         reason = f"pruned after fold {fold}" if epoch == max_epochs else f"pruned at fold {fold}, epoch {epoch + 1}"
-    best = best_trial(study)
     return TrialFinished(
         trial=trial.number,
         state=state,
@@ -161,20 +156,23 @@ def trial_finished(study: optuna.Study, trial: FrozenTrial, max_epochs: int) -> 
         params=record.hyperparameters or trial.params,
         reason=reason,
         seconds=record.trial_seconds,
-        best_trial=best.number if best is not None else None,
-        best_value=best.value if best is not None else None,
+        **_best(study),
     )
 
 
 def sweep_finished(study: optuna.Study) -> SweepFinished:
     """The event of this process's end of work, with the study's counts and best trial."""
     trials = study.get_trials(deepcopy=False)
-    best = best_trial(study, trials)
     return SweepFinished(
         study=study.study_name,
         complete=sum(trial.state == TrialState.COMPLETE for trial in trials),
         pruned=sum(trial.state == TrialState.PRUNED for trial in trials),
         failed=sum(trial.state == TrialState.FAIL for trial in trials),
-        best_trial=best.number if best is not None else None,
-        best_value=best.value if best is not None else None,
+        **_best(study, trials),
     )
+
+
+def _best(study: optuna.Study, trials: Sequence[FrozenTrial] | None = None) -> dict[str, Any]:
+    """The study's best trial so far, as the fields of an event."""
+    best = best_trial(study, trials)
+    return {"best_trial": best.number if best else None, "best_value": best.value if best else None}

@@ -1,8 +1,5 @@
-"""The study report as one interactive HTML page (plotly): optimisation history, parameter importances, parallel
-coordinates and the spread of each trial's fold values, each titled and labelled with the study's metric and units.
-
-The figures are built here from the trials (not with `optuna.visualization`), so every axis says what it measures.
-"""
+"""The study report as one interactive HTML page (plotly), its figures built from the trials (not with
+`optuna.visualization`) so every axis names the study's metric and its unit."""
 
 from __future__ import annotations
 

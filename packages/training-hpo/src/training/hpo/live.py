@@ -1,9 +1,5 @@
-"""The live view of a sweep on a terminal (rich): running trials with their fold, epoch, steps and last value,
-finished trials in a table, the best so far, the elapsed time and an estimate of what is left of the budget.
-
-`watching` picks the view of a command (live on a terminal, plain lines in a log, JSON lines for scripts) and
-silences Optuna's own per-trial log lines meanwhile: the view says the same, shorter.
-"""
+"""The live view of a sweep on a terminal (rich): running and finished trials, the best, the time used and left;
+`watching` picks a command's view (live, plain lines or JSON lines) and silences Optuna's per-trial log lines."""
 
 from __future__ import annotations
 

@@ -1,9 +1,6 @@
-"""MLflow tracking of a sweep (`tracking.mlflow` or `--mlflow-uri`): one parent run per study, found again by every
-worker and on resume by its tags (study name, storage fingerprint), and a nested run per finished trial with its
-parameters, per-fold and per-epoch values (with steps), state and fail reason.
+"""MLflow tracking of a sweep: one parent run per study (found again by its tags), a nested run per finished trial.
 
-It is an Optuna callback of the sweep's process, which holds every trial's values once the trial ends: trial
-processes never talk to MLflow, and a trial killed mid-way leaves no half-logged run.
+An Optuna callback of the sweep's process: trial processes never talk to MLflow, so a killed trial leaves no half run.
 """
 
 from __future__ import annotations
@@ -40,8 +37,7 @@ _MAX_TAG = 5000
 
 
 class SweepTracker:
-    """Logs a study to MLflow: made, it finds (or creates) the study's parent run; called by Optuna after each
-    trial, it logs the trial as a nested run; `end` marks the parent run ended."""
+    """Finds (or creates) the study's parent run, logs each finished trial as a nested run; `end` ends the parent."""
 
     def __init__(self, tracking_uri: str, study_name: str, record: SweepSettings) -> None:
         self.client = connect(tracking_uri, SETTING)
@@ -107,8 +103,7 @@ class SweepTracker:
         self._log_best(study)
 
     def _metrics(self, trial: FrozenTrial, record: TrialRecord, timestamp: int) -> list[Metric]:
-        """Per-epoch values (`<metric>_epoch`, step fold * max_epochs + epoch), the running CV mean after each fold,
-        each fold's value (`<metric>_fold`, step = fold), and the objective with its CV std."""
+        """Per-epoch values, the running CV mean after each fold, each fold's value, the objective and its CV std."""
         stride, metrics = self.max_epochs + 1, []
         for step, value in sorted(trial.intermediate_values.items()):
             fold, position = divmod(step, stride)
@@ -126,8 +121,7 @@ class SweepTracker:
         return metrics
 
     def _log_best(self, study: optuna.Study) -> None:
-        """The best objective so far on the parent run (the trial best_config.json names), stepped by the number of
-        finished trials."""
+        """The best objective so far on the parent run, stepped by the number of finished trials."""
         best = best_trial(study)
         if best is None or best.value is None:  # no complete trial yet
             return

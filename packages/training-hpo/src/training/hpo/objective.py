@@ -1,10 +1,8 @@
-"""The k-fold cross-validation objective of one trial: train each fold, report each epoch, average the folds.
+"""The k-fold objective of one trial: train each fold, report each epoch, average the folds.
 
-It runs in the trial's own process (or in the sweep's, in-process) and never touches the study: a `Reporter` carries
-each epoch's value to the process that talks to Optuna and answers whether to prune. Each fold has `max_epochs + 1`
-steps: one per epoch (`fold * (max_epochs + 1) + epoch`), then the running CV mean once the fold is done, so values
-at one step are comparable across trials even when epochs are tuned, and a trial far below the others stops after
-fold 0. A trial is never pruned once its last fold has trained: that would save nothing.
+It never touches the study: a `Reporter` carries each value to the process that talks to Optuna and answers whether
+to prune. A fold has `max_epochs + 1` steps (`fold * (max_epochs + 1) + epoch`, then the running CV mean), so steps
+compare across trials even when epochs are tuned; a trial is never pruned once its last fold has trained.
 """
 
 from __future__ import annotations
@@ -20,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 import optuna
+from pydantic import BaseModel, ConfigDict
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
@@ -42,11 +41,6 @@ def fold_count(hpo: HPOConfig) -> int:
     return hpo.k_folds if hpo.validation == "kfold" else 1
 
 
-def trial_steps(k_folds: int, epochs: int) -> int:
-    """Intermediate steps of a whole trial of `k_folds` folds of at most `epochs` epochs (see the module doc)."""
-    return k_folds * (epochs + 1)
-
-
 class Reporter(Protocol):
     """Receives an intermediate value; returns True when the trial should be pruned."""
 
@@ -56,12 +50,13 @@ class Reporter(Protocol):
 Progress = Callable[[TrialProgress], None]  # receives a trial's step progress
 
 
-@dataclass(frozen=True)
-class TrialSpec:
+class TrialSpec(BaseModel):
     """Everything a trial's process needs, besides the dataset."""
 
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     number: int
-    config_yaml: str
+    config: TrainingConfig
     metric: str
     splits_path: str | None  # None: no folds, train on `train` and score on the dataset's fixed `validation` split
     trial_dir: str
@@ -83,8 +78,8 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class CVOutcome:
-    """The folds a trial finished, the step it was pruned at (None: it finished every fold) with the seconds the
-    pruned fold trained, and the peak memory of the process that ran it (None where the system does not tell)."""
+    """The folds a trial finished, the step it was pruned at (None: not pruned), the pruned fold's seconds and the
+    process's peak memory."""
 
     folds: tuple[FoldResult, ...]
     pruned_at: int | None = None
@@ -121,8 +116,7 @@ class CVOutcome:
 
 
 class OptunaReporter:
-    """Reports straight to an Optuna trial (in-process trials and the parent of isolated ones), and tells `events`
-    each epoch's value, each fold's end and the trial's step progress."""
+    """Reports to an Optuna trial and tells `events` each epoch's value, each fold's end and the step progress."""
 
     def __init__(self, trial: optuna.Trial, events: EventSink | None = None, max_epochs: int = 0) -> None:
         self.trial, self.events, self.stride = trial, events, max_epochs + 1
@@ -177,8 +171,7 @@ class _StepProgress(Callback):
 
 
 class _ReportEpochs(Callback):
-    """Reports the metric after each epoch of one fold and stops training when the reporter says prune; the last
-    fold's last epoch (`final_epoch`) is reported but never pruned."""
+    """Reports each epoch of one fold and stops training on prune, except at the last fold's last epoch."""
 
     def __init__(
         self, reporter: Reporter, metric: str, fold: int, max_epochs: int, final_epoch: int | None = None
@@ -200,13 +193,12 @@ class _ReportEpochs(Callback):
 def cross_validate(
     spec: TrialSpec, dataset: Dataset, reporter: Reporter, progress: Progress | None = None
 ) -> CVOutcome:
-    """Train every fold of `spec.splits_path` (or the one fixed split) in `<trial_dir>/fold-<k>`; stop at the first
-    prune. `progress` receives each fold's step progress."""
+    """Train every fold (or the one fixed split) in `<trial_dir>/fold-<k>`; stop at the first prune."""
     import torch  # here, not at import: the sweep's own process never trains (trial processes preload these)
 
     from training.core.trainer import train_model
 
-    config = TrainingConfig.from_yaml(spec.config_yaml, f"trial {spec.number} config")
+    config = spec.config
     parts = _folds(spec.splits_path, dataset)
     folds: list[FoldResult] = []
     for index, (fold_data, fold_record) in enumerate(parts):

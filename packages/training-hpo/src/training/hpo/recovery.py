@@ -1,12 +1,8 @@
-"""Interrupted trials: each trial records the process that runs it, so a trial left RUNNING by a process that died
-on this host (kill -9, power loss) can be failed and re-run with the same parameters.
+"""Interrupted trials: a trial left RUNNING by a process that died on this host is failed and re-run.
 
-A process is known by its host name, the kernel's boot id and its pid namespace as well as its pid: containers
-share a host name (and pids repeat between pid namespaces), so a pid is only judged inside its own namespace of the
-same running kernel; a trial of any other process is left to the storage's heartbeat.
-
-`enqueue_trial(..., skip_if_exists=True)` is not used: it also matches FAILED trials and would silently skip the
-re-run. Trials running on other hosts are left alone here; RDB storages fail them by heartbeat (see `storage`).
+A process is known by host, boot id, pid namespace and pid (containers share host names, pids repeat across
+namespaces); other hosts' trials are left to the storage's heartbeat. `enqueue_trial(skip_if_exists=True)` is not
+used: it also matches FAILED trials and would silently skip the re-run.
 """
 
 from __future__ import annotations
@@ -43,22 +39,14 @@ def machine_identity() -> dict[str, str | None]:
     """Where a pid means something: host name, boot id of the running kernel, pid namespace (Linux)."""
     return {
         "host": socket.gethostname(),
-        "boot_id": _read("/proc/sys/kernel/random/boot_id"),
-        "pid_namespace": _link("/proc/self/ns/pid"),
+        "boot_id": _system("/proc/sys/kernel/random/boot_id"),
+        "pid_namespace": _system("/proc/self/ns/pid", link=True),
     }
 
 
-def record_owner(trial: optuna.Trial) -> None:
-    """Mark `trial` as run by this process."""
-    TrialRecord.write(trial, owner=process_identity())
-
-
 def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = None) -> list[int]:
-    """Fail the RUNNING trials whose process died on this host and enqueue their parameters again.
-
-    Returns the numbers of the trials failed. `lock_file` serialises concurrent recoveries by processes of one host,
-    so a trial is re-queued once; a trial already re-run `MAX_RETRIES` times is only failed.
-    """
+    """Fail the RUNNING trials whose process died on this host and enqueue their parameters again (at most
+    `MAX_RETRIES` times); returns the numbers failed. `lock_file` makes one process of this host re-queue a trial."""
     recovered = []
     with file_lock(lock_file):
         trials = study.get_trials(deepcopy=False)
@@ -120,16 +108,10 @@ def machine_name() -> str:
     return f"{machine['host']} (boot {machine['boot_id']})" if machine["boot_id"] else str(machine["host"])
 
 
-def _read(path: str) -> str | None:
+def _system(path: str, *, link: bool = False) -> str | None:
+    """A system file's text (or a link's target), None where the system has none."""
     try:
-        return Path(path).read_text(encoding="ascii").strip()
-    except OSError:
-        return None
-
-
-def _link(path: str) -> str | None:
-    try:
-        return os.readlink(path)
+        return os.readlink(path) if link else Path(path).read_text(encoding="ascii").strip()
     except OSError:
         return None
 

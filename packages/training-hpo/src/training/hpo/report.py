@@ -1,10 +1,5 @@
-"""`write_report`: PNG plots of a study and an `index.html` embedding them, the same plots as one interactive page
-(`interactive.html`, plotly); a plain-text table of its trials.
-
-Plots: optimisation history, parameter importances (from two complete trials on), parallel coordinates and the
-spread of each trial's fold values. Rendering is headless (matplotlib's Agg backend). For a live view of the same
-storage: `optuna-dashboard sqlite:///<study_dir>/study.db` (or the journal file's path).
-"""
+"""`write_report`: PNG plots of a study with an `index.html`, the same plots as an interactive page (plotly), and a
+plain-text table of its trials. Rendering is headless (matplotlib's Agg backend)."""
 
 from __future__ import annotations
 
@@ -27,8 +22,7 @@ COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "paramete
 
 
 def trials_table(study: optuna.Study) -> str:
-    """Every trial as one row: number, state, objective (CV mean), its spread, fold values, the GPU it ran on, its
-    parameters and why it failed; then the training time pruning saved."""
+    """Every trial as one row of `COLUMNS`, then the training time pruning saved."""
     rows = [COLUMNS]
     for trial in study.get_trials(deepcopy=False):
         record = TrialRecord.of(trial)
@@ -55,8 +49,7 @@ def trials_table(study: optuna.Study) -> str:
 
 
 def pruning_savings(study: optuna.Study) -> float | None:
-    """Training seconds the pruned trials did not spend: each would have trained every fold, at the mean fold time
-    of the complete trials. None while there is nothing to compare (no pruned or no complete trial)."""
+    """Training seconds the pruned trials did not spend, at the complete trials' mean fold time (None: no pair)."""
     trials = study.get_trials(deepcopy=False)
     complete = [TrialRecord.of(trial) for trial in trials if trial.state == TrialState.COMPLETE]
     pruned = [TrialRecord.of(trial) for trial in trials if trial.state == TrialState.PRUNED]

@@ -1,9 +1,7 @@
 """`create_search_space`: one backend-neutral search space that suggests on Optuna trials and compiles to Azure ML.
 
-Keys are dotted config keys (`training.learning_rate`; a bare field name such as `learning_rate` is completed). A
-parameter with `condition: {other: value}` is active only when `other` is active and took exactly `value`. Azure ML
-sweeps have no conditional parameters, so they are flattened: Azure samples every parameter and the trial drops the
-inactive ones (`SearchSpace.resolve`), which trains the same configuration as a conditional Optuna suggestion.
+Keys are dotted config keys (`learning_rate` is completed). `condition: {other: value}` makes a parameter active only
+when `other` took `value`; Azure samples every parameter and the trial drops the inactive ones (`resolve`).
 """
 
 from __future__ import annotations
@@ -63,10 +61,8 @@ class SearchSpace:
         return values
 
     def resolve(self, sampled: Mapping[str, Any]) -> dict[str, Any]:
-        """The configuration a flattened sample stands for: values typed, fixed ones added, inactive ones dropped.
-
-        `sampled` maps dotted keys to values or to their text (as an Azure ML trial receives them).
-        """
+        """The configuration a flattened sample (values or their text) stands for: typed, fixed ones added, inactive
+        ones dropped."""
         unknown = sorted(set(sampled) - set(self.parameters))
         if unknown:
             raise ConfigError(f"sampled values {unknown} are not in the search space {list(self.parameters)}")
@@ -103,11 +99,8 @@ class SearchSpace:
         return grid
 
     def to_azure(self, algorithm: AzureAlgorithm = "random") -> dict[str, Any]:
-        """`azure.ai.ml.sweep` distributions by Azure input name (see `azure_input_name`) for the sampled parameters.
-
-        Ints compile to `Choice` of their values (`QLogUniform` on a log scale); log-uniform floats to `LogUniform`
-        over natural logarithms, as Azure defines it. A distribution the algorithm does not support is an error.
-        """
+        """`azure.ai.ml.sweep` distributions by Azure input name: ints as `Choice` (`QLogUniform` on a log scale),
+        log-uniform floats over natural logarithms; one the algorithm does not support is an error."""
         sweep = require("azure.ai.ml.sweep", "training.hpo.SearchSpace.to_azure")
         compiled = {}
         for name, parameter in self.parameters.items():
@@ -144,8 +137,7 @@ def create_search_space(
 ) -> SearchSpace:
     """The search space of an `HPOConfig`, an `hpo/<name>.yaml` file, or a mapping like its `search_space` section.
 
-    Besides the schema's checks, values must fit the config fields they set, int steps must divide their range, and
-    conditions must name a value their parameter can take, without cycles. Errors are `ConfigError`s naming the key.
+    Values must fit their config fields, int steps divide their range, conditions name a reachable value, no cycles.
     """
     if isinstance(hpo_config, SearchSpace):
         return hpo_config

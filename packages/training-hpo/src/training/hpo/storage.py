@@ -5,12 +5,8 @@
   are relative to the study folder)
 - a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage
 
-RDB storages get a heartbeat (`hpo.heartbeat_interval`, `hpo.grace_period`), so a trial whose process vanished on
-another host is failed after the grace period and re-run with the same parameters
-(`RetryHeartbeatStaleTrialCallback`). Journal files have no heartbeat; interrupted trials on this host are found by
-their process id instead (see `recovery`). Files (journal, SQLite) on a shared folder cannot tell a dead host from a
-slow one: `hpo worker` refuses them from a second host (PostgreSQL or MySQL is the storage for many hosts).
-The SQLite file works with optuna-dashboard: `optuna-dashboard sqlite:///<study_dir>/study.db`.
+RDB storages get Optuna's heartbeat, which fails and re-runs a dead host's trials; files (journal, SQLite) cannot
+tell a dead host from a slow one, so they serve one host (see `recovery`).
 """
 
 from __future__ import annotations
@@ -48,8 +44,7 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
 
 
 def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
-    """An Optuna storage for a location from `storage_location` (a URL or a journal file path); RDB storages get
-    `heartbeat` (interval and grace period in seconds, default 60 and 180)."""
+    """An Optuna storage for a location from `storage_location`; RDB ones get `heartbeat` (interval, grace seconds)."""
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         return JournalStorage(JournalFileBackend(location))
@@ -91,8 +86,7 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
 
 
 def _one_take_at_a_time(storage: RDBStorage, lock_file: Path) -> None:
-    """SQLite ignores `SELECT ... FOR UPDATE`, so two threads or processes of this host could both move one WAITING
-    trial (a queued re-run) to RUNNING and run it twice; taking a trial is serialised by a file lock instead."""
+    """SQLite ignores `SELECT ... FOR UPDATE`: a file lock keeps two processes from taking one queued trial."""
     take = storage.set_trial_state_values
 
     def set_trial_state_values(trial_id: int, state: TrialState, values: Sequence[float] | None = None) -> bool:

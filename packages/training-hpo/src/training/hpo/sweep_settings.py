@@ -34,12 +34,12 @@ class SweepSettings(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _read_format_1(cls, data: Any) -> Any:
-        """A format-1 record held the config as YAML text and the settings under `hpo`."""
-        if isinstance(data, dict) and data.get("format") == 1:
-            rest = {key: value for key, value in data.items() if key not in ("config_yaml", "hpo", "format")}
-            config = TrainingConfig.from_yaml(data["config_yaml"], f"study record of {data.get('study_dir')}")
-            return rest | {"config": config, "hpo_config": data["hpo"], "format": SETTINGS_FORMAT}
-        return data
+        """Format 1 held the config as YAML text (`config_yaml`) and the settings under `hpo`."""
+        if not isinstance(data, dict) or data.get("format") != 1:
+            return data
+        rest = {key: value for key, value in data.items() if key not in ("config_yaml", "hpo")}
+        config = TrainingConfig.from_yaml(data["config_yaml"], f"study record of {data.get('study_dir')}")
+        return rest | {"format": SETTINGS_FORMAT, "config": config, "hpo_config": data["hpo"]}
 
     def save(self, study: optuna.Study) -> None:
         study.set_user_attr(RECORD, self.model_dump(mode="json"))

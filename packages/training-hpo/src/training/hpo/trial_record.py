@@ -10,11 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 
 class TrialRecord(BaseModel):
-    """A trial's parameters, where it ran, its folds and times, and why it failed or was skipped.
-
-    Fields are written when they become known (`write`); a trial that has not reached a field leaves it unset.
-    `owner`, `retry_of` and `retries` are recovery's: the process running the trial, and the trial it re-runs.
-    """
+    """A trial's parameters, where it ran, its folds and times, why it failed or was skipped, and recovery's owner
+    and re-run fields; each is written when it becomes known."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 

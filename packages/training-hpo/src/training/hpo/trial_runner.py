@@ -1,11 +1,8 @@
 """Run a trial's cross-validation in a fresh process, so all its memory is returned when it ends.
 
-Processes come from a multiprocessing forkserver that has imported torch, transformers and the trainer once, so a
-trial process starts in milliseconds; plain `fork` is never used (threads of the parent could deadlock the child).
-The trial process sends each epoch's value over a pipe and waits for the answer (continue or prune); the sweep's
-process reports to Optuna and decides. Its step progress goes over the same pipe, one way, to the sweep's watchers.
-A trial process ends itself when the sweep's process disappears (kill -9); one interrupted by Ctrl-C says so, and the
-sweep raises KeyboardInterrupt for it (the trial is queued again).
+Processes come from a forkserver that preloaded torch and the trainer (never plain `fork`: the parent's threads could
+deadlock the child). Values and progress go over a pipe to the sweep's process, which answers prune or continue. A
+trial process ends itself when the sweep's process is gone; a Ctrl-C in it becomes KeyboardInterrupt in the sweep.
 """
 
 from __future__ import annotations
@@ -41,8 +38,7 @@ _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from thre
 def run_trial(
     spec: TrialSpec, dataset: Dataset, reporter: Reporter, isolation: Isolation, progress: Progress | None = None
 ) -> CVOutcome:
-    """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging);
-    `progress` receives its step progress."""
+    """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
     if isolation == "inprocess":
         try:
             return cross_validate(spec, dataset, reporter, progress)
@@ -111,11 +107,7 @@ def _out_of_memory(spec: TrialSpec, error: BaseException) -> OutOfMemory | None:
 
 @contextlib.contextmanager
 def _main_script_hidden() -> Iterator[None]:
-    """Start a trial process without importing the caller's main script there, as multiprocessing otherwise does.
-
-    The trial needs nothing from it, and a script calling the sweep without an `if __name__ == "__main__":` guard
-    would start its sweep again inside the trial process.
-    """
+    """Start a trial process without re-importing the caller's main script (an unguarded script would sweep again)."""
     with _MAIN_SWAP:
         main = sys.modules["__main__"]
         sys.modules["__main__"] = types.ModuleType("__main__")
@@ -170,11 +162,7 @@ def _trial_process(connection: Connection, spec: TrialSpec, dataset: Dataset, pa
 
 
 def _exit_when_orphaned(parent_pid: int) -> None:
-    """End this process as soon as the sweep's process is gone, so a killed sweep leaves no trial running.
-
-    The forkserver that started this process exits with the sweep, so a changed parent also means the sweep is gone
-    (even if its pid was reused meanwhile).
-    """
+    """End this process once the sweep's process is gone (or the forkserver, which exits with it: pids get reused)."""
     server = os.getppid()
     while True:
         time.sleep(_PARENT_POLL_S)

@@ -94,8 +94,7 @@ class SweepState:
         return (now if now is not None else time.time()) - self.began
 
     def time_left(self, now: float | None = None) -> float | None:
-        """Seconds left from the budget: the trials still to run at the mean trial time so far (with `parallel`
-        at once), capped by the time budget; None while nothing tells."""
+        """Seconds left: the trials to run at the mean trial time (`parallel` at once), capped by the time budget."""
         if self.start is None:
             return None
         now = now if now is not None else time.time()
@@ -124,14 +123,10 @@ class SweepState:
 def describe(event: SweepEvent, metric: str) -> str | None:
     """The one plain line of an event (None for step progress, which a log does not need)."""
     if isinstance(event, SweepStarted):
-        budget = " and ".join(
-            part
-            for part in (
-                f"{event.n_trials} trials" if event.n_trials is not None else "",
-                f"{clock(event.timeout_s)} of training" if event.timeout_s is not None else "",
-            )
-            if part
-        )
+        parts = [f"{event.n_trials} trials"] if event.n_trials is not None else []
+        if event.timeout_s is not None:
+            parts.append(f"{clock(event.timeout_s)} of training")
+        budget = " and ".join(parts)
         return (
             f"study {event.study}: {event.direction} {event.metric}; budget {budget or 'none'}; "
             f"{event.finished} trials finished before; {event.parallel} at a time"

@@ -20,8 +20,8 @@ from training.hpo.checkpoints import best_trial_number, clean_checkpoints
 from training.hpo.devices import DevicePool, visible_gpus
 from training.hpo.events import EventSink, TrialStarted, sweep_finished, sweep_started, trial_finished
 from training.hpo.failures import FailureStreak, OutOfMemory, TrialFailed, one_line
-from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count, trial_steps
-from training.hpo.recovery import record_owner, recover_interrupted_trials, requeue
+from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count
+from training.hpo.recovery import process_identity, recover_interrupted_trials, requeue
 from training.hpo.sampling import process_seed, pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
 from training.hpo.storage import open_storage
@@ -41,12 +41,8 @@ class BudgetReached(Exception):
 
 
 class SweepWorker:
-    """One process's part of a study: ask, run trials in isolation, report, keep the budget, clean up.
-
-    With `parallel` > 1 it runs that many trial processes at once (one thread each here, waiting on its process),
-    splits this machine's cores between them and lends each one GPU of `gpus` (round-robin).
-    A failed trial is marked FAIL with its reason and the sweep goes on, until `max_failed_trials` fail in a row.
-    """
+    """Runs `parallel` trial processes at once on shares of the cores, one GPU of `gpus` each (round-robin); a failed
+    trial is marked FAIL and the sweep goes on, until `max_failed_trials` fail in a row."""
 
     def __init__(
         self,
@@ -76,7 +72,7 @@ class SweepWorker:
             study_name=study.study_name,
             storage=open_storage(location, (self.hpo.heartbeat_interval, self.hpo.grace_period)),
             sampler=sampler(self.hpo, self.space, process_seed(self.hpo.sampler.seed, existing, worker)),
-            pruner=pruner(self.hpo, trial_steps(fold_count(self.hpo), record.max_epochs)),
+            pruner=pruner(self.hpo, fold_count(self.hpo) * (record.max_epochs + 1)),
         )
         self.tracker: SweepTracker | None = None
         if tracking_uri is not None:  # mlflow is imported only when tracking is asked for
@@ -116,7 +112,7 @@ class SweepWorker:
             trial.study.stop()
             TrialRecord.write(trial, skipped="the study's budget was used up before this trial started")
             raise BudgetReached(f"trial {trial.number} started after the study's budget was used up")
-        record_owner(trial)
+        TrialRecord.write(trial, owner=process_identity())
         with self.devices.lend() as device:
             TrialRecord.write(trial, device=f"cuda:{device}" if device is not None else "default")
             started = time.perf_counter()
@@ -143,7 +139,7 @@ class SweepWorker:
     def _run(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
         """Cross-validate `config`; on CUDA out-of-memory, once more at half the batch size (when `oom_retry`)."""
         try:
-            return self._cross_validate(trial, self._spec(trial.number, config, device))
+            return self._cross_validate(trial, config, device)
         except OutOfMemory as error:
             if not self.hpo.oom_retry:
                 raise
@@ -154,26 +150,24 @@ class SweepWorker:
             }
             logger.warning("%s; retrying once with %s", error, smaller)
             TrialRecord.write(trial, oom_retry=smaller)
-        return self._cross_validate(trial, self._spec(trial.number, config.with_values(smaller), device))
+        return self._cross_validate(trial, config.with_values(smaller), device)
 
-    def _cross_validate(self, trial: optuna.Trial, spec: TrialSpec) -> CVOutcome:
-        """Run the trial, reporting to Optuna, and to the watchers when there are any."""
-        reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
-        progress = reporter.progress if self.events is not None else None
-        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
-
-    def _spec(self, number: int, config: TrainingConfig, device: str | None) -> TrialSpec:
-        return TrialSpec(
-            number=number,
-            config_yaml=config.to_yaml(),
+    def _cross_validate(self, trial: optuna.Trial, config: TrainingConfig, device: str | None) -> CVOutcome:
+        """Run the trial on `config`, reporting to Optuna, and to the watchers when there are any."""
+        spec = TrialSpec(
+            number=trial.number,
+            config=config,
             metric=self.hpo.metric,
             splits_path=str(self.folder.splits) if self.hpo.validation == "kfold" else None,
-            trial_dir=str(self.folder.trial(number)),
+            trial_dir=str(self.folder.trial(trial.number)),
             cache_dir=str(self.folder.cache),
             max_epochs=self.record.max_epochs,
             threads=self.threads,
             device=device,
         )
+        reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
+        progress = reporter.progress if self.events is not None else None
+        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
 
     def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
         """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
