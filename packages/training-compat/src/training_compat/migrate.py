@@ -42,7 +42,6 @@ class Finding:
 class Migration:
     """One file's rewrite: its bytes before and after, the diff to show, what was left, the imports changed."""
 
-    path: Path
     before: bytes
     after: bytes
     diff: str
@@ -164,7 +163,7 @@ def migrate_file(path: Path) -> Migration:
             raise InputError(f"{path}:{error.line}: {error.reason}") from None
         findings = tuple(Finding(f"{path}:{note.line}", note.text, note.reason) for note in result.notes)
         diff = _diff(before.decode("utf-8", "replace"), result.source.decode("utf-8", "replace"), str(path))
-        return Migration(path, before, result.source, diff, findings, result.imports)
+        return Migration(before, result.source, diff, findings, result.imports)
     try:
         notebook = rewrite_notebook(before)
     except InputError as error:
@@ -174,7 +173,7 @@ def migrate_file(path: Path) -> Migration:
         for item in notebook.notes
     )
     diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in notebook.cells)
-    return Migration(path, before, notebook.source, diff, findings, notebook.imports)
+    return Migration(before, notebook.source, diff, findings, notebook.imports)
 
 
 def _diff(before: str, after: str, name: str) -> str:
