@@ -1,8 +1,7 @@
-"""Legacy top-level `training` names (deprecated); shipped only by training-compat.
+"""Legacy top-level `training` names (deprecated, resolved lazily with a warning); shipped only by training-compat.
 
-pkgutil-style: it extends `__path__` first, so `training.core`, `training.hpo`, ... from the other
-distributions stay importable, and removing training-compat leaves the PEP 420 namespace intact.
-`from training import train_model` and the other names of the old layout resolve lazily, with a warning.
+pkgutil-style: it extends `__path__` first, so the other distributions' `training.*` stay importable, and removing
+training-compat leaves the PEP 420 namespace intact.
 """
 
 __path__ = __import__("pkgutil").extend_path(__path__, __name__)

@@ -23,9 +23,7 @@ class TrainingDeprecationWarning(DeprecationWarning):
 
     def __init__(self, message: str, *, since: str = SINCE, expected_removal: str = REMOVED_IN) -> None:
         super().__init__(message)
-        self.message = message
-        self.since = since
-        self.expected_removal = expected_removal
+        self.message, self.since, self.expected_removal = message, since, expected_removal
 
     def __str__(self) -> str:
         return f"{self.message} (planned removal: {self.expected_removal})"
@@ -57,12 +55,8 @@ def import_site() -> FrameType:
 
 
 def warn_at(frame: FrameType, message: str) -> None:
-    """Issue the warning as if raised at `frame`'s current line (what `warnings.warn(stacklevel=...)` does).
-
-    The location is computed rather than counted because the import machinery adds a varying number of frames.
-    """
-    # No `module_globals`: the C `warn_explicit` fails on loaders without sources (`python -c`); linecache finds
-    # the line of a file by its name.
+    """Issue the warning as if raised at `frame`'s line: like `stacklevel`, but the import machinery adds a varying
+    number of frames. No `module_globals`: `warn_explicit` fails on loaders without sources (`python -c`)."""
     warnings.warn_explicit(
         TrainingDeprecationWarning(message),
         TrainingDeprecationWarning,

@@ -1,9 +1,7 @@
 """IPython syntax in a notebook cell, hidden from the Python parser and put back byte for byte.
 
-Every line IPython would transform (`%magic`, `!cmd`, `x = !cmd`, `t = %timeit -o f()`, `obj?`, the `%%magic`
-header of a cell whose body is Python) becomes a `pass` statement at the line's own indentation, numbered by a
-comment: the cell then parses, even where a magic is the only statement of a block, and keeps its line numbers.
-A line counts only where a statement starts (not inside brackets or strings), as IPython reads it.
+Each line IPython would transform (`%magic`, `!cmd`, `x = !cmd`, `obj?`, a `%%magic` header) where a statement
+starts becomes a numbered `pass` at its indentation, so the cell parses and keeps its line numbers.
 """
 
 from __future__ import annotations

@@ -1,9 +1,6 @@
-"""`training migrate PATH...`: rewrite legacy imports in `.py` files and notebooks to the new paths.
-
-Prints a unified diff by default; `--write` applies it (atomically, file by file); `--check` changes nothing and
-exits 1 when a file would change or an import is left for a human. What is left is listed as `file:line: why`, and a
-summary table comes last. A file that does not parse is reported and left alone; the others are still processed,
-and the command exits 2 at the end. Also runnable as `python -m training_compat.migrate`.
+"""`training migrate PATH...` (or `python -m training_compat.migrate`): rewrite legacy imports in `.py` files and
+notebooks. A diff by default, `--write` applies it, `--check` exits 1 when anything would change or is left for a
+human (listed as `file:line: why`, before a summary table); a file that does not parse is left alone (exit 2).
 """
 
 from __future__ import annotations
@@ -45,7 +42,6 @@ class Finding:
 class Migration:
     """One file's rewrite: its bytes before and after, the diff to show, what was left, the imports changed."""
 
-    path: Path
     before: bytes
     after: bytes
     diff: str
@@ -106,8 +102,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Migrate every file under `args.paths` and print a summary; exit code 2 if a file did not parse, 1 if
-    `--check` found a file to rewrite or an import left for a human."""
+    """Migrate every file under `args.paths` and print a summary; returns the exit code."""
     files = sources(args.paths)
     tally = _Tally(scanned=len(files), notebooks=sum(path.suffix == ".ipynb" for path in files))
     for path in files:
@@ -122,8 +117,9 @@ def run(args: argparse.Namespace) -> int:
         tally.add(migration)
         if migration.after == migration.before:
             continue
-        if args.write:
-            _write(path, migration.after)
+        if args.write:  # atomically, keeping the permissions (and writing through a symbolic link)
+            target = path.resolve()
+            atomic_write_bytes(target, migration.after, mode=stat.S_IMODE(target.stat().st_mode))
             print(f"rewrote {path}")
         elif args.check:
             print(f"would rewrite {path}")
@@ -167,7 +163,7 @@ def migrate_file(path: Path) -> Migration:
             raise InputError(f"{path}:{error.line}: {error.reason}") from None
         findings = tuple(Finding(f"{path}:{note.line}", note.text, note.reason) for note in result.notes)
         diff = _diff(before.decode("utf-8", "replace"), result.source.decode("utf-8", "replace"), str(path))
-        return Migration(path, before, result.source, diff, findings, result.imports)
+        return Migration(before, result.source, diff, findings, result.imports)
     try:
         notebook = rewrite_notebook(before)
     except InputError as error:
@@ -177,7 +173,7 @@ def migrate_file(path: Path) -> Migration:
         for item in notebook.notes
     )
     diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in notebook.cells)
-    return Migration(path, before, notebook.source, diff, findings, notebook.imports)
+    return Migration(before, notebook.source, diff, findings, notebook.imports)
 
 
 def _diff(before: str, after: str, name: str) -> str:
@@ -185,12 +181,6 @@ def _diff(before: str, after: str, name: str) -> str:
         before.splitlines(keepends=True), after.splitlines(keepends=True), f"a/{name}", f"b/{name}"
     )
     return "".join(line if line.endswith("\n") else f"{line}\n" for line in lines)
-
-
-def _write(path: Path, data: bytes) -> None:
-    """Replace the file atomically, keeping its permissions (and writing through a symbolic link)."""
-    target = path.resolve()
-    atomic_write_bytes(target, data, mode=stat.S_IMODE(target.stat().st_mode))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,11 +7,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Move:
-    """A legacy module's new home.
-
-    `new` holds everything the old module had (the warning names it); `prefer` is a package that re-exports the
-    public names, which `training migrate` writes instead when it can (`from training.core import train_model`).
-    """
+    """A legacy module's new home: `new` holds everything it had; `prefer` re-exports its public names, which
+    `training migrate` writes when it can (`from training.core import train_model`)."""
 
     new: str
     prefer: str | None = None

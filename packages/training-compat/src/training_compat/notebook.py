@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from training.common.errors import InputError
-from training_compat.ipython import PYTHON_CELL_MAGICS, Masked, cell_magic, mask
+from training_compat.ipython import PYTHON_CELL_MAGICS, cell_magic, mask
 from training_compat.moves import MODULES
 from training_compat.plan import Note
 from training_compat.rewrite import rewrite
@@ -66,10 +66,8 @@ def code_cells(notebook: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], 
 
 
 def rewrite_notebook(raw: bytes) -> Notebook:
-    """Rewrite the legacy imports of each code cell; IPython syntax, outputs and metadata stay as they were.
-
-    A cell that does not parse raises `InputError` naming the cell and line, and nothing is returned.
-    """
+    """Rewrite the legacy imports of each code cell, leaving IPython syntax, outputs and metadata; a cell that does
+    not parse raises `InputError` naming the cell and line."""
     try:
         text = raw.decode("utf-8")
         notebook = json.loads(text)
@@ -91,7 +89,8 @@ def rewrite_notebook(raw: bytes) -> Notebook:
         except InputError as error:
             raise InputError(f"cell {index}, {error}") from None
         notes += [CellNote(index, note) for note in result.notes]
-        notes += [CellNote(index, note) for note in _ipython_notes(masked)]
+        why = "an IPython line is not Python; migrate the import in it by hand"
+        notes += [CellNote(index, Note(at, why, IPYTHON)) for at, line in masked.hidden() if _LEGACY.search(line)]
         imports += result.imports
         after = masked.unmask(result.source.decode("utf-8"))
         if after != source:
@@ -100,12 +99,6 @@ def rewrite_notebook(raw: bytes) -> Notebook:
     if not changed:
         return Notebook(raw, (), tuple(notes), imports)
     return Notebook(_dumps(notebook, text).encode("utf-8"), tuple(changed), tuple(notes), imports)
-
-
-def _ipython_notes(masked: Masked) -> list[Note]:
-    """A note for each IPython line that holds a legacy import (`%time from hpo import ...`): it is not Python."""
-    text = "an IPython line is not Python; migrate the import in it by hand"
-    return [Note(number, text, IPYTHON) for number, line in masked.hidden() if _LEGACY.search(line)]
 
 
 def _lines(source: str) -> list[str]:

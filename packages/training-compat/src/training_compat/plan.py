@@ -1,8 +1,5 @@
-"""What to change in a module's legacy imports, and what to leave with a note: decided on the original tree.
-
-Notes say why an import stays: a name or module with no new home, a new name taken by something else, a star
-import of the top-level package, a use hidden in a string.
-"""
+"""What to change in a module's legacy imports, and what to leave with a note (why it stays), decided on the
+original tree."""
 
 from __future__ import annotations
 
@@ -11,13 +8,7 @@ from dataclasses import dataclass, field
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import (
-    ImportAssignment,
-    MetadataWrapper,
-    ParentNodeProvider,
-    PositionProvider,
-    ScopeProvider,
-)
+from libcst.metadata import ImportAssignment, MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
 
 from training_compat.moves import MODULES
 from training_compat.targets import Homeless, from_target, homeless_module, use_target
@@ -53,11 +44,8 @@ class Plan:
 def _unaliased(assignment: ImportAssignment) -> bool:
     """Whether an `import a.b.c` binding is the dotted name itself (not `import x as a`)."""
     assert isinstance(assignment.node, cst.Import)
-    for alias in assignment.node.names:
-        dotted = get_full_name_for_node(alias.name) or ""
-        if alias.asname is None and (dotted == assignment.name or dotted.startswith(f"{assignment.name}.")):
-            return True
-    return False
+    names = [get_full_name_for_node(alias.name) or "" for alias in assignment.node.names if alias.asname is None]
+    return any(dotted == assignment.name or dotted.startswith(f"{assignment.name}.") for dotted in names)
 
 
 def _bound_module(assignment: ImportAssignment) -> str | None:

@@ -1,10 +1,8 @@
 """Rewrite legacy imports in Python source to their new homes, keeping layout and comments (libcst).
 
-`from old import name` statements get the new module (split in one statement per new module when the names now
-live apart). `import old as alias` gets the new dotted name. An unaliased `import hpo` keeps the name it binds
-(`from training import hpo`), so no use of it changes; an unaliased `import training.model` becomes
-`import training.core.model` and its uses (`training.model.x`) are rewritten to match. Relative imports are left
-alone. What cannot be rewritten safely is left as it was, with a note.
+`from old import a, b` gets the new module(s); `import old as x` the new name; `import hpo` keeps the name it binds
+(`from training import hpo`); `import training.model` and its uses get `training.core.model`. What cannot be
+rewritten safely stays, with a note.
 """
 
 from __future__ import annotations
@@ -149,7 +147,7 @@ class _Rewriter(cst.CSTTransformer):
 
 
 def _line_end(end: cst.TrailingWhitespace, own: cst.TrailingWhitespace | None) -> cst.TrailingWhitespace:
-    """A split line's end: the statement's, or the comment that followed the line's last name."""
+    """A split line's end: the statement's, or the comment after its last name."""
     return end if own is None else end.with_changes(whitespace=own.whitespace, comment=own.comment)
 
 
@@ -161,8 +159,8 @@ def _import(node: cst.Import, aliases: list[cst.ImportAlias]) -> cst.Import:
 
 
 def _split_from(node: cst.ImportFrom) -> list[tuple[cst.ImportFrom, cst.TrailingWhitespace | None]]:
-    """`from old import a, b` as one statement per new module, in the order the names came, each with the comment
-    that followed its last name when that comment must become the end of its line."""
+    """`from old import a, b` as one statement per new module, in the names' order, each with the comment after its
+    last name when that comment must end its line."""
     if node.relative or node.module is None:
         return [(node, None)]
     module = get_full_name_for_node(node.module) or ""

@@ -1,7 +1,5 @@
-"""One forwarding function behind every legacy path (pydantic's `getattr_migration`, numpy 2.0's `core` shims).
-
-Objects are looked up in their new home on each access, never copied, so `old.name is new.name` holds.
-"""
+"""One forwarding function behind every legacy path (pydantic's `getattr_migration`, numpy 2.0's `core` shims);
+objects are looked up in their new home on each access, so `old.name is new.name`."""
 
 from __future__ import annotations
 
@@ -22,12 +20,9 @@ Dir = Callable[[], list[str]]
 
 
 class _Sites:
-    """The statements and uses that have warned already, each once per process.
+    """The statements and uses that have warned already (once per process), by code object and instruction offset.
 
-    A site is a code object and the offset of its instruction; every name of one `from m import a, b` is one site,
-    at the statement's `IMPORT_NAME`. The code objects are held here: an id is unique only while its object lives,
-    and a module's code (or a frame) is freed once it has run, so a later module could reuse the id and pass for a
-    site that already warned. Code objects compare by content, not file, so they are keyed by id.
+    The code objects are held so their ids are never reused by a later module (they compare by content, not file).
     """
 
     def __init__(self) -> None:
@@ -53,8 +48,7 @@ def _statement_start(bytecode: bytes, offset: int) -> int:
 
 
 def _instruction(frame: FrameType) -> int:
-    """The opcode `frame` runs: tells a `from m import x` statement (`IMPORT_FROM`, and `IMPORT_NAME` while the
-    import system looks `x` up in a package) from a use, `m.x`."""
+    """The opcode `frame` runs: tells `from m import x` (`IMPORT_FROM`, or `IMPORT_NAME` while it runs) from `m.x`."""
     return frame.f_code.co_code[frame.f_lasti]
 
 
@@ -75,9 +69,8 @@ def _resolve(module: str, name: str, legacy: str) -> Any:
 def forward(old: str) -> tuple[Getattr, Dir]:
     """Warn that legacy module `old` is imported, and return its `__getattr__` and `__dir__`.
 
-    Called from the shim's body, so the first import warns at its own line; later `from old import name`
-    statements warn at theirs, and so does every line that uses a name through the module (`old.name`), since a
-    later `import old` finds the module cached and cannot warn.
+    The first import warns at its line; later `from old import name` statements and uses (`old.name`) warn at theirs,
+    since a later `import old` finds the module cached and cannot warn.
     """
     move = MODULES[old]
     message = moved_message(old, move.new)
@@ -112,11 +105,8 @@ def forward(old: str) -> tuple[Getattr, Dir]:
 
 
 def legacy_names(package: str, namespace: MutableMapping[str, Any]) -> tuple[Getattr, Dir, list[str]]:
-    """`__getattr__`, `__dir__` and `__all__` of the top-level `training` package's legacy names.
-
-    Every use warns at its line, once per name, except the import system's own look-up while it runs
-    `from training import x`: that statement warns once per name, when it takes it.
-    """
+    """`__getattr__`, `__dir__` and `__all__` of the top-level `training` package's legacy names; each use or
+    `from training import x` warns at its line once per name (not the import system's own look-up)."""
     public = sorted(NAMES)
     sites = _Sites()
 

@@ -1,8 +1,5 @@
-"""Where a legacy import path goes now, and whether what it names exists there.
-
-Existence is read without running heavy code: a package's `__init__` is light (its public names are lazy, listed in
-`__all__`), and a plain module's top-level names are read from its source.
-"""
+"""Where a legacy import path goes now, and whether what it names exists there (read without running heavy code:
+a package's light `__init__`, a plain module's source)."""
 
 from __future__ import annotations
 

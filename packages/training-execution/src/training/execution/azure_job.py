@@ -1,9 +1,7 @@
 """Azure ML command jobs for a job spec: built with azure-ai-ml, written as YAML offline, submitted and followed.
 
-The remote command is the same runner a local run uses, on the job's spec in the code snapshot and the data and
-output folders that Azure mounts: `python -m training.execution.runner job.json --data ${{inputs.data}} --output
-${{outputs.model}}`. The code snapshot (`<output>/azure/code`) holds only `job.json`; the code itself travels as
-wheels in the environment (see `azure_environment`).
+The remote command is the local runner on the snapshot's `job.json` (`<output>/azure/code`) and the folders Azure
+mounts; the code itself travels as wheels in the environment (see `azure_environment`).
 """
 
 from __future__ import annotations
@@ -24,7 +22,7 @@ from training.config.schema import AzureConfig
 from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
-from training.execution.job_spec import JOB_FILE, JobSpec
+from training.execution.job_spec import JOB_FILE, JobSpec, is_local
 from training.execution.provenance import build_lineage
 
 RUNNER_COMMAND = (
@@ -34,29 +32,19 @@ OUTPUT_NAME = "model"
 AZURE_FOLDER = "azure"
 # What the runner imports: the distributions whose wheels the job's environment installs.
 JOB_DISTRIBUTIONS = ("training-core", "training-execution")
-# Azure ML job states by the handle's status.
+# The handle's status of each Azure ML job state (an unknown state counts as running).
 STATUSES: dict[str, JobStatus] = {
-    "NotStarted": "queued",
-    "Queued": "queued",
-    "Preparing": "queued",
-    "Provisioning": "queued",
-    "Starting": "queued",
-    "Running": "running",
-    "Finalizing": "running",
-    "CancelRequested": "running",
+    **dict.fromkeys(("NotStarted", "Queued", "Preparing", "Provisioning", "Starting"), "queued"),
+    **dict.fromkeys(("Running", "Finalizing", "CancelRequested"), "running"),
     "Completed": "completed",
-    "Failed": "failed",
-    "Canceled": "failed",
-    "NotResponding": "failed",
+    **dict.fromkeys(("Failed", "Canceled", "NotResponding"), "failed"),
 }
 
 
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
-    if data_path.startswith("azureml:") and not data_path.startswith("azureml://"):
-        return Input(type="uri_folder", path=data_path)
-    if "://" in data_path:
-        kind = "uri_file" if Path(data_path.split("?")[0].rstrip("/")).suffix else "uri_folder"
+    if not is_local(data_path):  # a file URI names a file by its suffix
+        kind = "uri_file" if "://" in data_path and Path(data_path.split("?")[0].rstrip("/")).suffix else "uri_folder"
         return Input(type=kind, path=data_path)
     local = Path(data_path).expanduser()
     if not local.exists():
@@ -65,8 +53,7 @@ def data_input(data_path: str) -> Input:
 
 
 def build_azure_job(spec: JobSpec) -> CommandJob:
-    """The command job running `spec` on its Azure compute; writes its code snapshot and environment under
-    `<output_dir>/azure`."""
+    """The command job running `spec` on its Azure compute; its code snapshot and environment go to `<output>/azure`."""
     azure = _azure_settings(spec)
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
@@ -97,21 +84,18 @@ def build_azure_job(spec: JobSpec) -> CommandJob:
 
 
 def write_job_yaml(job: Job, path: str | Path) -> Path:
-    """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline.
-
-    The SDK writes a local input path as `azureml:<path>`, which would name a registered asset; the
-    local path is written as it is instead, as Azure's own YAML examples do.
-    """
+    """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline; local
+    input paths as they are (the SDK's `azureml:<path>` would name a registered asset)."""
     data = json.loads(json.dumps(job._to_dict()))
-    for name, entry in data.get("inputs", {}).items():
-        given = getattr(job.inputs[name], "path", None) if isinstance(entry, dict) else None
-        if given and not given.startswith("azureml:") and "://" not in given:
-            entry["path"] = given
+    for name, given in (job.inputs or {}).items():
+        local = getattr(given, "path", None)
+        if local and is_local(local):
+            data["inputs"][name]["path"] = local
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def azure_folder(spec: JobSpec) -> Path:
-    """`<output_dir>/azure`: the job's YAML, its status log and (by default) the code snapshot."""
+    """`<output_dir>/azure`: the job's YAML, its status log and the code snapshot."""
     folder = Path(spec.output_dir) / AZURE_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return folder
@@ -135,36 +119,28 @@ class AzureBackend:
         self.ml_client, self.poll_interval = ml_client, poll_interval
 
     def prepare(self, spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
-        path = write_job_yaml(build_azure_job(spec), azure_folder(spec) / "job.yaml")
-        return PreparedJob(
-            spec.job_id,
-            self.name,
-            Path(spec.output_dir),
-            path.parent / "status.log",
-            create_command(path, _azure_settings(spec)),
-        )
+        spec, _, path = _job_yaml(spec_file)
+        azure = _azure_settings(spec)
+        command_line = ["az", "ml", "job", "create", "--file", str(path)]  # submits the YAML by hand
+        for flag, value in (("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)):
+            command_line += [flag, value] if value else []
+        return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), path.parent / "status.log", command_line)
 
     def submit(self, spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
-        job = build_azure_job(spec)
-        folder = azure_folder(spec)
-        write_job_yaml(job, folder / "job.yaml")
+        spec, job, path = _job_yaml(spec_file)
         azure = _azure_settings(spec)
         client = create_azure_client(azure, self.ml_client)
         client.check_compute(azure.compute)
         submitted = client.create_job(job)
-        return AzureJob(
-            client, submitted, Path(spec.output_dir), folder / "status.log", self.poll_interval, OUTPUT_NAME
-        )
+        output = Path(spec.output_dir)
+        return AzureJob(client, submitted, output, path.parent / "status.log", self.poll_interval, OUTPUT_NAME)
 
 
-def create_command(path: Path, azure: AzureConfig) -> list[str]:
-    """The `az ml job create` line that submits the job YAML at `path` by hand."""
-    command_line = ["az", "ml", "job", "create", "--file", str(path)]
-    for flag, value in (("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)):
-        command_line += [flag, value] if value else []
-    return command_line
+def _job_yaml(spec_file: Path) -> tuple[JobSpec, CommandJob, Path]:
+    """The spec in `spec_file`, its command job, and the job's YAML written beside its code snapshot."""
+    spec = JobSpec.load(spec_file)
+    job = build_azure_job(spec)
+    return spec, job, write_job_yaml(job, azure_folder(spec) / "job.yaml")
 
 
 class AzureJob(JobHandle):
@@ -193,7 +169,7 @@ class AzureJob(JobHandle):
         return STATUSES.get(self._refresh().status or "", "running")
 
     def stream(self) -> JobStatus:
-        """Show the job's status and logs as the service streams them until it ends; then as `wait`."""
+        """Show the job's status and logs until it ends; then as `wait`."""
         self._client.stream_job(self.id)
         return self.wait()
 

@@ -1,8 +1,5 @@
-"""Backends that run a `job.json`: in this process, in a fresh Python process, with torchrun, or on Azure ML.
-
-Each takes the spec as a file (never through environment variables) and returns a `JobHandle`;
-`prepare` writes what a run needs and returns the command without starting anything (a dry run).
-"""
+"""Backends that run a `job.json` (taken as a file) in this process, a fresh Python process, torchrun or Azure ML;
+`submit` returns a `JobHandle`, `prepare` the command without starting anything (a dry run)."""
 
 from __future__ import annotations
 
@@ -97,10 +94,7 @@ class TorchrunBackend(SubprocessBackend):
 
 
 def get_backend(name: str, *, nproc_per_node: int = 1, dataset: Dataset | None = None, **azure: Any) -> Backend:
-    """The backend called `name`; `azure` options (`ml_client`) go to Azure ML.
-
-    An in-memory `dataset` runs only in-process: other backends read the data from a path.
-    """
+    """The backend called `name`; `azure` options (`ml_client`) go to Azure ML; a `dataset` runs only in-process."""
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
     if dataset is not None and name != "local":

@@ -1,11 +1,8 @@
 """`execute_final_training`: refit the best trial's configuration on all training data through a backend.
 
-The refit trains on `train` and `validation` merged, for the epochs the best trial reached, without early
-stopping. It evaluates each epoch on the `test` split (which the sweep never saw); data without a test split
-holds out `data.holdout_fraction` of the merged data instead, and without that fraction it is a `ConfigError`.
-`keep_holdout=True` keeps the sweep's split: train on `train`, evaluate on `validation`. The model kept is
-the last epoch's (`training.keep: last`): the evaluation split only reports, it never selects, so test
-scores are not optimistic.
+The refit trains on `train` + `validation` for the best trial's epochs without early stopping, and reports on `test`
+(else a `data.holdout_fraction` hold-out; `keep_holdout=True`: the sweep's split). It keeps the last epoch's model:
+the evaluation split never selects, so test scores are not optimistic.
 """
 
 from __future__ import annotations
@@ -23,7 +20,7 @@ from training.config.schema import ExecutionConfig
 from training.config.validation import validate
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
-from training.execution.job_spec import DataPlan, JobSpec, Resources
+from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
 from training.execution.lineage import Lineage
 from training.execution.provenance import code_revision
 
@@ -53,20 +50,15 @@ def execute_final_training(
 ) -> JobHandle:
     """Refit `best_config` (a `BestConfig` or a `best_config.json` path) into `output_dir` and return the job.
 
-    - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
-      else the data the sweep used (`best_config.data_path`), else the config's `data.path`. Its fingerprint must be
-      the sweep's (an `InputError` naming both otherwise), unless `other_data=True` says it is intended; the
-      lineage then records both fingerprints.
-    - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
-      `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
-      revision lineage records (default: the working directory).
-    - Idempotent: a finished run of the same config and data in `output_dir` is reused and an interrupted
-      one resumes; `force=True` trains again from scratch.
-    - `dry_run` writes `job.json` (and the Azure job YAML) and starts nothing; `wait=False` returns once the
-      job has started (in-process jobs always finish first). A failed job raises `ExecutionError` on `wait`.
-    - `tracking_uri` (e.g. `sqlite:///mlflow.db`; default: the config's `tracking.mlflow` when the job is waited
-      for) logs the finished run to MLflow, tagged with its lineage and the sweep's runs, its model loadable with
-      `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
+    - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset`, else the sweep's
+      (`best_config.data_path`), else the config's `data.path`; other data than the sweep's (by fingerprint) is an
+      `InputError` unless `other_data=True`.
+    - Backend and processes: the arguments, else `execution_config`, else in-process; `ml_client` for Azure ML;
+      `code_dir`: the checkout whose git revision lineage records.
+    - A finished identical run in `output_dir` is reused, an interrupted one resumes; `force=True` starts afresh.
+    - `dry_run` writes `job.json` (and the Azure YAML) and starts nothing; `wait=False` returns once started.
+    - `tracking_uri` (default when waiting: the config's `tracking.mlflow`) logs the finished run to MLflow with its
+      lineage and a pyfunc model, registered as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
     resources = _resources(backend, nproc_per_node, execution_config)
@@ -79,20 +71,29 @@ def execute_final_training(
 
         connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
     runner = get_backend(
-        resources.backend,
-        nproc_per_node=resources.nproc_per_node,
-        dataset=dataset,
-        ml_client=ml_client,
+        resources.backend, nproc_per_node=resources.nproc_per_node, dataset=dataset, ml_client=ml_client
     )
-    spec = final_job_spec(
-        best,
-        output_dir=output_dir,
-        data_path=_data_path(best, data_path, resources, has_dataset=dataset is not None),
+    path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
+    # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
+    config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
+    if path is not None and is_local(path):
+        config = config.model_copy(update={"data": config.data.model_copy(update={"path": path})})
+    hyperparameters = dict(best.hyperparameters)
+    if best.num_epochs is not None:
+        hyperparameters["training.num_epochs"] = best.num_epochs
+    plan = KEEP_HOLDOUT if keep_holdout else REFIT
+    spec = JobSpec(
+        job_id=JobSpec.make_id("final", config, path, plan),
+        config=config,
+        data_path=path,
+        output_dir=str(Path(output_dir).expanduser().resolve()),
+        data=plan,
+        hyperparameters=hyperparameters,
         resources=resources,
-        keep_holdout=keep_holdout,
-        force=force,
-        code_dir=code_dir,
+        study=best.study.model_copy(update={"storage": redact_url(best.study.storage)}),
         other_data=other_data,
+        resume=not force,
+        code_revision=code_revision(code_dir),
     )
     if dataset is not None:  # known before anything starts
         spec.check_data(dataset.fingerprint, "the dataset passed in")
@@ -124,50 +125,15 @@ def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathL
     return lineage
 
 
-def final_job_spec(
-    best: BestConfig,
-    *,
-    output_dir: str | os.PathLike[str],
-    data_path: str | None,
-    resources: Resources,
-    keep_holdout: bool = False,
-    force: bool = False,
-    code_dir: str | os.PathLike[str] | None = None,
-    other_data: bool = False,
-) -> JobSpec:
-    """The refit job of `best`: its config with the best hyperparameters and epochs, early stopping off."""
-    # A refit trains the chosen epoch count and keeps the last model: the evaluation split (test) only reports.
-    config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
-    if data_path is not None and _is_local(data_path):
-        config = config.model_copy(update={"data": config.data.model_copy(update={"path": data_path})})
-    plan = KEEP_HOLDOUT if keep_holdout else REFIT
-    hyperparameters = dict(best.hyperparameters)
-    if best.num_epochs is not None:
-        hyperparameters["training.num_epochs"] = best.num_epochs
-    return JobSpec(
-        job_id=JobSpec.make_id("final", config, data_path, plan),
-        config=config,
-        data_path=data_path,
-        output_dir=str(Path(output_dir).expanduser().resolve()),
-        data=plan,
-        hyperparameters=hyperparameters,
-        resources=resources,
-        study=best.study.model_copy(update={"storage": redact_url(best.study.storage)}),
-        other_data=other_data,
-        resume=not force,
-        code_revision=code_revision(code_dir),
-    )
-
-
 def _resources(backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | None) -> Resources:
     """Arguments win over the execution config; Azure takes its processes per instance from its section."""
     execution = execution or ExecutionConfig()
     name = backend or execution.backend
+    azure = execution.azure
     if name == "azure":  # say which install is missing before anything else
         require("azure.ai.ml", "backend 'azure'")
-    azure = execution.azure
-    if name == "azure" and azure is None:
-        raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
+        if azure is None:
+            raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
     default = azure.processes_per_instance if name == "azure" and azure else execution.nproc_per_node
     processes = nproc_per_node if nproc_per_node is not None else default
     if processes < 1:
@@ -187,8 +153,4 @@ def _data_path(
         if has_dataset:
             return None
         raise ConfigError("data.path: no data to train on; pass data_path= or set data.path in the data config")
-    return str(Path(path).expanduser().resolve()) if _is_local(path) else path
-
-
-def _is_local(path: str) -> bool:
-    return not path.startswith("azureml:") and "://" not in path
+    return str(Path(path).expanduser().resolve()) if is_local(path) else path

@@ -103,18 +103,13 @@ class ProcessJob(JobHandle):
                 f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
                 f"call wait() again or see {self.log_file}"
             ) from None
-        if code != 0:
-            raise process_failure(self.id, self.backend, code, self.log_file)
+        if code != 0:  # the error carries the exit code and the tail of the log
+            raise ExecutionError(
+                f"job {self.id} ({self.backend}) failed with exit code {code}; last lines of {self.log_file}:\n"
+                + "\n".join(f"  {line}" for line in tail(self.log_file, 15).splitlines()),
+                returncode=code,
+            )
         return "completed"
-
-
-def process_failure(job_id: str, backend: str, code: int, log_file: Path) -> ExecutionError:
-    """The error for a child that exited with `code`, carrying the exit code and the tail of its log."""
-    return ExecutionError(
-        f"job {job_id} ({backend}) failed with exit code {code}; last lines of {log_file}:\n"
-        + "\n".join(f"  {line}" for line in tail(log_file, 15).splitlines()),
-        returncode=code,
-    )
 
 
 def tail(path: Path, lines: int) -> str:

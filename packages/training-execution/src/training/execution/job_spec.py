@@ -19,16 +19,18 @@ JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
 
 
+def is_local(path: str) -> bool:
+    """Whether a data path is a local file or folder (not an `azureml:` asset or a URI)."""
+    return not path.startswith("azureml:") and "://" not in path
+
+
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class DataPlan(_Record):
-    """Which splits of the loaded data train the model and which one evaluates it.
-
-    The `train` splits present in the data are merged into one training split. When the data has no
-    `evaluate` split, `data.holdout_fraction` of the training split is held out instead (an error without one).
-    """
+    """Which splits of the data train the model (merged into one) and which one evaluates it; without the latter,
+    `data.holdout_fraction` of the training split is held out (an error without one)."""
 
     train: tuple[str, ...] = ("train",)
     evaluate: str = "validation"
@@ -95,8 +97,7 @@ class JobSpec(_Record):
         return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
     def save_to_output(self) -> Path:
-        """Write the spec as `job.json` in its output folder, unless that folder holds another job's run: a resuming
-        job never overwrites the record of another (a job that does not resume trains over it)."""
+        """Write the spec as `job.json` in its output folder; a resuming job never overwrites another job's record."""
         target = Path(self.output_dir) / JOB_FILE
         if self.resume and target.is_file():
             existing = JobSpec.load(target)
@@ -116,10 +117,8 @@ class JobSpec(_Record):
         data = read_json_file(file, "job spec")
         if isinstance(data, dict) and data.get("format") == 1:  # `other_data` was a field of the study
             study = data.get("study") or {}
-            other_data = bool(study.get("other_data", False)) if isinstance(study, dict) else False
-            if isinstance(study, dict):
-                data = data | {"study": {k: v for k, v in study.items() if k != "other_data"} or None}
-            data = data | {"format": JOB_SPEC_FORMAT, "other_data": other_data}
+            other_data = study.pop("other_data", False) if isinstance(study, dict) else False
+            data = data | {"format": JOB_SPEC_FORMAT, "study": study or None, "other_data": other_data}
         if isinstance(data, dict) and data.get("format", JOB_SPEC_FORMAT) != JOB_SPEC_FORMAT:
             raise ConfigError(f"{file}: format: expected job spec format {JOB_SPEC_FORMAT}, got {data['format']!r}")
         return validate(cls, data, str(file))

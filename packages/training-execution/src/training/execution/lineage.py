@@ -1,7 +1,6 @@
 """Lineage: the record linking a trained model to its trial, data, config, backbone, code and packages.
 
-`lineage.json` sits beside `model/` in the run folder; it holds no credentials: URLs are redacted and
-nothing is read from the environment. Reading it back needs only pydantic (no torch, no HPO package).
+`lineage.json` sits beside `model/` in the run folder, without credentials; reading it back needs only pydantic.
 """
 
 from __future__ import annotations
@@ -54,8 +53,7 @@ class Lineage(BaseModel):
     created_at: str
 
     def to_tags(self) -> dict[str, str]:
-        """Flat string tags (Azure ML jobs, MLflow runs): scalars as text; `hp.`, `metric.`, `package.`, `study.`
-        prefixes."""
+        """Flat string tags (Azure ML jobs, MLflow runs); mappings under `hp.`, `metric.`, `package.`, `study.`."""
         tags: dict[str, str] = {}
         for name, value in self.model_dump(mode="json").items():
             if value in (None, {}, [], ()):

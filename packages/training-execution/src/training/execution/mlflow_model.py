@@ -4,6 +4,7 @@ our `Predictor` finds, so teams serve and score it with MLflow's own tools (`mlf
 from __future__ import annotations
 
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         self, context: Any, model_input: list[str], params: dict[str, Any] | None = None
     ) -> list[list[dict[str, Any]]]:
         """One list of entities (start, end, label, text, score) per text; MLflow checks the input is texts."""
-        return [[_entity(entity) for entity in found] for found in self.predictor(list(model_input))]
-
-
-def _entity(entity: Any) -> dict[str, Any]:
-    return {"start": entity.start, "end": entity.end, "label": entity.label, "text": entity.text, "score": entity.score}
+        return [[asdict(entity) for entity in found] for found in self.predictor(list(model_input))]
 
 
 def log_pyfunc_model(client: Any, run_id: str, run: RunFolder) -> str:

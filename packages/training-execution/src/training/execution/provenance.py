@@ -1,8 +1,9 @@
-"""Provenance of a run: the lineage record built from a job, and what it is made of (installed versions, the
-code's git revision, the backbone's hash; URLs lose their credentials)."""
+"""Provenance of a run: its lineage record, from installed versions, the code's git revision and the backbone's
+hash (URLs lose their credentials)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import platform
@@ -19,24 +20,12 @@ from training.core.run_folder import RunFolder
 from training.execution.job_spec import JobSpec
 from training.execution.lineage import Lineage
 
+TOOLKIT = ("training-core", "training-execution", "training-hpo", "training-cli", "training-compat")
 # Distributions whose versions shape a trained model, recorded when installed.
-DISTRIBUTIONS = (
-    "training-core",
-    "training-execution",
-    "training-hpo",
-    "training-cli",
-    "training-compat",
-    "torch",
-    "transformers",
-    "tokenizers",
-    "safetensors",
-)
-WEIGHT_FILES = (
-    "model.safetensors",
-    "pytorch_model.bin",
-    "model.safetensors.index.json",
-    "pytorch_model.bin.index.json",
-)
+DISTRIBUTIONS = (*TOOLKIT, "torch", "transformers", "tokenizers", "safetensors")
+WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
+# What a backbone is hashed by: its weights (or their shards' index), else its config.
+HASHED_FILES = (*WEIGHT_FILES, *(f"{name}.index.json" for name in WEIGHT_FILES), "config.json")
 
 
 def build_lineage(
@@ -89,10 +78,8 @@ def package_versions() -> dict[str, str]:
     """Installed versions of the toolkit's distributions and the libraries that shape a model."""
     versions = {}
     for name in DISTRIBUTIONS:
-        try:
+        with contextlib.suppress(metadata.PackageNotFoundError):
             versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
     return versions
 
 
@@ -118,24 +105,19 @@ def _git(directory: str | os.PathLike[str] | None, *arguments: str) -> str | Non
 
 
 def backbone_digest(settings: ModelConfig) -> tuple[str | None, str | None, str | None]:
-    """(sha256, file hashed, resolved revision) of the backbone: its weights file, else its config.json.
-
-    Local folders and bundled aliases are hashed where they lie; a hub id is hashed from the local
-    Hugging Face cache when it is there (nothing is downloaded), and the cached snapshot names its commit.
-    """
-    folder = local_backbone(settings.backbone)
-    if folder is not None:
-        for name in (*WEIGHT_FILES, "config.json"):
-            if (folder / name).is_file():
-                return _sha256(folder / name), name, None
-        return None, None, None
+    """(sha256, file hashed, resolved revision) of a local backbone, or of a hub id in the local Hugging Face cache
+    (nothing is downloaded; its snapshot folder names the commit)."""
     from huggingface_hub import try_to_load_from_cache
 
-    for name in (*WEIGHT_FILES, "config.json"):
-        cached = try_to_load_from_cache(settings.backbone, name, revision=settings.revision)
+    folder = local_backbone(settings.backbone)
+    for name in HASHED_FILES:
+        if folder is not None:
+            cached = str(folder / name) if (folder / name).is_file() else None
+        else:
+            cached = try_to_load_from_cache(settings.backbone, name, revision=settings.revision)
         if isinstance(cached, str):
             snapshot = Path(cached).parent
-            commit = snapshot.name if snapshot.parent.name == "snapshots" else None
+            commit = snapshot.name if folder is None and snapshot.parent.name == "snapshots" else None
             return _sha256(Path(cached)), name, commit
     return None, None, None
 

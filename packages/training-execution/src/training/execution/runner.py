@@ -1,8 +1,5 @@
-"""The job runner: `python -m training.execution.runner job.json [--data PATH] [--output DIR]`.
-
-Every backend runs a job through here (in-process through `run_job`): load the data with the config's
-settings, split it as the job's plan says, `train_model`, then write `lineage.json` beside `model/`.
-Exit codes: 0 done, 1 failure, 2 bad input; errors are one line on stderr.
+"""The job runner of every backend: `python -m training.execution.runner job.json [--data PATH] [--output DIR]`
+(or `run_job`) loads and splits the data, trains, and writes `lineage.json`; exits 0 done, 1 failure, 2 bad input.
 """
 
 from __future__ import annotations
@@ -68,11 +65,7 @@ def _write_lineage(
         if same == (spec.job_id, spec.config.fingerprint, dataset_fingerprint) and existing.status == "completed":
             return
     build_lineage(
-        spec,
-        run_dir=output,
-        dataset_fingerprint=dataset_fingerprint,
-        trained_on=trained_on,
-        evaluated_on=evaluated_on,
+        spec, run_dir=output, dataset_fingerprint=dataset_fingerprint, trained_on=trained_on, evaluated_on=evaluated_on
     ).save(output)
 
 

@@ -1,8 +1,5 @@
 """Optional MLflow tracking of a final run: tagged with its lineage and the sweep runs it came from, the model
-logged (as files and as a pyfunc model MLflow loads) and registered.
-
-Off unless a tracking URI is given; mlflow is imported only then (extra `training-execution[mlflow]`).
-"""
+logged (as files and as a pyfunc model) and registered; mlflow is imported only when a tracking URI is given."""
 
 from __future__ import annotations
 
@@ -29,14 +26,12 @@ SWEEP_RUN_TAG, TRIAL_RUN_TAG = "training.sweep_run_id", "training.trial_run_id"
 
 
 def storage_fingerprint(storage: str) -> str:
-    """The fingerprint a study's MLflow runs are found by: its storage URL without secrets (two studies of one name
-    on two storages stay apart, and no password reaches the tracking server)."""
+    """What a study's MLflow runs are found by: its storage URL without secrets, fingerprinted."""
     return fingerprint(redact_url(storage))
 
 
 def connect(tracking_uri: str, setting: str) -> Any:
-    """An `MlflowClient` of `tracking_uri`, checked by one request; a bad or unreachable URI is a `ConfigError`
-    naming `setting` and the URI (redacted)."""
+    """An `MlflowClient` of `tracking_uri`, checked by one request; a bad URI is a `ConfigError` naming `setting`."""
     mlflow = require("mlflow", setting)
     try:
         check_mlflow_uri(tracking_uri)
@@ -62,8 +57,7 @@ def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
 
 @dataclass(frozen=True)
 class TrackedRun:
-    """Where a final run was logged: the MLflow run, its model files, the pyfunc model MLflow loads
-    (`mlflow.pyfunc.load_model(pyfunc_uri)`) and the registered version if any."""
+    """Where a final run was logged: the MLflow run, its model files, its pyfunc model and registered version."""
 
     tracking_uri: str
     run_id: str
@@ -80,12 +74,8 @@ def log_final_run(
     registered_model_name: str | None = None,
     experiment_name: str = EXPERIMENT,
 ) -> TrackedRun:
-    """Log the finished run in `run_dir` as one MLflow run and (optionally) register its model from it.
-
-    A new experiment on a `sqlite:///path/db` store keeps its artifacts in `mlartifacts/` beside the database.
-    When the sweep that chose the config was tracked in the same store, the run is tagged with the ids of the
-    sweep's run and of the trial's run (`training.sweep_run_id`, `training.trial_run_id`).
-    """
+    """Log the finished run in `run_dir` as one MLflow run, tagged with its sweep's and trial's runs when this store
+    has them, and (optionally) register its model."""
     run = RunFolder(Path(run_dir))
     if not run.model.is_dir():
         raise InputError(f"{run.model}: no model folder to log; has the run finished?")
@@ -132,13 +122,10 @@ def find_runs(client: Any, experiment_name: str, tags: dict[str, str]) -> list[s
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
         return []
-    query = " and ".join(f"tags.`{key}` = '{_quoted(value)}'" for key, value in tags.items())
+    quoted = {key: value.replace("\\", "\\\\").replace("'", "\\'") for key, value in tags.items()}
+    query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in quoted.items())
     runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time ASC"])
     return [run.info.run_id for run in runs]
-
-
-def _quoted(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def _artifact_location(tracking_uri: str) -> str | None:
