@@ -32,10 +32,10 @@ def test_the_report_command_writes_an_offline_interactive_page(cli, trained_run:
 
 def test_the_figures_carry_the_run_s_numbers_titles_and_units(trained_run: Path) -> None:
     record = RunFolder(trained_run).read_metrics()
-    assert record is not None
+    assert record is not None and record.best is not None
     history, best = record.history, record.best
     confusion = {"PERSON": Counter({"PERSON": 3, "O": 1}), "O": Counter({"O": 20})}
-    (_, curves, _), (_, entities, _), (_, matrix, _) = run_figures(history, best["per_entity"], confusion, "macro_f1")
+    (_, curves, _), (_, entities, _), (_, matrix, _) = run_figures(history, best.per_entity, confusion, "macro_f1")
 
     assert curves.layout.title.text == "Learning curves (checkpoints chosen by macro_f1)"
     assert curves.layout.xaxis.title.text == "optimizer step (count)"
@@ -45,14 +45,14 @@ def test_the_figures_carry_the_run_s_numbers_titles_and_units(trained_run: Path)
     )
     by_name = {trace.name: trace for trace in curves.data}
     assert next(iter(by_name)) == "macro_f1"  # the run's metric first
-    assert list(by_name["entity_f1"].y) == [entry["entity_f1"] for entry in history]
-    assert list(by_name["loss"].x) == [entry["step"] for entry in history]
+    assert list(by_name["entity_f1"].y) == [entry.entity_f1 for entry in history]
+    assert list(by_name["loss"].x) == [entry.step for entry in history]
 
     assert entities.layout.title.text == "F1 per entity type at the best checkpoint by macro_f1"
     assert (entities.layout.xaxis.title.text, entities.layout.yaxis.title.text) == ("entity type", "F1 (0 to 1)")
-    labels = sorted(best["per_entity"])
+    labels = sorted(best.per_entity)
     assert list(entities.data[0].x) == labels
-    assert list(entities.data[0].y) == [best["per_entity"][label]["f1"] for label in labels]
+    assert list(entities.data[0].y) == [best.per_entity[label].f1 for label in labels]
 
     assert list(matrix.data[0].x) == ["O", "PERSON"]
     assert [list(row) for row in matrix.data[0].text] == [[20, 0], [1, 3]]

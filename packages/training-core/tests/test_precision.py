@@ -55,7 +55,7 @@ def test_bf16_trains_on_a_cpu(tiny_config: TrainingConfig, ner_documents: tuple[
     config = tiny_config.with_values({"training.num_epochs": 1, "training.precision": "bf16"})
     result = train_model(config, corpus(ner_documents), tmp_path / "run")
     assert result.metrics.precision == "bf16" and result.metrics.skipped_steps == 0
-    assert torch.isfinite(torch.tensor(result.metrics.history[-1]["loss"]))
+    assert torch.isfinite(torch.tensor(result.metrics.history[-1].loss))
 
 
 def test_bf16_logits_equal_fp32_within_the_tolerance(

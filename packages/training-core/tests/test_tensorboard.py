@@ -31,7 +31,7 @@ def test_a_run_writes_loss_learning_rate_and_validation_metrics_per_step(
     events.Reload()
     tags = set(events.Tags()["scalars"])
     assert {"train/loss", "train/learning_rate", "validation/entity_f1", "validation/loss"} <= tags
-    steps_per_epoch = result.metrics.history[0]["step"]
+    steps_per_epoch = result.metrics.history[0].step
     loss = events.Scalars("train/loss")
     assert [event.step for event in loss] == list(range(1, 2 * steps_per_epoch + 1))
     assert all(event.value > 0 for event in loss)
@@ -39,7 +39,7 @@ def test_a_run_writes_loss_learning_rate_and_validation_metrics_per_step(
     assert max(rates) <= config.training.learning_rate and rates[-1] < max(rates)  # warm-up, then linear decay
     f1 = events.Scalars("validation/entity_f1")
     assert [(event.step, pytest.approx(event.value)) for event in f1] == [
-        (epoch["step"], epoch["entity_f1"]) for epoch in result.metrics.history
+        (epoch.step, epoch.entity_f1) for epoch in result.metrics.history
     ]
 
 

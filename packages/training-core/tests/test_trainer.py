@@ -140,7 +140,7 @@ def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, da
     result = train_model(config, dataset, tmp_path / "run", callbacks=[recorder])
     # 32 training sentences in batches of 8 -> 4 batches, 2 optimizer steps per epoch, 2 epochs.
     assert recorder.total == 4 and recorder.steps == [1, 2, 3, 4]
-    assert len(recorder.evaluations) == 2 and [entry["step"] for entry in result.metrics.history] == [2, 4]
+    assert len(recorder.evaluations) == 2 and [entry.step for entry in result.metrics.history] == [2, 4]
 
 
 def test_early_stopping_stops_when_the_metric_stalls(
@@ -220,4 +220,5 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
     config = config_with(tiny_config, **{"training.num_epochs": 3, "training.keep": "last"})
     result = train_model(config, dataset, tmp_path / "run")
     metrics = result.metrics
-    assert metrics.best_epoch == 3 and metrics.best["entity_f1"] == metrics.history[-1]["entity_f1"]
+    assert metrics.best_epoch == 3 and metrics.best is not None
+    assert metrics.best.entity_f1 == metrics.history[-1].entity_f1

@@ -68,7 +68,7 @@ def test_batch_8_equals_batch_4_with_accumulation_2_including_a_partial_last_gro
     accumulated = base.with_values({"training.batch_size": 4, "training.gradient_accumulation_steps": 2})
     small = train_model(accumulated, dataset, tmp_path / "small")
 
-    assert large.metrics.history[0]["step"] == small.metrics.history[0]["step"] == 3
+    assert large.metrics.history[0].step == small.metrics.history[0].step == 3
     one, other = weights(tmp_path / "large"), weights(tmp_path / "small")
     assert max(float((one[name] - other[name]).abs().max()) for name in one) < 1e-5
     untrained, _ = create_model_and_tokenizer(base, labels=ENTITY_TYPES)
@@ -119,7 +119,7 @@ def test_a_non_finite_loss_step_is_skipped_and_counted(
 
     record = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert record["skipped_steps"] == 2 and result.metrics.skipped_steps == 2  # one per epoch
-    assert result.metrics.history[-1]["step"] == 2 * 7
+    assert result.metrics.history[-1].step == 2 * 7
     trained = weights(tmp_path / "run")
     assert all(bool(torch.isfinite(tensor).all()) for name, tensor in trained.items() if "word_embeddings" not in name)
 

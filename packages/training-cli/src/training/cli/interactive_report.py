@@ -6,19 +6,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from training.common.atomic import atomic_write_text
 from training.common.optional import require
 from training.common.report_page import Section, report_page
+
+if TYPE_CHECKING:
+    from training.core.run_metrics import EntityScores, HistoryEntry, RunMetrics
 
 SCORES = ("entity_f1", "entity_precision", "entity_recall", "macro_f1")
 FRACTION = "(0 to 1)"
 
 
 def run_figures(
-    history: Sequence[Mapping[str, Any]],
-    per_entity: Mapping[str, Mapping[str, Any]],
+    history: Sequence[HistoryEntry],
+    per_entity: Mapping[str, EntityScores],
     confusion: Mapping[str, Counter[str]] | None,
     metric: str,
 ) -> list[Section]:
@@ -38,33 +41,40 @@ def run_figures(
 
 
 def write_interactive_run_report(
-    run_dir: Path,
-    out_dir: Path,
-    history: Sequence[Mapping[str, Any]],
-    best: Mapping[str, Any],
-    confusion: Mapping[str, Counter[str]] | None,
-    metric: str,
+    run_dir: Path, out_dir: Path, record: RunMetrics, confusion: Mapping[str, Counter[str]] | None, metric: str
 ) -> Path:
     """Write `interactive.html` into `out_dir` for the run in `run_dir`; returns its path."""
-    figures = run_figures(history, best.get("per_entity") or {}, confusion, metric)
-    scores = "; ".join(f"{key} {value:.4f}" for key, value in sorted(best.items()) if isinstance(value, float))
+    figures = run_figures(record.history, record.best.per_entity if record.best else {}, confusion, metric)
+    scores = "; ".join(f"{key} {value:.4f}" for key, value in float_scores(record))
     page = out_dir / "interactive.html"
     intro = f"checkpoints chosen by {metric}; best: {scores or 'none yet'}"
     atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, figures))
     return page
 
 
-def _learning_curves(history: Sequence[Mapping[str, Any]], metric: str) -> Any:
+def float_scores(record: RunMetrics) -> list[tuple[str, float]]:
+    """The best evaluation's scores (not its counts), by name."""
+    scalars = record.best.scalars() if record.best else {}
+    return [(key, value) for key, value in scalars.items() if isinstance(value, float)]
+
+
+def confusion_counts(confusion: Mapping[str, Counter[str]]) -> tuple[list[str], list[list[int]]]:
+    """Every entity type (gold or predicted), sorted, and the counts of words by gold (rows) and predicted type."""
+    types = sorted(set(confusion) | {predicted for row in confusion.values() for predicted in row})
+    return types, [[confusion.get(gold, Counter())[predicted] for predicted in types] for gold in types]
+
+
+def _learning_curves(history: Sequence[HistoryEntry], metric: str) -> Any:
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
 
-    steps = [entry["step"] for entry in history]
+    steps = [entry.step for entry in history]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("validation scores", "validation loss"))
     for key in dict.fromkeys((metric, *SCORES)):
-        if any(key in entry for entry in history) and key != "loss":
-            values = [entry.get(key) for entry in history]
+        if key != "loss":
+            values = [entry.score(key) for entry in history]
             figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key), row=1, col=1)
-    losses = [entry.get("loss") for entry in history]
+    losses = [entry.loss for entry in history]
     figure.add_trace(go.Scatter(x=steps, y=losses, mode="lines+markers", name="loss"), row=1, col=2)
     figure.update_layout(title={"text": f"Learning curves (checkpoints chosen by {metric})"})
     figure.update_xaxes(title_text="optimizer step (count)")
@@ -73,15 +83,15 @@ def _learning_curves(history: Sequence[Mapping[str, Any]], metric: str) -> Any:
     return figure
 
 
-def _entity_f1(per_entity: Mapping[str, Mapping[str, Any]], metric: str) -> Any:
+def _entity_f1(per_entity: Mapping[str, EntityScores], metric: str) -> Any:
     import plotly.graph_objects as go
 
     labels = sorted(per_entity)
     figure = go.Figure(
         go.Bar(
             x=labels,
-            y=[per_entity[label]["f1"] for label in labels],
-            text=[f"n={per_entity[label]['support']}" for label in labels],
+            y=[per_entity[label].f1 for label in labels],
+            text=[f"n={per_entity[label].support}" for label in labels],
             name="F1",
         )
     )
@@ -97,8 +107,7 @@ def _entity_f1(per_entity: Mapping[str, Mapping[str, Any]], metric: str) -> Any:
 def _confusion(confusion: Mapping[str, Counter[str]]) -> Any:
     import plotly.graph_objects as go
 
-    types = sorted(set(confusion) | {predicted for row in confusion.values() for predicted in row})
-    counts = [[confusion.get(gold, Counter())[predicted] for predicted in types] for gold in types]
+    types, counts = confusion_counts(confusion)
     shares = [[count / max(sum(row), 1) for count in row] for row in counts]
     figure = go.Figure(
         go.Heatmap(

@@ -50,21 +50,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
         return int(args.func(args) or 0)
-    except TrainingError as error:
+    except (TrainingError, MissingDependencyError, OSError) as error:
         if args.debug:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
-        return error.exit_code
-    except MissingDependencyError as error:  # the setup, not a bug: the message names the `pip install`
-        if args.debug:
-            raise
-        print(f"training {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except OSError as error:  # the machine, not the input: a full disk, a missing permission
-        if args.debug:
-            raise
-        print(f"training {args.command}: error: {error}", file=sys.stderr)
-        return TrainingError.exit_code
+        return _exit_code(error)
     except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
         if args.debug:
             raise
@@ -79,5 +69,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-if __name__ == "__main__":
-    sys.exit(main())
+def _exit_code(error: Exception) -> int:
+    """Our errors carry their code; a missing extra is the setup (2: the message names the `pip install`); an OSError
+    is the machine (a full disk, a missing permission), not the input."""
+    if isinstance(error, MissingDependencyError):
+        return 2
+    return error.exit_code if isinstance(error, TrainingError) else TrainingError.exit_code

@@ -5,8 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Mapping, Sequence
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from pydantic import BaseModel
+
+if TYPE_CHECKING:
+    from training.core.run_metrics import Evaluation
 
 
 def add_output_options(parser: argparse.ArgumentParser) -> None:
@@ -16,9 +21,13 @@ def add_output_options(parser: argparse.ArgumentParser) -> None:
 
 
 def print_json(value: Any) -> None:
-    """One JSON document on stdout."""
-    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=str)
+    """One JSON document on stdout; records are written as their JSON form."""
+    json.dump(value, sys.stdout, indent=2, sort_keys=True, default=_jsonable)
     sys.stdout.write("\n")
+
+
+def _jsonable(value: Any) -> Any:
+    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
 
 
 def note(args: argparse.Namespace, message: str) -> None:
@@ -40,12 +49,10 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     Console().print(table)
 
 
-def metric_rows(metrics: Mapping[str, Any]) -> list[tuple[str, Any]]:
-    """The scalar metrics of a metrics dict, in a stable order."""
-    return [(key, value) for key, value in sorted(metrics.items()) if isinstance(value, (int, float))]
-
-
-def entity_rows(metrics: Mapping[str, Any]) -> list[tuple[str, float, float, float, int]]:
-    """Per-entity precision, recall, F1 and support rows."""
-    per_entity = metrics.get("per_entity") or {}
-    return [(label, row["precision"], row["recall"], row["f1"], row["support"]) for label, row in per_entity.items()]
+def print_evaluation(title: str, evaluation: Evaluation | None, entity_title: str | None = "per entity") -> None:
+    """The scores of an evaluation as a table, then (unless `entity_title` is None) its per-entity table."""
+    print_table(title, ("metric", "value"), list(evaluation.scalars().items()) if evaluation else [])
+    if entity_title is not None:
+        per_entity = evaluation.per_entity if evaluation else {}
+        rows = [(label, row.precision, row.recall, row.f1, row.support) for label, row in per_entity.items()]
+        print_table(entity_title, ("entity", "precision", "recall", "f1", "support"), rows)

@@ -31,7 +31,6 @@ class ProgressBar(Callback):
             TextColumn("loss {task.fields[loss]} {task.fields[metric]}"),
             TimeRemainingColumn(),
             console=Console(file=self.stream),
-            transient=False,
         )
         self._progress.start()
         self._task = self._progress.add_task(

@@ -6,14 +6,17 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from training.cli.interactive_report import write_interactive_run_report
+from training.cli.interactive_report import SCORES, confusion_counts, float_scores, write_interactive_run_report
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
 from training.common.report_page import report_page, save_png
 from training.core.run_folder import RunFolder
+
+if TYPE_CHECKING:
+    from training.core.run_metrics import EntityScores, HistoryEntry
 
 
 def write_run_report(
@@ -31,20 +34,18 @@ def write_run_report(
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
     figures = [_learning_curves(record.history, out_dir / "learning_curves.png")]
-    per_entity = record.best.get("per_entity") or {}
+    per_entity = record.best.per_entity if record.best else {}
     if per_entity:
         figures.append(_entity_f1(per_entity, out_dir / "entity_f1.png"))
     if confusion:
         figures.append(_confusion(confusion, out_dir / "entity_confusion.png"))
     page = out_dir / "index.html"
     intro = f"Best epoch {record.best_epoch}, status {record.status}."
-    scores = "\n".join(
-        f"{key:<24} {value:.4f}" for key, value in sorted(record.best.items()) if isinstance(value, float)
-    )
+    scores = "\n".join(f"{key:<24} {value:.4f}" for key, value in float_scores(record))
     sections = [(path.stem.replace("_", " "), path.name, "") for path in figures]
     links = [("Interactive version (opens offline)", "interactive.html")]
     atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, scores, links))
-    write_interactive_run_report(run_dir, out_dir, record.history, record.best, confusion, metric)
+    write_interactive_run_report(run_dir, out_dir, record, confusion, metric)
     return page
 
 
@@ -59,29 +60,29 @@ def entity_confusion(
     return table
 
 
-def _learning_curves(history: Sequence[dict[str, Any]], path: Path) -> Path:
+def _learning_curves(history: Sequence[HistoryEntry], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
-    steps = [entry["step"] for entry in history]
-    for key in ("entity_f1", "entity_precision", "entity_recall", "macro_f1"):
-        left.plot(steps, [entry.get(key, 0.0) for entry in history], marker="o", label=key)
+    steps = [entry.step for entry in history]
+    for key in SCORES:
+        left.plot(steps, [entry.score(key) for entry in history], marker="o", label=key)
     left.set(xlabel="optimizer step", ylabel="score", title="validation scores", ylim=(0, 1.02))
     left.legend()
-    right.plot(steps, [entry.get("loss", 0.0) for entry in history], marker="o", color="tab:red")
+    right.plot(steps, [entry.loss or 0.0 for entry in history], marker="o", color="tab:red")
     right.set(xlabel="optimizer step", ylabel="loss", title="validation loss")
     figure.tight_layout()
     save_png(figure, path)
     return path
 
 
-def _entity_f1(per_entity: dict[str, dict[str, Any]], path: Path) -> Path:
+def _entity_f1(per_entity: dict[str, EntityScores], path: Path) -> Path:
     import matplotlib.pyplot as plt
 
     labels = sorted(per_entity)
     figure, axes = plt.subplots(figsize=(max(5, len(labels) * 0.9), 4))
-    bars = axes.bar(labels, [per_entity[label]["f1"] for label in labels], color="tab:blue")
-    axes.bar_label(bars, labels=[f"n={per_entity[label]['support']}" for label in labels], fontsize=8)
+    bars = axes.bar(labels, [per_entity[label].f1 for label in labels], color="tab:blue")
+    axes.bar_label(bars, labels=[f"n={per_entity[label].support}" for label in labels], fontsize=8)
     axes.set(ylabel="F1", title="best checkpoint: F1 per entity type", ylim=(0, 1.1))
     axes.tick_params(axis="x", rotation=30)
     figure.tight_layout()
@@ -93,8 +94,8 @@ def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
     import matplotlib.pyplot as plt
     import numpy as np
 
-    types = sorted(set(confusion) | {p for row in confusion.values() for p in row})
-    matrix = np.array([[confusion.get(gold, Counter())[predicted] for predicted in types] for gold in types], float)
+    types, counts = confusion_counts(confusion)
+    matrix = np.array(counts, float)
     shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
     figure, axes = plt.subplots(figsize=(1 + len(types) * 0.8, 1 + len(types) * 0.7))
     axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)

@@ -177,14 +177,14 @@ def _error(status: int, message: str) -> JSONResponse:
 def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
     """Labels, backbone, runtime and a lineage summary of the model in `model_dir` (what its run folder records)."""
     from training.cli._version import __version__
-    from training.core.run_folder import RunFolder
+    from training.cli.run_paths import run_config
 
     metadata: dict[str, Any] = {
         "version": __version__,
         "runtime": runtime,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
-    config = RunFolder(model_dir.parent).read_config()
+    config = run_config(model_dir)
     if config is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
     if (model_dir.parent / "lineage.json").is_file():

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from training.core.run_metrics import HistoryEntry
+
 
 @dataclass
 class TrainerState:
@@ -19,7 +21,7 @@ class TrainerState:
     learning_rate: float | None = None
     best_metric: float | None = None
     best_epoch: int | None = None
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[HistoryEntry] = field(default_factory=list)
     should_stop: bool = False
 
 

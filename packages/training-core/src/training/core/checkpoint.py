@@ -17,6 +17,7 @@ from safetensors.torch import load_model, save_model
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
 from training.common.errors import ConfigError, first_line
 from training.config.validation import read_record
+from training.core.run_metrics import BestEvaluation, HistoryEntry
 
 STATE_FILE = "trainer_state.json"
 
@@ -31,10 +32,10 @@ class Progress(BaseModel):
     global_step: int = 0
     best_metric: float | None = None
     best_epoch: int | None = None
-    best_metrics: dict[str, Any] = {}
+    best_metrics: BestEvaluation = None
     best_step: int = 0
     patience: int = 0
-    history: tuple[dict[str, Any], ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
     stopped_early: bool = False
     skipped_steps: int = 0
     nonfinite_in_row: int = 0

@@ -25,14 +25,17 @@ class TrainResult(Mapping[str, Any]):
     def model_dir(self) -> Path:
         return RunFolder(self.output_dir).model
 
+    def _best(self) -> dict[str, Any]:
+        return self.metrics.best.model_dump(exclude_none=True) if self.metrics.best else {}
+
     def __getitem__(self, key: str) -> Any:
-        return self.metrics.best[key]
+        return self._best()[key]
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.metrics.best)
+        return iter(self._best())
 
     def __len__(self) -> int:
-        return len(self.metrics.best)
+        return len(self._best())
 
 
 def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool) -> TrainResult | None:

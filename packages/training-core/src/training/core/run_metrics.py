@@ -2,15 +2,88 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 from data.report import LoadReport
 
 METRICS_FORMAT = 1
 # The precisions a run computes in (`training.precision: auto` resolves to one of them).
 Precision = Literal["fp32", "bf16", "fp16"]
+
+
+class EntityScores(BaseModel):
+    """Precision, recall and F1 of one entity type, and how many gold entities of it there are."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    precision: float
+    recall: float
+    f1: float
+    support: int
+
+
+class Scores(BaseModel):
+    """The scores of one evaluation on the validation split; `score(name)` is what `metric_for_best` picks.
+
+    None: not computed (`evaluate_model` has no loss; files written before span scores and repaired entities were
+    recorded). Keys of older formats (`invalid_entities`) are ignored.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    entity_precision: float
+    entity_recall: float
+    entity_f1: float
+    macro_precision: float
+    macro_recall: float
+    macro_f1: float
+    support: int
+    token_accuracy: float
+    loss: float | None = None
+    repaired_entities: int | None = None
+    span_precision: float | None = None
+    span_recall: float | None = None
+    span_f1: float | None = None
+
+    def score(self, metric: str) -> float:
+        """The value of `metric` (a `Metric` of the config: `entity_f1`, `loss`, ...)."""
+        return float(getattr(self, metric))
+
+    def scalars(self) -> dict[str, float | int]:
+        """Every number recorded, by name in sorted order (no per-entity table, nothing unrecorded)."""
+        values = self.model_dump(exclude={"per_entity", "epoch", "step"}, exclude_none=True)
+        return dict(sorted(values.items()))
+
+
+class HistoryEntry(Scores):
+    """One evaluation of a run's history: when it happened (epoch, optimizer step) and its scores."""
+
+    epoch: int
+    step: int
+
+
+class Evaluation(Scores):
+    """The scores of one evaluation with its per-entity table: the best of a run."""
+
+    per_entity: dict[str, EntityScores] = {}
+
+    def entry(self, epoch: int, step: int) -> HistoryEntry:
+        """This evaluation's history entry (its scores, without the per-entity table)."""
+        return HistoryEntry(epoch=epoch, step=step, **self.model_dump(exclude={"per_entity"}))
+
+
+def _empty_is_none(value: Any) -> Any:
+    return value or None
+
+
+def _dump_or_empty(best: Evaluation | None) -> dict[str, Any]:
+    return best.model_dump() if best is not None else {}
+
+
+# The best evaluation so far; `{}` on disk while there is none, as files have always recorded it.
+BestEvaluation = Annotated[Evaluation | None, BeforeValidator(_empty_is_none), PlainSerializer(_dump_or_empty)]
 
 
 class RunMetrics(BaseModel):
@@ -20,10 +93,10 @@ class RunMetrics(BaseModel):
 
     format: Literal[1] = METRICS_FORMAT
     status: Literal["running", "completed"]
-    history: tuple[dict[str, Any], ...] = ()
+    history: tuple[HistoryEntry, ...] = ()
     config_fingerprint: str
     dataset_fingerprint: str
-    best: dict[str, Any] = {}
+    best: BestEvaluation = None
     best_epoch: int | None = None
     best_step: int = 0
     stopped_early: bool = False

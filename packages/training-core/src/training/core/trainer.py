@@ -9,7 +9,6 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -31,7 +30,7 @@ from training.core.result import TrainResult, previous_run
 from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
-from training.core.run_metrics import RunMetrics
+from training.core.run_metrics import Evaluation, RunMetrics
 from training.core.tensorboard import tracking_callbacks
 
 __all__ = ["TrainResult", "default_cache_dir", "train_model"]
@@ -100,7 +99,7 @@ class _Trainer:
         self.overlap, self.cache_dir = inputs.overlap, cache_dir
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
-        self.best_metrics: dict[str, Any] = {}
+        self.best_metrics: Evaluation | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
 
@@ -253,14 +252,14 @@ class _Trainer:
             autocast_dtype=self.optimization.autocast_dtype,
         )
         self.evaluated_step = self.state.global_step
-        scores = {key: value for key, value in metrics.items() if key != "per_entity"}
-        self.state.history.append({"epoch": self.state.epoch + 1, "step": self.state.global_step, **scores})
+        evaluation = Evaluation.model_validate(metrics)
+        self.state.history.append(evaluation.entry(self.state.epoch + 1, self.state.global_step))
         name = self.params.metric_for_best
-        value = float(metrics[name])
+        value = evaluation.score(name)
         improved = self.params.keep == "last" or improves(value, self.state.best_metric, name)
         if improved:
             self.state.best_metric, self.state.best_epoch = value, self.state.epoch + 1
-            self.best_metrics, self.best_step, self.patience = metrics, self.state.global_step, 0
+            self.best_metrics, self.best_step, self.patience = evaluation, self.state.global_step, 0
         else:
             self.patience += 1
         logger.info(

@@ -47,11 +47,9 @@ def build_lineage(
         run_dir=str(run_dir) if run_dir is not None else None,
         model_path=str(Path(run_dir) / "model") if run_dir is not None else None,
         status=metrics.status if metrics else None,
-        final_metrics={
-            key: float(value)
-            for key, value in (metrics.best if metrics else {}).items()
-            if isinstance(value, int | float) and not isinstance(value, bool)
-        },
+        final_metrics={key: float(value) for key, value in metrics.best.scalars().items()}
+        if metrics and metrics.best
+        else {},
         best_epoch=metrics.best_epoch if metrics else None,
         data_path=redact_url(spec.data_path) if spec.data_path else None,
         dataset_fingerprint=dataset_fingerprint,

@@ -224,7 +224,7 @@ def cross_validate(
             seconds = time.perf_counter() - started
             return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb())
         seconds = time.perf_counter() - started
-        value = float(result.metrics.best[spec.metric])
+        value = result.metrics.best.score(spec.metric) if result.metrics.best else math.nan
         folds.append(FoldResult(index, value, result.metrics.best_epoch, seconds))
         end_step = index * (spec.max_epochs + 1) + spec.max_epochs
         running_mean = statistics.fmean(fold.value for fold in folds)

@@ -2,15 +2,6 @@
 
 from training.cli.commands import demo, evaluate, export, final, lineage, predict, report, serve, splits, train
 
-BUILTIN = (
-    train.register,
-    evaluate.register,
-    predict.register,
-    splits.register,
-    final.register,
-    lineage.register,
-    export.register,
-    report.register,
-    serve.register,
-    demo.register,
+BUILTIN = tuple(
+    module.register for module in (train, evaluate, predict, splits, final, lineage, export, report, serve, demo)
 )

@@ -25,12 +25,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def load_config(args: argparse.Namespace) -> TrainingConfig:
+def load_config_and_data(args: argparse.Namespace) -> tuple[TrainingConfig, Dataset]:
+    """The config of the options, and the data set it points at, loaded with its format, schema and policies."""
     from training.config import build_training_config
 
-    return build_training_config(args, args.config_dir)
-
-
-def load_config_dataset(config: TrainingConfig) -> Dataset:
-    """The data set the config points at, loaded with its format, schema and policies."""
-    return config.data.load()
+    config = build_training_config(args, args.config_dir)
+    return config, config.data.load()

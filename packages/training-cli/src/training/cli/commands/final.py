@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.output import add_output_options, metric_rows, note, print_json, print_table
+from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.config.schema import BACKENDS
 
 
@@ -14,11 +14,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("best_config", type=Path, help="best_config.json written by a sweep")
     parser.add_argument("--data-path", help="data folder or file (default: the one in the best config)")
     parser.add_argument("--output", type=Path, required=True, help="final run folder")
-    parser.add_argument(
-        "--backend",
-        choices=BACKENDS,
-        help="default: the execution config's, else local",
-    )
+    parser.add_argument("--backend", choices=BACKENDS, help="default: the execution config's, else local")
     parser.add_argument(
         "--nproc-per-node", type=int, help="processes per node (default: the execution config's, else 1)"
     )
@@ -71,10 +67,10 @@ def run(args: argparse.Namespace) -> int:
     from training.core.run_folder import RunFolder
 
     record = RunFolder(job.output_dir).read_metrics()
-    best = record.best if record else {}
+    metrics = record.best if record else None
     if args.json:
-        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": best or None})
+        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": metrics})
         return 0
-    print_table(f"final training {job.id}: {job.status}", ("metric", "value"), metric_rows(best))
+    print_evaluation(f"final training {job.id}: {job.status}", metrics, entity_title=None)
     note(args, f"final run folder: {job.output_dir}")
     return 0

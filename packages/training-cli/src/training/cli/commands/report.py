@@ -8,7 +8,6 @@ from pathlib import Path
 
 from training.cli.output import print_json
 from training.common.errors import InputError
-from training.core.run_folder import RunFolder
 
 REPORT_PLUGINS = "training.cli.reports"
 
@@ -40,14 +39,14 @@ def run(args: argparse.Namespace) -> int:
 def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None) -> Path:
     """A run folder's report; with data (given, or the run's own), also the confusion of entity types."""
     from training.cli.report import entity_confusion, write_run_report
+    from training.cli.run_paths import run_config, run_dataset, window_settings
 
     confusion = None
     model_dir = run_dir / "model"
-    config = RunFolder(run_dir).read_config()
+    config = run_config(model_dir)
     if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
         data_path = config.data.path
     if model_dir.is_dir() and data_path:
-        from training.cli.run_paths import run_dataset, window_settings
         from training.core import evaluate_model
 
         dataset = run_dataset(model_dir, data_path)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import add_config_options, load_config, load_config_dataset
+from training.cli.commands.common import add_config_options, load_config_and_data
 from training.cli.output import add_output_options, note, print_json, print_table
 
 
@@ -28,8 +28,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.core.cv_utils import create_kfold_splits
 
-    config = load_config(args)
-    dataset = load_config_dataset(config)
+    config, dataset = load_config_and_data(args)
     group_by = config.data.group_by if args.group_by is None else {"group": "group", "none": None}[args.group_by]
     splits = create_kfold_splits(dataset, args.folds, seed=args.seed, stratify=not args.no_stratify, group_by=group_by)
     path = splits.save(args.output)

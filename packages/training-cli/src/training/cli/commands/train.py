@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import add_config_options, load_config, load_config_dataset
-from training.cli.output import add_output_options, entity_rows, metric_rows, note, print_json, print_table
+from training.cli.commands.common import add_config_options, load_config_and_data
+from training.cli.output import add_output_options, note, print_evaluation, print_json
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,8 +19,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    config = load_config(args)
-    dataset = load_config_dataset(config)
+    config, dataset = load_config_and_data(args)
     for line in dataset.report.lines():
         note(args, line)
     from training.cli.progress import ProgressBar
@@ -38,11 +37,7 @@ def run(args: argparse.Namespace) -> int:
             }
         )
         return 0
-    print_table(
-        f"best of {len(result.metrics.history)} evaluations (epoch {result.metrics.best_epoch})",
-        ("metric", "value"),
-        metric_rows(result.metrics.best),
-    )
-    print_table("per entity", ("entity", "precision", "recall", "f1", "support"), entity_rows(result.metrics.best))
+    metrics = result.metrics
+    print_evaluation(f"best of {len(metrics.history)} evaluations (epoch {metrics.best_epoch})", metrics.best)
     note(args, f"run folder: {result.output_dir}")
     return 0
