@@ -171,7 +171,7 @@ def bare_steps(args: argparse.Namespace, shape: Shape, device: torch.device) -> 
     model = fresh_model(shape, device)
     precision = resolve_precision(args.precision, device)
     dtype = AUTOCAST_DTYPES[precision]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=device.type in ("cuda", "cpu"))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
     host = random_batch(shape, model.config.vocab_size, torch.Generator().manual_seed(1))
     batch = {key: value.to(device) for key, value in host.items()}
 
