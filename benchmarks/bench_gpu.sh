@@ -105,7 +105,7 @@ if [[ $SMOKE == 1 ]]; then
 else
   mfu=(--batch-size 64 --seq-len 512 --warmup 10 --steps 30)
   core=(--model "$model" --train-docs 800 --validation-docs 100 --epochs 2 --repeats 2 --threads 8)
-  caps=(75 135 190)
+  caps=(60 160 180)
 fi
 
 part() {
