@@ -385,6 +385,9 @@ def test_a_trial_spec_and_an_azure_trial_record_carry_a_config_that_round_trips_
     (tmp_path / "trial.json").write_text(record.model_dump_json(), encoding="utf-8")
     loaded = AzureTrialRecord.load(tmp_path / "trial.json")
     assert loaded == record and loaded.config == config and loaded.config.fingerprint == config.fingerprint
+    written_before = record.model_dump(mode="json", exclude={"config"}) | {"config_yaml": config.to_yaml()}
+    (tmp_path / "trial.json").write_text(json.dumps(written_before), encoding="utf-8")
+    assert AzureTrialRecord.load(tmp_path / "trial.json") == record  # a record of the YAML-text shape still reads
 
 
 def test_time_budgets_count_real_seconds_across_a_clock_change(monkeypatch: pytest.MonkeyPatch) -> None:

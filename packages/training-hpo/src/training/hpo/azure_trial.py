@@ -21,7 +21,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError, TrainingError
@@ -49,6 +49,15 @@ class AzureTrialRecord(BaseModel):
     hyperparameters: dict[str, Any]
     config: TrainingConfig
     dataset_fingerprint: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_config_yaml(cls, data: Any) -> Any:
+        """Records written before the config was nested held it as YAML text (`config_yaml`)."""
+        if not isinstance(data, dict) or "config_yaml" not in data:
+            return data
+        rest = {key: value for key, value in data.items() if key != "config_yaml"}
+        return rest | {"config": TrainingConfig.from_yaml(data["config_yaml"], "Azure trial record: config_yaml")}
 
     @classmethod
     def load(cls, path: Path) -> AzureTrialRecord:
