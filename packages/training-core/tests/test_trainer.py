@@ -18,6 +18,7 @@ from training.common.errors import ConfigError, InputError
 from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
+from training.core.run_metrics import Evaluation
 
 
 class Interrupt(Exception):
@@ -28,7 +29,7 @@ class StopAtEpoch(Callback):
     def __init__(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def on_evaluate(self, state: TrainerState, metrics: dict) -> None:
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
         if state.epoch + 1 == self.epoch:
             raise Interrupt
 
@@ -45,8 +46,8 @@ class Recorder(Callback):
     def on_step_end(self, state: TrainerState) -> None:
         self.steps.append(state.global_step)
 
-    def on_evaluate(self, state: TrainerState, metrics: dict) -> None:
-        self.evaluations.append(metrics["entity_f1"])
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
+        self.evaluations.append(evaluation.entity_f1)
 
 
 @pytest.fixture

@@ -21,6 +21,7 @@ from training.core.model import save_model
 from training.core.optimization import LossReadback, Optimization, backward_group, optimizer_step
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
+from training.core.run_metrics import Evaluation
 
 ENTITY_TYPES = ("PER", "ORG", "LOC")
 
@@ -37,7 +38,7 @@ class StopAtEpoch(Callback):
     def on_train_begin(self, state: TrainerState) -> None:
         self.began = True
 
-    def on_evaluate(self, state: TrainerState, metrics: dict) -> None:
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
         if state.epoch + 1 == self.epoch:
             raise Interrupt
 

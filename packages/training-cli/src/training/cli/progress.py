@@ -7,6 +7,7 @@ import sys
 from typing import Any, TextIO
 
 from training.core.callbacks import Callback, TrainerState
+from training.core.run_metrics import Evaluation
 
 
 class ProgressBar(Callback):
@@ -48,14 +49,14 @@ class ProgressBar(Callback):
             loss = f"{state.loss:.4f}" if state.loss is not None else "-"
             self._progress.update(self._task, completed=state.global_step, epoch=state.epoch + 1, loss=loss)
 
-    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
         if self._progress is not None:
-            self._progress.update(self._task, metric=f"| {self.metric} {metrics[self.metric]:.4f}")
+            self._progress.update(self._task, metric=f"| {self.metric} {evaluation.score(self.metric):.4f}")
         elif self.enabled:  # a log: one line per evaluation
             loss = f"{state.loss:.4f}" if state.loss is not None else "-"
             self.stream.write(
                 f"epoch {state.epoch + 1}/{state.num_epochs} step {state.global_step}/{state.total_steps}: "
-                f"train loss {loss}, {self.metric} {metrics[self.metric]:.4f}\n"
+                f"train loss {loss}, {self.metric} {evaluation.score(self.metric):.4f}\n"
             )
             self.stream.flush()
 

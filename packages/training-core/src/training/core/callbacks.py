@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
-from training.core.run_metrics import HistoryEntry
+from training.core.run_metrics import Evaluation, HistoryEntry
 
 
 @dataclass
@@ -34,8 +33,8 @@ class Callback:
     def on_step_end(self, state: TrainerState) -> None:
         """One optimizer step finished; `state.loss` is its training loss."""
 
-    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
-        """An evaluation finished on the validation split."""
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
+        """An evaluation finished on the validation split (`evaluation.score(name)` reads one metric)."""
 
     def on_train_end(self, state: TrainerState) -> None:
         """Training finished (completed or stopped early)."""

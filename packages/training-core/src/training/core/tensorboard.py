@@ -3,13 +3,13 @@ per optimizer step in `RUN/tensorboard/`, so a run is watched where teams alread
 
 from __future__ import annotations
 
-from numbers import Real
 from pathlib import Path
 from typing import Any
 
 from training.common.optional import require
 from training.config.schema import TrackingConfig
 from training.core.callbacks import Callback, TrainerState
+from training.core.run_metrics import Evaluation
 
 TENSORBOARD_DIR = "tensorboard"
 
@@ -33,10 +33,9 @@ class TensorBoardCallback(Callback):
         if state.learning_rate is not None:
             self.writer.add_scalar("train/learning_rate", state.learning_rate, state.global_step)
 
-    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
-        for name, value in metrics.items():
-            if isinstance(value, Real) and not isinstance(value, bool):
-                self.writer.add_scalar(f"validation/{name}", float(value), state.global_step)
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
+        for name, value in evaluation.scalars().items():
+            self.writer.add_scalar(f"validation/{name}", float(value), state.global_step)
         self.writer.flush()
 
     def on_train_end(self, state: TrainerState) -> None:

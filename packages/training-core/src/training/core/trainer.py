@@ -271,7 +271,7 @@ class _Trainer:
             self.state.best_metric,
         )
         for callback in self.callbacks:
-            callback.on_evaluate(self.state, metrics)
+            callback.on_evaluate(self.state, evaluation)
         if self.params.early_stopping_patience and self.patience >= self.params.early_stopping_patience:
             self.state.should_stop = self.stopped_early = True
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)

@@ -25,6 +25,7 @@ from training.common.atomic import atomic_write_json
 from training.config.schema import HPOConfig, TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
+from training.core.run_metrics import Evaluation
 from training.hpo.events import EpochDone, EventSink, FoldDone, TrialProgress
 from training.hpo.search_space import SearchSpace
 
@@ -180,12 +181,12 @@ class _ReportEpochs(Callback):
         self.offset, self.final_epoch = fold * (max_epochs + 1), final_epoch
         self.last_step: int | None = None
 
-    def on_evaluate(self, state: TrainerState, metrics: dict[str, Any]) -> None:
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
         step = self.offset + state.epoch
         if step == self.last_step:  # evaluations every eval_steps: the first of each epoch is reported
             return
         self.last_step = step
-        prune = self.reporter.report(step, float(metrics[self.metric]))
+        prune = self.reporter.report(step, evaluation.score(self.metric))
         if prune and state.epoch != self.final_epoch:
             raise optuna.TrialPruned(f"pruned at fold {self.fold}, epoch {state.epoch + 1}")
 
