@@ -20,8 +20,13 @@ Per trial:
 
 Each contender runs in a fresh process of its own (one after the other), so memory figures start clean.
 
+`--refit` measures sweep + refit instead (see `hpo_contenders.py`): ours sweeps on the data's fixed validation split
+and refits the best config with `execute_final_training`; Hugging Face searches on the same splits and trains the
+chosen parameters once more; both chosen models are scored on a test split no trial saw, and the time of each side
+is split into start-up, setup (tokenisation, model creation), training, evaluation + saving and the rest.
+
 Usage: `python benchmarks/bench_hpo.py [--trials 8] [--documents 160] [--epochs 2] [--isolation subprocess]
-[--parallel 1]`
+[--parallel 1] [--refit]`
 """
 
 from __future__ import annotations
@@ -29,7 +34,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -41,63 +45,47 @@ from typing import Any
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import numpy as np
+import hpo_contenders
 import optuna
 import psutil
 import torch
 import transformers
-from transformers import (
-    DataCollatorForTokenClassification,
-    PrinterCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
+from hpo_contenders import (
+    BATCH_SIZES,
+    LEARNING_RATES,
+    SEED,
+    TimedTrainer,
+    Timing,
+    Windows,
+    arguments,
+    bench_config,
+    entity_f1,
+    our_hpo,
+    search_settings,
+    split_workload,
 )
+from transformers import DataCollatorForTokenClassification
 
-from data.documents import iob2_tag_names
 from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
 from data.loaders import Dataset, load_dataset
-from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
+from training.config.schema import TrainingConfig
 from training.core.cv_utils import create_kfold_splits
-from training.core.features import encode_documents
-from training.core.metrics import compute_metrics
 from training.core.model import create_model_and_tokenizer
 from training.hpo import run_local_hpo_sweep
 from training.hpo.report import pruning_savings
 from training.hpo.trial_record import TrialRecord
 
-LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
-SEED = 0
-STARTUP_TRIALS = 5  # both prune with Optuna's median pruner as `optuna.create_study` makes it by default
-
 
 def workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig, Dataset]:
     corpus = generate_corpus(documents, seed=SEED, max_sentences=3)
     path = write_corpus(folder / "corpus", {"train": [doc for split in corpus.values() for doc in split]})
-    config = TrainingConfig(
-        model=ModelConfig(name="tiny-bert", backbone="tiny-bert", max_length=256, stride=32),
-        data=DataConfig(name="bench", labels=ENTITY_TYPES),
-        training=OptimizationConfig(num_epochs=epochs, batch_size=16, seed=SEED, warmup_ratio=0.0),
-    )
-    return config, load_dataset(path, labels=ENTITY_TYPES)
+    return bench_config(epochs), load_dataset(path, labels=ENTITY_TYPES)
 
 
 def ours(
     config: TrainingConfig, dataset: Dataset, trials: int, isolation: str, parallel: int, folder: Path
 ) -> dict[str, Any]:
-    hpo = HPOConfig(
-        name="bench",
-        k_folds=2,
-        n_trials=trials,
-        sampler={"type": "grid", "seed": SEED},
-        pruner={"type": "median", "startup_trials": STARTUP_TRIALS, "warmup_steps": 0},
-        isolation=isolation,
-        parallel_trials=parallel,
-        search_space={
-            "learning_rate": {"type": "choice", "values": list(LEARNING_RATES)},
-            "batch_size": {"type": "choice", "values": list(BATCH_SIZES)},
-        },
-    )
+    hpo = our_hpo(trials, isolation, parallel, "kfold")
     parent = psutil.Process()
     rss_before = parent.memory_info().rss
     started = time.perf_counter()
@@ -126,103 +114,24 @@ def ours(
     }
 
 
-class _Timing(TrainerCallback):
-    """Training time per trial (from `model_init`, marked by the bench) and the process's peak RSS after it."""
-
-    def __init__(self) -> None:
-        self.model_init_at: float = 0.0
-        self.training: list[float] = []
-        self.rss_mb: list[float] = []
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.training.append(time.perf_counter() - self.model_init_at)
-        self.rss_mb.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-class _Windows(torch.utils.data.Dataset):
-    """The documents' windows (as `train_model` encodes them) as the feature dicts the HF collator pads."""
-
-    def __init__(self, documents: Any, tokenizer: Any, tag_names: Any, config: TrainingConfig) -> None:
-        model = config.model
-        self.windows = encode_documents(documents, tokenizer, tag_names, model.max_length, model.stride).windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        window = self.windows[index]
-        return {
-            "input_ids": list(window.input_ids),
-            "attention_mask": [1] * window.length,
-            "labels": list(window.labels),
-        }
-
-
 def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: Path) -> dict[str, Any]:
     splits = create_kfold_splits(dataset, 2, seed=config.training.seed, stratify=config.data.stratify)
-    tag_names = iob2_tag_names(ENTITY_TYPES)
     _, tokenizer = create_model_and_tokenizer(config)
-    timing = _Timing()
-
-    def model_init(trial: Any = None) -> Any:
-        timing.model_init_at = time.perf_counter()
-        return create_model_and_tokenizer(config)[0]
-
-    def metrics(prediction: Any) -> dict[str, float]:
-        predicted, gold = np.argmax(prediction.predictions, axis=-1), prediction.label_ids
-        keep = gold != -100
-        golds = [[tag_names[t] for t in row[mask]] for row, mask in zip(gold, keep, strict=True)]
-        guesses = [[tag_names[t] for t in row[mask]] for row, mask in zip(predicted, keep, strict=True)]
-        return {"entity_f1": compute_metrics(golds, guesses)["entity_f1"]}
-
-    def space(trial: optuna.Trial) -> dict[str, Any]:
-        return {
-            "learning_rate": trial.suggest_categorical("learning_rate", list(LEARNING_RATES)),
-            "per_device_train_batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
-        }
-
+    timing = Timing()
     studies, started = [], time.perf_counter()
     for fold in range(2):
         part = splits.fold_dataset(dataset, fold)
-        args = TrainingArguments(
-            output_dir=str(folder / f"hf-{fold}"),
-            num_train_epochs=config.training.num_epochs,
-            per_device_eval_batch_size=32,
-            weight_decay=config.training.weight_decay,
-            max_grad_norm=config.training.max_grad_norm,
-            lr_scheduler_type="linear",
-            eval_strategy="epoch",
-            save_strategy="no",
-            logging_strategy="no",
-            report_to=[],
-            disable_tqdm=True,
-            seed=config.training.seed,
-            use_cpu=True,
-        )
-        trainer = Trainer(
-            model_init=model_init,
-            args=args,
-            train_dataset=_Windows(part["train"], tokenizer, tag_names, config),
-            eval_dataset=_Windows(part["validation"], tokenizer, tag_names, config),
+        trainer = TimedTrainer(
+            model_init=timing.model_init(config),
+            args=arguments(config, folder / f"hf-{fold}"),
+            train_dataset=Windows(part["train"], tokenizer, config),
+            eval_dataset=Windows(part["validation"], tokenizer, config),
             data_collator=DataCollatorForTokenClassification(tokenizer),
-            compute_metrics=metrics,
+            compute_metrics=entity_f1,
             callbacks=[timing],
         )
-        trainer.remove_callback(PrinterCallback)
         storage = f"sqlite:///{folder / f'hf-{fold}.db'}"
-        trainer.hyperparameter_search(
-            hp_space=space,
-            compute_objective=lambda m: m["eval_entity_f1"],
-            n_trials=trials,
-            direction="maximize",
-            backend="optuna",
-            sampler=optuna.samplers.GridSampler(
-                {"learning_rate": list(LEARNING_RATES), "batch_size": list(BATCH_SIZES)}, seed=SEED
-            ),
-            study_name="hf",
-            pruner=optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
-            storage=storage,
-        )
+        trainer.hyperparameter_search(n_trials=trials, storage=storage, **search_settings())
         studies.append(optuna.load_study(study_name="hf", storage=storage))
     wall = time.perf_counter() - started
     rows = []
@@ -298,6 +207,10 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
     transformers.logging.set_verbosity_error()
     with tempfile.TemporaryDirectory(prefix="bench-hpo-") as tmp:
         folder = Path(tmp)
+        if args.refit:
+            config, dataset = split_workload(args.documents, args.epochs, folder)
+            side = hpo_contenders.ours if args.contender == "ours" else hpo_contenders.huggingface
+            return side(config, dataset, args, folder)
         config, dataset = workload(args.documents, args.epochs, folder)
         if args.contender == "ours":
             return ours(config, dataset, args.trials, args.isolation, args.parallel, folder)
@@ -311,17 +224,24 @@ def main() -> int:
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
     parser.add_argument("--parallel", type=int, default=1, help="run_local_hpo_sweep's parallel_trials")
+    parser.add_argument(
+        "--refit", action="store_true", help="sweep + refit on a fixed validation split, scored on a test split"
+    )
     parser.add_argument("--contender", choices=("ours", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:  # one contender in this fresh process; the result goes to the parent as JSON
         print(json.dumps(run_contender(args)))
         return 0
-    results = {}
+    results, load = {}, [os.getloadavg()[0]]
     for contender in ("ours", "hf"):  # each in a fresh process, so memory figures start clean
         command = [sys.executable, __file__, *sys.argv[1:], "--contender", contender]
         done = subprocess.run(command, capture_output=True, text=True, check=True)
         results[contender] = json.loads(done.stdout.strip().splitlines()[-1])
-    report(results, args)
+    load.append(os.getloadavg()[0])
+    if args.refit:
+        hpo_contenders.report(results, args, load)
+    else:
+        report(results, args)
     return 0
 
 

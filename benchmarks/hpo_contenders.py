@@ -1,0 +1,387 @@
+"""Sweep + refit for `bench_hpo.py --refit`, and the Hugging Face pieces both of its comparisons share.
+
+Ours: `run_local_hpo_sweep` on the data's fixed validation split (`validation: split`, pruning from the first
+report), then `execute_final_training` of the best config, in-process, as `training final` does (train + validation
+merged, the best trial's epochs). Hugging Face: `Trainer.hyperparameter_search` on the same train and validation
+splits, then one more `Trainer.train` of the chosen parameters on train + validation (its search keeps no model),
+saved with `save_model`. Both chosen models are then scored on the test split, which no trial saw, by one scorer
+(`evaluate_model`: words, strict IOB2); that scoring is outside both walls. Best validation F1 is each search's own
+objective: ours, a trial's best epoch (the refit trains that many epochs); Hugging Face's, a trial's last epoch (its
+best epoch is printed too, from the per-epoch reports).
+
+Where the time goes, per stage (seconds; rows of trials are summed over trials, so parallel trials can add up to
+more than the stage's wall, and "other" is the wall minus the rows above it):
+- ours: each `train_model` run's folder (`train.log` timestamps, `metrics.json`, the trial's recorded seconds)
+  splits it into setup (features from the cache or tokenised, model creation), training (windows x epochs at the
+  run's recorded training samples/s) and evaluation + saving (the rest of the loop); a pruned run records no
+  throughput, so its loop stays unsplit; a trial's wall beyond its `train_model` run is process start and storage;
+- Hugging Face: timed around its calls (`model_init`, `Trainer.evaluate`, `Trainer.train`, `save_model`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import resource
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import optuna
+import psutil
+import torch
+from transformers import (
+    DataCollatorForTokenClassification,
+    PrinterCallback,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+)
+
+from data.documents import iob2_tag_names
+from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
+from data.loaders import Dataset, load_dataset
+from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
+from training.core.evaluator import evaluate_model
+from training.core.features import encode_documents
+from training.core.metrics import compute_metrics
+from training.core.model import create_model_and_tokenizer
+from training.core.run_folder import RunFolder
+from training.execution import execute_final_training
+from training.hpo import extract_best_config_from_study, run_local_hpo_sweep
+from training.hpo.study_folder import StudyFolder
+from training.hpo.trial_record import TrialRecord
+
+LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
+SEED = 0
+STARTUP_TRIALS = 5  # both prune with Optuna's median pruner as `optuna.create_study` makes it by default
+SPLIT = (0.6, 0.2, 0.2)  # train / validation (every trial's score) / test (no trial sees it)
+PHASES = (
+    "setup (features, model)",
+    "training",
+    "evaluation + saving",
+    "pruned runs (unsplit)",
+    "process, storage, lineage",
+)
+
+
+def bench_config(epochs: int) -> TrainingConfig:
+    """The tiny BERT (identical initial weights on both sides), its windows, and the epochs every trial trains."""
+    return TrainingConfig(
+        model=ModelConfig(name="tiny-bert", backbone="tiny-bert", max_length=256, stride=32),
+        data=DataConfig(name="bench", labels=ENTITY_TYPES),
+        training=OptimizationConfig(num_epochs=epochs, batch_size=16, seed=SEED, warmup_ratio=0.0),
+    )
+
+
+def split_workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig, Dataset]:
+    corpus = generate_corpus(documents, seed=SEED, max_sentences=3, split=SPLIT)
+    return bench_config(epochs), load_dataset(write_corpus(folder / "corpus", corpus), labels=ENTITY_TYPES)
+
+
+def space(trial: optuna.Trial) -> dict[str, Any]:
+    """The grid as Hugging Face's search asks for it."""
+    return {
+        "learning_rate": trial.suggest_categorical("learning_rate", list(LEARNING_RATES)),
+        "per_device_train_batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
+    }
+
+
+def search_settings() -> dict[str, Any]:
+    """`hyperparameter_search` arguments besides the storage: the same grid and pruner as our sweep."""
+    return {
+        "hp_space": space,
+        "compute_objective": lambda metrics: metrics["eval_entity_f1"],
+        "direction": "maximize",
+        "backend": "optuna",
+        "sampler": optuna.samplers.GridSampler(
+            {"learning_rate": list(LEARNING_RATES), "batch_size": list(BATCH_SIZES)}, seed=SEED
+        ),
+        "study_name": "hf",
+        "pruner": optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
+    }
+
+
+def our_hpo(trials: int, isolation: str, parallel: int, validation: str) -> HPOConfig:
+    return HPOConfig(
+        name="bench",
+        k_folds=2,
+        validation=validation,
+        n_trials=trials,
+        sampler={"type": "grid", "seed": SEED},
+        pruner={"type": "median", "startup_trials": STARTUP_TRIALS, "warmup_steps": 0},
+        isolation=isolation,
+        parallel_trials=parallel,
+        search_space={
+            "learning_rate": {"type": "choice", "values": list(LEARNING_RATES)},
+            "batch_size": {"type": "choice", "values": list(BATCH_SIZES)},
+        },
+    )
+
+
+class Windows(torch.utils.data.Dataset):
+    """The documents' windows (as `train_model` encodes them) as the feature dicts the HF collator pads."""
+
+    def __init__(self, documents: Any, tokenizer: Any, config: TrainingConfig) -> None:
+        model, tags = config.model, iob2_tag_names(ENTITY_TYPES)
+        self.windows = encode_documents(documents, tokenizer, tags, model.max_length, model.stride).windows
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        window = self.windows[index]
+        ids, labels = list(window.input_ids), list(window.labels)
+        return {"input_ids": ids, "attention_mask": [1] * window.length, "labels": labels}
+
+
+def entity_f1(prediction: Any) -> dict[str, float]:
+    """`compute_metrics` on the labelled sub-tokens of HF's evaluation predictions."""
+    tag_names = iob2_tag_names(ENTITY_TYPES)
+    predicted, gold = np.argmax(prediction.predictions, axis=-1), prediction.label_ids
+    keep = gold != -100
+    golds = [[tag_names[t] for t in row[mask]] for row, mask in zip(gold, keep, strict=True)]
+    guesses = [[tag_names[t] for t in row[mask]] for row, mask in zip(predicted, keep, strict=True)]
+    return {"entity_f1": compute_metrics(golds, guesses)["entity_f1"]}
+
+
+def arguments(config: TrainingConfig, folder: Path, **overrides: Any) -> TrainingArguments:
+    """`TrainingArguments` with our config's epochs, decay, clipping and seed, evaluating each epoch, saving none."""
+    settings = {
+        "output_dir": str(folder),
+        "num_train_epochs": config.training.num_epochs,
+        "per_device_eval_batch_size": 32,
+        "weight_decay": config.training.weight_decay,
+        "max_grad_norm": config.training.max_grad_norm,
+        "lr_scheduler_type": "linear",
+        "eval_strategy": "epoch",
+        "save_strategy": "no",
+        "logging_strategy": "no",
+        "report_to": [],
+        "disable_tqdm": True,
+        "seed": config.training.seed,
+        "use_cpu": True,
+    }
+    return TrainingArguments(**{**settings, **overrides})
+
+
+class Timing(TrainerCallback):
+    """Training time per trial (from `model_init`) and the process's peak RSS after it."""
+
+    def __init__(self) -> None:
+        self.model_init_at: float = 0.0
+        self.creations: list[float] = []  # seconds of each model creation; the first is `Trainer.__init__`'s
+        self.training: list[float] = []
+        self.rss_mb: list[float] = []
+
+    def model_init(self, config: TrainingConfig) -> Callable[[Any], Any]:
+        """A `model_init` that marks each trial's start and adds up the seconds model creation takes."""
+
+        def create(trial: Any = None) -> Any:
+            self.model_init_at = time.perf_counter()
+            model = create_model_and_tokenizer(config)[0]
+            self.creations.append(time.perf_counter() - self.model_init_at)
+            return model
+
+        return create
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        self.training.append(time.perf_counter() - self.model_init_at)
+        self.rss_mb.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+
+
+class TimedTrainer(Trainer):
+    """A `Trainer` that adds up the seconds its evaluations take."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.remove_callback(PrinterCallback)
+        self.evaluation_seconds = 0.0
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
+        started = time.perf_counter()
+        try:
+            return super().evaluate(*args, **kwargs)
+        finally:
+            self.evaluation_seconds += time.perf_counter() - started
+
+
+@contextmanager
+def timed(phases: dict[str, float], name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    phases[name] = phases.get(name, 0.0) + time.perf_counter() - started
+
+
+def since_process_start() -> float:
+    return time.time() - psutil.Process().create_time()
+
+
+def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> dict[str, Any]:
+    startup = since_process_start()
+    hpo = our_hpo(args.trials, args.isolation, args.parallel, "split")
+    started = time.perf_counter()
+    study = run_local_hpo_sweep(None, hpo, config=config, dataset=dataset, study_dir=folder / "ours")
+    sweep_wall = time.perf_counter() - started
+    sweep = _trial_phases(study, StudyFolder(folder / "ours"))
+    best = extract_best_config_from_study(study)
+    begun, started = time.time(), time.perf_counter()
+    job = execute_final_training(best, output_dir=folder / "ours-final", dataset=dataset, backend="local")
+    refit_wall = time.perf_counter() - started
+    refit = _run_phases(RunFolder(job.output_dir), None, begun)
+    refit["process, storage, lineage"] = begun + refit_wall - _log_times(RunFolder(job.output_dir))[-1]
+    return {
+        "startup": startup,
+        "walls": [sweep_wall, refit_wall],
+        "phases": [sweep, refit],
+        "best": study.best_value,
+        "params": [best.hyperparameters[key] for key in ("training.learning_rate", "training.batch_size")],
+        "refit_epochs": best.num_epochs,
+        "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
+        "test_f1": _test_f1(job.model_dir, dataset, config),
+    }
+
+
+def huggingface(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> dict[str, Any]:
+    search: dict[str, float] = {}
+    refit: dict[str, float] = {}
+    _, tokenizer = create_model_and_tokenizer(config)
+    startup = since_process_start()
+    started = time.perf_counter()
+    timing = Timing()
+    with timed(search, "setup (features, model)"):
+        train, validation = (Windows(dataset[name], tokenizer, config) for name in ("train", "validation"))
+    trainer = TimedTrainer(
+        model_init=timing.model_init(config),
+        args=arguments(config, folder / "hf-search"),
+        train_dataset=train,
+        eval_dataset=validation,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+        compute_metrics=entity_f1,
+        callbacks=[timing],
+    )
+    storage = f"sqlite:///{folder / 'hf.db'}"
+    chosen = trainer.hyperparameter_search(n_trials=args.trials, storage=storage, **search_settings())
+    search_wall = time.perf_counter() - started
+    search["setup (features, model)"] += sum(timing.creations)
+    search["evaluation + saving"] = trainer.evaluation_seconds
+    search["training"] = sum(timing.training) - sum(timing.creations[1:]) - trainer.evaluation_seconds
+    study = optuna.load_study(study_name="hf", storage=storage)
+
+    started, timing = time.perf_counter(), Timing()
+    with timed(refit, "setup (features, model)"):
+        merged = Windows([*dataset["train"], *dataset["validation"]], tokenizer, config)
+    learning_rate, batch_size = chosen.hyperparameters["learning_rate"], chosen.hyperparameters["batch_size"]
+    overrides = {"learning_rate": learning_rate, "per_device_train_batch_size": batch_size, "eval_strategy": "no"}
+    refitter = TimedTrainer(
+        model_init=timing.model_init(config),
+        args=arguments(config, folder / "hf-final", **overrides),
+        train_dataset=merged,
+        data_collator=DataCollatorForTokenClassification(tokenizer),
+    )
+    with timed(refit, "training"):
+        refitter.train()
+    with timed(refit, "evaluation + saving"):
+        refitter.save_model(str(folder / "hf-final" / "model"))
+        tokenizer.save_pretrained(str(folder / "hf-final" / "model"))
+    refit_wall = time.perf_counter() - started
+    refit["training"] -= sum(timing.creations[1:])  # `train` creates the model again; `__init__` did it before
+    refit["setup (features, model)"] += sum(timing.creations)
+    return {
+        "startup": startup,
+        "walls": [search_wall, refit_wall],
+        "phases": [search, refit],
+        "best": chosen.objective,
+        "best_any_epoch": max(max(t.intermediate_values.values(), default=0.0) for t in study.trials),
+        "params": [learning_rate, batch_size],
+        "refit_epochs": config.training.num_epochs,
+        "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
+        "test_f1": _test_f1(folder / "hf-final" / "model", dataset, config),
+    }
+
+
+def _test_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig) -> float:
+    """Entity F1 on the test split, one scorer for both sides."""
+    tags, model = iob2_tag_names(ENTITY_TYPES), config.model
+    windows = {"max_length": model.max_length, "stride": model.stride}
+    result = evaluate_model(model_dir, None, dataset["test"], tag_names=tags, **windows)
+    return float(result.metrics["entity_f1"])
+
+
+def _trial_phases(study: optuna.Study, folder: StudyFolder) -> dict[str, float]:
+    """The sweep's trials, summed: each one's `train_model` run split by its folder, the rest of its wall."""
+    phases = dict.fromkeys(PHASES, 0.0)
+    for trial in study.trials:
+        record = TrialRecord.of(trial)
+        for name, seconds in _run_phases(RunFolder(folder.fold(trial.number, 0)), record.train_seconds).items():
+            phases[name] += seconds
+        wall = (trial.datetime_complete - trial.datetime_start).total_seconds()
+        phases["process, storage, lineage"] += wall - record.train_seconds
+    return phases
+
+
+_STAMP = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}) ")
+_WINDOWS = re.compile(r" training (\d+) windows ")
+
+
+def _log_times(run: RunFolder) -> list[float]:
+    """The times (epoch seconds) of the lines of a run's `train.log`."""
+    lines = run.log.read_text(encoding="utf-8").splitlines()
+    stamps = [_STAMP.match(line) for line in lines]
+    return [datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S,%f").timestamp() for m in stamps if m]
+
+
+def _run_phases(run: RunFolder, seconds: float | None, begun: float | None = None) -> dict[str, float]:
+    """One `train_model` run of `seconds` (or begun at `begun`, epoch seconds): setup until its first log line
+    (features, model), then its loop until the last, split into training and evaluation + saving when it finished."""
+    times = _log_times(run)
+    first, last = times[0], times[-1]
+    start = begun if begun is not None else last - (seconds or 0.0)
+    phases = dict.fromkeys(PHASES, 0.0)
+    phases["setup (features, model)"] = first - start
+    metrics = run.read_metrics()
+    windows = _WINDOWS.search(run.log.read_text(encoding="utf-8"))
+    if metrics is None or not metrics.completed or not metrics.train_samples_per_second or windows is None:
+        phases["pruned runs (unsplit)"] = last - first
+        return phases
+    training = int(windows.group(1)) * len(metrics.history) / metrics.train_samples_per_second
+    phases["training"], phases["evaluation + saving"] = training, last - first - training
+    return phases
+
+
+def report(results: dict[str, dict[str, Any]], args: Any, load: Sequence[float]) -> None:
+    """The sweep + refit table: walls, the ratio, best validation F1, test F1, and where the time goes."""
+    ours_, hf = results["ours"], results["hf"]
+    total = {name: side["startup"] + sum(side["walls"]) for name, side in results.items()}
+    print(
+        f"# sweep + refit: {args.trials} trials on a fixed validation split, {args.documents} generated documents "
+        f"(train / validation / test {SPLIT}), {args.epochs} epochs, tiny BERT; ours isolation={args.isolation} "
+        f"parallel_trials={args.parallel}; {os.cpu_count()} CPUs, load average before / after: "
+        f"{load[0]:.2f} / {load[1]:.2f}"
+    )
+
+    def line(label: str, *cells: str) -> None:
+        print(f"{label:30}" + "".join(f"{cell:>14}" for cell in cells))
+
+    line("", "ours", "HF")
+    line("total wall (s)", f"{total['ours']:.1f}", f"{total['hf']:.1f}")
+    line("HF wall / ours wall", f"{total['hf'] / total['ours']:.2f}x", "")
+    line("best validation F1", f"{ours_['best']:.4f}", f"{hf['best']:.4f}")
+    line("  HF: at any epoch", "", f"{hf['best_any_epoch']:.4f}")
+    line("test F1 (chosen model)", f"{ours_['test_f1']:.4f}", f"{hf['test_f1']:.4f}")
+    line("chosen lr, batch size", *(f"{s['params'][0]:g}, {s['params'][1]}" for s in (ours_, hf)))
+    line("refit epochs", str(ours_["refit_epochs"]), str(hf["refit_epochs"]))
+    line("trials pruned", str(ours_["pruned"]), str(hf["pruned"]))
+    print("\nwhere the time goes (s)")
+    line("", "ours: sweep", "ours: refit", "HF: search", "HF: refit")
+    line("start-up (imports, data)", f"{ours_['startup']:.1f}", "", f"{hf['startup']:.1f}", "")
+    stages = [(side, stage) for side in (ours_, hf) for stage in (0, 1)]
+    for name in PHASES:
+        line(name, *(f"{side['phases'][stage].get(name, 0.0):.1f}" for side, stage in stages))
+    other = [side["walls"][stage] - sum(side["phases"][stage].values()) for side, stage in stages]
+    line("other (wall - rows above)", *(f"{value:.1f}" for value in other))
+    line("stage wall", *(f"{side['walls'][stage]:.1f}" for side, stage in stages))
