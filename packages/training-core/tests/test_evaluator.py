@@ -97,3 +97,17 @@ def test_a_saved_model_folder_evaluates_like_the_model_in_memory(trained, ner_do
 def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents):
     with pytest.raises(InputError, match=r"tokenizer: missing; pass the model's tokenizer or a saved model folder"):
         evaluate_model(trained[1], None, ner_documents)
+
+
+def test_a_run_s_model_folder_evaluates_with_the_run_s_window_settings(trained, ner_documents, tiny_config, tmp_path):
+    tokenizer, model = trained
+    folder = save_model(model, tokenizer, tmp_path / "run" / "model")
+    run_config = tiny_config.with_values({"model.max_length": 16, "model.stride": 4})
+    (tmp_path / "run" / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+
+    from_run = evaluate_model(folder, None, ner_documents[:10])
+
+    assert from_run == evaluate_model(model, tokenizer, ner_documents[:10], max_length=16, stride=4)
+    assert from_run != evaluate_model(model, tokenizer, ner_documents[:10])  # the defaults window differently
+    given = evaluate_model(folder, None, ner_documents[:10], max_length=32, stride=4)
+    assert given == evaluate_model(model, tokenizer, ner_documents[:10], max_length=32, stride=4)

@@ -59,17 +59,6 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
     return RunFolder(model_dir.parent).read_config()
 
 
-def window_settings(model_dir: Path) -> tuple[int, int]:
-    """(max_length, stride) the model was trained with, else `ModelConfig`'s defaults."""
-    from training.config import ModelConfig
-
-    config = run_config(model_dir)
-    if config is None:
-        fields = ModelConfig.model_fields
-        return fields["max_length"].default, fields["stride"].default
-    return config.model.max_length, config.model.stride
-
-
 def run_dataset(model_dir: Path, data_path: str) -> Dataset:
     """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known."""
     config = run_config(model_dir)

@@ -22,6 +22,7 @@ from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
 from training.core.precision import precision_dtype
 from training.core.run_context import RunContext
+from training.core.run_folder import RunFolder
 
 
 @dataclass(frozen=True)
@@ -53,16 +54,18 @@ def evaluate_model(
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder (with its own tokenizer); `tag_names` default to the model's `id2label`,
-    window settings to `ModelConfig`'s; `precision` resolves for `device` as `training.precision` (default fp32).
+    window settings to those of the run that saved the folder, else `ModelConfig`'s; `precision` resolves for
+    `device` as `training.precision` (default fp32).
     """
+    windowing = Windowing.of(max_length=max_length, stride=stride)
     if isinstance(model, (str, os.PathLike)):
+        windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
         model, tokenizer, _ = load_model(Path(model))
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
-    windowing = Windowing.of(max_length=max_length, stride=stride)
     target = torch.device(device) if device is not None else next(model.parameters()).device
     autocast_dtype = precision_dtype(precision, target, "precision")
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}

@@ -62,8 +62,7 @@ class Predictor:
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
         model, tokenizer, _ = load_model(model_dir)
-        config = RunFolder(Path(model_dir).parent).read_config()
-        windowing = Windowing.of(config.model if config else None, max_length=max_length, stride=stride)
+        windowing = RunFolder(Path(model_dir).parent).windowing(max_length=max_length, stride=stride)
         options = {"batch_size": batch_size, "device": device, "precision": precision}
         return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)
 

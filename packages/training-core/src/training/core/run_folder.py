@@ -7,12 +7,16 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from training.common.atomic import atomic_write_text, staging_leftovers
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record
 from training.core.run_metrics import RunMetrics
+
+if TYPE_CHECKING:
+    from training.core.windowing import Windowing
 
 
 @dataclass(frozen=True)
@@ -53,6 +57,13 @@ class RunFolder:
         if not self.config.is_file():
             return None
         return TrainingConfig.from_yaml(self.config.read_text(encoding="utf-8"), str(self.config))
+
+    def windowing(self, *, max_length: int | None = None, stride: int | None = None) -> Windowing:
+        """Window settings for this run's model: those given, else the run's config's, else `ModelConfig`'s."""
+        from training.core.windowing import Windowing
+
+        config = self.read_config()
+        return Windowing.of(config.model if config else None, max_length=max_length, stride=stride)
 
     def write_metrics(self, metrics: RunMetrics) -> None:
         atomic_write_text(self.metrics, metrics.model_dump_json(indent=2) + "\n")

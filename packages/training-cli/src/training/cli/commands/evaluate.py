@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli.output import add_output_options, note, print_evaluation, print_json
-from training.cli.run_paths import model_folder, run_dataset, window_settings
+from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
 from training.common.errors import InputError
 
@@ -29,10 +29,7 @@ def run(args: argparse.Namespace) -> int:
     dataset = run_dataset(model_dir, args.data_path)
     if args.split not in dataset:
         raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
-    max_length, stride = window_settings(model_dir)
-    result = evaluate_model(
-        model_dir, None, dataset[args.split], max_length=max_length, stride=stride, batch_size=args.batch_size
-    )
+    result = evaluate_model(model_dir, None, dataset[args.split], batch_size=args.batch_size)  # the run's windows
     record = {
         "model": str(model_dir),
         "data": str(args.data_path),

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
 def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None) -> Path:
     """A run folder's report; with data (given, or the run's own), also the confusion of entity types."""
     from training.cli.report import entity_confusion, write_run_report
-    from training.cli.run_paths import run_config, run_dataset, window_settings
+    from training.cli.run_paths import run_config, run_dataset
 
     confusion = None
     model_dir = run_dir / "model"
@@ -51,8 +51,7 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
 
         dataset = run_dataset(model_dir, data_path)
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
-        max_length, stride = window_settings(model_dir)
-        result = evaluate_model(model_dir, None, dataset[split], max_length=max_length, stride=stride)
+        result = evaluate_model(model_dir, None, dataset[split])
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
     metric = config.training.metric_for_best if config is not None else "entity_f1"
     return write_run_report(run_dir, out_dir, confusion, metric)
