@@ -5,8 +5,9 @@ import re
 import pytest
 import torch
 
-from training.common.errors import ConfigError
+from training.common.errors import InputError
 from training.core.checkpoint import STATE_FILE, Progress, load_checkpoint, rng_state, save_checkpoint
+from training.core.run_metrics import HistoryEntry
 
 
 def _training_state() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -17,7 +18,9 @@ def _training_state() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.opt
 
 def test_a_checkpoint_restores_its_progress_record(tmp_path):
     model, optimizer, scheduler = _training_state()
-    progress = Progress(next_epoch=1, global_step=3, best_metric=0.5, history=({"epoch": 1, "f1": 0.5},))
+    scores = dict.fromkeys(("entity_precision", "entity_recall", "macro_precision", "macro_recall", "macro_f1"), 0.5)
+    entry = HistoryEntry(epoch=1, step=3, entity_f1=0.5, token_accuracy=0.9, support=4, **scores)
+    progress = Progress(next_epoch=1, global_step=3, best_metric=0.5, history=(entry,))
     save_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None, progress, [rng_state()])
 
     assert load_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None) == progress
@@ -31,13 +34,13 @@ def test_a_checkpoint_restores_its_progress_record(tmp_path):
         ('{"global_step": 3, "epochs_left": 1}', "epochs_left: unknown key"),
     ],
 )
-def test_a_damaged_progress_record_is_a_config_error_naming_the_checkpoint(tmp_path, content, problem):
+def test_a_damaged_progress_record_is_an_input_error_naming_the_checkpoint(tmp_path, content, problem):
     model, optimizer, scheduler = _training_state()
     folder = tmp_path / "checkpoint"
     save_checkpoint(folder, model, optimizer, scheduler, None, Progress(), [rng_state()])
     (folder / STATE_FILE).write_text(content)
 
     expected = f"{folder}: corrupt or incomplete checkpoint (ConfigError: {folder / STATE_FILE}: {problem}"
-    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}") as raised:
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}") as raised:
         load_checkpoint(folder, model, optimizer, scheduler, None)
     assert str(raised.value).endswith("delete the folder to restart the run from scratch")

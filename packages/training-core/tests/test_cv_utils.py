@@ -305,3 +305,11 @@ def test_folds_are_frozen_records():
 
     with pytest.raises(AttributeError):
         fold.index = 1  # type: ignore[misc]
+
+
+def test_splits_refuse_an_unknown_field() -> None:
+    from pydantic import ValidationError
+
+    fields = {"k": 2, "seed": 0, "stratify": False, "group_by": None, "split": "train", "dataset_fingerprint": "x"}
+    with pytest.raises(ValidationError, match="stratifyy"):
+        KFoldSplits(**fields, folds=(), stratifyy=True)

@@ -86,3 +86,12 @@ def test_a_best_evaluation_without_a_score_names_the_file_and_the_field(tmp_path
     broken = {**OLD_FILE, "best": {key: value for key, value in OLD_FILE["best"].items() if key != "entity_f1"}}
     with pytest.raises(InputError, match=r"metrics\.json.*best\.entity_f1"):
         _run(tmp_path, broken).read_metrics()
+
+
+def test_a_score_the_evaluation_did_not_record_is_an_input_error_naming_it() -> None:
+    evaluation = Evaluation(**(SCORES | {"loss": None}))
+
+    assert evaluation.score("entity_f1") == 0.6857
+    for metric in ("loss", "span_f1", "entity_f2"):
+        with pytest.raises(InputError, match=f"metric '{metric}': not recorded in this evaluation; it has entity_f1"):
+            evaluation.score(metric)

@@ -71,8 +71,8 @@ def _learning_curves(history: Sequence[HistoryEntry], metric: str) -> Any:
     steps = [entry.step for entry in history]
     figure = make_subplots(rows=1, cols=2, subplot_titles=("validation scores", "validation loss"))
     for key in dict.fromkeys((metric, *SCORES)):
-        if key != "loss":
-            values = [entry.score(key) for entry in history]
+        values = [getattr(entry, key) for entry in history]
+        if key != "loss" and any(value is not None for value in values):  # scores a run did not record: no curve
             figure.add_trace(go.Scatter(x=steps, y=values, mode="lines+markers", name=key), row=1, col=1)
     losses = [entry.loss for entry in history]
     figure.add_trace(go.Scatter(x=steps, y=losses, mode="lines+markers", name="loss"), row=1, col=2)

@@ -13,9 +13,12 @@ __getattr__, __dir__, _names = attach(
     {
         "Callback": "training.core.callbacks",
         "Entity": "training.core.predict",
+        "Evaluation": "training.core.run_metrics",
         "EvaluationResult": "training.core.evaluator",
+        "HistoryEntry": "training.core.run_metrics",
         "Predictor": "training.core.predict",
         "RunContext": "training.core.run_context",
+        "RunMetrics": "training.core.run_metrics",
         "TrainResult": "training.core.result",
         "TrainerState": "training.core.callbacks",
         "compute_metrics": "training.core.metrics",
@@ -39,4 +42,5 @@ if TYPE_CHECKING:
     from training.core.predict import Entity, Predictor, predict
     from training.core.result import TrainResult
     from training.core.run_context import RunContext
+    from training.core.run_metrics import Evaluation, HistoryEntry, RunMetrics
     from training.core.trainer import train_model

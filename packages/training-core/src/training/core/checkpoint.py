@@ -15,7 +15,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_model, save_model
 
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
-from training.common.errors import ConfigError, first_line
+from training.common.errors import ConfigError, InputError, first_line
 from training.config.validation import read_record
 from training.core.run_metrics import BestEvaluation, HistoryEntry
 
@@ -96,7 +96,7 @@ def load_checkpoint(
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
     except (ConfigError, OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
-        raise ConfigError(
+        raise InputError(
             f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {first_line(error)}); "
             "delete the folder to restart the run from scratch"
         ) from error

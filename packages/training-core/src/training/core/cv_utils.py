@@ -95,6 +95,8 @@ class _SplitsFile(_SplitsFields):
 class KFoldSplits(_SplitsFields):
     """The k folds of one split of one dataset, and how they were made."""
 
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
     folds: tuple[Fold, ...]
     notes: tuple[str, ...] = ()
 

@@ -124,9 +124,8 @@ def _evaluation_split(
     """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read with the run's data
     options), else the run's own validation documents."""
     if data_path is None:
-        if RunFolder(
-            source.parent
-        ).lineage.is_file():  # a final run: its validation split may be one it trained on (a refit)
+        # A final run (it has a lineage) may have trained on its validation split (a refit).
+        if RunFolder(source.parent).lineage.is_file():
             raise InputError(
                 f"{source}: a final run trains on its sweep's validation data; score the int8 model on data it did "
                 "not see: pass --data-path (and --split test)"

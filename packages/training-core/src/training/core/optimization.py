@@ -144,7 +144,12 @@ def optimizer_step(
     model: torch.nn.Module, optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None
 ) -> None:
     """Clip, step the optimizer (through the scaler for fp16) unless `loss` is not finite, and clear the gradients.
-    The fused AdamW skips a non-finite step on the device (`found_inf`), so no step waits for the loss."""
+
+    The fused AdamW skips a non-finite step on the device (its `found_inf` input, which the fp16 scaler feeds the
+    same way), so no step waits for the loss; other optimizers read it first. fp16's scaler skips steps whose
+    gradients overflow, a non-finite loss among them. The schedule steps once the loss is known to be finite (a step
+    the fp16 scaler skips for overflowing gradients with a finite loss still counts, as in `GradScaler`'s own use).
+    """
     optimizer, scaler = optimization.optimizer, optimization.scaler
     if scaler:
         scaler.unscale_(optimizer)

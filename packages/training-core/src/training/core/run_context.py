@@ -89,9 +89,11 @@ def create_run_context(
     wants_cuda = settings.get("device", "cuda" if torch.cuda.is_available() else "cpu") == "cuda"
     if wants_cuda and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use device 'cpu'")
-    if world_size <= 1:
-        device = torch.device("cuda", _int_variable(env, "LOCAL_RANK", 0)) if wants_cuda else torch.device("cpu")
-        return RunContext(device=device)
+    if world_size <= 1:  # one process: its LOCAL_RANK's GPU if set, else the current CUDA device
+        if not wants_cuda:
+            return RunContext(device=torch.device("cpu"))
+        local = _int_variable(env, "LOCAL_RANK", 0) if env.get("LOCAL_RANK") else None
+        return RunContext(device=torch.device("cuda", local) if local is not None else torch.device("cuda"))
     if "RANK" not in env:
         raise ConfigError(f"WORLD_SIZE={world_size} is set but RANK is not; launch with torchrun, which sets both")
     rank = _int_variable(env, "RANK", 0)

@@ -62,7 +62,7 @@ class RunFolder:
         """Window settings for this run's model: those given, else the run's config's, else `ModelConfig`'s."""
         from training.core.windowing import Windowing
 
-        config = self.read_config()
+        config = self.read_config() if max_length is None or stride is None else None  # both given: no file read
         return Windowing.of(config.model if config else None, max_length=max_length, stride=stride)
 
     def write_metrics(self, metrics: RunMetrics) -> None:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
 from data.report import LoadReport
+from training.common.errors import InputError
 
 METRICS_FORMAT = 1
 # The precisions a run computes in (`training.precision: auto` resolves to one of them).
@@ -48,8 +49,11 @@ class Scores(BaseModel):
     span_f1: float | None = None
 
     def score(self, metric: str) -> float:
-        """The value of `metric` (a `Metric` of the config: `entity_f1`, `loss`, ...)."""
-        return float(getattr(self, metric))
+        """The value of `metric` (a `Metric` of the config: `entity_f1`, `loss`, ...); an error if not recorded."""
+        value = getattr(self, metric, None)
+        if not isinstance(value, (int, float)):
+            raise InputError(f"metric {metric!r}: not recorded in this evaluation; it has {', '.join(self.scalars())}")
+        return float(value)
 
     def scalars(self) -> dict[str, float | int]:
         """Every number recorded, by name in sorted order (no per-entity table, nothing unrecorded)."""

@@ -87,10 +87,11 @@ def write_job_yaml(job: Job, path: str | Path) -> Path:
     """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline; local
     input paths as they are (the SDK's `azureml:<path>` would name a registered asset)."""
     data = json.loads(json.dumps(job._to_dict()))
+    written = data.get("inputs", {})  # the SDK's own dump: an input it leaves out stays out
     for name, given in (job.inputs or {}).items():
         local = getattr(given, "path", None)
-        if local and is_local(local):
-            data["inputs"][name]["path"] = local
+        if local and is_local(local) and name in written:
+            written[name]["path"] = local
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 

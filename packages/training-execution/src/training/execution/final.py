@@ -50,15 +50,20 @@ def execute_final_training(
 ) -> JobHandle:
     """Refit `best_config` (a `BestConfig` or a `best_config.json` path) into `output_dir` and return the job.
 
-    - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset`, else the sweep's
-      (`best_config.data_path`), else the config's `data.path`; other data than the sweep's (by fingerprint) is an
-      `InputError` unless `other_data=True`.
-    - Backend and processes: the arguments, else `execution_config`, else in-process; `ml_client` for Azure ML;
-      `code_dir`: the checkout whose git revision lineage records.
-    - A finished identical run in `output_dir` is reused, an interrupted one resumes; `force=True` starts afresh.
-    - `dry_run` writes `job.json` (and the Azure YAML) and starts nothing; `wait=False` returns once started.
-    - `tracking_uri` (default when waiting: the config's `tracking.mlflow`) logs the finished run to MLflow with its
-      lineage and a pyfunc model, registered as `registered_model_name` when given.
+    - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
+      else the data the sweep used (`best_config.data_path`), else the config's `data.path`. Its fingerprint must be
+      the sweep's (an `InputError` naming both otherwise), unless `other_data=True` says it is intended; the
+      lineage then records both fingerprints.
+    - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
+      `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
+      revision lineage records (default: the working directory).
+    - Idempotent: a finished run of the same config and data in `output_dir` is reused and an interrupted
+      one resumes; `force=True` trains again from scratch.
+    - `dry_run` writes `job.json` (and the Azure job YAML) and starts nothing; `wait=False` returns once the
+      job has started (in-process jobs always finish first). A failed job raises `ExecutionError` on `wait`.
+    - `tracking_uri` (e.g. `sqlite:///mlflow.db`; default: the config's `tracking.mlflow` when the job is waited
+      for) logs the finished run to MLflow, tagged with its lineage and the sweep's runs, its model loadable with
+      `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
     resources = _resources(backend, nproc_per_node, execution_config)

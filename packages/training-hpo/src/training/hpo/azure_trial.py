@@ -54,10 +54,16 @@ class AzureTrialRecord(BaseModel):
     @classmethod
     def _read_config_yaml(cls, data: Any) -> Any:
         """Records written before the config was nested held it as YAML text (`config_yaml`)."""
-        if not isinstance(data, dict) or "config_yaml" not in data:
-            return data
-        rest = {key: value for key, value in data.items() if key != "config_yaml"}
-        return rest | {"config": TrainingConfig.from_yaml(data["config_yaml"], "Azure trial record: config_yaml")}
+        if not isinstance(data, dict) or not isinstance(data.get("config_yaml"), str):
+            return data  # anything else is refused by the fields' own checks, naming the field
+        from training.common.errors import ConfigError
+        from training.config.yaml_io import parse_yaml
+
+        try:
+            config = parse_yaml(data["config_yaml"], "config_yaml")
+        except ConfigError as error:
+            raise ValueError(str(error)) from error  # reported with the file's name, as every field's fault
+        return {key: value for key, value in data.items() if key != "config_yaml"} | {"config": config}
 
     @classmethod
     def load(cls, path: Path) -> AzureTrialRecord:

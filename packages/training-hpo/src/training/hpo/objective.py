@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
+from training.common.errors import TrainingError
 from training.config.schema import HPOConfig, TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
@@ -225,7 +226,9 @@ def cross_validate(
             seconds = time.perf_counter() - started
             return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb())
         seconds = time.perf_counter() - started
-        value = result.metrics.best.score(spec.metric) if result.metrics.best else math.nan
+        if result.metrics.best is None:
+            raise TrainingError(f"trial {spec.number}, fold {index}: the run recorded no evaluation to score")
+        value = result.metrics.best.score(spec.metric)
         folds.append(FoldResult(index, value, result.metrics.best_epoch, seconds))
         end_step = index * (spec.max_epochs + 1) + spec.max_epochs
         running_mean = statistics.fmean(fold.value for fold in folds)

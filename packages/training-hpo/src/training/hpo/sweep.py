@@ -66,10 +66,13 @@ def run_local_hpo_sweep(
 ) -> optuna.Study:
     """Run (or continue) a k-fold sweep in `study_dir` and return its Optuna study.
 
-    `backbone` names a model config in `config_dir` or a backbone id. Settings come from `hpo_config`, else from the
-    search space's config, with the given overrides. The data is `dataset`, `data_path` or the config's `data.path`.
-    Parallel trials take `gpus` round-robin; `mlflow_uri` (default `tracking.mlflow`) logs to MLflow; `events`
-    receives the progress.
+    `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
+    Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
+    made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
+    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
+    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
+    `mlflow_uri` (default: the config's `tracking.mlflow`) logs the study and each trial to MLflow.
+    `events` receives the sweep's progress (`training.hpo.events`) as it happens.
     """
     overrides = {
         "n_trials": n_trials,
@@ -136,9 +139,14 @@ def resume_hpo_sweep(
 ) -> optuna.Study:
     """Continue a study made by `run_local_hpo_sweep`, from its folder or from its storage URL and name.
 
-    `n_trials`/`timeout_s` change the study's budget; `isolation` and `parallel_trials` default to the sweep's. A
-    `worker` joins others with its own sampler seed; on a file storage from another host it is refused unless
-    `single_host`. `gpus`, `mlflow_uri` and `events` are as in `run_local_hpo_sweep`.
+    Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
+    `isolation` and `parallel_trials` (trials this process runs at once) default to the sweep's.
+    A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
+    workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
+    A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
+    dead host's trials from live ones, unless `single_host` says the risk is accepted.
+    `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
+    `events` receives the progress.
     """
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
