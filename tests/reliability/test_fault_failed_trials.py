@@ -103,7 +103,8 @@ def test_a_dead_worker_in_another_pid_namespace_is_found_by_the_heartbeat(
 
     def doomed_trial() -> int | None:
         running = load_study(storage=postgres_url, study_name=study.study_name).get_trials(states=(TrialState.RUNNING,))
-        return next((t.number for t in running if t.user_attrs.get("owner", {}).get("pid_namespace") != here), None)
+        theirs = (t for t in running if t.user_attrs.get("owner", {}).get("pid_namespace") != here)
+        return next((t.number for t in theirs if t.params), None)  # mid-trial: its parameters sampled
 
     doomed = spawn(["unshare", "--pid", "--fork", "--kill-child", *worker], "doomed")
     doomed.wait_for(lambda: doomed_trial() is not None, "a trial of the worker in its own pid namespace", poll=0.05)
