@@ -8,8 +8,6 @@ import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel
-
 if TYPE_CHECKING:
     from training.core.run_metrics import Evaluation
 
@@ -27,7 +25,8 @@ def print_json(value: Any) -> None:
 
 
 def _jsonable(value: Any) -> Any:
-    return value.model_dump(mode="json") if isinstance(value, BaseModel) else str(value)
+    dump = getattr(value, "model_dump", None)  # a pydantic record; pydantic itself is not imported for --help
+    return dump(mode="json") if callable(dump) else str(value)
 
 
 def note(args: argparse.Namespace, message: str) -> None:
