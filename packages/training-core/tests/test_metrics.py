@@ -1,6 +1,8 @@
 """Entity-level metrics on word-level IOB2 tags: strict versus lenient, micro versus macro, defined edge cases."""
 
 import json
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -211,3 +213,21 @@ def test_entity_table_is_aligned_with_micro_and_macro_rows():
     assert len({len(line) for line in lines}) == 1
     assert lines[2].split() == ["PER", "1.0000", "1.0000", "1.0000", "1"]
     assert lines[3].split() == ["micro", "avg", "1.0000", "0.5000", "0.6667", "2"]
+
+
+def test_training_and_strict_scoring_do_not_import_scikit_learn():
+    """seqeval.metrics imports scikit-learn (about 2 s at each process start: every trial, every evaluate): only
+    the lenient mode, which reads entities with it, may load it."""
+    code = (
+        "import sys\n"
+        "import training.core.trainer, training.core.evaluator\n"
+        "from training.core import compute_metrics\n"
+        "compute_metrics([['B-X', 'O']], [['B-X', 'O']])\n"
+        "print('sklearn' in sys.modules)\n"
+        "compute_metrics([['B-X', 'O']], [['B-X', 'O']], mode='lenient')\n"
+        "print('sklearn' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "True"]

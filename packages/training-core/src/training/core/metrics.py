@@ -11,7 +11,6 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from seqeval.metrics.sequence_labeling import get_entities
 from seqeval.scheme import IOB2, Entities
 
 from training.common.errors import InputError
@@ -105,6 +104,8 @@ def _strict_entities(documents: list[list[str]]) -> set[_Entity]:
 
 
 def _lenient_entities(documents: list[list[str]]) -> set[_Entity]:
+    from seqeval.metrics.sequence_labeling import get_entities  # here: seqeval.metrics imports scikit-learn (~2 s)
+
     return {
         (index, label, start, end + 1)
         for index, tags in enumerate(documents)
