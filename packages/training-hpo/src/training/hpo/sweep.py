@@ -35,7 +35,7 @@ from training.hpo.storage import (
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import SweepSettings
-from training.hpo.trial_runner import Isolation
+from training.hpo.trial_runner import Isolation, start_trial_processes
 from training.hpo.worker import SweepWorker
 
 logger = logging.getLogger("training.hpo")
@@ -82,6 +82,7 @@ def run_local_hpo_sweep(
         "parallel_trials": parallel_trials,
     }
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
+    start_trial_processes(hpo.isolation)
     if study_name is not None:
         hpo = hpo.model_copy(update={"name": study_name})
     base = _base_config(backbone, config, config_dir, hpo.metric)
@@ -155,6 +156,7 @@ def resume_hpo_sweep(
     if worker and not single_host:
         _one_host_for_files(location, record)
     hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
+    start_trial_processes(hpo.isolation)
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     if dataset is None:
         path = data_path if data_path is not None else record.data_path

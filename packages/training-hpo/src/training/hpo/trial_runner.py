@@ -47,11 +47,7 @@ def run_trial(
             if oom is not None:
                 raise oom from error
             raise
-    if "forkserver" not in multiprocessing.get_all_start_methods():  # Windows: no forkserver, a fresh interpreter
-        context = multiprocessing.get_context("spawn")
-    else:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
+    context = _context()
     ours, theirs = context.Pipe()
     process = context.Process(
         target=_trial_process,
@@ -86,6 +82,24 @@ def run_trial(
             process.kill()
             process.join()
     raise TrainingError(f"trial {spec.number}: its process {_ended(process.exitcode)} without a result")
+
+
+def start_trial_processes(isolation: Isolation) -> None:
+    """Start the forkserver in the background (preloading torch and the trainer takes seconds), so that it loads
+    while the sweep prepares its data and study, not while the first trials wait for it."""
+    if isolation == "subprocess" and _context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver  # not at import: there is none on Windows
+
+        threading.Thread(target=forkserver.ensure_running, name="forkserver", daemon=True).start()
+
+
+def _context() -> multiprocessing.context.BaseContext:
+    """Trial processes come from a forkserver; where there is none (Windows), each is a fresh interpreter."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(PRELOAD)
+    return context
 
 
 def _ended(exitcode: int | None) -> str:
