@@ -26,7 +26,7 @@ chosen parameters once more; both chosen models are scored on a test split no tr
 is split into start-up, setup (tokenisation, model creation), training, evaluation + saving and the rest.
 
 Usage: `python benchmarks/bench_hpo.py [--trials 8] [--documents 160] [--epochs 2] [--isolation subprocess]
-[--parallel 1] [--refit]`
+[--parallel 1] [--refit [--model tiny-bert|minilm]]`
 """
 
 from __future__ import annotations
@@ -208,7 +208,7 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-hpo-") as tmp:
         folder = Path(tmp)
         if args.refit:
-            config, dataset = split_workload(args.documents, args.epochs, folder)
+            config, dataset = split_workload(args.documents, args.epochs, folder, args.model)
             side = hpo_contenders.ours if args.contender == "ours" else hpo_contenders.huggingface
             return side(config, dataset, args, folder)
         config, dataset = workload(args.documents, args.epochs, folder)
@@ -227,6 +227,7 @@ def main() -> int:
     parser.add_argument(
         "--refit", action="store_true", help="sweep + refit on a fixed validation split, scored on a test split"
     )
+    parser.add_argument("--model", choices=("tiny-bert", "minilm"), default="tiny-bert", help="the backbone (--refit)")
     parser.add_argument("--contender", choices=("ours", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.contender:  # one contender in this fresh process; the result goes to the parent as JSON

@@ -69,18 +69,19 @@ PHASES = (
 )
 
 
-def bench_config(epochs: int) -> TrainingConfig:
-    """The tiny BERT (identical initial weights on both sides), its windows, and the epochs every trial trains."""
+def bench_config(epochs: int, backbone: str = "tiny-bert") -> TrainingConfig:
+    """The backbone (the tiny BERT, or the packaged MiniLM whose head both sides draw from the same seed), its windows,
+    and the epochs every trial trains."""
     return TrainingConfig(
-        model=ModelConfig(name="tiny-bert", backbone="tiny-bert", max_length=256, stride=32),
+        model=ModelConfig(name=backbone, backbone=backbone, max_length=256, stride=32),
         data=DataConfig(name="bench", labels=ENTITY_TYPES),
         training=OptimizationConfig(num_epochs=epochs, batch_size=16, seed=SEED, warmup_ratio=0.0),
     )
 
 
-def split_workload(documents: int, epochs: int, folder: Path) -> tuple[TrainingConfig, Dataset]:
+def split_workload(documents: int, epochs: int, folder: Path, backbone: str) -> tuple[TrainingConfig, Dataset]:
     corpus = generate_corpus(documents, seed=SEED, max_sentences=3, split=SPLIT)
-    return bench_config(epochs), load_dataset(write_corpus(folder / "corpus", corpus), labels=ENTITY_TYPES)
+    return bench_config(epochs, backbone), load_dataset(write_corpus(folder / "corpus", corpus), labels=ENTITY_TYPES)
 
 
 def space(trial: optuna.Trial) -> dict[str, Any]:
@@ -359,7 +360,7 @@ def report(results: dict[str, dict[str, Any]], args: Any, load: Sequence[float])
     total = {name: side["startup"] + sum(side["walls"]) for name, side in results.items()}
     print(
         f"# sweep + refit: {args.trials} trials on a fixed validation split, {args.documents} generated documents "
-        f"(train / validation / test {SPLIT}), {args.epochs} epochs, tiny BERT; ours isolation={args.isolation} "
+        f"(train / validation / test {SPLIT}), {args.epochs} epochs, {args.model}; ours isolation={args.isolation} "
         f"parallel_trials={args.parallel}; {os.cpu_count()} CPUs, load average before / after: "
         f"{load[0]:.2f} / {load[1]:.2f}"
     )
