@@ -309,7 +309,9 @@ def test_every_torchrun_rank_takes_the_same_precision_decision(ner_config_dir: P
             from training.core import precision, train_model
 
             precision.native_bf16 = lambda device: True  # as on a CPU with AMX: `auto` resolves to bf16
-            settings = ["training.num_epochs=2", "training.batch_size=4", "training.learning_rate=3e-3"]
+            # 32 steps in all; the first evaluation (the check) after 24, late enough for the tiny BERT to find entities
+            settings = ["training.num_epochs=8", "training.batch_size=4", "training.learning_rate=5e-3"]
+            settings.append("training.eval_steps=24")
             config = build_training_config({{"set": settings}}, {str(ner_config_dir)!r})
             metrics = train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r}).metrics
             print("decision", os.environ["RANK"], metrics.precision, metrics.precision_check.model_dump_json())
@@ -324,5 +326,5 @@ def test_every_torchrun_rank_takes_the_same_precision_decision(ner_config_dir: P
     assert [rank for _, rank, _ in decisions] == ["0", "1"]
     assert decisions[0][2] == decisions[1][2]
     record = RunMetrics.model_validate_json((tmp_path / "ddp" / "metrics.json").read_text())
-    assert record.world_size == 2 and record.precision_check is not None
+    assert record.world_size == 2 and record.precision_check is not None and record.precision_check.fp32_f1 > 0
     assert decisions[0][2] == f"{record.precision} {record.precision_check.model_dump_json()}"
