@@ -7,7 +7,7 @@ import torch
 
 from training.common.errors import InputError
 from training.core.checkpoint import STATE_FILE, Progress, load_checkpoint, rng_state, save_checkpoint
-from training.core.run_metrics import HistoryEntry
+from training.core.run_metrics import HistoryEntry, PrecisionCheck
 
 
 def _training_state() -> tuple[torch.nn.Module, torch.optim.Optimizer, torch.optim.lr_scheduler.LRScheduler]:
@@ -24,6 +24,17 @@ def test_a_checkpoint_restores_its_progress_record(tmp_path):
     save_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None, progress, [rng_state()])
 
     assert load_checkpoint(tmp_path / "checkpoint", model, optimizer, scheduler, None) == progress
+
+
+def test_a_precision_switch_is_kept_and_a_checkpoint_from_before_the_check_loads(tmp_path):
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    check = PrecisionCheck(bf16_f1=0.5, fp32_f1=0.6, switched=True)
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(precision_check=check), [rng_state()])
+    assert load_checkpoint(folder, model, optimizer, scheduler, None).precision_check == check
+
+    (folder / STATE_FILE).write_text('{"next_epoch": 1, "global_step": 3, "nonfinite_in_row": 0}')  # older shape
+    assert load_checkpoint(folder, model, optimizer, scheduler, None) == Progress(next_epoch=1, global_step=3)
 
 
 @pytest.mark.parametrize(

@@ -1,23 +1,35 @@
-"""`training.precision`: what `auto` resolves to on this machine, bf16 on a CPU, and bad values."""
+"""`training.precision`: what `auto` resolves to on this machine, bf16 on a CPU, bad values, and `auto`'s check that
+keeps bf16 only where the first evaluation holds fp32's F1."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import logging
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import torch
+from transformers import BertForTokenClassification
 
 from data.documents import Document, iob2_tag_names
-from data.loaders import Dataset
+from data.loaders import Dataset, load_dataset
 from training.common.errors import ConfigError
 from training.config import TrainingConfig
-from training.core import train_model
+from training.core import precision, train_model
+from training.core.callbacks import Callback, TrainerState
+from training.core.checkpoint import Progress
 from training.core.evaluator import evaluate_model
 from training.core.features import Collator, encode_documents
+from training.core.optimization import Optimization
 from training.core.precision import native_bf16, resolve_precision
 from training.core.predict import Predictor
+from training.core.run_context import RunContext
+from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 
 ENTITY_TYPES = ("PER", "ORG", "LOC")
 CPU = torch.device("cpu")
@@ -104,3 +116,215 @@ def test_a_bad_precision_is_one_config_error(
     tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
     with pytest.raises(ConfigError, match=r"^precision: 'fp8' is not a precision; expected auto, fp32, bf16 or fp16$"):
         evaluate_model(model, tokenizer, ner_documents[:2], tag_names=iob2_tag_names(ENTITY_TYPES), precision="fp8")
+
+
+# -- `auto`'s bf16 check on the first evaluation ----------------------------------------------------------------------
+class ForwardPasses(Callback):
+    """Every forward pass of a token-classification model once training begins (a torch module hook, no stand-in):
+    whether it computed gradients (a training step) and the autocast dtype it ran under (None: fp32)."""
+
+    def __init__(self) -> None:
+        self.passes: list[tuple[bool, torch.dtype | None]] = []
+        self.recording = False
+
+    def on_train_begin(self, state: TrainerState) -> None:
+        self.passes, self.recording = [], True
+
+    def __call__(self, module: torch.nn.Module, args: object, output: object) -> None:
+        if self.recording and isinstance(module, BertForTokenClassification):
+            autocast = torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None
+            self.passes.append((torch.is_grad_enabled(), autocast))
+
+    def evaluations(self) -> list[torch.dtype | None]:
+        """The autocast dtype of each evaluation's passes, one entry per run of evaluation batches."""
+        runs: list[torch.dtype | None] = []
+        previous: tuple[bool, torch.dtype | None] | None = None
+        for training, dtype in self.passes:
+            if not training and (training, dtype) != previous:
+                runs.append(dtype)
+            previous = (training, dtype)
+        return runs
+
+    def training_dtypes(self) -> set[torch.dtype | None]:
+        return {dtype for training, dtype in self.passes if training}
+
+
+@pytest.fixture
+def forward_passes() -> Iterator[ForwardPasses]:
+    recorder = ForwardPasses()
+    handle = torch.nn.modules.module.register_module_forward_hook(recorder)
+    yield recorder
+    handle.remove()
+
+
+@pytest.fixture
+def bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This CPU emulates bf16: our own hardware probe answers as on a CPU with AMX, so that `auto` resolves to bf16."""
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+
+
+@pytest.fixture
+def failing_check(bf16_hardware: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`auto` resolves to bf16 and its check fails whatever the figures: no F1 gap is below a negative tolerance."""
+    monkeypatch.setattr(precision, "BF16_F1_TOLERANCE", -1.0)
+
+
+@pytest.fixture
+def dataset(tiny_config: TrainingConfig) -> Dataset:
+    return load_dataset(tiny_config.data.path, labels=tiny_config.data.labels)
+
+
+def scores(entity_f1: float) -> Evaluation:
+    figures = dict.fromkeys(("entity_precision", "entity_recall", "macro_precision", "macro_recall", "macro_f1"), 0.5)
+    return Evaluation(entity_f1=entity_f1, support=20, token_accuracy=0.9, **figures)
+
+
+@pytest.mark.parametrize(
+    ("bf16_f1", "fp32_f1", "switched"),
+    [(0.80, 0.82, True), (0.81, 0.82, False), (0.815, 0.82, False), (0.85, 0.82, False), (0.0, 0.0, False)],
+)
+def test_bf16_more_than_a_point_of_f1_below_fp32_switches_to_fp32(
+    bf16_f1: float,
+    fp32_f1: float,
+    switched: bool,
+    bf16_hardware: None,
+    tiny_config: TrainingConfig,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    with caplog.at_level(logging.INFO, logger="training.core"):
+        check = precision.check_bf16(scores(bf16_f1), scores(fp32_f1))
+    assert check == PrecisionCheck(bf16_f1=bf16_f1, fp32_f1=fp32_f1, switched=switched)
+    warnings = [record.getMessage() for record in caplog.records if record.levelno == logging.WARNING]
+    expected = f"precision auto: bf16 scored entity F1 {bf16_f1:.4f}, fp32 {fp32_f1:.4f} (more than 0.01 below)"
+    assert warnings == ([f"{expected}; training goes on in fp32"] if switched else [])
+    optimization = Optimization.build(torch.nn.Linear(2, 2), tiny_config.training, RunContext(), total_steps=4)
+    after = optimization.after(check)
+    assert (after.precision, after.autocast_dtype) == (("fp32", None) if switched else ("bf16", torch.bfloat16))
+    assert optimization.precision == "bf16"  # the record is frozen: the switch is a new one
+
+
+@pytest.mark.slow
+def test_auto_keeps_bf16_where_its_first_evaluation_holds_fp32_f1(
+    bf16_hardware: None,
+    forward_passes: ForwardPasses,
+    tiny_config: TrainingConfig,
+    ner_documents: tuple[Document, ...],
+    tmp_path: Path,
+) -> None:
+    """Real evaluations of a tiny BERT trained briefly (32 steps, then scored on sentences it trained on, so that it
+    finds most entities) in emulated bf16 and in fp32: within a point of F1, and the run trains on in bf16."""
+    values = {"training.num_epochs": 5, "training.batch_size": 4, "training.learning_rate": 5e-3}
+    values["training.eval_steps"] = 32  # of 40: the check, then 8 steps in bf16 and the last evaluation
+    dataset = Dataset({"train": ner_documents[:32], "validation": ner_documents[:8]}, ENTITY_TYPES)
+    result = train_model(tiny_config.with_values(values), dataset, tmp_path / "run", callbacks=[forward_passes])
+
+    check = result.metrics.precision_check
+    assert check is not None and not check.switched and result.metrics.precision == "bf16"
+    assert check.fp32_f1 > 0.5 and abs(check.bf16_f1 - check.fp32_f1) <= precision.BF16_F1_TOLERANCE
+    assert result.metrics.history[0].step == 32 and result.metrics.history[0].entity_f1 == check.bf16_f1
+    assert forward_passes.evaluations() == [torch.bfloat16, None, torch.bfloat16]
+    assert forward_passes.training_dtypes() == {torch.bfloat16}
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "precision auto: bf16 scored entity F1" in log and "training goes on in bf16" in log
+
+
+def test_auto_switches_to_fp32_for_the_rest_of_the_run_where_bf16_falls_short(
+    failing_check: None, forward_passes: ForwardPasses, tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """Training, evaluation and `metrics.json` are fp32 from the failed check on."""
+    config = tiny_config.with_values({"training.num_epochs": 3})
+    result = train_model(config, dataset, tmp_path / "run", callbacks=[forward_passes])
+
+    record = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert record["precision"] == "fp32" and record["precision_check"]["switched"] is True
+    check = result.metrics.precision_check
+    assert check is not None and result.metrics.history[0].entity_f1 == check.fp32_f1
+    assert forward_passes.evaluations() == [torch.bfloat16, None, None, None]
+    first_epoch = forward_passes.passes.index((False, torch.bfloat16))
+    assert {dtype for training, dtype in forward_passes.passes[first_epoch:] if training} == {None}
+    warnings = [line for line in (tmp_path / "run" / "train.log").read_text().splitlines() if "WARNING" in line]
+    assert len([line for line in warnings if "precision auto" in line]) == 1
+    assert f"bf16 scored entity F1 {check.bf16_f1:.4f}, fp32 {check.fp32_f1:.4f}" in warnings[-1]
+    assert "training goes on in fp32" in warnings[-1]
+
+
+def test_an_explicit_bf16_run_is_not_checked(
+    failing_check: None, forward_passes: ForwardPasses, tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """Even where a check would fail, `precision: bf16` is taken as given: no fp32 evaluation, no switch."""
+    config = tiny_config.with_values({"training.num_epochs": 2, "training.precision": "bf16"})
+    result = train_model(config, dataset, tmp_path / "run", callbacks=[forward_passes])
+
+    assert result.metrics.precision == "bf16" and result.metrics.precision_check is None
+    assert forward_passes.evaluations() == [torch.bfloat16, torch.bfloat16]  # no fp32 pass
+    assert "precision auto" not in (tmp_path / "run" / "train.log").read_text()
+
+
+class Interrupt(Exception):
+    """Stands for a crash in the middle of a run."""
+
+
+class CrashAtSecondEvaluation(Callback):
+    def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
+        if len(state.history) == 2:
+            raise Interrupt
+
+
+@pytest.mark.slow
+def test_a_run_resumed_after_the_switch_goes_on_in_fp32(
+    failing_check: None,
+    forward_passes: ForwardPasses,
+    tiny_config: TrainingConfig,
+    dataset: Dataset,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The checkpoint's progress record keeps the decision: the resumed run trains in fp32 and equals a straight one."""
+    config = tiny_config.with_values({"training.num_epochs": 3})
+    straight = train_model(config, dataset, tmp_path / "straight")
+    with pytest.raises(Interrupt):
+        train_model(config, dataset, tmp_path / "resumed", callbacks=[CrashAtSecondEvaluation(), forward_passes])
+    saved = Progress.model_validate_json((tmp_path / "resumed/checkpoint/trainer_state.json").read_text())
+    assert saved.next_epoch == 1 and saved.precision_check is not None and saved.precision_check.switched
+
+    monkeypatch.setattr(precision, "BF16_F1_TOLERANCE", 1.0)  # a check made again would now keep bf16
+    resumed = train_model(config, dataset, tmp_path / "resumed", callbacks=[forward_passes])
+
+    assert resumed.metrics.precision == "fp32" and resumed.metrics.precision_check == saved.precision_check
+    assert forward_passes.training_dtypes() == {None} and forward_passes.evaluations() == [None, None]
+    assert resumed.metrics.history == straight.metrics.history and resumed.metrics.best == straight.metrics.best
+
+
+@pytest.mark.slow
+def test_every_torchrun_rank_takes_the_same_precision_decision(ner_config_dir: Path, tmp_path: Path) -> None:
+    """Each rank scores the gathered predictions of the whole validation split: the same figures, the same decision."""
+    script = tmp_path / "ddp_check.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+
+            from data.loaders import load_dataset
+            from training.config import build_training_config
+            from training.core import precision, train_model
+
+            precision.native_bf16 = lambda device: True  # as on a CPU with AMX: `auto` resolves to bf16
+            # 32 steps in all; the first evaluation (the check) after 24, late enough for the tiny BERT to find entities
+            settings = ["training.num_epochs=8", "training.batch_size=4", "training.learning_rate=5e-3"]
+            settings.append("training.eval_steps=24")
+            config = build_training_config({{"set": settings}}, {str(ner_config_dir)!r})
+            metrics = train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r}).metrics
+            print("decision", os.environ["RANK"], metrics.precision, metrics.precision_check.model_dump_json())
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    decisions = sorted(line.split(" ", 2) for line in completed.stdout.splitlines() if line.startswith("decision"))
+    assert [rank for _, rank, _ in decisions] == ["0", "1"]
+    assert decisions[0][2] == decisions[1][2]
+    record = RunMetrics.model_validate_json((tmp_path / "ddp" / "metrics.json").read_text())
+    assert record.world_size == 2 and record.precision_check is not None and record.precision_check.fp32_f1 > 0
+    assert decisions[0][2] == f"{record.precision} {record.precision_check.model_dump_json()}"

@@ -11,7 +11,7 @@ import pytest
 from training.common.errors import InputError
 from training.core.result import TrainResult
 from training.core.run_folder import RunFolder
-from training.core.run_metrics import Evaluation, RunMetrics
+from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 
 SCORES = {
     "entity_precision": 0.8,
@@ -50,6 +50,7 @@ def test_a_file_of_the_old_shape_reads_as_typed_records(tmp_path: Path) -> None:
     assert record is not None and record.best is not None
     assert record.best.entity_f1 == 0.6857 and record.best.score("macro_f1") == 0.6
     assert record.best.per_entity["PER"].support == 4 and record.best.span_f1 is None
+    assert record.precision is None and record.precision_check is None
     assert (record.history[0].epoch, record.history[0].step, record.history[0].loss) == (1, 3, 0.42)
     assert "invalid_entities" not in record.best.scalars() and "span_f1" not in record.best.scalars()
     result = TrainResult(tmp_path, record)
@@ -73,12 +74,15 @@ def test_a_completed_record_round_trips_through_its_file(tmp_path: Path) -> None
         config_fingerprint="c" * 64,
         dataset_fingerprint="d" * 64,
         best=best,
+        precision="fp32",
+        precision_check=PrecisionCheck(bf16_f1=0.6, fp32_f1=0.6857, switched=True),
     )
     run = RunFolder(tmp_path)
     run.write_metrics(record)
     on_disk = json.loads(run.metrics.read_text(encoding="utf-8"))
     assert on_disk["best"]["per_entity"] == PER_ENTITY and on_disk["history"][0]["span_f1"] == 0.6667
     assert "per_entity" not in on_disk["history"][0] and on_disk["history"][0]["epoch"] == 1
+    assert on_disk["precision_check"] == {"bf16_f1": 0.6, "fp32_f1": 0.6857, "switched": True}
     assert run.read_metrics() == record
 
 

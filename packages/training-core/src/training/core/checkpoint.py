@@ -17,7 +17,7 @@ from safetensors.torch import load_model, save_model
 from training.common.atomic import atomic_directory, atomic_write_json, write_failure
 from training.common.errors import ConfigError, InputError, first_line
 from training.config.validation import read_record
-from training.core.run_metrics import BestEvaluation, HistoryEntry
+from training.core.run_metrics import BestEvaluation, HistoryEntry, PrecisionCheck
 
 STATE_FILE = "trainer_state.json"
 
@@ -39,6 +39,7 @@ class Progress(BaseModel):
     stopped_early: bool = False
     skipped_steps: int = 0
     nonfinite_in_row: int = 0
+    precision_check: PrecisionCheck | None = None  # kept so that a resumed run stays in the precision it chose
 
 
 def rng_state() -> dict[str, Any]:

@@ -7,7 +7,7 @@ import contextlib
 import logging
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -18,7 +18,7 @@ from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
 from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
-from training.core.run_metrics import Precision
+from training.core.run_metrics import Precision, PrecisionCheck
 from training.core.windowing import IGNORE_INDEX, Window
 
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
@@ -76,6 +76,10 @@ class Optimization:
         if params.compile:
             module = torch.compile(module)
         return cls(module, adamw, scheduler(adamw, params, total_steps), resolved, AUTOCAST_DTYPES[resolved], scaler)
+
+    def after(self, check: PrecisionCheck | None) -> Optimization:
+        """This optimization, in fp32 from now on where `check` switched the run to it (bf16 has no scaler to drop)."""
+        return replace(self, precision="fp32", autocast_dtype=None) if check and check.switched else self
 
 
 def optimizer(model: torch.nn.Module, params: OptimizationConfig) -> torch.optim.Optimizer:

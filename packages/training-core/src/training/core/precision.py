@@ -1,18 +1,23 @@
-"""The numeric precision a run trains and predicts in: `auto` resolved against what the device runs natively."""
+"""The numeric precision a run trains and predicts in: `auto` resolved against what the device runs natively, and
+kept at bf16 only where the run's first evaluation shows bf16 holding fp32's entity F1."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import torch
 
 from training.common.errors import ConfigError
-from training.core.run_metrics import Precision
+from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU instructions that compute in bf16 natively (x86 AVX512-BF16 and AMX, Arm's BF16 extension).
 _CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
+# How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 on the first evaluation before the run switches.
+BF16_F1_TOLERANCE = 0.01
+_log = logging.getLogger("training.core")
 
 
 def native_bf16(device: torch.device) -> bool:
@@ -29,8 +34,8 @@ def native_bf16(device: torch.device) -> bool:
 
 
 def resolve_precision(choice: str, device: torch.device, field: str = "training.precision") -> Precision:
-    """`choice` (the value of `field`) for `device`: `auto` is bf16 where native (about twice fp32's speed, same F1),
-    else fp32; fp16 needs a CUDA GPU."""
+    """`choice` (the value of `field`) for `device`: `auto` is bf16 where native (about twice fp32's speed, same F1;
+    a run checks that with `check_bf16`), else fp32; fp16 needs a CUDA GPU."""
     if choice == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if choice not in AUTOCAST_DTYPES:
@@ -48,3 +53,17 @@ def precision_dtype(choice: str, device: torch.device, field: str = "training.pr
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
     """Mixed precision for `dtype`, or nothing for fp32."""
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+
+
+def check_bf16(bf16: Scores, fp32: Scores) -> PrecisionCheck:
+    """Compare one evaluation in bf16 with the same in fp32: the run switches to fp32 where bf16's entity F1 is more
+    than `BF16_F1_TOLERANCE` below. Entity F1 rather than `metric_for_best`: a point of F1 means the same on every
+    run, a point of loss does not. Under torchrun every rank scores the same gathered predictions: one decision."""
+    gap = round(fp32.entity_f1 - bf16.entity_f1, 9)  # F1s are ratios of counts: a gap of exactly a point holds
+    check = PrecisionCheck(bf16_f1=bf16.entity_f1, fp32_f1=fp32.entity_f1, switched=gap > BF16_F1_TOLERANCE)
+    figures, message = (check.bf16_f1, check.fp32_f1), "precision auto: bf16 scored entity F1 %.4f, fp32 %.4f"
+    if check.switched:
+        _log.warning(message + " (more than %g below); training goes on in fp32", *figures, BF16_F1_TOLERANCE)
+    else:
+        _log.info(message + "; training goes on in bf16", *figures)
+    return check

@@ -78,6 +78,17 @@ class Evaluation(Scores):
         return HistoryEntry(epoch=epoch, step=step, **self.model_dump(exclude={"per_entity"}))
 
 
+class PrecisionCheck(BaseModel):
+    """The first evaluation of a run whose `precision: auto` resolved to bf16, scored in bf16 and again in fp32
+    with the same weights: the entity F1 of each, and whether bf16 fell too far below for the run to keep it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bf16_f1: float
+    fp32_f1: float
+    switched: bool  # the run went on in fp32
+
+
 def _empty_is_none(value: Any) -> Any:
     return value or None
 
@@ -111,7 +122,8 @@ class RunMetrics(BaseModel):
     truncated_words: int = 0
     unlabelled_windows: int = 0
     skipped_steps: int = 0
-    precision: Precision | None = None  # what `training.precision` resolved to on the run's device
+    precision: Precision | None = None  # what `training.precision` resolved to on the run's device, as it ended
+    precision_check: PrecisionCheck | None = None  # `auto`'s bf16 check, where the run made one
     load_report: LoadReport | None = None
 
     @property

@@ -26,11 +26,12 @@ from training.core.features import Collator, EncodedSplit, encode_cached
 from training.core.model import create_model_and_tokenizer, save_model
 from training.core.packing import training_collator
 from training.core.pipeline import Windowing
+from training.core.precision import check_bf16
 from training.core.result import TrainResult, previous_run
 from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
-from training.core.run_metrics import Evaluation, RunMetrics
+from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 from training.core.tensorboard import tracking_callbacks
 
 __all__ = ["TrainResult", "default_cache_dir", "train_model"]
@@ -100,6 +101,7 @@ class _Trainer:
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
         self.best_metrics: Evaluation | None = None
+        self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
 
@@ -239,20 +241,20 @@ class _Trainer:
                 self.optimization.module.train()
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
+    def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
+        docs, split, tags = self.validation_docs, self.validation_split, self.tag_names
+        run = {"batch_size": self.params.eval_batch_size, "autocast_dtype": autocast_dtype}
+        metrics = evaluate_split(self.model, self.tokenizer, docs, split, tags, self.windowing, self.ctx, **run)
+        return Evaluation.model_validate(metrics)
+
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
-        metrics = evaluate_split(
-            self.model,
-            self.tokenizer,
-            self.validation_docs,
-            self.validation_split,
-            self.tag_names,
-            self.windowing,
-            self.ctx,
-            batch_size=self.params.eval_batch_size,
-            autocast_dtype=self.optimization.autocast_dtype,
-        )
+        evaluation = self._evaluate(self.optimization.autocast_dtype)
+        if not self.state.history and self.params.precision == "auto" and self.optimization.precision == "bf16":
+            fp32 = self._evaluate(None)  # `auto`'s bf16 is checked once, on the run's first evaluation
+            self.precision_check = check_bf16(evaluation, fp32)
+            self.optimization = self.optimization.after(self.precision_check)
+            evaluation = fp32 if self.precision_check.switched else evaluation
         self.evaluated_step = self.state.global_step
-        evaluation = Evaluation.model_validate(metrics)
         self.state.history.append(evaluation.entry(self.state.epoch + 1, self.state.global_step))
         name = self.params.metric_for_best
         value = evaluation.score(name)
@@ -314,6 +316,7 @@ class _Trainer:
             stopped_early=self.stopped_early,
             skipped_steps=self.nonfinite.skipped,
             nonfinite_in_row=self.nonfinite.in_row,
+            precision_check=self.precision_check,
         )
 
     def _restore(self) -> tuple[int, int]:
@@ -332,6 +335,7 @@ class _Trainer:
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
         self.nonfinite.skipped, self.nonfinite.in_row = progress.skipped_steps, progress.nonfinite_in_row
+        self.precision_check, self.optimization = progress.precision_check, opt.after(progress.precision_check)
         self.state.should_stop = self.stopped_early
         if self.ctx.is_main and progress.best_step == progress.global_step and self.best_metrics:
             # The checkpoint holds the best model's weights; `model/` may not have been written after it.
@@ -373,6 +377,7 @@ class _Trainer:
             unlabelled_windows=self.unlabelled_windows,
             skipped_steps=self.nonfinite.skipped,
             precision=self.optimization.precision,
+            precision_check=self.precision_check,
             load_report=self.dataset.report,
         )
         result = TrainResult(self.run.root, metrics)
