@@ -219,7 +219,8 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=len(LEARNING_RATES) * len(BATCH_SIZES), help="the grid's size")
+    grid = len(LEARNING_RATES["tiny-bert"]) * len(BATCH_SIZES)
+    parser.add_argument("--trials", type=int, default=grid, help="the grid's size")
     parser.add_argument("--documents", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")

@@ -20,6 +20,7 @@ more than the stage's wall, and "other" is the wall minus the rows above it):
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import resource
@@ -56,7 +57,9 @@ from training.hpo import extract_best_config_from_study, run_local_hpo_sweep
 from training.hpo.study_folder import StudyFolder
 from training.hpo.trial_record import TrialRecord
 
-LEARNING_RATES, BATCH_SIZES = (1e-3, 3e-3, 1e-2, 2e-2), (8, 16)
+# Each backbone's learning rates: the tiny BERT starts from random weights, MiniLM is fine-tuned from pretrained ones.
+LEARNING_RATES = {"tiny-bert": (1e-3, 3e-3, 1e-2, 2e-2), "minilm": (5e-5, 1e-4, 2e-4, 5e-4)}
+BATCH_SIZES = (8, 16)
 SEED = 0
 STARTUP_TRIALS = 5  # both prune with Optuna's median pruner as `optuna.create_study` makes it by default
 SPLIT = (0.6, 0.2, 0.2)  # train / validation (every trial's score) / test (no trial sees it)
@@ -84,30 +87,30 @@ def split_workload(documents: int, epochs: int, folder: Path, backbone: str) -> 
     return bench_config(epochs, backbone), load_dataset(write_corpus(folder / "corpus", corpus), labels=ENTITY_TYPES)
 
 
-def space(trial: optuna.Trial) -> dict[str, Any]:
+def space(trial: optuna.Trial, backbone: str) -> dict[str, Any]:
     """The grid as Hugging Face's search asks for it."""
     return {
-        "learning_rate": trial.suggest_categorical("learning_rate", list(LEARNING_RATES)),
+        "learning_rate": trial.suggest_categorical("learning_rate", list(LEARNING_RATES[backbone])),
         "per_device_train_batch_size": trial.suggest_categorical("batch_size", list(BATCH_SIZES)),
     }
 
 
-def search_settings() -> dict[str, Any]:
+def search_settings(backbone: str = "tiny-bert") -> dict[str, Any]:
     """`hyperparameter_search` arguments besides the storage: the same grid and pruner as our sweep."""
     return {
-        "hp_space": space,
+        "hp_space": functools.partial(space, backbone=backbone),
         "compute_objective": lambda metrics: metrics["eval_entity_f1"],
         "direction": "maximize",
         "backend": "optuna",
         "sampler": optuna.samplers.GridSampler(
-            {"learning_rate": list(LEARNING_RATES), "batch_size": list(BATCH_SIZES)}, seed=SEED
+            {"learning_rate": list(LEARNING_RATES[backbone]), "batch_size": list(BATCH_SIZES)}, seed=SEED
         ),
         "study_name": "hf",
         "pruner": optuna.pruners.MedianPruner(n_startup_trials=STARTUP_TRIALS, n_warmup_steps=0),
     }
 
 
-def our_hpo(trials: int, isolation: str, parallel: int, validation: str) -> HPOConfig:
+def our_hpo(trials: int, isolation: str, parallel: int, validation: str, backbone: str = "tiny-bert") -> HPOConfig:
     return HPOConfig(
         name="bench",
         k_folds=2,
@@ -118,7 +121,7 @@ def our_hpo(trials: int, isolation: str, parallel: int, validation: str) -> HPOC
         isolation=isolation,
         parallel_trials=parallel,
         search_space={
-            "learning_rate": {"type": "choice", "values": list(LEARNING_RATES)},
+            "learning_rate": {"type": "choice", "values": list(LEARNING_RATES[backbone])},
             "batch_size": {"type": "choice", "values": list(BATCH_SIZES)},
         },
     )
@@ -224,7 +227,7 @@ def since_process_start() -> float:
 
 def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> dict[str, Any]:
     startup = since_process_start()
-    hpo = our_hpo(args.trials, args.isolation, args.parallel, "split")
+    hpo = our_hpo(args.trials, args.isolation, args.parallel, "split", args.model)
     started = time.perf_counter()
     study = run_local_hpo_sweep(None, hpo, config=config, dataset=dataset, study_dir=folder / "ours")
     sweep_wall = time.perf_counter() - started
@@ -266,7 +269,7 @@ def huggingface(config: TrainingConfig, dataset: Dataset, args: Any, folder: Pat
         callbacks=[timing],
     )
     storage = f"sqlite:///{folder / 'hf.db'}"
-    chosen = trainer.hyperparameter_search(n_trials=args.trials, storage=storage, **search_settings())
+    chosen = trainer.hyperparameter_search(n_trials=args.trials, storage=storage, **search_settings(args.model))
     search_wall = time.perf_counter() - started
     search["setup (features, model)"] += sum(timing.creations)
     search["evaluation + saving"] = trainer.evaluation_seconds
