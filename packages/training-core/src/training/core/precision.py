@@ -55,13 +55,18 @@ def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.Abst
     return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
-def check_bf16(bf16: Scores, fp32: Scores) -> PrecisionCheck:
+def check_bf16(bf16: Scores, fp32: Scores, announce: bool = True) -> PrecisionCheck | None:
     """Compare one evaluation in bf16 with the same in fp32: the run switches to fp32 where bf16's entity F1 is more
-    than `BF16_F1_TOLERANCE` below. Entity F1 rather than `metric_for_best`: a point of F1 means the same on every
-    run, a point of loss does not. Under torchrun every rank scores the same gathered predictions: one decision."""
+    than `BF16_F1_TOLERANCE` below; None (no decision: check again later) while fp32 finds no entity. Entity F1 rather
+    than `metric_for_best`: a point of F1 means the same on every run, a point of loss does not. Under torchrun every
+    rank scores the same gathered predictions: one decision; `announce` logs it (the main process)."""
+    if fp32.entity_f1 <= 0:
+        return None
     gap = round(fp32.entity_f1 - bf16.entity_f1, 9)  # F1s are ratios of counts: a gap of exactly a point holds
     check = PrecisionCheck(bf16_f1=bf16.entity_f1, fp32_f1=fp32.entity_f1, switched=gap > BF16_F1_TOLERANCE)
     figures, message = (check.bf16_f1, check.fp32_f1), "precision auto: bf16 scored entity F1 %.4f, fp32 %.4f"
+    if not announce:
+        return check
     if check.switched:
         _log.warning(message + " (more than %g below); training goes on in fp32", *figures, BF16_F1_TOLERANCE)
     else:

@@ -247,13 +247,19 @@ class _Trainer:
         metrics = evaluate_split(self.model, self.tokenizer, docs, split, tags, self.windowing, self.ctx, **run)
         return Evaluation.model_validate(metrics)
 
+    def _checked(self, evaluation: Evaluation, next_epoch: int) -> Evaluation:
+        """`auto`'s bf16 against fp32 on the same weights, until fp32 finds entities; only while training is left and
+        the model is chosen on validation (a refit keeps its last and scores the test split: it must not steer it)."""
+        due = self.params.precision == "auto" and self.optimization.precision == "bf16" and self.params.keep == "best"
+        if not due or self.precision_check is not None or next_epoch >= self.params.num_epochs:
+            return evaluation
+        fp32 = self._evaluate(None)
+        self.precision_check = check = check_bf16(evaluation, fp32, announce=self.ctx.is_main)
+        self.optimization = self.optimization.after(check)
+        return fp32 if check is not None and check.switched else evaluation
+
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
-        evaluation = self._evaluate(self.optimization.autocast_dtype)
-        if not self.state.history and self.params.precision == "auto" and self.optimization.precision == "bf16":
-            fp32 = self._evaluate(None)  # `auto`'s bf16 is checked once, on the run's first evaluation
-            self.precision_check = check_bf16(evaluation, fp32)
-            self.optimization = self.optimization.after(self.precision_check)
-            evaluation = fp32 if self.precision_check.switched else evaluation
+        evaluation = self._checked(self._evaluate(self.optimization.autocast_dtype), next_epoch)
         self.evaluated_step = self.state.global_step
         self.state.history.append(evaluation.entry(self.state.epoch + 1, self.state.global_step))
         name = self.params.metric_for_best
