@@ -6,6 +6,9 @@ import itertools
 import json
 import os
 import statistics
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -420,3 +423,29 @@ def test_a_requeued_trial_that_starts_late_cannot_overshoot_the_budget() -> None
     budget = Budget(n_trials=3, timeout_s=None)
     assert budget.admits(trials, 4)
     assert not budget.admits(trials, 3)
+
+
+def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials_none() -> None:
+    """`start_trial_processes` (a sweep calls it once its settings are good, before loading its data) starts the
+    forkserver that trial processes come from, so its imports overlap the sweep's set-up; a second call reuses it."""
+    pytest.importorskip("psutil")
+    code = """
+        import psutil
+        from training.hpo.trial_runner import start_trial_processes
+
+        def forkservers():
+            children = psutil.Process().children()
+            return sum("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in children)
+
+        start_trial_processes("inprocess")
+        print(forkservers())
+        start_trial_processes("subprocess")
+        print(forkservers())
+        start_trial_processes("subprocess")
+        print(forkservers())
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["0", "1", "1"]

@@ -82,7 +82,6 @@ def run_local_hpo_sweep(
         "parallel_trials": parallel_trials,
     }
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
-    start_trial_processes(hpo.isolation)
     if study_name is not None:
         hpo = hpo.model_copy(update={"name": study_name})
     base = _base_config(backbone, config, config_dir, hpo.metric)
@@ -91,6 +90,8 @@ def run_local_hpo_sweep(
         data_location = data_location or (Path(base.data.path) if base.data.path else None)
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
+    start_trial_processes(hpo.isolation)  # once the settings are known good
+    if dataset is None:
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
     have_splits = folder.splits.is_file() or hpo.validation == "split"
@@ -156,12 +157,12 @@ def resume_hpo_sweep(
     if worker and not single_host:
         _one_host_for_files(location, record)
     hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
-    start_trial_processes(hpo.isolation)
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
+    path = data_path if data_path is not None else record.data_path
+    if dataset is None and path is None:
+        raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
+    start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
-        path = data_path if data_path is not None else record.data_path
-        if path is None:
-            raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
         dataset = _load(Path(path), record.config)
     if dataset.fingerprint != record.dataset_fingerprint:
         raise InputError(
