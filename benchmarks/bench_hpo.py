@@ -219,8 +219,7 @@ def run_contender(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    grid = len(LEARNING_RATES["tiny-bert"]) * len(BATCH_SIZES)
-    parser.add_argument("--trials", type=int, default=grid, help="the grid's size")
+    parser.add_argument("--trials", type=int, help="default: the grid's size")
     parser.add_argument("--documents", type=int, default=160)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--isolation", choices=("subprocess", "inprocess"), default="subprocess")
@@ -231,6 +230,9 @@ def main() -> int:
     parser.add_argument("--model", choices=("tiny-bert", "minilm"), default="tiny-bert", help="the backbone (--refit)")
     parser.add_argument("--contender", choices=("ours", "hf"), help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.model != "tiny-bert" and not args.refit:
+        parser.error("--model is a --refit option (the k-fold comparison trains the tiny BERT)")
+    args.trials = args.trials or len(LEARNING_RATES[args.model]) * len(BATCH_SIZES)
     if args.contender:  # one contender in this fresh process; the result goes to the parent as JSON
         print(json.dumps(run_contender(args)))
         return 0
