@@ -1,5 +1,5 @@
 """The numeric precision a run trains and predicts in: `auto` resolved against what the device runs natively, and
-kept at bf16 only where the run's first evaluation shows bf16 holding fp32's entity F1."""
+kept at bf16 only where an evaluation of the run shows bf16 holding fp32's entity F1."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from training.core.run_metrics import Precision, PrecisionCheck, Scores
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # CPU instructions that compute in bf16 natively (x86 AVX512-BF16 and AMX, Arm's BF16 extension).
 _CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
-# How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 on the first evaluation before the run switches.
+# How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
 _log = logging.getLogger("training.core")
 
