@@ -27,19 +27,10 @@ import torch
 import transformers
 from transformers import DataCollatorForTokenClassification
 
-from data.documents import iob2_tag_names
-from data.generate import ENTITY_TYPES
 from data.loaders import Dataset
 from training.config.schema import TrainingConfig
-from training.core.evaluator import evaluate_model
 from training.core.model import create_model_and_tokenizer
 from training.core.trainer import train_model
-
-
-def word_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig) -> float:
-    windows = {"max_length": config.model.max_length, "stride": config.model.stride}
-    tags = iob2_tag_names(ENTITY_TYPES)
-    return float(evaluate_model(model_dir, None, dataset["validation"], tag_names=tags, **windows).metrics["entity_f1"])
 
 
 def ours(config: TrainingConfig, dataset: Dataset, folder: Path, group_by_length: bool) -> float:
@@ -66,7 +57,7 @@ def huggingface(config: TrainingConfig, dataset: Dataset, folder: Path) -> tuple
     own = trainer.evaluate()["eval_entity_f1"]
     trainer.save_model(str(folder / "model"))
     tokenizer.save_pretrained(str(folder / "model"))
-    return own, word_f1(folder / "model", dataset, config)
+    return own, contenders.split_f1(folder / "model", dataset, config, "validation")
 
 
 def main() -> int:

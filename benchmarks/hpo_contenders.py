@@ -246,7 +246,7 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
         "params": [best.hyperparameters[key] for key in ("training.learning_rate", "training.batch_size")],
         "refit_epochs": best.num_epochs,
         "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
-        "test_f1": _test_f1(job.model_dir, dataset, config),
+        "test_f1": split_f1(job.model_dir, dataset, config),
     }
 
 
@@ -304,15 +304,15 @@ def huggingface(config: TrainingConfig, dataset: Dataset, args: Any, folder: Pat
         "params": [learning_rate, batch_size],
         "refit_epochs": config.training.num_epochs,
         "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
-        "test_f1": _test_f1(folder / "hf-final" / "model", dataset, config),
+        "test_f1": split_f1(folder / "hf-final" / "model", dataset, config),
     }
 
 
-def _test_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig) -> float:
-    """Entity F1 on the test split, one scorer for both sides."""
+def split_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig, split: str = "test") -> float:
+    """Entity F1 of a saved model on one split (word-level strict IOB2): one scorer for both sides."""
     tags, model = iob2_tag_names(ENTITY_TYPES), config.model
     windows = {"max_length": model.max_length, "stride": model.stride}
-    result = evaluate_model(model_dir, None, dataset["test"], tag_names=tags, **windows)
+    result = evaluate_model(model_dir, None, dataset[split], tag_names=tags, **windows)
     return float(result.metrics["entity_f1"])
 
 

@@ -79,8 +79,8 @@ class Evaluation(Scores):
 
 
 class PrecisionCheck(BaseModel):
-    """The first evaluation of a run whose `precision: auto` resolved to bf16, scored in bf16 and again in fp32
-    with the same weights: the entity F1 of each, and whether bf16 fell too far below for the run to keep it."""
+    """The evaluation that decided a `precision: auto` run's bf16, scored in bf16 and again in fp32 with the same
+    weights: the entity F1 of each, and whether bf16 fell too far below for the run to keep it."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
