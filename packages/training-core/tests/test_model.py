@@ -106,6 +106,20 @@ def test_save_and_load_round_trip_through_safetensors(saved_model, tiny_config):
     assert (folder / "model.safetensors").stat().st_mode == (folder / "config.json").stat().st_mode  # not private
 
 
+def test_saving_draws_no_progress_bar_and_leaves_transformers_bars_as_they_were(tiny_config, tmp_path, capsys):
+    """transformers 5 draws a bar per save (a line in a run's output at each checkpoint); ours hides it for the save
+    only."""
+    from transformers.utils import logging as transformers_logging
+
+    model, tokenizer = create_model_and_tokenizer(tiny_config)
+    capsys.readouterr()
+
+    save_model(model, tokenizer, tmp_path / "model")
+
+    assert "Writing model shards" not in capsys.readouterr().err
+    assert transformers_logging.is_progress_bar_enabled()
+
+
 def test_saving_again_replaces_the_folder(saved_model, tiny_config):
     folder, _ = saved_model
     (folder / "stale.txt").write_text("from an older save", encoding="utf-8")

@@ -122,7 +122,7 @@ def position_offset(model_config: PretrainedConfig) -> int:
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
     try:
-        with atomic_directory(folder) as staging:
+        with atomic_directory(folder) as staging, _no_progress_bar():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
     except (OSError, RuntimeError, SafetensorError) as error:
@@ -156,6 +156,18 @@ def _quiet_load_report() -> Iterator[None]:
         yield
     finally:
         transformers_logging.set_verbosity(previous)
+
+
+@contextlib.contextmanager
+def _no_progress_bar() -> Iterator[None]:
+    """Hide the progress bar transformers 5 draws for each save: one per checkpoint and best model in a run's output."""
+    shown = transformers_logging.is_progress_bar_enabled()
+    transformers_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if shown:
+            transformers_logging.enable_progress_bar()
 
 
 def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
