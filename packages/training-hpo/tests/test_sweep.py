@@ -449,3 +449,31 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "1"]
+
+
+def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:
+    """A sweep pickles its dataset once for all its trial processes (parallel trials ask from threads); a trial process
+    unpickles it with the garbage collector paused, then freezes what it starts with, the collector on again."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from data.documents import Document
+    from training.hpo.trial_runner import TrialData
+
+    documents = [Document.from_words(f"d{i}", ["Ada", "wrote", "code"], ["B-PER", "O", "O"]) for i in range(50)]
+    data = TrialData(Dataset({"train": documents}, labels=["PER"]))
+    with ThreadPoolExecutor(4) as pool:
+        pickled = list(pool.map(lambda _: data.pickled(), range(8)))
+    assert all(blob is pickled[0] for blob in pickled)
+
+    code = """
+        import gc, pickle, sys
+        from training.hpo.trial_runner import _unpickled
+
+        dataset = _unpickled(sys.stdin.buffer.read())
+        print(gc.isenabled(), gc.get_freeze_count() > 1000, dataset.fingerprint, len(dataset["train"]))
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, input=pickled[0], capture_output=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr.decode()
+    assert result.stdout.decode().split() == ["True", "True", data.dataset.fingerprint, "50"]

@@ -28,7 +28,7 @@ from training.hpo.storage import open_storage
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
-from training.hpo.trial_runner import Isolation, run_trial
+from training.hpo.trial_runner import Isolation, TrialData, run_trial
 
 if TYPE_CHECKING:
     from training.hpo.mlflow_tracking import SweepTracker
@@ -58,7 +58,7 @@ class SweepWorker:
         tracking_uri: str | None = None,
         events: EventSink | None = None,
     ) -> None:
-        self.record, self.folder, self.dataset, self.isolation = record, folder, dataset, isolation
+        self.record, self.folder, self.data, self.isolation = record, folder, TrialData(dataset), isolation
         self.events = events
         self.parallel, self.threads = parallel, trial_threads(parallel)
         self.devices = DevicePool(visible_gpus() if gpus is None else gpus, parallel)
@@ -167,7 +167,7 @@ class SweepWorker:
         )
         reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
         progress = reporter.progress if self.events is not None else None
-        return run_trial(spec, self.dataset, reporter, self.isolation, progress)
+        return run_trial(spec, self.data, reporter, self.isolation, progress)
 
     def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
         """Record why `trial` failed and fail it; after too many failures in a row, stop the sweep."""
