@@ -96,7 +96,7 @@ def test_spans_and_tags_round_trip() -> None:
 
 
 def test_tags_must_pair_with_words() -> None:
-    with pytest.raises(ValueError):
+    with pytest.raises(DataError, match="1 tags for 2 words; expected one tag per word"):
         tags_to_spans(split_words("a b"), ["O"])
 
 

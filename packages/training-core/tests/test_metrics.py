@@ -1,6 +1,7 @@
 """Entity-level metrics on word-level IOB2 tags: strict versus lenient, micro versus macro, defined edge cases."""
 
 import json
+import random
 import subprocess
 import sys
 import warnings
@@ -9,10 +10,10 @@ import pytest
 from seqeval.metrics import classification_report
 from seqeval.scheme import IOB2
 
-from data.documents import Word, tags_to_spans
+from data.documents import Word, tag_runs, tags_to_spans
 from training.common.errors import InputError
 from training.core import compute_metrics
-from training.core.decoding import repair_iob2
+from training.core.decoding import stray_starts
 from training.core.metrics import format_entity_table, span_metrics
 
 
@@ -49,17 +50,38 @@ def test_strict_scores_the_entities_predict_decodes_where_seqeval_drops_a_stray_
     assert metrics["repaired_entities"] == 1
 
 
-def test_repair_turns_each_stray_inside_tag_into_a_beginning():
-    assert repair_iob2(["O", "I-X", "I-X", "I-Y", "B-X", "I-X", "O", "I-X"]) == (
-        "O",
-        "B-X",
-        "I-X",
-        "B-Y",
-        "B-X",
-        "I-X",
-        "O",
-        "B-X",
-    )
+def test_each_stray_inside_tag_starts_an_entity_as_a_beginning_would():
+    tags = ["O", "I-X", "I-X", "I-Y", "B-X", "I-X", "O", "I-X", "B-X"]
+
+    assert list(tag_runs(tags)) == [("X", 1, 3), ("Y", 3, 4), ("X", 4, 6), ("X", 7, 8), ("X", 8, 9)]
+
+
+@pytest.mark.filterwarnings("ignore:Precision and F-score are ill-defined")
+def test_strict_scores_equal_seqeval_strict_iob2_on_random_valid_tags():
+    """Strict entities are read without seqeval; on valid IOB2 they must be exactly seqeval's strict ones."""
+    rng = random.Random(7)
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+
+    def valid_document(length: int) -> list[str]:
+        tags = [rng.choice(names) for _ in range(length)]
+        strays = set(stray_starts(tags))
+        return [f"B-{tag[2:]}" if position in strays else tag for position, tag in enumerate(tags)]
+
+    for _ in range(20):
+        gold = [valid_document(rng.randint(1, 30)) for _ in range(10)]
+        # half of each document right, the rest guessed (a valid sequence starts with B- or O: no stray at the seam)
+        predicted = [tags[: len(tags) // 2] + valid_document(len(tags) - len(tags) // 2) for tags in gold]
+
+        ours = compute_metrics(gold, predicted)
+        theirs = classification_report(gold, predicted, mode="strict", scheme=IOB2, output_dict=True)
+
+        assert ours["entity_f1"] == pytest.approx(theirs["micro avg"]["f1-score"])
+        assert ours["repaired_entities"] == 0
+        for label, row in ours["per_entity"].items():
+            assert (row["precision"], row["recall"]) == pytest.approx(
+                (theirs[label]["precision"], theirs[label]["recall"])
+            )
+            assert row["support"] == theirs[label]["support"]
 
 
 def test_span_metrics_count_exact_character_spans():

@@ -102,17 +102,23 @@ def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str
     return tuple(tags)
 
 
-def tags_to_spans(words: tuple[Word, ...], tags: list[str] | tuple[str, ...]) -> tuple[Span, ...]:
-    """Entity spans of IOB2 `tags` over `words` (a stray `I-` starts a new entity)."""
-    spans: list[Span] = []
-    label, start, end = None, 0, 0
-    for word, tag in zip(words, tags, strict=True):
+def tag_runs(tags: Sequence[str]) -> Iterator[tuple[str, int, int]]:
+    """Each entity of IOB2 `tags` as (type, first word, last word + 1): a `B-X` or a stray `I-X` starts one, the
+    `I-X` after it continue it (on valid IOB2, exactly seqeval's strict IOB2 entities)."""
+    label: str | None = None
+    first = 0
+    for position, tag in enumerate(tags):
         if tag.startswith("I-") and tag[2:] == label:
-            end = word.end
             continue
         if label is not None:
-            spans.append(Span(start, end, label))
-        label, start, end = (tag[2:], word.start, word.end) if tag != "O" else (None, 0, 0)
+            yield label, first, position
+        label, first = (tag[2:], position) if tag != "O" else (None, 0)
     if label is not None:
-        spans.append(Span(start, end, label))
-    return tuple(spans)
+        yield label, first, len(tags)
+
+
+def tags_to_spans(words: tuple[Word, ...], tags: Sequence[str]) -> tuple[Span, ...]:
+    """Entity spans of IOB2 `tags` over `words` (a stray `I-` starts a new entity)."""
+    if len(words) != len(tags):
+        raise DataError(f"{len(tags)} tags for {len(words)} words; expected one tag per word")
+    return tuple(Span(words[first].start, words[last - 1].end, label) for label, first, last in tag_runs(tags))

@@ -1,18 +1,17 @@
 """The one decoder from word tags to entities, shared by the metrics, the HPO objective and `predict`.
 
-Predicted tags are repaired to valid IOB2 as conlleval and Hugging Face's pipeline read them: an `I-X` that does not
-continue an X entity starts one, so `O I-PER I-PER` is one PER entity in evaluation exactly as in prediction.
+Predicted tags are read as conlleval and Hugging Face's pipeline read them: an `I-X` that does not continue an X
+entity starts one, so `O I-PER I-PER` is one PER entity in evaluation exactly as in prediction.
 """
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from data.documents import Document, tags_to_spans
+from data.documents import Document, tag_runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,14 +43,6 @@ def stray_starts(tags: Sequence[str]) -> Iterator[int]:
         previous = tag
 
 
-def repair_iob2(tags: Sequence[str]) -> tuple[str, ...]:
-    """`tags` as valid IOB2: each stray `I-X` becomes `B-X`, every other tag is kept."""
-    repaired = list(tags)
-    for position in stray_starts(tags):
-        repaired[position] = "B-" + repaired[position][2:]
-    return tuple(repaired)
-
-
 def document_predictions(
     documents: Sequence[Document],
     merged: Mapping[int, tuple[np.ndarray, np.ndarray]],
@@ -70,11 +61,11 @@ def document_predictions(
 
 
 def _entities(document: Document, tags: Sequence[str], scores: Sequence[float]) -> tuple[Entity, ...]:
-    """The entities of word tags; an entity's score is the mean probability of its words' tags."""
-    starts = [word.start for word in document.words]
+    """The entities of word tags (a stray `I-X` starts one); an entity's score is the mean probability of its words'
+    tags."""
     entities = []
-    for span in tags_to_spans(document.words, repair_iob2(tags)):
-        first, last = bisect_left(starts, span.start), bisect_left(starts, span.end)
+    for label, first, last in tag_runs(tags):
+        start, end = document.words[first].start, document.words[last - 1].end
         score = float(sum(scores[first:last]) / (last - first))
-        entities.append(Entity(span.start, span.end, span.label, document.text[span.start : span.end], score))
+        entities.append(Entity(start, end, label, document.text[start:end], score))
     return tuple(entities)

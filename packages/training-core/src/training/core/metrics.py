@@ -1,8 +1,9 @@
-"""Entity-level NER metrics on word-level IOB2 tags: strict (seqeval IOB2) or lenient (conlleval-like).
+"""Entity-level NER metrics on word-level IOB2 tags: strict (seqeval's strict IOB2) or lenient (conlleval-like).
 
-seqeval's strict IOB2 silently drops an entity starting with `I-`, so predictions are first repaired as `predict`
-decodes them (`repaired_entities` counts them); references must be valid IOB2. Counts come from seqeval's entity
-readers, not its metric functions, so a zero denominator gives 0.0 without an `UndefinedMetricWarning`.
+Strict: references must be valid IOB2, on which seqeval's strict entities are each `B-X` with the `I-X` after it;
+predictions are read as `predict` decodes them, a stray `I-X` starting an entity (`repaired_entities` counts them),
+where seqeval's strict IOB2 would silently drop it. Lenient entities come from seqeval's chunker. Counts, not seqeval's
+metric functions, so a zero denominator gives 0.0 without an `UndefinedMetricWarning`.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from seqeval.scheme import IOB2, Entities
-
+from data.documents import tag_runs
 from training.common.errors import InputError
-from training.core.decoding import repair_iob2, stray_starts
+from training.core.decoding import stray_starts
 
 Mode = Literal["strict", "lenient"]
 # (document index, entity type, first word, last word + 1)
@@ -42,7 +42,7 @@ def compute_metrics(
     if mode == "strict":
         _check_strict_references(gold_docs)
         gold_entities = _strict_entities(gold_docs)
-        predicted_entities = _strict_entities([list(repair_iob2(doc)) for doc in predicted_docs])
+        predicted_entities = _strict_entities(predicted_docs)
         repaired = sum(1 for doc in predicted_docs for _ in stray_starts(doc))
     else:
         gold_entities = _lenient_entities(gold_docs)
@@ -96,11 +96,7 @@ def _check_strict_references(documents: list[list[str]]) -> None:
 
 
 def _strict_entities(documents: list[list[str]]) -> set[_Entity]:
-    return {
-        (index, entity.tag, entity.start, entity.end)
-        for index, entities in enumerate(Entities(documents, IOB2).entities)
-        for entity in entities
-    }
+    return {(index, *run) for index, tags in enumerate(documents) for run in tag_runs(tags)}
 
 
 def _lenient_entities(documents: list[list[str]]) -> set[_Entity]:
