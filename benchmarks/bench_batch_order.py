@@ -22,6 +22,7 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+import hf_search
 import hpo_contenders as contenders
 import torch
 import transformers
@@ -42,16 +43,16 @@ def ours(config: TrainingConfig, dataset: Dataset, folder: Path, group_by_length
 
 def huggingface(config: TrainingConfig, dataset: Dataset, folder: Path) -> tuple[float, float]:
     _, tokenizer = create_model_and_tokenizer(config)
-    train, validation = (contenders.Windows(dataset[name], tokenizer, config) for name in ("train", "validation"))
+    train, validation = (hf_search.Windows(dataset[name], tokenizer, config) for name in ("train", "validation"))
     overrides = {"learning_rate": config.training.learning_rate}
     overrides["per_device_train_batch_size"] = config.training.batch_size
-    trainer = contenders.TimedTrainer(
-        model_init=contenders.Timing().model_init(config),
-        args=contenders.arguments(config, folder, **overrides),
+    trainer = hf_search.TimedTrainer(
+        model_init=hf_search.Timing().model_init(config),
+        args=hf_search.arguments(config, folder, **overrides),
         train_dataset=train,
         eval_dataset=validation,
         data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=contenders.entity_f1,
+        compute_metrics=hf_search.entity_f1,
     )
     trainer.train()
     own = trainer.evaluate()["eval_entity_f1"]

@@ -48,29 +48,12 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import hpo_contenders
 import optuna
 import psutil
-import torch
-import transformers
-from hpo_contenders import (
-    BATCH_SIZES,
-    LEARNING_RATES,
-    SEED,
-    TimedTrainer,
-    Timing,
-    Windows,
-    arguments,
-    bench_config,
-    entity_f1,
-    our_hpo,
-    search_settings,
-    split_workload,
-)
-from transformers import DataCollatorForTokenClassification
+from hpo_contenders import BATCH_SIZES, LEARNING_RATES, SEED, bench_config, our_hpo, search_settings, split_workload
 
 from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
 from data.loaders import Dataset, load_dataset
 from training.config.schema import TrainingConfig
 from training.core.cv_utils import create_kfold_splits
-from training.core.model import create_model_and_tokenizer
 from training.hpo import run_local_hpo_sweep
 from training.hpo.report import pruning_savings
 from training.hpo.trial_record import TrialRecord
@@ -115,6 +98,11 @@ def ours(
 
 
 def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: Path) -> dict[str, Any]:
+    from hf_search import TimedTrainer, Timing, Windows, arguments, entity_f1  # torch and transformers: HF's side only
+    from transformers import DataCollatorForTokenClassification
+
+    from training.core.model import create_model_and_tokenizer
+
     splits = create_kfold_splits(dataset, 2, seed=config.training.seed, stratify=config.data.stratify)
     _, tokenizer = create_model_and_tokenizer(config)
     timing = Timing()
@@ -151,6 +139,9 @@ def huggingface(config: TrainingConfig, dataset: Dataset, trials: int, folder: P
 
 
 def report(results: dict[str, dict[str, Any]], args: argparse.Namespace) -> None:
+    import torch
+    import transformers
+
     trials, documents, epochs = args.trials, args.documents, args.epochs
     print(
         f"# {trials} trials, 2 folds, {documents} generated documents, {epochs} epochs, tiny BERT; "
@@ -204,13 +195,19 @@ def _value(value: float | None) -> str:
 
 def run_contender(args: argparse.Namespace) -> dict[str, Any]:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    transformers.logging.set_verbosity_error()
+    if args.contender == "hf":
+        import transformers
+
+        transformers.logging.set_verbosity_error()
     with tempfile.TemporaryDirectory(prefix="bench-hpo-") as tmp:
         folder = Path(tmp)
         if args.refit:
             config, dataset = split_workload(args.documents, args.epochs, folder, args.model)
-            side = hpo_contenders.ours if args.contender == "ours" else hpo_contenders.huggingface
-            return side(config, dataset, args, folder)
+            if args.contender == "ours":
+                return hpo_contenders.ours(config, dataset, args, folder)
+            import hf_search
+
+            return hf_search.huggingface(config, dataset, args, folder)
         config, dataset = workload(args.documents, args.epochs, folder)
         if args.contender == "ours":
             return ours(config, dataset, args.trials, args.isolation, args.parallel, folder)

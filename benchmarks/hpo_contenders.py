@@ -1,4 +1,4 @@
-"""Sweep + refit for `bench_hpo.py --refit`, and the Hugging Face pieces both of its comparisons share.
+"""Sweep + refit for `bench_hpo.py --refit`: the workload, our side, the report (Hugging Face's side: `hf_search.py`).
 
 Ours: `run_local_hpo_sweep` on the data's fixed validation split (`validation: split`, pruning from the first
 report), then `execute_final_training` of the best config, in-process, as `training final` does (train + validation
@@ -16,6 +16,9 @@ more than the stage's wall, and "other" is the wall minus the rows above it):
   run's recorded training samples/s) and evaluation + saving (the rest of the loop); a pruned run records no
   throughput, so its loop stays unsplit; a trial's wall beyond its `train_model` run is process start and storage;
 - Hugging Face: timed around its calls (`model_init`, `Trainer.evaluate`, `Trainer.train`, `save_model`).
+
+Each side's process imports what it uses, as a user's script would: ours neither torch nor transformers (its sweep
+process never trains; its trial processes and the refit import them), Hugging Face's both, at its start.
 """
 
 from __future__ import annotations
@@ -23,36 +26,21 @@ from __future__ import annotations
 import functools
 import os
 import re
-import resource
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import optuna
 import psutil
-import torch
-from transformers import (
-    DataCollatorForTokenClassification,
-    PrinterCallback,
-    Trainer,
-    TrainerCallback,
-    TrainingArguments,
-)
 
 from data.documents import iob2_tag_names
 from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
 from data.loaders import Dataset, load_dataset
 from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
-from training.core.evaluator import evaluate_model
-from training.core.features import encode_documents
-from training.core.metrics import compute_metrics
-from training.core.model import create_model_and_tokenizer
 from training.core.run_folder import RunFolder
-from training.execution import execute_final_training
 from training.hpo import extract_best_config_from_study, run_local_hpo_sweep
 from training.hpo.study_folder import StudyFolder
 from training.hpo.trial_record import TrialRecord
@@ -127,93 +115,6 @@ def our_hpo(trials: int, isolation: str, parallel: int, validation: str, backbon
     )
 
 
-class Windows(torch.utils.data.Dataset):
-    """The documents' windows (as `train_model` encodes them) as the feature dicts the HF collator pads."""
-
-    def __init__(self, documents: Any, tokenizer: Any, config: TrainingConfig) -> None:
-        model, tags = config.model, iob2_tag_names(ENTITY_TYPES)
-        self.windows = encode_documents(documents, tokenizer, tags, model.max_length, model.stride).windows
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getitem__(self, index: int) -> dict[str, list[int]]:
-        window = self.windows[index]
-        ids, labels = list(window.input_ids), list(window.labels)
-        return {"input_ids": ids, "attention_mask": [1] * window.length, "labels": labels}
-
-
-def entity_f1(prediction: Any) -> dict[str, float]:
-    """`compute_metrics` on the labelled sub-tokens of HF's evaluation predictions."""
-    tag_names = iob2_tag_names(ENTITY_TYPES)
-    predicted, gold = np.argmax(prediction.predictions, axis=-1), prediction.label_ids
-    keep = gold != -100
-    golds = [[tag_names[t] for t in row[mask]] for row, mask in zip(gold, keep, strict=True)]
-    guesses = [[tag_names[t] for t in row[mask]] for row, mask in zip(predicted, keep, strict=True)]
-    return {"entity_f1": compute_metrics(golds, guesses)["entity_f1"]}
-
-
-def arguments(config: TrainingConfig, folder: Path, **overrides: Any) -> TrainingArguments:
-    """`TrainingArguments` with our config's epochs, decay, clipping and seed, evaluating each epoch, saving none."""
-    settings = {
-        "output_dir": str(folder),
-        "num_train_epochs": config.training.num_epochs,
-        "per_device_eval_batch_size": 32,
-        "weight_decay": config.training.weight_decay,
-        "max_grad_norm": config.training.max_grad_norm,
-        "lr_scheduler_type": "linear",
-        "eval_strategy": "epoch",
-        "save_strategy": "no",
-        "logging_strategy": "no",
-        "report_to": [],
-        "disable_tqdm": True,
-        "seed": config.training.seed,
-        "use_cpu": True,
-    }
-    return TrainingArguments(**{**settings, **overrides})
-
-
-class Timing(TrainerCallback):
-    """Training time per trial (from `model_init`) and the process's peak RSS after it."""
-
-    def __init__(self) -> None:
-        self.model_init_at: float = 0.0
-        self.creations: list[float] = []  # seconds of each model creation; the first is `Trainer.__init__`'s
-        self.training: list[float] = []
-        self.rss_mb: list[float] = []
-
-    def model_init(self, config: TrainingConfig) -> Callable[[Any], Any]:
-        """A `model_init` that marks each trial's start and adds up the seconds model creation takes."""
-
-        def create(trial: Any = None) -> Any:
-            self.model_init_at = time.perf_counter()
-            model = create_model_and_tokenizer(config)[0]
-            self.creations.append(time.perf_counter() - self.model_init_at)
-            return model
-
-        return create
-
-    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        self.training.append(time.perf_counter() - self.model_init_at)
-        self.rss_mb.append(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-class TimedTrainer(Trainer):
-    """A `Trainer` that adds up the seconds its evaluations take."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.remove_callback(PrinterCallback)
-        self.evaluation_seconds = 0.0
-
-    def evaluate(self, *args: Any, **kwargs: Any) -> dict[str, float]:
-        started = time.perf_counter()
-        try:
-            return super().evaluate(*args, **kwargs)
-        finally:
-            self.evaluation_seconds += time.perf_counter() - started
-
-
 @contextmanager
 def timed(phases: dict[str, float], name: str) -> Iterator[None]:
     started = time.perf_counter()
@@ -234,6 +135,8 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
     sweep = _trial_phases(study, StudyFolder(folder / "ours"))
     best = extract_best_config_from_study(study)
     begun, started = time.time(), time.perf_counter()
+    from training.execution import execute_final_training  # in the refit's wall: it imports torch, the sweep did not
+
     job = execute_final_training(best, output_dir=folder / "ours-final", dataset=dataset, backend="local")
     refit_wall = time.perf_counter() - started
     refit = _run_phases(RunFolder(job.output_dir), None, begun)
@@ -250,66 +153,12 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
     }
 
 
-def huggingface(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> dict[str, Any]:
-    search: dict[str, float] = {}
-    refit: dict[str, float] = {}
-    _, tokenizer = create_model_and_tokenizer(config)
-    startup = since_process_start()
-    started = time.perf_counter()
-    timing = Timing()
-    with timed(search, "setup (features, model)"):
-        train, validation = (Windows(dataset[name], tokenizer, config) for name in ("train", "validation"))
-    trainer = TimedTrainer(
-        model_init=timing.model_init(config),
-        args=arguments(config, folder / "hf-search"),
-        train_dataset=train,
-        eval_dataset=validation,
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-        compute_metrics=entity_f1,
-        callbacks=[timing],
-    )
-    storage = f"sqlite:///{folder / 'hf.db'}"
-    chosen = trainer.hyperparameter_search(n_trials=args.trials, storage=storage, **search_settings(args.model))
-    search_wall = time.perf_counter() - started
-    search["setup (features, model)"] += sum(timing.creations)
-    search["evaluation + saving"] = trainer.evaluation_seconds
-    search["training"] = sum(timing.training) - sum(timing.creations[1:]) - trainer.evaluation_seconds
-    study = optuna.load_study(study_name="hf", storage=storage)
-
-    started, timing = time.perf_counter(), Timing()
-    with timed(refit, "setup (features, model)"):
-        merged = Windows([*dataset["train"], *dataset["validation"]], tokenizer, config)
-    learning_rate, batch_size = chosen.hyperparameters["learning_rate"], chosen.hyperparameters["batch_size"]
-    overrides = {"learning_rate": learning_rate, "per_device_train_batch_size": batch_size, "eval_strategy": "no"}
-    refitter = TimedTrainer(
-        model_init=timing.model_init(config),
-        args=arguments(config, folder / "hf-final", **overrides),
-        train_dataset=merged,
-        data_collator=DataCollatorForTokenClassification(tokenizer),
-    )
-    with timed(refit, "training"):
-        refitter.train()
-    with timed(refit, "evaluation + saving"):
-        refitter.save_model(str(folder / "hf-final" / "model"))
-        tokenizer.save_pretrained(str(folder / "hf-final" / "model"))
-    refit_wall = time.perf_counter() - started
-    refit["training"] -= sum(timing.creations[1:])  # `train` creates the model again; `__init__` did it before
-    refit["setup (features, model)"] += sum(timing.creations)
-    return {
-        "startup": startup,
-        "walls": [search_wall, refit_wall],
-        "phases": [search, refit],
-        "best": chosen.objective,
-        "best_any_epoch": max(max(t.intermediate_values.values(), default=0.0) for t in study.trials),
-        "params": [learning_rate, batch_size],
-        "refit_epochs": config.training.num_epochs,
-        "pruned": sum(trial.state == optuna.trial.TrialState.PRUNED for trial in study.trials),
-        "test_f1": split_f1(folder / "hf-final" / "model", dataset, config),
-    }
-
-
 def split_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig, split: str = "test") -> float:
     """Entity F1 of a saved model on one split (word-level strict IOB2): one scorer for both sides."""
+    from training.core.evaluator import (
+        evaluate_model,  # here: scoring is outside both walls, and ours never imports torch
+    )
+
     tags, model = iob2_tag_names(ENTITY_TYPES), config.model
     windows = {"max_length": model.max_length, "stride": model.stride}
     result = evaluate_model(model_dir, None, dataset[split], tag_names=tags, **windows)
