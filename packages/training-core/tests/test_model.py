@@ -106,17 +106,20 @@ def test_save_and_load_round_trip_through_safetensors(saved_model, tiny_config):
     assert (folder / "model.safetensors").stat().st_mode == (folder / "config.json").stat().st_mode  # not private
 
 
-def test_saving_draws_no_progress_bar_and_leaves_transformers_bars_as_they_were(tiny_config, tmp_path, capsys):
-    """transformers 5 draws a bar per save (a line in a run's output at each checkpoint); ours hides it for the save
-    only."""
+def test_saving_and_loading_draw_no_progress_bar_and_leave_transformers_bars_as_they_were(
+    tiny_config, tmp_path, capsys
+):
+    """transformers 5 draws a bar per save and load (a line in a run's output at each checkpoint); ours hides them
+    for the call only."""
     from transformers.utils import logging as transformers_logging
 
     model, tokenizer = create_model_and_tokenizer(tiny_config)
     capsys.readouterr()
 
-    save_model(model, tokenizer, tmp_path / "model")
+    load_model(save_model(model, tokenizer, tmp_path / "model"))
 
-    assert "Writing model shards" not in capsys.readouterr().err
+    errors = capsys.readouterr().err
+    assert "Writing model shards" not in errors and "Loading weights" not in errors
     assert transformers_logging.is_progress_bar_enabled()
 
 

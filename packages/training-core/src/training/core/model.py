@@ -82,7 +82,7 @@ def create_model_and_tokenizer(
     if settings.backbone == TINY_BERT:
         return tiny_bert_model(model_config), tokenizer
     try:
-        with _quiet_load_report():
+        with _quiet_transformers():
             # A head of another size is replaced by a new one; one of the same size is handled below.
             model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
     except _LOAD_ERRORS as error:
@@ -122,7 +122,7 @@ def position_offset(model_config: PretrainedConfig) -> int:
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
     try:
-        with atomic_directory(folder) as staging, _no_progress_bar():
+        with atomic_directory(folder) as staging, _quiet_transformers():
             model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
     except (OSError, RuntimeError, SafetensorError) as error:
@@ -148,25 +148,17 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
 
 
 @contextlib.contextmanager
-def _quiet_load_report() -> Iterator[None]:
-    """Hide transformers' load report: a new head is expected, and weights that do not fit are our own error."""
-    previous = transformers_logging.get_verbosity()
+def _quiet_transformers() -> Iterator[None]:
+    """Hide transformers' load report (a new head is expected; weights that do not fit are our own error) and the
+    progress bars transformers 5 draws at each load and save (a line per checkpoint in a run's output)."""
+    previous, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
     transformers_logging.set_verbosity_error()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(previous)
-
-
-@contextlib.contextmanager
-def _no_progress_bar() -> Iterator[None]:
-    """Hide the progress bar transformers 5 draws for each save: one per checkpoint and best model in a run's output."""
-    shown = transformers_logging.is_progress_bar_enabled()
     transformers_logging.disable_progress_bar()
     try:
         yield
     finally:
-        if shown:
+        transformers_logging.set_verbosity(previous)
+        if bars:
             transformers_logging.enable_progress_bar()
 
 
@@ -263,7 +255,7 @@ def _load_folder(
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
     try:
-        with _quiet_load_report():  # what does not fit is reported below, in one line
+        with _quiet_transformers():  # what does not fit is reported below, in one line
             model, info = AutoModelForTokenClassification.from_pretrained(
                 folder,
                 config=model_config,
