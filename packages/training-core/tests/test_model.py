@@ -123,6 +123,31 @@ def test_saving_and_loading_draw_no_progress_bar_and_leave_transformers_bars_as_
     assert transformers_logging.is_progress_bar_enabled()
 
 
+def test_overlapping_quiet_calls_restore_transformers_settings_when_the_last_one_ends():
+    """In-process parallel trials save and load at once: the bars stay off until the last call ends, and the
+    settings from before the first one come back (bars off before stay off)."""
+    from transformers.utils import logging as transformers_logging
+
+    from training.core.model import _quiet_transformers
+
+    for bars_before in (True, False):
+        (transformers_logging.enable_progress_bar if bars_before else transformers_logging.disable_progress_bar)()
+        transformers_logging.set_verbosity_info()
+        first, second = _quiet_transformers(), _quiet_transformers()
+        try:
+            first.__enter__()
+            second.__enter__()
+            first.__exit__(None, None, None)
+            assert not transformers_logging.is_progress_bar_enabled()
+            assert transformers_logging.get_verbosity() == transformers_logging.ERROR
+            second.__exit__(None, None, None)
+            assert transformers_logging.is_progress_bar_enabled() is bars_before
+            assert transformers_logging.get_verbosity() == transformers_logging.INFO
+        finally:
+            transformers_logging.set_verbosity_warning()
+            transformers_logging.enable_progress_bar()
+
+
 def test_saving_again_replaces_the_folder(saved_model, tiny_config):
     folder, _ = saved_model
     (folder / "stale.txt").write_text("from an older save", encoding="utf-8")

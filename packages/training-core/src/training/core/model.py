@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -147,19 +148,38 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
     return names
 
 
-@contextlib.contextmanager
-def _quiet_transformers() -> Iterator[None]:
-    """Hide transformers' load report (a new head is expected; weights that do not fit are our own error) and the
-    progress bars transformers 5 draws at each load and save (a line per checkpoint in a run's output)."""
-    previous, bars = transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled()
-    transformers_logging.set_verbosity_error()
-    transformers_logging.disable_progress_bar()
-    try:
-        yield
-    finally:
-        transformers_logging.set_verbosity(previous)
-        if bars:
-            transformers_logging.enable_progress_bar()
+class _QuietTransformers:
+    """Hides transformers' load report (a new head is expected; weights that do not fit are our own error) and the
+    progress bars transformers 5 draws at each load and save (a line per checkpoint in a run's output). Calls may
+    overlap (in-process parallel trials): the first in saves the settings, the last out restores them (turning the
+    bars back on also turns huggingface_hub's on, as transformers does)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._depth = 0
+        self._saved = (transformers_logging.WARNING, True)
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[None]:
+        with self._lock:
+            if self._depth == 0:
+                self._saved = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled())
+                transformers_logging.set_verbosity_error()
+                transformers_logging.disable_progress_bar()
+            self._depth += 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._depth -= 1
+                if self._depth == 0:
+                    verbosity, bars = self._saved
+                    transformers_logging.set_verbosity(verbosity)
+                    if bars:
+                        transformers_logging.enable_progress_bar()
+
+
+_quiet_transformers = _QuietTransformers()
 
 
 def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
