@@ -40,7 +40,8 @@ _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from thre
 
 class TrialData:
     """A sweep's dataset as its trials receive it: the object itself in process, and for trial processes the bytes
-    of one pickling, made when the first one starts (not once per trial, in the sweep's process)."""
+    of one pickling, made when the first one starts (not once per trial, in the sweep's process, which keeps this one
+    copy while the sweep runs)."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset
@@ -70,7 +71,7 @@ def run_trial(
     ours, theirs = context.Pipe()
     process = context.Process(
         target=_trial_process,
-        args=(theirs, spec, data.pickled(), os.getpid()),
+        args=(theirs, spec, os.getpid()),
         name=f"trial-{spec.number}",
         daemon=True,
     )
@@ -78,6 +79,8 @@ def run_trial(
         process.start()
     theirs.close()
     try:
+        with contextlib.suppress(OSError):  # a process that died before reading it: reported below as it ended
+            ours.send_bytes(data.pickled())  # not a Process argument: the process would keep those bytes to its end
         while True:
             try:
                 kind, payload = ours.recv()
@@ -164,9 +167,9 @@ class _PipeReporter:
         self.connection.send(("progress", event))  # one way: the sweep's process forwards it, nothing comes back
 
 
-def _trial_process(connection: Connection, spec: TrialSpec, pickled: bytes, parent_pid: int) -> None:
+def _trial_process(connection: Connection, spec: TrialSpec, parent_pid: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    dataset = _unpickled(pickled)
+    dataset = _unpickled(connection.recv_bytes())
     if spec.device is not None:  # before anything touches CUDA: this process sees only its own GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device
     try:
@@ -197,13 +200,15 @@ def _trial_process(connection: Connection, spec: TrialSpec, pickled: bytes, pare
 
 def _unpickled(pickled: bytes) -> Dataset:
     """The dataset, unpickled with the garbage collector paused (its objects are all alive); then everything this
-    process starts with (the forkserver's modules, the dataset) is frozen, so the collections during training no longer
-    scan it again and again (they took 6-12% of a short run on the tiny BERT)."""
+    process holds (the dataset, and the forkserver's preloaded modules where there is one) is frozen, so that the
+    collections during training stop scanning it again and again (6-12% of a short tiny-BERT run, measured once)."""
+    enabled = gc.isenabled()
     gc.disable()
     try:
         dataset = pickle.loads(pickled)  # noqa: S301 - bytes our own sweep process pickled
     finally:
-        gc.enable()
+        if enabled:
+            gc.enable()
     gc.freeze()
     return dataset
 
