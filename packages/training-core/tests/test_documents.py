@@ -4,7 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from data.documents import Document, Span, Word, align_spans, iob2_tag_names, spans_to_tags, tags_to_spans
+from data.documents import (
+    Document,
+    Span,
+    Word,
+    align_spans,
+    iob2_tag_names,
+    spans_to_tags,
+    stray_starts,
+    tag_runs,
+    tags_to_spans,
+)
 from data.segmentation import split_words
 from training.common.errors import DataError
 
@@ -93,6 +103,14 @@ def test_spans_and_tags_round_trip() -> None:
     tags = spans_to_tags(words, spans)
     assert tags == ("B-A", "I-A", "O", "B-B", "B-B")
     assert tags_to_spans(words, tags) == spans
+
+
+def test_each_stray_inside_tag_starts_an_entity_as_a_beginning_would() -> None:
+    tags = ["O", "I-X", "I-X", "I-Y", "B-X", "I-X", "O", "I-X", "B-X"]
+
+    assert list(stray_starts(tags)) == [1, 3, 7]
+    assert list(tag_runs(tags)) == [("X", 1, 3), ("Y", 3, 4), ("X", 4, 6), ("X", 7, 8), ("X", 8, 9)]
+    assert list(tag_runs([])) == [] and list(tag_runs(["O", "O"])) == []
 
 
 def test_tags_must_pair_with_words() -> None:

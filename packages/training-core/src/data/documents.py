@@ -102,9 +102,19 @@ def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str
     return tuple(tags)
 
 
+def stray_starts(tags: Sequence[str]) -> Iterator[int]:
+    """Positions where a run of `I-X` starts without `B-X` or `I-X` before it."""
+    previous = "O"
+    for position, tag in enumerate(tags):
+        if tag.startswith("I-") and previous[2:] != tag[2:]:
+            yield position
+        previous = tag
+
+
 def tag_runs(tags: Sequence[str]) -> Iterator[tuple[str, int, int]]:
-    """Each entity of IOB2 `tags` as (type, first word, last word + 1): a `B-X` or a stray `I-X` starts one, the
-    `I-X` after it continue it (on valid IOB2, exactly seqeval's strict IOB2 entities)."""
+    """Each entity of IOB2 `tags` as (type, first word, last word + 1): a `B-X` or a stray `I-X` (see `stray_starts`)
+    starts one, the `I-X` after it continue it. On valid IOB2 these are seqeval's strict IOB2 entities (for types
+    without a leading or trailing `-`, which seqeval strips)."""
     label: str | None = None
     first = 0
     for position, tag in enumerate(tags):

@@ -6,7 +6,7 @@ entity starts one, so `O I-PER I-PER` is one PER entity in evaluation exactly as
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -32,15 +32,6 @@ class DocumentPrediction:
     tags: tuple[str, ...]
     scores: tuple[float, ...]
     entities: tuple[Entity, ...]
-
-
-def stray_starts(tags: Sequence[str]) -> Iterator[int]:
-    """Positions where a run of `I-X` starts without `B-X` or `I-X` before it."""
-    previous = "O"
-    for position, tag in enumerate(tags):
-        if tag.startswith("I-") and previous[2:] != tag[2:]:
-            yield position
-        previous = tag
 
 
 def document_predictions(

@@ -12,9 +12,8 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Literal
 
-from data.documents import tag_runs
+from data.documents import stray_starts, tag_runs
 from training.common.errors import InputError
-from training.core.decoding import stray_starts
 
 Mode = Literal["strict", "lenient"]
 # (document index, entity type, first word, last word + 1)
