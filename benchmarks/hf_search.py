@@ -1,5 +1,6 @@
 """Hugging Face's side of both `bench_hpo.py` comparisons: its features, metric, arguments and timing, and the search +
-refit contender of `--refit` (see `hpo_contenders.py`). Only Hugging Face's side imports this (torch, transformers).
+refit contender of `--refit` (see `hpo_contenders.py`). It imports torch and transformers, so `bench_hpo.py` imports it
+only in Hugging Face's process (`bench_batch_order.py`, which trains both sides in one process, at its start).
 """
 
 from __future__ import annotations

@@ -155,9 +155,8 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
 
 def split_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig, split: str = "test") -> float:
     """Entity F1 of a saved model on one split (word-level strict IOB2): one scorer for both sides."""
-    from training.core.evaluator import (
-        evaluate_model,  # here: scoring is outside both walls, and ours never imports torch
-    )
+    # imported here: scoring is outside both walls, and ours' sweep process imports no torch before it
+    from training.core.evaluator import evaluate_model
 
     tags, model = iob2_tag_names(ENTITY_TYPES), config.model
     windows = {"max_length": model.max_length, "stride": model.stride}
