@@ -453,7 +453,7 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
 
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:
     """A sweep pickles its dataset once for all its trial processes (parallel trials ask from threads); a trial process
-    unpickles it with the garbage collector paused, then freezes what it starts with, the collector on again."""
+    receives it with the garbage collector paused, then freezes what it starts with, the collector on again."""
     from concurrent.futures import ThreadPoolExecutor
 
     from data.documents import Document
@@ -466,10 +466,12 @@ def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_fro
     assert all(blob is pickled[0] for blob in pickled)
 
     code = """
-        import gc, pickle, sys
-        from training.hpo.trial_runner import _unpickled
+        import gc, multiprocessing, sys, threading
+        from training.hpo.trial_runner import _received_dataset
 
-        dataset = _unpickled(sys.stdin.buffer.read())
+        sweep, trial = multiprocessing.Pipe()
+        threading.Thread(target=sweep.send_bytes, args=(sys.stdin.buffer.read(),)).start()
+        dataset = _received_dataset(trial)
         print(gc.isenabled(), gc.get_freeze_count() > 1000, dataset.fingerprint, len(dataset["train"]))
     """
     command = [sys.executable, "-c", textwrap.dedent(code)]

@@ -169,7 +169,7 @@ class _PipeReporter:
 
 def _trial_process(connection: Connection, spec: TrialSpec, parent_pid: int) -> None:
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    dataset = _unpickled(connection.recv_bytes())
+    dataset = _received_dataset(connection)
     if spec.device is not None:  # before anything touches CUDA: this process sees only its own GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device
     try:
@@ -198,14 +198,15 @@ def _trial_process(connection: Connection, spec: TrialSpec, parent_pid: int) -> 
         connection.close()
 
 
-def _unpickled(pickled: bytes) -> Dataset:
-    """The dataset, unpickled with the garbage collector paused (its objects are all alive); then everything this
-    process holds (the dataset, and the forkserver's preloaded modules where there is one) is frozen, so that the
-    collections during training stop scanning it again and again (6-12% of a short tiny-BERT run, measured once)."""
+def _received_dataset(connection: Connection) -> Dataset:
+    """The dataset from the sweep's process (multiprocessing unpickles it, as every message on the pipe), received
+    with the garbage collector paused (its objects are all alive); then everything this process holds (the dataset,
+    and the forkserver's preloaded modules where there is one) is frozen, so that the collections during training stop
+    scanning it again and again (6-12% of a short tiny-BERT run, measured once)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
-        dataset = pickle.loads(pickled)  # noqa: S301 - bytes our own sweep process pickled
+        dataset = connection.recv()
     finally:
         if enabled:
             gc.enable()
