@@ -21,9 +21,10 @@ Per trial:
 Each contender runs in a fresh process of its own (one after the other), so memory figures start clean.
 
 `--refit` measures sweep + refit instead (see `hpo_contenders.py`): ours sweeps on the data's fixed validation split
-and refits the best config with `execute_final_training`; Hugging Face searches on the same splits and trains the
-chosen parameters once more; both chosen models are scored on a test split no trial saw, and the time of each side
-is split into start-up, setup (tokenisation, model creation), training, evaluation + saving and the rest.
+and refits the best config with `refit` (in a process from its trial processes' server); Hugging Face searches on
+the same splits and trains the chosen parameters once more; both chosen models are scored on a test split no trial
+saw, and the time of each side is split into start-up, setup (tokenisation, model creation), training, evaluation +
+saving and the rest.
 
 Usage: `python benchmarks/bench_hpo.py [--trials 8] [--documents 160] [--epochs 2] [--isolation subprocess]
 [--parallel 1] [--refit [--model tiny-bert|minilm]]`

@@ -1,13 +1,14 @@
 """Sweep + refit for `bench_hpo.py --refit`: the workload, our side, the report (Hugging Face's side: `hf_search.py`).
 
 Ours: `run_local_hpo_sweep` on the data's fixed validation split (`validation: split`, pruning from the first
-report), then `execute_final_training` of the best config, in-process, as `training final` does (train + validation
-merged, the best trial's epochs). Hugging Face: `Trainer.hyperparameter_search` on the same train and validation
-splits, then one more `Trainer.train` of the chosen parameters on train + validation (its search keeps no model),
-saved with `save_model`. Both chosen models are then scored on the test split, which no trial saw, by one scorer
-(`evaluate_model`: words, strict IOB2); that scoring is outside both walls. Best validation F1 is each search's own
-objective: ours, a trial's best epoch (the refit trains that many epochs); Hugging Face's, a trial's last epoch (its
-best epoch is printed too, from the per-epoch reports).
+report), then `refit` of the best config, as `training hpo run --refit` does: `execute_final_training` (train +
+validation merged, the best trial's epochs) in a process from the server the sweep's trial processes came from.
+Hugging Face: `Trainer.hyperparameter_search` on the same train and validation splits, then one more `Trainer.train`
+of the chosen parameters on train + validation (its search keeps no model), saved with `save_model`. Both chosen
+models are then scored on the test split, which no trial saw, by one scorer (`evaluate_model`: words, strict IOB2);
+that scoring is outside both walls. Best validation F1 is each search's own objective: ours, a trial's best epoch
+(the refit trains that many epochs); Hugging Face's, a trial's last epoch (its best epoch is printed too, from the
+per-epoch reports).
 
 Where the time goes, per stage (seconds; rows of trials are summed over trials, so parallel trials can add up to
 more than the stage's wall, and "other" is the wall minus the rows above it):
@@ -18,7 +19,8 @@ more than the stage's wall, and "other" is the wall minus the rows above it):
 - Hugging Face: timed around its calls (`model_init`, `Trainer.evaluate`, `Trainer.train`, `save_model`).
 
 Each side's process imports what it uses, as a user's script would: ours neither torch nor transformers (its sweep
-process never trains; its trial processes and the refit import them), Hugging Face's both, at its start.
+process never trains; the server of its trial and refit processes imports them once), Hugging Face's both, at its
+start.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
 from data.loaders import Dataset, load_dataset
 from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
 from training.core.run_folder import RunFolder
-from training.hpo import extract_best_config_from_study, run_local_hpo_sweep
+from training.hpo import extract_best_config_from_study, refit, run_local_hpo_sweep
 from training.hpo.study_folder import StudyFolder
 from training.hpo.trial_record import TrialRecord
 
@@ -135,16 +137,14 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
     sweep = _trial_phases(study, StudyFolder(folder / "ours"))
     best = extract_best_config_from_study(study)
     begun, started = time.time(), time.perf_counter()
-    from training.execution import execute_final_training  # in the refit's wall: it imports torch, the sweep did not
-
-    job = execute_final_training(best, output_dir=folder / "ours-final", dataset=dataset, backend="local")
+    job = refit(best, output_dir=folder / "ours-final", dataset=dataset)
     refit_wall = time.perf_counter() - started
-    refit = _run_phases(RunFolder(job.output_dir), None, begun)
-    refit["process, storage, lineage"] = begun + refit_wall - _log_times(RunFolder(job.output_dir))[-1]
+    refit_phases = _run_phases(RunFolder(job.output_dir), None, begun)
+    refit_phases["process, storage, lineage"] = begun + refit_wall - _log_times(RunFolder(job.output_dir))[-1]
     return {
         "startup": startup,
         "walls": [sweep_wall, refit_wall],
-        "phases": [sweep, refit],
+        "phases": [sweep, refit_phases],
         "best": study.best_value,
         "params": [best.hyperparameters[key] for key in ("training.learning_rate", "training.batch_size")],
         "refit_epochs": best.num_epochs,

@@ -1,11 +1,16 @@
-"""The guide's next step: the best config refits through `execute_final_training`, and lineage leads back."""
+"""The guide's next step: the best config refits through `execute_final_training` (or `refit`, in a trial
+process), and lineage leads back."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from data.loaders import Dataset
 from training.common.errors import InputError
 from training.hpo import extract_best_config_from_study
 
@@ -37,3 +42,57 @@ def test_a_study_recorded_by_the_first_format_still_opens(swept: tuple) -> None:
     old.set_user_attr(RECORD, first | {"format": 3})
     with pytest.raises(InputError, match="study 'old' was not made by run_local_hpo_sweep"):
         SweepSettings.load(old)
+
+
+def test_refit_trains_in_a_trial_process_so_its_caller_never_imports_torch(swept: tuple, tmp_path: Path) -> None:
+    """A fresh interpreter refits the best config through `refit`: the run is `execute_final_training`'s (its lineage
+    names the trial), and the caller's process never imported torch or transformers (the trial process did)."""
+    from training.execution import extract_lineage_from_best_model
+
+    study, study_dir = swept
+    best_config = extract_best_config_from_study(study)  # and best_config.json in the study folder
+    script = (
+        "import sys\n"
+        "from training.hpo import refit\n"
+        f"job = refit({str(study_dir / 'best_config.json')!r}, output_dir={str(tmp_path / 'final')!r})\n"
+        "print(job.status, job.model_dir, 'torch' in sys.modules or 'transformers' in sys.modules)\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["completed", str((tmp_path / "final" / "model").resolve()), "False"]
+    lineage = extract_lineage_from_best_model(tmp_path / "final")
+    assert lineage.study == best_config.study and lineage.evaluated_on == "test"
+
+
+def test_refit_raises_the_input_errors_of_execute_final_training_and_writes_nothing(
+    swept: tuple, dataset: Dataset, tmp_path: Path
+) -> None:
+    """A refit on other data than the sweep's is refused in the trial process; the caller gets the same typed error
+    (the CLI's exit code 2 and one line), and no run folder is made."""
+    from training.hpo import refit
+
+    best_config = extract_best_config_from_study(swept[0])
+    other = Dataset({name: dataset[name][1:] for name in dataset}, labels=dataset.labels)
+    with pytest.raises(InputError, match="refit on the sweep's data") as raised:
+        refit(best_config, output_dir=tmp_path / "final", dataset=other)
+    assert raised.value.exit_code == 2
+    assert not (tmp_path / "final").exists()
+
+
+def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: Path, tmp_path: Path) -> None:
+    """`training hpo run --refit DIR`: the sweep's outcome, then the refit's as the last JSON line, its run folder
+    tracing back to the best trial."""
+    from training.execution import extract_lineage_from_best_model
+
+    command = [
+        sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick",
+        "--study-dir", str(tmp_path / "study"), "--n-trials", "1", "--inprocess", "--json",
+        "--refit", str(tmp_path / "final"),
+    ]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    *_, outcome, refitted = (json.loads(line) for line in run.stdout.splitlines())
+    assert refitted["refit"]["outputs"] == str((tmp_path / "final").resolve())
+    assert 0.0 <= refitted["refit"]["metrics"]["entity_f1"] <= 1.0
+    lineage = extract_lineage_from_best_model(tmp_path / "final")
+    assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]

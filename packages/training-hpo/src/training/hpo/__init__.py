@@ -18,6 +18,7 @@ __getattr__, __dir__, _names = attach(
         "extract_best_config_from_study": "training.hpo.best_config",
         "load_study": "training.hpo.storage",
         "parse_event": "training.hpo.events",
+        "refit": "training.hpo.refit_job",
         "resume_hpo_sweep": "training.hpo.sweep",
         "run_local_hpo_sweep": "training.hpo.sweep",
         "submit_azure_sweep_job": "training.hpo.azure_sweep",
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from training.hpo.azure_sweep import build_azure_sweep_job, submit_azure_sweep_job, write_azure_sweep_job
     from training.hpo.best_config import extract_best_config_from_study
     from training.hpo.events import EventSink, parse_event
+    from training.hpo.refit_job import refit
     from training.hpo.report import trials_table, write_report
     from training.hpo.search_space import SearchSpace, create_search_space
     from training.hpo.storage import load_study

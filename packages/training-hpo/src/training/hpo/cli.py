@@ -27,6 +27,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--backbone", help="model config name or backbone id to tune")
     _budget_arguments(run)
     run.add_argument("--storage", help="RDB URL or journal file (default: SQLite in the study folder)")
+    run.add_argument(
+        "--refit",
+        type=Path,
+        metavar="DIR",
+        help="then train the best config into DIR as `training final` does (in the trials' warm process server)",
+    )
     _common_arguments(run)
     run.set_defaults(func=_run)
 
@@ -118,7 +124,31 @@ def _run(args: argparse.Namespace) -> int:
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
-    return _summary(study, args.json)
+    _summary(study, args.json)
+    return _refit(study, args) if args.refit is not None else 0
+
+
+def _refit(study: Any, args: argparse.Namespace) -> int:
+    """`hpo run --refit DIR`: the best config's final training, as `training final --backend local` runs it."""
+    from training.core.run_folder import RunFolder
+    from training.hpo.best_config import extract_best_config_from_study
+    from training.hpo.refit_job import refit
+
+    job = refit(
+        extract_best_config_from_study(study),
+        output_dir=args.refit,
+        isolation="inprocess" if args.inprocess else "subprocess",
+        tracking_uri=args.mlflow_uri,
+    )
+    metrics = RunFolder(job.output_dir).read_metrics()
+    best = metrics.best if metrics is not None else None
+    if args.json:
+        scores = best.model_dump(mode="json") if best is not None else None
+        print(json.dumps({"refit": {"job": job.id, "outputs": str(job.output_dir), "metrics": scores}}))
+    else:
+        f1 = f"entity F1 {best.entity_f1:.4f} on its evaluation split; " if best is not None else ""
+        print(f"refit {job.id}: {job.status}; {f1}model: {job.model_dir}")
+    return 0
 
 
 def _resume(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ process is gone; a Ctrl-C in it becomes KeyboardInterrupt in the sweep.
 from __future__ import annotations
 
 import contextlib
+import functools
 import gc
 import multiprocessing
 import os
@@ -19,10 +20,10 @@ import threading
 import time
 import traceback
 import types
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, TypeVar, cast
 
 from data.loaders import Dataset
 from training.common.errors import TrainingError
@@ -35,6 +36,7 @@ Isolation = Literal["subprocess", "inprocess"]
 PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
 _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
+T = TypeVar("T")
 _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from threads: one swap of __main__ at a time
 
 
@@ -63,47 +65,64 @@ def run_trial(
         try:
             return cross_validate(spec, data.dataset, reporter, progress)
         except Exception as error:
-            oom = _out_of_memory(spec, error)
+            oom = _out_of_memory(f"trial {spec.number}", error)
             if oom is not None:
                 raise oom from error
             raise
+
+    def answer(kind: str, payload: Any, connection: Connection) -> None:
+        if kind == "report":
+            connection.send(reporter.report(*payload))
+        elif kind == "progress" and progress is not None:
+            progress(payload)
+
+    work = functools.partial(_cross_validate, spec)
+    return call_in_process(f"trial {spec.number}", work, Path(spec.trial_dir) / "error.log", data, answer)
+
+
+def call_in_process(
+    name: str,
+    work: Callable[[Dataset | None, Connection], T],
+    error_log: Path,
+    data: TrialData | None = None,
+    answer: Callable[[str, Any, Connection], None] | None = None,
+) -> T:
+    """`work(dataset, connection)` in a fresh trial process, which receives `data`'s dataset (or None) first; its
+    result, or its error: `TrainingError`s as raised, CUDA out of memory as `OutOfMemory`, anything else as a
+    `TrainingError` naming `name` and `error_log` (where the traceback is). Other messages the process sends go to
+    `answer(kind, payload, connection)`."""
     context = _context()
     ours, theirs = context.Pipe()
     process = context.Process(
-        target=_trial_process,
-        args=(theirs, spec, os.getpid()),
-        name=f"trial-{spec.number}",
-        daemon=True,
+        target=_child, args=(theirs, name, work, error_log, os.getpid()), name=name.replace(" ", "-"), daemon=True
     )
     with _main_script_hidden():
         process.start()
     theirs.close()
     try:
         with contextlib.suppress(OSError):  # a process that died before reading it: reported below as it ended
-            ours.send_bytes(data.pickled())  # not a Process argument: the process would keep those bytes to its end
+            ours.send_bytes(data.pickled() if data is not None else pickle.dumps(None))  # not a Process argument:
+            # the process would keep those bytes to its end
         while True:
             try:
                 kind, payload = ours.recv()
             except EOFError:
                 break
-            if kind == "report":
-                ours.send(reporter.report(*payload))
-            elif kind == "progress":
-                if progress is not None:
-                    progress(payload)
-            elif kind == "done":
-                return payload
-            elif kind == "interrupted":
-                raise KeyboardInterrupt(f"trial {spec.number} was interrupted")
-            else:
+            if kind == "done":
+                return cast(T, payload)
+            if kind == "interrupted":
+                raise KeyboardInterrupt(f"{name} was interrupted")
+            if kind == "error":
                 raise payload
+            if answer is not None:
+                answer(kind, payload, ours)
     finally:
         ours.close()
         process.join(timeout=10)
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(f"trial {spec.number}: its process {_ended(process.exitcode)} without a result")
+    raise TrainingError(f"{name}: its process {_ended(process.exitcode)} without a result")
 
 
 def start_trial_processes(isolation: Isolation) -> None:
@@ -133,12 +152,12 @@ def _ended(exitcode: int | None) -> str:
     return f"exited with code {exitcode}"
 
 
-def _out_of_memory(spec: TrialSpec, error: BaseException) -> OutOfMemory | None:
+def _out_of_memory(name: str, error: BaseException) -> OutOfMemory | None:
     """The error as `OutOfMemory` when it is torch's CUDA out-of-memory error (else None)."""
     torch = sys.modules.get("torch")
     if torch is None or not isinstance(error, torch.cuda.OutOfMemoryError):
         return None
-    return OutOfMemory(f"trial {spec.number}: CUDA out of memory ({str(error).splitlines()[0]})")
+    return OutOfMemory(f"{name}: CUDA out of memory ({str(error).splitlines()[0]})")
 
 
 @contextlib.contextmanager
@@ -167,38 +186,41 @@ class _PipeReporter:
         self.connection.send(("progress", event))  # one way: the sweep's process forwards it, nothing comes back
 
 
-def _trial_process(connection: Connection, spec: TrialSpec, parent_pid: int) -> None:
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    dataset = _received_dataset(connection)
+def _cross_validate(spec: TrialSpec, dataset: Dataset, connection: Connection) -> CVOutcome:
     if spec.device is not None:  # before anything touches CUDA: this process sees only its own GPU
         os.environ["CUDA_VISIBLE_DEVICES"] = spec.device
-    try:
-        if spec.threads is not None:
-            import torch
+    if spec.threads is not None:
+        import torch
 
-            torch.set_num_threads(spec.threads)
-        reporter = _PipeReporter(connection)
-        outcome = cross_validate(spec, dataset, reporter, reporter.progress)
+        torch.set_num_threads(spec.threads)
+    reporter = _PipeReporter(connection)
+    return cross_validate(spec, dataset, reporter, reporter.progress)
+
+
+def _child(connection: Connection, name: str, work: Callable[..., Any], error_log: Path, parent_pid: int) -> None:
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    dataset = _received_dataset(connection)
+    try:
+        result = work(dataset, connection)
     except TrainingError as error:
         connection.send(("error", error))
     except KeyboardInterrupt:
         connection.send(("interrupted", None))
     except BaseException as error:
-        oom = _out_of_memory(spec, error)
+        oom = _out_of_memory(name, error)
         if oom is not None:
             connection.send(("error", oom))
             return
-        log = Path(spec.trial_dir) / "error.log"
-        log.parent.mkdir(parents=True, exist_ok=True)
-        log.write_text(traceback.format_exc(), encoding="utf-8")
-        connection.send(("error", TrainingError(f"trial {spec.number} failed: {error!r} (traceback in {log})")))
+        error_log.parent.mkdir(parents=True, exist_ok=True)
+        error_log.write_text(traceback.format_exc(), encoding="utf-8")
+        connection.send(("error", TrainingError(f"{name} failed: {error!r} (traceback in {error_log})")))
     else:
-        connection.send(("done", outcome))
+        connection.send(("done", result))
     finally:
         connection.close()
 
 
-def _received_dataset(connection: Connection) -> Dataset:
+def _received_dataset(connection: Connection) -> Dataset | None:
     """The dataset from the sweep's process (multiprocessing unpickles it, as every message on the pipe), received
     with the garbage collector paused (its objects are all alive); then everything this process holds (the dataset,
     and the forkserver's preloaded modules where there is one) is frozen, so that the collections during training stop
