@@ -137,7 +137,7 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
     sweep = _trial_phases(study, StudyFolder(folder / "ours"))
     best = extract_best_config_from_study(study)
     begun, started = time.time(), time.perf_counter()
-    job = refit(best, output_dir=folder / "ours-final", dataset=dataset)
+    job = refit(best, output_dir=folder / "ours-final", dataset=dataset, isolation=args.isolation)
     refit_wall = time.perf_counter() - started
     refit_phases = _run_phases(RunFolder(job.output_dir), None, begun)
     refit_phases["process, storage, lineage"] = begun + refit_wall - _log_times(RunFolder(job.output_dir))[-1]

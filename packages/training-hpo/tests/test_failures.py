@@ -132,3 +132,15 @@ def test_a_cuda_out_of_memory_trial_is_retried_once_at_half_batch_size(
     retried = RunFolder(tmp_path / "trials" / "0" / "fold-0").read_config()
     assert retried is not None
     assert (retried.training.batch_size, retried.training.gradient_accumulation_steps) == (2, 2)
+
+
+def test_an_error_whose_traceback_cannot_be_written_is_still_reported_in_one_line(tmp_path: Path) -> None:
+    from training.hpo.processes import _unexpected
+
+    (tmp_path / "trial").write_text("a file where the trial's folder would be\n")
+    try:
+        raise ValueError("boom")
+    except ValueError as error:
+        failure = _unexpected("trial 3", error, tmp_path / "trial" / "error.log")
+    assert str(failure).startswith("trial 3 failed: ValueError('boom') (its traceback could not be written: ")
+    assert "\n" not in str(failure)

@@ -15,6 +15,13 @@ from training.common.errors import InputError
 from training.hpo import extract_best_config_from_study
 
 
+def hpo_run(config_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """`training hpo run` of one quick trial into `tmp_path/study`, then a refit into `tmp_path/final`."""
+    command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]
+    command += ["--n-trials", "1", "--json", "--study-dir", str(tmp_path / "study"), "--refit", str(tmp_path / "final")]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300)
+
+
 def test_the_best_config_refits_and_its_lineage_names_the_trial(swept: tuple, tmp_path: Path) -> None:
     from training.execution import execute_final_training, extract_lineage_from_best_model
 
@@ -44,55 +51,73 @@ def test_a_study_recorded_by_the_first_format_still_opens(swept: tuple) -> None:
         SweepSettings.load(old)
 
 
-def test_refit_trains_in_a_trial_process_so_its_caller_never_imports_torch(swept: tuple, tmp_path: Path) -> None:
-    """A fresh interpreter refits the best config through `refit`: the run is `execute_final_training`'s (its lineage
-    names the trial), and the caller's process never imported torch or transformers (the trial process did)."""
+def test_refit_after_a_sweep_trains_where_the_trials_ran_and_its_caller_never_imports_torch(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """A fresh interpreter sweeps, then refits the best config through `refit`: the refit's process comes from the
+    forkserver the trials came from (the same server, so torch is imported once), the caller's process never imports
+    torch or transformers, and the run is `execute_final_training`'s (its lineage names the trial)."""
     from training.execution import extract_lineage_from_best_model
 
-    study, study_dir = swept
-    best_config = extract_best_config_from_study(study)  # and best_config.json in the study folder
-    script = (
-        "import sys\n"
-        "from training.hpo import refit\n"
-        f"job = refit({str(study_dir / 'best_config.json')!r}, output_dir={str(tmp_path / 'final')!r})\n"
-        "print(job.status, job.model_dir, 'torch' in sys.modules or 'transformers' in sys.modules)\n"
-    )
+    script = f"""
+import sys
+from multiprocessing import forkserver
+from training.hpo import extract_best_config_from_study, refit, run_local_hpo_sweep
+study = run_local_hpo_sweep(
+    "tiny-bert", {str(config_dir / "hpo" / "quick.yaml")!r}, config_dir={str(config_dir)!r},
+    study_dir={str(tmp_path / "study")!r}, n_trials=1, isolation="subprocess",
+)
+server = forkserver._forkserver._forkserver_pid
+job = refit(extract_best_config_from_study(study), output_dir={str(tmp_path / "final")!r})
+print(job.status, job.model_dir, forkserver._forkserver._forkserver_pid == server)
+print("torch" in sys.modules or "transformers" in sys.modules)
+"""
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr
-    assert result.stdout.split() == ["completed", str((tmp_path / "final" / "model").resolve()), "False"]
+    assert result.stdout.split() == ["completed", str(tmp_path.resolve() / "final" / "model"), "True", "False"]
     lineage = extract_lineage_from_best_model(tmp_path / "final")
-    assert lineage.study == best_config.study and lineage.evaluated_on == "test"
+    assert lineage.study is not None and lineage.study.trial_number == 0 and lineage.evaluated_on == "test"
 
 
-def test_refit_raises_the_input_errors_of_execute_final_training_and_writes_nothing(
+def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
     swept: tuple, dataset: Dataset, tmp_path: Path
 ) -> None:
-    """A refit on other data than the sweep's is refused in the trial process; the caller gets the same typed error
-    (the CLI's exit code 2 and one line), and no run folder is made."""
+    """A refit on other data than the sweep's is refused in the refit's process and the caller gets the same typed
+    error (the CLI's exit code 2 and one line), with no run folder made; an output that is a file fails with the
+    `OSError` an in-process refit raises."""
     from training.hpo import refit
 
     best_config = extract_best_config_from_study(swept[0])
     other = Dataset({name: dataset[name][1:] for name in dataset}, labels=dataset.labels)
     with pytest.raises(InputError, match="refit on the sweep's data") as raised:
         refit(best_config, output_dir=tmp_path / "final", dataset=other)
-    assert raised.value.exit_code == 2
+    assert type(raised.value) is InputError
     assert not (tmp_path / "final").exists()
+    (tmp_path / "taken").write_text("a file, not a folder\n")
+    with pytest.raises(FileExistsError, match="taken"):
+        refit(best_config, output_dir=tmp_path / "taken", dataset=dataset)
 
 
 def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: Path, tmp_path: Path) -> None:
-    """`training hpo run --refit DIR`: the sweep's outcome, then the refit's as the last JSON line, its run folder
-    tracing back to the best trial."""
+    """`training hpo run --refit DIR` (trials and refit in processes): the sweep's outcome, then the refit's as the
+    last JSON line, its run folder tracing back to the best trial."""
     from training.execution import extract_lineage_from_best_model
 
-    command = [
-        sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick",
-        "--study-dir", str(tmp_path / "study"), "--n-trials", "1", "--inprocess", "--json",
-        "--refit", str(tmp_path / "final"),
-    ]  # fmt: skip
-    run = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    run = hpo_run(config_dir, tmp_path)
     assert run.returncode == 0, run.stderr
     *_, outcome, refitted = (json.loads(line) for line in run.stdout.splitlines())
     assert refitted["refit"]["outputs"] == str((tmp_path / "final").resolve())
+    assert refitted["refit"]["status"] == "completed"
     assert 0.0 <= refitted["refit"]["metrics"]["entity_f1"] <= 1.0
     lineage = extract_lineage_from_best_model(tmp_path / "final")
     assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]
+
+
+def test_hpo_run_refuses_a_refit_folder_that_is_a_file_before_sweeping(config_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "final").write_text("a file\n")
+    run = hpo_run(config_dir, tmp_path)
+    assert run.returncode == 2 and "Traceback" not in run.stderr
+    assert run.stderr.strip() == (
+        f"training hpo: error: --refit {tmp_path / 'final'}: expected a folder for the final run, found a file"
+    )
+    assert not (tmp_path / "study").exists()

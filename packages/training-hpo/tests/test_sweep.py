@@ -431,7 +431,7 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
     pytest.importorskip("psutil")
     code = """
         import psutil
-        from training.hpo.trial_runner import start_trial_processes
+        from training.hpo.processes import start_trial_processes
 
         def forkservers():
             children = psutil.Process().children()
@@ -457,7 +457,7 @@ def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_fro
     from concurrent.futures import ThreadPoolExecutor
 
     from data.documents import Document
-    from training.hpo.trial_runner import TrialData
+    from training.hpo.processes import TrialData
 
     documents = [Document.from_words(f"d{i}", ["Ada", "wrote", "code"], ["B-PER", "O", "O"]) for i in range(50)]
     data = TrialData(Dataset({"train": documents}, labels=["PER"]))
@@ -467,7 +467,7 @@ def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_fro
 
     code = """
         import gc, multiprocessing, sys, threading
-        from training.hpo.trial_runner import _received_dataset
+        from training.hpo.processes import _received_dataset
 
         sweep, trial = multiprocessing.Pipe()
         threading.Thread(target=sweep.send_bytes, args=(sys.stdin.buffer.read(),)).start()

@@ -31,7 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--refit",
         type=Path,
         metavar="DIR",
-        help="then train the best config into DIR as `training final` does (in the trials' warm process server)",
+        help="then train the best config into DIR as `training final --backend local` does (where the trials ran)",
     )
     _common_arguments(run)
     run.set_defaults(func=_run)
@@ -79,9 +79,11 @@ def _budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mlflow-uri", metavar="URI", help="log the study and its trials to MLflow (default: tracking.mlflow)"
+        "--mlflow-uri", metavar="URI", help="log the study, its trials and a refit to MLflow (default: tracking.mlflow)"
     )
-    parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
+    parser.add_argument(
+        "--inprocess", action="store_true", help="run trials (and a refit) in this process (for debugging)"
+    )
     parser.add_argument(
         "--parallel", type=int, metavar="N", help="trials this process runs at once, sharing the CPU cores"
     )
@@ -106,9 +108,12 @@ def _run(args: argparse.Namespace) -> int:
     space = create_search_space(section_file(args.config_dir, "hpo", args.hpo))  # errors name the file
     hpo = space.hpo_config
     assert hpo is not None
+    if args.refit is not None and args.refit.exists() and not args.refit.is_dir():
+        raise ConfigError(f"--refit {args.refit}: expected a folder for the final run, found a file")
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
+    isolation = "inprocess" if args.inprocess else hpo.isolation
     with watching(_view_mode(args), sys.stdout) as events:
         study = run_local_hpo_sweep(
             args.backbone,
@@ -119,32 +124,36 @@ def _run(args: argparse.Namespace) -> int:
             n_trials=args.n_trials,
             timeout_s=args.timeout,
             storage=args.storage,
-            isolation="inprocess" if args.inprocess else None,
+            isolation=isolation,
             parallel_trials=args.parallel,
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
     _summary(study, args.json)
-    return _refit(study, args) if args.refit is not None else 0
+    return _refit(study, args, isolation) if args.refit is not None else 0
 
 
-def _refit(study: Any, args: argparse.Namespace) -> int:
+def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess", "inprocess"]) -> int:
     """`hpo run --refit DIR`: the best config's final training, as `training final --backend local` runs it."""
+    from training.common.errors import TrainingError
     from training.core.run_folder import RunFolder
     from training.hpo.best_config import extract_best_config_from_study
+    from training.hpo.checkpoints import best_trial_number
     from training.hpo.refit_job import refit
 
+    if best_trial_number(study) is None:
+        raise TrainingError(f"--refit {args.refit}: the sweep has no complete trial, so there is nothing to refit")
+    if not args.json:
+        print(f"refitting the best config into {args.refit} (its log: {args.refit / 'train.log'})", flush=True)
     job = refit(
-        extract_best_config_from_study(study),
-        output_dir=args.refit,
-        isolation="inprocess" if args.inprocess else "subprocess",
-        tracking_uri=args.mlflow_uri,
+        extract_best_config_from_study(study), output_dir=args.refit, isolation=isolation, tracking_uri=args.mlflow_uri
     )
     metrics = RunFolder(job.output_dir).read_metrics()
     best = metrics.best if metrics is not None else None
     if args.json:
         scores = best.model_dump(mode="json") if best is not None else None
-        print(json.dumps({"refit": {"job": job.id, "outputs": str(job.output_dir), "metrics": scores}}))
+        outcome = {"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": scores}
+        print(json.dumps({"refit": outcome}))
     else:
         f1 = f"entity F1 {best.entity_f1:.4f} on its evaluation split; " if best is not None else ""
         print(f"refit {job.id}: {job.status}; {f1}model: {job.model_dir}")

@@ -16,7 +16,7 @@ class TrialFailed(Exception):
 
 
 class OutOfMemory(TrainingError):
-    """A trial process ran out of GPU memory (`torch.cuda.OutOfMemoryError`)."""
+    """A trial or a refit ran out of GPU memory (`torch.cuda.OutOfMemoryError`)."""
 
 
 class SweepStopped(TrainingError):

@@ -3,7 +3,9 @@
 It is `execute_final_training` with backend `local` (the same run folder, lineage, resume and tracking), run where
 the sweep's trials ran: after a sweep in the same Python process that server has torch, transformers and the trainer
 imported already (seconds saved), and like a trial the process returns all its memory, GPU memory included, when it
-ends. `isolation="inprocess"` runs it in this process.
+ends. The process starts from the server's state, not the caller's: environment variables set after the sweep
+began and the caller's logging set-up do not reach it (its log is the run folder's `train.log`).
+`isolation="inprocess"` runs it in this process.
 """
 
 from __future__ import annotations
@@ -12,12 +14,12 @@ import functools
 import os
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Any
 
 from data.loaders import Dataset
+from training.common.errors import ConfigError
 from training.config.best import BestConfig
 from training.execution.handle import JobHandle
-from training.hpo.trial_runner import Isolation, TrialData, call_in_process
+from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory
 
 
 def refit(
@@ -33,28 +35,63 @@ def refit(
     registered_model_name: str | None = None,
     isolation: Isolation = "subprocess",
 ) -> JobHandle:
-    """Refit `best_config` into `output_dir` and return the finished job; the arguments are
-    `execute_final_training`'s (its errors too), `dataset` is sent to the refit's process."""
+    """Refit `best_config` into `output_dir` and return the finished job. The arguments are `execute_final_training`'s
+    and so are its errors (a CUDA out-of-memory error as `OutOfMemory`; an error of no known kind as a
+    `TrainingError` naming `<output_dir>/error.log`); `dataset` is sent to the refit's process."""
+    if isolation not in ("subprocess", "inprocess"):
+        raise ConfigError(f"isolation: expected 'subprocess' or 'inprocess', got {isolation!r}")
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
-    options: dict[str, Any] = {
-        "output_dir": Path(output_dir).expanduser().resolve(),
-        "data_path": data_path,
-        "keep_holdout": keep_holdout,
-        "force": force,
-        "other_data": other_data,
-        "tracking_uri": tracking_uri,
-        "registered_model_name": registered_model_name,
-    }
+    output = Path(output_dir).expanduser().resolve()
+    work = functools.partial(
+        _final_training,
+        best,
+        output_dir=output,
+        data_path=data_path,
+        keep_holdout=keep_holdout,
+        force=force,
+        other_data=other_data,
+        tracking_uri=tracking_uri,
+        registered_model_name=registered_model_name,
+    )
     if isolation == "inprocess":
-        return _final_training(best, options, dataset)
-    work = functools.partial(_final_training, best, options)
+        try:
+            return work(dataset, None)
+        except Exception as error:
+            oom = out_of_memory("refit", error)
+            if oom is not None:
+                raise oom from error
+            raise
+    if output.is_dir():
+        (output / "error.log").unlink(missing_ok=True)  # from an earlier refit that failed here
     data = TrialData(dataset) if dataset is not None else None
-    return call_in_process("refit", work, options["output_dir"] / "error.log", data)
+    return call_in_process("refit", work, output / "error.log", data, passthrough=(OSError, ImportError))
 
 
 def _final_training(
-    best: BestConfig, options: dict[str, Any], dataset: Dataset | None, connection: Connection | None = None
+    best: BestConfig,
+    dataset: Dataset | None,
+    _connection: Connection | None,
+    *,
+    output_dir: Path,
+    data_path: str | os.PathLike[str] | None,
+    keep_holdout: bool,
+    force: bool,
+    other_data: bool,
+    tracking_uri: str | None,
+    registered_model_name: str | None,
 ) -> JobHandle:
+    """The refit process's work (it sends nothing but its result: the connection is unused)."""
     from training.execution.final import execute_final_training  # imports torch: not in the caller's process
 
-    return execute_final_training(best, dataset=dataset, backend="local", **options)
+    return execute_final_training(
+        best,
+        output_dir=output_dir,
+        dataset=dataset,
+        data_path=data_path,
+        backend="local",
+        keep_holdout=keep_holdout,
+        force=force,
+        other_data=other_data,
+        tracking_uri=tracking_uri,
+        registered_model_name=registered_model_name,
+    )

@@ -24,6 +24,7 @@ from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
 from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
+from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
@@ -35,7 +36,6 @@ from training.hpo.storage import (
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import SweepSettings
-from training.hpo.trial_runner import Isolation, start_trial_processes
 from training.hpo.worker import SweepWorker
 
 logger = logging.getLogger("training.hpo")

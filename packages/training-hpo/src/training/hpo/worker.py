@@ -21,6 +21,7 @@ from training.hpo.devices import DevicePool, visible_gpus
 from training.hpo.events import EventSink, TrialStarted, sweep_finished, sweep_started, trial_finished
 from training.hpo.failures import FailureStreak, OutOfMemory, TrialFailed, one_line
 from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count
+from training.hpo.processes import Isolation, TrialData
 from training.hpo.recovery import process_identity, recover_interrupted_trials, requeue
 from training.hpo.sampling import process_seed, pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
@@ -28,7 +29,7 @@ from training.hpo.storage import open_storage
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
-from training.hpo.trial_runner import Isolation, TrialData, run_trial
+from training.hpo.trial_runner import run_trial
 
 if TYPE_CHECKING:
     from training.hpo.mlflow_tracking import SweepTracker
