@@ -144,3 +144,23 @@ def test_an_error_whose_traceback_cannot_be_written_is_still_reported_in_one_lin
         failure = _unexpected("trial 3", error, tmp_path / "trial" / "error.log")
     assert str(failure).startswith("trial 3 failed: ValueError('boom') (its traceback could not be written: ")
     assert "\n" not in str(failure)
+
+
+def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_a_training_error(tmp_path: Path) -> None:
+    import multiprocessing
+
+    from training.common.errors import TrainingError
+    from training.hpo.processes import _send_error
+
+    class LocalError(OSError):  # a class defined in a function cannot be pickled
+        pass
+
+    ours, theirs = multiprocessing.Pipe()
+    try:
+        raise LocalError("disk gone")
+    except LocalError as error:
+        _send_error(theirs, "refit", error, tmp_path / "error.log")
+    kind, sent = ours.recv()
+    assert kind == "error" and type(sent) is TrainingError
+    assert str(sent) == f"refit failed: LocalError('disk gone') (traceback in {tmp_path / 'error.log'})"
+    assert "LocalError: disk gone" in (tmp_path / "error.log").read_text(encoding="utf-8")

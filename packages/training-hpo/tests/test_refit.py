@@ -15,10 +15,11 @@ from training.common.errors import InputError
 from training.hpo import extract_best_config_from_study
 
 
-def hpo_run(config_dir: Path, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+def hpo_run(config_dir: Path, tmp_path: Path, *more: str) -> subprocess.CompletedProcess[str]:
     """`training hpo run` of one quick trial into `tmp_path/study`, then a refit into `tmp_path/final`."""
     command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]
     command += ["--n-trials", "1", "--json", "--study-dir", str(tmp_path / "study"), "--refit", str(tmp_path / "final")]
+    command += more
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
@@ -105,19 +106,24 @@ def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: P
 
     run = hpo_run(config_dir, tmp_path)
     assert run.returncode == 0, run.stderr
-    *_, outcome, refitted = (json.loads(line) for line in run.stdout.splitlines())
+    outcome, refitted = (json.loads(line) for line in run.stdout.splitlines()[-2:])
     assert refitted["refit"]["outputs"] == str((tmp_path / "final").resolve())
     assert refitted["refit"]["status"] == "completed"
     assert 0.0 <= refitted["refit"]["metrics"]["entity_f1"] <= 1.0
     lineage = extract_lineage_from_best_model(tmp_path / "final")
     assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]
+    trained = (tmp_path / "final" / "metrics.json").stat().st_mtime_ns
+    again = hpo_run(config_dir, tmp_path, "--force")  # the study has its trial: no sweep, the refit trains again
+    assert again.returncode == 0, again.stderr
+    assert (tmp_path / "final" / "metrics.json").stat().st_mtime_ns > trained
 
 
 def test_hpo_run_refuses_a_refit_folder_that_is_a_file_before_sweeping(config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "final").write_text("a file\n")
     run = hpo_run(config_dir, tmp_path)
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    assert run.stderr.strip() == (
+    errors = [line for line in run.stderr.splitlines() if line.startswith("training hpo: error:")]
+    assert errors == [
         f"training hpo: error: --refit {tmp_path / 'final'}: expected a folder for the final run, found a file"
-    )
+    ]
     assert not (tmp_path / "study").exists()

@@ -31,8 +31,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--refit",
         type=Path,
         metavar="DIR",
-        help="then train the best config into DIR as `training final --backend local` does (where the trials ran)",
+        help="then train the best config into DIR as `training final --backend local` does (where the trials ran; "
+        "with --mlflow-uri, logged there too)",
     )
+    run.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
     _common_arguments(run)
     run.set_defaults(func=_run)
 
@@ -79,11 +81,9 @@ def _budget_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--mlflow-uri", metavar="URI", help="log the study, its trials and a refit to MLflow (default: tracking.mlflow)"
+        "--mlflow-uri", metavar="URI", help="log the study and its trials to MLflow (default: tracking.mlflow)"
     )
-    parser.add_argument(
-        "--inprocess", action="store_true", help="run trials (and a refit) in this process (for debugging)"
-    )
+    parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
     parser.add_argument(
         "--parallel", type=int, metavar="N", help="trials this process runs at once, sharing the CPU cores"
     )
@@ -146,7 +146,11 @@ def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess"
     if not args.json:
         print(f"refitting the best config into {args.refit} (its log: {args.refit / 'train.log'})", flush=True)
     job = refit(
-        extract_best_config_from_study(study), output_dir=args.refit, isolation=isolation, tracking_uri=args.mlflow_uri
+        extract_best_config_from_study(study),
+        output_dir=args.refit,
+        force=args.force,
+        isolation=isolation,
+        tracking_uri=args.mlflow_uri,
     )
     metrics = RunFolder(job.output_dir).read_metrics()
     best = metrics.best if metrics is not None else None
@@ -244,7 +248,7 @@ def _summary(study: Any, as_json: bool) -> int:
             "trials": [_trial_summary(trial) for trial in study.get_trials(deepcopy=False)],
             "best": BestConfig.load(best_file).model_dump(mode="json") if has_best else None,
         }
-        print(json.dumps(outcome))  # the last JSON line, after the events
+        print(json.dumps(outcome))  # after the events (and before the refit's line with --refit)
     else:
         print(trials_table(study), end="")
         print(f"best config: {best_file}" if has_best else "no complete trial yet")

@@ -165,7 +165,7 @@ def _child(
     try:
         result = work(dataset, connection)
     except (TrainingError, *passthrough) as error:
-        connection.send(("error", error))
+        _send_error(connection, name, error, error_log)
     except KeyboardInterrupt:
         connection.send(("interrupted", None))
     except BaseException as error:
@@ -175,6 +175,15 @@ def _child(
         connection.send(("done", result))
     finally:
         connection.close()
+
+
+def _send_error(connection: Connection, name: str, error: BaseException, error_log: Path) -> None:
+    """Send the error as raised, or, where it cannot be pickled (an error class of another library can refuse), as
+    a `TrainingError` naming it and the file its traceback went to."""
+    try:
+        connection.send(("error", error))
+    except Exception:
+        connection.send(("error", _unexpected(name, error, error_log)))
 
 
 def _unexpected(name: str, error: BaseException, error_log: Path) -> TrainingError:
