@@ -121,6 +121,18 @@ def out_of_memory(name: str, error: BaseException) -> OutOfMemory | None:
     return OutOfMemory(f"{name}: CUDA out of memory ({str(error).splitlines()[0]})")
 
 
+@contextlib.contextmanager
+def out_of_memory_raised(name: str) -> Iterator[None]:
+    """Work in this process: torch's CUDA out-of-memory error leaves it as `OutOfMemory` naming `name`."""
+    try:
+        yield
+    except Exception as error:
+        oom = out_of_memory(name, error)
+        if oom is not None:
+            raise oom from error
+        raise
+
+
 def _context() -> multiprocessing.context.BaseContext:
     """Processes come from a forkserver; where there is none (Windows), each is a fresh interpreter."""
     if "forkserver" not in multiprocessing.get_all_start_methods():

@@ -14,12 +14,13 @@ import functools
 import os
 from multiprocessing.connection import Connection
 from pathlib import Path
+from typing import Any
 
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.config.best import BestConfig
 from training.execution.handle import JobHandle
-from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory
+from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory_raised
 
 
 def refit(
@@ -54,13 +55,8 @@ def refit(
         registered_model_name=registered_model_name,
     )
     if isolation == "inprocess":
-        try:
+        with out_of_memory_raised("refit"):
             return work(dataset, None)
-        except Exception as error:
-            oom = out_of_memory("refit", error)
-            if oom is not None:
-                raise oom from error
-            raise
     if output.is_dir():
         (output / "error.log").unlink(missing_ok=True)  # from an earlier refit that failed here
     data = TrialData(dataset) if dataset is not None else None
@@ -68,30 +64,9 @@ def refit(
 
 
 def _final_training(
-    best: BestConfig,
-    dataset: Dataset | None,
-    _connection: Connection | None,
-    *,
-    output_dir: Path,
-    data_path: str | os.PathLike[str] | None,
-    keep_holdout: bool,
-    force: bool,
-    other_data: bool,
-    tracking_uri: str | None,
-    registered_model_name: str | None,
+    best: BestConfig, dataset: Dataset | None, _connection: Connection | None, **options: Any
 ) -> JobHandle:
-    """The refit process's work (it sends nothing but its result: the connection is unused)."""
+    """The refit process's work, `refit`'s options passed on (it sends nothing but its result: no connection use)."""
     from training.execution.final import execute_final_training  # imports torch: not in the caller's process
 
-    return execute_final_training(
-        best,
-        output_dir=output_dir,
-        dataset=dataset,
-        data_path=data_path,
-        backend="local",
-        keep_holdout=keep_holdout,
-        force=force,
-        other_data=other_data,
-        tracking_uri=tracking_uri,
-        registered_model_name=registered_model_name,
-    )
+    return execute_final_training(best, dataset=dataset, backend="local", **options)

@@ -15,7 +15,7 @@ from data.loaders import Dataset
 from training.common.errors import TrainingError
 from training.hpo.events import TrialProgress
 from training.hpo.objective import CVOutcome, Progress, Reporter, TrialSpec, cross_validate
-from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory
+from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory_raised
 
 
 def run_trial(
@@ -23,13 +23,8 @@ def run_trial(
 ) -> CVOutcome:
     """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
     if isolation == "inprocess":
-        try:
+        with out_of_memory_raised(f"trial {spec.number}"):
             return cross_validate(spec, data.dataset, reporter, progress)
-        except Exception as error:
-            oom = out_of_memory(f"trial {spec.number}", error)
-            if oom is not None:
-                raise oom from error
-            raise
 
     def answer(kind: str, payload: Any, connection: Connection) -> None:
         if kind == "report":
