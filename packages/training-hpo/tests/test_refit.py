@@ -4,6 +4,7 @@ process), and lineage leads back."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -127,3 +128,26 @@ def test_hpo_run_refuses_a_refit_folder_that_is_a_file_before_sweeping(config_di
         f"training hpo: error: --refit {tmp_path / 'final'}: expected a folder for the final run, found a file"
     ]
     assert not (tmp_path / "study").exists()
+
+
+def test_hpo_resume_with_refit_finishes_the_sweep_then_refits_on_the_moved_data(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """`training hpo resume --refit DIR --data MOVED`: the sweep's last trial, then the refit of its best trial on the
+    data where it lies now (the path the sweep recorded is gone)."""
+    from training.execution import extract_lineage_from_best_model
+
+    shutil.copytree(config_dir, tmp_path / "config")
+    hpo = [sys.executable, "-m", "training.cli", "hpo"]
+    study = ["--study-dir", str(tmp_path / "study"), "--json"]
+    started = [*hpo, "run", "--config-dir", str(tmp_path / "config"), "--hpo", "quick", "--n-trials", "1", *study]
+    assert subprocess.run(started, capture_output=True, text=True, timeout=300).returncode == 0
+    moved = (tmp_path / "config" / "data" / "ner").rename(tmp_path / "moved")
+    resumed = [*hpo, "resume", *study, "--n-trials", "2", "--data", str(moved), "--refit", str(tmp_path / "final")]
+    run = subprocess.run(resumed, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    outcome, refitted = (json.loads(line) for line in run.stdout.splitlines()[-2:])
+    assert [trial["state"] for trial in outcome["trials"]] == ["complete", "complete"]
+    assert refitted["refit"]["status"] == "completed"
+    lineage = extract_lineage_from_best_model(tmp_path / "final")
+    assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]

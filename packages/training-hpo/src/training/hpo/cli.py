@@ -27,14 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--backbone", help="model config name or backbone id to tune")
     _budget_arguments(run)
     run.add_argument("--storage", help="RDB URL or journal file (default: SQLite in the study folder)")
-    run.add_argument(
-        "--refit",
-        type=Path,
-        metavar="DIR",
-        help="then train the best config into DIR as `training final --backend local` does (where the trials ran; "
-        "with --mlflow-uri, logged there too)",
-    )
-    run.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
+    _refit_arguments(run)
     _common_arguments(run)
     run.set_defaults(func=_run)
 
@@ -43,6 +36,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume.add_argument("--storage", help="storage URL, when the study's needs a password")
     resume.add_argument("--data", type=Path, help="the study's data, when it has moved")
     _budget_arguments(resume)
+    _refit_arguments(resume)
     _common_arguments(resume)
     resume.set_defaults(func=_resume)
 
@@ -79,6 +73,17 @@ def _budget_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--timeout", type=float, metavar="SECONDS", help="active time for the whole study")
 
 
+def _refit_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--refit",
+        type=Path,
+        metavar="DIR",
+        help="then train the best config into DIR as `training final --backend local` does (where the trials ran; "
+        "with --mlflow-uri, logged there too)",
+    )
+    parser.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
+
+
 def _common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mlflow-uri", metavar="URI", help="log the study and its trials to MLflow (default: tracking.mlflow)"
@@ -108,8 +113,7 @@ def _run(args: argparse.Namespace) -> int:
     space = create_search_space(section_file(args.config_dir, "hpo", args.hpo))  # errors name the file
     hpo = space.hpo_config
     assert hpo is not None
-    if args.refit is not None and args.refit.exists() and not args.refit.is_dir():
-        raise ConfigError(f"--refit {args.refit}: expected a folder for the final run, found a file")
+    _check_refit(args.refit)
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
@@ -133,8 +137,15 @@ def _run(args: argparse.Namespace) -> int:
     return _refit(study, args, isolation) if args.refit is not None else 0
 
 
+def _check_refit(refit: Path | None) -> None:
+    """Refuse a `--refit` path that is a file before sweeping (not after it)."""
+    if refit is not None and refit.exists() and not refit.is_dir():
+        raise ConfigError(f"--refit {refit}: expected a folder for the final run, found a file")
+
+
 def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess", "inprocess"]) -> int:
-    """`hpo run --refit DIR`: the best config's final training, as `training final --backend local` runs it."""
+    """`hpo run|resume --refit DIR`: the best config's final training, as `training final --backend local` runs
+    it (on `--data` where given: the sweep's data, moved)."""
     from training.common.errors import TrainingError
     from training.core.run_folder import RunFolder
     from training.hpo.best_config import extract_best_config_from_study
@@ -148,6 +159,7 @@ def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess"
     job = refit(
         extract_best_config_from_study(study),
         output_dir=args.refit,
+        data_path=args.data,
         force=args.force,
         isolation=isolation,
         tracking_uri=args.mlflow_uri,
@@ -171,6 +183,8 @@ def _resume(args: argparse.Namespace) -> int:
     from training.hpo.sweep import resume_hpo_sweep
 
     gpus = parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None
+    refit = getattr(args, "refit", None)  # resume only: a worker leaves the refit to the sweep's owner
+    _check_refit(refit)
     with watching(_view_mode(args), sys.stdout) as events:
         study = resume_hpo_sweep(
             args.study_dir,
@@ -187,7 +201,12 @@ def _resume(args: argparse.Namespace) -> int:
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
-    return _summary(study, args.json)
+    _summary(study, args.json)
+    if refit is None:
+        return 0
+    from training.hpo.sweep_settings import SweepSettings
+
+    return _refit(study, args, "inprocess" if args.inprocess else SweepSettings.load(study).hpo_config.isolation)
 
 
 def _best(args: argparse.Namespace) -> int:
