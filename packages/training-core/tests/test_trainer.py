@@ -18,6 +18,7 @@ from training.common.errors import ConfigError, InputError
 from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
+from training.core.run_folder import RunFolder
 from training.core.run_metrics import Evaluation
 
 
@@ -104,6 +105,22 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     resumed = train_model(config, dataset, tmp_path / "resumed")
     assert resumed.metrics.history == straight.metrics.history
     assert resumed.metrics.best == straight.metrics.best
+
+
+def test_a_run_without_checkpoints_writes_none_and_its_interim_metrics_name_the_precision(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """`checkpoints=False` (a sweep's trial): interrupted in its second epoch it left no checkpoint, the metrics it
+    wrote while training already name its precision, and a later call trains it again from the start."""
+    config = config_with(tiny_config, **{"training.num_epochs": 3})
+    with pytest.raises(Interrupt):
+        train_model(config, dataset, tmp_path / "run", callbacks=[StopAtEpoch(2)], checkpoints=False)
+    assert not (tmp_path / "run" / "checkpoint").exists()
+    interim = RunFolder(tmp_path / "run").read_metrics()
+    assert interim is not None and interim.status == "running" and interim.precision == "fp32"
+    recorder = Recorder()
+    again = train_model(config, dataset, tmp_path / "run", callbacks=[recorder])
+    assert again.metrics.completed and recorder.steps[0] == 1
 
 
 def test_finished_run_is_reused_and_a_different_run_is_refused(

@@ -9,6 +9,7 @@ import shutil
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, Literal
 
 import torch
 
@@ -48,12 +49,14 @@ def train_model(
     context: RunContext | None = None,
     resume: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
+    checkpoints: bool = True,
 ) -> TrainResult:
     """Train on `dataset["train"]`, evaluate on its validation split, keep the best model in `output_dir/model`.
 
     With `resume` (the default) an interrupted run in `output_dir` continues from its last checkpoint, and
-    a finished run of the same config and data is returned as it is. Launched by torchrun, every rank trains
-    on its shard and evaluation covers the whole validation split; only rank 0 writes.
+    a finished run of the same config and data is returned as it is; `checkpoints=False` writes none (for a run
+    never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
+    covers the whole validation split; only rank 0 writes.
     """
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     run = RunFolder(Path(output_dir))
@@ -72,6 +75,7 @@ def train_model(
             callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
             resume=resume,
+            checkpoints=checkpoints,
         ).fit()
     finally:
         if handler is not None:
@@ -93,11 +97,12 @@ class _Trainer:
         callbacks: list[Callback],
         cache_dir: Path,
         resume: bool,
+        checkpoints: bool,
     ) -> None:
         self.config, self.params, self.run, self.ctx = config, config.training, run, ctx
         self.dataset, self.inputs, self.callbacks, self.resume = dataset, inputs, callbacks, resume
         self.tag_names, self.train_docs, self.validation_docs = inputs.tag_names, inputs.train, inputs.validation
-        self.overlap, self.cache_dir = inputs.overlap, cache_dir
+        self.overlap, self.cache_dir, self.checkpoints = inputs.overlap, cache_dir, checkpoints
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
         self.best_metrics: Evaluation | None = None
@@ -118,12 +123,8 @@ class _Trainer:
         self.model.to(ctx.device)
         self.train_split = self._encode(self.train_docs, "train")
         self.validation_split = self._encode(self.validation_docs, "validation")
-        if self.train_split.truncated_words or self.validation_split.truncated_words:
-            logger.warning(
-                "%d training and %d validation words fall outside every window",
-                self.train_split.truncated_words,
-                self.validation_split.truncated_words,
-            )
+        if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
+            logger.warning("%d training and %d validation words fall outside every window", *truncated)
         # A window without a labelled token (inside a very long word) has no loss to learn from: it is left out.
         counts = [optimization.labelled_tokens(window) for window in self.train_split.windows]
         self.windows = [window for window, count in zip(self.train_split.windows, counts, strict=True) if count]
@@ -161,7 +162,7 @@ class _Trainer:
             for line in self.dataset.report.lines():
                 logger.info("data: %s", line)
             self.run.write_config(self.config.to_yaml())
-            self._write_progress()
+            self.run.write_metrics(self._metrics("running"))
             logger.info(
                 "training %d windows (%d documents) for %d epochs, %d optimizer steps in %s; validation: %d documents",
                 len(self.windows),
@@ -285,13 +286,13 @@ class _Trainer:
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
         # The last evaluation needs no checkpoint: `_finish` follows at once and removes it (a MiniLM one is ~260 MB).
         finishing = next_epoch >= self.params.num_epochs or self.state.should_stop
-        if not finishing:
+        if self.checkpoints and not finishing:
             self._save_checkpoint(next_epoch, next_batch)
         # `model/` follows the checkpoint that records it as best: a crash in between is repaired by `_restore`.
         if improved and self.ctx.is_main:
             save_model(self.model, self.tokenizer, self.run.model)
         if self.ctx.is_main:
-            self._write_progress()
+            self.run.write_metrics(self._metrics("running"))
         self.ctx.barrier()
 
     def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
@@ -354,23 +355,22 @@ class _Trainer:
         )
         return progress.next_epoch, progress.next_batch
 
-    def _write_progress(self) -> None:
-        self.run.write_metrics(
-            RunMetrics(
-                status="running",
-                history=tuple(self.state.history),
-                config_fingerprint=self.config.fingerprint,
-                dataset_fingerprint=self.dataset.fingerprint,
-            )
+    def _metrics(self, status: Literal["running", "completed"], **final: Any) -> RunMetrics:
+        """The run's metrics record: what it has evaluated so far, its precision, and `final` once completed."""
+        return RunMetrics(
+            status=status,
+            history=tuple(self.state.history),
+            config_fingerprint=self.config.fingerprint,
+            dataset_fingerprint=self.dataset.fingerprint,
+            precision=self.optimization.precision,
+            precision_check=self.precision_check,
+            **final,
         )
 
     def _finish(self, throughput: float) -> TrainResult:
         samples = self.ctx.all_reduce_sum([throughput])[0]
-        metrics = RunMetrics(
-            status="completed",
-            history=tuple(self.state.history),
-            config_fingerprint=self.config.fingerprint,
-            dataset_fingerprint=self.dataset.fingerprint,
+        metrics = self._metrics(
+            "completed",
             best=self.best_metrics,
             best_epoch=self.state.best_epoch,
             best_step=self.best_step,
@@ -382,8 +382,6 @@ class _Trainer:
             truncated_words=self.train_split.truncated_words + self.validation_split.truncated_words,
             unlabelled_windows=self.unlabelled_windows,
             skipped_steps=self.nonfinite.skipped,
-            precision=self.optimization.precision,
-            precision_check=self.precision_check,
             load_report=self.dataset.report,
         )
         result = TrainResult(self.run.root, metrics)
