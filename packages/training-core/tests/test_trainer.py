@@ -107,14 +107,14 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     assert resumed.metrics.best == straight.metrics.best
 
 
-def test_a_run_without_checkpoints_writes_none_and_its_interim_metrics_name_the_precision(
+def test_a_run_not_resumable_writes_no_checkpoint_and_its_interim_metrics_name_the_precision(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
-    """`checkpoints=False` (a sweep's trial): interrupted in its second epoch it left no checkpoint, the metrics it
+    """`resumable=False` (a sweep's trial): interrupted in its second epoch it left no checkpoint, the metrics it
     wrote while training already name its precision, and a later call trains it again from the start."""
-    config = config_with(tiny_config, **{"training.num_epochs": 3})
+    config = config_with(tiny_config, **{"training.num_epochs": 3, "training.precision": "fp32"})
     with pytest.raises(Interrupt):
-        train_model(config, dataset, tmp_path / "run", callbacks=[StopAtEpoch(2)], checkpoints=False)
+        train_model(config, dataset, tmp_path / "run", callbacks=[StopAtEpoch(2)], resumable=False)
     assert not (tmp_path / "run" / "checkpoint").exists()
     interim = RunFolder(tmp_path / "run").read_metrics()
     assert interim is not None and interim.status == "running" and interim.precision == "fp32"

@@ -62,6 +62,8 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
         (["run", "--hpo", "tiny", "--storage", "nosuch://x"], "storage 'nosuch://x'"),
         (["best", "--study-dir", "missing"], "missing: not a study folder (no study.json)"),
         (["worker"], "name the study: a study folder, or a storage URL together with a study name"),
+        (["run", "--hpo", "tiny", "--force"], "--force: only with --refit DIR"),
+        (["resume", "--study-dir", "missing", "--force"], "--force: only with --refit DIR"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -119,9 +119,16 @@ def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: P
     assert (tmp_path / "final" / "metrics.json").stat().st_mtime_ns > trained
 
 
-def test_hpo_run_refuses_a_refit_folder_that_is_a_file_before_sweeping(config_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("action", ["run", "resume"])
+def test_a_refit_folder_that_is_a_file_is_refused_before_sweeping(
+    config_dir: Path, tmp_path: Path, action: str
+) -> None:
     (tmp_path / "final").write_text("a file\n")
-    run = hpo_run(config_dir, tmp_path)
+    if action == "run":
+        run = hpo_run(config_dir, tmp_path)
+    else:
+        command = [sys.executable, "-m", "training.cli", "hpo", "resume", "--study-dir", str(tmp_path / "study")]
+        run = subprocess.run([*command, "--refit", str(tmp_path / "final")], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("training hpo: error:")]
     assert errors == [
@@ -130,24 +137,29 @@ def test_hpo_run_refuses_a_refit_folder_that_is_a_file_before_sweeping(config_di
     assert not (tmp_path / "study").exists()
 
 
-def test_hpo_resume_with_refit_finishes_the_sweep_then_refits_on_the_moved_data(
+def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_data(
     config_dir: Path, tmp_path: Path
 ) -> None:
-    """`training hpo resume --refit DIR --data MOVED`: the sweep's last trial, then the refit of its best trial on the
-    data where it lies now (the path the sweep recorded is gone)."""
+    """`training hpo resume --study-dir MOVED --refit DIR --data MOVED`: the sweep's last trial, then the refit of
+    its best trial, all in and from the folders where study and data lie now (the paths the sweep recorded are
+    gone, and nothing is written there)."""
     from training.execution import extract_lineage_from_best_model
 
     shutil.copytree(config_dir, tmp_path / "config")
     hpo = [sys.executable, "-m", "training.cli", "hpo"]
-    study = ["--study-dir", str(tmp_path / "study"), "--json"]
-    started = [*hpo, "run", "--config-dir", str(tmp_path / "config"), "--hpo", "quick", "--n-trials", "1", *study]
-    assert subprocess.run(started, capture_output=True, text=True, timeout=300).returncode == 0
-    moved = (tmp_path / "config" / "data" / "ner").rename(tmp_path / "moved")
-    resumed = [*hpo, "resume", *study, "--n-trials", "2", "--data", str(moved), "--refit", str(tmp_path / "final")]
+    started = [*hpo, "run", "--config-dir", str(tmp_path / "config"), "--hpo", "quick", "--n-trials", "1"]
+    first = subprocess.run([*started, "--study-dir", str(tmp_path / "study")], capture_output=True, text=True)
+    assert first.returncode == 0, first.stderr
+    study = (tmp_path / "study").rename(tmp_path / "moved-study")
+    data = (tmp_path / "config" / "data" / "ner").rename(tmp_path / "moved-data")
+    resumed = [*hpo, "resume", "--study-dir", str(study), "--storage", f"sqlite:///{study / 'study.db'}", "--json"]
+    resumed += ["--n-trials", "2", "--data", str(data), "--refit", str(tmp_path / "final")]
     run = subprocess.run(resumed, capture_output=True, text=True, timeout=300)
     assert run.returncode == 0, run.stderr
     outcome, refitted = (json.loads(line) for line in run.stdout.splitlines()[-2:])
     assert [trial["state"] for trial in outcome["trials"]] == ["complete", "complete"]
+    assert outcome["study_dir"] == str(study.resolve()) and (study / "best_config.json").is_file()
     assert refitted["refit"]["status"] == "completed"
     lineage = extract_lineage_from_best_model(tmp_path / "final")
     assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]
+    assert not (tmp_path / "study").exists()

@@ -122,7 +122,7 @@ class RunMetrics(BaseModel):
     truncated_words: int = 0
     unlabelled_windows: int = 0
     skipped_steps: int = 0
-    precision: Precision | None = None  # what `training.precision` resolved to on the run's device, as it ended
+    precision: Precision | None = None  # what `training.precision` resolved to on the run's device, so far
     precision_check: PrecisionCheck | None = None  # `auto`'s bf16 check, where the run made one
     load_report: LoadReport | None = None
 

@@ -49,13 +49,13 @@ def train_model(
     context: RunContext | None = None,
     resume: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
-    checkpoints: bool = True,
+    resumable: bool = True,
 ) -> TrainResult:
     """Train on `dataset["train"]`, evaluate on its validation split, keep the best model in `output_dir/model`.
 
     With `resume` (the default) an interrupted run in `output_dir` continues from its last checkpoint, and
-    a finished run of the same config and data is returned as it is; `checkpoints=False` writes none (for a run
-    never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
+    a finished run of the same config and data is returned as it is; `resumable=False` writes no checkpoint (for a
+    run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
     covers the whole validation split; only rank 0 writes.
     """
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
@@ -75,7 +75,7 @@ def train_model(
             callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
             resume=resume,
-            checkpoints=checkpoints,
+            resumable=resumable,
         ).fit()
     finally:
         if handler is not None:
@@ -97,12 +97,12 @@ class _Trainer:
         callbacks: list[Callback],
         cache_dir: Path,
         resume: bool,
-        checkpoints: bool,
+        resumable: bool,
     ) -> None:
         self.config, self.params, self.run, self.ctx = config, config.training, run, ctx
         self.dataset, self.inputs, self.callbacks, self.resume = dataset, inputs, callbacks, resume
         self.tag_names, self.train_docs, self.validation_docs = inputs.tag_names, inputs.train, inputs.validation
-        self.overlap, self.cache_dir, self.checkpoints = inputs.overlap, cache_dir, checkpoints
+        self.overlap, self.cache_dir, self.resumable = inputs.overlap, cache_dir, resumable
         self.windowing = Windowing.of(config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
         self.best_metrics: Evaluation | None = None
@@ -286,7 +286,7 @@ class _Trainer:
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
         # The last evaluation needs no checkpoint: `_finish` follows at once and removes it (a MiniLM one is ~260 MB).
         finishing = next_epoch >= self.params.num_epochs or self.state.should_stop
-        if self.checkpoints and not finishing:
+        if self.resumable and not finishing:
             self._save_checkpoint(next_epoch, next_batch)
         # `model/` follows the checkpoint that records it as best: a crash in between is repaired by `_restore`.
         if improved and self.ctx.is_main:

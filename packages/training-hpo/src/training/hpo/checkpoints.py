@@ -1,6 +1,7 @@
 """Which trial models a study keeps: the best trial's (`best`), every trial's (`all`) or none (`none`).
 
-Only `model/` and `checkpoint/` of finished trials are deleted; logs, configs and metrics stay for the report.
+Only `model/` (and `checkpoint/`, which trials wrote before they stopped writing one) of finished trials are
+deleted; logs, configs and metrics stay for the report.
 Everything goes through `StudyFolder.remove`, which never deletes outside the study folder or through a link.
 """
 

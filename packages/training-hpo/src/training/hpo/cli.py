@@ -113,39 +113,47 @@ def _run(args: argparse.Namespace) -> int:
     space = create_search_space(section_file(args.config_dir, "hpo", args.hpo))  # errors name the file
     hpo = space.hpo_config
     assert hpo is not None
-    _check_refit(args.refit)
+    _check_refit(args)
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
-    isolation = "inprocess" if args.inprocess else hpo.isolation
+    study_dir = args.study_dir or DEFAULT_STUDIES / hpo.name
     with watching(_view_mode(args), sys.stdout) as events:
         study = run_local_hpo_sweep(
             args.backbone,
             space,
             config_dir=args.config_dir,
             data_path=args.data,
-            study_dir=args.study_dir or DEFAULT_STUDIES / hpo.name,
+            study_dir=study_dir,
             n_trials=args.n_trials,
             timeout_s=args.timeout,
             storage=args.storage,
-            isolation=isolation,
+            isolation=_isolation(args, hpo),
             parallel_trials=args.parallel,
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
-    _summary(study, args.json)
-    return _refit(study, args, isolation) if args.refit is not None else 0
+    _summary(study, args.json, study_dir)
+    return _refit(study, args, _isolation(args, hpo), study_dir) if args.refit is not None else 0
 
 
-def _check_refit(refit: Path | None) -> None:
-    """Refuse a `--refit` path that is a file before sweeping (not after it)."""
+def _isolation(args: argparse.Namespace, hpo: Any) -> Literal["subprocess", "inprocess"]:
+    """Where trials (and the refit) run: in this process with --inprocess, else as the hpo config says."""
+    return "inprocess" if args.inprocess else hpo.isolation
+
+
+def _check_refit(args: argparse.Namespace) -> None:
+    """Refuse, before sweeping (not after it), a `--refit` path that is a file and a `--force` without `--refit`."""
+    refit = getattr(args, "refit", None)  # `hpo worker` has none: the refit is the sweep owner's
     if refit is not None and refit.exists() and not refit.is_dir():
         raise ConfigError(f"--refit {refit}: expected a folder for the final run, found a file")
+    if getattr(args, "force", False) and refit is None:
+        raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
 
-def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess", "inprocess"]) -> int:
-    """`hpo run|resume --refit DIR`: the best config's final training, as `training final --backend local` runs
-    it (on `--data` where given: the sweep's data, moved)."""
+def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess", "inprocess"], study_dir: Path) -> int:
+    """`hpo run|resume --refit DIR`: the best config of the study in `study_dir` trained as `training final
+    --backend local` trains it (on `--data` where given: the sweep's data, moved)."""
     from training.common.errors import TrainingError
     from training.core.run_folder import RunFolder
     from training.hpo.best_config import extract_best_config_from_study
@@ -157,7 +165,7 @@ def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess"
     if not args.json:
         print(f"refitting the best config into {args.refit} (its log: {args.refit / 'train.log'})", flush=True)
     job = refit(
-        extract_best_config_from_study(study),
+        extract_best_config_from_study(study, study_dir=study_dir),
         output_dir=args.refit,
         data_path=args.data,
         force=args.force,
@@ -183,8 +191,7 @@ def _resume(args: argparse.Namespace) -> int:
     from training.hpo.sweep import resume_hpo_sweep
 
     gpus = parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None
-    refit = getattr(args, "refit", None)  # resume only: a worker leaves the refit to the sweep's owner
-    _check_refit(refit)
+    _check_refit(args)
     with watching(_view_mode(args), sys.stdout) as events:
         study = resume_hpo_sweep(
             args.study_dir,
@@ -201,12 +208,14 @@ def _resume(args: argparse.Namespace) -> int:
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
-    _summary(study, args.json)
-    if refit is None:
-        return 0
     from training.hpo.sweep_settings import SweepSettings
 
-    return _refit(study, args, "inprocess" if args.inprocess else SweepSettings.load(study).hpo_config.isolation)
+    record = SweepSettings.load(study)
+    study_dir = Path(args.study_dir) if args.study_dir is not None else Path(record.study_dir)
+    _summary(study, args.json, study_dir)
+    if getattr(args, "refit", None) is None:
+        return 0
+    return _refit(study, args, _isolation(args, record.hpo_config), study_dir)
 
 
 def _best(args: argparse.Namespace) -> int:
@@ -250,19 +259,19 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(study: Any, as_json: bool) -> int:
+def _summary(study: Any, as_json: bool, study_dir: Path) -> None:
     from training.config.best import BestConfig
     from training.hpo.checkpoints import best_trial_number
     from training.hpo.report import trials_table
     from training.hpo.sweep_settings import SweepSettings
 
     record = SweepSettings.load(study)
-    best_file = Path(record.study_dir) / "best_config.json"
+    best_file = study_dir / "best_config.json"
     has_best = best_trial_number(study) is not None and best_file.is_file()
     if as_json:
         outcome = {
             "study_name": study.study_name,
-            "study_dir": record.study_dir,
+            "study_dir": str(study_dir.resolve()),  # where it was opened (the folder may have moved since it began)
             "storage": record.storage,
             "trials": [_trial_summary(trial) for trial in study.get_trials(deepcopy=False)],
             "best": BestConfig.load(best_file).model_dump(mode="json") if has_best else None,
@@ -271,7 +280,6 @@ def _summary(study: Any, as_json: bool) -> int:
     else:
         print(trials_table(study), end="")
         print(f"best config: {best_file}" if has_best else "no complete trial yet")
-    return 0
 
 
 def _trial_summary(trial: Any) -> dict[str, Any]:

@@ -221,7 +221,7 @@ def cross_validate(
                 callbacks=[callback, *steps],
                 resume=False,
                 cache_dir=spec.cache_dir,
-                checkpoints=False,  # a trial is never resumed: a crashed one trains again from the start
+                resumable=False,  # a trial is never resumed: a crashed one trains again from the start
             )
         except optuna.TrialPruned:
             seconds = time.perf_counter() - started
