@@ -148,7 +148,8 @@ def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_d
     shutil.copytree(config_dir, tmp_path / "config")
     hpo = [sys.executable, "-m", "training.cli", "hpo"]
     started = [*hpo, "run", "--config-dir", str(tmp_path / "config"), "--hpo", "quick", "--n-trials", "1"]
-    first = subprocess.run([*started, "--study-dir", str(tmp_path / "study")], capture_output=True, text=True)
+    started += ["--study-dir", str(tmp_path / "study")]
+    first = subprocess.run(started, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     study = (tmp_path / "study").rename(tmp_path / "moved-study")
     data = (tmp_path / "config" / "data" / "ner").rename(tmp_path / "moved-data")

@@ -362,6 +362,37 @@ def test_a_trial_is_never_pruned_once_its_last_fold_has_trained(
     assert outcome.pruned_at is None and len(outcome.folds) == 2
 
 
+def test_a_trial_writes_no_checkpoint_between_its_epochs(
+    swept: tuple, dataset: Dataset, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """A trial is never resumed (one that dies trains again from its start), so it writes no resumable checkpoint:
+    none is in its folder when its later epochs report."""
+    from training.hpo.objective import TrialSpec, cross_validate
+
+    trial_dir = tmp_path / "trial"
+
+    class Watch:
+        def __init__(self) -> None:
+            self.checkpoints: list[bool] = []
+
+        def report(self, step: int, value: float) -> bool:
+            self.checkpoints.append(any(trial_dir.glob("fold-*/checkpoint")))
+            return False
+
+    spec = TrialSpec(
+        number=0,
+        config=tiny_config.with_values({"training.num_epochs": 2}),
+        metric="entity_f1",
+        splits_path=str(swept[1] / "splits.json"),
+        trial_dir=str(trial_dir),
+        cache_dir=str(tmp_path / "cache"),
+        max_epochs=2,
+    )
+    watch = Watch()
+    cross_validate(spec, dataset, watch)
+    assert watch.checkpoints == [False] * 6  # per fold: epoch 1, epoch 2 (after epoch 1's checkpoint, if any), mean
+
+
 def test_time_budgets_count_real_seconds_across_a_clock_change(monkeypatch: pytest.MonkeyPatch) -> None:
     import time as clock
     from datetime import datetime

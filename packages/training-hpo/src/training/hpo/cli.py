@@ -7,11 +7,14 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from training.common.errors import ConfigError
 from training.hpo import azure_cli
 from training.hpo.azure_cli import DEFAULT_STUDIES
+
+if TYPE_CHECKING:
+    from training.config.schema import HPOConfig
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -137,7 +140,7 @@ def _run(args: argparse.Namespace) -> int:
     return _refit(study, args, _isolation(args, hpo), study_dir) if args.refit is not None else 0
 
 
-def _isolation(args: argparse.Namespace, hpo: Any) -> Literal["subprocess", "inprocess"]:
+def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Literal["subprocess", "inprocess"]:
     """Where trials (and the refit) run: in this process with --inprocess, else as the hpo config says."""
     return "inprocess" if args.inprocess else hpo.isolation
 
