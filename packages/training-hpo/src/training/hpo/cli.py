@@ -14,7 +14,9 @@ from training.hpo import azure_cli
 from training.hpo.azure_cli import DEFAULT_STUDIES
 
 if TYPE_CHECKING:
+    from training.config.best import BestConfig
     from training.config.schema import HPOConfig
+    from training.hpo.processes import Isolation
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -120,7 +122,7 @@ def _run(args: argparse.Namespace) -> int:
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
-    study_dir = args.study_dir or DEFAULT_STUDIES / hpo.name
+    study_dir, isolation = args.study_dir or DEFAULT_STUDIES / hpo.name, _isolation(args, hpo)
     with watching(_view_mode(args), sys.stdout) as events:
         study = run_local_hpo_sweep(
             args.backbone,
@@ -131,16 +133,16 @@ def _run(args: argparse.Namespace) -> int:
             n_trials=args.n_trials,
             timeout_s=args.timeout,
             storage=args.storage,
-            isolation=_isolation(args, hpo),
+            isolation=isolation,
             parallel_trials=args.parallel,
             mlflow_uri=args.mlflow_uri,
             events=events,
         )
-    _summary(study, args.json, study_dir)
-    return _refit(study, args, _isolation(args, hpo), study_dir) if args.refit is not None else 0
+    best = _summary(study, args.json, study_dir)
+    return _refit(best, args, isolation) if args.refit is not None else 0
 
 
-def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Literal["subprocess", "inprocess"]:
+def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:
     """Where trials (and the refit) run: in this process with --inprocess, else as the hpo config says."""
     return "inprocess" if args.inprocess else hpo.isolation
 
@@ -154,21 +156,19 @@ def _check_refit(args: argparse.Namespace) -> None:
         raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
 
-def _refit(study: Any, args: argparse.Namespace, isolation: Literal["subprocess", "inprocess"], study_dir: Path) -> int:
-    """`hpo run|resume --refit DIR`: the best config of the study in `study_dir` trained as `training final
-    --backend local` trains it (on `--data` where given: the sweep's data, moved)."""
+def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: Isolation) -> int:
+    """`hpo run|resume --refit DIR`: the sweep's best config (None: it has no complete trial) trained as `training
+    final --backend local` trains it (on `--data` where given: the sweep's data, moved)."""
     from training.common.errors import TrainingError
     from training.core.run_folder import RunFolder
-    from training.hpo.best_config import extract_best_config_from_study
-    from training.hpo.checkpoints import best_trial_number
     from training.hpo.refit_job import refit
 
-    if best_trial_number(study) is None:
+    if best_config is None:
         raise TrainingError(f"--refit {args.refit}: the sweep has no complete trial, so there is nothing to refit")
     if not args.json:
         print(f"refitting the best config into {args.refit} (its log: {args.refit / 'train.log'})", flush=True)
     job = refit(
-        extract_best_config_from_study(study, study_dir=study_dir),
+        best_config,
         output_dir=args.refit,
         data_path=args.data,
         force=args.force,
@@ -215,10 +215,10 @@ def _resume(args: argparse.Namespace) -> int:
 
     record = SweepSettings.load(study)
     study_dir = Path(args.study_dir) if args.study_dir is not None else Path(record.study_dir)
-    _summary(study, args.json, study_dir)
+    best = _summary(study, args.json, study_dir)
     if getattr(args, "refit", None) is None:
         return 0
-    return _refit(study, args, _isolation(args, record.hpo_config), study_dir)
+    return _refit(best, args, _isolation(args, record.hpo_config))
 
 
 def _best(args: argparse.Namespace) -> int:
@@ -262,7 +262,9 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(study: Any, as_json: bool, study_dir: Path) -> None:
+def _summary(study: Any, as_json: bool, study_dir: Path) -> BestConfig | None:
+    """Print the sweep's trials and where its best config is (or its outcome as JSON); return that best config, as
+    the sweep wrote it to `study_dir` (None before any trial completed)."""
     from training.config.best import BestConfig
     from training.hpo.checkpoints import best_trial_number
     from training.hpo.report import trials_table
@@ -270,19 +272,20 @@ def _summary(study: Any, as_json: bool, study_dir: Path) -> None:
 
     record = SweepSettings.load(study)
     best_file = study_dir / "best_config.json"
-    has_best = best_trial_number(study) is not None and best_file.is_file()
+    best = BestConfig.load(best_file) if best_trial_number(study) is not None and best_file.is_file() else None
     if as_json:
         outcome = {
             "study_name": study.study_name,
             "study_dir": str(study_dir.resolve()),  # where it was opened (the folder may have moved since it began)
             "storage": record.storage,
             "trials": [_trial_summary(trial) for trial in study.get_trials(deepcopy=False)],
-            "best": BestConfig.load(best_file).model_dump(mode="json") if has_best else None,
+            "best": best.model_dump(mode="json") if best is not None else None,
         }
         print(json.dumps(outcome))  # after the events (and before the refit's line with --refit)
     else:
         print(trials_table(study), end="")
-        print(f"best config: {best_file}" if has_best else "no complete trial yet")
+        print(f"best config: {best_file}" if best is not None else "no complete trial yet")
+    return best
 
 
 def _trial_summary(trial: Any) -> dict[str, Any]:
