@@ -104,7 +104,8 @@ def test_a_dead_worker_in_another_pid_namespace_is_found_by_the_heartbeat(
     def doomed_trial() -> int | None:
         running = load_study(storage=postgres_url, study_name=study.study_name).get_trials(states=(TrialState.RUNNING,))
         theirs = (t for t in running if t.user_attrs.get("owner", {}).get("pid_namespace") != here)
-        return next((t.number for t in theirs if t.params), None)  # mid-trial: its parameters sampled
+        # Mid-trial: all its parameters sampled (recorded once the last one is; `params` fills one at a time).
+        return next((t.number for t in theirs if t.user_attrs.get("hyperparameters")), None)
 
     doomed = spawn(["unshare", "--pid", "--fork", "--kill-child", *worker], "doomed")
     doomed.wait_for(lambda: doomed_trial() is not None, "a trial of the worker in its own pid namespace", poll=0.05)
