@@ -13,7 +13,7 @@ from seqeval.scheme import IOB2
 from data.documents import Word, stray_starts, tags_to_spans
 from training.common.errors import InputError
 from training.core import compute_metrics
-from training.core.metrics import format_entity_table, span_metrics
+from training.core.metrics import span_metrics
 
 
 def test_a_stray_inside_run_is_one_entity_in_both_modes_as_predict_reads_it():
@@ -220,17 +220,6 @@ def test_strict_mode_rejects_invalid_iob2_references_lenient_reads_them():
     with pytest.raises(InputError, match=r"^references\[0\]\[1\]: 'I-LOC' follows 'O'; strict mode needs valid IOB2"):
         compute_metrics(gold, gold)
     assert compute_metrics(gold, gold, mode="lenient")["entity_f1"] == 1.0
-
-
-def test_entity_table_is_aligned_with_micro_and_macro_rows():
-    metrics = compute_metrics([["B-PER", "O", "B-LOCATION"]], [["B-PER", "O", "O"]])
-
-    lines = format_entity_table(metrics).splitlines()
-
-    assert [line.split()[0] for line in lines] == ["entity", "LOCATION", "PER", "micro", "macro"]
-    assert len({len(line) for line in lines}) == 1
-    assert lines[2].split() == ["PER", "1.0000", "1.0000", "1.0000", "1"]
-    assert lines[3].split() == ["micro", "avg", "1.0000", "0.5000", "0.6667", "2"]
 
 
 def test_training_and_strict_scoring_do_not_import_scikit_learn():

@@ -6,7 +6,7 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from importlib.metadata import entry_points
 
 from training.cli._version import __version__
@@ -14,7 +14,6 @@ from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
-Register = Callable[["argparse._SubParsersAction[argparse.ArgumentParser]"], None]
 
 
 def build_parser() -> argparse.ArgumentParser:

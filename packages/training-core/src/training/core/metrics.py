@@ -9,7 +9,7 @@ metric functions, so a zero denominator gives 0.0 without an `UndefinedMetricWar
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from data.documents import stray_starts, tag_runs
@@ -54,21 +54,6 @@ def compute_metrics(
     accuracy = _ratio(correct, len(gold_tags))
     scores = _entity_scores(gold_entities, predicted_entities)
     return {**scores, "repaired_entities": repaired, "token_accuracy": accuracy}
-
-
-def format_entity_table(metrics: Mapping[str, Any]) -> str:
-    """An aligned text table of `compute_metrics`' per-entity scores, with micro and macro rows."""
-    rows = [
-        (label, row["precision"], row["recall"], row["f1"], row["support"])
-        for label, row in metrics["per_entity"].items()
-    ]
-    for name, prefix in (("micro avg", "entity"), ("macro avg", "macro")):
-        scores = (metrics[f"{prefix}_{score}"] for score in ("precision", "recall", "f1"))
-        rows.append((name, *scores, metrics["support"]))
-    width = max(len("entity"), *(len(row[0]) for row in rows))
-    lines = [f"{'entity':<{width}}  precision     recall         f1    support"]
-    lines += [f"{name:<{width}}  {p:>9.4f}  {r:>9.4f}  {f:>9.4f}  {s:>9d}" for name, p, r, f, s in rows]
-    return "\n".join(lines)
 
 
 def _documents(name: str, documents: Sequence[Sequence[str]]) -> list[list[str]]:
