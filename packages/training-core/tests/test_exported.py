@@ -68,6 +68,13 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
     assert len(int8([validation[0].text])) == 1
 
 
+def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
+    one = OnnxPredictor(exported, threads=1)
+    assert one.session.get_session_options().intra_op_num_threads == 1
+    with pytest.raises(InputError, match=r"^threads: expected a positive number of onnxruntime threads, got 0$"):
+        OnnxPredictor(exported, threads=0)
+
+
 def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path, tmp_path: Path) -> None:
     bare = tmp_path / "bare"
     bare.mkdir()

@@ -121,10 +121,20 @@ def encode_words(
 
 class OnnxPredictor:
     """An exported model under onnxruntime (CPU), ready to tag texts; `quantized` runs the int8 model of a
-    `--quantize` export. Load once, call often."""
+    `--quantize` export; `threads` sets onnxruntime's intra-op threads (default: its own, one per physical core).
+    Load once, call often."""
 
-    def __init__(self, folder: str | os.PathLike[str], *, quantized: bool = False, batch_size: int = 32) -> None:
+    def __init__(
+        self,
+        folder: str | os.PathLike[str],
+        *,
+        quantized: bool = False,
+        batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
         ort = require("onnxruntime", "prediction with an exported model")
+        if threads is not None and threads < 1:
+            raise InputError(f"threads: expected a positive number of onnxruntime threads, got {threads}")
         self.folder = Path(folder)
         self.record = read_export(self.folder)
         self.tag_names = self.record.tag_names
@@ -134,6 +144,8 @@ class OnnxPredictor:
         # Idle intra-op threads sleep instead of spinning: in a server they share the cores with the event loop,
         # the tokenizer and other processes, and spinning threads starve those (measured: 3x slower under load).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        if threads is not None:
+            options.intra_op_num_threads = threads
         chosen = model_file(self.folder, quantized=quantized)
         self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
         self.tokenizer = word_tokenizer(self.folder)
