@@ -4,6 +4,7 @@ the int8 model's F1 on record."""
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,18 @@ def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
     assert one.session.get_session_options().intra_op_num_threads == 1
     with pytest.raises(InputError, match=r"^threads: expected a positive number of onnxruntime threads, got 0$"):
         OnnxPredictor(exported, threads=0)
+
+
+def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(
+    tagging_run: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    root = logging.getLogger()
+    handlers, filters = list(root.handlers), list(root.filters)
+    with caplog.at_level(logging.WARNING):
+        export_onnx(tagging_run / "model", tmp_path / "out", quantize=True)
+    assert (tmp_path / "out" / "model.int8.onnx").is_file()
+    assert not [record for record in caplog.records if "pre-processing" in record.getMessage()]
+    assert (root.handlers, root.filters) == (handlers, filters)
 
 
 def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path, tmp_path: Path) -> None:

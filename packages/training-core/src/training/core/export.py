@@ -7,8 +7,11 @@ is written; an int8 model is scored beside torch and the fp32 ONNX model, so its
 
 from __future__ import annotations
 
+import logging
 import os
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +99,8 @@ def export_onnx(
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantized = "model.int8.onnx"
-            quantize_dynamic(str(onnx_path), str(staging / quantized), weight_type=QuantType.QInt8)
+            with _without_preprocessing_advice():
+                quantize_dynamic(str(onnx_path), str(staging / quantized), weight_type=QuantType.QInt8)
         tokenizer.save_pretrained(staging)
         record = ExportedModel(
             quantized_file=quantized,
@@ -116,6 +120,28 @@ def export_onnx(
             record = record.model_copy(update={"quantization": report})
             atomic_write_text(staging / EXPORT_RECORD, record.model_dump_json(indent=2))
     return record
+
+
+@contextmanager
+def _without_preprocessing_advice() -> Iterator[None]:
+    """Drop onnxruntime's advice to pre-process a model before quantising it (`quant_pre_process`: its shape inference
+    fails on BERT graphs, and it made int8 no faster here, docs/benchmarks.md), which it logs on the root logger,
+    setting that logger up (a stderr handler for good) when nothing had."""
+    root = logging.getLogger()
+    placeholder = None if root.handlers else logging.NullHandler()
+    if placeholder is not None:
+        root.addHandler(placeholder)
+    root.addFilter(_advice)
+    try:
+        yield
+    finally:
+        root.removeFilter(_advice)
+        if placeholder is not None:
+            root.removeHandler(placeholder)
+
+
+def _advice(record: logging.LogRecord) -> bool:
+    return not record.getMessage().startswith("Please consider to run pre-processing before quantization")
 
 
 def _evaluation_split(

@@ -1,0 +1,11 @@
+"""How commands print tables."""
+
+from training.cli.output import print_table
+
+
+def test_table_cells_are_printed_as_written_not_read_as_rich_markup(capsys) -> None:
+    rows = [("scored on", "corpus [test], 4 documents"), ("file", "runs/[bold]x[/bold].jsonl"), ("f1", 0.5)]
+    print_table("export", ("what", "value"), rows)
+    printed = capsys.readouterr().out
+    assert "corpus [test], 4 documents" in printed and "runs/[bold]x[/bold].jsonl" in printed
+    assert "0.5000" in printed
