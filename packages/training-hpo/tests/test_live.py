@@ -126,6 +126,19 @@ def test_the_live_view_shows_running_and_finished_trials(json_sweep: tuple[list,
     assert "running" not in final.split("finished")[-1] and "2/2 trials" in final
 
 
+def test_the_live_view_prints_reasons_and_values_as_written_not_as_markup() -> None:
+    view = LiveView()
+    view.emit(SweepStarted(study="s", metric="m", direction="maximize", n_trials=3, timeout_s=None, parallel=1,
+                           finished=0, time=0))  # fmt: skip
+    view.emit(TrialStarted(trial=1, params={"model.pooling": "[/first]"}, time=0))
+    reason = "ValueError: [/bold] is no [red]style[/red]"
+    view.emit(TrialFinished(trial=0, state="fail", value=None, cv_std=None, params={"x": "[b]"}, reason=reason))
+    console = Console(record=True, force_terminal=True, width=200)
+    console.print(view.render(now=1))  # rich raised MarkupError on the stray closing tag
+    screen = console.export_text()
+    assert reason in screen and "pooling=[/first]" in screen and "x=[b]" in screen
+
+
 def test_plain_lines_of_pruned_and_failed_trials_say_why() -> None:
     view_lines: list[str] = []
 

@@ -95,7 +95,7 @@ class LiveView:
                 f"{step.loss:.4f}" if step and step.loss is not None else "-",
                 f"{trial.last_value:.4f}" if trial.last_value is not None else "-",
                 clock(now - trial.started),
-                short_params(trial.params),
+                Text(short_params(trial.params)),  # Text: values and reasons are printed as they are, not as markup
             )
         return table
 
@@ -116,8 +116,8 @@ class LiveView:
                 f"{event.value:.4f}" if event.value is not None else "-",
                 f"{event.cv_std:.4f}" if event.cv_std is not None else "-",
                 clock(event.seconds),
-                short_params(event.params),
-                event.reason or "",
+                Text(short_params(event.params)),
+                Text(event.reason or ""),
                 style=style,
             )
         return table
