@@ -9,3 +9,8 @@ def test_table_cells_are_printed_as_written_not_read_as_rich_markup(capsys) -> N
     printed = capsys.readouterr().out
     assert "corpus [test], 4 documents" in printed and "runs/[bold]x[/bold].jsonl" in printed
     assert "0.5000" in printed
+
+
+def test_a_table_title_holding_a_path_with_brackets_is_printed_as_written(capsys) -> None:
+    print_table("lineage of runs/[final]/[/v2]", ("field", "value"), [("run_id", "abc")])
+    assert "lineage of runs/[final]/[/v2]" in " ".join(capsys.readouterr().out.split())  # the title may wrap

@@ -36,12 +36,13 @@ def note(args: argparse.Namespace, message: str) -> None:
 
 
 def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """A rich table on stdout; cells are printed as they are (a `[split]` or a path with brackets is no markup)."""
+    """A rich table on stdout; title and cells are printed as they are (a `[split]` or a path with brackets is no
+    markup)."""
     from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    table = Table(title=title)
+    table = Table(title=Text(title))
     for column in columns:
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for row in rows:
