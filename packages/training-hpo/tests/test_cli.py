@@ -26,7 +26,7 @@ def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tmp_path: Path) -> None:
-    study_dir = tmp_path / "study"
+    study_dir = tmp_path / "my study"
     run = training(
         "hpo", "run", "--config-dir", config_dir, "--hpo", "quick", "--study-dir", study_dir, "--n-trials", "2",
         "--inprocess", "--json",
@@ -51,7 +51,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
     assert report.returncode == 0, report.stderr
     assert (study_dir / "report" / "index.html").is_file()
     assert (study_dir / "report" / "interactive.html").is_file()
-    assert f"live view: optuna-dashboard sqlite:///{(study_dir / 'study.db').resolve()}" in report.stdout
+    assert f"live view: optuna-dashboard 'sqlite:///{(study_dir / 'study.db').resolve()}'\n" in report.stdout
 
 
 @pytest.mark.parametrize(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -258,7 +259,7 @@ def _report(args: argparse.Namespace) -> int:
     out = args.out or folder.report
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
-    print(f"live view: optuna-dashboard {folder.read_manifest().storage}")
+    print(f"live view: optuna-dashboard {shlex.quote(folder.read_manifest().storage)}")  # a command to paste
     return 0
 
 
