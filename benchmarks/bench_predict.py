@@ -68,7 +68,6 @@ def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
     import training.core.pipeline
     from data.documents import Document, Span
     from training.core.evaluator import evaluate_model
-    from training.core.exported import OnnxPredictor
     from training.core.predict import Predictor
 
     transformers.logging.set_verbosity_error()
@@ -93,6 +92,8 @@ def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
         if task == "predict":
             return lambda: predictor(texts)
         if (task, threads) not in sessions:
+            from training.core.exported import OnnxPredictor  # only here: a baseline revision may predate it
+
             exported = folder / "exported"
             sessions[task, threads] = OnnxPredictor(exported, quantized=EXPORTED_TASKS[task], threads=threads, **sized)
         return lambda: sessions[task, threads](texts)
@@ -257,8 +258,7 @@ def compare(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     for name, other in outputs.items():
         if name == ONNX:
             verdict.update({f"{ONNX} {task}": agreement(first["predict"], other[task]) for task in EXPORTED_TASKS})
-            continue
-        if name == THIS_TREE:
+        if name in (THIS_TREE, ONNX):
             continue
         same_eval = first["evaluate"] == other["evaluate"]
         spans = [[entity[:3] for entity in doc] for doc in first["predict"]]

@@ -127,17 +127,14 @@ def _without_preprocessing_advice() -> Iterator[None]:
     """Drop onnxruntime's advice to pre-process a model before quantising it (`quant_pre_process`: its shape inference
     fails on BERT graphs, and it made int8 no faster here, docs/benchmarks.md), which it logs on the root logger,
     setting that logger up (a stderr handler for good) when nothing had."""
-    root = logging.getLogger()
-    placeholder = None if root.handlers else logging.NullHandler()
-    if placeholder is not None:
-        root.addHandler(placeholder)
+    root, placeholder = logging.getLogger(), logging.NullHandler()  # with a handler, `logging.warning` sets none up
+    root.addHandler(placeholder)
     root.addFilter(_advice)
     try:
         yield
     finally:
         root.removeFilter(_advice)
-        if placeholder is not None:
-            root.removeHandler(placeholder)
+        root.removeHandler(placeholder)
 
 
 def _advice(record: logging.LogRecord) -> bool:
