@@ -103,6 +103,29 @@ def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Pat
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
 
 
+def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run: Path, tmp_path: Path) -> None:
+    texts = ["Anna Kowalczyk works at Siemens in Warsaw.", "Second line here."]
+    file = tmp_path / "notepad [saved].txt"
+    file.write_bytes(("\ufeff" + "\r\n".join(texts) + "\r\n").encode("utf-8"))
+    completed = cli("predict", str(trained_run), "--file", str(file), "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
+
+
+def test_predict_refuses_standard_input_that_is_not_utf8_in_one_line(trained_run: Path) -> None:
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "training.cli", "predict", str(trained_run)]
+    completed = subprocess.run(command, input="Zürich\n".encode("latin-1"), capture_output=True, timeout=600)
+    error = completed.stderr.decode()
+    assert completed.returncode == 2, error
+    assert (
+        error == "training predict: error: standard input:1: not valid UTF-8 (byte 0xfc at offset 1); "
+        "re-encode the text as UTF-8\n"
+    )
+
+
 @pytest.mark.slow
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"

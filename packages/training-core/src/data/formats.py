@@ -37,13 +37,18 @@ def read_text(path: Path) -> str:
         raw = path.read_bytes()
     except OSError as error:
         raise DataError(f"{path}: cannot read the file ({error.strerror})") from error
+    return decode_text(raw, str(path))
+
+
+def decode_text(raw: bytes, where: str) -> str:
+    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else a `DataError`."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(
-            f"{path}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
-            "re-encode the file as UTF-8"
+            f"{where}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
+            "re-encode the text as UTF-8"
         ) from error
 
 

@@ -7,6 +7,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from data.formats import decode_text, read_text
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor
 from training.common.errors import InputError
@@ -28,14 +29,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _texts(args: argparse.Namespace) -> list[str]:
     if args.text:
         return list(args.text)
-    if args.file:
-        try:
-            lines = args.file.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"{args.file}: cannot read the file ({error})") from error
-    else:
-        lines = sys.stdin.read().splitlines()
-    texts = [line for line in lines if line.strip()]
+    # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
+    text = read_text(args.file) if args.file else decode_text(sys.stdin.buffer.read(), "standard input")
+    texts = [line for line in text.splitlines() if line.strip()]
     if not texts:
         raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
     return texts
