@@ -112,6 +112,13 @@ def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run:
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
 
 
+def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli, trained_run: Path) -> None:
+    texts = ["Anna Kowalczyk\u2028Siemens, Warsaw", "Page one\x0cpage two\x85end", "old Mac line"]
+    completed = cli("predict", str(trained_run), "--json", input="\n".join(texts[:2]) + "\r\n" + texts[2] + "\r")
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line)["text"] for line in completed.stdout.removesuffix("\n").split("\n")] == texts
+
+
 def test_predict_refuses_standard_input_that_is_not_utf8_in_one_line(trained_run: Path) -> None:
     import subprocess
     import sys

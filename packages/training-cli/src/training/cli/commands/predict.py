@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
@@ -31,7 +32,8 @@ def _texts(args: argparse.Namespace) -> list[str]:
         return list(args.text)
     # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
     text = read_text(args.file) if args.file else decode_text(sys.stdin.buffer.read(), "standard input")
-    texts = [line for line in text.splitlines() if line.strip()]
+    # Lines end at "\n", "\r\n" or "\r": U+2028, U+0085 and the other breaks `str.splitlines` cuts at belong to a text.
+    texts = [line for line in re.split(r"\r\n?|\n", text) if line.strip()]
     if not texts:
         raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
     return texts
