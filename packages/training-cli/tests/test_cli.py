@@ -103,6 +103,22 @@ def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Pat
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
 
 
+@pytest.mark.parametrize(
+    ("arguments", "option"),
+    [
+        (["predict", "RUN", "some text"], "--batch-size"),
+        (["evaluate", "RUN", "--data-path", "DATA"], "--batch-size"),
+        (["serve", "RUN"], "--batch-size"),
+        (["serve", "RUN"], "--max-texts"),
+    ],
+)
+def test_sizes_below_one_are_usage_errors_not_crashes(cli, trained_run: Path, config_dir: Path, arguments, option):
+    paths = {"RUN": str(trained_run), "DATA": str(config_dir / "resumes")}
+    completed = cli(*(paths.get(argument, argument) for argument in arguments), option, "0")
+    assert completed.returncode == 2
+    assert f"error: argument {option}: expected a whole number of at least 1, got '0'" in completed.stderr
+
+
 def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run: Path, tmp_path: Path) -> None:
     texts = ["Anna Kowalczyk works at Siemens in Warsaw.", "Second line here."]
     file = tmp_path / "notepad [saved].txt"

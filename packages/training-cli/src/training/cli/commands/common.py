@@ -11,6 +11,17 @@ if TYPE_CHECKING:
     from training.config import TrainingConfig
 
 
+def positive_int(text: str) -> int:
+    """An argparse type for sizes and counts: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
+
+
 def add_config_options(parser: argparse.ArgumentParser) -> None:
     """`--config-dir`, `--backbone`, `--data`, `--data-path` and repeatable `--set key=value`."""
     parser.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")

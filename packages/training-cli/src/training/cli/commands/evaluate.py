@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from training.cli.commands.common import positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
@@ -17,7 +18,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--data-path", required=True, help="data folder or file")
     parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     add_output_options(parser)
     parser.set_defaults(func=run)
 

@@ -9,6 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from data.formats import decode_text, read_text
+from training.cli.commands.common import positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor
 from training.common.errors import InputError
@@ -22,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("text", nargs="*", help="texts to tag (default: one text per line of --file or stdin)")
     parser.add_argument("--file", type=Path, help="read one text per line from this file")
     parser.add_argument("--json", action="store_true", help="print one JSON object per text (JSON lines)")
-    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32)
     parser.add_argument("--quantized", action="store_true", help="an exported folder's int8 model")
     parser.set_defaults(func=run)
 

@@ -7,6 +7,7 @@ import os
 import tempfile
 from pathlib import Path
 
+from training.cli.commands.common import positive_int
 from training.cli.run_paths import predictor_folder
 from training.common.optional import require
 
@@ -18,10 +19,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
     parser.add_argument("--port", type=int, default=8000)
-    parser.add_argument("--workers", type=int, default=1, help="server processes, each with its own model copy")
-    parser.add_argument("--batch-size", type=int, default=16, help="texts tagged together across requests")
-    parser.add_argument("--max-texts", type=int, default=64, help="texts accepted in one request")
-    parser.add_argument("--max-chars", type=int, default=20_000, help="characters accepted in one text")
+    parser.add_argument("--workers", type=positive_int, default=1, help="server processes, each with a model copy")
+    parser.add_argument("--batch-size", type=positive_int, default=16, help="texts tagged together across requests")
+    parser.add_argument("--max-texts", type=positive_int, default=64, help="texts accepted in one request")
+    parser.add_argument("--max-chars", type=positive_int, default=20_000, help="characters accepted in one text")
     parser.add_argument("--quantized", action="store_true", help="serve an exported folder's int8 model")
     parser.set_defaults(func=run)
 
@@ -29,8 +30,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.common.errors import InputError
 
-    if args.workers < 1 or not 0 <= args.port <= 65535:
-        raise InputError(f"--workers {args.workers} --port {args.port}: expected workers >= 1 and a port 0-65535")
+    if not 0 <= args.port <= 65535:
+        raise InputError(f"--port {args.port}: expected a port 0-65535")
     model_dir = predictor_folder(args.model, quantized=args.quantized).resolve()
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
