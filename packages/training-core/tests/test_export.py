@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from data.loaders import load_dataset
+from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.export import EXPORT_RECORD, ExportedModel, export_onnx
 from training.core.model import load_model
@@ -61,3 +62,22 @@ def test_the_export_command_writes_a_folder_and_refuses_a_non_model(run_dir: Pat
     refused = cli("export", str(tmp_path), "--output", str(tmp_path / "out2"))
     assert refused.returncode == 2 and "not a model folder" in refused.stderr and not (tmp_path / "out2").exists()
     assert "Traceback" not in refused.stderr
+
+
+def test_the_export_refuses_to_replace_what_is_not_an_export(run_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "exports").mkdir()
+    (tmp_path / "exports" / "notes.txt").write_text("kept")
+    (tmp_path / "model.onnx").write_text("kept")
+    run_files = sorted(run_dir.rglob("*"))
+    for target in (run_dir, tmp_path / "exports", tmp_path / "model.onnx"):
+        with pytest.raises(InputError, match="not an exported folder, and the export would replace it"):
+            export_onnx(run_dir / "model", target)
+    assert sorted(run_dir.rglob("*")) == run_files
+    assert (tmp_path / "exports" / "notes.txt").read_text() == (tmp_path / "model.onnx").read_text() == "kept"
+
+
+def test_the_export_replaces_an_earlier_export(run_dir: Path, tmp_path: Path) -> None:
+    export_onnx(run_dir / "model", tmp_path / "onnx")
+    (tmp_path / "onnx" / "stale.txt").write_text("from before")
+    export_onnx(run_dir / "model", tmp_path / "onnx")
+    assert (tmp_path / "onnx" / "model.onnx").is_file() and not (tmp_path / "onnx" / "stale.txt").exists()

@@ -24,7 +24,7 @@ from training.common.atomic import atomic_directory, atomic_write_text
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
 from training.config.schema import TrainingConfig
-from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport
+from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport, is_exported
 from training.core.metrics import compute_metrics
 from training.core.model import load_model
 from training.core.pipeline import Windowing, predict_documents
@@ -54,6 +54,12 @@ def export_onnx(
 ) -> ExportedModel:
     """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
     the int8 model is scored on `split` of `data_path`, else on the run's validation documents."""
+    target = Path(output_dir)
+    if target.exists() and not is_exported(target) and (not target.is_dir() or any(target.iterdir())):
+        raise InputError(
+            f"{target}: not an exported folder, and the export would replace it with all it holds; "
+            "export into a new folder (or an earlier export)"
+        )
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()
