@@ -118,6 +118,15 @@ def test_conll_line_without_a_tag(tmp_path: Path) -> None:
         records(path, "conll")
 
 
+def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
+    """A no-break or em space inside a token keeps the token whole; `str.split` cut it and dropped the rest."""
+    path = write(tmp_path / "a.conll", "New\u00a0York B-LOC\r\nis\tO\n\u00a0\nSome\u2003thing O\n")
+    assert [r.fields for r in records(path, "conll")] == [
+        {"tokens": ["New\u00a0York", "is"], "tags": ["B-LOC", "O"]},
+        {"tokens": ["Some\u2003thing"], "tags": ["O"]},
+    ]
+
+
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):

@@ -95,6 +95,11 @@ def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     assert [doc.group for doc in dataset["train"]] == ["doc1", "doc1"]
 
 
+def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.conll", "in O\nNew\u00a0York B-LOC\n")
+    assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
+
+
 def test_explicit_format_reads_any_suffix(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "corpus.data", conll()), format="conll")
     assert_two_documents(dataset)

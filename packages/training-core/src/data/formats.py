@@ -20,6 +20,7 @@ FORMATS = ("spans", "tokens", "conll")
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
+_CONLL_COLUMN_BREAK = re.compile(r"[ \t\r\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +141,7 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tags: list[str] = []
     first_line, group = 0, 0
     for number, line in enumerate([*text.split("\n"), ""], start=1):
-        columns = line.split()
+        columns = [column for column in _CONLL_COLUMN_BREAK.split(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
