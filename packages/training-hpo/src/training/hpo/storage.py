@@ -34,7 +34,8 @@ HEARTBEAT_GRACE_S = 180
 def storage_location(storage: str | None, folder: StudyFolder) -> str:
     """The storage as a URL or an absolute journal path (what `open_storage` opens and the manifest records)."""
     if storage is None:
-        return f"sqlite:///{folder.database.resolve()}"
+        # SQLAlchemy reads `%xx` in a URL as an escape and `?` as the start of the options: both are escaped.
+        return f"sqlite:///{str(folder.database.resolve()).replace('%', '%25').replace('?', '%3F')}"
     if storage == "journal":
         return str(folder.journal.resolve())
     if "://" in storage:
