@@ -98,6 +98,15 @@ def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
     assert "train.jsonl:1: annotation [0, 9, 'PERSON'] is out of range" in completed.stderr
 
 
+def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "out").mkdir()
+    completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training splits: error: {tmp_path / 'out'}: is a folder; expected the path of a file to write"
+    ]
+
+
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr

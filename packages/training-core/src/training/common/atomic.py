@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from training.common.errors import TrainingError, first_line
+from training.common.errors import InputError, TrainingError, first_line
 
 
 @functools.cache
@@ -42,6 +42,8 @@ def _fsync_dir(directory: Path) -> None:
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
     """Write `data` to a temporary file beside `path`, fsync it, rename it over `path` (with `mode`, else open()'s)."""
     target = Path(path)
+    if target.is_dir():  # os.replace would fail with an OSError naming our temporary file
+        raise InputError(f"{target}: is a folder; expected the path of a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
