@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -68,6 +69,17 @@ class PredictRequest(BaseModel):
             if blank:
                 raise ValueError(f"expected non-empty texts; texts {blank[:5]} are empty")
         return texts
+
+    @field_validator("text", "texts")
+    @classmethod
+    def _unicode(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """JSON may escape half a surrogate pair (`"\\ud800"`), which is no text: the model call of the whole batch,
+        other requests' texts included, would fail on it."""
+        texts = [value] if isinstance(value, str) else value or []
+        broken = [index for index, text in enumerate(texts) if re.search("[\ud800-\udfff]", text)]
+        if broken:
+            raise ValueError(f"expected Unicode text; texts {broken[:5]} hold half a surrogate pair")
+        return value
 
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
