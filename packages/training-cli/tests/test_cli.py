@@ -144,7 +144,7 @@ def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli
     assert [json.loads(line)["text"] for line in completed.stdout.removesuffix("\n").split("\n")] == texts
 
 
-def test_predict_refuses_standard_input_that_is_not_utf8_in_one_line(trained_run: Path) -> None:
+def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(trained_run: Path) -> None:
     import subprocess
     import sys
 
@@ -156,6 +156,10 @@ def test_predict_refuses_standard_input_that_is_not_utf8_in_one_line(trained_run
         error == "training predict: error: standard input:1: not valid UTF-8 (byte 0xfc at offset 1); "
         "re-encode the text as UTF-8\n"
     )
+    completed = subprocess.run([*command, "Bern", "Z\xfcrich".encode("latin-1")], capture_output=True, timeout=600)
+    error = completed.stderr.decode()
+    assert completed.returncode == 2, error
+    assert error.startswith("training predict: error: text argument 2:1: not valid UTF-8 (byte 0xfc at offset 1)")
 
 
 @pytest.mark.slow

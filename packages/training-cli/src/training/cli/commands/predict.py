@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import sys
 from dataclasses import asdict
@@ -29,8 +30,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _texts(args: argparse.Namespace) -> list[str]:
-    if args.text:
-        return list(args.text)
+    if args.text:  # bytes the locale cannot decode come as U+DC80-U+DCFF, which the tokenizer refuses: name the byte
+        return [
+            decode_text(os.fsencode(text), f"text argument {number}") if re.search("[\udc80-\udcff]", text) else text
+            for number, text in enumerate(args.text, 1)
+        ]
     # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
     text = read_text(args.file) if args.file else decode_text(sys.stdin.buffer.read(), "standard input")
     # Lines end at "\n", "\r\n" or "\r": U+2028, U+0085 and the other breaks `str.splitlines` cuts at belong to a text.
