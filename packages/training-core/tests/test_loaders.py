@@ -100,6 +100,14 @@ def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Pat
     assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
 
 
+def test_half_a_surrogate_pair_is_refused_with_its_line(tmp_path: Path) -> None:
+    """JSON written by code that cut a string inside an emoji escapes half of its surrogate pair."""
+    spans = write(tmp_path / "spans" / "train.jsonl", '{"text": "Hi Bob \\ud83d", "annotations": [[3, 6, "PER"]]}\n')
+    assert load_error(spans) == f"{spans}:1: 'text' holds half a surrogate pair ('\\ud83d' at character 7)"
+    tokens = write(tmp_path / "tokens" / "train.jsonl", '{"tokens": ["Bob", "\\ud83d"], "tags": ["B-PER", "O"]}\n')
+    assert load_error(tokens) == f"{tokens}:1: token 1 ('\\ud83d') holds half a surrogate pair"
+
+
 def test_explicit_format_reads_any_suffix(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "corpus.data", conll()), format="conll")
     assert_two_documents(dataset)
