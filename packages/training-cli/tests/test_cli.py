@@ -144,6 +144,18 @@ def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli
     assert [json.loads(line)["text"] for line in completed.stdout.removesuffix("\n").split("\n")] == texts
 
 
+def test_predict_takes_options_before_between_and_after_its_texts(cli, trained_run: Path) -> None:
+    texts = ["Anna works at Siemens.", "Second text here.", "Third one."]
+    mixed = ("predict", str(trained_run), "--json", texts[0], "--batch-size", "1", texts[1], texts[2])
+    completed = cli(*mixed)
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
+    completed = cli(*mixed, "--quantized")  # an option after the texts is read as the option, not dropped
+    assert completed.returncode == 2 and "--quantized needs an exported folder" in completed.stderr
+    completed = cli("predict", str(trained_run), texts[0], "--bogus", texts[1])
+    assert completed.returncode == 2 and "unrecognized arguments: --bogus" in completed.stderr
+
+
 def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(trained_run: Path) -> None:
     import subprocess
     import sys

@@ -16,6 +16,25 @@ from training.common.optional import MissingDependencyError
 PLUGIN_GROUP = "training.cli.commands"
 
 
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser taking options anywhere among its positionals (`predict RUN --json "a" "b"`): plain argparse
+    ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
+
+    _intermixing = False
+
+    def parse_known_args(
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        lists = any(action.nargs in ("*", "+") for action in self._get_positional_actions())
+        if self._intermixing or not lists:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True  # parse_known_intermixed_args calls back here for its two passes
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: built-in commands, then every installed plugin command."""
     parser = argparse.ArgumentParser(
@@ -25,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"training {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
     from training.cli.commands import BUILTIN
 
     for register in BUILTIN:
