@@ -49,6 +49,17 @@ def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
 
 
+def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config_dir: Path) -> None:
+    data = config_dir / "resumes" / "validation.jsonl"
+    completed = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
+    assert completed.returncode == 0, completed.stderr
+    record = json.loads(completed.stdout)
+    assert record["num_documents"] == len(data.read_text(encoding="utf-8").splitlines())
+    completed = cli("evaluate", str(trained_run), "--data-path", str(config_dir / "resumes"), "--split", "gold")
+    assert completed.returncode == 2
+    assert completed.stderr.endswith("resumes has no such split; it has train, validation, test\n")
+
+
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     completed = cli(
         "splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(tmp_path / "s.json"), "--json"

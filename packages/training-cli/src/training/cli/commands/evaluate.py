@@ -16,7 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("evaluate", help="evaluate a saved model on a data split (per-entity table)")
     parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
     parser.add_argument("--data-path", required=True, help="data folder or file")
-    parser.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     parser.add_argument("--batch-size", type=positive_int, default=32)
     add_output_options(parser)
@@ -28,13 +28,14 @@ def run(args: argparse.Namespace) -> int:
 
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path)
-    if args.split not in dataset:
-        raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
-    result = evaluate_model(model_dir, None, dataset[args.split], batch_size=args.batch_size)  # the run's windows
+    split = args.split or (next(iter(dataset)) if Path(args.data_path).is_file() else "test")  # a file is one split
+    if split not in dataset:
+        raise InputError(f"--split {split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
+    result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
     record = {
         "model": str(model_dir),
         "data": str(args.data_path),
-        "split": args.split,
+        "split": split,
         "dataset_fingerprint": dataset.fingerprint,
         "num_documents": result.num_documents,
         "truncated_words": result.truncated_words,
@@ -47,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from training.core.run_metrics import Evaluation
 
-    print_evaluation(f"{args.split}: {result.num_documents} documents", Evaluation.model_validate(result.metrics))
+    print_evaluation(f"{split}: {result.num_documents} documents", Evaluation.model_validate(result.metrics))
     if result.truncated_words:
         note(args, f"{result.truncated_words} words fell outside every window and were scored as O")
     return 0
