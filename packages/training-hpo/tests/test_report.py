@@ -121,3 +121,23 @@ def test_the_interactive_page_of_a_study_without_complete_trials_says_why(tmp_pa
     write_report(empty, tmp_path / "report")
     page = (tmp_path / "report" / "interactive.html").read_text(encoding="utf-8")
     assert page.count("Skipped: no complete trial yet") == 4 and "Plotly.newPlot(" not in page
+
+
+@pytest.mark.filterwarnings("error")
+@pytest.mark.parametrize("values", [[0.5], [0.5, 0.7, 0.6], [0.5, 0.5, 0.5]])
+def test_a_parameter_or_objective_the_same_in_every_trial_is_reported_without_warnings(values, tmp_path: Path) -> None:
+    """One batch size in every trial gave matplotlib's "identical low and high ylims" warning; one objective value
+    optuna's "importances will be equal"."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    distributions = {"lr": FloatDistribution(1e-5, 1e-3, log=True), "batch_size": CategoricalDistribution([8, 16])}
+    for number, value in enumerate(values):
+        params = {"lr": 1e-5 * (number + 1), "batch_size": 8}
+        folds = {"fold_values": [value, value]}
+        study.add_trial(create_trial(value=value, params=params, distributions=distributions, user_attrs=folds))
+    write_report(study, tmp_path)
+    page = (tmp_path / "index.html").read_text(encoding="utf-8")
+    assert (tmp_path / "parallel.png").is_file() == (len(values) > 1)
+    assert ("Skipped: needs complete trials with different objective values" in page) == (values == [0.5] * 3)

@@ -31,17 +31,23 @@ def study_figures(study: optuna.Study, metric: str) -> list[Section]:
     none_yet = "no complete trial yet"
     if not complete:
         return [(heading, None, none_yet) for heading in _HEADINGS]
-    importances = (
-        (_HEADINGS[1], _importances(study, metric), "")
-        if len(complete) >= 2
-        else (_HEADINGS[1], None, f"needs at least 2 complete trials; the study has {len(complete)}")
-    )
+    skip_importances = importances_note(complete)
     return [
         (_HEADINGS[0], _history(study, complete, metric), ""),
-        importances,
+        (_HEADINGS[1], None if skip_importances else _importances(study, metric), skip_importances or ""),
         (_HEADINGS[2], _parallel(complete, metric), ""),
         (_HEADINGS[3], _fold_spread(complete, metric), ""),
     ]
+
+
+def importances_note(complete: list[FrozenTrial]) -> str | None:
+    """Why parameter importances are skipped, or None: optuna needs 2 complete trials and 2 objective values (with
+    one value it warns that every importance is equal)."""
+    if len(complete) < 2:
+        return f"needs at least 2 complete trials; the study has {len(complete)}"
+    if len({trial.value for trial in complete}) < 2:
+        return f"needs complete trials with different objective values; every one has {complete[0].value}"
+    return None
 
 
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")

@@ -15,7 +15,7 @@ from optuna.trial import FrozenTrial, TrialState
 from training.common.atomic import atomic_write_text
 from training.common.optional import require
 from training.common.report_page import Section, report_page, save_png
-from training.hpo.interactive_report import write_interactive_report
+from training.hpo.interactive_report import importances_note, write_interactive_report
 from training.hpo.trial_record import TrialRecord
 
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
@@ -84,13 +84,19 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
 
     none_yet = "no complete trial yet" if not complete else None
     add("Optimisation history", "history.png", lambda: plots.plot_optimization_history(study), none_yet)
+    importances = importances_note(complete)
+    add("Parameter importances", "importances.png", lambda: plots.plot_param_importances(study), importances)
+    # A parameter with one value in every trial has a zero-height axis: matplotlib warns ("identical low and high
+    # ylims") and the axis says nothing, so only the parameters that vary are drawn.
+    names = sorted({name for trial in complete for name in trial.params})
+    varying = [name for name in names if len({trial.params.get(name) for trial in complete}) > 1]
+    constant = None if varying else "needs complete trials with different parameter values"
     add(
-        "Parameter importances",
-        "importances.png",
-        lambda: plots.plot_param_importances(study),
-        None if len(complete) >= 2 else f"needs at least 2 complete trials; the study has {len(complete)}",
+        "Parallel coordinates",
+        "parallel.png",
+        lambda: plots.plot_parallel_coordinate(study, params=varying),
+        none_yet or constant,
     )
-    add("Parallel coordinates", "parallel.png", lambda: plots.plot_parallel_coordinate(study), none_yet)
     add("Fold values per trial", "folds.png", lambda: _fold_spread(complete), none_yet)
     table = trials_table(study)
     atomic_write_text(out / "trials.txt", table)
