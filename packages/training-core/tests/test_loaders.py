@@ -317,6 +317,18 @@ def test_overlapping_spans_are_an_error_by_default(tmp_path: Path) -> None:
     )
 
 
+def test_an_annotation_given_twice_is_dropped_and_counted_not_an_overlap(tmp_path: Path) -> None:
+    twice = [[0, 10, "PER"], [0, 10, "PER"], {"start": 0, "end": 10, "label": "PER"}]
+    record = {"text": "John Smith", "annotations": twice}
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl([record])))
+    (document,) = dataset["train"]
+    assert document.spans == (Span(0, 10, "PER"),)
+    assert dataset.report.duplicates_dropped == 2 and dataset.report.overlaps_dropped == 0
+    assert "2 duplicate spans dropped (same start, end and label)" in dataset.report.lines()
+    path = one_record(tmp_path, {"text": "John Smith", "annotations": [[0, 10, "PER"], [0, 10, "ORG"]]})
+    assert "annotations [0, 10, 'ORG'] and [0, 10, 'PER'] overlap" in load_error(path)
+
+
 def test_overlapping_spans_keep_the_longest_when_asked(tmp_path: Path) -> None:
     record = {"text": "New York City Hall", "annotations": [[0, 8, "LOC"], [4, 18, "ORG"], [9, 13, "LOC"]]}
     dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl([record])), overlap_policy="keep_longest")

@@ -262,7 +262,10 @@ class _DocumentBuilder:
             self.counts["empty_skipped"] += 1
             return None
         words = split_words(text)
-        spans = self._align(where, text, words, [self._span(where, text, item) for item in raw])
+        given = [self._span(where, text, item) for item in raw]
+        unique = list(dict.fromkeys(given))  # one entity annotated twice is not an overlap (counted, then dropped)
+        self.counts["duplicates_dropped"] += len(given) - len(unique)
+        spans = self._align(where, text, words, unique)
         return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group, words=words)
 
     def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[Span]:

@@ -24,6 +24,7 @@ class LoadReport(_Record):
     source: str
     documents: dict[str, int]
     spans_trimmed: int = 0
+    duplicates_dropped: int = 0
     overlaps_dropped: int = 0
     tags_repaired: int = 0
     empty_skipped: int = 0
@@ -37,6 +38,7 @@ class LoadReport(_Record):
         lines = [f"{self.source}: {counts} documents"]
         notes = {
             "spans_trimmed": "spans had surrounding whitespace trimmed",
+            "duplicates_dropped": "duplicate spans dropped (same start, end and label)",
             "overlaps_dropped": "overlapping spans dropped (keep_longest)",
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
             "empty_skipped": "empty documents skipped",
