@@ -60,6 +60,19 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     assert completed.stderr.endswith("resumes has no such split; it has train, validation, test\n")
 
 
+def test_evaluate_and_report_read_other_data_in_its_own_format(cli, trained_run: Path, tmp_path: Path) -> None:
+    """The run read JSON lines (data.format: spans); a CoNLL file given with --data-path is read as CoNLL."""
+    data = tmp_path / "held-out.conll"
+    data.write_text("Anna B-PERSON\nKowalczyk I-PERSON\nworks O\nat O\nSiemens B-COMPANY\n\nWarsaw B-LOCATION\n")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 2
+    named = cli("evaluate", str(trained_run), "--data-path", str(data), "--format", "spans")
+    assert named.returncode == 2 and f"{data}:1: invalid JSON" in named.stderr
+    reported = cli("report", str(trained_run), "--data-path", str(data), "--output", str(tmp_path / "report"))
+    assert reported.returncode == 0, reported.stderr
+
+
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     completed = cli(
         "splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(tmp_path / "s.json"), "--json"

@@ -59,11 +59,12 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
     return RunFolder(model_dir.parent).read_config()
 
 
-def run_dataset(model_dir: Path, data_path: str) -> Dataset:
-    """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known."""
+def run_dataset(model_dir: Path, data_path: str, format: str = "auto") -> Dataset:
+    """The data at `data_path` in `format` (detected by default), read with the run's other data options (scheme,
+    labels, columns) when known."""
     config = run_config(model_dir)
     if config is not None:
-        return config.data.load(data_path)
+        return config.data.model_copy(update={"format": format}).load(data_path)
     from data.loaders import load_dataset
 
-    return load_dataset(data_path)
+    return load_dataset(data_path, format=format)

@@ -6,6 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from data.formats import FORMATS
+
 if TYPE_CHECKING:
     from data.loaders import Dataset
     from training.config import TrainingConfig
@@ -33,6 +35,14 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
         action="append",
         metavar="KEY=VALUE",
         help="override a config value, e.g. training.learning_rate=3e-5 (repeatable)",
+    )
+
+
+def add_format_option(parser: argparse.ArgumentParser) -> None:
+    """`--format` of the data given with `--data-path`: detected from its files unless named, as it need not be in
+    the run's format."""
+    parser.add_argument(
+        "--format", choices=("auto", *FORMATS), default="auto", help="format of --data-path (default: detected)"
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import positive_int
+from training.cli.commands.common import add_format_option, positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
@@ -16,6 +16,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("evaluate", help="evaluate a saved model on a data split (per-entity table)")
     parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
     parser.add_argument("--data-path", required=True, help="data folder or file")
+    add_format_option(parser)
     parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     parser.add_argument("--batch-size", type=positive_int, default=32)
@@ -27,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
     from training.core import evaluate_model
 
     model_dir = model_folder(args.model)
-    dataset = run_dataset(model_dir, args.data_path)
+    dataset = run_dataset(model_dir, args.data_path, args.format)
     split = args.split or (next(iter(dataset)) if Path(args.data_path).is_file() else "test")  # a file is one split
     if split not in dataset:
         raise InputError(f"--split {split}: {args.data_path} has no such split; it has {', '.join(dataset)}")

@@ -6,6 +6,7 @@ import argparse
 from importlib.metadata import entry_points
 from pathlib import Path
 
+from training.cli.commands.common import add_format_option
 from training.cli.output import print_json
 from training.common.errors import InputError
 
@@ -17,6 +18,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("folder", type=Path, help="a run folder (metrics.json) or a study folder")
     parser.add_argument("--output", type=Path, help="report folder (default: FOLDER/report)")
     parser.add_argument("--data-path", help="data to compute the entity-type confusion on (default: the run's)")
+    add_format_option(parser)
     parser.add_argument("--json", action="store_true", help="print the report path as JSON")
     parser.set_defaults(func=run)
 
@@ -26,7 +28,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.folder}: no such folder")
     out_dir = args.output or args.folder / "report"
     if (args.folder / "metrics.json").is_file():
-        page = write_folder_report(args.folder, out_dir, args.data_path)
+        page = write_folder_report(args.folder, out_dir, args.data_path, args.format)
     else:
         page = _plugin_report(args.folder, out_dir)
     if args.json:
@@ -36,8 +38,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None) -> Path:
-    """A run folder's report; with data (given, or the run's own), also the confusion of entity types."""
+def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None, format: str = "auto") -> Path:
+    """A run folder's report; with data (given, in `format`, or the run's own, in its), also the confusion of entity
+    types."""
     from training.cli.report import entity_confusion, write_run_report
     from training.cli.run_paths import run_config, run_dataset
 
@@ -45,11 +48,11 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
     model_dir = run_dir / "model"
     config = run_config(model_dir)
     if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
-        data_path = config.data.path
+        data_path, format = config.data.path, config.data.format
     if model_dir.is_dir() and data_path:
         from training.core import evaluate_model
 
-        dataset = run_dataset(model_dir, data_path)
+        dataset = run_dataset(model_dir, data_path, format)
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
