@@ -408,10 +408,17 @@ def test_tokens_and_tags_length_mismatch(tmp_path: Path) -> None:
     assert load_error(path) == f"{path}:1: 3 tokens but 2 ner_tags; they must pair up"
 
 
-def test_integer_ner_tags_need_their_names(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.jsonl", jsonl([{"tokens": ["a", "b"], "ner_tags": [0, 1]}]))
+def test_integer_ner_tags_are_named_by_tag_names_as_datasets_exports_them(tmp_path: Path) -> None:
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
+    ids = [[names.index(tag) for tag in row] for row in TAGS]
+    path = write(tmp_path / "ids.jsonl", jsonl(token_records("ner_tags", ids)))  # type: ignore[arg-type]
+    named = load_dataset(write(tmp_path / "names.jsonl", jsonl(token_records("ner_tags"))))
+    assert load_dataset(path, tag_names=names).fingerprint == named.fingerprint
     assert load_error(path) == (
-        f"{path}:1: 'ner_tags' must be a list of tag names such as 'B-PER' (integer tag ids need their names)"
+        f"{path}:1: 'ner_tags' holds tag ids; set data.tag_names to the tag names in id order (or write the names)"
+    )
+    assert load_error(path, tag_names=names[:5]) == (
+        f"{path}:1: tag id 5 in 'ner_tags' is not one of 0..4 (['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'])"
     )
 
 

@@ -128,7 +128,7 @@ def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | N
     records = []
     for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
         if names is not None and isinstance(tags, list):
-            tags = [_name(where, row, tag_column, tag, names) for tag in tags]
+            tags = [tag_name(where, row, tag_column, tag, names) for tag in tags]
         records.append(Record(row, {"tokens": tokens, "tags": tags}))
     return records
 
@@ -166,7 +166,8 @@ def _tag_names(
     return None
 
 
-def _name(where: str, row: int, column: str, tag: Any, names: tuple[str, ...]) -> Any:
+def tag_name(where: str, row: int, column: str, tag: Any, names: Sequence[str]) -> Any:
+    """The name of tag id `tag` (of row `row` of `where`), else an error naming the ids there are."""
     if isinstance(tag, int) and 0 <= tag < len(names):
         return names[tag]
     raise DataError(f"{where}:{row}: tag id {tag!r} in {column!r} is not one of 0..{len(names) - 1} ({list(names)})")

@@ -7,7 +7,7 @@ import os
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text
-from data.hf_datasets import Columns, is_datasets_input, read_datasets_input
+from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
 from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
@@ -106,7 +106,8 @@ def load_dataset(
 
     `labels` is the entity-type schema (default: the data's). A span edge inside a word is widened to whole words
     and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
-    become IOB2; `tag_names` and `columns` serve `datasets` input without `ClassLabel` or with unusual columns.
+    become IOB2; `tag_names` names integer tags (token files, `datasets` input without `ClassLabel`); `columns`
+    serves `datasets` input with unusual columns.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -125,7 +126,7 @@ def load_dataset(
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
-        sources = {name: _file_source(file, format) for name, file in files.items()}
+        sources = {name: _file_source(file, format, tag_names) for name, file in files.items()}
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
     builders = {
@@ -152,10 +153,26 @@ class _Source:
     records: list[Record]
 
 
-def _file_source(file: Path, format: str) -> _Source:
+def _file_source(file: Path, format: str, tag_names: Sequence[str] | None) -> _Source:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    return _Source(str(file), file_format, list(read_records(file, text, file_format)))
+    records = read_records(file, text, file_format)
+    return _Source(str(file), file_format, [_named_tags(file, record, tag_names) for record in records])
+
+
+def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
+    """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
+    key = "tags" if "tags" in record.fields else "ner_tags"
+    tags = record.fields.get(key)
+    if not isinstance(tags, list) or not tags or not all(isinstance(tag, int) for tag in tags):
+        return record
+    if names is None:
+        raise DataError(
+            f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
+            "(or write the names)"
+        )
+    named = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
+    return replace(record, fields={**record.fields, key: named})
 
 
 def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
