@@ -8,6 +8,7 @@ import pytest
 
 from data.segmentation import Word, split_words
 
+POLAND, GERMANY = "\U0001f1f5\U0001f1f1", "\U0001f1e9\U0001f1ea"  # flags: two regional indicators each
 PERSIAN = "\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645"  # "I want", with ZWNJ after its prefix
 
 
@@ -38,6 +39,23 @@ def test_punctuation_and_symbols_are_words_of_their_own() -> None:
 def test_combining_marks_and_joiners_stay_inside_their_word(text: str, expected: list[str]) -> None:
     assert texts(text) == expected
     assert all(not unicodedata.category(w[0]).startswith("M") for w in expected)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (POLAND + " Warsaw", [POLAND, "Warsaw"]),
+        (POLAND + GERMANY + "\U0001f1e9", [POLAND, GERMANY, "\U0001f1e9"]),  # pairs from the start
+        ("ok\U0001f44d\U0001f3fd!", ["ok", "\U0001f44d\U0001f3fd", "!"]),  # a skin-tone modifier
+        ("\U0001f468\u200d\U0001f469\u200d\U0001f467 home", ["\U0001f468\u200d\U0001f469\u200d\U0001f467", "home"]),
+        ("\U0001f469\U0001f3fd\u200d\U0001f4bb", ["\U0001f469\U0001f3fd\u200d\U0001f4bb"]),  # modifier, then ZWJ
+        ("\U0001f3f3\ufe0f\u200d\U0001f308,", ["\U0001f3f3\ufe0f\u200d\U0001f308", ","]),  # selector, then ZWJ
+        ("\u20ac\u200d a", ["\u20ac\u200d", "a"]),  # a joiner with nothing to join stays on its symbol
+        ("\u6771\u200d\u4eac", ["\u6771\u200d", "\u4eac"]),  # it joins pictographs only, not Han
+    ],
+)
+def test_an_emoji_of_several_code_points_is_one_word(text: str, expected: list[str]) -> None:
+    assert texts(text) == expected
 
 
 def test_cjk_and_thai_are_split_per_character() -> None:

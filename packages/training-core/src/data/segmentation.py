@@ -3,7 +3,8 @@
 BERT's basic pre-tokenizer, a little finer: whitespace, control characters and U+200B separate words; every
 punctuation (P*) and symbol (S*) character is a word (`jane@acme.com` is five); letters of scripts written without
 spaces (Han, kana, Thai, Lao, Khmer, Myanmar) are a word each; combining marks and format characters (Mn, Mc, Me,
-Cf: vowel signs, diacritics, NFD accents, ZWJ) stay with the character before them; any other run is one word.
+Cf: vowel signs, diacritics, NFD accents, ZWJ) stay with the character before them, as do skin-tone modifiers and
+pictographs after a ZWJ (an emoji sequence); a flag's two regional indicators are one word; any other run is one.
 """
 
 from __future__ import annotations
@@ -15,7 +16,11 @@ import regex
 _SINGLE = r"[\p{P}\p{S}\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}--\p{M}--\p{Cf}]"
 _JOINING = r"[\p{M}\p{Cf}--\u200B]"
 _IN_WORD = rf"[[^\s\p{{Cc}}\u200B]--{_SINGLE}]"
-_WORD = regex.compile(rf"{_SINGLE}{_JOINING}*|{_IN_WORD}+", regex.V1)
+# An emoji of several code points is one word: a flag (two regional indicators), a skin-tone modifier, a ZWJ sequence.
+_EMOJI_PART = r"\u200D\p{Extended_Pictographic}|\p{Emoji_Modifier}"
+_WORD = regex.compile(
+    rf"(?:\p{{Regional_Indicator}}{{2}}|{_SINGLE})(?:{_EMOJI_PART}|{_JOINING})*|{_IN_WORD}+", regex.V1
+)
 
 
 @dataclass(frozen=True, slots=True)
