@@ -286,6 +286,9 @@ def test_wrong_type(folder: Path, line: str, message: str) -> None:
         ("num_epochs: 0", "training.num_epochs: expected greater than or equal to 1, got 0"),
         ("learning_rate: -1e-5", "training.learning_rate: expected greater than 0, got -1e-05"),
         ("warmup_ratio: 1.5", "training.warmup_ratio: expected less than 1, got 1.5"),
+        # Not finite: the config's fingerprint (JSON) could not be computed, train stopped with an internal error.
+        ("weight_decay: .inf", "training.weight_decay: expected a finite number, got inf"),
+        ("max_grad_norm: .nan", "training.max_grad_norm: expected a finite number, got nan"),
     ],
 )
 def test_out_of_range_value(folder: Path, line: str, message: str) -> None:

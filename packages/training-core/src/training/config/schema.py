@@ -19,9 +19,9 @@ Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "
 
 
 class Section(BaseModel):
-    """Base of every config record: immutable, strict about unknown keys."""
+    """Base of every config record: immutable, strict about unknown keys, numbers finite."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     def to_yaml(self) -> str:
         """The record as YAML that its loader reads back to an equal record (a config file, `config.yaml`)."""
