@@ -296,6 +296,16 @@ def test_out_of_range_value(folder: Path, line: str, message: str) -> None:
     assert config_error(None, folder) == f"{train}: {message}"
 
 
+@pytest.mark.parametrize("seed", [-1, 2**32, 10**23])
+def test_seeds_are_those_numpy_and_torch_take(folder: Path, seed: int) -> None:
+    # An unsigned 32-bit seed: optuna's samplers (numpy) refused -1, torch.manual_seed 10**23, as internal errors.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {seed}"))
+    assert config_error(None, folder).startswith(f"{train}: training.seed: expected ")
+    hpo = write(folder / "hpo" / "seeded.yaml", HPO + f"sampler: {{seed: {seed}}}\n")
+    with pytest.raises(ConfigError, match=rf"^{hpo}: sampler.seed: expected "):
+        load_hpo_config(hpo)
+
+
 def test_override_errors_name_the_override(folder: Path) -> None:
     assert config_error({"num_epochs": 0}, folder) == (
         "argument num_epochs=0: training.num_epochs: expected greater than or equal to 1, got 0"

@@ -15,6 +15,8 @@ if TYPE_CHECKING:
 
 BackendName = Literal["local", "subprocess", "torchrun", "azure"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
+# What numpy (optuna's samplers) and torch.manual_seed both take: an unsigned 32-bit integer.
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
@@ -126,7 +128,7 @@ class OptimizationConfig(Section):
     max_nonfinite_steps: int = Field(
         default=10, ge=1, description="optimizer steps in a row with a non-finite loss (each skipped) before an error"
     )
-    seed: int = 42
+    seed: Seed = 42
     metric_for_best: Metric = "entity_f1"
     eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
     early_stopping_patience: int | None = Field(default=None, ge=1)
@@ -254,7 +256,7 @@ Parameter = Annotated[Choice | IntRange | Uniform | LogUniform | Fixed, Field(di
 
 class SamplerConfig(Section):
     type: Literal["tpe", "random", "grid"] = "tpe"
-    seed: int = 42
+    seed: Seed = 42
 
 
 class PrunerConfig(Section):
