@@ -326,6 +326,15 @@ def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
 
 
+def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
+    # PyYAML keeps the last value: an edited learning rate above a stale one was silently ignored.
+    train = write(folder / "train.yaml", TRAIN + "  learning_rate: 3e-5\n")
+    assert config_error(None, folder) == f"{train}:8: invalid YAML: found duplicate key 'learning_rate'"
+    # A merge key's values may be overridden: that is what it is for.
+    write(train, "backbone: tiny\ndata: corpus\ntraining:\n  <<: {seed: 1, num_epochs: 4}\n  seed: 2\n")
+    assert build_training_config(None, folder).training.seed == 2
+
+
 def test_top_level_must_be_a_mapping(folder: Path) -> None:
     model = write(folder / "model" / "tiny.yaml", "- backbone\n- bert\n")
     assert config_error(None, folder) == f"{model}: expected a mapping of keys to values at the top level, got list"

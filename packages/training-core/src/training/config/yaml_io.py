@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +13,21 @@ from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose floats include exponent forms without a dot (YAML 1.2), e.g. `2e-5`."""
+    """SafeLoader whose floats include exponent forms without a dot (YAML 1.2), e.g. `2e-5`, and that refuses a key
+    written twice in one mapping (PyYAML keeps the last one silently)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # merged keys may be overridden: that is their use
+                continue
+            key = self.construct_object(key_node, deep=True)
+            if not isinstance(key, Hashable):  # SafeLoader names an unhashable key
+                continue
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"found duplicate key {key!r}", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 class _Dumper(yaml.SafeDumper):
