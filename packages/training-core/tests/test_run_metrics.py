@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.core.result import TrainResult
 from training.core.run_folder import RunFolder
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
@@ -99,3 +99,11 @@ def test_a_score_the_evaluation_did_not_record_is_an_input_error_naming_it() -> 
     for metric in ("loss", "span_f1", "entity_f2"):
         with pytest.raises(InputError, match=f"metric '{metric}': not recorded in this evaluation; it has entity_f1"):
             evaluation.score(metric)
+
+
+def test_a_config_yaml_that_is_not_utf8_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    # Saved by an editor in Latin-1: evaluate, predict and report stopped with an internal UnicodeDecodeError.
+    run = RunFolder(tmp_path)
+    run.config.write_bytes(b"# caf\xe9\nmodel: {}\n")
+    with pytest.raises(ConfigError, match=rf"^{run.config}: cannot read the file \("):
+        run.read_config()

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 from training.common.atomic import atomic_write_text, staging_leftovers
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
-from training.config.validation import read_record
+from training.config.validation import read_record, validate
+from training.config.yaml_io import load_yaml_mapping
 from training.core.run_metrics import RunMetrics
 
 if TYPE_CHECKING:
@@ -56,7 +57,7 @@ class RunFolder:
         """The config the run trained with (`config.yaml`), None when the folder has none."""
         if not self.config.is_file():
             return None
-        return TrainingConfig.from_yaml(self.config.read_text(encoding="utf-8"), str(self.config))
+        return validate(TrainingConfig, load_yaml_mapping(self.config), str(self.config))
 
     def windowing(self, *, max_length: int | None = None, stride: int | None = None) -> Windowing:
         """Window settings for this run's model: those given, else the run's config's, else `ModelConfig`'s."""
