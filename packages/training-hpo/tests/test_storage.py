@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import optuna
 import pytest
 
-from training.hpo.storage import open_storage, storage_location
-from training.hpo.study_folder import StudyFolder
+from training.hpo.storage import load_study, open_storage, storage_location, study_location
+from training.hpo.study_folder import StudyFolder, StudyManifest
 
 
 @pytest.mark.parametrize("name", ["runs%202026", "why? not", "a#b [1] é"])
@@ -19,3 +20,22 @@ def test_the_default_database_lies_in_the_study_folder_whatever_its_name(tmp_pat
     assert folder.database.is_file()
     assert [path.name for path in tmp_path.iterdir()] == [name]
     assert optuna.load_study(study_name="s", storage=open_storage(location)).study_name == "s"
+
+
+@pytest.mark.parametrize("storage", [None, "journal"])
+def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(tmp_path: Path, storage: str | None) -> None:
+    # The manifest records the default storage by absolute path: after `mv`, resume, best and report said the old
+    # path "holds no study" (and made an empty study.db there); a copy's resume added trials to the original.
+    made = StudyFolder(tmp_path / "made")
+    location = storage_location(storage, made)
+    optuna.create_study(study_name="s", storage=open_storage(location)).enqueue_trial({})
+    made.write_manifest(StudyManifest(study_name="s", storage=location))
+    copied = StudyFolder(tmp_path / "copied")
+    shutil.copytree(made.root, copied.root)
+    load_study(copied.root).enqueue_trial({})
+    assert (len(load_study(made.root).trials), len(load_study(copied.root).trials)) == (1, 2)
+    moved = StudyFolder(tmp_path / "moved")
+    made.root.rename(moved.root)
+    assert len(load_study(moved.root).trials) == 1
+    assert study_location(moved.root)[0] == storage_location(storage, moved)
+    assert not made.root.exists()

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from training.common.errors import ConfigError
+from training.common.redact import redact_url
 from training.hpo import azure_cli
 from training.hpo.azure_cli import DEFAULT_STUDIES
 
@@ -252,14 +253,14 @@ def _best(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from training.hpo.report import write_report
-    from training.hpo.storage import load_study
+    from training.hpo.storage import load_study, study_location
     from training.hpo.study_folder import StudyFolder
 
-    folder = StudyFolder(args.study_dir)
-    out = args.out or folder.report
+    out = args.out or StudyFolder(args.study_dir).report
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
-    print(f"live view: optuna-dashboard {shlex.quote(folder.read_manifest().storage)}")  # a command to paste
+    location = redact_url(study_location(args.study_dir, storage=args.storage)[0])
+    print(f"live view: optuna-dashboard {shlex.quote(location)}")  # a command to paste
     return 0
 
 

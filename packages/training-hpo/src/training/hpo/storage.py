@@ -111,11 +111,20 @@ def study_location(
     if study_dir is not None:
         folder = StudyFolder(Path(study_dir))
         manifest = folder.read_manifest()
-        location = storage_location(storage, folder) if storage else manifest.storage
+        location = storage_location(storage, folder) if storage else _own_default(manifest.storage, folder)
         return location, study_name or manifest.study_name
     if storage is None or study_name is None:
         raise InputError("name the study: a study folder, or a storage URL together with a study name")
     return (storage if "://" in storage else str(Path(storage).resolve())), study_name
+
+
+def _own_default(recorded: str, folder: StudyFolder) -> str:
+    """The manifest's storage; a default one (study.db, study.journal, recorded by the absolute path the folder had)
+    is the file in the folder where it lies now, so a moved or copied study folder opens its own study."""
+    for default, file in ((None, folder.database), ("journal", folder.journal)):
+        if file.is_file() and Path(recorded).name == file.name and recorded.startswith("sqlite:") == (default is None):
+            return storage_location(default, folder)
+    return recorded
 
 
 def open_study(study_name: str, backend: BaseStorage, location: str) -> optuna.Study:
