@@ -290,6 +290,20 @@ def test_a_module_that_is_not_text_names_the_line() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("source", "reason"),
+    [
+        # What PowerShell's `>` writes: migrating a folder holding one stopped every file after it (internal error).
+        ("import hpo\n".encode("utf-16"), "invalid or missing encoding declaration"),
+        (b"# coding: klingon\nimport hpo\n", "unknown encoding: klingon"),
+    ],
+)
+def test_a_module_whose_encoding_cannot_be_told_is_unparsable(source: bytes, reason: str) -> None:
+    with pytest.raises(UnparsableSource) as raised:
+        rewrite(source)
+    assert (raised.value.line, raised.value.reason) == (1, reason)
+
+
 def test_a_use_through_an_old_module_with_no_new_home_is_reported() -> None:
     uses = b"\n\nhpo.run_local_hpo_sweep, hpo.make_pruner()\nte.cluster.submit\n"
     result = rewrite(b"import hpo\nimport training_exec as te" + uses)

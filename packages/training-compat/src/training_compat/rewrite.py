@@ -47,6 +47,8 @@ def rewrite(source: bytes) -> Result:
     except UnicodeDecodeError as error:
         line = source[: error.start].count(b"\n") + 1
         raise UnparsableSource(line, f"not {error.encoding} text ({error.reason}), and no coding declaration") from None
+    except SyntaxError as error:  # the encoding cannot be told: UTF-16, an unknown coding declaration
+        raise UnparsableSource(error.lineno or 1, error.msg) from None
     wrapper = MetadataWrapper(module)
     plan = decide(wrapper)
     rewriter = _Rewriter(plan)
