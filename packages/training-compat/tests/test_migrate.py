@@ -174,6 +174,19 @@ def test_write_keeps_permissions_and_writes_through_links(tmp_path: Path, capsys
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
 
 
+def test_a_file_that_cannot_be_read_is_reported_and_the_others_still_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A dangling link (to a generated or deleted file) stopped the run with exit 1: later files unmigrated, no table.
+    (tmp_path / "a_link.py").symlink_to(tmp_path / "generated.py")
+    (tmp_path / "b.py").write_text("import training_exec as te\n", encoding="utf-8")
+    assert main(["--write", str(tmp_path)]) == 2
+    assert (tmp_path / "b.py").read_text(encoding="utf-8") == "import training.execution as te\n"
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[0].endswith(f"{tmp_path / 'a_link.py'}' (file left unchanged)")
+    assert errors[-1].split() == ["parse", "failures", "1"]
+
+
 # The orchestration package of a real project on the old layout: names and modules the new packages do not have.
 ORCHESTRATION = """\
 from hpo import run_local_hpo_sweep, make_pruner

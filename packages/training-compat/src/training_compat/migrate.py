@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     for path in files:
         try:
             migration = migrate_file(path)
-        except InputError as error:
+        except (InputError, OSError) as error:  # OSError: unreadable, or a link to nothing
             print(f"{error} (file left unchanged)", file=sys.stderr)
             tally.failed += 1
             continue
