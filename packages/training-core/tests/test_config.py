@@ -326,6 +326,14 @@ def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
 
 
+def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> None:
+    # PyYAML's reader error spans two lines and names '"<unicode string>", position 30', not the file's line.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 7\x00"))
+    assert config_error(None, folder) == (
+        f"{train}:7: invalid YAML: unacceptable character #x0000: special characters are not allowed"
+    )
+
+
 def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
     # PyYAML keeps the last value: an edited learning rate above a stale one was silently ignored.
     train = write(folder / "train.yaml", TRAIN + "  learning_rate: 3e-5\n")

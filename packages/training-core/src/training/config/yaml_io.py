@@ -56,8 +56,11 @@ def parse_yaml(text: str, source: str) -> Any:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark is not None else source
-        problem = getattr(error, "problem", None) or str(error)
+        line = mark.line + 1 if mark is not None else None
+        if isinstance(error, yaml.reader.ReaderError):  # a character YAML refuses: where it is, in one line
+            line = text.count("\n", 0, error.position) + 1
+        where = f"{source}:{line}" if line is not None else source
+        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
 
 
