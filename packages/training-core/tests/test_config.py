@@ -273,11 +273,19 @@ def test_unknown_key_in_a_model_file(folder: Path) -> None:
         ("num_epochs: [2]", "training.num_epochs: expected a valid integer, got [2]"),
         ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
         ("packing: always", "training.packing: expected 'auto', True or False, got 'always'"),
+        # pydantic's lax int read YAML's true as 1: one epoch, silently.
+        ("num_epochs: true", "training.num_epochs: expected a number, not a boolean, got True"),
+        ("weight_decay: false", "training.weight_decay: expected a number, not a boolean, got False"),
     ],
 )
 def test_wrong_type(folder: Path, line: str, message: str) -> None:
     train = write(folder / "train.yaml", TRAIN.replace("num_epochs: 2", line))
     assert config_error(None, folder) == f"{train}: {message}"
+
+
+def test_an_integer_is_a_float(folder: Path) -> None:
+    write(folder / "train.yaml", TRAIN.replace("learning_rate: 2e-5", "learning_rate: 1"))
+    assert build_training_config(None, folder).training.learning_rate == 1.0
 
 
 @pytest.mark.parametrize(

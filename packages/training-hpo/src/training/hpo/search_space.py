@@ -223,8 +223,8 @@ def _checked_values(parameter: Parameter) -> list[tuple[str, Any]]:
 
 
 def _is_integer_field(annotation: Any) -> bool:
-    options = getattr(annotation, "__args__", (annotation,))
-    return int in options and float not in options
+    options = {getattr(option, "__origin__", option) for option in getattr(annotation, "__args__", (annotation,))}
+    return int in options and float not in options  # Annotated[int, ...] | None is an integer too
 
 
 def _check_condition(source: str, key: str, other: str, parameter: Parameter, wanted: Any) -> None:
