@@ -60,6 +60,15 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     assert completed.stderr.endswith("resumes has no such split; it has train, validation, test\n")
 
 
+def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path, config_dir: Path) -> None:
+    """A `dev` file is read as the validation split, so `--split dev` (or `Val`) names that split too."""
+    data = config_dir / "resumes"
+    for name in ("dev", "Val"):
+        completed = cli("evaluate", str(trained_run), "--data-path", str(data), "--split", name, "--json")
+        assert completed.returncode == 0, completed.stderr
+        assert json.loads(completed.stdout)["split"] == "validation"
+
+
 def test_evaluate_and_report_read_other_data_in_its_own_format(cli, trained_run: Path, tmp_path: Path) -> None:
     """The run read JSON lines (data.format: spans); a CoNLL file given with --data-path is read as CoNLL."""
     data = tmp_path / "held-out.conll"

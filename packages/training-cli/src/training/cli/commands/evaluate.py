@@ -25,13 +25,15 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    from data.loaders import SPLIT_ALIASES
     from training.core import evaluate_model
 
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path, args.format)
     split = args.split or (next(iter(dataset)) if Path(args.data_path).is_file() else "test")  # a file is one split
+    split = SPLIT_ALIASES.get(split.lower(), split)  # the names the loader reads a split file under
     if split not in dataset:
-        raise InputError(f"--split {split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
+        raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
     record = {
         "model": str(model_dir),
