@@ -69,6 +69,17 @@ def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path,
         assert json.loads(completed.stdout)["split"] == "validation"
 
 
+def test_report_names_a_damaged_metrics_file_without_advice_to_start_over(cli, tmp_path: Path) -> None:
+    """Only training writes metrics.json; a reader that cannot use it just says so."""
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.parent.mkdir()
+    metrics.write_text("{not json")
+    completed = cli("report", str(metrics.parent))
+    assert completed.returncode == 2
+    assert completed.stderr.startswith(f"training report: error: {metrics}: not a readable run metrics file (")
+    assert len(completed.stderr.splitlines()) == 1 and "start over" not in completed.stderr
+
+
 def test_evaluate_and_report_read_other_data_in_its_own_format(cli, trained_run: Path, tmp_path: Path) -> None:
     """The run read JSON lines (data.format: spans); a CoNLL file given with --data-path is read as CoNLL."""
     data = tmp_path / "held-out.conll"

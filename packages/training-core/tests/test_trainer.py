@@ -139,7 +139,10 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("{not json", "not a readable run metrics file"), ('{"status": "done"}', "status: expected 'running' or")],
+    [
+        ("{not json", r"not a readable run metrics file \(remove it to start over\)"),
+        ('{"status": "done"}', "status: expected 'running' or"),
+    ],
 )
 def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path, text: str, expected: str

@@ -40,7 +40,7 @@ class TrainResult(Mapping[str, Any]):
 
 def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool) -> TrainResult | None:
     """A finished identical run to reuse; an error if the folder holds another run and `resume` is on."""
-    record = run.read_metrics()
+    record = run.read_metrics(training=True)
     if record is None or not resume:
         return None
     if (record.config_fingerprint, record.dataset_fingerprint) != (config.fingerprint, dataset.fingerprint):

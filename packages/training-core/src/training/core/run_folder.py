@@ -69,11 +69,13 @@ class RunFolder:
     def write_metrics(self, metrics: RunMetrics) -> None:
         atomic_write_text(self.metrics, metrics.model_dump_json(indent=2) + "\n")
 
-    def read_metrics(self) -> RunMetrics | None:
-        """The metrics record, or None when the run has not written one yet."""
+    def read_metrics(self, *, training: bool = False) -> RunMetrics | None:
+        """The metrics record, or None when the run has not written one yet; only `training` (its writer) advises
+        removing a damaged one."""
         if not self.metrics.is_file():
             return None
-        return read_record(RunMetrics, self.metrics, "run metrics file (remove it to start over)")
+        what = "run metrics file (remove it to start over)" if training else "run metrics file"
+        return read_record(RunMetrics, self.metrics, what)
 
     def remove(self, path: Path) -> None:
         """Delete a file or folder of this run; never through a symbolic link, whose target lies elsewhere."""
