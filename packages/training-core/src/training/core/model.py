@@ -217,7 +217,7 @@ def _new_head(model: PreTrainedModel) -> None:
 
 def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
     reason = f"{type(error).__name__}: {first_line(error)}"
-    if Path(source).is_dir():
+    if os.path.isdir(source):
         return f"model.backbone {backbone!r}: the folder {source} does not hold a loadable model ({reason})"
     return (
         f"model.backbone {backbone!r}: neither a local folder, a bundled alias ({', '.join(ALIASES)}) "
