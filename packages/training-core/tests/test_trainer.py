@@ -19,7 +19,7 @@ from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
 from training.core.run_folder import RunFolder
-from training.core.run_metrics import Evaluation
+from training.core.run_metrics import Evaluation, RunMetrics
 
 
 class Interrupt(Exception):
@@ -153,6 +153,16 @@ def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
     with pytest.raises(ConfigError, match=f"^{re.escape(str(metrics))}: .*{expected}") as caught:
         train_model(tiny_config, dataset, tmp_path / "run")
     assert len(str(caught.value).splitlines()) == 1 and metrics.read_text() == text
+
+
+def test_a_restart_trains_over_a_damaged_metrics_file(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    metrics = tmp_path / "run" / "metrics.json"
+    metrics.parent.mkdir()
+    metrics.write_text("{not json")
+    result = train_model(tiny_config, dataset, tmp_path / "run", resume=False)  # what the error advises
+    assert result.metrics.completed and RunMetrics.model_validate_json(metrics.read_text()).completed
 
 
 def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:

@@ -40,8 +40,10 @@ class TrainResult(Mapping[str, Any]):
 
 def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool) -> TrainResult | None:
     """A finished identical run to reuse; an error if the folder holds another run and `resume` is on."""
+    if not resume:  # a restart writes its own record over whatever is there, a damaged one too
+        return None
     record = run.read_metrics(training=True)
-    if record is None or not resume:
+    if record is None:
         return None
     if (record.config_fingerprint, record.dataset_fingerprint) != (config.fingerprint, dataset.fingerprint):
         config_fp, data_fp = record.config_fingerprint[:12], record.dataset_fingerprint[:12]
