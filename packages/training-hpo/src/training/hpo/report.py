@@ -86,11 +86,12 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     add("Optimisation history", "history.png", lambda: plots.plot_optimization_history(study), none_yet)
     importances = importances_note(complete)
     add("Parameter importances", "importances.png", lambda: plots.plot_param_importances(study), importances)
-    # A parameter with one value in every trial has a zero-height axis: matplotlib warns ("identical low and high
-    # ylims") and the axis says nothing, so only the parameters that vary are drawn.
+    # A parameter or objective with one value in every trial has a zero-height axis: matplotlib warns ("identical low
+    # and high ylims") and the axis says nothing, so only the parameters that vary are drawn, and only if the
+    # objective varies too.
     names = sorted({name for trial in complete for name in trial.params})
     varying = [name for name in names if len({trial.params.get(name) for trial in complete}) > 1]
-    constant = None if varying else "needs complete trials with different parameter values"
+    constant = importances or (None if varying else "needs complete trials with different parameter values")
     add(
         "Parallel coordinates",
         "parallel.png",
