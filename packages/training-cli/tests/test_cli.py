@@ -80,16 +80,22 @@ def test_report_names_a_damaged_metrics_file_without_advice_to_start_over(cli, t
     assert len(completed.stderr.splitlines()) == 1 and "start over" not in completed.stderr
 
 
-def test_evaluate_and_report_read_other_data_in_its_own_format(cli, trained_run: Path, tmp_path: Path) -> None:
-    """The run read JSON lines (data.format: spans); a CoNLL file given with --data-path is read as CoNLL."""
+def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_run: Path, tmp_path: Path) -> None:
+    """The run read JSON lines (data.format: spans): other data is read so by default (whatever its suffix says, as
+    CoNLL-2003's eng.testa), and in the format --format names (auto: detected)."""
     data = tmp_path / "held-out.conll"
     data.write_text("Anna B-PERSON\nKowalczyk I-PERSON\nworks O\nat O\nSiemens B-COMPANY\n\nWarsaw B-LOCATION\n")
-    evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
-    assert evaluated.returncode == 0, evaluated.stderr
-    assert json.loads(evaluated.stdout)["num_documents"] == 2
-    named = cli("evaluate", str(trained_run), "--data-path", str(data), "--format", "spans")
-    assert named.returncode == 2 and f"{data}:1: invalid JSON" in named.stderr
-    reported = cli("report", str(trained_run), "--data-path", str(data), "--output", str(tmp_path / "report"))
+    for format in ("auto", "conll"):
+        evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json", "--format", format)
+        assert evaluated.returncode == 0, evaluated.stderr
+        assert json.loads(evaluated.stdout)["num_documents"] == 2
+    default = cli("evaluate", str(trained_run), "--data-path", str(data))
+    assert default.returncode == 2 and f"{data}:1: invalid JSON" in default.stderr
+    spans = tmp_path / "held-out.data"  # a suffix that tells no format
+    spans.write_text('{"text": "Anna works at Siemens", "annotations": [[0, 4, "PERSON"]]}\n', encoding="utf-8")
+    assert cli("evaluate", str(trained_run), "--data-path", str(spans)).returncode == 0
+    report = ("report", str(trained_run), "--data-path", str(data), "--output", str(tmp_path / "report"))
+    reported = cli(*report, "--format", "auto")
     assert reported.returncode == 0, reported.stderr
 
 
@@ -198,6 +204,8 @@ def test_predict_takes_options_before_between_and_after_its_texts(cli, trained_r
     assert completed.returncode == 2 and "--quantized needs an exported folder" in completed.stderr
     completed = cli("predict", str(trained_run), texts[0], "--bogus", texts[1])
     assert completed.returncode == 2 and "unrecognized arguments: --bogus" in completed.stderr
+    completed = cli("predict", "--json", "--", str(trained_run), "-x")  # after `--`, "-x" is a text
+    assert completed.returncode == 0 and json.loads(completed.stdout)["text"] == "-x", completed.stderr
 
 
 def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(trained_run: Path) -> None:

@@ -26,7 +26,8 @@ class _CommandParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         lists = any(action.nargs in ("*", "+") for action in self._get_positional_actions())
-        if self._intermixing or not lists:
+        # After `--` everything is a positional, as plain argparse reads it (the intermixed parse drops a leading one).
+        if self._intermixing or not lists or "--" in (sys.argv[1:] if args is None else args):
             return super().parse_known_args(args, namespace)
         self._intermixing = True  # parse_known_intermixed_args calls back here for its two passes
         try:

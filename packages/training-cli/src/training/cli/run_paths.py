@@ -59,12 +59,13 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
     return RunFolder(model_dir.parent).read_config()
 
 
-def run_dataset(model_dir: Path, data_path: str, format: str = "auto") -> Dataset:
-    """The data at `data_path` in `format` (detected by default), read with the run's other data options (scheme,
-    labels, columns) when known."""
+def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
+    """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, in
+    `data_format` when given."""
     config = run_config(model_dir)
     if config is not None:
-        return config.data.model_copy(update={"format": format}).load(data_path)
+        data = config.data.model_copy(update={"format": data_format}) if data_format else config.data
+        return data.load(data_path)
     from data.loaders import load_dataset
 
-    return load_dataset(data_path, format=format)
+    return load_dataset(data_path, format=data_format or "auto")

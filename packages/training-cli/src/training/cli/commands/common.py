@@ -39,10 +39,9 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_format_option(parser: argparse.ArgumentParser) -> None:
-    """`--format` of the data given with `--data-path`: detected from its files unless named, as it need not be in
-    the run's format."""
+    """`--format` of the data given with `--data-path`, which need not be in the run's format."""
     parser.add_argument(
-        "--format", choices=("auto", *FORMATS), default="auto", help="format of --data-path (default: detected)"
+        "--format", choices=("auto", *FORMATS), help="format of --data-path (default: the run's; auto: detected)"
     )
 
 

@@ -38,9 +38,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = None, format: str = "auto") -> Path:
-    """A run folder's report; with data (given, in `format`, or the run's own, in its), also the confusion of entity
-    types."""
+def write_folder_report(
+    run_dir: Path, out_dir: Path, data_path: str | None = None, data_format: str | None = None
+) -> Path:
+    """A run folder's report; with data (given, in `data_format` or the run's, or the run's own), also the confusion
+    of entity types."""
     from training.cli.report import entity_confusion, write_run_report
     from training.cli.run_paths import run_config, run_dataset
 
@@ -48,11 +50,11 @@ def write_folder_report(run_dir: Path, out_dir: Path, data_path: str | None = No
     model_dir = run_dir / "model"
     config = run_config(model_dir)
     if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
-        data_path, format = config.data.path, config.data.format
+        data_path = config.data.path
     if model_dir.is_dir() and data_path:
         from training.core import evaluate_model
 
-        dataset = run_dataset(model_dir, data_path, format)
+        dataset = run_dataset(model_dir, data_path, data_format)
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
