@@ -36,8 +36,9 @@ def _not_bool(value: Any) -> Any:
 
 Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
-# What numpy (optuna's samplers) and torch.manual_seed both take: an unsigned 32-bit integer.
-Seed = Annotated[Int, Field(ge=0, lt=2**32)]
+# What torch.manual_seed takes (training: torch and Python's random), and numpy (optuna's samplers): 32 bits unsigned.
+TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
+SamplerSeed = Annotated[Int, Field(ge=0, lt=2**32)]
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
@@ -149,7 +150,7 @@ class OptimizationConfig(Section):
     max_nonfinite_steps: Int = Field(
         default=10, ge=1, description="optimizer steps in a row with a non-finite loss (each skipped) before an error"
     )
-    seed: Seed = 42
+    seed: TorchSeed = 42
     metric_for_best: Metric = "entity_f1"
     eval_steps: Int | None = Field(default=None, ge=1, description="evaluate every N optimizer steps, else per epoch")
     early_stopping_patience: Int | None = Field(default=None, ge=1)
@@ -286,7 +287,7 @@ Parameter = Annotated[Choice | IntRange | Uniform | LogUniform | Fixed, Field(di
 
 class SamplerConfig(Section):
     type: Literal["tpe", "random", "grid"] = "tpe"
-    seed: Seed = 42
+    seed: SamplerSeed = 42
 
 
 class PrunerConfig(Section):
