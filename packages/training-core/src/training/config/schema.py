@@ -243,15 +243,6 @@ class Choice(Section):
     values: tuple[Any, ...] = Field(min_length=1)
     condition: dict[str, Any] | None = None
 
-    @field_validator("values")
-    @classmethod
-    def _values_unique(cls, values: tuple[Any, ...]) -> tuple[Any, ...]:
-        """A repeated value would be a repeated grid trial."""
-        repeated = [value for i, value in enumerate(values) if value in values[:i]]
-        if repeated:
-            raise ValueError(f"{repeated[0]!r} appears twice; list each value once")
-        return values
-
 
 class IntRange(_Range):
     type: Literal["int"]
