@@ -156,8 +156,10 @@ class _Source:
 def _file_source(file: Path, format: str, tag_names: Sequence[str] | None) -> _Source:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    records = read_records(file, text, file_format)
-    return _Source(str(file), file_format, [_named_tags(file, record, tag_names) for record in records])
+    records = list(read_records(file, text, file_format))
+    if file_format == "tokens":  # a span record's other fields are its own business
+        records = [_named_tags(file, record, tag_names) for record in records]
+    return _Source(str(file), file_format, records)
 
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
