@@ -49,7 +49,7 @@ def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
 
 
-def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config_dir: Path) -> None:
+def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config_dir: Path, tmp_path: Path) -> None:
     data = config_dir / "resumes" / "validation.jsonl"
     completed = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
     assert completed.returncode == 0, completed.stderr
@@ -58,6 +58,9 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     completed = cli("evaluate", str(trained_run), "--data-path", str(config_dir / "resumes"), "--split", "gold")
     assert completed.returncode == 2
     assert completed.stderr.endswith("resumes has no such split; it has train, validation, test\n")
+    (tmp_path / "train.jsonl").write_bytes(data.read_bytes())  # a folder without a test split: the default named
+    completed = cli("evaluate", str(trained_run), "--data-path", str(tmp_path))
+    assert completed.returncode == 2 and f"--split test: {tmp_path} has no such split; it has train" in completed.stderr
 
 
 def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path, config_dir: Path) -> None:

@@ -33,7 +33,8 @@ def run(args: argparse.Namespace) -> int:
     split = args.split or (next(iter(dataset)) if Path(args.data_path).is_file() else "test")  # a file is one split
     split = SPLIT_ALIASES.get(split.lower(), split)  # the names the loader reads a split file under
     if split not in dataset:
-        raise InputError(f"--split {args.split}: {args.data_path} has no such split; it has {', '.join(dataset)}")
+        named = args.split or split
+        raise InputError(f"--split {named}: {args.data_path} has no such split; it has {', '.join(dataset)}")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
     record = {
         "model": str(model_dir),
