@@ -285,7 +285,8 @@ def test_wrong_type(folder: Path, line: str, message: str) -> None:
 
 def test_an_integer_is_a_float(folder: Path) -> None:
     write(folder / "train.yaml", TRAIN.replace("learning_rate: 2e-5", "learning_rate: 1"))
-    assert build_training_config(None, folder).training.learning_rate == 1.0
+    learning_rate = build_training_config(None, folder).training.learning_rate
+    assert learning_rate == 1.0 and isinstance(learning_rate, float)  # as the lax float made it
 
 
 @pytest.mark.parametrize(
