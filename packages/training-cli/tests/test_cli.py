@@ -230,6 +230,23 @@ def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(traine
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--seed", "-1", "from 0 to 4294967295"),
+        ("--seed", "4294967296", "from 0 to 4294967295"),
+        ("--trials", "0", "of at least 1"),
+    ],
+)
+def test_demo_refuses_sizes_and_seeds_it_cannot_use_as_usage_errors(
+    cli, tmp_path: Path, option: str, value: str, expected: str
+) -> None:
+    """--seed -1 stopped as an internal error (a pydantic message over four lines); --trials 0 ran the default."""
+    completed = cli("demo", "--fast", "--output", str(tmp_path / "demo"), option, value)
+    assert completed.returncode == 2 and f"argument {option}: expected a whole number {expected}" in completed.stderr
+    assert len(completed.stderr.strip().splitlines()) == 2 and not (tmp_path / "demo").exists()  # usage + error
+
+
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")

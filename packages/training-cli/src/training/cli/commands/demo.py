@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -13,6 +14,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from training.cli.commands.common import positive_int
 from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text
 from training.common.errors import ExecutionError
@@ -78,12 +80,19 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("demo", help="run the end-to-end demo on a generated corpus (offline, CPU)")
     parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for everything it writes")
     parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
-    parser.add_argument("--trials", type=int, help="sweep budget (default: 4, or 3 with --fast)")
-    parser.add_argument("--documents", type=int, help="documents to generate")
-    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--trials", type=positive_int, help="sweep budget (default: 4, or 3 with --fast)")
+    parser.add_argument("--documents", type=positive_int, help="documents to generate")
+    parser.add_argument("--seed", type=_seed, default=7, help="seed of the corpus, training and sampler (0 to 2**32-1)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
     parser.set_defaults(func=run)
+
+
+def _seed(text: str) -> int:
+    """An argparse type: what the demo's seeds all take (the sampler's, numpy's: 0 to 2**32 - 1)."""
+    if not re.fullmatch("[0-9]+", text) or int(text) >= 2**32:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    return int(text)
 
 
 def run(args: argparse.Namespace) -> int:
