@@ -171,7 +171,7 @@ CASES = [
     pytest.param(
         {"resumes/train.jsonl": '{"tokens": ["Anna"], "ner_tags": [1]}\n'},
         [],
-        "integer tag ids need their names",
+        "'ner_tags' holds tag ids; set data.tag_names",
         id="integer-tags",
     ),
     pytest.param(
