@@ -20,6 +20,9 @@ FORMATS = ("spans", "tokens", "conll")
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
+# JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
+# bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
+HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONLL_COLUMN_BREAK = re.compile(r"[ \t\r\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
 
 

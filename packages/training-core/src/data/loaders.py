@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
-from data.formats import FORMATS, Record, detect_format, read_records, read_text
+from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text
 from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
@@ -34,8 +33,6 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
-# JSON may escape half a surrogate pair (a string cut inside an emoji): no text, and nothing UTF-8 can encode.
-_HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class Dataset(Mapping[str, tuple[Document, ...]]):
@@ -270,7 +267,7 @@ class _DocumentBuilder:
         text = fields["text"]
         if not isinstance(text, str):
             raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__}")
-        if half := _HALF_SURROGATE.search(text):
+        if half := HALF_SURROGATE.search(text):
             raise DataError(f"{where}: 'text' holds half a surrogate pair ({half[0]!r} at character {half.start()})")
         if "annotations" not in fields:
             raise DataError(f"{where}: missing 'annotations' (use [] for a document without entities)")
@@ -364,7 +361,7 @@ class _DocumentBuilder:
         for position, token in enumerate(tokens):
             if not token or token != token.strip() or any(c.isspace() for c in token):
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
-            if _HALF_SURROGATE.search(token):
+            if HALF_SURROGATE.search(token):
                 raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
         return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from data.formats import HALF_SURROGATE
 from training.config.validation import read_record
 
 # The uvicorn factory of each worker process reads the settings from the file this variable names (uvicorn starts
@@ -76,7 +76,7 @@ class PredictRequest(BaseModel):
         """JSON may escape half a surrogate pair (`"\\ud800"`), which is no text: the model call of the whole batch,
         other requests' texts included, would fail on it."""
         texts = [value] if isinstance(value, str) else value or []
-        broken = [index for index, text in enumerate(texts) if re.search("[\ud800-\udfff]", text)]
+        broken = [index for index, text in enumerate(texts) if HALF_SURROGATE.search(text)]
         if broken:
             raise ValueError(f"expected Unicode text; texts {broken[:5]} hold half a surrogate pair")
         return value

@@ -9,7 +9,7 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from data.formats import decode_text, read_text
+from data.formats import HALF_SURROGATE, decode_text, read_text
 from training.cli.commands.common import positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor
@@ -32,7 +32,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _texts(args: argparse.Namespace) -> list[str]:
     if args.text:  # bytes the locale cannot decode come as U+DC80-U+DCFF, which the tokenizer refuses: name the byte
         return [
-            decode_text(os.fsencode(text), f"text argument {number}") if re.search("[\udc80-\udcff]", text) else text
+            decode_text(os.fsencode(text), f"text argument {number}") if HALF_SURROGATE.search(text) else text
             for number, text in enumerate(args.text, 1)
         ]
     # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
