@@ -157,6 +157,25 @@ def test_the_trial_entry_point_runs_one_trial_locally(
     )
 
 
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"- a list\n", "expected a mapping of keys to values at the top level, got list"),
+        (b"model: \xff\n", "cannot read the file"),
+    ],
+)
+def test_a_damaged_spec_config_is_one_line_naming_the_file(
+    tiny_config: TrainingConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, message: str
+) -> None:
+    build_azure_sweep_job(settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    config = tmp_path / "sweep" / "code" / "config.yaml"
+    config.write_bytes(content)
+    spec = ["--spec", str(config.parent), "--data", str(tiny_config.data.path), "--output", str(tmp_path / "out")]
+    assert trial_main(spec) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"azure trial: error: {config}: {message}") and error.count("\n") == 1
+
+
 @pytest.mark.parametrize("pruner", ["none", "median"])
 def test_the_primary_metric_is_the_cv_mean_logged_once_or_running_after_each_fold(
     tiny_config: TrainingConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pruner: str

@@ -27,6 +27,8 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import InputError, TrainingError
 from training.config.builder import load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
+from training.config.validation import validate
+from training.config.yaml_io import load_yaml_mapping
 from training.core.cv_utils import create_kfold_splits
 from training.hpo.objective import TrialSpec, cross_validate, max_epochs
 from training.hpo.search_space import create_search_space
@@ -93,10 +95,9 @@ class MetricLogger:
 def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, str]) -> AzureTrialRecord:
     """Cross-validate the sampled `params` (text values, as Azure passes them); returns the trial record."""
     config_file = spec_dir / "config.yaml"
-    try:
-        config = TrainingConfig.from_yaml(config_file.read_text(encoding="utf-8"), str(config_file))
-    except FileNotFoundError:
-        raise InputError(f"{config_file}: no such file; --spec must be a sweep spec folder") from None
+    if not config_file.is_file():
+        raise InputError(f"{config_file}: no such file; --spec must be a sweep spec folder")
+    config = validate(TrainingConfig, load_yaml_mapping(config_file), str(config_file))
     hpo = load_hpo_config(spec_dir / "hpo.yaml")
     space = create_search_space(hpo)
     values = space.resolve(params)
