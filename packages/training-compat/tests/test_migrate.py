@@ -161,6 +161,14 @@ def test_a_missing_path_is_one_line_and_exit_code_2(python, tmp_path: Path) -> N
     )
 
 
+def test_options_may_come_between_paths_as_in_the_training_command(tmp_path: Path) -> None:
+    (tmp_path / "a.py").write_text("import training_exec as te\n", encoding="utf-8")
+    (tmp_path / "b.py").write_text("import hpo as h\n", encoding="utf-8")
+    assert main([str(tmp_path / "a.py"), "--write", str(tmp_path / "b.py")]) == 0
+    assert (tmp_path / "a.py").read_text(encoding="utf-8") == "import training.execution as te\n"
+    assert (tmp_path / "b.py").read_text(encoding="utf-8") == "import training.hpo as h\n"
+
+
 def test_write_keeps_permissions_and_writes_through_links(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     script = tmp_path / "tool.py"
     script.write_text("#!/usr/bin/env python\nimport training_exec as te\n", encoding="utf-8")

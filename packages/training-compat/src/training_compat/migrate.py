@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from training.cli.main import CommandParser
 from training.common.atomic import atomic_write_bytes
 from training.common.errors import InputError, TrainingError
 
@@ -185,7 +186,7 @@ def _diff(before: str, after: str, name: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """`python -m training_compat.migrate PATH...`: the same command outside the `training` CLI."""
-    parser = argparse.ArgumentParser(prog="python -m training_compat.migrate", description=DESCRIPTION)
+    parser = CommandParser(prog="python -m training_compat.migrate", description=DESCRIPTION)
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:

@@ -16,7 +16,7 @@ from training.common.optional import MissingDependencyError
 PLUGIN_GROUP = "training.cli.commands"
 
 
-class _CommandParser(argparse.ArgumentParser):
+class CommandParser(argparse.ArgumentParser):
     """A command's parser taking options anywhere among its positionals (`predict RUN --json "a" "b"`): plain argparse
     ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
@@ -45,7 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"training {__version__}")
     parser.add_argument("--debug", action="store_true", help="show tracebacks")
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress details to stderr")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_CommandParser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=CommandParser)
     from training.cli.commands import BUILTIN
 
     for register in BUILTIN:
