@@ -147,6 +147,18 @@ def test_conll_docstart_documents_stay_in_one_fold(tmp_path):
     )
 
 
+def test_conll_without_docstart_splits_by_sentence(tmp_path):
+    """WNUT-17 and WikiNER files have no -DOCSTART- lines: each sentence is its own unit, not one group for all."""
+    path = tmp_path / "train.conll"
+    path.write_text("".join(f"@user{s}\tB-person\nsaid\tO\n\n" for s in range(6)), encoding="utf-8")
+    dataset = load_dataset(path)
+    assert [doc.group for doc in dataset["train"]] == [None] * 6
+
+    splits = create_kfold_splits(dataset, k=3, stratify=False)
+
+    assert [len(fold.validation_indices) for fold in splits.folds] == [2, 2, 2]
+
+
 def test_every_document_its_own_group_when_none_has_one():
     dataset = _dataset(count=12)
 

@@ -148,7 +148,8 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
-                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}")
+                # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
+                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}" if group else None)
                 tokens, tags = [], []
             group += boundary
             continue
