@@ -89,6 +89,22 @@ def test_save_to_disk_and_parquet_read_back_with_the_same_fingerprint(tmp_path: 
     assert single.report.source == str(tmp_path / "parquet" / "train.parquet")
 
 
+def test_parquet_shards_named_as_the_hub_names_them_are_one_split(tmp_path: Path) -> None:
+    """`push_to_hub` and hub downloads name files `train-00000-of-00002.parquet`: each stem was taken for a split."""
+    expected = load_dataset(jsonl_twin(tmp_path / "jsonl")).fingerprint
+    (tmp_path / "data").mkdir()
+    for split, table in twin_dict().items():
+        for shard in range(2):
+            file = tmp_path / "data" / f"{split}-0000{shard}-of-00002.parquet"
+            table.shard(2, shard, contiguous=True).to_parquet(str(file))
+    dataset = load_dataset(tmp_path / "data")
+    assert {split: len(documents) for split, documents in dataset.items()} == {"train": 2, "validation": 2}
+    assert dataset.fingerprint == expected
+    datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": TAGS}).to_parquet(str(file))  # string tags, no ClassLabel
+    with pytest.raises(DataError, match=r"data: the shards of one split differ: The features can't be aligned"):
+        load_dataset(tmp_path / "data")
+
+
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(load_dataset(tagged())) == ["train"]
     dataset = load_dataset(datasets.DatasetDict({"test": tagged(), "dev": tagged(), "train": tagged()}))
