@@ -18,6 +18,7 @@ from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.errors import DataError
 from training.config import DataColumns, DataConfig
+from training.core.cv_utils import create_kfold_splits
 
 datasets = pytest.importorskip("datasets")
 
@@ -103,6 +104,17 @@ def test_parquet_shards_named_as_the_hub_names_them_are_one_split(tmp_path: Path
     datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": TAGS}).to_parquet(str(file))  # string tags, no ClassLabel
     with pytest.raises(DataError, match=r"data: the shards of one split differ: The features can't be aligned"):
         load_dataset(tmp_path / "data")
+
+
+def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
+    """Like a JSON line's fields; the rows' groups were dropped, so the sentences of one article met in two folds."""
+    rows = {"id": list("uvwxyz"), "group": ["a", "b", "c"] * 2, "tokens": TOKENS * 3, "ner_tags": TAGS * 3}
+    dataset = load_dataset(datasets.Dataset.from_dict(rows))
+    assert [(doc.id, doc.group) for doc in dataset["train"]] == list(zip("uvwxyz", "abcabc", strict=True))
+
+    splits = create_kfold_splits(dataset, k=3, stratify=False)
+
+    assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:

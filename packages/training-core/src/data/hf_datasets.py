@@ -1,8 +1,8 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
-Each row becomes a token record (`tokens` + tag names) exactly like a line of our token/tag JSONL, so documents
-and their fingerprint do not depend on the format they came in. Integer tags are named by the column's
-`ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
+Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL,
+so documents, their groups and their fingerprint do not depend on the format they came in. Integer tags are named
+by the column's `ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ HUB_PREFIX = "hf://"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
+_RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
 
 
@@ -135,12 +136,13 @@ def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | N
     token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
     tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
     names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
-    rows = table.select_columns([token_column, tag_column]).to_dict()
+    kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
+    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
     records = []
     for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
         if names is not None and isinstance(tags, list):
             tags = [tag_name(where, row, tag_column, tag, names) for tag in tags]
-        records.append(Record(row, {"tokens": tokens, "tags": tags}))
+        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
     return records
 
 
