@@ -100,6 +100,14 @@ def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Pat
     assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
 
 
+def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path) -> None:
+    """'New York<TAB>B-LOC' was read as the token 'New' tagged B-LOC: 'York' was lost without a word."""
+    path = write(tmp_path / "train.tsv", "Flights\tO\r\nto \t O\r\nNew York\tB-LOC\r\n")
+    assert load_error(path) == f"{path}:1: token 2 ('New York') is empty or contains whitespace"
+    path.write_text("Flights\tNNP\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
+    assert load_dataset(path)["train"][0].text == "Flights to York"
+
+
 def test_half_a_surrogate_pair_is_refused_with_its_line(tmp_path: Path) -> None:
     """JSON written by code that cut a string inside an emoji escapes half of its surrogate pair."""
     spans = write(tmp_path / "spans" / "train.jsonl", '{"text": "Hi Bob \\ud83d", "annotations": [[3, 6, "PER"]]}\n')
