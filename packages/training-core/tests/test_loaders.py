@@ -293,7 +293,8 @@ def test_dataset_built_in_memory() -> None:
         ([1, 1, "PER"], " is inverted or empty: start 1 must be below end 1"),
         (["0", 1, "PER"], ": start and end must be integers"),
         ([True, 1, "PER"], ": start and end must be integers"),
-        ([0, 1, ""], ": label must be a non-empty string"),
+        ([0, 1, ""], ": label must be a non-empty string without outer whitespace"),
+        ([0, 1, "PER "], ": label must be a non-empty string without outer whitespace"),
         ([0, 1], " must be [start, end, label] or {start, end, label}"),
         ({"start": 0, "label": "PER"}, " must be [start, end, label] or {start, end, label}"),
     ],
@@ -379,7 +380,7 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
     assert dataset.report.tags_repaired == 1
 
 
-@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER"])
+@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER", "B-PER\r", "I- PER"])
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
     assert load_error(path) == (

@@ -313,8 +313,8 @@ class _DocumentBuilder:
             raise DataError(f"{where}: annotation {item!r} must be [start, end, label] or {{start, end, label}}")
         if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
-        if not isinstance(label, str) or not label:
-            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string")
+        if not isinstance(label, str) or not label or label != label.strip():  # 'PER ' would be a type of its own
+            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
         if start < 0 or end > len(text):
