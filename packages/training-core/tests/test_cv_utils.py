@@ -247,6 +247,24 @@ def test_file_with_wrong_fields_or_folds_is_rejected(tmp_path):
         KFoldSplits.load(tmp_path / "missing.json")
 
 
+def test_an_edited_splits_file_is_refused_before_its_indices_are_used(tmp_path):
+    """A file whose split, k or group_by was edited passed the fingerprint check, then failed with an IndexError."""
+    dataset = _dataset(count=10)
+    path = create_kfold_splits(dataset, k=2).save(tmp_path / "splits.json")
+    good = json.loads(path.read_text())
+    single = {"index": 0, "train": [], "validation": list(range(10))}
+    for changes, problem in [
+        ({"split": "test"}, f"{path} was made for 10 'test' documents; this dataset has 1"),
+        ({"split": "dev"}, f"{path} was made for 10 'dev' documents; this dataset has none"),
+        ({"k": 1, "folds": [single]}, f"{path}: k is 1; k-fold splits need at least 2 folds"),
+        ({"group_by": "author"}, f"{path}: group_by: expected 'group', got 'author'"),
+    ]:
+        path.write_text(json.dumps({**good, **changes}))
+        with pytest.raises(DataError) as raised:
+            KFoldSplits.load(path, dataset)
+        assert str(raised.value) == problem
+
+
 def test_a_splits_file_of_the_saved_shape_reads_as_it_was_written(tmp_path):
     path = tmp_path / "splits.json"
     folds = [{"index": 0, "train": [2, 3], "validation": [0, 1]}, {"index": 1, "train": [0, 1], "validation": [2, 3]}]
