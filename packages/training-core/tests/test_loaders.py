@@ -429,6 +429,10 @@ def test_integer_ner_tags_are_named_by_tag_names_as_datasets_exports_them(tmp_pa
     assert load_error(path, tag_names=names[:5]) == (
         f"{path}:1: tag id 5 in 'ner_tags' is not one of 0..4 (['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'])"
     )
+    typo = [*names[:6], "I-PER"]  # I-LOC written I-PER: "New York" would become a place and a person
+    assert load_error(path, tag_names=typo) == (
+        f"data.tag_names names 'I-PER' twice; expected one name per tag id, got {typo}"
+    )
     spans = [{**record, "tags": [1, 2]} for record in span_records()]  # a span record's own field, not tags
     assert (
         load_dataset(write(tmp_path / "spans.jsonl", jsonl(spans))).fingerprint
