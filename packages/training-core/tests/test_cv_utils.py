@@ -147,6 +147,18 @@ def test_conll_docstart_documents_stay_in_one_fold(tmp_path):
     )
 
 
+def test_conll_without_docstart_splits_by_sentence(tmp_path):
+    """WNUT-17 and WikiNER files have no -DOCSTART- lines: each sentence is its own unit, not one group for all."""
+    path = tmp_path / "train.conll"
+    path.write_text("".join(f"@user{s}\tB-person\nsaid\tO\n\n" for s in range(6)), encoding="utf-8")
+    dataset = load_dataset(path)
+    assert [doc.group for doc in dataset["train"]] == [None] * 6
+
+    splits = create_kfold_splits(dataset, k=3, stratify=False)
+
+    assert [len(fold.validation_indices) for fold in splits.folds] == [2, 2, 2]
+
+
 def test_every_document_its_own_group_when_none_has_one():
     dataset = _dataset(count=12)
 
@@ -233,6 +245,24 @@ def test_file_with_wrong_fields_or_folds_is_rejected(tmp_path):
         load_with(k=3)
     with pytest.raises(DataError, match=f"^{tmp_path / 'missing.json'}: no such k-fold splits file$"):
         KFoldSplits.load(tmp_path / "missing.json")
+
+
+def test_an_edited_splits_file_is_refused_before_its_indices_are_used(tmp_path):
+    """A file whose split, k or group_by was edited passed the fingerprint check, then failed with an IndexError."""
+    dataset = _dataset(count=10)
+    path = create_kfold_splits(dataset, k=2).save(tmp_path / "splits.json")
+    good = json.loads(path.read_text())
+    single = {"index": 0, "train": [], "validation": list(range(10))}
+    for changes, problem in [
+        ({"split": "test"}, f"{path} was made for 10 'test' documents; this dataset has 1"),
+        ({"split": "dev"}, f"{path} was made for 10 'dev' documents; this dataset has none"),
+        ({"k": 1, "folds": [single]}, f"{path}: k is 1; k-fold splits need at least 2 folds"),
+        ({"group_by": "author"}, f"{path}: group_by: expected 'group', got 'author'"),
+    ]:
+        path.write_text(json.dumps({**good, **changes}))
+        with pytest.raises(DataError) as raised:
+            KFoldSplits.load(path, dataset)
+        assert str(raised.value) == problem
 
 
 def test_a_splits_file_of_the_saved_shape_reads_as_it_was_written(tmp_path):

@@ -18,6 +18,7 @@ from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.errors import DataError
 from training.config import DataColumns, DataConfig
+from training.core.cv_utils import create_kfold_splits
 
 datasets = pytest.importorskip("datasets")
 
@@ -87,6 +88,33 @@ def test_save_to_disk_and_parquet_read_back_with_the_same_fingerprint(tmp_path: 
     single = load_dataset(str(tmp_path / "parquet" / "train.parquet"))
     assert list(single) == ["train"]
     assert single.report.source == str(tmp_path / "parquet" / "train.parquet")
+
+
+def test_parquet_shards_named_as_the_hub_names_them_are_one_split(tmp_path: Path) -> None:
+    """`push_to_hub` and hub downloads name files `train-00000-of-00002.parquet`: each stem was taken for a split."""
+    expected = load_dataset(jsonl_twin(tmp_path / "jsonl")).fingerprint
+    (tmp_path / "data").mkdir()
+    for split, table in twin_dict().items():
+        for shard in range(2):
+            file = tmp_path / "data" / f"{split}-0000{shard}-of-00002.parquet"
+            table.shard(2, shard, contiguous=True).to_parquet(str(file))
+    dataset = load_dataset(tmp_path / "data")
+    assert {split: len(documents) for split, documents in dataset.items()} == {"train": 2, "validation": 2}
+    assert dataset.fingerprint == expected
+    datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": TAGS}).to_parquet(str(file))  # string tags, no ClassLabel
+    with pytest.raises(DataError, match=r"data: the shards of one split differ: The features can't be aligned"):
+        load_dataset(tmp_path / "data")
+
+
+def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
+    """Like a JSON line's fields; the rows' groups were dropped, so the sentences of one article met in two folds."""
+    rows = {"id": list("uvwxyz"), "group": ["a", "b", "c"] * 2, "tokens": TOKENS * 3, "ner_tags": TAGS * 3}
+    dataset = load_dataset(datasets.Dataset.from_dict(rows))
+    assert [(doc.id, doc.group) for doc in dataset["train"]] == list(zip("uvwxyz", "abcabc", strict=True))
+
+    splits = create_kfold_splits(dataset, k=3, stratify=False)
+
+    assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:

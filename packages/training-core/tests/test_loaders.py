@@ -100,6 +100,14 @@ def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Pat
     assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
 
 
+def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path) -> None:
+    """'New York<TAB>B-LOC' was read as the token 'New' tagged B-LOC: 'York' was lost without a word."""
+    path = write(tmp_path / "train.tsv", "Flights\tO\r\nto \t O\r\nNew York\tB-LOC\r\n")
+    assert load_error(path) == f"{path}:1: token 2 ('New York') is empty or contains whitespace"
+    path.write_text("Flights\tNNP\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
+    assert load_dataset(path)["train"][0].text == "Flights to York"
+
+
 def test_half_a_surrogate_pair_is_refused_with_its_line(tmp_path: Path) -> None:
     """JSON written by code that cut a string inside an emoji escapes half of its surrogate pair."""
     spans = write(tmp_path / "spans" / "train.jsonl", '{"text": "Hi Bob \\ud83d", "annotations": [[3, 6, "PER"]]}\n')
@@ -285,7 +293,8 @@ def test_dataset_built_in_memory() -> None:
         ([1, 1, "PER"], " is inverted or empty: start 1 must be below end 1"),
         (["0", 1, "PER"], ": start and end must be integers"),
         ([True, 1, "PER"], ": start and end must be integers"),
-        ([0, 1, ""], ": label must be a non-empty string"),
+        ([0, 1, ""], ": label must be a non-empty string without outer whitespace"),
+        ([0, 1, "PER "], ": label must be a non-empty string without outer whitespace"),
         ([0, 1], " must be [start, end, label] or {start, end, label}"),
         ({"start": 0, "label": "PER"}, " must be [start, end, label] or {start, end, label}"),
     ],
@@ -371,7 +380,7 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
     assert dataset.report.tags_repaired == 1
 
 
-@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER"])
+@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER", "B-PER\r", "I- PER"])
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
     assert load_error(path) == (
@@ -419,6 +428,10 @@ def test_integer_ner_tags_are_named_by_tag_names_as_datasets_exports_them(tmp_pa
     )
     assert load_error(path, tag_names=names[:5]) == (
         f"{path}:1: tag id 5 in 'ner_tags' is not one of 0..4 (['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'])"
+    )
+    typo = [*names[:6], "I-PER"]  # I-LOC written I-PER: "New York" would become a place and a person
+    assert load_error(path, tag_names=typo) == (
+        f"data.tag_names names 'I-PER' twice; expected one name per tag id, got {typo}"
     )
     spans = [{**record, "tags": [1, 2]} for record in span_records()]  # a span record's own field, not tags
     assert (

@@ -2,7 +2,8 @@
 
 - `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
-- `conll`: whitespace-separated columns, token first and tag last, blank lines between sentences
+- `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last, blank lines between
+  sentences
 """
 
 from __future__ import annotations
@@ -144,11 +145,12 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tags: list[str] = []
     first_line, group = 0, 0
     for number, line in enumerate([*text.split("\n"), ""], start=1):
-        columns = [column for column in _CONLL_COLUMN_BREAK.split(line) if column] if line.strip() else []
+        columns = [column for column in _conll_columns(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
-                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}")
+                # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
+                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}" if group else None)
                 tokens, tags = [], []
             group += boundary
             continue
@@ -158,3 +160,11 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
             first_line = number
         tokens.append(columns[0])
         tags.append(columns[-1])
+
+
+def _conll_columns(line: str) -> list[str]:
+    """A line's columns: between tabs where it has one (a token's own space is kept, then refused, not cut off and
+    its rest read as the tag), else between ASCII spaces."""
+    if "\t" in line:
+        return [column.strip(" \r\f\v") for column in line.split("\t")]
+    return _CONLL_COLUMN_BREAK.split(line)

@@ -248,10 +248,12 @@ def generate_corpus(
         raise InputError(f"documents: need at least 3 to fill train, validation and test, got {documents}")
     if len(split) != 3 or abs(sum(split) - 1.0) > 1e-9 or min(split) <= 0:
         raise InputError(f"split: expected three positive fractions summing to 1, got {list(split)}")
+    if max_sentences < 1:
+        raise InputError(f"max_sentences: expected at least 1, got {max_sentences}")
     rng = random.Random(seed)
     corpus = [generate_document(rng, rng.randint(1, max_sentences)) for _ in range(documents)]
-    train_end = max(1, round(documents * split[0]))
-    validation_end = max(train_end + 1, round(documents * (split[0] + split[1])))
+    train_end = min(documents - 2, max(1, round(documents * split[0])))  # one document left for each other split
+    validation_end = min(documents - 1, max(train_end + 1, round(documents * (split[0] + split[1]))))
     return {
         "train": corpus[:train_end],
         "validation": corpus[train_end:validation_end],

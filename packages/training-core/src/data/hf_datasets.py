@@ -1,13 +1,14 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
-Each row becomes a token record (`tokens` + tag names) exactly like a line of our token/tag JSONL, so documents
-and their fingerprint do not depend on the format they came in. Integer tags are named by the column's
-`ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
+Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL,
+so documents, their groups and their fingerprint do not depend on the format they came in. Integer tags are named
+by the column's `ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,8 +19,10 @@ from training.common.errors import DataError
 from training.common.optional import require
 
 HUB_PREFIX = "hf://"
+_SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
+_RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
 
 
@@ -89,23 +92,32 @@ def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
     if _saved_to_disk(path):
         loaded = datasets.load_from_disk(str(path))
         return text, dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
-    files = [path] if path.is_file() else sorted(path.glob("*.parquet"))
-    splits = {"train": files[0]} if path.is_file() else {file.stem: file for file in files}
-    return text, {split: _from_parquet(datasets, file) for split, file in splits.items()}
+    if path.is_file():
+        return text, {"train": _from_parquet(datasets, [path])}
+    shards: dict[str, list[Path]] = {}
+    for file in sorted(path.glob("*.parquet")):  # `train.parquet`, or the hub's `train-00000-of-00002.parquet`
+        shards.setdefault(_SHARD.sub("", file.stem), []).append(file)
+    return text, {split: _from_parquet(datasets, files) for split, files in shards.items()}
 
 
 def _saved_to_disk(path: Path) -> bool:
     return (path / "dataset_dict.json").is_file() or (path / "state.json").is_file()
 
 
-def _from_parquet(datasets: Any, file: Path) -> Any:
-    """A Parquet file as a `Dataset`; `datasets` keeps its features (ClassLabel names) in the file's metadata."""
+def _from_parquet(datasets: Any, files: list[Path]) -> Any:
+    """Parquet files (the shards of one split) as a `Dataset`; `datasets` keeps its features (ClassLabel names) in
+    each file's metadata."""
     parquet = require("pyarrow.parquet", _NEEDED_BY)
+    tables = []
+    for file in files:
+        try:
+            tables.append(datasets.Dataset(datasets.table.InMemoryTable(parquet.read_table(file))))
+        except (OSError, ValueError) as error:
+            raise DataError(f"{file}: cannot read Parquet: {error}") from error
     try:
-        table = parquet.read_table(file)
-    except (OSError, ValueError) as error:
-        raise DataError(f"{file}: cannot read Parquet: {error}") from error
-    return datasets.Dataset(datasets.table.InMemoryTable(table))
+        return datasets.concatenate_datasets(tables)
+    except ValueError as error:
+        raise DataError(f"{files[0].parent}: the shards of one split differ: {error}") from error
 
 
 def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
@@ -124,12 +136,13 @@ def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | N
     token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
     tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
     names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
-    rows = table.select_columns([token_column, tag_column]).to_dict()
+    kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
+    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
     records = []
     for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
         if names is not None and isinstance(tags, list):
             tags = [tag_name(where, row, tag_column, tag, names) for tag in tags]
-        records.append(Record(row, {"tokens": tokens, "tags": tags}))
+        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
     return records
 
 

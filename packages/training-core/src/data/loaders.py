@@ -114,6 +114,9 @@ def load_dataset(
         raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
+    if tag_names is not None and len(set(tag_names)) != len(tag_names):  # a typo would merge two tags' words
+        twice = next(name for name in tag_names if list(tag_names).count(name) > 1)
+        raise DataError(f"data.tag_names names {twice!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
@@ -313,8 +316,8 @@ class _DocumentBuilder:
             raise DataError(f"{where}: annotation {item!r} must be [start, end, label] or {{start, end, label}}")
         if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
-        if not isinstance(label, str) or not label:
-            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string")
+        if not isinstance(label, str) or not label or label != label.strip():  # 'PER ' would be a type of its own
+            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
         if start < 0 or end > len(text):

@@ -42,8 +42,8 @@ def _parts(tag: str) -> tuple[str, str] | None:
     if tag == "O":
         return "O", ""
     prefix, dash, label = tag.partition("-")
-    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label:
-        return None
+    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label or label != label.strip():
+        return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
     return prefix, label
 
 

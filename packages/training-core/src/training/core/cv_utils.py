@@ -50,7 +50,7 @@ class _SplitsFields(BaseModel):
     k: int
     seed: int
     stratify: bool
-    group_by: str | None
+    group_by: GroupBy
     split: str
     dataset_fingerprint: str
 
@@ -79,6 +79,8 @@ class _SplitsFile(_SplitsFields):
 
     @model_validator(mode="after")
     def _partition(self) -> _SplitsFile:
+        if self.k < 2:
+            raise ValueError(f"k is {self.k}; k-fold splits need at least 2 folds")
         if len(self.folds) != self.k:
             raise ValueError(f"k is {self.k} but the file has {len(self.folds)} folds")
         documents = list(range(sum(len(fold.validation) for fold in self.folds)))
@@ -145,6 +147,10 @@ class KFoldSplits(_SplitsFields):
                 f"{subject} made for dataset {self.dataset_fingerprint[:12]}, this dataset is "
                 f"{dataset.fingerprint[:12]}"
             )
+        documents = sum(len(fold.validation_indices) for fold in self.folds)  # an edited file: its split or indices
+        if self.split not in dataset or len(dataset[self.split]) != documents:
+            has = len(dataset[self.split]) if self.split in dataset else "none"
+            raise DataError(f"{subject} made for {documents} {self.split!r} documents; this dataset has {has}")
 
 
 def create_kfold_splits(
