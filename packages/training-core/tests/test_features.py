@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging.handlers
+
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from data.documents import Document, iob2_tag_names
 from training.common.errors import DataError, InputError
@@ -124,6 +127,23 @@ def test_a_word_longer_than_a_window_is_cut_but_still_labelled_once(tokenizer):
     assert labelled[0] == {0: TAGS.index("B-PER")}
     assert all(0 not in words for words in labelled[1:])
     assert labelled[-1] == {1: 0}
+
+
+def test_documents_longer_than_the_model_limit_are_windowed_without_a_length_warning(
+    tokenizer, ner_documents, monkeypatch
+):
+    monkeypatch.setattr(tokenizer, "model_max_length", 16)
+    monkeypatch.setattr(tokenizer, "deprecation_warnings", {})  # the warning is given once per tokenizer
+    warnings = logging.handlers.BufferingHandler(capacity=100)
+    library = transformers.logging.get_logger()  # it logs to stderr, not through the root logger
+    library.addHandler(warnings)
+    try:
+        encoded = encode_documents([long_document(ner_documents)], tokenizer, TAGS, max_length=16, stride=4)
+    finally:
+        library.removeHandler(warnings)
+
+    assert len(encoded.windows) > 2
+    assert [record.getMessage() for record in warnings.buffer] == []
 
 
 def test_empty_documents_get_no_windows_but_are_counted(tokenizer, ner_documents):

@@ -49,6 +49,7 @@ def encode_documents(
         [[word.text for word in document.words] for document in documents],
         is_split_into_words=True,
         add_special_tokens=False,
+        verbose=False,  # a document over the model's limit is cut into windows below, not fed whole
     )
     probe = tokenizer(["a"], is_split_into_words=True, add_special_tokens=True)
     words = [batch.word_ids(index) for index in range(len(documents))]
