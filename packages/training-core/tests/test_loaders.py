@@ -429,6 +429,8 @@ def test_integer_ner_tags_are_named_by_tag_names_as_datasets_exports_them(tmp_pa
     assert load_error(path, tag_names=names[:5]) == (
         f"{path}:1: tag id 5 in 'ner_tags' is not one of 0..4 (['O', 'B-PER', 'I-PER', 'B-ORG', 'I-ORG'])"
     )
+    flags = write(tmp_path / "flags.jsonl", jsonl([{"tokens": ["a", "b"], "ner_tags": [True, False]}]))
+    assert load_error(flags, tag_names=names).startswith(f"{flags}:1: ")  # true and false are no tag ids
     typo = [*names[:6], "I-PER"]  # I-LOC written I-PER: "New York" would become a place and a person
     assert load_error(path, tag_names=typo) == (
         f"data.tag_names names 'I-PER' twice; expected one name per tag id, got {typo}"

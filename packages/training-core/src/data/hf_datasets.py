@@ -181,6 +181,6 @@ def _tag_names(
 
 def tag_name(where: str, row: int, column: str, tag: Any, names: Sequence[str]) -> Any:
     """The name of tag id `tag` (of row `row` of `where`), else an error naming the ids there are."""
-    if isinstance(tag, int) and 0 <= tag < len(names):
+    if isinstance(tag, int) and not isinstance(tag, bool) and 0 <= tag < len(names):
         return names[tag]
     raise DataError(f"{where}:{row}: tag id {tag!r} in {column!r} is not one of 0..{len(names) - 1} ({list(names)})")

@@ -166,7 +166,7 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Reco
     """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
     key = "tags" if "tags" in record.fields else "ner_tags"
     tags = record.fields.get(key)
-    if not isinstance(tags, list) or not tags or not all(isinstance(tag, int) for tag in tags):
+    if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
         return record
     if names is None:
         raise DataError(
