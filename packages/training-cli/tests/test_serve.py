@@ -33,8 +33,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes)."""
+def call(url: str, body: Any = None, raw: bytes | Iterator[bytes] | None = None) -> tuple[int, Any]:
+    """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes, sent in chunks from an iterator)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -132,6 +132,10 @@ def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
     assert got == 422 and "JSON" in answer["error"]
     got, answer = call(f"{server}/predict", raw=b" " * 1_000_001)
     assert got == 413 and "over the limit of 1000000" in answer["error"]
+    got, answer = call(f"{server}/predict", raw=iter([b" " * 600_000] * 2))  # chunked: no declared length
+    assert got == 413 and answer["error"] == "request body of 1200000 bytes is over the limit of 1000000"
+    got, answer = call(f"{server}/predict", raw=iter([b'{"text": ', json.dumps(TEXTS[0]).encode(), b"}"]))
+    assert got == 200 and answer["entities"]
 
 
 def test_concurrent_requests_are_tagged_in_shared_batches(server: str) -> None:
