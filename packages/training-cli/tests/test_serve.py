@@ -132,6 +132,8 @@ def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
     assert got == 422 and "JSON" in answer["error"]
     got, answer = call(f"{server}/predict", raw=b" " * 1_000_001)
     assert got == 413 and "over the limit of 1000000" in answer["error"]
+    got, answer = call(f"{server}/predict", raw=b'{"text": "caf\xe9 in Paris"}')  # Latin-1, not UTF-8
+    assert got == 422 and answer == {"error": "body: expected JSON in UTF-8; byte 0xe9 at offset 13 is not UTF-8"}
     got, answer = call(f"{server}/predict", raw=iter([b" " * 600_000] * 2))  # chunked: no declared length
     assert got == 413 and answer["error"] == "request body of 1200000 bytes is over the limit of 1000000"
     got, answer = call(f"{server}/predict", raw=iter([b'{"text": ', json.dumps(TEXTS[0]).encode(), b"}"]))

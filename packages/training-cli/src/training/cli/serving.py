@@ -152,7 +152,13 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
                 kept.append(chunk)
         if size > limit:
             return _error(413, f"request body of {size} bytes is over the limit of {limit}")
-        request._body = b"".join(kept)  # Starlette hands a body read here on to the endpoint
+        body = b"".join(kept)
+        try:
+            body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
+        except UnicodeDecodeError as error:
+            where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
+            return _error(422, f"body: expected JSON in UTF-8; {where} is not UTF-8")
+        request._body = body  # Starlette hands a body read here on to the endpoint
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)
