@@ -60,6 +60,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
         (["run", "--hpo", "nope"], "hpo/nope.yaml: no such hpo config; available: quick, tiny"),
         (["run", "--hpo", "tiny", "--n-trials", "0"], "n_trials: expected greater than or equal to 1, got 0"),
         (["run", "--hpo", "tiny", "--storage", "nosuch://x"], "storage 'nosuch://x'"),
+        (["run", "--hpo", "tiny", "--storage", ".."], "': not an Optuna journal file (IsADirectoryError: "),
         (["best", "--study-dir", "missing"], "missing: not a study folder (no study.json)"),
         (["worker"], "name the study: a study folder, or a storage URL together with a study name"),
         (["run", "--hpo", "tiny", "--force"], "--force: only with --refit DIR"),
