@@ -96,3 +96,17 @@ def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> N
 def test_hpo_is_listed_by_the_training_command() -> None:
     result = training("--help")
     assert result.returncode == 0 and "hpo" in result.stdout
+
+
+def test_failed_trials_print_their_reason_without_a_traceback(config_dir: Path, tmp_path: Path) -> None:
+    # Optuna logged each failed trial with a traceback (two, chained) under the view's line saying why it failed.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_trials: 2\nmax_failed_trials: 2\nsearch_space:\n  model.max_length: {type: fixed, value: 16}\n")
+    study_dir = tmp_path / "study"
+    result = training("hpo", "run", "--config-dir", config_dir, "--hpo", bad, "--study-dir", study_dir, "--inprocess")
+    reason = "override: model.stride: must be below half of max_length (16), got 8"
+    assert one_line_error(result).endswith(f"2 trials failed in a row (hpo.max_failed_trials 2); last reason: {reason}")
+    assert "failed with" not in result.stderr
+    assert [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "failed:" in line] == [
+        f"trial {number} failed: {reason}; best so far: none yet" for number in (0, 1)
+    ]
