@@ -163,3 +163,14 @@ def test_an_exported_folder_is_served_by_onnxruntime_with_the_same_entities(
         assert (metadata["runtime"], metadata["backbone"], metadata["max_length"]) == ("onnxruntime", "tiny-bert", 64)
         assert call(f"{onnx}/predict", {"text": ""})[0] == 422
     assert call(f"{server}/metadata")[1]["runtime"] == "torch"
+
+
+def test_an_address_it_cannot_listen_on_exits_2_in_one_line(server: str, tagging_run: Path, cli) -> None:
+    # uvicorn loaded the model, then logged the bind error and ended the command with its own exit code 3.
+    port = int(server.rsplit(":", 1)[1])  # the module's server holds it
+    busy = cli("serve", str(tagging_run), "--port", str(port))
+    (line,) = busy.stderr.strip().splitlines()
+    assert busy.returncode == 2
+    assert line.startswith(f"training serve: error: --host 127.0.0.1 --port {port}: cannot listen there: Address")
+    unknown = cli("serve", str(tagging_run), "--host", "no-such-host.invalid")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("training serve: error: --host no-such-host.invalid")
