@@ -86,6 +86,21 @@ def test_a_bad_study_manifest_is_named(tmp_path: Path, manifest: str, message: s
     assert message in one_line_error(training("hpo", "best", "--study-dir", tmp_path))
 
 
+def test_a_report_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
+    # It was "[Errno 17] File exists", exit 1, as if the machine had failed.
+    import optuna
+
+    from training.hpo.storage import open_storage, storage_location
+    from training.hpo.study_folder import StudyFolder, StudyManifest
+
+    folder, location = StudyFolder(tmp_path), storage_location(None, StudyFolder(tmp_path))
+    optuna.create_study(study_name="empty", storage=open_storage(location))
+    folder.write_manifest(StudyManifest(study_name="empty", storage=location))
+    (tmp_path / "report.html").write_text("an earlier report\n", encoding="utf-8")
+    line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", tmp_path / "report.html"))
+    assert line.endswith(f"--out {tmp_path / 'report.html'}: expected a folder for the report, found a file")
+
+
 def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")
