@@ -33,8 +33,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def call(url: str, body: Any = None, raw: bytes | None = None) -> tuple[int, Any]:
-    """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes)."""
+def call(url: str, body: Any = None, raw: bytes | Iterator[bytes] | None = None) -> tuple[int, Any]:
+    """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes, sent in chunks from an iterator)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
     request = urllib.request.Request(url, data=data, headers={"Content-Type": "application/json"})
     try:
@@ -132,6 +132,12 @@ def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
     assert got == 422 and "JSON" in answer["error"]
     got, answer = call(f"{server}/predict", raw=b" " * 1_000_001)
     assert got == 413 and "over the limit of 1000000" in answer["error"]
+    got, answer = call(f"{server}/predict", raw=b'{"text": "caf\xe9 in Paris"}')  # Latin-1, not UTF-8
+    assert got == 422 and answer == {"error": "body: expected JSON in UTF-8; byte 0xe9 at offset 13 is not UTF-8"}
+    got, answer = call(f"{server}/predict", raw=iter([b" " * 600_000] * 2))  # chunked: no declared length
+    assert got == 413 and answer["error"] == "request body of 1200000 bytes is over the limit of 1000000"
+    got, answer = call(f"{server}/predict", raw=iter([b'{"text": ', json.dumps(TEXTS[0]).encode(), b"}"]))
+    assert got == 200 and answer["entities"]
 
 
 def test_concurrent_requests_are_tagged_in_shared_batches(server: str) -> None:
@@ -157,3 +163,14 @@ def test_an_exported_folder_is_served_by_onnxruntime_with_the_same_entities(
         assert (metadata["runtime"], metadata["backbone"], metadata["max_length"]) == ("onnxruntime", "tiny-bert", 64)
         assert call(f"{onnx}/predict", {"text": ""})[0] == 422
     assert call(f"{server}/metadata")[1]["runtime"] == "torch"
+
+
+def test_an_address_it_cannot_listen_on_exits_2_in_one_line(server: str, tagging_run: Path, cli) -> None:
+    # uvicorn loaded the model, then logged the bind error and ended the command with its own exit code 3.
+    port = int(server.rsplit(":", 1)[1])  # the module's server holds it
+    busy = cli("serve", str(tagging_run), "--port", str(port))
+    (line,) = busy.stderr.strip().splitlines()
+    assert busy.returncode == 2
+    assert line.startswith(f"training serve: error: --host 127.0.0.1 --port {port}: cannot listen there: Address")
+    unknown = cli("serve", str(tagging_run), "--host", "no-such-host.invalid")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("training serve: error: --host no-such-host.invalid")

@@ -60,6 +60,7 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
         (["run", "--hpo", "nope"], "hpo/nope.yaml: no such hpo config; available: quick, tiny"),
         (["run", "--hpo", "tiny", "--n-trials", "0"], "n_trials: expected greater than or equal to 1, got 0"),
         (["run", "--hpo", "tiny", "--storage", "nosuch://x"], "storage 'nosuch://x'"),
+        (["run", "--hpo", "tiny", "--storage", ".."], "': not an Optuna journal file (IsADirectoryError: "),
         (["best", "--study-dir", "missing"], "missing: not a study folder (no study.json)"),
         (["worker"], "name the study: a study folder, or a storage URL together with a study name"),
         (["run", "--hpo", "tiny", "--force"], "--force: only with --refit DIR"),
@@ -85,6 +86,21 @@ def test_a_bad_study_manifest_is_named(tmp_path: Path, manifest: str, message: s
     assert message in one_line_error(training("hpo", "best", "--study-dir", tmp_path))
 
 
+def test_a_report_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
+    # It was "[Errno 17] File exists", exit 1, as if the machine had failed.
+    import optuna
+
+    from training.hpo.storage import open_storage, storage_location
+    from training.hpo.study_folder import StudyFolder, StudyManifest
+
+    folder, location = StudyFolder(tmp_path), storage_location(None, StudyFolder(tmp_path))
+    optuna.create_study(study_name="empty", storage=open_storage(location))
+    folder.write_manifest(StudyManifest(study_name="empty", storage=location))
+    (tmp_path / "report.html").write_text("an earlier report\n", encoding="utf-8")
+    line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", tmp_path / "report.html"))
+    assert line.endswith(f"--out {tmp_path / 'report.html'}: expected a folder for the report, found a file")
+
+
 def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")
@@ -95,3 +111,17 @@ def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> N
 def test_hpo_is_listed_by_the_training_command() -> None:
     result = training("--help")
     assert result.returncode == 0 and "hpo" in result.stdout
+
+
+def test_failed_trials_print_their_reason_without_a_traceback(config_dir: Path, tmp_path: Path) -> None:
+    # Optuna logged each failed trial with a traceback (two, chained) under the view's line saying why it failed.
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_trials: 2\nmax_failed_trials: 2\nsearch_space:\n  model.max_length: {type: fixed, value: 16}\n")
+    study_dir = tmp_path / "study"
+    result = training("hpo", "run", "--config-dir", config_dir, "--hpo", bad, "--study-dir", study_dir, "--inprocess")
+    reason = "override: model.stride: must be below half of max_length (16), got 8"
+    assert one_line_error(result).endswith(f"2 trials failed in a row (hpo.max_failed_trials 2); last reason: {reason}")
+    assert "failed with" not in result.stderr
+    assert [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "failed:" in line] == [
+        f"trial {number} failed: {reason}; best so far: none yet" for number in (0, 1)
+    ]

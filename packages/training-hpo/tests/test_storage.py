@@ -1,4 +1,4 @@
-"""Study storage: where the default SQLite database of a study folder lies."""
+"""Study storage: where the default SQLite database of a study folder lies; what is no storage at all."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from training.common.errors import ConfigError
 from training.hpo.storage import load_study, open_storage, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
 
@@ -39,3 +40,17 @@ def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(tmp_path: 
     assert len(load_study(moved.root).trials) == 1
     assert study_location(moved.root)[0] == storage_location(storage, moved)
     assert not made.root.exists()
+
+
+def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:
+    # A SQLite file or a folder given as a path (a journal file, to Optuna) was an "internal error" of the CLI.
+    database = tmp_path / "study.db"
+    optuna.create_study(study_name="s", storage=f"sqlite:///{database}")
+    with pytest.raises(ConfigError, match=rf"^storage '{database}': not an Optuna journal file \(UnicodeDecodeError: "):
+        open_storage(str(database))
+    (tmp_path / "notes.txt").write_text("hello\nworld\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"notes.txt': not an Optuna journal file \(JSONDecodeError: Expecting value"):
+        open_storage(str(tmp_path / "notes.txt"))
+    with pytest.raises(ConfigError, match=rf"^storage '{tmp_path}': not an Optuna journal file \(IsADirectoryError: "):
+        open_storage(str(tmp_path))
+    assert (database.read_bytes()[:15], (tmp_path / "notes.txt").read_text()) == (b"SQLite format 3", "hello\nworld\n")

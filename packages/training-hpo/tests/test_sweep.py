@@ -19,6 +19,7 @@ from training.common.errors import ConfigError, InputError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
+from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
 from training.hpo.sweep_settings import SweepSettings
@@ -269,6 +270,12 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
         resume_hpo_sweep(study_dir, dataset=smaller)
     with pytest.raises(ConfigError, match="parallel_trials > 1 needs isolation subprocess"):
         resume_hpo_sweep(study_dir, parallel_trials=2, isolation="inprocess")
+    budget = Budget.of(study)
+    with pytest.raises(ConfigError, match="sweep settings: n_trials: expected greater than or equal to 1, got 0"):
+        resume_hpo_sweep(study_dir, n_trials=0)
+    with pytest.raises(ConfigError, match="sweep settings: timeout_s: expected greater than 0, got -5"):
+        resume_hpo_sweep(study_dir, timeout_s=-5)
+    assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
 
 
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:

@@ -143,13 +143,22 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.middleware("http")
     async def _limit_body(request: Request, call_next: Any) -> Any:
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
-            # Read and drop the body (never held whole): a client still sending it would otherwise meet a closed
-            # connection (a broken pipe) instead of this answer.
-            async for _ in request.stream():
-                pass
-            return _error(413, f"request body of {declared} bytes is over the limit of {settings.max_body_bytes}")
+        # Counted as it arrives (a chunked body declares no length), never held past the limit, and read to its end
+        # even when too large: a client still sending it would otherwise meet a broken pipe instead of the answer.
+        limit, size, kept = settings.max_body_bytes, 0, []
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size <= limit:
+                kept.append(chunk)
+        if size > limit:
+            return _error(413, f"request body of {size} bytes is over the limit of {limit}")
+        body = b"".join(kept)
+        try:
+            body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
+        except UnicodeDecodeError as error:
+            where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
+            return _error(422, f"body: expected JSON in UTF-8; {where} is not UTF-8")
+        request._body = body  # Starlette hands a body read here on to the endpoint
         return await call_next(request)
 
     @app.exception_handler(RequestValidationError)

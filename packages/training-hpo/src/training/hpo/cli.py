@@ -257,6 +257,8 @@ def _report(args: argparse.Namespace) -> int:
     from training.hpo.study_folder import StudyFolder
 
     out = args.out or StudyFolder(args.study_dir).report
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: expected a folder for the report, found a file")
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
     location = redact_url(study_location(args.study_dir, storage=args.storage)[0])

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -128,6 +129,11 @@ def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
     """A view of `mode` on `stream` for the duration of a sweep, with Optuna's per-trial log lines silenced."""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Optuna's warnings of a failed trial carry its traceback, under the view's line saying why it failed (a trial
+    # process writes the traceback of an error we did not raise to the trial's error.log)
+    failures = logging.getLogger("optuna.study._optimize")
+    failures_level = failures.level
+    failures.setLevel(logging.ERROR)
     try:
         if mode == "live":
             with LiveView.on(stream) as view:
@@ -136,3 +142,4 @@ def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
             yield JsonView(stream) if mode == "json" else PlainView(stream)
     finally:
         optuna.logging.set_verbosity(verbosity)
+        failures.setLevel(failures_level)

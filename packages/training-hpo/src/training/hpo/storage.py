@@ -24,6 +24,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.redact import REDACTED, redact_url
+from training.hpo.failures import one_line
 from training.hpo.recovery import MAX_RETRIES, file_lock
 from training.hpo.study_folder import StudyFolder
 
@@ -48,7 +49,13 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     """An Optuna storage for a location from `storage_location`; RDB ones get `heartbeat` (interval, grace seconds)."""
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
-        return JournalStorage(JournalFileBackend(location))
+        try:  # Optuna reads the whole file here: a SQLite file or a folder fails with a decoding or an OS error
+            return JournalStorage(JournalFileBackend(location))
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ConfigError(
+                f"storage {location!r}: not an Optuna journal file ({one_line(error)}); "
+                "a SQLite database is given as a URL, sqlite:///path/to/study.db"
+            ) from None
     try:
         url = make_url(location)
     except ArgumentError:

@@ -156,7 +156,8 @@ def resume_hpo_sweep(
     record = SweepSettings.load(study)
     if worker and not single_host:
         _one_host_for_files(location, record)
-    hpo = _with_overrides(record.hpo_config.model_dump(), {"isolation": isolation, "parallel_trials": parallel_trials})
+    overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
+    hpo = _with_overrides(record.hpo_config.model_dump(), overrides | {"parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     path = data_path if data_path is not None else record.data_path
     if dataset is None and path is None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import socket
 import tempfile
 from pathlib import Path
 
@@ -33,6 +34,12 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected a port 0-65535")
     model_dir = predictor_folder(args.model, quantized=args.quantized).resolve()
+    family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # as uvicorn chooses it
+    try:  # before the model loads: uvicorn would load it, then log the error and exit 3
+        socket.create_server((args.host, args.port), family=family).close()
+    except OSError as error:
+        where = f"--host {args.host} --port {args.port}"
+        raise InputError(f"{where}: cannot listen there: {error.strerror or error}") from None
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
     from training.cli.serving import SETTINGS_VARIABLE, ServeSettings
