@@ -65,14 +65,15 @@ def test_a_nan_learning_rate_fails_its_trial_only(
     assert study.trials[1].user_attrs["fail_reason"] == "ValueError: `nan` is invalid value."
 
 
+@pytest.mark.parametrize("isolation", ["subprocess", "inprocess"])
 def test_failures_in_a_row_stop_the_sweep_with_one_line(
-    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path
+    quick_settings: Callable[..., HPOConfig], config_dir: Path, tmp_path: Path, isolation: str
 ) -> None:
     (tmp_path / "cache").parent.mkdir(parents=True, exist_ok=True)
     (tmp_path / "cache").write_text("not a folder: every trial process fails writing its features\n")
     hpo = quick_settings("broken", n_trials=5, max_failed_trials=2)
     with pytest.raises(SweepStopped) as stopped:
-        run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+        run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, isolation=isolation)
     message = str(stopped.value)
     assert "\n" not in message
     assert message.startswith("the sweep stopped: 2 trials failed in a row (hpo.max_failed_trials 2); last reason:")
@@ -81,6 +82,7 @@ def test_failures_in_a_row_stop_the_sweep_with_one_line(
     for trial in study.trials:
         log = tmp_path / "trials" / str(trial.number) / "error.log"
         assert log.is_file() and str(log) in trial.user_attrs["fail_reason"]
+        assert log.read_text(encoding="utf-8").startswith("Traceback (most recent call last):")
 
 
 @pytest.fixture

@@ -122,15 +122,15 @@ def out_of_memory(name: str, error: BaseException) -> OutOfMemory | None:
 
 
 @contextlib.contextmanager
-def out_of_memory_raised(name: str) -> Iterator[None]:
-    """Work in this process: torch's CUDA out-of-memory error leaves it as `OutOfMemory` naming `name`."""
+def as_in_a_process(name: str, error_log: Path, passthrough: tuple[type[BaseException], ...] = ()) -> Iterator[None]:
+    """Work in this process whose errors leave it as `call_in_process` gives them: `TrainingError`s and `passthrough`
+    errors as raised, CUDA out of memory as `OutOfMemory`, anything else as a `TrainingError` naming `error_log`."""
     try:
         yield
-    except Exception as error:
-        oom = out_of_memory(name, error)
-        if oom is not None:
-            raise oom from error
+    except (TrainingError, *passthrough):
         raise
+    except Exception as error:
+        raise out_of_memory(name, error) or _unexpected(name, error, error_log) from error
 
 
 def _context() -> multiprocessing.context.BaseContext:

@@ -20,7 +20,7 @@ from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.config.best import BestConfig
 from training.execution.handle import JobHandle
-from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory_raised
+from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
 
 
 def refit(
@@ -54,13 +54,14 @@ def refit(
         tracking_uri=tracking_uri,
         registered_model_name=registered_model_name,
     )
-    if isolation == "inprocess":
-        with out_of_memory_raised("refit"):
-            return work(dataset, None)
     if output.is_dir():
         (output / "error.log").unlink(missing_ok=True)  # from an earlier refit that failed here
+    passthrough = (OSError, ImportError)  # their messages name the file or module
+    if isolation == "inprocess":
+        with as_in_a_process("refit", output / "error.log", passthrough):
+            return work(dataset, None)
     data = TrialData(dataset) if dataset is not None else None
-    return call_in_process("refit", work, output / "error.log", data, passthrough=(OSError, ImportError))
+    return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough)
 
 
 def _final_training(

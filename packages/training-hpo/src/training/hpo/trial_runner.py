@@ -15,15 +15,16 @@ from data.loaders import Dataset
 from training.common.errors import TrainingError
 from training.hpo.events import TrialProgress
 from training.hpo.objective import CVOutcome, Progress, Reporter, TrialSpec, cross_validate
-from training.hpo.processes import Isolation, TrialData, call_in_process, out_of_memory_raised
+from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
 
 
 def run_trial(
     spec: TrialSpec, data: TrialData, reporter: Reporter, isolation: Isolation, progress: Progress | None = None
 ) -> CVOutcome:
     """Cross-validate one trial in a fresh process (`subprocess`) or in this one (`inprocess`, for debugging)."""
+    error_log = Path(spec.trial_dir) / "error.log"
     if isolation == "inprocess":
-        with out_of_memory_raised(f"trial {spec.number}"):
+        with as_in_a_process(f"trial {spec.number}", error_log):
             return cross_validate(spec, data.dataset, reporter, progress)
 
     def answer(kind: str, payload: Any, connection: Connection) -> None:
@@ -36,7 +37,7 @@ def run_trial(
             raise TrainingError(f"trial {spec.number}: its process sent an unexpected {kind!r} message")
 
     work = functools.partial(_cross_validate, spec)
-    return call_in_process(f"trial {spec.number}", work, Path(spec.trial_dir) / "error.log", data, answer)
+    return call_in_process(f"trial {spec.number}", work, error_log, data, answer)
 
 
 class _PipeReporter:
