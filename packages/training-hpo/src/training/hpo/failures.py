@@ -8,7 +8,7 @@ import threading
 
 from training.common.errors import TrainingError
 
-logger = logging.getLogger("training.hpo")
+logger = logging.getLogger(__name__)  # a child of "training.hpo"
 
 
 class TrialFailed(Exception):

@@ -129,11 +129,12 @@ def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
     """A view of `mode` on `stream` for the duration of a sweep, with Optuna's per-trial log lines silenced."""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # Optuna's warnings of a failed trial carry its traceback, under the view's line saying why it failed (a trial
-    # process writes the traceback of an error we did not raise to the trial's error.log)
-    failures = logging.getLogger("optuna.study._optimize")
-    failures_level = failures.level
-    failures.setLevel(logging.ERROR)
+    # The view has a line saying why a trial failed: Optuna's warning (with the traceback, which the trial's error.log
+    # keeps) and our own would say it again.
+    failures = [logging.getLogger(name) for name in ("optuna.study._optimize", "training.hpo.failures")]
+    levels = [logger.level for logger in failures]
+    for logger in failures:
+        logger.setLevel(logging.ERROR)
     try:
         if mode == "live":
             with LiveView.on(stream) as view:
@@ -142,4 +143,5 @@ def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
             yield JsonView(stream) if mode == "json" else PlainView(stream)
     finally:
         optuna.logging.set_verbosity(verbosity)
-        failures.setLevel(failures_level)
+        for logger, level in zip(failures, levels, strict=True):
+            logger.setLevel(level)
