@@ -119,6 +119,14 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         execute_final_training(no_path, output_dir=tmp_path)
 
 
+def test_an_output_path_inside_a_file_is_refused_before_the_job_is_written(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(InputError, match=r"taken/run: lies inside the file .*taken; expected a run folder"):
+        execute_final_training(best_config, output_dir=tmp_path / "taken" / "run", dry_run=True)
+
+
 @pytest.mark.slow
 def test_an_interrupted_final_run_resumes_from_its_checkpoint(best_config: BestConfig, tmp_path: Path) -> None:
     long_run = best_config.model_copy(update={"num_epochs": 8})

@@ -18,6 +18,7 @@ from training.common.redact import redact_url
 from training.config.best import BestConfig
 from training.config.schema import ExecutionConfig
 from training.config.validation import validate
+from training.core.run_folder import RunFolder
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
 from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
@@ -66,6 +67,7 @@ def execute_final_training(
       `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    RunFolder(Path(output_dir).expanduser()).check_path()
     resources = _resources(backend, nproc_per_node, execution_config)
     if tracking_uri is None and wait and not dry_run:
         tracking_uri = best.config.tracking.mlflow
