@@ -99,6 +99,20 @@ def test_a_dry_run_writes_the_job_and_starts_nothing(best_config: BestConfig, tm
         extract_lineage_from_best_model(job)
 
 
+def test_a_backend_argument_runs_with_its_own_process_count_not_the_execution_file_s(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    torchrun = ExecutionConfig(backend="torchrun", nproc_per_node=2)
+    job = execute_final_training(
+        best_config, output_dir=tmp_path, execution_config=torchrun, backend="local", dry_run=True
+    )
+    assert JobSpec.load(tmp_path / "job.json").resources.model_dump(include={"backend", "nproc_per_node"}) == {
+        "backend": "local",
+        "nproc_per_node": 1,
+    }
+    assert job.backend == "local"
+
+
 def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"^nproc_per_node=2: backend 'local' runs one process; use backend 'torchrun'"

@@ -133,7 +133,8 @@ def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathL
 
 
 def _resources(backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | None) -> Resources:
-    """Arguments win over the execution config; Azure takes its processes per instance from its section."""
+    """Arguments win over the execution config, whose process count is its own backend's; Azure takes its processes
+    per instance from its section."""
     execution = execution or ExecutionConfig()
     name = backend or execution.backend
     azure = execution.azure
@@ -141,7 +142,8 @@ def _resources(backend: str | None, nproc_per_node: int | None, execution: Execu
         require("azure.ai.ml", "backend 'azure'")
         if azure is None:
             raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
-    default = azure.processes_per_instance if name == "azure" and azure else execution.nproc_per_node
+    own = execution.nproc_per_node if name == execution.backend else 1
+    default = azure.processes_per_instance if name == "azure" and azure else own
     processes = nproc_per_node if nproc_per_node is not None else default
     if processes < 1:
         raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes}")
