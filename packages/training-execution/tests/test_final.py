@@ -177,6 +177,11 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
     lineage = extract_lineage_from_best_model(job)
     assert lineage.other_data and lineage.study is not None
     assert (lineage.dataset_fingerprint, lineage.study.dataset_fingerprint) == (theirs, ours)
+    train = other / "train.jsonl"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[1:]))  # changed since: not reused
+    advice = r"holds a run of another .*\(resume=False; training train --restart, final --force\)$"
+    with pytest.raises(InputError, match=advice):
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:
