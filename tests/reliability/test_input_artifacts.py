@@ -213,7 +213,7 @@ def test_a_study_storage_that_cannot_be_reached(
     [
         ("backend: azure\nazure: {instance_count: 2}\n", "azure.compute: required key is missing"),
         ("backend: azure\n", "backend 'azure' needs an 'azure:' section with at least 'compute'"),
-        ("backend: azure\nazure: {compute: ''}\n", "azure.compute: expected the name of a compute target, got ''"),
+        ("backend: azure\nazure: {compute: ''}\n", "azure.compute: expected the name of a compute target (letters, "),
     ],
     ids=["compute-missing", "azure-section-missing", "compute-empty"],
 )

@@ -202,7 +202,7 @@ CASES = [
     pytest.param(
         {},
         ["--set", "training.seed=5"],
-        "or start it over (resume=False; training train --restart)",
+        "or start it over (resume=False; training train --restart, final --force)",
         id="output-of-another-run",
     ),
 ]

@@ -507,6 +507,25 @@ def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
         load_execution_config(path)
 
 
+@pytest.mark.parametrize(
+    ("azure", "message"),
+    [
+        ("{compute: 'gpu cluster!'}", "azure.compute: expected the name of a compute target (letters, digits and -,"),
+        ("{compute: '  '}", "azure.compute: expected the name of a compute target (letters, digits and -,"),
+        ("{compute: gpu, image: ''}", "azure.image: expected a Docker image: [registry/]name[:tag][@sha256:digest]"),
+        ("{compute: gpu, image: 'My Image:latest'}", "azure.image: expected a Docker image: [registry/]name[:tag]"),
+    ],
+)
+def test_azure_names_the_service_would_refuse_fail_offline(folder: Path, azure: str, message: str) -> None:
+    path = write(folder / "execution" / "cloud.yaml", f"backend: azure\nazure: {azure}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_execution_config(path)
+    assert str(caught.value).startswith(f"{path}: {message}")
+    for image in ("python:3.11-slim", "localhost:5000/team/ner-base@sha256:" + "a" * 64, "mcr.microsoft.com/a/b:1.0"):
+        write(path, f"backend: azure\nazure: {{compute: gpu-Cluster-2, image: '{image}'}}\n")
+        assert load_execution_config(path).azure.image == image
+
+
 def test_missing_execution_file(folder: Path) -> None:
     with pytest.raises(ConfigError, match=r"execution/none\.yaml: no such file"):
         load_execution_config(folder / "execution" / "none.yaml")

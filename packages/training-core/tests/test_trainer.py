@@ -155,6 +155,19 @@ def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
     assert len(str(caught.value).splitlines()) == 1 and metrics.read_text() == text
 
 
+def test_an_output_path_that_is_a_file_is_refused_before_training(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("kept")
+    with pytest.raises(InputError, match=rf"^{re.escape(str(taken))}: is a file; expected a run folder"):
+        train_model(tiny_config, dataset, taken, callbacks=[StopAtEpoch(1)])
+    inside = rf"^{re.escape(str(taken))}/run: lies inside the file {re.escape(str(taken))};"
+    with pytest.raises(InputError, match=inside):
+        train_model(tiny_config, dataset, taken / "run", callbacks=[StopAtEpoch(1)])
+    assert taken.read_text() == "kept" and sorted(tmp_path.iterdir()) == [taken]
+
+
 def test_a_restart_trains_over_a_damaged_metrics_file(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

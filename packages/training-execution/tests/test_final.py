@@ -99,6 +99,20 @@ def test_a_dry_run_writes_the_job_and_starts_nothing(best_config: BestConfig, tm
         extract_lineage_from_best_model(job)
 
 
+def test_a_backend_argument_runs_with_its_own_process_count_not_the_execution_file_s(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    torchrun = ExecutionConfig(backend="torchrun", nproc_per_node=2)
+    job = execute_final_training(
+        best_config, output_dir=tmp_path, execution_config=torchrun, backend="local", dry_run=True
+    )
+    assert JobSpec.load(tmp_path / "job.json").resources.model_dump(include={"backend", "nproc_per_node"}) == {
+        "backend": "local",
+        "nproc_per_node": 1,
+    }
+    assert job.backend == "local"
+
+
 def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path) -> None:
     with pytest.raises(
         ConfigError, match=r"^nproc_per_node=2: backend 'local' runs one process; use backend 'torchrun'"
@@ -117,6 +131,14 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
     )
     with pytest.raises(ConfigError, match=r"^data.path: no data to train on; pass data_path= or set data.path"):
         execute_final_training(no_path, output_dir=tmp_path)
+
+
+def test_an_output_path_inside_a_file_is_refused_before_the_job_is_written(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    (tmp_path / "taken").write_text("")
+    with pytest.raises(InputError, match=r"taken/run: lies inside the file .*taken; expected a run folder"):
+        execute_final_training(best_config, output_dir=tmp_path / "taken" / "run", dry_run=True)
 
 
 @pytest.mark.slow
@@ -155,6 +177,11 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
     lineage = extract_lineage_from_best_model(job)
     assert lineage.other_data and lineage.study is not None
     assert (lineage.dataset_fingerprint, lineage.study.dataset_fingerprint) == (theirs, ours)
+    train = other / "train.jsonl"
+    train.write_text("".join(train.read_text().splitlines(keepends=True)[1:]))  # changed since: not reused
+    advice = r"holds a run of another .*\(resume=False; training train --restart, final --force\)$"
+    with pytest.raises(InputError, match=advice):
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:

@@ -103,3 +103,16 @@ def test_a_bad_or_unreachable_tracking_uri_fails_before_the_refit(best_config: B
     with pytest.raises(ConfigError, match=r"^tracking \(tracking_uri=\.\.\.\): 'nosuch://x' is not an MLflow"):
         execute_final_training(best_config, output_dir=tmp_path / "run", tracking_uri="nosuch://x")
     assert not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_file_store_says_how_mlflow_3_accepts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    from training.common.errors import ConfigError
+    from training.execution.tracking import connect
+
+    uri = f"file:{tmp_path / 'mlruns'}"
+    monkeypatch.delenv("MLFLOW_ALLOW_FILE_STORE", raising=False)
+    with pytest.raises(ConfigError, match=r"^tracking: cannot use .* set `MLFLOW_ALLOW_FILE_STORE=true` to opt out"):
+        connect(uri, "tracking")
+    monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # what the message advises
+    assert connect(uri, "tracking").search_experiments()[0].name == "Default"

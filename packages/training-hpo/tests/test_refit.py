@@ -85,8 +85,7 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
     swept: tuple, dataset: Dataset, tmp_path: Path
 ) -> None:
     """A refit on other data than the sweep's is refused in the refit's process and the caller gets the same typed
-    error (the CLI's exit code 2 and one line), with no run folder made; an output that is a file fails with the
-    `OSError` an in-process refit raises."""
+    error (the CLI's exit code 2 and one line), with no run folder made; so is an output that is a file."""
     from training.hpo import refit
 
     best_config = extract_best_config_from_study(swept[0])
@@ -96,7 +95,7 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
     assert type(raised.value) is InputError
     assert not (tmp_path / "final").exists()
     (tmp_path / "taken").write_text("a file, not a folder\n")
-    with pytest.raises(FileExistsError, match="taken"):
+    with pytest.raises(InputError, match=r"taken: is a file; expected a run folder"):
         refit(best_config, output_dir=tmp_path / "taken", dataset=dataset)
 
 

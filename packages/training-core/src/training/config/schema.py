@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -347,17 +348,36 @@ def check_tunable(key: str) -> None:
     raise ValueError(f"{key!r} is not a parameter of the training config{hint}")
 
 
+def _fully(pattern: str, expected: str) -> AfterValidator:
+    """A check that a value matches `pattern` whole, so a bad name fails offline rather than in the service."""
+
+    def check(value: str) -> str:
+        if re.fullmatch(pattern, value) is None:
+            raise ValueError(f"expected {expected}")
+        return value
+
+    return AfterValidator(check)
+
+
+_COMPUTE = _fully(r"[A-Za-z][A-Za-z0-9-]{0,23}", "the name of a compute target (letters, digits and -, a letter first)")
+_IMAGE = _fully(  # Docker's image reference grammar, a little wider in its separators
+    r"(?:[\w.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
+    r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?",
+    "a Docker image: [registry/]name[:tag][@sha256:digest], the name in lower case",
+)
+
+
 class AzureConfig(Section):
     """Where and how an Azure ML job runs."""
 
     subscription_id: str | None = None
     resource_group: str | None = None
     workspace: str | None = None
-    compute: str
+    compute: Annotated[str, _COMPUTE]
     instance_count: Int = Field(default=1, ge=1)
     processes_per_instance: Int = Field(default=1, ge=1)
     experiment_name: str = "training"
-    image: str = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
+    image: Annotated[str, _IMAGE] = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
     environment: str | None = Field(
         default=None,

@@ -49,6 +49,6 @@ def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resum
         config_fp, data_fp = record.config_fingerprint[:12], record.dataset_fingerprint[:12]
         raise InputError(
             f"{run.root}: holds a run of another config or dataset (config {config_fp}, data {data_fp}); "
-            "choose another output folder, or start it over (resume=False; training train --restart)"
+            "choose another output folder, or start it over (resume=False; training train --restart, final --force)"
         )
     return TrainResult(run.root, record) if record.completed else None

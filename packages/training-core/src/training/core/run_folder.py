@@ -50,6 +50,13 @@ class RunFolder:
     def lineage(self) -> Path:
         return self.root / "lineage.json"
 
+    def check_path(self) -> None:
+        """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder."""
+        found = next(path for path in (self.root, *self.root.parents) if path.exists())
+        if not found.is_dir():
+            where = "is a file" if found == self.root else f"lies inside the file {found}"
+            raise InputError(f"{self.root}: {where}; expected a run folder (an existing one or a new path)")
+
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)
 

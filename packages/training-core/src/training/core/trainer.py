@@ -60,6 +60,7 @@ def train_model(
     """
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     run = RunFolder(Path(output_dir))
+    run.check_path()
     inputs = run_inputs(config, dataset)
     previous = previous_run(run, config, dataset, resume)
     if previous is not None:

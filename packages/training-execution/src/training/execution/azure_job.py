@@ -106,8 +106,6 @@ def _azure_settings(spec: JobSpec) -> AzureConfig:
     azure = spec.resources.azure
     if azure is None:
         raise ConfigError(f"job {spec.job_id}: resources.azure: the Azure backend needs an 'azure:' section")
-    if not azure.compute.strip():
-        raise ConfigError(f"job {spec.job_id}: azure.compute: expected the name of a compute target, got ''")
     return azure
 
 

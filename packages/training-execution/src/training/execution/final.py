@@ -18,6 +18,7 @@ from training.common.redact import redact_url
 from training.config.best import BestConfig
 from training.config.schema import ExecutionConfig
 from training.config.validation import validate
+from training.core.run_folder import RunFolder
 from training.execution.backends import get_backend
 from training.execution.handle import JobHandle
 from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
@@ -66,6 +67,7 @@ def execute_final_training(
       `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    RunFolder(Path(output_dir).expanduser()).check_path()
     resources = _resources(backend, nproc_per_node, execution_config)
     if tracking_uri is None and wait and not dry_run:
         tracking_uri = best.config.tracking.mlflow
@@ -131,7 +133,8 @@ def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathL
 
 
 def _resources(backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | None) -> Resources:
-    """Arguments win over the execution config; Azure takes its processes per instance from its section."""
+    """Arguments win over the execution config, whose process count is its own backend's; Azure takes its processes
+    per instance from its section."""
     execution = execution or ExecutionConfig()
     name = backend or execution.backend
     azure = execution.azure
@@ -139,7 +142,8 @@ def _resources(backend: str | None, nproc_per_node: int | None, execution: Execu
         require("azure.ai.ml", "backend 'azure'")
         if azure is None:
             raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
-    default = azure.processes_per_instance if name == "azure" and azure else execution.nproc_per_node
+    own = execution.nproc_per_node if name == execution.backend else 1
+    default = azure.processes_per_instance if name == "azure" and azure else own
     processes = nproc_per_node if nproc_per_node is not None else default
     if processes < 1:
         raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes}")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, InputError, first_line
 from training.common.fingerprint import fingerprint
 from training.common.optional import require
 from training.common.redact import redact_url
@@ -41,8 +41,8 @@ def connect(tracking_uri: str, setting: str) -> Any:
         client = mlflow.MlflowClient(tracking_uri=tracking_uri)
         client.search_experiments(max_results=1)
     except Exception as error:  # any failure of the first request: the store is unusable, say which and why
-        reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
-        message = f"{setting}: cannot use MLflow tracking URI {tracking_uri!r}: {reason}"
+        # The whole first line: MLflow ends some reasons with the fix (its file store names the variable to set).
+        message = f"{setting}: cannot use MLflow tracking URI {tracking_uri!r}: {first_line(error)}"
         raise ConfigError(redact_url(message)) from error
     return client
 
