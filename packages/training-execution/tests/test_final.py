@@ -12,7 +12,8 @@ from data.loaders import load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError, InputError
 from training.config import BestConfig, ExecutionConfig, TrainingConfig
-from training.execution import JobSpec, execute_final_training, extract_lineage_from_best_model
+from training.execution import JobSpec, Lineage, execute_final_training, extract_lineage_from_best_model
+from training.execution.provenance import package_versions
 
 
 def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path: Path) -> None:
@@ -43,9 +44,13 @@ def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig
     again = execute_final_training(best_config, output_dir=tmp_path / "run")
     assert again.id == first.id and metrics.stat().st_mtime_ns == stamp
     assert (first.output_dir / "lineage.json").read_text() == lineage
+    # as an older release wrote it: a forced refit (after an upgrade, say) must not keep that record
+    older = Lineage.model_validate_json(lineage).model_copy(update={"packages": {"training-core": "0.0.1"}})
+    older.save(first.output_dir)
 
     forced = execute_final_training(best_config, output_dir=tmp_path / "run", force=True)
     assert forced.id == first.id and metrics.stat().st_mtime_ns > stamp
+    assert extract_lineage_from_best_model(forced).packages == package_versions()
     assert json.loads((tmp_path / "run" / "job.json").read_text())["resume"] is False
 
 

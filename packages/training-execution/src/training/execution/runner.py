@@ -58,8 +58,9 @@ def _load(spec: JobSpec) -> Dataset:
 def _write_lineage(
     spec: JobSpec, output: Path, dataset_fingerprint: str, trained_on: tuple[str, ...], evaluated_on: str
 ) -> None:
-    """Write `lineage.json`, keeping an existing record of this same run (a reused run keeps its history)."""
-    if (output / LINEAGE_FILE).is_file():
+    """Write `lineage.json`, keeping an existing record of this same run (a reused run keeps its history; a forced
+    one, trained anew, gets a new record)."""
+    if spec.resume and (output / LINEAGE_FILE).is_file():
         existing = Lineage.load(output)
         same = (existing.run_id, existing.config_fingerprint, existing.dataset_fingerprint)
         if same == (spec.job_id, spec.config.fingerprint, dataset_fingerprint) and existing.status == "completed":
