@@ -116,3 +116,19 @@ def test_a_file_store_says_how_mlflow_3_accepts_it(tmp_path: Path, monkeypatch: 
         connect(uri, "tracking")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # what the message advises
     assert connect(uri, "tracking").search_experiments()[0].name == "Default"
+
+
+def test_a_reused_final_run_is_not_logged_again_but_a_forced_refit_is(best_config: BestConfig, tmp_path: Path) -> None:
+    mlflow = pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    tracked = {"output_dir": tmp_path / "run", "tracking_uri": uri, "registered_model_name": "ner"}
+
+    first = execute_final_training(best_config, **tracked)
+    again = execute_final_training(best_config, **tracked)
+
+    assert again.tracked_run == first.tracked_run
+    client = mlflow.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("final-training").experiment_id
+    assert [found.info.run_id for found in client.search_runs([experiment])] == [first.tracked_run.run_id]
+    forced = execute_final_training(best_config, **tracked, force=True)  # a new model: a new run and version
+    assert forced.tracked_run.run_id != first.tracked_run.run_id and forced.tracked_run.model_version == "2"

@@ -68,7 +68,7 @@ def build_lineage(
         code_revision=spec.code_revision,
         azure_job_name=azure_job_name,
         azure_parent_job=azure_parent_job,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     )
 
 

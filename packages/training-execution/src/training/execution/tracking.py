@@ -75,15 +75,34 @@ def log_final_run(
     experiment_name: str = EXPERIMENT,
 ) -> TrackedRun:
     """Log the finished run in `run_dir` as one MLflow run, tagged with its sweep's and trial's runs when this store
-    has them, and (optionally) register its model."""
+    has them, and (optionally) register its model. A run logged before (reused by a rerun) is returned, not logged
+    again."""
     run = RunFolder(Path(run_dir))
     if not run.model.is_dir():
         raise InputError(f"{run.model}: no model folder to log; has the run finished?")
     client = connect(tracking_uri, "tracking (tracking_uri=...)")
     tags = {**lineage.to_tags(), **_sweep_links(client, lineage)}
     experiment = experiment_id(client, experiment_name, tracking_uri)
-    created = client.create_run(experiment, tags=tags, run_name=lineage.run_id)
-    run_id = created.info.run_id
+    same_run = {"run_id": lineage.run_id, "created_at": tags["created_at"]}  # a forced refit has a new created_at (ms)
+    logged = find_runs(client, experiment_name, same_run)
+    finished = [found for found in logged if client.get_run(found).info.status == "FINISHED"]
+    run_id = finished[0] if finished else _log_run(client, experiment, tags, lineage, run)
+    from training.execution.mlflow_model import PYFUNC_PATH
+
+    model_uri, pyfunc_uri = f"runs:/{run_id}/model", f"runs:/{run_id}/{PYFUNC_PATH}"
+    if registered_model_name is None:
+        return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri)
+    if not client.search_registered_models(filter_string=f"name = '{registered_model_name}'"):
+        client.create_registered_model(registered_model_name)
+    versions = client.search_model_versions(f"name = '{registered_model_name}' and run_id = '{run_id}'")
+    source = f"{client.get_run(run_id).info.artifact_uri}/model"
+    version = versions[0] if versions else client.create_model_version(registered_model_name, source, run_id, tags)
+    return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri, registered_model_name, str(version.version))
+
+
+def _log_run(client: Any, experiment: str, tags: dict[str, str], lineage: Lineage, run: RunFolder) -> str:
+    """A new MLflow run holding the run folder's metrics, hyperparameters, model (files and pyfunc) and records."""
+    run_id = str(client.create_run(experiment, tags=tags, run_name=lineage.run_id).info.run_id)
     for key, value in lineage.final_metrics.items():
         client.log_metric(run_id, key, value)
     for name, value in lineage.hyperparameters.items():
@@ -93,17 +112,9 @@ def log_final_run(
         client.log_artifact(run_id, str(file))
     from training.execution.mlflow_model import log_pyfunc_model
 
-    pyfunc_uri = log_pyfunc_model(client, run_id, run)
+    log_pyfunc_model(client, run_id, run)
     client.set_terminated(run_id)
-    model_uri = f"runs:/{run_id}/model"
-    if registered_model_name is None:
-        return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri)
-    if not client.search_registered_models(filter_string=f"name = '{registered_model_name}'"):
-        client.create_registered_model(registered_model_name)
-    version = client.create_model_version(
-        registered_model_name, source=f"{created.info.artifact_uri}/model", run_id=run_id, tags=tags
-    )
-    return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri, registered_model_name, str(version.version))
+    return run_id
 
 
 def _sweep_links(client: Any, lineage: Lineage) -> dict[str, str]:
