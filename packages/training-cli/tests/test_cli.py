@@ -318,3 +318,25 @@ def test_final_with_a_bad_mlflow_uri_exits_2_in_one_line_before_training(cli, co
         "file, sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
     assert not (out / "metrics.json").exists()
+
+
+@pytest.mark.slow
+def test_final_with_mlflow_names_the_logged_model_once_however_often_it_runs(
+    cli, config_dir: Path, tmp_path: Path
+) -> None:
+    mlflow = pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    from training.config import build_training_config
+
+    fingerprint = build_training_config(None, config_dir).data.load().fingerprint
+    best = saved_best_config(config_dir, tmp_path / "best_config.json", dataset_fingerprint=fingerprint)
+    uri, out = f"sqlite:///{tmp_path / 'mlflow.db'}", str(tmp_path / "run")
+
+    shown = cli("final", str(best), "--output", out, "--mlflow-uri", uri)
+    rerun = cli("final", str(best), "--output", out, "--mlflow-uri", uri, "--json")
+
+    assert shown.returncode == 0 and rerun.returncode == 0, shown.stderr + rerun.stderr
+    client = mlflow.MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("final-training").experiment_id])  # logged once
+    logged = f"runs:/{run.info.run_id}/pyfunc"
+    assert f"MLflow model: {logged} (mlflow.pyfunc.load_model)" in shown.stderr
+    assert json.loads(rerun.stdout)["mlflow_model"] == logged

@@ -67,10 +67,13 @@ def run(args: argparse.Namespace) -> int:
     from training.core.run_folder import RunFolder
 
     record = RunFolder(job.output_dir).read_metrics()
-    metrics = record.best if record else None
+    metrics, tracked = (record.best if record else None), job.tracked_run
     if args.json:
-        print_json({"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": metrics})
+        outcome = {"job": job.id, "status": job.status, "outputs": str(job.output_dir), "metrics": metrics}
+        print_json(outcome | {"mlflow_model": tracked.pyfunc_uri if tracked else None})
         return 0
     print_evaluation(f"final training {job.id}: {job.status}", metrics, entity_title=None)
     note(args, f"final run folder: {job.output_dir}")
+    if tracked:
+        note(args, f"MLflow model: {tracked.pyfunc_uri} (mlflow.pyfunc.load_model)")
     return 0
