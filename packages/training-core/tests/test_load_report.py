@@ -72,8 +72,12 @@ def test_misaligned_policy_error_names_the_file_line_and_span(misaligned_folder:
 
 def test_spans_widened_into_one_another_meet_the_overlap_policy(tmp_path: Path) -> None:
     write_split(tmp_path, "train", [{"text": "JohnSmith", "annotations": [[0, 4, "PER"], [4, 9, "PER"]]}])
-    with pytest.raises(DataError, match=r"annotations \[0, 9, 'PER'\] and \[0, 9, 'PER'\] overlap"):
+    with pytest.raises(DataError) as caught:
         load_dataset(tmp_path / "train.jsonl")
+    assert str(caught.value) == (  # the annotations as written, which the file holds, then what they became
+        f"{tmp_path / 'train.jsonl'}:1: annotations [0, 4, 'PER'] and [4, 9, 'PER'] overlap once widened to word "
+        "edges ([0, 9, 'PER'] and [0, 9, 'PER']); fix the data or set data.overlap_policy: keep_longest"
+    )
     dataset = load_dataset(tmp_path / "train.jsonl", overlap_policy="keep_longest")
     assert dataset["train"][0].spans == (Span(0, 9, "PER"),)
     assert dataset.report.misaligned["train"].count == 2 and dataset.report.overlaps_dropped == 1

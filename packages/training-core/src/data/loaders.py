@@ -287,12 +287,13 @@ class _DocumentBuilder:
         spans = self._align(where, text, words, unique)
         return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group, words=words)
 
-    def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[Span]:
-        """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`."""
+    def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[tuple[Span, Span]]:
+        """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`;
+        each paired with the annotation as written, which errors name."""
         aligned = []
         for span, widened in align_spans(words, spans):
             if widened == span:
-                aligned.append(span)
+                aligned.append((span, span))
                 continue
             found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
             outcome = "covers no word" if widened is None else f"widened to {text[widened.start : widened.end]!r}"
@@ -304,7 +305,7 @@ class _DocumentBuilder:
             if len(self.misaligned_examples) < MAX_EXAMPLES:
                 self.misaligned_examples.append(f"{found} {outcome}")
             if widened is not None:
-                aligned.append(widened)
+                aligned.append((widened, span))
         return aligned
 
     def _span(self, where: str, text: str, item: Any) -> Span:
@@ -331,16 +332,17 @@ class _DocumentBuilder:
             self.counts["spans_trimmed"] += 1
         return Span(trimmed_start, trimmed_end, label)
 
-    def _resolve_overlaps(self, where: str, spans: list[Span]) -> tuple[Span, ...]:
-        ordered = sorted(spans)
-        for previous, span in pairwise(ordered):
+    def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
+        ordered = sorted(pairs)
+        for (previous, previous_given), (span, span_given) in pairwise(ordered):
             if span.start < previous.end and self.policy == "error":
+                pair, given = _listed((previous, span)), _listed((previous_given, span_given))
+                widened = "" if given == pair else f" once widened to word edges ({pair})"
                 raise DataError(
-                    f"{where}: annotations [{previous.start}, {previous.end}, {previous.label!r}] and "
-                    f"[{span.start}, {span.end}, {span.label!r}] overlap; fix the data or set "
+                    f"{where}: annotations {given} overlap{widened}; fix the data or set "
                     "data.overlap_policy: keep_longest"
                 )
-        kept = max_coverage(ordered)
+        kept = max_coverage(aligned for aligned, _ in ordered)
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
@@ -382,3 +384,7 @@ class _DocumentBuilder:
             close = difflib.get_close_matches(label, list(self.labels), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
+
+
+def _listed(spans: Iterable[Span]) -> str:
+    return " and ".join(f"[{span.start}, {span.end}, {span.label!r}]" for span in spans)
