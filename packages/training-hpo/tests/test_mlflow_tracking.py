@@ -186,3 +186,4 @@ def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, t
         "training hpo: error: tracking.mlflow: 'ftp://host/runs' is not an MLflow tracking URI; expected file, "
         "sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
+    assert not (tmp_path / "study").exists()  # stopped before the study was created

@@ -85,6 +85,12 @@ def run_local_hpo_sweep(
     if study_name is not None:
         hpo = hpo.model_copy(update={"name": study_name})
     base = _base_config(backbone, config, config_dir, hpo.metric)
+    tracking = mlflow_uri or base.tracking.mlflow
+    if tracking is not None:  # a bad store stops the sweep before its study folder is written
+        from training.execution.tracking import connect
+        from training.hpo.mlflow_tracking import SETTING
+
+        connect(tracking, SETTING)
     data_location = Path(data_path).resolve() if data_path is not None else None
     if dataset is None:
         data_location = data_location or (Path(base.data.path) if base.data.path else None)
@@ -116,7 +122,6 @@ def run_local_hpo_sweep(
     folder.write_manifest(StudyManifest(study_name=hpo.name, storage=redact_url(location)))
     if not have_splits:
         _splits(folder, dataset, hpo, base)
-    tracking = mlflow_uri or base.tracking.mlflow
     return SweepWorker(
         location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking, events
     ).run()
