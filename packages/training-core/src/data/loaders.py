@@ -114,9 +114,9 @@ def load_dataset(
         raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
-    if tag_names is not None and len(set(tag_names)) != len(tag_names):  # a typo would merge two tags' words
-        twice = next(name for name in tag_names if list(tag_names).count(name) > 1)
-        raise DataError(f"data.tag_names names {twice!r} twice; expected one name per tag id, got {list(tag_names)}")
+    twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
+    if twice:
+        raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
