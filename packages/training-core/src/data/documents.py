@@ -5,6 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any
 
 from data.segmentation import Word, split_words
@@ -60,12 +61,9 @@ class Document:
     @classmethod
     def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
         """Join pre-split tokens with single spaces; `tags` must already be valid IOB2."""
-        words, offset = [], 0
-        for token in tokens:
-            words.append(Word(token, offset, offset + len(token)))
-            offset += len(token) + 1
-        word_tuple = tuple(words)
-        return cls(id, " ".join(tokens), word_tuple, tuple(tags), tags_to_spans(word_tuple, tags), group)
+        starts = accumulate((len(token) + 1 for token in tokens), initial=0)  # one more than tokens: the end
+        words = tuple(Word(token, start, start + len(token)) for token, start in zip(tokens, starts, strict=False))
+        return cls(id, " ".join(tokens), words, tuple(tags), tags_to_spans(words, tags), group)
 
 
 def document_items(documents: Iterable[Document]) -> Iterator[Any]:
@@ -92,13 +90,8 @@ def spans_to_tags(words: tuple[Word, ...], spans: tuple[Span, ...]) -> tuple[str
     tags = ["O"] * len(words)
     starts = [word.start for word in words]
     for span in spans:
-        inside = False
-        for index in range(bisect_left(starts, span.start), len(words)):
-            word = words[index]
-            if word.start >= span.end:
-                break
-            tags[index] = ("I-" if inside else "B-") + span.label
-            inside = True
+        first, end = bisect_left(starts, span.start), bisect_left(starts, span.end)
+        tags[first:end] = [("B-" if index == first else "I-") + span.label for index in range(first, end)]
     return tuple(tags)
 
 

@@ -88,8 +88,7 @@ def read_records(path: Path, text: str, format: str) -> Iterator[Record]:
 
 
 def _json_records(path: Path, text: str) -> Iterator[Record]:
-    stripped = text.lstrip()
-    if stripped.startswith("["):
+    if text.lstrip().startswith("["):
         yield from _json_array(path, text)
         return
     # Lines end at "\n" only: U+2028, U+0085 and other breaks `str.splitlines` cuts at are valid inside JSON strings.

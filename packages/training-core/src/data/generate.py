@@ -22,154 +22,30 @@ from training.common.optional import require
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
 
-_FIRST = (
-    "Anna",
-    "John",
-    "Maria",
-    "Peter",
-    "Sarah",
-    "Thomas",
-    "Linda",
-    "Robert",
-    "Olga",
-    "David",
-    "Fatima",
-    "Lucas",
-    "Emma",
-    "Hiroshi",
-    "Katarzyna",
-    "Ahmed",
-    "Grace",
-    "Mateo",
-    "Priya",
-    "Jonas",
-    "Chloe",
-    "Wei",
-    "Ines",
-    "Omar",
-)
-_LAST = (
-    "Kowalczyk",
-    "Smith",
-    "Garcia",
-    "Novak",
-    "O'Brien",
-    "Muller",
-    "Johansson",
-    "Nakamura",
-    "Ivanova",
-    "Okonkwo",
-    "Benali",
-    "Oliveira",
-    "Thompson",
-    "Tanaka",
-    "Szczepanska",
-    "Al-Mansouri",
-    "Hopper",
-    "Rossi",
-    "Sharma",
-    "Lindqvist",
-    "Dubois",
-    "Zhang",
-    "Fernandes",
-    "Haddad",
-)
-_COMPANIES = (
-    "Siemens",
-    "Google",
-    "Microsoft",
-    "Spotify",
-    "Nokia",
-    "Acme Analytics",
-    "Bosch",
-    "Allegro",
-    "Zalando",
-    "Northwind Traders",
-    "Contoso Ltd",
-    "Initech",
-    "Globex Corporation",
-    "Deutsche Bank",
-    "Volkswagen",
-    "Blue Harbor Labs",
-    "Airbus",
-    "Toyota",
-)
-_LOCATIONS = (
-    "Warsaw",
-    "London",
-    "Berlin",
-    "Dublin",
-    "Krakow",
-    "Munich",
-    "Seattle",
-    "Tokyo",
-    "Lisbon",
-    "Vienna",
-    "New York",
-    "San Francisco",
-    "Toronto",
-    "Madrid",
-    "Sydney",
-    "Paris",
-    "Amsterdam",
-    "Stockholm",
-)
-_SKILLS = (
-    "Python",
-    "PyTorch",
-    "SQL",
-    "Kubernetes",
-    "Docker",
-    "machine learning",
-    "data analysis",
-    "Java",
-    "React",
-    "TypeScript",
-    "project management",
-    "Spark",
-    "statistics",
-    "Go",
-    "Terraform",
-    "natural language processing",
-    "C++",
-    "Excel",
-    "public speaking",
-    "AWS",
-)
-_DEGREES = (
-    "BSc in Computer Science",
-    "MSc in Data Science",
-    "PhD in Physics",
-    "MBA",
-    "BA in Economics",
-    "MSc in Electrical Engineering",
-    "BEng in Mechanical Engineering",
-    "MA in Linguistics",
-)
-_MONTHS = (
-    "January",
-    "February",
-    "March",
-    "April",
-    "May",
-    "June",
-    "July",
-    "August",
-    "September",
-    "October",
-    "November",
-    "December",
-)
-_ROLES = (
-    "software engineer",
-    "data scientist",
-    "product manager",
-    "analyst",
-    "team lead",
-    "researcher",
-    "consultant",
-    "developer",
-)
+# Values of each slot, written ", "-separated (a value may hold spaces); FIRST and LAST make a person.
+_POOLS = {
+    kind: tuple(values.split(", "))
+    for kind, values in {
+        "FIRST": "Anna, John, Maria, Peter, Sarah, Thomas, Linda, Robert, Olga, David, Fatima, Lucas, Emma, Hiroshi, "
+        "Katarzyna, Ahmed, Grace, Mateo, Priya, Jonas, Chloe, Wei, Ines, Omar",
+        "LAST": "Kowalczyk, Smith, Garcia, Novak, O'Brien, Muller, Johansson, Nakamura, Ivanova, Okonkwo, Benali, "
+        "Oliveira, Thompson, Tanaka, Szczepanska, Al-Mansouri, Hopper, Rossi, Sharma, Lindqvist, Dubois, Zhang, "
+        "Fernandes, Haddad",
+        "MONTH": "January, February, March, April, May, June, July, August, September, October, November, December",
+        "SKILL": "Python, PyTorch, SQL, Kubernetes, Docker, machine learning, data analysis, Java, React, TypeScript, "
+        "project management, Spark, statistics, Go, Terraform, natural language processing, C++, Excel, "
+        "public speaking, AWS",
+        "COMPANY": "Siemens, Google, Microsoft, Spotify, Nokia, Acme Analytics, Bosch, Allegro, Zalando, "
+        "Northwind Traders, Contoso Ltd, Initech, Globex Corporation, Deutsche Bank, Volkswagen, Blue Harbor Labs, "
+        "Airbus, Toyota",
+        "LOCATION": "Warsaw, London, Berlin, Dublin, Krakow, Munich, Seattle, Tokyo, Lisbon, Vienna, New York, "
+        "San Francisco, Toronto, Madrid, Sydney, Paris, Amsterdam, Stockholm",
+        "DEGREE": "BSc in Computer Science, MSc in Data Science, PhD in Physics, MBA, BA in Economics, "
+        "MSc in Electrical Engineering, BEng in Mechanical Engineering, MA in Linguistics",
+        "ROLE": "software engineer, data scientist, product manager, analyst, team lead, researcher, consultant, "
+        "developer",
+    }.items()
+}
 
 # A template is text with {TYPE} slots; literal text around them is copied.
 _TEMPLATES = (
@@ -208,20 +84,19 @@ def _value(kind: str, rng: random.Random, person: tuple[str, str]) -> str:
     if kind == "DATE":
         return rng.choice(
             (
-                f"{rng.choice(_MONTHS)} {rng.randint(2001, 2024)}",
+                f"{rng.choice(_POOLS['MONTH'])} {rng.randint(2001, 2024)}",
                 str(rng.randint(1998, 2024)),
                 f"{rng.randint(1, 12):02d}/{rng.randint(2005, 2024)}",
             )
         )
-    pool = {"SKILL": _SKILLS, "COMPANY": _COMPANIES, "LOCATION": _LOCATIONS, "DEGREE": _DEGREES, "ROLE": _ROLES}
     if kind == "NUMBER":
         return str(rng.randint(2, 40))
-    return rng.choice(pool[kind])
+    return rng.choice(_POOLS[kind])
 
 
 def generate_document(rng: random.Random, sentences: int) -> dict[str, object]:
     """One resume: a person's header, then `sentences` templated sentences, with character-span annotations."""
-    person = (rng.choice(_FIRST), rng.choice(_LAST))
+    person = (rng.choice(_POOLS["FIRST"]), rng.choice(_POOLS["LAST"]))
     templates = [_TEMPLATES[0], _TEMPLATES[2], *(rng.choice(_TEMPLATES[4:]) for _ in range(sentences))]
     text, annotations = "", []
     for template in templates:
@@ -283,14 +158,13 @@ def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, obj
     )
     splits = {}
     for split, records in corpus.items():
-        rows: dict[str, list[object]] = {"id": [], "tokens": [], "ner_tags": []}
-        for index, record in enumerate(records):
+        rows = []
+        for index, record in enumerate(records, start=1):
             spans = tuple(Span(*annotation) for annotation in record["annotations"])  # type: ignore[attr-defined]
-            document = Document.from_spans(f"{split}-{index + 1}", str(record["text"]), spans)
-            rows["id"].append(document.id)
-            rows["tokens"].append([word.text for word in document.words])
-            rows["ner_tags"].append([names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)])
-        splits[split] = datasets.Dataset.from_dict(rows, features=features)
+            document = Document.from_spans(f"{split}-{index}", str(record["text"]), spans)
+            tags = [names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)]
+            rows.append({"id": document.id, "tokens": [word.text for word in document.words], "ner_tags": tags})
+        splits[split] = datasets.Dataset.from_list(rows, features=features)
     datasets.DatasetDict(splits).save_to_disk(str(folder))
     return Path(folder)
 

@@ -83,8 +83,7 @@ def read_datasets_input(
 
 def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
     if not isinstance(asset, (str, os.PathLike)):
-        source = f"<{type(asset).__name__}>"
-        return source, dict(asset) if isinstance(asset, datasets.DatasetDict) else {"train": asset}
+        return f"<{type(asset).__name__}>", dict(asset) if isinstance(asset, datasets.DatasetDict) else {"train": asset}
     text = os.fspath(asset)
     if text.startswith(HUB_PREFIX):
         return text, _from_hub(datasets, HubId.parse(text), text)

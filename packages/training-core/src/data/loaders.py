@@ -45,12 +45,10 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
         report: LoadReport | None = None,
     ) -> None:
         self._splits = {name: tuple(documents) for name, documents in splits.items()}
-        found = sorted({label for docs in self._splits.values() for doc in docs for label in doc.entity_types})
-        if labels is not None:
-            unknown = sorted(set(found) - set(labels))
-            if unknown:
-                raise DataError(f"labels {unknown} occur in the data but not in the schema {list(labels)}")
-        self.labels: tuple[str, ...] = tuple(labels) if labels is not None else tuple(found)
+        found = {label for docs in self._splits.values() for doc in docs for label in doc.entity_types}
+        if labels is not None and (unknown := sorted(found - set(labels))):
+            raise DataError(f"labels {unknown} occur in the data but not in the schema {list(labels)}")
+        self.labels: tuple[str, ...] = tuple(labels if labels is not None else sorted(found))
         self.report = report or LoadReport(
             source="<memory>", documents={name: len(d) for name, d in self._splits.items()}
         )
@@ -236,7 +234,7 @@ class _DocumentBuilder:
     misaligned_policy: MisalignedPolicy
     counts: Counter[str]
     scheme: str | None
-    index: int = field(default=0)
+    index: int = 0
     misaligned_examples: list[str] = field(default_factory=list)
     misaligned_count: int = 0
 
@@ -324,8 +322,8 @@ class _DocumentBuilder:
         if start < 0 or end > len(text):
             raise DataError(f"{where}: annotation {item!r} is out of range: the text has {len(text)} characters")
         self._check_label(where, label)
-        trimmed_start = start + (len(text[start:end]) - len(text[start:end].lstrip()))
-        trimmed_end = end - (len(text[start:end]) - len(text[start:end].rstrip()))
+        covered = text[start:end]
+        trimmed_start, trimmed_end = end - len(covered.lstrip()), start + len(covered.rstrip())
         if trimmed_start >= trimmed_end:
             raise DataError(f"{where}: annotation {item!r} covers only whitespace")
         if (trimmed_start, trimmed_end) != (start, end):

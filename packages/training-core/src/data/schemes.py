@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
+from data.documents import stray_starts
 from training.common.errors import DataError
 
 SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "IO")
@@ -51,9 +52,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
     """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
     (IOB2 when there are no entities or all start with `B-`)."""
     listed = list(sequences)
-    distinct: set[str] = set()
-    for _, tags in listed:
-        distinct.update(tags)
+    distinct = {tag for _, tags in listed for tag in tags}
     if any(_parts(tag) is None for tag in distinct):
         where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
         split_tag(tag, where)
@@ -76,7 +75,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
             return scheme
     if "B" not in prefixes:
         return "IO" if "I" in prefixes else "IOB2"
-    return "IOB1" if any(_starts_inside(tags) for _, tags in listed) else "IOB2"
+    return "IOB1" if any(True for _, tags in listed for _ in stray_starts(tags)) else "IOB2"
 
 
 def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
@@ -97,7 +96,8 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
         single, _ = _END_MARKS[scheme]
         converted = tuple(tag if tag[0] in "BIO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
     else:
-        converted = tuple(_inside_to_begin(tags)) if _starts_inside(tags) else tuple(tags)
+        strays = set(stray_starts(tags))
+        converted = tuple("B" + tag[1:] if position in strays else tag for position, tag in enumerate(tags))
     return Conversion(converted, sum(a != b for a, b in zip(tags, converted, strict=True)))
 
 
@@ -134,25 +134,6 @@ def _first(listed: list[tuple[str, Sequence[str]]], wanted: Callable[[str], bool
 def _evidence(listed: list[tuple[str, Sequence[str]]], prefixes: set[str]) -> str:
     where, position, tag = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
     return f"{where}: word {position} {tag!r}"
-
-
-def _starts_inside(tags: Sequence[str]) -> bool:
-    """Whether an `I-` tag starts an entity (IOB1 or IO data, or a stray `I-`)."""
-    previous = "O"
-    for tag in tags:
-        if tag[0] == "I" and tag[2:] != previous[2:]:
-            return True
-        previous = tag
-    return False
-
-
-def _inside_to_begin(tags: Sequence[str]) -> Iterable[str]:
-    previous = "O"
-    for tag in tags:
-        if tag[0] == "I" and previous[2:] != tag[2:]:
-            tag = "B" + tag[1:]
-        yield tag
-        previous = tag
 
 
 def _end_marked_problem(tags: Sequence[str], scheme: str) -> str | None:
