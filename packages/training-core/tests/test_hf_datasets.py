@@ -106,6 +106,15 @@ def test_parquet_shards_named_as_the_hub_names_them_are_one_split(tmp_path: Path
         load_dataset(tmp_path / "data")
 
 
+def test_a_folder_mixing_parquet_and_other_split_files_is_refused(tmp_path: Path) -> None:
+    """train.parquet beside validation.jsonl loaded the Parquet file alone: the validation split was dropped unsaid."""
+    folder = jsonl_twin(tmp_path / "data")
+    (folder / "train.jsonl").unlink()
+    twin_dict()["train"].to_parquet(str(folder / "train.parquet"))
+    with pytest.raises(DataError, match=r"data: holds Parquet files and validation.jsonl; keep the splits in one"):
+        load_dataset(folder)
+
+
 def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
     """Like a JSON line's fields; the rows' groups were dropped, so the sentences of one article met in two folds."""
     rows = {"id": list("uvwxyz"), "group": ["a", "b", "c"] * 2, "tokens": TOKENS * 3, "ner_tags": TAGS * 3}
