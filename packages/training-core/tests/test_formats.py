@@ -118,6 +118,13 @@ def test_conll_line_without_a_tag(tmp_path: Path) -> None:
         records(path, "conll")
 
 
+def test_conll_lines_with_a_column_more_or_less_are_refused(tmp_path: Path) -> None:
+    """Space-separated "New York B-LOC" among two-column lines read York as a middle column and lost it unsaid."""
+    path = write(tmp_path / "a.conll", "John B-PER\n\nNew York B-LOC\nis O\n")
+    with pytest.raises(DataError, match=r"a\.conll:3: 3 columns where line 1 has 2; .* 'New York B-LOC'"):
+        records(path, "conll")
+
+
 def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
     """A no-break or em space inside a token keeps the token whole; `str.split` cut it and dropped the rest."""
     path = write(tmp_path / "a.conll", "New\u00a0York B-LOC\r\nis\tO\n\u00a0\nSome\u2003thing O\n")

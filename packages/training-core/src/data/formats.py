@@ -143,6 +143,7 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tokens: list[str] = []
     tags: list[str] = []
     first_line, group = 0, 0
+    width: tuple[int, int] | None = None
     for number, line in enumerate([*text.split("\n"), ""], start=1):
         columns = [column for column in _conll_columns(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
@@ -155,6 +156,13 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
             continue
         if len(columns) < 2:
             raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
+        if "\t" not in line:  # "New York B-LOC" among two-column lines: York would be a middle column, lost
+            width = width or (len(columns), number)  # the first space-separated line's columns, and its number
+            if len(columns) != width[0]:
+                raise DataError(
+                    f"{path}:{number}: {len(columns)} columns where line {width[1]} has {width[0]}; a token holding "
+                    f"a space needs tab-separated columns, got {line!r}"
+                )
         if not tokens:
             first_line = number
         tokens.append(columns[0])
