@@ -54,3 +54,8 @@ def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=rf"^storage '{tmp_path}': not an Optuna journal file \(IsADirectoryError: "):
         open_storage(str(tmp_path))
     assert (database.read_bytes()[:15], (tmp_path / "notes.txt").read_text()) == (b"SQLite format 3", "hello\nworld\n")
+    # Optuna leaves a file's last line to be completed later: a one-line file passed, was appended to, then failed.
+    (tmp_path / "one.txt").write_text("hello\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"one.txt': not an Optuna journal file \(JSONDecodeError: Expecting value"):
+        open_storage(str(tmp_path / "one.txt"))
+    assert (tmp_path / "one.txt").read_text() == "hello\n"

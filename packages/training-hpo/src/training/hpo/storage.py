@@ -11,6 +11,7 @@ tell a dead host from a slow one, so they serve one host (see `recovery`).
 
 from __future__ import annotations
 
+import json
 import warnings
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,9 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         try:  # Optuna reads the whole file here: a SQLite file or a folder fails with a decoding or an OS error
-            return JournalStorage(JournalFileBackend(location))
+            storage = JournalStorage(JournalFileBackend(location))
+            _first_record(Path(location))
+            return storage
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(
                 f"storage {location!r}: not an Optuna journal file ({one_line(error)}); "
@@ -91,6 +94,12 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
     return storage
+
+
+def _first_record(journal: Path) -> None:
+    """Optuna skips a last line it cannot decode (a write cut short): a one-line text file passed, was appended to."""
+    with journal.open("rb") as file:
+        json.loads(file.readline() or b"{}")
 
 
 def _one_take_at_a_time(storage: RDBStorage, lock_file: Path) -> None:
