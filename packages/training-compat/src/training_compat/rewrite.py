@@ -87,9 +87,7 @@ class _Rewriter(cst.CSTTransformer):
 
     def _use(self, original: cst.Name | cst.Attribute, updated: cst.Name | cst.Attribute) -> cst.BaseExpression:
         new = self.plan.uses.get(original)
-        if new is None:
-            return updated
-        return _dotted(new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        return updated if new is None else _dotted(new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
         names = [
