@@ -51,25 +51,19 @@ def cell_magic(source: str) -> str | None:
 
 def mask(source: str) -> Masked:
     """Hide the IPython lines of `source` behind numbered `pass` statements (see the module's docstring)."""
-    lines = source.splitlines(keepends=True)
     hidden: list[str] = []
     code: list[str] = []
-    index = 0
-    while index < len(lines):
-        line = lines[index]
-        if not (_ipython(line) and _between_statements("".join(code))):
-            code.append(line)
-            index += 1
-            continue
-        indent = line[: len(line) - len(line.lstrip(" \t"))]
-        while True:  # a command continued with a backslash is one command: hide its lines alike
-            line = lines[index]
-            ending = line[len(line.rstrip("\r\n")) :]
-            code.append(indent + _MARKER.format(len(hidden)) + ending)
-            hidden.append(line)
-            index += 1
-            if not line.rstrip("\r\n").endswith("\\") or index == len(lines):
-                break
+    continued = False  # a command continued with a backslash is one command: its lines are hidden alike
+    for line in source.splitlines(keepends=True):
+        if not continued:
+            if not (_ipython(line) and _between_statements("".join(code))):
+                code.append(line)
+                continue
+            indent = line[: len(line) - len(line.lstrip(" \t"))]
+        ending = line[len(line.rstrip("\r\n")) :]
+        code.append(indent + _MARKER.format(len(hidden)) + ending)
+        hidden.append(line)
+        continued = line.rstrip("\r\n").endswith("\\")
     return Masked("".join(code), tuple(hidden))
 
 

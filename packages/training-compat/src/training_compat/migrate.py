@@ -12,7 +12,7 @@ import stat
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from training.cli.main import CommandParser
@@ -50,38 +50,6 @@ class Migration:
     imports: int
 
 
-@dataclass
-class _Tally:
-    """The counts of the summary table, gathered file by file."""
-
-    scanned: int
-    notebooks: int
-    rewritten: int = 0
-    imports: int = 0
-    failed: int = 0
-    reasons: Counter[str] = field(default_factory=Counter)
-
-    def add(self, migration: Migration) -> None:
-        self.rewritten += migration.after != migration.before
-        self.imports += migration.imports
-        self.reasons.update(finding.reason for finding in migration.findings)
-
-    def table(self, written: bool) -> str:
-        """Label and count per line; the reasons of what was left for a human are indented under it."""
-        done = "rewritten" if written else "to rewrite"
-        rows = [
-            ("files scanned", self.scanned),
-            ("notebooks", self.notebooks),
-            (f"files {done}", self.rewritten),
-            (f"imports {done}", self.imports),
-            ("left for a human", self.reasons.total()),
-            *((f"  {reason}", count) for reason, count in sorted(self.reasons.items())),
-            ("parse failures", self.failed),
-        ]
-        width = max(len(label) for label, _ in rows)
-        return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
-
-
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `migrate` to the `training` parser (entry point `training.cli.commands`)."""
     parser = commands.add_parser(
@@ -105,17 +73,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     """Migrate every file under `args.paths` and print a summary; returns the exit code."""
     files = sources(args.paths)
-    tally = _Tally(scanned=len(files), notebooks=sum(path.suffix == ".ipynb" for path in files))
+    migrations: list[Migration] = []
+    failed = 0
     for path in files:
         try:
             migration = migrate_file(path)
         except (InputError, OSError) as error:  # OSError: unreadable, or a link to nothing
             print(f"{error} (file left unchanged)", file=sys.stderr)
-            tally.failed += 1
+            failed += 1
             continue
         for finding in migration.findings:
             print(finding, file=sys.stderr)
-        tally.add(migration)
+        migrations.append(migration)
         if migration.after == migration.before:
             continue
         if args.write:  # atomically, keeping the permissions (and writing through a symbolic link)
@@ -126,10 +95,27 @@ def run(args: argparse.Namespace) -> int:
             print(f"would rewrite {path}")
         else:
             sys.stdout.write(migration.diff)
-    print(tally.table(written=args.write), file=sys.stderr, end="")
-    if tally.failed:
+    print(_summary(files, migrations, failed, written=args.write), file=sys.stderr, end="")
+    if failed:
         return InputError.exit_code
-    return 1 if args.check and (tally.rewritten or tally.reasons) else 0
+    return 1 if args.check and any(m.after != m.before or m.findings for m in migrations) else 0
+
+
+def _summary(files: list[Path], migrations: list[Migration], failed: int, written: bool) -> str:
+    """The summary table, label and count per line; the reasons of what was left for a human indented under it."""
+    done = "rewritten" if written else "to rewrite"
+    reasons = Counter(finding.reason for migration in migrations for finding in migration.findings)
+    rows = [
+        ("files scanned", len(files)),
+        ("notebooks", sum(path.suffix == ".ipynb" for path in files)),
+        (f"files {done}", sum(migration.after != migration.before for migration in migrations)),
+        (f"imports {done}", sum(migration.imports for migration in migrations)),
+        ("left for a human", reasons.total()),
+        *((f"  {reason}", count) for reason, count in sorted(reasons.items())),
+        ("parse failures", failed),
+    ]
+    width = max(len(label) for label, _ in rows)
+    return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
 
 
 def sources(paths: Sequence[Path]) -> list[Path]:

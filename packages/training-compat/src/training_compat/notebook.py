@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,14 +56,6 @@ class Notebook:
     imports: int
 
 
-def code_cells(notebook: dict[str, Any]) -> Iterator[tuple[int, dict[str, Any], str]]:
-    """(position from 1, cell, source) of every code cell, the source joined from nbformat's list of lines."""
-    for index, cell in enumerate(notebook.get("cells", []), start=1):
-        if cell.get("cell_type") == "code":
-            source = cell.get("source", "")
-            yield index, cell, "".join(source) if isinstance(source, list) else source
-
-
 def rewrite_notebook(raw: bytes) -> Notebook:
     """Rewrite the legacy imports of each code cell, leaving IPython syntax, outputs and metadata; a cell that does
     not parse raises `InputError` naming the cell and line."""
@@ -76,7 +67,10 @@ def rewrite_notebook(raw: bytes) -> Notebook:
     changed: list[Cell] = []
     notes: list[CellNote] = []
     imports = 0
-    for index, cell, source in code_cells(notebook):
+    for index, cell in enumerate(notebook.get("cells", []), start=1):
+        if cell.get("cell_type") != "code":
+            continue
+        source = "".join(cell.get("source", ""))  # nbformat keeps a list of lines, or one string
         magic = cell_magic(source)
         if magic is not None and magic not in PYTHON_CELL_MAGICS:
             if _LEGACY.search(source):

@@ -87,9 +87,7 @@ class _Rewriter(cst.CSTTransformer):
 
     def _use(self, original: cst.Name | cst.Attribute, updated: cst.Name | cst.Attribute) -> cst.BaseExpression:
         new = self.plan.uses.get(original)
-        if new is None:
-            return updated
-        return _dotted(new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+        return updated if new is None else _dotted(new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
         names = [
@@ -173,10 +171,7 @@ def _split_from(node: cst.ImportFrom) -> list[tuple[cst.ImportFrom, cst.Trailing
     for alias in node.names:
         name = get_full_name_for_node(alias.name) or ""
         target = from_target(module, name)
-        if target is None or isinstance(target, Homeless):
-            groups.setdefault(module, []).append(alias)
-            continue
-        new_module, new_name = target
+        new_module, new_name = (module, name) if target is None or isinstance(target, Homeless) else target
         if new_name != name:  # a legacy module imported by name keeps the name it was bound to
             alias = alias.with_changes(name=cst.Name(new_name), asname=alias.asname or cst.AsName(name=cst.Name(name)))
         groups.setdefault(new_module, []).append(alias)

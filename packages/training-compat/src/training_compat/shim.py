@@ -20,7 +20,7 @@ Dir = Callable[[], list[str]]
 
 
 class _Sites:
-    """The statements and uses that have warned already (once per process), by code object and instruction offset.
+    """Warns once per statement or use (per process), keyed by code object and instruction offset.
 
     The code objects are held so their ids are never reused by a later module (they compare by content, not file).
     """
@@ -28,14 +28,13 @@ class _Sites:
     def __init__(self) -> None:
         self._seen: dict[tuple[int, int, str], CodeType] = {}
 
-    def first(self, frame: FrameType, name: str = "") -> bool:
-        """Whether the statement `frame` runs has not been seen before for `name` (and remember it)."""
+    def warn(self, frame: FrameType, message: str, name: str = "") -> None:
+        """Warn at `frame`'s line unless the statement it runs has warned for `name` before."""
         code = frame.f_code
         key = id(code), _statement_start(code.co_code, frame.f_lasti), name
-        if key in self._seen:
-            return False
-        self._seen[key] = code
-        return True
+        if key not in self._seen:
+            self._seen[key] = code
+            warn_at(frame, message)
 
 
 def _statement_start(bytecode: bytes, offset: int) -> int:
@@ -75,9 +74,7 @@ def forward(old: str) -> tuple[Getattr, Dir]:
     move = MODULES[old]
     message = moved_message(old, move.new)
     sites = _Sites()
-    site = import_site()
-    sites.first(site)
-    warn_at(site, message)
+    sites.warn(import_site(), message)
 
     def __getattr__(name: str) -> Any:
         if name == "__path__":  # a plain module must not look like a package
@@ -92,10 +89,9 @@ def forward(old: str) -> tuple[Getattr, Dir]:
                 raise AttributeError(f"module {old!r} (now {move.new!r}) has no attribute {name!r}") from None
         site = import_site()
         if _instruction(site) in (_IMPORT_NAME, _IMPORT_FROM):
-            if sites.first(site):
-                warn_at(site, message)
-        elif name != "__all__" and sites.first(site):
-            warn_at(site, moved_message(old, move.new, name))
+            sites.warn(site, message)
+        elif name != "__all__":
+            sites.warn(site, moved_message(old, move.new, name))
         return value
 
     def __dir__() -> list[str]:
@@ -115,8 +111,8 @@ def legacy_names(package: str, namespace: MutableMapping[str, Any]) -> tuple[Get
         if new is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         site = import_site()
-        if _instruction(site) != _IMPORT_NAME and sites.first(site, name):
-            warn_at(site, moved_message(package, new, name))
+        if _instruction(site) != _IMPORT_NAME:
+            sites.warn(site, moved_message(package, new, name), name)
         return _resolve(new, name, f"{package}.{name}")
 
     def __dir__() -> list[str]:

@@ -119,8 +119,6 @@ def use_target(dotted: str) -> tuple[str, str] | Homeless | None:
         return f"{NAMES[name]}.{name}", NAMES[name]
     if name.startswith("__"):
         return None
-    if package in MODULES and f"{package}.{name}" not in MODULES and not exists(MODULES[package].new, name):
-        return Homeless(dotted)
-    if package == "training" and not exists("training", name):
-        return Homeless(dotted)
-    return None
+    if package in MODULES and f"{package}.{name}" not in MODULES:
+        return None if exists(MODULES[package].new, name) else Homeless(dotted)
+    return Homeless(dotted) if package == "training" and not exists("training", name) else None

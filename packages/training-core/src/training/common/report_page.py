@@ -1,9 +1,7 @@
 """One way to write a report page: a self-contained HTML page of figures, and PNG files written atomically.
 
-Both reports (a study's and a run's) use it twice: a static page of PNG plots (for documents) and an interactive page
-of plotly figures, with plotly.js inlined once so it opens offline. matplotlib and plotly are imported by the callers,
-from their `plots` extra.
-"""
+A page of plotly figures inlines plotly.js once, so it opens offline; the callers import matplotlib and plotly (their
+`plots` extra)."""
 
 from __future__ import annotations
 

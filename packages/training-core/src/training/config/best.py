@@ -9,6 +9,7 @@ from pydantic import Field, model_validator
 
 from training.common.atomic import atomic_write_text
 from training.config.schema import Section, TrainingConfig
+from training.config.validation import read_record
 
 BEST_CONFIG_FORMAT = 2
 
@@ -75,6 +76,4 @@ class BestConfig(Section):
     @classmethod
     def load(cls, path: str | Path) -> BestConfig:
         """Read a `best_config.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        from training.config.validation import read_record
-
         return read_record(cls, path, "best-config file")

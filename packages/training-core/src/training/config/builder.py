@@ -10,7 +10,7 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
-from training.config.schema import ExecutionConfig, HPOConfig, OptimizationConfig, Section, TrainingConfig
+from training.config.schema import ExecutionConfig, HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 
@@ -81,10 +81,8 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
     for name, value in items.items():
         if value is None or name == "set":
             continue
-        if name in ("backbone", "data"):
-            result[name] = (value, f"argument {name}={value!r}")
-        elif name in ARGUMENT_FIELDS:
-            result[ARGUMENT_FIELDS[name]] = (value, f"argument {name}={value!r}")
+        if name in ARGUMENT_FIELDS or name in SPECIAL_ARGUMENTS:
+            result[ARGUMENT_FIELDS.get(name, name)] = (value, f"argument {name}={value!r}")
         elif "." in name and strict:
             result[name] = (value, f"override {name}={value!r}")
         elif strict:
@@ -131,23 +129,16 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
     return config.model_copy(update={"data": config.data.model_copy(update={"path": str(resolved)})})
 
 
-def _load_section(model: type[Section], path: str | Path) -> Any:
-    """A section file validated as `model`; its `name`, if it has one, defaults to the file stem."""
-    file = Path(path)
-    data = load_yaml_mapping(file)
-    if "name" in model.model_fields:
-        data.setdefault("name", file.stem)
-    return validate(model, data, str(file))
-
-
 def load_hpo_config(path: str | Path) -> HPOConfig:
     """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
-    return _load_section(HPOConfig, path)
+    file = Path(path)
+    return validate(HPOConfig, {"name": file.stem, **load_yaml_mapping(file)}, str(file))
 
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
-    return _load_section(ExecutionConfig, path)
+    file = Path(path)
+    return validate(ExecutionConfig, load_yaml_mapping(file), str(file))
 
 
 def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:

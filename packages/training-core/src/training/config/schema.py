@@ -20,6 +20,7 @@ from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError
 from training.common.fingerprint import fingerprint
+from training.config.validation import apply_dotted, validate
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -211,15 +212,12 @@ class TrainingConfig(Section):
     @classmethod
     def from_yaml(cls, text: str, source: str = "<config.yaml>") -> TrainingConfig:
         """Parse and validate YAML written by `to_yaml` (for example a run folder's `config.yaml`)."""
-        from training.config.validation import validate
         from training.config.yaml_io import parse_yaml
 
         return validate(cls, parse_yaml(text, source), source)
 
     def with_values(self, values: dict[str, Any]) -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again."""
-        from training.config.validation import apply_dotted, validate
-
         data = self.model_dump(mode="python")
         for key, value in values.items():
             apply_dotted(data, key, value, source="override")
