@@ -176,27 +176,16 @@ def batched_readings(
     """The `Readings` of `windows`, from batches of similar length, longest first; `forward` maps a padded batch
     (`pad_windows`) to `[batch, width, num_tags]` logits, read whole (no Python loop over tokens)."""
     order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
-    counts = np.zeros(len(windows), dtype=np.int64)
-    batches = []
+    # Per batch: the window of each labelled position, and the readings there.
+    parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.float32))]
     for first in range(0, len(order), batch_size):
         chunk = order[first : first + batch_size]
         batch = pad_windows([windows[index] for index in chunk], pad_token_id, pad_to_multiple_of)
         mask = batch["labels"] != IGNORE_INDEX
-        counts[chunk] = mask.sum(axis=1)
-        batches.append((chunk, _read(forward(batch)[mask], batch["labels"][mask])))
-    starts = np.cumsum(counts) - counts
-    total = int(counts.sum())
-    tag_ids, scores, label_log_probs = (
-        np.empty(total, np.int64),
-        np.empty(total, np.float32),
-        np.empty(total, np.float32),
-    )
-    for chunk, (chunk_tags, chunk_scores, chunk_log_probs) in batches:
-        rows = counts[chunk]
-        within = np.arange(rows.sum()) - np.repeat(np.cumsum(rows) - rows, rows)
-        target = np.repeat(starts[chunk], rows) + within
-        tag_ids[target], scores[target], label_log_probs[target] = chunk_tags, chunk_scores, chunk_log_probs
-    return Readings(tag_ids, scores, label_log_probs)
+        parts.append((chunk[np.nonzero(mask)[0]], *_read(forward(batch)[mask], batch["labels"][mask])))
+    owners, tag_ids, scores, label_log_probs = (np.concatenate(column) for column in zip(*parts, strict=True))
+    back = np.argsort(owners, kind="stable")  # window order; a window's positions stay in token order
+    return Readings(tag_ids[back], scores[back], label_log_probs[back])
 
 
 def merge_word_predictions(
