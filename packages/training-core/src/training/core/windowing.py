@@ -123,9 +123,7 @@ def pad_windows(
     windows: Sequence[Window], pad_token_id: int, pad_to_multiple_of: int | None = None
 ) -> dict[str, np.ndarray]:
     """A batch of windows padded to its longest one (dynamic padding): int64 input ids, attention mask, labels."""
-    width = max(window.length for window in windows)
-    if pad_to_multiple_of:
-        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    width = round_up(max(window.length for window in windows), pad_to_multiple_of)
     input_ids = np.full((len(windows), width), pad_token_id, dtype=np.int64)
     labels = np.full((len(windows), width), IGNORE_INDEX, dtype=np.int64)
     attention_mask = np.zeros((len(windows), width), dtype=np.int64)
@@ -134,6 +132,11 @@ def pad_windows(
         labels[row, : window.length] = window.labels
         attention_mask[row, : window.length] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def round_up(width: int, multiple: int | None) -> int:
+    """`width` rounded up to a multiple of `multiple` (as it is where `multiple` is None)."""
+    return -(-width // multiple) * multiple if multiple else width
 
 
 def flat_windows(windows: Sequence[Window]) -> dict[str, np.ndarray]:
