@@ -79,6 +79,13 @@ def untagged_document(index: int, text: str) -> Document:
     return Document(str(index), text, words, ("O",) * len(words), ())
 
 
+def text_documents(texts: Sequence[str]) -> list[Document]:
+    """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
+    if isinstance(texts, str):
+        raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    return [untagged_document(index, text) for index, text in enumerate(texts)]
+
+
 def special_tokens(ids: Sequence[int], words: Sequence[int | None]) -> tuple[Sequence[int], Sequence[int]]:
     """The special tokens before and after the words of one encoded sequence (e.g. [CLS] and [SEP])."""
     inside = [position for position, word in enumerate(words) if word is not None]
