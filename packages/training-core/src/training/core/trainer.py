@@ -286,33 +286,25 @@ class _Trainer:
     def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
         """Every rank hands in its RNG state (a collective call); rank 0 writes the checkpoint."""
         rng_states = self.ctx.all_gather_object(rng_state())
-        if self.ctx.is_main:
-            save_checkpoint(
-                self.run.checkpoint,
-                self.model,
-                self.optimization.optimizer,
-                self.optimization.scheduler,
-                self.optimization.scaler,
-                self._progress(next_epoch, next_batch),
-                rng_states,
-            )
-
-    def _progress(self, next_epoch: int, next_batch: int) -> Progress:
-        return Progress(
+        if not self.ctx.is_main:
+            return
+        state, opt = self.state, self.optimization
+        progress = Progress(
             next_epoch=next_epoch,
             next_batch=next_batch,
-            global_step=self.state.global_step,
-            best_metric=self.state.best_metric,
-            best_epoch=self.state.best_epoch,
+            global_step=state.global_step,
+            best_metric=state.best_metric,
+            best_epoch=state.best_epoch,
             best_metrics=self.best_metrics,
             best_step=self.best_step,
             patience=self.patience,
-            history=tuple(self.state.history),
+            history=tuple(state.history),
             stopped_early=self.stopped_early,
             skipped_steps=self.nonfinite.skipped,
             nonfinite_in_row=self.nonfinite.in_row,
             precision_check=self.precision_check,
         )
+        save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
 
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
@@ -320,28 +312,23 @@ class _Trainer:
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
-        opt = self.optimization
+        state, opt = self.state, self.optimization
         progress = load_checkpoint(
             self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, self.ctx.rank
         )
-        self.state.global_step = progress.global_step
-        self.state.best_metric, self.state.best_epoch = progress.best_metric, progress.best_epoch
-        self.state.history = list(progress.history)
+        state.global_step, state.history = progress.global_step, list(progress.history)
+        state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
         self.nonfinite.skipped, self.nonfinite.in_row = progress.skipped_steps, progress.nonfinite_in_row
         self.precision_check, self.optimization = progress.precision_check, opt.after(progress.precision_check)
-        self.state.should_stop = self.stopped_early
+        state.should_stop = self.stopped_early
         if self.ctx.is_main and progress.best_step == progress.global_step and self.best_metrics:
             # The checkpoint holds the best model's weights; `model/` may not have been written after it.
             save_model(self.model, self.tokenizer, self.run.model)
-        logger.info(
-            "resuming at epoch %d, batch %d (step %d)",
-            progress.next_epoch + 1,
-            progress.next_batch,
-            self.state.global_step,
-        )
-        return progress.next_epoch, progress.next_batch
+        epoch, batch = progress.next_epoch, progress.next_batch
+        logger.info("resuming at epoch %d, batch %d (step %d)", epoch + 1, batch, state.global_step)
+        return epoch, batch
 
     def _metrics(self, status: Literal["running", "completed"], **final: Any) -> RunMetrics:
         """The run's metrics record: what it has evaluated so far, its precision, and `final` once completed."""
