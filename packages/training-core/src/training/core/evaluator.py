@@ -101,7 +101,7 @@ def evaluate_split(
     autocast_dtype: torch.dtype | None = None,
 ) -> dict[str, Any]:
     """Training-time metrics and loss on the whole validation split: each rank predicts its share, then all gather."""
-    mine = [index for index in range(len(documents)) if index % ctx.world_size == ctx.rank]
+    mine = range(ctx.rank, len(documents), ctx.world_size)
     run = {"batch_size": batch_size, "device": ctx.device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, tag_names, windowing, encoded=encoded, indices=mine, **run)
     entities = text_entities(model, tokenizer, documents, found, tag_names, windowing, **run)

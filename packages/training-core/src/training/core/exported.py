@@ -26,7 +26,7 @@ from training.core.windowing import (
     batched_readings,
     merge_word_predictions,
     special_tokens,
-    untagged_document,
+    text_documents,
     window_documents,
 )
 
@@ -159,10 +159,7 @@ class OnnxPredictor:
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order, as `Predictor` returns them."""
-        if isinstance(texts, str):
-            raise InputError("texts: expected a list of strings, got one string; pass [text]")
-        found = self.predict_documents([untagged_document(index, text) for index, text in enumerate(texts)])
-        return [list(found[index].entities) for index in range(len(texts))]
+        return [list(found.entities) for found in self.predict_documents(text_documents(texts)).values()]
 
     def _forward(self, batch: dict[str, Any]) -> np.ndarray:
         feed = {name: batch[name] for name in ("input_ids", "attention_mask")}

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from itertools import chain
 from typing import Any, Literal
 
 from data.documents import stray_starts, tag_runs
@@ -38,20 +39,16 @@ def compute_metrics(
             raise InputError(
                 f"document {index}: {len(gold)} reference tags but {len(predicted)} predicted tags; they must pair up"
             )
+    entities = _lenient_entities
     if mode == "strict":
         _check_strict_references(gold_docs)
-        gold_entities = _strict_entities(gold_docs)
-        predicted_entities = _strict_entities(predicted_docs)
-        # an entity that starts with `I-` is a stray run read as if it began with `B-`
-        repaired = sum(predicted_docs[index][first].startswith("I-") for index, _, first, _ in predicted_entities)
-    else:
-        gold_entities = _lenient_entities(gold_docs)
-        predicted_entities = _lenient_entities(predicted_docs)
-        repaired = 0
-    gold_tags = [tag for tags in gold_docs for tag in tags]
-    predicted_tags = [tag for tags in predicted_docs for tag in tags]
-    correct = sum(g == p for g, p in zip(gold_tags, predicted_tags, strict=True))
-    accuracy = _ratio(correct, len(gold_tags))
+        entities = _strict_entities
+    gold_entities, predicted_entities = entities(gold_docs), entities(predicted_docs)
+    # a strict entity that starts with `I-` is a stray run read as if it began with `B-`
+    starts = [predicted_docs[index][first] for index, _, first, _ in predicted_entities]
+    repaired = sum(tag.startswith("I-") for tag in starts) if mode == "strict" else 0
+    pairs = list(zip(chain.from_iterable(gold_docs), chain.from_iterable(predicted_docs), strict=True))
+    accuracy = _ratio(sum(gold == predicted for gold, predicted in pairs), len(pairs))
     scores = _entity_scores(gold_entities, predicted_entities)
     return {**scores, "repaired_entities": repaired, "token_accuracy": accuracy}
 

@@ -19,7 +19,7 @@ from training.common.errors import ConfigError, first_line
 from training.core.batching import pack_rows
 from training.core.features import Collator
 from training.core.model import position_offset
-from training.core.windowing import IGNORE_INDEX, Window
+from training.core.windowing import IGNORE_INDEX, Window, round_up
 
 _log = logging.getLogger("training.core")
 _ATTENTION = ("eager", "sdpa")  # implementations that apply a prepared 4D mask as given
@@ -60,8 +60,9 @@ class PackedCollator:
     def __call__(self, windows: Sequence[Window]) -> dict[str, torch.Tensor]:
         lengths = [window.length for window in windows]
         rows = pack_rows(lengths, self.capacity)
-        width = self._round(max(sum(lengths[index] for index in row) for row in rows))
-        padded_cost = self._cost(len(windows), self._round(max(lengths)))
+        multiple = self.collator.pad_to_multiple_of
+        width = round_up(max(sum(lengths[index] for index in row) for row in rows), multiple)
+        padded_cost = self._cost(len(windows), round_up(max(lengths), multiple))
         if self.only_when_cheaper and self._cost(len(rows), width) >= padded_cost:
             return self.collator(windows)
         input_ids = np.full((len(rows), width), self.collator.pad_token_id, dtype=np.int64)
@@ -87,10 +88,6 @@ class PackedCollator:
             "position_ids": torch.from_numpy(positions),
             "labels": torch.from_numpy(labels),
         }
-
-    def _round(self, width: int) -> int:
-        multiple = self.collator.pad_to_multiple_of
-        return -(-width // multiple) * multiple if multiple else width
 
     def _cost(self, rows: int, width: int) -> float:
         """Work of `rows` rows of `width` tokens: per-token layers, plus attention's share, width / attention_width."""

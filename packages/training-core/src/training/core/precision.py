@@ -65,10 +65,8 @@ def check_bf16(bf16: Scores, fp32: Scores, announce: bool = True) -> PrecisionCh
     gap = round(fp32.entity_f1 - bf16.entity_f1, 9)  # F1s are ratios of counts: a gap of exactly a point holds
     check = PrecisionCheck(bf16_f1=bf16.entity_f1, fp32_f1=fp32.entity_f1, switched=gap > BF16_F1_TOLERANCE)
     figures, message = (check.bf16_f1, check.fp32_f1), "precision auto: bf16 scored entity F1 %.4f, fp32 %.4f"
-    if not announce:
-        return check
-    if check.switched:
+    if announce and check.switched:
         _log.warning(message + " (more than %g below); training goes on in fp32", *figures, BF16_F1_TOLERANCE)
-    else:
+    elif announce:
         _log.info(message + "; training goes on in bf16", *figures)
     return check

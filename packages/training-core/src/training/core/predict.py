@@ -9,11 +9,11 @@ from pathlib import Path
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from training.common.errors import InputError
 from training.core.model import load_model, model_tag_names
-from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
+from training.core.pipeline import Entity, Windowing, predict_documents
 from training.core.precision import precision_dtype
 from training.core.run_folder import RunFolder
+from training.core.windowing import text_documents
 
 __all__ = ["Entity", "Predictor", "predict"]
 
@@ -68,20 +68,17 @@ class Predictor:
 
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order; a score is the mean probability of the entity's word tags."""
-        if isinstance(texts, str):
-            raise InputError("texts: expected a list of strings, got one string; pass [text]")
-        documents = [untagged_document(index, text) for index, text in enumerate(texts)]
         found = predict_documents(
             self.model,
             self.tokenizer,
-            documents,
+            text_documents(texts),
             self.tag_names,
             self.windowing,
             batch_size=self.batch_size,
             device=self.device,
             autocast_dtype=self.autocast_dtype,
         )
-        return [list(found.documents[index].entities) for index in range(len(documents))]
+        return [list(prediction.entities) for prediction in found.documents.values()]
 
 
 def predict(

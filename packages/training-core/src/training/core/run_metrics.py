@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
 
@@ -89,16 +89,12 @@ class PrecisionCheck(BaseModel):
     switched: bool  # the run went on in fp32
 
 
-def _empty_is_none(value: Any) -> Any:
-    return value or None
-
-
-def _dump_or_empty(best: Evaluation | None) -> dict[str, Any]:
-    return best.model_dump() if best is not None else {}
-
-
 # The best evaluation so far; `{}` on disk while there is none, as files have always recorded it.
-BestEvaluation = Annotated[Evaluation | None, BeforeValidator(_empty_is_none), PlainSerializer(_dump_or_empty)]
+BestEvaluation = Annotated[
+    Evaluation | None,
+    BeforeValidator(lambda value: value or None),
+    PlainSerializer(lambda best: best.model_dump() if best is not None else {}),
+]
 
 
 class RunMetrics(BaseModel):

@@ -86,7 +86,8 @@ def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     try:
         tokenizer = _build_tokenizer()
         tokenizer.save_pretrained(staging)
-        _bert_config(tokenizer).save_pretrained(staging)
+        config = BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPE)
+        config.save_pretrained(staging)
         # First writer wins: replacing a concurrent build's folder would break its readers.
         try:
             staging.rename(folder)
@@ -140,7 +141,3 @@ def _build_tokenizer() -> PreTrainedTokenizerFast:
         **SPECIAL_TOKENS,
         model_max_length=MODEL_SHAPE["max_position_embeddings"],
     )
-
-
-def _bert_config(tokenizer: PreTrainedTokenizerFast) -> BertConfig:
-    return BertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id, **MODEL_SHAPE)

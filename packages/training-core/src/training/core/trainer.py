@@ -8,6 +8,7 @@ import os
 import shutil
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -84,27 +85,22 @@ def train_model(
             handler.close()
 
 
+@dataclass
 class _Trainer:
     """One training run; state lives here so `fit` reads as the loop it is."""
 
-    def __init__(
-        self,
-        *,
-        config: TrainingConfig,
-        dataset: Dataset,
-        run: RunFolder,
-        ctx: RunContext,
-        inputs: RunInputs,
-        callbacks: list[Callback],
-        cache_dir: Path,
-        resume: bool,
-        resumable: bool,
-    ) -> None:
-        self.config, self.params, self.run, self.ctx = config, config.training, run, ctx
-        self.dataset, self.inputs, self.callbacks, self.resume = dataset, inputs, callbacks, resume
-        self.tag_names, self.train_docs, self.validation_docs = inputs.tag_names, inputs.train, inputs.validation
-        self.overlap, self.cache_dir, self.resumable = inputs.overlap, cache_dir, resumable
-        self.windowing = Windowing.of(config.model)
+    config: TrainingConfig
+    dataset: Dataset
+    run: RunFolder
+    ctx: RunContext
+    inputs: RunInputs
+    callbacks: list[Callback]
+    cache_dir: Path
+    resume: bool
+    resumable: bool
+
+    def __post_init__(self) -> None:
+        self.params, self.windowing = self.config.training, Windowing.of(self.config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs)
         self.best_metrics: Evaluation | None = None
         self.precision_check: PrecisionCheck | None = None
@@ -115,15 +111,15 @@ class _Trainer:
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
         key, windows = fingerprint_items([name, *document_items(documents)]), self.windowing
         max_length, stride = windows.max_length, windows.stride
-        return encode_cached(documents, self.tokenizer, self.tag_names, max_length, stride, self.cache_dir, key)
+        return encode_cached(documents, self.tokenizer, self.inputs.tag_names, max_length, stride, self.cache_dir, key)
 
     def _setup(self) -> None:
         params, ctx = self.params, self.ctx
         torch.manual_seed(params.seed)
         self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
-        self.train_split = self._encode(self.train_docs, "train")
-        self.validation_split = self._encode(self.validation_docs, "validation")
+        self.train_split = self._encode(self.inputs.train, "train")
+        self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
             logger.warning("%d training and %d validation words fall outside every window", *truncated)
         # A window without a labelled token (inside a very long word) has no loss to learn from: it is left out.
@@ -167,14 +163,14 @@ class _Trainer:
             logger.info(
                 "training %d windows (%d documents) for %d epochs, %d optimizer steps in %s; validation: %d documents",
                 len(self.windows),
-                len(self.train_docs),
+                len(self.inputs.train),
                 self.params.num_epochs,
                 self.state.total_steps,
                 self.optimization.precision,
-                len(self.validation_docs),
+                len(self.inputs.validation),
             )
-            if self.overlap:
-                logger.warning("%d validation documents also occur in train", self.overlap)
+            if self.inputs.overlap:
+                logger.warning("%d validation documents also occur in train", self.inputs.overlap)
         for callback in self.callbacks:
             callback.on_train_begin(self.state)
         samples, train_seconds = 0, 0.0
@@ -190,8 +186,6 @@ class _Trainer:
             last_epoch = epoch == self.params.num_epochs - 1
             if self.params.eval_steps is None or (last_epoch and self.state.global_step != self.evaluated_step):
                 self._evaluate_and_checkpoint(epoch + 1, 0)
-            if self.state.should_stop:
-                break
         result = self._finish(samples / train_seconds if train_seconds else 0.0)
         for callback in self.callbacks:
             callback.on_train_end(self.state)
@@ -244,7 +238,7 @@ class _Trainer:
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
-        docs, split, tags = self.validation_docs, self.validation_split, self.tag_names
+        docs, split, tags = self.inputs.validation, self.validation_split, self.inputs.tag_names
         run = {"batch_size": self.params.eval_batch_size, "autocast_dtype": autocast_dtype}
         metrics = evaluate_split(self.model, self.tokenizer, docs, split, tags, self.windowing, self.ctx, **run)
         return Evaluation.model_validate(metrics)
@@ -261,32 +255,25 @@ class _Trainer:
         return fp32 if check is not None and check.switched else evaluation
 
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
+        state, name = self.state, self.params.metric_for_best
         evaluation = self._checked(self._evaluate(self.optimization.autocast_dtype), next_epoch)
-        self.evaluated_step = self.state.global_step
-        self.state.history.append(evaluation.entry(self.state.epoch + 1, self.state.global_step))
-        name = self.params.metric_for_best
+        epoch, self.evaluated_step = state.epoch + 1, state.global_step
+        state.history.append(evaluation.entry(epoch, state.global_step))
         value = evaluation.score(name)
-        improved = self.params.keep == "last" or improves(value, self.state.best_metric, name)
+        improved = self.params.keep == "last" or improves(value, state.best_metric, name)
         if improved:
-            self.state.best_metric, self.state.best_epoch = value, self.state.epoch + 1
-            self.best_metrics, self.best_step, self.patience = evaluation, self.state.global_step, 0
+            state.best_metric, state.best_epoch = value, epoch
+            self.best_metrics, self.best_step, self.patience = evaluation, state.global_step, 0
         else:
             self.patience += 1
-        logger.info(
-            "epoch %d step %d: %s=%.4f (best %.4f)",
-            self.state.epoch + 1,
-            self.state.global_step,
-            name,
-            value,
-            self.state.best_metric,
-        )
+        logger.info("epoch %d step %d: %s=%.4f (best %.4f)", epoch, state.global_step, name, value, state.best_metric)
         for callback in self.callbacks:
-            callback.on_evaluate(self.state, evaluation)
+            callback.on_evaluate(state, evaluation)
         if self.params.early_stopping_patience and self.patience >= self.params.early_stopping_patience:
-            self.state.should_stop = self.stopped_early = True
+            state.should_stop = self.stopped_early = True
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
         # The last evaluation needs no checkpoint: `_finish` follows at once and removes it (a MiniLM one is ~260 MB).
-        finishing = next_epoch >= self.params.num_epochs or self.state.should_stop
+        finishing = next_epoch >= self.params.num_epochs or state.should_stop
         if self.resumable and not finishing:
             self._save_checkpoint(next_epoch, next_batch)
         # `model/` follows the checkpoint that records it as best: a crash in between is repaired by `_restore`.
@@ -299,33 +286,25 @@ class _Trainer:
     def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
         """Every rank hands in its RNG state (a collective call); rank 0 writes the checkpoint."""
         rng_states = self.ctx.all_gather_object(rng_state())
-        if self.ctx.is_main:
-            save_checkpoint(
-                self.run.checkpoint,
-                self.model,
-                self.optimization.optimizer,
-                self.optimization.scheduler,
-                self.optimization.scaler,
-                self._progress(next_epoch, next_batch),
-                rng_states,
-            )
-
-    def _progress(self, next_epoch: int, next_batch: int) -> Progress:
-        return Progress(
+        if not self.ctx.is_main:
+            return
+        state, opt = self.state, self.optimization
+        progress = Progress(
             next_epoch=next_epoch,
             next_batch=next_batch,
-            global_step=self.state.global_step,
-            best_metric=self.state.best_metric,
-            best_epoch=self.state.best_epoch,
+            global_step=state.global_step,
+            best_metric=state.best_metric,
+            best_epoch=state.best_epoch,
             best_metrics=self.best_metrics,
             best_step=self.best_step,
             patience=self.patience,
-            history=tuple(self.state.history),
+            history=tuple(state.history),
             stopped_early=self.stopped_early,
             skipped_steps=self.nonfinite.skipped,
             nonfinite_in_row=self.nonfinite.in_row,
             precision_check=self.precision_check,
         )
+        save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
 
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
@@ -333,28 +312,23 @@ class _Trainer:
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
-        opt = self.optimization
+        state, opt = self.state, self.optimization
         progress = load_checkpoint(
             self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, self.ctx.rank
         )
-        self.state.global_step = progress.global_step
-        self.state.best_metric, self.state.best_epoch = progress.best_metric, progress.best_epoch
-        self.state.history = list(progress.history)
+        state.global_step, state.history = progress.global_step, list(progress.history)
+        state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
         self.nonfinite.skipped, self.nonfinite.in_row = progress.skipped_steps, progress.nonfinite_in_row
         self.precision_check, self.optimization = progress.precision_check, opt.after(progress.precision_check)
-        self.state.should_stop = self.stopped_early
+        state.should_stop = self.stopped_early
         if self.ctx.is_main and progress.best_step == progress.global_step and self.best_metrics:
             # The checkpoint holds the best model's weights; `model/` may not have been written after it.
             save_model(self.model, self.tokenizer, self.run.model)
-        logger.info(
-            "resuming at epoch %d, batch %d (step %d)",
-            progress.next_epoch + 1,
-            progress.next_batch,
-            self.state.global_step,
-        )
-        return progress.next_epoch, progress.next_batch
+        epoch, batch = progress.next_epoch, progress.next_batch
+        logger.info("resuming at epoch %d, batch %d (step %d)", epoch + 1, batch, state.global_step)
+        return epoch, batch
 
     def _metrics(self, status: Literal["running", "completed"], **final: Any) -> RunMetrics:
         """The run's metrics record: what it has evaluated so far, its precision, and `final` once completed."""
@@ -376,9 +350,9 @@ class _Trainer:
             best_epoch=self.state.best_epoch,
             best_step=self.best_step,
             stopped_early=self.stopped_early,
-            tag_names=self.tag_names,
+            tag_names=self.inputs.tag_names,
             train_samples_per_second=samples,
-            validation_overlap=self.overlap,
+            validation_overlap=self.inputs.overlap,
             world_size=self.ctx.world_size,
             truncated_words=self.train_split.truncated_words + self.validation_split.truncated_words,
             unlabelled_windows=self.unlabelled_windows,
@@ -389,11 +363,7 @@ class _Trainer:
         if self.ctx.is_main:
             self.run.write_metrics(metrics)
             shutil.rmtree(self.run.checkpoint, ignore_errors=True)
-            logger.info(
-                "done: best %s=%.4f at epoch %s",
-                self.params.metric_for_best,
-                self.state.best_metric or 0.0,
-                self.state.best_epoch,
-            )
+            best = self.state.best_metric or 0.0
+            logger.info("done: best %s=%.4f at epoch %s", self.params.metric_for_best, best, self.state.best_epoch)
         self.ctx.barrier()
         return result

@@ -79,6 +79,13 @@ def untagged_document(index: int, text: str) -> Document:
     return Document(str(index), text, words, ("O",) * len(words), ())
 
 
+def text_documents(texts: Sequence[str]) -> list[Document]:
+    """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
+    if isinstance(texts, str):
+        raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    return [untagged_document(index, text) for index, text in enumerate(texts)]
+
+
 def special_tokens(ids: Sequence[int], words: Sequence[int | None]) -> tuple[Sequence[int], Sequence[int]]:
     """The special tokens before and after the words of one encoded sequence (e.g. [CLS] and [SEP])."""
     inside = [position for position, word in enumerate(words) if word is not None]
@@ -123,9 +130,7 @@ def pad_windows(
     windows: Sequence[Window], pad_token_id: int, pad_to_multiple_of: int | None = None
 ) -> dict[str, np.ndarray]:
     """A batch of windows padded to its longest one (dynamic padding): int64 input ids, attention mask, labels."""
-    width = max(window.length for window in windows)
-    if pad_to_multiple_of:
-        width = -(-width // pad_to_multiple_of) * pad_to_multiple_of
+    width = round_up(max(window.length for window in windows), pad_to_multiple_of)
     input_ids = np.full((len(windows), width), pad_token_id, dtype=np.int64)
     labels = np.full((len(windows), width), IGNORE_INDEX, dtype=np.int64)
     attention_mask = np.zeros((len(windows), width), dtype=np.int64)
@@ -134,6 +139,11 @@ def pad_windows(
         labels[row, : window.length] = window.labels
         attention_mask[row, : window.length] = 1
     return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
+
+
+def round_up(width: int, multiple: int | None) -> int:
+    """`width` rounded up to a multiple of `multiple` (as it is where `multiple` is None)."""
+    return -(-width // multiple) * multiple if multiple else width
 
 
 def flat_windows(windows: Sequence[Window]) -> dict[str, np.ndarray]:
@@ -176,27 +186,16 @@ def batched_readings(
     """The `Readings` of `windows`, from batches of similar length, longest first; `forward` maps a padded batch
     (`pad_windows`) to `[batch, width, num_tags]` logits, read whole (no Python loop over tokens)."""
     order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
-    counts = np.zeros(len(windows), dtype=np.int64)
-    batches = []
+    # Per batch: the window of each labelled position, and the readings there.
+    parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.float32))]
     for first in range(0, len(order), batch_size):
         chunk = order[first : first + batch_size]
         batch = pad_windows([windows[index] for index in chunk], pad_token_id, pad_to_multiple_of)
         mask = batch["labels"] != IGNORE_INDEX
-        counts[chunk] = mask.sum(axis=1)
-        batches.append((chunk, _read(forward(batch)[mask], batch["labels"][mask])))
-    starts = np.cumsum(counts) - counts
-    total = int(counts.sum())
-    tag_ids, scores, label_log_probs = (
-        np.empty(total, np.int64),
-        np.empty(total, np.float32),
-        np.empty(total, np.float32),
-    )
-    for chunk, (chunk_tags, chunk_scores, chunk_log_probs) in batches:
-        rows = counts[chunk]
-        within = np.arange(rows.sum()) - np.repeat(np.cumsum(rows) - rows, rows)
-        target = np.repeat(starts[chunk], rows) + within
-        tag_ids[target], scores[target], label_log_probs[target] = chunk_tags, chunk_scores, chunk_log_probs
-    return Readings(tag_ids, scores, label_log_probs)
+        parts.append((chunk[np.nonzero(mask)[0]], *_read(forward(batch)[mask], batch["labels"][mask])))
+    owners, tag_ids, scores, label_log_probs = (np.concatenate(column) for column in zip(*parts, strict=True))
+    back = np.argsort(owners, kind="stable")  # window order; a window's positions stay in token order
+    return Readings(tag_ids[back], scores[back], label_log_probs[back])
 
 
 def merge_word_predictions(
