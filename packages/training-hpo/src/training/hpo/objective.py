@@ -80,8 +80,7 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class CVOutcome:
-    """The folds a trial finished, the step it was pruned at (None: not pruned), the pruned fold's seconds and the
-    process's peak memory."""
+    """A trial's finished folds, the step it was pruned at (None: not pruned), the pruned fold's time, peak memory."""
 
     folds: tuple[FoldResult, ...]
     pruned_at: int | None = None
