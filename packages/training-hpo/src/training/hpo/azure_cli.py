@@ -14,9 +14,7 @@ if TYPE_CHECKING:
 DEFAULT_STUDIES = Path("studies")
 
 
-def register(
-    actions: argparse._SubParsersAction[argparse.ArgumentParser], best: argparse.ArgumentParser
-) -> argparse.ArgumentParser:
+def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best: argparse.ArgumentParser) -> None:
     """Add `hpo azure`, and `--azure-job` (with the workspace options) to `hpo best`."""
     azure = actions.add_parser("azure", help="build (--dry-run) or submit the sweep as an Azure ML sweep job")
     azure.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
@@ -27,18 +25,12 @@ def register(
     azure.add_argument("--max-concurrent-trials", type=int, metavar="N", help="trials Azure runs at once")
     azure.add_argument("--dry-run", action="store_true", help="write sweep_job.yaml and submit nothing")
     azure.add_argument("--wait", action="store_true", help="stream the sweep's status until it ends")
-    _execution_option(azure)
     azure.set_defaults(func=run_sweep)
     best.add_argument("--azure-job", metavar="NAME", help="a finished Azure ML sweep job instead of a local study")
     best.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")
-    _execution_option(best)
-    return azure
-
-
-def _execution_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--execution", default="azure", metavar="NAME_OR_PATH", help="execution/<NAME>.yaml (default: azure), or a file"
-    )
+    for parser in (azure, best):
+        execution_help = "execution/<NAME>.yaml (default: azure), or a file"
+        parser.add_argument("--execution", default="azure", metavar="NAME_OR_PATH", help=execution_help)
 
 
 def azure_settings(config_dir: Path, execution: str) -> AzureConfig:

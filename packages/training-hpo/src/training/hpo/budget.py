@@ -77,15 +77,10 @@ def active_seconds(trials: Sequence[FrozenTrial], until: datetime | None = None)
             continue
         end = utc(trial.datetime_complete) or datetime.now(timezone.utc)
         intervals.append((start, min(end, until) if until else end))
-    intervals.sort()
-    total, current_start, current_end = 0.0, None, None
-    for start, end in intervals:
-        if current_end is None or start > current_end:
-            if current_start is not None and current_end is not None:
-                total += (current_end - current_start).total_seconds()
-            current_start, current_end = start, end
-        else:
-            current_end = max(current_end, end)
-    if current_start is not None and current_end is not None:
-        total += (current_end - current_start).total_seconds()
+    total, covered = 0.0, None  # covered: the end of the time counted so far
+    for start, end in sorted(intervals):
+        start = max(start, covered) if covered is not None else start
+        if end > start:
+            total += (end - start).total_seconds()
+            covered = end
     return total

@@ -108,9 +108,7 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
     """JSON lines with --json, the live view on a terminal, else one plain line per event (a log, CI)."""
-    if args.json:
-        return "json"
-    return "live" if sys.stdout.isatty() else "plain"
+    return "json" if args.json else "live" if sys.stdout.isatty() else "plain"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -218,9 +216,7 @@ def _resume(args: argparse.Namespace) -> int:
     record = SweepSettings.load(study)
     study_dir = Path(args.study_dir) if args.study_dir is not None else Path(record.study_dir)
     best = _summary(study, args.json, study_dir)
-    if getattr(args, "refit", None) is None:
-        return 0
-    return _refit(best, args, _isolation(args, record.hpo_config))
+    return _refit(best, args, _isolation(args, record.hpo_config)) if getattr(args, "refit", None) is not None else 0
 
 
 def _best(args: argparse.Namespace) -> int:
@@ -234,10 +230,8 @@ def _best(args: argparse.Namespace) -> int:
         raise ConfigError("hpo best: pass --study-dir (a local study) or --azure-job NAME (an Azure ML sweep)")
     else:
         study = load_study(args.study_dir, storage=args.storage)
-        best, written = (
-            extract_best_config_from_study(study, study_dir=args.study_dir),
-            StudyFolder(args.study_dir).best_config,
-        )
+        best = extract_best_config_from_study(study, study_dir=args.study_dir)
+        written = StudyFolder(args.study_dir).best_config
     if args.json:
         print(best.model_dump_json(indent=2))
     else:

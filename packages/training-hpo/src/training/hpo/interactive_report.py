@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -53,14 +52,11 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
 
 
-def write_interactive_report(study: optuna.Study, out_dir: str | os.PathLike[str], metric: str, table: str) -> Path:
-    """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`; returns its
-    path."""
-    page = Path(out_dir) / "interactive.html"
+def write_interactive_report(study: optuna.Study, out_dir: Path, metric: str, table: str) -> None:
+    """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`."""
     title = f"Study {study.study_name}"
     intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
-    atomic_write_text(page, report_page(title, intro, study_figures(study, metric), table))
-    return page
+    atomic_write_text(out_dir / "interactive.html", report_page(title, intro, study_figures(study, metric), table))
 
 
 def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> Any:

@@ -80,8 +80,7 @@ class FoldResult:
 
 @dataclass(frozen=True)
 class CVOutcome:
-    """The folds a trial finished, the step it was pruned at (None: not pruned), the pruned fold's seconds and the
-    process's peak memory."""
+    """A trial's finished folds, the step it was pruned at (None: not pruned), the pruned fold's time, peak memory."""
 
     folds: tuple[FoldResult, ...]
     pruned_at: int | None = None
@@ -224,8 +223,7 @@ def cross_validate(
                 resumable=False,  # a trial is never resumed: a crashed one trains again from the start
             )
         except optuna.TrialPruned:
-            seconds = time.perf_counter() - started
-            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb())
+            return CVOutcome(tuple(folds), callback.last_step, time.perf_counter() - started, peak_rss_mb())
         seconds = time.perf_counter() - started
         if result.metrics.best is None:
             raise TrainingError(f"trial {spec.number}, fold {index}: the run recorded no evaluation to score")

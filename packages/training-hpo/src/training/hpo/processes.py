@@ -38,9 +38,8 @@ _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from thre
 
 
 class TrialData:
-    """A dataset as processes receive it: the object itself in process, and for trial (or refit) processes the bytes
-    of one pickling, made when the first one starts (not once per trial, in the sweep's process, which keeps this one
-    copy while the sweep runs)."""
+    """A dataset as processes receive it: the object itself in process; for trial and refit processes the bytes of
+    one pickling, made when the first one starts and kept while the sweep runs (not one per trial)."""
 
     def __init__(self, dataset: Dataset) -> None:
         self.dataset = dataset

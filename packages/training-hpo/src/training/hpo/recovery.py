@@ -11,6 +11,7 @@ import contextlib
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -98,8 +99,7 @@ def alive(pid: int, started: int | None = None) -> bool:
         return False
     except PermissionError:  # exists, owned by another user
         pass
-    now_started = _start_time(pid)
-    return started is None or now_started is None or now_started == started
+    return started is None or _start_time(pid) in (None, started)
 
 
 def machine_name() -> str:
@@ -128,15 +128,12 @@ def _start_time(pid: int) -> int | None:
 @contextlib.contextmanager
 def file_lock(lock_file: Path | None) -> Iterator[None]:
     """Hold an exclusive lock on `lock_file` (flock: threads and processes of one host exclude each other); no lock
-    without a file, or on Windows."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: recoveries on one host are not serialised
+    without a file, or on Windows (there, recoveries on one host are not serialised)."""
+    if lock_file is None or sys.platform == "win32":
         yield
         return
-    if lock_file is None:
-        yield
-        return
+    import fcntl  # not at import: there is none on Windows
+
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)

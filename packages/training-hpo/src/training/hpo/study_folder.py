@@ -35,47 +35,30 @@ class StudyManifest(BaseModel):
     storage: str
 
 
+class _Inside:
+    """A read-only attribute: the path `name` in the study folder."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, folder: StudyFolder, owner: type[StudyFolder]) -> Path:
+        return folder.root / self.name
+
+
 @dataclass(frozen=True)
 class StudyFolder:
     """Paths of one study folder."""
 
     root: Path
-
-    @property
-    def manifest(self) -> Path:
-        return self.root / "study.json"
-
-    @property
-    def database(self) -> Path:
-        return self.root / "study.db"
-
-    @property
-    def journal(self) -> Path:
-        return self.root / "study.journal"
-
-    @property
-    def splits(self) -> Path:
-        return self.root / "splits.json"
-
-    @property
-    def recovery_lock(self) -> Path:
-        return self.root / ".recovery.lock"
-
-    @property
-    def cache(self) -> Path:
-        return self.root / "cache"
-
-    @property
-    def best_config(self) -> Path:
-        return self.root / "best_config.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report"
-
-    @property
-    def trials(self) -> Path:
-        return self.root / "trials"
+    manifest = _Inside("study.json")
+    database = _Inside("study.db")
+    journal = _Inside("study.journal")
+    splits = _Inside("splits.json")
+    recovery_lock = _Inside(".recovery.lock")
+    cache = _Inside("cache")
+    best_config = _Inside("best_config.json")
+    report = _Inside("report")
+    trials = _Inside("trials")
 
     def trial(self, number: int) -> Path:
         return self.trials / str(number)

@@ -80,10 +80,9 @@ def run_local_hpo_sweep(
         "storage": storage,
         "isolation": isolation,
         "parallel_trials": parallel_trials,
+        "name": study_name,
     }
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
-    if study_name is not None:
-        hpo = hpo.model_copy(update={"name": study_name})
     base = _base_config(backbone, config, config_dir, hpo.metric)
     tracking = mlflow_uri or base.tracking.mlflow
     if tracking is not None:  # a bad store stops the sweep before its study folder is written
