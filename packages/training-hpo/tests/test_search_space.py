@@ -119,6 +119,10 @@ def test_upper_bounds_and_grid() -> None:
             r"values\[0\]: True is not a valid training.batch_size: expected a number, not a boolean$",
         ),
         ({"learning_rate": {"type": "loguniform", "low": 0.1, "high": 0.01}}, "low 0.1 must be below high 0.01"),
+        (  # a value listed twice is sampled twice as often, and a grid runs it twice
+            {"batch_size": {"type": "choice", "values": [8, 16, 8.0]}},
+            r"batch_size.values\[2\]: 8.0 is listed already \(values\[0\]\); list each value once$",
+        ),
         ({"learnin_rate": {"type": "fixed", "value": 1}}, "did you mean 'learning_rate'"),
         ({"dropout": {"type": "fixed", "value": 0.1, "condition": {"seed": 1}}}, "refers to 'seed', which is not in"),
         (

@@ -200,9 +200,14 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
     if isinstance(parameter, (Uniform, LogUniform)) and _is_integer_field(field.annotation):
         raise ConfigError(f"{where}: {key} is an integer; use type int instead of {parameter.type}")
     if isinstance(parameter, Choice):
-        for value in parameter.values:
+        for index, value in enumerate(parameter.values):
             if not isinstance(value, CHOICE_TYPES):
                 raise ConfigError(f"{where}: choice values must be strings, numbers, booleans or null, got {value!r}")
+            if value in parameter.values[:index]:  # sampled twice as often, and run twice by a grid
+                first = parameter.values.index(value)
+                raise ConfigError(
+                    f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
+                )
     adapter: TypeAdapter[Any] = TypeAdapter(
         Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
     )
