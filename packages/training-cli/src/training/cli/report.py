@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.cli.interactive_report import SCORES, confusion_counts, float_scores, write_interactive_run_report
+from training.cli.interactive_report import SCORES, confusion_counts, run_figures
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
@@ -42,13 +42,18 @@ def write_run_report(
     for name, figure in plots.items():
         figure.tight_layout()
         save_png(figure, out_dir / f"{name}.png")
+    scalars = record.best.scalars() if record.best else {}
+    scores = [(key, value) for key, value in scalars.items() if isinstance(value, float)]  # not the counts
     page = out_dir / "index.html"
     intro = f"Best epoch {record.best_epoch}, status {record.status}."
-    scores = "\n".join(f"{key:<24} {value:.4f}" for key, value in float_scores(record))
+    table = "\n".join(f"{key:<24} {value:.4f}" for key, value in scores)
     sections = [(name.replace("_", " "), f"{name}.png", "") for name in plots]
     links = [("Interactive version (opens offline)", "interactive.html")]
-    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, scores, links))
-    write_interactive_run_report(run_dir, out_dir, record, confusion, metric)
+    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, table, links))
+    best = "; ".join(f"{key} {value:.4f}" for key, value in scores)
+    intro = f"checkpoints chosen by {metric}; best: {best or 'none yet'}"
+    figures = run_figures(record.history, per_entity, confusion, metric)
+    atomic_write_text(out_dir / "interactive.html", report_page(f"Run {run_dir.name}", intro, figures))
     return page
 
 
