@@ -1,19 +1,17 @@
-"""A run's report as one interactive HTML page (plotly): learning curves, F1 per entity type and the confusion of
-entity types, each titled and labelled with the run's metric and units; it opens offline (plotly.js is inlined)."""
+"""The figures of a run's interactive report page (plotly): learning curves, F1 per entity type and the confusion of
+entity types, each titled and labelled with the run's metric and units."""
 
 from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.common.atomic import atomic_write_text
 from training.common.optional import require
-from training.common.report_page import Section, report_page
+from training.common.report_page import Section
 
 if TYPE_CHECKING:
-    from training.core.run_metrics import EntityScores, HistoryEntry, RunMetrics
+    from training.core.run_metrics import EntityScores, HistoryEntry
 
 SCORES = ("entity_f1", "entity_precision", "entity_recall", "macro_f1")
 FRACTION = "(0 to 1)"
@@ -38,24 +36,6 @@ def run_figures(
         if confusion
         else ("Confusion of entity types", None, "needs the run's model and data (pass --data-path)"),
     ]
-
-
-def write_interactive_run_report(
-    run_dir: Path, out_dir: Path, record: RunMetrics, confusion: Mapping[str, Counter[str]] | None, metric: str
-) -> Path:
-    """Write `interactive.html` into `out_dir` for the run in `run_dir`; returns its path."""
-    figures = run_figures(record.history, record.best.per_entity if record.best else {}, confusion, metric)
-    scores = "; ".join(f"{key} {value:.4f}" for key, value in float_scores(record))
-    page = out_dir / "interactive.html"
-    intro = f"checkpoints chosen by {metric}; best: {scores or 'none yet'}"
-    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, figures))
-    return page
-
-
-def float_scores(record: RunMetrics) -> list[tuple[str, float]]:
-    """The best evaluation's scores (not its counts), by name."""
-    scalars = record.best.scalars() if record.best else {}
-    return [(key, value) for key, value in scalars.items() if isinstance(value, float)]
 
 
 def confusion_counts(confusion: Mapping[str, Counter[str]]) -> tuple[list[str], list[list[int]]]:

@@ -73,7 +73,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.debug:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
-        return _exit_code(error)
+        # Our errors carry their code; a missing extra is the setup (2: the message names the `pip install`); an
+        # OSError is the machine (a full disk, a missing permission), not the input.
+        return 2 if isinstance(error, MissingDependencyError) else getattr(error, "exit_code", TrainingError.exit_code)
     except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
         if args.debug:
             raise
@@ -86,11 +88,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"training {args.command}: interrupted; state written so far is kept and resumable", file=sys.stderr)
         return 130
-
-
-def _exit_code(error: Exception) -> int:
-    """Our errors carry their code; a missing extra is the setup (2: the message names the `pip install`); an OSError
-    is the machine (a full disk, a missing permission), not the input."""
-    if isinstance(error, MissingDependencyError):
-        return 2
-    return error.exit_code if isinstance(error, TrainingError) else TrainingError.exit_code

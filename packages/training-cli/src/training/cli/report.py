@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from training.cli.interactive_report import SCORES, confusion_counts, float_scores, write_interactive_run_report
+from training.cli.interactive_report import SCORES, confusion_counts, run_figures
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
@@ -33,19 +33,27 @@ def write_run_report(
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    figures = [_learning_curves(record.history, out_dir / "learning_curves.png")]
+    plots = {"learning_curves": _learning_curves(record.history)}
     per_entity = record.best.per_entity if record.best else {}
     if per_entity:
-        figures.append(_entity_f1(per_entity, out_dir / "entity_f1.png"))
+        plots["entity_f1"] = _entity_f1(per_entity)
     if confusion:
-        figures.append(_confusion(confusion, out_dir / "entity_confusion.png"))
+        plots["entity_confusion"] = _confusion(confusion)
+    for name, figure in plots.items():
+        figure.tight_layout()
+        save_png(figure, out_dir / f"{name}.png")
+    scalars = record.best.scalars() if record.best else {}
+    scores = [(key, value) for key, value in scalars.items() if isinstance(value, float)]  # not the counts
     page = out_dir / "index.html"
     intro = f"Best epoch {record.best_epoch}, status {record.status}."
-    scores = "\n".join(f"{key:<24} {value:.4f}" for key, value in float_scores(record))
-    sections = [(path.stem.replace("_", " "), path.name, "") for path in figures]
+    table = "\n".join(f"{key:<24} {value:.4f}" for key, value in scores)
+    sections = [(name.replace("_", " "), f"{name}.png", "") for name in plots]
     links = [("Interactive version (opens offline)", "interactive.html")]
-    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, scores, links))
-    write_interactive_run_report(run_dir, out_dir, record, confusion, metric)
+    atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, table, links))
+    best = "; ".join(f"{key} {value:.4f}" for key, value in scores)
+    intro = f"checkpoints chosen by {metric}; best: {best or 'none yet'}"
+    figures = run_figures(record.history, per_entity, confusion, metric)
+    atomic_write_text(out_dir / "interactive.html", report_page(f"Run {run_dir.name}", intro, figures))
     return page
 
 
@@ -60,7 +68,7 @@ def entity_confusion(
     return table
 
 
-def _learning_curves(history: Sequence[HistoryEntry], path: Path) -> Path:
+def _learning_curves(history: Sequence[HistoryEntry]) -> Any:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
@@ -71,12 +79,10 @@ def _learning_curves(history: Sequence[HistoryEntry], path: Path) -> Path:
     left.legend()
     right.plot(steps, [entry.loss or 0.0 for entry in history], marker="o", color="tab:red")
     right.set(xlabel="optimizer step", ylabel="loss", title="validation loss")
-    figure.tight_layout()
-    save_png(figure, path)
-    return path
+    return figure
 
 
-def _entity_f1(per_entity: dict[str, EntityScores], path: Path) -> Path:
+def _entity_f1(per_entity: dict[str, EntityScores]) -> Any:
     import matplotlib.pyplot as plt
 
     labels = sorted(per_entity)
@@ -85,12 +91,10 @@ def _entity_f1(per_entity: dict[str, EntityScores], path: Path) -> Path:
     axes.bar_label(bars, labels=[f"n={per_entity[label].support}" for label in labels], fontsize=8)
     axes.set(ylabel="F1", title="best checkpoint: F1 per entity type", ylim=(0, 1.1))
     axes.tick_params(axis="x", rotation=30)
-    figure.tight_layout()
-    save_png(figure, path)
-    return path
+    return figure
 
 
-def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
+def _confusion(confusion: dict[str, Counter[str]]) -> Any:
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -101,19 +105,9 @@ def _confusion(confusion: dict[str, Counter[str]], path: Path) -> Path:
     axes.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     axes.set_xticks(range(len(types)), types, rotation=45, ha="right")
     axes.set_yticks(range(len(types)), types)
-    for row in range(len(types)):
-        for column in range(len(types)):
-            if matrix[row, column]:
-                axes.text(
-                    column,
-                    row,
-                    int(matrix[row, column]),
-                    ha="center",
-                    va="center",
-                    fontsize=7,
-                    color="white" if shares[row, column] > 0.5 else "black",
-                )
+    for (row, column), count in np.ndenumerate(matrix):
+        if count:
+            color = "white" if shares[row, column] > 0.5 else "black"
+            axes.text(column, row, int(count), ha="center", va="center", fontsize=7, color=color)
     axes.set(xlabel="predicted", ylabel="gold", title="entity types per word")
-    figure.tight_layout()
-    save_png(figure, path)
-    return path
+    return figure

@@ -1,9 +1,7 @@
 """The HTTP service of a trained model (FastAPI): `POST /predict`, `GET /health`, `GET /metadata`.
 
-Concurrent requests are tagged together: a batcher collects the texts of requests that wait at the same time, up
-to `batch_size` texts, and runs the model once for them in a worker thread, so the event loop never blocks. A
-user's mistake (no text, an empty or too long text, a wrong type, a body over the size limit) is a 4xx with one
-line saying what was expected; only a fault of the service itself is a 500.
+Concurrent requests are tagged together, `batch_size` texts per model call in a worker thread (the event loop never
+blocks). A user's mistake is a 4xx with one line saying what was expected; only the service's own fault is a 500.
 """
 
 from __future__ import annotations
@@ -52,30 +50,19 @@ class PredictRequest(BaseModel):
     text: str | None = None
     texts: list[str] | None = None
 
-    @field_validator("text")
-    @classmethod
-    def _not_blank(cls, text: str | None) -> str | None:
-        if text is not None and not text.strip():
-            raise ValueError("expected a non-empty text")
-        return text
-
-    @field_validator("texts")
-    @classmethod
-    def _none_blank(cls, texts: list[str] | None) -> list[str] | None:
-        if texts is not None:
-            if not texts:
-                raise ValueError("expected at least one text")
-            blank = [index for index, text in enumerate(texts) if not text.strip()]
-            if blank:
-                raise ValueError(f"expected non-empty texts; texts {blank[:5]} are empty")
-        return texts
-
     @field_validator("text", "texts")
     @classmethod
-    def _unicode(cls, value: str | list[str] | None) -> str | list[str] | None:
-        """JSON may escape half a surrogate pair (`"\\ud800"`), which is no text: the model call of the whole batch,
-        other requests' texts included, would fail on it."""
+    def _usable(cls, value: str | list[str] | None) -> str | list[str] | None:
+        """Texts that are not blank, and that are Unicode: JSON may escape half a surrogate pair (`"\\ud800"`), and the
+        model call of the whole batch, other requests' texts included, would fail on it."""
+        if value == []:
+            raise ValueError("expected at least one text")
         texts = [value] if isinstance(value, str) else value or []
+        blank = [index for index, text in enumerate(texts) if not text.strip()]
+        if blank and isinstance(value, str):
+            raise ValueError("expected a non-empty text")
+        if blank:
+            raise ValueError(f"expected non-empty texts; texts {blank[:5]} are empty")
         broken = [index for index, text in enumerate(texts) if HALF_SURROGATE.search(text)]
         if broken:
             raise ValueError(f"expected Unicode text; texts {broken[:5]} hold half a surrogate pair")

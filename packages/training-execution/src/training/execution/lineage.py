@@ -67,18 +67,9 @@ class Lineage(BaseModel):
 
     def summary(self) -> dict[str, Any]:
         """The headline of the lineage (for a table or a service's metadata): run, study trial, data, backbone, code."""
-        study = self.study
-        return {
-            "run_id": self.run_id,
-            "study_name": study.study_name if study else None,
-            "trial_number": study.trial_number if study else None,
-            "objective": study.objective if study else None,
-            "cv_std": study.cv_std if study else None,
-            "config_fingerprint": self.config_fingerprint,
-            "dataset_fingerprint": self.dataset_fingerprint,
-            "backbone": self.backbone,
-            "code_revision": self.code_revision,
-        }
+        study = {key: getattr(self.study, key, None) for key in ("study_name", "trial_number", "objective", "cv_std")}
+        headline = ("config_fingerprint", "dataset_fingerprint", "backbone", "code_revision")
+        return {"run_id": self.run_id, **study, **{key: getattr(self, key) for key in headline}}
 
     def save(self, run_dir: str | os.PathLike[str]) -> Path:
         """Write `lineage.json` into the run folder atomically."""

@@ -5,7 +5,6 @@ Run again in the same folder, it reuses what is finished and resumes what is not
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import subprocess
 import sys
@@ -212,7 +211,7 @@ def _cli(args: argparse.Namespace, *arguments: str) -> None:
     """Run a `training` sub-command in a child process, as a user would, showing its output."""
     command = [sys.executable, "-m", "training.cli", *arguments]
     output = subprocess.DEVNULL if args.quiet or args.json else None
-    completed = subprocess.run(command, stdout=output, env=os.environ.copy(), check=False)
+    completed = subprocess.run(command, stdout=output, check=False)
     if completed.returncode != 0:
         raise ExecutionError(
             f"`training {' '.join(arguments)}` failed with exit code {completed.returncode}",
