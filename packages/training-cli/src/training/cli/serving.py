@@ -107,7 +107,7 @@ class Batcher:
             while sum(len(w.texts) for w in batch) < self._batch_size:
                 try:
                     batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
-                except TimeoutError:
+                except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
                     break
             texts = [text for waiting in batch for text in waiting.texts]
             try:
