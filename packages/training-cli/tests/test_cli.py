@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -21,6 +24,17 @@ def test_train_prints_json_metrics_and_writes_the_run_folder(cli, config_dir: Pa
     result = json.loads(completed.stdout)
     assert 0.0 <= result["metrics"]["entity_f1"] <= 1.0 and result["best_epoch"] == 1
     assert (tmp_path / "run/model/model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_train_under_torchrun_prints_one_json_document(config_dir: Path, tmp_path: Path) -> None:
+    """Every rank printed its own result: two JSON documents on stdout made `--json` output unparseable."""
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    train = ["training.cli", "train", "--config-dir", str(config_dir), "--output", str(tmp_path / "run"), "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run([*command, *train], capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    assert json.loads(completed.stdout)["output_dir"] == str(tmp_path / "run")
 
 
 def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config_dir: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from training.cli.commands.common import add_config_options, load_config_and_data
@@ -25,8 +26,11 @@ def run(args: argparse.Namespace) -> int:
     from training.cli.progress import ProgressBar
     from training.core import train_model
 
-    bar = ProgressBar(config.training.metric_for_best, enabled=not (args.quiet or args.json))
+    first_rank = os.environ.get("RANK", "0") == "0"  # torchrun starts every rank with these arguments: one reports
+    bar = ProgressBar(config.training.metric_for_best, enabled=first_rank and not (args.quiet or args.json))
     result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart)
+    if not first_rank:
+        return 0
     if args.json:
         print_json(
             {
