@@ -7,6 +7,7 @@ mounts; the code itself travels as wheels in the environment (see `azure_environ
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import time
 from pathlib import Path
@@ -43,6 +44,10 @@ STATUSES: dict[str, JobStatus] = {
 
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
+    if data_path.startswith("azureml:") and not re.fullmatch(r"azureml:(//.+|\w[\w.-]*([:@][\w.-]+)?)", data_path):
+        raise ConfigError(
+            f"data asset {data_path!r}: expected azureml:<name>:<version>, azureml:<name>@latest or an azureml:// URI"
+        )
     if not is_local(data_path):  # a file URI names a file by its suffix
         kind = "uri_file" if "://" in data_path and Path(data_path.split("?")[0].rstrip("/")).suffix else "uri_folder"
         return Input(type=kind, path=data_path)
