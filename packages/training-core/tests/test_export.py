@@ -81,3 +81,21 @@ def test_the_export_replaces_an_earlier_export(run_dir: Path, tmp_path: Path) ->
     (tmp_path / "onnx" / "stale.txt").write_text("from before")
     export_onnx(run_dir / "model", tmp_path / "onnx")
     assert (tmp_path / "onnx" / "model.onnx").is_file() and not (tmp_path / "onnx" / "stale.txt").exists()
+
+
+def test_the_int8_model_is_scored_on_a_split_named_as_its_file_or_on_a_single_file_whole(
+    run_dir: Path, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """`--split dev` was "no such split" although the loader reads dev.jsonl as validation, and a single file needed
+    `--split train`, where `training evaluate` takes both."""
+    data = tmp_path / "data"
+    data.mkdir()
+    validation = Path(tiny_config.data.path) / "validation.jsonl"
+    for name in ("train", "dev"):
+        (data / f"{name}.jsonl").write_text(validation.read_text(encoding="utf-8"), encoding="utf-8")
+    documents = len(validation.read_text(encoding="utf-8").splitlines())
+    for data_path, split, scored in ((data, "dev", "validation"), (validation, None, "train")):
+        record = export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(data_path), split=split)
+        assert (record.quantization.split, record.quantization.documents) == (scored, documents)
+    with pytest.raises(InputError, match=r"^--split test: .*data has no such split; it has train, validation$"):
+        export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(data), split="test")

@@ -19,20 +19,12 @@ from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
 from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
 from data.segmentation import Word, split_words
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
-SPLIT_ALIASES = {
-    "train": "train",
-    "validation": "validation",
-    "valid": "validation",
-    "val": "validation",
-    "dev": "validation",
-    "test": "test",
-}
-SPLIT_ORDER = ("train", "validation", "test")
 
 
 class Dataset(Mapping[str, tuple[Document, ...]]):

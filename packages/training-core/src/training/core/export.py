@@ -20,6 +20,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
 from data.loaders import load_dataset
+from data.split_names import chosen_split
 from training.common.atomic import atomic_directory, atomic_write_text
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
@@ -50,10 +51,11 @@ def export_onnx(
     *,
     quantize: bool = False,
     data_path: str | None = None,
-    split: str = "validation",
+    split: str | None = None,
 ) -> ExportedModel:
     """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
-    the int8 model is scored on `split` of `data_path`, else on the run's validation documents."""
+    the int8 model is scored on `split` of `data_path` (default: validation; a single file whole), else on the run's
+    validation documents."""
     target = Path(output_dir)
     if target.exists() and not is_exported(target) and (not target.is_dir() or any(target.iterdir())):
         raise InputError(
@@ -148,7 +150,7 @@ def _advice(record: logging.LogRecord) -> bool:
 
 
 def _evaluation_split(
-    source: Path, config: TrainingConfig | None, data_path: str | None, split: str
+    source: Path, config: TrainingConfig | None, data_path: str | None, split: str | None
 ) -> tuple[str, str, tuple[Document, ...]]:
     """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read with the run's data
     options), else the run's own validation documents."""
@@ -165,8 +167,7 @@ def _evaluation_split(
             )
         return str(config.data.path), "validation", run_inputs(config, config.data.load()).validation
     dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)
-    if split not in dataset:
-        raise InputError(f"--split {split}: {data_path} has no such split; it has {', '.join(dataset)}")
+    split = chosen_split(dataset, data_path, split, "validation")
     return data_path, split, tuple(dataset[split])
 
 

@@ -9,7 +9,6 @@ from training.cli.commands.common import add_format_option, positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
-from training.common.errors import InputError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -25,16 +24,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from data.loaders import SPLIT_ALIASES
+    from data.split_names import chosen_split
     from training.core import evaluate_model
 
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path, args.format)
-    split = args.split or (next(iter(dataset)) if Path(args.data_path).is_file() else "test")  # a file is one split
-    split = SPLIT_ALIASES.get(split.lower(), split)  # the names the loader reads a split file under
-    if split not in dataset:
-        named = args.split or split
-        raise InputError(f"--split {named}: {args.data_path} has no such split; it has {', '.join(dataset)}")
+    split = chosen_split(dataset, args.data_path, args.split, "test")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
     record = {
         "model": str(model_dir),

@@ -18,7 +18,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--quantize", action="store_true", help="also write an int8 dynamically quantised model and report its F1"
     )
     parser.add_argument("--data-path", help="data to score --quantize on (default: the run's validation data)")
-    parser.add_argument("--split", default="validation", help="split of --data-path to score (default: validation)")
+    parser.add_argument(
+        "--split", help="split of --data-path to score (default: validation; a single data file is scored whole)"
+    )
     parser.add_argument("--json", action="store_true", help="print the export record as JSON")
     parser.set_defaults(func=run)
 
