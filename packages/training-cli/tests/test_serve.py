@@ -127,6 +127,12 @@ def test_a_bad_request_is_a_4xx_with_one_line(server: str, body: Any, status: in
     assert got == status and message in answer["error"] and "\n" not in answer["error"]
 
 
+def test_an_unknown_path_or_method_is_answered_in_the_same_shape(server: str) -> None:
+    """A 404 or 405 was FastAPI's {"detail": ...}, where every other refusal is {"error": ...}."""
+    assert call(f"{server}/predcit", {"text": "a"}) == (404, {"error": "POST /predcit: Not Found"})
+    assert call(f"{server}/predict") == (405, {"error": "GET /predict: Method Not Allowed"})
+
+
 def test_bodies_that_are_not_json_or_too_large_are_refused(server: str) -> None:
     got, answer = call(f"{server}/predict", raw=b"{not json")
     assert got == 422 and "JSON" in answer["error"]

@@ -17,6 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from starlette.exceptions import HTTPException
 
 from data.formats import HALF_SURROGATE
 from training.config.validation import read_record
@@ -154,6 +155,11 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         return _error(422, f"{where}: {message}")
+
+    @app.exception_handler(HTTPException)
+    async def _unknown(request: Request, error: HTTPException) -> JSONResponse:  # 404, 405 (with its Allow header)
+        content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
+        return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
