@@ -158,13 +158,14 @@ def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, obj
     )
     splits = {}
     for split, records in corpus.items():
-        rows = []
-        for index, record in enumerate(records, start=1):
+        rows: dict[str, list[object]] = {"id": [], "tokens": [], "ner_tags": []}
+        for index, record in enumerate(records):
             spans = tuple(Span(*annotation) for annotation in record["annotations"])  # type: ignore[attr-defined]
-            document = Document.from_spans(f"{split}-{index}", str(record["text"]), spans)
-            tags = [names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)]
-            rows.append({"id": document.id, "tokens": [word.text for word in document.words], "ner_tags": tags})
-        splits[split] = datasets.Dataset.from_list(rows, features=features)
+            document = Document.from_spans(f"{split}-{index + 1}", str(record["text"]), spans)
+            rows["id"].append(document.id)
+            rows["tokens"].append([word.text for word in document.words])
+            rows["ner_tags"].append([names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)])
+        splits[split] = datasets.Dataset.from_dict(rows, features=features)
     datasets.DatasetDict(splits).save_to_disk(str(folder))
     return Path(folder)
 
