@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from training.cli.commands.common import add_config_options, load_config_and_data
@@ -21,15 +20,16 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 def run(args: argparse.Namespace) -> int:
     config, dataset = load_config_and_data(args)
-    for line in dataset.report.lines():
-        note(args, line)
     from training.cli.progress import ProgressBar
     from training.core import train_model
+    from training.execution import create_run_context
 
-    first_rank = os.environ.get("RANK", "0") == "0"  # torchrun starts every rank with these arguments: one reports
-    bar = ProgressBar(config.training.metric_for_best, enabled=first_rank and not (args.quiet or args.json))
-    result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart)
-    if not first_rank:
+    with create_run_context() as ctx:  # under torchrun every rank runs this command: the first one reports
+        for line in dataset.report.lines() if ctx.is_main else ():
+            note(args, line)
+        bar = ProgressBar(config.training.metric_for_best, enabled=ctx.is_main and not (args.quiet or args.json))
+        result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart, context=ctx)
+    if not ctx.is_main:
         return 0
     if args.json:
         print_json(
