@@ -215,9 +215,11 @@ def test_data_inputs_by_kind(tmp_path: Path) -> None:
     assert data_input(str(tmp_path)).type == "uri_folder"
     with pytest.raises(Exception, match=r"no-data: no such data file or folder to upload"):
         data_input(str(tmp_path / "no-data"))
-    assert data_input("azureml:ner-corpus@latest").path == "azureml:ner-corpus@latest"
+    workspace = "azureml:/subscriptions/0/resourceGroups/rg/providers/Microsoft.MachineLearningServices/workspaces/w"
+    for asset in ("azureml:ner-corpus@latest", "azureml:ner-corpus", f"{workspace}/data/ner/versions/3"):
+        assert data_input(asset).path == asset
     for asset in ("azureml:", "azureml:ner-corpus:", "azureml:/x", "azureml://"):  # passed the dry run, failed in Azure
-        with pytest.raises(ConfigError, match=rf"^data asset {asset!r}: expected azureml:<name>:<version>, "):
+        with pytest.raises(ConfigError, match=rf"^data asset {asset!r}: expected azureml:<name>\[:<version> or "):
             data_input(asset)
 
 

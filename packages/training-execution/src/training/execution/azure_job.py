@@ -44,9 +44,11 @@ STATUSES: dict[str, JobStatus] = {
 
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
-    if data_path.startswith("azureml:") and not re.fullmatch(r"azureml:(//.+|\w[\w.-]*([:@][\w.-]+)?)", data_path):
+    asset = r"azureml:((//|/subscriptions/).+|\w[\w.-]*([:@][\w.-]+)?)"  # a URI, an asset id, name[:version]
+    if data_path.startswith("azureml:") and not re.fullmatch(asset, data_path):
         raise ConfigError(
-            f"data asset {data_path!r}: expected azureml:<name>:<version>, azureml:<name>@latest or an azureml:// URI"
+            f"data asset {data_path!r}: expected azureml:<name>[:<version> or @latest], an azureml:// URI or an "
+            "azureml:/subscriptions/... asset id"
         )
     if not is_local(data_path):  # a file URI names a file by its suffix
         kind = "uri_file" if "://" in data_path and Path(data_path.split("?")[0].rstrip("/")).suffix else "uri_folder"
