@@ -120,9 +120,11 @@ def test_conll_line_without_a_tag(tmp_path: Path) -> None:
 
 def test_conll_lines_with_a_column_more_or_less_are_refused(tmp_path: Path) -> None:
     """Space-separated "New York B-LOC" among two-column lines read York as a middle column and lost it unsaid."""
-    path = write(tmp_path / "a.conll", "John B-PER\n\nNew York B-LOC\nis O\n")
-    with pytest.raises(DataError, match=r"a\.conll:3: 3 columns where line 1 has 2; .* 'New York B-LOC'"):
-        records(path, "conll")
+    for text in ("John B-PER\n\nNew York B-LOC\nis O\n", "John\tB-PER\n\nNew York B-LOC\nis\tO\n"):
+        with pytest.raises(DataError, match=r"a\.conll:3: 3 columns where line 1 has 2; .* 'New York B-LOC'"):
+            records(write(tmp_path / "a.conll", text), "conll")
+    with pytest.raises(DataError, match=r"a\.conll:2: 2 columns where line 1 has 3; .* got 'is O'"):  # either is odd
+        records(write(tmp_path / "a.conll", "New York B-LOC\nis O\n"), "conll")
 
 
 def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:

@@ -156,13 +156,12 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
             continue
         if len(columns) < 2:
             raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
-        if "\t" not in line:  # "New York B-LOC" among two-column lines: York would be a middle column, lost
-            width = width or (len(columns), number)  # the first space-separated line's columns, and its number
-            if len(columns) != width[0]:
-                raise DataError(
-                    f"{path}:{number}: {len(columns)} columns where line {width[1]} has {width[0]}; a token holding "
-                    f"a space needs tab-separated columns, got {line!r}"
-                )
+        width = width or (len(columns), number)  # the first token line's columns, and its number
+        if "\t" not in line and len(columns) != width[0]:  # "New York B-LOC" among two columns: York would be lost
+            raise DataError(
+                f"{path}:{number}: {len(columns)} columns where line {width[1]} has {width[0]}; a token holding a "
+                f"space needs tab-separated columns, got {line!r}"
+            )
         if not tokens:
             first_line = number
         tokens.append(columns[0])
