@@ -123,6 +123,7 @@ def test_upper_bounds_and_grid() -> None:
             {"batch_size": {"type": "choice", "values": [8, 16, 8.0]}},
             r"batch_size.values\[2\]: 8.0 is listed already \(values\[0\]\); list each value once$",
         ),
+        ({"batch_size": {"type": "choice", "values": [1, True]}}, r"values\[1\]: True is not a valid .* boolean$"),
         ({"learnin_rate": {"type": "fixed", "value": 1}}, "did you mean 'learning_rate'"),
         ({"dropout": {"type": "fixed", "value": 0.1, "condition": {"seed": 1}}}, "refers to 'seed', which is not in"),
         (

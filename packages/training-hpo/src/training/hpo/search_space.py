@@ -200,14 +200,9 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
     if isinstance(parameter, (Uniform, LogUniform)) and _is_integer_field(field.annotation):
         raise ConfigError(f"{where}: {key} is an integer; use type int instead of {parameter.type}")
     if isinstance(parameter, Choice):
-        for index, value in enumerate(parameter.values):
+        for value in parameter.values:
             if not isinstance(value, CHOICE_TYPES):
                 raise ConfigError(f"{where}: choice values must be strings, numbers, booleans or null, got {value!r}")
-            if value in parameter.values[:index]:  # sampled twice as often, and run twice by a grid
-                first = parameter.values.index(value)
-                raise ConfigError(
-                    f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
-                )
     adapter: TypeAdapter[Any] = TypeAdapter(
         Annotated[(field.annotation, *field.metadata)] if field.metadata else field.annotation
     )
@@ -217,6 +212,13 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
         except ValidationError as error:
             problem = error.errors()[0]["msg"].replace("Input should be", "expected")
             raise ConfigError(f"{where}.{label}: {value!r} is not a valid {key}: {problem}") from None
+    values = parameter.values if isinstance(parameter, Choice) else ()
+    for index, value in enumerate(values):  # once valid (a boolean is no number): sampled twice as often, run twice
+        if value in values[:index]:
+            first = values.index(value)
+            raise ConfigError(
+                f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
+            )
 
 
 def _checked_values(parameter: Parameter) -> list[tuple[str, Any]]:
