@@ -52,7 +52,7 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         try:  # Optuna reads the whole file here: a SQLite file or a folder fails with a decoding or an OS error
             storage = JournalStorage(JournalFileBackend(location))
-            _first_record(Path(location))
+            _check_first_line(Path(location))
             return storage
         except (OSError, ValueError, KeyError, TypeError) as error:
             raise ConfigError(
@@ -96,10 +96,13 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
     return storage
 
 
-def _first_record(journal: Path) -> None:
-    """Optuna skips a last line it cannot decode (a write cut short): a one-line text file passed, was appended to."""
+def _check_first_line(journal: Path) -> None:
+    """Raise unless the journal's first line, when complete, is JSON (Optuna takes a bad last line for a write cut
+    short, and so appended to a one-line text file)."""
     with journal.open("rb") as file:
-        json.loads(file.readline() or b"{}")
+        first = file.readline()
+    if first.endswith(b"\n"):
+        json.loads(first)
 
 
 def _one_take_at_a_time(storage: RDBStorage, lock_file: Path) -> None:
