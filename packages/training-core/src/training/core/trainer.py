@@ -85,7 +85,7 @@ def train_model(
             handler.close()
 
 
-@dataclass
+@dataclass(eq=False, repr=False, kw_only=True)
 class _Trainer:
     """One training run; state lives here so `fit` reads as the loop it is."""
 
