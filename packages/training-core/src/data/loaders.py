@@ -108,7 +108,6 @@ def load_dataset(
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
-        _one_format(data_asset)
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
     else:
@@ -196,16 +195,6 @@ def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     if not sequences:
         return None
     return detect_scheme(sequences) if requested == "auto" else requested
-
-
-def _one_format(asset: object) -> None:
-    """A folder of Parquet splits holding other split files too: refused, as one format would be read alone."""
-    if isinstance(asset, (str, os.PathLike)) and Path(asset).is_dir():
-        files = sorted(Path(asset).iterdir())
-        parquet = {file for file in files if file.suffix.lower() == ".parquet"}
-        other = [file.name for file in files if file.stem.lower() in SPLIT_ALIASES and file not in parquet]
-        if other and parquet:
-            raise DataError(f"{asset}: holds Parquet files and {other[0]}; keep the splits in one format")
 
 
 def _split_files(folder: Path) -> dict[str, Path]:
