@@ -23,6 +23,7 @@ def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str
     if split is None and Path(data_path).is_file():
         return next(iter(splits))
     named = split or default
-    if SPLIT_ALIASES.get(named.lower(), named) not in splits:
+    ours = SPLIT_ALIASES.get(named.lower(), named)
+    if ours not in splits:
         raise InputError(f"--split {named}: {data_path} has no such split; it has {', '.join(splits)}")
-    return SPLIT_ALIASES.get(named.lower(), named)
+    return ours
