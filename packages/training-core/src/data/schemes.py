@@ -75,7 +75,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
             return scheme
     if "B" not in prefixes:
         return "IO" if "I" in prefixes else "IOB2"
-    return "IOB1" if any(True for _, tags in listed for _ in stray_starts(tags)) else "IOB2"
+    return "IOB1" if any(next(stray_starts(tags), None) is not None for _, tags in listed) else "IOB2"
 
 
 def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
