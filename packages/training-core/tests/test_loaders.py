@@ -332,6 +332,21 @@ def test_whitespace_only_span(tmp_path: Path) -> None:
     assert load_error(path) == f"{path}:2: annotation [1, 4, 'PER'] covers only whitespace"
 
 
+def test_a_span_whose_offsets_miss_its_own_text_is_refused_and_utf16_offsets_are_named(tmp_path: Path) -> None:
+    """Browser tools count UTF-16 units: after two emoji, 'Bo' at [8, 10] was read as ' C' and widened to 'Cy'."""
+    text = "\U0001f600\U0001f600 Al Bo Cy"
+    utf16 = "; the offsets look like UTF-16 code units: count characters (code points)"
+    bo = {"start": 6, "end": 8, "label": "PER", "text": "Bo"}
+    path = one_record(tmp_path, {"text": text, "annotations": [bo]})
+    assert load_dataset(path)["train"][1].spans == (Span(6, 8, "PER"),)
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "start": 8, "end": 10}]})
+    assert load_error(path) == f"{path}:2: annotation [8, 10, 'PER'] cuts out ' C', not its text 'Bo'{utf16}"
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "start": 11, "end": 13, "text": "Cy"}]})
+    assert load_error(path) == f"{path}:2: annotation [11, 13, 'PER'] cuts out '', not its text 'Cy'{utf16}"
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "text": "Al"}]})
+    assert load_error(path) == f"{path}:2: annotation [6, 8, 'PER'] cuts out 'Bo', not its text 'Al'"
+
+
 def test_overlapping_spans_are_an_error_by_default(tmp_path: Path) -> None:
     path = one_record(tmp_path, {"text": "John Smith", "annotations": [[5, 10, "PER"], [0, 10, "PER"]]})
     assert load_error(path) == (

@@ -312,6 +312,15 @@ class _DocumentBuilder:
             raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
+        # Browser tools (doccano, Label Studio, Prodigy) count UTF-16 units: an emoji before a span shifts it by one.
+        written = item.get("text") if isinstance(item, dict) else None
+        if isinstance(written, str) and start >= 0 and text[start:end] != written:
+            units = text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le", "replace") == written
+            hint = "; the offsets look like UTF-16 code units: count characters (code points)" if units else ""
+            raise DataError(
+                f"{where}: annotation [{start}, {end}, {label!r}] cuts out {text[start:end]!r}, not its text "
+                f"{written!r}{hint}"
+            )
         if start < 0 or end > len(text):
             raise DataError(f"{where}: annotation {item!r} is out of range: the text has {len(text)} characters")
         self._check_label(where, label)
