@@ -230,6 +230,7 @@ class _DocumentBuilder:
     index: int = 0
     misaligned_examples: list[str] = field(default_factory=list)
     misaligned_count: int = 0
+    misaligned_dropped: int = 0
 
     def load(self, records: Iterable[Record]) -> tuple[Document, ...]:
         documents = tuple(doc for doc in map(self.build, records) if doc is not None)
@@ -238,7 +239,9 @@ class _DocumentBuilder:
         return documents
 
     def misaligned(self) -> MisalignedSpans:
-        return MisalignedSpans(count=self.misaligned_count, examples=tuple(self.misaligned_examples))
+        return MisalignedSpans(
+            count=self.misaligned_count, dropped=self.misaligned_dropped, examples=tuple(self.misaligned_examples)
+        )
 
     def build(self, record: Record) -> Document | None:
         self.index += 1
@@ -287,12 +290,13 @@ class _DocumentBuilder:
                 aligned.append((span, span))
                 continue
             found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
-            outcome = "covers no word" if widened is None else f"widened to {text[widened.start : widened.end]!r}"
+            outcome = f"widened to {text[widened.start : widened.end]!r}" if widened else "covers no word, is dropped"
             if self.misaligned_policy == "error":
                 raise DataError(
                     f"{found} does not start and end on word edges ({outcome} under data.misaligned_policy: expand)"
                 )
             self.misaligned_count += 1
+            self.misaligned_dropped += widened is None
             if len(self.misaligned_examples) < MAX_EXAMPLES:
                 self.misaligned_examples.append(f"{found} {outcome}")
             if widened is not None:
