@@ -244,6 +244,17 @@ def test_the_generator_writes_a_save_to_disk_folder_in_any_scheme(tmp_path: Path
         assert Counter(span.label for doc in saved[split] for span in doc.spans) == entities
 
 
+def test_the_generator_writes_an_empty_split_that_reads_back(tmp_path: Path) -> None:
+    """`from_list` refused an empty split; `save_to_disk` then wrote it with no data file, which no one could read."""
+    saved = write_saved_dataset(tmp_path / "saved", {**generate_corpus(6, seed=1), "test": []})
+    splits = datasets.load_from_disk(str(saved))
+    assert {name: split.num_rows for name, split in splits.items()} == {"train": 4, "validation": 1, "test": 0}
+    assert splits["test"].features == splits["train"].features
+    with pytest.raises(DataError) as error:
+        load_dataset(saved)
+    assert str(error.value) == f"{saved}[test]: the 'test' split has no documents"
+
+
 # Without the extra: a meta-path finder makes `datasets` look uninstalled in a fresh interpreter.
 BLOCKED_RUN = """
 import importlib.abc, json, sys

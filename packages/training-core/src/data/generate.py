@@ -166,7 +166,8 @@ def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, obj
             rows["tokens"].append([word.text for word in document.words])
             rows["ner_tags"].append([names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)])
         splits[split] = datasets.Dataset.from_dict(rows, features=features)
-    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    # One shard each: `datasets` writes an empty split as no shard at all, which `load_from_disk` cannot read.
+    datasets.DatasetDict(splits).save_to_disk(str(folder), num_shards=dict.fromkeys(splits, 1))
     return Path(folder)
 
 
