@@ -233,6 +233,26 @@ def test_hub_ids_parse_and_a_missing_one_offline_is_one_line(monkeypatch: pytest
     assert "\n" not in message
 
 
+def test_loading_draws_no_datasets_bar_and_leaves_its_settings_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A hub id (here a folder of Parquet files, as `datasets` reads `org/name` from the working folder) drew
+    "Generating train split: ..." on stderr, amid our own output."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    twin_dict()["train"].to_parquet(str(tmp_path / "org" / "name" / "train.parquet"))
+    datasets.utils.logging.set_verbosity_warning()
+    capfd.readouterr()
+
+    dataset = load_dataset("hf://org/name")
+
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    assert capfd.readouterr().err == ""
+    assert datasets.utils.logging.is_progress_bar_enabled()
+    assert datasets.utils.logging.get_verbosity() == datasets.utils.logging.WARNING
+
+
 def test_the_generator_writes_a_save_to_disk_folder_in_any_scheme(tmp_path: Path) -> None:
     corpus = generate_corpus(12, seed=3)
     spans = load_dataset(write_corpus(tmp_path / "jsonl", corpus))

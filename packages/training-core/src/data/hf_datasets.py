@@ -18,6 +18,7 @@ from data.formats import TAG_KEYS, Record
 from data.split_names import SPLIT_ALIASES
 from training.common.errors import DataError
 from training.common.optional import require
+from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
@@ -25,6 +26,7 @@ TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
+_quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +73,13 @@ def read_datasets_input(
 ) -> tuple[str, dict[str, list[Record]]]:
     """A name for `asset` and its splits (as the data names them) as token records with tag names."""
     datasets = require("datasets", _NEEDED_BY)
-    source, splits = _open(datasets, asset)
-    records = {}
-    for split, table in splits.items():
-        if not isinstance(table, datasets.Dataset):
-            raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
-        records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
+    with _quiet_datasets():
+        source, splits = _open(datasets, asset)
+        records = {}
+        for split, table in splits.items():
+            if not isinstance(table, datasets.Dataset):
+                raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
+            records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
     if not records:
         raise DataError(f"{source}: the dataset has no splits")
     return source, records
