@@ -275,6 +275,17 @@ def test_the_generator_writes_an_empty_split_that_reads_back(tmp_path: Path) -> 
     assert str(error.value) == f"{saved}[test]: the 'test' split has no documents"
 
 
+def test_a_split_saved_empty_by_datasets_is_one_line_naming_it(tmp_path: Path) -> None:
+    """`save_to_disk` writes an empty split without a data file; loading it was an IndexError (an internal error)."""
+    train = tagged()
+    datasets.DatasetDict({"train": train, "test": train.select([])}).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError) as error:
+        load_dataset(tmp_path / "saved")
+    assert str(error.value) == (
+        f"{tmp_path / 'saved' / 'test'}: an empty split (saved with no data file); drop it or give it rows"
+    )
+
+
 # Without the extra: a meta-path finder makes `datasets` look uninstalled in a fresh interpreter.
 BLOCKED_RUN = """
 import importlib.abc, json, sys

@@ -7,6 +7,7 @@ by the column's `ClassLabel` feature, or by `tag_names` when the data has none. 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -93,6 +94,10 @@ def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
         return text, _from_hub(datasets, HubId.parse(text), text)
     path = Path(text)
     if _saved_to_disk(path):
+        for state in [path / "state.json", *sorted(path.glob("*/state.json"))]:
+            if state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("_data_files") == []:
+                # `datasets` saves an empty split without a data file, then fails to read it back (IndexError).
+                raise DataError(f"{state.parent}: an empty split (saved with no data file); drop it or give it rows")
         loaded = datasets.load_from_disk(str(path))
         return text, dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     if path.is_file():
