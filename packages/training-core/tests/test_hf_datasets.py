@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from data.generate import generate_corpus, write_corpus, write_saved_dataset
+from data.generate import generate_corpus, main, write_corpus, write_saved_dataset
 from data.hf_datasets import Columns, HubId
 from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
@@ -273,6 +273,15 @@ def test_the_generator_writes_an_empty_split_that_reads_back(tmp_path: Path) -> 
     with pytest.raises(DataError) as error:
         load_dataset(saved)
     assert str(error.value) == f"{saved}[test]: the 'test' split has no documents"
+
+
+def test_the_generator_writing_a_save_to_disk_folder_draws_no_datasets_bar(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`--format datasets` drew a "Saving the dataset" bar per split before its own line."""
+    assert main([str(tmp_path / "saved"), "--format", "datasets", "--documents", "6"]) == 0
+    assert capfd.readouterr() == (f"wrote {tmp_path / 'saved'}: train 4, validation 1, test 1 documents\n", "")
+    assert datasets.utils.logging.is_progress_bar_enabled()
 
 
 def test_a_split_saved_empty_by_datasets_is_one_line_naming_it(tmp_path: Path) -> None:

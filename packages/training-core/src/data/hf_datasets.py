@@ -27,7 +27,7 @@ TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
-_quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
+quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +74,7 @@ def read_datasets_input(
 ) -> tuple[str, dict[str, list[Record]]]:
     """A name for `asset` and its splits (as the data names them) as token records with tag names."""
     datasets = require("datasets", _NEEDED_BY)
-    with _quiet_datasets():
+    with quiet_datasets():
         source, splits = _open(datasets, asset)
         records = {}
         for split, table in splits.items():
