@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from data.generate import generate_corpus, write_corpus, write_saved_dataset
+from data.generate import generate_corpus, main, write_corpus, write_saved_dataset
 from data.hf_datasets import Columns, HubId
 from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
@@ -126,6 +126,23 @@ def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
     assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
+def test_a_table_with_ner_tags_and_tags_reads_ner_tags_and_refuses_them_differing(tmp_path: Path) -> None:
+    """As a JSON line with both keys: `ner_tags` is read, and a row where the two disagree is an error."""
+    table = tagged().add_column("tags", [list(row) for row in TAGS])
+    dataset = load_dataset(table)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    lines = [json.dumps({"tokens": t, "ner_tags": g, "tags": g}) for t, g in zip(TOKENS, TAGS, strict=True)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines), encoding="utf-8")
+    assert load_dataset(tmp_path / "train.jsonl").fingerprint == dataset.fingerprint
+    table = tagged().add_column("tags", [["O"] * len(row) for row in TAGS])
+    with pytest.raises(DataError) as error:
+        load_dataset(table)
+    assert str(error.value) == (
+        "<Dataset>[train]:0: 'ner_tags' and 'tags' differ (word 0: 'B-PER' vs 'O'); keep one or make them equal"
+    )
+    assert load_dataset(table, columns=Columns(tags="tags"))["train"][0].spans == ()
+
+
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(load_dataset(tagged())) == ["train"]
     dataset = load_dataset(datasets.DatasetDict({"test": tagged(), "dev": tagged(), "train": tagged()}))
@@ -216,6 +233,26 @@ def test_hub_ids_parse_and_a_missing_one_offline_is_one_line(monkeypatch: pytest
     assert "\n" not in message
 
 
+def test_loading_draws_no_datasets_bar_and_leaves_its_settings_as_they_were(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """A hub id (here a folder of Parquet files, as `datasets` reads `org/name` from the working folder) drew
+    "Generating train split: ..." on stderr, amid our own output."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", str(tmp_path / "cache"))
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    twin_dict()["train"].to_parquet(str(tmp_path / "org" / "name" / "train.parquet"))
+    datasets.utils.logging.set_verbosity_warning()
+    capfd.readouterr()
+
+    dataset = load_dataset("hf://org/name")
+
+    assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
+    assert capfd.readouterr().err == ""
+    assert datasets.utils.logging.is_progress_bar_enabled()
+    assert datasets.utils.logging.get_verbosity() == datasets.utils.logging.WARNING
+
+
 def test_the_generator_writes_a_save_to_disk_folder_in_any_scheme(tmp_path: Path) -> None:
     corpus = generate_corpus(12, seed=3)
     spans = load_dataset(write_corpus(tmp_path / "jsonl", corpus))
@@ -225,6 +262,37 @@ def test_the_generator_writes_a_save_to_disk_folder_in_any_scheme(tmp_path: Path
     for split in spans:
         entities = Counter(span.label for doc in spans[split] for span in doc.spans)
         assert Counter(span.label for doc in saved[split] for span in doc.spans) == entities
+
+
+def test_the_generator_writes_an_empty_split_that_reads_back(tmp_path: Path) -> None:
+    """`from_list` refused an empty split; `save_to_disk` then wrote it with no data file, which no one could read."""
+    saved = write_saved_dataset(tmp_path / "saved", {**generate_corpus(6, seed=1), "test": []})
+    splits = datasets.load_from_disk(str(saved))
+    assert {name: split.num_rows for name, split in splits.items()} == {"train": 4, "validation": 1, "test": 0}
+    assert splits["test"].features == splits["train"].features
+    with pytest.raises(DataError) as error:
+        load_dataset(saved)
+    assert str(error.value) == f"{saved}[test]: the 'test' split has no documents"
+
+
+def test_the_generator_writing_a_save_to_disk_folder_draws_no_datasets_bar(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """`--format datasets` drew a "Saving the dataset" bar per split before its own line."""
+    assert main([str(tmp_path / "saved"), "--format", "datasets", "--documents", "6"]) == 0
+    assert capfd.readouterr() == (f"wrote {tmp_path / 'saved'}: train 4, validation 1, test 1 documents\n", "")
+    assert datasets.utils.logging.is_progress_bar_enabled()
+
+
+def test_a_split_saved_empty_by_datasets_is_one_line_naming_it(tmp_path: Path) -> None:
+    """`save_to_disk` writes an empty split without a data file; loading it was an IndexError (an internal error)."""
+    train = tagged()
+    datasets.DatasetDict({"train": train, "test": train.select([])}).save_to_disk(str(tmp_path / "saved"))
+    with pytest.raises(DataError) as error:
+        load_dataset(tmp_path / "saved")
+    assert str(error.value) == (
+        f"{tmp_path / 'saved' / 'test'}: an empty split (saved with no data file); drop it or give it rows"
+    )
 
 
 # Without the extra: a meta-path finder makes `datasets` look uninstalled in a fresh interpreter.

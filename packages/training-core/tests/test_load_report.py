@@ -52,6 +52,29 @@ def test_misaligned_spans_are_widened_to_words_and_counted_per_split(misaligned_
     assert f"  {validation_file}:1: [1, 4, 'PER'] 'ohn' widened to 'John'" in lines
 
 
+def test_a_span_covering_no_word_is_reported_as_dropped_not_expanded(tmp_path: Path) -> None:
+    """A span over a zero-width space has no word to widen to: the report said it was expanded to words."""
+    write_split(tmp_path, "train", [{"text": "Ann \u200b Bo", "annotations": [[0, 2, "PER"], [4, 5, "PER"]]}])
+    dataset = load_dataset(tmp_path / "train.jsonl")
+    assert dataset["train"][0].spans == (Span(0, 3, "PER"),)
+    examples = (
+        f"{tmp_path / 'train.jsonl'}:1: [0, 2, 'PER'] 'An' widened to 'Ann'",
+        f"{tmp_path / 'train.jsonl'}:1: [4, 5, 'PER'] '\\u200b' covers no word, is dropped",
+    )
+    assert dataset.report.misaligned["train"] == MisalignedSpans(count=2, dropped=1, examples=examples)
+    assert dataset.report.lines()[1:] == [
+        "2 train spans did not start and end on word edges (1 expanded to words, 1 covering no word dropped)",
+        *(f"  {example}" for example in examples),
+    ]
+    write_split(tmp_path, "train", [{"text": "Ann \u200b Bo", "annotations": [[4, 5, "PER"]]}])
+    with pytest.raises(DataError) as error:
+        load_dataset(tmp_path / "train.jsonl", misaligned_policy="error")
+    assert str(error.value) == (
+        f"{tmp_path / 'train.jsonl'}:1: [4, 5, 'PER'] '\\u200b' does not start and end on word edges "
+        "(covers no word, is dropped under data.misaligned_policy: expand)"
+    )
+
+
 def test_misaligned_examples_stop_at_five_but_all_are_counted(tmp_path: Path) -> None:
     records = [{"text": f"Xavier{i} left", "annotations": [[0, 6, "PER"]]} for i in range(7)]
     write_split(tmp_path, "train", records)

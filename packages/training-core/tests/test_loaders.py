@@ -89,6 +89,20 @@ def test_token_json_lines(tmp_path: Path, key: str) -> None:
     assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(token_records(key)))))
 
 
+def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_and_refuses_them_differing(tmp_path: Path) -> None:
+    """`tags` was read, where `datasets` input reads `ner_tags`: the same data gave other entities by its format."""
+    both = [{**record, "ner_tags": record["tags"]} for record in token_records()]
+    assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(both))))
+    ids = {"tokens": ["Jo", "Li"], "tags": ["B-PER", "I-PER"], "ner_tags": [1, 2]}
+    ids = write(tmp_path / "ids.jsonl", jsonl([ids]))
+    assert load_dataset(ids, tag_names=["O", "B-PER", "I-PER"])["train"][0].spans == (Span(0, 5, "PER"),)
+    both[1]["tags"] = ["B-PER", "O", "O", "O"]
+    path = write(tmp_path / "train.jsonl", jsonl(both))
+    assert load_error(path) == (
+        f"{path}:2: 'ner_tags' and 'tags' differ (word 3: 'B-LOC' vs 'O'); keep one or make them equal"
+    )
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)
@@ -316,6 +330,21 @@ def test_whitespace_around_a_span_is_trimmed_and_counted(tmp_path: Path) -> None
 def test_whitespace_only_span(tmp_path: Path) -> None:
     path = one_record(tmp_path, {"text": "a   b", "annotations": [[1, 4, "PER"]]})
     assert load_error(path) == f"{path}:2: annotation [1, 4, 'PER'] covers only whitespace"
+
+
+def test_a_span_whose_offsets_miss_its_own_text_is_refused_and_utf16_offsets_are_named(tmp_path: Path) -> None:
+    """Browser tools count UTF-16 units: after two emoji, 'Bo' at [8, 10] was read as ' C' and widened to 'Cy'."""
+    text = "\U0001f600\U0001f600 Al Bo Cy"
+    utf16 = "; the offsets look like UTF-16 code units: count characters (code points)"
+    bo = {"start": 6, "end": 8, "label": "PER", "text": "Bo"}
+    path = one_record(tmp_path, {"text": text, "annotations": [bo]})
+    assert load_dataset(path)["train"][1].spans == (Span(6, 8, "PER"),)
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "start": 8, "end": 10}]})
+    assert load_error(path) == f"{path}:2: annotation [8, 10, 'PER'] cuts out ' C', not its text 'Bo'{utf16}"
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "start": 11, "end": 13, "text": "Cy"}]})
+    assert load_error(path) == f"{path}:2: annotation [11, 13, 'PER'] cuts out '', not its text 'Cy'{utf16}"
+    path = one_record(tmp_path, {"text": text, "annotations": [{**bo, "text": "Al"}]})
+    assert load_error(path) == f"{path}:2: annotation [6, 8, 'PER'] cuts out 'Bo', not its text 'Al'"
 
 
 def test_overlapping_spans_are_an_error_by_default(tmp_path: Path) -> None:

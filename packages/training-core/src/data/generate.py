@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.documents import Document, Span
+from data.hf_datasets import quiet_datasets
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
@@ -166,7 +167,9 @@ def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, obj
             rows["tokens"].append([word.text for word in document.words])
             rows["ner_tags"].append([names.index(tag) for tag in from_iob2(document.tags, scheme, document.id)])
         splits[split] = datasets.Dataset.from_dict(rows, features=features)
-    datasets.DatasetDict(splits).save_to_disk(str(folder))
+    # One shard each: `datasets` writes an empty split as no shard at all, which `load_from_disk` cannot read.
+    with quiet_datasets():  # its "Saving the dataset" bars, a line per split before ours
+        datasets.DatasetDict(splits).save_to_disk(str(folder), num_shards=dict.fromkeys(splits, 1))
     return Path(folder)
 
 

@@ -7,6 +7,7 @@ by the column's `ClassLabel` feature, or by `tag_names` when the data has none. 
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Sequence
@@ -14,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.formats import Record
+from data.formats import TAG_KEYS, Record
 from data.split_names import SPLIT_ALIASES
 from training.common.errors import DataError
 from training.common.optional import require
+from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
@@ -25,6 +27,7 @@ TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
+quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,12 +74,13 @@ def read_datasets_input(
 ) -> tuple[str, dict[str, list[Record]]]:
     """A name for `asset` and its splits (as the data names them) as token records with tag names."""
     datasets = require("datasets", _NEEDED_BY)
-    source, splits = _open(datasets, asset)
-    records = {}
-    for split, table in splits.items():
-        if not isinstance(table, datasets.Dataset):
-            raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
-        records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
+    with quiet_datasets():
+        source, splits = _open(datasets, asset)
+        records = {}
+        for split, table in splits.items():
+            if not isinstance(table, datasets.Dataset):
+                raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
+            records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
     if not records:
         raise DataError(f"{source}: the dataset has no splits")
     return source, records
@@ -90,6 +94,10 @@ def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
         return text, _from_hub(datasets, HubId.parse(text), text)
     path = Path(text)
     if _saved_to_disk(path):
+        for state in [path / "state.json", *sorted(path.glob("*/state.json"))]:
+            if state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("_data_files") == []:
+                # `datasets` saves an empty split without a data file, then fails to read it back (IndexError).
+                raise DataError(f"{state.parent}: an empty split (saved with no data file); drop it or give it rows")
         loaded = datasets.load_from_disk(str(path))
         return text, dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     if path.is_file():
@@ -138,14 +146,21 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
 def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns) -> list[Record]:
     token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
     tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
-    names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
+    # A table with both `ner_tags` and `tags` gives both, which the loader compares as it does a JSON line's.
+    both = columns.tags is None and set(TAG_KEYS) <= set(table.column_names)
+    keys = {key: key for key in TAG_KEYS} if both else {tag_column: "tags"}  # column -> record field
+    names = {column: _tag_names(datasets, where, table.features[column], column, tag_names) for column in keys}
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
-    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
+    rows = table.select_columns([token_column, *keys, *kept]).to_dict()
     records = []
-    for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
-        if names is not None and isinstance(tags, list):
-            tags = [tag_name(where, row, tag_column, tag, names) for tag in tags]
-        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
+    for row, tokens in enumerate(rows[token_column]):
+        fields = {column: rows[column][row] for column in kept}
+        for column, key in keys.items():
+            tags = rows[column][row]
+            if names[column] is not None and isinstance(tags, list):
+                tags = [tag_name(where, row, column, tag, names[column]) for tag in tags]
+            fields[key] = tags
+        records.append(Record(row, {**fields, "tokens": tokens}))
     return records
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
-from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text
+from data.formats import FORMATS, HALF_SURROGATE, TAG_KEYS, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
@@ -154,17 +154,18 @@ def _file_source(file: Path, format: str, tag_names: Sequence[str] | None) -> _S
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
     """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
-    key = "tags" if "tags" in record.fields else "ner_tags"
-    tags = record.fields.get(key)
-    if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
-        return record
-    if names is None:
-        raise DataError(
-            f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
-            "(or write the names)"
-        )
-    named = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
-    return replace(record, fields={**record.fields, key: named})
+    fields = dict(record.fields)
+    for key in TAG_KEYS:
+        tags = fields.get(key)
+        if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false: no ids
+            continue
+        if names is None:
+            raise DataError(
+                f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
+                "(or write the names)"
+            )
+        fields[key] = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
+    return replace(record, fields=fields)
 
 
 def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -185,11 +186,11 @@ def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     """The tagging scheme of every token record together (detected unless requested); None without tags."""
     sequences = [
-        (f"{part.where}:{record.line}", tags)
+        (where, tags)
         for part in sources
         if part.format != "spans"
         for record in part.records
-        if isinstance(tags := record.fields.get("tags", record.fields.get("ner_tags")), list)
+        if isinstance(tags := record.fields.get(tag_key(where := f"{part.where}:{record.line}", record.fields)), list)
         and all(isinstance(tag, str) for tag in tags)
     ]
     if not sequences:
@@ -229,6 +230,7 @@ class _DocumentBuilder:
     index: int = 0
     misaligned_examples: list[str] = field(default_factory=list)
     misaligned_count: int = 0
+    misaligned_dropped: int = 0
 
     def load(self, records: Iterable[Record]) -> tuple[Document, ...]:
         documents = tuple(doc for doc in map(self.build, records) if doc is not None)
@@ -237,7 +239,9 @@ class _DocumentBuilder:
         return documents
 
     def misaligned(self) -> MisalignedSpans:
-        return MisalignedSpans(count=self.misaligned_count, examples=tuple(self.misaligned_examples))
+        return MisalignedSpans(
+            count=self.misaligned_count, dropped=self.misaligned_dropped, examples=tuple(self.misaligned_examples)
+        )
 
     def build(self, record: Record) -> Document | None:
         self.index += 1
@@ -286,12 +290,13 @@ class _DocumentBuilder:
                 aligned.append((span, span))
                 continue
             found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
-            outcome = "covers no word" if widened is None else f"widened to {text[widened.start : widened.end]!r}"
+            outcome = f"widened to {text[widened.start : widened.end]!r}" if widened else "covers no word, is dropped"
             if self.misaligned_policy == "error":
                 raise DataError(
                     f"{found} does not start and end on word edges ({outcome} under data.misaligned_policy: expand)"
                 )
             self.misaligned_count += 1
+            self.misaligned_dropped += widened is None
             if len(self.misaligned_examples) < MAX_EXAMPLES:
                 self.misaligned_examples.append(f"{found} {outcome}")
             if widened is not None:
@@ -311,6 +316,15 @@ class _DocumentBuilder:
             raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
+        # Browser tools (doccano, Label Studio, Prodigy) count UTF-16 units: an emoji before a span shifts it by one.
+        written = item.get("text") if isinstance(item, dict) else None
+        if isinstance(written, str) and start >= 0 and text[start:end] != written:
+            units = text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le", "replace") == written
+            hint = "; the offsets look like UTF-16 code units: count characters (code points)" if units else ""
+            raise DataError(
+                f"{where}: annotation [{start}, {end}, {label!r}] cuts out {text[start:end]!r}, not its text "
+                f"{written!r}{hint}"
+            )
         if start < 0 or end > len(text):
             raise DataError(f"{where}: annotation {item!r} is out of range: the text has {len(text)} characters")
         self._check_label(where, label)
@@ -338,7 +352,7 @@ class _DocumentBuilder:
 
     def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         tokens = fields["tokens"]
-        key = "tags" if "tags" in fields else "ner_tags"
+        key = tag_key(where, fields)
         if key not in fields:
             raise DataError(f"{where}: 'tokens' needs 'tags' or 'ner_tags' beside it")
         tags = fields[key]

@@ -12,9 +12,11 @@ class _Record(BaseModel):
 
 
 class MisalignedSpans(_Record):
-    """Spans of one split whose start or end fell inside a word (or on no word edge), and the first few of them."""
+    """Spans of one split whose start or end fell inside a word (or on no word edge), and the first few of them;
+    `dropped` of them covered no word (only characters the word rule skips, such as U+200B), so had none to widen to."""
 
     count: int = 0
+    dropped: int = 0
     examples: tuple[str, ...] = ()
 
 
@@ -47,6 +49,8 @@ class LoadReport(_Record):
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
         for split, found in self.misaligned.items():
             if found.count:
-                lines.append(f"{found.count} {split} spans did not start and end on word edges (expanded to words)")
+                outcome = f"{found.count - found.dropped} expanded to words, {found.dropped} covering no word dropped"
+                outcome = outcome if found.dropped else "expanded to words"
+                lines.append(f"{found.count} {split} spans did not start and end on word edges ({outcome})")
                 lines += [f"  {example}" for example in found.examples]
         return lines

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pickle
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,11 +18,11 @@ from transformers import (
     PreTrainedModel,
     PreTrainedTokenizerBase,
 )
-from transformers.utils import logging as transformers_logging
 
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, first_line
+from training.common.quiet import QuietLibrary
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
 from training.core.tiny_model import tiny_bert_model
@@ -148,38 +146,9 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
     return names
 
 
-class _QuietTransformers:
-    """Hides transformers' load report (a new head is expected; weights that do not fit are our own error) and the
-    progress bars transformers 5 draws at each load and save (a line per checkpoint in a run's output). Calls may
-    overlap (in-process parallel trials): the first in saves the settings, the last out restores them (turning the
-    bars back on also turns huggingface_hub's on, as transformers does)."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._depth = 0
-        self._saved = (transformers_logging.WARNING, True)
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[None]:
-        with self._lock:
-            if self._depth == 0:
-                self._saved = (transformers_logging.get_verbosity(), transformers_logging.is_progress_bar_enabled())
-                transformers_logging.set_verbosity_error()
-                transformers_logging.disable_progress_bar()
-            self._depth += 1
-        try:
-            yield
-        finally:
-            with self._lock:
-                self._depth -= 1
-                if self._depth == 0:
-                    verbosity, bars = self._saved
-                    transformers_logging.set_verbosity(verbosity)
-                    if bars:
-                        transformers_logging.enable_progress_bar()
-
-
-_quiet_transformers = _QuietTransformers()
+# transformers 5 draws bars at each load and save (a line per checkpoint in a run's output) and reports a new head,
+# which is expected (weights that do not fit are our own error). Turning its bars back on also turns huggingface_hub's.
+_quiet_transformers = QuietLibrary("transformers.utils.logging")
 
 
 def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
