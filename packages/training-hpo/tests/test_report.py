@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -141,3 +142,33 @@ def test_a_parameter_or_objective_the_same_in_every_trial_is_reported_without_wa
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert (tmp_path / "parallel.png").is_file() == (len(set(values)) > 1)  # params and objective must vary
     assert ("Skipped: needs complete trials with different objective values" in page) == (values == [0.5] * 3)
+
+
+def test_a_running_trial_whose_process_was_killed_is_shown_as_such_and_left_running(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from training.hpo.recovery import process_identity
+    from training.hpo.trial_record import TrialRecord
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="killed", storage=url)
+    worker = f"""
+import time, optuna
+from training.hpo.recovery import process_identity
+from training.hpo.trial_record import TrialRecord
+TrialRecord.write(optuna.load_study(study_name="killed", storage="{url}").ask(), owner=process_identity())
+print("running", flush=True)
+time.sleep(600)
+"""
+    process = subprocess.Popen([sys.executable, "-c", worker], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "running\n"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    TrialRecord.write(study.ask(), owner=process_identity())  # this process: alive
+    states = [re.split(r"\s{2,}", line)[1] for line in trials_table(study).splitlines()[1:3]]
+    assert states == ["running (worker gone)", "running"]
+    assert "worker gone: the trial's process died; `training hpo resume`" in trials_table(study)
+    assert [trial.state for trial in study.trials] == [TrialState.RUNNING, TrialState.RUNNING]  # a report only reads

@@ -16,20 +16,24 @@ from training.common.atomic import atomic_write_text
 from training.common.optional import require
 from training.common.report_page import Section, report_page, save_png
 from training.hpo.interactive_report import importances_note, write_interactive_report
+from training.hpo.recovery import interrupted
 from training.hpo.trial_record import TrialRecord
 
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
 
 
 def trials_table(study: optuna.Study) -> str:
-    """Every trial as one row of `COLUMNS`, then the training time pruning saved."""
+    """Every trial as one row of `COLUMNS` (a RUNNING trial whose process died as `running (worker gone)`), then the
+    training time pruning saved."""
     rows = [COLUMNS]
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    gone = {trial.number for trial in trials if interrupted(trial)}
+    for trial in trials:
         record = TrialRecord.of(trial)
         rows.append(
             (
                 str(trial.number),
-                trial.state.name.lower(),
+                trial.state.name.lower() + (" (worker gone)" if trial.number in gone else ""),
                 _number(trial.value),
                 _number(record.cv_std),
                 " ".join(_number(value) for value in record.fold_values) or "-",
@@ -42,6 +46,8 @@ def trials_table(study: optuna.Study) -> str:
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
     ]
+    if gone:
+        lines.append("worker gone: the trial's process died; `training hpo resume` marks it failed and queues it again")
     saved = pruning_savings(study)
     if saved is not None:
         lines.append(f"pruning saved about {saved:.1f} s of training")
