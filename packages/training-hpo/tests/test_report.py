@@ -172,3 +172,30 @@ time.sleep(600)
     assert states == ["running (worker gone)", "running"]
     assert "worker gone: the trial's process died; `training hpo resume`" in trials_table(study)
     assert [trial.state for trial in study.trials] == [TrialState.RUNNING, TrialState.RUNNING]  # a report only reads
+
+
+def test_the_png_figures_name_the_metric_and_its_unit_as_the_interactive_page_does(swept: tuple) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from training.hpo.report import study_plots
+
+    study, _ = swept
+    drawn = {heading: draw() for heading, _, draw, note in study_plots(study, "entity_f1") if note is None}
+    labels = {heading: (axes.get_title(), axes.get_xlabel(), axes.get_ylabel()) for heading, axes in drawn.items()}
+    score = "entity_f1 (score, 0 to 1)"
+    assert labels == {
+        "Optimisation history": ("Optimisation history of entity_f1", "trial (number)", score),
+        "Parameter importances": (
+            "Parameter importances for entity_f1 (fANOVA)",
+            "importance (share of the variance of the metric, 0 to 1)",
+            "hyperparameter",
+        ),
+        "Parallel coordinates": ("Parameters of the complete trials against entity_f1", "", ""),
+        "Fold values per trial": ("Spread of entity_f1 over the folds", "trial (number)", f"fold {score}"),
+    }
+    parallel = drawn["Parallel coordinates"]
+    assert parallel.get_xticklabels()[0].get_text() == score  # the objective's axis
+    texts = {text.get_text() for axes in drawn.values() for text in axes.figure.findobj(Text)}
+    assert not {text for text in texts if "Objective" in text or "Hyperparameter" in text or "Plot" in text}
+    plt.close("all")

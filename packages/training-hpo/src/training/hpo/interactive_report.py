@@ -52,6 +52,22 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
 
 
+def figure_labels(metric: str) -> dict[str, tuple[str, str, str]]:
+    """(title, x axis, y axis; empty where a plot has no such axis) of each plot by heading, for both pages."""
+    axis = metric_axis(metric)
+    labels = (
+        (f"Optimisation history of {metric}", "trial (number)", axis),
+        (
+            f"Parameter importances for {metric} (fANOVA)",
+            "importance (share of the variance of the metric, 0 to 1)",
+            "hyperparameter",
+        ),
+        (f"Parameters of the complete trials against {metric}", "", ""),
+        (f"Spread of {metric} over the folds", "trial (number)", f"fold {axis}"),
+    )
+    return dict(zip(_HEADINGS, labels, strict=True))
+
+
 def write_interactive_report(study: optuna.Study, out_dir: Path, metric: str, table: str) -> None:
     """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`."""
     title = f"Study {study.study_name}"
@@ -72,7 +88,7 @@ def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> A
             go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv"}),
         ]
     )
-    return _labelled(figure, f"Optimisation history of {metric}", "trial (number)", metric_axis(metric))
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[0]])
 
 
 def _importances(study: optuna.Study, metric: str) -> Any:
@@ -83,12 +99,7 @@ def _importances(study: optuna.Study, metric: str) -> Any:
         importances = optuna.importance.get_param_importances(study)
     names = list(importances)[::-1]  # the most important on top
     figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h", name="importance"))
-    return _labelled(
-        figure,
-        f"Parameter importances for {metric} (fANOVA)",
-        "importance (share of the variance of the metric, 0 to 1)",
-        "hyperparameter",
-    )
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[1]])
 
 
 def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
@@ -122,7 +133,7 @@ def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
     dimensions.append({"label": metric_axis(metric), "values": values})
     line = {"color": values, "colorscale": "Viridis", "showscale": True}
     figure = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
-    figure.update_layout(title={"text": f"Parameters of the complete trials against {metric}"})
+    figure.update_layout(title={"text": figure_labels(metric)[_HEADINGS[2]][0]})
     return figure
 
 
@@ -140,7 +151,7 @@ def _fold_spread(complete: list[FrozenTrial], metric: str) -> Any:
             for trial in complete
         ]
     )
-    return _labelled(figure, f"Spread of {metric} over the folds", "trial (number)", f"fold {metric_axis(metric)}")
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[3]])
 
 
 def _labelled(figure: Any, title: str, x: str, y: str) -> Any:
