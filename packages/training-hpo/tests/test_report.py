@@ -199,3 +199,25 @@ def test_the_png_figures_name_the_metric_and_its_unit_as_the_interactive_page_do
     texts = {text.get_text() for axes in drawn.values() for text in axes.figure.findobj(Text)}
     assert not {text for text in texts if "Objective" in text or "Hyperparameter" in text or "Plot" in text}
     plt.close("all")
+
+
+def test_a_figure_that_cannot_be_drawn_is_named_and_leaves_the_earlier_report_as_it_was(tmp_path: Path) -> None:
+    """A parameter drawn as a number in some trials and as a choice in others (a study whose search space was
+    changed) breaks optuna's parallel coordinates: history.png and importances.png were already replaced then, and
+    index.html and interactive.html were left from the earlier report."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from training.common.errors import TrainingError
+
+    number, choice = FloatDistribution(1e-5, 1e-3, log=True), CategoricalDistribution(["a", "b"])
+    study = optuna.create_study(direction="maximize")
+    for value, lr in [(0.5, 1e-4), (0.7, 2e-4)]:
+        study.add_trial(create_trial(value=value, params={"lr": lr}, distributions={"lr": number}))
+    write_report(study, tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    study.add_trial(create_trial(value=0.6, params={"lr": "a"}, distributions={"lr": choice}))
+    cannot = r"^report figure 'Parallel coordinates' could not be drawn \(.+\); no file of the report was written$"
+    with pytest.raises(TrainingError, match=cannot):
+        write_report(study, tmp_path)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from training.common.atomic import atomic_write_text
 from training.common.optional import require
 from training.common.report_page import Section, report_page
 from training.hpo.trial_record import TrialRecord
@@ -68,11 +66,11 @@ def figure_labels(metric: str) -> dict[str, tuple[str, str, str]]:
     return dict(zip(_HEADINGS, labels, strict=True))
 
 
-def write_interactive_report(study: optuna.Study, out_dir: Path, metric: str, table: str) -> None:
-    """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`."""
+def interactive_page(study: optuna.Study, metric: str, table: str) -> str:
+    """`interactive.html`: the page of the study's plotly figures (self-contained, opens offline) and its `table`."""
     title = f"Study {study.study_name}"
     intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
-    atomic_write_text(out_dir / "interactive.html", report_page(title, intro, study_figures(study, metric), table))
+    return report_page(title, intro, study_figures(study, metric), table)
 
 
 def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> Any:

@@ -13,10 +13,11 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from training.common.atomic import atomic_write_text
+from training.common.atomic import atomic_write_bytes, atomic_write_text
+from training.common.errors import TrainingError, first_line
 from training.common.optional import require
-from training.common.report_page import Section, report_page, save_png
-from training.hpo.interactive_report import figure_labels, importances_note, metric_axis, write_interactive_report
+from training.common.report_page import Section, png_bytes, report_page
+from training.hpo.interactive_report import figure_labels, importances_note, interactive_page, metric_axis
 from training.hpo.recovery import interrupted
 from training.hpo.trial_record import TrialRecord
 
@@ -69,23 +70,38 @@ def pruning_savings(study: optuna.Study) -> float | None:
 
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     """Write the plots, `index.html` and `interactive.html` into `out_dir`; return the trials table (also saved as
-    `trials.txt`)."""
+    `trials.txt`). Every figure is drawn before the first file is written: a figure that fails leaves the folder as
+    it was."""
     require("matplotlib", "training.hpo.write_report").use("Agg")
     require("plotly", "training.hpo.write_report")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    metric = study_metric(study)
+    pngs: dict[str, bytes] = {}
     figures: list[Section] = []
-    for heading, name, draw, note in study_plots(study, study_metric(study)):
+    for heading, name, draw, note in study_plots(study, metric):
         if note is None:
-            save_png(draw().figure, out / name)
+            pngs[name] = _png(heading, draw)
         figures.append((heading, None if note else name, note or ""))
     table = trials_table(study)
-    atomic_write_text(out / "trials.txt", table)
     intro = f"Direction: {study.direction.name.lower()}."
     links = [("Interactive version (opens offline)", "interactive.html")]
-    atomic_write_text(out / "index.html", report_page(f"Study {study.study_name}", intro, figures, table, links))
-    write_interactive_report(study, out, study_metric(study), table)
+    index = report_page(f"Study {study.study_name}", intro, figures, table, links)
+    interactive = interactive_page(study, metric, table)
+    out = Path(out_dir)
+    for name, png in pngs.items():
+        atomic_write_bytes(out / name, png)
+    atomic_write_text(out / "trials.txt", table)
+    atomic_write_text(out / "index.html", index)
+    atomic_write_text(out / "interactive.html", interactive)
     return table
+
+
+def _png(heading: str, draw: Callable[[], Any]) -> bytes:
+    """The PNG of one plot; an error naming the plot if it cannot be drawn."""
+    try:
+        return png_bytes(draw().figure)
+    except Exception as error:
+        reason = f"report figure {heading!r} could not be drawn ({first_line(error)})"
+        raise TrainingError(f"{reason}; no file of the report was written") from error
 
 
 def study_plots(study: optuna.Study, metric: str) -> list[tuple[str, str, Callable[[], Any], str | None]]:
