@@ -221,3 +221,21 @@ def test_a_figure_that_cannot_be_drawn_is_named_and_leaves_the_earlier_report_as
     with pytest.raises(TrainingError, match=cannot):
         write_report(study, tmp_path)
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_the_importances_on_both_pages_are_the_fanova_ones_their_titles_name(swept: tuple, tmp_path: Path) -> None:
+    """optuna's default evaluator is PED-ANOVA (not a share of the variance): the figures said fANOVA and drew it."""
+    import matplotlib.pyplot as plt
+
+    from training.hpo.report import study_plots
+
+    study, _ = swept
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    fanova = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    write_report(study, tmp_path)
+    traces, _ = figures_in((tmp_path / "interactive.html").read_text(encoding="utf-8"))[1]
+    assert dict(zip(traces[0]["y"], traces[0]["x"], strict=True)) == pytest.approx(fanova)
+    draw = next(draw for heading, _, draw, _ in study_plots(study, "entity_f1") if heading == "Parameter importances")
+    bars = sorted(patch.get_width() for patch in draw().patches)
+    assert bars == pytest.approx(sorted(fanova.values()))
+    plt.close("all")

@@ -47,6 +47,11 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
     return None
 
 
+def importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer."""
+    return optuna.importance.FanovaImportanceEvaluator(seed=0)
+
+
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
 
 
@@ -94,7 +99,7 @@ def _importances(study: optuna.Study, metric: str) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        importances = optuna.importance.get_param_importances(study)
+        importances = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
     names = list(importances)[::-1]  # the most important on top
     figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h", name="importance"))
     return _labelled(figure, *figure_labels(metric)[_HEADINGS[1]])

@@ -17,7 +17,13 @@ from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.errors import TrainingError, first_line
 from training.common.optional import require
 from training.common.report_page import Section, png_bytes, report_page
-from training.hpo.interactive_report import figure_labels, importances_note, interactive_page, metric_axis
+from training.hpo.interactive_report import (
+    figure_labels,
+    importance_evaluator,
+    importances_note,
+    interactive_page,
+    metric_axis,
+)
 from training.hpo.recovery import interrupted
 from training.hpo.trial_record import TrialRecord
 
@@ -121,7 +127,10 @@ def study_plots(study: optuna.Study, metric: str) -> list[tuple[str, str, Callab
     constant = importances or (None if varying else "needs complete trials with different parameter values")
     drawings = {
         "history.png": (lambda: plots.plot_optimization_history(study, target_name=axis), none_yet),
-        "importances.png": (lambda: plots.plot_param_importances(study, target_name=axis), importances),
+        "importances.png": (
+            lambda: plots.plot_param_importances(study, evaluator=importance_evaluator(), target_name=axis),
+            importances,
+        ),
         "parallel.png": (
             lambda: plots.plot_parallel_coordinate(study, params=varying, target_name=axis),
             none_yet or constant,
