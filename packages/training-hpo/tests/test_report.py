@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -141,3 +142,100 @@ def test_a_parameter_or_objective_the_same_in_every_trial_is_reported_without_wa
     page = (tmp_path / "index.html").read_text(encoding="utf-8")
     assert (tmp_path / "parallel.png").is_file() == (len(set(values)) > 1)  # params and objective must vary
     assert ("Skipped: needs complete trials with different objective values" in page) == (values == [0.5] * 3)
+
+
+def test_a_running_trial_whose_process_was_killed_is_shown_as_such_and_left_running(tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from training.hpo.recovery import process_identity
+    from training.hpo.trial_record import TrialRecord
+
+    url = f"sqlite:///{tmp_path / 'study.db'}"
+    study = optuna.create_study(study_name="killed", storage=url)
+    worker = f"""
+import time, optuna
+from training.hpo.recovery import process_identity
+from training.hpo.trial_record import TrialRecord
+TrialRecord.write(optuna.load_study(study_name="killed", storage="{url}").ask(), owner=process_identity())
+print("running", flush=True)
+time.sleep(600)
+"""
+    process = subprocess.Popen([sys.executable, "-c", worker], stdout=subprocess.PIPE, text=True)
+    assert process.stdout is not None and process.stdout.readline() == "running\n"
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    TrialRecord.write(study.ask(), owner=process_identity())  # this process: alive
+    states = [re.split(r"\s{2,}", line)[1] for line in trials_table(study).splitlines()[1:3]]
+    assert states == ["running (worker gone)", "running"]
+    assert "worker gone: the trial's process died; `training hpo resume`" in trials_table(study)
+    assert [trial.state for trial in study.trials] == [TrialState.RUNNING, TrialState.RUNNING]  # a report only reads
+
+
+def test_the_png_figures_name_the_metric_and_its_unit_as_the_interactive_page_does(swept: tuple) -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.text import Text
+
+    from training.hpo.report import study_plots
+
+    study, _ = swept
+    drawn = {heading: draw() for heading, _, draw, note in study_plots(study, "entity_f1") if note is None}
+    labels = {heading: (axes.get_title(), axes.get_xlabel(), axes.get_ylabel()) for heading, axes in drawn.items()}
+    score = "entity_f1 (score, 0 to 1)"
+    assert labels == {
+        "Optimisation history": ("Optimisation history of entity_f1", "trial (number)", score),
+        "Parameter importances": (
+            "Parameter importances for entity_f1 (fANOVA)",
+            "importance (share of the variance of the metric, 0 to 1)",
+            "hyperparameter",
+        ),
+        "Parallel coordinates": ("Parameters of the complete trials against entity_f1", "", ""),
+        "Fold values per trial": ("Spread of entity_f1 over the folds", "trial (number)", f"fold {score}"),
+    }
+    parallel = drawn["Parallel coordinates"]
+    assert parallel.get_xticklabels()[0].get_text() == score  # the objective's axis
+    texts = {text.get_text() for axes in drawn.values() for text in axes.figure.findobj(Text)}
+    assert not {text for text in texts if "Objective" in text or "Hyperparameter" in text or "Plot" in text}
+    plt.close("all")
+
+
+def test_a_figure_that_cannot_be_drawn_is_named_and_leaves_the_earlier_report_as_it_was(tmp_path: Path) -> None:
+    """A parameter drawn as a number in some trials and as a choice in others (a study whose search space was
+    changed) breaks optuna's parallel coordinates: history.png and importances.png were already replaced then, and
+    index.html and interactive.html were left from the earlier report."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from training.common.errors import TrainingError
+
+    number, choice = FloatDistribution(1e-5, 1e-3, log=True), CategoricalDistribution(["a", "b"])
+    study = optuna.create_study(direction="maximize")
+    for value, lr in [(0.5, 1e-4), (0.7, 2e-4)]:
+        study.add_trial(create_trial(value=value, params={"lr": lr}, distributions={"lr": number}))
+    write_report(study, tmp_path)
+    before = {path.name: path.read_bytes() for path in tmp_path.iterdir()}
+    study.add_trial(create_trial(value=0.6, params={"lr": "a"}, distributions={"lr": choice}))
+    cannot = r"^report figure 'Parallel coordinates' could not be drawn \(.+\); no file of the report was written$"
+    with pytest.raises(TrainingError, match=cannot):
+        write_report(study, tmp_path)
+    assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
+
+
+def test_the_importances_on_both_pages_are_the_fanova_ones_their_titles_name(swept: tuple, tmp_path: Path) -> None:
+    """optuna's default evaluator is PED-ANOVA (not a share of the variance): the figures said fANOVA and drew it."""
+    import matplotlib.pyplot as plt
+
+    from training.hpo.report import study_plots
+
+    study, _ = swept
+    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
+    fanova = optuna.importance.get_param_importances(study, evaluator=evaluator)
+    write_report(study, tmp_path)
+    traces, _ = figures_in((tmp_path / "interactive.html").read_text(encoding="utf-8"))[1]
+    assert dict(zip(traces[0]["y"], traces[0]["x"], strict=True)) == pytest.approx(fanova)
+    draw = next(draw for heading, _, draw, _ in study_plots(study, "entity_f1") if heading == "Parameter importances")
+    bars = sorted(patch.get_width() for patch in draw().patches)
+    assert bars == pytest.approx(sorted(fanova.values()))
+    plt.close("all")

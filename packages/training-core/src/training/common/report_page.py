@@ -44,9 +44,16 @@ def report_page(
 
 def save_png(figure: Any, path: str | os.PathLike[str]) -> None:
     """Write a matplotlib figure as a PNG file (atomically: a reader never sees half a file) and close it."""
+    atomic_write_bytes(path, png_bytes(figure))
+
+
+def png_bytes(figure: Any) -> bytes:
+    """A matplotlib figure as PNG bytes; the figure is closed."""
     import matplotlib.pyplot as plt
 
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(figure)
-    atomic_write_bytes(path, buffer.getvalue())
+    try:
+        figure.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
+    finally:
+        plt.close(figure)
+    return buffer.getvalue()

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 import warnings
-from pathlib import Path
 from typing import Any
 
 import optuna
 from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
-from training.common.atomic import atomic_write_text
 from training.common.optional import require
 from training.common.report_page import Section, report_page
 from training.hpo.trial_record import TrialRecord
@@ -49,14 +47,35 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
     return None
 
 
+def importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
+    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer."""
+    return optuna.importance.FanovaImportanceEvaluator(seed=0)
+
+
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
 
 
-def write_interactive_report(study: optuna.Study, out_dir: Path, metric: str, table: str) -> None:
-    """Write `interactive.html` (self-contained, opens offline, with the trials `table`) into `out_dir`."""
+def figure_labels(metric: str) -> dict[str, tuple[str, str, str]]:
+    """(title, x axis, y axis; empty where a plot has no such axis) of each plot by heading, for both pages."""
+    axis = metric_axis(metric)
+    labels = (
+        (f"Optimisation history of {metric}", "trial (number)", axis),
+        (
+            f"Parameter importances for {metric} (fANOVA)",
+            "importance (share of the variance of the metric, 0 to 1)",
+            "hyperparameter",
+        ),
+        (f"Parameters of the complete trials against {metric}", "", ""),
+        (f"Spread of {metric} over the folds", "trial (number)", f"fold {axis}"),
+    )
+    return dict(zip(_HEADINGS, labels, strict=True))
+
+
+def interactive_page(study: optuna.Study, metric: str, table: str) -> str:
+    """`interactive.html`: the page of the study's plotly figures (self-contained, opens offline) and its `table`."""
     title = f"Study {study.study_name}"
     intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
-    atomic_write_text(out_dir / "interactive.html", report_page(title, intro, study_figures(study, metric), table))
+    return report_page(title, intro, study_figures(study, metric), table)
 
 
 def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> Any:
@@ -72,7 +91,7 @@ def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> A
             go.Scatter(x=numbers, y=best, mode="lines", name="best so far", line={"shape": "hv"}),
         ]
     )
-    return _labelled(figure, f"Optimisation history of {metric}", "trial (number)", metric_axis(metric))
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[0]])
 
 
 def _importances(study: optuna.Study, metric: str) -> Any:
@@ -80,15 +99,10 @@ def _importances(study: optuna.Study, metric: str) -> Any:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        importances = optuna.importance.get_param_importances(study)
+        importances = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
     names = list(importances)[::-1]  # the most important on top
     figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h", name="importance"))
-    return _labelled(
-        figure,
-        f"Parameter importances for {metric} (fANOVA)",
-        "importance (share of the variance of the metric, 0 to 1)",
-        "hyperparameter",
-    )
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[1]])
 
 
 def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
@@ -122,7 +136,7 @@ def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
     dimensions.append({"label": metric_axis(metric), "values": values})
     line = {"color": values, "colorscale": "Viridis", "showscale": True}
     figure = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
-    figure.update_layout(title={"text": f"Parameters of the complete trials against {metric}"})
+    figure.update_layout(title={"text": figure_labels(metric)[_HEADINGS[2]][0]})
     return figure
 
 
@@ -140,7 +154,7 @@ def _fold_spread(complete: list[FrozenTrial], metric: str) -> Any:
             for trial in complete
         ]
     )
-    return _labelled(figure, f"Spread of {metric} over the folds", "trial (number)", f"fold {metric_axis(metric)}")
+    return _labelled(figure, *figure_labels(metric)[_HEADINGS[3]])
 
 
 def _labelled(figure: Any, title: str, x: str, y: str) -> Any:

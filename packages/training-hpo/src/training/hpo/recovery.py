@@ -56,7 +56,7 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
             trial.system_attrs.get("failed_trial") for trial in trials
         }
         for trial in trials:
-            if trial.state != TrialState.RUNNING or not _interrupted(trial):
+            if not interrupted(trial):
                 continue
             try:
                 study.tell(trial.number, state=TrialState.FAIL)
@@ -79,7 +79,10 @@ def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
         logger.warning("trial %d was interrupted; it is marked failed", trial.number)
 
 
-def _interrupted(trial: FrozenTrial) -> bool:
+def interrupted(trial: FrozenTrial) -> bool:
+    """Whether `trial` is RUNNING in storage though its process died on this host (or never recorded an owner)."""
+    if trial.state != TrialState.RUNNING:
+        return False
     owner = TrialRecord.of(trial).owner
     if owner is None:
         start = trial.datetime_start

@@ -3,6 +3,7 @@ plain-text table of its trials. Rendering is headless (matplotlib's Agg backend)
 
 from __future__ import annotations
 
+import functools
 import os
 import warnings
 from collections.abc import Callable
@@ -12,24 +13,35 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from training.common.atomic import atomic_write_text
+from training.common.atomic import atomic_write_bytes, atomic_write_text
+from training.common.errors import TrainingError, first_line
 from training.common.optional import require
-from training.common.report_page import Section, report_page, save_png
-from training.hpo.interactive_report import importances_note, write_interactive_report
+from training.common.report_page import Section, png_bytes, report_page
+from training.hpo.interactive_report import (
+    figure_labels,
+    importance_evaluator,
+    importances_note,
+    interactive_page,
+    metric_axis,
+)
+from training.hpo.recovery import interrupted
 from training.hpo.trial_record import TrialRecord
 
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
 
 
 def trials_table(study: optuna.Study) -> str:
-    """Every trial as one row of `COLUMNS`, then the training time pruning saved."""
+    """Every trial as one row of `COLUMNS` (a RUNNING trial whose process died as `running (worker gone)`), then the
+    training time pruning saved."""
     rows = [COLUMNS]
-    for trial in study.get_trials(deepcopy=False):
+    trials = study.get_trials(deepcopy=False)
+    gone = {trial.number for trial in trials if interrupted(trial)}
+    for trial in trials:
         record = TrialRecord.of(trial)
         rows.append(
             (
                 str(trial.number),
-                trial.state.name.lower(),
+                trial.state.name.lower() + (" (worker gone)" if trial.number in gone else ""),
                 _number(trial.value),
                 _number(record.cv_std),
                 " ".join(_number(value) for value in record.fold_values) or "-",
@@ -42,6 +54,8 @@ def trials_table(study: optuna.Study) -> str:
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
     ]
+    if gone:
+        lines.append("worker gone: the trial's process died; `training hpo resume` marks it failed and queues it again")
     saved = pruning_savings(study)
     if saved is not None:
         lines.append(f"pruning saved about {saved:.1f} s of training")
@@ -62,50 +76,82 @@ def pruning_savings(study: optuna.Study) -> float | None:
 
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     """Write the plots, `index.html` and `interactive.html` into `out_dir`; return the trials table (also saved as
-    `trials.txt`)."""
+    `trials.txt`). Every figure is drawn before the first file is written: a figure that fails leaves the folder as
+    it was."""
     require("matplotlib", "training.hpo.write_report").use("Agg")
     require("plotly", "training.hpo.write_report")
+    metric = study_metric(study)
+    pngs: dict[str, bytes] = {}
+    figures: list[Section] = []
+    for heading, name, draw, note in study_plots(study, metric):
+        if note is None:
+            pngs[name] = _png(heading, draw)
+        figures.append((heading, None if note else name, note or ""))
+    table = trials_table(study)
+    intro = f"Direction: {study.direction.name.lower()}."
+    links = [("Interactive version (opens offline)", "interactive.html")]
+    index = report_page(f"Study {study.study_name}", intro, figures, table, links)
+    interactive = interactive_page(study, metric, table)
+    out = Path(out_dir)
+    for name, png in pngs.items():
+        atomic_write_bytes(out / name, png)
+    atomic_write_text(out / "trials.txt", table)
+    atomic_write_text(out / "index.html", index)
+    atomic_write_text(out / "interactive.html", interactive)
+    return table
+
+
+def _png(heading: str, draw: Callable[[], Any]) -> bytes:
+    """The PNG of one plot; an error naming the plot if it cannot be drawn."""
+    try:
+        return png_bytes(draw().figure)
+    except Exception as error:
+        reason = f"report figure {heading!r} could not be drawn ({first_line(error)})"
+        raise TrainingError(f"{reason}; no file of the report was written") from error
+
+
+def study_plots(study: optuna.Study, metric: str) -> list[tuple[str, str, Callable[[], Any], str | None]]:
+    """(heading, PNG file name, a function drawing its matplotlib Axes, why it is skipped or None) for each plot;
+    titles and axes name `metric` and its unit, as the interactive page does."""
     from optuna.visualization import matplotlib as plots
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    figures: list[Section] = []
-
-    def add(title: str, name: str, draw: Callable[[], Any], note: str | None) -> None:
-        if note is not None:
-            figures.append((title, None, note))
-            return
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            axes = draw()
-            save_png((axes.flat[0] if hasattr(axes, "flat") else axes).figure, out / name)
-        figures.append((title, name, ""))
-
+    axis = metric_axis(metric)
     none_yet = "no complete trial yet" if not complete else None
-    add("Optimisation history", "history.png", lambda: plots.plot_optimization_history(study), none_yet)
     importances = importances_note(complete)
-    add("Parameter importances", "importances.png", lambda: plots.plot_param_importances(study), importances)
     # A parameter or objective with one value in every trial has a zero-height axis: matplotlib warns ("identical low
     # and high ylims") and the axis says nothing, so only the parameters that vary are drawn, and only if the
     # objective varies too.
     names = sorted({name for trial in complete for name in trial.params})
     varying = [name for name in names if len({trial.params.get(name) for trial in complete}) > 1]
     constant = importances or (None if varying else "needs complete trials with different parameter values")
-    add(
-        "Parallel coordinates",
-        "parallel.png",
-        lambda: plots.plot_parallel_coordinate(study, params=varying),
-        none_yet or constant,
-    )
-    add("Fold values per trial", "folds.png", lambda: _fold_spread(complete), none_yet)
-    table = trials_table(study)
-    atomic_write_text(out / "trials.txt", table)
-    intro = f"Direction: {study.direction.name.lower()}."
-    links = [("Interactive version (opens offline)", "interactive.html")]
-    atomic_write_text(out / "index.html", report_page(f"Study {study.study_name}", intro, figures, table, links))
-    write_interactive_report(study, out, study_metric(study), table)
-    return table
+    drawings = {
+        "history.png": (lambda: plots.plot_optimization_history(study, target_name=axis), none_yet),
+        "importances.png": (
+            lambda: plots.plot_param_importances(study, evaluator=importance_evaluator(), target_name=axis),
+            importances,
+        ),
+        "parallel.png": (
+            lambda: plots.plot_parallel_coordinate(study, params=varying, target_name=axis),
+            none_yet or constant,
+        ),
+        "folds.png": (lambda: _fold_spread(complete), none_yet),
+    }
+    return [
+        (heading, name, functools.partial(_labelled, draw, *labels), note)
+        for (heading, labels), (name, (draw, note)) in zip(figure_labels(metric).items(), drawings.items(), strict=True)
+    ]
+
+
+def _labelled(draw: Callable[[], Any], title: str, x: str, y: str) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        axes = draw()
+    axes.set_title("", loc="left")  # where optuna puts some of its titles
+    axes.set_title(title)
+    if x:
+        axes.set(xlabel=x, ylabel=y)
+    return axes
 
 
 def study_metric(study: optuna.Study) -> str:
@@ -123,9 +169,6 @@ def _fold_spread(trials: list[FrozenTrial]) -> Any:
     axes.boxplot(values, tick_labels=[str(trial.number) for trial in trials])
     for position, folds in enumerate(values, start=1):
         axes.scatter([position] * len(folds), folds, s=12, zorder=3)
-    axes.set_xlabel("trial")
-    axes.set_ylabel("fold value")
-    axes.set_title("Spread of the metric over the folds")
     return axes
 
 

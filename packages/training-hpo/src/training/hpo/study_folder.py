@@ -16,7 +16,7 @@ import shutil
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
@@ -41,8 +41,13 @@ class _Inside:
     def __init__(self, name: str) -> None:
         self.name = name
 
-    def __get__(self, folder: StudyFolder, owner: type[StudyFolder]) -> Path:
-        return folder.root / self.name
+    @overload
+    def __get__(self, folder: None, owner: type[StudyFolder]) -> _Inside: ...
+    @overload
+    def __get__(self, folder: StudyFolder, owner: type[StudyFolder]) -> Path: ...
+    def __get__(self, folder: StudyFolder | None, owner: type[StudyFolder]) -> _Inside | Path:
+        """The path in `folder`; the descriptor itself on the class (as help(), inspect and sphinx read it)."""
+        return self if folder is None else folder.root / self.name
 
 
 @dataclass(frozen=True)
