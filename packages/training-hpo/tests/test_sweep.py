@@ -285,6 +285,9 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
         run_local_hpo_sweep("tiny-bert", settings("x"), config_dir=config_dir, study_dir=tmp_path, n_trials=0)
     with pytest.raises(InputError, match=r"needs config= .* or config_dir="):
         run_local_hpo_sweep("tiny-bert", settings("x"), study_dir=tmp_path)
+    refused = {"model.max_length": {"type": "choice", "values": [64, 16]}}  # model/tiny-bert.yaml has stride 8
+    with pytest.raises(ConfigError, match=r"^search_space: model.max_length=16 does not fit the config: model.stride"):
+        run_local_hpo_sweep("tiny-bert", settings("x", search_space=refused), config_dir=config_dir, study_dir=tmp_path)
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
     assert not list(tmp_path.iterdir())

@@ -6,9 +6,10 @@ when `other` took `value`; Azure samples every parameter and the trial drops the
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from training.config.schema import (
     IntRange,
     LogUniform,
     Parameter,
+    TrainingConfig,
     Uniform,
 )
 from training.config.validation import validate
@@ -38,6 +40,7 @@ AZURE_SUPPORTED = {
     "grid": ("choice",),
 }
 CHOICE_TYPES = (str, int, float, bool, type(None))
+MAX_CORNER_CHECKS = 4096  # combinations of corner values `SearchSpace.check` validates (about 0.1 s a thousand)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,28 @@ class SearchSpace:
             if self.is_active(name, values):
                 values[name] = value
         return values
+
+    def check(self, base: TrainingConfig) -> None:
+        """Refuse, before any trial runs, a space whose corner values (each choice, each range's ends, each value a
+        condition asks for) the config's own rules refuse in `base`, alone or combined as they can be drawn."""
+        for values in itertools.islice(self._corners(list(self.parameters), {}), MAX_CORNER_CHECKS):
+            shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
+            base.with_values(values, f"search_space: {shown} does not fit the config")
+
+    def _corners(self, names: list[str], values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every combination of the corner values of `names` that can be drawn together with `values`."""
+        if not names:
+            yield values
+            return
+        name, rest = names[0], names[1:]
+        if not self.is_active(name, values):
+            yield from self._corners(rest, values)
+            return
+        parameter = self.parameters[name]
+        corners = _values(parameter) if isinstance(parameter, (Choice, Fixed)) else (parameter.low, parameter.high)
+        wanted = [p.condition[name] for p in self.parameters.values() if name in (p.condition or {})]
+        for value in dict.fromkeys([*corners, *wanted]):
+            yield from self._corners(rest, values | {name: value})
 
     def upper_bound(self, name: str) -> Any:
         """The largest value `name` can take, or None when it is not in the space."""

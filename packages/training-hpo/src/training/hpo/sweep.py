@@ -84,6 +84,7 @@ def run_local_hpo_sweep(
     }
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
+    space.check(base)
     tracking = mlflow_uri or base.tracking.mlflow
     if tracking is not None:  # a bad store stops the sweep before its study folder is written
         from training.execution.tracking import connect
