@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -276,6 +277,45 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     with pytest.raises(ConfigError, match="sweep settings: timeout_s: expected greater than 0, got -5"):
         resume_hpo_sweep(study_dir, timeout_s=-5)
     assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
+
+
+def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
+    tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    # Stored before a choice listing one value twice was refused, its record locked the study: resume said
+    # "8.0 is listed already", and editing the study was the only way on.
+    import optuna
+
+    from training.hpo import write_report
+    from training.hpo.storage import open_storage, storage_location
+    from training.hpo.study_folder import StudyFolder, StudyManifest
+
+    duplicate = {"training.batch_size": {"type": "choice", "values": [8, 8.0]}}
+    with pytest.raises(ConfigError, match=r"values\[1\]: 8.0 is listed already \(values\[0\]\); list each value once"):
+        run_local_hpo_sweep(config=tiny_config, search_space=duplicate, dataset=dataset, study_dir=tmp_path / "new")
+    folder = StudyFolder(tmp_path / "old")
+    location = storage_location(None, folder)
+    study = optuna.create_study(study_name="old", storage=open_storage(location), direction="maximize")
+    one_epoch = {"training.num_epochs": {"type": "fixed", "value": 1}}
+    hpo = quick_settings("old", n_trials=1, search_space=duplicate | one_epoch)
+    record = SweepSettings(
+        config=tiny_config,
+        config_fingerprint=tiny_config.fingerprint,
+        hpo_config=hpo,
+        dataset_fingerprint=dataset.fingerprint,
+        data_path=tiny_config.data.path,
+        study_dir=str(folder.root),
+        storage=location,
+        max_epochs=1,
+    )
+    record.save(study)  # as an old version did: the record is not checked on the way in
+    Budget(n_trials=1).record(study)
+    folder.write_manifest(StudyManifest(study_name="old", storage=location))
+    resumed = resume_hpo_sweep(folder.root, isolation="inprocess")
+    assert [(trial.state, trial.params) for trial in resumed.trials] == [
+        (TrialState.COMPLETE, {"training.batch_size": 8})
+    ]
+    assert "training.batch_size=8" in write_report(resumed, tmp_path / "report")
 
 
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:

@@ -159,10 +159,14 @@ def azure_input_name(key: str) -> str:
 
 def create_search_space(
     hpo_config: HPOConfig | str | os.PathLike[str] | Mapping[str, Any] | SearchSpace,
+    *,
+    recorded: bool = False,
 ) -> SearchSpace:
     """The search space of an `HPOConfig`, an `hpo/<name>.yaml` file, or a mapping like its `search_space` section.
 
     Values must fit their config fields, int steps divide their range, conditions name a reachable value, no cycles.
+    A `recorded` one (a started study's settings) had its values checked when it began: checks added since are not
+    applied to it, so they never keep an old study from being resumed.
     """
     if isinstance(hpo_config, SearchSpace):
         return hpo_config
@@ -179,7 +183,7 @@ def create_search_space(
             f"create_search_space: expected an HPOConfig, a path to an hpo YAML file or a mapping, "
             f"got {type(hpo_config).__name__}"
         )
-    return SearchSpace(_checked(settings.search_space, source), settings)
+    return SearchSpace(_checked(settings.search_space, source, recorded), settings)
 
 
 def full_key(key: str) -> str:
@@ -189,7 +193,7 @@ def full_key(key: str) -> str:
     return next(f"{section}.{key}" for section, model in TUNABLE_SECTIONS.items() if key in model.model_fields)
 
 
-def _checked(space: Mapping[str, Parameter], source: str) -> dict[str, Parameter]:
+def _checked(space: Mapping[str, Parameter], source: str, recorded: bool = False) -> dict[str, Parameter]:
     """The space keyed by full dotted keys in dependency order, after the checks the schema cannot make alone."""
     keys = {name: full_key(name) for name in space}
     parameters: dict[str, Parameter] = {}
@@ -200,7 +204,8 @@ def _checked(space: Mapping[str, Parameter], source: str) -> dict[str, Parameter
         condition = {keys[other]: value for other, value in (parameter.condition or {}).items()}
         parameters[key] = parameter.model_copy(update={"condition": condition or None})
     for key, parameter in parameters.items():
-        _check_values(source, key, parameter)
+        if not recorded:
+            _check_values(source, key, parameter)
         for other, wanted in (parameter.condition or {}).items():
             _check_condition(source, key, other, parameters[other], wanted)
     return _ordered(source, parameters)
