@@ -23,6 +23,7 @@ from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
+from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
@@ -41,6 +42,7 @@ def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) 
     best_config = extract_best_config_from_study(study)
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
     assert study.study_name == "tiny" and (study_dir / "study.db").is_file()
+    assert StudyFolder(study_dir).read_manifest().study_dir == str(study_dir.resolve())  # tells its own study.db
     for trial in study.trials:
         # step = fold * (2 epochs + 1) + epoch; the running CV mean at the fold's last step (2, 5)
         assert set(trial.intermediate_values) == {0, 1, 2, 3, 4, 5}

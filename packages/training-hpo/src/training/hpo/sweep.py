@@ -119,7 +119,8 @@ def run_local_hpo_sweep(
     )
     _check_or_save(study, record, folder)
     Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
-    folder.write_manifest(StudyManifest(study_name=hpo.name, storage=redact_url(location)))
+    manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
+    folder.write_manifest(manifest)
     if not have_splits:
         _splits(folder, dataset, hpo, base)
     return SweepWorker(
