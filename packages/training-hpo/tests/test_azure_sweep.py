@@ -103,6 +103,10 @@ def test_the_median_pruner_becomes_azure_s_median_stopping_policy(tiny_config: T
             r"pruner: median \(Azure's median stopping policy after each fold\) or none$",
         ),
         ({"sampler": {"type": "grid"}}, "grid sampling does not support loguniform"),
+        (
+            {"search_space": {"model.max_length": {"type": "choice", "values": [16, 64]}}},
+            r"^search_space: model.max_length=16 does not fit the config: model.stride: must be below half of ",
+        ),
     ],
 )
 def test_what_azure_cannot_run_is_an_error(

@@ -108,6 +108,19 @@ def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> N
     assert line.endswith(f"{bad}: search_space.training.batch_size: step 5 is larger than the range 2..4")
 
 
+def test_a_search_space_the_config_refuses_is_named_before_any_trial(config_dir: Path, tmp_path: Path) -> None:
+    # It failed trial after trial with the same config error (model/tiny-bert.yaml has stride 8).
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("n_trials: 2\nsearch_space:\n  max_length: {type: choice, values: [64, 16]}\n", encoding="utf-8")
+    study_dir = tmp_path / "study"
+    line = one_line_error(training("hpo", "run", "--config-dir", config_dir, "--hpo", bad, "--study-dir", study_dir))
+    assert line.endswith(
+        "search_space: model.max_length=16 does not fit the config: model.stride: must be below half of max_length "
+        "(16), got 8"
+    )
+    assert not study_dir.exists()
+
+
 def test_hpo_is_listed_by_the_training_command() -> None:
     result = training("--help")
     assert result.returncode == 0 and "hpo" in result.stdout
@@ -116,11 +129,15 @@ def test_hpo_is_listed_by_the_training_command() -> None:
 def test_failed_trials_print_their_reason_without_a_traceback(config_dir: Path, tmp_path: Path) -> None:
     # Optuna logged each failed trial with a traceback (two, chained) under the view's line saying why it failed.
     bad = tmp_path / "bad.yaml"
-    bad.write_text("n_trials: 2\nmax_failed_trials: 2\nsearch_space:\n  model.max_length: {type: fixed, value: 16}\n")
-    study_dir = tmp_path / "study"
-    result = training("hpo", "run", "--config-dir", config_dir, "--hpo", bad, "--study-dir", study_dir, "--inprocess")
-    reason = "override: model.stride: must be below half of max_length (16), got 8"
-    assert one_line_error(result).endswith(f"2 trials failed in a row (hpo.max_failed_trials 2); last reason: {reason}")
+    bad.write_text("n_trials: 2\nmax_failed_trials: 2\nsearch_space:\n  num_epochs: {type: fixed, value: 1}\n")
+    empty = tmp_path / "empty"  # a backbone folder without a model: every trial fails
+    empty.mkdir()
+    args = ["--hpo", bad, "--study-dir", tmp_path / "study", "--inprocess", "--backbone", empty]
+    result = training("hpo", "run", "--config-dir", config_dir, *args)
+    line = one_line_error(result)
+    assert "2 trials failed in a row (hpo.max_failed_trials 2); last reason: " in line
+    reason = line.split("last reason: ", 1)[1]
+    assert reason.startswith(f"model.backbone '{empty}': the folder {empty} does not hold a loadable model (")
     assert "failed with" not in result.stderr and "trial 0 failed" not in result.stderr  # Optuna's line, and ours
     assert [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "failed:" in line] == [
         f"trial {number} failed: {reason}; best so far: none yet" for number in (0, 1)

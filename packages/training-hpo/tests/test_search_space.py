@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from training.common.errors import ConfigError
-from training.config import load_hpo_config
+from training.config import TrainingConfig, load_hpo_config
 from training.hpo import SearchSpace, create_search_space
 
 SPACE = {
@@ -169,6 +169,39 @@ def test_errors_in_a_file_name_the_file(tmp_path: Path) -> None:
         create_search_space(path)
     with pytest.raises(ConfigError, match="expected an HPOConfig, a path to an hpo YAML file or a mapping, got int"):
         create_search_space(3)  # type: ignore[arg-type]
+
+
+STRIDE = {"type": "int", "low": 4, "high": 16, "step": 4}
+
+
+@pytest.mark.parametrize(
+    ("space", "refused"),
+    [
+        ({"model.max_length": {"type": "choice", "values": [64, 16]}}, "model.max_length=16"),
+        ({"model.stride": {"type": "int", "low": 0, "high": 40}}, "model.stride=40"),  # the base max_length is 64
+        ({"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": STRIDE}, "length=32, model.stride=16"),
+        (  # a condition draws a value inside a range, which is combined too
+            {
+                "model.max_length": {"type": "int", "low": 32, "high": 128, "step": 16},
+                "stride": {"type": "fixed", "value": 24, "condition": {"model.max_length": 48}},
+            },
+            "model.max_length=48, model.stride=24",
+        ),
+    ],
+)
+def test_corner_values_the_config_refuses_fail_before_any_trial(
+    tiny_config: TrainingConfig, space: dict, refused: str
+) -> None:
+    # Each was refused trial after trial, by the config's rule that a stride stays below half of max_length.
+    with pytest.raises(ConfigError, match=rf"^search_space: .*{refused} does not fit the config: model.stride: must"):
+        create_search_space(space).check(tiny_config)
+
+
+def test_only_values_that_can_be_drawn_together_are_combined(tiny_config: TrainingConfig) -> None:
+    conditional = {**STRIDE, "condition": {"model.max_length": 64}}  # 16 with 64 only: never 16 with 32
+    create_search_space({"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": conditional}).check(
+        tiny_config
+    )
 
 
 def test_the_space_compiles_to_azure_sweep_distributions() -> None:

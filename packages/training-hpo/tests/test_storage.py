@@ -23,14 +23,18 @@ def test_the_default_database_lies_in_the_study_folder_whatever_its_name(tmp_pat
     assert optuna.load_study(study_name="s", storage=open_storage(location)).study_name == "s"
 
 
+@pytest.mark.parametrize("recorded_dir", [True, False])  # False: a manifest from before study_dir was recorded
 @pytest.mark.parametrize("storage", [None, "journal"])
-def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(tmp_path: Path, storage: str | None) -> None:
+def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(
+    tmp_path: Path, storage: str | None, recorded_dir: bool
+) -> None:
     # The manifest records the default storage by absolute path: after `mv`, resume, best and report said the old
     # path "holds no study" (and made an empty study.db there); a copy's resume added trials to the original.
     made = StudyFolder(tmp_path / "made")
     location = storage_location(storage, made)
     optuna.create_study(study_name="s", storage=open_storage(location)).enqueue_trial({})
-    made.write_manifest(StudyManifest(study_name="s", storage=location))
+    study_dir = str(made.root.resolve()) if recorded_dir else None
+    made.write_manifest(StudyManifest(study_name="s", storage=location, study_dir=study_dir))
     copied = StudyFolder(tmp_path / "copied")
     shutil.copytree(made.root, copied.root)
     load_study(copied.root).enqueue_trial({})
@@ -40,6 +44,21 @@ def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(tmp_path: 
     assert len(load_study(moved.root).trials) == 1
     assert study_location(moved.root)[0] == storage_location(storage, moved)
     assert not made.root.exists()
+
+
+@pytest.mark.parametrize("storage", [None, "journal"])
+def test_another_folder_s_study_db_recorded_as_the_storage_is_followed(tmp_path: Path, storage: str | None) -> None:
+    # A sweep run with --storage naming another folder's study.db (or study.journal) was opened from this folder's
+    # own file of that name when there was one: another study, or none of that name.
+    other, here = StudyFolder(tmp_path / "other"), StudyFolder(tmp_path / "here")
+    for folder, trials in ((other, 2), (here, 1)):
+        study = optuna.create_study(study_name="s", storage=open_storage(storage_location(storage, folder)))
+        for _ in range(trials):
+            study.enqueue_trial({})
+    elsewhere = storage_location(storage, other)
+    here.write_manifest(StudyManifest(study_name="s", storage=elsewhere, study_dir=str(here.root.resolve())))
+    assert study_location(here.root) == (elsewhere, "s")
+    assert len(load_study(here.root).trials) == 2
 
 
 def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:

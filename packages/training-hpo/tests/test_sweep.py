@@ -9,6 +9,7 @@ import statistics
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
+from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
@@ -40,6 +42,7 @@ def test_the_guide_example_runs_a_persisted_cross_validated_sweep(swept: tuple) 
     best_config = extract_best_config_from_study(study)
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 3
     assert study.study_name == "tiny" and (study_dir / "study.db").is_file()
+    assert StudyFolder(study_dir).read_manifest().study_dir == str(study_dir.resolve())  # tells its own study.db
     for trial in study.trials:
         # step = fold * (2 epochs + 1) + epoch; the running CV mean at the fold's last step (2, 5)
         assert set(trial.intermediate_values) == {0, 1, 2, 3, 4, 5}
@@ -278,6 +281,45 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
 
 
+def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
+    tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    # Stored before a choice listing one value twice was refused, its record locked the study: resume said
+    # "8.0 is listed already", and editing the study was the only way on.
+    import optuna
+
+    from training.hpo import write_report
+    from training.hpo.storage import open_storage, storage_location
+    from training.hpo.study_folder import StudyFolder, StudyManifest
+
+    duplicate = {"training.batch_size": {"type": "choice", "values": [8, 8.0]}}
+    with pytest.raises(ConfigError, match=r"values\[1\]: 8.0 is listed already \(values\[0\]\); list each value once"):
+        run_local_hpo_sweep(config=tiny_config, search_space=duplicate, dataset=dataset, study_dir=tmp_path / "new")
+    folder = StudyFolder(tmp_path / "old")
+    location = storage_location(None, folder)
+    study = optuna.create_study(study_name="old", storage=open_storage(location), direction="maximize")
+    one_epoch = {"training.num_epochs": {"type": "fixed", "value": 1}}
+    hpo = quick_settings("old", n_trials=1, search_space=duplicate | one_epoch)
+    record = SweepSettings(
+        config=tiny_config,
+        config_fingerprint=tiny_config.fingerprint,
+        hpo_config=hpo,
+        dataset_fingerprint=dataset.fingerprint,
+        data_path=tiny_config.data.path,
+        study_dir=str(folder.root),
+        storage=location,
+        max_epochs=1,
+    )
+    record.save(study)  # as an old version did: the record is not checked on the way in
+    Budget(n_trials=1).record(study)
+    folder.write_manifest(StudyManifest(study_name="old", storage=location))
+    resumed = resume_hpo_sweep(folder.root, isolation="inprocess")
+    assert [(trial.state, trial.params) for trial in resumed.trials] == [
+        (TrialState.COMPLETE, {"training.batch_size": 8})
+    ]
+    assert "training.batch_size=8" in write_report(resumed, tmp_path / "report")
+
+
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="direction: loss must be minimized, got 'maximize'"):
         run_local_hpo_sweep("tiny-bert", settings("x", metric="loss"), config_dir=config_dir, study_dir=tmp_path)
@@ -285,6 +327,9 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
         run_local_hpo_sweep("tiny-bert", settings("x"), config_dir=config_dir, study_dir=tmp_path, n_trials=0)
     with pytest.raises(InputError, match=r"needs config= .* or config_dir="):
         run_local_hpo_sweep("tiny-bert", settings("x"), study_dir=tmp_path)
+    refused = {"model.max_length": {"type": "choice", "values": [64, 16]}}  # model/tiny-bert.yaml has stride 8
+    with pytest.raises(ConfigError, match=r"^search_space: model.max_length=16 does not fit the config: model.stride"):
+        run_local_hpo_sweep("tiny-bert", settings("x", search_space=refused), config_dir=config_dir, study_dir=tmp_path)
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
     assert not list(tmp_path.iterdir())

@@ -216,12 +216,13 @@ class TrainingConfig(Section):
 
         return validate(cls, parse_yaml(text, source), source)
 
-    def with_values(self, values: dict[str, Any]) -> TrainingConfig:
-        """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again."""
+    def with_values(self, values: dict[str, Any], source: str = "override") -> TrainingConfig:
+        """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start
+        with `source`."""
         data = self.model_dump(mode="python")
         for key, value in values.items():
-            apply_dotted(data, key, value, source="override")
-        return validate(type(self), data, "override")
+            apply_dotted(data, key, value, source=source)
+        return validate(type(self), data, source)
 
 
 class _Range(Section):

@@ -52,6 +52,7 @@ def build_azure_sweep_job(
     hpo = hpo_config if isinstance(hpo_config, HPOConfig) else load_hpo_config(hpo_config)
     _check_supported(hpo, azure)
     space = create_search_space(hpo)
+    space.check(config)
     algorithm = ALGORITHMS[hpo.sampler.type]
     distributions = space.to_azure(algorithm)
     data = data or azure.data_asset or config.data.path

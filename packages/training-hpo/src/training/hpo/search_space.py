@@ -6,9 +6,10 @@ when `other` took `value`; Azure samples every parameter and the trial drops the
 
 from __future__ import annotations
 
+import itertools
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -26,6 +27,7 @@ from training.config.schema import (
     IntRange,
     LogUniform,
     Parameter,
+    TrainingConfig,
     Uniform,
 )
 from training.config.validation import validate
@@ -38,6 +40,7 @@ AZURE_SUPPORTED = {
     "grid": ("choice",),
 }
 CHOICE_TYPES = (str, int, float, bool, type(None))
+MAX_CORNER_CHECKS = 4096  # combinations of corner values `SearchSpace.check` validates (about 0.1 s a thousand)
 
 
 @dataclass(frozen=True)
@@ -77,6 +80,28 @@ class SearchSpace:
             if self.is_active(name, values):
                 values[name] = value
         return values
+
+    def check(self, base: TrainingConfig) -> None:
+        """Refuse, before any trial runs, a space whose corner values (each choice, each range's ends, each value a
+        condition asks for) the config's own rules refuse in `base`, alone or combined as they can be drawn."""
+        for values in itertools.islice(self._corners(list(self.parameters), {}), MAX_CORNER_CHECKS):
+            shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
+            base.with_values(values, f"search_space: {shown} does not fit the config")
+
+    def _corners(self, names: list[str], values: dict[str, Any]) -> Iterator[dict[str, Any]]:
+        """Every combination of the corner values of `names` that can be drawn together with `values`."""
+        if not names:
+            yield values
+            return
+        name, rest = names[0], names[1:]
+        if not self.is_active(name, values):
+            yield from self._corners(rest, values)
+            return
+        parameter = self.parameters[name]
+        corners = _values(parameter) if isinstance(parameter, (Choice, Fixed)) else (parameter.low, parameter.high)
+        wanted = [p.condition[name] for p in self.parameters.values() if name in (p.condition or {})]
+        for value in dict.fromkeys([*corners, *wanted]):
+            yield from self._corners(rest, values | {name: value})
 
     def upper_bound(self, name: str) -> Any:
         """The largest value `name` can take, or None when it is not in the space."""
@@ -134,10 +159,14 @@ def azure_input_name(key: str) -> str:
 
 def create_search_space(
     hpo_config: HPOConfig | str | os.PathLike[str] | Mapping[str, Any] | SearchSpace,
+    *,
+    recorded: bool = False,
 ) -> SearchSpace:
     """The search space of an `HPOConfig`, an `hpo/<name>.yaml` file, or a mapping like its `search_space` section.
 
     Values must fit their config fields, int steps divide their range, conditions name a reachable value, no cycles.
+    A `recorded` one (a started study's settings) had its values checked when it began: checks added since are not
+    applied to it, so they never keep an old study from being resumed.
     """
     if isinstance(hpo_config, SearchSpace):
         return hpo_config
@@ -154,7 +183,7 @@ def create_search_space(
             f"create_search_space: expected an HPOConfig, a path to an hpo YAML file or a mapping, "
             f"got {type(hpo_config).__name__}"
         )
-    return SearchSpace(_checked(settings.search_space, source), settings)
+    return SearchSpace(_checked(settings.search_space, source, recorded), settings)
 
 
 def full_key(key: str) -> str:
@@ -164,7 +193,7 @@ def full_key(key: str) -> str:
     return next(f"{section}.{key}" for section, model in TUNABLE_SECTIONS.items() if key in model.model_fields)
 
 
-def _checked(space: Mapping[str, Parameter], source: str) -> dict[str, Parameter]:
+def _checked(space: Mapping[str, Parameter], source: str, recorded: bool = False) -> dict[str, Parameter]:
     """The space keyed by full dotted keys in dependency order, after the checks the schema cannot make alone."""
     keys = {name: full_key(name) for name in space}
     parameters: dict[str, Parameter] = {}
@@ -175,7 +204,8 @@ def _checked(space: Mapping[str, Parameter], source: str) -> dict[str, Parameter
         condition = {keys[other]: value for other, value in (parameter.condition or {}).items()}
         parameters[key] = parameter.model_copy(update={"condition": condition or None})
     for key, parameter in parameters.items():
-        _check_values(source, key, parameter)
+        if not recorded:
+            _check_values(source, key, parameter)
         for other, wanted in (parameter.condition or {}).items():
             _check_condition(source, key, other, parameters[other], wanted)
     return _ordered(source, parameters)

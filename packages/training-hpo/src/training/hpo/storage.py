@@ -27,7 +27,7 @@ from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.redact import REDACTED, redact_url
 from training.hpo.failures import one_line
 from training.hpo.recovery import MAX_RETRIES, file_lock
-from training.hpo.study_folder import StudyFolder
+from training.hpo.study_folder import StudyFolder, StudyManifest
 
 HEARTBEAT_INTERVAL_S = 60
 HEARTBEAT_GRACE_S = 180
@@ -130,18 +130,24 @@ def study_location(
     if study_dir is not None:
         folder = StudyFolder(Path(study_dir))
         manifest = folder.read_manifest()
-        location = storage_location(storage, folder) if storage else _own_default(manifest.storage, folder)
+        location = storage_location(storage, folder) if storage else _own_default(manifest, folder)
         return location, study_name or manifest.study_name
     if storage is None or study_name is None:
         raise InputError("name the study: a study folder, or a storage URL together with a study name")
     return (storage if "://" in storage else str(Path(storage).resolve())), study_name
 
 
-def _own_default(recorded: str, folder: StudyFolder) -> str:
-    """The manifest's storage; a default one (study.db, study.journal, recorded by the absolute path the folder had)
-    is the file in the folder where it lies now, so a moved or copied study folder opens its own study."""
+def _own_default(manifest: StudyManifest, folder: StudyFolder) -> str:
+    """The manifest's storage; the folder's own default one (study.db, study.journal, recorded by the absolute path the
+    folder had) is the file in the folder where it lies now, so a moved or copied study folder opens its own study.
+    Another folder's study.db stays where it is; a manifest without `study_dir` can only be judged by the name."""
+    recorded = manifest.storage
     for default, file in ((None, folder.database), ("journal", folder.journal)):
-        if file.is_file() and Path(recorded).name == file.name and recorded.startswith("sqlite:") == (default is None):
+        if manifest.study_dir is not None:
+            own = recorded == storage_location(default, StudyFolder(Path(manifest.study_dir)))
+        else:
+            own = Path(recorded).name == file.name and recorded.startswith("sqlite:") == (default is None)
+        if own and file.is_file():
             return storage_location(default, folder)
     return recorded
 

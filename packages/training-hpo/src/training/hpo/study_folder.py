@@ -33,6 +33,7 @@ class StudyManifest(BaseModel):
     format: Literal["training.hpo-study"] = "training.hpo-study"
     study_name: str
     storage: str
+    study_dir: str | None = None  # the folder's absolute path when written (None in manifests from before it was)
 
 
 class _Inside:

@@ -84,6 +84,7 @@ def run_local_hpo_sweep(
     }
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
+    space.check(base)
     tracking = mlflow_uri or base.tracking.mlflow
     if tracking is not None:  # a bad store stops the sweep before its study folder is written
         from training.execution.tracking import connect
@@ -118,7 +119,8 @@ def run_local_hpo_sweep(
     )
     _check_or_save(study, record, folder)
     Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
-    folder.write_manifest(StudyManifest(study_name=hpo.name, storage=redact_url(location)))
+    manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
+    folder.write_manifest(manifest)
     if not have_splits:
         _splits(folder, dataset, hpo, base)
     return SweepWorker(

@@ -66,7 +66,7 @@ class SweepWorker:
         self.hpo = record.hpo_config
         self.streak = FailureStreak(self.hpo.max_failed_trials)
         self.stopped = False
-        self.space = create_search_space(self.hpo)
+        self.space = create_search_space(self.hpo, recorded=True)
         self.base = record.config
         existing = len(study.get_trials(deepcopy=False))
         self.study = optuna.load_study(
