@@ -161,6 +161,21 @@ def test_the_trial_entry_point_runs_one_trial_locally(
     )
 
 
+def test_a_spec_built_before_a_check_was_added_still_runs_its_trials(
+    tiny_config: TrainingConfig, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    build_azure_sweep_job(settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    hpo = tmp_path / "sweep" / "code" / "hpo.yaml"
+    hpo.write_text(hpo.read_text().replace("- 4\n", "- 4\n    - 8.0\n", 1))  # a duplicate choice, refused since
+    assert "8.0" in hpo.read_text()
+    missing = tmp_path / "no-data"
+    args = ["--spec", str(hpo.parent), "--data", str(missing), "--output", str(tmp_path / "out")]
+    args += ["--param=training.batch_size=8", "--param=training.learning_rate=0.005"]
+    args += ["--param=training.scheduler=linear", "--param=training.warmup_ratio=0.1"]
+    assert trial_main(args) == 2
+    assert str(missing) in capsys.readouterr().err  # past the search space, to the data
+
+
 @pytest.mark.parametrize(
     ("content", "message"),
     [

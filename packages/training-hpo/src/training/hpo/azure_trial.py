@@ -99,7 +99,7 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
         raise InputError(f"{config_file}: no such file; --spec must be a sweep spec folder")
     config = validate(TrainingConfig, load_yaml_mapping(config_file), str(config_file))
     hpo = load_hpo_config(spec_dir / "hpo.yaml")
-    space = create_search_space(hpo)
+    space = create_search_space(hpo, recorded=True)  # checked when the sweep was built
     values = space.resolve(params)
     dataset = config.data.load(data)
     splits = create_kfold_splits(
