@@ -3,6 +3,7 @@ page, each titled and labelled with units and the run's metric."""
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from pathlib import Path
@@ -68,3 +69,18 @@ def test_missing_parts_are_skipped_with_a_note() -> None:
         ("Confusion of entity types", None),
     ]
     assert sections[2][2] == "needs the run's model and data (pass --data-path)"
+
+
+def test_the_png_curves_name_the_metric_and_leave_an_unrecorded_loss_as_a_gap(trained_run: Path) -> None:
+    pytest.importorskip("matplotlib").use("Agg")
+    from training.cli.report import _learning_curves
+
+    record = RunFolder(trained_run).read_metrics()
+    assert record is not None
+    history = [record.history[0].model_copy(update={"loss": None}), *record.history[1:]]
+    left, right = _learning_curves(history, "macro_f1").axes
+    assert left.get_title() == "validation scores (checkpoints chosen by macro_f1)"
+    assert left.get_legend_handles_labels()[1][0] == "macro_f1"  # the run's metric first
+    assert (left.get_ylabel(), right.get_ylabel()) == ("score (0 to 1)", "loss (cross-entropy, nats)")
+    losses = list(right.lines[0].get_ydata())
+    assert math.isnan(losses[0]) and losses[1:] == [entry.loss for entry in history[1:]]  # a gap, not a zero loss

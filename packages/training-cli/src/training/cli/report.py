@@ -3,12 +3,13 @@ one interactive page (`interactive.html`)."""
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from training.cli.interactive_report import SCORES, confusion_counts, run_figures
+from training.cli.interactive_report import FRACTION, SCORES, confusion_counts, run_figures
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
@@ -33,10 +34,10 @@ def write_run_report(
 
     matplotlib.use("Agg")
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = {"learning_curves": _learning_curves(record.history)}
+    plots = {"learning_curves": _learning_curves(record.history, metric)}
     per_entity = record.best.per_entity if record.best else {}
     if per_entity:
-        plots["entity_f1"] = _entity_f1(per_entity)
+        plots["entity_f1"] = _entity_f1(per_entity, metric)
     if confusion:
         plots["entity_confusion"] = _confusion(confusion)
     for name, figure in plots.items():
@@ -68,28 +69,34 @@ def entity_confusion(
     return table
 
 
-def _learning_curves(history: Sequence[HistoryEntry]) -> Any:
+def _learning_curves(history: Sequence[HistoryEntry], metric: str) -> Any:
     import matplotlib.pyplot as plt
 
     figure, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
     steps = [entry.step for entry in history]
-    for key in SCORES:
-        left.plot(steps, [entry.score(key) for entry in history], marker="o", label=key)
-    left.set(xlabel="optimizer step", ylabel="score", title="validation scores", ylim=(0, 1.02))
+
+    def values(key: str) -> list[float]:  # a value not recorded is a gap, never a zero
+        return [math.nan if (value := getattr(entry, key)) is None else value for entry in history]
+
+    for key in dict.fromkeys((metric, *SCORES)):
+        if key != "loss" and any(getattr(entry, key) is not None for entry in history):
+            left.plot(steps, values(key), marker="o", label=key)
+    left.set(xlabel="optimizer step (count)", ylabel=f"score {FRACTION}", ylim=(0, 1.02))
+    left.set_title(f"validation scores (checkpoints chosen by {metric})")
     left.legend()
-    right.plot(steps, [entry.loss or 0.0 for entry in history], marker="o", color="tab:red")
-    right.set(xlabel="optimizer step", ylabel="loss", title="validation loss")
+    right.plot(steps, values("loss"), marker="o", color="tab:red")
+    right.set(xlabel="optimizer step (count)", ylabel="loss (cross-entropy, nats)", title="validation loss")
     return figure
 
 
-def _entity_f1(per_entity: dict[str, EntityScores]) -> Any:
+def _entity_f1(per_entity: dict[str, EntityScores], metric: str) -> Any:
     import matplotlib.pyplot as plt
 
     labels = sorted(per_entity)
     figure, axes = plt.subplots(figsize=(max(5, len(labels) * 0.9), 4))
     bars = axes.bar(labels, [per_entity[label].f1 for label in labels], color="tab:blue")
     axes.bar_label(bars, labels=[f"n={per_entity[label].support}" for label in labels], fontsize=8)
-    axes.set(ylabel="F1", title="best checkpoint: F1 per entity type", ylim=(0, 1.1))
+    axes.set(ylabel=f"F1 {FRACTION}", title=f"F1 per entity type at the best checkpoint by {metric}", ylim=(0, 1.1))
     axes.tick_params(axis="x", rotation=30)
     return figure
 
