@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -202,6 +203,25 @@ def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run:
     completed = cli("predict", str(trained_run), "--file", str(file), "--json")
     assert completed.returncode == 0, completed.stderr
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
+
+
+def test_predict_reads_a_standard_input_swapped_for_a_text_stream(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A notebook or a test harness puts a StringIO (no .buffer) in sys.stdin: predict crashed with AttributeError.
+    from training.cli.main import main
+
+    texts = ["Anna Kowalczyk works at Siemens in Warsaw.", "Second line here."]
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff" + "\r\n".join(texts) + "\r\n"))
+    assert main(["predict", str(trained_run), "--json"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == texts
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Tokyo \ud800\n"))
+    assert main(["predict", str(trained_run)]) == 2
+    assert capsys.readouterr().err == (
+        "training predict: error: standard input:1: not valid UTF-8 (byte 0xed at offset 6); "
+        "re-encode the text as UTF-8\n"
+    )
 
 
 def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli, trained_run: Path) -> None:
