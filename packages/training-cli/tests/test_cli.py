@@ -175,6 +175,18 @@ def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path
     ]
 
 
+def test_a_run_folder_name_too_long_for_the_file_system_exits_2_naming_it(
+    cli, config_dir: Path, tmp_path: Path
+) -> None:
+    # The OSError "File name too long" ended `training train` with exit 1 instead.
+    output = tmp_path / ("r" * 300)
+    completed = cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training train: error: {output}: File name too long; expected a run folder (an existing one or a new path)"
+    ]
+
+
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
