@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -174,6 +175,18 @@ def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path
     ]
 
 
+def test_a_run_folder_name_too_long_for_the_file_system_exits_2_naming_it(
+    cli, config_dir: Path, tmp_path: Path
+) -> None:
+    # The OSError "File name too long" ended `training train` with exit 1 instead.
+    output = tmp_path / ("r" * 300)
+    completed = cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training train: error: {output}: File name too long; expected a run folder (an existing one or a new path)"
+    ]
+
+
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
@@ -202,6 +215,25 @@ def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run:
     completed = cli("predict", str(trained_run), "--file", str(file), "--json")
     assert completed.returncode == 0, completed.stderr
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
+
+
+def test_predict_reads_a_standard_input_swapped_for_a_text_stream(
+    trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A notebook or a test harness puts a StringIO (no .buffer) in sys.stdin: predict crashed with AttributeError.
+    from training.cli.main import main
+
+    texts = ["Anna Kowalczyk works at Siemens in Warsaw.", "Second line here."]
+    monkeypatch.setenv("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    monkeypatch.setattr(sys, "stdin", io.StringIO("\ufeff" + "\r\n".join(texts) + "\r\n"))
+    assert main(["predict", str(trained_run), "--json"]) == 0
+    assert [json.loads(line)["text"] for line in capsys.readouterr().out.splitlines()] == texts
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Tokyo \ud800\n"))
+    assert main(["predict", str(trained_run)]) == 2
+    assert capsys.readouterr().err == (
+        "training predict: error: standard input:1: not valid UTF-8 (byte 0xed at offset 6); "
+        "re-encode the text as UTF-8\n"
+    )
 
 
 def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli, trained_run: Path) -> None:

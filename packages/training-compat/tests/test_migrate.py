@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -167,6 +168,21 @@ def test_options_may_come_between_paths_as_in_the_training_command(tmp_path: Pat
     assert main([str(tmp_path / "a.py"), "--write", str(tmp_path / "b.py")]) == 0
     assert (tmp_path / "a.py").read_text(encoding="utf-8") == "import training.execution as te\n"
     assert (tmp_path / "b.py").read_text(encoding="utf-8") == "import training.hpo as h\n"
+
+
+def test_a_large_tree_is_migrated_file_by_file_not_held_in_memory(tmp_path: Path) -> None:
+    # Every file's text, rewritten text and diff were kept until the summary: a monorepo's whole tree in memory.
+    padding = "# " + "x" * 200_000 + "\n"
+    for number in range(40):  # 8 MB of source
+        (tmp_path / f"m{number}.py").write_text(f"import training_exec as te\n{padding}", encoding="utf-8")
+    assert main(["--check", str(tmp_path / "m0.py")]) == 1  # imports the rewriter before memory is traced
+    tracemalloc.start()
+    try:
+        assert main(["--check", str(tmp_path)]) == 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20 * len(padding), f"{peak} bytes at the peak, for files of {len(padding)}"
 
 
 def test_write_keeps_permissions_and_writes_through_links(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -58,6 +59,18 @@ def test_it_reads_back_from_the_run_folder_the_model_folder_or_the_file(final_ru
     lineage = Lineage.load(final_run.output_dir)
     assert Lineage.load(final_run.model_dir) == lineage == Lineage.load(final_run.output_dir / "lineage.json")
     assert extract_lineage_from_best_model(final_run.model_dir) == lineage
+
+
+def test_a_moved_run_folder_gives_its_own_paths_where_it_is_now(final_run: JobHandle, tmp_path: Path) -> None:
+    # A moved or copied run folder showed the paths it had when written, as if it were still there.
+    moved = tmp_path / "moved"
+    shutil.copytree(final_run.output_dir, moved)
+    written = (moved / "lineage.json").read_bytes()
+    lineage = extract_lineage_from_best_model(moved / "model")
+    assert (lineage.run_dir, lineage.model_path) == (str(moved), str(moved / "model"))
+    recorded = Lineage.load(final_run.output_dir)  # data and study paths stay as recorded
+    assert lineage == recorded.model_copy(update={"run_dir": str(moved), "model_path": str(moved / "model")})
+    assert (moved / "lineage.json").read_bytes() == written
 
 
 def test_tags_are_flat_strings_without_secrets(final_run: JobHandle, planted_secret: Callable[..., None]) -> None:
@@ -125,7 +138,8 @@ def test_a_format_1_lineage_and_best_config_read_as_the_nested_study(
     flat |= {key: value for key, value in lineage.study.model_dump(mode="json").items() if key != "dataset_fingerprint"}
     flat["study_dataset_fingerprint"] = lineage.study.dataset_fingerprint
     (tmp_path / "lineage.json").write_text(json.dumps(flat))
-    assert Lineage.load(tmp_path / "lineage.json") == lineage
+    here = {"run_dir": str(tmp_path), "model_path": str(tmp_path / "model")}  # where the record now lies
+    assert Lineage.load(tmp_path / "lineage.json") == lineage.model_copy(update=here)
 
     best = best_config.model_dump(mode="json", exclude={"study"}) | best_config.study.model_dump(mode="json")
     (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 1}))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import logging
 import subprocess
 import sys
 import textwrap
+import warnings
 from pathlib import Path
 
 import pytest
@@ -90,6 +92,22 @@ def test_the_logged_model_loads_and_predicts_with_mlflow_in_a_fresh_process(fina
     scores = [entity["score"] for entities in loaded for entity in entities]
     assert scores == pytest.approx([entity.score for entities in ours for entity in entities])
     assert any(expected), "the model finds no entity: the comparison would prove little"
+
+
+def test_logging_a_run_leaves_our_output_free_of_mlflow_s_own_lines(
+    final_run, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # MLflow's database set-up lines, its pickling warning and a "Downloading artifacts" bar came amid our output.
+    pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
+    from training.execution.tracking import log_final_run
+
+    capfd.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        log_final_run(final_run.output_dir, extract_lineage_from_best_model(final_run), f"sqlite:///{tmp_path / 'db'}")
+    assert capfd.readouterr() == ("", "")
+    assert [str(warning.message) for warning in caught if "mlflow" in Path(warning.filename).parts] == []
+    assert logging.getLogger("mlflow").level == logging.INFO  # MLflow's own setting again, after our calls
 
 
 def test_a_bad_or_unreachable_tracking_uri_fails_before_the_refit(best_config: BestConfig, tmp_path: Path) -> None:

@@ -71,10 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Migrate every file under `args.paths` and print a summary; returns the exit code."""
+    """Migrate every file under `args.paths`, one at a time, and print a summary; returns the exit code."""
     files = sources(args.paths)
-    migrations: list[Migration] = []
-    failed = 0
+    changed = imports = failed = 0
+    reasons: Counter[str] = Counter()  # of what was left for a human; only counts outlive a file (a tree can be large)
     for path in files:
         try:
             migration = migrate_file(path)
@@ -84,9 +84,11 @@ def run(args: argparse.Namespace) -> int:
             continue
         for finding in migration.findings:
             print(finding, file=sys.stderr)
-        migrations.append(migration)
+        reasons.update(finding.reason for finding in migration.findings)
+        imports += migration.imports
         if migration.after == migration.before:
             continue
+        changed += 1
         if args.write:  # atomically, keeping the permissions (and writing through a symbolic link)
             target = path.resolve()
             atomic_write_bytes(target, migration.after, mode=stat.S_IMODE(target.stat().st_mode))
@@ -95,21 +97,20 @@ def run(args: argparse.Namespace) -> int:
             print(f"would rewrite {path}")
         else:
             sys.stdout.write(migration.diff)
-    print(_summary(files, migrations, failed, written=args.write), file=sys.stderr, end="")
+    print(_summary(files, changed, imports, reasons, failed, written=args.write), file=sys.stderr, end="")
     if failed:
         return InputError.exit_code
-    return 1 if args.check and any(m.after != m.before or m.findings for m in migrations) else 0
+    return 1 if args.check and (changed or reasons) else 0
 
 
-def _summary(files: list[Path], migrations: list[Migration], failed: int, written: bool) -> str:
+def _summary(files: list[Path], changed: int, imports: int, reasons: Counter[str], failed: int, written: bool) -> str:
     """The summary table, label and count per line; the reasons of what was left for a human indented under it."""
     done = "rewritten" if written else "to rewrite"
-    reasons = Counter(finding.reason for migration in migrations for finding in migration.findings)
     rows = [
         ("files scanned", len(files)),
         ("notebooks", sum(path.suffix == ".ipynb" for path in files)),
-        (f"files {done}", sum(migration.after != migration.before for migration in migrations)),
-        (f"imports {done}", sum(migration.imports for migration in migrations)),
+        (f"files {done}", changed),
+        (f"imports {done}", imports),
         ("left for a human", reasons.total()),
         *((f"  {reason}", count) for reason, count in sorted(reasons.items())),
         ("parse failures", failed),

@@ -18,6 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data.formats import HALF_SURROGATE
 from training.config.validation import read_record
@@ -129,25 +130,7 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     app = FastAPI(title="training: named-entity recognition", version=str(metadata.get("version", "")))
     batcher = Batcher(tag, settings.batch_size, settings.max_wait_ms / 1000)
 
-    @app.middleware("http")
-    async def _limit_body(request: Request, call_next: Any) -> Any:
-        # Counted as it arrives (a chunked body declares no length), never held past the limit, and read to its end
-        # even when too large: a client still sending it would otherwise meet a broken pipe instead of the answer.
-        limit, size, kept = settings.max_body_bytes, 0, []
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size <= limit:
-                kept.append(chunk)
-        if size > limit:
-            return _error(413, f"request body of {size} bytes is over the limit of {limit}")
-        body = b"".join(kept)
-        try:
-            body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
-        except UnicodeDecodeError as error:
-            where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
-            return _error(422, f"body: expected JSON in UTF-8; {where} is not UTF-8")
-        request._body = body  # Starlette hands a body read here on to the endpoint
-        return await call_next(request)
+    app.add_middleware(_CheckedBody, limit=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
@@ -182,6 +165,46 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         return results[0] if body.text is not None else {"results": results}
 
     return app
+
+
+class _CheckedBody:
+    """Reads a request's body before the app, through ASGI's public `receive`, and hands the app the same body.
+
+    Counted as it arrives (a chunked body declares no length), never held past the limit, and read to its end even
+    when too large: a client still sending it would otherwise meet a broken pipe instead of the answer.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int) -> None:
+        self.app: ASGIApp = app
+        self.limit = limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        size, kept, message = 0, [], {"more_body": True}
+        while message.get("more_body", False):
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # the client is gone: nobody to answer
+            size += len(message.get("body", b""))
+            if size <= self.limit:
+                kept.append(message.get("body", b""))
+        body, app = b"".join(kept), self.app
+        if size > self.limit:
+            app = _error(413, f"request body of {size} bytes is over the limit of {self.limit}")
+        else:
+            try:
+                body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
+            except UnicodeDecodeError as error:
+                where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
+                app = _error(422, f"body: expected JSON in UTF-8; {where} is not UTF-8")
+        pending = [{"type": "http.request", "body": body, "more_body": False}]
+
+        async def replay() -> Message:
+            return pending.pop() if pending else await receive()
+
+        await app(scope, replay, send)
 
 
 def _error(status: int, message: str) -> JSONResponse:

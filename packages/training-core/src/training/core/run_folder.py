@@ -51,11 +51,16 @@ class RunFolder:
         return self.root / "lineage.json"
 
     def check_path(self) -> None:
-        """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder."""
-        found = next(path for path in (self.root, *self.root.parents) if path.exists())
+        """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, or that the
+        file system cannot hold (a name over its length limit)."""
+        expected = "expected a run folder (an existing one or a new path)"
+        try:
+            found = next(path for path in (self.root, *self.root.parents) if path.exists())
+        except OSError as error:
+            raise InputError(f"{self.root}: {error.strerror}; {expected}") from None
         if not found.is_dir():
             where = "is a file" if found == self.root else f"lies inside the file {found}"
-            raise InputError(f"{self.root}: {where}; expected a run folder (an existing one or a new path)")
+            raise InputError(f"{self.root}: {where}; {expected}")
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)

@@ -77,7 +77,8 @@ class Lineage(BaseModel):
 
     @classmethod
     def load(cls, run_or_model_dir: str | os.PathLike[str]) -> Lineage:
-        """Read `lineage.json` from a run folder, the `model/` folder inside it, or the file itself."""
+        """Read `lineage.json` from a run folder, the `model/` folder inside it, or the file itself; the run folder's
+        own paths are given where it lies now (it may have been moved or copied since), the file is left as written."""
         from training.config.validation import read_json_file, validate
 
         path = Path(run_or_model_dir)
@@ -90,7 +91,17 @@ class Lineage(BaseModel):
             data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}
         if isinstance(data, dict) and data.get("format") != LINEAGE_FORMAT:
             raise InputError(f"{file}: format: expected lineage format {LINEAGE_FORMAT}, got {data.get('format')!r}")
-        return validate(cls, data, str(file))
+        return validate(cls, data, str(file))._found_in(file.parent)
+
+    def _found_in(self, run_dir: Path) -> Lineage:
+        """This record with `run_dir` and the paths inside it where `run_dir` is; paths outside (data, study) as they
+        are recorded."""
+        if self.run_dir is None or Path(self.run_dir).resolve() == run_dir.resolve():
+            return self
+        model_path = self.model_path
+        if model_path is not None and Path(model_path).is_relative_to(self.run_dir):
+            model_path = str(run_dir.absolute() / Path(model_path).relative_to(self.run_dir))
+        return self.model_copy(update={"run_dir": str(run_dir.absolute()), "model_path": model_path})
 
 
 def _tag_text(value: Any) -> str:

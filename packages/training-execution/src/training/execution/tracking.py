@@ -3,7 +3,10 @@ logged (as files and as a pyfunc model) and registered; mlflow is imported only 
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,6 +14,7 @@ from typing import Any
 from training.common.errors import ConfigError, InputError, first_line
 from training.common.fingerprint import fingerprint
 from training.common.optional import require
+from training.common.quiet import Quiet
 from training.common.redact import redact_url
 from training.config.schema import check_mlflow_uri
 from training.core.run_folder import RunFolder
@@ -23,6 +27,38 @@ STORAGE_TAG = "training.storage_fingerprint"
 KIND_TAG = "training.kind"  # "sweep" (a study's parent run) or "trial"
 TRIAL_TAG = "training.trial_number"
 SWEEP_RUN_TAG, TRIAL_RUN_TAG = "training.sweep_run_id", "training.trial_run_id"
+# MLflow's settings, read at each call, for its artifact progress bars and the run links it prints on stdout.
+_QUIET_SETTINGS = {"MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false", "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true"}
+
+
+def _hush_mlflow() -> Callable[[], None]:
+    """Hides what MLflow (imported by then) prints among our output: its info and warning lines (a database set up,
+    a pickled model), its Python warnings (shown, not filtered: it sets its own filters), progress bars and run links.
+    Its errors still show; ours are raised."""
+    logger, saved = logging.getLogger("mlflow"), {name: os.environ.get(name) for name in _QUIET_SETTINGS}
+    level, show = logger.level, warnings.showwarning
+
+    def show_ours(message: Any, category: Any, filename: str, lineno: int, *rest: Any) -> None:
+        if "mlflow" not in Path(filename).parts:
+            show(message, category, filename, lineno, *rest)
+
+    logger.setLevel(logging.ERROR)
+    os.environ.update(_QUIET_SETTINGS)
+    warnings.showwarning = show_ours
+
+    def restore() -> None:
+        logger.setLevel(level)
+        warnings.showwarning = show
+        for name, value in saved.items():
+            if value is None:
+                del os.environ[name]
+            else:
+                os.environ[name] = value
+
+    return restore
+
+
+quiet_mlflow = Quiet(_hush_mlflow)
 
 
 def storage_fingerprint(storage: str) -> str:
@@ -38,8 +74,9 @@ def connect(tracking_uri: str, setting: str) -> Any:
     except ValueError as error:
         raise ConfigError(redact_url(f"{setting}: {error}")) from None
     try:
-        client = mlflow.MlflowClient(tracking_uri=tracking_uri)
-        client.search_experiments(max_results=1)
+        with quiet_mlflow():  # the first request sets a new database up, in info lines
+            client = mlflow.MlflowClient(tracking_uri=tracking_uri)
+            client.search_experiments(max_results=1)
     except Exception as error:  # any failure of the first request: the store is unusable, say which and why
         # The whole first line: MLflow ends some reasons with the fix (its file store names the variable to set).
         message = f"{setting}: cannot use MLflow tracking URI {tracking_uri!r}: {first_line(error)}"
@@ -81,23 +118,24 @@ def log_final_run(
     if not run.model.is_dir():
         raise InputError(f"{run.model}: no model folder to log; has the run finished?")
     client = connect(tracking_uri, "tracking (tracking_uri=...)")
-    tags = {**lineage.to_tags(), **_sweep_links(client, lineage)}
-    experiment = experiment_id(client, experiment_name, tracking_uri)
-    same_run = {"run_id": lineage.run_id, "created_at": tags["created_at"]}  # a forced refit has a new created_at (ms)
-    logged = find_runs(client, experiment_name, same_run)
-    finished = [found for found in logged if client.get_run(found).info.status == "FINISHED"]
-    run_id = finished[0] if finished else _log_run(client, experiment, tags, lineage, run)
-    from training.execution.mlflow_model import PYFUNC_PATH
+    with quiet_mlflow():
+        tags = {**lineage.to_tags(), **_sweep_links(client, lineage)}
+        experiment = experiment_id(client, experiment_name, tracking_uri)
+        same_run = {"run_id": lineage.run_id, "created_at": tags["created_at"]}  # a forced refit's is new (ms)
+        logged = find_runs(client, experiment_name, same_run)
+        finished = [found for found in logged if client.get_run(found).info.status == "FINISHED"]
+        run_id = finished[0] if finished else _log_run(client, experiment, tags, lineage, run)
+        from training.execution.mlflow_model import PYFUNC_PATH
 
-    model_uri, pyfunc_uri = f"runs:/{run_id}/model", f"runs:/{run_id}/{PYFUNC_PATH}"
-    if registered_model_name is None:
-        return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri)
-    if not client.search_registered_models(filter_string=f"name = '{registered_model_name}'"):
-        client.create_registered_model(registered_model_name)
-    versions = client.search_model_versions(f"name = '{registered_model_name}' and run_id = '{run_id}'")
-    source = f"{client.get_run(run_id).info.artifact_uri}/model"
-    version = versions[0] if versions else client.create_model_version(registered_model_name, source, run_id, tags)
-    return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri, registered_model_name, str(version.version))
+        model_uri, pyfunc_uri = f"runs:/{run_id}/model", f"runs:/{run_id}/{PYFUNC_PATH}"
+        if registered_model_name is None:
+            return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri)
+        if not client.search_registered_models(filter_string=f"name = '{registered_model_name}'"):
+            client.create_registered_model(registered_model_name)
+        versions = client.search_model_versions(f"name = '{registered_model_name}' and run_id = '{run_id}'")
+        source = f"{client.get_run(run_id).info.artifact_uri}/model"
+        version = versions[0] if versions else client.create_model_version(registered_model_name, source, run_id, tags)
+        return TrackedRun(tracking_uri, run_id, model_uri, pyfunc_uri, registered_model_name, str(version.version))
 
 
 def _log_run(client: Any, experiment: str, tags: dict[str, str], lineage: Lineage, run: RunFolder) -> str:

@@ -21,6 +21,7 @@ from training.execution.tracking import (
     connect,
     experiment_id,
     find_runs,
+    quiet_mlflow,
     storage_fingerprint,
 )
 from training.hpo.azure_trial import EPOCH_SUFFIX, FOLD_SUFFIX
@@ -78,6 +79,7 @@ class SweepTracker:
             self.client.delete_run(created)
         return oldest
 
+    @quiet_mlflow()  # ending a run on an MLflow server prints its link on stdout
     def __call__(self, study: optuna.Study, trial: FrozenTrial) -> None:
         """Optuna's after-trial callback: the finished trial as a nested run, the best value so far on the parent."""
         status, record = RUN_STATUS.get(trial.state), TrialRecord.of(trial)
@@ -129,6 +131,7 @@ class SweepTracker:
         self.client.log_metric(self.parent_run_id, f"best_{self.metric}", best.value, step=done)
         self.client.set_tag(self.parent_run_id, "best_trial", str(best.number))
 
+    @quiet_mlflow()
     def end(self, status: str) -> None:
         """Mark the parent run ended (another worker or a resume reopens it)."""
         self.client.set_terminated(self.parent_run_id, status=status, end_time=int(time.time() * 1000))

@@ -36,7 +36,12 @@ def _texts(args: argparse.Namespace) -> list[str]:
             for number, text in enumerate(args.text, 1)
         ]
     # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
-    text = read_text(args.file) if args.file else decode_text(sys.stdin.buffer.read(), "standard input")
+    if args.file:
+        text = read_text(args.file)
+    elif hasattr(sys.stdin, "buffer"):
+        text = decode_text(sys.stdin.buffer.read(), "standard input")
+    else:  # a notebook or a test harness may swap sys.stdin for a text stream with no bytes under it (a StringIO)
+        text = decode_text(sys.stdin.read().encode("utf-8", "surrogatepass"), "standard input")
     # Lines end at "\n", "\r\n" or "\r": U+2028, U+0085 and the other breaks `str.splitlines` cuts at belong to a text.
     texts = [line for line in re.split(r"\r\n?|\n", text) if line.strip()]
     if not texts:

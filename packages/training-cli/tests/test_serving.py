@@ -1,0 +1,63 @@
+"""The service's body check, driven in-process through the ASGI interface a server uses (no model: texts get no
+entities)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+
+from training.cli.serving import ServeSettings, create_app
+
+
+def post(*messages: dict[str, Any]) -> list[dict[str, Any]]:
+    """What the app sends back for a `POST /predict` whose client sends `messages` (then waits for the answer)."""
+    incoming, sent = list(messages), []
+
+    async def receive() -> dict[str, Any]:
+        if incoming:
+            return incoming.pop(0)
+        await asyncio.sleep(3600)  # a client waiting for the answer sends nothing more
+        raise AssertionError("unreachable")
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http"}
+    scope |= {"path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": ""}
+    scope["headers"] = [(b"content-type", b"application/json")]
+    settings = ServeSettings(model_dir="-", max_body_bytes=20)
+    app = create_app(lambda texts: [[] for _ in texts], {"version": "0"}, settings)
+    asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
+    return sent
+
+
+def answer(sent: list[dict[str, Any]]) -> tuple[int, Any]:
+    return sent[0]["status"], json.loads(b"".join(message.get("body", b"") for message in sent[1:]))
+
+
+def chunks(*parts: bytes) -> list[dict[str, Any]]:
+    return [{"type": "http.request", "body": part, "more_body": i < len(parts) - 1} for i, part in enumerate(parts)]
+
+
+def test_a_body_read_in_chunks_reaches_the_endpoint_whole() -> None:
+    assert answer(post(*chunks(b'{"text":', b' "Oslo"}'))) == (200, {"entities": []})
+
+
+def test_a_body_over_the_limit_or_not_utf8_is_refused() -> None:
+    assert answer(post(*chunks(b" " * 15, b" " * 15))) == (
+        413,
+        {"error": "request body of 30 bytes is over the limit of 20"},
+    )
+    assert answer(post(*chunks(b'{"text": "caf\xe9"}'))) == (
+        422,
+        {"error": "body: expected JSON in UTF-8; byte 0xe9 at offset 13 is not UTF-8"},
+    )
+
+
+def test_a_client_gone_before_its_body_ended_gets_nothing_and_raises_nothing() -> None:
+    assert post(*chunks(b'{"text":', b"")[:1], {"type": "http.disconnect"}) == []
