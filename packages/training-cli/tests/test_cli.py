@@ -187,6 +187,29 @@ def test_a_run_folder_name_too_long_for_the_file_system_exits_2_naming_it(
     ]
 
 
+@pytest.mark.parametrize(
+    "command", [("splits", "--output", "{long}/s.json"), ("lineage", "{long}"), ("predict", "{long}", "x")]
+)
+def test_any_path_too_long_for_the_file_system_exits_2_naming_it(
+    cli, config_dir: Path, tmp_path: Path, command: tuple[str, ...]
+) -> None:
+    long = tmp_path / ("r" * 300)
+    arguments = [part.format(long=long) for part in command]
+    if command[0] == "splits":
+        arguments += ["--config-dir", str(config_dir)]
+    completed = cli(*arguments)
+    assert completed.returncode == 2, completed.stderr
+    assert len(completed.stderr.splitlines()) == 1 and "File name too long" in completed.stderr
+
+
+def test_a_reader_that_stops_early_ends_the_command_quietly(config_dir: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "training.cli", "splits", "--config-dir", str(config_dir), "--json"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process.stdout.close()  # as `| head` does once it has read enough
+    stderr = process.communicate(timeout=600)[1]
+    assert process.returncode == 141 and "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import sys
@@ -68,14 +69,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Our own bars and tables say what happens; the libraries' download and save bars are noise here.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     try:
-        return int(args.func(args) or 0)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a warning at exit
+        return code
+    except BrokenPipeError:  # nobody reads the rest: stop quietly, as a process SIGPIPE ends does (128 + 13)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (TrainingError, MissingDependencyError, OSError) as error:
         if args.debug:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
-        # Our errors carry their code; a missing extra is the setup (2: the message names the `pip install`); an
-        # OSError is the machine (a full disk, a missing permission), not the input.
-        return 2 if isinstance(error, MissingDependencyError) else getattr(error, "exit_code", TrainingError.exit_code)
+        # Our errors carry their code; a missing extra is the setup, a name too long for the file system is the
+        # input (2: the message names the `pip install` or the path); another OSError is the machine (a full disk,
+        # a missing permission), not the input.
+        if isinstance(error, MissingDependencyError) or getattr(error, "errno", None) == errno.ENAMETOOLONG:
+            return 2
+        return getattr(error, "exit_code", TrainingError.exit_code)
     except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
         if args.debug:
             raise
