@@ -507,6 +507,13 @@ def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
         load_execution_config(path)
 
 
+def test_a_single_process_backend_with_more_processes_names_the_file(folder: Path) -> None:
+    path = write(folder / "execution" / "local.yaml", "backend: subprocess\nnproc_per_node: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_execution_config(path)
+    assert str(caught.value) == f"{path}: nproc_per_node 2: backend 'subprocess' runs one process"
+
+
 @pytest.mark.parametrize(
     ("azure", "message"),
     [

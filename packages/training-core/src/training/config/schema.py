@@ -394,4 +394,6 @@ class ExecutionConfig(Section):
     def _azure_needs_settings(self) -> ExecutionConfig:
         if self.backend == "azure" and self.azure is None:
             raise ValueError("backend 'azure' needs an 'azure:' section with at least 'compute'")
+        if self.backend in ("local", "subprocess") and self.nproc_per_node != 1:
+            raise ValueError(f"nproc_per_node {self.nproc_per_node}: backend {self.backend!r} runs one process")
         return self
