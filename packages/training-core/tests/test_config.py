@@ -507,6 +507,13 @@ def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
         load_execution_config(path)
 
 
+def test_a_single_process_backend_with_more_processes_names_the_file(folder: Path) -> None:
+    path = write(folder / "execution" / "local.yaml", "backend: subprocess\nnproc_per_node: 2\n")
+    with pytest.raises(ConfigError) as caught:
+        load_execution_config(path)
+    assert str(caught.value) == f"{path}: nproc_per_node 2: backend 'subprocess' runs one process"
+
+
 @pytest.mark.parametrize(
     ("azure", "message"),
     [
@@ -514,6 +521,8 @@ def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
         ("{compute: '  '}", "azure.compute: expected the name of a compute target (letters, digits and -,"),
         ("{compute: gpu, image: ''}", "azure.image: expected a Docker image: [registry/]name[:tag][@sha256:digest]"),
         ("{compute: gpu, image: 'My Image:latest'}", "azure.image: expected a Docker image: [registry/]name[:tag]"),
+        ("{compute: gpu, environment: 'azureml:'}", "azure.environment: expected a registered environment: azureml:"),
+        ("{compute: gpu, environment: 'azureml:my env:1'}", "azure.environment: expected a registered environment"),
     ],
 )
 def test_azure_names_the_service_would_refuse_fail_offline(folder: Path, azure: str, message: str) -> None:
@@ -524,6 +533,9 @@ def test_azure_names_the_service_would_refuse_fail_offline(folder: Path, azure: 
     for image in ("python:3.11-slim", "localhost:5000/team/ner-base@sha256:" + "a" * 64, "mcr.microsoft.com/a/b:1.0"):
         write(path, f"backend: azure\nazure: {{compute: gpu-Cluster-2, image: '{image}'}}\n")
         assert load_execution_config(path).azure.image == image
+    for environment in ("azureml:ner-env:3", "azureml:env@latest", "azureml://registries/r/environments/e/versions/1"):
+        write(path, f"backend: azure\nazure: {{compute: gpu, environment: '{environment}'}}\n")
+        assert load_execution_config(path).azure.environment == environment
 
 
 def test_missing_execution_file(folder: Path) -> None:

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -105,3 +108,13 @@ def test_backends_by_name_and_their_limits(tiny_config: object) -> None:
         get_backend("slurm")
     with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
         get_backend("subprocess", dataset=object())  # type: ignore[arg-type]
+
+
+def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Path) -> None:
+    # A notebook's interrupt reaches the kernel alone; the job's child must not go on writing the run folder.
+    deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
+    job = ProcessJob("sleeper", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", deaf])
+    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        job.wait(timeout=60)
+    assert job.process.poll() == -signal.SIGTERM and job.status == "failed"

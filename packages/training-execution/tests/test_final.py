@@ -138,6 +138,16 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         execute_final_training(no_path, output_dir=tmp_path)
 
 
+def test_a_best_config_file_with_a_bad_hyperparameter_is_named_in_the_error(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    file = best_config.model_copy(update={"hyperparameters": {"training.learning_rte": 1e-4}}).save(tmp_path / "b.json")
+    expected = rf"^{file}: hyperparameters: training.learning_rte: unknown key; did you mean 'learning_rate'\?"
+    with pytest.raises(ConfigError, match=expected):
+        execute_final_training(file, output_dir=tmp_path / "run", dry_run=True)
+    assert not (tmp_path / "run").exists()
+
+
 def test_an_output_path_inside_a_file_is_refused_before_the_job_is_written(
     best_config: BestConfig, tmp_path: Path
 ) -> None:

@@ -62,12 +62,13 @@ class BestConfig(Section):
     def backbone(self) -> str:
         return self.config.model.backbone
 
-    def training_config(self) -> TrainingConfig:
-        """The base config with the best hyperparameters (and epoch count) applied: what a refit trains."""
+    def training_config(self, source: str = "hyperparameters") -> TrainingConfig:
+        """The base config with the best hyperparameters (and epoch count) applied: what a refit trains; errors start
+        with `source`."""
         values = dict(self.hyperparameters)
         if self.num_epochs is not None:
             values["training.num_epochs"] = self.num_epochs
-        return self.config.with_values(values)
+        return self.config.with_values(values, source)
 
     def save(self, path: str | Path) -> Path:
         """Write `best_config.json` atomically."""
@@ -75,5 +76,8 @@ class BestConfig(Section):
 
     @classmethod
     def load(cls, path: str | Path) -> BestConfig:
-        """Read a `best_config.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        return read_record(cls, path, "best-config file")
+        """Read a `best_config.json`; a missing, unreadable or invalid file (hyperparameters included) is a
+        `ConfigError` naming it."""
+        best = read_record(cls, path, "best-config file")
+        best.training_config(f"{path}: hyperparameters")
+        return best

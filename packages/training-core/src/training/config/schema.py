@@ -358,6 +358,8 @@ def _fully(pattern: str, expected: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+AZURE_ASSET = r"azureml:((//|/subscriptions/).+|\w[\w.-]*([:@][\w.-]+)?)"  # a URI, an asset id, name[:version]
+_ENVIRONMENT = _fully(AZURE_ASSET, "a registered environment: azureml:<name>[:<version> or @latest], a URI or an id")
 _COMPUTE = _fully(r"[A-Za-z][A-Za-z0-9-]{0,23}", "the name of a compute target (letters, digits and -, a letter first)")
 _IMAGE = _fully(  # Docker's image reference grammar, a little wider in its separators
     r"(?:[\w.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
@@ -378,11 +380,7 @@ class AzureConfig(Section):
     experiment_name: str = "training"
     image: Annotated[str, _IMAGE] = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
-    environment: str | None = Field(
-        default=None,
-        pattern=r"^azureml:",
-        description="a registered environment (azureml:name:version); default: built from image",
-    )
+    environment: Annotated[str, _ENVIRONMENT] | None = Field(default=None, description="default: built from image")
 
 
 class ExecutionConfig(Section):
@@ -396,4 +394,6 @@ class ExecutionConfig(Section):
     def _azure_needs_settings(self) -> ExecutionConfig:
         if self.backend == "azure" and self.azure is None:
             raise ValueError("backend 'azure' needs an 'azure:' section with at least 'compute'")
+        if self.backend in ("local", "subprocess") and self.nproc_per_node != 1:
+            raise ValueError(f"nproc_per_node {self.nproc_per_node}: backend {self.backend!r} runs one process")
         return self

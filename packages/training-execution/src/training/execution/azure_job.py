@@ -19,7 +19,7 @@ from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
-from training.config.schema import AzureConfig
+from training.config.schema import AZURE_ASSET, AzureConfig
 from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
@@ -44,8 +44,7 @@ STATUSES: dict[str, JobStatus] = {
 
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
-    asset = r"azureml:((//|/subscriptions/).+|\w[\w.-]*([:@][\w.-]+)?)"  # a URI, an asset id, name[:version]
-    if data_path.startswith("azureml:") and not re.fullmatch(asset, data_path):
+    if data_path.startswith("azureml:") and not re.fullmatch(AZURE_ASSET, data_path):
         raise ConfigError(
             f"data asset {data_path!r}: expected azureml:<name>[:<version> or @latest], an azureml:// URI or an "
             "azureml:/subscriptions/... asset id"

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 TAIL_BYTES = 64 * 1024
+# Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
+INTERRUPT_GRACE_S = 5.0
 
 
 class JobHandle(ABC):
@@ -103,6 +105,13 @@ class ProcessJob(JobHandle):
                 f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
                 f"call wait() again or see {self.log_file}"
             ) from None
+        except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run
+            try:
+                self.process.wait(INTERRUPT_GRACE_S)
+            except subprocess.TimeoutExpired:
+                self.process.terminate()
+                self.process.wait()
+            raise
         if code != 0:  # the error carries the exit code and the tail of the log
             raise ExecutionError(
                 f"job {self.id} ({self.backend}) failed with exit code {code}; last lines of {self.log_file}:\n"
