@@ -179,7 +179,18 @@ STRIDE = {"type": "int", "low": 4, "high": 16, "step": 4}
     [
         ({"model.max_length": {"type": "choice", "values": [64, 16]}}, "model.max_length=16"),
         ({"model.stride": {"type": "int", "low": 0, "high": 40}}, "model.stride=40"),  # the base max_length is 64
-        ({"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": STRIDE}, "length=32, model.stride=16"),
+        (  # 32 fits no stride the space can draw: stride stays below half of max_length
+            {"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": {**STRIDE, "low": 16, "high": 20}},
+            "length=32, model.stride=16",
+        ),
+        (  # more combinations than are checked one by one: seeded draws find it wherever it is in the space
+            {
+                "model.max_length": {"type": "choice", "values": [64, 16]},
+                "learning_rate": {"type": "choice", "values": [n / 1e5 for n in range(1, 71)]},
+                "weight_decay": {"type": "choice", "values": [n / 100 for n in range(70)]},
+            },
+            r"model.max_length=16, training.learning_rate=[0-9.e-]+, training.weight_decay=[0-9.]+",
+        ),
         (  # a condition draws a value inside a range, which is combined too
             {
                 "model.max_length": {"type": "int", "low": 32, "high": 128, "step": 16},
@@ -202,6 +213,12 @@ def test_only_values_that_can_be_drawn_together_are_combined(tiny_config: Traini
     create_search_space({"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": conditional}).check(
         tiny_config
     )
+
+
+def test_a_value_that_fits_with_some_other_tuned_values_is_not_refused(tiny_config: TrainingConfig) -> None:
+    # 32 with stride 16 does not fit, 32 with 4 does: the space runs (a trial drawing 32 and 16 fails alone).
+    space = {"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": STRIDE}
+    create_search_space(space).check(tiny_config)
 
 
 def test_the_space_compiles_to_azure_sweep_distributions() -> None:

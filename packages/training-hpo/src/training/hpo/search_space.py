@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import random
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,11 +83,38 @@ class SearchSpace:
         return values
 
     def check(self, base: TrainingConfig) -> None:
-        """Refuse, before any trial runs, a space whose corner values (each choice, each range's ends, each value a
-        condition asks for) the config's own rules refuse in `base`, alone or combined as they can be drawn."""
-        for values in itertools.islice(self._corners(list(self.parameters), {}), MAX_CORNER_CHECKS):
+        """Refuse, before any trial runs, a corner value (a choice, a range's end, a value a condition asks for) that
+        the config's own rules refuse in `base` in every combination with the other parameters' corners that can be
+        drawn with it (another tuned parameter may make it fit). A space of more combinations than
+        `MAX_CORNER_CHECKS` is combined on as many seeded random draws."""
+        combinations = list(itertools.islice(self._corners(list(self.parameters), {}), MAX_CORNER_CHECKS + 1))
+        if len(combinations) > MAX_CORNER_CHECKS:
+            draw = random.Random(0)
+            combinations = [self._drawn_corners(draw) for _ in range(MAX_CORNER_CHECKS)]
+        fits: dict[tuple[str, str], bool] = {}
+        first_error: dict[tuple[str, str], ConfigError] = {}
+        for values in combinations:
             shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
-            base.with_values(values, f"search_space: {shown} does not fit the config")
+            try:
+                base.with_values(values, f"search_space: {shown} does not fit the config")
+                fitted = True
+            except ConfigError as error:
+                fitted = False
+                for key, value in values.items():
+                    first_error.setdefault((key, repr(value)), error)
+            for key, value in values.items():
+                fits[key, repr(value)] = fits.get((key, repr(value)), False) or fitted
+        refused = next((corner for corner, fitted in fits.items() if not fitted), None)
+        if refused is not None:
+            raise first_error[refused]
+
+    def _drawn_corners(self, draw: random.Random) -> dict[str, Any]:
+        """One combination of corner values, each active parameter's drawn at random."""
+        values: dict[str, Any] = {}
+        for name, parameter in self.parameters.items():
+            if self.is_active(name, values):
+                values[name] = draw.choice(self._corner_values(name, parameter))
+        return values
 
     def _corners(self, names: list[str], values: dict[str, Any]) -> Iterator[dict[str, Any]]:
         """Every combination of the corner values of `names` that can be drawn together with `values`."""
@@ -97,11 +125,14 @@ class SearchSpace:
         if not self.is_active(name, values):
             yield from self._corners(rest, values)
             return
-        parameter = self.parameters[name]
+        for value in self._corner_values(name, self.parameters[name]):
+            yield from self._corners(rest, values | {name: value})
+
+    def _corner_values(self, name: str, parameter: Parameter) -> list[Any]:
+        """Each choice or a range's two ends, and every value of `name` a condition asks for."""
         corners = _values(parameter) if isinstance(parameter, (Choice, Fixed)) else (parameter.low, parameter.high)
         wanted = [p.condition[name] for p in self.parameters.values() if name in (p.condition or {})]
-        for value in dict.fromkeys([*corners, *wanted]):
-            yield from self._corners(rest, values | {name: value})
+        return list(dict.fromkeys([*corners, *wanted]))
 
     def upper_bound(self, name: str) -> Any:
         """The largest value `name` can take, or None when it is not in the space."""
