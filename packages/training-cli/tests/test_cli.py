@@ -204,10 +204,24 @@ def test_any_path_too_long_for_the_file_system_exits_2_naming_it(
 
 def test_a_reader_that_stops_early_ends_the_command_quietly(config_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "training.cli", "splits", "--config-dir", str(config_dir), "--json"]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path)
     process.stdout.close()  # as `| head` does once it has read enough
     stderr = process.communicate(timeout=600)[1]
     assert process.returncode == 141 and "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+def test_a_broken_pipe_other_than_standard_output_is_an_error(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.cli.commands import lineage
+    from training.cli.main import main
+
+    def run(args: object) -> int:
+        raise BrokenPipeError(32, "Broken pipe")  # as a send to a trial process that has died raises
+
+    monkeypatch.setattr(lineage, "run", run)
+    assert main(["lineage", "run"]) == 1
+    assert capsys.readouterr().err == "training lineage: error: [Errno 32] Broken pipe\n"
 
 
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:

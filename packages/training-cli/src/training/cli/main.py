@@ -6,6 +6,7 @@ import argparse
 import errno
 import logging
 import os
+import select
 import sys
 from collections.abc import Sequence
 from importlib.metadata import entry_points
@@ -72,10 +73,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a warning at exit
         return code
-    except BrokenPipeError:  # nobody reads the rest: stop quietly, as a process SIGPIPE ends does (128 + 13)
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
     except (TrainingError, MissingDependencyError, OSError) as error:
+        if isinstance(error, BrokenPipeError) and _reader_gone():  # stop quietly, as SIGPIPE would (128 + 13)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 141
         if args.debug:
             raise
         print(f"training {args.command}: error: {error}", file=sys.stderr)
@@ -97,3 +98,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"training {args.command}: interrupted; state written so far is kept and resumable", file=sys.stderr)
         return 130
+
+
+def _reader_gone() -> bool:
+    """Whether standard output is a pipe whose reader has closed it (`| head` having read enough)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
+    except (AttributeError, OSError, ValueError):  # no poll (Windows) or no file under sys.stdout
+        return False
