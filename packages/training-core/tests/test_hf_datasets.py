@@ -126,21 +126,15 @@ def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
     assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
-def test_a_table_with_ner_tags_and_tags_reads_ner_tags_and_refuses_them_differing(tmp_path: Path) -> None:
-    """As a JSON line with both keys: `ner_tags` is read, and a row where the two disagree is an error."""
-    table = tagged().add_column("tags", [list(row) for row in TAGS])
+def test_a_table_with_ner_tags_and_tags_reads_ner_tags_as_a_json_line_does(tmp_path: Path) -> None:
+    """`ner_tags` is read, whatever a `tags` column beside it holds (part-of-speech tags here), in both inputs."""
+    table = tagged().add_column("tags", [["NNP"] * len(row) for row in TAGS])
     dataset = load_dataset(table)
     assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
-    lines = [json.dumps({"tokens": t, "ner_tags": g, "tags": g}) for t, g in zip(TOKENS, TAGS, strict=True)]
+    rows = zip(TOKENS, TAGS, strict=True)
+    lines = [json.dumps({"tokens": tokens, "ner_tags": tags, "tags": ["NNP"] * len(tags)}) for tokens, tags in rows]
     (tmp_path / "train.jsonl").write_text("\n".join(lines), encoding="utf-8")
     assert load_dataset(tmp_path / "train.jsonl").fingerprint == dataset.fingerprint
-    table = tagged().add_column("tags", [["O"] * len(row) for row in TAGS])
-    with pytest.raises(DataError) as error:
-        load_dataset(table)
-    assert str(error.value) == (
-        "<Dataset>[train]:0: 'ner_tags' and 'tags' differ (word 0: 'B-PER' vs 'O'); keep one or make them equal"
-    )
-    assert load_dataset(table, columns=Columns(tags="tags"))["train"][0].spans == ()
 
 
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:

@@ -89,18 +89,14 @@ def test_token_json_lines(tmp_path: Path, key: str) -> None:
     assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(token_records(key)))))
 
 
-def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_and_refuses_them_differing(tmp_path: Path) -> None:
+def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_as_datasets_input_does(tmp_path: Path) -> None:
     """`tags` was read, where `datasets` input reads `ner_tags`: the same data gave other entities by its format."""
-    both = [{**record, "ner_tags": record["tags"]} for record in token_records()]
-    assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(both))))
+    pos = [{**record, "ner_tags": record["tags"], "tags": ["NNP"] * len(record["tags"])} for record in token_records()]
+    assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(pos))))  # part-of-speech `tags` beside
     ids = {"tokens": ["Jo", "Li"], "tags": ["B-PER", "I-PER"], "ner_tags": [1, 2]}
     ids = write(tmp_path / "ids.jsonl", jsonl([ids]))
     assert load_dataset(ids, tag_names=["O", "B-PER", "I-PER"])["train"][0].spans == (Span(0, 5, "PER"),)
-    both[1]["tags"] = ["B-PER", "O", "O", "O"]
-    path = write(tmp_path / "train.jsonl", jsonl(both))
-    assert load_error(path) == (
-        f"{path}:2: 'ner_tags' and 'tags' differ (word 3: 'B-LOC' vs 'O'); keep one or make them equal"
-    )
+    assert load_dataset(ids)["train"][0].spans == (Span(0, 5, "PER"),)  # no names given: those written beside
 
 
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:

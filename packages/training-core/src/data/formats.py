@@ -25,7 +25,6 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONLL_COLUMN_BREAK = re.compile(r"[ \t\r\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
-TAG_KEYS = ("ner_tags", "tags")  # a token record's tags, under the `datasets` name first
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,18 +78,10 @@ def detect_format(path: Path, text: str) -> str:
     return "spans"
 
 
-def tag_key(where: str, fields: dict[str, Any]) -> str:
-    """The key of a token record's tags: `ner_tags` (as `datasets` exports them) over `tags`, which must then agree."""
-    if "ner_tags" not in fields:
-        return "tags"
-    ner, plain = fields["ner_tags"], fields.get("tags", fields["ner_tags"])
-    if ner != plain:
-        detail = f"{ner!r} vs {plain!r}"
-        if isinstance(ner, list) and isinstance(plain, list) and len(ner) == len(plain):
-            word = next(index for index, pair in enumerate(zip(ner, plain, strict=True)) if pair[0] != pair[1])
-            detail = f"word {word}: {ner[word]!r} vs {plain[word]!r}"
-        raise DataError(f"{where}: 'ner_tags' and 'tags' differ ({detail}); keep one or make them equal")
-    return "ner_tags"
+def tag_key(fields: dict[str, Any]) -> str:
+    """The key of a token record's tags: `ner_tags` where there is one (as `datasets` names them, other tag columns
+    such as part-of-speech `tags` beside it being no entities), else `tags`."""
+    return "ner_tags" if "ner_tags" in fields else "tags"
 
 
 def read_records(path: Path, text: str, format: str) -> Iterator[Record]:

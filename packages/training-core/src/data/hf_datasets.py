@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from data.formats import TAG_KEYS, Record
+from data.formats import Record
 from data.split_names import SPLIT_ALIASES
 from training.common.errors import DataError
 from training.common.optional import require
@@ -146,21 +146,14 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
 def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns) -> list[Record]:
     token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
     tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
-    # A table with both `ner_tags` and `tags` gives both, which the loader compares as it does a JSON line's.
-    both = columns.tags is None and set(TAG_KEYS) <= set(table.column_names)
-    keys = {key: key for key in TAG_KEYS} if both else {tag_column: "tags"}  # column -> record field
-    names = {column: _tag_names(datasets, where, table.features[column], column, tag_names) for column in keys}
+    names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
-    rows = table.select_columns([token_column, *keys, *kept]).to_dict()
+    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
     records = []
-    for row, tokens in enumerate(rows[token_column]):
-        fields = {column: rows[column][row] for column in kept}
-        for column, key in keys.items():
-            tags = rows[column][row]
-            if names[column] is not None and isinstance(tags, list):
-                tags = [tag_name(where, row, column, tag, names[column]) for tag in tags]
-            fields[key] = tags
-        records.append(Record(row, {**fields, "tokens": tokens}))
+    for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
+        if names is not None and isinstance(tags, list):
+            tags = [tag_name(where, row, tag_column, tag, names) for tag in tags]
+        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
     return records
 
 

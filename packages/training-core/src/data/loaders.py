@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
-from data.formats import FORMATS, HALF_SURROGATE, TAG_KEYS, Record, detect_format, read_records, read_text, tag_key
+from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
@@ -154,18 +154,19 @@ def _file_source(file: Path, format: str, tag_names: Sequence[str] | None) -> _S
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
     """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
-    fields = dict(record.fields)
-    for key in TAG_KEYS:
-        tags = fields.get(key)
-        if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false: no ids
-            continue
-        if names is None:
-            raise DataError(
-                f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
-                "(or write the names)"
-            )
-        fields[key] = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
-    return replace(record, fields=fields)
+    key = tag_key(record.fields)
+    tags = record.fields.get(key)
+    if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
+        return record
+    if names is None and key == "ner_tags" and isinstance(record.fields.get("tags"), list):  # names beside the ids
+        return replace(record, fields={name: value for name, value in record.fields.items() if name != "ner_tags"})
+    if names is None:
+        raise DataError(
+            f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
+            "(or write the names)"
+        )
+    named = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
+    return replace(record, fields={**record.fields, key: named})
 
 
 def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
@@ -186,11 +187,11 @@ def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
 def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     """The tagging scheme of every token record together (detected unless requested); None without tags."""
     sequences = [
-        (where, tags)
+        (f"{part.where}:{record.line}", tags)
         for part in sources
         if part.format != "spans"
         for record in part.records
-        if isinstance(tags := record.fields.get(tag_key(where := f"{part.where}:{record.line}", record.fields)), list)
+        if isinstance(tags := record.fields.get(tag_key(record.fields)), list)
         and all(isinstance(tag, str) for tag in tags)
     ]
     if not sequences:
@@ -352,7 +353,7 @@ class _DocumentBuilder:
 
     def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         tokens = fields["tokens"]
-        key = tag_key(where, fields)
+        key = tag_key(fields)
         if key not in fields:
             raise DataError(f"{where}: 'tokens' needs 'tags' or 'ner_tags' beside it")
         tags = fields[key]
