@@ -71,6 +71,13 @@ def test_a_moved_run_folder_gives_its_own_paths_where_it_is_now(final_run: JobHa
     recorded = Lineage.load(final_run.output_dir)  # data and study paths stay as recorded
     assert lineage == recorded.model_copy(update={"run_dir": str(moved), "model_path": str(moved / "model")})
     assert (moved / "lineage.json").read_bytes() == written
+    alone = tmp_path / "downloaded"  # a lineage.json copied without its run (an MLflow artifact): nothing to re-root
+    alone.mkdir()
+    shutil.copy(moved / "lineage.json", alone)
+    assert Lineage.load(alone / "lineage.json") == recorded
+    windows = json.loads(written) | {"run_dir": "C:\\runs\\r1", "model_path": "C:\\runs\\r1\\model"}
+    (moved / "lineage.json").write_text(json.dumps(windows))  # written on Windows, read here
+    assert Lineage.load(moved).model_path == str(moved / "model")
 
 
 def test_tags_are_flat_strings_without_secrets(final_run: JobHandle, planted_secret: Callable[..., None]) -> None:
@@ -138,8 +145,7 @@ def test_a_format_1_lineage_and_best_config_read_as_the_nested_study(
     flat |= {key: value for key, value in lineage.study.model_dump(mode="json").items() if key != "dataset_fingerprint"}
     flat["study_dataset_fingerprint"] = lineage.study.dataset_fingerprint
     (tmp_path / "lineage.json").write_text(json.dumps(flat))
-    here = {"run_dir": str(tmp_path), "model_path": str(tmp_path / "model")}  # where the record now lies
-    assert Lineage.load(tmp_path / "lineage.json") == lineage.model_copy(update=here)
+    assert Lineage.load(tmp_path / "lineage.json") == lineage  # a lineage.json alone: its paths as recorded
 
     best = best_config.model_dump(mode="json", exclude={"study"}) | best_config.study.model_dump(mode="json")
     (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 1}))

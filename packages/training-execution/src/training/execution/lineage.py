@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
+from pathlib import Path, PurePosixPath, PureWindowsPath
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
@@ -94,14 +94,18 @@ class Lineage(BaseModel):
         return validate(cls, data, str(file))._found_in(file.parent)
 
     def _found_in(self, run_dir: Path) -> Lineage:
-        """This record with `run_dir` and the paths inside it where `run_dir` is; paths outside (data, study) as they
-        are recorded."""
-        if self.run_dir is None or Path(self.run_dir).resolve() == run_dir.resolve():
+        """This record with `run_dir` and its model where `run_dir` is, when the model is found there (a moved or
+        copied run folder); otherwise (a lineage.json copied on its own) as recorded. Paths outside the run folder
+        (data, study) stay as recorded."""
+        if self.run_dir is None or self.model_path is None or Path(self.run_dir).resolve() == run_dir.resolve():
             return self
-        model_path = self.model_path
-        if model_path is not None and Path(model_path).is_relative_to(self.run_dir):
-            model_path = str(run_dir.absolute() / Path(model_path).relative_to(self.run_dir))
-        return self.model_copy(update={"run_dir": str(run_dir.absolute()), "model_path": model_path})
+        written = PureWindowsPath if "\\" in self.run_dir else PurePosixPath  # as recorded, on any system
+        if not written(self.model_path).is_relative_to(self.run_dir):
+            return self
+        model_path = run_dir.absolute().joinpath(*written(self.model_path).relative_to(self.run_dir).parts)
+        if not model_path.exists():
+            return self
+        return self.model_copy(update={"run_dir": str(run_dir.absolute()), "model_path": str(model_path)})
 
 
 def _tag_text(value: Any) -> str:
