@@ -96,6 +96,8 @@ def interrupted(trial: FrozenTrial) -> bool:
 
 def alive(pid: int, started: int | None = None) -> bool:
     """Whether process `pid` exists (and, given its start time, is the same process, not a reused pid)."""
+    if sys.platform == "win32":  # signal 0 is CTRL_C_EVENT there: it would interrupt the process, not probe it
+        return _windows_process_running(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -103,6 +105,20 @@ def alive(pid: int, started: int | None = None) -> bool:
     except PermissionError:  # exists, owned by another user
         pass
     return started is None or _start_time(pid) in (None, started)
+
+
+def _windows_process_running(pid: int) -> bool:
+    import ctypes
+
+    kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
+    if not handle:
+        return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it exists, another user's
+    try:
+        code = ctypes.c_ulong()
+        return bool(kernel32.GetExitCodeProcess(handle, ctypes.byref(code))) and code.value == 259  # STILL_ACTIVE
+    finally:
+        kernel32.CloseHandle(handle)
 
 
 def machine_name() -> str:
