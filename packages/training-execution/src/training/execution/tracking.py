@@ -51,7 +51,7 @@ def _hush_mlflow() -> Callable[[], None]:
         warnings.showwarning = show
         for name, value in saved.items():
             if value is None:
-                del os.environ[name]
+                os.environ.pop(name, None)
             else:
                 os.environ[name] = value
 
