@@ -86,3 +86,9 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
         predict(model_dir, TEXTS[0])
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
+    with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+        predict(model_dir, TEXTS[:1], batch_size=batch_size)
