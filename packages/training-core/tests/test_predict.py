@@ -92,3 +92,8 @@ def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
 def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
+
+
+def test_a_text_that_is_not_a_string_is_an_input_error_naming_it(model_dir):
+    with pytest.raises(InputError, match=r"^texts\[1\]: expected a string, got float nan$"):
+        predict(model_dir, [TEXTS[0], float("nan")])
