@@ -14,6 +14,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
+from training.common.errors import InputError
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
 from training.core.features import Collator, encode_documents, window_readings
 from training.core.model import check_max_length
@@ -47,6 +48,8 @@ def predict_documents(
 ) -> Predictions:
     """Tags, scores and entities of the documents at `indices` (default: all); `encoded` reuses windows made before."""
     check_max_length(windowing.max_length, model.config, None)
+    if len(tag_names) != model.config.num_labels:
+        raise InputError(f"tag_names: {len(tag_names)} tags for a model with {model.config.num_labels} labels")
     if encoded is None:
         encoded = encode_documents(documents, tokenizer, tag_names, windowing.max_length, windowing.stride)
     chosen = range(len(documents)) if indices is None else sorted(indices)
