@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 import subprocess
 import sys
@@ -105,6 +106,18 @@ def test_atomic_directory_leaves_the_target_alone_on_error(tmp_path: Path) -> No
         raise RuntimeError("interrupted")
     assert (target / "weights").read_text(encoding="utf-8") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+def test_a_write_inside_a_file_is_an_input_error_naming_that_file(tmp_path: Path) -> None:
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep", encoding="utf-8")
+    inside = f"lies inside the file {taken}; expected the path of a"
+    with pytest.raises(InputError, match=f"^{re.escape(f'{taken}/out/result.json: {inside} file to write')}$"):
+        atomic_write_json(taken / "out" / "result.json", {"a": 1})
+    folder = f"^{re.escape(f'{taken}/export: {inside} folder to write')}$"
+    with pytest.raises(InputError, match=folder), atomic_directory(taken / "export"):
+        pass
+    assert taken.read_text(encoding="utf-8") == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
 def test_fingerprint_ignores_key_order_and_sees_every_value() -> None:

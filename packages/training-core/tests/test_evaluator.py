@@ -111,3 +111,12 @@ def test_a_run_s_model_folder_evaluates_with_the_run_s_window_settings(trained, 
     assert from_run != evaluate_model(model, tokenizer, ner_documents[:10])  # the defaults window differently
     given = evaluate_model(folder, None, ner_documents[:10], max_length=32, stride=4)
     assert given == evaluate_model(model, tokenizer, ner_documents[:10], max_length=32, stride=4)
+
+
+@pytest.mark.parametrize("tag_names", [("O", "B-PER", "I-PER"), ("O", "B-PER", "I-PER") * 3])
+def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
+    tiny_tokenizer_and_model, ner_documents, tag_names
+):
+    tokenizer, model = tiny_tokenizer_and_model()
+    with pytest.raises(InputError, match=rf"^tag_names: {len(tag_names)} tags for a model with 7 labels$"):
+        evaluate_model(model, tokenizer, ner_documents[:2], tag_names=tag_names)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from data.documents import split_words
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.core.model import save_model
 from training.core.predict import Entity, Predictor, predict
 
@@ -86,3 +86,20 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
         predict(model_dir, TEXTS[0])
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
+    with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+        predict(model_dir, TEXTS[:1], batch_size=batch_size)
+
+
+def test_a_text_that_is_not_a_string_is_an_input_error_naming_it(model_dir):
+    with pytest.raises(InputError, match=r"^texts\[1\]: expected a string, got float nan$"):
+        predict(model_dir, [TEXTS[0], float("nan")])
+
+
+def test_windows_over_the_backbone_position_limit_are_a_config_error(model_dir):
+    limit = "model.max_length: 600 is above the backbone's position limit of 512"
+    with pytest.raises(ConfigError, match=rf"^{limit} \(bert max_position_embeddings 512\); set model.max_length to"):
+        predict(model_dir, TEXTS[:1], max_length=600)

@@ -30,6 +30,16 @@ def _ordinary_modes(folder: Path) -> tuple[int, int]:
         shutil.rmtree(probe, ignore_errors=True)
 
 
+def check_target(path: str | os.PathLike[str], expected: str) -> Path:
+    """`path` as a `Path`; an `InputError` naming the file it lies inside, if any (mkdir would report only "File
+    exists"); `expected` says what belongs at `path`."""
+    target = Path(path)
+    found = next((parent for parent in target.parents if parent.exists()), None)
+    if found is not None and not found.is_dir():
+        raise InputError(f"{target}: lies inside the file {found}; expected {expected}")
+    return target
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)
@@ -44,6 +54,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | No
     target = Path(path)
     if target.is_dir():  # os.replace would fail with an OSError naming our temporary file
         raise InputError(f"{target}: is a folder; expected the path of a file to write")
+    check_target(target, "the path of a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
@@ -77,7 +88,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 
     Its files get ordinary permissions, also those written private (safetensors writes 0o600).
     """
-    target = Path(path)
+    target = check_target(path, "the path of a folder to write")
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     file_mode, folder_mode = _ordinary_modes(target.parent.resolve())

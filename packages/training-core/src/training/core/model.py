@@ -92,8 +92,11 @@ def create_model_and_tokenizer(
     return model, tokenizer
 
 
-def check_max_length(max_length: int, model_config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase) -> None:
-    """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit."""
+def check_max_length(
+    max_length: int, model_config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase | None
+) -> None:
+    """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit
+    (None: positions only; a saved model's tokenizer limit is advice, its positions are not)."""
     positions = getattr(model_config, "max_position_embeddings", None)
     if isinstance(positions, int):
         offset = position_offset(model_config)
@@ -104,7 +107,7 @@ def check_max_length(max_length: int, model_config: PretrainedConfig, tokenizer:
                 f"({model_config.model_type} max_position_embeddings {positions}{shift}); "
                 f"set model.max_length to at most {positions - offset}"
             )
-    limit = tokenizer.model_max_length
+    limit = tokenizer.model_max_length if tokenizer is not None else _NO_TOKENIZER_LIMIT
     if limit < _NO_TOKENIZER_LIMIT and max_length > limit:
         raise ConfigError(
             f"model.max_length: {max_length} is above the tokenizer's model_max_length of {limit}; "

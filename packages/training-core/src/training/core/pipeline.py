@@ -14,8 +14,10 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
+from training.common.errors import InputError
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
 from training.core.features import Collator, encode_documents, window_readings
+from training.core.model import check_max_length
 from training.core.windowing import EncodedSplit, Windowing, merge_word_predictions, untagged_document
 
 __all__ = ["Entity", "Predictions", "Windowing", "predict_documents", "text_entities", "untagged_document"]
@@ -45,6 +47,9 @@ def predict_documents(
     indices: Collection[int] | None = None,
 ) -> Predictions:
     """Tags, scores and entities of the documents at `indices` (default: all); `encoded` reuses windows made before."""
+    check_max_length(windowing.max_length, model.config, None)
+    if len(tag_names) != model.config.num_labels:
+        raise InputError(f"tag_names: {len(tag_names)} tags for a model with {model.config.num_labels} labels")
     if encoded is None:
         encoded = encode_documents(documents, tokenizer, tag_names, windowing.max_length, windowing.stride)
     chosen = range(len(documents)) if indices is None else sorted(indices)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.atomic import atomic_write_text, staging_leftovers
+from training.common.atomic import atomic_write_text, check_target, staging_leftovers
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
@@ -53,14 +53,14 @@ class RunFolder:
     def check_path(self) -> None:
         """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, or that the
         file system cannot hold (a name over its length limit)."""
-        expected = "expected a run folder (an existing one or a new path)"
+        expected = "a run folder (an existing one or a new path)"
         try:
-            found = next(path for path in (self.root, *self.root.parents) if path.exists())
+            check_target(self.root, expected)
+            is_file = self.root.exists() and not self.root.is_dir()
         except OSError as error:
-            raise InputError(f"{self.root}: {error.strerror}; {expected}") from None
-        if not found.is_dir():
-            where = "is a file" if found == self.root else f"lies inside the file {found}"
-            raise InputError(f"{self.root}: {where}; {expected}")
+            raise InputError(f"{self.root}: {error.strerror}; expected {expected}") from None
+        if is_file:
+            raise InputError(f"{self.root}: is a file; expected {expected}")
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)

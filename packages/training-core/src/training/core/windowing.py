@@ -83,6 +83,9 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
     if isinstance(texts, str):
         raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InputError(f"texts[{index}]: expected a string, got {type(text).__name__} {text!r}")
     return [untagged_document(index, text) for index, text in enumerate(texts)]
 
 
@@ -185,6 +188,8 @@ def batched_readings(
 ) -> Readings:
     """The `Readings` of `windows`, from batches of similar length, longest first; `forward` maps a padded batch
     (`pad_windows`) to `[batch, width, num_tags]` logits, read whole (no Python loop over tokens)."""
+    if batch_size < 1:
+        raise InputError(f"batch_size: expected a whole number of at least 1, got {batch_size}")
     order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
     # Per batch: the window of each labelled position, and the readings there.
     parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.float32))]
