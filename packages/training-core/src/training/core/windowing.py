@@ -83,6 +83,7 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
     if isinstance(texts, str):
         raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    texts = list(texts)  # a generator is read once
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"texts[{index}]: expected a string, got {type(text).__name__} {text!r}")
