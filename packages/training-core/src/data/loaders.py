@@ -158,8 +158,6 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Reco
     tags = record.fields.get(key)
     if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
         return record
-    if names is None and key == "ner_tags" and isinstance(record.fields.get("tags"), list):  # names beside the ids
-        return replace(record, fields={name: value for name, value in record.fields.items() if name != "ner_tags"})
     if names is None:
         raise DataError(
             f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
