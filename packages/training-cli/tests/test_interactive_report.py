@@ -84,3 +84,15 @@ def test_the_png_curves_name_the_metric_and_leave_an_unrecorded_loss_as_a_gap(tr
     assert (left.get_ylabel(), right.get_ylabel()) == ("score (0 to 1)", "loss (cross-entropy, nats)")
     losses = list(right.lines[0].get_ydata())
     assert math.isnan(losses[0]) and losses[1:] == [entry.loss for entry in history[1:]]  # a gap, not a zero loss
+
+
+def test_a_report_folder_that_is_or_lies_inside_a_file_is_an_input_error(trained_run: Path, tmp_path: Path) -> None:
+    from training.cli.report import write_run_report
+    from training.common.errors import InputError
+
+    file = tmp_path / "notes.txt"
+    file.write_text("kept")
+    for out_dir, message in [(file, "is a file"), (file / "sub", f"lies inside the file {file}")]:
+        with pytest.raises(InputError, match=f"^{re.escape(str(out_dir))}: {re.escape(message)}; expected a folder"):
+            write_run_report(trained_run, out_dir)
+    assert file.read_text() == "kept"
