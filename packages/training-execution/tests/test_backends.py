@@ -114,7 +114,9 @@ def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Pat
     # A notebook's interrupt reaches the kernel alone; the job's child must not go on writing the run folder.
     deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
     job = ProcessJob("sleeper", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", deaf])
-    threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
     with pytest.raises(KeyboardInterrupt):
+        threading.Timer(0.5, os.kill, (os.getpid(), signal.SIGINT)).start()
         job.wait(timeout=60)
+    assert job.status == "running"  # waiting on a handle alone leaves the job the caller started as it is
+    job.stop(grace=0.5)  # what final training waiting for its own job does when interrupted
     assert job.process.poll() == -signal.SIGTERM and job.status == "failed"

@@ -20,7 +20,7 @@ from training.config.schema import ExecutionConfig
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
 from training.execution.backends import get_backend
-from training.execution.handle import JobHandle
+from training.execution.handle import JobHandle, ProcessJob
 from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
 from training.execution.lineage import Lineage
 from training.execution.provenance import code_revision
@@ -109,7 +109,12 @@ def execute_final_training(
         return runner.prepare(spec_file)
     job = runner.submit(spec_file)
     if wait:
-        job.wait(timeout)
+        try:
+            job.wait(timeout)
+        except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run
+            if isinstance(job, ProcessJob):
+                job.stop()
+            raise
         if tracking_uri is not None:
             from training.execution.tracking import log_final_run
 

@@ -105,13 +105,6 @@ class ProcessJob(JobHandle):
                 f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
                 f"call wait() again or see {self.log_file}"
             ) from None
-        except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run
-            try:
-                self.process.wait(INTERRUPT_GRACE_S)
-            except subprocess.TimeoutExpired:
-                self.process.terminate()
-                self.process.wait()
-            raise
         if code != 0:  # the error carries the exit code and the tail of the log
             raise ExecutionError(
                 f"job {self.id} ({self.backend}) failed with exit code {code}; last lines of {self.log_file}:\n"
@@ -119,6 +112,14 @@ class ProcessJob(JobHandle):
                 returncode=code,
             )
         return "completed"
+
+    def stop(self, grace: float = INTERRUPT_GRACE_S) -> None:
+        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated."""
+        try:
+            self.process.wait(grace)
+        except subprocess.TimeoutExpired:
+            self.process.terminate()
+            self.process.wait()
 
 
 def tail(path: Path, lines: int) -> str:
