@@ -109,8 +109,11 @@ def alive(pid: int, started: int | None = None) -> bool:
 
 def _windows_process_running(pid: int) -> bool:
     import ctypes
+    from ctypes import wintypes
 
     kernel32 = ctypes.WinDLL("kernel32", use_last_error=True)
+    kernel32.OpenProcess.restype = wintypes.HANDLE  # not the default int: a handle is pointer-sized
+    kernel32.OpenProcess.argtypes = (wintypes.DWORD, wintypes.BOOL, wintypes.DWORD)
     handle = kernel32.OpenProcess(0x1000, False, pid)  # PROCESS_QUERY_LIMITED_INFORMATION
     if not handle:
         return ctypes.get_last_error() == 5  # ERROR_ACCESS_DENIED: it exists, another user's
