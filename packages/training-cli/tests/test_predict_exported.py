@@ -66,6 +66,11 @@ def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
     for refused in (cli("predict", run, "some text", "--quantized"), cli("serve", run, "--quantized")):
         assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
         assert "Traceback" not in refused.stderr
+    scored = cli("evaluate", str(exported_run[0]), "--data-path", str(tagging_run))  # evaluate needs the torch model
+    assert scored.returncode == 2 and scored.stderr.splitlines() == [
+        f"training evaluate: error: {exported_run[0]}: an exported model folder; expected the run folder or model/ "
+        "folder it came from"
+    ]
 
 
 def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:

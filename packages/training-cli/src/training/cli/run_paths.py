@@ -19,9 +19,13 @@ if TYPE_CHECKING:
 
 def model_folder(path: Path) -> Path:
     """`path` itself when it holds a model, else its `model/` folder; an error naming `path` otherwise."""
+    from training.core.exported import is_exported
+
     for candidate in (path, path / "model"):
         if (candidate / "config.json").is_file():
             return candidate
+    if is_exported(path):  # predict and serve run one; scoring or exporting again needs the torch model
+        raise InputError(f"{path}: an exported model folder; expected the run folder or model/ folder it came from")
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
 
 
