@@ -98,6 +98,8 @@ def test_a_text_that_is_not_a_string_is_an_input_error_naming_it(model_dir):
     with pytest.raises(InputError, match=r"^texts\[1\]: expected a string, got float nan$"):
         predict(model_dir, [TEXTS[0], float("nan")])
     assert len(predict(model_dir, (text for text in TEXTS[:2]))) == 2  # a generator is read once, checked and tagged
+    with pytest.raises(InputError, match=r"^texts\[0\]: half a surrogate pair \('\\ud800'\) at character 1$"):
+        predict(model_dir, ["a\ud800b"])  # a tokenizer's TypeError named neither the text nor the character
 
 
 def test_windows_over_the_backbone_position_limit_are_a_config_error(model_dir):

@@ -14,6 +14,7 @@ from itertools import chain
 import numpy as np
 
 from data.documents import Document, split_words
+from data.formats import HALF_SURROGATE
 from training.common.errors import DataError, InputError
 from training.config.schema import ModelConfig
 
@@ -87,6 +88,8 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     for index, text in enumerate(texts):
         if not isinstance(text, str):
             raise InputError(f"texts[{index}]: expected a string, got {type(text).__name__} {text!r}")
+        if broken := HALF_SURROGATE.search(text):  # no UTF-8 (nor a tokenizer) can encode it
+            raise InputError(f"texts[{index}]: half a surrogate pair ({broken[0]!r}) at character {broken.start()}")
     return [untagged_document(index, text) for index, text in enumerate(texts)]
 
 
