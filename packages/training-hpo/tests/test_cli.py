@@ -130,14 +130,16 @@ def test_failed_trials_print_their_reason_without_a_traceback(config_dir: Path, 
     # Optuna logged each failed trial with a traceback (two, chained) under the view's line saying why it failed.
     bad = tmp_path / "bad.yaml"
     bad.write_text("n_trials: 2\nmax_failed_trials: 2\nsearch_space:\n  num_epochs: {type: fixed, value: 1}\n")
-    empty = tmp_path / "empty"  # a backbone folder without a model: every trial fails
-    empty.mkdir()
-    args = ["--hpo", bad, "--study-dir", tmp_path / "study", "--inprocess", "--backbone", empty]
+    cache = tmp_path / "study" / "cache"  # a file where the features go: every trial fails writing them
+    cache.parent.mkdir()
+    cache.write_text("not a folder\n")
+    args = ["--hpo", bad, "--study-dir", tmp_path / "study", "--inprocess"]
     result = training("hpo", "run", "--config-dir", config_dir, *args)
     line = one_line_error(result)
     assert "2 trials failed in a row (hpo.max_failed_trials 2); last reason: " in line
     reason = line.split("last reason: ", 1)[1]
-    assert reason.startswith(f"model.backbone '{empty}': the folder {empty} does not hold a loadable model (")
+    assert reason.startswith(f"{cache}/features-")
+    assert reason.endswith(f"lies inside the file {cache}; expected the path of a file to write")
     assert "failed with" not in result.stderr and "trial 0 failed" not in result.stderr  # Optuna's line, and ours
     assert [line.split("] ", 1)[1] for line in result.stdout.splitlines() if "failed:" in line] == [
         f"trial {number} failed: {reason}; best so far: none yet" for number in (0, 1)
