@@ -64,12 +64,13 @@ def test_a_killed_trial_process_is_one_failed_trial(
 def test_trials_failing_in_a_row_stop_the_sweep_in_one_line(
     run_cli: Callable[..., subprocess.CompletedProcess[str]], sweep_config: Path, tmp_path: Path
 ) -> None:
-    """Every trial failing (its features cannot be written): the sweep stops after hpo.max_failed_trials, exit 1."""
+    """Every trial failing (its features cannot be written: the cache path lies inside a file, the user's input):
+    the sweep stops after hpo.max_failed_trials, exit 2."""
     study_dir = tmp_path / "study"
     study_dir.mkdir()
     (study_dir / "cache").write_text("a file where the feature cache belongs\n")
     result = run_cli("hpo", "run", "--config-dir", sweep_config, "--hpo", "quick", "--study-dir", study_dir)
-    assert result.returncode == 1
+    assert result.returncode == 2
     (line,) = [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")]
     assert line.startswith("training hpo: error: the sweep stopped: 3 trials failed in a row (hpo.max_failed_trials 3)")
     assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.FAIL] * 3
