@@ -91,22 +91,19 @@ class SearchSpace:
         if len(combinations) > MAX_CORNER_CHECKS:
             draw = random.Random(0)
             combinations = [self._drawn_corners(draw) for _ in range(MAX_CORNER_CHECKS)]
-        fits: dict[tuple[str, str], bool] = {}
-        first_error: dict[tuple[str, str], ConfigError] = {}
+        fitted: set[tuple[str, str]] = set()
+        refused: dict[tuple[str, str], ConfigError] = {}  # each corner's first refusal, in the order met
         for values in combinations:
+            corners = {(key, repr(value)) for key, value in values.items()}
             shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
             try:
                 base.with_values(values, f"search_space: {shown} does not fit the config")
-                fitted = True
+                fitted |= corners
             except ConfigError as error:
-                fitted = False
-                for key, value in values.items():
-                    first_error.setdefault((key, repr(value)), error)
-            for key, value in values.items():
-                fits[key, repr(value)] = fits.get((key, repr(value)), False) or fitted
-        refused = next((corner for corner, fitted in fits.items() if not fitted), None)
-        if refused is not None:
-            raise first_error[refused]
+                refused |= {corner: error for corner in corners if corner not in refused}
+        error = next((error for corner, error in refused.items() if corner not in fitted), None)
+        if error is not None:
+            raise error
 
     def _drawn_corners(self, draw: random.Random) -> dict[str, Any]:
         """One combination of corner values, each active parameter's drawn at random."""
