@@ -426,6 +426,26 @@ def test_labels_must_be_unique(folder: Path) -> None:
     assert config_error(None, folder) == f"{data}: data: labels must be unique, got ['PER', 'LOC', 'PER']"
 
 
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("[]", "labels is empty; list the entity types (PER, ORG, ...) or leave it unset for the data's"),
+        ("['PER ', ORG]", "labels: 'PER ' must be a non-empty name without outer whitespace"),
+        ("['', ORG]", "labels: '' must be a non-empty name without outer whitespace"),
+        ("[O, PER]", "labels: 'O' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
+        ("[B-PER, I-PER]", "labels: 'B-PER' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
+    ],
+)
+def test_labels_must_be_entity_type_names(folder: Path, written: str, expected: str) -> None:
+    data = write(folder / "data" / "corpus.yaml", f"labels: {written}\n")
+    assert config_error(None, folder) == f"{data}: data: {expected}"
+
+
+def test_labels_may_hold_a_dash_after_the_type(folder: Path) -> None:
+    write(folder / "data" / "corpus.yaml", "labels: [WORK-OF-ART, B, I-]\n")
+    assert build_training_config(None, folder).data.labels == ("WORK-OF-ART", "B", "I-")
+
+
 def test_config_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         build_training_config(None, tmp_path / "nope")

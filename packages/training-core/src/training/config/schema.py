@@ -112,8 +112,17 @@ class DataConfig(Section):
     allow_external_paths: bool = False
 
     @model_validator(mode="after")
-    def _labels_unique(self) -> DataConfig:
-        if self.labels is not None and len(set(self.labels)) != len(self.labels):
+    def _labels_are_types(self) -> DataConfig:
+        if self.labels is None:
+            return self
+        if not self.labels:
+            raise ValueError("labels is empty; list the entity types (PER, ORG, ...) or leave it unset for the data's")
+        for label in self.labels:
+            if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
+                raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
+            if label == "O" or re.match("[BIESLU]-.", label):
+                raise ValueError(f"labels: {label!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'")
+        if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
