@@ -120,6 +120,17 @@ def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path
     assert load_dataset(path)["train"][0].text == "Flights to York"
 
 
+@pytest.mark.parametrize("bad", ["", " Bob", "Bob ", "a\u2028b", "a\x1cb", "a\u3000b", "a\x85b", "\ud83d"])
+def test_the_first_bad_token_is_named_wherever_it_is(tmp_path: Path, bad: str) -> None:
+    """Tokens are checked in one pass over the whole record; the message still names the first bad one."""
+    problem = "holds half a surrogate pair" if bad == "\ud83d" else "is empty or contains whitespace"
+    tokens = ["Bob", "\u200b", "Oak\u00adwood", bad, "Ann"]  # a zero-width space and a soft hyphen are no spaces
+    path = write(tmp_path / "train.jsonl", json.dumps({"tokens": tokens, "tags": ["O"] * 5}) + "\n")
+    assert load_error(path) == f"{path}:1: token 3 ({bad!r}) {problem}"
+    path.write_text(json.dumps({"tokens": tokens[:3], "tags": ["O"] * 3}) + "\n", encoding="utf-8")
+    assert load_dataset(path)["train"][0].text == "Bob \u200b Oak\u00adwood"
+
+
 def test_half_a_surrogate_pair_is_refused_with_its_line(tmp_path: Path) -> None:
     """JSON written by code that cut a string inside an emoji escapes half of its surrogate pair."""
     spans = write(tmp_path / "spans" / "train.jsonl", '{"text": "Hi Bob \\ud83d", "annotations": [[3, 6, "PER"]]}\n')

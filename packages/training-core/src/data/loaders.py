@@ -366,7 +366,10 @@ class _DocumentBuilder:
         if not tokens:
             self.counts["empty_skipped"] += 1
             return None
-        for position, token in enumerate(tokens):
+        # One pass in C over the joined tokens: `split()` gives them back unchanged exactly when none is empty or holds
+        # whitespace; only a failing record is walked token by token to name the first bad one.
+        joined = " ".join(tokens)
+        for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
             if not token or token != token.strip() or any(c.isspace() for c in token):
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
