@@ -385,6 +385,32 @@ def test_overlapping_spans_keep_the_longest_when_asked(tmp_path: Path) -> None:
     assert "2 overlapping spans dropped (keep_longest)" in dataset.report.lines()
 
 
+def test_random_spans_give_the_documents_from_spans_builds_of_the_longest_aligned_ones(tmp_path: Path) -> None:
+    """Loading skips `from_spans`' second alignment and the overlap scheduling of disjoint spans: on random spans
+    (misaligned, duplicated once widened, overlapping or not) the documents are those of that slower path."""
+    from random import Random
+
+    from data.documents import align_spans
+    from data.overlaps import max_coverage
+    from data.segmentation import split_words
+
+    rng = Random(0)
+    text = "Dr. Anna-Maria Nowak (ACME Corp.) met Bob at 9:30 in New York City Hall, Zoë said."
+    edges = [index for index, char in enumerate(text) if not char.isspace()]  # no span to trim of its whitespace
+    records = []
+    for _ in range(300):
+        pairs = [sorted(rng.sample(edges, 2)) for _ in range(rng.randint(0, 6))]
+        records.append({"text": text, "annotations": [[a, b + 1, rng.choice("AB")] for a, b in pairs]})
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(records)), overlap_policy="keep_longest")
+    words = split_words(text)
+    expected = []
+    for record in records:
+        given = {Span(*annotation) for annotation in record["annotations"]}
+        aligned = [widened for _, widened in align_spans(words, given) if widened is not None]
+        expected.append(Document.from_spans("-", text, max_coverage(aligned)))
+    assert [(doc.tags, doc.spans) for doc in dataset["train"]] == [(doc.tags, doc.spans) for doc in expected]
+
+
 def test_report_lists_only_what_happened(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
     assert dataset.report.lines() == [f"{tmp_path / 'a.jsonl'}: train: 2 documents"]

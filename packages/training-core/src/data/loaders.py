@@ -12,7 +12,7 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
+from data.documents import Document, Span, align_spans, document_items, iob2_tag_names, spans_to_tags
 from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
 from data.overlaps import max_coverage
@@ -277,8 +277,9 @@ class _DocumentBuilder:
         given = [self._span(where, text, item) for item in raw]
         unique = list(dict.fromkeys(given))  # one entity annotated twice is not an overlap (counted, then dropped)
         self.counts["duplicates_dropped"] += len(given) - len(unique)
-        spans = self._align(where, text, words, unique)
-        return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group, words=words)
+        kept = self._resolve_overlaps(where, self._align(where, text, words, unique))
+        # `from_spans` would align the spans once more: they are on word edges, and in text order, already.
+        return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
 
     def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[tuple[Span, Span]]:
         """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`;
@@ -336,7 +337,9 @@ class _DocumentBuilder:
         return Span(trimmed_start, trimmed_end, label)
 
     def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
-        ordered = sorted(pairs)
+        # The order of `sorted(pairs)`, without a Python-level `Span.__lt__` call per comparison.
+        ordered = sorted(pairs, key=lambda p: (p[0].start, p[0].end, p[0].label, p[1].start, p[1].end, p[1].label))
+        disjoint = True
         for (previous, previous_given), (span, span_given) in pairwise(ordered):
             if span.start < previous.end and self.policy == "error":
                 pair, given = _listed((previous, span)), _listed((previous_given, span_given))
@@ -345,7 +348,8 @@ class _DocumentBuilder:
                     f"{where}: annotations {given} overlap{widened}; fix the data or set "
                     "data.overlap_policy: keep_longest"
                 )
-        kept = max_coverage(aligned for aligned, _ in ordered)
+            disjoint = disjoint and span.start >= previous.end
+        kept = tuple(a for a, _ in ordered) if disjoint else max_coverage(a for a, _ in ordered)  # disjoint: all kept
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
