@@ -22,6 +22,7 @@ from data.segmentation import Word, split_words
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
+from training.common.gc_pause import gc_paused
 
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
@@ -78,6 +79,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
             yield from document_items(self._splits[name])
 
 
+@gc_paused()
 def load_dataset(
     data_asset: str | os.PathLike[str] | Any,
     *,
@@ -339,7 +341,6 @@ class _DocumentBuilder:
     def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
         # The order of `sorted(pairs)`, without a Python-level `Span.__lt__` call per comparison.
         ordered = sorted(pairs, key=lambda p: (p[0].start, p[0].end, p[0].label, p[1].start, p[1].end, p[1].label))
-        disjoint = True
         for (previous, previous_given), (span, span_given) in pairwise(ordered):
             if span.start < previous.end and self.policy == "error":
                 pair, given = _listed((previous, span)), _listed((previous_given, span_given))
@@ -348,8 +349,8 @@ class _DocumentBuilder:
                     f"{where}: annotations {given} overlap{widened}; fix the data or set "
                     "data.overlap_policy: keep_longest"
                 )
-            disjoint = disjoint and span.start >= previous.end
-        kept = tuple(a for a, _ in ordered) if disjoint else max_coverage(a for a, _ in ordered)  # disjoint: all kept
+        disjoint = all(span.start >= previous.end for (previous, _), (span, _) in pairwise(ordered))  # then all kept
+        kept = tuple(a for a, _ in ordered) if disjoint else max_coverage(a for a, _ in ordered)
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
@@ -370,8 +371,7 @@ class _DocumentBuilder:
         if not tokens:
             self.counts["empty_skipped"] += 1
             return None
-        # One pass in C over the joined tokens: `split()` gives them back unchanged exactly when none is empty or holds
-        # whitespace; only a failing record is walked token by token to name the first bad one.
+        # `split()` returns the tokens unchanged iff none is empty or holds whitespace: a bad record alone is walked.
         joined = " ".join(tokens)
         for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
             if not token or token != token.strip() or any(c.isspace() for c in token):
