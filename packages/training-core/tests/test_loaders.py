@@ -548,3 +548,19 @@ def test_data_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_dataset(tmp_path / "nope")
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("ids", "bad"),
+    [([1, 2, 0], None), ([], None), ([1, 5, -1], 5), ([1, -1, 5], -1), ([1, True, 9], True), ([0, 1.0], 1.0)],
+)
+def test_tag_ids_are_named_in_one_lookup_each_and_the_first_bad_one_is_named(ids: list[Any], bad: Any) -> None:
+    from data.hf_datasets import named_tags
+
+    names = ["O", "B-PER", "I-PER"]
+    if bad is None:
+        assert named_tags("f", 3, "tags", ids, names) == [names[i] for i in ids]
+    else:
+        with pytest.raises(DataError) as error:
+            named_tags("f", 3, "tags", ids, names)
+        assert str(error.value) == f"f:3: tag id {bad!r} in 'tags' is not one of 0..2 (['O', 'B-PER', 'I-PER'])"

@@ -14,7 +14,7 @@ from typing import Any, Literal
 
 from data.documents import Document, Span, align_spans, document_items, iob2_tag_names, spans_to_tags
 from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text, tag_key
-from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
+from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
 from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
@@ -165,7 +165,7 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Reco
             f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
             "(or write the names)"
         )
-    named = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
+    named = named_tags(str(file), record.line, key, tags, names)
     return replace(record, fields={**record.fields, key: named})
 
 
