@@ -154,3 +154,24 @@ def test_error_hierarchy_and_exit_codes() -> None:
     assert issubclass(ConfigError, InputError) and issubclass(DataError, InputError)
     assert issubclass(InputError, TrainingError)
     assert (TrainingError.exit_code, InputError.exit_code, ConfigError.exit_code) == (1, 2, 2)
+
+
+def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_path: Path) -> None:
+    import gc
+
+    from data.loaders import load_dataset
+    from training.common.gc_pause import gc_paused
+
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(DataError, match="no such file"):
+        load_dataset(tmp_path / "missing.jsonl")
+    assert gc.isenabled()
+    (tmp_path / "train.jsonl").write_text('{"text": "Ann", "annotations": [[0, 3, "PER"]]}\n', encoding="utf-8")
+    gc.disable()  # a caller's own choice is kept
+    try:
+        assert load_dataset(tmp_path / "train.jsonl")["train"][0].tags == ("B-PER",)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -120,6 +120,17 @@ def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path
     assert load_dataset(path)["train"][0].text == "Flights to York"
 
 
+@pytest.mark.parametrize("bad", ["", " Bob", "Bob ", "a\u2028b", "a\x1cb", "a\u3000b", "a\x85b", "\ud83d"])
+def test_the_first_bad_token_is_named_wherever_it_is(tmp_path: Path, bad: str) -> None:
+    """Tokens are checked in one pass over the whole record; the message still names the first bad one."""
+    problem = "holds half a surrogate pair" if bad == "\ud83d" else "is empty or contains whitespace"
+    tokens = ["Bob", "\u200b", "Oak\u00adwood", bad, "Ann"]  # a zero-width space and a soft hyphen are no spaces
+    path = write(tmp_path / "train.jsonl", json.dumps({"tokens": tokens, "tags": ["O"] * 5}) + "\n")
+    assert load_error(path) == f"{path}:1: token 3 ({bad!r}) {problem}"
+    path.write_text(json.dumps({"tokens": tokens[:3], "tags": ["O"] * 3}) + "\n", encoding="utf-8")
+    assert load_dataset(path)["train"][0].text == "Bob \u200b Oak\u00adwood"
+
+
 def test_half_a_surrogate_pair_is_refused_with_its_line(tmp_path: Path) -> None:
     """JSON written by code that cut a string inside an emoji escapes half of its surrogate pair."""
     spans = write(tmp_path / "spans" / "train.jsonl", '{"text": "Hi Bob \\ud83d", "annotations": [[3, 6, "PER"]]}\n')
@@ -374,6 +385,32 @@ def test_overlapping_spans_keep_the_longest_when_asked(tmp_path: Path) -> None:
     assert "2 overlapping spans dropped (keep_longest)" in dataset.report.lines()
 
 
+def test_random_spans_give_the_documents_from_spans_builds_of_the_longest_aligned_ones(tmp_path: Path) -> None:
+    """Loading skips `from_spans`' second alignment and the overlap scheduling of disjoint spans: on random spans
+    (misaligned, duplicated once widened, overlapping or not) the documents are those of that slower path."""
+    from random import Random
+
+    from data.documents import align_spans
+    from data.overlaps import max_coverage
+    from data.segmentation import split_words
+
+    rng = Random(0)
+    text = "Dr. Anna-Maria Nowak (ACME Corp.) met Bob at 9:30 in New York City Hall, Zoë said."
+    edges = [index for index, char in enumerate(text) if not char.isspace()]  # no span to trim of its whitespace
+    records = []
+    for _ in range(300):
+        pairs = [sorted(rng.sample(edges, 2)) for _ in range(rng.randint(0, 6))]
+        records.append({"text": text, "annotations": [[a, b + 1, rng.choice("AB")] for a, b in pairs]})
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(records)), overlap_policy="keep_longest")
+    words = split_words(text)
+    expected = []
+    for record in records:
+        given = {Span(*annotation) for annotation in record["annotations"]}
+        aligned = [widened for _, widened in align_spans(words, given) if widened is not None]
+        expected.append(Document.from_spans("-", text, max_coverage(aligned)))
+    assert [(doc.tags, doc.spans) for doc in dataset["train"]] == [(doc.tags, doc.spans) for doc in expected]
+
+
 def test_report_lists_only_what_happened(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(span_records())))
     assert dataset.report.lines() == [f"{tmp_path / 'a.jsonl'}: train: 2 documents"]
@@ -511,3 +548,19 @@ def test_data_errors_are_input_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError) as caught:
         load_dataset(tmp_path / "nope")
     assert caught.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    ("ids", "bad"),
+    [([1, 2, 0], None), ([], None), ([1, 5, -1], 5), ([1, -1, 5], -1), ([1, True, 9], True), ([0, 1.0], 1.0)],
+)
+def test_tag_ids_are_named_in_one_lookup_each_and_the_first_bad_one_is_named(ids: list[Any], bad: Any) -> None:
+    from data.hf_datasets import named_tags
+
+    names = ["O", "B-PER", "I-PER"]
+    if bad is None:
+        assert named_tags("f", 3, "tags", ids, names) == [names[i] for i in ids]
+    else:
+        with pytest.raises(DataError) as error:
+            named_tags("f", 3, "tags", ids, names)
+        assert str(error.value) == f"f:3: tag id {bad!r} in 'tags' is not one of 0..2 (['O', 'B-PER', 'I-PER'])"

@@ -72,3 +72,19 @@ def test_whitespace_controls_and_zero_width_space_separate_words() -> None:
         Word("e", 9, 10),
     )
     assert split_words("") == () and split_words(" \n ") == ()
+
+
+def test_ascii_text_splits_as_the_unicode_rule_splits_it() -> None:
+    # ASCII text takes a faster pattern; every ASCII character, alone and between letters, and random ASCII strings
+    # (controls, tabs, DEL, underscores, digits) must give the Unicode rule's words.
+    from random import Random
+
+    from data.segmentation import _WORD
+
+    rng = Random(0)
+    alphabet = [chr(code) for code in range(128)]
+    samples = [*alphabet, *(f"ab{char}9Z{char}{char}x" for char in alphabet)]
+    samples += ["".join(rng.choices(alphabet, k=rng.randint(0, 40))) for _ in range(2000)]
+    for text in samples:
+        expected = [(m.group(), *m.span()) for m in _WORD.finditer(text)]
+        assert [(w.text, w.start, w.end) for w in split_words(text)] == expected, repr(text)

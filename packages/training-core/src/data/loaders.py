@@ -12,9 +12,9 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any, Literal
 
-from data.documents import Document, Span, align_spans, document_items, iob2_tag_names
+from data.documents import Document, Span, align_spans, document_items, iob2_tag_names, spans_to_tags
 from data.formats import FORMATS, HALF_SURROGATE, Record, detect_format, read_records, read_text, tag_key
-from data.hf_datasets import Columns, is_datasets_input, read_datasets_input, tag_name
+from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, LoadReport, MisalignedSpans
 from data.schemes import SCHEMES, detect_scheme, split_tag, to_iob2
@@ -22,6 +22,7 @@ from data.segmentation import Word, split_words
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
 from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
+from training.common.gc_pause import gc_paused
 
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
@@ -78,6 +79,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
             yield from document_items(self._splits[name])
 
 
+@gc_paused()
 def load_dataset(
     data_asset: str | os.PathLike[str] | Any,
     *,
@@ -163,7 +165,7 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Reco
             f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
             "(or write the names)"
         )
-    named = [tag_name(str(file), record.line, key, tag, names) for tag in tags]
+    named = named_tags(str(file), record.line, key, tags, names)
     return replace(record, fields={**record.fields, key: named})
 
 
@@ -277,8 +279,9 @@ class _DocumentBuilder:
         given = [self._span(where, text, item) for item in raw]
         unique = list(dict.fromkeys(given))  # one entity annotated twice is not an overlap (counted, then dropped)
         self.counts["duplicates_dropped"] += len(given) - len(unique)
-        spans = self._align(where, text, words, unique)
-        return Document.from_spans(doc_id, text, self._resolve_overlaps(where, spans), group, words=words)
+        kept = self._resolve_overlaps(where, self._align(where, text, words, unique))
+        # `from_spans` would align the spans once more: they are on word edges, and in text order, already.
+        return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
 
     def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[tuple[Span, Span]]:
         """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`;
@@ -336,7 +339,8 @@ class _DocumentBuilder:
         return Span(trimmed_start, trimmed_end, label)
 
     def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
-        ordered = sorted(pairs)
+        # The order of `sorted(pairs)`, without a Python-level `Span.__lt__` call per comparison.
+        ordered = sorted(pairs, key=lambda p: (p[0].start, p[0].end, p[0].label, p[1].start, p[1].end, p[1].label))
         for (previous, previous_given), (span, span_given) in pairwise(ordered):
             if span.start < previous.end and self.policy == "error":
                 pair, given = _listed((previous, span)), _listed((previous_given, span_given))
@@ -345,7 +349,8 @@ class _DocumentBuilder:
                     f"{where}: annotations {given} overlap{widened}; fix the data or set "
                     "data.overlap_policy: keep_longest"
                 )
-        kept = max_coverage(aligned for aligned, _ in ordered)
+        disjoint = all(span.start >= previous.end for (previous, _), (span, _) in pairwise(ordered))  # then all kept
+        kept = tuple(a for a, _ in ordered) if disjoint else max_coverage(a for a, _ in ordered)
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
@@ -366,7 +371,9 @@ class _DocumentBuilder:
         if not tokens:
             self.counts["empty_skipped"] += 1
             return None
-        for position, token in enumerate(tokens):
+        # `split()` returns the tokens unchanged iff none is empty or holds whitespace: a bad record alone is walked.
+        joined = " ".join(tokens)
+        for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
             if not token or token != token.strip() or any(c.isspace() for c in token):
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
