@@ -106,3 +106,30 @@ def test_windows_over_the_backbone_position_limit_are_a_config_error(model_dir):
     limit = "model.max_length: 600 is above the backbone's position limit of 512"
     with pytest.raises(ConfigError, match=rf"^{limit} \(bert max_position_embeddings 512\); set model.max_length to"):
         predict(model_dir, TEXTS[:1], max_length=600)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", ""])
+def test_a_device_torch_does_not_know_is_an_input_error_naming_it(model_dir, tiny_tokenizer_and_model, device):
+    refused = rf"^device: '{device}' is not a device; expected cpu"  # torch raised 'Expected one of cpu, cuda, ...'
+    with pytest.raises(InputError, match=refused):
+        predict(model_dir, TEXTS[:1], device=device)
+    tokenizer, model = tiny_tokenizer_and_model()
+    with pytest.raises(InputError, match=refused):
+        Predictor(model, tokenizer, device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_a_gpu_this_machine_lacks_is_an_input_error_naming_it(model_dir, device):
+    kind = device.split(":")[0]
+    with pytest.raises(InputError, match=rf"^device: '{device}': this machine has no {kind} device; expected cpu"):
+        predict(model_dir, TEXTS[:1], device=device)  # torch raised 'Torch not compiled with CUDA enabled'
+
+
+def test_a_gpu_index_past_the_machine_s_gpus_is_an_input_error(model_dir):
+    count = torch.cuda.device_count()
+    refused = rf"^device: 'cuda:{count}': this machine has (no cuda device|{count} cuda device\(s\), numbered from 0)"
+    with pytest.raises(InputError, match=refused):
+        predict(model_dir, TEXTS[:1], device=f"cuda:{count}")
+    assert predict(model_dir, TEXTS[:1], device=torch.device("cpu")) == predict(model_dir, TEXTS[:1], device="cpu")
+

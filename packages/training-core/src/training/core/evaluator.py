@@ -20,7 +20,7 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
-from training.core.precision import precision_dtype
+from training.core.precision import precision_dtype, resolve_device
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
 
@@ -64,9 +64,10 @@ def evaluate_model(
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
+        device = resolve_device(device)
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
-    target = torch.device(device) if device is not None else next(model.parameters()).device
+    target = device if device is not None else next(model.parameters()).device
     autocast_dtype = precision_dtype(precision, target, "precision")
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
