@@ -133,3 +133,7 @@ def test_a_gpu_index_past_the_machine_s_gpus_is_an_input_error(model_dir):
         predict(model_dir, TEXTS[:1], device=f"cuda:{count}")
     assert predict(model_dir, TEXTS[:1], device=torch.device("cpu")) == predict(model_dir, TEXTS[:1], device="cpu")
 
+
+def test_a_text_that_begins_with_a_byte_order_mark_gives_entities_without_it(model_dir):
+    text = "\ufeffJohn Smith"  # read from a Windows file by the user: the first entity was "\ufeffJohn" at 0
+    assert [(e.start, e.end, e.text) for e in predict(model_dir, [text])[0]] == [(1, 5, "John"), (6, 11, "Smith")]

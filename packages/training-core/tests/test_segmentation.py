@@ -72,3 +72,13 @@ def test_whitespace_controls_and_zero_width_space_separate_words() -> None:
         Word("e", 9, 10),
     )
     assert split_words("") == () and split_words(" \n ") == ()
+
+
+def test_a_byte_order_mark_separates_words_and_is_in_none() -> None:
+    # A text read from a Windows file with a BOM gave the entity "\ufeffJohn"; files joined put one in the middle.
+    assert split_words("\ufeffJohn Smith\ufeff\ufeffLondon") == (
+        Word("John", 1, 5),
+        Word("Smith", 6, 11),
+        Word("London", 13, 19),
+    )
+    assert split_words("\ufeff") == () and texts(PERSIAN + "\ufeff" + PERSIAN) == [PERSIAN, PERSIAN]

@@ -1,6 +1,7 @@
 """Word segmentation: one rule for every text, labelled or not; training, evaluation and `predict` see the same words.
 
-BERT's basic pre-tokenizer, a little finer: whitespace, control characters and U+200B separate words; every
+BERT's basic pre-tokenizer, a little finer: whitespace, control characters, U+200B and U+FEFF (a byte-order mark
+left at the start of a text read from a Windows file, or in the middle of files joined together) separate words; every
 punctuation (P*) and symbol (S*) character is a word (`jane@acme.com` is five); letters of scripts written without
 spaces (Han, kana, Thai, Lao, Khmer, Myanmar) are a word each; combining marks and format characters (Mn, Mc, Me,
 Cf: vowel signs, diacritics, NFD accents, ZWJ) stay with the character before them, as do skin-tone modifiers and
@@ -14,8 +15,8 @@ from dataclasses import dataclass
 import regex
 
 _SINGLE = r"[\p{P}\p{S}\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}--\p{M}--\p{Cf}]"
-_JOINING = r"[\p{M}\p{Cf}--\u200B]"
-_IN_WORD = rf"[[^\s\p{{Cc}}\u200B]--{_SINGLE}]"
+_JOINING = r"[\p{M}\p{Cf}--[\u200B\uFEFF]]"
+_IN_WORD = rf"[[^\s\p{{Cc}}\u200B\uFEFF]--{_SINGLE}]"
 # An emoji of several code points is one word: a flag (two regional indicators), a skin-tone modifier, a ZWJ sequence.
 _EMOJI_PART = r"\u200D\p{Extended_Pictographic}|\p{Emoji_Modifier}"
 _WORD = regex.compile(
