@@ -82,3 +82,12 @@ def test_a_byte_order_mark_separates_words_and_is_in_none() -> None:
         Word("London", 13, 19),
     )
     assert split_words("\ufeff") == () and texts(PERSIAN + "\ufeff" + PERSIAN) == [PERSIAN, PERSIAN]
+
+
+def test_bidirectional_marks_separate_words_and_are_in_none() -> None:
+    # Text copied from a right-to-left page holds RLM/LRM and embeddings: entities were "\u200f..." or "John\u200e".
+    hebrew = "\u05d3\u05d5\u05d3"
+    assert texts(f"\u200f{hebrew}\u200f \u202aJohn\u202c\u200e 5\u061c%") == [hebrew, "John", "5", "%"]
+    assert texts(f"{PERSIAN}\u200f") == [PERSIAN] and texts("\u2068\U0001f468\u200d\U0001f469\u2069") == [
+        "\U0001f468\u200d\U0001f469"
+    ]
