@@ -72,8 +72,12 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
 def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
     one = OnnxPredictor(exported, threads=1)
     assert one.session.get_session_options().intra_op_num_threads == 1
-    with pytest.raises(InputError, match=r"^threads: expected a positive number of onnxruntime threads, got 0$"):
+    with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got 0$"):
         OnnxPredictor(exported, threads=0)
+    with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got '2'$"):
+        OnnxPredictor(exported, threads="2")  # onnxruntime's TypeError listed its bindings' signatures
+    with pytest.raises(InputError, match=r"^batch_size: expected a whole number of at least 1, got 2.5$"):
+        OnnxPredictor(exported, batch_size=2.5)(["Anna"])
 
 
 def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(

@@ -94,6 +94,17 @@ def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
 
 
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [("batch_size", "8", "'8'"), ("batch_size", 2.5, "2.5"), ("max_length", "16", "'16'"), ("stride", 2.0, "2.0")],
+)
+def test_a_window_or_batch_size_that_is_not_a_whole_number_is_an_input_error(model_dir, option, value, shown):
+    # '8' (from a form or an environment variable) raised "'<' not supported between instances of 'str' and 'int'"
+    at_least = " of at least 1" if option == "batch_size" else ""
+    with pytest.raises(InputError, match=rf"^{option}: expected a whole number{at_least}, got {shown}$"):
+        predict(model_dir, TEXTS[:1], **{option: value})
+
+
 def test_a_text_that_is_not_a_string_is_an_input_error_naming_it(model_dir):
     with pytest.raises(InputError, match=r"^texts\[1\]: expected a string, got float nan$"):
         predict(model_dir, [TEXTS[0], float("nan")])
