@@ -57,6 +57,7 @@ def evaluate_model(
     window settings to those of the run that saved the folder, else `ModelConfig`'s; `precision` resolves for
     `device` as `training.precision` (default fp32).
     """
+    documents = _checked(documents)
     windowing = Windowing.of(max_length=max_length, stride=stride)
     if isinstance(model, (str, os.PathLike)):
         windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
@@ -75,6 +76,21 @@ def evaluate_model(
     predictions = tuple(found.documents[index].tags for index in range(len(documents)))
     metrics = score(documents, predictions, entities)
     return EvaluationResult(metrics, predictions, found.truncated_words, len(documents))
+
+
+def _checked(documents: Sequence[Document]) -> list[Document]:
+    """`documents` read once into a list (a generator is fine), or an `InputError` naming the first that is not one."""
+    expected = "expected Documents (load_dataset(path)[split] holds them)"
+    if isinstance(documents, Document):
+        raise InputError(f"documents: {expected}, got one Document; pass [document]")
+    if isinstance(documents, str):
+        raise InputError(f"documents: {expected}, got one string; texts without tags are for predict")
+    documents = list(documents)
+    for index, document in enumerate(documents):
+        if not isinstance(document, Document):
+            what = f"{type(document).__name__} {document!r:.60}"
+            raise InputError(f"documents[{index}]: {expected}, got {what}; texts without tags are for predict")
+    return documents
 
 
 def score(
