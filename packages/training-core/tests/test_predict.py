@@ -86,6 +86,10 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
         predict(model_dir, TEXTS[0])
+    with pytest.raises(InputError, match=r"^texts: expected a list of strings, got NoneType None$"):
+        predict(model_dir, None)  # "'NoneType' object is not iterable"
+    with pytest.raises(InputError, match=r"^texts: expected a list of strings, got bytes b'John'$"):
+        predict(model_dir, b"John")  # "texts[0]: expected a string, got int 74"
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])

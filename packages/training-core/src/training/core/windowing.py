@@ -8,7 +8,7 @@ word. Free of torch and transformers, so the onnxruntime predictor runs the very
 from __future__ import annotations
 
 import numbers
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -89,6 +89,8 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
     if isinstance(texts, str):
         raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):  # bytes: their items are ints
+        raise InputError(f"texts: expected a list of strings, got {type(texts).__name__} {texts!r:.60}")
     texts = list(texts)  # a generator is read once
     for index, text in enumerate(texts):
         if not isinstance(text, str):
