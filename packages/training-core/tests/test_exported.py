@@ -69,6 +69,12 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
     assert len(int8([validation[0].text])) == 1
 
 
+def test_an_exported_folder_given_to_the_torch_predictor_is_an_input_error_naming_onnx(exported: Path) -> None:
+    refused = rf"^{exported}: an exported folder, not a model folder; OnnxPredictor runs it$"
+    with pytest.raises(InputError, match=refused):
+        Predictor.from_folder(exported)  # it said only 'not a model folder (no config.json)'
+
+
 def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
     one = OnnxPredictor(exported, threads=1)
     assert one.session.get_session_options().intra_op_num_threads == 1

@@ -152,3 +152,11 @@ def test_a_gpu_index_past_the_machine_s_gpus_is_an_input_error(model_dir):
 def test_a_text_that_begins_with_a_byte_order_mark_gives_entities_without_it(model_dir):
     text = "\ufeffJohn Smith"  # read from a Windows file by the user: the first entity was "\ufeffJohn" at 0
     assert [(e.start, e.end, e.text) for e in predict(model_dir, [text])[0]] == [(1, 5, "John"), (6, 11, "Smith")]
+
+
+def test_a_run_folder_given_for_its_model_folder_is_an_input_error_naming_the_model_folder(model_dir):
+    # The CLI takes a run folder; the Python API said only 'not a model folder (no config.json)'.
+    run = model_dir.parent
+    refused = rf"^{run}: a run folder, not a model folder; pass its model folder {model_dir}$"
+    with pytest.raises(InputError, match=refused):
+        predict(run, TEXTS[:1])
