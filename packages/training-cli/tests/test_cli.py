@@ -254,6 +254,20 @@ def test_predict_reads_a_file_with_a_bom_and_crlf_as_its_texts(cli, trained_run:
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
 
 
+def test_predict_gives_a_blank_line_of_a_file_a_result_of_its_own(cli, trained_run: Path, tmp_path: Path) -> None:
+    lines = ["Anna Kowalczyk works at Siemens in Warsaw.", "", "   ", "Second line here."]
+    file = tmp_path / "texts.txt"
+    file.write_text("\n".join(lines) + "\n\n", encoding="utf-8")  # a blank last line, then the file's final break
+    completed = cli("predict", str(trained_run), "--file", str(file), "--json")
+    assert completed.returncode == 0, completed.stderr
+    results = [json.loads(line) for line in completed.stdout.splitlines()]
+    assert [result["text"] for result in results] == [*lines, ""]  # blank lines were dropped: line 4 came out 2nd
+    assert results[1]["entities"] == results[2]["entities"] == results[4]["entities"] == []
+    file.write_text(" \n\n", encoding="utf-8")
+    completed = cli("predict", str(trained_run), "--file", str(file))
+    assert completed.returncode == 2 and "no text to tag" in completed.stderr
+
+
 def test_predict_reads_a_standard_input_swapped_for_a_text_stream(
     trained_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -120,3 +120,20 @@ def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
     tokenizer, model = tiny_tokenizer_and_model()
     with pytest.raises(InputError, match=rf"^tag_names: {len(tag_names)} tags for a model with 7 labels$"):
         evaluate_model(model, tokenizer, ner_documents[:2], tag_names=tag_names)
+
+
+def test_a_device_torch_does_not_know_is_an_input_error_naming_it(tiny_tokenizer_and_model, ner_documents):
+    tokenizer, model = tiny_tokenizer_and_model()
+    with pytest.raises(InputError, match=r"^device: 'gpu' is not a device; expected cpu"):
+        evaluate_model(model, tokenizer, ner_documents[:2], device="gpu")  # torch's RuntimeError named no argument
+
+
+def test_documents_are_read_once_and_anything_else_is_an_input_error_naming_it(trained, ner_documents):
+    tokenizer, model = trained
+    given = evaluate_model(model, tokenizer, (document for document in ner_documents[:3]))  # a generator had no len()
+    assert given == evaluate_model(model, tokenizer, ner_documents[:3])
+    expected = r"expected Documents \(load_dataset\(path\)\[split\] holds them\)"
+    with pytest.raises(InputError, match=rf"^documents\[1\]: {expected}, got str 'John Smith'; texts without tags"):
+        evaluate_model(model, tokenizer, [ner_documents[0], "John Smith"])  # an AttributeError named no document
+    with pytest.raises(InputError, match=rf"^documents: {expected}, got one Document; pass \[document\]$"):
+        evaluate_model(model, tokenizer, ner_documents[0])

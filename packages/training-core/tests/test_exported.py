@@ -69,11 +69,21 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
     assert len(int8([validation[0].text])) == 1
 
 
+def test_an_exported_folder_given_to_the_torch_predictor_is_an_input_error_naming_onnx(exported: Path) -> None:
+    refused = rf"^{exported}: an exported folder, not a model folder; OnnxPredictor runs it$"
+    with pytest.raises(InputError, match=refused):
+        Predictor.from_folder(exported)  # it said only 'not a model folder (no config.json)'
+
+
 def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
     one = OnnxPredictor(exported, threads=1)
     assert one.session.get_session_options().intra_op_num_threads == 1
-    with pytest.raises(InputError, match=r"^threads: expected a positive number of onnxruntime threads, got 0$"):
+    with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got 0$"):
         OnnxPredictor(exported, threads=0)
+    with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got '2'$"):
+        OnnxPredictor(exported, threads="2")  # onnxruntime's TypeError listed its bindings' signatures
+    with pytest.raises(InputError, match=r"^batch_size: expected a whole number of at least 1, got 2.5$"):
+        OnnxPredictor(exported, batch_size=2.5)(["Anna"])
 
 
 def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(

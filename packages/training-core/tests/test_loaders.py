@@ -333,7 +333,14 @@ def test_whitespace_around_a_span_is_trimmed_and_counted(tmp_path: Path) -> None
     (document,) = dataset["train"]
     assert document.spans == (Span(4, 14, "PER"),)
     assert dataset.report.spans_trimmed == 1
-    assert "1 spans had surrounding whitespace trimmed" in dataset.report.lines()
+    assert "1 spans had surrounding whitespace (or invisible marks) trimmed" in dataset.report.lines()
+
+
+def test_a_byte_order_mark_or_bidi_mark_at_a_span_s_edge_is_trimmed_as_whitespace_is(tmp_path: Path) -> None:
+    # Such marks separate words: a span taking one in was refused under misaligned_policy error (expanded otherwise).
+    rows = [{"text": "\ufeffJohn Smith\u200f works", "annotations": [[0, 12, "PER"]]}]
+    dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(rows)), misaligned_policy="error")
+    assert dataset["train"][0].spans == (Span(1, 11, "PER"),) and dataset.report.spans_trimmed == 1
 
 
 def test_whitespace_only_span(tmp_path: Path) -> None:

@@ -86,12 +86,27 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
         predict(model_dir, TEXTS[0])
+    with pytest.raises(InputError, match=r"^texts: expected a list of strings, got NoneType None$"):
+        predict(model_dir, None)  # "'NoneType' object is not iterable"
+    with pytest.raises(InputError, match=r"^texts: expected a list of strings, got bytes b'John'$"):
+        predict(model_dir, b"John")  # "texts[0]: expected a string, got int 74"
 
 
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "shown"),
+    [("batch_size", "8", "'8'"), ("batch_size", 2.5, "2.5"), ("max_length", "16", "'16'"), ("stride", 2.0, "2.0")],
+)
+def test_a_window_or_batch_size_that_is_not_a_whole_number_is_an_input_error(model_dir, option, value, shown):
+    # '8' (from a form or an environment variable) raised "'<' not supported between instances of 'str' and 'int'"
+    at_least = " of at least 1" if option == "batch_size" else ""
+    with pytest.raises(InputError, match=rf"^{option}: expected a whole number{at_least}, got {shown}$"):
+        predict(model_dir, TEXTS[:1], **{option: value})
 
 
 def test_a_text_that_is_not_a_string_is_an_input_error_naming_it(model_dir):
@@ -106,3 +121,42 @@ def test_windows_over_the_backbone_position_limit_are_a_config_error(model_dir):
     limit = "model.max_length: 600 is above the backbone's position limit of 512"
     with pytest.raises(ConfigError, match=rf"^{limit} \(bert max_position_embeddings 512\); set model.max_length to"):
         predict(model_dir, TEXTS[:1], max_length=600)
+
+
+@pytest.mark.parametrize("device", ["gpu", "cuda:x", ""])
+def test_a_device_torch_does_not_know_is_an_input_error_naming_it(model_dir, tiny_tokenizer_and_model, device):
+    refused = rf"^device: '{device}' is not a device; expected cpu"  # torch raised 'Expected one of cpu, cuda, ...'
+    with pytest.raises(InputError, match=refused):
+        predict(model_dir, TEXTS[:1], device=device)
+    tokenizer, model = tiny_tokenizer_and_model()
+    with pytest.raises(InputError, match=refused):
+        Predictor(model, tokenizer, device=device)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a CUDA GPU")
+@pytest.mark.parametrize("device", ["cuda", "cuda:0", "mps"])
+def test_a_gpu_this_machine_lacks_is_an_input_error_naming_it(model_dir, device):
+    kind = device.split(":")[0]
+    with pytest.raises(InputError, match=rf"^device: '{device}': this machine has no {kind} device; expected cpu"):
+        predict(model_dir, TEXTS[:1], device=device)  # torch raised 'Torch not compiled with CUDA enabled'
+
+
+def test_a_gpu_index_past_the_machine_s_gpus_is_an_input_error(model_dir):
+    count = torch.cuda.device_count()
+    refused = rf"^device: 'cuda:{count}': this machine has (no cuda device|{count} cuda device\(s\), numbered from 0)"
+    with pytest.raises(InputError, match=refused):
+        predict(model_dir, TEXTS[:1], device=f"cuda:{count}")
+    assert predict(model_dir, TEXTS[:1], device=torch.device("cpu")) == predict(model_dir, TEXTS[:1], device="cpu")
+
+
+def test_a_text_that_begins_with_a_byte_order_mark_gives_entities_without_it(model_dir):
+    text = "\ufeffJohn Smith"  # read from a Windows file by the user: the first entity was "\ufeffJohn" at 0
+    assert [(e.start, e.end, e.text) for e in predict(model_dir, [text])[0]] == [(1, 5, "John"), (6, 11, "Smith")]
+
+
+def test_a_run_folder_given_for_its_model_folder_is_an_input_error_naming_the_model_folder(model_dir):
+    # The CLI takes a run folder; the Python API said only 'not a model folder (no config.json)'.
+    run = model_dir.parent
+    refused = rf"^{run}: a run folder, not a model folder; pass its model folder {model_dir}$"
+    with pytest.raises(InputError, match=refused):
+        predict(run, TEXTS[:1])

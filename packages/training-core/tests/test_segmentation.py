@@ -88,3 +88,22 @@ def test_ascii_text_splits_as_the_unicode_rule_splits_it() -> None:
     for text in samples:
         expected = [(m.group(), *m.span()) for m in _WORD.finditer(text)]
         assert [(w.text, w.start, w.end) for w in split_words(text)] == expected, repr(text)
+
+
+def test_a_byte_order_mark_separates_words_and_is_in_none() -> None:
+    # A text read from a Windows file with a BOM gave the entity "\ufeffJohn"; files joined put one in the middle.
+    assert split_words("\ufeffJohn Smith\ufeff\ufeffLondon") == (
+        Word("John", 1, 5),
+        Word("Smith", 6, 11),
+        Word("London", 13, 19),
+    )
+    assert split_words("\ufeff") == () and texts(PERSIAN + "\ufeff" + PERSIAN) == [PERSIAN, PERSIAN]
+
+
+def test_bidirectional_marks_separate_words_and_are_in_none() -> None:
+    # Text copied from a right-to-left page holds RLM/LRM and embeddings: entities were "\u200f..." or "John\u200e".
+    hebrew = "\u05d3\u05d5\u05d3"
+    assert texts(f"\u200f{hebrew}\u200f \u202aJohn\u202c\u200e 5\u061c%") == [hebrew, "John", "5", "%"]
+    assert texts(f"{PERSIAN}\u200f") == [PERSIAN] and texts("\u2068\U0001f468\u200d\U0001f469\u2069") == [
+        "\U0001f468\u200d\U0001f469"
+    ]

@@ -291,6 +291,10 @@ class _DocumentBuilder:
             if widened == span:
                 aligned.append((span, span))
                 continue
+            if widened and span.start <= widened.start and widened.end <= span.end:  # beyond its words: only marks
+                self.counts["spans_trimmed"] += 1  # that separate words (a BOM, a bidi mark), trimmed as whitespace is
+                aligned.append((widened, span))
+                continue
             found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
             outcome = f"widened to {text[widened.start : widened.end]!r}" if widened else "covers no word, is dropped"
             if self.misaligned_policy == "error":

@@ -39,7 +39,7 @@ class LoadReport(_Record):
         counts = ", ".join(f"{name}: {count}" for name, count in self.documents.items())
         lines = [f"{self.source}: {counts} documents"]
         notes = {
-            "spans_trimmed": "spans had surrounding whitespace trimmed",
+            "spans_trimmed": "spans had surrounding whitespace (or invisible marks) trimmed",
             "duplicates_dropped": "duplicate spans dropped (same start, end and label)",
             "overlaps_dropped": "overlapping spans dropped (keep_longest)",
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",

@@ -1,6 +1,8 @@
 """Word segmentation: one rule for every text, labelled or not; training, evaluation and `predict` see the same words.
 
-BERT's basic pre-tokenizer, a little finer: whitespace, control characters and U+200B separate words; every
+BERT's basic pre-tokenizer, a little finer: whitespace, control characters, U+200B, U+FEFF (a byte-order mark left
+at the start of a text read from a Windows file, or inside files joined together) and the bidirectional marks and
+embeddings (U+200E, U+200F, U+202A-U+202E, ... that text copied from right-to-left pages holds) separate words; every
 punctuation (P*) and symbol (S*) character is a word (`jane@acme.com` is five); letters of scripts written without
 spaces (Han, kana, Thai, Lao, Khmer, Myanmar) are a word each; combining marks and format characters (Mn, Mc, Me,
 Cf: vowel signs, diacritics, NFD accents, ZWJ) stay with the character before them, as do skin-tone modifiers and
@@ -15,8 +17,10 @@ from dataclasses import dataclass
 import regex
 
 _SINGLE = r"[\p{P}\p{S}\p{Han}\p{Hiragana}\p{Katakana}\p{Thai}\p{Lao}\p{Khmer}\p{Myanmar}--\p{M}--\p{Cf}]"
-_JOINING = r"[\p{M}\p{Cf}--\u200B]"
-_IN_WORD = rf"[[^\s\p{{Cc}}\u200B]--{_SINGLE}]"
+# Invisible characters that separate words rather than join them, so that no word (entity) starts or ends with one.
+_SEPARATING = r"\u200B\uFEFF\p{Bidi_Control}"
+_JOINING = rf"[\p{{M}}\p{{Cf}}--[{_SEPARATING}]]"
+_IN_WORD = rf"[[^\s\p{{Cc}}{_SEPARATING}]--{_SINGLE}]"
 # An emoji of several code points is one word: a flag (two regional indicators), a skin-tone modifier, a ZWJ sequence.
 _EMOJI_PART = r"\u200D\p{Extended_Pictographic}|\p{Emoji_Modifier}"
 _WORD = regex.compile(

@@ -20,7 +20,7 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
-from training.core.precision import precision_dtype
+from training.core.precision import precision_dtype, resolve_device
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
 
@@ -57,6 +57,7 @@ def evaluate_model(
     window settings to those of the run that saved the folder, else `ModelConfig`'s; `precision` resolves for
     `device` as `training.precision` (default fp32).
     """
+    documents = _checked(documents)
     windowing = Windowing.of(max_length=max_length, stride=stride)
     if isinstance(model, (str, os.PathLike)):
         windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
@@ -64,9 +65,10 @@ def evaluate_model(
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
+        device = resolve_device(device)
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
-    target = torch.device(device) if device is not None else next(model.parameters()).device
+    target = device if device is not None else next(model.parameters()).device
     autocast_dtype = precision_dtype(precision, target, "precision")
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
@@ -74,6 +76,21 @@ def evaluate_model(
     predictions = tuple(found.documents[index].tags for index in range(len(documents)))
     metrics = score(documents, predictions, entities)
     return EvaluationResult(metrics, predictions, found.truncated_words, len(documents))
+
+
+def _checked(documents: Sequence[Document]) -> list[Document]:
+    """`documents` read once into a list (a generator is fine), or an `InputError` naming the first that is not one."""
+    expected = "expected Documents (load_dataset(path)[split] holds them)"
+    if isinstance(documents, Document):
+        raise InputError(f"documents: {expected}, got one Document; pass [document]")
+    if isinstance(documents, str):
+        raise InputError(f"documents: {expected}, got one string; texts without tags are for predict")
+    documents = list(documents)
+    for index, document in enumerate(documents):
+        if not isinstance(document, Document):
+            what = f"{type(document).__name__} {document!r:.60}"
+            raise InputError(f"documents[{index}]: {expected}, got {what}; texts without tags are for predict")
+    return documents
 
 
 def score(

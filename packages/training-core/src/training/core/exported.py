@@ -27,6 +27,7 @@ from training.core.windowing import (
     merge_word_predictions,
     special_tokens,
     text_documents,
+    whole_number,
     window_documents,
 )
 
@@ -133,8 +134,8 @@ class OnnxPredictor:
         threads: int | None = None,
     ) -> None:
         ort = require("onnxruntime", "prediction with an exported model")
-        if threads is not None and threads < 1:
-            raise InputError(f"threads: expected a positive number of onnxruntime threads, got {threads}")
+        if threads is not None:
+            whole_number(threads, "threads", least=1)
         self.folder = Path(folder)
         self.record = read_export(self.folder)
         self.tag_names = self.record.tag_names

@@ -25,6 +25,7 @@ from training.common.errors import ConfigError, InputError, first_line
 from training.common.quiet import QuietLibrary
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
+from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
 
 # Config attributes that hold hidden and attention dropout, across the common encoder families.
@@ -234,6 +235,10 @@ def _load_folder(
     folder: Path, dropout: float | None, trust_remote_code: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
     if not (folder / "config.json").is_file():
+        if (folder / "model" / "config.json").is_file():  # the CLI takes a run folder; the Python API its model/
+            raise InputError(f"{folder}: a run folder, not a model folder; pass its model folder {folder / 'model'}")
+        if is_exported(folder):
+            raise InputError(f"{folder}: an exported folder, not a model folder; OnnxPredictor runs it")
         raise InputError(f"{folder}: not a model folder (no config.json)")
     safetensors = any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json"))
     if not safetensors and not (folder / "pytorch_model.bin").is_file():

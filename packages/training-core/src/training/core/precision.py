@@ -1,5 +1,5 @@
-"""The numeric precision a run trains and predicts in: `auto` resolved against what the device runs natively, and
-kept at bf16 only where an evaluation of the run shows bf16 holding fp32's entity F1."""
+"""The device and numeric precision a run trains and predicts in: `auto` resolved against what the device runs
+natively, and kept at bf16 only where an evaluation of the run shows bf16 holding fp32's entity F1."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, InputError
 from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -18,6 +18,32 @@ _CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
 # How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
 _log = logging.getLogger("training.core")
+
+
+def resolve_device(device: str | torch.device | None, field: str = "device") -> torch.device:
+    """`device` (the value of `field`) checked against this machine; None: the first CUDA GPU if any, else the CPU.
+    Checked here, as torch's own errors ('Expected one of cpu, cuda, ...', 'Torch not compiled with CUDA') name
+    neither the argument nor what this machine has."""
+    if device is None:
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    here = " or ".join(kind for kind in ("cpu", "cuda", "mps") if _count(kind))
+    try:
+        chosen = torch.device(device)
+    except (RuntimeError, TypeError, ValueError) as error:
+        raise InputError(f"{field}: {device!r} is not a device; expected {here} (cuda:<index>: one GPU)") from error
+    count = _count(chosen.type)
+    if count == 0:
+        raise InputError(f"{field}: {device!r}: this machine has no {chosen.type} device; expected {here}")
+    if chosen.type != "cpu" and chosen.index is not None and chosen.index >= count:
+        raise InputError(f"{field}: {device!r}: this machine has {count} {chosen.type} device(s), numbered from 0")
+    return chosen
+
+
+def _count(kind: str) -> int:
+    """How many devices of `kind` (cpu, cuda, mps, xpu, ...) this machine has; torch names each backend after it."""
+    backend = getattr(torch, kind, None)
+    available = hasattr(backend, "device_count") and hasattr(backend, "is_available") and backend.is_available()
+    return backend.device_count() if available else 0
 
 
 def native_bf16(device: torch.device) -> bool:

@@ -11,7 +11,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
-from training.core.precision import precision_dtype
+from training.core.precision import precision_dtype, resolve_device
 from training.core.run_folder import RunFolder
 from training.core.windowing import text_documents
 
@@ -33,7 +33,7 @@ class Predictor:
         device: str | torch.device | None = None,
         precision: str = "fp32",
     ) -> None:
-        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = resolve_device(device)
         self.autocast_dtype = precision_dtype(precision, self.device, "precision")
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer

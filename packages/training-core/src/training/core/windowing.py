@@ -7,7 +7,8 @@ word. Free of torch and transformers, so the onnxruntime predictor runs the very
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import numbers
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from itertools import chain
 
@@ -28,6 +29,10 @@ class Windowing:
 
     max_length: int
     stride: int
+
+    def __post_init__(self) -> None:
+        whole_number(self.max_length, "max_length")  # a '16' from a form failed later with a TypeError naming neither
+        whole_number(self.stride, "stride")
 
     @classmethod
     def of(
@@ -84,6 +89,8 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     """The `untagged_document` of each text, in order; an error for one string given where a list belongs."""
     if isinstance(texts, str):
         raise InputError("texts: expected a list of strings, got one string; pass [text]")
+    if isinstance(texts, (bytes, bytearray)) or not isinstance(texts, Iterable):  # bytes: their items are ints
+        raise InputError(f"texts: expected a list of strings, got {type(texts).__name__} {texts!r:.60}")
     texts = list(texts)  # a generator is read once
     for index, text in enumerate(texts):
         if not isinstance(text, str):
@@ -183,6 +190,14 @@ class Readings:
         return -float(self.label_log_probs.sum(dtype=np.float64))
 
 
+def whole_number(value: object, name: str, *, least: int | None = None) -> int:
+    """`value` (the argument `name`) if it is a whole number (of at least `least`), else an `InputError`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or (least is not None and value < least):
+        bound = "" if least is None else f" of at least {least}"
+        raise InputError(f"{name}: expected a whole number{bound}, got {value!r}")
+    return int(value)
+
+
 def batched_readings(
     windows: Sequence[Window],
     forward: Callable[[dict[str, np.ndarray]], np.ndarray],
@@ -192,8 +207,7 @@ def batched_readings(
 ) -> Readings:
     """The `Readings` of `windows`, from batches of similar length, longest first; `forward` maps a padded batch
     (`pad_windows`) to `[batch, width, num_tags]` logits, read whole (no Python loop over tokens)."""
-    if batch_size < 1:
-        raise InputError(f"batch_size: expected a whole number of at least 1, got {batch_size}")
+    whole_number(batch_size, "batch_size", least=1)
     order = np.argsort(-np.fromiter((window.length for window in windows), np.int64, len(windows)), kind="stable")
     # Per batch: the window of each labelled position, and the readings there.
     parts = [(np.empty(0, np.int64), np.empty(0, np.int64), np.empty(0, np.float32), np.empty(0, np.float32))]

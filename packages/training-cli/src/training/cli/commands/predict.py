@@ -43,8 +43,11 @@ def _texts(args: argparse.Namespace) -> list[str]:
     else:  # a notebook or a test harness may swap sys.stdin for a text stream with no bytes under it (a StringIO)
         text = decode_text(sys.stdin.read().encode("utf-8", "surrogatepass"), "standard input")
     # Lines end at "\n", "\r\n" or "\r": U+2028, U+0085 and the other breaks `str.splitlines` cuts at belong to a text.
-    texts = [line for line in re.split(r"\r\n?|\n", text) if line.strip()]
-    if not texts:
+    # A blank line is a text (with no entities), so that the N-th result is the N-th line's.
+    texts = re.split(r"\r\n?|\n", text)
+    if texts[-1] == "":  # the break that ends the last line starts no line of its own
+        texts.pop()
+    if not any(line.strip() for line in texts):
         raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
     return texts
 
