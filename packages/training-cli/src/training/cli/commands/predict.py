@@ -52,6 +52,10 @@ def _texts(args: argparse.Namespace) -> list[str]:
     return texts
 
 
+# JSON leaves these unescaped, but a reader splitting lines with `str.splitlines` would cut a result in two at them.
+_LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
 def run(args: argparse.Namespace) -> int:
     import json
 
@@ -60,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     results = predictor(texts)
     if args.json:
         for text, entities in zip(texts, results, strict=True):
-            print(json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=False))
+            line = json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=False)
+            print(line.translate(_LINE_BREAKS_ESCAPED))
         return 0
     rows = [
         (index, e.label, e.text, f"{e.start}-{e.end}", e.score)
