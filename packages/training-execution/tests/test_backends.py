@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,3 +122,50 @@ def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Pat
     assert job.status == "running"  # waiting on a handle alone leaves the job the caller started as it is
     job.stop(grace=0.5)  # what final training waiting for its own job does when interrupted
     assert job.process.poll() == -signal.SIGTERM and job.status == "failed"
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie waiting to be reaped has ended too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_second_interrupt_while_the_child_is_given_its_grace_stops_the_child_at_once(tmp_path: Path) -> None:
+    # A process waiting on its own job, as final training does: interrupted, it gives the child a grace to end;
+    # a second Ctrl-C (impatience) must not end the waiting process with the child still running.
+    waiting = f"""
+import signal, sys
+from pathlib import Path
+from training.execution.handle import ProcessJob
+deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
+job = ProcessJob("sleeper", "subprocess", Path({str(tmp_path)!r}), Path({str(tmp_path / "job.log")!r}),
+                 [sys.executable, "-c", deaf])
+print(job.process.pid, flush=True)
+try:
+    job.wait()
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+    job.stop(grace=60)
+    raise
+"""
+    parent = subprocess.Popen([sys.executable, "-c", waiting], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGINT)
+    assert parent.stdout.readline().strip() == "stopping"
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGINT)
+    try:
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gone(child), "the child went on running after the waiting process ended"
+    finally:
+        if not gone(child):
+            os.kill(child, signal.SIGKILL)
+    assert parent.returncode == -signal.SIGINT  # it ended on the interrupt, as Python does

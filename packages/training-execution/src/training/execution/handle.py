@@ -114,12 +114,17 @@ class ProcessJob(JobHandle):
         return "completed"
 
     def stop(self, grace: float = INTERRUPT_GRACE_S) -> None:
-        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated."""
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            self.process.wait()
+        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated
+        (torchrun passes that on to its workers), `grace` seconds more, then killed. An interrupt meanwhile (a second
+        Ctrl-C) moves on to the next step at once: it never leaves the child running on its own."""
+        for step in (None, self.process.terminate, self.process.kill):
+            try:
+                if step is not None:
+                    step()
+                self.process.wait(None if step == self.process.kill else grace)
+                return
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                continue
 
 
 def tail(path: Path, lines: int) -> str:
