@@ -54,7 +54,7 @@ def test_a_child_that_cannot_find_its_data_fails_with_exit_code_and_log_tail(
     with pytest.raises(ExecutionError) as caught:
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess")
     message = str(caught.value)
-    assert message.startswith("job final-") and "(subprocess) failed with exit code 2; last lines of" in message
+    assert message.startswith("job final-") and "(subprocess) failed: exit code 2; last lines of" in message
     assert f"error: {missing}: no such file or folder" in message
     assert caught.value.returncode == 2 and caught.value.exit_code == 2
 
@@ -63,12 +63,22 @@ def test_a_corrupted_job_file_crashes_the_child_with_exit_code_2(tmp_path: Path)
     spec_file = tmp_path / "job.json"
     spec_file.write_text('{"format": 1, "job_id": ')
     job = ProcessJob("broken", "subprocess", tmp_path, tmp_path / "job.log", runner_command(spec_file))
-    with pytest.raises(
-        ExecutionError, match=r"^job broken \(subprocess\) failed with exit code 2; last lines"
-    ) as caught:
+    with pytest.raises(ExecutionError, match=r"^job broken \(subprocess\) failed: exit code 2; last lines") as caught:
         job.wait(timeout=60)
     assert f"error: {spec_file}: not a readable job spec (Expecting value" in str(caught.value)
     assert job.status == "failed" and "not a readable job spec" in job.logs(1)
+
+
+def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: Path) -> None:
+    killed = "import os, signal; print('allocating', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    job = ProcessJob("oom", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", killed])
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=60)
+    message = str(caught.value)
+    assert message.startswith(
+        "job oom (subprocess) failed: killed by signal SIGKILL (the system may have run out of memory); last lines"
+    )
+    assert message.endswith("  allocating") and caught.value.returncode == -signal.SIGKILL
 
 
 def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(

@@ -9,7 +9,7 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from training.common.errors import ExecutionError
+from training.common.errors import ExecutionError, exit_reason
 
 if TYPE_CHECKING:
     from training.execution.tracking import TrackedRun
@@ -107,7 +107,7 @@ class ProcessJob(JobHandle):
             ) from None
         if code != 0:  # the error carries the exit code and the tail of the log
             raise ExecutionError(
-                f"job {self.id} ({self.backend}) failed with exit code {code}; last lines of {self.log_file}:\n"
+                f"job {self.id} ({self.backend}) failed: {exit_reason(code)}; last lines of {self.log_file}:\n"
                 + "\n".join(f"  {line}" for line in tail(self.log_file, 15).splitlines()),
                 returncode=code,
             )

@@ -13,7 +13,6 @@ import gc
 import multiprocessing
 import os
 import pickle
-import signal
 import sys
 import threading
 import time
@@ -25,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from data.loaders import Dataset
-from training.common.errors import TrainingError
+from training.common.errors import TrainingError, exit_reason
 from training.hpo.failures import OutOfMemory
 from training.hpo.recovery import alive
 
@@ -100,7 +99,7 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(f"{name}: its process {_ended(process.exitcode)} without a result")
+    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode or 0)}")
 
 
 def start_trial_processes(isolation: Isolation) -> None:
@@ -139,15 +138,6 @@ def _context() -> multiprocessing.context.BaseContext:
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(PRELOAD)
     return context
-
-
-def _ended(exitcode: int | None) -> str:
-    """How a process ended, in words: a signal (kill -9 is often the kernel's out-of-memory killer) or a code."""
-    if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name
-        hint = " (killed: out of memory, or kill -9)" if name == "SIGKILL" else ""
-        return f"was ended by {name}{hint}"
-    return f"exited with code {exitcode}"
 
 
 @contextlib.contextmanager
