@@ -161,7 +161,7 @@ except KeyboardInterrupt:
     job.stop(grace=60)
     raise
 """
-    parent = subprocess.Popen([sys.executable, "-c", waiting], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = subprocess.Popen([sys.executable, "-c", waiting], stdout=subprocess.PIPE, text=True)
     assert parent.stdout is not None
     child = int(parent.stdout.readline())
     time.sleep(0.5)
