@@ -29,7 +29,7 @@ from training.hpo.failures import OutOfMemory
 from training.hpo.recovery import alive
 
 Isolation = Literal["subprocess", "inprocess"]
-PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
+PRELOAD = ["training.hpo.preload"]  # what the forkserver imports, deaf to Ctrl-C meanwhile
 _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
 _T = TypeVar("_T")
