@@ -568,6 +568,34 @@ def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_proces
     assert result.stdout.split() == ["True", "True"]
 
 
+def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback(tmp_path: Path) -> None:
+    """The sweep's process interrupted alone (`kill -INT`, SIGTERM) closes its end of a trial's pipe: the trial
+    process, asking for its pruning decision, has no one to answer and must end quietly, not print a traceback."""
+    (tmp_path / "probe.py").write_text(
+        "def ask(dataset, connection):\n    connection.send(('report', 0.5))\n    return connection.recv()\n"
+    )
+    code = f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process
+
+        def interrupted(kind, payload, connection):
+            raise KeyboardInterrupt
+
+        try:
+            call_in_process("trial 0", probe.ask, Path({str(tmp_path / "error.log")!r}), answer=interrupted)
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0 and result.stdout.split() == ["interrupted"], result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
+
+
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:
     """A sweep pickles its dataset once for all its trial processes (parallel trials ask from threads); a trial process
     receives it with the garbage collector paused, then freezes what it starts with, the collector on again."""

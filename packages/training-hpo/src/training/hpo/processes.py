@@ -162,20 +162,23 @@ def _child(
 ) -> None:
     """The process's side of `call_in_process`: receive the dataset, work, send the result or the error."""
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    dataset = _received_dataset(connection)
-    try:
-        result = work(dataset, connection)
-    except (TrainingError, *passthrough) as error:
-        _send_error(connection, name, error, error_log)
-    except KeyboardInterrupt:
-        connection.send(("interrupted", None))
-    except BaseException as error:
-        oom = out_of_memory(name, error)
-        connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
-    else:
-        connection.send(("done", result))
-    finally:
-        connection.close()
+    # A parent that stopped listening (interrupted alone: `kill -INT`, SIGTERM) closed its end: there is no one to
+    # answer, and the pipe's error would only print a traceback on the user's terminal.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        dataset = _received_dataset(connection)
+        try:
+            result = work(dataset, connection)
+        except (TrainingError, *passthrough) as error:
+            _send_error(connection, name, error, error_log)
+        except KeyboardInterrupt:
+            connection.send(("interrupted", None))
+        except BaseException as error:
+            oom = out_of_memory(name, error)
+            connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
+        else:
+            connection.send(("done", result))
+        finally:
+            connection.close()
 
 
 def _send_error(connection: Connection, name: str, error: BaseException, error_log: Path) -> None:
