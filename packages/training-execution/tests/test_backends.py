@@ -81,6 +81,21 @@ def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: P
     assert message.endswith("  allocating") and caught.value.returncode == -signal.SIGKILL
 
 
+@pytest.mark.slow
+def test_a_torchrun_worker_killed_by_a_signal_is_named_with_its_rank(tmp_path: Path) -> None:
+    # torchrun itself exits 1; the worker's SIGKILL (often the kernel's out-of-memory killer) is what the user needs.
+    script = tmp_path / "worker.py"
+    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", str(script)]
+    job = ProcessJob("ddp", "torchrun", tmp_path, tmp_path / "job.log", command)
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=120)
+    assert str(caught.value).startswith(
+        "job ddp (torchrun) failed: exit code 1 (worker rank 0: killed by signal SIGKILL (the system may have run out "
+        "of memory)); last lines of"
+    )
+
+
 def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(
     best_config: BestConfig, final_run: JobHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
