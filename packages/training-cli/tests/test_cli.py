@@ -5,8 +5,10 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -400,6 +402,48 @@ def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: 
     assert completed.returncode == 2, completed.stderr
     assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
     assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+def processes_running(fragment: str) -> list[int]:
+    """The pids of live processes whose command line holds `fragment` (Linux: read from /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        try:
+            running = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+            if entry.name.isdigit() and running and fragment in (entry / "cmdline").read_text().replace("\0", " "):
+                pids.append(int(entry.name))
+        except OSError:  # ended meanwhile, or not a process
+            continue
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the job's process in /proc")
+def test_final_stopped_with_sigterm_stops_its_job_s_process_and_exits_143(config_dir: Path, tmp_path: Path) -> None:
+    # `kill PID` or a scheduler ending the command reaches this process alone: its job's child must not go on alone.
+    from training.config import build_training_config
+
+    fingerprint = build_training_config(None, config_dir).data.load().fingerprint
+    best = saved_best_config(config_dir, tmp_path / "best_config.json", dataset_fingerprint=fingerprint)
+    out = tmp_path / "run"
+    arguments = ["final", str(best), "--output", str(out), "--backend", "subprocess"]
+    command = [sys.executable, "-m", "training.cli", *arguments]
+    final = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not processes_running(str(out / "job.json")) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert processes_running(str(out / "job.json")), "the job's process never started"
+        final.send_signal(signal.SIGTERM)
+        _, stderr = final.communicate(timeout=60)
+    finally:
+        final.kill()
+        orphans = processes_running(str(out / "job.json"))
+        for pid in orphans:
+            os.kill(pid, signal.SIGKILL)
+    assert orphans == [], "the job's process went on after training final was terminated"
+    assert final.returncode == 143
+    assert stderr.strip().splitlines()[-1] == "training final: terminated; state written so far is kept and resumable"
 
 
 @pytest.mark.slow

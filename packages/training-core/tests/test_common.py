@@ -150,6 +150,15 @@ def test_attach_resolves_names_on_first_use() -> None:
         getattr_("missing")  # not an optional dependency we know: the plain error stands
 
 
+def test_exit_reason_names_the_signal_that_killed_a_child() -> None:
+    from training.common.errors import exit_reason
+
+    assert exit_reason(2) == "exit code 2"
+    assert exit_reason(-15) == "killed by signal SIGTERM"
+    assert exit_reason(-9) == "killed by signal SIGKILL (the system may have run out of memory)"
+    assert exit_reason(-200) == "killed by signal 200"
+
+
 def test_error_hierarchy_and_exit_codes() -> None:
     assert issubclass(ConfigError, InputError) and issubclass(DataError, InputError)
     assert issubclass(InputError, TrainingError)

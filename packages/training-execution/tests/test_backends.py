@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def test_a_child_that_cannot_find_its_data_fails_with_exit_code_and_log_tail(
     with pytest.raises(ExecutionError) as caught:
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess")
     message = str(caught.value)
-    assert message.startswith("job final-") and "(subprocess) failed with exit code 2; last lines of" in message
+    assert message.startswith("job final-") and "(subprocess) failed: exit code 2; last lines of" in message
     assert f"error: {missing}: no such file or folder" in message
     assert caught.value.returncode == 2 and caught.value.exit_code == 2
 
@@ -61,12 +63,37 @@ def test_a_corrupted_job_file_crashes_the_child_with_exit_code_2(tmp_path: Path)
     spec_file = tmp_path / "job.json"
     spec_file.write_text('{"format": 1, "job_id": ')
     job = ProcessJob("broken", "subprocess", tmp_path, tmp_path / "job.log", runner_command(spec_file))
-    with pytest.raises(
-        ExecutionError, match=r"^job broken \(subprocess\) failed with exit code 2; last lines"
-    ) as caught:
+    with pytest.raises(ExecutionError, match=r"^job broken \(subprocess\) failed: exit code 2; last lines") as caught:
         job.wait(timeout=60)
     assert f"error: {spec_file}: not a readable job spec (Expecting value" in str(caught.value)
     assert job.status == "failed" and "not a readable job spec" in job.logs(1)
+
+
+def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: Path) -> None:
+    killed = "import os, signal; print('allocating', flush=True); os.kill(os.getpid(), signal.SIGKILL)"
+    job = ProcessJob("oom", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", killed])
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=60)
+    message = str(caught.value)
+    assert message.startswith(
+        "job oom (subprocess) failed: killed by signal SIGKILL (the system may have run out of memory); last lines"
+    )
+    assert message.endswith("  allocating") and caught.value.returncode == -signal.SIGKILL
+
+
+@pytest.mark.slow
+def test_a_torchrun_worker_killed_by_a_signal_is_named_with_its_rank(tmp_path: Path) -> None:
+    # torchrun itself exits 1; the worker's SIGKILL (often the kernel's out-of-memory killer) is what the user needs.
+    script = tmp_path / "worker.py"
+    script.write_text("import os, signal\nos.kill(os.getpid(), signal.SIGKILL)\n")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", str(script)]
+    job = ProcessJob("ddp", "torchrun", tmp_path, tmp_path / "job.log", command)
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=120)
+    assert str(caught.value).startswith(
+        "job ddp (torchrun) failed: exit code 1 (worker rank 0: killed by signal SIGKILL (the system may have run out "
+        "of memory)); last lines of"
+    )
 
 
 def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(
@@ -120,3 +147,50 @@ def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Pat
     assert job.status == "running"  # waiting on a handle alone leaves the job the caller started as it is
     job.stop(grace=0.5)  # what final training waiting for its own job does when interrupted
     assert job.process.poll() == -signal.SIGTERM and job.status == "failed"
+
+
+def gone(pid: int) -> bool:
+    """Whether process `pid` has ended (a zombie waiting to be reaped has ended too)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_second_interrupt_while_the_child_is_given_its_grace_stops_the_child_at_once(tmp_path: Path) -> None:
+    # A process waiting on its own job, as final training does: interrupted, it gives the child a grace to end;
+    # a second Ctrl-C (impatience) must not end the waiting process with the child still running.
+    waiting = f"""
+import signal, sys
+from pathlib import Path
+from training.execution.handle import ProcessJob
+deaf = "import signal, time; signal.signal(signal.SIGINT, signal.SIG_IGN); time.sleep(120)"
+job = ProcessJob("sleeper", "subprocess", Path({str(tmp_path)!r}), Path({str(tmp_path / "job.log")!r}),
+                 [sys.executable, "-c", deaf])
+print(job.process.pid, flush=True)
+try:
+    job.wait()
+except KeyboardInterrupt:
+    print("stopping", flush=True)
+    job.stop(grace=60)
+    raise
+"""
+    parent = subprocess.Popen([sys.executable, "-c", waiting], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    child = int(parent.stdout.readline())
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGINT)
+    assert parent.stdout.readline().strip() == "stopping"
+    time.sleep(0.5)
+    parent.send_signal(signal.SIGINT)
+    try:
+        parent.wait(timeout=30)
+        deadline = time.monotonic() + 10
+        while not gone(child) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert gone(child), "the child went on running after the waiting process ended"
+    finally:
+        if not gone(child):
+            os.kill(child, signal.SIGKILL)
+    assert parent.returncode == -signal.SIGINT  # it ended on the interrupt, as Python does

@@ -116,6 +116,19 @@ def test_what_azure_cannot_run_is_an_error(
         build_azure_sweep_job(settings(**values), tiny_config, AZURE, folder=tmp_path, data=DATA)
 
 
+@pytest.mark.parametrize("trials", [0, -3])
+def test_fewer_than_one_concurrent_trial_is_refused_before_anything_is_written(
+    tiny_config: TrainingConfig, tmp_path: Path, trials: int
+) -> None:
+    # The SDK wrote max_concurrent_trials: 0 into the job YAML; Azure would refuse it only at submission.
+    expected = rf"^max_concurrent_trials: expected at least 1 trial at a time, got {trials}$"
+    with pytest.raises(ConfigError, match=expected):
+        build_azure_sweep_job(
+            settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=DATA, max_concurrent_trials=trials
+        )
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize("name", ["instance_count", "processes_per_instance"])
 def test_a_sweep_on_many_nodes_or_processes_is_refused(tiny_config: TrainingConfig, tmp_path: Path, name: str) -> None:
     azure = AZURE.model_copy(update={name: 2})

@@ -101,6 +101,20 @@ def test_a_report_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     assert line.endswith(f"--out {tmp_path / 'report.html'}: expected a folder for the report, found a file")
 
 
+def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    # It was "[Errno 17] File exists" (or "[Errno 20] Not a directory"), exit 1, once the data had been loaded.
+    taken = tmp_path / "notes.txt"
+    taken.write_text("keep\n", encoding="utf-8")
+    expected = "expected a study folder (an existing one or a new path)"
+    for study_dir, found in ((taken, "is a file"), (taken / "study", f"lies inside the file {taken}")):
+        arguments = ["--config-dir", config_dir, "--hpo", "quick", "--study-dir", study_dir]
+        line = one_line_error(training("hpo", "run", *arguments))
+        assert line == f"training hpo: error: {study_dir}: {found}; {expected}"
+    assert taken.read_text(encoding="utf-8") == "keep\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")

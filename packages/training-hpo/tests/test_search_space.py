@@ -215,10 +215,26 @@ def test_only_values_that_can_be_drawn_together_are_combined(tiny_config: Traini
     )
 
 
-def test_a_value_that_fits_with_some_other_tuned_values_is_not_refused(tiny_config: TrainingConfig) -> None:
-    # 32 with stride 16 does not fit, 32 with 4 does: the space runs (a trial drawing 32 and 16 fails alone).
+def test_a_value_that_fits_with_some_other_tuned_values_is_not_refused_but_warned_of(
+    tiny_config: TrainingConfig, caplog: pytest.LogCaptureFixture
+) -> None:
+    # 32 with stride 16 does not fit, 32 with 4 does: the space runs (a trial drawing 32 and 16 fails alone), and
+    # the user is told, in one line, which share of the combinations will fail and why.
     space = {"model.max_length": {"type": "choice", "values": [32, 64]}, "stride": STRIDE}
-    create_search_space(space).check(tiny_config)
+    with caplog.at_level("WARNING", logger="training.hpo"):
+        create_search_space(space).check(tiny_config)
+    [record] = caplog.records
+    assert record.getMessage().startswith(
+        "search_space: 1 of 4 combinations of corner values checked (25%) do not fit the config; trials drawn there "
+        "will fail, e.g. model.max_length=32, model.stride=16 does not fit the config: model.stride: must"
+    )
+    assert "\n" not in record.getMessage()
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="training.hpo"):  # a space that fits everywhere says nothing
+        create_search_space({"model.max_length": {"type": "choice", "values": [64, 128]}, "stride": STRIDE}).check(
+            tiny_config
+        )
+    assert caplog.records == []
 
 
 def test_the_space_compiles_to_azure_sweep_distributions() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -532,6 +533,67 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["0", "1", "1"]
+
+
+@pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here")
+def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_processes_interruptible(
+    tmp_path: Path,
+) -> None:
+    """A terminal's Ctrl-C in the first seconds of a sweep reaches the forkserver while it imports torch: it must not
+    end it with a traceback of the import; the processes it starts still take Ctrl-C as KeyboardInterrupt."""
+    (tmp_path / "probe.py").write_text(
+        "import signal\n\ndef handler(dataset, connection):\n"
+        "    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
+    )
+    code = f"""
+        import os, signal, sys, time
+        from multiprocessing import forkserver
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process, start_trial_processes
+
+        start_trial_processes("subprocess")
+        server = forkserver._forkserver._forkserver_pid
+        time.sleep(1.0)  # well into the imports of torch and transformers
+        os.kill(server, signal.SIGINT)
+        print(call_in_process("probe", probe.handler, Path({str(tmp_path / "error.log")!r})))
+        print(forkserver._forkserver._forkserver_pid == server)
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
+    assert result.stdout.split() == ["True", "True"]
+
+
+def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback(tmp_path: Path) -> None:
+    """The sweep's process interrupted alone (`kill -INT`, SIGTERM) closes its end of a trial's pipe: the trial
+    process, asking for its pruning decision, has no one to answer and must end quietly, not print a traceback."""
+    (tmp_path / "probe.py").write_text(
+        "def ask(dataset, connection):\n    connection.send(('report', 0.5))\n    return connection.recv()\n"
+    )
+    code = f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process
+
+        def interrupted(kind, payload, connection):
+            raise KeyboardInterrupt
+
+        try:
+            call_in_process("trial 0", probe.ask, Path({str(tmp_path / "error.log")!r}), answer=interrupted)
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0 and result.stdout.split() == ["interrupted"], result.stderr
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:

@@ -7,8 +7,10 @@ import errno
 import logging
 import os
 import select
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 
 from training.cli._version import __version__
@@ -69,6 +71,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         # Our own bars and tables say what happens; the libraries' download and save bars are noise here.
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    terminated: list[int] = []
+    undo = _terminate_as_interrupt(terminated)
     try:
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a warning at exit
@@ -96,8 +100,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 1
     except KeyboardInterrupt:
-        print(f"training {args.command}: interrupted; state written so far is kept and resumable", file=sys.stderr)
-        return 130
+        how = "terminated" if terminated else "interrupted"
+        print(f"training {args.command}: {how}; state written so far is kept and resumable", file=sys.stderr)
+        return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
+    finally:
+        undo()
+
+
+def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:
+    """Make SIGTERM (`kill`, a scheduler stopping the job) interrupt the command as Ctrl-C does, so that the same
+    clean-up runs (a job's child process stopped, running trials queued again) instead of this process vanishing and
+    leaving its children to go on alone; `received` records it. Returns the undo."""
+    if threading.current_thread() is not threading.main_thread():  # signals are only handled there
+        return lambda: None
+
+    def interrupt(signum: int, frame: object) -> None:
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    return lambda: signal.signal(signal.SIGTERM, previous)
 
 
 def _reader_gone() -> bool:

@@ -40,6 +40,19 @@ def check_target(path: str | os.PathLike[str], expected: str) -> Path:
     return target
 
 
+def check_folder(path: str | os.PathLike[str], expected: str) -> Path:
+    """`path` as a `Path`; an `InputError` where it is, or lies inside, a file, or where the file system cannot hold
+    it (a name over its length limit), before any work goes into it; `expected` says what belongs at `path`."""
+    try:
+        target = check_target(path, expected)
+        is_file = target.exists() and not target.is_dir()
+    except OSError as error:
+        raise InputError(f"{path}: {error.strerror}; expected {expected}") from None
+    if is_file:
+        raise InputError(f"{target}: is a file; expected {expected}")
+    return target
+
+
 def _fsync_dir(directory: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(directory, os.O_RDONLY)

@@ -1,10 +1,25 @@
 """The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
 
+import signal
+
 
 def first_line(error: BaseException) -> str:
     """The first line of an error's message, for one-line reports."""
     text = str(error).strip()
     return text.splitlines()[0] if text else "no details"
+
+
+def exit_reason(returncode: int) -> str:
+    """How a child process ended, in words: `exit code N`, or the signal that killed it (a negative code)."""
+    if returncode >= 0:
+        return f"exit code {returncode}"
+    try:
+        name = signal.Signals(-returncode).name
+    except ValueError:
+        return f"killed by signal {-returncode}"
+    # The kernel's out-of-memory killer sends SIGKILL, and says so only in the system log.
+    hint = " (the system may have run out of memory)" if name == "SIGKILL" else ""
+    return f"killed by signal {name}{hint}"
 
 
 class TrainingError(Exception):

@@ -370,6 +370,7 @@ def _fully(pattern: str, expected: str) -> AfterValidator:
 AZURE_ASSET = r"azureml:((//|/subscriptions/).+|\w[\w.-]*([:@][\w.-]+)?)"  # a URI, an asset id, name[:version]
 _ENVIRONMENT = _fully(AZURE_ASSET, "a registered environment: azureml:<name>[:<version> or @latest], a URI or an id")
 _COMPUTE = _fully(r"[A-Za-z][A-Za-z0-9-]{0,23}", "the name of a compute target (letters, digits and -, a letter first)")
+_EXPERIMENT = _fully(r"[A-Za-z0-9][A-Za-z0-9_-]{2,35}", "3 to 36 letters, digits, _ or -, a letter or digit first")
 _IMAGE = _fully(  # Docker's image reference grammar, a little wider in its separators
     r"(?:[\w.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
     r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?",
@@ -386,7 +387,7 @@ class AzureConfig(Section):
     compute: Annotated[str, _COMPUTE]
     instance_count: Int = Field(default=1, ge=1)
     processes_per_instance: Int = Field(default=1, ge=1)
-    experiment_name: str = "training"
+    experiment_name: Annotated[str, _EXPERIMENT] = "training"  # Azure ML's rule (azureml-core's Experiment docs)
     image: Annotated[str, _IMAGE] = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
     data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
     environment: Annotated[str, _ENVIRONMENT] | None = Field(default=None, description="default: built from image")

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.atomic import atomic_write_text, check_target, staging_leftovers
+from training.common.atomic import atomic_write_text, check_folder, staging_leftovers
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
@@ -53,14 +53,7 @@ class RunFolder:
     def check_path(self) -> None:
         """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, or that the
         file system cannot hold (a name over its length limit)."""
-        expected = "a run folder (an existing one or a new path)"
-        try:
-            check_target(self.root, expected)
-            is_file = self.root.exists() and not self.root.is_dir()
-        except OSError as error:
-            raise InputError(f"{self.root}: {error.strerror}; expected {expected}") from None
-        if is_file:
-            raise InputError(f"{self.root}: is a file; expected {expected}")
+        check_folder(self.root, "a run folder (an existing one or a new path)")
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shlex
 import subprocess
 import time
@@ -9,13 +10,15 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from training.common.errors import ExecutionError
+from training.common.errors import ExecutionError, exit_reason
 
 if TYPE_CHECKING:
     from training.execution.tracking import TrackedRun
 
 JobStatus = Literal["queued", "running", "completed", "failed"]
 TAIL_BYTES = 64 * 1024
+# torchrun exits 1 whatever ended a worker; its summary's "Root Cause" section names the first failed worker's code.
+_ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
 # Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
 INTERRUPT_GRACE_S = 5.0
 
@@ -105,21 +108,29 @@ class ProcessJob(JobHandle):
                 f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
                 f"call wait() again or see {self.log_file}"
             ) from None
-        if code != 0:  # the error carries the exit code and the tail of the log
+        if code != 0:  # the error carries the exit code (a torchrun worker's too) and the tail of the log
+            reason, worker = exit_reason(code), _ROOT_CAUSE.search(tail(self.log_file, 40))
+            if worker:
+                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))})"
             raise ExecutionError(
-                f"job {self.id} ({self.backend}) failed with exit code {code}; last lines of {self.log_file}:\n"
+                f"job {self.id} ({self.backend}) failed: {reason}; last lines of {self.log_file}:\n"
                 + "\n".join(f"  {line}" for line in tail(self.log_file, 15).splitlines()),
                 returncode=code,
             )
         return "completed"
 
     def stop(self, grace: float = INTERRUPT_GRACE_S) -> None:
-        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated."""
-        try:
-            self.process.wait(grace)
-        except subprocess.TimeoutExpired:
-            self.process.terminate()
-            self.process.wait()
+        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated
+        (torchrun passes that on to its workers), `grace` seconds more, then killed. An interrupt meanwhile (a second
+        Ctrl-C) moves on to the next step at once: it never leaves the child running on its own."""
+        for step in (None, self.process.terminate, self.process.kill):
+            try:
+                if step is not None:
+                    step()
+                self.process.wait(None if step == self.process.kill else grace)
+                return
+            except (subprocess.TimeoutExpired, KeyboardInterrupt):
+                continue
 
 
 def tail(path: Path, lines: int) -> str:

@@ -50,6 +50,8 @@ def build_azure_sweep_job(
     from training.execution.azure_job import data_input
 
     hpo = hpo_config if isinstance(hpo_config, HPOConfig) else load_hpo_config(hpo_config)
+    if max_concurrent_trials is not None and max_concurrent_trials < 1:  # the SDK writes it as given
+        raise ConfigError(f"max_concurrent_trials: expected at least 1 trial at a time, got {max_concurrent_trials}")
     _check_supported(hpo, azure)
     space = create_search_space(hpo)
     space.check(config)

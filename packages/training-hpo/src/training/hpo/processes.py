@@ -13,7 +13,6 @@ import gc
 import multiprocessing
 import os
 import pickle
-import signal
 import sys
 import threading
 import time
@@ -25,13 +24,13 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from data.loaders import Dataset
-from training.common.errors import TrainingError
+from training.common.errors import TrainingError, exit_reason
 from training.common.gc_pause import gc_paused
 from training.hpo.failures import OutOfMemory
 from training.hpo.recovery import alive
 
 Isolation = Literal["subprocess", "inprocess"]
-PRELOAD = ["torch", "transformers", "training.core.trainer", "training.hpo.objective"]
+PRELOAD = ["training.hpo.preload"]  # what the forkserver imports, deaf to Ctrl-C meanwhile
 _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
 _T = TypeVar("_T")
@@ -101,7 +100,7 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(f"{name}: its process {_ended(process.exitcode)} without a result")
+    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode or 0)}")
 
 
 def start_trial_processes(isolation: Isolation) -> None:
@@ -142,15 +141,6 @@ def _context() -> multiprocessing.context.BaseContext:
     return context
 
 
-def _ended(exitcode: int | None) -> str:
-    """How a process ended, in words: a signal (kill -9 is often the kernel's out-of-memory killer) or a code."""
-    if exitcode is not None and exitcode < 0:
-        name = signal.Signals(-exitcode).name
-        hint = " (killed: out of memory, or kill -9)" if name == "SIGKILL" else ""
-        return f"was ended by {name}{hint}"
-    return f"exited with code {exitcode}"
-
-
 @contextlib.contextmanager
 def _main_script_hidden() -> Iterator[None]:
     """Start a process without re-importing the caller's main script (an unguarded script would sweep again)."""
@@ -173,20 +163,23 @@ def _child(
 ) -> None:
     """The process's side of `call_in_process`: receive the dataset, work, send the result or the error."""
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
-    dataset = _received_dataset(connection)
-    try:
-        result = work(dataset, connection)
-    except (TrainingError, *passthrough) as error:
-        _send_error(connection, name, error, error_log)
-    except KeyboardInterrupt:
-        connection.send(("interrupted", None))
-    except BaseException as error:
-        oom = out_of_memory(name, error)
-        connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
-    else:
-        connection.send(("done", result))
-    finally:
-        connection.close()
+    # A parent that stopped listening (interrupted alone: `kill -INT`, SIGTERM) closed its end: there is no one to
+    # answer, and the pipe's error would only print a traceback on the user's terminal.
+    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+        dataset = _received_dataset(connection)
+        try:
+            result = work(dataset, connection)
+        except (TrainingError, *passthrough) as error:
+            _send_error(connection, name, error, error_log)
+        except KeyboardInterrupt:
+            connection.send(("interrupted", None))
+        except BaseException as error:
+            oom = out_of_memory(name, error)
+            connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
+        else:
+            connection.send(("done", result))
+        finally:
+            connection.close()
 
 
 def _send_error(connection: Connection, name: str, error: BaseException, error_log: Path) -> None:

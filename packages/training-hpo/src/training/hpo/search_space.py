@@ -7,6 +7,7 @@ when `other` took `value`; Azure samples every parameter and the trial drops the
 from __future__ import annotations
 
 import itertools
+import logging
 import math
 import os
 import random
@@ -17,7 +18,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, first_line
 from training.common.optional import require
 from training.config.builder import load_hpo_config
 from training.config.schema import (
@@ -33,6 +34,7 @@ from training.config.schema import (
 )
 from training.config.validation import validate
 
+logger = logging.getLogger("training.hpo")
 AzureAlgorithm = Literal["random", "bayesian", "grid"]
 # Distributions each Azure ML sampling algorithm accepts (Azure ML "hyperparameter tuning" documentation).
 AZURE_SUPPORTED = {
@@ -93,6 +95,7 @@ class SearchSpace:
             combinations = [self._drawn_corners(draw) for _ in range(MAX_CORNER_CHECKS)]
         fitted: set[tuple[str, str]] = set()
         refused: dict[tuple[str, str], ConfigError] = {}  # each corner's first refusal, in the order met
+        failing = 0
         for values in combinations:
             corners = {(key, repr(value)) for key, value in values.items()}
             shown = ", ".join(f"{key}={value!r}" for key, value in values.items())
@@ -100,10 +103,20 @@ class SearchSpace:
                 base.with_values(values, f"search_space: {shown} does not fit the config")
                 fitted |= corners
             except ConfigError as error:
+                failing += 1
                 refused |= {corner: error for corner in corners if corner not in refused}
         error = next((error for corner, error in refused.items() if corner not in fitted), None)
         if error is not None:
             raise error
+        if failing:  # each value fits somewhere, but trials drawn in the refused part will fail
+            logger.warning(
+                "search_space: %d of %d combinations of corner values checked (%.0f%%) do not fit the config; "
+                "trials drawn there will fail, e.g. %s",
+                failing,
+                len(combinations),
+                100 * failing / len(combinations),
+                first_line(next(iter(refused.values()))).removeprefix("search_space: "),
+            )
 
     def _drawn_corners(self, draw: random.Random) -> dict[str, Any]:
         """One combination of corner values, each active parameter's drawn at random."""

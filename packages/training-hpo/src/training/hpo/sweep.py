@@ -15,6 +15,7 @@ from typing import Any
 import optuna
 
 from data.loaders import Dataset
+from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.redact import redact_url
 from training.config.builder import build_training_config, load_hpo_config
@@ -206,6 +207,7 @@ def _settings(
     """The sweep settings (with overrides applied, validated again) and the search space."""
     if search_space is None and hpo_config is None:
         raise InputError("run_local_hpo_sweep needs a search space or an hpo config")
+    check_folder(study_dir, "a study folder (an existing one or a new path)")  # before the seconds of set-up
     space = create_search_space(search_space if search_space is not None else hpo_config)
     if isinstance(hpo_config, (str, os.PathLike)):
         hpo_config = load_hpo_config(hpo_config)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from training.cli.commands.common import positive_int
 from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text
-from training.common.errors import ExecutionError
+from training.common.errors import ExecutionError, exit_reason
 from training.common.optional import MissingDependencyError
 from training.config.schema import (
     DataConfig,
@@ -214,6 +214,6 @@ def _cli(args: argparse.Namespace, *arguments: str) -> None:
     completed = subprocess.run(command, stdout=output, check=False)
     if completed.returncode != 0:
         raise ExecutionError(
-            f"`training {' '.join(arguments)}` failed with exit code {completed.returncode}",
+            f"`training {' '.join(arguments)}` failed: {exit_reason(completed.returncode)}",
             returncode=completed.returncode,
         )
