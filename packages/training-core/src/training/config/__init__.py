@@ -7,11 +7,11 @@ from training.common.lazy import attach
 __getattr__, __dir__, __all__ = attach(
     __name__,
     {
-        "AzureConfig": "training.config.schema",
+        "AzureConfig": "training.config.execution",
         "BestConfig": "training.config.best",
         "DataColumns": "training.config.schema",
         "DataConfig": "training.config.schema",
-        "ExecutionConfig": "training.config.schema",
+        "ExecutionConfig": "training.config.execution",
         "HPOConfig": "training.config.schema",
         "ModelConfig": "training.config.schema",
         "OptimizationConfig": "training.config.schema",
@@ -26,11 +26,10 @@ __getattr__, __dir__, __all__ = attach(
 if TYPE_CHECKING:
     from training.config.best import BestConfig, StudyRef
     from training.config.builder import build_training_config, load_execution_config, load_hpo_config
+    from training.config.execution import AzureConfig, ExecutionConfig
     from training.config.schema import (
-        AzureConfig,
         DataColumns,
         DataConfig,
-        ExecutionConfig,
         HPOConfig,
         ModelConfig,
         OptimizationConfig,

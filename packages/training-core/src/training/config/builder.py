@@ -10,7 +10,8 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
-from training.config.schema import ExecutionConfig, HPOConfig, OptimizationConfig, TrainingConfig
+from training.config.execution import ExecutionConfig
+from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from typing import TYPE_CHECKING, Annotated, Any, Literal, get_args
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
@@ -24,9 +24,6 @@ from training.config.validation import apply_dotted, validate
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
-
-BackendName = Literal["local", "subprocess", "torchrun", "azure"]
-BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
 def _not_bool(value: Any) -> Any:
@@ -354,56 +351,3 @@ def check_tunable(key: str) -> None:
     close = difflib.get_close_matches(key, valid + [v.split(".")[1] for v in valid], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"{key!r} is not a parameter of the training config{hint}")
-
-
-def _fully(pattern: str, expected: str) -> AfterValidator:
-    """A check that a value matches `pattern` whole, so a bad name fails offline rather than in the service."""
-
-    def check(value: str) -> str:
-        if re.fullmatch(pattern, value) is None:
-            raise ValueError(f"expected {expected}")
-        return value
-
-    return AfterValidator(check)
-
-
-AZURE_ASSET = r"azureml:((//|/subscriptions/).+|\w[\w.-]*([:@][\w.-]+)?)"  # a URI, an asset id, name[:version]
-_ENVIRONMENT = _fully(AZURE_ASSET, "a registered environment: azureml:<name>[:<version> or @latest], a URI or an id")
-_COMPUTE = _fully(r"[A-Za-z][A-Za-z0-9-]{0,23}", "the name of a compute target (letters, digits and -, a letter first)")
-_EXPERIMENT = _fully(r"[A-Za-z0-9][A-Za-z0-9_-]{2,35}", "3 to 36 letters, digits, _ or -, a letter or digit first")
-_IMAGE = _fully(  # Docker's image reference grammar, a little wider in its separators
-    r"(?:[\w.-]+(?::\d+)?/)?[a-z0-9]+(?:[._-]+[a-z0-9]+)*(?:/[a-z0-9]+(?:[._-]+[a-z0-9]+)*)*"
-    r"(?::\w[\w.-]{0,127})?(?:@sha256:[0-9a-f]{64})?",
-    "a Docker image: [registry/]name[:tag][@sha256:digest], the name in lower case",
-)
-
-
-class AzureConfig(Section):
-    """Where and how an Azure ML job runs."""
-
-    subscription_id: str | None = None
-    resource_group: str | None = None
-    workspace: str | None = None
-    compute: Annotated[str, _COMPUTE]
-    instance_count: Int = Field(default=1, ge=1)
-    processes_per_instance: Int = Field(default=1, ge=1)
-    experiment_name: Annotated[str, _EXPERIMENT] = "training"  # Azure ML's rule (azureml-core's Experiment docs)
-    image: Annotated[str, _IMAGE] = "mcr.microsoft.com/azureml/openmpi4.1.0-ubuntu22.04"
-    data_asset: str | None = Field(default=None, description="azureml:name:version, a datastore URI or a local path")
-    environment: Annotated[str, _ENVIRONMENT] | None = Field(default=None, description="default: built from image")
-
-
-class ExecutionConfig(Section):
-    """`execution/<name>.yaml`: the backend that runs final training and its resources."""
-
-    backend: BackendName = "local"
-    nproc_per_node: Int = Field(default=1, ge=1)
-    azure: AzureConfig | None = None
-
-    @model_validator(mode="after")
-    def _azure_needs_settings(self) -> ExecutionConfig:
-        if self.backend == "azure" and self.azure is None:
-            raise ValueError("backend 'azure' needs an 'azure:' section with at least 'compute'")
-        if self.backend in ("local", "subprocess") and self.nproc_per_node != 1:
-            raise ValueError(f"nproc_per_node {self.nproc_per_node}: backend {self.backend!r} runs one process")
-        return self

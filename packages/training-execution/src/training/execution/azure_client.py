@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict
 
 from training.common.errors import ConfigError
 from training.common.optional import require
-from training.config.schema import AzureConfig
+from training.config.execution import AzureConfig
 
 
 class ChildRun(BaseModel):

@@ -21,7 +21,7 @@ from azure.ai.ml.entities import BuildContext, Environment
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError
 from training.common.optional import require
-from training.config.schema import AzureConfig
+from training.config.execution import AzureConfig
 
 REQUIREMENTS_FILE = "requirements.txt"
 INSTALL_SCRIPT = "install.sh"

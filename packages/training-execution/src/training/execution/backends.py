@@ -10,7 +10,7 @@ from typing import Any, Protocol
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.common.optional import require
-from training.config.schema import BACKENDS
+from training.config.execution import BACKENDS
 from training.core.run_folder import RunFolder
 from training.execution.handle import CompletedJob, JobHandle, PreparedJob, ProcessJob
 from training.execution.job_spec import JobSpec

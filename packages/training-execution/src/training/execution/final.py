@@ -16,7 +16,7 @@ from training.common.errors import ConfigError
 from training.common.optional import require
 from training.common.redact import redact_url
 from training.config.best import BestConfig
-from training.config.schema import ExecutionConfig
+from training.config.execution import ExecutionConfig
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
 from training.execution.backends import get_backend

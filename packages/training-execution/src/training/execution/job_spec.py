@@ -13,7 +13,8 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.config.best import StudyRef
-from training.config.schema import AzureConfig, BackendName, TrainingConfig
+from training.config.execution import AzureConfig, BackendName
+from training.config.schema import TrainingConfig
 
 JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"

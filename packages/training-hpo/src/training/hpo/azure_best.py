@@ -14,7 +14,7 @@ from typing import Any
 
 from training.common.errors import InputError
 from training.config.best import BestConfig, StudyRef
-from training.config.schema import AzureConfig
+from training.config.execution import AzureConfig
 from training.execution.azure_client import ChildRun, create_azure_client, staging_folder, study_reference
 from training.hpo.azure_sweep import TRIAL_OUTPUT
 from training.hpo.azure_trial import TRIAL_FILE, AzureTrialRecord

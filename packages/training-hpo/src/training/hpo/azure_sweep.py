@@ -16,7 +16,8 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError
 from training.common.optional import require
 from training.config.builder import load_hpo_config
-from training.config.schema import AzureConfig, HPOConfig, TrainingConfig
+from training.config.execution import AzureConfig
+from training.config.schema import HPOConfig, TrainingConfig
 from training.config.yaml_io import dump_yaml
 from training.hpo.search_space import AzureAlgorithm, azure_input_name, create_search_space
 

@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from training.cli.output import add_output_options, note, print_evaluation, print_json
-from training.config.schema import BACKENDS
+from training.config.execution import BACKENDS
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
