@@ -1,0 +1,210 @@
+"""Records of one split's file validated into documents: spans aligned to words, overlaps resolved, tags converted to
+IOB2, every repair counted for the load report."""
+
+from __future__ import annotations
+
+import difflib
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from itertools import pairwise
+from typing import Any, Literal
+
+from data.documents import Document, Span, align_spans, spans_to_tags
+from data.formats import HALF_SURROGATE, Record, tag_key
+from data.overlaps import max_coverage
+from data.report import MAX_EXAMPLES, MisalignedSpans
+from data.schemes import split_tag, to_iob2
+from data.segmentation import Word, split_words
+from training.common.errors import DataError
+
+OverlapPolicy = Literal["error", "keep_longest"]
+MisalignedPolicy = Literal["expand", "error"]
+
+
+@dataclass
+class DocumentBuilder:
+    """Validates the records of one split's file into documents, counting every repair."""
+
+    file: str
+    split: str
+    format: str
+    labels: Sequence[str] | None
+    policy: OverlapPolicy
+    misaligned_policy: MisalignedPolicy
+    counts: Counter[str]
+    scheme: str | None
+    index: int = 0
+    misaligned_examples: list[str] = field(default_factory=list)
+    misaligned_count: int = 0
+    misaligned_dropped: int = 0
+
+    def load(self, records: Iterable[Record]) -> tuple[Document, ...]:
+        documents = tuple(doc for doc in map(self.build, records) if doc is not None)
+        if not documents:
+            raise DataError(f"{self.file}: the {self.split!r} split has no documents")
+        return documents
+
+    def misaligned(self) -> MisalignedSpans:
+        return MisalignedSpans(
+            count=self.misaligned_count, dropped=self.misaligned_dropped, examples=tuple(self.misaligned_examples)
+        )
+
+    def build(self, record: Record) -> Document | None:
+        self.index += 1
+        fields = record.fields
+        where = f"{self.file}:{record.line}"
+        doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
+        group = fields.get("group") if record.group is None else record.group
+        group = None if group is None else str(group)
+        if self.format == "spans":
+            if "text" not in fields:
+                raise DataError(f"{where}: a span record needs 'text' and 'annotations'; found keys {sorted(fields)}")
+            return self._from_spans(where, doc_id, fields, group)
+        if "tokens" not in fields:
+            raise DataError(
+                f"{where}: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys {sorted(fields)}"
+            )
+        return self._from_tokens(where, doc_id, fields, group)
+
+    def _from_spans(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+        text = fields["text"]
+        if not isinstance(text, str):
+            raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__}")
+        if half := HALF_SURROGATE.search(text):
+            raise DataError(f"{where}: 'text' holds half a surrogate pair ({half[0]!r} at character {half.start()})")
+        if "annotations" not in fields:
+            raise DataError(f"{where}: missing 'annotations' (use [] for a document without entities)")
+        raw = fields["annotations"]
+        if not isinstance(raw, list):
+            raise DataError(f"{where}: 'annotations' must be a list of [start, end, label], got {type(raw).__name__}")
+        if not text.strip():
+            self.counts["empty_skipped"] += 1
+            return None
+        words = split_words(text)
+        given = [self._span(where, text, item) for item in raw]
+        unique = list(dict.fromkeys(given))  # one entity annotated twice is not an overlap (counted, then dropped)
+        self.counts["duplicates_dropped"] += len(given) - len(unique)
+        kept = self._resolve_overlaps(where, self._align(where, text, words, unique))
+        # `from_spans` would align the spans once more: they are on word edges, and in text order, already.
+        return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
+
+    def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[tuple[Span, Span]]:
+        """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`;
+        each paired with the annotation as written, which errors name."""
+        aligned = []
+        for span, widened in align_spans(words, spans):
+            if widened == span:
+                aligned.append((span, span))
+                continue
+            if widened and span.start <= widened.start and widened.end <= span.end:  # beyond its words: only marks
+                self.counts["spans_trimmed"] += 1  # that separate words (a BOM, a bidi mark), trimmed as whitespace is
+                aligned.append((widened, span))
+                continue
+            found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
+            outcome = f"widened to {text[widened.start : widened.end]!r}" if widened else "covers no word, is dropped"
+            if self.misaligned_policy == "error":
+                raise DataError(
+                    f"{found} does not start and end on word edges ({outcome} under data.misaligned_policy: expand)"
+                )
+            self.misaligned_count += 1
+            self.misaligned_dropped += widened is None
+            if len(self.misaligned_examples) < MAX_EXAMPLES:
+                self.misaligned_examples.append(f"{found} {outcome}")
+            if widened is not None:
+                aligned.append((widened, span))
+        return aligned
+
+    def _span(self, where: str, text: str, item: Any) -> Span:
+        if isinstance(item, dict) and {"start", "end", "label"} <= item.keys():
+            start, end, label = item["start"], item["end"], item["label"]
+        elif isinstance(item, (list, tuple)) and len(item) == 3:
+            start, end, label = item
+        else:
+            raise DataError(f"{where}: annotation {item!r} must be [start, end, label] or {{start, end, label}}")
+        if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
+            raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
+        if not isinstance(label, str) or not label or label != label.strip():  # 'PER ' would be a type of its own
+            raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
+        if start >= end:
+            raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
+        # Browser tools (doccano, Label Studio, Prodigy) count UTF-16 units: an emoji before a span shifts it by one.
+        written = item.get("text") if isinstance(item, dict) else None
+        if isinstance(written, str) and start >= 0 and text[start:end] != written:
+            units = text.encode("utf-16-le")[2 * start : 2 * end].decode("utf-16-le", "replace") == written
+            hint = "; the offsets look like UTF-16 code units: count characters (code points)" if units else ""
+            raise DataError(
+                f"{where}: annotation [{start}, {end}, {label!r}] cuts out {text[start:end]!r}, not its text "
+                f"{written!r}{hint}"
+            )
+        if start < 0 or end > len(text):
+            raise DataError(f"{where}: annotation {item!r} is out of range: the text has {len(text)} characters")
+        self._check_label(where, label)
+        covered = text[start:end]
+        trimmed_start, trimmed_end = end - len(covered.lstrip()), start + len(covered.rstrip())
+        if trimmed_start >= trimmed_end:
+            raise DataError(f"{where}: annotation {item!r} covers only whitespace")
+        if (trimmed_start, trimmed_end) != (start, end):
+            self.counts["spans_trimmed"] += 1
+        return Span(trimmed_start, trimmed_end, label)
+
+    def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
+        # The order of `sorted(pairs)`, without a Python-level `Span.__lt__` call per comparison.
+        ordered = sorted(pairs, key=lambda p: (p[0].start, p[0].end, p[0].label, p[1].start, p[1].end, p[1].label))
+        for (previous, previous_given), (span, span_given) in pairwise(ordered):
+            if span.start < previous.end and self.policy == "error":
+                pair, given = _listed((previous, span)), _listed((previous_given, span_given))
+                widened = "" if given == pair else f" once widened to word edges ({pair})"
+                raise DataError(
+                    f"{where}: annotations {given} overlap{widened}; fix the data or set "
+                    "data.overlap_policy: keep_longest"
+                )
+        disjoint = all(span.start >= previous.end for (previous, _), (span, _) in pairwise(ordered))  # then all kept
+        kept = tuple(a for a, _ in ordered) if disjoint else max_coverage(a for a, _ in ordered)
+        self.counts["overlaps_dropped"] += len(ordered) - len(kept)
+        return kept
+
+    def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+        tokens = fields["tokens"]
+        key = tag_key(fields)
+        if key not in fields:
+            raise DataError(f"{where}: 'tokens' needs 'tags' or 'ner_tags' beside it")
+        tags = fields[key]
+        if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+            raise DataError(f"{where}: 'tokens' must be a list of strings")
+        if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+            raise DataError(
+                f"{where}: '{key}' must be a list of tag names such as 'B-PER' (integer tag ids need their names)"
+            )
+        if len(tokens) != len(tags):
+            raise DataError(f"{where}: {len(tokens)} tokens but {len(tags)} {key}; they must pair up")
+        if not tokens:
+            self.counts["empty_skipped"] += 1
+            return None
+        # `split()` returns the tokens unchanged iff none is empty or holds whitespace: a bad record alone is walked.
+        joined = " ".join(tokens)
+        for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
+            if not token or token != token.strip() or any(c.isspace() for c in token):
+                raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
+            if HALF_SURROGATE.search(token):
+                raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
+        return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
+
+    def _iob2(self, where: str, tags: list[str]) -> list[str]:
+        if self.labels is not None:
+            for label in dict.fromkeys(split_tag(tag, where)[1] for tag in tags if tag != "O"):
+                self._check_label(where, label)
+        conversion = to_iob2(tags, self.scheme or "IOB2", where)
+        # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.
+        self.counts["tags_repaired" if self.scheme in ("IOB1", "IOB2") else "tags_converted"] += conversion.changed
+        return list(conversion.tags)
+
+    def _check_label(self, where: str, label: str) -> None:
+        if self.labels is not None and label not in self.labels:
+            close = difflib.get_close_matches(label, list(self.labels), n=1)
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
+
+
+def _listed(spans: Iterable[Span]) -> str:
+    return " and ".join(f"[{span.start}, {span.end}, {span.label!r}]" for span in spans)
