@@ -107,3 +107,18 @@ def test_bidirectional_marks_separate_words_and_are_in_none() -> None:
     assert texts(f"{PERSIAN}\u200f") == [PERSIAN] and texts("\u2068\U0001f468\u200d\U0001f469\u2069") == [
         "\U0001f468\u200d\U0001f469"
     ]
+
+
+def test_a_mark_with_no_character_to_join_is_in_no_word() -> None:
+    # "John \u0301 Smith" made the lone accent a word of its own: tagged, it was an entity of invisible text.
+    assert split_words("John \u0301 Smith") == (Word("John", 0, 4), Word("Smith", 7, 12))
+    assert texts("a \u2060 b \u200d c \u0e34") == ["a", "b", "c"]
+    assert split_words("\u0301abc \u00adco") == (Word("abc", 1, 4), Word("co", 6, 8))
+    # With a character before them, marks and joiners stay inside its word as before.
+    assert texts("e\u0301t\u00e9 co\u00adop a\u200db \u0e01\u0e34 \U0001f468\u200d\U0001f469") == [
+        "e\u0301t\u00e9",
+        "co\u00adop",
+        "a\u200db",
+        "\u0e01\u0e34",
+        "\U0001f468\u200d\U0001f469",
+    ]
