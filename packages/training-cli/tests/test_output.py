@@ -14,3 +14,10 @@ def test_table_cells_are_printed_as_written_not_read_as_rich_markup(capsys) -> N
 def test_a_table_title_holding_a_path_with_brackets_is_printed_as_written(capsys) -> None:
     print_table("lineage of runs/[final]/[/v2]", ("field", "value"), [("run_id", "abc")])
     assert "lineage of runs/[final]/[/v2]" in " ".join(capsys.readouterr().out.split())  # the title may wrap
+
+
+def test_control_characters_of_a_cell_are_printed_as_escapes(capsys) -> None:
+    # An entity's text holding ESC reached the terminal raw (rich keeps it inside a multi-word cell).
+    print_table("entities", ("text #", "entity"), [(0, "John\x1b[31m Smith\x07")])
+    printed = capsys.readouterr().out
+    assert "\x1b" not in printed and "\x07" not in printed and "John\\x1b[31m Smith\\x07" in printed

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
@@ -46,8 +47,14 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
     for column in columns:
         table.add_column(column, justify="left" if column == columns[0] else "right")
     for row in rows:
-        table.add_row(*(Text(f"{cell:.4f}" if isinstance(cell, float) else str(cell)) for cell in row))
+        table.add_row(*(Text(_visible(f"{cell:.4f}" if isinstance(cell, float) else str(cell))) for cell in row))
     Console().print(table)
+
+
+def _visible(cell: str) -> str:
+    """`cell` with control characters written as escapes: an entity's text may hold an ESC that would otherwise
+    recolour or move the terminal's cursor."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda control: repr(control[0])[1:-1], cell)
 
 
 def print_evaluation(title: str, evaluation: Evaluation | None, entity_title: str | None = "per entity") -> None:
