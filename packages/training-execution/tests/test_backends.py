@@ -149,6 +149,22 @@ def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Pat
     assert job.process.poll() == -signal.SIGTERM and job.status == "failed"
 
 
+def test_a_terminated_child_is_given_the_time_it_takes_to_end(tmp_path: Path) -> None:
+    # torchrun, terminated, gives its workers up to 30 s; killing it sooner would leave them running on their own.
+    slow = (
+        "import signal, sys, time\n"
+        "def end(*_): time.sleep(1.5); sys.exit(3)\n"
+        "signal.signal(signal.SIGINT, signal.SIG_IGN); signal.signal(signal.SIGTERM, end)\n"
+        "print('ready', flush=True); time.sleep(120)"
+    )
+    job = ProcessJob("slow", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", slow])
+    deadline = time.monotonic() + 30
+    while "ready" not in (tmp_path / "job.log").read_text() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    job.stop(grace=0.2)
+    assert job.process.returncode == 3  # it ended its own way, not killed after a second grace
+
+
 def gone(pid: int) -> bool:
     """Whether process `pid` has ended (a zombie waiting to be reaped has ended too)."""
     try:

@@ -120,14 +120,15 @@ class ProcessJob(JobHandle):
         return "completed"
 
     def stop(self, grace: float = INTERRUPT_GRACE_S) -> None:
-        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated
-        (torchrun passes that on to its workers), `grace` seconds more, then killed. An interrupt meanwhile (a second
-        Ctrl-C) moves on to the next step at once: it never leaves the child running on its own."""
+        """End the child: `grace` seconds to end on its own (a terminal's Ctrl-C reaches it too), then terminated and
+        waited for (torchrun passes that on to its workers and gives them time to end: killing it early would leave
+        them running). An interrupt meanwhile (a second Ctrl-C) moves on to the next step at once, the last a kill:
+        it never leaves the child running on its own."""
         for step in (None, self.process.terminate, self.process.kill):
             try:
                 if step is not None:
                     step()
-                self.process.wait(None if step == self.process.kill else grace)
+                self.process.wait(grace if step is None else None)
                 return
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
                 continue
