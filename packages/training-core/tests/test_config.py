@@ -442,8 +442,8 @@ def test_labels_must_be_entity_type_names(folder: Path, written: str, expected: 
 
 
 def test_labels_may_hold_a_dash_after_the_type(folder: Path) -> None:
-    write(folder / "data" / "corpus.yaml", "labels: [WORK-OF-ART, B, I-]\n")
-    assert build_training_config(None, folder).data.labels == ("WORK-OF-ART", "B", "I-")
+    write(folder / "data" / "corpus.yaml", "labels: [WORK-OF-ART, B, I-, E-MAIL, S-CLASS]\n")
+    assert build_training_config(None, folder).data.labels == ("WORK-OF-ART", "B", "I-", "E-MAIL", "S-CLASS")
 
 
 def test_config_errors_are_input_errors(tmp_path: Path) -> None:
