@@ -341,6 +341,10 @@ def test_a_byte_order_mark_or_bidi_mark_at_a_span_s_edge_is_trimmed_as_whitespac
     rows = [{"text": "\ufeffJohn Smith\u200f works", "annotations": [[0, 12, "PER"]]}]
     dataset = load_dataset(write(tmp_path / "a.jsonl", jsonl(rows)), misaligned_policy="error")
     assert dataset["train"][0].spans == (Span(1, 11, "PER"),) and dataset.report.spans_trimmed == 1
+    # Whitespace and a BOM both trimmed from one span: one span trimmed, not two.
+    rows = [{"text": "x \ufeffJohn y", "annotations": [[1, 7, "PER"]]}]
+    dataset = load_dataset(write(tmp_path / "b.jsonl", jsonl(rows)), misaligned_policy="error")
+    assert dataset["train"][0].spans == (Span(3, 7, "PER"),) and dataset.report.spans_trimmed == 1
 
 
 def test_whitespace_only_span(tmp_path: Path) -> None:

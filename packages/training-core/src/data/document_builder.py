@@ -83,22 +83,27 @@ class DocumentBuilder:
             return None
         words = split_words(text)
         given = [self._span(where, text, item) for item in raw]
-        unique = list(dict.fromkeys(given))  # one entity annotated twice is not an overlap (counted, then dropped)
+        trimmed = {span for span, was_trimmed in given if was_trimmed}  # of whitespace, counted once each
+        self.counts["spans_trimmed"] += sum(was_trimmed for _, was_trimmed in given)
+        unique = list(dict.fromkeys(span for span, _ in given))  # one entity annotated twice is no overlap
         self.counts["duplicates_dropped"] += len(given) - len(unique)
-        kept = self._resolve_overlaps(where, self._align(where, text, words, unique))
+        kept = self._resolve_overlaps(where, self._align(where, text, words, unique, trimmed))
         # `from_spans` would align the spans once more: they are on word edges, and in text order, already.
         return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
 
-    def _align(self, where: str, text: str, words: tuple[Word, ...], spans: list[Span]) -> list[tuple[Span, Span]]:
+    def _align(
+        self, where: str, text: str, words: tuple[Word, ...], spans: list[Span], trimmed: set[Span]
+    ) -> list[tuple[Span, Span]]:
         """Spans widened to whole words (counted, with the first few examples), or an error under policy `error`;
-        each paired with the annotation as written, which errors name."""
+        each paired with the annotation as written, which errors name. Spans in `trimmed` are counted as such."""
         aligned = []
         for span, widened in align_spans(words, spans):
             if widened == span:
                 aligned.append((span, span))
                 continue
-            if widened and span.start <= widened.start and widened.end <= span.end:  # beyond its words: only marks
-                self.counts["spans_trimmed"] += 1  # that separate words (a BOM, a bidi mark), trimmed as whitespace is
+            # Beyond its words only by characters in no word (a BOM, a bidi mark, a control): trimmed as whitespace is.
+            if widened and span.start <= widened.start and widened.end <= span.end:
+                self.counts["spans_trimmed"] += span not in trimmed  # once, where its whitespace was trimmed too
                 aligned.append((widened, span))
                 continue
             found = f"{where}: [{span.start}, {span.end}, {span.label!r}] {text[span.start : span.end]!r}"
@@ -115,7 +120,8 @@ class DocumentBuilder:
                 aligned.append((widened, span))
         return aligned
 
-    def _span(self, where: str, text: str, item: Any) -> Span:
+    def _span(self, where: str, text: str, item: Any) -> tuple[Span, bool]:
+        """The annotation `item`, checked, with surrounding whitespace trimmed, and whether any was."""
         if isinstance(item, dict) and {"start", "end", "label"} <= item.keys():
             start, end, label = item["start"], item["end"], item["label"]
         elif isinstance(item, (list, tuple)) and len(item) == 3:
@@ -144,9 +150,7 @@ class DocumentBuilder:
         trimmed_start, trimmed_end = end - len(covered.lstrip()), start + len(covered.rstrip())
         if trimmed_start >= trimmed_end:
             raise DataError(f"{where}: annotation {item!r} covers only whitespace")
-        if (trimmed_start, trimmed_end) != (start, end):
-            self.counts["spans_trimmed"] += 1
-        return Span(trimmed_start, trimmed_end, label)
+        return Span(trimmed_start, trimmed_end, label), (trimmed_start, trimmed_end) != (start, end)
 
     def _resolve_overlaps(self, where: str, pairs: list[tuple[Span, Span]]) -> tuple[Span, ...]:
         # The order of `sorted(pairs)`, without a Python-level `Span.__lt__` call per comparison.
