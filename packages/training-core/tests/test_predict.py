@@ -123,7 +123,7 @@ def test_windows_over_the_backbone_position_limit_are_a_config_error(model_dir):
         predict(model_dir, TEXTS[:1], max_length=600)
 
 
-@pytest.mark.parametrize("device", ["gpu", "cuda:x", ""])
+@pytest.mark.parametrize("device", ["gpu", "cuda:x"])
 def test_a_device_torch_does_not_know_is_an_input_error_naming_it(model_dir, tiny_tokenizer_and_model, device):
     refused = rf"^device: '{device}' is not a device; expected cpu"  # torch raised 'Expected one of cpu, cuda, ...'
     with pytest.raises(InputError, match=refused):
@@ -147,6 +147,11 @@ def test_a_gpu_index_past_the_machine_s_gpus_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=refused):
         predict(model_dir, TEXTS[:1], device=f"cuda:{count}")
     assert predict(model_dir, TEXTS[:1], device=torch.device("cpu")) == predict(model_dir, TEXTS[:1], device="cpu")
+
+
+def test_an_empty_device_picks_one_as_none_does(model_dir, tiny_tokenizer_and_model):
+    tokenizer, model = tiny_tokenizer_and_model()
+    assert Predictor(model, tokenizer, device="").device == Predictor(model, tokenizer).device
 
 
 def test_a_text_that_begins_with_a_byte_order_mark_gives_entities_without_it(model_dir):

@@ -24,17 +24,22 @@ def resolve_device(device: str | torch.device | None, field: str = "device") -> 
     """`device` (the value of `field`) checked against this machine; None: the first CUDA GPU if any, else the CPU.
     Checked here, as torch's own errors ('Expected one of cpu, cuda, ...', 'Torch not compiled with CUDA') name
     neither the argument nor what this machine has."""
-    if device is None:
+    if device is None or device == "":  # "" as None, as `device or ...` read it before
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    here = " or ".join(kind for kind in ("cpu", "cuda", "mps") if _count(kind))
+
+    def here() -> str:  # only for an error: asking CUDA and MPS starts their drivers
+        return " or ".join(kind for kind in ("cpu", "cuda", "mps") if _count(kind))
+
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as error:
-        raise InputError(f"{field}: {device!r} is not a device; expected {here} (cuda:<index>: one GPU)") from error
+        raise InputError(f"{field}: {device!r} is not a device; expected {here()} (cuda:<index>: one GPU)") from error
+    if chosen.type == "cpu":
+        return chosen
     count = _count(chosen.type)
     if count == 0:
-        raise InputError(f"{field}: {device!r}: this machine has no {chosen.type} device; expected {here}")
-    if chosen.type != "cpu" and chosen.index is not None and chosen.index >= count:
+        raise InputError(f"{field}: {device!r}: this machine has no {chosen.type} device; expected {here()}")
+    if chosen.index is not None and chosen.index >= count:
         raise InputError(f"{field}: {device!r}: this machine has {count} {chosen.type} device(s), numbered from 0")
     return chosen
 
