@@ -118,8 +118,8 @@ def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:
         received.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    return lambda: signal.signal(signal.SIGTERM, previous)
+    previous = signal.signal(signal.SIGTERM, interrupt)  # None: a handler set outside Python, put back as default
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
 
 def _reader_gone() -> bool:

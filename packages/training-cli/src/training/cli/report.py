@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.cli.interactive_report import FRACTION, SCORES, confusion_counts, run_figures
-from training.common.atomic import atomic_write_text, check_target
+from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import InputError
 from training.common.optional import require
 from training.common.report_page import report_page, save_png
@@ -33,9 +33,7 @@ def write_run_report(
     import matplotlib
 
     matplotlib.use("Agg")
-    check_target(out_dir, "a folder for the report")
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(f"{out_dir}: is a file; expected a folder for the report")
+    check_folder(out_dir, "a folder for the report")
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = {"learning_curves": _learning_curves(record.history, metric)}
     per_entity = record.best.per_entity if record.best else {}
