@@ -33,12 +33,13 @@ def test_read_text_names_the_line_of_a_non_utf8_byte(tmp_path: Path) -> None:
         read_text(path)
 
 
-@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be"])
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])
 def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> None:
     # Notepad's "Unicode" and Windows PowerShell's `>` write UTF-16 with a BOM: the error named byte 0xff (or 0xfe).
     text = "\ufeffJohn Smith\r\n" if encoding.endswith("be") else "John Smith\r\n"
     path = write(tmp_path / "texts.txt", text.encode(encoding))
-    with pytest.raises(DataError, match=r"^\S+texts\.txt: UTF-16 text \(it starts with a UTF-16 byte-order mark\)"):
+    utf = encoding[:6].upper()
+    with pytest.raises(DataError, match=rf"^\S+texts\.txt: {utf} text \(it starts with a {utf} byte-order mark\)"):
         read_text(path)
 
 

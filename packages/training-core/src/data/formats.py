@@ -50,9 +50,10 @@ def decode_text(raw: bytes, where: str) -> str:
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff")):  # no UTF-8 starts so: Notepad's "Unicode", PowerShell 5's `>`
-            utf16 = f"{where}: UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8"
-            raise DataError(utf16) from error
+        if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
+            utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+            message = f"{where}: {utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
+            raise DataError(message) from error
         line = raw[: error.start].count(b"\n") + 1
         raise DataError(
             f"{where}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
