@@ -210,3 +210,22 @@ except KeyboardInterrupt:
         if not gone(child):
             os.kill(child, signal.SIGKILL)
     assert parent.returncode == -signal.SIGINT  # it ended on the interrupt, as Python does
+
+
+def test_an_interrupt_as_submit_returns_stops_the_child_it_started(
+    best_config: BestConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Between the child's start and the wait's protection, an interrupt left the child training the run alone.
+    started: list[JobHandle] = []
+    submit = SubprocessBackend.submit
+
+    def interrupted_on_return(self: SubprocessBackend, spec_file: Path) -> JobHandle:
+        started.append(submit(self, spec_file))
+        os.kill(os.getpid(), signal.SIGINT)  # lands in this return path
+        return started[0]
+
+    monkeypatch.setattr(SubprocessBackend, "submit", interrupted_on_return)
+    with pytest.raises(KeyboardInterrupt):
+        execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess")
+    job = started[0]
+    assert isinstance(job, ProcessJob) and job.process.poll() is not None, "the child went on running"

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
 import multiprocessing
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -594,6 +597,54 @@ def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback
 
     assert result.returncode == 0 and result.stdout.split() == ["interrupted"], result.stderr
     assert "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("moment", ["training", "asking"])
+def test_a_trial_process_stops_at_once_and_logs_nothing_when_only_the_sweep_is_interrupted(
+    moment: str, tmp_path: Path
+) -> None:
+    """`kill -INT` to the sweep's process alone, while its trial (or refit) process trains, or waits for its pruning
+    verdict: the process stops within a moment (it trained on for 10 s until killed) and writes no error.log (it
+    logged an EOFError): a sweep interrupted is no failure of the trial."""
+    (tmp_path / "probe.py").write_text(
+        "import os, time\n\ndef work(dataset, connection):\n"
+        "    connection.send(('ready', os.getpid()))\n"
+        f"    if {moment == 'asking'}:\n        connection.send(('report', 0.5))\n        return connection.recv()\n"
+        "    while True:\n        time.sleep(0.01)\n"
+    )
+    code = f"""
+        import sys, time
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process
+
+        def answer(kind, payload, connection):
+            if kind == "ready":
+                print(payload, flush=True)
+            else:
+                time.sleep(60)  # a slow verdict: the interrupt lands meanwhile
+
+        try:
+            call_in_process("trial 0", probe.work, Path({str(tmp_path / "error.log")!r}), answer=answer)
+        except KeyboardInterrupt:
+            print("interrupted", flush=True)
+    """
+    sweep = subprocess.Popen([sys.executable, "-c", textwrap.dedent(code)], stdout=subprocess.PIPE, text=True)
+    assert sweep.stdout is not None
+    trial = int(sweep.stdout.readline())
+    time.sleep(0.5)
+    started = time.monotonic()
+    sweep.send_signal(signal.SIGINT)
+    try:
+        assert sweep.stdout.readline().strip() == "interrupted"
+        assert sweep.wait(timeout=30) == 0
+        assert time.monotonic() - started < 4, "the trial process went on until it was killed"
+    finally:
+        sweep.kill()
+        with contextlib.suppress(ProcessLookupError):  # a failed check leaves no process behind
+            os.kill(trial, signal.SIGKILL)
+    assert not (tmp_path / "error.log").exists(), (tmp_path / "error.log").read_text()
 
 
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:

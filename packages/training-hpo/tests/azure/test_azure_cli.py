@@ -110,3 +110,15 @@ def test_an_unknown_execution_name_lists_the_available_ones(azure_configs: Path)
     assert f"{azure_configs / 'execution' / 'azur.yaml'}: no such execution config; did you mean 'azure'?" in (
         done.stderr
     )
+
+
+def test_an_out_folder_that_is_or_lies_inside_a_file_is_named_as_the_option(azure_configs: Path) -> None:
+    # It named ".../code/config.yaml: lies inside the file FILE", without --out.
+    taken = azure_configs.parent / "notes.txt"
+    taken.write_text("keep\n")
+    expected = "expected a folder for the sweep job"
+    for out, found in ((taken, "is a file"), (taken / "job", f"lies inside the file {taken}")):
+        done = training("hpo", "azure", "--config-dir", azure_configs, "--hpo", "azure", "--dry-run", "--out", out)
+        assert done.returncode == 2 and "Traceback" not in done.stderr
+        assert done.stderr.splitlines() == [f"training hpo: error: --out {out}: {found}; {expected}"]
+    assert taken.read_text() == "keep\n"

@@ -7,6 +7,7 @@ the evaluation split never selects, so test scores are not optimistic.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -19,8 +20,8 @@ from training.config.best import BestConfig
 from training.config.execution import ExecutionConfig
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
-from training.execution.backends import get_backend
-from training.execution.handle import JobHandle, ProcessJob
+from training.execution.backends import SubprocessBackend, get_backend
+from training.execution.handle import JobHandle, ProcessJob, interrupts_deferred
 from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
 from training.execution.lineage import Lineage
 from training.execution.provenance import code_revision
@@ -107,19 +108,23 @@ def execute_final_training(
     spec_file = spec.save_to_output()
     if dry_run:
         return runner.prepare(spec_file)
-    job = runner.submit(spec_file)
-    if wait:
-        try:
+    job: JobHandle | None = None
+    try:
+        # A child process is started and bound to `job` with interrupts held back, so that none lands between the
+        # two; in process (the job is this process's work) and on Azure (an upload), Ctrl-C must reach the work.
+        with interrupts_deferred() if isinstance(runner, SubprocessBackend) else contextlib.nullcontext():
+            job = runner.submit(spec_file)
+        if wait:
             job.wait(timeout)
-        except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run
-            if isinstance(job, ProcessJob):
-                job.stop()
-            raise
-        if tracking_uri is not None:
-            from training.execution.tracking import log_final_run
+    except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run
+        if isinstance(job, ProcessJob):
+            job.stop()
+        raise
+    if wait and tracking_uri is not None:
+        from training.execution.tracking import log_final_run
 
-            lineage = extract_lineage_from_best_model(job)
-            job.tracked_run = log_final_run(job.output_dir, lineage, tracking_uri, registered_model_name)
+        lineage = extract_lineage_from_best_model(job)
+        job.tracked_run = log_final_run(job.output_dir, lineage, tracking_uri, registered_model_name)
     return job
 
 

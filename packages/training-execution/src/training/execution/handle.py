@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shlex
+import signal
 import subprocess
+import threading
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -132,6 +136,25 @@ class ProcessJob(JobHandle):
                 return
             except (subprocess.TimeoutExpired, KeyboardInterrupt):
                 continue
+
+
+@contextlib.contextmanager
+def interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM back until the block ends, then deliver the first one to the handler it would have
+    met: a child started in the block is bound to its handle before any interrupt can leave it running alone."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    received: list[int] = []
+    held = (signal.SIGINT, signal.SIGTERM)
+    previous = {signum: signal.signal(signum, lambda signum, frame: received.append(signum)) for signum in held}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if received:
+            signal.raise_signal(received[0])  # its handler runs now: KeyboardInterrupt raises here
 
 
 def tail(path: Path, lines: int) -> str:

@@ -6,7 +6,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import ConfigError
+from training.common.atomic import check_folder
+from training.common.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
     from training.config import AzureConfig, BestConfig
@@ -53,6 +54,11 @@ def run_sweep(args: argparse.Namespace) -> int:
         write_azure_sweep_job,
     )
 
+    if args.out is not None:  # named as the option, before the job's files are written into it
+        try:
+            check_folder(args.out, "a folder for the sweep job")
+        except InputError as error:
+            raise InputError(f"--out {error}") from None
     azure = azure_settings(args.config_dir, args.execution)
     hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
     config = build_training_config({"backbone": args.backbone}, args.config_dir)

@@ -3,7 +3,8 @@
 They come from a forkserver that preloaded torch and the trainer (never plain `fork`: the parent's threads could
 deadlock the child), so only the first one waits for those imports; where there is none (Windows) each is a fresh
 interpreter. A process receives its dataset over a pipe, then works and sends its result, or its error, back. It
-ends itself when its parent process is gone; a Ctrl-C in it becomes KeyboardInterrupt in the parent.
+ends itself when its parent process is gone or stops listening (interrupted alone: `kill -INT`, SIGTERM), logging no
+error for it; a Ctrl-C in it becomes KeyboardInterrupt in the parent.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ Isolation = Literal["subprocess", "inprocess"]
 PRELOAD = ["training.hpo.preload"]  # what the forkserver imports, deaf to Ctrl-C meanwhile
 _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
+_PIPE_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)
 _T = TypeVar("_T")
 _MAIN_SWAP = threading.Lock()  # parallel trials start their processes from threads: one swap of __main__ at a time
 
@@ -67,15 +69,18 @@ def call_in_process(
     sends go to `answer(kind, payload, connection)`."""
     context = _context()
     ours, theirs = context.Pipe()
+    # Never written to: the process sees it closed as soon as this one stops listening, even while it trains.
+    watched, listening = context.Pipe(duplex=False)
     process = context.Process(
         target=_child,
-        args=(theirs, name, work, error_log, passthrough, os.getpid()),
+        args=(theirs, watched, name, work, error_log, passthrough, os.getpid()),
         name=name.replace(" ", "-"),
         daemon=True,
     )
     with _main_script_hidden():
         process.start()
     theirs.close()
+    watched.close()
     try:
         # Not a Process argument: the process would keep those bytes to its end.
         with contextlib.suppress(OSError):  # a process that died before reading it: reported below as it ended
@@ -95,6 +100,7 @@ def call_in_process(
                 raise TrainingError(f"{name}: its process sent an unexpected {kind!r} message")
             answer(kind, payload, ours)
     finally:
+        listening.close()  # first: a process that finds `ours` closed then finds this closed too
         ours.close()
         process.join(timeout=10)
         if process.is_alive():
@@ -155,6 +161,7 @@ def _main_script_hidden() -> Iterator[None]:
 
 def _child(
     connection: Connection,
+    watched: Connection,
     name: str,
     work: Callable[[Dataset | None, Connection], Any],
     error_log: Path,
@@ -162,24 +169,43 @@ def _child(
     parent_pid: int,
 ) -> None:
     """The process's side of `call_in_process`: receive the dataset, work, send the result or the error."""
-    threading.Thread(target=_exit_when_orphaned, args=(parent_pid,), daemon=True).start()
+    working = threading.Event()
+    threading.Thread(target=_exit_when_orphaned, args=(parent_pid, watched, working), daemon=True).start()
     # A parent that stopped listening (interrupted alone: `kill -INT`, SIGTERM) closed its end: there is no one to
     # answer, and the pipe's error would only print a traceback on the user's terminal.
-    with contextlib.suppress(EOFError, BrokenPipeError, ConnectionResetError):
+    with contextlib.suppress(*_PIPE_ERRORS):
         dataset = _received_dataset(connection)
         try:
-            result = work(dataset, connection)
-        except (TrainingError, *passthrough) as error:
-            _send_error(connection, name, error, error_log)
-        except KeyboardInterrupt:
-            connection.send(("interrupted", None))
+            working.set()
+            try:
+                result = work(dataset, connection)
+            finally:
+                working.clear()  # before anything is sent: a parent that got it may stop listening
         except BaseException as error:
-            oom = out_of_memory(name, error)
-            connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
+            # A pipe error comes a moment after the parent stopped listening; it is no failure of the work.
+            if not _stopped_listening(watched, 1.0 if isinstance(error, _PIPE_ERRORS) else 0):
+                _send_outcome(connection, name, error, error_log, passthrough)
         else:
             connection.send(("done", result))
         finally:
             connection.close()
+
+
+def _send_outcome(
+    connection: Connection,
+    name: str,
+    error: BaseException,
+    error_log: Path,
+    passthrough: tuple[type[BaseException], ...],
+) -> None:
+    """Send how the work ended: interrupted, or its error as `call_in_process` gives it."""
+    if isinstance(error, (TrainingError, *passthrough)):
+        _send_error(connection, name, error, error_log)
+    elif isinstance(error, KeyboardInterrupt):
+        connection.send(("interrupted", None))
+    else:
+        oom = out_of_memory(name, error)
+        connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
 
 
 def _send_error(connection: Connection, name: str, error: BaseException, error_log: Path) -> None:
@@ -212,10 +238,22 @@ def _received_dataset(connection: Connection) -> Dataset | None:
     return dataset
 
 
-def _exit_when_orphaned(parent_pid: int) -> None:
-    """End this process once its parent process is gone (or the forkserver, which exits with it: pids get reused)."""
+def _exit_when_orphaned(parent_pid: int, watched: Connection, working: threading.Event) -> None:
+    """End this process once its parent process is gone (or the forkserver, which exits with it: pids get reused),
+    or, while it works, once its parent stopped listening: at once, with no error to log (its work is requeued)."""
     server = os.getppid()
     while True:
-        time.sleep(_PARENT_POLL_S)
+        if _stopped_listening(watched, _PARENT_POLL_S):
+            if working.is_set():
+                os._exit(_ORPHAN_EXIT_CODE)
+            time.sleep(_PARENT_POLL_S)  # done: its result is on its way, and the pipe reads closed from now on
         if not alive(parent_pid) or os.getppid() != server:
             os._exit(_ORPHAN_EXIT_CODE)
+
+
+def _stopped_listening(watched: Connection, timeout: float) -> bool:
+    """Whether the parent closed its end of `watched` within `timeout` seconds (it never writes: readable = closed)."""
+    try:
+        return watched.poll(timeout)
+    except OSError:  # a closed pipe, as Windows reports it
+        return True
