@@ -151,8 +151,8 @@ def interrupts_deferred() -> Iterator[None]:
     try:
         yield
     finally:
-        for signum, handler in previous.items():
-            signal.signal(signum, handler)
+        for signum, handler in previous.items():  # None: a handler set outside Python, put back as default
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
         if received:
             signal.raise_signal(received[0])  # its handler runs now: KeyboardInterrupt raises here
 
