@@ -56,8 +56,8 @@ def test_a_killed_trial_process_is_one_failed_trial(
     study = load_study(study_dir)
     states = [trial.state for trial in study.trials]
     assert states == [TrialState.FAIL] + [TrialState.COMPLETE] * 3
-    assert "ended by SIGKILL" in study.trials[0].user_attrs["fail_reason"]
-    assert "ended by SIGKILL" in sweep.output()
+    assert "killed by signal SIGKILL" in study.trials[0].user_attrs["fail_reason"]
+    assert "killed by signal SIGKILL" in sweep.output()
     record_figure("complete trials", states.count(TrialState.COMPLETE))
 
 
