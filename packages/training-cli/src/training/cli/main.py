@@ -18,6 +18,8 @@ from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
+# The commands that pick up what an interrupted run wrote when run again (a run folder's checkpoint, a study).
+_RESUMING = frozenset({"train", "final", "demo", "hpo run", "hpo resume", "hpo worker"})
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -104,7 +106,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():  # a second SIGTERM would cut this line short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         how = "terminated" if terminated else "interrupted"
-        print(f"training {args.command}: {how}; state written so far is kept and resumable", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "hpo_action", None))))
+        kept = "; state written so far is kept and resumable" if command in _RESUMING else ""
+        print(f"training {args.command}: {how}{kept}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
