@@ -514,3 +514,17 @@ def test_a_signal_while_an_error_is_reported_ends_in_one_line_and_the_signal_s_e
     assert completed.returncode == code, completed.stderr
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == f"training fail: {how}"
+
+
+def test_predict_numbers_the_texts_of_a_file_as_its_lines(
+    cli, tagging_run: Path, config_dir: Path, tmp_path: Path
+) -> None:
+    """The table's `text #` counted from 0, so that an entity on a file's second line was said to be in text 1."""
+    from data.loaders import load_dataset
+
+    document = load_dataset(config_dir / "resumes")["validation"][0].text.replace("\n", " ")
+    (tmp_path / "texts.txt").write_text(f"\n{document}\n", encoding="utf-8")
+    completed = cli("predict", str(tagging_run), "--file", str(tmp_path / "texts.txt"))
+    assert completed.returncode == 0, completed.stderr
+    numbers = {line.split("│")[1].strip() for line in completed.stdout.splitlines() if line.startswith("│")}
+    assert numbers == {"2"}, completed.stdout  # the first line is blank: no entities

@@ -134,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_folder(out / "final" / "model")
     predictions = predictor(list(SAMPLES))
     if not args.json:
-        rows = [(index, e.label, e.text, e.score) for index, found in enumerate(predictions) for e in found]
+        rows = [(number, e.label, e.text, e.score) for number, found in enumerate(predictions, 1) for e in found]
         print_table("entities in new text", ("text #", "label", "entity", "score"), rows)
 
     note(args, "[6/7] lineage of the final model")
