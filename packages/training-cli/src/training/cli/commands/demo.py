@@ -27,6 +27,7 @@ from training.config.schema import (
     OptimizationConfig,
     PrunerConfig,
     SamplerConfig,
+    SamplerSeed,
     Uniform,
 )
 from training.config.yaml_io import dump_yaml
@@ -88,9 +89,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _seed(text: str) -> int:
-    """An argparse type: what the demo's seeds all take (the sampler's, numpy's: 0 to 2**32 - 1)."""
-    if not re.fullmatch("[0-9]+", text) or int(text) >= 2**32:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    """An argparse type: a seed in the config schema's SamplerSeed range, which all the demo's seeds take."""
+    low, end = SamplerSeed.__metadata__[-1].metadata  # the schema's Field(ge=..., lt=...)
+    if not re.fullmatch("[0-9]+", text) or not low.ge <= int(text) < end.lt:
+        raise argparse.ArgumentTypeError(f"expected a whole number from {low.ge} to {end.lt - 1}, got {text!r}")
     return int(text)
 
 
