@@ -482,3 +482,49 @@ def test_final_with_mlflow_names_the_logged_model_once_however_often_it_runs(
     logged = f"runs:/{run.info.run_id}/pyfunc"
     assert f"MLflow model: {logged} (mlflow.pyfunc.load_model)" in shown.stderr
     assert json.loads(rerun.stdout)["mlflow_model"] == logged
+
+
+# A command of a test plugin, `fail`: its error's message is formatted while main reports it, and raising the signal
+# there lands it inside the error path, every time (the handler runs before raise_signal returns).
+SIGNAL_WHILE_REPORTING = """
+import signal, sys
+from training.cli import commands, main
+from training.common.errors import InputError
+
+class Landing(InputError):
+    def __str__(self):
+        signal.raise_signal(getattr(signal, sys.argv[1]))
+        return "bad input"
+
+def fail(args):
+    raise Landing("bad input")
+
+commands.BUILTIN += (lambda parsers: parsers.add_parser("fail").set_defaults(func=fail),)
+sys.exit(main.main(["fail"]))
+"""
+
+
+@pytest.mark.parametrize(("name", "code", "how"), [("SIGTERM", 143, "terminated"), ("SIGINT", 130, "interrupted")])
+def test_a_signal_while_an_error_is_reported_ends_in_one_line_and_the_signal_s_exit_code(
+    name: str, code: int, how: str
+) -> None:
+    """SIGTERM or Ctrl-C arriving as main printed a command's error escaped it as a KeyboardInterrupt traceback; a
+    command that writes nothing to resume was said to keep resumable state."""
+    completed = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_REPORTING, name], capture_output=True, text=True)
+    assert completed.returncode == code, completed.stderr
+    assert "Traceback" not in completed.stderr
+    assert completed.stderr.strip().splitlines()[-1] == f"training fail: {how}"
+
+
+def test_predict_numbers_the_texts_of_a_file_as_its_lines(
+    cli, tagging_run: Path, config_dir: Path, tmp_path: Path
+) -> None:
+    """The table's `text #` counted from 0, so that an entity on a file's second line was said to be in text 1."""
+    from data.loaders import load_dataset
+
+    document = load_dataset(config_dir / "resumes")["validation"][0].text.replace("\n", " ")
+    (tmp_path / "texts.txt").write_text(f"\n{document}\n", encoding="utf-8")
+    completed = cli("predict", str(tagging_run), "--file", str(tmp_path / "texts.txt"))
+    assert completed.returncode == 0, completed.stderr
+    numbers = {line.split("│")[1].strip() for line in completed.stdout.splitlines() if line.startswith("│")}
+    assert numbers == {"2"}, completed.stdout  # the first line is blank: no entities

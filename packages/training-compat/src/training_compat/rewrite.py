@@ -79,15 +79,11 @@ class _Rewriter(cst.CSTTransformer):
         self.plan = plan
         self.imports = 0  # import statements changed
 
-    def leave_Name(self, original_node: cst.Name, updated_node: cst.Name) -> cst.BaseExpression:
-        return self._use(original_node, updated_node)
-
-    def leave_Attribute(self, original_node: cst.Attribute, updated_node: cst.Attribute) -> cst.BaseExpression:
-        return self._use(original_node, updated_node)
-
     def _use(self, original: cst.Name | cst.Attribute, updated: cst.Name | cst.Attribute) -> cst.BaseExpression:
         new = self.plan.uses.get(original)
         return updated if new is None else _dotted(new).with_changes(lpar=updated.lpar, rpar=updated.rpar)
+
+    leave_Name = leave_Attribute = _use  # a use of a legacy path, by name or attribute
 
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
         names = [

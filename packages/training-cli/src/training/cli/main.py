@@ -18,6 +18,8 @@ from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
+# The commands that pick up what an interrupted run wrote when run again (a run folder's checkpoint, a study).
+_RESUMING = frozenset({"train", "final", "demo", "hpo run", "hpo resume", "hpo worker"})
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -74,34 +76,39 @@ def main(argv: Sequence[str] | None = None) -> int:
     terminated: list[int] = []
     undo = _terminate_as_interrupt(terminated)
     try:
-        code = int(args.func(args) or 0)
-        sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a warning at exit
-        return code
-    except (TrainingError, MissingDependencyError, OSError) as error:
-        if isinstance(error, BrokenPipeError) and _reader_gone():  # stop quietly, as SIGPIPE would (128 + 13)
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            return 141
-        if args.debug:
-            raise
-        print(f"training {args.command}: error: {error}", file=sys.stderr)
-        # Our errors carry their code; a missing extra is the setup, a name too long for the file system is the
-        # input (2: the message names the `pip install` or the path); another OSError is the machine (a full disk,
-        # a missing permission), not the input.
-        if isinstance(error, MissingDependencyError) or getattr(error, "errno", None) == errno.ENAMETOOLONG:
-            return 2
-        return getattr(error, "exit_code", TrainingError.exit_code)
-    except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
-        if args.debug:
-            raise
-        print(
-            f"training {args.command}: internal error: {type(error).__name__}: {error} "
-            "(rerun with --debug for the traceback)",
-            file=sys.stderr,
-        )
-        return 1
-    except KeyboardInterrupt:
+        try:
+            code = int(args.func(args) or 0)
+            sys.stdout.flush()  # a reader gone (`| head`) shows here, not as a warning at exit
+            return code
+        except (TrainingError, MissingDependencyError, OSError) as error:
+            if isinstance(error, BrokenPipeError) and _reader_gone():  # stop quietly, as SIGPIPE would (128 + 13)
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                return 141
+            if args.debug:
+                raise
+            print(f"training {args.command}: error: {error}", file=sys.stderr)
+            # Our errors carry their code; a missing extra is the setup, a name too long for the file system is the
+            # input (2: the message names the `pip install` or the path); another OSError is the machine (a full
+            # disk, a missing permission), not the input.
+            if isinstance(error, MissingDependencyError) or getattr(error, "errno", None) == errno.ENAMETOOLONG:
+                return 2
+            return getattr(error, "exit_code", TrainingError.exit_code)
+        except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
+            if args.debug:
+                raise
+            print(
+                f"training {args.command}: internal error: {type(error).__name__}: {error} "
+                "(rerun with --debug for the traceback)",
+                file=sys.stderr,
+            )
+            return 1
+    except KeyboardInterrupt:  # in the command or while its error above was being reported
+        if threading.current_thread() is threading.main_thread():  # a second SIGTERM would cut this line short
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
         how = "terminated" if terminated else "interrupted"
-        print(f"training {args.command}: {how}; state written so far is kept and resumable", file=sys.stderr)
+        command = " ".join(filter(None, (args.command, getattr(args, "hpo_action", None))))
+        kept = "; state written so far is kept and resumable" if command in _RESUMING else ""
+        print(f"training {args.command}: {how}{kept}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()

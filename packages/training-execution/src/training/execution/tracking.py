@@ -89,7 +89,10 @@ def experiment_id(client: Any, name: str, tracking_uri: str) -> str:
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
         return str(experiment.experiment_id)
-    return str(client.create_experiment(name, artifact_location=_artifact_location(tracking_uri)))
+    location = None
+    if tracking_uri.startswith("sqlite:///"):
+        location = str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
+    return str(client.create_experiment(name, artifact_location=location))
 
 
 @dataclass(frozen=True)
@@ -175,9 +178,3 @@ def find_runs(client: Any, experiment_name: str, tags: dict[str, str]) -> list[s
     query = " and ".join(f"tags.`{key}` = '{value}'" for key, value in quoted.items())
     runs = client.search_runs([experiment.experiment_id], query, order_by=["attributes.start_time ASC"])
     return [run.info.run_id for run in runs]
-
-
-def _artifact_location(tracking_uri: str) -> str | None:
-    if tracking_uri.startswith("sqlite:///"):
-        return str(Path(tracking_uri.removeprefix("sqlite:///")).resolve().parent / "mlartifacts")
-    return None

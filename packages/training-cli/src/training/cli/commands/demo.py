@@ -27,6 +27,7 @@ from training.config.schema import (
     OptimizationConfig,
     PrunerConfig,
     SamplerConfig,
+    SamplerSeed,
     Uniform,
 )
 from training.config.yaml_io import dump_yaml
@@ -88,9 +89,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _seed(text: str) -> int:
-    """An argparse type: what the demo's seeds all take (the sampler's, numpy's: 0 to 2**32 - 1)."""
-    if not re.fullmatch("[0-9]+", text) or int(text) >= 2**32:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 0 to {2**32 - 1}, got {text!r}")
+    """An argparse type: a seed in the config schema's SamplerSeed range, which all the demo's seeds take."""
+    low, end = SamplerSeed.__metadata__[-1].metadata  # the schema's Field(ge=..., lt=...)
+    if not re.fullmatch("[0-9]+", text) or not low.ge <= int(text) < end.lt:
+        raise argparse.ArgumentTypeError(f"expected a whole number from {low.ge} to {end.lt - 1}, got {text!r}")
     return int(text)
 
 
@@ -134,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
     predictor = Predictor.from_folder(out / "final" / "model")
     predictions = predictor(list(SAMPLES))
     if not args.json:
-        rows = [(index, e.label, e.text, e.score) for index, found in enumerate(predictions) for e in found]
+        rows = [(number, e.label, e.text, e.score) for number, found in enumerate(predictions, 1) for e in found]
         print_table("entities in new text", ("text #", "label", "entity", "score"), rows)
 
     note(args, "[6/7] lineage of the final model")

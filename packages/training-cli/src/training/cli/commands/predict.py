@@ -67,9 +67,10 @@ def run(args: argparse.Namespace) -> int:
             line = json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=False)
             print(line.translate(_LINE_BREAKS_ESCAPED))
         return 0
+    # Numbered from 1: read with --file, the number is the text's line.
     rows = [
-        (index, e.label, e.text, f"{e.start}-{e.end}", e.score)
-        for index, entities in enumerate(results)
+        (number, e.label, e.text, f"{e.start}-{e.end}", e.score)
+        for number, entities in enumerate(results, 1)
         for e in entities
     ]
     print_table(f"entities in {len(texts)} text(s)", ("text #", "label", "entity", "chars", "score"), rows)
