@@ -37,7 +37,8 @@ Int = Annotated[int, BeforeValidator(_not_bool)]
 Float = Annotated[float, BeforeValidator(_not_bool)]
 # What torch.manual_seed takes (training: torch and Python's random), and numpy (optuna's samplers): 32 bits unsigned.
 TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
-SamplerSeed = Annotated[Int, Field(ge=0, lt=2**32)]
+SAMPLER_SEEDS = range(2**32)
+SamplerSeed = Annotated[Int, Field(ge=SAMPLER_SEEDS.start, lt=SAMPLER_SEEDS.stop)]
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 

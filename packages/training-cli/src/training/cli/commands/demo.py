@@ -19,6 +19,7 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import ExecutionError, exit_reason
 from training.common.optional import MissingDependencyError
 from training.config.schema import (
+    SAMPLER_SEEDS,
     DataConfig,
     HPOConfig,
     IntRange,
@@ -27,7 +28,6 @@ from training.config.schema import (
     OptimizationConfig,
     PrunerConfig,
     SamplerConfig,
-    SamplerSeed,
     Uniform,
 )
 from training.config.yaml_io import dump_yaml
@@ -89,10 +89,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _seed(text: str) -> int:
-    """An argparse type: a seed in the config schema's SamplerSeed range, which all the demo's seeds take."""
-    low, end = SamplerSeed.__metadata__[-1].metadata  # the schema's Field(ge=..., lt=...)
-    if not re.fullmatch("[0-9]+", text) or not low.ge <= int(text) < end.lt:
-        raise argparse.ArgumentTypeError(f"expected a whole number from {low.ge} to {end.lt - 1}, got {text!r}")
+    """An argparse type: a seed in the config schema's sampler seed range, which all the demo's seeds take."""
+    if not re.fullmatch("[0-9]+", text) or int(text) not in SAMPLER_SEEDS:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from {SAMPLER_SEEDS.start} to {SAMPLER_SEEDS.stop - 1}, got {text!r}"
+        )
     return int(text)
 
 
