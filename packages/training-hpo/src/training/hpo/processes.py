@@ -106,7 +106,8 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode or 0)}")
+    assert process.exitcode is not None  # None only while it runs, and it was joined above
+    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
 
 
 def start_trial_processes(isolation: Isolation) -> None:
