@@ -656,6 +656,47 @@ def test_a_trial_process_stops_at_once_and_logs_nothing_when_only_the_sweep_is_i
     assert not (tmp_path / "error.log").exists(), (tmp_path / "error.log").read_text()
 
 
+def test_a_trial_process_cut_short_mid_write_leaves_no_staging_files_in_its_folder(tmp_path: Path) -> None:
+    """The sweep stops listening while its trial process is in the middle of an atomic write: the process ends at once
+    (os._exit), and the write's staging folder (a model's weights) went on lying in the trial folder; it is removed,
+    and what was written whole stays."""
+    trial_dir = tmp_path / "trials" / "0"
+    (tmp_path / "probe.py").write_text(
+        "import time\nfrom pathlib import Path\n"
+        "from training.common.atomic import atomic_directory, atomic_write_text\n\ndef work(dataset, connection):\n"
+        f"    fold = Path({str(trial_dir / 'fold-0')!r})\n"
+        "    atomic_write_text(fold / 'fold.json', '{}')\n"
+        "    with atomic_directory(fold / 'model') as staging:\n"
+        "        (staging / 'weights.bin').write_bytes(bytes(1000))\n"
+        "        connection.send(('ready', None))\n"
+        "        while True:\n            time.sleep(0.01)\n"
+    )
+    code = f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process
+
+        def interrupted(kind, payload, connection):
+            raise KeyboardInterrupt
+
+        trial_dir = Path({str(trial_dir)!r})
+        try:
+            call_in_process("trial 0", probe.work, trial_dir / "error.log", answer=interrupted, scratch=trial_dir)
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0 and result.stdout.split() == ["interrupted"], result.stderr
+    assert sorted(path.relative_to(trial_dir).as_posix() for path in trial_dir.rglob("*")) == [
+        "fold-0",
+        "fold-0/fold.json",
+    ]
+
+
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:
     """A sweep pickles its dataset once for all its trial processes (parallel trials ask from threads); a trial process
     receives it with the garbage collector paused, then freezes what it starts with, the collector on again."""
