@@ -86,8 +86,8 @@ def test_a_bad_study_manifest_is_named(tmp_path: Path, manifest: str, message: s
     assert message in one_line_error(training("hpo", "best", "--study-dir", tmp_path))
 
 
-def test_a_report_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
-    # It was "[Errno 17] File exists", exit 1, as if the machine had failed.
+def test_a_report_folder_that_is_or_lies_inside_a_file_is_named(tmp_path: Path) -> None:
+    # It was "[Errno 17] File exists", exit 1, as if the machine had failed; inside a file, it named index.html.
     import optuna
 
     from training.hpo.storage import open_storage, storage_location
@@ -96,9 +96,11 @@ def test_a_report_folder_that_is_a_file_is_named(tmp_path: Path) -> None:
     folder, location = StudyFolder(tmp_path), storage_location(None, StudyFolder(tmp_path))
     optuna.create_study(study_name="empty", storage=open_storage(location))
     folder.write_manifest(StudyManifest(study_name="empty", storage=location))
-    (tmp_path / "report.html").write_text("an earlier report\n", encoding="utf-8")
-    line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", tmp_path / "report.html"))
-    assert line.endswith(f"--out {tmp_path / 'report.html'}: expected a folder for the report, found a file")
+    taken = tmp_path / "report.html"
+    taken.write_text("an earlier report\n", encoding="utf-8")
+    for out, found in ((taken, "is a file"), (taken / "report", f"lies inside the file {taken}")):
+        line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", out))
+        assert line == f"training hpo: error: --out {out}: {found}; expected a folder for the report"
 
 
 def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(

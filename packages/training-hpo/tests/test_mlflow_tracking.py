@@ -176,6 +176,47 @@ def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
     assert final.data.tags["training.trial_run_id"] == trials[best.study.trial_number].info.run_id
 
 
+def test_a_sweep_and_its_resume_each_connect_to_the_tracking_store_once(
+    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
+) -> None:
+    """A sweep connected twice (a check before its study folder is written, then again to track); it tracks with
+    the connection it checked. A connection is MLflow's one `search_experiments` request, seen in SQLite's log."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    from training.hpo import resume_hpo_sweep, run_local_hpo_sweep
+    from training.hpo.failures import SweepStopped
+
+    statements: list[str] = []
+
+    def executed(connection: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    def connections() -> int:
+        searches = [text for text in statements if text.startswith("SELECT experiments.") and "ORDER BY" in text]
+        statements.clear()
+        return len(searches)
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    (study_dir / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    hpo = quick_settings("connected", max_failed_trials=1)
+    run = {"config": tiny_config, "study_dir": study_dir, "isolation": "inprocess", "mlflow_uri": store}
+    event.listen(Engine, "before_cursor_execute", executed)
+    try:
+        with pytest.raises(SweepStopped):
+            run_local_hpo_sweep(None, hpo, **run)
+        assert connections() == 1
+        with pytest.raises(SweepStopped):
+            resume_hpo_sweep(study_dir, isolation="inprocess", mlflow_uri=store)
+        assert connections() == 1
+    finally:
+        event.remove(Engine, "before_cursor_execute", executed)
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("connected")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2
+
+
 @pytest.mark.slow
 def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]

@@ -118,21 +118,24 @@ def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: P
     assert (tmp_path / "final" / "metrics.json").stat().st_mtime_ns > trained
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["a file", "inside a file"])
 @pytest.mark.parametrize("action", ["run", "resume"])
-def test_a_refit_folder_that_is_a_file_is_refused_before_sweeping(
-    config_dir: Path, tmp_path: Path, action: str
+def test_a_refit_folder_that_is_or_lies_inside_a_file_is_refused_before_sweeping(
+    config_dir: Path, tmp_path: Path, action: str, inside: bool
 ) -> None:
-    (tmp_path / "final").write_text("a file\n")
+    # Inside a file, it was refused only once the sweep had run, naming the run folder rather than --refit.
+    taken = tmp_path / "notes.txt"
+    taken.write_text("a file\n")
+    refit = taken / "final" if inside else taken
+    command = [sys.executable, "-m", "training.cli", "hpo", action]
     if action == "run":
-        run = hpo_run(config_dir, tmp_path)
-    else:
-        command = [sys.executable, "-m", "training.cli", "hpo", "resume", "--study-dir", str(tmp_path / "study")]
-        run = subprocess.run([*command, "--refit", str(tmp_path / "final")], capture_output=True, text=True, timeout=60)
+        command += ["--config-dir", str(config_dir), "--hpo", "quick"]
+    command += ["--study-dir", str(tmp_path / "study"), "--refit", str(refit)]
+    run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
     errors = [line for line in run.stderr.splitlines() if line.startswith("training hpo: error:")]
-    assert errors == [
-        f"training hpo: error: --refit {tmp_path / 'final'}: expected a folder for the final run, found a file"
-    ]
+    found = f"lies inside the file {taken}" if inside else "is a file"
+    assert errors == [f"training hpo: error: --refit {refit}: {found}; expected a folder for the final run"]
     assert not (tmp_path / "study").exists()
 
 

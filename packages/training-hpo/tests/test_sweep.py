@@ -539,6 +539,7 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
 
 
 @pytest.mark.skipif("forkserver" not in multiprocessing.get_all_start_methods(), reason="no forkserver here")
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="no /proc to see the forkserver's signals in")
 def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_processes_interruptible(
     tmp_path: Path,
 ) -> None:
@@ -548,6 +549,8 @@ def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_proces
         "import signal\n\ndef handler(dataset, connection):\n"
         "    return signal.getsignal(signal.SIGINT) is signal.default_int_handler\n"
     )
+    # An observable sign, not a sleep: torch's libraries are mapped in the forkserver (/proc/PID/maps) and it does not
+    # yet catch SIGCHLD (it does once its preloading is done); still so after the Ctrl-C, which then landed inside.
     code = f"""
         import os, signal, sys, time
         from multiprocessing import forkserver
@@ -556,10 +559,16 @@ def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_proces
         import probe
         from training.hpo.processes import call_in_process, start_trial_processes
 
+        def serving(pid):
+            status = dict(line.split(":", 1) for line in Path(f"/proc/{{pid}}/status").read_text().splitlines())
+            return bool(int(status["SigCgt"], 16) >> (signal.SIGCHLD - 1) & 1)
+
         start_trial_processes("subprocess")
         server = forkserver._forkserver._forkserver_pid
-        time.sleep(1.0)  # well into the imports of torch and transformers
+        while "/torch/lib/" not in Path(f"/proc/{{server}}/maps").read_text() and not serving(server):
+            time.sleep(0.005)
         os.kill(server, signal.SIGINT)
+        print(not serving(server))
         print(call_in_process("probe", probe.handler, Path({str(tmp_path / "error.log")!r})))
         print(forkserver._forkserver._forkserver_pid == server)
     """
@@ -568,7 +577,7 @@ def test_a_ctrl_c_while_the_forkserver_preloads_leaves_it_running_and_its_proces
 
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr and "KeyboardInterrupt" not in result.stderr
-    assert result.stdout.split() == ["True", "True"]
+    assert result.stdout.split() == ["True", "True", "True"]
 
 
 def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback(tmp_path: Path) -> None:
@@ -645,6 +654,47 @@ def test_a_trial_process_stops_at_once_and_logs_nothing_when_only_the_sweep_is_i
         with contextlib.suppress(ProcessLookupError):  # a failed check leaves no process behind
             os.kill(trial, signal.SIGKILL)
     assert not (tmp_path / "error.log").exists(), (tmp_path / "error.log").read_text()
+
+
+def test_a_trial_process_cut_short_mid_write_leaves_no_staging_files_in_its_folder(tmp_path: Path) -> None:
+    """The sweep stops listening while its trial process is in the middle of an atomic write: the process ends at once
+    (os._exit), and the write's staging folder (a model's weights) went on lying in the trial folder; it is removed,
+    and what was written whole stays."""
+    trial_dir = tmp_path / "trials" / "0"
+    (tmp_path / "probe.py").write_text(
+        "import time\nfrom pathlib import Path\n"
+        "from training.common.atomic import atomic_directory, atomic_write_text\n\ndef work(dataset, connection):\n"
+        f"    fold = Path({str(trial_dir / 'fold-0')!r})\n"
+        "    atomic_write_text(fold / 'fold.json', '{}')\n"
+        "    with atomic_directory(fold / 'model') as staging:\n"
+        "        (staging / 'weights.bin').write_bytes(bytes(1000))\n"
+        "        connection.send(('ready', None))\n"
+        "        while True:\n            time.sleep(0.01)\n"
+    )
+    code = f"""
+        import sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process
+
+        def interrupted(kind, payload, connection):
+            raise KeyboardInterrupt
+
+        trial_dir = Path({str(trial_dir)!r})
+        try:
+            call_in_process("trial 0", probe.work, trial_dir / "error.log", answer=interrupted, scratch=trial_dir)
+        except KeyboardInterrupt:
+            print("interrupted")
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0 and result.stdout.split() == ["interrupted"], result.stderr
+    assert sorted(path.relative_to(trial_dir).as_posix() for path in trial_dir.rglob("*")) == [
+        "fold-0",
+        "fold-0/fold.json",
+    ]
 
 
 def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_frozen() -> None:

@@ -45,6 +45,14 @@ def azure_settings(config_dir: Path, execution: str) -> AzureConfig:
     return settings
 
 
+def check_folder_option(option: str, path: Path, expected: str) -> None:
+    """`check_folder`, its error named as the option that gave `path`."""
+    try:
+        check_folder(path, expected)
+    except InputError as error:
+        raise InputError(f"{option} {error}") from None
+
+
 def run_sweep(args: argparse.Namespace) -> int:
     from training.config.builder import build_training_config, load_hpo_config, section_file
     from training.hpo.azure_sweep import (
@@ -54,11 +62,8 @@ def run_sweep(args: argparse.Namespace) -> int:
         write_azure_sweep_job,
     )
 
-    if args.out is not None:  # named as the option, before the job's files are written into it
-        try:
-            check_folder(args.out, "a folder for the sweep job")
-        except InputError as error:
-            raise InputError(f"--out {error}") from None
+    if args.out is not None:  # before the job's files are written into it
+        check_folder_option("--out", args.out, "a folder for the sweep job")
     azure = azure_settings(args.config_dir, args.execution)
     hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
     config = build_training_config({"backbone": args.backbone}, args.config_dir)

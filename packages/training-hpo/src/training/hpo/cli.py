@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from training.common.errors import ConfigError
 from training.common.redact import redact_url
 from training.hpo import azure_cli
-from training.hpo.azure_cli import DEFAULT_STUDIES
+from training.hpo.azure_cli import DEFAULT_STUDIES, check_folder_option
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig
@@ -148,10 +148,11 @@ def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:
 
 
 def _check_refit(args: argparse.Namespace) -> None:
-    """Refuse, before sweeping (not after it), a `--refit` path that is a file and a `--force` without `--refit`."""
+    """Refuse, before sweeping (not after it), a `--refit` path that is (or lies inside) a file and a `--force` without
+    `--refit`."""
     refit = getattr(args, "refit", None)  # `hpo worker` has none: the refit is the sweep owner's
-    if refit is not None and refit.exists() and not refit.is_dir():
-        raise ConfigError(f"--refit {refit}: expected a folder for the final run, found a file")
+    if refit is not None:
+        check_folder_option("--refit", refit, "a folder for the final run")
     if getattr(args, "force", False) and refit is None:
         raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
@@ -251,8 +252,7 @@ def _report(args: argparse.Namespace) -> int:
     from training.hpo.study_folder import StudyFolder
 
     out = args.out or StudyFolder(args.study_dir).report
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: expected a folder for the report, found a file")
+    check_folder_option("--out", out, "a folder for the report")
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
     location = redact_url(study_location(args.study_dir, storage=args.storage)[0])

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import time
 from datetime import datetime
+from typing import Any
 
 import optuna
 from mlflow.entities import Metric, Param
@@ -40,8 +41,9 @@ _MAX_TAG = 5000
 class SweepTracker:
     """Finds (or creates) the study's parent run, logs each finished trial as a nested run; `end` ends the parent."""
 
-    def __init__(self, tracking_uri: str, study_name: str, record: SweepSettings) -> None:
-        self.client = connect(tracking_uri, SETTING)
+    def __init__(self, tracking_uri: str, study_name: str, record: SweepSettings, client: Any = None) -> None:
+        """`client`: one `connect` already made to `tracking_uri` (else this connects)."""
+        self.client = client if client is not None else connect(tracking_uri, SETTING)
         self.study_name, self.record = study_name, record
         self.metric, self.max_epochs = record.hpo_config.metric, record.max_epochs
         self.experiment = experiment_id(self.client, study_name, tracking_uri)

@@ -14,6 +14,7 @@ import gc
 import multiprocessing
 import os
 import pickle
+import shutil
 import sys
 import threading
 import time
@@ -62,11 +63,13 @@ def call_in_process(
     data: TrialData | None = None,
     answer: Callable[[str, Any, Connection], None] | None = None,
     passthrough: tuple[type[BaseException], ...] = (),
+    scratch: Path | None = None,
 ) -> _T:
     """`work(dataset, connection)` in a fresh process, which receives `data`'s dataset (or None) first; its result,
     or its error: `TrainingError`s and `passthrough` errors as raised, CUDA out of memory as `OutOfMemory`, anything
     else as a `TrainingError` naming `name` and `error_log` (where the traceback is). Other messages the process
-    sends go to `answer(kind, payload, connection)`."""
+    sends go to `answer(kind, payload, connection)`. `scratch`, a folder only this work writes in, loses the staging
+    files of the atomic writes the process was cut short in (it ends at once when this one stops listening)."""
     context = _context()
     ours, theirs = context.Pipe()
     # Never written to: the process sees it closed as soon as this one stops listening, even while it trains.
@@ -106,7 +109,10 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode or 0)}")
+        if scratch is not None:
+            _remove_staging(scratch)
+    assert process.exitcode is not None  # None only while it runs, and it was joined above
+    raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
 
 
 def start_trial_processes(isolation: Isolation) -> None:
@@ -136,6 +142,15 @@ def as_in_a_process(name: str, error_log: Path, passthrough: tuple[type[BaseExce
         raise
     except Exception as error:
         raise out_of_memory(name, error) or _unexpected(name, error, error_log) from error
+
+
+def _remove_staging(folder: Path) -> None:
+    """Delete the staging files and folders (`.*.tmp`, `training.common.atomic`) of writes cut short in `folder`."""
+    for leftover in sorted(folder.rglob(".*.tmp")):
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
 
 
 def _context() -> multiprocessing.context.BaseContext:

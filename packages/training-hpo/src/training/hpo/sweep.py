@@ -86,12 +86,7 @@ def run_local_hpo_sweep(
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
-    tracking = mlflow_uri or base.tracking.mlflow
-    if tracking is not None:  # a bad store stops the sweep before its study folder is written
-        from training.execution.tracking import connect
-        from training.hpo.mlflow_tracking import SETTING
-
-        connect(tracking, SETTING)
+    tracking = _tracking_client(mlflow_uri or base.tracking.mlflow)
     data_location = Path(data_path).resolve() if data_path is not None else None
     if dataset is None:
         data_location = data_location or (Path(base.data.path) if base.data.path else None)
@@ -169,6 +164,7 @@ def resume_hpo_sweep(
     path = data_path if data_path is not None else record.data_path
     if dataset is None and path is None:
         raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
+    tracking = _tracking_client(mlflow_uri or record.config.tracking.mlflow)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(Path(path), record.config)
@@ -181,10 +177,20 @@ def resume_hpo_sweep(
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
         Budget(n_trials=n_trials or old.n_trials, timeout_s=timeout_s or old.timeout_s).record(study)
-    tracking = mlflow_uri or record.config.tracking.mlflow
     return SweepWorker(
         location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking, events
     ).run()
+
+
+def _tracking_client(tracking_uri: str | None) -> Any:
+    """A client of the MLflow store the sweep logs to (None: no tracking), connected once, before any work: a bad
+    store stops the sweep first."""
+    if tracking_uri is None:
+        return None
+    from training.execution.tracking import connect
+    from training.hpo.mlflow_tracking import SETTING
+
+    return connect(tracking_uri, SETTING)
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:

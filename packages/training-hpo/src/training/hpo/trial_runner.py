@@ -37,7 +37,7 @@ def run_trial(
             raise TrainingError(f"trial {spec.number}: its process sent an unexpected {kind!r} message")
 
     work = functools.partial(_cross_validate, spec)
-    return call_in_process(f"trial {spec.number}", work, error_log, data, answer)
+    return call_in_process(f"trial {spec.number}", work, error_log, data, answer, scratch=Path(spec.trial_dir))
 
 
 class _PipeReporter:

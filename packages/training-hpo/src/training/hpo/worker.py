@@ -6,7 +6,7 @@ import logging
 import math
 import time
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -56,7 +56,7 @@ class SweepWorker:
         parallel: int,
         worker: bool,
         gpus: Sequence[str] | None = None,
-        tracking_uri: str | None = None,
+        tracking: Any = None,
         events: EventSink | None = None,
     ) -> None:
         self.record, self.folder, self.data, self.isolation = record, folder, TrialData(dataset), isolation
@@ -76,10 +76,10 @@ class SweepWorker:
             pruner=pruner(self.hpo, fold_count(self.hpo) * (record.max_epochs + 1)),
         )
         self.tracker: SweepTracker | None = None
-        if tracking_uri is not None:  # mlflow is imported only when tracking is asked for
+        if tracking is not None:  # an MlflowClient; mlflow is imported only when tracking is asked for
             from training.hpo.mlflow_tracking import SweepTracker
 
-            self.tracker = SweepTracker(tracking_uri, study.study_name, record)
+            self.tracker = SweepTracker(tracking.tracking_uri, study.study_name, record, tracking)
 
     def run(self) -> optuna.Study:
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
