@@ -40,16 +40,20 @@ def check_target(path: str | os.PathLike[str], expected: str) -> Path:
     return target
 
 
-def check_folder(path: str | os.PathLike[str], expected: str) -> Path:
+def check_folder(path: str | os.PathLike[str], expected: str, option: str = "") -> Path:
     """`path` as a `Path`; an `InputError` where it is, or lies inside, a file, or where the file system cannot hold
-    it (a name over its length limit), before any work goes into it; `expected` says what belongs at `path`."""
+    it (a name over its length limit), before any work goes into it; `expected` says what belongs at `path`, `option`
+    names the command-line option that gave it."""
+    named = f"{option} " if option else ""
     try:
         target = check_target(path, expected)
         is_file = target.exists() and not target.is_dir()
+    except InputError as error:
+        raise InputError(f"{named}{error}") from None
     except OSError as error:
-        raise InputError(f"{path}: {error.strerror}; expected {expected}") from None
+        raise InputError(f"{named}{path}: {error.strerror}; expected {expected}") from None
     if is_file:
-        raise InputError(f"{target}: is a file; expected {expected}")
+        raise InputError(f"{named}{target}: is a file; expected {expected}")
     return target
 
 

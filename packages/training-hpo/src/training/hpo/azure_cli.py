@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.common.atomic import check_folder
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError
 
 if TYPE_CHECKING:
     from training.config import AzureConfig, BestConfig
@@ -45,14 +45,6 @@ def azure_settings(config_dir: Path, execution: str) -> AzureConfig:
     return settings
 
 
-def check_folder_option(option: str, path: Path, expected: str) -> None:
-    """`check_folder`, its error named as the option that gave `path`."""
-    try:
-        check_folder(path, expected)
-    except InputError as error:
-        raise InputError(f"{option} {error}") from None
-
-
 def run_sweep(args: argparse.Namespace) -> int:
     from training.config.builder import build_training_config, load_hpo_config, section_file
     from training.hpo.azure_sweep import (
@@ -63,7 +55,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     )
 
     if args.out is not None:  # before the job's files are written into it
-        check_folder_option("--out", args.out, "a folder for the sweep job")
+        check_folder(args.out, "a folder for the sweep job", option="--out")
     azure = azure_settings(args.config_dir, args.execution)
     hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
     config = build_training_config({"backbone": args.backbone}, args.config_dir)

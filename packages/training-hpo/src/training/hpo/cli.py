@@ -10,10 +10,11 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from training.common.atomic import check_folder
 from training.common.errors import ConfigError
 from training.common.redact import redact_url
 from training.hpo import azure_cli
-from training.hpo.azure_cli import DEFAULT_STUDIES, check_folder_option
+from training.hpo.azure_cli import DEFAULT_STUDIES
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig
@@ -152,7 +153,7 @@ def _check_refit(args: argparse.Namespace) -> None:
     `--refit`."""
     refit = getattr(args, "refit", None)  # `hpo worker` has none: the refit is the sweep owner's
     if refit is not None:
-        check_folder_option("--refit", refit, "a folder for the final run")
+        check_folder(refit, "a folder for the final run", option="--refit")
     if getattr(args, "force", False) and refit is None:
         raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
@@ -252,7 +253,7 @@ def _report(args: argparse.Namespace) -> int:
     from training.hpo.study_folder import StudyFolder
 
     out = args.out or StudyFolder(args.study_dir).report
-    check_folder_option("--out", out, "a folder for the report")
+    check_folder(out, "a folder for the report", option="--out")
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
     location = redact_url(study_location(args.study_dir, storage=args.storage)[0])
