@@ -18,8 +18,6 @@ from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
-# The commands that pick up what an interrupted run wrote when run again (a run folder's checkpoint, a study).
-_RESUMING = frozenset({"train", "final", "demo", "hpo run", "hpo resume", "hpo worker"})
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -106,8 +104,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if threading.current_thread() is threading.main_thread():  # a second SIGTERM would cut this line short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
         how = "terminated" if terminated else "interrupted"
-        command = " ".join(filter(None, (args.command, getattr(args, "hpo_action", None))))
-        kept = "; state written so far is kept and resumable" if command in _RESUMING else ""
+        # a command that picks up what it wrote when run again sets `resumable` (a run's checkpoint, a study)
+        kept = "; state written so far is kept and resumable" if getattr(args, "resumable", False) else ""
         print(f"training {args.command}: {how}{kept}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:

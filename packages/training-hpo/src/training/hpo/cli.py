@@ -37,7 +37,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--storage", help="RDB URL or journal file (default: SQLite in the study folder)")
     _refit_arguments(run)
     _common_arguments(run)
-    run.set_defaults(func=_run)
+    run.set_defaults(func=_run, resumable=True)
 
     resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
     resume.add_argument("--study-dir", type=Path, required=True)
@@ -46,7 +46,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     _budget_arguments(resume)
     _refit_arguments(resume)
     _common_arguments(resume)
-    resume.set_defaults(func=_resume)
+    resume.set_defaults(func=_resume, resumable=True)
 
     worker = actions.add_parser("worker", help="join a running study from another process or host")
     worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
@@ -60,7 +60,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="join a study on a file storage (SQLite, journal) from another host anyway, at the risk of losing trials",
     )
     _common_arguments(worker)
-    worker.set_defaults(func=_resume, worker=True)
+    worker.set_defaults(func=_resume, worker=True, resumable=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
     best.add_argument("--study-dir", type=Path, help="the study folder (required unless --azure-job)")

@@ -85,7 +85,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--seed", type=_seed, default=7, help="seed of the corpus, training and sampler (0 to 2**32-1)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumable=True)
 
 
 def _seed(text: str) -> int:

@@ -33,7 +33,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--mlflow-uri", metavar="URI", help="log the finished run and its model to MLflow (default: tracking.mlflow)"
     )
     add_output_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumable=True)
 
 
 def run(args: argparse.Namespace) -> int:

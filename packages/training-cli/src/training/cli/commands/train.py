@@ -15,7 +15,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--output", type=Path, required=True, help="run folder to write (resumed if it exists)")
     parser.add_argument("--restart", action="store_true", help="ignore a previous run in the folder")
     add_output_options(parser)
-    parser.set_defaults(func=run)
+    parser.set_defaults(func=run, resumable=True)
 
 
 def run(args: argparse.Namespace) -> int:
