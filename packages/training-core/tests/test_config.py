@@ -406,6 +406,13 @@ def test_set_without_equals(folder: Path, assignment: str) -> None:
     )
 
 
+@pytest.mark.parametrize("assignments", [5, {"training.seed": 7}, b"training.seed=7"])
+def test_set_that_is_not_a_list_of_assignments(folder: Path, assignments: Any) -> None:
+    assert config_error({"set": assignments}, folder) == (
+        f"set: expected a list of key=value strings, got {type(assignments).__name__} {assignments!r}"
+    )
+
+
 def test_set_into_a_value(folder: Path) -> None:
     assert config_error({"set": ["training.seed.x=1"]}, folder) == (
         "--set training.seed.x=1: 'training.seed.x': 'seed' holds a value, not a section"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +89,12 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
         elif strict:
             raise ConfigError(unknown_key(f"arguments: {name}", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
     assignments = items.get("set") or ()
-    for assignment in [assignments] if isinstance(assignments, str) else assignments:
+    if isinstance(assignments, str):
+        assignments = [assignments]
+    elif isinstance(assignments, (bytes, Mapping)) or not isinstance(assignments, Iterable):
+        got = f"{type(assignments).__name__} {assignments!r}"
+        raise ConfigError(f"set: expected a list of key=value strings, got {got}")
+    for assignment in assignments:
         key, equals, text = str(assignment).partition("=")
         if not equals or not key.strip():
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
