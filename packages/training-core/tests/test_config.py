@@ -347,6 +347,13 @@ def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> No
     )
 
 
+@pytest.mark.parametrize("written", ["0x_", "0b_", "._"])
+def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: str) -> None:
+    # YAML 1.1 resolves these as numbers (underscores are separators), whose constructors then raised a bare ValueError.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {written}"))
+    assert config_error(None, folder) == f"{train}:7: invalid YAML: {written!r} is not a number"
+
+
 def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
     # PyYAML keeps the last value: an edited learning rate above a stale one was silently ignored.
     train = write(folder / "train.yaml", TRAIN + "  learning_rate: 3e-5\n")

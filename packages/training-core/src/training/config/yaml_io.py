@@ -29,6 +29,18 @@ class _Loader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_number(self, node: yaml.ScalarNode) -> Any:
+        """An int or float; a scalar the resolver took for one but Python cannot read (`0x_`, `._`) is a YAML error
+        at its line, not a bare ValueError."""
+        try:
+            if node.tag == "tag:yaml.org,2002:int":
+                return self.construct_yaml_int(node)
+            return self.construct_yaml_float(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a number", node.start_mark
+            ) from None
+
 
 class _Dumper(yaml.SafeDumper):
     """SafeDumper that quotes strings such as `'2e5'`, which `_Loader` would read as floats."""
@@ -48,6 +60,10 @@ for _cls in (_Loader, _Dumper):
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_number)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_number)
 
 
 def parse_yaml(text: str, source: str) -> Any:
