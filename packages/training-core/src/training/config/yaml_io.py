@@ -13,8 +13,8 @@ from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose floats include exponent forms without a dot (YAML 1.2), e.g. `2e-5`, and that refuses a key
-    written twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads numbers in YAML 1.2's spellings too (`2e-5` and `-.5` floats, `010` ten), and that refuses
+    a key written twice in one mapping (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -34,6 +34,9 @@ class _Loader(yaml.SafeLoader):
         at its line, not a bare ValueError."""
         try:
             if node.tag == "tag:yaml.org,2002:int":
+                text = str(node.value).replace("_", "")
+                if text.lstrip("+-").isdigit():  # YAML 1.2: `010` is ten, not YAML 1.1's octal eight
+                    return int(text, 10)
                 return self.construct_yaml_int(node)
             return self.construct_yaml_float(node)
         except ValueError:
@@ -49,7 +52,7 @@ class _Dumper(yaml.SafeDumper):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
