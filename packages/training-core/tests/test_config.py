@@ -516,6 +516,13 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "condition: {batch: 16}",
             "search_space: warmup_ratio.condition refers to 'batch', which is not in the space",
         ),
+        ("type: choice, ", "", "search_space.batch_size.type: required key is missing"),
+        (
+            "type: choice",
+            "type: categorical",
+            "search_space.batch_size.type: expected one of 'choice', 'int', 'uniform', 'loguniform', 'fixed', "
+            "got 'categorical'",
+        ),
         ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
         ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
