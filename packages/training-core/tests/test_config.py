@@ -222,6 +222,17 @@ def test_data_path_given_as_an_argument_may_point_anywhere(folder: Path, monkeyp
     )
 
 
+@pytest.mark.parametrize("path", ["", " "])
+def test_an_empty_data_path_is_refused_not_read_as_the_working_directory(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.chdir(folder)  # `--data-path "$UNSET"` named the working directory (or the config folder)
+    message = f"data.path: is empty; expected a data folder or file, got {path!r}"
+    assert config_error({"data_path": path}, folder) == f"argument data_path={path!r}: {message}"
+    data_file = write(folder / "data" / "corpus.yaml", DATA + f"path: '{path}'\n")
+    assert config_error(None, folder) == f"{data_file}: {message}"
+
+
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
     assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"
