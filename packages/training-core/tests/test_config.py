@@ -233,6 +233,14 @@ def test_an_empty_data_path_is_refused_not_read_as_the_working_directory(
     assert config_error(None, folder) == f"{data_file}: {message}"
 
 
+def test_a_yaml_boolean_where_a_word_belongs_says_to_quote_it(folder: Path) -> None:
+    data_file = write(folder / "data" / "corpus.yaml", "format: spans\nlabels: [PER, NO]\n")
+    assert config_error(None, folder) == (
+        f"{data_file}: data.labels.1: expected a valid string, got False "
+        "(YAML reads unquoted yes, no, on, off as booleans: quote the word)"
+    )
+
+
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
     assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"

@@ -42,6 +42,9 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {item['input'][key]!r}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
+    if item["type"] == "string_type" and isinstance(received, bool):  # `labels: [NO]` meant the word
+        hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
+        return f"{prefix}: {message}, got {received!r} ({hint})"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
 
 
