@@ -392,6 +392,14 @@ def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
     assert build_training_config(None, folder).training.seed == 2
 
 
+@pytest.mark.parametrize(("written", "kind"), [("[]", "list"), ("''", "str"), ("0", "int"), ("false", "bool")])
+def test_a_train_file_section_must_be_a_mapping_even_when_empty(folder: Path, written: str, kind: str) -> None:
+    train = write(folder / "train.yaml", f"backbone: tiny\ndata: corpus\ntraining: {written}\n")
+    assert config_error(None, folder) == f"{train}: training: expected a mapping, got {kind}"
+    write(train, "backbone: tiny\ndata: corpus\ntraining:\ntracking: ~\n")
+    assert build_training_config(None, folder).training.seed == 42
+
+
 def test_top_level_must_be_a_mapping(folder: Path) -> None:
     model = write(folder / "model" / "tiny.yaml", "- backbone\n- bert\n")
     assert config_error(None, folder) == f"{model}: expected a mapping of keys to values at the top level, got list"

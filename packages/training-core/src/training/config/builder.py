@@ -48,7 +48,7 @@ def build_training_config(
     data_name = overrides.pop("data", (train.get("data"), ""))[0]
     model_file = _section_file(folder, "model", backbone, train_file)
     data_file = _section_file(folder, "data", data_name, train_file)
-    sections = {name: train.get(name) or {} for name in ("training", "tracking")}
+    sections = {name: {} if train.get(name) is None else train[name] for name in ("training", "tracking")}
     for name, section in sections.items():
         if not isinstance(section, dict):
             raise ConfigError(f"{train_file}: {name}: expected a mapping, got {type(section).__name__}")
