@@ -438,6 +438,15 @@ def test_missing_config_folder(tmp_path: Path) -> None:
     )
 
 
+def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(folder.parent))
+    assert build_training_config(None, f"~/{folder.name}") == build_training_config(None, folder)
+    write(folder / "hpo" / "quick.yaml", HPO)
+    assert load_hpo_config(f"~/{folder.name}/hpo/quick.yaml").name == "quick"
+    write(folder / "execution" / "local.yaml", "backend: local\n")
+    assert load_execution_config(f"~/{folder.name}/execution/local.yaml").backend == "local"
+
+
 def test_missing_train_file(folder: Path) -> None:
     (folder / "train.yaml").unlink()
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: no such file"

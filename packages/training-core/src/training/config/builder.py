@@ -35,7 +35,7 @@ def build_training_config(
     `data`, `set` (`a.b=value` items), dotted keys and field names such as `learning_rate`. An argument's
     `data.path` may point anywhere (relative to the working directory).
     """
-    folder = Path(config_dir)
+    folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
     if not folder.is_dir():
         raise ConfigError(f"{folder}: config folder not found (expected train.yaml, model/ and data/ in it)")
     overrides = _overrides(args)
@@ -137,13 +137,13 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
 
 def load_hpo_config(path: str | Path) -> HPOConfig:
     """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
-    file = Path(path)
+    file = Path(path).expanduser()
     return validate(HPOConfig, {"name": file.stem, **load_yaml_mapping(file)}, str(file))
 
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
-    file = Path(path)
+    file = Path(path).expanduser()
     return validate(ExecutionConfig, load_yaml_mapping(file), str(file))
 
 
