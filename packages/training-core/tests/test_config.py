@@ -447,6 +447,13 @@ def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monke
     assert load_execution_config(f"~/{folder.name}/execution/local.yaml").backend == "local"
 
 
+def test_arguments_and_config_folder_of_a_wrong_type(folder: Path) -> None:
+    assert config_error(["training.seed=1"], folder) == (
+        "arguments: expected a mapping or argparse.Namespace, got list ['training.seed=1']"
+    )
+    assert config_error(None, None) == "config_dir: expected the path of a config folder, got NoneType"
+
+
 def test_missing_train_file(folder: Path) -> None:
     (folder / "train.yaml").unlink()
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: no such file"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,8 @@ def build_training_config(
     `data`, `set` (`a.b=value` items), dotted keys and field names such as `learning_rate`. An argument's
     `data.path` may point anywhere (relative to the working directory).
     """
+    if not isinstance(config_dir, (str, os.PathLike)):
+        raise ConfigError(f"config_dir: expected the path of a config folder, got {type(config_dir).__name__}")
     folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
     if not folder.is_dir():
         raise ConfigError(f"{folder}: config folder not found (expected train.yaml, model/ and data/ in it)")
@@ -76,6 +79,9 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
     """Dotted key -> (value, where it came from); `backbone`/`data` kept under their own names."""
     if args is None:
         return {}
+    if not isinstance(args, (argparse.Namespace, Mapping)):
+        got = f"{type(args).__name__} {args!r:.60}"
+        raise ConfigError(f"arguments: expected a mapping or argparse.Namespace, got {got}")
     strict = not isinstance(args, argparse.Namespace)
     items = dict(args.items()) if isinstance(args, Mapping) else dict(vars(args))
     result: dict[str, tuple[Any, str]] = {}
