@@ -359,6 +359,14 @@ def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
 
 
+def test_a_tab_says_to_use_spaces(folder: Path) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("  seed: 7", "\tseed: 7"))
+    assert config_error(None, folder) == (
+        f"{train}:7: invalid YAML: found character '\\t' that cannot start any token; "
+        "indent and separate with spaces, not tabs"
+    )
+
+
 def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> None:
     # PyYAML's reader error spans two lines and names '"<unicode string>", position 30', not the file's line.
     train = write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 7\x00"))

@@ -80,6 +80,8 @@ def parse_yaml(text: str, source: str) -> Any:
             line = text.count("\n", 0, error.position) + 1
         where = f"{source}:{line}" if line is not None else source
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
+            problem += "; indent and separate with spaces, not tabs"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
 
 
