@@ -359,6 +359,17 @@ def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
 
 
+def test_a_config_file_not_in_utf8_is_named_with_its_encoding_or_line(folder: Path) -> None:
+    train = folder / "train.yaml"
+    train.write_bytes(TRAIN.encode("utf-16"))  # PowerShell 5's `>` and Notepad's "Unicode"
+    assert config_error(None, folder) == (
+        f"{train}: cannot read the file (UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8)"
+    )
+    train.write_bytes((TRAIN + "# café\n").encode("latin-1"))
+    line = TRAIN.count("\n") + 1
+    assert config_error(None, folder).startswith(f"{train}: cannot read the file (line {line}: not valid UTF-8 (byte ")
+
+
 def test_a_tab_says_to_use_spaces(folder: Path) -> None:
     train = write(folder / "train.yaml", TRAIN.replace("  seed: 7", "\tseed: 7"))
     assert config_error(None, folder) == (

@@ -9,7 +9,8 @@ from typing import Any
 
 import yaml
 
-from training.common.errors import ConfigError
+from data.formats import decode_text
+from training.common.errors import ConfigError, DataError
 
 
 class _Loader(yaml.SafeLoader):
@@ -88,11 +89,17 @@ def parse_yaml(text: str, source: str) -> Any:
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file whose top level must be a mapping (an empty file is an empty mapping)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
+    try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) or a Latin-1 byte named as such, with its line
+        text = decode_text(raw, str(path))
+    except DataError as error:  # "PATH: reason" or "PATH:LINE: reason"
+        rest = str(error).removeprefix(f"{path}:")
+        reason = f"line {rest}" if rest[:1].isdigit() else rest.strip()
+        raise ConfigError(f"{path}: cannot read the file ({reason})") from error
     value = parse_yaml(text, str(path))
     if value is None:
         return {}
