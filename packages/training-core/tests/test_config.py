@@ -18,6 +18,7 @@ from training.config import (
     load_execution_config,
     load_hpo_config,
 )
+from training.config.yaml_io import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "configs"
 
@@ -221,6 +222,25 @@ def test_data_path_given_as_an_argument_may_point_anywhere(folder: Path, monkeyp
     )
 
 
+@pytest.mark.parametrize("path", ["", " "])
+def test_an_empty_data_path_is_refused_not_read_as_the_working_directory(
+    folder: Path, monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    monkeypatch.chdir(folder)  # `--data-path "$UNSET"` named the working directory (or the config folder)
+    message = f"data.path: is empty; expected a data folder or file, got {path!r}"
+    assert config_error({"data_path": path}, folder) == f"argument data_path={path!r}: {message}"
+    data_file = write(folder / "data" / "corpus.yaml", DATA + f"path: '{path}'\n")
+    assert config_error(None, folder) == f"{data_file}: {message}"
+
+
+def test_a_yaml_boolean_where_a_word_belongs_says_to_quote_it(folder: Path) -> None:
+    data_file = write(folder / "data" / "corpus.yaml", "format: spans\nlabels: [PER, NO]\n")
+    assert config_error(None, folder) == (
+        f"{data_file}: data.labels.1: expected a valid string, got False "
+        "(YAML reads unquoted yes, no, on, off as booleans: quote the word)"
+    )
+
+
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
     assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"
@@ -339,12 +359,47 @@ def test_invalid_yaml_names_file_and_line(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}:5: invalid YAML: mapping values are not allowed here"
 
 
+def test_a_config_file_not_in_utf8_is_named_with_its_encoding_or_line(folder: Path) -> None:
+    train = folder / "train.yaml"
+    train.write_bytes(TRAIN.encode("utf-16"))  # PowerShell 5's `>` and Notepad's "Unicode"
+    assert config_error(None, folder) == (
+        f"{train}: cannot read the file (UTF-16 text (it starts with a UTF-16 byte-order mark); save it as UTF-8)"
+    )
+    train.write_bytes((TRAIN + "# café\n").encode("latin-1"))
+    line = TRAIN.count("\n") + 1
+    assert config_error(None, folder).startswith(f"{train}: cannot read the file (line {line}: not valid UTF-8 (byte ")
+
+
+def test_a_tab_says_to_use_spaces(folder: Path) -> None:
+    train = write(folder / "train.yaml", TRAIN.replace("  seed: 7", "\tseed: 7"))
+    assert config_error(None, folder) == (
+        f"{train}:7: invalid YAML: found character '\\t' that cannot start any token; "
+        "indent and separate with spaces, not tabs"
+    )
+
+
 def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> None:
     # PyYAML's reader error spans two lines and names '"<unicode string>", position 30', not the file's line.
     train = write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 7\x00"))
     assert config_error(None, folder) == (
         f"{train}:7: invalid YAML: unacceptable character #x0000: special characters are not allowed"
     )
+
+
+def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
+    # YAML 1.1 read 010 as octal 8 and -.5 (unlike .5) as a string.
+    write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 0042"))
+    assert build_training_config(None, folder).training.seed == 42
+    assert parse_yaml("[010, -010, 0_10, 0x10, -.5, +.5e1, .5]", "x") == [10, -10, 10, 16, -0.5, 5.0, 0.5]
+    config = build_training_config({"labels": ["-.5", "010"]}, folder)
+    assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010")
+
+
+@pytest.mark.parametrize("written", ["0x_", "0b_", "._"])
+def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: str) -> None:
+    # YAML 1.1 resolves these as numbers (underscores are separators), whose constructors then raised a bare ValueError.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {written}"))
+    assert config_error(None, folder) == f"{train}:7: invalid YAML: {written!r} is not a number"
 
 
 def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
@@ -354,6 +409,14 @@ def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
     # A merge key's values may be overridden: that is what it is for.
     write(train, "backbone: tiny\ndata: corpus\ntraining:\n  <<: {seed: 1, num_epochs: 4}\n  seed: 2\n")
     assert build_training_config(None, folder).training.seed == 2
+
+
+@pytest.mark.parametrize(("written", "kind"), [("[]", "list"), ("''", "str"), ("0", "int"), ("false", "bool")])
+def test_a_train_file_section_must_be_a_mapping_even_when_empty(folder: Path, written: str, kind: str) -> None:
+    train = write(folder / "train.yaml", f"backbone: tiny\ndata: corpus\ntraining: {written}\n")
+    assert config_error(None, folder) == f"{train}: training: expected a mapping, got {kind}"
+    write(train, "backbone: tiny\ndata: corpus\ntraining:\ntracking: ~\n")
+    assert build_training_config(None, folder).training.seed == 42
 
 
 def test_top_level_must_be_a_mapping(folder: Path) -> None:
@@ -394,6 +457,22 @@ def test_missing_config_folder(tmp_path: Path) -> None:
     )
 
 
+def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HOME", str(folder.parent))
+    assert build_training_config(None, f"~/{folder.name}") == build_training_config(None, folder)
+    write(folder / "hpo" / "quick.yaml", HPO)
+    assert load_hpo_config(f"~/{folder.name}/hpo/quick.yaml").name == "quick"
+    write(folder / "execution" / "local.yaml", "backend: local\n")
+    assert load_execution_config(f"~/{folder.name}/execution/local.yaml").backend == "local"
+
+
+def test_arguments_and_config_folder_of_a_wrong_type(folder: Path) -> None:
+    assert config_error(["training.seed=1"], folder) == (
+        "arguments: expected a mapping or argparse.Namespace, got list ['training.seed=1']"
+    )
+    assert config_error(None, None) == "config_dir: expected the path of a config folder, got NoneType"
+
+
 def test_missing_train_file(folder: Path) -> None:
     (folder / "train.yaml").unlink()
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: no such file"
@@ -403,6 +482,13 @@ def test_missing_train_file(folder: Path) -> None:
 def test_set_without_equals(folder: Path, assignment: str) -> None:
     assert config_error({"set": [assignment]}, folder) == (
         f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5"
+    )
+
+
+@pytest.mark.parametrize("assignments", [5, {"training.seed": 7}, b"training.seed=7"])
+def test_set_that_is_not_a_list_of_assignments(folder: Path, assignments: Any) -> None:
+    assert config_error({"set": assignments}, folder) == (
+        f"set: expected a list of key=value strings, got {type(assignments).__name__} {assignments!r}"
     )
 
 
@@ -491,6 +577,13 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "condition: {batch_size: 16}",
             "condition: {batch: 16}",
             "search_space: warmup_ratio.condition refers to 'batch', which is not in the space",
+        ),
+        ("type: choice, ", "", "search_space.batch_size.type: required key is missing"),
+        (
+            "type: choice",
+            "type: categorical",
+            "search_space.batch_size.type: expected one of 'choice', 'int', 'uniform', 'loguniform', 'fixed', "
+            "got 'categorical'",
         ),
         ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),

@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import shutil
 from pathlib import Path
 
 import pytest
 
 from data.documents import Document
 from data.loaders import load_dataset
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.config import build_training_config
 from training.core.evaluator import evaluate_model
 from training.core.export import export_onnx
@@ -133,6 +135,29 @@ def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path
     (plain / "export.json").write_text(json.dumps({**record, "quantized_file": None}))
     with pytest.raises(InputError, match="no int8 model"):
         OnnxPredictor(plain, quantized=True)
+
+
+@pytest.mark.parametrize(
+    ("name", "quantized", "damage"),
+    [
+        ("model.onnx", False, None),
+        ("model.int8.onnx", True, None),
+        ("model.onnx", False, b"not onnx"),
+        ("tokenizer.json", False, None),
+        ("tokenizer.json", True, b"{"),
+    ],
+)
+def test_a_missing_or_unreadable_file_of_an_export_is_a_config_error_naming_it(
+    exported: Path, tmp_path: Path, name: str, quantized: bool, damage: bytes | None
+) -> None:
+    folder = tmp_path / "copy"
+    shutil.copytree(exported, folder)
+    if damage is None:
+        (folder / name).unlink()
+    else:
+        (folder / name).write_bytes(damage)
+    with pytest.raises(ConfigError, match=rf"{re.escape(str(folder / name))}: .*re-export"):
+        OnnxPredictor(folder, quantized=quantized)
 
 
 def byte_level_tokenizer(folder: Path):

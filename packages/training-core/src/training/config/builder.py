@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import difflib
-from collections.abc import Mapping
+import os
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,9 @@ def build_training_config(
     `data`, `set` (`a.b=value` items), dotted keys and field names such as `learning_rate`. An argument's
     `data.path` may point anywhere (relative to the working directory).
     """
-    folder = Path(config_dir)
+    if not isinstance(config_dir, (str, os.PathLike)):
+        raise ConfigError(f"config_dir: expected the path of a config folder, got {type(config_dir).__name__}")
+    folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
     if not folder.is_dir():
         raise ConfigError(f"{folder}: config folder not found (expected train.yaml, model/ and data/ in it)")
     overrides = _overrides(args)
@@ -48,7 +51,7 @@ def build_training_config(
     data_name = overrides.pop("data", (train.get("data"), ""))[0]
     model_file = _section_file(folder, "model", backbone, train_file)
     data_file = _section_file(folder, "data", data_name, train_file)
-    sections = {name: train.get(name) or {} for name in ("training", "tracking")}
+    sections = {name: {} if train.get(name) is None else train[name] for name in ("training", "tracking")}
     for name, section in sections.items():
         if not isinstance(section, dict):
             raise ConfigError(f"{train_file}: {name}: expected a mapping, got {type(section).__name__}")
@@ -76,6 +79,9 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
     """Dotted key -> (value, where it came from); `backbone`/`data` kept under their own names."""
     if args is None:
         return {}
+    if not isinstance(args, (argparse.Namespace, Mapping)):
+        got = f"{type(args).__name__} {args!r:.60}"
+        raise ConfigError(f"arguments: expected a mapping or argparse.Namespace, got {got}")
     strict = not isinstance(args, argparse.Namespace)
     items = dict(args.items()) if isinstance(args, Mapping) else dict(vars(args))
     result: dict[str, tuple[Any, str]] = {}
@@ -89,7 +95,12 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
         elif strict:
             raise ConfigError(unknown_key(f"arguments: {name}", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
     assignments = items.get("set") or ()
-    for assignment in [assignments] if isinstance(assignments, str) else assignments:
+    if isinstance(assignments, str):
+        assignments = [assignments]
+    elif isinstance(assignments, (bytes, Mapping)) or not isinstance(assignments, Iterable):
+        got = f"{type(assignments).__name__} {assignments!r}"
+        raise ConfigError(f"set: expected a list of key=value strings, got {got}")
+    for assignment in assignments:
         key, equals, text = str(assignment).partition("=")
         if not equals or not key.strip():
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
@@ -132,13 +143,13 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
 
 def load_hpo_config(path: str | Path) -> HPOConfig:
     """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
-    file = Path(path)
+    file = Path(path).expanduser()
     return validate(HPOConfig, {"name": file.stem, **load_yaml_mapping(file)}, str(file))
 
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`."""
-    file = Path(path)
+    file = Path(path).expanduser()
     return validate(ExecutionConfig, load_yaml_mapping(file), str(file))
 
 

@@ -109,6 +109,14 @@ class DataConfig(Section):
     stratify: bool = True
     allow_external_paths: bool = False
 
+    @field_validator("path")
+    @classmethod
+    def _path_not_blank(cls, path: str | None) -> str | None:
+        # '' would be the config folder or the working directory (an unset shell variable), trained on if it held data.
+        if path is not None and not path.strip():
+            raise ValueError("is empty; expected a data folder or file")
+        return path
+
     @model_validator(mode="after")
     def _labels_are_types(self) -> DataConfig:
         if self.labels is None:

@@ -35,8 +35,16 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         return unknown_key(prefix, str(loc[-1]), _fields_at(model, loc[:-1]))
     if item["type"] == "missing":
         return f"{prefix}: required key is missing"
+    if item["type"] in ("union_tag_not_found", "union_tag_invalid"):  # the key naming the kind (`type: choice`)
+        key = item["ctx"]["discriminator"].strip("'")
+        if item["type"] == "union_tag_not_found":
+            return f"{prefix}.{key}: required key is missing"
+        return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {item['input'][key]!r}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
+    if item["type"] == "string_type" and isinstance(received, bool):  # `labels: [NO]` meant the word
+        hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
+        return f"{prefix}: {message}, got {received!r} ({hint})"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
 
 

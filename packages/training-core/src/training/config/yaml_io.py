@@ -9,12 +9,13 @@ from typing import Any
 
 import yaml
 
-from training.common.errors import ConfigError
+from data.formats import decode_text
+from training.common.errors import ConfigError, DataError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader whose floats include exponent forms without a dot (YAML 1.2), e.g. `2e-5`, and that refuses a key
-    written twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads numbers in YAML 1.2's spellings too (`2e-5` and `-.5` floats, `010` ten), and that refuses
+    a key written twice in one mapping (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -29,6 +30,21 @@ class _Loader(yaml.SafeLoader):
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
+    def construct_number(self, node: yaml.ScalarNode) -> Any:
+        """An int or float; a scalar the resolver took for one but Python cannot read (`0x_`, `._`) is a YAML error
+        at its line, not a bare ValueError."""
+        try:
+            if node.tag == "tag:yaml.org,2002:int":
+                text = str(node.value).replace("_", "")
+                if text.lstrip("+-").isdigit():  # YAML 1.2: `010` is ten, not YAML 1.1's octal eight
+                    return int(text, 10)
+                return self.construct_yaml_int(node)
+            return self.construct_yaml_float(node)
+        except ValueError:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.value!r} is not a number", node.start_mark
+            ) from None
+
 
 class _Dumper(yaml.SafeDumper):
     """SafeDumper that quotes strings such as `'2e5'`, which `_Loader` would read as floats."""
@@ -37,7 +53,7 @@ class _Dumper(yaml.SafeDumper):
 _FLOAT = re.compile(
     r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
     |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
-    |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+    |[-+]?\.[0-9_]+(?:[eE][-+]?[0-9]+)?
     |[-+]?\.(?:inf|Inf|INF)
     |\.(?:nan|NaN|NAN))$""",
     re.X,
@@ -48,6 +64,10 @@ for _cls in (_Loader, _Dumper):
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+
+
+_Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_number)
+_Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_number)
 
 
 def parse_yaml(text: str, source: str) -> Any:
@@ -61,17 +81,25 @@ def parse_yaml(text: str, source: str) -> Any:
             line = text.count("\n", 0, error.position) + 1
         where = f"{source}:{line}" if line is not None else source
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
+            problem += "; indent and separate with spaces, not tabs"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
 
 
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file whose top level must be a mapping (an empty file is an empty mapping)."""
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError) as error:
+    except OSError as error:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
+    try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) or a Latin-1 byte named as such, with its line
+        text = decode_text(raw, str(path))
+    except DataError as error:  # "PATH: reason" or "PATH:LINE: reason"
+        rest = str(error).removeprefix(f"{path}:")
+        reason = f"line {rest}" if rest[:1].isdigit() else rest.strip()
+        raise ConfigError(f"{path}: cannot read the file ({reason})") from error
     value = parse_yaml(text, str(path))
     if value is None:
         return {}

@@ -56,6 +56,10 @@ def export_onnx(
     """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
     the int8 model is scored on `split` of `data_path` (default: validation; a single file whole), else on the run's
     validation documents."""
+    if not quantize and (data_path is not None or split is not None):  # they would be ignored, silently
+        raise InputError("--data-path and --split choose the data the int8 model is scored on; add --quantize")
+    if split is not None and data_path is None:  # the run's validation documents would be scored instead
+        raise InputError(f"--split {split}: names a split of --data-path; pass --data-path too")
     target = Path(output_dir)
     if target.exists() and not is_exported(target) and (not target.is_dir() or any(target.iterdir())):
         raise InputError(

@@ -32,6 +32,8 @@ from training.core.windowing import (
 )
 
 EXPORT_RECORD = "export.json"
+# What onnxruntime raises for a model file it cannot load (missing, truncated, not ONNX); they derive from Exception.
+_ONNX_LOAD_ERRORS = ("Fail", "InvalidProtobuf", "InvalidGraph", "NoSuchFile", "InvalidArgument")
 
 
 class QuantizationReport(BaseModel):
@@ -91,13 +93,20 @@ def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Pa
     name = record.quantized_file if quantized else record.onnx_file
     if name is None:
         raise InputError(f"{folder}: exported without --quantize, so it holds no int8 model")
-    return Path(folder) / name
+    path = Path(folder) / name
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such file, though {EXPORT_RECORD} names it (re-export the model)")
+    return path
 
 
 def word_tokenizer(folder: str | os.PathLike[str]) -> Any:
     """The folder's `tokenizer.json` set up as transformers calls it for split words: no truncation or padding."""
     tokenizers = require("tokenizers", "prediction with an exported model")
-    tokenizer = tokenizers.Tokenizer.from_file(str(Path(folder) / "tokenizer.json"))
+    path = Path(folder) / "tokenizer.json"
+    try:
+        tokenizer = tokenizers.Tokenizer.from_file(str(path))
+    except Exception as error:  # tokenizers raises a bare Exception for a missing or unreadable file alike
+        raise ConfigError(f"{path}: not a readable tokenizer ({error}) (re-export the model)") from error
     tokenizer.no_truncation()
     tokenizer.no_padding()
     tokenizer.encode_special_tokens = False
@@ -148,7 +157,10 @@ class OnnxPredictor:
         if threads is not None:
             options.intra_op_num_threads = threads
         chosen = model_file(self.folder, quantized=quantized)
-        self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
+        except tuple(getattr(ort.capi.onnxruntime_pybind11_state, name) for name in _ONNX_LOAD_ERRORS) as error:
+            raise ConfigError(f"{chosen}: not a readable ONNX model ({error}) (re-export the model)") from error
         self.tokenizer = word_tokenizer(self.folder)
 
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
