@@ -133,7 +133,12 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     app.add_middleware(_CheckedBody, limit=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI reads a body as JSON only when its Content-Type says so (or says nothing), and would otherwise
+        # report JSON it never read as "not a dictionary"
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            return _error(415, f"body: expected Content-Type application/json, not {media}")
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
