@@ -146,6 +146,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.exception_handler(HTTPException)
     async def _unknown(request: Request, error: HTTPException) -> JSONResponse:  # 404, 405 (with its Allow header)
+        # FastAPI answers JSON like [[[[... deeper than json can read with a vague 400 of its own
+        if isinstance(error.__cause__, RecursionError):
+            return _error(400, "body: expected JSON nested less deep; it is too deep for the JSON parser to read")
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
