@@ -14,8 +14,9 @@ pytest.importorskip("fastapi")
 from training.cli.serving import ServeSettings, create_app
 
 
-def post(*messages: dict[str, Any]) -> list[dict[str, Any]]:
-    """What the app sends back for a `POST /predict` whose client sends `messages` (then waits for the answer)."""
+def post(*messages: dict[str, Any], content_type: bytes = b"application/json", limit: int = 20) -> list[dict[str, Any]]:
+    """What the app sends back for a `POST /predict` of `content_type` whose client sends `messages` (then waits for
+    the answer)."""
     incoming, sent = list(messages), []
 
     async def receive() -> dict[str, Any]:
@@ -29,8 +30,8 @@ def post(*messages: dict[str, Any]) -> list[dict[str, Any]]:
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http"}
     scope |= {"path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": ""}
-    scope["headers"] = [(b"content-type", b"application/json")]
-    settings = ServeSettings(model_dir="-", max_body_bytes=20)
+    scope["headers"] = [(b"content-type", content_type)]
+    settings = ServeSettings(model_dir="-", max_body_bytes=limit)
     app = create_app(lambda texts: [[] for _ in texts], {"version": "0"}, settings)
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
     return sent
@@ -61,3 +62,21 @@ def test_a_body_over_the_limit_or_not_utf8_is_refused() -> None:
 
 def test_a_client_gone_before_its_body_ended_gets_nothing_and_raises_nothing() -> None:
     assert post(*chunks(b'{"text":', b"")[:1], {"type": "http.disconnect"}) == []
+
+
+def test_a_body_of_another_content_type_is_refused_for_its_type() -> None:
+    """JSON sent as text/plain was answered 'body: Input should be a valid dictionary', which it is."""
+    body = chunks(b'{"text": "Oslo"}')
+    assert answer(post(*body, content_type=b"text/plain; charset=utf-8")) == (
+        415,
+        {"error": "body: expected Content-Type application/json, not text/plain"},
+    )
+    assert answer(post(*body, content_type=b"application/vnd.api+json")) == (200, {"entities": []})
+
+
+def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:
+    """It was FastAPI's 400 'POST /predict: There was an error parsing the body', naming nothing."""
+    assert answer(post(*chunks(b"[" * 100_000), limit=200_000)) == (
+        400,
+        {"error": "body: expected JSON nested less deep; it is too deep for the JSON parser to read"},
+    )

@@ -133,7 +133,12 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     app.add_middleware(_CheckedBody, limit=settings.max_body_bytes)
 
     @app.exception_handler(RequestValidationError)
-    async def _invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        # FastAPI reads a body as JSON only when its Content-Type says so (or says nothing), and would otherwise
+        # report JSON it never read as "not a dictionary"
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media and media != "application/json" and not media.endswith("+json"):
+            return _error(415, f"body: expected Content-Type application/json, not {media}")
         first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
@@ -141,6 +146,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.exception_handler(HTTPException)
     async def _unknown(request: Request, error: HTTPException) -> JSONResponse:  # 404, 405 (with its Allow header)
+        # FastAPI answers JSON like [[[[... deeper than json can read with a vague 400 of its own
+        if isinstance(error.__cause__, RecursionError):
+            return _error(400, "body: expected JSON nested less deep; it is too deep for the JSON parser to read")
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
