@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from typing import Any
 
 import pytest
 
 pytest.importorskip("fastapi")
 
-from training.cli.serving import ServeSettings, create_app
+from training.cli.serving import Batcher, ServeSettings, create_app
 
 
 def post(*messages: dict[str, Any], content_type: bytes = b"application/json", limit: int = 20) -> list[dict[str, Any]]:
@@ -80,3 +81,24 @@ def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:
         400,
         {"error": "body: expected JSON nested less deep; it is too deep for the JSON parser to read"},
     )
+
+
+@pytest.mark.parametrize("fails", [False, True])
+def test_a_request_cancelled_while_its_batch_is_tagged_does_not_stop_the_batcher(fails: bool) -> None:
+    """Answering a cancelled request's future raised InvalidStateError, which ended the batcher's loop: every later
+    request waited for ever."""
+
+    def tag(texts: list[str]) -> list[list[Any]]:
+        time.sleep(0.2)
+        if fails and texts == ["first"]:
+            raise RuntimeError("the model failed")
+        return [[text] for text in texts]
+
+    async def scenario() -> list[list[Any]]:
+        batcher = Batcher(tag, batch_size=8, max_wait_s=0.0)
+        first = asyncio.create_task(batcher(["first"]))
+        await asyncio.sleep(0.05)  # the batch with "first" is being tagged
+        first.cancel()
+        return await asyncio.wait_for(batcher(["second"]), 5)
+
+    assert asyncio.run(scenario()) == [["second"]]

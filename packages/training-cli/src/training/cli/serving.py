@@ -116,12 +116,14 @@ class Batcher:
                 results = await loop.run_in_executor(None, self._tag, texts)
             except Exception as error:  # the service's fault: every waiting request gets a 500
                 for waiting in batch:
-                    waiting.done.set_exception(error)
+                    if not waiting.done.done():
+                        waiting.done.set_exception(error)
                 continue
             self.calls += 1
             start = 0
-            for waiting in batch:
-                waiting.done.set_result(results[start : start + len(waiting.texts)])
+            for waiting in batch:  # a request cancelled meanwhile has a done future: setting it would end this loop
+                if not waiting.done.done():
+                    waiting.done.set_result(results[start : start + len(waiting.texts)])
                 start += len(waiting.texts)
 
 
