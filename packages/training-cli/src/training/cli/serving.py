@@ -154,7 +154,7 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
-    @app.get("/health")
+    @app.api_route("/health", methods=["GET", "HEAD"])  # load balancers and uptime monitors check with either
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model_calls": batcher.calls}
 
