@@ -184,3 +184,21 @@ def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_remove_staging_leftovers_clears_what_cut_short_writes_left_at_any_depth(tmp_path: Path) -> None:
+    """A write cut short between atomic_directory's two renames leaves the retired `.model.old` (a whole model) as
+    well as the staging folder; both go, files written whole stay."""
+    from training.common.atomic import remove_staging_leftovers
+
+    fold = tmp_path / "fold-0"
+    for leftover in (fold / ".model.old", fold / ".model.x1.tmp", tmp_path / ".report.x2.tmp"):
+        leftover.mkdir(parents=True)
+        (leftover / "weights.bin").write_bytes(b"w")
+    (fold / ".fold.json.x3.tmp").write_text("{")
+    atomic_write_text(fold / "fold.json", "{}")
+
+    remove_staging_leftovers(tmp_path)
+
+    left = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*"))
+    assert left == ["fold-0", "fold-0/fold.json"]

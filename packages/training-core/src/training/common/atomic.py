@@ -136,6 +136,18 @@ def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
     return sorted([*target.parent.glob(f".{name}.*.tmp"), *target.parent.glob(f".{name}.old")])
 
 
+def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:
+    """Delete what atomic writes cut short left anywhere under `folder` (staging `.*.tmp`, retired `.*.old`); only
+    for a folder whose writers have all ended."""
+    root = Path(folder)
+    for leftover in sorted([*root.rglob(".*.tmp"), *root.rglob(".*.old")]):
+        with contextlib.suppress(OSError):  # already gone with a folder above it, or not ours to remove
+            if leftover.is_dir() and not leftover.is_symlink():
+                shutil.rmtree(leftover)
+            else:
+                leftover.unlink(missing_ok=True)
+
+
 def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:
     """The error for a failed write of `what` into `path`: its reason in one line and the space left on the disk."""
     target = Path(path)

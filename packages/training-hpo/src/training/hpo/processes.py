@@ -14,7 +14,6 @@ import gc
 import multiprocessing
 import os
 import pickle
-import shutil
 import sys
 import threading
 import time
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from data.loaders import Dataset
+from training.common.atomic import remove_staging_leftovers
 from training.common.errors import TrainingError, exit_reason
 from training.common.gc_pause import gc_paused
 from training.hpo.failures import OutOfMemory
@@ -110,7 +110,7 @@ def call_in_process(
             process.kill()
             process.join()
         if scratch is not None:
-            _remove_staging(scratch)
+            remove_staging_leftovers(scratch)
     assert process.exitcode is not None  # None only while it runs, and it was joined above
     raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
 
@@ -142,15 +142,6 @@ def as_in_a_process(name: str, error_log: Path, passthrough: tuple[type[BaseExce
         raise
     except Exception as error:
         raise out_of_memory(name, error) or _unexpected(name, error, error_log) from error
-
-
-def _remove_staging(folder: Path) -> None:
-    """Delete the staging files and folders (`.*.tmp`, `training.common.atomic`) of writes cut short in `folder`."""
-    for leftover in sorted(folder.rglob(".*.tmp")):
-        if leftover.is_dir() and not leftover.is_symlink():
-            shutil.rmtree(leftover, ignore_errors=True)
-        else:
-            leftover.unlink(missing_ok=True)
 
 
 def _context() -> multiprocessing.context.BaseContext:
