@@ -18,6 +18,7 @@ from training.config import (
     load_execution_config,
     load_hpo_config,
 )
+from training.config.builder import section_file
 from training.config.yaml_io import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "configs"
@@ -464,6 +465,7 @@ def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monke
     assert load_hpo_config(f"~/{folder.name}/hpo/quick.yaml").name == "quick"
     write(folder / "execution" / "local.yaml", "backend: local\n")
     assert load_execution_config(f"~/{folder.name}/execution/local.yaml").backend == "local"
+    assert section_file(f"~/{folder.name}", "hpo", "quick") == folder / "hpo" / "quick.yaml"
 
 
 def test_arguments_and_config_folder_of_a_wrong_type(folder: Path) -> None:
@@ -485,7 +487,7 @@ def test_set_without_equals(folder: Path, assignment: str) -> None:
     )
 
 
-@pytest.mark.parametrize("assignments", [5, {"training.seed": 7}, b"training.seed=7"])
+@pytest.mark.parametrize("assignments", [5, {"training.seed": 7}, b"training.seed=7", 0, False, {}])
 def test_set_that_is_not_a_list_of_assignments(folder: Path, assignments: Any) -> None:
     assert config_error({"set": assignments}, folder) == (
         f"set: expected a list of key=value strings, got {type(assignments).__name__} {assignments!r}"

@@ -94,7 +94,7 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
             result[name] = (value, f"override {name}={value!r}")
         elif strict:
             raise ConfigError(unknown_key(f"arguments: {name}", name, [*SPECIAL_ARGUMENTS, *ARGUMENT_FIELDS]))
-    assignments = items.get("set") or ()
+    assignments = () if items.get("set") is None else items["set"]
     if isinstance(assignments, str):
         assignments = [assignments]
     elif isinstance(assignments, (bytes, Mapping)) or not isinstance(assignments, Iterable):
@@ -160,5 +160,5 @@ def section_file(config_dir: str | Path, section: str, name_or_path: str | Path)
         if not given.is_file():
             raise ConfigError(f"{given}: no such {section} config file")
         return given
-    folder = Path(config_dir)
+    folder = Path(config_dir).expanduser()
     return _section_file(folder, section, str(name_or_path), folder / section)

@@ -243,7 +243,7 @@ def _base_config(
     if config is None:
         if config_dir is None:
             raise InputError("run_local_hpo_sweep needs config= (a TrainingConfig) or config_dir=")
-        named = backbone is not None and (Path(config_dir) / "model" / f"{backbone}.yaml").is_file()
+        named = backbone is not None and (Path(config_dir).expanduser() / "model" / f"{backbone}.yaml").is_file()
         config = build_training_config({"backbone": backbone} if named else None, config_dir)
         if named:
             backbone = None
