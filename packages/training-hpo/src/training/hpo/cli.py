@@ -253,7 +253,7 @@ def _report(args: argparse.Namespace) -> int:
     from training.hpo.study_folder import StudyFolder
 
     out = args.out or StudyFolder(args.study_dir).report
-    check_folder(out, "a folder for the report", option="--out")
+    check_folder(out, "a folder for the report", option="--out" if args.out else "")
     print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
     print(f"report: {out / 'index.html'}")
     location = redact_url(study_location(args.study_dir, storage=args.storage)[0])
