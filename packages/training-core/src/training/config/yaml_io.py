@@ -94,7 +94,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: no such file") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
-    try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) or a Latin-1 byte named as such, with its line
+    try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) named as such, a byte not UTF-8 by its line
         text = decode_text(raw, str(path))
     except DataError as error:  # "PATH: reason" or "PATH:LINE: reason"
         rest = str(error).removeprefix(f"{path}:")

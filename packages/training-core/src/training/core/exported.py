@@ -160,7 +160,10 @@ class OnnxPredictor:
         try:
             self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
         except tuple(getattr(ort.capi.onnxruntime_pybind11_state, name) for name in _ONNX_LOAD_ERRORS) as error:
-            raise ConfigError(f"{chosen}: not a readable ONNX model ({error}) (re-export the model)") from error
+            raise ConfigError(
+                f"{chosen}: not a readable ONNX model ({error}) (re-export the model, or upgrade onnxruntime if it is "
+                "older than the one that exported it)"
+            ) from error
         self.tokenizer = word_tokenizer(self.folder)
 
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
