@@ -391,9 +391,10 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
     # YAML 1.1 read 010 as octal 8 and -.5 (unlike .5) as a string.
     write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 0042"))
     assert build_training_config(None, folder).training.seed == 42
-    assert parse_yaml("[010, -010, 0_10, 0x10, -.5, +.5e1, .5]", "x") == [10, -10, 10, 16, -0.5, 5.0, 0.5]
-    config = build_training_config({"labels": ["-.5", "010"]}, folder)
-    assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010")
+    numbers = parse_yaml("[010, -010, 0_10, 0x10, 09, 0089, -.5, +.5e1, .5]", "x")
+    assert numbers == [10, -10, 10, 16, 9, 89, -0.5, 5.0, 0.5]
+    config = build_training_config({"labels": ["-.5", "010", "09"]}, folder)
+    assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010", "09")
 
 
 @pytest.mark.parametrize("written", ["0x_", "0b_", "._"])

@@ -64,6 +64,8 @@ for _cls in (_Loader, _Dumper):
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
+    # after YAML 1.1's own int forms: decimals it reads as strings (`09`, `0089`) are ints in YAML 1.2
+    _cls.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9][0-9_]*$"), list("-+0123456789"))
 
 
 _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_number)
