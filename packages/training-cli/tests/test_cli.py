@@ -499,8 +499,22 @@ class Landing(InputError):
 def fail(args):
     raise Landing("bad input")
 
+class Stderr:  # the same signal again while the "interrupted" or "terminated" line is written
+    def __init__(self, inner):
+        self.inner, self.sent = inner, False
+    def write(self, text):
+        if not self.sent and text.startswith("training fail:"):
+            self.sent = True
+            signal.raise_signal(getattr(signal, sys.argv[1]))
+        return self.inner.write(text)
+    def flush(self):
+        self.inner.flush()
+
+sys.stderr = Stderr(sys.stderr)
 commands.BUILTIN += (lambda parsers: parsers.add_parser("fail").set_defaults(func=fail),)
-sys.exit(main.main(["fail"]))
+code = main.main(["fail"])
+print(signal.getsignal(signal.SIGINT) is signal.default_int_handler, signal.getsignal(signal.SIGTERM) == signal.SIG_DFL)
+sys.exit(code)
 """
 
 
@@ -508,12 +522,14 @@ sys.exit(main.main(["fail"]))
 def test_a_signal_while_an_error_is_reported_ends_in_one_line_and_the_signal_s_exit_code(
     name: str, code: int, how: str
 ) -> None:
-    """SIGTERM or Ctrl-C arriving as main printed a command's error escaped it as a KeyboardInterrupt traceback; a
-    command that writes nothing to resume was said to keep resumable state."""
+    """SIGTERM or Ctrl-C arriving as main printed a command's error escaped it as a KeyboardInterrupt traceback, and
+    a second Ctrl-C as it printed the 'interrupted' line did too; a command that writes nothing to resume was said to
+    keep resumable state. Both handlers are as they were once main returns."""
     completed = subprocess.run([sys.executable, "-c", SIGNAL_WHILE_REPORTING, name], capture_output=True, text=True)
     assert completed.returncode == code, completed.stderr
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == f"training fail: {how}"
+    assert completed.stdout.split() == ["True", "True"]
 
 
 def test_predict_numbers_the_texts_of_a_file_as_its_lines(

@@ -101,8 +101,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             return 1
     except KeyboardInterrupt:  # in the command or while its error above was being reported
-        if threading.current_thread() is threading.main_thread():  # a second SIGTERM would cut this line short
+        if threading.current_thread() is threading.main_thread():  # a second signal would cut this line short
             signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
         how = "terminated" if terminated else "interrupted"
         # a command that picks up what it wrote when run again sets `resumable` (a run's checkpoint, a study)
         kept = "; state written so far is kept and resumable" if getattr(args, "resumable", False) else ""
@@ -115,7 +116,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:
     """Make SIGTERM (`kill`, a scheduler stopping the job) interrupt the command as Ctrl-C does, so that the same
     clean-up runs (a job's child process stopped, running trials queued again) instead of this process vanishing and
-    leaving its children to go on alone; `received` records it. Returns the undo."""
+    leaving its children to go on alone; `received` records it. Returns the undo, which also puts back Ctrl-C's
+    handler (the last line of an interrupted command is printed with both ignored)."""
     if threading.current_thread() is not threading.main_thread():  # signals are only handled there
         return lambda: None
 
@@ -123,8 +125,14 @@ def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:
         received.append(signum)
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)  # None: a handler set outside Python, put back as default
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
+    previous = {signum: signal.getsignal(signum) for signum in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, interrupt)
+
+    def undo() -> None:
+        for signum, handler in previous.items():  # None: a handler set outside Python, put back as the default
+            signal.signal(signum, signal.SIG_DFL if handler is None else handler)
+
+    return undo
 
 
 def _reader_gone() -> bool:
