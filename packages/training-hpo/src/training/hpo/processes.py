@@ -84,6 +84,7 @@ def call_in_process(
         process.start()
     theirs.close()
     watched.close()
+    result_sent = False  # then every write of the process ended whole: nothing to clear from `scratch`
     try:
         # Not a Process argument: the process would keep those bytes to its end.
         with contextlib.suppress(OSError):  # a process that died before reading it: reported below as it ended
@@ -94,6 +95,7 @@ def call_in_process(
             except EOFError:
                 break
             if kind == "done":
+                result_sent = True
                 return payload
             if kind == "interrupted":
                 raise KeyboardInterrupt(f"{name} was interrupted")
@@ -109,7 +111,7 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-        if scratch is not None:
+        if scratch is not None and not result_sent:
             remove_staging_leftovers(scratch)
     assert process.exitcode is not None  # None only while it runs, and it was joined above
     raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
