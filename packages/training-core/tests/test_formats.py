@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import pytest
 
-from data.formats import Record, detect_format, read_records, read_text
+from data.formats import EncodingError, Record, decode_text, detect_format, read_records, read_text
 from training.common.errors import DataError
 
 
@@ -31,6 +32,19 @@ def test_read_text_names_the_line_of_a_non_utf8_byte(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
     with pytest.raises(DataError, match=r"a\.jsonl:2: not valid UTF-8 \(byte 0xe9 at offset 28\); re-encode"):
         read_text(path)
+
+
+def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> None:
+    # A config file words its own message from the parts; a trial process sends the error back pickled.
+    with pytest.raises(EncodingError) as caught:
+        decode_text(b"ok\ncaf\xe9\n", "notes.txt")
+    error = pickle.loads(pickle.dumps(caught.value))
+    assert (error.line, error.reason) == (2, "not valid UTF-8 (byte 0xe9 at offset 6); re-encode the text as UTF-8")
+    assert str(error) == f"notes.txt:2: {error.reason}"
+    with pytest.raises(EncodingError) as caught:
+        decode_text("x".encode("utf-16"), "notes.txt")
+    assert caught.value.line is None
+    assert str(caught.value) == f"notes.txt: {caught.value.reason}"
 
 
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32", "utf-32-be"])

@@ -18,7 +18,8 @@ from training.hpo.sweep_settings import SweepSettings
 
 mlflow = pytest.importorskip("mlflow", reason='sweep tracking needs pip install "training-hpo[mlflow]"')
 
-from training.hpo.mlflow_tracking import SweepTracker  # noqa: E402  (after the skip: it imports mlflow)
+from training.execution.tracking import connect  # noqa: E402
+from training.hpo.mlflow_tracking import SETTING, SweepTracker  # noqa: E402  (after the skip: it imports mlflow)
 
 # Two folds of at most 2 epochs: intermediate steps 0, 1 (fold 0 epochs), 2 (mean after fold 0), 3, 4, 5.
 REPORTS = ((0, 0.2), (1, 0.4), (2, 0.4), (3, 0.3), (4, 0.6), (5, 0.5))
@@ -65,13 +66,17 @@ def record(tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig]
     return sweep_record(tiny_config, quick_settings("tracked"), "sqlite:////studies/tracked/study.db")
 
 
+def tracker_of(store: str, record: SweepSettings) -> SweepTracker:
+    return SweepTracker(connect(store, SETTING), store, "tracked", record)
+
+
 def history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((metric.step, pytest.approx(metric.value)) for metric in client.get_metric_history(run_id, key))
 
 
 @pytest.mark.slow
 def test_trials_become_nested_runs_under_one_parent_run_per_study(store: str, record: SweepSettings) -> None:
-    tracker = SweepTracker(store, "tracked", record)
+    tracker = tracker_of(store, record)
     study = optuna.create_study(study_name="tracked", direction="maximize")
 
     study.optimize(objective, n_trials=3, callbacks=[tracker], catch=(TrialFailed,))
@@ -107,11 +112,11 @@ def test_trials_become_nested_runs_under_one_parent_run_per_study(store: str, re
 def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(
     store: str, record: SweepSettings
 ) -> None:
-    first = SweepTracker(store, "tracked", record)
+    first = tracker_of(store, record)
     first.end("KILLED")
 
-    again = SweepTracker(store, "tracked", record)
-    elsewhere = SweepTracker(store, "tracked", record.model_copy(update={"storage": "journal.log"}))
+    again = tracker_of(store, record)
+    elsewhere = tracker_of(store, record.model_copy(update={"storage": "journal.log"}))
 
     client = mlflow.MlflowClient(tracking_uri=store)
     assert again.parent_run_id == first.parent_run_id
@@ -128,11 +133,11 @@ def test_a_resumed_sweep_finds_its_parent_run_and_another_storage_gets_its_own(
     ],
 )
 def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
-    record: SweepSettings, monkeypatch: pytest.MonkeyPatch, uri: str, message: str
+    monkeypatch: pytest.MonkeyPatch, uri: str, message: str
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
     with pytest.raises(ConfigError) as caught:
-        SweepTracker(uri, "tracked", record)
+        connect(uri, SETTING)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert "pa55" not in str(caught.value)
 

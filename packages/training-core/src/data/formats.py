@@ -36,6 +36,18 @@ class Record:
     group: str | None = None
 
 
+class EncodingError(DataError):
+    """Text that is not UTF-8, with its `line` (None for a whole UTF-16 or UTF-32 file) and `reason` apart, for a
+    reader of another kind of file to word its own message; the parts are its `args`, so it pickles whole."""
+
+    def __init__(self, where: str, line: int | None, reason: str) -> None:
+        super().__init__(where, line, reason)
+        self.where, self.line, self.reason = where, line, reason
+
+    def __str__(self) -> str:
+        return f"{self.where}:{self.line}: {self.reason}" if self.line is not None else f"{self.where}: {self.reason}"
+
+
 def read_text(path: Path) -> str:
     """The file's text as UTF-8 (a BOM is allowed); anything else is a `DataError`."""
     try:
@@ -46,19 +58,17 @@ def read_text(path: Path) -> str:
 
 
 def decode_text(raw: bytes, where: str) -> str:
-    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else a `DataError`."""
+    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`."""
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
             utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
-            message = f"{where}: {utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
-            raise DataError(message) from error
+            reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
+            raise EncodingError(where, None, reason) from error
         line = raw[: error.start].count(b"\n") + 1
-        raise DataError(
-            f"{where}:{line}: not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); "
-            "re-encode the text as UTF-8"
-        ) from error
+        reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); re-encode the text as UTF-8"
+        raise EncodingError(where, line, reason) from error
 
 
 def detect_format(path: Path, text: str) -> str:

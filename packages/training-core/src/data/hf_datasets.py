@@ -17,7 +17,7 @@ from typing import Any
 
 from data.formats import Record
 from data.split_names import SPLIT_ALIASES
-from training.common.errors import DataError
+from training.common.errors import DataError, first_line
 from training.common.optional import require
 from training.common.quiet import QuietLibrary
 
@@ -136,9 +136,9 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
     try:
         loaded = datasets.load_dataset(hub.repo, hub.config, revision=hub.revision)
     except Exception as error:  # the hub client raises many kinds; each becomes one line naming the id
-        detail = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise DataError(
-            f"{text}: cannot load the hub dataset ({detail}); offline, it must be in the local datasets cache"
+            f"{text}: cannot load the hub dataset ({type(error).__name__}: {first_line(error)}); "
+            "offline, it must be in the local datasets cache"
         ) from error
     return dict(loaded)
 

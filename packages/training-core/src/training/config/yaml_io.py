@@ -9,8 +9,8 @@ from typing import Any
 
 import yaml
 
-from data.formats import decode_text
-from training.common.errors import ConfigError, DataError
+from data.formats import EncodingError, decode_text
+from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
@@ -98,9 +98,8 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
     try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) named as such, a byte not UTF-8 by its line
         text = decode_text(raw, str(path))
-    except DataError as error:  # "PATH: reason" or "PATH:LINE: reason"
-        rest = str(error).removeprefix(f"{path}:")
-        reason = f"line {rest}" if rest[:1].isdigit() else rest.strip()
+    except EncodingError as error:
+        reason = f"line {error.line}: {error.reason}" if error.line else error.reason
         raise ConfigError(f"{path}: cannot read the file ({reason})") from error
     value = parse_yaml(text, str(path))
     if value is None:

@@ -19,7 +19,6 @@ from training.execution.tracking import (
     STORAGE_TAG,
     STUDY_TAG,
     TRIAL_TAG,
-    connect,
     experiment_id,
     find_runs,
     quiet_mlflow,
@@ -41,10 +40,9 @@ _MAX_TAG = 5000
 class SweepTracker:
     """Finds (or creates) the study's parent run, logs each finished trial as a nested run; `end` ends the parent."""
 
-    def __init__(self, tracking_uri: str, study_name: str, record: SweepSettings, client: Any = None) -> None:
-        """`client`: one `connect` already made to `tracking_uri` (else this connects)."""
-        self.client = client if client is not None else connect(tracking_uri, SETTING)
-        self.study_name, self.record = study_name, record
+    def __init__(self, client: Any, tracking_uri: str, study_name: str, record: SweepSettings) -> None:
+        """`client`: `connect`ed to `tracking_uri`, which places a new experiment's artifacts (beside a SQLite file)."""
+        self.client, self.study_name, self.record = client, study_name, record
         self.metric, self.max_epochs = record.hpo_config.metric, record.max_epochs
         self.experiment = experiment_id(self.client, study_name, tracking_uri)
         self.tags = {STUDY_TAG: study_name, STORAGE_TAG: storage_fingerprint(record.storage)}

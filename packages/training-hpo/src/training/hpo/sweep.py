@@ -6,11 +6,12 @@ hosts may work on one study, whose trial and time budget is shared.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import optuna
 
@@ -38,6 +39,9 @@ from training.hpo.storage import (
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.worker import SweepWorker
+
+if TYPE_CHECKING:
+    from training.hpo.mlflow_tracking import SweepTracker
 
 logger = logging.getLogger("training.hpo")
 
@@ -86,7 +90,7 @@ def run_local_hpo_sweep(
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
-    tracking = _tracking_client(mlflow_uri or base.tracking.mlflow)
+    tracking = _tracking(mlflow_uri or base.tracking.mlflow)
     data_location = Path(data_path).resolve() if data_path is not None else None
     if dataset is None:
         data_location = data_location or (Path(base.data.path) if base.data.path else None)
@@ -164,7 +168,7 @@ def resume_hpo_sweep(
     path = data_path if data_path is not None else record.data_path
     if dataset is None and path is None:
         raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
-    tracking = _tracking_client(mlflow_uri or record.config.tracking.mlflow)
+    tracking = _tracking(mlflow_uri or record.config.tracking.mlflow)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(Path(path), record.config)
@@ -182,15 +186,15 @@ def resume_hpo_sweep(
     ).run()
 
 
-def _tracking_client(tracking_uri: str | None) -> Any:
-    """A client of the MLflow store the sweep logs to (None: no tracking), connected once, before any work: a bad
-    store stops the sweep first."""
+def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepTracker] | None:
+    """The sweep's MLflow tracker, given its study's name and settings (None: no tracking); its store is connected to
+    once, here, before any work: a bad store stops the sweep first."""
     if tracking_uri is None:
         return None
     from training.execution.tracking import connect
-    from training.hpo.mlflow_tracking import SETTING
+    from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
-    return connect(tracking_uri, SETTING)
+    return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, NoReturn
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NoReturn
 
 import optuna
 from optuna.trial import FrozenTrial
@@ -56,7 +56,7 @@ class SweepWorker:
         parallel: int,
         worker: bool,
         gpus: Sequence[str] | None = None,
-        tracking: Any = None,
+        tracking: Callable[[str, SweepSettings], SweepTracker] | None = None,
         events: EventSink | None = None,
     ) -> None:
         self.record, self.folder, self.data, self.isolation = record, folder, TrialData(dataset), isolation
@@ -75,11 +75,7 @@ class SweepWorker:
             sampler=sampler(self.hpo, self.space, process_seed(self.hpo.sampler.seed, existing, worker)),
             pruner=pruner(self.hpo, fold_count(self.hpo) * (record.max_epochs + 1)),
         )
-        self.tracker: SweepTracker | None = None
-        if tracking is not None:  # an MlflowClient; mlflow is imported only when tracking is asked for
-            from training.hpo.mlflow_tracking import SweepTracker
-
-            self.tracker = SweepTracker(tracking.tracking_uri, study.study_name, record, tracking)
+        self.tracker = tracking(study.study_name, record) if tracking is not None else None
 
     def run(self) -> optuna.Study:
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
