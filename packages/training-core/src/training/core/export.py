@@ -56,6 +56,8 @@ def export_onnx(
     """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
     the int8 model is scored on `split` of `data_path` (default: validation; a single file whole), else on the run's
     validation documents."""
+    if split is not None and not isinstance(split, str):  # it raised an AttributeError once the model had loaded
+        raise InputError(f"split: expected a split name such as 'test', got {split!r}")
     if not quantize and (data_path is not None or split is not None):  # they would be ignored, silently
         raise InputError("--data-path and --split choose the data the int8 model is scored on; add --quantize")
     if split is not None and data_path is None:  # the run's validation documents would be scored instead
