@@ -84,8 +84,9 @@ def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
         OnnxPredictor(exported, threads=0)
     with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got '2'$"):
         OnnxPredictor(exported, threads="2")  # onnxruntime's TypeError listed its bindings' signatures
-    with pytest.raises(InputError, match=r"^batch_size: expected a whole number of at least 1, got 2.5$"):
-        OnnxPredictor(exported, batch_size=2.5)(["Anna"])
+    for batch_size in (0, -1, 2.5):  # at construction, not at the first call (a server failed every request)
+        with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+            OnnxPredictor(exported, batch_size=batch_size)
 
 
 def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(

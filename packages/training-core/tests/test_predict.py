@@ -96,6 +96,8 @@ def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
 def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
+    with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+        Predictor.from_folder(model_dir, batch_size=batch_size)  # at construction, not at the first call
 
 
 @pytest.mark.parametrize(
