@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -233,9 +234,12 @@ class TrainingConfig(Section):
 
         return validate(cls, parse_yaml(text, source), source)
 
-    def with_values(self, values: dict[str, Any], source: str = "override") -> TrainingConfig:
+    def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start
         with `source`."""
+        if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
+            got = f"{type(values).__name__} {values!r:.60}"
+            raise ConfigError(f"values: expected a mapping of dotted keys to values, e.g. {{'training.seed': 7}}, got {got}")
         data = self.model_dump(mode="python")
         for key, value in values.items():
             apply_dotted(data, key, value, source=source)
