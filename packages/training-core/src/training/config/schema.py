@@ -239,7 +239,8 @@ class TrainingConfig(Section):
         with `source`."""
         if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
             got = f"{type(values).__name__} {values!r:.60}"
-            raise ConfigError(f"values: expected a mapping of dotted keys to values, e.g. {{'training.seed': 7}}, got {got}")
+            expected = "a mapping of dotted keys to values, e.g. {'training.seed': 7}"
+            raise ConfigError(f"values: expected {expected}, got {got}")
         data = self.model_dump(mode="python")
         for key, value in values.items():
             apply_dotted(data, key, value, source=source)
