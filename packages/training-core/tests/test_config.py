@@ -218,7 +218,7 @@ def test_data_path_outside_the_folder_needs_permission(folder: Path) -> None:
     data_file = write(folder / "data" / "corpus.yaml", DATA + "path: ../elsewhere\n")
     assert config_error(None, folder) == (
         f"{data_file}: data.path: '../elsewhere' resolves outside the config folder {folder}; "
-        "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+        "set data.allow_external_paths: true or pass the path explicitly (data_path, --data-path)"
     )
     write(data_file, DATA + "path: ../elsewhere\nallow_external_paths: true\n")
     assert build_training_config(None, folder).data.path == str(folder.parent.resolve() / "elsewhere")

@@ -106,7 +106,7 @@ def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path,
     bare.mkdir()
     for item in (tagging_run / "model").iterdir():
         (bare / item.name).write_bytes(item.read_bytes())
-    with pytest.raises(InputError, match="pass --data-path"):
+    with pytest.raises(InputError, match=r"pass data_path \(--data-path\)$"):
         export_onnx(bare, tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()
 
@@ -119,7 +119,7 @@ def test_a_final_run_is_scored_only_on_data_named_for_it(tagging_run: Path, tmp_
         (final / "model" / item.name).write_bytes(item.read_bytes())
     (final / "config.yaml").write_bytes((tagging_run / "config.yaml").read_bytes())
     (final / "lineage.json").write_text("{}")
-    with pytest.raises(InputError, match=r"final run .* pass --data-path \(and --split test\)"):
+    with pytest.raises(InputError, match=r"final run .* data_path \(--data-path\), and split='test' \(--split test\)$"):
         export_onnx(final / "model", tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()
 
@@ -134,7 +134,7 @@ def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "export.json").write_text(json.dumps({**record, "quantized_file": None}))
-    with pytest.raises(InputError, match="no int8 model"):
+    with pytest.raises(InputError, match=r"exported without quantize \(--quantize\), so it holds no int8 model$"):
         OnnxPredictor(plain, quantized=True)
 
 

@@ -250,7 +250,7 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
         isolation="inprocess",
     )
     assert study.trials[0].state == TrialState.COMPLETE
-    with pytest.raises(InputError, match="was run on a dataset in memory; pass its data path"):
+    with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
     with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
         run_local_hpo_sweep(

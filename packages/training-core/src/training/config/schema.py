@@ -142,7 +142,9 @@ class DataConfig(Section):
 
         source = self.path if path is None else path
         if source is None:
-            raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{self.name}.yaml")
+            raise ConfigError(
+                f"data.path: no data set given; pass data_path (--data-path) or set path in data/{self.name}.yaml"
+            )
         return load_dataset(
             source,
             format=self.format,

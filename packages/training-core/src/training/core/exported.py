@@ -92,7 +92,7 @@ def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Pa
     record = read_export(folder)
     name = record.quantized_file if quantized else record.onnx_file
     if name is None:
-        raise InputError(f"{folder}: exported without --quantize, so it holds no int8 model")
+        raise InputError(f"{folder}: exported without quantize (--quantize), so it holds no int8 model")
     path = Path(folder) / name
     if not path.is_file():
         raise ConfigError(f"{path}: no such file, though {EXPORT_RECORD} names it (re-export the model)")

@@ -163,7 +163,9 @@ def resume_hpo_sweep(
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     path = data_path if data_path is not None else record.data_path
     if dataset is None and path is None:
-        raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
+        raise InputError(
+            f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
+        )
     tracking = _tracking_client(mlflow_uri or record.config.tracking.mlflow)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
@@ -200,7 +202,7 @@ def _one_host_for_files(location: str, record: SweepSettings) -> None:
         raise InputError(
             f"storage {redact_url(location)!r} is a file, and the study runs on {record.machine}, not on {here}: "
             "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
-            "mysql://...) for many hosts, or --single-host to accept the risk"
+            "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
         )
 
 
