@@ -129,6 +129,21 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
 
 
+def test_path_options_written_with_a_tilde_after_equals_are_under_home(config_dir: Path, tmp_path: Path) -> None:
+    """No shell expands `--output=~/s.json`: it wrote a folder named `~` in the working directory."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    arguments = ["splits", f"--config-dir={config_dir}", "-k", "3", "--output=~/s.json"]
+    command = [sys.executable, "-m", "training.cli", *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    assert (home / "s.json").is_file() and not list(work.iterdir())
+    command = [sys.executable, "-m", "training.cli", "lineage", "~/run"]  # quoted: the shell left it too
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    assert completed.returncode == 2 and completed.stderr.startswith(f"training lineage: error: {home / 'run'}: ")
+
+
 def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path: Path) -> None:
     """Three -DOCSTART- articles of 2, 3 and 4 sentences make three folds of one article each, unless switched off."""
     articles = ["-DOCSTART- O\n\n" + "Ann B-PER\nleft O\n\n" * size for size in (2, 3, 4)]
