@@ -60,9 +60,9 @@ def train_model(
     covers the whole validation split; only rank 0 writes.
     """
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
+    inputs = run_inputs(config, dataset)
     run = RunFolder(Path(output_dir))
     run.check_path()
-    inputs = run_inputs(config, dataset)
     previous = previous_run(run, config, dataset, resume)
     if previous is not None:
         return previous
