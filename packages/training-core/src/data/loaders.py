@@ -100,12 +100,18 @@ def load_dataset(
         raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
+    for name, names in (("labels", labels), ("tag_names", tag_names)):
+        if isinstance(names, str):  # read letter by letter, 'PER' was the schema P, E, R
+            raise DataError(f"{name}: expected a list of names, got the string {names!r}")
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
+    elif not isinstance(data_asset, (str, os.PathLike)):
+        got = f"{type(data_asset).__name__} {data_asset!r:.60}"
+        raise DataError(f"data_asset: expected a data folder or file (or a datasets object), got {got}")
     else:
         source = str(data_asset)
         path = Path(data_asset)
