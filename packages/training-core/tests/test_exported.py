@@ -20,7 +20,7 @@ from training.core.export import export_onnx
 from training.core.exported import OnnxPredictor, encode_words, read_export, word_tokenizer
 from training.core.features import encode_documents
 from training.core.pipeline import Windowing
-from training.core.predict import Predictor
+from training.core.predictor import Predictor
 from training.core.trainer import train_model
 
 pytest.importorskip("onnxruntime")

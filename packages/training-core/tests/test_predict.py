@@ -1,4 +1,4 @@
-"""Texts to entity spans with character offsets (`training.core.predict`)."""
+"""Texts to entity spans with character offsets (`training.core.predictor`, public as `training.core.predict`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from data.documents import split_words
 from training.common.errors import ConfigError, InputError
 from training.core.model import save_model
-from training.core.predict import Entity, Predictor, predict
+from training.core.predictor import Entity, Predictor, predict
 
 TEXTS = (
     "Anna Kowalczykowski joined Siemens in Warsaw.",
@@ -81,6 +81,15 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
     assert (from_run.max_length, from_run.stride, from_run.batch_size) == (24, 5, 2)
     assert (explicit.max_length, explicit.stride) == (24, 3)
     assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
+
+
+def test_the_public_predict_is_the_function_once_its_module_is_imported():
+    """The module `training.core.predict` shadowed the public function of the same name as soon as anything imported
+    it (`from training.core import Predictor` does): `predict(...)` raised "'module' object is not callable"."""
+    from training.core import Predictor as public_predictor
+    from training.core import predict as public_predict
+
+    assert (public_predict, public_predictor) == (predict, Predictor)
 
 
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
