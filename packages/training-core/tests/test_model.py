@@ -356,3 +356,14 @@ def test_a_backbone_head_for_other_labels_of_the_same_count_is_replaced(tiny_con
     assert not torch.equal(relabelled.classifier.weight, other.classifier.weight)
     assert float(relabelled.classifier.bias.detach().abs().max()) == 0.0
     assert float(relabelled.classifier.weight.detach().std()) == pytest.approx(other.config.initializer_range, rel=0.3)
+
+
+@pytest.mark.parametrize("folder", [None, 5])
+def test_a_model_folder_that_is_not_a_path_is_an_input_error(folder):
+    """predict(None, texts) and load_model(None) raised "expected str, bytes or os.PathLike object", naming nothing."""
+    from training.core import predict
+
+    expected = rf"^model folder: expected the path of a saved model folder \(a run's model/\), got \w+ {folder}$"
+    for call in (lambda: load_model(folder), lambda: predict(folder, ["Anna"])):
+        with pytest.raises(InputError, match=expected):
+            call()

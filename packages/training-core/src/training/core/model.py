@@ -138,6 +138,9 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
     """Load a saved model folder: model, fast tokenizer and its IOB2 tag names in id order (safetensors weights; a
     legacy `pytorch_model.bin` only through `torch.load(weights_only=True)`)."""
+    if not isinstance(folder, (str, os.PathLike)):  # predict(None, ...) raised a TypeError naming no argument
+        got = f"{type(folder).__name__} {folder!r:.60}"
+        raise InputError(f"model folder: expected the path of a saved model folder (a run's model/), got {got}")
     return _load_folder(Path(folder), None, trust_remote_code)
 
 
