@@ -74,6 +74,14 @@ def test_label_maps_come_from_the_config_or_the_labels_argument(tiny_config):
     assert other.config.id2label == {0: "O", 1: "B-SKILL", 2: "I-SKILL"}
 
 
+@pytest.mark.parametrize(("config", "got"), [(None, "NoneType None"), ("tiny-bert", "str 'tiny-bert'")])
+def test_a_config_of_another_type_is_a_config_error(config, got):
+    """It raised "'NoneType' object has no attribute 'model'"."""
+    expected = r"^config: expected a TrainingConfig \(build_training_config\(args, config_dir\)\)"
+    with pytest.raises(ConfigError, match=rf"{expected}, got {got}$"):
+        create_model_and_tokenizer(config, labels=["PER"])
+
+
 def test_missing_entity_types_are_a_config_error(tiny_config):
     unlabelled = tiny_config.with_values({"data.labels": None})
     with pytest.raises(ConfigError, match=r"data.labels: not set in data config 'ner' and no labels given; expected"):
