@@ -236,6 +236,15 @@ class TrainingConfig(Section):
 
         return validate(cls, parse_yaml(text, source), source)
 
+    @classmethod
+    def check(cls, value: object, name: str = "config") -> TrainingConfig:
+        """`value` if it is a TrainingConfig, else a `ConfigError` naming the argument `name` (None, a dict or a
+        backbone name raised an AttributeError from deep inside)."""
+        if not isinstance(value, cls):
+            got = f"{type(value).__name__} {value!r:.60}"
+            raise ConfigError(f"{name}: expected a TrainingConfig (build_training_config(args, config_dir)), got {got}")
+        return value
+
     def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start
         with `source`."""

