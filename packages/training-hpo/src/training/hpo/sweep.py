@@ -83,6 +83,8 @@ def run_local_hpo_sweep(
         "parallel_trials": parallel_trials,
         "name": study_name,
     }
+    if dataset is not None:
+        Dataset.check(dataset)
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
@@ -152,6 +154,8 @@ def resume_hpo_sweep(
     `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
     `events` receives the progress.
     """
+    if dataset is not None:
+        Dataset.check(dataset)
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
@@ -249,6 +253,8 @@ def _base_config(
         config = build_training_config({"backbone": backbone} if named else None, config_dir)
         if named:
             backbone = None
+    else:
+        TrainingConfig.check(config)
     if backbone is not None and backbone not in (config.model.name, config.model.backbone):
         config = config.with_values({"model.backbone": backbone})
     return config.with_values({"training.metric_for_best": metric})
