@@ -17,7 +17,7 @@ from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datase
 from data.report import LoadReport
 from data.schemes import SCHEMES, detect_scheme
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
-from training.common.errors import DataError, InputError
+from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
 
@@ -44,10 +44,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
     def check(cls, value: object, name: str = "dataset") -> Dataset:
         """`value` if it is a Dataset, else an `InputError` naming the argument `name` (a path, a list of documents
         or None raised an AttributeError from deep inside)."""
-        if not isinstance(value, cls):
-            got = f"{type(value).__name__} {value!r:.60}"
-            raise InputError(f"{name}: expected a Dataset (load_dataset(path) or config.data.load()), got {got}")
-        return value
+        return expect_instance(value, cls, name, "load_dataset(path) or config.data.load()")
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
         try:

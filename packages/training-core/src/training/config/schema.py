@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
 from training.config.validation import apply_dotted, validate
 
@@ -240,10 +240,7 @@ class TrainingConfig(Section):
     def check(cls, value: object, name: str = "config") -> TrainingConfig:
         """`value` if it is a TrainingConfig, else a `ConfigError` naming the argument `name` (None, a dict or a
         backbone name raised an AttributeError from deep inside)."""
-        if not isinstance(value, cls):
-            got = f"{type(value).__name__} {value!r:.60}"
-            raise ConfigError(f"{name}: expected a TrainingConfig (build_training_config(args, config_dir)), got {got}")
-        return value
+        return expect_instance(value, cls, name, "build_training_config(args, config_dir)", ConfigError)
 
     def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start
