@@ -67,8 +67,8 @@ def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
 
     import training.core.pipeline
     from data.documents import Document, Span
+    from training.core import Predictor  # any code version: the module holding it was renamed
     from training.core.evaluator import evaluate_model
-    from training.core.predict import Predictor
 
     transformers.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()

@@ -42,7 +42,7 @@ def test_a_data_path_out_of_the_config_folder_is_refused(path: str, folders: tup
         data_path(config, f"path: {value}\n")
     assert str(caught.value) == (
         f"{config / 'data' / 'corpus.yaml'}: data.path: {value!r} resolves outside the config folder {config}; "
-        "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+        "set data.allow_external_paths: true or pass the path explicitly (data_path, --data-path)"
     )
 
 

@@ -77,7 +77,8 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     assert completed.stderr.endswith("resumes has no such split; it has train, validation, test\n")
     (tmp_path / "train.jsonl").write_bytes(data.read_bytes())  # a folder without a test split: the default named
     completed = cli("evaluate", str(trained_run), "--data-path", str(tmp_path))
-    assert completed.returncode == 2 and f"--split test: {tmp_path} has no such split; it has train" in completed.stderr
+    refused = f"split test (--split): {tmp_path} has no such split; it has train"
+    assert completed.returncode == 2 and refused in completed.stderr
 
 
 def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path, config_dir: Path) -> None:
@@ -126,6 +127,21 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert completed.returncode == 0, completed.stderr
     folds = json.loads(completed.stdout)["folds"]
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
+
+
+def test_path_options_written_with_a_tilde_after_equals_are_under_home(config_dir: Path, tmp_path: Path) -> None:
+    """No shell expands `--output=~/s.json`: it wrote a folder named `~` in the working directory."""
+    home, work = tmp_path / "home", tmp_path / "work"
+    home.mkdir(), work.mkdir()
+    env = {**os.environ, "HOME": str(home), "HF_HUB_OFFLINE": "1"}
+    arguments = ["splits", f"--config-dir={config_dir}", "-k", "3", "--output=~/s.json"]
+    command = [sys.executable, "-m", "training.cli", *arguments]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    assert completed.returncode == 0, completed.stderr
+    assert (home / "s.json").is_file() and not list(work.iterdir())
+    command = [sys.executable, "-m", "training.cli", "lineage", "~/run"]  # quoted: the shell left it too
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    assert completed.returncode == 2 and completed.stderr.startswith(f"training lineage: error: {home / 'run'}: ")
 
 
 def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path: Path) -> None:

@@ -120,7 +120,7 @@ def test_health_and_metadata(server: str) -> None:
         ({}, 422, "expected exactly one of 'text' (a string) or 'texts'"),
         ({"txt": "a"}, 422, "txt: Extra inputs are not permitted"),
         ({"texts": ["a"] * 5}, 422, "texts: 5 texts are over the limit of 4 per request"),
-        ({"text": "a" * 20_001}, 422, "texts [0]: longer than the limit of 20000 characters"),
+        ({"text": "a" * 20_001}, 422, "text: longer than the limit of 20000 characters"),
         ({"texts": ["fine", "Tokyo \ud800"]}, 422, "texts: expected Unicode text; texts [1] hold half a surrogate"),
     ],
 )

@@ -50,6 +50,18 @@ def test_a_body_read_in_chunks_reaches_the_endpoint_whole() -> None:
     assert answer(post(*chunks(b'{"text":', b' "Oslo"}'))) == (200, {"entities": []})
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"text": "a" * 20_001}, "text: longer than the limit of 20000 characters"),  # it said texts [0]
+        ({"texts": ["fine", "a" * 20_001]}, "texts [1]: longer than the limit of 20000 characters"),
+    ],
+)
+def test_an_over_long_text_is_named_as_the_request_sent_it(body: dict[str, Any], message: str) -> None:
+    raw = json.dumps(body).encode()
+    assert answer(post(*chunks(raw), limit=len(raw))) == (422, {"error": message})
+
+
 def test_a_body_over_the_limit_or_not_utf8_is_refused() -> None:
     assert answer(post(*chunks(b" " * 15, b" " * 15))) == (
         413,

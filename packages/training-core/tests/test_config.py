@@ -197,6 +197,17 @@ def test_with_values_validates_again(folder: Path) -> None:
         config.with_values({"training.batch_size": 0})
 
 
+@pytest.mark.parametrize(
+    ("values", "got"), [(5, "int 5"), (["training.seed=7"], "list ['training.seed=7']"), ({7: 1}, "dict {7: 1}")]
+)
+def test_with_values_of_a_wrong_type_is_a_config_error(folder: Path, values: Any, got: str) -> None:
+    config = build_training_config(None, folder)  # 5 raised "'int' object has no attribute 'items'"
+    with pytest.raises(ConfigError) as raised:
+        config.with_values(values)
+    expected = "a mapping of dotted keys to values, e.g. {'training.seed': 7}"
+    assert str(raised.value) == f"values: expected {expected}, got {got}"
+
+
 def test_data_path_inside_the_folder_is_made_absolute(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: corpus/train.jsonl\n")
     config = build_training_config(None, folder)
@@ -207,7 +218,7 @@ def test_data_path_outside_the_folder_needs_permission(folder: Path) -> None:
     data_file = write(folder / "data" / "corpus.yaml", DATA + "path: ../elsewhere\n")
     assert config_error(None, folder) == (
         f"{data_file}: data.path: '../elsewhere' resolves outside the config folder {folder}; "
-        "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+        "set data.allow_external_paths: true or pass the path explicitly (data_path, --data-path)"
     )
     write(data_file, DATA + "path: ../elsewhere\nallow_external_paths: true\n")
     assert build_training_config(None, folder).data.path == str(folder.parent.resolve() / "elsewhere")

@@ -7,7 +7,7 @@ import pytest
 from data.documents import Document, Span
 from data.loaders import Dataset, load_dataset
 from data.splits import stratification_keys
-from training.common.errors import DataError
+from training.common.errors import DataError, InputError
 from training.core.cv_utils import Fold, KFoldSplits, create_kfold_splits
 
 
@@ -185,6 +185,11 @@ def test_invalid_requests_are_data_errors_with_the_numbers():
         create_kfold_splits(dataset, split="validation")
     with pytest.raises(DataError, match=r"^group_by must be None or one of \['group'\], got 'author'$"):
         create_kfold_splits(dataset, group_by="author")
+    with pytest.raises(DataError, match=r"^seed must be an integer, got '1'$"):
+        create_kfold_splits(dataset, k=2, seed="1")  # pydantic's ValidationError, once the folds were dealt
+    documents = r"got list \[Document\(id='doc-0', .{0,40}$"  # the whole list, every document's words and spans
+    with pytest.raises(InputError, match=rf"^dataset: expected a Dataset \(load_dataset\(path\) .*\), {documents}"):
+        create_kfold_splits(list(dataset["train"]), k=2)
 
 
 def test_save_and_load_round_trip(tmp_path):

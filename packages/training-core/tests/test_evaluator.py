@@ -137,3 +137,10 @@ def test_documents_are_read_once_and_anything_else_is_an_input_error_naming_it(t
         evaluate_model(model, tokenizer, [ner_documents[0], "John Smith"])  # an AttributeError named no document
     with pytest.raises(InputError, match=rf"^documents: {expected}, got one Document; pass \[document\]$"):
         evaluate_model(model, tokenizer, ner_documents[0])
+    with pytest.raises(InputError, match=rf"^documents: empty; {expected}$"):
+        evaluate_model(model, tokenizer, [])  # it scored nothing as an F1 of 0.0
+    with pytest.raises(InputError, match=rf"^documents: {expected}, got NoneType None$"):
+        evaluate_model(model, tokenizer, None)  # 'NoneType' object is not iterable
+    split_names = r"got a mapping of \['a'\]; pass one split, e.g. \['test'\]$"
+    with pytest.raises(InputError, match=rf"^documents: {expected}, {split_names}"):
+        evaluate_model(model, tokenizer, {"a": ner_documents[:1]})  # "documents[0]: ... got str 'a'"

@@ -97,14 +97,21 @@ def test_the_int8_model_is_scored_on_a_split_named_as_its_file_or_on_a_single_fi
     for data_path, split, scored in ((data, "dev", "validation"), (validation, None, "train")):
         record = export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(data_path), split=split)
         assert (record.quantization.split, record.quantization.documents) == (scored, documents)
-    with pytest.raises(InputError, match=r"^--split test: .*data has no such split; it has train, validation$"):
+    with pytest.raises(InputError, match=r"^split test \(--split\): .*data has no such split; it has train, valid"):
         export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(data), split="test")
 
 
-def test_data_and_split_for_scoring_are_refused_where_they_would_be_ignored(run_dir: Path, tmp_path: Path) -> None:
-    """Without --quantize they chose nothing, and --split without --data-path scored the run's validation split."""
-    with pytest.raises(InputError, match=r"^--data-path and --split choose .*; add --quantize$"):
+def test_data_and_split_for_scoring_are_refused_where_they_would_be_ignored(
+    run_dir: Path, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """Without --quantize they chose nothing, --split without --data-path scored the run's validation split, and a
+    split that is not a name raised an AttributeError."""
+    ignored = r"^data_path \(--data-path\) and split \(--split\) choose .*; add quantize=True \(--quantize\)$"
+    with pytest.raises(InputError, match=ignored):
         export_onnx(run_dir / "model", tmp_path / "onnx", data_path=str(run_dir))
-    with pytest.raises(InputError, match=r"^--split test: names a split of --data-path; pass --data-path too$"):
+    alone = r"^split test \(--split\): names a split of data_path \(--data-path\); pass data_path too$"
+    with pytest.raises(InputError, match=alone):
         export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, split="test")
+    with pytest.raises(InputError, match=r"^split: expected a split name such as 'test', got 5$"):
+        export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(tiny_config.data.path), split=5)
     assert not (tmp_path / "onnx").exists()

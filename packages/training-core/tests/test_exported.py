@@ -20,7 +20,7 @@ from training.core.export import export_onnx
 from training.core.exported import OnnxPredictor, encode_words, read_export, word_tokenizer
 from training.core.features import encode_documents
 from training.core.pipeline import Windowing
-from training.core.predict import Predictor
+from training.core.predictor import Predictor
 from training.core.trainer import train_model
 
 pytest.importorskip("onnxruntime")
@@ -84,8 +84,9 @@ def test_the_onnxruntime_thread_count_is_set_or_refused(exported: Path) -> None:
         OnnxPredictor(exported, threads=0)
     with pytest.raises(InputError, match=r"^threads: expected a whole number of at least 1, got '2'$"):
         OnnxPredictor(exported, threads="2")  # onnxruntime's TypeError listed its bindings' signatures
-    with pytest.raises(InputError, match=r"^batch_size: expected a whole number of at least 1, got 2.5$"):
-        OnnxPredictor(exported, batch_size=2.5)(["Anna"])
+    for batch_size in (0, -1, 2.5):  # at construction, not at the first call (a server failed every request)
+        with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+            OnnxPredictor(exported, batch_size=batch_size)
 
 
 def test_quantizing_logs_no_preprocessing_advice_and_leaves_the_root_logger_as_it_was(
@@ -105,7 +106,7 @@ def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path,
     bare.mkdir()
     for item in (tagging_run / "model").iterdir():
         (bare / item.name).write_bytes(item.read_bytes())
-    with pytest.raises(InputError, match="pass --data-path"):
+    with pytest.raises(InputError, match=r"pass data_path \(--data-path\)$"):
         export_onnx(bare, tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()
 
@@ -118,7 +119,7 @@ def test_a_final_run_is_scored_only_on_data_named_for_it(tagging_run: Path, tmp_
         (final / "model" / item.name).write_bytes(item.read_bytes())
     (final / "config.yaml").write_bytes((tagging_run / "config.yaml").read_bytes())
     (final / "lineage.json").write_text("{}")
-    with pytest.raises(InputError, match=r"final run .* pass --data-path \(and --split test\)"):
+    with pytest.raises(InputError, match=r"final run .* data_path \(--data-path\), and split='test' \(--split test\)$"):
         export_onnx(final / "model", tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()
 
@@ -133,7 +134,7 @@ def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "export.json").write_text(json.dumps({**record, "quantized_file": None}))
-    with pytest.raises(InputError, match="no int8 model"):
+    with pytest.raises(InputError, match=r"exported without quantize \(--quantize\), so it holds no int8 model$"):
         OnnxPredictor(plain, quantized=True)
 
 

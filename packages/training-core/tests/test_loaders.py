@@ -157,6 +157,22 @@ def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
     assert "unknown overlap_policy 'first'" in load_error(path, overlap_policy="first")
 
 
+@pytest.mark.parametrize(
+    ("asset", "options", "message"),
+    [
+        (None, {}, "data_asset: expected a data folder or file (or a datasets object), got NoneType None"),
+        (5, {}, "data_asset: expected a data folder or file (or a datasets object), got int 5"),
+        ("train.jsonl", {"labels": "PER"}, "labels: expected a list of names, got the string 'PER'"),
+        ("train.jsonl", {"tag_names": "O"}, "tag_names: expected a list of names, got the string 'O'"),
+    ],
+)
+def test_arguments_of_another_type_are_named(tmp_path: Path, asset: Any, options: dict, message: str) -> None:
+    """None raised a TypeError naming no argument; labels='PER' was read as the schema P, E, R."""
+    write(tmp_path / "train.jsonl", jsonl(span_records()))
+    given = tmp_path / asset if isinstance(asset, str) else asset
+    assert load_error(given, **options) == message
+
+
 def test_record_id_and_group_fields(tmp_path: Path) -> None:
     records = [{"id": 7, "group": "cv-1", **span_records()[0]}, span_records()[1]]
     first, second = load_dataset(write(tmp_path / "train.jsonl", jsonl(records)))["train"]

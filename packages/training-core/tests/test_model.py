@@ -74,6 +74,14 @@ def test_label_maps_come_from_the_config_or_the_labels_argument(tiny_config):
     assert other.config.id2label == {0: "O", 1: "B-SKILL", 2: "I-SKILL"}
 
 
+@pytest.mark.parametrize(("config", "got"), [(None, "NoneType None"), ("tiny-bert", "str 'tiny-bert'")])
+def test_a_config_of_another_type_is_a_config_error(config, got):
+    """It raised "'NoneType' object has no attribute 'model'"."""
+    expected = r"^config: expected a TrainingConfig \(build_training_config\(args, config_dir\)\)"
+    with pytest.raises(ConfigError, match=rf"{expected}, got {got}$"):
+        create_model_and_tokenizer(config, labels=["PER"])
+
+
 def test_missing_entity_types_are_a_config_error(tiny_config):
     unlabelled = tiny_config.with_values({"data.labels": None})
     with pytest.raises(ConfigError, match=r"data.labels: not set in data config 'ner' and no labels given; expected"):
@@ -356,3 +364,14 @@ def test_a_backbone_head_for_other_labels_of_the_same_count_is_replaced(tiny_con
     assert not torch.equal(relabelled.classifier.weight, other.classifier.weight)
     assert float(relabelled.classifier.bias.detach().abs().max()) == 0.0
     assert float(relabelled.classifier.weight.detach().std()) == pytest.approx(other.config.initializer_range, rel=0.3)
+
+
+@pytest.mark.parametrize("folder", [None, 5])
+def test_a_model_folder_that_is_not_a_path_is_an_input_error(folder):
+    """predict(None, texts) and load_model(None) raised "expected str, bytes or os.PathLike object", naming nothing."""
+    from training.core import predict
+
+    expected = rf"^model folder: expected the path of a saved model folder \(a run's model/\), got \w+ {folder}$"
+    for call in (lambda: load_model(folder), lambda: predict(folder, ["Anna"])):
+        with pytest.raises(InputError, match=expected):
+            call()

@@ -15,7 +15,7 @@ from training.config.schema import ModelConfig
 from training.core.evaluator import evaluate_model
 from training.core.features import encode_documents
 from training.core.pipeline import Entity, Windowing, predict_documents, untagged_document
-from training.core.predict import Predictor
+from training.core.predictor import Predictor
 
 LABELS = ("PER", "ORG", "LOC")
 VOCABULARY = ("anna", "smith", "works", "at", "google", "in", "london", "the", "new", "office", ".", ",", "-", "'s")

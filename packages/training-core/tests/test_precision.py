@@ -28,7 +28,7 @@ from training.core.evaluator import evaluate_model
 from training.core.features import Collator, encode_documents
 from training.core.optimization import Optimization
 from training.core.precision import native_bf16, resolve_precision
-from training.core.predict import Predictor
+from training.core.predictor import Predictor
 from training.core.run_context import RunContext
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 

@@ -1,4 +1,4 @@
-"""Texts to entity spans with character offsets (`training.core.predict`)."""
+"""Texts to entity spans with character offsets (`training.core.predictor`, public as `training.core.predict`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from data.documents import split_words
 from training.common.errors import ConfigError, InputError
 from training.core.model import save_model
-from training.core.predict import Entity, Predictor, predict
+from training.core.predictor import Entity, Predictor, predict
 
 TEXTS = (
     "Anna Kowalczykowski joined Siemens in Warsaw.",
@@ -83,6 +83,15 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
     assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
 
 
+def test_the_public_predict_is_the_function_once_its_module_is_imported():
+    """The module `training.core.predict` shadowed the public function of the same name as soon as anything imported
+    it (`from training.core import Predictor` does): `predict(...)` raised "'module' object is not callable"."""
+    from training.core import Predictor as public_predictor
+    from training.core import predict as public_predict
+
+    assert (public_predict, public_predictor) == (predict, Predictor)
+
+
 def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
     with pytest.raises(InputError, match=r"texts: expected a list of strings, got one string; pass \[text\]"):
         predict(model_dir, TEXTS[0])
@@ -96,6 +105,8 @@ def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
 def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
+    with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
+        Predictor.from_folder(model_dir, batch_size=batch_size)  # at construction, not at the first call
 
 
 @pytest.mark.parametrize(

@@ -266,3 +266,25 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
     metrics = result.metrics
     assert metrics.best_epoch == 3 and metrics.best is not None
     assert metrics.best.entity_f1 == metrics.history[-1].entity_f1
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"dataset": None}, r"^dataset: expected a Dataset \(load_dataset\(path\) or .*\), got NoneType None$"),
+        ({"dataset": "data/ner"}, r"^dataset: expected a Dataset .*, got str 'data/ner'$"),
+        ({"dataset": []}, r"^dataset: expected a Dataset .*, got list \[\]$"),
+        ({"config": {"backbone": "tiny-bert"}}, r"^config: expected a TrainingConfig \(build_training_config"),
+        ({"output_dir": None}, r"^output_dir: expected the path of a run folder, got NoneType$"),
+        ({"callbacks": Callback()}, r"^callbacks: expected a list of Callback objects, got Callback$"),
+    ],
+)
+def test_arguments_of_another_type_are_input_errors_naming_them(
+    tiny_config: TrainingConfig, tmp_path: Path, arguments: dict, message: str
+) -> None:
+    """Each raised an AttributeError from deep inside ('str' object has no attribute 'labels')."""
+    given = {"config": tiny_config, "dataset": load_dataset(tiny_config.data.path, format="spans")} | arguments
+    given = {"output_dir": tmp_path / "run", "callbacks": ()} | given
+    with pytest.raises(InputError, match=message):
+        train_model(given["config"], given["dataset"], given["output_dir"], callbacks=given["callbacks"])
+    assert not (tmp_path / "run").exists()

@@ -128,6 +128,9 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         execute_final_training(best_config, output_dir=tmp_path, tracking_uri="sqlite:///x.db", wait=False)
     with pytest.raises(ConfigError, match=r"no-such.json: no such best-config file"):
         execute_final_training(tmp_path / "no-such.json", output_dir=tmp_path)
+    for given, got in ((None, "NoneType None"), ({"config": {}}, "dict {'config': {}}")):  # a TypeError named nothing
+        with pytest.raises(ConfigError, match=rf"^best_config: expected a BestConfig or the path of a .*, got {got}$"):
+            execute_final_training(given, output_dir=tmp_path)
     no_path = best_config.model_copy(
         update={
             "config": best_config.config.model_copy(

@@ -69,7 +69,7 @@ def test_without_mlflow_nothing_breaks_until_tracking_is_asked_for(best_config: 
 @pytest.mark.slow
 def test_the_logged_model_loads_and_predicts_with_mlflow_in_a_fresh_process(final_run, tmp_path: Path) -> None:
     pytest.importorskip("mlflow", reason='tracking needs pip install "training-execution[mlflow]"')
-    from training.core.predict import Predictor
+    from training.core.predictor import Predictor
     from training.execution.tracking import log_final_run
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

@@ -185,3 +185,11 @@ def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_d
     lineage = extract_lineage_from_best_model(tmp_path / "final")
     assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]
     assert not (tmp_path / "study").exists()
+
+
+@pytest.mark.parametrize(("study", "got"), [(None, "NoneType None"), ("studies/ner", "str 'studies/ner'")])
+def test_a_best_config_is_extracted_from_a_study_only(study: object, got: str) -> None:
+    """A study folder or None raised "'str' object has no attribute 'user_attrs'"."""
+    expected = r"expected an optuna.Study \(load_study\(study_dir\) opens a study folder\)"
+    with pytest.raises(InputError, match=rf"^study: {expected}, got {got}$"):
+        extract_best_config_from_study(study)

@@ -240,6 +240,25 @@ def test_a_journal_file_storage(config_dir: Path, tmp_path: Path, tiny_config: T
     assert [trial.value for trial in loaded.trials] == [trial.value for trial in study.trials]
 
 
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"dataset": "data/ner"}, r"^dataset: expected a Dataset \(load_dataset\(path\) .*\), got str 'data/ner'$"),
+        ({"config": {"backbone": "tiny-bert"}}, r"^config: expected a TrainingConfig \(build_training_config"),
+    ],
+)
+def test_arguments_of_another_type_are_named_before_anything_is_written(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path, arguments: dict, message: str
+) -> None:
+    """Each raised an AttributeError ('str' object has no attribute 'fingerprint', 'dict' ... 'model')."""
+    given = {"config": tiny_config, "dataset": dataset} | arguments
+    with pytest.raises(InputError, match=message):
+        run_local_hpo_sweep("tiny-bert", settings("typed"), study_dir=tmp_path / "study", **given)
+    assert not (tmp_path / "study").exists()
+    with pytest.raises(InputError, match=r"^dataset: expected a Dataset .*, got list \[\]$"):
+        resume_hpo_sweep(tmp_path / "study", dataset=[])
+
+
 def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path) -> None:
     study = run_local_hpo_sweep(
         "tiny-bert",
@@ -250,7 +269,7 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
         isolation="inprocess",
     )
     assert study.trials[0].state == TrialState.COMPLETE
-    with pytest.raises(InputError, match="was run on a dataset in memory; pass its data path"):
+    with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
     with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
         run_local_hpo_sweep(

@@ -17,7 +17,7 @@ from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datase
 from data.report import LoadReport
 from data.schemes import SCHEMES, detect_scheme
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
-from training.common.errors import DataError
+from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
 
@@ -39,6 +39,12 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
         self.report = report or LoadReport(
             source="<memory>", documents={name: len(d) for name, d in self._splits.items()}
         )
+
+    @classmethod
+    def check(cls, value: object, name: str = "dataset") -> Dataset:
+        """`value` if it is a Dataset, else an `InputError` naming the argument `name` (a path, a list of documents
+        or None raised an AttributeError from deep inside)."""
+        return expect_instance(value, cls, name, "load_dataset(path) or config.data.load()")
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
         try:
@@ -100,12 +106,18 @@ def load_dataset(
         raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
+    for name, names in (("labels", labels), ("tag_names", tag_names)):
+        if isinstance(names, str):  # read letter by letter, 'PER' was the schema P, E, R
+            raise DataError(f"{name}: expected a list of names, got the string {names!r}")
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
+    elif not isinstance(data_asset, (str, os.PathLike)):
+        got = f"{type(data_asset).__name__} {data_asset!r:.60}"
+        raise DataError(f"data_asset: expected a data folder or file (or a datasets object), got {got}")
     else:
         source = str(data_asset)
         path = Path(data_asset)

@@ -12,6 +12,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
+from pathlib import Path
 
 from training.cli._version import __version__
 from training.common.errors import TrainingError
@@ -63,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
     parser = build_parser()
     args = parser.parse_args(argv)
+    # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
+    for name, value in vars(args).items():
+        if isinstance(value, Path):
+            setattr(args, name, value.expanduser())
+        elif isinstance(value, list) and value and all(isinstance(item, Path) for item in value):
+            setattr(args, name, [item.expanduser() for item in value])
     if args.command is None:
         parser.print_help()
         return 2

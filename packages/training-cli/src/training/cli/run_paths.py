@@ -50,7 +50,7 @@ def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> t
     if is_exported(folder):
         onnx = OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
         return onnx, Path(onnx.record.source), onnx.tag_names
-    from training.core.predict import Predictor
+    from training.core.predictor import Predictor
 
     torch_predictor = Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
     return torch_predictor, folder, torch_predictor.tag_names

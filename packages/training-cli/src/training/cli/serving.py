@@ -168,8 +168,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         if len(texts) > settings.max_texts:
             return _error(422, f"texts: {len(texts)} texts are over the limit of {settings.max_texts} per request")
         long = [index for index, text in enumerate(texts) if len(text) > settings.max_chars]
-        if long:
-            return _error(422, f"texts {long[:5]}: longer than the limit of {settings.max_chars} characters")
+        if long:  # named as the client sent it: one `text`, or positions in `texts`
+            where = "text" if body.text is not None else f"texts {long[:5]}"
+            return _error(422, f"{where}: longer than the limit of {settings.max_chars} characters")
         found = await batcher(texts)
         results = [{"entities": [asdict(entity) for entity in entities]} for entities in found]
         return results[0] if body.text is not None else {"results": results}

@@ -1,6 +1,9 @@
 """The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
 
 import signal
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def first_line(error: BaseException) -> str:
@@ -50,3 +53,11 @@ class ExecutionError(TrainingError):
         self.returncode = returncode
         if returncode == InputError.exit_code:  # the job stopped on bad input: report it as such
             self.exit_code = InputError.exit_code
+
+
+def expect_instance(value: object, kind: type[T], name: str, made_by: str, error: type[InputError] = InputError) -> T:
+    """`value` if it is a `kind`, else `error` naming the argument `name`, the value and how one is made (`made_by`):
+    a public function given a path, a dict or None where it takes a record otherwise fails deep inside."""
+    if not isinstance(value, kind):
+        raise error(f"{name}: expected a {kind.__name__} ({made_by}), got {type(value).__name__} {value!r:.60}")
+    return value

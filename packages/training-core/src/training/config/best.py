@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
 from training.common.atomic import atomic_write_text
+from training.common.errors import ConfigError
 from training.config.schema import Section, TrainingConfig
 from training.config.validation import read_record
 
@@ -78,6 +80,9 @@ class BestConfig(Section):
     def load(cls, path: str | Path) -> BestConfig:
         """Read a `best_config.json`; a missing, unreadable or invalid file (hyperparameters included) is a
         `ConfigError` naming it."""
+        if not isinstance(path, (str, os.PathLike)):  # execute_final_training(None) raised a TypeError naming nothing
+            got = f"{type(path).__name__} {path!r:.60}"
+            raise ConfigError(f"best_config: expected a BestConfig or the path of a best_config.json, got {got}")
         best = read_record(cls, path, "best-config file")
         best.training_config(f"{path}: hyperparameters")
         return best

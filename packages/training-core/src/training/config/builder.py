@@ -136,7 +136,7 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
     if from_yaml and not config.data.allow_external_paths and not resolved.is_relative_to(folder.resolve()):
         raise ConfigError(
             f"{data_file}: data.path: {config.data.path!r} resolves outside the config folder {folder}; "
-            "set data.allow_external_paths: true or pass the path explicitly (--data-path)"
+            "set data.allow_external_paths: true or pass the path explicitly (data_path, --data-path)"
         )
     return config.model_copy(update={"data": config.data.model_copy(update={"path": str(resolved)})})
 

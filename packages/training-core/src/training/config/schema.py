@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -18,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
 from training.config.validation import apply_dotted, validate
 
@@ -141,7 +142,9 @@ class DataConfig(Section):
 
         source = self.path if path is None else path
         if source is None:
-            raise ConfigError(f"data.path: no data set given; pass --data-path or set path in data/{self.name}.yaml")
+            raise ConfigError(
+                f"data.path: no data set given; pass data_path (--data-path) or set path in data/{self.name}.yaml"
+            )
         return load_dataset(
             source,
             format=self.format,
@@ -233,9 +236,19 @@ class TrainingConfig(Section):
 
         return validate(cls, parse_yaml(text, source), source)
 
-    def with_values(self, values: dict[str, Any], source: str = "override") -> TrainingConfig:
+    @classmethod
+    def check(cls, value: object, name: str = "config") -> TrainingConfig:
+        """`value` if it is a TrainingConfig, else a `ConfigError` naming the argument `name` (None, a dict or a
+        backbone name raised an AttributeError from deep inside)."""
+        return expect_instance(value, cls, name, "build_training_config(args, config_dir)", ConfigError)
+
+    def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start
         with `source`."""
+        if not isinstance(values, Mapping) or not all(isinstance(key, str) for key in values):
+            got = f"{type(values).__name__} {values!r:.60}"
+            expected = "a mapping of dotted keys to values, e.g. {'training.seed': 7}"
+            raise ConfigError(f"values: expected {expected}, got {got}")
         data = self.model_dump(mode="python")
         for key, value in values.items():
             apply_dotted(data, key, value, source=source)

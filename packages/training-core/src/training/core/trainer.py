@@ -7,7 +7,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -16,7 +16,7 @@ import torch
 
 from data.documents import Document, document_items
 from data.loaders import Dataset
-from training.common.errors import DataError
+from training.common.errors import DataError, InputError
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core import optimization
@@ -59,10 +59,14 @@ def train_model(
     run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
     covers the whole validation split; only rank 0 writes.
     """
+    if not isinstance(output_dir, (str, os.PathLike)):  # None raised a TypeError naming no argument
+        raise InputError(f"output_dir: expected the path of a run folder, got {type(output_dir).__name__}")
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
+        raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
+    inputs = run_inputs(config, dataset)
     run = RunFolder(Path(output_dir))
     run.check_path()
-    inputs = run_inputs(config, dataset)
     previous = previous_run(run, config, dataset, resume)
     if previous is not None:
         return previous

@@ -25,7 +25,7 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         self.predictor: Any = None
 
     def load_context(self, context: Any) -> None:
-        from training.core.predict import Predictor
+        from training.core.predictor import Predictor
 
         self.predictor = Predictor.from_folder(
             context.artifacts["model"], max_length=self.max_length, stride=self.stride

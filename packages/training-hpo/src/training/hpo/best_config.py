@@ -22,6 +22,9 @@ def extract_best_config_from_study(
 ) -> BestConfig:
     """The best complete trial: base config, hyperparameters, epochs to refit, CV mean and spread, provenance; also
     written to `<study_dir>/best_config.json` (default: the study's own folder)."""
+    if not isinstance(study, optuna.Study):  # a study folder or name raised an AttributeError ('user_attrs')
+        got = f"{type(study).__name__} {study!r:.60}"
+        raise InputError(f"study: expected an optuna.Study (load_study(study_dir) opens a study folder), got {got}")
     record = SweepSettings.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
     trial = best_trial(study)

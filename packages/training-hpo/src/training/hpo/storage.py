@@ -65,7 +65,8 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
         raise ConfigError(f"storage {redact_url(location)!r}: not a database URL such as sqlite:///study.db") from None
     if url.password == REDACTED:
         raise InputError(
-            f"storage {location!r}: the password is not stored with the study; pass the full URL (--storage URL)"
+            f"storage {location!r}: the password is not stored with the study; "
+            "pass the full URL as storage (--storage URL)"
         )
     interval, grace = heartbeat or (HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S)
     if url.get_backend_name() == "sqlite" and url.database:

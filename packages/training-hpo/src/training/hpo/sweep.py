@@ -87,6 +87,8 @@ def run_local_hpo_sweep(
         "parallel_trials": parallel_trials,
         "name": study_name,
     }
+    if dataset is not None:
+        Dataset.check(dataset)
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
@@ -156,6 +158,8 @@ def resume_hpo_sweep(
     `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
     `events` receives the progress.
     """
+    if dataset is not None:
+        Dataset.check(dataset)
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
@@ -167,7 +171,9 @@ def resume_hpo_sweep(
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
     path = data_path if data_path is not None else record.data_path
     if dataset is None and path is None:
-        raise InputError(f"study {study.study_name!r} was run on a dataset in memory; pass its data path (--data)")
+        raise InputError(
+            f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
+        )
     tracking = _tracking(mlflow_uri or record.config.tracking.mlflow)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
@@ -204,7 +210,7 @@ def _one_host_for_files(location: str, record: SweepSettings) -> None:
         raise InputError(
             f"storage {redact_url(location)!r} is a file, and the study runs on {record.machine}, not on {here}: "
             "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
-            "mysql://...) for many hosts, or --single-host to accept the risk"
+            "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
         )
 
 
@@ -251,6 +257,8 @@ def _base_config(
         config = build_training_config({"backbone": backbone} if named else None, config_dir)
         if named:
             backbone = None
+    else:
+        TrainingConfig.check(config)
     if backbone is not None and backbone not in (config.model.name, config.model.backbone):
         config = config.with_values({"model.backbone": backbone})
     return config.with_values({"training.metric_for_best": metric})

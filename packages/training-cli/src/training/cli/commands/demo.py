@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         print_evaluation("final model on the test split", test_metrics, "per entity (test)")
 
     note(args, "[5/7] tagging new sentences")
-    from training.core.predict import Predictor
+    from training.core.predictor import Predictor
 
     predictor = Predictor.from_folder(out / "final" / "model")
     predictions = predictor(list(SAMPLES))

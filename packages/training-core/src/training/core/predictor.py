@@ -13,7 +13,7 @@ from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
 from training.core.precision import precision_dtype, resolve_device
 from training.core.run_folder import RunFolder
-from training.core.windowing import text_documents
+from training.core.windowing import text_documents, whole_number
 
 __all__ = ["Entity", "Predictor", "predict"]
 
@@ -39,7 +39,7 @@ class Predictor:
         self.tokenizer = tokenizer
         self.tag_names = model_tag_names(model.config)
         self.windowing = Windowing.of(max_length=max_length, stride=stride)
-        self.batch_size = batch_size
+        self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
 
     @property
     def max_length(self) -> int:
