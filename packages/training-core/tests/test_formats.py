@@ -146,6 +146,15 @@ def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
     ]
 
 
+def test_conll_lines_end_at_a_carriage_return_too(tmp_path: Path) -> None:
+    """Old Mac files end lines at "\\r" alone: the whole file was one line, read as one word with the last tag."""
+    path = write(tmp_path / "a.conll", "Apple B-ORG\rInc O\r\rin O\rNew B-LOC\rYork I-LOC")
+    assert [(r.line, r.fields) for r in records(path, "conll")] == [
+        (1, {"tokens": ["Apple", "Inc"], "tags": ["B-ORG", "O"]}),
+        (4, {"tokens": ["in", "New", "York"], "tags": ["O", "B-LOC", "I-LOC"]}),
+    ]
+
+
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):

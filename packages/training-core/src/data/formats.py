@@ -24,7 +24,10 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONLL_COLUMN_BREAK = re.compile(r"[ \t\r\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+_CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+# Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
+# at belong to a line.
+LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +157,7 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tags: list[str] = []
     first_line, group = 0, 0
     width: tuple[int, int] | None = None
-    for number, line in enumerate([*text.split("\n"), ""], start=1):
+    for number, line in enumerate([*LINE_BREAK.split(text), ""], start=1):
         columns = [column for column in _conll_columns(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
@@ -182,5 +185,5 @@ def _conll_columns(line: str) -> list[str]:
     """A line's columns: between tabs where it has one (a token's own space is kept, then refused, not cut off and
     its rest read as the tag), else between ASCII spaces."""
     if "\t" in line:
-        return [column.strip(" \r\f\v") for column in line.split("\t")]
+        return [column.strip(" \f\v") for column in line.split("\t")]
     return _CONLL_COLUMN_BREAK.split(line)
