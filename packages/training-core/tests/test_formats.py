@@ -49,6 +49,8 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         ("a.jsonl", '{"text": "x", "annotations": []}\n', "spans"),
         ("a.json", '[{"tokens": ["x"], "tags": ["O"]}]', "tokens"),
         ("a.ndjson", '\n{"tokens": ["x"], "ner_tags": ["O"]}\n', "tokens"),
+        ("a.jsonl", '{"text": "x y", "tokens": ["x", "y"], "ner_tags": ["B-PER", "O"]}\n', "tokens"),
+        ("a.jsonl", '{"text": "x", "annotations": [], "tokens": ["x"], "tags": ["O"]}\n', "spans"),
         ("a.conll", "x O\n", "conll"),
         ("a.iob", "x O\n", "conll"),
         ("a.txt", "x O\n", "conll"),

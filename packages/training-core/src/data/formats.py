@@ -74,7 +74,8 @@ def detect_format(path: Path, text: str) -> str:
             f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))} or pass format= explicitly"
         )
     for record in _json_records(path, text):
-        if "text" in record.fields:
+        # Dataset exports often keep a token record's sentence as `text`: spans need their annotations beside it.
+        if "text" in record.fields and ("annotations" in record.fields or "tokens" not in record.fields):
             return "spans"
         if "tokens" in record.fields:
             return "tokens"
