@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -155,6 +157,17 @@ def test_conll_lines_end_at_a_carriage_return_too(tmp_path: Path) -> None:
         (1, {"tokens": ["Apple", "Inc"], "tags": ["B-ORG", "O"]}),
         (4, {"tokens": ["in", "New", "York"], "tags": ["O", "B-LOC", "I-LOC"]}),
     ]
+
+
+def test_json_objects_over_several_lines_are_named_as_such(tmp_path: Path) -> None:
+    """Valid JSON indented over lines (`jq` without `-c`) or documents wrapped in an object read as "invalid JSON"."""
+    document = {"text": "x", "annotations": []}
+    for content, expected in [
+        (json.dumps({"data": [document]}, indent=2), "a.json:1: a JSON object over lines 1-8, with keys ['data'];"),
+        (json.dumps(document) + "\n" + json.dumps(document, indent=2) * 2, "lines 2-5, with keys ['annotations', "),
+    ]:
+        with pytest.raises(DataError, match=re.escape(expected)):
+            records(write(tmp_path / "a.json", content), "spans")
 
 
 def test_unknown_format_name(tmp_path: Path) -> None:

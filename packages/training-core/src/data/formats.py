@@ -106,14 +106,30 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
         yield from _json_array(path, text)
         return
     # Lines end at "\n" only: U+2028, U+0085 and other breaks `str.splitlines` cuts at are valid inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
+            _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error
         yield _as_record(path, number, value)
+
+
+def _refuse_object_over_lines(path: Path, text: str, start: int, number: int) -> None:
+    """An error for a valid JSON object at `start` (line `number`) that runs over several lines, pretty-printed (as
+    `jq` prints without `-c`) or wrapping the documents, which JSON lines would otherwise call invalid JSON."""
+    try:
+        value, end = json.JSONDecoder().raw_decode(text, _skip_space(text, start))
+    except json.JSONDecodeError:
+        return
+    if isinstance(value, dict) and "\n" in text[start:end]:
+        raise DataError(
+            f"{path}:{number}: a JSON object over lines {number}-{_line_at(text, end)}, with keys {sorted(value)}; "
+            "expected one document per line (JSON lines) or a JSON array of documents"
+        )
 
 
 def _json_array(path: Path, text: str) -> Iterator[Record]:
