@@ -170,6 +170,16 @@ def test_json_objects_over_several_lines_are_named_as_such(tmp_path: Path) -> No
             records(write(tmp_path / "a.json", content), "spans")
 
 
+def test_conll_files_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
+    """The second file's BOM hid its `-DOCSTART-`: a sentence of the word `-DOCSTART-`, and one document for both."""
+    part = "\ufeff-DOCSTART- -X- -X- O\n\n{} NNP B-NP B-{}\n\n"
+    path = write(tmp_path / "a.conll", part.format("John", "PER") + part.format("Paris", "LOC"))
+    assert [(r.group, r.fields) for r in records(path, "conll")] == [
+        ("doc1", {"tokens": ["John"], "tags": ["B-PER"]}),
+        ("doc2", {"tokens": ["Paris"], "tags": ["B-LOC"]}),
+    ]
+
+
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):

@@ -175,6 +175,7 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     first_line, group = 0, 0
     width: tuple[int, int] | None = None
     for number, line in enumerate([*LINE_BREAK.split(text), ""], start=1):
+        line = line.removeprefix("\ufeff")  # files joined (`cat a.conll b.conll`) keep the byte-order mark of each
         columns = [column for column in _conll_columns(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
