@@ -66,7 +66,11 @@ def test_detect_format(tmp_path: Path, name: str, content: str, expected: str) -
 
 def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", "x,O\n")
-    with pytest.raises(DataError, match=r"a\.csv: unknown file type '\.csv'; expected one of .*or pass format="):
+    with pytest.raises(
+        DataError,
+        match=r"a\.csv: unknown file type '\.csv'; expected one of .*, or name the format "
+        r"\(spans, tokens, conll\) in data\.format, --format or format=",
+    ):
         detect_format(path, "x,O\n")
 
 

@@ -71,7 +71,8 @@ def detect_format(path: Path, text: str) -> str:
     if path.suffix.lower() not in JSON_SUFFIXES:
         raise DataError(
             f"{path}: unknown file type {path.suffix!r}; expected one of "
-            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))} or pass format= explicitly"
+            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
+            "data.format, --format or format="
         )
     for record in _json_records(path, text):
         # Dataset exports often keep a token record's sentence as `text`: spans need their annotations beside it.
