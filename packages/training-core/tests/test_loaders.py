@@ -86,6 +86,14 @@ def test_conll_tokens_holding_punctuation_are_the_words_predict_finds(tmp_path: 
     assert document.spans == (Span(7, 11, "ORG"), Span(19, 23, "LOC"))
 
 
+def test_an_entity_of_invisible_tokens_only_is_dropped_and_counted(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.conll", "Anna B-PER\n\u200b B-LOC\nleft O\n")
+    dataset = load_dataset(path)
+    assert dataset["train"][0].spans == (Span(0, 4, "PER"),)
+    assert dataset.report.invisible_dropped == 1
+    assert "1 entities of tokens holding no word (only U+200B, a control character) dropped" in dataset.report.lines()
+
+
 def test_span_json_array_with_annotation_objects(tmp_path: Path) -> None:
     records = [
         {"id": f"doc-{n}", "text": text, "annotations": [{"start": s, "end": e, "label": lab} for s, e, lab in spans]}
