@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 import pytest
@@ -165,12 +163,12 @@ def test_conll_lines_end_at_a_carriage_return_too(tmp_path: Path) -> None:
 
 def test_json_objects_over_several_lines_are_named_as_such(tmp_path: Path) -> None:
     """Valid JSON indented over lines (`jq` without `-c`) or documents wrapped in an object read as "invalid JSON"."""
-    document = {"text": "x", "annotations": []}
+    document = '{\n  "text": "x",\n  "annotations": []\n}'
     for content, expected in [
-        (json.dumps({"data": [document]}, indent=2), "a.json:1: a JSON object over lines 1-8, with keys ['data'];"),
-        (json.dumps(document) + "\n" + json.dumps(document, indent=2) * 2, "lines 2-5, with keys ['annotations', "),
+        ('{"data": [\n  {"text": "x", "annotations": []}\n]}', r"a\.json:1: .* over lines 1-3, .* \['data'\];"),
+        ('{"text": "x", "annotations": []}\n' + document * 2, r"a\.json:2: .*2-5, .* \['annotations', 'text'\];"),
     ]:
-        with pytest.raises(DataError, match=re.escape(expected)):
+        with pytest.raises(DataError, match=expected):
             records(write(tmp_path / "a.json", content), "spans")
 
 
