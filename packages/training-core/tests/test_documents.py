@@ -92,6 +92,14 @@ def test_from_words_joins_tokens_with_single_spaces() -> None:
     assert doc.spans == (Span(0, 4, "PER"), Span(14, 22, "LOC"))
 
 
+def test_from_words_finds_the_words_of_its_text_and_drops_an_entity_of_invisible_tokens() -> None:
+    """A token holding punctuation is several words (as `predict` reads the text); a lone U+200B is none."""
+    doc = Document.from_words("d1", ["Jean-Luc", "Picard", "\u200b", "O'Neil"], ["B-PER", "I-PER", "B-LOC", "B-PER"])
+    assert [word.text for word in doc.words] == ["Jean", "-", "Luc", "Picard", "O", "'", "Neil"]
+    assert doc.tags == ("B-PER", "I-PER", "I-PER", "I-PER", "B-PER", "I-PER", "I-PER")
+    assert doc.spans == (Span(0, 15, "PER"), Span(18, 24, "PER"))
+
+
 def test_tags_to_spans_reads_a_stray_inside_tag_as_a_new_entity() -> None:
     words = split_words("a b c")
     assert tags_to_spans(words, ["I-PER", "I-LOC", "I-LOC"]) == (Span(0, 1, "PER"), Span(2, 5, "LOC"))

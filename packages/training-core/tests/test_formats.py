@@ -63,6 +63,8 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         ("a.jsonl", '{"text": "x", "annotations": []}\n', "spans"),
         ("a.json", '[{"tokens": ["x"], "tags": ["O"]}]', "tokens"),
         ("a.ndjson", '\n{"tokens": ["x"], "ner_tags": ["O"]}\n', "tokens"),
+        ("a.jsonl", '{"text": "x y", "tokens": ["x", "y"], "ner_tags": ["B-PER", "O"]}\n', "tokens"),
+        ("a.jsonl", '{"text": "x", "annotations": [], "tokens": ["x"], "tags": ["O"]}\n', "spans"),
         ("a.conll", "x O\n", "conll"),
         ("a.iob", "x O\n", "conll"),
         ("a.txt", "x O\n", "conll"),
@@ -76,7 +78,11 @@ def test_detect_format(tmp_path: Path, name: str, content: str, expected: str) -
 
 def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", "x,O\n")
-    with pytest.raises(DataError, match=r"a\.csv: unknown file type '\.csv'; expected one of .*or pass format="):
+    with pytest.raises(
+        DataError,
+        match=r"a\.csv: unknown file type '\.csv'; expected one of .*, or name the format "
+        r"\(spans, tokens, conll\) in data\.format, --format or format=",
+    ):
         detect_format(path, "x,O\n")
 
 
@@ -157,6 +163,36 @@ def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
     assert [r.fields for r in records(path, "conll")] == [
         {"tokens": ["New\u00a0York", "is"], "tags": ["B-LOC", "O"]},
         {"tokens": ["Some\u2003thing"], "tags": ["O"]},
+    ]
+
+
+def test_conll_lines_end_at_a_carriage_return_too(tmp_path: Path) -> None:
+    """Old Mac files end lines at "\\r" alone: the whole file was one line, read as one word with the last tag."""
+    path = write(tmp_path / "a.conll", "Apple B-ORG\rInc O\r\rin O\rNew B-LOC\rYork I-LOC")
+    assert [(r.line, r.fields) for r in records(path, "conll")] == [
+        (1, {"tokens": ["Apple", "Inc"], "tags": ["B-ORG", "O"]}),
+        (4, {"tokens": ["in", "New", "York"], "tags": ["O", "B-LOC", "I-LOC"]}),
+    ]
+
+
+def test_json_objects_over_several_lines_are_named_as_such(tmp_path: Path) -> None:
+    """Valid JSON indented over lines (`jq` without `-c`) or documents wrapped in an object read as "invalid JSON"."""
+    document = '{\n  "text": "x",\n  "annotations": []\n}'
+    for content, expected in [
+        ('{"data": [\n  {"text": "x", "annotations": []}\n]}', r"a\.json:1: .* over lines 1-3, .* \['data'\];"),
+        ('{"text": "x", "annotations": []}\n' + document * 2, r"a\.json:2: .*2-5, .* \['annotations', 'text'\];"),
+    ]:
+        with pytest.raises(DataError, match=expected):
+            records(write(tmp_path / "a.json", content), "spans")
+
+
+def test_conll_files_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
+    """The second file's BOM hid its `-DOCSTART-`: a sentence of the word `-DOCSTART-`, and one document for both."""
+    part = "\ufeff-DOCSTART- -X- -X- O\n\n{} NNP B-NP B-{}\n\n"
+    path = write(tmp_path / "a.conll", part.format("John", "PER") + part.format("Paris", "LOC"))
+    assert [(r.group, r.fields) for r in records(path, "conll")] == [
+        ("doc1", {"tokens": ["John"], "tags": ["B-PER"]}),
+        ("doc2", {"tokens": ["Paris"], "tags": ["B-LOC"]}),
     ]
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from data.documents import Document, Span
 from data.loaders import Dataset, load_dataset
+from data.segmentation import split_words
 from training.common.errors import DataError, InputError
 
 # Two documents, each as character spans, as tokens with IOB2 tags, and as CoNLL lines.
@@ -72,6 +73,25 @@ def assert_two_documents(dataset: Dataset) -> None:
 
 def test_span_json_lines(tmp_path: Path) -> None:
     assert_two_documents(load_dataset(write(tmp_path / "train.jsonl", jsonl(span_records()))))
+
+
+def test_conll_tokens_holding_punctuation_are_the_words_predict_finds(tmp_path: Path) -> None:
+    """`AT&T` was one word in training and evaluation but three for `predict`: evaluate reported F1 1.0 for a model
+    whose predictions scored 0.0."""
+    path = write(tmp_path / "train.conll", "We O\nmet O\nAT&T B-ORG\nin O\nthe O\nU.S. B-LOC\n\u200b O\n")
+    (document,) = load_dataset(path)["train"]
+    assert document.words == split_words(document.text)
+    assert [word.text for word in document.words][2:9] == ["AT", "&", "T", "in", "the", "U", "."]
+    assert document.tags[2:] == ("B-ORG", "I-ORG", "I-ORG", "O", "O", "B-LOC", "I-LOC", "I-LOC", "I-LOC")
+    assert document.spans == (Span(7, 11, "ORG"), Span(19, 23, "LOC"))
+
+
+def test_an_entity_of_invisible_tokens_only_is_dropped_and_counted(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.conll", "Anna B-PER\n\u200b B-LOC\nleft O\n")
+    dataset = load_dataset(path)
+    assert dataset["train"][0].spans == (Span(0, 4, "PER"),)
+    assert dataset.report.invisible_dropped == 1
+    assert "1 entities of tokens holding no word (only U+200B, a control character) dropped" in dataset.report.lines()
 
 
 def test_span_json_array_with_annotation_objects(tmp_path: Path) -> None:

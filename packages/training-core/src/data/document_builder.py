@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
-from data.documents import Document, Span, align_spans, spans_to_tags
+from data.documents import Document, Span, align_spans, spans_to_tags, tag_runs
 from data.formats import HALF_SURROGATE, Record, tag_key
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, MisalignedSpans
@@ -192,7 +192,10 @@ class DocumentBuilder:
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
                 raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
-        return Document.from_words(doc_id, tokens, self._iob2(where, tags), group)
+        iob2 = self._iob2(where, tags)
+        document = Document.from_words(doc_id, tokens, iob2, group)
+        self.counts["invisible_dropped"] += sum(1 for _ in tag_runs(iob2)) - len(document.spans)
+        return document
 
     def _iob2(self, where: str, tags: list[str]) -> list[str]:
         if self.labels is not None:

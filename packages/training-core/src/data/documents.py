@@ -60,10 +60,15 @@ class Document:
 
     @classmethod
     def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
-        """Join pre-split tokens with single spaces; `tags` must already be valid IOB2."""
+        """Join pre-split tokens with single spaces; `tags` must already be valid IOB2. The words are those `predict`
+        finds in the text (a token `U.S.` is four), so that a model learns, and is scored on, the words it is given."""
         starts = accumulate((len(token) + 1 for token in tokens), initial=0)  # one more than tokens: the end
-        words = tuple(Word(token, start, start + len(token)) for token, start in zip(tokens, starts, strict=False))
-        return cls(id, " ".join(tokens), words, tuple(tags), tags_to_spans(words, tags), group)
+        given = tuple(Word(token, start, start + len(token)) for token, start in zip(tokens, starts, strict=False))
+        text = " ".join(tokens)
+        words = split_words(text)  # each within one token: no word crosses the spaces between tokens
+        # An entity keeps the words inside its tokens; one of invisible tokens only (a lone U+200B) has none.
+        spans = tuple(inside for _, inside in align_spans(words, tags_to_spans(given, tags)) if inside)
+        return cls(id, text, words, spans_to_tags(words, spans), spans, group)
 
 
 def document_items(documents: Iterable[Document]) -> Iterator[Any]:

@@ -24,7 +24,10 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONLL_COLUMN_BREAK = re.compile(r"[ \t\r\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+_CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+# Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
+# at belong to a line.
+LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,10 +81,12 @@ def detect_format(path: Path, text: str) -> str:
     if path.suffix.lower() not in JSON_SUFFIXES:
         raise DataError(
             f"{path}: unknown file type {path.suffix!r}; expected one of "
-            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))} or pass format= explicitly"
+            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
+            "data.format, --format or format="
         )
     for record in _json_records(path, text):
-        if "text" in record.fields:
+        # Dataset exports often keep a token record's sentence as `text`: spans need their annotations beside it.
+        if "text" in record.fields and ("annotations" in record.fields or "tokens" not in record.fields):
             return "spans"
         if "tokens" in record.fields:
             return "tokens"
@@ -112,14 +117,30 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
         yield from _json_array(path, text)
         return
     # Lines end at "\n" only: U+2028, U+0085 and other breaks `str.splitlines` cuts at are valid inside JSON strings.
-    for number, line in enumerate(text.split("\n"), start=1):
+    lines = text.split("\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         try:
             value = json.loads(line)
         except json.JSONDecodeError as error:
+            _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error
         yield _as_record(path, number, value)
+
+
+def _refuse_object_over_lines(path: Path, text: str, start: int, number: int) -> None:
+    """An error for a valid JSON object at `start` (line `number`) that runs over several lines, pretty-printed (as
+    `jq` prints without `-c`) or wrapping the documents, which JSON lines would otherwise call invalid JSON."""
+    try:
+        value, end = json.JSONDecoder().raw_decode(text, _skip_space(text, start))
+    except json.JSONDecodeError:
+        return
+    if isinstance(value, dict) and "\n" in text[start:end]:
+        raise DataError(
+            f"{path}:{number}: a JSON object over lines {number}-{_line_at(text, end)}, with keys {sorted(value)}; "
+            "expected one document per line (JSON lines) or a JSON array of documents"
+        )
 
 
 def _json_array(path: Path, text: str) -> Iterator[Record]:
@@ -164,7 +185,8 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tags: list[str] = []
     first_line, group = 0, 0
     width: tuple[int, int] | None = None
-    for number, line in enumerate([*text.split("\n"), ""], start=1):
+    for number, line in enumerate([*LINE_BREAK.split(text), ""], start=1):
+        line = line.removeprefix("\ufeff")  # files joined (`cat a.conll b.conll`) keep the byte-order mark of each
         columns = [column for column in _conll_columns(line) if column] if line.strip() else []
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
@@ -192,5 +214,5 @@ def _conll_columns(line: str) -> list[str]:
     """A line's columns: between tabs where it has one (a token's own space is kept, then refused, not cut off and
     its rest read as the tag), else between ASCII spaces."""
     if "\t" in line:
-        return [column.strip(" \r\f\v") for column in line.split("\t")]
+        return [column.strip(" \f\v") for column in line.split("\t")]
     return _CONLL_COLUMN_BREAK.split(line)

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from data.formats import HALF_SURROGATE, decode_text, read_text
+from data.formats import HALF_SURROGATE, LINE_BREAK, decode_text, read_text
 from training.cli.commands.common import positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor
@@ -42,9 +41,8 @@ def _texts(args: argparse.Namespace) -> list[str]:
         text = decode_text(sys.stdin.buffer.read(), "standard input")
     else:  # a notebook or a test harness may swap sys.stdin for a text stream with no bytes under it (a StringIO)
         text = decode_text(sys.stdin.read().encode("utf-8", "surrogatepass"), "standard input")
-    # Lines end at "\n", "\r\n" or "\r": U+2028, U+0085 and the other breaks `str.splitlines` cuts at belong to a text.
     # A blank line is a text (with no entities), so that the N-th result is the N-th line's.
-    texts = re.split(r"\r\n?|\n", text)
+    texts = LINE_BREAK.split(text)
     if texts[-1] == "":  # the break that ends the last line starts no line of its own
         texts.pop()
     if not any(line.strip() for line in texts):
