@@ -495,7 +495,7 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
     assert load_error(path) == (
-        f"{path}:3: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+        f"{path}:3: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U or M"
     )
 
 
@@ -512,6 +512,17 @@ def test_bioes_conll_is_detected_over_all_splits_and_converted(tmp_path: Path) -
     assert dataset["test"][1].tags == ("B-PER", "O", "O", "O")
 
 
+def test_bmes_conll_of_chinese_characters_is_detected_and_read_as_spans(tmp_path: Path) -> None:
+    # One character per line, as Chinese corpora (such as resume NER data) are written, M- inside an entity.
+    path = write(tmp_path / "train.conll", "上 B-LOC\n海 M-LOC\n市 E-LOC\n张 S-NAME\n在 O\n")
+    dataset = load_dataset(path)
+    assert dataset.report.scheme == "BMES"
+    assert [(span.label, dataset["train"][0].text[span.start : span.end]) for span in dataset["train"][0].spans] == [
+        ("LOC", "上 海 市"),
+        ("NAME", "张"),
+    ]
+
+
 def test_scheme_can_be_set_for_token_jsonl(tmp_path: Path) -> None:
     bilou = [[tag.replace("E-", "L-").replace("S-", "U-") for tag in row] for row in BIOES]
     path = write(tmp_path / "a.jsonl", jsonl(token_records(tags=bilou)))
@@ -519,7 +530,7 @@ def test_scheme_can_be_set_for_token_jsonl(tmp_path: Path) -> None:
     assert load_dataset(path, scheme="BILOU").fingerprint == load_dataset(iob2).fingerprint
     assert load_error(path, scheme="BIOES").startswith(f"{path}:1: word 1 tag 'L-PER' is not BIOES")
     assert load_error(path, scheme="BIO") == (
-        "unknown tagging scheme 'BIO'; expected auto or one of IOB1, IOB2, BIOES, BILOU, IO"
+        "unknown tagging scheme 'BIO'; expected auto or one of IOB1, IOB2, BIOES, BILOU, BMES, IO"
     )
 
 

@@ -53,6 +53,7 @@ def test_spans_through_each_scheme_and_back_are_the_identity(scheme: str, parts:
         (["B-PER", "E-PER", "O", "S-LOC"], "BIOES"),
         (["B-PER", "I-PER", "L-PER", "U-LOC"], "BILOU"),
         (["S-LOC"], "BIOES"),
+        (["B-LOC", "M-LOC", "E-LOC", "S-PER", "O"], "BMES"),
         (["O", "O"], "IOB2"),
     ],
 )
@@ -64,6 +65,17 @@ def test_conversion_counts_changed_tags() -> None:
     conversion = to_iob2(["B-PER", "I-PER", "E-PER", "O", "S-LOC"], "BIOES", "doc")
     assert conversion.tags == ("B-PER", "I-PER", "I-PER", "O", "B-LOC")
     assert conversion.changed == 2
+
+
+def test_bmes_inside_tags_become_iob2_inside_tags() -> None:
+    conversion = to_iob2(["B-LOC", "M-LOC", "M-LOC", "E-LOC", "S-PER"], "BMES", "doc")
+    assert conversion.tags == ("B-LOC", "I-LOC", "I-LOC", "I-LOC", "B-PER")
+    assert from_iob2(conversion.tags, "BMES") == ("B-LOC", "M-LOC", "M-LOC", "E-LOC", "S-PER")
+
+
+def test_bmes_mixed_with_bioes_inside_tags_is_named() -> None:
+    with pytest.raises(DataError, match="is BMES but a:2: word 0 'I-PER' is not a BMES tag"):
+        detect_scheme([("a:1", ["B-LOC", "M-LOC", "E-LOC"]), ("a:2", ["I-PER", "E-PER"])])
 
 
 def test_bioes_and_bilou_together_are_ambiguous_and_name_both() -> None:
@@ -91,6 +103,9 @@ def test_end_marks_with_iob2_entities_are_ambiguous() -> None:
         (["I-PER", "E-PER"], "BIOES", "doc: not valid BIOES: word 0 'I-PER' continues no entity opened by B-"),
         (["B-PER", "L-ORG"], "BILOU", "doc: not valid BILOU: word 1 'L-ORG' follows an unclosed B-/I-PER"),
         (["B-PER", "I-PER"], "BILOU", "doc: not valid BILOU: the sequence ends inside an unclosed 'PER' entity"),
+        (["B-PER", "I-PER", "E-PER"], "BMES", "doc: word 1 tag 'I-PER' is not BMES; its prefixes are B, M, E, S"),
+        (["M-PER", "E-PER"], "BMES", "doc: not valid BMES: word 0 'M-PER' continues no entity opened by B-"),
+        (["B-PER", "O"], "BMES", "doc: not valid BMES: word 1 'O' follows an unclosed B-/M-PER (closed by E-)"),
         (["B-PER"], "IO", "doc: word 0 tag 'B-PER' is not IO; its prefixes are I"),
         (["S-PER"], "IOB2", "doc: word 0 tag 'S-PER' is not IOB2; its prefixes are B, I"),
         (["X-PER"], "IOB2", "doc: tag 'X-PER' is malformed; expected 'O' or '<prefix>-<type>'"),

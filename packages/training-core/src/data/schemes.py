@@ -1,7 +1,8 @@
-"""Tagging schemes (IOB1, IOB2, BIOES, BILOU, IO): detection from the tags themselves and exact conversion to IOB2.
+"""Tagging schemes (IOB1, IOB2, BIOES, BILOU, BMES, IO): detection from the tags themselves, exact conversion to IOB2.
 
-IOB1, IOB2 and IO convert by rewriting an `I-` that starts an entity as `B-`; BIOES and BILOU are checked strictly
-(`B-` ... `E-`/`L-`, one-word entities `S-`/`U-`). Detection never guesses: two schemes at once are an error.
+IOB1, IOB2 and IO convert by rewriting an `I-` that starts an entity as `B-`; BIOES, BILOU and BMES (`M-` inside, as
+Chinese corpora write it) are checked strictly (`B-` ... `E-`/`L-`, one-word entities `S-`/`U-`). Detection never
+guesses: two schemes at once are an error.
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from functools import lru_cache
 from data.documents import stray_starts
 from training.common.errors import DataError
 
-SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "IO")
-# Prefixes each scheme allows besides `O`; `(single, last)` for the schemes that mark entity ends.
-_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU"}
-_END_MARKS = {"BIOES": ("S", "E"), "BILOU": ("U", "L")}
+SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO")
+# Prefixes each scheme allows besides `O`; `(single, last, inside)` for the schemes that mark entity ends, and the
+# prefixes that tell each apart (BMES first: it shares S and E with BIOES).
+_PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU", "BMES": "BMES"}
+_END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", "L", "I")}
+_TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +35,8 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
     parts = _parts(tag)
     if parts is None:
         raise DataError(
-            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L or U"
+            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' "
+            "with a prefix of B, I, E, S, L, U or M"
         )
     return parts
 
@@ -43,7 +47,7 @@ def _parts(tag: str) -> tuple[str, str] | None:
     if tag == "O":
         return "O", ""
     prefix, dash, label = tag.partition("-")
-    if not dash or len(prefix) != 1 or prefix not in "BIESLU" or not label or label != label.strip():
+    if not dash or len(prefix) != 1 or prefix not in "BIESLUM" or not label or label != label.strip():
         return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
     return prefix, label
 
@@ -57,7 +61,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
         where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
         split_tag(tag, where)
     prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
-    marked = {scheme: set(marks) & prefixes for scheme, marks in _END_MARKS.items()}
+    marked = {scheme: set(marks) & prefixes for scheme, marks in _TELLS.items()}
     if marked["BIOES"] and marked["BILOU"]:
         bioes, bilou = (_evidence(listed, marked[scheme]) for scheme in ("BIOES", "BILOU"))
         raise DataError(
@@ -93,8 +97,8 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
         problem = _end_marked_problem(tags, scheme)
         if problem:
             raise DataError(f"{where}: not valid {scheme}: {problem}")
-        single, _ = _END_MARKS[scheme]
-        converted = tuple(tag if tag[0] in "BIO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
+        single = _END_MARKS[scheme][0]
+        converted = tuple(tag if tag[0] in "BO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
     else:
         strays = set(stray_starts(tags))
         converted = tuple("B" + tag[1:] if position in strays else tag for position, tag in enumerate(tags))
@@ -110,8 +114,8 @@ def from_iob2(tags: Sequence[str], scheme: str, where: str = "tags") -> tuple[st
         if tag == "O" or scheme == "IOB2":
             result.append(tag)
         elif scheme in _END_MARKS:
-            single, last = _END_MARKS[scheme]
-            result.append((single if tag[0] == "B" else last) + tag[1:] if ends else tag)
+            single, last, inside = _END_MARKS[scheme]
+            result.append(((single if tag[0] == "B" else last) if ends else tag[0].replace("I", inside)) + tag[1:])
         elif tag[0] == "I" or (scheme == "IO" and (position == 0 or tags[position - 1][2:] != tag[2:])):
             result.append("I" + tag[1:])
         elif scheme == "IO":
@@ -137,17 +141,19 @@ def _evidence(listed: list[tuple[str, Sequence[str]]], prefixes: set[str]) -> st
 
 
 def _end_marked_problem(tags: Sequence[str], scheme: str) -> str | None:
-    """Where `tags` break BIOES/BILOU: an entity not opened by `B-`, not closed by the end mark, or cut short."""
-    last = _END_MARKS[scheme][1]
+    """Where `tags` break BIOES/BILOU/BMES: an entity not opened by `B-`, not closed by the end mark, or cut short."""
+    _, last, inside = _END_MARKS[scheme]
     open_label: str | None = None
     for position, tag in enumerate(tags):
         prefix, label = tag[0], tag[2:]
+        if prefix not in _PREFIXES[scheme] + "O":
+            return f"word {position} {tag!r} is not a {scheme} tag"
         if open_label is None:
-            if prefix in ("I", last):
+            if prefix in (inside, last):
                 return f"word {position} {tag!r} continues no entity opened by B-"
             open_label = label if prefix == "B" else None
-        elif prefix not in ("I", last) or label != open_label:
-            return f"word {position} {tag!r} follows an unclosed B-/I-{open_label} (closed by {last}-)"
+        elif prefix not in (inside, last) or label != open_label:
+            return f"word {position} {tag!r} follows an unclosed B-/{inside}-{open_label} (closed by {last}-)"
         elif prefix == last:
             open_label = None
     if open_label is not None:

@@ -90,7 +90,7 @@ class DataConfig(Section):
     format: Literal["auto", "spans", "tokens", "conll"] = "auto"
     labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
     overlap_policy: Literal["error", "keep_longest"] = "error"
-    scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "IO"] = Field(
+    scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO"] = Field(
         default="auto", description="tagging scheme of token data; auto detects it"
     )
     tag_names: tuple[str, ...] | None = Field(
