@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -77,7 +78,7 @@ def run_sweep(args: argparse.Namespace) -> int:
     path = write_azure_sweep_job(job, folder / SWEEP_FILE)
     print(f"sweep job: {path}")
     if args.dry_run:
-        print(f"submit it with: az ml job create --file {path}")
+        print(f"submit it with: az ml job create --file {shlex.quote(str(path))}")  # a command to paste
         return 0
     handle = submit_azure_sweep_job(job, azure, folder=folder)
     print(f"submitted Azure ML sweep {handle.id}: {handle.studio_url}")
