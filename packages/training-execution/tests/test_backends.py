@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -94,6 +95,22 @@ def test_a_torchrun_worker_killed_by_a_signal_is_named_with_its_rank(tmp_path: P
         "job ddp (torchrun) failed: exit code 1 (worker rank 0: killed by signal SIGKILL (the system may have run out "
         "of memory)); last lines of"
     )
+
+
+@pytest.mark.slow
+def test_bad_input_in_torchrun_workers_is_named_and_exits_2(best_config: BestConfig, tmp_path: Path) -> None:
+    # It was torchrun's exit code 1 and its summary table: the workers' reason lay above the lines shown.
+    missing = tmp_path / "no-such-data"
+    with pytest.raises(ExecutionError) as caught:
+        execute_final_training(
+            best_config, output_dir=tmp_path / "run", data_path=missing, backend="torchrun", nproc_per_node=2
+        )
+    assert re.match(
+        rf"job final-\w+ \(torchrun\) failed: exit code 1 \(worker rank \d: exit code 2: {re.escape(str(missing))}: "
+        r"no such file or folder\); last lines of ",
+        str(caught.value),
+    )
+    assert caught.value.exit_code == 2
 
 
 def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(

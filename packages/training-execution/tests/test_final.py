@@ -55,6 +55,18 @@ def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig
     assert json.loads((tmp_path / "run" / "job.json").read_text())["resume"] is False
 
 
+def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: BestConfig, tmp_path: Path) -> None:
+    # A one-process run was returned as the two-process job asked for, and job.json rewritten to say two processes.
+    first = execute_final_training(best_config, output_dir=tmp_path / "run")
+    kept = {path: path.read_bytes() for path in first.output_dir.rglob("*") if path.is_file()}
+    refused = rf"^{tmp_path / 'run'}: holds the run of job {first.id} on 1 process\(es\), not 2; "
+    with pytest.raises(InputError, match=refused):
+        execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=2)
+    assert {path: path.read_bytes() for path in first.output_dir.rglob("*") if path.is_file()} == kept
+    again = execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=1)
+    assert again.id == first.id and JobSpec.load(tmp_path / "run" / "job.json").resources.backend == "torchrun"
+
+
 def test_keep_holdout_trains_on_train_and_evaluates_on_validation(best_config: BestConfig, tmp_path: Path) -> None:
     job = execute_final_training(best_config, output_dir=tmp_path / "run", keep_holdout=True)
     lineage = extract_lineage_from_best_model(job)

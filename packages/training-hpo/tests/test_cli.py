@@ -117,6 +117,24 @@ def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
     assert taken.read_text(encoding="utf-8") == "keep\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+@pytest.mark.parametrize("name", ["..", "", "../elsewhere"])
+def test_a_study_name_that_is_no_folder_name_is_refused_as_the_default_folder(
+    config_dir: Path, tmp_path: Path, name: str
+) -> None:
+    # The study went to studies/<name>: `..` put its database, trials and cleanup into the working folder.
+    hpo = tmp_path / "hpo.yaml"
+    hpo.write_text(f"name: {name!r}\n" + (config_dir / "hpo" / "quick.yaml").read_text(), encoding="utf-8")
+    work = tmp_path / "work"
+    work.mkdir()
+    command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", config_dir, "--hpo", hpo]
+    result = subprocess.run([*map(str, command), "--inprocess"], capture_output=True, text=True, timeout=180, cwd=work)
+    assert one_line_error(result).endswith(
+        f"study name {name!r}: cannot be a folder of studies/ (one name, without '/', not '.' or '..'); pass "
+        "--study-dir, or rename the study"
+    )
+    assert not list(work.iterdir())
+
+
 def test_a_bad_search_space_file_is_named(config_dir: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("search_space:\n  batch_size: {type: int, low: 2, high: 4, step: 5}\n", encoding="utf-8")

@@ -304,6 +304,20 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
 
 
+@pytest.mark.slow
+def test_a_study_folder_holding_another_study_is_refused(config_dir: Path, tmp_path: Path) -> None:
+    # Another study name or storage in the same folder overwrote the first study's trial folders, best config and
+    # manifest, and `hpo resume --study-dir` then opened the newcomer.
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("first", n_trials=1), **run)
+    kept = {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()}
+    for other, storage in (("second", None), ("first", "journal")):
+        with pytest.raises(InputError, match=rf"^{tmp_path}: holds study 'first' in 'sqlite:///.*study.db', not "):
+            run_local_hpo_sweep("tiny-bert", settings(other, n_trials=1), storage=storage, **run)
+    assert {path: path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()} == kept
+    assert len(run_local_hpo_sweep("tiny-bert", settings("first", n_trials=2), **run).trials) == 2  # its own goes on
+
+
 def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
     tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
 ) -> None:

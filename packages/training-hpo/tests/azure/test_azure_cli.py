@@ -49,7 +49,7 @@ def azure_configs(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) ->
 def dry_run(azure_configs: Path) -> tuple[subprocess.CompletedProcess[str], Path]:
     import os
 
-    out = azure_configs.parent / "out"
+    out = azure_configs.parent / "sweep out"  # a space: the printed command quotes it
     env = {**os.environ, "AZURE_CLIENT_SECRET": SECRET}
     done = training("hpo", "azure", "--config-dir", azure_configs, "--hpo", "azure", "--dry-run", "--out", out, env=env)
     return done, out
@@ -63,7 +63,7 @@ def test_the_dry_run_writes_a_sweep_job_that_load_job_reads(
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         f"sweep job: {out / 'sweep_job.yaml'}",
-        f"submit it with: az ml job create --file {out / 'sweep_job.yaml'}",
+        f"submit it with: az ml job create --file '{out / 'sweep_job.yaml'}'",
     ]
     job = load_job(out / "sweep_job.yaml")
     assert job.type == "sweep" and job.objective.primary_metric == "entity_f1" and job.limits.max_total_trials == 4

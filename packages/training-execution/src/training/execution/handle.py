@@ -115,7 +115,12 @@ class ProcessJob(JobHandle):
         if code != 0:  # the error carries the exit code (a torchrun worker's too) and the tail of the log
             reason, worker = exit_reason(code), _ROOT_CAUSE.search(tail(self.log_file, 40))
             if worker:
-                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))})"
+                # The worker's own error line lies above torchrun's summary, out of the tail shown below; its code
+                # (2: bad input) is the job's, not torchrun's 1.
+                run = tail(self.log_file, 400).rpartition("\n== ")[2]
+                said = [line[len("error: ") :] for line in run.splitlines() if line.startswith("error: ")]
+                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))}{': ' + said[-1] if said else ''})"
+                code = int(worker[2]) if int(worker[2]) > 0 else code
             raise ExecutionError(
                 f"job {self.id} ({self.backend}) failed: {reason}; last lines of {self.log_file}:\n"
                 + "\n".join(f"  {line}" for line in tail(self.log_file, 15).splitlines()),

@@ -15,6 +15,7 @@ from training.common.fingerprint import fingerprint
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
 from training.config.schema import TrainingConfig
+from training.core.run_folder import RunFolder
 
 JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
@@ -59,6 +60,11 @@ class Resources(_Record):
     backend: BackendName = "local"
     nproc_per_node: int = Field(default=1, ge=1)
     azure: AzureConfig | None = None
+
+    @property
+    def processes(self) -> int:
+        """Training processes in all: the world size that a run's batches and schedule depend on."""
+        return self.nproc_per_node * (self.azure.instance_count if self.backend == "azure" and self.azure else 1)
 
 
 class JobSpec(_Record):
@@ -106,6 +112,14 @@ class JobSpec(_Record):
                 raise InputError(
                     f"{self.output_dir}: holds the run of job {existing.job_id}, not of {self.job_id}; choose another "
                     "output folder, or train over it (force=True, --force)"
+                )
+            # A finished run would be reused, an interrupted one continued, as if trained with this many processes.
+            ran, processes = existing.resources.processes, self.resources.processes
+            if RunFolder(Path(self.output_dir)).metrics.is_file() and ran != processes:
+                raise InputError(
+                    f"{self.output_dir}: holds the run of job {self.job_id} on {ran} process(es), not {processes}; "
+                    f"its batches and schedule depend on the count: run it with {ran}, choose another output folder, "
+                    "or train over it (force=True, --force)"
                 )
         return self.save(target)
 

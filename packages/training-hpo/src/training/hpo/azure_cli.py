@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,17 @@ if TYPE_CHECKING:
     from training.config import AzureConfig, BestConfig
 
 DEFAULT_STUDIES = Path("studies")
+
+
+def default_study_dir(name: str) -> Path:
+    """`studies/<name>`, for a study name that is one plain folder name: `..` or `a/../..` would put the study's files
+    (and its cleanup) elsewhere, such as the working folder."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ConfigError(
+            f"study name {name!r}: cannot be a folder of {DEFAULT_STUDIES}/ (one name, without '/', not '.' or "
+            "'..'); pass --study-dir, or rename the study"
+        )
+    return DEFAULT_STUDIES / name
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best: argparse.ArgumentParser) -> None:
@@ -59,14 +71,14 @@ def run_sweep(args: argparse.Namespace) -> int:
     azure = azure_settings(args.config_dir, args.execution)
     hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
     config = build_training_config({"backbone": args.backbone}, args.config_dir)
-    folder = (args.out or DEFAULT_STUDIES / hpo.name / "azure").resolve()
+    folder = (args.out or default_study_dir(hpo.name) / "azure").resolve()
     job = build_azure_sweep_job(
         hpo, config, azure, folder=folder, data=args.data, max_concurrent_trials=args.max_concurrent_trials
     )
     path = write_azure_sweep_job(job, folder / SWEEP_FILE)
     print(f"sweep job: {path}")
     if args.dry_run:
-        print(f"submit it with: az ml job create --file {path}")
+        print(f"submit it with: az ml job create --file {shlex.quote(str(path))}")  # a command to paste
         return 0
     handle = submit_azure_sweep_job(job, azure, folder=folder)
     print(f"submitted Azure ML sweep {handle.id}: {handle.studio_url}")
@@ -81,6 +93,6 @@ def best_config(args: argparse.Namespace) -> tuple[BestConfig, Path]:
     from training.hpo.azure_best import best_config_from_azure_sweep
     from training.hpo.study_folder import StudyFolder
 
-    folder = args.study_dir or DEFAULT_STUDIES / args.azure_job
+    folder = args.study_dir or default_study_dir(args.azure_job)
     best = best_config_from_azure_sweep(args.azure_job, azure_settings(args.config_dir, args.execution), folder)
     return best, StudyFolder(folder).best_config

@@ -14,7 +14,7 @@ from training.common.atomic import check_folder
 from training.common.errors import ConfigError
 from training.common.redact import redact_url
 from training.hpo import azure_cli
-from training.hpo.azure_cli import DEFAULT_STUDIES
+from training.hpo.azure_cli import DEFAULT_STUDIES, default_study_dir
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig
@@ -123,7 +123,7 @@ def _run(args: argparse.Namespace) -> int:
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 
-    study_dir, isolation = args.study_dir or DEFAULT_STUDIES / hpo.name, _isolation(args, hpo)
+    study_dir, isolation = args.study_dir or default_study_dir(hpo.name), _isolation(args, hpo)
     with watching(_view_mode(args), sys.stdout) as events:
         study = run_local_hpo_sweep(
             args.backbone,

@@ -102,10 +102,11 @@ def run_local_hpo_sweep(
     if dataset is None:
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
+    location = storage_location(hpo.storage, folder)
+    _check_own_study(folder, hpo.name, location)
     have_splits = folder.splits.is_file() or hpo.validation == "split"
     if have_splits:  # splits of other data are refused before the storage is touched
         _splits(folder, dataset, hpo, base)
-    location = storage_location(hpo.storage, folder)
     backend = open_storage(location)
     study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
     record = SweepSettings(
@@ -269,6 +270,20 @@ def _load(path: Path, config: TrainingConfig) -> Dataset:
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset
+
+
+def _check_own_study(folder: StudyFolder, name: str, location: str) -> None:
+    """Refuse a study folder that holds another study (another name or storage): both would share its trial folders
+    and `best_config.json`, and its manifest would no longer lead to the first one."""
+    if not folder.manifest.is_file():
+        return
+    held, held_name = study_location(folder.root)
+    if (held_name, redact_url(held)) != (name, redact_url(location)):
+        raise InputError(
+            f"{folder.root}: holds study {held_name!r} in {redact_url(held)!r}, not {name!r} in "
+            f"{redact_url(location)!r}; continue it with `training hpo resume --study-dir {folder.root}` or choose "
+            "another study folder"
+        )
 
 
 def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> None:
