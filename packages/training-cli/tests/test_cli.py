@@ -142,6 +142,9 @@ def test_path_options_written_with_a_tilde_after_equals_are_under_home(config_di
     command = [sys.executable, "-m", "training.cli", "lineage", "~/run"]  # quoted: the shell left it too
     completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert completed.returncode == 2 and completed.stderr.startswith(f"training lineage: error: {home / 'run'}: ")
+    command = [sys.executable, "-m", "training.cli", "splits", f"--config-dir={config_dir}", "--data-path=~/corpus"]
+    completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
+    assert completed.returncode == 2 and f"{home / 'corpus'}: no such file or folder" in completed.stderr
 
 
 def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path: Path) -> None:

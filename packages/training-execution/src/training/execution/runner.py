@@ -76,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m training.execution.runner", description="Run one training job from its job.json."
     )
     parser.add_argument("job", help="the job spec (job.json)")
-    parser.add_argument("--data", help="data folder or file, replacing the spec's data_path")
+    parser.add_argument("--data", type=os.path.expanduser, help="data folder or file, replacing the spec's data_path")
     parser.add_argument("--output", help="output (run) folder, replacing the spec's output_dir")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -33,7 +34,11 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best:
     azure.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
     azure.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
     azure.add_argument("--backbone", help="model config name to tune (default: the one in train.yaml)")
-    azure.add_argument("--data", help="azureml:name:version, datastore URI or local path (default: azure.data_asset)")
+    azure.add_argument(
+        "--data",
+        type=os.path.expanduser,
+        help="azureml:name:version, datastore URI or local path (default: azure.data_asset)",
+    )
     azure.add_argument("--out", type=Path, help=f"job folder (default: {DEFAULT_STUDIES}/<hpo name>/azure)")
     azure.add_argument("--max-concurrent-trials", type=int, metavar="N", help="trials Azure runs at once")
     azure.add_argument("--dry-run", action="store_true", help="write sweep_job.yaml and submit nothing")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,7 +30,7 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config-dir", type=Path, default=Path("configs"), help="config folder (default: configs)")
     parser.add_argument("--backbone", help="model config name: model/<NAME>.yaml")
     parser.add_argument("--data", help="data config name: data/<NAME>.yaml")
-    parser.add_argument("--data-path", help="data folder or file (overrides data.path)")
+    parser.add_argument("--data-path", type=os.path.expanduser, help="data folder or file (overrides data.path)")
     parser.add_argument(
         "--set",
         action="append",

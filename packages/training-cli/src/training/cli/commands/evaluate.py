@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from training.cli.commands.common import add_format_option, positive_int
@@ -14,7 +15,7 @@ from training.common.atomic import atomic_write_json
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("evaluate", help="evaluate a saved model on a data split (per-entity table)")
     parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
-    parser.add_argument("--data-path", required=True, help="data folder or file")
+    parser.add_argument("--data-path", type=os.path.expanduser, required=True, help="data folder or file")
     add_format_option(parser)
     parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from training.cli.output import print_json, print_table
@@ -17,7 +18,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--quantize", action="store_true", help="also write an int8 dynamically quantised model and report its F1"
     )
-    parser.add_argument("--data-path", help="data to score --quantize on (default: the run's validation data)")
+    parser.add_argument(
+        "--data-path", type=os.path.expanduser, help="data to score --quantize on (default: the run's validation data)"
+    )
     parser.add_argument(
         "--split", help="split of --data-path to score (default: validation; a single data file is scored whole)"
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from training.cli.output import add_output_options, note, print_evaluation, print_json
@@ -12,7 +13,9 @@ from training.config.execution import BACKENDS
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("final", help="final (refit) training of a best config")
     parser.add_argument("best_config", type=Path, help="best_config.json written by a sweep")
-    parser.add_argument("--data-path", help="data folder or file (default: the one in the best config)")
+    parser.add_argument(
+        "--data-path", type=os.path.expanduser, help="data folder or file (default: the one in the best config)"
+    )
     parser.add_argument("--output", type=Path, required=True, help="final run folder")
     parser.add_argument("--backend", choices=BACKENDS, help="default: the execution config's, else local")
     parser.add_argument(

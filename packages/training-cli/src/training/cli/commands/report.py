@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -17,7 +18,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("report", help="write an HTML + PNG report of a run or study folder")
     parser.add_argument("folder", type=Path, help="a run folder (metrics.json) or a study folder")
     parser.add_argument("--output", type=Path, help="report folder (default: FOLDER/report)")
-    parser.add_argument("--data-path", help="data to compute the entity-type confusion on (default: the run's)")
+    parser.add_argument(
+        "--data-path", type=os.path.expanduser, help="data to compute the entity-type confusion on (default: the run's)"
+    )
     add_format_option(parser)
     parser.add_argument("--json", action="store_true", help="print the report path as JSON")
     parser.set_defaults(func=run)
