@@ -129,7 +129,9 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
 
 
-def test_path_options_written_with_a_tilde_after_equals_are_under_home(config_dir: Path, tmp_path: Path) -> None:
+def test_path_options_written_with_a_tilde_after_equals_are_under_home(
+    config_dir: Path, trained_run: Path, tmp_path: Path
+) -> None:
     """No shell expands `--output=~/s.json`: it wrote a folder named `~` in the working directory."""
     home, work = tmp_path / "home", tmp_path / "work"
     home.mkdir(), work.mkdir()
@@ -142,7 +144,7 @@ def test_path_options_written_with_a_tilde_after_equals_are_under_home(config_di
     command = [sys.executable, "-m", "training.cli", "lineage", "~/run"]  # quoted: the shell left it too
     completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert completed.returncode == 2 and completed.stderr.startswith(f"training lineage: error: {home / 'run'}: ")
-    command = [sys.executable, "-m", "training.cli", "splits", f"--config-dir={config_dir}", "--data-path=~/corpus"]
+    command = [sys.executable, "-m", "training.cli", "evaluate", str(trained_run), "--data-path=~/corpus"]
     completed = subprocess.run(command, capture_output=True, text=True, cwd=work, env=env, timeout=600)
     assert completed.returncode == 2 and f"{home / 'corpus'}: no such file or folder" in completed.stderr
 
