@@ -99,25 +99,6 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
         refit(best_config, output_dir=tmp_path / "taken", dataset=dataset)
 
 
-def test_a_refit_whose_process_fails_leaves_no_staging_files_in_its_folder(
-    swept: tuple, dataset: Dataset, tmp_path: Path
-) -> None:
-    """Writes cut short in the refit folder (a model's staging folder, a swap stopped after the old model was retired)
-    stayed there after a refit process that failed or was cut short, until the next training there removed them with
-    a warning; they go when the process ends, the retired model put back."""
-    from training.hpo import refit
-
-    final = tmp_path / "final"
-    (final / ".model.k3x9.tmp").mkdir(parents=True)
-    (final / ".model.k3x9.tmp" / "model.safetensors").write_bytes(bytes(100))
-    (final / ".model.old").mkdir()
-    (final / ".model.old" / "config.json").write_text("{}\n")
-    other = Dataset({name: dataset[name][1:] for name in dataset}, labels=dataset.labels)
-    with pytest.raises(InputError, match="refit on the sweep's data"):
-        refit(extract_best_config_from_study(swept[0]), output_dir=final, dataset=other)
-    assert sorted(path.relative_to(final).as_posix() for path in final.rglob("*")) == ["model", "model/config.json"]
-
-
 def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: Path, tmp_path: Path) -> None:
     """`training hpo run --refit DIR` (trials and refit in processes): the sweep's outcome, then the refit's as the
     last JSON line, its run folder tracing back to the best trial."""

@@ -10,7 +10,6 @@ began and the caller's logging set-up do not reach it (its log is the run folder
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import os
 from multiprocessing.connection import Connection
@@ -18,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError
 from training.config.best import BestConfig
-from training.core.run_folder import RunFolder
 from training.execution.handle import JobHandle
 from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
 
@@ -63,14 +61,7 @@ def refit(
         with as_in_a_process("refit", output / "error.log", passthrough):
             return work(dataset, None)
     data = TrialData(dataset) if dataset is not None else None
-    try:
-        return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough)
-    except BaseException:
-        # Its process has ended: the staging files of the writes it was cut short in go now, not at the next training
-        # here (which would report an error doing so; raised now, it would hide this one).
-        with contextlib.suppress(OSError, InputError):
-            RunFolder(output).remove_leftovers()
-        raise
+    return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough)
 
 
 def _final_training(
