@@ -143,6 +143,9 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
     for given, got in ((None, "NoneType None"), ({"config": {}}, "dict {'config': {}}")):  # a TypeError named nothing
         with pytest.raises(ConfigError, match=rf"^best_config: expected a BestConfig or the path of a .*, got {got}$"):
             execute_final_training(given, output_dir=tmp_path)
+    with pytest.raises(InputError, match=r"^dataset: expected a Dataset .*, got str 'data/ner'$"):  # an AttributeError
+        execute_final_training(best_config, output_dir=tmp_path / "out", dataset="data/ner")
+    assert not (tmp_path / "out").exists()
     no_path = best_config.model_copy(
         update={
             "config": best_config.config.model_copy(

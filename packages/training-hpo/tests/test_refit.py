@@ -97,6 +97,8 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
     (tmp_path / "taken").write_text("a file, not a folder\n")
     with pytest.raises(InputError, match=r"taken: is a file; expected a run folder"):
         refit(best_config, output_dir=tmp_path / "taken", dataset=dataset)
+    with pytest.raises(InputError, match=r"^dataset: expected a Dataset .*, got str 'data/ner'$"):  # in this process
+        refit(best_config, output_dir=tmp_path / "final", dataset="data/ner")
 
 
 def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: Path, tmp_path: Path) -> None:

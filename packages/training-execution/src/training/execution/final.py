@@ -68,6 +68,8 @@ def execute_final_training(
       `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    if dataset is not None:
+        Dataset.check(dataset)
     RunFolder(Path(output_dir).expanduser()).check_path()
     resources = _resources(backend, nproc_per_node, execution_config)
     if tracking_uri is None and wait and not dry_run:

@@ -42,6 +42,8 @@ def refit(
     if isolation not in ("subprocess", "inprocess"):
         raise ConfigError(f"isolation: expected 'subprocess' or 'inprocess', got {isolation!r}")
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    if dataset is not None:
+        Dataset.check(dataset)
     output = Path(output_dir).expanduser().resolve()
     work = functools.partial(
         _final_training,
