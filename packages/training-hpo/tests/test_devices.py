@@ -67,15 +67,6 @@ def test_more_parallel_trials_than_gpus_share_them_with_a_warning(caplog: pytest
         assert none is None
 
 
-def test_gpus_given_as_one_string_are_read_as_cuda_visible_devices_reads_them() -> None:
-    """run_local_hpo_sweep(gpus="0,1") lent the GPUs '0', ',' and '1'."""
-    pool = DevicePool("0, 1", parallel=2)
-    with pool.lend() as a, pool.lend() as b, pool.lend() as c:
-        assert (a, b, c) == ("0", "1", "0")
-    with pytest.raises(ConfigError, match=r"^gpus: expected distinct GPU ids separated by commas .*, got '0,0'$"):
-        DevicePool("0,0", parallel=1)
-
-
 def test_visible_gpus_come_from_cuda_visible_devices(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2, 7")
     assert visible_gpus() == ("2", "7")

@@ -245,12 +245,14 @@ def test_a_journal_file_storage(config_dir: Path, tmp_path: Path, tiny_config: T
     [
         ({"dataset": "data/ner"}, r"^dataset: expected a Dataset \(load_dataset\(path\) .*\), got str 'data/ner'$"),
         ({"config": {"backbone": "tiny-bert"}}, r"^config: expected a TrainingConfig \(build_training_config"),
+        ({"gpus": "0,,1"}, r"^gpus: expected distinct GPU ids separated by commas such as 0,1, got '0,,1'$"),
     ],
 )
 def test_arguments_of_another_type_are_named_before_anything_is_written(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path, arguments: dict, message: str
 ) -> None:
-    """Each raised an AttributeError ('str' object has no attribute 'fingerprint', 'dict' ... 'model')."""
+    """Each raised an AttributeError ('str' object has no attribute 'fingerprint', 'dict' ... 'model'); bad GPU ids
+    were named once the study had been written."""
     given = {"config": tiny_config, "dataset": dataset} | arguments
     with pytest.raises(InputError, match=message):
         run_local_hpo_sweep("tiny-bert", settings("typed"), study_dir=tmp_path / "study", **given)

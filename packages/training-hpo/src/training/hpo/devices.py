@@ -42,8 +42,6 @@ class DevicePool:
     """The GPUs lent to running trials: each trial takes the least used one and gives it back when it ends."""
 
     def __init__(self, gpus: Sequence[str], parallel: int) -> None:
-        if isinstance(gpus, str):  # gpus="0,1" was read letter by letter: GPUs '0', ',' and '1'
-            gpus = parse_gpus(gpus, "gpus")
         if gpus and parallel > len(gpus):
             logger.warning(
                 "%d parallel trials share %d GPU(s) (%s): some GPUs run two trials or more at once",

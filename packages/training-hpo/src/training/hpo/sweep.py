@@ -24,6 +24,7 @@ from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
+from training.hpo.devices import parse_gpus
 from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
@@ -89,6 +90,8 @@ def run_local_hpo_sweep(
     }
     if dataset is not None:
         Dataset.check(dataset)
+    if isinstance(gpus, str):  # gpus="0,1" would be read letter by letter
+        gpus = parse_gpus(gpus, "gpus")
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
@@ -161,6 +164,8 @@ def resume_hpo_sweep(
     """
     if dataset is not None:
         Dataset.check(dataset)
+    if isinstance(gpus, str):  # gpus="0,1" would be read letter by letter
+        gpus = parse_gpus(gpus, "gpus")
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
