@@ -43,6 +43,6 @@ def test_the_data_section_loads_with_its_policies(folder: Path, tmp_path: Path) 
     strict = build_training_config({"set": ["data.misaligned_policy=error"]}, folder).data
     with pytest.raises(DataError, match=r"train\.jsonl:1: \[0, 4, 'PER'\] 'John' does not start and end on word"):
         strict.load(path)
-    given = r"^data\.path: no data set given; pass data_path \(--data-path\) or set path in data/"
+    given = r"^data\.path: no data set given; pass a data path \(--data-path\) or set path in data/"
     with pytest.raises(ConfigError, match=given):
         strict.model_copy(update={"path": None}).load()

@@ -143,7 +143,7 @@ class DataConfig(Section):
         source = self.path if path is None else path
         if source is None:
             raise ConfigError(
-                f"data.path: no data set given; pass data_path (--data-path) or set path in data/{self.name}.yaml"
+                f"data.path: no data set given; pass a data path (--data-path) or set path in data/{self.name}.yaml"
             )
         return load_dataset(
             source,

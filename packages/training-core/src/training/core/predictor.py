@@ -61,6 +61,7 @@ class Predictor:
         precision: str = "fp32",
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
+        whole_number(batch_size, "batch_size", least=1)  # before the model loads
         model, tokenizer, _ = load_model(model_dir)
         windowing = RunFolder(Path(model_dir).parent).windowing(max_length=max_length, stride=stride)
         options = {"batch_size": batch_size, "device": device, "precision": precision}

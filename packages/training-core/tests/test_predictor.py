@@ -107,6 +107,8 @@ def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
         predict(model_dir, TEXTS[:1], batch_size=batch_size)
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):
         Predictor.from_folder(model_dir, batch_size=batch_size)  # at construction, not at the first call
+    with pytest.raises(InputError, match=r"^batch_size: "):
+        Predictor.from_folder(model_dir / "no-such-model", batch_size=batch_size)  # before the model loads
 
 
 @pytest.mark.parametrize(
