@@ -275,7 +275,7 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
         ({"dataset": "data/ner"}, r"^dataset: expected a Dataset .*, got str 'data/ner'$"),
         ({"dataset": []}, r"^dataset: expected a Dataset .*, got list \[\]$"),
         ({"config": {"backbone": "tiny-bert"}}, r"^config: expected a TrainingConfig \(build_training_config"),
-        ({"output_dir": None}, r"^output_dir: expected the path of a run folder, got NoneType$"),
+        ({"output_dir": None}, r"^output_dir: expected the path of a run folder, got NoneType None$"),
         ({"callbacks": Callback()}, r"^callbacks: expected a list of Callback objects, got Callback$"),
     ],
 )

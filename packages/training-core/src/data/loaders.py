@@ -44,7 +44,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
     def check(cls, value: object, name: str = "dataset") -> Dataset:
         """`value` if it is a Dataset, else an `InputError` naming the argument `name` (a path, a list of documents
         or None raised an AttributeError from deep inside)."""
-        return expect_instance(value, cls, name, "load_dataset(path) or config.data.load()")
+        return expect_instance(value, cls, name, "a Dataset (load_dataset(path) or config.data.load())")
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
         try:
@@ -115,11 +115,9 @@ def load_dataset(
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
-    elif not isinstance(data_asset, (str, os.PathLike)):
-        got = f"{type(data_asset).__name__} {data_asset!r:.60}"
-        raise DataError(f"data_asset: expected a data folder or file (or a datasets object), got {got}")
     else:
-        source = str(data_asset)
+        expected = "a data folder or file (or a datasets object)"
+        source = str(expect_instance(data_asset, (str, os.PathLike), "data_asset", expected, DataError))
         path = Path(data_asset)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")

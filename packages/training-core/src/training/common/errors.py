@@ -55,9 +55,11 @@ class ExecutionError(TrainingError):
             self.exit_code = InputError.exit_code
 
 
-def expect_instance(value: object, kind: type[T], name: str, made_by: str, error: type[InputError] = InputError) -> T:
-    """`value` if it is a `kind`, else `error` naming the argument `name`, the value and how one is made (`made_by`):
-    a public function given a path, a dict or None where it takes a record otherwise fails deep inside."""
+def expect_instance(
+    value: object, kind: type[T] | tuple[type, ...], name: str, expected: str, error: type[InputError] = InputError
+) -> T:
+    """`value` if it is a `kind`, else `error` naming the argument `name`, what was `expected` and the value: a public
+    function given a path, a dict or None where it takes a record (or a path) otherwise fails deep inside."""
     if not isinstance(value, kind):
-        raise error(f"{name}: expected a {kind.__name__} ({made_by}), got {type(value).__name__} {value!r:.60}")
-    return value
+        raise error(f"{name}: expected {expected}, got {type(value).__name__} {value!r:.60}")
+    return value  # type: ignore[return-value]

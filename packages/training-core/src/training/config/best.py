@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from training.common.atomic import atomic_write_text
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.config.schema import Section, TrainingConfig
 from training.config.validation import read_record
 
@@ -80,9 +80,8 @@ class BestConfig(Section):
     def load(cls, path: str | Path) -> BestConfig:
         """Read a `best_config.json`; a missing, unreadable or invalid file (hyperparameters included) is a
         `ConfigError` naming it."""
-        if not isinstance(path, (str, os.PathLike)):  # execute_final_training(None) raised a TypeError naming nothing
-            got = f"{type(path).__name__} {path!r:.60}"
-            raise ConfigError(f"best_config: expected a BestConfig or the path of a best_config.json, got {got}")
+        expected = "a BestConfig or the path of a best_config.json"  # None raised a TypeError naming nothing
+        expect_instance(path, (str, os.PathLike), "best_config", expected, ConfigError)
         best = read_record(cls, path, "best-config file")
         best.training_config(f"{path}: hyperparameters")
         return best

@@ -240,7 +240,9 @@ class TrainingConfig(Section):
     def check(cls, value: object, name: str = "config") -> TrainingConfig:
         """`value` if it is a TrainingConfig, else a `ConfigError` naming the argument `name` (None, a dict or a
         backbone name raised an AttributeError from deep inside)."""
-        return expect_instance(value, cls, name, "build_training_config(args, config_dir)", ConfigError)
+        return expect_instance(
+            value, cls, name, "a TrainingConfig (build_training_config(args, config_dir))", ConfigError
+        )
 
     def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start

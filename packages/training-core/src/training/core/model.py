@@ -21,7 +21,7 @@ from transformers import (
 
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
-from training.common.errors import ConfigError, InputError, first_line
+from training.common.errors import ConfigError, InputError, expect_instance, first_line
 from training.common.quiet import QuietLibrary
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
@@ -139,9 +139,8 @@ def load_model(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
     """Load a saved model folder: model, fast tokenizer and its IOB2 tag names in id order (safetensors weights; a
     legacy `pytorch_model.bin` only through `torch.load(weights_only=True)`)."""
-    if not isinstance(folder, (str, os.PathLike)):  # predict(None, ...) raised a TypeError naming no argument
-        got = f"{type(folder).__name__} {folder!r:.60}"
-        raise InputError(f"model folder: expected the path of a saved model folder (a run's model/), got {got}")
+    # predict(None, ...) raised a TypeError naming no argument
+    expect_instance(folder, (str, os.PathLike), "model folder", "the path of a saved model folder (a run's model/)")
     return _load_folder(Path(folder), None, trust_remote_code)
 
 

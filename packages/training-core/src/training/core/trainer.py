@@ -16,7 +16,7 @@ import torch
 
 from data.documents import Document, document_items
 from data.loaders import Dataset
-from training.common.errors import DataError, InputError
+from training.common.errors import DataError, InputError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core import optimization
@@ -59,8 +59,7 @@ def train_model(
     run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
     covers the whole validation split; only rank 0 writes.
     """
-    if not isinstance(output_dir, (str, os.PathLike)):  # None raised a TypeError naming no argument
-        raise InputError(f"output_dir: expected the path of a run folder, got {type(output_dir).__name__}")
+    expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank

@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 from optuna.study import StudyDirection
 
-from training.common.errors import InputError
+from training.common.errors import InputError, expect_instance
 from training.config.best import BestConfig, StudyRef
 from training.hpo.checkpoints import best_trial
 from training.hpo.study_folder import StudyFolder
@@ -22,9 +22,8 @@ def extract_best_config_from_study(
 ) -> BestConfig:
     """The best complete trial: base config, hyperparameters, epochs to refit, CV mean and spread, provenance; also
     written to `<study_dir>/best_config.json` (default: the study's own folder)."""
-    if not isinstance(study, optuna.Study):  # a study folder or name raised an AttributeError ('user_attrs')
-        got = f"{type(study).__name__} {study!r:.60}"
-        raise InputError(f"study: expected an optuna.Study (load_study(study_dir) opens a study folder), got {got}")
+    # a study folder or name raised an AttributeError ('user_attrs')
+    expect_instance(study, optuna.Study, "study", "an optuna.Study (load_study(study_dir) opens a study folder)")
     record = SweepSettings.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
     trial = best_trial(study)
