@@ -534,6 +534,7 @@ def test_labels_must_be_unique(folder: Path) -> None:
         ("['', ORG]", "labels: '' must be a non-empty name without outer whitespace"),
         ("[O, PER]", "labels: 'O' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
         ("[B-PER, I-PER]", "labels: 'B-PER' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
+        ("[B-LOC, M-LOC, E-LOC]", "labels: 'B-LOC' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
     ],
 )
 def test_labels_must_be_entity_type_names(folder: Path, written: str, expected: str) -> None:

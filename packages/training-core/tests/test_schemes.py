@@ -73,9 +73,10 @@ def test_bmes_inside_tags_become_iob2_inside_tags() -> None:
     assert from_iob2(conversion.tags, "BMES") == ("B-LOC", "M-LOC", "M-LOC", "E-LOC", "S-PER")
 
 
-def test_bmes_mixed_with_bioes_inside_tags_is_named() -> None:
-    with pytest.raises(DataError, match="is BMES but a:2: word 0 'I-PER' is not a BMES tag"):
-        detect_scheme([("a:1", ["B-LOC", "M-LOC", "E-LOC"]), ("a:2", ["I-PER", "E-PER"])])
+@pytest.mark.parametrize("other", ["I-PER", "U-PER"])
+def test_bmes_mixed_with_another_schemes_tags_is_named(other: str) -> None:
+    with pytest.raises(DataError, match=f"is BMES but a:2: word 0 '{other}' is not a BMES tag"):
+        detect_scheme([("a:1", ["B-LOC", "M-LOC", "E-LOC"]), ("a:2", [other, "O", "S-ORG"])])
 
 
 def test_bioes_and_bilou_together_are_ambiguous_and_name_both() -> None:

@@ -62,7 +62,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
         split_tag(tag, where)
     prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
     marked = {scheme: set(marks) & prefixes for scheme, marks in _TELLS.items()}
-    if marked["BIOES"] and marked["BILOU"]:
+    if marked["BIOES"] and marked["BILOU"] and not marked["BMES"]:  # BMES names a stray U-/L- itself
         bioes, bilou = (_evidence(listed, marked[scheme]) for scheme in ("BIOES", "BILOU"))
         raise DataError(
             f"cannot tell the tagging scheme: {bioes} is BIOES but {bilou} is BILOU; fix the data or set data.scheme"

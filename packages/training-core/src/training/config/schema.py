@@ -128,7 +128,7 @@ class DataConfig(Section):
             if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
                 raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
         # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags.
-        if "O" in self.labels or all(re.match("[BIESLU]-.", label) for label in self.labels):
+        if "O" in self.labels or all(re.match("[BIESLUM]-.", label) for label in self.labels):
             tag = "O" if "O" in self.labels else self.labels[0]
             raise ValueError(f"labels: {tag!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'")
         if len(set(self.labels)) != len(self.labels):
