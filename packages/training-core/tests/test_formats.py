@@ -65,6 +65,8 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         ("a.ndjson", '\n{"tokens": ["x"], "ner_tags": ["O"]}\n', "tokens"),
         ("a.jsonl", '{"text": "x y", "tokens": ["x", "y"], "ner_tags": ["B-PER", "O"]}\n', "tokens"),
         ("a.jsonl", '{"text": "x", "annotations": [], "tokens": ["x"], "tags": ["O"]}\n', "spans"),
+        # Prodigy: token objects beside character spans (a spans record, whose reader names what it lacks)
+        ("a.jsonl", '{"text": "x", "tokens": [{"text": "x", "start": 0}], "spans": []}\n', "spans"),
         ("a.conll", "x O\n", "conll"),
         ("a.iob", "x O\n", "conll"),
         ("a.txt", "x O\n", "conll"),
@@ -81,7 +83,8 @@ def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(
         DataError,
         match=r"a\.csv: unknown file type '\.csv'; expected one of .*, or name the format "
-        r"\(spans, tokens, conll\) in data\.format, --format or format=",
+        r"\(spans, tokens, conll\) in data\.format \(--set data\.format=NAME\), "
+        r"--format \(evaluate, report\) or format=",
     ):
         detect_format(path, "x,O\n")
 

@@ -82,11 +82,13 @@ def detect_format(path: Path, text: str) -> str:
         raise DataError(
             f"{path}: unknown file type {path.suffix!r}; expected one of "
             f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
-            "data.format, --format or format="
+            "data.format (--set data.format=NAME), --format (evaluate, report) or format="
         )
     for record in _json_records(path, text):
-        # Dataset exports often keep a token record's sentence as `text`: spans need their annotations beside it.
-        if "text" in record.fields and ("annotations" in record.fields or "tokens" not in record.fields):
+        # Dataset exports often keep a token record's sentence as `text` beside its tokens and tags; other records
+        # with a `text` (Prodigy's keep token objects beside their spans) are read as spans.
+        tagged = "tokens" in record.fields and ("tags" in record.fields or "ner_tags" in record.fields)
+        if "text" in record.fields and ("annotations" in record.fields or not tagged):
             return "spans"
         if "tokens" in record.fields:
             return "tokens"
