@@ -18,7 +18,8 @@ from typing import Any
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
-CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
+# CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
+CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
