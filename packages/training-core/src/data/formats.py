@@ -123,7 +123,7 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line.removeprefix("\ufeff"))  # files joined keep their byte-order marks, as in CoNLL
         except json.JSONDecodeError as error:
             _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error
