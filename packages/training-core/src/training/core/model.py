@@ -21,7 +21,7 @@ from transformers import (
 
 from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
-from training.common.errors import ConfigError, InputError, first_line
+from training.common.errors import ConfigError, InputError, expect_instance, first_line
 from training.common.quiet import QuietLibrary
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
@@ -125,6 +125,9 @@ def position_offset(model_config: PretrainedConfig) -> int:
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
+    made_by = "create_model_and_tokenizer(config) or load_model(folder)"
+    expect_instance(model, PreTrainedModel, "model", made_by)  # None raised an AttributeError from inside
+    expect_instance(tokenizer, PreTrainedTokenizerBase, "tokenizer", made_by)
     try:
         with atomic_directory(folder) as staging, _quiet_transformers():
             model.save_pretrained(staging)
