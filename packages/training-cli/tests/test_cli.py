@@ -112,6 +112,7 @@ def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_ru
         assert json.loads(evaluated.stdout)["num_documents"] == 2
     default = cli("evaluate", str(trained_run), "--data-path", str(data))
     assert default.returncode == 2 and f"{data}:1: invalid JSON" in default.stderr
+    assert default.stderr.rstrip().endswith("(read as spans, the run's data.format; --format auto detects it)")
     spans = tmp_path / "held-out.data"  # a suffix that tells no format
     spans.write_text('{"text": "Anna works at Siemens", "annotations": [[0, 4, "PERSON"]]}\n', encoding="utf-8")
     assert cli("evaluate", str(trained_run), "--data-path", str(spans)).returncode == 0

@@ -37,6 +37,17 @@ def test_a_precision_switch_is_kept_and_a_checkpoint_from_before_the_check_loads
     assert load_checkpoint(folder, model, optimizer, scheduler, None) == Progress(next_epoch=1, global_step=3)
 
 
+def test_a_checkpoint_of_another_process_count_is_refused(tmp_path):
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=2), [rng_state(), rng_state()])
+    assert load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2).world_size == 2
+
+    expected = f"{folder}: a checkpoint of 2 process(es), resumed with 1; resume it with the same count"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+        load_checkpoint(folder, model, optimizer, scheduler, None)
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

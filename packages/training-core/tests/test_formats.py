@@ -199,6 +199,12 @@ def test_conll_files_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
     ]
 
 
+def test_json_lines_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
+    part = '\ufeff{"tokens": ["%s"], "tags": ["B-PER"]}\n'
+    path = write(tmp_path / "a.jsonl", part % "John" + part % "Mary")
+    assert [(r.line, r.fields["tokens"]) for r in records(path, "tokens")] == [(1, ["John"]), (2, ["Mary"])]
+
+
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):

@@ -222,6 +222,14 @@ def test_validation_split_aliases(tmp_path: Path, name: str) -> None:
     assert list(load_dataset(tmp_path)) == ["train", "validation"]
 
 
+def test_conll_2003_as_distributed(tmp_path: Path) -> None:
+    for name in ("eng.train", "eng.testa", "eng.testb"):
+        write(tmp_path / name, conll())
+    write(tmp_path / "eng.list", "PER John Smith\n")  # the gazetteer beside them is no split
+    dataset = load_dataset(tmp_path)
+    assert {name: len(docs) for name, docs in dataset.items()} == {"train": 2, "validation": 2, "test": 2}
+
+
 def test_a_single_file_is_the_train_split(tmp_path: Path) -> None:
     dataset = load_dataset(str(write(tmp_path / "anything.jsonl", jsonl(span_records()))))
     assert list(dataset) == ["train"]

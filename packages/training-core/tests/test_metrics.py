@@ -210,6 +210,10 @@ def test_bad_tags_and_modes_are_input_errors():
         compute_metrics([["O", "O"]], [["O", "PER"]])
     with pytest.raises(InputError, match=r"^references\[0\] is the string 'B-PER'; expected a list of tags"):
         compute_metrics(["B-PER"], [["B-PER"]])
+    with pytest.raises(InputError, match=r"^references: expected one list of tags per document, got NoneType None$"):
+        compute_metrics(None, None)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^predictions\[0\] is NoneType None; expected a list of tags"):
+        compute_metrics([["O"]], [None])  # type: ignore[list-item]
     with pytest.raises(InputError, match=r"^mode must be 'strict' or 'lenient', got 'exact'$"):
         compute_metrics([["O"]], [["O"]], mode="exact")  # type: ignore[arg-type]
 

@@ -366,6 +366,15 @@ def test_a_backbone_head_for_other_labels_of_the_same_count_is_replaced(tiny_con
     assert float(relabelled.classifier.weight.detach().std()) == pytest.approx(other.config.initializer_range, rel=0.3)
 
 
+def test_saving_no_model_or_no_tokenizer_is_an_input_error(tiny_config, tmp_path):
+    model, _ = create_model_and_tokenizer(tiny_config)
+    with pytest.raises(InputError, match=r"^model: expected a PreTrainedModel \(create_model_and_tokenizer"):
+        save_model(None, None, tmp_path / "model")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^tokenizer: expected a PreTrainedTokenizerBase .*, got NoneType None$"):
+        save_model(model, None, tmp_path / "model")  # type: ignore[arg-type]
+    assert not (tmp_path / "model").exists()
+
+
 @pytest.mark.parametrize("folder", [None, 5])
 def test_a_model_folder_that_is_not_a_path_is_an_input_error(folder):
     """predict(None, texts) and load_model(None) raised "expected str, bytes or os.PathLike object", naming nothing."""

@@ -99,9 +99,14 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     straight = train_model(config, dataset, tmp_path / "straight")
     with pytest.raises(Interrupt):
         train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])
-    state = json.loads((tmp_path / "resumed/checkpoint/trainer_state.json").read_text())
-    assert state["next_epoch"] == 1
+    state_file = tmp_path / "resumed/checkpoint/trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert state["next_epoch"] == 1 and state["world_size"] == 1
     assert json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
+    state_file.write_text(json.dumps({**state, "world_size": 2}))  # as two processes (torchrun) write it
+    with pytest.raises(InputError, match=r"checkpoint: a checkpoint of 2 process\(es\), resumed with 1; resume it"):
+        train_model(config, dataset, tmp_path / "resumed")
+    state_file.write_text(json.dumps(state))
     resumed = train_model(config, dataset, tmp_path / "resumed")
     assert resumed.metrics.history == straight.metrics.history
     assert resumed.metrics.best == straight.metrics.best

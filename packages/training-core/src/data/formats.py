@@ -18,7 +18,8 @@ from typing import Any
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
-CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv"})
+# CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
+CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
@@ -124,7 +125,7 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
         if not line.strip():
             continue
         try:
-            value = json.loads(line)
+            value = json.loads(line.removeprefix("\ufeff"))  # files joined keep their byte-order marks, as in CoNLL
         except json.JSONDecodeError as error:
             _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error

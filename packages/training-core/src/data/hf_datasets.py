@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from data.formats import Record
-from data.split_names import SPLIT_ALIASES
+from data.split_names import file_split
 from training.common.errors import DataError, first_line
 from training.common.optional import require
 from training.common.quiet import QuietLibrary
@@ -106,7 +106,7 @@ def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
     for file in sorted(path.iterdir()):
         if file.suffix == ".parquet":  # `train.parquet`, or the hub's `train-00000-of-00002.parquet`
             shards.setdefault(_SHARD.sub("", file.stem), []).append(file)
-        elif file.stem.lower() in SPLIT_ALIASES:  # a split in another format would be dropped unsaid
+        elif file_split(file):  # a split in another format would be dropped unsaid
             raise DataError(f"{text}: holds Parquet files and {file.name}; keep the splits in one format")
     return text, {split: _from_parquet(datasets, files) for split, files in shards.items()}
 

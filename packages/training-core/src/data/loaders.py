@@ -16,7 +16,7 @@ from data.formats import FORMATS, Record, detect_format, read_records, read_text
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, detect_scheme
-from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
@@ -206,7 +206,7 @@ def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
 def _split_files(folder: Path) -> dict[str, Path]:
     found: dict[str, Path] = {}
     for file in sorted(folder.iterdir()):
-        split = SPLIT_ALIASES.get(file.stem.lower())
+        split = file_split(file)
         if split is None or not file.is_file():
             continue
         if split in found:
@@ -215,6 +215,6 @@ def _split_files(folder: Path) -> dict[str, Path]:
     if "train" not in found:
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev) and test "
-            f"with a suffix such as .jsonl, .json or .conll"
+            f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb)"
         )
     return {name: found[name] for name in SPLIT_ORDER if name in found}

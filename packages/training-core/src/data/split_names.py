@@ -16,6 +16,14 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
+# CoNLL-2002 and CoNLL-2003 as distributed (eng.train, eng.testa, eng.testb; deu, esp, ned alike) name the split by
+# suffix: the shared tasks tuned on testa and reported on testb.
+SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
+
+
+def file_split(file: Path) -> str | None:
+    """The split a data file of a folder holds, by its name (`dev.jsonl`, `eng.testa`), or None."""
+    return SPLIT_ALIASES.get(file.stem.lower()) or SPLIT_SUFFIXES.get(file.suffix.lower())
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import InputError
+from training.common.errors import DataError, InputError
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -69,7 +69,13 @@ def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None)
     config = run_config(model_dir)
     if config is not None:
         data = config.data.model_copy(update={"format": data_format}) if data_format else config.data
-        return data.load(data_path)
+        try:
+            return data.load(data_path)
+        except DataError as error:  # other data in the run's format: say which was used, and how to choose
+            if data_format or data.format == "auto":
+                raise
+            hint = f"read as {data.format}, the run's data.format; --format auto detects it"
+            raise DataError(f"{error} ({hint})") from error
     from data.loaders import load_dataset
 
     return load_dataset(data_path, format=data_format or "auto")

@@ -40,6 +40,7 @@ class Progress(BaseModel):
     skipped_steps: int = 0
     nonfinite_in_row: int = 0
     precision_check: PrecisionCheck | None = None  # kept so that a resumed run stays in the precision it chose
+    world_size: int | None = None  # the processes that wrote it (None: written before the count was kept)
 
 
 def rng_state() -> dict[str, Any]:
@@ -81,11 +82,17 @@ def load_checkpoint(
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,
+    world_size: int = 1,
 ) -> Progress:
     """Restore what `save_checkpoint` wrote and return the progress; `rank` picks the RNG state (rank 0's for ranks
-    the saved run did not have)."""
+    the saved run did not have); a checkpoint of another `world_size` is refused."""
     try:
         progress = read_record(Progress, folder / STATE_FILE, "checkpoint progress record")
+        if progress.world_size not in (None, world_size):  # batches per epoch and the schedule depend on the count
+            raise InputError(
+                f"{folder}: a checkpoint of {progress.world_size} process(es), resumed with {world_size}; resume it "
+                "with the same count, or delete the folder to restart the run from scratch"
+            )
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
         optimizer.load_state_dict(state["optimizer"])

@@ -62,6 +62,9 @@ def evaluate_model(
     if isinstance(model, (str, os.PathLike)):
         windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
         model, tokenizer, _ = load_model(Path(model))
+    elif not isinstance(model, torch.nn.Module):  # None was reported as a missing tokenizer
+        got = f"{type(model).__name__} {model!r:.60}"
+        raise InputError(f"model: expected a PreTrainedModel or the path of a saved model folder, got {got}")
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:

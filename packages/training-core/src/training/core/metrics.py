@@ -54,10 +54,14 @@ def compute_metrics(
 
 
 def _documents(name: str, documents: Sequence[Sequence[str]]) -> list[list[str]]:
+    if not isinstance(documents, Iterable) or isinstance(documents, str):  # None raised a TypeError naming nothing
+        got = f"{type(documents).__name__} {documents!r:.60}"
+        raise InputError(f"{name}: expected one list of tags per document, got {got}")
     result = []
     for index, tags in enumerate(documents):
-        if isinstance(tags, str):
-            raise InputError(f"{name}[{index}] is the string {tags!r}; expected a list of tags per document")
+        if isinstance(tags, str) or not isinstance(tags, Iterable):
+            got = f"the string {tags!r}" if isinstance(tags, str) else f"{type(tags).__name__} {tags!r:.60}"
+            raise InputError(f"{name}[{index}] is {got}; expected a list of tags per document")
         for position, tag in enumerate(tags):
             if not isinstance(tag, str) or (tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3)):
                 raise InputError(

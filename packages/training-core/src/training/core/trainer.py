@@ -306,6 +306,7 @@ class _Trainer:
             skipped_steps=self.nonfinite.skipped,
             nonfinite_in_row=self.nonfinite.in_row,
             precision_check=self.precision_check,
+            world_size=self.ctx.world_size,
         )
         save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
 
@@ -316,8 +317,9 @@ class _Trainer:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
         state, opt = self.state, self.optimization
+        ctx = self.ctx
         progress = load_checkpoint(
-            self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, self.ctx.rank
+            self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size
         )
         state.global_step, state.history = progress.global_step, list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
