@@ -125,9 +125,9 @@ def position_offset(model_config: PretrainedConfig) -> int:
 
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
-    made_by = "create_model_and_tokenizer(config) or load_model(folder)"
-    expect_instance(model, PreTrainedModel, "model", made_by)  # None raised an AttributeError from inside
-    expect_instance(tokenizer, PreTrainedTokenizerBase, "tokenizer", made_by)
+    made_by = "(create_model_and_tokenizer(config) or load_model(folder))"
+    expect_instance(model, PreTrainedModel, "model", f"a PreTrainedModel {made_by}")  # None: an AttributeError inside
+    expect_instance(tokenizer, PreTrainedTokenizerBase, "tokenizer", f"a PreTrainedTokenizerBase {made_by}")
     try:
         with atomic_directory(folder) as staging, _quiet_transformers():
             model.save_pretrained(staging)
