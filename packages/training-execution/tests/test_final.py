@@ -65,6 +65,10 @@ def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: B
     assert {path: path.read_bytes() for path in first.output_dir.rglob("*") if path.is_file()} == kept
     again = execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=1)
     assert again.id == first.id and JobSpec.load(tmp_path / "run" / "job.json").resources.backend == "torchrun"
+    (first.output_dir / "metrics.json").unlink()  # as a run cut short leaves it: a checkpoint, no metrics
+    (first.output_dir / "checkpoint").mkdir()
+    with pytest.raises(InputError, match=refused):
+        execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=2)
 
 
 def test_keep_holdout_trains_on_train_and_evaluates_on_validation(best_config: BestConfig, tmp_path: Path) -> None:

@@ -115,7 +115,8 @@ class JobSpec(_Record):
                 )
             # A finished run would be reused, an interrupted one continued, as if trained with this many processes.
             ran, processes = existing.resources.processes, self.resources.processes
-            if RunFolder(Path(self.output_dir)).metrics.is_file() and ran != processes:
+            run = RunFolder(Path(self.output_dir))
+            if (run.metrics.is_file() or run.checkpoint.exists()) and ran != processes:
                 raise InputError(
                     f"{self.output_dir}: holds the run of job {self.job_id} on {ran} process(es), not {processes}; "
                     f"its batches and schedule depend on the count: run it with {ran}, choose another output folder, "
