@@ -113,6 +113,19 @@ def test_bad_input_in_torchrun_workers_is_named_and_exits_2(best_config: BestCon
     assert caught.value.exit_code == 2
 
 
+def test_the_root_cause_ranks_own_error_is_named_behind_rank_prefixes(tmp_path: Path) -> None:
+    # Rank prefixes (torchrun --tee, log_line_prefix_template) hid every error line; any rank's last one was taken.
+    summary = "Root Cause (first observed failure):\n[0]:\n  rank      : 1 (local_rank: 1)\n  exitcode  : 2 (pid: 7)\n"
+    output = f"[rank1]:error: data: no such file\n[rank0]:error: stopped by rank 1\n{summary}"
+    command = [sys.executable, "-c", f"import sys; print({output!r}); sys.exit(1)"]
+    job = ProcessJob("final-x", "torchrun", tmp_path, tmp_path / "job.log", command)
+    with pytest.raises(
+        ExecutionError, match=r"exit code 1 \(worker rank 1: exit code 2: data: no such file\)"
+    ) as caught:
+        job.wait()
+    assert caught.value.exit_code == 2
+
+
 def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output_overrides(
     best_config: BestConfig, final_run: JobHandle, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

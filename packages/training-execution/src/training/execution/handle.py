@@ -23,6 +23,8 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 TAIL_BYTES = 64 * 1024
 # torchrun exits 1 whatever ended a worker; its summary's "Root Cause" section names the first failed worker's code.
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
+# A worker's one-line error as torchrun passes it on: bare, or behind a rank prefix (`[rank1]:`, `[default1]:`).
+_WORKER_ERROR = re.compile(r"^(?:\[(?:rank|default)?(\d+)\]:)?error: (.*)$", re.MULTILINE)
 # Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
 INTERRUPT_GRACE_S = 5.0
 
@@ -118,8 +120,9 @@ class ProcessJob(JobHandle):
                 # The worker's own error line lies above torchrun's summary, out of the tail shown below; its code
                 # (2: bad input) is the job's, not torchrun's 1.
                 run = tail(self.log_file, 400).rpartition("\n== ")[2]
-                said = [line[len("error: ") :] for line in run.splitlines() if line.startswith("error: ")]
-                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))}{': ' + said[-1] if said else ''})"
+                said = dict(_WORKER_ERROR.findall(run))  # each rank's last error line ('': lines without a prefix)
+                line = said.get(worker[1]) or said.get("")
+                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))}{': ' + line if line else ''})"
                 code = int(worker[2]) if int(worker[2]) > 0 else code
             raise ExecutionError(
                 f"job {self.id} ({self.backend}) failed: {reason}; last lines of {self.log_file}:\n"
