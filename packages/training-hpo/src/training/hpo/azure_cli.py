@@ -10,22 +10,10 @@ from typing import TYPE_CHECKING
 
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError
+from training.hpo.study_folder import DEFAULT_STUDIES, default_study_dir
 
 if TYPE_CHECKING:
     from training.config import AzureConfig, BestConfig
-
-DEFAULT_STUDIES = Path("studies")
-
-
-def default_study_dir(name: str) -> Path:
-    """`studies/<name>`, for a study name that is one plain folder name: `..` or `a/../..` would put the study's files
-    (and its cleanup) elsewhere, such as the working folder."""
-    if name in ("", ".", "..") or "/" in name or "\0" in name:
-        raise ConfigError(
-            f"study name {name!r}: cannot be a folder of {DEFAULT_STUDIES}/ (one name, without '/', not '.' or "
-            "'..'); pass --study-dir, or rename the study"
-        )
-    return DEFAULT_STUDIES / name
 
 
 def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best: argparse.ArgumentParser) -> None:

@@ -14,7 +14,7 @@ from training.common.atomic import check_folder
 from training.common.errors import ConfigError
 from training.common.redact import redact_url
 from training.hpo import azure_cli
-from training.hpo.azure_cli import DEFAULT_STUDIES, default_study_dir
+from training.hpo.study_folder import DEFAULT_STUDIES, default_study_dir
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig

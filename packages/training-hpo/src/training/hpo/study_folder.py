@@ -21,7 +21,7 @@ from typing import Literal, overload
 from pydantic import BaseModel, ConfigDict
 
 from training.common.atomic import atomic_write_text
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.config.validation import read_record
 
 
@@ -107,3 +107,17 @@ class StudyFolder:
             shutil.rmtree(claimed)
         else:
             claimed.unlink()
+
+
+DEFAULT_STUDIES = Path("studies")
+
+
+def default_study_dir(name: str) -> Path:
+    """`studies/<name>`, for a study name that is one plain folder name: `..` or `a/../..` would put the study's files
+    (and its cleanup) elsewhere, such as the working folder."""
+    if name in ("", ".", "..") or "/" in name or "\0" in name:
+        raise ConfigError(
+            f"study name {name!r}: cannot be a folder of {DEFAULT_STUDIES}/ (one name, without '/', not '.' or "
+            "'..'); pass --study-dir, or rename the study"
+        )
+    return DEFAULT_STUDIES / name
