@@ -86,12 +86,17 @@ def test_conll_tokens_holding_punctuation_are_the_words_predict_finds(tmp_path: 
     assert document.spans == (Span(7, 11, "ORG"), Span(19, 23, "LOC"))
 
 
-def test_an_entity_of_invisible_tokens_only_is_dropped_and_counted(tmp_path: Path) -> None:
-    path = write(tmp_path / "train.conll", "Anna B-PER\n\u200b B-LOC\nleft O\n")
+def test_an_entity_of_invisible_tokens_is_counted_as_a_misaligned_span_is(tmp_path: Path) -> None:
+    """As a span covering no word, or one beyond its words by a U+200B: dropped (or refused) and trimmed, counted."""
+    path = write(tmp_path / "train.conll", "Anna B-PER\n\u200b B-LOC\n\u200bAcme B-ORG\nleft O\n")
     dataset = load_dataset(path)
-    assert dataset["train"][0].spans == (Span(0, 4, "PER"),)
-    assert dataset.report.invisible_dropped == 1
-    assert "1 entities of tokens holding no word (only U+200B, a control character) dropped" in dataset.report.lines()
+    assert dataset["train"][0].spans == (Span(0, 4, "PER"), Span(8, 12, "ORG"))
+    assert (dataset.report.misaligned["train"].dropped, dataset.report.spans_trimmed) == (1, 1)
+    assert f"{path}:1: [5, 6, 'LOC'] '\\u200b' covers no word, is dropped" in "\n".join(dataset.report.lines())
+    assert load_error(path, misaligned_policy="error") == (
+        f"{path}:1: [5, 6, 'LOC'] '\\u200b' does not start and end on word edges "
+        "(covers no word, is dropped under data.misaligned_policy: expand)"
+    )
 
 
 def test_span_json_array_with_annotation_objects(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
-from data.documents import Document, Span, align_spans, spans_to_tags, tag_runs
+from data.documents import Document, Span, align_spans, spans_to_tags, token_spans
 from data.formats import HALF_SURROGATE, Record, tag_key
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, MisalignedSpans
@@ -192,10 +192,12 @@ class DocumentBuilder:
                 raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
                 raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
-        iob2 = self._iob2(where, tags)
-        document = Document.from_words(doc_id, tokens, iob2, group)
-        self.counts["invisible_dropped"] += sum(1 for _ in tag_runs(iob2)) - len(document.spans)
-        return document
+        # The words are predict's (`Document.from_words`); an entity's tokens holding characters in no word (a lone
+        # U+200B) are trimmed or dropped and counted as a span's would be.
+        text, given = token_spans(tokens, self._iob2(where, tags))
+        words = split_words(text)
+        kept = tuple(span for span, _ in self._align(where, text, words, list(given), set()))
+        return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
 
     def _iob2(self, where: str, tags: list[str]) -> list[str]:
         if self.labels is not None:

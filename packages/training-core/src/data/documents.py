@@ -62,12 +62,10 @@ class Document:
     def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
         """Join pre-split tokens with single spaces; `tags` must already be valid IOB2. The words are those `predict`
         finds in the text (a token `U.S.` is four), so that a model learns, and is scored on, the words it is given."""
-        starts = accumulate((len(token) + 1 for token in tokens), initial=0)  # one more than tokens: the end
-        given = tuple(Word(token, start, start + len(token)) for token, start in zip(tokens, starts, strict=False))
-        text = " ".join(tokens)
+        text, given = token_spans(tokens, tags)
         words = split_words(text)  # each within one token: no word crosses the spaces between tokens
         # An entity keeps the words inside its tokens; one of invisible tokens only (a lone U+200B) has none.
-        spans = tuple(inside for _, inside in align_spans(words, tags_to_spans(given, tags)) if inside)
+        spans = tuple(inside for _, inside in align_spans(words, given) if inside)
         return cls(id, text, words, spans_to_tags(words, spans), spans, group)
 
 
@@ -123,6 +121,13 @@ def tag_runs(tags: Sequence[str]) -> Iterator[tuple[str, int, int]]:
         label, first = (tag[2:], position) if tag != "O" else (None, 0)
     if label is not None:
         yield label, first, len(tags)
+
+
+def token_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, tuple[Span, ...]]:
+    """The tokens joined with single spaces, and the entities of their valid IOB2 `tags` on token edges."""
+    starts = accumulate((len(token) + 1 for token in tokens), initial=0)  # one more than tokens: the end
+    given = tuple(Word(token, start, start + len(token)) for token, start in zip(tokens, starts, strict=False))
+    return " ".join(tokens), tags_to_spans(given, tags)
 
 
 def tags_to_spans(words: tuple[Word, ...], tags: Sequence[str]) -> tuple[Span, ...]:

@@ -31,7 +31,6 @@ class LoadReport(_Record):
     tags_repaired: int = 0
     empty_skipped: int = 0
     tags_converted: int = 0
-    invisible_dropped: int = 0
     scheme: str | None = None
     misaligned: dict[str, MisalignedSpans] = {}
 
@@ -46,7 +45,6 @@ class LoadReport(_Record):
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
             "empty_skipped": "empty documents skipped",
             "tags_converted": f"{self.scheme} tags converted to IOB2",
-            "invisible_dropped": "entities of tokens holding no word (only U+200B, a control character) dropped",
         }
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
         for split, found in self.misaligned.items():
