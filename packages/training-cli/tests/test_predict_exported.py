@@ -113,3 +113,20 @@ def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run:
     record = read_export(deployed)
     metadata = model_metadata(deployed, Path(record.source), record.tag_names, "onnxruntime")
     assert metadata["lineage"] == recorded.summary()
+
+
+def test_an_export_without_lineage_inside_another_run_is_not_given_that_runs(
+    cli, trained_run: Path, tmp_path: Path
+) -> None:
+    # The lineage of the run folder around an export was shown as the export's, though it came from another run.
+    from training.execution import Lineage
+
+    run = tmp_path / "final"
+    shutil.copytree(trained_run, run)
+    Lineage(run_id="final-1", config_fingerprint="c0", backbone="tiny-bert", python="3", created_at="now").save(run)
+    inside = run / "onnx"
+    assert cli("export", str(trained_run), "--output", str(inside)).returncode == 0
+    shown = cli("lineage", str(inside))
+    assert shown.returncode == 2
+    expected = f"{inside}: an exported folder without lineage.json: it was exported from a run without one"
+    assert shown.stderr.strip() == f"training lineage: error: {expected}"

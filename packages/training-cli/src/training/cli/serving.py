@@ -224,9 +224,10 @@ def _error(status: int, message: str) -> JSONResponse:
 
 def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
     """Labels, backbone, runtime and a lineage summary of the model served from `folder` (an exported folder's own
-    lineage, else what the run folder of `model_dir` records)."""
+    lineage, a model's what the run folder of `model_dir` records)."""
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
+    from training.core.exported import is_exported
 
     metadata: dict[str, Any] = {
         "version": __version__,
@@ -237,11 +238,11 @@ def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime
     if config is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
     # An export carries its run's lineage: its source may have been moved, deleted or trained again since.
-    lineage_dir = next((path for path in (folder, model_dir.parent) if (path / "lineage.json").is_file()), None)
-    if lineage_dir is not None:
+    home = folder if is_exported(folder) else model_dir.parent
+    if (home / "lineage.json").is_file():
         from training.execution import Lineage
 
-        metadata["lineage"] = Lineage.load(lineage_dir).summary()
+        metadata["lineage"] = Lineage.load(home).summary()
     return metadata
 
 
