@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -88,3 +89,44 @@ def test_a_broken_export_record_exits_2_with_one_line(exported_run: tuple[Path, 
     completed = cli("predict", str(tmp_path), "text")
     assert completed.returncode == 2 and "export.json: stride:" in completed.stderr
     assert "Traceback" not in completed.stderr
+
+
+def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run: Path, tmp_path: Path) -> None:
+    # An export had no lineage.json: `training lineage` refused it and the service's metadata lost (or, with its
+    # source trained again, misstated) the lineage once the run folder was moved away.
+    pytest.importorskip("fastapi")
+    from training.cli.serving import model_metadata
+    from training.core.exported import read_export
+    from training.execution import Lineage
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    recorded = Lineage(run_id="final-1", config_fingerprint="c0", backbone="tiny-bert", python="3", created_at="now")
+    recorded.save(run)
+    assert cli("export", str(run), "--output", str(tmp_path / "onnx")).returncode == 0
+    deployed = tmp_path / "deployed"
+    (tmp_path / "onnx").rename(deployed)
+    shutil.rmtree(run)
+    shown = cli("lineage", str(deployed), "--json")
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout) == recorded.model_dump(mode="json")
+    record = read_export(deployed)
+    metadata = model_metadata(deployed, Path(record.source), record.tag_names, "onnxruntime")
+    assert metadata["lineage"] == recorded.summary()
+
+
+def test_an_export_without_lineage_inside_another_run_is_not_given_that_runs(
+    cli, trained_run: Path, tmp_path: Path
+) -> None:
+    # The lineage of the run folder around an export was shown as the export's, though it came from another run.
+    from training.execution import Lineage
+
+    run = tmp_path / "final"
+    shutil.copytree(trained_run, run)
+    Lineage(run_id="final-1", config_fingerprint="c0", backbone="tiny-bert", python="3", created_at="now").save(run)
+    inside = run / "onnx"
+    assert cli("export", str(trained_run), "--output", str(inside)).returncode == 0
+    shown = cli("lineage", str(inside))
+    assert shown.returncode == 2
+    expected = f"{inside}: an exported folder without lineage.json: it was exported from a run without one"
+    assert shown.stderr.strip() == f"training lineage: error: {expected}"

@@ -103,7 +103,9 @@ def test_an_in_memory_dataset_trains_in_process_only(
 ) -> None:
     dataset = load_dataset(tiny_config.data.path, labels=tiny_config.data.labels)
     job = execute_final_training(best_config, output_dir=tmp_path / "run", dataset=dataset)
-    assert extract_lineage_from_best_model(job).dataset_fingerprint == dataset.fingerprint
+    lineage = extract_lineage_from_best_model(job)
+    # The lineage named the sweep's data path, even for a dataset in memory read from elsewhere.
+    assert lineage.dataset_fingerprint == dataset.fingerprint and lineage.data_path is None
     with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
         execute_final_training(best_config, output_dir=tmp_path / "sub", dataset=dataset, backend="subprocess")
 

@@ -176,3 +176,16 @@ def test_a_best_config_is_extracted_from_a_study_only(study: object, got: str) -
     expected = r"expected an optuna.Study \(load_study\(study_dir\) opens a study folder\)"
     with pytest.raises(InputError, match=rf"^study: {expected}, got {got}$"):
         extract_best_config_from_study(study)
+
+
+def test_the_best_config_of_a_copied_study_folder_names_its_own_storage(swept: tuple, tmp_path: Path) -> None:
+    """A moved or copied study folder's best config (and so the lineage of its refit) named the storage where the
+    sweep began, gone or another study's by then, not the one it was read from."""
+    from training.hpo import load_study
+    from training.hpo.storage import storage_location
+    from training.hpo.study_folder import StudyFolder
+
+    copy = tmp_path / "copy"
+    shutil.copytree(swept[1], copy)
+    best = extract_best_config_from_study(load_study(copy), study_dir=copy)
+    assert best.study.storage == storage_location(None, StudyFolder(copy)) and str(copy.resolve()) in best.study.storage

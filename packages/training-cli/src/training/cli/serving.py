@@ -222,10 +222,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
-    """Labels, backbone, runtime and a lineage summary of the model in `model_dir` (what its run folder records)."""
+def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
+    """Labels, backbone, runtime and a lineage summary of the model served from `folder` (an exported folder's own
+    lineage, a model's what the run folder of `model_dir` records)."""
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
+    from training.core.exported import is_exported
 
     metadata: dict[str, Any] = {
         "version": __version__,
@@ -235,10 +237,12 @@ def model_metadata(model_dir: Path, labels: Sequence[str], runtime: str) -> dict
     config = run_config(model_dir)
     if config is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
-    if (model_dir.parent / "lineage.json").is_file():
+    # An export carries its run's lineage: its source may have been moved, deleted or trained again since.
+    home = folder if is_exported(folder) else model_dir.parent
+    if (home / "lineage.json").is_file():
         from training.execution import Lineage
 
-        metadata["lineage"] = Lineage.load(model_dir.parent).summary()
+        metadata["lineage"] = Lineage.load(home).summary()
     return metadata
 
 
@@ -251,4 +255,4 @@ def app_from_settings() -> FastAPI:
     folder = Path(settings.model_dir)
     predictor, model_dir, tag_names = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
     runtime = "onnxruntime" if is_exported(folder) else "torch"
-    return create_app(predictor, model_metadata(model_dir, tag_names, runtime), settings)
+    return create_app(predictor, model_metadata(folder, model_dir, tag_names, runtime), settings)

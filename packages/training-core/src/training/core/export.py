@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -119,6 +120,9 @@ def export_onnx(
             with _without_preprocessing_advice():
                 quantize_dynamic(str(onnx_path), str(staging / quantized), weight_type=QuantType.QInt8)
         tokenizer.save_pretrained(staging)
+        lineage = RunFolder(source.parent).lineage
+        if lineage.is_file():  # the export is deployed without its run: it carries the run's lineage
+            shutil.copyfile(lineage, staging / lineage.name)
         record = ExportedModel(
             quantized_file=quantized,
             tag_names=tag_names,

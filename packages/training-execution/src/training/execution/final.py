@@ -167,11 +167,12 @@ def _resources(backend: str | None, nproc_per_node: int | None, execution: Execu
 def _data_path(
     best: BestConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool
 ) -> str | None:
-    """The data to train on, as an absolute path when local (children may run elsewhere)."""
+    """The data to train on, as an absolute path when local (children may run elsewhere); None for a dataset in memory
+    unless its path is given (the sweep's data path would be recorded as the data it trained on)."""
+    if has_dataset and given is None:
+        return None
     asset = resources.azure.data_asset if resources.backend == "azure" and resources.azure else None
     path = str(given) if given is not None else asset or best.data_path or best.config.data.path
     if path is None:
-        if has_dataset:
-            return None
         raise ConfigError("data.path: no data to train on; pass data_path= or set data.path in the data config")
     return str(Path(path).expanduser().resolve()) if is_local(path) else path

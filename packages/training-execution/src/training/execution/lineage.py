@@ -80,10 +80,17 @@ class Lineage(BaseModel):
         """Read `lineage.json` from a run folder, the `model/` folder inside it, or the file itself; the run folder's
         own paths are given where it lies now (it may have been moved or copied since), the file is left as written."""
         from training.config.validation import read_json_file, validate
+        from training.core.exported import is_exported
 
         path = Path(run_or_model_dir)
+        # An exported folder carries its own lineage: the folder around it may be another model's run.
+        exported = path.suffix != ".json" and is_exported(path)
         candidates = [path] if path.suffix == ".json" else [path / LINEAGE_FILE, path.parent / LINEAGE_FILE]
-        file = next((candidate for candidate in candidates if candidate.is_file()), None)
+        file = next((candidate for candidate in candidates[: 1 if exported else 2] if candidate.is_file()), None)
+        if file is None and exported:
+            raise InputError(
+                f"{path}: an exported folder without {LINEAGE_FILE}: it was exported from a run without one"
+            )
         if file is None:
             raise InputError(f"{path}: no {LINEAGE_FILE} here or in the parent folder; is it a final-training run?")
         data = read_json_file(file, "lineage record")

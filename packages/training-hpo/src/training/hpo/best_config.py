@@ -12,6 +12,7 @@ from optuna.study import StudyDirection
 from training.common.errors import InputError, expect_instance
 from training.config.best import BestConfig, StudyRef
 from training.hpo.checkpoints import best_trial
+from training.hpo.storage import study_location
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
@@ -30,6 +31,10 @@ def extract_best_config_from_study(
     if trial is None:
         raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration")
     attrs, maximize = TrialRecord.of(trial), study.direction == StudyDirection.MAXIMIZE
+    storage = record.storage
+    if folder.manifest.is_file():  # a moved or copied folder's own study.db, not the one where the sweep began
+        opened = study_location(folder.root)[0]
+        storage = opened if opened != folder.read_manifest().storage else storage
     best = BestConfig(
         config=record.config,
         hyperparameters=attrs.hyperparameters,
@@ -42,7 +47,7 @@ def extract_best_config_from_study(
             fold_values=attrs.fold_values,
             trial_number=trial.number,
             study_name=study.study_name,
-            storage=record.storage,
+            storage=storage,
             dataset_fingerprint=record.dataset_fingerprint,
         ),
         data_path=record.data_path,
