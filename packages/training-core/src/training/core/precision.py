@@ -13,8 +13,9 @@ from training.common.errors import ConfigError, InputError
 from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# CPU instructions that compute in bf16 natively (x86 AVX512-BF16 and AMX, Arm's BF16 extension).
-_CPU_BF16 = ("avx512_bf16", "amx_bf16", "bf16")
+# CPU instructions under which bf16 outruns fp32: x86 AMX, Arm's BF16 extension. AVX512-BF16 alone is not among them:
+# there torch's bf16 autocast trained MiniLM at 0.67-0.73x fp32's speed (docs/benchmarks.md, "bf16 on AVX512-BF16").
+_CPU_BF16 = ("amx_bf16", "bf16")
 # How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
 _log = logging.getLogger("training.core")
@@ -52,7 +53,7 @@ def _count(kind: str) -> int:
 
 
 def native_bf16(device: torch.device) -> bool:
-    """Whether `device` computes bf16 in hardware (elsewhere it is emulated and slower than fp32)."""
+    """Whether `device` computes bf16 in hardware faster than fp32 (elsewhere it is emulated, or slower)."""
     if device.type == "cuda":  # Ampere (compute capability 8) and later; older GPUs only emulate bf16
         return torch.cuda.get_device_capability(device)[0] >= 8
     if device.type != "cpu":
