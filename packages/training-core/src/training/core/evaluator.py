@@ -15,7 +15,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
-from training.common.errors import InputError
+from training.common.errors import InputError, expect_instance
 from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
@@ -62,9 +62,8 @@ def evaluate_model(
     if isinstance(model, (str, os.PathLike)):
         windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
         model, tokenizer, _ = load_model(Path(model))
-    elif not isinstance(model, torch.nn.Module):  # None was reported as a missing tokenizer
-        got = f"{type(model).__name__} {model!r:.60}"
-        raise InputError(f"model: expected a PreTrainedModel or the path of a saved model folder, got {got}")
+    else:  # None was reported as a missing tokenizer
+        expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
