@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from data.loaders import load_dataset
+
 
 def test_help_lists_every_command(cli) -> None:
     completed = cli("--help")
@@ -38,6 +40,17 @@ def test_train_under_torchrun_prints_one_json_document(config_dir: Path, tmp_pat
     completed = subprocess.run([*command, *train], capture_output=True, text=True, env=env, timeout=600)
     assert completed.returncode == 0, completed.stderr
     assert json.loads(completed.stdout)["output_dir"] == str(tmp_path / "run")
+
+
+def test_a_trained_run_has_its_lineage(cli, trained_run: Path, config_dir: Path) -> None:
+    # `training train` wrote no lineage.json: `training lineage RUN` exited 2 on every run that no sweep refitted.
+    shown = cli("lineage", str(trained_run), "--json")
+    assert shown.returncode == 0, shown.stderr
+    lineage = json.loads(shown.stdout)
+    assert lineage["run_id"].startswith("train-") and lineage["status"] == "completed"
+    assert lineage["data_path"] == str(config_dir / "resumes") and lineage["evaluated_on"] == "validation"
+    assert lineage["dataset_fingerprint"] == load_dataset(config_dir / "resumes", format="spans").fingerprint
+    assert lineage["model_path"] == str(trained_run / "model") and lineage["study"] is None
 
 
 def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config_dir: Path) -> None:

@@ -121,11 +121,14 @@ def test_an_export_without_lineage_inside_another_run_is_not_given_that_runs(
     # The lineage of the run folder around an export was shown as the export's, though it came from another run.
     from training.execution import Lineage
 
+    source = tmp_path / "source"
+    shutil.copytree(trained_run, source)
+    (source / "lineage.json").unlink()
     run = tmp_path / "final"
     shutil.copytree(trained_run, run)
     Lineage(run_id="final-1", config_fingerprint="c0", backbone="tiny-bert", python="3", created_at="now").save(run)
     inside = run / "onnx"
-    assert cli("export", str(trained_run), "--output", str(inside)).returncode == 0
+    assert cli("export", str(source), "--output", str(inside)).returncode == 0
     shown = cli("lineage", str(inside))
     assert shown.returncode == 2
     expected = f"{inside}: an exported folder without lineage.json: it was exported from a run without one"

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.loaders import load_dataset
+from data.loaders import Dataset
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.export import EXPORT_RECORD, ExportedModel, export_onnx
@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def run_dir(tiny_config: TrainingConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("export") / "run"
-    train_model(tiny_config, load_dataset(tiny_config.data.path, format="spans"), folder)
+    train_model(tiny_config, tiny_config.data.load(), folder)
     return folder
 
 
@@ -99,6 +99,23 @@ def test_the_int8_model_is_scored_on_a_split_named_as_its_file_or_on_a_single_fi
         assert (record.quantization.split, record.quantization.documents) == (scored, documents)
     with pytest.raises(InputError, match=r"^split test \(--split\): .*data has no such split; it has train, valid"):
         export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True, data_path=str(data), split="test")
+
+
+def test_without_data_the_int8_model_is_scored_on_its_runs_validation_split_unless_it_trained_on_it(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """A final run, which trains on its sweep's validation split, was told apart by its lineage.json, which every
+    `training train` run now has too; what tells is the data its run trained on (its metrics' fingerprint)."""
+    dataset = tiny_config.data.load()
+    train_model(tiny_config, dataset, tmp_path / "train")
+    record = export_onnx(tmp_path / "train" / "model", tmp_path / "onnx", quantize=True)
+    assert record.quantization.split == "validation" and record.quantization.documents == len(dataset["validation"])
+    merged = dataset["train"] + dataset["validation"]
+    refit = Dataset({"train": merged, "validation": dataset["validation"]}, labels=dataset.labels)
+    train_model(tiny_config, refit, tmp_path / "refit")
+    with pytest.raises(InputError, match=r"/refit/model: its run was not trained on .* pass data_path"):
+        export_onnx(tmp_path / "refit" / "model", tmp_path / "refit-onnx", quantize=True)
+    assert not (tmp_path / "refit-onnx").exists()
 
 
 def test_data_and_split_for_scoring_are_refused_where_they_would_be_ignored(

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from data.documents import Document
-from data.loaders import load_dataset
 from training.common.errors import ConfigError, InputError
 from training.config import build_training_config
 from training.core.evaluator import evaluate_model
@@ -33,7 +32,7 @@ def tagging_run(ner_config_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     overrides = {"set": ["training.num_epochs=12", "training.learning_rate=5e-3"]}
     config = build_training_config(overrides, ner_config_dir)
     folder = tmp_path_factory.mktemp("exported") / "run"
-    train_model(config, load_dataset(ner_config_dir / "data" / "ner", format="spans"), folder)
+    train_model(config, config.data.load(), folder)
     return folder
 
 
@@ -111,14 +110,16 @@ def test_a_bare_model_folder_needs_data_to_score_quantization(tagging_run: Path,
     assert not (tmp_path / "out").exists()
 
 
-def test_a_final_run_is_scored_only_on_data_named_for_it(tagging_run: Path, tmp_path: Path) -> None:
-    """A final run (lineage.json beside model/) may have trained on its validation split: --data-path is required."""
+def test_a_model_without_its_runs_metrics_is_scored_only_on_data_named_for_it(
+    tagging_run: Path, tmp_path: Path
+) -> None:
+    """Without the run's metrics.json nothing says what the model trained on (a final run trains on its validation
+    split): --data-path is required."""
     final = tmp_path / "final"
     (final / "model").mkdir(parents=True)
     for item in (tagging_run / "model").iterdir():
         (final / "model" / item.name).write_bytes(item.read_bytes())
     (final / "config.yaml").write_bytes((tagging_run / "config.yaml").read_bytes())
-    (final / "lineage.json").write_text("{}")
     with pytest.raises(InputError, match=r"final run .* data_path \(--data-path\), and split='test' \(--split test\)$"):
         export_onnx(final / "model", tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()

@@ -107,7 +107,7 @@ def test_storage_urls_lose_their_credentials(url: str, expected: str) -> None:
 
 
 def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp_path: Path) -> None:
-    with pytest.raises(InputError, match=r"no lineage.json here or in the parent folder; is it a final-training run"):
+    with pytest.raises(InputError, match=r"no lineage.json here or in the parent folder; expected a run folder"):
         Lineage.load(tmp_path)
     (tmp_path / "lineage.json").write_text('{"format": 99}')
     with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 2, got 99$"):

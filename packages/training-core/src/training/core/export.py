@@ -168,18 +168,21 @@ def _evaluation_split(
     """(data, split, documents) the int8 model is scored on: `split` of `data_path` (read with the run's data
     options), else the run's own validation documents."""
     if data_path is None:
-        # A final run (it has a lineage) may have trained on its validation split (a refit).
-        if RunFolder(source.parent).lineage.is_file():
-            raise InputError(
-                f"{source}: a final run trains on its sweep's validation data; score the int8 model on data it did "
-                "not see: pass data_path (--data-path), and split='test' (--split test)"
-            )
         if config is None:
             raise InputError(
                 f"{source}: no run config.yaml beside the model to find its validation data; "
                 "pass data_path (--data-path)"
             )
-        return str(config.data.path), "validation", run_inputs(config, config.data.load()).validation
+        dataset = config.data.load()
+        metrics = RunFolder(source.parent).read_metrics()
+        # A refit trains on its data's validation split (and is given other splits): not what it trained on.
+        if metrics is None or metrics.dataset_fingerprint != dataset.fingerprint:
+            raise InputError(
+                f"{source}: its run was not trained on {config.data.path} as it reads now (a final run trains on its "
+                "sweep's validation split); score the int8 model on data it did not see: pass data_path "
+                "(--data-path), and split='test' (--split test)"
+            )
+        return str(config.data.path), "validation", run_inputs(config, dataset).validation
     dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)
     split = chosen_split(dataset, data_path, split, "validation")
     return data_path, split, tuple(dataset[split])

@@ -17,6 +17,7 @@ __getattr__, __dir__, _names = attach(
         "execute_final_training": "training.execution.final",
         "extract_lineage_from_best_model": "training.execution.final",
         "get_backend": "training.execution.backends",
+        "record_lineage": "training.execution.runner",
         "run_job": "training.execution.runner",
         "write_job_yaml": "training.execution.azure_job",
     },
@@ -31,4 +32,4 @@ if TYPE_CHECKING:
     from training.execution.handle import JobHandle
     from training.execution.job_spec import JobSpec
     from training.execution.lineage import Lineage
-    from training.execution.runner import run_job
+    from training.execution.runner import record_lineage, run_job

@@ -131,7 +131,7 @@ def execute_final_training(
 
 
 def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathLike[str]) -> Lineage:
-    """The lineage of a final model: from a job handle (waits for it to finish) or a run/model folder."""
+    """The lineage of a trained model: from a job handle (waits for it to finish) or a run/model folder."""
     if not isinstance(job_or_model_dir, JobHandle):
         return Lineage.load(job_or_model_dir)
     job = job_or_model_dir

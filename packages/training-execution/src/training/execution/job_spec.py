@@ -42,16 +42,22 @@ class DataPlan(_Record):
         if "train" not in dataset:
             raise DataError(f"{source}: the data has no 'train' split (it has {list(dataset)})")
         documents = tuple(doc for name in self.train if name in dataset for doc in dataset[name])
+        evaluated_on = self.evaluated_on(dataset, holdout_fraction, source)
+        splits = {"train": documents}
+        if evaluated_on == self.evaluate:
+            splits["validation"] = dataset[self.evaluate]
+        return Dataset(splits, labels=dataset.labels, report=dataset.report), evaluated_on
+
+    def evaluated_on(self, dataset: Dataset, holdout_fraction: float | None, source: str) -> str:
+        """The split that evaluates the model, else the held-out part of train; an error when there is neither."""
         if self.evaluate in dataset and self.evaluate not in self.train:
-            splits = {"train": documents, "validation": dataset[self.evaluate]}
-            return Dataset(splits, labels=dataset.labels, report=dataset.report), self.evaluate
+            return self.evaluate
         if holdout_fraction is None:
             raise ConfigError(
                 f"{source}: the data has no {self.evaluate!r} split to evaluate on (splits: {', '.join(dataset)}); "
                 f"add a {self.evaluate} file, or set data.holdout_fraction to hold out part of the training data"
             )
-        held_out = f"holdout {holdout_fraction:g} of train"
-        return Dataset({"train": documents}, labels=dataset.labels, report=dataset.report), held_out
+        return f"holdout {holdout_fraction:g} of train"
 
 
 class Resources(_Record):

@@ -92,7 +92,10 @@ class Lineage(BaseModel):
                 f"{path}: an exported folder without {LINEAGE_FILE}: it was exported from a run without one"
             )
         if file is None:
-            raise InputError(f"{path}: no {LINEAGE_FILE} here or in the parent folder; is it a final-training run?")
+            raise InputError(
+                f"{path}: no {LINEAGE_FILE} here or in the parent folder; expected a run folder (or its model folder) "
+                "of training train or final, trained by this version or later"
+            )
         data = read_json_file(file, "lineage record")
         if isinstance(data, dict) and data.get("format") == 1:  # study fields flat, the sweep's data renamed
             data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}

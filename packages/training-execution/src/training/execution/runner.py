@@ -1,5 +1,6 @@
 """The job runner of every backend: `python -m training.execution.runner job.json [--data PATH] [--output DIR]`
 (or `run_job`) loads and splits the data, trains, and writes `lineage.json`; exits 0 done, 1 failure, 2 bad input.
+`record_lineage` writes the `lineage.json` of a run that `train_model` trained directly (`training train`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, TrainingError
+from training.common.errors import ConfigError, InputError, TrainingError
+from training.config.schema import TrainingConfig
 from training.core.run_context import RunContext, create_run_context
+from training.core.run_folder import RunFolder
 from training.core.trainer import TrainResult, train_model
-from training.execution.job_spec import JobSpec
+from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import LINEAGE_FILE, Lineage
-from training.execution.provenance import build_lineage
+from training.execution.provenance import build_lineage, code_revision
 
 logger = logging.getLogger("training.execution")
 
@@ -55,19 +58,63 @@ def _load(spec: JobSpec) -> Dataset:
     return dataset
 
 
+def record_lineage(
+    config: TrainingConfig,
+    dataset: Dataset,
+    output_dir: str | os.PathLike[str],
+    *,
+    data_path: str | os.PathLike[str] | None = None,
+    processes: int = 1,
+    resume: bool = True,
+    code_dir: str | os.PathLike[str] | None = None,
+) -> Lineage:
+    """Write and return the `lineage.json` of the finished run `train_model(config, dataset, output_dir)` trained
+    on `processes` processes: trained on `train`, evaluated on `validation` (or the held-out part of train).
+    `data_path` is where `dataset` was loaded from, if anywhere; `resume` as given to `train_model` (a run trained
+    anew replaces the record of the one before); `code_dir` the checkout whose git revision lineage records.
+    """
+    Dataset.check(dataset)
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
+        raise InputError(f"processes: expected a whole number of at least 1, got {processes!r}")
+    output = Path(output_dir).expanduser().resolve()
+    metrics = RunFolder(output).read_metrics()
+    if metrics is None or not metrics.completed or metrics.dataset_fingerprint != dataset.fingerprint:
+        raise InputError(
+            f"{output}: holds no finished run of this dataset (its metrics.json); train it with train_model first"
+        )
+    if metrics.config_fingerprint != config.fingerprint:
+        raise InputError(f"{output}: holds the run of another config (fingerprint {metrics.config_fingerprint[:12]})")
+    path = os.fspath(Path(data_path).expanduser()) if data_path is not None else None
+    plan = DataPlan()
+    spec = JobSpec(
+        job_id=JobSpec.make_id("train", config, path, plan),
+        config=config,
+        data_path=path,
+        output_dir=str(output),
+        data=plan,
+        resources=Resources(backend="torchrun" if processes > 1 else "local", nproc_per_node=processes),
+        resume=resume,
+        code_revision=code_revision(code_dir),
+    )
+    evaluated_on = plan.evaluated_on(dataset, config.data.holdout_fraction, path or "the dataset")
+    return _write_lineage(spec, output, dataset.fingerprint, plan.train, evaluated_on)
+
+
 def _write_lineage(
     spec: JobSpec, output: Path, dataset_fingerprint: str, trained_on: tuple[str, ...], evaluated_on: str
-) -> None:
+) -> Lineage:
     """Write `lineage.json`, keeping an existing record of this same run (a reused run keeps its history; a forced
     one, trained anew, gets a new record)."""
     if spec.resume and (output / LINEAGE_FILE).is_file():
         existing = Lineage.load(output)
         same = (existing.run_id, existing.config_fingerprint, existing.dataset_fingerprint)
         if same == (spec.job_id, spec.config.fingerprint, dataset_fingerprint) and existing.status == "completed":
-            return
-    build_lineage(
+            return existing
+    lineage = build_lineage(
         spec, run_dir=output, dataset_fingerprint=dataset_fingerprint, trained_on=trained_on, evaluated_on=evaluated_on
-    ).save(output)
+    )
+    lineage.save(output)
+    return lineage
 
 
 def main(argv: Sequence[str] | None = None) -> int:

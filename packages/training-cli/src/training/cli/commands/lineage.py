@@ -9,8 +9,8 @@ from training.cli.output import print_json, print_table
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = commands.add_parser("lineage", help="show the lineage of a final model")
-    parser.add_argument("folder", type=Path, help="a final run folder or its model/ folder")
+    parser = commands.add_parser("lineage", help="show the lineage of a trained model")
+    parser.add_argument("folder", type=Path, help="a run folder (train or final), its model/ folder or an export")
     parser.add_argument("--json", action="store_true", help="print the lineage record as JSON")
     parser.set_defaults(func=run)
 

@@ -22,13 +22,16 @@ def run(args: argparse.Namespace) -> int:
     config, dataset = load_config_and_data(args)
     from training.cli.progress import ProgressBar
     from training.core import train_model
-    from training.execution import create_run_context
+    from training.execution import create_run_context, record_lineage
 
     with create_run_context() as ctx:  # under torchrun every rank runs this command: the first one reports
         for line in dataset.report.lines() if ctx.is_main else ():
             note(args, line)
         bar = ProgressBar(config.training.metric_for_best, enabled=ctx.is_main and not (args.quiet or args.json))
         result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart, context=ctx)
+        if ctx.is_main:
+            path, processes = config.data.path, ctx.world_size
+            record_lineage(config, dataset, args.output, data_path=path, processes=processes, resume=not args.restart)
     if not ctx.is_main:
         return 0
     if args.json:
