@@ -208,6 +208,15 @@ def test_with_values_of_a_wrong_type_is_a_config_error(folder: Path, values: Any
     assert str(raised.value) == f"values: expected {expected}, got {got}"
 
 
+def test_a_long_wrong_value_is_cut_in_the_one_line_error(folder: Path) -> None:
+    # A damaged record (a list or a text where a name belongs) printed the whole value, thousands of characters.
+    config = build_training_config(None, folder)
+    with pytest.raises(ConfigError) as raised:
+        config.with_values({"model.backbone": list(range(1000))})
+    shown = ", ".join(str(number) for number in range(21))
+    assert str(raised.value) == f"override: model.backbone: expected a valid string, got [{shown}, ...]"
+
+
 def test_data_path_inside_the_folder_is_made_absolute(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: corpus/train.jsonl\n")
     config = build_training_config(None, folder)

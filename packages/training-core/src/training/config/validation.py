@@ -39,13 +39,19 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         key = item["ctx"]["discriminator"].strip("'")
         if item["type"] == "union_tag_not_found":
             return f"{prefix}.{key}: required key is missing"
-        return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {item['input'][key]!r}"
+        return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {_shown(item['input'][key])}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
     if item["type"] == "string_type" and isinstance(received, bool):  # `labels: [NO]` meant the word
         hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
-    return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
+    return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
+
+
+def _shown(value: Any, limit: int = 80) -> str:
+    """`repr(value)`, cut to `limit` characters: a damaged record's list or text would fill the one-line error."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
 
 def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
