@@ -144,6 +144,13 @@ def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(dataset) == ["train", "validation", "test"]
 
 
+def test_a_streaming_dataset_or_dict_reads_like_the_dataset_it_streams() -> None:
+    expected = load_dataset(twin_dict())
+    streamed = datasets.IterableDatasetDict({name: split.to_iterable_dataset() for name, split in twin_dict().items()})
+    assert load_dataset(streamed).fingerprint == expected.fingerprint
+    assert load_dataset(tagged().to_iterable_dataset()).fingerprint == load_dataset(tagged()).fingerprint
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: str) -> None:
     tagged(scheme).save_to_disk(str(tmp_path / scheme))

@@ -78,6 +78,8 @@ def read_datasets_input(
         source, splits = _open(datasets, asset)
         records = {}
         for split, table in splits.items():
+            if isinstance(table, datasets.IterableDataset):  # streaming: its rows are read once, into memory
+                table = datasets.Dataset.from_list(list(table), features=table.features)
             if not isinstance(table, datasets.Dataset):
                 raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
             records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
@@ -88,7 +90,8 @@ def read_datasets_input(
 
 def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
     if not isinstance(asset, (str, os.PathLike)):
-        return f"<{type(asset).__name__}>", dict(asset) if isinstance(asset, datasets.DatasetDict) else {"train": asset}
+        named = isinstance(asset, (datasets.DatasetDict, datasets.IterableDatasetDict))
+        return f"<{type(asset).__name__}>", dict(asset) if named else {"train": asset}
     text = os.fspath(asset)
     if text.startswith(HUB_PREFIX):
         return text, _from_hub(datasets, HubId.parse(text), text)
