@@ -200,6 +200,24 @@ def test_integer_tags_without_class_label_need_tag_names() -> None:
         load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
 
 
+def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None:
+    coarse, fine = ["O", "art", "location", "person"], ["O", "location-GPE", "person-actor"]
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=coarse)),
+            "fine_ner_tags": datasets.Sequence(datasets.ClassLabel(names=fine)),
+        }
+    )
+    rows = {"tokens": [["Paris", "Hilton", "visited", "Paris"]], "ner_tags": [[3, 3, 0, 2]], "fine_ner_tags": [[2, 2, 0, 1]]}
+    table = datasets.Dataset.from_dict(rows, features=features)
+    for tags, types in (("ner_tags", ["person", "location"]), ("fine_ner_tags", ["person-actor", "location-GPE"])):
+        dataset = load_dataset(table, columns=Columns(tags=tags))
+        assert dataset.report.scheme == "IO"
+        document = dataset["train"][0]
+        assert [(document.text[s.start : s.end], s.label) for s in document.spans] == list(zip(["Paris Hilton", "Paris"], types))
+
+
 def test_columns_are_found_or_set() -> None:
     assert len(load_dataset(tagged(columns=("words", "labels")))["train"]) == 2
     odd = tagged(columns=("toks", "bio"))

@@ -22,6 +22,7 @@ from training.common.optional import require
 from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
+_PREFIXED = re.compile("[BIESLUM]-.", re.IGNORECASE)  # a tag name of a scheme (`b-per` too), not a bare type
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
@@ -182,15 +183,22 @@ def _tag_names(
                 f"{where}: data.tag_names {list(tag_names)} differ from the ClassLabel names {inner.names} "
                 f"of column {column!r}; drop data.tag_names or make them equal"
             )
-        return tuple(inner.names)
+        return _io_names(inner.names)
     if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
         if tag_names is None:
             raise DataError(
                 f"{where}: column {column!r} holds integer tags without a ClassLabel feature; "
                 "set data.tag_names to the tag names in id order"
             )
-        return tuple(tag_names)
+        return _io_names(tag_names)
     return None
+
+
+def _io_names(names: Sequence[str]) -> tuple[str, ...]:
+    """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
+    if "O" not in names or any(_PREFIXED.match(name) for name in names):
+        return tuple(names)
+    return tuple(name if name == "O" else f"I-{name}" for name in names)
 
 
 def named_tags(where: str, row: int, column: str, tags: list[Any], names: Sequence[str]) -> list[Any]:
