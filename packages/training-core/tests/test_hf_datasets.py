@@ -218,6 +218,24 @@ def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None
         assert [(document.text[s.start : s.end], s.label) for s in document.spans] == list(zip(["Paris Hilton", "Paris"], types))
 
 
+@pytest.mark.parametrize("stored", ["list", "sequence"])
+def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: str) -> None:
+    texts = ["Anna Nowak lives in Krakow.", "Nobody came."]
+    entities = [[{"start": 0, "end": 10, "label": "PER"}, {"start": 20, "end": 26, "label": "LOC"}], []]
+    lines = [json.dumps({"text": text, "annotations": spans}) for text, spans in zip(texts, entities, strict=True)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    entity = {"start": datasets.Value("int64"), "end": datasets.Value("int64"), "label": datasets.Value("string")}
+    if stored == "sequence":  # `datasets` keeps a Sequence of structs as a struct of lists
+        rows = [{key: [span[key] for span in spans] for key in entity} for spans in entities]
+        features = datasets.Features({"text": datasets.Value("string"), "entities": datasets.Sequence(entity)})
+    else:
+        rows, features = entities, datasets.Features({"text": datasets.Value("string"), "entities": [entity]})
+    table = datasets.Dataset.from_dict({"text": texts, "entities": rows}, features=features)
+    assert load_dataset(table).fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
+    with pytest.raises(DataError, match=r"none of the columns \['entities', 'annotations'\] found in \['text', 'x'\]"):
+        load_dataset(table.rename_column("entities", "x"))
+
+
 def test_columns_are_found_or_set() -> None:
     assert len(load_dataset(tagged(columns=("words", "labels")))["train"]) == 2
     odd = tagged(columns=("toks", "bio"))

@@ -1,8 +1,9 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
-Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL,
-so documents, their groups and their fingerprint do not depend on the format they came in. Integer tags are named
-by the column's `ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
+Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL
+(a row of `text` and `entities`, a span record like a line of span JSON), so documents, their groups and their
+fingerprint do not depend on the format they came in. Integer tags are named by the column's `ClassLabel` feature,
+or by `tag_names` when the data has none. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ _PREFIXED = re.compile("[BIESLUM]-.", re.IGNORECASE)  # a tag name of a scheme (
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
+SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, end, label}
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
 quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
@@ -72,8 +74,9 @@ def is_datasets_input(asset: object) -> bool:
 
 def read_datasets_input(
     asset: object, *, tag_names: Sequence[str] | None = None, columns: Columns = Columns()
-) -> tuple[str, dict[str, list[Record]]]:
-    """A name for `asset` and its splits (as the data names them) as token records with tag names."""
+) -> tuple[str, dict[str, tuple[str, list[Record]]]]:
+    """A name for `asset` and its splits (as the data names them), each its records' format and its records (token
+    records with tag names, or span records)."""
     datasets = require("datasets", _NEEDED_BY)
     with quiet_datasets():
         source, splits = _open(datasets, asset)
@@ -147,18 +150,32 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
     return dict(loaded)
 
 
-def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns) -> list[Record]:
-    token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
-    tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
-    names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
+def _records(
+    datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns
+) -> tuple[str, list[Record]]:
+    """The rows of `table` as records of a format: `tokens`, or `spans` for a `text` column beside entities (and no
+    words), as a line of span JSON is read."""
+    spans = columns.tokens is None and "text" in table.column_names and not {*TOKEN_COLUMNS} & {*table.column_names}
+    if spans:
+        first, second, names = "text", _column(where, table, columns.tags, SPAN_COLUMNS, "data.columns.tags"), None
+    else:
+        first = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
+        second = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
+        names = _tag_names(datasets, where, table.features[second], second, tag_names)
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
-    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
+    rows = table.select_columns([first, second, *kept]).to_dict()
     records = []
-    for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
+    for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
+        fields = {column: rows[column][row] for column in kept}
+        if spans:
+            if isinstance(tags, dict):  # a `Sequence` of {start, end, label} comes as lists of each
+                tags = [dict(zip(tags, entity, strict=True)) for entity in zip(*tags.values(), strict=True)]
+            records.append(Record(row, {**fields, "text": content, "annotations": tags}))
+            continue
         if names is not None and isinstance(tags, list):
-            tags = named_tags(where, row, tag_column, tags, names)
-        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
-    return records
+            tags = named_tags(where, row, second, tags, names)
+        records.append(Record(row, {**fields, "tokens": content, "tags": tags}))
+    return "spans" if spans else "tokens", records
 
 
 def _column(where: str, table: Any, chosen: str | None, usual: tuple[str, ...], setting: str) -> str:

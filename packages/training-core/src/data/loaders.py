@@ -114,7 +114,7 @@ def load_dataset(
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
-        sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
+        sources = {name: _Source(f"{source}[{split}]", *raw[split]) for name, split in _splits(source, raw)}
     else:
         expected = "a data folder or file (or a datasets object)"
         source = str(expect_instance(data_asset, (str, os.PathLike), "data_asset", expected, DataError))
