@@ -209,13 +209,15 @@ def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None
             "fine_ner_tags": datasets.Sequence(datasets.ClassLabel(names=fine)),
         }
     )
-    rows = {"tokens": [["Paris", "Hilton", "visited", "Paris"]], "ner_tags": [[3, 3, 0, 2]], "fine_ner_tags": [[2, 2, 0, 1]]}
+    tokens = [["Paris", "Hilton", "visited", "Paris"]]
+    rows = {"tokens": tokens, "ner_tags": [[3, 3, 0, 2]], "fine_ner_tags": [[2, 2, 0, 1]]}
     table = datasets.Dataset.from_dict(rows, features=features)
-    for tags, types in (("ner_tags", ["person", "location"]), ("fine_ner_tags", ["person-actor", "location-GPE"])):
+    for tags, types in (("ner_tags", ("person", "location")), ("fine_ner_tags", ("person-actor", "location-GPE"))):
         dataset = load_dataset(table, columns=Columns(tags=tags))
         assert dataset.report.scheme == "IO"
         document = dataset["train"][0]
-        assert [(document.text[s.start : s.end], s.label) for s in document.spans] == list(zip(["Paris Hilton", "Paris"], types))
+        found = [(document.text[span.start : span.end], span.label) for span in document.spans]
+        assert found == [("Paris Hilton", types[0]), ("Paris", types[1])]
 
 
 @pytest.mark.parametrize("stored", ["list", "sequence"])
