@@ -238,6 +238,32 @@ def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: s
         load_dataset(table.rename_column("entities", "x"))
 
 
+def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: Path) -> None:
+    names = list(scheme_tag_names(TYPES, "IOB2"))
+    sentence = {
+        "words": datasets.Sequence(datasets.Value("string")),
+        "named_entities": datasets.Sequence(datasets.ClassLabel(names=names)),
+    }
+    features = datasets.Features({"document_id": datasets.Value("string"), "sentences": [sentence]})
+    sentences = [
+        {"words": tokens, "named_entities": [names.index(tag) for tag in tags]}
+        for tokens, tags in zip(TOKENS, TAGS, strict=True)
+    ]
+    table = datasets.Dataset.from_dict(
+        {"document_id": ["nw/a", "nw/b"], "sentences": [sentences, sentences[:1]]}, features=features
+    )
+    lines = [
+        json.dumps({"tokens": t, "tags": g, "group": d})
+        for d, t, g in [("nw/a", TOKENS[0], TAGS[0]), ("nw/a", TOKENS[1], TAGS[1]), ("nw/b", TOKENS[0], TAGS[0])]
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = load_dataset(table)
+    assert [document.group for document in dataset["train"]] == ["nw/a", "nw/a", "nw/b"]
+    assert dataset.fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]: column 'sentences' holds List\(Value\('string'\)\); "):
+        load_dataset(datasets.Dataset.from_dict({"sentences": [["John lives in Paris."]]}))
+
+
 def test_columns_are_found_or_set() -> None:
     assert len(load_dataset(tagged(columns=("words", "labels")))["train"]) == 2
     odd = tagged(columns=("toks", "bio"))

@@ -86,6 +86,8 @@ def read_datasets_input(
                 table = datasets.Dataset.from_list(list(table), features=table.features)
             if not isinstance(table, datasets.Dataset):
                 raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
+            if columns.tokens is None and "sentences" in table.column_names:
+                table = _sentence_rows(datasets, f"{source}[{split}]", table)
             records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
     if not records:
         raise DataError(f"{source}: the dataset has no splits")
@@ -168,14 +170,39 @@ def _records(
     for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
         fields = {column: rows[column][row] for column in kept}
         if spans:
-            if isinstance(tags, dict):  # a `Sequence` of {start, end, label} comes as lists of each
-                tags = [dict(zip(tags, entity, strict=True)) for entity in zip(*tags.values(), strict=True)]
-            records.append(Record(row, {**fields, "text": content, "annotations": tags}))
+            records.append(Record(row, {**fields, "text": content, "annotations": _structs(tags)}))
             continue
         if names is not None and isinstance(tags, list):
             tags = named_tags(where, row, second, tags, names)
         records.append(Record(row, {**fields, "tokens": content, "tags": tags}))
     return "spans" if spans else "tokens", records
+
+
+def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:
+    """OntoNotes' layout (`conll2012_ontonotesv5`), a row per document whose `sentences` hold `words` and
+    `named_entities`, as a row per sentence whose group is its document (as CoNLL's -DOCSTART- groups)."""
+    sentence = getattr(table.features["sentences"], "feature", None)
+    if not isinstance(sentence, dict) or not {"words", "named_entities"} <= sentence.keys():
+        raise DataError(
+            f"{where}: column 'sentences' holds {table.features['sentences']}; expected sentences of 'words' and "
+            "'named_entities' (OntoNotes' layout), or set data.columns.tokens"
+        )
+    ids = table["document_id"] if "document_id" in table.column_names else range(len(table))
+    rows: dict[str, list[Any]] = {"tokens": [], "ner_tags": [], "group": []}
+    for document, sentences in zip(ids, table["sentences"], strict=True):
+        for each in _structs(sentences):
+            rows["tokens"].append(each["words"])
+            rows["ner_tags"].append(each["named_entities"])
+            rows["group"].append(str(document))
+    kinds = {"tokens": sentence["words"], "ner_tags": sentence["named_entities"], "group": datasets.Value("string")}
+    return datasets.Dataset.from_dict(rows, features=datasets.Features(kinds))
+
+
+def _structs(value: Any) -> Any:
+    """A list of structs as a list of dicts: `datasets` gives a `Sequence` of structs as a dict of lists."""
+    if not isinstance(value, dict):
+        return value
+    return [dict(zip(value, each, strict=True)) for each in zip(*value.values(), strict=True)]
 
 
 def _column(where: str, table: Any, chosen: str | None, usual: tuple[str, ...], setting: str) -> str:
