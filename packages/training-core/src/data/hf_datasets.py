@@ -227,18 +227,18 @@ def _tag_names(
                 f"{where}: data.tag_names {list(tag_names)} differ from the ClassLabel names {inner.names} "
                 f"of column {column!r}; drop data.tag_names or make them equal"
             )
-        return _io_names(inner.names)
+        return io_names(inner.names)
     if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
         if tag_names is None:
             raise DataError(
                 f"{where}: column {column!r} holds integer tags without a ClassLabel feature; "
                 "set data.tag_names to the tag names in id order"
             )
-        return _io_names(tag_names)
+        return io_names(tag_names)
     return None
 
 
-def _io_names(names: Sequence[str]) -> tuple[str, ...]:
+def io_names(names: Sequence[str]) -> tuple[str, ...]:
     """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
     if "O" not in names or any(_PREFIXED.match(name) for name in names):
         return tuple(names)
