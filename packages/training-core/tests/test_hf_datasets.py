@@ -236,6 +236,9 @@ def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: s
     assert load_dataset(table).fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
     with pytest.raises(DataError, match=r"none of the columns \['entities', 'annotations'\] found in \['text', 'x'\]"):
         load_dataset(table.rename_column("entities", "x"))
+    words = datasets.Dataset.from_dict({"text": ["Jo"], "toks": [["Jo"]], "ner_tags": [["B-PER"]]})
+    with pytest.raises(DataError, match=r"none of the columns \['tokens', 'words'\] .*; set data.columns.tokens$"):
+        load_dataset(words)
 
 
 def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: Path) -> None:

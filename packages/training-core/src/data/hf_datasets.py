@@ -156,8 +156,9 @@ def _records(
     datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns
 ) -> tuple[str, list[Record]]:
     """The rows of `table` as records of a format: `tokens`, or `spans` for a `text` column beside entities (and no
-    words), as a line of span JSON is read."""
-    spans = columns.tokens is None and "text" in table.column_names and not {*TOKEN_COLUMNS} & {*table.column_names}
+    words or tags), as a line of span JSON is read."""
+    usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
+    spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
         first, second, names = "text", _column(where, table, columns.tags, SPAN_COLUMNS, "data.columns.tags"), None
     else:
