@@ -265,6 +265,8 @@ def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: P
     assert dataset.fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
     with pytest.raises(DataError, match=r"^<Dataset>\[train\]: column 'sentences' holds List\(Value\('string'\)\); "):
         load_dataset(datasets.Dataset.from_dict({"sentences": [["John lives in Paris."]]}))
+    beside = tagged().add_column("sentences", [["John Smith works"], ["Mary lives"]])  # words there: not nested
+    assert load_dataset(beside).fingerprint == load_dataset(tagged()).fingerprint
 
 
 def test_columns_are_found_or_set() -> None:

@@ -86,7 +86,8 @@ def read_datasets_input(
                 table = datasets.Dataset.from_list(list(table), features=table.features)
             if not isinstance(table, datasets.Dataset):
                 raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
-            if columns.tokens is None and "sentences" in table.column_names:
+            nested = columns.tokens is None and "sentences" in table.column_names  # and no words beside
+            if nested and not {*TOKEN_COLUMNS} & {*table.column_names}:
                 table = _sentence_rows(datasets, f"{source}[{split}]", table)
             records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
     if not records:
