@@ -144,6 +144,13 @@ def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(dataset) == ["train", "validation", "test"]
 
 
+def test_a_streaming_dataset_or_dict_reads_like_the_dataset_it_streams() -> None:
+    expected = load_dataset(twin_dict())
+    streamed = datasets.IterableDatasetDict({name: split.to_iterable_dataset() for name, split in twin_dict().items()})
+    assert load_dataset(streamed).fingerprint == expected.fingerprint
+    assert load_dataset(tagged().to_iterable_dataset()).fingerprint == load_dataset(tagged()).fingerprint
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: str) -> None:
     tagged(scheme).save_to_disk(str(tmp_path / scheme))
@@ -191,6 +198,75 @@ def test_integer_tags_without_class_label_need_tag_names() -> None:
         load_dataset(table, tag_names=["O", "B-PER", "I-PER"])
     with pytest.raises(DataError, match="differ from the ClassLabel names"):
         load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
+
+
+def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None:
+    coarse, fine = ["O", "art", "location", "person"], ["O", "location-GPE", "person-actor"]
+    features = datasets.Features(
+        {
+            "tokens": datasets.Sequence(datasets.Value("string")),
+            "ner_tags": datasets.Sequence(datasets.ClassLabel(names=coarse)),
+            "fine_ner_tags": datasets.Sequence(datasets.ClassLabel(names=fine)),
+        }
+    )
+    tokens = [["Paris", "Hilton", "visited", "Paris"]]
+    rows = {"tokens": tokens, "ner_tags": [[3, 3, 0, 2]], "fine_ner_tags": [[2, 2, 0, 1]]}
+    table = datasets.Dataset.from_dict(rows, features=features)
+    for tags, types in (("ner_tags", ("person", "location")), ("fine_ner_tags", ("person-actor", "location-GPE"))):
+        dataset = load_dataset(table, columns=Columns(tags=tags))
+        assert dataset.report.scheme == "IO"
+        document = dataset["train"][0]
+        found = [(document.text[span.start : span.end], span.label) for span in document.spans]
+        assert found == [("Paris Hilton", types[0]), ("Paris", types[1])]
+
+
+@pytest.mark.parametrize("stored", ["list", "sequence"])
+def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: str) -> None:
+    texts = ["Anna Nowak lives in Krakow.", "Nobody came."]
+    entities = [[{"start": 0, "end": 10, "label": "PER"}, {"start": 20, "end": 26, "label": "LOC"}], []]
+    lines = [json.dumps({"text": text, "annotations": spans}) for text, spans in zip(texts, entities, strict=True)]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    entity = {"start": datasets.Value("int64"), "end": datasets.Value("int64"), "label": datasets.Value("string")}
+    if stored == "sequence":  # `datasets` keeps a Sequence of structs as a struct of lists
+        rows = [{key: [span[key] for span in spans] for key in entity} for spans in entities]
+        features = datasets.Features({"text": datasets.Value("string"), "entities": datasets.Sequence(entity)})
+    else:
+        rows, features = entities, datasets.Features({"text": datasets.Value("string"), "entities": [entity]})
+    table = datasets.Dataset.from_dict({"text": texts, "entities": rows}, features=features)
+    assert load_dataset(table).fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
+    with pytest.raises(DataError, match=r"none of the columns \['entities', 'annotations'\] found in \['text', 'x'\]"):
+        load_dataset(table.rename_column("entities", "x"))
+    words = datasets.Dataset.from_dict({"text": ["Jo"], "toks": [["Jo"]], "ner_tags": [["B-PER"]]})
+    with pytest.raises(DataError, match=r"none of the columns \['tokens', 'words'\] .*; set data.columns.tokens$"):
+        load_dataset(words)
+
+
+def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: Path) -> None:
+    names = list(scheme_tag_names(TYPES, "IOB2"))
+    sentence = {
+        "words": datasets.Sequence(datasets.Value("string")),
+        "named_entities": datasets.Sequence(datasets.ClassLabel(names=names)),
+    }
+    features = datasets.Features({"document_id": datasets.Value("string"), "sentences": [sentence]})
+    sentences = [
+        {"words": tokens, "named_entities": [names.index(tag) for tag in tags]}
+        for tokens, tags in zip(TOKENS, TAGS, strict=True)
+    ]
+    table = datasets.Dataset.from_dict(
+        {"document_id": ["nw/a", "nw/b"], "sentences": [sentences, sentences[:1]]}, features=features
+    )
+    lines = [
+        json.dumps({"tokens": t, "tags": g, "group": d})
+        for d, t, g in [("nw/a", TOKENS[0], TAGS[0]), ("nw/a", TOKENS[1], TAGS[1]), ("nw/b", TOKENS[0], TAGS[0])]
+    ]
+    (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    dataset = load_dataset(table)
+    assert [document.group for document in dataset["train"]] == ["nw/a", "nw/a", "nw/b"]
+    assert dataset.fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]: column 'sentences' holds List\(Value\('string'\)\); "):
+        load_dataset(datasets.Dataset.from_dict({"sentences": [["John lives in Paris."]]}))
+    beside = tagged().add_column("sentences", [["John Smith works"], ["Mary lives"]])  # words there: not nested
+    assert load_dataset(beside).fingerprint == load_dataset(tagged()).fingerprint
 
 
 def test_columns_are_found_or_set() -> None:

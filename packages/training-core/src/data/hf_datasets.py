@@ -1,8 +1,9 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
-Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL,
-so documents, their groups and their fingerprint do not depend on the format they came in. Integer tags are named
-by the column's `ClassLabel` feature, or by `tag_names` when the data has none. `datasets` is an optional extra.
+Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL
+(a row of `text` and `entities`, a span record like a line of span JSON), so documents, their groups and their
+fingerprint do not depend on the format they came in. Integer tags are named by the column's `ClassLabel` feature,
+or by `tag_names` when the data has none. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from training.common.optional import require
 from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
+_PREFIXED = re.compile("[BIESLUM]-.", re.IGNORECASE)  # a tag name of a scheme (`b-per` too), not a bare type
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
+SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, end, label}
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
 quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
@@ -71,15 +74,21 @@ def is_datasets_input(asset: object) -> bool:
 
 def read_datasets_input(
     asset: object, *, tag_names: Sequence[str] | None = None, columns: Columns = Columns()
-) -> tuple[str, dict[str, list[Record]]]:
-    """A name for `asset` and its splits (as the data names them) as token records with tag names."""
+) -> tuple[str, dict[str, tuple[str, list[Record]]]]:
+    """A name for `asset` and its splits (as the data names them), each its records' format and its records (token
+    records with tag names, or span records)."""
     datasets = require("datasets", _NEEDED_BY)
     with quiet_datasets():
         source, splits = _open(datasets, asset)
         records = {}
         for split, table in splits.items():
+            if isinstance(table, datasets.IterableDataset):  # streaming: its rows are read once, into memory
+                table = datasets.Dataset.from_list(list(table), features=table.features)
             if not isinstance(table, datasets.Dataset):
                 raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
+            nested = columns.tokens is None and "sentences" in table.column_names  # and no words beside
+            if nested and not {*TOKEN_COLUMNS} & {*table.column_names}:
+                table = _sentence_rows(datasets, f"{source}[{split}]", table)
             records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
     if not records:
         raise DataError(f"{source}: the dataset has no splits")
@@ -88,7 +97,8 @@ def read_datasets_input(
 
 def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
     if not isinstance(asset, (str, os.PathLike)):
-        return f"<{type(asset).__name__}>", dict(asset) if isinstance(asset, datasets.DatasetDict) else {"train": asset}
+        named = isinstance(asset, (datasets.DatasetDict, datasets.IterableDatasetDict))
+        return f"<{type(asset).__name__}>", dict(asset) if named else {"train": asset}
     text = os.fspath(asset)
     if text.startswith(HUB_PREFIX):
         return text, _from_hub(datasets, HubId.parse(text), text)
@@ -143,18 +153,58 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
     return dict(loaded)
 
 
-def _records(datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns) -> list[Record]:
-    token_column = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
-    tag_column = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
-    names = _tag_names(datasets, where, table.features[tag_column], tag_column, tag_names)
+def _records(
+    datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns
+) -> tuple[str, list[Record]]:
+    """The rows of `table` as records of a format: `tokens`, or `spans` for a `text` column beside entities (and no
+    words or tags), as a line of span JSON is read."""
+    usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
+    spans = columns.tokens is None and "text" in table.column_names and not usual
+    if spans:
+        first, second, names = "text", _column(where, table, columns.tags, SPAN_COLUMNS, "data.columns.tags"), None
+    else:
+        first = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
+        second = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
+        names = _tag_names(datasets, where, table.features[second], second, tag_names)
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
-    rows = table.select_columns([token_column, tag_column, *kept]).to_dict()
+    rows = table.select_columns([first, second, *kept]).to_dict()
     records = []
-    for row, (tokens, tags) in enumerate(zip(rows[token_column], rows[tag_column], strict=True)):
+    for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
+        fields = {column: rows[column][row] for column in kept}
+        if spans:
+            records.append(Record(row, {**fields, "text": content, "annotations": _structs(tags)}))
+            continue
         if names is not None and isinstance(tags, list):
-            tags = named_tags(where, row, tag_column, tags, names)
-        records.append(Record(row, {**{column: rows[column][row] for column in kept}, "tokens": tokens, "tags": tags}))
-    return records
+            tags = named_tags(where, row, second, tags, names)
+        records.append(Record(row, {**fields, "tokens": content, "tags": tags}))
+    return "spans" if spans else "tokens", records
+
+
+def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:
+    """OntoNotes' layout (`conll2012_ontonotesv5`), a row per document whose `sentences` hold `words` and
+    `named_entities`, as a row per sentence whose group is its document (as CoNLL's -DOCSTART- groups)."""
+    sentence = getattr(table.features["sentences"], "feature", None)
+    if not isinstance(sentence, dict) or not {"words", "named_entities"} <= sentence.keys():
+        raise DataError(
+            f"{where}: column 'sentences' holds {table.features['sentences']}; expected sentences of 'words' and "
+            "'named_entities' (OntoNotes' layout), or set data.columns.tokens"
+        )
+    ids = table["document_id"] if "document_id" in table.column_names else range(len(table))
+    rows: dict[str, list[Any]] = {"tokens": [], "ner_tags": [], "group": []}
+    for document, sentences in zip(ids, table["sentences"], strict=True):
+        for each in _structs(sentences):
+            rows["tokens"].append(each["words"])
+            rows["ner_tags"].append(each["named_entities"])
+            rows["group"].append(str(document))
+    kinds = {"tokens": sentence["words"], "ner_tags": sentence["named_entities"], "group": datasets.Value("string")}
+    return datasets.Dataset.from_dict(rows, features=datasets.Features(kinds))
+
+
+def _structs(value: Any) -> Any:
+    """A list of structs as a list of dicts: `datasets` gives a `Sequence` of structs as a dict of lists."""
+    if not isinstance(value, dict):
+        return value
+    return [dict(zip(value, each, strict=True)) for each in zip(*value.values(), strict=True)]
 
 
 def _column(where: str, table: Any, chosen: str | None, usual: tuple[str, ...], setting: str) -> str:
@@ -179,15 +229,22 @@ def _tag_names(
                 f"{where}: data.tag_names {list(tag_names)} differ from the ClassLabel names {inner.names} "
                 f"of column {column!r}; drop data.tag_names or make them equal"
             )
-        return tuple(inner.names)
+        return io_names(inner.names)
     if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
         if tag_names is None:
             raise DataError(
                 f"{where}: column {column!r} holds integer tags without a ClassLabel feature; "
                 "set data.tag_names to the tag names in id order"
             )
-        return tuple(tag_names)
+        return io_names(tag_names)
     return None
+
+
+def io_names(names: Sequence[str]) -> tuple[str, ...]:
+    """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
+    if "O" not in names or any(_PREFIXED.match(name) for name in names):
+        return tuple(names)
+    return tuple(name if name == "O" else f"I-{name}" for name in names)
 
 
 def named_tags(where: str, row: int, column: str, tags: list[Any], names: Sequence[str]) -> list[Any]:

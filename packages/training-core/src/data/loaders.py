@@ -13,7 +13,7 @@ from typing import Any
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text, tag_key
-from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
+from data.hf_datasets import Columns, io_names, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, detect_scheme
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
@@ -114,7 +114,7 @@ def load_dataset(
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
         source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
-        sources = {name: _Source(f"{source}[{split}]", "tokens", raw[split]) for name, split in _splits(source, raw)}
+        sources = {name: _Source(f"{source}[{split}]", *raw[split]) for name, split in _splits(source, raw)}
     else:
         expected = "a data folder or file (or a datasets object)"
         source = str(expect_instance(data_asset, (str, os.PathLike), "data_asset", expected, DataError))
@@ -169,7 +169,7 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Reco
             f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
             "(or write the names)"
         )
-    named = named_tags(str(file), record.line, key, tags, names)
+    named = named_tags(str(file), record.line, key, tags, io_names(names))
     return replace(record, fields={**record.fields, key: named})
 
 
