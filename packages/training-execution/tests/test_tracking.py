@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from training.config import BestConfig
-from training.execution import execute_final_training, extract_lineage_from_best_model
+from training.execution import Lineage, execute_final_training, extract_lineage_from_best_model
 
 
 def test_a_tracked_final_run_is_tagged_logged_and_registered(best_config: BestConfig, tmp_path: Path) -> None:
@@ -37,6 +37,10 @@ def test_a_tracked_final_run_is_tagged_logged_and_registered(best_config: BestCo
     version = client.get_model_version("ner-final", tracked.model_version)
     assert version.run_id == tracked.run_id and version.source.endswith("/model")
     assert (tmp_path / "mlartifacts").is_dir()
+    # A registered version downloaded elsewhere had no lineage.json: `training lineage` refused the deployed model.
+    (tmp_path / "deployed").mkdir()
+    downloaded = client.download_artifacts(version.run_id, "model", str(tmp_path / "deployed"))  # version.source
+    assert Lineage.load(downloaded) == lineage
 
 
 def test_without_mlflow_nothing_breaks_until_tracking_is_asked_for(best_config: BestConfig, tmp_path: Path) -> None:

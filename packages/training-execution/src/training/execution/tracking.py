@@ -149,6 +149,7 @@ def _log_run(client: Any, experiment: str, tags: dict[str, str], lineage: Lineag
     for name, value in lineage.hyperparameters.items():
         client.log_param(run_id, name, value)
     client.log_artifacts(run_id, str(run.model), "model")
+    client.log_artifact(run_id, str(run.root / LINEAGE_FILE), "model")  # a registered version's download carries it
     for file in (run.root / LINEAGE_FILE, run.config, run.metrics):
         client.log_artifact(run_id, str(file))
     from training.execution.mlflow_model import log_pyfunc_model
