@@ -253,6 +253,19 @@ def test_a_yaml_boolean_where_a_word_belongs_says_to_quote_it(folder: Path) -> N
     )
 
 
+def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As data.path: run from another working directory, the folder was taken for a hub id and not found.
+    (folder / "models" / "bert").mkdir(parents=True)
+    write(folder / "model" / "tiny.yaml", "backbone: models/bert\n")
+    monkeypatch.chdir(folder.parent)
+    assert build_training_config(None, folder).model.backbone == str((folder / "models" / "bert").resolve())
+    assert build_training_config({"set": ["model.backbone=models/bert"]}, folder).model.backbone == "models/bert"
+    write(folder / "model" / "tiny.yaml", MODEL)
+    assert build_training_config(None, folder).model.backbone == "prajjwal1/bert-tiny"
+
+
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
     assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"

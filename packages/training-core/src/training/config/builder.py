@@ -72,6 +72,7 @@ def build_training_config(
         return files.get(str(loc[0]) if loc else "", str(train_file))
 
     config = validate(TrainingConfig, raw, source_of)
+    config = _resolve_backbone(config, folder, from_yaml="model.backbone" not in overrides)
     return _resolve_data_path(config, folder, data_file, from_yaml="data.path" not in overrides)
 
 
@@ -124,6 +125,15 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
         hint = f"did you mean {close[0]!r}? " if close else ""
         raise ConfigError(f"{path}: no such {section} config; {hint}available: {', '.join(available) or 'none'}")
     return path
+
+
+def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> TrainingConfig:
+    """A backbone folder a model file names relative to the config folder, as `data.path`, made absolute: read from
+    the working directory, a run started elsewhere took it for a hub id. Hub ids and aliases stay as written."""
+    local = folder / Path(config.model.backbone).expanduser()
+    if not from_yaml or not os.path.isdir(local):  # isdir: False, not OSError, for a name too long to be a path
+        return config
+    return config.model_copy(update={"model": config.model.model_copy(update={"backbone": str(local.resolve())})})
 
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
