@@ -421,6 +421,16 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
     assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010", "09")
 
 
+def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
+    # YAML 1.1 read `timeout_s: 1:30` as 90 seconds, silently.
+    assert parse_yaml("[1:30, -190:20:30, 1:30.5]", "x") == ["1:30", "-190:20:30", "1:30.5"]
+    hpo = write(folder / "hpo" / "quick.yaml", HPO + "timeout_s: 1:30\n")
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    expected = "expected a valid number, unable to parse string as a number, got '1:30'"
+    assert str(raised.value) == f"{hpo}: timeout_s: {expected}"
+
+
 @pytest.mark.parametrize("written", ["0x_", "0b_", "._"])
 def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: str) -> None:
     # YAML 1.1 resolves these as numbers (underscores are separators), whose constructors then raised a bare ValueError.

@@ -14,8 +14,8 @@ from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads numbers in YAML 1.2's spellings too (`2e-5` and `-.5` floats, `010` ten), and that refuses
-    a key written twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads numbers in YAML 1.2's spellings (`2e-5` and `-.5` floats, `010` ten, `1:30` text), and
+    that refuses a key written twice in one mapping (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -35,6 +35,8 @@ class _Loader(yaml.SafeLoader):
         at its line, not a bare ValueError."""
         try:
             if node.tag == "tag:yaml.org,2002:int":
+                if ":" in str(node.value):  # YAML 1.2: `1:30` is a string, not YAML 1.1's sexagesimal ninety
+                    return str(node.value)
                 text = str(node.value).replace("_", "")
                 if text.lstrip("+-").isdigit():  # YAML 1.2: `010` is ten, not YAML 1.1's octal eight
                     return int(text, 10)
