@@ -134,6 +134,15 @@ def test_set_overrides_are_parsed_as_yaml(folder: Path) -> None:
     assert build_training_config({"set": "training.seed=11"}, folder).training.seed == 11
 
 
+def test_a_section_set_as_a_mapping_is_merged_and_the_last_setting_wins(folder: Path) -> None:
+    # `training={seed: 3}` replaced the whole section: train.yaml's learning rate and an earlier --set were lost.
+    args = {"set": ["training.seed=9", "training.num_epochs=5", "training={seed: 3, batch_size: 4}", "training.seed=1"]}
+    training = build_training_config(args, folder).training
+    assert (training.learning_rate, training.num_epochs, training.batch_size, training.seed) == (2e-5, 5, 4, 1)
+    config = build_training_config(None, folder).with_values({"data": {"columns": {"tags": "ner"}}})
+    assert (config.data.labels, config.data.columns.tags) == (("PER", "LOC"), "ner")
+
+
 def test_packing_is_auto_true_or_false(folder: Path) -> None:
     assert build_training_config(None, folder).training.packing == "auto"
     for written, value in (("true", True), ("false", False), ("auto", "auto")):

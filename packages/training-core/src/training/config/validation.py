@@ -66,7 +66,8 @@ def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
 
 
 def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """Set `data[a][b] = value` for `key` "a.b", creating nested mappings as needed."""
+    """Set `data[a][b] = value` for `key` "a.b", creating nested mappings as needed; a mapping given for a section
+    is merged into it (`training={seed: 1}` sets the seed and keeps the section's other values)."""
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"{source}: {key!r} is not a dotted key such as training.learning_rate")
@@ -76,6 +77,10 @@ def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> Non
         if not isinstance(child, dict):
             raise ConfigError(f"{source}: {key!r}: {part!r} holds a value, not a section")
         node = child
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        for name, item in value.items():
+            apply_dotted(node[parts[-1]], str(name), item, source)
+        return
     node[parts[-1]] = value
 
 
