@@ -635,6 +635,16 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
         ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
         ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
+        (  # the keys of the parameter's own type, not none
+            "high: 1e-3}",
+            "high: 1e-3, log: true}",
+            "search_space.learning_rate.log: unknown key; did you mean 'low'? valid keys: type, low, high, condition",
+        ),
+        (
+            "high: 0.3}",
+            "high: 0.3, step: 0.1}",
+            "search_space.model.dropout.step: unknown key; valid keys: type, low, high, condition",
+        ),
     ],
 )
 def test_bad_hpo_config(folder: Path, old: str, new: str, message: str) -> None:

@@ -32,7 +32,7 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     path = ".".join(str(part) for part in loc)
     prefix = f"{where(loc)}: {path}" if path else where(loc)
     if item["type"] == "extra_forbidden":
-        return unknown_key(prefix, str(loc[-1]), _fields_at(model, loc[:-1]))
+        return unknown_key(prefix, str(loc[-1]), _fields_at(model, item["loc"][:-1]))
     if item["type"] == "missing":
         return f"{prefix}: required key is missing"
     if item["type"] in ("union_tag_not_found", "union_tag_invalid"):  # the key naming the kind (`type: choice`)
@@ -56,13 +56,24 @@ def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names of the record found at `loc` inside `model` (also inside an optional); none past a container."""
-    current: Any = model
+    """Field names of the record found at `loc` inside `model`: through optionals, mappings and lists of records, and
+    tagged unions (`loc` holds the tag, as `search_space.lr.loguniform`); none where the record is not known."""
+    current: list[type[BaseModel]] = [model]
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(str(part))
-        types = (field.annotation, *get_args(field.annotation)) if field is not None else ()
-        current = next((t for t in types if isinstance(t, type) and issubclass(t, BaseModel)), None)
-    return list(getattr(current, "model_fields", ()))
+        field = next((record.model_fields[part] for record in current if part in record.model_fields), None)
+        if field is not None:
+            current = _records(field.annotation)
+        else:  # a mapping key or list index (the records stay), or a union's tag (`type: loguniform`: its record)
+            tags = {kind: get_args(getattr(kind.model_fields.get("type"), "annotation", None)) for kind in current}
+            current = [record for record in current if part in tags[record]] or current
+    return list(current[0].model_fields) if len(current) == 1 else []
+
+
+def _records(annotation: Any) -> list[type[BaseModel]]:
+    """The records an annotation holds, however nested (`dict[str, A | B] | None` -> [A, B])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [record for argument in get_args(annotation) for record in _records(argument)]
 
 
 def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
