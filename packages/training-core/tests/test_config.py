@@ -275,6 +275,16 @@ def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
     assert build_training_config(None, folder).model.backbone == "prajjwal1/bert-tiny"
 
 
+def test_a_number_or_date_where_text_belongs_says_to_quote_it(folder: Path) -> None:
+    # A commit `5e10293` is read as the float inf: "expected a valid string, got inf" alone left users puzzled.
+    model = write(folder / "model" / "tiny.yaml", MODEL + "revision: 5e10293\n")
+    hint = "YAML read the unquoted value as a float: quote it"
+    assert config_error(None, folder) == f"{model}: model.revision: expected a valid string, got inf ({hint})"
+    write(model, MODEL + "revision: 2024-01-01\n")
+    hint = "YAML read the unquoted value as a date: quote it"
+    assert config_error(None, folder).endswith(f"got datetime.date(2024, 1, 1) ({hint})")
+
+
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
     write(folder / "data" / "corpus.yaml", DATA + "path: hf://org/corpus:en@v1\n")
     assert build_training_config(None, folder).data.path == "hf://org/corpus:en@v1"

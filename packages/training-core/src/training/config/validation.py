@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import os
@@ -42,8 +43,11 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {item['input'][key]!r}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
-    if item["type"] == "string_type" and isinstance(received, bool):  # `labels: [NO]` meant the word
-        hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
+    # `labels: [NO]` meant the word, `revision: 5e10293` (read as inf) the commit
+    if item["type"] == "string_type" and isinstance(received, (bool, int, float, datetime.date)):
+        hint = f"YAML read the unquoted value as a {type(received).__name__}: quote it"
+        if isinstance(received, bool):
+            hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
 
