@@ -492,6 +492,16 @@ def test_missing_model_file_suggests_the_nearest(folder: Path) -> None:
     )
 
 
+def test_a_config_file_named_yml_is_pointed_at(folder: Path) -> None:
+    # Only `.yaml` files are read: "no such file" beside the user's train.yml left them searching.
+    (folder / "model" / "tiny.yaml").rename(folder / "model" / "tiny.yml")
+    expected = "no such model config; available: none (tiny.yml is there: config files are named .yaml)"
+    assert config_error(None, folder) == f"{folder / 'model' / 'tiny.yaml'}: {expected}"
+    (folder / "train.yaml").rename(folder / "train.yml")
+    expected = "no such file (train.yml is there: config files are named .yaml)"
+    assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
+
+
 def test_no_backbone_chosen(folder: Path) -> None:
     train = write(folder / "train.yaml", TRAIN.replace("backbone: tiny\n", ""))
     assert config_error(None, folder) == (

@@ -14,7 +14,7 @@ from training.common.errors import ConfigError
 from training.config.execution import ExecutionConfig
 from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
-from training.config.yaml_io import load_yaml_mapping, parse_yaml
+from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
 
 TRAIN_FILE_KEYS = ("backbone", "data", "training", "tracking")
 # Plain argument names that override a config field (as argparse would name them).
@@ -124,7 +124,8 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
     if not path.is_file():
         close = difflib.get_close_matches(name, available, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{path}: no such {section} config; {hint}available: {', '.join(available) or 'none'}")
+        listed = f"available: {', '.join(available) or 'none'}{yml_hint(path)}"
+        raise ConfigError(f"{path}: no such {section} config; {hint}{listed}")
     return path
 
 

@@ -95,7 +95,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError(f"{path}: no such file{yml_hint(path)}") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
     try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) named as such, a byte not UTF-8 by its line
@@ -109,6 +109,13 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level, got {type(value).__name__}")
     return value
+
+
+def yml_hint(path: Path) -> str:
+    """A note on `x.yml` beside a missing `x.yaml`: config files are found by their `.yaml` name."""
+    other = path.with_suffix(".yml")
+    found = path.suffix == ".yaml" and other.is_file()
+    return f" ({other.name} is there: config files are named .yaml)" if found else ""
 
 
 def dump_yaml(value: Any) -> str:
