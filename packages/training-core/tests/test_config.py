@@ -271,6 +271,9 @@ def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
     monkeypatch.chdir(folder.parent)
     assert build_training_config(None, folder).model.backbone == str((folder / "models" / "bert").resolve())
     assert build_training_config({"set": ["model.backbone=models/bert"]}, folder).model.backbone == "models/bert"
+    written = f"{folder}/models/../models/bert"  # an absolute path stays as written
+    write(folder / "model" / "tiny.yaml", f"backbone: {written}\n")
+    assert build_training_config(None, folder).model.backbone == written
     write(folder / "model" / "tiny.yaml", MODEL)
     assert build_training_config(None, folder).model.backbone == "prajjwal1/bert-tiny"
 

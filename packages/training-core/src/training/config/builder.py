@@ -132,8 +132,10 @@ def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Pa
 def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> TrainingConfig:
     """A backbone folder a model file names relative to the config folder, as `data.path`, made absolute: read from
     the working directory, a run started elsewhere took it for a hub id. Hub ids and aliases stay as written."""
-    local = folder / Path(config.model.backbone).expanduser()
-    if not from_yaml or not os.path.isdir(local):  # isdir: False, not OSError, for a name too long to be a path
+    given = Path(config.model.backbone)
+    local = folder / given
+    # isdir: False, not OSError, for a name too long to be a path
+    if not from_yaml or given.expanduser().is_absolute() or not os.path.isdir(local):
         return config
     return config.model_copy(update={"model": config.model.model_copy(update={"backbone": str(local.resolve())})})
 
