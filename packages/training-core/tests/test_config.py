@@ -520,10 +520,11 @@ def test_no_backbone_chosen(folder: Path) -> None:
 
 
 def test_section_name_must_be_a_plain_file_name(folder: Path) -> None:
-    message = config_error({"data": "../corpus"}, folder)
-    assert (
-        message == f"{folder / 'train.yaml'}: data: expected the name of a file in {folder / 'data'}, got '../corpus'"
-    )
+    # The error names where the name was given: `--data corpus/` blamed train.yaml, which was fine.
+    expected = f"data: expected the name of a file in {folder / 'data'}, got '../corpus'"
+    assert config_error({"data": "../corpus"}, folder) == f"argument data='../corpus': {expected}"
+    write(folder / "train.yaml", TRAIN.replace("data: corpus", "data: ../corpus"))
+    assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
 
 
 def test_missing_config_folder(tmp_path: Path) -> None:

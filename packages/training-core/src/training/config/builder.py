@@ -47,10 +47,10 @@ def build_training_config(
     for key in train:
         if key not in TRAIN_FILE_KEYS:
             raise ConfigError(unknown_key(f"{train_file}: {key}", str(key), TRAIN_FILE_KEYS))
-    backbone = overrides.pop("backbone", (train.get("backbone"), ""))[0]
-    data_name = overrides.pop("data", (train.get("data"), ""))[0]
-    model_file = _section_file(folder, "model", backbone, train_file)
-    data_file = _section_file(folder, "data", data_name, train_file)
+    backbone, backbone_source = overrides.pop("backbone", (train.get("backbone"), train_file))
+    data_name, data_source = overrides.pop("data", (train.get("data"), train_file))
+    model_file = _section_file(folder, "model", backbone, backbone_source)
+    data_file = _section_file(folder, "data", data_name, data_source)
     sections = {name: {} if train.get(name) is None else train[name] for name in ("training", "tracking")}
     for name, section in sections.items():
         if not isinstance(section, dict):
@@ -111,15 +111,16 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
     return result
 
 
-def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Path:
+def _section_file(folder: Path, section: str, name: Any, source: str | Path) -> Path:
+    """`<folder>/<section>/<name>.yaml`; errors start with `source`, where the name was given."""
     available = sorted(p.stem for p in (folder / section).glob("*.yaml"))
     if not name:
         raise ConfigError(
-            f"{train_file}: {section}: no {section} chosen; set it in train.yaml or pass it "
+            f"{source}: {section}: no {section} chosen; set it in train.yaml or pass it "
             f"(available: {', '.join(available) or 'none'})"
         )
     if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ConfigError(f"{train_file}: {section}: expected the name of a file in {folder / section}, got {name!r}")
+        raise ConfigError(f"{source}: {section}: expected the name of a file in {folder / section}, got {name!r}")
     path = folder / section / f"{name}.yaml"
     if not path.is_file():
         close = difflib.get_close_matches(name, available, n=1)
