@@ -92,3 +92,12 @@ def test_a_relative_sqlite_url_is_recorded_absolute(tmp_path: Path, monkeypatch:
     assert optuna.load_study(study_name="s", storage=open_storage(location)).study_name == "s"
     for kept in (f"sqlite:///{tmp_path}/x.db", "sqlite:///:memory:", "postgresql://u@h/db"):
         assert storage_location(kept, folder) == kept
+
+
+def test_a_new_journal_file_named_as_a_database_is_refused(tmp_path: Path) -> None:
+    # `storage: study.db` silently made a journal file named study.db, which SQLite tools then could not open.
+    folder = StudyFolder(tmp_path / "study")
+    with pytest.raises(ConfigError, match=r"^storage 'study.db': a path is an Optuna journal file, this one named"):
+        storage_location("study.db", folder)
+    assert storage_location("runs.journal", folder) == str(folder.root.resolve() / "runs.journal")
+    assert not folder.root.exists()

@@ -47,8 +47,13 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
         return f"{scheme}:///{_url_path(Path.cwd())}/{rest}"
     if "://" in storage:
         return storage
-    path = Path(storage).expanduser()
-    return str((path if path.is_absolute() else folder.root / path).resolve())
+    path = (folder.root / Path(storage).expanduser()).resolve()
+    if path.suffix in (".db", ".sqlite", ".sqlite3") and not path.exists():  # a new journal file named as a database
+        raise ConfigError(
+            f"storage {storage!r}: a path is an Optuna journal file, this one named as a SQLite database; "
+            "a SQLite database is given as a URL, sqlite:///path/to/study.db"
+        )
+    return str(path)
 
 
 def _url_path(path: Path) -> str:
