@@ -141,6 +141,9 @@ def test_a_section_set_as_a_mapping_is_merged_and_the_last_setting_wins(folder: 
     assert (training.learning_rate, training.num_epochs, training.batch_size, training.seed) == (2e-5, 5, 4, 1)
     config = build_training_config(None, folder).with_values({"data": {"columns": {"tags": "ner"}}})
     assert (config.data.labels, config.data.columns.tags) == (("PER", "LOC"), "ner")
+    train = write(folder / "train.yaml", TRAIN.replace("batch_size: 8", "batch_size: 0"))  # the file's fault, named so
+    message = config_error({"set": ["training={seed: 3}"]}, folder)
+    assert message == f"{train}: training.batch_size: expected greater than or equal to 1, got 0"
 
 
 def test_packing_is_auto_true_or_false(folder: Path) -> None:

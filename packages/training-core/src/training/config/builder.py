@@ -66,8 +66,11 @@ def build_training_config(
 
     def source_of(loc: tuple[str | int, ...]) -> str:
         dotted = ".".join(str(part) for part in loc)
-        for key, (_, source) in overrides.items():
-            if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+        for key, (value, source) in overrides.items():
+            inside = dotted.startswith(key + ".")  # in a section set as a mapping: only what the mapping names
+            if inside and (not isinstance(value, dict) or dotted[len(key) + 1 :].split(".")[0] in map(str, value)):
+                return source
+            if dotted == key or key.startswith(dotted + "."):
                 return source
         return files.get(str(loc[0]) if loc else "", str(train_file))
 
