@@ -273,7 +273,8 @@ def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
     write(folder / "model" / "tiny.yaml", "backbone: models/bert\n")
     monkeypatch.chdir(folder.parent)
     assert build_training_config(None, folder).model.backbone == str((folder / "models" / "bert").resolve())
-    assert build_training_config({"set": ["model.backbone=models/bert"]}, folder).model.backbone == "models/bert"
+    for assignment in ("model.backbone=models/bert", "model={backbone: models/bert}"):  # an argument: as written
+        assert build_training_config({"set": [assignment]}, folder).model.backbone == "models/bert"
     written = f"{folder}/models/../models/bert"  # an absolute path stays as written
     write(folder / "model" / "tiny.yaml", f"backbone: {written}\n")
     assert build_training_config(None, folder).model.backbone == written

@@ -75,8 +75,8 @@ def build_training_config(
         return files.get(str(loc[0]) if loc else "", str(train_file))
 
     config = validate(TrainingConfig, raw, source_of)
-    config = _resolve_backbone(config, folder, from_yaml="model.backbone" not in overrides)
-    return _resolve_data_path(config, folder, data_file, from_yaml="data.path" not in overrides)
+    config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
+    return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
 
 
 def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str, tuple[Any, str]]:
