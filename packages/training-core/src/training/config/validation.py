@@ -49,8 +49,7 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         if isinstance(received, bool):
             hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
-    # a value pasted in by mistake (a whole file, a key) is shown by its start: the message stays one readable line
-    return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r:.200}"
+    return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {received!r}"
 
 
 def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
