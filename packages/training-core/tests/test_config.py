@@ -134,6 +134,18 @@ def test_set_overrides_are_parsed_as_yaml(folder: Path) -> None:
     assert build_training_config({"set": "training.seed=11"}, folder).training.seed == 11
 
 
+def test_a_section_set_as_a_mapping_is_merged_and_the_last_setting_wins(folder: Path) -> None:
+    # `training={seed: 3}` replaced the whole section: train.yaml's learning rate and an earlier --set were lost.
+    args = {"set": ["training.seed=9", "training.num_epochs=5", "training={seed: 3, batch_size: 4}", "training.seed=1"]}
+    training = build_training_config(args, folder).training
+    assert (training.learning_rate, training.num_epochs, training.batch_size, training.seed) == (2e-5, 5, 4, 1)
+    config = build_training_config(None, folder).with_values({"data": {"columns": {"tags": "ner"}}})
+    assert (config.data.labels, config.data.columns.tags) == (("PER", "LOC"), "ner")
+    train = write(folder / "train.yaml", TRAIN.replace("batch_size: 8", "batch_size: 0"))  # the file's fault, named so
+    message = config_error({"set": ["training={seed: 3}"]}, folder)
+    assert message == f"{train}: training.batch_size: expected greater than or equal to 1, got 0"
+
+
 def test_packing_is_auto_true_or_false(folder: Path) -> None:
     assert build_training_config(None, folder).training.packing == "auto"
     for written, value in (("true", True), ("false", False), ("auto", "auto")):
@@ -260,6 +272,33 @@ def test_a_yaml_boolean_where_a_word_belongs_says_to_quote_it(folder: Path) -> N
         f"{data_file}: data.labels.1: expected a valid string, got False "
         "(YAML reads unquoted yes, no, on, off as booleans: quote the word)"
     )
+
+
+def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
+    folder: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # As data.path: run from another working directory, the folder was taken for a hub id and not found.
+    (folder / "models" / "bert").mkdir(parents=True)
+    write(folder / "model" / "tiny.yaml", "backbone: models/bert\n")
+    monkeypatch.chdir(folder.parent)
+    assert build_training_config(None, folder).model.backbone == str((folder / "models" / "bert").resolve())
+    for assignment in ("model.backbone=models/bert", "model={backbone: models/bert}"):  # an argument: as written
+        assert build_training_config({"set": [assignment]}, folder).model.backbone == "models/bert"
+    written = f"{folder}/models/../models/bert"  # an absolute path stays as written
+    write(folder / "model" / "tiny.yaml", f"backbone: {written}\n")
+    assert build_training_config(None, folder).model.backbone == written
+    write(folder / "model" / "tiny.yaml", MODEL)
+    assert build_training_config(None, folder).model.backbone == "prajjwal1/bert-tiny"
+
+
+def test_a_number_or_date_where_text_belongs_says_to_quote_it(folder: Path) -> None:
+    # A commit `5e10293` is read as the float inf: "expected a valid string, got inf" alone left users puzzled.
+    model = write(folder / "model" / "tiny.yaml", MODEL + "revision: 5e10293\n")
+    hint = "YAML read the unquoted value as a float: quote it"
+    assert config_error(None, folder) == f"{model}: model.revision: expected a valid string, got inf ({hint})"
+    write(model, MODEL + "revision: 2024-01-01\n")
+    hint = "YAML read the unquoted value as a date: quote it"
+    assert config_error(None, folder).endswith(f"got datetime.date(2024, 1, 1) ({hint})")
 
 
 def test_a_hub_id_in_data_path_is_kept_as_written(folder: Path) -> None:
@@ -417,6 +456,16 @@ def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
     assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010", "09")
 
 
+def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
+    # YAML 1.1 read `timeout_s: 1:30` as 90 seconds, silently.
+    assert parse_yaml("[1:30, -190:20:30, 1:30.5]", "x") == ["1:30", "-190:20:30", "1:30.5"]
+    hpo = write(folder / "hpo" / "quick.yaml", HPO + "timeout_s: 1:30\n")
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    expected = "expected a valid number, unable to parse string as a number, got '1:30'"
+    assert str(raised.value) == f"{hpo}: timeout_s: {expected}"
+
+
 @pytest.mark.parametrize("written", ["0x_", "0b_", "._"])
 def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: str) -> None:
     # YAML 1.1 resolves these as numbers (underscores are separators), whose constructors then raised a bare ValueError.
@@ -459,6 +508,16 @@ def test_missing_model_file_suggests_the_nearest(folder: Path) -> None:
     )
 
 
+def test_a_config_file_named_yml_is_pointed_at(folder: Path) -> None:
+    # Only `.yaml` files are read: "no such file" beside the user's train.yml left them searching.
+    (folder / "model" / "tiny.yaml").rename(folder / "model" / "tiny.yml")
+    expected = "no such model config; available: none (tiny.yml is there: config files are named .yaml)"
+    assert config_error(None, folder) == f"{folder / 'model' / 'tiny.yaml'}: {expected}"
+    (folder / "train.yaml").rename(folder / "train.yml")
+    expected = "no such file (train.yml is there: config files are named .yaml)"
+    assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
+
+
 def test_no_backbone_chosen(folder: Path) -> None:
     train = write(folder / "train.yaml", TRAIN.replace("backbone: tiny\n", ""))
     assert config_error(None, folder) == (
@@ -467,10 +526,11 @@ def test_no_backbone_chosen(folder: Path) -> None:
 
 
 def test_section_name_must_be_a_plain_file_name(folder: Path) -> None:
-    message = config_error({"data": "../corpus"}, folder)
-    assert (
-        message == f"{folder / 'train.yaml'}: data: expected the name of a file in {folder / 'data'}, got '../corpus'"
-    )
+    # The error names where the name was given: `--data corpus/` blamed train.yaml, which was fine.
+    expected = f"data: expected the name of a file in {folder / 'data'}, got '../corpus'"
+    assert config_error({"data": "../corpus"}, folder) == f"argument data='../corpus': {expected}"
+    write(folder / "train.yaml", TRAIN.replace("data: corpus", "data: ../corpus"))
+    assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
 
 
 def test_missing_config_folder(tmp_path: Path) -> None:
@@ -612,6 +672,16 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
         ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
         ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
+        (  # the keys of the parameter's own type, not none
+            "high: 1e-3}",
+            "high: 1e-3, log: true}",
+            "search_space.learning_rate.log: unknown key; did you mean 'low'? valid keys: type, low, high, condition",
+        ),
+        (
+            "high: 0.3}",
+            "high: 0.3, step: 0.1}",
+            "search_space.model.dropout.step: unknown key; valid keys: type, low, high, condition",
+        ),
     ],
 )
 def test_bad_hpo_config(folder: Path, old: str, new: str, message: str) -> None:

@@ -78,3 +78,26 @@ def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"one.txt': not an Optuna journal file \(JSONDecodeError: Expecting value"):
         open_storage(str(tmp_path / "one.txt"))
     assert (tmp_path / "one.txt").read_text() == "hello\n"
+
+
+def test_a_relative_sqlite_url_is_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `storage: sqlite:///study.db` was recorded as written: a resume from another folder opened a new empty database.
+    folder = StudyFolder(tmp_path / "study")
+    (tmp_path / "a 50%").mkdir()
+    monkeypatch.chdir(tmp_path / "a 50%")
+    location = storage_location("sqlite:///dbs/rel.db?timeout=5", folder)
+    assert location == f"sqlite:///{tmp_path}/a 50%25/dbs/rel.db?timeout=5"
+    optuna.create_study(study_name="s", storage=open_storage(location))
+    monkeypatch.chdir(tmp_path)
+    assert optuna.load_study(study_name="s", storage=open_storage(location)).study_name == "s"
+    for kept in (f"sqlite:///{tmp_path}/x.db", "sqlite:///:memory:", "postgresql://u@h/db"):
+        assert storage_location(kept, folder) == kept
+
+
+def test_a_new_journal_file_named_as_a_database_is_refused(tmp_path: Path) -> None:
+    # `storage: study.db` silently made a journal file named study.db, which SQLite tools then could not open.
+    folder = StudyFolder(tmp_path / "study")
+    with pytest.raises(ConfigError, match=r"^storage 'study.db': a path is an Optuna journal file, this one named"):
+        storage_location("study.db", folder)
+    assert storage_location("runs.journal", folder) == str(folder.root.resolve() / "runs.journal")
+    assert not folder.root.exists()

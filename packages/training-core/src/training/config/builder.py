@@ -14,7 +14,7 @@ from training.common.errors import ConfigError
 from training.config.execution import ExecutionConfig
 from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
-from training.config.yaml_io import load_yaml_mapping, parse_yaml
+from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
 
 TRAIN_FILE_KEYS = ("backbone", "data", "training", "tracking")
 # Plain argument names that override a config field (as argparse would name them).
@@ -47,10 +47,10 @@ def build_training_config(
     for key in train:
         if key not in TRAIN_FILE_KEYS:
             raise ConfigError(unknown_key(f"{train_file}: {key}", str(key), TRAIN_FILE_KEYS))
-    backbone = overrides.pop("backbone", (train.get("backbone"), ""))[0]
-    data_name = overrides.pop("data", (train.get("data"), ""))[0]
-    model_file = _section_file(folder, "model", backbone, train_file)
-    data_file = _section_file(folder, "data", data_name, train_file)
+    backbone, backbone_source = overrides.pop("backbone", (train.get("backbone"), train_file))
+    data_name, data_source = overrides.pop("data", (train.get("data"), train_file))
+    model_file = _section_file(folder, "model", backbone, backbone_source)
+    data_file = _section_file(folder, "data", data_name, data_source)
     sections = {name: {} if train.get(name) is None else train[name] for name in ("training", "tracking")}
     for name, section in sections.items():
         if not isinstance(section, dict):
@@ -66,13 +66,17 @@ def build_training_config(
 
     def source_of(loc: tuple[str | int, ...]) -> str:
         dotted = ".".join(str(part) for part in loc)
-        for key, (_, source) in overrides.items():
-            if dotted == key or dotted.startswith(key + ".") or key.startswith(dotted + "."):
+        for key, (value, source) in overrides.items():
+            inside = dotted.startswith(key + ".")  # in a section set as a mapping: only what the mapping names
+            if inside and (not isinstance(value, dict) or dotted[len(key) + 1 :].split(".")[0] in map(str, value)):
+                return source
+            if dotted == key or key.startswith(dotted + "."):
                 return source
         return files.get(str(loc[0]) if loc else "", str(train_file))
 
     config = validate(TrainingConfig, raw, source_of)
-    return _resolve_data_path(config, folder, data_file, from_yaml="data.path" not in overrides)
+    config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
+    return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
 
 
 def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str, tuple[Any, str]]:
@@ -105,25 +109,39 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
         if not equals or not key.strip():
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
         source = f"--set {assignment}"
+        result.pop(key.strip(), None)  # a key set again is applied in its new place: the last setting wins
         result[key.strip()] = (parse_yaml(text, source), source)
     return result
 
 
-def _section_file(folder: Path, section: str, name: Any, train_file: Path) -> Path:
+def _section_file(folder: Path, section: str, name: Any, source: str | Path) -> Path:
+    """`<folder>/<section>/<name>.yaml`; errors start with `source`, where the name was given."""
     available = sorted(p.stem for p in (folder / section).glob("*.yaml"))
     if not name:
         raise ConfigError(
-            f"{train_file}: {section}: no {section} chosen; set it in train.yaml or pass it "
+            f"{source}: {section}: no {section} chosen; set it in train.yaml or pass it "
             f"(available: {', '.join(available) or 'none'})"
         )
     if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ConfigError(f"{train_file}: {section}: expected the name of a file in {folder / section}, got {name!r}")
+        raise ConfigError(f"{source}: {section}: expected the name of a file in {folder / section}, got {name!r}")
     path = folder / section / f"{name}.yaml"
     if not path.is_file():
         close = difflib.get_close_matches(name, available, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
-        raise ConfigError(f"{path}: no such {section} config; {hint}available: {', '.join(available) or 'none'}")
+        listed = f"available: {', '.join(available) or 'none'}{yml_hint(path)}"
+        raise ConfigError(f"{path}: no such {section} config; {hint}{listed}")
     return path
+
+
+def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> TrainingConfig:
+    """A backbone folder a model file names relative to the config folder, as `data.path`, made absolute: read from
+    the working directory, a run started elsewhere took it for a hub id. Hub ids and aliases stay as written."""
+    given = Path(config.model.backbone)
+    local = folder / given
+    # isdir: False, not OSError, for a name too long to be a path
+    if not from_yaml or given.expanduser().is_absolute() or not os.path.isdir(local):
+        return config
+    return config.model_copy(update={"model": config.model.model_copy(update={"backbone": str(local.resolve())})})
 
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:

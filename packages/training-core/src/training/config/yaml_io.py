@@ -14,8 +14,8 @@ from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads numbers in YAML 1.2's spellings too (`2e-5` and `-.5` floats, `010` ten), and that refuses
-    a key written twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads numbers in YAML 1.2's spellings (`2e-5` and `-.5` floats, `010` ten, `1:30` text), and
+    that refuses a key written twice in one mapping (PyYAML keeps the last one silently)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -35,6 +35,8 @@ class _Loader(yaml.SafeLoader):
         at its line, not a bare ValueError."""
         try:
             if node.tag == "tag:yaml.org,2002:int":
+                if ":" in str(node.value):  # YAML 1.2: `1:30` is a string, not YAML 1.1's sexagesimal ninety
+                    return str(node.value)
                 text = str(node.value).replace("_", "")
                 if text.lstrip("+-").isdigit():  # YAML 1.2: `010` is ten, not YAML 1.1's octal eight
                     return int(text, 10)
@@ -93,7 +95,7 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise ConfigError(f"{path}: no such file") from None
+        raise ConfigError(f"{path}: no such file{yml_hint(path)}") from None
     except OSError as error:
         raise ConfigError(f"{path}: cannot read the file ({error})") from error
     try:  # the data files' decoding: a UTF-16 file (PowerShell 5's `>`) named as such, a byte not UTF-8 by its line
@@ -107,6 +109,13 @@ def load_yaml_mapping(path: Path) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ConfigError(f"{path}: expected a mapping of keys to values at the top level, got {type(value).__name__}")
     return value
+
+
+def yml_hint(path: Path) -> str:
+    """A note on `x.yml` beside a missing `x.yaml`: config files are found by their `.yaml` name."""
+    other = path.with_suffix(".yml")
+    found = path.suffix == ".yaml" and other.is_file()
+    return f" ({other.name} is there: config files are named .yaml)" if found else ""
 
 
 def dump_yaml(value: Any) -> str:

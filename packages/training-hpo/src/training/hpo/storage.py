@@ -3,7 +3,8 @@
 - `None`: `sqlite:///<study_dir>/study.db`
 - `"journal"`: `<study_dir>/study.journal`; any other value without `://` is a journal file path (relative ones
   are relative to the study folder)
-- a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage
+- a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage (a relative SQLite
+  path, as SQLAlchemy reads it, is relative to the working directory)
 
 RDB storages get Optuna's heartbeat, which fails and re-runs a dead host's trials; files (journal, SQLite) cannot
 tell a dead host from a slow one, so they serve one host (see `recovery`).
@@ -36,14 +37,28 @@ HEARTBEAT_GRACE_S = 180
 def storage_location(storage: str | None, folder: StudyFolder) -> str:
     """The storage as a URL or an absolute journal path (what `open_storage` opens and the manifest records)."""
     if storage is None:
-        # SQLAlchemy reads `%xx` in a URL as an escape and `?` as the start of the options: both are escaped.
-        return f"sqlite:///{str(folder.database.resolve()).replace('%', '%25').replace('?', '%3F')}"
+        return f"sqlite:///{_url_path(folder.database.resolve())}"
     if storage == "journal":
         return str(folder.journal.resolve())
+    scheme, _, rest = storage.partition(":///")
+    if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(("/", ":memory:")) and rest[1:2] != ":":
+        # SQLAlchemy reads `sqlite:///study.db` from the working directory: recorded absolute, a resume or worker
+        # started elsewhere opens this file, not a new empty one
+        return f"{scheme}:///{_url_path(Path.cwd())}/{rest}"
     if "://" in storage:
         return storage
-    path = Path(storage).expanduser()
-    return str((path if path.is_absolute() else folder.root / path).resolve())
+    path = (folder.root / Path(storage).expanduser()).resolve()
+    if path.suffix in (".db", ".sqlite", ".sqlite3") and not path.exists():  # a new journal file named as a database
+        raise ConfigError(
+            f"storage {storage!r}: a path is an Optuna journal file, this one named as a SQLite database; "
+            "a SQLite database is given as a URL, sqlite:///path/to/study.db"
+        )
+    return str(path)
+
+
+def _url_path(path: Path) -> str:
+    """`path` as a URL's path: SQLAlchemy reads `%xx` as an escape and `?` as the start of the options."""
+    return str(path).replace("%", "%25").replace("?", "%3F")
 
 
 def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
