@@ -761,8 +761,10 @@ def test_missing_execution_file(folder: Path) -> None:
 def test_tracking_section_of_train_yaml(folder: Path) -> None:
     write(folder / "train.yaml", TRAIN + "tracking:\n  mlflow: sqlite:///mlflow.db\n  tensorboard: true\n")
     config = build_training_config(None, folder)
-    assert (config.tracking.mlflow, config.tracking.tensorboard) == ("sqlite:///mlflow.db", True)
-    assert build_training_config({"set": ["tracking.mlflow=./mlruns"]}, folder).tracking.mlflow == "./mlruns"
+    assert (config.tracking.mlflow, config.tracking.tensorboard) == (f"sqlite:///{Path.cwd()}/mlflow.db", True)
+    assert (
+        build_training_config({"set": ["tracking.mlflow=./mlruns"]}, folder).tracking.mlflow == f"{Path.cwd()}/mlruns"
+    )
 
 
 @pytest.mark.parametrize("uri", ["ftp://host/x", "sqlite://", "''"])
@@ -772,3 +774,24 @@ def test_a_bad_mlflow_uri_names_the_file_the_key_and_the_uri(folder: Path, uri: 
     assert message.startswith(f"{train}: tracking.mlflow: ")
     assert "is not an MLflow tracking URI; expected file" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        ("sqlite:///mlflow.db", "sqlite:///{cwd}/mlflow.db"),
+        ("sqlite:///runs/mlflow.db?timeout=5", "sqlite:///{cwd}/runs/mlflow.db?timeout=5"),
+        ("file:./mlruns", "file://{cwd}/mlruns"),
+        ("mlruns", "{cwd}/mlruns"),
+        ("sqlite:////srv/mlflow.db", "sqlite:////srv/mlflow.db"),
+        ("http://mlflow.example.org:5000", "http://mlflow.example.org:5000"),
+    ],
+)
+def test_a_relative_tracking_store_is_recorded_absolute(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, uri: str, expected: str
+) -> None:
+    # `tracking.mlflow: sqlite:///mlflow.db` was read from the working directory of each process: `hpo resume` or
+    # `training final` started from another folder logged to a new, empty store.
+    monkeypatch.chdir(tmp_path)
+    config = build_training_config({"set": [f"tracking.mlflow={uri}"]}, folder)
+    assert config.tracking.mlflow == expected.format(cwd=tmp_path.resolve())

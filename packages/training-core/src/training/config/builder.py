@@ -11,6 +11,7 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
+from training.common.store_urls import absolute_store_url
 from training.config.execution import ExecutionConfig
 from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
@@ -76,6 +77,11 @@ def build_training_config(
 
     config = validate(TrainingConfig, raw, source_of)
     config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
+    if config.tracking.mlflow is not None:  # `sqlite:///mlflow.db` is read from the working directory: made absolute
+        tracking = config.tracking.model_copy(
+            update={"mlflow": absolute_store_url(config.tracking.mlflow, Path.cwd(), folders=True)}
+        )
+        config = config.model_copy(update={"tracking": tracking})
     return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
 
 

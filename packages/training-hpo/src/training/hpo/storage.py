@@ -26,6 +26,7 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.redact import REDACTED, redact_url
+from training.common.store_urls import absolute_store_url, sqlite_url
 from training.hpo.failures import one_line
 from training.hpo.recovery import MAX_RETRIES, file_lock
 from training.hpo.study_folder import StudyFolder, StudyManifest
@@ -37,16 +38,11 @@ HEARTBEAT_GRACE_S = 180
 def storage_location(storage: str | None, folder: StudyFolder) -> str:
     """The storage as a URL or an absolute journal path (what `open_storage` opens and the manifest records)."""
     if storage is None:
-        return f"sqlite:///{_url_path(folder.database.resolve())}"
+        return sqlite_url(folder.database.resolve())
     if storage == "journal":
         return str(folder.journal.resolve())
-    scheme, _, rest = storage.partition(":///")
-    if scheme.split("+")[0] == "sqlite" and rest and not rest.startswith(("/", ":memory:")) and rest[1:2] != ":":
-        # SQLAlchemy reads `sqlite:///study.db` from the working directory: recorded absolute, a resume or worker
-        # started elsewhere opens this file, not a new empty one
-        return f"{scheme}:///{_url_path(Path.cwd())}/{rest}"
-    if "://" in storage:
-        return storage
+    if "://" in storage:  # `sqlite:///study.db` is read from the working directory: recorded absolute
+        return absolute_store_url(storage, Path.cwd())
     path = (folder.root / Path(storage).expanduser()).resolve()
     if path.suffix in (".db", ".sqlite", ".sqlite3") and not path.exists():  # a new journal file named as a database
         raise ConfigError(
@@ -54,11 +50,6 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
             "a SQLite database is given as a URL, sqlite:///path/to/study.db"
         )
     return str(path)
-
-
-def _url_path(path: Path) -> str:
-    """`path` as a URL's path: SQLAlchemy reads `%xx` as an escape and `?` as the start of the options."""
-    return str(path).replace("%", "%25").replace("?", "%3F")
 
 
 def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:

@@ -1,0 +1,30 @@
+"""URLs of local stores (Optuna's and MLflow's SQLite databases, MLflow's folders) that mean the same file from any
+working directory: a relative one is read from wherever a process starts, so a resume elsewhere opened a new one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def sqlite_url(path: Path) -> str:
+    """The SQLAlchemy URL of the SQLite database at absolute `path` (`%` and `?` escaped: an escape, the options)."""
+    return f"sqlite:///{_url_path(path)}"
+
+
+def absolute_store_url(url: str, base: Path, *, folders: bool = False) -> str:
+    """`url` with a relative SQLite path (`sqlite:///study.db`) made absolute against `base`, and with `folders`, a
+    relative folder (MLflow's file store: `mlruns`, `file:./mlruns`) too; any other URL as it is."""
+    scheme, separator, rest = url.partition(":///")
+    if separator and scheme.split("+")[0] == "sqlite":
+        if not rest or rest.startswith(("/", ":memory:")) or rest[1:2] == ":":  # absolute, in memory, C:/
+            return url
+        return f"{scheme}:///{_url_path(base.resolve())}/{rest}"
+    if folders and url.startswith("file:") and not url[5:].startswith("/"):  # `file:./mlruns`
+        return (base / url[5:]).resolve().as_uri()
+    path = Path(url).expanduser()
+    local = ":" not in url or (len(url) > 1 and url[1] == ":")  # no scheme (or a Windows drive)
+    return str((base / path).resolve()) if folders and local and not path.is_absolute() else url
+
+
+def _url_path(path: Path) -> str:
+    return str(path).replace("%", "%25").replace("?", "%3F")
