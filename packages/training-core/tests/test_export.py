@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from data.loaders import Dataset
+from data.loaders import Dataset, load_dataset
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.export import EXPORT_RECORD, ExportedModel, export_onnx
@@ -22,7 +22,7 @@ ort = pytest.importorskip("onnxruntime")
 @pytest.fixture(scope="module")
 def run_dir(tiny_config: TrainingConfig, tmp_path_factory: pytest.TempPathFactory) -> Path:
     folder = tmp_path_factory.mktemp("export") / "run"
-    train_model(tiny_config, tiny_config.data.load(), folder)
+    train_model(tiny_config, load_dataset(tiny_config.data.path, format="spans"), folder)
     return folder
 
 
@@ -102,18 +102,21 @@ def test_the_int8_model_is_scored_on_a_split_named_as_its_file_or_on_a_single_fi
 
 
 def test_without_data_the_int8_model_is_scored_on_its_runs_validation_split_unless_it_trained_on_it(
-    tiny_config: TrainingConfig, tmp_path: Path
+    tiny_config: TrainingConfig, run_dir: Path, tmp_path: Path
 ) -> None:
     """A final run, which trains on its sweep's validation split, was told apart by its lineage.json, which every
-    `training train` run now has too; what tells is the data its run trained on (its metrics' fingerprint)."""
+    `training train` run has now too: what tells is the fingerprint of the documents its run was evaluated on."""
     dataset = tiny_config.data.load()
-    train_model(tiny_config, dataset, tmp_path / "train")
-    record = export_onnx(tmp_path / "train" / "model", tmp_path / "onnx", quantize=True)
+    record = export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True)  # trained on `load_dataset(path)`
     assert record.quantization.split == "validation" and record.quantization.documents == len(dataset["validation"])
-    merged = dataset["train"] + dataset["validation"]
-    refit = Dataset({"train": merged, "validation": dataset["validation"]}, labels=dataset.labels)
-    train_model(tiny_config, refit, tmp_path / "refit")
-    with pytest.raises(InputError, match=r"/refit/model: its run was not trained on .* pass data_path"):
+    (run_dir / "lineage.json").write_text("{}")  # as `training train` writes one now: no sign of a refit
+    try:
+        assert export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True).quantization.split == "validation"
+    finally:
+        (run_dir / "lineage.json").unlink()
+    merged, test = dataset["train"][:-4] + dataset["validation"], dataset["train"][-4:]  # a refit evaluated on test
+    train_model(tiny_config, Dataset({"train": merged, "validation": test}, labels=dataset.labels), tmp_path / "refit")
+    with pytest.raises(InputError, match=r"/refit/model: nothing says its run was evaluated on the validation doc"):
         export_onnx(tmp_path / "refit" / "model", tmp_path / "refit-onnx", quantize=True)
     assert not (tmp_path / "refit-onnx").exists()
 

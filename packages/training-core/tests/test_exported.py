@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from data.documents import Document
+from data.loaders import load_dataset
 from training.common.errors import ConfigError, InputError
 from training.config import build_training_config
 from training.core.evaluator import evaluate_model
@@ -32,7 +33,7 @@ def tagging_run(ner_config_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
     overrides = {"set": ["training.num_epochs=12", "training.learning_rate=5e-3"]}
     config = build_training_config(overrides, ner_config_dir)
     folder = tmp_path_factory.mktemp("exported") / "run"
-    train_model(config, config.data.load(), folder)
+    train_model(config, load_dataset(ner_config_dir / "data" / "ner", format="spans"), folder)
     return folder
 
 
@@ -120,7 +121,9 @@ def test_a_model_without_its_runs_metrics_is_scored_only_on_data_named_for_it(
     for item in (tagging_run / "model").iterdir():
         (final / "model" / item.name).write_bytes(item.read_bytes())
     (final / "config.yaml").write_bytes((tagging_run / "config.yaml").read_bytes())
-    with pytest.raises(InputError, match=r"final run .* data_path \(--data-path\), and split='test' \(--split test\)$"):
+    with pytest.raises(
+        InputError, match=r"a final run trains on them.* data_path \(--data-path\), and split='test' \(--split test\)$"
+    ):
         export_onnx(final / "model", tmp_path / "out", quantize=True)
     assert not (tmp_path / "out").exists()
 

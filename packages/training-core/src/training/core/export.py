@@ -173,16 +173,20 @@ def _evaluation_split(
                 f"{source}: no run config.yaml beside the model to find its validation data; "
                 "pass data_path (--data-path)"
             )
-        dataset = config.data.load()
-        metrics = RunFolder(source.parent).read_metrics()
-        # A refit trains on its data's validation split (and is given other splits): not what it trained on.
-        if metrics is None or metrics.dataset_fingerprint != dataset.fingerprint:
+        run, inputs = RunFolder(source.parent), run_inputs(config, config.data.load())
+        metrics = run.read_metrics()
+        # A refit trains on its data's validation split and is evaluated on another one.
+        if metrics is not None and metrics.validation_fingerprint is not None:
+            evaluated_there = metrics.validation_fingerprint == inputs.validation_fingerprint
+        else:  # recorded before runs kept the fingerprint: final runs alone had a lineage.json then
+            evaluated_there = metrics is not None and not run.lineage.is_file()
+        if not evaluated_there:
             raise InputError(
-                f"{source}: its run was not trained on {config.data.path} as it reads now (a final run trains on its "
-                "sweep's validation split); score the int8 model on data it did not see: pass data_path "
+                f"{source}: nothing says its run was evaluated on the validation documents of {config.data.path} "
+                "(a final run trains on them); score the int8 model on data it did not see: pass data_path "
                 "(--data-path), and split='test' (--split test)"
             )
-        return str(config.data.path), "validation", run_inputs(config, dataset).validation
+        return str(config.data.path), "validation", inputs.validation
     dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)
     split = chosen_split(dataset, data_path, split, "validation")
     return data_path, split, tuple(dataset[split])

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
-from data.documents import Document, iob2_tag_names
+from data.documents import Document, document_items, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
 from training.common.cache import cache_folder
 from training.common.errors import ConfigError, DataError
+from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 
 
@@ -22,6 +24,11 @@ class RunInputs:
     train: tuple[Document, ...]
     validation: tuple[Document, ...]
     overlap: int
+
+    @cached_property
+    def validation_fingerprint(self) -> str:
+        """The validation documents' fingerprint (texts and spans): what says which documents a model was chosen on."""
+        return fingerprint_items(document_items(self.validation))
 
 
 def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:

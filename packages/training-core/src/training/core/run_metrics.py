@@ -107,6 +107,7 @@ class RunMetrics(BaseModel):
     history: tuple[HistoryEntry, ...] = ()
     config_fingerprint: str
     dataset_fingerprint: str
+    validation_fingerprint: str | None = None  # of the documents that evaluated the run (None: written before it was)
     best: BestEvaluation = None
     best_epoch: int | None = None
     best_step: int = 0

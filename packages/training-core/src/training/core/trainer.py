@@ -342,6 +342,7 @@ class _Trainer:
             history=tuple(self.state.history),
             config_fingerprint=self.config.fingerprint,
             dataset_fingerprint=self.dataset.fingerprint,
+            validation_fingerprint=self.inputs.validation_fingerprint,
             precision=self.optimization.precision,
             precision_check=self.precision_check,
             **final,
