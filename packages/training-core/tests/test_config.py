@@ -785,6 +785,8 @@ def test_a_bad_mlflow_uri_names_the_file_the_key_and_the_uri(folder: Path, uri: 
         ("mlruns", "{cwd}/mlruns"),
         ("sqlite:////srv/mlflow.db", "sqlite:////srv/mlflow.db"),
         ("http://mlflow.example.org:5000", "http://mlflow.example.org:5000"),
+        ("databricks", "databricks"),  # MLflow's URIs without a colon, not folders
+        ("databricks-uc", "databricks-uc"),
     ],
 )
 def test_a_relative_tracking_store_is_recorded_absolute(
@@ -795,3 +797,8 @@ def test_a_relative_tracking_store_is_recorded_absolute(
     monkeypatch.chdir(tmp_path)
     config = build_training_config({"set": [f"tracking.mlflow={uri}"]}, folder)
     assert config.tracking.mlflow == expected.format(cwd=tmp_path.resolve())
+
+
+def test_an_error_names_the_last_setting_of_the_key_the_one_applied(folder: Path) -> None:
+    message = config_error({"set": ["training.seed=1", "training={seed: bad}"]}, folder)
+    assert message.startswith("--set training={seed: bad}: training.seed: ")

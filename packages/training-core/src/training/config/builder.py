@@ -13,7 +13,7 @@ from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_store_url
 from training.config.execution import ExecutionConfig
-from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
+from training.config.schema import MLFLOW_SCHEMES, HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
 
@@ -67,7 +67,7 @@ def build_training_config(
 
     def source_of(loc: tuple[str | int, ...]) -> str:
         dotted = ".".join(str(part) for part in loc)
-        for key, (value, source) in overrides.items():
+        for key, (value, source) in reversed(overrides.items()):  # the last setting of a key is the one applied
             inside = dotted.startswith(key + ".")  # in a section set as a mapping: only what the mapping names
             if inside and (not isinstance(value, dict) or dotted[len(key) + 1 :].split(".")[0] in map(str, value)):
                 return source
@@ -77,10 +77,10 @@ def build_training_config(
 
     config = validate(TrainingConfig, raw, source_of)
     config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
-    if config.tracking.mlflow is not None:  # `sqlite:///mlflow.db` is read from the working directory: made absolute
-        tracking = config.tracking.model_copy(
-            update={"mlflow": absolute_store_url(config.tracking.mlflow, Path.cwd(), folders=True)}
-        )
+    uri = config.tracking.mlflow
+    # `sqlite:///mlflow.db` is read from the working directory: made absolute (`databricks`, `databricks-uc`: a URI)
+    if uri is not None and uri.partition("-")[0] not in MLFLOW_SCHEMES:
+        tracking = config.tracking.model_copy(update={"mlflow": absolute_store_url(uri, Path.cwd(), folders=True)})
         config = config.model_copy(update={"tracking": tracking})
     return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
 
