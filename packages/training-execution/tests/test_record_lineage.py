@@ -55,6 +55,8 @@ def test_data_without_validation_records_the_held_out_part(tiny_config: Training
     train_model(config, dataset, tmp_path / "run")
     lineage = record_lineage(config, dataset, tmp_path / "run")
     assert lineage.evaluated_on == "holdout 0.25 of train" and lineage.data_path is None
+    hub = record_lineage(config, dataset, tmp_path / "run", data_path="hf://org/corpus", resume=False)
+    assert hub.data_path == "hf://org/corpus"  # read as a path, it lost a slash (hf:/org/corpus)
 
 
 def test_it_refuses_a_folder_without_that_finished_run(

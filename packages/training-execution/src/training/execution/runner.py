@@ -18,7 +18,7 @@ from training.config.schema import TrainingConfig
 from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.trainer import TrainResult, train_model
-from training.execution.job_spec import DataPlan, JobSpec, Resources
+from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
 from training.execution.lineage import LINEAGE_FILE, Lineage
 from training.execution.provenance import build_lineage, code_revision
 
@@ -84,7 +84,9 @@ def record_lineage(
         )
     if metrics.config_fingerprint != config.fingerprint:
         raise InputError(f"{output}: holds the run of another config (fingerprint {metrics.config_fingerprint[:12]})")
-    path = os.fspath(Path(data_path).expanduser()) if data_path is not None else None
+    path = os.fspath(data_path) if data_path is not None else None
+    if path is not None and is_local(path):  # `hf://org/name` stays a URI
+        path = os.path.expanduser(path)
     plan = DataPlan()
     spec = JobSpec(
         job_id=JobSpec.make_id("train", config, path, plan),
