@@ -183,7 +183,8 @@ def _records(
 def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:
     """OntoNotes' layout (`conll2012_ontonotesv5`), a row per document whose `sentences` hold `words` and
     `named_entities`, as a row per sentence whose group is its document (as CoNLL's -DOCSTART- groups)."""
-    sentence = getattr(table.features["sentences"], "feature", None)
+    kind = table.features["sentences"]  # `datasets` before 4 keeps a declared `[{...}]` as a plain list
+    sentence = kind[0] if isinstance(kind, list) and kind else getattr(kind, "feature", None)
     if not isinstance(sentence, dict) or not {"words", "named_entities"} <= sentence.keys():
         raise DataError(
             f"{where}: column 'sentences' holds {table.features['sentences']}; expected sentences of 'words' and "
