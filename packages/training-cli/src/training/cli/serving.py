@@ -136,12 +136,15 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI reads a body as JSON only when its Content-Type says so (or says nothing), and would otherwise
-        # report JSON it never read as "not a dictionary"
+        # FastAPI reads a body as JSON only when its Content-Type says so (with no Content-Type, only if it is older than
+        # 0.132: a browser sends such a body to any site unasked), and would otherwise report JSON it never read as
+        # "not a dictionary"; the body it did not read is left as bytes
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        first = error.errors()[0]
+        if not media and isinstance(first.get("input"), bytes):
+            return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
-        first = error.errors()[0]
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         return _error(422, f"{where}: {message}")
