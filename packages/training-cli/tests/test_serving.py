@@ -99,6 +99,14 @@ def test_a_body_without_content_type_is_refused_for_lacking_one() -> None:
     assert answer(post(*chunks(b""), content_type=None)) == (422, {"error": "body: Field required"})
 
 
+def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:
+    """It was '13: JSON decode error', as if 13 were a field of the request."""
+    assert answer(post(*chunks(b'{"text": "a",}'))) == (
+        422,
+        {"error": "body: expected JSON; Expecting property name enclosed in double quotes at character 13"},
+    )
+
+
 def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:
     """It was FastAPI's 400 'POST /predict: There was an error parsing the body', naming nothing."""
     assert answer(post(*chunks(b"[" * 100_000), limit=200_000)) == (

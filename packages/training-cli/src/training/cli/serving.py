@@ -145,6 +145,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
             return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
+        if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
+            return _error(422, f"body: expected JSON; {first['ctx']['error']} at character {first['loc'][-1]}")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         return _error(422, f"{where}: {message}")
