@@ -93,7 +93,8 @@ def test_a_broken_export_record_exits_2_with_one_line(exported_run: tuple[Path, 
 
 def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run: Path, tmp_path: Path) -> None:
     # An export had no lineage.json: `training lineage` refused it and the service's metadata lost (or, with its
-    # source trained again, misstated) the lineage once the run folder was moved away.
+    # source trained again, misstated) the lineage once the run folder was moved away; the metadata's backbone and
+    # window, read from the source run's config.yaml, still were.
     pytest.importorskip("fastapi")
     from training.cli.serving import model_metadata
     from training.core.exported import read_export
@@ -113,6 +114,7 @@ def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run:
     record = read_export(deployed)
     metadata = model_metadata(deployed, Path(record.source), record.tag_names, "onnxruntime")
     assert metadata["lineage"] == recorded.summary()
+    assert (metadata["backbone"], metadata["max_length"]) == ("tiny-bert", 64)
 
 
 def test_an_export_without_lineage_inside_another_run_is_not_given_that_runs(

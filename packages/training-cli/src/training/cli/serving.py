@@ -232,17 +232,20 @@ def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime
     lineage, a model's what the run folder of `model_dir` records)."""
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
-    from training.core.exported import is_exported
+    from training.core.exported import is_exported, read_export
 
     metadata: dict[str, Any] = {
         "version": __version__,
         "runtime": runtime,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
-    config = run_config(model_dir)
-    if config is not None:
+    # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained
+    # again since.
+    if is_exported(folder):
+        record = read_export(folder)
+        metadata |= {"backbone": record.backbone, "max_length": record.max_length}
+    elif (config := run_config(model_dir)) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
-    # An export carries its run's lineage: its source may have been moved, deleted or trained again since.
     home = folder if is_exported(folder) else model_dir.parent
     if (home / "lineage.json").is_file():
         from training.execution import Lineage
