@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -72,6 +73,21 @@ def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
         f"training evaluate: error: {exported_run[0]}: an exported model folder; expected the run folder or model/ "
         "folder it came from"
     ]
+
+
+def test_the_metadata_of_a_served_model_says_whether_it_is_the_int8_one(
+    exported_run: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --quantized` answered the fp32 model's /metadata: nothing told a client which model tagged its texts."""
+    pytest.importorskip("fastapi")
+    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings, app_from_settings
+
+    for quantized in (False, True):
+        settings = tmp_path / f"settings-{quantized}.json"
+        settings.write_text(ServeSettings(model_dir=str(exported_run[0]), quantized=quantized).model_dump_json())
+        monkeypatch.setenv(SETTINGS_VARIABLE, str(settings))
+        (route,) = [route for route in app_from_settings().routes if getattr(route, "path", "") == "/metadata"]
+        assert asyncio.run(route.endpoint())["quantized"] is quantized
 
 
 def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:

@@ -227,9 +227,11 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
-    """Labels, backbone, runtime and a lineage summary of the model served from `folder` (an exported folder's own
-    lineage, a model's what the run folder of `model_dir` records)."""
+def model_metadata(
+    folder: Path, model_dir: Path, labels: Sequence[str], runtime: str, *, quantized: bool = False
+) -> dict[str, Any]:
+    """Labels, backbone, runtime (and whether it runs an export's int8 model) and a lineage summary of the model served
+    from `folder` (an exported folder's own lineage, a model's what the run folder of `model_dir` records)."""
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
     from training.core.exported import is_exported, read_export
@@ -237,6 +239,7 @@ def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime
     metadata: dict[str, Any] = {
         "version": __version__,
         "runtime": runtime,
+        "quantized": quantized,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
     # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained
@@ -263,4 +266,5 @@ def app_from_settings() -> FastAPI:
     folder = Path(settings.model_dir)
     predictor, model_dir, tag_names = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
     runtime = "onnxruntime" if is_exported(folder) else "torch"
-    return create_app(predictor, model_metadata(folder, model_dir, tag_names, runtime), settings)
+    metadata = model_metadata(folder, model_dir, tag_names, runtime, quantized=settings.quantized)
+    return create_app(predictor, metadata, settings)
