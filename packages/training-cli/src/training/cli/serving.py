@@ -136,9 +136,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI reads a body as JSON only when its Content-Type says so (with no Content-Type, only if it is older than
-        # 0.132: a browser sends such a body to any site unasked), and would otherwise report JSON it never read as
-        # "not a dictionary"; the body it did not read is left as bytes
+        # FastAPI reads a body as JSON only when its Content-Type says so (with none, only before 0.132: a browser
+        # sends such a body to any site unasked), and would otherwise report JSON it never read as "not a
+        # dictionary"; the body it did not read is left as bytes
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
         first = error.errors()[0]
         if not media and isinstance(first.get("input"), bytes):
