@@ -332,6 +332,17 @@ def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
 
 
+def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_path: Path) -> None:
+    """The file's lines were left untagged, silently, and the arguments alone tagged."""
+    file = tmp_path / "texts.txt"
+    file.write_text("Anna Kowalczyk works at Siemens.\n", encoding="utf-8")
+    completed = cli("predict", str(tmp_path), "Second text here.", "--file", str(file))
+    assert (completed.returncode, completed.stderr) == (
+        2,
+        f"training predict: error: --file {file}: given with texts as arguments; pass the texts one way or the other\n",
+    )
+
+
 def test_predict_takes_options_before_between_and_after_its_texts(cli, trained_run: Path) -> None:
     texts = ["Anna works at Siemens.", "Second text here.", "Third one."]
     mixed = ("predict", str(trained_run), "--json", texts[0], "--batch-size", "1", texts[1], texts[2])

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import shutil
@@ -74,6 +75,21 @@ def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
     ]
 
 
+def test_the_metadata_of_a_served_model_says_whether_it_is_the_int8_one(
+    exported_run: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`serve --quantized` answered the fp32 model's /metadata: nothing told a client which model tagged its texts."""
+    pytest.importorskip("fastapi")
+    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings, app_from_settings
+
+    for quantized in (False, True):
+        settings = tmp_path / f"settings-{quantized}.json"
+        settings.write_text(ServeSettings(model_dir=str(exported_run[0]), quantized=quantized).model_dump_json())
+        monkeypatch.setenv(SETTINGS_VARIABLE, str(settings))
+        (route,) = [route for route in app_from_settings().routes if getattr(route, "path", "") == "/metadata"]
+        assert asyncio.run(route.endpoint())["quantized"] is quantized
+
+
 def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:
     folder, printed = exported_run
     report = json.loads((folder / "export.json").read_text())["quantization"]
@@ -93,7 +109,8 @@ def test_a_broken_export_record_exits_2_with_one_line(exported_run: tuple[Path, 
 
 def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run: Path, tmp_path: Path) -> None:
     # An export had no lineage.json: `training lineage` refused it and the service's metadata lost (or, with its
-    # source trained again, misstated) the lineage once the run folder was moved away.
+    # source trained again, misstated) the lineage once the run folder was moved away; the metadata's backbone and
+    # window, read from the source run's config.yaml, still were.
     pytest.importorskip("fastapi")
     from training.cli.serving import model_metadata
     from training.core.exported import read_export
@@ -113,6 +130,7 @@ def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run:
     record = read_export(deployed)
     metadata = model_metadata(deployed, Path(record.source), record.tag_names, "onnxruntime")
     assert metadata["lineage"] == recorded.summary()
+    assert (metadata["backbone"], metadata["max_length"]) == ("tiny-bert", 64)
 
 
 def test_an_export_without_lineage_inside_another_run_is_not_given_that_runs(

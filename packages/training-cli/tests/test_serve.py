@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -182,3 +184,22 @@ def test_an_address_it_cannot_listen_on_exits_2_in_one_line(server: str, tagging
     assert line.startswith(f"training serve: error: --host 127.0.0.1 --port {port}: cannot listen there: Address")
     unknown = cli("serve", str(tagging_run), "--host", "no-such-host.invalid")
     assert unknown.returncode == 2 and unknown.stderr.startswith("training serve: error: --host no-such-host.invalid")
+
+
+def test_a_model_the_workers_cannot_load_exits_2_in_one_line(exported_run: tuple[Path, str], tmp_path: Path) -> None:
+    """With --workers 2, uvicorn restarted the worker processes failing to load the model for ever, a traceback each."""
+    broken = tmp_path / "broken"
+    shutil.copytree(exported_run[0], broken)
+    (broken / "model.onnx").write_bytes(b"not an ONNX model")
+    port = str(_free_port())
+    command = [sys.executable, "-m", "training.cli", "serve", str(broken), "--workers", "2", "--port", port]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
+    try:
+        error = process.communicate(timeout=120)[1]
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    (line,) = error.splitlines()
+    assert process.returncode == 2
+    assert line.startswith(f"training serve: error: {broken / 'model.onnx'}: not a readable ONNX model")

@@ -15,9 +15,11 @@ pytest.importorskip("fastapi")
 from training.cli.serving import Batcher, ServeSettings, create_app
 
 
-def post(*messages: dict[str, Any], content_type: bytes = b"application/json", limit: int = 20) -> list[dict[str, Any]]:
-    """What the app sends back for a `POST /predict` of `content_type` whose client sends `messages` (then waits for
-    the answer)."""
+def post(
+    *messages: dict[str, Any], content_type: bytes | None = b"application/json", limit: int = 20
+) -> list[dict[str, Any]]:
+    """What the app sends back for a `POST /predict` of `content_type` (None: no such header) whose client sends
+    `messages` (then waits for the answer)."""
     incoming, sent = list(messages), []
 
     async def receive() -> dict[str, Any]:
@@ -31,7 +33,7 @@ def post(*messages: dict[str, Any], content_type: bytes = b"application/json", l
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http"}
     scope |= {"path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": ""}
-    scope["headers"] = [(b"content-type", content_type)]
+    scope["headers"] = [] if content_type is None else [(b"content-type", content_type)]
     settings = ServeSettings(model_dir="-", max_body_bytes=limit)
     app = create_app(lambda texts: [[] for _ in texts], {"version": "0"}, settings)
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
@@ -85,6 +87,24 @@ def test_a_body_of_another_content_type_is_refused_for_its_type() -> None:
         {"error": "body: expected Content-Type application/json, not text/plain"},
     )
     assert answer(post(*body, content_type=b"application/vnd.api+json")) == (200, {"entities": []})
+
+
+def test_a_body_without_content_type_is_refused_for_lacking_one() -> None:
+    """FastAPI reads no JSON from such a body (a browser sends one to any site unasked); the answer was 'body: Input
+    should be a valid dictionary', of a valid JSON object."""
+    assert answer(post(*chunks(b'{"text": "Oslo"}'), content_type=None)) == (
+        415,
+        {"error": "body: expected Content-Type application/json; the request has no Content-Type"},
+    )
+    assert answer(post(*chunks(b""), content_type=None)) == (422, {"error": "body: Field required"})
+
+
+def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:
+    """It was '13: JSON decode error', as if 13 were a field of the request."""
+    assert answer(post(*chunks(b'{"text": "a",}'))) == (
+        422,
+        {"error": "body: expected JSON; Expecting property name enclosed in double quotes at character 13"},
+    )
 
 
 def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:

@@ -88,6 +88,19 @@ def test_atomic_directory_swaps_in_a_complete_folder(tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def test_atomic_directory_over_a_link_replaces_the_link_and_keeps_what_it_pointed_to(tmp_path: Path) -> None:
+    """An export onto a link (`current -> v1`) left the link beside the new folder as `.current.old`, for good."""
+    kept = tmp_path / "v1"
+    kept.mkdir()
+    (kept / "weights").write_text("1", encoding="utf-8")
+    (tmp_path / "current").symlink_to(kept)
+    with atomic_directory(tmp_path / "current") as staging:
+        (staging / "weights").write_text("2", encoding="utf-8")
+    assert (tmp_path / "current" / "weights").read_text(encoding="utf-8") == "2"
+    assert (kept / "weights").read_text(encoding="utf-8") == "1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+
+
 def test_atomic_directory_gives_files_written_private_ordinary_permissions(tmp_path: Path) -> None:
     with atomic_directory(tmp_path / "model") as staging:
         weights = staging / "sub" / "model.safetensors"

@@ -136,12 +136,17 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
-        # FastAPI reads a body as JSON only when its Content-Type says so (or says nothing), and would otherwise
-        # report JSON it never read as "not a dictionary"
+        # FastAPI reads a body as JSON only when its Content-Type says so (with none, only before 0.132: a browser
+        # sends such a body to any site unasked), and would otherwise report JSON it never read as "not a
+        # dictionary"; the body it did not read is left as bytes
         media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        first = error.errors()[0]
+        if not media and isinstance(first.get("input"), bytes):
+            return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
-        first = error.errors()[0]
+        if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
+            return _error(422, f"body: expected JSON; {first['ctx']['error']} at character {first['loc'][-1]}")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         return _error(422, f"{where}: {message}")
@@ -222,22 +227,28 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(folder: Path, model_dir: Path, labels: Sequence[str], runtime: str) -> dict[str, Any]:
-    """Labels, backbone, runtime and a lineage summary of the model served from `folder` (an exported folder's own
-    lineage, a model's what the run folder of `model_dir` records)."""
+def model_metadata(
+    folder: Path, model_dir: Path, labels: Sequence[str], runtime: str, *, quantized: bool = False
+) -> dict[str, Any]:
+    """Labels, backbone, runtime (and whether it runs an export's int8 model) and a lineage summary of the model served
+    from `folder` (an exported folder's own lineage, a model's what the run folder of `model_dir` records)."""
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
-    from training.core.exported import is_exported
+    from training.core.exported import is_exported, read_export
 
     metadata: dict[str, Any] = {
         "version": __version__,
         "runtime": runtime,
+        "quantized": quantized,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
-    config = run_config(model_dir)
-    if config is not None:
+    # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained
+    # again since.
+    if is_exported(folder):
+        record = read_export(folder)
+        metadata |= {"backbone": record.backbone, "max_length": record.max_length}
+    elif (config := run_config(model_dir)) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
-    # An export carries its run's lineage: its source may have been moved, deleted or trained again since.
     home = folder if is_exported(folder) else model_dir.parent
     if (home / "lineage.json").is_file():
         from training.execution import Lineage
@@ -255,4 +266,5 @@ def app_from_settings() -> FastAPI:
     folder = Path(settings.model_dir)
     predictor, model_dir, tag_names = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
     runtime = "onnxruntime" if is_exported(folder) else "torch"
-    return create_app(predictor, model_metadata(folder, model_dir, tag_names, runtime), settings)
+    metadata = model_metadata(folder, model_dir, tag_names, runtime, quantized=settings.quantized)
+    return create_app(predictor, metadata, settings)

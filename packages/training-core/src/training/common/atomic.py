@@ -120,7 +120,10 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             shutil.rmtree(retired, ignore_errors=True)
             os.replace(target, retired)
             os.replace(staging, target)
-            shutil.rmtree(retired, ignore_errors=True)
+            if retired.is_symlink():  # a link swapped out goes as a link: rmtree refuses one and would leave it behind
+                retired.unlink()
+            else:
+                shutil.rmtree(retired, ignore_errors=True)
         else:
             os.replace(staging, target)
         _fsync_dir(target.parent)

@@ -42,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{where}: cannot listen there: {error.strerror or error}") from None
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
-    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings
+    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings, app_from_settings
 
     settings = ServeSettings(
         model_dir=str(model_dir),
@@ -55,6 +55,8 @@ def run(args: argparse.Namespace) -> int:
         settings_file = Path(folder) / "settings.json"
         settings_file.write_text(settings.model_dump_json(), encoding="utf-8")
         os.environ[SETTINGS_VARIABLE] = str(settings_file)
+        if args.workers > 1:  # uvicorn restarts, for ever, worker processes that cannot load the model: load it here
+            app_from_settings()
         uvicorn.run(
             "training.cli.serving:app_from_settings",
             factory=True,
