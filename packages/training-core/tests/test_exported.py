@@ -22,6 +22,7 @@ from training.core.features import encode_documents
 from training.core.pipeline import Windowing
 from training.core.predictor import Predictor
 from training.core.trainer import train_model
+from training.core.windowing import text_documents
 
 pytest.importorskip("onnxruntime")
 pytestmark = pytest.mark.slow
@@ -69,6 +70,17 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
     assert 0.0 <= report.int8_f1 <= 1.0 and report.f1_change == report.int8_f1 - report.onnx_f1
     int8 = OnnxPredictor(exported, quantized=True)
     assert len(int8([validation[0].text])) == 1
+
+
+def test_the_int8_model_tags_a_text_alike_whatever_is_batched_with_it(exported: Path, ner_documents) -> None:
+    # int8 activations are scaled over the whole batch: a served text's entities changed with other clients' texts.
+    int8 = OnnxPredictor(exported, quantized=True)
+    texts = [document.text for document in ner_documents]
+    texts.append(" ".join(texts[:6]))  # a longer text: the others padded to it
+    batched = int8.predict_documents(text_documents(texts))
+    for index in (0, 17, len(texts) - 1):
+        alone = int8.predict_documents(text_documents([texts[index]]))[0]
+        assert alone.scores == batched[index].scores and alone.entities == batched[index].entities
 
 
 def test_an_exported_folder_given_to_the_torch_predictor_is_an_input_error_naming_onnx(exported: Path) -> None:

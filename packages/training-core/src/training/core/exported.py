@@ -131,8 +131,8 @@ def encode_words(
 
 class OnnxPredictor:
     """An exported model under onnxruntime (CPU), ready to tag texts; `quantized` runs the int8 model of a
-    `--quantize` export; `threads` sets onnxruntime's intra-op threads (default: its own, one per physical core).
-    Load once, call often."""
+    `--quantize` export (a window at a time: `batch_size` applies to fp32); `threads` sets onnxruntime's intra-op
+    threads (default: its own, one per physical core). Load once, call often."""
 
     def __init__(
         self,
@@ -156,6 +156,7 @@ class OnnxPredictor:
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
             options.intra_op_num_threads = threads
+        self.quantized = quantized
         chosen = model_file(self.folder, quantized=quantized)
         try:
             self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
@@ -169,7 +170,10 @@ class OnnxPredictor:
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
         """Tags, scores and entities of each document's words, by document index (the torch pipeline's steps)."""
         encoded = encode_words(self.tokenizer, documents, self.tag_names, self.windowing, self.record.unk_token_id)
-        readings = batched_readings(encoded.windows, self._forward, self.batch_size, self.record.pad_token_id)
+        # int8 activations are scaled per call (over the whole tensor): batched with other windows and their padding,
+        # a text's entities would depend on the texts beside it; each window runs alone.
+        batch_size = 1 if self.quantized else self.batch_size
+        readings = batched_readings(encoded.windows, self._forward, batch_size, self.record.pad_token_id)
         merged = merge_word_predictions(documents, encoded.windows, readings)
         return document_predictions(documents, merged, self.tag_names, range(len(documents)))
 
