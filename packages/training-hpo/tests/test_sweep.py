@@ -760,3 +760,20 @@ def test_trial_processes_share_one_pickling_of_the_dataset_and_start_with_it_fro
 
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().split() == ["True", "True", data.dataset.fingerprint, "50"]
+
+
+def test_a_hub_data_path_reaches_the_loader_as_the_uri_it_is(config_dir: Path, tmp_path: Path) -> None:
+    # `hf://org/corpus` was resolved as a path: the sweep looked for `<cwd>/hf:/org/corpus` on disk.
+    from training.common.errors import TrainingError
+
+    hpo = settings("hub", n_trials=1)
+    with pytest.raises(TrainingError) as raised:  # nothing can be downloaded here: the hub's own error
+        run_local_hpo_sweep(
+            "tiny-bert",
+            hpo,
+            config_dir=config_dir,
+            study_dir=tmp_path,
+            data_path="hf://org/corpus",
+            isolation="inprocess",
+        )
+    assert "hf://org/corpus" in str(raised.value) and "no such file or folder" not in str(raised.value)

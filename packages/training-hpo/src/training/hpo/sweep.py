@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import optuna
 
+from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError
@@ -96,9 +97,11 @@ def run_local_hpo_sweep(
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
     tracking = _tracking(mlflow_uri or base.tracking.mlflow)
-    data_location = Path(data_path).resolve() if data_path is not None else None
+    data_location = os.fspath(data_path) if data_path is not None else None
+    if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
+        data_location = str(Path(data_location).expanduser().resolve())
     if dataset is None:
-        data_location = data_location or (Path(base.data.path) if base.data.path else None)
+        data_location = data_location or base.data.path
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
     start_trial_processes(hpo.isolation)  # once the settings are known good
@@ -117,7 +120,7 @@ def run_local_hpo_sweep(
         config_fingerprint=base.fingerprint,
         hpo_config=hpo,
         dataset_fingerprint=dataset.fingerprint,
-        data_path=str(data_location) if data_location else None,
+        data_path=data_location,
         study_dir=str(folder.root.resolve()),
         storage=redact_url(location),
         max_epochs=max_epochs(space, base),
@@ -270,7 +273,7 @@ def _base_config(
     return config.with_values({"training.metric_for_best": metric})
 
 
-def _load(path: Path, config: TrainingConfig) -> Dataset:
+def _load(path: str, config: TrainingConfig) -> Dataset:
     dataset = config.data.load(path)
     for line in dataset.report.lines():
         logger.info("%s", line)
