@@ -787,6 +787,7 @@ def test_a_bad_mlflow_uri_names_the_file_the_key_and_the_uri(folder: Path, uri: 
         ("http://mlflow.example.org:5000", "http://mlflow.example.org:5000"),
         ("databricks", "databricks"),  # MLflow's URIs without a colon, not folders
         ("databricks-uc", "databricks-uc"),
+        ("http-logs", "{cwd}/http-logs"),  # a folder named after a scheme is a folder
     ],
 )
 def test_a_relative_tracking_store_is_recorded_absolute(

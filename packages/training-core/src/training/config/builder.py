@@ -13,7 +13,7 @@ from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_store_url
 from training.config.execution import ExecutionConfig
-from training.config.schema import MLFLOW_SCHEMES, HPOConfig, OptimizationConfig, TrainingConfig
+from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
 
@@ -78,8 +78,8 @@ def build_training_config(
     config = validate(TrainingConfig, raw, source_of)
     config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
     uri = config.tracking.mlflow
-    # `sqlite:///mlflow.db` is read from the working directory: made absolute (`databricks`, `databricks-uc`: a URI)
-    if uri is not None and uri.partition("-")[0] not in MLFLOW_SCHEMES:
+    # `sqlite:///mlflow.db` is read from the working directory: made absolute (MLflow's URIs without a colon stay)
+    if uri is not None and uri not in ("databricks", "databricks-uc", "uc"):
         tracking = config.tracking.model_copy(update={"mlflow": absolute_store_url(uri, Path.cwd(), folders=True)})
         config = config.model_copy(update={"tracking": tracking})
     return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
