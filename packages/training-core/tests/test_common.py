@@ -99,6 +99,11 @@ def test_atomic_directory_over_a_link_replaces_the_link_and_keeps_what_it_pointe
     assert (tmp_path / "current" / "weights").read_text(encoding="utf-8") == "2"
     assert (kept / "weights").read_text(encoding="utf-8") == "1"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+    (tmp_path / ".current.old").symlink_to(kept)  # what that left behind: a later export failed on it
+    with atomic_directory(tmp_path / "current") as staging:
+        (staging / "weights").write_text("3", encoding="utf-8")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]
+    assert (kept / "weights").read_text(encoding="utf-8") == "1"
 
 
 def test_atomic_directory_gives_files_written_private_ordinary_permissions(tmp_path: Path) -> None:

@@ -117,19 +117,24 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
                 entry.chmod(file_mode)
         if target.exists():
             retired = target.with_name(f".{target.name}.old")
-            shutil.rmtree(retired, ignore_errors=True)
+            _remove(retired)
             os.replace(target, retired)
             os.replace(staging, target)
-            if retired.is_symlink():  # a link swapped out goes as a link: rmtree refuses one and would leave it behind
-                retired.unlink()
-            else:
-                shutil.rmtree(retired, ignore_errors=True)
+            _remove(retired)
         else:
             os.replace(staging, target)
         _fsync_dir(target.parent)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _remove(path: Path) -> None:
+    """Delete a folder, or a link as a link (a link swapped out: rmtree refuses one, and would leave it behind)."""
+    if path.is_symlink():
+        path.unlink()
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
