@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -114,6 +115,15 @@ def test_without_data_the_int8_model_is_scored_on_its_runs_validation_split_unle
         assert export_onnx(run_dir / "model", tmp_path / "onnx", quantize=True).quantization.split == "validation"
     finally:
         (run_dir / "lineage.json").unlink()
+    older = tmp_path / "older"  # a run recorded before runs kept the fingerprint: lineage.json alone tells a refit
+    shutil.copytree(run_dir, older)
+    record = json.loads((older / "metrics.json").read_text())
+    del record["validation_fingerprint"]
+    (older / "metrics.json").write_text(json.dumps(record))
+    assert export_onnx(older / "model", tmp_path / "onnx", quantize=True).quantization.split == "validation"
+    (older / "lineage.json").write_text("{}")
+    with pytest.raises(InputError, match=r"/older/model: nothing says its run was evaluated on the validation doc"):
+        export_onnx(older / "model", tmp_path / "onnx", quantize=True)
     merged, test = dataset["train"][:-4] + dataset["validation"], dataset["train"][-4:]  # a refit evaluated on test
     train_model(tiny_config, Dataset({"train": merged, "validation": test}, labels=dataset.labels), tmp_path / "refit")
     with pytest.raises(InputError, match=r"/refit/model: nothing says its run was evaluated on the validation doc"):

@@ -173,14 +173,18 @@ def _evaluation_split(
                 f"{source}: no run config.yaml beside the model to find its validation data; "
                 "pass data_path (--data-path)"
             )
-        run, inputs = RunFolder(source.parent), run_inputs(config, config.data.load())
+        run, dataset = RunFolder(source.parent), config.data.load()
         metrics = run.read_metrics()
-        # A refit trains on its data's validation split and is evaluated on another one.
-        if metrics is not None and metrics.validation_fingerprint is not None:
+        # A refit trains on its data's validation split and is evaluated on another one (data without one: its test).
+        has_validation = "validation" in dataset or config.data.holdout_fraction is not None
+        inputs = run_inputs(config, dataset) if has_validation else None
+        if inputs is None or metrics is None:
+            evaluated_there = False
+        elif metrics.validation_fingerprint is not None:
             evaluated_there = metrics.validation_fingerprint == inputs.validation_fingerprint
         else:  # recorded before runs kept the fingerprint: final runs alone had a lineage.json then
-            evaluated_there = metrics is not None and not run.lineage.is_file()
-        if not evaluated_there:
+            evaluated_there = not run.lineage.is_file()
+        if inputs is None or not evaluated_there:
             raise InputError(
                 f"{source}: nothing says its run was evaluated on the validation documents of {config.data.path} "
                 "(a final run trains on them); score the int8 model on data it did not see: pass data_path "
