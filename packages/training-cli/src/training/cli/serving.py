@@ -246,7 +246,8 @@ def model_metadata(
     # again since.
     if is_exported(folder):
         record = read_export(folder)
-        metadata |= {"backbone": record.backbone, "max_length": record.max_length}
+        window = {"backbone": record.backbone, "max_length": record.max_length}
+        metadata |= {key: value for key, value in window.items() if value is not None}  # exported without a run config
     elif (config := run_config(model_dir)) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
     home = folder if is_exported(folder) else model_dir.parent
