@@ -17,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 from data.formats import Record
+from data.schemes import io_names
 from data.split_names import file_split
 from training.common.errors import DataError, first_line
 from training.common.optional import require
 from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
-_PREFIXED = re.compile("[BIESLUM]-.", re.IGNORECASE)  # a tag name of a scheme (`b-per` too), not a bare type
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")
@@ -239,13 +239,6 @@ def _tag_names(
             )
         return io_names(tag_names)
     return None
-
-
-def io_names(names: Sequence[str]) -> tuple[str, ...]:
-    """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
-    if "O" not in names or any(_PREFIXED.match(name) for name in names):
-        return tuple(names)
-    return tuple(name if name == "O" else f"I-{name}" for name in names)
 
 
 def named_tags(where: str, row: int, column: str, tags: list[Any], names: Sequence[str]) -> list[Any]:

@@ -13,9 +13,9 @@ from typing import Any
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text, tag_key
-from data.hf_datasets import Columns, io_names, is_datasets_input, named_tags, read_datasets_input
+from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
-from data.schemes import SCHEMES, detect_scheme
+from data.schemes import SCHEMES, detect_scheme, io_names
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items

@@ -7,6 +7,7 @@ guesses: two schemes at once are an error.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -20,6 +21,8 @@ SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO")
 _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU", "BMES": "BMES"}
 _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", "L", "I")}
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
+_LETTERS = "BIESLUM"  # every scheme's prefixes
+_PREFIXED = re.compile(f"[{_LETTERS}]-.", re.IGNORECASE)  # a tag name of a scheme (`b-per` too), not a bare type
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +50,16 @@ def _parts(tag: str) -> tuple[str, str] | None:
     if tag == "O":
         return "O", ""
     prefix, dash, label = tag.partition("-")
-    if not dash or len(prefix) != 1 or prefix not in "BIESLUM" or not label or label != label.strip():
+    if not dash or len(prefix) != 1 or prefix not in _LETTERS or not label or label != label.strip():
         return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
     return prefix, label
+
+
+def io_names(names: Sequence[str]) -> tuple[str, ...]:
+    """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
+    if "O" not in names or any(_PREFIXED.match(name) for name in names):
+        return tuple(names)
+    return tuple(name if name == "O" else f"I-{name}" for name in names)
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
