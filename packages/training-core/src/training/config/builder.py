@@ -77,11 +77,7 @@ def build_training_config(
 
     config = validate(TrainingConfig, raw, source_of)
     config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
-    uri = config.tracking.mlflow
-    # `sqlite:///mlflow.db` is read from the working directory: made absolute (MLflow's URIs without a colon stay)
-    if uri is not None and uri not in ("databricks", "databricks-uc", "uc"):
-        tracking = config.tracking.model_copy(update={"mlflow": absolute_store_url(uri, Path.cwd(), folders=True)})
-        config = config.model_copy(update={"tracking": tracking})
+    config = _resolve_tracking(config)
     return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
 
 
@@ -148,6 +144,16 @@ def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> 
     if not from_yaml or given.expanduser().is_absolute() or not os.path.isdir(local):
         return config
     return config.model_copy(update={"model": config.model.model_copy(update={"backbone": str(local.resolve())})})
+
+
+def _resolve_tracking(config: TrainingConfig) -> TrainingConfig:
+    """A relative MLflow store (`sqlite:///mlflow.db`, `mlruns`), read from the working directory, made absolute:
+    a resume or refit started elsewhere logs to the same store. MLflow's URIs without a colon stay as written."""
+    uri = config.tracking.mlflow
+    if uri is None or uri in ("databricks", "databricks-uc", "uc"):
+        return config
+    tracking = config.tracking.model_copy(update={"mlflow": absolute_store_url(uri, Path.cwd(), folders=True)})
+    return config.model_copy(update={"tracking": tracking})
 
 
 def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, from_yaml: bool) -> TrainingConfig:
