@@ -175,6 +175,15 @@ def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: s
     assert counted == changed
 
 
+def test_lower_case_string_tags_are_read_in_any_scheme() -> None:
+    """`s-per`, `e-loc` and `o` were refused as malformed; their prefixes tell the scheme as upper-case ones do."""
+    rows = [[tag.lower() for tag in from_iob2(row, "BIOES")] for row in TAGS]
+    dataset = load_dataset(datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": rows}))
+    assert dataset.report.scheme == "BIOES"
+    assert [doc.tags for doc in dataset["train"]][1] == ("B-per", "O", "O", "B-loc")
+    assert dataset.labels == ("loc", "org", "per")
+
+
 def test_a_set_scheme_is_checked_against_the_data() -> None:
     assert load_dataset(tagged("BIOES"), scheme="BIOES").report.tags_converted == 5
     with pytest.raises(DataError, match=r"^<Dataset>\[train\]:0: word 1 tag 'E-PER' is not IOB2"):
