@@ -69,17 +69,17 @@ def twin_dict() -> Any:
 
 
 def test_a_dataset_dict_reads_like_our_jsonl_with_the_same_fingerprint(tmp_path: Path) -> None:
-    ours = load_dataset(jsonl_twin(tmp_path / "jsonl"))
+    ours = load_dataset(jsonl_twin(tmp_path / "jsonl"), labels=TYPES)  # the ClassLabel's types, in its order
     theirs = load_dataset(twin_dict())
     assert list(theirs) == ["train", "validation"]
     assert [doc.tags for doc in theirs["train"]] == [tuple(row) for row in TAGS]
     assert [(doc.text, doc.spans) for doc in theirs["train"]] == [(doc.text, doc.spans) for doc in ours["train"]]
     assert theirs.fingerprint == ours.fingerprint
-    assert theirs.labels == ("LOC", "ORG", "PER")
+    assert theirs.labels == ("PER", "ORG", "LOC")
 
 
 def test_save_to_disk_and_parquet_read_back_with_the_same_fingerprint(tmp_path: Path) -> None:
-    expected = load_dataset(jsonl_twin(tmp_path / "jsonl")).fingerprint
+    expected = load_dataset(jsonl_twin(tmp_path / "jsonl"), labels=TYPES).fingerprint
     twin_dict().save_to_disk(str(tmp_path / "saved"))
     assert load_dataset(tmp_path / "saved").fingerprint == expected
     (tmp_path / "parquet").mkdir()
@@ -93,7 +93,7 @@ def test_save_to_disk_and_parquet_read_back_with_the_same_fingerprint(tmp_path: 
 
 def test_parquet_shards_named_as_the_hub_names_them_are_one_split(tmp_path: Path) -> None:
     """`push_to_hub` and hub downloads name files `train-00000-of-00002.parquet`: each stem was taken for a split."""
-    expected = load_dataset(jsonl_twin(tmp_path / "jsonl")).fingerprint
+    expected = load_dataset(jsonl_twin(tmp_path / "jsonl"), labels=TYPES).fingerprint
     (tmp_path / "data").mkdir()
     for split, table in twin_dict().items():
         for shard in range(2):
@@ -135,7 +135,18 @@ def test_a_table_with_ner_tags_and_tags_reads_ner_tags_as_a_json_line_does(tmp_p
     rows = zip(TOKENS, TAGS, strict=True)
     lines = [json.dumps({"tokens": tokens, "ner_tags": tags, "tags": ["NNP"] * len(tags)}) for tokens, tags in rows]
     (tmp_path / "train.jsonl").write_text("\n".join(lines), encoding="utf-8")
-    assert load_dataset(tmp_path / "train.jsonl").fingerprint == dataset.fingerprint
+    assert load_dataset(tmp_path / "train.jsonl", labels=TYPES).fingerprint == dataset.fingerprint
+
+
+def test_class_label_names_are_the_labels_in_their_order_even_where_no_row_holds_one() -> None:
+    """Types came from the rows: a subset without LOC trained a head without it, unlike another subset of the corpus."""
+    subset = load_dataset(tagged().select([1]).map(lambda row: {"ner_tags": [1, 0, 0, 0]}))
+    assert subset.labels == ("PER", "ORG", "LOC")
+    assert subset.tag_names == scheme_tag_names(TYPES, "IOB2")  # the head's ids are the ClassLabel's ids
+    assert load_dataset(subset_stream := tagged().select([1]).to_iterable_dataset()).labels == tuple(TYPES)
+    assert load_dataset(subset_stream, labels=["LOC", "PER"]).labels == ("LOC", "PER")  # a schema still rules
+    strings = datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": TAGS})  # plain tags: the types found
+    assert load_dataset(strings).labels == ("LOC", "ORG", "PER")
 
 
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
@@ -162,6 +173,15 @@ def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: s
     changed = {"IOB2": 0, "IOB1": 5, "IO": 5, "BIOES": 5, "BILOU": 5, "BMES": 5}[scheme]
     counted = dataset.report.tags_repaired + dataset.report.tags_converted
     assert counted == changed
+
+
+def test_lower_case_string_tags_are_read_in_any_scheme() -> None:
+    """`s-per`, `e-loc` and `o` were refused as malformed; their prefixes tell the scheme as upper-case ones do."""
+    rows = [[tag.lower() for tag in from_iob2(row, "BIOES")] for row in TAGS]
+    dataset = load_dataset(datasets.Dataset.from_dict({"tokens": TOKENS, "ner_tags": rows}))
+    assert dataset.report.scheme == "BIOES"
+    assert [doc.tags for doc in dataset["train"]][1] == ("B-per", "O", "O", "B-loc")
+    assert dataset.labels == ("loc", "org", "per")
 
 
 def test_a_set_scheme_is_checked_against_the_data() -> None:
@@ -262,7 +282,7 @@ def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: P
     (tmp_path / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
     dataset = load_dataset(table)
     assert [document.group for document in dataset["train"]] == ["nw/a", "nw/a", "nw/b"]
-    assert dataset.fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
+    assert dataset.fingerprint == load_dataset(tmp_path / "train.jsonl", labels=TYPES).fingerprint
     with pytest.raises(DataError, match=r"^<Dataset>\[train\]: column 'sentences' holds List\(Value\('string'\)\); "):
         load_dataset(datasets.Dataset.from_dict({"sentences": [["John lives in Paris."]]}))
     beside = tagged().add_column("sentences", [["John Smith works"], ["Mary lives"]])  # words there: not nested

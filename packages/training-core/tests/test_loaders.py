@@ -128,6 +128,19 @@ def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_as_datasets_input_
     )
 
 
+def test_lower_case_tags_read_with_their_types_as_written(tmp_path: Path) -> None:
+    """`b-per`, `i-per`, `o`, as some corpora and exports spell them, were refused as malformed."""
+    lower = [[tag if tag == "O" else tag[0].lower() + tag[1:] for tag in row] for row in TAGS]  # b-PER, O
+    lower[1] = [tag.lower() for tag in lower[1]]  # b-per, o
+    path = write(tmp_path / "train.conll", conll(lower))
+    dataset = load_dataset(path)
+    assert [doc.tags for doc in dataset["train"]] == [tuple(TAGS[0]), ("B-per", "O", "O", "B-loc")]
+    assert dataset.labels == ("LOC", "ORG", "PER", "loc", "per")
+    assert load_dataset(path, labels=["PER", "ORG", "LOC", "per", "loc"]).fingerprint != dataset.fingerprint
+    assert dataset.report.scheme == "IOB2"
+    assert dataset.report.tags_repaired == dataset.report.tags_converted == 0
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)
@@ -506,7 +519,7 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
     assert dataset.report.tags_repaired == 1
 
 
-@pytest.mark.parametrize("tag", ["X-FOO", "B-", "PER", "b-PER", "B-PER\r", "I- PER"])
+@pytest.mark.parametrize("tag", ["X-FOO", "x-FOO", "\u0131-PER", "B-", "PER", "B-PER\r", "I- PER"])  # \u0131: dotless i
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
     assert load_error(path) == (

@@ -201,7 +201,7 @@ class DocumentBuilder:
 
     def _iob2(self, where: str, tags: list[str]) -> list[str]:
         if self.labels is not None:
-            for label in dict.fromkeys(split_tag(tag, where)[1] for tag in tags if tag != "O"):
+            for label in filter(None, dict.fromkeys(split_tag(tag, where)[1] for tag in tags)):  # `O` has none
                 self._check_label(where, label)
         conversion = to_iob2(tags, self.scheme or "IOB2", where)
         # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from data.formats import Record
-from data.schemes import io_names
+from data.schemes import io_names, split_tag
 from data.split_names import file_split
 from training.common.errors import DataError, first_line
 from training.common.optional import require
@@ -74,10 +74,11 @@ def is_datasets_input(asset: object) -> bool:
 
 def read_datasets_input(
     asset: object, *, tag_names: Sequence[str] | None = None, columns: Columns = Columns()
-) -> tuple[str, dict[str, tuple[str, list[Record]]]]:
-    """A name for `asset` and its splits (as the data names them), each its records' format and its records (token
-    records with tag names, or span records)."""
+) -> tuple[str, dict[str, tuple[str, list[Record]]], tuple[str, ...] | None]:
+    """A name for `asset`, its splits (as the data names them), each its records' format and its records (token
+    records with tag names, or span records), and the entity types its `ClassLabel` names declare (None without)."""
     datasets = require("datasets", _NEEDED_BY)
+    declared: dict[str, None] | None = None
     with quiet_datasets():
         source, splits = _open(datasets, asset)
         records = {}
@@ -89,10 +90,12 @@ def read_datasets_input(
             nested = columns.tokens is None and "sentences" in table.column_names  # and no words beside
             if nested and not {*TOKEN_COLUMNS} & {*table.column_names}:
                 table = _sentence_rows(datasets, f"{source}[{split}]", table)
-            records[split] = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
+            *records[split], types = _records(datasets, f"{source}[{split}]", table, tag_names, columns)
+            if types is not None:
+                declared = {**(declared or {}), **dict.fromkeys(types)}
     if not records:
         raise DataError(f"{source}: the dataset has no splits")
-    return source, records
+    return source, records, None if declared is None else tuple(declared)
 
 
 def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
@@ -155,9 +158,9 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
 
 def _records(
     datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns
-) -> tuple[str, list[Record]]:
+) -> tuple[str, list[Record], tuple[str, ...] | None]:
     """The rows of `table` as records of a format: `tokens`, or `spans` for a `text` column beside entities (and no
-    words or tags), as a line of span JSON is read."""
+    words or tags), as a line of span JSON is read; and the entity types of the tag column's `ClassLabel`, if any."""
     usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
     spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
@@ -166,6 +169,10 @@ def _records(
         first = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
         second = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
         names = _tag_names(datasets, where, table.features[second], second, tag_names)
+    types = None  # as run_ner.py, a ClassLabel's names are the label set: a subset without a type trains its head
+    if isinstance(getattr(table.features[second], "feature", None), datasets.ClassLabel):
+        parsed = (split_tag(name, f"{where}: ClassLabel of {second!r}")[1] for name in names or ())
+        types = tuple(dict.fromkeys(filter(None, parsed)))
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
     rows = table.select_columns([first, second, *kept]).to_dict()
     records = []
@@ -177,7 +184,7 @@ def _records(
         if names is not None and isinstance(tags, list):
             tags = named_tags(where, row, second, tags, names)
         records.append(Record(row, {**fields, "tokens": content, "tags": tags}))
-    return "spans" if spans else "tokens", records
+    return "spans" if spans else "tokens", records, types
 
 
 def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:

@@ -113,7 +113,8 @@ def load_dataset(
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if is_datasets_input(data_asset):
-        source, raw = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
+        source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
+        labels = declared if labels is None else labels
         sources = {name: _Source(f"{source}[{split}]", *raw[split]) for name, split in _splits(source, raw)}
     else:
         expected = "a data folder or file (or a datasets object)"

@@ -46,13 +46,21 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
 
 @lru_cache(maxsize=4096)
 def _parts(tag: str) -> tuple[str, str] | None:
-    """Parsed once per distinct tag: a corpus has few tag names but millions of tags."""
-    if tag == "O":
+    """Parsed once per distinct tag: a corpus has few tag names but millions of tags. A prefix may be lower-case
+    (`b-per`, `o`, as some corpora and exports write them): no scheme uses case to tell tags apart."""
+    if tag in ("O", "o"):
         return "O", ""
     prefix, dash, label = tag.partition("-")
-    if not dash or len(prefix) != 1 or prefix not in _LETTERS or not label or label != label.strip():
+    if not dash or len(prefix) != 1 or prefix not in _LETTERS + _LETTERS.lower() or not label or label != label.strip():
         return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
-    return prefix, label
+    return prefix.upper(), label  # the type as written: `per` and `PER` are two types, as in any other tag
+
+
+@lru_cache(maxsize=4096)
+def _written(tag: str) -> str:
+    """`tag` with an upper-case prefix (`B-per` for `b-per`, `O` for `o`); a malformed tag as it is."""
+    parts = _parts(tag)
+    return tag if parts is None else "O" if parts[0] == "O" else f"{parts[0]}-{parts[1]}"
 
 
 def io_names(names: Sequence[str]) -> tuple[str, ...]:
@@ -67,6 +75,9 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
     (IOB2 when there are no entities or all start with `B-`)."""
     listed = list(sequences)
     distinct = {tag for _, tags in listed for tag in tags}
+    if any(_written(tag) != tag for tag in distinct):
+        listed = [(where, [_written(tag) for tag in tags]) for where, tags in listed]
+        distinct = {_written(tag) for tag in distinct}
     if any(_parts(tag) is None for tag in distinct):
         where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
         split_tag(tag, where)
@@ -95,7 +106,11 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
 def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
     """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
     allowed = _PREFIXES[scheme]
-    wrong = {tag for tag in set(tags) if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
+    distinct = set(tags)
+    if any(_written(tag) != tag for tag in distinct):  # a lower-case prefix is no conversion: counted as none
+        tags = [_written(tag) for tag in tags]
+        distinct = set(tags)
+    wrong = {tag for tag in distinct if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
     for position, tag in enumerate(tags if wrong else ()):
         if tag in wrong:
             split_tag(tag, where)
