@@ -77,9 +77,9 @@ def resolve_precision(choice: str, device: torch.device, field: str = "training.
     return choice  # type: ignore[return-value]  # one of AUTOCAST_DTYPES' keys, checked above
 
 
-def precision_dtype(choice: str, device: torch.device, field: str = "training.precision") -> torch.dtype | None:
-    """The autocast dtype of `choice` resolved for `device` (None: fp32)."""
-    return AUTOCAST_DTYPES[resolve_precision(choice, device, field)]
+def precision_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the `precision` argument `choice` resolved for `device` (None: fp32)."""
+    return AUTOCAST_DTYPES[resolve_precision(choice, device, "precision")]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
