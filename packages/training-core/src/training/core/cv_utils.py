@@ -124,9 +124,9 @@ class KFoldSplits(_SplitsFields):
             _FoldRecord(index=f.index, train=list(f.train_indices), validation=list(f.validation_indices))
             for f in self.folds
         ]
-        header = {"format": _FORMAT, "version": _VERSION}
-        record = _SplitsFile(**header, **self.model_dump(include=_SHARED), notes=list(self.notes), folds=folds)
-        return atomic_write_json(path, {**header, **record.model_dump()})  # format and version first, as ever
+        shared = self.model_dump(include=_SHARED)
+        record = _SplitsFile(format=_FORMAT, version=_VERSION, **shared, notes=list(self.notes), folds=folds)
+        return atomic_write_json(path, record.model_dump())  # keys sorted: the same file as ever
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], dataset: Dataset | None = None) -> KFoldSplits:

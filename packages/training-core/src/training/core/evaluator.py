@@ -71,7 +71,7 @@ def evaluate_model(
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
     target = device if device is not None else next(model.parameters()).device
-    autocast_dtype = precision_dtype(precision, target, "precision")
+    autocast_dtype = precision_dtype(precision, target)
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)

@@ -99,30 +99,28 @@ def _ratio(numerator: float, denominator: int) -> float:
     return numerator / denominator if denominator else 0.0
 
 
-def _f1(precision: float, recall: float) -> float:
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+def _scores(hits: int, predicted: int, gold: int) -> dict[str, float]:
+    """Precision, recall and F1 of `hits` among `predicted` and `gold` counts (0.0 where a denominator is 0)."""
+    precision, recall = _ratio(hits, predicted), _ratio(hits, gold)
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
 
 
 def _entity_scores(gold: set[_Entity], predicted: set[_Entity]) -> dict[str, Any]:
     true_count = Counter(entity[1] for entity in gold)
     predicted_count = Counter(entity[1] for entity in predicted)
     hits = Counter(entity[1] for entity in gold & predicted)
-    per_entity: dict[str, dict[str, Any]] = {}
-    for label in sorted(true_count.keys() | predicted_count.keys()):
-        precision = _ratio(hits[label], predicted_count[label])
-        recall = _ratio(hits[label], true_count[label])
-        f1 = _f1(precision, recall)
-        per_entity[label] = {"precision": precision, "recall": recall, "f1": f1, "support": true_count[label]}
-    precision = _ratio(hits.total(), predicted_count.total())
-    recall = _ratio(hits.total(), true_count.total())
+    per_entity = {
+        label: {**_scores(hits[label], predicted_count[label], true_count[label]), "support": true_count[label]}
+        for label in sorted(true_count.keys() | predicted_count.keys())
+    }
+    micro = _scores(hits.total(), predicted_count.total(), true_count.total())
     macro = {
         f"macro_{name}": _ratio(sum(row[name] for row in per_entity.values()), len(per_entity))
         for name in ("precision", "recall", "f1")
     }
     return {
-        "entity_precision": precision,
-        "entity_recall": recall,
-        "entity_f1": _f1(precision, recall),
+        **{f"entity_{name}": value for name, value in micro.items()},
         **macro,
         "support": true_count.total(),
         "per_entity": per_entity,
@@ -137,5 +135,4 @@ def span_metrics(
         raise InputError(f"{len(references)} reference documents but {len(predictions)} predicted documents")
     gold = {(index, *span) for index, spans in enumerate(references) for span in spans}
     found = {(index, *span) for index, spans in enumerate(predictions) for span in spans}
-    precision, recall = _ratio(len(gold & found), len(found)), _ratio(len(gold & found), len(gold))
-    return {"span_precision": precision, "span_recall": recall, "span_f1": _f1(precision, recall)}
+    return {f"span_{name}": value for name, value in _scores(len(gold & found), len(found), len(gold)).items()}

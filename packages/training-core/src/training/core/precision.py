@@ -21,8 +21,8 @@ BF16_F1_TOLERANCE = 0.01
 _log = logging.getLogger("training.core")
 
 
-def resolve_device(device: str | torch.device | None, field: str = "device") -> torch.device:
-    """`device` (the value of `field`) checked against this machine; None: the first CUDA GPU if any, else the CPU.
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """The `device` argument checked against this machine; None: the first CUDA GPU if any, else the CPU.
     Checked here, as torch's own errors ('Expected one of cpu, cuda, ...', 'Torch not compiled with CUDA') name
     neither the argument nor what this machine has."""
     if device is None or device == "":  # "" as None, as `device or ...` read it before
@@ -34,14 +34,14 @@ def resolve_device(device: str | torch.device | None, field: str = "device") -> 
     try:
         chosen = torch.device(device)
     except (RuntimeError, TypeError, ValueError) as error:
-        raise InputError(f"{field}: {device!r} is not a device; expected {here()} (cuda:<index>: one GPU)") from error
+        raise InputError(f"device: {device!r} is not a device; expected {here()} (cuda:<index>: one GPU)") from error
     if chosen.type == "cpu":
         return chosen
     count = _count(chosen.type)
     if count == 0:
-        raise InputError(f"{field}: {device!r}: this machine has no {chosen.type} device; expected {here()}")
+        raise InputError(f"device: {device!r}: this machine has no {chosen.type} device; expected {here()}")
     if chosen.index is not None and chosen.index >= count:
-        raise InputError(f"{field}: {device!r}: this machine has {count} {chosen.type} device(s), numbered from 0")
+        raise InputError(f"device: {device!r}: this machine has {count} {chosen.type} device(s), numbered from 0")
     return chosen
 
 
@@ -77,9 +77,9 @@ def resolve_precision(choice: str, device: torch.device, field: str = "training.
     return choice  # type: ignore[return-value]  # one of AUTOCAST_DTYPES' keys, checked above
 
 
-def precision_dtype(choice: str, device: torch.device, field: str = "training.precision") -> torch.dtype | None:
-    """The autocast dtype of `choice` resolved for `device` (None: fp32)."""
-    return AUTOCAST_DTYPES[resolve_precision(choice, device, field)]
+def precision_dtype(choice: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of the `precision` argument `choice` resolved for `device` (None: fp32)."""
+    return AUTOCAST_DTYPES[resolve_precision(choice, device, "precision")]
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

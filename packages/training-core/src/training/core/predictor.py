@@ -34,7 +34,7 @@ class Predictor:
         precision: str = "fp32",
     ) -> None:
         self.device = resolve_device(device)
-        self.autocast_dtype = precision_dtype(precision, self.device, "precision")
+        self.autocast_dtype = precision_dtype(precision, self.device)
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tag_names = model_tag_names(model.config)

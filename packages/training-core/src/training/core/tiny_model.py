@@ -99,10 +99,10 @@ def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return folder
 
 
-def tiny_bert_model(config: PretrainedConfig, seed: int = 0) -> BertForTokenClassification:
-    """A token-classification BERT for `config` with weights drawn from `seed`, leaving the global RNG as it was."""
+def tiny_bert_model(config: PretrainedConfig) -> BertForTokenClassification:
+    """A token-classification BERT for `config` with weights drawn from seed 0, leaving the global RNG as it was."""
     with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+        torch.manual_seed(0)
         return BertForTokenClassification(config)
 
 
