@@ -40,8 +40,15 @@ class ServeSettings(BaseModel):
     batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
     max_texts: int = Field(default=64, ge=1, description="texts in one request")
     max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
-    max_body_bytes: int = Field(default=1_000_000, ge=1, description="bytes of one request body")
     max_wait_ms: float = Field(default=5.0, ge=0.0, description="how long a batch waits for more requests")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Room for `max_texts` texts of `max_chars` characters, so that those limits decide, not this one: 6 bytes a
+        character, the `\\uXXXX` escape JSON encoders (Python's by default) write for any non-ASCII character of the
+        Basic Multilingual Plane (raw UTF-8 takes at most 4: only a text of escaped astral characters, 12 bytes each,
+        can meet this limit first), 16 bytes a text for quotes, comma and indentation, 4 KiB for the rest."""
+        return self.max_texts * (6 * self.max_chars + 16) + 4096
 
 
 class PredictRequest(BaseModel):
@@ -132,7 +139,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     app = FastAPI(title="training: named-entity recognition", version=str(metadata.get("version", "")))
     batcher = Batcher(tag, settings.batch_size, settings.max_wait_ms / 1000)
 
-    app.add_middleware(_CheckedBody, limit=settings.max_body_bytes)
+    flags = f"--max-chars {settings.max_chars} and --max-texts {settings.max_texts}"
+    app.add_middleware(_CheckedBody, limit=settings.max_body_bytes, flags=flags)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -190,9 +198,10 @@ class _CheckedBody:
     when too large: a client still sending it would otherwise meet a broken pipe instead of the answer.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, flags: str) -> None:
         self.app: ASGIApp = app
         self.limit = limit
+        self.flags = flags  # the settings the limit is made from, named in its refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,7 +217,7 @@ class _CheckedBody:
                 kept.append(message.get("body", b""))
         body, app = b"".join(kept), self.app
         if size > self.limit:
-            app = _error(413, f"request body of {size} bytes is over the limit of {self.limit}")
+            app = _error(413, f"request body of {size} bytes is over the limit of {self.limit} that {self.flags} allow")
         else:
             try:
                 body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
