@@ -120,6 +120,15 @@ def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:
     )
 
 
+def test_a_number_too_long_to_parse_is_refused_naming_the_limit() -> None:
+    """It was FastAPI's 400 'POST /predict: There was an error parsing the body': Python reads no integer of over
+    4300 digits."""
+    assert answer(post(*chunks(b'{"texts": ["a", ' + b"1" * 5000 + b"]}"))) == (
+        400,
+        {"error": "body: expected numbers of at most 4300 digits; it holds a longer one"},
+    )
+
+
 @pytest.mark.parametrize("fails", [False, True])
 def test_a_request_cancelled_while_its_batch_is_tagged_does_not_stop_the_batcher(fails: bool) -> None:
     """Answering a cancelled request's future raised InvalidStateError, which ended the batcher's loop: every later

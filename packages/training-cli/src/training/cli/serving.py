@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -164,6 +165,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         # FastAPI answers JSON like [[[[... deeper than json can read with a vague 400 of its own
         if isinstance(error.__cause__, RecursionError):
             return _error(400, "body: expected JSON nested less deep; it is too deep for the JSON parser to read")
+        if isinstance(error.__cause__, ValueError) and "integer string conversion" in str(error.__cause__):
+            limit = sys.get_int_max_str_digits()  # Python's guard against quadratic parsing; JSON has no such limit
+            return _error(400, f"body: expected numbers of at most {limit} digits; it holds a longer one")
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
