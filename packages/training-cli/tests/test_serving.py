@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import warnings
 from typing import Any
 
 import pytest
@@ -127,6 +128,19 @@ def test_a_number_too_long_to_parse_is_refused_naming_the_limit() -> None:
         400,
         {"error": "body: expected numbers of at most 4300 digits; it holds a longer one"},
     )
+
+
+def test_the_openapi_schema_has_one_operation_per_route_and_method() -> None:
+    """Serving HEAD beside GET on one route warned 'Duplicate Operation ID health_health_get' at each schema request."""
+    app = create_app(lambda texts: [[] for _ in texts], {"version": "0"}, ServeSettings(model_dir="-"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        paths = app.openapi()["paths"]
+    assert {path: sorted(operations) for path, operations in paths.items()} == {
+        "/health": ["get"],
+        "/metadata": ["get"],
+        "/predict": ["post"],
+    }
 
 
 @pytest.mark.parametrize("fails", [False, True])

@@ -171,11 +171,15 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
-    @app.api_route("/health", methods=["GET", "HEAD"])  # load balancers and uptime monitors check with either
+    # Load balancers and uptime monitors check with HEAD as often as with GET (the server sends no body to a HEAD);
+    # one route of both methods would be two operations of one id in the OpenAPI schema
+    @app.get("/health")
+    @app.head("/health", include_in_schema=False)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model_calls": batcher.calls}
 
     @app.get("/metadata")
+    @app.head("/metadata", include_in_schema=False)
     async def get_metadata() -> dict[str, Any]:
         return metadata
 
