@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("fastapi")
 
-from training.cli.serving import Batcher, ServeSettings, create_app
+from training.cli.serving import LARGE_CHARS, Batcher, ServeSettings, create_app
 
 
 def post(
@@ -162,3 +162,21 @@ def test_a_request_cancelled_while_its_batch_is_tagged_does_not_stop_the_batcher
         return await asyncio.wait_for(batcher(["second"]), 5)
 
     assert asyncio.run(scenario()) == [["second"]]
+
+
+def test_a_large_request_holds_up_no_ordinary_one() -> None:
+    """One model call tags a request whole, and requests were tagged one batch after another: a request of 0.86 MB of
+    text held up every request behind it for 38 s."""
+
+    def tag(texts: list[str]) -> list[list[Any]]:
+        time.sleep(2.0 if sum(map(len, texts)) > LARGE_CHARS else 0.01)
+        return [[len(text)] for text in texts]
+
+    async def scenario() -> tuple[bool, list[list[Any]], list[list[Any]]]:
+        batcher = Batcher(tag, batch_size=8, max_wait_s=0.0)
+        large = asyncio.create_task(batcher(["a" * (LARGE_CHARS + 1)]))
+        await asyncio.sleep(0.1)  # the large request is being tagged
+        small = await asyncio.wait_for(batcher(["small"]), 1.5)
+        return large.done(), small, await large
+
+    assert asyncio.run(scenario()) == (False, [[5]], [[LARGE_CHARS + 1]])

@@ -28,6 +28,9 @@ from training.config.validation import read_record
 # workers from an import string and passes them nothing else).
 SETTINGS_VARIABLE = "TRAINING_SERVE_SETTINGS"
 Tagger = Callable[[list[str]], list[list[Any]]]
+# A request of more characters is tagged beside the others, not before them: one model call tags a request whole, and
+# 4,000 characters take MiniLM about half a second on a CPU core (measured: 1.4 s for 10,000, windows of 128 tokens).
+LARGE_CHARS = 4_000
 
 
 class ServeSettings(BaseModel):
@@ -92,31 +95,32 @@ class _Waiting:
 
 
 class Batcher:
-    """Tags the texts of concurrent requests together, up to `batch_size` texts per model call."""
+    """Tags the texts of concurrent requests together, up to `batch_size` texts per model call. Requests of over
+    `LARGE_CHARS` characters queue in a lane of their own, tagged beside the others: they hold up none of them."""
 
     def __init__(self, tag: Tagger, batch_size: int, max_wait_s: float) -> None:
         self._tag = tag
         self._batch_size = batch_size
         self._max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._queues: tuple[asyncio.Queue[_Waiting], ...] = (asyncio.Queue(), asyncio.Queue())  # ordinary, large
+        self._tasks: list[asyncio.Task[None]] = []
         self.calls = 0  # model calls made, for /health and the tests of batching
 
     async def __call__(self, texts: list[str]) -> list[list[Any]]:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._run(queue)) for queue in self._queues]
         waiting = _Waiting(texts, asyncio.get_running_loop().create_future())
-        await self._queue.put(waiting)
+        await self._queues[sum(map(len, texts)) > LARGE_CHARS].put(waiting)
         return await waiting.done
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             deadline = loop.time() + self._max_wait_s
             while sum(len(w.texts) for w in batch) < self._batch_size:
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
+                    batch.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
                 except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
                     break
             texts = [text for waiting in batch for text in waiting.texts]
