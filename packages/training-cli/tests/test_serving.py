@@ -74,6 +74,15 @@ def test_the_body_limit_makes_room_for_the_texts_the_other_limits_allow() -> Non
     )
 
 
+def test_the_count_of_texts_is_checked_before_each_text_is() -> None:
+    """Each text was looked at (blank, half a surrogate pair) before the count: a body of 1.5 million one-letter texts,
+    within the body limit, held the event loop for 0.6 s before its refusal for the count."""
+    assert answer(post(*chunks(json.dumps({"texts": [" "] * 65}).encode()))) == (
+        422,
+        {"error": "texts: 65 texts are over the limit of 64 per request"},
+    )
+
+
 def test_a_body_not_utf8_is_refused() -> None:
     assert answer(post(*chunks(b'{"text": "caf\xe9"}'))) == (
         422,
