@@ -122,6 +122,14 @@ def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:
     )
 
 
+def test_a_key_with_half_a_surrogate_pair_is_named_as_such() -> None:
+    """It was 'body: Input should be a valid string, unable to parse raw data as a unicode string'."""
+    assert answer(post(*chunks(b'{"te\\ud800xt": "Oslo"}'))) == (
+        422,
+        {"error": "body: expected Unicode text; a key holds half a surrogate pair"},
+    )
+
+
 def test_json_nested_too_deep_to_parse_is_refused_naming_the_body() -> None:
     """It was FastAPI's 400 'POST /predict: There was an error parsing the body', naming nothing."""
     assert answer(post(*chunks(b"[" * 100_000))) == (

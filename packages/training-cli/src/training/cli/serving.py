@@ -163,6 +163,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
             return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
+        if first["type"] == "string_unicode":  # pydantic takes half a surrogate pair in a value (refused later), no key
+            return _error(422, "body: expected Unicode text; a key holds half a surrogate pair")
         if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
             return _error(422, f"body: expected JSON; {first['ctx']['error']} at character {first['loc'][-1]}")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
