@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -27,6 +28,9 @@ from training.config.validation import read_record
 # workers from an import string and passes them nothing else).
 SETTINGS_VARIABLE = "TRAINING_SERVE_SETTINGS"
 Tagger = Callable[[list[str]], list[list[Any]]]
+# A request of more characters is tagged beside the others, not before them: one model call tags a request whole, and
+# 4,000 characters take MiniLM about half a second on a CPU core (measured: 1.4 s for 10,000, windows of 128 tokens).
+LARGE_CHARS = 4_000
 
 
 class ServeSettings(BaseModel):
@@ -40,8 +44,15 @@ class ServeSettings(BaseModel):
     batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
     max_texts: int = Field(default=64, ge=1, description="texts in one request")
     max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
-    max_body_bytes: int = Field(default=1_000_000, ge=1, description="bytes of one request body")
     max_wait_ms: float = Field(default=5.0, ge=0.0, description="how long a batch waits for more requests")
+
+    @property
+    def max_body_bytes(self) -> int:
+        """Room for `max_texts` texts of `max_chars` characters, so that those limits decide, not this one: 6 bytes a
+        character, the `\\uXXXX` escape JSON encoders (Python's by default) write for any non-ASCII character of the
+        Basic Multilingual Plane (raw UTF-8 takes at most 4: only a text of escaped astral characters, 12 bytes each,
+        can meet this limit first), 16 bytes a text for quotes, comma and indentation, 4 KiB for the rest."""
+        return self.max_texts * (6 * self.max_chars + 16) + 4096
 
 
 class PredictRequest(BaseModel):
@@ -52,29 +63,34 @@ class PredictRequest(BaseModel):
     text: str | None = None
     texts: list[str] | None = None
 
-    @field_validator("text", "texts")
-    @classmethod
-    def _usable(cls, value: str | list[str] | None) -> str | list[str] | None:
-        """Texts that are not blank, and that are Unicode: JSON may escape half a surrogate pair (`"\\ud800"`), and the
-        model call of the whole batch, other requests' texts included, would fail on it."""
-        if value == []:
-            raise ValueError("expected at least one text")
-        texts = [value] if isinstance(value, str) else value or []
-        blank = [index for index, text in enumerate(texts) if not text.strip()]
-        if blank and isinstance(value, str):
-            raise ValueError("expected a non-empty text")
-        if blank:
-            raise ValueError(f"expected non-empty texts; texts {blank[:5]} are empty")
-        broken = [index for index, text in enumerate(texts) if HALF_SURROGATE.search(text)]
-        if broken:
-            raise ValueError(f"expected Unicode text; texts {broken[:5]} hold half a surrogate pair")
-        return value
-
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
             raise ValueError("expected exactly one of 'text' (a string) or 'texts' (a list of strings)")
         return self
+
+    @property
+    def all_texts(self) -> list[str]:
+        return [self.text] if self.text is not None else list(self.texts or ())
+
+    def refusal(self, max_texts: int, max_chars: int) -> str | None:
+        """Why the texts cannot be tagged, named as the client sent them (one `text`, or positions in `texts`); None if
+        they can. The count comes first: a body may hold a million texts (0.6 s to look at each). Half a surrogate pair,
+        which JSON may escape (`"\\ud800"`), would fail the model call of the whole batch, other requests' included."""
+        one, texts = self.text is not None, self.all_texts
+        if not texts:
+            return "texts: expected at least one text"
+        if len(texts) > max_texts:
+            return f"texts: {len(texts)} texts are over the limit of {max_texts} per request"
+        if (blank := [index for index, text in enumerate(texts) if not text.strip()]) and one:
+            return "text: expected a non-empty text"
+        if blank:
+            return f"texts: expected non-empty texts; texts {blank[:5]} are empty"
+        if long := [index for index, text in enumerate(texts) if len(text) > max_chars]:
+            return f"{'text' if one else f'texts {long[:5]}'}: longer than the limit of {max_chars} characters"
+        if broken := [index for index, text in enumerate(texts) if HALF_SURROGATE.search(text)]:
+            return f"{'text' if one else 'texts'}: expected Unicode text; texts {broken[:5]} hold half a surrogate pair"
+        return None
 
 
 @dataclass
@@ -84,31 +100,32 @@ class _Waiting:
 
 
 class Batcher:
-    """Tags the texts of concurrent requests together, up to `batch_size` texts per model call."""
+    """Tags the texts of concurrent requests together, up to `batch_size` texts per model call. Requests of over
+    `LARGE_CHARS` characters queue in a lane of their own, tagged beside the others: they hold up none of them."""
 
     def __init__(self, tag: Tagger, batch_size: int, max_wait_s: float) -> None:
         self._tag = tag
         self._batch_size = batch_size
         self._max_wait_s = max_wait_s
-        self._queue: asyncio.Queue[_Waiting] = asyncio.Queue()
-        self._task: asyncio.Task[None] | None = None
+        self._queues: tuple[asyncio.Queue[_Waiting], ...] = (asyncio.Queue(), asyncio.Queue())  # ordinary, large
+        self._tasks: list[asyncio.Task[None]] = []
         self.calls = 0  # model calls made, for /health and the tests of batching
 
     async def __call__(self, texts: list[str]) -> list[list[Any]]:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run())
+        if not self._tasks:
+            self._tasks = [asyncio.create_task(self._run(queue)) for queue in self._queues]
         waiting = _Waiting(texts, asyncio.get_running_loop().create_future())
-        await self._queue.put(waiting)
+        await self._queues[sum(map(len, texts)) > LARGE_CHARS].put(waiting)
         return await waiting.done
 
-    async def _run(self) -> None:
+    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            batch = [await self._queue.get()]
+            batch = [await queue.get()]
             deadline = loop.time() + self._max_wait_s
             while sum(len(w.texts) for w in batch) < self._batch_size:
                 try:
-                    batch.append(await asyncio.wait_for(self._queue.get(), max(0.0, deadline - loop.time())))
+                    batch.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
                 except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
                     break
             texts = [text for waiting in batch for text in waiting.texts]
@@ -132,7 +149,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     app = FastAPI(title="training: named-entity recognition", version=str(metadata.get("version", "")))
     batcher = Batcher(tag, settings.batch_size, settings.max_wait_ms / 1000)
 
-    app.add_middleware(_CheckedBody, limit=settings.max_body_bytes)
+    flags = f"--max-chars {settings.max_chars} and --max-texts {settings.max_texts}"
+    app.add_middleware(_CheckedBody, limit=settings.max_body_bytes, flags=flags)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -145,6 +163,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
             return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
+        if first["type"] == "string_unicode":  # pydantic takes half a surrogate pair in a value (refused later), no key
+            return _error(422, "body: expected Unicode text; a key holds half a surrogate pair")
         if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
             return _error(422, f"body: expected JSON; {first['ctx']['error']} at character {first['loc'][-1]}")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
@@ -156,27 +176,29 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         # FastAPI answers JSON like [[[[... deeper than json can read with a vague 400 of its own
         if isinstance(error.__cause__, RecursionError):
             return _error(400, "body: expected JSON nested less deep; it is too deep for the JSON parser to read")
+        if isinstance(error.__cause__, ValueError) and "integer string conversion" in str(error.__cause__):
+            limit = sys.get_int_max_str_digits()  # Python's guard against quadratic parsing; JSON has no such limit
+            return _error(400, f"body: expected numbers of at most {limit} digits; it holds a longer one")
         content = {"error": f"{request.method} {request.url.path}: {error.detail}"}
         return JSONResponse(status_code=error.status_code, content=content, headers=error.headers)
 
-    @app.api_route("/health", methods=["GET", "HEAD"])  # load balancers and uptime monitors check with either
+    # Load balancers and uptime monitors check with HEAD as often as with GET (the server sends no body to a HEAD);
+    # one route of both methods would be two operations of one id in the OpenAPI schema
+    @app.get("/health")
+    @app.head("/health", include_in_schema=False)
     async def health() -> dict[str, Any]:
         return {"status": "ok", "model_calls": batcher.calls}
 
     @app.get("/metadata")
+    @app.head("/metadata", include_in_schema=False)
     async def get_metadata() -> dict[str, Any]:
         return metadata
 
     @app.post("/predict")
     async def predict(body: PredictRequest) -> Any:
-        texts = [body.text] if body.text is not None else list(body.texts or ())
-        if len(texts) > settings.max_texts:
-            return _error(422, f"texts: {len(texts)} texts are over the limit of {settings.max_texts} per request")
-        long = [index for index, text in enumerate(texts) if len(text) > settings.max_chars]
-        if long:  # named as the client sent it: one `text`, or positions in `texts`
-            where = "text" if body.text is not None else f"texts {long[:5]}"
-            return _error(422, f"{where}: longer than the limit of {settings.max_chars} characters")
-        found = await batcher(texts)
+        if refusal := body.refusal(settings.max_texts, settings.max_chars):
+            return _error(422, refusal)
+        found = await batcher(body.all_texts)
         results = [{"entities": [asdict(entity) for entity in entities]} for entities in found]
         return results[0] if body.text is not None else {"results": results}
 
@@ -190,9 +212,10 @@ class _CheckedBody:
     when too large: a client still sending it would otherwise meet a broken pipe instead of the answer.
     """
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    def __init__(self, app: ASGIApp, limit: int, flags: str) -> None:
         self.app: ASGIApp = app
         self.limit = limit
+        self.flags = flags  # the settings the limit is made from, named in its refusal
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -208,7 +231,7 @@ class _CheckedBody:
                 kept.append(message.get("body", b""))
         body, app = b"".join(kept), self.app
         if size > self.limit:
-            app = _error(413, f"request body of {size} bytes is over the limit of {self.limit}")
+            app = _error(413, f"request body of {size} bytes is over the limit of {self.limit} that {self.flags} allow")
         else:
             try:
                 body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
