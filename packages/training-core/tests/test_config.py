@@ -447,13 +447,21 @@ def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> No
 
 
 def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
-    # YAML 1.1 read 010 as octal 8 and -.5 (unlike .5) as a string.
-    write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 0042"))
-    assert build_training_config(None, folder).training.seed == 42
-    numbers = parse_yaml("[010, -010, 0_10, 0x10, 09, 0089, -.5, +.5e1, .5]", "x")
-    assert numbers == [10, -10, 10, 16, 9, 89, -0.5, 5.0, 0.5]
+    # YAML 1.1 read -.5 (unlike .5) as a string.
+    numbers = parse_yaml("[0, -0, 10, 0x10, 0b10, 0.5, 00.5, -.5, +.5e1, .5, '010']", "x")
+    assert numbers == [0, 0, 10, 16, 2, 0.5, 0.5, -0.5, 5.0, 0.5, "010"]
     config = build_training_config({"labels": ["-.5", "010", "09"]}, folder)
     assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010", "09")
+
+
+@pytest.mark.parametrize(("written", "number"), [("0042", 42), ("-010", -10), ("0_10", 10), ("09", 9), ("00", 0)])
+def test_a_leading_zero_is_refused_with_the_number_to_write(folder: Path, written: str, number: int) -> None:
+    # YAML 1.1 readers (PyYAML, older tools) read seed: 0042 as octal 34 and 09 as text; YAML 1.2 ones as 42 and 9.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {written}"))
+    assert config_error(None, folder) == (
+        f"{train}:7: invalid YAML: {written!r}: a leading zero is octal to YAML 1.1 readers and decimal to YAML 1.2 "
+        f"ones: write {number}, or quote it for text"
+    )
 
 
 def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
