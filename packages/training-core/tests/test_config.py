@@ -536,9 +536,27 @@ def test_no_backbone_chosen(folder: Path) -> None:
 def test_section_name_must_be_a_plain_file_name(folder: Path) -> None:
     # The error names where the name was given: `--data corpus/` blamed train.yaml, which was fine.
     expected = f"data: expected the name of a file in {folder / 'data'}, got '../corpus'"
+    expected += "; a data folder or file is given as data_path (--data-path)"
     assert config_error({"data": "../corpus"}, folder) == f"argument data='../corpus': {expected}"
     write(folder / "train.yaml", TRAIN.replace("data: corpus", "data: ../corpus"))
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
+
+
+def test_a_section_or_a_path_given_for_a_config_name_says_where_it_goes(folder: Path) -> None:
+    # `data=NAME` picks data/NAME.yaml; a mapping or a data file there was refused without saying what was possible.
+    expected = f"expected the name of a file in {folder / 'data'}, got {{'format': 'tokens'}}"
+    assert config_error({"set": ["data={format: tokens}"]}, folder) == (
+        f"--set data={{format: tokens}}: data: {expected}; the section's values go in its file or in dotted keys "
+        "such as data.format=tokens"
+    )
+    assert config_error({"data": "train.jsonl"}, folder) == (
+        f"{folder / 'data' / 'train.jsonl.yaml'}: no such data config; available: corpus; "
+        "a data folder or file is given as data_path (--data-path)"
+    )
+    assert config_error({"backbone": "prajjwal1/bert-tiny"}, folder).endswith(
+        "got 'prajjwal1/bert-tiny'; a backbone's hub id or folder is given as model.backbone "
+        "(--set model.backbone=prajjwal1/bert-tiny)"
+    )
 
 
 def test_missing_config_folder(tmp_path: Path) -> None:
