@@ -616,6 +616,15 @@ def test_stride_must_be_below_half_of_max_length(folder: Path) -> None:
     )
 
 
+@pytest.mark.parametrize("written", ["PER, LOC", "PER,LOC"])
+def test_labels_written_as_one_text_say_how_a_list_is_written(folder: Path, written: str) -> None:
+    # pydantic's "expected a valid tuple" did not say that `labels: PER, LOC` is one string to YAML.
+    data = write(folder / "data" / "corpus.yaml", DATA.replace("[PER, LOC]", written))
+    expected = f"data.labels: expected a list, got {written!r} (write [PER, LOC])"
+    assert config_error(None, folder) == f"{data}: {expected}"
+    assert config_error({"set": [f"data.labels={written}"]}, folder) == f"--set data.labels={written}: {expected}"
+
+
 def test_labels_must_be_unique(folder: Path) -> None:
     data = write(folder / "data" / "corpus.yaml", "labels: [PER, LOC, PER]\n")
     assert config_error(None, folder) == f"{data}: data: labels must be unique, got ['PER', 'LOC', 'PER']"

@@ -49,6 +49,9 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         if isinstance(received, bool):
             hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
+    if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
+        listed = ", ".join(part.strip() for part in received.split(","))
+        return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
 
 
