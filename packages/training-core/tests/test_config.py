@@ -625,6 +625,13 @@ def test_labels_written_as_one_text_say_how_a_list_is_written(folder: Path, writ
     assert config_error({"set": [f"data.labels={written}"]}, folder) == f"--set data.labels={written}: {expected}"
 
 
+def test_an_empty_value_is_named_null(folder: Path) -> None:
+    # `seed:` with nothing after it is YAML's null, which "got None" did not tell a YAML user.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed:"))
+    expected = "training.seed: expected a valid integer, got null (a value written empty, ~ or null)"
+    assert config_error(None, folder) == f"{train}: {expected}"
+
+
 def test_labels_must_be_unique(folder: Path) -> None:
     data = write(folder / "data" / "corpus.yaml", "labels: [PER, LOC, PER]\n")
     assert config_error(None, folder) == f"{data}: data: labels must be unique, got ['PER', 'LOC', 'PER']"
