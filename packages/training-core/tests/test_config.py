@@ -464,6 +464,14 @@ def test_a_leading_zero_is_refused_with_the_number_to_write(folder: Path, writte
     )
 
 
+def test_a_value_given_with_set_is_named_without_a_line_number(folder: Path) -> None:
+    # "--set training.seed=0123:1: ..." read as if the value were 0123:1.
+    assert config_error({"set": ["training.seed=0123"]}, folder).startswith(
+        "--set training.seed=0123: invalid YAML: '0123': a leading zero is octal"
+    )
+    assert config_error({"set": ["training.seed=[1"]}, folder).startswith("--set training.seed=[1: invalid YAML: ")
+
+
 def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
     # YAML 1.1 read `timeout_s: 1:30` as 90 seconds, silently.
     assert parse_yaml("[1:30, -190:20:30, 1:30.5]", "x") == ["1:30", "-190:20:30", "1:30.5"]

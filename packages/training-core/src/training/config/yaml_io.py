@@ -92,7 +92,7 @@ def parse_yaml(text: str, source: str) -> Any:
         line = mark.line + 1 if mark is not None else None
         if isinstance(error, yaml.reader.ReaderError):  # a character YAML refuses: where it is, in one line
             line = text.count("\n", 0, error.position) + 1
-        where = f"{source}:{line}" if line is not None else source
+        where = f"{source}:{line}" if line is not None and "\n" in text else source  # `--set k=v`: no line
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
             problem += "; indent and separate with spaces, not tabs"
