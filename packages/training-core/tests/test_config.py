@@ -640,6 +640,15 @@ def test_an_empty_value_is_named_null(folder: Path) -> None:
     assert config_error(None, folder) == f"{train}: {expected}"
 
 
+def test_a_word_yaml_reads_as_a_boolean_is_said_so_where_names_are_expected(folder: Path) -> None:
+    # `keep_checkpoints: no` said "expected 'best', 'all' or 'none', got False": the user wrote no False.
+    hpo = write(folder / "hpo" / "quick.yaml", HPO + "keep_checkpoints: no\n")
+    expected = "expected 'best', 'all' or 'none', got False (YAML reads unquoted yes, no, on, off as booleans)"
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    assert str(raised.value) == f"{hpo}: keep_checkpoints: {expected}"
+
+
 def test_labels_must_be_unique(folder: Path) -> None:
     data = write(folder / "data" / "corpus.yaml", "labels: [PER, LOC, PER]\n")
     assert config_error(None, folder) == f"{data}: data: labels must be unique, got ['PER', 'LOC', 'PER']"
