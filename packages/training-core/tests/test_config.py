@@ -447,13 +447,29 @@ def test_a_control_character_names_file_and_line_in_one_line(folder: Path) -> No
 
 
 def test_numbers_are_read_as_yaml_1_2_reads_them(folder: Path) -> None:
-    # YAML 1.1 read 010 as octal 8 and -.5 (unlike .5) as a string.
-    write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed: 0042"))
-    assert build_training_config(None, folder).training.seed == 42
-    numbers = parse_yaml("[010, -010, 0_10, 0x10, 09, 0089, -.5, +.5e1, .5]", "x")
-    assert numbers == [10, -10, 10, 16, 9, 89, -0.5, 5.0, 0.5]
+    # YAML 1.1 read -.5 (unlike .5) as a string.
+    numbers = parse_yaml("[0, -0, 10, 0x10, 0b10, 0.5, 00.5, -.5, +.5e1, .5, '010']", "x")
+    assert numbers == [0, 0, 10, 16, 2, 0.5, 0.5, -0.5, 5.0, 0.5, "010"]
     config = build_training_config({"labels": ["-.5", "010", "09"]}, folder)
     assert TrainingConfig.from_yaml(config.to_yaml()).data.labels == ("-.5", "010", "09")
+
+
+@pytest.mark.parametrize(("written", "number"), [("0042", 42), ("-010", -10), ("0_10", 10), ("09", 9), ("00", 0)])
+def test_a_leading_zero_is_refused_with_the_number_to_write(folder: Path, written: str, number: int) -> None:
+    # YAML 1.1 readers (PyYAML, older tools) read seed: 0042 as octal 34 and 09 as text; YAML 1.2 ones as 42 and 9.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {written}"))
+    assert config_error(None, folder) == (
+        f"{train}:7: invalid YAML: {written!r}: a leading zero is octal to YAML 1.1 readers and decimal to YAML 1.2 "
+        f"ones: write {number}, or quote it for text"
+    )
+
+
+def test_a_value_given_with_set_is_named_without_a_line_number(folder: Path) -> None:
+    # "--set training.seed=0123:1: ..." read as if the value were 0123:1.
+    assert config_error({"set": ["training.seed=0123"]}, folder).startswith(
+        "--set training.seed=0123: invalid YAML: '0123': a leading zero is octal"
+    )
+    assert config_error({"set": ["training.seed=[1"]}, folder).startswith("--set training.seed=[1: invalid YAML: ")
 
 
 def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
@@ -528,9 +544,27 @@ def test_no_backbone_chosen(folder: Path) -> None:
 def test_section_name_must_be_a_plain_file_name(folder: Path) -> None:
     # The error names where the name was given: `--data corpus/` blamed train.yaml, which was fine.
     expected = f"data: expected the name of a file in {folder / 'data'}, got '../corpus'"
+    expected += "; a data folder or file is given as data_path (--data-path)"
     assert config_error({"data": "../corpus"}, folder) == f"argument data='../corpus': {expected}"
     write(folder / "train.yaml", TRAIN.replace("data: corpus", "data: ../corpus"))
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
+
+
+def test_a_section_or_a_path_given_for_a_config_name_says_where_it_goes(folder: Path) -> None:
+    # `data=NAME` picks data/NAME.yaml; a mapping or a data file there was refused without saying what was possible.
+    expected = f"expected the name of a file in {folder / 'data'}, got {{'format': 'tokens'}}"
+    assert config_error({"set": ["data={format: tokens}"]}, folder) == (
+        f"--set data={{format: tokens}}: data: {expected}; the section's values go in its file or in dotted keys "
+        "such as data.format=tokens"
+    )
+    assert config_error({"data": "train.jsonl"}, folder) == (
+        f"{folder / 'data' / 'train.jsonl.yaml'}: no such data config; available: corpus; "
+        "a data folder or file is given as data_path (--data-path)"
+    )
+    assert config_error({"backbone": "prajjwal1/bert-tiny"}, folder).endswith(
+        "got 'prajjwal1/bert-tiny'; a backbone's hub id or folder is given as model.backbone "
+        "(--set model.backbone=prajjwal1/bert-tiny)"
+    )
 
 
 def test_missing_config_folder(tmp_path: Path) -> None:
@@ -588,6 +622,31 @@ def test_stride_must_be_below_half_of_max_length(folder: Path) -> None:
     assert config_error({"stride": 40}, folder) == (
         "argument stride=40: model.stride: must be below half of max_length (64), got 40"
     )
+
+
+@pytest.mark.parametrize("written", ["PER, LOC", "PER,LOC"])
+def test_labels_written_as_one_text_say_how_a_list_is_written(folder: Path, written: str) -> None:
+    # pydantic's "expected a valid tuple" did not say that `labels: PER, LOC` is one string to YAML.
+    data = write(folder / "data" / "corpus.yaml", DATA.replace("[PER, LOC]", written))
+    expected = f"data.labels: expected a list, got {written!r} (write [PER, LOC])"
+    assert config_error(None, folder) == f"{data}: {expected}"
+    assert config_error({"set": [f"data.labels={written}"]}, folder) == f"--set data.labels={written}: {expected}"
+
+
+def test_an_empty_value_is_named_null(folder: Path) -> None:
+    # `seed:` with nothing after it is YAML's null, which "got None" did not tell a YAML user.
+    train = write(folder / "train.yaml", TRAIN.replace("seed: 7", "seed:"))
+    expected = "training.seed: expected a valid integer, got null (a value written empty, ~ or null)"
+    assert config_error(None, folder) == f"{train}: {expected}"
+
+
+def test_a_word_yaml_reads_as_a_boolean_is_said_so_where_names_are_expected(folder: Path) -> None:
+    # `keep_checkpoints: no` said "expected 'best', 'all' or 'none', got False": the user wrote no False.
+    hpo = write(folder / "hpo" / "quick.yaml", HPO + "keep_checkpoints: no\n")
+    expected = "expected 'best', 'all' or 'none', got False (YAML reads unquoted yes, no, on, off as booleans)"
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    assert str(raised.value) == f"{hpo}: keep_checkpoints: {expected}"
 
 
 def test_labels_must_be_unique(folder: Path) -> None:

@@ -64,6 +64,10 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
         (["best", "--study-dir", "missing"], "missing: not a study folder (no study.json)"),
         (["worker"], "name the study: a study folder, or a storage URL together with a study name"),
         (["run", "--hpo", "tiny", "--force"], "--force: only with --refit DIR"),
+        (  # `train --data` takes a config name: the same word here named a missing path
+            ["run", "--hpo", "tiny", "--data", "ner"],
+            "--data ner: no such file or folder; hpo run --data takes the data folder or file, and the data config (",
+        ),
         (["resume", "--study-dir", "missing", "--force"], "--force: only with --refit DIR"),
     ],
 )

@@ -124,11 +124,15 @@ def test_upper_bounds_and_grid() -> None:
             r"batch_size.values\[2\]: 8.0 is listed already \(values\[0\]\); list each value once$",
         ),
         ({"batch_size": {"type": "choice", "values": [1, True]}}, r"values\[1\]: True is not a valid .* boolean$"),
+        (  # Optuna suggests a one-value choice in every trial: the space is smaller than it reads
+            {"batch_size": {"type": "choice", "values": [16]}},
+            r"batch_size.values: one value is not searched; list more, or fix it with type: fixed, value: 16$",
+        ),
         ({"learnin_rate": {"type": "fixed", "value": 1}}, "did you mean 'learning_rate'"),
         ({"dropout": {"type": "fixed", "value": 0.1, "condition": {"seed": 1}}}, "refers to 'seed', which is not in"),
         (
             {
-                "scheduler": {"type": "choice", "values": ["linear"]},
+                "scheduler": {"type": "choice", "values": ["linear", "constant"]},
                 "warmup_ratio": {"type": "fixed", "value": 0.1, "condition": {"scheduler": "cosine"}},
             },
             "training.scheduler never takes 'cosine'",

@@ -125,14 +125,28 @@ def _section_file(folder: Path, section: str, name: Any, source: str | Path) -> 
             f"(available: {', '.join(available) or 'none'})"
         )
     if not isinstance(name, str) or "/" in name or "\\" in name or name.startswith("."):
-        raise ConfigError(f"{source}: {section}: expected the name of a file in {folder / section}, got {name!r}")
+        expected = f"expected the name of a file in {folder / section}"
+        raise ConfigError(f"{source}: {section}: {expected}, got {name!r}{_not_a_name(section, name)}")
     path = folder / section / f"{name}.yaml"
     if not path.is_file():
         close = difflib.get_close_matches(name, available, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         listed = f"available: {', '.join(available) or 'none'}{yml_hint(path)}"
-        raise ConfigError(f"{path}: no such {section} config; {hint}{listed}")
+        raise ConfigError(f"{path}: no such {section} config; {hint}{listed}{_not_a_name(section, name)}")
     return path
+
+
+def _not_a_name(section: str, name: Any) -> str:
+    """What a value given where a config name goes was likely meant as: the section's values (`data={format: x}`) or
+    what a path is given as (`train --data corpus.jsonl`, `--backbone org/model`)."""
+    if isinstance(name, dict) and name:
+        key, value = next(iter(name.items()))
+        return f"; the section's values go in its file or in dotted keys such as {section}.{key}={value}"
+    if isinstance(name, str) and ("/" in name or "\\" in name or Path(name).suffix or Path(name).exists()):
+        if section == "data":
+            return "; a data folder or file is given as data_path (--data-path)"
+        return f"; a backbone's hub id or folder is given as model.backbone (--set model.backbone={name})"
+    return ""
 
 
 def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> TrainingConfig:

@@ -49,6 +49,13 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         if isinstance(received, bool):
             hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
+    if item["type"] == "literal_error" and isinstance(received, bool):  # `pruner: {type: off}` meant a word
+        return f"{prefix}: {message}, got {received!r} (YAML reads unquoted yes, no, on, off as booleans)"
+    if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
+        listed = ", ".join(part.strip() for part in received.split(","))
+        return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
+    if received is None and item["type"].endswith("_type"):  # `seed:` with nothing after it is YAML's null
+        return f"{prefix}: {message}, got null (a value written empty, ~ or null)"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
 
 

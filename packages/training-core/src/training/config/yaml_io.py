@@ -14,8 +14,8 @@ from training.common.errors import ConfigError
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader that reads numbers in YAML 1.2's spellings (`2e-5` and `-.5` floats, `010` ten, `1:30` text), and
-    that refuses a key written twice in one mapping (PyYAML keeps the last one silently)."""
+    """SafeLoader that reads numbers in YAML 1.2's spellings (`2e-5` and `-.5` floats, `1:30` text), and that refuses
+    what readers disagree on: a key written twice in one mapping (PyYAML keeps the last one), `010` (eight or ten)."""
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
@@ -38,7 +38,16 @@ class _Loader(yaml.SafeLoader):
                 if ":" in str(node.value):  # YAML 1.2: `1:30` is a string, not YAML 1.1's sexagesimal ninety
                     return str(node.value)
                 text = str(node.value).replace("_", "")
-                if text.lstrip("+-").isdigit():  # YAML 1.2: `010` is ten, not YAML 1.1's octal eight
+                digits = text.lstrip("+-")
+                if digits.isdigit() and len(digits) > 1 and digits.startswith("0"):  # most likely a typo
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"{node.value!r}: a leading zero is octal to YAML 1.1 readers and decimal to YAML 1.2 ones: "
+                        f"write {int(text, 10)}, or quote it for text",
+                        node.start_mark,
+                    )
+                if digits.isdigit():
                     return int(text, 10)
                 return self.construct_yaml_int(node)
             return self.construct_yaml_float(node)
@@ -66,7 +75,7 @@ for _cls in (_Loader, _Dumper):
         for key, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
     }
     _cls.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT, list("-+0123456789."))
-    # after YAML 1.1's own int forms: decimals it reads as strings (`09`, `0089`) are ints in YAML 1.2
+    # after YAML 1.1's own int forms: decimals it reads as strings (`09`, `0089`) are numbers to YAML 1.2, so refused
     _cls.add_implicit_resolver("tag:yaml.org,2002:int", re.compile(r"^[-+]?[0-9][0-9_]*$"), list("-+0123456789"))
 
 
@@ -83,7 +92,7 @@ def parse_yaml(text: str, source: str) -> Any:
         line = mark.line + 1 if mark is not None else None
         if isinstance(error, yaml.reader.ReaderError):  # a character YAML refuses: where it is, in one line
             line = text.count("\n", 0, error.position) + 1
-        where = f"{source}:{line}" if line is not None else source
+        where = f"{source}:{line}" if line is not None and "\n" in text else source  # `--set k=v`: no line
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
             problem += "; indent and separate with spaces, not tabs"

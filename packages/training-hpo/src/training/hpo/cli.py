@@ -120,6 +120,12 @@ def _run(args: argparse.Namespace) -> int:
     hpo = space.hpo_config
     assert hpo is not None
     _check_refit(args)
+    named = args.config_dir / "data" / f"{args.data}.yaml"
+    if args.data is not None and not args.data.exists() and named.is_file():  # `train --data` takes config names
+        raise ConfigError(
+            f"--data {args.data}: no such file or folder; hpo run --data takes the data folder or file, and the data "
+            f"config ({named}) is the one train.yaml names (data: {args.data})"
+        )
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
 

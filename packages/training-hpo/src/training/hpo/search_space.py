@@ -290,6 +290,9 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
             raise ConfigError(
                 f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
             )
+    if len(values) == 1:  # Optuna would suggest it in every trial; a missing second value is the likelier intent
+        fixed = f"type: fixed, value: {values[0]!r}"
+        raise ConfigError(f"{where}.values: one value is not searched; list more, or fix it with {fixed}")
 
 
 def _checked_values(parameter: Parameter) -> list[tuple[str, Any]]:
