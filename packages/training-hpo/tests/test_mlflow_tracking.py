@@ -223,17 +223,27 @@ def test_a_sweep_and_its_resume_each_connect_to_the_tracking_store_once(
 
 
 def test_a_resume_without_a_tracking_uri_logs_where_the_sweep_did(
-    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
+    tiny_config: TrainingConfig,
+    quick_settings: Callable[..., HPOConfig],
+    store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """The sweep was given a store relative to its working directory; the resume starts in another one."""
     from training.hpo import resume_hpo_sweep, run_local_hpo_sweep
     from training.hpo.failures import SweepStopped
+    from training.hpo.storage import load_study
 
     study_dir = tmp_path / "study"
     study_dir.mkdir()
     (study_dir / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
     hpo = quick_settings("kept-uri", max_failed_trials=1)
+    monkeypatch.chdir(tmp_path)
+    run = {"config": tiny_config, "study_dir": study_dir, "isolation": "inprocess", "mlflow_uri": "sqlite:///mlflow.db"}
     with pytest.raises(SweepStopped):
-        run_local_hpo_sweep(None, hpo, config=tiny_config, study_dir=study_dir, isolation="inprocess", mlflow_uri=store)
+        run_local_hpo_sweep(None, hpo, **run)
+    monkeypatch.chdir(study_dir)
+    assert SweepSettings.load(load_study(study_dir)).mlflow_uri == store  # MLflow caches stores by URI in a process
     with pytest.raises(SweepStopped):
         resume_hpo_sweep(study_dir, isolation="inprocess")
     client = mlflow.MlflowClient(tracking_uri=store)

@@ -20,6 +20,7 @@ from data.loaders import Dataset
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.redact import REDACTED, redact_url
+from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
@@ -125,7 +126,7 @@ def run_local_hpo_sweep(
         storage=redact_url(location),
         max_epochs=max_epochs(space, base),
         machine=machine_name(),
-        mlflow_uri=redact_url(mlflow_uri) if mlflow_uri else None,
+        mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
     )
     _check_or_save(study, record, folder)
     Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
