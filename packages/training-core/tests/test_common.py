@@ -126,6 +126,48 @@ def test_atomic_directory_leaves_the_target_alone_on_error(tmp_path: Path) -> No
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
 
 
+def age(path: Path, seconds: float) -> Path:
+    """`path` and everything in it last touched `seconds` ago: a writer killed that long ago."""
+    for part in (path, *path.rglob("*")):
+        when = part.stat().st_mtime - seconds
+        os.utime(part, (when, when))
+    return path
+
+
+def test_atomic_writes_remove_what_a_killed_writer_of_the_same_target_left_and_keep_a_live_ones(
+    tmp_path: Path,
+) -> None:
+    from training.common.atomic import STALE_STAGING_S
+
+    killed = tmp_path / ".job.json.k1.tmp"
+    killed.write_text("{")
+    age(killed, STALE_STAGING_S + 60)
+    live = tmp_path / ".job.json.l1.tmp"
+    live.write_text("{")
+    other = tmp_path / ".notes.txt.k2.tmp"  # another target's: left to its own writes
+    other.write_text("x")
+    age(other, STALE_STAGING_S + 60)
+    killed_folder, live_folder = tmp_path / ".model.k3.tmp", tmp_path / ".model.l2.tmp"
+    for folder in (killed_folder, live_folder):
+        folder.mkdir()
+        (folder / "weights").write_text("w")
+    age(killed_folder, STALE_STAGING_S + 60)
+    age(live_folder, STALE_STAGING_S + 60)
+    (live_folder / "optimizer").write_text("o")  # still being filled
+
+    atomic_write_json(tmp_path / "job.json", {})
+    with atomic_directory(tmp_path / "model") as staging:
+        (staging / "weights").write_text("w")
+
+    assert sorted(path.name for path in tmp_path.iterdir()) == [
+        ".job.json.l1.tmp",
+        ".model.l2.tmp",
+        ".notes.txt.k2.tmp",
+        "job.json",
+        "model",
+    ]
+
+
 def test_a_write_inside_a_file_is_an_input_error_naming_that_file(tmp_path: Path) -> None:
     taken = tmp_path / "notes.txt"
     taken.write_text("keep", encoding="utf-8")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging.handlers
+import os
 
 import numpy as np
 import pytest
@@ -198,6 +199,20 @@ def test_the_cache_key_follows_every_input(tokenizer, ner_documents, tmp_path):
     assert encode_cached(ner_documents[:10], tokenizer, TAGS, 24, 6, tmp_path, "dataset:train") == encode_documents(
         ner_documents[:10], tokenizer, TAGS, 24, 6
     )
+
+
+def test_the_cache_removes_what_killed_writers_left_and_keeps_a_live_writers_file(tokenizer, ner_documents, tmp_path):
+    from training.common.atomic import STALE_STAGING_S
+
+    killed, live = tmp_path / ".features-0a.npz.k1.tmp", tmp_path / ".features-0b.npz.l1.tmp"
+    for staging in (killed, live):
+        staging.write_bytes(b"PK half an archive")
+    when = killed.stat().st_mtime - STALE_STAGING_S - 60
+    os.utime(killed, (when, when))
+
+    encode_cached(ner_documents, tokenizer, TAGS, 24, 6, tmp_path, "dataset:train")
+
+    assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == [live.name]
 
 
 def test_the_collator_pads_dynamically():

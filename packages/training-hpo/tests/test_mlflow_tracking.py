@@ -222,6 +222,51 @@ def test_a_sweep_and_its_resume_each_connect_to_the_tracking_store_once(
     assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2
 
 
+def test_a_resume_without_a_tracking_uri_logs_where_the_sweep_did(
+    tiny_config: TrainingConfig,
+    quick_settings: Callable[..., HPOConfig],
+    store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The sweep was given a store relative to its working directory; the resume starts in another one."""
+    from training.hpo import resume_hpo_sweep, run_local_hpo_sweep
+    from training.hpo.failures import SweepStopped
+    from training.hpo.storage import load_study
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    (study_dir / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    hpo = quick_settings("kept-uri", max_failed_trials=1)
+    monkeypatch.chdir(tmp_path)
+    run = {"config": tiny_config, "study_dir": study_dir, "isolation": "inprocess", "mlflow_uri": "sqlite:///mlflow.db"}
+    with pytest.raises(SweepStopped):
+        run_local_hpo_sweep(None, hpo, **run)
+    monkeypatch.chdir(study_dir)
+    assert SweepSettings.load(load_study(study_dir)).mlflow_uri == store  # MLflow caches stores by URI in a process
+    with pytest.raises(SweepStopped):
+        resume_hpo_sweep(study_dir, isolation="inprocess")
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("kept-uri")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2
+
+
+def test_a_resume_of_a_sweep_tracked_with_a_password_asks_for_the_uri(
+    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    from training.common.errors import InputError
+    from training.hpo import resume_hpo_sweep
+
+    study_dir = tmp_path / "study"
+    storage = f"sqlite:///{study_dir / 'study.db'}"
+    study_dir.mkdir()
+    study = optuna.create_study(study_name="secret-uri", storage=storage, direction="maximize")
+    record = sweep_record(tiny_config, quick_settings("secret-uri"), storage)
+    record.model_copy(update={"mlflow_uri": "http://me:***@127.0.0.1:9", "data_path": "data"}).save(study)
+    with pytest.raises(InputError, match=r"^tracking URI 'http://me:\*\*\*@127.0.0.1:9': the password is not stored"):
+        resume_hpo_sweep(storage=storage, study_name="secret-uri", isolation="inprocess")
+
+
 @pytest.mark.slow
 def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, tmp_path: Path) -> None:
     command = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]

@@ -4,9 +4,12 @@ process), and lineage leads back."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,6 +102,52 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
         refit(best_config, output_dir=tmp_path / "taken", dataset=dataset)
     with pytest.raises(InputError, match=r"^dataset: expected a Dataset .*, got str 'data/ner'$"):  # in this process
         refit(best_config, output_dir=tmp_path / "final", dataset="data/ner")
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="finds the refit's process through /proc")
+def test_a_refit_process_killed_mid_write_leaves_no_staging_entries_in_its_run_folder(
+    swept: tuple, tmp_path: Path
+) -> None:
+    """The refit's process (the one holding the run's `train.log` open) stopped while a staging entry of its run folder
+    exists, then killed: the refit fails, and the run folder keeps nothing under a staging name."""
+    best = extract_best_config_from_study(swept[0]).model_copy(update={"num_epochs": 30})
+    output = tmp_path.resolve() / "final"
+    script = "from training.config import BestConfig\nfrom training.hpo import refit\n"
+    script += f"refit(BestConfig.load({str(tmp_path / 'best.json')!r}), output_dir={str(output)!r})\n"
+    best.save(tmp_path / "best.json")
+    caller = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    try:
+        worker = None
+        while worker is None and caller.poll() is None:
+            worker = next((pid for pid in _pids() if _holds(pid, output / "train.log")), None)
+        assert worker is not None, "the refit ended before its process was seen"
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and caller.poll() is None:
+            if list(output.glob(".*.tmp")):
+                os.kill(worker, signal.SIGSTOP)
+                if list(output.glob(".*.tmp")):  # still mid-write, now for good
+                    os.kill(worker, signal.SIGKILL)
+                    break
+                os.kill(worker, signal.SIGCONT)
+        else:
+            pytest.fail("no write of the refit was caught in the middle")
+        _, stderr = caller.communicate(timeout=60)
+    finally:
+        caller.kill()
+    assert caller.returncode == 1 and "refit: its process ended without a result" in stderr, stderr
+    assert not list(output.glob(".*.tmp"))
+
+
+def _pids() -> list[int]:
+    return [int(entry.name) for entry in Path("/proc").iterdir() if entry.name.isdigit()]
+
+
+def _holds(pid: int, path: Path) -> bool:
+    """Whether process `pid` has `path` open."""
+    try:
+        return any(os.readlink(fd) == str(path) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:  # gone, or another user's
+        return False
 
 
 def test_hpo_run_with_refit_trains_the_best_config_after_the_sweep(config_dir: Path, tmp_path: Path) -> None:

@@ -10,11 +10,15 @@ import os
 import shutil
 import stat
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from training.common.errors import InputError, TrainingError, first_line
+
+# A writer touches its staging entry as it writes: one untouched this long lost its writer (killed mid-write).
+STALE_STAGING_S = 3600.0
 
 
 @functools.cache
@@ -73,6 +77,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | No
         raise InputError(f"{target}: is a folder; expected the path of a file to write")
     check_target(target, "the path of a file to write")
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target.parent, glob.escape(target.name))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
@@ -107,6 +112,7 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """
     target = check_target(path, "the path of a folder to write")
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_staging(target.parent, glob.escape(target.name))
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     file_mode, folder_mode = _ordinary_modes(target.parent.resolve())
     try:
@@ -142,6 +148,21 @@ def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
     target = Path(path)
     name = glob.escape(target.name)
     return sorted([*target.parent.glob(f".{name}.*.tmp"), *target.parent.glob(f".{name}.old")])
+
+
+def remove_stale_staging(folder: str | os.PathLike[str], name: str) -> None:
+    """Delete the staging entries of atomic writes (`.<name>.*.tmp`, `name` a glob pattern) in `folder` untouched for
+    `STALE_STAGING_S`: a killed writer's. A live writer's entry is younger, so writers never remove each other's."""
+    for entry in Path(folder).glob(f".{name}.*.tmp"):
+        with contextlib.suppress(OSError):  # removed meanwhile by another writer of the folder
+            is_folder = entry.is_dir() and not entry.is_symlink()
+            parts = [entry, *(entry.rglob("*") if is_folder else ())]
+            if time.time() - max(part.lstat().st_mtime for part in parts) < STALE_STAGING_S:
+                continue
+            if is_folder:
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
 
 
 def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:

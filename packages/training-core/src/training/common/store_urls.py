@@ -26,5 +26,11 @@ def absolute_store_url(url: str, base: Path, *, folders: bool = False) -> str:
     return str((base / path).resolve()) if folders and local and not path.is_absolute() else url
 
 
+def absolute_tracking_uri(uri: str, base: Path) -> str:
+    """An MLflow tracking URI with a relative store (`sqlite:///mlflow.db`, `mlruns`) made absolute against `base`;
+    MLflow's URIs without a colon (`databricks`) stay as written."""
+    return uri if uri in ("databricks", "databricks-uc", "uc") else absolute_store_url(uri, base, folders=True)
+
+
 def _url_path(path: Path) -> str:
     return str(path).replace("%", "%25").replace("?", "%3F")

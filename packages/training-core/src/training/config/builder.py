@@ -11,7 +11,7 @@ from typing import Any
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
-from training.common.store_urls import absolute_store_url
+from training.common.store_urls import absolute_tracking_uri
 from training.config.execution import ExecutionConfig
 from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
@@ -164,9 +164,9 @@ def _resolve_tracking(config: TrainingConfig) -> TrainingConfig:
     """A relative MLflow store (`sqlite:///mlflow.db`, `mlruns`), read from the working directory, made absolute:
     a resume or refit started elsewhere logs to the same store. MLflow's URIs without a colon stay as written."""
     uri = config.tracking.mlflow
-    if uri is None or uri in ("databricks", "databricks-uc", "uc"):
+    if uri is None:
         return config
-    tracking = config.tracking.model_copy(update={"mlflow": absolute_store_url(uri, Path.cwd(), folders=True)})
+    tracking = config.tracking.model_copy(update={"mlflow": absolute_tracking_uri(uri, Path.cwd())})
     return config.model_copy(update={"tracking": tracking})
 
 

@@ -16,7 +16,7 @@ import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from data.documents import Document
-from training.common.atomic import atomic_write_bytes
+from training.common.atomic import atomic_write_bytes, remove_stale_staging
 from training.common.errors import InputError
 from training.common.fingerprint import fingerprint, fingerprint_items
 from training.core.precision import autocast
@@ -137,6 +137,7 @@ def _write_cache(path: Path, encoded: EncodedSplit) -> None:
     arrays["counts"] = np.asarray([encoded.num_documents, encoded.truncated_words], dtype=np.int64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
+    remove_stale_staging(path.parent, "features-*.npz")  # what trials killed while writing other entries left
     atomic_write_bytes(path, buffer.getvalue())
 
 

@@ -19,7 +19,8 @@ from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError
-from training.common.redact import redact_url
+from training.common.redact import REDACTED, redact_url
+from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
 from training.config.validation import validate
@@ -125,6 +126,7 @@ def run_local_hpo_sweep(
         storage=redact_url(location),
         max_epochs=max_epochs(space, base),
         machine=machine_name(),
+        mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
     )
     _check_or_save(study, record, folder)
     Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
@@ -162,7 +164,8 @@ def resume_hpo_sweep(
     workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
-    `mlflow_uri` (default: the `tracking.mlflow` of the study's config) logs to the study's MLflow parent run.
+    `mlflow_uri` (default: the sweep's, else the `tracking.mlflow` of the study's config) logs to the study's MLflow
+    parent run.
     `events` receives the progress.
     """
     if dataset is not None:
@@ -183,7 +186,7 @@ def resume_hpo_sweep(
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
-    tracking = _tracking(mlflow_uri or record.config.tracking.mlflow)
+    tracking = _tracking(mlflow_uri or _stored_uri(record) or record.config.tracking.mlflow)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(Path(path), record.config)
@@ -210,6 +213,16 @@ def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepT
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
     return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
+
+
+def _stored_uri(record: SweepSettings) -> str | None:
+    """The tracking URI the sweep was run with; one whose password was redacted must be given again."""
+    if record.mlflow_uri is not None and REDACTED in record.mlflow_uri:
+        raise InputError(
+            f"tracking URI {record.mlflow_uri!r}: the password is not stored with the study; "
+            "pass the full URI as mlflow_uri (--mlflow-uri URI)"
+        )
+    return record.mlflow_uri
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:

@@ -30,6 +30,7 @@ class SweepSettings(BaseModel):
     storage: str
     max_epochs: int
     machine: str | None = None  # where the sweep started (`recovery.machine_name`): file storages stay on it
+    mlflow_uri: str | None = None  # the tracking URI the sweep was given (password redacted): its resumes log there
 
     @model_validator(mode="before")
     @classmethod
