@@ -106,6 +106,16 @@ def test_atomic_directory_over_a_link_replaces_the_link_and_keeps_what_it_pointe
     assert (kept / "weights").read_text(encoding="utf-8") == "1"
 
 
+def test_atomic_directory_over_a_file_left_as_its_retired_name_replaces_it(tmp_path: Path) -> None:
+    """A plain file at `.model.old` (copied back by a sync tool, say) failed the swap with NotADirectoryError."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / ".model.old").write_text("stray", encoding="utf-8")
+    with atomic_directory(tmp_path / "model") as staging:
+        (staging / "weights").write_text("2", encoding="utf-8")
+    assert (tmp_path / "model" / "weights").read_text(encoding="utf-8") == "2"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
 def test_atomic_directory_gives_files_written_private_ordinary_permissions(tmp_path: Path) -> None:
     with atomic_directory(tmp_path / "model") as staging:
         weights = staging / "sub" / "model.safetensors"

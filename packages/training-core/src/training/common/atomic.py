@@ -136,11 +136,11 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def _remove(path: Path) -> None:
-    """Delete a folder, or a link as a link (a link swapped out: rmtree refuses one, and would leave it behind)."""
-    if path.is_symlink():
-        path.unlink()
-    else:
+    """Delete a folder, or a file or link (a link as a link: rmtree refuses one); nothing if `path` is gone."""
+    if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path, ignore_errors=True)
+    else:
+        path.unlink(missing_ok=True)
 
 
 def staging_leftovers(path: str | os.PathLike[str]) -> list[Path]:
@@ -157,12 +157,8 @@ def remove_stale_staging(folder: str | os.PathLike[str], name: str) -> None:
         with contextlib.suppress(OSError):  # removed meanwhile by another writer of the folder
             is_folder = entry.is_dir() and not entry.is_symlink()
             parts = [entry, *(entry.rglob("*") if is_folder else ())]
-            if time.time() - max(part.lstat().st_mtime for part in parts) < STALE_STAGING_S:
-                continue
-            if is_folder:
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            if time.time() - max(part.lstat().st_mtime for part in parts) >= STALE_STAGING_S:
+                _remove(entry)
 
 
 def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:
@@ -170,11 +166,8 @@ def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:
     for a folder whose writers have all ended."""
     root = Path(folder)
     for leftover in sorted([*root.rglob(".*.tmp"), *root.rglob(".*.old")]):
-        with contextlib.suppress(OSError):  # already gone with a folder above it, or not ours to remove
-            if leftover.is_dir() and not leftover.is_symlink():
-                shutil.rmtree(leftover)
-            else:
-                leftover.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):  # not ours to remove
+            _remove(leftover)
 
 
 def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:
