@@ -482,6 +482,16 @@ def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
     assert str(raised.value) == f"{hpo}: timeout_s: {expected}"
 
 
+@pytest.mark.parametrize(("written", "seconds"), [("timeout_s: 2h", "7200"), ("grace_period: 3 min", "180")])
+def test_a_duration_with_a_unit_says_durations_are_seconds(folder: Path, written: str, seconds: str) -> None:
+    """`timeout_s: 2h` said only that the string is not a number."""
+    hpo = write(folder / "hpo" / "quick.yaml", HPO + written + "\n")
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    assert str(raised.value).endswith(f"(durations are numbers of seconds: write {seconds})")
+    assert str(raised.value).startswith(f"{hpo}: {written.split(':')[0]}: expected a valid")
+
+
 @pytest.mark.parametrize("written", ["0x_", "0b_", "._"])
 def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: str) -> None:
     # YAML 1.1 resolves these as numbers (underscores are separators), whose constructors then raised a bare ValueError.

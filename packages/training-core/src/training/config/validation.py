@@ -6,6 +6,7 @@ import datetime
 import difflib
 import json
 import os
+import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar, get_args
@@ -17,6 +18,8 @@ from training.common.errors import ConfigError
 Model = TypeVar("Model", bound=BaseModel)
 Sourcer = Callable[[tuple[str | int, ...]], str]
 _UNION_TAGS = ("choice", "int", "uniform", "loguniform", "fixed")
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d)")  # `timeout_s: 2h`, `grace_period: 3m`
+_UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 
 
 def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
@@ -54,6 +57,9 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
         return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
+    if item["type"] in ("int_parsing", "float_parsing") and (duration := _DURATION.fullmatch(str(received).strip())):
+        seconds = float(duration[1]) * _UNIT_SECONDS[duration[2]]
+        return f"{prefix}: {message}, got {_shown(received)} (durations are numbers of seconds: write {seconds:g})"
     if received is None and item["type"].endswith("_type"):  # `seed:` with nothing after it is YAML's null
         return f"{prefix}: {message}, got null (a value written empty, ~ or null)"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
