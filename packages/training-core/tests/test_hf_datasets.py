@@ -149,6 +149,26 @@ def test_class_label_names_are_the_labels_in_their_order_even_where_no_row_holds
     assert load_dataset(strings).labels == ("LOC", "ORG", "PER")
 
 
+def test_tag_names_declare_the_labels_as_a_class_label_does(tmp_path: Path) -> None:
+    """Integer tags named by data.tag_names still took their types from the rows: a subset without LOC lost it."""
+    names = list(scheme_tag_names(TYPES, "IOB2"))
+    subset = tagged(class_label=False).select([1]).map(lambda row: {"ner_tags": [1, 0, 0, 0]})
+    assert load_dataset(subset, tag_names=names).labels == tuple(TYPES)
+    (tmp_path / "train.jsonl").write_text(json.dumps({"tokens": TOKENS[1], "ner_tags": [1, 0, 0, 0]}) + "\n")
+    assert load_dataset(tmp_path / "train.jsonl", tag_names=names).labels == tuple(TYPES)
+
+
+def test_a_class_label_name_no_scheme_reads_is_refused_only_where_a_row_uses_it() -> None:
+    """Hub datasets name padding or sub-word tags (`X`, `[PAD]`): every ClassLabel name was parsed, and refused."""
+    label = datasets.ClassLabel(names=["O", "B-PER", "I-PER", "X"])
+    features = datasets.Features({"tokens": datasets.Sequence(datasets.Value("string")), "ner_tags": [label]})
+    rows = {"tokens": [TOKENS[1]], "ner_tags": [[1, 0, 0, 0]]}
+    assert load_dataset(datasets.Dataset.from_dict(rows, features=features)).labels == ("PER",)
+    used = datasets.Dataset.from_dict({**rows, "ner_tags": [[1, 0, 0, 3]]}, features=features)
+    with pytest.raises(DataError, match="'X' is malformed"):
+        load_dataset(used)
+
+
 def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(load_dataset(tagged())) == ["train"]
     dataset = load_dataset(datasets.DatasetDict({"test": tagged(), "dev": tagged(), "train": tagged()}))

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from data.formats import Record
-from data.schemes import io_names, split_tag
+from data.schemes import declared_types, io_names
 from data.split_names import file_split
 from training.common.errors import DataError, first_line
 from training.common.optional import require
@@ -171,8 +171,7 @@ def _records(
         names = _tag_names(datasets, where, table.features[second], second, tag_names)
     types = None  # as run_ner.py, a ClassLabel's names are the label set: a subset without a type trains its head
     if isinstance(getattr(table.features[second], "feature", None), datasets.ClassLabel):
-        parsed = (split_tag(name, f"{where}: ClassLabel of {second!r}")[1] for name in names or ())
-        types = tuple(dict.fromkeys(filter(None, parsed)))
+        types = declared_types(names or ())
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
     rows = table.select_columns([first, second, *kept]).to_dict()
     records = []

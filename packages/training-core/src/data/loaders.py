@@ -15,7 +15,7 @@ from data.documents import Document, document_items, iob2_tag_names
 from data.formats import FORMATS, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
-from data.schemes import SCHEMES, detect_scheme, io_names
+from data.schemes import SCHEMES, declared_types, detect_scheme, io_names
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
@@ -112,6 +112,8 @@ def load_dataset(
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
+    if labels is None and tag_names is not None:  # as a ClassLabel's names, they declare the label set
+        labels = declared_types(io_names(tag_names))
     if is_datasets_input(data_asset):
         source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         labels = declared if labels is None else labels

@@ -63,6 +63,12 @@ def _written(tag: str) -> str:
     return tag if parts is None else "O" if parts[0] == "O" else f"{parts[0]}-{parts[1]}"
 
 
+def declared_types(names: Iterable[str]) -> tuple[str, ...]:
+    """The entity types tag names declare, in their order (`O`, `B-PER`, `I-PER`, `B-ORG`: PER, ORG); a name no
+    scheme reads (`X`, `[PAD]` in some hub datasets) declares none, and is an error only where a row uses it."""
+    return tuple(dict.fromkeys(parts[1] for parts in map(_parts, names) if parts is not None and parts[1]))
+
+
 def io_names(names: Sequence[str]) -> tuple[str, ...]:
     """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
     if "O" not in names or any(_PREFIXED.match(name) for name in names):
