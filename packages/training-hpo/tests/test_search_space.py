@@ -128,6 +128,10 @@ def test_upper_bounds_and_grid() -> None:
             {"batch_size": {"type": "choice", "values": [16]}},
             r"batch_size.values: one value is not searched; list more, or fix it with type: fixed, value: 16$",
         ),
+        (  # the value as YAML reads it back
+            {"scheduler": {"type": "choice", "values": ["linear"]}},
+            r'scheduler.values: one value is not searched; list more, or fix it with type: fixed, value: "linear"$',
+        ),
         ({"learnin_rate": {"type": "fixed", "value": 1}}, "did you mean 'learning_rate'"),
         ({"dropout": {"type": "fixed", "value": 0.1, "condition": {"seed": 1}}}, "refers to 'seed', which is not in"),
         (

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from data.formats import CONLL_SUFFIXES, JSON_SUFFIXES
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_tracking_uri
@@ -141,8 +143,10 @@ def _not_a_name(section: str, name: Any) -> str:
     what a path is given as (`train --data corpus.jsonl`, `--backbone org/model`)."""
     if isinstance(name, dict) and name:
         key, value = next(iter(name.items()))
-        return f"; the section's values go in its file or in dotted keys such as {section}.{key}={value}"
-    if isinstance(name, str) and ("/" in name or "\\" in name or Path(name).suffix or Path(name).exists()):
+        written = value if isinstance(value, str) else json.dumps(value)  # as YAML reads it back: null, not None
+        return f"; the section's values go in its file or in dotted keys such as {section}.{key}={written}"
+    data_file = section == "data" and Path(str(name)).suffix.lower() in {*CONLL_SUFFIXES, *JSON_SUFFIXES, ".parquet"}
+    if isinstance(name, str) and ("/" in name or "\\" in name or data_file or Path(name).exists()):
         if section == "data":
             return "; a data folder or file is given as data_path (--data-path)"
         return f"; a backbone's hub id or folder is given as model.backbone (--set model.backbone={name})"

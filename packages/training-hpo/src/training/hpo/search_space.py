@@ -7,6 +7,7 @@ when `other` took `value`; Azure samples every parameter and the trial drops the
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import math
 import os
@@ -291,7 +292,7 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
                 f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
             )
     if len(values) == 1:  # Optuna would suggest it in every trial; a missing second value is the likelier intent
-        fixed = f"type: fixed, value: {values[0]!r}"
+        fixed = f"type: fixed, value: {json.dumps(values[0])}"  # as YAML reads it back: null, true, not None, True
         raise ConfigError(f"{where}.values: one value is not searched; list more, or fix it with {fixed}")
 
 
