@@ -571,7 +571,8 @@ def test_integer_ner_tags_are_named_by_tag_names_as_datasets_exports_them(tmp_pa
     names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC"]
     ids = [[names.index(tag) for tag in row] for row in TAGS]
     path = write(tmp_path / "ids.jsonl", jsonl(token_records("ner_tags", ids)))  # type: ignore[arg-type]
-    named = load_dataset(write(tmp_path / "names.jsonl", jsonl(token_records("ner_tags"))), labels=["PER", "ORG", "LOC"])
+    named_file = write(tmp_path / "names.jsonl", jsonl(token_records("ner_tags")))
+    named = load_dataset(named_file, labels=["PER", "ORG", "LOC"])  # the types of tag_names, in their order
     assert load_dataset(path, tag_names=names).fingerprint == named.fingerprint
     assert load_error(path) == (
         f"{path}:1: 'ner_tags' holds tag ids; set data.tag_names to the tag names in id order (or write the names)"
