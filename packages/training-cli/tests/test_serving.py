@@ -10,10 +10,11 @@ import warnings
 from typing import Any
 
 import pytest
+from pydantic import ValidationError
 
 pytest.importorskip("fastapi")
 
-from training.cli.serving import LARGE_CHARS, Batcher, ServeSettings, create_app
+from training.cli.serving import LARGE_CHARS, Batcher, PredictRequest, ServeSettings, create_app
 
 
 def post(
@@ -57,6 +58,7 @@ def test_a_body_read_in_chunks_reaches_the_endpoint_whole() -> None:
     [
         ({"text": "a" * 20_001}, "text: longer than the limit of 20000 characters"),  # it said texts [0]
         ({"texts": ["fine", "a" * 20_001]}, "texts [1]: longer than the limit of 20000 characters"),
+        ({"text": "Tokyo \ud800"}, "text: expected Unicode text; it holds half a surrogate pair"),  # said texts [0]
     ],
 )
 def test_an_over_long_text_is_named_as_the_request_sent_it(body: dict[str, Any], message: str) -> None:
@@ -81,6 +83,15 @@ def test_the_count_of_texts_is_checked_before_each_text_is() -> None:
         422,
         {"error": "texts: 65 texts are over the limit of 64 per request"},
     )
+
+
+def test_a_list_of_numbers_is_refused_at_its_first() -> None:
+    """Each of a million numbers was an error of its own: a 7 MB body held the event loop for two minutes."""
+    with pytest.raises(ValidationError) as raised:
+        PredictRequest.model_validate({"texts": ["a", *[1] * 1000]})
+    assert raised.value.error_count() == 1
+    got = answer(post(*chunks(json.dumps({"texts": ["a", 1, 2]}).encode())))
+    assert got == (422, {"error": "texts.1: Input should be a valid string"})
 
 
 def test_a_body_not_utf8_is_refused() -> None:
