@@ -146,7 +146,7 @@ def _run(args: argparse.Namespace) -> int:
             events=events,
         )
     best = _summary(study, args.json, study_dir)
-    return _refit(best, args, isolation) if args.refit is not None else 0
+    return _refit(best, args, isolation, args.mlflow_uri) if args.refit is not None else 0
 
 
 def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:
@@ -164,7 +164,7 @@ def _check_refit(args: argparse.Namespace) -> None:
         raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
 
-def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: Isolation) -> int:
+def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: Isolation, tracking: str | None) -> int:
     """`hpo run|resume --refit DIR`: the sweep's best config (None: it has no complete trial) trained as `training
     final --backend local` trains it (on `--data` where given: the sweep's data, moved)."""
     from training.common.errors import TrainingError
@@ -181,7 +181,7 @@ def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: 
         data_path=args.data,
         force=args.force,
         isolation=isolation,
-        tracking_uri=args.mlflow_uri,
+        tracking_uri=tracking,
     )
     metrics = RunFolder(job.output_dir).read_metrics()
     best = metrics.best if metrics is not None else None
@@ -224,7 +224,9 @@ def _resume(args: argparse.Namespace) -> int:
     record = SweepSettings.load(study)
     study_dir = Path(args.study_dir) if args.study_dir is not None else Path(record.study_dir)
     best = _summary(study, args.json, study_dir)
-    return _refit(best, args, _isolation(args, record.hpo_config)) if getattr(args, "refit", None) is not None else 0
+    if getattr(args, "refit", None) is None:
+        return 0
+    return _refit(best, args, _isolation(args, record.hpo_config), record.tracking_uri(args.mlflow_uri))
 
 
 def _best(args: argparse.Namespace) -> int:

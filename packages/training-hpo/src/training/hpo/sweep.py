@@ -19,7 +19,7 @@ from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError
-from training.common.redact import REDACTED, redact_url
+from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
@@ -186,7 +186,7 @@ def resume_hpo_sweep(
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
-    tracking = _tracking(mlflow_uri or _stored_uri(record) or record.config.tracking.mlflow)
+    tracking = _tracking(record.tracking_uri(mlflow_uri))
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(Path(path), record.config)
@@ -213,16 +213,6 @@ def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepT
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
     return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
-
-
-def _stored_uri(record: SweepSettings) -> str | None:
-    """The tracking URI the sweep was run with; one whose password was redacted must be given again."""
-    if record.mlflow_uri is not None and REDACTED in record.mlflow_uri:
-        raise InputError(
-            f"tracking URI {record.mlflow_uri!r}: the password is not stored with the study; "
-            "pass the full URI as mlflow_uri (--mlflow-uri URI)"
-        )
-    return record.mlflow_uri
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:

@@ -9,6 +9,7 @@ import optuna
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from training.common.errors import InputError, first_line
+from training.common.redact import REDACTED
 from training.config.schema import HPOConfig, TrainingConfig
 
 RECORD = "sweep"
@@ -41,6 +42,16 @@ class SweepSettings(BaseModel):
         rest = {key: value for key, value in data.items() if key not in ("config_yaml", "hpo")}
         config = TrainingConfig.from_yaml(data["config_yaml"], f"study record of {data.get('study_dir')}")
         return rest | {"format": SETTINGS_FORMAT, "config": config, "hpo_config": data["hpo"]}
+
+    def tracking_uri(self, given: str | None) -> str | None:
+        """Where a resume (its trials, its refit) logs: `given` (--mlflow-uri), else the URI the sweep was run with,
+        else its config's; a stored one whose password was redacted must be given again."""
+        if given is None and self.mlflow_uri is not None and REDACTED in self.mlflow_uri:
+            raise InputError(
+                f"tracking URI {self.mlflow_uri!r}: the password is not stored with the study; "
+                "pass the full URI as mlflow_uri (--mlflow-uri URI)"
+            )
+        return given or self.mlflow_uri or self.config.tracking.mlflow
 
     def save(self, study: optuna.Study) -> None:
         study.set_user_attr(RECORD, self.model_dump(mode="json"))
