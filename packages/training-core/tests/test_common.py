@@ -258,17 +258,19 @@ def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_
 
 def test_remove_staging_leftovers_clears_what_cut_short_writes_left_at_any_depth(tmp_path: Path) -> None:
     """A write cut short between atomic_directory's two renames leaves the retired `.model.old` (a whole model) as
-    well as the staging folder; both go, files written whole stay."""
+    well as the staging folder: the staging goes, and the retired model is put back where no new one came in (it
+    was deleted, the only copy); files written whole stay."""
     from training.common.atomic import remove_staging_leftovers
 
-    fold = tmp_path / "fold-0"
-    for leftover in (fold / ".model.old", fold / ".model.x1.tmp", tmp_path / ".report.x2.tmp"):
+    fold, swapped = tmp_path / "fold-0", tmp_path / "fold-1"
+    for leftover in (fold / ".model.old", fold / ".model.x1.tmp", tmp_path / ".report.x2.tmp", swapped / ".model.old"):
         leftover.mkdir(parents=True)
-        (leftover / "weights.bin").write_bytes(b"w")
+        (leftover / "weights.bin").write_bytes(b"old")
     (fold / ".fold.json.x3.tmp").write_text("{")
     atomic_write_text(fold / "fold.json", "{}")
+    (swapped / "model").mkdir()
 
     remove_staging_leftovers(tmp_path)
 
     left = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*"))
-    assert left == ["fold-0", "fold-0/fold.json"]
+    assert left == ["fold-0", "fold-0/fold.json", "fold-0/model", "fold-0/model/weights.bin", "fold-1", "fold-1/model"]

@@ -3,6 +3,7 @@ process), and lineage leads back."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -108,18 +109,19 @@ def test_refit_raises_the_errors_of_execute_final_training_and_writes_nothing(
 def test_a_refit_process_killed_mid_write_leaves_no_staging_entries_in_its_run_folder(
     swept: tuple, tmp_path: Path
 ) -> None:
-    """The refit's process (the one holding the run's `train.log` open) stopped while a staging entry of its run folder
-    exists, then killed: the refit fails, and the run folder keeps nothing under a staging name."""
+    """The refit's process (the one holding the run's `train.log` open) paused (SIGSTOP) while a staging entry of its
+    run folder exists, then killed: the refit fails, and the run folder keeps nothing under a staging name."""
     best = extract_best_config_from_study(swept[0]).model_copy(update={"num_epochs": 30})
     output = tmp_path.resolve() / "final"
     script = "from training.config import BestConfig\nfrom training.hpo import refit\n"
     script += f"refit(BestConfig.load({str(tmp_path / 'best.json')!r}), output_dir={str(output)!r})\n"
     best.save(tmp_path / "best.json")
     caller = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    worker = None
     try:
-        worker = None
         while worker is None and caller.poll() is None:
             worker = next((pid for pid in _pids() if _holds(pid, output / "train.log")), None)
+            time.sleep(0.05)
         assert worker is not None, "the refit ended before its process was seen"
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and caller.poll() is None:
@@ -134,6 +136,9 @@ def test_a_refit_process_killed_mid_write_leaves_no_staging_entries_in_its_run_f
         _, stderr = caller.communicate(timeout=60)
     finally:
         caller.kill()
+        if worker is not None:  # never left paused by a failed assertion
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(worker, signal.SIGKILL)
     assert caller.returncode == 1 and "refit: its process ended without a result" in stderr, stderr
     assert not list(output.glob(".*.tmp"))
 
@@ -195,13 +200,16 @@ def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_d
 ) -> None:
     """`training hpo resume --study-dir MOVED --refit DIR --data MOVED`: the sweep's last trial, then the refit of
     its best trial, all in and from the folders where study and data lie now (the paths the sweep recorded are
-    gone, and nothing is written there)."""
+    gone, and nothing is written there); the refit logs to the MLflow store the sweep was given (it logged nowhere
+    without --mlflow-uri again)."""
+    mlflow = pytest.importorskip("mlflow")
     from training.execution import extract_lineage_from_best_model
 
     shutil.copytree(config_dir, tmp_path / "config")
     hpo = [sys.executable, "-m", "training.cli", "hpo"]
     started = [*hpo, "run", "--config-dir", str(tmp_path / "config"), "--hpo", "quick", "--n-trials", "1"]
-    started += ["--study-dir", str(tmp_path / "study")]
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    started += ["--study-dir", str(tmp_path / "study"), "--mlflow-uri", store]
     first = subprocess.run(started, capture_output=True, text=True, timeout=300)
     assert first.returncode == 0, first.stderr
     study = (tmp_path / "study").rename(tmp_path / "moved-study")
@@ -217,6 +225,9 @@ def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_d
     lineage = extract_lineage_from_best_model(tmp_path / "final")
     assert lineage.study is not None and lineage.study.trial_number == outcome["best"]["study"]["trial_number"]
     assert not (tmp_path / "study").exists()
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    assert len(client.search_runs(experiments, f"attributes.run_name = '{lineage.run_id}'")) == 1
 
 
 @pytest.mark.parametrize(("study", "got"), [(None, "NoneType None"), ("studies/ner", "str 'studies/ner'")])

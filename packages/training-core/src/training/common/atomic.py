@@ -162,12 +162,16 @@ def remove_stale_staging(folder: str | os.PathLike[str], name: str) -> None:
 
 
 def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:
-    """Delete what atomic writes cut short left anywhere under `folder` (staging `.*.tmp`, retired `.*.old`); only
-    for a folder whose writers have all ended."""
-    root = Path(folder)
-    for leftover in sorted([*root.rglob(".*.tmp"), *root.rglob(".*.old")]):
-        with contextlib.suppress(OSError):  # not ours to remove
-            _remove(leftover)
+    """Delete what atomic writes cut short left anywhere under `folder` (staging `.*.tmp`, retired `.*.old`); a retired
+    folder whose swap crashed before the new one came in is put back instead: the only copy. Only for a folder whose
+    writers have all ended."""
+    for leftover in sorted([*Path(folder).rglob(".*.tmp"), *Path(folder).rglob(".*.old")]):
+        kept = leftover.with_name(leftover.name[1:].removesuffix(".old"))
+        with contextlib.suppress(OSError):  # already gone with a folder above it, or not ours to remove
+            if leftover.suffix == ".old" and leftover.is_dir() and not os.path.lexists(kept):
+                os.replace(leftover, kept)
+            else:
+                _remove(leftover)
 
 
 def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:

@@ -19,7 +19,6 @@ from typing import Any
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.config.best import BestConfig
-from training.core.run_folder import RunFolder
 from training.execution.handle import JobHandle
 from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
 
@@ -64,13 +63,7 @@ def refit(
         with as_in_a_process("refit", output / "error.log", passthrough):
             return work(dataset, None)
     data = TrialData(dataset) if dataset is not None else None
-    try:
-        return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough)
-    except BaseException:
-        # The process has ended (cut short, if need be): writes it was interrupted in left staging entries.
-        if output.is_dir():
-            RunFolder(output).remove_leftovers()
-        raise
+    return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough, scratch=output)
 
 
 def _final_training(
