@@ -655,10 +655,13 @@ def test_an_empty_value_is_named_null(folder: Path) -> None:
 def test_a_word_yaml_reads_as_a_boolean_is_said_so_where_names_are_expected(folder: Path) -> None:
     # `keep_checkpoints: no` said "expected 'best', 'all' or 'none', got False": the user wrote no False.
     hpo = write(folder / "hpo" / "quick.yaml", HPO + "keep_checkpoints: no\n")
-    expected = "expected 'best', 'all' or 'none', got False (YAML reads unquoted yes, no, on, off as booleans)"
+    expected = "expected 'best', 'all' or 'none', got False (YAML reads unquoted yes, no, on, off as booleans: quote"
     with pytest.raises(ConfigError) as raised:
         load_hpo_config(hpo)
-    assert str(raised.value) == f"{hpo}: keep_checkpoints: {expected}"
+    assert str(raised.value) == f"{hpo}: keep_checkpoints: {expected} the word)"
+    write(folder / "hpo" / "quick.yaml", HPO + "keep_checkpoints:\n")  # said got None
+    with pytest.raises(ConfigError, match=r"keep_checkpoints: .*, got null \(a value written empty, ~ or null\)$"):
+        load_hpo_config(hpo)
 
 
 def test_labels_must_be_unique(folder: Path) -> None:

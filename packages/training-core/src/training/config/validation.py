@@ -47,26 +47,26 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
     # `labels: [NO]` meant the word, `revision: 5e10293` (read as inf) the commit
-    if item["type"] == "string_type" and isinstance(received, (bool, int, float, datetime.date)):
-        hint = f"YAML read the unquoted value as a {type(received).__name__}: quote it"
-        if isinstance(received, bool):
-            hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
+    if isinstance(received, bool) and item["type"] in ("string_type", "literal_error"):  # `type: off` meant a word
+        hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
-    if item["type"] == "literal_error" and isinstance(received, bool):  # `pruner: {type: off}` meant a word
-        return f"{prefix}: {message}, got {received!r} (YAML reads unquoted yes, no, on, off as booleans)"
+    if item["type"] == "string_type" and isinstance(received, (int, float, datetime.date)):
+        hint = f"YAML read the unquoted value as a {type(received).__name__}: quote it"
+        return f"{prefix}: {message}, got {received!r} ({hint})"
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
         return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
     if item["type"] in ("int_parsing", "float_parsing") and (duration := _DURATION.fullmatch(str(received).strip())):
         seconds = float(duration[1]) * _UNIT_SECONDS[duration[2]]
         return f"{prefix}: {message}, got {_shown(received)} (durations are numbers of seconds: write {seconds:g})"
-    if received is None and item["type"].endswith("_type"):  # `seed:` with nothing after it is YAML's null
-        return f"{prefix}: {message}, got null (a value written empty, ~ or null)"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
 
 
 def _shown(value: Any, limit: int = 80) -> str:
-    """`repr(value)`, cut to `limit` characters: a damaged record's list or text would fill the one-line error."""
+    """`repr(value)`, cut to `limit` characters: a damaged record's list or text would fill the one-line error; None
+    as YAML's null (`seed:` with nothing after it is one)."""
+    if value is None:
+        return "null (a value written empty, ~ or null)"
     text = repr(value)
     return text if len(text) <= limit else f"{text[: limit - 5]}...{text[-1]}"
 
