@@ -54,6 +54,14 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
     assert f"live view: optuna-dashboard 'sqlite:///{(study_dir / 'study.db').resolve()}'\n" in report.stdout
 
 
+def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, tmp_path: Path) -> None:
+    """`--data /x/corpus` with /x/corpus.yaml there was told it named a data config (joined, the path won)."""
+    (tmp_path / "corpus.yaml").write_text("format: tokens\n")
+    args = ["run", "--hpo", "tiny", "--data", str(tmp_path / "corpus"), "--config-dir", str(config_dir)]
+    message = one_line_error(training("hpo", *args, "--study-dir", str(tmp_path / "study")))
+    assert str(tmp_path / "corpus") in message and "hpo run --data takes" not in message
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

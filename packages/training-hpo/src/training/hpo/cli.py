@@ -121,10 +121,11 @@ def _run(args: argparse.Namespace) -> int:
     assert hpo is not None
     _check_refit(args)
     named = args.config_dir / "data" / f"{args.data}.yaml"
-    if args.data is not None and not args.data.exists() and named.is_file():  # `train --data` takes config names
+    # `train --data` takes config names; a path (`../corpus`) is never one
+    if args.data is not None and len(args.data.parts) == 1 and not args.data.exists() and named.is_file():
         raise ConfigError(
             f"--data {args.data}: no such file or folder; hpo run --data takes the data folder or file, and the data "
-            f"config ({named}) is the one train.yaml names (data: {args.data})"
+            f"config ({named}) is chosen in train.yaml (data: {args.data})"
         )
     from training.hpo.live import watching
     from training.hpo.sweep import run_local_hpo_sweep
