@@ -499,6 +499,13 @@ def test_a_number_python_cannot_read_names_file_and_line(folder: Path, written: 
     assert config_error(None, folder) == f"{train}:7: invalid YAML: {written!r} is not a number"
 
 
+def test_a_one_line_file_without_a_final_newline_names_its_line(folder: Path) -> None:
+    """Only text with a line break was given its line (to tell a `--set` value): such a file lost its `:1`."""
+    data = folder / "data" / "corpus.yaml"
+    data.write_text("labels: [PER", encoding="utf-8")
+    assert config_error(None, folder).startswith(f"{data}:1: invalid YAML: ")
+
+
 def test_a_duplicate_key_names_file_and_line(folder: Path) -> None:
     # PyYAML keeps the last value: an edited learning rate above a stale one was silently ignored.
     train = write(folder / "train.yaml", TRAIN + "  learning_rate: 3e-5\n")

@@ -114,7 +114,7 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
         source = f"--set {assignment}"
         result.pop(key.strip(), None)  # a key set again is applied in its new place: the last setting wins
-        result[key.strip()] = (parse_yaml(text, source), source)
+        result[key.strip()] = (parse_yaml(text, source, lines=False), source)
     return result
 
 

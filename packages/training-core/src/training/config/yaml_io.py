@@ -83,8 +83,9 @@ _Loader.add_constructor("tag:yaml.org,2002:int", _Loader.construct_number)
 _Loader.add_constructor("tag:yaml.org,2002:float", _Loader.construct_number)
 
 
-def parse_yaml(text: str, source: str) -> Any:
-    """Parse YAML text; a syntax error becomes a `ConfigError` naming `source` and the line."""
+def parse_yaml(text: str, source: str, *, lines: bool = True) -> Any:
+    """Parse YAML text; a syntax error becomes a `ConfigError` naming `source` and (with `lines`, the text of a file,
+    not of `--set k=v`) the line."""
     try:
         return yaml.load(text, Loader=_Loader)  # noqa: S506 - _Loader is a SafeLoader subclass
     except yaml.YAMLError as error:
@@ -92,7 +93,7 @@ def parse_yaml(text: str, source: str) -> Any:
         line = mark.line + 1 if mark is not None else None
         if isinstance(error, yaml.reader.ReaderError):  # a character YAML refuses: where it is, in one line
             line = text.count("\n", 0, error.position) + 1
-        where = f"{source}:{line}" if line is not None and "\n" in text else source  # `--set k=v`: no line
+        where = f"{source}:{line}" if line is not None and lines else source
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
         if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
             problem += "; indent and separate with spaces, not tabs"
