@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from training.config.schema import HPOConfig
     from training.hpo.processes import Isolation
 
+# resume and worker log where the sweep was started with --mlflow-uri (its URI is kept with the study)
+STUDY_URI = "the URI the sweep was started with, else tracking.mlflow"
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hpo` and its actions to the `training` parser."""
@@ -45,7 +48,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume.add_argument("--data", type=Path, help="the study's data, when it has moved")
     _budget_arguments(resume)
     _refit_arguments(resume)
-    _common_arguments(resume)
+    _common_arguments(resume, STUDY_URI)
     resume.set_defaults(func=_resume, resumable=True)
 
     worker = actions.add_parser("worker", help="join a running study from another process or host")
@@ -59,7 +62,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="join a study on a file storage (SQLite, journal) from another host anyway, at the risk of losing trials",
     )
-    _common_arguments(worker)
+    _common_arguments(worker, STUDY_URI)
     worker.set_defaults(func=_resume, worker=True, resumable=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
@@ -92,9 +95,9 @@ def _refit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
 
 
-def _common_arguments(parser: argparse.ArgumentParser) -> None:
+def _common_arguments(parser: argparse.ArgumentParser, mlflow_default: str = "tracking.mlflow") -> None:
     parser.add_argument(
-        "--mlflow-uri", metavar="URI", help="log the study and its trials to MLflow (default: tracking.mlflow)"
+        "--mlflow-uri", metavar="URI", help=f"log the study and its trials to MLflow (default: {mlflow_default})"
     )
     parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
     parser.add_argument(
