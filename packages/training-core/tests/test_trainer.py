@@ -219,35 +219,98 @@ def test_dropout_from_the_config_reaches_the_model(tiny_config: TrainingConfig) 
     assert model.config.hidden_dropout_prob == 0.3 and model.config.attention_probs_dropout_prob == 0.3
 
 
+def run_two_ranks(tmp_path: Path, script: str) -> None:
+    """Run the Python `script` (indented as in a test) on two CPU ranks under torchrun; it must succeed."""
+    path = tmp_path / "ddp_script.py"
+    path.write_text(textwrap.dedent(script))
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(path)]
+    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+
+
 @pytest.mark.slow
 def test_two_process_torchrun_trains_and_evaluates_on_the_whole_validation_split(
     ner_config_dir: Path, tmp_path: Path
 ) -> None:
-    script = tmp_path / "ddp_train.py"
-    script.write_text(
-        textwrap.dedent(
-            f"""
-            from data.loaders import load_dataset
-            from training.config import build_training_config
-            from training.core import train_model
+    run_two_ranks(
+        tmp_path,
+        f"""
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
 
-            config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=4"]}},
-                                           {str(ner_config_dir)!r})
-            dataset = load_dataset(config.data.path)
-            train_model(config, dataset, {str(tmp_path / "ddp")!r})
-            """
-        )
+        config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=4"]}},
+                                       {str(ner_config_dir)!r})
+        dataset = load_dataset(config.data.path)
+        train_model(config, dataset, {str(tmp_path / "ddp")!r})
+        """,
     )
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(script)]
-    completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert completed.returncode == 0, completed.stderr[-3000:]
     record = json.loads((tmp_path / "ddp/metrics.json").read_text())
     config = build_training_config(None, ner_config_dir)
     validation = load_dataset(config.data.path)["validation"]
     assert record["world_size"] == 2
     assert record["best"]["support"] == sum(len(doc.spans) for doc in validation)
     assert (tmp_path / "ddp/model/model.safetensors").is_file()
+
+
+@pytest.mark.slow
+def test_each_torchrun_rank_draws_its_own_dropout_masks(ner_config_dir: Path, tmp_path: Path) -> None:
+    # Every rank was seeded alike: batches of one shape (length grouping makes them common) got the same masks.
+    run_two_ranks(
+        tmp_path,
+        f"""
+        import os
+        import torch
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
+        from training.core.callbacks import Callback
+
+        class Draw(Callback):
+            def on_train_begin(self, state):
+                mask = torch.nn.functional.dropout(torch.ones(64), 0.5).tolist()
+                with open({str(tmp_path)!r} + "/mask-" + os.environ["RANK"], "w") as file:
+                    file.write(str(mask))
+
+        config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=4"]}},
+                                       {str(ner_config_dir)!r})
+        train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r}, callbacks=[Draw()])
+        """,
+    )
+    assert (tmp_path / "mask-0").read_text() != (tmp_path / "mask-1").read_text()
+
+
+@pytest.mark.slow
+def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Path, tmp_path: Path) -> None:
+    # Rank 0 stopped alone and waited in its next collective until the timeout (30 minutes by default).
+    run_two_ranks(
+        tmp_path,
+        f"""
+        import os
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
+        from training.core.callbacks import Callback
+        from training.execution import create_run_context
+
+        class StopRankZero(Callback):
+            def on_step_end(self, state):
+                state.should_stop = state.should_stop or (os.environ["RANK"] == "0" and state.global_step == 2)
+
+            def on_train_end(self, state):
+                with open({str(tmp_path)!r} + "/steps-" + os.environ["RANK"], "w") as file:
+                    file.write(str(state.global_step))
+
+        config = build_training_config({{"set": ["training.num_epochs=2", "training.batch_size=4"]}},
+                                       {str(ner_config_dir)!r})
+        with create_run_context({{"timeout_s": 30}}) as context:
+            train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r},
+                        callbacks=[StopRankZero()], context=context)
+        """,
+    )
+    assert (tmp_path / "steps-0").read_text() == (tmp_path / "steps-1").read_text() == "2"
+    assert RunFolder(tmp_path / "ddp").read_metrics().completed
 
 
 @pytest.mark.slow

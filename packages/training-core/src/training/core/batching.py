@@ -22,7 +22,7 @@ def epoch_batches(
     world_size: int = 1,
 ) -> list[list[int]]:
     """This rank's batches of example indices for `epoch`, the same on every run with the same seed: length-grouped
-    in shuffled megabatches (as Hugging Face's sampler), shuffled, and dealt evenly round-robin to ranks."""
+    in shuffled megabatches (as Hugging Face's sampler), shuffled, and dealt round-robin to ranks, each as many."""
     rng = random.Random(f"{seed}:{epoch}")
     order = list(range(len(lengths)))
     rng.shuffle(order)
@@ -36,12 +36,12 @@ def epoch_batches(
     else:
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if world_size > 1:
-        usable = len(batches) - len(batches) % world_size or len(batches)
-        if usable < world_size:
+        if len(batches) < world_size:
             raise ConfigError(
                 f"training.batch_size: {len(batches)} batches cannot feed {world_size} ranks; lower batch_size"
             )
-        batches = batches[:usable][rank::world_size]
+        # As torch's DistributedSampler: the first batches again complete the last round, so no window is left out.
+        batches = (batches + batches[: -len(batches) % world_size])[rank::world_size]
     return batches
 
 

@@ -121,6 +121,8 @@ class _Trainer:
         torch.manual_seed(params.seed)
         self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
+        if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
+            torch.manual_seed(params.seed + ctx.rank)
         self.train_split = self._encode(self.inputs.train, "train")
         self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
@@ -176,6 +178,7 @@ class _Trainer:
                 logger.warning("%d validation documents also occur in train", self.inputs.overlap)
         for callback in self.callbacks:
             callback.on_train_begin(self.state)
+        self._agree_to_stop()
         samples, train_seconds = 0, 0.0
         for epoch in range(start_epoch, self.params.num_epochs):
             if self.state.should_stop:
@@ -234,10 +237,16 @@ class _Trainer:
             self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
+            self._agree_to_stop()
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:
                 done, size = number + 1 == groups, self.params.gradient_accumulation_steps
                 self._evaluate_and_checkpoint(epoch + 1 if done else epoch, 0 if done else (number + 1) * size)
                 self.optimization.module.train()
+
+    def _agree_to_stop(self) -> None:
+        """A callback that stops one rank stops them all: the others would wait at the next collective for good."""
+        if self.ctx.is_distributed:
+            self.state.should_stop = self.ctx.all_reduce_sum([float(self.state.should_stop)])[0] > 0
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
@@ -272,6 +281,7 @@ class _Trainer:
         logger.info("epoch %d step %d: %s=%.4f (best %.4f)", epoch, state.global_step, name, value, state.best_metric)
         for callback in self.callbacks:
             callback.on_evaluate(state, evaluation)
+        self._agree_to_stop()
         if self.params.early_stopping_patience and self.patience >= self.params.early_stopping_patience:
             state.should_stop = self.stopped_early = True
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
