@@ -283,7 +283,8 @@ def test_each_torchrun_rank_draws_its_own_dropout_masks(ner_config_dir: Path, tm
 
 @pytest.mark.slow
 def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Path, tmp_path: Path) -> None:
-    # Rank 0 stopped alone and waited in its next collective until the timeout (30 minutes by default).
+    # Rank 0 stopped alone and waited in its next collective until the timeout (30 minutes by default). The ranks vote
+    # after each step without waiting for the device, and all stop at the step after the vote: step 3.
     run_two_ranks(
         tmp_path,
         f"""
@@ -309,7 +310,7 @@ def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Pa
                         callbacks=[StopRankZero()], context=context)
         """,
     )
-    assert (tmp_path / "steps-0").read_text() == (tmp_path / "steps-1").read_text() == "2"
+    assert (tmp_path / "steps-0").read_text() == (tmp_path / "steps-1").read_text() == "3"
     assert RunFolder(tmp_path / "ddp").read_metrics().completed
 
 

@@ -5,7 +5,7 @@ torchrun's environment by `create_run_context` (public in `training.execution`),
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -56,6 +56,24 @@ class RunContext:
         tensor = torch.tensor(values, dtype=torch.float64, device=self.device if self.backend == "nccl" else "cpu")
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.tolist()
+
+    def any_rank_later(self, flag: bool) -> Callable[[], bool]:
+        """Whether `flag` holds on any rank, read by calling the result: the reduction is queued, and reading it waits
+        for it alone (on GPUs not for the work queued after it, as a step's `all_reduce_sum` would)."""
+        if not self.is_distributed:
+            return lambda: flag
+        tensor = torch.full((1,), float(flag), device=self.device)  # a fill on the device, not a blocking copy
+        dist.all_reduce(tensor, async_op=True).wait()  # nccl: the device's stream waits for it, not this process
+        host, done = tensor.to("cpu", non_blocking=True), torch.cuda.Event() if tensor.is_cuda else None
+        if done is not None:
+            done.record()
+
+        def read() -> bool:
+            if done is not None:
+                done.synchronize()
+            return bool(host.item() > 0)
+
+        return read
 
     def broadcast_object(self, value: Any, src: int = 0) -> Any:
         """`value` from rank `src` on every rank."""

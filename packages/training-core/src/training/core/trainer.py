@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -109,6 +110,7 @@ class _Trainer:
         self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
+        self.stop_asked, self.stop_vote = False, lambda: False  # `_vote_to_stop`'s
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
@@ -122,7 +124,7 @@ class _Trainer:
         self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
         if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
-            torch.manual_seed(params.seed + ctx.rank)
+            torch.manual_seed(random.Random(f"{params.seed}:{ctx.rank}").getrandbits(32))  # not seed + 1's rank 0
         self.train_split = self._encode(self.inputs.train, "train")
         self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
@@ -237,7 +239,7 @@ class _Trainer:
             self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
-            self._agree_to_stop()
+            self._vote_to_stop()
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:
                 done, size = number + 1 == groups, self.params.gradient_accumulation_steps
                 self._evaluate_and_checkpoint(epoch + 1 if done else epoch, 0 if done else (number + 1) * size)
@@ -246,7 +248,14 @@ class _Trainer:
     def _agree_to_stop(self) -> None:
         """A callback that stops one rank stops them all: the others would wait at the next collective for good."""
         if self.ctx.is_distributed:
-            self.state.should_stop = self.ctx.all_reduce_sum([float(self.state.should_stop)])[0] > 0
+            self.state.should_stop = self.ctx.all_reduce_sum([float(self.state.should_stop or self.stop_asked)])[0] > 0
+
+    def _vote_to_stop(self) -> None:
+        """`_agree_to_stop` after a step, without waiting for the device (the next step is queued): each rank votes
+        now, and every rank stops at the next step, once the vote is read."""
+        if self.ctx.is_distributed:
+            self.stop_asked = self.stop_asked or self.state.should_stop
+            self.state.should_stop, self.stop_vote = self.stop_vote(), self.ctx.any_rank_later(self.stop_asked)
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
