@@ -622,10 +622,12 @@ def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback
         "def ask(dataset, connection):\n    connection.send(('report', 0.5))\n    return connection.recv()\n"
     )
     code = f"""
+        import functools
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(tmp_path)!r})
         import probe
+        from training.common.atomic import remove_staging_leftovers
         from training.hpo.processes import call_in_process
 
         def interrupted(kind, payload, connection):
@@ -707,10 +709,12 @@ def test_a_trial_process_cut_short_mid_write_leaves_no_staging_files_in_its_fold
         "        while True:\n            time.sleep(0.01)\n"
     )
     code = f"""
+        import functools
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(tmp_path)!r})
         import probe
+        from training.common.atomic import remove_staging_leftovers
         from training.hpo.processes import call_in_process
 
         def interrupted(kind, payload, connection):
@@ -718,7 +722,8 @@ def test_a_trial_process_cut_short_mid_write_leaves_no_staging_files_in_its_fold
 
         trial_dir = Path({str(trial_dir)!r})
         try:
-            call_in_process("trial 0", probe.work, trial_dir / "error.log", answer=interrupted, scratch=trial_dir)
+            cut_short = functools.partial(remove_staging_leftovers, trial_dir)
+            call_in_process("trial 0", probe.work, trial_dir / "error.log", answer=interrupted, cut_short=cut_short)
         except KeyboardInterrupt:
             print("interrupted")
     """

@@ -162,16 +162,22 @@ def remove_stale_staging(folder: str | os.PathLike[str], name: str) -> None:
 
 
 def remove_staging_leftovers(folder: str | os.PathLike[str]) -> None:
-    """Delete what atomic writes cut short left anywhere under `folder` (staging `.*.tmp`, retired `.*.old`); a retired
-    folder whose swap crashed before the new one came in is put back instead: the only copy. Only for a folder whose
-    writers have all ended."""
+    """Delete what atomic writes cut short left anywhere under `folder` (staging `.*.tmp`, retired `.*.old`, unless
+    `put_back_retired` puts it back). Only for a folder whose writers have all ended."""
     for leftover in sorted([*Path(folder).rglob(".*.tmp"), *Path(folder).rglob(".*.old")]):
-        kept = leftover.with_name(leftover.name[1:].removesuffix(".old"))
         with contextlib.suppress(OSError):  # already gone with a folder above it, or not ours to remove
-            if leftover.suffix == ".old" and leftover.is_dir() and not os.path.lexists(kept):
-                os.replace(leftover, kept)
-            else:
+            if not put_back_retired(leftover):
                 _remove(leftover)
+
+
+def put_back_retired(leftover: Path) -> bool:
+    """Whether `leftover` is a retired folder (`.X.old`) that `atomic_directory`'s swap left as the only copy (it
+    crashed before the new `X` came in), now put back as `X`."""
+    kept = leftover.with_name(leftover.name[1:].removesuffix(".old"))
+    if leftover.suffix != ".old" or not leftover.is_dir() or os.path.lexists(kept):
+        return False
+    os.replace(leftover, kept)
+    return True
 
 
 def write_failure(path: str | os.PathLike[str], what: str, error: BaseException) -> TrainingError:

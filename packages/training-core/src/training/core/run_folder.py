@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.atomic import atomic_write_text, check_folder, staging_leftovers
+from training.common.atomic import atomic_write_text, check_folder, put_back_retired, staging_leftovers
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
@@ -97,11 +96,9 @@ class RunFolder:
         removed = []
         for target in (self.config, self.metrics, self.model, self.checkpoint, self.lineage):
             for leftover in staging_leftovers(target):
-                if leftover.suffix == ".old" and leftover.is_dir() and not target.exists():
-                    os.replace(leftover, target)
-                    continue
-                self.remove(leftover)
-                removed.append(leftover)
+                if not put_back_retired(leftover):
+                    self.remove(leftover)
+                    removed.append(leftover)
         return removed
 
     def attach_log(self, logger: logging.Logger) -> logging.Handler:

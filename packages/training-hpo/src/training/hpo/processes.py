@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from data.loaders import Dataset
-from training.common.atomic import remove_staging_leftovers
 from training.common.errors import TrainingError, exit_reason
 from training.common.gc_pause import gc_paused
 from training.hpo.failures import OutOfMemory
@@ -63,13 +62,13 @@ def call_in_process(
     data: TrialData | None = None,
     answer: Callable[[str, Any, Connection], None] | None = None,
     passthrough: tuple[type[BaseException], ...] = (),
-    scratch: Path | None = None,
+    cut_short: Callable[[], object] | None = None,
 ) -> _T:
     """`work(dataset, connection)` in a fresh process, which receives `data`'s dataset (or None) first; its result,
     or its error: `TrainingError`s and `passthrough` errors as raised, CUDA out of memory as `OutOfMemory`, anything
     else as a `TrainingError` naming `name` and `error_log` (where the traceback is). Other messages the process
-    sends go to `answer(kind, payload, connection)`. `scratch`, a folder only this work writes in, loses the staging
-    files of the atomic writes the process was cut short in (it ends at once when this one stops listening)."""
+    sends go to `answer(kind, payload, connection)`. `cut_short()` clears what the writes the process was cut short
+    in left behind (it ends at once when this one stops listening), in the folders only this work writes in."""
     context = _context()
     ours, theirs = context.Pipe()
     # Never written to: the process sees it closed as soon as this one stops listening, even while it trains.
@@ -84,7 +83,7 @@ def call_in_process(
         process.start()
     theirs.close()
     watched.close()
-    result_sent = False  # then every write of the process ended whole: nothing to clear from `scratch`
+    result_sent = False  # then every write of the process ended whole: nothing for `cut_short` to clear
     try:
         # Not a Process argument: the process would keep those bytes to its end.
         with contextlib.suppress(OSError):  # a process that died before reading it: reported below as it ended
@@ -111,8 +110,8 @@ def call_in_process(
         if process.is_alive():
             process.kill()
             process.join()
-        if scratch is not None and not result_sent:
-            remove_staging_leftovers(scratch)
+        if cut_short is not None and not result_sent:
+            cut_short()
     assert process.exitcode is not None  # None only while it runs, and it was joined above
     raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
 

@@ -19,6 +19,7 @@ from typing import Any
 from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.config.best import BestConfig
+from training.core.run_folder import RunFolder
 from training.execution.handle import JobHandle
 from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
 
@@ -63,7 +64,9 @@ def refit(
         with as_in_a_process("refit", output / "error.log", passthrough):
             return work(dataset, None)
     data = TrialData(dataset) if dataset is not None else None
-    return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough, scratch=output)
+    # The run's own files only: the output folder may hold other runs, or anything else of the user's
+    cut_short = RunFolder(output).remove_leftovers
+    return call_in_process("refit", work, output / "error.log", data, passthrough=passthrough, cut_short=cut_short)
 
 
 def _final_training(

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
+from training.common.atomic import remove_staging_leftovers
 from training.common.errors import TrainingError
 from training.hpo.events import TrialProgress
 from training.hpo.objective import CVOutcome, Progress, Reporter, TrialSpec, cross_validate
@@ -37,7 +38,8 @@ def run_trial(
             raise TrainingError(f"trial {spec.number}: its process sent an unexpected {kind!r} message")
 
     work = functools.partial(_cross_validate, spec)
-    return call_in_process(f"trial {spec.number}", work, error_log, data, answer, scratch=Path(spec.trial_dir))
+    cut_short = functools.partial(remove_staging_leftovers, spec.trial_dir)  # the trial's folder is its own alone
+    return call_in_process(f"trial {spec.number}", work, error_log, data, answer, cut_short=cut_short)
 
 
 class _PipeReporter:
