@@ -579,6 +579,7 @@ def test_a_section_or_a_path_given_for_a_config_name_says_where_it_goes(folder: 
         "a data folder or file is given as data_path (--data-path)"
     )
     assert config_error({"set": ["data={path: null}"]}, folder).endswith("dotted keys such as data.path=null")
+    assert config_error({"set": ["data={path: 2024-01-01}"]}, folder).endswith('such as data.path="2024-01-01"')
     assert "data_path" not in config_error({"data": "corpus.v2"}, folder)  # a dotted name, not a data file
     assert config_error({"backbone": "prajjwal1/bert-tiny"}, folder).endswith(
         "got 'prajjwal1/bert-tiny'; a backbone's hub id or folder is given as model.backbone "

@@ -143,7 +143,7 @@ def _not_a_name(section: str, name: Any) -> str:
     what a path is given as (`train --data corpus.jsonl`, `--backbone org/model`)."""
     if isinstance(name, dict) and name:
         key, value = next(iter(name.items()))
-        written = value if isinstance(value, str) else json.dumps(value)  # as YAML reads it back: null, not None
+        written = value if isinstance(value, str) else json.dumps(value, default=str)  # as YAML reads it: null
         return f"; the section's values go in its file or in dotted keys such as {section}.{key}={written}"
     data_file = section == "data" and Path(str(name)).suffix.lower() in {*CONLL_SUFFIXES, *JSON_SUFFIXES, ".parquet"}
     if isinstance(name, str) and ("/" in name or "\\" in name or data_file or Path(name).exists()):
