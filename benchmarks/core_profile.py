@@ -15,7 +15,7 @@ from torch.profiler import ProfilerActivity, profile
 
 from training.core import optimization
 from training.core.features import Collator
-from training.core.run_context import RunContext
+from training.core.run_context import Readback, RunContext
 
 WARMUP_STEPS = 2
 _BACKWARD = "autograd::engine::evaluate_function"
@@ -44,7 +44,7 @@ def profile_steps(workload: Workload, steps: int, rows: int = 12) -> None:
         optimization.optimizer_step(model, run, loss, params.max_grad_norm)
         stepped = time.perf_counter()
         run.scheduler.step()
-        optimization.LossReadback(loss).value()
+        Readback(loss).value()
         for name, start, end in (
             ("data (collate)", began, collated),
             ("forward + backward", collated, backward),

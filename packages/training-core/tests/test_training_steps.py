@@ -18,8 +18,8 @@ from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
 from training.core.features import Collator, encode_documents
 from training.core.model import save_model
-from training.core.optimization import LossReadback, Optimization, backward_group, optimizer_step
-from training.core.run_context import RunContext
+from training.core.optimization import Optimization, backward_group, optimizer_step
+from training.core.run_context import Readback, RunContext
 from training.core.run_folder import RunFolder
 from training.core.run_metrics import Evaluation
 
@@ -152,12 +152,12 @@ def test_a_non_finite_loss_leaves_weights_and_optimizer_state_as_they_were(
         optimizer_step(model, optimization, loss, tiny_config.training.max_grad_norm)
         return loss
 
-    assert LossReadback(step(1.0)).value() > 0  # the first step creates the optimizer's state
+    assert Readback(step(1.0)).value() > 0  # the first step creates the optimizer's state
     weights = {name: tensor.clone() for name, tensor in model.state_dict().items()}
     moments = [state["exp_avg"].clone() for state in optimization.optimizer.state.values()]
     counts = [float(state["step"]) for state in optimization.optimizer.state.values()]
 
-    assert LossReadback(step(float("nan"))).value() != LossReadback(step(float("nan"))).value()  # NaN twice
+    assert Readback(step(float("nan"))).value() != Readback(step(float("nan"))).value()  # NaN twice
 
     assert all(torch.equal(tensor, weights[name]) for name, tensor in model.state_dict().items())
     states = list(optimization.optimizer.state.values())
@@ -207,3 +207,13 @@ def test_a_best_model_recorded_by_the_checkpoint_is_restored_when_model_was_not_
     assert result.metrics.best_epoch == 1  # a learning rate of 1e-12 changes no prediction: epoch 2 is no better
     restored = weights(run)
     assert all(torch.equal(restored[name], best[name]) for name in best)
+
+
+def test_each_rank_seeds_its_own_stream_and_no_other_runs() -> None:
+    """Ranks above 0 seeded seed + rank: seed 0's rank 1 drew the dropout masks of seed 1's rank 0."""
+    seeds = {
+        (seed, rank): RunContext(rank=rank, world_size=4).rank_seed(seed) for seed in range(4) for rank in range(4)
+    }
+    assert len(set(seeds.values())) == len(seeds)
+    assert [seeds[seed, 0] for seed in range(4)] == [0, 1, 2, 3]  # one process, and rank 0, as before
+    assert seeds[0, 1] == RunContext(rank=1, world_size=4).rank_seed(0)  # the same on every run

@@ -9,7 +9,8 @@ from training.core.run_metrics import Evaluation, HistoryEntry
 
 @dataclass
 class TrainerState:
-    """Where training stands; callbacks read it and may set `should_stop`."""
+    """Where training stands; callbacks read it and may set `should_stop` (under torchrun, set in `on_step_end`, the
+    ranks agree a step later: one more step trains, and `on_step_end` is called once more)."""
 
     epoch: int = 0
     global_step: int = 0

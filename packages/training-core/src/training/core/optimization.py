@@ -171,18 +171,3 @@ def optimizer_step(
     elif math.isfinite(float(loss)):
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-
-
-class LossReadback:
-    """A step's loss on its way to the host: `value` waits for that copy alone, not for the work queued after it."""
-
-    def __init__(self, loss: torch.Tensor) -> None:
-        self.host = loss.detach().to("cpu", non_blocking=True)
-        self.ready = torch.cuda.Event() if loss.is_cuda else None
-        if self.ready is not None:
-            self.ready.record(torch.cuda.current_stream(loss.device))
-
-    def value(self) -> float:
-        if self.ready is not None:
-            self.ready.synchronize()
-        return float(self.host)

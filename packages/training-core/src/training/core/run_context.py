@@ -5,7 +5,8 @@ torchrun's environment by `create_run_context` (public in `training.execution`),
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -36,6 +37,11 @@ class RunContext:
         """True on the one process that writes files and prints."""
         return self.rank == 0
 
+    def rank_seed(self, seed: int) -> int:
+        """This rank's seed of a run seeded `seed`: `seed` on rank 0, else one drawn from `seed:rank` (`seed + rank`
+        would be another run's rank 0: seed 0's rank 1 is seed 1's)."""
+        return seed if self.rank == 0 else random.Random(f"{seed}:{self.rank}").getrandbits(32)
+
     def barrier(self) -> None:
         """Wait for every rank (no-op in a single process)."""
         if self.is_distributed:
@@ -57,23 +63,13 @@ class RunContext:
         dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
         return tensor.tolist()
 
-    def any_rank_later(self, flag: bool) -> Callable[[], bool]:
-        """Whether `flag` holds on any rank, read by calling the result: the reduction is queued, and reading it waits
-        for it alone (on GPUs not for the work queued after it, as a step's `all_reduce_sum` would)."""
-        if not self.is_distributed:
-            return lambda: flag
-        tensor = torch.full((1,), float(flag), device=self.device)  # a fill on the device, not a blocking copy
-        dist.all_reduce(tensor, async_op=True).wait()  # nccl: the device's stream waits for it, not this process
-        host, done = tensor.to("cpu", non_blocking=True), torch.cuda.Event() if tensor.is_cuda else None
-        if done is not None:
-            done.record()
-
-        def read() -> bool:
-            if done is not None:
-                done.synchronize()
-            return bool(host.item() > 0)
-
-        return read
+    def any_rank_later(self, flag: bool) -> Readback:
+        """Whether `flag` holds on any rank (its readback's value above 0): the reduction is queued, and reading it
+        waits for it alone (on GPUs not for the work queued after it, as a step's `all_reduce_sum` would)."""
+        tensor = torch.full((1,), float(flag), device=self.device if self.backend == "nccl" else "cpu")  # no copy
+        if self.is_distributed:
+            dist.all_reduce(tensor)  # queued on the device's stream under nccl
+        return Readback(tensor)
 
     def broadcast_object(self, value: Any, src: int = 0) -> Any:
         """`value` from rank `src` on every rank."""
@@ -94,6 +90,22 @@ class RunContext:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class Readback:
+    """A value (a step's loss, a vote) on its way to the host: `value` waits for that copy alone, not for the work
+    queued after it."""
+
+    def __init__(self, tensor: torch.Tensor) -> None:
+        self.host = tensor.detach().to("cpu", non_blocking=True)
+        self.ready = torch.cuda.Event() if tensor.is_cuda else None
+        if self.ready is not None:
+            self.ready.record(torch.cuda.current_stream(tensor.device))
+
+    def value(self) -> float:
+        if self.ready is not None:
+            self.ready.synchronize()
+        return float(self.host)
 
 
 def create_run_context(

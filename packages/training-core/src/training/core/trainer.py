@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 import math
 import os
-import random
 import shutil
 import time
 from collections.abc import Iterable, Sequence
@@ -31,7 +30,7 @@ from training.core.packing import training_collator
 from training.core.pipeline import Windowing
 from training.core.precision import check_bf16
 from training.core.result import TrainResult, previous_run
-from training.core.run_context import RunContext, create_run_context
+from training.core.run_context import Readback, RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
@@ -110,7 +109,7 @@ class _Trainer:
         self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
-        self.stop_asked, self.stop_vote = False, lambda: False  # `_vote_to_stop`'s
+        self.stop_asked, self.stop_vote = False, Readback(torch.zeros(()))  # `_vote_to_stop`'s: none asked yet
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
@@ -124,7 +123,7 @@ class _Trainer:
         self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
         self.model.to(ctx.device)
         if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
-            torch.manual_seed(random.Random(f"{params.seed}:{ctx.rank}").getrandbits(32))  # not seed + 1's rank 0
+            torch.manual_seed(ctx.rank_seed(params.seed))
         self.train_split = self._encode(self.inputs.train, "train")
         self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
@@ -223,11 +222,11 @@ class _Trainer:
                 break
             seen += sum(len(batch) for batch in groups[number])
             optimization.optimizer_step(self.model, self.optimization, loss, self.params.max_grad_norm)
-            pending.append((number, optimization.LossReadback(loss)))
+            pending.append((number, Readback(loss)))
         self._count_steps(pending, epoch, len(groups))
         return seen
 
-    def _count_steps(self, pending: list[tuple[int, optimization.LossReadback]], epoch: int, groups: int) -> None:
+    def _count_steps(self, pending: list[tuple[int, Readback]], epoch: int, groups: int) -> None:
         """Count the `pending` (group number, loss) steps whose loss is finite: schedule, callbacks, `eval_steps`."""
         while pending:
             number, loss = pending.pop(0)
@@ -255,7 +254,8 @@ class _Trainer:
         now, and every rank stops at the next step, once the vote is read."""
         if self.ctx.is_distributed:
             self.stop_asked = self.stop_asked or self.state.should_stop
-            self.state.should_stop, self.stop_vote = self.stop_vote(), self.ctx.any_rank_later(self.stop_asked)
+            agreed, self.stop_vote = self.stop_vote.value() > 0, self.ctx.any_rank_later(self.stop_asked)
+            self.state.should_stop = agreed
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
