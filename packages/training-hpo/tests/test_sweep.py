@@ -622,12 +622,10 @@ def test_a_trial_process_whose_parent_stopped_listening_ends_without_a_traceback
         "def ask(dataset, connection):\n    connection.send(('report', 0.5))\n    return connection.recv()\n"
     )
     code = f"""
-        import functools
         import sys
         from pathlib import Path
         sys.path.insert(0, {str(tmp_path)!r})
         import probe
-        from training.common.atomic import remove_staging_leftovers
         from training.hpo.processes import call_in_process
 
         def interrupted(kind, payload, connection):

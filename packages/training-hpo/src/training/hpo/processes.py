@@ -111,7 +111,8 @@ def call_in_process(
             process.kill()
             process.join()
         if cut_short is not None and not result_sent:
-            cut_short()
+            with contextlib.suppress(OSError, TrainingError):  # best effort: never instead of why the process ended
+                cut_short()
     assert process.exitcode is not None  # None only while it runs, and it was joined above
     raise TrainingError(f"{name}: its process ended without a result: {exit_reason(process.exitcode)}")
 

@@ -292,7 +292,7 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
                 f"{where}.values[{index}]: {value!r} is listed already (values[{first}]); list each value once"
             )
     if len(values) == 1:  # Optuna would suggest it in every trial; a missing second value is the likelier intent
-        fixed = f"type: fixed, value: {json.dumps(values[0], default=str)}"  # as YAML reads it: null, not None
+        fixed = f"type: fixed, value: {json.dumps(values[0])}"  # as YAML reads it back: null, not None
         raise ConfigError(f"{where}.values: one value is not searched; list more, or fix it with {fixed}")
 
 
