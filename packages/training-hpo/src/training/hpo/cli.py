@@ -123,9 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     hpo = space.hpo_config
     assert hpo is not None
     _check_refit(args)
-    named = args.config_dir / "data" / f"{args.data}.yaml"
     # `train --data` takes config names; a path (`../corpus`) is never one
-    if args.data is not None and len(args.data.parts) == 1 and not args.data.exists() and named.is_file():
+    named = args.config_dir / "data" / f"{args.data}.yaml" if args.data is not None else None
+    if named is not None and len(args.data.parts) == 1 and not args.data.exists() and named.is_file():
         raise ConfigError(
             f"--data {args.data}: no such file or folder; hpo run --data takes the data folder or file, and the data "
             f"config ({named}) is chosen in train.yaml (data: {args.data})"
