@@ -552,12 +552,17 @@ def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials
     forkserver that trial processes come from, so its imports overlap the sweep's set-up; a second call reuses it."""
     pytest.importorskip("psutil")
     code = """
+        import time
         import psutil
         from training.hpo.processes import start_trial_processes
 
+        me = psutil.Process()
+
         def forkservers():
-            children = psutil.Process().children()
-            return sum("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in children)
+            deadline = time.monotonic() + 30  # a child forked but not yet exec'd still shows this script's command
+            while any(child.cmdline() == me.cmdline() for child in me.children()) and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return sum("multiprocessing.forkserver" in " ".join(child.cmdline()) for child in me.children())
 
         start_trial_processes("inprocess")
         print(forkservers())
