@@ -527,24 +527,30 @@ def test_a_fixed_validation_split_is_tuned_without_folds(config_dir: Path, tmp_p
         run_local_hpo_sweep("tiny-bert", hpo, study_dir=tmp_path / "nodev", **run)
 
 
-def test_a_requeued_trial_that_starts_late_cannot_overshoot_the_budget() -> None:
+def test_trials_take_their_places_in_the_budget_by_number_not_by_start_time() -> None:
+    """Two workers each admitting the other's trial as later (start times are taken before storage numbers a
+    trial) ran one trial over the budget; a re-queued trial, numbered when queued, holds its place while waiting."""
     from datetime import datetime, timedelta
 
     from optuna.trial import FrozenTrial
 
     from training.hpo.budget import Budget
 
-    def trial(number: int, state: TrialState, start: datetime) -> FrozenTrial:
-        end = start + timedelta(seconds=1) if state == TrialState.COMPLETE else None
+    def trial(number: int, state: TrialState, start: datetime | None) -> FrozenTrial:
+        end = start + timedelta(seconds=1) if state == TrialState.COMPLETE and start else None
         return FrozenTrial(number, state, None, start, end, {}, {}, {}, {}, {}, number)
 
     now = datetime.now()
     done = [trial(0, TrialState.COMPLETE, now - timedelta(seconds=9)), trial(1, TrialState.COMPLETE, now)]
-    # trial 3 was queued again (so numbered) before trial 4 was asked for, but started after it
-    trials = [*done, trial(3, TrialState.RUNNING, now + timedelta(seconds=2)), trial(4, TrialState.RUNNING, now)]
     budget = Budget(n_trials=3, timeout_s=None)
-    assert budget.admits(trials, 4)
-    assert not budget.admits(trials, 3)
+    # trial 3 started (by the clock) before trial 2, which storage numbered first: trial 2 alone has the last place
+    racing = [*done, trial(2, TrialState.RUNNING, now + timedelta(seconds=2)), trial(3, TrialState.RUNNING, now)]
+    assert budget.admits(racing, 2)
+    assert not budget.admits(racing, 3)
+    # trial 2 was queued again before trial 3 was asked for: waiting, it keeps the place it will take
+    queued = [*done, trial(2, TrialState.WAITING, None), trial(3, TrialState.RUNNING, now)]
+    assert not budget.admits(queued, 3)
+    assert budget.admits([*done, trial(2, TrialState.RUNNING, now + timedelta(seconds=2))], 2)
 
 
 def test_trial_processes_start_their_forkserver_early_once_and_in_process_trials_none() -> None:

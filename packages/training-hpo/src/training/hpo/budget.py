@@ -40,17 +40,17 @@ class Budget(BaseModel):
         return self._full(used) or self._timed_out(trials)
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
-        """Whether the running trial `number` fits: running trials started earlier (by time: a re-queued trial keeps
-        its old number) come first, and time is judged at its start."""
-        start = next((utc(trial.datetime_start) for trial in trials if trial.number == number), None)
+        """Whether the running trial `number` fits: running and queued trials numbered before it come first, and
+        time is judged at its start.
 
-        def before(trial: FrozenTrial) -> bool:
-            began = utc(trial.datetime_start)
-            if start is None or began is None or began == start:
-                return trial.number < number
-            return began < start
-
-        used = sum(trial.state in COUNTED or (trial.state == TrialState.RUNNING and before(trial)) for trial in trials)
+        Numbers, not start times, give the order: storage numbers a trial when it commits it, so every trial
+        numbered before this one is already visible to it (a start time is taken before the commit, so two workers
+        could each see the other as later, and both start). A re-queued trial, numbered when queued, holds its place
+        while it waits.
+        """
+        start = next((trial.datetime_start for trial in trials if trial.number == number), None)
+        ahead = (TrialState.RUNNING, TrialState.WAITING)
+        used = sum(trial.state in COUNTED or (trial.state in ahead and trial.number < number) for trial in trials)
         others = [trial for trial in trials if trial.number != number]
         return not (self._full(used) or self._timed_out(others, until=start))
 
