@@ -240,8 +240,9 @@ def test_integer_tags_without_class_label_need_tag_names() -> None:
         load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
 
 
-def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None:
-    coarse, fine = ["O", "art", "location", "person"], ["O", "location-GPE", "person-actor"]
+@pytest.mark.parametrize("outside", ["O", "o"])  # `o` is `O` wherever tags are read
+def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: str) -> None:
+    coarse, fine = [outside, "art", "location", "person"], [outside, "location-GPE", "person-actor"]
     features = datasets.Features(
         {
             "tokens": datasets.Sequence(datasets.Value("string")),

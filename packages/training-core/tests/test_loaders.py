@@ -123,6 +123,8 @@ def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_as_datasets_input_
     assert load_dataset(ids, tag_names=["O", "B-PER", "I-PER"])["train"][0].spans == (Span(0, 5, "PER"),)
     few_nerd = load_dataset(ids, tag_names=["O", "art", "person"])["train"][0]  # names of bare types are IO tags
     assert few_nerd.spans == (Span(0, 2, "art"), Span(3, 5, "person"))
+    lower = load_dataset(ids, tag_names=["o", "art", "person"])  # `o` is `O`
+    assert (lower.labels, lower["train"][0].spans) == (("art", "person"), few_nerd.spans)
     assert load_error(ids) == (  # `tags` beside may hold anything (part-of-speech tags): never read in their place
         f"{ids}:1: 'ner_tags' holds tag ids; set data.tag_names to the tag names in id order (or write the names)"
     )

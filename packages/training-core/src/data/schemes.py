@@ -72,9 +72,10 @@ def declared_types(names: Iterable[str]) -> tuple[str, ...]:
 
 def io_names(names: Sequence[str]) -> tuple[str, ...]:
     """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
-    if "O" not in names or any(_PREFIXED.match(name) for name in names):
+    outside = {"O", "o"}  # `o` is `O`, as everywhere tags are read
+    if outside.isdisjoint(names) or any(_PREFIXED.match(name) for name in names):
         return tuple(names)
-    return tuple(name if name == "O" else f"I-{name}" for name in names)
+    return tuple(name if name in outside else f"I-{name}" for name in names)
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
