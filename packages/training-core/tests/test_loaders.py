@@ -143,6 +143,24 @@ def test_lower_case_tags_read_with_their_types_as_written(tmp_path: Path) -> Non
     assert dataset.report.tags_repaired == dataset.report.tags_converted == 0
 
 
+@pytest.mark.parametrize("outside", ["O", "o"])
+def test_tags_of_bare_types_as_few_nerd_files_write_them_are_io_tags(tmp_path: Path, outside: str) -> None:
+    """Few-NERD's own train.txt and dev.txt (`Paris<TAB>person-actor`, `O`) were refused as malformed tags, where its
+    `datasets` form, the same names as ClassLabel names, reads as IO tags."""
+    bare = [[tag[2:] + "-x" if tag != "O" else outside for tag in row] for row in TAGS]  # PER-x, ORG-x, O
+    for name, text, tags in zip(("train.txt", "dev.txt"), TEXTS, bare, strict=True):
+        write(tmp_path / "few" / name, "".join(f"{w}\t{t}\n" for w, t in zip(text.split(), tags, strict=True)))
+    dataset = load_dataset(tmp_path / "few")
+    assert dataset.report.scheme == "IO"
+    assert [doc.spans for doc in (*dataset["train"], *dataset["validation"])] == [
+        tuple(Span(start, end, f"{label}-x") for start, end, label in spans) for spans in SPANS
+    ]
+    assert load_dataset(tmp_path / "few", scheme="IO").fingerprint == dataset.fingerprint
+    assert load_error(tmp_path / "few", scheme="IOB2").endswith(
+        "tag 'PER-x' is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U or M"
+    )
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)
