@@ -8,6 +8,7 @@ guesses: two schemes at once are an error.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -39,8 +40,11 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
     parts = _parts(tag)
     if parts is None:
+        # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
+        start = tag[:2] if len(tag) < 2 or tag[1] == "-" or unicodedata.category(tag[1]) == "Pd" else ""
+        odd = next((f" ({char!r} is U+{ord(char):04X}, not ASCII)" for char in start if not char.isascii()), "")
         raise DataError(
-            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' "
+            f"{where}: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' "
             "with a prefix of B, I, E, S, L, U or M"
         )
     return parts
