@@ -377,6 +377,10 @@ def test_tag_label_not_in_the_schema(tmp_path: Path) -> None:
     assert load_error(path, labels=["PER", "LOC", "ORGS"]).startswith(
         f"{path}:3: label 'ORG' is not in the schema (did you mean 'ORGS'?)"
     )
+    lower = write(tmp_path / "b.conll", conll([[tag.lower() for tag in row] for row in TAGS]))  # b-per: type `per`
+    assert load_error(lower, labels=["PER", "LOC", "ORG"]).startswith(
+        f"{lower}:3: label 'per' is not in the schema (did you mean 'PER'? types keep their case)"
+    )
 
 
 def test_dataset_built_in_memory() -> None:
