@@ -686,6 +686,8 @@ def test_labels_must_be_unique(folder: Path) -> None:
         ("[O, PER]", "labels: 'O' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
         ("[B-PER, I-PER]", "labels: 'B-PER' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
         ("[B-LOC, M-LOC, E-LOC]", "labels: 'B-LOC' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
+        ("[PER, o]", "labels: 'o' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),  # read as O
+        ("[b-per, i-per]", "labels: 'b-per' is a tag, not an entity type; write types as 'PER', not 'B-PER'"),
     ],
 )
 def test_labels_must_be_entity_type_names(folder: Path, written: str, expected: str) -> None:

@@ -240,8 +240,9 @@ def test_integer_tags_without_class_label_need_tag_names() -> None:
         load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
 
 
-def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None:
-    coarse, fine = ["O", "art", "location", "person"], ["O", "location-GPE", "person-actor"]
+@pytest.mark.parametrize("outside", ["O", "o"])  # `o` is `O` wherever tags are read
+def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: str) -> None:
+    coarse, fine = [outside, "art", "location", "person"], [outside, "location-GPE", "person-actor"]
     features = datasets.Features(
         {
             "tokens": datasets.Sequence(datasets.Value("string")),
@@ -258,6 +259,17 @@ def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags() -> None
         document = dataset["train"][0]
         found = [(document.text[span.start : span.end], span.label) for span in document.spans]
         assert found == [("Paris Hilton", types[0]), ("Paris", types[1])]
+
+
+@pytest.mark.parametrize("names", [["O", "B", "I"], ["O", "B", "I", "E", "S"], ["o", "b", "i"]])
+def test_class_labels_of_prefixes_without_types_are_no_io_types(names: list[str]) -> None:
+    """BIO without types (`O`, `B`, `I`, as BioBERT's data write them) was read as IO tags of the types B and I."""
+    words = datasets.Sequence(datasets.Value("string"))
+    features = datasets.Features({"tokens": words, "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
+    rows = {"tokens": [["adenomatous", "polyposis", "in", "mice"]], "ner_tags": [[1, 2, 0, 0]]}
+    table = datasets.Dataset.from_dict(rows, features=features)
+    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' is malformed; expected 'O' or"):
+        load_dataset(table)
 
 
 @pytest.mark.parametrize("stored", ["list", "sequence"])

@@ -123,6 +123,8 @@ def test_a_token_record_with_tags_and_ner_tags_reads_ner_tags_as_datasets_input_
     assert load_dataset(ids, tag_names=["O", "B-PER", "I-PER"])["train"][0].spans == (Span(0, 5, "PER"),)
     few_nerd = load_dataset(ids, tag_names=["O", "art", "person"])["train"][0]  # names of bare types are IO tags
     assert few_nerd.spans == (Span(0, 2, "art"), Span(3, 5, "person"))
+    lower = load_dataset(ids, tag_names=["o", "art", "person"])  # `o` is `O`
+    assert (lower.labels, lower["train"][0].spans) == (("art", "person"), few_nerd.spans)
     assert load_error(ids) == (  # `tags` beside may hold anything (part-of-speech tags): never read in their place
         f"{ids}:1: 'ner_tags' holds tag ids; set data.tag_names to the tag names in id order (or write the names)"
     )
@@ -139,6 +141,24 @@ def test_lower_case_tags_read_with_their_types_as_written(tmp_path: Path) -> Non
     assert load_dataset(path, labels=["PER", "ORG", "LOC", "per", "loc"]).fingerprint != dataset.fingerprint
     assert dataset.report.scheme == "IOB2"
     assert dataset.report.tags_repaired == dataset.report.tags_converted == 0
+
+
+@pytest.mark.parametrize("outside", ["O", "o"])
+def test_tags_of_bare_types_as_few_nerd_files_write_them_are_io_tags(tmp_path: Path, outside: str) -> None:
+    """Few-NERD's own train.txt and dev.txt (`Paris<TAB>person-actor`, `O`) were refused as malformed tags, where its
+    `datasets` form, the same names as ClassLabel names, reads as IO tags."""
+    bare = [[tag[2:] + "-x" if tag != "O" else outside for tag in row] for row in TAGS]  # PER-x, ORG-x, O
+    for name, text, tags in zip(("train.txt", "dev.txt"), TEXTS, bare, strict=True):
+        write(tmp_path / "few" / name, "".join(f"{w}\t{t}\n" for w, t in zip(text.split(), tags, strict=True)))
+    dataset = load_dataset(tmp_path / "few")
+    assert dataset.report.scheme == "IO"
+    assert [doc.spans for doc in (*dataset["train"], *dataset["validation"])] == [
+        tuple(Span(start, end, f"{label}-x") for start, end, label in spans) for spans in SPANS
+    ]
+    assert load_dataset(tmp_path / "few", scheme="IO").fingerprint == dataset.fingerprint
+    assert load_error(tmp_path / "few", scheme="IOB2").endswith(
+        "tag 'PER-x' is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U or M"
+    )
 
 
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
@@ -357,6 +377,10 @@ def test_tag_label_not_in_the_schema(tmp_path: Path) -> None:
     assert load_error(path, labels=["PER", "LOC", "ORGS"]).startswith(
         f"{path}:3: label 'ORG' is not in the schema (did you mean 'ORGS'?)"
     )
+    lower = write(tmp_path / "b.conll", conll([[tag.lower() for tag in row] for row in TAGS]))  # b-per: type `per`
+    assert load_error(lower, labels=["PER", "LOC", "ORG"]).startswith(
+        f"{lower}:3: label 'per' is not in the schema (did you mean 'PER'? types keep their case)"
+    )
 
 
 def test_dataset_built_in_memory() -> None:
@@ -522,8 +546,10 @@ def test_inside_tag_of_another_type_starts_an_entity(tmp_path: Path) -> None:
 @pytest.mark.parametrize("tag", ["X-FOO", "x-FOO", "\u0131-PER", "B-", "PER", "B-PER\r", "I- PER"])  # \u0131: dotless i
 def test_malformed_tag(tmp_path: Path, tag: str) -> None:
     path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["a", "b"], "tags": ["O", tag]}]))
+    odd = " ('\u0131' is U+0131, not ASCII)" if tag.startswith("\u0131") else ""  # it looks like the i of i-PER
     assert load_error(path) == (
-        f"{path}:3: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U or M"
+        f"{path}:3: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U "
+        "or M"
     )
 
 

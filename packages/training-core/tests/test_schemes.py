@@ -116,3 +116,29 @@ def test_invalid_sequences_are_named(tags: list[str], scheme: str, message: str)
     with pytest.raises(DataError) as error:
         to_iob2(tags, scheme, "doc")
     assert str(error.value).startswith(message)
+
+
+def test_errors_quote_lower_case_tags_as_written() -> None:
+    """A lower-case prefix is read as upper-case; an error still quotes the tag as the data writes it."""
+    with pytest.raises(DataError, match=r"^a:2: not valid BIOES: word 1 'i-per' continues no entity opened by B-"):
+        to_iob2(["o", "i-per", "e-per"], "BIOES", "a:2")
+    with pytest.raises(DataError, match=r"^a:1: word 1 tag 'e-per' is not IOB2"):
+        to_iob2(["b-per", "e-per"], "IOB2", "a:1")
+    with pytest.raises(DataError) as error:
+        detect_scheme([("a:1", ["b-per", "e-per"]), ("a:2", ["o", "i-per"])])
+    assert "a:1: word 1 'e-per' is BIOES but a:2: word 1 'i-per' continues no entity" in str(error.value)
+    with pytest.raises(DataError, match="a:1: word 0 's-per' is BIOES but a:2: word 0 'u-loc' is BILOU"):
+        detect_scheme([("a:1", ["s-per"]), ("a:2", ["u-loc"])])
+
+
+@pytest.mark.parametrize(
+    ("tag", "odd"), [("\u041e", "\u041e"), ("\u0412-PER", "\u0412"), ("\uff22-PER", "\uff22"), ("B\u2010PER", "\u2010")]
+)
+def test_a_tag_of_look_alike_characters_names_them(tag: str, odd: str) -> None:
+    """A Cyrillic O or B, or a typographic dash, was quoted as a tag that looks valid, with nothing to tell."""
+    with pytest.raises(DataError) as error:
+        to_iob2(["O", tag], "IOB2", "a:1")
+    named = f"a:1: tag {tag!r} is malformed ({odd!r} is U+{ord(odd):04X}, not ASCII); expected 'O' or"
+    assert str(error.value).startswith(named)
+    with pytest.raises(DataError, match=r"^a:1: tag '\u4eba\u540d' is malformed; expected"):  # a type in its script
+        to_iob2(["\u4eba\u540d"], "IOB2", "a:1")

@@ -210,8 +210,10 @@ class DocumentBuilder:
 
     def _check_label(self, where: str, label: str) -> None:
         if self.labels is not None and label not in self.labels:
-            close = difflib.get_close_matches(label, list(self.labels), n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
+            # difflib finds no likeness between `per` and `PER` (lower-case tags keep their type as written)
+            cased = [known for known in self.labels if known.lower() == label.lower()]
+            close = cased or difflib.get_close_matches(label, list(self.labels), n=1)
+            hint = f" (did you mean {close[0]!r}?{' types keep their case' if cased else ''})" if close else ""
             raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
 
 

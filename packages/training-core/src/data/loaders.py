@@ -126,6 +126,8 @@ def load_dataset(
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
         sources = {name: _file_source(file, format, tag_names) for name, file in files.items()}
+    if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
+        sources = _bare_types_as_io(sources)
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
     builders = {
@@ -191,16 +193,42 @@ def _splits(source: str, raw: Mapping[str, Any]) -> list[tuple[str, str]]:
     return [(name, found[name]) for name in SPLIT_ORDER if name in found]
 
 
+def _tagged(sources: Iterable[_Source]) -> Iterator[tuple[_Source, Record, list[str]]]:
+    """Each token record with its tag names (a list of strings), and its source."""
+    for part in sources:
+        if part.format == "spans":
+            continue
+        for record in part.records:
+            tags = record.fields.get(tag_key(record.fields))
+            if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
+                yield part, record, tags
+
+
+def _bare_types_as_io(sources: dict[str, _Source]) -> dict[str, _Source]:
+    """`sources` where their tags are `O` and bare entity types (Few-NERD's own files: `person-actor`) with those
+    types as the IO tags they are, as `io_names` reads tag names; else as they are."""
+    distinct = sorted(set().union(*(tags for *_, tags in _tagged(sources.values()))))
+    named = {tag: io for tag, io in zip(distinct, io_names(distinct), strict=True) if tag != io}
+    if not named:
+        return sources
+    return {
+        name: part if part.format == "spans" else replace(part, records=[_renamed(r, named) for r in part.records])
+        for name, part in sources.items()
+    }
+
+
+def _renamed(record: Record, named: Mapping[str, str]) -> Record:
+    key = tag_key(record.fields)
+    tags = record.fields.get(key)
+    if not isinstance(tags, list):
+        return record
+    tags = [named.get(tag, tag) if isinstance(tag, str) else tag for tag in tags]  # a malformed tag stays for errors
+    return replace(record, fields={**record.fields, key: tags})
+
+
 def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     """The tagging scheme of every token record together (detected unless requested); None without tags."""
-    sequences = [
-        (f"{part.where}:{record.line}", tags)
-        for part in sources
-        if part.format != "spans"
-        for record in part.records
-        if isinstance(tags := record.fields.get(tag_key(record.fields)), list)
-        and all(isinstance(tag, str) for tag in tags)
-    ]
+    sequences = [(f"{part.where}:{record.line}", tags) for part, record, tags in _tagged(sources)]
     if not sequences:
         return None
     return detect_scheme(sequences) if requested == "auto" else requested

@@ -8,6 +8,7 @@ guesses: two schemes at once are an error.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,7 +23,9 @@ _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "B
 _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", "L", "I")}
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 _LETTERS = "BIESLUM"  # every scheme's prefixes
-_PREFIXED = re.compile(f"[{_LETTERS}]-.", re.IGNORECASE)  # a tag name of a scheme (`b-per` too), not a bare type
+_Listed = list[tuple[str, Sequence[str]]]  # tag sequences, each with where it is
+# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it): not a bare type.
+_PREFIXED = re.compile(f"[{_LETTERS}](-.|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,8 +40,11 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
     parts = _parts(tag)
     if parts is None:
+        # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
+        start = tag[:2] if len(tag) < 2 or tag[1] == "-" or unicodedata.category(tag[1]) == "Pd" else ""
+        odd = next((f" ({char!r} is U+{ord(char):04X}, not ASCII)" for char in start if not char.isascii()), "")
         raise DataError(
-            f"{where}: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' "
+            f"{where}: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' "
             "with a prefix of B, I, E, S, L, U or M"
         )
     return parts
@@ -71,36 +77,37 @@ def declared_types(names: Iterable[str]) -> tuple[str, ...]:
 
 def io_names(names: Sequence[str]) -> tuple[str, ...]:
     """`names`, where they are `O` and bare entity types (Few-NERD's `person`, `art`) as the IO tags they are."""
-    if "O" not in names or any(_PREFIXED.match(name) for name in names):
+    outside = {"O", "o"}  # `o` is `O`, as everywhere tags are read
+    if outside.isdisjoint(names) or any(_PREFIXED.match(name) for name in names):
         return tuple(names)
-    return tuple(name if name == "O" else f"I-{name}" for name in names)
+    return tuple(name if name in outside else f"I-{name}" for name in names)
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
     """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
     (IOB2 when there are no entities or all start with `B-`)."""
-    listed = list(sequences)
+    shown = listed = list(sequences)  # `shown` as the data writes them (`i-per`), for errors to quote
     distinct = {tag for _, tags in listed for tag in tags}
     if any(_written(tag) != tag for tag in distinct):
         listed = [(where, [_written(tag) for tag in tags]) for where, tags in listed]
         distinct = {_written(tag) for tag in distinct}
     if any(_parts(tag) is None for tag in distinct):
-        where, _, tag = _first(listed, lambda tag: _parts(tag) is None)
-        split_tag(tag, where)
+        number, position = _first(listed, lambda tag: _parts(tag) is None)
+        split_tag(shown[number][1][position], shown[number][0])
     prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
     marked = {scheme: set(marks) & prefixes for scheme, marks in _TELLS.items()}
     if marked["BIOES"] and marked["BILOU"] and not marked["BMES"]:  # BMES names a stray U-/L- itself
-        bioes, bilou = (_evidence(listed, marked[scheme]) for scheme in ("BIOES", "BILOU"))
+        bioes, bilou = (_evidence(listed, shown, marked[scheme]) for scheme in ("BIOES", "BILOU"))
         raise DataError(
             f"cannot tell the tagging scheme: {bioes} is BIOES but {bilou} is BILOU; fix the data or set data.scheme"
         )
     for scheme, marks in marked.items():
         if marks:
-            for where, tags in listed:
-                problem = _end_marked_problem(tags, scheme)
+            for (where, tags), (_, written) in zip(shown, listed, strict=True):
+                problem = _end_marked_problem(written, scheme, tags)
                 if problem:
                     raise DataError(
-                        f"cannot tell the tagging scheme: {_evidence(listed, marks)} is {scheme} but {where}: "
+                        f"cannot tell the tagging scheme: {_evidence(listed, shown, marks)} is {scheme} but {where}: "
                         f"{problem}, which it does not allow; fix the data or set data.scheme"
                     )
             return scheme
@@ -112,7 +119,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
 def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
     """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
     allowed = _PREFIXES[scheme]
-    distinct = set(tags)
+    shown, distinct = tags, set(tags)
     if any(_written(tag) != tag for tag in distinct):  # a lower-case prefix is no conversion: counted as none
         tags = [_written(tag) for tag in tags]
         distinct = set(tags)
@@ -121,11 +128,11 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
         if tag in wrong:
             split_tag(tag, where)
             raise DataError(
-                f"{where}: word {position} tag {tag!r} is not {scheme}; its prefixes are {', '.join(allowed)} "
-                "(set data.scheme to the data's scheme, or 'auto' to detect it)"
+                f"{where}: word {position} tag {shown[position]!r} is not {scheme}; its prefixes are "
+                f"{', '.join(allowed)} (set data.scheme to the data's scheme, or 'auto' to detect it)"
             )
     if scheme in _END_MARKS:
-        problem = _end_marked_problem(tags, scheme)
+        problem = _end_marked_problem(tags, scheme, shown)
         if problem:
             raise DataError(f"{where}: not valid {scheme}: {problem}")
         single = _END_MARKS[scheme][0]
@@ -161,30 +168,38 @@ def scheme_tag_names(labels: Sequence[str], scheme: str) -> tuple[str, ...]:
     return ("O", *(f"{prefix}-{label}" for label in labels for prefix in _PREFIXES[scheme]))
 
 
-def _first(listed: list[tuple[str, Sequence[str]]], wanted: Callable[[str], bool]) -> tuple[str, int, str]:
-    """Where, position and tag of the first tag that is `wanted` (the caller knows one exists)."""
-    return next((where, position, tag) for where, tags in listed for position, tag in enumerate(tags) if wanted(tag))
+def _first(listed: _Listed, wanted: Callable[[str], bool]) -> tuple[int, int]:
+    """The sequence number and position of the first tag that is `wanted` (the caller knows one exists)."""
+    return next(
+        (number, position)
+        for number, (_, tags) in enumerate(listed)
+        for position, tag in enumerate(tags)
+        if wanted(tag)
+    )
 
 
-def _evidence(listed: list[tuple[str, Sequence[str]]], prefixes: set[str]) -> str:
-    where, position, tag = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
-    return f"{where}: word {position} {tag!r}"
+def _evidence(listed: _Listed, shown: _Listed, prefixes: set[str]) -> str:
+    """Where the first tag of `prefixes` in `listed` is, quoted as `shown` writes it."""
+    number, position = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
+    where, tags = shown[number]
+    return f"{where}: word {position} {tags[position]!r}"
 
 
-def _end_marked_problem(tags: Sequence[str], scheme: str) -> str | None:
-    """Where `tags` break BIOES/BILOU/BMES: an entity not opened by `B-`, not closed by the end mark, or cut short."""
+def _end_marked_problem(tags: Sequence[str], scheme: str, shown: Sequence[str]) -> str | None:
+    """Where `tags` break BIOES/BILOU/BMES: an entity not opened by `B-`, not closed by the end mark, or cut short;
+    a tag is quoted as `shown` writes it (`e-per` for `E-per`)."""
     _, last, inside = _END_MARKS[scheme]
     open_label: str | None = None
-    for position, tag in enumerate(tags):
+    for position, (tag, as_is) in enumerate(zip(tags, shown, strict=True)):
         prefix, label = tag[0], tag[2:]
         if prefix not in _PREFIXES[scheme] + "O":
-            return f"word {position} {tag!r} is not a {scheme} tag"
+            return f"word {position} {as_is!r} is not a {scheme} tag"
         if open_label is None:
             if prefix in (inside, last):
-                return f"word {position} {tag!r} continues no entity opened by B-"
+                return f"word {position} {as_is!r} continues no entity opened by B-"
             open_label = label if prefix == "B" else None
         elif prefix not in (inside, last) or label != open_label:
-            return f"word {position} {tag!r} follows an unclosed B-/{inside}-{open_label} (closed by {last}-)"
+            return f"word {position} {as_is!r} follows an unclosed B-/{inside}-{open_label} (closed by {last}-)"
         elif prefix == last:
             open_label = None
     if open_label is not None:

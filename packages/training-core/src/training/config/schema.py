@@ -129,9 +129,11 @@ class DataConfig(Section):
         for label in self.labels:
             if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
                 raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
-        # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags.
-        if "O" in self.labels or all(re.match("[BIESLUM]-.", label) for label in self.labels):
-            tag = "O" if "O" in self.labels else self.labels[0]
+        # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags (in either case, as the
+        # data's tags are read: 'o', 'b-per').
+        outside = [label for label in self.labels if label in ("O", "o")]
+        if outside or all(re.match("[BIESLUM]-.", label, re.IGNORECASE) for label in self.labels):
+            tag = outside[0] if outside else self.labels[0]
             raise ValueError(f"labels: {tag!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'")
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
