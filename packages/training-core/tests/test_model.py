@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import filecmp
 import json
+import os
 import sys
 
 import pytest
@@ -33,6 +34,31 @@ def saved_model(tiny_config, tmp_path):
     """A tiny BERT saved with `save_model`: (folder, model)."""
     model, tokenizer = create_model_and_tokenizer(tiny_config)
     return save_model(model, tokenizer, tmp_path / "run" / "model"), model
+
+
+def test_a_tiny_bert_build_killed_mid_way_is_cleaned_by_a_later_call_and_a_live_build_is_kept(
+    tmp_path, kill_9_mid_write
+):
+    from training.common.atomic import STALE_STAGING_S
+
+    def killed_long_ago(staging):
+        for part in (staging, *staging.rglob("*")):
+            os.utime(part, (part.stat().st_mtime - STALE_STAGING_S - 60,) * 2)
+
+    script = "import shutil\nfrom training.core.tiny_model import tiny_bert_folder\n"
+    script += f"while True:\n    shutil.rmtree(tiny_bert_folder({str(tmp_path)!r}))\n"
+    left = kill_9_mid_write(script, tmp_path, ".tiny-bert-*.tmp")
+    killed_long_ago(left)
+    live = tmp_path / ".tiny-bert-0.live.tmp"  # another process's build, under way
+    live.mkdir()
+
+    folder = tiny_bert_folder(tmp_path)
+
+    assert (folder / "config.json").is_file() and (folder / "tokenizer.json").is_file()
+    assert sorted(path.name for path in tmp_path.iterdir()) == [live.name, folder.name]
+    left.mkdir()
+    killed_long_ago(left)
+    assert tiny_bert_folder(tmp_path) == folder and not left.exists()  # also when there is nothing to build
 
 
 def test_the_tiny_bert_builds_identically_twice_and_leaves_the_global_rng_alone(tiny_config, tmp_path):

@@ -217,3 +217,18 @@ def test_each_rank_seeds_its_own_stream_and_no_other_runs() -> None:
     assert len(set(seeds.values())) == len(seeds)
     assert [seeds[seed, 0] for seed in range(4)] == [0, 1, 2, 3]  # one process, and rank 0, as before
     assert seeds[0, 1] == RunContext(rank=1, world_size=4).rank_seed(0)  # the same on every run
+
+
+def test_a_run_removes_at_start_the_job_spec_a_writer_killed_mid_write_left(
+    tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path, kill_9_mid_write
+) -> None:
+    """A refit killed while writing its `job.json` leaves `.job.json.*.tmp`: the next run in the folder removes it."""
+    run = tmp_path / "run"
+    run.mkdir()
+    script = "from training.common.atomic import atomic_write_bytes\nspec = b'{' * 2**25\n"
+    script += f"while True:\n    atomic_write_bytes({str(run / 'job.json')!r}, spec)\n"
+    left = kill_9_mid_write(script, run, ".job.json.*.tmp")
+
+    train_model(tiny_config.with_values({"training.num_epochs": 1}), corpus(ner_documents, 8), run)
+
+    assert not left.exists() and not list(run.glob(".*.tmp"))

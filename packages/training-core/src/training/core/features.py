@@ -81,6 +81,7 @@ def encode_cached(
         }
     )
     path = Path(cache_dir) / f"features-{key[:32]}.npz"
+    remove_stale_staging(path.parent, "features-*.npz")  # killed writers' of any entry: a hit writes nothing
     if path.is_file():
         cached = _read_cache(path, len(documents))
         if cached is not None:
@@ -137,7 +138,6 @@ def _write_cache(path: Path, encoded: EncodedSplit) -> None:
     arrays["counts"] = np.asarray([encoded.num_documents, encoded.truncated_words], dtype=np.int64)
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    remove_stale_staging(path.parent, "features-*.npz")  # what trials killed while writing other entries left
     atomic_write_bytes(path, buffer.getvalue())
 
 

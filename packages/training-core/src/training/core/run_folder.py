@@ -94,7 +94,8 @@ class RunFolder:
         """Delete (and return) the staging leftovers of interrupted writes; a retired folder (`.model.old`) whose
         swap crashed before the new one came in is put back instead."""
         removed = []
-        for target in (self.config, self.metrics, self.model, self.checkpoint, self.lineage):
+        job = self.root / "job.json"  # the job spec its runner writes first (training.execution's `JOB_FILE`)
+        for target in (job, self.config, self.metrics, self.model, self.checkpoint, self.lineage):
             for leftover in staging_leftovers(target):
                 if not put_back_retired(leftover):
                     self.remove(leftover)

@@ -19,6 +19,7 @@ import transformers
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
 from transformers import BertConfig, BertForTokenClassification, PretrainedConfig, PreTrainedTokenizerFast
 
+from training.common.atomic import remove_stale_staging
 from training.common.cache import cache_folder
 from training.common.fingerprint import fingerprint
 
@@ -79,6 +80,7 @@ def tiny_bert_folder(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     (default `$XDG_CACHE_HOME/training`, else `~/.cache/training`)."""
     root = Path(cache_dir) if cache_dir is not None else cache_folder()
     folder = root / f"tiny-bert-{_content_hash()[:16]}"
+    remove_stale_staging(root, "tiny-bert-*")  # what builds killed mid-way left; each later call may find it built
     if _complete(folder):
         return folder
     root.mkdir(parents=True, exist_ok=True)
