@@ -81,7 +81,7 @@ def encode_cached(
         }
     )
     path = Path(cache_dir) / f"features-{key[:32]}.npz"
-    remove_stale_staging(path.parent, "features-*.npz")  # killed writers' of any entry: a hit writes nothing
+    remove_stale_staging(path.parent, "features-*.npz")  # what writers killed mid-write left, a hit too
     if path.is_file():
         cached = _read_cache(path, len(documents))
         if cached is not None:
