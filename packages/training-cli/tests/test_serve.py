@@ -223,3 +223,15 @@ def test_a_large_call_stops_once_its_client_has_gone(tagging_run: Path, tmp_path
         status, answer = call(f"{url}/predict", {"text": " ".join(TEXTS) * 40})  # large too: the same lane
         assert status == 200 and answer["entities"]
         assert health["model_calls"] < 64 and call(f"{url}/health")[1]["model_calls"] <= health["model_calls"] + 2
+
+
+def test_the_process_watching_the_workers_holds_no_model(tagging_run: Path, tmp_path: Path) -> None:
+    """With --workers 2 the process starting the workers loaded the model to check it and kept torch and the model's
+    memory: 403 MiB beside each worker's 403 MiB for tiny BERT, where it needs 62."""
+    psutil = pytest.importorskip("psutil")
+    with serving(tagging_run, tmp_path / "server.log", "--workers", "2") as url:
+        assert call(f"{url}/predict", {"text": TEXTS[0]})[0] == 200
+        port = url.rsplit(":", 1)[1]
+        (parent,) = [child for child in psutil.Process().children() if port in child.cmdline()]
+        worker = max(child.memory_info().rss for child in parent.children(recursive=True))
+        assert parent.memory_info().rss * 2 < worker

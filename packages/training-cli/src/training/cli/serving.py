@@ -327,3 +327,8 @@ def app_from_settings() -> FastAPI:
     runtime = "onnxruntime" if is_exported(folder) else "torch"
     metadata = model_metadata(folder, model_dir, tag_names, runtime, quantized=settings.quantized)
     return create_app(predictor, metadata, settings)
+
+
+def check_model() -> None:
+    """Loads the model of the settings file, for a process that only checks it loads (the app is not picklable)."""
+    app_from_settings()
