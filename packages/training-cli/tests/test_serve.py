@@ -204,3 +204,34 @@ def test_a_model_the_workers_cannot_load_exits_2_in_one_line(exported_run: tuple
     (line,) = error.splitlines()
     assert process.returncode == 2
     assert line.startswith(f"training serve: error: {broken / 'model.onnx'}: not a readable ONNX model")
+
+
+def test_a_large_call_stops_once_its_client_has_gone(tagging_run: Path, tmp_path: Path) -> None:
+    """A request went on being tagged to its end after its client had closed the connection, holding up the large
+    requests behind it (64 texts of 20,000 characters: minutes of MiniLM on a CPU)."""
+    body = json.dumps({"texts": [" ".join(TEXTS) * 120] * 64}).encode()
+    with serving(tagging_run, tmp_path / "server.log") as url:
+        head = f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as client:
+            client.sendall(head.encode() + b"\r\n" + body)
+            while call(f"{url}/health")[1]["model_calls"] == 0:  # closed once its tagging has begun
+                time.sleep(0.05)
+        deadline = time.monotonic() + 60
+        while (health := call(f"{url}/health")[1])["abandoned_requests"] == 0:
+            assert time.monotonic() < deadline, "the server never saw the client go"
+            time.sleep(0.1)
+        status, answer = call(f"{url}/predict", {"text": " ".join(TEXTS) * 40})  # large too: the same lane
+        assert status == 200 and answer["entities"]
+        assert health["model_calls"] < 64 and call(f"{url}/health")[1]["model_calls"] <= health["model_calls"] + 2
+
+
+def test_the_process_watching_the_workers_holds_no_model(tagging_run: Path, tmp_path: Path) -> None:
+    """With --workers 2 the process starting the workers loaded the model to check it and kept torch and the model's
+    memory: 403 MiB beside each worker's 403 MiB for tiny BERT, where it needs 62."""
+    psutil = pytest.importorskip("psutil")
+    with serving(tagging_run, tmp_path / "server.log", "--workers", "2") as url:
+        assert call(f"{url}/predict", {"text": TEXTS[0]})[0] == 200
+        port = url.rsplit(":", 1)[1]
+        (parent,) = [child for child in psutil.Process().children() if port in child.cmdline()]
+        worker = max(child.memory_info().rss for child in parent.children(recursive=True))
+        assert parent.memory_info().rss * 2 < worker

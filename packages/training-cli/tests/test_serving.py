@@ -41,6 +41,11 @@ def post(
     return sent
 
 
+async def _here() -> bool:
+    """A client still waiting for its answer."""
+    return False
+
+
 def answer(sent: list[dict[str, Any]]) -> tuple[int, Any]:
     return sent[0]["status"], json.loads(b"".join(message.get("body", b"") for message in sent[1:]))
 
@@ -184,10 +189,10 @@ def test_a_request_cancelled_while_its_batch_is_tagged_does_not_stop_the_batcher
 
     async def scenario() -> list[list[Any]]:
         batcher = Batcher(tag, batch_size=8, max_wait_s=0.0)
-        first = asyncio.create_task(batcher(["first"]))
+        first = asyncio.create_task(batcher(["first"], _here))
         await asyncio.sleep(0.05)  # the batch with "first" is being tagged
         first.cancel()
-        return await asyncio.wait_for(batcher(["second"]), 5)
+        return await asyncio.wait_for(batcher(["second"], _here), 5)
 
     assert asyncio.run(scenario()) == [["second"]]
 
@@ -202,9 +207,35 @@ def test_a_large_request_holds_up_no_ordinary_one() -> None:
 
     async def scenario() -> tuple[bool, list[list[Any]], list[list[Any]]]:
         batcher = Batcher(tag, batch_size=8, max_wait_s=0.0)
-        large = asyncio.create_task(batcher(["a" * (LARGE_CHARS + 1)]))
+        large = asyncio.create_task(batcher(["a" * (LARGE_CHARS + 1)], _here))
         await asyncio.sleep(0.1)  # the large request is being tagged
-        small = await asyncio.wait_for(batcher(["small"]), 1.5)
+        small = await asyncio.wait_for(batcher(["small"], _here), 1.5)
         return large.done(), small, await large
 
     assert asyncio.run(scenario()) == (False, [[5]], [[LARGE_CHARS + 1]])
+
+
+def test_the_work_of_a_client_gone_stops_at_the_next_model_call() -> None:
+    """A request was tagged whole in one model call, and to its end once its client had left: 64 texts of 20,000
+    characters held the lane of large requests for minutes after nobody waited for them."""
+    tagged: list[int] = []
+
+    def tag(texts: list[str]) -> list[list[Any]]:
+        time.sleep(0.05)
+        tagged.append(len(texts))
+        return [[len(text)] for text in texts]
+
+    async def scenario() -> tuple[list[list[Any]] | None, list[list[Any]] | None, int]:
+        batcher = Batcher(tag, batch_size=16, max_wait_s=0.0)
+        started = asyncio.get_running_loop().time()
+
+        async def gone() -> bool:
+            return asyncio.get_running_loop().time() - started > 0.3
+
+        cut = await asyncio.wait_for(batcher(["a" * LARGE_CHARS] * 64, gone), 5)
+        await asyncio.sleep(0.2)  # the lane, at its next call, sees nobody waits
+        return cut, await asyncio.wait_for(batcher(["b" * (LARGE_CHARS + 1)], _here), 1), batcher.abandoned
+
+    cut, next_one, abandoned = asyncio.run(scenario())
+    assert (cut, next_one, abandoned) == (None, [[LARGE_CHARS + 1]], 1)
+    assert tagged[0] == 1 and 3 <= len(tagged) <= 12 and tagged[-1] == 1  # a text a call; the cut one's stopped early

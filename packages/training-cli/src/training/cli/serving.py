@@ -9,14 +9,14 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidatorFunctionWrapHandler, field_validator, model_validator
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -121,13 +121,23 @@ class Batcher:
         self._queues: tuple[asyncio.Queue[_Waiting], ...] = (asyncio.Queue(), asyncio.Queue())  # ordinary, large
         self._tasks: list[asyncio.Task[None]] = []
         self.calls = 0  # model calls made, for /health and the tests of batching
+        self.abandoned = 0  # requests whose client left before the answer
 
-    async def __call__(self, texts: list[str]) -> list[list[Any]]:
+    async def __call__(self, texts: list[str], gone: Callable[[], Awaitable[bool]]) -> list[list[Any]] | None:
+        """The entities of `texts`; None, with their work stopped at the next model call, once `gone()` says the client
+        left."""
         if not self._tasks:
             self._tasks = [asyncio.create_task(self._run(queue)) for queue in self._queues]
         waiting = _Waiting(texts, asyncio.get_running_loop().create_future())
         await self._queues[sum(map(len, texts)) > LARGE_CHARS].put(waiting)
-        return await waiting.done
+        try:
+            while not (await asyncio.wait({waiting.done}, timeout=0.1))[0]:
+                if await gone():
+                    self.abandoned += 1
+                    return None
+            return waiting.done.result()
+        finally:
+            waiting.done.cancel()  # once answered, nothing; otherwise its lane tags no more of it
 
     async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
         loop = asyncio.get_running_loop()
@@ -139,20 +149,32 @@ class Batcher:
                     batch.append(await asyncio.wait_for(queue.get(), max(0.0, deadline - loop.time())))
                 except asyncio.TimeoutError:  # not yet the built-in TimeoutError on Python 3.10
                     break
-            texts = [text for waiting in batch for text in waiting.texts]
-            try:
-                results = await loop.run_in_executor(None, self._tag, texts)
+            batch = [waiting for waiting in batch if not waiting.done.done()]  # those whose client left are skipped
+            texts, results = [text for waiting in batch for text in waiting.texts], []
+            try:  # a call at a time, while anyone waits for the batch: the work of clients gone stops at the next call
+                while len(results) < len(texts) and not all(waiting.done.done() for waiting in batch):
+                    call = _call_texts(texts[len(results) :], self._batch_size)
+                    results += await loop.run_in_executor(None, self._tag, call)
+                    self.calls += 1
             except Exception as error:  # the service's fault: every waiting request gets a 500
                 for waiting in batch:
                     if not waiting.done.done():
                         waiting.done.set_exception(error)
                 continue
-            self.calls += 1
             start = 0
             for waiting in batch:  # a request cancelled meanwhile has a done future: setting it would end this loop
                 if not waiting.done.done():
                     waiting.done.set_result(results[start : start + len(waiting.texts)])
                 start += len(waiting.texts)
+
+
+def _call_texts(texts: list[str], batch_size: int) -> list[str]:
+    """The first texts of one model call: up to `batch_size`, and up to `LARGE_CHARS` characters but for a single text
+    (a call of 0.5 s on a CPU core: a large request is many calls, each a point where its work can stop)."""
+    count, chars = 1, len(texts[0])
+    while count < min(batch_size, len(texts)) and chars + len(texts[count]) <= LARGE_CHARS:
+        chars, count = chars + len(texts[count]), count + 1
+    return texts[:count]
 
 
 def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -> FastAPI:
@@ -198,7 +220,7 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
     @app.get("/health")
     @app.head("/health", include_in_schema=False)
     async def health() -> dict[str, Any]:
-        return {"status": "ok", "model_calls": batcher.calls}
+        return {"status": "ok", "model_calls": batcher.calls, "abandoned_requests": batcher.abandoned}
 
     @app.get("/metadata")
     @app.head("/metadata", include_in_schema=False)
@@ -206,10 +228,12 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         return metadata
 
     @app.post("/predict")
-    async def predict(body: PredictRequest) -> Any:
+    async def predict(body: PredictRequest, request: Request) -> Any:
         if refusal := body.refusal(settings.max_texts, settings.max_chars):
             return _error(422, refusal)
-        found = await batcher(body.all_texts)
+        found = await batcher(body.all_texts, request.is_disconnected)
+        if found is None:
+            return Response(status_code=499)  # nobody reads it: the status nginx logs for a client gone
         results = [{"entities": [asdict(entity) for entity in entities]} for entities in found]
         return results[0] if body.text is not None else {"results": results}
 
@@ -303,3 +327,8 @@ def app_from_settings() -> FastAPI:
     runtime = "onnxruntime" if is_exported(folder) else "torch"
     metadata = model_metadata(folder, model_dir, tag_names, runtime, quantized=settings.quantized)
     return create_app(predictor, metadata, settings)
+
+
+def check_model() -> None:
+    """Loads the model of the settings file, for a process that only checks it loads (the app is not picklable)."""
+    app_from_settings()

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import os
 import socket
 import tempfile
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from training.cli.commands.common import positive_int
@@ -42,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{where}: cannot listen there: {error.strerror or error}") from None
     uvicorn = require("uvicorn", "training serve")
     require("fastapi", "training serve")
-    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings, app_from_settings
+    from training.cli.serving import SETTINGS_VARIABLE, ServeSettings, check_model
 
     settings = ServeSettings(
         model_dir=str(model_dir),
@@ -55,8 +57,10 @@ def run(args: argparse.Namespace) -> int:
         settings_file = Path(folder) / "settings.json"
         settings_file.write_text(settings.model_dump_json(), encoding="utf-8")
         os.environ[SETTINGS_VARIABLE] = str(settings_file)
-        if args.workers > 1:  # uvicorn restarts, for ever, worker processes that cannot load the model: load it here
-            app_from_settings()
+        if args.workers > 1:  # uvicorn restarts, for ever, worker processes that cannot load the model: load it first,
+            # in a process of its own, so that this one, which only watches the workers, holds no model copy of its own
+            with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as check:
+                check.submit(check_model).result()
         uvicorn.run(
             "training.cli.serving:app_from_settings",
             factory=True,
