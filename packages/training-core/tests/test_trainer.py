@@ -101,10 +101,13 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
         train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])
     state_file = tmp_path / "resumed/checkpoint/trainer_state.json"
     state = json.loads(state_file.read_text())
-    assert state["next_epoch"] == 1 and state["world_size"] == 1
+    assert state["next_epoch"] == 1 and state["world_size"] == 1 and state["steps_per_epoch"] == 4
     assert json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
     state_file.write_text(json.dumps({**state, "world_size": 2}))  # as two processes (torchrun) write it
     with pytest.raises(InputError, match=r"checkpoint: a checkpoint of 2 process\(es\), resumed with 1; resume it"):
+        train_model(config, dataset, tmp_path / "resumed")
+    state_file.write_text(json.dumps({**state, "steps_per_epoch": 3}))  # other batches: its schedule would shift
+    with pytest.raises(InputError, match=r"checkpoint: a checkpoint of 3 optimizer steps per epoch, resumed with 4"):
         train_model(config, dataset, tmp_path / "resumed")
     state_file.write_text(json.dumps(state))
     resumed = train_model(config, dataset, tmp_path / "resumed")

@@ -330,6 +330,7 @@ class _Trainer:
             nonfinite_in_row=self.nonfinite.in_row,
             precision_check=self.precision_check,
             world_size=self.ctx.world_size,
+            steps_per_epoch=state.steps_per_epoch,
         )
         save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
 
@@ -339,10 +340,9 @@ class _Trainer:
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
-        state, opt = self.state, self.optimization
-        ctx = self.ctx
+        state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
         progress = load_checkpoint(
-            self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size
+            saved, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size, state.steps_per_epoch
         )
         state.global_step, state.history = progress.global_step, list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
