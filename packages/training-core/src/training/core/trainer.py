@@ -104,7 +104,7 @@ class _Trainer:
 
     def __post_init__(self) -> None:
         self.params, self.windowing = self.config.training, Windowing.of(self.config.model)
-        self.state = TrainerState(num_epochs=self.params.num_epochs)
+        self.state = TrainerState(num_epochs=self.params.num_epochs, rank=self.ctx.rank, world_size=self.ctx.world_size)
         self.best_metrics: Evaluation | None = None
         self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
