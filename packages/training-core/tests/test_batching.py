@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from training.core.batching import epoch_batches
+from training.core.batching import epoch_batches, repeats_last_batch
 
 
 @pytest.mark.parametrize("world_size", [2, 4])
@@ -25,3 +25,17 @@ def test_every_window_is_trained_on_each_epoch_whatever_the_rank_count(world_siz
         alone = epoch_batches(lengths, 4, seed=0, epoch=epoch, group_by_length=group_by_length)
         assert {tuple(batch) for shard in shards for batch in shard} == {tuple(batch) for batch in alone}
         assert sorted(index for batch in alone for index in batch) == list(range(len(lengths)))
+
+
+@pytest.mark.parametrize("world_size", [1, 2, 3, 4])
+@pytest.mark.parametrize("examples", [230, 232, 233])
+def test_the_padding_batch_is_known_so_each_window_counts_once_an_epoch(world_size: int, examples: int) -> None:
+    # The padding counted as windows trained (and so in samples per second); 230 windows make two megabatches.
+    lengths = [10 + index % 7 for index in range(examples)]
+    counted = []
+    for rank in range(world_size):
+        batches = epoch_batches(lengths, 4, seed=0, epoch=1, rank=rank, world_size=world_size)
+        if repeats_last_batch(examples, 4, rank, world_size):
+            batches = batches[:-1]
+        counted += [index for batch in batches for index in batch]
+    assert sorted(counted) == list(range(examples))

@@ -48,6 +48,25 @@ def test_a_checkpoint_of_another_process_count_is_refused(tmp_path):
         load_checkpoint(folder, model, optimizer, scheduler, None)
 
 
+def test_a_checkpoint_of_other_steps_per_epoch_is_refused(tmp_path):
+    # Padding the last round of a torchrun epoch added a step to it: an older checkpoint resumed on the new count and
+    # shifted the schedule. One of several processes that did not record its count cannot be told apart.
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(steps_per_epoch=3), [rng_state()])
+    assert load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=3).steps_per_epoch == 3
+
+    expected = f"{folder}: a checkpoint of 3 optimizer steps per epoch, resumed with 4; delete the folder"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+        load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4)
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=2), [rng_state(), rng_state()])
+    assert load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2).world_size == 2
+    with pytest.raises(InputError, match="a checkpoint of unrecorded optimizer steps per epoch, resumed with 4"):
+        load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2, steps_per_epoch=4)
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=1), [rng_state()])
+    assert load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4).steps_per_epoch is None
+
+
 @pytest.mark.parametrize(
     ("content", "problem"),
     [

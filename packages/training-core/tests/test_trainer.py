@@ -101,10 +101,13 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
         train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])
     state_file = tmp_path / "resumed/checkpoint/trainer_state.json"
     state = json.loads(state_file.read_text())
-    assert state["next_epoch"] == 1 and state["world_size"] == 1
+    assert state["next_epoch"] == 1 and state["world_size"] == 1 and state["steps_per_epoch"] == 4
     assert json.loads((tmp_path / "resumed/metrics.json").read_text())["status"] == "running"
     state_file.write_text(json.dumps({**state, "world_size": 2}))  # as two processes (torchrun) write it
     with pytest.raises(InputError, match=r"checkpoint: a checkpoint of 2 process\(es\), resumed with 1; resume it"):
+        train_model(config, dataset, tmp_path / "resumed")
+    state_file.write_text(json.dumps({**state, "steps_per_epoch": 3}))  # other batches: its schedule would shift
+    with pytest.raises(InputError, match=r"checkpoint: a checkpoint of 3 optimizer steps per epoch, resumed with 4"):
         train_model(config, dataset, tmp_path / "resumed")
     state_file.write_text(json.dumps(state))
     resumed = train_model(config, dataset, tmp_path / "resumed")
@@ -312,6 +315,38 @@ def test_a_callback_stopping_one_torchrun_rank_stops_them_all(ner_config_dir: Pa
     )
     assert (tmp_path / "steps-0").read_text() == (tmp_path / "steps-1").read_text() == "3"
     assert RunFolder(tmp_path / "ddp").read_metrics().completed
+
+
+@pytest.mark.slow
+def test_a_torchrun_epoch_counts_each_window_once_and_callbacks_know_their_rank(
+    ner_config_dir: Path, tmp_path: Path
+) -> None:
+    # 32 windows in batches of 5 are 7 batches: rank 1 repeats the first to pad the last round, and the 5 windows
+    # it repeated counted as trained, in samples per second too. Callbacks could not tell which rank ran them, so a
+    # callback writing a file wrote it from every rank.
+    run_two_ranks(
+        tmp_path,
+        f"""
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
+        from training.core.callbacks import Callback
+
+        class Report(Callback):
+            def on_train_end(self, state):
+                if state.is_main:
+                    with open({str(tmp_path)!r} + "/report-" + str(state.rank), "w") as file:
+                        file.write(str(state.world_size))
+
+        config = build_training_config({{"set": ["training.num_epochs=1", "training.batch_size=5"]}},
+                                       {str(ner_config_dir)!r})
+        train_model(config, load_dataset(config.data.path), {str(tmp_path / "ddp")!r}, callbacks=[Report()])
+        """,
+    )
+    log = (tmp_path / "ddp/train.log").read_text()
+    assert "training 32 windows" in log and "trained 32 windows (each once an epoch)" in log
+    assert [path.name for path in tmp_path.glob("report-*")] == ["report-0"]
+    assert (tmp_path / "report-0").read_text() == "2"
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@ windows pack into rows of a fixed token capacity."""
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 
@@ -43,6 +44,13 @@ def epoch_batches(
         # As torch's DistributedSampler: the first batches again complete the last round, so no window is left out.
         batches = (batches + batches[: -len(batches) % world_size])[rank::world_size]
     return batches
+
+
+def repeats_last_batch(examples: int, batch_size: int, rank: int, world_size: int) -> bool:
+    """Whether this rank's last batch of `epoch_batches` is padding (one of the epoch's first batches again), so that
+    counting each example once per epoch leaves it out."""
+    count = math.ceil(examples / batch_size)  # megabatches hold whole batches: only the last batch can be short
+    return rank >= world_size - (-count % world_size)
 
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:

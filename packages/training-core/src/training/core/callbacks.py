@@ -23,10 +23,18 @@ class TrainerState:
     best_epoch: int | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     should_stop: bool = False
+    rank: int = 0  # of this process among `world_size` under torchrun
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the one process (rank 0) that writes the run's files."""
+        return self.rank == 0
 
 
 class Callback:
-    """Base class: override the hooks you need. Raising from a hook stops training (e.g. a pruned trial)."""
+    """Base class: override the hooks you need. Raising from a hook stops training (e.g. a pruned trial). Under
+    torchrun every rank calls the hooks: one that writes a file or prints should do so only where `state.is_main`."""
 
     def on_train_begin(self, state: TrainerState) -> None:
         """Training is about to start (or resume) with `state.total_steps` optimizer steps."""

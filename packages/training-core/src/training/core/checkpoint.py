@@ -41,6 +41,7 @@ class Progress(BaseModel):
     nonfinite_in_row: int = 0
     precision_check: PrecisionCheck | None = None  # kept so that a resumed run stays in the precision it chose
     world_size: int | None = None  # the processes that wrote it (None: written before the count was kept)
+    steps_per_epoch: int | None = None  # of the run that wrote it (None: written before the count was kept)
 
 
 def rng_state() -> dict[str, Any]:
@@ -83,15 +84,23 @@ def load_checkpoint(
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,
     world_size: int = 1,
+    steps_per_epoch: int | None = None,
 ) -> Progress:
     """Restore what `save_checkpoint` wrote and return the progress; `rank` picks the RNG state (rank 0's for ranks
-    the saved run did not have); a checkpoint of another `world_size` is refused."""
+    the saved run did not have); a checkpoint of another `world_size` or `steps_per_epoch` is refused (the schedule
+    and the position in an epoch would shift), as is one of several processes that did not record its steps."""
     try:
         progress = read_record(Progress, folder / STATE_FILE, "checkpoint progress record")
         if progress.world_size not in (None, world_size):  # batches per epoch and the schedule depend on the count
             raise InputError(
                 f"{folder}: a checkpoint of {progress.world_size} process(es), resumed with {world_size}; resume it "
                 "with the same count, or delete the folder to restart the run from scratch"
+            )
+        recorded = progress.steps_per_epoch  # several processes unrecorded: maybe before the last round was padded
+        if steps_per_epoch is not None and recorded != steps_per_epoch and (recorded is not None or world_size > 1):
+            raise InputError(
+                f"{folder}: a checkpoint of {recorded or 'unrecorded'} optimizer steps per epoch, resumed with "
+                f"{steps_per_epoch}; delete the folder to restart the run from scratch"
             )
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)

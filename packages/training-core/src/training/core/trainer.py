@@ -20,7 +20,7 @@ from training.common.errors import DataError, InputError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core import optimization
-from training.core.batching import epoch_batches
+from training.core.batching import epoch_batches, repeats_last_batch
 from training.core.callbacks import Callback, TrainerState
 from training.core.checkpoint import Progress, load_checkpoint, rng_state, save_checkpoint
 from training.core.evaluator import evaluate_split, improves
@@ -104,7 +104,7 @@ class _Trainer:
 
     def __post_init__(self) -> None:
         self.params, self.windowing = self.config.training, Windowing.of(self.config.model)
-        self.state = TrainerState(num_epochs=self.params.num_epochs)
+        self.state = TrainerState(num_epochs=self.params.num_epochs, rank=self.ctx.rank, world_size=self.ctx.world_size)
         self.best_metrics: Evaluation | None = None
         self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
@@ -193,14 +193,15 @@ class _Trainer:
             last_epoch = epoch == self.params.num_epochs - 1
             if self.params.eval_steps is None or (last_epoch and self.state.global_step != self.evaluated_step):
                 self._evaluate_and_checkpoint(epoch + 1, 0)
-        result = self._finish(samples / train_seconds if train_seconds else 0.0)
+        result = self._finish(samples, train_seconds)
         for callback in self.callbacks:
             callback.on_train_end(self.state)
         return result
 
     def _train_epoch(self, epoch: int, skip_batches: int) -> int:
-        """Run one epoch (from batch `skip_batches` when resuming); returns the examples this rank saw. A step counts
-        once the next group is queued (its loss then reads without draining the device), or before an evaluation."""
+        """Run one epoch (from batch `skip_batches` when resuming); returns the windows this rank saw, padding left out.
+        A step counts once the next group is queued (its loss then reads without draining the device), or before an
+        evaluation."""
         self.optimization.module.train()
         batches = self._batches(epoch)
         size, every = self.params.gradient_accumulation_steps, self.params.eval_steps
@@ -208,6 +209,9 @@ class _Trainer:
         # Labelled tokens per accumulation group, summed over ranks: one collective per epoch.
         counts = [float(sum(self.window_tokens[i] for batch in group for i in batch)) for group in groups]
         group_tokens = self.ctx.all_reduce_sum(counts)
+        windows = [sum(len(batch) for batch in group) for group in groups]
+        if repeats_last_batch(len(self.windows), self.params.batch_size, self.ctx.rank, self.ctx.world_size):
+            windows[-1] -= len(batches[-1])
         seen, pending = 0, []
         for number in range(skip_batches // size, len(groups)):
             if every and (self.state.global_step + 1) % every == 0:
@@ -220,7 +224,7 @@ class _Trainer:
             if self.state.should_stop:  # asked for by the step just counted: this group is never applied
                 self.optimization.optimizer.zero_grad(set_to_none=True)
                 break
-            seen += sum(len(batch) for batch in groups[number])
+            seen += windows[number]
             optimization.optimizer_step(self.model, self.optimization, loss, self.params.max_grad_norm)
             pending.append((number, Readback(loss)))
         self._count_steps(pending, epoch, len(groups))
@@ -326,6 +330,7 @@ class _Trainer:
             nonfinite_in_row=self.nonfinite.in_row,
             precision_check=self.precision_check,
             world_size=self.ctx.world_size,
+            steps_per_epoch=state.steps_per_epoch,
         )
         save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
 
@@ -335,10 +340,9 @@ class _Trainer:
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
-        state, opt = self.state, self.optimization
-        ctx = self.ctx
+        state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
         progress = load_checkpoint(
-            self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size
+            saved, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size, state.steps_per_epoch
         )
         state.global_step, state.history = progress.global_step, list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
@@ -367,8 +371,8 @@ class _Trainer:
             **final,
         )
 
-    def _finish(self, throughput: float) -> TrainResult:
-        samples = self.ctx.all_reduce_sum([throughput])[0]
+    def _finish(self, seen: int, seconds: float) -> TrainResult:
+        samples, throughput = self.ctx.all_reduce_sum([seen, seen / seconds if seconds else 0.0])
         metrics = self._metrics(
             "completed",
             best=self.best_metrics,
@@ -376,7 +380,7 @@ class _Trainer:
             best_step=self.best_step,
             stopped_early=self.stopped_early,
             tag_names=self.inputs.tag_names,
-            train_samples_per_second=samples,
+            train_samples_per_second=throughput,
             validation_overlap=self.inputs.overlap,
             world_size=self.ctx.world_size,
             truncated_words=self.train_split.truncated_words + self.validation_split.truncated_words,
@@ -389,6 +393,7 @@ class _Trainer:
             self.run.write_metrics(metrics)
             shutil.rmtree(self.run.checkpoint, ignore_errors=True)
             best = self.state.best_metric or 0.0
+            logger.info("trained %d windows (each once an epoch), %.1f per second", samples, throughput)
             logger.info("done: best %s=%.4f at epoch %s", self.params.metric_for_best, best, self.state.best_epoch)
         self.ctx.barrier()
         return result
