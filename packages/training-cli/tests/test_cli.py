@@ -203,6 +203,14 @@ def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
     assert "train.jsonl:1: annotation [0, 9, 'PERSON'] is out of range" in completed.stderr
 
 
+def test_debug_shows_the_traceback_of_bad_input_and_still_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`--debug` re-raised the error, so bad input exited 1, the status of a failed run."""
+    arguments = ["--set", "training.lerning_rate=1", "--output", str(tmp_path / "run")]
+    completed = cli("--debug", "train", "--config-dir", str(config_dir), *arguments)
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" in completed.stderr and "did you mean 'learning_rate'" in completed.stderr
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))
