@@ -99,7 +99,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = getattr(error, "exit_code", TrainingError.exit_code)
             if args.debug:  # the traceback instead of the line; the exit status stays the error's
                 traceback.print_exc()
-            else:
+            # torchrun starts the same command once per rank, each finding the same bad input: rank 0 says it
+            elif code != 2 or os.environ.get("RANK", "0") in ("", "0"):
                 print(f"training {args.command}: error: {error}", file=sys.stderr)
             return code
         except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
