@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -33,7 +34,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run = actions.add_parser("run", help="start (or continue) a sweep from a config folder")
     run.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
     run.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
-    run.add_argument("--data", type=Path, help="data folder or file (default: data.path of the data config)")
+    # a string, not a Path: `./corpus` stays a path (not a config name) and `hf://org/name` keeps its `//`
+    run.add_argument(
+        "--data", type=os.path.expanduser, help="data folder or file (default: data.path of the data config)"
+    )
     run.add_argument("--study-dir", type=Path, help=f"study folder (default: {DEFAULT_STUDIES}/<hpo name>)")
     run.add_argument("--backbone", help="model config name or backbone id to tune")
     _budget_arguments(run)
@@ -45,7 +49,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
     resume.add_argument("--study-dir", type=Path, required=True)
     resume.add_argument("--storage", help="storage URL, when the study's needs a password")
-    resume.add_argument("--data", type=Path, help="the study's data, when it has moved")
+    resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
     _budget_arguments(resume)
     _refit_arguments(resume)
     _common_arguments(resume, STUDY_URI)
@@ -55,7 +59,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
     worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
     worker.add_argument("--study-name")
-    worker.add_argument("--data", type=Path, help="the study's data, when it lies elsewhere on this host")
+    worker.add_argument(
+        "--data", type=os.path.expanduser, help="the study's data, when it lies elsewhere on this host"
+    )
     worker.add_argument("--gpus", metavar="IDS", help="GPUs this worker's trials may use, e.g. 0,1 (default: all)")
     worker.add_argument(
         "--single-host",
@@ -124,8 +130,9 @@ def _run(args: argparse.Namespace) -> int:
     assert hpo is not None
     _check_refit(args)
     # `train --data` takes config names; a path (`../corpus`) is never one
-    named = args.config_dir / "data" / f"{args.data}.yaml" if args.data is not None else None
-    if named is not None and len(args.data.parts) == 1 and not args.data.exists() and named.is_file():
+    bare = args.data is not None and os.path.basename(args.data) == args.data and not Path(args.data).exists()
+    named = args.config_dir / "data" / f"{args.data}.yaml"
+    if bare and named.is_file():
         raise ConfigError(
             f"--data {args.data}: no such file or folder; hpo run --data takes the data folder or file, and the data "
             f"config ({named}) is chosen in train.yaml (data: {args.data})"

@@ -189,7 +189,7 @@ def resume_hpo_sweep(
     tracking = _tracking(record.tracking_uri(mlflow_uri))
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
-        dataset = _load(Path(path), record.config)
+        dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
     if dataset.fingerprint != record.dataset_fingerprint:
         raise InputError(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
