@@ -88,6 +88,24 @@ def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
     assert message.startswith("training hpo: error: hf://org/ner: cannot load the hub dataset"), message
 
 
+def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path, tmp_path: Path) -> None:
+    """A study begun with a one-value choice (before such spaces were refused): `hpo resume` continued it, `hpo run`
+    refused it; a new study is still refused the space."""
+    from training.hpo import create_search_space, run_local_hpo_sweep
+
+    hpo = tmp_path / "one.yaml"
+    hpo.write_text((config_dir / "hpo" / "quick.yaml").read_text().replace("[4, 8]", "[4]"))
+    space, study_dir = create_search_space(hpo, recorded=True), tmp_path / "study"
+    run_local_hpo_sweep(None, space, config_dir=config_dir, study_dir=study_dir, n_trials=1, isolation="inprocess")
+    args = ["hpo", "run", "--config-dir", config_dir, "--hpo", hpo, "--n-trials", "2", "--inprocess", "--json"]
+    run = training(*args, "--study-dir", study_dir)
+    assert run.returncode == 0, run.stderr
+    trials = json.loads(run.stdout.splitlines()[-1])["trials"]
+    assert [trial["params"]["training.batch_size"] for trial in trials] == [4, 4]
+    message = one_line_error(training(*args, "--study-dir", tmp_path / "new"))
+    assert "training.batch_size.values: one value is not searched" in message and not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
