@@ -100,6 +100,7 @@ def run_local_hpo_sweep(
     space.check(base)
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
+    _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
     tracking = _tracking(_tracking_uri(mlflow_uri, base, folder, location, hpo.name))
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
@@ -111,7 +112,6 @@ def run_local_hpo_sweep(
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
-    _check_own_study(folder, hpo.name, location)
     have_splits = folder.splits.is_file() or hpo.validation == "split"
     if have_splits:  # splits of other data are refused before the storage is touched
         _splits(folder, dataset, hpo, base)
@@ -221,7 +221,7 @@ def _tracking_uri(given: str | None, base: TrainingConfig, folder: StudyFolder, 
     A study is looked for only where a folder's manifest says there is one: a new study's storage is not created."""
     stored = None
     if folder.manifest.is_file():
-        with contextlib.suppress(InputError):  # another study or none recorded yet: the checks below say so
+        with contextlib.suppress(InputError):  # a study whose record was never saved: checked below
             stored = SweepSettings.load(open_study(name, open_storage(location), location))
     return stored.tracking_uri(given) if stored is not None else given or base.tracking.mlflow
 
