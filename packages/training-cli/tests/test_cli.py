@@ -203,6 +203,25 @@ def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
     assert "train.jsonl:1: annotation [0, 9, 'PERSON'] is out of range" in completed.stderr
 
 
+def test_debug_shows_the_traceback_of_bad_input_and_still_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`--debug` re-raised the error, so bad input exited 1, the status of a failed run."""
+    arguments = ["--set", "training.lerning_rate=1", "--output", str(tmp_path / "run")]
+    completed = cli("--debug", "train", "--config-dir", str(config_dir), *arguments)
+    assert completed.returncode == 2, completed.stderr
+    assert "Traceback" in completed.stderr and "did you mean 'learning_rate'" in completed.stderr
+
+
+@pytest.mark.parametrize(("rank", "lines"), [("0", 1), ("1", 0)])
+def test_bad_input_is_reported_by_rank_0_only(config_dir: Path, tmp_path: Path, rank: str, lines: int) -> None:
+    """Under torchrun every rank printed the same line; each still exits 2."""
+    command = [sys.executable, "-m", "training.cli", "train", "--config-dir", str(config_dir)]
+    arguments = ["--data-path", str(tmp_path / "missing"), "--output", str(tmp_path / "run")]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"}
+    completed = subprocess.run([*command, *arguments], capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode == 2
+    assert len(completed.stderr.splitlines()) == lines and completed.stderr.count("no such file or folder") == lines
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))

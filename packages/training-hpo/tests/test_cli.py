@@ -62,6 +62,50 @@ def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, 
     assert str(tmp_path / "corpus") in message and "hpo run --data takes" not in message
 
 
+@pytest.mark.parametrize("data", ["./ner", "hf://org/ner"])
+def test_data_is_read_as_written(config_dir: Path, tmp_path: Path, data: str) -> None:
+    """`--data` was read as a Path: `./ner` (beside data/ner.yaml) was told it named a data config, and the hub
+    dataset `hf://org/ner` became `<cwd>/hf:/org/ner`."""
+    args = ["run", "--hpo", "tiny", "--config-dir", str(config_dir), "--study-dir", str(tmp_path / "study")]
+    message = one_line_error(training("hpo", *args, "--data", data))
+    assert message.startswith(f"training hpo: error: {Path.cwd() / 'ner' if data == './ner' else data}: "), message
+
+
+@pytest.fixture(scope="module")
+def quick_study(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The folder of a one-trial study of `hpo/quick.yaml`."""
+    from training.hpo import run_local_hpo_sweep
+
+    study_dir = tmp_path_factory.mktemp("quick") / "study"
+    hpo = config_dir / "hpo" / "quick.yaml"
+    run_local_hpo_sweep(None, hpo, config_dir=config_dir, study_dir=study_dir, n_trials=1, isolation="inprocess")
+    return study_dir
+
+
+def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
+    """`hpo resume --data hf://org/ner` looked for the local folder `hf:/org/ner`."""
+    message = one_line_error(training("hpo", "resume", "--study-dir", quick_study, "--data", "hf://org/ner"))
+    assert message.startswith("training hpo: error: hf://org/ner: cannot load the hub dataset"), message
+
+
+def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path, tmp_path: Path) -> None:
+    """A study begun with a one-value choice (before such spaces were refused): `hpo resume` continued it, `hpo run`
+    refused it; a new study is still refused the space."""
+    from training.hpo import create_search_space, run_local_hpo_sweep
+
+    hpo = tmp_path / "one.yaml"
+    hpo.write_text((config_dir / "hpo" / "quick.yaml").read_text().replace("[4, 8]", "[4]"))
+    space, study_dir = create_search_space(hpo, recorded=True), tmp_path / "study"
+    run_local_hpo_sweep(None, space, config_dir=config_dir, study_dir=study_dir, n_trials=1, isolation="inprocess")
+    args = ["hpo", "run", "--config-dir", config_dir, "--hpo", hpo, "--n-trials", "2", "--inprocess", "--json"]
+    run = training(*args, "--study-dir", study_dir)
+    assert run.returncode == 0, run.stderr
+    trials = json.loads(run.stdout.splitlines()[-1])["trials"]
+    assert [trial["params"]["training.batch_size"] for trial in trials] == [4, 4]
+    message = one_line_error(training(*args, "--study-dir", tmp_path / "new"))
+    assert "training.batch_size.values: one value is not searched" in message and not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

@@ -251,6 +251,27 @@ def test_a_resume_without_a_tracking_uri_logs_where_the_sweep_did(
     assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2
 
 
+def test_a_sweep_run_again_without_a_tracking_uri_logs_where_it_did(
+    tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
+) -> None:
+    """`hpo run` of a started study (without --mlflow-uri) logged nowhere, though its resume logs to the study's URI."""
+    from training.hpo import run_local_hpo_sweep
+    from training.hpo.failures import SweepStopped
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    (study_dir / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    run = {"config": tiny_config, "study_dir": study_dir, "isolation": "inprocess"}
+    hpo = quick_settings("run-again", max_failed_trials=1)
+    with pytest.raises(SweepStopped):
+        run_local_hpo_sweep(None, hpo, **run, mlflow_uri=store)
+    with pytest.raises(SweepStopped):
+        run_local_hpo_sweep(None, hpo, **run)
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("run-again")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2
+
+
 def test_a_resume_of_a_sweep_tracked_with_a_password_asks_for_the_uri(
     tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], tmp_path: Path
 ) -> None:

@@ -10,6 +10,7 @@ import select
 import signal
 import sys
 import threading
+import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -89,15 +90,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             if isinstance(error, BrokenPipeError) and _reader_gone():  # stop quietly, as SIGPIPE would (128 + 13)
                 os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
                 return 141
-            if args.debug:
-                raise
-            print(f"training {args.command}: error: {error}", file=sys.stderr)
             # Our errors carry their code; a missing extra is the setup, a name too long for the file system is the
             # input (2: the message names the `pip install` or the path); another OSError is the machine (a full
             # disk, a missing permission), not the input.
             if isinstance(error, MissingDependencyError) or getattr(error, "errno", None) == errno.ENAMETOOLONG:
-                return 2
-            return getattr(error, "exit_code", TrainingError.exit_code)
+                code = 2
+            else:
+                code = getattr(error, "exit_code", TrainingError.exit_code)
+            if args.debug:  # the traceback instead of the line; the exit status stays the error's
+                traceback.print_exc()
+            # torchrun starts the same command once per rank, each finding the same bad input: rank 0 says it
+            elif code != 2 or os.environ.get("RANK", "0") in ("", "0"):
+                print(f"training {args.command}: error: {error}", file=sys.stderr)
+            return code
         except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
             if args.debug:
                 raise

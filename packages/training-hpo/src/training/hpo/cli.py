@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from training.config.best import BestConfig
     from training.config.schema import HPOConfig
     from training.hpo.processes import Isolation
+    from training.hpo.search_space import SearchSpace
 
 # resume and worker log where the sweep was started with --mlflow-uri (its URI is kept with the study)
 STUDY_URI = "the URI the sweep was started with, else tracking.mlflow"
@@ -33,7 +35,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run = actions.add_parser("run", help="start (or continue) a sweep from a config folder")
     run.add_argument("--config-dir", type=Path, required=True, help="folder with train.yaml, model/, data/, hpo/")
     run.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
-    run.add_argument("--data", type=Path, help="data folder or file (default: data.path of the data config)")
+    # a string, not a Path: `./corpus` stays a path (not a config name) and `hf://org/name` keeps its `//`
+    run.add_argument(
+        "--data", type=os.path.expanduser, help="data folder or file (default: data.path of the data config)"
+    )
     run.add_argument("--study-dir", type=Path, help=f"study folder (default: {DEFAULT_STUDIES}/<hpo name>)")
     run.add_argument("--backbone", help="model config name or backbone id to tune")
     _budget_arguments(run)
@@ -45,7 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
     resume.add_argument("--study-dir", type=Path, required=True)
     resume.add_argument("--storage", help="storage URL, when the study's needs a password")
-    resume.add_argument("--data", type=Path, help="the study's data, when it has moved")
+    resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
     _budget_arguments(resume)
     _refit_arguments(resume)
     _common_arguments(resume, STUDY_URI)
@@ -55,7 +60,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
     worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
     worker.add_argument("--study-name")
-    worker.add_argument("--data", type=Path, help="the study's data, when it lies elsewhere on this host")
+    worker.add_argument("--data", type=os.path.expanduser, help="the study's data, when it lies elsewhere on this host")
     worker.add_argument("--gpus", metavar="IDS", help="GPUs this worker's trials may use, e.g. 0,1 (default: all)")
     worker.add_argument(
         "--single-host",
@@ -119,13 +124,20 @@ def _run(args: argparse.Namespace) -> int:
     from training.config.builder import section_file
     from training.hpo.search_space import create_search_space
 
-    space = create_search_space(section_file(args.config_dir, "hpo", args.hpo))  # errors name the file
+    source = section_file(args.config_dir, "hpo", args.hpo)
+    try:
+        space = create_search_space(source)  # errors name the file
+    except ConfigError:
+        space = _started_space(source, args)
+        if space is None:
+            raise
     hpo = space.hpo_config
     assert hpo is not None
     _check_refit(args)
     # `train --data` takes config names; a path (`../corpus`) is never one
-    named = args.config_dir / "data" / f"{args.data}.yaml" if args.data is not None else None
-    if named is not None and len(args.data.parts) == 1 and not args.data.exists() and named.is_file():
+    bare = args.data is not None and os.path.basename(args.data) == args.data and not Path(args.data).exists()
+    named = args.config_dir / "data" / f"{args.data}.yaml"
+    if bare and named.is_file():
         raise ConfigError(
             f"--data {args.data}: no such file or folder; hpo run --data takes the data folder or file, and the data "
             f"config ({named}) is chosen in train.yaml (data: {args.data})"
@@ -151,6 +163,27 @@ def _run(args: argparse.Namespace) -> int:
         )
     best = _summary(study, args.json, study_dir)
     return _refit(best, args, isolation, args.mlflow_uri) if args.refit is not None else 0
+
+
+def _started_space(source: Path, args: argparse.Namespace) -> SearchSpace | None:
+    """The space of `source` if the study folder holds a study begun with exactly that space: a check added since
+    (a one-value choice) applies to new spaces, so `hpo run` continues the study as `hpo resume` does."""
+    from training.common.errors import TrainingError
+    from training.hpo.search_space import create_search_space
+    from training.hpo.storage import load_study
+    from training.hpo.study_folder import StudyFolder
+    from training.hpo.sweep_settings import SweepSettings
+
+    try:
+        space = create_search_space(source, recorded=True)
+        assert space.hpo_config is not None
+        study_dir = args.study_dir or default_study_dir(space.hpo_config.name)
+        if not StudyFolder(study_dir).manifest.is_file():
+            return None
+        stored = SweepSettings.load(load_study(study_dir, storage=args.storage)).hpo_config.search_space
+    except TrainingError:
+        return None
+    return space if stored == space.parameters else None
 
 
 def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:

@@ -6,6 +6,7 @@ hosts may work on one study, whose trial and time budget is shared.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import os
@@ -97,7 +98,10 @@ def run_local_hpo_sweep(
     hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
-    tracking = _tracking(mlflow_uri or base.tracking.mlflow)
+    folder = StudyFolder(Path(study_dir))
+    location = storage_location(hpo.storage, folder)
+    _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
+    tracking = _tracking(_tracking_uri(mlflow_uri, base, folder, location, hpo.name))
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
@@ -108,9 +112,6 @@ def run_local_hpo_sweep(
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
-    folder = StudyFolder(Path(study_dir))
-    location = storage_location(hpo.storage, folder)
-    _check_own_study(folder, hpo.name, location)
     have_splits = folder.splits.is_file() or hpo.validation == "split"
     if have_splits:  # splits of other data are refused before the storage is touched
         _splits(folder, dataset, hpo, base)
@@ -189,7 +190,7 @@ def resume_hpo_sweep(
     tracking = _tracking(record.tracking_uri(mlflow_uri))
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
-        dataset = _load(Path(path), record.config)
+        dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
     if dataset.fingerprint != record.dataset_fingerprint:
         raise InputError(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
@@ -213,6 +214,16 @@ def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepT
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
     return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
+
+
+def _tracking_uri(given: str | None, base: TrainingConfig, folder: StudyFolder, location: str, name: str) -> str | None:
+    """Where a sweep logs: `given`, else where the study it continues logs (as its resume would), else the config's.
+    A study is looked for only where a folder's manifest says there is one: a new study's storage is not created."""
+    stored = None
+    if folder.manifest.is_file():
+        with contextlib.suppress(InputError):  # a study whose record was never saved: checked below
+            stored = SweepSettings.load(open_study(name, open_storage(location), location))
+    return stored.tracking_uri(given) if stored is not None else given or base.tracking.mlflow
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:
