@@ -61,6 +61,7 @@ class StudyFolder:
     journal = _Inside("study.journal")
     splits = _Inside("splits.json")
     recovery_lock = _Inside(".recovery.lock")
+    setup_lock = _Inside(".setup.lock")
     cache = _Inside("cache")
     best_config = _Inside("best_config.json")
     report = _Inside("report")
