@@ -110,7 +110,7 @@ def run_local_hpo_sweep(
         dataset = _load(data_location, base)
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
-    with file_lock(folder.setup_lock):  # sweeps started together on a new folder: one makes the study, others join
+    with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
         _check_own_study(folder, hpo.name, location)
         have_splits = folder.splits.is_file() or hpo.validation == "split"
         if have_splits:  # splits of other data are refused before the storage is touched
