@@ -52,7 +52,7 @@ def test_a_study_recorded_by_the_first_format_still_opens(swept: tuple) -> None:
     old = optuna.create_study(study_name="old")
     old.set_user_attr(RECORD, first)
     assert SweepSettings.load(old) == settings
-    old.set_user_attr(RECORD, first | {"format": 3})
+    old.set_user_attr(RECORD, first | {"format": "one"})
     with pytest.raises(InputError, match="study 'old' was not made by run_local_hpo_sweep"):
         SweepSettings.load(old)
 

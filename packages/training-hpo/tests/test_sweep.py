@@ -795,3 +795,55 @@ def test_a_hub_data_path_reaches_the_loader_as_the_uri_it_is(config_dir: Path, t
     message = str(raised.value)
     assert "no such file or folder" not in message
     assert "hf://org/corpus" in message or isinstance(raised.value, MissingDependencyError)
+
+
+RACE = """
+import sys
+from pathlib import Path
+import training.cli.main, training.hpo.objective, training.hpo.sweep  # imported before the start line
+Path(sys.argv[1]).touch()
+while not Path(sys.argv[2]).exists():
+    pass
+sys.exit(training.cli.main.main(sys.argv[3:]))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("second", ["race", "other"], ids=["same study", "another study name"])
+def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
+    config_dir: Path, tmp_path: Path, second: str
+) -> None:
+    """Two `hpo run` started at the same moment on one new folder: the second joins the study, or is refused in one
+    line when it names another study; never two studies, records or manifests in one folder (both made it: SQLite's
+    tables twice, or a study each in one database with the manifest naming the last)."""
+    import optuna
+
+    for name in ("race", second):
+        (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n" + (config_dir / "hpo" / "quick.yaml").read_text())
+    trials = "2" if second == "race" else "1"
+    for attempt in range(2):
+        study_dir, go = tmp_path / f"study-{attempt}", tmp_path / f"go-{attempt}"
+        runs = {}
+        for name in ("race", second):
+            ready = tmp_path / f"ready-{attempt}-{len(runs)}"
+            command = ["hpo", "run", "--config-dir", str(config_dir), "--hpo", str(tmp_path / f"{name}.yaml")]
+            command += ["--n-trials", trials, "--study-dir", str(study_dir), "--inprocess"]
+            script = [sys.executable, "-c", RACE, str(ready), str(go), *command]
+            runs[ready] = subprocess.Popen(script, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while not all(ready.exists() for ready in runs):
+            assert time.monotonic() < deadline and all(run.poll() is None for run in runs.values())
+            time.sleep(0.05)
+        go.touch()
+        results = [(run.wait(timeout=300), run.stderr.read()) for run in runs.values()]
+        names = [study.study_name for study in optuna.get_all_study_summaries(f"sqlite:///{study_dir / 'study.db'}")]
+        assert len(names) == 1, results
+        assert json.loads((study_dir / "study.json").read_text())["study_name"] == names[0]
+        if second == "race":
+            assert [code for code, _ in results] == [0, 0], results
+            assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.COMPLETE] * 2
+            continue
+        (code, _), (refused, stderr) = sorted(results)
+        errors = [line for line in stderr.splitlines() if line.startswith("training hpo: error:")]
+        assert (code, refused, len(errors)) == (0, 2, 1) and "Traceback" not in stderr, results
+        assert f"holds study {names[0]!r}" in errors[0]

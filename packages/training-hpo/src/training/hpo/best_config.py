@@ -8,10 +8,13 @@ from pathlib import Path
 
 import optuna
 from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial
 
+from training.common.atomic import check_folder
 from training.common.errors import InputError, expect_instance
 from training.config.best import BestConfig, StudyRef
 from training.hpo.checkpoints import best_trial
+from training.hpo.recovery import file_lock
 from training.hpo.storage import study_location
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
@@ -27,15 +30,23 @@ def extract_best_config_from_study(
     expect_instance(study, optuna.Study, "study", "an optuna.Study (load_study(study_dir) opens a study folder)")
     record = SweepSettings.load(study)
     folder = StudyFolder((Path(study_dir) if study_dir is not None else Path(record.study_dir)).resolve())
-    trial = best_trial(study)
-    if trial is None:
+    first = best_trial(study)
+    if first is None:
         raise InputError(f"study {study.study_name!r} has no complete trial yet, so no best configuration")
+    check_folder(folder.root, "a study folder")  # both before the folder is touched
+    with file_lock(folder.lock):  # workers ending together: the last to write read the study last
+        best = _best_config(study, best_trial(study) or first, record, folder)  # `or`: complete trials stay complete
+        best.save(folder.best_config)
+    return best
+
+
+def _best_config(study: optuna.Study, trial: FrozenTrial, record: SweepSettings, folder: StudyFolder) -> BestConfig:
     attrs, maximize = TrialRecord.of(trial), study.direction == StudyDirection.MAXIMIZE
     storage = record.storage
     if folder.manifest.is_file():  # a moved or copied folder's own study.db, not the one where the sweep began
         opened = study_location(folder.root)[0]
         storage = opened if opened != folder.read_manifest().storage else storage
-    best = BestConfig(
+    return BestConfig(
         config=record.config,
         hyperparameters=attrs.hyperparameters,
         num_epochs=refit_epochs(attrs.fold_best_epochs),
@@ -54,8 +65,6 @@ def extract_best_config_from_study(
         splits_path=str(folder.splits) if record.hpo_config.validation == "kfold" else None,
         checkpoint=best_fold_model(folder.trial(trial.number), attrs.fold_values, maximize),
     )
-    best.save(folder.best_config)
-    return best
 
 
 def refit_epochs(fold_best_epochs: Sequence[int | None]) -> int | None:

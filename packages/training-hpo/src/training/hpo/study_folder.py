@@ -61,6 +61,7 @@ class StudyFolder:
     journal = _Inside("study.journal")
     splits = _Inside("splits.json")
     recovery_lock = _Inside(".recovery.lock")
+    lock = _Inside(".study.lock")  # held by a process that reads the study, then writes this folder from what it read
     cache = _Inside("cache")
     best_config = _Inside("best_config.json")
     report = _Inside("report")

@@ -31,7 +31,7 @@ from training.hpo.devices import parse_gpus
 from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
-from training.hpo.recovery import machine_name
+from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
     is_file_storage,
@@ -112,29 +112,31 @@ def run_local_hpo_sweep(
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
-    have_splits = folder.splits.is_file() or hpo.validation == "split"
-    if have_splits:  # splits of other data are refused before the storage is touched
-        _splits(folder, dataset, hpo, base)
-    backend = open_storage(location)
-    study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
-    record = SweepSettings(
-        config=base,
-        config_fingerprint=base.fingerprint,
-        hpo_config=hpo,
-        dataset_fingerprint=dataset.fingerprint,
-        data_path=data_location,
-        study_dir=str(folder.root.resolve()),
-        storage=redact_url(location),
-        max_epochs=max_epochs(space, base),
-        machine=machine_name(),
-        mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
-    )
-    _check_or_save(study, record, folder)
-    Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
-    manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
-    folder.write_manifest(manifest)
-    if not have_splits:
-        _splits(folder, dataset, hpo, base)
+    with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
+        _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
+        have_splits = folder.splits.is_file() or hpo.validation == "split"
+        if have_splits:  # splits of other data are refused before the storage is touched
+            _splits(folder, dataset, hpo, base)
+        backend = open_storage(location)
+        study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
+        record = SweepSettings(
+            config=base,
+            config_fingerprint=base.fingerprint,
+            hpo_config=hpo,
+            dataset_fingerprint=dataset.fingerprint,
+            data_path=data_location,
+            study_dir=str(folder.root.resolve()),
+            storage=redact_url(location),
+            max_epochs=max_epochs(space, base),
+            machine=machine_name(),
+            mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
+        )
+        _check_or_save(study, record, folder)
+        Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
+        manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
+        folder.write_manifest(manifest)
+        if not have_splits:
+            _splits(folder, dataset, hpo, base)
     return SweepWorker(
         location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking, events
     ).run()

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from training.common.errors import InputError, first_line
 from training.common.redact import REDACTED
 from training.config.schema import HPOConfig, TrainingConfig
+from training.hpo._version import __version__
 
 RECORD = "sweep"
-SETTINGS_FORMAT = 2
+SETTINGS_FORMAT = 3  # 3: `mlflow_uri`, which a reader must honour (its resumed trials log there)
 
 
 class SweepSettings(BaseModel):
@@ -21,7 +22,7 @@ class SweepSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format: Literal[2] = SETTINGS_FORMAT
+    format: Literal[3] = SETTINGS_FORMAT
     config: TrainingConfig
     config_fingerprint: str
     hpo_config: HPOConfig
@@ -35,10 +36,13 @@ class SweepSettings(BaseModel):
 
     @model_validator(mode="before")
     @classmethod
-    def _read_format_1(cls, data: Any) -> Any:
-        """Format 1 held the config as YAML text (`config_yaml`) and the settings under `hpo`."""
-        if not isinstance(data, dict) or data.get("format") != 1:
+    def _read_older_formats(cls, data: Any) -> Any:
+        """Format 1 held the config as YAML text (`config_yaml`) and the settings under `hpo`; format 2 lacked
+        `mlflow_uri` until it was added without a new number."""
+        if not isinstance(data, dict) or data.get("format") not in (1, 2):
             return data
+        if data["format"] == 2:
+            return data | {"format": SETTINGS_FORMAT}
         rest = {key: value for key, value in data.items() if key not in ("config_yaml", "hpo")}
         config = TrainingConfig.from_yaml(data["config_yaml"], f"study record of {data.get('study_dir')}")
         return rest | {"format": SETTINGS_FORMAT, "config": config, "hpo_config": data["hpo"]}
@@ -58,12 +62,23 @@ class SweepSettings(BaseModel):
 
     @classmethod
     def load(cls, study: optuna.Study) -> SweepSettings:
-        """The settings of a study made by `run_local_hpo_sweep`; any other study is an `InputError`."""
+        """The settings of a study made by `run_local_hpo_sweep`; any other study, or one recorded by a newer release,
+        is an `InputError`."""
         data = study.user_attrs[RECORD] if RECORD in study.user_attrs else None  # noqa: SIM401 (the record's own reader)
-        if not isinstance(data, dict) or data.get("format") not in (1, SETTINGS_FORMAT):
+        number = data.get("format") if isinstance(data, dict) else None
+        if type(number) is not int or number < 1:
             raise InputError(
                 f"study {study.study_name!r} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
                 f"of format {SETTINGS_FORMAT})"
+            )
+        known = {*cls.model_fields, *(("config_yaml", "hpo") if number == 1 else ())}
+        unknown = sorted(set(data) - known)
+        if number > SETTINGS_FORMAT or unknown:  # a newer release's record: ignoring what it adds would be wrong
+            held = f"format {number}" + (f" with fields {', '.join(unknown)}" if unknown else "")
+            raise InputError(
+                f"study {study.study_name!r} was recorded by a newer training-hpo ({RECORD!r} record of {held}); "
+                f"training-hpo {__version__} here reads formats up to {SETTINGS_FORMAT}: upgrade training-hpo on "
+                "this machine to the sweep's release"
             )
         try:
             return cls.model_validate(data)

@@ -1,0 +1,66 @@
+"""The study's sweep record (`SweepSettings`): older formats are read, a newer release's record is refused in one line
+that names both formats and says to upgrade."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import optuna
+import pytest
+
+from training.common.errors import InputError
+from training.config import HPOConfig, TrainingConfig
+from training.hpo import __version__
+from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, SweepSettings
+
+
+@pytest.fixture
+def stored(tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig]) -> tuple[optuna.Study, dict]:
+    """An in-memory study holding a record with a tracking URI, and that record as stored."""
+    record = SweepSettings(
+        config=tiny_config,
+        config_fingerprint=tiny_config.fingerprint,
+        hpo_config=quick_settings("kept"),
+        dataset_fingerprint="0" * 64,
+        data_path=None,
+        study_dir="/studies/kept",
+        storage="sqlite:////studies/kept/study.db",
+        max_epochs=1,
+        mlflow_uri="sqlite:////studies/mlflow.db",
+    )
+    study = optuna.create_study(study_name="kept")
+    record.save(study)
+    return study, study.user_attrs[RECORD]
+
+
+def test_a_record_of_format_2_without_a_tracking_uri_still_opens(stored: tuple[optuna.Study, dict]) -> None:
+    study, data = stored
+    older = {key: value for key, value in data.items() if key != "mlflow_uri"} | {"format": 2}
+    study.set_user_attr(RECORD, older)
+    assert SweepSettings.load(study).mlflow_uri is None
+    study.set_user_attr(RECORD, data | {"format": 2})  # format 2 as written before its number changed
+    assert SweepSettings.load(study).mlflow_uri == "sqlite:////studies/mlflow.db"
+
+
+@pytest.mark.parametrize(
+    ("change", "held"),
+    [
+        ({"format": SETTINGS_FORMAT + 1}, f"format {SETTINGS_FORMAT + 1}"),
+        ({"queue": "gpu-a"}, f"format {SETTINGS_FORMAT} with fields queue"),
+    ],
+    ids=["future format", "unknown field"],
+)
+def test_a_record_of_a_newer_release_is_refused_naming_both_formats(
+    stored: tuple[optuna.Study, dict], change: dict, held: str
+) -> None:
+    # A reader that knew fewer fields said "invalid 'sweep' user attribute (Extra inputs are not permitted)", and a
+    # future format number read as "not made by run_local_hpo_sweep".
+    study, data = stored
+    study.set_user_attr(RECORD, data | change)
+    message = (
+        f"study 'kept' was recorded by a newer training-hpo ('sweep' record of {held}); training-hpo {__version__} "
+        f"here reads formats up to {SETTINGS_FORMAT}: upgrade training-hpo on this machine to the sweep's release"
+    )
+    with pytest.raises(InputError) as refused:
+        SweepSettings.load(study)
+    assert str(refused.value) == message
