@@ -222,6 +222,17 @@ def test_bad_input_is_reported_by_rank_0_only(config_dir: Path, tmp_path: Path, 
     assert len(completed.stderr.splitlines()) == lines and completed.stderr.count("no such file or folder") == lines
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+@pytest.mark.parametrize(("arguments", "message"), [(["--output", "X", "--bogus"], "unrecognized"), ([], "required")])
+def test_a_usage_error_is_reported_by_rank_0_only(rank: str, arguments: list[str], message: str) -> None:
+    """argparse printed the usage and the error once per rank under torchrun; each rank still exits 2."""
+    command = [sys.executable, "-m", "training.cli", "train", *arguments]
+    env = {**os.environ, "RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode == 2
+    assert completed.stderr.count(message) == (rank == "0") and ("usage:" in completed.stderr) == (rank == "0")
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))
