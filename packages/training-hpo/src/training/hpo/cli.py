@@ -95,7 +95,7 @@ def _refit_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="then train the best config into DIR as `training final --backend local` does (where the trials ran; "
-        "with --mlflow-uri, logged there too)",
+        "logged to MLflow where they log)",
     )
     parser.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
 
@@ -162,7 +162,12 @@ def _run(args: argparse.Namespace) -> int:
             events=events,
         )
     best = _summary(study, args.json, study_dir)
-    return _refit(best, args, isolation, args.mlflow_uri) if args.refit is not None else 0
+    if args.refit is None:
+        return 0
+    from training.hpo.sweep_settings import SweepSettings
+
+    # a study run again logs where it began (its trials did above), unless --mlflow-uri says otherwise: as a resume
+    return _refit(best, args, isolation, SweepSettings.load(study).tracking_uri(args.mlflow_uri))
 
 
 def _started_space(source: Path, args: argparse.Namespace) -> SearchSpace | None:
