@@ -423,6 +423,20 @@ def test_demo_refuses_sizes_and_seeds_it_cannot_use_as_usage_errors(
     assert len(completed.stderr.strip().splitlines()) == 2 and not (tmp_path / "demo").exists()  # usage + error
 
 
+@pytest.mark.parametrize("inside", [False, True], ids=["a file", "inside a file"])
+def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Path, inside: bool) -> None:
+    """It said "[1/7] generating ..." first, then named a corpus file it could not write, not --output."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("a file\n")
+    out = taken / "demo" if inside else taken
+    completed = cli("demo", "--fast", "--output", str(out))
+    found = f"lies inside the file {taken}" if inside else "is a file"
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training demo: error: --output {out}: {found}; expected a folder for everything the demo writes"
+    ]
+
+
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
