@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from training.hpo.processes import Isolation
     from training.hpo.search_space import SearchSpace
 
-# resume and worker log where the sweep was started with --mlflow-uri (its URI is kept with the study)
-STUDY_URI = "the URI the sweep was started with, else tracking.mlflow"
-
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hpo` and its actions to the `training` parser."""
@@ -53,7 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
     _budget_arguments(resume)
     _refit_arguments(resume)
-    _common_arguments(resume, STUDY_URI)
+    _common_arguments(resume)
     resume.set_defaults(func=_resume, resumable=True)
 
     worker = actions.add_parser("worker", help="join a running study from another process or host")
@@ -67,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="join a study on a file storage (SQLite, journal) from another host anyway, at the risk of losing trials",
     )
-    _common_arguments(worker, STUDY_URI)
+    _common_arguments(worker)
     worker.set_defaults(func=_resume, worker=True, resumable=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
@@ -100,9 +97,11 @@ def _refit_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
 
 
-def _common_arguments(parser: argparse.ArgumentParser, mlflow_default: str = "tracking.mlflow") -> None:
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    # a study run again, resumed or joined logs where it began with --mlflow-uri (its URI is kept with the study)
+    default = "the URI the sweep was started with, else tracking.mlflow"
     parser.add_argument(
-        "--mlflow-uri", metavar="URI", help=f"log the study and its trials to MLflow (default: {mlflow_default})"
+        "--mlflow-uri", metavar="URI", help=f"log the study and its trials to MLflow (default: {default})"
     )
     parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
     parser.add_argument(
