@@ -233,6 +233,13 @@ def test_a_usage_error_is_reported_by_rank_0_only(rank: str, arguments: list[str
     assert completed.stderr.count(message) == (rank == "0") and ("usage:" in completed.stderr) == (rank == "0")
 
 
+def test_an_unknown_option_is_refused_by_its_command(cli) -> None:
+    """It was refused as `training: error:` under the usage of `training`, which lists none of the command's options."""
+    completed = cli("lineage", "run", "--bogus")
+    assert completed.returncode == 2 and completed.stderr.startswith("usage: training lineage ")
+    assert completed.stderr.splitlines()[-1] == "training lineage: error: unrecognized arguments: --bogus"
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))

@@ -71,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the command's parser, whose usage lists the options it has, not by `training`'s
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
     for name, value in vars(args).items():
         if isinstance(value, Path):
@@ -130,6 +132,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command (or plugin action, `hpo run`) that `args` chose."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _command_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
 
 
 def _reporting_rank() -> bool:
