@@ -222,6 +222,24 @@ def test_bad_input_is_reported_by_rank_0_only(config_dir: Path, tmp_path: Path, 
     assert len(completed.stderr.splitlines()) == lines and completed.stderr.count("no such file or folder") == lines
 
 
+@pytest.mark.parametrize("rank", ["0", "1"])
+@pytest.mark.parametrize(("arguments", "message"), [(["--output", "X", "--bogus"], "unrecognized"), ([], "required")])
+def test_a_usage_error_is_reported_by_rank_0_only(rank: str, arguments: list[str], message: str) -> None:
+    """argparse printed the usage and the error once per rank under torchrun; each rank still exits 2."""
+    command = [sys.executable, "-m", "training.cli", "train", *arguments]
+    env = {**os.environ, "RANK": rank, "LOCAL_RANK": rank, "WORLD_SIZE": "2"}
+    completed = subprocess.run(command, capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode == 2
+    assert completed.stderr.count(message) == (rank == "0") and ("usage:" in completed.stderr) == (rank == "0")
+
+
+def test_an_unknown_option_is_refused_by_its_command(cli) -> None:
+    """It was refused as `training: error:` under the usage of `training`, which lists none of the command's options."""
+    completed = cli("lineage", "run", "--bogus")
+    assert completed.returncode == 2 and completed.stderr.startswith("usage: training lineage ")
+    assert completed.stderr.splitlines()[-1] == "training lineage: error: unrecognized arguments: --bogus"
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))
@@ -410,6 +428,20 @@ def test_demo_refuses_sizes_and_seeds_it_cannot_use_as_usage_errors(
     completed = cli("demo", "--fast", "--output", str(tmp_path / "demo"), option, value)
     assert completed.returncode == 2 and f"argument {option}: expected a whole number {expected}" in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 2 and not (tmp_path / "demo").exists()  # usage + error
+
+
+@pytest.mark.parametrize("inside", [False, True], ids=["a file", "inside a file"])
+def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Path, inside: bool) -> None:
+    """It said "[1/7] generating ..." first, then named a corpus file it could not write, not --output."""
+    taken = tmp_path / "notes.txt"
+    taken.write_text("a file\n")
+    out = taken / "demo" if inside else taken
+    completed = cli("demo", "--fast", "--output", str(out))
+    found = f"lies inside the file {taken}" if inside else "is a file"
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training demo: error: --output {out}: {found}; expected a folder for everything the demo writes"
+    ]
 
 
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:

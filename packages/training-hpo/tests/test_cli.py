@@ -211,6 +211,20 @@ def test_a_search_space_the_config_refuses_is_named_before_any_trial(config_dir:
     assert not study_dir.exists()
 
 
+@pytest.mark.parametrize("action", ["run", "resume", "worker"])
+def test_each_action_says_where_a_started_study_logs(action: str) -> None:
+    """`hpo run --help` said it logs to tracking.mlflow, though run again on a study it logs where the study began."""
+    result = training("hpo", action, "--help")
+    assert "(default: the URI the sweep was started with, else tracking.mlflow)" in " ".join(result.stdout.split())
+
+
+def test_an_unknown_option_is_refused_by_its_action() -> None:
+    """It was refused as `training: error:` under the usage of `training`, not of `training hpo best`."""
+    result = training("hpo", "best", "--bogus")
+    assert result.returncode == 2 and result.stderr.startswith("usage: training hpo best ")
+    assert result.stderr.splitlines()[-1] == "training hpo best: error: unrecognized arguments: --bogus"
+
+
 def test_hpo_is_listed_by_the_training_command() -> None:
     result = training("--help")
     assert result.returncode == 0 and "hpo" in result.stdout

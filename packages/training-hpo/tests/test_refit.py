@@ -230,6 +230,25 @@ def test_hpo_resume_with_refit_finishes_a_moved_sweep_then_refits_on_the_moved_d
     assert len(client.search_runs(experiments, f"attributes.run_name = '{lineage.run_id}'")) == 1
 
 
+def test_hpo_run_with_refit_on_a_started_study_refits_where_the_study_logs(config_dir: Path, tmp_path: Path) -> None:
+    """`hpo run --refit DIR` again on a study begun with --mlflow-uri logged the refit nowhere unless given the URI
+    again (its trials logged to the study's URI); it logs there, as `hpo resume --refit` does."""
+    mlflow = pytest.importorskip("mlflow")
+    from training.execution import extract_lineage_from_best_model
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    started = [sys.executable, "-m", "training.cli", "hpo", "run", "--config-dir", str(config_dir), "--hpo", "quick"]
+    started += ["--n-trials", "1", "--study-dir", str(tmp_path / "study"), "--mlflow-uri", store]
+    first = subprocess.run(started, capture_output=True, text=True, timeout=300)
+    assert first.returncode == 0, first.stderr
+    run = hpo_run(config_dir, tmp_path)  # the study has its trial: no sweep, then the refit
+    assert run.returncode == 0, run.stderr
+    lineage = extract_lineage_from_best_model(tmp_path / "final")
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    assert len(client.search_runs(experiments, f"attributes.run_name = '{lineage.run_id}'")) == 1
+
+
 @pytest.mark.parametrize(("study", "got"), [(None, "NoneType None"), ("studies/ner", "str 'studies/ner'")])
 def test_a_best_config_is_extracted_from_a_study_only(study: object, got: str) -> None:
     """A study folder or None raised "'str' object has no attribute 'user_attrs'"."""

@@ -14,6 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import NoReturn
 
 from training.cli._version import __version__
 from training.common.errors import TrainingError
@@ -23,10 +24,16 @@ PLUGIN_GROUP = "training.cli.commands"
 
 
 class CommandParser(argparse.ArgumentParser):
-    """A command's parser taking options anywhere among its positionals (`predict RUN --json "a" "b"`): plain argparse
-    ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
+    """The parser of `training` and of its commands, taking options anywhere among positionals (`predict RUN --json "a"
+    "b"`): plain argparse ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
     _intermixing = False
+
+    def error(self, message: str) -> NoReturn:
+        """A usage error: printed by rank 0 only under torchrun (each rank parses the same command line); exits 2."""
+        if _reporting_rank():
+            super().error(message)
+        self.exit(2)
 
     def parse_known_args(
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
@@ -44,7 +51,7 @@ class CommandParser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The full parser: built-in commands, then every installed plugin command."""
-    parser = argparse.ArgumentParser(
+    parser = CommandParser(
         prog="training",
         description="Fine-tune transformers for named-entity recognition, tune them, run them anywhere.",
     )
@@ -64,7 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:  # refused by the command's parser, whose usage lists the options it has, not by `training`'s
+        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
     # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
     for name, value in vars(args).items():
         if isinstance(value, Path):
@@ -100,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             if args.debug:  # the traceback instead of the line; the exit status stays the error's
                 traceback.print_exc()
             # torchrun starts the same command once per rank, each finding the same bad input: rank 0 says it
-            elif code != 2 or os.environ.get("RANK", "0") in ("", "0"):
+            elif code != 2 or _reporting_rank():
                 print(f"training {args.command}: error: {error}", file=sys.stderr)
             return code
         except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
@@ -123,6 +132,19 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
+
+
+def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
+    """The parser of the command (or plugin action, `hpo run`) that `args` chose."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
+            return _command_parser(action.choices[getattr(args, action.dest)], args)
+    return parser
+
+
+def _reporting_rank() -> bool:
+    """Whether this process reports bad input: the only one, or rank 0 of those torchrun started."""
+    return os.environ.get("RANK", "0") in ("", "0")
 
 
 def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:

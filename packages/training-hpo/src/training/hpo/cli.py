@@ -23,9 +23,6 @@ if TYPE_CHECKING:
     from training.hpo.processes import Isolation
     from training.hpo.search_space import SearchSpace
 
-# resume and worker log where the sweep was started with --mlflow-uri (its URI is kept with the study)
-STUDY_URI = "the URI the sweep was started with, else tracking.mlflow"
-
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hpo` and its actions to the `training` parser."""
@@ -53,7 +50,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
     _budget_arguments(resume)
     _refit_arguments(resume)
-    _common_arguments(resume, STUDY_URI)
+    _common_arguments(resume)
     resume.set_defaults(func=_resume, resumable=True)
 
     worker = actions.add_parser("worker", help="join a running study from another process or host")
@@ -67,7 +64,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         action="store_true",
         help="join a study on a file storage (SQLite, journal) from another host anyway, at the risk of losing trials",
     )
-    _common_arguments(worker, STUDY_URI)
+    _common_arguments(worker)
     worker.set_defaults(func=_resume, worker=True, resumable=True)
 
     best = actions.add_parser("best", help="the best trial as best_config.json (for final training)")
@@ -95,14 +92,16 @@ def _refit_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="DIR",
         help="then train the best config into DIR as `training final --backend local` does (where the trials ran; "
-        "with --mlflow-uri, logged there too)",
+        "logged to MLflow where they log)",
     )
     parser.add_argument("--force", action="store_true", help="with --refit: train again even if DIR holds a run")
 
 
-def _common_arguments(parser: argparse.ArgumentParser, mlflow_default: str = "tracking.mlflow") -> None:
+def _common_arguments(parser: argparse.ArgumentParser) -> None:
+    # a study run again, resumed or joined logs where it began with --mlflow-uri (its URI is kept with the study)
+    default = "the URI the sweep was started with, else tracking.mlflow"
     parser.add_argument(
-        "--mlflow-uri", metavar="URI", help=f"log the study and its trials to MLflow (default: {mlflow_default})"
+        "--mlflow-uri", metavar="URI", help=f"log the study and its trials to MLflow (default: {default})"
     )
     parser.add_argument("--inprocess", action="store_true", help="run trials in this process (for debugging)")
     parser.add_argument(
@@ -162,7 +161,12 @@ def _run(args: argparse.Namespace) -> int:
             events=events,
         )
     best = _summary(study, args.json, study_dir)
-    return _refit(best, args, isolation, args.mlflow_uri) if args.refit is not None else 0
+    if args.refit is None:
+        return 0
+    from training.hpo.sweep_settings import SweepSettings
+
+    # a study run again logs where it began (its trials did above), unless --mlflow-uri says otherwise: as a resume
+    return _refit(best, args, isolation, SweepSettings.load(study).tracking_uri(args.mlflow_uri))
 
 
 def _started_space(source: Path, args: argparse.Namespace) -> SearchSpace | None:

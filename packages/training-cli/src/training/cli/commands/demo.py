@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from training.cli.commands.common import positive_int
 from training.cli.output import note, print_evaluation, print_json, print_table
-from training.common.atomic import atomic_write_text
+from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ExecutionError, exit_reason
 from training.common.optional import MissingDependencyError
 from training.config.schema import (
@@ -102,7 +102,7 @@ def run(args: argparse.Namespace) -> int:
     profile = profile.model_copy(
         update={"documents": args.documents or profile.documents, "trials": args.trials or profile.trials}
     )
-    out = args.output.resolve()
+    out = check_folder(args.output, "a folder for everything the demo writes", option="--output").resolve()
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
