@@ -815,12 +815,17 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
 ) -> None:
     """Two `hpo run` started at the same moment on one new folder: the second joins the study, or is refused in one
     line when it names another study; never two studies, records or manifests in one folder (both made it: SQLite's
-    tables twice, or a study each in one database with the manifest naming the last)."""
+    tables twice, or a study each in one database with the manifest naming the last). Joined, they draw the trials
+    one process alone draws (both seeded the sampler alike when each saw the same trials, and drew the same)."""
     import optuna
 
     for name in ("race", second):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n" + (config_dir / "hpo" / "quick.yaml").read_text())
     trials = "2" if second == "race" else "1"
+    if second == "race":
+        run = {"config_dir": config_dir, "hpo_config": tmp_path / "race.yaml", "isolation": "inprocess"}
+        drawn = [trial.params for trial in run_local_hpo_sweep(n_trials=2, study_dir=tmp_path / "alone", **run).trials]
+        assert drawn[0] != drawn[1]
     for attempt in range(2):
         study_dir, go = tmp_path / f"study-{attempt}", tmp_path / f"go-{attempt}"
         runs = {}
@@ -842,6 +847,7 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
         if second == "race":
             assert [code for code, _ in results] == [0, 0], results
             assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.COMPLETE] * 2
+            assert [trial.params for trial in load_study(study_dir).trials] == drawn
             continue
         (code, _), (refused, stderr) = sorted(results)
         errors = [line for line in stderr.splitlines() if line.startswith("training hpo: error:")]
