@@ -853,3 +853,27 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
         errors = [line for line in stderr.splitlines() if line.startswith("training hpo: error:")]
         assert (code, refused, len(errors)) == (0, 2, 1) and "Traceback" not in stderr, results
         assert f"holds study {names[0]!r}" in errors[0]
+
+
+def test_a_trial_queued_again_takes_its_original_s_place_in_the_budget(tmp_path: Path) -> None:
+    """A Ctrl-C'd trial is queued again before it is failed: another worker taking the re-run meanwhile was refused
+    by the budget (the original, still RUNNING, held a place), skipped it and stopped, and the trial was never
+    re-run."""
+    import optuna
+
+    from training.hpo.recovery import requeue
+
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    Budget(n_trials=2).record(study)
+    study.tell(study.ask(space), 0.0)
+    interrupted = study.ask(space)
+    requeue(study, interrupted)  # as the interrupted worker does, before Optuna fails the trial
+    rerun = study.ask(space)  # another worker takes the re-run while the original is still RUNNING
+    assert rerun.params == interrupted.params
+    budget, trials = Budget.of(study), study.get_trials(deepcopy=False)
+    assert budget.admits(trials, rerun.number) and budget.exhausted(trials)
+    later = study.ask(space)  # a new trial asked meanwhile has no place: the re-run holds the last one
+    assert not budget.admits(study.get_trials(deepcopy=False), later.number)
+    study.tell(interrupted, state=TrialState.FAIL)
+    assert budget.admits(study.get_trials(deepcopy=False), rerun.number)
