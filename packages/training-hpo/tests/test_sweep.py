@@ -320,43 +320,70 @@ def test_a_study_folder_holding_another_study_is_refused(config_dir: Path, tmp_p
     assert len(run_local_hpo_sweep("tiny-bert", settings("first", n_trials=2), **run).trials) == 2  # its own goes on
 
 
+def begun_by_an_older_version(root: Path, hpo: HPOConfig, config: TrainingConfig, dataset: Dataset) -> None:
+    """A study in `root` as an older version began it, with no trial yet: its record was not checked on the way in."""
+    import optuna
+
+    from training.hpo.storage import open_storage, storage_location
+    from training.hpo.study_folder import StudyManifest
+
+    folder = StudyFolder(root)
+    location = storage_location(None, folder)
+    study = optuna.create_study(study_name=hpo.name, storage=open_storage(location), direction="maximize")
+    base = config.with_values({"training.metric_for_best": hpo.metric})  # as a sweep makes it
+    SweepSettings(
+        config=base,
+        config_fingerprint=base.fingerprint,
+        hpo_config=hpo,
+        dataset_fingerprint=dataset.fingerprint,
+        data_path=config.data.path,
+        study_dir=str(root.resolve()),
+        storage=location,
+        max_epochs=1,
+    ).save(study)
+    Budget(n_trials=hpo.n_trials).record(study)
+    folder.write_manifest(StudyManifest(study_name=hpo.name, storage=location, study_dir=str(root.resolve())))
+
+
 def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
     tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
 ) -> None:
     # Stored before a choice listing one value twice was refused, its record locked the study: resume said
     # "8.0 is listed already", and editing the study was the only way on.
-    import optuna
-
     from training.hpo import write_report
-    from training.hpo.storage import open_storage, storage_location
-    from training.hpo.study_folder import StudyFolder, StudyManifest
 
     duplicate = {"training.batch_size": {"type": "choice", "values": [8, 8.0]}}
     with pytest.raises(ConfigError, match=r"values\[1\]: 8.0 is listed already \(values\[0\]\); list each value once"):
         run_local_hpo_sweep(config=tiny_config, search_space=duplicate, dataset=dataset, study_dir=tmp_path / "new")
-    folder = StudyFolder(tmp_path / "old")
-    location = storage_location(None, folder)
-    study = optuna.create_study(study_name="old", storage=open_storage(location), direction="maximize")
     one_epoch = {"training.num_epochs": {"type": "fixed", "value": 1}}
     hpo = quick_settings("old", n_trials=1, search_space=duplicate | one_epoch)
-    record = SweepSettings(
-        config=tiny_config,
-        config_fingerprint=tiny_config.fingerprint,
-        hpo_config=hpo,
-        dataset_fingerprint=dataset.fingerprint,
-        data_path=tiny_config.data.path,
-        study_dir=str(folder.root),
-        storage=location,
-        max_epochs=1,
-    )
-    record.save(study)  # as an old version did: the record is not checked on the way in
-    Budget(n_trials=1).record(study)
-    folder.write_manifest(StudyManifest(study_name="old", storage=location))
-    resumed = resume_hpo_sweep(folder.root, isolation="inprocess")
+    begun_by_an_older_version(tmp_path / "old", hpo, tiny_config, dataset)
+    resumed = resume_hpo_sweep(tmp_path / "old", isolation="inprocess")
     assert [(trial.state, trial.params) for trial in resumed.trials] == [
         (TrialState.COMPLETE, {"training.batch_size": 8})
     ]
     assert "training.batch_size=8" in write_report(resumed, tmp_path / "report")
+
+
+def test_a_study_begun_with_a_one_value_choice_goes_on_with_that_value_fixed(
+    tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    # Begun before a one-value choice was refused, the study could not be continued by `hpo run`: the choice was
+    # refused ("fix it with type: fixed"), and the value fixed was "another search_space".
+    one = {"training.batch_size": {"type": "choice", "values": [8]}}
+    fixed = {"training.batch_size": {"type": "fixed", "value": 8}}
+    epoch = {"training.num_epochs": {"type": "fixed", "value": 1}}
+    begun = quick_settings("old", n_trials=1, search_space=one | epoch)
+    begun_by_an_older_version(tmp_path, begun, tiny_config, dataset)
+    resume_hpo_sweep(tmp_path, dataset=dataset, isolation="inprocess")
+    hpo = quick_settings("old", n_trials=2, search_space=fixed | epoch)
+    run = {"config": tiny_config, "dataset": dataset, "study_dir": tmp_path, "isolation": "inprocess"}
+    with pytest.raises(InputError, match=r"run with another search_space"):
+        run_local_hpo_sweep(search_space=quick_settings("old", search_space=fixed), hpo_config=hpo, **run)
+    study = run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run)
+    assert [(trial.state, trial.params) for trial in study.trials] == [
+        (TrialState.COMPLETE, {"training.batch_size": 8})  # the study's own space goes on: its trials alike
+    ] * 2
 
 
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:
@@ -815,12 +842,17 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
 ) -> None:
     """Two `hpo run` started at the same moment on one new folder: the second joins the study, or is refused in one
     line when it names another study; never two studies, records or manifests in one folder (both made it: SQLite's
-    tables twice, or a study each in one database with the manifest naming the last)."""
+    tables twice, or a study each in one database with the manifest naming the last). Joined, they draw the trials
+    one process alone draws (both seeded the sampler alike when each saw the same trials, and drew the same)."""
     import optuna
 
     for name in ("race", second):
         (tmp_path / f"{name}.yaml").write_text(f"name: {name}\n" + (config_dir / "hpo" / "quick.yaml").read_text())
     trials = "2" if second == "race" else "1"
+    if second == "race":
+        run = {"config_dir": config_dir, "hpo_config": tmp_path / "race.yaml", "isolation": "inprocess"}
+        drawn = [trial.params for trial in run_local_hpo_sweep(n_trials=2, study_dir=tmp_path / "alone", **run).trials]
+        assert drawn[0] != drawn[1]
     for attempt in range(2):
         study_dir, go = tmp_path / f"study-{attempt}", tmp_path / f"go-{attempt}"
         runs = {}
@@ -842,8 +874,33 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
         if second == "race":
             assert [code for code, _ in results] == [0, 0], results
             assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.COMPLETE] * 2
+            assert [trial.params for trial in load_study(study_dir).trials] == drawn
             continue
         (code, _), (refused, stderr) = sorted(results)
         errors = [line for line in stderr.splitlines() if line.startswith("training hpo: error:")]
         assert (code, refused, len(errors)) == (0, 2, 1) and "Traceback" not in stderr, results
         assert f"holds study {names[0]!r}" in errors[0]
+
+
+def test_a_trial_queued_again_takes_its_original_s_place_in_the_budget(tmp_path: Path) -> None:
+    """A Ctrl-C'd trial is queued again before it is failed: another worker taking the re-run meanwhile was refused
+    by the budget (the original, still RUNNING, held a place), skipped it and stopped, and the trial was never
+    re-run."""
+    import optuna
+
+    from training.hpo.recovery import requeue
+
+    space = {"x": optuna.distributions.FloatDistribution(0, 1)}
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path / 'study.db'}")
+    Budget(n_trials=2).record(study)
+    study.tell(study.ask(space), 0.0)
+    interrupted = study.ask(space)
+    requeue(study, interrupted)  # as the interrupted worker does, before Optuna fails the trial
+    rerun = study.ask(space)  # another worker takes the re-run while the original is still RUNNING
+    assert rerun.params == interrupted.params
+    budget, trials = Budget.of(study), study.get_trials(deepcopy=False)
+    assert budget.admits(trials, rerun.number) and budget.exhausted(trials)
+    later = study.ask(space)  # a new trial asked meanwhile has no place: the re-run holds the last one
+    assert not budget.admits(study.get_trials(deepcopy=False), later.number)
+    study.tell(interrupted, state=TrialState.FAIL)
+    assert budget.admits(study.get_trials(deepcopy=False), rerun.number)

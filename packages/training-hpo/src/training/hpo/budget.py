@@ -13,8 +13,11 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
+from training.hpo.trial_record import TrialRecord
+
 BUDGET = "budget"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
+AHEAD = (TrialState.RUNNING, TrialState.WAITING)
 
 
 class Budget(BaseModel):
@@ -35,8 +38,10 @@ class Budget(BaseModel):
         study.set_user_attr(BUDGET, self.model_dump(mode="json"))
 
     def exhausted(self, trials: Sequence[FrozenTrial]) -> bool:
-        """No new trial may start: complete, pruned and running trials fill the budget, or time is up."""
-        used = sum(trial.state in (*COUNTED, TrialState.RUNNING) for trial in trials)
+        """No new trial may start: complete, pruned and running trials (but not those queued again) fill the budget,
+        or time is up."""
+        requeued = _requeued(trials)
+        used = sum(trial.state in COUNTED or _holds(trial, (TrialState.RUNNING,), requeued) for trial in trials)
         return self._full(used) or self._timed_out(trials)
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
@@ -46,11 +51,12 @@ class Budget(BaseModel):
         Numbers, not start times, give the order: storage numbers a trial when it commits it, so every trial
         numbered before this one is already visible to it (a start time is taken before the commit, so two workers
         could each see the other as later, and both start). A re-queued trial, numbered when queued, holds its place
-        while it waits.
+        while it waits, and takes its original's.
         """
         start = next((trial.datetime_start for trial in trials if trial.number == number), None)
-        ahead = (TrialState.RUNNING, TrialState.WAITING)
-        used = sum(trial.state in COUNTED or (trial.state in ahead and trial.number < number) for trial in trials)
+        requeued = _requeued(trials)
+        ahead = [trial for trial in trials if trial.number < number]
+        used = sum(trial.state in COUNTED for trial in trials) + sum(_holds(trial, AHEAD, requeued) for trial in ahead)
         others = [trial for trial in trials if trial.number != number]
         return not (self._full(used) or self._timed_out(others, until=start))
 
@@ -59,6 +65,17 @@ class Budget(BaseModel):
 
     def _timed_out(self, trials: Sequence[FrozenTrial], until: datetime | None = None) -> bool:
         return self.timeout_s is not None and active_seconds(trials, until) >= self.timeout_s
+
+
+def _requeued(trials: Sequence[FrozenTrial]) -> set[int]:
+    """Trials queued again: an interrupted trial is queued again before it is failed, and its re-run may start
+    meanwhile; the original's place is the re-run's."""
+    return {retry_of for trial in trials if (retry_of := TrialRecord.of(trial).retry_of) is not None}
+
+
+def _holds(trial: FrozenTrial, states: tuple[TrialState, ...], requeued: set[int]) -> bool:
+    """Whether an unfinished trial holds a place in the budget: in one of `states`, and not queued again."""
+    return trial.state in states and trial.number not in requeued
 
 
 def utc(moment: datetime | None) -> datetime | None:

@@ -237,7 +237,7 @@ def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: 
 
 
 def _resume(args: argparse.Namespace) -> int:
-    """`hpo resume` and `hpo worker` (which joins with its own sampler seed and leaves the budget alone)."""
+    """`hpo resume` and `hpo worker` (which joins a running study and leaves the budget alone)."""
     from training.hpo.devices import parse_gpus
     from training.hpo.live import watching
     from training.hpo.sweep import resume_hpo_sweep

@@ -1,11 +1,16 @@
-"""How one sweep process explores: its sampler (seeded), its pruner, and the CPU threads of each trial."""
+"""How one sweep process explores: its sampler (seeded per trial), its pruner, and the CPU threads of each trial."""
 
 from __future__ import annotations
 
+import functools
 import os
-import socket
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import optuna
+from optuna.distributions import BaseDistribution
+from optuna.samplers import BaseSampler
+from optuna.trial import FrozenTrial, TrialState
 
 from training.common.fingerprint import fingerprint
 from training.config.schema import HPOConfig
@@ -20,18 +25,52 @@ def trial_threads(parallel: int) -> int | None:
     return max(1, cores // parallel)
 
 
-def process_seed(seed: int, existing_trials: int, worker: bool) -> int:
-    """The configured seed for a fresh sweep; a distinct, reproducible one for a resume; a unique one per worker."""
-    if existing_trials == 0 and not worker:
-        return seed
-    parts = [seed, existing_trials, *([socket.gethostname(), os.getpid()] if worker else [])]
-    return int(fingerprint(parts)[:8], 16)
+class TrialSeededSampler(BaseSampler):
+    """Draws trial n with a sampler of its own seeded by (seed, n): a rerun of a sweep draws the same trials, and
+    processes sharing a study draw apart, whatever they saw when they started (storage numbers each trial once)."""
+
+    def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
+        self._make, self._seed = make, seed
+        self._samplers: dict[int, BaseSampler] = {}  # of the trials running in this process (threads: one each)
+
+    def _of(self, trial: FrozenTrial) -> BaseSampler:
+        if trial.number not in self._samplers:
+            self._samplers[trial.number] = self._make(int(fingerprint([self._seed, trial.number])[:8], 16))
+        return self._samplers[trial.number]
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._of(trial).before_trial(study, trial)
+
+    def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
+        return self._of(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._of(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
+    ) -> Any:
+        return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def after_trial(
+        self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
+    ) -> None:
+        self._of(trial).after_trial(study, trial, state, values)
+        del self._samplers[trial.number]
 
 
-def sampler(hpo: HPOConfig, space: SearchSpace, seed: int) -> optuna.samplers.BaseSampler:
-    if hpo.sampler.type == "grid":
-        return optuna.samplers.GridSampler(space.grid(), seed=seed)
-    if hpo.sampler.type == "random":
+def sampler(hpo: HPOConfig, space: SearchSpace) -> BaseSampler:
+    """The sweep's sampler, seeded per trial from `hpo.sampler.seed` (`TrialSeededSampler`)."""
+    grid = space.grid() if hpo.sampler.type == "grid" else None
+    return TrialSeededSampler(functools.partial(_trial_sampler, hpo.sampler.type, grid), hpo.sampler.seed)
+
+
+def _trial_sampler(kind: str, grid: dict[str, Sequence[Any]] | None, seed: int) -> BaseSampler:
+    if grid is not None:
+        return optuna.samplers.GridSampler(grid, seed=seed)
+    if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: running trials count as bad guesses, so parallel workers spread out.
     return optuna.samplers.TPESampler(seed=seed, constant_liar=True)

@@ -23,7 +23,7 @@ from training.common.errors import ConfigError, DataError, InputError
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
-from training.config.schema import HPOConfig, TrainingConfig
+from training.config.schema import Choice, Fixed, HPOConfig, TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget
@@ -131,14 +131,14 @@ def run_local_hpo_sweep(
             machine=machine_name(),
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
-        _check_or_save(study, record, folder)
+        record = _check_or_save(study, record, folder)
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
         folder.write_manifest(manifest)
         if not have_splits:
             _splits(folder, dataset, hpo, base)
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, False, gpus, tracking, events
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, gpus, tracking, events
     ).run()
 
 
@@ -163,8 +163,8 @@ def resume_hpo_sweep(
 
     Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
     `isolation` and `parallel_trials` (trials this process runs at once) default to the sweep's.
-    A `worker` joins a study that others are running: it mixes its host and process into the sampler's seed, so
-    workers started together do not suggest the same parameters. `gpus` restricts this process's trials to those GPUs.
+    A `worker` joins a study that others are running (each trial draws from a seed of its own number, so processes
+    started together do not suggest the same parameters). `gpus` restricts this process's trials to those GPUs.
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
     `mlflow_uri` (default: the sweep's, else the `tracking.mlflow` of the study's config) logs to the study's MLflow
@@ -203,7 +203,7 @@ def resume_hpo_sweep(
         old = Budget.of(study)
         Budget(n_trials=n_trials or old.n_trials, timeout_s=timeout_s or old.timeout_s).record(study)
     return SweepWorker(
-        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, worker, gpus, tracking, events
+        location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, gpus, tracking, events
     ).run()
 
 
@@ -310,21 +310,23 @@ def _check_own_study(folder: StudyFolder, name: str, location: str) -> None:
         )
 
 
-def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> None:
-    """Record a new study's sweep; an existing one must have the same config, data and settings."""
+def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
+    """Record a new study's sweep; an existing one must have the same config, data and settings, and goes on with
+    its own search space (a one-value choice, which sweeps now refuse, may come back fixed)."""
     try:
         stored = SweepSettings.load(study)
     except InputError:
         if study.get_trials(deepcopy=False):
             raise
         record.save(study)
-        return
+        return record
+    new, old = _defining(record.hpo_config), _defining(stored.hpo_config)
     differences = [
         name
         for name, ours, theirs in (
             ("config", record.config_fingerprint, stored.config_fingerprint),
             ("data", record.dataset_fingerprint, stored.dataset_fingerprint),
-            *((name, getattr(record.hpo_config, name), getattr(stored.hpo_config, name)) for name in DEFINING_SETTINGS),
+            *((name, new[name], old[name]) for name in DEFINING_SETTINGS),
         )
         if ours != theirs
     ]
@@ -333,6 +335,19 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
             f"{folder.root}: study {study.study_name!r} was run with another {', '.join(differences)}; "
             "resume it unchanged or choose another study folder"
         )
+    space = {"search_space": stored.hpo_config.search_space}  # its trials go on alike (suggested or not, in the grid)
+    return record.model_copy(update={"hpo_config": record.hpo_config.model_copy(update=space)})
+
+
+def _defining(hpo: HPOConfig) -> dict[str, Any]:
+    """The defining settings as studies are compared by them: a choice of one value is that value fixed."""
+    space = {
+        key: Fixed(type="fixed", value=p.values[0], condition=p.condition)
+        if isinstance(p, Choice) and len(p.values) == 1
+        else p
+        for key, p in hpo.search_space.items()
+    }
+    return {name: getattr(hpo, name) for name in DEFINING_SETTINGS} | {"search_space": space}
 
 
 def _splits(folder: StudyFolder, dataset: Dataset, hpo: HPOConfig, config: TrainingConfig) -> KFoldSplits | None:

@@ -23,7 +23,7 @@ from training.hpo.failures import FailureStreak, OutOfMemory, TrialFailed, one_l
 from training.hpo.objective import CVOutcome, OptunaReporter, TrialSpec, fold_count
 from training.hpo.processes import Isolation, TrialData
 from training.hpo.recovery import process_identity, recover_interrupted_trials, requeue
-from training.hpo.sampling import process_seed, pruner, sampler, trial_threads
+from training.hpo.sampling import pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
 from training.hpo.storage import open_storage
 from training.hpo.study_folder import StudyFolder
@@ -54,7 +54,6 @@ class SweepWorker:
         dataset: Dataset,
         isolation: Isolation,
         parallel: int,
-        worker: bool,
         gpus: Sequence[str] | None = None,
         tracking: Callable[[str, SweepSettings], SweepTracker] | None = None,
         events: EventSink | None = None,
@@ -68,11 +67,10 @@ class SweepWorker:
         self.stopped = False
         self.space = create_search_space(self.hpo, recorded=True)
         self.base = record.config
-        existing = len(study.get_trials(deepcopy=False))
         self.study = optuna.load_study(
             study_name=study.study_name,
             storage=open_storage(location, (self.hpo.heartbeat_interval, self.hpo.grace_period)),
-            sampler=sampler(self.hpo, self.space, process_seed(self.hpo.sampler.seed, existing, worker)),
+            sampler=sampler(self.hpo, self.space),
             pruner=pruner(self.hpo, fold_count(self.hpo) * (record.max_epochs + 1)),
         )
         self.tracker = tracking(study.study_name, record) if tracking is not None else None
