@@ -3,7 +3,9 @@
 - `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last, blank lines between
-  sentences
+  sentences. A line starting with `#` before a sentence's first token is a comment (CoNLL-U's `# text = ...`,
+  MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it has as many columns as the file's first token line and a
+  tag last: a hashtag token (`#<TAB>O`, `#apple<TAB>B-ORG`), as tweet corpora write them.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.schemes import is_tag
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
@@ -188,9 +191,14 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
     tags: list[str] = []
     first_line, group = 0, 0
     width: tuple[int, int] | None = None
-    for number, line in enumerate([*LINE_BREAK.split(text), ""], start=1):
-        line = line.removeprefix("\ufeff")  # files joined (`cat a.conll b.conll`) keep the byte-order mark of each
-        columns = [column for column in _conll_columns(line) if column] if line.strip() else []
+    # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
+    lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
+    token_width = next((len(row) for row in map(_row, lines) if row and not row[0].startswith(("#", "-DOCSTART-"))), 0)
+    for number, line in enumerate(lines, start=1):
+        columns = _row(line)
+        starts = not tokens and columns and columns[0].startswith("#")
+        if starts and not (len(columns) == token_width and is_tag(columns[-1])):  # else a hashtag token and its tag
+            continue  # a comment before a sentence
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
@@ -211,6 +219,11 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
             first_line = number
         tokens.append(columns[0])
         tags.append(columns[-1])
+
+
+def _row(line: str) -> list[str]:
+    """A line's non-empty columns; none for a blank line."""
+    return [column for column in _conll_columns(line) if column] if line.strip() else []
 
 
 def _conll_columns(line: str) -> list[str]:
