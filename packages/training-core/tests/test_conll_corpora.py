@@ -8,8 +8,10 @@ from typing import Any
 import pytest
 
 from data.documents import Span
+from data.hf_datasets import Columns
 from data.loaders import load_dataset
 from training.common.errors import DataError
+from training.config import DataConfig
 
 
 def read(tmp_path: Path, content: str, **options: Any) -> list[tuple[str, tuple[Span, ...]]]:
@@ -37,3 +39,34 @@ def test_hashtag_tokens_stay_tokens(tmp_path: Path) -> None:
     tag last is a token, not a comment."""
     tweets = "#\tO\nlove\tO\n#\tB-ORG\nApple\tI-ORG\n\n#TBT\tO\nParis\tB-LOC\n"
     assert read(tmp_path, tweets) == [("# love # Apple", (Span(7, 14, "ORG"),)), ("#TBT Paris", (Span(5, 10, "LOC"),))]
+
+
+GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
+CONLLU = (
+    "# sent_id = 1\n# text = Anna left\n"
+    "1\tAnna\tanna\tPROPN\t_\t_\t2\tnsubj\t_\tB-PER\n2\tleft\tleave\tVERB\t_\t_\t0\troot\t_\tO\n"
+)
+
+
+def test_an_index_column_first_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    """GermEval 2014 (index, token, outer tag, nested tag) was read as the words '1 2 3' with the nested tags, and
+    CoNLL-U as its word numbers: the first column of every sentence counting 1, 2, 3 is no token column."""
+    expected = (
+        "train.conll:2: the first column numbers the tokens (1, 2, 3, ... as in CoNLL-U and GermEval files); set "
+        "data.columns.tokens and data.columns.tags to the token's and the tag's column positions (0 first, -1 last), "
+        "such as 1 and 2"
+    )
+    assert load_error(tmp_path, GERMEVAL) == expected
+    assert load_error(tmp_path, CONLLU).startswith("train.conll:3: the first column numbers the tokens")
+    assert load_error(tmp_path, GERMEVAL, columns=Columns(tags=2)) == expected
+
+
+def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) -> None:
+    germeval = [("Schartau sagte Berlin", (Span(0, 8, "PER"), Span(15, 21, "LOC")))]
+    assert read(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=2)) == germeval
+    data = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})  # as data/germeval.yaml or --set sets it
+    assert [(doc.text, doc.spans) for doc in data.load(tmp_path / "train.conll")["train"]] == germeval
+    assert read(tmp_path, CONLLU, columns=Columns(tokens=1, tags=-1)) == [("Anna left", (Span(0, 4, "PER"),))]
+    assert load_error(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=4)) == (
+        "train.conll:2: 4 columns, too few for data.columns (tokens at 1, tags at 4), got '1\\tSchartau\\tB-PER\\tO'"
+    )
