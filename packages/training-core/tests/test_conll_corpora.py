@@ -70,3 +70,20 @@ def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) 
     assert load_error(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=4)) == (
         "train.conll:2: 4 columns, too few for data.columns (tokens at 1, tags at 4), got '1\\tSchartau\\tB-PER\\tO'"
     )
+
+
+def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
+    """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
+    that the columns were the other way round, nor which setting reads them."""
+    mit = "B-Actor\tsteve\nI-Actor\tmcqueen\nO\tprovided\n\nB-Title\to\nI-Title\tbrother\n"
+    expected = (
+        "train.conll:1: the columns look swapped: the first column of every line is a tag and the last is not (line 1: "
+        "'B-Actor' then 'steve'), as the MIT Movie and Restaurant corpora write them; set data.columns.tokens to -1 "
+        "and data.columns.tags to 0"
+    )
+    assert load_error(tmp_path, mit) == expected
+    assert load_error(tmp_path, mit.replace("\t", " ")) == expected
+    assert read(tmp_path, mit, columns=Columns(tokens=-1, tags=0)) == [
+        ("steve mcqueen provided", (Span(0, 13, "Actor"),)),
+        ("o brother", (Span(0, 9, "Title"),)),
+    ]

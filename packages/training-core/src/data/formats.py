@@ -229,6 +229,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
         tokens.append(token)
         tags.append(tag)
+    if width and positions == (None, None):
+        _refuse_swapped_columns(path, read, width[1])
     if width and positions[0] is None:
         _refuse_index_column(path, read, width)
 
@@ -242,6 +244,20 @@ def _picked(path: Path, number: int, line: str, row: list[str], token_at: int, t
             f"{path}:{number}: {len(row)} columns, too few for data.columns (tokens at {token_at}, tags at {tag_at}), "
             f"got {line!r}"
         ) from None
+
+
+def _refuse_swapped_columns(path: Path, records: list[Record], line: int) -> None:
+    """An error for tags first and tokens last (the MIT Movie and Restaurant corpora), which the default would read as
+    malformed tags."""
+    tokens = (token for record in records for token in record.fields["tokens"])
+    tags = (tag for record in records for tag in record.fields["tags"])
+    if all(map(is_tag, tokens)) and not all(map(is_tag, tags)):
+        first = records[0].fields
+        raise DataError(
+            f"{path}:{line}: the columns look swapped: the first column of every line is a tag and the last is not "
+            f"(line {line}: {first['tokens'][0]!r} then {first['tags'][0]!r}), as the MIT Movie and Restaurant corpora "
+            "write them; set data.columns.tokens to -1 and data.columns.tags to 0"
+        )
 
 
 def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, int]) -> None:
