@@ -87,3 +87,20 @@ def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
         ("steve mcqueen provided", (Span(0, 13, "Actor"),)),
         ("o brother", (Span(0, 9, "Title"),)),
     ]
+
+
+def test_ontonotes_bracketed_columns_are_named_not_read_as_tags(tmp_path: Path) -> None:
+    """CoNLL-2012 `*_conll` files failed on "tag '-' is malformed" (the coreference column), or on '(GPE)' with the
+    entity column chosen, without saying that their bracket format is not read."""
+    onto = (
+        "#begin document (bc/cctv/00/cctv_0001); part 000\n"
+        "bc/cctv/00/cctv_0001  0  0  Paris  NNP  (TOP(S(NP*)  -  -  -  Speaker#1  (GPE)  -\n"
+        "bc/cctv/00/cctv_0001  0  1  lies   VBZ  (VP*)))      -  -  -  Speaker#1  *      -\n\n#end document\n"
+    )
+    message = load_error(tmp_path, onto)
+    assert message.startswith("train.conll:2: a column in brackets and stars ('(TOP(S(NP*)'), as OntoNotes' CoNLL-2012")
+    assert message.endswith(
+        "is not read; convert the entities to one tag per line (B-PERSON, I-PERSON, O), or read "
+        "hf://ontonotes/conll2012_ontonotesv5:english_v4 (datasets)"
+    )
+    assert load_error(tmp_path, onto, columns=Columns(tokens=3, tags=10)) == message

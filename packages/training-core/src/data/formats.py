@@ -33,6 +33,7 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 # Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
 # at belong to a line.
 LINE_BREAK = re.compile(r"\r\n?|\n")
+_STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
 _INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
 
 
@@ -227,6 +228,12 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if not tokens:
             first_line = number
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
+        if number == width[1] and not is_tag(tag) and (starred := next(filter(_STARRED.fullmatch, columns), None)):
+            raise DataError(
+                f"{path}:{number}: a column in brackets and stars ({starred!r}), as OntoNotes' CoNLL-2012 *_conll "
+                "files write parses and entities ('(PERSON*' ... '*)'), is not read; convert the entities to one tag "
+                "per line (B-PERSON, I-PERSON, O), or read hf://ontonotes/conll2012_ontonotesv5:english_v4 (datasets)"
+            )
         tokens.append(token)
         tags.append(tag)
     if width and positions == (None, None):
