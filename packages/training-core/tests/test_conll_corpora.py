@@ -104,3 +104,15 @@ def test_ontonotes_bracketed_columns_are_named_not_read_as_tags(tmp_path: Path) 
         "hf://ontonotes/conll2012_ontonotesv5:english_v4 (datasets)"
     )
     assert load_error(tmp_path, onto, columns=Columns(tokens=3, tags=10)) == message
+
+
+def test_conll_u_multiword_tokens_and_empty_nodes_are_no_words(tmp_path: Path) -> None:
+    """`1-2 vámonos` stands before its words `1 vamos`, `2 nos`, and `2.1` is an empty node: read as words, they
+    doubled the text."""
+    conllu = (
+        "# text = Vámonos a Madrid\n1-2\tVámonos\t_\t_\t_\t_\t_\t_\t_\tO\n1\tVamos\tir\t_\t_\t_\t0\troot\t_\tO\n"
+        "2\tnos\tnosotros\t_\t_\t_\t1\tobj\t_\tO\n2.1\tir\t_\t_\t_\t_\t_\t_\t_\tO\n3\ta\ta\t_\t_\t_\t4\tcase\t_\tO\n"
+        "4\tMadrid\tMadrid\t_\t_\t_\t1\tobl\t_\tB-LOC\n"
+    )
+    expected = [("Vamos nos a Madrid", (Span(12, 18, "LOC"),))]
+    assert read(tmp_path, conllu, columns=Columns(tokens=1, tags=-1)) == expected

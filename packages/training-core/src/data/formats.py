@@ -35,6 +35,7 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 LINE_BREAK = re.compile(r"\r\n?|\n")
 _STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
 _INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
+_NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words follow) or empty node: no word to tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +220,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             continue
         if len(columns) < 2:
             raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
+        if token_at > 0 and _NO_WORD.fullmatch(columns[0]):  # tokens after an index column, as in CoNLL-U
+            continue
         width = width or (len(columns), number)  # the first token line's columns, and its number
         if "\t" not in line and len(columns) != width[0]:  # "New York B-LOC" among two columns: York would be lost
             raise DataError(
