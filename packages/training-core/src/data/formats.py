@@ -2,8 +2,11 @@
 
 - `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
-- `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last, blank lines between
-  sentences
+- `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
+  `data.columns` gives), blank lines between sentences. A line starting with `#` before a sentence's first token is a
+  comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it has as many columns as
+  the file's first token line and a tag in its column: a hashtag token (`#<TAB>O`, `#apple<TAB>B-ORG`), as tweet
+  corpora write them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.schemes import is_tag
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
@@ -29,6 +33,9 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 # Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
 # at belong to a line.
 LINE_BREAK = re.compile(r"\r\n?|\n")
+_STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
+_INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
+_NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words follow) or empty node: no word to tag
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,10 +113,13 @@ def tag_key(fields: dict[str, Any]) -> str:
     return "ner_tags" if "ner_tags" in fields else "tags"
 
 
-def read_records(path: Path, text: str, format: str) -> Iterator[Record]:
-    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines start a new group."""
+def read_records(
+    path: Path, text: str, format: str, columns: tuple[int | None, int | None] = (None, None)
+) -> Iterator[Record]:
+    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines start a new group, and
+    `columns` are the token's and the tag's column positions (None: first and last)."""
     if format == "conll":
-        return _conll_records(path, text)
+        return _conll_records(path, text, columns)
     if format in ("spans", "tokens"):
         return _json_records(path, text)
     raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -183,24 +193,35 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
     return Record(line, value)
 
 
-def _conll_records(path: Path, text: str) -> Iterator[Record]:
+def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
+    token_at, tag_at = 0 if positions[0] is None else positions[0], -1 if positions[1] is None else positions[1]
+    read: list[Record] = []
     tokens: list[str] = []
     tags: list[str] = []
     first_line, group = 0, 0
     width: tuple[int, int] | None = None
-    for number, line in enumerate([*LINE_BREAK.split(text), ""], start=1):
-        line = line.removeprefix("\ufeff")  # files joined (`cat a.conll b.conll`) keep the byte-order mark of each
-        columns = [column for column in _conll_columns(line) if column] if line.strip() else []
+    # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
+    lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
+    token_width = next((len(row) for row in map(_row, lines) if row and not row[0].startswith(("#", "-DOCSTART-"))), 0)
+    for number, line in enumerate(lines, start=1):
+        columns = _row(line)
+        if not tokens and columns and columns[0].startswith("#"):  # a comment, or a hashtag token and its tag
+            picked = len(columns) == token_width and _picked(path, number, line, columns, token_at, tag_at)
+            if not (picked and is_tag(picked[1])):
+                continue
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
-                yield Record(first_line, {"tokens": tokens, "tags": tags}, group=f"doc{group}" if group else None)
+                read.append(Record(first_line, {"tokens": tokens, "tags": tags}, f"doc{group}" if group else None))
+                yield read[-1]
                 tokens, tags = [], []
             group += boundary
             continue
         if len(columns) < 2:
             raise DataError(f"{path}:{number}: expected a token and a tag separated by whitespace, got {line!r}")
+        if token_at > 0 and _NO_WORD.fullmatch(columns[0]):  # tokens after an index column, as in CoNLL-U
+            continue
         width = width or (len(columns), number)  # the first token line's columns, and its number
         if "\t" not in line and len(columns) != width[0]:  # "New York B-LOC" among two columns: York would be lost
             raise DataError(
@@ -209,8 +230,63 @@ def _conll_records(path: Path, text: str) -> Iterator[Record]:
             )
         if not tokens:
             first_line = number
-        tokens.append(columns[0])
-        tags.append(columns[-1])
+        token, tag = _picked(path, number, line, columns, token_at, tag_at)
+        if number == width[1] and not is_tag(tag) and (starred := next(filter(_STARRED.fullmatch, columns), None)):
+            raise DataError(
+                f"{path}:{number}: a column in brackets and stars ({starred!r}), as OntoNotes' CoNLL-2012 *_conll "
+                "files write parses and entities ('(PERSON*' ... '*)'), is not read; convert the entities to one tag "
+                "per line (B-PERSON, I-PERSON, O), or read hf://ontonotes/conll2012_ontonotesv5:english_v4 (datasets)"
+            )
+        tokens.append(token)
+        tags.append(tag)
+    if width and positions == (None, None):
+        _refuse_swapped_columns(path, read, width[1])
+    if width and positions[0] is None:
+        _refuse_index_column(path, read, width)
+
+
+def _picked(path: Path, number: int, line: str, row: list[str], token_at: int, tag_at: int) -> tuple[str, str]:
+    """The token and the tag of a line's columns `row`."""
+    try:
+        return row[token_at], row[tag_at]
+    except IndexError:
+        raise DataError(
+            f"{path}:{number}: {len(row)} columns, too few for data.columns (tokens at {token_at}, tags at {tag_at}), "
+            f"got {line!r}"
+        ) from None
+
+
+def _refuse_swapped_columns(path: Path, records: list[Record], line: int) -> None:
+    """An error for tags first and tokens last (the MIT Movie and Restaurant corpora), which the default would read as
+    malformed tags."""
+    tokens = (token for record in records for token in record.fields["tokens"])
+    tags = (tag for record in records for tag in record.fields["tags"])
+    if all(map(is_tag, tokens)) and not all(map(is_tag, tags)):
+        first = records[0].fields
+        raise DataError(
+            f"{path}:{line}: the columns look swapped: the first column of every line is a tag and the last is not "
+            f"(line {line}: {first['tokens'][0]!r} then {first['tags'][0]!r}), as the MIT Movie and Restaurant corpora "
+            "write them; set data.columns.tokens to -1 and data.columns.tags to 0"
+        )
+
+
+def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, int]) -> None:
+    """An error for a first column that numbers the tokens of each sentence (CoNLL-U, GermEval 2014), which the
+    default would read as the tokens."""
+    if width[0] >= 3 and all(
+        record.fields["tokens"][0].partition("-")[0] == "1" and all(map(_INDEX.fullmatch, record.fields["tokens"]))
+        for record in records
+    ):
+        raise DataError(
+            f"{path}:{width[1]}: the first column numbers the tokens (1, 2, 3, ... as in CoNLL-U and GermEval files); "
+            "set data.columns.tokens and data.columns.tags to the token's and the tag's column positions (0 first, -1 "
+            "last), such as 1 and 2"
+        )
+
+
+def _row(line: str) -> list[str]:
+    """A line's non-empty columns; none for a blank line."""
+    return [column for column in _conll_columns(line) if column] if line.strip() else []
 
 
 def _conll_columns(line: str) -> list[str]:

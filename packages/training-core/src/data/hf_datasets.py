@@ -53,10 +53,16 @@ class HubId:
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """Which columns hold the words and the tags; None finds them among the usual names."""
+    """Which columns hold the words and the tags: names in `datasets` input, positions in a CoNLL file; None finds
+    them among the usual names (CoNLL: the first and the last)."""
 
-    tokens: str | None = None
-    tags: str | None = None
+    tokens: str | int | None = None
+    tags: str | int | None = None
+
+    def positions(self) -> tuple[int | None, int | None]:
+        """The CoNLL column positions given, None where a name or nothing is."""
+        tokens, tags = self.tokens, self.tags
+        return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
 
 def is_datasets_input(asset: object) -> bool:
@@ -214,7 +220,7 @@ def _structs(value: Any) -> Any:
     return [dict(zip(value, each, strict=True)) for each in zip(*value.values(), strict=True)]
 
 
-def _column(where: str, table: Any, chosen: str | None, usual: tuple[str, ...], setting: str) -> str:
+def _column(where: str, table: Any, chosen: str | int | None, usual: tuple[str, ...], setting: str) -> str:
     if chosen is not None:
         if chosen not in table.column_names:
             raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")

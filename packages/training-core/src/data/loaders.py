@@ -96,7 +96,7 @@ def load_dataset(
     `labels` is the entity-type schema (default: the data's). A span edge inside a word is widened to whole words
     and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
     become IOB2; `tag_names` names integer tags (token files, `datasets` input without `ClassLabel`); `columns`
-    serves `datasets` input with unusual columns.
+    names unusual columns of `datasets` input, or gives the positions (0 first, -1 last) of CoNLL files' columns.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -125,7 +125,8 @@ def load_dataset(
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
-        sources = {name: _file_source(file, format, tag_names) for name, file in files.items()}
+        positions = (columns or Columns()).positions()
+        sources = {name: _file_source(file, format, tag_names, positions) for name, file in files.items()}
     if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
         sources = _bare_types_as_io(sources)
     used = _scheme(scheme, sources.values())
@@ -154,10 +155,12 @@ class _Source:
     records: list[Record]
 
 
-def _file_source(file: Path, format: str, tag_names: Sequence[str] | None) -> _Source:
+def _file_source(
+    file: Path, format: str, tag_names: Sequence[str] | None, positions: tuple[int | None, int | None]
+) -> _Source:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    records = list(read_records(file, text, file_format))
+    records = list(read_records(file, text, file_format, positions))
     if file_format == "tokens":  # a span record's other fields are its own business
         records = [_named_tags(file, record, tag_names) for record in records]
     return _Source(str(file), file_format, records)

@@ -50,6 +50,11 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
     return parts
 
 
+def is_tag(name: str) -> bool:
+    """Whether `name` reads as a tag of some scheme (`O`, `B-PER`, `i-per`), as a tag column holds them."""
+    return _parts(name) is not None
+
+
 @lru_cache(maxsize=4096)
 def _parts(tag: str) -> tuple[str, str] | None:
     """Parsed once per distinct tag: a corpus has few tag names but millions of tags. A prefix may be lower-case

@@ -78,10 +78,11 @@ class ModelConfig(Section):
 
 
 class DataColumns(Section):
-    """Columns of a Hugging Face dataset holding the words and the tags; unset ones are found by their usual names."""
+    """Columns holding the words and the tags: a Hugging Face dataset's by name, a CoNLL file's by position (0 first,
+    -1 last); unset ones are found by their usual names (CoNLL: token first, tag last)."""
 
-    tokens: str | None = Field(default=None, description="default: tokens or words")
-    tags: str | None = Field(default=None, description="default: ner_tags, tags or labels")
+    tokens: str | Int | None = Field(default=None, description="default: tokens or words; CoNLL: 0")
+    tags: str | Int | None = Field(default=None, description="default: ner_tags, tags or labels; CoNLL: -1")
 
 
 class DataConfig(Section):

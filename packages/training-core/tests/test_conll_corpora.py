@@ -1,0 +1,118 @@
+"""CoNLL files as real corpora write them: comment lines, index columns, tags first, OntoNotes brackets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data.documents import Span
+from data.hf_datasets import Columns
+from data.loaders import load_dataset
+from training.common.errors import DataError
+from training.config import DataConfig
+
+
+def read(tmp_path: Path, content: str, **options: Any) -> list[tuple[str, tuple[Span, ...]]]:
+    path = tmp_path / "train.conll"
+    path.write_text(content, encoding="utf-8")
+    return [(doc.text, doc.spans) for doc in load_dataset(path, **options)["train"]]
+
+
+def load_error(tmp_path: Path, content: str, **options: Any) -> str:
+    with pytest.raises(DataError) as caught:
+        read(tmp_path, content, **options)
+    return str(caught.value).replace(str(tmp_path / "train.conll"), "train.conll")
+
+
+def test_comment_lines_before_a_sentence_are_skipped(tmp_path: Path) -> None:
+    """`# id ...` (MultiCoNER) and `# text = ...` (CoNLL-U) were read as tokens, or refused as a column more."""
+    multiconer = "# id 5f4c1d\tdomain=en\nsteve _ _ B-PER\njobs _ _ I-PER\n\n# id 77\tdomain=en\nparis _ _ B-LOC\n"
+    assert read(tmp_path, multiconer) == [("steve jobs", (Span(0, 10, "PER"),)), ("paris", (Span(0, 5, "LOC"),))]
+    sentences = "# sent_id = 1\n# text = Anna left\nAnna B-PER\nleft O\n\n# sent_id = 2\nBob B-PER\n"
+    assert read(tmp_path, sentences) == [("Anna left", (Span(0, 4, "PER"),)), ("Bob", (Span(0, 3, "PER"),))]
+
+
+def test_hashtag_tokens_stay_tokens(tmp_path: Path) -> None:
+    """Tweets tag `#` and `#word` tokens, at a sentence's start or inside it: a line with the file's columns and a
+    tag last is a token, not a comment."""
+    tweets = "#\tO\nlove\tO\n#\tB-ORG\nApple\tI-ORG\n\n#TBT\tO\nParis\tB-LOC\n"
+    assert read(tmp_path, tweets) == [("# love # Apple", (Span(7, 14, "ORG"),)), ("#TBT Paris", (Span(5, 10, "LOC"),))]
+
+
+GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
+CONLLU = (
+    "# sent_id = 1\n# text = Anna left\n"
+    "1\tAnna\tanna\tPROPN\t_\t_\t2\tnsubj\t_\tB-PER\n2\tleft\tleave\tVERB\t_\t_\t0\troot\t_\tO\n"
+)
+
+
+def test_an_index_column_first_is_refused_naming_the_setting(tmp_path: Path) -> None:
+    """GermEval 2014 (index, token, outer tag, nested tag) was read as the words '1 2 3' with the nested tags, and
+    CoNLL-U as its word numbers: the first column of every sentence counting 1, 2, 3 is no token column."""
+    expected = (
+        "train.conll:2: the first column numbers the tokens (1, 2, 3, ... as in CoNLL-U and GermEval files); set "
+        "data.columns.tokens and data.columns.tags to the token's and the tag's column positions (0 first, -1 last), "
+        "such as 1 and 2"
+    )
+    assert load_error(tmp_path, GERMEVAL) == expected
+    assert load_error(tmp_path, CONLLU).startswith("train.conll:3: the first column numbers the tokens")
+    assert load_error(tmp_path, GERMEVAL, columns=Columns(tags=2)) == expected
+
+
+def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) -> None:
+    germeval = [("Schartau sagte Berlin", (Span(0, 8, "PER"), Span(15, 21, "LOC")))]
+    assert read(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=2)) == germeval
+    data = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})  # as data/germeval.yaml or --set sets it
+    assert [(doc.text, doc.spans) for doc in data.load(tmp_path / "train.conll")["train"]] == germeval
+    assert read(tmp_path, CONLLU, columns=Columns(tokens=1, tags=-1)) == [("Anna left", (Span(0, 4, "PER"),))]
+    assert load_error(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=4)) == (
+        "train.conll:2: 4 columns, too few for data.columns (tokens at 1, tags at 4), got '1\\tSchartau\\tB-PER\\tO'"
+    )
+
+
+def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
+    """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
+    that the columns were the other way round, nor which setting reads them."""
+    mit = "B-Actor\tsteve\nI-Actor\tmcqueen\nO\tprovided\n\nB-Title\to\nI-Title\tbrother\n"
+    expected = (
+        "train.conll:1: the columns look swapped: the first column of every line is a tag and the last is not (line 1: "
+        "'B-Actor' then 'steve'), as the MIT Movie and Restaurant corpora write them; set data.columns.tokens to -1 "
+        "and data.columns.tags to 0"
+    )
+    assert load_error(tmp_path, mit) == expected
+    assert load_error(tmp_path, mit.replace("\t", " ")) == expected
+    assert read(tmp_path, mit, columns=Columns(tokens=-1, tags=0)) == [
+        ("steve mcqueen provided", (Span(0, 13, "Actor"),)),
+        ("o brother", (Span(0, 9, "Title"),)),
+    ]
+
+
+def test_ontonotes_bracketed_columns_are_named_not_read_as_tags(tmp_path: Path) -> None:
+    """CoNLL-2012 `*_conll` files failed on "tag '-' is malformed" (the coreference column), or on '(GPE)' with the
+    entity column chosen, without saying that their bracket format is not read."""
+    onto = (
+        "#begin document (bc/cctv/00/cctv_0001); part 000\n"
+        "bc/cctv/00/cctv_0001  0  0  Paris  NNP  (TOP(S(NP*)  -  -  -  Speaker#1  (GPE)  -\n"
+        "bc/cctv/00/cctv_0001  0  1  lies   VBZ  (VP*)))      -  -  -  Speaker#1  *      -\n\n#end document\n"
+    )
+    message = load_error(tmp_path, onto)
+    assert message.startswith("train.conll:2: a column in brackets and stars ('(TOP(S(NP*)'), as OntoNotes' CoNLL-2012")
+    assert message.endswith(
+        "is not read; convert the entities to one tag per line (B-PERSON, I-PERSON, O), or read "
+        "hf://ontonotes/conll2012_ontonotesv5:english_v4 (datasets)"
+    )
+    assert load_error(tmp_path, onto, columns=Columns(tokens=3, tags=10)) == message
+
+
+def test_conll_u_multiword_tokens_and_empty_nodes_are_no_words(tmp_path: Path) -> None:
+    """`1-2 vámonos` stands before its words `1 vamos`, `2 nos`, and `2.1` is an empty node: read as words, they
+    doubled the text."""
+    conllu = (
+        "# text = Vámonos a Madrid\n1-2\tVámonos\t_\t_\t_\t_\t_\t_\t_\tO\n1\tVamos\tir\t_\t_\t_\t0\troot\t_\tO\n"
+        "2\tnos\tnosotros\t_\t_\t_\t1\tobj\t_\tO\n2.1\tir\t_\t_\t_\t_\t_\t_\t_\tO\n3\ta\ta\t_\t_\t_\t4\tcase\t_\tO\n"
+        "4\tMadrid\tMadrid\t_\t_\t_\t1\tobl\t_\tB-LOC\n"
+    )
+    expected = [("Vamos nos a Madrid", (Span(12, 18, "LOC"),))]
+    assert read(tmp_path, conllu, columns=Columns(tokens=1, tags=-1)) == expected
