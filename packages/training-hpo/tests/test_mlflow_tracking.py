@@ -299,3 +299,36 @@ def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, t
         "sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
     assert not (tmp_path / "study").exists()  # stopped before the study was created
+
+
+def test_a_sweep_that_joins_a_study_made_while_it_started_logs_where_that_study_does(
+    tiny_config: TrainingConfig,
+    quick_settings: Callable[..., HPOConfig],
+    store: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two sweeps started together on a new folder: the one that joins the other's study looked up where to log before
+    the study existed, and logged to its config's tracking (nowhere) instead of the study's URI."""
+    from training.hpo import run_local_hpo_sweep, sweep
+    from training.hpo.failures import SweepStopped
+
+    study_dir = tmp_path / "study"
+    study_dir.mkdir()
+    (study_dir / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    run = {"config": tiny_config, "study_dir": study_dir, "isolation": "inprocess"}
+    hpo = quick_settings("together", max_failed_trials=1)
+    start = sweep.start_trial_processes
+
+    def first_sweep_meanwhile(isolation: str) -> None:  # the other sweep makes the study between lookup and lock
+        monkeypatch.setattr(sweep, "start_trial_processes", start)
+        with pytest.raises(SweepStopped):
+            run_local_hpo_sweep(None, hpo, **run, mlflow_uri=store)
+        start(isolation)
+
+    monkeypatch.setattr(sweep, "start_trial_processes", first_sweep_meanwhile)
+    with pytest.raises(SweepStopped):
+        run_local_hpo_sweep(None, hpo, **run)
+    client = mlflow.MlflowClient(tracking_uri=store)
+    experiment = client.get_experiment_by_name("together")
+    assert len(client.search_runs([experiment.experiment_id], "tags.`training.kind` = 'trial'")) == 2

@@ -80,7 +80,8 @@ def run_local_hpo_sweep(
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
     `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
     take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
-    `mlflow_uri` (default: the config's `tracking.mlflow`) logs the study and each trial to MLflow.
+    `mlflow_uri` (default: where the study it continues logs, else the config's `tracking.mlflow`) logs the study and
+    each trial to MLflow.
     `events` receives the sweep's progress (`training.hpo.events`) as it happens.
     """
     overrides = {
@@ -101,7 +102,8 @@ def run_local_hpo_sweep(
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
     _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
-    tracking = _tracking(_tracking_uri(mlflow_uri, base, folder, location, hpo.name))
+    tracking_uri = _tracking_uri(mlflow_uri, base, folder, location, hpo.name)
+    tracking = _tracking(tracking_uri)
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
@@ -132,6 +134,8 @@ def run_local_hpo_sweep(
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
         record = _check_or_save(study, record, folder)
+        if (joined := SweepSettings.load(study).tracking_uri(mlflow_uri)) != tracking_uri:
+            tracking = _tracking(joined)  # a sweep started together with this one made the study: log where it does
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
         folder.write_manifest(manifest)
