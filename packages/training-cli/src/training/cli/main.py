@@ -143,8 +143,9 @@ def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -
 
 
 def _reporting_rank() -> bool:
-    """Whether this process reports bad input: the only one, or rank 0 of those torchrun started."""
-    return os.environ.get("RANK", "0") in ("", "0")
+    """Whether this process reports bad input: the only one, or local rank 0 of those torchrun started on its host
+    (one line per host: an error that one host alone meets, such as no GPU there, is still seen)."""
+    return os.environ.get("LOCAL_RANK", "0") in ("", "0")
 
 
 def _terminate_as_interrupt(received: list[int]) -> Callable[[], object]:
