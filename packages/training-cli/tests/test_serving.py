@@ -215,6 +215,21 @@ def test_a_large_request_holds_up_no_ordinary_one() -> None:
     assert asyncio.run(scenario()) == (False, [[5]], [[LARGE_CHARS + 1]])
 
 
+def test_ordinary_requests_waiting_together_are_tagged_in_one_model_call() -> None:
+    """The limit of characters per call, meant for large requests, split ordinary ones too: 16 requests of 1,000
+    characters took 4 model calls instead of one."""
+
+    def tag(texts: list[str]) -> list[list[Any]]:
+        return [[len(text)] for text in texts]
+
+    async def scenario() -> tuple[list[list[list[Any]]], int]:
+        batcher = Batcher(tag, batch_size=16, max_wait_s=1.0)
+        answers = await asyncio.gather(*(batcher(["a" * 1_000], _here) for _ in range(16)))
+        return answers, batcher.calls
+
+    assert asyncio.run(scenario()) == ([[[1_000]]] * 16, 1)
+
+
 def test_the_work_of_a_client_gone_stops_at_the_next_model_call() -> None:
     """A request was tagged whole in one model call, and to its end once its client had left: 64 texts of 20,000
     characters held the lane of large requests for minutes after nobody waited for them."""

@@ -127,7 +127,8 @@ class Batcher:
         """The entities of `texts`; None, with their work stopped at the next model call, once `gone()` says the client
         left."""
         if not self._tasks:
-            self._tasks = [asyncio.create_task(self._run(queue)) for queue in self._queues]
+            lanes = zip(self._queues, (None, LARGE_CHARS), strict=True)  # a call: small requests whole, large in parts
+            self._tasks = [asyncio.create_task(self._run(queue, chars)) for queue, chars in lanes]
         waiting = _Waiting(texts, asyncio.get_running_loop().create_future())
         await self._queues[sum(map(len, texts)) > LARGE_CHARS].put(waiting)
         try:
@@ -139,7 +140,7 @@ class Batcher:
         finally:
             waiting.done.cancel()  # once answered, nothing; otherwise its lane tags no more of it
 
-    async def _run(self, queue: asyncio.Queue[_Waiting]) -> None:
+    async def _run(self, queue: asyncio.Queue[_Waiting], max_chars: int | None) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
@@ -153,7 +154,7 @@ class Batcher:
             texts, results = [text for waiting in batch for text in waiting.texts], []
             try:  # a call at a time, while anyone waits for the batch: the work of clients gone stops at the next call
                 while len(results) < len(texts) and not all(waiting.done.done() for waiting in batch):
-                    call = _call_texts(texts[len(results) :], self._batch_size)
+                    call = _call_texts(texts[len(results) :], self._batch_size, max_chars)
                     results += await loop.run_in_executor(None, self._tag, call)
                     self.calls += 1
             except Exception as error:  # the service's fault: every waiting request gets a 500
@@ -168,11 +169,12 @@ class Batcher:
                 start += len(waiting.texts)
 
 
-def _call_texts(texts: list[str], batch_size: int) -> list[str]:
-    """The first texts of one model call: up to `batch_size`, and up to `LARGE_CHARS` characters but for a single text
-    (a call of 0.5 s on a CPU core: a large request is many calls, each a point where its work can stop)."""
+def _call_texts(texts: list[str], batch_size: int, max_chars: int | None) -> list[str]:
+    """The first texts of one model call: up to `batch_size`, and up to `max_chars` characters but for a single text
+    (`LARGE_CHARS`, a call of 0.5 s on a CPU core: a large request is many calls, each a point where its work can
+    stop)."""
     count, chars = 1, len(texts[0])
-    while count < min(batch_size, len(texts)) and chars + len(texts[count]) <= LARGE_CHARS:
+    while count < min(batch_size, len(texts)) and (max_chars is None or chars + len(texts[count]) <= max_chars):
         chars, count = chars + len(texts[count]), count + 1
     return texts[:count]
 
