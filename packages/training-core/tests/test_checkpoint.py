@@ -61,7 +61,7 @@ def test_a_checkpoint_of_other_steps_per_epoch_is_refused(tmp_path):
         load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4)
     save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=2), [rng_state(), rng_state()])
     assert load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2).world_size == 2
-    with pytest.raises(InputError, match="a checkpoint of unrecorded optimizer steps per epoch, resumed with 4"):
+    with pytest.raises(InputError, match="did not record its optimizer steps per epoch, resumed with 4"):
         load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2, steps_per_epoch=4)
     save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=1), [rng_state()])
     assert load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4).steps_per_epoch is None

@@ -98,9 +98,10 @@ def load_checkpoint(
             )
         recorded = progress.steps_per_epoch  # several processes unrecorded: maybe before the last round was padded
         if steps_per_epoch is not None and recorded != steps_per_epoch and (recorded is not None or world_size > 1):
+            saved = f"of {recorded}" if recorded else "that did not record its"
             raise InputError(
-                f"{folder}: a checkpoint of {recorded or 'unrecorded'} optimizer steps per epoch, resumed with "
-                f"{steps_per_epoch}; delete the folder to restart the run from scratch"
+                f"{folder}: a checkpoint {saved} optimizer steps per epoch, resumed with {steps_per_epoch}; delete the "
+                "folder to restart the run from scratch"
             )
         load_model(model, str(folder / "model.safetensors"), device=str(next(model.parameters()).device))
         state = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
