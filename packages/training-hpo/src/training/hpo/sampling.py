@@ -62,14 +62,14 @@ class TrialSeededSampler(BaseSampler):
 
 
 def sampler(hpo: HPOConfig, space: SearchSpace) -> BaseSampler:
-    """The sweep's sampler, seeded per trial from `hpo.sampler.seed` (`TrialSeededSampler`)."""
-    grid = space.grid() if hpo.sampler.type == "grid" else None
-    return TrialSeededSampler(functools.partial(_trial_sampler, hpo.sampler.type, grid), hpo.sampler.seed)
+    """The sweep's sampler, seeded per trial from `hpo.sampler.seed` (`TrialSeededSampler`); a grid one sampler for
+    all: its seed orders the grid, and trial n takes point n of that order (processes sharing a study draw apart)."""
+    if hpo.sampler.type == "grid":
+        return optuna.samplers.GridSampler(space.grid(), seed=hpo.sampler.seed)
+    return TrialSeededSampler(functools.partial(_trial_sampler, hpo.sampler.type), hpo.sampler.seed)
 
 
-def _trial_sampler(kind: str, grid: dict[str, Sequence[Any]] | None, seed: int) -> BaseSampler:
-    if grid is not None:
-        return optuna.samplers.GridSampler(grid, seed=seed)
+def _trial_sampler(kind: str, seed: int) -> BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     # constant_liar: running trials count as bad guesses, so parallel workers spread out.
