@@ -41,6 +41,13 @@ def test_hashtag_tokens_stay_tokens(tmp_path: Path) -> None:
     assert read(tmp_path, tweets) == [("# love # Apple", (Span(7, 14, "ORG"),)), ("#TBT Paris", (Span(5, 10, "LOC"),))]
 
 
+def test_a_hashtag_word_before_a_sentence_is_read_as_a_token_not_skipped(tmp_path: Path) -> None:
+    """`#word` lines before a sentence that did not look like a token line of the file vanished as comments: a typo in
+    the tag (`0` for `O`), or fewer columns than the first token line."""
+    assert "train.conll:1: tag '0' is malformed" in load_error(tmp_path, "#MeToo\t0\nParis\tB-LOC\n")
+    assert read(tmp_path, "Paris\tx\tB-LOC\n\n#TBT\tO\n") == [("Paris", (Span(0, 5, "LOC"),)), ("#TBT", ())]
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"

@@ -3,10 +3,10 @@
 - `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
-  `data.columns` gives), blank lines between sentences. A line starting with `#` before a sentence's first token is a
-  comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it has as many columns as
-  the file's first token line and a tag in its column: a hashtag token (`#<TAB>O`, `#apple<TAB>B-ORG`), as tweet
-  corpora write them.
+  `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
+  first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
+  has as many columns as the file's first token line and a tag in its column: a `#` token (`#<TAB>O`), as tweet
+  corpora write them (CoNLL-2012's `#begin document` too is a comment). Another `#word` line is a token line.
 """
 
 from __future__ import annotations
@@ -202,10 +202,10 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
-    token_width = next((len(row) for row in map(_row, lines) if row and not row[0].startswith(("#", "-DOCSTART-"))), 0)
+    token_width = next((len(row) for row in map(_row, lines) if row and row[0] != "-DOCSTART-" and not _hash(row)), 0)
     for number, line in enumerate(lines, start=1):
         columns = _row(line)
-        if not tokens and columns and columns[0].startswith("#"):  # a comment, or a hashtag token and its tag
+        if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
             picked = len(columns) == token_width and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
@@ -282,6 +282,12 @@ def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, in
             "set data.columns.tokens and data.columns.tags to the token's and the tag's column positions (0 first, -1 "
             "last), such as 1 and 2"
         )
+
+
+def _hash(columns: list[str]) -> bool:
+    """Whether a line's first word marks a comment (or is a `#` token): `#` alone, or CoNLL-2012's `#begin document`
+    and `#end document`; never another `#word`."""
+    return columns[0].split(maxsplit=1)[0] in ("#", "#begin", "#end")
 
 
 def _row(line: str) -> list[str]:
