@@ -30,7 +30,8 @@ class CommandParser(argparse.ArgumentParser):
     _intermixing = False
 
     def error(self, message: str) -> NoReturn:
-        """A usage error: printed by rank 0 only under torchrun (each rank parses the same command line); exits 2."""
+        """A usage error: printed by each host's local rank 0 only under torchrun (every rank parses the same command
+        line); exits 2."""
         if _reporting_rank():
             super().error(message)
         self.exit(2)
@@ -108,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 code = getattr(error, "exit_code", TrainingError.exit_code)
             if args.debug:  # the traceback instead of the line; the exit status stays the error's
                 traceback.print_exc()
-            # torchrun starts the same command once per rank, each finding the same bad input: rank 0 says it
+            # torchrun starts the same command once per rank, each finding the same bad input: one per host says it
             elif code != 2 or _reporting_rank():
                 print(f"training {args.command}: error: {error}", file=sys.stderr)
             return code
