@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -19,21 +21,42 @@ SPACE = {
 }
 
 
-def settings(kind: str) -> HPOConfig:
-    return HPOConfig.model_validate({"name": "s", "sampler": {"type": kind, "seed": 7}, "search_space": SPACE})
+# One sweep process asking a trial: after `ready` (a folder) holds a file of each of `processes`, when given.
+DRAW = """
+import json, pathlib, sys, time
+import optuna
+from training.config import HPOConfig
+from training.hpo import create_search_space
+from training.hpo.sampling import sampler
+
+storage, kind, space, ready, processes = sys.argv[1:]
+hpo = HPOConfig.model_validate({"name": "s", "sampler": {"type": kind, "seed": 7}, "search_space": json.loads(space)})
+search = create_search_space(hpo)
+study = optuna.load_study(study_name="s", storage=storage, sampler=sampler(hpo, search))
+if int(processes):
+    folder = pathlib.Path(ready)
+    (folder / str(time.monotonic_ns())).touch()
+    while len(list(folder.iterdir())) < int(processes):
+        time.sleep(0.01)
+trial = study.ask()
+params = search.suggest(trial)
+study.tell(trial, 1.0)
+print(json.dumps([trial.number, params]))
+"""
 
 
-def draw(storage: str, kind: str, barrier: Any = None) -> tuple[int, dict[str, Any]]:
-    """Ask one trial of the study as a sweep process does (a `barrier`: after every process has loaded the study)."""
-    hpo = settings(kind)
-    space = create_search_space(hpo)
-    study = optuna.load_study(study_name="s", storage=storage, sampler=sampler(hpo, space))
-    if barrier is not None:
-        barrier.wait()
-    trial = study.ask()
-    params = space.suggest(trial)
-    study.tell(trial, 1.0)
-    return trial.number, params
+def draw(storage: str, kind: str, ready: Path | None = None, processes: int = 0) -> subprocess.Popen[str]:
+    """A process that asks one trial of the study as a sweep process does (`processes` of them: each asks once all
+    have loaded the study)."""
+    arguments = [storage, kind, json.dumps(SPACE), str(ready), str(processes)]
+    return subprocess.Popen([sys.executable, "-c", DRAW, *arguments], stdout=subprocess.PIPE, text=True)
+
+
+def drawn(process: subprocess.Popen[str]) -> tuple[int, dict[str, Any]]:
+    out, _ = process.communicate(timeout=300)
+    assert process.returncode == 0
+    number, params = json.loads(out)
+    return number, params
 
 
 def storage(path: Path) -> str:
@@ -46,16 +69,15 @@ def test_processes_that_join_a_study_together_draw_what_one_process_draws(tmp_pa
     """Two processes that load one study before either asks drew the same parameters (both seeded the sampler by
     the trials they saw); each trial now draws with its own number, as a process alone draws it."""
     alone = storage(tmp_path / "alone.db")
-    drawn = [draw(alone, kind)[1], draw(alone, kind)[1]]
-    assert drawn[0] != drawn[1]
+    one = [drawn(draw(alone, kind))[1], drawn(draw(alone, kind))[1]]
+    assert one[0] != one[1]
 
     together = storage(tmp_path / "together.db")
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Manager().Barrier(2)
-    with context.Pool(2) as pool:
-        results = sorted(pool.starmap(draw, [(together, kind, barrier)] * 2), key=lambda result: result[0])
+    (tmp_path / "ready").mkdir()
+    processes = [draw(together, kind, tmp_path / "ready", 2) for _ in range(2)]
+    results = sorted(map(drawn, processes), key=lambda result: result[0])
     assert results[0][1] != results[1][1]
-    assert [params for _, params in results] == drawn
+    assert [params for _, params in results] == one
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
