@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
@@ -62,7 +63,10 @@ def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, 
     assert str(tmp_path / "corpus") in message and "hpo run --data takes" not in message
 
 
-@pytest.mark.parametrize("data", ["./ner", "hf://org/ner"])
+NO_DATASETS = pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="hub input needs datasets")
+
+
+@pytest.mark.parametrize("data", ["./ner", pytest.param("hf://org/ner", marks=NO_DATASETS)])
 def test_data_is_read_as_written(config_dir: Path, tmp_path: Path, data: str) -> None:
     """`--data` was read as a Path: `./ner` (beside data/ner.yaml) was told it named a data config, and the hub
     dataset `hf://org/ner` became `<cwd>/hf:/org/ner`."""
@@ -82,6 +86,7 @@ def quick_study(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     return study_dir
 
 
+@NO_DATASETS
 def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
     """`hpo resume --data hf://org/ner` looked for the local folder `hf:/org/ner`."""
     message = one_line_error(training("hpo", "resume", "--study-dir", quick_study, "--data", "hf://org/ner"))
