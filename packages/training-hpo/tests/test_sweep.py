@@ -384,6 +384,11 @@ def test_a_study_begun_with_a_one_value_choice_goes_on_with_that_value_fixed(
     assert [(trial.state, trial.params) for trial in study.trials] == [
         (TrialState.COMPLETE, {"training.batch_size": 8})  # the study's own space goes on: its trials alike
     ] * 2
+    again = quick_settings("old", n_trials=3, search_space=one | epoch)  # the space it began with, as the API takes it
+    study = run_local_hpo_sweep(search_space=again, hpo_config=again, **run)
+    assert [trial.params for trial in study.trials] == [{"training.batch_size": 8}] * 3
+    with pytest.raises(ConfigError, match="one value is not searched"):  # a new study is still refused the space
+        run_local_hpo_sweep(search_space=again, hpo_config=again, **run | {"study_dir": tmp_path / "new"})
 
 
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:

@@ -21,7 +21,6 @@ if TYPE_CHECKING:
     from training.config.best import BestConfig
     from training.config.schema import HPOConfig
     from training.hpo.processes import Isolation
-    from training.hpo.search_space import SearchSpace
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -124,13 +123,9 @@ def _run(args: argparse.Namespace) -> int:
     from training.hpo.search_space import create_search_space
 
     source = section_file(args.config_dir, "hpo", args.hpo)
-    try:
-        space = create_search_space(source)  # errors name the file
-    except ConfigError:
-        space = _started_space(source, args)
-        if space is None:
-            raise
-    hpo = space.hpo_config
+    # errors name the file; checks added since old studies began (a one-value choice) are the sweep's, which knows
+    # the study it continues
+    hpo = create_search_space(source, recorded=True).hpo_config
     assert hpo is not None
     _check_refit(args)
     # `train --data` takes config names; a path (`../corpus`) is never one
@@ -148,7 +143,7 @@ def _run(args: argparse.Namespace) -> int:
     with watching(_view_mode(args), sys.stdout) as events:
         study = run_local_hpo_sweep(
             args.backbone,
-            space,
+            source,
             config_dir=args.config_dir,
             data_path=args.data,
             study_dir=study_dir,
@@ -167,27 +162,6 @@ def _run(args: argparse.Namespace) -> int:
 
     # a study run again logs where it began (its trials did above), unless --mlflow-uri says otherwise: as a resume
     return _refit(best, args, isolation, SweepSettings.load(study).tracking_uri(args.mlflow_uri))
-
-
-def _started_space(source: Path, args: argparse.Namespace) -> SearchSpace | None:
-    """The space of `source` if the study folder holds a study begun with exactly that space: a check added since
-    (a one-value choice) applies to new spaces, so `hpo run` continues the study as `hpo resume` does."""
-    from training.common.errors import TrainingError
-    from training.hpo.search_space import create_search_space
-    from training.hpo.storage import load_study
-    from training.hpo.study_folder import StudyFolder
-    from training.hpo.sweep_settings import SweepSettings
-
-    try:
-        space = create_search_space(source, recorded=True)
-        assert space.hpo_config is not None
-        study_dir = args.study_dir or default_study_dir(space.hpo_config.name)
-        if not StudyFolder(study_dir).manifest.is_file():
-            return None
-        stored = SweepSettings.load(load_study(study_dir, storage=args.storage)).hpo_config.search_space
-    except TrainingError:
-        return None
-    return space if stored == space.parameters else None
 
 
 def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:

@@ -19,7 +19,7 @@ import optuna
 from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.atomic import check_folder
-from training.common.errors import ConfigError, DataError, InputError
+from training.common.errors import ConfigError, DataError, InputError, TrainingError
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
@@ -35,6 +35,7 @@ from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
     is_file_storage,
+    load_study,
     open_storage,
     open_study,
     storage_location,
@@ -134,7 +135,7 @@ def run_local_hpo_sweep(
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
         record = _check_or_save(study, record, folder)
-        if (joined := SweepSettings.load(study).tracking_uri(mlflow_uri)) != tracking_uri:
+        if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
             tracking = _tracking(joined)  # a sweep started together with this one made the study: log where it does
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
@@ -253,7 +254,7 @@ def _settings(
     if search_space is None and hpo_config is None:
         raise InputError("run_local_hpo_sweep needs a search space or an hpo config")
     check_folder(study_dir, "a study folder (an existing one or a new path)")  # before the seconds of set-up
-    space = create_search_space(search_space if search_space is not None else hpo_config)
+    space = _space(search_space if search_space is not None else hpo_config, study_dir, overrides.get("storage"))
     if isinstance(hpo_config, (str, os.PathLike)):
         hpo_config = load_hpo_config(hpo_config)
     hpo = hpo_config or space.hpo_config
@@ -264,6 +265,21 @@ def _settings(
     if hpo.direction != wanted:
         raise ConfigError(f"sweep settings: direction: {hpo.metric} must be {wanted}d, got {hpo.direction!r}")
     return hpo, space
+
+
+def _space(source: Any, study_dir: Path, storage: str | None) -> SearchSpace:
+    """The search space of `source`; one refused by a check added since (a one-value choice) still continues the
+    study in `study_dir` that began with exactly that space, as its resume would."""
+    try:
+        return create_search_space(source)
+    except ConfigError as refused:
+        if StudyFolder(study_dir).manifest.is_file():
+            with contextlib.suppress(TrainingError):  # no such study, or another space: the refusal stands
+                space = create_search_space(source, recorded=True)
+                stored = SweepSettings.load(load_study(study_dir, storage=storage)).hpo_config.search_space
+                if stored == space.parameters:
+                    return space
+        raise refused from None
 
 
 def _with_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> HPOConfig:
@@ -316,7 +332,7 @@ def _check_own_study(folder: StudyFolder, name: str, location: str) -> None:
 
 def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
     """Record a new study's sweep; an existing one must have the same config, data and settings, and goes on with
-    its own search space (a one-value choice, which sweeps now refuse, may come back fixed)."""
+    its own search space (a one-value choice, which sweeps now refuse, may come back fixed) and MLflow URI."""
     try:
         stored = SweepSettings.load(study)
     except InputError:
@@ -340,7 +356,8 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
             "resume it unchanged or choose another study folder"
         )
     space = {"search_space": stored.hpo_config.search_space}  # its trials go on alike (suggested or not, in the grid)
-    return record.model_copy(update={"hpo_config": record.hpo_config.model_copy(update=space)})
+    hpo = record.hpo_config.model_copy(update=space)
+    return record.model_copy(update={"hpo_config": hpo, "mlflow_uri": stored.mlflow_uri})  # it logs where it began
 
 
 def _defining(hpo: HPOConfig) -> dict[str, Any]:
