@@ -123,3 +123,10 @@ def test_conll_u_multiword_tokens_and_empty_nodes_are_no_words(tmp_path: Path) -
     )
     expected = [("Vamos nos a Madrid", (Span(12, 18, "LOC"),))]
     assert read(tmp_path, conllu, columns=Columns(tokens=1, tags=-1)) == expected
+
+
+@pytest.mark.parametrize("tag", ["B-", "i-"])
+def test_a_prefix_with_an_empty_type_is_malformed_not_an_io_type(tmp_path: Path, tag: str) -> None:
+    """`#MeToo<TAB>B-` beside `O` tags only was read as an IO entity of the type 'B-'."""
+    expected = f"train.conll:1: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B,"
+    assert load_error(tmp_path, f"#MeToo\t{tag}\nis\tO\n\nfun\tO\n").startswith(expected)

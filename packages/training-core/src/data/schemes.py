@@ -24,8 +24,9 @@ _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", 
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 _LETTERS = "BIESLUM"  # every scheme's prefixes
 _Listed = list[tuple[str, Sequence[str]]]  # tag sequences, each with where it is
-# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it): not a bare type.
-_PREFIXED = re.compile(f"[{_LETTERS}](-.|$)", re.IGNORECASE)
+# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it, or `B-` with an
+# empty one): not a bare type.
+_PREFIXED = re.compile(f"[{_LETTERS}](-|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
