@@ -263,13 +263,17 @@ def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: 
 
 @pytest.mark.parametrize("names", [["O", "B", "I"], ["O", "B", "I", "E", "S"], ["o", "b", "i"]])
 def test_class_labels_of_prefixes_without_types_are_no_io_types(names: list[str]) -> None:
-    """BIO without types (`O`, `B`, `I`, as BioBERT's data write them) was read as IO tags of the types B and I."""
+    """BIO without types (`O`, `B`, `I`, as BioBERT's data write them) was read as IO tags of the types B and I; they
+    are tags of the one type data.labels names."""
     words = datasets.Sequence(datasets.Value("string"))
     features = datasets.Features({"tokens": words, "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
     rows = {"tokens": [["adenomatous", "polyposis", "in", "mice"]], "ner_tags": [[1, 2, 0, 0]]}
     table = datasets.Dataset.from_dict(rows, features=features)
-    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' is malformed; expected 'O' or"):
+    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' has no entity type; where all"):
         load_dataset(table)
+    (doc,) = load_dataset(table, labels=["Disease"])["train"]
+    found = [(doc.text[span.start : span.end], span.label) for span in doc.spans]
+    assert found == [("adenomatous polyposis", "Disease")]
 
 
 @pytest.mark.parametrize("stored", ["list", "sequence"])

@@ -161,6 +161,21 @@ def test_tags_of_bare_types_as_few_nerd_files_write_them_are_io_tags(tmp_path: P
     )
 
 
+def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Path) -> None:
+    """Keyphrase and BioBERT corpora (`Deep<TAB>B`, `learning<TAB>I`, `O`) failed as malformed tags, saying neither that
+    the type was missing nor how to give it; the one type in data.labels is theirs (IOB2 or any scheme)."""
+    path = write(tmp_path / "train.conll", "Deep\tB\nlearning\tI\nworks\tO\n\nthe\tO\nmodel\tb\n")
+    dataset = load_dataset(path, labels=["KEYPHRASE"])
+    assert [doc.spans for doc in dataset["train"]] == [(Span(0, 13, "KEYPHRASE"),), (Span(4, 9, "KEYPHRASE"),)]
+    assert dataset.labels == ("KEYPHRASE",)
+    assert load_dataset(path, labels=["KEYPHRASE"], scheme="IOB2").fingerprint == dataset.fingerprint
+    hint = "has no entity type; where all tags are O or a prefix alone (B, I: one type, as keyphrase and BioBERT"
+    assert load_error(path).startswith(f"{path}:1: tag 'B' {hint}")
+    assert load_error(path, labels=["KEYPHRASE", "X"]).startswith(f"{path}:1: tag 'B' {hint}")
+    typo = write(tmp_path / "typo.conll", "Paris\tB-PER\nis\tB\n")  # beside typed tags, a prefix alone is no tag
+    assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)
