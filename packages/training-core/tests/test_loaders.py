@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from data.documents import Document, Span
+from data.hf_datasets import Columns
 from data.loaders import Dataset, load_dataset
 from data.segmentation import split_words
 from training.common.errors import DataError, InputError
@@ -174,6 +175,19 @@ def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Pa
     assert load_error(path, labels=["KEYPHRASE", "X"]).startswith(f"{path}:1: tag 'B' {hint}")
     typo = write(tmp_path / "typo.conll", "Paris\tB-PER\nis\tB\n")  # beside typed tags, a prefix alone is no tag
     assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
+
+
+@pytest.mark.parametrize(
+    ("columns", "shown"),
+    [(Columns(tokens=1, tags=0), "{'tokens': 1, 'tags': 0}"), (Columns(tags="x"), "{'tags': 'x'}")],
+)
+def test_data_columns_for_a_json_file_are_refused_not_ignored(tmp_path: Path, columns: Columns, shown: str) -> None:
+    """Positions (and names) in data.columns were silently ignored for JSON files, read by their keys."""
+    path = write(tmp_path / "train.jsonl", jsonl(token_records()))
+    assert load_error(path, columns=columns).startswith(
+        f"{path}: data.columns ({shown}) picks the columns of CoNLL files (by position) and of datasets input (by "
+        "name); a JSON file is read by its keys"
+    )
 
 
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:

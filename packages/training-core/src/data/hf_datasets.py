@@ -59,8 +59,16 @@ class Columns:
     tokens: str | int | None = None
     tags: str | int | None = None
 
-    def positions(self) -> tuple[int | None, int | None]:
-        """The CoNLL column positions given, None where a name or nothing is."""
+    def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
+        """The column positions of a CoNLL file `where` (None: the usual, or a name); any setting for a JSON file
+        (read by its keys) would be ignored: an error naming the setting."""
+        given = {name: value for name, value in (("tokens", self.tokens), ("tags", self.tags)) if value is not None}
+        if format != "conll" and given:
+            raise DataError(
+                f"{where}: data.columns ({given}) picks the columns of CoNLL files (by position) and of datasets "
+                "input (by name); a JSON file is read by its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with "
+                "'annotations'): rename them there and unset data.columns"
+            )
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
@@ -221,6 +229,11 @@ def _structs(value: Any) -> Any:
 
 
 def _column(where: str, table: Any, chosen: str | int | None, usual: tuple[str, ...], setting: str) -> str:
+    if isinstance(chosen, int):
+        raise DataError(
+            f"{where}: {setting}: {chosen} is a position, as CoNLL files take; datasets input takes a column name, one "
+            f"of {table.column_names}"
+        )
     if chosen is not None:
         if chosen not in table.column_names:
             raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")

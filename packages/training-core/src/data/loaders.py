@@ -126,8 +126,7 @@ def load_dataset(
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
-        positions = (columns or Columns()).positions()
-        sources = {name: _file_source(file, format, tag_names, positions) for name, file in files.items()}
+        sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
     if labels is not None and len(labels) == 1:  # the one type of tags without one (`B`, `I`: keyphrase corpora)
         sources = _retagged(sources, partial(typed_prefixes, label=labels[0]))
     if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
@@ -158,12 +157,10 @@ class _Source:
     records: list[Record]
 
 
-def _file_source(
-    file: Path, format: str, tag_names: Sequence[str] | None, positions: tuple[int | None, int | None]
-) -> _Source:
+def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns) -> _Source:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    records = list(read_records(file, text, file_format, positions))
+    records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
     if file_format == "tokens":  # a span record's other fields are its own business
         records = [_named_tags(file, record, tag_names) for record in records]
     return _Source(str(file), file_format, records)
