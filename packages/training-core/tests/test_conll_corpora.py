@@ -79,6 +79,20 @@ def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) 
     )
 
 
+@pytest.mark.parametrize("tokens", ["1", "word"])
+def test_a_column_name_for_a_conll_file_is_refused_not_ignored(tmp_path: Path, tokens: str) -> None:
+    """`tokens: "1"` (quoted in YAML) or a name was ignored for a CoNLL file, whose first column (GermEval's index)
+    then was read as the words; CoNLL columns have positions, not names."""
+    data = DataConfig(name="germeval", columns={"tokens": tokens, "tags": 2})
+    (tmp_path / "train.conll").write_text(GERMEVAL, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        data.load(tmp_path / "train.conll")
+    assert str(caught.value) == (
+        f"{tmp_path / 'train.conll'}: data.columns.tokens: {tokens!r} is a name, as datasets input takes; a CoNLL "
+        "file's columns are positions (0 first, -1 last), written as numbers"
+    )
+
+
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
     """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
     that the columns were the other way round, nor which setting reads them."""

@@ -60,8 +60,8 @@ class Columns:
     tags: str | int | None = None
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual, or a name); any setting for a JSON file
-        (read by its keys) would be ignored: an error naming the setting."""
+        """The column positions of a CoNLL file `where` (None: the usual); a name there, or any setting for a JSON
+        file (read by its keys), would be ignored: an error naming the setting."""
         given = {name: value for name, value in (("tokens", self.tokens), ("tags", self.tags)) if value is not None}
         if format != "conll" and given:
             raise DataError(
@@ -69,6 +69,12 @@ class Columns:
                 "input (by name); a JSON file is read by its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with "
                 "'annotations'): rename them there and unset data.columns"
             )
+        for name, value in given.items():
+            if isinstance(value, str):  # `tokens: "1"` in YAML is a string: a position is written unquoted
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
+                    "columns are positions (0 first, -1 last), written as numbers"
+                )
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
