@@ -48,6 +48,16 @@ def test_a_hashtag_word_before_a_sentence_is_read_as_a_token_not_skipped(tmp_pat
     assert read(tmp_path, "Paris\tx\tB-LOC\n\n#TBT\tO\n") == [("Paris", (Span(0, 5, "LOC"),)), ("#TBT", ())]
 
 
+def test_a_comment_of_a_hash_and_a_tag_like_word_is_told_by_its_separator(tmp_path: Path) -> None:
+    """`# I-95` before a tab-separated sentence was read as the token `#` tagged I-95 (an entity of type 95): a line
+    with another separator than the file's token lines is a comment; with the same one it stays a token."""
+    assert read(tmp_path, "# I-95\nroad\tO\nclosed\tO\n\n#\tB-ORG\nlove\tO\n") == [
+        ("road closed", ()),
+        ("# love", (Span(0, 1, "ORG"),)),
+    ]
+    assert read(tmp_path, "# I-95\nroad O\n") == [("# road", (Span(0, 1, "95"),))]  # the same separator: a token
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"

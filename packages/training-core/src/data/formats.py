@@ -5,8 +5,10 @@
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
   first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
-  has as many columns as the file's first token line and a tag in its column: a `#` token (`#<TAB>O`), as tweet
-  corpora write them (CoNLL-2012's `#begin document` too is a comment). Another `#word` line is a token line.
+  has as many columns as the file's first token line, its separator (tab or space) and a tag in its column: a `#`
+  token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
+  before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
+  `I-95`, and it is read so. Another `#word` line is a token line.
 """
 
 from __future__ import annotations
@@ -202,11 +204,20 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
-    token_width = next((len(row) for row in map(_row, lines) if row and row[0] != "-DOCSTART-" and not _hash(row)), 0)
+    # The first token line's column count and separator (tab or not): a `#` line that differs in either is a comment.
+    token_width, tabbed = next(
+        (
+            (len(row), "\t" in line)
+            for line, row in zip(lines, map(_row, lines), strict=True)
+            if row and row[0] != "-DOCSTART-" and not _hash(row)
+        ),
+        (0, False),
+    )
     for number, line in enumerate(lines, start=1):
         columns = _row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
-            picked = len(columns) == token_width and _picked(path, number, line, columns, token_at, tag_at)
+            token_like = len(columns) == token_width and ("\t" in line) == tabbed
+            picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
         boundary = bool(columns) and columns[0] == "-DOCSTART-"
