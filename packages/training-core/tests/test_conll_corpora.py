@@ -154,3 +154,19 @@ def test_a_prefix_with_an_empty_type_is_malformed_not_an_io_type(tmp_path: Path,
     """`#MeToo<TAB>B-` beside `O` tags only was read as an IO entity of the type 'B-'."""
     expected = f"train.conll:1: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B,"
     assert load_error(tmp_path, f"#MeToo\t{tag}\nis\tO\n\nfun\tO\n").startswith(expected)
+
+
+def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -> None:
+    """WikiANN's files (`en:Paris<TAB>B-LOC`, named train, dev, test) were read with `en:` in every word and entity:
+    'en:Paris' was a location of the words en, :, Paris."""
+    folder = tmp_path / "zh-min-nan"
+    folder.mkdir()
+    (folder / "train").write_text("zh-min-nan:Paris\tB-LOC\nzh-min-nan::\tO\n\nzh-min-nan:Bob\tB-PER\n", "utf-8")
+    (folder / "dev").write_text("zh-min-nan:Anna\tB-PER\nzh-min-nan:left\tO\n", "utf-8")
+    dataset = load_dataset(folder, format="conll")
+    assert [(doc.text, doc.spans) for doc in (*dataset["train"], *dataset["validation"])] == [
+        ("Paris :", (Span(0, 5, "LOC"),)),
+        ("Bob", (Span(0, 3, "PER"),)),
+        ("Anna left", (Span(0, 4, "PER"),)),
+    ]
+    assert read(tmp_path, "en:Paris\tB-LOC\nis\tO\n") == [("en:Paris is", (Span(0, 8, "LOC"),))]  # not every token

@@ -8,7 +8,8 @@
   has as many columns as the file's first token line, its separator (tab or space) and a tag in its column: a `#`
   token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
   before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
-  `I-95`, and it is read so. Another `#word` line is a token line.
+  `I-95`, and it is read so. Another `#word` line is a token line. A language code before every token of a file
+  (WikiANN's `en:Paris<TAB>B-LOC`) is dropped, as WikiANN's `datasets` loader drops it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 LINE_BREAK = re.compile(r"\r\n?|\n")
 _STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
 _INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
+_LANGUAGE = re.compile(r"[a-z]+(?:-[a-z]+)*:")  # WikiANN's `en:`, `simple:`, `zh-min-nan:`
 _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words follow) or empty node: no word to tag
 
 
@@ -225,7 +227,6 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
                 read.append(Record(first_line, {"tokens": tokens, "tags": tags}, f"doc{group}" if group else None))
-                yield read[-1]
                 tokens, tags = [], []
             group += boundary
             continue
@@ -250,10 +251,25 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             )
         tokens.append(token)
         tags.append(tag)
+    if prefix := _language_prefix(read):
+        cut = len(prefix)
+        read = [replace(r, fields={**r.fields, "tokens": [t[cut:] for t in r.fields["tokens"]]}) for r in read]
     if width and positions == (None, None):
         _refuse_swapped_columns(path, read, width[1])
     if width and positions[0] is None:
         _refuse_index_column(path, read, width)
+    yield from read
+
+
+def _language_prefix(records: list[Record]) -> str:
+    """The language code and colon WikiANN's files write before every token (`en:Paris<TAB>B-LOC`), which its
+    `datasets` loader strips too; '' where the file's tokens do not all share one (and differ after it)."""
+    found = _LANGUAGE.match(records[0].fields["tokens"][0]) if records else None
+    if found is None:
+        return ""
+    tokens = [token for record in records for token in record.fields["tokens"]]
+    shared = all(token.startswith(found[0]) and len(token) > found.end() for token in tokens)
+    return found[0] if shared and len(set(tokens)) > 1 else ""
 
 
 def _picked(path: Path, number: int, line: str, row: list[str], token_at: int, tag_at: int) -> tuple[str, str]:
