@@ -284,8 +284,9 @@ def test_folder_with_train_validation_and_test(tmp_path: Path) -> None:
     assert dataset.report.source == str(tmp_path / "data")
 
 
-@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL"])
+@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL", "devel.jsonl"])
 def test_validation_split_aliases(tmp_path: Path, name: str) -> None:
+    """BioBERT's `devel.tsv` was skipped unsaid, as a file of no split: the run had no validation data."""
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     write(tmp_path / name, jsonl(span_records()))
     assert list(load_dataset(tmp_path)) == ["train", "validation"]
