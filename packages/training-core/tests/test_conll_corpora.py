@@ -170,3 +170,14 @@ def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -
         ("Anna left", (Span(0, 4, "PER"),)),
     ]
     assert read(tmp_path, "en:Paris\tB-LOC\nis\tO\n") == [("en:Paris is", (Span(0, 8, "LOC"),))]  # not every token
+
+
+def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path) -> None:
+    """JNLPBA's Genia4ERtask1.iob2 was refused for its suffix, then at its `###MEDLINE:<id>` line before each abstract
+    ("expected a token and a tag"); the line starts a document, as -DOCSTART- does, and the suffix is CoNLL's."""
+    path = tmp_path / "Genia4ERtask1.iob2"
+    medline = "###MEDLINE:96055242\n\nIL-2\tB-protein\ngene\tO\n\nIt\tO\n\n###MEDLINE:96055243\n\nT\tB-cell_type\n"
+    path.write_text(medline, encoding="utf-8")
+    documents = load_dataset(path)["train"]
+    assert [(doc.text, doc.group) for doc in documents] == [("IL-2 gene", "doc1"), ("It", "doc1"), ("T", "doc2")]
+    assert documents[0].spans == (Span(0, 4, "protein"),)

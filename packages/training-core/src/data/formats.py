@@ -26,7 +26,7 @@ from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
 # CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
-CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
+CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".iob2", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
@@ -120,8 +120,8 @@ def tag_key(fields: dict[str, Any]) -> str:
 def read_records(
     path: Path, text: str, format: str, columns: tuple[int | None, int | None] = (None, None)
 ) -> Iterator[Record]:
-    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines start a new group, and
-    `columns` are the token's and the tag's column positions (None: first and last)."""
+    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines (JNLPBA's `###MEDLINE:`) start
+    a new group, and `columns` are the token's and the tag's column positions (None: first and last)."""
     if format == "conll":
         return _conll_records(path, text, columns)
     if format in ("spans", "tokens"):
@@ -211,7 +211,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         (
             (len(row), "\t" in line)
             for line, row in zip(lines, map(_row, lines), strict=True)
-            if row and row[0] != "-DOCSTART-" and not _hash(row)
+            if row and not _boundary(row) and not _hash(row)
         ),
         (0, False),
     )
@@ -222,7 +222,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
-        boundary = bool(columns) and columns[0] == "-DOCSTART-"
+        boundary = bool(columns) and _boundary(columns)
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
@@ -309,6 +309,11 @@ def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, in
             "set data.columns.tokens and data.columns.tags to the token's and the tag's column positions (0 first, -1 "
             "last), such as 1 and 2"
         )
+
+
+def _boundary(columns: list[str]) -> bool:
+    """Whether a line starts a document: CoNLL's `-DOCSTART-`, or JNLPBA's `###MEDLINE:<id>` before each abstract."""
+    return columns[0] == "-DOCSTART-" or columns[0].startswith("###MEDLINE:")
 
 
 def _hash(columns: list[str]) -> bool:
