@@ -127,6 +127,14 @@ def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
     assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
+def test_docstart_rows_start_groups_as_in_a_conll_file() -> None:
+    """A table made from CoNLL-2003 a sentence per row kept `-DOCSTART-` rows as documents of that text."""
+    rows = {"tokens": [["-DOCSTART-"], *TOKENS, ["-DOCSTART-"], TOKENS[0]], "ner_tags": [["O"], *TAGS, ["O"], TAGS[0]]}
+    documents = load_dataset(datasets.Dataset.from_dict(rows))["train"]
+    assert [doc.group for doc in documents] == ["doc1", "doc1", "doc2"]
+    assert [doc.tags for doc in documents] == [tuple(TAGS[0]), tuple(TAGS[1]), tuple(TAGS[0])]
+
+
 def test_a_table_with_ner_tags_and_tags_reads_ner_tags_as_a_json_line_does(tmp_path: Path) -> None:
     """`ner_tags` is read, whatever a `tags` column beside it holds (part-of-speech tags here), in both inputs."""
     table = tagged().add_column("tags", [["NNP"] * len(row) for row in TAGS])

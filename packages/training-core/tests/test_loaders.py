@@ -190,6 +190,15 @@ def test_data_columns_for_a_json_file_are_refused_not_ignored(tmp_path: Path, co
     )
 
 
+def test_docstart_records_of_converted_conll_start_groups_not_documents(tmp_path: Path) -> None:
+    """CoNLL-2003 converted a sentence per JSON line keeps `-DOCSTART-` as one-token records: each was a document of
+    the text '-DOCSTART-' (946 in its train split), and the sentences after it no group."""
+    docstart = {"tokens": ["-DOCSTART-"], "tags": ["O"]}
+    records = [docstart, *token_records(), docstart, token_records()[0]]
+    documents = load_dataset(write(tmp_path / "train.jsonl", jsonl(records)))["train"]
+    assert [(doc.text, doc.group) for doc in documents] == [(TEXTS[0], "doc1"), (TEXTS[1], "doc1"), (TEXTS[0], "doc2")]
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)

@@ -25,6 +25,7 @@ from data.schemes import is_tag
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
+DOCSTART = "-DOCSTART-"  # CoNLL's line before each document (CoNLL-2003: `-DOCSTART- -X- -X- O`)
 # CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".iob2", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
@@ -313,7 +314,7 @@ def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, in
 
 def _boundary(columns: list[str]) -> bool:
     """Whether a line starts a document: CoNLL's `-DOCSTART-`, or JNLPBA's `###MEDLINE:<id>` before each abstract."""
-    return columns[0] == "-DOCSTART-" or columns[0].startswith("###MEDLINE:")
+    return columns[0] == DOCSTART or columns[0].startswith("###MEDLINE:")
 
 
 def _hash(columns: list[str]) -> bool:

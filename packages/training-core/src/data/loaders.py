@@ -12,7 +12,7 @@ from typing import Any
 
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import FORMATS, Record, detect_format, read_records, read_text, tag_key
+from data.formats import DOCSTART, FORMATS, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, declared_types, detect_scheme, io_names, typed_prefixes
@@ -127,6 +127,7 @@ def load_dataset(
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
         sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
+    sources = {name: _docstart_groups(part) for name, part in sources.items()}
     if labels is not None and len(labels) == 1:  # the one type of tags without one (`B`, `I`: keyphrase corpora)
         sources = _retagged(sources, partial(typed_prefixes, label=labels[0]))
     if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
@@ -164,6 +165,20 @@ def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, colum
     if file_format == "tokens":  # a span record's other fields are its own business
         records = [_named_tags(file, record, tag_names) for record in records]
     return _Source(str(file), file_format, records)
+
+
+def _docstart_groups(part: _Source) -> _Source:
+    """`part`, where CoNLL converted a sentence per record keeps `-DOCSTART-` as one-token records, with those starting
+    a group of the records after them (as a CoNLL file's), not read as documents of their own."""
+    if part.format != "tokens" or not any(record.fields.get("tokens") == [DOCSTART] for record in part.records):
+        return part
+    records, group = [], 0
+    for record in part.records:
+        if record.fields.get("tokens") == [DOCSTART]:
+            group += 1
+        else:
+            records.append(replace(record, group=f"doc{group}") if group and record.group is None else record)
+    return replace(part, records=records)
 
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
