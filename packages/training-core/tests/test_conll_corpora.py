@@ -89,10 +89,10 @@ def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) 
     )
 
 
-@pytest.mark.parametrize("tokens", ["1", "word"])
-def test_a_column_name_for_a_conll_file_is_refused_not_ignored(tmp_path: Path, tokens: str) -> None:
-    """`tokens: "1"` (quoted in YAML) or a name was ignored for a CoNLL file, whose first column (GermEval's index)
-    then was read as the words; CoNLL columns have positions, not names."""
+@pytest.mark.parametrize("tokens", ["1", "-2"])
+def test_a_quoted_column_position_for_a_conll_file_is_refused_not_ignored(tmp_path: Path, tokens: str) -> None:
+    """`tokens: "1"` (quoted in YAML: a name) was ignored for a CoNLL file, whose first column (GermEval's index)
+    then was read as the words; CoNLL columns have positions, written as numbers."""
     data = DataConfig(name="germeval", columns={"tokens": tokens, "tags": 2})
     (tmp_path / "train.conll").write_text(GERMEVAL, encoding="utf-8")
     with pytest.raises(DataError) as caught:

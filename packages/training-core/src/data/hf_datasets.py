@@ -60,18 +60,16 @@ class Columns:
     tags: str | int | None = None
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual); a name there, or any setting for a JSON
-        file (read by its keys), would be ignored: an error naming the setting."""
-        given = {name: value for name, value in (("tokens", self.tokens), ("tags", self.tags)) if value is not None}
-        if format != "conll" and given:
-            raise DataError(
-                f"{where}: data.columns ({given}) picks the columns of CoNLL files (by position) and of datasets "
-                "input (by name); a JSON file is read by its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with "
-                "'annotations'): rename them there and unset data.columns"
-            )
-        for name, value in given.items():
-            if isinstance(value, str):  # `tokens: "1"` in YAML is a string: a position is written unquoted
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input (a run's,
+        kept when it reads other files); a position where keys are read, or a number in quotes, is an error."""
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, int) and format != "conll":
                 raise DataError(
+                    f"{where}: data.columns.{name}: {value} is a position, as CoNLL files take; a JSON file is read by "
+                    "its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with 'annotations')"
+                )
+            if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
+                raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
                     f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
                     "columns are positions (0 first, -1 last), written as numbers"
                 )
