@@ -181,3 +181,12 @@ def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path)
     documents = load_dataset(path)["train"]
     assert [(doc.text, doc.group) for doc in documents] == [("IL-2 gene", "doc1"), ("It", "doc1"), ("T", "doc2")]
     assert documents[0].spans == (Span(0, 4, "protein"),)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000"])
+def test_a_sentence_starting_with_a_no_break_space_token_is_named_not_an_internal_error(
+    tmp_path: Path, space: str
+) -> None:
+    """A tweet's token that is a no-break (or ideographic) space, first in its sentence, raised IndexError."""
+    expected = f"train.conll:1: token 0 ({space!r}) is empty or contains whitespace"
+    assert load_error(tmp_path, f"{space}\tO\nParis\tB-LOC\n").startswith(expected)

@@ -320,7 +320,7 @@ def _boundary(columns: list[str]) -> bool:
 def _hash(columns: list[str]) -> bool:
     """Whether a line's first word marks a comment (or is a `#` token): `#` alone, or CoNLL-2012's `#begin document`
     and `#end document`; never another `#word`."""
-    return columns[0].split(maxsplit=1)[0] in ("#", "#begin", "#end")
+    return columns[0].split(maxsplit=1)[:1] in (["#"], ["#begin"], ["#end"])  # none for a no-break space token
 
 
 def _row(line: str) -> list[str]:
