@@ -103,6 +103,14 @@ def test_a_quoted_column_position_for_a_conll_file_is_refused_not_ignored(tmp_pa
     )
 
 
+def test_an_empty_cell_keeps_its_column_position(tmp_path: Path) -> None:
+    """A tab-separated file with an empty cell (a word without its part of speech) dropped it, so the columns after
+    it moved left and data.columns.tags read the nested tag of that line; a trailing tab is still no column."""
+    tsv = "Paris\tNNP\tB-LOC\tO\nis\t\tO\tB-X\t\n"
+    assert read(tmp_path, tsv, columns=Columns(tokens=0, tags=2)) == [("Paris is", (Span(0, 5, "LOC"),))]
+    assert read(tmp_path, "Paris\t\tB-LOC\t\nis\tO\n") == [("Paris is", (Span(0, 5, "LOC"),))]
+
+
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
     """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
     that the columns were the other way round, nor which setting reads them."""

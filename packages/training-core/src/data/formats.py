@@ -324,8 +324,16 @@ def _hash(columns: list[str]) -> bool:
 
 
 def _row(line: str) -> list[str]:
-    """A line's non-empty columns; none for a blank line."""
-    return [column for column in _conll_columns(line) if column] if line.strip() else []
+    """A line's columns but empty ones at its ends (a trailing tab); none for a blank line. An empty cell between tabs
+    (a spreadsheet's) keeps its place: `data.columns` positions count it."""
+    if not line.strip():
+        return []
+    columns = _conll_columns(line)
+    while not columns[-1]:  # some column holds the line's text
+        columns.pop()
+    while not columns[0]:
+        del columns[0]
+    return columns
 
 
 def _conll_columns(line: str) -> list[str]:
