@@ -76,7 +76,7 @@ def read_text(path: Path) -> str:
 def decode_text(raw: bytes, where: str) -> str:
     """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`."""
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
             utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
@@ -85,6 +85,10 @@ def decode_text(raw: bytes, where: str) -> str:
         line = raw[: error.start].count(b"\n") + 1
         reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); re-encode the text as UTF-8"
         raise EncodingError(where, line, reason) from error
+    if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
+        reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
+        raise EncodingError(where, 1, reason)
+    return text
 
 
 def detect_format(path: Path, text: str) -> str:
