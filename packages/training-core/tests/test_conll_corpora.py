@@ -48,6 +48,16 @@ def test_a_hashtag_word_before_a_sentence_is_read_as_a_token_not_skipped(tmp_pat
     assert read(tmp_path, "Paris\tx\tB-LOC\n\n#TBT\tO\n") == [("Paris", (Span(0, 5, "LOC"),)), ("#TBT", ())]
 
 
+def test_a_comment_of_a_hash_and_a_tag_like_word_is_told_by_its_separator(tmp_path: Path) -> None:
+    """`# I-95` before a tab-separated sentence was read as the token `#` tagged I-95 (an entity of type 95): a line
+    with another separator than the file's token lines is a comment; with the same one it stays a token."""
+    assert read(tmp_path, "# I-95\nroad\tO\nclosed\tO\n\n#\tB-ORG\nlove\tO\n") == [
+        ("road closed", ()),
+        ("# love", (Span(0, 1, "ORG"),)),
+    ]
+    assert read(tmp_path, "# I-95\nroad O\n") == [("# road", (Span(0, 1, "95"),))]  # the same separator: a token
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"
@@ -77,6 +87,28 @@ def test_data_columns_pick_a_conll_file_s_token_and_tag_columns(tmp_path: Path) 
     assert load_error(tmp_path, GERMEVAL, columns=Columns(tokens=1, tags=4)) == (
         "train.conll:2: 4 columns, too few for data.columns (tokens at 1, tags at 4), got '1\\tSchartau\\tB-PER\\tO'"
     )
+
+
+@pytest.mark.parametrize("tokens", ["1", "-2"])
+def test_a_quoted_column_position_for_a_conll_file_is_refused_not_ignored(tmp_path: Path, tokens: str) -> None:
+    """`tokens: "1"` (quoted in YAML: a name) was ignored for a CoNLL file, whose first column (GermEval's index)
+    then was read as the words; CoNLL columns have positions, written as numbers."""
+    data = DataConfig(name="germeval", columns={"tokens": tokens, "tags": 2})
+    (tmp_path / "train.conll").write_text(GERMEVAL, encoding="utf-8")
+    with pytest.raises(DataError) as caught:
+        data.load(tmp_path / "train.conll")
+    assert str(caught.value) == (
+        f"{tmp_path / 'train.conll'}: data.columns.tokens: {tokens!r} is a name, as datasets input takes; a CoNLL "
+        "file's columns are positions (0 first, -1 last), written as numbers"
+    )
+
+
+def test_an_empty_cell_keeps_its_column_position(tmp_path: Path) -> None:
+    """A tab-separated file with an empty cell (a word without its part of speech) dropped it, so the columns after
+    it moved left and data.columns.tags read the nested tag of that line; a trailing tab is still no column."""
+    tsv = "Paris\tNNP\tB-LOC\tO\nis\t\tO\tB-X\t\n"
+    assert read(tmp_path, tsv, columns=Columns(tokens=0, tags=2)) == [("Paris is", (Span(0, 5, "LOC"),))]
+    assert read(tmp_path, "Paris\t\tB-LOC\t\nis\tO\n") == [("Paris is", (Span(0, 5, "LOC"),))]
 
 
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
@@ -123,3 +155,46 @@ def test_conll_u_multiword_tokens_and_empty_nodes_are_no_words(tmp_path: Path) -
     )
     expected = [("Vamos nos a Madrid", (Span(12, 18, "LOC"),))]
     assert read(tmp_path, conllu, columns=Columns(tokens=1, tags=-1)) == expected
+
+
+@pytest.mark.parametrize("tag", ["B-", "i-"])
+def test_a_prefix_with_an_empty_type_is_malformed_not_an_io_type(tmp_path: Path, tag: str) -> None:
+    """`#MeToo<TAB>B-` beside `O` tags only was read as an IO entity of the type 'B-'."""
+    expected = f"train.conll:1: tag {tag!r} is malformed; expected 'O' or '<prefix>-<type>' with a prefix of B,"
+    assert load_error(tmp_path, f"#MeToo\t{tag}\nis\tO\n\nfun\tO\n").startswith(expected)
+
+
+def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -> None:
+    """WikiANN's files (`en:Paris<TAB>B-LOC`, named train, dev, test) were read with `en:` in every word and entity:
+    'en:Paris' was a location of the words en, :, Paris."""
+    folder = tmp_path / "zh-min-nan"
+    folder.mkdir()
+    (folder / "train").write_text("zh-min-nan:Paris\tB-LOC\nzh-min-nan::\tO\n\nzh-min-nan:Bob\tB-PER\n", "utf-8")
+    (folder / "dev").write_text("zh-min-nan:Anna\tB-PER\nzh-min-nan:left\tO\n", "utf-8")
+    dataset = load_dataset(folder, format="conll")
+    assert [(doc.text, doc.spans) for doc in (*dataset["train"], *dataset["validation"])] == [
+        ("Paris :", (Span(0, 5, "LOC"),)),
+        ("Bob", (Span(0, 3, "PER"),)),
+        ("Anna left", (Span(0, 4, "PER"),)),
+    ]
+    assert read(tmp_path, "en:Paris\tB-LOC\nis\tO\n") == [("en:Paris is", (Span(0, 8, "LOC"),))]  # not every token
+
+
+def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path) -> None:
+    """JNLPBA's Genia4ERtask1.iob2 was refused for its suffix, then at its `###MEDLINE:<id>` line before each abstract
+    ("expected a token and a tag"); the line starts a document, as -DOCSTART- does, and the suffix is CoNLL's."""
+    path = tmp_path / "Genia4ERtask1.iob2"
+    medline = "###MEDLINE:96055242\n\nIL-2\tB-protein\ngene\tO\n\nIt\tO\n\n###MEDLINE:96055243\n\nT\tB-cell_type\n"
+    path.write_text(medline, encoding="utf-8")
+    documents = load_dataset(path)["train"]
+    assert [(doc.text, doc.group) for doc in documents] == [("IL-2 gene", "doc1"), ("It", "doc1"), ("T", "doc2")]
+    assert documents[0].spans == (Span(0, 4, "protein"),)
+
+
+@pytest.mark.parametrize("space", ["\u00a0", "\u3000"])
+def test_a_sentence_starting_with_a_no_break_space_token_is_named_not_an_internal_error(
+    tmp_path: Path, space: str
+) -> None:
+    """A tweet's token that is a no-break (or ideographic) space, first in its sentence, raised IndexError."""
+    expected = f"train.conll:1: token 0 ({space!r}) is empty or contains whitespace"
+    assert load_error(tmp_path, f"{space}\tO\nParis\tB-LOC\n").startswith(expected)

@@ -57,6 +57,19 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         read_text(path)
 
 
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-be"])
+def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+    """UTF-16 of ASCII text without a BOM decodes as UTF-8 with a NUL after each letter: a CoNLL file failed on "got
+    '\\x00'" at its line 3, a JSON lines file as invalid JSON."""
+    path = write(tmp_path / "train.conll", "Paris\tB-LOC\nis\tO\n".encode(encoding))
+    with pytest.raises(DataError) as caught:
+        read_text(path)
+    assert str(caught.value) == (
+        f"{path}:1: starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as "
+        "UTF-8"
+    )
+
+
 @pytest.mark.parametrize(
     ("name", "content", "expected"),
     [

@@ -127,6 +127,14 @@ def test_id_and_group_columns_are_kept_so_folds_keep_a_group_together() -> None:
     assert sorted(fold.validation_indices for fold in splits.folds) == [(0, 3), (1, 4), (2, 5)]
 
 
+def test_docstart_rows_start_groups_as_in_a_conll_file() -> None:
+    """A table made from CoNLL-2003 a sentence per row kept `-DOCSTART-` rows as documents of that text."""
+    rows = {"tokens": [["-DOCSTART-"], *TOKENS, ["-DOCSTART-"], TOKENS[0]], "ner_tags": [["O"], *TAGS, ["O"], TAGS[0]]}
+    documents = load_dataset(datasets.Dataset.from_dict(rows))["train"]
+    assert [doc.group for doc in documents] == ["doc1", "doc1", "doc2"]
+    assert [doc.tags for doc in documents] == [tuple(TAGS[0]), tuple(TAGS[1]), tuple(TAGS[0])]
+
+
 def test_a_table_with_ner_tags_and_tags_reads_ner_tags_as_a_json_line_does(tmp_path: Path) -> None:
     """`ner_tags` is read, whatever a `tags` column beside it holds (part-of-speech tags here), in both inputs."""
     table = tagged().add_column("tags", [["NNP"] * len(row) for row in TAGS])
@@ -263,13 +271,17 @@ def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: 
 
 @pytest.mark.parametrize("names", [["O", "B", "I"], ["O", "B", "I", "E", "S"], ["o", "b", "i"]])
 def test_class_labels_of_prefixes_without_types_are_no_io_types(names: list[str]) -> None:
-    """BIO without types (`O`, `B`, `I`, as BioBERT's data write them) was read as IO tags of the types B and I."""
+    """BIO without types (`O`, `B`, `I`, as BioBERT's data write them) was read as IO tags of the types B and I; they
+    are tags of the one type data.labels names."""
     words = datasets.Sequence(datasets.Value("string"))
     features = datasets.Features({"tokens": words, "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
     rows = {"tokens": [["adenomatous", "polyposis", "in", "mice"]], "ner_tags": [[1, 2, 0, 0]]}
     table = datasets.Dataset.from_dict(rows, features=features)
-    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' is malformed; expected 'O' or"):
+    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' has no entity type; where all"):
         load_dataset(table)
+    (doc,) = load_dataset(table, labels=["Disease"])["train"]
+    found = [(doc.text[span.start : span.end], span.label) for span in doc.spans]
+    assert found == [("adenomatous polyposis", "Disease")]
 
 
 @pytest.mark.parametrize("stored", ["list", "sequence"])
@@ -332,6 +344,9 @@ def test_columns_are_found_or_set() -> None:
     with pytest.raises(DataError, match=r"data.columns.tags: no column 'tag'; the columns are \['toks', 'bio'\]"):
         load_dataset(odd, columns=Columns("toks", "tag"))
     assert load_dataset(odd, columns=Columns("toks", "bio"))["train"][1].text == "Mary lives in Berlin"
+    position = r"^<Dataset>\[train\]: data.columns.tokens: 0 is a position, as CoNLL files take; datasets input takes"
+    with pytest.raises(DataError, match=position):  # it was "no column 0", which did not say what it takes
+        load_dataset(odd, columns=Columns(0, "bio"))
 
 
 def test_unknown_or_duplicate_splits_and_no_train_are_errors() -> None:

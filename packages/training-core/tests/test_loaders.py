@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from data.documents import Document, Span
+from data.hf_datasets import Columns
 from data.loaders import Dataset, load_dataset
 from data.segmentation import split_words
 from training.common.errors import DataError, InputError
@@ -161,6 +162,41 @@ def test_tags_of_bare_types_as_few_nerd_files_write_them_are_io_tags(tmp_path: P
     )
 
 
+def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Path) -> None:
+    """Keyphrase and BioBERT corpora (`Deep<TAB>B`, `learning<TAB>I`, `O`) failed as malformed tags, saying neither that
+    the type was missing nor how to give it; the one type in data.labels is theirs (IOB2 or any scheme)."""
+    path = write(tmp_path / "train.conll", "Deep\tB\nlearning\tI\nworks\tO\n\nthe\tO\nmodel\tb\n")
+    dataset = load_dataset(path, labels=["KEYPHRASE"])
+    assert [doc.spans for doc in dataset["train"]] == [(Span(0, 13, "KEYPHRASE"),), (Span(4, 9, "KEYPHRASE"),)]
+    assert dataset.labels == ("KEYPHRASE",)
+    assert load_dataset(path, labels=["KEYPHRASE"], scheme="IOB2").fingerprint == dataset.fingerprint
+    hint = "has no entity type; where all tags are O or a prefix alone (B, I: one type, as keyphrase and BioBERT"
+    assert load_error(path).startswith(f"{path}:1: tag 'B' {hint}")
+    assert load_error(path, labels=["KEYPHRASE", "X"]).startswith(f"{path}:1: tag 'B' {hint}")
+    typo = write(tmp_path / "typo.conll", "Paris\tB-PER\nis\tB\n")  # beside typed tags, a prefix alone is no tag
+    assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
+
+
+def test_a_data_columns_position_for_a_json_file_is_refused_not_ignored(tmp_path: Path) -> None:
+    """Positions in data.columns were silently ignored for JSON files, read by their keys; names (a `datasets` run's,
+    kept to evaluate on other files) still are."""
+    path = write(tmp_path / "train.jsonl", jsonl(token_records()))
+    assert load_error(path, columns=Columns(tokens=1, tags=0)) == (
+        f"{path}: data.columns.tokens: 1 is a position, as CoNLL files take; a JSON file is read by its keys ('tokens' "
+        "with 'tags' or 'ner_tags', or 'text' with 'annotations')"
+    )
+    assert len(load_dataset(path, columns=Columns("words", "labels"))["train"]) == 2
+
+
+def test_docstart_records_of_converted_conll_start_groups_not_documents(tmp_path: Path) -> None:
+    """CoNLL-2003 converted a sentence per JSON line keeps `-DOCSTART-` as one-token records: each was a document of
+    the text '-DOCSTART-' (946 in its train split), and the sentences after it no group."""
+    docstart = {"tokens": ["-DOCSTART-"], "tags": ["O"]}
+    records = [docstart, *token_records(), docstart, token_records()[0]]
+    documents = load_dataset(write(tmp_path / "train.jsonl", jsonl(records)))["train"]
+    assert [(doc.text, doc.group) for doc in documents] == [(TEXTS[0], "doc1"), (TEXTS[1], "doc1"), (TEXTS[0], "doc2")]
+
+
 def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     dataset = load_dataset(write(tmp_path / "train.conll", conll()))
     assert_two_documents(dataset)
@@ -255,8 +291,9 @@ def test_folder_with_train_validation_and_test(tmp_path: Path) -> None:
     assert dataset.report.source == str(tmp_path / "data")
 
 
-@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL"])
+@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL", "devel.jsonl"])
 def test_validation_split_aliases(tmp_path: Path, name: str) -> None:
+    """BioBERT's `devel.tsv` was skipped unsaid, as a file of no split: the run had no validation data."""
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     write(tmp_path / name, jsonl(span_records()))
     assert list(load_dataset(tmp_path)) == ["train", "validation"]

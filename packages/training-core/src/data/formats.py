@@ -5,8 +5,11 @@
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
   first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
-  has as many columns as the file's first token line and a tag in its column: a `#` token (`#<TAB>O`), as tweet
-  corpora write them (CoNLL-2012's `#begin document` too is a comment). Another `#word` line is a token line.
+  has as many columns as the file's first token line, its separator (tab or space) and a tag in its column: a `#`
+  token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
+  before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
+  `I-95`, and it is read so. Another `#word` line is a token line. A language code before every token of a file
+  (WikiANN's `en:Paris<TAB>B-LOC`) is dropped, as WikiANN's `datasets` loader drops it.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +25,9 @@ from data.schemes import is_tag
 from training.common.errors import DataError
 
 FORMATS = ("spans", "tokens", "conll")
+DOCSTART = "-DOCSTART-"  # CoNLL's line before each document (CoNLL-2003: `-DOCSTART- -X- -X- O`)
 # CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
-CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
+CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".iob2", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
@@ -35,6 +39,7 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 LINE_BREAK = re.compile(r"\r\n?|\n")
 _STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
 _INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
+_LANGUAGE = re.compile(r"[a-z]+(?:-[a-z]+)*:")  # WikiANN's `en:`, `simple:`, `zh-min-nan:`
 _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words follow) or empty node: no word to tag
 
 
@@ -71,7 +76,7 @@ def read_text(path: Path) -> str:
 def decode_text(raw: bytes, where: str) -> str:
     """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`."""
     try:
-        return raw.decode("utf-8-sig")
+        text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
         if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
             utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
@@ -80,6 +85,10 @@ def decode_text(raw: bytes, where: str) -> str:
         line = raw[: error.start].count(b"\n") + 1
         reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); re-encode the text as UTF-8"
         raise EncodingError(where, line, reason) from error
+    if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
+        reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
+        raise EncodingError(where, 1, reason)
+    return text
 
 
 def detect_format(path: Path, text: str) -> str:
@@ -116,8 +125,8 @@ def tag_key(fields: dict[str, Any]) -> str:
 def read_records(
     path: Path, text: str, format: str, columns: tuple[int | None, int | None] = (None, None)
 ) -> Iterator[Record]:
-    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines start a new group, and
-    `columns` are the token's and the tag's column positions (None: first and last)."""
+    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines (JNLPBA's `###MEDLINE:`) start
+    a new group, and `columns` are the token's and the tag's column positions (None: first and last)."""
     if format == "conll":
         return _conll_records(path, text, columns)
     if format in ("spans", "tokens"):
@@ -202,19 +211,27 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
-    token_width = next((len(row) for row in map(_row, lines) if row and row[0] != "-DOCSTART-" and not _hash(row)), 0)
+    # The first token line's column count and separator (tab or not): a `#` line that differs in either is a comment.
+    token_width, tabbed = next(
+        (
+            (len(row), "\t" in line)
+            for line, row in zip(lines, map(_row, lines), strict=True)
+            if row and not _boundary(row) and not _hash(row)
+        ),
+        (0, False),
+    )
     for number, line in enumerate(lines, start=1):
         columns = _row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
-            picked = len(columns) == token_width and _picked(path, number, line, columns, token_at, tag_at)
+            token_like = len(columns) == token_width and ("\t" in line) == tabbed
+            picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
-        boundary = bool(columns) and columns[0] == "-DOCSTART-"
+        boundary = bool(columns) and _boundary(columns)
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
                 read.append(Record(first_line, {"tokens": tokens, "tags": tags}, f"doc{group}" if group else None))
-                yield read[-1]
                 tokens, tags = [], []
             group += boundary
             continue
@@ -239,10 +256,25 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             )
         tokens.append(token)
         tags.append(tag)
+    if prefix := _language_prefix(read):
+        cut = len(prefix)
+        read = [replace(r, fields={**r.fields, "tokens": [t[cut:] for t in r.fields["tokens"]]}) for r in read]
     if width and positions == (None, None):
         _refuse_swapped_columns(path, read, width[1])
     if width and positions[0] is None:
         _refuse_index_column(path, read, width)
+    yield from read
+
+
+def _language_prefix(records: list[Record]) -> str:
+    """The language code and colon WikiANN's files write before every token (`en:Paris<TAB>B-LOC`), which its
+    `datasets` loader strips too; '' where the file's tokens do not all share one (and differ after it)."""
+    found = _LANGUAGE.match(records[0].fields["tokens"][0]) if records else None
+    if found is None:
+        return ""
+    tokens = [token for record in records for token in record.fields["tokens"]]
+    shared = all(token.startswith(found[0]) and len(token) > found.end() for token in tokens)
+    return found[0] if shared and len(set(tokens)) > 1 else ""
 
 
 def _picked(path: Path, number: int, line: str, row: list[str], token_at: int, tag_at: int) -> tuple[str, str]:
@@ -284,15 +316,28 @@ def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, in
         )
 
 
+def _boundary(columns: list[str]) -> bool:
+    """Whether a line starts a document: CoNLL's `-DOCSTART-`, or JNLPBA's `###MEDLINE:<id>` before each abstract."""
+    return columns[0] == DOCSTART or columns[0].startswith("###MEDLINE:")
+
+
 def _hash(columns: list[str]) -> bool:
     """Whether a line's first word marks a comment (or is a `#` token): `#` alone, or CoNLL-2012's `#begin document`
     and `#end document`; never another `#word`."""
-    return columns[0].split(maxsplit=1)[0] in ("#", "#begin", "#end")
+    return columns[0].split(maxsplit=1)[:1] in (["#"], ["#begin"], ["#end"])  # none for a no-break space token
 
 
 def _row(line: str) -> list[str]:
-    """A line's non-empty columns; none for a blank line."""
-    return [column for column in _conll_columns(line) if column] if line.strip() else []
+    """A line's columns but empty ones at its ends (a trailing tab); none for a blank line. An empty cell between tabs
+    (a spreadsheet's) keeps its place: `data.columns` positions count it."""
+    if not line.strip():
+        return []
+    columns = _conll_columns(line)
+    while not columns[-1]:  # some column holds the line's text
+        columns.pop()
+    while not columns[0]:
+        del columns[0]
+    return columns
 
 
 def _conll_columns(line: str) -> list[str]:

@@ -59,8 +59,20 @@ class Columns:
     tokens: str | int | None = None
     tags: str | int | None = None
 
-    def positions(self) -> tuple[int | None, int | None]:
-        """The CoNLL column positions given, None where a name or nothing is."""
+    def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input (a run's,
+        kept when it reads other files); a position where keys are read, or a number in quotes, is an error."""
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, int) and format != "conll":
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value} is a position, as CoNLL files take; a JSON file is read by "
+                    "its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with 'annotations')"
+                )
+            if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
+                raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
+                    f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
+                    "columns are positions (0 first, -1 last), written as numbers"
+                )
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
@@ -221,6 +233,11 @@ def _structs(value: Any) -> Any:
 
 
 def _column(where: str, table: Any, chosen: str | int | None, usual: tuple[str, ...], setting: str) -> str:
+    if isinstance(chosen, int):
+        raise DataError(
+            f"{where}: {setting}: {chosen} is a position, as CoNLL files take; datasets input takes a column name, one "
+            f"of {table.column_names}"
+        )
     if chosen is not None:
         if chosen not in table.column_names:
             raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from functools import cached_property
+from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import FORMATS, Record, detect_format, read_records, read_text, tag_key
+from data.formats import DOCSTART, FORMATS, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
-from data.schemes import SCHEMES, declared_types, detect_scheme, io_names
+from data.schemes import SCHEMES, declared_types, detect_scheme, io_names, typed_prefixes
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
@@ -93,7 +93,8 @@ def load_dataset(
 ) -> Dataset:
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
-    `labels` is the entity-type schema (default: the data's). A span edge inside a word is widened to whole words
+    `labels` is the entity-type schema (default: the data's; a single type is also that of tags `B`, `I` without
+    one, as keyphrase corpora write them). A span edge inside a word is widened to whole words
     and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
     become IOB2; `tag_names` names integer tags (token files, `datasets` input without `ClassLabel`); `columns`
     names unusual columns of `datasets` input, or gives the positions (0 first, -1 last) of CoNLL files' columns.
@@ -125,10 +126,12 @@ def load_dataset(
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
-        positions = (columns or Columns()).positions()
-        sources = {name: _file_source(file, format, tag_names, positions) for name, file in files.items()}
+        sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
+    sources = {name: _docstart_groups(part) for name, part in sources.items()}
+    if labels is not None and len(labels) == 1:  # the one type of tags without one (`B`, `I`: keyphrase corpora)
+        sources = _retagged(sources, partial(typed_prefixes, label=labels[0]))
     if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
-        sources = _bare_types_as_io(sources)
+        sources = _retagged(sources, io_names)
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
     builders = {
@@ -155,15 +158,27 @@ class _Source:
     records: list[Record]
 
 
-def _file_source(
-    file: Path, format: str, tag_names: Sequence[str] | None, positions: tuple[int | None, int | None]
-) -> _Source:
+def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns) -> _Source:
     text = read_text(file)
     file_format = detect_format(file, text) if format == "auto" else format
-    records = list(read_records(file, text, file_format, positions))
+    records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
     if file_format == "tokens":  # a span record's other fields are its own business
         records = [_named_tags(file, record, tag_names) for record in records]
     return _Source(str(file), file_format, records)
+
+
+def _docstart_groups(part: _Source) -> _Source:
+    """`part`, where CoNLL converted a sentence per record keeps `-DOCSTART-` as one-token records, with those starting
+    a group of the records after them (as a CoNLL file's), not read as documents of their own."""
+    if part.format != "tokens" or not any(record.fields.get("tokens") == [DOCSTART] for record in part.records):
+        return part
+    records, group = [], 0
+    for record in part.records:
+        if record.fields.get("tokens") == [DOCSTART]:
+            group += 1
+        else:
+            records.append(replace(record, group=f"doc{group}") if group and record.group is None else record)
+    return replace(part, records=records)
 
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
@@ -207,11 +222,11 @@ def _tagged(sources: Iterable[_Source]) -> Iterator[tuple[_Source, Record, list[
                 yield part, record, tags
 
 
-def _bare_types_as_io(sources: dict[str, _Source]) -> dict[str, _Source]:
-    """`sources` where their tags are `O` and bare entity types (Few-NERD's own files: `person-actor`) with those
-    types as the IO tags they are, as `io_names` reads tag names; else as they are."""
+def _retagged(sources: dict[str, _Source], rename: Callable[[Sequence[str]], Sequence[str]]) -> dict[str, _Source]:
+    """`sources` with their tags as `rename` reads all their tag names together (`io_names`: Few-NERD's own files'
+    bare entity types, `person-actor`, as the IO tags they are)."""
     distinct = sorted(set().union(*(tags for *_, tags in _tagged(sources.values()))))
-    named = {tag: io for tag, io in zip(distinct, io_names(distinct), strict=True) if tag != io}
+    named = {tag: new for tag, new in zip(distinct, rename(distinct), strict=True) if tag != new}
     if not named:
         return sources
     return {

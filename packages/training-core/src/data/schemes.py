@@ -24,8 +24,9 @@ _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", 
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 _LETTERS = "BIESLUM"  # every scheme's prefixes
 _Listed = list[tuple[str, Sequence[str]]]  # tag sequences, each with where it is
-# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it): not a bare type.
-_PREFIXED = re.compile(f"[{_LETTERS}](-.|$)", re.IGNORECASE)
+# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it, or `B-` with an
+# empty one): not a bare type.
+_PREFIXED = re.compile(f"[{_LETTERS}](-|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +40,12 @@ class Conversion:
 def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
     parts = _parts(tag)
+    if parts is None and tag.upper() in _LETTERS and len(tag) == 1:
+        raise DataError(
+            f"{where}: tag {tag!r} has no entity type; where all tags are O or a prefix alone (B, I: one type, as "
+            "keyphrase and BioBERT corpora write them), name that type in data.labels (such as [KEYPHRASE]), else "
+            "write B-TYPE, I-TYPE"
+        )
     if parts is None:
         # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
         start = tag[:2] if len(tag) < 2 or tag[1] == "-" or unicodedata.category(tag[1]) == "Pd" else ""
@@ -86,6 +93,13 @@ def io_names(names: Sequence[str]) -> tuple[str, ...]:
     if outside.isdisjoint(names) or any(_PREFIXED.match(name) for name in names):
         return tuple(names)
     return tuple(name if name in outside else f"I-{name}" for name in names)
+
+
+def typed_prefixes(names: Sequence[str], label: str) -> tuple[str, ...]:
+    """`names`, where they are `O` and prefixes alone (`B`, `I`: a corpus of one entity type), as tags of `label`."""
+    if any(parts is not None and parts[1] for parts in map(_parts, names)):  # `B` beside `B-PER` is a typo
+        return tuple(names)
+    return tuple(f"{name.upper()}-{label}" if len(name) == 1 and name.upper() in _LETTERS else name for name in names)
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:

@@ -13,6 +13,7 @@ SPLIT_ALIASES = {
     "valid": "validation",
     "val": "validation",
     "dev": "validation",
+    "devel": "validation",  # BioBERT's corpora (NCBI-disease, BC5CDR, JNLPBA): train.tsv, devel.tsv, test.tsv
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
