@@ -115,6 +115,19 @@ def test_a_run_s_model_folder_evaluates_with_the_run_s_window_settings(trained, 
     assert given == evaluate_model(model, tokenizer, ner_documents[:10], max_length=32, stride=4)
 
 
+def test_the_model_folder_named_from_inside_it_keeps_the_run_s_window_settings(
+    trained, ner_documents, tiny_config, tmp_path, monkeypatch
+):
+    # `.` inside run/model has `.` as its parent: the run's config was not found and the defaults windowed instead
+    tokenizer, model = trained
+    folder = save_model(model, tokenizer, tmp_path / "run" / "model")
+    run_config = tiny_config.with_values({"model.max_length": 16, "model.stride": 4})
+    (tmp_path / "run" / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+    monkeypatch.chdir(folder)
+
+    assert evaluate_model(".", None, ner_documents[:10]) == evaluate_model(folder, None, ner_documents[:10])
+
+
 @pytest.mark.parametrize("tag_names", [("O", "B-PER", "I-PER"), ("O", "B-PER", "I-PER") * 3])
 def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
     tiny_tokenizer_and_model, ner_documents, tag_names
