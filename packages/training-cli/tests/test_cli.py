@@ -383,6 +383,17 @@ def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_pa
     )
 
 
+def test_predict_refuses_a_text_argument_that_names_a_file(cli, trained_run: Path, tmp_path: Path) -> None:
+    """`training predict RUN notes.txt` tagged the words of the name "notes.txt", exit 0."""
+    file = tmp_path / "notes.txt"
+    file.write_text("Anna Kowalczyk works at Siemens.\n", encoding="utf-8")
+    completed = cli("predict", str(trained_run), "Second text here.", str(file))
+    assert (completed.returncode, completed.stderr) == (
+        2,
+        f"training predict: error: text '{file}': names a file; pass --file {file} to tag its lines\n",
+    )
+
+
 def test_predict_takes_options_before_between_and_after_its_texts(cli, trained_run: Path) -> None:
     texts = ["Anna works at Siemens.", "Second text here.", "Third one."]
     mixed = ("predict", str(trained_run), "--json", texts[0], "--batch-size", "1", texts[1], texts[2])

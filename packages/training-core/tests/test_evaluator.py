@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 import torch
@@ -115,6 +116,19 @@ def test_a_run_s_model_folder_evaluates_with_the_run_s_window_settings(trained, 
     assert given == evaluate_model(model, tokenizer, ner_documents[:10], max_length=32, stride=4)
 
 
+def test_the_model_folder_named_from_inside_it_keeps_the_run_s_window_settings(
+    trained, ner_documents, tiny_config, tmp_path, monkeypatch
+):
+    # `.` inside run/model has `.` as its parent: the run's config was not found and the defaults windowed instead
+    tokenizer, model = trained
+    folder = save_model(model, tokenizer, tmp_path / "run" / "model")
+    run_config = tiny_config.with_values({"model.max_length": 16, "model.stride": 4})
+    (tmp_path / "run" / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+    monkeypatch.chdir(folder)
+
+    assert evaluate_model(".", None, ner_documents[:10]) == evaluate_model(folder, None, ner_documents[:10])
+
+
 @pytest.mark.parametrize("tag_names", [("O", "B-PER", "I-PER"), ("O", "B-PER", "I-PER") * 3])
 def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
     tiny_tokenizer_and_model, ner_documents, tag_names
@@ -122,6 +136,18 @@ def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
     tokenizer, model = tiny_tokenizer_and_model()
     with pytest.raises(InputError, match=rf"^tag_names: {len(tag_names)} tags for a model with 7 labels$"):
         evaluate_model(model, tokenizer, ner_documents[:2], tag_names=tag_names)
+
+
+def test_the_model_s_tags_in_another_order_are_an_input_error(tiny_tokenizer_and_model, ner_documents):
+    # Tag names by the data's order of types read each predicted id as another tag: the scores of nonsense, silently
+    tokenizer, model = tiny_tokenizer_and_model()
+    reordered = ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER")
+    expected = f"tag_names: {list(reordered)} are the model's tags in another order; its id2label has {list(TAGS)}"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}$"):
+        evaluate_model(model, tokenizer, ner_documents[:2], tag_names=reordered)
+    assert evaluate_model(model, tokenizer, ner_documents[:2], tag_names=TAGS) == evaluate_model(
+        model, tokenizer, ner_documents[:2]
+    )
 
 
 def test_a_device_torch_does_not_know_is_an_input_error_naming_it(tiny_tokenizer_and_model, ner_documents):

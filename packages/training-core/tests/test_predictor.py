@@ -9,6 +9,7 @@ from data.documents import split_words
 from training.common.errors import ConfigError, InputError
 from training.core.model import save_model
 from training.core.predictor import Entity, Predictor, predict
+from training.core.windowing import Windowing
 
 TEXTS = (
     "Anna Kowalczykowski joined Siemens in Warsaw.",
@@ -81,6 +82,15 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
     assert (from_run.max_length, from_run.stride, from_run.batch_size) == (24, 5, 2)
     assert (explicit.max_length, explicit.stride) == (24, 3)
     assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
+
+
+def test_a_model_folder_named_from_inside_it_keeps_the_run_s_window_settings(model_dir, tiny_config, monkeypatch):
+    # `.` inside run/model has `.` as its parent: the run's config was not found and the defaults windowed instead
+    run_config = tiny_config.with_values({"model.max_length": 24, "model.stride": 5})
+    (model_dir.parent / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+    monkeypatch.chdir(model_dir)
+
+    assert Predictor.from_folder(".").windowing == Windowing(24, 5)
 
 
 def test_the_public_predict_is_the_function_once_its_module_is_imported():

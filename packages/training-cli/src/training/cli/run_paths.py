@@ -60,7 +60,7 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
     """The config the model was trained with (`config.yaml` beside `model/`), None for a model without its run."""
     from training.core.run_folder import RunFolder
 
-    return RunFolder(model_dir.parent).read_config()
+    return RunFolder.of_model(model_dir).read_config()
 
 
 def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:

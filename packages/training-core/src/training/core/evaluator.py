@@ -60,7 +60,7 @@ def evaluate_model(
     documents = _checked(documents)
     windowing = Windowing.of(max_length=max_length, stride=stride)
     if isinstance(model, (str, os.PathLike)):
-        windowing = RunFolder(Path(model).parent).windowing(max_length=max_length, stride=stride)
+        windowing = RunFolder.of_model(model).windowing(max_length=max_length, stride=stride)
         model, tokenizer, _ = load_model(Path(model))
     else:  # None was reported as a missing tokenizer
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")

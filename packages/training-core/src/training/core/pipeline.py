@@ -50,6 +50,9 @@ def predict_documents(
     check_max_length(windowing.max_length, model.config, None)
     if len(tag_names) != model.config.num_labels:
         raise InputError(f"tag_names: {len(tag_names)} tags for a model with {model.config.num_labels} labels")
+    own = [model.config.id2label.get(index) for index in range(len(tag_names))]
+    if list(tag_names) != own and sorted(tag_names) == sorted(map(str, own)):  # other names: the caller's renaming
+        raise InputError(f"tag_names: {list(tag_names)} are the model's tags in another order; its id2label has {own}")
     if encoded is None:
         encoded = encode_documents(documents, tokenizer, tag_names, windowing.max_length, windowing.stride)
     chosen = range(len(documents)) if indices is None else sorted(indices)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -63,7 +62,7 @@ class Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
         whole_number(batch_size, "batch_size", least=1)  # before the model loads
         model, tokenizer, _ = load_model(model_dir)
-        windowing = RunFolder(Path(model_dir).parent).windowing(max_length=max_length, stride=stride)
+        windowing = RunFolder.of_model(model_dir).windowing(max_length=max_length, stride=stride)
         options = {"batch_size": batch_size, "device": device, "precision": precision}
         return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)
 

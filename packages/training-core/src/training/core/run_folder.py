@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,11 @@ class RunFolder:
     """Paths of one run: `config.yaml`, `metrics.json`, `model/`, `checkpoint/`, `train.log`, `lineage.json`."""
 
     root: Path
+
+    @classmethod
+    def of_model(cls, model_dir: str | os.PathLike[str]) -> RunFolder:
+        """The run holding the model folder `model_dir`: its parent once resolved (`.`, said inside it, has itself)."""
+        return cls(Path(model_dir).resolve().parent)
 
     @property
     def config(self) -> Path:
