@@ -28,7 +28,7 @@ from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
 from training.hpo.study_folder import StudyFolder
-from training.hpo.sweep_settings import SweepSettings
+from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -343,6 +343,26 @@ def begun_by_an_older_version(root: Path, hpo: HPOConfig, config: TrainingConfig
     ).save(study)
     Budget(n_trials=hpo.n_trials).record(study)
     folder.write_manifest(StudyManifest(study_name=hpo.name, storage=location, study_dir=str(root.resolve())))
+
+
+def test_a_study_recorded_by_a_newer_release_is_refused_never_overwritten(
+    tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    # With no trial yet, the refusal was taken for "no record": this release wrote its own over the newer one.
+    hpo = quick_settings("newer", n_trials=1)
+    begun_by_an_older_version(tmp_path, hpo, tiny_config, dataset)
+    study = load_study(tmp_path)
+    newer = study.user_attrs[RECORD] | {"format": SETTINGS_FORMAT + 1}
+    study.set_user_attr(RECORD, newer)
+    run = {"config": tiny_config, "dataset": dataset, "study_dir": tmp_path, "isolation": "inprocess"}
+    with pytest.raises(
+        NewerRecordError,
+        match=rf"^study 'newer' in 'sqlite:///{tmp_path}/study.db' was recorded by a "
+        rf"newer training-hpo \('sweep' record of format {SETTINGS_FORMAT + 1}\)",
+    ):
+        run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run)
+    study = load_study(tmp_path)
+    assert study.user_attrs[RECORD] == newer and not study.trials
 
 
 def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(

@@ -42,7 +42,7 @@ from training.hpo.storage import (
     study_location,
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
-from training.hpo.sweep_settings import SweepSettings
+from training.hpo.sweep_settings import NewerRecordError, SweepSettings
 from training.hpo.worker import SweepWorker
 
 if TYPE_CHECKING:
@@ -183,7 +183,7 @@ def resume_hpo_sweep(
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
-    record = SweepSettings.load(study)
+    record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
         _one_host_for_files(location, record)
     overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
@@ -334,9 +334,9 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
     """Record a new study's sweep; an existing one must have the same config, data and settings, and goes on with
     its own search space (a one-value choice, which sweeps now refuse, may come back fixed) and MLflow URI."""
     try:
-        stored = SweepSettings.load(study)
-    except InputError:
-        if study.get_trials(deepcopy=False):
+        stored = SweepSettings.load(study, record.storage)
+    except InputError as error:
+        if isinstance(error, NewerRecordError) or study.get_trials(deepcopy=False):  # a newer record is not replaced
             raise
         record.save(study)
         return record
