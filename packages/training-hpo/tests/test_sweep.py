@@ -306,6 +306,26 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
 
 
+def test_a_study_run_again_goes_on_with_the_data_it_recorded(config_dir: Path, tmp_path: Path) -> None:
+    # Run again without its data path, the study read the config's data and was refused (its folds were made for
+    # other data): the path had to be given every time.
+    other = tmp_path / "other"
+    other.mkdir()
+    lines = (config_dir / "data" / "ner" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:24]
+    (other / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = {"config_dir": config_dir, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("other", n_trials=1), data_path=other, **run)
+    study = run_local_hpo_sweep("tiny-bert", settings("other", n_trials=2), **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    assert SweepSettings.load(study).data_path == str(other)
+    theirs = config_dir / "data" / "ner"
+    with pytest.raises(InputError) as refused:
+        run_local_hpo_sweep("tiny-bert", settings("other", n_trials=3), data_path=theirs, **run)
+    assert str(refused.value).startswith(f"{tmp_path / 'study'}: study 'other' was run on {other} (")
+    assert f"not on {theirs} (" in str(refused.value) and "leave out data_path (--data)" in str(refused.value)
+    assert len(load_study(tmp_path / "study").trials) == 2
+
+
 @pytest.mark.slow
 def test_a_study_folder_holding_another_study_is_refused(config_dir: Path, tmp_path: Path) -> None:
     # Another study name or storage in the same folder overwrote the first study's trial folders, best config and

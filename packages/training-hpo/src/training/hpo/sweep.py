@@ -79,8 +79,9 @@ def run_local_hpo_sweep(
     `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
     Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
-    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
-    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
+    `dataset`, else `data_path`, else the data of the study it continues, else the config's `data.path`; its `train`
+    split is cross-validated. Parallel trials take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every
+    visible one) round-robin.
     `mlflow_uri` (default: where the study it continues logs, else the config's `tracking.mlflow`) logs the study and
     each trial to MLflow.
     `events` receives the sweep's progress (`training.hpo.events`) as it happens.
@@ -103,18 +104,25 @@ def run_local_hpo_sweep(
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
     _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
-    tracking_uri = _tracking_uri(mlflow_uri, base, folder, location, hpo.name)
+    stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
+    tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
     tracking = _tracking(tracking_uri)
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
     if dataset is None:
-        data_location = data_location or base.data.path
+        data_location = data_location or (stored and stored.data_path) or base.data.path
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
+    if stored is not None and dataset.fingerprint != stored.dataset_fingerprint:  # both named, before the folds' check
+        raise InputError(
+            f"{folder.root}: study {hpo.name!r} was run on {stored.data_path or 'a dataset in memory'} "
+            f"({stored.dataset_fingerprint[:12]}), not on {data_location or 'the dataset given'} "
+            f"({dataset.fingerprint[:12]}); leave out data_path (--data) to go on with its data"
+        )
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
         _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
@@ -223,14 +231,13 @@ def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepT
     return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
 
 
-def _tracking_uri(given: str | None, base: TrainingConfig, folder: StudyFolder, location: str, name: str) -> str | None:
-    """Where a sweep logs: `given`, else where the study it continues logs (as its resume would), else the config's.
-    A study is looked for only where a folder's manifest says there is one: a new study's storage is not created."""
-    stored = None
+def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | None:
+    """The record of the study a sweep continues (where it logs, its data), if any. A study is looked for only where
+    a folder's manifest says there is one: a new study's storage is not created."""
     if folder.manifest.is_file():
-        with contextlib.suppress(InputError):  # a study whose record was never saved: checked below
-            stored = SweepSettings.load(open_study(name, open_storage(location), location))
-    return stored.tracking_uri(given) if stored is not None else given or base.tracking.mlflow
+        with contextlib.suppress(InputError):  # a study whose record was never saved: checked when it is saved
+            return SweepSettings.load(open_study(name, open_storage(location), location))
+    return None
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:
