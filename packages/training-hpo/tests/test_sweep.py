@@ -273,9 +273,11 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
-    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: .*lies inside the file") as stopped:
         run_local_hpo_sweep(
-            "no-such-model",
+            "tiny-bert",
             settings("memory-2", n_trials=1, max_failed_trials=1),
             config=tiny_config,
             dataset=dataset,
@@ -443,6 +445,18 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
         run_local_hpo_sweep("tiny-bert", settings("x", search_space=refused), config_dir=config_dir, study_dir=tmp_path)
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_backbone_that_is_not_here_is_refused_before_any_trial(
+    config_dir: Path, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    # Every trial failed on it alike, until the sweep stopped after hpo.max_failed_trials of them.
+    with pytest.raises(ConfigError, match=r"^backbone 'nope' \(--backbone\): model.backbone 'nope': neither a local"):
+        run_local_hpo_sweep("nope", settings("nope"), config_dir=config_dir, study_dir=tmp_path / "given")
+    config = tiny_config.with_values({"model.backbone": "nope"})
+    with pytest.raises(ConfigError, match=r"^model.backbone 'nope': neither a local folder, a bundled alias"):
+        run_local_hpo_sweep(None, settings("nope"), config=config, study_dir=tmp_path / "in", isolation="inprocess")
     assert not list(tmp_path.iterdir())
 
 

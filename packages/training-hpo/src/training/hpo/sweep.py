@@ -33,16 +33,10 @@ from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
-from training.hpo.storage import (
-    is_file_storage,
-    load_study,
-    open_storage,
-    open_study,
-    storage_location,
-    study_location,
-)
+from training.hpo.storage import is_file_storage, load_study, open_storage, open_study, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import NewerRecordError, SweepSettings
+from training.hpo.trial_runner import check_model
 from training.hpo.worker import SweepWorker
 
 if TYPE_CHECKING:
@@ -123,6 +117,7 @@ def run_local_hpo_sweep(
             f"({stored.dataset_fingerprint[:12]}), not on {data_location or 'the dataset given'} "
             f"({dataset.fingerprint[:12]}); leave out data_path (--data) to go on with its data"
         )
+    check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
         _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
