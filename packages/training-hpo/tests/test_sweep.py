@@ -383,6 +383,8 @@ def test_a_study_recorded_by_a_newer_release_is_refused_never_overwritten(
         rf"newer training-hpo \('sweep' record of format {SETTINGS_FORMAT + 1}\)",
     ):
         run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run)
+    with pytest.raises(NewerRecordError):  # before its data is read (it is not there)
+        run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run | {"dataset": None, "data_path": tmp_path / "no"})
     study = load_study(tmp_path)
     assert study.user_attrs[RECORD] == newer and not study.trials
 

@@ -228,12 +228,16 @@ def _tracking(tracking_uri: str | None, config: TrainingConfig) -> Callable[[str
 
 
 def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | None:
-    """The record of the study a sweep continues (where it logs, its data), if any. A study is looked for only where
-    a folder's manifest says there is one: a new study's storage is not created."""
-    if folder.manifest.is_file():
-        with contextlib.suppress(InputError):  # a study whose record was never saved: checked when it is saved
-            return SweepSettings.load(open_study(name, open_storage(location), location))
-    return None
+    """The record of the study a sweep continues (where it logs, its data) where the folder's manifest says there is
+    one (a new study's storage is not created); a newer release's is refused here, before the data is read."""
+    if not folder.manifest.is_file():
+        return None
+    try:
+        return SweepSettings.load(open_study(name, open_storage(location), location), redact_url(location))
+    except InputError as error:
+        if isinstance(error, NewerRecordError):
+            raise
+        return None  # a study whose record was never saved: checked when it is saved
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:
