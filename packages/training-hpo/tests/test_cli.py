@@ -126,6 +126,7 @@ def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path
             "--data ner: no such file or folder; hpo run --data takes the data folder or file, and the data config (",
         ),
         (["resume", "--study-dir", "missing", "--force"], "--force: only with --refit DIR"),
+        (["run", "--hpo", "quick", "--backbone", "nope"], "backbone 'nope' (--backbone): model.backbone 'nope': "),
     ],
 )
 def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args: list[str], message: str) -> None:

@@ -142,6 +142,25 @@ def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
     assert "pa55" not in str(caught.value)
 
 
+def test_a_sweep_s_bad_tracking_uri_is_named_where_it_came_from(
+    tiny_config: TrainingConfig,
+    quick_settings: Callable[..., HPOConfig],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A bad mlflow_uri (--mlflow-uri) was named tracking.mlflow, a setting the caller never wrote."""
+    from training.hpo import run_local_hpo_sweep
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
+    run = {"search_space": quick_settings("bad-uri"), "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    with pytest.raises(ConfigError, match=r"^mlflow_uri \(--mlflow-uri\): 'bogus://x' is not an MLflow tracking URI"):
+        run_local_hpo_sweep(config=tiny_config, mlflow_uri="bogus://x", **run)
+    config = tiny_config.with_values({"tracking.mlflow": "http://127.0.0.1:9"})
+    with pytest.raises(ConfigError, match=r"^tracking.mlflow: cannot use MLflow tracking URI 'http://127.0.0.1:9': "):
+        run_local_hpo_sweep(config=config, **run)
+    assert not (tmp_path / "study").exists()
+
+
 @pytest.mark.slow
 def test_a_tracked_sweep_its_resume_and_its_final_run_share_one_parent_run(
     tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig], store: str, tmp_path: Path
@@ -295,8 +314,8 @@ def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, t
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")] == [
-        "training hpo: error: tracking.mlflow: 'ftp://host/runs' is not an MLflow tracking URI; expected file, "
-        "sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
+        "training hpo: error: mlflow_uri (--mlflow-uri): 'ftp://host/runs' is not an MLflow tracking URI; expected "
+        "file, sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
     assert not (tmp_path / "study").exists()  # stopped before the study was created
 

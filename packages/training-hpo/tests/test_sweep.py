@@ -28,7 +28,7 @@ from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
 from training.hpo.study_folder import StudyFolder
-from training.hpo.sweep_settings import SweepSettings
+from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -273,9 +273,11 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
-    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: model.backbone .no-such-model.") as stopped:
+    (tmp_path / "2").mkdir()
+    (tmp_path / "2" / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
+    with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: .*lies inside the file") as stopped:
         run_local_hpo_sweep(
-            "no-such-model",
+            "tiny-bert",
             settings("memory-2", n_trials=1, max_failed_trials=1),
             config=tiny_config,
             dataset=dataset,
@@ -304,6 +306,26 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     with pytest.raises(ConfigError, match="sweep settings: timeout_s: expected greater than 0, got -5"):
         resume_hpo_sweep(study_dir, timeout_s=-5)
     assert Budget.of(load_study(study_dir)) == budget  # a refused budget is not recorded
+
+
+def test_a_study_run_again_goes_on_with_the_data_it_recorded(config_dir: Path, tmp_path: Path) -> None:
+    # Run again without its data path, the study read the config's data and was refused (its folds were made for
+    # other data): the path had to be given every time.
+    other = tmp_path / "other"
+    other.mkdir()
+    lines = (config_dir / "data" / "ner" / "train.jsonl").read_text(encoding="utf-8").splitlines()[:24]
+    (other / "train.jsonl").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = {"config_dir": config_dir, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("other", n_trials=1), data_path=other, **run)
+    study = run_local_hpo_sweep("tiny-bert", settings("other", n_trials=2), **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
+    assert SweepSettings.load(study).data_path == str(other)
+    theirs = config_dir / "data" / "ner"
+    with pytest.raises(InputError) as refused:
+        run_local_hpo_sweep("tiny-bert", settings("other", n_trials=3), data_path=theirs, **run)
+    assert str(refused.value).startswith(f"{tmp_path / 'study'}: study 'other' was run on {other} (")
+    assert f"not on {theirs} (" in str(refused.value) and "leave out data_path (--data)" in str(refused.value)
+    assert len(load_study(tmp_path / "study").trials) == 2
 
 
 @pytest.mark.slow
@@ -343,6 +365,28 @@ def begun_by_an_older_version(root: Path, hpo: HPOConfig, config: TrainingConfig
     ).save(study)
     Budget(n_trials=hpo.n_trials).record(study)
     folder.write_manifest(StudyManifest(study_name=hpo.name, storage=location, study_dir=str(root.resolve())))
+
+
+def test_a_study_recorded_by_a_newer_release_is_refused_never_overwritten(
+    tiny_config: TrainingConfig, dataset: Dataset, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    # With no trial yet, the refusal was taken for "no record": this release wrote its own over the newer one.
+    hpo = quick_settings("newer", n_trials=1)
+    begun_by_an_older_version(tmp_path, hpo, tiny_config, dataset)
+    study = load_study(tmp_path)
+    newer = study.user_attrs[RECORD] | {"format": SETTINGS_FORMAT + 1}
+    study.set_user_attr(RECORD, newer)
+    run = {"config": tiny_config, "dataset": dataset, "study_dir": tmp_path, "isolation": "inprocess"}
+    with pytest.raises(
+        NewerRecordError,
+        match=rf"^study 'newer' in 'sqlite:///{tmp_path}/study.db' was recorded by a "
+        rf"newer training-hpo \('sweep' record of format {SETTINGS_FORMAT + 1}\)",
+    ):
+        run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run)
+    with pytest.raises(NewerRecordError):  # before its data is read (it is not there)
+        run_local_hpo_sweep(search_space=hpo, hpo_config=hpo, **run | {"dataset": None, "data_path": tmp_path / "no"})
+    study = load_study(tmp_path)
+    assert study.user_attrs[RECORD] == newer and not study.trials
 
 
 def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
@@ -403,6 +447,18 @@ def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: P
         run_local_hpo_sweep("tiny-bert", settings("x", search_space=refused), config_dir=config_dir, study_dir=tmp_path)
     with pytest.raises(InputError, match=f"{tmp_path / 'none'}: not a study folder"):
         resume_hpo_sweep(tmp_path / "none")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_backbone_that_is_not_here_is_refused_before_any_trial(
+    config_dir: Path, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    # Every trial failed on it alike, until the sweep stopped after hpo.max_failed_trials of them.
+    with pytest.raises(ConfigError, match=r"^backbone 'nope' \(--backbone\): model.backbone 'nope': neither a local"):
+        run_local_hpo_sweep("nope", settings("nope"), config_dir=config_dir, study_dir=tmp_path / "given")
+    config = tiny_config.with_values({"model.backbone": "nope"})
+    with pytest.raises(ConfigError, match=r"^model.backbone 'nope': neither a local folder, a bundled alias"):
+        run_local_hpo_sweep(None, settings("nope"), config=config, study_dir=tmp_path / "in", isolation="inprocess")
     assert not list(tmp_path.iterdir())
 
 

@@ -8,10 +8,9 @@ from collections.abc import Callable
 import optuna
 import pytest
 
-from training.common.errors import InputError
 from training.config import HPOConfig, TrainingConfig
 from training.hpo import __version__
-from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, SweepSettings
+from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
 
 
 @pytest.fixture
@@ -61,6 +60,6 @@ def test_a_record_of_a_newer_release_is_refused_naming_both_formats(
         f"study 'kept' was recorded by a newer training-hpo ('sweep' record of {held}); training-hpo {__version__} "
         f"here reads formats up to {SETTINGS_FORMAT}: upgrade training-hpo on this machine to the sweep's release"
     )
-    with pytest.raises(InputError) as refused:
+    with pytest.raises(NewerRecordError) as refused:
         SweepSettings.load(study)
     assert str(refused.value) == message

@@ -33,7 +33,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument("--hpo", required=True, metavar="NAME_OR_PATH", help="hpo/<NAME>.yaml, or a file")
     # a string, not a Path: `./corpus` stays a path (not a config name) and `hf://org/name` keeps its `//`
     run.add_argument(
-        "--data", type=os.path.expanduser, help="data folder or file (default: data.path of the data config)"
+        "--data",
+        type=os.path.expanduser,
+        help="data folder or file (default: the study's, when it continues one, else data.path of the data config)",
     )
     run.add_argument("--study-dir", type=Path, help=f"study folder (default: {DEFAULT_STUDIES}/<hpo name>)")
     run.add_argument("--backbone", help="model config name or backbone id to tune")

@@ -33,16 +33,10 @@ from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
-from training.hpo.storage import (
-    is_file_storage,
-    load_study,
-    open_storage,
-    open_study,
-    storage_location,
-    study_location,
-)
+from training.hpo.storage import is_file_storage, load_study, open_storage, open_study, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
-from training.hpo.sweep_settings import SweepSettings
+from training.hpo.sweep_settings import NewerRecordError, SweepSettings
+from training.hpo.trial_runner import check_model
 from training.hpo.worker import SweepWorker
 
 if TYPE_CHECKING:
@@ -79,8 +73,9 @@ def run_local_hpo_sweep(
     `backbone` names a model config in `config_dir` or a backbone id that replaces `config.model.backbone`.
     Settings come from `hpo_config` (an `HPOConfig` or `hpo/<name>.yaml`), else from the config the search space was
     made from; `n_trials`, `timeout_s`, `storage`, `isolation` and `parallel_trials` override them. The data is
-    `dataset`, else `data_path`, else the config's `data.path`; its `train` split is cross-validated. Parallel trials
-    take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every visible one) round-robin.
+    `dataset`, else `data_path`, else the data of the study it continues, else the config's `data.path`; its `train`
+    split is cross-validated. Parallel trials take the GPUs `gpus` (ids as in `CUDA_VISIBLE_DEVICES`; default: every
+    visible one) round-robin.
     `mlflow_uri` (default: where the study it continues logs, else the config's `tracking.mlflow`) logs the study and
     each trial to MLflow.
     `events` receives the sweep's progress (`training.hpo.events`) as it happens.
@@ -103,18 +98,26 @@ def run_local_hpo_sweep(
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
     _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
-    tracking_uri = _tracking_uri(mlflow_uri, base, folder, location, hpo.name)
-    tracking = _tracking(tracking_uri)
+    stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
+    tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
+    tracking = _tracking(tracking_uri, base)
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
     if dataset is None:
-        data_location = data_location or base.data.path
+        data_location = data_location or (stored and stored.data_path) or base.data.path
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
+    if stored is not None and dataset.fingerprint != stored.dataset_fingerprint:  # both named, before the folds' check
+        raise InputError(
+            f"{folder.root}: study {hpo.name!r} was run on {stored.data_path or 'a dataset in memory'} "
+            f"({stored.dataset_fingerprint[:12]}), not on {data_location or 'the dataset given'} "
+            f"({dataset.fingerprint[:12]}); leave out data_path (--data) to go on with its data"
+        )
+    check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
         _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
@@ -136,7 +139,7 @@ def run_local_hpo_sweep(
         )
         record = _check_or_save(study, record, folder)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
-            tracking = _tracking(joined)  # a sweep started together with this one made the study: log where it does
+            tracking = _tracking(joined, base)  # a sweep started with this one made the study: log where it does
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
         folder.write_manifest(manifest)
@@ -183,7 +186,7 @@ def resume_hpo_sweep(
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
-    record = SweepSettings.load(study)
+    record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
         _one_host_for_files(location, record)
     overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
@@ -194,7 +197,7 @@ def resume_hpo_sweep(
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
-    tracking = _tracking(record.tracking_uri(mlflow_uri))
+    tracking = _tracking(record.tracking_uri(mlflow_uri), record.config)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
@@ -212,25 +215,29 @@ def resume_hpo_sweep(
     ).run()
 
 
-def _tracking(tracking_uri: str | None) -> Callable[[str, SweepSettings], SweepTracker] | None:
+def _tracking(tracking_uri: str | None, config: TrainingConfig) -> Callable[[str, SweepSettings], SweepTracker] | None:
     """The sweep's MLflow tracker, given its study's name and settings (None: no tracking); its store is connected to
-    once, here, before any work: a bad store stops the sweep first."""
+    once, here, before any work: a bad store stops the sweep first, naming `config`'s setting if it came from there."""
     if tracking_uri is None:
         return None
     from training.execution.tracking import connect
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
-    return functools.partial(SweepTracker, connect(tracking_uri, SETTING), tracking_uri)
+    setting = SETTING if tracking_uri == config.tracking.mlflow else "mlflow_uri (--mlflow-uri)"
+    return functools.partial(SweepTracker, connect(tracking_uri, setting), tracking_uri)
 
 
-def _tracking_uri(given: str | None, base: TrainingConfig, folder: StudyFolder, location: str, name: str) -> str | None:
-    """Where a sweep logs: `given`, else where the study it continues logs (as its resume would), else the config's.
-    A study is looked for only where a folder's manifest says there is one: a new study's storage is not created."""
-    stored = None
-    if folder.manifest.is_file():
-        with contextlib.suppress(InputError):  # a study whose record was never saved: checked below
-            stored = SweepSettings.load(open_study(name, open_storage(location), location))
-    return stored.tracking_uri(given) if stored is not None else given or base.tracking.mlflow
+def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | None:
+    """The record of the study a sweep continues (where it logs, its data) where the folder's manifest says there is
+    one (a new study's storage is not created); a newer release's is refused here, before the data is read."""
+    if not folder.manifest.is_file():
+        return None
+    try:
+        return SweepSettings.load(open_study(name, open_storage(location), location), redact_url(location))
+    except InputError as error:
+        if isinstance(error, NewerRecordError):
+            raise
+        return None  # a study whose record was never saved: checked when it is saved
 
 
 def _one_host_for_files(location: str, record: SweepSettings) -> None:
@@ -334,9 +341,9 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
     """Record a new study's sweep; an existing one must have the same config, data and settings, and goes on with
     its own search space (a one-value choice, which sweeps now refuse, may come back fixed) and MLflow URI."""
     try:
-        stored = SweepSettings.load(study)
-    except InputError:
-        if study.get_trials(deepcopy=False):
+        stored = SweepSettings.load(study, record.storage)
+    except InputError as error:
+        if isinstance(error, NewerRecordError) or study.get_trials(deepcopy=False):  # a newer record is not replaced
             raise
         record.save(study)
         return record

@@ -17,6 +17,10 @@ RECORD = "sweep"
 SETTINGS_FORMAT = 3  # 3: `mlflow_uri`, which a reader must honour (its resumed trials log there)
 
 
+class NewerRecordError(InputError):
+    """A study's record written by a newer release: refused, and never replaced as if the study had none."""
+
+
 class SweepSettings(BaseModel):
     """The base config every trial starts from, the sweep settings, the data and where the study lives."""
 
@@ -61,9 +65,9 @@ class SweepSettings(BaseModel):
         study.set_user_attr(RECORD, self.model_dump(mode="json"))
 
     @classmethod
-    def load(cls, study: optuna.Study) -> SweepSettings:
-        """The settings of a study made by `run_local_hpo_sweep`; any other study, or one recorded by a newer release,
-        is an `InputError`."""
+    def load(cls, study: optuna.Study, storage: str | None = None) -> SweepSettings:
+        """The settings of a study made by `run_local_hpo_sweep` (in `storage`, named in errors); any other study is an
+        `InputError`, one recorded by a newer release a `NewerRecordError`."""
         data = study.user_attrs[RECORD] if RECORD in study.user_attrs else None  # noqa: SIM401 (the record's own reader)
         number = data.get("format") if isinstance(data, dict) else None
         if type(number) is not int or number < 1:
@@ -75,10 +79,11 @@ class SweepSettings(BaseModel):
         unknown = sorted(set(data) - known)
         if number > SETTINGS_FORMAT or unknown:  # a newer release's record: ignoring what it adds would be wrong
             held = f"format {number}" + (f" with fields {', '.join(unknown)}" if unknown else "")
-            raise InputError(
-                f"study {study.study_name!r} was recorded by a newer training-hpo ({RECORD!r} record of {held}); "
-                f"training-hpo {__version__} here reads formats up to {SETTINGS_FORMAT}: upgrade training-hpo on "
-                "this machine to the sweep's release"
+            where = f" in {storage!r}" if storage is not None else ""
+            raise NewerRecordError(
+                f"study {study.study_name!r}{where} was recorded by a newer training-hpo ({RECORD!r} record of "
+                f"{held}); training-hpo {__version__} here reads formats up to {SETTINGS_FORMAT}: upgrade training-hpo "
+                "on this machine to the sweep's release"
             )
         try:
             return cls.model_validate(data)

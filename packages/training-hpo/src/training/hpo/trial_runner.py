@@ -13,7 +13,8 @@ from typing import Any
 
 from data.loaders import Dataset
 from training.common.atomic import remove_staging_leftovers
-from training.common.errors import TrainingError
+from training.common.errors import ConfigError, TrainingError
+from training.config.schema import TrainingConfig
 from training.hpo.events import TrialProgress
 from training.hpo.objective import CVOutcome, Progress, Reporter, TrialSpec, cross_validate
 from training.hpo.processes import Isolation, TrialData, as_in_a_process, call_in_process
@@ -40,6 +41,30 @@ def run_trial(
     work = functools.partial(_cross_validate, spec)
     cut_short = functools.partial(remove_staging_leftovers, spec.trial_dir)  # the trial's folder is its own alone
     return call_in_process(f"trial {spec.number}", work, error_log, data, answer, cut_short=cut_short)
+
+
+def check_model(
+    config: TrainingConfig, labels: tuple[str, ...], isolation: Isolation, given: str | None, error_log: Path
+) -> None:
+    """Build the model every trial starts from once, before any trial (in a trial process, where torch is loaded): a
+    backbone that is not here fails every trial alike. `given`: the backbone the caller named (`--backbone`)."""
+    work = functools.partial(_build_model, config, labels)
+    try:
+        if isolation == "inprocess":
+            with as_in_a_process("the model check", error_log):
+                work(None, None)
+        else:
+            call_in_process("the model check", work, error_log)
+    except ConfigError as error:
+        if given is None or given != config.model.backbone:
+            raise
+        raise ConfigError(f"backbone {given!r} (--backbone): {error}") from None
+
+
+def _build_model(config: TrainingConfig, labels: tuple[str, ...], dataset: Dataset | None, connection: Any) -> None:
+    from training.core.model import create_model_and_tokenizer
+
+    create_model_and_tokenizer(config, labels=labels)
 
 
 class _PipeReporter:
