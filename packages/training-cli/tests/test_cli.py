@@ -243,6 +243,14 @@ def test_an_unknown_option_is_refused_by_its_command(cli) -> None:
     assert completed.stderr.splitlines()[-1] == "training lineage: error: unrecognized arguments: --bogus"
 
 
+@pytest.mark.parametrize("command", [("lineage", "run"), ("predict", "run", "a text", "--json", "another")])
+def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str, ...]) -> None:
+    """An unknown option before the command was blamed on the command, whose usage does not list it either."""
+    completed = cli("--bogus", *command, "--unknown")
+    assert completed.returncode == 2 and completed.stderr.startswith("usage: training [-h]")
+    assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))
