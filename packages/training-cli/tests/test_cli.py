@@ -143,6 +143,20 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
 
 
+def test_splits_take_the_seed_and_stratification_of_the_config(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`--set training.seed=3` and `--set data.stratify=false` were dropped: the folds had seed 0, stratified."""
+    written = []
+    for name, options in (
+        ("set", ("--set", "training.seed=3", "--set", "data.stratify=false")),
+        ("options", ("--seed", "3", "--no-stratify")),
+    ):
+        output = tmp_path / f"{name}.json"
+        completed = cli("splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(output), *options)
+        assert completed.returncode == 0, completed.stderr
+        written.append(json.loads(output.read_text()))
+    assert written[0] == written[1] and (written[0]["seed"], written[0]["stratify"]) == (3, False)
+
+
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(
     config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:
