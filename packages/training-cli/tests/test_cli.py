@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -155,6 +156,31 @@ def test_splits_take_the_seed_and_stratification_of_the_config(cli, config_dir: 
         assert completed.returncode == 0, completed.stderr
         written.append(json.loads(output.read_text()))
     assert written[0] == written[1] and (written[0]["seed"], written[0]["stratify"]) == (3, False)
+
+
+def test_an_output_file_that_is_no_earlier_output_is_left_alone(
+    cli, config_dir: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """`evaluate RUN --output RUN/metrics.json` replaced the run's metrics with the evaluation, `splits --output
+    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote."""
+    run, configs = tmp_path / "run", tmp_path / "configs"
+    shutil.copytree(trained_run, run), shutil.copytree(config_dir, configs)
+    data = configs / "resumes"
+    inputs = {"evaluate": [run / "metrics.json", data / "test.jsonl"], "splits": [configs / "train.yaml"]}
+    before = {path: path.read_bytes() for paths in inputs.values() for path in paths}
+    for path in inputs["evaluate"]:
+        completed = cli("evaluate", str(run), "--data-path", str(data), "--output", str(path))
+        assert completed.returncode == 2 and completed.stderr.splitlines() == [
+            f"training evaluate: error: {path}: not an evaluation record, and --output would replace it; write to a "
+            "new file (or an earlier one)"
+        ]
+    completed = cli("splits", "--config-dir", str(configs), "--output", str(inputs["splits"][0]))
+    assert completed.returncode == 2 and "train.yaml: not a splits file, and --output would" in completed.stderr
+    assert {path: path.read_bytes() for path in before} == before
+    for command in (("evaluate", str(run), "--data-path", str(data)), ("splits", "--config-dir", str(configs))):
+        for _ in range(2):  # the second time over its own output
+            completed = cli(*command, "--output", str(run / f"{command[0]}.json"), "--quiet")
+            assert completed.returncode == 0, completed.stderr
 
 
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(

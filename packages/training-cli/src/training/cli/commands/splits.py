@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import add_config_options, load_config_and_data
+from training.cli.commands.common import add_config_options, check_replaceable, load_config_and_data
 from training.cli.output import add_output_options, note, print_json, print_table
+from training.common.errors import DataError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -30,6 +31,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.core.cv_utils import create_kfold_splits
 
+    check_replaceable(args.output, _is_splits, "a splits file")
     config, dataset = load_config_and_data(args)
     group_by = config.data.group_by if args.group_by is None else {"group": "group", "none": None}[args.group_by]
     # The config's seed and stratification, as a sweep makes its folds (`--seed` set training.seed in it).
@@ -57,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
         note(args, line)
     note(args, f"wrote {path}")
     return 0
+
+
+def _is_splits(path: Path) -> bool:
+    """Whether `path` holds splits (this command's output, which it may replace)."""
+    from training.core.cv_utils import KFoldSplits
+
+    try:
+        KFoldSplits.load(path)
+    except DataError:
+        return False
+    return True
