@@ -176,6 +176,20 @@ def test_an_output_path_that_is_a_file_is_refused_before_training(
     assert taken.read_text() == "kept" and sorted(tmp_path.iterdir()) == [taken]
 
 
+def test_a_folder_whose_model_folder_is_no_model_is_refused_before_training(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # `training train --config-dir configs --output configs` replaced configs/model/, the model configs, with the run's.
+    configs = tmp_path / "configs"
+    (configs / "model").mkdir(parents=True)
+    (configs / "model/tiny.yaml").write_text("backbone: tiny\n")
+    expected = f"{configs / 'model'}: not a model folder (no config.json), and the run would replace it; choose another"
+    for resume in (True, False):
+        with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+            train_model(tiny_config, dataset, configs, resume=resume)
+    assert [path.name for path in configs.rglob("*")] == ["model", "tiny.yaml"]
+
+
 def test_a_restart_trains_over_a_damaged_metrics_file(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
