@@ -283,6 +283,14 @@ def test_an_unknown_option_is_refused_by_its_command(cli) -> None:
     assert completed.stderr.splitlines()[-1] == "training lineage: error: unrecognized arguments: --bogus"
 
 
+def test_an_option_of_training_after_the_command_is_refused_saying_where_it_goes(cli) -> None:
+    completed = cli("lineage", "run", "--debug", "--bogus")
+    assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == (
+        "training lineage: error: unrecognized arguments: --debug --bogus; --debug: an option of training, which goes "
+        "before the command"
+    )
+
+
 @pytest.mark.parametrize("command", [("lineage", "run"), ("predict", "run", "a text", "--json", "another")])
 def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str, ...]) -> None:
     """An unknown option before the command was blamed on the command, whose usage does not list it either."""

@@ -86,7 +86,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, unknown = parser.parse_known_args(argv)
     if unknown:  # refused by the outermost parser given one (`training --bogus lineage` by `training`)
         refusing, arguments = vars(args).pop(_UNRECOGNIZED)[-1]
-        refusing.error(f"unrecognized arguments: {' '.join(arguments)}")
+        # `training lineage RUN --debug`: argparse takes training's own options before the command only
+        misplaced = [a for a in arguments if refusing is not parser and a in parser._option_string_actions]
+        hint = f"; {' '.join(misplaced)}: an option of training, which goes before the command" if misplaced else ""
+        refusing.error(f"unrecognized arguments: {' '.join(arguments)}{hint}")
     # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
     for name, value in vars(args).items():
         if isinstance(value, Path):
