@@ -503,6 +503,17 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     ]
 
 
+def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
+    shutil.copytree(config_dir, tmp_path / "configs")
+    before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
+    completed = cli("demo", "--fast", "--output", str(tmp_path))
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {tmp_path / 'configs'}: a config folder the demo did not write; choose another --output"
+    ]
+    assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
+
+
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
     out = tmp_path / "demo"
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
