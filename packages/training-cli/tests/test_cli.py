@@ -299,6 +299,17 @@ def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str
     assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
 
 
+EMPTY_PATHS = [("train", "--config-dir", "{configs}", "--output", ""), ("lineage", ""), ("predict", "", "x")]
+
+
+@pytest.mark.parametrize("command", EMPTY_PATHS)
+def test_an_empty_path_is_a_usage_error(cli, config_dir: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`--output ""` (an unset shell variable) trained into the working directory."""
+    completed = cli(*(part.format(configs=config_dir) for part in command), cwd=tmp_path)
+    assert completed.returncode == 2 and not list(tmp_path.iterdir())
+    assert completed.stderr.splitlines()[-1].endswith(": expected a path, got an empty string")
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))

@@ -14,7 +14,7 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from training.cli._version import __version__
 from training.common.errors import TrainingError
@@ -29,6 +29,11 @@ class CommandParser(argparse.ArgumentParser):
     "b"`): plain argparse ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
     _intermixing = False
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        if kwargs.get("type") is Path:  # `--output ""` (an unset shell variable) was the working directory
+            kwargs["type"] = _path
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """A usage error: printed by each host's local rank 0 only under torchrun (every rank parses the same command
@@ -148,6 +153,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
+
+
+def _path(text: str) -> Path:
+    """An argparse type: a path, never the empty string, which `Path` reads as the working directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
 
 
 def _reporting_rank() -> bool:
