@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -143,6 +144,45 @@ def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     assert len(folds) == 3 and sum(fold["validation"] for fold in folds) == 28
 
 
+def test_splits_take_the_seed_and_stratification_of_the_config(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`--set training.seed=3` and `--set data.stratify=false` were dropped: the folds had seed 0, stratified."""
+    written = []
+    for name, options in (
+        ("set", ("--set", "training.seed=3", "--set", "data.stratify=false")),
+        ("options", ("--seed", "3", "--no-stratify")),
+    ):
+        output = tmp_path / f"{name}.json"
+        completed = cli("splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(output), *options)
+        assert completed.returncode == 0, completed.stderr
+        written.append(json.loads(output.read_text()))
+    assert written[0] == written[1] and (written[0]["seed"], written[0]["stratify"]) == (3, False)
+
+
+def test_an_output_file_that_is_no_earlier_output_is_left_alone(
+    cli, config_dir: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """`evaluate RUN --output RUN/metrics.json` replaced the run's metrics with the evaluation, `splits --output
+    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote."""
+    run, configs = tmp_path / "run", tmp_path / "configs"
+    shutil.copytree(trained_run, run), shutil.copytree(config_dir, configs)
+    data = configs / "resumes"
+    inputs = {"evaluate": [run / "metrics.json", data / "test.jsonl"], "splits": [configs / "train.yaml"]}
+    before = {path: path.read_bytes() for paths in inputs.values() for path in paths}
+    for path in inputs["evaluate"]:
+        completed = cli("evaluate", str(run), "--data-path", str(data), "--output", str(path))
+        assert completed.returncode == 2 and completed.stderr.splitlines() == [
+            f"training evaluate: error: {path}: not an evaluation record, and --output would replace it; write to a "
+            "new file (or an earlier one)"
+        ]
+    completed = cli("splits", "--config-dir", str(configs), "--output", str(inputs["splits"][0]))
+    assert completed.returncode == 2 and "train.yaml: not a splits file, and --output would" in completed.stderr
+    assert {path: path.read_bytes() for path in before} == before
+    for command in (("evaluate", str(run), "--data-path", str(data)), ("splits", "--config-dir", str(configs))):
+        for _ in range(2):  # the second time over its own output
+            completed = cli(*command, "--output", str(run / f"{command[0]}.json"), "--quiet")
+            assert completed.returncode == 0, completed.stderr
+
+
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(
     config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:
@@ -241,6 +281,33 @@ def test_an_unknown_option_is_refused_by_its_command(cli) -> None:
     completed = cli("lineage", "run", "--bogus")
     assert completed.returncode == 2 and completed.stderr.startswith("usage: training lineage ")
     assert completed.stderr.splitlines()[-1] == "training lineage: error: unrecognized arguments: --bogus"
+
+
+def test_an_option_of_training_after_the_command_is_refused_saying_where_it_goes(cli) -> None:
+    completed = cli("lineage", "run", "--debug", "--bogus")
+    assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == (
+        "training lineage: error: unrecognized arguments: --debug --bogus; --debug: an option of training, which goes "
+        "before the command"
+    )
+
+
+@pytest.mark.parametrize("command", [("lineage", "run"), ("predict", "run", "a text", "--json", "another")])
+def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str, ...]) -> None:
+    """An unknown option before the command was blamed on the command, whose usage does not list it either."""
+    completed = cli("--bogus", *command, "--unknown")
+    assert completed.returncode == 2 and completed.stderr.startswith("usage: training [-h]")
+    assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
+
+
+EMPTY_PATHS = [("train", "--config-dir", "{configs}", "--output", ""), ("lineage", ""), ("predict", "", "x")]
+
+
+@pytest.mark.parametrize("command", EMPTY_PATHS)
+def test_an_empty_path_is_a_usage_error(cli, config_dir: Path, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """`--output ""` (an unset shell variable) trained into the working directory."""
+    completed = cli(*(part.format(configs=config_dir) for part in command), cwd=tmp_path)
+    assert completed.returncode == 2 and not list(tmp_path.iterdir())
+    assert completed.stderr.splitlines()[-1].endswith(": expected a path, got an empty string")
 
 
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
@@ -456,6 +523,17 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     assert completed.stderr.splitlines() == [
         f"training demo: error: --output {out}: {found}; expected a folder for everything the demo writes"
     ]
+
+
+def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
+    shutil.copytree(config_dir, tmp_path / "configs")
+    before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
+    completed = cli("demo", "--fast", "--output", str(tmp_path))
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {tmp_path / 'configs'}: a config folder the demo did not write; choose another --output"
+    ]
+    assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
 
 
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:

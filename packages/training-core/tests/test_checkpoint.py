@@ -1,5 +1,6 @@
 """Checkpoints: a saved state restores as it was; a damaged progress record is refused, naming the checkpoint."""
 
+import json
 import re
 
 import pytest
@@ -65,6 +66,34 @@ def test_a_checkpoint_of_other_steps_per_epoch_is_refused(tmp_path):
         load_checkpoint(folder, model, optimizer, scheduler, None, rank=1, world_size=2, steps_per_epoch=4)
     save_checkpoint(folder, model, optimizer, scheduler, None, Progress(world_size=1), [rng_state()])
     assert load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4).steps_per_epoch is None
+
+
+@pytest.mark.parametrize(
+    ("record", "batches_per_step"),
+    [
+        ({"next_epoch": 2, "global_step": 7, "skipped_steps": 1, "world_size": 2}, 1),  # 2 epochs of 4 steps
+        ({"next_epoch": 2, "next_batch": 4, "global_step": 10, "world_size": 2}, 2),  # then 2 steps of 2 batches
+        ({"next_epoch": 2, "global_step": 8}, 1),  # recorded neither its processes nor its steps
+    ],
+)
+def test_a_checkpoint_of_several_processes_without_its_steps_resumes_when_its_counts_agree(
+    tmp_path, record, batches_per_step
+):
+    """A torchrun checkpoint of a release that did not record its steps per epoch was refused even when the steps its
+    finished epochs took were those of the resumed run."""
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(), [rng_state(), rng_state()])
+    (folder / STATE_FILE).write_text(json.dumps(record))  # as that release wrote it
+    resume = {"rank": 1, "world_size": 2, "batches_per_step": batches_per_step}
+
+    assert load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4, **resume).global_step > 0
+    expected = f"{folder}: a checkpoint of 4 optimizer steps per epoch, resumed with 5; delete the folder"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+        load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=5, **resume)
+    (folder / STATE_FILE).write_text(json.dumps({**record, "global_step": record["global_step"] + 1}))  # no count fits
+    with pytest.raises(InputError, match="did not record its optimizer steps per epoch, resumed with 4"):
+        load_checkpoint(folder, model, optimizer, scheduler, None, steps_per_epoch=4, **resume)
 
 
 @pytest.mark.parametrize(

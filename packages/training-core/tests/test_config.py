@@ -134,6 +134,14 @@ def test_set_overrides_are_parsed_as_yaml(folder: Path) -> None:
     assert build_training_config({"set": "training.seed=11"}, folder).training.seed == 11
 
 
+def test_set_takes_the_field_names_an_argument_takes(folder: Path) -> None:
+    # `--set seed=3` was refused (seed: unknown key; valid keys: model, data, training, tracking), though an argument
+    # named seed sets training.seed.
+    config = build_training_config({"set": ["seed=3", "max_length=48", "training.seed=4", "seed=5"]}, folder)
+    assert (config.training.seed, config.model.max_length) == (5, 48)  # the last setting wins, however spelt
+    assert config_error({"set": ["seed=x"]}, folder).startswith("--set seed=x: training.seed: expected a valid integer")
+
+
 def test_a_section_set_as_a_mapping_is_merged_and_the_last_setting_wins(folder: Path) -> None:
     # `training={seed: 3}` replaced the whole section: train.yaml's learning rate and an earlier --set were lost.
     args = {"set": ["training.seed=9", "training.num_epochs=5", "training={seed: 3, batch_size: 4}", "training.seed=1"]}

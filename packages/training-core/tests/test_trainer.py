@@ -176,6 +176,20 @@ def test_an_output_path_that_is_a_file_is_refused_before_training(
     assert taken.read_text() == "kept" and sorted(tmp_path.iterdir()) == [taken]
 
 
+def test_a_folder_whose_model_folder_is_no_model_is_refused_before_training(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # `training train --config-dir configs --output configs` replaced configs/model/, the model configs, with the run's.
+    configs = tmp_path / "configs"
+    (configs / "model").mkdir(parents=True)
+    (configs / "model/tiny.yaml").write_text("backbone: tiny\n")
+    expected = f"{configs / 'model'}: not a model folder (no config.json), and the run would replace it; choose another"
+    for resume in (True, False):
+        with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+            train_model(tiny_config, dataset, configs, resume=resume)
+    assert [path.name for path in configs.rglob("*")] == ["model", "tiny.yaml"]
+
+
 def test_a_restart_trains_over_a_damaged_metrics_file(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
@@ -347,6 +361,50 @@ def test_a_torchrun_epoch_counts_each_window_once_and_callbacks_know_their_rank(
     assert "training 32 windows" in log and "trained 32 windows (each once an epoch)" in log
     assert [path.name for path in tmp_path.glob("report-*")] == ["report-0"]
     assert (tmp_path / "report-0").read_text() == "2"
+
+
+@pytest.mark.slow
+def test_a_torchrun_checkpoint_without_its_steps_per_epoch_resumes_when_its_steps_agree(
+    ner_config_dir: Path, tmp_path: Path
+) -> None:
+    # Such a checkpoint (of a release that did not record the count) was refused whatever its steps. 32 windows in
+    # batches of 4 on 2 ranks, 2 batches a step: 2 steps an epoch; the checkpoint of step 3 is inside epoch 2.
+    setup = f"""
+        from data.loaders import load_dataset
+        from training.config import build_training_config
+        from training.core import train_model
+        from training.core.callbacks import Callback
+
+        class Crash(Exception):
+            pass
+
+        class CrashAtStep6(Callback):  # at its evaluation: the checkpoint kept is that of step 3
+            def on_evaluate(self, state, evaluation):
+                if state.global_step == 6:
+                    raise Crash
+
+        values = ["num_epochs=4", "batch_size=4", "gradient_accumulation_steps=2", "eval_steps=3"]
+        config = build_training_config({{"set": [f"training.{{value}}" for value in values]}}, {str(ner_config_dir)!r})
+        dataset = load_dataset(config.data.path)
+        """
+    crash = f"""
+        train_model(config, dataset, {str(tmp_path / "straight")!r})
+        try:
+            train_model(config, dataset, {str(tmp_path / "resumed")!r}, callbacks=[CrashAtStep6()])
+        except Crash:
+            pass
+        """
+    run_two_ranks(tmp_path, setup + crash)
+    state_file = tmp_path / "resumed/checkpoint/trainer_state.json"
+    state = json.loads(state_file.read_text())
+    assert (state["next_epoch"], state["next_batch"], state["global_step"], state["steps_per_epoch"]) == (1, 2, 3, 2)
+    state_file.write_text(json.dumps({key: value for key, value in state.items() if key != "steps_per_epoch"}))
+    resume = f"""
+        train_model(config, dataset, {str(tmp_path / "resumed")!r})
+        """
+    run_two_ranks(tmp_path, setup + resume)
+    straight, resumed = (RunFolder(tmp_path / name).read_metrics() for name in ("straight", "resumed"))
+    assert resumed.completed and resumed.history == straight.history
 
 
 @pytest.mark.slow

@@ -14,13 +14,14 @@ import traceback
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from training.cli._version import __version__
 from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
+_UNRECOGNIZED = "_unrecognized"  # the namespace attribute: (parser, its unknown arguments), innermost parser first
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -28,6 +29,11 @@ class CommandParser(argparse.ArgumentParser):
     "b"`): plain argparse ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
     _intermixing = False
+
+    def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        if kwargs.get("type") is Path:  # `--output ""` (an unset shell variable) was the working directory
+            kwargs["type"] = _path
+        return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         """A usage error: printed by each host's local rank 0 only under torchrun (every rank parses the same command
@@ -42,12 +48,22 @@ class CommandParser(argparse.ArgumentParser):
         lists = any(action.nargs in ("*", "+") for action in self._get_positional_actions())
         # After `--` everything is a positional, as plain argparse reads it (the intermixed parse drops a leading one).
         if self._intermixing or not lists or "--" in (sys.argv[1:] if args is None else args):
-            return super().parse_known_args(args, namespace)
-        self._intermixing = True  # parse_known_intermixed_args calls back here for its two passes
-        try:
-            return self.parse_known_intermixed_args(args, namespace)
-        finally:
-            self._intermixing = False
+            parsed, extras = super().parse_known_args(args, namespace)
+            if self._intermixing:  # one of the two passes below: its leftovers are not final
+                return parsed, extras
+        else:
+            self._intermixing = True  # parse_known_intermixed_args calls back here for its two passes
+            try:
+                parsed, extras = self.parse_known_intermixed_args(args, namespace)
+            finally:
+                self._intermixing = False
+        # argparse lists a parser's own unknown arguments first, then those its command's parser left: each parser notes
+        # its own in the namespace (argparse copies it up), so that the parser given them refuses them, under its usage.
+        below = getattr(parsed, _UNRECOGNIZED, [])
+        own = extras[: len(extras) - sum(len(arguments) for _, arguments in below)]
+        if own:
+            setattr(parsed, _UNRECOGNIZED, [*below, (self, own)])
+        return parsed, extras
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,8 +89,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
     parser = build_parser()
     args, unknown = parser.parse_known_args(argv)
-    if unknown:  # refused by the command's parser, whose usage lists the options it has, not by `training`'s
-        _command_parser(parser, args).error(f"unrecognized arguments: {' '.join(unknown)}")
+    if unknown:  # refused by the outermost parser given one (`training --bogus lineage` by `training`)
+        refusing, arguments = vars(args).pop(_UNRECOGNIZED)[-1]
+        # `training lineage RUN --debug`: argparse takes training's own options before the command only
+        misplaced = [a for a in arguments if refusing is not parser and a in parser._option_string_actions]
+        hint = f"; {' '.join(misplaced)}: an option of training, which goes before the command" if misplaced else ""
+        refusing.error(f"unrecognized arguments: {' '.join(arguments)}{hint}")
     # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
     for name, value in vars(args).items():
         if isinstance(value, Path):
@@ -135,12 +155,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         undo()
 
 
-def _command_parser(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.ArgumentParser:
-    """The parser of the command (or plugin action, `hpo run`) that `args` chose."""
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None) in action.choices:
-            return _command_parser(action.choices[getattr(args, action.dest)], args)
-    return parser
+def _path(text: str) -> Path:
+    """An argparse type: a path, never the empty string, which `Path` reads as the working directory."""
+    if not text:
+        raise argparse.ArgumentTypeError("expected a path, got an empty string")
+    return Path(text)
 
 
 def _reporting_rank() -> bool:

@@ -36,7 +36,7 @@ def build_training_config(
     """Read `train.yaml`, `model/<backbone>.yaml` and `data/<name>.yaml` from `config_dir`, apply `args`.
 
     `args`: an argparse Namespace (other attributes ignored) or a mapping (unknown keys are errors) of `backbone`,
-    `data`, `set` (`a.b=value` items), dotted keys and field names such as `learning_rate`. An argument's
+    `data`, `set` (`key=value` items), dotted keys and field names such as `learning_rate` (in `set` too). An argument's
     `data.path` may point anywhere (relative to the working directory).
     """
     if not isinstance(config_dir, (str, os.PathLike)):
@@ -112,9 +112,9 @@ def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str,
         key, equals, text = str(assignment).partition("=")
         if not equals or not key.strip():
             raise ConfigError(f"--set {assignment!r}: expected key=value, e.g. training.learning_rate=3e-5")
-        source = f"--set {assignment}"
-        result.pop(key.strip(), None)  # a key set again is applied in its new place: the last setting wins
-        result[key.strip()] = (parse_yaml(text, source, lines=False), source)
+        source, key = f"--set {assignment}", ARGUMENT_FIELDS.get(key.strip(), key.strip())  # `seed=3` as an argument
+        result.pop(key, None)  # a key set again is applied in its new place: the last setting wins
+        result[key] = (parse_yaml(text, source, lines=False), source)
     return result
 
 

@@ -85,10 +85,12 @@ def load_checkpoint(
     rank: int = 0,
     world_size: int = 1,
     steps_per_epoch: int | None = None,
+    batches_per_step: int = 1,
 ) -> Progress:
     """Restore what `save_checkpoint` wrote and return the progress; `rank` picks the RNG state (rank 0's for ranks
     the saved run did not have); a checkpoint of another `world_size` or `steps_per_epoch` is refused (the schedule
-    and the position in an epoch would shift), as is one of several processes that did not record its steps."""
+    and the position in an epoch would shift), as is one of several processes whose steps neither were recorded nor
+    follow from its counts (`batches_per_step`: the gradient accumulation steps, to count the steps of its epoch)."""
     try:
         progress = read_record(Progress, folder / STATE_FILE, "checkpoint progress record")
         if progress.world_size not in (None, world_size):  # batches per epoch and the schedule depend on the count
@@ -97,6 +99,9 @@ def load_checkpoint(
                 "with the same count, or delete the folder to restart the run from scratch"
             )
         recorded = progress.steps_per_epoch  # several processes unrecorded: maybe before the last round was padded
+        if recorded is None and world_size > 1 and progress.next_epoch:  # then its finished epochs' steps tell it
+            taken = progress.global_step + progress.skipped_steps - progress.next_batch // batches_per_step
+            recorded = taken // progress.next_epoch if taken % progress.next_epoch == 0 else None
         if steps_per_epoch is not None and recorded != steps_per_epoch and (recorded is not None or world_size > 1):
             saved = f"of {recorded}" if recorded else "that did not record its"
             raise InputError(

@@ -56,9 +56,15 @@ class RunFolder:
         return self.root / "lineage.json"
 
     def check_path(self) -> None:
-        """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, or that the
-        file system cannot hold (a name over its length limit)."""
+        """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, that the
+        file system cannot hold (a name over its length limit), or whose `model/` is no model (a config folder's
+        `model/` of YAML files): the run would replace it."""
         check_folder(self.root, "a run folder (an existing one or a new path)")
+        if self.model.exists() and not (self.model / "config.json").is_file():
+            raise InputError(
+                f"{self.model}: not a model folder (no config.json), and the run would replace it; choose another "
+                "output folder"
+            )
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)

@@ -341,9 +341,8 @@ class _Trainer:
                 self.run.remove(self.run.checkpoint)
             return 0, 0
         state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
-        progress = load_checkpoint(
-            saved, self.model, opt.optimizer, opt.scheduler, opt.scaler, ctx.rank, ctx.world_size, state.steps_per_epoch
-        )
+        counts = ctx.rank, ctx.world_size, state.steps_per_epoch, self.params.gradient_accumulation_steps
+        progress = load_checkpoint(saved, self.model, opt.optimizer, opt.scheduler, opt.scaler, *counts)
         state.global_step, state.history = progress.global_step, list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step

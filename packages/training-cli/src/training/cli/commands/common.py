@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.formats import FORMATS
+from training.common.errors import InputError
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -23,6 +25,13 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return value
+
+
+def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:
+    """Refuse an `--output` file that exists and is not an earlier `what`: it may be one of the command's inputs (a
+    run's metrics.json, the data, a config file), which the write would lose."""
+    if path.is_file() and not earlier(path):
+        raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
 
 def add_config_options(parser: argparse.ArgumentParser) -> None:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from training.cli.commands.common import positive_int
 from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text, check_folder
-from training.common.errors import ExecutionError, exit_reason
+from training.common.errors import ExecutionError, InputError, exit_reason
 from training.common.optional import MissingDependencyError
 from training.config.schema import (
     SAMPLER_SEEDS,
@@ -106,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
+    # An earlier demo's folder is written again (and its study resumed); a config folder of the user's is not.
+    if (out / "configs/train.yaml").exists() and not (out / "configs/hpo/demo.yaml").is_file():
+        raise InputError(f"{out / 'configs'}: a config folder the demo did not write; choose another --output")
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", profile, args.seed)
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
-from training.cli.commands.common import add_format_option, positive_int
+from training.cli.commands.common import add_format_option, check_replaceable, positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
@@ -28,6 +29,8 @@ def run(args: argparse.Namespace) -> int:
     from data.split_names import chosen_split
     from training.core import evaluate_model
 
+    if args.output:
+        check_replaceable(args.output, _is_evaluation, "an evaluation record")
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path, args.format)
     split = chosen_split(dataset, args.data_path, args.split, "test")
@@ -52,3 +55,12 @@ def run(args: argparse.Namespace) -> int:
     if result.truncated_words:
         note(args, f"{result.truncated_words} words fell outside every window and were scored as O")
     return 0
+
+
+def _is_evaluation(path: Path) -> bool:
+    """Whether `path` holds a record `--output` wrote (keys of older versions' records included)."""
+    try:
+        record = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"model", "data", "split", "metrics"} <= record.keys()

@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import add_config_options, load_config_and_data
+from training.cli.commands.common import add_config_options, check_replaceable, load_config_and_data
 from training.cli.output import add_output_options, note, print_json, print_table
+from training.common.errors import DataError
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("splits", help="write k-fold cross-validation splits (splits.json)")
     add_config_options(parser)
     parser.add_argument("-k", "--folds", type=int, default=5)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--no-stratify", action="store_true", help="do not balance entity types across folds")
+    parser.add_argument("--seed", type=int, help="seed of the folds; default: training.seed, as in a sweep")
+    parser.add_argument(
+        "--no-stratify", action="store_true", help="do not balance entity types across folds; default: data.stratify"
+    )
     parser.add_argument(
         "--group-by",
         choices=["group", "none"],
@@ -28,9 +31,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.core.cv_utils import create_kfold_splits
 
+    check_replaceable(args.output, _is_splits, "a splits file")
     config, dataset = load_config_and_data(args)
     group_by = config.data.group_by if args.group_by is None else {"group": "group", "none": None}[args.group_by]
-    splits = create_kfold_splits(dataset, args.folds, seed=args.seed, stratify=not args.no_stratify, group_by=group_by)
+    # The config's seed and stratification, as a sweep makes its folds (`--seed` set training.seed in it).
+    stratify = config.data.stratify and not args.no_stratify
+    splits = create_kfold_splits(dataset, args.folds, seed=config.training.seed, stratify=stratify, group_by=group_by)
     path = splits.save(args.output)
     if args.json:
         print_json(
@@ -53,3 +59,14 @@ def run(args: argparse.Namespace) -> int:
         note(args, line)
     note(args, f"wrote {path}")
     return 0
+
+
+def _is_splits(path: Path) -> bool:
+    """Whether `path` holds splits (this command's output, which it may replace)."""
+    from training.core.cv_utils import KFoldSplits
+
+    try:
+        KFoldSplits.load(path)
+    except DataError:
+        return False
+    return True
