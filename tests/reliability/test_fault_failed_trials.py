@@ -71,8 +71,9 @@ def test_trials_failing_in_a_row_stop_the_sweep_in_one_line(
     (study_dir / "cache").write_text("a file where the feature cache belongs\n")
     result = run_cli("hpo", "run", "--config-dir", sweep_config, "--hpo", "quick", "--study-dir", study_dir)
     assert result.returncode == 2
-    (line,) = [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")]
-    assert line.startswith("training hpo: error: the sweep stopped: 3 trials failed in a row (hpo.max_failed_trials 3)")
+    (line,) = [line for line in result.stderr.splitlines() if line.startswith("training hpo run: error:")]
+    stopped = "the sweep stopped: 3 trials failed in a row (hpo.max_failed_trials 3)"
+    assert line.startswith(f"training hpo run: error: {stopped}")
     assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.FAIL] * 3
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +22,7 @@ def training(*args: str | Path, timeout: float = 180) -> subprocess.CompletedPro
 def one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     assert result.returncode == 2, result.stderr
     assert "Traceback" not in result.stderr
-    lines = [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")]
+    lines = [line for line in result.stderr.splitlines() if re.match(r"training hpo \w+: error:", line)]
     assert len(lines) == 1, result.stderr
     return lines[0]
 
@@ -72,7 +73,7 @@ def test_data_is_read_as_written(config_dir: Path, tmp_path: Path, data: str) ->
     dataset `hf://org/ner` became `<cwd>/hf:/org/ner`."""
     args = ["run", "--hpo", "tiny", "--config-dir", str(config_dir), "--study-dir", str(tmp_path / "study")]
     message = one_line_error(training("hpo", *args, "--data", data))
-    assert message.startswith(f"training hpo: error: {Path.cwd() / 'ner' if data == './ner' else data}: "), message
+    assert message.startswith(f"training hpo run: error: {Path.cwd() / 'ner' if data == './ner' else data}: "), message
 
 
 @pytest.fixture(scope="module")
@@ -90,7 +91,7 @@ def quick_study(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
 def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
     """`hpo resume --data hf://org/ner` looked for the local folder `hf:/org/ner`."""
     message = one_line_error(training("hpo", "resume", "--study-dir", quick_study, "--data", "hf://org/ner"))
-    assert message.startswith("training hpo: error: hf://org/ner: cannot load the hub dataset"), message
+    assert message.startswith("training hpo resume: error: hf://org/ner: cannot load the hub dataset"), message
 
 
 def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path, tmp_path: Path) -> None:
@@ -162,7 +163,7 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_named(tmp_path: Path) 
     taken.write_text("an earlier report\n", encoding="utf-8")
     for out, found in ((taken, "is a file"), (taken / "report", f"lies inside the file {taken}")):
         line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", out))
-        assert line == f"training hpo: error: --out {out}: {found}; expected a folder for the report"
+        assert line == f"training hpo report: error: --out {out}: {found}; expected a folder for the report"
 
 
 def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
@@ -175,7 +176,7 @@ def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
     for study_dir, found in ((taken, "is a file"), (taken / "study", f"lies inside the file {taken}")):
         arguments = ["--config-dir", config_dir, "--hpo", "quick", "--study-dir", study_dir]
         line = one_line_error(training("hpo", "run", *arguments))
-        assert line == f"training hpo: error: {study_dir}: {found}; {expected}"
+        assert line == f"training hpo run: error: {study_dir}: {found}; {expected}"
     assert taken.read_text(encoding="utf-8") == "keep\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 

@@ -88,5 +88,5 @@ def test_hpo_worker_gpus_is_checked_at_the_command_line(tmp_path: Path) -> None:
     result = subprocess.run(worker, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
-        "training hpo: error: --gpus: expected distinct GPU ids separated by commas such as 0,1, got '0,0'"
+        "training hpo worker: error: --gpus: expected distinct GPU ids separated by commas such as 0,1, got '0,0'"
     ]

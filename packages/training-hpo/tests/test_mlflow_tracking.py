@@ -313,8 +313,8 @@ def test_hpo_run_with_a_bad_mlflow_uri_exits_2_with_one_line(config_dir: Path, t
     command += ["--study-dir", str(tmp_path / "study"), "--mlflow-uri", "ftp://host/runs"]
     result = subprocess.run(command, capture_output=True, text=True, timeout=180)
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert [line for line in result.stderr.splitlines() if line.startswith("training hpo: error:")] == [
-        "training hpo: error: mlflow_uri (--mlflow-uri): 'ftp://host/runs' is not an MLflow tracking URI; expected "
+    assert [line for line in result.stderr.splitlines() if line.startswith("training hpo run: error:")] == [
+        "training hpo run: error: mlflow_uri (--mlflow-uri): 'ftp://host/runs' is not an MLflow tracking URI; expected "
         "file, sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
     assert not (tmp_path / "study").exists()  # stopped before the study was created

@@ -189,9 +189,9 @@ def test_a_refit_folder_that_is_or_lies_inside_a_file_is_refused_before_sweeping
     command += ["--study-dir", str(tmp_path / "study"), "--refit", str(refit)]
     run = subprocess.run(command, capture_output=True, text=True, timeout=60)
     assert run.returncode == 2 and "Traceback" not in run.stderr
-    errors = [line for line in run.stderr.splitlines() if line.startswith("training hpo: error:")]
+    errors = [line for line in run.stderr.splitlines() if line.startswith(f"training hpo {action}: error:")]
     found = f"lies inside the file {taken}" if inside else "is a file"
-    assert errors == [f"training hpo: error: --refit {refit}: {found}; expected a folder for the final run"]
+    assert errors == [f"training hpo {action}: error: --refit {refit}: {found}; expected a folder for the final run"]
     assert not (tmp_path / "study").exists()
 
 

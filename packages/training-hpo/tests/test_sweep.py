@@ -938,7 +938,7 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
             assert [trial.params for trial in load_study(study_dir).trials] == drawn
             continue
         (code, _), (refused, stderr) = sorted(results)
-        errors = [line for line in stderr.splitlines() if line.startswith("training hpo: error:")]
+        errors = [line for line in stderr.splitlines() if line.startswith("training hpo run: error:")]
         assert (code, refused, len(errors)) == (0, 2, 1) and "Traceback" not in stderr, results
         assert f"holds study {names[0]!r}" in errors[0]
 

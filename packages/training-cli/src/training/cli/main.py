@@ -22,6 +22,7 @@ from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
 _UNRECOGNIZED = "_unrecognized"  # the namespace attribute: (parser, its unknown arguments), innermost parser first
+_RAN = "_ran"  # the namespace attribute: the innermost parser's prog (`training hpo run`), which errors are under
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -57,6 +58,8 @@ class CommandParser(argparse.ArgumentParser):
                 parsed, extras = self.parse_known_intermixed_args(args, namespace)
             finally:
                 self._intermixing = False
+        if not hasattr(parsed, _RAN):  # argparse copies the command's namespace up before its parent gets here
+            setattr(parsed, _RAN, self.prog)
         # argparse lists a parser's own unknown arguments first, then those its command's parser left: each parser notes
         # its own in the namespace (argparse copies it up), so that the parser given them refuses them, under its usage.
         below = getattr(parsed, _UNRECOGNIZED, [])
@@ -104,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         parser.print_help()
         return 2
+    ran = vars(args).pop(_RAN)
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     else:
@@ -131,14 +135,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
             # torchrun starts the same command once per rank, each finding the same bad input: one per host says it
             elif code != 2 or _reporting_rank():
-                print(f"training {args.command}: error: {error}", file=sys.stderr)
+                print(f"{ran}: error: {error}", file=sys.stderr)
             return code
         except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
             if args.debug:
                 raise
             print(
-                f"training {args.command}: internal error: {type(error).__name__}: {error} "
-                "(rerun with --debug for the traceback)",
+                f"{ran}: internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)",
                 file=sys.stderr,
             )
             return 1
@@ -149,7 +152,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = "terminated" if terminated else "interrupted"
         # a command that picks up what it wrote when run again sets `resumable` (a run's checkpoint, a study)
         kept = "; state written so far is kept and resumable" if getattr(args, "resumable", False) else ""
-        print(f"training {args.command}: {how}{kept}", file=sys.stderr)
+        print(f"{ran}: {how}{kept}", file=sys.stderr)
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
