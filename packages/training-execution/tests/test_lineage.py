@@ -112,6 +112,9 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     (tmp_path / "lineage.json").write_text('{"format": 99}')
     with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 2, got 99$"):
         Lineage.load(tmp_path)
+    (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # a model's config, named by mistake
+    with pytest.raises(InputError, match=r"config.json: not a lineage record \(no format\); expected a run folder"):
+        Lineage.load(tmp_path / "config.json")
 
 
 def test_reading_lineage_needs_neither_torch_nor_the_hpo_package(final_run: JobHandle) -> None:

@@ -99,6 +99,11 @@ class Lineage(BaseModel):
         data = read_json_file(file, "lineage record")
         if isinstance(data, dict) and data.get("format") == 1:  # study fields flat, the sweep's data renamed
             data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}
+        if isinstance(data, dict) and "format" not in data:  # another JSON file (`model/config.json`)
+            raise InputError(
+                f"{file}: not a lineage record (no format); expected a run folder, its model folder or its "
+                f"{LINEAGE_FILE}"
+            )
         if isinstance(data, dict) and data.get("format") != LINEAGE_FORMAT:
             raise InputError(f"{file}: format: expected lineage format {LINEAGE_FORMAT}, got {data.get('format')!r}")
         return validate(cls, data, str(file))._found_in(file.parent)
