@@ -356,7 +356,7 @@ def test_unknown_key_in_a_model_file(folder: Path) -> None:
         ),
         (
             "num_epochs: 2.5",
-            "training.num_epochs: expected a valid integer, got a number with a fractional part, got 2.5",
+            "training.num_epochs: expected a valid integer, got 2.5 (a number with a fractional part)",
         ),
         ("num_epochs: [2]", "training.num_epochs: expected a valid integer, got [2]"),
         ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
@@ -399,7 +399,8 @@ def test_seeds_are_those_numpy_and_torch_take(folder: Path, seed: int) -> None:
     # to torch.manual_seed, which refused 10**23 so, and takes -1 and 2**32 (runs trained with them stay readable).
     train = write(folder / "train.yaml", TRAIN.replace("seed: 7", f"seed: {seed}"))
     if seed == 10**23:
-        assert config_error(None, folder).startswith(f"{train}: training.seed: expected ")
+        # pydantic printed the bound 2**64 as a float: 18446744073709552000
+        assert config_error(None, folder) == f"{train}: training.seed: expected less than {2**64}, got {seed}"
     else:
         assert build_training_config(None, folder).training.seed == seed
     hpo = write(folder / "hpo" / "seeded.yaml", HPO + f"sampler: {{seed: {seed}}}\n")

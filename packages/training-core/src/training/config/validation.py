@@ -20,6 +20,8 @@ Sourcer = Callable[[tuple[str | int, ...]], str]
 _UNION_TAGS = ("choice", "int", "uniform", "loguniform", "fixed")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d)")  # `timeout_s: 2h`, `grace_period: 3m`
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+_BOUNDS = {"less_than": "less than", "less_than_equal": "less than or equal to", "greater_than": "greater than",
+           "greater_than_equal": "greater than or equal to"}  # pydantic's words  # fmt: skip
 
 
 def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
@@ -46,6 +48,13 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         return f"{prefix}.{key}: expected one of {item['ctx']['expected_tags']}, got {_shown(item['input'][key])}"
     message = item["msg"].replace("Input should be", "expected").replace("Value error, ", "")
     received = item.get("input")
+    bound = next(iter(item.get("ctx", {}).values()), None)
+    if item["type"] in _BOUNDS and isinstance(bound, int):  # pydantic prints 2**64 as a float: 18446744073709552000
+        message = f"expected {_BOUNDS[item['type']]} {bound}"
+    # pydantic's `a valid integer, got a number with a fractional part`: the value, then its kind (not twice `got`)
+    if ", got " in message and item["type"] != "value_error":  # our validators' own messages name the value
+        message, kind = message.split(", got ", 1)
+        return f"{prefix}: {message}, got {_shown(received)} ({kind})"
     # `labels: [NO]` meant the word, `revision: 5e10293` (read as inf) the commit
     if isinstance(received, bool) and item["type"] in ("string_type", "literal_error"):  # `type: off` meant a word
         hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
