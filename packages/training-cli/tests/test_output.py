@@ -21,3 +21,11 @@ def test_control_characters_of_a_cell_are_printed_as_escapes(capsys) -> None:
     print_table("entities", ("text #", "entity"), [(0, "John\x1b[31m Smith\x07")])
     printed = capsys.readouterr().out
     assert "\x1b" not in printed and "\x07" not in printed and "John\\x1b[31m Smith\\x07" in printed
+
+
+def test_bidirectional_overrides_of_a_cell_are_printed_as_escapes(capsys) -> None:
+    # U+202E (right-to-left override) in an entity reversed what the terminal showed after it, up to the line's end.
+    print_table("entities", ("text #", "entity"), [(0, "evil\u202e txt.exe"), (1, "a\u2067b")])
+    printed = capsys.readouterr().out
+    assert "\u202e" not in printed and "\u2067" not in printed
+    assert "evil\\u202e txt.exe" in printed and "a\\u2067b" in printed

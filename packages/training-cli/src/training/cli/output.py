@@ -53,8 +53,8 @@ def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[Any]
 
 def _visible(cell: str) -> str:
     """`cell` with control characters written as escapes: an entity's text may hold an ESC that would otherwise
-    recolour or move the terminal's cursor."""
-    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda control: repr(control[0])[1:-1], cell)
+    recolour or move the terminal's cursor, or a bidirectional override that would reorder the rest of its line."""
+    return re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]", lambda c: repr(c[0])[1:-1], cell)
 
 
 def print_evaluation(title: str, evaluation: Evaluation | None, entity_title: str | None = "per entity") -> None:
