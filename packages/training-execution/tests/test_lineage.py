@@ -112,6 +112,11 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     (tmp_path / "lineage.json").write_text('{"format": 99}')
     with pytest.raises(InputError, match=r"lineage.json: format: expected lineage format 2, got 99$"):
         Lineage.load(tmp_path)
+    run = tmp_path / "runs" / "unfinished"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("model: {}\n")  # a run whose training has not ended
+    with pytest.raises(InputError, match=r"unfinished: a run folder without lineage.json, which training train"):
+        Lineage.load(run)
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # a model's config, named by mistake
     with pytest.raises(InputError, match=r"config.json: not a lineage record \(no format\); expected a run folder"):
         Lineage.load(tmp_path / "config.json")

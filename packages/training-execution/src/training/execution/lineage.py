@@ -81,6 +81,7 @@ class Lineage(BaseModel):
         own paths are given where it lies now (it may have been moved or copied since), the file is left as written."""
         from training.config.validation import read_json_file, validate
         from training.core.exported import is_exported
+        from training.core.run_folder import RunFolder
 
         path = Path(run_or_model_dir)
         # An exported folder carries its own lineage: the folder around it may be another model's run.
@@ -90,6 +91,11 @@ class Lineage(BaseModel):
         if file is None and exported:
             raise InputError(
                 f"{path}: an exported folder without {LINEAGE_FILE}: it was exported from a run without one"
+            )
+        if file is None and RunFolder(path).config.is_file():  # the run's config is written first, lineage last
+            raise InputError(
+                f"{path}: a run folder without {LINEAGE_FILE}, which training train (or record_lineage) writes once "
+                "training ends: this run was interrupted, is still training, or was trained by train_model alone"
             )
         if file is None:
             raise InputError(
