@@ -58,6 +58,12 @@ def test_a_comment_of_a_hash_and_a_tag_like_word_is_told_by_its_separator(tmp_pa
     assert read(tmp_path, "# I-95\nroad O\n") == [("# road", (Span(0, 1, "95"),))]  # the same separator: a token
 
 
+def test_a_tabbed_hash_token_in_a_file_of_spaced_lines_stays_a_token(tmp_path: Path) -> None:
+    """A file mixing space and tab lines was judged by its first token line alone: a sentence's first token `#`
+    tagged B-ORG on a tab line after space lines vanished as a comment, its entity with it."""
+    assert read(tmp_path, "road O\n\n#\tB-ORG\nlove\tO\n") == [("road", ()), ("# love", (Span(0, 1, "ORG"),))]
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"

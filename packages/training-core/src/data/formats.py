@@ -5,7 +5,7 @@
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
   first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
-  has as many columns as the file's first token line, its separator (tab or space) and a tag in its column: a `#`
+  has as many columns as the file's first token line, a tab where that line has one, and a tag in its column: a `#`
   token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
   before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
   `I-95`, and it is read so. Another `#word` line is a token line. A language code before every token of a file
@@ -211,7 +211,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
-    # The first token line's column count and separator (tab or not): a `#` line that differs in either is a comment.
+    # The first token line's column count and separator (tab or not): a `#` line of another count is a comment, and so
+    # is one without a tab where token lines have them (a file mixing separators may tab any line, a `#` token's too).
     token_width, tabbed = next(
         (
             (len(row), "\t" in line)
@@ -223,7 +224,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     for number, line in enumerate(lines, start=1):
         columns = _row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
-            token_like = len(columns) == token_width and ("\t" in line) == tabbed
+            token_like = len(columns) == token_width and not (tabbed and "\t" not in line)
             picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
