@@ -117,6 +117,24 @@ def test_an_empty_cell_keeps_its_column_position(tmp_path: Path) -> None:
     assert read(tmp_path, "Paris\t\tB-LOC\t\nis\tO\n") == [("Paris is", (Span(0, 5, "LOC"),))]
 
 
+def test_an_empty_token_or_tag_cell_is_named_and_a_leading_one_keeps_its_position(tmp_path: Path) -> None:
+    """An empty tag cell (`EU<TAB><TAB>B-ORG`, columns aligned with two tabs) failed as "tag 'I-' is malformed", an
+    empty token cell as "token 0 ('') is empty"; and a leading empty cell (Kaggle's blank `Sentence #` on a sentence's
+    later rows) was dropped, so data.columns.tokens: 1 read the part of speech as the word."""
+    aligned = "EU\t\tB-ORG\nrejects\tO\n"
+    cells = "(each tab starts a column: columns aligned with several tabs have empty ones between)"
+    assert load_error(tmp_path, aligned, columns=Columns(tokens=0, tags=1)) == (
+        f"train.conll:1: data.columns.tags (column 1) is empty; the line has empty cells {cells}, got 'EU\\t\\tB-ORG'"
+    )
+    assert load_error(tmp_path, aligned, columns=Columns(tokens=1, tags=-1)).startswith(
+        "train.conll:1: data.columns.tokens (column 1) is empty; the line has empty cells"
+    )
+    kaggle = "Sentence: 1\tThousands\tNNS\tO\n\tof\tIN\tO\n\tLondon\tNNP\tB-geo\n"
+    expected = [("Thousands of London", (Span(13, 19, "geo"),))]
+    assert read(tmp_path, kaggle, columns=Columns(tokens=1, tags=3)) == expected
+    assert read(tmp_path, "  Paris B-LOC\n") == [("Paris", (Span(0, 5, "LOC"),))]  # spaces before: as before
+
+
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
     """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
     that the columns were the other way round, nor which setting reads them."""

@@ -249,6 +249,12 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if not tokens:
             first_line = number
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
+        if not (token and tag):
+            name, at = ("tokens", token_at) if not token else ("tags", tag_at)
+            raise DataError(
+                f"{path}:{number}: data.columns.{name} (column {at}) is empty; the line has empty cells "
+                f"(each tab starts a column: columns aligned with several tabs have empty ones between), got {line!r}"
+            )
         if number == width[1] and not is_tag(tag) and (starred := next(filter(_STARRED.fullmatch, columns), None)):
             raise DataError(
                 f"{path}:{number}: a column in brackets and stars ({starred!r}), as OntoNotes' CoNLL-2012 *_conll "
@@ -329,14 +335,15 @@ def _hash(columns: list[str]) -> bool:
 
 
 def _row(line: str) -> list[str]:
-    """A line's columns but empty ones at its ends (a trailing tab); none for a blank line. An empty cell between tabs
-    (a spreadsheet's) keeps its place: `data.columns` positions count it."""
+    """A line's columns but empty ones at its end (a trailing tab); none for a blank line. An empty cell before or
+    between tabs (a spreadsheet's, Kaggle's blank `Sentence #` on a sentence's later rows) keeps its place:
+    `data.columns` positions count it."""
     if not line.strip():
         return []
     columns = _conll_columns(line)
     while not columns[-1]:  # some column holds the line's text
         columns.pop()
-    while not columns[0]:
+    while not columns[0] and "\t" not in line:  # spaces before a space-separated line's first word
         del columns[0]
     return columns
 
