@@ -202,6 +202,11 @@ def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -
         ("Anna left", (Span(0, 4, "PER"),)),
     ]
     assert read(tmp_path, "en:Paris\tB-LOC\nis\tO\n") == [("en:Paris is", (Span(0, 8, "LOC"),))]  # not every token
+    # A file of links (every token `http:` then `//`) lost its schemes, read as '//a.com'.
+    assert read(tmp_path, "http://a.com\tO\n\nhttp://b.com\tB-URL\n") == [
+        ("http://a.com", ()),
+        ("http://b.com", (Span(0, 12, "URL"),)),
+    ]
 
 
 def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path) -> None:
