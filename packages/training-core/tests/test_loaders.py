@@ -322,8 +322,11 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_folder_without_a_train_file(tmp_path: Path) -> None:
+    """The names it expected left out BioBERT's devel, which names the validation split too."""
     write(tmp_path / "validation.jsonl", jsonl(span_records()))
-    assert load_error(tmp_path).startswith(f"{tmp_path}: no train file; expected files named train, validation")
+    assert load_error(tmp_path).startswith(
+        f"{tmp_path}: no train file; expected files named train, validation (or dev, devel) and test"
+    )
 
 
 def test_two_files_for_one_split(tmp_path: Path) -> None:
