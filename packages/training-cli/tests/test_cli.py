@@ -451,13 +451,14 @@ def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_pa
 
 
 def test_predict_refuses_a_text_argument_that_names_a_file(cli, trained_run: Path, tmp_path: Path) -> None:
-    """`training predict RUN notes.txt` tagged the words of the name "notes.txt", exit 0."""
+    """`training predict RUN notes.txt` tagged the words of the name "notes.txt", exit 0; the error says the ways on."""
     file = tmp_path / "notes.txt"
     file.write_text("Anna Kowalczyk works at Siemens.\n", encoding="utf-8")
     completed = cli("predict", str(trained_run), "Second text here.", str(file))
     assert (completed.returncode, completed.stderr) == (
         2,
-        f"training predict: error: text '{file}': names a file; pass --file {file} to tag its lines\n",
+        f"training predict: error: text '{file}': names a file; pass --file {file} to tag its lines, or pipe the text "
+        "on standard input to tag it as written\n",
     )
 
 

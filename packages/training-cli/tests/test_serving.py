@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from pydantic import ValidationError
 
 pytest.importorskip("fastapi")
 
-from training.cli.serving import LARGE_CHARS, Batcher, PredictRequest, ServeSettings, create_app
+from training.cli.serving import LARGE_CHARS, Batcher, PredictRequest, ServeSettings, create_app, model_metadata
 
 
 def post(
@@ -254,3 +255,11 @@ def test_the_work_of_a_client_gone_stops_at_the_next_model_call() -> None:
     cut, next_one, abandoned = asyncio.run(scenario())
     assert (cut, next_one, abandoned) == (None, [[LARGE_CHARS + 1]], 1)
     assert tagged[0] == 1 and 3 <= len(tagged) <= 12 and tagged[-1] == 1  # a text a call; the cut one's stopped early
+
+
+def test_a_model_served_from_inside_its_folder_carries_its_run_s_lineage(trained_run: Path, monkeypatch) -> None:
+    """`training serve .` inside a run's model/ folder left the run's lineage out of its metadata: `.` is its own
+    parent, so the run folder was looked for inside the model folder."""
+    monkeypatch.chdir(trained_run / "model")
+    served = model_metadata(Path("."), Path("."), ("O",), "torch")
+    assert served["lineage"] == model_metadata(trained_run, trained_run / "model", ("O",), "torch")["lineage"]

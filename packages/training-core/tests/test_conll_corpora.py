@@ -58,6 +58,12 @@ def test_a_comment_of_a_hash_and_a_tag_like_word_is_told_by_its_separator(tmp_pa
     assert read(tmp_path, "# I-95\nroad O\n") == [("# road", (Span(0, 1, "95"),))]  # the same separator: a token
 
 
+def test_a_tabbed_hash_token_in_a_file_of_spaced_lines_stays_a_token(tmp_path: Path) -> None:
+    """A file mixing space and tab lines was judged by its first token line alone: a sentence's first token `#`
+    tagged B-ORG on a tab line after space lines vanished as a comment, its entity with it."""
+    assert read(tmp_path, "road O\n\n#\tB-ORG\nlove\tO\n") == [("road", ()), ("# love", (Span(0, 1, "ORG"),))]
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"
@@ -109,6 +115,24 @@ def test_an_empty_cell_keeps_its_column_position(tmp_path: Path) -> None:
     tsv = "Paris\tNNP\tB-LOC\tO\nis\t\tO\tB-X\t\n"
     assert read(tmp_path, tsv, columns=Columns(tokens=0, tags=2)) == [("Paris is", (Span(0, 5, "LOC"),))]
     assert read(tmp_path, "Paris\t\tB-LOC\t\nis\tO\n") == [("Paris is", (Span(0, 5, "LOC"),))]
+
+
+def test_an_empty_token_or_tag_cell_is_named_and_a_leading_one_keeps_its_position(tmp_path: Path) -> None:
+    """An empty tag cell (`EU<TAB><TAB>B-ORG`, columns aligned with two tabs) failed as "tag 'I-' is malformed", an
+    empty token cell as "token 0 ('') is empty"; and a leading empty cell (Kaggle's blank `Sentence #` on a sentence's
+    later rows) was dropped, so data.columns.tokens: 1 read the part of speech as the word."""
+    aligned = "EU\t\tB-ORG\nrejects\tO\n"
+    cells = "(each tab starts a column: columns aligned with several tabs have empty ones between)"
+    assert load_error(tmp_path, aligned, columns=Columns(tokens=0, tags=1)) == (
+        f"train.conll:1: data.columns.tags (column 1) is empty; the line has empty cells {cells}, got 'EU\\t\\tB-ORG'"
+    )
+    assert load_error(tmp_path, aligned, columns=Columns(tokens=1, tags=-1)).startswith(
+        "train.conll:1: data.columns.tokens (column 1) is empty; the line has empty cells"
+    )
+    kaggle = "Sentence: 1\tThousands\tNNS\tO\n\tof\tIN\tO\n\tLondon\tNNP\tB-geo\n"
+    expected = [("Thousands of London", (Span(13, 19, "geo"),))]
+    assert read(tmp_path, kaggle, columns=Columns(tokens=1, tags=3)) == expected
+    assert read(tmp_path, "  Paris B-LOC\n") == [("Paris", (Span(0, 5, "LOC"),))]  # spaces before: as before
 
 
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
@@ -178,6 +202,11 @@ def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -
         ("Anna left", (Span(0, 4, "PER"),)),
     ]
     assert read(tmp_path, "en:Paris\tB-LOC\nis\tO\n") == [("en:Paris is", (Span(0, 8, "LOC"),))]  # not every token
+    # A file of links (every token `http:` then `//`) lost its schemes, read as '//a.com'.
+    assert read(tmp_path, "http://a.com\tO\n\nhttp://b.com\tB-URL\n") == [
+        ("http://a.com", ()),
+        ("http://b.com", (Span(0, 12, "URL"),)),
+    ]
 
 
 def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path) -> None:

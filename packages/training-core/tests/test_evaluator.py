@@ -142,9 +142,16 @@ def test_the_model_s_tags_in_another_order_are_an_input_error(tiny_tokenizer_and
     # Tag names by the data's order of types read each predicted id as another tag: the scores of nonsense, silently
     tokenizer, model = tiny_tokenizer_and_model()
     reordered = ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PER", "I-PER")
-    expected = f"tag_names: {list(reordered)} are the model's tags in another order; its id2label has {list(TAGS)}"
+    expected = (
+        f"tag_names: {list(reordered)} put the model's tags at other ids ('B-LOC' at 1, the model's at 5); its "
+        f"id2label has {list(TAGS)}; omit tag_names to use the model's"
+    )
     with pytest.raises(InputError, match=f"^{re.escape(expected)}$"):
         evaluate_model(model, tokenizer, ner_documents[:2], tag_names=reordered)
+    # A reorder beside a renaming passed: the model's tag names that stay still sit at other ids.
+    renamed = ("O", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-PERSON", "I-PERSON")
+    with pytest.raises(InputError, match=r"^tag_names: .* \('B-LOC' at 1, the model's at 5\)"):
+        evaluate_model(model, tokenizer, ner_documents[:2], tag_names=renamed)
     assert evaluate_model(model, tokenizer, ner_documents[:2], tag_names=TAGS) == evaluate_model(
         model, tokenizer, ner_documents[:2]
     )

@@ -172,20 +172,20 @@ def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Pa
     assert load_dataset(path, labels=["KEYPHRASE"], scheme="IOB2").fingerprint == dataset.fingerprint
     hint = "has no entity type; where all tags are O or a prefix alone (B, I: one type, as keyphrase and BioBERT"
     assert load_error(path).startswith(f"{path}:1: tag 'B' {hint}")
-    assert load_error(path, labels=["KEYPHRASE", "X"]).startswith(f"{path}:1: tag 'B' {hint}")
+    # Two types in data.labels give a prefix alone no type: the error said "name that type", as if one were named.
+    two = load_error(path, labels=["KEYPHRASE", "X"])
+    assert "), name that one type alone in data.labels (such as [KEYPHRASE])" in two
     typo = write(tmp_path / "typo.conll", "Paris\tB-PER\nis\tB\n")  # beside typed tags, a prefix alone is no tag
     assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
 
 
-def test_a_data_columns_position_for_a_json_file_is_refused_not_ignored(tmp_path: Path) -> None:
-    """Positions in data.columns were silently ignored for JSON files, read by their keys; names (a `datasets` run's,
-    kept to evaluate on other files) still are."""
+def test_data_columns_positions_and_names_for_a_json_file_are_ignored(tmp_path: Path) -> None:
+    """A run trained on a CoNLL file with positions (GermEval's tokens: 1, tags: 2) could not read a JSON file ("1 is
+    a position"), as one trained on `datasets` input with names could; a JSON file is read by its keys."""
     path = write(tmp_path / "train.jsonl", jsonl(token_records()))
-    assert load_error(path, columns=Columns(tokens=1, tags=0)) == (
-        f"{path}: data.columns.tokens: 1 is a position, as CoNLL files take; a JSON file is read by its keys ('tokens' "
-        "with 'tags' or 'ner_tags', or 'text' with 'annotations')"
-    )
-    assert len(load_dataset(path, columns=Columns("words", "labels"))["train"]) == 2
+    expected = load_dataset(path).fingerprint
+    assert load_dataset(path, columns=Columns(tokens=1, tags=2)).fingerprint == expected
+    assert load_dataset(path, columns=Columns("words", "labels")).fingerprint == expected
 
 
 def test_docstart_records_of_converted_conll_start_groups_not_documents(tmp_path: Path) -> None:
@@ -324,8 +324,11 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_folder_without_a_train_file(tmp_path: Path) -> None:
+    """The names it expected left out BioBERT's devel, which names the validation split too."""
     write(tmp_path / "validation.jsonl", jsonl(span_records()))
-    assert load_error(tmp_path).startswith(f"{tmp_path}: no train file; expected files named train, validation")
+    assert load_error(tmp_path).startswith(
+        f"{tmp_path}: no train file; expected files named train, validation (or dev, devel) and test"
+    )
 
 
 def test_two_files_for_one_split(tmp_path: Path) -> None:

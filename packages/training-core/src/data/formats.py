@@ -5,7 +5,7 @@
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
   first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
-  has as many columns as the file's first token line, its separator (tab or space) and a tag in its column: a `#`
+  has as many columns as the file's first token line, a tab where that line has one, and a tag in its column: a `#`
   token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
   before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
   `I-95`, and it is read so. Another `#word` line is a token line. A language code before every token of a file
@@ -211,7 +211,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
-    # The first token line's column count and separator (tab or not): a `#` line that differs in either is a comment.
+    # The first token line's column count and separator (tab or not): a `#` line of another count is a comment, and so
+    # is one without a tab where token lines have them (a file mixing separators may tab any line, a `#` token's too).
     token_width, tabbed = next(
         (
             (len(row), "\t" in line)
@@ -223,7 +224,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     for number, line in enumerate(lines, start=1):
         columns = _row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
-            token_like = len(columns) == token_width and ("\t" in line) == tabbed
+            token_like = len(columns) == token_width and not (tabbed and "\t" not in line)
             picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
             if not (picked and is_tag(picked[1])):
                 continue
@@ -248,6 +249,12 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if not tokens:
             first_line = number
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
+        if not (token and tag):
+            name, at = ("tokens", token_at) if not token else ("tags", tag_at)
+            raise DataError(
+                f"{path}:{number}: data.columns.{name} (column {at}) is empty; the line has empty cells "
+                f"(each tab starts a column: columns aligned with several tabs have empty ones between), got {line!r}"
+            )
         if number == width[1] and not is_tag(tag) and (starred := next(filter(_STARRED.fullmatch, columns), None)):
             raise DataError(
                 f"{path}:{number}: a column in brackets and stars ({starred!r}), as OntoNotes' CoNLL-2012 *_conll "
@@ -273,7 +280,8 @@ def _language_prefix(records: list[Record]) -> str:
     if found is None:
         return ""
     tokens = [token for record in records for token in record.fields["tokens"]]
-    shared = all(token.startswith(found[0]) and len(token) > found.end() for token in tokens)
+    # A word after the code, never a URL's `//` (a file of links, `http://a.com`, keeps its scheme).
+    shared = all(token.startswith(found[0]) and token[found.end() :][:1] not in ("", "/") for token in tokens)
     return found[0] if shared and len(set(tokens)) > 1 else ""
 
 
@@ -328,14 +336,15 @@ def _hash(columns: list[str]) -> bool:
 
 
 def _row(line: str) -> list[str]:
-    """A line's columns but empty ones at its ends (a trailing tab); none for a blank line. An empty cell between tabs
-    (a spreadsheet's) keeps its place: `data.columns` positions count it."""
+    """A line's columns but empty ones at its end (a trailing tab); none for a blank line. An empty cell before or
+    between tabs (a spreadsheet's, Kaggle's blank `Sentence #` on a sentence's later rows) keeps its place:
+    `data.columns` positions count it."""
     if not line.strip():
         return []
     columns = _conll_columns(line)
     while not columns[-1]:  # some column holds the line's text
         columns.pop()
-    while not columns[0]:
+    while not columns[0] and "\t" not in line:  # spaces before a space-separated line's first word
         del columns[0]
     return columns
 

@@ -60,21 +60,23 @@ class Columns:
     tags: str | int | None = None
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input (a run's,
-        kept when it reads other files); a position where keys are read, or a number in quotes, is an error."""
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input, positions
+        for CoNLL files: each is ignored elsewhere (a run's, kept when it reads other data); a number in quotes for a
+        CoNLL file is an error."""
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
-            if isinstance(value, int) and format != "conll":
-                raise DataError(
-                    f"{where}: data.columns.{name}: {value} is a position, as CoNLL files take; a JSON file is read by "
-                    "its keys ('tokens' with 'tags' or 'ner_tags', or 'text' with 'annotations')"
-                )
             if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
                 raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
                     f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
                     "columns are positions (0 first, -1 last), written as numbers"
                 )
+        if format != "conll":
+            return None, None
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
+
+    def names(self) -> Columns:
+        """The column names of `datasets` input; positions (a CoNLL run's, kept to read other data) are ignored."""
+        return Columns(*(value if isinstance(value, str) else None for value in (self.tokens, self.tags)))
 
 
 def is_datasets_input(asset: object) -> bool:
@@ -97,6 +99,7 @@ def read_datasets_input(
     records with tag names, or span records), and the entity types its `ClassLabel` names declare (None without)."""
     datasets = require("datasets", _NEEDED_BY)
     declared: dict[str, None] | None = None
+    columns = columns.names()
     with quiet_datasets():
         source, splits = _open(datasets, asset)
         records = {}
@@ -233,11 +236,6 @@ def _structs(value: Any) -> Any:
 
 
 def _column(where: str, table: Any, chosen: str | int | None, usual: tuple[str, ...], setting: str) -> str:
-    if isinstance(chosen, int):
-        raise DataError(
-            f"{where}: {setting}: {chosen} is a position, as CoNLL files take; datasets input takes a column name, one "
-            f"of {table.column_names}"
-        )
     if chosen is not None:
         if chosen not in table.column_names:
             raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")

@@ -40,11 +40,11 @@ class Conversion:
 def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
     parts = _parts(tag)
-    if parts is None and tag.upper() in _LETTERS and len(tag) == 1:
+    if parts is None and _prefix_alone(tag):
         raise DataError(
             f"{where}: tag {tag!r} has no entity type; where all tags are O or a prefix alone (B, I: one type, as "
-            "keyphrase and BioBERT corpora write them), name that type in data.labels (such as [KEYPHRASE]), else "
-            "write B-TYPE, I-TYPE"
+            "keyphrase and BioBERT corpora write them), name that one type alone in data.labels (such as [KEYPHRASE]), "
+            "else write B-TYPE, I-TYPE"
         )
     if parts is None:
         # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
@@ -99,7 +99,12 @@ def typed_prefixes(names: Sequence[str], label: str) -> tuple[str, ...]:
     """`names`, where they are `O` and prefixes alone (`B`, `I`: a corpus of one entity type), as tags of `label`."""
     if any(parts is not None and parts[1] for parts in map(_parts, names)):  # `B` beside `B-PER` is a typo
         return tuple(names)
-    return tuple(f"{name.upper()}-{label}" if len(name) == 1 and name.upper() in _LETTERS else name for name in names)
+    return tuple(f"{name.upper()}-{label}" if _prefix_alone(name) else name for name in names)
+
+
+def _prefix_alone(tag: str) -> bool:
+    """Whether `tag` is a scheme's prefix without a type (`B`, `i`)."""
+    return len(tag) == 1 and tag.upper() in _LETTERS
 
 
 def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:

@@ -295,6 +295,7 @@ def model_metadata(
     from training.cli._version import __version__
     from training.cli.run_paths import run_config
     from training.core.exported import is_exported, read_export
+    from training.core.run_folder import RunFolder
 
     metadata: dict[str, Any] = {
         "version": __version__,
@@ -310,7 +311,7 @@ def model_metadata(
         metadata |= {key: value for key, value in window.items() if value is not None}  # exported without a run config
     elif (config := run_config(model_dir)) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
-    home = folder if is_exported(folder) else model_dir.parent
+    home = folder if is_exported(folder) else RunFolder.of_model(model_dir).root  # `.` (said inside it) too
     if (home / "lineage.json").is_file():
         from training.execution import Lineage
 

@@ -77,7 +77,8 @@ def export_onnx(
     source = Path(model_dir).resolve()
     model, tokenizer, tag_names = load_model(source)
     model = model.to("cpu").eval()
-    config = RunFolder(source.parent).read_config()
+    run = RunFolder.of_model(source)
+    config = run.read_config()
     windowing = Windowing.of(config.model if config else None)
     evaluation = _evaluation_split(source, config, data_path, split) if quantize else None
     trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
@@ -120,7 +121,7 @@ def export_onnx(
             with _without_preprocessing_advice():
                 quantize_dynamic(str(onnx_path), str(staging / quantized), weight_type=QuantType.QInt8)
         tokenizer.save_pretrained(staging)
-        lineage = RunFolder(source.parent).lineage
+        lineage = run.lineage
         if lineage.is_file():  # the export is deployed without its run: it carries the run's lineage
             shutil.copyfile(lineage, staging / lineage.name)
         record = ExportedModel(
@@ -173,7 +174,7 @@ def _evaluation_split(
                 f"{source}: no run config.yaml beside the model to find its validation data; "
                 "pass data_path (--data-path)"
             )
-        run, dataset = RunFolder(source.parent), config.data.load()
+        run, dataset = RunFolder.of_model(source), config.data.load()
         metrics = run.read_metrics()
         # A refit trains on its data's validation split and is evaluated on another one (data without one: its test).
         has_validation = "validation" in dataset or config.data.holdout_fraction is not None

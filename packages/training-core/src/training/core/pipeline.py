@@ -51,8 +51,13 @@ def predict_documents(
     if len(tag_names) != model.config.num_labels:
         raise InputError(f"tag_names: {len(tag_names)} tags for a model with {model.config.num_labels} labels")
     own = [model.config.id2label.get(index) for index in range(len(tag_names))]
-    if list(tag_names) != own and sorted(tag_names) == sorted(map(str, own)):  # other names: the caller's renaming
-        raise InputError(f"tag_names: {list(tag_names)} are the model's tags in another order; its id2label has {own}")
+    # Other names are the caller's renaming; a name of the model's at another id scores its tag as another.
+    if moved := [(index, name) for index, name in enumerate(tag_names) if name in own and own.index(name) != index]:
+        index, name = moved[0]
+        raise InputError(
+            f"tag_names: {list(tag_names)} put the model's tags at other ids ({name!r} at {index}, the model's at "
+            f"{own.index(name)}); its id2label has {own}; omit tag_names to use the model's"
+        )
     if encoded is None:
         encoded = encode_documents(documents, tokenizer, tag_names, windowing.max_length, windowing.stride)
     chosen = range(len(documents)) if indices is None else sorted(indices)

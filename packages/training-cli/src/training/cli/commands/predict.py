@@ -32,7 +32,10 @@ def _texts(args: argparse.Namespace) -> list[str]:
     if args.text and args.file:  # one of them would be left untagged, silently
         raise InputError(f"--file {args.file}: given with texts as arguments; pass the texts one way or the other")
     if named := next((text for text in args.text if os.path.isfile(text)), None):  # its name was tagged, silently
-        raise InputError(f"text {named!r}: names a file; pass --file {named} to tag its lines")
+        raise InputError(
+            f"text {named!r}: names a file; pass --file {named} to tag its lines, or pipe the text on standard input "
+            "to tag it as written"
+        )
     if args.text:  # bytes the locale cannot decode come as U+DC80-U+DCFF, which the tokenizer refuses: name the byte
         return [
             decode_text(os.fsencode(text), f"text argument {number}") if HALF_SURROGATE.search(text) else text
