@@ -33,7 +33,15 @@ from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
-from training.hpo.storage import is_file_storage, load_study, open_storage, open_study, storage_location, study_location
+from training.hpo.storage import (
+    check_own_study,
+    load_study,
+    one_host_for_files,
+    open_storage,
+    open_study,
+    storage_location,
+    study_location,
+)
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import NewerRecordError, SweepSettings
 from training.hpo.trial_runner import check_model
@@ -97,7 +105,7 @@ def run_local_hpo_sweep(
     space.check(base)
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
-    _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
+    check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
     stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
     tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
     tracking = _tracking(tracking_uri, base)
@@ -119,7 +127,7 @@ def run_local_hpo_sweep(
         )
     check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
-        _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
+        check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
         if have_splits:  # splits of other data are refused before the storage is touched
             _splits(folder, dataset, hpo, base)
@@ -188,7 +196,7 @@ def resume_hpo_sweep(
     study = open_study(name, backend, location)
     record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
-        _one_host_for_files(location, record)
+        one_host_for_files(location, record.machine)
     overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
     hpo = _with_overrides(record.hpo_config.model_dump(), overrides | {"parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
@@ -238,17 +246,6 @@ def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | No
         if isinstance(error, NewerRecordError):
             raise
         return None  # a study whose record was never saved: checked when it is saved
-
-
-def _one_host_for_files(location: str, record: SweepSettings) -> None:
-    """Refuse a second machine on a file storage: neither process ids nor heartbeats tell its dead trials there."""
-    here = machine_name()
-    if is_file_storage(location) and record.machine is not None and record.machine != here:
-        raise InputError(
-            f"storage {redact_url(location)!r} is a file, and the study runs on {record.machine}, not on {here}: "
-            "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
-            "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
-        )
 
 
 def _settings(
@@ -321,20 +318,6 @@ def _load(path: str, config: TrainingConfig) -> Dataset:
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset
-
-
-def _check_own_study(folder: StudyFolder, name: str, location: str) -> None:
-    """Refuse a study folder that holds another study (another name or storage): both would share its trial folders
-    and `best_config.json`, and its manifest would no longer lead to the first one."""
-    if not folder.manifest.is_file():
-        return
-    held, held_name = study_location(folder.root)
-    if (held_name, redact_url(held)) != (name, redact_url(location)):
-        raise InputError(
-            f"{folder.root}: holds study {held_name!r} in {redact_url(held)!r}, not {name!r} in "
-            f"{redact_url(location)!r}; continue it with `training hpo resume --study-dir {folder.root}` or choose "
-            "another study folder"
-        )
 
 
 def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
