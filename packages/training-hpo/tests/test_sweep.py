@@ -7,6 +7,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -273,6 +274,11 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
+    smaller = Dataset({"train": dataset["train"][:20]}, labels=dataset.labels)
+    with pytest.raises(InputError, match=r"pass that dataset \(dataset=\) or its data path \(data_path, --data\)$"):
+        run_local_hpo_sweep(
+            "tiny-bert", settings("memory", n_trials=2), config=tiny_config, dataset=smaller, study_dir=tmp_path
+        )
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
     with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: .*lies inside the file") as stopped:
@@ -326,6 +332,19 @@ def test_a_study_run_again_goes_on_with_the_data_it_recorded(config_dir: Path, t
     assert str(refused.value).startswith(f"{tmp_path / 'study'}: study 'other' was run on {other} (")
     assert f"not on {theirs} (" in str(refused.value) and "leave out data_path (--data)" in str(refused.value)
     assert len(load_study(tmp_path / "study").trials) == 2
+
+
+def test_a_study_whose_data_moved_goes_on_with_the_config_data_path(config_dir: Path, tmp_path: Path) -> None:
+    # The recorded path was read though the data had moved and data.path said where: 'no such file or folder'.
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    run = {"config_dir": configs, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("moved", n_trials=1), **run)
+    (configs / "data" / "ner").rename(configs / "data" / "moved")
+    data_yaml = configs / "data" / "ner.yaml"
+    data_yaml.write_text(data_yaml.read_text().replace("path: data/ner", "path: data/moved"))
+    study = run_local_hpo_sweep("tiny-bert", settings("moved", n_trials=2), **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
 
 
 @pytest.mark.slow
