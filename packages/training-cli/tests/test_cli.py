@@ -299,7 +299,13 @@ def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str
     assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
 
 
-EMPTY_PATHS = [("train", "--config-dir", "{configs}", "--output", ""), ("lineage", ""), ("predict", "", "x")]
+EMPTY_PATHS = [
+    ("train", "--config-dir", "{configs}", "--output", ""),
+    ("train", "--config-dir", "{configs}", "--data-path", ""),
+    ("lineage", ""),
+    ("predict", "", "x"),
+    *(("hpo", command, "--data", "") for command in ("run", "resume", "worker")),
+]
 
 
 @pytest.mark.parametrize("command", EMPTY_PATHS)
