@@ -162,7 +162,7 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
     cli, config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:
     """`evaluate RUN --output RUN/metrics.json` replaced the run's metrics with the evaluation, `splits --output
-    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote."""
+    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote or an empty one."""
     run, configs = tmp_path / "run", tmp_path / "configs"
     shutil.copytree(trained_run, run), shutil.copytree(config_dir, configs)
     data = configs / "resumes"
@@ -178,6 +178,7 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
     assert completed.returncode == 2 and "train.yaml: not a splits file, and --output would" in completed.stderr
     assert {path: path.read_bytes() for path in before} == before
     for command in (("evaluate", str(run), "--data-path", str(data)), ("splits", "--config-dir", str(configs))):
+        (run / f"{command[0]}.json").touch()  # an empty file (`--output "$(mktemp)"`) was refused
         for _ in range(2):  # the second time over its own output
             completed = cli(*command, "--output", str(run / f"{command[0]}.json"), "--quiet")
             assert completed.returncode == 0, completed.stderr
