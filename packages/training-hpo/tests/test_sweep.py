@@ -481,6 +481,22 @@ def test_a_backbone_that_is_not_here_is_refused_before_any_trial(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_resumed_study_whose_backbone_is_gone_is_refused_before_any_trial(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Resume and worker skipped the check: an offline host failed hpo.max_failed_trials trials before it stopped.
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    config = tiny_config.with_values({"model.backbone": str(backbone)})
+    run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep(None, settings("gone", n_trials=1), **run)
+    shutil.rmtree(backbone)
+    with pytest.raises(ConfigError, match=rf"^model.backbone '{backbone}': "):
+        resume_hpo_sweep(tmp_path / "study", dataset=dataset, n_trials=3)
+    assert len(load_study(tmp_path / "study").trials) == 1
+
+
 def test_the_sweep_s_folds_keep_a_group_together(tiny_config: TrainingConfig, tmp_path: Path) -> None:
     """Sentences of one `-DOCSTART-` article never validate a fold that trains on their neighbours."""
     from data.documents import Document

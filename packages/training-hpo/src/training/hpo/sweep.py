@@ -222,6 +222,7 @@ def resume_hpo_sweep(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
             f"{record.dataset_fingerprint[:12]}; pass the study's data"
         )
+    check_model(record.config, dataset.labels, hpo.isolation, None, folder.root / "error.log")  # offline: fail once
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
