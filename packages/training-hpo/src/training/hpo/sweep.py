@@ -108,7 +108,7 @@ def run_local_hpo_sweep(
     check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
     stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
     tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
-    tracking = _tracking(tracking_uri, base)
+    tracking = _tracking(tracking_uri, base, mlflow_uri)
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
@@ -155,7 +155,7 @@ def run_local_hpo_sweep(
         )
         record = _check_or_save(study, record, folder)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
-            tracking = _tracking(joined, base)  # a sweep started with this one made the study: log where it does
+            tracking = _tracking(joined, base, mlflow_uri)  # a sweep started with this one made the study: log there
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
         folder.write_manifest(manifest)
@@ -213,7 +213,7 @@ def resume_hpo_sweep(
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
-    tracking = _tracking(record.tracking_uri(mlflow_uri), record.config)
+    tracking = _tracking(record.tracking_uri(mlflow_uri), record.config, mlflow_uri)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
@@ -232,15 +232,20 @@ def resume_hpo_sweep(
     ).run()
 
 
-def _tracking(tracking_uri: str | None, config: TrainingConfig) -> Callable[[str, SweepSettings], SweepTracker] | None:
+def _tracking(
+    tracking_uri: str | None, config: TrainingConfig, given: str | None
+) -> Callable[[str, SweepSettings], SweepTracker] | None:
     """The sweep's MLflow tracker, given its study's name and settings (None: no tracking); its store is connected to
-    once, here, before any work: a bad store stops the sweep first, naming `config`'s setting if it came from there."""
+    once, here, before any work: a bad store stops the sweep first, naming where the URI came from."""
     if tracking_uri is None:
         return None
     from training.execution.tracking import connect
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
-    setting = SETTING if tracking_uri == config.tracking.mlflow else "mlflow_uri (--mlflow-uri)"
+    if tracking_uri == config.tracking.mlflow:
+        setting = SETTING
+    else:
+        setting = "mlflow_uri (--mlflow-uri)" if tracking_uri == given else "the study's recorded mlflow_uri"
     return functools.partial(SweepTracker, connect(tracking_uri, setting), tracking_uri)
 
 
