@@ -533,9 +533,14 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     ]
 
 
-def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
-    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
-    shutil.copytree(config_dir, tmp_path / "configs")
+@pytest.mark.parametrize("own", ["train.yaml", "data/resumes.yaml"])
+def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(
+    cli, config_dir: Path, tmp_path: Path, own: str
+) -> None:
+    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs (and its data file
+    over one of a configs folder without train.yaml)."""
+    shutil.copytree(config_dir, tmp_path / "configs", ignore=shutil.ignore_patterns("train.yaml"))
+    (tmp_path / "configs" / own).write_text("path: mine\n")
     before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
