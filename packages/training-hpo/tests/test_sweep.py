@@ -7,6 +7,7 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
 import shutil
 import signal
 import statistics
@@ -21,7 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, InputError, TrainingError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
@@ -495,6 +496,23 @@ def test_a_resumed_study_whose_backbone_is_gone_is_refused_before_any_trial(
     with pytest.raises(ConfigError, match=rf"^model.backbone '{backbone}': "):
         resume_hpo_sweep(tmp_path / "study", dataset=dataset, n_trials=3)
     assert len(load_study(tmp_path / "study").trials) == 1
+
+
+def test_a_model_check_failing_unexpectedly_leaves_no_study_folder(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Its traceback went to error.log in the study folder, which the refused sweep had not made otherwise.
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    model_config = json.loads((backbone / "config.json").read_text())
+    (backbone / "config.json").write_text(json.dumps(model_config | {"num_hidden_layers": "two"}))
+    config = tiny_config.with_values({"model.backbone": str(backbone)})
+    run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    with pytest.raises(TrainingError, match=r"^the model check failed: .*\(traceback in (.*)\)$") as failed:
+        run_local_hpo_sweep(None, settings("unexpected", n_trials=1), **run)
+    assert not (tmp_path / "study").exists()
+    assert Path(re.search(r"traceback in (.*)\)$", str(failed.value))[1]).is_file()
 
 
 def test_the_sweep_s_folds_keep_a_group_together(tiny_config: TrainingConfig, tmp_path: Path) -> None:

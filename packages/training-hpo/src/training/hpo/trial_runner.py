@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -49,6 +50,8 @@ def check_model(
     """Build the model every trial starts from once, before any trial (in a trial process, where torch is loaded): a
     backbone that is not here fails every trial alike. `given`: the backbone the caller named (`--backbone`)."""
     work = functools.partial(_build_model, config, labels)
+    if not error_log.parent.is_dir():  # a study folder the sweep has not made yet is not made for a traceback
+        error_log = Path(tempfile.gettempdir()) / f"training-model-check-{os.getpid()}.log"
     try:
         if isolation == "inprocess":
             with as_in_a_process("the model check", error_log):
