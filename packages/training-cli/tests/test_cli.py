@@ -162,7 +162,7 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
     cli, config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:
     """`evaluate RUN --output RUN/metrics.json` replaced the run's metrics with the evaluation, `splits --output
-    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote."""
+    configs/train.yaml` the config; each refuses a file it did not write, and replaces one it wrote or an empty one."""
     run, configs = tmp_path / "run", tmp_path / "configs"
     shutil.copytree(trained_run, run), shutil.copytree(config_dir, configs)
     data = configs / "resumes"
@@ -178,6 +178,7 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
     assert completed.returncode == 2 and "train.yaml: not a splits file, and --output would" in completed.stderr
     assert {path: path.read_bytes() for path in before} == before
     for command in (("evaluate", str(run), "--data-path", str(data)), ("splits", "--config-dir", str(configs))):
+        (run / f"{command[0]}.json").touch()  # an empty file (`--output "$(mktemp)"`) was refused
         for _ in range(2):  # the second time over its own output
             completed = cli(*command, "--output", str(run / f"{command[0]}.json"), "--quiet")
             assert completed.returncode == 0, completed.stderr
@@ -299,7 +300,13 @@ def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str
     assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
 
 
-EMPTY_PATHS = [("train", "--config-dir", "{configs}", "--output", ""), ("lineage", ""), ("predict", "", "x")]
+EMPTY_PATHS = [
+    ("train", "--config-dir", "{configs}", "--output", ""),
+    ("train", "--config-dir", "{configs}", "--data-path", ""),
+    ("lineage", ""),
+    ("predict", "", "x"),
+    *(("hpo", command, "--data", "") for command in ("run", "resume", "worker")),
+]
 
 
 @pytest.mark.parametrize("command", EMPTY_PATHS)
@@ -526,9 +533,14 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     ]
 
 
-def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
-    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
-    shutil.copytree(config_dir, tmp_path / "configs")
+@pytest.mark.parametrize("own", ["train.yaml", "data/resumes.yaml"])
+def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(
+    cli, config_dir: Path, tmp_path: Path, own: str
+) -> None:
+    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs (and its data file
+    over one of a configs folder without train.yaml)."""
+    shutil.copytree(config_dir, tmp_path / "configs", ignore=shutil.ignore_patterns("train.yaml"))
+    (tmp_path / "configs" / own).write_text("path: mine\n")
     before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [

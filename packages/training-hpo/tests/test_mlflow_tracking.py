@@ -149,7 +149,7 @@ def test_a_sweep_s_bad_tracking_uri_is_named_where_it_came_from(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A bad mlflow_uri (--mlflow-uri) was named tracking.mlflow, a setting the caller never wrote."""
-    from training.hpo import run_local_hpo_sweep
+    from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
     run = {"search_space": quick_settings("bad-uri"), "study_dir": tmp_path / "study", "isolation": "inprocess"}
@@ -159,6 +159,14 @@ def test_a_sweep_s_bad_tracking_uri_is_named_where_it_came_from(
     with pytest.raises(ConfigError, match=r"^tracking.mlflow: cannot use MLflow tracking URI 'http://127.0.0.1:9': "):
         run_local_hpo_sweep(config=config, **run)
     assert not (tmp_path / "study").exists()
+    study = run_local_hpo_sweep(config=tiny_config, mlflow_uri=f"sqlite:///{tmp_path / 'mlflow.db'}", **run)
+    (tmp_path / "mlflow.db").write_text("not a database\n")  # the recorded store, unusable on a continuing run
+    recorded = r"^the study's recorded mlflow_uri: cannot use MLflow tracking URI "  # not --mlflow-uri, never given
+    with pytest.raises(ConfigError, match=recorded):
+        run_local_hpo_sweep(config=tiny_config, **run)
+    with pytest.raises(ConfigError, match=recorded):
+        resume_hpo_sweep(tmp_path / "study")
+    assert len(load_study(tmp_path / "study").trials) == len(study.trials)
 
 
 @pytest.mark.slow

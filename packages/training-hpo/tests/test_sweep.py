@@ -7,6 +7,8 @@ import itertools
 import json
 import multiprocessing
 import os
+import re
+import shutil
 import signal
 import statistics
 import subprocess
@@ -20,7 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, InputError, TrainingError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
@@ -273,6 +275,11 @@ def test_a_backbone_and_a_dataset_in_memory(tiny_config: TrainingConfig, dataset
     assert study.trials[0].state == TrialState.COMPLETE
     with pytest.raises(InputError, match=r"on a dataset in memory; pass its data path as data_path \(--data\)$"):
         resume_hpo_sweep(tmp_path)
+    smaller = Dataset({"train": dataset["train"][:20]}, labels=dataset.labels)
+    with pytest.raises(InputError, match=r"pass that dataset \(dataset=\) or its data path \(data_path, --data\)$"):
+        run_local_hpo_sweep(
+            "tiny-bert", settings("memory", n_trials=2), config=tiny_config, dataset=smaller, study_dir=tmp_path
+        )
     (tmp_path / "2").mkdir()
     (tmp_path / "2" / "cache").write_text("a file where the feature cache belongs\n")  # every trial fails at once
     with pytest.raises(SweepStopped, match=r"failed in a row .*last reason: .*lies inside the file") as stopped:
@@ -326,6 +333,19 @@ def test_a_study_run_again_goes_on_with_the_data_it_recorded(config_dir: Path, t
     assert str(refused.value).startswith(f"{tmp_path / 'study'}: study 'other' was run on {other} (")
     assert f"not on {theirs} (" in str(refused.value) and "leave out data_path (--data)" in str(refused.value)
     assert len(load_study(tmp_path / "study").trials) == 2
+
+
+def test_a_study_whose_data_moved_goes_on_with_the_config_data_path(config_dir: Path, tmp_path: Path) -> None:
+    # The recorded path was read though the data had moved and data.path said where: 'no such file or folder'.
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    run = {"config_dir": configs, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("moved", n_trials=1), **run)
+    (configs / "data" / "ner").rename(configs / "data" / "moved")
+    data_yaml = configs / "data" / "ner.yaml"
+    data_yaml.write_text(data_yaml.read_text().replace("path: data/ner", "path: data/moved"))
+    study = run_local_hpo_sweep("tiny-bert", settings("moved", n_trials=2), **run)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
 
 
 @pytest.mark.slow
@@ -460,6 +480,39 @@ def test_a_backbone_that_is_not_here_is_refused_before_any_trial(
     with pytest.raises(ConfigError, match=r"^model.backbone 'nope': neither a local folder, a bundled alias"):
         run_local_hpo_sweep(None, settings("nope"), config=config, study_dir=tmp_path / "in", isolation="inprocess")
     assert not list(tmp_path.iterdir())
+
+
+def test_a_resumed_study_whose_backbone_is_gone_is_refused_before_any_trial(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Resume and worker skipped the check: an offline host failed hpo.max_failed_trials trials before it stopped.
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    config = tiny_config.with_values({"model.backbone": str(backbone)})
+    run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep(None, settings("gone", n_trials=1), **run)
+    shutil.rmtree(backbone)
+    with pytest.raises(ConfigError, match=rf"^model.backbone '{backbone}': "):
+        resume_hpo_sweep(tmp_path / "study", dataset=dataset, n_trials=3)
+    assert len(load_study(tmp_path / "study").trials) == 1
+
+
+def test_a_model_check_failing_unexpectedly_leaves_no_study_folder(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Its traceback went to error.log in the study folder, which the refused sweep had not made otherwise.
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    model_config = json.loads((backbone / "config.json").read_text())
+    (backbone / "config.json").write_text(json.dumps(model_config | {"num_hidden_layers": "two"}))
+    config = tiny_config.with_values({"model.backbone": str(backbone)})
+    run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    with pytest.raises(TrainingError, match=r"^the model check failed: .*\(traceback in (.*)\)$") as failed:
+        run_local_hpo_sweep(None, settings("unexpected", n_trials=1), **run)
+    assert not (tmp_path / "study").exists()
+    assert Path(re.search(r"traceback in (.*)\)$", str(failed.value))[1]).is_file()
 
 
 def test_the_sweep_s_folds_keep_a_group_together(tiny_config: TrainingConfig, tmp_path: Path) -> None:

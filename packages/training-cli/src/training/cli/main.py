@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from training.cli._version import __version__
+from training.common.arguments import non_empty
 from training.common.errors import TrainingError
 from training.common.optional import MissingDependencyError
 
@@ -32,8 +33,8 @@ class CommandParser(argparse.ArgumentParser):
     _intermixing = False
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
-        if kwargs.get("type") is Path:  # `--output ""` (an unset shell variable) was the working directory
-            kwargs["type"] = _path
+        if kwargs.get("type") in (Path, os.path.expanduser):  # `--output ""` was the working directory
+            kwargs["type"] = non_empty(kwargs["type"])
         return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
@@ -156,13 +157,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
-
-
-def _path(text: str) -> Path:
-    """An argparse type: a path, never the empty string, which `Path` reads as the working directory."""
-    if not text:
-        raise argparse.ArgumentTypeError("expected a path, got an empty string")
-    return Path(text)
 
 
 def _reporting_rank() -> bool:

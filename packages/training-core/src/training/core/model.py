@@ -23,7 +23,7 @@ from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, expect_instance, first_line
 from training.common.quiet import QuietLibrary
-from training.config.schema import TrainingConfig
+from training.config.schema import ModelConfig, TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
 from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
@@ -67,6 +67,32 @@ def create_model_and_tokenizer(
             )
         check_max_length(settings.max_length, model.config, tokenizer)
         return model, tokenizer
+    source, options, own_config, model_config, tokenizer = _backbone(settings, tag_names)
+    if settings.backbone == TINY_BERT:
+        return tiny_bert_model(model_config), tokenizer
+    try:
+        with _quiet_transformers():
+            # A head of another size is replaced by a new one; one of the same size is handled below.
+            model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
+    except _LOAD_ERRORS as error:
+        raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
+    has_token_head = any(name.endswith("ForTokenClassification") for name in own_config.architectures or ())
+    if has_token_head and _id2label(own_config) != _id2label(model_config):
+        _new_head(model)
+    return model, tokenizer
+
+
+def check_backbone(config: TrainingConfig, labels: Sequence[str] | None = None) -> None:
+    """The backbone's config and tokenizer, resolved as `create_model_and_tokenizer` does but without its weights: a
+    backbone that is not here fails in the same one line, without loading gigabytes."""
+    TrainingConfig.check(config)
+    _backbone(config.model, iob2_tag_names(_entity_types(config, labels)))
+
+
+def _backbone(
+    settings: ModelConfig, tag_names: Sequence[str]
+) -> tuple[str, dict[str, Any], PretrainedConfig, PretrainedConfig, PreTrainedTokenizerBase]:
+    """Where the backbone is and how it loads, its own config, the one with our tags, and its checked tokenizer."""
     folder = local_backbone(settings.backbone)
     source, revision = (str(folder), None) if folder is not None else (settings.backbone, settings.revision)
     options = {"revision": revision, "trust_remote_code": settings.trust_remote_code}
@@ -80,18 +106,7 @@ def create_model_and_tokenizer(
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
-    if settings.backbone == TINY_BERT:
-        return tiny_bert_model(model_config), tokenizer
-    try:
-        with _quiet_transformers():
-            # A head of another size is replaced by a new one; one of the same size is handled below.
-            model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
-    except _LOAD_ERRORS as error:
-        raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
-    has_token_head = any(name.endswith("ForTokenClassification") for name in own_config.architectures or ())
-    if has_token_head and _id2label(own_config) != _id2label(model_config):
-        _new_head(model)
-    return model, tokenizer
+    return source, options, own_config, model_config, tokenizer
 
 
 def check_max_length(

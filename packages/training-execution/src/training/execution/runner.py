@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from data.loaders import Dataset
+from training.common.arguments import non_empty
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.config.schema import TrainingConfig
 from training.core.run_context import RunContext, create_run_context
@@ -125,8 +126,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         prog="python -m training.execution.runner", description="Run one training job from its job.json."
     )
     parser.add_argument("job", help="the job spec (job.json)")
-    parser.add_argument("--data", type=os.path.expanduser, help="data folder or file, replacing the spec's data_path")
-    parser.add_argument("--output", help="output (run) folder, replacing the spec's output_dir")
+    parser.add_argument(
+        "--data", type=non_empty(os.path.expanduser), help="data folder or file, replacing the spec's data_path"
+    )
+    parser.add_argument("--output", type=non_empty(str), help="output (run) folder, replacing the spec's output_dir")
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

@@ -35,7 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.add_argument(
         "--data",
         type=os.path.expanduser,
-        help="data folder or file (default: the study's, when it continues one, else data.path of the data config)",
+        help="data folder or file (default: the study's while it is there, when it continues one, else the data "
+        "config's data.path)",
     )
     run.add_argument("--study-dir", type=Path, help=f"study folder (default: {DEFAULT_STUDIES}/<hpo name>)")
     run.add_argument("--backbone", help="model config name or backbone id to tune")

@@ -28,7 +28,7 @@ from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, sqlite_url
 from training.hpo.failures import one_line
-from training.hpo.recovery import MAX_RETRIES, file_lock
+from training.hpo.recovery import MAX_RETRIES, file_lock, machine_name
 from training.hpo.study_folder import StudyFolder, StudyManifest
 
 HEARTBEAT_INTERVAL_S = 60
@@ -173,3 +173,28 @@ def load_study(
     """Open an existing study from its folder (its manifest names the storage), or from a storage URL and name."""
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     return open_study(name, open_storage(location), location)
+
+
+def check_own_study(folder: StudyFolder, name: str, location: str) -> None:
+    """Refuse a study folder that holds another study (another name or storage): both would share its trial folders
+    and `best_config.json`, and its manifest would no longer lead to the first one."""
+    if not folder.manifest.is_file():
+        return
+    held, held_name = study_location(folder.root)
+    if (held_name, redact_url(held)) != (name, redact_url(location)):
+        raise InputError(
+            f"{folder.root}: holds study {held_name!r} in {redact_url(held)!r}, not {name!r} in "
+            f"{redact_url(location)!r}; continue it with `training hpo resume --study-dir {folder.root}` or choose "
+            "another study folder"
+        )
+
+
+def one_host_for_files(location: str, machine: str | None) -> None:
+    """Refuse a second machine on a file storage: neither process ids nor heartbeats tell its dead trials there."""
+    here = machine_name()
+    if is_file_storage(location) and machine is not None and machine != here:
+        raise InputError(
+            f"storage {redact_url(location)!r} is a file, and the study runs on {machine}, not on {here}: "
+            "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
+            "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
+        )

@@ -33,7 +33,15 @@ from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import file_lock, machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
-from training.hpo.storage import is_file_storage, load_study, open_storage, open_study, storage_location, study_location
+from training.hpo.storage import (
+    check_own_study,
+    load_study,
+    one_host_for_files,
+    open_storage,
+    open_study,
+    storage_location,
+    study_location,
+)
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import NewerRecordError, SweepSettings
 from training.hpo.trial_runner import check_model
@@ -97,15 +105,18 @@ def run_local_hpo_sweep(
     space.check(base)
     folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
-    _check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
+    check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
     stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
     tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
-    tracking = _tracking(tracking_uri, base)
+    tracking = _tracking(tracking_uri, base, mlflow_uri)
     data_location = os.fspath(data_path) if data_path is not None else None
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
     if dataset is None:
-        data_location = data_location or (stored and stored.data_path) or base.data.path
+        recorded = stored and stored.data_path
+        if recorded and not recorded.startswith(HUB_PREFIX) and not Path(recorded).exists():
+            recorded = None  # data moved: the config's data.path, whose fingerprint is checked below
+        data_location = data_location or recorded or base.data.path
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
     start_trial_processes(hpo.isolation)  # once the settings are known good
@@ -115,11 +126,16 @@ def run_local_hpo_sweep(
         raise InputError(
             f"{folder.root}: study {hpo.name!r} was run on {stored.data_path or 'a dataset in memory'} "
             f"({stored.dataset_fingerprint[:12]}), not on {data_location or 'the dataset given'} "
-            f"({dataset.fingerprint[:12]}); leave out data_path (--data) to go on with its data"
+            f"({dataset.fingerprint[:12]}); "
+            + (
+                "leave out data_path (--data) to go on with its data"
+                if stored.data_path
+                else "pass that dataset (dataset=) or its data path (data_path, --data)"
+            )
         )
     check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
-        _check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
+        check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
         if have_splits:  # splits of other data are refused before the storage is touched
             _splits(folder, dataset, hpo, base)
@@ -139,7 +155,7 @@ def run_local_hpo_sweep(
         )
         record = _check_or_save(study, record, folder)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
-            tracking = _tracking(joined, base)  # a sweep started with this one made the study: log where it does
+            tracking = _tracking(joined, base, mlflow_uri)  # a sweep started with this one made the study: log there
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
         manifest = StudyManifest(study_name=hpo.name, storage=redact_url(location), study_dir=record.study_dir)
         folder.write_manifest(manifest)
@@ -188,7 +204,7 @@ def resume_hpo_sweep(
     study = open_study(name, backend, location)
     record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
-        _one_host_for_files(location, record)
+        one_host_for_files(location, record.machine)
     overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
     hpo = _with_overrides(record.hpo_config.model_dump(), overrides | {"parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
@@ -197,7 +213,7 @@ def resume_hpo_sweep(
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
-    tracking = _tracking(record.tracking_uri(mlflow_uri), record.config)
+    tracking = _tracking(record.tracking_uri(mlflow_uri), record.config, mlflow_uri)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
@@ -206,6 +222,7 @@ def resume_hpo_sweep(
             f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
             f"{record.dataset_fingerprint[:12]}; pass the study's data"
         )
+    check_model(record.config, dataset.labels, hpo.isolation, None, folder.root / "error.log")  # offline: fail once
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
@@ -215,15 +232,20 @@ def resume_hpo_sweep(
     ).run()
 
 
-def _tracking(tracking_uri: str | None, config: TrainingConfig) -> Callable[[str, SweepSettings], SweepTracker] | None:
+def _tracking(
+    tracking_uri: str | None, config: TrainingConfig, given: str | None
+) -> Callable[[str, SweepSettings], SweepTracker] | None:
     """The sweep's MLflow tracker, given its study's name and settings (None: no tracking); its store is connected to
-    once, here, before any work: a bad store stops the sweep first, naming `config`'s setting if it came from there."""
+    once, here, before any work: a bad store stops the sweep first, naming where the URI came from."""
     if tracking_uri is None:
         return None
     from training.execution.tracking import connect
     from training.hpo.mlflow_tracking import SETTING, SweepTracker
 
-    setting = SETTING if tracking_uri == config.tracking.mlflow else "mlflow_uri (--mlflow-uri)"
+    if tracking_uri == config.tracking.mlflow:
+        setting = SETTING
+    else:
+        setting = "mlflow_uri (--mlflow-uri)" if tracking_uri == given else "the study's recorded mlflow_uri"
     return functools.partial(SweepTracker, connect(tracking_uri, setting), tracking_uri)
 
 
@@ -238,17 +260,6 @@ def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | No
         if isinstance(error, NewerRecordError):
             raise
         return None  # a study whose record was never saved: checked when it is saved
-
-
-def _one_host_for_files(location: str, record: SweepSettings) -> None:
-    """Refuse a second machine on a file storage: neither process ids nor heartbeats tell its dead trials there."""
-    here = machine_name()
-    if is_file_storage(location) and record.machine is not None and record.machine != here:
-        raise InputError(
-            f"storage {redact_url(location)!r} is a file, and the study runs on {record.machine}, not on {here}: "
-            "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
-            "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
-        )
 
 
 def _settings(
@@ -321,20 +332,6 @@ def _load(path: str, config: TrainingConfig) -> Dataset:
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset
-
-
-def _check_own_study(folder: StudyFolder, name: str, location: str) -> None:
-    """Refuse a study folder that holds another study (another name or storage): both would share its trial folders
-    and `best_config.json`, and its manifest would no longer lead to the first one."""
-    if not folder.manifest.is_file():
-        return
-    held, held_name = study_location(folder.root)
-    if (held_name, redact_url(held)) != (name, redact_url(location)):
-        raise InputError(
-            f"{folder.root}: holds study {held_name!r} in {redact_url(held)!r}, not {name!r} in "
-            f"{redact_url(location)!r}; continue it with `training hpo resume --study-dir {folder.root}` or choose "
-            "another study folder"
-        )
 
 
 def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import functools
 import os
+import tempfile
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
@@ -46,9 +47,11 @@ def run_trial(
 def check_model(
     config: TrainingConfig, labels: tuple[str, ...], isolation: Isolation, given: str | None, error_log: Path
 ) -> None:
-    """Build the model every trial starts from once, before any trial (in a trial process, where torch is loaded): a
+    """Resolve the backbone's config and tokenizer (not its weights) once, before any trial, in a trial process: a
     backbone that is not here fails every trial alike. `given`: the backbone the caller named (`--backbone`)."""
-    work = functools.partial(_build_model, config, labels)
+    work = functools.partial(_check_backbone, config, labels)
+    if not error_log.parent.is_dir():  # a study folder the sweep has not made yet is not made for a traceback
+        error_log = Path(tempfile.gettempdir()) / f"training-model-check-{os.getpid()}.log"
     try:
         if isolation == "inprocess":
             with as_in_a_process("the model check", error_log):
@@ -61,10 +64,10 @@ def check_model(
         raise ConfigError(f"backbone {given!r} (--backbone): {error}") from None
 
 
-def _build_model(config: TrainingConfig, labels: tuple[str, ...], dataset: Dataset | None, connection: Any) -> None:
-    from training.core.model import create_model_and_tokenizer
+def _check_backbone(config: TrainingConfig, labels: tuple[str, ...], dataset: Dataset | None, connection: Any) -> None:
+    from training.core.model import check_backbone
 
-    create_model_and_tokenizer(config, labels=labels)
+    check_backbone(config, labels=labels)
 
 
 class _PipeReporter:

@@ -30,7 +30,7 @@ def positive_int(text: str) -> int:
 def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:
     """Refuse an `--output` file that exists and is not an earlier `what`: it may be one of the command's inputs (a
     run's metrics.json, the data, a config file), which the write would lose."""
-    if path.is_file() and not earlier(path):
+    if path.is_file() and path.stat().st_size and not earlier(path):  # an empty file (`mktemp`) holds nothing
         raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
 

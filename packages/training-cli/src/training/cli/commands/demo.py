@@ -106,8 +106,9 @@ def run(args: argparse.Namespace) -> int:
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
-    # An earlier demo's folder is written again (and its study resumed); a config folder of the user's is not.
-    if (out / "configs/train.yaml").exists() and not (out / "configs/hpo/demo.yaml").is_file():
+    # An earlier demo's folder (all its files) is written again and its study resumed; a user's file there is not.
+    files = ("train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml", "corpus")
+    if len({(out / "configs" / name).exists() for name in files}) > 1:
         raise InputError(f"{out / 'configs'}: a config folder the demo did not write; choose another --output")
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", profile, args.seed)
