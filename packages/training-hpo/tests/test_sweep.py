@@ -501,12 +501,13 @@ def test_a_resumed_study_whose_backbone_is_gone_is_refused_before_any_trial(
 def test_a_model_check_failing_unexpectedly_leaves_no_study_folder(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
-    # Its traceback went to error.log in the study folder, which the refused sweep had not made otherwise.
+    # Its traceback went to error.log in the study folder, which the refused sweep had not made otherwise. A string as
+    # the tokenizer's model_max_length fails the check unexpectedly under every transformers release tested.
     from training.core.model import create_model_and_tokenizer, save_model
 
     backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
-    model_config = json.loads((backbone / "config.json").read_text())
-    (backbone / "config.json").write_text(json.dumps(model_config | {"num_hidden_layers": "two"}))
+    tokenizer_config = json.loads((backbone / "tokenizer_config.json").read_text())
+    (backbone / "tokenizer_config.json").write_text(json.dumps(tokenizer_config | {"model_max_length": "big"}))
     config = tiny_config.with_values({"model.backbone": str(backbone)})
     run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study", "isolation": "inprocess"}
     with pytest.raises(TrainingError, match=r"^the model check failed: .*\(traceback in (.*)\)$") as failed:
