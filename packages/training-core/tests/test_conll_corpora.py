@@ -207,6 +207,7 @@ def test_wikiann_language_codes_before_every_token_are_dropped(tmp_path: Path) -
         ("http://a.com", ()),
         ("http://b.com", (Span(0, 12, "URL"),)),
     ]
+    assert read(tmp_path, "en:Paris\tB-LOC\nen:/\tO\n") == [("Paris /", (Span(0, 5, "LOC"),))]  # a word '/' is one
 
 
 def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path) -> None:

@@ -281,7 +281,7 @@ def _language_prefix(records: list[Record]) -> str:
         return ""
     tokens = [token for record in records for token in record.fields["tokens"]]
     # A word after the code, never a URL's `//` (a file of links, `http://a.com`, keeps its scheme).
-    shared = all(token.startswith(found[0]) and token[found.end() :][:1] not in ("", "/") for token in tokens)
+    shared = all(token.startswith(found[0]) and token[found.end() :][:2] not in ("", "//") for token in tokens)
     return found[0] if shared and len(set(tokens)) > 1 else ""
 
 
