@@ -414,20 +414,26 @@ def postgres_server() -> Iterator[Path]:
 
 
 @pytest.fixture
-def postgres_url(postgres_server: Path) -> str:
+def postgres_url(postgres_server: Path) -> Iterator[str]:
     """A fresh database on the session's server, as a storage URL with a password (which trust authentication
-    ignores): the studies of different tests never meet."""
+    ignores): the studies of different tests never meet. Dropped afterwards with the connections that the test's
+    storages still hold (until garbage collection), so that they do not add up to the server's limit."""
     import psycopg2
 
     name = f"studies_{uuid.uuid4().hex[:12]}"
-    connection = psycopg2.connect(host=str(postgres_server), user="postgres", dbname="postgres", connect_timeout=30)
-    try:
-        connection.autocommit = True
-        with connection.cursor() as cursor:
-            cursor.execute(f"CREATE DATABASE {name}")
-    finally:
-        connection.close()
-    return f"postgresql+psycopg2://postgres:{STORAGE_PASSWORD}@/{name}?host={postgres_server}"
+
+    def execute(statement: str) -> None:
+        connection = psycopg2.connect(host=str(postgres_server), user="postgres", dbname="postgres", connect_timeout=30)
+        try:
+            connection.autocommit = True
+            with connection.cursor() as cursor:
+                cursor.execute(statement)
+        finally:
+            connection.close()
+
+    execute(f"CREATE DATABASE {name}")
+    yield f"postgresql+psycopg2://postgres:{STORAGE_PASSWORD}@/{name}?host={postgres_server}"
+    execute(f"DROP DATABASE {name} WITH (FORCE)")
 
 
 # -- results -----------------------------------------------------------------------------------------------------------

@@ -103,8 +103,10 @@ def test_a_dead_worker_in_another_pid_namespace_is_found_by_the_heartbeat(
     worker = training_command("hpo", "worker", "--storage", postgres_url, "--study-name", name, "--inprocess")
     here = machine_identity()["pid_namespace"]
 
+    watched = load_study(storage=postgres_url, study_name=name)  # one storage: each holds a pooled connection
+
     def doomed_trial() -> int | None:
-        running = load_study(storage=postgres_url, study_name=study.study_name).get_trials(states=(TrialState.RUNNING,))
+        running = watched.get_trials(states=(TrialState.RUNNING,))
         theirs = (t for t in running if t.user_attrs.get("owner", {}).get("pid_namespace") != here)
         # Mid-trial: all its parameters sampled (recorded once the last one is; `params` fills one at a time).
         return next((t.number for t in theirs if t.user_attrs.get("hyperparameters")), None)
