@@ -135,6 +135,17 @@ def test_an_empty_token_or_tag_cell_is_named_and_a_leading_one_keeps_its_positio
     assert read(tmp_path, "  Paris B-LOC\n") == [("Paris", (Span(0, 5, "LOC"),))]  # spaces before: as before
 
 
+def test_tab_indented_lines_read_with_the_default_columns(tmp_path: Path) -> None:
+    """Lines that start with a tab (`<TAB>Paris<TAB>B-LOC`) failed as "data.columns.tokens (column 0) is empty"
+    without any data.columns: a leading empty cell keeps its place only for the positions data.columns gives."""
+    indented = "\tParis\tB-LOC\n\tis\tO\n\n\t\tBerlin\tB-LOC\n"
+    assert read(tmp_path, indented) == [("Paris is", (Span(0, 5, "LOC"),)), ("Berlin", (Span(0, 6, "LOC"),))]
+    assert read(tmp_path, indented, columns=Columns(tokens=-2, tags=-1)) == read(tmp_path, indented)
+    assert load_error(tmp_path, indented, columns=Columns(tokens=0, tags=-1)).startswith(
+        "train.conll:1: data.columns.tokens (column 0) is empty; the line has empty cells"
+    )
+
+
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:
     """MIT Movie and Restaurant files (`B-Actor<TAB>steve`) failed on "tag 'steve' is malformed", which did not say
     that the columns were the other way round, nor which setting reads them."""

@@ -18,6 +18,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +205,9 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
 
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
     token_at, tag_at = 0 if positions[0] is None else positions[0], -1 if positions[1] is None else positions[1]
+    # Leading empty cells keep their place for the positions `data.columns` gives, else a tab-indented line's first
+    # cell would be its token.
+    row = partial(_row, leading=positions != (None, None))
     read: list[Record] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -215,14 +219,14 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     # is one without a tab where token lines have them (a file mixing separators may tab any line, a `#` token's too).
     token_width, tabbed = next(
         (
-            (len(row), "\t" in line)
-            for line, row in zip(lines, map(_row, lines), strict=True)
-            if row and not _boundary(row) and not _hash(row)
+            (len(cells), "\t" in line)
+            for line, cells in zip(lines, map(row, lines), strict=True)
+            if cells and not _boundary(cells) and not _hash(cells)
         ),
         (0, False),
     )
     for number, line in enumerate(lines, start=1):
-        columns = _row(line)
+        columns = row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
             token_like = len(columns) == token_width and not (tabbed and "\t" not in line)
             picked = token_like and _picked(path, number, line, columns, token_at, tag_at)
@@ -335,16 +339,16 @@ def _hash(columns: list[str]) -> bool:
     return columns[0].split(maxsplit=1)[:1] in (["#"], ["#begin"], ["#end"])  # none for a no-break space token
 
 
-def _row(line: str) -> list[str]:
-    """A line's columns but empty ones at its end (a trailing tab); none for a blank line. An empty cell before or
-    between tabs (a spreadsheet's, Kaggle's blank `Sentence #` on a sentence's later rows) keeps its place:
-    `data.columns` positions count it."""
+def _row(line: str, leading: bool) -> list[str]:
+    """A line's columns but empty ones at its end (a trailing tab); none for a blank line. An empty cell between tabs
+    keeps its place, and so does one before the first tab where `leading` (a spreadsheet's, Kaggle's blank
+    `Sentence #` on a sentence's later rows): `data.columns` positions count it."""
     if not line.strip():
         return []
     columns = _conll_columns(line)
     while not columns[-1]:  # some column holds the line's text
         columns.pop()
-    while not columns[0] and "\t" not in line:  # spaces before a space-separated line's first word
+    while not columns[0] and not (leading and "\t" in line):  # spaces or tabs before a line's first word
         del columns[0]
     return columns
 
