@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from data.loaders import load_dataset
+from training.core.run_folder import RunFolder
 
 
 def test_help_lists_every_command(cli) -> None:
@@ -133,6 +134,22 @@ def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_ru
     report = ("report", str(trained_run), "--data-path", str(data), "--output", str(tmp_path / "report"))
     reported = cli(*report, "--format", "auto")
     assert reported.returncode == 0, reported.stderr
+
+
+def test_evaluate_reads_json_data_with_a_conll_run_s_column_positions(cli, trained_run: Path, tmp_path: Path) -> None:
+    """A run trained on a CoNLL file with data.columns positions (GermEval's tokens: 1, tags: 2) evaluates a JSON
+    file, read by its keys: the run's positions are ignored there, where a user's own are refused."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    folder = RunFolder(run)
+    config = folder.read_config()
+    assert config is not None
+    folder.write_config(config.with_values({"data": {"format": "auto", "columns": {"tokens": 1, "tags": 2}}}).to_yaml())
+    data = tmp_path / "held-out.jsonl"
+    data.write_text('{"tokens": ["Anna", "works"], "tags": ["B-PERSON", "O"]}\n', encoding="utf-8")
+    evaluated = cli("evaluate", str(run), "--data-path", str(data), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 1
 
 
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:

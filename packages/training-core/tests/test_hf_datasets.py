@@ -344,8 +344,15 @@ def test_columns_are_found_or_set() -> None:
     with pytest.raises(DataError, match=r"data.columns.tags: no column 'tag'; the columns are \['toks', 'bio'\]"):
         load_dataset(odd, columns=Columns("toks", "tag"))
     assert load_dataset(odd, columns=Columns("toks", "bio"))["train"][1].text == "Mary lives in Berlin"
-    # A CoNLL run's positions are ignored, as a datasets run's names are for CoNLL files (they were refused).
-    assert load_dataset(tagged(), columns=Columns(1, 2)).fingerprint == load_dataset(tagged()).fingerprint
+    # A user's positions are refused (they were ignored); a CoNLL run's are ignored, as a datasets run's names are for
+    # CoNLL files.
+    with pytest.raises(DataError) as error:
+        load_dataset(tagged(), columns=Columns(1, "ner_tags"))
+    assert str(error.value) == (
+        "<Dataset>: data.columns.tokens: 1 is a column position; positions apply to CoNLL/TSV files only, and datasets "
+        "input is read by its column names"
+    )
+    assert load_dataset(tagged(), columns=Columns(1, 2, True)).fingerprint == load_dataset(tagged()).fingerprint
 
 
 def test_unknown_or_duplicate_splits_and_no_train_are_errors() -> None:

@@ -13,6 +13,7 @@ from data.hf_datasets import Columns
 from data.loaders import Dataset, load_dataset
 from data.segmentation import split_words
 from training.common.errors import DataError, InputError
+from training.config import DataConfig
 
 # Two documents, each as character spans, as tokens with IOB2 tags, and as CoNLL lines.
 TEXTS = ["John Smith works at Acme Corp in Paris", "Mary lives in Berlin"]
@@ -179,13 +180,21 @@ def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Pa
     assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
 
 
-def test_data_columns_positions_and_names_for_a_json_file_are_ignored(tmp_path: Path) -> None:
-    """A run trained on a CoNLL file with positions (GermEval's tokens: 1, tags: 2) could not read a JSON file ("1 is
-    a position"), as one trained on `datasets` input with names could; a JSON file is read by its keys."""
+def test_data_columns_positions_for_a_json_file_are_refused_unless_a_run_s(tmp_path: Path) -> None:
+    """Positions a user gave in data.columns for a JSON file were silently ignored; a run's (trained on a CoNLL file
+    with GermEval's tokens: 1, tags: 2, now reading a JSON file) still are, as names are for JSON files."""
     path = write(tmp_path / "train.jsonl", jsonl(token_records()))
+    assert load_error(path, columns=Columns(tokens="words", tags=-1)) == (
+        f"{path}: data.columns.tags: -1 is a column position; positions apply to CoNLL/TSV files only, and a JSON "
+        "file is read by its keys"
+    )
     expected = load_dataset(path).fingerprint
-    assert load_dataset(path, columns=Columns(tokens=1, tags=2)).fingerprint == expected
+    assert load_dataset(path, columns=Columns(tokens=1, tags=2, inherited=True)).fingerprint == expected
     assert load_dataset(path, columns=Columns("words", "labels")).fingerprint == expected
+    germeval = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})  # as data/germeval.yaml sets it
+    with pytest.raises(DataError, match=r"data.columns.tokens: 1 is a column position; positions apply to CoNLL/TSV"):
+        germeval.load(path)
+    assert germeval.load(path, inherited=True).fingerprint == expected
 
 
 def test_docstart_records_of_converted_conll_start_groups_not_documents(tmp_path: Path) -> None:

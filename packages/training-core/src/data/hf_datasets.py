@@ -54,15 +54,16 @@ class HubId:
 @dataclass(frozen=True, slots=True)
 class Columns:
     """Which columns hold the words and the tags: names in `datasets` input, positions in a CoNLL file; None finds
-    them among the usual names (CoNLL: the first and the last)."""
+    them among the usual names (CoNLL: the first and the last). `inherited` columns are a run's, reading other data
+    (a CoNLL run's positions for a JSON file): what that data does not take is ignored there, not refused."""
 
     tokens: str | int | None = None
     tags: str | int | None = None
+    inherited: bool = False
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input, positions
-        for CoNLL files: each is ignored elsewhere (a run's, kept when it reads other data); a number in quotes for a
-        CoNLL file is an error."""
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input and ignored
+        here; a number in quotes for a CoNLL file, or a position given for a JSON file, is an error."""
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
             if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
                 raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
@@ -70,13 +71,23 @@ class Columns:
                     "columns are positions (0 first, -1 last), written as numbers"
                 )
         if format != "conll":
+            self._refuse_positions(where, "a JSON file is read by its keys")
             return None, None
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
-    def names(self) -> Columns:
-        """The column names of `datasets` input; positions (a CoNLL run's, kept to read other data) are ignored."""
+    def names(self, where: str) -> Columns:
+        """The column names of `datasets` input `where`; positions are an error, or ignored where inherited."""
+        self._refuse_positions(where, "datasets input is read by its column names")
         return Columns(*(value if isinstance(value, str) else None for value in (self.tokens, self.tags)))
+
+    def _refuse_positions(self, where: str, read_by: str) -> None:
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, int) and not self.inherited:
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value} is a column position; positions apply to CoNLL/TSV files "
+                    f"only, and {read_by}"
+                )
 
 
 def is_datasets_input(asset: object) -> bool:
@@ -99,7 +110,7 @@ def read_datasets_input(
     records with tag names, or span records), and the entity types its `ClassLabel` names declare (None without)."""
     datasets = require("datasets", _NEEDED_BY)
     declared: dict[str, None] | None = None
-    columns = columns.names()
+    columns = columns.names(_source(asset))
     with quiet_datasets():
         source, splits = _open(datasets, asset)
         records = {}
@@ -119,11 +130,16 @@ def read_datasets_input(
     return source, records, None if declared is None else tuple(declared)
 
 
+def _source(asset: object) -> str:
+    """How messages name `asset`: its path or hub id, else its type (`<DatasetDict>`)."""
+    return os.fspath(asset) if isinstance(asset, (str, os.PathLike)) else f"<{type(asset).__name__}>"
+
+
 def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
+    text = _source(asset)
     if not isinstance(asset, (str, os.PathLike)):
         named = isinstance(asset, (datasets.DatasetDict, datasets.IterableDatasetDict))
-        return f"<{type(asset).__name__}>", dict(asset) if named else {"train": asset}
-    text = os.fspath(asset)
+        return text, dict(asset) if named else {"train": asset}
     if text.startswith(HUB_PREFIX):
         return text, _from_hub(datasets, HubId.parse(text), text)
     path = Path(text)

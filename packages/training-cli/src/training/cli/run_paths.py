@@ -65,12 +65,13 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
 
 def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
     """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, in
-    `data_format` when given."""
+    `data_format` when given; the run's columns that this data does not take (a CoNLL run's positions for a JSON
+    file) are ignored."""
     config = run_config(model_dir)
     if config is not None:
         data = config.data.model_copy(update={"format": data_format}) if data_format else config.data
         try:
-            return data.load(data_path)
+            return data.load(data_path, inherited=True)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
             if data_format or data.format == "auto":
                 raise

@@ -140,8 +140,10 @@ class DataConfig(Section):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
-    def load(self, path: str | os.PathLike[str] | Any = None) -> Dataset:
-        """The data at `path` (default: this section's; also a `datasets` object) read with this section's settings."""
+    def load(self, path: str | os.PathLike[str] | Any = None, *, inherited: bool = False) -> Dataset:
+        """The data at `path` (default: this section's; also a `datasets` object) read with this section's settings;
+        `inherited`: they are a run's, reading other data, which ignores the columns it does not take (a CoNLL run's
+        positions for a JSON file), where a user's own settings are refused."""
         from data.hf_datasets import Columns
         from data.loaders import load_dataset
 
@@ -158,7 +160,7 @@ class DataConfig(Section):
             misaligned_policy=self.misaligned_policy,
             scheme=self.scheme,
             tag_names=self.tag_names,
-            columns=Columns(self.columns.tokens, self.columns.tags),
+            columns=Columns(self.columns.tokens, self.columns.tags, inherited),
         )
 
 

@@ -192,7 +192,7 @@ def _evaluation_split(
                 "(--data-path), and split='test' (--split test)"
             )
         return str(config.data.path), "validation", inputs.validation
-    dataset = config.data.load(data_path) if config is not None else load_dataset(data_path)
+    dataset = config.data.load(data_path, inherited=True) if config is not None else load_dataset(data_path)
     split = chosen_split(dataset, data_path, split, "validation")
     return data_path, split, tuple(dataset[split])
 
