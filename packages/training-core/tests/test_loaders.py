@@ -300,11 +300,14 @@ def test_folder_with_train_validation_and_test(tmp_path: Path) -> None:
     assert dataset.report.source == str(tmp_path / "data")
 
 
-@pytest.mark.parametrize("name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL", "devel.jsonl"])
+@pytest.mark.parametrize(
+    "name", ["dev.jsonl", "valid.jsonl", "val.jsonl", "Validation.JSONL", "devel.jsonl", "development.conll"]
+)
 def test_validation_split_aliases(tmp_path: Path, name: str) -> None:
-    """BioBERT's `devel.tsv` was skipped unsaid, as a file of no split: the run had no validation data."""
+    """BioBERT's `devel.tsv`, and the `development.conll` of other corpora, were skipped unsaid, as files of no split:
+    the run had no validation data."""
     write(tmp_path / "train.jsonl", jsonl(span_records()))
-    write(tmp_path / name, jsonl(span_records()))
+    write(tmp_path / name, conll() if name.endswith(".conll") else jsonl(span_records()))
     assert list(load_dataset(tmp_path)) == ["train", "validation"]
 
 
@@ -333,10 +336,10 @@ def test_missing_path(tmp_path: Path) -> None:
 
 
 def test_folder_without_a_train_file(tmp_path: Path) -> None:
-    """The names it expected left out BioBERT's devel, which names the validation split too."""
+    """The names it expected left out BioBERT's devel (and development), which name the validation split too."""
     write(tmp_path / "validation.jsonl", jsonl(span_records()))
     assert load_error(tmp_path).startswith(
-        f"{tmp_path}: no train file; expected files named train, validation (or dev, devel) and test"
+        f"{tmp_path}: no train file; expected files named train, validation (or dev, devel, development) and test"
     )
 
 

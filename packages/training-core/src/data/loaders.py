@@ -263,7 +263,7 @@ def _split_files(folder: Path) -> dict[str, Path]:
         found[split] = file
     if "train" not in found:
         raise DataError(
-            f"{folder}: no train file; expected files named train, validation (or dev, devel) and test "
+            f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
             f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb)"
         )
     return {name: found[name] for name in SPLIT_ORDER if name in found}

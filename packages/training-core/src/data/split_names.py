@@ -14,6 +14,7 @@ SPLIT_ALIASES = {
     "val": "validation",
     "dev": "validation",
     "devel": "validation",  # BioBERT's corpora (NCBI-disease, BC5CDR, JNLPBA): train.tsv, devel.tsv, test.tsv
+    "development": "validation",
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
@@ -23,7 +24,8 @@ SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
 
 
 def file_split(file: Path) -> str | None:
-    """The split a data file of a folder holds, by its name (`dev.jsonl`, `eng.testa`), or None."""
+    """The split a data file of a folder holds, by its name (`dev.jsonl`, `eng.testa`), or None: a file of another
+    name (a README, CoNLL-2003's gazetteer `eng.list`, BioBERT's `train_dev.tsv`) is not read."""
     return SPLIT_ALIASES.get(file.stem.lower()) or SPLIT_SUFFIXES.get(file.suffix.lower())
 
 
