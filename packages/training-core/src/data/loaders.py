@@ -128,10 +128,12 @@ def load_dataset(
         files = _split_files(path) if path.is_dir() else {"train": path}
         sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
     sources = {name: _docstart_groups(part) for name, part in sources.items()}
+    renames: list[Callable[[Sequence[str]], Sequence[str]]] = []
     if labels is not None and len(labels) == 1:  # the one type of tags without one (`B`, `I`: keyphrase corpora)
-        sources = _retagged(sources, partial(typed_prefixes, label=labels[0]))
+        renames.append(partial(typed_prefixes, label=labels[0]))
     if scheme in ("auto", "IO"):  # another scheme has no bare types: they stay the malformed tags they are there
-        sources = _retagged(sources, io_names)
+        renames.append(io_names)
+    sources = _retagged(sources, renames)
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
     builders = {
@@ -222,11 +224,18 @@ def _tagged(sources: Iterable[_Source]) -> Iterator[tuple[_Source, Record, list[
                 yield part, record, tags
 
 
-def _retagged(sources: dict[str, _Source], rename: Callable[[Sequence[str]], Sequence[str]]) -> dict[str, _Source]:
-    """`sources` with their tags as `rename` reads all their tag names together (`io_names`: Few-NERD's own files'
-    bare entity types, `person-actor`, as the IO tags they are)."""
+def _retagged(
+    sources: dict[str, _Source], renames: Sequence[Callable[[Sequence[str]], Sequence[str]]]
+) -> dict[str, _Source]:
+    """`sources` with their tags as `renames`, in turn, read all their tag names together (`io_names`: Few-NERD's own
+    files' bare entity types, `person-actor`, as the IO tags they are); the tags are walked once for all."""
+    if not renames:
+        return sources
     distinct = sorted(set().union(*(tags for *_, tags in _tagged(sources.values()))))
-    named = {tag: new for tag, new in zip(distinct, rename(distinct), strict=True) if tag != new}
+    renamed: Sequence[str] = distinct
+    for rename in renames:
+        renamed = rename(renamed)
+    named = {tag: new for tag, new in zip(distinct, renamed, strict=True) if tag != new}
     if not named:
         return sources
     return {
