@@ -177,7 +177,7 @@ def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Pa
     two = load_error(path, labels=["KEYPHRASE", "X"])
     assert "), name that one type alone in data.labels (such as [KEYPHRASE])" in two
     typo = write(tmp_path / "typo.conll", "Paris\tB-PER\nis\tB\n")  # beside typed tags, a prefix alone is no tag
-    assert load_error(typo, labels=["PER"]).startswith(f"{typo}:1: tag 'B' {hint}")
+    assert load_error(typo, labels=["PER"]).startswith(f"{typo}:2: tag 'B' {hint}")
 
 
 def test_data_columns_positions_for_a_json_file_are_refused_unless_a_run_s(tmp_path: Path) -> None:
@@ -425,9 +425,10 @@ def test_label_not_in_the_schema_suggests_the_nearest(tmp_path: Path) -> None:
 
 
 def test_tag_label_not_in_the_schema(tmp_path: Path) -> None:
+    """A CoNLL tag of a type not in data.labels is named on its own line (7), not on its sentence's first (3)."""
     path = write(tmp_path / "a.conll", conll())
     assert load_error(path, labels=["PER", "LOC", "ORGS"]).startswith(
-        f"{path}:3: label 'ORG' is not in the schema (did you mean 'ORGS'?)"
+        f"{path}:7: label 'ORG' is not in the schema (did you mean 'ORGS'?)"
     )
     lower = write(tmp_path / "b.conll", conll([[tag.lower() for tag in row] for row in TAGS]))  # b-per: type `per`
     assert load_error(lower, labels=["PER", "LOC", "ORG"]).startswith(
@@ -603,6 +604,22 @@ def test_malformed_tag(tmp_path: Path, tag: str) -> None:
         f"{path}:3: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' with a prefix of B, I, E, S, L, U "
         "or M"
     )
+
+
+@pytest.mark.parametrize("scheme", ["auto", "IOB2"])
+def test_a_bad_conll_tag_is_named_on_its_own_line(tmp_path: Path, scheme: str) -> None:
+    """A malformed tag, or one the scheme does not allow, was named on its sentence's first line, not its own."""
+    path = write(tmp_path / "a.conll", "Anna B-PER\nlives O\n\nin O\nthe O\nB- X-FOO\nWest B-\n")
+    assert load_error(path, scheme=scheme).startswith(f"{path}:6: tag 'X-FOO' is malformed; expected 'O' or")
+    skipped = "1\tAnna\tB-PER\n2-3\tdu\tO\n2\tde\tO\n3\tle\tO\n4\tX\tS-PER\n"  # CoNLL-U: line 2 is no word
+    path = write(tmp_path / "b.conll", skipped)
+    expected = f"{path}:5: word 3 tag 'S-PER' is not IOB2; its prefixes are B, I"
+    assert load_error(path, scheme="IOB2", columns=Columns(1, -1)).startswith(expected)
+    path = write(tmp_path / "c.conll", "Anna B-PER\nKarenina E-PER\nread O\nTolstoy B-PER\n")
+    assert load_error(path, scheme="BIOES") == (
+        f"{path}:4: not valid BIOES: the sequence ends inside an unclosed 'PER' entity (closed by E-)"
+    )
+    assert "is BIOES but " + f"{path}:4: the sequence ends inside" in load_error(path)
 
 
 BIOES = [["B-PER", "E-PER", "O", "O", "B-ORG", "E-ORG", "O", "S-LOC"], ["S-PER", "O", "O", "S-LOC"]]

@@ -14,7 +14,7 @@ from data.documents import Document, Span, align_spans, spans_to_tags, token_spa
 from data.formats import HALF_SURROGATE, Record, tag_key
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, MisalignedSpans
-from data.schemes import split_tag, to_iob2
+from data.schemes import Place, to_iob2
 from data.segmentation import Word, split_words
 from training.common.errors import DataError
 
@@ -65,7 +65,7 @@ class DocumentBuilder:
             raise DataError(
                 f"{where}: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys {sorted(fields)}"
             )
-        return self._from_tokens(where, doc_id, fields, group)
+        return self._from_tokens(Place(self.file, record.line, record.lines), doc_id, fields, group)
 
     def _from_spans(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         text = fields["text"]
@@ -168,7 +168,8 @@ class DocumentBuilder:
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
-    def _from_tokens(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+    def _from_tokens(self, place: Place, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+        where = str(place)
         tokens = fields["tokens"]
         key = tag_key(fields)
         if key not in fields:
@@ -194,16 +195,16 @@ class DocumentBuilder:
                 raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
         # The words are predict's (`Document.from_words`); an entity's tokens holding characters in no word (a lone
         # U+200B) are trimmed or dropped and counted as a span's would be.
-        text, given = token_spans(tokens, self._iob2(where, tags))
+        text, given = token_spans(tokens, self._iob2(place, tags))
         words = split_words(text)
         kept = tuple(span for span, _ in self._align(where, text, words, list(given), set()))
         return Document(doc_id, text, words, spans_to_tags(words, kept), kept, group)
 
-    def _iob2(self, where: str, tags: list[str]) -> list[str]:
-        if self.labels is not None:
-            for label in filter(None, dict.fromkeys(split_tag(tag, where)[1] for tag in tags)):  # `O` has none
-                self._check_label(where, label)
-        conversion = to_iob2(tags, self.scheme or "IOB2", where)
+    def _iob2(self, place: Place, tags: list[str]) -> list[str]:
+        conversion = to_iob2(tags, self.scheme or "IOB2", place)  # every tag well-formed, or an error naming its line
+        if self.labels is not None and (unknown := {tag[2:] for tag in set(conversion.tags)} - {"", *self.labels}):
+            position = next(position for position, tag in enumerate(conversion.tags) if tag[2:] in unknown)
+            self._check_label(place.of(position), conversion.tags[position][2:])
         # IOB1 and IOB2 differ only in I- tags that start an entity: those are repairs, the rest conversions.
         self.counts["tags_repaired" if self.scheme in ("IOB1", "IOB2") else "tags_converted"] += conversion.changed
         return list(conversion.tags)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
@@ -46,11 +46,13 @@ _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words fol
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One document as written in a file, before validation."""
+    """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's), for
+    messages about one tag."""
 
     line: int
     fields: dict[str, Any]
     group: str | None = None
+    lines: Sequence[int] = ()
 
 
 class EncodingError(DataError):
@@ -211,7 +213,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     read: list[Record] = []
     tokens: list[str] = []
     tags: list[str] = []
-    first_line, group = 0, 0
+    numbers: list[int] = []  # the line of each token
+    group = 0
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
@@ -236,8 +239,12 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
-                read.append(Record(first_line, {"tokens": tokens, "tags": tags}, f"doc{group}" if group else None))
-                tokens, tags = [], []
+                fields = {"tokens": tokens, "tags": tags}
+                # A range where no line among the tokens' was skipped (all but CoNLL-U's multiword tokens): no int each.
+                run = range(numbers[0], numbers[-1] + 1)
+                on = run if len(run) == len(numbers) else tuple(numbers)
+                read.append(Record(numbers[0], fields, f"doc{group}" if group else None, on))
+                tokens, tags, numbers = [], [], []
             group += boundary
             continue
         if len(columns) < 2:
@@ -250,8 +257,6 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
                 f"{path}:{number}: {len(columns)} columns where line {width[1]} has {width[0]}; a token holding a "
                 f"space needs tab-separated columns, got {line!r}"
             )
-        if not tokens:
-            first_line = number
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
         if not (token and tag):
             name, at = ("tokens", token_at) if not token else ("tags", tag_at)
@@ -267,6 +272,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             )
         tokens.append(token)
         tags.append(tag)
+        numbers.append(number)
     if prefix := _language_prefix(read):
         cut = len(prefix)
         read = [replace(r, fields={**r.fields, "tokens": [t[cut:] for t in r.fields["tokens"]]}) for r in read]

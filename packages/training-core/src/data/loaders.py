@@ -15,7 +15,7 @@ from data.documents import Document, document_items, iob2_tag_names
 from data.formats import DOCSTART, FORMATS, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
-from data.schemes import SCHEMES, declared_types, detect_scheme, io_names, typed_prefixes
+from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
@@ -255,7 +255,7 @@ def _renamed(record: Record, named: Mapping[str, str]) -> Record:
 
 def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     """The tagging scheme of every token record together (detected unless requested); None without tags."""
-    sequences = [(f"{part.where}:{record.line}", tags) for part, record, tags in _tagged(sources)]
+    sequences = [(Place(part.where, record.line, record.lines), tags) for part, record, tags in _tagged(sources)]
     if not sequences:
         return None
     return detect_scheme(sequences) if requested == "auto" else requested

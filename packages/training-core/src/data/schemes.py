@@ -23,10 +23,29 @@ _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "B
 _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", "L", "I")}
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 _LETTERS = "BIESLUM"  # every scheme's prefixes
-_Listed = list[tuple[str, Sequence[str]]]  # tag sequences, each with where it is
 # A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it, or `B-` with an
 # empty one): not a bare type.
 _PREFIXED = re.compile(f"[{_LETTERS}](-|$)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    """Where a sequence of tags is, for messages: its file (or dataset split) and line (`str` of it), and each tag's
+    own line where the tags stand on lines of their own (a CoNLL sentence)."""
+
+    source: str
+    line: int
+    lines: Sequence[int] = ()
+
+    def __str__(self) -> str:
+        return f"{self.source}:{self.line}"
+
+    def of(self, position: int) -> str:
+        """Where the tag at `position` is."""
+        return f"{self.source}:{self.lines[position]}" if self.lines else str(self)
+
+
+_Listed = list[tuple[str | Place, Sequence[str]]]  # tag sequences, each with where it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,9 +126,9 @@ def _prefix_alone(tag: str) -> bool:
     return len(tag) == 1 and tag.upper() in _LETTERS
 
 
-def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
+def detect_scheme(sequences: Iterable[tuple[str | Place, Sequence[str]]]) -> str:
     """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
-    (IOB2 when there are no entities or all start with `B-`)."""
+    (IOB2 when there are no entities or all start with `B-`); an error names where its tag is."""
     shown = listed = list(sequences)  # `shown` as the data writes them (`i-per`), for errors to quote
     distinct = {tag for _, tags in listed for tag in tags}
     if any(_written(tag) != tag for tag in distinct):
@@ -117,7 +136,7 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
         distinct = {_written(tag) for tag in distinct}
     if any(_parts(tag) is None for tag in distinct):
         number, position = _first(listed, lambda tag: _parts(tag) is None)
-        split_tag(shown[number][1][position], shown[number][0])
+        split_tag(shown[number][1][position], _at(shown[number][0], position))
     prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
     marked = {scheme: set(marks) & prefixes for scheme, marks in _TELLS.items()}
     if marked["BIOES"] and marked["BILOU"] and not marked["BMES"]:  # BMES names a stray U-/L- itself
@@ -131,8 +150,9 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
                 problem = _end_marked_problem(written, scheme, tags)
                 if problem:
                     raise DataError(
-                        f"cannot tell the tagging scheme: {_evidence(listed, shown, marks)} is {scheme} but {where}: "
-                        f"{problem}, which it does not allow; fix the data or set data.scheme"
+                        f"cannot tell the tagging scheme: {_evidence(listed, shown, marks)} is {scheme} but "
+                        f"{_at(where, problem[0])}: {problem[1]}, which it does not allow; fix the data or set "
+                        "data.scheme"
                     )
             return scheme
     if "B" not in prefixes:
@@ -140,8 +160,8 @@ def detect_scheme(sequences: Iterable[tuple[str, Sequence[str]]]) -> str:
     return "IOB1" if any(next(stray_starts(tags), None) is not None for _, tags in listed) else "IOB2"
 
 
-def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
-    """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it."""
+def to_iob2(tags: Sequence[str], scheme: str, where: str | Place) -> Conversion:
+    """`tags` of `scheme` as IOB2; a tag the scheme does not allow is a `DataError` naming it and where it is."""
     allowed = _PREFIXES[scheme]
     shown, distinct = tags, set(tags)
     if any(_written(tag) != tag for tag in distinct):  # a lower-case prefix is no conversion: counted as none
@@ -150,15 +170,15 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str) -> Conversion:
     wrong = {tag for tag in distinct if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
     for position, tag in enumerate(tags if wrong else ()):
         if tag in wrong:
-            split_tag(tag, where)
+            split_tag(tag, _at(where, position))
             raise DataError(
-                f"{where}: word {position} tag {shown[position]!r} is not {scheme}; its prefixes are "
+                f"{_at(where, position)}: word {position} tag {shown[position]!r} is not {scheme}; its prefixes are "
                 f"{', '.join(allowed)} (set data.scheme to the data's scheme, or 'auto' to detect it)"
             )
     if scheme in _END_MARKS:
         problem = _end_marked_problem(tags, scheme, shown)
         if problem:
-            raise DataError(f"{where}: not valid {scheme}: {problem}")
+            raise DataError(f"{_at(where, problem[0])}: not valid {scheme}: {problem[1]}")
         single = _END_MARKS[scheme][0]
         converted = tuple(tag if tag[0] in "BO" else ("B" if tag[0] == single else "I") + tag[1:] for tag in tags)
     else:
@@ -202,30 +222,37 @@ def _first(listed: _Listed, wanted: Callable[[str], bool]) -> tuple[int, int]:
     )
 
 
+def _at(where: str | Place, position: int) -> str:
+    """Where the tag at `position` of a sequence `where` is."""
+    return where if isinstance(where, str) else where.of(position)
+
+
 def _evidence(listed: _Listed, shown: _Listed, prefixes: set[str]) -> str:
     """Where the first tag of `prefixes` in `listed` is, quoted as `shown` writes it."""
     number, position = _first(listed, lambda tag: tag[0] in prefixes and tag != "O")
     where, tags = shown[number]
-    return f"{where}: word {position} {tags[position]!r}"
+    return f"{_at(where, position)}: word {position} {tags[position]!r}"
 
 
-def _end_marked_problem(tags: Sequence[str], scheme: str, shown: Sequence[str]) -> str | None:
-    """Where `tags` break BIOES/BILOU/BMES: an entity not opened by `B-`, not closed by the end mark, or cut short;
-    a tag is quoted as `shown` writes it (`e-per` for `E-per`)."""
+def _end_marked_problem(tags: Sequence[str], scheme: str, shown: Sequence[str]) -> tuple[int, str] | None:
+    """Where `tags` break BIOES/BILOU/BMES (the position of the tag, the last one for an entity cut short) and how:
+    an entity not opened by `B-`, not closed by the end mark, or cut short; a tag is quoted as `shown` writes it
+    (`e-per` for `E-per`)."""
     _, last, inside = _END_MARKS[scheme]
     open_label: str | None = None
     for position, (tag, as_is) in enumerate(zip(tags, shown, strict=True)):
         prefix, label = tag[0], tag[2:]
         if prefix not in _PREFIXES[scheme] + "O":
-            return f"word {position} {as_is!r} is not a {scheme} tag"
+            return position, f"word {position} {as_is!r} is not a {scheme} tag"
         if open_label is None:
             if prefix in (inside, last):
-                return f"word {position} {as_is!r} continues no entity opened by B-"
+                return position, f"word {position} {as_is!r} continues no entity opened by B-"
             open_label = label if prefix == "B" else None
         elif prefix not in (inside, last) or label != open_label:
-            return f"word {position} {as_is!r} follows an unclosed B-/{inside}-{open_label} (closed by {last}-)"
+            unclosed = f"B-/{inside}-{open_label} (closed by {last}-)"
+            return position, f"word {position} {as_is!r} follows an unclosed {unclosed}"
         elif prefix == last:
             open_label = None
     if open_label is not None:
-        return f"the sequence ends inside an unclosed {open_label!r} entity (closed by {last}-)"
+        return len(tags) - 1, f"the sequence ends inside an unclosed {open_label!r} entity (closed by {last}-)"
     return None
