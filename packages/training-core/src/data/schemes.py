@@ -59,6 +59,11 @@ class Conversion:
 def split_tag(tag: str, where: str) -> tuple[str, str]:
     """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
     parts = _parts(tag)
+    if parts is None and _joined(tag):
+        raise DataError(
+            f"{where}: tag {tag!r} joins several tags with '|' (a token in nested entities, as some exports write "
+            "it); expected one tag per token"
+        )
     if parts is None and _prefix_alone(tag):
         raise DataError(
             f"{where}: tag {tag!r} has no entity type; where all tags are O or a prefix alone (B, I: one type, as "
@@ -90,7 +95,15 @@ def _parts(tag: str) -> tuple[str, str] | None:
     prefix, dash, label = tag.partition("-")
     if not dash or len(prefix) != 1 or prefix not in _LETTERS + _LETTERS.lower() or not label or label != label.strip():
         return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
+    if "|" in label and _joined(tag):  # `B-PER|B-LOC` is no tag of the type `PER|B-LOC`
+        return None
     return prefix.upper(), label  # the type as written: `per` and `PER` are two types, as in any other tag
+
+
+def _joined(tag: str) -> bool:
+    """Whether `tag` is tags joined with `|` (`B-PER|B-LOC`), as nested-NER exports write a token's entities."""
+    parts = tag.split("|")
+    return len(parts) > 1 and all(map(is_tag, parts))
 
 
 @lru_cache(maxsize=4096)
