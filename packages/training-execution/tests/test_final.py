@@ -12,7 +12,7 @@ import pytest
 from data.loaders import load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError, InputError
-from training.config import BestConfig, ExecutionConfig, TrainingConfig
+from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
 from training.execution import JobSpec, Lineage, execute_final_training, extract_lineage_from_best_model
 from training.execution.provenance import package_versions
 
@@ -223,6 +223,17 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
     advice = r"holds a run of another .*\(resume=False; training train --restart, final --force\)$"
     with pytest.raises(InputError, match=advice):
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
+
+
+def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config: BestConfig, tmp_path: Path) -> None:
+    # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's
+    data = best_config.config.data.model_copy(update={"columns": DataColumns(tokens=0, tags=3)})
+    best = best_config.model_copy(update={"config": best_config.config.model_copy(update={"data": data})})
+    with pytest.raises(InputError, match=r"data.columns.tokens: 0 is a column position; positions apply to CoNLL"):
+        execute_final_training(best, output_dir=tmp_path / "refused", data_path=data.path)
+
+    job = execute_final_training(best, output_dir=tmp_path / "run", data_path=data.path, other_data=True)
+    assert job.status == "completed"
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:

@@ -53,7 +53,8 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
 def _load(spec: JobSpec) -> Dataset:
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: no data given; pass --data or set it in the job spec")
-    dataset = spec.config.data.load(spec.data_path)
+    # Other data than the sweep's: its config's columns are the sweep's (a CoNLL corpus's positions for a JSON file)
+    dataset = spec.config.data.load(spec.data_path, inherited=spec.other_data)
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset
