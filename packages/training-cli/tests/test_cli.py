@@ -566,8 +566,30 @@ def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(
     assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.parametrize(("made", "run", "option"), [("full", "--fast", ""), ("fast", "--json", " --fast")])
+def test_demo_refuses_an_output_holding_the_other_sizes_demo_naming_it(
+    cli, tmp_path: Path, made: str, run: str, option: str
+) -> None:
+    """The demo of the other size (--fast or not) was called 'a config folder the demo did not write'."""
+    from training.cli.commands.demo import PROFILES, write_demo_configs
+
+    write_demo_configs(tmp_path / "configs", PROFILES[made].model_copy(update={"documents": 20}), seed=7)
+    before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
+    completed = cli("demo", run, "--output", str(tmp_path))
+    made_with = f"{PROFILES[made].backbone} made {'with' if option else 'without'} --fast"
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {tmp_path / 'configs'}: holds the demo of {made_with}; run `training demo{option} "
+        f"--output {tmp_path}` to go on with it, or choose another --output"
+    ]
+    assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
+
+
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
+    from data.generate import generate_corpus, write_corpus
+
     out = tmp_path / "demo"
+    # A demo cut short once its corpus was written, before its configs: begun again, not refused as a user's folder.
+    write_corpus(out / "configs" / "corpus", generate_corpus(30, seed=1))
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads(completed.stdout)

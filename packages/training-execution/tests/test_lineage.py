@@ -55,10 +55,14 @@ def test_the_lineage_of_a_finished_run_has_every_field(final_run: JobHandle, bes
     assert lineage.azure_job_name is None and lineage.azure_parent_job is None
 
 
-def test_it_reads_back_from_the_run_folder_the_model_folder_or_the_file(final_run: JobHandle) -> None:
+def test_it_reads_back_from_the_run_folder_the_model_folder_or_the_file(
+    final_run: JobHandle, monkeypatch: pytest.MonkeyPatch
+) -> None:
     lineage = Lineage.load(final_run.output_dir)
     assert Lineage.load(final_run.model_dir) == lineage == Lineage.load(final_run.output_dir / "lineage.json")
     assert extract_lineage_from_best_model(final_run.model_dir) == lineage
+    monkeypatch.chdir(final_run.model_dir)  # `.` said inside the model folder: its parent is `.` until resolved
+    assert Lineage.load(".") == lineage
 
 
 def test_a_moved_run_folder_gives_its_own_paths_where_it_is_now(final_run: JobHandle, tmp_path: Path) -> None:
@@ -117,6 +121,9 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     (run / "config.yaml").write_text("model: {}\n")  # a run whose training has not ended
     with pytest.raises(InputError, match=r"unfinished: a run folder without lineage.json, which training train"):
         Lineage.load(run)
+    (run / "model").mkdir()  # its model folder, saved before the run was killed: named as the run, not as no run
+    with pytest.raises(InputError, match=r"unfinished: a run folder without lineage.json, which training train"):
+        Lineage.load(run / "model")
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # a model's config, named by mistake
     with pytest.raises(InputError, match=r"config.json: not a lineage record \(no format\); expected a run folder"):
         Lineage.load(tmp_path / "config.json")

@@ -348,6 +348,28 @@ def test_a_study_whose_data_moved_goes_on_with_the_config_data_path(config_dir: 
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE] * 2
 
 
+def test_a_study_whose_data_is_gone_or_edited_says_which(config_dir: Path, tmp_path: Path) -> None:
+    # Both were told to 'leave out data_path (--data) to go on with its data', which no one had passed, or met 'no
+    # such file or folder' for the recorded path.
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    run = {"config_dir": configs, "study_dir": tmp_path / "study", "isolation": "inprocess"}
+    run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=1), **run)
+    recorded = configs / "data" / "ner"
+    train = recorded / "train.jsonl"
+    train.write_text("".join(train.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
+    ran = rf"^{tmp_path / 'study'}: study 'kept' was run on {recorded} \(\w{{12}}\), "
+    with pytest.raises(InputError, match=ran + r"which has been edited since \(\w{12} now\): put its data back as it"):
+        run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), **run)
+    recorded.rename(configs / "data" / "edited")
+    gone = r": pass that data again where it lies now \(data_path, --data\), or begin a new study folder$"
+    with pytest.raises(InputError, match=ran + "which is gone" + gone):
+        run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), **run)
+    with pytest.raises(InputError, match=ran + rf"which is gone; {configs / 'data' / 'edited'} \(\w{{12}}\) holds"):
+        run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), data_path=configs / "data" / "edited", **run)
+    assert len(load_study(tmp_path / "study").trials) == 1
+
+
 @pytest.mark.slow
 def test_a_study_folder_holding_another_study_is_refused(config_dir: Path, tmp_path: Path) -> None:
     # Another study name or storage in the same folder overwrote the first study's trial folders, best config and

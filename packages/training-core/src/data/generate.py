@@ -17,6 +17,7 @@ from pathlib import Path
 from data.documents import Document, Span
 from data.hf_datasets import quiet_datasets
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
+from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
@@ -175,7 +176,7 @@ def write_saved_dataset(folder: str | Path, corpus: dict[str, list[dict[str, obj
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m data.generate", description=__doc__.splitlines()[0])
-    parser.add_argument("output", type=Path, help="folder to write train/validation/test .jsonl files into")
+    parser.add_argument("output", type=non_empty(Path), help="folder to write train/validation/test .jsonl files into")
     parser.add_argument("--documents", type=int, default=300)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--max-sentences", type=int, default=14)

@@ -86,16 +86,20 @@ class Lineage(BaseModel):
         path = Path(run_or_model_dir)
         # An exported folder carries its own lineage: the folder around it may be another model's run.
         exported = path.suffix != ".json" and is_exported(path)
-        candidates = [path] if path.suffix == ".json" else [path / LINEAGE_FILE, path.parent / LINEAGE_FILE]
+        # The folder itself (a run), or the run holding it as its model folder (`.` said inside it too).
+        runs = [RunFolder(path), RunFolder.of_model(path)]
+        candidates = [path] if path.suffix == ".json" else [run.lineage for run in runs]
         file = next((candidate for candidate in candidates[: 1 if exported else 2] if candidate.is_file()), None)
         if file is None and exported:
             raise InputError(
                 f"{path}: an exported folder without {LINEAGE_FILE}: it was exported from a run without one"
             )
-        if file is None and RunFolder(path).config.is_file():  # the run's config is written first, lineage last
+        unfinished = next((run for run in runs if run.config.is_file()), None)  # config is written first, lineage last
+        if file is None and unfinished is not None:
             raise InputError(
-                f"{path}: a run folder without {LINEAGE_FILE}, which training train (or record_lineage) writes once "
-                "training ends: this run was interrupted, is still training, or was trained by train_model alone"
+                f"{unfinished.root}: a run folder without {LINEAGE_FILE}, which training train (or record_lineage) "
+                "writes once training ends: this run was interrupted, is still training, or was trained by "
+                "train_model alone"
             )
         if file is None:
             raise InputError(

@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError, TrainingError
 from training.config.builder import load_hpo_config
@@ -150,9 +151,11 @@ def reports_each_fold(hpo: HPOConfig) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.hpo.azure_trial", description=__doc__.splitlines()[0])
-    parser.add_argument("--spec", type=Path, required=True, help="sweep spec folder (config.yaml, hpo.yaml)")
-    parser.add_argument("--data", type=Path, required=True, help="data folder or file")
-    parser.add_argument("--output", type=Path, required=True, help="folder for the trial's runs and trial.json")
+    parser.add_argument("--spec", type=non_empty(Path), required=True, help="sweep spec folder (config.yaml, hpo.yaml)")
+    parser.add_argument("--data", type=non_empty(Path), required=True, help="data folder or file")
+    parser.add_argument(
+        "--output", type=non_empty(Path), required=True, help="folder for the trial's runs and trial.json"
+    )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a sampled value")
     args = parser.parse_args(argv)
     try:

@@ -113,26 +113,18 @@ def run_local_hpo_sweep(
     if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
         data_location = str(Path(data_location).expanduser().resolve())
     if dataset is None:
-        recorded = stored and stored.data_path
-        if recorded and not recorded.startswith(HUB_PREFIX) and not Path(recorded).exists():
-            recorded = None  # data moved: the config's data.path, whose fingerprint is checked below
+        # Data moved: the config's data.path, whose fingerprint is checked below.
+        recorded = stored.data_path if stored is not None and not stored.data_gone() else None
         data_location = data_location or recorded or base.data.path
         if data_location is None:
             raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
+        if stored is not None and stored.data_gone() and data_location == stored.data_path:  # nowhere else to look
+            stored.check_data(folder.root, hpo.name, data_location, None)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         dataset = _load(data_location, base)
-    if stored is not None and dataset.fingerprint != stored.dataset_fingerprint:  # both named, before the folds' check
-        raise InputError(
-            f"{folder.root}: study {hpo.name!r} was run on {stored.data_path or 'a dataset in memory'} "
-            f"({stored.dataset_fingerprint[:12]}), not on {data_location or 'the dataset given'} "
-            f"({dataset.fingerprint[:12]}); "
-            + (
-                "leave out data_path (--data) to go on with its data"
-                if stored.data_path
-                else "pass that dataset (dataset=) or its data path (data_path, --data)"
-            )
-        )
+    if stored is not None:  # both named, before the folds' check
+        stored.check_data(folder.root, hpo.name, data_location, dataset.fingerprint)
     check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
     with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
         check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile

@@ -3,11 +3,13 @@ best config) can rebuild the sweep from the study alone."""
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import optuna
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from data.hf_datasets import HUB_PREFIX
 from training.common.errors import InputError, first_line
 from training.common.redact import REDACTED
 from training.config.schema import HPOConfig, TrainingConfig
@@ -60,6 +62,35 @@ class SweepSettings(BaseModel):
                 "pass the full URI as mlflow_uri (--mlflow-uri URI)"
             )
         return given or self.mlflow_uri or self.config.tracking.mlflow
+
+    def data_gone(self) -> bool:
+        """Whether the data path the study recorded is gone from this machine (a hub dataset's id never is)."""
+        path = self.data_path
+        return path is not None and not path.startswith(HUB_PREFIX) and not Path(path).exists()
+
+    def check_data(self, study_dir: Path, name: str, location: str | None, fingerprint: str | None) -> None:
+        """Refuse to continue the study `name` on the data at `location` (`fingerprint` None: not read, being the
+        recorded path, gone) unless it is the study's, saying which happened: other data, its data gone or edited."""
+        if fingerprint == self.dataset_fingerprint:
+            return
+        ran = f"{study_dir}: study {name!r} was run on {self.data_path or 'a dataset in memory'} "
+        ran += f"({self.dataset_fingerprint[:12]})"
+        given = f"{location or 'the dataset given'} ({(fingerprint or '')[:12]})"
+        if self.data_path is None:
+            advice = "pass that dataset (dataset=) or its data path (data_path, --data)"
+            raise InputError(f"{ran}, not on {given}; {advice}")
+        if self.data_gone():
+            other = f"; {given} holds other data" if location != self.data_path else ""
+            raise InputError(
+                f"{ran}, which is gone{other}: pass that data again where it lies now (data_path, --data), or begin a "
+                "new study folder"
+            )
+        if location == self.data_path:
+            raise InputError(
+                f"{ran}, which has been edited since ({(fingerprint or '')[:12]} now): put its data back as it was, or "
+                "begin a new study folder for the data as it is now"
+            )
+        raise InputError(f"{ran}, not on {given}; leave out data_path (--data) to go on with its data")
 
     def save(self, study: optuna.Study) -> None:
         study.set_user_attr(RECORD, self.model_dump(mode="json"))

@@ -98,7 +98,8 @@ def _seed(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    profile = PROFILES["fast" if args.fast else "full"]
+    size = "fast" if args.fast else "full"
+    profile = PROFILES[size]
     profile = profile.model_copy(
         update={"documents": args.documents or profile.documents, "trials": args.trials or profile.trials}
     )
@@ -106,10 +107,7 @@ def run(args: argparse.Namespace) -> int:
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
-    # An earlier demo's folder (all its files) is written again and its study resumed; a user's file there is not.
-    files = ("train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml", "corpus")
-    if len({(out / "configs" / name).exists() for name in files}) > 1:
-        raise InputError(f"{out / 'configs'}: a config folder the demo did not write; choose another --output")
+    _check_config_folder(out, size)
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", profile, args.seed)
 
@@ -175,6 +173,29 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table("the demo wrote", ("what", "where"), [(key, str(value)) for key, value in written.items()])
     return 0
+
+
+def _demo_files(profile: Profile) -> set[str]:
+    """What `write_demo_configs` writes in a config folder: the corpus first, then the configs."""
+    return {"corpus", "train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml"}
+
+
+def _check_config_folder(out: Path, size: str) -> None:
+    """An earlier demo's config folder (all its files) is written again and its study resumed; one holding only the
+    corpus (a demo cut short before its configs) is begun again. A demo of the other size, or a user's files, is not
+    written over: the other demo is named, with the command that goes on with it."""
+    folder = out / "configs"
+    found = {name: {file for file in _demo_files(each) if (folder / file).exists()} for name, each in PROFILES.items()}
+    if found[size] in (set(), _demo_files(PROFILES[size])) or set().union(*found.values()) == {"corpus"}:
+        return
+    other = next((name for name, files in found.items() if files == _demo_files(PROFILES[name])), None)
+    if other is None:
+        raise InputError(f"{folder}: a config folder the demo did not write; choose another --output")
+    option = " --fast" if other == "fast" else ""
+    raise InputError(
+        f"{folder}: holds the demo of {PROFILES[other].backbone} made {'with' if option else 'without'} --fast; "
+        f"run `training demo{option} --output {out}` to go on with it, or choose another --output"
+    )
 
 
 def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
