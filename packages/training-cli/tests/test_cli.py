@@ -309,12 +309,25 @@ def test_an_option_of_training_after_the_command_is_refused_saying_where_it_goes
     )
 
 
-@pytest.mark.parametrize("command", [("lineage", "run"), ("predict", "run", "a text", "--json", "another")])
+@pytest.mark.parametrize(
+    "command", [("lineage", "run"), ("predict", "run", "a text", "--json", "another"), ("train",), ("lineage",)]
+)
 def test_an_unknown_global_option_is_refused_by_training(cli, command: tuple[str, ...]) -> None:
-    """An unknown option before the command was blamed on the command, whose usage does not list it either."""
+    """An unknown option before the command was blamed on the command, whose usage does not list it either; or the
+    command's missing `--output` (or `folder`) was reported instead, though later in the line."""
     completed = cli("--bogus", *command, "--unknown")
     assert completed.returncode == 2 and completed.stderr.startswith("usage: training [-h]")
     assert completed.stderr.splitlines()[-1] == "training: error: unrecognized arguments: --bogus"
+
+
+def test_an_unknown_option_is_refused_before_a_missing_required_one(cli) -> None:
+    """A mistyped `--ouput` was reported as `--output` missing, which hid the typo; nothing else missing is reported."""
+    completed = cli("train", "--ouput", "run")
+    assert completed.returncode == 2 and completed.stderr.startswith("usage: training train ")
+    assert completed.stderr.splitlines()[-1] == "training train: error: unrecognized arguments: --ouput run"
+    assert "--output OUTPUT [--restart]" in completed.stderr  # the usage still shows --output as required
+    completed = cli("train")
+    assert completed.stderr.splitlines()[-1] == "training train: error: the following arguments are required: --output"
 
 
 EMPTY_PATHS = [

@@ -59,6 +59,13 @@ def test_a_body_read_in_chunks_reaches_the_endpoint_whole() -> None:
     assert answer(post(*chunks(b'{"text":', b' "Oslo"}'))) == (200, {"entities": []})
 
 
+@pytest.mark.parametrize("body", [{"text": ""}, {"texts": ["Oslo", " \n"]}])
+def test_a_blank_text_is_tagged_not_refused(body: dict[str, Any]) -> None:
+    """It was a 422, where `training predict` and the Python API give a blank text no entities."""
+    status, _ = answer(post(*chunks(json.dumps(body).encode())))
+    assert status == 200
+
+
 @pytest.mark.parametrize(
     ("body", "message"),
     [

@@ -284,15 +284,27 @@ def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path, load):
         load(with_model(tiny_config, backbone=too_long))
 
 
-def test_a_backbone_is_checked_without_its_weights(saved_model, tiny_config):
+def test_a_backbone_is_checked_without_loading_its_weights(saved_model, tiny_config):
     """A sweep's check before its trials loaded every weight (gigabytes of a large backbone) to find it there."""
     folder, _ = saved_model
-    for weights in folder.glob("*.safetensors"):
-        weights.unlink()
+    (folder / "model.safetensors").write_bytes(b"not read by the check")
     config = with_model(tiny_config, backbone=str(folder))
     check_backbone(config)
-    with pytest.raises(ConfigError, match=rf"model.backbone '{folder}': "):
+    with pytest.raises(ConfigError, match=rf"model.backbone '{folder}': the folder {folder} does not hold a loadable"):
         create_model_and_tokenizer(config)
+
+
+@pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])
+def test_a_backbone_folder_without_weights_is_a_config_error(saved_model, tiny_config, load):
+    """Its config and tokenizer passed a sweep's check, and every trial then failed to load it."""
+    folder, _ = saved_model
+    (folder / "model.safetensors").unlink()
+    with pytest.raises(
+        ConfigError,
+        match=rf"^model.backbone '{folder}': the folder {folder} holds no model weights "
+        r"\(expected model.safetensors or pytorch_model.bin\)$",
+    ):
+        load(with_model(tiny_config, backbone=str(folder)))
 
 
 def test_an_unreachable_hub_id_is_a_config_error(tiny_config):

@@ -504,6 +504,21 @@ def test_a_backbone_that_is_not_here_is_refused_before_any_trial(
     assert not list(tmp_path.iterdir())
 
 
+def test_a_backbone_folder_without_weights_is_refused_before_any_trial(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Its config and tokenizer passed the check, and every trial then failed to load its weights.
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    backbone = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    (backbone / "model.safetensors").unlink()
+    config = tiny_config.with_values({"model.backbone": str(backbone)})
+    run = {"config": config, "dataset": dataset, "study_dir": tmp_path / "study"}
+    with pytest.raises(ConfigError, match=rf"^model.backbone '{backbone}': the folder {backbone} holds no model"):
+        run_local_hpo_sweep(None, settings("weightless"), **run)
+    assert not (tmp_path / "study").exists()
+
+
 def test_a_resumed_study_whose_backbone_is_gone_is_refused_before_any_trial(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

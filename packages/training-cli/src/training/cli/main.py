@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import logging
 import os
@@ -11,7 +12,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, NoReturn
@@ -24,6 +25,15 @@ from training.common.optional import MissingDependencyError
 PLUGIN_GROUP = "training.cli.commands"
 _UNRECOGNIZED = "_unrecognized"  # the namespace attribute: (parser, its unknown arguments), innermost parser first
 _RAN = "_ran"  # the namespace attribute: the innermost parser's prog (`training hpo run`), which errors are under
+_REQUIRED = "the following arguments are required: "  # argparse's message
+
+
+class _MissingArguments(Exception):
+    """A command's required arguments missing, held back until the line is known to have no unknown argument."""
+
+    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
+        super().__init__(message)
+        self.parser = parser
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -31,6 +41,7 @@ class CommandParser(argparse.ArgumentParser):
     "b"`): plain argparse ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
     _intermixing = False
+    _holding_missing = False  # while `_parse` parses: a missing required argument is raised as `_MissingArguments`
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         if kwargs.get("type") in (Path, os.path.expanduser):  # `--output ""` was the working directory
@@ -40,6 +51,8 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """A usage error: printed by each host's local rank 0 only under torchrun (every rank parses the same command
         line); exits 2."""
+        if self._holding_missing and message.startswith(_REQUIRED):
+            raise _MissingArguments(self, message)
         if _reporting_rank():
             super().error(message)
         self.exit(2)
@@ -92,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; exit codes: 0 ok, 1 run failed, 2 bad input or usage."""
     parser = build_parser()
-    args, unknown = parser.parse_known_args(argv)
+    args, unknown = _parse(parser, argv)
     if unknown:  # refused by the outermost parser given one (`training --bogus lineage` by `training`)
         refusing, arguments = vars(args).pop(_UNRECOGNIZED)[-1]
         # `training lineage RUN --debug`: argparse takes training's own options before the command only
@@ -157,6 +170,49 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
+    """The command line parsed, its unknown arguments left to refuse before any missing required one, as the first
+    mistake in the line: argparse checks a command's required arguments before the parser above it gets to its own
+    unknown ones (`training --bogus train` was told that `--output` is required)."""
+    parsers = [each for each in _parsers(parser) if isinstance(each, CommandParser)]
+    try:
+        with _holding_missing(parsers):
+            return parser.parse_known_args(argv)
+    except _MissingArguments as missing:
+        required = [action for each in parsers for action in each._actions if action.required]
+        try:  # again with nothing required, for the unknown arguments
+            for action in required:
+                action.required = False
+            args, unknown = parser.parse_known_args(argv)
+        finally:
+            for action in required:
+                action.required = True
+        if not unknown:
+            missing.parser.error(str(missing))
+        return args, unknown
+
+
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    """`parser` and the parsers of its commands, all the way down."""
+    yield parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command in dict.fromkeys(action.choices.values()):  # an alias names the same parser again
+                yield from _parsers(command)
+
+
+@contextlib.contextmanager
+def _holding_missing(parsers: list[CommandParser]) -> Iterator[None]:
+    """Inside, a missing required argument of `parsers` is raised as `_MissingArguments`, not reported."""
+    for parser in parsers:
+        parser._holding_missing = True
+    try:
+        yield
+    finally:
+        for parser in parsers:
+            parser._holding_missing = False
 
 
 def _reporting_rank() -> bool:

@@ -86,16 +86,13 @@ class PredictRequest(BaseModel):
     def refusal(self, max_texts: int, max_chars: int) -> str | None:
         """Why the texts cannot be tagged, named as the client sent them (one `text`, or positions in `texts`); None if
         they can. The count comes first: a body may hold a million texts (0.6 s to look at each). Half a surrogate pair,
-        which JSON may escape (`"\\ud800"`), would fail the model call of the whole batch, other requests' included."""
+        which JSON may escape (`"\\ud800"`), would fail the model call of the whole batch, other requests' included. A
+        blank text is tagged (no entities), as `training predict` and the Python API tag it."""
         one, texts = self.text is not None, self.all_texts
         if not texts:
             return "texts: expected at least one text"
         if len(texts) > max_texts:
             return f"texts: {len(texts)} texts are over the limit of {max_texts} per request"
-        if (blank := [index for index, text in enumerate(texts) if not text.strip()]) and one:
-            return "text: expected a non-empty text"
-        if blank:
-            return f"texts: expected non-empty texts; texts {blank[:5]} are empty"
         if long := [index for index, text in enumerate(texts) if len(text) > max_chars]:
             return f"{'text' if one else f'texts {long[:5]}'}: longer than the limit of {max_chars} characters"
         if broken := [index for index, text in enumerate(texts) if HALF_SURROGATE.search(text)]:

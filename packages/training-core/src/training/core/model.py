@@ -38,6 +38,9 @@ DROPOUT_FIELDS = (
 )
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
 _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_sizes": True}  # how weights are loaded
+# The weight files transformers builds a model from: safetensors, one file or shards, or a legacy pickle.
+_SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
+_WEIGHT_FILES = (*_SAFETENSORS, "pytorch_model.bin", "pytorch_model.bin.index.json")
 # Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
 _PADDING_OFFSET_TYPES = frozenset(
     {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
@@ -103,6 +106,13 @@ def _backbone(
         tokenizer = _word_tokenizer(source, **options)
     except (OSError, ValueError) as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
+    # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
+    # BERT's folder holds none, as its weights are built from its config.
+    if folder is not None and settings.backbone != TINY_BERT and not _holds(folder, _WEIGHT_FILES):
+        raise ConfigError(
+            f"model.backbone {settings.backbone!r}: the folder {folder} holds no model weights "
+            "(expected model.safetensors or pytorch_model.bin)"
+        )
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
@@ -252,6 +262,10 @@ def _apply_dropout(model_config: PretrainedConfig, dropout: float | None, what: 
         setattr(model_config, name, dropout)
 
 
+def _holds(folder: Path, names: Sequence[str]) -> bool:
+    return any((folder / name).is_file() for name in names)
+
+
 def _load_folder(
     folder: Path, dropout: float | None, trust_remote_code: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
@@ -261,8 +275,8 @@ def _load_folder(
         if is_exported(folder):
             raise InputError(f"{folder}: an exported folder, not a model folder; OnnxPredictor runs it")
         raise InputError(f"{folder}: not a model folder (no config.json)")
-    safetensors = any((folder / name).is_file() for name in ("model.safetensors", "model.safetensors.index.json"))
-    if not safetensors and not (folder / "pytorch_model.bin").is_file():
+    safetensors = _holds(folder, _SAFETENSORS)
+    if not _holds(folder, _WEIGHT_FILES):
         raise InputError(f"{folder}: no model weights (expected model.safetensors)")
     try:
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
