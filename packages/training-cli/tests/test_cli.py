@@ -44,6 +44,23 @@ def test_train_under_torchrun_prints_one_json_document(config_dir: Path, tmp_pat
     assert json.loads(completed.stdout)["output_dir"] == str(tmp_path / "run")
 
 
+@pytest.mark.slow
+def test_train_under_torchrun_refuses_the_folder_of_a_one_process_run(
+    config_dir: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """The laptop's finished run, trained again with 2 processes into its folder, was returned as the 2-process run
+    in no time: batches and schedule depend on the process count, as a checkpoint's resume already says."""
+    run = shutil.copytree(trained_run, tmp_path / "run")
+    before = (run / "metrics.json").read_bytes()
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m"]
+    train = ["training.cli", "train", "--config-dir", str(config_dir), "--output", str(run), "--json"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    completed = subprocess.run([*command, *train], capture_output=True, text=True, env=env, timeout=600)
+    assert completed.returncode != 0 and not completed.stdout
+    assert f"training train: error: {run}: holds a finished run on 1 process(es), not 2; " in completed.stderr
+    assert (run / "metrics.json").read_bytes() == before
+
+
 def test_a_trained_run_has_its_lineage(cli, trained_run: Path, config_dir: Path) -> None:
     # `training train` wrote no lineage.json: `training lineage RUN` exited 2 on every run that no sweep refitted.
     shown = cli("lineage", str(trained_run), "--json")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from training.common.errors import ConfigError
 from training.core.batching import epoch_batches, repeats_last_batch
 
 
@@ -39,3 +40,14 @@ def test_the_padding_batch_is_known_so_each_window_counts_once_an_epoch(world_si
             batches = batches[:-1]
         counted += [index for batch in batches for index in batch]
     assert sorted(counted) == list(range(examples))
+
+
+def test_too_few_batches_for_the_ranks_are_refused_saying_what_would_feed_them() -> None:
+    # Both were told to "lower batch_size": 2 windows on 3 ranks with batch_size 1 already, where only fewer
+    # processes help; 6 windows in batches of 4 on 3 ranks, with no word of the size that feeds them (2).
+    with pytest.raises(ConfigError, match=r"^2 training windows cannot feed 3 processes a batch each; train with "):
+        epoch_batches([10, 12], 1, seed=0, epoch=0, rank=0, world_size=3)
+    with pytest.raises(ConfigError, match=r"^training.batch_size: 2 batches of 4 cannot feed 3 processes; set it to 2"):
+        epoch_batches([10] * 6, 4, seed=0, epoch=0, rank=0, world_size=3)
+    shards = [epoch_batches([10] * 6, 2, seed=0, epoch=0, rank=rank, world_size=3) for rank in range(3)]
+    assert sorted(index for shard in shards for batch in shard for index in batch) == list(range(6))

@@ -58,6 +58,37 @@ def test_the_wheels_hold_this_checkout(tmp_path: Path) -> None:
         assert "training/__init__.py" not in archive.namelist()
 
 
+def test_a_checkout_whose_path_has_spaces_or_accents_is_built_and_its_wheel_copied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # pip records the source as a percent-encoded URL (file:///home/me/my%20code%20%C3%A9/...), which was taken for a
+    # path: no Azure job could be prepared from such a checkout.
+    source = tmp_path / "my code é" / "demo"
+    (source / "src" / "spaced_demo").mkdir(parents=True)
+    (source / "src" / "spaced_demo" / "__init__.py").write_text("ANSWER = 42\n")
+    (source / "pyproject.toml").write_text(
+        '[build-system]\nrequires = ["hatchling"]\nbuild-backend = "hatchling.build"\n'
+        '[project]\nname = "spaced-demo"\nversion = "0.1"\n'
+        '[tool.hatch.build.targets.wheel]\npackages = ["src/spaced_demo"]\n'
+    )
+
+    def install(requirement: Path, site: Path) -> None:
+        pip = [sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "--no-index"]
+        done = subprocess.run([*pip, "--target", str(site), str(requirement)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr[-2000:]
+        monkeypatch.syspath_prepend(str(site))
+
+    install(source, tmp_path / "from source")
+    (built,) = build_wheels(("spaced-demo",), tmp_path / "wheels é")
+    with zipfile.ZipFile(built) as archive:
+        assert archive.read("spaced_demo/__init__.py") == b"ANSWER = 42\n"
+
+    monkeypatch.setattr(sys, "path", [entry for entry in sys.path if entry != str(tmp_path / "from source")])
+    install(built, tmp_path / "from wheel")
+    (copied,) = build_wheels(("spaced-demo",), tmp_path / "copied")
+    assert copied.read_bytes() == built.read_bytes()
+
+
 def test_a_registered_environment_replaces_the_built_one(best_config: BestConfig, tmp_path: Path) -> None:
     azure = AZURE.model_copy(update={"environment": "azureml:ner-env:3"})
     job = execute_final_training(

@@ -71,6 +71,16 @@ def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: B
         execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=2)
 
 
+def test_a_launch_that_never_began_training_leaves_its_folder_free(best_config: BestConfig, tmp_path: Path) -> None:
+    # A typo in the data path left only the failed job's job.json, which refused the corrected launch as another job.
+    data = Path(best_config.config.data.path or "")
+    with pytest.raises(InputError, match="no such file or folder"):
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=f"{data}-typo")
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["job.json"]
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data)
+    assert job.status == "completed" and JobSpec.load(tmp_path / "run" / "job.json").data_path == str(data)
+
+
 def test_keep_holdout_trains_on_train_and_evaluates_on_validation(best_config: BestConfig, tmp_path: Path) -> None:
     job = execute_final_training(best_config, output_dir=tmp_path / "run", keep_holdout=True)
     lineage = extract_lineage_from_best_model(job)

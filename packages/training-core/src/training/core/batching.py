@@ -37,9 +37,15 @@ def epoch_batches(
     else:
         batches = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if world_size > 1:
+        if len(lengths) < world_size:  # no batch size helps: one window a batch is still too few
+            raise ConfigError(
+                f"{len(lengths)} training windows cannot feed {world_size} processes a batch each; train with at most "
+                f"{len(lengths)} processes (nproc_per_node), or on more data"
+            )
         if len(batches) < world_size:
             raise ConfigError(
-                f"training.batch_size: {len(batches)} batches cannot feed {world_size} ranks; lower batch_size"
+                f"training.batch_size: {len(batches)} batches of {batch_size} cannot feed {world_size} processes; set "
+                f"it to {len(lengths) // world_size} or less, or train with fewer processes"
             )
         # As torch's DistributedSampler: the first batches again complete the last round, so no window is left out.
         batches = (batches + batches[: -len(batches) % world_size])[rank::world_size]

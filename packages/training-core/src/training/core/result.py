@@ -38,8 +38,11 @@ class TrainResult(Mapping[str, Any]):
         return len(self._best())
 
 
-def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool) -> TrainResult | None:
-    """A finished identical run to reuse; an error if the folder holds another run and `resume` is on."""
+def previous_run(
+    run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool, world_size: int
+) -> TrainResult | None:
+    """A finished identical run of `world_size` processes to reuse; an error if the folder holds another run (or the
+    same one on another process count, whose batches and schedule differ) and `resume` is on."""
     if not resume:  # a restart writes its own record over whatever is there, a damaged one too
         return None
     record = run.read_metrics(training=True)
@@ -50,5 +53,11 @@ def previous_run(run: RunFolder, config: TrainingConfig, dataset: Dataset, resum
         raise InputError(
             f"{run.root}: holds a run of another config or dataset (config {config_fp}, data {data_fp}); "
             "choose another output folder, or start it over (resume=False; training train --restart, final --force)"
+        )
+    if record.completed and record.world_size != world_size:
+        raise InputError(
+            f"{run.root}: holds a finished run on {record.world_size} process(es), not {world_size}; its batches and "
+            f"schedule depend on the count: run it with {record.world_size}, choose another output folder, or start "
+            "it over (resume=False; training train --restart, final --force)"
         )
     return TrainResult(run.root, record) if record.completed else None

@@ -66,7 +66,7 @@ def train_model(
     inputs = run_inputs(config, dataset)
     run = RunFolder(Path(output_dir))
     run.check_path()
-    previous = previous_run(run, config, dataset, resume)
+    previous = previous_run(run, config, dataset, resume, ctx.world_size)
     if previous is not None:
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None

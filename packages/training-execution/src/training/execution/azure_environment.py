@@ -15,6 +15,8 @@ from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 from azure.ai.ml.entities import BuildContext, Environment
 
@@ -107,7 +109,8 @@ def _wheel(distribution: str, folder: Path) -> Path | None:
         raise ConfigError(f"{distribution}: not installed here, so there is no code to send to Azure ML") from None
     origin: dict[str, Any] = json.loads(found.read_text("direct_url.json") or "{}")
     url = str(origin.get("url", ""))
-    source = Path(url.removeprefix("file://")) if url.startswith("file://") else None
+    # pip writes the path percent-encoded (a space as %20): a checkout in "My code" is a folder all the same
+    source = Path(url2pathname(urlsplit(url).path)) if url.startswith("file://") else None
     if source is not None and source.is_file() and source.suffix == ".whl":
         return Path(shutil.copy2(source, folder / source.name))
     if not url:

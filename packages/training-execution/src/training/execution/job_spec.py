@@ -110,18 +110,20 @@ class JobSpec(_Record):
         return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
     def save_to_output(self) -> Path:
-        """Write the spec as `job.json` in its output folder; a resuming job never overwrites another job's record."""
+        """Write the spec as `job.json` in its output folder; a resuming job never overwrites the record of another job
+        that began training there (one that failed before, as on a mistyped data path, left nothing else)."""
         target = Path(self.output_dir) / JOB_FILE
         if self.resume and target.is_file():
             existing = JobSpec.load(target)
-            if existing.job_id != self.job_id:
+            run = RunFolder(Path(self.output_dir))
+            began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)
+            if existing.job_id != self.job_id and any(path.exists() for path in began):
                 raise InputError(
                     f"{self.output_dir}: holds the run of job {existing.job_id}, not of {self.job_id}; choose another "
                     "output folder, or train over it (force=True, --force)"
                 )
             # A finished run would be reused, an interrupted one continued, as if trained with this many processes.
             ran, processes = existing.resources.processes, self.resources.processes
-            run = RunFolder(Path(self.output_dir))
             if (run.metrics.is_file() or run.checkpoint.exists()) and ran != processes:
                 raise InputError(
                     f"{self.output_dir}: holds the run of job {self.job_id} on {ran} process(es), not {processes}; "
