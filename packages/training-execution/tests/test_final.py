@@ -236,13 +236,22 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
 
 
 def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config: BestConfig, tmp_path: Path) -> None:
-    # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's
-    data = best_config.config.data.model_copy(update={"columns": DataColumns(tokens=0, tags=3)})
-    best = best_config.model_copy(update={"config": best_config.config.model_copy(update={"data": data})})
-    with pytest.raises(InputError, match=r"data.columns.tokens: 0 is a column position; positions apply to CoNLL"):
-        execute_final_training(best, output_dir=tmp_path / "refused", data_path=data.path)
+    # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's;
+    # without --other-data that data was refused for those positions, not as other data than the sweep's.
+    corpus = tmp_path / "conll"
+    corpus.mkdir()
+    (corpus / "train.conll").write_text("Anna\tNNP\tB-NP\tB-PER\nworks\tVBZ\tB-VP\tO\n", encoding="utf-8")
+    columns = DataColumns(tokens=0, tags=3)
+    data = best_config.config.data.model_copy(update={"path": str(corpus), "format": "auto", "columns": columns})
+    study = best_config.study.model_copy(update={"dataset_fingerprint": data.load().fingerprint})
+    best = best_config.model_copy(
+        update={"config": best_config.config.model_copy(update={"data": data}), "study": study}
+    )
+    other = best_config.config.data.path
+    with pytest.raises(InputError, match=r"the data has fingerprint \w+, but study 'ner-sweep' .*--other-data"):
+        execute_final_training(best, output_dir=tmp_path / "refused", data_path=other)
 
-    job = execute_final_training(best, output_dir=tmp_path / "run", data_path=data.path, other_data=True)
+    job = execute_final_training(best, output_dir=tmp_path / "run", data_path=other, other_data=True)
     assert job.status == "completed"
 
 
