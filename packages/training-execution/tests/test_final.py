@@ -13,6 +13,7 @@ from data.loaders import load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError, InputError
 from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
+from training.core.run_folder import RunFolder
 from training.execution import JobSpec, Lineage, execute_final_training, extract_lineage_from_best_model
 from training.execution.provenance import package_versions
 
@@ -253,6 +254,11 @@ def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config:
 
     job = execute_final_training(best, output_dir=tmp_path / "run", data_path=other, other_data=True)
     assert job.status == "completed"
+    # The run's config.yaml named the JSON data with the sweep's positions, which refused that data when read alone
+    # (training export --quantize without --data-path); it keeps the columns that data takes: none.
+    recorded = RunFolder(job.output_dir).read_config()
+    assert recorded is not None and recorded.data.columns == DataColumns() and recorded.data.path == other
+    assert recorded.data.load().fingerprint == best_config.study.dataset_fingerprint  # the JSON data's
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:
