@@ -231,14 +231,15 @@ def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
 
 
 def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Path) -> None:
+    """It is named on its own line (2), not its sentence's first, as tags are."""
     path = write(tmp_path / "train.conll", "in O\nNew\u00a0York B-LOC\n")
-    assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
+    assert load_error(path) == f"{path}:2: token 1 ('New\\xa0York') is empty or contains whitespace"
 
 
 def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path) -> None:
     """'New York<TAB>B-LOC' was read as the token 'New' tagged B-LOC: 'York' was lost without a word."""
     path = write(tmp_path / "train.tsv", "Flights\tO\r\nto \t O\r\nNew York\tB-LOC\r\n")
-    assert load_error(path) == f"{path}:1: token 2 ('New York') is empty or contains whitespace"
+    assert load_error(path) == f"{path}:3: token 2 ('New York') is empty or contains whitespace"
     path.write_text("Flights\tNNP\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
     assert load_dataset(path)["train"][0].text == "Flights to York"
 
