@@ -137,13 +137,26 @@ def test_an_empty_token_or_tag_cell_is_named_and_a_leading_one_keeps_its_positio
 
 def test_tab_indented_lines_read_with_the_default_columns(tmp_path: Path) -> None:
     """Lines that start with a tab (`<TAB>Paris<TAB>B-LOC`) failed as "data.columns.tokens (column 0) is empty"
-    without any data.columns: a leading empty cell keeps its place only for the positions data.columns gives."""
-    indented = "\tParis\tB-LOC\n\tis\tO\n\n\t\tBerlin\tB-LOC\n"
+    without any data.columns: a leading empty cell keeps its place for the positions data.columns gives, and in a
+    file where only some token lines start with one, whose columns would shift left (and be read silently) without
+    it; a file that starts every token line with a tab is read without them."""
+    indented = "# id 1\n\tParis\tB-LOC\n\tis\tO\n\n\t\tBerlin\tB-LOC\n"
     assert read(tmp_path, indented) == [("Paris is", (Span(0, 5, "LOC"),)), ("Berlin", (Span(0, 6, "LOC"),))]
     assert read(tmp_path, indented, columns=Columns(tokens=-2, tags=-1)) == read(tmp_path, indented)
     assert load_error(tmp_path, indented, columns=Columns(tokens=0, tags=-1)).startswith(
-        "train.conll:1: data.columns.tokens (column 0) is empty; the line has empty cells"
+        "train.conll:2: data.columns.tokens (column 0) is empty; the line has empty cells"
     )
+    kaggle = "1\tThousands\tNNS\tO\n\tof\tIN\tO\n\tLondon\tNNP\tB-geo\n\n2\tFamilies\tNNS\tO\n"  # 'Sentence #' blank
+    no_token = "Paris\tNNP\tB-LOC\n\tNN\tO\n"  # a token left out: its part of speech is no word
+    for shifted, line in ((kaggle, "'\\tof\\tIN\\tO'"), (no_token, "'\\tNN\\tO'")):
+        assert load_error(tmp_path, shifted) == (
+            "train.conll:2: data.columns.tokens (column 0) is empty; the line has empty cells (each tab starts a "
+            f"column: columns aligned with several tabs have empty ones between), got {line}"
+        )
+    assert read(tmp_path, kaggle, columns=Columns(tokens=1)) == [
+        ("Thousands of London", (Span(13, 19, "geo"),)),
+        ("Families", ()),
+    ]
 
 
 def test_tags_first_are_named_as_swapped_columns(tmp_path: Path) -> None:

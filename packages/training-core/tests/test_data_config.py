@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from training.common.errors import ConfigError, DataError
-from training.config import build_training_config
+from training.config import DataColumns, DataConfig, build_training_config
 
 
 @pytest.fixture
@@ -46,3 +46,18 @@ def test_the_data_section_loads_with_its_policies(folder: Path, tmp_path: Path) 
     given = r"^data\.path: no data set given; pass a data path \(--data-path\) or set path in data/"
     with pytest.raises(ConfigError, match=given):
         strict.model_copy(update={"path": None}).load()
+
+
+def test_other_data_keeps_the_columns_it_takes(tmp_path: Path) -> None:
+    """A refit on other data recorded the sweep's columns beside it, positions for JSON files that its config then
+    refused; other data keeps the positions where it has a CoNLL file, names where it is `datasets` input."""
+    data = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})
+    conll, jsonl = tmp_path / "train.conll", tmp_path / "train.jsonl"
+    conll.write_text("1\tParis\tB-LOC\n", encoding="utf-8")
+    jsonl.write_text('{"tokens": ["Paris"], "tags": ["B-LOC"]}\n', encoding="utf-8")
+    assert data.for_data(str(conll)).columns == data.columns
+    other = data.for_data(str(jsonl))
+    assert (other.path, other.columns) == (str(jsonl), DataColumns())
+    assert other.load().fingerprint == DataConfig(name="json", path=str(jsonl)).load().fingerprint
+    named = DataConfig(name="hub", columns={"tokens": "words", "tags": 2})
+    assert named.for_data(str(conll)).columns == DataColumns(tags=2)

@@ -15,6 +15,7 @@ from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.core.export import EXPORT_RECORD, ExportedModel, export_onnx
 from training.core.model import load_model
+from training.core.run_folder import RunFolder
 from training.core.trainer import train_model
 
 ort = pytest.importorskip("onnxruntime")
@@ -129,6 +130,22 @@ def test_without_data_the_int8_model_is_scored_on_its_runs_validation_split_unle
     with pytest.raises(InputError, match=r"/refit/model: nothing says its run was evaluated on the validation doc"):
         export_onnx(tmp_path / "refit" / "model", tmp_path / "refit-onnx", quantize=True)
     assert not (tmp_path / "refit-onnx").exists()
+
+
+def test_a_refit_s_config_with_its_sweep_s_column_positions_scores_on_its_own_data(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    """A refit on JSON data after a sweep on a CoNLL corpus recorded the sweep's column positions beside that data,
+    and the int8 model, scored on the run's validation split, was refused for them: a run's columns not taken are
+    ignored, as for other data."""
+    refit = tmp_path / "refit"
+    shutil.copytree(run_dir, refit)
+    folder = RunFolder(refit)
+    config = folder.read_config()
+    assert config is not None
+    folder.write_config(config.with_values({"data": {"columns": {"tokens": 0, "tags": 3}}}).to_yaml())
+    record = export_onnx(refit / "model", tmp_path / "onnx", quantize=True)
+    assert record.quantization.split == "validation"
 
 
 def test_data_and_split_for_scoring_are_refused_where_they_would_be_ignored(

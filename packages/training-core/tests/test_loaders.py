@@ -197,6 +197,24 @@ def test_data_columns_positions_for_a_json_file_are_refused_unless_a_run_s(tmp_p
     assert germeval.load(path, inherited=True).fingerprint == expected
 
 
+def test_data_columns_positions_apply_to_the_conll_files_of_a_folder_beside_json_ones(tmp_path: Path) -> None:
+    """A folder of a CoNLL train file (read by positions) and a JSON lines test file was refused for the positions,
+    named on the JSON file; they are refused only where no file of the input takes them, naming the input."""
+    mixed = tmp_path / "mixed"
+    words = zip(TEXTS[0].split(), TAGS[0], strict=True)
+    write(mixed / "train.tsv", "".join(f"{n}\t{token}\tNNP\t{tag}\n" for n, (token, tag) in enumerate(words)))
+    write(mixed / "test.jsonl", jsonl(token_records()[1:]))
+    dataset = load_dataset(mixed, columns=Columns(tokens=1, tags=3))
+    assert [doc.text for doc in dataset["train"]] == TEXTS[:1] and [doc.text for doc in dataset["test"]] == TEXTS[1:]
+    json_only = tmp_path / "json"
+    write(json_only / "train.jsonl", jsonl(token_records()))
+    write(json_only / "test.jsonl", jsonl(token_records()))
+    assert load_error(json_only, columns=Columns(tokens=1, tags=3)) == (
+        f"{json_only}: data.columns.tokens: 1 is a column position; positions apply to CoNLL/TSV files only, and its "
+        "files are JSON, read by their keys"
+    )
+
+
 def test_docstart_records_of_converted_conll_start_groups_not_documents(tmp_path: Path) -> None:
     """CoNLL-2003 converted a sentence per JSON line keeps `-DOCSTART-` as one-token records: each was a document of
     the text '-DOCSTART-' (946 in its train split), and the sentences after it no group."""
@@ -213,14 +231,15 @@ def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
 
 
 def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Path) -> None:
+    """It is named on its own line (2), not its sentence's first, as tags are."""
     path = write(tmp_path / "train.conll", "in O\nNew\u00a0York B-LOC\n")
-    assert load_error(path) == f"{path}:1: token 1 ('New\\xa0York') is empty or contains whitespace"
+    assert load_error(path) == f"{path}:2: token 1 ('New\\xa0York') is empty or contains whitespace"
 
 
 def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path) -> None:
     """'New York<TAB>B-LOC' was read as the token 'New' tagged B-LOC: 'York' was lost without a word."""
     path = write(tmp_path / "train.tsv", "Flights\tO\r\nto \t O\r\nNew York\tB-LOC\r\n")
-    assert load_error(path) == f"{path}:1: token 2 ('New York') is empty or contains whitespace"
+    assert load_error(path) == f"{path}:3: token 2 ('New York') is empty or contains whitespace"
     path.write_text("Flights\tNNP\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
     assert load_dataset(path)["train"][0].text == "Flights to York"
 

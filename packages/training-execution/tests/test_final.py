@@ -13,6 +13,7 @@ from data.loaders import load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError, InputError
 from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
+from training.core.run_folder import RunFolder
 from training.execution import JobSpec, Lineage, execute_final_training, extract_lineage_from_best_model
 from training.execution.provenance import package_versions
 
@@ -236,14 +237,28 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
 
 
 def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config: BestConfig, tmp_path: Path) -> None:
-    # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's
-    data = best_config.config.data.model_copy(update={"columns": DataColumns(tokens=0, tags=3)})
-    best = best_config.model_copy(update={"config": best_config.config.model_copy(update={"data": data})})
-    with pytest.raises(InputError, match=r"data.columns.tokens: 0 is a column position; positions apply to CoNLL"):
-        execute_final_training(best, output_dir=tmp_path / "refused", data_path=data.path)
+    # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's;
+    # without --other-data that data was refused for those positions, not as other data than the sweep's.
+    corpus = tmp_path / "conll"
+    corpus.mkdir()
+    (corpus / "train.conll").write_text("Anna\tNNP\tB-NP\tB-PER\nworks\tVBZ\tB-VP\tO\n", encoding="utf-8")
+    columns = DataColumns(tokens=0, tags=3)
+    data = best_config.config.data.model_copy(update={"path": str(corpus), "format": "auto", "columns": columns})
+    study = best_config.study.model_copy(update={"dataset_fingerprint": data.load().fingerprint})
+    best = best_config.model_copy(
+        update={"config": best_config.config.model_copy(update={"data": data}), "study": study}
+    )
+    other = best_config.config.data.path
+    with pytest.raises(InputError, match=r"the data has fingerprint \w+, but study 'ner-sweep' .*--other-data"):
+        execute_final_training(best, output_dir=tmp_path / "refused", data_path=other)
 
-    job = execute_final_training(best, output_dir=tmp_path / "run", data_path=data.path, other_data=True)
+    job = execute_final_training(best, output_dir=tmp_path / "run", data_path=other, other_data=True)
     assert job.status == "completed"
+    # The run's config.yaml named the JSON data with the sweep's positions, which refused that data when read alone
+    # (training export --quantize without --data-path); it keeps the columns that data takes: none.
+    recorded = RunFolder(job.output_dir).read_config()
+    assert recorded is not None and recorded.data.columns == DataColumns() and recorded.data.path == other
+    assert recorded.data.load().fingerprint == best_config.study.dataset_fingerprint  # the JSON data's
 
 
 def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConfig, tmp_path: Path) -> None:

@@ -190,9 +190,9 @@ class DocumentBuilder:
         joined = " ".join(tokens)
         for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
             if not token or token != token.strip() or any(c.isspace() for c in token):
-                raise DataError(f"{where}: token {position} ({token!r}) is empty or contains whitespace")
+                raise DataError(f"{place.of(position)}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
-                raise DataError(f"{where}: token {position} ({token!r}) holds half a surrogate pair")
+                raise DataError(f"{place.of(position)}: token {position} ({token!r}) holds half a surrogate pair")
         # The words are predict's (`Document.from_words`); an entity's tokens holding characters in no word (a lone
         # U+200B) are trimmed or dropped and counted as a span's would be.
         text, given = token_spans(tokens, self._iob2(place, tags))

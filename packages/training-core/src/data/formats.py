@@ -207,9 +207,6 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
 
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
     token_at, tag_at = 0 if positions[0] is None else positions[0], -1 if positions[1] is None else positions[1]
-    # Leading empty cells keep their place for the positions `data.columns` gives, else a tab-indented line's first
-    # cell would be its token.
-    row = partial(_row, leading=positions != (None, None))
     read: list[Record] = []
     tokens: list[str] = []
     tags: list[str] = []
@@ -218,16 +215,21 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     width: tuple[int, int] | None = None
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
     lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
+    given = positions != (None, None)
+    token_lines = (
+        line
+        for line, cells in zip(lines, map(partial(_row, leading=given), lines), strict=True)
+        if cells and not _boundary(cells) and not _hash(cells)
+    )
+    first = next(token_lines, "")
+    # Leading empty cells keep their place for the positions `data.columns` gives, and in a file where only some token
+    # lines start with a tab (Kaggle's blank `Sentence #` on a sentence's later rows, a token left out): read without
+    # them, those lines would shift their columns left. Only a file that starts every token line with a tab is read
+    # without them, else its first cell would be every token.
+    row = partial(_row, leading=given or not (_indented(first) and all(map(_indented, token_lines))))
     # The first token line's column count and separator (tab or not): a `#` line of another count is a comment, and so
     # is one without a tab where token lines have them (a file mixing separators may tab any line, a `#` token's too).
-    token_width, tabbed = next(
-        (
-            (len(cells), "\t" in line)
-            for line, cells in zip(lines, map(row, lines), strict=True)
-            if cells and not _boundary(cells) and not _hash(cells)
-        ),
-        (0, False),
-    )
+    token_width, tabbed = len(row(first)), "\t" in first
     for number, line in enumerate(lines, start=1):
         columns = row(line)
         if not tokens and columns and _hash(columns):  # a comment, or a `#` token and its tag
@@ -357,6 +359,12 @@ def _row(line: str, leading: bool) -> list[str]:
     while not columns[0] and not (leading and "\t" in line):  # spaces or tabs before a line's first word
         del columns[0]
     return columns
+
+
+def _indented(line: str) -> bool:
+    """Whether a line starts with an empty cell before its first tab (blanks aside)."""
+    before, tab, _ = line.partition("\t")
+    return bool(tab) and not before.strip(" \f\v")
 
 
 def _conll_columns(line: str) -> list[str]:

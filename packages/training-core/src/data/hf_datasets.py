@@ -63,7 +63,8 @@ class Columns:
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
         """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input and ignored
-        here; a number in quotes for a CoNLL file, or a position given for a JSON file, is an error."""
+        here, and so are positions in a JSON file beside CoNLL ones (input of JSON files alone refuses them, see
+        `refuse_positions`); a number in quotes for a CoNLL file is an error."""
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
             if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
                 raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
@@ -71,17 +72,17 @@ class Columns:
                     "columns are positions (0 first, -1 last), written as numbers"
                 )
         if format != "conll":
-            self._refuse_positions(where, "a JSON file is read by its keys")
             return None, None
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 
     def names(self, where: str) -> Columns:
         """The column names of `datasets` input `where`; positions are an error, or ignored where inherited."""
-        self._refuse_positions(where, "datasets input is read by its column names")
+        self.refuse_positions(where, "datasets input is read by its column names")
         return Columns(*(value if isinstance(value, str) else None for value in (self.tokens, self.tags)))
 
-    def _refuse_positions(self, where: str, read_by: str) -> None:
+    def refuse_positions(self, where: str, read_by: str) -> None:
+        """An error for positions (unless inherited) given for input `where` that has no CoNLL file to apply them."""
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
             if isinstance(value, int) and not self.inherited:
                 raise DataError(

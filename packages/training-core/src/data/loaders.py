@@ -12,7 +12,7 @@ from typing import Any
 
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import DOCSTART, FORMATS, Record, detect_format, read_records, read_text, tag_key
+from data.formats import DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records, read_text, tag_key
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
@@ -126,6 +126,9 @@ def load_dataset(
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
         files = _split_files(path) if path.is_dir() else {"train": path}
+        if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's
+            read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
+            (columns or Columns()).refuse_positions(source, read_by)
         sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
     sources = {name: _docstart_groups(part) for name, part in sources.items()}
     renames: list[Callable[[Sequence[str]], Sequence[str]]] = []
@@ -149,6 +152,20 @@ def load_dataset(
         **counts,
     )
     return Dataset(splits, labels=labels, report=report)
+
+
+def reads_positions(data_asset: str | os.PathLike[str], format: str = "auto") -> bool:
+    """Whether the data at `data_asset`, read in `format`, has a CoNLL file, whose columns `data.columns` positions
+    pick: JSON files are read by their keys, `datasets` input by its column names."""
+    if is_datasets_input(data_asset):
+        return False
+    path = Path(data_asset)
+    return not _all_json(_split_files(path).values() if path.is_dir() else [path], format)
+
+
+def _all_json(files: Iterable[Path], format: str) -> bool:
+    """Whether `files` read in `format` are all JSON (a file of another suffix is CoNLL, or refused as unknown)."""
+    return format in ("spans", "tokens") or (format == "auto" and all(f.suffix.lower() in JSON_SUFFIXES for f in files))
 
 
 @dataclass(frozen=True)

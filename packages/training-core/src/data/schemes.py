@@ -41,7 +41,7 @@ class Place:
         return f"{self.source}:{self.line}"
 
     def of(self, position: int) -> str:
-        """Where the tag at `position` is."""
+        """Where the token and the tag at `position` are."""
         return f"{self.source}:{self.lines[position]}" if self.lines else str(self)
 
 

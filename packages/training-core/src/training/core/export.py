@@ -174,7 +174,8 @@ def _evaluation_split(
                 f"{source}: no run config.yaml beside the model to find its validation data; "
                 "pass data_path (--data-path)"
             )
-        run, dataset = RunFolder.of_model(source), config.data.load()
+        # A refit on other data recorded before its config dropped the sweep's columns that data does not take
+        run, dataset = RunFolder.of_model(source), config.data.load(inherited=True)
         metrics = run.read_metrics()
         # A refit trains on its data's validation split and is evaluated on another one (data without one: its test).
         has_validation = "validation" in dataset or config.data.holdout_fraction is not None

@@ -53,8 +53,10 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
 def _load(spec: JobSpec) -> Dataset:
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: no data given; pass --data or set it in the job spec")
-    # Other data than the sweep's: its config's columns are the sweep's (a CoNLL corpus's positions for a JSON file)
-    dataset = spec.config.data.load(spec.data_path, inherited=spec.other_data)
+    # A job's config is a sweep's or a run's (a refit's, a trained run's), and its data may be other than theirs: the
+    # columns it does not take (a CoNLL corpus's positions for JSON files) are ignored, so that other data is told
+    # apart by its fingerprint (`check_data`: pass --other-data), not refused for the sweep's positions.
+    dataset = spec.config.data.load(spec.data_path, inherited=True)
     for line in dataset.report.lines():
         logger.info("%s", line)
     return dataset
