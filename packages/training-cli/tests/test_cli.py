@@ -596,6 +596,21 @@ def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(
     assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
 
 
+@pytest.mark.parametrize("beside", ["model/bert.yaml", "corpus/notes.txt"])
+def test_demo_refuses_a_users_corpus_folder_with_more_than_its_splits(cli, tmp_path: Path, beside: str) -> None:
+    """A configs/ holding the demo's corpus name was taken for a demo cut short, whatever else it held: the user's
+    model config beside `corpus/train.jsonl` (or a file among the splits) let the demo write over their corpus."""
+    (tmp_path / "configs" / "corpus").mkdir(parents=True)
+    (tmp_path / "configs" / "corpus" / "train.jsonl").write_text("mine\n")
+    (tmp_path / "configs" / beside).parent.mkdir(exist_ok=True)
+    (tmp_path / "configs" / beside).write_text("mine\n")
+    completed = cli("demo", "--fast", "--output", str(tmp_path))
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {tmp_path / 'configs'}: a config folder the demo did not write; choose another --output"
+    ]
+    assert (tmp_path / "configs" / "corpus" / "train.jsonl").read_text() == "mine\n"
+
+
 @pytest.mark.parametrize(("made", "run", "option"), [("full", "--fast", ""), ("fast", "--json", " --fast")])
 def test_demo_refuses_an_output_holding_the_other_sizes_demo_naming_it(
     cli, tmp_path: Path, made: str, run: str, option: str

@@ -38,6 +38,8 @@ SAMPLES = (
     "Skills: Python, Kubernetes and statistics. Holds a MSc in Data Science, graduated 2019.",
     "Call Omar Haddad on +1-555-201-7788; he joined Siemens in March 2021.",
 )
+# What `write_corpus` writes for the splits of `generate_corpus`.
+_CORPUS_FILES = frozenset({"train.jsonl", "validation.jsonl", "test.jsonl"})
 
 
 class Profile(BaseModel):
@@ -186,7 +188,7 @@ def _check_config_folder(out: Path, size: str) -> None:
     written over: the other demo is named, with the command that goes on with it."""
     folder = out / "configs"
     found = {name: {file for file in _demo_files(each) if (folder / file).exists()} for name, each in PROFILES.items()}
-    if found[size] in (set(), _demo_files(PROFILES[size])) or set().union(*found.values()) == {"corpus"}:
+    if found[size] in (set(), _demo_files(PROFILES[size])) or _cut_short(folder):
         return
     other = next((name for name, files in found.items() if files == _demo_files(PROFILES[name])), None)
     if other is None:
@@ -196,6 +198,15 @@ def _check_config_folder(out: Path, size: str) -> None:
         f"{folder}: holds the demo of {PROFILES[other].backbone} made {'with' if option else 'without'} --fast; "
         f"run `training demo{option} --output {out}` to go on with it, or choose another --output"
     )
+
+
+def _cut_short(folder: Path) -> bool:
+    """Whether a config folder holds nothing but the split files of a corpus, as a demo cut short there leaves it (a
+    user's folder with a `corpus/` holds more: their configs, or other files beside the splits)."""
+    corpus = folder / "corpus"
+    if not corpus.is_dir() or [path.name for path in folder.iterdir()] != ["corpus"]:
+        return False
+    return all(path.is_file() and path.name in _CORPUS_FILES for path in corpus.iterdir())
 
 
 def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
