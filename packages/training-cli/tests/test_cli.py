@@ -611,22 +611,31 @@ def test_demo_refuses_a_users_corpus_folder_with_more_than_its_splits(cli, tmp_p
     assert (tmp_path / "configs" / "corpus" / "train.jsonl").read_text() == "mine\n"
 
 
-@pytest.mark.parametrize(("made", "run", "option"), [("full", "--fast", ""), ("fast", "--json", " --fast")])
+@pytest.mark.parametrize(
+    ("made", "run", "seed", "option", "given"),
+    [("full", "--fast", 7, "", " --documents 20"), ("fast", "--json", 12, " --fast", " --documents 20 --seed 12")],
+)
 def test_demo_refuses_an_output_holding_the_other_sizes_demo_naming_it(
-    cli, tmp_path: Path, made: str, run: str, option: str
+    cli, tmp_path: Path, made: str, run: str, seed: int, option: str, given: str
 ) -> None:
-    """The demo of the other size (--fast or not) was called 'a config folder the demo did not write'."""
+    """The demo of the other size (--fast or not) was called 'a config folder the demo did not write'; the command
+    advised to go on with it left out its --documents and --seed (so it wrote another corpus) and quoted no path."""
     from training.cli.commands.demo import PROFILES, write_demo_configs
 
-    write_demo_configs(tmp_path / "configs", PROFILES[made].model_copy(update={"documents": 20}), seed=7)
-    before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
-    completed = cli("demo", run, "--output", str(tmp_path))
+    out = tmp_path / "my demo"
+    write_demo_configs(out / "configs", PROFILES[made].model_copy(update={"documents": 20}), seed=seed)
+    before = {path: path.read_bytes() for path in (out / "configs").rglob("*") if path.is_file()}
+    completed = cli("demo", run, "--output", str(out))
     made_with = f"{PROFILES[made].backbone} made {'with' if option else 'without'} --fast"
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
-        f"training demo: error: {tmp_path / 'configs'}: holds the demo of {made_with}; run `training demo{option} "
-        f"--output {tmp_path}` to go on with it, or choose another --output"
+        f"training demo: error: {out / 'configs'}: holds the demo of {made_with}; run `training demo{option}{given} "
+        f"--output '{out}'` to go on with it, or choose another --output"
     ]
-    assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
+    assert {path: path.read_bytes() for path in (out / "configs").rglob("*") if path.is_file()} == before
+    (out / "configs" / "train.yaml").write_text("backbone: mine\n")
+    edited = cli("demo", run, "--output", str(out))
+    advice = f"run `training demo{option} --output '{out}'` with the same --documents and --seed as before to go on"
+    assert edited.returncode == 2 and advice in edited.stderr
 
 
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import re
+import shlex
 import subprocess
 import sys
 from importlib.metadata import entry_points
@@ -30,7 +31,7 @@ from training.config.schema import (
     SamplerConfig,
     Uniform,
 )
-from training.config.yaml_io import dump_yaml
+from training.config.yaml_io import dump_yaml, load_yaml_mapping
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
 SAMPLES = (
@@ -38,6 +39,7 @@ SAMPLES = (
     "Skills: Python, Kubernetes and statistics. Holds a MSc in Data Science, graduated 2019.",
     "Call Omar Haddad on +1-555-201-7788; he joined Siemens in March 2021.",
 )
+DEFAULT_SEED = 7
 # What `write_corpus` writes for the splits of `generate_corpus`.
 _CORPUS_FILES = frozenset({"train.jsonl", "validation.jsonl", "test.jsonl"})
 
@@ -84,7 +86,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
     parser.add_argument("--trials", type=positive_int, help="sweep budget (default: 4, or 3 with --fast)")
     parser.add_argument("--documents", type=positive_int, help="documents to generate")
-    parser.add_argument("--seed", type=_seed, default=7, help="seed of the corpus, training and sampler (0 to 2**32-1)")
+    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of the corpus, training and sampler (0 to 2**32-1)")
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
     parser.set_defaults(func=run, resumable=True)
@@ -193,11 +195,28 @@ def _check_config_folder(out: Path, size: str) -> None:
     other = next((name for name, files in found.items() if files == _demo_files(PROFILES[name])), None)
     if other is None:
         raise InputError(f"{folder}: a config folder the demo did not write; choose another --output")
-    option = " --fast" if other == "fast" else ""
+    made = "with" if other == "fast" else "without"
     raise InputError(
-        f"{folder}: holds the demo of {PROFILES[other].backbone} made {'with' if option else 'without'} --fast; "
-        f"run `training demo{option} --output {out}` to go on with it, or choose another --output"
+        f"{folder}: holds the demo of {PROFILES[other].backbone} made {made} --fast; "
+        f"run {_go_on_command(out, other)} to go on with it, or choose another --output"
     )
+
+
+def _go_on_command(out: Path, size: str) -> str:
+    """The command that goes on with the demo of `size` in `out`: with its --documents and --seed, read back from its
+    corpus and train.yaml, as other ones would write a corpus the study refuses as edited."""
+    folder = out / "configs"
+    documents = sum(len(path.read_bytes().splitlines()) for path in (folder / "corpus").glob("*.jsonl"))
+    training = load_yaml_mapping(folder / "train.yaml").get("training")
+    seed = training.get("seed") if isinstance(training, dict) else None
+    words = ["training", "demo", *(["--fast"] if size == "fast" else [])]
+    if documents < 3 or not isinstance(seed, int):  # not as the demo wrote them: the user is told what to keep
+        return f"`{shlex.join([*words, '--output', str(out)])}` with the same --documents and --seed as before"
+    if documents != PROFILES[size].documents:
+        words += ["--documents", str(documents)]
+    if seed != DEFAULT_SEED:
+        words += ["--seed", str(seed)]
+    return f"`{shlex.join([*words, '--output', str(out)])}`"
 
 
 def _cut_short(folder: Path) -> bool:
