@@ -4,10 +4,12 @@ that names both formats and says to upgrade."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import optuna
 import pytest
 
+from training.common.errors import InputError
 from training.config import HPOConfig, TrainingConfig
 from training.hpo import __version__
 from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
@@ -63,3 +65,18 @@ def test_a_record_of_a_newer_release_is_refused_naming_both_formats(
     with pytest.raises(NewerRecordError) as refused:
         SweepSettings.load(study)
     assert str(refused.value) == message
+
+
+def test_a_dataset_passed_to_a_study_run_on_other_data_is_told_to_pass_the_study_data_path(
+    stored: tuple[optuna.Study, dict], tmp_path: Path
+) -> None:
+    # It was told to 'leave out data_path (--data)', which it had not passed.
+    study, data = stored
+    study.set_user_attr(RECORD, data | {"data_path": str(tmp_path)})
+    with pytest.raises(InputError) as refused:
+        SweepSettings.load(study).check_data(Path("/studies/kept"), "kept", None, "1" * 64)
+    assert str(refused.value) == (
+        f"/studies/kept: study 'kept' was run on {tmp_path} (000000000000), not on the dataset given (111111111111); "
+        f"pass data_path={str(tmp_path)!r} instead of dataset= to go on with its data, or begin a new study folder for "
+        "this dataset"
+    )
