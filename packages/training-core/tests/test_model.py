@@ -220,7 +220,9 @@ def test_missing_or_corrupt_weights_name_the_folder(saved_model, tmp_path):
         load_model(folder)
 
     weights.unlink()
-    with pytest.raises(InputError, match=rf"{folder}: no model weights \(expected model.safetensors\)"):
+    with pytest.raises(
+        InputError, match=rf"{folder}: no model weights \(expected model.safetensors or pytorch_model.bin\)"
+    ):
         load_model(folder)
     with pytest.raises(InputError, match=rf"{tmp_path}: not a model folder \(no config.json\)"):
         load_model(tmp_path)
@@ -292,6 +294,23 @@ def test_a_backbone_is_checked_without_loading_its_weights(saved_model, tiny_con
     check_backbone(config)
     with pytest.raises(ConfigError, match=rf"model.backbone '{folder}': the folder {folder} does not hold a loadable"):
         create_model_and_tokenizer(config)
+
+
+@pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone, None])
+def test_weights_cloned_as_a_git_lfs_pointer_say_git_lfs_pull(saved_model, tiny_config, load):
+    """A clone made without `git lfs pull` passed the backbone check, and loading it said only "corrupt"."""
+    folder, _ = saved_model
+    pointer = folder / "model.safetensors"
+    pointer.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 133\n")
+    advice = f"{pointer} is a Git LFS pointer, not the weights; run `git lfs pull` in {folder}"
+    if load is None:
+        with pytest.raises(InputError) as refused:
+            load_model(folder)
+        assert str(refused.value) == advice
+        return
+    with pytest.raises(ConfigError) as refused:
+        load(with_model(tiny_config, backbone=str(folder)))
+    assert str(refused.value) == f"model.backbone '{folder}': {advice}"
 
 
 @pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])

@@ -41,6 +41,8 @@ _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_siz
 # The weight files transformers builds a model from: safetensors, one file or shards, or a legacy pickle.
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES = (*_SAFETENSORS, "pytorch_model.bin", "pytorch_model.bin.index.json")
+# How a Git LFS pointer begins: what a clone made without `git lfs pull` holds in place of the weights.
+_LFS_POINTER = b"version https://git-lfs"
 # Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
 _PADDING_OFFSET_TYPES = frozenset(
     {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
@@ -113,6 +115,9 @@ def _backbone(
             f"model.backbone {settings.backbone!r}: the folder {folder} holds no model weights "
             "(expected model.safetensors or pytorch_model.bin)"
         )
+    pointer = _lfs_pointer(folder) if folder is not None else None
+    if pointer is not None:
+        raise ConfigError(f"model.backbone {settings.backbone!r}: {_pointer_advice(pointer)}")
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
@@ -266,6 +271,20 @@ def _holds(folder: Path, names: Sequence[str]) -> bool:
     return any((folder / name).is_file() for name in names)
 
 
+def _lfs_pointer(folder: Path) -> Path | None:
+    """The first weights file in `folder` that is a Git LFS pointer, not weights (loading it says only "corrupt")."""
+    for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
+        if path.is_file():
+            with path.open("rb") as file:
+                if file.read(len(_LFS_POINTER)) == _LFS_POINTER:
+                    return path
+    return None
+
+
+def _pointer_advice(pointer: Path) -> str:
+    return f"{pointer} is a Git LFS pointer, not the weights; run `git lfs pull` in {pointer.parent}"
+
+
 def _load_folder(
     folder: Path, dropout: float | None, trust_remote_code: bool
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase, tuple[str, ...]]:
@@ -277,7 +296,10 @@ def _load_folder(
         raise InputError(f"{folder}: not a model folder (no config.json)")
     safetensors = _holds(folder, _SAFETENSORS)
     if not _holds(folder, _WEIGHT_FILES):
-        raise InputError(f"{folder}: no model weights (expected model.safetensors)")
+        raise InputError(f"{folder}: no model weights (expected model.safetensors or pytorch_model.bin)")
+    pointer = _lfs_pointer(folder)
+    if pointer is not None:
+        raise InputError(_pointer_advice(pointer))
     try:
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
