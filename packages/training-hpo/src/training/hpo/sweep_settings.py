@@ -91,8 +91,8 @@ class SweepSettings(BaseModel):
                 "begin a new study folder for the data as it is now"
             )
         if location is None:  # a dataset passed in memory: data_path alone reads the study's data
-            advice = f"pass data_path={self.data_path!r} instead of dataset= to go on with its data, or begin a new study"
-            raise InputError(f"{ran}, not on {given}; {advice} folder for this dataset")
+            advice = f"pass data_path={self.data_path!r} instead of dataset= to go on with its data"
+            raise InputError(f"{ran}, not on {given}; {advice}, or begin a new study folder for this dataset")
         raise InputError(f"{ran}, not on {given}; leave out data_path (--data) to go on with its data")
 
     def save(self, study: optuna.Study) -> None:

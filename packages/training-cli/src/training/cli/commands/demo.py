@@ -86,7 +86,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
     parser.add_argument("--trials", type=positive_int, help="sweep budget (default: 4, or 3 with --fast)")
     parser.add_argument("--documents", type=positive_int, help="documents to generate")
-    parser.add_argument("--seed", type=_seed, default=DEFAULT_SEED, help="seed of the corpus, training and sampler (0 to 2**32-1)")
+    parser.add_argument(
+        "--seed", type=_seed, default=DEFAULT_SEED, help="seed of the corpus, training and sampler (0 to 2**32-1)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
     parser.set_defaults(func=run, resumable=True)
