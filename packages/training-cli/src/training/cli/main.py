@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import errno
 import logging
 import os
@@ -25,15 +24,6 @@ from training.common.optional import MissingDependencyError
 PLUGIN_GROUP = "training.cli.commands"
 _UNRECOGNIZED = "_unrecognized"  # the namespace attribute: (parser, its unknown arguments), innermost parser first
 _RAN = "_ran"  # the namespace attribute: the innermost parser's prog (`training hpo run`), which errors are under
-_REQUIRED = "the following arguments are required: "  # argparse's message
-
-
-class _MissingArguments(Exception):
-    """A command's required arguments missing, held back until the line is known to have no unknown argument."""
-
-    def __init__(self, parser: argparse.ArgumentParser, message: str) -> None:
-        super().__init__(message)
-        self.parser = parser
 
 
 class CommandParser(argparse.ArgumentParser):
@@ -41,7 +31,6 @@ class CommandParser(argparse.ArgumentParser):
     "b"`): plain argparse ends a nargs='*' or '+' positional at the first option and refuses the values after it."""
 
     _intermixing = False
-    _holding_missing = False  # while `_parse` parses: a missing required argument is raised as `_MissingArguments`
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         if kwargs.get("type") in (Path, os.path.expanduser):  # `--output ""` was the working directory
@@ -51,8 +40,6 @@ class CommandParser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
         """A usage error: printed by each host's local rank 0 only under torchrun (every rank parses the same command
         line); exits 2."""
-        if self._holding_missing and message.startswith(_REQUIRED):
-            raise _MissingArguments(self, message)
         if _reporting_rank():
             super().error(message)
         self.exit(2)
@@ -175,23 +162,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
     """The command line parsed, its unknown arguments left to refuse before any missing required one, as the first
     mistake in the line: argparse checks a command's required arguments before the parser above it gets to its own
-    unknown ones (`training --bogus train` was told that `--output` is required)."""
-    parsers = [each for each in _parsers(parser) if isinstance(each, CommandParser)]
+    unknown ones (`training --bogus train` was told that `--output` is required). So the line is parsed with nothing
+    required first, and again as it is where it holds no unknown argument."""
+    required = [action for each in _parsers(parser) for action in each._actions if action.required]
     try:
-        with _holding_missing(parsers):
-            return parser.parse_known_args(argv)
-    except _MissingArguments as missing:
-        required = [action for each in parsers for action in each._actions if action.required]
-        try:  # again with nothing required, for the unknown arguments
-            for action in required:
-                action.required = False
-            args, unknown = parser.parse_known_args(argv)
-        finally:
-            for action in required:
-                action.required = True
-        if not unknown:
-            missing.parser.error(str(missing))
-        return args, unknown
+        for action in required:
+            action.required = False
+        args, unknown = parser.parse_known_args(argv)
+    finally:
+        for action in required:
+            action.required = True
+    return (args, unknown) if unknown else parser.parse_known_args(argv)
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
@@ -201,18 +182,6 @@ def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParse
         if isinstance(action, argparse._SubParsersAction):
             for command in dict.fromkeys(action.choices.values()):  # an alias names the same parser again
                 yield from _parsers(command)
-
-
-@contextlib.contextmanager
-def _holding_missing(parsers: list[CommandParser]) -> Iterator[None]:
-    """Inside, a missing required argument of `parsers` is raised as `_MissingArguments`, not reported."""
-    for parser in parsers:
-        parser._holding_missing = True
-    try:
-        yield
-    finally:
-        for parser in parsers:
-            parser._holding_missing = False
 
 
 def _reporting_rank() -> bool:
