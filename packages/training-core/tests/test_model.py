@@ -320,7 +320,7 @@ def test_a_backbone_folder_without_weights_is_a_config_error(saved_model, tiny_c
     (folder / "model.safetensors").unlink()
     with pytest.raises(
         ConfigError,
-        match=rf"^model.backbone '{folder}': the folder {folder} holds no model weights "
+        match=rf"^model.backbone '{folder}': {folder}: no model weights "
         r"\(expected model.safetensors or pytorch_model.bin\)$",
     ):
         load(with_model(tiny_config, backbone=str(folder)))

@@ -110,14 +110,9 @@ def _backbone(
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
     # BERT's folder holds none, as its weights are built from its config.
-    if folder is not None and settings.backbone != TINY_BERT and not _holds(folder, _WEIGHT_FILES):
-        raise ConfigError(
-            f"model.backbone {settings.backbone!r}: the folder {folder} holds no model weights "
-            "(expected model.safetensors or pytorch_model.bin)"
-        )
-    pointer = _lfs_pointer(folder) if folder is not None else None
-    if pointer is not None:
-        raise ConfigError(f"model.backbone {settings.backbone!r}: {_pointer_advice(pointer)}")
+    problem = _weights_problem(folder) if folder is not None and settings.backbone != TINY_BERT else None
+    if problem is not None:
+        raise ConfigError(f"model.backbone {settings.backbone!r}: {problem}")
     _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
@@ -271,18 +266,17 @@ def _holds(folder: Path, names: Sequence[str]) -> bool:
     return any((folder / name).is_file() for name in names)
 
 
-def _lfs_pointer(folder: Path) -> Path | None:
-    """The first weights file in `folder` that is a Git LFS pointer, not weights (loading it says only "corrupt")."""
+def _weights_problem(folder: Path) -> str | None:
+    """Why `folder` cannot load as weights: none there, or a Git LFS pointer in their place (loading it says only
+    "corrupt"); None when weights are there."""
+    if not _holds(folder, _WEIGHT_FILES):
+        return f"{folder}: no model weights (expected model.safetensors or pytorch_model.bin)"
     for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
         if path.is_file():
             with path.open("rb") as file:
                 if file.read(len(_LFS_POINTER)) == _LFS_POINTER:
-                    return path
+                    return f"{path} is a Git LFS pointer, not the weights; run `git lfs pull` in {folder}"
     return None
-
-
-def _pointer_advice(pointer: Path) -> str:
-    return f"{pointer} is a Git LFS pointer, not the weights; run `git lfs pull` in {pointer.parent}"
 
 
 def _load_folder(
@@ -295,11 +289,9 @@ def _load_folder(
             raise InputError(f"{folder}: an exported folder, not a model folder; OnnxPredictor runs it")
         raise InputError(f"{folder}: not a model folder (no config.json)")
     safetensors = _holds(folder, _SAFETENSORS)
-    if not _holds(folder, _WEIGHT_FILES):
-        raise InputError(f"{folder}: no model weights (expected model.safetensors or pytorch_model.bin)")
-    pointer = _lfs_pointer(folder)
-    if pointer is not None:
-        raise InputError(_pointer_advice(pointer))
+    problem = _weights_problem(folder)
+    if problem is not None:
+        raise InputError(problem)
     try:
         model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
