@@ -101,9 +101,9 @@ def detect_format(path: Path, text: str) -> str:
     if suffix in CONLL_SUFFIXES:
         return "conll"
     if suffix not in JSON_SUFFIXES:
-        first = _first_line(text)
-        if first is not None and _token_line(first):
+        if conll_text(text):
             return "conll"
+        first = _first_line(text)
         kind = f"unknown file type {path.suffix!r}" if path.suffix else "a file without a suffix"
         found = f"its first line {first!r} is" if first is not None else "it has"
         raise DataError(
@@ -135,9 +135,11 @@ def _first_line(text: str) -> str | None:
     return None
 
 
-def _token_line(line: str) -> bool:
-    """Whether `line` reads as a CoNLL token line: two columns or more, one of them a tag (`O`, `B-PER`)."""
-    columns = _row(line.removeprefix("\ufeff"), leading=False)
+def conll_text(text: str) -> bool:
+    """Whether `text` (of a file whose suffix tells no format) is CoNLL: its first line past comments and `-DOCSTART-`
+    is a token line, of two columns or more, one of them a tag (`O`, `B-PER`)."""
+    first = _first_line(text)
+    columns = [] if first is None else _row(first.removeprefix("\ufeff"), leading=False)
     return len(columns) >= 2 and any(map(is_tag, columns))
 
 
