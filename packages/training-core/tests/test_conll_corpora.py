@@ -109,6 +109,23 @@ def test_a_quoted_column_position_for_a_conll_file_is_refused_not_ignored(tmp_pa
     )
 
 
+@pytest.mark.parametrize(("field", "columns"), [("tokens", {"tokens": "word"}), ("tags", {"tokens": 1, "tags": "ner"})])
+def test_a_column_name_for_a_conll_file_is_refused_not_ignored(tmp_path: Path, field: str, columns: dict) -> None:
+    """Names, which `datasets` input takes, were ignored for a CoNLL file, read then with its first and last columns;
+    a run's own names, reading other data, still are."""
+    (tmp_path / "train.conll").write_text(GERMEVAL, encoding="utf-8")
+    data = DataConfig(name="germeval", columns=columns)
+    with pytest.raises(DataError) as caught:
+        data.load(tmp_path / "train.conll")
+    assert str(caught.value) == (
+        f"{tmp_path / 'train.conll'}: data.columns.{field}: {columns[field]!r} is a column name, as datasets input "
+        "takes; a CoNLL file names no columns (a header line would be read as a token), so give its position (0 "
+        "first, -1 last)"
+    )
+    inherited = DataConfig(name="germeval", columns={"tokens": 1, "tags": "ner"})
+    assert inherited.load(tmp_path / "train.conll", inherited=True)["train"][0].text == "Schartau sagte Berlin"
+
+
 def test_an_empty_cell_keeps_its_column_position(tmp_path: Path) -> None:
     """A tab-separated file with an empty cell (a word without its part of speech) dropped it, so the columns after
     it moved left and data.columns.tags read the nested tag of that line; a trailing tab is still no column."""

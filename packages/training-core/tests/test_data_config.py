@@ -61,3 +61,23 @@ def test_other_data_keeps_the_columns_it_takes(tmp_path: Path) -> None:
     assert other.load().fingerprint == DataConfig(name="json", path=str(jsonl)).load().fingerprint
     named = DataConfig(name="hub", columns={"tokens": "words", "tags": 2})
     assert named.for_data(str(conll)).columns == DataColumns(tags=2)
+
+
+def test_other_data_is_read_in_its_own_format(tmp_path: Path) -> None:
+    """A refit on other data kept the sweep's `data.format`: JSON lines read as CoNLL (`tag '"PER"]]}' is malformed`),
+    CoNLL as JSON (invalid JSON). That data's files, by suffix or content, decide; the sweep's data keeps its own."""
+    conll, wikiann, jsonl = tmp_path / "train.conll", tmp_path / "wikiann" / "train", tmp_path / "train.jsonl"
+    wikiann.parent.mkdir()
+    conll.write_text("Anna\tB-PER\nworks\tO\n", encoding="utf-8")
+    wikiann.write_text("en:Anna\tB-PER\nen:works\tO\n", encoding="utf-8")
+    jsonl.write_text('{"text": "Anna works", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    expected = DataConfig(name="json", path=str(jsonl)).load().fingerprint
+    for sweep, other in (("conll", jsonl), ("spans", conll), ("tokens", wikiann.parent)):
+        refit = DataConfig(name="sweep", format=sweep).for_data(str(other))
+        assert refit.format == "auto"
+        assert refit.load().fingerprint == expected
+    assert DataConfig(name="sweep", format="conll").for_data(str(wikiann.parent)).format == "conll"
+    assert DataConfig(name="sweep", format="tokens").for_data(str(jsonl)).format == "tokens"  # JSON: its own choice
+    untold = tmp_path / "untold"  # no suffix, no token lines: the sweep's format reads it, as it read the sweep's
+    untold.write_text(jsonl.read_text(encoding="utf-8"), encoding="utf-8")
+    assert DataConfig(name="sweep", format="spans").for_data(str(untold)).format == "spans"

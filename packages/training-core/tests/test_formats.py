@@ -95,11 +95,43 @@ def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
     path = write(tmp_path / "a.csv", "x,O\n")
     with pytest.raises(
         DataError,
-        match=r"a\.csv: unknown file type '\.csv'; expected one of .*, or name the format "
-        r"\(spans, tokens, conll\) in data\.format \(--set data\.format=NAME\), "
-        r"--format \(evaluate, report\) or format=",
+        match=r"a\.csv: unknown file type '\.csv', and its first line 'x,O' is no CoNLL token line \(a token and a "
+        r"tag, such as 'Paris B-LOC'\); expected one of .*, or name the format \(spans, tokens, conll\) in "
+        r"data\.format \(--set data\.format=NAME\), --format \(evaluate, report\) or format=",
     ):
         detect_format(path, "x,O\n")
+
+
+@pytest.mark.parametrize(
+    ("name", "content"),
+    [
+        ("train", "en:Paris\tB-LOC\nen:is\tO\n"),  # WikiANN's own files
+        ("emerging.test.annotated", "@paulwalk\tO\n"),  # WNUT-17's test file
+        ("eng.train.gold", "-DOCSTART- -X- -X- O\n\nEU NNP B-NP B-ORG\n"),
+        ("NER-de-train.gold", "#\thttp://de.wikipedia.org/wiki/Manfred_Korfmann\n1\tAufgrund\tO\tO\n"),
+    ],
+)
+def test_token_lines_of_another_suffix_are_conll(tmp_path: Path, name: str, content: str) -> None:
+    """A corpus's own names (`train`, `.annotated`) were refused as of an unknown file type ('' for none)."""
+    assert detect_format(write(tmp_path / name, content), content) == "conll"
+
+
+@pytest.mark.parametrize(
+    ("content", "found"),
+    [
+        ('{"text": "Paris", "annotations": []}\n', 'its first line \'{"text": "Paris", "annotations": []}\' is'),
+        ("Paris\n", "its first line 'Paris' is"),
+        ("Paris is nice\n", "its first line 'Paris is nice' is"),
+        ("\n# a comment\n", "it has"),
+    ],
+)
+def test_a_file_without_a_suffix_or_token_lines_is_refused_naming_what_it_holds(
+    tmp_path: Path, content: str, found: str
+) -> None:
+    path = write(tmp_path / "train", content)
+    with pytest.raises(DataError) as caught:
+        detect_format(path, content)
+    assert str(caught.value).startswith(f"{path}: a file without a suffix, and {found} no CoNLL token line (a token ")
 
 
 def test_detect_format_names_a_record_of_neither_kind(tmp_path: Path) -> None:

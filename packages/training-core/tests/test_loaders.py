@@ -641,17 +641,29 @@ def test_a_bad_conll_tag_is_named_on_its_own_line(tmp_path: Path, scheme: str) -
     assert "is BIOES but " + f"{path}:4: the sequence ends inside" in load_error(path)
 
 
-def test_several_tags_joined_in_one_cell_are_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("joined", ["B-PER|I-LOC", "B-geo|O"])
+def test_several_tags_joined_in_one_cell_are_refused(tmp_path: Path, joined: str) -> None:
     """`B-PER|B-LOC` (a token in nested entities, as some exports write it) was read as one entity of the type
-    'PER|B-LOC'; a type with a '|' of its own stays a type."""
-    path = write(tmp_path / "a.conll", "Paris\tB-LOC\nHilton\tB-PER|I-LOC\n")
+    'PER|B-LOC'."""
+    path = write(tmp_path / "a.conll", f"Paris\tB-LOC\nHilton\t{joined}\n")
     assert load_error(path) == (
-        f"{path}:2: tag 'B-PER|I-LOC' joins several tags with '|' (a token in nested entities, as some exports write "
+        f"{path}:2: tag {joined!r} joins several tags with '|' (a token in nested entities, as some exports write "
         "it); expected one tag per token"
     )
-    assert load_error(path, scheme="IOB2").startswith(f"{path}:2: tag 'B-PER|I-LOC' joins several tags with '|'")
-    path = write(tmp_path / "b.conll", "Paris\tB-LOC|GPE\n")
-    assert load_dataset(path)["train"][0].spans == (Span(0, 5, "LOC|GPE"),)
+    assert load_error(path, scheme="IOB2").startswith(f"{path}:2: tag {joined!r} joins several tags with '|'")
+
+
+@pytest.mark.parametrize("tag", ["B-PER|", "B-LOC|GPE", "I-|", "B-|PER"])
+def test_a_type_holding_a_bar_is_refused_as_joined_tags_are(tmp_path: Path, tag: str) -> None:
+    """`B-geo|O` was refused as joined tags while `B-PER|` (a join cut short) was read as an entity of the type 'PER|':
+    no type holds the '|' that joins tags, whatever follows it."""
+    path = write(tmp_path / "a.conll", f"Paris\tB-LOC\nHilton\t{tag}\n")
+    message = (
+        f"{path}:2: tag {tag!r} has '|' in its entity type; '|' joins tags (a token in nested entities, as some "
+        "exports write it), and no type holds it: expected one tag per token"
+    )
+    assert load_error(path) == message
+    assert load_error(path, scheme="BIOES") == message
 
 
 BIOES = [["B-PER", "E-PER", "O", "O", "B-ORG", "E-ORG", "O", "S-LOC"], ["S-PER", "O", "O", "S-LOC"]]

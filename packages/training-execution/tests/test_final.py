@@ -236,14 +236,18 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
 
 
-def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config: BestConfig, tmp_path: Path) -> None:
+@pytest.mark.parametrize("format", ["auto", "conll"])
+def test_a_refit_on_other_data_ignores_the_sweep_s_format_and_column_positions(
+    best_config: BestConfig, tmp_path: Path, format: str
+) -> None:
     # A sweep on a CoNLL corpus read by positions, refit on JSON lines: the positions were the sweep's, not the refit's;
-    # without --other-data that data was refused for those positions, not as other data than the sweep's.
+    # without --other-data that data was refused for those positions, not as other data than the sweep's. A sweep's
+    # `format: conll` read the refit's JSON lines as CoNLL (a malformed tag).
     corpus = tmp_path / "conll"
     corpus.mkdir()
     (corpus / "train.conll").write_text("Anna\tNNP\tB-NP\tB-PER\nworks\tVBZ\tB-VP\tO\n", encoding="utf-8")
     columns = DataColumns(tokens=0, tags=3)
-    data = best_config.config.data.model_copy(update={"path": str(corpus), "format": "auto", "columns": columns})
+    data = best_config.config.data.model_copy(update={"path": str(corpus), "format": format, "columns": columns})
     study = best_config.study.model_copy(update={"dataset_fingerprint": data.load().fingerprint})
     best = best_config.model_copy(
         update={"config": best_config.config.model_copy(update={"data": data}), "study": study}
@@ -258,6 +262,7 @@ def test_a_refit_on_other_data_ignores_the_sweep_s_column_positions(best_config:
     # (training export --quantize without --data-path); it keeps the columns that data takes: none.
     recorded = RunFolder(job.output_dir).read_config()
     assert recorded is not None and recorded.data.columns == DataColumns() and recorded.data.path == other
+    assert recorded.data.format == "auto"
     assert recorded.data.load().fingerprint == best_config.study.dataset_fingerprint  # the JSON data's
 
 

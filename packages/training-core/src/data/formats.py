@@ -95,13 +95,20 @@ def decode_text(raw: bytes, where: str) -> str:
 
 
 def detect_format(path: Path, text: str) -> str:
-    """Guess the format from the suffix and the first record."""
-    if path.suffix.lower() in CONLL_SUFFIXES:
+    """Guess the format from the suffix and the first record. A file of another suffix (WikiANN's `train`, WNUT-17's
+    `emerging.test.annotated`) is CoNLL where its first line is a token line, as those corpora write them."""
+    suffix = path.suffix.lower()
+    if suffix in CONLL_SUFFIXES:
         return "conll"
-    if path.suffix.lower() not in JSON_SUFFIXES:
+    if suffix not in JSON_SUFFIXES:
+        if conll_text(text):
+            return "conll"
+        first = _first_line(text)
+        kind = f"unknown file type {path.suffix!r}" if path.suffix else "a file without a suffix"
+        found = f"its first line {first!r} is" if first is not None else "it has"
         raise DataError(
-            f"{path}: unknown file type {path.suffix!r}; expected one of "
-            f"{', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
+            f"{path}: {kind}, and {found} no CoNLL token line (a token and a tag, such as 'Paris B-LOC'); expected one "
+            f"of {', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
             "data.format (--set data.format=NAME), --format (evaluate, report) or format="
         )
     for record in _json_records(path, text):
@@ -117,6 +124,23 @@ def detect_format(path: Path, text: str) -> str:
             f"or 'tokens' (with 'tags' or 'ner_tags'); found keys {sorted(record.fields)}"
         )
     return "spans"
+
+
+def _first_line(text: str) -> str | None:
+    """The first line of `text` that holds more than a comment or a document boundary (`-DOCSTART-`), or None."""
+    for line in LINE_BREAK.split(text):
+        columns = _row(line.removeprefix("\ufeff"), leading=False)
+        if columns and not _hash(columns) and not _boundary(columns):
+            return line
+    return None
+
+
+def conll_text(text: str) -> bool:
+    """Whether `text` (of a file whose suffix tells no format) is CoNLL: its first line past comments and `-DOCSTART-`
+    is a token line, of two columns or more, one of them a tag (`O`, `B-PER`)."""
+    first = _first_line(text)
+    columns = [] if first is None else _row(first.removeprefix("\ufeff"), leading=False)
+    return len(columns) >= 2 and any(map(is_tag, columns))
 
 
 def tag_key(fields: dict[str, Any]) -> str:

@@ -62,17 +62,23 @@ class Columns:
     inherited: bool = False
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input and ignored
-        here, and so are positions in a JSON file beside CoNLL ones (input of JSON files alone refuses them, see
-        `refuse_positions`); a number in quotes for a CoNLL file is an error."""
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input: a CoNLL file
+        has none for its columns, so they are an error there (ignored where inherited), as a number in quotes is;
+        positions in a JSON file beside CoNLL ones are ignored (input of JSON files alone refuses them, see
+        `refuse_positions`)."""
+        if format != "conll":
+            return None, None
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
-            if isinstance(value, str) and format == "conll" and re.fullmatch(r"-?\d+", value):
+            if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
                 raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
                     f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
                     "columns are positions (0 first, -1 last), written as numbers"
                 )
-        if format != "conll":
-            return None, None
+            if isinstance(value, str) and not self.inherited:
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value!r} is a column name, as datasets input takes; a CoNLL file "
+                    "names no columns (a header line would be read as a token), so give its position (0 first, -1 last)"
+                )
         tokens, tags = self.tokens, self.tags
         return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
 

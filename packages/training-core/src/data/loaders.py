@@ -12,11 +12,22 @@ from typing import Any
 
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records, read_text, tag_key
+from data.formats import (
+    CONLL_SUFFIXES,
+    DOCSTART,
+    FORMATS,
+    JSON_SUFFIXES,
+    Record,
+    conll_text,
+    detect_format,
+    read_records,
+    read_text,
+    tag_key,
+)
 from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
-from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, file_split
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
@@ -125,7 +136,7 @@ def load_dataset(
         path = Path(data_asset)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        files = _split_files(path) if path.is_dir() else {"train": path}
+        files = split_files(path) if path.is_dir() else {"train": path}
         if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
             (columns or Columns()).refuse_positions(source, read_by)
@@ -160,7 +171,27 @@ def reads_positions(data_asset: str | os.PathLike[str], format: str = "auto") ->
     if is_datasets_input(data_asset):
         return False
     path = Path(data_asset)
-    return not _all_json(_split_files(path).values() if path.is_dir() else [path], format)
+    return not _all_json(split_files(path).values() if path.is_dir() else [path], format)
+
+
+def own_format(data_asset: str | os.PathLike[str], format: str) -> str:
+    """The format to read the data at `data_asset` in, given the `format` other data was read in (a sweep's, for a
+    refit on other data): that one where the files are of its kind (JSON for spans and tokens, else CoNLL) or tell
+    none, else auto, which reads each file by its suffix or content, as a refit on its own data would."""
+    if format == "auto" or is_datasets_input(data_asset):
+        return format
+    path = Path(data_asset)
+    files = split_files(path).values() if path.is_dir() else [path]
+    kinds = {_kind(file) for file in files} - {None}
+    return format if kinds <= {"json" if format in ("spans", "tokens") else "conll"} else "auto"
+
+
+def _kind(file: Path) -> str | None:
+    """`json` or `conll`, as `file`'s suffix or its content tells, or None where neither does (or there is no file)."""
+    suffix = file.suffix.lower()
+    if suffix in JSON_SUFFIXES or suffix in CONLL_SUFFIXES:
+        return "json" if suffix in JSON_SUFFIXES else "conll"
+    return "conll" if file.is_file() and conll_text(read_text(file)) else None
 
 
 def _all_json(files: Iterable[Path], format: str) -> bool:
@@ -276,20 +307,3 @@ def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:
     if not sequences:
         return None
     return detect_scheme(sequences) if requested == "auto" else requested
-
-
-def _split_files(folder: Path) -> dict[str, Path]:
-    found: dict[str, Path] = {}
-    for file in sorted(folder.iterdir()):
-        split = file_split(file)
-        if split is None or not file.is_file():
-            continue
-        if split in found:
-            raise DataError(f"{folder}: both {found[split].name} and {file.name} hold the {split!r} split; keep one")
-        found[split] = file
-    if "train" not in found:
-        raise DataError(
-            f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
-            f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb)"
-        )
-    return {name: found[name] for name in SPLIT_ORDER if name in found}

@@ -64,6 +64,11 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
             f"{where}: tag {tag!r} joins several tags with '|' (a token in nested entities, as some exports write "
             "it); expected one tag per token"
         )
+    if parts is None and "|" in tag and _parts(tag.replace("|", "_")) is not None:
+        raise DataError(
+            f"{where}: tag {tag!r} has '|' in its entity type; '|' joins tags (a token in nested entities, as some "
+            "exports write it), and no type holds it: expected one tag per token"
+        )
     if parts is None and _prefix_alone(tag):
         raise DataError(
             f"{where}: tag {tag!r} has no entity type; where all tags are O or a prefix alone (B, I: one type, as "
@@ -95,7 +100,7 @@ def _parts(tag: str) -> tuple[str, str] | None:
     prefix, dash, label = tag.partition("-")
     if not dash or len(prefix) != 1 or prefix not in _LETTERS + _LETTERS.lower() or not label or label != label.strip():
         return None  # `B-ORG\r` (a CRLF line's last column) is no tag of type ORG nor one of a new type
-    if "|" in label and _joined(tag):  # `B-PER|B-LOC` is no tag of the type `PER|B-LOC`
+    if "|" in label:  # `B-PER|B-LOC` joins two tags; no type holds the `|` that joins them (`B-PER|`, `B-geo|O`)
         return None
     return prefix.upper(), label  # the type as written: `per` and `PER` are two types, as in any other tag
 

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from training.common.errors import InputError
+from training.common.errors import DataError, InputError
 
 SPLIT_ALIASES = {
     "train": "train",
@@ -21,12 +22,52 @@ SPLIT_ORDER = ("train", "validation", "test")
 # CoNLL-2002 and CoNLL-2003 as distributed (eng.train, eng.testa, eng.testb; deu, esp, ned alike) name the split by
 # suffix: the shared tasks tuned on testa and reported on testb.
 SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
+# Words naming a split inside a longer name: GermEval 2014's NER-de-train.tsv, WNUT-17's wnut17train.conll and
+# emerging.test.annotated.
+_SPLIT_WORDS = {**SPLIT_ALIASES, **{suffix[1:]: split for suffix, split in SPLIT_SUFFIXES.items()}}
+_WORD = re.compile(r"[^\W\d_]+")  # a run of letters: digits, underscores and punctuation part words
 
 
 def file_split(file: Path) -> str | None:
-    """The split a data file of a folder holds, by its name (`dev.jsonl`, `eng.testa`), or None: a file of another
-    name (a README, CoNLL-2003's gazetteer `eng.list`, BioBERT's `train_dev.tsv`) is not read."""
+    """The split a data file holds by its name alone (`dev.jsonl`, `eng.testa`), or None (a README, CoNLL-2003's
+    gazetteer `eng.list`, BioBERT's `train_dev.tsv`)."""
     return SPLIT_ALIASES.get(file.stem.lower()) or SPLIT_SUFFIXES.get(file.suffix.lower())
+
+
+def split_files(folder: Path) -> dict[str, Path]:
+    """The file of each split in `folder`, in our order. Files named by a split alone (`train.jsonl`, `dev`,
+    `eng.testa`) are read as they always were, and where there are any, no other file is; a folder with none is read
+    by the one split word inside each name (`NER-de-dev.tsv`), so a file of predictions or BioBERT's `train_dev.tsv`
+    beside `train.tsv` is never taken for a split. Two files for a split, or two split words in a name read, are an
+    error."""
+    files = [file for file in sorted(folder.iterdir()) if file.is_file()]
+    named = {file: file_split(file) for file in files}
+    if not any(named.values()):
+        named = {file: _split_inside(folder, file) for file in files if not file.name.startswith(".")}
+    found: dict[str, Path] = {}
+    for file, split in named.items():
+        if split is None:
+            continue
+        if split in found:
+            raise DataError(f"{folder}: both {found[split].name} and {file.name} hold the {split!r} split; keep one")
+        found[split] = file
+    if "train" not in found:
+        raise DataError(
+            f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
+            f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb), or "
+            "names holding one of those words (NER-de-train.tsv, wnut17train.conll)"
+        )
+    return {name: found[name] for name in SPLIT_ORDER if name in found}
+
+
+def _split_inside(folder: Path, file: Path) -> str | None:
+    """The split one word of `file`'s name names (`train` in `wnut17train.conll`), or None; two are an error."""
+    words = {word: _SPLIT_WORDS[word] for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS}
+    if len(set(words.values())) > 1:
+        raise DataError(
+            f"{folder}: {file.name} names two splits ({', '.join(words)}); rename it after one split, or move it out"
+        )
+    return next(iter(words.values()), None)
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:

@@ -141,17 +141,15 @@ class DataConfig(Section):
         return self
 
     def for_data(self, path: str) -> DataConfig:
-        """This section reading the data at `path` (a refit's, perhaps other data): the columns that data does not
-        take (a CoNLL sweep's positions for JSON files) are reset, so that the config a run records reads its data."""
+        """This section reading the data at `path` (a refit's, perhaps other data): the format and columns that data
+        does not take (a CoNLL sweep's for JSON files) are reset, so that the config a run records reads its data."""
         from data.hf_datasets import is_datasets_input
-        from data.loaders import reads_positions
+        from data.loaders import own_format, reads_positions
 
-        positions, names = reads_positions(path, self.format), is_datasets_input(path)
-        tokens, tags = (
-            value if (positions if isinstance(value, int) else names) else None
-            for value in (self.columns.tokens, self.columns.tags)
-        )
-        return self.model_copy(update={"path": path, "columns": DataColumns(tokens=tokens, tags=tags)})
+        format = own_format(path, self.format)
+        positions, names = reads_positions(path, format), is_datasets_input(path)
+        kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
+        return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
 
     def load(self, path: str | os.PathLike[str] | Any = None, *, inherited: bool = False) -> Dataset:
         """The data at `path` (default: this section's; also a `datasets` object) read with this section's settings;

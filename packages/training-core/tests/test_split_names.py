@@ -1,0 +1,96 @@
+"""Which file of a data folder holds which split: names that are a split, and corpora that name it inside a name."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from data.hf_datasets import Columns
+from data.loaders import load_dataset
+from data.split_names import split_files
+from training.common.errors import DataError
+
+GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Manfred_Korfmann [2009-10-17]\n1\tAufgrund\tO\tO\n2\tBerlin\tB-LOC\tO\n\n"
+TWEET = "@paulwalk\tO\nIt\tO\nLondon\tB-location\n\n"
+
+
+def folder(path: Path, *names: str, content: str = TWEET) -> Path:
+    path.mkdir(exist_ok=True)
+    for name in names:
+        (path / name).write_text(content, encoding="utf-8")
+    return path
+
+
+def names(files: dict[str, Path]) -> dict[str, str]:
+    return {split: file.name for split, file in files.items()}
+
+
+@pytest.mark.parametrize(
+    "corpus",
+    [
+        ("NER-de-train.tsv", "NER-de-dev.tsv", "NER-de-test.tsv"),  # GermEval 2014
+        ("wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated"),  # WNUT-17
+        ("en-train.txt", "en-validation.txt", "en-test.txt"),
+        ("ner_train.iob2", "ner_development.iob2", "ner_test.iob2"),
+    ],
+)
+def test_a_split_word_inside_each_name_names_the_split(tmp_path: Path, corpus: tuple[str, ...]) -> None:
+    """GermEval's and WNUT-17's files matched no split: the folder was refused as having no train file."""
+    expected = dict(zip(("train", "validation", "test"), corpus, strict=True))
+    assert names(split_files(folder(tmp_path, *corpus))) == expected
+
+
+def test_germeval_and_wnut_17_folders_load_as_distributed(tmp_path: Path) -> None:
+    """WNUT-17's test file `emerging.test.annotated` is CoNLL text of a suffix of its own."""
+    germeval = folder(tmp_path / "germeval", "NER-de-train.tsv", "NER-de-dev.tsv", "NER-de-test.tsv", content=GERMEVAL)
+    read = load_dataset(germeval, columns=Columns(1, 2))
+    assert [len(read[split]) for split in read] == [1, 1, 1]
+    assert read.labels == ("LOC",)
+    wnut = folder(tmp_path / "wnut", "wnut17train.conll", "emerging.dev.conll", "emerging.test.annotated")
+    assert load_dataset(wnut)["test"][0].text == "@paulwalk It London"
+
+
+def test_wikiann_files_without_a_suffix_load_as_conll(tmp_path: Path) -> None:
+    """WikiANN's own files, `train`, `dev` and `test`, were refused as of an "unknown file type ''"."""
+    wikiann = folder(tmp_path, "train", "dev", "test", content="en:Paris\tB-LOC\nen:is\tO\nen:nice\tO\n\n")
+    read = load_dataset(wikiann)
+    assert list(read) == ["train", "validation", "test"]
+    assert read["validation"][0].text == "Paris is nice"
+
+
+def test_names_that_are_a_split_decide_as_before(tmp_path: Path) -> None:
+    """Beside files named by a split alone, a file of predictions or BioBERT's train_dev.tsv is not read, as always."""
+    files = split_files(folder(tmp_path, "train.tsv", "test.tsv", "train_dev.tsv", "dev_predictions.tsv", "eng.list"))
+    assert names(files) == {"train": "train.tsv", "test": "test.tsv"}
+    conll_2003 = folder(tmp_path / "conll", "eng.train", "eng.testa", "eng.testb", "eng.list")
+    assert names(split_files(conll_2003)) == {"train": "eng.train", "validation": "eng.testa", "test": "eng.testb"}
+
+
+def test_split_words_are_whole_words(tmp_path: Path) -> None:
+    """`latest` and `contest` hold `test`, and `devices` holds `dev`, but name no split; a hidden file is none."""
+    path = folder(tmp_path, "wnut17train.conll", "latest.conll", "contest.txt", "devices.txt", ".test.swp")
+    assert names(split_files(path)) == {"train": "wnut17train.conll"}
+
+
+def test_two_files_for_one_split_are_named(tmp_path: Path) -> None:
+    path = folder(tmp_path, "wnut17train.conll", "emerging.test.conll", "emerging.test.annotated")
+    with pytest.raises(DataError) as caught:
+        split_files(path)
+    assert str(caught.value) == (
+        f"{path}: both emerging.test.annotated and emerging.test.conll hold the 'test' split; keep one"
+    )
+
+
+def test_a_name_with_two_split_words_is_refused_where_names_are_read_inside(tmp_path: Path) -> None:
+    path = folder(tmp_path, "NER-de-train.tsv", "NER-de-train_dev.tsv")
+    with pytest.raises(DataError) as caught:
+        split_files(path)
+    message = f"{path}: NER-de-train_dev.tsv names two splits (train, dev); rename it after one split, or move it out"
+    assert str(caught.value) == message
+
+
+def test_a_folder_of_no_split_names_is_refused_naming_what_is_read(tmp_path: Path) -> None:
+    with pytest.raises(DataError) as caught:
+        split_files(folder(tmp_path, "README.md", "emerging.dev.conll"))
+    assert str(caught.value).endswith("or names holding one of those words (NER-de-train.tsv, wnut17train.conll)")
