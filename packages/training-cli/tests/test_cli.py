@@ -493,6 +493,28 @@ def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
 
 
+@pytest.mark.parametrize(
+    ("arguments", "missing"),
+    [
+        ((), "the following arguments are required: model"),
+        (("--json",), "the following arguments are required: model"),
+        (("--file", "texts.txt"), "the following arguments are required: model"),
+        (
+            ("some text",),
+            "some text: no such model folder; the model (a run folder, its model/ folder or an exported folder) goes "
+            "first, then the texts",
+        ),
+    ],
+    ids=["nothing", "an option", "a text file", "a text"],
+)
+def test_predict_without_a_model_names_the_model_alone(cli, tmp_path: Path, arguments: tuple[str, ...], missing: str):
+    """`training predict --file texts.txt` said 'the following arguments are required: model, text', though the texts
+    were given; a lone text, taken for the model, was followed by 'no text to tag' once standard input had ended."""
+    (tmp_path / "texts.txt").write_text("Maria Novak works at Spotify.\n")
+    completed = cli("predict", *arguments, cwd=tmp_path, input="")
+    assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == f"training predict: error: {missing}"
+
+
 def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_path: Path) -> None:
     """The file's lines were left untagged, silently, and the arguments alone tagged."""
     file = tmp_path / "texts.txt"
