@@ -82,12 +82,27 @@ PROFILES = {
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="run the end-to-end demo on a generated corpus (offline, CPU)")
-    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for everything it writes")
-    parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
-    parser.add_argument("--trials", type=positive_int, help="sweep budget (default: 4, or 3 with --fast)")
-    parser.add_argument("--documents", type=positive_int, help="documents to generate")
+    full, fast = PROFILES["full"], PROFILES["fast"]
     parser.add_argument(
-        "--seed", type=_seed, default=DEFAULT_SEED, help="seed of the corpus, training and sampler (0 to 2**32-1)"
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        help="folder for everything it writes (default: demo-output)",
+    )
+    parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
+    parser.add_argument(
+        "--trials", type=positive_int, help=f"sweep budget (default: {full.trials}, or {fast.trials} with --fast)"
+    )
+    parser.add_argument(
+        "--documents",
+        type=positive_int,
+        help=f"documents to generate (default: {full.documents}, or {fast.documents} with --fast)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=DEFAULT_SEED,
+        help=f"seed of the corpus, training and sampler (0 to 2**32-1; default {DEFAULT_SEED})",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")

@@ -26,7 +26,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument("--file", type=Path, help="read one text per line from this file")
     parser.add_argument("--json", action="store_true", help="print one JSON object per text (JSON lines)")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        help="windows per forward pass (default 32; an exported folder's int8 model takes one at a time)",
+    )
     parser.add_argument("--quantized", action="store_true", help="an exported folder's int8 model")
     parser.set_defaults(func=run)
 
