@@ -18,17 +18,22 @@ weights), at the same thread count. The model is then first trained (`train_mode
 generated documents), so that the export's record gives a meaningful F1 of torch, fp32 ONNX and int8 on the timed
 documents (which no training saw).
 
+`--precision` is the `precision` both take (fp32, their default; bf16; auto: bf16 where the CPU computes it
+natively): every version runs in the first one given, and this tree once more in each other one, in a worker of its
+own (`--precision fp32 bf16` measures bf16 against fp32 within one run, and compares their outputs as a revision's).
+
 Batch sizes are each version's own defaults unless `--batch-size` is given. `--profile N` prints where each
 worker spends each task's time (one untimed cProfile run per task, the top N functions by own time).
 
 Usage: `python benchmarks/bench_predict.py --baseline a237f94 [--repeats 3] [--threads 1 2] [--documents 200]
-[--exported]`
+[--precision fp32 bf16] [--exported]`
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import inspect
 import io
 import json
 import os
@@ -58,9 +63,10 @@ SCORE_TOLERANCE = 1e-5
 
 
 # -- the worker: one code version, commands on stdin, one JSON line per answer on stdout -------------------------
-def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
+def worker(folder: Path, batch_size: int | None, onnx: bool, precision: str) -> int:
     """Serve timing commands for the code on this process's `PYTHONPATH` (`onnx`: its onnxruntime predictor on the
-    exported folder, in a process of its own: onnxruntime's threads in the torch workers' process slowed torch)."""
+    exported folder, in a process of its own: onnxruntime's threads in the torch workers' process slowed torch), torch
+    computing in `precision`."""
     import torch
     import transformers
     from transformers import AutoModelForTokenClassification, AutoTokenizer
@@ -79,16 +85,20 @@ def worker(folder: Path, batch_size: int | None, onnx: bool) -> int:
     ]
     texts = [document.text for document in documents]
     sized = {} if batch_size is None else {"batch_size": batch_size}
+    # fp32, every version's default, is not passed: a revision from before the precision argument runs it too
+    computed = sized if precision == "fp32" else {**sized, "precision": precision}
+    if "precision" in computed and "precision" not in inspect.signature(evaluate_model).parameters:
+        raise SystemExit(f"{folder}: this code version computes in fp32 only; leave out --precision {precision}")
     sessions: dict[tuple[str, int], Any] = {}
     if not onnx:
         model = AutoModelForTokenClassification.from_pretrained(model_folder(folder)).eval()
         tokenizer = AutoTokenizer.from_pretrained(model_folder(folder))
-        predictor = Predictor(model, tokenizer, device="cpu", **sized)
+        predictor = Predictor(model, tokenizer, device="cpu", **computed)
 
     def runner(task: str, threads: int) -> Callable[[], Any]:
         """The task as a call; an onnxruntime session (one per task and thread count) is made here, untimed."""
         if task == "evaluate":
-            return lambda: evaluate_model(model, tokenizer, documents, **sized)
+            return lambda: evaluate_model(model, tokenizer, documents, **computed)
         if task == "predict":
             return lambda: predictor(texts)
         if (task, threads) not in sessions:
@@ -135,14 +145,14 @@ def _answer(record: dict[str, Any]) -> None:
 
 # -- the parent: data, model, code versions, rounds ----------------------------------------------------------------
 class Worker:
-    """A worker process for the code under `source` (a folder holding `packages/*/src`)."""
+    """A worker process for the code under `source` (a folder holding `packages/*/src`), computing in `precision`."""
 
-    def __init__(self, name: str, source: Path, folder: Path, args: argparse.Namespace) -> None:
+    def __init__(self, name: str, source: Path, precision: str, folder: Path, args: argparse.Namespace) -> None:
         self.name = name
         self.tasks = tuple(EXPORTED_TASKS) if name == ONNX else TASKS
         paths = sorted(str(path) for path in (source / "packages").glob("*/src"))
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(folder)]
+        command = [sys.executable, str(Path(__file__).resolve()), "--worker", str(folder), "--precision", precision]
         if name == ONNX:
             command.append("--onnx")
         if args.batch_size is not None:
@@ -302,6 +312,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--sentences", type=int, default=14, help="most sentences per document (default 14)")
     parser.add_argument("--model", choices=sorted(BACKBONES), default="minilm", help="backbone (default minilm)")
     parser.add_argument("--batch-size", type=int, help="inference batch size (default: each version's own)")
+    parser.add_argument(
+        "--precision",
+        nargs="+",
+        choices=("auto", "fp32", "bf16"),
+        default=["fp32"],
+        help="torch's precision: every version in the first, this tree also in each other one (default fp32)",
+    )
     parser.add_argument("--seed", type=int, default=42, help="corpus and head seed (default 42)")
     parser.add_argument("--profile", type=int, default=0, help="print each worker's top N functions per task")
     parser.add_argument("--exported", action="store_true", help="also time this tree's onnxruntime predict")
@@ -312,18 +329,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--onnx", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker is not None:
-        return worker(args.worker, args.batch_size, args.onnx)
+        return worker(args.worker, args.batch_size, args.onnx, args.precision[0])
 
     began = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="bench-predict-") as scratch_name:
         scratch = Path(scratch_name)
         facts = prepare(args, scratch)
-        sources = {THIS_TREE: REPOSITORY}
+        first, *others = dict.fromkeys(args.precision)
+        sources = {THIS_TREE: (REPOSITORY, first), **{f"{THIS_TREE}, {other}": (REPOSITORY, other) for other in others}}
         if args.baseline:
-            sources[f"revision {args.baseline}"] = revision_tree(args.baseline, scratch)
+            sources[f"revision {args.baseline}"] = (revision_tree(args.baseline, scratch), first)
         if args.exported:
-            sources[ONNX] = REPOSITORY
-        workers = [Worker(name, source, scratch, args) for name, source in sources.items()]
+            sources[ONNX] = (REPOSITORY, first)
+        workers = [Worker(name, source, precision, scratch, args) for name, (source, precision) in sources.items()]
         try:
             seconds, outputs = measure(args, workers)
         finally:
@@ -336,6 +354,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model": BACKBONES[args.model],
         "repeats": args.repeats,
         "batch_size": args.batch_size,
+        "precision": args.precision,
         "seconds": seconds,
         "outputs": compare(outputs) if len(outputs) > 1 else {},
         "total_wall_seconds": time.perf_counter() - began,
@@ -376,7 +395,8 @@ def report(result: dict[str, Any], names: list[str]) -> None:
     count, tokens = result["documents"], result["tokens"]
     print(
         f"\n{result['model']}: {count} documents, {result['words']} words, {result['windows']} windows, {tokens} "
-        f"tokens (max_length {result['max_length']}, stride {result['stride']}), {result['repeats']} rounds"
+        f"tokens (max_length {result['max_length']}, stride {result['stride']}), {result['repeats']} rounds, torch in "
+        f"{result['precision'][0]} unless named"
     )
     if "quantization" in result:
         print(f"entity F1 on the timed documents after training (the export's record): {result['quantization']}")

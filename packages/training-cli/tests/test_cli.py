@@ -493,6 +493,28 @@ def test_predict_tags_one_text_per_line_whatever_unicode_breaks_a_text_holds(cli
     assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == texts
 
 
+@pytest.mark.parametrize(
+    ("arguments", "missing"),
+    [
+        ((), "the following arguments are required: model"),
+        (("--json",), "the following arguments are required: model"),
+        (("--file", "texts.txt"), "the following arguments are required: model"),
+        (
+            ("some text",),
+            "some text: no such model folder; the model (a run folder, its model/ folder or an exported folder) goes "
+            "first, then the texts",
+        ),
+    ],
+    ids=["nothing", "an option", "a text file", "a text"],
+)
+def test_predict_without_a_model_names_the_model_alone(cli, tmp_path: Path, arguments: tuple[str, ...], missing: str):
+    """`training predict --file texts.txt` said 'the following arguments are required: model, text', though the texts
+    were given; a lone text, taken for the model, was followed by 'no text to tag' once standard input had ended."""
+    (tmp_path / "texts.txt").write_text("Maria Novak works at Spotify.\n")
+    completed = cli("predict", *arguments, cwd=tmp_path, input="")
+    assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == f"training predict: error: {missing}"
+
+
 def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_path: Path) -> None:
     """The file's lines were left untagged, silently, and the arguments alone tagged."""
     file = tmp_path / "texts.txt"
@@ -580,50 +602,74 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     ]
 
 
-@pytest.mark.parametrize("own", ["train.yaml", "data/resumes.yaml"])
-def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(
-    cli, config_dir: Path, tmp_path: Path, own: str
-) -> None:
-    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs (and its data file
-    over one of a configs folder without train.yaml)."""
-    shutil.copytree(config_dir, tmp_path / "configs", ignore=shutil.ignore_patterns("train.yaml"))
-    (tmp_path / "configs" / own).write_text("path: mine\n")
+def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
+    shutil.copytree(config_dir, tmp_path / "configs")
     before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
-        f"training demo: error: {tmp_path / 'configs'}: a config folder the demo did not write; choose another --output"
+        f"training demo: error: {tmp_path / 'configs' / 'train.yaml'}: not as this demo writes it, and the demo would "
+        "replace it; choose another --output"
     ]
     assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
 
 
-@pytest.mark.parametrize("beside", ["model/bert.yaml", "corpus/notes.txt"])
-def test_demo_refuses_a_users_corpus_folder_with_more_than_its_splits(cli, tmp_path: Path, beside: str) -> None:
-    """A configs/ holding the demo's corpus name was taken for a demo cut short, whatever else it held: the user's
-    model config beside `corpus/train.jsonl` (or a file among the splits) let the demo write over their corpus."""
-    (tmp_path / "configs" / "corpus").mkdir(parents=True)
-    (tmp_path / "configs" / "corpus" / "train.jsonl").write_text("mine\n")
-    (tmp_path / "configs" / beside).parent.mkdir(exist_ok=True)
-    (tmp_path / "configs" / beside).write_text("mine\n")
+@pytest.mark.parametrize(
+    "name",
+    [
+        "corpus/train.jsonl",
+        "corpus/validation.jsonl",
+        "corpus/test.jsonl",
+        "train.yaml",
+        "model/tiny-bert.yaml",
+        "data/resumes.yaml",
+        "hpo/demo.yaml",
+    ],
+)
+def test_demo_refuses_to_replace_any_of_its_files_that_it_did_not_write(cli, tmp_path: Path, name: str) -> None:
+    """A configs/ holding nothing but the user's `corpus/train.jsonl` was taken for a demo cut short after its corpus,
+    and the demo wrote over the user's corpus; any one file of the demo's names, not as it writes it, is refused."""
+    mine = tmp_path / "configs" / name
+    mine.parent.mkdir(parents=True)
+    mine.write_text("mine\n")
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
-        f"training demo: error: {tmp_path / 'configs'}: a config folder the demo did not write; choose another --output"
+        f"training demo: error: {mine}: not as this demo writes it, and the demo would replace it; "
+        "choose another --output"
     ]
-    assert (tmp_path / "configs" / "corpus" / "train.jsonl").read_text() == "mine\n"
+    assert [path for path in tmp_path.rglob("*") if path.is_file()] == [mine] and mine.read_text() == "mine\n"
+
+
+def test_demo_takes_up_a_config_folder_it_began_with_the_same_settings(tmp_path: Path) -> None:
+    """A demo cut short while writing its config folder (after its train split, or after train.yaml) is begun again:
+    its files are as this demo writes them, so nothing is lost."""
+    from training.cli.commands.demo import PROFILES, _check_config_folder, demo_files, write_demo_configs
+
+    files = demo_files(PROFILES["fast"], seed=7)
+    for written in (["corpus/train.jsonl"], [*files][:4]):
+        write_demo_configs(tmp_path / "configs", {name: files[name] for name in written})
+        _check_config_folder(tmp_path, "fast", files, (PROFILES["fast"].documents, 7))
 
 
 @pytest.mark.parametrize(
     ("made", "run", "seed", "option", "given"),
-    [("full", "--fast", 7, "", " --documents 20"), ("fast", "--json", 12, " --fast", " --documents 20 --seed 12")],
+    [
+        ("full", "--fast", 7, "", " --documents 20"),
+        ("fast", "--json", 12, " --fast", " --documents 20 --seed 12"),
+        ("fast", "--fast", 12, " --fast", " --documents 20 --seed 12"),
+    ],
+    ids=["other size", "other size and seed", "same size, other seed"],
 )
 def test_demo_refuses_an_output_holding_the_other_sizes_demo_naming_it(
     cli, tmp_path: Path, made: str, run: str, seed: int, option: str, given: str
 ) -> None:
     """The demo of the other size (--fast or not) was called 'a config folder the demo did not write'; the command
-    advised to go on with it left out its --documents and --seed (so it wrote another corpus) and quoted no path."""
-    from training.cli.commands.demo import PROFILES, write_demo_configs
+    advised to go on with it left out its --documents and --seed (so it wrote another corpus) and quoted no path. The
+    demo of the same size with other --documents and --seed was written over with another corpus."""
+    from training.cli.commands.demo import PROFILES, demo_files, write_demo_configs
 
     out = tmp_path / "my demo"
-    write_demo_configs(out / "configs", PROFILES[made].model_copy(update={"documents": 20}), seed=seed)
+    write_demo_configs(out / "configs", demo_files(PROFILES[made].model_copy(update={"documents": 20}), seed=seed))
     before = {path: path.read_bytes() for path in (out / "configs").rglob("*") if path.is_file()}
     completed = cli("demo", run, "--output", str(out))
     made_with = f"{PROFILES[made].backbone} made {'with' if option else 'without'} --fast"
@@ -635,15 +681,18 @@ def test_demo_refuses_an_output_holding_the_other_sizes_demo_naming_it(
     (out / "configs" / "train.yaml").write_text("backbone: mine\n")
     edited = cli("demo", run, "--output", str(out))
     advice = f"run `training demo{option} --output '{out}'` with the same --documents and --seed as before to go on"
+    if (made == "fast") == (run == "--fast"):  # its own size, whose settings it cannot read back: the file is named
+        advice = f"{out / 'configs' / 'corpus' / 'train.jsonl'}: not as this demo writes it"
     assert edited.returncode == 2 and advice in edited.stderr
 
 
 def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> None:
-    from data.generate import generate_corpus, write_corpus
+    from training.cli.commands.demo import PROFILES, demo_files, write_demo_configs
 
     out = tmp_path / "demo"
     # A demo cut short once its corpus was written, before its configs: begun again, not refused as a user's folder.
-    write_corpus(out / "configs" / "corpus", generate_corpus(30, seed=1))
+    files = demo_files(PROFILES["fast"].model_copy(update={"documents": 60}), seed=7)
+    write_demo_configs(out / "configs", {name: text for name, text in files.items() if name.startswith("corpus/")})
     completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads(completed.stdout)
@@ -659,11 +708,11 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
 
 @pytest.mark.parametrize("size", ["full", "fast"])
 def test_the_demo_config_folder_reads_back_as_its_profile(size: str, tmp_path: Path) -> None:
-    from training.cli.commands.demo import PROFILES, write_demo_configs
+    from training.cli.commands.demo import PROFILES, demo_files, write_demo_configs
     from training.config import build_training_config, load_hpo_config
 
     profile = PROFILES[size].model_copy(update={"documents": 20, "trials": 5})
-    write_demo_configs(tmp_path, profile, seed=3)
+    write_demo_configs(tmp_path, demo_files(profile, seed=3))
     config = build_training_config({}, tmp_path)
     hpo = load_hpo_config(tmp_path / "hpo" / "demo.yaml")
     assert (config.model.backbone, config.model.max_length, config.training.seed) == (profile.backbone, 128, 3)

@@ -138,12 +138,19 @@ def generate_corpus(
     }
 
 
+def corpus_files(corpus: dict[str, list[dict[str, object]]]) -> dict[str, str]:
+    """The text of each split's `<split>.jsonl`, by file name, as `write_corpus` writes it."""
+    return {
+        f"{name}.jsonl": "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+        for name, records in corpus.items()
+    }
+
+
 def write_corpus(folder: str | Path, corpus: dict[str, list[dict[str, object]]]) -> Path:
     """Write each split as `<split>.jsonl` (atomically) and return the folder."""
     target = Path(folder)
-    for name, records in corpus.items():
-        lines = "".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
-        atomic_write_text(target / f"{name}.jsonl", lines)
+    for name, text in corpus_files(corpus).items():
+        atomic_write_text(target / name, text)
     return target
 
 

@@ -47,7 +47,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     run.set_defaults(func=_run, resumable=True)
 
     resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
-    resume.add_argument("--study-dir", type=Path, required=True)
+    resume.add_argument("--study-dir", type=Path, required=True, help="the study folder")
     resume.add_argument("--storage", help="storage URL, when the study's needs a password")
     resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
     _budget_arguments(resume)
@@ -58,7 +58,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker = actions.add_parser("worker", help="join a running study from another process or host")
     worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
     worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
-    worker.add_argument("--study-name")
+    worker.add_argument("--study-name", help="the study to join in --storage")
     worker.add_argument("--data", type=os.path.expanduser, help="the study's data, when it lies elsewhere on this host")
     worker.add_argument("--gpus", metavar="IDS", help="GPUs this worker's trials may use, e.g. 0,1 (default: all)")
     worker.add_argument(
@@ -77,7 +77,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     azure_cli.register(actions, best)
 
     report = actions.add_parser("report", help="plots, index.html and a table of the trials")
-    report.add_argument("--study-dir", type=Path, required=True)
+    report.add_argument("--study-dir", type=Path, required=True, help="the study folder")
     report.add_argument("--storage", help="storage URL, when the study's needs a password")
     report.add_argument("--out", type=Path, help="report folder (default: <study-dir>/report)")
     report.set_defaults(func=_report)

@@ -17,7 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from training.cli.commands.common import positive_int
 from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text, check_folder
-from training.common.errors import ExecutionError, InputError, exit_reason
+from training.common.errors import ConfigError, ExecutionError, InputError, exit_reason
 from training.common.optional import MissingDependencyError
 from training.config.schema import (
     SAMPLER_SEEDS,
@@ -82,12 +82,27 @@ PROFILES = {
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("demo", help="run the end-to-end demo on a generated corpus (offline, CPU)")
-    parser.add_argument("--output", type=Path, default=Path("demo-output"), help="folder for everything it writes")
-    parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
-    parser.add_argument("--trials", type=positive_int, help="sweep budget (default: 4, or 3 with --fast)")
-    parser.add_argument("--documents", type=positive_int, help="documents to generate")
+    full, fast = PROFILES["full"], PROFILES["fast"]
     parser.add_argument(
-        "--seed", type=_seed, default=DEFAULT_SEED, help="seed of the corpus, training and sampler (0 to 2**32-1)"
+        "--output",
+        type=Path,
+        default=Path("demo-output"),
+        help="folder for everything it writes (default: demo-output)",
+    )
+    parser.add_argument("--fast", action="store_true", help="a tiny model built on the spot instead of MiniLM")
+    parser.add_argument(
+        "--trials", type=positive_int, help=f"sweep budget (default: {full.trials}, or {fast.trials} with --fast)"
+    )
+    parser.add_argument(
+        "--documents",
+        type=positive_int,
+        help=f"documents to generate (default: {full.documents}, or {fast.documents} with --fast)",
+    )
+    parser.add_argument(
+        "--seed",
+        type=_seed,
+        default=DEFAULT_SEED,
+        help=f"seed of the corpus, training and sampler (0 to 2**32-1; default {DEFAULT_SEED})",
     )
     parser.add_argument("--json", action="store_true", help="print a JSON summary at the end")
     parser.add_argument("--quiet", action="store_true", help="no progress output from the steps")
@@ -113,9 +128,10 @@ def run(args: argparse.Namespace) -> int:
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
-    _check_config_folder(out, size)
+    files = demo_files(profile, args.seed)
+    _check_config_folder(out, size, files, (profile.documents, args.seed))
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
-    config_dir = write_demo_configs(out / "configs", profile, args.seed)
+    config_dir = write_demo_configs(out / "configs", files)
 
     note(args, f"[2/7] {profile.folds}-fold sweep of {profile.trials} trials on {profile.backbone}")
     study_dir = out / "study"
@@ -181,39 +197,56 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_files(profile: Profile) -> set[str]:
-    """What `write_demo_configs` writes in a config folder: the corpus first, then the configs."""
-    return {"corpus", "train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml"}
+def _holds_demo(folder: Path, profile: Profile) -> bool:
+    """Whether `folder` holds a file at each name `demo_files` gives for `profile` (an earlier demo of it, finished)."""
+    configs = ["train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml"]
+    return all((folder / name).is_file() for name in [*(f"corpus/{name}" for name in _CORPUS_FILES), *configs])
 
 
-def _check_config_folder(out: Path, size: str) -> None:
-    """An earlier demo's config folder (all its files) is written again and its study resumed; one holding only the
-    corpus (a demo cut short before its configs) is begun again. A demo of the other size, or a user's files, is not
-    written over: the other demo is named, with the command that goes on with it."""
+def _check_config_folder(out: Path, size: str, files: dict[str, str], settings: tuple[int, int]) -> None:
+    """Refuse a config folder holding a file of `files` with other content than the demo writes there now: a user's
+    file, or one of an earlier demo of the other size or of other --documents or --seed (`settings`), which is named
+    with the command that goes on with it. Files as the demo writes them (an earlier run of the same demo, finished or
+    cut short) are written again unchanged, so that nothing the demo did not write is lost."""
     folder = out / "configs"
-    found = {name: {file for file in _demo_files(each) if (folder / file).exists()} for name, each in PROFILES.items()}
-    if found[size] in (set(), _demo_files(PROFILES[size])) or _cut_short(folder):
+    clash = next((folder / name for name, text in files.items() if _replaces(folder / name, text)), None)
+    if clash is None:
         return
-    other = next((name for name, files in found.items() if files == _demo_files(PROFILES[name])), None)
-    if other is None:
-        raise InputError(f"{folder}: a config folder the demo did not write; choose another --output")
-    made = "with" if other == "fast" else "without"
+    complete = [name for name in (size, *PROFILES) if _holds_demo(folder, PROFILES[name])]
+    earlier = _earlier_settings(folder) if complete else None
+    if not complete or (complete[0] == size and earlier in (None, settings)):  # a user's file, or an edited one
+        raise InputError(f"{clash}: not as this demo writes it, and the demo would replace it; choose another --output")
+    made = "with" if complete[0] == "fast" else "without"
     raise InputError(
-        f"{folder}: holds the demo of {PROFILES[other].backbone} made {made} --fast; "
-        f"run {_go_on_command(out, other)} to go on with it, or choose another --output"
+        f"{folder}: holds the demo of {PROFILES[complete[0]].backbone} made {made} --fast; "
+        f"run {_go_on_command(out, complete[0], earlier)} to go on with it, or choose another --output"
     )
 
 
-def _go_on_command(out: Path, size: str) -> str:
-    """The command that goes on with the demo of `size` in `out`: with its --documents and --seed, read back from its
-    corpus and train.yaml, as other ones would write a corpus the study refuses as edited."""
-    folder = out / "configs"
-    documents = sum(len(path.read_bytes().splitlines()) for path in (folder / "corpus").glob("*.jsonl"))
-    training = load_yaml_mapping(folder / "train.yaml").get("training")
+def _replaces(path: Path, text: str) -> bool:
+    """Whether writing `text` at `path` would replace something other than `text` itself."""
+    return path.exists() and not (path.is_file() and path.read_bytes() == text.encode("utf-8"))
+
+
+def _earlier_settings(folder: Path) -> tuple[int, int] | None:
+    """The --documents and --seed of the demo that wrote the config folder `folder`, read back from its corpus and
+    train.yaml; None where they are not as the demo wrote them."""
+    documents = sum(len((folder / "corpus" / name).read_bytes().splitlines()) for name in _CORPUS_FILES)
+    try:
+        training = load_yaml_mapping(folder / "train.yaml").get("training")
+    except ConfigError:
+        return None
     seed = training.get("seed") if isinstance(training, dict) else None
+    return (documents, seed) if documents >= 3 and isinstance(seed, int) else None
+
+
+def _go_on_command(out: Path, size: str, settings: tuple[int, int] | None) -> str:
+    """The command that goes on with the demo of `size` in `out`, with its --documents and --seed (`settings`), as
+    other ones would write a corpus the study refuses as edited."""
     words = ["training", "demo", *(["--fast"] if size == "fast" else [])]
-    if documents < 3 or not isinstance(seed, int):  # not as the demo wrote them: the user is told what to keep
+    if settings is None:  # not as the demo wrote them: the user is told what to keep
         return f"`{shlex.join([*words, '--output', str(out)])}` with the same --documents and --seed as before"
+    documents, seed = settings
     if documents != PROFILES[size].documents:
         words += ["--documents", str(documents)]
     if seed != DEFAULT_SEED:
@@ -221,20 +254,12 @@ def _go_on_command(out: Path, size: str) -> str:
     return f"`{shlex.join([*words, '--output', str(out)])}`"
 
 
-def _cut_short(folder: Path) -> bool:
-    """Whether a config folder holds nothing but the split files of a corpus, as a demo cut short there leaves it (a
-    user's folder with a `corpus/` holds more: their configs, or other files beside the splits)."""
-    corpus = folder / "corpus"
-    if not corpus.is_dir() or [path.name for path in folder.iterdir()] != ["corpus"]:
-        return False
-    return all(path.is_file() and path.name in _CORPUS_FILES for path in corpus.iterdir())
+def demo_files(profile: Profile, seed: int) -> dict[str, str]:
+    """The text of each file of the demo's config folder, by its path there: the generated corpus (`corpus/`) first,
+    then the configs."""
+    from data.generate import corpus_files, generate_corpus
 
-
-def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
-    """A config folder for the demo, with the generated corpus inside it (`corpus/`)."""
-    from data.generate import generate_corpus, write_corpus
-
-    write_corpus(folder / "corpus", generate_corpus(profile.documents, seed=seed, max_sentences=12))
+    corpus = corpus_files(generate_corpus(profile.documents, seed=seed, max_sentences=12))
     low, high = profile.learning_rates
     model = ModelConfig(
         name=profile.model, backbone=profile.backbone, max_length=profile.max_length, stride=profile.stride
@@ -256,12 +281,17 @@ def write_demo_configs(folder: Path, profile: Profile, seed: int) -> Path:
         },
     )
     train = {"backbone": model.name, "data": data.name, "training": training.model_dump(mode="json")}
-    files = {
+    return {
+        **{f"corpus/{name}": text for name, text in corpus.items()},
         "train.yaml": dump_yaml(train),
         f"model/{model.name}.yaml": model.to_yaml(),
         f"data/{data.name}.yaml": data.to_yaml(),
         f"hpo/{hpo.name}.yaml": hpo.to_yaml(),
     }
+
+
+def write_demo_configs(folder: Path, files: dict[str, str]) -> Path:
+    """Write the demo's config folder (`demo_files`) at `folder`."""
     for name, text in files.items():
         atomic_write_text(folder / name, text)
     return folder

@@ -20,7 +20,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     add_format_option(parser)
     parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument("--batch-size", type=positive_int, default=32, help="windows per forward pass (default 32)")
     add_output_options(parser)
     parser.set_defaults(func=run)
 

@@ -17,7 +17,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "--data-path", type=os.path.expanduser, help="data folder or file (default: the one in the best config)"
     )
     parser.add_argument("--output", type=Path, required=True, help="final run folder")
-    parser.add_argument("--backend", choices=BACKENDS, help="default: the execution config's, else local")
+    parser.add_argument(
+        "--backend", choices=BACKENDS, help="where the job runs (default: the execution config's, else local)"
+    )
     parser.add_argument(
         "--nproc-per-node", type=int, help="processes per node (default: the execution config's, else 1)"
     )

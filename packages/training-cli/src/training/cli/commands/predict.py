@@ -20,10 +20,18 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "model", type=Path, help="a run folder, its model/ folder, or an exported folder (onnxruntime, no torch)"
     )
-    parser.add_argument("text", nargs="*", help="texts to tag (default: one text per line of --file or stdin)")
+    # default=[]: argparse takes a "*" positional without a default as required, and named it as missing with the model
+    parser.add_argument(
+        "text", nargs="*", default=[], help="texts to tag (default: one text per line of --file or stdin)"
+    )
     parser.add_argument("--file", type=Path, help="read one text per line from this file")
     parser.add_argument("--json", action="store_true", help="print one JSON object per text (JSON lines)")
-    parser.add_argument("--batch-size", type=positive_int, default=32)
+    parser.add_argument(
+        "--batch-size",
+        type=positive_int,
+        default=32,
+        help="windows per forward pass (default 32; an exported folder's int8 model takes one at a time)",
+    )
     parser.add_argument("--quantized", action="store_true", help="an exported folder's int8 model")
     parser.set_defaults(func=run)
 
@@ -64,6 +72,11 @@ _LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\
 def run(args: argparse.Namespace) -> int:
     import json
 
+    if not args.model.exists():  # a lone text is taken for the model: said so before standard input is waited on
+        raise InputError(
+            f"{args.model}: no such model folder; the model (a run folder, its model/ folder or an exported folder) "
+            "goes first, then the texts"
+        )
     texts = _texts(args)
     predictor, _, _ = load_predictor(args.model, args.batch_size, quantized=args.quantized)
     results = predictor(texts)

@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         "model", type=Path, help="a run folder, its model/ folder (torch), or an exported folder (onnxruntime)"
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0: every interface)")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (default 8000)")
     parser.add_argument("--workers", type=positive_int, default=1, help="server processes, each with a model copy")
     parser.add_argument("--batch-size", type=positive_int, default=16, help="texts tagged together across requests")
     parser.add_argument("--max-texts", type=positive_int, default=64, help="texts accepted in one request")

@@ -13,7 +13,7 @@ from training.common.errors import DataError
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("splits", help="write k-fold cross-validation splits (splits.json)")
     add_config_options(parser)
-    parser.add_argument("-k", "--folds", type=int, default=5)
+    parser.add_argument("-k", "--folds", type=int, default=5, help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, help="seed of the folds; default: training.seed, as in a sweep")
     parser.add_argument(
         "--no-stratify", action="store_true", help="do not balance entity types across folds; default: data.stratify"
@@ -23,7 +23,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         choices=["group", "none"],
         help="keep documents of one group (CoNLL -DOCSTART- document) in one fold; default: data.group_by (group)",
     )
-    parser.add_argument("--output", type=Path, default=Path("splits.json"))
+    parser.add_argument("--output", type=Path, default=Path("splits.json"), help="file to write (default: splits.json)")
     add_output_options(parser)
     parser.set_defaults(func=run)
 
