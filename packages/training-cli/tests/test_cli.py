@@ -259,7 +259,6 @@ def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path
         (["train", "--output", "X", "--backbone", "nope"], "no such model config"),
         (["train", "--output", "X", "--set", "oops"], "expected key=value"),
         (["train", "--output", "X", "--data-path", "/does/not/exist"], "/does/not/exist: no such file or folder"),
-        (["splits", "-k", "1"], "k"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(cli, config_dir: Path, arguments: list[str], message: str) -> None:
@@ -267,6 +266,13 @@ def test_bad_input_exits_2_with_one_line(cli, config_dir: Path, arguments: list[
     assert completed.returncode == 2, completed.stderr
     assert message in completed.stderr and "Traceback" not in completed.stderr
     assert len(completed.stderr.strip().splitlines()) == 1
+
+
+def test_one_fold_is_a_usage_error_naming_the_option(cli, config_dir: Path) -> None:
+    """It said 'k must be an integer of at least 2 folds', naming no option."""
+    completed = cli("splits", "--config-dir", str(config_dir), "-k", "1")
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert completed.stderr.endswith("error: argument -k/--folds: expected a whole number of at least 2, got '1'\n")
 
 
 def test_bad_data_file_exits_2(cli, config_dir: Path, tmp_path: Path) -> None:

@@ -16,15 +16,22 @@ if TYPE_CHECKING:
     from training.config import TrainingConfig
 
 
-def positive_int(text: str) -> int:
-    """An argparse type for sizes and counts: a whole number of at least 1 (0 or less is a usage error, exit 2)."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
-    return value
+def whole_number(minimum: int) -> Callable[[str], int]:
+    """An argparse type for sizes and counts: a whole number of at least `minimum` (less is a usage error, exit 2)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        return value
+
+    return parse
+
+
+positive_int = whole_number(1)
 
 
 def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:

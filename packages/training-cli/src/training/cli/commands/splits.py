@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from training.cli.commands.common import add_config_options, check_replaceable, load_config_and_data
+from training.cli.commands.common import add_config_options, check_replaceable, load_config_and_data, whole_number
 from training.cli.output import add_output_options, note, print_json, print_table
 from training.common.errors import DataError
 
@@ -13,7 +13,7 @@ from training.common.errors import DataError
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = commands.add_parser("splits", help="write k-fold cross-validation splits (splits.json)")
     add_config_options(parser)
-    parser.add_argument("-k", "--folds", type=int, default=5, help="number of folds (default 5)")
+    parser.add_argument("-k", "--folds", type=whole_number(2), default=5, help="number of folds (default 5)")
     parser.add_argument("--seed", type=int, help="seed of the folds; default: training.seed, as in a sweep")
     parser.add_argument(
         "--no-stratify", action="store_true", help="do not balance entity types across folds; default: data.stratify"
