@@ -19,13 +19,13 @@ from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
-from training.config.execution import AZURE_ASSET, AzureConfig
+from training.config.execution import AZURE_ASSET, AzureConfig, is_local
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES
 from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
-from training.execution.job_spec import JOB_FILE, JobSpec, is_local
+from training.execution.job_spec import JOB_FILE, JobSpec
 from training.execution.provenance import build_lineage
 
 RUNNER_COMMAND = (
