@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -752,6 +753,21 @@ def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: 
     assert completed.returncode == 2, completed.stderr
     assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
     assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("backend", ["local", "subprocess", "torchrun"])
+def test_a_final_dry_run_prints_the_command_that_would_run(cli, config_dir: Path, tmp_path: Path, backend: str) -> None:
+    # It said only where the job was written, not what would run it.
+    best = saved_best_config(config_dir, tmp_path / "best_config.json")
+    output = tmp_path / "final run"  # a space: the line is quoted for a shell
+    completed = cli("final", str(best), "--output", str(output), "--backend", backend, "--dry-run")
+    assert completed.returncode == 0, completed.stderr
+    launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"] if backend == "torchrun" else []
+    command = [sys.executable, *launcher, "-m", "training.execution.runner", str(output / "job.json")]
+    assert completed.stdout == shlex.join(command) + "\n"
+    assert completed.stderr == f"dry run: job written to {output}; it runs with:\n"
+    as_json = cli("final", str(best), "--output", str(output), "--backend", backend, "--dry-run", "--json")
+    assert json.loads(as_json.stdout)["command"] == shlex.join(command)
 
 
 def processes_running(fragment: str) -> list[int]:

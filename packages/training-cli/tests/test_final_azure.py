@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -58,7 +59,8 @@ def test_final_on_azure_reads_the_execution_config_by_name_or_path(
     by_path = cli("final", best, "--execution", str(azure_configs / "execution" / "azure.yaml"), "--output",
                   str(tmp_path / "b"), "--dry-run")  # fmt: skip
     assert by_path.returncode == 0, by_path.stderr
-    assert (tmp_path / "b" / "azure" / "job.yaml").is_file()
+    submit = ["az", "ml", "job", "create", "--file", str(tmp_path / "b" / "azure" / "job.yaml")]
+    assert by_path.stdout == shlex.join([*submit, "--resource-group", "rg-ner", "--workspace-name", "ws-ner"]) + "\n"
 
     missing = cli("final", best, "--config-dir", str(azure_configs), "--execution", "gpu", "--output",
                   str(tmp_path / "c"), "--dry-run")  # fmt: skip

@@ -797,6 +797,22 @@ def test_execution_config(folder: Path) -> None:
     assert (config.backend, config.nproc_per_node, config.azure) == ("torchrun", 2, None)
 
 
+def test_a_relative_data_asset_is_read_from_the_config_folder_not_the_working_one(
+    folder: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It was read from wherever the command ran: another folder's data was uploaded, or none was found.
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    azure = "backend: azure\nazure:\n  compute: gpu\n  data_asset: {}\n"
+    named = write(folder / "execution" / "azure.yaml", azure.format("data/ner"))
+    assert load_execution_config(named).azure.data_asset == str((folder / "data" / "ner").resolve())
+    alone = write(tmp_path / "jobs" / "azure.yaml", azure.format("../corpus"))  # a file outside a config folder
+    assert load_execution_config(alone).azure.data_asset == str((tmp_path / "corpus").resolve())
+    for kept in ("azureml:ner-corpus:3", "azureml://datastores/blob/paths/ner/", str(tmp_path / "ner"), "~/ner"):
+        assert load_execution_config(write(named, azure.format(kept))).azure.data_asset == kept
+
+
 def test_azure_backend_needs_an_azure_section(folder: Path) -> None:
     path = write(folder / "execution" / "cloud.yaml", "backend: azure\n")
     with pytest.raises(ConfigError) as caught:

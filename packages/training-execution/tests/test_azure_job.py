@@ -26,7 +26,7 @@ from azure.ai.ml.entities import CommandJob  # noqa: E402
 from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
 
 from training.common.errors import ConfigError, ExecutionError  # noqa: E402
-from training.config import AzureConfig, BestConfig, ExecutionConfig  # noqa: E402
+from training.config import AzureConfig, BestConfig, ExecutionConfig, TrainingConfig  # noqa: E402
 from training.execution import execute_final_training, extract_lineage_from_best_model  # noqa: E402
 from training.execution.azure_client import AzureClient, ChildRun, MLClientAzure, create_ml_client  # noqa: E402
 from training.execution.azure_job import build_azure_job, data_input, write_job_yaml  # noqa: E402
@@ -267,3 +267,38 @@ def test_without_the_azure_extra_the_package_imports_and_the_backend_names_its_i
         'pip install "training-execution[azure]"',
         "[]",
     ]
+
+
+def test_a_local_backbone_is_checked_before_the_job_is_built(
+    best_config: BestConfig, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """A missing folder was a traceback (the job's tags hashed it as a hub id); one without weights or with a Git LFS
+    pointer in their place went into the job as it was, its wheels built and its data uploaded, to fail on Azure."""
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    def refusal(backbone: Path) -> str:
+        config = best_config.config.with_values({"model.backbone": str(backbone)})
+        output = tmp_path / "final"
+        with pytest.raises(ConfigError) as refused:
+            execute_final_training(
+                best_config.model_copy(update={"config": config}),
+                output_dir=output,
+                execution_config=EXECUTION,
+                dry_run=True,
+            )
+        assert not (output / "azure").exists()  # nothing built, nothing to upload
+        return str(refused.value)
+
+    folder = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    weights = folder / "model.safetensors"
+    weights.write_text("version https://git-lfs.github.com/spec/v1\noid sha256:abc\nsize 133\n")
+    lfs = f"{weights} is a Git LFS pointer, not the weights; run `git lfs pull` in {folder}"
+    assert refusal(folder) == f"model.backbone '{folder}': {lfs}"
+    missing = tmp_path / "missing"
+    assert refusal(missing) == f"model.backbone '{missing}': the folder {missing} does not exist"
+    assert refusal(weights) == f"model.backbone '{weights}': {weights} is a file, not a model folder"
+    weights.unlink()
+    assert refusal(folder) == (
+        f"model.backbone '{folder}': the folder {folder} holds no model weights "
+        "(expected model.safetensors or pytorch_model.bin)"
+    )

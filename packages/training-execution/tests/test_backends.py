@@ -14,9 +14,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+import torch
 
 from training.common.errors import ConfigError, ExecutionError
 from training.config import BestConfig
+from training.core.run_context import process_slots
 from training.execution import execute_final_training, get_backend
 from training.execution.backends import InProcessBackend, SubprocessBackend, TorchrunBackend, runner_command
 from training.execution.handle import JobHandle, ProcessJob
@@ -170,12 +172,28 @@ def test_two_process_torchrun_gives_the_in_process_layout(
 def test_backends_by_name_and_their_limits(tiny_config: object) -> None:
     assert isinstance(get_backend("local"), InProcessBackend)
     assert type(get_backend("subprocess")) is SubprocessBackend
-    torchrun = get_backend("torchrun", nproc_per_node=3)
-    assert isinstance(torchrun, TorchrunBackend) and torchrun.nproc_per_node == 3
+    found = process_slots()[0]
+    torchrun = get_backend("torchrun", nproc_per_node=found)
+    assert isinstance(torchrun, TorchrunBackend) and torchrun.nproc_per_node == found
     with pytest.raises(ConfigError, match=r"^backend: unknown backend 'slurm'; expected one of local, subprocess, "):
         get_backend("slurm")
     with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
         get_backend("subprocess", dataset=object())  # type: ignore[arg-type]
+
+
+def test_torchrun_takes_from_one_process_to_one_per_gpu_or_core() -> None:
+    # More processes than GPUs were taken and failed deep inside NCCL; more than CPU cores only crawled.
+    found, kind = process_slots()
+    assert kind == ("CUDA GPU" if torch.cuda.is_available() else "CPU core")
+    for count in (0, -3):
+        with pytest.raises(ConfigError, match=rf"^nproc_per_node: expected at least 1 process, got {count}$"):
+            get_backend("torchrun", nproc_per_node=count)
+    with pytest.raises(ConfigError) as refused:
+        get_backend("torchrun", nproc_per_node=found + 1)
+    assert str(refused.value) == (
+        f"nproc_per_node: {found + 1} processes, but this machine has {found} {kind}(s), one for each process; "
+        f"expected at most {found}"
+    )
 
 
 def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Path) -> None:

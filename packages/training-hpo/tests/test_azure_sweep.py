@@ -129,6 +129,18 @@ def test_fewer_than_one_concurrent_trial_is_refused_before_anything_is_written(
     assert not (tmp_path / "sweep").exists()
 
 
+def test_a_local_backbone_folder_without_weights_is_refused_before_anything_is_written(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    # Its wheels were built and the sweep written, and every trial failed on Azure.
+    folder = tmp_path / "backbone"
+    folder.mkdir()
+    config = tiny_config.with_values({"model.backbone": str(folder)})
+    with pytest.raises(ConfigError, match=rf"^model.backbone '{folder}': the folder {folder} does not hold a loadable"):
+        build_azure_sweep_job(settings(), config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    assert not (tmp_path / "sweep").exists()
+
+
 @pytest.mark.parametrize("name", ["instance_count", "processes_per_instance"])
 def test_a_sweep_on_many_nodes_or_processes_is_refused(tiny_config: TrainingConfig, tmp_path: Path, name: str) -> None:
     azure = AZURE.model_copy(update={name: 2})

@@ -94,6 +94,27 @@ def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
     assert message.startswith("training hpo resume: error: hf://org/ner: cannot load the hub dataset"), message
 
 
+@pytest.mark.parametrize("action", ["resume", "worker"])
+def test_resume_and_worker_say_the_study_data_is_gone(config_dir: Path, tmp_path: Path, action: str) -> None:
+    """Both said only '<data>: no such file or folder' where `hpo run` says whose data it was and what to do."""
+    import shutil
+
+    from training.hpo import run_local_hpo_sweep
+
+    configs, study_dir = tmp_path / "configs", tmp_path / "study"
+    shutil.copytree(config_dir, configs)
+    hpo = configs / "hpo" / "quick.yaml"
+    run_local_hpo_sweep(None, hpo, config_dir=configs, study_dir=study_dir, n_trials=1, isolation="inprocess")
+    recorded = configs / "data" / "ner"
+    recorded.rename(configs / "data" / "moved")
+    message = one_line_error(training("hpo", action, "--study-dir", study_dir))
+    ran = f"training hpo {action}: error: {study_dir}: study 'quick' was run on {recorded} ("
+    assert message.startswith(ran), message
+    assert message.endswith(
+        "), which is gone: pass that data again where it lies now (data_path, --data), or begin a new study folder"
+    ), message
+
+
 def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path, tmp_path: Path) -> None:
     """A study begun with a one-value choice (before such spaces were refused): `hpo resume` continued it, `hpo run`
     refused it; a new study is still refused the space."""

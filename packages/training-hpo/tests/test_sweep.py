@@ -303,7 +303,7 @@ def test_a_study_continues_only_with_its_own_settings_and_data(
     with pytest.raises(InputError, match=rf"{study_dir}: study 'tiny' was run with another search_space"):
         run_local_hpo_sweep("tiny-bert", HPOConfig.model_validate(hpo), config_dir=config_dir, study_dir=study_dir)
     smaller = Dataset({"train": dataset["train"][:10]}, labels=dataset.labels)
-    with pytest.raises(InputError, match=r"the data has fingerprint .* but study .tiny. was run on"):
+    with pytest.raises(InputError, match=rf"{study_dir}: study 'tiny' was run on .* not on the dataset given \("):
         resume_hpo_sweep(study_dir, dataset=smaller)
     with pytest.raises(ConfigError, match="parallel_trials > 1 needs isolation subprocess"):
         resume_hpo_sweep(study_dir, parallel_trials=2, isolation="inprocess")
@@ -359,14 +359,22 @@ def test_a_study_whose_data_is_gone_or_edited_says_which(config_dir: Path, tmp_p
     train = recorded / "train.jsonl"
     train.write_text("".join(train.read_text(encoding="utf-8").splitlines(keepends=True)[1:]), encoding="utf-8")
     ran = rf"^{tmp_path / 'study'}: study 'kept' was run on {recorded} \(\w{{12}}\), "
-    with pytest.raises(InputError, match=ran + r"which has been edited since \(\w{12} now\): put its data back as it"):
+    edited = r"which has been edited since \(\w{12} now\): put its data back as it"
+    with pytest.raises(InputError, match=ran + edited):
         run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), **run)
+    with pytest.raises(InputError, match=ran + edited):
+        resume_hpo_sweep(tmp_path / "study")
     recorded.rename(configs / "data" / "edited")
     gone = r": pass that data again where it lies now \(data_path, --data\), or begin a new study folder$"
     with pytest.raises(InputError, match=ran + "which is gone" + gone):
         run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), **run)
     with pytest.raises(InputError, match=ran + rf"which is gone; {configs / 'data' / 'edited'} \(\w{{12}}\) holds"):
         run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), data_path=configs / "data" / "edited", **run)
+    for worker in (False, True):  # a resume or a worker is told the same
+        with pytest.raises(InputError, match=ran + "which is gone" + gone):
+            resume_hpo_sweep(tmp_path / "study", worker=worker)
+        with pytest.raises(InputError, match=ran + rf"which is gone; {configs / 'data' / 'edited'} \(\w{{12}}\) holds"):
+            resume_hpo_sweep(tmp_path / "study", data_path=configs / "data" / "edited", worker=worker)
     assert len(load_study(tmp_path / "study").trials) == 1
 
 

@@ -14,7 +14,7 @@ from data.formats import CONLL_SUFFIXES, JSON_SUFFIXES
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_tracking_uri
-from training.config.execution import ExecutionConfig
+from training.config.execution import ExecutionConfig, is_local
 from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
@@ -196,9 +196,18 @@ def load_hpo_config(path: str | Path) -> HPOConfig:
 
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
-    """Read and validate `execution/<name>.yaml`."""
+    """Read and validate `execution/<name>.yaml`. A relative local `azure.data_asset` is read from the config folder
+    holding `execution/`, as `data.path` of `data/<name>.yaml` is (a file elsewhere: from its own folder), and made
+    absolute: read from the working directory, a job started elsewhere uploaded other data or none."""
     file = Path(path).expanduser()
-    return validate(ExecutionConfig, load_yaml_mapping(file), str(file))
+    execution = validate(ExecutionConfig, load_yaml_mapping(file), str(file))
+    azure = execution.azure
+    asset = azure.data_asset if azure is not None else None
+    if azure is None or asset is None or not is_local(asset) or Path(asset).expanduser().is_absolute():
+        return execution
+    folder = file.parent.parent if file.parent.name == "execution" else file.parent
+    resolved = azure.model_copy(update={"data_asset": str((folder / asset).resolve())})
+    return execution.model_copy(update={"azure": resolved})
 
 
 def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:

@@ -13,6 +13,11 @@ BackendName = Literal["local", "subprocess", "torchrun", "azure"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 
 
+def is_local(path: str) -> bool:
+    """Whether a data path is a local file or folder (not an `azureml:` asset or a URI)."""
+    return not path.startswith("azureml:") and "://" not in path
+
+
 def _fully(pattern: str, expected: str) -> AfterValidator:
     """A check that a value matches `pattern` whole, so a bad name fails offline rather than in the service."""
 

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from training.common.cores import usable_cores
 from training.common.errors import ConfigError
 
 
@@ -146,6 +147,14 @@ def create_run_context(
         timeout = timedelta(seconds=float(settings.get("timeout_s", 1800)))
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=timeout)
     return RunContext(rank, world_size, local_rank, device, backend, owns)
+
+
+def process_slots() -> tuple[int, str]:
+    """How many processes of one run this machine holds, and what each takes, as `create_run_context` places them:
+    one CUDA GPU each (nccl) where there is any, else one CPU core each (gloo)."""
+    if torch.cuda.is_available():
+        return torch.cuda.device_count(), "CUDA GPU"
+    return usable_cores(), "CPU core"
 
 
 def _int_variable(env: Mapping[str, str], name: str, default: int) -> int:

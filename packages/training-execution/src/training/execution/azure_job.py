@@ -19,11 +19,13 @@ from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
-from training.config.execution import AZURE_ASSET, AzureConfig
+from training.config.execution import AZURE_ASSET, AzureConfig, is_local
+from training.config.schema import TrainingConfig
+from training.core.backbones import ALIASES
 from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
-from training.execution.job_spec import JOB_FILE, JobSpec, is_local
+from training.execution.job_spec import JOB_FILE, JobSpec
 from training.execution.provenance import build_lineage
 
 RUNNER_COMMAND = (
@@ -58,11 +60,32 @@ def data_input(data_path: str) -> Input:
     return Input(type="uri_file" if local.is_file() else "uri_folder", path=str(local.resolve()))
 
 
+def check_local_backbone(config: TrainingConfig) -> None:
+    """Check a backbone that names a folder of this machine (not a bundled alias, not a hub id) as a sweep checks it
+    before its trials (its weights there, no Git LFS pointer in their place), before a job that runs elsewhere is
+    built: a missing folder or an unloadable one is said in one line here, not after an upload and a queue."""
+    backbone = config.model.backbone
+    folder = Path(backbone).expanduser()
+    if backbone in ALIASES:
+        return
+    if not folder.is_dir():
+        if folder.is_absolute() or backbone.startswith((".", "~")):  # a path, which no hub id is
+            if folder.exists():
+                raise ConfigError(f"model.backbone {backbone!r}: {folder} is a file, not a model folder")
+            raise ConfigError(f"model.backbone {backbone!r}: the folder {folder} does not exist")
+        return  # a hub id: the job downloads it
+    from training.core.model import check_backbone
+
+    # the entity types only name the head's tags, which the check does not load: the data's may be read remotely
+    check_backbone(config, labels=config.data.labels or ("ENTITY",))
+
+
 def build_azure_job(spec: JobSpec) -> CommandJob:
     """The command job running `spec` on its Azure compute; its code snapshot and environment go to `<output>/azure`."""
     azure = _azure_settings(spec)
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
+    check_local_backbone(spec.config)
     folder = azure_folder(spec)
     code = folder / "code"
     shutil.rmtree(code, ignore_errors=True)

@@ -11,6 +11,7 @@ from data.loaders import Dataset
 from training.common.errors import ConfigError
 from training.common.optional import require
 from training.config.execution import BACKENDS
+from training.core.run_context import process_slots
 from training.core.run_folder import RunFolder
 from training.execution.handle import CompletedJob, JobHandle, PreparedJob, ProcessJob
 from training.execution.job_spec import JobSpec
@@ -87,6 +88,12 @@ class TorchrunBackend(SubprocessBackend):
         super().__init__(python)
         if nproc_per_node < 1:
             raise ConfigError(f"nproc_per_node: expected at least 1 process, got {nproc_per_node}")
+        found, kind = process_slots()
+        if nproc_per_node > found:  # more ranks than GPUs failed deep in NCCL; more than cores only crawled
+            raise ConfigError(
+                f"nproc_per_node: {nproc_per_node} processes, but this machine has {found} {kind}(s), one for each "
+                f"process; expected at most {found}"
+            )
         self.nproc_per_node = nproc_per_node
 
     def command(self, spec_file: Path) -> list[str]:

@@ -17,12 +17,12 @@ from training.common.errors import ConfigError
 from training.common.optional import require
 from training.common.redact import redact_url
 from training.config.best import BestConfig
-from training.config.execution import ExecutionConfig
+from training.config.execution import ExecutionConfig, is_local
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
 from training.execution.backends import SubprocessBackend, get_backend
 from training.execution.handle import JobHandle, ProcessJob, interrupts_deferred
-from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
+from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import Lineage
 from training.execution.provenance import code_revision
 

@@ -21,11 +21,6 @@ JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
 
 
-def is_local(path: str) -> bool:
-    """Whether a data path is a local file or folder (not an `azureml:` asset or a URI)."""
-    return not path.startswith("azureml:") and "://" not in path
-
-
 class _Record(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 

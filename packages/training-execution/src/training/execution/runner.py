@@ -15,11 +15,12 @@ from pathlib import Path
 from data.loaders import Dataset
 from training.common.arguments import non_empty
 from training.common.errors import ConfigError, InputError, TrainingError
+from training.config.execution import is_local
 from training.config.schema import TrainingConfig
 from training.core.run_context import RunContext, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.trainer import TrainResult, train_model
-from training.execution.job_spec import DataPlan, JobSpec, Resources, is_local
+from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import LINEAGE_FILE, Lineage
 from training.execution.provenance import build_lineage, code_revision
 

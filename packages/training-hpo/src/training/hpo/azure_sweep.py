@@ -48,7 +48,7 @@ def build_azure_sweep_job(
     """
     ml = require("azure.ai.ml", "training.hpo.build_azure_sweep_job")
     from training.execution.azure_environment import job_environment
-    from training.execution.azure_job import data_input
+    from training.execution.azure_job import check_local_backbone, data_input
 
     hpo = hpo_config if isinstance(hpo_config, HPOConfig) else load_hpo_config(hpo_config)
     if max_concurrent_trials is not None and max_concurrent_trials < 1:  # the SDK writes it as given
@@ -56,6 +56,7 @@ def build_azure_sweep_job(
     _check_supported(hpo, azure)
     space = create_search_space(hpo)
     space.check(config)
+    check_local_backbone(config)
     algorithm = ALGORITHMS[hpo.sampler.type]
     distributions = space.to_azure(algorithm)
     data = data or azure.data_asset or config.data.path

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -12,6 +11,7 @@ from optuna.distributions import BaseDistribution
 from optuna.samplers import BaseSampler
 from optuna.trial import FrozenTrial, TrialState
 
+from training.common.cores import usable_cores
 from training.common.fingerprint import fingerprint
 from training.config.schema import HPOConfig
 from training.hpo.search_space import SearchSpace
@@ -21,8 +21,7 @@ def trial_threads(parallel: int) -> int | None:
     """CPU threads for each of `parallel` trials running at once (None: one trial, torch's own default)."""
     if parallel == 1:
         return None
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return max(1, cores // parallel)
+    return max(1, usable_cores() // parallel)
 
 
 class TrialSeededSampler(BaseSampler):

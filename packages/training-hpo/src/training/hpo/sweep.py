@@ -109,9 +109,7 @@ def run_local_hpo_sweep(
     stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
     tracking_uri = stored.tracking_uri(mlflow_uri) if stored is not None else mlflow_uri or base.tracking.mlflow
     tracking = _tracking(tracking_uri, base, mlflow_uri)
-    data_location = os.fspath(data_path) if data_path is not None else None
-    if data_location is not None and not data_location.startswith(HUB_PREFIX):  # `hf://org/name` stays a URI
-        data_location = str(Path(data_location).expanduser().resolve())
+    data_location = _data_location(data_path)
     if dataset is None:
         # Data moved: the config's data.path, whose fingerprint is checked below.
         recorded = stored.data_path if stored is not None and not stored.data_gone() else None
@@ -200,20 +198,19 @@ def resume_hpo_sweep(
     overrides = {"n_trials": n_trials, "timeout_s": timeout_s, "isolation": isolation}  # a bad budget is not recorded
     hpo = _with_overrides(record.hpo_config.model_dump(), overrides | {"parallel_trials": parallel_trials})
     folder = StudyFolder(Path(study_dir) if study_dir is not None else Path(record.study_dir))
-    path = data_path if data_path is not None else record.data_path
+    path = None if dataset is not None else _data_location(data_path) or record.data_path
     if dataset is None and path is None:
         raise InputError(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
+    if record.data_gone() and path == record.data_path:  # nowhere else to look
+        record.check_data(folder.root, study.study_name, path, None)
     tracking = _tracking(record.tracking_uri(mlflow_uri), record.config, mlflow_uri)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
-        dataset = _load(os.fspath(path), record.config)  # a Path would fold `hf://org/name` into `hf:/org/name`
-    if dataset.fingerprint != record.dataset_fingerprint:
-        raise InputError(
-            f"the data has fingerprint {dataset.fingerprint[:12]}, but study {study.study_name!r} was run on "
-            f"{record.dataset_fingerprint[:12]}; pass the study's data"
-        )
+        assert path is not None
+        dataset = _load(path, record.config)
+    record.check_data(folder.root, study.study_name, path, dataset.fingerprint)
     check_model(record.config, dataset.labels, hpo.isolation, None, folder.root / "error.log")  # offline: fail once
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
@@ -317,6 +314,15 @@ def _base_config(
     if backbone is not None and backbone not in (config.model.name, config.model.backbone):
         config = config.with_values({"model.backbone": backbone})
     return config.with_values({"training.metric_for_best": metric})
+
+
+def _data_location(data_path: str | os.PathLike[str] | None) -> str | None:
+    """A data path given to a sweep as the study records it: absolute, but a hub id (`hf://org/name`) kept as it is
+    (a Path would fold its `//`)."""
+    if data_path is None:
+        return None
+    location = os.fspath(data_path)
+    return location if location.startswith(HUB_PREFIX) else str(Path(location).expanduser().resolve())
 
 
 def _load(path: str, config: TrainingConfig) -> Dataset:

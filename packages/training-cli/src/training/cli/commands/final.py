@@ -29,7 +29,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         metavar="NAME_OR_PATH",
         help="execution/<NAME>.yaml of the config folder, or a file (default with --backend azure: azure)",
     )
-    parser.add_argument("--dry-run", action="store_true", help="write the job (Azure: job YAML) without running it")
+    parser.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="write the job (Azure: job YAML) and print the command that would run it, without running it",
+    )
     parser.add_argument("--force", action="store_true", help="train again even if an identical run finished")
     parser.add_argument(
         "--other-data", action="store_true", help="refit on other data than the sweep's on purpose (lineage notes both)"
@@ -61,9 +65,13 @@ def run(args: argparse.Namespace) -> int:
         other_data=args.other_data,
         tracking_uri=args.mlflow_uri,
     )
-    if args.dry_run:
-        summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir)}
-        print_json(summary) if args.json else note(args, f"dry run: job written to {job.output_dir}")
+    if args.dry_run:  # what would run, as a line to paste into a shell
+        summary = {"job": job.id, "status": job.status, "outputs": str(job.output_dir), "command": job.command_line}
+        if args.json:
+            print_json(summary)
+        else:
+            note(args, f"dry run: job written to {job.output_dir}; it runs with:")
+            print(job.command_line)
         return 0
     studio_url = getattr(job, "studio_url", None)
     if studio_url:
