@@ -163,16 +163,20 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple
     """The command line parsed, its unknown arguments left to refuse before any missing required one, as the first
     mistake in the line: argparse checks a command's required arguments before the parser above it gets to its own
     unknown ones (`training --bogus train` was told that `--output` is required). So the line is parsed with nothing
-    required first, and again as it is where it holds no unknown argument."""
+    required first, and again as it is where it holds no unknown argument (or asks for help, whose usage line shows
+    what is required)."""
+    line = list(sys.argv[1:] if argv is None else argv)
+    if {"-h", "--help"} & set(line):
+        return parser.parse_known_args(line)
     required = [action for each in _parsers(parser) for action in each._actions if action.required]
     try:
         for action in required:
             action.required = False
-        args, unknown = parser.parse_known_args(argv)
+        args, unknown = parser.parse_known_args(line)
     finally:
         for action in required:
             action.required = True
-    return (args, unknown) if unknown else parser.parse_known_args(argv)
+    return (args, unknown) if unknown else parser.parse_known_args(line)
 
 
 def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
