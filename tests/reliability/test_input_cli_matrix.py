@@ -187,7 +187,7 @@ CASES = [
         id="conll-without-tag",
     ),
     pytest.param(
-        {"resumes/train.jsonl": '{"words": ["Anna"]}\n'},
+        {"resumes/train.jsonl": '{"sentence": ["Anna"]}\n'},
         [],
         "train.jsonl:1: cannot tell the format",
         id="neither-format",

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from data.columns import Columns
 from data.documents import Span
-from data.hf_datasets import Columns
 from data.loaders import load_dataset
 from training.common.errors import DataError
 from training.config import DataConfig

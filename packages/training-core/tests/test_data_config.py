@@ -50,7 +50,7 @@ def test_the_data_section_loads_with_its_policies(folder: Path, tmp_path: Path) 
 
 def test_other_data_keeps_the_columns_it_takes(tmp_path: Path) -> None:
     """A refit on other data recorded the sweep's columns beside it, positions for JSON files that its config then
-    refused; other data keeps the positions where it has a CoNLL file, names where it is `datasets` input."""
+    refused; other data keeps the positions where it has a CoNLL file, names where it is `datasets` input or JSON."""
     data = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})
     conll, jsonl = tmp_path / "train.conll", tmp_path / "train.jsonl"
     conll.write_text("1\tParis\tB-LOC\n", encoding="utf-8")
@@ -61,6 +61,7 @@ def test_other_data_keeps_the_columns_it_takes(tmp_path: Path) -> None:
     assert other.load().fingerprint == DataConfig(name="json", path=str(jsonl)).load().fingerprint
     named = DataConfig(name="hub", columns={"tokens": "words", "tags": 2})
     assert named.for_data(str(conll)).columns == DataColumns(tags=2)
+    assert named.for_data(str(jsonl)).columns == DataColumns(tokens="words")  # JSON token records' keys
 
 
 def test_other_data_is_read_in_its_own_format(tmp_path: Path) -> None:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import pickle
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from data.columns import Columns
 from data.formats import EncodingError, Record, decode_text, detect_format, read_records, read_text
 from training.common.errors import DataError
 
@@ -135,10 +138,27 @@ def test_a_file_without_a_suffix_or_token_lines_is_refused_naming_what_it_holds(
 
 
 def test_detect_format_names_a_record_of_neither_kind(tmp_path: Path) -> None:
-    content = '\n{"words": ["x"]}\n'
+    content = '\n{"sentence": ["x"]}\n'
     path = write(tmp_path / "a.jsonl", content)
-    with pytest.raises(DataError, match=r"a\.jsonl:2: cannot tell the format: .*found keys \['words'\]"):
+    with pytest.raises(DataError, match=r"a\.jsonl:2: cannot tell the format: .*found keys \['sentence'\]"):
         detect_format(path, content)
+
+
+@pytest.mark.parametrize(
+    ("record", "expected"),
+    [
+        ({"toks": ["x"], "bio": ["O"]}, "tokens"),
+        ({"text": "x", "toks": ["x"], "bio": ["O"]}, "tokens"),
+        ({"text": "x", "annotations": [], "toks": ["x"], "bio": ["O"]}, "tokens"),  # named: token records
+        ({"text": "x", "annotations": []}, "spans"),  # whose names are then refused
+        ({"words": ["x"]}, "tokens"),  # whose missing key is then named
+    ],
+)
+def test_detect_format_by_the_keys_data_columns_names(tmp_path: Path, record: dict[str, Any], expected: str) -> None:
+    """Records of the keys `data.columns` names were told neither spans nor tokens ('cannot tell the format')."""
+    content = json.dumps(record) + "\n"
+    path = write(tmp_path / "a.jsonl", content)
+    assert detect_format(path, content, Columns("toks", "bio")) == expected
 
 
 def test_json_lines_keep_their_line_numbers(tmp_path: Path) -> None:

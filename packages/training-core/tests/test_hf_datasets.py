@@ -13,8 +13,9 @@ from typing import Any
 
 import pytest
 
+from data.columns import Columns
 from data.generate import generate_corpus, main, write_corpus, write_saved_dataset
-from data.hf_datasets import Columns, HubId
+from data.hf_datasets import HubId
 from data.loaders import load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.errors import DataError
@@ -353,6 +354,10 @@ def test_columns_are_found_or_set() -> None:
         "input is read by its column names"
     )
     assert load_dataset(tagged(), columns=Columns(1, 2, True)).fingerprint == load_dataset(tagged()).fingerprint
+    # A run's names (trained on `odd`) take the columns of that name, else the usual ones, as in JSON token records.
+    run = Columns("toks", "bio", inherited=True)
+    assert load_dataset(tagged(), columns=run).fingerprint == load_dataset(tagged()).fingerprint
+    assert load_dataset(odd, columns=run)["train"][1].text == "Mary lives in Berlin"
 
 
 def test_unknown_or_duplicate_splits_and_no_train_are_errors() -> None:

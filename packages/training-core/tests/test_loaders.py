@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from data.columns import Columns
 from data.documents import Document, Span
-from data.hf_datasets import Columns
 from data.loaders import Dataset, load_dataset
 from data.segmentation import split_words
 from training.common.errors import DataError, InputError
@@ -182,7 +182,7 @@ def test_tags_without_a_type_read_as_the_one_type_data_labels_names(tmp_path: Pa
 
 def test_data_columns_positions_for_a_json_file_are_refused_unless_a_run_s(tmp_path: Path) -> None:
     """Positions a user gave in data.columns for a JSON file were silently ignored; a run's (trained on a CoNLL file
-    with GermEval's tokens: 1, tags: 2, now reading a JSON file) still are, as names are for JSON files."""
+    with GermEval's tokens: 1, tags: 2, now reading a JSON file) still are."""
     path = write(tmp_path / "train.jsonl", jsonl(token_records()))
     assert load_error(path, columns=Columns(tokens="words", tags=-1)) == (
         f"{path}: data.columns.tags: -1 is a column position; positions apply to CoNLL/TSV files only, and a JSON "
@@ -190,11 +190,56 @@ def test_data_columns_positions_for_a_json_file_are_refused_unless_a_run_s(tmp_p
     )
     expected = load_dataset(path).fingerprint
     assert load_dataset(path, columns=Columns(tokens=1, tags=2, inherited=True)).fingerprint == expected
-    assert load_dataset(path, columns=Columns("words", "labels")).fingerprint == expected
     germeval = DataConfig(name="germeval", columns={"tokens": 1, "tags": 2})  # as data/germeval.yaml sets it
     with pytest.raises(DataError, match=r"data.columns.tokens: 1 is a column position; positions apply to CoNLL/TSV"):
         germeval.load(path)
     assert germeval.load(path, inherited=True).fingerprint == expected
+
+
+def renamed_records(tokens: str = "toks", tags: str = "bio") -> list[dict[str, Any]]:
+    return [{tokens: record["tokens"], tags: record["tags"]} for record in token_records()]
+
+
+@pytest.mark.parametrize("name", ["train.jsonl", "train.json"])
+def test_data_columns_name_the_keys_of_json_token_records(tmp_path: Path, name: str) -> None:
+    """`columns: {tokens: toks, tags: bio}` was ignored for JSON token files (records of those keys could not be told
+    apart from spans); names pick their keys as they pick `datasets` columns, whose usual names are found unnamed."""
+    expected = load_dataset(write(tmp_path / "plain.jsonl", jsonl(token_records()))).fingerprint
+    dump = json.dumps if name.endswith(".json") else jsonl  # a JSON array, or JSON lines
+    path = write(tmp_path / name, dump(renamed_records()))
+    assert load_dataset(path, columns=Columns("toks", "bio")).fingerprint == expected
+    assert DataConfig(name="odd", columns={"tokens": "toks", "tags": "bio"}).load(path).fingerprint == expected
+    usual = write(tmp_path / "usual" / name, dump(renamed_records("words", "labels")))
+    assert load_dataset(usual).fingerprint == expected
+    assert load_error(path).startswith(f"{path}:1: cannot tell the format: a record needs 'text' (with 'annotations')")
+
+
+def test_a_json_token_record_lacking_a_named_key_is_refused_naming_it(tmp_path: Path) -> None:
+    records = renamed_records()
+    records[1] = {"toks": records[1]["toks"], "tags": records[1]["bio"]}
+    path = write(tmp_path / "train.jsonl", jsonl(records))
+    assert load_error(path, columns=Columns("toks", "bio")) == (
+        f"{path}:2: data.columns.tags: no key 'bio'; the record has keys ['tags', 'toks']"
+    )
+    assert load_error(path, columns=Columns("words")) == (
+        f"{path}:1: data.columns.tokens: no key 'words'; the record has keys ['bio', 'toks']"
+    )
+
+
+def test_data_columns_names_for_span_records_are_refused_unless_a_run_s(tmp_path: Path) -> None:
+    """Span records are read by their own keys: a user's names for them are refused; a run's (trained on token
+    records of other keys, now reading span records or token records of the usual keys) are ignored there."""
+    spans = write(tmp_path / "spans" / "train.jsonl", jsonl(span_records()))
+    assert load_error(spans, columns=Columns(tags="bio")) == (
+        f"{spans}: data.columns.tags: 'bio' names a key of token records; span records are read by their 'text' and "
+        "'annotations'"
+    )
+    expected = load_dataset(spans).fingerprint
+    assert load_dataset(spans, columns=Columns("toks", "bio", inherited=True)).fingerprint == expected
+    tokens = write(tmp_path / "tokens" / "train.jsonl", jsonl(token_records()))
+    run = DataConfig(name="odd", columns={"tokens": "toks", "tags": "bio"})
+    assert run.load(tokens, inherited=True).fingerprint == load_dataset(tokens).fingerprint == expected
+    assert run.load(write(tmp_path / "odd.jsonl", jsonl(renamed_records())), inherited=True).fingerprint == expected
 
 
 def test_data_columns_positions_apply_to_the_conll_files_of_a_folder_beside_json_ones(tmp_path: Path) -> None:
@@ -271,7 +316,8 @@ def test_explicit_format_reads_any_suffix(tmp_path: Path) -> None:
 def test_explicit_format_is_enforced(tmp_path: Path) -> None:
     path = write(tmp_path / "train.jsonl", jsonl(span_records()))
     assert load_error(path, format="tokens") == (
-        f"{path}:1: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys ['annotations', 'text']"
+        f"{path}:1: a token record needs one of ['tokens', 'words'] (or the key data.columns names); found keys "
+        "['annotations', 'text']"
     )
 
 
@@ -766,8 +812,11 @@ def test_span_record_missing_or_wrong_keys(tmp_path: Path, record: dict[str, Any
 
 
 def test_token_record_without_tags(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["x"], "labels": ["O"]}]))
-    assert load_error(path) == f"{path}:3: 'tokens' needs 'tags' or 'ner_tags' beside it"
+    path = write(tmp_path / "a.jsonl", jsonl([*token_records(), {"tokens": ["x"], "bio": ["O"]}]))
+    assert load_error(path) == (
+        f"{path}:3: a token record needs one of ['ner_tags', 'tags', 'labels'] beside 'tokens' (or the key "
+        "data.columns names); found keys ['bio', 'tokens']"
+    )
 
 
 def test_data_errors_are_input_errors(tmp_path: Path) -> None:

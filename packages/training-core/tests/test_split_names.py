@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from data.hf_datasets import Columns
+from data.columns import Columns
 from data.loaders import load_dataset
 from data.split_names import split_files
 from training.common.errors import DataError

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
+from data.columns import TAG_COLUMNS, TOKEN_COLUMNS, Columns
 from data.documents import Document, Span, align_spans, spans_to_tags, token_spans
-from data.formats import HALF_SURROGATE, Record, tag_key
+from data.formats import HALF_SURROGATE, Record
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, MisalignedSpans
 from data.schemes import Place, to_iob2
@@ -34,6 +35,7 @@ class DocumentBuilder:
     misaligned_policy: MisalignedPolicy
     counts: Counter[str]
     scheme: str | None
+    columns: Columns = Columns()  # the keys of token records
     index: int = 0
     misaligned_examples: list[str] = field(default_factory=list)
     misaligned_count: int = 0
@@ -61,11 +63,15 @@ class DocumentBuilder:
             if "text" not in fields:
                 raise DataError(f"{where}: a span record needs 'text' and 'annotations'; found keys {sorted(fields)}")
             return self._from_spans(where, doc_id, fields, group)
-        if "tokens" not in fields:
+        words, key = self.columns.keys(where, fields)
+        if words is None or key is None:
+            missing = TOKEN_COLUMNS if words is None else TAG_COLUMNS
+            beside = "" if words is None else f" beside {words!r}"
             raise DataError(
-                f"{where}: a token record needs 'tokens' and 'tags' (or 'ner_tags'); found keys {sorted(fields)}"
+                f"{where}: a token record needs one of {list(missing)}{beside} (or the key data.columns names); "
+                f"found keys {sorted(fields)}"
             )
-        return self._from_tokens(Place(self.file, record.line, record.lines), doc_id, fields, group)
+        return self._from_tokens(Place(self.file, record.line, record.lines), doc_id, fields, (words, key), group)
 
     def _from_spans(self, where: str, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
         text = fields["text"]
@@ -168,15 +174,15 @@ class DocumentBuilder:
         self.counts["overlaps_dropped"] += len(ordered) - len(kept)
         return kept
 
-    def _from_tokens(self, place: Place, doc_id: str, fields: dict[str, Any], group: str | None) -> Document | None:
+    def _from_tokens(
+        self, place: Place, doc_id: str, fields: dict[str, Any], keys: tuple[str, str], group: str | None
+    ) -> Document | None:
+        """A document of a token record's `fields`, its words and its tags under `keys`."""
         where = str(place)
-        tokens = fields["tokens"]
-        key = tag_key(fields)
-        if key not in fields:
-            raise DataError(f"{where}: 'tokens' needs 'tags' or 'ner_tags' beside it")
-        tags = fields[key]
+        name, key = keys
+        tokens, tags = fields[name], fields[key]
         if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
-            raise DataError(f"{where}: 'tokens' must be a list of strings")
+            raise DataError(f"{where}: '{name}' must be a list of strings")
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise DataError(
                 f"{where}: '{key}' must be a list of tag names such as 'B-PER' (integer tag ids need their names)"

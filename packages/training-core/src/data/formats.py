@@ -1,7 +1,8 @@
 """Readers for the supported file formats, yielding raw records with their line numbers.
 
 - `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
-- `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`
+- `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`, or the keys `data.columns`
+  names (as it names the columns of `datasets` input, whose usual names are found too: `words`, `labels`)
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
   first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
@@ -22,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from data.columns import TAG_COLUMNS, TOKEN_COLUMNS, Columns, column
 from data.schemes import is_tag
 from training.common.errors import DataError
 
@@ -94,9 +96,10 @@ def decode_text(raw: bytes, where: str) -> str:
     return text
 
 
-def detect_format(path: Path, text: str) -> str:
-    """Guess the format from the suffix and the first record. A file of another suffix (WikiANN's `train`, WNUT-17's
-    `emerging.test.annotated`) is CoNLL where its first line is a token line, as those corpora write them."""
+def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
+    """Guess the format from the suffix and the first record (a token record by the keys `columns` names, if any). A
+    file of another suffix (WikiANN's `train`, WNUT-17's `emerging.test.annotated`) is CoNLL where its first line is a
+    token line, as those corpora write them."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return "conll"
@@ -112,16 +115,19 @@ def detect_format(path: Path, text: str) -> str:
             "data.format (--set data.format=NAME), --format (evaluate, report) or format="
         )
     for record in _json_records(path, text):
+        fields = record.fields
+        words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
+        tagged = words in fields and columns.tag_key(fields) in fields
         # Dataset exports often keep a token record's sentence as `text` beside its tokens and tags; other records
-        # with a `text` (Prodigy's keep token objects beside their spans) are read as spans.
-        tagged = "tokens" in record.fields and ("tags" in record.fields or "ner_tags" in record.fields)
-        if "text" in record.fields and ("annotations" in record.fields or not tagged):
+        # with a `text` (Prodigy's keep token objects beside their spans) are read as spans, unless keys are named.
+        if "text" in fields and ("annotations" in fields or not tagged) and not (columns.named and words in fields):
             return "spans"
-        if "tokens" in record.fields:
+        if words in fields or columns.named:  # a record lacking a key named is refused naming it
             return "tokens"
         raise DataError(
-            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with 'annotations') "
-            f"or 'tokens' (with 'tags' or 'ner_tags'); found keys {sorted(record.fields)}"
+            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with 'annotations') or "
+            f"{' or '.join(map(repr, TOKEN_COLUMNS))} (with {' or '.join(map(repr, TAG_COLUMNS))}), or the keys "
+            f"data.columns names; found keys {sorted(fields)}"
         )
     return "spans"
 
@@ -141,12 +147,6 @@ def conll_text(text: str) -> bool:
     first = _first_line(text)
     columns = [] if first is None else _row(first.removeprefix("\ufeff"), leading=False)
     return len(columns) >= 2 and any(map(is_tag, columns))
-
-
-def tag_key(fields: dict[str, Any]) -> str:
-    """The key of a token record's tags: `ner_tags` where there is one (as `datasets` names them, other tag columns
-    such as part-of-speech `tags` beside it being no entities), else `tags`."""
-    return "ner_tags" if "ner_tags" in fields else "tags"
 
 
 def read_records(

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from data.columns import SPAN_COLUMNS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, column
 from data.formats import Record
 from data.schemes import declared_types, io_names
 from data.split_names import file_split
@@ -25,9 +26,6 @@ from training.common.quiet import QuietLibrary
 
 HUB_PREFIX = "hf://"
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")  # how `push_to_hub` names the Parquet shards of a split
-TOKEN_COLUMNS = ("tokens", "words")
-TAG_COLUMNS = ("ner_tags", "tags", "labels")
-SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, end, label}
 _RECORD_COLUMNS = ("id", "group")  # a document's id, and the group folds and hold-outs keep together
 _NEEDED_BY = "reading Hugging Face datasets input (a Dataset, a save_to_disk folder, Parquet or hf:// id)"
 quiet_datasets = QuietLibrary("datasets.utils.logging")  # "Generating train split" bars would cut into our output
@@ -49,52 +47,6 @@ class HubId:
         if not repo or repo.startswith("/") or repo.endswith("/") or "@" in revision:
             raise DataError(f"{text}: not a hub dataset id; expected hf://org/name[:config][@revision]")
         return cls(repo, config or None, revision or None)
-
-
-@dataclass(frozen=True, slots=True)
-class Columns:
-    """Which columns hold the words and the tags: names in `datasets` input, positions in a CoNLL file; None finds
-    them among the usual names (CoNLL: the first and the last). `inherited` columns are a run's, reading other data
-    (a CoNLL run's positions for a JSON file): what that data does not take is ignored there, not refused."""
-
-    tokens: str | int | None = None
-    tags: str | int | None = None
-    inherited: bool = False
-
-    def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input: a CoNLL file
-        has none for its columns, so they are an error there (ignored where inherited), as a number in quotes is;
-        positions in a JSON file beside CoNLL ones are ignored (input of JSON files alone refuses them, see
-        `refuse_positions`)."""
-        if format != "conll":
-            return None, None
-        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
-            if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
-                raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
-                    f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
-                    "columns are positions (0 first, -1 last), written as numbers"
-                )
-            if isinstance(value, str) and not self.inherited:
-                raise DataError(
-                    f"{where}: data.columns.{name}: {value!r} is a column name, as datasets input takes; a CoNLL file "
-                    "names no columns (a header line would be read as a token), so give its position (0 first, -1 last)"
-                )
-        tokens, tags = self.tokens, self.tags
-        return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
-
-    def names(self, where: str) -> Columns:
-        """The column names of `datasets` input `where`; positions are an error, or ignored where inherited."""
-        self.refuse_positions(where, "datasets input is read by its column names")
-        return Columns(*(value if isinstance(value, str) else None for value in (self.tokens, self.tags)))
-
-    def refuse_positions(self, where: str, read_by: str) -> None:
-        """An error for positions (unless inherited) given for input `where` that has no CoNLL file to apply them."""
-        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
-            if isinstance(value, int) and not self.inherited:
-                raise DataError(
-                    f"{where}: data.columns.{name}: {value} is a column position; positions apply to CoNLL/TSV files "
-                    f"only, and {read_by}"
-                )
 
 
 def is_datasets_input(asset: object) -> bool:
@@ -208,10 +160,10 @@ def _records(
     usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
     spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
-        first, second, names = "text", _column(where, table, columns.tags, SPAN_COLUMNS, "data.columns.tags"), None
+        first, second, names = "text", _column(where, table, columns, SPAN_COLUMNS, "tags"), None
     else:
-        first = _column(where, table, columns.tokens, TOKEN_COLUMNS, "data.columns.tokens")
-        second = _column(where, table, columns.tags, TAG_COLUMNS, "data.columns.tags")
+        first = _column(where, table, columns, TOKEN_COLUMNS, "tokens")
+        second = _column(where, table, columns, TAG_COLUMNS, "tags")
         names = _tag_names(datasets, where, table.features[second], second, tag_names)
     types = None  # as run_ner.py, a ClassLabel's names are the label set: a subset without a type trains its head
     if isinstance(getattr(table.features[second], "feature", None), datasets.ClassLabel):
@@ -258,15 +210,17 @@ def _structs(value: Any) -> Any:
     return [dict(zip(value, each, strict=True)) for each in zip(*value.values(), strict=True)]
 
 
-def _column(where: str, table: Any, chosen: str | int | None, usual: tuple[str, ...], setting: str) -> str:
-    if chosen is not None:
-        if chosen not in table.column_names:
-            raise DataError(f"{where}: {setting}: no column {chosen!r}; the columns are {table.column_names}")
-        return chosen
-    for name in usual:
-        if name in table.column_names:
-            return name
-    raise DataError(f"{where}: none of the columns {list(usual)} found in {table.column_names}; set {setting}")
+def _column(where: str, table: Any, columns: Columns, usual: tuple[str, ...], setting: str) -> str:
+    """The column of `table` holding `setting` (tokens or tags), as `data.columns` names it or among the `usual`."""
+    chosen = columns.tokens if setting == "tokens" else columns.tags
+    found = column(table.column_names, chosen, usual, columns.inherited)
+    if found is None:
+        raise DataError(
+            f"{where}: none of the columns {list(usual)} found in {table.column_names}; set data.columns.{setting}"
+        )
+    if found not in table.column_names:
+        raise DataError(f"{where}: data.columns.{setting}: no column {found!r}; the columns are {table.column_names}")
+    return found
 
 
 def _tag_names(

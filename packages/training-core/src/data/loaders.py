@@ -10,6 +10,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
+from data.columns import Columns
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
 from data.formats import (
@@ -22,9 +23,8 @@ from data.formats import (
     detect_format,
     read_records,
     read_text,
-    tag_key,
 )
-from data.hf_datasets import Columns, is_datasets_input, named_tags, read_datasets_input
+from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files
@@ -108,7 +108,8 @@ def load_dataset(
     one, as keyphrase corpora write them). A span edge inside a word is widened to whole words
     and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
     become IOB2; `tag_names` names integer tags (token files, `datasets` input without `ClassLabel`); `columns`
-    names unusual columns of `datasets` input, or gives the positions (0 first, -1 last) of CoNLL files' columns.
+    names unusual columns of `datasets` input and keys of JSON token records, or gives the positions (0 first, -1
+    last) of CoNLL files' columns.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -151,7 +152,9 @@ def load_dataset(
     used = _scheme(scheme, sources.values())
     counts: Counter[str] = Counter()
     builders = {
-        name: DocumentBuilder(part.where, name, part.format, labels, overlap_policy, misaligned_policy, counts, used)
+        name: DocumentBuilder(
+            part.where, name, part.format, labels, overlap_policy, misaligned_policy, counts, used, part.columns
+        )
         for name, part in sources.items()
     }
     splits = {name: builders[name].load(part.records) for name, part in sources.items()}
@@ -165,13 +168,15 @@ def load_dataset(
     return Dataset(splits, labels=labels, report=report)
 
 
-def reads_positions(data_asset: str | os.PathLike[str], format: str = "auto") -> bool:
-    """Whether the data at `data_asset`, read in `format`, has a CoNLL file, whose columns `data.columns` positions
-    pick: JSON files are read by their keys, `datasets` input by its column names."""
+def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> tuple[bool, bool]:
+    """Whether the data at `data_asset`, read in `format`, takes `data.columns` positions (it has a CoNLL file) and
+    names (it is `datasets` input, read by column names, or has a JSON file, whose token records are read by keys)."""
     if is_datasets_input(data_asset):
-        return False
+        return False, True
     path = Path(data_asset)
-    return not _all_json(split_files(path).values() if path.is_dir() else [path], format)
+    files = list(split_files(path).values() if path.is_dir() else [path])
+    json = format == "tokens" or (format == "auto" and any(file.suffix.lower() in JSON_SUFFIXES for file in files))
+    return not _all_json(files, format), json
 
 
 def own_format(data_asset: str | os.PathLike[str], format: str) -> str:
@@ -201,20 +206,23 @@ def _all_json(files: Iterable[Path], format: str) -> bool:
 
 @dataclass(frozen=True)
 class _Source:
-    """The records of one split, where they come from (for messages) and their format."""
+    """The records of one split, where they come from (for messages), their format and the keys of token records."""
 
     where: str
     format: str
     records: list[Record]
+    columns: Columns = Columns()
 
 
 def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns) -> _Source:
     text = read_text(file)
-    file_format = detect_format(file, text) if format == "auto" else format
+    file_format = detect_format(file, text, columns) if format == "auto" else format
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
+    if file_format == "spans":
+        columns.refuse_names(str(file))
     if file_format == "tokens":  # a span record's other fields are its own business
-        records = [_named_tags(file, record, tag_names) for record in records]
-    return _Source(str(file), file_format, records)
+        records = [_named_tags(file, record, tag_names, columns) for record in records]
+    return _Source(str(file), file_format, records, columns)
 
 
 def _docstart_groups(part: _Source) -> _Source:
@@ -231,10 +239,11 @@ def _docstart_groups(part: _Source) -> _Source:
     return replace(part, records=records)
 
 
-def _named_tags(file: Path, record: Record, names: Sequence[str] | None) -> Record:
-    """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
-    key = tag_key(record.fields)
-    tags = record.fields.get(key)
+def _named_tags(file: Path, record: Record, names: Sequence[str] | None, columns: Columns) -> Record:
+    """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place; a
+    record lacking a key `columns` names is an error."""
+    _, key = columns.keys(f"{file}:{record.line}", record.fields)
+    tags = record.fields.get(key) if key is not None else None
     if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
         return record
     if names is None:
@@ -267,7 +276,8 @@ def _tagged(sources: Iterable[_Source]) -> Iterator[tuple[_Source, Record, list[
         if part.format == "spans":
             continue
         for record in part.records:
-            tags = record.fields.get(tag_key(record.fields))
+            key = part.columns.tag_key(record.fields)
+            tags = record.fields.get(key) if key is not None else None
             if isinstance(tags, list) and all(isinstance(tag, str) for tag in tags):
                 yield part, record, tags
 
@@ -286,19 +296,22 @@ def _retagged(
     named = {tag: new for tag, new in zip(distinct, renamed, strict=True) if tag != new}
     if not named:
         return sources
-    return {
-        name: part if part.format == "spans" else replace(part, records=[_renamed(r, named) for r in part.records])
-        for name, part in sources.items()
-    }
+    return {name: _renamed(part, named) for name, part in sources.items()}
 
 
-def _renamed(record: Record, named: Mapping[str, str]) -> Record:
-    key = tag_key(record.fields)
-    tags = record.fields.get(key)
-    if not isinstance(tags, list):
-        return record
-    tags = [named.get(tag, tag) if isinstance(tag, str) else tag for tag in tags]  # a malformed tag stays for errors
-    return replace(record, fields={**record.fields, key: tags})
+def _renamed(part: _Source, named: Mapping[str, str]) -> _Source:
+    """`part` with the tags of its token records renamed as `named` says (a malformed tag stays, for errors)."""
+    if part.format == "spans":
+        return part
+    records = []
+    for record in part.records:
+        key = part.columns.tag_key(record.fields)
+        tags = record.fields.get(key) if key is not None else None
+        if key is not None and isinstance(tags, list):
+            renamed = [named.get(tag, tag) if isinstance(tag, str) else tag for tag in tags]
+            record = replace(record, fields={**record.fields, key: renamed})
+        records.append(record)
+    return replace(part, records=records)
 
 
 def _scheme(requested: str, sources: Iterable[_Source]) -> str | None:

@@ -78,8 +78,8 @@ class ModelConfig(Section):
 
 
 class DataColumns(Section):
-    """Columns holding the words and the tags: a Hugging Face dataset's by name, a CoNLL file's by position (0 first,
-    -1 last); unset ones are found by their usual names (CoNLL: token first, tag last)."""
+    """Columns holding the words and the tags: a Hugging Face dataset's (or JSON token records' keys) by name, a CoNLL
+    file's by position (0 first, -1 last); unset ones are found by their usual names (CoNLL: token first, tag last)."""
 
     tokens: str | Int | None = Field(default=None, description="default: tokens or words; CoNLL: 0")
     tags: str | Int | None = Field(default=None, description="default: ner_tags, tags or labels; CoNLL: -1")
@@ -143,11 +143,10 @@ class DataConfig(Section):
     def for_data(self, path: str) -> DataConfig:
         """This section reading the data at `path` (a refit's, perhaps other data): the format and columns that data
         does not take (a CoNLL sweep's for JSON files) are reset, so that the config a run records reads its data."""
-        from data.hf_datasets import is_datasets_input
-        from data.loaders import own_format, reads_positions
+        from data.loaders import columns_taken, own_format
 
         format = own_format(path, self.format)
-        positions, names = reads_positions(path, format), is_datasets_input(path)
+        positions, names = columns_taken(path, format)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
 
@@ -155,7 +154,7 @@ class DataConfig(Section):
         """The data at `path` (default: this section's; also a `datasets` object) read with this section's settings;
         `inherited`: they are a run's, reading other data, which ignores the columns it does not take (a CoNLL run's
         positions for a JSON file), where a user's own settings are refused."""
-        from data.hf_datasets import Columns
+        from data.columns import Columns
         from data.loaders import load_dataset
 
         source = self.path if path is None else path

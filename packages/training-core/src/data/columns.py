@@ -1,0 +1,101 @@
+"""`data.columns`: which columns hold a document's words and tags. Names pick the keys of JSON token records and the
+columns of `datasets` input by one rule, positions pick a CoNLL file's columns; unset, the usual names are found
+(CoNLL: the first column and the last)."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from training.common.errors import DataError
+
+TOKEN_COLUMNS = ("tokens", "words")
+TAG_COLUMNS = ("ner_tags", "tags", "labels")  # `ner_tags` first: a part-of-speech `tags` beside it holds no entities
+SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, end, label}
+
+
+@dataclass(frozen=True, slots=True)
+class Columns:
+    """Which columns hold the words and the tags: names in `datasets` input and JSON token records, positions in a
+    CoNLL file; None finds them among the usual names (CoNLL: the first and the last). `inherited` columns are a
+    run's, reading other data (a CoNLL run's positions for a JSON file): what that data does not take is ignored
+    there, not refused."""
+
+    tokens: str | int | None = None
+    tags: str | int | None = None
+    inherited: bool = False
+
+    @property
+    def named(self) -> bool:
+        """Whether a user (not a run, reading other data) gave a name for a column."""
+        return not self.inherited and (isinstance(self.tokens, str) or isinstance(self.tags, str))
+
+    def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
+        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input and JSON
+        token records: a CoNLL file has none for its columns, so they are an error there (ignored where inherited), as
+        a number in quotes is; positions in a JSON file beside CoNLL ones are ignored (input of JSON files alone
+        refuses them, see `refuse_positions`)."""
+        if format != "conll":
+            return None, None
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, str) and re.fullmatch(r"-?\d+", value):
+                raise DataError(  # `tokens: "1"` in YAML is a string, the name of a column in `datasets` input
+                    f"{where}: data.columns.{name}: {value!r} is a name, as datasets input takes; a CoNLL file's "
+                    "columns are positions (0 first, -1 last), written as numbers"
+                )
+            if isinstance(value, str) and not self.inherited:
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value!r} is a column name, as datasets input takes; a CoNLL file "
+                    "names no columns (a header line would be read as a token), so give its position (0 first, -1 last)"
+                )
+        tokens, tags = self.tokens, self.tags
+        return tokens if isinstance(tokens, int) else None, tags if isinstance(tags, int) else None
+
+    def names(self, where: str) -> Columns:
+        """The column names of `datasets` input `where`; positions are an error, or ignored where inherited."""
+        self.refuse_positions(where, "datasets input is read by its column names")
+        names = (value if isinstance(value, str) else None for value in (self.tokens, self.tags))
+        return Columns(*names, self.inherited)
+
+    def refuse_positions(self, where: str, read_by: str) -> None:
+        """An error for positions (unless inherited) given for input `where` that has no CoNLL file to apply them."""
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, int) and not self.inherited:
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value} is a column position; positions apply to CoNLL/TSV files "
+                    f"only, and {read_by}"
+                )
+
+    def refuse_names(self, where: str) -> None:
+        """An error for names (unless inherited) given for span records `where`, whose keys are their own."""
+        for name, value in (("tokens", self.tokens), ("tags", self.tags)):
+            if isinstance(value, str) and not self.inherited:
+                raise DataError(
+                    f"{where}: data.columns.{name}: {value!r} names a key of token records; span records are read by "
+                    "their 'text' and 'annotations'"
+                )
+
+    def keys(self, where: str, fields: Mapping[str, Any]) -> tuple[str | None, str | None]:
+        """The keys of JSON token record `fields` (at `where`) holding its words and its tags (None: none of the usual
+        names); a name given for a key the record lacks is an error."""
+        tokens, tags = column(fields, self.tokens, TOKEN_COLUMNS, self.inherited), self.tag_key(fields)
+        for setting, key in (("tokens", tokens), ("tags", tags)):
+            if key is not None and key not in fields:
+                raise DataError(
+                    f"{where}: data.columns.{setting}: no key {key!r}; the record has keys {sorted(fields)}"
+                )
+        return tokens, tags
+
+    def tag_key(self, fields: Collection[str]) -> str | None:
+        """The key of a token record's tags, as `keys` picks it, without checking that the record has it."""
+        return column(fields, self.tags, TAG_COLUMNS, self.inherited)
+
+
+def column(present: Collection[str], chosen: str | int | None, usual: Sequence[str], inherited: bool) -> str | None:
+    """The column of those `present` holding words or tags: the name `chosen` (where inherited, only if present),
+    else the first of the `usual` names present; None where there is none. A position is no name here."""
+    if isinstance(chosen, str) and (chosen in present or not inherited):
+        return chosen
+    return next((name for name in usual if name in present), None)
