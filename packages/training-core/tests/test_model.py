@@ -221,7 +221,8 @@ def test_missing_or_corrupt_weights_name_the_folder(saved_model, tmp_path):
 
     weights.unlink()
     with pytest.raises(
-        InputError, match=rf"{folder}: no model weights \(expected model.safetensors or pytorch_model.bin\)"
+        InputError,
+        match=rf"^the folder {folder} holds no model weights \(expected model.safetensors or pytorch_model.bin\)",
     ):
         load_model(folder)
     with pytest.raises(InputError, match=rf"{tmp_path}: not a model folder \(no config.json\)"):
@@ -320,7 +321,7 @@ def test_a_backbone_folder_without_weights_is_a_config_error(saved_model, tiny_c
     (folder / "model.safetensors").unlink()
     with pytest.raises(
         ConfigError,
-        match=rf"^model.backbone '{folder}': {folder}: no model weights "
+        match=rf"^model.backbone '{folder}': the folder {folder} holds no model weights "
         r"\(expected model.safetensors or pytorch_model.bin\)$",
     ):
         load(with_model(tiny_config, backbone=str(folder)))

@@ -270,7 +270,7 @@ def _weights_problem(folder: Path) -> str | None:
     """Why `folder` cannot load as weights: none there, or a Git LFS pointer in their place (loading it says only
     "corrupt"); None when weights are there."""
     if not _holds(folder, _WEIGHT_FILES):
-        return f"{folder}: no model weights (expected model.safetensors or pytorch_model.bin)"
+        return f"the folder {folder} holds no model weights (expected model.safetensors or pytorch_model.bin)"
     for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
         if path.is_file():
             with path.open("rb") as file:
