@@ -88,7 +88,7 @@ def worker(folder: Path, batch_size: int | None, onnx: bool, precision: str) -> 
     # fp32, every version's default, is not passed: a revision from before the precision argument runs it too
     computed = sized if precision == "fp32" else {**sized, "precision": precision}
     if "precision" in computed and "precision" not in inspect.signature(evaluate_model).parameters:
-        raise SystemExit(f"{folder}: this code version computes in fp32 only; leave out --precision {precision}")
+        raise SystemExit(f"this code version computes in fp32 only; leave out --precision {precision}")
     sessions: dict[tuple[str, int], Any] = {}
     if not onnx:
         model = AutoModelForTokenClassification.from_pretrained(model_folder(folder)).eval()
