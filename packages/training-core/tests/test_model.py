@@ -272,6 +272,21 @@ def test_a_local_folder_is_a_backbone_with_a_new_head(saved_model, tiny_config):
     assert same_weights(fresh.bert, model.bert)
 
 
+def test_a_local_backbone_loads_from_the_folder_it_was_moved_to(saved_model, tiny_config, tmp_path):
+    """A remote job finds the folder `model.backbone` names mounted elsewhere; an alias is never moved."""
+    folder, model = saved_model
+    config = with_model(tiny_config, backbone="/home/user/models/tiny")  # not on this machine
+
+    fresh, _ = create_model_and_tokenizer(config, labels=["SKILL"], backbone_folder=folder)
+
+    assert same_weights(fresh.bert, model.bert)
+    missing = tmp_path / "mnt"
+    with pytest.raises(InputError, match=rf"^backbone_folder '{missing}': no such folder \(of model.backbone '/home/"):
+        create_model_and_tokenizer(config, backbone_folder=missing)
+    with pytest.raises(InputError, match=r"^backbone_folder: model.backbone 'tiny-bert' is a bundled alias, not a"):
+        create_model_and_tokenizer(tiny_config, backbone_folder=folder)
+
+
 @pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])
 def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path, load):
     with pytest.raises(ConfigError, match=rf"model.backbone '{tmp_path}': the folder {tmp_path} does not hold a"):

@@ -302,3 +302,59 @@ def test_a_local_backbone_is_checked_before_the_job_is_built(
         f"model.backbone '{folder}': the folder {folder} holds no model weights "
         "(expected model.safetensors or pytorch_model.bin)"
     )
+
+
+def test_a_local_backbone_folder_travels_as_an_input_and_the_run_records_it_as_given(
+    best_config: BestConfig, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """The job took the folder's path as it was, and only job.json and the code went to Azure: the remote run looked
+    for a folder that is not there. The folder is now an input the runner loads from, recorded as the user named it."""
+    from training.core.model import create_model_and_tokenizer, save_model
+    from training.execution.provenance import backbone_digest
+
+    folder = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    config = best_config.config.with_values({"model.backbone": str(folder)})
+    output = tmp_path / "final"
+    prepared = execute_final_training(
+        best_config.model_copy(update={"config": config}), output_dir=output, execution_config=EXECUTION, dry_run=True
+    )
+    job = build_azure_job(JobSpec.load(prepared.output_dir / "job.json"))
+    assert job.command.endswith(" --backbone ${{inputs.backbone}}")
+    assert (job.inputs["backbone"].type, job.inputs["backbone"].path) == ("uri_folder", str(folder))
+    loaded = load_job(write_job_yaml(job, tmp_path / "job.yaml"))._to_job()
+    assert loaded.command == job.command and loaded.inputs["backbone"].path == str(folder)
+    digest = backbone_digest(config.model)
+    assert digest[0] is not None
+
+    # Azure mounts the folder elsewhere; the user's path does not exist there.
+    mounted = tmp_path / "mnt" / "inputs" / "backbone"
+    shutil.move(folder, mounted)
+    outputs = tmp_path / "remote" / "model"
+    line = job.command
+    for placeholder, path in (
+        ("${{inputs.data}}", job.inputs["data"].path),
+        ("${{inputs.backbone}}", str(mounted)),
+        ("${{outputs.model}}", str(outputs)),
+    ):
+        line = line.replace(placeholder, shlex.quote(path))
+    argv = shlex.split(line)
+    done = subprocess.run([sys.executable, *argv[1:]], cwd=job.code, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    assert json.loads((outputs / "metrics.json").read_text())["status"] == "completed"
+    assert TrainingConfig.from_yaml((outputs / "config.yaml").read_text()).model.backbone == str(folder)
+    lineage = json.loads((outputs / "lineage.json").read_text())
+    assert lineage["backbone"] == str(folder)
+    assert (lineage["backbone_sha256"], lineage["backbone_hashed_file"]) == digest[:2]
+    assert str(mounted) not in (outputs / "config.yaml").read_text() + (outputs / "job.json").read_text()
+
+
+def test_a_hub_id_or_a_bundled_backbone_is_no_input(best_config: BestConfig, tmp_path: Path) -> None:
+    for backbone in ("tiny-bert", "org/unknown-model"):
+        config = best_config.config.with_values({"model.backbone": backbone})
+        spec = JobSpec(
+            job_id="final-x", config=config, data_path=config.data.path, output_dir=str(tmp_path / backbone),
+            resources={"backend": "azure", "azure": AZURE.model_copy(update={"environment": "azureml:env:1"})},
+        )  # fmt: skip
+        job = build_azure_job(spec)
+        assert list(job.inputs) == ["data"] and "--backbone" not in job.command, backbone

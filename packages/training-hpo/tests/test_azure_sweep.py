@@ -240,3 +240,41 @@ def test_the_primary_metric_is_the_cv_mean_logged_once_or_running_after_each_fol
     expected = [(0, record.objective)] if pruner == "none" else [(0, first), (1, (first + second) / 2)]
     assert logged == [(step, pytest.approx(value)) for step, value in expected]
     assert client.get_run(run.info.run_id).data.metrics["entity_f1"] == pytest.approx(record.objective)
+
+
+def test_a_local_backbone_folder_travels_as_an_input_and_the_trial_records_it_as_given(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """Trials ran remotely on a config naming a folder of this machine, which never went to Azure."""
+    import shutil
+
+    from azure.ai.ml import load_job
+
+    from training.core.model import create_model_and_tokenizer, save_model
+
+    folder = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")
+    config = tiny_config.with_values({"model.backbone": str(folder)})
+    azure = AZURE.model_copy(update={"environment": "azureml:ner-env:1"})
+    job = build_azure_sweep_job(settings(), config, azure, folder=tmp_path / "sweep", data=DATA)
+    loaded = load_job(write_azure_sweep_job(job, tmp_path / "sweep.yaml"))
+    for sweep in (job, loaded):
+        assert " --backbone ${{inputs.backbone}} " in sweep.trial.command
+        assert (sweep.inputs["backbone"].type, sweep.inputs["backbone"].path) == ("uri_folder", str(folder))
+
+    mounted = tmp_path / "mnt" / "backbone"  # where Azure mounts it; the user's folder is not there
+    shutil.move(folder, mounted)
+    args = ["--spec", str(tmp_path / "sweep" / "code"), "--data", str(tiny_config.data.path)]
+    args += ["--output", str(tmp_path / "out"), "--backbone", str(mounted), "--param=training.learning_rate=0.005"]
+    args += ["--param=training.batch_size=8", "--param=training.scheduler=linear", "--param=training.warmup_ratio=0.1"]
+    assert trial_main(args) == 0
+    record = json.loads((tmp_path / "out" / "trial.json").read_text())
+    assert record["config"]["model"]["backbone"] == str(folder)
+    fold = TrainingConfig.from_yaml((tmp_path / "out" / "fold-0" / "config.yaml").read_text())
+    assert fold.model.backbone == str(folder)
+
+
+def test_a_hub_id_backbone_is_no_sweep_input(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    config = tiny_config.with_values({"model.backbone": "org/unknown-model"})
+    azure = AZURE.model_copy(update={"environment": "azureml:ner-env:1"})
+    job = build_azure_sweep_job(settings(), config, azure, folder=tmp_path / "sweep", data=DATA)
+    assert list(job.inputs) == ["data"] and "--backbone" not in job.trial.command

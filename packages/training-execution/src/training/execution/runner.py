@@ -27,8 +27,16 @@ from training.execution.provenance import build_lineage, code_revision
 logger = logging.getLogger("training.execution")
 
 
-def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContext | None = None) -> TrainResult:
-    """Train the job `spec` describes into `spec.output_dir`; `dataset` replaces loading `spec.data_path`."""
+def run_job(
+    spec: JobSpec,
+    *,
+    dataset: Dataset | None = None,
+    context: RunContext | None = None,
+    backbone_folder: str | os.PathLike[str] | None = None,
+) -> TrainResult:
+    """Train the job `spec` describes into `spec.output_dir`; `dataset` replaces loading `spec.data_path`;
+    `backbone_folder` holds the files of the spec's local backbone here (an Azure job's mounted copy of the folder),
+    while the run's config and lineage name the backbone as the spec does."""
     if dataset is None:
         dataset = _load(spec)
     spec.check_data(dataset.fingerprint, spec.data_path or "the dataset")
@@ -40,10 +48,12 @@ def run_job(spec: JobSpec, *, dataset: Dataset | None = None, context: RunContex
         output = Path(spec.output_dir)
         if ctx.is_main:
             spec.save_to_output()
-        result = train_model(spec.config, training_data, output, context=ctx, resume=spec.resume)
+        result = train_model(
+            spec.config, training_data, output, context=ctx, resume=spec.resume, backbone_folder=backbone_folder
+        )
         if ctx.is_main:
             trained_on = tuple(name for name in spec.data.train if name in dataset)
-            _write_lineage(spec, output, dataset.fingerprint, trained_on, evaluated_on)
+            _write_lineage(spec, output, dataset.fingerprint, trained_on, evaluated_on, backbone_folder)
         ctx.barrier()
         return result
     finally:
@@ -108,7 +118,12 @@ def record_lineage(
 
 
 def _write_lineage(
-    spec: JobSpec, output: Path, dataset_fingerprint: str, trained_on: tuple[str, ...], evaluated_on: str
+    spec: JobSpec,
+    output: Path,
+    dataset_fingerprint: str,
+    trained_on: tuple[str, ...],
+    evaluated_on: str,
+    backbone_folder: str | os.PathLike[str] | None = None,
 ) -> Lineage:
     """Write `lineage.json`, keeping an existing record of this same run (a reused run keeps its history; a forced
     one, trained anew, gets a new record)."""
@@ -118,7 +133,12 @@ def _write_lineage(
         if same == (spec.job_id, spec.config.fingerprint, dataset_fingerprint) and existing.status == "completed":
             return existing
     lineage = build_lineage(
-        spec, run_dir=output, dataset_fingerprint=dataset_fingerprint, trained_on=trained_on, evaluated_on=evaluated_on
+        spec,
+        run_dir=output,
+        dataset_fingerprint=dataset_fingerprint,
+        trained_on=trained_on,
+        evaluated_on=evaluated_on,
+        backbone_folder=backbone_folder,
     )
     lineage.save(output)
     return lineage
@@ -134,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--data", type=non_empty(os.path.expanduser), help="data folder or file, replacing the spec's data_path"
     )
     parser.add_argument("--output", type=non_empty(str), help="output (run) folder, replacing the spec's output_dir")
+    parser.add_argument(
+        "--backbone",
+        type=non_empty(os.path.expanduser),
+        help="the folder holding the files of the spec's local backbone (its config still names the original)",
+    )
     args = parser.parse_args(argv)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
@@ -146,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         spec = JobSpec.load(args.job)
         updates = {"data_path": args.data, "output_dir": args.output}
-        run_job(spec.model_copy(update={key: value for key, value in updates.items() if value is not None}))
+        spec = spec.model_copy(update={key: value for key, value in updates.items() if value is not None})
+        run_job(spec, backbone_folder=args.backbone)
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

@@ -48,7 +48,7 @@ def build_azure_sweep_job(
     """
     ml = require("azure.ai.ml", "training.hpo.build_azure_sweep_job")
     from training.execution.azure_environment import job_environment
-    from training.execution.azure_job import check_local_backbone, data_input
+    from training.execution.azure_job import BACKBONE_ARGUMENT, backbone_input, data_input
 
     hpo = hpo_config if isinstance(hpo_config, HPOConfig) else load_hpo_config(hpo_config)
     if max_concurrent_trials is not None and max_concurrent_trials < 1:  # the SDK writes it as given
@@ -56,7 +56,7 @@ def build_azure_sweep_job(
     _check_supported(hpo, azure)
     space = create_search_space(hpo)
     space.check(config)
-    check_local_backbone(config)
+    backbone = backbone_input(config)
     algorithm = ALGORITHMS[hpo.sampler.type]
     distributions = space.to_azure(algorithm)
     data = data or azure.data_asset or config.data.path
@@ -70,14 +70,19 @@ def build_azure_sweep_job(
     names = {key: azure_input_name(key) for key in space.parameters if azure_input_name(key) in distributions}
     command = " ".join(
         [
-            f"python -m {TRIAL_MODULE} --spec . --data ${{{{inputs.data}}}} --output ${{{{outputs.{TRIAL_OUTPUT}}}}}",
+            f"python -m {TRIAL_MODULE} --spec . --data ${{{{inputs.data}}}} --output ${{{{outputs.{TRIAL_OUTPUT}}}}}"
+            + (BACKBONE_ARGUMENT if backbone else ""),
             *(f"--param {key}=${{{{inputs.{name}}}}}" for key, name in names.items()),
         ]
     )
     trial = ml.command(
         code=str(code),
         command=command,
-        inputs={"data": data_input(data), **{name: _example(distributions[name]) for name in names.values()}},
+        inputs={
+            "data": data_input(data),
+            **backbone,
+            **{name: _example(distributions[name]) for name in names.values()},
+        },
         outputs={TRIAL_OUTPUT: ml.Output(type="uri_folder")},
         environment=job_environment(
             azure, SWEEP_DISTRIBUTIONS, root / "environment", backbone=config.model.backbone, extra=TRACKING

@@ -93,8 +93,11 @@ class MetricLogger:
         return False
 
 
-def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, str]) -> AzureTrialRecord:
-    """Cross-validate the sampled `params` (text values, as Azure passes them); returns the trial record."""
+def run_azure_trial(
+    spec_dir: Path, data: Path, output: Path, params: dict[str, str], *, backbone_folder: Path | None = None
+) -> AzureTrialRecord:
+    """Cross-validate the sampled `params` (text values, as Azure passes them); returns the trial record.
+    `backbone_folder` holds the files of the config's local backbone here (the job's mounted copy of the folder)."""
     config_file = spec_dir / "config.yaml"
     if not config_file.is_file():
         raise InputError(f"{config_file}: no such file; --spec must be a sweep spec folder")
@@ -118,6 +121,7 @@ def run_azure_trial(spec_dir: Path, data: Path, output: Path, params: dict[str, 
             trial_dir=str(output),
             cache_dir=cache,
             max_epochs=epochs,
+            backbone_folder=None if backbone_folder is None else str(backbone_folder),
         )
         each_fold = reports_each_fold(hpo)
         outcome = cross_validate(spec, dataset, MetricLogger(hpo.metric, mlflow, epochs, each_fold=each_fold))
@@ -157,10 +161,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--output", type=non_empty(Path), required=True, help="folder for the trial's runs and trial.json"
     )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a sampled value")
+    parser.add_argument("--backbone", type=non_empty(Path), help="the folder holding the local backbone's files")
     args = parser.parse_args(argv)
     try:
         params = dict(_pair(text) for text in args.param)
-        record = run_azure_trial(args.spec, args.data, args.output, params)
+        record = run_azure_trial(args.spec, args.data, args.output, params, backbone_folder=args.backbone)
     except TrainingError as error:
         print(f"azure trial: error: {error}", file=sys.stderr)
         return error.exit_code

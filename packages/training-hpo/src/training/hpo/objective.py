@@ -66,6 +66,7 @@ class TrialSpec(BaseModel):
     max_epochs: int
     threads: int | None = None
     device: str | None = None  # CUDA_VISIBLE_DEVICES of the trial process (None: inherited)
+    backbone_folder: str | None = None  # where the local backbone's files lie, when elsewhere (an Azure trial's mount)
 
 
 @dataclass(frozen=True)
@@ -221,6 +222,7 @@ def cross_validate(
                 resume=False,
                 cache_dir=spec.cache_dir,
                 resumable=False,  # a trial is never resumed: a crashed one trains again from the start
+                backbone_folder=spec.backbone_folder,
             )
         except optuna.TrialPruned:
             return CVOutcome(tuple(folds), callback.last_step, time.perf_counter() - started, peak_rss_mb())
