@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from data.formats import EncodingError, Record, decode_text, detect_format, read_records, read_text
+from data.formats import Record, detect_format, read_records
+from data.text_files import EncodingError, decode_text, read_text
 from training.common.errors import DataError
 
 

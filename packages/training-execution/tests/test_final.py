@@ -262,7 +262,7 @@ def test_a_refit_on_other_data_ignores_the_sweep_s_format_and_column_positions(
     # (training export --quantize without --data-path); it keeps the columns that data takes: none.
     recorded = RunFolder(job.output_dir).read_config()
     assert recorded is not None and recorded.data.columns == DataColumns() and recorded.data.path == other
-    assert recorded.data.format == "auto"
+    assert recorded.data.format == "spans"  # as its content shows
     assert recorded.data.load().fingerprint == best_config.study.dataset_fingerprint  # the JSON data's
 
 
