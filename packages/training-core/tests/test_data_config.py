@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.common.errors import ConfigError, DataError
+from training.common.errors import ConfigError, DataError, InputError
 from training.config import DataColumns, DataConfig, build_training_config
 
 
@@ -95,8 +95,9 @@ def test_other_data_is_read_in_its_own_format(tmp_path: Path) -> None:
     untold = tmp_path / "untold"  # no suffix, a start that shows no format: the sweep's format reads it
     untold.write_text("\n\n", encoding="utf-8")
     assert DataConfig(name="sweep", format="spans").for_data(str(untold)).format == "spans"
-    own = DataConfig(name="sweep", format="conll").for_data(str(jsonl), other_data=False)
-    assert own.format == "conll"  # the sweep's own data: never re-read in another format
+    # The sweep's own data is never re-read in another format: data whose content shows one is other data.
+    with pytest.raises(InputError, match=r"train.jsonl: its files show spans data .*, not the sweep's .* conll: other"):
+        DataConfig(name="sweep", format="conll").for_data(str(jsonl), other_data=False)
 
 
 def test_labels_holding_a_bar_are_refused() -> None:

@@ -19,7 +19,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from training.common.errors import ConfigError, expect_instance
+from training.common.errors import ConfigError, InputError, expect_instance
 from training.common.fingerprint import fingerprint
 from training.config.validation import apply_dotted, validate
 
@@ -145,12 +145,18 @@ class DataConfig(Section):
     def for_data(self, path: str, *, other_data: bool = True) -> DataConfig:
         """This section reading the data at `path` (a refit's, an evaluation's), so that the config a run records reads
         it: the columns that data does not take (a CoNLL sweep's for JSON files) are reset, and where it is other data
-        than the section's (`other_data`), so is the format its files' content contradicts (`own_format`)."""
+        than the section's (`other_data`), so is the format its files' content contradicts (`own_format`); where it
+        is not, such content is an `InputError` (other data than the sweep's, as a fingerprint would tell)."""
         from data.hf_datasets import is_datasets_input
         from data.loaders import reads_positions
         from data.sniffing import own_format
 
-        format = own_format(path, self.format) if other_data else self.format
+        format = own_format(path, self.format)
+        if not other_data and format != self.format:
+            raise InputError(
+                f"{path}: its files show {format} data (their content), not the sweep's data.format {self.format}: "
+                "other data than the sweep's; pass --other-data (other_data=True) if that is intended"
+            )
         positions, names = reads_positions(path, format), is_datasets_input(path)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
