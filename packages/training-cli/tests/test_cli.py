@@ -135,16 +135,20 @@ def test_report_names_a_damaged_metrics_file_without_advice_to_start_over(cli, t
 
 
 def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_run: Path, tmp_path: Path) -> None:
-    """The run read JSON lines (data.format: spans): other data is read so by default (whatever its suffix says, as
-    CoNLL-2003's eng.testa), and in the format --format names (auto: detected)."""
+    """The run read JSON lines (data.format: spans): other data is read so by default unless its content shows
+    another format (CoNLL token lines, as a refit on other data reads them; a suffix alone never does), and in the
+    format --format names (auto: detected)."""
     data = tmp_path / "held-out.conll"
     data.write_text("Anna B-PERSON\nKowalczyk I-PERSON\nworks O\nat O\nSiemens B-COMPANY\n\nWarsaw B-LOCATION\n")
-    for format in ("auto", "conll"):
-        evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json", "--format", format)
+    for format in ("auto", "conll", None):
+        chosen = ("--format", format) if format else ()
+        evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json", *chosen)
         assert evaluated.returncode == 0, evaluated.stderr
         assert json.loads(evaluated.stdout)["num_documents"] == 2
-    default = cli("evaluate", str(trained_run), "--data-path", str(data))
-    assert default.returncode == 2 and f"{data}:1: invalid JSON" in default.stderr
+    untold = tmp_path / "untold.conll"  # a first line with no tag: nothing shows its format, the run's reads it
+    untold.write_text("Anna person\nworks O\n")
+    default = cli("evaluate", str(trained_run), "--data-path", str(untold))
+    assert default.returncode == 2 and f"{untold}:1: invalid JSON" in default.stderr
     assert default.stderr.rstrip().endswith("(read as spans, the run's data.format; --format auto detects it)")
     spans = tmp_path / "held-out.data"  # a suffix that tells no format
     spans.write_text('{"text": "Anna works at Siemens", "annotations": [[0, 4, "PERSON"]]}\n', encoding="utf-8")

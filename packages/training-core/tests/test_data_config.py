@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from training.common.errors import ConfigError, DataError
+from training.common.errors import ConfigError, DataError, InputError
 from training.config import DataColumns, DataConfig, build_training_config
 
 
@@ -66,19 +66,53 @@ def test_other_data_keeps_the_columns_it_takes(tmp_path: Path) -> None:
 
 def test_other_data_is_read_in_its_own_format(tmp_path: Path) -> None:
     """A refit on other data kept the sweep's `data.format`: JSON lines read as CoNLL (`tag '"PER"]]}' is malformed`),
-    CoNLL as JSON (invalid JSON). That data's files, by suffix or content, decide; the sweep's data keeps its own."""
+    CoNLL as JSON (invalid JSON), span records as tokens. That data's content decides where it shows another format;
+    a suffix alone does not (JSON lines saved as `.txt`), and the sweep's own data keeps its format always."""
     conll, wikiann, jsonl = tmp_path / "train.conll", tmp_path / "wikiann" / "train", tmp_path / "train.jsonl"
     wikiann.parent.mkdir()
     conll.write_text("Anna\tB-PER\nworks\tO\n", encoding="utf-8")
     wikiann.write_text("en:Anna\tB-PER\nen:works\tO\n", encoding="utf-8")
     jsonl.write_text('{"text": "Anna works", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    tokens = tmp_path / "tokens"  # no suffix: JSON by its content
+    tokens.write_text('{"tokens": ["Anna", "works"], "tags": ["B-PER", "O"]}\n', encoding="utf-8")
     expected = DataConfig(name="json", path=str(jsonl)).load().fingerprint
-    for sweep, other in (("conll", jsonl), ("spans", conll), ("tokens", wikiann.parent)):
+    for sweep, other, format in (
+        ("conll", jsonl, "spans"),
+        ("tokens", jsonl, "spans"),
+        ("spans", conll, "conll"),
+        ("tokens", wikiann.parent, "conll"),
+        ("conll", tokens, "tokens"),
+        ("spans", tokens, "tokens"),
+    ):
         refit = DataConfig(name="sweep", format=sweep).for_data(str(other))
-        assert refit.format == "auto"
+        assert refit.format == format
         assert refit.load().fingerprint == expected
     assert DataConfig(name="sweep", format="conll").for_data(str(wikiann.parent)).format == "conll"
-    assert DataConfig(name="sweep", format="tokens").for_data(str(jsonl)).format == "tokens"  # JSON: its own choice
-    untold = tmp_path / "untold"  # no suffix, no token lines: the sweep's format reads it, as it read the sweep's
-    untold.write_text(jsonl.read_text(encoding="utf-8"), encoding="utf-8")
+    text = tmp_path / "text"
+    text.mkdir()
+    (text / "train.txt").write_text(jsonl.read_text(encoding="utf-8"), encoding="utf-8")
+    for other_data in (True, False):  # `.txt`: a CoNLL suffix, but JSON content, as the sweep read it
+        assert DataConfig(name="sweep", format="spans").for_data(str(text), other_data=other_data).format == "spans"
+    untold = tmp_path / "untold"  # no suffix, a start that shows no format: the sweep's format reads it
+    untold.write_text("\n\n", encoding="utf-8")
     assert DataConfig(name="sweep", format="spans").for_data(str(untold)).format == "spans"
+    # The sweep's own data is never re-read in another format: data whose content shows one is other data.
+    with pytest.raises(InputError, match=r"train.jsonl: its files show spans data, not the sweep's data.format conll"):
+        DataConfig(name="sweep", format="conll").for_data(str(jsonl), other_data=False)
+
+
+def test_labels_holding_a_bar_are_refused() -> None:
+    """A tag of type `LOC|GPE` is refused ('|' joins the tags of nested entities); `data.labels` naming it was not."""
+    with pytest.raises(ValueError, match=r"labels: 'LOC\|GPE' has '\|', which joins types and no type holds"):
+        DataConfig(name="sweep", labels=["PER", "LOC|GPE"])
+
+
+def test_a_run_s_column_names_tell_its_token_records_in_other_data(tmp_path: Path) -> None:
+    """Other data's format was told without the run's column names: token records under named keys beside their
+    sentence's `text` were taken for spans, and the refit read them as such."""
+    other = tmp_path / "other.jsonl"
+    other.write_text('{"text": "Anna works", "toks": ["Anna", "works"], "bio": ["B-PER", "O"]}\n', encoding="utf-8")
+    config = DataConfig(name="sweep", format="tokens", columns={"tokens": "toks", "tags": "bio"})
+    refit = config.for_data(str(other))
+    assert refit.format == "tokens"
+    assert [document.tags for document in refit.load(inherited=True)["train"]] == [("B-PER", "O")]

@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from data.columns import Columns
-from data.formats import EncodingError, Record, decode_text, detect_format, read_records, read_text
+from data.formats import Record, detect_format, read_records
+from data.text_files import EncodingError, decode_text, read_text
 from training.common.errors import DataError
 
 

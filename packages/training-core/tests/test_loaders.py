@@ -412,7 +412,9 @@ def test_two_files_for_one_split(tmp_path: Path) -> None:
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     write(tmp_path / "dev.jsonl", jsonl(span_records()))
     write(tmp_path / "validation.conll", conll())
-    message = f"{tmp_path}: both dev.jsonl and validation.conll hold the 'validation' split; keep one"
+    message = (
+        f"{tmp_path}: both dev.jsonl and validation.conll hold the 'validation' split; keep one (move the other out)"
+    )
     assert load_error(tmp_path) == message
 
 
@@ -710,6 +712,18 @@ def test_a_type_holding_a_bar_is_refused_as_joined_tags_are(tmp_path: Path, tag:
     )
     assert load_error(path) == message
     assert load_error(path, scheme="BIOES") == message
+
+
+def test_a_bar_in_an_io_type_or_a_span_label_is_refused_as_written(tmp_path: Path) -> None:
+    """An IO file's `PER|LOC` was refused as the tag 'I-PER|LOC', which the file does not hold; a span label `LOC|GPE`
+    was read while the tag `B-LOC|GPE` is refused: no entity type holds '|'."""
+    path = write(tmp_path / "io.conll", "Paris\tPER|LOC\nis\tO\n")
+    assert load_error(path).startswith(f"{path}:1: tag 'PER|LOC' has '|' in its entity type;")
+    path = write(tmp_path / "spans.jsonl", '{"text": "Paris is", "annotations": [[0, 5, "LOC|GPE"]]}\n')
+    assert load_error(path) == (
+        f"{path}:1: annotation [0, 5, 'LOC|GPE']: label 'LOC|GPE' has '|', which joins the types of nested entities "
+        "(as some exports write them) and no type holds; expected one entity type per annotation"
+    )
 
 
 BIOES = [["B-PER", "E-PER", "O", "O", "B-ORG", "E-ORG", "O", "S-LOC"], ["S-PER", "O", "O", "S-LOC"]]

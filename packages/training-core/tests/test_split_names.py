@@ -78,7 +78,8 @@ def test_two_files_for_one_split_are_named(tmp_path: Path) -> None:
     with pytest.raises(DataError) as caught:
         split_files(path)
     assert str(caught.value) == (
-        f"{path}: both emerging.test.annotated and emerging.test.conll hold the 'test' split; keep one"
+        f"{path}: both emerging.test.annotated and emerging.test.conll hold the 'test' split; keep one (move the "
+        "other out)"
     )
 
 
@@ -94,3 +95,16 @@ def test_a_folder_of_no_split_names_is_refused_naming_what_is_read(tmp_path: Pat
     with pytest.raises(DataError) as caught:
         split_files(folder(tmp_path, "README.md", "emerging.dev.conll"))
     assert str(caught.value).endswith("or names holding one of those words (NER-de-train.tsv, wnut17train.conll)")
+
+
+def test_a_train_word_beside_files_named_by_a_split_alone_is_named_in_the_error(tmp_path: Path) -> None:
+    """NER-de-train.tsv beside dev.tsv and test.tsv: the error named NER-de-train.tsv as an example of a name it reads,
+    the file it had just skipped; it says why and which name to give it."""
+    for name in ("NER-de-train.tsv", "dev.tsv", "test.tsv"):
+        (tmp_path / name).write_text("Anna\tB-PER\n", encoding="utf-8")
+    with pytest.raises(DataError) as raised:
+        split_files(tmp_path)
+    assert str(raised.value) == (
+        f"{tmp_path}: no train file; NER-de-train.tsv holds the word train, but a split word inside a name is read "
+        "only where no file is named by a split alone (dev.tsv, test.tsv): rename NER-de-train.tsv to train.tsv"
+    )

@@ -253,7 +253,8 @@ def test_a_refit_on_other_data_ignores_the_sweep_s_format_and_column_positions(
         update={"config": best_config.config.model_copy(update={"data": data}), "study": study}
     )
     other = best_config.config.data.path
-    with pytest.raises(InputError, match=r"the data has fingerprint \w+, but study 'ner-sweep' .*--other-data"):
+    refused = r"the data has fingerprint \w+, but study 'ner-sweep'" if format == "auto" else "not the sweep's data"
+    with pytest.raises(InputError, match=rf"{refused}.*--other-data"):
         execute_final_training(best, output_dir=tmp_path / "refused", data_path=other)
 
     job = execute_final_training(best, output_dir=tmp_path / "run", data_path=other, other_data=True)
@@ -262,7 +263,7 @@ def test_a_refit_on_other_data_ignores_the_sweep_s_format_and_column_positions(
     # (training export --quantize without --data-path); it keeps the columns that data takes: none.
     recorded = RunFolder(job.output_dir).read_config()
     assert recorded is not None and recorded.data.columns == DataColumns() and recorded.data.path == other
-    assert recorded.data.format == "auto"
+    assert recorded.data.format == ("auto" if format == "auto" else "spans")  # conll: as its content shows
     assert recorded.data.load().fingerprint == best_config.study.dataset_fingerprint  # the JSON data's
 
 
@@ -274,3 +275,20 @@ def test_the_refit_uses_the_data_the_sweep_used_by_default(best_config: BestConf
     best = best_config.model_copy(update={"config": elsewhere, "data_path": sweep_data})
     execute_final_training(best, output_dir=tmp_path / "run", dry_run=True)
     assert JobSpec.load(tmp_path / "run" / "job.json").data_path == str(Path(sweep_data).resolve())
+
+
+def test_a_refit_on_the_sweep_s_own_data_keeps_its_format(best_config: BestConfig, tmp_path: Path) -> None:
+    # A sweep with data.format: spans on JSON lines saved as .txt (a CoNLL suffix): the refit switched to auto and
+    # read them as CoNLL (`tag '"LOC"]]}' is malformed`).
+    own = tmp_path / "txt"
+    own.mkdir()
+    for name in ("train", "validation", "test"):
+        (own / f"{name}.txt").write_text((Path(best_config.config.data.path) / f"{name}.jsonl").read_text())
+    data = best_config.config.data.model_copy(update={"path": str(own), "format": "spans"})
+    study = best_config.study.model_copy(update={"dataset_fingerprint": data.load().fingerprint})
+    config = best_config.config.model_copy(update={"data": data})
+    job = execute_final_training(
+        best_config.model_copy(update={"config": config, "study": study}), output_dir=tmp_path / "run"
+    )
+    assert job.status == "completed"
+    assert (recorded := RunFolder(job.output_dir).read_config()) is not None and recorded.data.format == "spans"

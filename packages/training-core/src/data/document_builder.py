@@ -138,6 +138,11 @@ class DocumentBuilder:
             raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
         if not isinstance(label, str) or not label or label != label.strip():  # 'PER ' would be a type of its own
             raise DataError(f"{where}: annotation {item!r}: label must be a non-empty string without outer whitespace")
+        if "|" in label:  # as in a tag: a tag of this type would be refused where a run's predictions are read back
+            raise DataError(
+                f"{where}: annotation {item!r}: label {label!r} has '|', which joins the types of nested entities (as "
+                "some exports write them) and no type holds; expected one entity type per annotation"
+            )
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
         # Browser tools (doccano, Label Studio, Prodigy) count UTF-16 units: an emoji before a span shifts it by one.

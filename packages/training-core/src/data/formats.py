@@ -40,6 +40,7 @@ _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+0
 # Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
 # at belong to a line.
 LINE_BREAK = re.compile(r"\r\n?|\n")
+_TEXT_LINE = re.compile(r"[^\r\n]+")  # a line not blank, found lazily: a file's start tells its format
 _STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
 _INDEX = re.compile(r"\d+(?:[-.]\d+)?")  # CoNLL-U numbers words 1, 2, ..., multiword tokens 1-2, empty nodes 8.1
 _LANGUAGE = re.compile(r"[a-z]+(?:-[a-z]+)*:")  # WikiANN's `en:`, `simple:`, `zh-min-nan:`
@@ -55,45 +56,6 @@ class Record:
     fields: dict[str, Any]
     group: str | None = None
     lines: Sequence[int] = ()
-
-
-class EncodingError(DataError):
-    """Text that is not UTF-8, with its `line` (None for a whole UTF-16 or UTF-32 file) and `reason` apart, for a
-    reader of another kind of file to word its own message; the parts are its `args`, so it pickles whole."""
-
-    def __init__(self, where: str, line: int | None, reason: str) -> None:
-        super().__init__(where, line, reason)
-        self.where, self.line, self.reason = where, line, reason
-
-    def __str__(self) -> str:
-        return f"{self.where}:{self.line}: {self.reason}" if self.line is not None else f"{self.where}: {self.reason}"
-
-
-def read_text(path: Path) -> str:
-    """The file's text as UTF-8 (a BOM is allowed); anything else is a `DataError`."""
-    try:
-        raw = path.read_bytes()
-    except OSError as error:
-        raise DataError(f"{path}: cannot read the file ({error.strerror})") from error
-    return decode_text(raw, str(path))
-
-
-def decode_text(raw: bytes, where: str) -> str:
-    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`."""
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
-            utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
-            reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
-            raise EncodingError(where, None, reason) from error
-        line = raw[: error.start].count(b"\n") + 1
-        reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); re-encode the text as UTF-8"
-        raise EncodingError(where, line, reason) from error
-    if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
-        reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
-        raise EncodingError(where, 1, reason)
-    return text
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
@@ -114,6 +76,12 @@ def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
             f"of {', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
             "data.format (--set data.format=NAME), --format (evaluate, report) or format="
         )
+    return json_format(path, text, columns)
+
+
+def json_format(path: Path, text: str, columns: Columns = Columns()) -> str:
+    """`spans` or `tokens`, as the first record of `text` (JSON, the contents of `path`) has the keys of one (a token
+    record's by the keys `columns` names, if any)."""
     for record in _json_records(path, text):
         fields = record.fields
         words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
@@ -134,7 +102,7 @@ def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
 
 def _first_line(text: str) -> str | None:
     """The first line of `text` that holds more than a comment or a document boundary (`-DOCSTART-`), or None."""
-    for line in LINE_BREAK.split(text):
+    for line in (found[0] for found in _TEXT_LINE.finditer(text)):
         columns = _row(line.removeprefix("\ufeff"), leading=False)
         if columns and not _hash(columns) and not _boundary(columns):
             return line

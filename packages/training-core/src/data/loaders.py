@@ -13,21 +13,12 @@ from typing import Any
 from data.columns import Columns
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import (
-    CONLL_SUFFIXES,
-    DOCSTART,
-    FORMATS,
-    JSON_SUFFIXES,
-    Record,
-    conll_text,
-    detect_format,
-    read_records,
-    read_text,
-)
+from data.formats import DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records
 from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files
+from data.text_files import read_text
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
@@ -177,26 +168,6 @@ def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> t
     files = list(split_files(path).values() if path.is_dir() else [path])
     json = format == "tokens" or (format == "auto" and any(file.suffix.lower() in JSON_SUFFIXES for file in files))
     return not _all_json(files, format), json
-
-
-def own_format(data_asset: str | os.PathLike[str], format: str) -> str:
-    """The format to read the data at `data_asset` in, given the `format` other data was read in (a sweep's, for a
-    refit on other data): that one where the files are of its kind (JSON for spans and tokens, else CoNLL) or tell
-    none, else auto, which reads each file by its suffix or content, as a refit on its own data would."""
-    if format == "auto" or is_datasets_input(data_asset):
-        return format
-    path = Path(data_asset)
-    files = split_files(path).values() if path.is_dir() else [path]
-    kinds = {_kind(file) for file in files} - {None}
-    return format if kinds <= {"json" if format in ("spans", "tokens") else "conll"} else "auto"
-
-
-def _kind(file: Path) -> str | None:
-    """`json` or `conll`, as `file`'s suffix or its content tells, or None where neither does (or there is no file)."""
-    suffix = file.suffix.lower()
-    if suffix in JSON_SUFFIXES or suffix in CONLL_SUFFIXES:
-        return "json" if suffix in JSON_SUFFIXES else "conll"
-    return "conll" if file.is_file() and conll_text(read_text(file)) else None
 
 
 def _all_json(files: Iterable[Path], format: str) -> bool:

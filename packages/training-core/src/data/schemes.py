@@ -64,7 +64,8 @@ def split_tag(tag: str, where: str) -> tuple[str, str]:
             f"{where}: tag {tag!r} joins several tags with '|' (a token in nested entities, as some exports write "
             "it); expected one tag per token"
         )
-    if parts is None and "|" in tag and _parts(tag.replace("|", "_")) is not None:
+    typed = tag.replace("|", "_")  # `B-PER|`, or an IO file's bare type `PER|LOC`, as written
+    if parts is None and "|" in tag and (is_tag(typed) or is_tag(f"I-{typed}")):
         raise DataError(
             f"{where}: tag {tag!r} has '|' in its entity type; '|' joins tags (a token in nested entities, as some "
             "exports write it), and no type holds it: expected one tag per token"
@@ -129,7 +130,8 @@ def io_names(names: Sequence[str]) -> tuple[str, ...]:
     outside = {"O", "o"}  # `o` is `O`, as everywhere tags are read
     if outside.isdisjoint(names) or any(_PREFIXED.match(name) for name in names):
         return tuple(names)
-    return tuple(name if name in outside else f"I-{name}" for name in names)
+    # A name holding '|' stays as written, for the error that refuses it to name it so.
+    return tuple(name if name in outside or "|" in name else f"I-{name}" for name in names)
 
 
 def typed_prefixes(names: Sequence[str], label: str) -> tuple[str, ...]:

@@ -42,15 +42,26 @@ def split_files(folder: Path) -> dict[str, Path]:
     error."""
     files = [file for file in sorted(folder.iterdir()) if file.is_file()]
     named = {file: file_split(file) for file in files}
-    if not any(named.values()):
+    alone = any(named.values())
+    if not alone:
         named = {file: _split_inside(folder, file) for file in files if not file.name.startswith(".")}
     found: dict[str, Path] = {}
     for file, split in named.items():
         if split is None:
             continue
         if split in found:
-            raise DataError(f"{folder}: both {found[split].name} and {file.name} hold the {split!r} split; keep one")
+            raise DataError(
+                f"{folder}: both {found[split].name} and {file.name} hold the {split!r} split; keep one (move the "
+                "other out)"
+            )
         found[split] = file
+    inside = next((file for file in files if alone and _splits_inside(file) == {"train"}), None)
+    if "train" not in found and inside is not None:  # NER-de-train.tsv beside dev.tsv and test.tsv
+        raise DataError(
+            f"{folder}: no train file; {inside.name} holds the word train, but a split word inside a name is read only "
+            f"where no file is named by a split alone ({', '.join(file.name for file in found.values())}): rename "
+            f"{inside.name} to train{inside.suffix}"
+        )
     if "train" not in found:
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
@@ -62,12 +73,18 @@ def split_files(folder: Path) -> dict[str, Path]:
 
 def _split_inside(folder: Path, file: Path) -> str | None:
     """The split one word of `file`'s name names (`train` in `wnut17train.conll`), or None; two are an error."""
-    words = {word: _SPLIT_WORDS[word] for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS}
-    if len(set(words.values())) > 1:
+    splits = _splits_inside(file)
+    if len(splits) > 1:
+        words = [word for word in dict.fromkeys(_WORD.findall(file.name.lower())) if word in _SPLIT_WORDS]
         raise DataError(
             f"{folder}: {file.name} names two splits ({', '.join(words)}); rename it after one split, or move it out"
         )
-    return next(iter(words.values()), None)
+    return next(iter(splits), None)
+
+
+def _splits_inside(file: Path) -> set[str]:
+    """The splits the words of `file`'s name name (`train` for `wnut17train.conll`)."""
+    return {_SPLIT_WORDS[word] for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS}
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:

@@ -64,16 +64,17 @@ def run_config(model_dir: Path) -> TrainingConfig | None:
 
 
 def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
-    """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, in
-    `data_format` when given; the run's columns that this data does not take (a CoNLL run's positions for a JSON
-    file) are ignored."""
+    """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, as a
+    refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it contradicts the
+    run's, and the run's columns it takes), in `data_format` when given."""
     config = run_config(model_dir)
     if config is not None:
-        data = config.data.model_copy(update={"format": data_format}) if data_format else config.data
+        run = config.data.model_copy(update={"format": data_format}) if data_format else config.data
+        data = run.for_data(data_path, other_data=not data_format)  # a format given is kept
         try:
-            return data.load(data_path, inherited=True)
+            return data.load(inherited=True)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
-            if data_format or data.format == "auto":
+            if data_format or data.format != config.data.format or data.format == "auto":
                 raise
             hint = f"read as {data.format}, the run's data.format; --format auto detects it"
             raise DataError(f"{error} ({hint})") from error

@@ -130,6 +130,8 @@ class DataConfig(Section):
         for label in self.labels:
             if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
                 raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
+            if "|" in label:  # as in the data's tags and span labels: '|' joins the types of nested entities
+                raise ValueError(f"labels: {label!r} has '|', which joins types and no type holds; name one type")
         # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags (in either case, as the
         # data's tags are read: 'o', 'b-per').
         outside = [label for label in self.labels if label in ("O", "o")]
@@ -140,12 +142,14 @@ class DataConfig(Section):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
-    def for_data(self, path: str) -> DataConfig:
-        """This section reading the data at `path` (a refit's, perhaps other data): the format and columns that data
-        does not take (a CoNLL sweep's for JSON files) are reset, so that the config a run records reads its data."""
-        from data.loaders import columns_taken, own_format
+    def for_data(self, path: str, *, other_data: bool = True) -> DataConfig:
+        """This section reading the data at `path` (a refit's, an evaluation's) as the run records it: the columns that
+        data does not take are reset, and the format as `own_format` reads it (`other_data` or the sweep's own)."""
+        from data.columns import Columns
+        from data.loaders import columns_taken
+        from data.sniffing import own_format
 
-        format = own_format(path, self.format)
+        format = own_format(path, self.format, Columns(self.columns.tokens, self.columns.tags, True), other_data)
         positions, names = columns_taken(path, format)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})

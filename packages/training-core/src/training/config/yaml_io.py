@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from data.formats import EncodingError, decode_text
+from data.text_files import EncodingError, decode_text
 from training.common.errors import ConfigError
 
 

@@ -193,7 +193,8 @@ def _evaluation_split(
                 "(--data-path), and split='test' (--split test)"
             )
         return str(config.data.path), "validation", inputs.validation
-    dataset = config.data.load(data_path, inherited=True) if config is not None else load_dataset(data_path)
+    # Read as evaluate reads other data with a run's settings: in the format its content shows where it contradicts them
+    dataset = config.data.for_data(data_path).load(inherited=True) if config is not None else load_dataset(data_path)
     split = chosen_split(dataset, data_path, split, "validation")
     return data_path, split, tuple(dataset[split])
 

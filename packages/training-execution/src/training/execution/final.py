@@ -87,7 +87,7 @@ def execute_final_training(
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
     config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
     if path is not None and is_local(path):
-        config = config.model_copy(update={"data": config.data.for_data(path)})
+        config = config.model_copy(update={"data": config.data.for_data(path, other_data=other_data)})
     hyperparameters = dict(best.hyperparameters)
     if best.num_epochs is not None:
         hyperparameters["training.num_epochs"] = best.num_epochs

@@ -8,7 +8,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from data.formats import HALF_SURROGATE, LINE_BREAK, decode_text, read_text
+from data.formats import HALF_SURROGATE, LINE_BREAK
+from data.text_files import decode_text, read_text
 from training.cli.commands.common import positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor

@@ -1,0 +1,51 @@
+"""The format a data file's start shows, whatever its suffix, and the format a run's settings read other data in."""
+
+from __future__ import annotations
+
+import os
+from contextlib import suppress
+from pathlib import Path
+
+from data.columns import Columns
+from data.formats import conll_text, json_format
+from data.hf_datasets import is_datasets_input
+from data.split_names import split_files
+from data.text_files import read_head
+from training.common.errors import DataError, InputError
+
+
+def own_format(
+    data_asset: str | os.PathLike[str], format: str, columns: Columns = Columns(), other_data: bool = True
+) -> str:
+    """The format a run's `format` reads other data at `data_asset` in: that one, unless its files' content shows
+    another (JSON lines after a CoNLL run, spans after a tokens run, CoNLL after a JSON one); then the one they show,
+    or auto where they show two (token records by the keys `columns` names, if any). A suffix alone changes nothing:
+    JSON lines saved as `.txt` read as spans stay so. Not `other_data` (the run's own, as said), such content is an
+    `InputError`."""
+    if format == "auto" or is_datasets_input(data_asset):
+        return format
+    path = Path(data_asset)
+    files = split_files(path).values() if path.is_dir() else [path]
+    shown = {content_format(file, columns) for file in files} - {None}
+    if shown <= {format}:
+        return format
+    if not other_data:
+        raise InputError(
+            f"{data_asset}: its files show {' and '.join(sorted(shown))} data, not the sweep's data.format {format}: "
+            "other data than the sweep's; pass --other-data (other_data=True) if that is intended"
+        )
+    return shown.pop() if len(shown) == 1 else "auto"
+
+
+def content_format(file: Path, columns: Columns = Columns()) -> str | None:
+    """`spans` or `tokens` by the first JSON record of `file` (as `detect_format` tells them), `conll` where its first
+    line is a token line, else None (no such file, or a start that shows neither); only the file's start is read."""
+    if not file.is_file():
+        return None
+    text = read_head(file)
+    if text.lstrip(" \t\r\n")[:1] in ("{", "["):
+        # A first record cut at the head's end (or invalid JSON, or a CoNLL token `[`) shows no JSON format here; the
+        # load that follows reads the whole file and names what is wrong with it.
+        with suppress(DataError):
+            return json_format(file, text, columns)
+    return "conll" if conll_text(text) else None
