@@ -15,7 +15,11 @@ from training.config import BestConfig, StudyRef, build_training_config
 
 pytest.importorskip("azure.ai.ml")
 
-EXECUTION = "backend: azure\nazure:\n  compute: cpu-cluster\n  workspace: ws-ner\n  resource_group: rg-ner\n"
+SUBSCRIPTION = "00000000-0000-0000-0000-00000000000a"
+EXECUTION = (
+    f"backend: azure\nazure:\n  compute: cpu-cluster\n  workspace: ws-ner\n  resource_group: rg-ner\n"
+    f"  subscription_id: {SUBSCRIPTION}\n"
+)
 
 
 @pytest.fixture
@@ -60,7 +64,9 @@ def test_final_on_azure_reads_the_execution_config_by_name_or_path(
                   str(tmp_path / "b"), "--dry-run")  # fmt: skip
     assert by_path.returncode == 0, by_path.stderr
     submit = ["az", "ml", "job", "create", "--file", str(tmp_path / "b" / "azure" / "job.yaml")]
-    assert by_path.stdout == shlex.join([*submit, "--resource-group", "rg-ner", "--workspace-name", "ws-ner"]) + "\n"
+    # The subscription was left out: az took the signed-in default, maybe another one.
+    workspace = ["--subscription", SUBSCRIPTION, "--resource-group", "rg-ner", "--workspace-name", "ws-ner"]
+    assert by_path.stdout == shlex.join([*submit, *workspace]) + "\n"
 
     missing = cli("final", best, "--config-dir", str(azure_configs), "--execution", "gpu", "--output",
                   str(tmp_path / "c"), "--dry-run")  # fmt: skip

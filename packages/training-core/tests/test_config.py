@@ -804,6 +804,9 @@ def test_a_relative_data_asset_is_read_from_the_config_folder_not_the_working_on
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for data in (folder / "data" / "ner", tmp_path / "corpus", tmp_path / "ner"):
+        data.mkdir()
     azure = "backend: azure\nazure:\n  compute: gpu\n  data_asset: {}\n"
     named = write(folder / "execution" / "azure.yaml", azure.format("data/ner"))
     assert load_execution_config(named).azure.data_asset == str((folder / "data" / "ner").resolve())
@@ -811,6 +814,26 @@ def test_a_relative_data_asset_is_read_from_the_config_folder_not_the_working_on
     assert load_execution_config(alone).azure.data_asset == str((tmp_path / "corpus").resolve())
     for kept in ("azureml:ner-corpus:3", "azureml://datastores/blob/paths/ner/", str(tmp_path / "ner"), "~/ner"):
         assert load_execution_config(write(named, azure.format(kept))).azure.data_asset == kept
+
+
+def test_a_local_data_asset_that_does_not_exist_is_refused_naming_the_field_and_the_rule(
+    folder: Path, tmp_path: Path
+) -> None:
+    # `data_asset: configs/resumes`, which worked from the project root, failed at upload with
+    # '.../configs/configs/resumes: no such data file or folder to upload', naming neither the field nor the rule.
+    azure = "backend: azure\nazure:\n  compute: gpu\n  data_asset: {}\n"
+    named = write(folder / "execution" / "azure.yaml", azure.format("configs/resumes"))
+    with pytest.raises(ConfigError) as refused:
+        load_execution_config(named)
+    assert str(refused.value) == (
+        f"{named}: azure.data_asset 'configs/resumes': {(folder / 'configs' / 'resumes').resolve()} does not exist "
+        f"(a relative path is read from the config folder {folder})"
+    )
+    alone = write(tmp_path / "jobs" / "azure.yaml", azure.format("corpus"))
+    with pytest.raises(ConfigError, match=r"does not exist \(a relative path is read from its file's folder "):
+        load_execution_config(alone)
+    with pytest.raises(ConfigError, match=rf"^{write(named, azure.format(tmp_path / 'gone'))}: azure.data_asset "):
+        load_execution_config(named)
 
 
 def test_azure_backend_needs_an_azure_section(folder: Path) -> None:

@@ -172,28 +172,63 @@ def test_two_process_torchrun_gives_the_in_process_layout(
 def test_backends_by_name_and_their_limits(tiny_config: object) -> None:
     assert isinstance(get_backend("local"), InProcessBackend)
     assert type(get_backend("subprocess")) is SubprocessBackend
-    found = process_slots()[0]
-    torchrun = get_backend("torchrun", nproc_per_node=found)
-    assert isinstance(torchrun, TorchrunBackend) and torchrun.nproc_per_node == found
+    torchrun = get_backend("torchrun", nproc_per_node=3)
+    assert isinstance(torchrun, TorchrunBackend) and torchrun.nproc_per_node == 3
     with pytest.raises(ConfigError, match=r"^backend: unknown backend 'slurm'; expected one of local, subprocess, "):
         get_backend("slurm")
     with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
         get_backend("subprocess", dataset=object())  # type: ignore[arg-type]
-
-
-def test_torchrun_takes_from_one_process_to_one_per_gpu_or_core() -> None:
-    # More processes than GPUs were taken and failed deep inside NCCL; more than CPU cores only crawled.
-    found, kind = process_slots()
-    assert kind == ("CUDA GPU" if torch.cuda.is_available() else "CPU core")
     for count in (0, -3):
         with pytest.raises(ConfigError, match=rf"^nproc_per_node: expected at least 1 process, got {count}$"):
             get_backend("torchrun", nproc_per_node=count)
-    with pytest.raises(ConfigError) as refused:
-        get_backend("torchrun", nproc_per_node=found + 1)
-    assert str(refused.value) == (
-        f"nproc_per_node: {found + 1} processes, but this machine has {found} {kind}(s), one for each process; "
-        f"expected at most {found}"
-    )
+
+
+def test_a_dry_run_of_more_processes_than_this_machine_holds_is_prepared(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # It was refused: a login node without GPUs could not prepare a GPU node's job.
+    more = process_slots()[0] + 1
+    execution = tmp_path / "execution" / "ddp.yaml"
+    execution.parent.mkdir()
+    execution.write_text(f"backend: torchrun\nnproc_per_node: {more}\n")
+    job = execute_final_training(best_config, output_dir=tmp_path / "run", execution_config=execution, dry_run=True)
+    assert job.status == "queued" and f"--nproc_per_node {more} -m training.execution.runner" in job.command_line
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="gloo ranks on CPU cores")
+def test_more_gloo_ranks_than_cpu_cores_are_started_with_a_warning_naming_the_count_s_source(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # They were refused, though on CPU more ranks than cores only share them; a 1-core container could run no DDP test.
+    cores = process_slots()[0]
+    backend = get_backend("torchrun", nproc_per_node=cores + 1, processes_from=f"ddp.yaml: nproc_per_node {cores + 1}")
+    with pytest.raises(ConfigError, match=r"no-such-job.json"):  # checked, then the job read: nothing starts
+        backend.submit(tmp_path / "no-such-job.json")
+    assert caplog.messages == [
+        f"ddp.yaml: nproc_per_node {cores + 1}: {cores + 1} processes on {cores} CPU cores; they share the cores and "
+        "run slower"
+    ]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_more_ranks_than_cuda_gpus_are_refused_naming_the_count_s_source(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # More ranks than GPUs failed deep inside NCCL; the refusal did not say where the count came from.
+    gpus = torch.cuda.device_count()
+    more = gpus + 1
+    execution = tmp_path / "execution" / "ddp.yaml"
+    execution.parent.mkdir()
+    execution.write_text(f"backend: torchrun\nnproc_per_node: {more}\n")
+    sources = {None: f"{execution}: nproc_per_node {more}", more: f"nproc_per_node={more} (--nproc-per-node {more})"}
+    for given, source in sources.items():
+        with pytest.raises(ConfigError) as refused:
+            execute_final_training(
+                best_config, output_dir=tmp_path / "run", execution_config=execution, nproc_per_node=given
+            )
+        assert str(refused.value) == (
+            f"{source}: {more} processes, one per CUDA GPU, but this machine has {gpus}; expected at most {gpus}"
+        )
 
 
 def test_interrupting_only_the_waiting_process_stops_the_child_too(tmp_path: Path) -> None:

@@ -96,10 +96,14 @@ def test_resume_reads_a_hub_dataset_as_written(quick_study: Path) -> None:
 
 @pytest.mark.parametrize("action", ["resume", "worker"])
 def test_resume_and_worker_say_the_study_data_is_gone(config_dir: Path, tmp_path: Path, action: str) -> None:
-    """Both said only '<data>: no such file or folder' where `hpo run` says whose data it was and what to do."""
+    """Both said only '<data>: no such file or folder' where `hpo run` says whose data it was and what to do; a worker,
+    which joins the study as it is, was told to begin a new study folder, and one on another machine than the sweep's
+    was told the data is gone, not that it lies on that machine."""
     import shutil
 
     from training.hpo import run_local_hpo_sweep
+    from training.hpo.storage import open_storage, open_study, study_location
+    from training.hpo.sweep_settings import SweepSettings
 
     configs, study_dir = tmp_path / "configs", tmp_path / "study"
     shutil.copytree(config_dir, configs)
@@ -110,9 +114,19 @@ def test_resume_and_worker_say_the_study_data_is_gone(config_dir: Path, tmp_path
     message = one_line_error(training("hpo", action, "--study-dir", study_dir))
     ran = f"training hpo {action}: error: {study_dir}: study 'quick' was run on {recorded} ("
     assert message.startswith(ran), message
-    assert message.endswith(
-        "), which is gone: pass that data again where it lies now (data_path, --data), or begin a new study folder"
-    ), message
+    anew = ", or begin a new study folder" if action == "resume" else ""
+    assert message.endswith(f"), which is gone: pass that data again where it lies now (data_path, --data){anew}"), (
+        message
+    )
+
+    location, name = study_location(study_dir)
+    study = open_study(name, open_storage(location), location)
+    record = SweepSettings.load(study, location)
+    record.model_copy(update={"machine": "gpu-node-7"}).save(study)  # the sweep began on another machine
+    elsewhere = ["--single-host"] if action == "worker" else []  # a file storage: a worker from another host
+    message = one_line_error(training("hpo", action, "--study-dir", study_dir, *elsewhere))
+    assert message.startswith(ran), message
+    assert message.endswith("on gpu-node-7, not on this one: pass its copy here as data_path (--data)"), message
 
 
 def test_run_continues_a_study_begun_with_a_space_refused_since(config_dir: Path, tmp_path: Path) -> None:

@@ -365,13 +365,14 @@ def test_a_study_whose_data_is_gone_or_edited_says_which(config_dir: Path, tmp_p
     with pytest.raises(InputError, match=ran + edited):
         resume_hpo_sweep(tmp_path / "study")
     recorded.rename(configs / "data" / "edited")
-    gone = r": pass that data again where it lies now \(data_path, --data\), or begin a new study folder$"
-    with pytest.raises(InputError, match=ran + "which is gone" + gone):
+    gone = r": pass that data again where it lies now \(data_path, --data\)"
+    with pytest.raises(InputError, match=ran + "which is gone" + gone + ", or begin a new study folder$"):
         run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), **run)
     with pytest.raises(InputError, match=ran + rf"which is gone; {configs / 'data' / 'edited'} \(\w{{12}}\) holds"):
         run_local_hpo_sweep("tiny-bert", settings("kept", n_trials=2), data_path=configs / "data" / "edited", **run)
-    for worker in (False, True):  # a resume or a worker is told the same
-        with pytest.raises(InputError, match=ran + "which is gone" + gone):
+    for worker in (False, True):  # a resume or a worker is told the same, but a worker joins, begins no new study
+        anew = "" if worker else ", or begin a new study folder"
+        with pytest.raises(InputError, match=ran + "which is gone" + gone + anew + "$"):
             resume_hpo_sweep(tmp_path / "study", worker=worker)
         with pytest.raises(InputError, match=ran + rf"which is gone; {configs / 'data' / 'edited'} \(\w{{12}}\) holds"):
             resume_hpo_sweep(tmp_path / "study", data_path=configs / "data" / "edited", worker=worker)

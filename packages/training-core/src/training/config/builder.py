@@ -197,17 +197,25 @@ def load_hpo_config(path: str | Path) -> HPOConfig:
 
 def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`. A relative local `azure.data_asset` is read from the config folder
-    holding `execution/`, as `data.path` of `data/<name>.yaml` is (a file elsewhere: from its own folder), and made
-    absolute: read from the working directory, a job started elsewhere uploaded other data or none."""
+    holding `execution/` (a file elsewhere: from its own folder) and made absolute: read from the working directory, a
+    job started elsewhere uploaded other data or none. A local asset must exist, or the upload fails late."""
     file = Path(path).expanduser()
     execution = validate(ExecutionConfig, load_yaml_mapping(file), str(file))
     azure = execution.azure
     asset = azure.data_asset if azure is not None else None
-    if azure is None or asset is None or not is_local(asset) or Path(asset).expanduser().is_absolute():
+    if azure is None or asset is None or not is_local(asset):
         return execution
-    folder = file.parent.parent if file.parent.name == "execution" else file.parent
-    resolved = azure.model_copy(update={"data_asset": str((folder / asset).resolve())})
-    return execution.model_copy(update={"azure": resolved})
+    given = Path(asset).expanduser()
+    in_configs = file.parent.name == "execution"
+    folder = file.parent.parent if in_configs else file.parent
+    resolved = given if given.is_absolute() else (folder / given).resolve()
+    if not resolved.exists():
+        where = "the config folder" if in_configs else "its file's folder"
+        rule = "" if given.is_absolute() else f" (a relative path is read from {where} {folder})"
+        raise ConfigError(f"{file}: azure.data_asset {asset!r}: {resolved} does not exist{rule}")
+    if given.is_absolute():
+        return execution
+    return execution.model_copy(update={"azure": azure.model_copy(update={"data_asset": str(resolved)})})
 
 
 def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:

@@ -161,7 +161,8 @@ class AzureBackend:
         spec, _, path = _job_yaml(spec_file)
         azure = _azure_settings(spec)
         command_line = ["az", "ml", "job", "create", "--file", str(path)]  # submits the YAML by hand
-        for flag, value in (("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)):
+        workspace = ("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)
+        for flag, value in (("--subscription", azure.subscription_id), *workspace):
             command_line += [flag, value] if value else []
         return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), path.parent / "status.log", command_line)
 

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from training.execution.runner import run_job
 
 RUNNER_MODULE = "training.execution.runner"
 JOB_LOG = "job.log"
+_log = logging.getLogger("training.execution")
 
 
 class Backend(Protocol):
@@ -80,28 +82,56 @@ class SubprocessBackend:
 
 
 class TorchrunBackend(SubprocessBackend):
-    """Runs the job as `nproc_per_node` DDP processes on this machine through torchrun (gloo on CPU)."""
+    """Runs the job as `nproc_per_node` DDP processes on this machine through torchrun (gloo on CPU).
+
+    `processes_from` names where the count came from (an argument, an execution file) in messages about it."""
 
     name = "torchrun"
 
-    def __init__(self, nproc_per_node: int, python: str = sys.executable) -> None:
+    def __init__(self, nproc_per_node: int, python: str = sys.executable, *, processes_from: str | None = None) -> None:
         super().__init__(python)
         if nproc_per_node < 1:
             raise ConfigError(f"nproc_per_node: expected at least 1 process, got {nproc_per_node}")
-        found, kind = process_slots()
-        if nproc_per_node > found:  # more ranks than GPUs failed deep in NCCL; more than cores only crawled
-            raise ConfigError(
-                f"nproc_per_node: {nproc_per_node} processes, but this machine has {found} {kind}(s), one for each "
-                f"process; expected at most {found}"
-            )
         self.nproc_per_node = nproc_per_node
+        self.processes_from = processes_from or f"nproc_per_node={nproc_per_node}"
 
     def command(self, spec_file: Path) -> list[str]:
         return runner_command(spec_file, nproc_per_node=self.nproc_per_node, python=self.python)
 
+    def submit(self, spec_file: Path) -> JobHandle:
+        """Start the job here; a dry run (`prepare`) checks nothing of this machine: it may not be the one to run it."""
+        self._check_slots()
+        return super().submit(spec_file)
 
-def get_backend(name: str, *, nproc_per_node: int = 1, dataset: Dataset | None = None, **azure: Any) -> Backend:
-    """The backend called `name`; `azure` options (`ml_client`) go to Azure ML; a `dataset` runs only in-process."""
+    def _check_slots(self) -> None:
+        """More ranks than CUDA GPUs fail deep inside NCCL, so they are refused; gloo ranks on CPU may share cores,
+        only slower, so more of them than cores is noted."""
+        found, kind = process_slots()
+        if self.nproc_per_node <= found:
+            return
+        if kind == "CUDA GPU":
+            raise ConfigError(
+                f"{self.processes_from}: {self.nproc_per_node} processes, one per CUDA GPU, but this machine has "
+                f"{found}; expected at most {found}"
+            )
+        _log.warning(
+            "%s: %d processes on %d CPU cores; they share the cores and run slower",
+            self.processes_from,
+            self.nproc_per_node,
+            found,
+        )
+
+
+def get_backend(
+    name: str,
+    *,
+    nproc_per_node: int = 1,
+    processes_from: str | None = None,
+    dataset: Dataset | None = None,
+    **azure: Any,
+) -> Backend:
+    """The backend called `name`; `azure` options (`ml_client`) go to Azure ML; a `dataset` runs only in-process;
+    `processes_from` names where torchrun's `nproc_per_node` came from, for its messages."""
     if name not in BACKENDS:
         raise ConfigError(f"backend: unknown backend {name!r}; expected one of {', '.join(BACKENDS)}")
     if dataset is not None and name != "local":
@@ -113,7 +143,7 @@ def get_backend(name: str, *, nproc_per_node: int = 1, dataset: Dataset | None =
     if name == "subprocess":
         return SubprocessBackend()
     if name == "torchrun":
-        return TorchrunBackend(nproc_per_node)
+        return TorchrunBackend(nproc_per_node, processes_from=processes_from)
     require("azure.ai.ml", "backend 'azure'")
     from training.execution.azure_job import AzureBackend
 

@@ -17,6 +17,7 @@ from training.common.errors import ConfigError
 from training.common.optional import require
 from training.common.redact import redact_url
 from training.config.best import BestConfig
+from training.config.builder import load_execution_config
 from training.config.execution import ExecutionConfig, is_local
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
@@ -38,7 +39,7 @@ def execute_final_training(
     data_path: str | os.PathLike[str] | None = None,
     backend: str | None = None,
     nproc_per_node: int | None = None,
-    execution_config: ExecutionConfig | None = None,
+    execution_config: ExecutionConfig | str | os.PathLike[str] | None = None,
     keep_holdout: bool = False,
     force: bool = False,
     dry_run: bool = False,
@@ -56,7 +57,8 @@ def execute_final_training(
       else the data the sweep used (`best_config.data_path`), else the config's `data.path`. Its fingerprint must be
       the sweep's (an `InputError` naming both otherwise), unless `other_data=True` says it is intended; the
       lineage then records both fingerprints.
-    - Backend and processes: the arguments, else `execution_config`, else in-process with one process.
+    - Backend and processes: the arguments, else `execution_config` (a record or an `execution/<name>.yaml` path),
+      else in-process with one process. torchrun refuses more processes than CUDA GPUs when it starts, not on a dry run.
       `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
       revision lineage records (default: the working directory).
     - Idempotent: a finished run of the same config and data in `output_dir` is reused and an interrupted
@@ -71,7 +73,7 @@ def execute_final_training(
     if dataset is not None:
         Dataset.check(dataset)
     RunFolder(Path(output_dir).expanduser()).check_path()
-    resources = _resources(backend, nproc_per_node, execution_config)
+    resources, processes_from = _resources(backend, nproc_per_node, execution_config)
     if tracking_uri is None and wait and not dry_run:
         tracking_uri = best.config.tracking.mlflow
     if tracking_uri is not None:
@@ -81,7 +83,11 @@ def execute_final_training(
 
         connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
     runner = get_backend(
-        resources.backend, nproc_per_node=resources.nproc_per_node, dataset=dataset, ml_client=ml_client
+        resources.backend,
+        nproc_per_node=resources.nproc_per_node,
+        processes_from=processes_from,
+        dataset=dataset,
+        ml_client=ml_client,
     )
     path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
@@ -144,10 +150,14 @@ def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathL
     return lineage
 
 
-def _resources(backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | None) -> Resources:
+def _resources(
+    backend: str | None, nproc_per_node: int | None, execution: ExecutionConfig | str | os.PathLike[str] | None
+) -> tuple[Resources, str]:
     """Arguments win over the execution config, whose process count is its own backend's; Azure takes its processes
-    per instance from its section."""
-    execution = execution or ExecutionConfig()
+    per instance from its section. Also where the process count came from, for messages about it."""
+    source = "execution_config" if isinstance(execution, ExecutionConfig) else str(execution)
+    if not isinstance(execution, ExecutionConfig):
+        execution = ExecutionConfig() if execution is None else load_execution_config(execution)
     name = backend or execution.backend
     azure = execution.azure
     if name == "azure":  # say which install is missing before anything else
@@ -161,7 +171,12 @@ def _resources(backend: str | None, nproc_per_node: int | None, execution: Execu
         raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes}")
     if name in ("local", "subprocess") and processes != 1:
         raise ConfigError(f"nproc_per_node={processes}: backend {name!r} runs one process; use backend 'torchrun'")
-    return validate(Resources, {"backend": name, "nproc_per_node": processes, "azure": azure}, "execution")
+    if nproc_per_node is not None:
+        source = f"nproc_per_node={processes} (--nproc-per-node {processes})"
+    else:
+        source = f"{source}: nproc_per_node {processes}"
+    resources = validate(Resources, {"backend": name, "nproc_per_node": processes, "azure": azure}, "execution")
+    return resources, source
 
 
 def _data_path(

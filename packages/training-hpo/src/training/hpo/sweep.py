@@ -204,13 +204,13 @@ def resume_hpo_sweep(
             f"study {study.study_name!r} was run on a dataset in memory; pass its data path as data_path (--data)"
         )
     if record.data_gone() and path == record.data_path:  # nowhere else to look
-        record.check_data(folder.root, study.study_name, path, None)
+        record.check_data(folder.root, study.study_name, path, None, worker=worker)
     tracking = _tracking(record.tracking_uri(mlflow_uri), record.config, mlflow_uri)
     start_trial_processes(hpo.isolation)  # once the settings are known good
     if dataset is None:
         assert path is not None
         dataset = _load(path, record.config)
-    record.check_data(folder.root, study.study_name, path, dataset.fingerprint)
+    record.check_data(folder.root, study.study_name, path, dataset.fingerprint, worker=worker)
     check_model(record.config, dataset.labels, hpo.isolation, None, folder.root / "error.log")  # offline: fail once
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:

@@ -14,6 +14,7 @@ from training.common.errors import InputError, first_line
 from training.common.redact import REDACTED
 from training.config.schema import HPOConfig, TrainingConfig
 from training.hpo._version import __version__
+from training.hpo.recovery import machine_name
 
 RECORD = "sweep"
 SETTINGS_FORMAT = 3  # 3: `mlflow_uri`, which a reader must honour (its resumed trials log there)
@@ -68,31 +69,35 @@ class SweepSettings(BaseModel):
         path = self.data_path
         return path is not None and not path.startswith(HUB_PREFIX) and not Path(path).exists()
 
-    def check_data(self, study_dir: Path, name: str, location: str | None, fingerprint: str | None) -> None:
+    def check_data(
+        self, study_dir: Path, name: str, location: str | None, fingerprint: str | None, *, worker: bool = False
+    ) -> None:
         """Refuse to continue the study `name` on the data at `location` (`fingerprint` None: not read, being the
-        recorded path, gone) unless it is the study's, saying which happened: other data, its data gone or edited."""
+        recorded path, gone) unless it is the study's, saying which happened: other data, its data gone (or on the
+        sweep's machine) or edited. A `worker` joins the study as it is, so it is never told to begin another."""
         if fingerprint == self.dataset_fingerprint:
             return
         ran = f"{study_dir}: study {name!r} was run on {self.data_path or 'a dataset in memory'} "
         ran += f"({self.dataset_fingerprint[:12]})"
         given = f"{location or 'the dataset given'} ({(fingerprint or '')[:12]})"
+        anew = "" if worker else ", or begin a new study folder"
         if self.data_path is None:
             advice = "pass that dataset (dataset=) or its data path (data_path, --data)"
             raise InputError(f"{ran}, not on {given}; {advice}")
+        if self.data_gone() and location == self.data_path and self.machine not in (None, machine_name()):
+            raise InputError(f"{ran} on {self.machine}, not on this one: pass its copy here as data_path (--data)")
         if self.data_gone():
             other = f"; {given} holds other data" if location != self.data_path else ""
-            raise InputError(
-                f"{ran}, which is gone{other}: pass that data again where it lies now (data_path, --data), or begin a "
-                "new study folder"
-            )
+            again = "pass that data again where it lies now (data_path, --data)"
+            raise InputError(f"{ran}, which is gone{other}: {again}{anew}")
         if location == self.data_path:
             raise InputError(
-                f"{ran}, which has been edited since ({(fingerprint or '')[:12]} now): put its data back as it was, or "
-                "begin a new study folder for the data as it is now"
+                f"{ran}, which has been edited since ({(fingerprint or '')[:12]} now): put its data back as it was"
+                f"{anew and anew + ' for the data as it is now'}"
             )
         if location is None:  # a dataset passed in memory: data_path alone reads the study's data
             advice = f"pass data_path={self.data_path!r} instead of dataset= to go on with its data"
-            raise InputError(f"{ran}, not on {given}; {advice}, or begin a new study folder for this dataset")
+            raise InputError(f"{ran}, not on {given}; {advice}{anew and anew + ' for this dataset'}")
         raise InputError(f"{ran}, not on {given}; leave out data_path (--data) to go on with its data")
 
     def save(self, study: optuna.Study) -> None:

@@ -46,13 +46,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
-    from training.config import BestConfig, load_execution_config
+    from training.config import BestConfig
     from training.config.builder import section_file
     from training.execution import execute_final_training
 
     best = BestConfig.load(args.best_config)
     name = args.execution or ("azure" if args.backend == "azure" else None)
-    execution = load_execution_config(section_file(args.config_dir, "execution", name)) if name else None
+    execution = section_file(args.config_dir, "execution", name) if name else None
     job = execute_final_training(
         best,
         data_path=args.data_path,
