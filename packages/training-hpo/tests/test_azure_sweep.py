@@ -258,13 +258,14 @@ def test_a_local_backbone_folder_travels_as_an_input_and_the_trial_records_it_as
     job = build_azure_sweep_job(settings(), config, azure, folder=tmp_path / "sweep", data=DATA)
     loaded = load_job(write_azure_sweep_job(job, tmp_path / "sweep.yaml"))
     for sweep in (job, loaded):
-        assert " --backbone ${{inputs.backbone}} " in sweep.trial.command
+        assert " --backbone-folder ${{inputs.backbone}} " in sweep.trial.command
         assert (sweep.inputs["backbone"].type, sweep.inputs["backbone"].path) == ("uri_folder", str(folder))
 
     mounted = tmp_path / "mnt" / "backbone"  # where Azure mounts it; the user's folder is not there
     shutil.move(folder, mounted)
     args = ["--spec", str(tmp_path / "sweep" / "code"), "--data", str(tiny_config.data.path)]
-    args += ["--output", str(tmp_path / "out"), "--backbone", str(mounted), "--param=training.learning_rate=0.005"]
+    args += ["--output", str(tmp_path / "out"), "--backbone-folder", str(mounted)]
+    args += ["--param=training.learning_rate=0.005"]
     args += ["--param=training.batch_size=8", "--param=training.scheduler=linear", "--param=training.warmup_ratio=0.1"]
     assert trial_main(args) == 0
     record = json.loads((tmp_path / "out" / "trial.json").read_text())
@@ -277,4 +278,4 @@ def test_a_hub_id_backbone_is_no_sweep_input(tiny_config: TrainingConfig, tmp_pa
     config = tiny_config.with_values({"model.backbone": "org/unknown-model"})
     azure = AZURE.model_copy(update={"environment": "azureml:ner-env:1"})
     job = build_azure_sweep_job(settings(), config, azure, folder=tmp_path / "sweep", data=DATA)
-    assert list(job.inputs) == ["data"] and "--backbone" not in job.trial.command
+    assert list(job.inputs) == ["data"] and "--backbone-folder" not in job.trial.command

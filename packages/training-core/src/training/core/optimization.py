@@ -111,6 +111,13 @@ def labelled_tokens(window: Window) -> int:
     return sum(label != IGNORE_INDEX for label in window.labels)
 
 
+def labelled_windows(windows: Sequence[Window]) -> tuple[list[Window], list[int]]:
+    """The windows holding a labelled token, and how many each holds: a window inside a very long word holds none,
+    and so no loss to learn from."""
+    counted = [(window, count) for window in windows if (count := labelled_tokens(window))]
+    return [window for window, _ in counted], [count for _, count in counted]
+
+
 def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """Cross-entropy summed (not averaged) over the labelled tokens, in float32: divided by a whole accumulation
     group's token count, it gives the gradient of one large batch whatever the split."""

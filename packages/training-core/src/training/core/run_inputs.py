@@ -1,8 +1,7 @@
-"""What a run starts from: its entity labels, train and validation documents, feature cache folder and backbone."""
+"""What a run starts from: its entity labels, train and validation documents, and feature cache folder."""
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -18,15 +17,13 @@ from training.config.schema import TrainingConfig
 
 @dataclass(frozen=True)
 class RunInputs:
-    """A run's entity types and IOB2 tags, train and validation documents, validation texts also in train, and the
-    folder holding its local backbone's files when elsewhere than the config says (a remote job's mounted copy)."""
+    """A run's entity types and IOB2 tags, train and validation documents, and validation texts also in train."""
 
     labels: tuple[str, ...]
     tag_names: tuple[str, ...]
     train: tuple[Document, ...]
     validation: tuple[Document, ...]
     overlap: int
-    backbone_folder: str | os.PathLike[str] | None = None
 
     @cached_property
     def validation_fingerprint(self) -> str:
@@ -34,16 +31,14 @@ class RunInputs:
         return fingerprint_items(document_items(self.validation))
 
 
-def run_inputs(
-    config: TrainingConfig, dataset: Dataset, backbone_folder: str | os.PathLike[str] | None = None
-) -> RunInputs:
+def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
     """What `train_model` trains and validates on; an error for arguments of another type, missing splits or labels
     the config lacks."""
     TrainingConfig.check(config)
     Dataset.check(dataset)
     labels = _labels(config, dataset)
     train, validation, overlap = _training_splits(config, dataset)
-    return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap, backbone_folder)
+    return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
 
 
 def default_cache_dir() -> Path:

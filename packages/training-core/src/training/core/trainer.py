@@ -64,7 +64,7 @@ def train_model(
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
-    inputs = run_inputs(config, dataset, backbone_folder)
+    inputs = run_inputs(config, dataset)
     run = RunFolder(Path(output_dir))
     run.check_path()
     previous = previous_run(run, config, dataset, resume, ctx.world_size)
@@ -82,6 +82,7 @@ def train_model(
             cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
             resume=resume,
             resumable=resumable,
+            backbone_folder=backbone_folder,
         ).fit()
     finally:
         if handler is not None:
@@ -102,6 +103,7 @@ class _Trainer:
     cache_dir: Path
     resume: bool
     resumable: bool
+    backbone_folder: str | os.PathLike[str] | None
 
     def __post_init__(self) -> None:
         self.params, self.windowing = self.config.training, Windowing.of(self.config.model)
@@ -122,7 +124,7 @@ class _Trainer:
         params, ctx = self.params, self.ctx
         torch.manual_seed(params.seed)
         self.model, self.tokenizer = create_model_and_tokenizer(
-            self.config, labels=self.inputs.labels, backbone_folder=self.inputs.backbone_folder
+            self.config, labels=self.inputs.labels, backbone_folder=self.backbone_folder
         )
         self.model.to(ctx.device)
         if ctx.rank:  # same weights on every rank (DDP sends rank 0's), but each its own dropout masks
@@ -131,10 +133,8 @@ class _Trainer:
         self.validation_split = self._encode(self.inputs.validation, "validation")
         if any(truncated := (self.train_split.truncated_words, self.validation_split.truncated_words)):
             logger.warning("%d training and %d validation words fall outside every window", *truncated)
-        # A window without a labelled token (inside a very long word) has no loss to learn from: it is left out.
-        counts = [optimization.labelled_tokens(window) for window in self.train_split.windows]
-        self.windows = [window for window, count in zip(self.train_split.windows, counts, strict=True) if count]
-        self.window_tokens, self.unlabelled_windows = [count for count in counts if count], counts.count(0)
+        self.windows, self.window_tokens = optimization.labelled_windows(self.train_split.windows)
+        self.unlabelled_windows = len(self.train_split.windows) - len(self.windows)
         if self.unlabelled_windows:
             logger.warning("%d training windows hold no labelled token and are not trained on", self.unlabelled_windows)
         if not self.windows:

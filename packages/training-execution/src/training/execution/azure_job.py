@@ -32,7 +32,7 @@ RUNNER_COMMAND = (
     f"python -m training.execution.runner {JOB_FILE} --data ${{{{inputs.data}}}} --output ${{{{outputs.model}}}}"
 )
 # Added to a command whose job takes a local backbone folder as its input `backbone` (`backbone_input`).
-BACKBONE_ARGUMENT = " --backbone ${{inputs.backbone}}"
+BACKBONE_ARGUMENT = " --backbone-folder ${{inputs.backbone}}"
 OUTPUT_NAME = "model"
 AZURE_FOLDER = "azure"
 # What the runner imports: the distributions whose wheels the job's environment installs.

@@ -155,7 +155,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     parser.add_argument("--output", type=non_empty(str), help="output (run) folder, replacing the spec's output_dir")
     parser.add_argument(
-        "--backbone",
+        "--backbone-folder",
         type=non_empty(os.path.expanduser),
         help="the folder holding the files of the spec's local backbone (its config still names the original)",
     )
@@ -172,7 +172,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = JobSpec.load(args.job)
         updates = {"data_path": args.data, "output_dir": args.output}
         spec = spec.model_copy(update={key: value for key, value in updates.items() if value is not None})
-        run_job(spec, backbone_folder=args.backbone)
+        run_job(spec, backbone_folder=args.backbone_folder)
     except TrainingError as error:
         print(f"error: {error}", file=sys.stderr)
         return error.exit_code

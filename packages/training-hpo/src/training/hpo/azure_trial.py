@@ -161,11 +161,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--output", type=non_empty(Path), required=True, help="folder for the trial's runs and trial.json"
     )
     parser.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="a sampled value")
-    parser.add_argument("--backbone", type=non_empty(Path), help="the folder holding the local backbone's files")
+    parser.add_argument(
+        "--backbone-folder", type=non_empty(Path), help="the folder holding the files of the config's local backbone"
+    )
     args = parser.parse_args(argv)
     try:
         params = dict(_pair(text) for text in args.param)
-        record = run_azure_trial(args.spec, args.data, args.output, params, backbone_folder=args.backbone)
+        record = run_azure_trial(args.spec, args.data, args.output, params, backbone_folder=args.backbone_folder)
     except TrainingError as error:
         print(f"azure trial: error: {error}", file=sys.stderr)
         return error.exit_code
