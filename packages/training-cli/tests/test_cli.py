@@ -522,11 +522,32 @@ def test_predict_without_a_model_names_the_model_alone(cli, tmp_path: Path, argu
     assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == f"training predict: error: {missing}"
 
 
-def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize("texts", [("Maria Novak works at Spotify.",), ("--file", "texts.txt")], ids=["a text", "a file"])
+def test_predict_names_a_missing_model_alone_when_texts_follow_it(cli, tmp_path: Path, texts: tuple[str, ...]) -> None:
+    """A typo in the model's path, or a hub id, was followed by 'the model ... goes first, then the texts', though the
+    model came first and the texts after it."""
+    (tmp_path / "texts.txt").write_text("Maria Novak works at Spotify.\n")
+    completed = cli("predict", "runs/my-rnu", *texts, cwd=tmp_path, input="")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == ["training predict: error: runs/my-rnu: no such model folder"]
+
+
+def test_predict_refuses_a_folder_without_a_model_before_reading_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`training predict /tmp` with texts piped in waited for standard input to end, then said 'not a model folder'."""
+    from training.cli.main import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Maria Novak works at Spotify.\n"))
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "not a model folder" in capsys.readouterr().err and sys.stdin.tell() == 0  # nothing read
+
+
+def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, trained_run: Path, tmp_path: Path) -> None:
     """The file's lines were left untagged, silently, and the arguments alone tagged."""
     file = tmp_path / "texts.txt"
     file.write_text("Anna Kowalczyk works at Siemens.\n", encoding="utf-8")
-    completed = cli("predict", str(tmp_path), "Second text here.", "--file", str(file))
+    completed = cli("predict", str(trained_run), "Second text here.", "--file", str(file))
     assert (completed.returncode, completed.stderr) == (
         2,
         f"training predict: error: --file {file}: given with texts as arguments; pass the texts one way or the other\n",
