@@ -526,11 +526,34 @@ def test_predict_without_a_model_names_the_model_alone(cli, tmp_path: Path, argu
     assert completed.returncode == 2 and completed.stderr.splitlines()[-1] == f"training predict: error: {missing}"
 
 
-def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "texts", [("Maria Novak works at Spotify.",), ("--file", "texts.txt")], ids=["a text", "a file"]
+)
+def test_predict_names_a_missing_model_alone_when_texts_follow_it(cli, tmp_path: Path, texts: tuple[str, ...]) -> None:
+    """A typo in the model's path, or a hub id, was followed by 'the model ... goes first, then the texts', though the
+    model came first and the texts after it."""
+    (tmp_path / "texts.txt").write_text("Maria Novak works at Spotify.\n")
+    completed = cli("predict", "runs/my-rnu", *texts, cwd=tmp_path, input="")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == ["training predict: error: runs/my-rnu: no such model folder"]
+
+
+def test_predict_refuses_a_folder_without_a_model_before_reading_standard_input(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`training predict /tmp` with texts piped in waited for standard input to end, then said 'not a model folder'."""
+    from training.cli.main import main
+
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Maria Novak works at Spotify.\n"))
+    assert main(["predict", str(tmp_path)]) == 2
+    assert "not a model folder" in capsys.readouterr().err and sys.stdin.tell() == 0  # nothing read
+
+
+def test_predict_refuses_texts_given_both_as_arguments_and_in_a_file(cli, trained_run: Path, tmp_path: Path) -> None:
     """The file's lines were left untagged, silently, and the arguments alone tagged."""
     file = tmp_path / "texts.txt"
     file.write_text("Anna Kowalczyk works at Siemens.\n", encoding="utf-8")
-    completed = cli("predict", str(tmp_path), "Second text here.", "--file", str(file))
+    completed = cli("predict", str(trained_run), "Second text here.", "--file", str(file))
     assert (completed.returncode, completed.stderr) == (
         2,
         f"training predict: error: --file {file}: given with texts as arguments; pass the texts one way or the other\n",
@@ -613,14 +636,18 @@ def test_demo_refuses_an_output_that_is_or_lies_inside_a_file(cli, tmp_path: Pat
     ]
 
 
+# What the demo names as the makers of a file of its own names other than it writes it now, besides the user.
+OTHER_DEMO = "other --documents/--seed or by another version"
+
+
 def test_demo_refuses_an_output_holding_a_config_folder_it_did_not_write(cli, config_dir: Path, tmp_path: Path) -> None:
     """`training demo --output PROJECT` wrote its train.yaml and model file over PROJECT/configs."""
     shutil.copytree(config_dir, tmp_path / "configs")
     before = {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()}
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
-        f"training demo: error: {tmp_path / 'configs' / 'train.yaml'}: not as this demo writes it, and the demo would "
-        "replace it; choose another --output"
+        f"training demo: error: {tmp_path / 'configs' / 'train.yaml'}: not as this demo writes it (edited, or written "
+        f"with {OTHER_DEMO}), and the demo would replace it; choose another --output"
     ]
     assert {path: path.read_bytes() for path in (tmp_path / "configs").rglob("*") if path.is_file()} == before
 
@@ -645,8 +672,8 @@ def test_demo_refuses_to_replace_any_of_its_files_that_it_did_not_write(cli, tmp
     mine.write_text("mine\n")
     completed = cli("demo", "--fast", "--output", str(tmp_path))
     assert completed.returncode == 2 and completed.stderr.splitlines() == [
-        f"training demo: error: {mine}: not as this demo writes it, and the demo would replace it; "
-        "choose another --output"
+        f"training demo: error: {mine}: not as this demo writes it (edited, or written with {OTHER_DEMO}), and the "
+        "demo would replace it; choose another --output"
     ]
     assert [path for path in tmp_path.rglob("*") if path.is_file()] == [mine] and mine.read_text() == "mine\n"
 
@@ -659,7 +686,47 @@ def test_demo_takes_up_a_config_folder_it_began_with_the_same_settings(tmp_path:
     files = demo_files(PROFILES["fast"], seed=7)
     for written in (["corpus/train.jsonl"], [*files][:4]):
         write_demo_configs(tmp_path / "configs", {name: files[name] for name in written})
-        _check_config_folder(tmp_path, "fast", files, (PROFILES["fast"].documents, 7))
+        _check_config_folder(tmp_path, "fast", PROFILES["fast"], 7, files)
+
+
+def test_demo_takes_up_its_earlier_demo_with_another_trials(cli, tmp_path: Path) -> None:
+    """`training demo --trials 5` in the folder of a demo run with --trials 2 was refused as 'not as this demo writes
+    it': hpo/demo.yaml holds the budget, which is no setting of the study; the study goes on with the new one."""
+    from training.cli.commands.demo import PROFILES, _check_config_folder, demo_files, write_demo_configs
+
+    fast = PROFILES["fast"]
+    write_demo_configs(tmp_path / "configs", demo_files(fast.model_copy(update={"trials": 2}), seed=7))
+    more = fast.model_copy(update={"trials": 5})
+    _check_config_folder(tmp_path, "fast", more, 7, demo_files(more, seed=7))
+    hpo = tmp_path / "configs" / "hpo" / "demo.yaml"
+    hpo.write_text(hpo.read_text().replace("k_folds: 2", "k_folds: 4"))  # edited beyond its budget: the user's
+    completed = cli("demo", "--fast", "--trials", "5", "--output", str(tmp_path))
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {hpo}: not as this demo writes it (edited, or written with {OTHER_DEMO}), and the "
+        "demo would replace it; choose another --output"
+    ]
+
+
+def test_demo_names_the_command_that_goes_on_with_its_corpus_cut_short(cli, tmp_path: Path) -> None:
+    """A demo cut short once it wrote its corpus, run again with other --documents, blamed its own corpus on the user
+    ('not as this demo writes it'); the --documents are read back from the corpus, as from a finished demo."""
+    from training.cli.commands.demo import PROFILES, demo_files, write_demo_configs
+
+    out = tmp_path / "my demo"
+    files = demo_files(PROFILES["full"].model_copy(update={"documents": 60}), seed=12)
+    write_demo_configs(out / "configs", {name: text for name, text in files.items() if name.startswith("corpus/")})
+    before = {path: path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    completed = cli("demo", "--fast", "--seed", "12", "--output", str(out))
+    assert completed.returncode == 2 and completed.stderr.splitlines() == [
+        f"training demo: error: {out / 'configs'}: holds the corpus of a demo cut short; run `training demo --fast "
+        f"--documents 60 --seed 12 --output '{out}'` to go on with it, or choose another --output"
+    ]
+    other_seed = cli("demo", "--fast", "--documents", "60", "--output", str(out))  # its seed is not in the corpus
+    assert other_seed.returncode == 2 and other_seed.stderr.splitlines() == [
+        f"training demo: error: {out / 'configs' / 'corpus' / 'train.jsonl'}: not as this demo writes it (edited, or "
+        f"written with {OTHER_DEMO}), and the demo would replace it; choose another --output"
+    ]
+    assert {path: path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
 
 
 @pytest.mark.parametrize(
@@ -701,10 +768,12 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
     from training.cli.commands.demo import PROFILES, demo_files, write_demo_configs
 
     out = tmp_path / "demo"
-    # A demo cut short once its corpus was written, before its configs: begun again, not refused as a user's folder.
+    # A demo cut short once its corpus was written, before its configs: gone on with by the command it names.
     files = demo_files(PROFILES["fast"].model_copy(update={"documents": 60}), seed=7)
     write_demo_configs(out / "configs", {name: text for name, text in files.items() if name.startswith("corpus/")})
-    completed = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
+    go_on = _advised_command(cli("demo", "--fast", "--trials", "2", "--output", str(out)))
+    assert go_on == ["demo", "--fast", "--documents", "60", "--output", str(out)]
+    completed = cli(*go_on, "--trials", "2", "--json")
     assert completed.returncode == 0, completed.stderr[-3000:]
     summary = json.loads(completed.stdout)
     assert summary["lineage"]["study"]["study_name"] == "demo" and summary["lineage"]["study"]["trial_number"] in (0, 1)
@@ -713,8 +782,20 @@ def test_demo_runs_end_to_end_and_writes_its_reports(cli, tmp_path: Path) -> Non
         page = Path(summary["folders"][report])
         images = [page.parent / name for name in page.read_text().split('src="')[1:] for name in [name.split('"')[0]]]
         assert images and all(image.read_bytes()[:4] == b"\x89PNG" and image.stat().st_size > 5000 for image in images)
-    again = cli("demo", "--fast", "--documents", "60", "--trials", "2", "--output", str(out), "--json")
-    assert again.returncode == 0 and json.loads(again.stdout)["lineage"]["run_id"] == summary["lineage"]["run_id"]
+    # Finished, run again at the default size and budget: the command named goes on with a third trial.
+    go_on = _advised_command(cli("demo", "--fast", "--output", str(out)))
+    assert go_on == ["demo", "--fast", "--documents", "60", "--output", str(out)]
+    more = cli(*go_on, "--json")
+    assert more.returncode == 0, more.stderr[-3000:]
+    assert sorted(path.name for path in (out / "study" / "trials").iterdir()) == ["0", "1", "2"]
+    again, run_id = cli(*go_on, "--json"), json.loads(more.stdout)["lineage"]["run_id"]
+    assert again.returncode == 0 and json.loads(again.stdout)["lineage"]["run_id"] == run_id  # reused
+
+
+def _advised_command(refused: subprocess.CompletedProcess[str]) -> list[str]:
+    """The arguments of the `training demo ...` command a refused demo names to go on with its folder."""
+    assert refused.returncode == 2 and "to go on with it" in refused.stderr, refused.stderr
+    return shlex.split(refused.stderr.split("`")[1])[1:]
 
 
 @pytest.mark.parametrize("size", ["full", "fast"])

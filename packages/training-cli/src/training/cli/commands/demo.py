@@ -40,6 +40,8 @@ SAMPLES = (
     "Call Omar Haddad on +1-555-201-7788; he joined Siemens in March 2021.",
 )
 DEFAULT_SEED = 7
+_MAX_SENTENCES = 12
+_HPO_FILE = "hpo/demo.yaml"
 # What `write_corpus` writes for the splits of `generate_corpus`.
 _CORPUS_FILES = frozenset({"train.jsonl", "validation.jsonl", "test.jsonl"})
 
@@ -129,7 +131,7 @@ def run(args: argparse.Namespace) -> int:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
 
     files = demo_files(profile, args.seed)
-    _check_config_folder(out, size, files, (profile.documents, args.seed))
+    _check_config_folder(out, size, profile, args.seed, files)
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", files)
 
@@ -199,27 +201,38 @@ def run(args: argparse.Namespace) -> int:
 
 def _holds_demo(folder: Path, profile: Profile) -> bool:
     """Whether `folder` holds a file at each name `demo_files` gives for `profile` (an earlier demo of it, finished)."""
-    configs = ["train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", "hpo/demo.yaml"]
+    configs = ["train.yaml", f"model/{profile.model}.yaml", "data/resumes.yaml", _HPO_FILE]
     return all((folder / name).is_file() for name in [*(f"corpus/{name}" for name in _CORPUS_FILES), *configs])
 
 
-def _check_config_folder(out: Path, size: str, files: dict[str, str], settings: tuple[int, int]) -> None:
+def _check_config_folder(out: Path, size: str, profile: Profile, seed: int, files: dict[str, str]) -> None:
     """Refuse a config folder holding a file of `files` with other content than the demo writes there now: a user's
-    file, or one of an earlier demo of the other size or of other --documents or --seed (`settings`), which is named
-    with the command that goes on with it. Files as the demo writes them (an earlier run of the same demo, finished or
-    cut short) are written again unchanged, so that nothing the demo did not write is lost."""
+    file, or one of an earlier demo of the other size or of other --documents or --seed, which is named with the
+    command that goes on with it. Files as the demo writes them (an earlier run of the same demo, finished or cut
+    short, whatever its --trials) are written again, so that nothing the demo did not write is lost."""
     folder = out / "configs"
+    trials = _earlier_trials(folder / _HPO_FILE)
+    if trials is not None:  # the budget is no setting of the study: an earlier demo's is replaced by this --trials
+        files = {**files, _HPO_FILE: _hpo_config(profile.model_copy(update={"trials": trials}), seed).to_yaml()}
     clash = next((folder / name for name, text in files.items() if _replaces(folder / name, text)), None)
     if clash is None:
         return
+    settings = (profile.documents, seed)
     complete = [name for name in (size, *PROFILES) if _holds_demo(folder, PROFILES[name])]
-    earlier = _earlier_settings(folder) if complete else None
-    if not complete or (complete[0] == size and earlier in (None, settings)):  # a user's file, or an edited one
-        raise InputError(f"{clash}: not as this demo writes it, and the demo would replace it; choose another --output")
-    made = "with" if complete[0] == "fast" else "without"
+    if complete:
+        made, earlier = complete[0], _earlier_settings(folder)
+        demo = f"the demo of {PROFILES[made].backbone} made {'with' if made == 'fast' else 'without'} --fast"
+    else:  # a demo cut short after its corpus (the same at either size) is gone on with at this size
+        alone = all((folder / name).is_file() == name.startswith("corpus/") for name in files)
+        made, earlier = size, _corpus_settings(folder, seed) if alone else None
+        demo = "the corpus of a demo cut short"
+    if made == size and earlier in (None, settings):  # a user's file, an edited one, or another version's
+        raise InputError(
+            f"{clash}: not as this demo writes it (edited, or written with other --documents/--seed or by another "
+            "version), and the demo would replace it; choose another --output"
+        )
     raise InputError(
-        f"{folder}: holds the demo of {PROFILES[complete[0]].backbone} made {made} --fast; "
-        f"run {_go_on_command(out, complete[0], earlier)} to go on with it, or choose another --output"
+        f"{folder}: holds {demo}; run {_go_on_command(out, made, earlier)} to go on with it, or choose another --output"
     )
 
 
@@ -231,13 +244,39 @@ def _replaces(path: Path, text: str) -> bool:
 def _earlier_settings(folder: Path) -> tuple[int, int] | None:
     """The --documents and --seed of the demo that wrote the config folder `folder`, read back from its corpus and
     train.yaml; None where they are not as the demo wrote them."""
-    documents = sum(len((folder / "corpus" / name).read_bytes().splitlines()) for name in _CORPUS_FILES)
+    documents = _corpus_documents(folder)
     try:
         training = load_yaml_mapping(folder / "train.yaml").get("training")
     except ConfigError:
         return None
     seed = training.get("seed") if isinstance(training, dict) else None
     return (documents, seed) if documents >= 3 and isinstance(seed, int) else None
+
+
+def _corpus_settings(folder: Path, seed: int) -> tuple[int, int] | None:
+    """The --documents and --seed (`seed`) of the demo that wrote the corpus of the config folder `folder`, read back
+    from its lines; None where the demo with them would not write it."""
+    if (documents := _corpus_documents(folder)) < 3:
+        return None
+    from data.generate import corpus_files, generate_corpus
+
+    corpus = corpus_files(generate_corpus(documents, seed=seed, max_sentences=_MAX_SENTENCES))
+    written = all((folder / "corpus" / name).read_bytes() == text.encode("utf-8") for name, text in corpus.items())
+    return (documents, seed) if written else None
+
+
+def _corpus_documents(folder: Path) -> int:
+    """How many documents the corpus of the config folder `folder` holds: one a line of each split."""
+    return sum(len((folder / "corpus" / name).read_bytes().splitlines()) for name in _CORPUS_FILES)
+
+
+def _earlier_trials(path: Path) -> int | None:
+    """The sweep budget of the demo's HPO config at `path` as an earlier demo wrote it; None where there is none."""
+    try:
+        trials = load_yaml_mapping(path).get("n_trials") if path.is_file() else None
+    except ConfigError:
+        return None
+    return trials if type(trials) is int and trials >= 1 else None
 
 
 def _go_on_command(out: Path, size: str, settings: tuple[int, int] | None) -> str:
@@ -259,8 +298,8 @@ def demo_files(profile: Profile, seed: int) -> dict[str, str]:
     then the configs."""
     from data.generate import corpus_files, generate_corpus
 
-    corpus = corpus_files(generate_corpus(profile.documents, seed=seed, max_sentences=12))
-    low, high = profile.learning_rates
+    corpus = corpus_files(generate_corpus(profile.documents, seed=seed, max_sentences=_MAX_SENTENCES))
+    low = profile.learning_rates[0]
     model = ModelConfig(
         name=profile.model, backbone=profile.backbone, max_length=profile.max_length, stride=profile.stride
     )
@@ -268,7 +307,20 @@ def demo_files(profile: Profile, seed: int) -> dict[str, str]:
     training = OptimizationConfig(
         learning_rate=low, num_epochs=profile.epochs[0], batch_size=16, warmup_ratio=0.1, seed=seed
     )
-    hpo = HPOConfig(
+    train = {"backbone": model.name, "data": data.name, "training": training.model_dump(mode="json")}
+    return {
+        **{f"corpus/{name}": text for name, text in corpus.items()},
+        "train.yaml": dump_yaml(train),
+        f"model/{model.name}.yaml": model.to_yaml(),
+        f"data/{data.name}.yaml": data.to_yaml(),
+        _HPO_FILE: _hpo_config(profile, seed).to_yaml(),
+    }
+
+
+def _hpo_config(profile: Profile, seed: int) -> HPOConfig:
+    """The demo's sweep (`hpo/demo.yaml`): its budget, sampler and search space."""
+    low, high = profile.learning_rates
+    return HPOConfig(
         name="demo",
         k_folds=profile.folds,
         n_trials=profile.trials,
@@ -280,14 +332,6 @@ def demo_files(profile: Profile, seed: int) -> dict[str, str]:
             "warmup_ratio": Uniform(type="uniform", low=0.0, high=0.2),
         },
     )
-    train = {"backbone": model.name, "data": data.name, "training": training.model_dump(mode="json")}
-    return {
-        **{f"corpus/{name}": text for name, text in corpus.items()},
-        "train.yaml": dump_yaml(train),
-        f"model/{model.name}.yaml": model.to_yaml(),
-        f"data/{data.name}.yaml": data.to_yaml(),
-        f"hpo/{hpo.name}.yaml": hpo.to_yaml(),
-    }
 
 
 def write_demo_configs(folder: Path, files: dict[str, str]) -> Path:

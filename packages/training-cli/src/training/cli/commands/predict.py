@@ -12,7 +12,7 @@ from data.formats import HALF_SURROGATE, LINE_BREAK
 from data.text_files import decode_text, read_text
 from training.cli.commands.common import positive_int
 from training.cli.output import print_table
-from training.cli.run_paths import load_predictor
+from training.cli.run_paths import load_predictor, predictor_folder
 from training.common.errors import InputError
 
 
@@ -73,11 +73,13 @@ _LINE_BREAKS_ESCAPED = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\
 def run(args: argparse.Namespace) -> int:
     import json
 
-    if not args.model.exists():  # a lone text is taken for the model: said so before standard input is waited on
-        raise InputError(
-            f"{args.model}: no such model folder; the model (a run folder, its model/ folder or an exported folder) "
-            "goes first, then the texts"
-        )
+    # A missing model, or a folder holding none, is refused before standard input is waited on.
+    if not args.model.exists():
+        hint = "; the model (a run folder, its model/ folder or an exported folder) goes first, then the texts"
+        if args.text or args.file:  # else a lone text may have been taken for the model
+            hint = ""
+        raise InputError(f"{args.model}: no such model folder{hint}")
+    predictor_folder(args.model, quantized=args.quantized)
     texts = _texts(args)
     predictor, _, _ = load_predictor(args.model, args.batch_size, quantized=args.quantized)
     results = predictor(texts)
