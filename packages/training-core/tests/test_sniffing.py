@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from data.columns import Columns
 from data.sniffing import content_format, own_format
 from data.text_files import HEAD_BYTES
 
@@ -38,3 +42,20 @@ def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> N
     (tmp_path / "test.conll").write_text("Anna\tB-PER\n", encoding="utf-8")
     assert own_format(tmp_path, "tokens") == "auto"
     assert own_format(tmp_path, "auto") == "auto"
+
+
+@pytest.mark.parametrize("format", ["spans", "tokens"])
+def test_a_record_holding_both_formats_keeps_the_run_s(tmp_path: Path, format: str) -> None:
+    """A tokens run on records that keep their text and annotations beside tokens and tags read its own data as
+    spans: a refit refused it as other data, evaluate switched. Such a record reads in either, so the run's stays."""
+    both = {"text": "Anna works", "annotations": [[0, 4, "PER"]], "tokens": ["Anna", "works"], "tags": ["B-PER", "O"]}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(both) + "\n", encoding="utf-8")
+    assert content_format(path, format=format) == own_format(path, format, other_data=False) == format
+    assert own_format(path, "conll") == "spans"  # a CoNLL run reads no JSON: the record shows spans, as detected
+    named = {"text": "Anna works", "annotations": [], "toks": ["Anna", "works"], "bio": ["B-PER", "O"]}
+    path.write_text(json.dumps(named) + "\n", encoding="utf-8")
+    assert own_format(path, format, Columns("toks", "bio", inherited=True), other_data=False) == format
+    untagged = {"text": "Anna works", "annotations": [], "tokens": ["Anna", "works"]}  # no tags: no token record
+    path.write_text(json.dumps(untagged) + "\n", encoding="utf-8")
+    assert own_format(path, "tokens") == "spans"
