@@ -24,24 +24,34 @@ def test_a_file_s_format_is_told_by_its_start_alone(tmp_path: Path) -> None:
     array = tmp_path / "tokens.json"
     array.write_text('\ufeff [{"tokens": ["Anna"], "tags": ["B-PER"]}, ' + "x" * 2 * HEAD_BYTES, encoding="utf-8")
     assert content_format(array) == "tokens"
-    cut = tmp_path / "long"  # a first record past the start shows nothing
-    cut.write_text('{"text": "' + "x" * HEAD_BYTES + '", "annotations": []}\n', encoding="utf-8")
-    assert content_format(cut) is None
     assert content_format(tmp_path / "missing") is None
+    blank = tmp_path / "blank"
+    blank.write_text("\n \n", encoding="utf-8")
+    assert content_format(blank) is None
 
 
-def test_a_token_in_brackets_is_no_json(tmp_path: Path) -> None:
-    path = tmp_path / "train"
-    path.write_text("[\tO\nAnna\tB-PER\n", encoding="utf-8")
-    assert content_format(path) == "conll"
-    assert own_format(path, "spans") == "conll"
+def test_a_first_record_past_the_start_is_read_on(tmp_path: Path) -> None:
+    """A first record longer than the start showed nothing, so a CoNLL run read a long document's JSON lines as CoNLL
+    (`tag '"PER"]]}' is malformed`); the file is read on until that record ends."""
+    text = "word " * HEAD_BYTES + "Anna"
+    long = tmp_path / "train.jsonl"
+    long.write_text(json.dumps({"text": text, "annotations": [[len(text) - 4, len(text), "PER"]]}) + "\n" + "x" * 9)
+    assert content_format(long) == "spans"
+    assert own_format(long, "conll") == "spans"
+    array = tmp_path / "train.json"
+    array.write_text(json.dumps([{"tokens": ["word"] * HEAD_BYTES, "tags": ["O"] * HEAD_BYTES}]), encoding="utf-8")
+    assert own_format(array, "spans") == "tokens"
 
 
-def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> None:
-    (tmp_path / "train.jsonl").write_text('{"text": "Anna", "annotations": []}\n', encoding="utf-8")
-    (tmp_path / "test.conll").write_text("Anna\tB-PER\n", encoding="utf-8")
-    assert own_format(tmp_path, "tokens") == "auto"
-    assert own_format(tmp_path, "auto") == "auto"
+def test_a_start_that_is_no_json_is_conll(tmp_path: Path) -> None:
+    """Few-NERD's own `train.txt` (bare types: `Paul person-artist/author`) shows no CoNLL tag, so a spans run kept
+    its format and read it as JSON (`invalid JSON`); a start that is not JSON is CoNLL, whatever its first tags."""
+    fewnerd = tmp_path / "fewnerd"
+    fewnerd.mkdir()
+    for name in ("train", "dev", "test"):
+        (fewnerd / f"{name}.txt").write_text("Paul\tperson-artist/author\nlives\tO\n", encoding="utf-8")
+    assert content_format(fewnerd / "train.txt") == "conll"
+    assert own_format(fewnerd, "spans") == own_format(fewnerd, "tokens") == "conll"
 
 
 @pytest.mark.parametrize("format", ["spans", "tokens"])
@@ -59,3 +69,17 @@ def test_a_record_holding_both_formats_keeps_the_run_s(tmp_path: Path, format: s
     untagged = {"text": "Anna works", "annotations": [], "tokens": ["Anna", "works"]}  # no tags: no token record
     path.write_text(json.dumps(untagged) + "\n", encoding="utf-8")
     assert own_format(path, "tokens") == "spans"
+
+
+def test_a_token_in_brackets_is_no_json(tmp_path: Path) -> None:
+    path = tmp_path / "train"
+    path.write_text("[\tO\nAnna\tB-PER\n", encoding="utf-8")
+    assert content_format(path) == "conll"
+    assert own_format(path, "spans") == "conll"
+
+
+def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> None:
+    (tmp_path / "train.jsonl").write_text('{"text": "Anna", "annotations": []}\n', encoding="utf-8")
+    (tmp_path / "test.conll").write_text("Anna\tB-PER\n", encoding="utf-8")
+    assert own_format(tmp_path, "tokens") == "auto"
+    assert own_format(tmp_path, "auto") == "auto"

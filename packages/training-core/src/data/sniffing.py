@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from pathlib import Path
 
 from data.columns import Columns
 from data.formats import conll_text, json_format
 from data.hf_datasets import is_datasets_input
 from data.split_names import split_files
-from data.text_files import read_head
+from data.text_files import HEAD_BYTES, read_head
 from training.common.errors import DataError, InputError
 
 
@@ -38,15 +37,23 @@ def own_format(
 
 
 def content_format(file: Path, columns: Columns = Columns(), format: str = "auto") -> str | None:
-    """`format` (spans, tokens) where the first JSON record of `file` holds its keys (a token record may keep a text
-    and annotations beside), else `spans` or `tokens` as `detect_format` tells them, `conll` where its first line is a
-    token line, else None (no such file, or a start that shows neither); only the file's start is read."""
+    """The format the start of `file` shows: `format` (spans, tokens) where the first JSON record holds its keys (a
+    token record may keep a text and annotations beside), else `spans` or `tokens` as `detect_format` tells them;
+    `conll` for any other start but a blank one (JSON starts with `{` or `[`, as a CoNLL token `[` may); None for no
+    such file, or a blank start. A first record cut where the start ends is read on until it completes."""
     if not file.is_file():
         return None
-    text = read_head(file)
-    if text.lstrip(" \t\r\n")[:1] in ("{", "["):
-        # A first record cut at the head's end (or invalid JSON, or a CoNLL token `[`) shows no JSON format here; the
-        # load that follows reads the whole file and names what is wrong with it.
-        with suppress(DataError):
+    size = HEAD_BYTES
+    while True:
+        text = read_head(file, size)
+        start = text.lstrip(" \t\r\n")[:1]
+        if not start:
+            return None
+        if start not in ("{", "["):
+            return "conll"
+        try:
             return json_format(file, text, columns, format)
-    return "conll" if conll_text(text) else None
+        except DataError:
+            if file.stat().st_size <= size:  # invalid JSON, or a CoNLL token `[`: the load names what is wrong
+                return "conll" if conll_text(text) else None
+            size *= 2
