@@ -145,14 +145,17 @@ def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_ru
         evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json", *chosen)
         assert evaluated.returncode == 0, evaluated.stderr
         assert json.loads(evaluated.stdout)["num_documents"] == 2
-    untold = tmp_path / "untold.conll"  # a first line with no tag: nothing shows its format, the run's reads it
-    untold.write_text("Anna person\nworks O\n")
+    untold = tmp_path / "untold.conll"  # a first record cut short: nothing shows its format, the run's reads it
+    untold.write_text('{"text": "Anna works"\n')
     default = cli("evaluate", str(trained_run), "--data-path", str(untold))
     assert default.returncode == 2 and f"{untold}:1: invalid JSON" in default.stderr
     assert default.stderr.rstrip().endswith("(read as spans, the run's data.format; --format auto detects it)")
     spans = tmp_path / "held-out.data"  # a suffix that tells no format
     spans.write_text('{"text": "Anna works at Siemens", "annotations": [[0, 4, "PERSON"]]}\n', encoding="utf-8")
     assert cli("evaluate", str(trained_run), "--data-path", str(spans)).returncode == 0
+    given = cli("evaluate", str(trained_run), "--data-path", str(spans), "--format", "tokens")  # kept, not sniffed
+    assert given.returncode == 2, given.stderr
+    assert given.stderr.startswith(f"training evaluate: error: {spans}:1: a token record needs one of ['tokens', ")
     report = ("report", str(trained_run), "--data-path", str(data), "--output", str(tmp_path / "report"))
     reported = cli(*report, "--format", "auto")
     assert reported.returncode == 0, reported.stderr

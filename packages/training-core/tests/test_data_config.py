@@ -101,6 +101,18 @@ def test_other_data_is_read_in_its_own_format(tmp_path: Path) -> None:
         DataConfig(name="sweep", format="conll").for_data(str(jsonl), other_data=False)
 
 
+def test_a_format_given_is_kept_whatever_the_content(tmp_path: Path) -> None:
+    """evaluate's `--format tokens` on span records was refused as the sweep's own data showing another format: a
+    format given is kept (the load names what does not read in it), only the columns that data takes are."""
+    spans = tmp_path / "spans.jsonl"
+    spans.write_text('{"text": "Anna works", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    run = DataConfig(name="sweep", format="spans", columns={"tokens": 1, "tags": 2})
+    given = run.for_data(str(spans), format="tokens")
+    assert (given.format, given.columns) == ("tokens", DataColumns())
+    with pytest.raises(DataError, match=r"spans\.jsonl:1: a token record needs one of \['tokens', 'words'\]"):
+        given.load(inherited=True)
+
+
 def test_labels_holding_a_bar_are_refused() -> None:
     """A tag of type `LOC|GPE` is refused ('|' joins the tags of nested entities); `data.labels` naming it was not."""
     with pytest.raises(ValueError, match=r"labels: 'LOC\|GPE' has '\|', which joins types and no type holds"):

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
+import pytest
+
+from data.columns import Columns
 from data.sniffing import content_format, own_format
 from data.text_files import HEAD_BYTES
 
@@ -20,10 +24,51 @@ def test_a_file_s_format_is_told_by_its_start_alone(tmp_path: Path) -> None:
     array = tmp_path / "tokens.json"
     array.write_text('\ufeff [{"tokens": ["Anna"], "tags": ["B-PER"]}, ' + "x" * 2 * HEAD_BYTES, encoding="utf-8")
     assert content_format(array) == "tokens"
-    cut = tmp_path / "long"  # a first record past the start shows nothing
-    cut.write_text('{"text": "' + "x" * HEAD_BYTES + '", "annotations": []}\n', encoding="utf-8")
-    assert content_format(cut) is None
     assert content_format(tmp_path / "missing") is None
+    blank = tmp_path / "blank"
+    blank.write_text("\n \n", encoding="utf-8")
+    assert content_format(blank) is None
+
+
+def test_a_first_record_past_the_start_is_read_on(tmp_path: Path) -> None:
+    """A first record longer than the start showed nothing, so a CoNLL run read a long document's JSON lines as CoNLL
+    (`tag '"PER"]]}' is malformed`); the file is read on until that record ends."""
+    text = "word " * HEAD_BYTES + "Anna"
+    long = tmp_path / "train.jsonl"
+    long.write_text(json.dumps({"text": text, "annotations": [[len(text) - 4, len(text), "PER"]]}) + "\n" + "x" * 9)
+    assert content_format(long) == "spans"
+    assert own_format(long, "conll") == "spans"
+    array = tmp_path / "train.json"
+    array.write_text(json.dumps([{"tokens": ["word"] * HEAD_BYTES, "tags": ["O"] * HEAD_BYTES}]), encoding="utf-8")
+    assert own_format(array, "spans") == "tokens"
+
+
+def test_a_start_that_is_no_json_is_conll(tmp_path: Path) -> None:
+    """Few-NERD's own `train.txt` (bare types: `Paul person-artist/author`) shows no CoNLL tag, so a spans run kept
+    its format and read it as JSON (`invalid JSON`); a start that is not JSON is CoNLL, whatever its first tags."""
+    fewnerd = tmp_path / "fewnerd"
+    fewnerd.mkdir()
+    for name in ("train", "dev", "test"):
+        (fewnerd / f"{name}.txt").write_text("Paul\tperson-artist/author\nlives\tO\n", encoding="utf-8")
+    assert content_format(fewnerd / "train.txt") == "conll"
+    assert own_format(fewnerd, "spans") == own_format(fewnerd, "tokens") == "conll"
+
+
+@pytest.mark.parametrize("format", ["spans", "tokens"])
+def test_a_record_holding_both_formats_keeps_the_run_s(tmp_path: Path, format: str) -> None:
+    """A tokens run on records that keep their text and annotations beside tokens and tags read its own data as
+    spans: a refit refused it as other data, evaluate switched. Such a record reads in either, so the run's stays."""
+    both = {"text": "Anna works", "annotations": [[0, 4, "PER"]], "tokens": ["Anna", "works"], "tags": ["B-PER", "O"]}
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps(both) + "\n", encoding="utf-8")
+    assert content_format(path, format=format) == own_format(path, format, other_data=False) == format
+    assert own_format(path, "conll") == "spans"  # a CoNLL run reads no JSON: the record shows spans, as detected
+    named = {"text": "Anna works", "annotations": [], "toks": ["Anna", "works"], "bio": ["B-PER", "O"]}
+    path.write_text(json.dumps(named) + "\n", encoding="utf-8")
+    assert own_format(path, format, Columns("toks", "bio", inherited=True), other_data=False) == format
+    untagged = {"text": "Anna works", "annotations": [], "tokens": ["Anna", "works"]}  # no tags: no token record
+    path.write_text(json.dumps(untagged) + "\n", encoding="utf-8")
+    assert own_format(path, "tokens") == "spans"
 
 
 def test_a_token_in_brackets_is_no_json(tmp_path: Path) -> None:

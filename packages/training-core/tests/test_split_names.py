@@ -105,6 +105,22 @@ def test_a_train_word_beside_files_named_by_a_split_alone_is_named_in_the_error(
     with pytest.raises(DataError) as raised:
         split_files(tmp_path)
     assert str(raised.value) == (
-        f"{tmp_path}: no train file; NER-de-train.tsv holds the word train, but a split word inside a name is read "
-        "only where no file is named by a split alone (dev.tsv, test.tsv): rename NER-de-train.tsv to train.tsv"
+        f"{tmp_path}: no train file; a split word inside a name is read only where no file is named by a split alone "
+        "(dev.tsv, test.tsv): rename NER-de-train.tsv to train.tsv"
     )
+
+
+def test_the_rename_hint_names_every_split_word_file_and_no_hidden_one(tmp_path: Path) -> None:
+    """The hint named an editor's swap file (`rename .NER-de-train.tsv.swp to train.swp`), and only a train file:
+    renamed, NER-de-dev.tsv beside it was still left unread."""
+    germeval = folder(tmp_path / "germeval", ".NER-de-train.tsv.swp", "NER-de-train.tsv", "NER-de-dev.tsv", "test.tsv")
+    expected = r"\(test\.tsv\): rename NER-de-train\.tsv to train\.tsv, NER-de-dev\.tsv to dev\.tsv$"
+    with pytest.raises(DataError, match=expected):
+        split_files(germeval)
+    two = folder(tmp_path / "two", "train-fixed.tsv", "train-orig.tsv", "eng.testa", "test.tsv")
+    expected = r"\(eng\.testa, test\.tsv\): rename train-fixed\.tsv or train-orig\.tsv to train\.tsv$"
+    with pytest.raises(DataError, match=expected):
+        split_files(two)
+    hidden = folder(tmp_path / "hidden", ".train.tsv.swp", "dev.tsv", "test.tsv")
+    with pytest.raises(DataError, match=r"no train file; expected files named train"):
+        split_files(hidden)

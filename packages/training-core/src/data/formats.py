@@ -79,13 +79,15 @@ def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
     return json_format(path, text, columns)
 
 
-def json_format(path: Path, text: str, columns: Columns = Columns()) -> str:
+def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str = "auto") -> str:
     """`spans` or `tokens`, as the first record of `text` (JSON, the contents of `path`) has the keys of one (a token
-    record's by the keys `columns` names, if any)."""
+    record's by the keys `columns` names, if any): `kept` (a run's format) wherever it has that one's."""
     for record in _json_records(path, text):
         fields = record.fields
         words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
         tagged = words in fields and columns.tag_key(fields) in fields
+        if (kept == "tokens" and tagged) or (kept == "spans" and "text" in fields and "annotations" in fields):
+            return kept
         # Dataset exports often keep a token record's sentence as `text` beside its tokens and tags; other records
         # with a `text` (Prodigy's keep token objects beside their spans) are read as spans, unless keys are named.
         if "text" in fields and ("annotations" in fields or not tagged) and not (columns.named and words in fields):

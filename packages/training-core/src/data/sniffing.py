@@ -3,30 +3,29 @@
 from __future__ import annotations
 
 import os
-from contextlib import suppress
 from pathlib import Path
 
 from data.columns import Columns
 from data.formats import conll_text, json_format
 from data.hf_datasets import is_datasets_input
 from data.split_names import split_files
-from data.text_files import read_head
+from data.text_files import HEAD_BYTES, read_head
 from training.common.errors import DataError, InputError
 
 
 def own_format(
     data_asset: str | os.PathLike[str], format: str, columns: Columns = Columns(), other_data: bool = True
 ) -> str:
-    """The format a run's `format` reads other data at `data_asset` in: that one, unless its files' content shows
-    another (JSON lines after a CoNLL run, spans after a tokens run, CoNLL after a JSON one); then the one they show,
-    or auto where they show two (token records by the keys `columns` names, if any). A suffix alone changes nothing:
-    JSON lines saved as `.txt` read as spans stay so. Not `other_data` (the run's own, as said), such content is an
-    `InputError`."""
+    """The format a run's `format` reads other data at `data_asset` in: that one, unless a file's first record cannot
+    be read in it (JSON lines after a CoNLL run, span records after a tokens run, CoNLL after a JSON one); then the one
+    they show, or auto where they show two (token records by the keys `columns` names, if any). Token records with a
+    text and annotations beside read in either. A suffix alone changes nothing: JSON lines saved as `.txt` read as
+    spans stay so. Not `other_data` (the run's own, as said), such content is an `InputError`."""
     if format == "auto" or is_datasets_input(data_asset):
         return format
     path = Path(data_asset)
     files = split_files(path).values() if path.is_dir() else [path]
-    shown = {content_format(file, columns) for file in files} - {None}
+    shown = {content_format(file, columns, format) for file in files} - {None}
     if shown <= {format}:
         return format
     if not other_data:
@@ -37,15 +36,24 @@ def own_format(
     return shown.pop() if len(shown) == 1 else "auto"
 
 
-def content_format(file: Path, columns: Columns = Columns()) -> str | None:
-    """`spans` or `tokens` by the first JSON record of `file` (as `detect_format` tells them), `conll` where its first
-    line is a token line, else None (no such file, or a start that shows neither); only the file's start is read."""
+def content_format(file: Path, columns: Columns = Columns(), format: str = "auto") -> str | None:
+    """The format the start of `file` shows: `format` (spans, tokens) where the first JSON record holds its keys (a
+    token record may keep a text and annotations beside), else `spans` or `tokens` as `detect_format` tells them;
+    `conll` for any other start but a blank one (JSON starts with `{` or `[`, as a CoNLL token `[` may); None for no
+    such file, or a blank start. A first record cut where the start ends is read on until it completes."""
     if not file.is_file():
         return None
-    text = read_head(file)
-    if text.lstrip(" \t\r\n")[:1] in ("{", "["):
-        # A first record cut at the head's end (or invalid JSON, or a CoNLL token `[`) shows no JSON format here; the
-        # load that follows reads the whole file and names what is wrong with it.
-        with suppress(DataError):
-            return json_format(file, text, columns)
-    return "conll" if conll_text(text) else None
+    size = HEAD_BYTES
+    while True:
+        text = read_head(file, size)
+        start = text.lstrip(" \t\r\n")[:1]
+        if not start:
+            return None
+        if start not in ("{", "["):
+            return "conll"
+        try:
+            return json_format(file, text, columns, format)
+        except DataError:
+            if file.stat().st_size <= size:  # invalid JSON, or a CoNLL token `[`: the load names what is wrong
+                return "conll" if conll_text(text) else None
+            size *= 2

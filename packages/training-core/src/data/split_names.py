@@ -55,12 +55,12 @@ def split_files(folder: Path) -> dict[str, Path]:
                 "other out)"
             )
         found[split] = file
-    inside = next((file for file in files if alone and _splits_inside(file) == {"train"}), None)
-    if "train" not in found and inside is not None:  # NER-de-train.tsv beside dev.tsv and test.tsv
+    renames = _renames(files, found) if alone else {}
+    if "train" not in found and any(split == "train" for split, _ in renames):  # NER-de-train.tsv beside dev.tsv
+        to = ", ".join(f"{' or '.join(names)} to {name}" for (_, name), names in renames.items())
         raise DataError(
-            f"{folder}: no train file; {inside.name} holds the word train, but a split word inside a name is read only "
-            f"where no file is named by a split alone ({', '.join(file.name for file in found.values())}): rename "
-            f"{inside.name} to train{inside.suffix}"
+            f"{folder}: no train file; a split word inside a name is read only where no file is named by a split alone "
+            f"({', '.join(file.name for file in found.values())}): rename {to}"
         )
     if "train" not in found:
         raise DataError(
@@ -80,6 +80,20 @@ def _split_inside(folder: Path, file: Path) -> str | None:
             f"{folder}: {file.name} names two splits ({', '.join(words)}); rename it after one split, or move it out"
         )
     return next(iter(splits), None)
+
+
+def _renames(files: list[Path], found: Mapping[str, Path]) -> dict[tuple[str, str], list[str]]:
+    """The files not hidden (an editor's `.NER-de-train.tsv.swp`) whose names hold one split word (`NER-de-dev.tsv`)
+    for a split not `found`, by that split and the name to give them (`dev.tsv`: the word, where it names the split
+    alone), in our split order."""
+    renames: dict[tuple[str, str], list[str]] = {}
+    for file in files:
+        splits = _splits_inside(file)
+        if file.name.startswith(".") or len(splits) != 1 or splits <= found.keys():
+            continue
+        split, word = splits.pop(), next(word for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS)
+        renames.setdefault((split, f"{word if word in SPLIT_ALIASES else split}{file.suffix}"), []).append(file.name)
+    return dict(sorted(renames.items(), key=lambda item: SPLIT_ORDER.index(item[0][0])))
 
 
 def _splits_inside(file: Path) -> set[str]:

@@ -45,11 +45,11 @@ def decode_text(raw: bytes, where: str) -> str:
     return text
 
 
-def read_head(path: Path) -> str:
-    """The text of the first `HEAD_BYTES` of the file at `path`: a character cut there is left out, and bytes that
+def read_head(path: Path, size: int = HEAD_BYTES) -> str:
+    """The text of the first `size` bytes of the file at `path`: a character cut there is left out, and bytes that
     are not UTF-8 are replaced (reading the whole file names them)."""
     decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
-    return decoder.decode(_read_bytes(path, HEAD_BYTES), final=False)
+    return decoder.decode(_read_bytes(path, size), final=False)
 
 
 def _read_bytes(path: Path, size: int = -1) -> bytes:

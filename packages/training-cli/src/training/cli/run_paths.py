@@ -69,8 +69,7 @@ def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None)
     run's, and the run's columns it takes), in `data_format` when given."""
     config = run_config(model_dir)
     if config is not None:
-        run = config.data.model_copy(update={"format": data_format}) if data_format else config.data
-        data = run.for_data(data_path, other_data=not data_format)  # a format given is kept
+        data = config.data.for_data(data_path, format=data_format)  # a format given is kept, the content not read
         try:
             return data.load(inherited=True)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose

@@ -142,14 +142,14 @@ class DataConfig(Section):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
-    def for_data(self, path: str, *, other_data: bool = True) -> DataConfig:
-        """This section reading the data at `path` (a refit's, an evaluation's) as the run records it: the columns that
-        data does not take are reset, and the format as `own_format` reads it (`other_data` or the sweep's own)."""
+    def for_data(self, path: str, *, other_data: bool = True, format: str | None = None) -> DataConfig:
+        """This section reading the data at `path` (a refit's, an evaluation's), the columns that data does not take
+        reset, in `format` where one is given, else as `own_format` reads it (`other_data` or the sweep's own)."""
         from data.columns import Columns
         from data.loaders import columns_taken
         from data.sniffing import own_format
 
-        format = own_format(path, self.format, Columns(self.columns.tokens, self.columns.tags, True), other_data)
+        format = format or own_format(path, self.format, Columns(**dict(self.columns), inherited=True), other_data)
         positions, names = columns_taken(path, format)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
