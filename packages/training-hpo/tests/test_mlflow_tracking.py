@@ -310,7 +310,8 @@ def test_a_resume_of_a_sweep_tracked_with_a_password_asks_for_the_uri(
     study_dir.mkdir()
     study = optuna.create_study(study_name="secret-uri", storage=storage, direction="maximize")
     record = sweep_record(tiny_config, quick_settings("secret-uri"), storage)
-    record.model_copy(update={"mlflow_uri": "http://me:***@127.0.0.1:9", "data_path": "data"}).save(study)
+    data = {"data_path": tiny_config.data.path, "dataset_fingerprint": tiny_config.data.load().fingerprint}
+    record.model_copy(update={"mlflow_uri": "http://me:***@127.0.0.1:9", **data}).save(study)
     with pytest.raises(InputError, match=r"^tracking URI 'http://me:\*\*\*@127.0.0.1:9': the password is not stored"):
         resume_hpo_sweep(storage=storage, study_name="secret-uri", isolation="inprocess")
 
