@@ -100,10 +100,8 @@ def test_a_folder_of_no_split_names_is_refused_naming_what_is_read(tmp_path: Pat
 def test_a_train_word_beside_files_named_by_a_split_alone_is_named_in_the_error(tmp_path: Path) -> None:
     """NER-de-train.tsv beside dev.tsv and test.tsv: the error named NER-de-train.tsv as an example of a name it reads,
     the file it had just skipped; it says why and which name to give it."""
-    for name in ("NER-de-train.tsv", "dev.tsv", "test.tsv"):
-        (tmp_path / name).write_text("Anna\tB-PER\n", encoding="utf-8")
     with pytest.raises(DataError) as raised:
-        split_files(tmp_path)
+        split_files(folder(tmp_path, "NER-de-train.tsv", "dev.tsv", "test.tsv"))
     assert str(raised.value) == (
         f"{tmp_path}: no train file; a split word inside a name is read only where no file is named by a split alone "
         "(dev.tsv, test.tsv): rename NER-de-train.tsv to train.tsv"

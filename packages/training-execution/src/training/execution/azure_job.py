@@ -21,7 +21,7 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
 from training.config.execution import AZURE_ASSET, AzureConfig, is_local
 from training.config.schema import TrainingConfig
-from training.core.backbones import ALIASES
+from training.core.backbones import ALIASES, local_backbone
 from training.execution.azure_client import AzureClient, create_azure_client, staging_folder
 from training.execution.azure_environment import job_environment
 from training.execution.handle import JobHandle, JobStatus, PreparedJob
@@ -62,33 +62,27 @@ def data_input(data_path: str) -> Input:
     return Input(type="uri_file" if local.is_file() else "uri_folder", path=str(local.resolve()))
 
 
-def check_local_backbone(config: TrainingConfig) -> Path | None:
-    """Check a backbone that names a folder of this machine (not a bundled alias, not a hub id) as a sweep checks it
-    before its trials (its weights there, no Git LFS pointer in their place), before a job that runs elsewhere is
-    built: a missing folder or an unloadable one is said in one line here, not after an upload and a queue.
-    Returns that folder, made absolute (None for an alias or a hub id)."""
+def backbone_input(config: TrainingConfig) -> dict[str, Input]:
+    """The job input `backbone` uploading a local backbone folder, which the command passes on with
+    `BACKBONE_ARGUMENT`; none for a bundled alias or a hub id, which the job finds itself. The folder is checked as a
+    sweep checks it before its trials (its weights there, no Git LFS pointer in their place): a missing or unloadable
+    one is said in one line here, not after an upload and a queue."""
     backbone = config.model.backbone
-    folder = Path(backbone).expanduser()
     if backbone in ALIASES:
-        return None
-    if not folder.is_dir():
-        if folder.is_absolute() or backbone.startswith((".", "~")):  # a path, which no hub id is
-            if folder.exists():
-                raise ConfigError(f"model.backbone {backbone!r}: {folder} is a file, not a model folder")
-            raise ConfigError(f"model.backbone {backbone!r}: the folder {folder} does not exist")
-        return None  # a hub id: the job downloads it
+        return {}
+    folder = local_backbone(backbone)
+    if folder is None:
+        path = Path(backbone).expanduser()
+        if not (path.is_absolute() or backbone.startswith((".", "~"))):  # a hub id: the job downloads it
+            return {}
+        if path.exists():
+            raise ConfigError(f"model.backbone {backbone!r}: {path} is a file, not a model folder")
+        raise ConfigError(f"model.backbone {backbone!r}: the folder {path} does not exist")
     from training.core.model import check_backbone
 
     # the entity types only name the head's tags, which the check does not load: the data's may be read remotely
     check_backbone(config, labels=config.data.labels or ("ENTITY",))
-    return folder.resolve()
-
-
-def backbone_input(config: TrainingConfig) -> dict[str, Input]:
-    """The job input `backbone` uploading a local backbone folder (checked as `check_local_backbone` does), which the
-    command passes on with `BACKBONE_ARGUMENT`; none for a bundled alias or a hub id, which the job finds itself."""
-    folder = check_local_backbone(config)
-    return {} if folder is None else {"backbone": Input(type="uri_folder", path=str(folder))}
+    return {"backbone": Input(type="uri_folder", path=str(folder.resolve()))}
 
 
 def build_azure_job(spec: JobSpec) -> CommandJob:
