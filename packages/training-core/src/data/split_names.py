@@ -73,13 +73,12 @@ def split_files(folder: Path) -> dict[str, Path]:
 
 def _split_inside(folder: Path, file: Path) -> str | None:
     """The split one word of `file`'s name names (`train` in `wnut17train.conll`), or None; two are an error."""
-    splits = _splits_inside(file)
-    if len(splits) > 1:
-        words = [word for word in dict.fromkeys(_WORD.findall(file.name.lower())) if word in _SPLIT_WORDS]
+    words = _split_words(file)
+    if len(set(words.values())) > 1:
         raise DataError(
             f"{folder}: {file.name} names two splits ({', '.join(words)}); rename it after one split, or move it out"
         )
-    return next(iter(splits), None)
+    return next(iter(words.values()), None)
 
 
 def _renames(files: list[Path], found: Mapping[str, Path]) -> dict[tuple[str, str], list[str]]:
@@ -88,17 +87,18 @@ def _renames(files: list[Path], found: Mapping[str, Path]) -> dict[tuple[str, st
     alone), in our split order."""
     renames: dict[tuple[str, str], list[str]] = {}
     for file in files:
-        splits = _splits_inside(file)
+        words = _split_words(file)
+        splits = set(words.values())
         if file.name.startswith(".") or len(splits) != 1 or splits <= found.keys():
             continue
-        split, word = splits.pop(), next(word for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS)
+        split, word = splits.pop(), next(iter(words))
         renames.setdefault((split, f"{word if word in SPLIT_ALIASES else split}{file.suffix}"), []).append(file.name)
     return dict(sorted(renames.items(), key=lambda item: SPLIT_ORDER.index(item[0][0])))
 
 
-def _splits_inside(file: Path) -> set[str]:
-    """The splits the words of `file`'s name name (`train` for `wnut17train.conll`)."""
-    return {_SPLIT_WORDS[word] for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS}
+def _split_words(file: Path) -> dict[str, str]:
+    """The words of `file`'s name that name a split, in order, each with its split (`train` in `wnut17train.conll`)."""
+    return {word: _SPLIT_WORDS[word] for word in _WORD.findall(file.name.lower()) if word in _SPLIT_WORDS}
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:
