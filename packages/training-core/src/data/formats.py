@@ -124,11 +124,7 @@ def read_records(
 ) -> Iterator[Record]:
     """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines (JNLPBA's `###MEDLINE:`) start
     a new group, and `columns` are the token's and the tag's column positions (None: first and last)."""
-    if format == "conll":
-        return _conll_records(path, text, columns)
-    if format in ("spans", "tokens"):
-        return _json_records(path, text)
-    raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
+    return _conll_records(path, text, columns) if format == "conll" else _json_records(path, text)
 
 
 def _json_records(path: Path, text: str) -> Iterator[Record]:
@@ -347,7 +343,9 @@ def _row(line: str, leading: bool) -> list[str]:
     `Sentence #` on a sentence's later rows): `data.columns` positions count it."""
     if not line.strip():
         return []
-    columns = _conll_columns(line)
+    # Between tabs where the line has one (a token's own space is kept, then refused, not cut off and its rest read as
+    # the tag), else between ASCII spaces.
+    columns = [cell.strip(" \f\v") for cell in line.split("\t")] if "\t" in line else _CONLL_COLUMN_BREAK.split(line)
     while not columns[-1]:  # some column holds the line's text
         columns.pop()
     while not columns[0] and not (leading and "\t" in line):  # spaces or tabs before a line's first word
@@ -359,11 +357,3 @@ def _indented(line: str) -> bool:
     """Whether a line starts with an empty cell before its first tab (blanks aside)."""
     before, tab, _ = line.partition("\t")
     return bool(tab) and not before.strip(" \f\v")
-
-
-def _conll_columns(line: str) -> list[str]:
-    """A line's columns: between tabs where it has one (a token's own space is kept, then refused, not cut off and
-    its rest read as the tag), else between ASCII spaces."""
-    if "\t" in line:
-        return [column.strip(" \f\v") for column in line.split("\t")]
-    return _CONLL_COLUMN_BREAK.split(line)
