@@ -1,6 +1,5 @@
-"""`data.columns`: which columns hold a document's words and tags. Names pick the keys of JSON token records and the
-columns of `datasets` input by one rule, positions pick a CoNLL file's columns; unset, the usual names are found
-(CoNLL: the first column and the last)."""
+"""`data.columns`: which columns hold a document's words and tags, by name (JSON token records, `datasets` input) or
+by position (CoNLL files)."""
 
 from __future__ import annotations
 
@@ -18,10 +17,8 @@ SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, en
 
 @dataclass(frozen=True, slots=True)
 class Columns:
-    """Which columns hold the words and the tags: names in `datasets` input and JSON token records, positions in a
-    CoNLL file; None finds them among the usual names (CoNLL: the first and the last). `inherited` columns are a
-    run's, reading other data (a CoNLL run's positions for a JSON file): what that data does not take is ignored
-    there, not refused."""
+    """Which columns hold the words and the tags; None finds the usual ones (CoNLL: the first and the last). What
+    `inherited` columns (a run's, reading other data) do not apply to is ignored, not refused."""
 
     tokens: str | int | None = None
     tags: str | int | None = None
@@ -33,10 +30,8 @@ class Columns:
         return not self.inherited and (isinstance(self.tokens, str) or isinstance(self.tags, str))
 
     def positions(self, where: str, format: str) -> tuple[int | None, int | None]:
-        """The column positions of a CoNLL file `where` (None: the usual). Names are for `datasets` input and JSON
-        token records: a CoNLL file has none for its columns, so they are an error there (ignored where inherited), as
-        a number in quotes is; positions in a JSON file beside CoNLL ones are ignored (input of JSON files alone
-        refuses them, see `refuse_positions`)."""
+        """The column positions of a file `where` in `format` (None: the usual); names are an error for a CoNLL file,
+        which names no columns (ignored where inherited), as a number in quotes is."""
         if format != "conll":
             return None, None
         for name, value in (("tokens", self.tokens), ("tags", self.tags)):
@@ -78,8 +73,8 @@ class Columns:
                 )
 
     def keys(self, where: str, fields: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """The keys of JSON token record `fields` (at `where`) holding its words and its tags (None: none of the usual
-        names); a name given for a key the record lacks is an error."""
+        """The keys of JSON token record `fields` (at `where`) holding its words and its tags (None: no usual one); a
+        name given for a key the record lacks is an error."""
         tokens, tags = column(fields, self.tokens, TOKEN_COLUMNS, self.inherited), self.tag_key(fields)
         for setting, key in (("tokens", tokens), ("tags", tags)):
             if key is not None and key not in fields:
@@ -95,7 +90,7 @@ class Columns:
 
 def column(present: Collection[str], chosen: str | int | None, usual: Sequence[str], inherited: bool) -> str | None:
     """The column of those `present` holding words or tags: the name `chosen` (where inherited, only if present),
-    else the first of the `usual` names present; None where there is none. A position is no name here."""
+    else the first of the `usual` names present, or None."""
     if isinstance(chosen, str) and (chosen in present or not inherited):
         return chosen
     return next((name for name in usual if name in present), None)

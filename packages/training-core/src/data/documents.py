@@ -108,9 +108,8 @@ def stray_starts(tags: Sequence[str]) -> Iterator[int]:
 
 
 def tag_runs(tags: Sequence[str]) -> Iterator[tuple[str, int, int]]:
-    """Each entity of IOB2 `tags` as (type, first word, last word + 1): a `B-X` or a stray `I-X` (see `stray_starts`)
-    starts one, the `I-X` after it continue it. On valid IOB2 these are seqeval's strict IOB2 entities (for types
-    without a leading or trailing `-`, which seqeval strips)."""
+    """Each entity of IOB2 `tags` as (type, first word, last word + 1): a `B-X` or a stray `I-X` starts one, the `I-X`
+    after it continue it; on valid IOB2, seqeval's strict entities (but of types with an outer `-`, which it strips)."""
     label: str | None = None
     first = 0
     for position, tag in enumerate(tags):

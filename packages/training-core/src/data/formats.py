@@ -4,13 +4,9 @@
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`, or the keys `data.columns`
   names (as it names the columns of `datasets` input, whose usual names are found too: `words`, `labels`)
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
-  `data.columns` gives), blank lines between sentences. A line whose first word is `#` alone, before a sentence's
-  first token, is a comment (CoNLL-U's `# text = ...`, MultiCoNER's `# id ...`, GermEval's `#<TAB>url`) unless it
-  has as many columns as the file's first token line, a tab where that line has one, and a tag in its column: a `#`
-  token (`#<TAB>O`), as tweet corpora write them (CoNLL-2012's `#begin document` too is a comment). So `# I-95`
-  before `road<TAB>O` is a comment; in a file of space-separated pairs nothing tells it from the token `#` tagged
-  `I-95`, and it is read so. Another `#word` line is a token line. A language code before every token of a file
-  (WikiANN's `en:Paris<TAB>B-LOC`) is dropped, as WikiANN's `datasets` loader drops it.
+  `data.columns` gives), blank lines between sentences. A `#` line before a sentence is a comment (CoNLL-U,
+  MultiCoNER, GermEval) unless it has the columns, separator and a tag of the file's first token line: a `#` token
+  (`#<TAB>O`), as tweet corpora write them. WikiANN's language code before every token (`en:Paris`) is dropped.
 """
 
 from __future__ import annotations
@@ -37,8 +33,7 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
-# Lines of text end at "\n", "\r\n" or "\r" (old Mac files): U+2028, U+0085 and the other breaks `str.splitlines` cuts
-# at belong to a line.
+# Lines of text end at "\n", "\r\n" or "\r" (old Mac files), not at U+2028, U+0085 as `str.splitlines` would.
 LINE_BREAK = re.compile(r"\r\n?|\n")
 _TEXT_LINE = re.compile(r"[^\r\n]+")  # a line not blank, found lazily: a file's start tells its format
 _STARRED = re.compile(r"[(\w$-]*\*\)*")  # OntoNotes' parse and entity columns: `(TOP(S(NP*`, `(PERSON*`, `*`, `*))`
@@ -49,8 +44,7 @@ _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words fol
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's), for
-    messages about one tag."""
+    """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's)."""
 
     line: int
     fields: dict[str, Any]
@@ -59,9 +53,8 @@ class Record:
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
-    """Guess the format from the suffix and the first record (a token record by the keys `columns` names, if any). A
-    file of another suffix (WikiANN's `train`, WNUT-17's `emerging.test.annotated`) is CoNLL where its first line is a
-    token line, as those corpora write them."""
+    """Guess the format from the suffix and the first record; a file of another suffix (WikiANN's `train`) is CoNLL
+    where its first line is a token line."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return "conll"
@@ -80,8 +73,8 @@ def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
 
 
 def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str = "auto") -> str:
-    """`spans` or `tokens`, as the first record of `text` (JSON, the contents of `path`) has the keys of one (a token
-    record's by the keys `columns` names, if any): `kept` (a run's format) wherever it has that one's."""
+    """`spans` or `tokens`, as the first JSON record of `text` has the keys of one: `kept` (a run's format) wherever
+    it has that one's."""
     for record in _json_records(path, text):
         fields = record.fields
         words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
@@ -112,8 +105,7 @@ def _first_line(text: str) -> str | None:
 
 
 def conll_text(text: str) -> bool:
-    """Whether `text` (of a file whose suffix tells no format) is CoNLL: its first line past comments and `-DOCSTART-`
-    is a token line, of two columns or more, one of them a tag (`O`, `B-PER`)."""
+    """Whether `text` is CoNLL: its first line past comments and `-DOCSTART-` has two columns or more, one a tag."""
     first = _first_line(text)
     columns = [] if first is None else _row(first.removeprefix("\ufeff"), leading=False)
     return len(columns) >= 2 and any(map(is_tag, columns))
@@ -122,8 +114,7 @@ def conll_text(text: str) -> bool:
 def read_records(
     path: Path, text: str, format: str, columns: tuple[int | None, int | None] = (None, None)
 ) -> Iterator[Record]:
-    """Records of `text` (the contents of `path`) in `format`; CoNLL `-DOCSTART-` lines (JNLPBA's `###MEDLINE:`) start
-    a new group, and `columns` are the token's and the tag's column positions (None: first and last)."""
+    """Records of `text` (the contents of `path`) in `format`; `columns` are a CoNLL token's and tag's positions."""
     return _conll_records(path, text, columns) if format == "conll" else _json_records(path, text)
 
 
@@ -145,8 +136,8 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
 
 
 def _refuse_object_over_lines(path: Path, text: str, start: int, number: int) -> None:
-    """An error for a valid JSON object at `start` (line `number`) that runs over several lines, pretty-printed (as
-    `jq` prints without `-c`) or wrapping the documents, which JSON lines would otherwise call invalid JSON."""
+    """An error for a JSON object at `start` (line `number`) over several lines (`jq` without `-c`), which JSON lines
+    would otherwise call invalid JSON."""
     try:
         value, end = json.JSONDecoder().raw_decode(text, _skip_space(text, start))
     except json.JSONDecodeError:
@@ -212,13 +203,10 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if cells and not _boundary(cells) and not _hash(cells)
     )
     first = next(token_lines, "")
-    # Leading empty cells keep their place for the positions `data.columns` gives, and in a file where only some token
-    # lines start with a tab (Kaggle's blank `Sentence #` on a sentence's later rows, a token left out): read without
-    # them, those lines would shift their columns left. Only a file that starts every token line with a tab is read
-    # without them, else its first cell would be every token.
+    # Leading empty cells keep their place (positions count them; Kaggle's blank `Sentence #` on later rows), except
+    # in a file that starts every token line with a tab, whose first cell would be every token.
     row = partial(_row, leading=given or not (_indented(first) and all(map(_indented, token_lines))))
-    # The first token line's column count and separator (tab or not): a `#` line of another count is a comment, and so
-    # is one without a tab where token lines have them (a file mixing separators may tab any line, a `#` token's too).
+    # A `#` line of another column count than the first token line's, or without its tab, is a comment.
     token_width, tabbed = len(row(first)), "\t" in first
     for number, line in enumerate(lines, start=1):
         columns = row(line)
@@ -276,8 +264,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
 
 
 def _language_prefix(records: list[Record]) -> str:
-    """The language code and colon WikiANN's files write before every token (`en:Paris<TAB>B-LOC`), which its
-    `datasets` loader strips too; '' where the file's tokens do not all share one (and differ after it)."""
+    """The language code WikiANN's files write before every token (`en:`), as its `datasets` loader strips it; ''
+    where the tokens do not all share one."""
     found = _LANGUAGE.match(records[0].fields["tokens"][0]) if records else None
     if found is None:
         return ""
@@ -299,8 +287,7 @@ def _picked(path: Path, number: int, line: str, row: list[str], token_at: int, t
 
 
 def _refuse_swapped_columns(path: Path, records: list[Record], line: int) -> None:
-    """An error for tags first and tokens last (the MIT Movie and Restaurant corpora), which the default would read as
-    malformed tags."""
+    """An error for tags first and tokens last (the MIT Movie and Restaurant corpora)."""
     tokens = (token for record in records for token in record.fields["tokens"])
     tags = (tag for record in records for tag in record.fields["tags"])
     if all(map(is_tag, tokens)) and not all(map(is_tag, tags)):
@@ -313,8 +300,7 @@ def _refuse_swapped_columns(path: Path, records: list[Record], line: int) -> Non
 
 
 def _refuse_index_column(path: Path, records: list[Record], width: tuple[int, int]) -> None:
-    """An error for a first column that numbers the tokens of each sentence (CoNLL-U, GermEval 2014), which the
-    default would read as the tokens."""
+    """An error for a first column that numbers the tokens of each sentence (CoNLL-U, GermEval 2014)."""
     if width[0] >= 3 and all(
         record.fields["tokens"][0].partition("-")[0] == "1" and all(map(_INDEX.fullmatch, record.fields["tokens"]))
         for record in records
@@ -332,19 +318,16 @@ def _boundary(columns: list[str]) -> bool:
 
 
 def _hash(columns: list[str]) -> bool:
-    """Whether a line's first word marks a comment (or is a `#` token): `#` alone, or CoNLL-2012's `#begin document`
-    and `#end document`; never another `#word`."""
+    """Whether a line's first word is `#` alone (a comment or a `#` token) or CoNLL-2012's `#begin`/`#end`."""
     return columns[0].split(maxsplit=1)[:1] in (["#"], ["#begin"], ["#end"])  # none for a no-break space token
 
 
 def _row(line: str, leading: bool) -> list[str]:
-    """A line's columns but empty ones at its end (a trailing tab); none for a blank line. An empty cell between tabs
-    keeps its place, and so does one before the first tab where `leading` (a spreadsheet's, Kaggle's blank
-    `Sentence #` on a sentence's later rows): `data.columns` positions count it."""
+    """A line's columns but empty ones at its end; an empty cell before the first tab keeps its place where `leading`
+    (Kaggle's blank `Sentence #`), as `data.columns` positions count it."""
     if not line.strip():
         return []
-    # Between tabs where the line has one (a token's own space is kept, then refused, not cut off and its rest read as
-    # the tag), else between ASCII spaces.
+    # Between tabs where the line has one (a token's own space is kept, then refused), else between ASCII spaces.
     columns = [cell.strip(" \f\v") for cell in line.split("\t")] if "\t" in line else _CONLL_COLUMN_BREAK.split(line)
     while not columns[-1]:  # some column holds the line's text
         columns.pop()

@@ -1,9 +1,7 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
-Each row becomes a token record (`tokens` + tag names, `id`, `group`) exactly like a line of our token/tag JSONL
-(a row of `text` and `entities`, a span record like a line of span JSON), so documents, their groups and their
-fingerprint do not depend on the format they came in. Integer tags are named by the column's `ClassLabel` feature,
-or by `tag_names` when the data has none. `datasets` is an optional extra.
+Each row becomes a record exactly like a line of our token (or span) JSON lines, so documents and their fingerprint
+do not depend on the format they came in. `datasets` is an optional extra.
 """
 
 from __future__ import annotations

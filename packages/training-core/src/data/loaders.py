@@ -44,8 +44,7 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
 
     @classmethod
     def check(cls, value: object, name: str = "dataset") -> Dataset:
-        """`value` if it is a Dataset, else an `InputError` naming the argument `name` (a path, a list of documents
-        or None raised an AttributeError from deep inside)."""
+        """`value` if it is a Dataset, else an `InputError` naming the argument `name`."""
         return expect_instance(value, cls, name, "a Dataset (load_dataset(path) or config.data.load())")
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
@@ -95,12 +94,10 @@ def load_dataset(
 ) -> Dataset:
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
-    `labels` is the entity-type schema (default: the data's; a single type is also that of tags `B`, `I` without
-    one, as keyphrase corpora write them). A span edge inside a word is widened to whole words
-    and counted (`misaligned_policy="expand"`) or an error; overlaps are resolved after that. Tags of any `scheme`
-    become IOB2; `tag_names` names integer tags (token files, `datasets` input without `ClassLabel`); `columns`
-    names unusual columns of `datasets` input and keys of JSON token records, or gives the positions (0 first, -1
-    last) of CoNLL files' columns.
+    `labels` is the entity-type schema (default: the data's; a single one also types bare `B`, `I` tags). A span edge
+    inside a word is widened to whole words and counted (`misaligned_policy="expand"`) or an error; overlaps are
+    resolved after that. Tags of any `scheme` become IOB2; `tag_names` names integer tags; `columns` names the columns
+    of `datasets` input and keys of JSON token records, or gives CoNLL files' column positions (0 first, -1 last).
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -161,7 +158,7 @@ def load_dataset(
 
 def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> tuple[bool, bool]:
     """Whether the data at `data_asset`, read in `format`, takes `data.columns` positions (it has a CoNLL file) and
-    names (it is `datasets` input, read by column names, or has a JSON file, whose token records are read by keys)."""
+    names (it is `datasets` input, or has a JSON file)."""
     if is_datasets_input(data_asset):
         return False, True
     path = Path(data_asset)
@@ -197,8 +194,8 @@ def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, colum
 
 
 def _docstart_groups(part: _Source) -> _Source:
-    """`part`, where CoNLL converted a sentence per record keeps `-DOCSTART-` as one-token records, with those starting
-    a group of the records after them (as a CoNLL file's), not read as documents of their own."""
+    """`part` with the one-token `-DOCSTART-` records of CoNLL converted to token records starting a group of the
+    records after them, as in a CoNLL file, not read as documents."""
     if part.format != "tokens" or not any(record.fields.get("tokens") == [DOCSTART] for record in part.records):
         return part
     records, group = [], 0
@@ -211,8 +208,7 @@ def _docstart_groups(part: _Source) -> _Source:
 
 
 def _named_tags(file: Path, record: Record, names: Sequence[str] | None, columns: Columns) -> Record:
-    """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place; a
-    record lacking a key `columns` names is an error."""
+    """A token record whose tags are ids (as `datasets` exports `ClassLabel` columns) with `names` in their place."""
     _, key = columns.keys(f"{file}:{record.line}", record.fields)
     tags = record.fields.get(key) if key is not None else None
     if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
@@ -256,8 +252,8 @@ def _tagged(sources: Iterable[_Source]) -> Iterator[tuple[_Source, Record, list[
 def _retagged(
     sources: dict[str, _Source], renames: Sequence[Callable[[Sequence[str]], Sequence[str]]]
 ) -> dict[str, _Source]:
-    """`sources` with their tags as `renames`, in turn, read all their tag names together (`io_names`: Few-NERD's own
-    files' bare entity types, `person-actor`, as the IO tags they are); the tags are walked once for all."""
+    """`sources` with their tags as `renames`, in turn, read all their tag names together (`io_names`: Few-NERD's bare
+    entity types as IO tags); the tags are walked once for all."""
     if not renames:
         return sources
     distinct = sorted(set().union(*(tags for *_, tags in _tagged(sources.values()))))

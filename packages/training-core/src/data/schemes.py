@@ -17,21 +17,19 @@ from data.documents import stray_starts
 from training.common.errors import DataError
 
 SCHEMES = ("IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO")
-# Prefixes each scheme allows besides `O`; `(single, last, inside)` for the schemes that mark entity ends, and the
-# prefixes that tell each apart (BMES first: it shares S and E with BIOES).
+# Prefixes each scheme allows besides `O`; `(single, last, inside)` of those that mark entity ends; the prefixes that
+# tell each apart (BMES first: it shares S and E with BIOES).
 _PREFIXES = {"IOB1": "BI", "IOB2": "BI", "IO": "I", "BIOES": "BIES", "BILOU": "BILU", "BMES": "BMES"}
 _END_MARKS = {"BMES": ("S", "E", "M"), "BIOES": ("S", "E", "I"), "BILOU": ("U", "L", "I")}
 _TELLS = {"BMES": "M", "BIOES": "SE", "BILOU": "UL"}
 _LETTERS = "BIESLUM"  # every scheme's prefixes
-# A tag name of a scheme (`b-per` too), or a prefix without a type (`B`, as BioBERT's data write it, or `B-` with an
-# empty one): not a bare type.
+# A scheme's tag name (`b-per` too) or a prefix without a type (`B`, `B-`): not a bare type.
 _PREFIXED = re.compile(f"[{_LETTERS}](-|$)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
 class Place:
-    """Where a sequence of tags is, for messages: its file (or dataset split) and line (`str` of it), and each tag's
-    own line where the tags stand on lines of their own (a CoNLL sentence)."""
+    """Where a sequence of tags is, for messages: its file (or dataset split), line and each tag's own line (CoNLL)."""
 
     source: str
     line: int
@@ -94,8 +92,7 @@ def is_tag(name: str) -> bool:
 
 @lru_cache(maxsize=4096)
 def _parts(tag: str) -> tuple[str, str] | None:
-    """Parsed once per distinct tag: a corpus has few tag names but millions of tags. A prefix may be lower-case
-    (`b-per`, `o`, as some corpora and exports write them): no scheme uses case to tell tags apart."""
+    """Parsed once per distinct tag (few names, millions of tags); a prefix may be lower-case (`b-per`, `o`)."""
     if tag in ("O", "o"):
         return "O", ""
     prefix, dash, label = tag.partition("-")
@@ -120,8 +117,8 @@ def _written(tag: str) -> str:
 
 
 def declared_types(names: Iterable[str]) -> tuple[str, ...]:
-    """The entity types tag names declare, in their order (`O`, `B-PER`, `I-PER`, `B-ORG`: PER, ORG); a name no
-    scheme reads (`X`, `[PAD]` in some hub datasets) declares none, and is an error only where a row uses it."""
+    """The entity types tag names declare, in order; a name no scheme reads (`[PAD]` in some hub datasets) declares
+    none, and is an error only where a row uses it."""
     return tuple(dict.fromkeys(parts[1] for parts in map(_parts, names) if parts is not None and parts[1]))
 
 
@@ -147,8 +144,7 @@ def _prefix_alone(tag: str) -> bool:
 
 
 def detect_scheme(sequences: Iterable[tuple[str | Place, Sequence[str]]]) -> str:
-    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO
-    (IOB2 when there are no entities or all start with `B-`); an error names where its tag is."""
+    """The scheme of `(where, tags)` sequences: the end-marking scheme whose prefixes occur, else IOB1, IOB2 or IO."""
     shown = listed = list(sequences)  # `shown` as the data writes them (`i-per`), for errors to quote
     distinct = {tag for _, tags in listed for tag in tags}
     if any(_written(tag) != tag for tag in distinct):
@@ -255,9 +251,7 @@ def _evidence(listed: _Listed, shown: _Listed, prefixes: set[str]) -> str:
 
 
 def _end_marked_problem(tags: Sequence[str], scheme: str, shown: Sequence[str]) -> tuple[int, str] | None:
-    """Where `tags` break BIOES/BILOU/BMES (the position of the tag, the last one for an entity cut short) and how:
-    an entity not opened by `B-`, not closed by the end mark, or cut short; a tag is quoted as `shown` writes it
-    (`e-per` for `E-per`)."""
+    """Where `tags` break BIOES/BILOU/BMES (the tag's position) and how; a tag is quoted as `shown` writes it."""
     _, last, inside = _END_MARKS[scheme]
     open_label: str | None = None
     for position, (tag, as_is) in enumerate(zip(tags, shown, strict=True)):

@@ -17,10 +17,8 @@ def own_format(
     data_asset: str | os.PathLike[str], format: str, columns: Columns = Columns(), other_data: bool = True
 ) -> str:
     """The format a run's `format` reads other data at `data_asset` in: that one, unless a file's first record cannot
-    be read in it (JSON lines after a CoNLL run, span records after a tokens run, CoNLL after a JSON one); then the one
-    they show, or auto where they show two (token records by the keys `columns` names, if any). Token records with a
-    text and annotations beside read in either. A suffix alone changes nothing: JSON lines saved as `.txt` read as
-    spans stay so. Not `other_data` (the run's own, as said), such content is an `InputError`."""
+    be read in it (JSON lines after a CoNLL run); then the one the files show, or auto where they show two. A suffix
+    alone changes nothing. Not `other_data` (the run's own), such content is an `InputError`."""
     if format == "auto" or is_datasets_input(data_asset):
         return format
     path = Path(data_asset)
@@ -37,10 +35,8 @@ def own_format(
 
 
 def content_format(file: Path, columns: Columns = Columns(), format: str = "auto") -> str | None:
-    """The format the start of `file` shows: `format` (spans, tokens) where the first JSON record holds its keys (a
-    token record may keep a text and annotations beside), else `spans` or `tokens` as `detect_format` tells them;
-    `conll` for any other start but a blank one (JSON starts with `{` or `[`, as a CoNLL token `[` may); None for no
-    such file, or a blank start. A first record cut where the start ends is read on until it completes."""
+    """The format the start of `file` shows: a JSON one (`format` where the first record holds its keys), else `conll`;
+    None for no such file or a blank start. A first record cut where the start ends is read on until it completes."""
     if not file.is_file():
         return None
     size = HEAD_BYTES

@@ -35,11 +35,9 @@ def file_split(file: Path) -> str | None:
 
 
 def split_files(folder: Path) -> dict[str, Path]:
-    """The file of each split in `folder`, in our order. Files named by a split alone (`train.jsonl`, `dev`,
-    `eng.testa`) are read as they always were, and where there are any, no other file is; a folder with none is read
-    by the one split word inside each name (`NER-de-dev.tsv`), so a file of predictions or BioBERT's `train_dev.tsv`
-    beside `train.tsv` is never taken for a split. Two files for a split, or two split words in a name read, are an
-    error."""
+    """The file of each split in `folder`, in our order: the files named by a split alone (`train.jsonl`, `eng.testa`)
+    where there are any, else by the one split word inside each name (`NER-de-dev.tsv`); two files for a split, or two
+    split words in a name read, are an error."""
     files = [file for file in sorted(folder.iterdir()) if file.is_file()]
     named = {file: file_split(file) for file in files}
     alone = any(named.values())
@@ -82,9 +80,8 @@ def _split_inside(folder: Path, file: Path) -> str | None:
 
 
 def _renames(files: list[Path], found: Mapping[str, Path]) -> dict[tuple[str, str], list[str]]:
-    """The files not hidden (an editor's `.NER-de-train.tsv.swp`) whose names hold one split word (`NER-de-dev.tsv`)
-    for a split not `found`, by that split and the name to give them (`dev.tsv`: the word, where it names the split
-    alone), in our split order."""
+    """Files not hidden whose names hold one split word for a split not `found` (`NER-de-dev.tsv`), by that split and
+    the name to give them (`dev.tsv`), in our split order."""
     renames: dict[tuple[str, str], list[str]] = {}
     for file in files:
         words = _split_words(file)

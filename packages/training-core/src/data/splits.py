@@ -1,8 +1,7 @@
 """Seeded document-level splits, optionally stratified by which entity types a document holds and grouped.
 
 Grouping (`group_by="group"`, the default) keeps the documents of one `Document.group` (a CoNLL `-DOCSTART-`
-document, or a record's `group` field) on one side, so sentences of one article never land in both train and
-validation; a document without a group is a group of its own, so data without groups splits as before.
+document) on one side, so sentences of one article never land in both train and validation.
 """
 
 from __future__ import annotations
