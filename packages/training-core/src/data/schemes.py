@@ -54,35 +54,34 @@ class Conversion:
     changed: int
 
 
-def split_tag(tag: str, where: str) -> tuple[str, str]:
-    """`("O", "")` for `O`, else the one-letter prefix and the entity type of `P-TYPE`."""
-    parts = _parts(tag)
-    if parts is None and _joined(tag):
+def _refuse_malformed(tag: str, where: str) -> None:
+    """An error saying what is wrong with `tag`, unless it reads as a tag of some scheme."""
+    if is_tag(tag):
+        return
+    if _joined(tag):
         raise DataError(
             f"{where}: tag {tag!r} joins several tags with '|' (a token in nested entities, as some exports write "
             "it); expected one tag per token"
         )
     typed = tag.replace("|", "_")  # `B-PER|`, or an IO file's bare type `PER|LOC`, as written
-    if parts is None and "|" in tag and (is_tag(typed) or is_tag(f"I-{typed}")):
+    if "|" in tag and (is_tag(typed) or is_tag(f"I-{typed}")):
         raise DataError(
             f"{where}: tag {tag!r} has '|' in its entity type; '|' joins tags (a token in nested entities, as some "
             "exports write it), and no type holds it: expected one tag per token"
         )
-    if parts is None and _prefix_alone(tag):
+    if _prefix_alone(tag):
         raise DataError(
             f"{where}: tag {tag!r} has no entity type; where all tags are O or a prefix alone (B, I: one type, as "
             "keyphrase and BioBERT corpora write them), name that one type alone in data.labels (such as [KEYPHRASE]), "
             "else write B-TYPE, I-TYPE"
         )
-    if parts is None:
-        # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
-        start = tag[:2] if len(tag) < 2 or tag[1] == "-" or unicodedata.category(tag[1]) == "Pd" else ""
-        odd = next((f" ({char!r} is U+{ord(char):04X}, not ASCII)" for char in start if not char.isascii()), "")
-        raise DataError(
-            f"{where}: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' "
-            "with a prefix of B, I, E, S, L, U or M"
-        )
-    return parts
+    # A Cyrillic O or B, or a typographic dash (U+2010), reads as a tag but is none: the message names it.
+    start = tag[:2] if len(tag) < 2 or tag[1] == "-" or unicodedata.category(tag[1]) == "Pd" else ""
+    odd = next((f" ({char!r} is U+{ord(char):04X}, not ASCII)" for char in start if not char.isascii()), "")
+    raise DataError(
+        f"{where}: tag {tag!r} is malformed{odd}; expected 'O' or '<prefix>-<type>' "
+        "with a prefix of B, I, E, S, L, U or M"
+    )
 
 
 def is_tag(name: str) -> bool:
@@ -152,7 +151,7 @@ def detect_scheme(sequences: Iterable[tuple[str | Place, Sequence[str]]]) -> str
         distinct = {_written(tag) for tag in distinct}
     if any(_parts(tag) is None for tag in distinct):
         number, position = _first(listed, lambda tag: _parts(tag) is None)
-        split_tag(shown[number][1][position], _at(shown[number][0], position))
+        _refuse_malformed(shown[number][1][position], _at(shown[number][0], position))
     prefixes = {parts[0] for parts in map(_parts, distinct) if parts is not None}
     marked = {scheme: set(marks) & prefixes for scheme, marks in _TELLS.items()}
     if marked["BIOES"] and marked["BILOU"] and not marked["BMES"]:  # BMES names a stray U-/L- itself
@@ -186,7 +185,7 @@ def to_iob2(tags: Sequence[str], scheme: str, where: str | Place) -> Conversion:
     wrong = {tag for tag in distinct if (parts := _parts(tag)) is None or parts[0] not in allowed + "O"}
     for position, tag in enumerate(tags if wrong else ()):
         if tag in wrong:
-            split_tag(tag, _at(where, position))
+            _refuse_malformed(tag, _at(where, position))
             raise DataError(
                 f"{_at(where, position)}: word {position} tag {shown[position]!r} is not {scheme}; its prefixes are "
                 f"{', '.join(allowed)} (set data.scheme to the data's scheme, or 'auto' to detect it)"
