@@ -73,8 +73,7 @@ class Columns:
                 )
 
     def keys(self, where: str, fields: Mapping[str, Any]) -> tuple[str | None, str | None]:
-        """The keys of JSON token record `fields` (at `where`) holding its words and its tags (None: no usual one); a
-        name given for a key the record lacks is an error."""
+        """The keys of JSON token record `fields` (at `where`) holding its words and its tags (None: no usual one)."""
         tokens, tags = column(fields, self.tokens, TOKEN_COLUMNS, self.inherited), self.tag_key(fields)
         for setting, key in (("tokens", tokens), ("tags", tags)):
             if key is not None and key not in fields:

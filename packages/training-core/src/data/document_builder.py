@@ -204,8 +204,7 @@ class DocumentBuilder:
                 raise DataError(f"{place.of(position)}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
                 raise DataError(f"{place.of(position)}: token {position} ({token!r}) holds half a surrogate pair")
-        # The words are predict's (`Document.from_words`); an entity's tokens holding characters in no word (a lone
-        # U+200B) are trimmed or dropped and counted as a span's would be.
+        # The words are predict's (`Document.from_words`); invisible characters trim or drop an entity as in a span.
         text, given = token_spans(tokens, self._iob2(place, tags))
         words = split_words(text)
         kept = tuple(span for span, _ in self._align(where, text, words, list(given), set()))

@@ -53,8 +53,7 @@ class Record:
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
-    """Guess the format from the suffix and the first record; a file of another suffix (WikiANN's `train`) is CoNLL
-    where its first line is a token line."""
+    """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`)."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return "conll"
@@ -73,8 +72,7 @@ def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
 
 
 def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str = "auto") -> str:
-    """`spans` or `tokens`, as the first JSON record of `text` has the keys of one: `kept` (a run's format) wherever
-    it has that one's."""
+    """`spans` or `tokens`, as the first JSON record has the keys of one: `kept` (a run's) wherever it has its keys."""
     for record in _json_records(path, text):
         fields = record.fields
         words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
@@ -264,8 +262,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
 
 
 def _language_prefix(records: list[Record]) -> str:
-    """The language code WikiANN's files write before every token (`en:`), as its `datasets` loader strips it; ''
-    where the tokens do not all share one."""
+    """The language code WikiANN's files write before every token (`en:`), or '' where the tokens share none."""
     found = _LANGUAGE.match(records[0].fields["tokens"][0]) if records else None
     if found is None:
         return ""

@@ -123,8 +123,7 @@ def _saved_to_disk(path: Path) -> bool:
 
 
 def _from_parquet(datasets: Any, files: list[Path]) -> Any:
-    """Parquet files (the shards of one split) as a `Dataset`; `datasets` keeps its features (ClassLabel names) in
-    each file's metadata."""
+    """Parquet files (the shards of one split) as a `Dataset`, with the features `datasets` keeps in their metadata."""
     parquet = require("pyarrow.parquet", _NEEDED_BY)
     tables = []
     for file in files:

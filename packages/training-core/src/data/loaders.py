@@ -157,8 +157,7 @@ def load_dataset(
 
 
 def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> tuple[bool, bool]:
-    """Whether the data at `data_asset`, read in `format`, takes `data.columns` positions (it has a CoNLL file) and
-    names (it is `datasets` input, or has a JSON file)."""
+    """Whether the data at `data_asset` takes `data.columns` positions (a CoNLL file) and names (JSON or `datasets`)."""
     if is_datasets_input(data_asset):
         return False, True
     path = Path(data_asset)

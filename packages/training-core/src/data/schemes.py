@@ -116,8 +116,7 @@ def _written(tag: str) -> str:
 
 
 def declared_types(names: Iterable[str]) -> tuple[str, ...]:
-    """The entity types tag names declare, in order; a name no scheme reads (`[PAD]` in some hub datasets) declares
-    none, and is an error only where a row uses it."""
+    """The entity types tag names declare, in order; a name no scheme reads (`[PAD]`) is an error only where used."""
     return tuple(dict.fromkeys(parts[1] for parts in map(_parts, names) if parts is not None and parts[1]))
 
 

@@ -19,11 +19,9 @@ SPLIT_ALIASES = {
     "test": "test",
 }
 SPLIT_ORDER = ("train", "validation", "test")
-# CoNLL-2002 and CoNLL-2003 as distributed (eng.train, eng.testa, eng.testb; deu, esp, ned alike) name the split by
-# suffix: the shared tasks tuned on testa and reported on testb.
+# CoNLL-2002/2003 as distributed (eng.train, eng.testa, eng.testb) name the split by suffix: testa tunes, testb tests.
 SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
-# Words naming a split inside a longer name: GermEval 2014's NER-de-train.tsv, WNUT-17's wnut17train.conll and
-# emerging.test.annotated.
+# Words naming a split inside a longer name: GermEval 2014's NER-de-train.tsv, WNUT-17's wnut17train.conll.
 _SPLIT_WORDS = {**SPLIT_ALIASES, **{suffix[1:]: split for suffix, split in SPLIT_SUFFIXES.items()}}
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters: digits, underscores and punctuation part words
 
@@ -99,8 +97,7 @@ def _split_words(file: Path) -> dict[str, str]:
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:
-    """The split `split` (`--split`) names (`dev` too); without one, `default`, or the one split of a single data
-    file."""
+    """The split `split` (`--split`) names (`dev` too); without one, `default`, or the one split of a data file."""
     if split is None and Path(data_path).is_file():
         return next(iter(splits))
     named = split or default
