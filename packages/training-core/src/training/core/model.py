@@ -283,8 +283,7 @@ def _holds(folder: Path, names: Sequence[str]) -> bool:
 
 
 def _weights_problem(folder: Path) -> str | None:
-    """Why `folder` cannot load as weights: none there, or a Git LFS pointer in their place (loading it says only
-    "corrupt"); None when weights are there."""
+    """Why `folder` cannot load as weights (none there, or a Git LFS pointer that loading calls "corrupt"), or None."""
     if not _holds(folder, _WEIGHT_FILES):
         return f"the folder {folder} holds no model weights (expected model.safetensors or pytorch_model.bin)"
     for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):
