@@ -52,8 +52,7 @@ def document_predictions(
 
 
 def _entities(document: Document, tags: Sequence[str], scores: Sequence[float]) -> tuple[Entity, ...]:
-    """The entities of word tags (a stray `I-X` starts one); an entity's score is the mean probability of its words'
-    tags."""
+    """The entities of word tags (a stray `I-X` starts one), scored by the mean probability of their words' tags."""
     entities = []
     for label, first, last in tag_runs(tags):
         start, end = document.words[first].start, document.words[last - 1].end

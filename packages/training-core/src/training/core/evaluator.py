@@ -130,11 +130,9 @@ def evaluate_split(
     run = {"batch_size": batch_size, "device": ctx.device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, tag_names, windowing, encoded=encoded, indices=mine, **run)
     entities = text_entities(model, tokenizer, documents, found, tag_names, windowing, **run)
-    predictions: dict[int, tuple[str, ...]] = {}
-    found_entities: dict[int, tuple[Entity, ...]] = {}
-    for tags, spans in ctx.all_gather_object(({i: p.tags for i, p in found.documents.items()}, entities)):
-        predictions.update(tags)
-        found_entities.update(spans)
+    gathered = ctx.all_gather_object(({i: p.tags for i, p in found.documents.items()}, entities))
+    predictions = {index: tags for part, _ in gathered for index, tags in part.items()}
+    found_entities = {index: spans for _, part in gathered for index, spans in part.items()}
     loss_sum, labelled = ctx.all_reduce_sum([found.loss_sum, float(found.labelled_tokens)])
     metrics = score(documents, [predictions[index] for index in range(len(documents))], found_entities)
     return {**metrics, "loss": loss_sum / labelled if labelled else 0.0}

@@ -143,19 +143,17 @@ class OnnxPredictor:
         threads: int | None = None,
     ) -> None:
         ort = require("onnxruntime", "prediction with an exported model")
-        if threads is not None:
-            whole_number(threads, "threads", least=1)
-        self.folder = Path(folder)
-        self.record = read_export(self.folder)
-        self.tag_names = self.record.tag_names
-        self.windowing = Windowing(self.record.max_length, self.record.stride)
-        self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
         options = ort.SessionOptions()
         # Idle intra-op threads sleep instead of spinning: in a server they share the cores with the event loop,
         # the tokenizer and other processes, and spinning threads starve those (measured: 3x slower under load).
         options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         if threads is not None:
-            options.intra_op_num_threads = threads
+            options.intra_op_num_threads = whole_number(threads, "threads", least=1)
+        self.folder = Path(folder)
+        self.record = read_export(self.folder)
+        self.tag_names = self.record.tag_names
+        self.windowing = Windowing(self.record.max_length, self.record.stride)
+        self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
         self.quantized = quantized
         chosen = model_file(self.folder, quantized=quantized)
         try:

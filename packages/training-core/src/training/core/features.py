@@ -114,8 +114,7 @@ def window_readings(
     device: str | torch.device | None = None,
     autocast_dtype: torch.dtype | None = None,
 ) -> Readings:
-    """The model's `Readings` of `windows` (`batched_readings`), in eval mode under `torch.inference_mode` on `device`
-    (default: the model's); the model's train/eval mode is restored afterwards."""
+    """The model's `Readings` of `windows` (`batched_readings`) on `device` (default: the model's), in eval mode."""
     target = torch.device(device) if device is not None else next(model.parameters()).device
 
     def forward(batch: dict[str, np.ndarray]) -> np.ndarray:

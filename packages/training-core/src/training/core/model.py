@@ -65,8 +65,7 @@ def create_model_and_tokenizer(
     `backbone_folder` holds the files of the local backbone `config.model.backbone` names, when they lie elsewhere here
     (a remote job's mounted copy of the folder).
     """
-    TrainingConfig.check(config)
-    tag_names = iob2_tag_names(_entity_types(config, labels))
+    tag_names = _tag_names(config, labels)
     settings = config.model
     if checkpoint is not None:
         model, tokenizer, saved = _load_folder(Path(checkpoint), settings.dropout, settings.trust_remote_code)
@@ -94,8 +93,7 @@ def create_model_and_tokenizer(
 def check_backbone(config: TrainingConfig, labels: Sequence[str] | None = None) -> None:
     """The backbone's config and tokenizer, resolved as `create_model_and_tokenizer` does but without its weights: a
     backbone that is not here fails in the same one line, without loading gigabytes."""
-    TrainingConfig.check(config)
-    _backbone(config.model, iob2_tag_names(_entity_types(config, labels)))
+    _backbone(config.model, _tag_names(config, labels))
 
 
 def _backbone(
@@ -202,7 +200,8 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
 _quiet_transformers = QuietLibrary("transformers.utils.logging")
 
 
-def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
+def _tag_names(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
+    TrainingConfig.check(config)
     if isinstance(labels, str):
         raise ConfigError(f"labels: expected a list of entity types, got the string {labels!r}")
     chosen = labels if labels is not None else config.data.labels
@@ -213,7 +212,7 @@ def _entity_types(config: TrainingConfig, labels: Sequence[str] | None) -> tuple
         )
     if not chosen:
         raise ConfigError("data.labels: empty; expected at least one entity type such as PER")
-    return tuple(chosen)
+    return iob2_tag_names(tuple(chosen))
 
 
 def _id2label(model_config: PretrainedConfig) -> dict[int, str]:
@@ -283,8 +282,7 @@ def _holds(folder: Path, names: Sequence[str]) -> bool:
 
 
 def _weights_problem(folder: Path) -> str | None:
-    """Why `folder` cannot load as weights: none there, or a Git LFS pointer in their place (loading it says only
-    "corrupt"); None when weights are there."""
+    """Why `folder` cannot load as weights (none there, or a Git LFS pointer that loading calls "corrupt"), or None."""
     if not _holds(folder, _WEIGHT_FILES):
         return f"the folder {folder} holds no model weights (expected model.safetensors or pytorch_model.bin)"
     for path in sorted([*folder.glob("*.safetensors"), *folder.glob("*.bin")]):

@@ -52,8 +52,7 @@ class NonFiniteSteps:
 
 @dataclass(frozen=True)
 class Optimization:
-    """What updates one run's weights: the training module (DDP-wrapped, compiled when asked), optimizer, schedule,
-    resolved precision with its autocast dtype, and the fp16 gradient scaler."""
+    """What updates one run's weights; `module` is the model, DDP-wrapped and compiled where asked."""
 
     module: torch.nn.Module
     optimizer: torch.optim.Optimizer
@@ -106,16 +105,12 @@ def scheduler(optimizer: torch.optim.Optimizer, params: OptimizationConfig, tota
     )
 
 
-def labelled_tokens(window: Window) -> int:
-    """Tokens of `window` that carry a label (the first sub-token of each word)."""
-    return sum(label != IGNORE_INDEX for label in window.labels)
-
-
 def labelled_windows(windows: Sequence[Window]) -> tuple[list[Window], list[int]]:
-    """The windows holding a labelled token, and how many each holds: a window inside a very long word holds none,
-    and so no loss to learn from."""
-    counted = [(window, count) for window in windows if (count := labelled_tokens(window))]
-    return [window for window, _ in counted], [count for _, count in counted]
+    """The windows holding a labelled token (a word's first sub-token), and how many each holds: a window inside a
+    very long word holds none, and so no loss to learn from."""
+    counts = [sum(label != IGNORE_INDEX for label in window.labels) for window in windows]
+    kept = [index for index, count in enumerate(counts) if count]
+    return [windows[index] for index in kept], [counts[index] for index in kept]
 
 
 def summed_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -94,8 +94,7 @@ class RunContext:
 
 
 class Readback:
-    """A value (a step's loss, a vote) on its way to the host: `value` waits for that copy alone, not for the work
-    queued after it."""
+    """A value (a step's loss, a vote) on its way to the host: `value` waits for that copy alone, not later work."""
 
     def __init__(self, tensor: torch.Tensor) -> None:
         self.host = tensor.detach().to("cpu", non_blocking=True)

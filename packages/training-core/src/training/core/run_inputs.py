@@ -32,8 +32,7 @@ class RunInputs:
 
 
 def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
-    """What `train_model` trains and validates on; an error for arguments of another type, missing splits or labels
-    the config lacks."""
+    """What `train_model` trains and validates on; an error for bad arguments, missing splits or unlisted labels."""
     TrainingConfig.check(config)
     Dataset.check(dataset)
     labels = _labels(config, dataset)

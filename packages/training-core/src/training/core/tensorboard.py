@@ -39,8 +39,7 @@ class TensorBoardCallback(Callback):
         self.writer.flush()
 
     def on_train_end(self, state: TrainerState) -> None:
-        if self.writer is not None:
-            self.writer.close()
+        self.writer.close()  # opened in `on_train_begin`, which `train_model` always calls first
 
 
 def tracking_callbacks(tracking: TrackingConfig, run_dir: Path, is_main: bool) -> list[Callback]:

@@ -177,8 +177,7 @@ def flat_windows(windows: Sequence[Window]) -> dict[str, np.ndarray]:
 
 @dataclass(frozen=True)
 class Readings:
-    """At each labelled position of a sequence of windows, in order: the most probable tag id, its probability and
-    the label's log-probability."""
+    """Per labelled position of windows, in order: the most probable tag id, its probability, the label's log-prob."""
 
     tag_ids: np.ndarray  # int64
     scores: np.ndarray  # float32
