@@ -152,8 +152,7 @@ class AzureBackend:
         self.ml_client, self.poll_interval = ml_client, poll_interval
 
     def prepare(self, spec_file: Path) -> JobHandle:
-        spec, _, path = _job_yaml(spec_file)
-        azure = _azure_settings(spec)
+        spec, azure, _, path = _job_yaml(spec_file)
         command_line = ["az", "ml", "job", "create", "--file", str(path)]  # submits the YAML by hand
         workspace = ("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)
         for flag, value in (("--subscription", azure.subscription_id), *workspace):
@@ -161,8 +160,7 @@ class AzureBackend:
         return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), path.parent / "status.log", command_line)
 
     def submit(self, spec_file: Path) -> JobHandle:
-        spec, job, path = _job_yaml(spec_file)
-        azure = _azure_settings(spec)
+        spec, azure, job, path = _job_yaml(spec_file)
         client = create_azure_client(azure, self.ml_client)
         client.check_compute(azure.compute)
         submitted = client.create_job(job)
@@ -170,11 +168,11 @@ class AzureBackend:
         return AzureJob(client, submitted, output, path.parent / "status.log", self.poll_interval, OUTPUT_NAME)
 
 
-def _job_yaml(spec_file: Path) -> tuple[JobSpec, CommandJob, Path]:
-    """The spec in `spec_file`, its command job, and the job's YAML written beside its code snapshot."""
+def _job_yaml(spec_file: Path) -> tuple[JobSpec, AzureConfig, CommandJob, Path]:
+    """The spec in `spec_file`, its Azure settings and command job, and the job's YAML beside its code snapshot."""
     spec = JobSpec.load(spec_file)
     job = build_azure_job(spec)
-    return spec, job, write_job_yaml(job, azure_folder(spec) / "job.yaml")
+    return spec, _azure_settings(spec), job, write_job_yaml(job, azure_folder(spec) / "job.yaml")
 
 
 class AzureJob(JobHandle):

@@ -33,11 +33,11 @@ class Backend(Protocol):
     def submit(self, spec_file: Path) -> JobHandle: ...
 
 
-def runner_command(spec_file: Path, *, nproc_per_node: int | None = None, python: str = sys.executable) -> list[str]:
+def runner_command(spec_file: Path, *, nproc_per_node: int | None = None) -> list[str]:
     """The command line of the runner for `spec_file`, under torchrun when `nproc_per_node` is given."""
-    if nproc_per_node is None:
-        return [python, "-m", RUNNER_MODULE, str(spec_file)]
-    launcher = [python, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node)]
+    launcher = [sys.executable]
+    if nproc_per_node is not None:
+        launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node)]
     return [*launcher, "-m", RUNNER_MODULE, str(spec_file)]
 
 
@@ -63,22 +63,18 @@ class SubprocessBackend:
     """Runs the job in a fresh `python -m training.execution.runner job.json` process."""
 
     name = "subprocess"
-
-    def __init__(self, python: str = sys.executable) -> None:
-        self.python = python
-
-    def command(self, spec_file: Path) -> list[str]:
-        return runner_command(spec_file, python=self.python)
+    nproc_per_node: int | None = None  # torchrun's processes
 
     def prepare(self, spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
-        output = Path(spec.output_dir)
-        return PreparedJob(spec.job_id, self.name, output, output / JOB_LOG, self.command(spec_file))
+        return self._job(PreparedJob, spec_file)
 
     def submit(self, spec_file: Path) -> JobHandle:
+        return self._job(ProcessJob, spec_file)
+
+    def _job(self, kind: type[JobHandle], spec_file: Path) -> JobHandle:
         spec = JobSpec.load(spec_file)
-        output = Path(spec.output_dir)
-        return ProcessJob(spec.job_id, self.name, output, output / JOB_LOG, self.command(spec_file))
+        output, command = Path(spec.output_dir), runner_command(spec_file, nproc_per_node=self.nproc_per_node)
+        return kind(spec.job_id, self.name, output, output / JOB_LOG, command)
 
 
 class TorchrunBackend(SubprocessBackend):
@@ -88,38 +84,30 @@ class TorchrunBackend(SubprocessBackend):
 
     name = "torchrun"
 
-    def __init__(self, nproc_per_node: int, python: str = sys.executable, *, processes_from: str | None = None) -> None:
-        super().__init__(python)
+    def __init__(self, nproc_per_node: int, *, processes_from: str | None = None) -> None:
         if nproc_per_node < 1:
             raise ConfigError(f"nproc_per_node: expected at least 1 process, got {nproc_per_node}")
         self.nproc_per_node = nproc_per_node
         self.processes_from = processes_from or f"nproc_per_node={nproc_per_node}"
 
-    def command(self, spec_file: Path) -> list[str]:
-        return runner_command(spec_file, nproc_per_node=self.nproc_per_node, python=self.python)
-
     def submit(self, spec_file: Path) -> JobHandle:
-        """Start the job here; a dry run (`prepare`) checks nothing of this machine: it may not be the one to run it."""
-        self._check_slots()
-        return super().submit(spec_file)
-
-    def _check_slots(self) -> None:
-        """More ranks than CUDA GPUs fail deep inside NCCL, so they are refused; gloo ranks on CPU may share cores,
-        only slower, so more of them than cores is noted."""
+        """Start the job here; a dry run (`prepare`) checks nothing of this machine: it may not be the one to run it.
+        More ranks than CUDA GPUs fail deep inside NCCL, so they are refused; gloo ranks on CPU may share cores, only
+        slower, so more of them than cores is noted."""
         found, kind = process_slots()
-        if self.nproc_per_node <= found:
-            return
-        if kind == "CUDA GPU":
-            raise ConfigError(
-                f"{self.processes_from}: {self.nproc_per_node} processes, one per CUDA GPU, but this machine has "
-                f"{found}; expected at most {found}"
+        if self.nproc_per_node > found:
+            if kind == "CUDA GPU":
+                raise ConfigError(
+                    f"{self.processes_from}: {self.nproc_per_node} processes, one per CUDA GPU, but this machine has "
+                    f"{found}; expected at most {found}"
+                )
+            _log.warning(
+                "%s: %d processes on %d CPU cores; they share the cores and run slower",
+                self.processes_from,
+                self.nproc_per_node,
+                found,
             )
-        _log.warning(
-            "%s: %d processes on %d CPU cores; they share the cores and run slower",
-            self.processes_from,
-            self.nproc_per_node,
-            found,
-        )
+        return super().submit(spec_file)
 
 
 def get_backend(

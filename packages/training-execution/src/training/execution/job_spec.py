@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
@@ -14,18 +14,15 @@ from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
-from training.config.schema import TrainingConfig
+from training.config.schema import Section, TrainingConfig
+from training.config.validation import read_json_file, validate
 from training.core.run_folder import RunFolder
 
 JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
 
 
-class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class DataPlan(_Record):
+class DataPlan(Section):
     """Which splits of the data train the model (merged into one) and which one evaluates it; without the latter,
     `data.holdout_fraction` of the training split is held out (an error without one)."""
 
@@ -55,7 +52,7 @@ class DataPlan(_Record):
         return f"holdout {holdout_fraction:g} of train"
 
 
-class Resources(_Record):
+class Resources(Section):
     """Where the job runs: the backend, processes per node, and the Azure settings for remote runs."""
 
     backend: BackendName = "local"
@@ -68,7 +65,7 @@ class Resources(_Record):
         return self.nproc_per_node * (self.azure.instance_count if self.backend == "azure" and self.azure else 1)
 
 
-class JobSpec(_Record):
+class JobSpec(Section):
     """One training job: the resolved config, the data and how to split it, the output folder and resources."""
 
     format: int = JOB_SPEC_FORMAT
@@ -130,8 +127,6 @@ class JobSpec(_Record):
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
         """Read a `job.json`; a missing, unreadable or invalid file is a `ConfigError` naming it."""
-        from training.config.validation import read_json_file, validate
-
         file = Path(path)
         data = read_json_file(file, "job spec")
         if isinstance(data, dict) and data.get("format") == 1:  # `other_data` was a field of the study

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.config.best import StudyRef, nest_study
+from training.config.validation import read_json_file, validate
 
 LINEAGE_FORMAT = 2
 LINEAGE_FILE = "lineage.json"
@@ -79,7 +80,6 @@ class Lineage(BaseModel):
     def load(cls, run_or_model_dir: str | os.PathLike[str]) -> Lineage:
         """Read `lineage.json` from a run folder, the `model/` folder inside it, or the file itself; the run folder's
         own paths are given where it lies now (it may have been moved or copied since), the file is left as written."""
-        from training.config.validation import read_json_file, validate
         from training.core.exported import is_exported
         from training.core.run_folder import RunFolder
 

@@ -35,8 +35,6 @@ def build_lineage(
     dataset_fingerprint: str | None = None,
     trained_on: tuple[str, ...] = (),
     evaluated_on: str | None = None,
-    azure_job_name: str | None = None,
-    azure_parent_job: str | None = None,
     backbone_folder: str | os.PathLike[str] | None = None,
 ) -> Lineage:
     """The lineage of `spec`'s job; with `run_dir`, also what its finished run folder says. The backbone is recorded
@@ -68,8 +66,6 @@ def build_lineage(
         packages=package_versions(),
         python=platform.python_version(),
         code_revision=spec.code_revision,
-        azure_job_name=azure_job_name,
-        azure_parent_job=azure_parent_job,
         created_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
     )
 

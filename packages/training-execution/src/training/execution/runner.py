@@ -39,10 +39,9 @@ def run_job(
     while the run's config and lineage name the backbone as the spec does."""
     if dataset is None:
         dataset = _load(spec)
-    spec.check_data(dataset.fingerprint, spec.data_path or "the dataset")
-    training_data, evaluated_on = spec.data.apply(
-        dataset, spec.config.data.holdout_fraction, spec.data_path or "the dataset"
-    )
+    source = spec.data_path or "the dataset"
+    spec.check_data(dataset.fingerprint, source)
+    training_data, evaluated_on = spec.data.apply(dataset, spec.config.data.holdout_fraction, source)
     ctx = context or create_run_context()
     try:
         output = Path(spec.output_dir)
