@@ -153,7 +153,7 @@ def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_a_training_error(
     import multiprocessing
 
     from training.common.errors import TrainingError
-    from training.hpo.processes import _send_error
+    from training.hpo.processes import _send_outcome
 
     class LocalError(OSError):  # a class defined in a function cannot be pickled
         pass
@@ -162,7 +162,7 @@ def test_an_error_that_cannot_be_pickled_reaches_the_parent_as_a_training_error(
     try:
         raise LocalError("disk gone")
     except LocalError as error:
-        _send_error(theirs, "refit", error, tmp_path / "error.log")
+        _send_outcome(theirs, "refit", error, tmp_path / "error.log", (OSError,))
     kind, sent = ours.recv()
     assert kind == "error" and type(sent) is TrainingError
     assert str(sent) == f"refit failed: LocalError('disk gone') (traceback in {tmp_path / 'error.log'})"

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError
-from training.hpo.study_folder import DEFAULT_STUDIES, default_study_dir
+from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_study_dir
 
 if TYPE_CHECKING:
     from training.config import AzureConfig, BestConfig
@@ -84,7 +84,6 @@ def run_sweep(args: argparse.Namespace) -> int:
 def best_config(args: argparse.Namespace) -> tuple[BestConfig, Path]:
     """`hpo best --azure-job NAME`: the best trial of the sweep as `<study-dir>/best_config.json`."""
     from training.hpo.azure_best import best_config_from_azure_sweep
-    from training.hpo.study_folder import StudyFolder
 
     folder = args.study_dir or default_study_dir(args.azure_job)
     best = best_config_from_azure_sweep(args.azure_job, azure_settings(args.config_dir, args.execution), folder)

@@ -25,11 +25,11 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
-from training.common.errors import InputError, TrainingError
+from training.common.errors import ConfigError, InputError, TrainingError
 from training.config.builder import load_hpo_config
 from training.config.schema import HPOConfig, TrainingConfig
-from training.config.validation import validate
-from training.config.yaml_io import load_yaml_mapping
+from training.config.validation import read_record, validate
+from training.config.yaml_io import load_yaml_mapping, parse_yaml
 from training.core.cv_utils import create_kfold_splits
 from training.hpo.objective import TrialSpec, cross_validate, max_epochs
 from training.hpo.search_space import create_search_space
@@ -59,9 +59,6 @@ class AzureTrialRecord(BaseModel):
         """Records written before the config was nested held it as YAML text (`config_yaml`)."""
         if not isinstance(data, dict) or not isinstance(data.get("config_yaml"), str):
             return data  # anything else is refused by the fields' own checks, naming the field
-        from training.common.errors import ConfigError
-        from training.config.yaml_io import parse_yaml
-
         try:
             config = parse_yaml(data["config_yaml"], "config_yaml")
         except ConfigError as error:
@@ -70,8 +67,6 @@ class AzureTrialRecord(BaseModel):
 
     @classmethod
     def load(cls, path: Path) -> AzureTrialRecord:
-        from training.config.validation import read_record
-
         return read_record(cls, path, "Azure trial record")
 
 

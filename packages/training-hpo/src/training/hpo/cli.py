@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from training.common.atomic import check_folder
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, TrainingError
 from training.common.redact import redact_url
 from training.hpo import azure_cli
-from training.hpo.study_folder import DEFAULT_STUDIES, default_study_dir
+from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_study_dir
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig
@@ -185,7 +185,6 @@ def _check_refit(args: argparse.Namespace) -> None:
 def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: Isolation, tracking: str | None) -> int:
     """`hpo run|resume --refit DIR`: the sweep's best config (None: it has no complete trial) trained as `training
     final --backend local` trains it (on `--data` where given: the sweep's data, moved)."""
-    from training.common.errors import TrainingError
     from training.core.run_folder import RunFolder
     from training.hpo.refit_job import refit
 
@@ -250,7 +249,6 @@ def _resume(args: argparse.Namespace) -> int:
 def _best(args: argparse.Namespace) -> int:
     from training.hpo.best_config import extract_best_config_from_study
     from training.hpo.storage import load_study
-    from training.hpo.study_folder import StudyFolder
 
     if args.azure_job is not None:
         best, written = azure_cli.best_config(args)
@@ -276,7 +274,6 @@ def _best(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from training.hpo.report import write_report
     from training.hpo.storage import load_study, study_location
-    from training.hpo.study_folder import StudyFolder
 
     out = args.out or StudyFolder(args.study_dir).report
     check_folder(out, "a folder for the report", option="--out" if args.out else "")

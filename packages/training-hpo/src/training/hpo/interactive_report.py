@@ -25,9 +25,8 @@ def study_figures(study: optuna.Study, metric: str) -> list[Section]:
     """(heading, figure or None, why it is missing) for each plot of the study."""
     require("plotly", "the interactive study report")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    none_yet = "no complete trial yet"
     if not complete:
-        return [(heading, None, none_yet) for heading in _HEADINGS]
+        return [(heading, None, "no complete trial yet") for heading in _HEADINGS]
     skip_importances = importances_note(complete)
     return [
         (_HEADINGS[0], _history(study, complete, metric), ""),

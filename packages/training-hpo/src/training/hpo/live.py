@@ -50,8 +50,7 @@ class LiveView:
         """The view as it stands at `now` (default: the time of the call)."""
         now = now if now is not None else time.time()
         state = self.state
-        start = state.start
-        metric = start.metric if start is not None else "value"
+        metric = state.start.metric if state.start is not None else "value"
         parts: list[Table | Text] = [self._header(state, now)]
         if state.running:
             parts.append(self._running(state.running, metric, now))

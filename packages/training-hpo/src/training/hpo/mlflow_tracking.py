@@ -57,15 +57,10 @@ class SweepTracker:
             return found[0]
         created = self.client.create_run(self.experiment, tags=sweep, run_name=self.study_name).info.run_id
         hpo = self.record.hpo_config
-        settings = {
-            "metric": hpo.metric,
-            "direction": hpo.direction,
-            "validation": hpo.validation,
+        settings = hpo.model_dump(include={"metric", "direction", "validation", "n_trials", "timeout_s"}) | {
             "folds": fold_count(hpo),
             "sampler": hpo.sampler.type,
             "pruner": hpo.pruner.type,
-            "n_trials": hpo.n_trials,
-            "timeout_s": hpo.timeout_s,
             "storage": self.record.storage,
         }
         params = [Param(key, str(value)) for key, value in settings.items()]

@@ -118,7 +118,7 @@ class CVOutcome:
 
 
 class OptunaReporter:
-    """Reports to an Optuna trial and tells `events` each epoch's value, each fold's end and the step progress."""
+    """Reports to an Optuna trial and tells `events` each epoch's value and each fold's end."""
 
     def __init__(self, trial: optuna.Trial, events: EventSink | None = None, max_epochs: int = 0) -> None:
         self.trial, self.events, self.stride = trial, events, max_epochs + 1
@@ -135,10 +135,6 @@ class OptunaReporter:
                 else EpochDone(trial=number, fold=fold, epoch=epoch + 1, value=value)
             )
         return self.trial.should_prune()
-
-    def progress(self, event: TrialProgress) -> None:
-        if self.events is not None:
-            self.events.emit(event)
 
 
 class _StepProgress(Callback):

@@ -206,19 +206,13 @@ def _send_outcome(
     error_log: Path,
     passthrough: tuple[type[BaseException], ...],
 ) -> None:
-    """Send how the work ended: interrupted, or its error as `call_in_process` gives it."""
-    if isinstance(error, (TrainingError, *passthrough)):
-        _send_error(connection, name, error, error_log)
-    elif isinstance(error, KeyboardInterrupt):
+    """Send how the work ended: interrupted, or its error as `call_in_process` gives it; one that cannot be pickled
+    (an error class of another library can refuse) as a `TrainingError` naming it and its traceback's file."""
+    if isinstance(error, KeyboardInterrupt):
         connection.send(("interrupted", None))
-    else:
-        oom = out_of_memory(name, error)
-        connection.send(("error", oom if oom is not None else _unexpected(name, error, error_log)))
-
-
-def _send_error(connection: Connection, name: str, error: BaseException, error_log: Path) -> None:
-    """Send the error as raised, or, where it cannot be pickled (an error class of another library can refuse), as
-    a `TrainingError` naming it and the file its traceback went to."""
+        return
+    if not isinstance(error, (TrainingError, *passthrough)):
+        error = out_of_memory(name, error) or _unexpected(name, error, error_log)
     try:
         connection.send(("error", error))
     except Exception:

@@ -173,9 +173,7 @@ class SearchSpace:
         for name, parameter in self.parameters.items():
             if isinstance(parameter, Fixed):
                 continue
-            if isinstance(parameter, Choice):
-                kind, distribution = "choice", sweep.Choice(values=list(parameter.values))
-            elif isinstance(parameter, IntRange) and not parameter.log:
+            if isinstance(parameter, Choice) or (isinstance(parameter, IntRange) and not parameter.log):
                 kind, distribution = "choice", sweep.Choice(values=list(_values(parameter)))
             elif isinstance(parameter, IntRange):
                 low, high = math.log(parameter.low), math.log(parameter.high)

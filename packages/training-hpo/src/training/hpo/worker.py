@@ -161,7 +161,7 @@ class SweepWorker:
             device=device,
         )
         reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
-        progress = reporter.progress if self.events is not None else None
+        progress = self.events.emit if self.events is not None else None
         return run_trial(spec, self.data, reporter, self.isolation, progress)
 
     def _failed(self, trial: optuna.Trial, reason: str, exit_code: int) -> NoReturn:
