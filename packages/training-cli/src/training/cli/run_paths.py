@@ -10,7 +10,6 @@ from training.common.errors import DataError, InputError
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
-    from training.config import TrainingConfig
     from training.core.exported import OnnxPredictor
     from training.core.predictor import Predictor
 
@@ -50,18 +49,13 @@ def load_predictor(folder: Path, batch_size: int, *, quantized: bool = False) ->
     return Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
 
 
-def run_config(model_dir: Path) -> TrainingConfig | None:
-    """The config the model was trained with (`config.yaml` beside `model/`), None for a model without its run."""
-    from training.core.run_folder import RunFolder
-
-    return RunFolder.of_model(model_dir).read_config()
-
-
 def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
     """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, as a
     refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it contradicts the
     run's, and the run's columns it takes), in `data_format` when given."""
-    config = run_config(model_dir)
+    from training.core.run_folder import RunFolder
+
+    config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
         data = config.data.for_data(data_path, format=data_format)  # a format given is kept, the content not read
         try:

@@ -288,7 +288,6 @@ def model_metadata(folder: Path, labels: Sequence[str], *, quantized: bool = Fal
     """Labels, backbone, runtime (and whether it runs an export's int8 model) and a lineage summary of the model served
     from `folder` (an exported folder's own lineage, a model folder's what its run folder records)."""
     from training.cli._version import __version__
-    from training.cli.run_paths import run_config
     from training.core.exported import is_exported, read_export
     from training.core.run_folder import RunFolder
 
@@ -305,7 +304,7 @@ def model_metadata(folder: Path, labels: Sequence[str], *, quantized: bool = Fal
         record = read_export(folder)
         window = {"backbone": record.backbone, "max_length": record.max_length}
         metadata |= {key: value for key, value in window.items() if value is not None}  # exported without a run config
-    elif (config := run_config(folder)) is not None:
+    elif (config := RunFolder.of_model(folder).read_config()) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
     home = folder if exported else RunFolder.of_model(folder).root  # `.` (said inside it) too
     if (home / "lineage.json").is_file():

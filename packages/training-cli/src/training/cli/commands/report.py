@@ -47,11 +47,12 @@ def write_folder_report(
     """A run folder's report; with data (given, in `data_format` or the run's, or the run's own), also the confusion
     of entity types."""
     from training.cli.report import entity_confusion, write_run_report
-    from training.cli.run_paths import run_config, run_dataset
+    from training.cli.run_paths import run_dataset
+    from training.core.run_folder import RunFolder
 
     confusion = None
     model_dir = run_dir / "model"
-    config = run_config(model_dir)
+    config = RunFolder.of_model(model_dir).read_config()
     if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
         data_path = config.data.path
     if model_dir.is_dir() and data_path:
