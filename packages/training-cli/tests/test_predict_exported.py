@@ -129,7 +129,7 @@ def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run:
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == recorded.model_dump(mode="json")
     record = read_export(deployed)
-    metadata = model_metadata(deployed, Path(record.source), record.tag_names, "onnxruntime")
+    metadata = model_metadata(deployed, record.tag_names)
     assert metadata["lineage"] == recorded.summary()
     assert (metadata["backbone"], metadata["max_length"]) == ("tiny-bert", 64)
 

@@ -7,7 +7,6 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from training.common.optional import require
 from training.common.report_page import Section
 
 if TYPE_CHECKING:
@@ -24,7 +23,6 @@ def run_figures(
     metric: str,
 ) -> list[Section]:
     """(heading, figure or None, why it is missing) for each plot of a run."""
-    require("plotly", "the interactive run report")
     return [
         ("Learning curves", _learning_curves(history, metric), "")
         if history

@@ -64,8 +64,7 @@ class CommandParser(argparse.ArgumentParser):
         # argparse lists a parser's own unknown arguments first, then those its command's parser left: each parser notes
         # its own in the namespace (argparse copies it up), so that the parser given them refuses them, under its usage.
         below = getattr(parsed, _UNRECOGNIZED, [])
-        own = extras[: len(extras) - sum(len(arguments) for _, arguments in below)]
-        if own:
+        if own := extras[: len(extras) - sum(len(arguments) for _, arguments in below)]:
             setattr(parsed, _UNRECOGNIZED, [*below, (self, own)])
         return parsed, extras
 

@@ -21,10 +21,10 @@ if TYPE_CHECKING:
 
 
 def write_run_report(
-    run_dir: Path, out_dir: Path, confusion: dict[str, Counter[str]] | None = None, metric: str = "entity_f1"
+    run_dir: Path, out_dir: Path, data_path: str | None = None, data_format: str | None = None
 ) -> Path:
-    """Write PNG plots, `index.html` and `interactive.html` for a training run folder whose checkpoints were chosen
-    by `metric`; returns the `index.html` path."""
+    """Write PNG plots, `index.html` and `interactive.html` for a training run folder; returns the `index.html` path.
+    With data (given, in `data_format` or the run's, or the run's own), also the confusion of entity types."""
     record = RunFolder(run_dir).read_metrics()
     if record is None:
         raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
@@ -34,6 +34,20 @@ def write_run_report(
 
     matplotlib.use("Agg")
     check_folder(out_dir, "a folder for the report")
+    model_dir = run_dir / "model"
+    config = RunFolder.of_model(model_dir).read_config()
+    metric = config.training.metric_for_best if config is not None else "entity_f1"  # what chose the checkpoints
+    if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
+        data_path = config.data.path
+    confusion = None
+    if model_dir.is_dir() and data_path:
+        from training.cli.run_paths import run_dataset
+        from training.core import evaluate_model
+
+        dataset = run_dataset(model_dir, data_path, data_format)
+        split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
+        result = evaluate_model(model_dir, None, dataset[split])
+        confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
     out_dir.mkdir(parents=True, exist_ok=True)
     plots = {"learning_curves": _learning_curves(record.history, metric)}
     per_entity = record.best.per_entity if record.best else {}
@@ -59,7 +73,7 @@ def write_run_report(
     return page
 
 
-def entity_confusion(
+def _entity_confusion(
     references: Sequence[Sequence[str]], predictions: Sequence[Sequence[str]]
 ) -> dict[str, Counter[str]]:
     """Word-level confusion of entity types (B-/I- dropped): gold type -> counts of predicted types."""

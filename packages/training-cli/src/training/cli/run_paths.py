@@ -3,7 +3,6 @@ it, and the predictor that runs a model (torch for a model folder, onnxruntime f
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -11,10 +10,8 @@ from training.common.errors import DataError, InputError
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
-    from training.config import TrainingConfig
-    from training.core.decoding import Entity
-
-    Tagger = Callable[[Sequence[str]], list[list[Entity]]]
+    from training.core.exported import OnnxPredictor
+    from training.core.predictor import Predictor
 
 
 def model_folder(path: Path) -> Path:
@@ -41,33 +38,24 @@ def predictor_folder(path: Path, *, quantized: bool = False) -> Path:
     return model_folder(path)
 
 
-def load_predictor(path: Path, batch_size: int, *, quantized: bool = False) -> tuple[Tagger, Path, tuple[str, ...]]:
-    """The predictor of a run or model folder (torch) or of an exported folder (onnxruntime, torch never imported),
-    the model folder whose run describes it, and its tag names."""
+def load_predictor(folder: Path, batch_size: int, *, quantized: bool = False) -> OnnxPredictor | Predictor:
+    """The predictor of a `predictor_folder`: onnxruntime for an exported folder (torch never imported), else torch."""
     from training.core.exported import OnnxPredictor, is_exported
 
-    folder = predictor_folder(path, quantized=quantized)
     if is_exported(folder):
-        onnx = OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
-        return onnx, Path(onnx.record.source), onnx.tag_names
+        return OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
     from training.core.predictor import Predictor
 
-    torch_predictor = Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
-    return torch_predictor, folder, torch_predictor.tag_names
-
-
-def run_config(model_dir: Path) -> TrainingConfig | None:
-    """The config the model was trained with (`config.yaml` beside `model/`), None for a model without its run."""
-    from training.core.run_folder import RunFolder
-
-    return RunFolder.of_model(model_dir).read_config()
+    return Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
 
 
 def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
     """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, as a
     refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it contradicts the
     run's, and the run's columns it takes), in `data_format` when given."""
-    config = run_config(model_dir)
+    from training.core.run_folder import RunFolder
+
+    config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
         data = config.data.for_data(data_path, format=data_format)  # a format given is kept, the content not read
         try:

@@ -284,31 +284,29 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(
-    folder: Path, model_dir: Path, labels: Sequence[str], runtime: str, *, quantized: bool = False
-) -> dict[str, Any]:
+def model_metadata(folder: Path, labels: Sequence[str], *, quantized: bool = False) -> dict[str, Any]:
     """Labels, backbone, runtime (and whether it runs an export's int8 model) and a lineage summary of the model served
-    from `folder` (an exported folder's own lineage, a model's what the run folder of `model_dir` records)."""
+    from `folder` (an exported folder's own lineage, a model folder's what its run folder records)."""
     from training.cli._version import __version__
-    from training.cli.run_paths import run_config
     from training.core.exported import is_exported, read_export
     from training.core.run_folder import RunFolder
 
+    exported = is_exported(folder)
     metadata: dict[str, Any] = {
         "version": __version__,
-        "runtime": runtime,
+        "runtime": "onnxruntime" if exported else "torch",
         "quantized": quantized,
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
     # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained
     # again since.
-    if is_exported(folder):
+    if exported:
         record = read_export(folder)
         window = {"backbone": record.backbone, "max_length": record.max_length}
         metadata |= {key: value for key, value in window.items() if value is not None}  # exported without a run config
-    elif (config := run_config(model_dir)) is not None:
+    elif (config := RunFolder.of_model(folder).read_config()) is not None:
         metadata |= {"backbone": config.model.backbone, "max_length": config.model.max_length}
-    home = folder if is_exported(folder) else RunFolder.of_model(model_dir).root  # `.` (said inside it) too
+    home = folder if exported else RunFolder.of_model(folder).root  # `.` (said inside it) too
     if (home / "lineage.json").is_file():
         from training.execution import Lineage
 
@@ -320,12 +318,10 @@ def app_from_settings() -> FastAPI:
     """The app of one worker process: loads the model named by the settings file (uvicorn's factory)."""
     settings = read_record(ServeSettings, os.environ[SETTINGS_VARIABLE], "serve settings file")
     from training.cli.run_paths import load_predictor
-    from training.core.exported import is_exported
 
-    folder = Path(settings.model_dir)
-    predictor, model_dir, tag_names = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
-    runtime = "onnxruntime" if is_exported(folder) else "torch"
-    metadata = model_metadata(folder, model_dir, tag_names, runtime, quantized=settings.quantized)
+    folder = Path(settings.model_dir)  # a `predictor_folder`, as `training serve` checked it
+    predictor = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
+    metadata = model_metadata(folder, predictor.tag_names, quantized=settings.quantized)
     return create_app(predictor, metadata, settings)
 
 

@@ -172,9 +172,9 @@ def run(args: argparse.Namespace) -> int:
         print_table("lineage", ("field", "value"), list(lineage.summary().items()))
 
     note(args, "[7/7] reports")
-    from training.cli.commands.report import write_folder_report
+    from training.cli.report import write_run_report
 
-    final_report = write_folder_report(out / "final", out / "report" / "final", str(config_dir / "corpus"))
+    final_report = write_run_report(out / "final", out / "report" / "final", str(config_dir / "corpus"))
     _cli(args, "report", str(study_dir), "--output", str(out / "report" / "study"))
     written = {
         "configs": config_dir,

@@ -73,8 +73,7 @@ def run(args: argparse.Namespace) -> int:
             note(args, f"dry run: job written to {job.output_dir}; it runs with:")
             print(job.command_line)
         return 0
-    studio_url = getattr(job, "studio_url", None)
-    if studio_url:
+    if studio_url := getattr(job, "studio_url", None):
         note(args, f"Azure ML job {job.id}: {studio_url}")
     job.wait()
     from training.core.run_folder import RunFolder

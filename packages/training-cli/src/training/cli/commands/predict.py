@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
         if args.text or args.file:  # else a lone text may have been taken for the model
             hint = ""
         raise InputError(f"{args.model}: no such model folder{hint}")
-    predictor_folder(args.model, quantized=args.quantized)
+    folder = predictor_folder(args.model, quantized=args.quantized)
     texts = _texts(args)
-    predictor, _, _ = load_predictor(args.model, args.batch_size, quantized=args.quantized)
+    predictor = load_predictor(folder, args.batch_size, quantized=args.quantized)
     results = predictor(texts)
     if args.json:
         for text, entities in zip(texts, results, strict=True):

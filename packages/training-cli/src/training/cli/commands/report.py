@@ -31,7 +31,9 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"{args.folder}: no such folder")
     out_dir = args.output or args.folder / "report"
     if (args.folder / "metrics.json").is_file():
-        page = write_folder_report(args.folder, out_dir, args.data_path, args.format)
+        from training.cli.report import write_run_report
+
+        page = write_run_report(args.folder, out_dir, args.data_path, args.format)
     else:
         page = _plugin_report(args.folder, out_dir)
     if args.json:
@@ -39,30 +41,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(f"report: {page}")
     return 0
-
-
-def write_folder_report(
-    run_dir: Path, out_dir: Path, data_path: str | None = None, data_format: str | None = None
-) -> Path:
-    """A run folder's report; with data (given, in `data_format` or the run's, or the run's own), also the confusion
-    of entity types."""
-    from training.cli.report import entity_confusion, write_run_report
-    from training.cli.run_paths import run_config, run_dataset
-
-    confusion = None
-    model_dir = run_dir / "model"
-    config = run_config(model_dir)
-    if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
-        data_path = config.data.path
-    if model_dir.is_dir() and data_path:
-        from training.core import evaluate_model
-
-        dataset = run_dataset(model_dir, data_path, data_format)
-        split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
-        result = evaluate_model(model_dir, None, dataset[split])
-        confusion = entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
-    metric = config.training.metric_for_best if config is not None else "entity_f1"
-    return write_run_report(run_dir, out_dir, confusion, metric)
 
 
 def _plugin_report(folder: Path, out_dir: Path) -> Path:
