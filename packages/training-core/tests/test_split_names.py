@@ -122,3 +122,16 @@ def test_the_rename_hint_names_every_split_word_file_and_no_hidden_one(tmp_path:
     hidden = folder(tmp_path / "hidden", ".train.tsv.swp", "dev.tsv", "test.tsv")
     with pytest.raises(DataError, match=r"no train file; expected files named train"):
         split_files(hidden)
+
+
+def test_a_split_word_file_left_unread_beside_a_train_file_is_reported(tmp_path: Path) -> None:
+    """train.tsv beside NER-de-dev.tsv loaded with no validation split and said nothing: training held out part of
+    train instead of the dev file the folder holds."""
+    read = load_dataset(folder(tmp_path / "mixed", "train.tsv", "NER-de-dev.tsv", ".NER-de-test.tsv.swp"))
+    assert list(read) == ["train"]
+    assert read.report.files_unread == {"NER-de-dev.tsv": "dev.tsv"}
+    assert read.report.lines()[1] == (
+        "NER-de-dev.tsv not read: beside files named by a split alone, a split word inside a name is not read; rename "
+        "it dev.tsv to read it"
+    )
+    assert load_dataset(folder(tmp_path / "whole", "train.tsv", "dev.tsv", "NER-de-dev.tsv")).report.files_unread == {}

@@ -17,7 +17,7 @@ from data.formats import DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format
 from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
-from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files, unread_split_files
 from data.text_files import read_text
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
@@ -115,6 +115,7 @@ def load_dataset(
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
     if labels is None and tag_names is not None:  # as a ClassLabel's names, they declare the label set
         labels = declared_types(io_names(tag_names))
+    unread: dict[str, str] = {}
     if is_datasets_input(data_asset):
         source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         labels = declared if labels is None else labels
@@ -130,6 +131,8 @@ def load_dataset(
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
             (columns or Columns()).refuse_positions(source, read_by)
         sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
+        if path.is_dir():
+            unread = unread_split_files(path, files)
     sources = {name: _docstart_groups(part) for name, part in sources.items()}
     renames: list[Callable[[Sequence[str]], Sequence[str]]] = []
     if labels is not None and len(labels) == 1:  # the one type of tags without one (`B`, `I`: keyphrase corpora)
@@ -151,6 +154,7 @@ def load_dataset(
         documents={name: len(docs) for name, docs in splits.items()},
         misaligned={name: builder.misaligned() for name, builder in builders.items()},
         scheme=used,
+        files_unread=unread,
         **counts,
     )
     return Dataset(splits, labels=labels, report=report)

@@ -33,6 +33,7 @@ class LoadReport(_Record):
     tags_converted: int = 0
     scheme: str | None = None
     misaligned: dict[str, MisalignedSpans] = {}
+    files_unread: dict[str, str] = {}  # a folder's file with a split word in its name, and the name that reads it
 
     def lines(self) -> list[str]:
         """Human-readable summary lines, one per non-zero count, then each split's misaligned examples."""
@@ -47,6 +48,11 @@ class LoadReport(_Record):
             "tags_converted": f"{self.scheme} tags converted to IOB2",
         }
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
+        lines += [
+            f"{file} not read: beside files named by a split alone, a split word inside a name is not read; rename it "
+            f"{name} to read it"
+            for file, name in self.files_unread.items()
+        ]
         for split, found in self.misaligned.items():
             if found.count:
                 outcome = f"{found.count - found.dropped} expanded to words, {found.dropped} covering no word dropped"

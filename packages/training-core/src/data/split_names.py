@@ -67,6 +67,13 @@ def split_files(folder: Path) -> dict[str, Path]:
     return {name: found[name] for name in SPLIT_ORDER if name in found}
 
 
+def unread_split_files(folder: Path, found: Mapping[str, Path]) -> dict[str, str]:
+    """The files of `folder` whose names hold one split word for a split not `found` (`NER-de-dev.tsv` beside
+    `train.tsv`, which `split_files` does not read), each with the name that would have it read (`dev.tsv`)."""
+    renames = _renames([file for file in sorted(folder.iterdir()) if file.is_file()], found)
+    return {file: name for (_, name), files in renames.items() for file in files}
+
+
 def _split_inside(folder: Path, file: Path) -> str | None:
     """The split one word of `file`'s name names (`train` in `wnut17train.conll`), or None; two are an error."""
     words = _split_words(file)
