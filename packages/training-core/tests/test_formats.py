@@ -11,7 +11,6 @@ import pytest
 
 from data.columns import Columns
 from data.formats import Record, detect_format, read_records
-from data.loaders import load_dataset
 from data.text_files import EncodingError, decode_text, read_text
 from training.common.errors import DataError
 
@@ -275,7 +274,7 @@ def test_json_lines_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
     with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):
-        load_dataset(path, format="csv")
+        records(path, "csv")
 
 
 def test_json_lines_end_at_newline_only(tmp_path: Path) -> None:

@@ -113,7 +113,11 @@ def read_records(
     path: Path, text: str, format: str, columns: tuple[int | None, int | None] = (None, None)
 ) -> Iterator[Record]:
     """Records of `text` (the contents of `path`) in `format`; `columns` are a CoNLL token's and tag's positions."""
-    return _conll_records(path, text, columns) if format == "conll" else _json_records(path, text)
+    if format == "conll":
+        return _conll_records(path, text, columns)
+    if format in ("spans", "tokens"):
+        return _json_records(path, text)
+    raise DataError(f"{path}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
 
 
 def _json_records(path: Path, text: str) -> Iterator[Record]:
