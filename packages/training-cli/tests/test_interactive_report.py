@@ -95,4 +95,6 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_an_input_error(trained
     for out_dir, message in [(file, "is a file"), (file / "sub", f"lies inside the file {file}")]:
         with pytest.raises(InputError, match=f"^{re.escape(str(out_dir))}: {re.escape(message)}; expected a folder"):
             write_run_report(trained_run, out_dir)
+    with pytest.raises(InputError, match="is a file; expected a folder"):  # before a whole evaluation on the data
+        write_run_report(trained_run, file, str(tmp_path / "gone"))
     assert file.read_text() == "kept"
