@@ -6,7 +6,8 @@
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
   `data.columns` gives), blank lines between sentences. A `#` line before a sentence is a comment (CoNLL-U,
   MultiCoNER, GermEval) unless it has the columns, separator and a tag of the file's first token line: a `#` token
-  (`#<TAB>O`), as tweet corpora write them. WikiANN's language code before every token (`en:Paris`) is dropped.
+  (`#<TAB>O`), as tweet corpora write them; with space-separated pairs, `# I-95` is the token `#` tagged `I-95`.
+  WikiANN's language code before every token (`en:Paris`) is dropped.
 """
 
 from __future__ import annotations

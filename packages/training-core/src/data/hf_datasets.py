@@ -1,7 +1,8 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
 Each row becomes a record exactly like a line of our token (or span) JSON lines, so documents and their fingerprint
-do not depend on the format they came in. `datasets` is an optional extra.
+do not depend on the format they came in. Integer tags are named by the column's `ClassLabel` feature, else by
+`tag_names`. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
