@@ -31,6 +31,7 @@ from training.hpo.checkpoints import best_trial_number
 from training.hpo.failures import SweepStopped
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
+from training.hpo.trial_record import TrialRecord
 
 SMALL_SPACE = {"learning_rate": {"type": "loguniform", "low": 3e-3, "high": 8e-3}}
 
@@ -1034,8 +1035,11 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
         assert json.loads((study_dir / "study.json").read_text())["study_name"] == names[0]
         if second == "race":
             assert [code for code, _ in results] == [0, 0], results
-            assert [trial.state for trial in load_study(study_dir).trials] == [TrialState.COMPLETE] * 2
-            assert [trial.params for trial in load_study(study_dir).trials] == drawn
+            trials = load_study(study_dir).trials
+            # one process may finish its trial and start another before the second starts its own, which then finds
+            # the budget used up and fails before it trains (budget.py): a skipped trial, not a third one trained
+            assert [trial.params for trial in trials if trial.state == TrialState.COMPLETE] == drawn
+            assert all(TrialRecord.of(trial).skipped for trial in trials if trial.state != TrialState.COMPLETE)
             continue
         (code, _), (refused, stderr) = sorted(results)
         errors = [line for line in stderr.splitlines() if line.startswith("training hpo run: error:")]
