@@ -1035,11 +1035,11 @@ def test_two_sweeps_started_together_on_a_new_folder_make_one_study(
         assert json.loads((study_dir / "study.json").read_text())["study_name"] == names[0]
         if second == "race":
             assert [code for code, _ in results] == [0, 0], results
-            trials = load_study(study_dir).trials
+            made = load_study(study_dir).trials
             # one process may finish its trial and start another before the second starts its own, which then finds
             # the budget used up and fails before it trains (budget.py): a skipped trial, not a third one trained
-            assert [trial.params for trial in trials if trial.state == TrialState.COMPLETE] == drawn
-            assert all(TrialRecord.of(trial).skipped for trial in trials if trial.state != TrialState.COMPLETE)
+            assert [trial.params for trial in made if trial.state == TrialState.COMPLETE] == drawn
+            assert all(TrialRecord.of(trial).skipped for trial in made if trial.state != TrialState.COMPLETE)
             continue
         (code, _), (refused, stderr) = sorted(results)
         errors = [line for line in stderr.splitlines() if line.startswith("training hpo run: error:")]
