@@ -48,8 +48,8 @@ CASES = {
         "from training.core import create_model_and_tokenizer as cm\n",
     ),
     "a name the package does not re-export": (
-        "from training.model import model_tag_names, _entity_types\n",
-        "from training.core.model import model_tag_names, _entity_types\n",
+        "from training.model import model_tag_names, _tag_names\n",
+        "from training.core.model import model_tag_names, _tag_names\n",
     ),
     "split, with a comment after a name and none at the end": (
         "from training import (train_model,  # why\n    run_local_hpo_sweep)\n",
