@@ -206,17 +206,17 @@ def _send_outcome(
     error_log: Path,
     passthrough: tuple[type[BaseException], ...],
 ) -> None:
-    """Send how the work ended: interrupted, or its error as `call_in_process` gives it; one that cannot be pickled
-    (an error class of another library can refuse) as a `TrainingError` naming it and its traceback's file."""
+    """Send how the work ended: interrupted, or its error as `call_in_process` gives it; ours as raised, or where it
+    cannot be pickled (another library's error class can refuse) as a `TrainingError` naming its traceback's file."""
     if isinstance(error, KeyboardInterrupt):
         connection.send(("interrupted", None))
-        return
-    if not isinstance(error, (TrainingError, *passthrough)):
-        error = out_of_memory(name, error) or _unexpected(name, error, error_log)
-    try:
-        connection.send(("error", error))
-    except Exception:
-        connection.send(("error", _unexpected(name, error, error_log)))
+    elif not isinstance(error, (TrainingError, *passthrough)):  # a pipe the parent closed is no unpicklable error
+        connection.send(("error", out_of_memory(name, error) or _unexpected(name, error, error_log)))
+    else:
+        try:
+            connection.send(("error", error))
+        except Exception:
+            connection.send(("error", _unexpected(name, error, error_log)))
 
 
 def _unexpected(name: str, error: BaseException, error_log: Path) -> TrainingError:
