@@ -98,3 +98,21 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_an_input_error(trained
     with pytest.raises(InputError, match="is a file; expected a folder"):  # before a whole evaluation on the data
         write_run_report(trained_run, file, str(tmp_path / "gone"))
     assert file.read_text() == "kept"
+
+
+def test_a_run_without_history_gets_no_empty_curves(trained_run: Path, tmp_path: Path) -> None:
+    import warnings
+
+    from training.cli.report import write_run_report
+
+    run = tmp_path / "run"
+    (run / "model").mkdir(parents=True)  # no model: the report reads the metrics alone
+    folder = RunFolder(run)
+    record = RunFolder(trained_run).read_metrics()
+    assert record is not None
+    folder.write_metrics(record.model_copy(update={"history": ()}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # matplotlib's "No artists with labels found to put in legend"
+        write_run_report(run, tmp_path / "report")
+    assert not (tmp_path / "report" / "learning_curves.png").exists()
+    assert (tmp_path / "report" / "entity_f1.png").is_file()

@@ -49,7 +49,7 @@ def write_run_report(
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = {"learning_curves": _learning_curves(record.history, metric)}
+    plots = {"learning_curves": _learning_curves(record.history, metric)} if record.history else {}
     per_entity = record.best.per_entity if record.best else {}
     if per_entity:
         plots["entity_f1"] = _entity_f1(per_entity, metric)
