@@ -269,3 +269,18 @@ def test_a_sentence_starting_with_a_no_break_space_token_is_named_not_an_interna
     """A tweet's token that is a no-break (or ideographic) space, first in its sentence, raised IndexError."""
     expected = f"train.conll:1: token 0 ({space!r}) is empty or contains whitespace"
     assert load_error(tmp_path, f"{space}\tO\nParis\tB-LOC\n").startswith(expected)
+
+
+def test_a_header_line_is_refused_as_one(tmp_path: Path) -> None:
+    """`Word<TAB>Tag` atop a TSV file (pandas' `to_csv(sep="\t")`) failed as a malformed tag, which did not say why,
+    and above IO tags (Few-NERD's `person-actor`) was read as a word of the entity type `label`."""
+    for header, tags in [("token\tlabel", "B-LOC"), ("Word\tPOS\tTag", "NNP\tB-LOC"), ("word\tlabel", "person")]:
+        message = load_error(tmp_path, f"{header}\nParis\t{tags}\n")
+        assert (
+            message == f"train.conll:1: {header!r} is a header line (column names, as spreadsheets and pandas "
+            "write them); a CoNLL/TSV file has none: remove it"
+        )
+    assert read(tmp_path, "Paris\tLOC\nis\tO\n\nword\tlabel\n") == [  # in a later sentence, words
+        ("Paris is", (Span(0, 5, "LOC"),)),
+        ("word", (Span(0, 4, "label"),)),
+    ]

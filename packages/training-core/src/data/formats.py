@@ -189,6 +189,10 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
     return Record(line, value)
 
 
+_HEADER_WORDS = {"token", "tokens", "word", "words", "text", "form"}
+_HEADER_TAGS = {"label", "labels", "tag", "tags", "ner", "ner_tag", "ner_tags", "entity", "entities", "iob", "bio"}
+
+
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
     token_at, tag_at = 0 if positions[0] is None else positions[0], -1 if positions[1] is None else positions[1]
     read: list[Record] = []
@@ -241,6 +245,11 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
                 f"space needs tab-separated columns, got {line!r}"
             )
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
+        if number == width[1] and token.lower() in _HEADER_WORDS and tag.lower() in _HEADER_TAGS:  # IO: a type
+            raise DataError(
+                f"{path}:{number}: {line.strip()!r} is a header line (column names, as spreadsheets and pandas "
+                "write them); a CoNLL/TSV file has none: remove it"
+            )
         if not (token and tag):
             name, at = ("tokens", token_at) if not token else ("tags", tag_at)
             raise DataError(
