@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
-from training.config.validation import apply_dotted, validate
+from training.config.validation import apply_dotted, check_mlflow_uri, validate
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -209,20 +209,6 @@ class OptimizationConfig(Section):
         "mask: true (an error for a backbone that cannot), false, or auto (where the backbone can and packing a "
         "batch costs less than padding it)",
     )
-
-
-# Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).
-MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "azureml")
-
-
-def check_mlflow_uri(uri: str) -> str:
-    """`uri`, checked to be an MLflow tracking URI of a known scheme or a local path (else `ValueError`)."""
-    scheme, separator, rest = uri.partition(":")
-    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
-        return uri
-    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
-        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
-    return uri
 
 
 class TrackingConfig(Section):
