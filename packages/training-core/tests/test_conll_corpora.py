@@ -64,6 +64,37 @@ def test_a_tabbed_hash_token_in_a_file_of_spaced_lines_stays_a_token(tmp_path: P
     assert read(tmp_path, "road O\n\n#\tB-ORG\nlove\tO\n") == [("road", ()), ("# love", (Span(0, 1, "ORG"),))]
 
 
+# CoNLL-2002's Spanish files as distributed (esp.train, esp.testa, esp.testb): Latin-1, a token and its tag a line.
+ESP = "Guardia B-ORG\nCivil I-ORG\nde O\nEspaña B-LOC\n\nMelbourne B-LOC\n( O\nAustralia B-LOC\n) O\n"
+
+
+def test_conll_2002_latin_1_files_are_read_in_data_encoding(tmp_path: Path) -> None:
+    """CoNLL-2002's Spanish and Dutch files were refused as not UTF-8, with no way to read them as distributed."""
+    path = tmp_path / "esp.train"
+    path.write_bytes(ESP.encode("latin-1"))
+    with pytest.raises(DataError) as caught:
+        load_dataset(path)
+    assert str(caught.value) == (
+        f"{path}:4: not valid UTF-8 (byte 0xf1 at offset 35); re-encode the text as UTF-8, or set data.encoding "
+        "(latin-1 for CoNLL-2002's files)"
+    )
+    assert [(doc.text, doc.spans) for doc in load_dataset(path, encoding="latin-1")["train"]] == [
+        ("Guardia Civil de España", (Span(0, 13, "ORG"), Span(17, 23, "LOC"))),
+        ("Melbourne ( Australia )", (Span(0, 9, "LOC"), Span(12, 21, "LOC"))),
+    ]
+
+
+def test_a_conll_2002_folder_loads_with_its_data_section(tmp_path: Path) -> None:
+    """The data section's `encoding: latin-1` reads the corpus folder as distributed, and other data a run reads."""
+    for name in ("esp.train", "esp.testa", "esp.testb"):
+        (tmp_path / name).write_bytes(ESP.encode("latin-1"))
+    data = DataConfig(name="conll2002", path=str(tmp_path), format="conll", encoding="latin-1")
+    dataset = data.load()
+    assert (list(dataset), dataset.labels) == (["train", "validation", "test"], ("LOC", "ORG"))
+    assert dataset["test"][0].text == "Guardia Civil de España"
+    assert data.for_data(str(tmp_path / "esp.testb")).load(inherited=True)["train"][0].text.endswith("España")
+
+
 GERMEVAL = "#\thttp://de.wikipedia.org/wiki/Schartau\t[2009-10-17]\n1\tSchartau\tB-PER\tO\n2\tsagte\tO\tO\n3\tBerlin\tB-LOC\tO\n"
 CONLLU = (
     "# sent_id = 1\n# text = Anna left\n"

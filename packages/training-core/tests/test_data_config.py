@@ -35,6 +35,22 @@ def test_data_policies_default_and_bad_values(folder: Path) -> None:
         build_training_config({"set": ["data.group_by=author"]}, folder)
 
 
+def test_data_encoding_defaults_to_utf_8_and_an_unknown_one_is_named(folder: Path) -> None:
+    assert build_training_config(None, folder).data.encoding == "utf-8"
+    expected = "unknown encoding; expected a text encoding Python reads, such as utf-8, latin-1 or cp1252"
+    with pytest.raises(ConfigError) as caught:
+        build_training_config({"set": ["data.encoding=latin-9x"]}, folder)
+    assert str(caught.value) == f"--set data.encoding=latin-9x: data.encoding: {expected}, got 'latin-9x'"
+    (folder / "data/corpus.yaml").write_text("format: conll\nencoding: rot13\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=rf"data/corpus\.yaml: data\.encoding: {expected}, got 'rot13'$"):
+        build_training_config(None, folder)
+    (folder / "data/corpus.yaml").write_text("format: conll\nencoding: latin-1\n", encoding="utf-8")
+    latin = build_training_config(None, folder)
+    assert latin.data.encoding == "latin-1"
+    # The text read, which the encoding decides, has the dataset's fingerprint; runs made before it keep theirs.
+    assert latin.fingerprint == build_training_config({"set": ["data.encoding=utf-8"]}, folder).fingerprint
+
+
 def test_the_data_section_loads_with_its_policies(folder: Path, tmp_path: Path) -> None:
     path = tmp_path / "train.jsonl"
     path.write_text('{"text": "JohnSmith left", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")

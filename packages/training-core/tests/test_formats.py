@@ -11,7 +11,7 @@ import pytest
 
 from data.columns import Columns
 from data.formats import Record, detect_format, read_records
-from data.text_files import EncodingError, decode_text, read_text
+from data.text_files import EncodingError, decode_text, read_data, read_text
 from training.common.errors import DataError
 
 
@@ -36,6 +36,25 @@ def test_read_text_names_the_line_of_a_non_utf8_byte(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", b'{"text": "ok"}\n{"text": "caf\xe9"}\n')
     with pytest.raises(DataError, match=r"a\.jsonl:2: not valid UTF-8 \(byte 0xe9 at offset 28\); re-encode"):
         read_text(path)
+
+
+def test_a_data_file_is_read_in_its_data_encoding(tmp_path: Path) -> None:
+    """CoNLL-2002's Spanish and Dutch files are Latin-1: refused as not UTF-8 with no way to read them as they are."""
+    path = write(tmp_path / "esp.train", "Guardia B-ORG\nEspaña B-LOC\n".encode("latin-1"))
+    with pytest.raises(EncodingError) as caught:
+        read_data(path)
+    assert str(caught.value) == (
+        f"{path}:2: not valid UTF-8 (byte 0xf1 at offset 18); re-encode the text as UTF-8, or set data.encoding "
+        "(latin-1 for CoNLL-2002's files)"
+    )
+    assert read_data(path, "latin-1") == read_data(path, "ISO-8859-1") == "Guardia B-ORG\nEspaña B-LOC\n"
+    assert read_data(write(tmp_path / "a.conll", "\ufeffEspaña B-LOC\n".encode()), "UTF8") == "España B-LOC\n"
+    with pytest.raises(DataError) as caught:  # the encoding asked for, not UTF-8, is named with the file and line
+        read_data(path, "ascii")
+    assert str(caught.value) == (
+        f"{path}:2: not valid ascii (byte 0xf1 at offset 18), which data.encoding names; set it to the encoding the "
+        "file is in"
+    )
 
 
 def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> None:

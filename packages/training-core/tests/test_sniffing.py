@@ -8,8 +8,10 @@ from pathlib import Path
 import pytest
 
 from data.columns import Columns
+from data.loaders import load_dataset
 from data.sniffing import content_format, own_format
 from data.text_files import HEAD_BYTES
+from training.config import DataConfig
 
 
 def test_a_file_s_format_is_told_by_its_start_alone(tmp_path: Path) -> None:
@@ -76,6 +78,21 @@ def test_a_token_in_brackets_is_no_json(tmp_path: Path) -> None:
     path.write_text("[\tO\nAnna\tB-PER\n", encoding="utf-8")
     assert content_format(path) == "conll"
     assert own_format(path, "spans") == "conll"
+
+
+def test_a_start_is_read_in_the_data_encoding(tmp_path: Path) -> None:
+    """A Latin-1 WikiANN file without a suffix is told CoNLL by its start; a UTF-16 JSON lines file read as UTF-8
+    showed no JSON start, so the sweep's own data was refused as other data showing conll."""
+    wikiann = tmp_path / "wikiann"
+    wikiann.mkdir()
+    (wikiann / "train").write_bytes("es:España\tB-LOC\nes:gana\tO\n".encode("latin-1"))
+    assert load_dataset(wikiann, encoding="latin-1")["train"][0].text == "España gana"
+    spans = tmp_path / "train.jsonl"
+    spans.write_text('{"text": "España gana", "annotations": [[0, 6, "LOC"]]}\n', encoding="utf-16")
+    assert content_format(spans, encoding="utf-16") == "spans"
+    sweep = DataConfig(name="sweep", format="conll", encoding="utf-16")
+    assert sweep.for_data(str(spans)).load().labels == ("LOC",)
+    assert own_format(spans, "spans", other_data=False, encoding="utf-16") == "spans"
 
 
 def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> None:

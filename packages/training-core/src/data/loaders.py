@@ -18,7 +18,7 @@ from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files, unread_split_files
-from data.text_files import read_text
+from data.text_files import ENCODINGS, is_text_encoding, read_data
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
@@ -91,6 +91,7 @@ def load_dataset(
     scheme: str = "auto",
     tag_names: Sequence[str] | None = None,
     columns: Columns | None = None,
+    encoding: str = "utf-8",
 ) -> Dataset:
     """Load a folder (`train`/`validation`/`test` files), one file (a `train` split) or a Hugging Face dataset.
 
@@ -98,6 +99,7 @@ def load_dataset(
     inside a word is widened to whole words and counted (`misaligned_policy="expand"`) or an error; overlaps are
     resolved after that. Tags of any `scheme` become IOB2; `tag_names` names integer tags; `columns` names the columns
     of `datasets` input and keys of JSON token records, or gives CoNLL files' column positions (0 first, -1 last).
+    Files are read in `encoding` (Python's codec name: latin-1 for CoNLL-2002's files), UTF-8 by default.
     """
     if format != "auto" and format not in FORMATS:
         raise DataError(f"{data_asset}: unknown format {format!r}; expected one of auto, {', '.join(FORMATS)}")
@@ -107,6 +109,8 @@ def load_dataset(
         raise DataError(f"unknown misaligned_policy {misaligned_policy!r}; expected 'expand' or 'error'")
     if scheme != "auto" and scheme not in SCHEMES:
         raise DataError(f"unknown tagging scheme {scheme!r}; expected auto or one of {', '.join(SCHEMES)}")
+    if not is_text_encoding(encoding):
+        raise DataError(f"unknown encoding {encoding!r}; expected {ENCODINGS}")
     for name, names in (("labels", labels), ("tag_names", tag_names)):
         if isinstance(names, str):  # read letter by letter, 'PER' was the schema P, E, R
             raise DataError(f"{name}: expected a list of names, got the string {names!r}")
@@ -130,7 +134,9 @@ def load_dataset(
         if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
             (columns or Columns()).refuse_positions(source, read_by)
-        sources = {name: _file_source(file, format, tag_names, columns or Columns()) for name, file in files.items()}
+        sources = {
+            name: _file_source(file, format, tag_names, columns or Columns(), encoding) for name, file in files.items()
+        }
         if path.is_dir():
             unread = unread_split_files(path, files)
     sources = {name: _docstart_groups(part) for name, part in sources.items()}
@@ -185,8 +191,8 @@ class _Source:
     columns: Columns = Columns()
 
 
-def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns) -> _Source:
-    text = read_text(file)
+def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns, encoding: str) -> _Source:
+    text = read_data(file, encoding)
     file_format = detect_format(file, text, columns) if format == "auto" else format
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
     if file_format == "spans":

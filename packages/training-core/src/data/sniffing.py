@@ -14,16 +14,20 @@ from training.common.errors import DataError, InputError
 
 
 def own_format(
-    data_asset: str | os.PathLike[str], format: str, columns: Columns = Columns(), other_data: bool = True
+    data_asset: str | os.PathLike[str],
+    format: str,
+    columns: Columns = Columns(),
+    other_data: bool = True,
+    encoding: str = "utf-8",
 ) -> str:
-    """The format a run's `format` reads other data at `data_asset` in: that one, unless a file's first record cannot
-    be read in it (JSON lines after a CoNLL run); then the one the files show, or auto where they show two. A suffix
-    alone changes nothing. Not `other_data` (the run's own), such content is an `InputError`."""
+    """The format a run's `format` reads other data at `data_asset` (files in `encoding`) in: that one, unless a
+    file's first record cannot be read in it (JSON lines after a CoNLL run); then the one the files show, or auto where
+    they show two. A suffix alone changes nothing. Not `other_data` (the run's own), such content is an `InputError`."""
     if format == "auto" or is_datasets_input(data_asset):
         return format
     path = Path(data_asset)
     files = split_files(path).values() if path.is_dir() else [path]
-    shown = {content_format(file, columns, format) for file in files} - {None}
+    shown = {content_format(file, columns, format, encoding) for file in files} - {None}
     if shown <= {format}:
         return format
     if not other_data:
@@ -34,14 +38,17 @@ def own_format(
     return shown.pop() if len(shown) == 1 else "auto"
 
 
-def content_format(file: Path, columns: Columns = Columns(), format: str = "auto") -> str | None:
-    """The format the start of `file` shows: a JSON one (`format` where the first record holds its keys), else `conll`;
-    None for no such file or a blank start. A first record cut where the start ends is read on until it completes."""
+def content_format(
+    file: Path, columns: Columns = Columns(), format: str = "auto", encoding: str = "utf-8"
+) -> str | None:
+    """The format the start of `file` (in `encoding`) shows: a JSON one (`format` where the first record holds its
+    keys), else `conll`; None for no such file or a blank start. A first record cut where the start ends is read on
+    until it completes."""
     if not file.is_file():
         return None
     size = HEAD_BYTES
     while True:
-        text = read_head(file, size)
+        text = read_head(file, size, encoding)
         start = text.lstrip(" \t\r\n")[:1]
         if not start:
             return None

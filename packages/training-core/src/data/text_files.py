@@ -1,4 +1,5 @@
-"""A data file's text as UTF-8: all of it, for reading, or its start, for telling its format."""
+"""A file's text, UTF-8 unless a data file's `data.encoding` names another: all of it, for reading, or a data file's
+start, for telling its format."""
 
 from __future__ import annotations
 
@@ -8,6 +9,10 @@ from pathlib import Path
 from training.common.errors import DataError
 
 HEAD_BYTES = 64 * 1024  # enough for a file's first records; a format is told by them, not by a whole corpus
+ENCODINGS = "a text encoding Python reads, such as utf-8, latin-1 or cp1252"
+_UTF8 = ("utf-8", "utf-8-sig")  # codecs.lookup's names for utf8, UTF-8, utf_8 and the BOM's utf-8-sig
+# Corpora come in the encoding they were made in: CoNLL-2002's Spanish and Dutch files are Latin-1.
+_DATA_WAY_OUT = "re-encode the text as UTF-8, or set data.encoding (latin-1 for CoNLL-2002's files)"
 
 
 class EncodingError(DataError):
@@ -27,8 +32,32 @@ def read_text(path: Path) -> str:
     return decode_text(_read_bytes(path), str(path))
 
 
-def decode_text(raw: bytes, where: str) -> str:
-    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`."""
+def is_text_encoding(name: object) -> bool:
+    """Whether `name` names a codec of Python's that decodes bytes to text (not one such as base64 or rot13)."""
+    try:
+        return isinstance(name, str) and codecs.lookup(name)._is_text_encoding
+    except LookupError:
+        return False
+
+
+def read_data(path: Path, encoding: str = "utf-8") -> str:
+    """A data file's text in `encoding`, its `data.encoding`: UTF-8 as `decode_text` reads it, where a file that is
+    not is told of the setting, else that codec's; bytes it cannot decode are an `EncodingError`."""
+    raw = _read_bytes(path)
+    if codecs.lookup(encoding).name in _UTF8:
+        return decode_text(raw, str(path), _DATA_WAY_OUT)
+    try:
+        return raw.decode(encoding)
+    except UnicodeDecodeError as error:
+        line = raw[: error.start].decode(encoding, "replace").count("\n") + 1
+        byte = f"byte 0x{raw[error.start]:02x} at offset {error.start}"
+        reason = f"not valid {encoding} ({byte}), which data.encoding names; set it to the encoding the file is in"
+        raise EncodingError(str(path), line, reason) from error
+
+
+def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UTF-8") -> str:
+    """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`
+    (a byte that is not UTF-8 offering `way_out`)."""
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -37,7 +66,7 @@ def decode_text(raw: bytes, where: str) -> str:
             reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
             raise EncodingError(where, None, reason) from error
         line = raw[: error.start].count(b"\n") + 1
-        reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); re-encode the text as UTF-8"
+        reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); {way_out}"
         raise EncodingError(where, line, reason) from error
     if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
         reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
@@ -45,10 +74,11 @@ def decode_text(raw: bytes, where: str) -> str:
     return text
 
 
-def read_head(path: Path, size: int = HEAD_BYTES) -> str:
-    """The text of the first `size` bytes of the file at `path`: a character cut there is left out, and bytes that
-    are not UTF-8 are replaced (reading the whole file names them)."""
-    decoder = codecs.getincrementaldecoder("utf-8-sig")(errors="replace")
+def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> str:
+    """The text of the first `size` bytes of the data file at `path` in `encoding`: a character cut there is left
+    out, and bytes that `encoding` cannot decode are replaced (reading the whole file names them)."""
+    codec = "utf-8-sig" if codecs.lookup(encoding).name in _UTF8 else encoding
+    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
     return decoder.decode(_read_bytes(path, size), final=False)
 
 

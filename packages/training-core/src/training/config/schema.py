@@ -21,7 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
-from training.config.validation import apply_dotted, validate
+from training.config.validation import apply_dotted, check_mlflow_uri, validate
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -103,6 +103,9 @@ class DataConfig(Section):
     misaligned_policy: Literal["expand", "error"] = Field(
         default="expand", description="a span edge inside a word: widen the span to whole words (counted) or fail"
     )
+    encoding: str = Field(
+        default="utf-8", description="the data files' text encoding, such as latin-1 (CoNLL-2002's Spanish and Dutch)"
+    )
     group_by: Literal["group"] | None = Field(
         default="group",
         description="keep a group (CoNLL -DOCSTART- document) in one fold or hold-out side; null: per document",
@@ -120,6 +123,15 @@ class DataConfig(Section):
         if path is not None and not path.strip():
             raise ValueError("is empty; expected a data folder or file")
         return path
+
+    @field_validator("encoding")
+    @classmethod
+    def _text_encoding(cls, encoding: str) -> str:
+        from data.text_files import ENCODINGS, is_text_encoding
+
+        if not is_text_encoding(encoding):
+            raise ValueError(f"unknown encoding; expected {ENCODINGS}")
+        return encoding
 
     @model_validator(mode="after")
     def _labels_are_types(self) -> DataConfig:
@@ -149,7 +161,8 @@ class DataConfig(Section):
         from data.loaders import columns_taken
         from data.sniffing import own_format
 
-        format = format or own_format(path, self.format, Columns(**dict(self.columns), inherited=True), other_data)
+        columns = Columns(**dict(self.columns), inherited=True)
+        format = format or own_format(path, self.format, columns, other_data, self.encoding)
         positions, names = columns_taken(path, format)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
@@ -175,6 +188,7 @@ class DataConfig(Section):
             scheme=self.scheme,
             tag_names=self.tag_names,
             columns=Columns(self.columns.tokens, self.columns.tags, inherited),
+            encoding=self.encoding,
         )
 
 
@@ -211,20 +225,6 @@ class OptimizationConfig(Section):
     )
 
 
-# Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).
-MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "azureml")
-
-
-def check_mlflow_uri(uri: str) -> str:
-    """`uri`, checked to be an MLflow tracking URI of a known scheme or a local path (else `ValueError`)."""
-    scheme, separator, rest = uri.partition(":")
-    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
-        return uri
-    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
-        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
-    return uri
-
-
 class TrackingConfig(Section):
     """The `tracking:` section of `train.yaml`: where runs are shown besides their run folder (nowhere by default)."""
 
@@ -246,8 +246,8 @@ class TrainingConfig(Section):
 
     @property
     def fingerprint(self) -> str:
-        """sha256 of what changes the trained model (not where the data lies or the run is tracked)."""
-        exclude = {"data": {"path", "allow_external_paths"}, "tracking": True}
+        """sha256 of what changes the trained model (not where the data lies, its encoding, or the run's tracking)."""
+        exclude = {"data": {"path", "allow_external_paths", "encoding"}, "tracking": True}
         return fingerprint(self.model_dump(mode="json", exclude=exclude))
 
     @classmethod

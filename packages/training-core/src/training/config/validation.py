@@ -108,6 +108,20 @@ def _records(annotation: Any) -> list[type[BaseModel]]:
     return [record for argument in get_args(annotation) for record in _records(argument)]
 
 
+# Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).
+MLFLOW_SCHEMES = ("file", "sqlite", "postgresql", "mysql", "mssql", "http", "https", "databricks", "azureml")
+
+
+def check_mlflow_uri(uri: str) -> str:
+    """`uri`, checked to be an MLflow tracking URI of a known scheme or a local path (else `ValueError`)."""
+    scheme, separator, rest = uri.partition(":")
+    if uri.strip() and (not separator or len(scheme) == 1):  # a local folder (C:\\... on Windows)
+        return uri
+    if scheme.split("+")[0] not in MLFLOW_SCHEMES or not rest.strip("/"):
+        raise ValueError(f"{uri!r} is not an MLflow tracking URI; expected {', '.join(MLFLOW_SCHEMES)}: or a folder")
+    return uri
+
+
 def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> None:
     """Set `data[a][b] = value` for `key` "a.b", creating nested mappings as needed; a mapping given for a section
     is merged into it (`training={seed: 1}` sets the seed and keeps the section's other values)."""

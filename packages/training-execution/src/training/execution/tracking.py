@@ -16,7 +16,7 @@ from training.common.fingerprint import fingerprint
 from training.common.optional import require
 from training.common.quiet import Quiet
 from training.common.redact import redact_url
-from training.config.schema import check_mlflow_uri
+from training.config.validation import check_mlflow_uri
 from training.core.run_folder import RunFolder
 from training.execution.lineage import LINEAGE_FILE, Lineage
 
