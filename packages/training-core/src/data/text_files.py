@@ -35,9 +35,12 @@ def read_text(path: Path) -> str:
 def is_text_encoding(name: object) -> bool:
     """Whether `name` names a codec of Python's that decodes bytes to text (not one such as base64 or rot13)."""
     try:
-        return isinstance(name, str) and codecs.lookup(name)._is_text_encoding
-    except LookupError:
+        b"x".decode(name)  # type: ignore[arg-type]  # a LookupError for an unknown name or a bytes-to-bytes codec
+    except UnicodeDecodeError:  # a text codec (UTF-16: one byte is half a character)
+        return True
+    except (LookupError, TypeError):
         return False
+    return True
 
 
 def read_data(path: Path, encoding: str = "utf-8") -> str:
