@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from data.columns import Columns
-from data.formats import Record, detect_format, read_records
+from data.formats import Record, detect_format, json_format, read_records
 from data.text_files import EncodingError, decode_text, read_data, read_text
 from training.common.errors import DataError
 
@@ -112,6 +112,18 @@ def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encodin
 def test_detect_format(tmp_path: Path, name: str, content: str, expected: str) -> None:
     path = write(tmp_path / name, content)
     assert detect_format(path, content) == expected
+
+
+@pytest.mark.parametrize("key", ["entities", "spans", "label"])
+def test_the_span_keys_of_tool_exports_tell_span_records_as_annotations_does(tmp_path: Path, key: str) -> None:
+    """doccano's `entities` (or `label` list) and Prodigy's `spans` beside tokens and tags were read as token records,
+    and a spans run took such records for other data; a `label` that is no list is a text's class, no spans."""
+    content = json.dumps({"text": "x", key: [], "tokens": ["x"], "ner_tags": ["O"]})
+    path = write(tmp_path / "a.jsonl", content)
+    assert detect_format(path, content) == json_format(path, content, kept="spans") == "spans"
+    assert json_format(path, content, kept="tokens") == "tokens"
+    content = json.dumps({"text": "x", "label": "positive", "tokens": ["x"], "ner_tags": ["O"]})
+    assert json_format(path, content) == json_format(path, content, kept="spans") == "tokens"
 
 
 def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:

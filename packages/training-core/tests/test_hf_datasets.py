@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from data.columns import Columns
+from data.documents import Span
 from data.generate import generate_corpus, main, write_corpus, write_saved_dataset
 from data.hf_datasets import HubId
 from data.loaders import load_dataset
@@ -304,6 +305,17 @@ def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: s
     words = datasets.Dataset.from_dict({"text": ["Jo"], "toks": [["Jo"]], "ner_tags": [["B-PER"]]})
     with pytest.raises(DataError, match=r"none of the columns \['tokens', 'words'\] .*; set data.columns.tokens$"):
         load_dataset(words)
+
+
+def test_doccano_s_entities_read_as_its_json_lines_do(tmp_path: Path) -> None:
+    """doccano's JSON lines read by `datasets` keep their `entities` of `start_offset` and `end_offset`, which were
+    refused as spans of no known shape, as the JSON lines themselves were."""
+    entities = [{"label": "PER", "start_offset": 0, "end_offset": 4}]
+    record = {"id": 1, "text": "Paul lives in Paris.", "entities": entities}
+    (tmp_path / "train.jsonl").write_text(json.dumps(record) + "\n", encoding="utf-8")
+    table = load_dataset(datasets.Dataset.from_list([record]))
+    assert table["train"][0].spans == (Span(0, 4, "PER"),)
+    assert table.fingerprint == load_dataset(tmp_path / "train.jsonl").fingerprint
 
 
 def test_ontonotes_sentences_are_documents_grouped_by_their_document(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from training.config import DataConfig
 TEXTS = ["John Smith works at Acme Corp in Paris", "Mary lives in Berlin"]
 SPANS = [[[0, 10, "PER"], [20, 29, "ORG"], [33, 38, "LOC"]], [[0, 4, "PER"], [14, 20, "LOC"]]]
 TAGS = [["B-PER", "I-PER", "O", "O", "B-ORG", "I-ORG", "O", "B-LOC"], ["B-PER", "O", "O", "B-LOC"]]
+KEYS = "'annotations' or 'entities' or 'spans' or 'ents' or 'label'"  # the keys a span record's spans are read from
+SHAPES = "[start, end, label], {start, end, label} or {start_offset, end_offset, label}"  # of each span
 
 
 def write(path: Path, content: str | bytes) -> Path:
@@ -211,7 +213,7 @@ def test_data_columns_name_the_keys_of_json_token_records(tmp_path: Path, name: 
     assert DataConfig(name="odd", columns={"tokens": "toks", "tags": "bio"}).load(path).fingerprint == expected
     usual = write(tmp_path / "usual" / name, dump(renamed_records("words", "labels")))
     assert load_dataset(usual).fingerprint == expected
-    assert load_error(path).startswith(f"{path}:1: cannot tell the format: a record needs 'text' (with 'annotations')")
+    assert load_error(path).startswith(f"{path}:1: cannot tell the format: a record needs 'text' (with {KEYS})")
 
 
 def test_a_json_token_record_lacking_a_named_key_is_refused_naming_it(tmp_path: Path) -> None:
@@ -232,7 +234,7 @@ def test_data_columns_names_for_span_records_are_refused_unless_a_run_s(tmp_path
     spans = write(tmp_path / "spans" / "train.jsonl", jsonl(span_records()))
     assert load_error(spans, columns=Columns(tags="bio")) == (
         f"{spans}: data.columns.tags: 'bio' names a key of token records; span records are read by their 'text' and "
-        "'annotations'"
+        f"spans ({KEYS})"
     )
     expected = load_dataset(spans).fingerprint
     assert load_dataset(spans, columns=Columns("toks", "bio", inherited=True)).fingerprint == expected
@@ -529,8 +531,9 @@ def test_dataset_built_in_memory() -> None:
         ([True, 1, "PER"], ": start and end must be integers"),
         ([0, 1, ""], ": label must be a non-empty string without outer whitespace"),
         ([0, 1, "PER "], ": label must be a non-empty string without outer whitespace"),
-        ([0, 1], " must be [start, end, label] or {start, end, label}"),
-        ({"start": 0, "label": "PER"}, " must be [start, end, label] or {start, end, label}"),
+        ([0, 1], f" must be {SHAPES}"),
+        ({"start": 0, "label": "PER"}, f" must be {SHAPES}"),
+        ({"start_offset": 0, "label": "PER"}, f" must be {SHAPES}"),
     ],
 )
 def test_bad_span(tmp_path: Path, annotation: Any, problem: str) -> None:
@@ -817,8 +820,11 @@ def test_non_object_record(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("record", "problem"),
     [
-        ({"text": "x"}, "missing 'annotations' (use [] for a document without entities)"),
-        ({"body": "x"}, "a span record needs 'text' and 'annotations'; found keys ['body']"),
+        (
+            {"text": "x"},
+            "missing 'annotations' (or 'entities' or 'spans' or 'ents' or 'label'; use [] for a document without entities)",
+        ),
+        ({"body": "x"}, f"a span record needs 'text' and spans ({KEYS}); found keys ['body']"),
         ({"text": 3, "annotations": []}, "'text' must be a string, got int"),
         ({"text": "x", "annotations": {"a": 1}}, "'annotations' must be a list of [start, end, label], got dict"),
     ],

@@ -12,7 +12,11 @@ from training.common.errors import DataError
 
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")  # `ner_tags` first: a part-of-speech `tags` beside it holds no entities
-SPAN_COLUMNS = ("entities", "annotations")  # beside `text`: entities {start, end, label}
+SPAN_COLUMNS = ("entities", "annotations")  # beside `text` in `datasets` input: entities {start, end, label}
+# Beside `text` in a JSON span record, the first present is read: ours, doccano's (`entities`; `label` in its older
+# export), Prodigy's (`spans`) and spaCy's `Doc.to_json()` (`ents`). A `label` that is no list is a class of the whole
+# text, no spans.
+SPAN_KEYS = ("annotations", "entities", "spans", "ents", "label")
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,7 +73,7 @@ class Columns:
             if isinstance(value, str) and not self.inherited:
                 raise DataError(
                     f"{where}: data.columns.{name}: {value!r} names a key of token records; span records are read by "
-                    "their 'text' and 'annotations'"
+                    f"their 'text' and spans ({' or '.join(map(repr, SPAN_KEYS))})"
                 )
 
     def keys(self, where: str, fields: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -85,6 +89,11 @@ class Columns:
     def tag_key(self, fields: Collection[str]) -> str | None:
         """The key of a token record's tags, as `keys` picks it, without checking that the record has it."""
         return column(fields, self.tags, TAG_COLUMNS, self.inherited)
+
+
+def span_keys(fields: Mapping[str, Any]) -> list[str]:
+    """The keys of JSON record `fields` holding spans, in the order they are read (`label` only as a list)."""
+    return [key for key in SPAN_KEYS if key in fields and (key != "label" or isinstance(fields[key], list))]
 
 
 def column(present: Collection[str], chosen: str | int | None, usual: Sequence[str], inherited: bool) -> str | None:

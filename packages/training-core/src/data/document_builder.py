@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
-from data.columns import TAG_COLUMNS, TOKEN_COLUMNS, Columns
+from data.columns import SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, span_keys
 from data.documents import Document, Span, align_spans, spans_to_tags, token_spans
 from data.formats import HALF_SURROGATE, Record
 from data.overlaps import max_coverage
@@ -21,6 +21,7 @@ from training.common.errors import DataError
 
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
+_SPAN_KEYS = " or ".join(map(repr, SPAN_KEYS))  # for messages
 
 
 @dataclass
@@ -61,7 +62,12 @@ class DocumentBuilder:
         group = None if group is None else str(group)
         if self.format == "spans":
             if "text" not in fields:
-                raise DataError(f"{where}: a span record needs 'text' and 'annotations'; found keys {sorted(fields)}")
+                raise DataError(
+                    f"{where}: a span record needs 'text' and spans ({_SPAN_KEYS}); found keys {sorted(fields)}"
+                )
+            if fields.get("answer") in ("reject", "ignore"):  # Prodigy's: no training data, unlike `accept`
+                self.counts["rejected_skipped"] += 1
+                return None
             return self._from_spans(where, doc_id, fields, group)
         words, key = self.columns.keys(where, fields)
         if words is None or key is None:
@@ -79,11 +85,10 @@ class DocumentBuilder:
             raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__}")
         if half := HALF_SURROGATE.search(text):
             raise DataError(f"{where}: 'text' holds half a surrogate pair ({half[0]!r} at character {half.start()})")
-        if "annotations" not in fields:
-            raise DataError(f"{where}: missing 'annotations' (use [] for a document without entities)")
-        raw = fields["annotations"]
+        key = _span_key(where, fields)
+        raw = fields[key]
         if not isinstance(raw, list):
-            raise DataError(f"{where}: 'annotations' must be a list of [start, end, label], got {type(raw).__name__}")
+            raise DataError(f"{where}: {key!r} must be a list of [start, end, label], got {type(raw).__name__}")
         if not text.strip():
             self.counts["empty_skipped"] += 1
             return None
@@ -130,10 +135,15 @@ class DocumentBuilder:
         """The annotation `item`, checked, with surrounding whitespace trimmed, and whether any was."""
         if isinstance(item, dict) and {"start", "end", "label"} <= item.keys():
             start, end, label = item["start"], item["end"], item["label"]
+        elif isinstance(item, dict) and {"start_offset", "end_offset", "label"} <= item.keys():  # doccano's
+            start, end, label = item["start_offset"], item["end_offset"], item["label"]
         elif isinstance(item, (list, tuple)) and len(item) == 3:
             start, end, label = item
         else:
-            raise DataError(f"{where}: annotation {item!r} must be [start, end, label] or {{start, end, label}}")
+            raise DataError(
+                f"{where}: annotation {item!r} must be [start, end, label], {{start, end, label}} or "
+                "{start_offset, end_offset, label}"
+            )
         if not (isinstance(start, int) and isinstance(end, int)) or isinstance(start, bool) or isinstance(end, bool):
             raise DataError(f"{where}: annotation {item!r}: start and end must be integers")
         if not isinstance(label, str) or not label or label != label.strip():  # 'PER ' would be a type of its own
@@ -226,6 +236,22 @@ class DocumentBuilder:
             close = cased or difflib.get_close_matches(label, list(self.labels), n=1)
             hint = f" (did you mean {close[0]!r}?{' types keep their case' if cased else ''})" if close else ""
             raise DataError(f"{where}: label {label!r} is not in the schema{hint}; expected one of {list(self.labels)}")
+
+
+def _span_key(where: str, fields: dict[str, Any]) -> str:
+    """The key of a span record's spans: the first of `SPAN_KEYS` present; another present must hold the same."""
+    keys = span_keys(fields)
+    if not keys and "label" in fields:
+        raise DataError(
+            f"{where}: 'label' is {fields['label']!r}, a class of the whole text (text classification data), not a "
+            f"list of spans; expected a list of [start, end, label] under {_SPAN_KEYS}"
+        )
+    if not keys:
+        others = " or ".join(map(repr, SPAN_KEYS[1:]))
+        raise DataError(f"{where}: missing 'annotations' (or {others}; use [] for a document without entities)")
+    if differing := [key for key in keys[1:] if fields[key] != fields[keys[0]]]:
+        raise DataError(f"{where}: both {keys[0]!r} and {differing[0]!r} hold spans, and they differ; keep one of them")
+    return keys[0]
 
 
 def _listed(spans: Iterable[Span]) -> str:

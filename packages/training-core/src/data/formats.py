@@ -1,6 +1,9 @@
 """Readers for the supported file formats, yielding raw records with their line numbers.
 
-- `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`
+- `spans`: JSON array or JSON lines of `{"text": ..., "annotations": [[start, end, label], ...]}`, or the span lists
+  annotation tools export: doccano's (`entities` of `{start_offset, end_offset, label}`, or its older `label` list)
+  Prodigy's (`spans`, beside its token objects; records answered `reject` or `ignore` are skipped and counted) and
+  spaCy's `Doc.to_json()` (`ents`)
 - `tokens`: JSON array or JSON lines of `{"tokens": [...], "tags" | "ner_tags": [...]}`, or the keys `data.columns`
   names (as it names the columns of `datasets` input, whose usual names are found too: `words`, `labels`)
 - `conll`: columns separated by tabs (where a line has one) or spaces, token first and tag last (or at the positions
@@ -20,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from data.columns import TAG_COLUMNS, TOKEN_COLUMNS, Columns, column
+from data.columns import SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, column, span_keys
 from data.schemes import is_tag
 from training.common.errors import DataError
 
@@ -78,16 +81,18 @@ def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str =
         fields = record.fields
         words = column(fields, columns.tokens, TOKEN_COLUMNS, columns.inherited)
         tagged = words in fields and columns.tag_key(fields) in fields
-        if (kept == "tokens" and tagged) or (kept == "spans" and "text" in fields and "annotations" in fields):
+        spans = bool(span_keys(fields))
+        if (kept == "tokens" and tagged) or (kept == "spans" and "text" in fields and spans):
             return kept
         # Dataset exports often keep a token record's sentence as `text` beside its tokens and tags; other records
         # with a `text` (Prodigy's keep token objects beside their spans) are read as spans, unless keys are named.
-        if "text" in fields and ("annotations" in fields or not tagged) and not (columns.named and words in fields):
+        if "text" in fields and (spans or not tagged) and not (columns.named and words in fields):
             return "spans"
         if words in fields or columns.named:  # a record lacking a key named is refused naming it
             return "tokens"
         raise DataError(
-            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with 'annotations') or "
+            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with "
+            f"{' or '.join(map(repr, SPAN_KEYS))}) or "
             f"{' or '.join(map(repr, TOKEN_COLUMNS))} (with {' or '.join(map(repr, TAG_COLUMNS))}), or the keys "
             f"data.columns names; found keys {sorted(fields)}"
         )

@@ -30,6 +30,7 @@ class LoadReport(_Record):
     overlaps_dropped: int = 0
     tags_repaired: int = 0
     empty_skipped: int = 0
+    rejected_skipped: int = 0  # Prodigy's records answered reject or ignore
     tags_converted: int = 0
     scheme: str | None = None
     misaligned: dict[str, MisalignedSpans] = {}
@@ -45,6 +46,7 @@ class LoadReport(_Record):
             "overlaps_dropped": "overlapping spans dropped (keep_longest)",
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
             "empty_skipped": "empty documents skipped",
+            "rejected_skipped": "records answered reject or ignore skipped",
             "tags_converted": f"{self.scheme} tags converted to IOB2",
         }
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
