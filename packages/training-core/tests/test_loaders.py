@@ -822,7 +822,8 @@ def test_non_object_record(tmp_path: Path) -> None:
     [
         (
             {"text": "x"},
-            "missing 'annotations' (or 'entities' or 'spans' or 'ents' or 'label'; use [] for a document without entities)",
+            "missing 'annotations' (or 'entities' or 'spans' or 'ents' or 'label'; use [] for a document without "
+            "entities)",
         ),
         ({"body": "x"}, f"a span record needs 'text' and spans ({KEYS}); found keys ['body']"),
         ({"text": 3, "annotations": []}, "'text' must be a string, got int"),

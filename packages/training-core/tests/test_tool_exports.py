@@ -103,7 +103,8 @@ def test_a_string_label_is_refused_as_text_classification_data(tmp_path: Path) -
     records = [{"text": TEXT, "label": [[0, 4, "PER"]]}, {"id": 7, "text": TEXT, "label": "positive"}]
     assert load_error(tmp_path, records) == (
         "train.jsonl:2: 'label' is 'positive', a class of the whole text (text classification data), not a list of "
-        "spans; expected a list of [start, end, label] under 'annotations' or 'entities' or 'spans' or 'ents' or 'label'"
+        "spans; expected a list of [start, end, label] under 'annotations' or 'entities' or 'spans' or 'ents' or "
+        "'label'"
     )
 
 
