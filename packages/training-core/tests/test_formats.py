@@ -57,6 +57,17 @@ def test_a_data_file_is_read_in_its_data_encoding(tmp_path: Path) -> None:
     )
 
 
+def test_a_utf8_file_is_read_as_utf8_in_a_run_of_another_encoding(tmp_path: Path) -> None:
+    """A Latin-1 run evaluating a UTF-8 file read 'España' as 'EspaÃ±a', without an error: UTF-8 beyond ASCII is
+    never accented Latin-1 text, and is read as UTF-8; other bytes are still read in the encoding named."""
+    utf8 = write(tmp_path / "mine.conll", "España B-LOC\n".encode())
+    assert read_data(utf8, "latin-1") == read_data(utf8, "cp1252") == "España B-LOC\n"
+    latin = write(tmp_path / "esp.testa", "España B-LOC\n".encode("latin-1"))
+    assert read_data(latin, "latin-1") == "España B-LOC\n"
+    utf16 = write(tmp_path / "wide.conll", "España B-LOC\n".encode("utf-16"))
+    assert read_data(utf16, "utf-16") == "España B-LOC\n"
+
+
 def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> None:
     # A config file words its own message from the parts; a trial process sends the error back pickled.
     with pytest.raises(EncodingError) as caught:

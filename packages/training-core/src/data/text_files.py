@@ -45,10 +45,11 @@ def is_text_encoding(name: object) -> bool:
 
 def read_data(path: Path, encoding: str = "utf-8") -> str:
     """A data file's text in `encoding`, its `data.encoding`: UTF-8 as `decode_text` reads it, where a file that is
-    not is told of the setting, else that codec's; bytes it cannot decode are an `EncodingError`."""
+    not is told of the setting, else that codec's; bytes it cannot decode are an `EncodingError`. A file of UTF-8
+    beyond ASCII is read as such in any encoding: a run's Latin-1 reading another corpus would garble its accents."""
     raw = _read_bytes(path)
-    if codecs.lookup(encoding).name in _UTF8:
-        return decode_text(raw, str(path), _DATA_WAY_OUT)
+    if codecs.lookup(encoding).name in _UTF8 or (not raw.isascii() and b"\x00" not in raw and _is_utf8(raw)):
+        return decode_text(raw, str(path), _DATA_WAY_OUT)  # UTF-8 text beyond ASCII is no Latin-1 (or cp1252) text
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
@@ -83,6 +84,14 @@ def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> st
     codec = "utf-8-sig" if codecs.lookup(encoding).name in _UTF8 else encoding
     decoder = codecs.getincrementaldecoder(codec)(errors="replace")
     return decoder.decode(_read_bytes(path, size), final=False)
+
+
+def _is_utf8(raw: bytes) -> bool:
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _read_bytes(path: Path, size: int = -1) -> bytes:
