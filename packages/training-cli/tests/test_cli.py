@@ -134,6 +134,21 @@ def test_report_names_a_damaged_metrics_file_without_advice_to_start_over(cli, t
     assert len(completed.stderr.splitlines()) == 1 and "start over" not in completed.stderr
 
 
+def test_evaluate_reads_other_data_in_the_encoding_named(cli, trained_run: Path, tmp_path: Path) -> None:
+    """A Latin-1 file evaluated by a UTF-8 run: refused naming --encoding (no advice on formats, which read no other
+    encoding), read with `--encoding latin-1`; an unknown encoding is a usage error."""
+    data = tmp_path / "held-out.conll"
+    data.write_bytes("Ana B-PERSON\nMuñoz I-PERSON\nworks O\n".encode("latin-1"))
+    refused = cli("evaluate", str(trained_run), "--data-path", str(data))
+    assert refused.returncode == 2 and len(refused.stderr.splitlines()) == 1
+    assert refused.stderr.rstrip().endswith("(--encoding of evaluate and report): latin-1 for CoNLL-2002's files")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--encoding", "latin-1", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 1
+    unknown = cli("evaluate", str(trained_run), "--data-path", str(data), "--encoding", "latin-9x")
+    assert unknown.returncode == 2 and "argument --encoding: unknown encoding 'latin-9x'" in unknown.stderr
+
+
 def test_evaluate_and_report_read_other_data_in_the_format_named(cli, trained_run: Path, tmp_path: Path) -> None:
     """The run read JSON lines (data.format: spans): other data is read so by default unless its content shows
     another format (CoNLL token lines, as a refit on other data reads them; a suffix alone never does), and in the

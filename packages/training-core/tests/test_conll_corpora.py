@@ -75,8 +75,8 @@ def test_conll_2002_latin_1_files_are_read_in_data_encoding(tmp_path: Path) -> N
     with pytest.raises(DataError) as caught:
         load_dataset(path)
     assert str(caught.value) == (
-        f"{path}:4: not valid UTF-8 (byte 0xf1 at offset 35); re-encode the text as UTF-8, or set data.encoding "
-        "(latin-1 for CoNLL-2002's files)"
+        f"{path}:4: not valid UTF-8 (byte 0xf1 at offset 35); re-encode the text as UTF-8, or give its encoding in "
+        "data.encoding (--encoding of evaluate and report): latin-1 for CoNLL-2002's files"
     )
     assert [(doc.text, doc.spans) for doc in load_dataset(path, encoding="latin-1")["train"]] == [
         ("Guardia Civil de España", (Span(0, 13, "ORG"), Span(17, 23, "LOC"))),

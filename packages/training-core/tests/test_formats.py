@@ -44,16 +44,16 @@ def test_a_data_file_is_read_in_its_data_encoding(tmp_path: Path) -> None:
     with pytest.raises(EncodingError) as caught:
         read_data(path)
     assert str(caught.value) == (
-        f"{path}:2: not valid UTF-8 (byte 0xf1 at offset 18); re-encode the text as UTF-8, or set data.encoding "
-        "(latin-1 for CoNLL-2002's files)"
+        f"{path}:2: not valid UTF-8 (byte 0xf1 at offset 18); re-encode the text as UTF-8, or give its encoding in "
+        "data.encoding (--encoding of evaluate and report): latin-1 for CoNLL-2002's files"
     )
     assert read_data(path, "latin-1") == read_data(path, "ISO-8859-1") == "Guardia B-ORG\nEspaña B-LOC\n"
     assert read_data(write(tmp_path / "a.conll", "\ufeffEspaña B-LOC\n".encode()), "UTF8") == "España B-LOC\n"
     with pytest.raises(DataError) as caught:  # the encoding asked for, not UTF-8, is named with the file and line
         read_data(path, "ascii")
     assert str(caught.value) == (
-        f"{path}:2: not valid ascii (byte 0xf1 at offset 18), which data.encoding names; set it to the encoding the "
-        "file is in"
+        f"{path}:2: not valid ascii (byte 0xf1 at offset 18), the encoding data.encoding (or --encoding) names; give "
+        "the file's"
     )
 
 
@@ -66,6 +66,9 @@ def test_a_utf8_file_is_read_as_utf8_in_a_run_of_another_encoding(tmp_path: Path
     assert read_data(latin, "latin-1") == "España B-LOC\n"
     utf16 = write(tmp_path / "wide.conll", "España B-LOC\n".encode("utf-16"))
     assert read_data(utf16, "utf-16") == "España B-LOC\n"
+    for wide in (utf16, write(tmp_path / "bare.conll", "Paris B-LOC\n".encode("utf-16-le"))):  # no 8-bit text
+        with pytest.raises(EncodingError, match=r"UTF-16 or UTF-32|UTF-16 text"):
+            read_data(wide, "latin-1")
 
 
 def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> None:

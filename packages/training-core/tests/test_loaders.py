@@ -330,6 +330,7 @@ def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
     expected = "expected a text encoding Python reads, such as utf-8, latin-1 or cp1252"
     assert load_error(path, encoding="latin-9x") == f"unknown encoding 'latin-9x'; {expected}"
     assert load_error(path, encoding="base64") == f"unknown encoding 'base64'; {expected}"  # bytes to bytes, no text
+    assert load_error(path, encoding="undefined") == f"unknown encoding 'undefined'; {expected}"  # decodes nothing
 
 
 @pytest.mark.parametrize(

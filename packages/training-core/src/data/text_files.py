@@ -10,9 +10,13 @@ from training.common.errors import DataError
 
 HEAD_BYTES = 64 * 1024  # enough for a file's first records; a format is told by them, not by a whole corpus
 ENCODINGS = "a text encoding Python reads, such as utf-8, latin-1 or cp1252"
+_WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 (LE, BE), UTF-32 BE; UTF-32 LE starts as 16 LE
 _UTF8 = ("utf-8", "utf-8-sig")  # codecs.lookup's names for utf8, UTF-8, utf_8 and the BOM's utf-8-sig
 # Corpora come in the encoding they were made in: CoNLL-2002's Spanish and Dutch files are Latin-1.
-_DATA_WAY_OUT = "re-encode the text as UTF-8, or set data.encoding (latin-1 for CoNLL-2002's files)"
+_DATA_WAY_OUT = (
+    "re-encode the text as UTF-8, or give its encoding in data.encoding (--encoding of evaluate and report): "
+    "latin-1 for CoNLL-2002's files"
+)
 
 
 class EncodingError(DataError):
@@ -38,7 +42,7 @@ def is_text_encoding(name: object) -> bool:
         b"x".decode(name)  # type: ignore[arg-type]  # a LookupError for an unknown name or a bytes-to-bytes codec
     except UnicodeDecodeError:  # a text codec (UTF-16: one byte is half a character)
         return True
-    except (LookupError, TypeError):
+    except (LookupError, TypeError, UnicodeError):  # UnicodeError: the codec `undefined`, which decodes nothing
         return False
     return True
 
@@ -48,14 +52,18 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
     not is told of the setting, else that codec's; bytes it cannot decode are an `EncodingError`. A file of UTF-8
     beyond ASCII is read as such in any encoding: a run's Latin-1 reading another corpus would garble its accents."""
     raw = _read_bytes(path)
-    if codecs.lookup(encoding).name in _UTF8 or (not raw.isascii() and b"\x00" not in raw and _is_utf8(raw)):
-        return decode_text(raw, str(path), _DATA_WAY_OUT)  # UTF-8 text beyond ASCII is no Latin-1 (or cp1252) text
+    codec = codecs.lookup(encoding).name
+    wide = raw.startswith(_WIDE_BOMS) or b"\x00" in raw[:2]  # UTF-16 or UTF-32, which no 8-bit codec should read
+    if codec in _UTF8 or (not codec.startswith(("utf-16", "utf-32")) and wide):
+        return decode_text(raw, str(path), _DATA_WAY_OUT)
+    if not raw.isascii() and b"\x00" not in raw and _is_utf8(raw):  # UTF-8 beyond ASCII is no Latin-1 or cp1252 text
+        return decode_text(raw, str(path))
     try:
         return raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw[: error.start].decode(encoding, "replace").count("\n") + 1
         byte = f"byte 0x{raw[error.start]:02x} at offset {error.start}"
-        reason = f"not valid {encoding} ({byte}), which data.encoding names; set it to the encoding the file is in"
+        reason = f"not valid {encoding} ({byte}), the encoding data.encoding (or --encoding) names; give the file's"
         raise EncodingError(str(path), line, reason) from error
 
 
@@ -65,7 +73,7 @@ def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UT
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        if raw.startswith((b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")):  # Notepad's "Unicode", PowerShell 5's `>`
+        if raw.startswith(_WIDE_BOMS):  # Notepad's "Unicode", PowerShell 5's `>`
             utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
             reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
             raise EncodingError(where, None, reason) from error

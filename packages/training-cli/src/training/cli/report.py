@@ -21,10 +21,15 @@ if TYPE_CHECKING:
 
 
 def write_run_report(
-    run_dir: Path, out_dir: Path, data_path: str | None = None, data_format: str | None = None
+    run_dir: Path,
+    out_dir: Path,
+    data_path: str | None = None,
+    data_format: str | None = None,
+    data_encoding: str | None = None,
 ) -> Path:
     """Write PNG plots, `index.html` and `interactive.html` for a training run folder; returns the `index.html` path.
-    With data (given, in `data_format` or the run's, or the run's own), also the confusion of entity types."""
+    With data (given, in `data_format` and `data_encoding` or the run's, or the run's own), also the confusion of
+    entity types."""
     record = RunFolder(run_dir).read_metrics()
     if record is None:
         raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
@@ -44,7 +49,7 @@ def write_run_report(
         from training.cli.run_paths import run_dataset
         from training.core import evaluate_model
 
-        dataset = run_dataset(model_dir, data_path, data_format)
+        dataset = run_dataset(model_dir, data_path, data_format, data_encoding)
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)

@@ -49,22 +49,27 @@ def load_predictor(folder: Path, batch_size: int, *, quantized: bool = False) ->
     return Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
 
 
-def run_dataset(model_dir: Path, data_path: str, data_format: str | None = None) -> Dataset:
-    """The data at `data_path`, read with the run's data options (format, scheme, labels, columns) when known, as a
-    refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it contradicts the
-    run's, and the run's columns it takes), in `data_format` when given."""
+def run_dataset(
+    model_dir: Path, data_path: str, data_format: str | None = None, encoding: str | None = None
+) -> Dataset:
+    """The data at `data_path`, read with the run's data options (format, encoding, scheme, labels, columns) when
+    known, as a refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it
+    contradicts the run's, and the run's columns it takes), in `data_format` and `encoding` when given."""
+    from data.text_files import EncodingError
     from training.core.run_folder import RunFolder
 
     config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
-        data = config.data.for_data(data_path, format=data_format)  # a format given is kept, the content not read
+        own = config.data if encoding is None else config.data.model_copy(update={"encoding": encoding})
+        data = own.for_data(data_path, format=data_format)  # a format given is kept, the content not read
         try:
             return data.load(inherited=True)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
-            if data_format or data.format != config.data.format or data.format == "auto":
+            told = data_format or data.format != config.data.format or data.format == "auto"
+            if told or isinstance(error, EncodingError):  # no format reads text of another encoding
                 raise
             hint = f"read as {data.format}, the run's data.format; --format auto detects it"
             raise DataError(f"{error} ({hint})") from error
     from data.loaders import load_dataset
 
-    return load_dataset(data_path, format=data_format or "auto")
+    return load_dataset(data_path, format=data_format or "auto", encoding=encoding or "utf-8")

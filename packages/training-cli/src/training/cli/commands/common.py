@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from data.formats import FORMATS
+from data.text_files import ENCODINGS, is_text_encoding
 from training.common.errors import InputError
 
 if TYPE_CHECKING:
@@ -55,11 +56,20 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def add_format_option(parser: argparse.ArgumentParser) -> None:
-    """`--format` of the data given with `--data-path`, which need not be in the run's format."""
+def add_data_options(parser: argparse.ArgumentParser) -> None:
+    """`--format` and `--encoding` of the data given with `--data-path`, which need not be in the run's."""
     parser.add_argument(
         "--format", choices=("auto", *FORMATS), help="format of --data-path (default: the run's; auto: detected)"
     )
+    parser.add_argument(
+        "--encoding", type=_encoding, help="text encoding of --data-path's files (default: the run's data.encoding)"
+    )
+
+
+def _encoding(name: str) -> str:
+    if not is_text_encoding(name):
+        raise argparse.ArgumentTypeError(f"unknown encoding {name!r}; expected {ENCODINGS}")
+    return name
 
 
 def load_config_and_data(args: argparse.Namespace) -> tuple[TrainingConfig, Dataset]:

@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from training.cli.commands.common import add_format_option, check_replaceable, positive_int
+from training.cli.commands.common import add_data_options, check_replaceable, positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
@@ -17,7 +17,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser = commands.add_parser("evaluate", help="evaluate a saved model on a data split (per-entity table)")
     parser.add_argument("model", type=Path, help="a run folder or its model/ folder")
     parser.add_argument("--data-path", type=os.path.expanduser, required=True, help="data folder or file")
-    add_format_option(parser)
+    add_data_options(parser)
     parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="windows per forward pass (default 32)")
@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_replaceable(args.output, _is_evaluation, "an evaluation record")
     model_dir = model_folder(args.model)
-    dataset = run_dataset(model_dir, args.data_path, args.format)
+    dataset = run_dataset(model_dir, args.data_path, args.format, args.encoding)
     split = chosen_split(dataset, args.data_path, args.split, "test")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
     record = {

@@ -50,7 +50,8 @@ def _texts(args: argparse.Namespace) -> list[str]:
             decode_text(os.fsencode(text), f"text argument {number}") if HALF_SURROGATE.search(text) else text
             for number, text in enumerate(args.text, 1)
         ]
-    # Read as data files are: UTF-8, a BOM (Notepad writes one) dropped, anything else an error naming the line.
+    # UTF-8 (texts to tag are not the run's corpus, whose data.encoding is not theirs), a BOM (Notepad writes one)
+    # dropped, anything else an error naming the line.
     if args.file:
         text = read_text(args.file)
     elif hasattr(sys.stdin, "buffer"):

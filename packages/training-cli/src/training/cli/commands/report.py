@@ -7,7 +7,7 @@ import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from training.cli.commands.common import add_format_option
+from training.cli.commands.common import add_data_options
 from training.cli.output import print_json
 from training.common.errors import InputError
 
@@ -21,7 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument(
         "--data-path", type=os.path.expanduser, help="data to compute the entity-type confusion on (default: the run's)"
     )
-    add_format_option(parser)
+    add_data_options(parser)
     parser.add_argument("--json", action="store_true", help="print the report path as JSON")
     parser.set_defaults(func=run)
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.folder / "metrics.json").is_file():
         from training.cli.report import write_run_report
 
-        page = write_run_report(args.folder, out_dir, args.data_path, args.format)
+        page = write_run_report(args.folder, out_dir, args.data_path, args.format, args.encoding)
     else:
         page = _plugin_report(args.folder, out_dir)
     if args.json:
