@@ -305,12 +305,16 @@ def test_a_sentence_starting_with_a_no_break_space_token_is_named_not_an_interna
 def test_a_header_line_is_refused_as_one(tmp_path: Path) -> None:
     """`Word<TAB>Tag` atop a TSV file (pandas' `to_csv(sep="\t")`) failed as a malformed tag, which did not say why,
     and above IO tags (Few-NERD's `person-actor`) was read as a word of the entity type `label`."""
-    for header, tags in [("token\tlabel", "B-LOC"), ("Word\tPOS\tTag", "NNP\tB-LOC"), ("word\tlabel", "person")]:
+    headers = [("token\tlabel", "B-LOC"), ("Word\tPOS\tTag", "NNP\tB-LOC"), ("word\tlabel", "person")]
+    headers += [("Token\tNE", "B-LOC"), ("word\tentity_type", "B-LOC"), ("\tWord\tTag", "0\tB-LOC")]  # pandas' index
+    for header, tags in headers:
         message = load_error(tmp_path, f"{header}\nParis\t{tags}\n")
         assert (
-            message == f"train.conll:1: {header!r} is a header line (column names, as spreadsheets and pandas "
-            "write them); a CoNLL/TSV file has none: remove it"
+            message == f"train.conll:1: {header.strip()!r} is a header line (column names, as spreadsheets and "
+            "pandas write them); a CoNLL/TSV file has none: remove it"
         )
+    io = "Text\tENTITY\nmining\tO\n\nsearch\tENTITY\n"  # a type that tags later lines: a word, not a header
+    assert read(tmp_path, io) == [("Text mining", (Span(0, 4, "ENTITY"),)), ("search", (Span(0, 6, "ENTITY"),))]
     assert read(tmp_path, "Paris\tLOC\nis\tO\n\nword\tlabel\n") == [  # in a later sentence, words
         ("Paris is", (Span(0, 5, "LOC"),)),
         ("word", (Span(0, 4, "label"),)),

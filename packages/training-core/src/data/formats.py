@@ -195,7 +195,8 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
 
 
 _HEADER_WORDS = {"token", "tokens", "word", "words", "text", "form"}
-_HEADER_TAGS = {"label", "labels", "tag", "tags", "ner", "ner_tag", "ner_tags", "entity", "entities", "iob", "bio"}
+_HEADER_TAGS = {"label", "labels", "tag", "tags", "ne", "ner", "ner_tag", "ner-tag", "ner_tags", "entity", "entities"}
+_HEADER_TAGS |= {"entity_type", "iob", "bio"}
 
 
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
@@ -250,7 +251,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
                 f"space needs tab-separated columns, got {line!r}"
             )
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
-        if number == width[1] and token.lower() in _HEADER_WORDS and tag.lower() in _HEADER_TAGS:  # IO: a type
+        if number == width[1] and _header(columns, tag, text[len(line) :]):
             raise DataError(
                 f"{path}:{number}: {line.strip()!r} is a header line (column names, as spreadsheets and pandas "
                 "write them); a CoNLL/TSV file has none: remove it"
@@ -278,6 +279,14 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     if width and positions[0] is None:
         _refuse_index_column(path, read, width)
     yield from read
+
+
+def _header(cells: list[str], tag: str, rest: str) -> bool:
+    """Whether a first line's `cells` name the columns (pandas' index column, if any, blank): a words name and a tags
+    name that never tags a later line (IO's `Text<TAB>ENTITY` may be a word of the type ENTITY)."""
+    if tag.lower() not in _HEADER_TAGS or not _HEADER_WORDS & {cell.lower() for cell in cells}:
+        return False
+    return not re.search(rf"\s{re.escape(tag)}[ \t]*\r?$", rest, re.MULTILINE)
 
 
 def _language_prefix(records: list[Record]) -> str:
