@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 
 from data.columns import Columns
+from data.documents import Span
 from data.formats import Record, detect_format, json_format, read_records
+from data.loaders import load_dataset
 from data.text_files import EncodingError, decode_text, read_data, read_text
 from training.common.errors import DataError
 
@@ -128,16 +130,18 @@ def test_detect_format(tmp_path: Path, name: str, content: str, expected: str) -
     assert detect_format(path, content) == expected
 
 
-@pytest.mark.parametrize("key", ["entities", "spans", "label"])
-def test_the_span_keys_of_tool_exports_tell_span_records_as_annotations_does(tmp_path: Path, key: str) -> None:
-    """doccano's `entities` (or `label` list) and Prodigy's `spans` beside tokens and tags were read as token records,
-    and a spans run took such records for other data; a `label` that is no list is a text's class, no spans."""
-    content = json.dumps({"text": "x", key: [], "tokens": ["x"], "ner_tags": ["O"]})
-    path = write(tmp_path / "a.jsonl", content)
-    assert detect_format(path, content) == json_format(path, content, kept="spans") == "spans"
-    assert json_format(path, content, kept="tokens") == "tokens"
-    content = json.dumps({"text": "x", "label": "positive", "tokens": ["x"], "ner_tags": ["O"]})
-    assert json_format(path, content) == json_format(path, content, kept="spans") == "tokens"
+@pytest.mark.parametrize("key", ["entities", "spans", "ents", "label"])
+def test_the_span_keys_of_tool_exports_tell_span_records_but_not_tagged_ones(tmp_path: Path, key: str) -> None:
+    """doccano's `entities` (or `label` list), Prodigy's `spans` and spaCy's `ents` beside a text and token objects
+    tell span records; beside tokens and tags (a `text` sentence kept too) the tags are read, as before such keys
+    were read: an empty list there is no sign that the sentence has no entity."""
+    prodigy = json.dumps({"text": "x", key: [], "tokens": [{"text": "x", "start": 0, "end": 1, "id": 0}]})
+    path = write(tmp_path / "a.jsonl", prodigy)
+    assert detect_format(path, prodigy) == json_format(path, prodigy, kept="tokens") == "spans"
+    tagged = json.dumps({"text": "Paris", key: [], "tokens": ["Paris"], "ner_tags": ["B-LOC"]})
+    assert detect_format(path, tagged) == json_format(path, tagged, kept="spans") == "tokens"
+    write(path, tagged)
+    assert [doc.spans for doc in load_dataset(path)["train"]] == [(Span(0, 5, "LOC"),)]
 
 
 def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:

@@ -76,6 +76,8 @@ def test_spacy_s_doc_json_reads_its_ents(tmp_path: Path) -> None:
     ents = [{"start": 0, "end": 4, "label": "PER"}, {"start": 14, "end": 19, "label": "LOC"}]
     record = {"text": TEXT, "ents": ents, "sents": [{"start": 0, "end": 20}], "tokens": tokens}
     assert read(load(tmp_path, [record])) == [("train-1", TEXT, (Span(0, 4, "PER"), Span(14, 19, "LOC")))]
+    groups = {**record, "spans": {"sc": [{"start": 0, "end": 10, "label": "PERSON", "kb_id": ""}]}}  # spaCy >= 3.3.1
+    assert read(load(tmp_path, [groups])) == read(load(tmp_path, [record]))  # span groups are no entities
 
 
 def test_prodigy_records_answered_reject_or_ignore_are_skipped_and_counted(tmp_path: Path) -> None:
@@ -106,6 +108,21 @@ def test_a_string_label_is_refused_as_text_classification_data(tmp_path: Path) -
         "spans; expected a list of [start, end, label] under 'annotations' or 'entities' or 'spans' or 'ents' or "
         "'label'"
     )
+    classes = [{"id": 1, "text": TEXT, "label": ["positive", "travel"], "Comments": []}]  # doccano's, as written
+    assert load_error(tmp_path, classes).startswith("train.jsonl:1: 'label' is ['positive', 'travel'], a class of")
+
+
+def test_prodigy_s_binary_annotations_are_refused_and_rejects_skipped_in_token_files_too(tmp_path: Path) -> None:
+    """ner.teach accepts one suggestion per text: read as gold, every other entity of the text was O."""
+    teach = {**prodigy("accept", [PARIS]), "_view_id": "ner"}
+    assert load_error(tmp_path, [prodigy("accept", [PAUL]), teach]) == (
+        "train.jsonl:2: a binary Prodigy annotation (_view_id 'ner', as ner.teach makes) holds one accepted "
+        "suggestion, not every entity of its text; export a dataset made with ner.manual or ner.correct"
+    )
+    tokens = [{"tokens": ["Paul"], "ner_tags": ["B-PER"], "answer": answer} for answer in ("reject", "accept")]
+    dataset = load(tmp_path, tokens)
+    assert [doc.spans for doc in dataset["train"]] == [(Span(0, 4, "PER"),)]
+    assert dataset.report.rejected_skipped == 1
 
 
 def test_doccano_offsets_in_utf16_units_are_named_where_the_span_carries_its_text(tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ SPAN_COLUMNS = ("entities", "annotations")  # beside `text` in `datasets` input:
 # export), Prodigy's (`spans`) and spaCy's `Doc.to_json()` (`ents`). A `label` that is no list is a class of the whole
 # text, no spans.
 SPAN_KEYS = ("annotations", "entities", "spans", "ents", "label")
+NAMED_SPAN_KEYS = " or ".join(map(repr, SPAN_KEYS))  # for messages
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +74,7 @@ class Columns:
             if isinstance(value, str) and not self.inherited:
                 raise DataError(
                     f"{where}: data.columns.{name}: {value!r} names a key of token records; span records are read by "
-                    f"their 'text' and spans ({' or '.join(map(repr, SPAN_KEYS))})"
+                    f"their 'text' and spans ({NAMED_SPAN_KEYS})"
                 )
 
     def keys(self, where: str, fields: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -92,8 +93,11 @@ class Columns:
 
 
 def span_keys(fields: Mapping[str, Any]) -> list[str]:
-    """The keys of JSON record `fields` holding spans, in the order they are read (`label` only as a list)."""
-    return [key for key in SPAN_KEYS if key in fields and (key != "label" or isinstance(fields[key], list))]
+    """The keys of JSON record `fields` holding spans, in the order they are read: `annotations`, else only as lists
+    (spaCy's `spans` of named span groups is a dict; a record with tokens and tags keeps its `entities` strings)."""
+    tagged = any(key in fields for key in TOKEN_COLUMNS) and any(key in fields for key in TAG_COLUMNS)
+    keys = ("annotations",) if tagged else SPAN_KEYS  # as before tool exports were read: their tokens are objects
+    return [key for key in keys if key in fields and (key == "annotations" or isinstance(fields[key], list))]
 
 
 def column(present: Collection[str], chosen: str | int | None, usual: Sequence[str], inherited: bool) -> str | None:

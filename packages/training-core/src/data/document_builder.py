@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
 
-from data.columns import SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, span_keys
+from data.columns import NAMED_SPAN_KEYS, SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, span_keys
 from data.documents import Document, Span, align_spans, spans_to_tags, token_spans
 from data.formats import HALF_SURROGATE, Record
 from data.overlaps import max_coverage
@@ -21,7 +21,6 @@ from training.common.errors import DataError
 
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
-_SPAN_KEYS = " or ".join(map(repr, SPAN_KEYS))  # for messages
 
 
 @dataclass
@@ -60,14 +59,19 @@ class DocumentBuilder:
         doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
         group = fields.get("group") if record.group is None else record.group
         group = None if group is None else str(group)
+        if fields.get("answer") in ("reject", "ignore"):  # Prodigy's: no training data, unlike `accept`
+            self.counts["rejected_skipped"] += 1
+            return None
+        if fields.get("_view_id") == "ner":  # ner.teach's: one suggestion accepted, the text's other entities unknown
+            raise DataError(
+                f"{where}: a binary Prodigy annotation (_view_id 'ner', as ner.teach makes) holds one accepted "
+                "suggestion, not every entity of its text; export a dataset made with ner.manual or ner.correct"
+            )
         if self.format == "spans":
             if "text" not in fields:
                 raise DataError(
-                    f"{where}: a span record needs 'text' and spans ({_SPAN_KEYS}); found keys {sorted(fields)}"
+                    f"{where}: a span record needs 'text' and spans ({NAMED_SPAN_KEYS}); found keys {sorted(fields)}"
                 )
-            if fields.get("answer") in ("reject", "ignore"):  # Prodigy's: no training data, unlike `accept`
-                self.counts["rejected_skipped"] += 1
-                return None
             return self._from_spans(where, doc_id, fields, group)
         words, key = self.columns.keys(where, fields)
         if words is None or key is None:
@@ -241,10 +245,12 @@ class DocumentBuilder:
 def _span_key(where: str, fields: dict[str, Any]) -> str:
     """The key of a span record's spans: the first of `SPAN_KEYS` present; another present must hold the same."""
     keys = span_keys(fields)
-    if not keys and "label" in fields:
+    label = fields.get("label")
+    names = isinstance(label, list) and label and all(isinstance(item, str) for item in label)  # doccano's classes
+    if (isinstance(label, str) or names) and keys[:1] in ([], ["label"]):
         raise DataError(
             f"{where}: 'label' is {fields['label']!r}, a class of the whole text (text classification data), not a "
-            f"list of spans; expected a list of [start, end, label] under {_SPAN_KEYS}"
+            f"list of spans; expected a list of [start, end, label] under {NAMED_SPAN_KEYS}"
         )
     if not keys:
         others = " or ".join(map(repr, SPAN_KEYS[1:]))

@@ -23,7 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from data.columns import SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, column, span_keys
+from data.columns import NAMED_SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, column, span_keys
 from data.schemes import is_tag
 from training.common.errors import DataError
 
@@ -92,7 +92,7 @@ def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str =
             return "tokens"
         raise DataError(
             f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with "
-            f"{' or '.join(map(repr, SPAN_KEYS))}) or "
+            f"{NAMED_SPAN_KEYS}) or "
             f"{' or '.join(map(repr, TOKEN_COLUMNS))} (with {' or '.join(map(repr, TAG_COLUMNS))}), or the keys "
             f"data.columns names; found keys {sorted(fields)}"
         )
