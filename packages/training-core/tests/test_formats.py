@@ -149,7 +149,7 @@ def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
     with pytest.raises(
         DataError,
         match=r"a\.csv: unknown file type '\.csv', and its first line 'x,O' is no CoNLL token line \(a token and a "
-        r"tag, such as 'Paris B-LOC'\); expected one of .*, or name the format \(spans, tokens, conll\) in "
+        r"tag, such as 'Paris B-LOC'\); expected one of .*, or name the format \(spans, tokens, conll, brat\) in "
         r"data\.format \(--set data\.format=NAME\), --format \(evaluate, report\) or format=",
     ):
         detect_format(path, "x,O\n")

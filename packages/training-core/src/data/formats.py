@@ -11,6 +11,8 @@
   MultiCoNER, GermEval) unless it has the columns, separator and a tag of the file's first token line: a `#` token
   (`#<TAB>O`), as tweet corpora write them; with space-separated pairs, `# I-95` is the token `#` tagged `I-95`.
   WikiANN's language code before every token (`en:Paris`) is dropped.
+- `brat`: a folder of brat standoff `NAME.txt` and `NAME.ann` pairs (or `train`, `dev`, `test` subfolders of them),
+  read by `data.brat`
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from data.columns import NAMED_SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, c
 from data.schemes import is_tag
 from training.common.errors import DataError
 
-FORMATS = ("spans", "tokens", "conll")
+FORMATS = ("spans", "tokens", "conll", "brat")
 DOCSTART = "-DOCSTART-"  # CoNLL's line before each document (CoNLL-2003: `-DOCSTART- -X- -X- O`)
 # CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".iob2", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
@@ -48,12 +50,14 @@ _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words fol
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's)."""
+    """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's), `file`
+    its own where a split's documents are files of their own (brat's)."""
 
     line: int
     fields: dict[str, Any]
     group: str | None = None
     lines: Sequence[int] = ()
+    file: str | None = None
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:

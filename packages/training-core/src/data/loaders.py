@@ -10,6 +10,7 @@ from functools import cached_property, partial
 from pathlib import Path
 from typing import Any
 
+from data.brat import brat_records, brat_splits, is_brat
 from data.columns import Columns
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
@@ -130,14 +131,15 @@ def load_dataset(
         path = Path(data_asset)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        files = split_files(path) if path.is_dir() else {"train": path}
+        format = "brat" if format == "auto" and is_brat(path) else format  # a folder of .txt/.ann pairs, or of splits
+        files = brat_splits(path) if format == "brat" else split_files(path) if path.is_dir() else {"train": path}
         if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
             (columns or Columns()).refuse_positions(source, read_by)
         sources = {
             name: _file_source(file, format, tag_names, columns or Columns(), encoding) for name, file in files.items()
         }
-        if path.is_dir():
+        if path.is_dir() and format != "brat":
             unread = unread_split_files(path, files)
     sources = {name: _docstart_groups(part) for name, part in sources.items()}
     renames: list[Callable[[Sequence[str]], Sequence[str]]] = []
@@ -171,6 +173,8 @@ def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> t
     if is_datasets_input(data_asset):
         return False, True
     path = Path(data_asset)
+    if format == "brat" or (format == "auto" and is_brat(path)):
+        return False, False
     files = list(split_files(path).values() if path.is_dir() else [path])
     json = format == "tokens" or (format == "auto" and any(file.suffix.lower() in JSON_SUFFIXES for file in files))
     return not _all_json(files, format), json
@@ -192,6 +196,10 @@ class _Source:
 
 
 def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns, encoding: str) -> _Source:
+    if format == "brat":  # `file` is a split's folder of documents
+        columns.refuse_positions(str(file), "a brat folder is read by its offsets")
+        columns.refuse_names(str(file))
+        return _Source(str(file), "spans", brat_records(file, encoding))
     text = read_data(file, encoding)
     file_format = detect_format(file, text, columns) if format == "auto" else format
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))

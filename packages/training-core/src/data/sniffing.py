@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from data.brat import is_brat
 from data.columns import Columns
 from data.formats import conll_text, json_format
 from data.hf_datasets import is_datasets_input
@@ -26,8 +27,11 @@ def own_format(
     if format == "auto" or is_datasets_input(data_asset):
         return format
     path = Path(data_asset)
-    files = split_files(path).values() if path.is_dir() else [path]
-    shown = {content_format(file, columns, format, encoding) for file in files} - {None}
+    if is_brat(path):  # .txt/.ann pairs: a folder's layout, not a file's start, shows the format
+        shown = {"brat"}
+    else:
+        files = split_files(path).values() if path.is_dir() else [path]
+        shown = {content_format(file, columns, format, encoding) for file in files} - {None}
     if shown <= {format}:
         return format
     if not other_data:

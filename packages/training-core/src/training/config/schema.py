@@ -90,7 +90,7 @@ class DataConfig(Section):
 
     name: str
     path: str | None = Field(default=None, description="folder or file, relative to the config folder")
-    format: Literal["auto", "spans", "tokens", "conll"] = "auto"
+    format: Literal["auto", "spans", "tokens", "conll", "brat"] = "auto"
     labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
     overlap_policy: Literal["error", "keep_longest"] = "error"
     scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO"] = Field(
