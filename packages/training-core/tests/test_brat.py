@@ -9,7 +9,7 @@ import pytest
 
 from data.documents import Span
 from data.loaders import load_dataset
-from training.common.errors import DataError
+from training.common.errors import DataError, InputError
 from training.config import DataConfig
 
 # brat cuts the span of General Motors at the line break: two fragments, one entity.
@@ -77,7 +77,7 @@ def test_a_discontinuous_span_with_a_gap_is_refused(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "expected"),
     [
-        ("T2\tPerson 0 4", "expected an entity line 'ID<TAB>TYPE START END<TAB>TEXT'"),
+        ("T2\tPerson 0", "expected an entity line 'ID<TAB>TYPE START END<TAB>TEXT'"),
         ("T2\tPerson zero 4\tPaul", "expected an entity line 'ID<TAB>TYPE START END<TAB>TEXT'"),
         ("T2\tPerson -1 4\tPaul", "expected an entity line 'ID<TAB>TYPE START END<TAB>TEXT'"),
         ("T2\tPerson 4 4\t", "fragment '4 4' is empty or inverted: its start must be below its end"),
@@ -91,12 +91,30 @@ def test_a_bad_entity_line_is_named_by_file_and_line(tmp_path: Path, line: str, 
     assert load_error(corpus).startswith(f"{corpus / 'doc.ann'}:2: {expected}")
 
 
-def test_a_text_resaved_with_other_line_endings_is_refused_naming_both_texts(tmp_path: Path) -> None:
-    corpus = pair(tmp_path, "doc", "Anna\r\nParis", "T1\tLocation 5 10\tParis\n")
-    assert load_error(corpus) == (
-        f"{corpus / 'doc.ann'}:1: offsets '5 10' cut '\\nPari' out of doc.txt, not 'Paris' as the line says (a text "
+def test_offsets_count_as_brat_reads_a_text_or_as_the_file_holds_it(tmp_path: Path) -> None:
+    """brat reads texts with universal newlines (CRLF is one character) and keeps a BOM (one): a Windows-made corpus
+    was refused; offsets counted on the file's own characters (CRLF two) by other tools read too."""
+    brat = load_dataset(pair(tmp_path / "brat", "doc", "Anna\r\nParis", "T1\tLocation 5 10\tParis\n"))["train"][0]
+    assert (brat.text, brat.spans) == ("Anna\nParis", (Span(5, 10, "Location"),))
+    raw = load_dataset(pair(tmp_path / "raw", "doc", "Anna\r\nParis", "T1\tLocation 6 11\tParis"))["train"][0]
+    assert (raw.text, raw.spans) == ("Anna\r\nParis", (Span(6, 11, "Location"),))
+    bom = load_dataset(pair(tmp_path / "bom", "doc", "\ufeffAnna left", "T1\tPerson 1 5\tAnna"))["train"][0]
+    assert bom.spans == (Span(1, 5, "Person"),)
+    untold = pair(tmp_path / "untold", "doc", "Anna\r\nParis", "T1\tLocation 4 9\tParis\n")  # neither reading
+    assert load_error(untold) == (
+        f"{untold / 'doc.ann'}:1: offsets '4 9' cut '\\nPari' out of doc.txt, not 'Paris' as the line says (a text "
         "re-saved with other line endings or in another encoding shifts them)"
     )
+    lean = load_dataset(pair(tmp_path / "lean", "doc", "Anna left", "T1\tPerson 0 4 \n"))["train"][0]  # as brat reads
+    assert lean.spans == (Span(0, 4, "Person"),)
+
+
+def test_event_triggers_are_skipped_and_counted(tmp_path: Path) -> None:
+    """A `T` line an `E` line names first is an event's trigger word (BioNLP, GENIA), not an entity."""
+    ann = "T1\tProtein 0 4\tIL-2\nT2\tGene_expression 5 15\texpression\nE1\tGene_expression:T2 Theme:T1\n"
+    dataset = load_dataset(pair(tmp_path, "doc", "IL-2 expression rose", ann))
+    assert (dataset["train"][0].spans, dataset.labels) == ((Span(0, 4, "Protein"),), ("Protein",))
+    assert "1 event triggers skipped (brat T lines an E line names first)" in dataset.report.lines()
 
 
 @pytest.mark.parametrize("alone", ["doc.txt", "doc.ann"])
@@ -126,17 +144,17 @@ def test_spans_take_the_span_policies_naming_the_ann_file(tmp_path: Path) -> Non
     corpus = pair(tmp_path, "doc", "Paul Smith left.", "T1\tPerson 0 10\tPaul Smith\nT2\tName 5 10\tSmith\n")
     ann = corpus / "doc.ann"
     assert load_error(corpus) == (
-        f"{ann}:1: annotations [0, 10, 'Person'] and [5, 10, 'Name'] overlap; fix the data or set "
+        f"{ann}: annotations [0, 10, 'Person'] and [5, 10, 'Name'] overlap; fix the data or set "
         "data.overlap_policy: keep_longest"
     )
     dataset = load_dataset(corpus, overlap_policy="keep_longest")
     assert (dataset["train"][0].spans, dataset.report.overlaps_dropped) == ((Span(0, 10, "Person"),), 1)
-    assert load_error(corpus, labels=["Person"]).startswith(f"{ann}:1: label 'Name' is not in the schema")
+    assert load_error(corpus, labels=["Person"]).startswith(f"{ann}: label 'Name' is not in the schema")
 
 
 def test_both_files_are_read_in_the_data_encoding(tmp_path: Path) -> None:
     corpus = pair(tmp_path, "doc", "José vit à Paris.", "T1\tPerson 0 4\tJosé\n", encoding="latin-1")
-    assert "doc.txt:1: not valid UTF-8" in load_error(corpus)
+    assert "doc.ann:1: not valid UTF-8" in load_error(corpus)
     assert load_dataset(corpus, encoding="latin-1")["train"][0].spans == (Span(0, 4, "Person"),)
 
 
@@ -146,3 +164,12 @@ def test_a_run_reads_a_brat_folder_in_its_format(tmp_path: Path) -> None:
         data = DataConfig(name="sweep", format=sweep).for_data(str(corpus))
         assert data.format == "brat"
         assert data.load(inherited=True).fingerprint == load_dataset(corpus).fingerprint
+
+
+def test_a_folder_of_documents_is_evaluated_whole_as_a_file_is(tmp_path: Path) -> None:
+    from data.split_names import chosen_split
+
+    corpus = pair(tmp_path / "test", "doc", "Anna left.", "T1\tPerson 0 4\tAnna\n")
+    assert chosen_split(load_dataset(corpus), corpus, None, "test") == "train"  # its one split, as a file's
+    with pytest.raises(InputError, match="has no such split; it has train"):
+        chosen_split(load_dataset(corpus), corpus, "validation", "test")

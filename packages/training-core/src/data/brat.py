@@ -1,10 +1,14 @@
 """brat standoff folders, as brat and INCEpTION export them and many biomedical and clinical NER corpora ship: each
-`NAME.txt` beside its `NAME.ann` is a document, whose `T` lines are its entities; the other lines (relations, events,
+`NAME.txt` beside its `NAME.ann` is a document, whose `T` lines are its entities, but for the triggers of events (a `T`
+line an `E` line names first: `E1<TAB>Binding:T2 Theme:T1`), which are counted; the other lines (relations, events,
 attributes, normalisations, notes) name no entity and are skipped."""
 
 from __future__ import annotations
 
+import codecs
+import contextlib
 import re
+from collections import Counter
 from itertools import pairwise
 from pathlib import Path
 
@@ -14,7 +18,8 @@ from data.text_files import read_data
 from training.common.errors import DataError
 
 # `TYPE START END`, the fragments of a discontinuous span after `;` (`Organization 25 32;33 40`).
-_ENTITY = re.compile(r"(\S+) ((?:\d+ \d+;)*\d+ \d+)", re.ASCII)
+_ENTITY = re.compile(r"(\S+) ((?:\d+ \d+;)*\d+ \d+)\s*", re.ASCII)
+_TRIGGER = re.compile(r"E\w*\t[^:\s]+:(T\w+)")  # an event line's first argument: its trigger's id
 _LAYOUT = "a folder of NAME.txt and NAME.ann pairs, or train, dev (or devel, validation) and test subfolders of them"
 
 
@@ -46,8 +51,9 @@ def brat_splits(folder: Path) -> dict[str, Path]:
     return {split: found[split] for split in SPLIT_ORDER if split in found}
 
 
-def brat_records(folder: Path, encoding: str = "utf-8") -> list[Record]:
-    """A span record for each `NAME.txt` and `NAME.ann` pair in `folder`, by name; both files read in `encoding`."""
+def brat_records(folder: Path, encoding: str, counts: Counter[str]) -> list[Record]:
+    """A span record for each `NAME.txt` and `NAME.ann` pair in `folder`, by name; both files read in `encoding`;
+    event triggers skipped are added to `counts`."""
     texts, annotations = _files(folder, ".txt"), _files(folder, ".ann")
     if unpaired := sorted(texts.keys() ^ annotations.keys()):
         name = unpaired[0]
@@ -56,21 +62,45 @@ def brat_records(folder: Path, encoding: str = "utf-8") -> list[Record]:
             f"{alone}: no {name}{missing} beside it; each document is a NAME.txt and a NAME.ann (empty for a document "
             "without entities), so move other files out"
         )
-    return [_record(texts[name], annotations[name], encoding) for name in sorted(annotations)]
+    return [_record(texts[name], annotations[name], encoding, counts) for name in sorted(annotations)]
 
 
-def _record(txt: Path, ann: Path, encoding: str) -> Record:
-    """The span record of one document; it starts on the .ann's first line, which the span checks name."""
-    text = read_data(txt, encoding)
-    lines = enumerate(LINE_BREAK.split(read_data(ann, encoding)), start=1)
-    spans = [_entity(f"{ann}:{number}", line, txt.name, text) for number, line in lines if line.startswith("T")]
+def _record(txt: Path, ann: Path, encoding: str, counts: Counter[str]) -> Record:
+    """The span record of one document, on the text as brat counts it (see `_readings`); span checks name the .ann."""
+    lines = LINE_BREAK.split(read_data(ann, encoding))
+    triggers = {found[1] for line in lines if (found := _TRIGGER.match(line))}
+    entities = [(number, line) for number, line in enumerate(lines, start=1) if line.startswith("T")]
+    kept = [(number, line) for number, line in entities if line.split("\t", 1)[0] not in triggers]
+    counts["triggers_skipped"] += len(entities) - len(kept)
+    brat, *others = _readings(txt, encoding)
+    try:
+        return _document(txt, ann, brat, kept)
+    except DataError as error:
+        for text in others:
+            with contextlib.suppress(DataError):
+                return _document(txt, ann, text, kept)
+        raise error
+
+
+def _document(txt: Path, ann: Path, text: str, entities: list[tuple[int, str]]) -> Record:
+    spans = [_entity(f"{ann}:{number}", line, txt.name, text) for number, line in entities]
     return Record(1, {"id": txt.stem, "text": text, "annotations": spans}, file=str(ann))
+
+
+def _readings(txt: Path, encoding: str) -> list[str]:
+    """The text of `txt` as brat counts its offsets (universal newlines: CRLF is one character; a BOM is one), then
+    as read, for corpora whose offsets were counted on the file's characters by another tool."""
+    text = read_data(txt, encoding)
+    with txt.open("rb") as file:
+        bom = "\ufeff" if codecs.lookup(encoding).name.startswith("utf-8") and file.read(3) == codecs.BOM_UTF8 else ""
+    brat = bom + text.replace("\r\n", "\n").replace("\r", "\n")
+    return [brat] if brat == text else [brat, text]
 
 
 def _entity(where: str, line: str, txt: str, text: str) -> list[int | str]:
     """The span `[start, end, type]` of the entity line `line` on the text `text` of the file named `txt`."""
-    fields = line.split("\t", 2)  # the text covered may hold a tab
-    found = _ENTITY.fullmatch(fields[1]) if len(fields) == 3 else None
+    fields = line.split("\t", 2)  # the text covered may hold a tab; brat reads a line without it
+    found = _ENTITY.fullmatch(fields[1]) if len(fields) >= 2 else None
     if found is None:
         raise DataError(
             f"{where}: expected an entity line 'ID<TAB>TYPE START END<TAB>TEXT' (START END in characters, the "
@@ -86,7 +116,7 @@ def _entity(where: str, line: str, txt: str, text: str) -> list[int | str]:
     if any(after[0] < before[1] for before, after in pairwise(fragments)):
         raise DataError(f"{where}: fragments {offsets!r} overlap or are out of order; expected them in text order")
     cut = " ".join(text[start:end] for start, end in fragments)
-    if cut != fields[2]:
+    if len(fields) == 3 and cut != fields[2]:
         raise DataError(
             f"{where}: offsets {offsets!r} cut {cut!r} out of {txt}, not {fields[2]!r} as the line says (a text "
             "re-saved with other line endings or in another encoding shifts them)"

@@ -55,7 +55,7 @@ class DocumentBuilder:
     def build(self, record: Record) -> Document | None:
         self.index += 1
         fields = record.fields
-        where = f"{record.file or self.file}:{record.line}"
+        where = record.file or f"{self.file}:{record.line}"  # a document of its own file (brat's): its spans' lines
         doc_id = str(fields.get("id", f"{self.split}-{self.index}"))
         group = fields.get("group") if record.group is None else record.group
         group = None if group is None else str(group)

@@ -51,7 +51,7 @@ _NO_WORD = re.compile(r"\d+[-.]\d+")  # a CoNLL-U multiword token (its words fol
 @dataclass(frozen=True, slots=True)
 class Record:
     """One document as written in a file, before validation; `lines` are its tokens' own (a CoNLL sentence's), `file`
-    its own where a split's documents are files of their own (brat's)."""
+    its own where a split's documents are files of their own (brat's, whose errors name the file, not a line)."""
 
     line: int
     fields: dict[str, Any]

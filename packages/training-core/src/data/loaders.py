@@ -121,6 +121,7 @@ def load_dataset(
     if labels is None and tag_names is not None:  # as a ClassLabel's names, they declare the label set
         labels = declared_types(io_names(tag_names))
     unread: dict[str, str] = {}
+    counts: Counter[str] = Counter()
     if is_datasets_input(data_asset):
         source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
         labels = declared if labels is None else labels
@@ -137,7 +138,8 @@ def load_dataset(
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
             (columns or Columns()).refuse_positions(source, read_by)
         sources = {
-            name: _file_source(file, format, tag_names, columns or Columns(), encoding) for name, file in files.items()
+            name: _file_source(file, format, tag_names, columns or Columns(), encoding, counts)
+            for name, file in files.items()
         }
         if path.is_dir() and format != "brat":
             unread = unread_split_files(path, files)
@@ -149,7 +151,6 @@ def load_dataset(
         renames.append(io_names)
     sources = _retagged(sources, renames)
     used = _scheme(scheme, sources.values())
-    counts: Counter[str] = Counter()
     builders = {
         name: DocumentBuilder(
             part.where, name, part.format, labels, overlap_policy, misaligned_policy, counts, used, part.columns
@@ -195,11 +196,13 @@ class _Source:
     columns: Columns = Columns()
 
 
-def _file_source(file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns, encoding: str) -> _Source:
+def _file_source(
+    file: Path, format: str, tag_names: Sequence[str] | None, columns: Columns, encoding: str, counts: Counter[str]
+) -> _Source:
     if format == "brat":  # `file` is a split's folder of documents
         columns.refuse_positions(str(file), "a brat folder is read by its offsets")
         columns.refuse_names(str(file))
-        return _Source(str(file), "spans", brat_records(file, encoding))
+        return _Source(str(file), "spans", brat_records(file, encoding, counts))
     text = read_data(file, encoding)
     file_format = detect_format(file, text, columns) if format == "auto" else format
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))

@@ -31,6 +31,7 @@ class LoadReport(_Record):
     tags_repaired: int = 0
     empty_skipped: int = 0
     rejected_skipped: int = 0  # Prodigy's records answered reject or ignore
+    triggers_skipped: int = 0  # brat's event triggers: `T` lines that name no entity
     tags_converted: int = 0
     scheme: str | None = None
     misaligned: dict[str, MisalignedSpans] = {}
@@ -47,6 +48,7 @@ class LoadReport(_Record):
             "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
             "empty_skipped": "empty documents skipped",
             "rejected_skipped": "records answered reject or ignore skipped",
+            "triggers_skipped": "event triggers skipped (brat T lines an E line names first)",
             "tags_converted": f"{self.scheme} tags converted to IOB2",
         }
         lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]

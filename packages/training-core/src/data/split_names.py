@@ -104,8 +104,10 @@ def _split_words(file: Path) -> dict[str, str]:
 
 
 def chosen_split(splits: Mapping[str, object], data_path: str | Path, split: str | None, default: str) -> str:
-    """The split `split` (`--split`) names (`dev` too); without one, `default`, or the one split of a data file."""
-    if split is None and Path(data_path).is_file():
+    """The split `split` (`--split`) names (`dev` too); without one, `default`, or the one split of a data file (or of
+    a folder of brat documents, which is one split as a file is)."""
+    path = Path(data_path)
+    if split is None and (path.is_file() or (path.is_dir() and any(path.glob("*.ann")))):
         return next(iter(splits))
     named = split or default
     ours = SPLIT_ALIASES.get(named.lower(), named)
