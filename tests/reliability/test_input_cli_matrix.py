@@ -175,9 +175,9 @@ CASES = [
         id="integer-tags",
     ),
     pytest.param(
-        {"resumes/train.jsonl": None, "resumes/train.csv": "Anna,B-PERSON\n"},
+        {"resumes/train.jsonl": None, "resumes/train.dat": "Anna,B-PERSON\n"},
         [],
-        "train.csv: unknown file type '.csv'",
+        "train.dat: unknown file type '.dat'",
         id="unknown-file-type",
     ),
     pytest.param(

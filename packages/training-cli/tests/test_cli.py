@@ -192,6 +192,15 @@ def test_evaluate_reads_json_data_with_a_conll_run_s_column_positions(cli, train
     assert json.loads(evaluated.stdout)["num_documents"] == 1
 
 
+def test_evaluate_reads_a_csv_table_with_a_json_run(cli, trained_run: Path, tmp_path: Path) -> None:
+    """The run read JSON lines (data.format: spans); a Kaggle-shaped CSV table is told by its header and read so."""
+    data = tmp_path / "held-out.csv"
+    data.write_text("Sentence #,Word,Tag\nSentence: 1,Anna,B-PERSON\n,works,O\nSentence: 2,Warsaw,B-LOCATION\n")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 2
+
+
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:
     completed = cli(
         "splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(tmp_path / "s.json"), "--json"

@@ -145,12 +145,12 @@ def test_the_span_keys_of_tool_exports_tell_span_records_but_not_tagged_ones(tmp
 
 
 def test_detect_format_rejects_an_unknown_suffix(tmp_path: Path) -> None:
-    path = write(tmp_path / "a.csv", "x,O\n")
+    path = write(tmp_path / "a.dat", "x,O\n")
     with pytest.raises(
         DataError,
-        match=r"a\.csv: unknown file type '\.csv', and its first line 'x,O' is no CoNLL token line \(a token and a "
-        r"tag, such as 'Paris B-LOC'\); expected one of .*, or name the format \(spans, tokens, conll, brat\) in "
-        r"data\.format \(--set data\.format=NAME\), --format \(evaluate, report\) or format=",
+        match=r"a\.dat: unknown file type '\.dat', and its first line 'x,O' is no CoNLL token line \(a token and a "
+        r"tag, such as 'Paris B-LOC'\); expected one of .*\.csv.*, or name the format \(spans, tokens, conll, brat, "
+        r"csv\) in data\.format \(--set data\.format=NAME\), --format \(evaluate, report\) or format=",
     ):
         detect_format(path, "x,O\n")
 
@@ -322,8 +322,8 @@ def test_json_lines_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
 
 def test_unknown_format_name(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", "")
-    with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'csv'; expected one of auto, spans, tokens, conll"):
-        records(path, "csv")
+    with pytest.raises(DataError, match=r"a\.jsonl: unknown format 'xml'; expected one of auto, spans, tokens, conll"):
+        records(path, "xml")
 
 
 def test_json_lines_end_at_newline_only(tmp_path: Path) -> None:

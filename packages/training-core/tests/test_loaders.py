@@ -325,9 +325,8 @@ def test_explicit_format_is_enforced(tmp_path: Path) -> None:
 
 def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
     path = write(tmp_path / "train.jsonl", jsonl(span_records()))
-    assert load_error(path, format="csv") == (
-        f"{path}: unknown format 'csv'; expected one of auto, spans, tokens, conll, brat"
-    )
+    expected = f"{path}: unknown format 'xml'; expected one of auto, spans, tokens, conll, brat, csv"
+    assert load_error(path, format="xml") == expected
     assert "unknown overlap_policy 'first'" in load_error(path, overlap_policy="first")
     expected = "expected a text encoding Python reads, such as utf-8, latin-1 or cp1252"
     assert load_error(path, encoding="latin-9x") == f"unknown encoding 'latin-9x'; {expected}"

@@ -13,6 +13,8 @@
   WikiANN's language code before every token (`en:Paris`) is dropped.
 - `brat`: a folder of brat standoff `NAME.txt` and `NAME.ann` pairs (or `train`, `dev`, `test` subfolders of them),
   read by `data.brat`
+- `csv`: a token table with a header row naming its words and tags columns, a row per word, as Kaggle's GMB corpus
+  (`ner_dataset.csv`, Latin-1: `data.encoding: latin-1`) ships it; read by `data.csv_tables`.
 """
 
 from __future__ import annotations
@@ -29,11 +31,12 @@ from data.columns import NAMED_SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, c
 from data.schemes import is_tag
 from training.common.errors import DataError
 
-FORMATS = ("spans", "tokens", "conll", "brat")
+FORMATS = ("spans", "tokens", "conll", "brat", "csv")
 DOCSTART = "-DOCSTART-"  # CoNLL's line before each document (CoNLL-2003: `-DOCSTART- -X- -X- O`)
 # CoNLL-2002/2003 files are distributed as eng.train, eng.testa, eng.testb (see `data.split_names`).
 CONLL_SUFFIXES = frozenset({".conll", ".conllu", ".iob", ".iob2", ".bio", ".txt", ".tsv", ".train", ".testa", ".testb"})
 JSON_SUFFIXES = frozenset({".json", ".jsonl", ".ndjson"})
+CSV_SUFFIXES = frozenset({".csv"})  # read by `data.csv_tables`
 _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
@@ -60,20 +63,31 @@ class Record:
     file: str | None = None
 
 
+def sentence_record(tokens: list[str], tags: list[str], numbers: list[int], group: str | None = None) -> Record:
+    """A sentence's token record; `numbers` are its tokens' lines, kept as a range where none between was skipped
+    (all but CoNLL-U's multiword tokens and CSV cells over lines): no int each in a large corpus."""
+    run = range(numbers[0], numbers[-1] + 1)
+    lines = run if len(run) == len(numbers) else tuple(numbers)
+    return Record(numbers[0], {"tokens": tokens, "tags": tags}, group, lines)
+
+
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
     """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`)."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return "conll"
+    if suffix in CSV_SUFFIXES:
+        return "csv"
     if suffix not in JSON_SUFFIXES:
         if conll_text(text):
             return "conll"
         first = _first_line(text)
         kind = f"unknown file type {path.suffix!r}" if path.suffix else "a file without a suffix"
         found = f"its first line {first!r} is" if first is not None else "it has"
+        suffixes = ", ".join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES | CSV_SUFFIXES))
         raise DataError(
             f"{path}: {kind}, and {found} no CoNLL token line (a token and a tag, such as 'Paris B-LOC'); expected one "
-            f"of {', '.join(sorted(JSON_SUFFIXES | CONLL_SUFFIXES))}, or name the format ({', '.join(FORMATS)}) in "
+            f"of {suffixes}, or name the format ({', '.join(FORMATS)}) in "
             "data.format (--set data.format=NAME), --format (evaluate, report) or format="
         )
     return json_format(path, text, columns)
@@ -236,11 +250,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         if boundary or not columns:  # a document boundary also ends the sentence before it
             if tokens:
                 # Before any -DOCSTART- (WNUT-17, WikiNER exports), each sentence is a document of its own.
-                fields = {"tokens": tokens, "tags": tags}
-                # A range where no line among the tokens' was skipped (all but CoNLL-U's multiword tokens): no int each.
-                run = range(numbers[0], numbers[-1] + 1)
-                on = run if len(run) == len(numbers) else tuple(numbers)
-                read.append(Record(numbers[0], fields, f"doc{group}" if group else None, on))
+                read.append(sentence_record(tokens, tags, numbers, f"doc{group}" if group else None))
                 tokens, tags, numbers = [], [], []
             group += boundary
             continue

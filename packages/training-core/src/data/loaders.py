@@ -12,9 +12,10 @@ from typing import Any
 
 from data.brat import brat_records, brat_splits, is_brat
 from data.columns import Columns
+from data.csv_tables import csv_records
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records
+from data.formats import CSV_SUFFIXES, DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records
 from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
@@ -170,15 +171,17 @@ def load_dataset(
 
 
 def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> tuple[bool, bool]:
-    """Whether the data at `data_asset` takes `data.columns` positions (a CoNLL file) and names (JSON or `datasets`)."""
+    """Whether the data at `data_asset` takes `data.columns` positions (a CoNLL file) and names (JSON token records, a
+    CSV header or `datasets`)."""
     if is_datasets_input(data_asset):
         return False, True
     path = Path(data_asset)
     if format == "brat" or (format == "auto" and is_brat(path)):
         return False, False
-    files = list(split_files(path).values() if path.is_dir() else [path])
-    json = format == "tokens" or (format == "auto" and any(file.suffix.lower() in JSON_SUFFIXES for file in files))
-    return not _all_json(files, format), json
+    suffixes = [file.suffix.lower() for file in (split_files(path).values() if path.is_dir() else [path])]
+    named = JSON_SUFFIXES | CSV_SUFFIXES
+    positions = format == "conll" or (format == "auto" and any(suffix not in named for suffix in suffixes))
+    return positions, format in ("tokens", "csv") or (format == "auto" and any(suffix in named for suffix in suffixes))
 
 
 def _all_json(files: Iterable[Path], format: str) -> bool:
@@ -205,6 +208,8 @@ def _file_source(
         return _Source(str(file), "spans", brat_records(file, encoding, counts))
     text = read_data(file, encoding)
     file_format = detect_format(file, text, columns) if format == "auto" else format
+    if file_format == "csv":  # sentences of words and tags found by the header's names: token records like CoNLL's
+        return _Source(str(file), file_format, list(csv_records(file, text, columns)))
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
     if file_format == "spans":
         columns.refuse_names(str(file))

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from data.brat import is_brat
 from data.columns import Columns
+from data.csv_tables import csv_header
 from data.formats import conll_text, json_format
 from data.hf_datasets import is_datasets_input
 from data.split_names import split_files
@@ -46,8 +47,8 @@ def content_format(
     file: Path, columns: Columns = Columns(), format: str = "auto", encoding: str = "utf-8"
 ) -> str | None:
     """The format the start of `file` (in `encoding`) shows: a JSON one (`format` where the first record holds its
-    keys), else `conll`; None for no such file or a blank start. A first record cut where the start ends is read on
-    until it completes."""
+    keys), `csv` where a header row names the words and tags columns, else `conll`; None for no such file or a blank
+    start. A first record cut where the start ends is read on until it completes."""
     if not file.is_file():
         return None
     size = HEAD_BYTES
@@ -57,7 +58,7 @@ def content_format(
         if not start:
             return None
         if start not in ("{", "["):
-            return "conll"
+            return "csv" if csv_header(file, text, columns) else "conll"
         try:
             return json_format(file, text, columns, format)
         except DataError:

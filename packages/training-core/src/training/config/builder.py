@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from data.formats import CONLL_SUFFIXES, JSON_SUFFIXES
+from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_tracking_uri
@@ -145,7 +145,8 @@ def _not_a_name(section: str, name: Any) -> str:
         key, value = next(iter(name.items()))
         written = value if isinstance(value, str) else json.dumps(value, default=str)  # as YAML reads it: null
         return f"; the section's values go in its file or in dotted keys such as {section}.{key}={written}"
-    data_file = section == "data" and Path(str(name)).suffix.lower() in {*CONLL_SUFFIXES, *JSON_SUFFIXES, ".parquet"}
+    data_suffixes = {*CONLL_SUFFIXES, *JSON_SUFFIXES, *CSV_SUFFIXES, ".parquet"}
+    data_file = section == "data" and Path(str(name)).suffix.lower() in data_suffixes
     if isinstance(name, str) and ("/" in name or "\\" in name or data_file or Path(name).exists()):
         if section == "data":
             return "; a data folder or file is given as data_path (--data-path)"

@@ -78,8 +78,8 @@ class ModelConfig(Section):
 
 
 class DataColumns(Section):
-    """Columns holding the words and the tags: a Hugging Face dataset's (or JSON token records' keys) by name, a CoNLL
-    file's by position (0 first, -1 last); unset ones are found by their usual names (CoNLL: token first, tag last)."""
+    """Columns holding the words and the tags: a Hugging Face dataset's, JSON token records' or a CSV header's by name,
+    a CoNLL file's by position (0 first, -1 last); unset ones are found by their usual names (CoNLL: first and last)."""
 
     tokens: str | Int | None = Field(default=None, description="default: tokens or words; CoNLL: 0")
     tags: str | Int | None = Field(default=None, description="default: ner_tags, tags or labels; CoNLL: -1")
@@ -90,7 +90,7 @@ class DataConfig(Section):
 
     name: str
     path: str | None = Field(default=None, description="folder or file, relative to the config folder")
-    format: Literal["auto", "spans", "tokens", "conll", "brat"] = "auto"
+    format: Literal["auto", "spans", "tokens", "conll", "brat", "csv"] = "auto"
     labels: tuple[str, ...] | None = Field(default=None, description="entity types; None takes the data's")
     overlap_policy: Literal["error", "keep_longest"] = "error"
     scheme: Literal["auto", "IOB1", "IOB2", "BIOES", "BILOU", "BMES", "IO"] = Field(

@@ -1,0 +1,112 @@
+"""CSV token tables: a header row naming the words and tags columns, then a row per word, as Kaggle's GMB corpus
+(`ner_dataset.csv`: `Sentence #,Word,POS,Tag`, Latin-1) and spreadsheet exports ship NER data. Each sentence becomes a
+token record, read downstream as a CoNLL sentence is."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterator
+from pathlib import Path
+
+from data.columns import Columns, column
+from data.formats import Record, sentence_record
+from training.common.errors import DataError
+
+WORD_HEADERS = ("tokens", "token", "words", "word")
+TAG_HEADERS = ("ner_tags", "tags", "tag", "labels", "label", "ner")  # `ner_tags` before a part-of-speech `tags`
+# A new value starts a sentence: Kaggle's `Sentence #` is filled on a sentence's first row only, other exports repeat
+# the id on every row. Without such a column, blank rows part sentences.
+SENTENCE_HEADERS = ("sentence #", "sentence_id", "sentence_idx", "sent_id", "sentence")
+
+
+def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator[Record]:
+    """A record per sentence of the CSV table `text` (the contents of `path`), its columns found by their header names
+    (any case) or the names `columns` gives."""
+    columns.refuse_positions(str(path), "a CSV file names its columns in its header")
+    rows = _rows(path, text)
+    header_line, header = next(((number, row) for number, row in rows if row), (1, []))
+    if not header:
+        raise DataError(f"{path}:1: the file is empty; expected a header row such as 'word,tag', then a row per word")
+    words_at, tags_at, sentence_at = _header_columns(path, header_line, header, columns)
+    tokens: list[str] = []
+    tags: list[str] = []
+    numbers: list[int] = []
+    read = False
+    last = None  # the last sentence cell that was not empty
+    for number, row in rows:
+        if row and len(row) != len(header):
+            raise DataError(
+                f"{path}:{number}: {len(row)} cells where the header (line {header_line}) has {len(header)}; a cell "
+                f'holding a comma needs quotes (","), got {row!r}'
+            )
+        sentence = row[sentence_at].strip() if row and sentence_at is not None else ""
+        if tokens and (not row or (sentence and sentence != last)):
+            yield sentence_record(tokens, tags, numbers)
+            read, tokens, tags, numbers = True, [], [], []
+        if not row:
+            continue
+        last = sentence or last
+        word, tag = row[words_at].strip(), row[tags_at].strip()
+        if not (word and tag):
+            name, at = ("tokens", words_at) if not word else ("tags", tags_at)
+            raise DataError(f"{path}:{number}: the {header[at]!r} cell (data.columns.{name}) is empty, got {row!r}")
+        tokens.append(word)
+        tags.append(tag)
+        numbers.append(number)
+    if tokens:
+        yield sentence_record(tokens, tags, numbers)
+    elif not read:
+        raise DataError(f"{path}:{header_line}: a header row and no words; expected a row per word after it")
+
+
+def csv_header(path: Path, text: str, columns: Columns = Columns()) -> bool:
+    """Whether the first row of `text` (the start of `path`) that is not blank, read as CSV, names a words column and
+    a tags column."""
+    try:
+        header = next((row for _, row in _rows(path, text) if row), [])
+    except DataError:  # not CSV, or a start cut inside a quoted cell
+        return False
+    names = [cell.strip().lower() for cell in header]
+    return all(
+        _header_name(names, chosen, usual, columns.inherited) in names
+        for chosen, usual in ((columns.tokens, WORD_HEADERS), (columns.tags, TAG_HEADERS))
+    )
+
+
+def _header_columns(path: Path, line: int, header: list[str], columns: Columns) -> tuple[int, int, int | None]:
+    """The positions of the words, tags and sentence (None: no such) columns of `header`, on `line` of `path`."""
+    names = [cell.strip().lower() for cell in header]
+    found = []
+    for setting, kind, chosen, usual in (
+        ("tokens", "words", columns.tokens, WORD_HEADERS),
+        ("tags", "tags", columns.tags, TAG_HEADERS),
+    ):
+        name = _header_name(names, chosen, usual, columns.inherited)
+        if name not in names:
+            where = f"{path}:{line}: the header {header!r}"
+            if isinstance(chosen, str) and not columns.inherited:
+                raise DataError(f"{where} has no column {chosen!r} (data.columns.{setting})")
+            raise DataError(
+                f"{where} has no {kind} column (named {', '.join(usual)}, any case); name it in data.columns.{setting}"
+            )
+        found.append(names.index(name))
+    sentence = next((names.index(name) for name in SENTENCE_HEADERS if name in names), None)
+    return found[0], found[1], sentence
+
+
+def _header_name(names: list[str], chosen: str | int | None, usual: tuple[str, ...], inherited: bool) -> str | None:
+    """The lower-case header name of a column: `chosen` (a run's only where present), else the first usual one."""
+    return column(names, chosen.lower() if isinstance(chosen, str) else None, usual, inherited)
+
+
+def _rows(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
+    """Each row of `text` with the line it starts on; a blank row, or one of empty cells (a spreadsheet's), is []."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    start = 1
+    try:
+        for row in reader:
+            yield start, row if any(cell.strip() for cell in row) else []
+            start = reader.line_num + 1
+    except csv.Error as error:  # a quote left open, or text after a closing quote
+        raise DataError(f"{path}:{start}: not a CSV row: {error}") from error

@@ -1,0 +1,146 @@
+"""CSV token tables: Kaggle's GMB corpus, sentence ids on every row, blank rows between sentences, named columns, a
+folder of split files, the format a run carries to other CSV data, and every bad table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from data.columns import Columns
+from data.documents import Span
+from data.loaders import load_dataset
+from data.sniffing import content_format
+from training.common.errors import DataError
+from training.config import DataConfig
+
+# Kaggle's "Annotated Corpus for Named Entity Recognition" (GMB) `ner_dataset.csv`, Latin-1 as distributed.
+KAGGLE = (
+    "Sentence #,Word,POS,Tag\n"
+    "Sentence: 1,Thousands,NNS,O\n"
+    ",of,IN,O\n"
+    ",demonstrators,NNS,O\n"
+    ",in,IN,O\n"
+    ",Zürich,NNP,B-geo\n"
+    ',",",",",O\n'
+    "Sentence: 2,Families,NNS,O\n"
+    ",of,IN,O\n"
+    ",New,NNP,B-gpe\n"
+    ",York,NNP,I-gpe\n"
+)
+
+
+def write(path: Path, content: str | bytes) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return path
+
+
+def documents(path: Path, **options: Any) -> list[tuple[str, tuple[Span, ...]]]:
+    return [(doc.text, doc.spans) for doc in load_dataset(path, **options)["train"]]
+
+
+def load_error(path: Path, **options: Any) -> str:
+    with pytest.raises(DataError) as caught:
+        load_dataset(path, **options)
+    return str(caught.value).replace(f"{path.parent}/", "")
+
+
+def test_kaggle_gmb_corpus_in_latin_1(tmp_path: Path) -> None:
+    """A sentence starts where `Sentence #` is filled, a quoted comma is a word, and Latin-1 bytes read as such."""
+    path = write(tmp_path / "ner_dataset.csv", KAGGLE.encode("latin-1"))
+    assert documents(path, encoding="latin-1") == [
+        ("Thousands of demonstrators in Zürich ,", (Span(30, 36, "geo"),)),
+        ("Families of New York", (Span(12, 20, "gpe"),)),
+    ]
+
+
+def test_a_sentence_id_on_every_row(tmp_path: Path) -> None:
+    path = write(tmp_path / "train.csv", "sentence_id,word,tag\n0,Anna,B-PER\n0,sings,O\n1,Paris,B-LOC\n1,sleeps,O\n")
+    assert documents(path) == [("Anna sings", (Span(0, 4, "PER"),)), ("Paris sleeps", (Span(0, 5, "LOC"),))]
+
+
+def test_blank_rows_part_sentences_without_a_sentence_column(tmp_path: Path) -> None:
+    """A spreadsheet saves a blank row as empty cells (`,`); both part sentences. Tags of another scheme (IOB1) are
+    read as CoNLL's are."""
+    table = "Tokens,NER_Tags\r\nAnna,I-PER\r\nKarenina,I-PER\r\n,\r\n\r\nTo,O\r\nLeo,I-PER\r\nTolstoy,B-PER\r\n"
+    path = write(tmp_path / "train.csv", table)
+    assert documents(path) == [
+        ("Anna Karenina", (Span(0, 13, "PER"),)),
+        ("To Leo Tolstoy", (Span(3, 6, "PER"), Span(7, 14, "PER"))),
+    ]
+    assert load_dataset(path).report.scheme == "IOB1"
+
+
+def test_columns_named_in_data_columns(tmp_path: Path) -> None:
+    """Names of any case; `format="csv"` reads a file of any name as a table."""
+    path = write(tmp_path / "gmb.txt", "Wort,Etikett,tag\nAnna,B-PER,O\n")
+    assert documents(path, format="csv", columns=Columns("wort", "ETIKETT")) == [("Anna", (Span(0, 4, "PER"),))]
+
+
+def test_a_folder_of_csv_splits(tmp_path: Path) -> None:
+    write(tmp_path / "corpus" / "train.csv", "word,tag\nAnna,B-PER\n")
+    write(tmp_path / "corpus" / "dev.csv", "word,tag\nParis,B-LOC\n")
+    dataset = load_dataset(tmp_path / "corpus")
+    assert list(dataset) == ["train", "validation"]
+    assert dataset["validation"][0].spans == (Span(0, 5, "LOC"),)
+
+
+def test_a_run_s_format_carries_to_other_csv_data(tmp_path: Path) -> None:
+    """A CSV file's start shows a table; a CoNLL run evaluating one reads it as such, its positions dropped, and a
+    CSV run keeps its column names for another table."""
+    other = write(tmp_path / "other.csv", "Word,Tag\nAnna,B-PER\n")
+    assert content_format(other) == "csv"
+    assert content_format(write(tmp_path / "a.conll", "Anna,B-PER O\n")) == "conll"
+    conll_run = DataConfig(name="sweep", format="conll", columns={"tokens": 1, "tags": 2}).for_data(str(other))
+    assert (conll_run.format, conll_run.columns.tokens) == ("csv", None)
+    assert conll_run.load(inherited=True)["train"][0].spans == (Span(0, 4, "PER"),)
+    other = write(tmp_path / "other.csv", "Wort,Tag\nAnna,B-PER\n")
+    csv_run = DataConfig(name="sweep", format="csv", columns={"tokens": "Wort"}).for_data(str(other))
+    assert (csv_run.format, csv_run.columns.tokens) == ("csv", "Wort")
+    assert csv_run.load(inherited=True)["train"][0].spans == (Span(0, 4, "PER"),)
+
+
+@pytest.mark.parametrize(
+    ("content", "options", "expected"),
+    [
+        (
+            "Sentence #,Text,POS,Tag\n1,Anna,NNP,B-PER\n",
+            {},
+            "train.csv:1: the header ['Sentence #', 'Text', 'POS', 'Tag'] has no words column (named tokens, token, "
+            "words, word, any case); name it in data.columns.tokens",
+        ),
+        (
+            "word,pos\nAnna,NNP\n",
+            {},
+            "train.csv:1: the header ['word', 'pos'] has no tags column (named ner_tags, tags, tag, labels, label, "
+            "ner, any case); name it in data.columns.tags",
+        ),
+        (
+            "word,tag\nAnna,B-PER\n",
+            {"columns": Columns(tags="bio")},
+            "train.csv:1: the header ['word', 'tag'] has no column 'bio' (data.columns.tags)",
+        ),
+        (
+            "word,tag\nAnna,B-PER\n",
+            {"columns": Columns(1, 2)},
+            "train.csv: data.columns.tokens: 1 is a column position; positions apply to CoNLL/TSV files only, and a "
+            "CSV file names its columns in its header",
+        ),
+        (
+            "word,tag\nAnna,B-PER\nNew,York,B-LOC\n",
+            {},
+            'train.csv:3: 3 cells where the header (line 1) has 2; a cell holding a comma needs quotes (","), got '
+            "['New', 'York', 'B-LOC']",
+        ),
+        ("word,tag\nAnna,B-PER\n ,O\n", {}, "train.csv:3: the 'word' cell (data.columns.tokens) is empty, got [' ', "),
+        ("word,tag\nAnna,\n", {}, "train.csv:2: the 'tag' cell (data.columns.tags) is empty, got ['Anna', '']"),
+        ("", {}, "train.csv:1: the file is empty; expected a header row such as 'word,tag', then a row per word"),
+        ("\nword,tag\n\n", {}, "train.csv:2: a header row and no words; expected a row per word after it"),
+        ('word,tag\nAnna,B-PER\n"Paris,B-LOC\n', {}, "train.csv:3: not a CSV row: unexpected end of data"),
+        ("word,tag\nAnna,B-PER\nParis,X-LOC\n", {}, "train.csv:3: tag 'X-LOC' is malformed; expected 'O' or "),
+    ],
+)
+def test_bad_tables(tmp_path: Path, content: str, options: dict[str, Any], expected: str) -> None:
+    assert load_error(write(tmp_path / "train.csv", content), **options).startswith(expected)
