@@ -12,6 +12,10 @@ from training.common.errors import DataError
 
 TOKEN_COLUMNS = ("tokens", "words")
 TAG_COLUMNS = ("ner_tags", "tags", "labels")  # `ner_tags` first: a part-of-speech `tags` beside it holds no entities
+# Header names of the words and tags columns of a table (a CSV file's, any case); `ner_tags` before a part-of-speech
+# `tags`.
+WORD_HEADERS = ("tokens", "token", "words", "word")
+TAG_HEADERS = ("ner_tags", "tags", "tag", "labels", "label", "ner")
 SPAN_COLUMNS = ("entities", "annotations")  # beside `text` in `datasets` input: entities {start, end, label}
 # Beside `text` in a JSON span record, the first present is read: ours, doccano's (`entities`; `label` in its older
 # export), Prodigy's (`spans`) and spaCy's `Doc.to_json()` (`ents`). A `label` that is no list is a class of the whole

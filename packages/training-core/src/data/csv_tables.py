@@ -9,12 +9,10 @@ import io
 from collections.abc import Iterator
 from pathlib import Path
 
-from data.columns import Columns, column
+from data.columns import TAG_HEADERS, WORD_HEADERS, Columns, column
 from data.formats import Record, sentence_record
 from training.common.errors import DataError
 
-WORD_HEADERS = ("tokens", "token", "words", "word")
-TAG_HEADERS = ("ner_tags", "tags", "tag", "labels", "label", "ner")  # `ner_tags` before a part-of-speech `tags`
 # A new value starts a sentence: Kaggle's `Sentence #` is filled on a sentence's first row only, other exports repeat
 # the id on every row. Without such a column, blank rows part sentences.
 SENTENCE_HEADERS = ("sentence #", "sentence_id", "sentence_idx", "sent_id", "sentence")

@@ -27,7 +27,16 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from data.columns import NAMED_SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, column, span_keys
+from data.columns import (
+    NAMED_SPAN_KEYS,
+    TAG_COLUMNS,
+    TAG_HEADERS,
+    TOKEN_COLUMNS,
+    WORD_HEADERS,
+    Columns,
+    column,
+    span_keys,
+)
 from data.schemes import is_tag
 from training.common.errors import DataError
 
@@ -212,9 +221,9 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
     return Record(line, value)
 
 
-_HEADER_WORDS = {"token", "tokens", "word", "words", "text", "form"}
-_HEADER_TAGS = {"label", "labels", "tag", "tags", "ne", "ner", "ner_tag", "ner-tag", "ner_tags", "entity", "entities"}
-_HEADER_TAGS |= {"entity_type", "iob", "bio"}
+# A header line's names, as a table names its columns and more (CoNLL-U's FORM; NE, entity_type)
+_HEADER_WORDS = {*WORD_HEADERS, "text", "form"}
+_HEADER_TAGS = {*TAG_HEADERS, "ne", "ner_tag", "ner-tag", "entity", "entities", "entity_type", "iob", "bio"}
 
 
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
