@@ -102,6 +102,30 @@ def test_a_run_s_format_carries_to_other_csv_data(tmp_path: Path) -> None:
     assert csv_run.load(inherited=True)["train"][0].spans == (Span(0, 4, "PER"),)
 
 
+def test_a_table_of_semicolons(tmp_path: Path) -> None:
+    """Excel's CSV where the decimal mark is a comma parts cells by semicolons; a word may then hold a comma."""
+    path = write(tmp_path / "train.csv", "Sentence #;Word;Tag\nSentence: 1;Anna;B-PER\n;,;O\n")
+    assert documents(path) == [("Anna ,", (Span(0, 4, "PER"),))]
+
+
+def test_a_table_without_a_suffix_is_read_by_its_header(tmp_path: Path) -> None:
+    """A file of no known suffix whose header names the columns is a table (its names taken from data.columns); a
+    `.txt` file stays CoNLL."""
+    path = write(tmp_path / "train", "Wort,Etikett\nAnna,B-PER\n")
+    assert documents(path, columns=Columns("Wort", "Etikett")) == [("Anna", (Span(0, 4, "PER"),))]
+    assert DataConfig(name="d", path=str(path), columns={"tokens": "Wort", "tags": "Etikett"}).columns.tokens == "Wort"
+    assert documents(write(tmp_path / "a" / "train", "word,tag\nParis,B-LOC\n")) == [("Paris", (Span(0, 5, "LOC"),))]
+    with pytest.raises(DataError, match=r"train.txt:1: expected a token and a tag"):
+        load_dataset(write(tmp_path / "b" / "train.txt", "word,tag\nParis,B-LOC\n"))
+
+
+def test_excel_utf_8_table_in_a_latin_1_run(tmp_path: Path) -> None:
+    """Excel's "CSV UTF-8" starts with a byte-order mark: a Latin-1 run still tells a table and reads its accents."""
+    path = write(tmp_path / "train.csv", "\ufeffWord,Tag\nZürich,B-LOC\n".encode())
+    assert content_format(path, encoding="latin-1") == "csv"
+    assert documents(path, encoding="latin-1") == [("Zürich", (Span(0, 6, "LOC"),))]
+
+
 @pytest.mark.parametrize(
     ("content", "options", "expected"),
     [
@@ -131,8 +155,25 @@ def test_a_run_s_format_carries_to_other_csv_data(tmp_path: Path) -> None:
         (
             "word,tag\nAnna,B-PER\nNew,York,B-LOC\n",
             {},
-            'train.csv:3: 3 cells where the header (line 1) has 2; a cell holding a comma needs quotes (","), got '
+            "train.csv:3: 3 cells where the header (line 1) has 2; a cell holding a comma needs quotes, got "
             "['New', 'York', 'B-LOC']",
+        ),
+        (
+            "word;tag\nAnna;B-PER\nNew;York;B-LOC\n",
+            {},
+            "train.csv:3: 3 cells where the header (line 1) has 2; a cell holding a semicolon needs quotes",
+        ),
+        (
+            "sentence_id,word,tag\n1,Anna,B-PER\n2,Paris,B-LOC\n1,sings,O\n",
+            {},
+            "train.csv:4: sentence '1' again after sentence '2' (it starts on line 2); sort the table by its "
+            "'sentence_id' column",
+        ),
+        (
+            "word\ttag\nAnna\tB-PER\n",
+            {},
+            "train.csv:1: the header ['word\\ttag']; its cells part by commas (or semicolons), and it has one has no "
+            "words column",
         ),
         ("word,tag\nAnna,B-PER\n ,O\n", {}, "train.csv:3: the 'word' cell (data.columns.tokens) is empty, got [' ', "),
         ("word,tag\nAnna,\n", {}, "train.csv:2: the 'tag' cell (data.columns.tags) is empty, got ['Anna', '']"),

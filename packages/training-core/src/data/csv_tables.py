@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from data.columns import TAG_HEADERS, WORD_HEADERS, Columns, column
-from data.formats import Record, sentence_record
+from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES, Record, sentence_record
+from data.text_files import HEAD_BYTES
 from training.common.errors import DataError
 
 # A new value starts a sentence: Kaggle's `Sentence #` is filled on a sentence's first row only, other exports repeat
 # the id on every row. Without such a column, blank rows part sentences.
 SENTENCE_HEADERS = ("sentence #", "sentence_id", "sentence_idx", "sent_id", "sentence")
+# Cells part by commas, or by semicolons where the header row has none: Excel's CSV where the decimal mark is a comma.
+_DELIMITER_NAMES = {",": "comma", ";": "semicolon"}
 
 
 def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator[Record]:
     """A record per sentence of the CSV table `text` (the contents of `path`), its columns found by their header names
     (any case) or the names `columns` gives."""
     columns.refuse_positions(str(path), "a CSV file names its columns in its header")
-    rows = _rows(path, text)
+    delimiter = _delimiter(text)
+    rows = _rows(path, text, delimiter)
     header_line, header = next(((number, row) for number, row in rows if row), (1, []))
     if not header:
         raise DataError(f"{path}:1: the file is empty; expected a header row such as 'word,tag', then a row per word")
@@ -32,13 +37,22 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
     numbers: list[int] = []
     read = False
     last = None  # the last sentence cell that was not empty
+    started: dict[str, int] = {}  # each sentence id: the line it starts on
+    sentence_name = header[sentence_at] if sentence_at is not None else ""
     for number, row in rows:
         if row and len(row) != len(header):
             raise DataError(
                 f"{path}:{number}: {len(row)} cells where the header (line {header_line}) has {len(header)}; a cell "
-                f'holding a comma needs quotes (","), got {row!r}'
+                f"holding a {_DELIMITER_NAMES[delimiter]} needs quotes, got {row!r}"
             )
         sentence = row[sentence_at].strip() if row and sentence_at is not None else ""
+        if sentence and sentence != last:
+            if sentence in started:
+                raise DataError(
+                    f"{path}:{number}: sentence {sentence!r} again after sentence {last!r} (it starts on line "
+                    f"{started[sentence]}); sort the table by its {sentence_name!r} column"
+                )
+            started[sentence] = number
         if tokens and (not row or (sentence and sentence != last)):
             yield sentence_record(tokens, tags, numbers)
             read, tokens, tags, numbers = True, [], [], []
@@ -58,11 +72,20 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
         raise DataError(f"{path}:{header_line}: a header row and no words; expected a row per word after it")
 
 
+def is_csv_table(path: Path, text: str, columns: Columns = Columns()) -> bool:
+    """Whether the data file at `path` (its contents `text`) is a CSV table: a `.csv` file, or one of no suffix
+    of JSON's or CoNLL's whose header names a words and a tags column."""
+    suffix = path.suffix.lower()
+    if suffix in CSV_SUFFIXES:
+        return True
+    return suffix not in JSON_SUFFIXES | CONLL_SUFFIXES and csv_header(path, text[:HEAD_BYTES], columns)
+
+
 def csv_header(path: Path, text: str, columns: Columns = Columns()) -> bool:
     """Whether the first row of `text` (the start of `path`) that is not blank, read as CSV, names a words column and
     a tags column."""
     try:
-        header = next((row for _, row in _rows(path, text) if row), [])
+        header = next((row for _, row in _rows(path, text, _delimiter(text)) if row), [])
     except DataError:  # not CSV, or a start cut inside a quoted cell
         return False
     names = [cell.strip().lower() for cell in header]
@@ -82,7 +105,8 @@ def _header_columns(path: Path, line: int, header: list[str], columns: Columns) 
     ):
         name = _header_name(names, chosen, usual, columns.inherited)
         if name not in names:
-            where = f"{path}:{line}: the header {header!r}"
+            one_cell = "; its cells part by commas (or semicolons), and it has one" if len(header) == 1 else ""
+            where = f"{path}:{line}: the header {header!r}{one_cell}"
             if isinstance(chosen, str) and not columns.inherited:
                 raise DataError(f"{where} has no column {chosen!r} (data.columns.{setting})")
             raise DataError(
@@ -98,9 +122,16 @@ def _header_name(names: list[str], chosen: str | int | None, usual: tuple[str, .
     return column(names, chosen.lower() if isinstance(chosen, str) else None, usual, inherited)
 
 
-def _rows(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
+def _delimiter(text: str) -> str:
+    """The character that parts the cells of the CSV table `text`, told by its first line that is not blank."""
+    first = re.search(r"\S.*", text)  # `.` stops at the line's end
+    header = first.group() if first else ""
+    return ";" if ";" in header and "," not in header else ","
+
+
+def _rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
     """Each row of `text` with the line it starts on; a blank row, or one of empty cells (a spreadsheet's), is []."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     start = 1
     try:
         for row in reader:

@@ -81,12 +81,11 @@ def sentence_record(tokens: list[str], tags: list[str], numbers: list[int], grou
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
-    """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`)."""
+    """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`); a CSV table
+    is told before (`data.csv_tables.is_csv_table`)."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
         return "conll"
-    if suffix in CSV_SUFFIXES:
-        return "csv"
     if suffix not in JSON_SUFFIXES:
         if conll_text(text):
             return "conll"

@@ -12,10 +12,19 @@ from typing import Any
 
 from data.brat import brat_records, brat_splits, is_brat
 from data.columns import Columns
-from data.csv_tables import csv_records
+from data.csv_tables import csv_records, is_csv_table
 from data.document_builder import DocumentBuilder, MisalignedPolicy, OverlapPolicy
 from data.documents import Document, document_items, iob2_tag_names
-from data.formats import CSV_SUFFIXES, DOCSTART, FORMATS, JSON_SUFFIXES, Record, detect_format, read_records
+from data.formats import (
+    CONLL_SUFFIXES,
+    CSV_SUFFIXES,
+    DOCSTART,
+    FORMATS,
+    JSON_SUFFIXES,
+    Record,
+    detect_format,
+    read_records,
+)
 from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
@@ -181,7 +190,8 @@ def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> t
     suffixes = [file.suffix.lower() for file in (split_files(path).values() if path.is_dir() else [path])]
     named = JSON_SUFFIXES | CSV_SUFFIXES
     positions = format == "conll" or (format == "auto" and any(suffix not in named for suffix in suffixes))
-    return positions, format in ("tokens", "csv") or (format == "auto" and any(suffix in named for suffix in suffixes))
+    names = format in ("tokens", "csv") or (format == "auto" and any(s not in CONLL_SUFFIXES for s in suffixes))
+    return positions, names  # a file of no known suffix is CoNLL, or a CSV table where its header names the columns
 
 
 def _all_json(files: Iterable[Path], format: str) -> bool:
@@ -207,7 +217,10 @@ def _file_source(
         columns.refuse_names(str(file))
         return _Source(str(file), "spans", brat_records(file, encoding, counts))
     text = read_data(file, encoding)
-    file_format = detect_format(file, text, columns) if format == "auto" else format
+    if format == "auto":
+        file_format = "csv" if is_csv_table(file, text, columns) else detect_format(file, text, columns)
+    else:
+        file_format = format
     if file_format == "csv":  # sentences of words and tags found by the header's names: token records like CoNLL's
         return _Source(str(file), file_format, list(csv_records(file, text, columns)))
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))

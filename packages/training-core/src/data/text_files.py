@@ -56,7 +56,7 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
     wide = raw.startswith(_WIDE_BOMS) or b"\x00" in raw[:2]  # UTF-16 or UTF-32, which no 8-bit codec should read
     if codec in _UTF8 or (not codec.startswith(("utf-16", "utf-32")) and wide):
         return decode_text(raw, str(path), _DATA_WAY_OUT)
-    if not raw.isascii() and b"\x00" not in raw and _is_utf8(raw):  # UTF-8 beyond ASCII is no Latin-1 or cp1252 text
+    if _utf8_beyond_ascii(raw, whole=True):
         return decode_text(raw, str(path))
     try:
         return raw.decode(encoding)
@@ -88,15 +88,21 @@ def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UT
 
 def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> str:
     """The text of the first `size` bytes of the data file at `path` in `encoding`: a character cut there is left
-    out, and bytes that `encoding` cannot decode are replaced (reading the whole file names them)."""
-    codec = "utf-8-sig" if codecs.lookup(encoding).name in _UTF8 else encoding
-    decoder = codecs.getincrementaldecoder(codec)(errors="replace")
-    return decoder.decode(_read_bytes(path, size), final=False)
+    out, and bytes that `encoding` cannot decode are replaced (reading the whole file names them). A start of UTF-8
+    beyond ASCII (a BOM included) is read as UTF-8 in any encoding, as `read_data` reads the whole file."""
+    raw = _read_bytes(path, size)
+    utf8 = codecs.lookup(encoding).name in _UTF8 or _utf8_beyond_ascii(raw, whole=False)
+    decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)(errors="replace")
+    return decoder.decode(raw, final=False)
 
 
-def _is_utf8(raw: bytes) -> bool:
+def _utf8_beyond_ascii(raw: bytes, whole: bool) -> bool:
+    """Whether `raw` (all of a file where `whole`, else its start, perhaps cut inside a character) is UTF-8 text
+    beyond ASCII, which no Latin-1 or cp1252 text is; never text of NULs (UTF-16 or UTF-32 of ASCII)."""
+    if raw.isascii() or b"\x00" in raw:
+        return False
     try:
-        raw.decode("utf-8")
+        codecs.getincrementaldecoder("utf-8")().decode(raw, final=whole)
     except UnicodeDecodeError:
         return False
     return True
