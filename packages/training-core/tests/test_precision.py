@@ -43,13 +43,29 @@ def corpus(documents: tuple[Document, ...]) -> Dataset:
 
 
 def test_auto_is_bf16_exactly_where_the_cpu_computes_it_natively() -> None:
-    """Native bf16 instructions imply oneDNN's bf16 kernels: a CPU without them (this AVX2 machine) trains in fp32."""
+    """Native bf16 instructions imply oneDNN's bf16 kernels: a CPU without them (an AVX2 machine) trains in fp32; with
+    AMX (or Arm's BF16) in bf16; with AVX512-BF16 alone, in bf16 where it measured faster."""
     onednn_bf16 = bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     resolved = resolve_precision("auto", CPU)
     assert resolved == ("bf16" if native_bf16(CPU) else "fp32")
     if not onednn_bf16:
         assert resolved == "fp32"
+    found = torch.cpu.get_capabilities()
+    if not (found.get("amx_bf16") or found.get("bf16")) and found.get("avx512_bf16"):
+        assert resolved == ("bf16" if precision.cpu_bf16_speedup() >= precision.BF16_SPEEDUP else "fp32")
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
+
+
+def test_the_cpu_bf16_measure_runs_once_and_leaves_the_random_state(caplog: pytest.LogCaptureFixture) -> None:
+    """Timing a step needs no bf16 instructions (elsewhere bf16 is emulated, and slow): measured on any CPU."""
+    precision.cpu_bf16_speedup.cache_clear()
+    state = torch.random.get_rng_state()
+    with caplog.at_level(logging.INFO, logger="training.core"):
+        speedup = precision.cpu_bf16_speedup()
+        assert precision.cpu_bf16_speedup() == speedup
+    assert 0 < speedup < 100
+    assert torch.equal(torch.random.get_rng_state(), state)
+    assert caplog.text.count(f"runs {speedup:.2f}x as fast in bf16 as in fp32 here") == 1
 
 
 def test_a_run_records_and_logs_the_precision_auto_resolved_to(

@@ -66,6 +66,10 @@ class Optimization:
         cls, model: torch.nn.Module, params: OptimizationConfig, ctx: RunContext, total_steps: int
     ) -> Optimization:
         resolved = resolve_precision(params.precision, ctx.device)
+        if ctx.is_distributed and params.precision == "auto" and ctx.device.type == "cpu":
+            chosen = [resolved]  # a CPU's bf16 may be measured (`cpu_bf16_speedup`): every rank takes rank 0's choice
+            dist.broadcast_object_list(chosen, src=0)
+            resolved = chosen[0]
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         adamw = optimizer(model, params)
         module = model

@@ -4,7 +4,10 @@ natively, and kept at bf16 only where an evaluation of the run shows bf16 holdin
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
+import math
+import time
 from typing import Any
 
 import torch
@@ -13,9 +16,12 @@ from training.common.errors import ConfigError, InputError
 from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# CPU instructions under which bf16 outruns fp32: x86 AMX, Arm's BF16 extension. AVX512-BF16 alone is not among them:
-# there torch's bf16 autocast trained MiniLM at 0.67-0.73x fp32's speed (docs/benchmarks.md, "bf16 on AVX512-BF16").
+# CPU instructions under which bf16 outruns fp32: x86 AMX, Arm's BF16 extension. Under AVX512-BF16 alone it depends on
+# the CPU: torch's bf16 autocast trained MiniLM at 0.67-0.73x fp32's speed on an Intel Xeon, at 1.5-2.2x on an AMD
+# EPYC (docs/benchmarks.md, "bf16 on AVX512-BF16"), so there `auto` measures.
 _CPU_BF16 = ("amx_bf16", "bf16")
+_CPU_BF16_MEASURED = "avx512_bf16"
+BF16_SPEEDUP = 1.2  # how many times fp32's speed a measured bf16 must reach for `auto` to pick it
 # How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
 _log = logging.getLogger("training.core")
@@ -62,12 +68,40 @@ def native_bf16(device: torch.device) -> bool:
     if capabilities is None:  # an older torch cannot tell AVX512-BF16 from plain AVX512: fp32 is the safe guess
         return False
     found = capabilities()
-    return any(bool(found.get(name, False)) for name in _CPU_BF16)
+    if any(bool(found.get(name, False)) for name in _CPU_BF16):
+        return True
+    return bool(found.get(_CPU_BF16_MEASURED, False)) and cpu_bf16_speedup() >= BF16_SPEEDUP
+
+
+@functools.cache
+def cpu_bf16_speedup() -> float:
+    """How many times faster a training step (forward and backward) of one encoder layer of MiniLM's width runs under
+    bf16 autocast than in fp32 on this CPU, at torch's thread count: measured once per process, in under a second,
+    the global random state left as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        layer = torch.nn.TransformerEncoderLayer(384, 12, 1536, batch_first=True)
+        tokens = torch.randn(4, 128, 384)
+        fp32, bf16 = _step_seconds(layer, tokens, None), _step_seconds(layer, tokens, torch.bfloat16)
+    _log.info("precision auto: a step of one encoder layer runs %.2fx as fast in bf16 as in fp32 here", fp32 / bf16)
+    return fp32 / bf16
+
+
+def _step_seconds(layer: torch.nn.Module, tokens: torch.Tensor, dtype: torch.dtype | None) -> float:
+    """The fastest of three forward and backward passes of `layer` over `tokens` (the first warms the kernels up)."""
+    fastest = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        with autocast(tokens.device, dtype):
+            output = layer(tokens)
+        output.float().sum().backward()
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
 
 
 def resolve_precision(choice: str, device: torch.device, field: str = "training.precision") -> Precision:
-    """`choice` (the value of `field`) for `device`: `auto` is bf16 where native (about twice fp32's speed, same F1;
-    a run checks that with `check_bf16`), else fp32; fp16 needs a CUDA GPU."""
+    """`choice` (the value of `field`) for `device`: `auto` is bf16 where native (faster than fp32, same F1; a run
+    checks that with `check_bf16`), else fp32; fp16 needs a CUDA GPU."""
     if choice == "auto":
         return "bf16" if native_bf16(device) else "fp32"
     if choice not in AUTOCAST_DTYPES:
