@@ -38,7 +38,7 @@ def profile_steps(workload: Workload, steps: int, rows: int = 12) -> None:
         began = time.perf_counter()
         batch = collator(windows)
         collated = time.perf_counter()
-        labelled = float(sum(optimization.labelled_tokens(window) for window in windows))
+        labelled = float(sum(optimization.labelled_windows(windows)[1]))
         loss = optimization.backward_group(run, [batch], labelled, ctx)
         backward = time.perf_counter()
         optimization.optimizer_step(model, run, loss, params.max_grad_norm)

@@ -16,6 +16,7 @@ from transformers import get_scheduler
 
 from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
+from training.core.cpu_dropout import use_cpu_dropout
 from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
 from training.core.run_metrics import Precision, PrecisionCheck
@@ -72,6 +73,7 @@ class Optimization:
             resolved = chosen[0]
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         adamw = optimizer(model, params)
+        use_cpu_dropout(model, ctx.device)
         module = model
         if ctx.is_distributed:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None

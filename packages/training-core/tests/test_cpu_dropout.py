@@ -1,0 +1,106 @@
+"""`training.core.cpu_dropout`: masks of the asked keep probability, the expectation kept, a seed repeating them, the
+swapped model computing what SDPA computes, and a run on the CPU using it while its saved model folder knows nothing
+of it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+import torch
+
+from data.documents import Document
+from data.loaders import Dataset
+from training.config import TrainingConfig
+from training.core import train_model
+from training.core.cpu_dropout import ATTENTION, Dropout, drop, keep_mask, use_cpu_dropout
+
+CPU = torch.device("cpu")
+
+
+def test_a_mask_keeps_the_asked_share() -> None:
+    mask, kept = keep_mask(torch.Size((1000, 1000)), 0.9, CPU)
+    assert kept == 58982 / 65536
+    assert mask.dtype == torch.bool and mask.shape == (1000, 1000)
+    assert abs(mask.float().mean().item() - kept) < 0.002  # 3 standard deviations: 0.0009
+    rows, columns = mask.float().mean(1), mask.float().mean(0)  # no lane of the 16-bit view is biased
+    assert abs(columns[0::4].mean().item() - kept) < 0.003 and abs(columns[3::4].mean().item() - kept) < 0.003
+    assert rows.min() > 0.8
+
+
+def test_drop_scales_the_kept_values_and_repeats_under_a_seed() -> None:
+    values = torch.rand(64, 128, requires_grad=True)
+    torch.manual_seed(3)
+    dropped = drop(values, 0.25)
+    kept = dropped != 0
+    assert 0.7 < kept.float().mean().item() < 0.8
+    scale = 65536 / round(0.75 * 65536)
+    assert torch.allclose(dropped[kept], values[kept] * scale)
+    dropped.sum().backward()
+    assert torch.allclose(values.grad, kept.float() * scale)  # type: ignore[arg-type]
+    torch.manual_seed(3)
+    assert torch.equal(drop(values, 0.25), dropped)
+    assert drop(values, 0.0) is values
+    assert not drop(values, 1.0).any()
+    assert torch.equal(drop(values, 1e-9), values)  # a keep probability that rounds to 1
+
+
+def test_the_layer_drops_only_in_training() -> None:
+    layer = Dropout(0.5)
+    values = torch.ones(100, 100)
+    assert layer.eval()(values) is values
+    assert 0.4 < (layer.train()(values) == 0).float().mean().item() < 0.6
+    assert repr(layer) == "Dropout(p=0.5)"
+
+
+def test_a_swapped_model_computes_what_sdpa_computes(tiny_tokenizer_and_model: Callable[..., tuple]) -> None:
+    """Evaluation is the same to the bit; training with a keep probability that rounds to 1 drops nothing, so the
+    attention written out (padding masked) gives SDPA's logits."""
+    tokenizer, stock = tiny_tokenizer_and_model()
+    _, swapped = tiny_tokenizer_and_model()
+    use_cpu_dropout(swapped, CPU)
+    assert swapped.config._attn_implementation == ATTENTION
+    assert not [m for m in swapped.modules() if type(m) is torch.nn.Dropout and m.p > 0]
+    assert sum(isinstance(m, Dropout) for m in swapped.modules()) >= 3
+    batch = tokenizer(["Anna lives in Paris", "Bob"], padding=True, return_tensors="pt")
+    assert batch["attention_mask"].min() == 0
+    with torch.no_grad():
+        expected = stock.eval()(**batch).logits
+        assert torch.equal(swapped.eval()(**batch).logits, expected)
+        for module in swapped.modules():
+            if isinstance(module, Dropout):
+                module.p = 1e-9
+        swapped.config.attention_probs_dropout_prob = 1e-9
+        for module in swapped.modules():
+            if hasattr(module, "dropout_prob"):
+                module.dropout_prob = 1e-9
+        trained = swapped.train()(**batch).logits
+    assert torch.allclose(trained, expected, atol=1e-5)
+
+
+def test_other_devices_keep_torch_s_dropout(tiny_tokenizer_and_model: Callable[..., tuple]) -> None:
+    _, model = tiny_tokenizer_and_model()
+    use_cpu_dropout(model, torch.device("cuda"))
+    assert model.config._attn_implementation == "sdpa"
+    assert not any(isinstance(m, Dropout) for m in model.modules())
+
+
+def test_a_cpu_run_drops_this_way_and_saves_a_plain_model(
+    tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
+) -> None:
+    config = tiny_config.with_values({"training.num_epochs": 1})
+    train_model(config, Dataset({"train": ner_documents[:16], "validation": ner_documents[-4:]}), tmp_path / "run")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "dropout on the CPU: " in log and "dropout layers and the attention's draw 4 mask elements" in log
+    saved = (tmp_path / "run" / "model" / "config.json").read_text()
+    assert ATTENTION not in saved and json.loads(saved)["attention_probs_dropout_prob"] > 0
+
+
+@pytest.mark.parametrize("p", [0.1, 0.5])
+def test_the_dropped_share_matches_torch_s(p: float) -> None:
+    values = torch.ones(400, 400)
+    ours = (drop(values, p) == 0).float().mean().item()
+    torch_s = (torch.nn.functional.dropout(values, p) == 0).float().mean().item()
+    assert abs(ours - torch_s) < 0.01
