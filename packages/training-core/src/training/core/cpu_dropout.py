@@ -1,8 +1,9 @@
-"""Dropout for training on a CPU. torch's `bernoulli_` draws every mask element on its own: a third of a MiniLM step
-in bf16 on a 2-core CPU, most of it the attention probabilities' mask (batch x heads x length x length). Here four
-mask elements come from each 64-bit random integer (16 bits each: a keep probability exact to 1/65536, the kept
-values scaled by its inverse): a MiniLM bf16 step ran 1.45x as fast (docs/benchmarks.md, "Dropout on a CPU"). The masks come from torch's generator, so a seed repeats a run; evaluation and prediction, which drop
-nothing, are untouched. GPUs keep torch's own dropout, fused into their kernels."""
+"""Dropout for training on a CPU. torch's `bernoulli_` draws every mask element on its own: a third of a MiniLM step in
+bf16 on a 2-core CPU, most of it the attention probabilities' mask (batch x heads x length x length). Here four mask
+elements come from each 64-bit random integer (16 bits each: a keep probability exact to 1/65536, the kept values
+scaled by its inverse): a MiniLM bf16 step ran 1.45x as fast (docs/benchmarks.md, "Dropout on a CPU"). The masks come
+from torch's generator, so a seed repeats a run; evaluation and prediction, which drop nothing, are untouched. GPUs
+keep torch's own dropout, fused into their kernels."""
 
 from __future__ import annotations
 
