@@ -103,9 +103,19 @@ def test_a_run_s_format_carries_to_other_csv_data(tmp_path: Path) -> None:
 
 
 def test_a_table_of_semicolons(tmp_path: Path) -> None:
-    """Excel's CSV where the decimal mark is a comma parts cells by semicolons; a word may then hold a comma."""
+    """Excel's CSV where the decimal mark is a comma parts cells by semicolons; a word may then hold a comma, and a
+    quoted header cell too."""
     path = write(tmp_path / "train.csv", "Sentence #;Word;Tag\nSentence: 1;Anna;B-PER\n;,;O\n")
     assert documents(path) == [("Anna ,", (Span(0, 4, "PER"),))]
+    path = write(tmp_path / "quoted" / "train.csv", '"Satz, Nr.";Word;Tag\n1;Anna;B-PER\n')
+    assert documents(path) == [("Anna", (Span(0, 4, "PER"),))]
+
+
+def test_sentence_ids_that_restart_in_each_document(tmp_path: Path) -> None:
+    """A document column tells sentence 1 of one document from sentence 1 of the next, even right after it."""
+    table = "doc_id,sent_id,word,tag\nd1,1,Anna,B-PER\nd1,2,sings,O\nd2,1,Paris,B-LOC\nd3,1,Bob,B-PER\n"
+    path = write(tmp_path / "train.csv", table)
+    assert [text for text, _ in documents(path)] == ["Anna", "sings", "Paris", "Bob"]
 
 
 def test_a_table_without_a_suffix_is_read_by_its_header(tmp_path: Path) -> None:
@@ -166,13 +176,13 @@ def test_excel_utf_8_table_in_a_latin_1_run(tmp_path: Path) -> None:
         (
             "sentence_id,word,tag\n1,Anna,B-PER\n2,Paris,B-LOC\n1,sings,O\n",
             {},
-            "train.csv:4: sentence '1' again after sentence '2' (it starts on line 2); sort the table by its "
-            "'sentence_id' column",
+            "train.csv:4: sentence '1' again after another (it starts on line 2): a sentence's rows must be next to "
+            "each other; sort the table by its 'sentence_id' column, or number sentences across documents",
         ),
         (
             "word\ttag\nAnna\tB-PER\n",
             {},
-            "train.csv:1: the header ['word\\ttag']; its cells part by commas (or semicolons), and it has one has no "
+            "train.csv:1: the header ['word\\ttag'] is one cell (cells part by commas or semicolons), and has no "
             "words column",
         ),
         ("word,tag\nAnna,B-PER\n ,O\n", {}, "train.csv:3: the 'word' cell (data.columns.tokens) is empty, got [' ', "),

@@ -80,6 +80,10 @@ def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> Non
     error = pickle.loads(pickle.dumps(caught.value))
     assert (error.line, error.reason) == (2, "not valid UTF-8 (byte 0xe9 at offset 6); re-encode the text as UTF-8")
     assert str(error) == f"notes.txt:2: {error.reason}"
+    with pytest.raises(EncodingError) as caught:  # a byte-order mark counts: offsets are the file's
+        decode_text(b"\xef\xbb\xbfok\nok\ncaf\xe9\n", "notes.txt")
+    assert (caught.value.line, caught.value.reason[:37]) == (3, "not valid UTF-8 (byte 0xe9 at offset ")
+    assert "offset 12)" in caught.value.reason
     with pytest.raises(EncodingError) as caught:
         decode_text("x".encode("utf-16"), "notes.txt")
     assert caught.value.line is None

@@ -66,6 +66,9 @@ def test_the_cpu_bf16_measure_runs_once_and_leaves_the_random_state(caplog: pyte
     assert 0 < speedup < 100
     assert torch.equal(torch.random.get_rng_state(), state)
     assert caplog.text.count(f"runs {speedup:.2f}x as fast in bf16 as in fp32 here") == 1
+    precision.cpu_bf16_speedup.cache_clear()  # `evaluate_model(precision="auto")` in a caller's inference mode
+    with torch.inference_mode():
+        assert precision.cpu_bf16_speedup() > 0
 
 
 def test_a_run_records_and_logs_the_precision_auto_resolved_to(

@@ -18,7 +18,10 @@ from training.common.errors import DataError
 # A new value starts a sentence: Kaggle's `Sentence #` is filled on a sentence's first row only, other exports repeat
 # the id on every row. Without such a column, blank rows part sentences.
 SENTENCE_HEADERS = ("sentence #", "sentence_id", "sentence_idx", "sent_id", "sentence")
-# Cells part by commas, or by semicolons where the header row has none: Excel's CSV where the decimal mark is a comma.
+# Sentence ids that restart in each document are told apart by a document column.
+DOCUMENT_HEADERS = ("document #", "document_id", "doc_id", "document", "doc")
+# Cells part by commas, or by semicolons where the header row has more of them: Excel's CSV where the decimal mark is a
+# comma.
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon"}
 
 
@@ -32,33 +35,38 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
     if not header:
         raise DataError(f"{path}:1: the file is empty; expected a header row such as 'word,tag', then a row per word")
     words_at, tags_at, sentence_at = _header_columns(path, header_line, header, columns)
+    names = [cell.strip().lower() for cell in header]
+    document_at = next((names.index(name) for name in DOCUMENT_HEADERS if name in names), None)
     tokens: list[str] = []
     tags: list[str] = []
     numbers: list[int] = []
     read = False
-    last = None  # the last sentence cell that was not empty
-    started: dict[str, int] = {}  # each sentence id: the line it starts on
+    last = None  # the document and sentence ids of the last sentence cell that was not empty
+    started: dict[tuple[str, str], int] = {}  # each sentence (document and sentence ids): the line it starts on
     sentence_name = header[sentence_at] if sentence_at is not None else ""
+    document = ""
     for number, row in rows:
         if row and len(row) != len(header):
             raise DataError(
                 f"{path}:{number}: {len(row)} cells where the header (line {header_line}) has {len(header)}; a cell "
                 f"holding a {_DELIMITER_NAMES[delimiter]} needs quotes, got {row!r}"
             )
+        document = row[document_at].strip() or document if row and document_at is not None else document
         sentence = row[sentence_at].strip() if row and sentence_at is not None else ""
-        if sentence and sentence != last:
-            if sentence in started:
+        if sentence and (document, sentence) != last:
+            if (document, sentence) in started:
                 raise DataError(
-                    f"{path}:{number}: sentence {sentence!r} again after sentence {last!r} (it starts on line "
-                    f"{started[sentence]}); sort the table by its {sentence_name!r} column"
+                    f"{path}:{number}: sentence {sentence!r} again after another (it starts on line "
+                    f"{started[document, sentence]}): a sentence's rows must be next to each other; sort the table "
+                    f"by its {sentence_name!r} column, or number sentences across documents"
                 )
-            started[sentence] = number
-        if tokens and (not row or (sentence and sentence != last)):
+            started[document, sentence] = number
+        if tokens and (not row or (sentence and (document, sentence) != last)):
             yield sentence_record(tokens, tags, numbers)
             read, tokens, tags, numbers = True, [], [], []
         if not row:
             continue
-        last = sentence or last
+        last = (document, sentence) if sentence else last
         word, tag = row[words_at].strip(), row[tags_at].strip()
         if not (word and tag):
             name, at = ("tokens", words_at) if not word else ("tags", tags_at)
@@ -105,7 +113,7 @@ def _header_columns(path: Path, line: int, header: list[str], columns: Columns) 
     ):
         name = _header_name(names, chosen, usual, columns.inherited)
         if name not in names:
-            one_cell = "; its cells part by commas (or semicolons), and it has one" if len(header) == 1 else ""
+            one_cell = " is one cell (cells part by commas or semicolons), and" if len(header) == 1 else ""
             where = f"{path}:{line}: the header {header!r}{one_cell}"
             if isinstance(chosen, str) and not columns.inherited:
                 raise DataError(f"{where} has no column {chosen!r} (data.columns.{setting})")
@@ -126,7 +134,8 @@ def _delimiter(text: str) -> str:
     """The character that parts the cells of the CSV table `text`, told by its first line that is not blank."""
     first = re.search(r"\S.*", text)  # `.` stops at the line's end
     header = first.group() if first else ""
-    return ";" if ";" in header and "," not in header else ","
+    cells = {delimiter: len(next(csv.reader([header], delimiter=delimiter), [])) for delimiter in _DELIMITER_NAMES}
+    return ";" if cells[";"] > cells[","] else ","  # a quoted "Satz, Nr." in a table of semicolons
 
 
 def _rows(path: Path, text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:

@@ -77,8 +77,9 @@ def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UT
             utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
             reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
             raise EncodingError(where, None, reason) from error
-        line = raw[: error.start].count(b"\n") + 1
-        reason = f"not valid UTF-8 (byte 0x{raw[error.start]:02x} at offset {error.start}); {way_out}"
+        offset = error.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)  # utf-8-sig counts after its BOM
+        line = raw[:offset].count(b"\n") + 1
+        reason = f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset}); {way_out}"
         raise EncodingError(where, line, reason) from error
     if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
         reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"

@@ -7,7 +7,11 @@ keep torch's own dropout, fused into their kernels."""
 
 from __future__ import annotations
 
+import functools
 import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -49,9 +53,10 @@ class Dropout(torch.nn.Module):
 
 
 def use_cpu_dropout(model: torch.nn.Module, device: torch.device) -> None:
-    """On a CPU, swap `model`'s dropout layers for `Dropout` and its SDPA attention for one dropping its
-    probabilities the same way (where the model takes attention functions from transformers' registry)."""
-    if device.type != "cpu":
+    """On a CPU where `drop` measures faster than torch's dropout, swap `model`'s dropout layers for `Dropout` and its
+    SDPA attention for one dropping its probabilities the same way (where the model takes attention functions from
+    transformers' registry)."""
+    if device.type != "cpu" or not faster_than_torch():
         return
     layers = 0
     for parent in model.modules():
@@ -59,16 +64,41 @@ def use_cpu_dropout(model: torch.nn.Module, device: torch.device) -> None:
             if type(child) is torch.nn.Dropout and child.p > 0:
                 setattr(parent, name, Dropout(child.p))
                 layers += 1
-    sdpa = getattr(getattr(model, "config", None), "_attn_implementation", None) == "sdpa"
-    attention = sdpa and _swap_attention(model)
+    attention = _swap_attention(model)
     if layers or attention:
         also = " and the attention's" if attention else ""
         _log.info("dropout on the CPU: %d dropout layers%s draw 4 mask elements per random number", layers, also)
 
 
+@functools.cache
+def faster_than_torch() -> bool:
+    """Whether `drop` masks an attention layer's probabilities (8 x 12 x 128 x 128) at least 1.2x as fast as torch's
+    dropout on this CPU, at torch's thread count: measured once per process (about 0.1 s). torch draws its masks
+    with MKL's parallel generator on Intel CPUs, one element at a time elsewhere; `drop` on one thread."""
+    probabilities = torch.rand(8, 12, 128, 128)
+    with torch.random.fork_rng(devices=[]):
+        ours = _fastest(lambda: drop(probabilities, 0.1))
+        torch_s = _fastest(lambda: torch.nn.functional.dropout(probabilities, 0.1))
+    _log.info("dropout on the CPU: a mask takes %.1f ms drawn 4 per random number, %.1f ms by torch", ours, torch_s)
+    return torch_s >= 1.2 * ours
+
+
+def _fastest(run: Callable[[], object]) -> float:
+    """The fastest of three calls of `run`, in milliseconds (the first warms up)."""
+    fastest = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        run()
+        fastest = min(fastest, time.perf_counter() - start)
+    return 1000 * fastest
+
+
 def _swap_attention(model: torch.nn.Module) -> bool:
-    """Whether `model` now attends through `_attention` (transformers too old, or a model with attention of its own:
-    it keeps SDPA)."""
+    """Whether `model` now attends through `_attention`: not where it attends otherwise than through SDPA or takes no
+    attention function from transformers' registry (its own attention, or BERT's in transformers 4)."""
+    config = getattr(model, "config", None)
+    if getattr(config, "_attn_implementation", None) != "sdpa" or not getattr(model, "_supports_attention_backend", 0):
+        return False
     try:
         from transformers import AttentionInterface
         from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS
@@ -76,9 +106,16 @@ def _swap_attention(model: torch.nn.Module) -> bool:
         AttentionInterface.register(ATTENTION, _attention)
         ALL_MASK_ATTENTION_FUNCTIONS.register(ATTENTION, ALL_MASK_ATTENTION_FUNCTIONS["sdpa"])
         model.set_attn_implementation(ATTENTION)  # type: ignore[operator]
-    except (ImportError, AttributeError, KeyError, TypeError, ValueError):
+    except (ImportError, AttributeError, KeyError, ValueError):
         return False
-    return True
+    return getattr(config, "_attn_implementation", None) == ATTENTION
+
+
+# What SDPA's attention takes and ignores (kernels of other attentions read them); any other argument it is given
+# (T5's `position_bias`, a `softcap`) sends a call to SDPA itself.
+_IGNORED = frozenset(
+    {"is_causal", "position_ids", "output_attentions", "cu_seq_lens_q", "cu_seq_lens_k", "max_length_q", "max_length_k"}
+)
 
 
 def _attention(
@@ -92,8 +129,10 @@ def _attention(
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
     """SDPA's attention, its probabilities dropped as `drop` drops; SDPA itself where nothing is dropped, and for
-    causal or grouped-query attention."""
-    if dropout == 0 or kwargs.get("is_causal") or getattr(module, "is_causal", False) or key.shape[1] != query.shape[1]:
+    causal, grouped-query or biased attention."""
+    plain = getattr(module, "is_causal", True) is False and not kwargs.get("is_causal")  # SDPA: causal unless said
+    plain = plain and key.shape[1] == query.shape[1] and all(v is None or k in _IGNORED for k, v in kwargs.items())
+    if not (dropout > 0 and plain):
         from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
         return sdpa_attention_forward(

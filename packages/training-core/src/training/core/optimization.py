@@ -73,7 +73,8 @@ class Optimization:
             resolved = chosen[0]
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         adamw = optimizer(model, params)
-        use_cpu_dropout(model, ctx.device)
+        if not params.compile:  # dynamo breaks its graph at `random_`; inductor fuses torch's own dropout
+            use_cpu_dropout(model, ctx.device)  # after the trainer's packing check, which reads the model's attention
         module = model
         if ctx.is_distributed:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None

@@ -78,7 +78,7 @@ def cpu_bf16_speedup() -> float:
     """How many times faster a training step (forward and backward) of one encoder layer of MiniLM's width runs under
     bf16 autocast than in fp32 on this CPU, at torch's thread count: measured once per process, in under a second,
     the global random state left as it was."""
-    with torch.random.fork_rng(devices=[]):
+    with torch.random.fork_rng(devices=[]), torch.inference_mode(False), torch.enable_grad():  # as under evaluation
         torch.manual_seed(0)
         layer = torch.nn.TransformerEncoderLayer(384, 12, 1536, batch_first=True)
         tokens = torch.randn(4, 128, 384)
