@@ -56,19 +56,21 @@ def test_auto_is_bf16_exactly_where_the_cpu_computes_it_natively() -> None:
     assert resolve_precision("auto", torch.device("meta")) == "fp32"
 
 
-def test_the_cpu_bf16_measure_runs_once_and_leaves_the_random_state(caplog: pytest.LogCaptureFixture) -> None:
-    """Timing a step needs no bf16 instructions (elsewhere bf16 is emulated, and slow): measured on any CPU."""
-    precision.cpu_bf16_speedup.cache_clear()
+def test_the_cpu_bf16_measure_leaves_the_random_state_and_runs_under_inference_mode(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Timing a step needs no bf16 instructions (elsewhere bf16 is emulated, and slow): measured on any CPU, and in a
+    caller's inference mode (`evaluate_model(precision="auto")` inside `torch.inference_mode()`)."""
     state = torch.random.get_rng_state()
+    assert 0 < precision._bf16_speedup() < 100
+    assert torch.equal(torch.random.get_rng_state(), state)
+    with torch.inference_mode():
+        assert precision._bf16_speedup() > 0
+    precision.cpu_bf16_speedup.cache_clear()
     with caplog.at_level(logging.INFO, logger="training.core"):
         speedup = precision.cpu_bf16_speedup()
         assert precision.cpu_bf16_speedup() == speedup
-    assert 0 < speedup < 100
-    assert torch.equal(torch.random.get_rng_state(), state)
     assert caplog.text.count(f"runs {speedup:.2f}x as fast in bf16 as in fp32 here") == 1
-    precision.cpu_bf16_speedup.cache_clear()  # `evaluate_model(precision="auto")` in a caller's inference mode
-    with torch.inference_mode():
-        assert precision.cpu_bf16_speedup() > 0
 
 
 def test_a_run_records_and_logs_the_precision_auto_resolved_to(

@@ -1,0 +1,47 @@
+"""`training.core.cpu_measures`: a measurement taken once per CPU, thread count and torch version and kept in the
+cache folder, and a cache file that cannot be read or written."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from training.core.cpu_measures import FILE, CpuMeasures, measured
+
+
+@pytest.fixture
+def cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    return tmp_path / "training" / FILE
+
+
+def test_a_measurement_is_kept_for_this_cpu_and_thread_count(cache: Path) -> None:
+    calls: list[float] = []
+
+    def measure() -> float:
+        calls.append(1.5 + len(calls))
+        return calls[-1]
+
+    assert measured("x", measure) == 1.5 and measured("x", measure) == 1.5 and len(calls) == 1
+    assert measured("y", measure) == 2.5
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads + 1)
+        assert measured("x", measure) == 3.5
+    finally:
+        torch.set_num_threads(threads)
+    kept = CpuMeasures.model_validate_json(cache.read_text()).values
+    assert len(kept) == 3 and sorted(kept.values()) == [1.5, 2.5, 3.5]
+    assert all(f"{threads} threads; torch {torch.__version__}" in key for key in kept if kept[key] != 3.5)
+
+
+def test_a_broken_or_unwritable_cache_is_measured_again(cache: Path) -> None:
+    cache.parent.mkdir(parents=True)
+    cache.write_text("{not json")
+    assert measured("x", lambda: 2.0) == 2.0
+    assert CpuMeasures.model_validate_json(cache.read_text()).values  # rewritten whole
+    cache.unlink()
+    cache.mkdir()  # a folder where the file should be: nothing kept, nothing raised
+    assert measured("x", lambda: 3.0) == 3.0 and measured("x", lambda: 4.0) == 4.0
