@@ -5,6 +5,7 @@ of it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -120,14 +121,13 @@ def test_a_cpu_run_drops_this_way_where_faster_and_saves_a_plain_model(
     tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
 ) -> None:
     config = tiny_config.with_values({"training.num_epochs": 1})
-    cpu_dropout.faster_than_torch.cache_clear()  # measured, and logged, in this run
     train_model(config, Dataset({"train": ner_documents[:16], "validation": ner_documents[-4:]}), tmp_path / "run")
     log = (tmp_path / "run" / "train.log").read_text()
-    assert "dropout on the CPU: masks drawn 4 per random number take 1/" in log
     faster = cpu_dropout.faster_than_torch()
     registry = getattr(BertForTokenClassification, "_supports_attention_backend", False)  # transformers 5
-    assert ("dropout layers" in log) == faster
-    assert ("and the attention's draw 4 mask elements" in log) == (faster and registry)
+    swapped = re.search(r"optimizer steps in (fp32|bf16); dropout: \d+ dropout layers( and the attention)? draw", log)
+    assert bool(swapped) == faster
+    assert bool(swapped and swapped[2]) == (faster and registry)
     saved = (tmp_path / "run" / "model" / "config.json").read_text()
     assert ATTENTION not in saved and json.loads(saved)["attention_probs_dropout_prob"] > 0
 

@@ -67,7 +67,7 @@ def test_the_cpu_bf16_measure_leaves_the_random_state_and_runs_under_inference_m
     with torch.inference_mode():
         assert precision._bf16_speedup() > 0
     precision.cpu_bf16_speedup.cache_clear()
-    with caplog.at_level(logging.INFO, logger="training.core"):
+    with caplog.at_level(logging.DEBUG, logger="training.core"):
         speedup = precision.cpu_bf16_speedup()
         assert precision.cpu_bf16_speedup() == speedup
     assert caplog.text.count(f"runs {speedup:.2f}x as fast in bf16 as in fp32 here") == 1

@@ -54,12 +54,12 @@ class Dropout(torch.nn.Module):
         return f"p={self.p}"
 
 
-def use_cpu_dropout(model: torch.nn.Module, device: torch.device) -> None:
+def use_cpu_dropout(model: torch.nn.Module, device: torch.device) -> str:
     """On a CPU where `drop` measures faster than torch's dropout, swap `model`'s dropout layers for `Dropout` and its
     SDPA attention for one dropping its probabilities the same way (where the model takes attention functions from
-    transformers' registry)."""
+    transformers' registry); returns what was swapped, for the run's log ("" for nothing)."""
     if device.type != "cpu" or not faster_than_torch():
-        return
+        return ""
     layers = 0
     for parent in model.modules():
         for name, child in parent.named_children():
@@ -67,9 +67,10 @@ def use_cpu_dropout(model: torch.nn.Module, device: torch.device) -> None:
                 setattr(parent, name, Dropout(child.p))
                 layers += 1
     attention = _swap_attention(model)
-    if layers or attention:
-        also = " and the attention's" if attention else ""
-        _log.info("dropout on the CPU: %d dropout layers%s draw 4 mask elements per random number", layers, also)
+    if not (layers or attention):
+        return ""
+    also = " and the attention" if attention else ""
+    return f"dropout: {layers} dropout layers{also} draw 4 mask elements per random number"
 
 
 @functools.cache
@@ -79,7 +80,7 @@ def faster_than_torch() -> bool:
     draws its masks with MKL's parallel generator on Intel CPUs, one element at a time elsewhere; `drop` on one
     thread."""
     speedup = measured("dropout drawn 4 per random number over torch's, an attention mask", _speedup)
-    _log.info("dropout on the CPU: masks drawn 4 per random number take 1/%.2f of torch's time here", speedup)
+    _log.debug("dropout on the CPU: masks drawn 4 per random number take 1/%.2f of torch's time here", speedup)
     return speedup >= 1.2
 
 

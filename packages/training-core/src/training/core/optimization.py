@@ -61,6 +61,13 @@ class Optimization:
     precision: Precision
     autocast_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
+    cpu_dropout: str = ""  # what `use_cpu_dropout` swapped
+
+    @property
+    def summary(self) -> str:
+        """The precision, and how dropout draws its masks where not torch's way: for the run's first log line (logged
+        only once a checkpoint is read, so that a refused resume writes nothing)."""
+        return f"{self.precision}; {self.cpu_dropout}" if self.cpu_dropout else self.precision
 
     @classmethod
     def build(
@@ -73,15 +80,17 @@ class Optimization:
             resolved = chosen[0]
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         adamw = optimizer(model, params)
-        if not params.compile:  # dynamo breaks its graph at `random_`; inductor fuses torch's own dropout
-            use_cpu_dropout(model, ctx.device)  # after the trainer's packing check, which reads the model's attention
+        # Not compiled: dynamo breaks its graph at `random_`, and inductor fuses torch's own dropout. After the
+        # trainer's packing check, which reads the model's attention.
+        dropout = "" if params.compile else use_cpu_dropout(model, ctx.device)
         module = model
         if ctx.is_distributed:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             module = torch.nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         if params.compile:
             module = torch.compile(module)
-        return cls(module, adamw, scheduler(adamw, params, total_steps), resolved, AUTOCAST_DTYPES[resolved], scaler)
+        schedule = scheduler(adamw, params, total_steps)
+        return cls(module, adamw, schedule, resolved, AUTOCAST_DTYPES[resolved], scaler, dropout)
 
     def after(self, check: PrecisionCheck | None) -> Optimization:
         """This optimization, in fp32 from now on where `check` switched the run to it (bf16 has no scaler to drop)."""

@@ -79,7 +79,7 @@ def cpu_bf16_speedup() -> float:
     """How many times faster a training step (forward and backward) of one encoder layer of MiniLM's width runs under
     bf16 autocast than in fp32 on this CPU, at torch's thread count: measured once per machine (`cpu_measures`)."""
     speedup = measured("bf16 over fp32, a step of an encoder layer", _bf16_speedup)
-    _log.info("precision auto: a step of one encoder layer runs %.2fx as fast in bf16 as in fp32 here", speedup)
+    _log.debug("precision auto: a step of one encoder layer runs %.2fx as fast in bf16 as in fp32 here", speedup)
     return speedup
 
 

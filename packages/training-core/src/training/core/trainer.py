@@ -174,7 +174,7 @@ class _Trainer:
                 len(self.inputs.train),
                 self.params.num_epochs,
                 self.state.total_steps,
-                self.optimization.precision,
+                self.optimization.summary,
                 len(self.inputs.validation),
             )
             if self.inputs.overlap:
