@@ -76,7 +76,9 @@ def dropping_nothing(model: torch.nn.Module) -> torch.nn.Module:
 
 
 @pytest.mark.usefixtures("always")
-def test_a_swapped_model_computes_what_sdpa_computes(tiny_tokenizer_and_model: Callable[..., tuple]) -> None:
+def test_a_swapped_model_computes_what_sdpa_computes(
+    tiny_tokenizer_and_model: Callable[..., tuple], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Evaluation is the same to the bit; training that drops nothing gives SDPA's logits through the attention
     written out (padding masked). transformers 4 has BERT attend on its own: only the dropout layers are swapped."""
     tokenizer, stock = tiny_tokenizer_and_model()
@@ -88,14 +90,19 @@ def test_a_swapped_model_computes_what_sdpa_computes(tiny_tokenizer_and_model: C
     assert sum(isinstance(m, Dropout) for m in swapped.modules()) >= 3
     batch = tokenizer(["Anna lives in Paris", "Bob"], padding=True, return_tensors="pt")
     assert batch["attention_mask"].min() == 0
+    dropped: list[int] = []  # the dimensions of each tensor dropped: 4 for the attention's probabilities
+    monkeypatch.setattr(cpu_dropout, "drop", lambda values, p: dropped.append(values.dim()) or drop(values, p))
     with torch.no_grad():
         expected = stock.eval()(**batch).logits
-        assert torch.equal(swapped.eval()(**batch).logits, expected)
+        assert torch.equal(swapped.eval()(**batch).logits, expected) and not dropped
         assert torch.allclose(dropping_nothing(swapped)(**batch).logits, expected, atol=1e-5)
+    assert dropped.count(4) == (swapped.config.num_hidden_layers if registry else 0) and 3 in dropped
 
 
 @pytest.mark.parametrize("extra", [{"position_bias": torch.randn(1, 4, 6, 6)}, {}])
-def test_the_attention_is_sdpa_s_and_leaves_what_it_cannot_do_to_sdpa(extra: dict[str, torch.Tensor]) -> None:
+def test_the_attention_is_sdpa_s_and_leaves_what_it_cannot_do_to_sdpa(
+    extra: dict[str, torch.Tensor], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """With nothing dropped the written-out attention is SDPA's (a float mask); a relative position bias (T5's), which
     it would not add, sends the call to SDPA itself."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
@@ -105,8 +112,11 @@ def test_the_attention_is_sdpa_s_and_leaves_what_it_cannot_do_to_sdpa(extra: dic
     query, key, value = (torch.randn(2, 4, 6, 8) for _ in range(3))
     mask = torch.zeros(2, 1, 6, 6).masked_fill(torch.arange(6) >= 4, float("-inf"))
     expected, _ = sdpa_attention_forward(module, query, key, value, mask, dropout=0.0, **extra)
+    dropped: list[int] = []
+    monkeypatch.setattr(cpu_dropout, "drop", lambda values, p: dropped.append(values.dim()) or drop(values, p))
     ours, _ = cpu_dropout._attention(module, query, key, value, mask, dropout=1e-9, **extra)
     assert torch.allclose(ours, expected, atol=1e-5)
+    assert dropped == ([] if extra else [4])  # written out, except where it would leave the bias out
 
 
 @pytest.mark.usefixtures("always")

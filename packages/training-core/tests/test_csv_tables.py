@@ -116,6 +116,12 @@ def test_sentence_ids_that_restart_in_each_document(tmp_path: Path) -> None:
     table = "doc_id,sent_id,word,tag\nd1,1,Anna,B-PER\nd1,2,sings,O\nd2,1,Paris,B-LOC\nd3,1,Bob,B-PER\n"
     path = write(tmp_path / "train.csv", table)
     assert [text for text, _ in documents(path)] == ["Anna", "sings", "Paris", "Bob"]
+    # A new document starts a sentence without a sentence column, or where its sentence cell is empty; a document
+    # cell filled on its first row only holds for the rows after it.
+    path = write(tmp_path / "a" / "train.csv", "doc_id,word,tag\nd1,Anna,B-PER\n,sings,O\nd2,Paris,B-LOC\n")
+    assert [text for text, _ in documents(path)] == ["Anna sings", "Paris"]
+    path = write(tmp_path / "b" / "train.csv", "doc_id,sent_id,word,tag\nd1,1,Anna,B-PER\nd2,,Paris,B-LOC\n")
+    assert [text for text, _ in documents(path)] == ["Anna", "Paris"]
 
 
 def test_a_table_without_a_suffix_is_read_by_its_header(tmp_path: Path) -> None:
@@ -177,7 +183,14 @@ def test_excel_utf_8_table_in_a_latin_1_run(tmp_path: Path) -> None:
             "sentence_id,word,tag\n1,Anna,B-PER\n2,Paris,B-LOC\n1,sings,O\n",
             {},
             "train.csv:4: sentence '1' again after another (it starts on line 2): a sentence's rows must be next to "
-            "each other; sort the table by its 'sentence_id' column, or number sentences across documents",
+            "each other; sort the table by its 'sentence_id' column, or give it a document column (doc_id) where "
+            "sentence ids restart in each document",
+        ),
+        (
+            "doc,sentence_id,word,tag\nd1,1,Anna,B-PER\nd1,2,Paris,B-LOC\nd1,1,sings,O\n",
+            {},
+            "train.csv:4: sentence '1' again after another (it starts on line 2): a sentence's rows must be next to "
+            "each other; sort the table by its 'sentence_id' column within its 'doc' column",
         ),
         (
             "word\ttag\nAnna\tB-PER\n",

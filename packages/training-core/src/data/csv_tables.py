@@ -44,6 +44,8 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
     last = None  # the document and sentence ids of the last sentence cell that was not empty
     started: dict[tuple[str, str], int] = {}  # each sentence (document and sentence ids): the line it starts on
     sentence_name = header[sentence_at] if sentence_at is not None else ""
+    within = f" within its {header[document_at]!r} column" if document_at is not None else ""
+    within = within or ", or give it a document column (doc_id) where sentence ids restart in each document"
     document = ""
     for number, row in rows:
         if row and len(row) != len(header):
@@ -51,17 +53,18 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
                 f"{path}:{number}: {len(row)} cells where the header (line {header_line}) has {len(header)}; a cell "
                 f"holding a {_DELIMITER_NAMES[delimiter]} needs quotes, got {row!r}"
             )
-        document = row[document_at].strip() or document if row and document_at is not None else document
+        cell = row[document_at].strip() if row and document_at is not None else ""
+        new_document, document = bool(cell) and cell != document, cell or document  # a new document starts a sentence
         sentence = row[sentence_at].strip() if row and sentence_at is not None else ""
         if sentence and (document, sentence) != last:
             if (document, sentence) in started:
                 raise DataError(
                     f"{path}:{number}: sentence {sentence!r} again after another (it starts on line "
-                    f"{started[document, sentence]}): a sentence's rows must be next to each other; sort the table "
-                    f"by its {sentence_name!r} column, or number sentences across documents"
+                    f"{started[document, sentence]}): a sentence's rows must be next to each other; "
+                    f"sort the table by its {sentence_name!r} column{within}"
                 )
             started[document, sentence] = number
-        if tokens and (not row or (sentence and (document, sentence) != last)):
+        if tokens and (not row or new_document or (sentence and (document, sentence) != last)):
             yield sentence_record(tokens, tags, numbers)
             read, tokens, tags, numbers = True, [], [], []
         if not row:
