@@ -20,6 +20,7 @@ from training.common.errors import DataError
 SENTENCE_HEADERS = ("sentence #", "sentence_id", "sentence_idx", "sent_id", "sentence")
 # Sentence ids that restart in each document are told apart by a document column.
 DOCUMENT_HEADERS = ("document #", "document_id", "doc_id", "document", "doc")
+OPTIONAL = (SENTENCE_HEADERS, DOCUMENT_HEADERS)
 # Cells part by commas, or by semicolons where the header row has more of them: Excel's CSV where the decimal mark is a
 # comma.
 _DELIMITER_NAMES = {",": "comma", ";": "semicolon"}
@@ -34,9 +35,7 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
     header_line, header = next(((number, row) for number, row in rows if row), (1, []))
     if not header:
         raise DataError(f"{path}:1: the file is empty; expected a header row such as 'word,tag', then a row per word")
-    words_at, tags_at, sentence_at = _header_columns(path, header_line, header, columns)
-    names = [cell.strip().lower() for cell in header]
-    document_at = next((names.index(name) for name in DOCUMENT_HEADERS if name in names), None)
+    words_at, tags_at, sentence_at, document_at = _header_columns(path, header_line, header, columns)
     tokens: list[str] = []
     tags: list[str] = []
     numbers: list[int] = []
@@ -106,8 +105,11 @@ def csv_header(path: Path, text: str, columns: Columns = Columns()) -> bool:
     )
 
 
-def _header_columns(path: Path, line: int, header: list[str], columns: Columns) -> tuple[int, int, int | None]:
-    """The positions of the words, tags and sentence (None: no such) columns of `header`, on `line` of `path`."""
+def _header_columns(
+    path: Path, line: int, header: list[str], columns: Columns
+) -> tuple[int, int, int | None, int | None]:
+    """The positions of the words, tags, sentence and document (None: no such) columns of `header`, on `line` of
+    `path`."""
     names = [cell.strip().lower() for cell in header]
     found = []
     for setting, kind, chosen, usual in (
@@ -124,8 +126,8 @@ def _header_columns(path: Path, line: int, header: list[str], columns: Columns) 
                 f"{where} has no {kind} column (named {', '.join(usual)}, any case); name it in data.columns.{setting}"
             )
         found.append(names.index(name))
-    sentence = next((names.index(name) for name in SENTENCE_HEADERS if name in names), None)
-    return found[0], found[1], sentence
+    sentence, document = (next((names.index(name) for name in usual if name in names), None) for usual in OPTIONAL)
+    return found[0], found[1], sentence, document
 
 
 def _header_name(names: list[str], chosen: str | int | None, usual: tuple[str, ...], inherited: bool) -> str | None:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import functools
 import logging
-import math
-import time
-from collections.abc import Callable
 from typing import Any
 
 import torch
 
-from training.core.cpu_measures import measured
+from training.core.cpu_measures import fastest_seconds, measured
 
 ATTENTION = "training_cpu_dropout"  # the name the attention below is registered under with transformers
 _log = logging.getLogger("training.core")
@@ -88,19 +85,9 @@ def _speedup() -> float:
     """`faster_than_torch`'s ratio measured now, the global random state left as it was."""
     probabilities = torch.rand(8, 12, 128, 128)
     with torch.random.fork_rng(devices=[]):
-        return _fastest(lambda: torch.nn.functional.dropout(probabilities, 0.1)) / _fastest(
+        return fastest_seconds(lambda: torch.nn.functional.dropout(probabilities, 0.1)) / fastest_seconds(
             lambda: drop(probabilities, 0.1)
         )
-
-
-def _fastest(run: Callable[[], object]) -> float:
-    """The fastest of three calls of `run`, in seconds (the first warms up)."""
-    fastest = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        run()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
 
 
 def _swap_attention(model: torch.nn.Module) -> bool:

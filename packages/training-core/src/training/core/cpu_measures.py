@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import math
 import platform
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -44,6 +46,16 @@ def measured(name: str, measure: Callable[[], float]) -> float:
     with contextlib.suppress(OSError, InputError):  # a cache that cannot be written: measured again next time
         atomic_write_text(path, CpuMeasures(values={**kept, key: value}).model_dump_json(indent=2) + "\n")
     return value
+
+
+def fastest_seconds(run: Callable[[], object]) -> float:
+    """The fastest of three calls of `run`, in seconds (the first warms the kernels up)."""
+    fastest = math.inf
+    for _ in range(3):
+        start = time.perf_counter()
+        run()
+        fastest = min(fastest, time.perf_counter() - start)
+    return fastest
 
 
 @functools.cache

@@ -6,14 +6,12 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
-import math
-import time
 from typing import Any
 
 import torch
 
 from training.common.errors import ConfigError, InputError
-from training.core.cpu_measures import measured
+from training.core.cpu_measures import fastest_seconds, measured
 from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
 AUTOCAST_DTYPES: dict[Precision, torch.dtype | None] = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -89,20 +87,16 @@ def _bf16_speedup() -> float:
         torch.manual_seed(0)
         layer = torch.nn.TransformerEncoderLayer(384, 12, 1536, batch_first=True)
         tokens = torch.randn(4, 128, 384)
-        fp32, bf16 = _step_seconds(layer, tokens, None), _step_seconds(layer, tokens, torch.bfloat16)
+        fp32 = fastest_seconds(lambda: _step(layer, tokens, None))
+        bf16 = fastest_seconds(lambda: _step(layer, tokens, torch.bfloat16))
     return fp32 / bf16
 
 
-def _step_seconds(layer: torch.nn.Module, tokens: torch.Tensor, dtype: torch.dtype | None) -> float:
-    """The fastest of three forward and backward passes of `layer` over `tokens` (the first warms the kernels up)."""
-    fastest = math.inf
-    for _ in range(3):
-        start = time.perf_counter()
-        with autocast(tokens.device, dtype):
-            output = layer(tokens)
-        output.float().sum().backward()
-        fastest = min(fastest, time.perf_counter() - start)
-    return fastest
+def _step(layer: torch.nn.Module, tokens: torch.Tensor, dtype: torch.dtype | None) -> None:
+    """One forward and backward pass of `layer` over `tokens` under `dtype`'s autocast."""
+    with autocast(tokens.device, dtype):
+        output = layer(tokens)
+    output.float().sum().backward()
 
 
 def resolve_precision(choice: str, device: torch.device, field: str = "training.precision") -> Precision:
