@@ -3,6 +3,8 @@ cache folder, and a cache file that cannot be read or written."""
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -45,3 +47,19 @@ def test_a_broken_or_unwritable_cache_is_measured_again(cache: Path) -> None:
     cache.unlink()
     cache.mkdir()  # a folder where the file should be: nothing kept, nothing raised
     assert measured("x", lambda: 3.0) == 3.0 and measured("x", lambda: 4.0) == 4.0
+
+
+def test_processes_starting_together_measure_once_and_keep_every_measurement(cache: Path) -> None:
+    calls: list[str] = []
+
+    def measure(name: str) -> float:
+        calls.append(name)
+        time.sleep(0.2)  # long enough for the other threads to reach the cache file meanwhile
+        return float(len(calls))
+
+    names = ["x", "x", "x", "y"]
+    with ThreadPoolExecutor(len(names)) as pool:
+        values = list(pool.map(lambda name: measured(name, lambda: measure(name)), names))
+    assert sorted(calls) == ["x", "y"]  # the lock: each measured once
+    assert len(set(values[:3])) == 1  # every x alike
+    assert len(CpuMeasures.model_validate_json(cache.read_text()).values) == 2  # neither writer lost the other's

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict
 from training.common.atomic import atomic_write_text
 from training.common.cache import cache_folder
 from training.common.errors import ConfigError, InputError
+from training.common.file_lock import file_lock
 from training.config.validation import read_record
 
 FILE = "cpu-measures.json"
@@ -36,15 +37,19 @@ def measured(name: str, measure: Callable[[], float]) -> float:
     kept."""
     path = cache_folder(FILE)
     key = f"{name}; {_cpu_name()}; {torch.get_num_threads()} threads; torch {torch.__version__}"
-    try:
-        kept = read_record(CpuMeasures, path, "CPU measures file").values if path.exists() else {}
-    except ConfigError:  # unreadable or of another shape: measured anew and rewritten
-        kept = {}
-    if key in kept:
-        return kept[key]
-    value = measure()
-    with contextlib.suppress(OSError, InputError):  # a cache that cannot be written: measured again next time
-        atomic_write_text(path, CpuMeasures(values={**kept, key: value}).model_dump_json(indent=2) + "\n")
+    lock = contextlib.ExitStack()
+    with contextlib.suppress(OSError):  # a cache folder that cannot be written: measured without the lock
+        lock.enter_context(file_lock(path.with_name(FILE + ".lock")))
+    with lock:  # processes starting together: one measures, the others wait and read its value
+        try:
+            kept = read_record(CpuMeasures, path, "CPU measures file").values if path.exists() else {}
+        except ConfigError:  # unreadable or of another shape: measured anew and rewritten
+            kept = {}
+        if key in kept:
+            return kept[key]
+        value = measure()
+        with contextlib.suppress(OSError, InputError):  # a cache that cannot be written: measured again next time
+            atomic_write_text(path, CpuMeasures(values={**kept, key: value}).model_dump_json(indent=2) + "\n")
     return value
 
 

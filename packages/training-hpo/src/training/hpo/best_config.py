@@ -12,9 +12,9 @@ from optuna.trial import FrozenTrial
 
 from training.common.atomic import check_folder
 from training.common.errors import InputError, expect_instance
+from training.common.file_lock import file_lock
 from training.config.best import BestConfig, StudyRef
 from training.hpo.checkpoints import best_trial
-from training.hpo.recovery import file_lock
 from training.hpo.storage import study_location
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings

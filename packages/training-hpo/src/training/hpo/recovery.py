@@ -7,12 +7,10 @@ used: it also matches FAILED trials and would silently skip the re-run.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from training.common.file_lock import file_lock
 from training.hpo.trial_record import TrialRecord
 
 MAX_RETRIES = 3
@@ -145,21 +144,3 @@ def _start_time(pid: int) -> int | None:
     except OSError:
         return None
     return int(stat.rpartition(")")[2].split()[19])
-
-
-@contextlib.contextmanager
-def file_lock(lock_file: Path | None) -> Iterator[None]:
-    """Hold an exclusive lock on `lock_file` (flock: threads and processes of one host exclude each other); no lock
-    without a file, or on Windows (there, recoveries on one host are not serialised)."""
-    if lock_file is None or sys.platform == "win32":
-        yield
-        return
-    import fcntl  # not at import: there is none on Windows
-
-    lock_file.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -25,10 +25,11 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.file_lock import file_lock
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, sqlite_url
 from training.hpo.failures import one_line
-from training.hpo.recovery import MAX_RETRIES, file_lock, machine_name
+from training.hpo.recovery import MAX_RETRIES, machine_name
 from training.hpo.study_folder import StudyFolder, StudyManifest
 
 HEARTBEAT_INTERVAL_S = 60

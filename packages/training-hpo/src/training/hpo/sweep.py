@@ -20,6 +20,7 @@ from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError, TrainingError
+from training.common.file_lock import file_lock
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
@@ -31,7 +32,7 @@ from training.hpo.devices import parse_gpus
 from training.hpo.events import EventSink
 from training.hpo.objective import max_epochs
 from training.hpo.processes import Isolation, start_trial_processes
-from training.hpo.recovery import file_lock, machine_name
+from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
     check_own_study,

@@ -1,0 +1,26 @@
+"""An exclusive lock on a file, for read-modify-write of files that several processes of one host share."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+
+@contextlib.contextmanager
+def file_lock(lock_file: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_file` (flock: threads and processes of one host exclude each other); no lock
+    without a file, or on Windows (there, such writers are not serialised)."""
+    if lock_file is None or sys.platform == "win32":
+        yield
+        return
+    import fcntl  # not at import: there is none on Windows
+
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_file, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
