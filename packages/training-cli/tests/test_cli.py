@@ -99,6 +99,27 @@ def test_evaluate_predict_report_on_a_trained_run(cli, trained_run: Path, config
         assert image.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and image.stat().st_size > 5000
 
 
+def test_evaluate_and_predict_take_a_precision_and_name_one_this_machine_lacks(
+    cli, trained_run: Path, config_dir: Path
+) -> None:
+    data = ("--data-path", str(config_dir / "resumes"))
+    fp32 = cli("evaluate", str(trained_run), *data, "--json", "--precision", "fp32")
+    assert fp32.returncode == 0 and json.loads(fp32.stdout)["num_documents"] > 0, fp32.stderr
+    bf16 = cli("predict", str(trained_run), "Anna Kowalczyk works at Siemens.", "--precision", "bf16", "--json")
+    assert bf16.returncode == 0 and len(bf16.stdout.splitlines()) == 1, bf16.stderr
+    import torch
+
+    if not torch.cuda.is_available():
+        for command in (("evaluate", str(trained_run), *data), ("predict", str(trained_run), "some text")):
+            refused = cli(*command, "--precision", "fp16")
+            assert (refused.returncode, refused.stderr) == (
+                2,
+                f"training {command[0]}: error: precision: fp16 needs a CUDA GPU; use bf16 or fp32 on cpu\n",
+            )
+    wrong = cli("predict", str(trained_run), "text", "--precision", "fp8")
+    assert wrong.returncode == 2 and "argument --precision: invalid choice: 'fp8'" in wrong.stderr
+
+
 def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config_dir: Path, tmp_path: Path) -> None:
     data = config_dir / "resumes" / "validation.jsonl"
     completed = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")

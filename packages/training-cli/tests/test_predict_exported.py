@@ -45,7 +45,7 @@ def test_predict_on_an_exported_folder_gives_torchs_entities_without_importing_t
     tagging_run: Path, exported_run: tuple[Path, str], config_dir: Path
 ) -> None:
     texts = [document.text.replace("\n", " ") for document in load_dataset(config_dir / "resumes")["validation"]]
-    by_torch = watched("predict", str(tagging_run), *texts, "--json")
+    by_torch = watched("predict", str(tagging_run), *texts, "--json", "--precision", "fp32")  # the run's may be bf16
     by_onnx = watched("predict", str(exported_run[0]), *texts, "--json")
     assert by_torch.returncode == 0 and by_onnx.returncode == 0, by_torch.stderr + by_onnx.stderr
     assert by_torch.stderr.splitlines()[-1] == "torch imported"  # the check can tell
@@ -68,6 +68,13 @@ def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
     for refused in (cli("predict", run, "some text", "--quantized"), cli("serve", run, "--quantized")):
         assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
         assert "Traceback" not in refused.stderr
+    for command in ("predict", "serve"):
+        text = ["some text"] if command == "predict" else []
+        refused = cli(command, str(exported_run[0]), *text, "--precision", "bf16")
+        assert refused.returncode == 2 and refused.stderr.splitlines() == [
+            f"training {command}: error: --precision bf16: {exported_run[0]} is an exported folder, which computes in "
+            "fp32 (int8 with --quantized); --precision is for a run's torch model"
+        ]
     scored = cli("evaluate", str(exported_run[0]), "--data-path", str(tagging_run))  # evaluate needs the torch model
     assert scored.returncode == 2 and scored.stderr.splitlines() == [
         f"training evaluate: error: {exported_run[0]}: an exported model folder; expected the run folder or model/ "

@@ -85,12 +85,14 @@ def serving(model: Path, log_file: Path, *options: str) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def server(tagging_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with serving(tagging_run, tmp_path_factory.mktemp("serve") / "server.log", "--max-texts", "4") as url:
+    # fp32, as an exported folder computes (the run's precision, the default, may be bf16 on this CPU)
+    options = ("--max-texts", "4", "--precision", "fp32")
+    with serving(tagging_run, tmp_path_factory.mktemp("serve") / "server.log", *options) as url:
         yield url
 
 
 def test_served_entities_are_those_of_training_predict(server: str, tagging_run: Path, cli) -> None:
-    predicted = cli("predict", str(tagging_run), *TEXTS, "--json")
+    predicted = cli("predict", str(tagging_run), *TEXTS, "--json", "--precision", "fp32")
     assert predicted.returncode == 0, predicted.stderr
     expected = [json.loads(line)["entities"] for line in predicted.stdout.splitlines()]
     status, one = call(f"{server}/predict", {"text": TEXTS[0]})
@@ -102,7 +104,7 @@ def test_served_entities_are_those_of_training_predict(server: str, tagging_run:
 
 def test_a_blank_text_has_no_entities_as_with_training_predict(server: str, tagging_run: Path, cli) -> None:
     """It was refused with a 422, where `training predict` and the Python API give no entities."""
-    predicted = cli("predict", str(tagging_run), "", " ", "--json")
+    predicted = cli("predict", str(tagging_run), "", " ", "--json", "--precision", "fp32")
     assert predicted.returncode == 0, predicted.stderr
     assert [json.loads(line)["entities"] for line in predicted.stdout.splitlines()] == [[], []]
     assert call(f"{server}/predict", {"text": ""}) == (200, {"entities": []})

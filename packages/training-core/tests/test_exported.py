@@ -50,7 +50,7 @@ def test_onnxruntime_gives_the_entities_of_the_torch_predictor(exported: Path, t
     texts.append(" ".join(texts))  # longer than one 64-token window: windows overlap and are merged
     onnx = OnnxPredictor(exported, batch_size=3)
     assert onnx.windowing == Windowing(64, 8)
-    got, expected = onnx(texts), Predictor.from_folder(tagging_run / "model")(texts)
+    got, expected = onnx(texts), Predictor.from_folder(tagging_run / "model", precision="fp32")(texts)
     assert [[(e.start, e.end, e.label, e.text) for e in entities] for entities in got] == [
         [(e.start, e.end, e.label, e.text) for e in entities] for entities in expected
     ]
@@ -65,7 +65,8 @@ def test_the_int8_f1_change_is_recorded_on_the_validation_split(exported: Path, 
     report = read_export(exported).quantization
     assert report is not None and (report.split, report.documents) == ("validation", 8)
     validation = ner_documents[32:]
-    torch_f1 = evaluate_model(tagging_run / "model", None, validation, max_length=64, stride=8).metrics["entity_f1"]
+    windows = {"max_length": 64, "stride": 8, "precision": "fp32"}  # the export's reference: torch in fp32
+    torch_f1 = evaluate_model(tagging_run / "model", None, validation, **windows).metrics["entity_f1"]
     assert report.torch_f1 == pytest.approx(torch_f1) and report.onnx_f1 == report.torch_f1 > 0.0
     assert 0.0 <= report.int8_f1 <= 1.0 and report.f1_change == report.int8_f1 - report.onnx_f1
     int8 = OnnxPredictor(exported, quantized=True)

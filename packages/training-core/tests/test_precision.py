@@ -26,10 +26,12 @@ from training.core.callbacks import Callback, TrainerState
 from training.core.checkpoint import Progress
 from training.core.evaluator import evaluate_model
 from training.core.features import Collator, encode_documents
+from training.core.model import save_model
 from training.core.optimization import Optimization
 from training.core.precision import native_bf16, resolve_precision
-from training.core.predictor import Predictor
+from training.core.predictor import Predictor, predict
 from training.core.run_context import RunContext
+from training.core.run_folder import RunFolder
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 
 ENTITY_TYPES = ("PER", "ORG", "LOC")
@@ -125,6 +127,39 @@ def test_prediction_and_evaluation_take_a_precision(
         model, tokenizer, ner_documents[:4], tag_names=iob2_tag_names(ENTITY_TYPES), precision="bf16"
     )
     assert result.num_documents == 4
+
+
+@pytest.mark.parametrize(
+    ("trained", "expected"), [("bf16", torch.bfloat16), ("fp32", None), ("fp16", None), (None, None)]
+)
+def test_a_saved_run_predicts_and_evaluates_in_the_precision_it_evaluated_in(
+    bf16_hardware: None,
+    forward_passes: ForwardPasses,
+    tiny_tokenizer_and_model: Callable[..., tuple],
+    ner_documents: tuple[Document, ...],
+    tmp_path: Path,
+    trained: str | None,
+    expected: torch.dtype | None,
+) -> None:
+    """The F1 a run reports is that of its precision, so `predict` and `evaluate_model` on its model folder compute
+    in it unless told otherwise; a GPU run's fp16 is fp32 on a CPU, and a model that no run saved is fp32."""
+    tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
+    model_dir = save_model(model, tokenizer, tmp_path / "run" / "model")
+    if trained is not None:
+        record = RunMetrics(status="completed", config_fingerprint="c", dataset_fingerprint="d", precision=trained)
+        RunFolder.of_model(model_dir).write_metrics(record)
+
+    def dtypes(call: Callable[[], object]) -> set[torch.dtype | None]:
+        forward_passes.passes, forward_passes.recording = [], True
+        call()
+        return {dtype for _, dtype in forward_passes.passes}
+
+    text = [ner_documents[0].text]
+    assert dtypes(lambda: predict(model_dir, text, device="cpu")) == {expected}
+    assert dtypes(lambda: evaluate_model(model_dir, None, ner_documents[:2], device="cpu")) == {expected}
+    assert dtypes(lambda: predict(model_dir, text, device="cpu", precision="fp32")) == {None}
+    assert dtypes(lambda: evaluate_model(model_dir, None, ner_documents[:2], precision="bf16")) == {torch.bfloat16}
+    assert Predictor.from_folder(model_dir).autocast_dtype == expected
 
 
 def test_a_bad_precision_is_one_config_error(

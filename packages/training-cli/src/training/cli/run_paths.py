@@ -26,11 +26,16 @@ def model_folder(path: Path) -> Path:
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
 
 
-def predictor_folder(path: Path, *, quantized: bool = False) -> Path:
+def predictor_folder(path: Path, *, quantized: bool = False, precision: str | None = None) -> Path:
     """`path` itself when it is an exported folder (checked to hold the model asked for), else its model folder."""
     from training.core.exported import is_exported, model_file
 
     if is_exported(path):
+        if precision is not None:
+            raise InputError(
+                f"--precision {precision}: {path} is an exported folder, which computes in fp32 (int8 "
+                "with --quantized); --precision is for a run's torch model"
+            )
         model_file(path, quantized=quantized)
         return path
     if quantized:
@@ -38,15 +43,18 @@ def predictor_folder(path: Path, *, quantized: bool = False) -> Path:
     return model_folder(path)
 
 
-def load_predictor(folder: Path, batch_size: int, *, quantized: bool = False) -> OnnxPredictor | Predictor:
-    """The predictor of a `predictor_folder`: onnxruntime for an exported folder (torch never imported), else torch."""
+def load_predictor(
+    folder: Path, batch_size: int, *, quantized: bool = False, precision: str | None = None
+) -> OnnxPredictor | Predictor:
+    """The predictor of a `predictor_folder`: onnxruntime for an exported folder (torch never imported), else torch
+    in `precision` (default: the run's)."""
     from training.core.exported import OnnxPredictor, is_exported
 
     if is_exported(folder):
         return OnnxPredictor(folder, quantized=quantized, batch_size=batch_size)
     from training.core.predictor import Predictor
 
-    return Predictor.from_folder(folder, batch_size=batch_size)  # window settings from the run's config
+    return Predictor.from_folder(folder, batch_size=batch_size, precision=precision)  # windows: the run's config
 
 
 def run_dataset(

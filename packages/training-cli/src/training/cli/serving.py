@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -41,6 +41,7 @@ class ServeSettings(BaseModel):
 
     model_dir: str
     quantized: bool = Field(default=False, description="an exported folder's int8 model")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = Field(default=None, description="None: the run's")
     batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
     max_texts: int = Field(default=64, ge=1, description="texts in one request")
     max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
@@ -320,7 +321,7 @@ def app_from_settings() -> FastAPI:
     from training.cli.run_paths import load_predictor
 
     folder = Path(settings.model_dir)  # a `predictor_folder`, as `training serve` checked it
-    predictor = load_predictor(folder, settings.batch_size, quantized=settings.quantized)
+    predictor = load_predictor(folder, settings.batch_size, quantized=settings.quantized, precision=settings.precision)
     metadata = model_metadata(folder, predictor.tag_names, quantized=settings.quantized)
     return create_app(predictor, metadata, settings)
 

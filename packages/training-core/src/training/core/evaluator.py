@@ -20,7 +20,7 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
-from training.core.precision import precision_dtype, resolve_device
+from training.core.precision import precision_dtype, resolve_device, trained_precision
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
 
@@ -49,21 +49,25 @@ def evaluate_model(
     stride: int | None = None,
     batch_size: int = 32,
     device: str | torch.device | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
 ) -> EvaluationResult:
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder (with its own tokenizer); `tag_names` default to the model's `id2label`,
     window settings to those of the run that saved the folder, else `ModelConfig`'s; `precision` resolves for
-    `device` as `training.precision` (default fp32).
+    `device` as `training.precision` (default: for a folder, the precision its run evaluated in where `device`
+    computes it natively, so the scores are those the run reported; else fp32).
     """
     documents = _checked(documents)
     windowing = Windowing.of(max_length=max_length, stride=stride)
     if isinstance(model, (str, os.PathLike)):
-        windowing = RunFolder.of_model(model).windowing(max_length=max_length, stride=stride)
+        run = RunFolder.of_model(model)
+        windowing = run.windowing(max_length=max_length, stride=stride)
+        trained = run.trained_precision()
         model, tokenizer, _ = load_model(Path(model))
     else:  # None was reported as a missing tokenizer
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")
+        trained = None
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
@@ -71,7 +75,7 @@ def evaluate_model(
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
     target = device if device is not None else next(model.parameters()).device
-    autocast_dtype = precision_dtype(precision, target)
+    autocast_dtype = precision_dtype(precision if precision is not None else trained_precision(trained, target), target)
     run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)

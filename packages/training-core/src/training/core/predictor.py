@@ -10,7 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
-from training.core.precision import precision_dtype, resolve_device
+from training.core.precision import precision_dtype, resolve_device, trained_precision
 from training.core.run_folder import RunFolder
 from training.core.windowing import text_documents, whole_number
 
@@ -19,7 +19,8 @@ __all__ = ["Entity", "Predictor", "predict"]
 
 class Predictor:
     """A model and tokenizer ready to tag texts on `device` (in eval mode); load once, call often. Window settings
-    default to `ModelConfig`'s; `precision` resolves as `training.precision` (default fp32)."""
+    default to `ModelConfig`'s; `precision` resolves as `training.precision` (default fp32; `from_folder`: the
+    run's)."""
 
     def __init__(
         self,
@@ -57,12 +58,16 @@ class Predictor:
         stride: int | None = None,
         batch_size: int = 32,
         device: str | torch.device | None = None,
-        precision: str = "fp32",
+        precision: str | None = None,
     ) -> Predictor:
-        """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any."""
+        """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any, and
+        the precision from its `metrics.json`: the one its evaluations ran in, where `device` computes it natively."""
         whole_number(batch_size, "batch_size", least=1)  # before the model loads
         model, tokenizer, _ = load_model(model_dir)
-        windowing = RunFolder.of_model(model_dir).windowing(max_length=max_length, stride=stride)
+        run = RunFolder.of_model(model_dir)
+        windowing = run.windowing(max_length=max_length, stride=stride)
+        if precision is None:
+            precision = trained_precision(run.trained_precision(), resolve_device(device))
         options = {"batch_size": batch_size, "device": device, "precision": precision}
         return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)
 
@@ -89,9 +94,10 @@ def predict(
     device: str | torch.device | None = None,
     max_length: int | None = None,
     stride: int | None = None,
-    precision: str = "fp32",
+    precision: str | None = None,
 ) -> list[list[Entity]]:
-    """Entities of each text found by the model saved in `model_dir` (a run's `model/` folder)."""
+    """Entities of each text found by the model saved in `model_dir` (a run's `model/` folder), in `precision`
+    (default: the one the run evaluated in, where `device` computes it natively, else fp32)."""
     predictor = Predictor.from_folder(
         model_dir, max_length=max_length, stride=stride, batch_size=batch_size, device=device, precision=precision
     )

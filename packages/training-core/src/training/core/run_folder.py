@@ -14,7 +14,7 @@ from training.common.errors import InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
 from training.config.yaml_io import load_yaml_mapping
-from training.core.run_metrics import RunMetrics
+from training.core.run_metrics import Precision, RunMetrics
 
 if TYPE_CHECKING:
     from training.core.windowing import Windowing
@@ -92,6 +92,11 @@ class RunFolder:
             return None
         what = "run metrics file (remove it to start over)" if training else "run metrics file"
         return read_record(RunMetrics, self.metrics, what)
+
+    def trained_precision(self) -> Precision | None:
+        """The precision the run's evaluations ran in (the last it recorded), None where it recorded none."""
+        metrics = self.read_metrics()
+        return metrics.precision if metrics is not None else None
 
     def remove(self, path: Path) -> None:
         """Delete a file or folder of this run; never through a symbolic link, whose target lies elsewhere."""

@@ -35,6 +35,16 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 positive_int = whole_number(1)
 
 
+def add_precision_option(parser: argparse.ArgumentParser) -> None:
+    """`--precision`, for the commands that run a saved torch model (an exported folder computes in its own)."""
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "fp32", "bf16", "fp16"),  # training.precision's values
+        help="torch's precision (default: the one the run evaluated in, where this machine computes it natively; "
+        "else fp32)",
+    )
+
+
 def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:
     """Refuse an `--output` file that exists and is not an earlier `what`: it may be one of the command's inputs (a
     run's metrics.json, the data, a config file), which the write would lose."""

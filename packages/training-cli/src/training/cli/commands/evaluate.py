@@ -7,7 +7,7 @@ import json
 import os
 from pathlib import Path
 
-from training.cli.commands.common import add_data_options, check_replaceable, positive_int
+from training.cli.commands.common import add_data_options, add_precision_option, check_replaceable, positive_int
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, run_dataset
 from training.common.atomic import atomic_write_json
@@ -21,6 +21,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--split", help="split to evaluate (default: test; a single data file is evaluated whole)")
     parser.add_argument("--output", type=Path, help="also write the result as JSON here")
     parser.add_argument("--batch-size", type=positive_int, default=32, help="windows per forward pass (default 32)")
+    add_precision_option(parser)
     add_output_options(parser)
     parser.set_defaults(func=run)
 
@@ -34,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     model_dir = model_folder(args.model)
     dataset = run_dataset(model_dir, args.data_path, args.format, args.encoding)
     split = chosen_split(dataset, args.data_path, args.split, "test")
-    result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size)  # the run's windows
+    result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size, precision=args.precision)
     record = {
         "model": str(model_dir),
         "data": str(args.data_path),

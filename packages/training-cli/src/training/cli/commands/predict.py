@@ -10,7 +10,7 @@ from pathlib import Path
 
 from data.formats import HALF_SURROGATE, LINE_BREAK
 from data.text_files import decode_text, read_text
-from training.cli.commands.common import positive_int
+from training.cli.commands.common import add_precision_option, positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor, predictor_folder
 from training.common.errors import InputError
@@ -34,6 +34,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
         help="windows per forward pass (default 32; an exported folder's int8 model takes one at a time)",
     )
     parser.add_argument("--quantized", action="store_true", help="an exported folder's int8 model")
+    add_precision_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -80,9 +81,9 @@ def run(args: argparse.Namespace) -> int:
         if args.text or args.file:  # else a lone text may have been taken for the model
             hint = ""
         raise InputError(f"{args.model}: no such model folder{hint}")
-    folder = predictor_folder(args.model, quantized=args.quantized)
+    folder = predictor_folder(args.model, quantized=args.quantized, precision=args.precision)
     texts = _texts(args)
-    predictor = load_predictor(folder, args.batch_size, quantized=args.quantized)
+    predictor = load_predictor(folder, args.batch_size, quantized=args.quantized, precision=args.precision)
     results = predictor(texts)
     if args.json:
         for text, entities in zip(texts, results, strict=True):

@@ -10,7 +10,7 @@ import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
-from training.cli.commands.common import positive_int
+from training.cli.commands.common import add_precision_option, positive_int
 from training.cli.run_paths import predictor_folder
 from training.common.optional import require
 
@@ -27,6 +27,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("--max-texts", type=positive_int, default=64, help="texts accepted in one request")
     parser.add_argument("--max-chars", type=positive_int, default=20_000, help="characters accepted in one text")
     parser.add_argument("--quantized", action="store_true", help="serve an exported folder's int8 model")
+    add_precision_option(parser)
     parser.set_defaults(func=run)
 
 
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
 
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected a port 0-65535")
-    model_dir = predictor_folder(args.model, quantized=args.quantized).resolve()
+    model_dir = predictor_folder(args.model, quantized=args.quantized, precision=args.precision).resolve()
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # as uvicorn chooses it
     try:  # before the model loads: uvicorn would load it, then log the error and exit 3
         socket.create_server((args.host, args.port), family=family).close()
@@ -49,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     settings = ServeSettings(
         model_dir=str(model_dir),
         quantized=args.quantized,
+        precision=args.precision,
         batch_size=args.batch_size,
         max_texts=args.max_texts,
         max_chars=args.max_chars,
