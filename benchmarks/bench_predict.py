@@ -211,13 +211,20 @@ def compare(outputs: dict[str, dict[str, Any]]) -> dict[str, Any]:
             for a, b in zip(left, right, strict=False)
         ]
         largest = max(differences, default=0.0)
+        f1 = [outputs_f1(first), outputs_f1(other)]
         verdict[name] = {
             "evaluate_identical": same_eval,
+            "entity_f1": f1,
             "predict_spans_identical": spans == other_spans,
             "predict_max_score_difference": largest,
             "same_outputs": same_eval and spans == other_spans and largest <= SCORE_TOLERANCE,
         }
     return verdict
+
+
+def outputs_f1(outputs: dict[str, Any]) -> float:
+    """The entity F1 of a worker's `evaluate` output (its metrics on the timed documents)."""
+    return round(outputs["evaluate"]["metrics"]["entity_f1"], 4)
 
 
 def agreement(reference: list[Any], other: list[Any]) -> dict[str, Any]:
