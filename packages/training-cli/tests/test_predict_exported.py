@@ -95,7 +95,8 @@ def test_the_metadata_of_a_served_model_says_whether_it_is_the_int8_one(
         monkeypatch.setenv(SETTINGS_VARIABLE, str(settings))
         routes = app_from_settings().routes
         (route,) = [route for route in routes if getattr(route, "path", "") == "/metadata" and "GET" in route.methods]
-        assert asyncio.run(route.endpoint())["quantized"] is quantized
+        metadata = asyncio.run(route.endpoint())
+        assert metadata["quantized"] is quantized and metadata["precision"] == ("int8" if quantized else "fp32")
 
 
 def test_export_quantize_prints_and_records_the_f1_change(exported_run: tuple[Path, str]) -> None:

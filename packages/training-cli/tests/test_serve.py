@@ -121,6 +121,7 @@ def test_health_and_metadata(server: str) -> None:
     status, metadata = call(f"{server}/metadata")
     assert status == 200
     assert metadata["backbone"] == "tiny-bert" and metadata["max_length"] == 64
+    assert metadata["precision"] == "fp32"  # as --precision asked (the run's may be bf16 here)
     assert {"PERSON", "EMAIL", "COMPANY"} <= set(metadata["labels"])
 
 
@@ -183,6 +184,7 @@ def test_an_exported_folder_is_served_by_onnxruntime_with_the_same_entities(
         assert same_entities([r["entities"] for r in got["results"]], [r["entities"] for r in expected["results"]])
         metadata = call(f"{onnx}/metadata")[1]
         assert (metadata["runtime"], metadata["backbone"], metadata["max_length"]) == ("onnxruntime", "tiny-bert", 64)
+        assert metadata["precision"] == "fp32"
         assert call(f"{onnx}/predict", {"text": ""}) == (200, {"entities": []})  # as the torch model tags it
     assert call(f"{server}/metadata")[1]["runtime"] == "torch"
 

@@ -285,9 +285,12 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(folder: Path, labels: Sequence[str], *, quantized: bool = False) -> dict[str, Any]:
-    """Labels, backbone, runtime (and whether it runs an export's int8 model) and a lineage summary of the model served
-    from `folder` (an exported folder's own lineage, a model folder's what its run folder records)."""
+def model_metadata(
+    folder: Path, labels: Sequence[str], *, quantized: bool = False, precision: str | None = None
+) -> dict[str, Any]:
+    """Labels, backbone, runtime (and whether it runs an export's int8 model), the precision it computes in and a
+    lineage summary of the model served from `folder` (an exported folder's own lineage, a model folder's what its run
+    folder records)."""
     from training.cli._version import __version__
     from training.core.exported import is_exported, read_export
     from training.core.run_folder import RunFolder
@@ -297,6 +300,7 @@ def model_metadata(folder: Path, labels: Sequence[str], *, quantized: bool = Fal
         "version": __version__,
         "runtime": "onnxruntime" if exported else "torch",
         "quantized": quantized,
+        **({"precision": precision} if precision is not None else {}),  # what the served model computes in
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
     # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained
@@ -322,7 +326,7 @@ def app_from_settings() -> FastAPI:
 
     folder = Path(settings.model_dir)  # a `predictor_folder`, as `training serve` checked it
     predictor = load_predictor(folder, settings.batch_size, quantized=settings.quantized, precision=settings.precision)
-    metadata = model_metadata(folder, predictor.tag_names, quantized=settings.quantized)
+    metadata = model_metadata(folder, predictor.tag_names, quantized=settings.quantized, precision=predictor.precision)
     return create_app(predictor, metadata, settings)
 
 

@@ -155,6 +155,7 @@ class OnnxPredictor:
         self.windowing = Windowing(self.record.max_length, self.record.stride)
         self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
         self.quantized = quantized
+        self.precision = "int8" if quantized else "fp32"  # what it computes in, as `Predictor.precision` says it
         chosen = model_file(self.folder, quantized=quantized)
         try:
             self.session = ort.InferenceSession(str(chosen), options, providers=["CPUExecutionProvider"])
