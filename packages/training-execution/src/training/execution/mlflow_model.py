@@ -12,23 +12,30 @@ import mlflow.pyfunc
 
 from training.common.errors import InputError
 from training.core.run_folder import RunFolder
+from training.core.run_metrics import Precision
 from training.execution._version import __version__
 
 PYFUNC_PATH = "pyfunc"
 
 
 class PredictorModel(mlflow.pyfunc.PythonModel):
-    """Our `Predictor` behind MLflow's pyfunc interface: texts in, one list of entity dicts per text out."""
+    """Our `Predictor` behind MLflow's pyfunc interface: texts in, one list of entity dicts per text out. It holds
+    what the run folder beside the model told `Predictor.from_folder`, which the logged model lacks: the window
+    settings, and the precision the run evaluated in (computed in where the loading machine has it natively)."""
 
-    def __init__(self, max_length: int, stride: int) -> None:
-        self.max_length, self.stride = max_length, stride
+    trained: Precision | None = None  # models logged before it was kept: fp32, as they predicted then
+
+    def __init__(self, max_length: int, stride: int, trained: Precision | None = None) -> None:
+        self.max_length, self.stride, self.trained = max_length, stride, trained
         self.predictor: Any = None
 
     def load_context(self, context: Any) -> None:
+        from training.core.precision import resolve_device, trained_precision
         from training.core.predictor import Predictor
 
+        precision = trained_precision(self.trained, resolve_device(None))
         self.predictor = Predictor.from_folder(
-            context.artifacts["model"], max_length=self.max_length, stride=self.stride
+            context.artifacts["model"], max_length=self.max_length, stride=self.stride, precision=precision
         )
 
     def predict(
@@ -48,7 +55,7 @@ def log_pyfunc_model(client: Any, run_id: str, run: RunFolder) -> str:
         path = Path(scratch) / PYFUNC_PATH
         mlflow.pyfunc.save_model(
             str(path),
-            python_model=PredictorModel(settings.max_length, settings.stride),
+            python_model=PredictorModel(settings.max_length, settings.stride, run.trained_precision()),
             artifacts={"model": str(run.model)},
             pip_requirements=[f"training-execution[mlflow]=={__version__}"],
         )
