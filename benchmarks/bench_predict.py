@@ -6,8 +6,8 @@ workers load the same saved model (the packaged MiniLM, or `--model tiny-bert`, 
 the same generated documents (`data.generate`), and take turns: every round runs each task at each thread count
 once per worker, the order of the workers alternating between rounds, so load on a shared machine hits them
 alike. Reported: documents/s and tokens/s (window tokens, specials included, no padding) per worker, the ratio
-this tree / revision within each round as median [min-max], and whether both versions returned the same tags,
-metrics and entities (scores within 1e-5).
+this tree / revision within each round as median [min-max], whether both versions returned the same tags,
+metrics and entities (scores within 1e-5), and the entity F1 of each one's `evaluate`.
 
 - `evaluate`: `evaluate_model(model, tokenizer, documents)` on the labelled documents (metrics included).
 - `predict`: `Predictor(model, tokenizer)(texts)` on the same documents' raw texts.
@@ -18,9 +18,10 @@ weights), at the same thread count. The model is then first trained (`train_mode
 generated documents), so that the export's record gives a meaningful F1 of torch, fp32 ONNX and int8 on the timed
 documents (which no training saw).
 
-`--precision` is the `precision` both take (fp32, their default; bf16; auto: bf16 where the CPU computes it
-natively): every version runs in the first one given, and this tree once more in each other one, in a worker of its
-own (`--precision fp32 bf16` measures bf16 against fp32 within one run, and compares their outputs as a revision's).
+`--precision` is the `precision` both take (fp32, their default for a model held in memory; bf16; auto: bf16 where
+the CPU computes it natively, which is what a run trained with `precision: auto` predicts in from its folder):
+every version runs in the first one given, and this tree once more in each other one, in a worker of its own
+(`--precision fp32 bf16` measures bf16 against fp32 within one run, and compares their outputs as a revision's).
 
 Batch sizes are each version's own defaults unless `--batch-size` is given. `--profile N` prints where each
 worker spends each task's time (one untimed cProfile run per task, the top N functions by own time).

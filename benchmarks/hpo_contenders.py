@@ -154,13 +154,14 @@ def ours(config: TrainingConfig, dataset: Dataset, args: Any, folder: Path) -> d
 
 
 def split_f1(model_dir: Path, dataset: Dataset, config: TrainingConfig, split: str = "test") -> float:
-    """Entity F1 of a saved model on one split (word-level strict IOB2): one scorer for both sides."""
+    """Entity F1 of a saved model on one split (word-level strict IOB2): one scorer for both sides, in fp32 (ours' run
+    may have trained in bf16, which its model would otherwise be scored in)."""
     # imported here: scoring is outside both walls, and ours' sweep process imports no torch before it
     from training.core.evaluator import evaluate_model
 
     tags, model = iob2_tag_names(ENTITY_TYPES), config.model
     windows = {"max_length": model.max_length, "stride": model.stride}
-    result = evaluate_model(model_dir, None, dataset[split], tag_names=tags, **windows)
+    result = evaluate_model(model_dir, None, dataset[split], tag_names=tags, precision="fp32", **windows)
     return float(result.metrics["entity_f1"])
 
 

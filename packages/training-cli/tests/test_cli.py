@@ -105,6 +105,7 @@ def test_evaluate_and_predict_take_a_precision_and_name_one_this_machine_lacks(
     data = ("--data-path", str(config_dir / "resumes"))
     fp32 = cli("evaluate", str(trained_run), *data, "--json", "--precision", "fp32")
     assert fp32.returncode == 0 and json.loads(fp32.stdout)["num_documents"] > 0, fp32.stderr
+    assert json.loads(fp32.stdout)["precision"] == "fp32"
     bf16 = cli("predict", str(trained_run), "Anna Kowalczyk works at Siemens.", "--precision", "bf16", "--json")
     assert bf16.returncode == 0 and len(bf16.stdout.splitlines()) == 1, bf16.stderr
     import torch

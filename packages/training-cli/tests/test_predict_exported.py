@@ -68,6 +68,7 @@ def test_the_int8_model_predicts_and_serves_and_only_an_export_has_one(
     for refused in (cli("predict", run, "some text", "--quantized"), cli("serve", run, "--quantized")):
         assert refused.returncode == 2 and "--quantized needs an exported folder" in refused.stderr
         assert "Traceback" not in refused.stderr
+    assert cli("predict", str(exported_run[0]), "some text", "--precision", "fp32").returncode == 0  # what it is
     for command in ("predict", "serve"):
         text = ["some text"] if command == "predict" else []
         refused = cli(command, str(exported_run[0]), *text, "--precision", "bf16")
@@ -137,7 +138,7 @@ def test_an_export_keeps_its_runs_lineage_once_the_run_is_gone(cli, trained_run:
     assert shown.returncode == 0, shown.stderr
     assert json.loads(shown.stdout) == recorded.model_dump(mode="json")
     record = read_export(deployed)
-    metadata = model_metadata(deployed, record.tag_names)
+    metadata = model_metadata(deployed, record.tag_names, precision="fp32")
     assert metadata["lineage"] == recorded.summary()
     assert (metadata["backbone"], metadata["max_length"]) == ("tiny-bert", 64)
 

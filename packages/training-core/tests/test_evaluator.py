@@ -92,7 +92,7 @@ def test_a_saved_model_folder_evaluates_like_the_model_in_memory(trained, ner_do
 
     assert from_folder == evaluate_model(model, tokenizer, ner_documents[:10])
     assert json.loads(json.dumps(from_folder.to_dict())) == from_folder.to_dict()
-    assert set(from_folder.to_dict()) == {"metrics", "predictions", "truncated_words", "num_documents"}
+    assert set(from_folder.to_dict()) == {"metrics", "predictions", "truncated_words", "num_documents", "precision"}
 
 
 def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents):

@@ -130,19 +130,29 @@ def test_prediction_and_evaluation_take_a_precision(
 
 
 @pytest.mark.parametrize(
-    ("trained", "expected"), [("bf16", torch.bfloat16), ("fp32", None), ("fp16", None), (None, None)]
+    ("trained", "native", "expected"),
+    [
+        ("bf16", True, "bf16"),
+        ("bf16", False, "fp32"),
+        ("fp32", True, "fp32"),
+        ("fp16", True, "fp32"),
+        (None, True, "fp32"),
+    ],
 )
 def test_a_saved_run_predicts_and_evaluates_in_the_precision_it_evaluated_in(
-    bf16_hardware: None,
     forward_passes: ForwardPasses,
     tiny_tokenizer_and_model: Callable[..., tuple],
     ner_documents: tuple[Document, ...],
     tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
     trained: str | None,
-    expected: torch.dtype | None,
+    native: bool,
+    expected: str,
 ) -> None:
     """The F1 a run reports is that of its precision, so `predict` and `evaluate_model` on its model folder compute
-    in it unless told otherwise; a GPU run's fp16 is fp32 on a CPU, and a model that no run saved is fp32."""
+    in it unless told otherwise, where this CPU computes it natively (our own probe answers as told); a GPU run's fp16
+    is fp32 on a CPU, and a model that no run saved is fp32."""
+    monkeypatch.setattr(precision, "native_bf16", lambda device: native)
     tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
     model_dir = save_model(model, tokenizer, tmp_path / "run" / "model")
     if trained is not None:
@@ -154,12 +164,31 @@ def test_a_saved_run_predicts_and_evaluates_in_the_precision_it_evaluated_in(
         call()
         return {dtype for _, dtype in forward_passes.passes}
 
-    text = [ner_documents[0].text]
-    assert dtypes(lambda: predict(model_dir, text, device="cpu")) == {expected}
-    assert dtypes(lambda: evaluate_model(model_dir, None, ner_documents[:2], device="cpu")) == {expected}
+    dtype, text = precision.AUTOCAST_DTYPES[expected], [ner_documents[0].text]  # type: ignore[index]
+    assert dtypes(lambda: predict(model_dir, text, device="cpu")) == {dtype}
+    assert dtypes(lambda: evaluate_model(model_dir, None, ner_documents[:2], device="cpu")) == {dtype}
     assert dtypes(lambda: predict(model_dir, text, device="cpu", precision="fp32")) == {None}
     assert dtypes(lambda: evaluate_model(model_dir, None, ner_documents[:2], precision="bf16")) == {torch.bfloat16}
-    assert Predictor.from_folder(model_dir).autocast_dtype == expected
+    assert Predictor.from_folder(model_dir, device="cpu").precision == expected
+    assert evaluate_model(model_dir, None, ner_documents[:2], device="cpu").precision == expected
+    assert evaluate_model(model, tokenizer, ner_documents[:2]).precision == "fp32"  # held in memory: no run
+
+
+def test_a_run_metrics_file_that_cannot_be_read_stops_only_the_default_precision(
+    tiny_tokenizer_and_model: Callable[..., tuple], ner_documents: tuple[Document, ...], tmp_path: Path
+) -> None:
+    """Another tool's `metrics.json` beside a model folder, or a damaged one: the error says how to use the model."""
+    tokenizer, model = tiny_tokenizer_and_model(ENTITY_TYPES)
+    model_dir = save_model(model, tokenizer, tmp_path / "run" / "model")
+    for content in ("{broken", '{"accuracy": 0.9}'):
+        (tmp_path / "run" / "metrics.json").write_text(content, encoding="utf-8")
+        hint = r"; give a precision \(precision='fp32', --precision fp32\) to use the model$"
+        with pytest.raises(ConfigError, match=rf"^{tmp_path / 'run' / 'metrics.json'}: .*{hint}"):
+            predict(model_dir, ["Anna works in Paris."])
+        with pytest.raises(ConfigError, match=hint):
+            evaluate_model(model_dir, None, ner_documents[:2])
+        assert len(predict(model_dir, ["Anna works in Paris."], precision="fp32")) == 1
+        assert evaluate_model(model_dir, None, ner_documents[:2], precision="fp32").num_documents == 2
 
 
 def test_a_bad_precision_is_one_config_error(

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from data.formats import HALF_SURROGATE
+from training.config.schema import PrecisionChoice
 from training.config.validation import read_record
 
 # The uvicorn factory of each worker process reads the settings from the file this variable names (uvicorn starts
@@ -41,7 +42,7 @@ class ServeSettings(BaseModel):
 
     model_dir: str
     quantized: bool = Field(default=False, description="an exported folder's int8 model")
-    precision: Literal["auto", "fp32", "bf16", "fp16"] | None = Field(default=None, description="None: the run's")
+    precision: PrecisionChoice | None = Field(default=None, description="torch's; None: the run's")
     batch_size: int = Field(default=16, ge=1, description="texts tagged in one model call, across requests")
     max_texts: int = Field(default=64, ge=1, description="texts in one request")
     max_chars: int = Field(default=20_000, ge=1, description="characters in one text")
@@ -285,9 +286,7 @@ def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse(status_code=status, content={"error": message})
 
 
-def model_metadata(
-    folder: Path, labels: Sequence[str], *, quantized: bool = False, precision: str | None = None
-) -> dict[str, Any]:
+def model_metadata(folder: Path, labels: Sequence[str], *, precision: str, quantized: bool = False) -> dict[str, Any]:
     """Labels, backbone, runtime (and whether it runs an export's int8 model), the precision it computes in and a
     lineage summary of the model served from `folder` (an exported folder's own lineage, a model folder's what its run
     folder records)."""
@@ -300,7 +299,7 @@ def model_metadata(
         "version": __version__,
         "runtime": "onnxruntime" if exported else "torch",
         "quantized": quantized,
-        **({"precision": precision} if precision is not None else {}),  # what the served model computes in
+        "precision": precision,  # what the served model computes in
         "labels": sorted({tag[2:] for tag in labels if tag != "O"}),
     }
     # An export carries its run's backbone, window and lineage: its source may have been moved, deleted or trained

@@ -40,6 +40,7 @@ Float = Annotated[float, BeforeValidator(_not_bool)]
 TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
 SAMPLER_SEEDS = range(2**32)
 SamplerSeed = Annotated[Int, Field(ge=SAMPLER_SEEDS.start, lt=SAMPLER_SEEDS.stop)]
+PrecisionChoice = Literal["auto", "fp32", "bf16", "fp16"]  # `training.precision`, and prediction's `precision`
 Metric = Literal["entity_f1", "entity_precision", "entity_recall", "macro_f1", "token_accuracy", "span_f1", "loss"]
 
 
@@ -214,7 +215,7 @@ class OptimizationConfig(Section):
     keep: Literal["best", "last"] = Field(
         default="best", description="which evaluated model the run keeps; a refit keeps the last (no selection on test)"
     )
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"
+    precision: PrecisionChoice = "auto"
     compile: bool = False
     group_by_length: bool = True
     packing: Literal["auto", True, False] = Field(

@@ -34,7 +34,7 @@ class CpuMeasures(BaseModel):
 
 def measured(name: str, measure: Callable[[], float]) -> float:
     """`measure()` for this CPU, thread count and torch version: as kept in the cache folder, else measured now and
-    kept."""
+    kept, under a lock that other processes wait on meanwhile (so `measure` must not call `measured`)."""
     path = cache_folder(FILE)
     key = f"{name}; {_cpu_name()}; {torch.get_num_threads()} threads; torch {torch.__version__}"
     lock = contextlib.ExitStack()

@@ -20,19 +20,22 @@ from training.core.features import EncodedSplit
 from training.core.metrics import compute_metrics, span_metrics
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents, text_entities
-from training.core.precision import precision_dtype, resolve_device, trained_precision
+from training.core.precision import AUTOCAST_DTYPES, inference_precision, resolve_device
 from training.core.run_context import RunContext
 from training.core.run_folder import RunFolder
+from training.core.run_metrics import Precision
 
 
 @dataclass(frozen=True)
 class EvaluationResult:
-    """Metrics of one evaluation, the predicted tags of every word, and how many words no window covered."""
+    """Metrics of one evaluation, the predicted tags of every word, how many words no window covered, and the
+    precision the model computed in."""
 
     metrics: dict[str, Any]
     predictions: tuple[tuple[str, ...], ...]
     truncated_words: int
     num_documents: int
+    precision: Precision
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready values."""
@@ -60,28 +63,27 @@ def evaluate_model(
     """
     documents = _checked(documents)
     windowing = Windowing.of(max_length=max_length, stride=stride)
+    device = resolve_device(device) if device is not None else None
     if isinstance(model, (str, os.PathLike)):
-        run = RunFolder.of_model(model)
-        windowing = run.windowing(max_length=max_length, stride=stride)
-        trained = run.trained_precision()
+        run_folder = RunFolder.of_model(model)
+        windowing = run_folder.windowing(max_length=max_length, stride=stride)
+        recorded = run_folder.recorded_precision() if precision is None else None
+        chosen = inference_precision(precision, device or torch.device("cpu"), recorded)  # load_model: on the CPU
         model, tokenizer, _ = load_model(Path(model))
     else:  # None was reported as a missing tokenizer
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")
-        trained = None
+        chosen = inference_precision(precision, device or next(model.parameters()).device)
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:
-        device = resolve_device(device)
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)
-    target = device if device is not None else next(model.parameters()).device
-    autocast_dtype = precision_dtype(precision if precision is not None else trained_precision(trained, target), target)
-    run = {"batch_size": batch_size, "device": device, "autocast_dtype": autocast_dtype}
+    run = {"batch_size": batch_size, "device": device, "autocast_dtype": AUTOCAST_DTYPES[chosen]}
     found = predict_documents(model, tokenizer, documents, names, windowing, **run)
     entities = text_entities(model, tokenizer, documents, found, names, windowing, **run)
     predictions = tuple(found.documents[index].tags for index in range(len(documents)))
     metrics = score(documents, predictions, entities)
-    return EvaluationResult(metrics, predictions, found.truncated_words, len(documents))
+    return EvaluationResult(metrics, predictions, found.truncated_words, len(documents), chosen)
 
 
 def _checked(documents: Sequence[Document]) -> list[Document]:

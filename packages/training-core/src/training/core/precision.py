@@ -111,18 +111,15 @@ def resolve_precision(choice: str, device: torch.device, field: str = "training.
     return choice  # type: ignore[return-value]  # one of AUTOCAST_DTYPES' keys, checked above
 
 
-def trained_precision(trained: Precision | None, device: torch.device) -> Precision:
-    """What a saved run's model predicts in unless told: the precision its evaluations ran in (the F1 it reports is
-    that precision's; `auto` kept bf16 only where it held fp32's) where `device` computes it natively, else fp32 (also
-    for a model that no run saved)."""
-    if trained == "bf16" and native_bf16(device):
+def inference_precision(choice: str | None, device: torch.device, recorded: Precision | None = None) -> Precision:
+    """The `precision` argument of prediction and evaluation resolved for `device`; None: a saved run's `recorded`
+    precision (the one its evaluations ran in, so its reported F1 is that precision's) where `device` computes it
+    natively, else fp32 (also for a model that no run saved)."""
+    if choice is not None:
+        return resolve_precision(choice, device, "precision")
+    if recorded == "bf16" and native_bf16(device):
         return "bf16"
-    return "fp16" if trained == "fp16" and device.type == "cuda" else "fp32"
-
-
-def precision_dtype(choice: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of the `precision` argument `choice` resolved for `device` (None: fp32)."""
-    return AUTOCAST_DTYPES[resolve_precision(choice, device, "precision")]
+    return "fp16" if recorded == "fp16" and device.type == "cuda" else "fp32"
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
-from training.core.precision import AUTOCAST_DTYPES, resolve_device, resolve_precision, trained_precision
+from training.core.precision import AUTOCAST_DTYPES, inference_precision, resolve_device, resolve_precision
 from training.core.run_folder import RunFolder
 from training.core.windowing import text_documents, whole_number
 
@@ -63,12 +63,13 @@ class Predictor:
     ) -> Predictor:
         """Load a model folder; window settings not given come from the run's `config.yaml` beside it, if any, and
         the precision from its `metrics.json`: the one its evaluations ran in, where `device` computes it natively."""
-        whole_number(batch_size, "batch_size", least=1)  # before the model loads
+        whole_number(batch_size, "batch_size", least=1)  # before the model loads, as a precision given
+        target = resolve_device(device)
+        given = inference_precision(precision, target) if precision is not None else None
         model, tokenizer, _ = load_model(model_dir)
         run = RunFolder.of_model(model_dir)
         windowing = run.windowing(max_length=max_length, stride=stride)
-        if precision is None:
-            precision = trained_precision(run.trained_precision(), resolve_device(device))
+        precision = given or inference_precision(None, target, run.recorded_precision())
         options = {"batch_size": batch_size, "device": device, "precision": precision}
         return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)
 

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.common.atomic import atomic_write_text, check_folder, put_back_retired, staging_leftovers
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
 from training.config.yaml_io import load_yaml_mapping
@@ -93,9 +93,13 @@ class RunFolder:
         what = "run metrics file (remove it to start over)" if training else "run metrics file"
         return read_record(RunMetrics, self.metrics, what)
 
-    def trained_precision(self) -> Precision | None:
+    def recorded_precision(self) -> Precision | None:
         """The precision the run's evaluations ran in (the last it recorded), None where it recorded none."""
-        metrics = self.read_metrics()
+        try:
+            metrics = self.read_metrics()
+        except ConfigError as error:  # another tool's file, or a damaged one: the model itself is fine
+            hint = "give a precision (precision='fp32', --precision fp32) to use the model"
+            raise ConfigError(f"{error}; {hint}") from None
         return metrics.precision if metrics is not None else None
 
     def remove(self, path: Path) -> None:

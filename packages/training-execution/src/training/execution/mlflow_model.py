@@ -30,10 +30,10 @@ class PredictorModel(mlflow.pyfunc.PythonModel):
         self.predictor: Any = None
 
     def load_context(self, context: Any) -> None:
-        from training.core.precision import resolve_device, trained_precision
+        from training.core.precision import inference_precision, resolve_device
         from training.core.predictor import Predictor
 
-        precision = trained_precision(self.trained, resolve_device(None))
+        precision = inference_precision(None, resolve_device(None), self.trained)
         self.predictor = Predictor.from_folder(
             context.artifacts["model"], max_length=self.max_length, stride=self.stride, precision=precision
         )
@@ -55,7 +55,7 @@ def log_pyfunc_model(client: Any, run_id: str, run: RunFolder) -> str:
         path = Path(scratch) / PYFUNC_PATH
         mlflow.pyfunc.save_model(
             str(path),
-            python_model=PredictorModel(settings.max_length, settings.stride, run.trained_precision()),
+            python_model=PredictorModel(settings.max_length, settings.stride, run.recorded_precision()),
             artifacts={"model": str(run.model)},
             pip_requirements=[f"training-execution[mlflow]=={__version__}"],
         )

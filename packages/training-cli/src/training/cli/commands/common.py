@@ -6,11 +6,12 @@ import argparse
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, get_args
 
 from data.formats import FORMATS
 from data.text_files import ENCODINGS, is_text_encoding
 from training.common.errors import InputError
+from training.config.schema import PrecisionChoice
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -39,7 +40,7 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
     """`--precision`, for the commands that run a saved torch model (an exported folder computes in its own)."""
     parser.add_argument(
         "--precision",
-        choices=("auto", "fp32", "bf16", "fp16"),  # training.precision's values
+        choices=get_args(PrecisionChoice),
         help="torch's precision (default: the one the run evaluated in, where this machine computes it natively; "
         "else fp32)",
     )

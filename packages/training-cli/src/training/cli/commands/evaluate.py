@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
         "dataset_fingerprint": dataset.fingerprint,
         "num_documents": result.num_documents,
         "truncated_words": result.truncated_words,
+        "precision": result.precision,  # the run's where this machine has it natively, unless --precision said
         "metrics": result.metrics,
     }
     if args.output:
