@@ -243,7 +243,9 @@ def run_two_ranks(tmp_path: Path, script: str) -> None:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", str(path)]
     completed = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-    assert completed.returncode == 0, completed.stderr[-3000:]
+    # The ranks' own errors come first, torchrun's summary last: show both ends (a rank once died of a C++
+    # "terminate called" whose cause lay before the last 3000 characters).
+    assert completed.returncode == 0, f"{completed.stderr[:4000]}\n...\n{completed.stderr[-2000:]}"
 
 
 @pytest.mark.slow
