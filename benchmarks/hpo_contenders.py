@@ -41,7 +41,8 @@ import psutil
 from data.documents import iob2_tag_names
 from data.generate import ENTITY_TYPES, generate_corpus, write_corpus
 from data.loaders import Dataset, load_dataset
-from training.config.schema import DataConfig, HPOConfig, ModelConfig, OptimizationConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import DataConfig, ModelConfig, OptimizationConfig, TrainingConfig
 from training.core.run_folder import RunFolder
 from training.hpo import extract_best_config_from_study, refit, run_local_hpo_sweep
 from training.hpo.study_folder import StudyFolder

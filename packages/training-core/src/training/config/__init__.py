@@ -12,7 +12,7 @@ __getattr__, __dir__, __all__ = attach(
         "DataColumns": "training.config.schema",
         "DataConfig": "training.config.schema",
         "ExecutionConfig": "training.config.execution",
-        "HPOConfig": "training.config.schema",
+        "HPOConfig": "training.config.hpo_schema",
         "ModelConfig": "training.config.schema",
         "OptimizationConfig": "training.config.schema",
         "StudyRef": "training.config.best",
@@ -27,11 +27,5 @@ if TYPE_CHECKING:
     from training.config.best import BestConfig, StudyRef
     from training.config.builder import build_training_config, load_execution_config, load_hpo_config
     from training.config.execution import AzureConfig, ExecutionConfig
-    from training.config.schema import (
-        DataColumns,
-        DataConfig,
-        HPOConfig,
-        ModelConfig,
-        OptimizationConfig,
-        TrainingConfig,
-    )
+    from training.config.hpo_schema import HPOConfig
+    from training.config.schema import DataColumns, DataConfig, ModelConfig, OptimizationConfig, TrainingConfig

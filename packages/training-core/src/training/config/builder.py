@@ -15,7 +15,8 @@ from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError
 from training.common.store_urls import absolute_tracking_uri
 from training.config.execution import ExecutionConfig, is_local
-from training.config.schema import HPOConfig, OptimizationConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import OptimizationConfig, TrainingConfig
 from training.config.validation import apply_dotted, unknown_key, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml, yml_hint
 

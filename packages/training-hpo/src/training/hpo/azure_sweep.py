@@ -17,7 +17,8 @@ from training.common.errors import ConfigError
 from training.common.optional import require
 from training.config.builder import load_hpo_config
 from training.config.execution import AzureConfig
-from training.config.schema import HPOConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import TrainingConfig
 from training.config.yaml_io import dump_yaml
 from training.hpo.search_space import AzureAlgorithm, azure_input_name, create_search_space
 

@@ -27,7 +27,8 @@ from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.config.builder import load_hpo_config
-from training.config.schema import HPOConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
 from training.config.yaml_io import load_yaml_mapping, parse_yaml
 from training.core.cv_utils import create_kfold_splits

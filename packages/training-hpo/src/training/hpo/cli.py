@@ -19,7 +19,7 @@ from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_stud
 
 if TYPE_CHECKING:
     from training.config.best import BestConfig
-    from training.config.schema import HPOConfig
+    from training.config.hpo_schema import HPOConfig
     from training.hpo.processes import Isolation
 
 

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from training.config.schema import HPOConfig
+from training.config.hpo_schema import HPOConfig
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial
 from training.hpo.trial_record import TrialRecord

@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_json
 from training.common.errors import TrainingError
-from training.config.schema import HPOConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
 from training.core.run_metrics import Evaluation

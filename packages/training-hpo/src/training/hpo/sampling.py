@@ -13,7 +13,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from training.common.cores import usable_cores
 from training.common.fingerprint import fingerprint
-from training.config.schema import HPOConfig
+from training.config.hpo_schema import HPOConfig
 from training.hpo.search_space import SearchSpace
 
 

@@ -22,7 +22,7 @@ from pydantic import TypeAdapter, ValidationError
 from training.common.errors import ConfigError, first_line
 from training.common.optional import require
 from training.config.builder import load_hpo_config
-from training.config.schema import (
+from training.config.hpo_schema import (
     TUNABLE_SECTIONS,
     Choice,
     Fixed,
@@ -30,9 +30,9 @@ from training.config.schema import (
     IntRange,
     LogUniform,
     Parameter,
-    TrainingConfig,
     Uniform,
 )
+from training.config.schema import TrainingConfig
 from training.config.validation import validate
 
 logger = logging.getLogger("training.hpo")

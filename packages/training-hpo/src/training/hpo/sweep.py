@@ -24,7 +24,8 @@ from training.common.file_lock import file_lock
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
-from training.config.schema import Choice, Fixed, HPOConfig, TrainingConfig
+from training.config.hpo_schema import Choice, Fixed, HPOConfig
+from training.config.schema import TrainingConfig
 from training.config.validation import validate
 from training.core.cv_utils import KFoldSplits, create_kfold_splits
 from training.hpo.budget import Budget

@@ -12,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import InputError, first_line
 from training.common.redact import REDACTED
-from training.config.schema import HPOConfig, TrainingConfig
+from training.config.hpo_schema import HPOConfig
+from training.config.schema import TrainingConfig
 from training.hpo._version import __version__
 from training.hpo.recovery import machine_name
 

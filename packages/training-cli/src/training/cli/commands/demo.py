@@ -19,18 +19,8 @@ from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ConfigError, ExecutionError, InputError, exit_reason
 from training.common.optional import MissingDependencyError
-from training.config.schema import (
-    SAMPLER_SEEDS,
-    DataConfig,
-    HPOConfig,
-    IntRange,
-    LogUniform,
-    ModelConfig,
-    OptimizationConfig,
-    PrunerConfig,
-    SamplerConfig,
-    Uniform,
-)
+from training.config.hpo_schema import HPOConfig, IntRange, LogUniform, PrunerConfig, SamplerConfig, Uniform
+from training.config.schema import SAMPLER_SEEDS, DataConfig, ModelConfig, OptimizationConfig
 from training.config.yaml_io import dump_yaml, load_yaml_mapping
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
