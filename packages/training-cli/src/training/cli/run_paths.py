@@ -31,7 +31,7 @@ def predictor_folder(path: Path, *, quantized: bool = False, precision: str | No
     from training.core.exported import is_exported, model_file
 
     if is_exported(path):
-        if precision not in (None, "int8" if quantized else "fp32"):  # what it computes in, said again: fine
+        if precision is not None and (quantized or precision != "fp32"):  # fp32 is what it computes in: fine
             raise InputError(
                 f"--precision {precision}: {path} is an exported folder, which computes in fp32 (int8 "
                 "with --quantized); --precision is for a run's torch model"

@@ -10,7 +10,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
-from training.core.precision import AUTOCAST_DTYPES, inference_precision, resolve_device, resolve_precision
+from training.core.precision import AUTOCAST_DTYPES, inference_precision, resolve_device
 from training.core.run_folder import RunFolder
 from training.core.windowing import text_documents, whole_number
 
@@ -34,7 +34,7 @@ class Predictor:
         precision: str = "fp32",
     ) -> None:
         self.device = resolve_device(device)
-        self.precision = resolve_precision(precision, self.device, "precision")
+        self.precision = inference_precision(precision, self.device)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
