@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import textwrap
+import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -114,6 +115,21 @@ def test_bf16_logits_equal_fp32_within_the_tolerance(
     clear = top[:, 0] - top[:, 1] > 2 * LOGIT_TOLERANCE
     assert clear.sum() > 0
     assert torch.equal(fp32.argmax(dim=1)[clear], bf16.argmax(dim=1)[clear])
+
+
+def test_cuda_autocast_keeps_attention_off_cudnn_and_restores_the_flags_after() -> None:
+    """cuDNN's attention plans each new sequence length (0.6 s on an H200): a CUDA autocast leaves it out for its
+    span and gives the process its settings back; a CPU autocast and fp32 touch no attention setting."""
+    before = torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # "CUDA is not available": torch disables the autocast, not the flags
+        with precision.autocast(torch.device("cuda"), torch.bfloat16):
+            assert not torch.backends.cuda.cudnn_sdp_enabled()
+            assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+    assert (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()) == before
+    for device, dtype in ((torch.device("cpu"), torch.bfloat16), (torch.device("cuda"), None)):
+        with precision.autocast(device, dtype):
+            assert torch.backends.cuda.cudnn_sdp_enabled() == before[0]
 
 
 def test_prediction_and_evaluation_take_a_precision(

@@ -9,6 +9,7 @@ import logging
 from typing import Any
 
 import torch
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from training.common.errors import ConfigError, InputError
 from training.core.cpu_measures import fastest_seconds, measured
@@ -23,6 +24,10 @@ _CPU_BF16_MEASURED = "avx512_bf16"
 BF16_SPEEDUP = 1.2  # how many times fp32's speed a measured bf16 must reach for `auto` to pick it
 # How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
+# Attention kernels a CUDA autocast may use: all but cuDNN's, which builds a plan for each new sequence length. On an
+# H200 (torch 2.11) a MiniLM step in bf16 took 0.65-0.69 s at a new length with it against 30 ms without, and 20-21
+# ms at a known length either way (docs/benchmarks.md, "GPU"); batches grouped by length bring new lengths all along.
+_CUDA_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 _log = logging.getLogger("training.core")
 
 
@@ -123,8 +128,15 @@ def inference_precision(choice: str | None, device: torch.device, recorded: Prec
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision for `dtype`, or nothing for fp32."""
-    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
+    """Mixed precision for `dtype`, or nothing for fp32; on CUDA without cuDNN's attention (`_CUDA_ATTENTION`)."""
+    if dtype is None:
+        return contextlib.nullcontext()
+    if device.type != "cuda":
+        return torch.autocast(device.type, dtype=dtype)
+    stack = contextlib.ExitStack()
+    stack.enter_context(torch.autocast("cuda", dtype=dtype))
+    stack.enter_context(sdpa_kernel(_CUDA_ATTENTION))
+    return stack
 
 
 def check_bf16(bf16: Scores, fp32: Scores, announce: bool = True) -> PrecisionCheck | None:
