@@ -118,14 +118,19 @@ def test_bf16_logits_equal_fp32_within_the_tolerance(
 
 
 def test_cuda_autocast_keeps_attention_off_cudnn_and_restores_the_flags_after() -> None:
-    """cuDNN's attention plans each new sequence length (0.6 s on an H200): a CUDA autocast leaves it out for its
-    span and gives the process its settings back; a CPU autocast and fp32 touch no attention setting."""
+    """cuDNN's attention plans each new sequence length (0.3 s on an H200): a CUDA autocast leaves it out for its
+    span, also one left by an error, and gives the process its settings back; a CPU autocast and fp32 touch no
+    attention setting. The flags are readable and settable without a GPU."""
     before = torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # "CUDA is not available": torch disables the autocast, not the flags
-        with precision.autocast(torch.device("cuda"), torch.bfloat16):
+        warnings.filterwarnings("ignore", message=".*CUDA is not available")  # torch then disables the autocast
+        context = precision.autocast(torch.device("cuda"), torch.bfloat16)
+        assert torch.backends.cuda.cudnn_sdp_enabled() == before[0]  # nothing changes before it is entered
+        with context:
             assert not torch.backends.cuda.cudnn_sdp_enabled()
             assert torch.backends.cuda.flash_sdp_enabled() and torch.backends.cuda.mem_efficient_sdp_enabled()
+        with pytest.raises(RuntimeError, match=r"^inside$"), precision.autocast(torch.device("cuda"), torch.bfloat16):
+            raise RuntimeError("inside")
     assert (torch.backends.cuda.cudnn_sdp_enabled(), torch.backends.cuda.flash_sdp_enabled()) == before
     for device, dtype in ((torch.device("cpu"), torch.bfloat16), (torch.device("cuda"), None)):
         with precision.autocast(device, dtype):
@@ -489,3 +494,35 @@ def test_every_torchrun_rank_takes_the_same_precision_decision(ner_config_dir: P
     record = RunMetrics.model_validate_json((tmp_path / "ddp" / "metrics.json").read_text())
     assert record.world_size == 2 and record.precision_check is not None and record.precision_check.fp32_f1 > 0
     assert decisions[0][1] == f"{record.precision} {record.precision_check.model_dump_json()}"
+
+
+@pytest.mark.parametrize(
+    ("configured", "switched", "trained"),
+    [("auto", False, torch.bfloat16), ("auto", True, None), ("bf16", True, torch.bfloat16)],
+    ids=["auto-keeps-bf16", "auto-switched", "explicit-bf16-ignores-it"],
+)
+def test_a_run_takes_an_earlier_runs_check_instead_of_scoring_its_first_evaluation_in_fp32_again(
+    configured: str,
+    switched: bool,
+    trained: torch.dtype | None,
+    bf16_hardware: None,
+    forward_passes: ForwardPasses,
+    tiny_config: TrainingConfig,
+    dataset: Dataset,
+    tmp_path: Path,
+) -> None:
+    """A sweep's later trial: the check of an earlier run of the same model and data decides from the first step,
+    with no fp32 evaluation, and `metrics.json` records it as taken; a precision given explicitly is not `auto`'s."""
+    earlier = PrecisionCheck(bf16_f1=0.80, fp32_f1=0.85 if switched else 0.80, switched=switched)
+    config = tiny_config.with_values({"training.num_epochs": 2, "training.precision": configured})
+    result = train_model(config, dataset, tmp_path / "run", callbacks=[forward_passes], precision_check=earlier)
+
+    taken = earlier.model_copy(update={"taken": True}) if configured == "auto" else None
+    assert result.metrics.precision_check == taken
+    assert RunFolder(tmp_path / "run").read_metrics() == result.metrics
+    assert result.metrics.precision == ("fp32" if trained is None else "bf16")
+    assert forward_passes.evaluations() == [trained, trained]  # two epochs, no fp32 pass of its own
+    assert forward_passes.training_dtypes() == {trained}
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert ("an earlier run's check gave entity F1 0.8000 in bf16" in log) == (configured == "auto")
+    assert "precision auto: bf16 scored" not in log

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 
+import optuna
 import pytest
+from optuna.trial import TrialState
 
+from data.loaders import Dataset
 from training.common.errors import ConfigError
-from training.config import TrainingConfig
+from training.config import HPOConfig, TrainingConfig
+from training.core.run_metrics import PrecisionCheck
 
 
 def test_a_trial_spec_and_an_azure_trial_record_carry_a_config_that_round_trips_through_json(
@@ -45,3 +50,81 @@ def test_a_trial_spec_and_an_azure_trial_record_carry_a_config_that_round_trips_
         (tmp_path / "trial.json").write_text(json.dumps(written_before | {"config_yaml": bad}), encoding="utf-8")
         with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'trial.json'}: {problem}")):
             AzureTrialRecord.load(tmp_path / "trial.json")
+
+
+# -- `precision: auto`'s bf16 check, made once per study ----------------------------------------------------------
+EARLIER = PrecisionCheck(bf16_f1=0.61, fp32_f1=0.62, switched=False)
+
+
+@pytest.fixture
+def bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
+    """This CPU answers our hardware probe as one with AMX, so that `auto` resolves to bf16 (trials in-process)."""
+    from training.core import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+
+
+def test_the_first_trial_that_recorded_a_check_is_the_one_later_trials_take() -> None:
+    from training.hpo.trial_record import first_precision_check
+
+    later = PrecisionCheck(bf16_f1=0.2, fp32_f1=0.9, switched=True)
+    trials = [
+        optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=attrs)
+        for attrs in ({}, {"precision_check": EARLIER.model_dump()}, {"precision_check": later.model_dump()})
+    ]
+    assert first_precision_check(trials) == EARLIER
+    assert first_precision_check(trials[:1]) is None and first_precision_check([]) is None
+
+
+def test_a_trial_takes_its_studys_check_in_every_fold_and_records_it(
+    bf16_hardware: None, swept: tuple, dataset: Dataset, tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    """No fold scores an evaluation in fp32: each takes the earlier trial's decision, and the trial's record and each
+    fold's `metrics.json` say it was taken."""
+    from training.core.run_folder import RunFolder
+    from training.hpo.objective import TrialSpec, cross_validate
+    from training.hpo.trial_record import TrialRecord
+
+    class Keep:
+        def report(self, step: int, value: float) -> bool:
+            return False
+
+    spec = TrialSpec(
+        number=1,
+        config=tiny_config.with_values({"training.num_epochs": 2}),
+        metric="entity_f1",
+        splits_path=str(swept[1] / "splits.json"),
+        trial_dir=str(tmp_path / "trial"),
+        cache_dir=str(tmp_path / "cache"),
+        max_epochs=2,
+        precision_check=EARLIER,
+    )
+    outcome = cross_validate(spec, dataset, Keep())
+
+    taken = EARLIER.model_copy(update={"taken": True})
+    assert outcome.precision_check == taken and len(outcome.folds) == 2
+    for fold in ("fold-0", "fold-1"):
+        metrics = RunFolder(tmp_path / "trial" / fold).read_metrics()
+        assert metrics is not None and metrics.precision_check == taken and metrics.precision == "bf16"
+        assert "precision auto: bf16 scored" not in (tmp_path / "trial" / fold / "train.log").read_text()
+    study = optuna.create_study()
+    TrialRecord.write(study.ask(), **outcome.to_attrs())
+    assert TrialRecord.of(study.trials[0]).precision_check == taken
+
+
+def test_a_sweep_hands_the_check_its_study_recorded_to_the_trials_it_starts(
+    bf16_hardware: None, config_dir: Path, quick_settings: Callable[..., HPOConfig], tmp_path: Path
+) -> None:
+    from training.hpo import run_local_hpo_sweep
+    from training.hpo.trial_record import TrialRecord
+
+    run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
+    study = run_local_hpo_sweep("tiny-bert", quick_settings("shared-check", n_trials=1), **run)
+    assert TrialRecord.of(study.trials[0]).precision_check is None  # one epoch: no evaluation is left to check
+    recorded = {"precision_check": EARLIER.model_dump()}  # as a trial records it (in parallel lanes: the first to end)
+    study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=recorded))
+    study = run_local_hpo_sweep("tiny-bert", quick_settings("shared-check", n_trials=1), n_trials=3, **run)
+
+    assert TrialRecord.of(study.trials[2]).precision_check == EARLIER.model_copy(update={"taken": True})
+    log = (tmp_path / "trials" / "2" / "fold-0" / "train.log").read_text()
+    assert "precision auto: an earlier run's check gave entity F1 0.6100 in bf16, 0.6200 in fp32: bf16" in log

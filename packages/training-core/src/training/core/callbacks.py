@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from training.core.run_metrics import Evaluation, HistoryEntry
+from training.core.run_metrics import Evaluation, HistoryEntry, PrecisionCheck
 
 
 @dataclass
@@ -23,6 +23,7 @@ class TrainerState:
     best_epoch: int | None = None
     history: list[HistoryEntry] = field(default_factory=list)
     should_stop: bool = False
+    precision_check: PrecisionCheck | None = None  # `precision: auto`'s bf16 check, once made (or taken: `train_model`)
     rank: int = 0  # of this process among `world_size` under torchrun
     world_size: int = 1
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -25,8 +26,9 @@ BF16_SPEEDUP = 1.2  # how many times fp32's speed a measured bf16 must reach for
 # How far (absolute) `auto`'s bf16 may fall below fp32 in entity F1 in the run's check before it switches to fp32.
 BF16_F1_TOLERANCE = 0.01
 # Attention kernels a CUDA autocast may use: all but cuDNN's, which builds a plan for each new sequence length. On an
-# H200 (torch 2.11) a MiniLM step in bf16 took 0.65-0.69 s at a new length with it against 30 ms without, and 20-21
-# ms at a known length either way (docs/benchmarks.md, "GPU"); batches grouped by length bring new lengths all along.
+# H200 (torch 2.11) a MiniLM step in bf16 took 0.31 s at a new length with it (and seconds more the first time)
+# against 23-30 ms without, and 19-21 ms at a known length either way (docs/benchmarks.md, "GPU"); batches grouped by
+# length bring new lengths all along. A list: torch 2.3's `sdpa_kernel` takes no tuple.
 _CUDA_ATTENTION = [SDPBackend.FLASH_ATTENTION, SDPBackend.EFFICIENT_ATTENTION, SDPBackend.MATH]
 _log = logging.getLogger("training.core")
 
@@ -128,15 +130,20 @@ def inference_precision(choice: str | None, device: torch.device, recorded: Prec
 
 
 def autocast(device: torch.device, dtype: torch.dtype | None) -> contextlib.AbstractContextManager[Any]:
-    """Mixed precision for `dtype`, or nothing for fp32; on CUDA without cuDNN's attention (`_CUDA_ATTENTION`)."""
+    """Mixed precision for `dtype`, or nothing for fp32; on CUDA without cuDNN's attention (`_CUDA_ATTENTION`). The
+    attention settings are the process's: threads that run a CUDA autocast at once may leave cuDNN's attention off
+    after them (a choice of kernel, never of results)."""
     if dtype is None:
         return contextlib.nullcontext()
     if device.type != "cuda":
         return torch.autocast(device.type, dtype=dtype)
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.autocast("cuda", dtype=dtype))
-    stack.enter_context(sdpa_kernel(_CUDA_ATTENTION))
-    return stack
+    return _cuda_autocast(dtype)
+
+
+@contextlib.contextmanager
+def _cuda_autocast(dtype: torch.dtype) -> Iterator[None]:
+    with torch.autocast("cuda", dtype=dtype), sdpa_kernel(_CUDA_ATTENTION):
+        yield
 
 
 def check_bf16(bf16: Scores, fp32: Scores, announce: bool = True) -> PrecisionCheck | None:
@@ -154,3 +161,12 @@ def check_bf16(bf16: Scores, fp32: Scores, announce: bool = True) -> PrecisionCh
     elif announce:
         _log.info(message + "; training goes on in bf16", *figures)
     return check
+
+
+def take_check(check: PrecisionCheck, announce: bool = True) -> PrecisionCheck:
+    """`check`, made by an earlier run of the same model and data, as this run's (marked `taken`); `announce` logs
+    it."""
+    figures = check.bf16_f1, check.fp32_f1, "fp32" if check.switched else "bf16"
+    if announce:
+        _log.info("precision auto: an earlier run's check gave entity F1 %.4f in bf16, %.4f in fp32: %s", *figures)
+    return check.model_copy(update={"taken": True})

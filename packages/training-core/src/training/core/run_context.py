@@ -108,6 +108,27 @@ class Readback:
         return float(self.host)
 
 
+class StopVote:
+    """A stop that one rank's callback asks for, agreed by every rank (the others would wait at the next collective
+    for good): `agree` at once (a collective); `after_step` without waiting for the device (the next step is queued):
+    each rank votes now, and every rank stops at the next step, once the vote is read."""
+
+    def __init__(self, ctx: RunContext) -> None:
+        self.ctx, self.asked, self.vote = ctx, False, Readback(torch.zeros(()))
+
+    def agree(self, should_stop: bool) -> bool:
+        if not self.ctx.is_distributed:
+            return should_stop
+        return self.ctx.all_reduce_sum([float(should_stop or self.asked)])[0] > 0
+
+    def after_step(self, should_stop: bool) -> bool:
+        if not self.ctx.is_distributed:
+            return should_stop
+        self.asked = self.asked or should_stop
+        agreed, self.vote = self.vote.value() > 0, self.ctx.any_rank_later(self.asked)
+        return agreed
+
+
 def create_run_context(
     distributed_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> RunContext:

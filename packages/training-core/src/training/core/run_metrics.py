@@ -87,6 +87,7 @@ class PrecisionCheck(BaseModel):
     bf16_f1: float
     fp32_f1: float
     switched: bool  # the run went on in fp32
+    taken: bool = False  # made by an earlier run of the same model and data (a sweep's trial), taken by this one
 
 
 # The best evaluation so far; `{}` on disk while there is none, as files have always recorded it.

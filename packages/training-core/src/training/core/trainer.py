@@ -28,9 +28,9 @@ from training.core.features import Collator, EncodedSplit, encode_cached
 from training.core.model import create_model_and_tokenizer, save_model
 from training.core.packing import training_collator
 from training.core.pipeline import Windowing
-from training.core.precision import check_bf16
+from training.core.precision import check_bf16, take_check
 from training.core.result import TrainResult, previous_run
-from training.core.run_context import Readback, RunContext, create_run_context
+from training.core.run_context import Readback, RunContext, StopVote, create_run_context
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
@@ -52,6 +52,7 @@ def train_model(
     cache_dir: str | os.PathLike[str] | None = None,
     resumable: bool = True,
     backbone_folder: str | os.PathLike[str] | None = None,
+    precision_check: PrecisionCheck | None = None,
 ) -> TrainResult:
     """Train on `dataset["train"]`, evaluate on its validation split, keep the best model in `output_dir/model`.
 
@@ -59,6 +60,8 @@ def train_model(
     a finished run of the same config and data is returned as it is; `resumable=False` writes no checkpoint (for a
     run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
     covers the whole validation split; only rank 0 writes. `backbone_folder`: as in `create_model_and_tokenizer`.
+    `precision_check`: `precision: auto`'s bf16 check made by an earlier run of the same model and data (a sweep's
+    trial): this run takes its decision instead of scoring its own first evaluation in fp32 too.
     """
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
@@ -83,6 +86,7 @@ def train_model(
             resume=resume,
             resumable=resumable,
             backbone_folder=backbone_folder,
+            known_check=precision_check,
         ).fit()
     finally:
         if handler is not None:
@@ -104,15 +108,15 @@ class _Trainer:
     resume: bool
     resumable: bool
     backbone_folder: str | os.PathLike[str] | None
+    known_check: PrecisionCheck | None
 
     def __post_init__(self) -> None:
         self.params, self.windowing = self.config.training, Windowing.of(self.config.model)
         self.state = TrainerState(num_epochs=self.params.num_epochs, rank=self.ctx.rank, world_size=self.ctx.world_size)
         self.best_metrics: Evaluation | None = None
-        self.precision_check: PrecisionCheck | None = None
         self.patience, self.best_step, self.evaluated_step, self.stopped_early = 0, 0, -1, False
         self.nonfinite = optimization.NonFiniteSteps(self.params.max_nonfinite_steps)
-        self.stop_asked, self.stop_vote = False, Readback(torch.zeros(()))  # `_vote_to_stop`'s: none asked yet
+        self.stops = StopVote(self.ctx)
 
     # -- set-up -------------------------------------------------------------------------------------------------
     def _encode(self, documents: tuple[Document, ...], name: str) -> EncodedSplit:
@@ -144,6 +148,9 @@ class _Trainer:
         self.state.steps_per_epoch = math.ceil(len(self._batches(0)) / params.gradient_accumulation_steps)
         self.state.total_steps = self.state.steps_per_epoch * params.num_epochs
         self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
+        if self.known_check is not None and self._checks_bf16:
+            self.state.precision_check = check = take_check(self.known_check, announce=ctx.is_main)
+            self.optimization = self.optimization.after(check)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(
@@ -181,7 +188,7 @@ class _Trainer:
                 logger.warning("%d validation documents also occur in train", self.inputs.overlap)
         for callback in self.callbacks:
             callback.on_train_begin(self.state)
-        self._agree_to_stop()
+        self.state.should_stop = self.stops.agree(self.state.should_stop)
         samples, train_seconds = 0, 0.0
         for epoch in range(start_epoch, self.params.num_epochs):
             if self.state.should_stop:
@@ -244,24 +251,11 @@ class _Trainer:
             self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
-            self._vote_to_stop()
+            self.state.should_stop = self.stops.after_step(self.state.should_stop)
             if self.params.eval_steps and self.state.global_step % self.params.eval_steps == 0:
                 done, size = number + 1 == groups, self.params.gradient_accumulation_steps
                 self._evaluate_and_checkpoint(epoch + 1 if done else epoch, 0 if done else (number + 1) * size)
                 self.optimization.module.train()
-
-    def _agree_to_stop(self) -> None:
-        """A callback that stops one rank stops them all: the others would wait at the next collective for good."""
-        if self.ctx.is_distributed:
-            self.state.should_stop = self.ctx.all_reduce_sum([float(self.state.should_stop or self.stop_asked)])[0] > 0
-
-    def _vote_to_stop(self) -> None:
-        """`_agree_to_stop` after a step, without waiting for the device (the next step is queued): each rank votes
-        now, and every rank stops at the next step, once the vote is read."""
-        if self.ctx.is_distributed:
-            self.stop_asked = self.stop_asked or self.state.should_stop
-            agreed, self.stop_vote = self.stop_vote.value() > 0, self.ctx.any_rank_later(self.stop_asked)
-            self.state.should_stop = agreed
 
     # -- evaluation, best model, checkpoints -----------------------------------------------------------------------
     def _evaluate(self, autocast_dtype: torch.dtype | None) -> Evaluation:
@@ -270,14 +264,19 @@ class _Trainer:
         metrics = evaluate_split(self.model, self.tokenizer, docs, split, tags, self.windowing, self.ctx, **run)
         return Evaluation.model_validate(metrics)
 
+    @property
+    def _checks_bf16(self) -> bool:
+        """`auto` in bf16 with the model chosen on validation (a refit keeps its last and scores the test split: no
+        check may steer it)."""
+        return self.params.precision == "auto" and self.optimization.precision == "bf16" and self.params.keep == "best"
+
     def _checked(self, evaluation: Evaluation, next_epoch: int) -> Evaluation:
-        """`auto`'s bf16 against fp32 on the same weights, until fp32 finds entities; only while training is left and
-        the model is chosen on validation (a refit keeps its last and scores the test split: it must not steer it)."""
-        due = self.params.precision == "auto" and self.optimization.precision == "bf16" and self.params.keep == "best"
-        if not due or self.precision_check is not None or next_epoch >= self.params.num_epochs:
+        """`auto`'s bf16 against fp32 on the same weights, until fp32 finds entities, while training is left."""
+        state = self.state
+        if not self._checks_bf16 or state.precision_check is not None or next_epoch >= self.params.num_epochs:
             return evaluation
         fp32 = self._evaluate(None)
-        self.precision_check = check = check_bf16(evaluation, fp32, announce=self.ctx.is_main)
+        state.precision_check = check = check_bf16(evaluation, fp32, announce=self.ctx.is_main)
         self.optimization = self.optimization.after(check)
         return fp32 if check is not None and check.switched else evaluation
 
@@ -296,7 +295,7 @@ class _Trainer:
         logger.info("epoch %d step %d: %s=%.4f (best %.4f)", epoch, state.global_step, name, value, state.best_metric)
         for callback in self.callbacks:
             callback.on_evaluate(state, evaluation)
-        self._agree_to_stop()
+        self.state.should_stop = self.stops.agree(self.state.should_stop)
         if self.params.early_stopping_patience and self.patience >= self.params.early_stopping_patience:
             state.should_stop = self.stopped_early = True
             logger.info("early stopping: no improvement of %s for %d evaluations", name, self.patience)
@@ -330,7 +329,7 @@ class _Trainer:
             stopped_early=self.stopped_early,
             skipped_steps=self.nonfinite.skipped,
             nonfinite_in_row=self.nonfinite.in_row,
-            precision_check=self.precision_check,
+            precision_check=self.state.precision_check,
             world_size=self.ctx.world_size,
             steps_per_epoch=state.steps_per_epoch,
         )
@@ -350,7 +349,7 @@ class _Trainer:
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
         self.nonfinite.skipped, self.nonfinite.in_row = progress.skipped_steps, progress.nonfinite_in_row
-        self.precision_check, self.optimization = progress.precision_check, opt.after(progress.precision_check)
+        state.precision_check, self.optimization = progress.precision_check, opt.after(progress.precision_check)
         state.should_stop = self.stopped_early
         if self.ctx.is_main and progress.best_step == progress.global_step and self.best_metrics:
             # The checkpoint holds the best model's weights; `model/` may not have been written after it.
@@ -368,7 +367,7 @@ class _Trainer:
             dataset_fingerprint=self.dataset.fingerprint,
             validation_fingerprint=self.inputs.validation_fingerprint,
             precision=self.optimization.precision,
-            precision_check=self.precision_check,
+            precision_check=self.state.precision_check,
             **final,
         )
 

@@ -27,7 +27,7 @@ from training.config.hpo_schema import HPOConfig
 from training.config.schema import TrainingConfig
 from training.core.callbacks import Callback, TrainerState
 from training.core.cv_utils import KFoldSplits
-from training.core.run_metrics import Evaluation
+from training.core.run_metrics import Evaluation, PrecisionCheck
 from training.hpo.events import EpochDone, EventSink, FoldDone, TrialProgress
 from training.hpo.search_space import SearchSpace
 
@@ -68,6 +68,7 @@ class TrialSpec(BaseModel):
     threads: int | None = None
     device: str | None = None  # CUDA_VISIBLE_DEVICES of the trial process (None: inherited)
     backbone_folder: str | None = None  # where the local backbone's files lie, when elsewhere (an Azure trial's mount)
+    precision_check: PrecisionCheck | None = None  # an earlier trial's `precision: auto` check, for this one to take
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,7 @@ class CVOutcome:
     pruned_at: int | None = None
     pruned_fold_seconds: float = 0.0
     peak_rss_mb: float | None = None
+    precision_check: PrecisionCheck | None = None
 
     @property
     def values(self) -> list[float]:
@@ -115,6 +117,7 @@ class CVOutcome:
             "train_seconds": self.train_seconds,
             "fold_seconds": [fold.seconds for fold in self.folds],
             "peak_rss_mb": self.peak_rss_mb,
+            "precision_check": self.precision_check,
         }
 
 
@@ -178,8 +181,10 @@ class _ReportEpochs(Callback):
         self.reporter, self.metric, self.fold = reporter, metric, fold
         self.offset, self.final_epoch = fold * (max_epochs + 1), final_epoch
         self.last_step: int | None = None
+        self.precision_check: PrecisionCheck | None = None  # the run's, as it stood at its last evaluation
 
     def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
+        self.precision_check = state.precision_check
         step = self.offset + state.epoch
         if step == self.last_step:  # evaluations every eval_steps: the first of each epoch is reported
             return
@@ -197,7 +202,7 @@ def cross_validate(
 
     from training.core.trainer import train_model
 
-    config = spec.config
+    config, check = spec.config, spec.precision_check
     parts = _folds(spec.splits_path, dataset)
     folds: list[FoldResult] = []
     for index, (fold_data, fold_record) in enumerate(parts):
@@ -220,10 +225,12 @@ def cross_validate(
                 cache_dir=spec.cache_dir,
                 resumable=False,  # a trial is never resumed: a crashed one trains again from the start
                 backbone_folder=spec.backbone_folder,
+                precision_check=check,
             )
         except optuna.TrialPruned:
-            return CVOutcome(tuple(folds), callback.last_step, time.perf_counter() - started, peak_rss_mb())
-        seconds = time.perf_counter() - started
+            seconds, check = time.perf_counter() - started, callback.precision_check or check
+            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb(), precision_check=check)
+        seconds, check = time.perf_counter() - started, callback.precision_check or check
         if result.metrics.best is None:
             raise TrainingError(f"trial {spec.number}, fold {index}: the run recorded no evaluation to score")
         value = result.metrics.best.score(spec.metric)
@@ -231,8 +238,8 @@ def cross_validate(
         end_step = index * (spec.max_epochs + 1) + spec.max_epochs
         running_mean = statistics.fmean(fold.value for fold in folds)
         if reporter.report(end_step, running_mean) and not last:
-            return CVOutcome(tuple(folds), end_step, 0.0, peak_rss_mb())
-    return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb())
+            return CVOutcome(tuple(folds), end_step, 0.0, peak_rss_mb(), precision_check=check)
+    return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb(), precision_check=check)
 
 
 def _folds(splits_path: str | None, dataset: Dataset) -> list[tuple[Dataset, dict[str, Any]]]:

@@ -8,6 +8,8 @@ import optuna
 from optuna.trial import FrozenTrial
 from pydantic import BaseModel, ConfigDict
 
+from training.core.run_metrics import PrecisionCheck
+
 
 class TrialRecord(BaseModel):
     """A trial's parameters, where it ran, its folds and times, why it failed or was skipped, and recovery's owner
@@ -29,6 +31,7 @@ class TrialRecord(BaseModel):
     train_seconds: float = 0.0
     trial_seconds: float | None = None
     peak_rss_mb: float | None = None
+    precision_check: PrecisionCheck | None = None  # `precision: auto`'s bf16 check, made or taken by the trial's runs
     fail_reason: str | None = None
     skipped: str | None = None
 
@@ -45,3 +48,9 @@ class TrialRecord(BaseModel):
             raise TypeError(f"TrialRecord has no field {', '.join(sorted(unknown))}")
         for key, value in cls.model_validate(fields).model_dump(mode="json", include=set(fields)).items():
             trial.set_user_attr(key, value)
+
+
+def first_precision_check(trials: list[FrozenTrial]) -> PrecisionCheck | None:
+    """The bf16 check of the first of `trials` that recorded one (a trial records it as it ends): later trials of the
+    same model and data take its decision instead of each scoring an evaluation in fp32 again."""
+    return next((check for trial in trials if (check := TrialRecord.of(trial).precision_check) is not None), None)

@@ -28,7 +28,7 @@ from training.hpo.search_space import create_search_space
 from training.hpo.storage import open_storage
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
-from training.hpo.trial_record import TrialRecord
+from training.hpo.trial_record import TrialRecord, first_precision_check
 from training.hpo.trial_runner import run_trial
 
 if TYPE_CHECKING:
@@ -159,6 +159,7 @@ class SweepWorker:
             max_epochs=self.record.max_epochs,
             threads=self.threads,
             device=device,
+            precision_check=first_precision_check(trial.study.get_trials(deepcopy=False)),
         )
         reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
         progress = self.events.emit if self.events is not None else None
