@@ -526,3 +526,26 @@ def test_a_run_takes_an_earlier_runs_check_instead_of_scoring_its_first_evaluati
     log = (tmp_path / "run" / "train.log").read_text()
     assert ("an earlier run's check gave entity F1 0.8000 in bf16" in log) == (configured == "auto")
     assert "precision auto: bf16 scored" not in log
+
+
+def test_a_resumed_run_keeps_its_own_check_and_not_one_it_is_given(
+    bf16_hardware: None, tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """The checkpoint's precision is the run's: a check given on resuming is not taken over it."""
+
+    class CrashInEpoch2(Callback):
+        def on_step_end(self, state: TrainerState) -> None:
+            if state.epoch == 1:  # after epoch 1's evaluation and checkpoint
+                raise RuntimeError("crash")
+
+    config = tiny_config.with_values({"training.num_epochs": 3})
+    with pytest.raises(RuntimeError, match=r"^crash$"):
+        train_model(config, dataset, tmp_path / "run", callbacks=[CrashInEpoch2()])
+    given = PrecisionCheck(bf16_f1=0.2, fp32_f1=0.9, switched=True)
+    result = train_model(config, dataset, tmp_path / "run", precision_check=given)
+
+    own = result.metrics.precision_check
+    assert own is None or not own.taken
+    assert result.metrics.precision == ("fp32" if own is not None and own.switched else "bf16")
+    log = (tmp_path / "run" / "train.log").read_text()
+    assert "resuming at epoch 2" in log and "an earlier run's check" not in log

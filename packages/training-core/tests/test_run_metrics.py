@@ -82,7 +82,7 @@ def test_a_completed_record_round_trips_through_its_file(tmp_path: Path) -> None
     on_disk = json.loads(run.metrics.read_text(encoding="utf-8"))
     assert on_disk["best"]["per_entity"] == PER_ENTITY and on_disk["history"][0]["span_f1"] == 0.6667
     assert "per_entity" not in on_disk["history"][0] and on_disk["history"][0]["epoch"] == 1
-    assert on_disk["precision_check"] == {"bf16_f1": 0.6, "fp32_f1": 0.6857, "switched": True, "taken": False}
+    assert on_disk["precision_check"] == {"bf16_f1": 0.6, "fp32_f1": 0.6857, "switched": True}
     assert run.read_metrics() == record
 
 

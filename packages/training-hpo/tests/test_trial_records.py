@@ -64,23 +64,42 @@ def bf16_hardware(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
 
 
-def test_the_first_trial_that_recorded_a_check_is_the_one_later_trials_take() -> None:
+def test_a_trial_takes_the_check_of_the_first_finished_trial_of_the_same_model_and_kind_of_device() -> None:
     from training.hpo.trial_record import first_precision_check
 
     later = PrecisionCheck(bf16_f1=0.2, fp32_f1=0.9, switched=True)
+    ours = {"hyperparameters": {"model.max_length": 64, "training.learning_rate": 1e-3}, "device": "default"}
+    other_model = {**ours, "hyperparameters": {"model.max_length": 128, "training.learning_rate": 1e-3}}
+
+    def trial(state: TrialState, check: PrecisionCheck | None, **attrs: object) -> optuna.trial.FrozenTrial:
+        recorded = {"precision_check": check.model_dump()} if check else {}
+        value = 0.5 if state == TrialState.COMPLETE else None
+        return optuna.trial.create_trial(state=state, value=value, user_attrs={**ours, **attrs, **recorded})
+
     trials = [
-        optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=attrs)
-        for attrs in ({}, {"precision_check": EARLIER.model_dump()}, {"precision_check": later.model_dump()})
+        trial(TrialState.PRUNED, None),
+        trial(TrialState.FAIL, later),  # a NaN trial records its outcome, then fails
+        trial(TrialState.PRUNED, later, **other_model),
+        trial(TrialState.COMPLETE, later, device="cuda:0"),
+        trial(TrialState.PRUNED, EARLIER),
+        trial(TrialState.COMPLETE, later),
     ]
-    assert first_precision_check(trials) == EARLIER
-    assert first_precision_check(trials[:1]) is None and first_precision_check([]) is None
+    new = trial(TrialState.RUNNING, None)
+    assert first_precision_check(trials, like=new) == EARLIER
+    assert first_precision_check(trials[:4], like=new) is None and first_precision_check([], like=new) is None
 
 
-def test_a_trial_takes_its_studys_check_in_every_fold_and_records_it(
-    bf16_hardware: None, swept: tuple, dataset: Dataset, tiny_config: TrainingConfig, tmp_path: Path
+@pytest.mark.parametrize("configured", ["auto", "fp32"])
+def test_a_trial_takes_its_studys_check_in_every_fold_and_records_only_what_its_runs_took(
+    configured: str,
+    bf16_hardware: None,
+    swept: tuple,
+    dataset: Dataset,
+    tiny_config: TrainingConfig,
+    tmp_path: Path,
 ) -> None:
     """No fold scores an evaluation in fp32: each takes the earlier trial's decision, and the trial's record and each
-    fold's `metrics.json` say it was taken."""
+    fold's `metrics.json` say it was taken; a trial whose runs take no `auto` check (a precision given) records none."""
     from training.core.run_folder import RunFolder
     from training.hpo.objective import TrialSpec, cross_validate
     from training.hpo.trial_record import TrialRecord
@@ -91,7 +110,7 @@ def test_a_trial_takes_its_studys_check_in_every_fold_and_records_it(
 
     spec = TrialSpec(
         number=1,
-        config=tiny_config.with_values({"training.num_epochs": 2}),
+        config=tiny_config.with_values({"training.num_epochs": 2, "training.precision": configured}),
         metric="entity_f1",
         splits_path=str(swept[1] / "splits.json"),
         trial_dir=str(tmp_path / "trial"),
@@ -101,11 +120,12 @@ def test_a_trial_takes_its_studys_check_in_every_fold_and_records_it(
     )
     outcome = cross_validate(spec, dataset, Keep())
 
-    taken = EARLIER.model_copy(update={"taken": True})
+    taken = EARLIER.model_copy(update={"taken": True}) if configured == "auto" else None
     assert outcome.precision_check == taken and len(outcome.folds) == 2
     for fold in ("fold-0", "fold-1"):
         metrics = RunFolder(tmp_path / "trial" / fold).read_metrics()
-        assert metrics is not None and metrics.precision_check == taken and metrics.precision == "bf16"
+        assert metrics is not None and metrics.precision_check == taken
+        assert metrics.precision == ("bf16" if configured == "auto" else "fp32")
         assert "precision auto: bf16 scored" not in (tmp_path / "trial" / fold / "train.log").read_text()
     study = optuna.create_study()
     TrialRecord.write(study.ask(), **outcome.to_attrs())
@@ -121,7 +141,7 @@ def test_a_sweep_hands_the_check_its_study_recorded_to_the_trials_it_starts(
     run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess"}
     study = run_local_hpo_sweep("tiny-bert", quick_settings("shared-check", n_trials=1), **run)
     assert TrialRecord.of(study.trials[0]).precision_check is None  # one epoch: no evaluation is left to check
-    recorded = {"precision_check": EARLIER.model_dump()}  # as a trial records it (in parallel lanes: the first to end)
+    recorded = {"precision_check": EARLIER.model_dump(), "device": "default"}  # as a finished trial records it
     study.add_trial(optuna.trial.create_trial(state=TrialState.PRUNED, user_attrs=recorded))
     study = run_local_hpo_sweep("tiny-bert", quick_settings("shared-check", n_trials=1), n_trials=3, **run)
 

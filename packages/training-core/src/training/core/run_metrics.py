@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    PlainSerializer,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 
 from data.report import LoadReport
 from training.common.errors import InputError
@@ -88,6 +95,14 @@ class PrecisionCheck(BaseModel):
     fp32_f1: float
     switched: bool  # the run went on in fp32
     taken: bool = False  # made by an earlier run of the same model and data (a sweep's trial), taken by this one
+
+    @model_serializer(mode="wrap")
+    def _written(self, write: SerializerFunctionWrapHandler) -> dict[str, object]:
+        """`taken` only where true: files without it read as before, also by versions that predate it."""
+        fields = write(self)
+        if not self.taken:
+            fields.pop("taken", None)
+        return fields
 
 
 # The best evaluation so far; `{}` on disk while there is none, as files have always recorded it.

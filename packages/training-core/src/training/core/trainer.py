@@ -61,7 +61,7 @@ def train_model(
     run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
     covers the whole validation split; only rank 0 writes. `backbone_folder`: as in `create_model_and_tokenizer`.
     `precision_check`: `precision: auto`'s bf16 check made by an earlier run of the same model and data (a sweep's
-    trial): this run takes its decision instead of scoring its own first evaluation in fp32 too.
+    trial; the same on every rank): a fresh run takes its decision instead of scoring its first evaluation in fp32.
     """
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
@@ -148,9 +148,6 @@ class _Trainer:
         self.state.steps_per_epoch = math.ceil(len(self._batches(0)) / params.gradient_accumulation_steps)
         self.state.total_steps = self.state.steps_per_epoch * params.num_epochs
         self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
-        if self.known_check is not None and self._checks_bf16:
-            self.state.precision_check = check = take_check(self.known_check, announce=ctx.is_main)
-            self.optimization = self.optimization.after(check)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(
@@ -340,6 +337,9 @@ class _Trainer:
         if not (self.resume and self.run.checkpoint.is_dir()):
             if self.ctx.is_main:
                 self.run.remove(self.run.checkpoint)
+            if self.known_check is not None and self._checks_bf16:  # a fresh start: a resumed run keeps its own
+                self.state.precision_check = check = take_check(self.known_check, announce=self.ctx.is_main)
+                self.optimization = self.optimization.after(check)
             return 0, 0
         state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
         counts = ctx.rank, ctx.world_size, state.steps_per_epoch, self.params.gradient_accumulation_steps

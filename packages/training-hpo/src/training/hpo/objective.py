@@ -202,7 +202,9 @@ def cross_validate(
 
     from training.core.trainer import train_model
 
-    config, check = spec.config, spec.precision_check
+    # `given`: the check each fold's run takes (the study's, else fold 0's own); `made`: the one the trial's runs made
+    # or took, for its record (None where no run checked: `auto` in fp32 on this machine, a precision given)
+    config, given, made = spec.config, spec.precision_check, None
     parts = _folds(spec.splits_path, dataset)
     folds: list[FoldResult] = []
     for index, (fold_data, fold_record) in enumerate(parts):
@@ -225,12 +227,13 @@ def cross_validate(
                 cache_dir=spec.cache_dir,
                 resumable=False,  # a trial is never resumed: a crashed one trains again from the start
                 backbone_folder=spec.backbone_folder,
-                precision_check=check,
+                precision_check=given,
             )
         except optuna.TrialPruned:
-            seconds, check = time.perf_counter() - started, callback.precision_check or check
-            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb(), precision_check=check)
-        seconds, check = time.perf_counter() - started, callback.precision_check or check
+            seconds, made = time.perf_counter() - started, made or callback.precision_check
+            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb(), precision_check=made)
+        seconds, made = time.perf_counter() - started, made or callback.precision_check
+        given = given or made
         if result.metrics.best is None:
             raise TrainingError(f"trial {spec.number}, fold {index}: the run recorded no evaluation to score")
         value = result.metrics.best.score(spec.metric)
@@ -238,8 +241,8 @@ def cross_validate(
         end_step = index * (spec.max_epochs + 1) + spec.max_epochs
         running_mean = statistics.fmean(fold.value for fold in folds)
         if reporter.report(end_step, running_mean) and not last:
-            return CVOutcome(tuple(folds), end_step, 0.0, peak_rss_mb(), precision_check=check)
-    return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb(), precision_check=check)
+            return CVOutcome(tuple(folds), end_step, 0.0, peak_rss_mb(), precision_check=made)
+    return CVOutcome(tuple(folds), peak_rss_mb=peak_rss_mb(), precision_check=made)
 
 
 def _folds(splits_path: str | None, dataset: Dataset) -> list[tuple[Dataset, dict[str, Any]]]:

@@ -5,10 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
 from training.core.run_metrics import PrecisionCheck
+
+_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 
 class TrialRecord(BaseModel):
@@ -50,7 +52,17 @@ class TrialRecord(BaseModel):
             trial.set_user_attr(key, value)
 
 
-def first_precision_check(trials: list[FrozenTrial]) -> PrecisionCheck | None:
-    """The bf16 check of the first of `trials` that recorded one (a trial records it as it ends): later trials of the
-    same model and data take its decision instead of each scoring an evaluation in fp32 again."""
-    return next((check for trial in trials if (check := TrialRecord.of(trial).precision_check) is not None), None)
+def first_precision_check(trials: list[FrozenTrial], like: FrozenTrial | optuna.Trial) -> PrecisionCheck | None:
+    """The bf16 check of the lowest-numbered finished trial that recorded one with the same `model.*` parameters and
+    kind of device (CUDA or not) as `like`: a trial of the same model and data takes its decision instead of scoring an
+    evaluation in fp32 again."""
+    record = TrialRecord.of(like)
+    model = {name: value for name, value in record.hyperparameters.items() if name.startswith("model.")}
+    cuda = (record.device or "").startswith("cuda")
+    for trial in trials:
+        other = TrialRecord.of(trial)
+        same = all(other.hyperparameters.get(name) == value for name, value in model.items())
+        alike = trial.state in _FINISHED and same and (other.device or "").startswith("cuda") == cuda
+        if alike and other.precision_check is not None:
+            return other.precision_check
+    return None

@@ -159,7 +159,7 @@ class SweepWorker:
             max_epochs=self.record.max_epochs,
             threads=self.threads,
             device=device,
-            precision_check=first_precision_check(trial.study.get_trials(deepcopy=False)),
+            precision_check=first_precision_check(trial.study.get_trials(deepcopy=False), like=trial),
         )
         reporter = OptunaReporter(trial, self.events, self.record.max_epochs)
         progress = self.events.emit if self.events is not None else None
