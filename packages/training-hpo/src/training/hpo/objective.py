@@ -230,9 +230,10 @@ def cross_validate(
                 precision_check=given,
             )
         except optuna.TrialPruned:
-            seconds, made = time.perf_counter() - started, made or callback.precision_check
-            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb(), precision_check=made)
+            result = None
         seconds, made = time.perf_counter() - started, made or callback.precision_check
+        if result is None:
+            return CVOutcome(tuple(folds), callback.last_step, seconds, peak_rss_mb(), precision_check=made)
         given = given or made
         if result.metrics.best is None:
             raise TrainingError(f"trial {spec.number}, fold {index}: the run recorded no evaluation to score")

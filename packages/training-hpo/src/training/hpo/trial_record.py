@@ -37,6 +37,11 @@ class TrialRecord(BaseModel):
     fail_reason: str | None = None
     skipped: str | None = None
 
+    @property
+    def on_cuda(self) -> bool:
+        """Whether the trial ran on a CUDA GPU (`device` "cuda:N"; "default" or unknown: not)."""
+        return (self.device or "").startswith("cuda")
+
     @classmethod
     def of(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
         """The record of `trial` so far."""
@@ -58,11 +63,10 @@ def first_precision_check(trials: list[FrozenTrial], like: FrozenTrial | optuna.
     evaluation in fp32 again."""
     record = TrialRecord.of(like)
     model = {name: value for name, value in record.hyperparameters.items() if name.startswith("model.")}
-    cuda = (record.device or "").startswith("cuda")
     for trial in trials:
         other = TrialRecord.of(trial)
         same = all(other.hyperparameters.get(name) == value for name, value in model.items())
-        alike = trial.state in _FINISHED and same and (other.device or "").startswith("cuda") == cuda
+        alike = trial.state in _FINISHED and same and other.on_cuda == record.on_cuda
         if alike and other.precision_check is not None:
             return other.precision_check
     return None
