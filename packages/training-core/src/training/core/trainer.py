@@ -19,7 +19,7 @@ from data.loaders import Dataset
 from training.common.errors import DataError, InputError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
-from training.core import cpu_memory, optimization
+from training.core import optimization
 from training.core.batching import epoch_batches, repeats_last_batch
 from training.core.callbacks import Callback, TrainerState
 from training.core.checkpoint import Progress, load_checkpoint, rng_state, save_checkpoint
@@ -75,20 +75,19 @@ def train_model(
         return previous
     handler = run.attach_log(logger) if ctx.is_main else None
     try:
-        with cpu_memory.kept_for_reuse(ctx.device):  # freed memory reused, not faulted in again
-            return _Trainer(
-                config=config,
-                dataset=dataset,
-                run=run,
-                ctx=ctx,
-                inputs=inputs,
-                callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
-                cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-                resume=resume,
-                resumable=resumable,
-                backbone_folder=backbone_folder,
-                known_check=precision_check,
-            ).fit()
+        return _Trainer(
+            config=config,
+            dataset=dataset,
+            run=run,
+            ctx=ctx,
+            inputs=inputs,
+            callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
+            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+            resume=resume,
+            resumable=resumable,
+            backbone_folder=backbone_folder,
+            known_check=precision_check,
+        ).fit()
     finally:
         if handler is not None:
             logger.removeHandler(handler)

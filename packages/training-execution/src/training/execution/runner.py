@@ -15,6 +15,7 @@ from pathlib import Path
 from data.loaders import Dataset
 from training.common.arguments import non_empty
 from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.malloc import keep_freed_memory
 from training.config.execution import is_local
 from training.config.schema import TrainingConfig
 from training.core.run_context import RunContext, create_run_context
@@ -159,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the folder holding the files of the spec's local backbone (its config still names the original)",
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()  # the job's own process (every backend's): its training reuses freed memory
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     # Under torchrun only rank 0 reports progress; every rank reports warnings and errors.

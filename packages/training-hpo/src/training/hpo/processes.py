@@ -27,6 +27,7 @@ from typing import Any, Literal, TypeVar
 from data.loaders import Dataset
 from training.common.errors import TrainingError, exit_reason
 from training.common.gc_pause import gc_paused
+from training.common.malloc import keep_freed_memory
 from training.hpo.failures import OutOfMemory
 from training.hpo.recovery import alive
 
@@ -177,6 +178,7 @@ def _child(
     parent_pid: int,
 ) -> None:
     """The process's side of `call_in_process`: receive the dataset, work, send the result or the error."""
+    keep_freed_memory()  # this process is the sweep's own: its training reuses freed memory
     working = threading.Event()
     threading.Thread(target=_exit_when_orphaned, args=(parent_pid, watched, working), daemon=True).start()
     # A parent that stopped listening (interrupted alone: `kill -INT`, SIGTERM) closed its end: there is no one to
