@@ -11,7 +11,8 @@ import textwrap
 import pytest
 
 # In a fresh process: whether a 64 MiB block (above glibc's largest dynamic mmap threshold, 32 MiB) is mapped on its
-# own, which hands it back to the system when freed, before and after `keep_freed_memory`.
+# own, which hands it back to the system when freed, before and after `keep_freed_memory`; and after it, whether the
+# heap keeps a freed block at its top instead of trimming it.
 PROBE = textwrap.dedent(
     """
     import ctypes, json
@@ -32,9 +33,16 @@ PROBE = textwrap.dedent(
         libc.free(block)
         return grown >= size
 
+    def heap_kept(size):
+        block = libc.malloc(size)
+        arena = libc.mallinfo2().arena
+        libc.free(block)
+        return libc.mallinfo2().arena >= arena
+
     before = mapped(64 << 20)
     kept = keep_freed_memory()
-    print(json.dumps({"before": before, "kept": kept, "after": [mapped(64 << 20), mapped(512 << 20)]}))
+    after = [mapped(64 << 20), mapped(512 << 20), heap_kept(64 << 20)]
+    print(json.dumps({"before": before, "kept": kept, "after": after}))
     """
 )
 
@@ -60,7 +68,11 @@ def _probe(**environment: str) -> dict[str, object]:
 
 
 def test_large_freed_blocks_stay_in_the_heap_for_the_rest_of_the_process() -> None:
-    assert _probe() == {"before": True, "kept": True, "after": [False, False]}
+    assert _probe() == {"before": True, "kept": True, "after": [False, False, True]}
+
+
+def test_other_tunables_of_the_environment_leave_it_on() -> None:
+    assert _probe(GLIBC_TUNABLES="glibc.malloc.arena_max=2")["after"] == [False, False, True]
 
 
 @pytest.mark.parametrize(
@@ -68,8 +80,10 @@ def test_large_freed_blocks_stay_in_the_heap_for_the_rest_of_the_process() -> No
     [
         {"MALLOC_MMAP_THRESHOLD_": "65536"},
         {"MALLOC_TRIM_THRESHOLD_": "0"},
+        {"MALLOC_TOP_PAD_": "131072"},
+        {"MALLOC_MMAP_MAX_": "65536"},
         {"GLIBC_TUNABLES": "glibc.malloc.trim_threshold=0"},
     ],
 )
 def test_malloc_settings_of_the_environment_win(environment: dict[str, str]) -> None:
-    assert _probe(**environment) == {"before": True, "kept": False, "after": [True, True]}
+    assert _probe(**environment) == {"before": True, "kept": False, "after": [True, True, True]}

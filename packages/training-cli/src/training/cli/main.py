@@ -19,7 +19,6 @@ from typing import Any, NoReturn
 from training.cli._version import __version__
 from training.common.arguments import non_empty
 from training.common.errors import TrainingError
-from training.common.malloc import keep_freed_memory
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
@@ -109,7 +108,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     ran = vars(args).pop(_RAN)
-    keep_freed_memory()  # this process is the command's own: a CPU run's training reuses freed memory
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     else:

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.malloc import keep_freed_memory
 from training.config.builder import load_hpo_config
 from training.config.hpo_schema import HPOConfig
 from training.config.schema import TrainingConfig
@@ -161,6 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--backbone-folder", type=non_empty(Path), help="the folder holding the files of the config's local backbone"
     )
     args = parser.parse_args(argv)
+    keep_freed_memory()  # the trial's own process on its Azure node
     try:
         params = dict(_pair(text) for text in args.param)
         record = run_azure_trial(args.spec, args.data, args.output, params, backbone_folder=args.backbone_folder)

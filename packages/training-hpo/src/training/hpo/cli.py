@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, TrainingError
+from training.common.malloc import keep_freed_memory
 from training.common.redact import redact_url
 from training.hpo import azure_cli
 from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_study_dir
@@ -125,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     from training.config.builder import section_file
     from training.hpo.search_space import create_search_space
 
+    keep_freed_memory()  # this process is the command's own: trials and a refit may train in it (--inprocess)
     source = section_file(args.config_dir, "hpo", args.hpo)
     # errors name the file; checks added since old studies began (a one-value choice) are the sweep's, which knows
     # the study it continues
@@ -218,6 +220,7 @@ def _resume(args: argparse.Namespace) -> int:
     from training.hpo.live import watching
     from training.hpo.sweep import resume_hpo_sweep
 
+    keep_freed_memory()  # as in `_run`
     gpus = parse_gpus(args.gpus, "--gpus") if getattr(args, "gpus", None) is not None else None
     _check_refit(args)
     with watching(_view_mode(args), sys.stdout) as events:

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from training.cli.output import add_output_options, note, print_evaluation, print_json
+from training.common.malloc import keep_freed_memory
 from training.config.execution import BACKENDS
 
 
@@ -50,6 +51,7 @@ def run(args: argparse.Namespace) -> int:
     from training.config.builder import section_file
     from training.execution import execute_final_training
 
+    keep_freed_memory()  # this process is the command's own, and trains unless the job goes elsewhere
     best = BestConfig.load(args.best_config)
     name = args.execution or ("azure" if args.backend == "azure" else None)
     execution = section_file(args.config_dir, "execution", name) if name else None

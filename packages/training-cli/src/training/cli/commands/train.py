@@ -7,6 +7,7 @@ from pathlib import Path
 
 from training.cli.commands.common import add_config_options, load_config_and_data
 from training.cli.output import add_output_options, note, print_evaluation, print_json
+from training.common.malloc import keep_freed_memory
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -19,6 +20,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    keep_freed_memory()  # this process is the command's own, and trains
     config, dataset = load_config_and_data(args)
     from training.cli.progress import ProgressBar
     from training.core import train_model
