@@ -160,7 +160,7 @@ def library_steps(args: argparse.Namespace, shape: Shape, device: torch.device, 
 
     def step() -> torch.Tensor:
         loss = backward_group(optimization, [batch], tokens, ctx)
-        optimizer_step(model, optimization, loss, params.max_grad_norm)
+        optimizer_step(optimization, loss, params.max_grad_norm)
         return loss
 
     return step, optimization.precision

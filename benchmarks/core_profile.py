@@ -41,7 +41,7 @@ def profile_steps(workload: Workload, steps: int, rows: int = 12) -> None:
         labelled = float(sum(optimization.labelled_windows(windows)[1]))
         loss = optimization.backward_group(run, [batch], labelled, ctx)
         backward = time.perf_counter()
-        optimization.optimizer_step(model, run, loss, params.max_grad_norm)
+        optimization.optimizer_step(run, loss, params.max_grad_norm)
         stepped = time.perf_counter()
         run.scheduler.step()
         Readback(loss).value()

@@ -149,7 +149,7 @@ def test_a_non_finite_loss_leaves_weights_and_optimizer_state_as_they_were(
 
     def step(poison: float) -> torch.Tensor:
         loss = backward_group(optimization, [batch], tokens, ctx) * poison
-        optimizer_step(model, optimization, loss, tiny_config.training.max_grad_norm)
+        optimizer_step(optimization, loss, tiny_config.training.max_grad_norm)
         return loss
 
     assert Readback(step(1.0)).value() > 0  # the first step creates the optimizer's state

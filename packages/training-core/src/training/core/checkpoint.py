@@ -52,7 +52,7 @@ def rng_state() -> dict[str, Any]:
 def save_checkpoint(
     folder: Path,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,  # its `state_dict` and `load_state_dict` (`Optimization.checkpointed`)
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     progress: Progress,
@@ -79,7 +79,7 @@ def save_checkpoint(
 def load_checkpoint(
     folder: Path,
     model: torch.nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: Any,  # its `state_dict` and `load_state_dict` (`Optimization.checkpointed`)
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,

@@ -12,11 +12,12 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-from transformers import get_scheduler
+from transformers import PreTrainedModel, get_scheduler
 
 from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
 from training.core.cpu_dropout import use_cpu_dropout
+from training.core.embedding_rows import TrainedRows
 from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
 from training.core.run_metrics import Precision, PrecisionCheck
@@ -62,24 +63,46 @@ class Optimization:
     autocast_dtype: torch.dtype | None
     scaler: torch.amp.GradScaler | None
     cpu_dropout: str = ""  # what `use_cpu_dropout` swapped
+    rows: TrainedRows | None = None  # the word-embedding rows trained in the matrix's place
 
     @property
     def summary(self) -> str:
-        """The precision, and how dropout draws its masks where not torch's way: for the run's first log line (logged
-        only once a checkpoint is read, so that a refused resume writes nothing)."""
-        return f"{self.precision}; {self.cpu_dropout}" if self.cpu_dropout else self.precision
+        """The precision, how dropout draws its masks where not torch's way, and the embedding rows trained: for the
+        run's first log line (logged only once a checkpoint is read, so that a refused resume writes nothing)."""
+        rows = self.rows and f"{len(self.rows.rows):,} of {self.rows.embedding.num_embeddings:,} word-embedding rows"
+        return "; ".join(part for part in (self.precision, self.cpu_dropout, rows) if part)
+
+    @property
+    def checkpointed(self) -> Any:
+        """The optimizer as checkpoints hold it (with compact rows, as if it trained the whole matrix)."""
+        return self.optimizer if self.rows is None else self.rows.checkpointed(self.optimizer)
+
+    def write_model(self) -> None:
+        """Bring the model's weights up to date before it is read (evaluated, saved): compact rows written back."""
+        if self.rows is not None:
+            self.rows.write()
 
     @classmethod
     def build(
-        cls, model: torch.nn.Module, params: OptimizationConfig, ctx: RunContext, total_steps: int
+        cls,
+        model: PreTrainedModel,
+        params: OptimizationConfig,
+        ctx: RunContext,
+        total_steps: int,
+        windows: Sequence[Window] = (),
+        padding_id: int = 0,
     ) -> Optimization:
+        """`windows` (padded with `padding_id`): what the run trains on, whose tokens' word-embedding rows alone are
+        trained where that pays (`TrainedRows`; one process, no fp16 scaler)."""
         resolved = resolve_precision(params.precision, ctx.device)
         if ctx.is_distributed and params.precision == "auto" and ctx.device.type == "cpu":
             chosen = [resolved]  # a CPU's bf16 may be measured (`cpu_bf16_speedup`): every rank takes rank 0's choice
             dist.broadcast_object_list(chosen, src=0)
             resolved = chosen[0]
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
-        adamw = optimizer(model, params)
+        compact = windows and not ctx.is_distributed and resolved != "fp16"
+        rows = TrainedRows.of(model, [window.input_ids for window in windows], padding_id) if compact else None
+        adamw = optimizer(model, params, rows)
         # Not compiled: dynamo breaks its graph at `random_`, and inductor fuses torch's own dropout. After the
         # trainer's packing check, which reads the model's attention.
         dropout = "" if params.compile else use_cpu_dropout(model, ctx.device)
@@ -90,17 +113,22 @@ class Optimization:
         if params.compile:
             module = torch.compile(module)
         schedule = scheduler(adamw, params, total_steps)
-        return cls(module, adamw, schedule, resolved, AUTOCAST_DTYPES[resolved], scaler, dropout)
+        return cls(module, adamw, schedule, resolved, AUTOCAST_DTYPES[resolved], scaler, dropout, rows)
 
     def after(self, check: PrecisionCheck | None) -> Optimization:
         """This optimization, in fp32 from now on where `check` switched the run to it (bf16 has no scaler to drop)."""
         return replace(self, precision="fp32", autocast_dtype=None) if check and check.switched else self
 
 
-def optimizer(model: torch.nn.Module, params: OptimizationConfig) -> torch.optim.Optimizer:
-    """AdamW (fused where the device has the kernels); biases, norms and vectors get no weight decay."""
+def optimizer(
+    model: torch.nn.Module, params: OptimizationConfig, rows: TrainedRows | None = None
+) -> torch.optim.Optimizer:
+    """AdamW (fused where the device has the kernels); biases, norms and vectors get no weight decay. `rows` train in
+    their matrix's place."""
     decay, no_decay = [], []
     for name, parameter in model.named_parameters():
+        if rows is not None and parameter is rows.embedding.weight:
+            parameter = rows.weight
         if parameter.requires_grad:
             plain = parameter.ndim < 2 or "norm" in name.lower() or name.endswith(".bias")
             (no_decay if plain else decay).append(parameter)
@@ -152,7 +180,8 @@ def backward_group(
         sync = contextlib.nullcontext() if last or not ctx.is_distributed else module.no_sync()
         with sync:
             with autocast(ctx.device, optimization.autocast_dtype):
-                output = module(**{key: value for key, value in inputs.items() if key != "labels"})
+                rows = optimization.rows
+                output = module(**(rows.inputs(inputs) if rows else {k: v for k, v in inputs.items() if k != "labels"}))
             summed = summed_loss(output.logits, inputs["labels"])
             scaled = summed * scale
             (scaler.scale(scaled) if scaler else scaled).backward()
@@ -162,9 +191,7 @@ def backward_group(
     return total / tokens
 
 
-def optimizer_step(
-    model: torch.nn.Module, optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None
-) -> None:
+def optimizer_step(optimization: Optimization, loss: torch.Tensor, max_grad_norm: float | None) -> None:
     """Clip, step the optimizer (through the scaler for fp16) unless `loss` is not finite, and clear the gradients.
 
     The fused AdamW skips a non-finite step on the device (its `found_inf` input, which the fp16 scaler feeds the
@@ -172,20 +199,24 @@ def optimizer_step(
     gradients overflow, a non-finite loss among them. The schedule steps once the loss is known to be finite (a step
     the fp16 scaler skips for overflowing gradients with a finite loss still counts, as in `GradScaler`'s own use).
     """
-    optimizer, scaler = optimization.optimizer, optimization.scaler
+    optimizer, scaler, rows = optimization.optimizer, optimization.scaler, optimization.rows
     if scaler:
         scaler.unscale_(optimizer)
     if max_grad_norm:
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], max_grad_norm)
     if scaler:
         scaler.step(optimizer)
         scaler.update()
     elif optimizer.defaults.get("fused"):
-        optimizer.found_inf = (~torch.isfinite(loss)).float()  # type: ignore[attr-defined]
+        optimizer.found_inf = skipped = (~torch.isfinite(loss)).float()  # type: ignore[attr-defined]
         try:
             optimizer.step()
         finally:
             del optimizer.found_inf  # type: ignore[attr-defined]
+        if rows is not None:
+            rows.stepped(optimizer, skipped)
     elif math.isfinite(float(loss)):
         optimizer.step()
+        if rows is not None:
+            rows.stepped(optimizer)
     optimizer.zero_grad(set_to_none=True)

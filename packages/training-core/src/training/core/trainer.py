@@ -147,7 +147,8 @@ class _Trainer:
         self.collator = training_collator(self.model, padded, self.windowing.max_length, params.packing)
         self.state.steps_per_epoch = math.ceil(len(self._batches(0)) / params.gradient_accumulation_steps)
         self.state.total_steps = self.state.steps_per_epoch * params.num_epochs
-        self.optimization = optimization.Optimization.build(self.model, params, ctx, self.state.total_steps)
+        steps, padding = self.state.total_steps, padded.pad_token_id
+        self.optimization = optimization.Optimization.build(self.model, params, ctx, steps, self.windows, padding)
 
     def _batches(self, epoch: int) -> list[list[int]]:
         return epoch_batches(
@@ -194,10 +195,9 @@ class _Trainer:
             started = time.perf_counter()
             samples += self._train_epoch(epoch, skip if epoch == start_epoch else 0)
             train_seconds += time.perf_counter() - started
-            if self.state.should_stop:
-                break
             last_epoch = epoch == self.params.num_epochs - 1
-            if self.params.eval_steps is None or (last_epoch and self.state.global_step != self.evaluated_step):
+            evaluate = self.params.eval_steps is None or (last_epoch and self.state.global_step != self.evaluated_step)
+            if evaluate and not self.state.should_stop:  # a stop asked for in the epoch: the loop ends next
                 self._evaluate_and_checkpoint(epoch + 1, 0)
         result = self._finish(samples, train_seconds)
         for callback in self.callbacks:
@@ -231,7 +231,7 @@ class _Trainer:
                 self.optimization.optimizer.zero_grad(set_to_none=True)
                 break
             seen += windows[number]
-            optimization.optimizer_step(self.model, self.optimization, loss, self.params.max_grad_norm)
+            optimization.optimizer_step(self.optimization, loss, self.params.max_grad_norm)
             pending.append((number, Readback(loss)))
         self._count_steps(pending, epoch, len(groups))
         return seen
@@ -279,6 +279,7 @@ class _Trainer:
 
     def _evaluate_and_checkpoint(self, next_epoch: int, next_batch: int) -> None:
         state, name = self.state, self.params.metric_for_best
+        self.optimization.write_model()
         evaluation = self._checked(self._evaluate(self.optimization.autocast_dtype), next_epoch)
         epoch, self.evaluated_step = state.epoch + 1, state.global_step
         state.history.append(evaluation.entry(epoch, state.global_step))
@@ -309,7 +310,7 @@ class _Trainer:
 
     def _save_checkpoint(self, next_epoch: int, next_batch: int) -> None:
         """Every rank hands in its RNG state (a collective call); rank 0 writes the checkpoint."""
-        rng_states = self.ctx.all_gather_object(rng_state())
+        rngs = self.ctx.all_gather_object(rng_state())
         if not self.ctx.is_main:
             return
         state, opt = self.state, self.optimization
@@ -330,7 +331,7 @@ class _Trainer:
             world_size=self.ctx.world_size,
             steps_per_epoch=state.steps_per_epoch,
         )
-        save_checkpoint(self.run.checkpoint, self.model, opt.optimizer, opt.scheduler, opt.scaler, progress, rng_states)
+        save_checkpoint(self.run.checkpoint, self.model, opt.checkpointed, opt.scheduler, opt.scaler, progress, rngs)
 
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
@@ -343,7 +344,7 @@ class _Trainer:
             return 0, 0
         state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
         counts = ctx.rank, ctx.world_size, state.steps_per_epoch, self.params.gradient_accumulation_steps
-        progress = load_checkpoint(saved, self.model, opt.optimizer, opt.scheduler, opt.scaler, *counts)
+        progress = load_checkpoint(saved, self.model, opt.checkpointed, opt.scheduler, opt.scaler, *counts)
         state.global_step, state.history = progress.global_step, list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step

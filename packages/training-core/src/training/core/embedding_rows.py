@@ -1,0 +1,151 @@
+"""The word-embedding rows a run's training split uses, trained as a compact parameter of their own.
+
+A row of the word embedding gets a gradient only from the tokens in a batch, so the rows of tokens that never occur
+in the training split never get one: under AdamW their moments stay zero and each step only decays them by
+`1 - lr * weight_decay`. Training the whole matrix still costs, at every step, a dense gradient of every row and a
+pass of the optimizer and of gradient clipping over it (MiniLM: 30,522 rows; XLM-R: 250,002, most of its weights).
+`TrainedRows` trains the rows that occur as a compact parameter, which the model reads through `inputs_embeds`, and
+folds the decay of the others into the matrix whenever the model is read (evaluation, saving): the same updates, up
+to the order of floating-point sums. Checkpoints keep the optimizer state of the whole matrix (zero for the rows
+that never occur), so a run resumes whether or not its rows are compact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from transformers import PreTrainedModel
+
+_MIN_UNUSED = 0.1  # below this share of rows that never occur, the whole matrix is trained
+_PROBE_TOKENS = 64  # of the first window, to compare the two ways of reading it
+_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # AdamW's per-element state
+
+
+@dataclass
+class TrainedRows:
+    """`weight`: the rows `rows` (vocabulary ids, sorted) of `embedding`'s matrix, trained in its place; `index` maps
+    a vocabulary id to its compact row; `decay`: what the other rows' weight decay multiplied them by since the
+    matrix was last written."""
+
+    embedding: torch.nn.Embedding
+    rows: torch.Tensor
+    index: torch.Tensor
+    weight: torch.nn.Parameter
+    decay: torch.Tensor
+
+    @classmethod
+    def of(cls, model: PreTrainedModel, windows: Sequence[Sequence[int]], padding_id: int) -> TrainedRows | None:
+        """The compact rows for training `model` on `windows` (token ids) padded with `padding_id`, or None where they
+        would not pay or not be the same training: an input embedding other than a plain `nn.Embedding`, tied to an
+        output layer, or a model whose output from the first window differs when given it as `inputs_embeds`."""
+        embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
+        if type(embedding) is not torch.nn.Embedding or not embedding.weight.requires_grad:
+            return None
+        if embedding.max_norm is not None or embedding.scale_grad_by_freq or embedding.sparse:
+            return None
+        if output is not None and output.weight is embedding.weight:
+            return None
+        vocabulary, device = embedding.num_embeddings, embedding.weight.device
+        used = np.zeros(vocabulary + 1, dtype=bool)  # the last: any id out of the model's range (its own error)
+        used[min(padding_id, vocabulary)] = True
+        for ids in windows:
+            used[np.minimum(ids, vocabulary)] = True
+        rows = torch.from_numpy(np.flatnonzero(used[:vocabulary]))
+        if used[vocabulary] or not windows or len(rows) > (1 - _MIN_UNUSED) * vocabulary:
+            return None
+        index = torch.full((vocabulary,), -1, dtype=torch.long)
+        index[rows] = torch.arange(len(rows))
+        weight = torch.nn.Parameter(embedding.weight.detach()[rows.to(device)].clone())
+        decay = torch.ones((), dtype=torch.float64, device=device)
+        trained = cls(embedding, rows.to(device), index.to(device), weight, decay)
+        if not trained._same_output(model, torch.tensor(windows[0][:_PROBE_TOKENS])):
+            return None
+        embedding.weight.requires_grad_(False)
+        return trained
+
+    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A batch's model inputs with its token ids read from the compact rows (as `inputs_embeds`)."""
+        inputs = {key: value for key, value in batch.items() if key not in ("input_ids", "labels")}
+        return {**inputs, "inputs_embeds": self._embed(batch["input_ids"])}
+
+    def stepped(self, optimizer: torch.optim.Optimizer, skipped: torch.Tensor | None = None) -> None:
+        """Count one optimizer step's weight decay of the rows outside (none where `skipped`, a 0-dim tensor, is 1)."""
+        group = next(group for group in optimizer.param_groups if any(p is self.weight for p in group["params"]))
+        factor = 1.0 - float(group["lr"]) * float(group["weight_decay"])
+        if factor != 1.0:
+            self.decay *= factor if skipped is None else 1.0 - (1.0 - factor) * (1.0 - skipped.double())
+
+    @torch.no_grad()
+    def write(self) -> None:
+        """Bring the model's matrix up to date: the other rows decayed, the trained rows copied in."""
+        matrix = self.embedding.weight
+        if float(self.decay) != 1.0:
+            matrix.mul_(self.decay.to(matrix.dtype))
+            self.decay.fill_(1.0)
+        matrix.index_copy_(0, self.rows, self.weight.detach().to(matrix.dtype))
+
+    @torch.no_grad()
+    def read(self) -> None:
+        """Take the trained rows from the model's matrix (restored from a checkpoint)."""
+        self.weight.copy_(self.embedding.weight[self.rows])
+        self.decay.fill_(1.0)
+
+    def checkpointed(self, optimizer: torch.optim.Optimizer) -> CheckpointedOptimizer:
+        """`optimizer` as a checkpoint saves and restores it."""
+        return CheckpointedOptimizer(optimizer, self)
+
+    def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
+        padding = self.embedding.padding_idx
+        compact_padding = int(self.index[padding]) if padding is not None and self.index[padding] >= 0 else None
+        return torch.nn.functional.embedding(self.index[input_ids], self.weight, padding_idx=compact_padding)
+
+    @torch.no_grad()
+    def _same_output(self, model: PreTrainedModel, ids: torch.Tensor) -> bool:
+        """Whether the model gives the same output from `ids` as from their compact rows (in evaluation mode)."""
+        was_training, device = model.training, self.weight.device
+        model.eval()
+        try:
+            input_ids = ids.to(device).unsqueeze(0)
+            expected = model(input_ids=input_ids).logits
+            given = model(inputs_embeds=self._embed(input_ids)).logits
+        finally:
+            model.train(was_training)
+        return bool(torch.allclose(expected, given, rtol=1e-4, atol=1e-5))
+
+
+@dataclass(frozen=True)
+class CheckpointedOptimizer:
+    """An optimizer that trains compact rows, with the state it would have training the whole matrix (zero moments
+    for the other rows), so that a checkpoint is the same whether the rows were compact or not."""
+
+    optimizer: torch.optim.Optimizer
+    rows: TrainedRows
+
+    def state_dict(self) -> dict[str, Any]:
+        state = self.optimizer.state_dict()
+        moments = dict(state["state"].get(self._position, {}))
+        whole = self.rows.embedding.weight
+        for name in set(_MOMENTS) & moments.keys():
+            moments[name] = moments[name].new_zeros(whole.shape).index_copy_(0, self.rows.rows, moments[name])
+        return {**state, "state": {**state["state"], self._position: moments}} if moments else state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """The optimizer's state, and the trained rows from the model's matrix (`load_checkpoint` restores the
+        weights first)."""
+        moments = dict(state["state"].get(self._position, {}))
+        for name in set(_MOMENTS) & moments.keys():
+            moments[name] = moments[name][self.rows.rows.to(moments[name].device)]
+        if moments:
+            state = {**state, "state": {**state["state"], self._position: moments}}
+        self.optimizer.load_state_dict(state)
+        self.rows.read()
+
+    @property
+    def _position(self) -> int:
+        """The compact rows' number among the optimizer's parameters (the key of their state)."""
+        params = [parameter for group in self.optimizer.param_groups for parameter in group["params"]]
+        return next(number for number, parameter in enumerate(params) if parameter is self.rows.weight)
