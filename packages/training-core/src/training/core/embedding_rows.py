@@ -28,12 +28,13 @@ _MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # AdamW's per-element st
 @dataclass
 class TrainedRows:
     """`weight`: the rows `rows` (vocabulary ids, sorted) of `embedding`'s matrix, trained in its place; `index` maps
-    a vocabulary id to its compact row; `decay`: what the other rows' weight decay multiplied them by since the
-    matrix was last written."""
+    a vocabulary id to its compact row, `padding_idx` is the padding row's; `decay`: what the other rows' weight
+    decay multiplied them by since the matrix was last written."""
 
     embedding: torch.nn.Embedding
     rows: torch.Tensor
     index: torch.Tensor
+    padding_idx: int | None
     weight: torch.nn.Parameter
     decay: torch.Tensor
 
@@ -59,9 +60,11 @@ class TrainedRows:
             return None
         index = torch.full((vocabulary,), -1, dtype=torch.long)
         index[rows] = torch.arange(len(rows))
+        padding = embedding.padding_idx  # its row gets no gradient: nor may its compact row
+        compact_padding = int(index[padding]) if padding is not None and index[padding] >= 0 else None
         weight = torch.nn.Parameter(embedding.weight.detach()[rows.to(device)].clone())
         decay = torch.ones((), dtype=torch.float64, device=device)
-        trained = cls(embedding, rows.to(device), index.to(device), weight, decay)
+        trained = cls(embedding, rows.to(device), index.to(device), compact_padding, weight, decay)
         if not trained._same_output(model, torch.tensor(windows[0][:_PROBE_TOKENS])):
             return None
         embedding.weight.requires_grad_(False)
@@ -99,9 +102,7 @@ class TrainedRows:
         return CheckpointedOptimizer(optimizer, self)
 
     def _embed(self, input_ids: torch.Tensor) -> torch.Tensor:
-        padding = self.embedding.padding_idx
-        compact_padding = int(self.index[padding]) if padding is not None and self.index[padding] >= 0 else None
-        return torch.nn.functional.embedding(self.index[input_ids], self.weight, padding_idx=compact_padding)
+        return torch.nn.functional.embedding(self.index[input_ids], self.weight, padding_idx=self.padding_idx)
 
     @torch.no_grad()
     def _same_output(self, model: PreTrainedModel, ids: torch.Tensor) -> bool:
