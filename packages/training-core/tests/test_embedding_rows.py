@@ -9,11 +9,14 @@ from typing import Any
 
 import pytest
 import torch
+from safetensors.torch import load_file
+from transformers import BertForMaskedLM
+from transformers.models.bert.modeling_bert import BertEmbeddings
 
 from data.documents import Document, iob2_tag_names
 from data.loaders import Dataset
 from training.config import TrainingConfig
-from training.core import train_model
+from training.core import TrainResult, embedding_rows, train_model
 from training.core.callbacks import Callback, TrainerState
 from training.core.embedding_rows import TrainedRows
 from training.core.features import Collator, encode_documents
@@ -44,11 +47,18 @@ class CrashInSecondEpoch(Callback):
             raise Crash
 
 
+class ScaledInputsEmbeddings(BertEmbeddings):
+    """Scales `inputs_embeds` given to it, not the embeddings it looks up (as a backbone's own scaling may)."""
+
+    def forward(self, *args: Any, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        return super().forward(*args, inputs_embeds=None if inputs_embeds is None else inputs_embeds * 2, **kwargs)
+
+
 def windows_of(documents: tuple[Document, ...], tokenizer: Any) -> tuple[Window, ...]:
     return encode_documents(documents, tokenizer, iob2_tag_names(ENTITY_TYPES), 64, 8).windows
 
 
-def train_steps(model: torch.nn.Module, optimization: Optimization, batches: list[dict[str, torch.Tensor]]) -> None:
+def train_steps(optimization: Optimization, batches: list[dict[str, torch.Tensor]]) -> None:
     ctx = RunContext()
     torch.manual_seed(0)  # the same dropout masks in both runs
     for batch in batches:
@@ -81,8 +91,8 @@ def test_compact_rows_train_the_model_as_the_whole_matrix_does(
     before = matrix.detach().clone()
     assert 0 < len(used) < len(matrix) and f"{len(used):,} of {len(matrix):,} word-embedding rows" in compact.summary
 
-    train_steps(compact_model, compact, batches * 2)
-    train_steps(whole_model, whole, batches * 2)
+    train_steps(compact, batches * 2)
+    train_steps(whole, batches * 2)
     assert torch.equal(matrix, before)  # nothing writes the matrix until the model is read
     compact.write_model()
 
@@ -95,9 +105,9 @@ def test_compact_rows_train_the_model_as_the_whole_matrix_does(
 def test_a_checkpoint_holds_the_whole_matrix_state_whichever_way_it_trained(
     fp32_config: TrainingConfig, tiny_tokenizer_and_model: Callable[..., tuple], ner_documents: tuple[Document, ...]
 ) -> None:
-    compact_model, compact, whole_model, whole, batches = two_runs(fp32_config, tiny_tokenizer_and_model, ner_documents)
-    train_steps(compact_model, compact, batches)
-    train_steps(whole_model, whole, batches)
+    compact_model, compact, _, whole, batches = two_runs(fp32_config, tiny_tokenizer_and_model, ner_documents)
+    train_steps(compact, batches)
+    train_steps(whole, batches)
     compact.write_model()
     saved = compact.checkpointed.state_dict()
     expected = whole.optimizer.state_dict()
@@ -132,30 +142,101 @@ def test_the_whole_matrix_trains_where_compact_rows_would_not_be_the_same_traini
     assert TrainedRows.of(model, [[len(tokenizer) + 5]], padding) is None
 
     _, model = tiny_tokenizer_and_model()  # tied to an output layer, which the compact rows would not update
-    model.get_output_embeddings = model.get_input_embeddings
-    assert TrainedRows.of(model, windows, padding) is None
+    masked_lm = BertForMaskedLM(model.config)
+    assert masked_lm.get_output_embeddings().weight is masked_lm.get_input_embeddings().weight
+    assert TrainedRows.of(masked_lm, windows, padding) is None
 
     _, model = tiny_tokenizer_and_model()  # a backbone that reads `inputs_embeds` otherwise than its own ids
-    embeddings, forward = model.bert.embeddings, model.bert.embeddings.forward
-
-    def scaled(*args: Any, inputs_embeds: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
-        return forward(*args, inputs_embeds=None if inputs_embeds is None else inputs_embeds * 2, **kwargs)
-
-    embeddings.forward = scaled
+    scaled = ScaledInputsEmbeddings(model.config)
+    scaled.load_state_dict(model.bert.embeddings.state_dict())
+    model.bert.embeddings = scaled
     assert TrainedRows.of(model, windows, padding) is None
     assert model.get_input_embeddings().weight.requires_grad  # left as it was
 
 
-def test_train_model_trains_compact_rows_and_resumes_them_to_the_same_weights(
-    fp32_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
+def test_a_skipped_step_does_not_decay_the_other_rows(
+    fp32_config: TrainingConfig, tiny_tokenizer_and_model: Callable[..., tuple], ner_documents: tuple[Document, ...]
 ) -> None:
+    _, compact, _, _, batches = two_runs(fp32_config, tiny_tokenizer_and_model, ner_documents)
+    assert compact.rows is not None and compact.optimizer.defaults["fused"]
+    ctx, tokens = RunContext(), float((batches[0]["labels"] != -100).sum())
+    train_steps(compact, batches[:1])
+    decayed = float(compact.rows.decay)
+    optimizer_step(compact, backward_group(compact, batches[:1], tokens, ctx) * float("nan"), 1.0)
+    assert float(compact.rows.decay) == decayed < 1.0
+
+
+WHOLE = {"compact": 0.1, "whole": 1.0}  # `_MIN_UNUSED`: 1.0 trains the whole matrix of every run
+
+
+def run(
+    config: TrainingConfig, dataset: Dataset, folder: Path, layout: str, monkeypatch: pytest.MonkeyPatch, **options: Any
+) -> TrainResult:
+    monkeypatch.setattr(embedding_rows, "_MIN_UNUSED", WHOLE[layout])
+    result = train_model(config, dataset, folder, **options)
+    lines = (folder / "train.log").read_text(encoding="utf-8").splitlines()
+    first = [line for line in lines if " INFO training " in line][-1]  # this run's (a resumed run's log goes on)
+    assert ("word-embedding rows" in first) == (layout == "compact")
+    return result
+
+
+def assert_same_training(first: TrainResult, second: TrainResult) -> None:
+    assert [(entry.epoch, entry.step) for entry in first.metrics.history] == [
+        (entry.epoch, entry.step) for entry in second.metrics.history
+    ]
+    for mine, theirs in zip(first.metrics.history, second.metrics.history, strict=True):
+        assert mine.loss == pytest.approx(theirs.loss, rel=1e-4)
+    saved = [load_file(str(result.output_dir / "model" / "model.safetensors")) for result in (first, second)]
+    for name, tensor in saved[0].items():
+        torch.testing.assert_close(tensor, saved[1][name], rtol=1e-5, atol=1e-6, msg=name)
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {},
+        {"training.eval_steps": 2, "training.gradient_accumulation_steps": 2, "training.keep": "last"},
+        {"training.packing": True},
+    ],
+)
+def test_train_model_trains_the_same_with_compact_rows_as_with_the_whole_matrix(
+    options: dict[str, Any],
+    fp32_config: TrainingConfig,
+    ner_documents: tuple[Document, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = fp32_config.with_values({"training.num_epochs": 2, "training.batch_size": 4, **options})
+    dataset = Dataset({"train": ner_documents[:12], "validation": ner_documents[-4:]}, ENTITY_TYPES)
+    compact = run(config, dataset, tmp_path / "compact", "compact", monkeypatch)
+    assert_same_training(compact, run(config, dataset, tmp_path / "whole", "whole", monkeypatch))
+
+
+@pytest.mark.parametrize(("before", "after"), [("compact", "compact"), ("whole", "compact"), ("compact", "whole")])
+def test_a_run_resumes_to_the_same_weights_whichever_way_its_checkpoint_was_trained(
+    before: str,
+    after: str,
+    fp32_config: TrainingConfig,
+    ner_documents: tuple[Document, ...],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A checkpoint of the whole matrix is also one written before compact rows existed."""
     config = fp32_config.with_values({"training.num_epochs": 2, "training.batch_size": 4})
     dataset = Dataset({"train": ner_documents[:12], "validation": ner_documents[-4:]}, ENTITY_TYPES)
-    straight = train_model(config, dataset, tmp_path / "straight")
-    assert "word-embedding rows" in (tmp_path / "straight" / "train.log").read_text(encoding="utf-8")
-
+    straight = run(config, dataset, tmp_path / "straight", "compact", monkeypatch)
     with pytest.raises(Crash):
-        train_model(config, dataset, tmp_path / "resumed", callbacks=[CrashInSecondEpoch()])
-    resumed = train_model(config, dataset, tmp_path / "resumed")
+        run(config, dataset, tmp_path / "resumed", before, monkeypatch, callbacks=[CrashInSecondEpoch()])
+    resumed = run(config, dataset, tmp_path / "resumed", after, monkeypatch)
     assert "resuming at epoch 2" in (tmp_path / "resumed" / "train.log").read_text(encoding="utf-8")
-    assert resumed.metrics.history == straight.metrics.history
+    assert_same_training(straight, resumed)
+
+
+def test_a_checkpoint_whose_moments_do_not_fit_the_matrix_is_refused(
+    fp32_config: TrainingConfig, tiny_tokenizer_and_model: Callable[..., tuple], ner_documents: tuple[Document, ...]
+) -> None:
+    _, compact, _, _, batches = two_runs(fp32_config, tiny_tokenizer_and_model, ner_documents)
+    train_steps(compact, batches)
+    state = compact.optimizer.state_dict()  # the compact layout: not what a checkpoint holds
+    with pytest.raises(ValueError, match=r"word embedding's exp_avg has shape \(84, 64\), not \(616, 64\)"):
+        compact.checkpointed.load_state_dict(state)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pickle
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -44,6 +44,14 @@ class Progress(BaseModel):
     steps_per_epoch: int | None = None  # of the run that wrote it (None: written before the count was kept)
 
 
+class Stateful(Protocol):
+    """What a checkpoint saves and restores of an optimizer: an optimizer, or `Optimization.checkpointed`."""
+
+    def state_dict(self) -> dict[str, Any]: ...
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None: ...
+
+
 def rng_state() -> dict[str, Any]:
     """This process's random number generator states (CPU and every CUDA device)."""
     return {"cpu": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
@@ -52,7 +60,7 @@ def rng_state() -> dict[str, Any]:
 def save_checkpoint(
     folder: Path,
     model: torch.nn.Module,
-    optimizer: Any,  # its `state_dict` and `load_state_dict` (`Optimization.checkpointed`)
+    optimizer: Stateful,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     progress: Progress,
@@ -79,7 +87,7 @@ def save_checkpoint(
 def load_checkpoint(
     folder: Path,
     model: torch.nn.Module,
-    optimizer: Any,  # its `state_dict` and `load_state_dict` (`Optimization.checkpointed`)
+    optimizer: Stateful,
     scheduler: Any,
     scaler: torch.amp.GradScaler | None,
     rank: int = 0,

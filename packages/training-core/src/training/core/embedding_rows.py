@@ -12,6 +12,8 @@ that never occur), so a run resumes whether or not its rows are compact.
 
 from __future__ import annotations
 
+import inspect
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -20,9 +22,12 @@ import numpy as np
 import torch
 from transformers import PreTrainedModel
 
+from training.common.errors import first_line
+
+_log = logging.getLogger("training.core")
 _MIN_UNUSED = 0.1  # below this share of rows that never occur, the whole matrix is trained
 _PROBE_TOKENS = 64  # of the first window, to compare the two ways of reading it
-_MOMENTS = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")  # AdamW's per-element state
+_MOMENTS = ("exp_avg", "exp_avg_sq")  # AdamW's per-element state
 
 
 @dataclass
@@ -41,9 +46,15 @@ class TrainedRows:
     @classmethod
     def of(cls, model: PreTrainedModel, windows: Sequence[Sequence[int]], padding_id: int) -> TrainedRows | None:
         """The compact rows for training `model` on `windows` (token ids) padded with `padding_id`, or None where they
-        would not pay or not be the same training: an input embedding other than a plain `nn.Embedding`, tied to an
-        output layer, or a model whose output from the first window differs when given it as `inputs_embeds`."""
-        embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
+        would not pay or not be the same training: an input embedding other than a plain, trainable `nn.Embedding`
+        (no `max_norm`, sparse or frequency-scaled gradients), one tied to an output layer, a model that takes no
+        `inputs_embeds` or whose output from the first window differs when given it so."""
+        try:
+            embedding, output = model.get_input_embeddings(), model.get_output_embeddings()
+        except NotImplementedError:  # a model that does not say which its embeddings are
+            return None
+        if "inputs_embeds" not in inspect.signature(model.forward).parameters:
+            return None
         if type(embedding) is not torch.nn.Embedding or not embedding.weight.requires_grad:
             return None
         if embedding.max_norm is not None or embedding.scale_grad_by_freq or embedding.sparse:
@@ -65,7 +76,9 @@ class TrainedRows:
         weight = torch.nn.Parameter(embedding.weight.detach()[rows.to(device)].clone())
         decay = torch.ones((), dtype=torch.float64, device=device)
         trained = cls(embedding, rows.to(device), index.to(device), compact_padding, weight, decay)
-        if not trained._same_output(model, torch.tensor(windows[0][:_PROBE_TOKENS])):
+        problem = trained._probe(model, torch.tensor(windows[0][:_PROBE_TOKENS]))
+        if problem:
+            _log.info("the whole word-embedding matrix trains: %s", problem)
             return None
         embedding.weight.requires_grad_(False)
         return trained
@@ -105,17 +118,21 @@ class TrainedRows:
         return torch.nn.functional.embedding(self.index[input_ids], self.weight, padding_idx=self.padding_idx)
 
     @torch.no_grad()
-    def _same_output(self, model: PreTrainedModel, ids: torch.Tensor) -> bool:
-        """Whether the model gives the same output from `ids` as from their compact rows (in evaluation mode)."""
+    def _probe(self, model: PreTrainedModel, ids: torch.Tensor) -> str | None:
+        """Why the model's output from `ids` differs from that of their compact rows (in evaluation mode), or None."""
         was_training, device = model.training, self.weight.device
         model.eval()
         try:
             input_ids = ids.to(device).unsqueeze(0)
             expected = model(input_ids=input_ids).logits
             given = model(inputs_embeds=self._embed(input_ids)).logits
+        except (RuntimeError, ValueError, TypeError) as error:
+            return f"the model rejects inputs_embeds ({type(error).__name__}: {first_line(error)})"
         finally:
             model.train(was_training)
-        return bool(torch.allclose(expected, given, rtol=1e-4, atol=1e-5))
+        if not torch.allclose(expected, given, rtol=1e-4, atol=1e-5):
+            return f"its output differs from inputs_embeds by {float((expected - given).abs().max()):.2g}"
+        return None
 
 
 @dataclass(frozen=True)
@@ -127,18 +144,25 @@ class CheckpointedOptimizer:
     rows: TrainedRows
 
     def state_dict(self) -> dict[str, Any]:
+        """The optimizer's state, the compact rows' moments spread over the whole matrix (on the CPU, where
+        `torch.save` takes them: no second copy of the matrix's moments on a GPU)."""
         state = self.optimizer.state_dict()
         moments = dict(state["state"].get(self._position, {}))
-        whole = self.rows.embedding.weight
-        for name in set(_MOMENTS) & moments.keys():
-            moments[name] = moments[name].new_zeros(whole.shape).index_copy_(0, self.rows.rows, moments[name])
+        shape, rows = self.rows.embedding.weight.shape, self.rows.rows.cpu()
+        for name in filter(moments.__contains__, _MOMENTS):
+            compact = moments[name].cpu()
+            moments[name] = compact.new_zeros(shape).index_copy_(0, rows, compact)
         return {**state, "state": {**state["state"], self._position: moments}} if moments else state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The optimizer's state, and the trained rows from the model's matrix (`load_checkpoint` restores the
-        weights first)."""
+        weights first). A ValueError where the moments are not the matrix's shape."""
         moments = dict(state["state"].get(self._position, {}))
-        for name in set(_MOMENTS) & moments.keys():
+        shape = self.rows.embedding.weight.shape
+        for name in filter(moments.__contains__, _MOMENTS):
+            if moments[name].shape != shape:
+                found = tuple(moments[name].shape)
+                raise ValueError(f"the word embedding's {name} has shape {found}, not {tuple(shape)}")
             moments[name] = moments[name][self.rows.rows.to(moments[name].device)]
         if moments:
             state = {**state, "state": {**state["state"], self._position: moments}}

@@ -17,7 +17,7 @@ from transformers import PreTrainedModel, get_scheduler
 from training.common.errors import TrainingError
 from training.config.schema import OptimizationConfig
 from training.core.cpu_dropout import use_cpu_dropout
-from training.core.embedding_rows import TrainedRows
+from training.core.embedding_rows import CheckpointedOptimizer, TrainedRows
 from training.core.precision import AUTOCAST_DTYPES, autocast, resolve_precision
 from training.core.run_context import RunContext
 from training.core.run_metrics import Precision, PrecisionCheck
@@ -73,7 +73,7 @@ class Optimization:
         return "; ".join(part for part in (self.precision, self.cpu_dropout, rows) if part)
 
     @property
-    def checkpointed(self) -> Any:
+    def checkpointed(self) -> torch.optim.Optimizer | CheckpointedOptimizer:
         """The optimizer as checkpoints hold it (with compact rows, as if it trained the whole matrix)."""
         return self.optimizer if self.rows is None else self.rows.checkpointed(self.optimizer)
 
