@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ import torch
 from transformers import PreTrainedModel
 
 from training.common.errors import first_line
+from training.core.features import evaluation_mode
 
 _log = logging.getLogger("training.core")
 _MIN_UNUSED = 0.1  # below this share of rows that never occur, the whole matrix is trained
@@ -73,9 +74,10 @@ class TrainedRows:
         index[rows] = torch.arange(len(rows))
         padding = embedding.padding_idx  # its row gets no gradient: nor may its compact row
         compact_padding = int(index[padding]) if padding is not None and index[padding] >= 0 else None
-        weight = torch.nn.Parameter(embedding.weight.detach()[rows.to(device)].clone())
+        rows = rows.to(device)
+        weight = torch.nn.Parameter(embedding.weight.detach()[rows].clone())
         decay = torch.ones((), dtype=torch.float64, device=device)
-        trained = cls(embedding, rows.to(device), index.to(device), compact_padding, weight, decay)
+        trained = cls(embedding, rows, index.to(device), compact_padding, weight, decay)
         problem = trained._probe(model, torch.tensor(windows[0][:_PROBE_TOKENS]))
         if problem:
             _log.info("the whole word-embedding matrix trains: %s", problem)
@@ -83,17 +85,19 @@ class TrainedRows:
         embedding.weight.requires_grad_(False)
         return trained
 
-    def inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """A batch's model inputs with its token ids read from the compact rows (as `inputs_embeds`)."""
-        inputs = {key: value for key, value in batch.items() if key not in ("input_ids", "labels")}
-        return {**inputs, "inputs_embeds": self._embed(batch["input_ids"])}
+    def inputs(self, inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Model inputs with their token ids read from the compact rows (as `inputs_embeds`)."""
+        embeds = self._embed(inputs["input_ids"])
+        return {**{key: value for key, value in inputs.items() if key != "input_ids"}, "inputs_embeds": embeds}
 
-    def stepped(self, optimizer: torch.optim.Optimizer, skipped: torch.Tensor | None = None) -> None:
-        """Count one optimizer step's weight decay of the rows outside (none where `skipped`, a 0-dim tensor, is 1)."""
+    def stepped(self, optimizer: torch.optim.Optimizer, skipped: torch.Tensor | float) -> None:
+        """Count one optimizer step's weight decay of the rows outside (none where `skipped`, 0 or 1, is 1: a tensor
+        where the fused optimizer decided on the device)."""
         group = next(group for group in optimizer.param_groups if any(p is self.weight for p in group["params"]))
-        factor = 1.0 - float(group["lr"]) * float(group["weight_decay"])
-        if factor != 1.0:
-            self.decay *= factor if skipped is None else 1.0 - (1.0 - factor) * (1.0 - skipped.double())
+        rate = float(group["lr"]) * float(group["weight_decay"])
+        if rate:
+            taken = 1.0 - torch.as_tensor(skipped, dtype=torch.float64)  # in float64, as the decay builds up
+            self.decay *= 1.0 - rate * taken
 
     @torch.no_grad()
     def write(self) -> None:
@@ -120,16 +124,13 @@ class TrainedRows:
     @torch.no_grad()
     def _probe(self, model: PreTrainedModel, ids: torch.Tensor) -> str | None:
         """Why the model's output from `ids` differs from that of their compact rows (in evaluation mode), or None."""
-        was_training, device = model.training, self.weight.device
-        model.eval()
+        input_ids = ids.to(self.weight.device).unsqueeze(0)
         try:
-            input_ids = ids.to(device).unsqueeze(0)
-            expected = model(input_ids=input_ids).logits
-            given = model(inputs_embeds=self._embed(input_ids)).logits
+            with evaluation_mode(model):
+                expected = model(input_ids=input_ids).logits
+                given = model(inputs_embeds=self._embed(input_ids)).logits
         except (RuntimeError, ValueError, TypeError) as error:
             return f"the model rejects inputs_embeds ({type(error).__name__}: {first_line(error)})"
-        finally:
-            model.train(was_training)
         if not torch.allclose(expected, given, rtol=1e-4, atol=1e-5):
             return f"its output differs from inputs_embeds by {float((expected - given).abs().max()):.2g}"
         return None
@@ -146,28 +147,32 @@ class CheckpointedOptimizer:
     def state_dict(self) -> dict[str, Any]:
         """The optimizer's state, the compact rows' moments spread over the whole matrix (on the CPU, where
         `torch.save` takes them: no second copy of the matrix's moments on a GPU)."""
-        state = self.optimizer.state_dict()
-        moments = dict(state["state"].get(self._position, {}))
         shape, rows = self.rows.embedding.weight.shape, self.rows.rows.cpu()
-        for name in filter(moments.__contains__, _MOMENTS):
-            compact = moments[name].cpu()
-            moments[name] = compact.new_zeros(shape).index_copy_(0, rows, compact)
-        return {**state, "state": {**state["state"], self._position: moments}} if moments else state
+
+        def whole(name: str, compact: torch.Tensor) -> torch.Tensor:
+            return compact.new_zeros(shape, device="cpu").index_copy_(0, rows, compact.cpu())
+
+        return self._moments_mapped(self.optimizer.state_dict(), whole)
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """The optimizer's state, and the trained rows from the model's matrix (`load_checkpoint` restores the
         weights first). A ValueError where the moments are not the matrix's shape."""
-        moments = dict(state["state"].get(self._position, {}))
         shape = self.rows.embedding.weight.shape
-        for name in filter(moments.__contains__, _MOMENTS):
-            if moments[name].shape != shape:
-                found = tuple(moments[name].shape)
-                raise ValueError(f"the word embedding's {name} has shape {found}, not {tuple(shape)}")
-            moments[name] = moments[name][self.rows.rows.to(moments[name].device)]
-        if moments:
-            state = {**state, "state": {**state["state"], self._position: moments}}
-        self.optimizer.load_state_dict(state)
+
+        def compact(name: str, whole: torch.Tensor) -> torch.Tensor:
+            if whole.shape != shape:
+                raise ValueError(f"the word embedding's {name} has shape {tuple(whole.shape)}, not {tuple(shape)}")
+            return whole[self.rows.rows.to(whole.device)]
+
+        self.optimizer.load_state_dict(self._moments_mapped(state, compact))
         self.rows.read()
+
+    def _moments_mapped(self, state: dict[str, Any], convert: Callable[[str, torch.Tensor], torch.Tensor]) -> dict:
+        """`state` (an optimizer's state dict) with the compact rows' moments converted by `convert(name, moment)`."""
+        moments = dict(state["state"].get(self._position, {}))
+        for name in filter(moments.__contains__, _MOMENTS):
+            moments[name] = convert(name, moments[name])
+        return {**state, "state": {**state["state"], self._position: moments}} if moments else state
 
     @property
     def _position(self) -> int:

@@ -8,7 +8,8 @@ import itertools
 import logging
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -122,11 +123,17 @@ def window_readings(
         with autocast(target, autocast_dtype):
             return model(**inputs).logits.float().cpu().numpy()
 
+    with evaluation_mode(model), torch.inference_mode():
+        return batched_readings(windows, forward, batch_size, collator.pad_token_id, collator.pad_to_multiple_of)
+
+
+@contextmanager
+def evaluation_mode(model: torch.nn.Module) -> Iterator[None]:
+    """`model` in evaluation mode (no dropout) while entered, then back in the mode it was in."""
     was_training = model.training
     model.eval()
     try:
-        with torch.inference_mode():
-            return batched_readings(windows, forward, batch_size, collator.pad_token_id, collator.pad_to_multiple_of)
+        yield
     finally:
         model.train(was_training)
 

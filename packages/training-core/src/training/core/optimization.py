@@ -77,6 +77,12 @@ class Optimization:
         """The optimizer as checkpoints hold it (with compact rows, as if it trained the whole matrix)."""
         return self.optimizer if self.rows is None else self.rows.checkpointed(self.optimizer)
 
+    def model_inputs(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """What the model is called with for a batch on the device: all but its labels, token ids read from the
+        compact rows where they train."""
+        inputs = {key: value for key, value in batch.items() if key != "labels"}
+        return self.rows.inputs(inputs) if self.rows is not None else inputs
+
     def write_model(self) -> None:
         """Bring the model's weights up to date before it is read (evaluated, saved): compact rows written back."""
         if self.rows is not None:
@@ -180,8 +186,7 @@ def backward_group(
         sync = contextlib.nullcontext() if last or not ctx.is_distributed else module.no_sync()
         with sync:
             with autocast(ctx.device, optimization.autocast_dtype):
-                rows = optimization.rows
-                output = module(**(rows.inputs(inputs) if rows else {k: v for k, v in inputs.items() if k != "labels"}))
+                output = module(**optimization.model_inputs(inputs))
             summed = summed_loss(output.logits, inputs["labels"])
             scaled = summed * scale
             (scaler.scale(scaled) if scaler else scaled).backward()
@@ -200,6 +205,7 @@ def optimizer_step(optimization: Optimization, loss: torch.Tensor, max_grad_norm
     the fp16 scaler skips for overflowing gradients with a finite loss still counts, as in `GradScaler`'s own use).
     """
     optimizer, scaler, rows = optimization.optimizer, optimization.scaler, optimization.rows
+    skipped: torch.Tensor | float = 1.0
     if scaler:
         scaler.unscale_(optimizer)
     if max_grad_norm:
@@ -213,10 +219,9 @@ def optimizer_step(optimization: Optimization, loss: torch.Tensor, max_grad_norm
             optimizer.step()
         finally:
             del optimizer.found_inf  # type: ignore[attr-defined]
-        if rows is not None:
-            rows.stepped(optimizer, skipped)
     elif math.isfinite(float(loss)):
         optimizer.step()
-        if rows is not None:
-            rows.stepped(optimizer)
+        skipped = 0.0
+    if rows is not None:  # no fp16 scaler then
+        rows.stepped(optimizer, skipped)
     optimizer.zero_grad(set_to_none=True)

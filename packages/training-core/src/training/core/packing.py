@@ -17,7 +17,7 @@ from transformers import PreTrainedModel
 
 from training.common.errors import ConfigError, first_line
 from training.core.batching import pack_rows
-from training.core.features import Collator
+from training.core.features import Collator, evaluation_mode
 from training.core.model import position_offset
 from training.core.windowing import IGNORE_INDEX, Window, round_up
 
@@ -109,17 +109,13 @@ def packing_problem(model: PreTrainedModel) -> str | None:
     windows = [Window(0, tuple(ids), (0,) * len(ids), (None,) * len(ids)) for ids in (vocab[:6], vocab[6:10])]
     device = next(model.parameters()).device
     packed = PackedCollator.for_model(model, Collator(pad), capacity=10)(windows)
-    was_training = model.training
-    model.eval()
     try:
-        with torch.no_grad():
+        with evaluation_mode(model), torch.no_grad():
             inputs = {key: value.to(device) for key, value in packed.items() if key != "labels"}
             together = model(**inputs).logits[0]
             alone = [model(input_ids=torch.tensor([window.input_ids], device=device)).logits[0] for window in windows]
     except (RuntimeError, ValueError, TypeError) as error:
         return f"{name} rejects packed rows ({type(error).__name__}: {first_line(error)})"
-    finally:
-        model.train(was_training)
     difference = float((together - torch.cat(alone)).abs().max())
     if difference > _PROBE_TOLERANCE:
         return f"{name} lets packed windows see each other (logits differ by {difference:.2g})"
