@@ -294,12 +294,10 @@ def test_jnlpba_files_as_distributed_group_sentences_by_abstract(tmp_path: Path)
 
 
 @pytest.mark.parametrize("space", ["\u00a0", "\u3000"])
-def test_a_sentence_starting_with_a_no_break_space_token_is_named_not_an_internal_error(
-    tmp_path: Path, space: str
-) -> None:
-    """A tweet's token that is a no-break (or ideographic) space, first in its sentence, raised IndexError."""
-    expected = f"train.conll:1: token 0 ({space!r}) is empty or contains whitespace"
-    assert load_error(tmp_path, f"{space}\tO\nParis\tB-LOC\n").startswith(expected)
+def test_a_sentence_starting_with_a_no_break_space_token_reads_it_as_no_word(tmp_path: Path, space: str) -> None:
+    """A tweet's token that is a no-break (or ideographic) space, first in its sentence, raised IndexError, then was
+    refused; it is kept in the text, where it is no word, as a zero-width space token is."""
+    assert read(tmp_path, f"{space}\tO\nParis\tB-LOC\n") == [(f"{space} Paris", (Span(2, 7, "LOC"),))]
 
 
 def test_a_header_line_is_refused_as_one(tmp_path: Path) -> None:

@@ -12,8 +12,10 @@ from data.columns import Columns
 from data.documents import Span
 from data.loaders import load_dataset
 from data.sniffing import content_format
+from data.splits import group_units
 from training.common.errors import DataError
 from training.config import DataConfig
+from training.core.cv_utils import create_kfold_splits
 
 # Kaggle's "Annotated Corpus for Named Entity Recognition" (GMB) `ner_dataset.csv`, Latin-1 as distributed.
 KAGGLE = (
@@ -124,15 +126,81 @@ def test_sentence_ids_that_restart_in_each_document(tmp_path: Path) -> None:
     assert [text for text, _ in documents(path)] == ["Anna", "Paris"]
 
 
+def _corpus(documents: int = 6) -> list[list[list[tuple[str, str]]]]:
+    """Documents of 2 to 4 sentences of (word, tag) pairs, each naming its document and sentence."""
+    return [
+        [[(f"Anna{d}{s}", "B-PER"), ("visited", "O"), ("Paris", "B-LOC")] for s in range(2 + d % 3)]
+        for d in range(documents)
+    ]
+
+
+def test_documents_group_their_sentences_as_conll_does_and_k_folds_keep_them_whole(tmp_path: Path) -> None:
+    """-DOCSTART- rows were read as documents of their own and a doc_id column grouped nothing: k-fold
+    cross-validation dealt sentences of one document to train and validation. Now a table gives the documents, groups
+    and folds of the same corpus written as CoNLL."""
+    corpus = _corpus()
+    sentences = [(d, s, sentence) for d, document in enumerate(corpus) for s, sentence in enumerate(document)]
+    conll = "".join(
+        ("-DOCSTART- O\n\n" if s == 0 else "") + "".join(f"{w} {t}\n" for w, t in sentence) + "\n"
+        for d, s, sentence in sentences
+    )
+    tables = {  # sentence ids restart in each document
+        "doc_id": "doc_id,sentence_id,word,tag\n"
+        + "".join(f"d{d},{s},{w},{t}\n" for d, s, sentence in sentences for w, t in sentence),
+        "docstart": "sentence_id,word,tag\n"
+        + "".join(
+            ("0,-DOCSTART-,O\n" if s == 0 else "") + "".join(f"{s + 1},{w},{t}\n" for w, t in sentence)
+            for d, s, sentence in sentences
+        ),
+    }
+    expected = load_dataset(write(tmp_path / "conll" / "train.conll", conll))
+    expected_folds = create_kfold_splits(expected, 3, seed=7).folds
+    for name, table in tables.items():
+        dataset = load_dataset(write(tmp_path / name / "train.csv", table))
+        found, wanted = dataset["train"], expected["train"]
+        assert [doc.text for doc in found] == [doc.text for doc in wanted], name
+        assert group_units(found, "group") == group_units(wanted, "group"), name
+        folds = create_kfold_splits(dataset, 3, seed=7).folds
+        assert folds == expected_folds, name
+        for fold in folds:
+            train = {found[i].group for i in fold.train_indices}
+            assert train.isdisjoint(found[i].group for i in fold.validation_indices), name
+
+
+def test_sentences_before_any_document_are_documents_of_their_own(tmp_path: Path) -> None:
+    """As in CoNLL: no group before the first -DOCSTART- row (or document id); the row itself is no word."""
+    path = write(tmp_path / "train.csv", "word,tag\nAnna,B-PER\n\n-DOCSTART-,\nEU,B-ORG\n\nBob,B-PER\n")
+    assert [(doc.text, doc.group) for doc in load_dataset(path)["train"]] == [
+        ("Anna", None),
+        ("EU", "doc1"),
+        ("Bob", "doc1"),
+    ]
+
+
+def test_document_ids_restarting_after_docstart_rows_are_other_documents(tmp_path: Path) -> None:
+    """Tables joined, each with its -DOCSTART- row and ids from A: the second A is another document than the first
+    (one group merged them, and a k-fold its documents)."""
+    rows = "doc_id,word,tag\n,-DOCSTART-,O\nA,Anna,B-PER\nB,Bob,B-PER\n,-DOCSTART-,O\nA,Carl,B-PER\n"
+    path = write(tmp_path / "train.csv", rows)
+    assert [(doc.text, doc.group) for doc in load_dataset(path)["train"]] == [
+        ("Anna", "doc1:A"),
+        ("Bob", "doc1:B"),
+        ("Carl", "doc2:A"),
+    ]
+
+
 def test_a_table_without_a_suffix_is_read_by_its_header(tmp_path: Path) -> None:
-    """A file of no known suffix whose header names the columns is a table (its names taken from data.columns); a
-    `.txt` file stays CoNLL."""
+    """A file of no known suffix whose header names the columns is a table (its names taken from data.columns), and
+    so is a `.txt` file whose first line is no CoNLL token line (it was read as CoNLL, refusing the header as a
+    token line, while `evaluate` and `report` of a run in another format read it as the table it is)."""
     path = write(tmp_path / "train", "Wort,Etikett\nAnna,B-PER\n")
     assert documents(path, columns=Columns("Wort", "Etikett")) == [("Anna", (Span(0, 4, "PER"),))]
     assert DataConfig(name="d", path=str(path), columns={"tokens": "Wort", "tags": "Etikett"}).columns.tokens == "Wort"
     assert documents(write(tmp_path / "a" / "train", "word,tag\nParis,B-LOC\n")) == [("Paris", (Span(0, 5, "LOC"),))]
-    with pytest.raises(DataError, match=r"train.txt:1: expected a token and a tag"):
-        load_dataset(write(tmp_path / "b" / "train.txt", "word,tag\nParis,B-LOC\n"))
+    table = write(tmp_path / "b" / "train.txt", "word,tag\nParis,B-LOC\n")
+    assert documents(table) == [("Paris", (Span(0, 5, "LOC"),))]
+    conll = write(tmp_path / "c" / "train.txt", "word,x B-MISC\nParis B-LOC\n")  # a token line first: CoNLL
+    assert documents(conll) == [("word,x Paris", (Span(0, 6, "MISC"), Span(7, 12, "LOC")))]
 
 
 def test_excel_utf_8_table_in_a_latin_1_run(tmp_path: Path) -> None:

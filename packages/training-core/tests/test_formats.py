@@ -279,6 +279,18 @@ def test_conll_lines_with_a_column_more_or_less_are_refused(tmp_path: Path) -> N
         records(write(tmp_path / "a.conll", "New York B-LOC\nis O\n"), "conll")
 
 
+def test_blanks_at_a_conll_line_s_end_are_ignored_tabs_too(tmp_path: Path) -> None:
+    """'Paris B-LOC<TAB>' was split at its tab, as a tab-separated line, into one column and refused ("expected a
+    token and a tag"), while trailing spaces were ignored; any blanks at a line's end are now, in a file of tabs too."""
+    expected = [{"tokens": ["Paris", "is", "New"], "tags": ["B-LOC", "O", "B-LOC"]}]
+    for text in ("Paris B-LOC\t\nis O \t \nNew B-LOC\f\v\t\n", "Paris\tB-LOC\t\nis\tO \t\nNew\tB-LOC\n"):
+        assert [r.fields for r in records(write(tmp_path / "a.conll", text), "conll")] == expected
+    path = write(tmp_path / "train", "Paris B-LOC\t\nis O\n")  # no suffix: told CoNLL by its first line
+    assert detect_format(path, read_text(path)) == "conll"
+    with pytest.raises(DataError, match=r"a\.conll:2: 3 columns where line 1 has 2; .* got 'New York B-LOC'"):
+        records(write(tmp_path / "a.conll", "Paris B-LOC\nNew York B-LOC\t\n"), "conll")
+
+
 def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
     """A no-break or em space inside a token keeps the token whole; `str.split` cut it and dropped the rest."""
     path = write(tmp_path / "a.conll", "New\u00a0York B-LOC\r\nis\tO\n\u00a0\nSome\u2003thing O\n")
@@ -337,3 +349,16 @@ def test_json_lines_end_at_newline_only(tmp_path: Path) -> None:
     path = write(tmp_path / "a.jsonl", lines)
     found = records(path, "spans")
     assert [(r.line, r.fields["text"]) for r in found] == [(1, text), (2, "b")]
+
+
+def test_json_lines_saved_under_a_conll_suffix_are_read_as_json_and_conll_in_json_says_so(tmp_path: Path) -> None:
+    """Under `format: auto` the suffix decided alone: JSON lines in a `.txt` file failed as CoNLL ('42 columns where
+    line 1 has 104'), and CoNLL in a `.json` file as 'invalid JSON' with no word of what it is."""
+    record = '{"text": "Anna lives in Paris", "annotations": [[14, 19, "LOC"]]}\n'
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "train.txt").write_text(record * 2, encoding="utf-8")
+    assert [doc.spans for doc in load_dataset(tmp_path / "a" / "train.txt")["train"]] == [(Span(14, 19, "LOC"),)] * 2
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "train.json").write_text("Paris B-LOC\nis O\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"train.json:1: invalid JSON: .*; it reads as CoNLL \(a token and a tag"):
+        load_dataset(tmp_path / "b" / "train.json")

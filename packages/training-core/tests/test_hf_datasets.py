@@ -216,7 +216,7 @@ def test_lower_case_string_tags_are_read_in_any_scheme() -> None:
 
 def test_a_set_scheme_is_checked_against_the_data() -> None:
     assert load_dataset(tagged("BIOES"), scheme="BIOES").report.tags_converted == 5
-    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:0: word 1 tag 'E-PER' is not IOB2"):
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:1: word 1 tag 'E-PER' is not IOB2"):
         load_dataset(tagged("BIOES"), scheme="IOB2")
 
 
@@ -228,7 +228,7 @@ def test_ambiguous_tags_name_the_evidence() -> None:
     with pytest.raises(DataError) as error:
         load_dataset(table)
     assert str(error.value) == (
-        "cannot tell the tagging scheme: <Dataset>[train]:0: word 1 'E-PER' is BIOES but <Dataset>[train]:1: "
+        "cannot tell the tagging scheme: <Dataset>[train]:1: word 1 'E-PER' is BIOES but <Dataset>[train]:2: "
         "word 1 'O' follows an unclosed B-/I-PER (closed by E-), which it does not allow; fix the data or set "
         "data.scheme"
     )
@@ -244,10 +244,27 @@ def test_integer_tags_without_class_label_need_tag_names() -> None:
     )
     dataset = load_dataset(table, tag_names=scheme_tag_names(TYPES, "IOB2"))
     assert [doc.tags for doc in dataset["train"]] == [tuple(row) for row in TAGS]
-    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:0: tag id 3 in 'ner_tags' is not one of 0\.\.2"):
+    with pytest.raises(DataError, match=r"^<Dataset>\[train\]:1: tag id 3 in 'ner_tags' is not one of 0\.\.2"):
         load_dataset(table, tag_names=["O", "B-PER", "I-PER"])
     with pytest.raises(DataError, match="differ from the ClassLabel names"):
         load_dataset(tagged(), tag_names=["O", "B-X", "I-X"])
+
+
+def test_errors_number_rows_from_1_as_the_json_lines_export_numbers_its_lines(tmp_path: Path) -> None:
+    """Parquet and `datasets` rows were named from 0 (the second row as ':1'), every other format's lines from 1."""
+    names = ["O", "B-PER", "I-PER"]
+    table = datasets.Dataset.from_dict({"tokens": [["Jo"], ["Al", "Bo"]], "ner_tags": [[1], [1, 7]]})
+    table.to_parquet(tmp_path / "train.parquet")
+    table.to_json(tmp_path / "train.jsonl")
+    entity = {"start": 0, "end": 9, "label": "PER"}
+    spans = datasets.Dataset.from_list([{"text": "Jo", "entities": []}, {"text": "Al", "entities": [entity]}])
+    (tmp_path / "spans").mkdir()
+    spans.to_parquet(tmp_path / "spans" / "train.parquet")
+    spans.to_json(tmp_path / "spans" / "train.jsonl")
+    for folder, problem in ((tmp_path, "tag id 7 in 'ner_tags'"), (tmp_path / "spans", f"annotation {entity}")):
+        for path in (folder / "train.parquet", folder / "train.jsonl"):
+            with pytest.raises(DataError, match=rf"^{re.escape(str(path))}(\[train\])?:2: {re.escape(problem)}"):
+                load_dataset(path, tag_names=names)
 
 
 @pytest.mark.parametrize("outside", ["O", "o"])  # `o` is `O` wherever tags are read
@@ -279,7 +296,7 @@ def test_class_labels_of_prefixes_without_types_are_no_io_types(names: list[str]
     features = datasets.Features({"tokens": words, "ner_tags": datasets.Sequence(datasets.ClassLabel(names=names))})
     rows = {"tokens": [["adenomatous", "polyposis", "in", "mice"]], "ner_tags": [[1, 2, 0, 0]]}
     table = datasets.Dataset.from_dict(rows, features=features)
-    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:0: tag '{names[1]}' has no entity type; where all"):
+    with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:1: tag '{names[1]}' has no entity type; where all"):
         load_dataset(table)
     (doc,) = load_dataset(table, labels=["Disease"])["train"]
     found = [(doc.text[span.start : span.end], span.label) for span in doc.spans]

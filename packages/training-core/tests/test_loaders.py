@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from data.columns import Columns
@@ -14,6 +15,8 @@ from data.loaders import Dataset, load_dataset
 from data.segmentation import split_words
 from training.common.errors import DataError, InputError
 from training.config import DataConfig
+from training.core.decoding import document_predictions
+from training.core.features import encode_documents
 
 # Two documents, each as character spans, as tokens with IOB2 tags, and as CoNLL lines.
 TEXTS = ["John Smith works at Acme Corp in Paris", "Mary lives in Berlin"]
@@ -277,10 +280,33 @@ def test_conll_columns_with_the_tag_last(tmp_path: Path) -> None:
     assert [doc.group for doc in dataset["train"]] == ["doc1", "doc1"]
 
 
-def test_a_conll_token_holding_a_no_break_space_is_refused_not_cut(tmp_path: Path) -> None:
-    """It is named on its own line (2), not its sentence's first, as tags are."""
-    path = write(tmp_path / "train.conll", "in O\nNew\u00a0York B-LOC\n")
-    assert load_error(path) == f"{path}:2: token 1 ('New\\xa0York') is empty or contains whitespace"
+def test_a_token_holding_a_no_break_or_ideographic_space_is_one_entity_of_its_words(
+    tmp_path: Path, tiny_tokenizer_and_model: Any
+) -> None:
+    """Such a token was refused ("contains whitespace") though the CoNLL reader keeps it whole on purpose. Its text
+    splits into words as `predict` splits it (`10\u00a0000` is two, as `U.S.` is four), the document is the one of the
+    same text and spans, each word has one labelled sub-token, and its entity decodes to the token's text."""
+    conll = "M.\u00a0Dupont B-PER\npaie O\n10\u00a0000 B-MONEY\neuros I-MONEY\n\n\u3000 O\n東京\u3000大学 B-ORG\n"
+    dataset = load_dataset(write(tmp_path / "train.conll", conll))
+    documents = dataset["train"]
+    assert [[word.text for word in doc.words] for doc in documents] == [
+        ["M", ".", "Dupont", "paie", "10", "000", "euros"],
+        ["東", "京", "大", "学"],
+    ]
+    assert list(documents) == [Document.from_spans(doc.id, doc.text, doc.spans) for doc in documents]
+    tag_names, tokenizer = dataset.tag_names, tiny_tokenizer_and_model(dataset.labels)[0]
+    for window in encode_documents(documents, tokenizer, tag_names, 64, 16).windows:
+        labelled = [(word, label) for word, label in zip(window.word_ids, window.labels, strict=True) if label >= 0]
+        assert labelled == [(word, tag_names.index(tag)) for word, tag in enumerate(documents[window.doc_index].tags)]
+    gold = {
+        i: (np.array([tag_names.index(tag) for tag in doc.tags]), np.ones(len(doc.tags)))
+        for i, doc in enumerate(documents)
+    }
+    decoded = document_predictions(documents, gold, tag_names, range(len(documents)))
+    assert [[entity.text for entity in decoded[i].entities] for i in range(2)] == [
+        ["M.\u00a0Dupont", "10\u00a0000 euros"],
+        ["東京\u3000大学"],
+    ]
 
 
 def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path) -> None:
@@ -291,7 +317,7 @@ def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path
     assert load_dataset(path)["train"][0].text == "Flights to York"
 
 
-@pytest.mark.parametrize("bad", ["", " Bob", "Bob ", "a\u2028b", "a\x1cb", "a\u3000b", "a\x85b", "\ud83d"])
+@pytest.mark.parametrize("bad", ["", " Bob", "Bob ", "a\u2028b", "a\x1cb", "a\tb", "a\x85b", "\ud83d"])
 def test_the_first_bad_token_is_named_wherever_it_is(tmp_path: Path, bad: str) -> None:
     """Tokens are checked in one pass over the whole record; the message still names the first bad one."""
     problem = "holds half a surrogate pair" if bad == "\ud83d" else "is empty or contains whitespace"
@@ -651,6 +677,16 @@ def test_empty_documents_are_skipped_and_counted(tmp_path: Path) -> None:
     assert dataset.report.empty_skipped == 1
     tokens = load_dataset(write(tmp_path / "b.jsonl", jsonl([*token_records(), records[3]])))
     assert tokens.report.empty_skipped == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [("", "is out of range: the text has 0 characters"), (" \n ", "covers only whitespace")],
+)
+def test_a_blank_text_with_annotations_is_refused_not_skipped_as_empty(tmp_path: Path, text: str, problem: str) -> None:
+    """Its annotations were dropped with it, counted as an empty document; they are an error, as on any other text."""
+    path = one_record(tmp_path, {"text": text, "annotations": [[0, 3, "PER"]]})
+    assert load_error(path) == f"{path}:2: annotation [0, 3, 'PER'] {problem}"
 
 
 # Tokens and tags

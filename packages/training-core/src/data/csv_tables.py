@@ -1,6 +1,7 @@
 """CSV token tables: a header row naming the words and tags columns, then a row per word, as Kaggle's GMB corpus
 (`ner_dataset.csv`: `Sentence #,Word,POS,Tag`, Latin-1) and spreadsheet exports ship NER data. Each sentence becomes a
-token record, read downstream as a CoNLL sentence is."""
+token record, read downstream as a CoNLL sentence is, in the same document groups: a `-DOCSTART-` row starts one (and is
+no word), as CoNLL's line does, and a document column's id names the group of its sentences."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from data.columns import TAG_HEADERS, WORD_HEADERS, Columns, column
-from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES, Record, sentence_record
+from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, DOCSTART, JSON_SUFFIXES, Record, conll_text, sentence_record
 from data.text_files import HEAD_BYTES
 from training.common.errors import DataError
 
@@ -40,35 +41,42 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
     tags: list[str] = []
     numbers: list[int] = []
     read = False
-    last = None  # the document and sentence ids of the last sentence cell that was not empty
-    started: dict[tuple[str, str], int] = {}  # each sentence (document and sentence ids): the line it starts on
+    last = None  # the key (-DOCSTART- rows before, document and sentence ids) of the last sentence cell not empty
+    started: dict[tuple[int, str, str], int] = {}  # each sentence's key: the line it starts on
     sentence_name = header[sentence_at] if sentence_at is not None else ""
     within = f" within its {header[document_at]!r} column" if document_at is not None else ""
     within = within or ", or give it a document column (doc_id) where sentence ids restart in each document"
-    document = ""
+    document, boundaries = "", 0  # the document column's id, and the `-DOCSTART-` rows so far
+    group: str | None = None
     for number, row in rows:
         if row and len(row) != len(header):
             raise DataError(
                 f"{path}:{number}: {len(row)} cells where the header (line {header_line}) has {len(header)}; a cell "
                 f"holding a {_DELIMITER_NAMES[delimiter]} needs quotes, got {row!r}"
             )
+        boundary = bool(row) and row[words_at].strip() == DOCSTART  # CoNLL's document line, as a row of its own
+        boundaries += boundary
         cell = row[document_at].strip() if row and document_at is not None else ""
         new_document, document = bool(cell) and cell != document, cell or document  # a new document starts a sentence
-        sentence = row[sentence_at].strip() if row and sentence_at is not None else ""
-        if sentence and (document, sentence) != last:
-            if (document, sentence) in started:
+        sentence = row[sentence_at].strip() if row and sentence_at is not None and not boundary else ""
+        key = (boundaries, document, sentence)  # sentence ids may restart after a -DOCSTART- row too
+        if sentence and key != last:
+            if key in started:
                 raise DataError(
                     f"{path}:{number}: sentence {sentence!r} again after another (it starts on line "
-                    f"{started[document, sentence]}): a sentence's rows must be next to each other; "
+                    f"{started[key]}): a sentence's rows must be next to each other; "
                     f"sort the table by its {sentence_name!r} column{within}"
                 )
-            started[document, sentence] = number
-        if tokens and (not row or new_document or (sentence and (document, sentence) != last)):
-            yield sentence_record(tokens, tags, numbers)
+            started[key] = number
+        if tokens and (not row or boundary or new_document or (sentence and key != last)):
+            yield sentence_record(tokens, tags, numbers, group)
             read, tokens, tags, numbers = True, [], [], []
-        if not row:
+        if not row or boundary:
             continue
-        last = (document, sentence) if sentence else last
+        last = key if sentence else last
+        # As in CoNLL, a sentence before any -DOCSTART- row (and without a document id) is a document of its own.
+        # After -DOCSTART- rows, ids may restart (tables joined): a group is the id within its boundary's document.
+        group = f"doc{boundaries}" + (f":{document}" if document else "") if boundaries else document or None
         word, tag = row[words_at].strip(), row[tags_at].strip()
         if not (word and tag):
             name, at = ("tokens", words_at) if not word else ("tags", tags_at)
@@ -77,18 +85,20 @@ def csv_records(path: Path, text: str, columns: Columns = Columns()) -> Iterator
         tags.append(tag)
         numbers.append(number)
     if tokens:
-        yield sentence_record(tokens, tags, numbers)
+        yield sentence_record(tokens, tags, numbers, group)
     elif not read:
         raise DataError(f"{path}:{header_line}: a header row and no words; expected a row per word after it")
 
 
 def is_csv_table(path: Path, text: str, columns: Columns = Columns()) -> bool:
     """Whether the data file at `path` (its contents `text`) is a CSV table: a `.csv` file, or one of no suffix
-    of JSON's or CoNLL's whose header names a words and a tags column."""
+    of JSON's or CoNLL's (or `.txt`, where its first line is no token line) whose header names a words and a tags
+    column."""
     suffix = path.suffix.lower()
     if suffix in CSV_SUFFIXES:
         return True
-    return suffix not in JSON_SUFFIXES | CONLL_SUFFIXES and csv_header(path, text[:HEAD_BYTES], columns)
+    other = suffix not in JSON_SUFFIXES | CONLL_SUFFIXES or (suffix == ".txt" and not conll_text(text))
+    return other and csv_header(path, text[:HEAD_BYTES], columns)
 
 
 def csv_header(path: Path, text: str, columns: Columns = Columns()) -> bool:

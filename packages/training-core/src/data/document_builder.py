@@ -4,6 +4,7 @@ IOB2, every repair counted for the load report."""
 from __future__ import annotations
 
 import difflib
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -19,6 +20,11 @@ from data.schemes import Place, to_iob2
 from data.segmentation import Word, split_words
 from training.common.errors import DataError
 
+# Whitespace a token may not hold: ASCII's, and the line and record breaks `str.isspace` counts (U+2028, U+0085, ...).
+# A no-break, ideographic or other Unicode space (Zs) stays in its token, as CoNLL columns keep it (`data.formats`): the
+# words are split from the tokens' text (`10\u00a0000` is two words of one entity, as `U.S.` is four) as `predict`
+# splits them, each tagged once, and entities keep the token's text.
+_TOKEN_BREAK = re.compile(r"[\t-\r\x1c- \x85\u2028\u2029]")
 OverlapPolicy = Literal["error", "keep_longest"]
 MisalignedPolicy = Literal["expand", "error"]
 
@@ -93,11 +99,11 @@ class DocumentBuilder:
         raw = fields[key]
         if not isinstance(raw, list):
             raise DataError(f"{where}: {key!r} must be a list of [start, end, label], got {type(raw).__name__}")
+        given = [self._span(where, text, item) for item in raw]  # on a blank text, any is out of range or blank
         if not text.strip():
             self.counts["empty_skipped"] += 1
             return None
         words = split_words(text)
-        given = [self._span(where, text, item) for item in raw]
         trimmed = {span for span, was_trimmed in given if was_trimmed}  # of whitespace, counted once each
         self.counts["spans_trimmed"] += sum(was_trimmed for _, was_trimmed in given)
         unique = list(dict.fromkeys(span for span, _ in given))  # one entity annotated twice is no overlap
@@ -211,10 +217,11 @@ class DocumentBuilder:
         if not tokens:
             self.counts["empty_skipped"] += 1
             return None
-        # `split()` returns the tokens unchanged iff none is empty or holds whitespace: a bad record alone is walked.
-        joined = " ".join(tokens)
-        for position, token in enumerate(tokens if joined.split() != tokens or HALF_SURROGATE.search(joined) else ()):
-            if not token or token != token.strip() or any(c.isspace() for c in token):
+        # One search over the record finds whether any token is bad: a bad record alone is walked.
+        joined = "".join(tokens)
+        bad = not all(tokens) or _TOKEN_BREAK.search(joined) or HALF_SURROGATE.search(joined)
+        for position, token in enumerate(tokens if bad else ()):
+            if not token or _TOKEN_BREAK.search(token):
                 raise DataError(f"{place.of(position)}: token {position} ({token!r}) is empty or contains whitespace")
             if HALF_SURROGATE.search(token):
                 raise DataError(f"{place.of(position)}: token {position} ({token!r}) holds half a surrogate pair")

@@ -51,6 +51,7 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
 _CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+_BLANKS = " \t\f\v"
 # Lines of text end at "\n", "\r\n" or "\r" (old Mac files), not at U+2028, U+0085 as `str.splitlines` would.
 LINE_BREAK = re.compile(r"\r\n?|\n")
 _TEXT_LINE = re.compile(r"[^\r\n]+")  # a line not blank, found lazily: a file's start tells its format
@@ -81,10 +82,13 @@ def sentence_record(tokens: list[str], tags: list[str], numbers: list[int], grou
 
 
 def detect_format(path: Path, text: str, columns: Columns = Columns()) -> str:
-    """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`); a CSV table
-    is told before (`data.csv_tables.is_csv_table`)."""
+    """The format by the suffix, else CoNLL where the first line is a token line (WikiANN's `train`); JSON where a
+    CoNLL suffix's file starts as JSON and not with a token line (JSON lines saved as `.txt`). A CSV table is told
+    before (`data.csv_tables.is_csv_table`)."""
     suffix = path.suffix.lower()
     if suffix in CONLL_SUFFIXES:
+        if text.lstrip(" \t\r\n\ufeff")[:1] in ("{", "[") and not conll_text(text):
+            return json_format(path, text, columns)
         return "conll"
     if suffix not in JSON_SUFFIXES:
         if conll_text(text):
@@ -165,7 +169,8 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
             value = json.loads(line.removeprefix("\ufeff"))  # files joined keep their byte-order marks, as in CoNLL
         except json.JSONDecodeError as error:
             _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
-            raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno})") from error
+            hint = "; it reads as CoNLL (a token and a tag a line): data.format conll" if conll_text(text) else ""
+            raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno}){hint}") from error
         yield _as_record(path, number, value)
 
 
@@ -233,8 +238,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     numbers: list[int] = []  # the line of each token
     group = 0
     width: tuple[int, int] | None = None
-    # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each.
-    lines = [line.removeprefix("\ufeff") for line in [*LINE_BREAK.split(text), ""]]
+    # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each; blanks at a line's end are no column.
+    lines = [line.removeprefix("\ufeff").rstrip(_BLANKS) for line in [*LINE_BREAK.split(text), ""]]
     given = positions != (None, None)
     token_lines = (
         line
@@ -372,6 +377,7 @@ def _hash(columns: list[str]) -> bool:
 def _row(line: str, leading: bool) -> list[str]:
     """A line's columns but empty ones at its end; an empty cell before the first tab keeps its place where `leading`
     (Kaggle's blank `Sentence #`), as `data.columns` positions count it."""
+    line = line.rstrip(_BLANKS)  # `Paris B-LOC<TAB>` is space-separated: its tab parts no columns
     if not line.strip():
         return []
     # Between tabs where the line has one (a token's own space is kept, then refused), else between ASCII spaces.

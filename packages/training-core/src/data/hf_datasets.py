@@ -1,8 +1,8 @@
 """Hugging Face `datasets` input: `Dataset`/`DatasetDict` objects, `save_to_disk` folders, Parquet files, hub ids.
 
 Each row becomes a record exactly like a line of our token (or span) JSON lines, so documents and their fingerprint
-do not depend on the format they came in. Integer tags are named by the column's `ClassLabel` feature, else by
-`tag_names`. `datasets` is an optional extra.
+do not depend on the format they came in; messages number rows from 1, as the lines of its JSON lines export. Integer
+tags are named by the column's `ClassLabel` feature, else by `tag_names`. `datasets` is an optional extra.
 """
 
 from __future__ import annotations
@@ -172,11 +172,11 @@ def _records(
     for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
         fields = {column: rows[column][row] for column in kept}
         if spans:
-            records.append(Record(row, {**fields, "text": content, "annotations": _structs(tags)}))
+            records.append(Record(row + 1, {**fields, "text": content, "annotations": _structs(tags)}))
             continue
         if names is not None and isinstance(tags, list):
-            tags = named_tags(where, row, second, tags, names)
-        records.append(Record(row, {**fields, "tokens": content, "tags": tags}))
+            tags = named_tags(where, row + 1, second, tags, names)
+        records.append(Record(row + 1, {**fields, "tokens": content, "tags": tags}))
     return "spans" if spans else "tokens", records, types
 
 
@@ -244,8 +244,8 @@ def _tag_names(
 
 
 def named_tags(where: str, row: int, column: str, tags: list[Any], names: Sequence[str]) -> list[Any]:
-    """The names of tag ids `tags` (of row `row` of `where`), else an error naming the first bad id and the ids there
-    are; one lookup per tag where all are ids in range (the usual case: millions of tags, no Python call each)."""
+    """The names of tag ids `tags` (of row `row` of `where`, from 1), else an error naming the first bad id and the ids
+    there are; one lookup per tag where all are ids in range (the usual case: millions of tags, no Python call each)."""
     if {*map(type, tags)} <= {int} and min(tags, default=0) >= 0 and max(tags, default=-1) < len(names):
         return [names[tag] for tag in tags]
     for tag in tags:
