@@ -342,6 +342,20 @@ def test_a_backbone_folder_without_weights_is_a_config_error(saved_model, tiny_c
         load(with_model(tiny_config, backbone=str(folder)))
 
 
+def test_a_model_or_backbone_folder_without_tokenizer_files_is_refused(saved_model, tiny_config):
+    """transformers built a tokenizer of five special tokens from the config alone: every word became [UNK], and
+    predict, evaluate and training went on with it."""
+    folder, _ = saved_model
+    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+        (folder / name).unlink(missing_ok=True)
+    missing = rf"no tokenizer files in {folder} \(expected tokenizer.json, tokenizer_config.json, vocab.txt, .*\)"
+    with pytest.raises(InputError, match=rf"^{folder}: unreadable model config or tokenizer \({missing}\)$"):
+        load_model(folder)
+    backbone = rf"^model.backbone '{folder}': the folder {folder} does not hold a loadable model"
+    with pytest.raises(ConfigError, match=rf"{backbone} \(OSError: {missing}\)$"):
+        create_model_and_tokenizer(with_model(tiny_config, backbone=str(folder)))
+
+
 def test_an_unreachable_hub_id_is_a_config_error(tiny_config):
     from huggingface_hub import constants
 

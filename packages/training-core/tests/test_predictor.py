@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import shutil
+
 import pytest
 import torch
 
 from data.documents import split_words
 from training.common.errors import ConfigError, InputError
-from training.core.model import save_model
+from training.core.model import create_model_and_tokenizer, load_model, save_model
 from training.core.predictor import Entity, Predictor, predict
 from training.core.windowing import Windowing
 
@@ -72,7 +75,7 @@ def test_an_untrained_model_gives_well_formed_entities(tiny_tokenizer_and_model)
 
 
 def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_config):
-    assert (Predictor.from_folder(model_dir).max_length, Predictor.from_folder(model_dir).stride) == (256, 32)
+    assert Predictor.from_folder(model_dir).windowing == Windowing(64, 8)  # the model's own record: no config.yaml
 
     run_config = tiny_config.with_values({"model.max_length": 24, "model.stride": 5})
     (model_dir.parent / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
@@ -82,6 +85,37 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
     assert (from_run.max_length, from_run.stride, from_run.batch_size) == (24, 5, 2)
     assert (explicit.max_length, explicit.stride) == (24, 3)
     assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
+
+
+def test_a_model_folder_moved_away_from_its_run_keeps_the_window_settings_it_was_trained_with(
+    tiny_tokenizer_and_model, tiny_config, tmp_path
+):
+    # Only the run's config.yaml held them: a copied model/ predicted, evaluated and exported with 256/32
+    run_config = tiny_config.with_values({"model.max_length": 24, "model.stride": 5})
+    model, tokenizer = create_model_and_tokenizer(run_config)
+    save_model(model, tokenizer, tmp_path / "run" / "model")
+    (tmp_path / "run" / "config.yaml").write_text(run_config.to_yaml(), encoding="utf-8")
+    moved = shutil.copytree(tmp_path / "run" / "model", tmp_path / "elsewhere" / "model")
+
+    assert json.loads((moved / "config.json").read_text())["ner_windowing"] == {"max_length": 24, "stride": 5}
+    assert Predictor.from_folder(moved).windowing == Windowing(24, 5)
+    assert Predictor.from_folder(moved, stride=3).windowing == Windowing(24, 3)
+
+
+def test_a_model_without_a_window_record_takes_the_defaults_and_a_damaged_record_is_refused(model_dir, tmp_path):
+    model, tokenizer, _ = load_model(model_dir)
+    del model.config.ner_windowing  # a model saved before models recorded their windows
+    assert Predictor.from_folder(save_model(model, tokenizer, tmp_path / "old" / "model")).windowing == Windowing(
+        256, 32
+    )
+
+    model.config.ner_windowing = {"max_length": 24}
+    damaged = save_model(model, tokenizer, tmp_path / "damaged" / "model")
+    with pytest.raises(InputError, match=rf"^{damaged}/config.json: ner_windowing is \{{'max_length': 24\}}; expected"):
+        Predictor.from_folder(damaged)
+    model.config.ner_windowing = {"max_length": "24", "stride": 5}
+    with pytest.raises(InputError, match=r"config.json: ner_windowing is \{'max_length': '24', 'stride': 5\}; "):
+        Predictor.from_folder(save_model(model, tokenizer, tmp_path / "text" / "model"))
 
 
 def test_a_model_folder_named_from_inside_it_keeps_the_run_s_window_settings(model_dir, tiny_config, monkeypatch):

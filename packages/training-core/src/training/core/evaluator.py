@@ -66,10 +66,11 @@ def evaluate_model(
     device = resolve_device(device) if device is not None else None
     if isinstance(model, (str, os.PathLike)):
         run_folder = RunFolder.of_model(model)
-        windowing = run_folder.windowing(max_length=max_length, stride=stride)
         recorded = run_folder.recorded_precision() if precision is None else None
         chosen = inference_precision(precision, device or torch.device("cpu"), recorded)  # load_model: on the CPU
         model, tokenizer, _ = load_model(Path(model))
+        saved = Windowing.read_from(model.config)
+        windowing = run_folder.windowing(max_length=max_length, stride=stride, saved=saved)
     else:  # None was reported as a missing tokenizer
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")
         chosen = inference_precision(precision, device or next(model.parameters()).device)

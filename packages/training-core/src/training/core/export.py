@@ -79,7 +79,7 @@ def export_onnx(
     model = model.to("cpu").eval()
     run = RunFolder.of_model(source)
     config = run.read_config()
-    windowing = Windowing.of(config.model if config else None)
+    windowing = run.windowing(saved=Windowing.read_from(model.config))
     evaluation = _evaluation_split(source, config, data_path, split) if quantize else None
     trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
     with atomic_directory(output_dir) as staging:

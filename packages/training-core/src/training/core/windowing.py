@@ -21,6 +21,7 @@ from training.config.schema import ModelConfig
 
 IGNORE_INDEX = -100
 _UNLIMITED = 1 << 30  # the context of a word on a side where its window reaches the document's edge
+_RECORD = "ner_windowing"  # the model config's attribute that holds a trained model's window settings
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,11 +37,34 @@ class Windowing:
 
     @classmethod
     def of(
-        cls, settings: ModelConfig | None = None, *, max_length: int | None = None, stride: int | None = None
+        cls,
+        settings: ModelConfig | Windowing | None = None,
+        *,
+        max_length: int | None = None,
+        stride: int | None = None,
     ) -> Windowing:
         """The values given, else those of `settings`, else `ModelConfig`'s defaults."""
         base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
         return cls(base.max_length if max_length is None else max_length, base.stride if stride is None else stride)
+
+    def write_to(self, model_config: object) -> None:
+        """Record these settings in a model's config (its `config.json` once saved), so that the model folder, moved
+        away from its run, still predicts with the windows it was trained on."""
+        setattr(model_config, _RECORD, {"max_length": self.max_length, "stride": self.stride})
+
+    @classmethod
+    def read_from(cls, model_config: object) -> Windowing | None:
+        """The settings `write_to` recorded in `model_config`, None where it holds none (a model trained elsewhere,
+        or before models recorded them)."""
+        saved = getattr(model_config, _RECORD, None)
+        if saved is None:
+            return None
+        shape = isinstance(saved, dict) and set(saved) == {"max_length", "stride"}
+        if not (shape and all(type(value) is int and value >= 0 for value in saved.values())):
+            where = f"{getattr(model_config, 'name_or_path', '') or 'the model'}/config.json"
+            expected = "{'max_length': <tokens>, 'stride': <tokens>}"
+            raise InputError(f"{where}: {_RECORD} is {saved!r:.80}; expected {expected}")
+        return cls(saved["max_length"], saved["stride"])
 
 
 @dataclass(frozen=True, slots=True)
