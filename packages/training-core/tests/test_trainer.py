@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,7 @@ import pytest
 
 from data.loaders import Dataset, load_dataset
 from data.report import LoadReport
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, DataError, InputError
 from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
@@ -143,6 +144,9 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
         train_model(changed, dataset, tmp_path / "run")
     restarted = train_model(changed, dataset, tmp_path / "run", resume=False)
     assert restarted.metrics.config_fingerprint == changed.fingerprint
+    shutil.rmtree(tmp_path / "run" / "model")  # a finished run was reused with no model to hand back, as a success
+    with pytest.raises(InputError, match=r"holds a finished run whose model folder .*/model is gone; start it over"):
+        train_model(changed, dataset, tmp_path / "run")
 
 
 @pytest.mark.parametrize(
@@ -161,6 +165,64 @@ def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
     with pytest.raises(ConfigError, match=f"^{re.escape(str(metrics))}: .*{expected}") as caught:
         train_model(tiny_config, dataset, tmp_path / "run")
     assert len(str(caught.value).splitlines()) == 1 and metrics.read_text() == text
+
+
+def test_data_without_entities_and_no_listed_types_is_one_error_naming_the_data(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    # It was reported as "data.labels: empty", a setting the config never had
+    data = tmp_path / "no-entities"
+    data.mkdir()
+    for split in ("train", "validation"):
+        (data / f"{split}.jsonl").write_text('{"text": "Anna met Bob .", "annotations": []}\n', encoding="utf-8")
+    config = tiny_config.with_values({"data.path": str(data), "data.labels": None})
+    with pytest.raises(DataError, match=rf"^the data \({re.escape(str(data))}\) has no entities: every tag is O;"):
+        train_model(config, load_dataset(data), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows: there the folder is not locked")
+def test_a_run_folder_another_process_is_writing_is_refused_and_left_alone(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """Two trainings of one folder both finished with exit 0, leaving one run's weights beside the other's metrics
+    and lineage (a rerun while a killed launcher's runner still trained did the same)."""
+    run = tmp_path / "run"
+    holder = "import pathlib, time\nfrom training.core.run_folder import RunFolder\n"
+    holder += f"with RunFolder(pathlib.Path({str(run)!r})).writing():\n"
+    holder += "    print('held', flush=True)\n    time.sleep(60)"
+    writer = subprocess.Popen([sys.executable, "-c", holder], stdout=subprocess.PIPE, text=True)
+    try:
+        assert writer.stdout is not None and writer.stdout.readline().strip() == "held"
+        with pytest.raises(InputError, match=rf"^{re.escape(str(run))}: another training is writing this run folder"):
+            train_model(tiny_config, dataset, run)
+        assert sorted(path.name for path in run.iterdir()) == [".writer.lock"]  # nothing else written
+    finally:
+        writer.kill()
+        writer.wait()
+    assert train_model(tiny_config, dataset, run).metrics.status == "completed"
+
+
+def test_a_data_folder_as_the_output_folder_is_refused_and_left_readable(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Accepted: its train.log then made a second 'train' split there, and no command read the data any more
+    data = tmp_path / "data"
+    shutil.copytree(Path(tiny_config.data.path or ""), data)
+    before = sorted(path.name for path in data.iterdir())
+    refused = rf"^{re.escape(str(data))}: holds data files \(train.jsonl, validation.jsonl\)"
+    with pytest.raises(InputError, match=refused):
+        train_model(tiny_config, dataset, data)
+    assert sorted(path.name for path in data.iterdir()) == before and len(load_dataset(data)["train"]) == 32
+    scripts = tmp_path / "scripts"  # a user's train.sh and train.yaml are no data
+    scripts.mkdir()
+    (scripts / "train.sh").write_text("training train\n")
+    (scripts / "train.yaml").write_text("backbone: tiny-bert\n")
+    RunFolder(scripts).check_path()
+    failed = tmp_path / "failed"  # what a run that failed in its set-up leaves: its own train.log is no data
+    failed.mkdir()
+    (failed / "train.log").write_text("error\n")
+    assert train_model(tiny_config, dataset, failed).metrics.status == "completed"
 
 
 def test_an_output_path_that_is_a_file_is_refused_before_training(

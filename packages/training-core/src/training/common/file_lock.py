@@ -9,9 +9,10 @@ from pathlib import Path
 
 
 @contextlib.contextmanager
-def file_lock(lock_file: Path | None) -> Iterator[None]:
+def file_lock(lock_file: Path | None, *, wait: bool = True) -> Iterator[None]:
     """Hold an exclusive lock on `lock_file` (flock: threads and processes of one host exclude each other); no lock
-    without a file, or on Windows (there, such writers are not serialised)."""
+    without a file, or on Windows (there, such writers are not serialised). Not `wait`: a `BlockingIOError` at once
+    where another holds it."""
     if lock_file is None or sys.platform == "win32":
         yield
         return
@@ -19,7 +20,7 @@ def file_lock(lock_file: Path | None) -> Iterator[None]:
 
     lock_file.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_file, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
+        fcntl.flock(handle, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
         try:
             yield
         finally:

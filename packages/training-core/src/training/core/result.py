@@ -60,4 +60,9 @@ def previous_run(
             f"schedule depend on the count: run it with {record.world_size}, choose another output folder, or start "
             "it over (resume=False; training train --restart, final --force)"
         )
+    if record.completed and record.best is not None and not (run.model / "config.json").is_file():  # reused: none
+        raise InputError(
+            f"{run.root}: holds a finished run whose model folder {run.model} is gone; start it over (resume=False; "
+            "training train --restart, final --force)"
+        )
     return TrainResult(run.root, record) if record.completed else None

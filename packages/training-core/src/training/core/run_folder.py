@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from training.common.atomic import atomic_write_text, check_folder, put_back_retired, staging_leftovers
 from training.common.errors import ConfigError, InputError
+from training.common.file_lock import file_lock
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
 from training.config.yaml_io import load_yaml_mapping
 from training.core.run_metrics import Precision, RunMetrics
 
 if TYPE_CHECKING:
+    from training.config.schema import ModelConfig
     from training.core.windowing import Windowing
 
 
@@ -52,6 +56,11 @@ class RunFolder:
         return self.root / "train.log"
 
     @property
+    def lock(self) -> Path:
+        """The file whose lock `writing` holds."""
+        return self.root / ".writer.lock"
+
+    @property
     def lineage(self) -> Path:
         return self.root / "lineage.json"
 
@@ -65,6 +74,43 @@ class RunFolder:
                 f"{self.model}: not a model folder (no config.json), and the run would replace it; choose another "
                 "output folder"
             )
+        ours = (self.config, self.metrics, self.log, self.lock, self.root / "job.json")  # a run's (a failed one too)
+        if self.root.is_dir() and not any(path.exists() for path in ours):
+            self._refuse_data()
+
+    def _refuse_data(self) -> None:
+        """Refuse a folder of data files (`train.jsonl`, ...) as a new run's: its `train.log` made a second `train`
+        split there, and no command read the data any more."""
+        from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES
+        from data.split_names import file_split
+
+        read = JSON_SUFFIXES | CONLL_SUFFIXES | CSV_SUFFIXES | {".parquet"}
+        files = [path for path in self.root.iterdir() if path.is_file() and path.suffix.lower() in read]
+        data = sorted(path.name for path in files if file_split(path))
+        if data:
+            raise InputError(
+                f"{self.root}: holds data files ({', '.join(data)}), where a run's files would mix with them; "
+                "choose another output folder"
+            )
+
+    @contextlib.contextmanager
+    def writing(self, main: bool = True) -> Iterator[None]:
+        """Hold the folder's writer lock for the span (`main`: the process that writes): a second training of the
+        folder (or a rerun while a killed launcher's runner still trains) interleaved its files with the first's."""
+        held = contextlib.ExitStack()
+        try:
+            if main:
+                self.root.mkdir(parents=True, exist_ok=True)
+                held.enter_context(file_lock(self.lock, wait=False))
+        except BlockingIOError:
+            raise InputError(
+                f"{self.root}: another training is writing this run folder now; let it finish (or stop it), or "
+                "choose another output folder"
+            ) from None
+        except OSError as error:  # a read-only folder (a finished run to reuse), or a file system without flock
+            logging.getLogger("training.core").debug("%s: not locked for writing (%s)", self.root, error)
+        with held:
+            yield
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)
@@ -75,12 +121,16 @@ class RunFolder:
             return None
         return validate(TrainingConfig, load_yaml_mapping(self.config), str(self.config))
 
-    def windowing(self, *, max_length: int | None = None, stride: int | None = None) -> Windowing:
-        """Window settings for this run's model: those given, else the run's config's, else `ModelConfig`'s."""
+    def windowing(
+        self, *, max_length: int | None = None, stride: int | None = None, saved: Windowing | None = None
+    ) -> Windowing:
+        """Window settings for this run's model: those given, else the run's config's, else `saved` (the model's own
+        record, `Windowing.read_from`: a model folder moved away from its run), else `ModelConfig`'s."""
         from training.core.windowing import Windowing
 
         config = self.read_config() if max_length is None or stride is None else None  # both given: no file read
-        return Windowing.of(config.model if config else None, max_length=max_length, stride=stride)
+        base: ModelConfig | Windowing | None = config.model if config else saved
+        return Windowing.of(base, max_length=max_length, stride=stride)
 
     def write_metrics(self, metrics: RunMetrics) -> None:
         atomic_write_text(self.metrics, metrics.model_dump_json(indent=2) + "\n")

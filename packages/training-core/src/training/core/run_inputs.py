@@ -47,6 +47,12 @@ def default_cache_dir() -> Path:
 
 def _labels(config: TrainingConfig, dataset: Dataset) -> tuple[str, ...]:
     if config.data.labels is None:
+        if not dataset.labels:  # was reported as an empty data.labels, which the config never set
+            where = f" ({config.data.path})" if config.data.path else ""
+            raise DataError(
+                f"the data{where} has no entities: every tag is O; label at least one entity, or list the entity "
+                "types in data.labels"
+            )
         return dataset.labels
     unknown = sorted(set(dataset.labels) - set(config.data.labels))
     if unknown:

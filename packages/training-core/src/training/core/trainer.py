@@ -56,12 +56,11 @@ def train_model(
 ) -> TrainResult:
     """Train on `dataset["train"]`, evaluate on its validation split, keep the best model in `output_dir/model`.
 
-    With `resume` (the default) an interrupted run in `output_dir` continues from its last checkpoint, and
-    a finished run of the same config and data is returned as it is; `resumable=False` writes no checkpoint (for a
-    run never resumed, like a sweep's trial). Launched by torchrun, every rank trains on its shard and evaluation
-    covers the whole validation split; only rank 0 writes. `backbone_folder`: as in `create_model_and_tokenizer`.
-    `precision_check`: `precision: auto`'s bf16 check made by an earlier run of the same model and data (a sweep's
-    trial; the same on every rank): a fresh run takes its decision instead of scoring its first evaluation in fp32.
+    `resume` (default): an interrupted run continues from its checkpoint, a finished one of the same config and data
+    is returned as it is; one another process writes is refused. `resumable=False`: no checkpoints (a sweep's trial).
+    Under torchrun each rank trains on its shard, evaluation covers the whole validation split, rank 0 writes.
+    `backbone_folder`: as in `create_model_and_tokenizer`. `precision_check`: `auto`'s bf16 check by an earlier run
+    of the same model and data (a trial's): a fresh run takes it instead of scoring its first evaluation in fp32.
     """
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
@@ -70,28 +69,29 @@ def train_model(
     inputs = run_inputs(config, dataset)
     run = RunFolder(Path(output_dir))
     run.check_path()
-    previous = previous_run(run, config, dataset, resume, ctx.world_size)
-    if previous is not None:
-        return previous
-    handler = run.attach_log(logger) if ctx.is_main else None
-    try:
-        return _Trainer(
-            config=config,
-            dataset=dataset,
-            run=run,
-            ctx=ctx,
-            inputs=inputs,
-            callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
-            cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
-            resume=resume,
-            resumable=resumable,
-            backbone_folder=backbone_folder,
-            known_check=precision_check,
-        ).fit()
-    finally:
-        if handler is not None:
-            logger.removeHandler(handler)
-            handler.close()
+    with run.writing(ctx.is_main):
+        previous = previous_run(run, config, dataset, resume, ctx.world_size)
+        if previous is not None:
+            return previous
+        handler = run.attach_log(logger) if ctx.is_main else None
+        try:
+            return _Trainer(
+                config=config,
+                dataset=dataset,
+                run=run,
+                ctx=ctx,
+                inputs=inputs,
+                callbacks=[*callbacks, *tracking_callbacks(config.tracking, run.root, ctx.is_main)],
+                cache_dir=Path(cache_dir) if cache_dir else default_cache_dir(),
+                resume=resume,
+                resumable=resumable,
+                backbone_folder=backbone_folder,
+                known_check=precision_check,
+            ).fit()
+        finally:
+            if handler is not None:
+                logger.removeHandler(handler)
+                handler.close()
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
