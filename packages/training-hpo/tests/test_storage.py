@@ -8,9 +8,10 @@ from pathlib import Path
 import optuna
 import pytest
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, InputError
 from training.hpo.storage import load_study, open_storage, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
+from training.hpo.sweep import resume_hpo_sweep
 
 
 @pytest.mark.parametrize("name", ["runs%202026", "why? not", "a#b [1] é"])
@@ -101,3 +102,20 @@ def test_a_new_journal_file_named_as_a_database_is_refused(tmp_path: Path) -> No
         storage_location("study.db", folder)
     assert storage_location("runs.journal", folder) == str(folder.root.resolve() / "runs.journal")
     assert not folder.root.exists()
+
+
+def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swept, tmp_path: Path) -> None:
+    """`hpo resume --study-dir A --storage <B's>` resumed B's study of the same name in A: it removed A's trial
+    models and wrote B's best trial into A's best_config.json; `hpo best` did the same."""
+    study, study_dir = swept
+    own = study_location(study_dir)[0]
+    assert load_study(study_dir, storage=own).study_name == study.study_name  # its own storage, named: fine
+    other = StudyFolder(tmp_path / "other")
+    location = storage_location(None, other)
+    optuna.create_study(study_name=study.study_name, storage=open_storage(location))
+    other.write_manifest(StudyManifest(study_name=study.study_name, storage=location, study_dir=str(other.root)))
+    refused = rf"^{other.root}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}"
+    with pytest.raises(InputError, match=refused):
+        load_study(other.root, storage=own)
+    with pytest.raises(InputError, match=refused):
+        resume_hpo_sweep(other.root, storage=own)

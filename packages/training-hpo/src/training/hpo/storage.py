@@ -173,7 +173,27 @@ def load_study(
 ) -> optuna.Study:
     """Open an existing study from its folder (its manifest names the storage), or from a storage URL and name."""
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
-    return open_study(name, open_storage(location), location)
+    study = open_study(name, open_storage(location), location)
+    if study_dir is not None and storage:
+        check_given_storage(StudyFolder(Path(study_dir)), study, location)
+    return study
+
+
+def check_given_storage(folder: StudyFolder, study: optuna.Study, location: str) -> None:
+    """Refuse a storage given beside a study folder whose study of that name was made for another folder: resumed or
+    read, it cleaned this folder's trial models and wrote the other study's best config here."""
+    from training.hpo.sweep_settings import SweepSettings
+
+    manifest = folder.read_manifest()
+    try:
+        made_for = SweepSettings.load(study, redact_url(location)).study_dir
+    except InputError:  # no sweep's study (or a newer release's): what reads it says so
+        return
+    if manifest.study_dir is not None and Path(made_for) != Path(manifest.study_dir):
+        raise InputError(
+            f"{folder.root}: storage {redact_url(location)!r} holds the study {study.study_name!r} of the study folder "
+            f"{made_for}, not this folder's: give the storage its study.json names ({manifest.storage!r}), or none"
+        )
 
 
 def check_own_study(folder: StudyFolder, name: str, location: str) -> None:

@@ -36,6 +36,7 @@ from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
+    check_given_storage,
     check_own_study,
     load_study,
     one_host_for_files,
@@ -194,6 +195,8 @@ def resume_hpo_sweep(
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     backend = open_storage(location)
     study = open_study(name, backend, location)
+    if study_dir is not None and storage:
+        check_given_storage(StudyFolder(Path(study_dir)), study, location)
     record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
         one_host_for_files(location, record.machine)
