@@ -136,6 +136,37 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     assert completed.returncode == 2 and refused in completed.stderr
 
 
+def test_evaluate_and_report_name_the_data_whose_entity_types_the_model_does_not_tag(
+    cli, trained_run: Path, tmp_path: Path
+) -> None:
+    # It named a document id the loader made up ('train-1'), not the file
+    data = tmp_path / "other.jsonl"
+    data.write_text('{"text": "Anna works at ACME", "annotations": [[14, 18, "ZZZ"]]}\n', encoding="utf-8")
+    for command in ("evaluate", "report"):
+        completed = cli(command, str(trained_run), "--data-path", str(data))
+        assert completed.returncode == 2 and len(completed.stderr.splitlines()) == 1, completed.stderr
+        assert completed.stderr.startswith(f"training {command}: error: {data}: has entity types ['ZZZ'] that the")
+
+
+def test_a_model_of_an_unfinished_run_is_used_with_a_note(
+    cli, trained_run: Path, config_dir: Path, tmp_path: Path
+) -> None:
+    # predict, evaluate, export and serve used the model of a run killed mid-way as if it had finished, silently
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    record = RunFolder(run).read_metrics()
+    assert record is not None
+    RunFolder(run).write_metrics(record.model_copy(update={"status": "running"}))
+    unfinished = f"note: {run} is an unfinished run (metrics.json: running); its model is the best so far\n"
+    predicted = cli("predict", str(run), "Anna works at Siemens")
+    assert predicted.returncode == 0 and predicted.stderr == unfinished, predicted.stderr
+    data = config_dir / "resumes" / "validation.jsonl"
+    evaluated = cli("evaluate", str(run), "--data-path", str(data))
+    assert evaluated.returncode == 0 and evaluated.stderr.startswith(unfinished), evaluated.stderr
+    finished = cli("predict", str(trained_run), "Anna works at Siemens")
+    assert finished.returncode == 0 and "unfinished" not in finished.stderr
+
+
 def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path, config_dir: Path) -> None:
     """A `dev` file is read as the validation split, so `--split dev` (or `Val`) names that split too."""
     data = config_dir / "resumes"
@@ -212,6 +243,39 @@ def test_evaluate_reads_json_data_with_a_conll_run_s_column_positions(cli, train
     evaluated = cli("evaluate", str(run), "--data-path", str(data), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["num_documents"] == 1
+
+
+def test_evaluate_and_report_take_the_data_s_columns_over_the_run_s(cli, trained_run: Path, tmp_path: Path) -> None:
+    """A GermEval-layout run (tokens: 1, tags: 2) could not evaluate a plain two-column file, nor any run a file of
+    another layout: the run's positions (or the defaults) were the only ones; `--columns` names the data's."""
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = RunFolder(run).read_config()
+    assert config is not None
+    RunFolder(run).write_config(
+        config.with_values({"data": {"format": "conll", "columns": {"tokens": 1, "tags": 2}}}).to_yaml()
+    )
+    plain = tmp_path / "plain.tsv"
+    plain.write_text("Anna\tB-PERSON\nworks\tO\n\nWarsaw\tB-LOCATION\n", encoding="utf-8")
+    refused = cli("evaluate", str(run), "--data-path", str(plain))
+    assert refused.returncode == 2 and "too few for data.columns (tokens at 1, tags at 2)" in refused.stderr
+    evaluated = cli("evaluate", str(run), "--data-path", str(plain), "--columns", "0,-1", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 2
+    indexed = tmp_path / "indexed.tsv"  # tags first, tokens last (the MIT Movie layout), read by the run of JSON lines
+    indexed.write_text("B-PERSON\tAnna\nO\tworks\n", encoding="utf-8")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(indexed), "--columns", "1,0", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["metrics"]["support"] == 1
+    named = tmp_path / "held.txt"  # header names only --columns knows: they tell the table from CoNLL too
+    named.write_text("Wort,Etikett\nAnna,B-PERSON\nworks,O\n", encoding="utf-8")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(named), "--columns", "Wort,Etikett", "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["metrics"]["support"] == 1
+    report = cli("report", str(run), "--data-path", str(plain), "--columns", "0,-1", "--output", str(tmp_path / "r"))
+    assert report.returncode == 0, report.stderr
+    wrong = cli("evaluate", str(run), "--data-path", str(plain), "--columns", "1")
+    assert wrong.returncode == 2 and "argument --columns: expected TOKENS,TAGS" in wrong.stderr
 
 
 def test_evaluate_reads_a_csv_table_with_a_json_run(cli, trained_run: Path, tmp_path: Path) -> None:

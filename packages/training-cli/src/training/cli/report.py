@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from training.cli.interactive_report import FRACTION, SCORES, confusion_counts, run_figures
+from training.cli.run_paths import DataOptions, run_dataset
 from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import InputError
 from training.common.optional import require
@@ -24,12 +25,11 @@ def write_run_report(
     run_dir: Path,
     out_dir: Path,
     data_path: str | None = None,
-    data_format: str | None = None,
-    data_encoding: str | None = None,
+    data_options: DataOptions | None = None,
 ) -> Path:
     """Write PNG plots, `index.html` and `interactive.html` for a training run folder; returns the `index.html` path.
-    With data (given, in `data_format` and `data_encoding` or the run's, or the run's own), also the confusion of
-    entity types."""
+    With data (given, read with `data_options` where given, else as the run read its own, or the run's own), also
+    the confusion of entity types."""
     record = RunFolder(run_dir).read_metrics()
     if record is None:
         raise InputError(f"{run_dir}: not a run folder (no metrics.json)")
@@ -46,10 +46,9 @@ def write_run_report(
         data_path = config.data.path
     confusion = None
     if model_dir.is_dir() and data_path:
-        from training.cli.run_paths import run_dataset
         from training.core import evaluate_model
 
-        dataset = run_dataset(model_dir, data_path, data_format, data_encoding)
+        dataset = run_dataset(model_dir, data_path, data_options or DataOptions())
         split = next((name for name in ("test", "validation", "train") if name in dataset), "train")
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)

@@ -3,13 +3,16 @@ it, and the predictor that runs a model (torch for a model folder, onnxruntime f
 
 from __future__ import annotations
 
+import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import DataError, InputError
+from training.common.errors import ConfigError, DataError, InputError
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
+    from training.config.schema import DataColumns
     from training.core.exported import OnnxPredictor
     from training.core.predictor import Predictor
 
@@ -24,6 +27,21 @@ def model_folder(path: Path) -> Path:
     if is_exported(path):  # predict and serve run one; scoring or exporting again needs the torch model
         raise InputError(f"{path}: an exported model folder; expected the run folder or model/ folder it came from")
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
+
+
+def note_unfinished(args: argparse.Namespace, folder: Path) -> None:
+    """A note (`output.note`) where the run that saved the model in `folder` has not finished: its `metrics.json`
+    says running (training still, or stopped mid-way), and its model is the best of the evaluations so far."""
+    from training.cli.output import note
+    from training.core.run_folder import RunFolder
+
+    run = RunFolder.of_model(folder)
+    try:
+        record = run.read_metrics()
+    except ConfigError:  # another tool's file, or a damaged one: the model itself is fine
+        return
+    if record is not None and not record.completed:
+        note(args, f"note: {run.root} is an unfinished run (metrics.json: running); its model is the best so far")
 
 
 def predictor_folder(path: Path, *, quantized: bool = False, precision: str | None = None) -> Path:
@@ -57,27 +75,56 @@ def load_predictor(
     return Predictor.from_folder(folder, batch_size=batch_size, precision=precision)  # windows: the run's config
 
 
-def run_dataset(
-    model_dir: Path, data_path: str, data_format: str | None = None, encoding: str | None = None
-) -> Dataset:
+@dataclass(frozen=True)
+class DataOptions:
+    """How to read the data given with `--data-path` (`--format`, `--encoding`, `--columns`): None, the run's."""
+
+    format: str | None = None
+    encoding: str | None = None
+    columns: DataColumns | None = None
+
+
+def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOptions()) -> Dataset:
     """The data at `data_path`, read with the run's data options (format, encoding, scheme, labels, columns) when
     known, as a refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it
-    contradicts the run's, and the run's columns it takes), in `data_format` and `encoding` when given."""
+    contradicts the run's, and the run's columns it takes), in those of `options` that are given; an error naming
+    `data_path` where it has entity types the model does not tag."""
+    dataset = _read_dataset(model_dir, data_path, options)
+    from transformers import AutoConfig
+
+    from data.schemes import declared_types
+    from training.core.model import model_tag_names
+
+    types = declared_types(model_tag_names(AutoConfig.from_pretrained(model_dir), f"{model_dir}/config.json"))
+    unknown = sorted(set(dataset.labels) - set(types))
+    if unknown:
+        told = f"{data_path}: has entity types {unknown} that the model does not tag"
+        raise DataError(f"{told} (its types: {list(types)})")
+    return dataset
+
+
+def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Dataset:
+    from data.columns import Columns
     from data.text_files import EncodingError
     from training.core.run_folder import RunFolder
 
     config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
-        own = config.data if encoding is None else config.data.model_copy(update={"encoding": encoding})
-        data = own.for_data(data_path, format=data_format)  # a format given is kept, the content not read
+        given = {"encoding": options.encoding, "columns": options.columns}  # the columns tell a CSV header too
+        own = config.data.model_copy(update={key: value for key, value in given.items() if value is not None})
+        data = own.for_data(data_path, format=options.format)  # a format given is kept, the content not read
+        if options.columns is not None:  # the user's own, kept: refused where the data takes no such columns
+            data = data.model_copy(update={"columns": options.columns})
         try:
-            return data.load(inherited=True)
+            return data.load(inherited=options.columns is None)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
-            told = data_format or data.format != config.data.format or data.format == "auto"
+            told = options.format or data.format != config.data.format or data.format == "auto"
             if told or isinstance(error, EncodingError):  # no format reads text of another encoding
                 raise
             hint = f"read as {data.format}, the run's data.format; --format auto detects it"
             raise DataError(f"{error} ({hint})") from error
     from data.loaders import load_dataset
 
-    return load_dataset(data_path, format=data_format or "auto", encoding=encoding or "utf-8")
+    columns = Columns(**dict(options.columns)) if options.columns is not None else None
+    read = {"format": options.format or "auto", "encoding": options.encoding or "utf-8", "columns": columns}
+    return load_dataset(data_path, **read)

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING, get_args
 
 from data.formats import FORMATS
 from data.text_files import ENCODINGS, is_text_encoding
+from training.cli.run_paths import DataOptions
 from training.common.errors import InputError
-from training.config.schema import PrecisionChoice
+from training.config.schema import DataColumns, PrecisionChoice
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -68,13 +69,33 @@ def add_config_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_data_options(parser: argparse.ArgumentParser) -> None:
-    """`--format` and `--encoding` of the data given with `--data-path`, which need not be in the run's."""
+    """`--format`, `--encoding` and `--columns` of the data given with `--data-path`, which need not be the run's."""
     parser.add_argument(
         "--format", choices=("auto", *FORMATS), help="format of --data-path (default: the run's; auto: detected)"
     )
     parser.add_argument(
         "--encoding", type=_encoding, help="text encoding of --data-path's files (default: the run's data.encoding)"
     )
+    parser.add_argument(
+        "--columns",
+        type=_columns,
+        metavar="TOKENS,TAGS",
+        help="the words' and tags' columns of --data-path: CoNLL positions (1,2; 0 first, -1 last) or header names "
+        "(Word,Tag) (default: the run's data.columns where that data takes them)",
+    )
+
+
+def data_options(args: argparse.Namespace) -> DataOptions:
+    """What `add_data_options` read."""
+    return DataOptions(args.format, args.encoding, args.columns)
+
+
+def _columns(text: str) -> DataColumns:
+    parts = [part.strip() for part in text.split(",")]
+    if len(parts) != 2 or not all(parts) or any(part.startswith("--") for part in parts):
+        raise argparse.ArgumentTypeError(f"expected TOKENS,TAGS (positions: 1,2; names: Word,Tag), got {text!r}")
+    tokens, tags = (int(part) if part.removeprefix("-").isdigit() else part for part in parts)
+    return DataColumns(tokens=tokens, tags=tags)
 
 
 def _encoding(name: str) -> str:

@@ -7,9 +7,15 @@ import json
 import os
 from pathlib import Path
 
-from training.cli.commands.common import add_data_options, add_precision_option, check_replaceable, positive_int
+from training.cli.commands.common import (
+    add_data_options,
+    add_precision_option,
+    check_replaceable,
+    data_options,
+    positive_int,
+)
 from training.cli.output import add_output_options, note, print_evaluation, print_json
-from training.cli.run_paths import model_folder, run_dataset
+from training.cli.run_paths import model_folder, note_unfinished, run_dataset
 from training.common.atomic import atomic_write_json
 
 
@@ -33,7 +39,8 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_replaceable(args.output, _is_evaluation, "an evaluation record")
     model_dir = model_folder(args.model)
-    dataset = run_dataset(model_dir, args.data_path, args.format, args.encoding)
+    note_unfinished(args, model_dir)
+    dataset = run_dataset(model_dir, args.data_path, data_options(args))
     split = chosen_split(dataset, args.data_path, args.split, "test")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size, precision=args.precision)
     record = {

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from training.cli.output import print_json, print_table
-from training.cli.run_paths import model_folder
+from training.cli.run_paths import model_folder, note_unfinished
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,6 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from training.common.optional import require
 
     model_dir = model_folder(args.model)
+    note_unfinished(args, model_dir)
     require("onnxruntime", "training export")
     from training.core.export import export_onnx
 

@@ -12,7 +12,7 @@ from data.formats import HALF_SURROGATE, LINE_BREAK
 from data.text_files import decode_text, read_text
 from training.cli.commands.common import add_precision_option, positive_int
 from training.cli.output import print_table
-from training.cli.run_paths import load_predictor, predictor_folder
+from training.cli.run_paths import load_predictor, note_unfinished, predictor_folder
 from training.common.errors import InputError
 
 
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
             hint = ""
         raise InputError(f"{args.model}: no such model folder{hint}")
     folder = predictor_folder(args.model, quantized=args.quantized, precision=args.precision)
+    note_unfinished(args, folder)
     texts = _texts(args)
     predictor = load_predictor(folder, args.batch_size, quantized=args.quantized, precision=args.precision)
     results = predictor(texts)

@@ -7,7 +7,7 @@ import os
 from importlib.metadata import entry_points
 from pathlib import Path
 
-from training.cli.commands.common import add_data_options
+from training.cli.commands.common import add_data_options, data_options
 from training.cli.output import print_json
 from training.common.errors import InputError
 
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if (args.folder / "metrics.json").is_file():
         from training.cli.report import write_run_report
 
-        page = write_run_report(args.folder, out_dir, args.data_path, args.format, args.encoding)
+        page = write_run_report(args.folder, out_dir, args.data_path, data_options(args))
     else:
         page = _plugin_report(args.folder, out_dir)
     if args.json:

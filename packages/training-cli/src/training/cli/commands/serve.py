@@ -11,7 +11,7 @@ from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from training.cli.commands.common import add_precision_option, positive_int
-from training.cli.run_paths import predictor_folder
+from training.cli.run_paths import note_unfinished, predictor_folder
 from training.common.optional import require
 
 
@@ -37,6 +37,7 @@ def run(args: argparse.Namespace) -> int:
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected a port 0-65535")
     model_dir = predictor_folder(args.model, quantized=args.quantized, precision=args.precision).resolve()
+    note_unfinished(args, model_dir)
     family = socket.AF_INET6 if ":" in args.host else socket.AF_INET  # as uvicorn chooses it
     try:  # before the model loads: uvicorn would load it, then log the error and exit 3
         socket.create_server((args.host, args.port), family=family).close()
