@@ -8,6 +8,7 @@ linear schedule and warmup steps, weight decay (not on biases and LayerNorm), gr
 - `train_model`: the whole call with the library's defaults for everything the workload does not set (so
   `precision: auto`: bf16 where the CPU computes it natively, else fp32); it also evaluates on the validation
   split after every epoch, keeps the best model folder and writes checkpoints.
+- `train_model, fp32` (only when named in `--contenders`): the same with `precision: fp32`.
 - `Trainer, best settings`: `AutoModelForTokenClassification` with `DataCollatorForTokenClassification` over a
   torch `Dataset` of the windows `encode_documents` made, length-grouped sampling, fused AdamW, and `bf16=True`
   where the CPU computes bf16 natively (the probe `precision: auto` uses; `--best-precision` overrides it); its
@@ -50,7 +51,7 @@ from typing import Any
 
 import torch
 import transformers
-from core_contenders import CONTENDERS, runners
+from core_contenders import CONTENDERS, OPTIONAL, runners
 from core_profile import profile_steps
 from core_workload import BACKBONES, Measurement, Workload, build_workload, fresh_model, hugging_face_model
 
@@ -126,7 +127,7 @@ def in_round_ratios(
 
 def summarise(measurements: Sequence[Measurement], facts: dict[str, Any]) -> dict[str, Any]:
     table = {}
-    names = [name for name in CONTENDERS if any(item.contender == name for item in measurements)]
+    names = [name for name in CONTENDERS + OPTIONAL if any(item.contender == name for item in measurements)]
     for name in names:
         mine = [item for item in measurements if item.contender == name]
         table[name] = {
@@ -228,10 +229,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--contenders",
         nargs="+",
-        choices=CONTENDERS,
+        choices=CONTENDERS + OPTIONAL,
         default=list(CONTENDERS),
         metavar="NAME",
-        help=f"contenders to run (default all: {', '.join(CONTENDERS)})",
+        help=f"contenders to run (default: {', '.join(CONTENDERS)}; also {', '.join(OPTIONAL)})",
     )
     parser.add_argument(
         "--best-precision",

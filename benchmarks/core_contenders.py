@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from training.core.precision import native_bf16
 from training.core.trainer import train_model
 
 CONTENDERS = ("train_model", "Trainer, best settings", "Trainer", "Trainer, defaults", "bare loop")
+# Run only when named: `train_model` with `precision: fp32`, against which its defaults' precision is weighed.
+OPTIONAL = ("train_model, fp32",)
 
 
 def run_train_model(workload: Workload, round_number: int, scratch: Path) -> Measurement:
@@ -207,8 +210,15 @@ def runners(best_precision: str) -> dict[str, Callable[[Workload, int, Path], Me
         measured.contender = "Trainer, best settings"
         return measured
 
+    def fp32(workload: Workload, round_number: int, scratch: Path) -> Measurement:
+        fp32_workload = replace(workload, config=workload.config.with_values({"training.precision": "fp32"}))
+        measured = run_train_model(fp32_workload, round_number, scratch)
+        measured.contender = "train_model, fp32"
+        return measured
+
     return {
         "train_model": run_train_model,
+        "train_model, fp32": fp32,
         "Trainer, best settings": best,
         "Trainer": run_trainer,
         "Trainer, defaults": lambda workload, round_number, scratch: run_trainer(

@@ -29,8 +29,9 @@ def profile_steps(workload: Workload, steps: int, rows: int = 12) -> None:
     model, tokenizer = fresh_model(workload)
     batches = our_batches(workload, 0)
     order = [batches[number % len(batches)] for number in range(WARMUP_STEPS + 2 * steps)]
-    run = optimization.Optimization.build(model, params, ctx, len(order))
-    collator = Collator(tokenizer.pad_token_id or 0)
+    padding = tokenizer.pad_token_id or 0
+    run = optimization.Optimization.build(model, params, ctx, len(order), workload.windows, padding)
+    collator = Collator(padding)
     model.train()
 
     def step(indices: list[int], seconds: dict[str, float]) -> None:
@@ -66,7 +67,7 @@ def profile_steps(workload: Workload, steps: int, rows: int = 12) -> None:
     backward_share = sum(e.cpu_time_total for e in events if e.key.startswith(_BACKWARD)) / 1e6
     backward_share = min(1.0, backward_share / profiled["forward + backward"])
     total = sum(wall.values())
-    print(f"\nprofile: {steps} train_model steps of batch {params.batch_size} in {run.precision}, {total:.2f} s")
+    print(f"\nprofile: {steps} train_model steps of batch {params.batch_size}, {run.summary}: {total:.2f} s")
     for name, value in wall.items():
         print(f"  {name:<36} {1000 * value / steps:8.1f} ms/step  {100 * value / total:5.1f}%")
     print(f"  backward's share of forward + backward (profiled): {100 * backward_share:.0f}%")
