@@ -119,3 +119,23 @@ def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swe
         load_study(other.root, storage=own)
     with pytest.raises(InputError, match=refused):
         resume_hpo_sweep(other.root, storage=own)
+
+
+@pytest.mark.parametrize("given", ["notaurl", "gone.journal", "sqlite:///{tmp}/gone.db"])
+def test_a_storage_file_that_does_not_exist_is_named_not_created(tmp_path: Path, given: str) -> None:
+    # `hpo resume --storage notaurl` and `hpo best --storage sqlite:///typo.db` said the storage "holds no study" and
+    # left an empty journal file or database behind, which the next try then opened as if it were the study's.
+    storage = given.replace("{tmp}", str(tmp_path))
+    folder = StudyFolder(tmp_path / "study")
+    location = storage_location(None, folder)
+    optuna.create_study(study_name="s", storage=open_storage(location))
+    folder.write_manifest(StudyManifest(study_name="s", storage=location, study_dir=str(folder.root)))
+    before = sorted(path.name for path in tmp_path.rglob("*"))
+    named = r"^storage '[^']*(notaurl|gone\.journal|gone\.db)': no such file, so no study 's' in it$"
+    with pytest.raises(InputError, match=named):
+        load_study(folder.root, storage=storage)
+    with pytest.raises(InputError, match=r"': no such file, so no study 's' in it$"):
+        resume_hpo_sweep(folder.root, storage=storage)
+    with pytest.raises(InputError, match=r"': no such file, so no study 'x' in it$"):
+        load_study(storage=str(tmp_path / "gone.journal"), study_name="x")
+    assert sorted(path.name for path in tmp_path.rglob("*")) == before

@@ -172,14 +172,36 @@ def load_study(
     study_dir: str | Path | None = None, *, storage: str | None = None, study_name: str | None = None
 ) -> optuna.Study:
     """Open an existing study from its folder (its manifest names the storage), or from a storage URL and name."""
+    return existing_study(study_dir, storage=storage, study_name=study_name)[1]
+
+
+def existing_study(
+    study_dir: str | Path | None = None, *, storage: str | None = None, study_name: str | None = None
+) -> tuple[str, optuna.Study]:
+    """`load_study` with its storage location. A storage file that does not exist is refused, not created empty; a
+    storage given beside a study folder must hold the study made for that folder."""
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
+    file = _storage_file(location)
+    if file is not None and not file.is_file():
+        raise InputError(f"storage {redact_url(location)!r}: no such file, so no study {name!r} in it")
     study = open_study(name, open_storage(location), location)
     if study_dir is not None and storage:
-        check_given_storage(StudyFolder(Path(study_dir)), study, location)
-    return study
+        _check_given_storage(StudyFolder(Path(study_dir)), study, location)
+    return location, study
 
 
-def check_given_storage(folder: StudyFolder, study: optuna.Study, location: str) -> None:
+def _storage_file(location: str) -> Path | None:
+    """The file a journal or SQLite storage is kept in (None for a server's database or SQLite in memory)."""
+    if "://" not in location:
+        return Path(location)
+    try:
+        database = make_url(location).database if location.startswith("sqlite:") else None
+    except ArgumentError:  # open_storage says what is wrong with it
+        return None
+    return Path(database) if database and database != ":memory:" else None
+
+
+def _check_given_storage(folder: StudyFolder, study: optuna.Study, location: str) -> None:
     """Refuse a storage given beside a study folder whose study of that name was made for another folder: resumed or
     read, it cleaned this folder's trial models and wrote the other study's best config here."""
     from training.hpo.sweep_settings import SweepSettings

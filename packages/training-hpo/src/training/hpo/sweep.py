@@ -36,14 +36,13 @@ from training.hpo.processes import Isolation, start_trial_processes
 from training.hpo.recovery import machine_name
 from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
-    check_given_storage,
     check_own_study,
+    existing_study,
     load_study,
     one_host_for_files,
     open_storage,
     open_study,
     storage_location,
-    study_location,
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import NewerRecordError, SweepSettings
@@ -192,11 +191,7 @@ def resume_hpo_sweep(
         Dataset.check(dataset)
     if isinstance(gpus, str):  # gpus="0,1" would be read letter by letter
         gpus = parse_gpus(gpus, "gpus")
-    location, name = study_location(study_dir, storage=storage, study_name=study_name)
-    backend = open_storage(location)
-    study = open_study(name, backend, location)
-    if study_dir is not None and storage:
-        check_given_storage(StudyFolder(Path(study_dir)), study, location)
+    location, study = existing_study(study_dir, storage=storage, study_name=study_name)
     record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
         one_host_for_files(location, record.machine)
