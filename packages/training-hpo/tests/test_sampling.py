@@ -10,9 +10,11 @@ from typing import Any
 
 import optuna
 import pytest
+from optuna.trial import TrialState
 
 from training.config import HPOConfig
 from training.hpo import create_search_space
+from training.hpo.recovery import requeue
 from training.hpo.sampling import sampler
 
 SPACE = {
@@ -92,3 +94,28 @@ def test_a_grid_sweep_visits_every_point_once(seed: int) -> None:
     assert sorted(tuple(trial.params.values()) for trial in study.trials) == sorted(
         (rate, size) for rate in (1e-5, 1e-4) for size in (4, 8, 16, 32)
     )
+
+
+@pytest.mark.parametrize("kind", ["tpe", "random"])
+def test_a_sweep_resumed_after_an_interruption_draws_the_trials_of_one_run_through(kind: str) -> None:
+    """An interrupted trial's re-run took the next number, and every later trial drew with the seed of a number one
+    further on: the resumed sweep tried other parameters than the same sweep run without the interruption."""
+    hpo = HPOConfig.model_validate({"name": "s", "sampler": {"type": kind, "seed": 7}, "search_space": SPACE})
+    space = create_search_space(hpo)
+
+    def objective(trial: optuna.Trial) -> float:
+        params = space.suggest(trial)
+        return sum(float(value) for value in params.values())
+
+    through = optuna.create_study(sampler=sampler(hpo, space))
+    through.optimize(objective, n_trials=14)  # TPE's own draws start after its 10 random ones
+    resumed = optuna.create_study(sampler=sampler(hpo, space))
+    resumed.optimize(objective, n_trials=11)
+    cut = resumed.ask()
+    space.suggest(cut)
+    resumed.tell(cut, state=TrialState.FAIL)
+    requeue(resumed, resumed.trials[cut.number])
+    resumed.optimize(objective, n_trials=3)
+    completed = [trial.params for trial in resumed.trials if trial.state == TrialState.COMPLETE]
+    assert len({tuple(params.values()) for params in completed}) > 10
+    assert completed == [trial.params for trial in through.trials]

@@ -78,6 +78,11 @@ def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
         logger.warning("trial %d was interrupted; it is marked failed", trial.number)
 
 
+def is_rerun(trial: FrozenTrial) -> bool:
+    """Whether `trial` re-runs an interrupted one: queued by `requeue` or by Optuna's heartbeat."""
+    return TrialRecord.of(trial).retry_of is not None or "failed_trial" in trial.system_attrs
+
+
 def interrupted(trial: FrozenTrial) -> bool:
     """Whether `trial` is RUNNING in storage though its process died on this host (or never recorded an owner)."""
     if trial.state != TrialState.RUNNING:

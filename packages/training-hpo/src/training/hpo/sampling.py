@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial, TrialState
 from training.common.cores import usable_cores
 from training.common.fingerprint import fingerprint
 from training.config.hpo_schema import HPOConfig
+from training.hpo.recovery import is_rerun
 from training.hpo.search_space import SearchSpace
 
 
@@ -25,38 +26,41 @@ def trial_threads(parallel: int) -> int | None:
 
 
 class TrialSeededSampler(BaseSampler):
-    """Draws trial n with a sampler of its own seeded by (seed, n): a rerun of a sweep draws the same trials, and
-    processes sharing a study draw apart, whatever they saw when they started (storage numbers each trial once)."""
+    """Draws the n-th new trial (re-runs of interrupted ones not counted) with a sampler of its own seeded by
+    (seed, n): a rerun of a sweep draws the same trials, a resumed one too, and processes sharing a study draw apart,
+    whatever they saw when they started (storage numbers each trial once)."""
 
     def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
         self._make, self._seed = make, seed
         self._samplers: dict[int, BaseSampler] = {}  # of the trials running in this process (threads: one each)
 
-    def _of(self, trial: FrozenTrial) -> BaseSampler:
+    def _of(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
         if trial.number not in self._samplers:
-            self._samplers[trial.number] = self._make(int(fingerprint([self._seed, trial.number])[:8], 16))
+            reruns = sum(is_rerun(other) for other in study.get_trials(deepcopy=False) if other.number < trial.number)
+            draw = trial.number - reruns
+            self._samplers[trial.number] = self._make(int(fingerprint([self._seed, draw])[:8], 16))
         return self._samplers[trial.number]
 
     def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
-        self._of(trial).before_trial(study, trial)
+        self._of(study, trial).before_trial(study, trial)
 
     def infer_relative_search_space(self, study: optuna.Study, trial: FrozenTrial) -> dict[str, BaseDistribution]:
-        return self._of(trial).infer_relative_search_space(study, trial)
+        return self._of(study, trial).infer_relative_search_space(study, trial)
 
     def sample_relative(
         self, study: optuna.Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        return self._of(trial).sample_relative(study, trial, search_space)
+        return self._of(study, trial).sample_relative(study, trial, search_space)
 
     def sample_independent(
         self, study: optuna.Study, trial: FrozenTrial, param_name: str, param_distribution: BaseDistribution
     ) -> Any:
-        return self._of(trial).sample_independent(study, trial, param_name, param_distribution)
+        return self._of(study, trial).sample_independent(study, trial, param_name, param_distribution)
 
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
-        self._of(trial).after_trial(study, trial, state, values)
+        self._of(study, trial).after_trial(study, trial, state, values)
         del self._samplers[trial.number]
 
 
