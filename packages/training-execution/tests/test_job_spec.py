@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 
 from data.loaders import load_dataset
-from training.common.errors import ConfigError, DataError
+from training.common.errors import ConfigError, DataError, InputError
 from training.config import AzureConfig, StudyRef, TrainingConfig
+from training.core.run_folder import RunFolder
 from training.execution.job_spec import DataPlan, JobSpec, Resources
 
 
@@ -51,6 +53,20 @@ def test_a_format_1_job_file_still_loads(tiny_config: TrainingConfig, tmp_path: 
     old["study"]["other_data"] = old.pop("other_data")
     (tmp_path / "job.json").write_text(json.dumps(old | {"format": 1}))
     assert JobSpec.load(tmp_path / "job.json") == spec
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows: there the folder is not locked")
+def test_a_job_is_not_written_into_a_folder_another_training_writes(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    # The runner's training refused the folder, but `final` had already replaced the running job's job.json (a
+    # forced job's, or one started before the first wrote anything else): the run no longer named its own job.
+    running = make_spec(tiny_config, tmp_path)
+    written = running.save_to_output().read_text()
+    other = make_spec(tiny_config, tmp_path, job_id="final-other", resume=False)
+    with RunFolder(tmp_path / "run").writing():
+        with pytest.raises(InputError, match=r"/run: another training is writing this run folder now"):
+            other.save_to_output()
+    assert (tmp_path / "run" / "job.json").read_text() == written
+    assert JobSpec.load(other.save_to_output()).job_id == "final-other"
 
 
 def test_the_job_id_names_the_content(tiny_config: TrainingConfig) -> None:

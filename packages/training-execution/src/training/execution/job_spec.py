@@ -105,9 +105,15 @@ class JobSpec(Section):
         """Write the spec as `job.json` in its output folder; a resuming job never overwrites the record of another job
         that began training there (one that failed before, as on a mistyped data path, left nothing else)."""
         target = Path(self.output_dir) / JOB_FILE
+        run = RunFolder(Path(self.output_dir))
+        with run.writing():  # a folder that another job trains in now keeps its job.json
+            self._check_output(target, run)
+            return self.save(target)
+
+    def _check_output(self, target: Path, run: RunFolder) -> None:
+        """Refuse an output folder that holds another job's run, or this job's run on another process count."""
         if self.resume and target.is_file():
             existing = JobSpec.load(target)
-            run = RunFolder(Path(self.output_dir))
             began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)
             if existing.job_id != self.job_id and any(path.exists() for path in began):
                 raise InputError(
@@ -122,7 +128,6 @@ class JobSpec(Section):
                     f"its batches and schedule depend on the count: run it with {ran}, choose another output folder, "
                     "or train over it (force=True, --force)"
                 )
-        return self.save(target)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
