@@ -56,15 +56,17 @@ def test_a_format_1_job_file_still_loads(tiny_config: TrainingConfig, tmp_path: 
 
 
 @pytest.mark.skipif(sys.platform == "win32", reason="no flock on Windows: there the folder is not locked")
-def test_a_job_is_not_written_into_a_folder_another_training_writes(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+def test_a_job_is_not_written_into_a_folder_another_training_writes(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
     # The runner's training refused the folder, but `final` had already replaced the running job's job.json (a
     # forced job's, or one started before the first wrote anything else): the run no longer named its own job.
     running = make_spec(tiny_config, tmp_path)
     written = running.save_to_output().read_text()
     other = make_spec(tiny_config, tmp_path, job_id="final-other", resume=False)
-    with RunFolder(tmp_path / "run").writing():
-        with pytest.raises(InputError, match=r"/run: another training is writing this run folder now"):
-            other.save_to_output()
+    refused = r"/run: another training is writing this run folder now"
+    with RunFolder(tmp_path / "run").writing(), pytest.raises(InputError, match=refused):
+        other.save_to_output()
     assert (tmp_path / "run" / "job.json").read_text() == written
     assert JobSpec.load(other.save_to_output()).job_id == "final-other"
 
