@@ -110,11 +110,8 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
 
     config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
-        given = {"encoding": options.encoding, "columns": options.columns}  # the columns tell a CSV header too
-        own = config.data.model_copy(update={key: value for key, value in given.items() if value is not None})
-        data = own.for_data(data_path, format=options.format)  # a format given is kept, the content not read
-        if options.columns is not None:  # the user's own, kept: refused where the data takes no such columns
-            data = data.model_copy(update={"columns": options.columns})
+        own = config.data if options.encoding is None else config.data.model_copy(update={"encoding": options.encoding})
+        data = own.for_data(data_path, format=options.format, columns=options.columns)  # a format given is kept
         try:
             return data.load(inherited=options.columns is None)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose

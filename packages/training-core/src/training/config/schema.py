@@ -155,15 +155,20 @@ class DataConfig(Section):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         return self
 
-    def for_data(self, path: str, *, other_data: bool = True, format: str | None = None) -> DataConfig:
-        """This section reading the data at `path` (a refit's, an evaluation's), the columns that data does not take
-        reset, in `format` where one is given, else as `own_format` reads it (`other_data` or the sweep's own)."""
+    def for_data(
+        self, path: str, *, other_data: bool = True, format: str | None = None, columns: DataColumns | None = None
+    ) -> DataConfig:
+        """This section reading the data at `path` (a refit's, an evaluation's), in `format` where one is given, else
+        as `own_format` reads it (`other_data` or the sweep's own); with `columns`, the data's own, given by the user
+        (kept: refused where that data takes no such columns), else this section's that the data takes."""
         from data.columns import Columns
         from data.loaders import columns_taken
         from data.sniffing import own_format
 
-        columns = Columns(**dict(self.columns), inherited=True)
-        format = format or own_format(path, self.format, columns, other_data, self.encoding)
+        sniffed = Columns(**dict(columns or self.columns), inherited=columns is None)
+        format = format or own_format(path, self.format, sniffed, other_data, self.encoding)
+        if columns is not None:
+            return self.model_copy(update={"path": path, "format": format, "columns": columns})
         positions, names = columns_taken(path, format)
         kept = {key: value for key, value in self.columns if (positions if isinstance(value, int) else names)}
         return self.model_copy(update={"path": path, "format": format, "columns": DataColumns(**kept)})
