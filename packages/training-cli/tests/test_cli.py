@@ -724,6 +724,7 @@ def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(traine
         ("--seed", "-1", "from 0 to 4294967295"),
         ("--seed", "4294967296", "from 0 to 4294967295"),
         ("--trials", "0", "of at least 1"),
+        ("--documents", "3", "of at least 10"),  # the sweep refused it, after the corpus and configs were written
     ],
 )
 def test_demo_refuses_sizes_and_seeds_it_cannot_use_as_usage_errors(
