@@ -116,6 +116,20 @@ def test_missing_entity_types_are_a_config_error(tiny_config):
         create_model_and_tokenizer(tiny_config, labels=[])
 
 
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["PER", "PER"], r"labels must be unique, got \['PER', 'PER'\]"),  # ids 1 and 2 could never be predicted
+        (["B-PER", "I-PER"], r"labels: 'B-PER' is a tag, not an entity type"),  # tags 'B-B-PER'
+        ([1, 2], r"labels: 1 is not a name; expected entity types such as 'PER'"),  # tags 'B-1'
+        (5, r"labels: expected a list of entity types, got int 5"),
+    ],
+)
+def test_labels_given_to_create_the_model_are_checked_as_the_config_s_are(tiny_config, labels, expected):
+    with pytest.raises(ConfigError, match=f"^{expected}"):
+        create_model_and_tokenizer(tiny_config, labels=labels)
+
+
 def test_dropout_from_the_config_reaches_the_layers(tiny_config):
     model, _ = create_model_and_tokenizer(with_model(tiny_config, dropout=0.3))
 

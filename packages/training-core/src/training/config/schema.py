@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import (
@@ -86,6 +86,27 @@ class DataColumns(Section):
     tags: str | Int | None = Field(default=None, description="default: ner_tags, tags or labels; CoNLL: -1")
 
 
+def check_entity_types(labels: Sequence[str]) -> None:
+    """Raise a `ValueError` unless `labels` are distinct entity type names (`PER`), not tags (`B-PER`, `O`)."""
+    if not labels:
+        raise ValueError("labels is empty; list the entity types (PER, ORG, ...) or leave it unset for the data's")
+    for label in labels:
+        if not isinstance(label, str):  # a config's are strings by its schema; an API caller's may not be
+            raise ValueError(f"labels: {label!r} is not a name; expected entity types such as 'PER'")
+        if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
+            raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
+        if "|" in label:  # as in the data's tags and span labels: '|' joins the types of nested entities
+            raise ValueError(f"labels: {label!r} has '|', which joins types and no type holds; name one type")
+    # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags (in either case, as the
+    # data's tags are read: 'o', 'b-per').
+    outside = [label for label in labels if label in ("O", "o")]
+    if outside or all(re.match("[BIESLUM]-.", label, re.IGNORECASE) for label in labels):
+        tag = outside[0] if outside else labels[0]
+        raise ValueError(f"labels: {tag!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"labels must be unique, got {list(labels)}")
+
+
 class DataConfig(Section):
     """`data/<name>.yaml`: where the data is, its format, entity schema and hold-out policy."""
 
@@ -136,23 +157,8 @@ class DataConfig(Section):
 
     @model_validator(mode="after")
     def _labels_are_types(self) -> DataConfig:
-        if self.labels is None:
-            return self
-        if not self.labels:
-            raise ValueError("labels is empty; list the entity types (PER, ORG, ...) or leave it unset for the data's")
-        for label in self.labels:
-            if not label or label != label.strip():  # as the data's own labels: 'PER ' would be a type of its own
-                raise ValueError(f"labels: {label!r} must be a non-empty name without outer whitespace")
-            if "|" in label:  # as in the data's tags and span labels: '|' joins the types of nested entities
-                raise ValueError(f"labels: {label!r} has '|', which joins types and no type holds; name one type")
-        # 'E-MAIL' alone may be a type; 'O', or nothing but prefixed names, is a list of tags (in either case, as the
-        # data's tags are read: 'o', 'b-per').
-        outside = [label for label in self.labels if label in ("O", "o")]
-        if outside or all(re.match("[BIESLUM]-.", label, re.IGNORECASE) for label in self.labels):
-            tag = outside[0] if outside else self.labels[0]
-            raise ValueError(f"labels: {tag!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'")
-        if len(set(self.labels)) != len(self.labels):
-            raise ValueError(f"labels must be unique, got {list(self.labels)}")
+        if self.labels is not None:
+            check_entity_types(self.labels)
         return self
 
     def for_data(

@@ -23,7 +23,7 @@ from data.documents import iob2_tag_names
 from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, expect_instance, first_line
 from training.common.quiet import QuietLibrary
-from training.config.schema import ModelConfig, TrainingConfig
+from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone
 from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
@@ -228,6 +228,8 @@ def _tag_names(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[st
     TrainingConfig.check(config)
     if isinstance(labels, str):
         raise ConfigError(f"labels: expected a list of entity types, got the string {labels!r}")
+    if labels is not None and not isinstance(labels, (list, tuple)):
+        raise ConfigError(f"labels: expected a list of entity types, got {type(labels).__name__} {labels!r:.60}")
     chosen = labels if labels is not None else config.data.labels
     if chosen is None:
         raise ConfigError(
@@ -236,6 +238,11 @@ def _tag_names(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[st
         )
     if not chosen:
         raise ConfigError("data.labels: empty; expected at least one entity type such as PER")
+    if labels is not None:  # the config's were checked when it was made
+        try:
+            check_entity_types(tuple(labels))
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
     return iob2_tag_names(tuple(chosen))
 
 
