@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from data.documents import Document
-from training.common.errors import InputError
+from training.common.errors import ConfigError, InputError
 from training.core.evaluator import EvaluationResult, evaluate_model
 from training.core.features import Collator, encode_documents
 from training.core.model import save_model
+from training.core.predictor import Predictor
+from training.core.windowing import Windowing
 
 TAGS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC")
 RATIOS = ("entity_precision", "entity_recall", "entity_f1", "macro_precision", "macro_recall", "macro_f1")
@@ -93,6 +95,25 @@ def test_a_saved_model_folder_evaluates_like_the_model_in_memory(trained, ner_do
     assert from_folder == evaluate_model(model, tokenizer, ner_documents[:10])
     assert json.loads(json.dumps(from_folder.to_dict())) == from_folder.to_dict()
     assert set(from_folder.to_dict()) == {"metrics", "predictions", "truncated_words", "num_documents", "precision"}
+
+
+def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(trained, ner_documents):
+    # The object ignored the ner_windowing that create_model_and_tokenizer records, where its saved folder used it:
+    # the model scored 0.013 in memory and 0.025 from its folder (ModelConfig's 256/32 windows against 128/32).
+    tokenizer, model = trained
+    documents = [long_document(ner_documents)]
+    try:
+        Windowing(24, 8).write_to(model.config)
+        assert Predictor(model, tokenizer).windowing == Windowing(24, 8)
+        assert Predictor(model, tokenizer, max_length=32).windowing == Windowing(32, 8)  # given: kept
+        assert evaluate_model(model, tokenizer, documents) == evaluate_model(
+            model, tokenizer, documents, max_length=24, stride=8
+        )
+        Windowing(100_000, 8).write_to(model.config)  # scored with it: refused by the model's position limit
+        with pytest.raises(ConfigError, match=r"^model.max_length: 100000 is above the backbone's position limit"):
+            evaluate_model(model, tokenizer, documents)
+    finally:
+        del model.config.ner_windowing
 
 
 def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents):

@@ -57,12 +57,12 @@ def evaluate_model(
     """Predict a tag for every word of `documents` and score it against their gold tags (strict IOB2).
 
     `model` may be a saved model folder (with its own tokenizer); `tag_names` default to the model's `id2label`,
-    window settings to those of the run that saved the folder, else `ModelConfig`'s; `precision` resolves for
+    window settings to those of the run that saved the folder, else those the model records (`ner_windowing`), else
+    `ModelConfig`'s; `precision` resolves for
     `device` as `training.precision` (default: for a folder, the precision its run evaluated in where `device`
     computes it natively, so the scores are those the run reported; else fp32).
     """
     documents = _checked(documents)
-    windowing = Windowing.of(max_length=max_length, stride=stride)
     device = resolve_device(device) if device is not None else None
     if isinstance(model, (str, os.PathLike)):
         run_folder = RunFolder.of_model(model)
@@ -74,6 +74,7 @@ def evaluate_model(
     else:  # None was reported as a missing tokenizer
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel or the path of a saved model folder")
         chosen = inference_precision(precision, device or next(model.parameters()).device)
+        windowing = Windowing.of(Windowing.read_from(model.config), max_length=max_length, stride=stride)
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
     if device is not None:

@@ -19,8 +19,8 @@ __all__ = ["Entity", "Predictor", "predict"]
 
 class Predictor:
     """A model and tokenizer ready to tag texts on `device` (in eval mode); load once, call often. Window settings
-    default to `ModelConfig`'s; `precision` resolves as `training.precision` (default fp32; `from_folder`: the
-    run's)."""
+    default to those the model records (`ner_windowing`), else `ModelConfig`'s; `precision` resolves as
+    `training.precision` (default fp32; `from_folder`: the run's)."""
 
     def __init__(
         self,
@@ -39,7 +39,8 @@ class Predictor:
         self.model = model.to(self.device).eval()
         self.tokenizer = tokenizer
         self.tag_names = model_tag_names(model.config)
-        self.windowing = Windowing.of(max_length=max_length, stride=stride)
+        own = Windowing.read_from(model.config)  # what it was trained with, where it says
+        self.windowing = Windowing.of(own, max_length=max_length, stride=stride)
         self.batch_size = whole_number(batch_size, "batch_size", least=1)  # not at the first call
 
     @property
