@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -42,15 +43,26 @@ def test_world_size_one_is_one_process() -> None:
         ({**TORCHRUN_ENV, "LOCAL_RANK": "0.5"}, {}, "environment variable LOCAL_RANK='0.5' must be an integer"),
         ({k: v for k, v in TORCHRUN_ENV.items() if k != "MASTER_PORT"}, {}, "MASTER_PORT is not set"),
         (TORCHRUN_ENV, {"backend": "nccl", "device": "cpu"}, "backend 'nccl' needs CUDA GPUs and none is available"),
-        (TORCHRUN_ENV, {"backend": "mpi", "device": "cpu"}, "unknown distributed backend 'mpi'"),
+        (TORCHRUN_ENV, {"backend": "mpi"}, "distributed_config: backend: expected 'gloo' or 'nccl', got 'mpi'"),
+        # each was accepted for one process ("gpu": trained on the CPU on a GPU machine), or a ValueError deep inside
+        ({}, {"device": "gpu"}, "distributed_config: device: expected 'cpu' or 'cuda', got 'gpu'"),
+        ({}, {"devcie": "cuda"}, "distributed_config: devcie: unknown key; did you mean 'device'?"),
+        ({}, {"timeout_s": 0}, "distributed_config: timeout_s: expected greater than 0, got 0"),
         ({}, {"device": "cuda"}, "device 'cuda' requested but no CUDA GPU is available"),
     ],
 )
 def test_a_misconfigured_launch_is_a_config_error(environ: dict, settings: dict, message: str) -> None:
     if torch.cuda.is_available() and ("nccl" in message or "cuda" in message):
         pytest.skip("this machine has a GPU")
-    with pytest.raises(ConfigError, match="^" + message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match="^" + re.escape(message)):
         create_run_context({"device": "cpu", **settings}, environ=environ)
+
+
+@pytest.mark.parametrize(("given", "got"), [("gloo", "str 'gloo'"), (5, "int 5")])
+def test_distributed_settings_other_than_a_mapping_are_a_config_error(given: object, got: str) -> None:
+    expected = f"distributed_config: expected a mapping such as {{'backend': 'gloo'}}, got {got}"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        create_run_context(given, environ={})  # type: ignore[arg-type]
 
 
 @pytest.mark.slow

@@ -77,7 +77,7 @@ def test_a_launch_that_never_began_training_leaves_its_folder_free(best_config: 
     data = Path(best_config.config.data.path or "")
     with pytest.raises(InputError, match="no such file or folder"):
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=f"{data}-typo")
-    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["job.json"]
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".writer.lock", "job.json"]
     job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data)
     assert job.status == "completed" and JobSpec.load(tmp_path / "run" / "job.json").data_path == str(data)
 
@@ -127,7 +127,7 @@ def test_a_dry_run_writes_the_job_and_starts_nothing(best_config: BestConfig, tm
     spec = JobSpec.load(tmp_path / "run" / "job.json")
     assert (job.status, job.backend, spec.resources.nproc_per_node) == ("queued", "torchrun", 2)
     assert "-m torch.distributed.run --standalone --nproc_per_node 2 -m training.execution.runner" in job.command_line
-    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == ["job.json"]
+    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".writer.lock", "job.json"]
     assert spec.config.training.num_epochs == 2 and spec.config.training.learning_rate == 3e-4
     assert spec.config.training.early_stopping_patience is None and spec.study.storage.count("***") == 2
     with pytest.raises(ExecutionError, match=r"prepared as a dry run and never started"):

@@ -127,6 +127,9 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # a model's config, named by mistake
     with pytest.raises(InputError, match=r"config.json: not a lineage record \(no format\); expected a run folder"):
         Lineage.load(tmp_path / "config.json")
+    expected = r"^job_or_model_dir: expected a JobHandle or the path of a run or model folder, got NoneType None$"
+    with pytest.raises(InputError, match=expected):  # a TypeError from inside pathlib
+        extract_lineage_from_best_model(None)  # type: ignore[arg-type]
 
 
 def test_reading_lineage_needs_neither_torch_nor_the_hpo_package(final_run: JobHandle) -> None:

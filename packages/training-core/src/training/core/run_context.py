@@ -9,13 +9,15 @@ import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.distributed as dist
+from pydantic import BaseModel, ConfigDict, Field
 
 from training.common.cores import usable_cores
 from training.common.errors import ConfigError
+from training.config.validation import validate
 
 
 @dataclass
@@ -129,15 +131,28 @@ class StopVote:
         return agreed
 
 
+class DistributedSettings(BaseModel):
+    """What `create_run_context`'s `distributed_config` may set."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    backend: Literal["gloo", "nccl"] | None = None
+    device: Literal["cpu", "cuda"] | None = None
+    timeout_s: float = Field(default=1800, gt=0)
+
+
 def create_run_context(
     distributed_config: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
 ) -> RunContext:
     """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process;
     `distributed_config` may set `backend` (default gloo on CPU, nccl on GPUs), `device` ("cpu"/"cuda"), `timeout_s`."""
-    settings = dict(distributed_config or {})
+    if distributed_config is not None and not isinstance(distributed_config, Mapping):
+        what = f"{type(distributed_config).__name__} {distributed_config!r:.60}"
+        raise ConfigError(f"distributed_config: expected a mapping such as {{'backend': 'gloo'}}, got {what}")
+    settings = validate(DistributedSettings, dict(distributed_config or {}), "distributed_config")
     env = os.environ if environ is None else environ
     world_size = _int_variable(env, "WORLD_SIZE", 1)
-    wants_cuda = settings.get("device", "cuda" if torch.cuda.is_available() else "cpu") == "cuda"
+    wants_cuda = (settings.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
     if wants_cuda and not torch.cuda.is_available():
         raise ConfigError("device 'cuda' requested but no CUDA GPU is available; use device 'cpu'")
     if world_size <= 1:  # one process: its LOCAL_RANK's GPU if set, else the current CUDA device
@@ -154,17 +169,15 @@ def create_run_context(
     for name in ("MASTER_ADDR", "MASTER_PORT"):
         if name not in env:
             raise ConfigError(f"{name} is not set for a {world_size}-process run; launch with torchrun")
-    backend = settings.get("backend") or ("nccl" if wants_cuda else "gloo")
+    backend = settings.backend or ("nccl" if wants_cuda else "gloo")
     if backend == "nccl" and not torch.cuda.is_available():
         raise ConfigError("backend 'nccl' needs CUDA GPUs and none is available; use backend 'gloo' on CPU")
-    if backend not in ("gloo", "nccl"):
-        raise ConfigError(f"unknown distributed backend {backend!r}; expected 'gloo' or 'nccl'")
     device = torch.device("cuda", local_rank) if backend == "nccl" else torch.device("cpu")
     if device.type == "cuda":
         torch.cuda.set_device(device)
     owns = not dist.is_initialized()
     if owns:
-        timeout = timedelta(seconds=float(settings.get("timeout_s", 1800)))
+        timeout = timedelta(seconds=settings.timeout_s)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=timeout)
     return RunContext(rank, world_size, local_rank, device, backend, owns)
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.common.optional import require
 from training.common.redact import redact_url
 from training.config.best import BestConfig
@@ -138,6 +138,8 @@ def execute_final_training(
 
 def extract_lineage_from_best_model(job_or_model_dir: JobHandle | str | os.PathLike[str]) -> Lineage:
     """The lineage of a trained model: from a job handle (waits for it to finish) or a run/model folder."""
+    expected = "a JobHandle or the path of a run or model folder"
+    expect_instance(job_or_model_dir, (JobHandle, str, os.PathLike), "job_or_model_dir", expected)
     if not isinstance(job_or_model_dir, JobHandle):
         return Lineage.load(job_or_model_dir)
     job = job_or_model_dir
