@@ -283,14 +283,26 @@ def test_warnings_can_be_escalated_or_silenced(python, tmp_path: Path) -> None:
     assert tested.returncode == 1 and "TrainingDeprecationWarning: Importing from 'hpo'" in tested.stdout
 
 
-def test_a_missing_library_is_reported_under_the_legacy_name(python) -> None:
-    code = (
-        "import sys\nsys.modules['optuna'] = None  # as if optuna were not installed\n"
-        "from hpo import run_local_hpo_sweep\n"
-    )
+@pytest.mark.parametrize(
+    ("library", "statement", "needed_by", "install"),
+    [
+        ("optuna", "from hpo import run_local_hpo_sweep", "hpo.run_local_hpo_sweep", '"training-core[hpo]"'),
+        # modules that import the library at their top: a bare ModuleNotFoundError, where the package path said more
+        ("optuna", "from hpo.sweep import run_local_hpo_sweep", "hpo.sweep.run_local_hpo_sweep", '"training-core['),
+        ("torch", "from training.trainer import train_model", "training.trainer.train_model", "training-core (it"),
+    ],
+)
+def test_a_missing_library_is_reported_under_the_legacy_name(
+    python, library: str, statement: str, needed_by: str, install: str
+) -> None:
+    code = f"import sys\nsys.modules[{library!r}] = None  # as if it were not installed\n{statement}\n"
     result = python("-W", "ignore::DeprecationWarning", "-c", code)
     assert result.returncode == 1
-    assert result.stderr.strip().splitlines()[-1] == (
-        "training.common.optional.MissingDependencyError: hpo.run_local_hpo_sweep needs 'optuna', "
-        'which is not installed: pip install "training-core[hpo]"'
+    assert (
+        result.stderr.strip()
+        .splitlines()[-1]
+        .startswith(
+            f"training.common.optional.MissingDependencyError: {needed_by} needs {library!r}, "
+            f"which is not installed: pip install {install}"
+        )
     )

@@ -54,7 +54,7 @@ def _instruction(frame: FrameType) -> int:
 def _resolve(module: str, name: str, legacy: str) -> Any:
     """`module.name`; a missing optional library is reported under the legacy path the user wrote."""
     # Imported here: `training/__init__.py` imports this module, so a top-level `training.*` import would be circular.
-    from training.common.optional import MissingDependencyError, missing
+    from training.common.optional import INSTALL_HINTS, MissingDependencyError, missing
 
     try:
         return getattr(importlib.import_module(module), name)
@@ -63,6 +63,10 @@ def _resolve(module: str, name: str, legacy: str) -> Any:
         if library is None:
             raise
         raise missing(library, legacy) from error.__cause__
+    except ModuleNotFoundError as error:  # a module that imports a library at its top (training.core.trainer: torch)
+        if (error.name or "").split(".")[0] not in INSTALL_HINTS:
+            raise
+        raise missing(error.name or "", legacy) from error
 
 
 def forward(old: str) -> tuple[Getattr, Dir]:
