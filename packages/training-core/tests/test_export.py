@@ -49,6 +49,11 @@ def test_the_export_gives_torchs_logits_on_held_back_texts(run_dir: Path, ner_do
         assert got.shape == expected.shape and np.abs(got - expected).max() < 1e-4
     int8 = ort.InferenceSession(str(tmp_path / "onnx" / "model.int8.onnx"), providers=["CPUExecutionProvider"])
     assert int8.run(["logits"], feed)[0].shape == expected.shape
+    # The parity check's encoding set truncation at max_length and padding on the tokenizer, and the export saved
+    # them: any other reader of its tokenizer.json (tokenizers alone, another language) cut texts at 64 tokens.
+    exported = json.loads((tmp_path / "onnx" / "tokenizer.json").read_text())
+    own = json.loads((run_dir / "model" / "tokenizer.json").read_text())
+    assert (exported["truncation"], exported["padding"]) == (own["truncation"], own["padding"]) == (None, None)
 
 
 def test_the_export_command_writes_a_folder_and_refuses_a_non_model(run_dir: Path, tmp_path: Path) -> None:

@@ -81,8 +81,9 @@ def export_onnx(
     config = run.read_config()
     windowing = run.windowing(saved=Windowing.read_from(model.config))
     evaluation = _evaluation_split(source, config, data_path, split) if quantize else None
-    trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
     with atomic_directory(output_dir) as staging:
+        tokenizer.save_pretrained(staging)  # first: encoding sets truncation and padding, which it would save
+        trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
         onnx_path = staging / "model.onnx"
         # The tracer's notes (shape checks taken as constants, the legacy exporter's deprecation) are answered by the
         # parity check below, on batches of other shapes than the traced one.
@@ -120,7 +121,6 @@ def export_onnx(
             quantized = "model.int8.onnx"
             with _without_preprocessing_advice():
                 quantize_dynamic(str(onnx_path), str(staging / quantized), weight_type=QuantType.QInt8)
-        tokenizer.save_pretrained(staging)
         lineage = run.lineage
         if lineage.is_file():  # the export is deployed without its run: it carries the run's lineage
             shutil.copyfile(lineage, staging / lineage.name)
