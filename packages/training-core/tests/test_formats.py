@@ -100,7 +100,7 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         read_text(path)
 
 
-@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-32-be"])
+@pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
 def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
     """UTF-16 of ASCII text without a BOM decodes as UTF-8 with a NUL after each letter: a CoNLL file failed on "got
     '\\x00'" at its line 3, a JSON lines file as invalid JSON."""
@@ -111,6 +111,12 @@ def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encodin
         f"{path}:1: starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as "
         "UTF-8"
     )
+
+
+@pytest.mark.parametrize("text", ["G\x00oogle Dublin\n", "a\x00b\n", "\x00Google\n"])
+def test_a_nul_inside_utf8_text_is_no_utf16(tmp_path: Path, text: str) -> None:
+    # One NUL among a text's first two characters was taken for UTF-16 without a byte-order mark, and refused.
+    assert read_text(write(tmp_path / "texts.txt", text.encode())) == text
 
 
 @pytest.mark.parametrize(

@@ -53,7 +53,7 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
     beyond ASCII is read as such in any encoding: a run's Latin-1 reading another corpus would garble its accents."""
     raw = _read_bytes(path)
     codec = codecs.lookup(encoding).name
-    wide = raw.startswith(_WIDE_BOMS) or b"\x00" in raw[:2]  # UTF-16 or UTF-32, which no 8-bit codec should read
+    wide = raw.startswith(_WIDE_BOMS) or _wide_without_bom(raw)  # UTF-16 or UTF-32, which no 8-bit codec should read
     if codec in _UTF8 or (not codec.startswith(("utf-16", "utf-32")) and wide):
         return decode_text(raw, str(path), _DATA_WAY_OUT)
     if _utf8_beyond_ascii(raw, whole=True):
@@ -81,10 +81,17 @@ def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UT
         line = raw[:offset].count(b"\n") + 1
         reason = f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset}); {way_out}"
         raise EncodingError(where, line, reason) from error
-    if "\x00" in text[:2]:  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8, NUL after NUL
+    if _wide_without_bom(raw):  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8
         reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
         raise EncodingError(where, 1, reason)
     return text
+
+
+def _wide_without_bom(raw: bytes) -> bool:
+    """Whether `raw` starts as UTF-16 or UTF-32 of ASCII text does: half its first four bytes or more are NULs (one
+    NUL there is a NUL inside UTF-8 text)."""
+    head = raw[:4]
+    return bool(head) and head.count(0) * 2 >= len(head)
 
 
 def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> str:
