@@ -63,7 +63,7 @@ def _texts(args: argparse.Namespace) -> list[str]:
     texts = LINE_BREAK.split(text)
     if texts[-1] == "":  # the break that ends the last line starts no line of its own
         texts.pop()
-    if not any(line.strip() for line in texts):
+    if not texts:  # lines that are all blank are texts still: a batch's N results for its N lines
         raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
     return texts
 
