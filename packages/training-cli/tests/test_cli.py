@@ -328,6 +328,11 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
         ]
     completed = cli("splits", "--config-dir", str(configs), "--output", str(inputs["splits"][0]))
     assert completed.returncode == 2 and "train.yaml: not a splits file, and --output would" in completed.stderr
+    # A folder was refused only once the whole evaluation had run: named before the data is read (here: missing).
+    completed = cli("evaluate", str(run), "--data-path", str(tmp_path / "missing"), "--output", str(data))
+    assert completed.stderr.splitlines() == [
+        f"training evaluate: error: {data}: is a folder; expected the path of a file to write"
+    ]
     assert {path: path.read_bytes() for path in before} == before
     for command in (("evaluate", str(run), "--data-path", str(data)), ("splits", "--config-dir", str(configs))):
         (run / f"{command[0]}.json").touch()  # an empty file (`--output "$(mktemp)"`) was refused

@@ -44,6 +44,15 @@ def check_target(path: str | os.PathLike[str], expected: str) -> Path:
     return target
 
 
+def check_file_target(path: str | os.PathLike[str]) -> Path:
+    """`path` as a `Path` a file can be written at; an `InputError` where it is a folder (os.replace would fail with
+    an OSError naming a temporary file) or lies inside a file."""
+    target = Path(path)
+    if target.is_dir():
+        raise InputError(f"{target}: is a folder; expected the path of a file to write")
+    return check_target(target, "the path of a file to write")
+
+
 def check_folder(path: str | os.PathLike[str], expected: str, option: str = "") -> Path:
     """`path` as a `Path`; an `InputError` where it is, or lies inside, a file, or where the file system cannot hold
     it (a name over its length limit), before any work goes into it; `expected` says what belongs at `path`, `option`
@@ -72,10 +81,7 @@ def _fsync_dir(directory: Path) -> None:
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | None = None) -> Path:
     """Write `data` to a temporary file beside `path`, fsync it, rename it over `path` (with `mode`, else open()'s)."""
-    target = Path(path)
-    if target.is_dir():  # os.replace would fail with an OSError naming our temporary file
-        raise InputError(f"{target}: is a folder; expected the path of a file to write")
-    check_target(target, "the path of a file to write")
+    target = check_file_target(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_staging(target.parent, glob.escape(target.name))
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, get_args
 from data.formats import FORMATS
 from data.text_files import ENCODINGS, is_text_encoding
 from training.cli.run_paths import DataOptions
+from training.common.atomic import check_file_target
 from training.common.errors import InputError
 from training.config.schema import DataColumns, PrecisionChoice
 
@@ -49,7 +50,8 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:
     """Refuse an `--output` file that exists and is not an earlier `what`: it may be one of the command's inputs (a
-    run's metrics.json, the data, a config file), which the write would lose."""
+    run's metrics.json, the data, a config file), which the write would lose; or a folder, before any work."""
+    check_file_target(path)
     if path.is_file() and path.stat().st_size and not earlier(path):  # an empty file (`mktemp`) holds nothing
         raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
