@@ -14,6 +14,7 @@ from training_compat.moves import MODULES, NAMES
 
 _IMPORT_NAME = opcode.opmap["IMPORT_NAME"]
 _IMPORT_FROM = opcode.opmap["IMPORT_FROM"]
+_IMPORT_STAR = opcode.opmap.get("IMPORT_STAR", opcode.opmap.get("CALL_INTRINSIC_1"))  # the latter from Python 3.12
 
 Getattr = Callable[[str], Any]
 Dir = Callable[[], list[str]]
@@ -38,8 +39,9 @@ class _Sites:
 
 
 def _statement_start(bytecode: bytes, offset: int) -> int:
-    """For an `IMPORT_FROM`, the offset of its statement's `IMPORT_NAME`; any other instruction is its own site."""
-    if bytecode[offset] != _IMPORT_FROM:
+    """For an `IMPORT_FROM` or `IMPORT_STAR`, the offset of its statement's `IMPORT_NAME`; any other instruction is
+    its own site."""
+    if bytecode[offset] not in (_IMPORT_FROM, _IMPORT_STAR):
         return offset
     while offset > 0 and bytecode[offset] != _IMPORT_NAME:
         offset -= 2  # wordcode: every even offset starts an instruction or a cache entry (opcode 0)
@@ -92,7 +94,7 @@ def forward(old: str) -> tuple[Getattr, Dir]:
             except AttributeError:
                 raise AttributeError(f"module {old!r} (now {move.new!r}) has no attribute {name!r}") from None
         site = import_site()
-        if _instruction(site) in (_IMPORT_NAME, _IMPORT_FROM):
+        if _instruction(site) in (_IMPORT_NAME, _IMPORT_FROM, _IMPORT_STAR):
             sites.warn(site, message)
         elif name != "__all__":
             sites.warn(site, moved_message(old, move.new, name))
