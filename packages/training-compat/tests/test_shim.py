@@ -137,7 +137,7 @@ hpo.run_local_hpo_sweep
 
 
 def test_a_star_import_warns_once_for_the_module(python, tmp_path: Path) -> None:
-    # It also warned of the first name it copied, an arbitrary one: "Importing '__version__' from 'training.distributed'"
+    # It also warned of the first name it copied, an arbitrary one ("Importing '__version__' from ...").
     script, seen = record(tmp_path, python, "from training.distributed import *\nfrom training.data import *\n")
     lines = [(message, line) for message, filename, line, *_ in seen["warnings"] if filename == str(script)]
     assert lines == [(module_message("training.distributed"), 4), (module_message("training.data"), 5)]
