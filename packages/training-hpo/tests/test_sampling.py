@@ -5,17 +5,20 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import optuna
 import pytest
+from optuna.storages import RetryFailedTrialCallback
 from optuna.trial import TrialState
 
 from training.config import HPOConfig
 from training.hpo import create_search_space
 from training.hpo.recovery import requeue
-from training.hpo.sampling import sampler
+from training.hpo.sampling import TrialSeededSampler, sampler
+from training.hpo.trial_record import rerun_of
 
 SPACE = {
     "learning_rate": {"type": "loguniform", "low": 1e-5, "high": 1e-3},
@@ -96,26 +99,65 @@ def test_a_grid_sweep_visits_every_point_once(seed: int) -> None:
     )
 
 
+def objective_of(space: Any) -> Callable[[optuna.Trial], float]:
+    def objective(trial: optuna.Trial) -> float:
+        return sum(float(value) for value in space.suggest(trial).values())
+
+    return objective
+
+
+def cut_and_queue_again(study: optuna.Study, space: Any, how: str) -> int:
+    """Start a trial, fail it as an interrupted one is failed, and queue it again as recovery (`requeue`) or Optuna's
+    heartbeat (`RetryFailedTrialCallback`) does; its number."""
+    cut = study.ask()
+    space.suggest(cut)
+    study.tell(cut, state=TrialState.FAIL)
+    frozen = study.trials[cut.number]
+    requeue(study, frozen) if how == "recovery" else RetryFailedTrialCallback(max_retry=1)(study, frozen)
+    return cut.number
+
+
+@pytest.mark.parametrize("how", ["recovery", "heartbeat"])
 @pytest.mark.parametrize("kind", ["tpe", "random"])
-def test_a_sweep_resumed_after_an_interruption_draws_the_trials_of_one_run_through(kind: str) -> None:
+def test_a_sweep_resumed_after_an_interruption_draws_the_trials_of_one_run_through(kind: str, how: str) -> None:
     """An interrupted trial's re-run took the next number, and every later trial drew with the seed of a number one
     further on: the resumed sweep tried other parameters than the same sweep run without the interruption."""
     hpo = HPOConfig.model_validate({"name": "s", "sampler": {"type": kind, "seed": 7}, "search_space": SPACE})
     space = create_search_space(hpo)
-
-    def objective(trial: optuna.Trial) -> float:
-        params = space.suggest(trial)
-        return sum(float(value) for value in params.values())
-
     through = optuna.create_study(sampler=sampler(hpo, space))
-    through.optimize(objective, n_trials=14)  # TPE's own draws start after its 10 random ones
+    through.optimize(objective_of(space), n_trials=14)  # TPE's own draws start after its 10 random ones
     resumed = optuna.create_study(sampler=sampler(hpo, space))
-    resumed.optimize(objective, n_trials=11)
-    cut = resumed.ask()
-    space.suggest(cut)
-    resumed.tell(cut, state=TrialState.FAIL)
-    requeue(resumed, resumed.trials[cut.number])
-    resumed.optimize(objective, n_trials=3)
+    resumed.optimize(objective_of(space), n_trials=11)
+    cut_and_queue_again(resumed, space, how)
+    resumed.optimize(objective_of(space), n_trials=3)
     completed = [trial.params for trial in resumed.trials if trial.state == TrialState.COMPLETE]
     assert len({tuple(params.values()) for params in completed}) > 10
     assert completed == [trial.params for trial in through.trials]
+
+
+def test_new_trials_draw_apart_and_a_re_run_as_the_trial_it_runs_again() -> None:
+    """Under the hyperband pruner a trial's study shows its bracket's trials only: counting re-runs there gave two new
+    trials one seed (the same parameters); a re-run drew with the seed of the next new trial."""
+    hpo = HPOConfig.model_validate({"name": "s", "sampler": {"type": "random", "seed": 7}, "search_space": SPACE})
+    space = create_search_space(hpo)
+    seeds: dict[int, int] = {}
+
+    class Recording(optuna.samplers.RandomSampler):
+        """Notes the seed each trial's sampler was made with."""
+
+        def __init__(self, seed: int) -> None:
+            super().__init__(seed=seed)
+            self.made_with = seed
+
+        def before_trial(self, study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+            seeds[trial.number] = self.made_with
+
+    pruner = optuna.pruners.HyperbandPruner(1, 9)
+    study = optuna.create_study(sampler=TrialSeededSampler(Recording, 7), pruner=pruner)
+    study.optimize(objective_of(space), n_trials=5)
+    cut = cut_and_queue_again(study, space, "recovery")
+    study.optimize(objective_of(space), n_trials=12)
+    reruns = {trial.number: rerun_of(trial) for trial in study.trials if rerun_of(trial) is not None}
+    assert list(reruns.values()) == [cut] and seeds[next(iter(reruns))] == seeds[cut]
+    new = [seeds[trial.number] for trial in study.trials if trial.number not in reruns]
+    assert len(new) == 17 and len(set(new)) == 17

@@ -13,7 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
-from training.hpo.trial_record import TrialRecord
+from training.hpo.trial_record import rerun_of
 
 BUDGET = "budget"
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -70,7 +70,7 @@ class Budget(BaseModel):
 def _requeued(trials: Sequence[FrozenTrial]) -> set[int]:
     """Trials queued again: an interrupted trial is queued again before it is failed, and its re-run may start
     meanwhile; the original's place is the re-run's."""
-    return {retry_of for trial in trials if (retry_of := TrialRecord.of(trial).retry_of) is not None}
+    return {origin for trial in trials if (origin := rerun_of(trial)) is not None}
 
 
 def _holds(trial: FrozenTrial, states: tuple[TrialState, ...], requeued: set[int]) -> bool:

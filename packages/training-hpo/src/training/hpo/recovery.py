@@ -19,7 +19,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.common.file_lock import file_lock
-from training.hpo.trial_record import TrialRecord
+from training.hpo.trial_record import TrialRecord, rerun_of
 
 MAX_RETRIES = 3
 # A trial records its owner within milliseconds of starting; one without an owner after this long was cut short.
@@ -50,10 +50,7 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
     recovered = []
     with file_lock(lock_file):
         trials = study.get_trials(deepcopy=False)
-        # re-runs queued by us, and by Optuna's heartbeat (RetryHeartbeatStaleTrialCallback's `failed_trial`)
-        requeued = {TrialRecord.of(trial).retry_of for trial in trials} | {
-            trial.system_attrs.get("failed_trial") for trial in trials
-        }
+        requeued = {rerun_of(trial) for trial in trials}
         for trial in trials:
             if not interrupted(trial):
                 continue
@@ -76,11 +73,6 @@ def requeue(study: optuna.Study, trial: FrozenTrial | optuna.Trial) -> None:
         logger.warning("trial %d was interrupted; it is queued again with the same parameters", trial.number)
     else:
         logger.warning("trial %d was interrupted; it is marked failed", trial.number)
-
-
-def is_rerun(trial: FrozenTrial) -> bool:
-    """Whether `trial` re-runs an interrupted one: queued by `requeue` or by Optuna's heartbeat."""
-    return TrialRecord.of(trial).retry_of is not None or "failed_trial" in trial.system_attrs
 
 
 def interrupted(trial: FrozenTrial) -> bool:

@@ -14,8 +14,8 @@ from optuna.trial import FrozenTrial, TrialState
 from training.common.cores import usable_cores
 from training.common.fingerprint import fingerprint
 from training.config.hpo_schema import HPOConfig
-from training.hpo.recovery import is_rerun
 from training.hpo.search_space import SearchSpace
+from training.hpo.trial_record import rerun_of
 
 
 def trial_threads(parallel: int) -> int | None:
@@ -27,8 +27,8 @@ def trial_threads(parallel: int) -> int | None:
 
 class TrialSeededSampler(BaseSampler):
     """Draws the n-th new trial (re-runs of interrupted ones not counted) with a sampler of its own seeded by
-    (seed, n): a rerun of a sweep draws the same trials, a resumed one too, and processes sharing a study draw apart,
-    whatever they saw when they started (storage numbers each trial once)."""
+    (seed, n), and a re-run as the trial it runs again: a rerun of a sweep draws the same trials, a resumed one too,
+    and processes sharing a study draw apart, whatever they saw when they started (storage numbers each trial once)."""
 
     def __init__(self, make: Callable[[int], BaseSampler], seed: int) -> None:
         self._make, self._seed = make, seed
@@ -36,8 +36,7 @@ class TrialSeededSampler(BaseSampler):
 
     def _of(self, study: optuna.Study, trial: FrozenTrial) -> BaseSampler:
         if trial.number not in self._samplers:
-            reruns = sum(is_rerun(other) for other in study.get_trials(deepcopy=False) if other.number < trial.number)
-            draw = trial.number - reruns
+            draw = _draw(study, trial.number)
             self._samplers[trial.number] = self._make(int(fingerprint([self._seed, draw])[:8], 16))
         return self._samplers[trial.number]
 
@@ -60,8 +59,18 @@ class TrialSeededSampler(BaseSampler):
     def after_trial(
         self, study: optuna.Study, trial: FrozenTrial, state: TrialState, values: Sequence[float] | None
     ) -> None:
-        self._of(study, trial).after_trial(study, trial, state, values)
-        del self._samplers[trial.number]
+        own = self._samplers.pop(trial.number, None)
+        if own is not None:  # None: a trial another process drew, finished here (recovery fails it)
+            own.after_trial(study, trial, state, values)
+
+
+def _draw(study: optuna.Study, number: int) -> int:
+    """Which new trial `number` is (0 first; re-runs not counted), a re-run counting as the trial it runs again."""
+    # The storage's list, not `study.get_trials()`: under the hyperband pruner `study` shows one bracket's trials.
+    trials = {trial.number: trial for trial in study._storage.get_all_trials(study._study_id, deepcopy=False)}
+    while number in trials and (origin := rerun_of(trials[number])) is not None:
+        number = origin
+    return number - sum(rerun_of(trial) is not None for trial in trials.values() if trial.number < number)
 
 
 def sampler(hpo: HPOConfig, space: SearchSpace) -> BaseSampler:

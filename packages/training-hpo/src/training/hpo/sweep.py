@@ -179,8 +179,8 @@ def resume_hpo_sweep(
 
     Everything else comes from the study itself. `n_trials`/`timeout_s` change the study's budget for every worker;
     `isolation` and `parallel_trials` (trials this process runs at once) default to the sweep's.
-    A `worker` joins a study that others are running (each trial draws from a seed of its own number, so processes
-    started together do not suggest the same parameters). `gpus` restricts this process's trials to those GPUs.
+    A `worker` joins a study that others are running (each new trial draws from a seed of its own, so processes started
+    together do not suggest the same parameters). `gpus` restricts this process's trials to those GPUs.
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
     `mlflow_uri` (default: the sweep's, else the `tracking.mlflow` of the study's config) logs to the study's MLflow

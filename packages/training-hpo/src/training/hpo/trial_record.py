@@ -57,6 +57,14 @@ class TrialRecord(BaseModel):
             trial.set_user_attr(key, value)
 
 
+def rerun_of(trial: FrozenTrial) -> int | None:
+    """The number of the interrupted trial that `trial` runs again (queued by recovery, or by Optuna's heartbeat as
+    its `failed_trial`), None for a new trial."""
+    retry_of = TrialRecord.of(trial).retry_of
+    failed = trial.system_attrs.get("failed_trial")
+    return retry_of if retry_of is not None else failed if isinstance(failed, int) else None
+
+
 def first_precision_check(trials: list[FrozenTrial], like: FrozenTrial | optuna.Trial) -> PrecisionCheck | None:
     """The bf16 check of the lowest-numbered finished trial that recorded one with the same `model.*` parameters and
     kind of device (CUDA or not) as `like`: a trial of the same model and data takes its decision instead of scoring an
