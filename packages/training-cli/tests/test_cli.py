@@ -276,6 +276,12 @@ def test_evaluate_and_report_take_the_data_s_columns_over_the_run_s(cli, trained
     assert report.returncode == 0, report.stderr
     wrong = cli("evaluate", str(run), "--data-path", str(plain), "--columns", "1")
     assert wrong.returncode == 2 and "argument --columns: expected TOKENS,TAGS" in wrong.stderr
+    table = tmp_path / "table.csv"  # a name its header lacks: not read as CoNLL "naming no columns"
+    table.write_text("Word,Tag\nAnna,B-PERSON\n", encoding="utf-8")
+    typo = cli("evaluate", str(trained_run), "--data-path", str(table), "--columns", "Wrd,Tag")
+    assert typo.stderr.splitlines() == [
+        f"training evaluate: error: {table}:1: the header ['Word', 'Tag'] has no column 'Wrd' (data.columns.tokens)"
+    ]
 
 
 def test_evaluate_reads_a_csv_table_with_a_json_run(cli, trained_run: Path, tmp_path: Path) -> None:

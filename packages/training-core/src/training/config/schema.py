@@ -171,7 +171,7 @@ class DataConfig(Section):
         from data.loaders import columns_taken
         from data.sniffing import own_format
 
-        sniffed = Columns(**dict(columns or self.columns), inherited=columns is None)
+        sniffed = Columns(**dict(columns or self.columns), inherited=True)  # a name no header holds: said on loading
         format = format or own_format(path, self.format, sniffed, other_data, self.encoding)
         if columns is not None:
             return self.model_copy(update={"path": path, "format": format, "columns": columns})
