@@ -117,6 +117,8 @@ def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encodin
 def test_a_nul_inside_utf8_text_is_no_utf16(tmp_path: Path, text: str) -> None:
     # One NUL among a text's first two characters was taken for UTF-16 without a byte-order mark, and refused.
     assert read_text(write(tmp_path / "texts.txt", text.encode())) == text
+    accented = write(tmp_path / "data.txt", f"{text}café\n".encode())  # UTF-8 beyond ASCII: read so in any encoding
+    assert read_data(accented, "latin-1") == f"{text}café\n"
 
 
 @pytest.mark.parametrize(

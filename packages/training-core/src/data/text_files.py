@@ -107,7 +107,7 @@ def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> st
 def _utf8_beyond_ascii(raw: bytes, whole: bool) -> bool:
     """Whether `raw` (all of a file where `whole`, else its start, perhaps cut inside a character) is UTF-8 text
     beyond ASCII, which no Latin-1 or cp1252 text is; never text of NULs (UTF-16 or UTF-32 of ASCII)."""
-    if raw.isascii() or b"\x00" in raw:
+    if raw.isascii() or _wide_without_bom(raw):
         return False
     try:
         codecs.getincrementaldecoder("utf-8")().decode(raw, final=whole)
