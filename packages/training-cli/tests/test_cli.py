@@ -596,7 +596,7 @@ def test_predict_gives_a_blank_line_of_a_file_a_result_of_its_own(cli, trained_r
     results = [json.loads(line) for line in completed.stdout.splitlines()]
     assert [result["text"] for result in results] == [*lines, ""]  # blank lines were dropped: line 4 came out 2nd
     assert results[1]["entities"] == results[2]["entities"] == results[4]["entities"] == []
-    file.write_text(" \n\n", encoding="utf-8")  # blank lines only: refused, where every line promised a result
+    file.write_text(" \n\n", encoding="utf-8")  # blank lines only were refused, though every line promises a result
     completed = cli("predict", str(trained_run), "--file", str(file), "--json")
     assert [json.loads(line) for line in completed.stdout.splitlines()] == [
         {"text": " ", "entities": []},

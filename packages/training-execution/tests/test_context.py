@@ -48,6 +48,7 @@ def test_world_size_one_is_one_process() -> None:
         ({}, {"device": "gpu"}, "distributed_config: device: expected 'cpu' or 'cuda', got 'gpu'"),
         ({}, {"devcie": "cuda"}, "distributed_config: devcie: unknown key; did you mean 'device'?"),
         ({}, {"timeout_s": 0}, "distributed_config: timeout_s: expected greater than 0, got 0"),
+        ({}, {"timeout_s": float("inf")}, "distributed_config: timeout_s: expected less than or equal to 604800"),
         ({}, {"device": "cuda"}, "device 'cuda' requested but no CUDA GPU is available"),
     ],
 )

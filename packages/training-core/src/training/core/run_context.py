@@ -16,7 +16,7 @@ import torch.distributed as dist
 from pydantic import BaseModel, ConfigDict, Field
 
 from training.common.cores import usable_cores
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.config.validation import validate
 
 
@@ -138,7 +138,7 @@ class DistributedSettings(BaseModel):
 
     backend: Literal["gloo", "nccl"] | None = None
     device: Literal["cpu", "cuda"] | None = None
-    timeout_s: float = Field(default=1800, gt=0)
+    timeout_s: float = Field(default=1800, gt=0, le=7 * 24 * 3600)  # a week: a larger one overflows torch's clock
 
 
 def create_run_context(
@@ -146,10 +146,9 @@ def create_run_context(
 ) -> RunContext:
     """A context from torchrun's variables (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR/PORT), else one process;
     `distributed_config` may set `backend` (default gloo on CPU, nccl on GPUs), `device` ("cpu"/"cuda"), `timeout_s`."""
-    if distributed_config is not None and not isinstance(distributed_config, Mapping):
-        what = f"{type(distributed_config).__name__} {distributed_config!r:.60}"
-        raise ConfigError(f"distributed_config: expected a mapping such as {{'backend': 'gloo'}}, got {what}")
-    settings = validate(DistributedSettings, dict(distributed_config or {}), "distributed_config")
+    given = {} if distributed_config is None else distributed_config
+    expect_instance(given, Mapping, "distributed_config", "a mapping such as {'backend': 'gloo'}", ConfigError)
+    settings = validate(DistributedSettings, dict(given), "distributed_config")
     env = os.environ if environ is None else environ
     world_size = _int_variable(env, "WORLD_SIZE", 1)
     wants_cuda = (settings.device or ("cuda" if torch.cuda.is_available() else "cpu")) == "cuda"
