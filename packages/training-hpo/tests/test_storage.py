@@ -138,4 +138,6 @@ def test_a_storage_file_that_does_not_exist_is_named_not_created(tmp_path: Path,
         resume_hpo_sweep(folder.root, storage=storage)
     with pytest.raises(InputError, match=r"': no such file, so no study 'x' in it$"):
         load_study(storage=str(tmp_path / "gone.journal"), study_name="x")
+    with pytest.raises(InputError, match=rf"^storage '{tmp_path}': not a file, so no study 'x' in it$"):
+        load_study(storage=str(tmp_path), study_name="x")
     assert sorted(path.name for path in tmp_path.rglob("*")) == before

@@ -276,14 +276,14 @@ def _best(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from training.hpo.report import write_report
-    from training.hpo.storage import load_study, study_location
+    from training.hpo.storage import existing_study
 
     out = args.out or StudyFolder(args.study_dir).report
     check_folder(out, "a folder for the report", option="--out" if args.out else "")
-    print(write_report(load_study(args.study_dir, storage=args.storage), out), end="")
+    location, study = existing_study(args.study_dir, storage=args.storage)
+    print(write_report(study, out), end="")
     print(f"report: {out / 'index.html'}")
-    location = redact_url(study_location(args.study_dir, storage=args.storage)[0])
-    print(f"live view: optuna-dashboard {shlex.quote(location)}")  # a command to paste
+    print(f"live view: optuna-dashboard {shlex.quote(redact_url(location))}")  # a command to paste
     return 0
 
 

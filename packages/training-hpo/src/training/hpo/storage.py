@@ -183,7 +183,8 @@ def existing_study(
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     file = _storage_file(location)
     if file is not None and not file.is_file():
-        raise InputError(f"storage {redact_url(location)!r}: no such file, so no study {name!r} in it")
+        what = "not a file" if file.exists() else "no such file"
+        raise InputError(f"storage {redact_url(location)!r}: {what}, so no study {name!r} in it")
     study = open_study(name, open_storage(location), location)
     if study_dir is not None and storage:
         _check_given_storage(StudyFolder(Path(study_dir)), study, location)
