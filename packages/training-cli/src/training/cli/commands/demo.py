@@ -113,10 +113,9 @@ def _seed(text: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     size = "fast" if args.fast else "full"
-    profile = PROFILES[size]
-    profile = profile.model_copy(
-        update={"documents": args.documents or profile.documents, "trials": args.trials or profile.trials}
-    )
+    default = PROFILES[size]
+    chosen = {"documents": args.documents or default.documents, "trials": args.trials or default.trials}
+    profile = Profile.model_validate(default.model_dump() | chosen)
     out = check_folder(args.output, "a folder for everything the demo writes", option="--output").resolve()
     if "hpo" not in {entry.name for entry in entry_points(group="training.cli.commands")}:
         raise MissingDependencyError("training demo needs the sweep of training-hpo: pip install training-hpo")
