@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -64,11 +65,25 @@ def test_a_job_is_not_written_into_a_folder_another_training_writes(
     running = make_spec(tiny_config, tmp_path)
     written = running.save_to_output().read_text()
     other = make_spec(tiny_config, tmp_path, job_id="final-other", resume=False)
-    refused = r"/run: another training is writing this run folder now"
-    with RunFolder(tmp_path / "run").writing(), pytest.raises(InputError, match=refused):
-        other.save_to_output()
+    held, done = threading.Event(), threading.Event()
+
+    def train_elsewhere() -> None:  # another thread's span, as another process's: flock tells them apart
+        with RunFolder(tmp_path / "run").writing():
+            held.set()
+            done.wait(60)
+
+    elsewhere = threading.Thread(target=train_elsewhere)
+    elsewhere.start()
+    try:
+        assert held.wait(60)
+        with pytest.raises(InputError, match=r"/run: another training is writing this run folder now"):
+            other.save_to_output()
+    finally:
+        done.set()
+        elsewhere.join()
     assert (tmp_path / "run" / "job.json").read_text() == written
-    assert JobSpec.load(other.save_to_output()).job_id == "final-other"
+    with RunFolder(tmp_path / "run").writing():  # this thread's own span (a job's, from job.json to lineage): nested
+        assert JobSpec.load(other.save_to_output()).job_id == "final-other"
 
 
 def test_the_job_id_names_the_content(tiny_config: TrainingConfig) -> None:

@@ -6,6 +6,7 @@ import contextlib
 import logging
 import os
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,16 @@ from training.core.run_metrics import Precision, RunMetrics
 if TYPE_CHECKING:
     from training.config.schema import ModelConfig
     from training.core.windowing import Windowing
+
+
+_threads = threading.local()
+
+
+def _held_here() -> set[Path]:
+    """The run folders whose writer lock this thread holds (flock excludes other threads' spans, not a nested one)."""
+    if not hasattr(_threads, "folders"):
+        _threads.folders = set()
+    return _threads.folders
 
 
 @dataclass(frozen=True)
@@ -96,7 +107,13 @@ class RunFolder:
     @contextlib.contextmanager
     def writing(self, main: bool = True) -> Iterator[None]:
         """Hold the folder's writer lock for the span (`main`: the process that writes): a second training of the
-        folder (or a rerun while a killed launcher's runner still trains) interleaved its files with the first's."""
+        folder (or a rerun while a killed launcher's runner still trains) interleaved its files with the first's.
+        Within a span of this thread's, a nested one holds it already (a job's span around its training's)."""
+        root = self.root.resolve()
+        held_here = _held_here()
+        if root in held_here:
+            yield
+            return
         held = contextlib.ExitStack()
         try:
             if main:
@@ -109,8 +126,12 @@ class RunFolder:
             ) from None
         except OSError as error:  # a read-only folder (a finished run to reuse), or a file system without flock
             logging.getLogger("training.core").debug("%s: not locked for writing (%s)", self.root, error)
-        with held:
-            yield
+        held_here.add(root)
+        try:
+            with held:
+                yield
+        finally:
+            held_here.discard(root)
 
     def write_config(self, yaml_text: str) -> None:
         atomic_write_text(self.config, yaml_text)

@@ -102,8 +102,9 @@ class JobSpec(Section):
         return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
     def save_to_output(self) -> Path:
-        """Write the spec as `job.json` in its output folder; a resuming job never overwrites the record of another job
-        that began training there (one that failed before, as on a mistyped data path, left nothing else)."""
+        """Write the spec as `job.json` in its output folder, under the folder's writer lock (refused while another
+        training writes there); a resuming job never overwrites the record of another job that began training there
+        (one that failed before, as on a mistyped data path, left nothing else)."""
         target = Path(self.output_dir) / JOB_FILE
         run = RunFolder(Path(self.output_dir))
         with run.writing():  # a folder that another job trains in now keeps its job.json

@@ -46,14 +46,15 @@ def run_job(
     ctx = context or create_run_context()
     try:
         output = Path(spec.output_dir)
-        if ctx.is_main:
-            spec.save_to_output()
-        result = train_model(
-            spec.config, training_data, output, context=ctx, resume=spec.resume, backbone_folder=backbone_folder
-        )
-        if ctx.is_main:
-            trained_on = tuple(name for name in spec.data.train if name in dataset)
-            _write_lineage(spec, output, dataset.fingerprint, trained_on, evaluated_on, backbone_folder)
+        with RunFolder(output).writing(ctx.is_main):  # from its job.json to its lineage, the folder is this job's
+            if ctx.is_main:
+                spec.save_to_output()
+            result = train_model(
+                spec.config, training_data, output, context=ctx, resume=spec.resume, backbone_folder=backbone_folder
+            )
+            if ctx.is_main:
+                trained_on = tuple(name for name in spec.data.train if name in dataset)
+                _write_lineage(spec, output, dataset.fingerprint, trained_on, evaluated_on, backbone_folder)
         ctx.barrier()
         return result
     finally:
