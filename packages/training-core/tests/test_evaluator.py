@@ -102,6 +102,8 @@ def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(tr
     # the model scored 0.013 in memory and 0.025 from its folder (ModelConfig's 256/32 windows against 128/32).
     tokenizer, model = trained
     documents = [long_document(ner_documents)]
+    own = Windowing.read_from(model.config)  # the fixture's model, shared: put back after
+    assert own is not None
     try:
         Windowing(24, 8).write_to(model.config)
         assert Predictor(model, tokenizer).windowing == Windowing(24, 8)
@@ -113,7 +115,7 @@ def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(tr
         with pytest.raises(ConfigError, match=r"^model.max_length: 100000 is above the backbone's position limit"):
             evaluate_model(model, tokenizer, documents)
     finally:
-        del model.config.ner_windowing
+        own.write_to(model.config)
 
 
 def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents):

@@ -94,8 +94,12 @@ def test_span_f1_scores_the_words_predict_cuts_not_the_words_of_the_document(tin
     assert metrics["span_f1"] == 0.0  # predict returns "new" and "office", two entities, neither the gold one
 
 
-def test_window_settings_default_to_the_model_config(tiny_tokenizer_and_model) -> None:
+def test_window_settings_default_to_the_model_s_record_else_the_model_config(
+    tiny_tokenizer_and_model, tiny_config
+) -> None:
     tokenizer, model = tiny_tokenizer_and_model(LABELS)
+    assert Predictor(model, tokenizer, device="cpu").windowing == Windowing.of(tiny_config.model)  # recorded: 64/8
+    del model.config.ner_windowing  # a model trained elsewhere records none
     defaults = ModelConfig(name="m", backbone="b")
 
     predictor = Predictor(model, tokenizer, device="cpu")
