@@ -714,6 +714,10 @@ def test_predict_takes_options_before_between_and_after_its_texts(cli, trained_r
     assert completed.returncode == 2 and "unrecognized arguments: --bogus" in completed.stderr
     completed = cli("predict", "--json", "--", str(trained_run), "-x")  # after `--`, "-x" is a text
     assert completed.returncode == 0 and json.loads(completed.stdout)["text"] == "-x", completed.stderr
+    # An option between the model and `--` left "-- -y" over: "unrecognized arguments"
+    completed = cli("predict", str(trained_run), "--json", "x", "--", "-y", "--json")
+    assert completed.returncode == 0, completed.stderr
+    assert [json.loads(line)["text"] for line in completed.stdout.splitlines()] == ["x", "-y", "--json"]
 
 
 def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(trained_run: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import errno
 import logging
 import os
@@ -44,21 +45,33 @@ class CommandParser(argparse.ArgumentParser):
             super().error(message)
         self.exit(2)
 
+    def _intermixed(
+        self, arguments: list[str], namespace: argparse.Namespace | None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        """Options among positionals. After `--` all is positional: plain argparse reads that right where `--` comes
+        first (the intermixed parse drops it), the intermixed parse where options come before it (`RUN --json -- -x`:
+        plain argparse fills the positionals at RUN and leaves `-- -x` over)."""
+        if "--" in arguments:
+            parsed, extras = super().parse_known_args(arguments, copy.copy(namespace))
+            if not extras:
+                return parsed, extras
+        self._intermixing = True  # parse_known_intermixed_args calls back to parse_known_args for its two passes
+        try:
+            return self.parse_known_intermixed_args(arguments, namespace)
+        finally:
+            self._intermixing = False
+
     def parse_known_args(
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         lists = any(action.nargs in ("*", "+") for action in self._get_positional_actions())
-        # After `--` everything is a positional, as plain argparse reads it (the intermixed parse drops a leading one).
-        if self._intermixing or not lists or "--" in (sys.argv[1:] if args is None else args):
-            parsed, extras = super().parse_known_args(args, namespace)
-            if self._intermixing:  # one of the two passes below: its leftovers are not final
+        arguments = list(sys.argv[1:] if args is None else args)
+        if self._intermixing or not lists:
+            parsed, extras = super().parse_known_args(arguments, namespace)
+            if self._intermixing:  # one of the two passes of `_intermixed`: its leftovers are not final
                 return parsed, extras
         else:
-            self._intermixing = True  # parse_known_intermixed_args calls back here for its two passes
-            try:
-                parsed, extras = self.parse_known_intermixed_args(args, namespace)
-            finally:
-                self._intermixing = False
+            parsed, extras = self._intermixed(arguments, namespace)
         if not hasattr(parsed, _RAN):  # argparse copies the command's namespace up before its parent gets here
             setattr(parsed, _RAN, self.prog)
         # argparse lists a parser's own unknown arguments first, then those its command's parser left: each parser notes
