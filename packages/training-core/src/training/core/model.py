@@ -226,10 +226,9 @@ _quiet_transformers = QuietLibrary("transformers.utils.logging")
 
 def _tag_names(config: TrainingConfig, labels: Sequence[str] | None) -> tuple[str, ...]:
     TrainingConfig.check(config)
-    if isinstance(labels, str):
-        raise ConfigError(f"labels: expected a list of entity types, got the string {labels!r}")
     if labels is not None and not isinstance(labels, (list, tuple)):
-        raise ConfigError(f"labels: expected a list of entity types, got {type(labels).__name__} {labels!r:.60}")
+        got = f"the string {labels!r}" if isinstance(labels, str) else f"{type(labels).__name__} {labels!r:.60}"
+        raise ConfigError(f"labels: expected a list of entity types, got {got}")
     chosen = labels if labels is not None else config.data.labels
     if chosen is None:
         raise ConfigError(
