@@ -108,6 +108,10 @@ def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(tr
         Windowing(24, 8).write_to(model.config)
         assert Predictor(model, tokenizer).windowing == Windowing(24, 8)
         assert Predictor(model, tokenizer, max_length=32).windowing == Windowing(32, 8)  # given: kept
+        # A max_length alone that the kept stride does not fit was refused only at the first call, naming the stride.
+        with pytest.raises(InputError, match=r"^max_length 16: the stride it would keep \(8\) must be below half"):
+            Predictor(model, tokenizer, max_length=16)
+        assert Predictor(model, tokenizer, max_length=16, stride=4).windowing == Windowing(16, 4)
         assert evaluate_model(model, tokenizer, documents) == evaluate_model(
             model, tokenizer, documents, max_length=24, stride=8
         )

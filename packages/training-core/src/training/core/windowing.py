@@ -43,8 +43,14 @@ class Windowing:
         max_length: int | None = None,
         stride: int | None = None,
     ) -> Windowing:
-        """The values given, else those of `settings`, else `ModelConfig`'s defaults."""
+        """The values given, else those of `settings`, else `ModelConfig`'s defaults; a `max_length` given alone keeps
+        the stride only where it is below half of it (the config's rule), else the caller must give a stride too."""
         base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
+        if max_length is not None and stride is None and type(max_length) is int and base.stride * 2 >= max_length:
+            raise InputError(
+                f"max_length {max_length}: the stride it would keep ({base.stride}) must be below half of it; "
+                "give a stride too"
+            )
         return cls(base.max_length if max_length is None else max_length, base.stride if stride is None else stride)
 
     def write_to(self, model_config: object) -> None:
