@@ -1,4 +1,4 @@
-"""Job handles: one interface over every backend (id, status, outputs, `wait`, `logs`)."""
+"""Job handles: one interface over every backend (id, status, output folders, `wait`, `logs`)."""
 
 from __future__ import annotations
 
@@ -30,7 +30,8 @@ INTERRUPT_GRACE_S = 5.0
 
 
 class JobHandle(ABC):
-    """A submitted job: `id`, `backend`, `status`, `output_dir` (the run folder), `wait()` and `logs()`."""
+    """A submitted job: `id`, `backend`, `status`, its outputs `output_dir` (the run folder) and `model_dir`, `wait()`
+    and `logs()`."""
 
     def __init__(self, id: str, backend: str, output_dir: Path, log_file: Path, command: list[str]) -> None:
         self.id, self.backend, self.output_dir, self.log_file = id, backend, output_dir, log_file
