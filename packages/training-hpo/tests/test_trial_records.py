@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -148,3 +149,19 @@ def test_a_sweep_hands_the_check_its_study_recorded_to_the_trials_it_starts(
     assert TrialRecord.of(study.trials[2]).precision_check == EARLIER.model_copy(update={"taken": True})
     log = (tmp_path / "trials" / "2" / "fold-0" / "train.log").read_text()
     assert "precision auto: an earlier run's check gave entity F1 0.6100 in bf16, 0.6200 in fp32: bf16" in log
+
+
+@pytest.mark.parametrize("bad", [math.nan, math.inf])
+def test_a_non_finite_fold_value_is_recorded_for_its_trial_to_fail_on(bad: float) -> None:
+    # pstdev raised AttributeError on a NaN fold, out of the worker's guard: the whole sweep ended as an internal error.
+    from training.hpo.objective import CVOutcome, FoldResult
+    from training.hpo.trial_record import TrialRecord
+
+    outcome = CVOutcome(folds=(FoldResult(0, 0.5, 1, 2.0), FoldResult(1, bad, 1, 2.0)))
+    assert math.isnan(outcome.std) and not math.isfinite(outcome.mean)
+    study = optuna.create_study(direction="maximize")
+    trial = study.ask()
+    TrialRecord.write(trial, **outcome.to_attrs())
+    record = TrialRecord.of(study.trials[0])
+    assert record.fold_values[1] == bad or math.isnan(record.fold_values[1])
+    assert record.cv_std is not None and math.isnan(record.cv_std)

@@ -101,7 +101,9 @@ class CVOutcome:
 
     @property
     def std(self) -> float:
-        return statistics.pstdev(self.values) if self.folds else math.nan
+        """NaN without folds or with a non-finite fold (where `pstdev` raises an AttributeError, not a NaN)."""
+        values = self.values
+        return statistics.pstdev(values) if values and all(map(math.isfinite, values)) else math.nan
 
     @property
     def train_seconds(self) -> float:
