@@ -9,6 +9,7 @@ import optuna
 import pytest
 
 from training.common.errors import ConfigError, InputError
+from training.config import load_hpo_config
 from training.hpo.storage import load_study, open_storage, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep import resume_hpo_sweep
@@ -119,6 +120,22 @@ def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swe
         load_study(other.root, storage=own)
     with pytest.raises(InputError, match=refused):
         resume_hpo_sweep(other.root, storage=own)
+
+
+def test_a_sweep_in_a_new_folder_does_not_take_in_another_folder_s_study(swept, config_dir: Path, tmp_path) -> None:
+    """`hpo run --study-dir B --storage <A's>` went on with A's study in B: its trials split between the folders, and
+    B's best config named a trial of A's without its checkpoint."""
+    from training.hpo import create_search_space, run_local_hpo_sweep
+
+    study, study_dir = swept
+    own, trials = study_location(study_dir)[0], len(study.trials)
+    joiner = tmp_path / "joiner"
+    space = create_search_space(load_hpo_config(config_dir / "hpo" / "tiny.yaml"))
+    refused = rf"^{joiner}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}; "
+    with pytest.raises(InputError, match=refused + r"continue it there \(`training hpo resume --study-dir "):
+        run_local_hpo_sweep("tiny-bert", space, config_dir=config_dir, study_dir=joiner, storage=own)
+    assert len(load_study(study_dir).trials) == trials
+    assert not StudyFolder(joiner).manifest.exists() and not StudyFolder(joiner).best_config.exists()
 
 
 @pytest.mark.parametrize("given", ["notaurl", "gone.journal", "sqlite:///{tmp}/gone.db"])

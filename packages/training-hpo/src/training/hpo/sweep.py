@@ -145,7 +145,7 @@ def run_local_hpo_sweep(
             machine=machine_name(),
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
-        record = _check_or_save(study, record, folder)
+        record = _check_or_save(study, record, folder, new_folder=not folder.manifest.is_file())
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
             tracking = _tracking(joined, base, mlflow_uri)  # a sweep started with this one made the study: log there
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
@@ -184,8 +184,7 @@ def resume_hpo_sweep(
     A worker on another machine than the sweep's is refused on a file storage (journal, SQLite), which cannot tell a
     dead host's trials from live ones, unless `single_host` says the risk is accepted.
     `mlflow_uri` (default: the sweep's, else the `tracking.mlflow` of the study's config) logs to the study's MLflow
-    parent run.
-    `events` receives the progress.
+    parent run. `events` receives the progress.
     """
     if dataset is not None:
         Dataset.check(dataset)
@@ -332,9 +331,9 @@ def _load(path: str, config: TrainingConfig) -> Dataset:
     return dataset
 
 
-def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
-    """Record a new study's sweep; an existing one must have the same config, data and settings, and goes on with
-    its own search space (a one-value choice, which sweeps now refuse, may come back fixed) and MLflow URI."""
+def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder, new_folder: bool) -> SweepSettings:
+    """Record a new study's sweep; an existing one must have the same config, data and settings and be this folder's
+    where it is `new_folder`, and goes on with its own search space (a one-value choice may come back fixed) and URI."""
     try:
         stored = SweepSettings.load(study, record.storage)
     except InputError as error:
@@ -342,6 +341,12 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
             raise
         record.save(study)
         return record
+    if new_folder and Path(stored.study_dir) != Path(record.study_dir):
+        raise InputError(
+            f"{folder.root}: storage {record.storage!r} holds the study {study.study_name!r} of the study folder "
+            f"{stored.study_dir}; continue it there (`training hpo resume --study-dir {stored.study_dir}`) or give "
+            "this folder another study name or storage"
+        )
     new, old = _defining(record.hpo_config), _defining(stored.hpo_config)
     differences = [
         name
