@@ -33,6 +33,8 @@ def test_a_dead_pid_is_judged_only_in_its_own_pid_namespace_and_boot() -> None:
         TrialRecord.write(study.ask(), owner={**owner, "pid": dead_pid(), "started": None})
     assert recover_interrupted_trials(study) == [0]
     assert [trial.state for trial in study.trials] == [TrialState.FAIL, TrialState.RUNNING, TrialState.RUNNING]
+    # the trial table showed '-' as the reason of a trial failed here
+    assert [TrialRecord.of(trial).fail_reason for trial in study.trials] == ["its process died mid-trial", None, None]
 
 
 def test_a_queued_re_run_is_taken_by_one_thread_only_on_sqlite(tmp_path: Path) -> None:

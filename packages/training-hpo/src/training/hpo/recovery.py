@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from training.common.file_lock import file_lock
@@ -55,8 +56,9 @@ def recover_interrupted_trials(study: optuna.Study, lock_file: Path | None = Non
             if not interrupted(trial):
                 continue
             try:
+                TrialRecord.write(optuna.Trial(study, trial._trial_id), fail_reason="its process died mid-trial")
                 study.tell(trial.number, state=TrialState.FAIL)
-            except ValueError:  # finished meanwhile by another process
+            except (ValueError, UpdateFinishedTrialError):  # finished meanwhile by another process
                 continue
             recovered.append(trial.number)
             if trial.number not in requeued:
