@@ -15,13 +15,14 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Sequence
+from importlib.util import find_spec
 from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
@@ -76,13 +77,14 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             "pass the full URL as storage (--storage URL)"
         )
     interval, grace = heartbeat or (HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S)
+    opened = _with_installed_driver(url, location)
     if url.get_backend_name() == "sqlite" and url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             storage = RDBStorage(
-                location,
+                opened,
                 heartbeat_interval=interval,
                 grace_period=grace,
                 heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=MAX_RETRIES),
@@ -92,16 +94,25 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
                 f"storage {redact_url(location)!r}: unknown database {url.get_backend_name()!r}; use sqlite, "
                 "postgresql, mysql, ... or a journal file path"
             ) from None
-        except ImportError as error:
+        except ImportError:
             raise InputError(
-                f"storage {redact_url(location)!r}: its database driver is missing ({error}); for PostgreSQL: "
-                'pip install "training-hpo[postgres]"'
+                f"storage {redact_url(location)!r}: its database driver {make_url(opened).get_dialect().driver!r} is "
+                'not installed; for PostgreSQL: pip install "training-hpo[postgres]" (psycopg2)'
             ) from None
         except OperationalError as error:
-            raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({error.orig})") from None
+            raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({one_line(error.orig)})") from None
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
     return storage
+
+
+def _with_installed_driver(url: URL, location: str) -> str:
+    """`location`, a bare postgresql:// naming the PostgreSQL driver that is installed: SQLAlchemy 2.1 takes psycopg 3
+    for it, 2.0 psycopg2 (what the `postgres` extra installs)."""
+    if url.drivername != "postgresql" or find_spec(url.get_dialect().driver) is not None:
+        return location
+    driver = next((name for name in ("psycopg2", "psycopg") if find_spec(name) is not None), None)
+    return url.set(drivername=f"postgresql+{driver}").render_as_string(hide_password=False) if driver else location
 
 
 def _check_first_line(journal: Path) -> None:
