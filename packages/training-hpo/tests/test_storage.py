@@ -169,7 +169,8 @@ def test_a_bare_postgresql_url_opens_with_the_driver_the_postgres_extra_installs
 
     if find_spec("psycopg2") is None:
         pytest.skip("the postgres extra (psycopg2) is not installed")
-    with pytest.raises(TrainingError, match=r"cannot open it \(OperationalError: connection to server on socket") as got:
+    refused = r"cannot open it \(OperationalError: connection to server on socket"
+    with pytest.raises(TrainingError, match=refused) as got:
         open_storage(f"postgresql://me:secret@/study?host={tmp_path}")
     assert "\n" not in str(got.value) and "secret" not in str(got.value)
     if find_spec("psycopg") is None:
