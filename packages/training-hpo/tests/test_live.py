@@ -24,6 +24,7 @@ from training.hpo.events import (
     TrialProgress,
     TrialStarted,
     parse_event,
+    sweep_finished,
 )
 from training.hpo.failures import SweepStopped
 from training.hpo.live import LiveView
@@ -161,6 +162,21 @@ def test_plain_lines_of_pruned_and_failed_trials_say_why() -> None:
     assert view_lines[1].endswith("trial 4 pruned: pruned after fold 0; best so far: none yet\n")
     assert view_lines[2].endswith("trial 5 failed: CUDA out of memory; best so far: none yet\n")
     assert describe(TrialProgress(trial=0, fold=0, folds=1, epoch=1, epochs=1, step=1, steps=2, loss=None), "x") is None
+
+
+def test_a_sweep_that_stops_beside_a_running_trial_says_so() -> None:
+    # A trial whose worker died before recording its owner fills the budget for a minute: a resume then ran nothing
+    # and said only "sweep stopped: 1 complete".
+    import optuna
+
+    study = optuna.create_study(direction="maximize")
+    study.tell(study.ask(), 0.5)
+    study.ask()  # running, in no process of this one
+    event = sweep_finished(study)
+    assert (event.complete, event.running) == (1, 1)
+    line = "sweep stopped: 1 complete, 0 pruned, 0 failed, 1 running elsewhere or cut short; best trial 0: x 0.5000"
+    assert describe(event, "x") == line
+    assert parse_event(event.model_dump_json()) == event
 
 
 def test_time_left_comes_from_the_trials_and_the_time_budget() -> None:

@@ -103,6 +103,7 @@ class SweepFinished(_Event):
     complete: int
     pruned: int
     failed: int
+    running: int = 0  # trials of other processes, or of one that died a moment ago (recovered after a grace period)
     best_trial: int | None
     best_value: float | None
 
@@ -168,6 +169,7 @@ def sweep_finished(study: optuna.Study) -> SweepFinished:
         complete=sum(trial.state == TrialState.COMPLETE for trial in trials),
         pruned=sum(trial.state == TrialState.PRUNED for trial in trials),
         failed=sum(trial.state == TrialState.FAIL for trial in trials),
+        running=sum(trial.state == TrialState.RUNNING for trial in trials),
         **_best(study, trials),
     )
 

@@ -152,7 +152,9 @@ def describe(event: SweepEvent, metric: str) -> str | None:
             if event.best_value is not None
             else "no complete trial"
         )
-        return f"sweep stopped: {event.complete} complete, {event.pruned} pruned, {event.failed} failed; {best}"
+        running = f", {event.running} running elsewhere or cut short" if event.running else ""
+        counts = f"{event.complete} complete, {event.pruned} pruned, {event.failed} failed{running}"
+        return f"sweep stopped: {counts}; {best}"
     return None
 
 
