@@ -82,6 +82,25 @@ def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:
     assert (tmp_path / "one.txt").read_text() == "hello\n"
 
 
+def test_a_damaged_storage_file_is_named_not_an_internal_error(tmp_path: Path) -> None:
+    # A journal entry of an unknown kind (Optuna asserts "Should not reach.") and a damaged or foreign SQLite file (a
+    # DatabaseError, not an OperationalError) ended `hpo best/resume/report` as internal errors of three lines.
+    journal = tmp_path / "study.journal"
+    optuna.create_study(study_name="s", storage=open_storage(str(journal))).ask()
+    with journal.open("a", encoding="utf-8") as file:
+        file.write('{"op_code": 99}\n')
+    with pytest.raises(ConfigError, match=r"study.journal': not an Optuna journal file \(an entry of an unknown kind\)"):
+        open_storage(str(journal))
+    database = tmp_path / "study.db"
+    optuna.create_study(study_name="s", storage=f"sqlite:///{database}").ask()
+    whole = database.read_bytes()
+    for damaged, reason in ((whole[: len(whole) // 2], "database disk image is malformed"), (b"x" * 3000, "file is not")):
+        database.write_bytes(damaged)
+        with pytest.raises(InputError, match=rf"^storage 'sqlite:///{database}': not an Optuna database \({reason}"):
+            open_storage(f"sqlite:///{database}")
+        assert database.read_bytes() == damaged
+
+
 def test_a_relative_sqlite_url_is_recorded_absolute(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # `storage: sqlite:///study.db` was recorded as written: a resume from another folder opened a new empty database.
     folder = StudyFolder(tmp_path / "study")

@@ -23,7 +23,7 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartb
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, OperationalError
+from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.common.file_lock import file_lock
@@ -62,9 +62,10 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             storage = JournalStorage(JournalFileBackend(location))
             _check_first_line(Path(location))
             return storage
-        except (OSError, ValueError, KeyError, TypeError) as error:
+        except (OSError, ValueError, KeyError, TypeError, AssertionError) as error:  # Optuna asserts on unknown ops
+            reason = "an entry of an unknown kind" if isinstance(error, AssertionError) else one_line(error)
             raise ConfigError(
-                f"storage {location!r}: not an Optuna journal file ({one_line(error)}); "
+                f"storage {location!r}: not an Optuna journal file ({reason}); "
                 "a SQLite database is given as a URL, sqlite:///path/to/study.db"
             ) from None
     try:
@@ -101,6 +102,8 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             ) from None
         except OperationalError as error:
             raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({one_line(error.orig)})") from None
+        except DatabaseError as error:  # a file that is no SQLite database, or a damaged one
+            raise InputError(f"storage {redact_url(location)!r}: not an Optuna database ({error.orig})") from None
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
     return storage
