@@ -89,12 +89,13 @@ def test_a_damaged_storage_file_is_named_not_an_internal_error(tmp_path: Path) -
     optuna.create_study(study_name="s", storage=open_storage(str(journal))).ask()
     with journal.open("a", encoding="utf-8") as file:
         file.write('{"op_code": 99}\n')
-    with pytest.raises(ConfigError, match=r"study.journal': not an Optuna journal file \(an entry of an unknown kind\)"):
+    unknown = r"study.journal': not an Optuna journal file \(an entry of an unknown kind\)"
+    with pytest.raises(ConfigError, match=unknown):
         open_storage(str(journal))
     database = tmp_path / "study.db"
     optuna.create_study(study_name="s", storage=f"sqlite:///{database}").ask()
     whole = database.read_bytes()
-    for damaged, reason in ((whole[: len(whole) // 2], "database disk image is malformed"), (b"x" * 3000, "file is not")):
+    for damaged, reason in ((whole[: len(whole) // 2], "database disk image is malformed"), (b"x" * 3000, "file is")):
         database.write_bytes(damaged)
         with pytest.raises(InputError, match=rf"^storage 'sqlite:///{database}': not an Optuna database \({reason}"):
             open_storage(f"sqlite:///{database}")
