@@ -148,6 +148,23 @@ def test_evaluate_and_report_name_the_data_whose_entity_types_the_model_does_not
         assert completed.stderr.startswith(f"training {command}: error: {data}: has entity types ['ZZZ'] that the")
 
 
+def test_evaluate_and_report_name_a_damaged_or_missing_model_config(cli, trained_run: Path, tmp_path: Path) -> None:
+    # They read the model's entity types with transformers unguarded: exit 1, an internal error of transformers' words
+    data = tmp_path / "other.jsonl"
+    data.write_text('{"text": "Anna works at ACME", "annotations": [[0, 4, "PER"]]}\n', encoding="utf-8")
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = run / "model" / "config.json"
+    config.write_bytes(config.read_bytes()[:200])
+    for damage in ("truncated", "missing"):
+        for command in ("evaluate", "report"):
+            completed = cli(command, str(run), "--data-path", str(data))
+            assert completed.returncode == 2 and len(completed.stderr.splitlines()) == 1, (damage, completed.stderr)
+            named = f"{run / 'model'}: unreadable model config" if damage == "truncated" else f"{run}"
+            assert completed.stderr.startswith(f"training {command}: error: {named}"), completed.stderr
+        config.unlink(missing_ok=True)
+
+
 def test_a_model_of_an_unfinished_run_is_used_with_a_note(
     cli, trained_run: Path, config_dir: Path, tmp_path: Path
 ) -> None:

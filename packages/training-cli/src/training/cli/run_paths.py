@@ -90,12 +90,10 @@ def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOpti
     contradicts the run's, and the run's columns it takes), in those of `options` that are given; an error naming
     `data_path` where it has entity types the model does not tag."""
     dataset = _read_dataset(model_dir, data_path, options)
-    from transformers import AutoConfig
-
     from data.schemes import declared_types
-    from training.core.model import model_tag_names
+    from training.core.model import model_tag_names, read_model_config
 
-    types = declared_types(model_tag_names(AutoConfig.from_pretrained(model_dir), f"{model_dir}/config.json"))
+    types = declared_types(model_tag_names(read_model_config(model_dir), f"{model_dir}/config.json"))
     unknown = sorted(set(dataset.labels) - set(types))
     if unknown:
         told = f"{data_path}: has entity types {unknown} that the model does not tag"

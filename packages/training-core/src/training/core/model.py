@@ -210,6 +210,14 @@ def load_model(
     return _load_folder(Path(folder), None, trust_remote_code)
 
 
+def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PretrainedConfig:
+    """A saved model folder's config (`config.json`); a missing or damaged one is an `InputError` naming the folder."""
+    try:
+        return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as error:
+        raise InputError(f"{folder}: unreadable model config ({first_line(error)})") from error
+
+
 def model_tag_names(model_config: PretrainedConfig, source: str = "the model config") -> tuple[str, ...]:
     """The IOB2 tag names of a model config's `id2label`, in id order; `source` names it in errors."""
     id2label = _id2label(model_config)
@@ -340,11 +348,11 @@ def _load_folder(
     problem = _weights_problem(folder)
     if problem is not None:
         raise InputError(problem)
+    model_config = read_model_config(folder, trust_remote_code=trust_remote_code)
     try:
-        model_config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
-        raise InputError(f"{folder}: unreadable model config or tokenizer ({first_line(error)})") from error
+        raise InputError(f"{folder}: unreadable tokenizer ({first_line(error)})") from error
     _check_fast(tokenizer, str(folder), InputError)
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
