@@ -14,6 +14,7 @@ from data.report import LoadReport
 from training.common.errors import ConfigError, ExecutionError, InputError
 from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
 from training.core.run_folder import RunFolder
+from training.core.run_metrics import RunMetrics
 from training.execution import JobSpec, Lineage, execute_final_training, extract_lineage_from_best_model
 from training.execution.provenance import package_versions
 
@@ -234,6 +235,22 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
     advice = r"holds a run of another .*\(resume=False; training train --restart, final --force\)$"
     with pytest.raises(InputError, match=advice):
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
+
+
+def test_a_refit_into_a_run_of_another_config_is_refused_before_its_job_json_is_written(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # The runner refused it, but only after job.json had been left in the folder: a later refit there was then told the
+    # folder held the run of that job, which never ran.
+    run = RunFolder(tmp_path / "run")
+    run.root.mkdir()
+    other = RunMetrics(status="completed", config_fingerprint="f" * 64, dataset_fingerprint="d" * 64)
+    run.write_metrics(other)
+    refused = rf"^{run.root}: holds a run of another config \(ffffffffffff\); choose another output folder, or train"
+    for backend in ("local", "subprocess"):
+        with pytest.raises(InputError, match=refused):
+            execute_final_training(best_config, output_dir=run.root, backend=backend)
+    assert not (run.root / "job.json").exists() and run.read_metrics() == other
 
 
 @pytest.mark.parametrize("format", ["auto", "conll"])

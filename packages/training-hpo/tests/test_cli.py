@@ -171,6 +171,17 @@ def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args:
     assert message in one_line_error(training("hpo", *args))
 
 
+def test_a_refit_folder_holding_a_run_no_refit_made_is_refused_before_the_sweep(config_dir: Path, tmp_path: Path):
+    # It swept first, then the refit was refused, leaving its job.json in the folder of that other run.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "metrics.json").write_text("{}", encoding="utf-8")
+    args = ["run", "--hpo", "tiny", "--config-dir", config_dir, "--study-dir", tmp_path / "study", "--refit", run]
+    refused = f"--refit {run}: holds a training run that no refit made (no job.json); choose another folder, or train"
+    assert refused in one_line_error(training("hpo", *args))
+    assert not (tmp_path / "study").exists() and sorted(path.name for path in run.iterdir()) == ["metrics.json"]
+
+
 @pytest.mark.parametrize(
     ("manifest", "message"),
     [

@@ -112,7 +112,14 @@ class JobSpec(Section):
             return self.save(target)
 
     def _check_output(self, target: Path, run: RunFolder) -> None:
-        """Refuse an output folder that holds another job's run, or this job's run on another process count."""
+        """Refuse an output folder that holds another job's run or a run of another config (refused by the runner too,
+        but after this job.json had been left there), or this job's run on another process count."""
+        record = run.read_metrics(training=True) if self.resume else None
+        if record is not None and record.config_fingerprint != self.config.fingerprint:
+            raise InputError(
+                f"{self.output_dir}: holds a run of another config ({record.config_fingerprint[:12]}); choose another "
+                "output folder, or train over it (force=True, --force)"
+            )
         if self.resume and target.is_file():
             existing = JobSpec.load(target)
             began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)

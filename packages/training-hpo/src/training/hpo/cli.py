@@ -175,11 +175,20 @@ def _isolation(args: argparse.Namespace, hpo: HPOConfig) -> Isolation:
 
 
 def _check_refit(args: argparse.Namespace) -> None:
-    """Refuse, before sweeping (not after it), a `--refit` path that is (or lies inside) a file and a `--force` without
-    `--refit`."""
+    """Refuse, before sweeping (not after it), a `--refit` path that is (or lies inside) a file or holds a run that
+    no refit made, and a `--force` without `--refit`."""
     refit = getattr(args, "refit", None)  # `hpo worker` has none: the refit is the sweep owner's
     if refit is not None:
         check_folder(refit, "a folder for the final run", option="--refit")
+        from training.core.run_folder import RunFolder
+        from training.execution.job_spec import JOB_FILE
+
+        run = RunFolder(Path(refit))  # a refit writes its job.json first: a run without one is another's
+        if not args.force and run.metrics.is_file() and not (run.root / JOB_FILE).is_file():
+            raise ConfigError(
+                f"--refit {refit}: holds a training run that no refit made (no {JOB_FILE}); choose another folder, or "
+                "train over it with --force"
+            )
     if getattr(args, "force", False) and refit is None:
         raise ConfigError("--force: only with --refit DIR (it trains again over a run already in DIR)")
 
