@@ -154,7 +154,7 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         ConfigError, match=r"^nproc_per_node=2: backend 'local' runs one process; use backend 'torchrun'"
     ):
         execute_final_training(best_config, output_dir=tmp_path, nproc_per_node=2)
-    with pytest.raises(ConfigError, match=r"^tracking_uri: tracking logs a finished run; it needs wait=True"):
+    with pytest.raises(ConfigError, match=r"^tracking_uri \(--mlflow-uri\): tracking logs a finished run; it needs"):
         execute_final_training(best_config, output_dir=tmp_path, tracking_uri="sqlite:///x.db", wait=False)
     with pytest.raises(ConfigError, match=r"no-such.json: no such best-config file"):
         execute_final_training(tmp_path / "no-such.json", output_dir=tmp_path)

@@ -78,7 +78,10 @@ def execute_final_training(
         tracking_uri = best.config.tracking.mlflow
     if tracking_uri is not None:
         if dry_run or not wait:
-            raise ConfigError("tracking_uri: tracking logs a finished run; it needs wait=True and no dry_run")
+            raise ConfigError(
+                "tracking_uri (--mlflow-uri): tracking logs a finished run; it needs wait=True and no dry_run "
+                "(--dry-run)"
+            )
         from training.execution.tracking import connect
 
         connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
