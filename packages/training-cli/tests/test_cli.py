@@ -204,6 +204,24 @@ def test_report_names_a_damaged_metrics_file_without_advice_to_start_over(cli, t
     assert len(completed.stderr.splitlines()) == 1 and "start over" not in completed.stderr
 
 
+def test_files_nested_too_deeply_are_one_line_errors(cli, tmp_path: Path) -> None:
+    """JSON or YAML nested deeper than the parsers' recursion reads was "internal error: RecursionError", exit 1."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000)
+    (tmp_path / "configs").mkdir()
+    train = tmp_path / "configs" / "train.yaml"
+    train.write_text("training: " + "[" * 5_000 + "]" * 5_000)
+    out = str(tmp_path / "out")
+    for arguments, expected in [
+        (("final", str(deep), "--output", out, "--dry-run"), f"{deep}: not a readable best-config file"),
+        (("train", "--config-dir", str(train.parent), "--output", out), f"{train}: invalid YAML: nested"),
+        (("evaluate", out, "--data-path", out, "--output", str(deep)), f"{deep}: not an evaluation record, and"),
+    ]:
+        completed = cli(*arguments)
+        assert completed.returncode == 2 and len(completed.stderr.splitlines()) == 1, completed.stderr
+        assert expected in completed.stderr
+
+
 def test_evaluate_reads_other_data_in_the_encoding_named(cli, trained_run: Path, tmp_path: Path) -> None:
     """A Latin-1 file evaluated by a UTF-8 run: refused naming --encoding (no advice on formats, which read no other
     encoding), read with `--encoding latin-1`; an unknown encoding is a usage error."""

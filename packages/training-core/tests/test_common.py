@@ -235,6 +235,27 @@ def test_error_hierarchy_and_exit_codes() -> None:
     assert (TrainingError.exit_code, InputError.exit_code, ConfigError.exit_code) == (1, 2, 2)
 
 
+def test_a_json_file_read_whole_names_each_fault_in_the_error_class_asked(tmp_path: Path) -> None:
+    """A JSON file nested deeper than Python's recursion limit was a RecursionError (the CLI's internal error)."""
+    from training.common.errors import TOO_DEEP
+    from training.common.json_files import read_json_file
+
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000 + "]" * 100_000, encoding="utf-8")
+    expected = f"{deep}: not a readable record (invalid JSON: {TOO_DEEP})"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        read_json_file(deep, "record")
+    with pytest.raises(DataError, match=f"^{re.escape(str(deep))}: not a readable record \\(invalid JSON: nested"):
+        read_json_file(deep, "record", DataError)
+    (tmp_path / "bad.json").write_text("{", encoding="utf-8")
+    with pytest.raises(DataError, match=r"bad\.json: not a readable record \(Expecting property name"):
+        read_json_file(tmp_path / "bad.json", "record", DataError)
+    with pytest.raises(ConfigError, match=r"gone\.json: no such record$"):
+        read_json_file(tmp_path / "gone.json", "record")
+    deep.write_text("[" * 100 + "]" * 100, encoding="utf-8")
+    assert read_json_file(deep, "record") == json.loads(deep.read_text(encoding="utf-8"))
+
+
 def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_path: Path) -> None:
     import gc
 

@@ -9,7 +9,7 @@ from typing import Any
 import pydantic
 import pytest
 
-from training.common.errors import ConfigError
+from training.common.errors import TOO_DEEP, ConfigError
 from training.config import (
     ExecutionConfig,
     HPOConfig,
@@ -418,6 +418,14 @@ def test_override_errors_name_the_override(folder: Path) -> None:
     assert config_error({"set": ["training.nope=1"]}, folder).startswith(
         "--set training.nope=1: training.nope: unknown key; valid keys: learning_rate"
     )
+
+
+def test_yaml_nested_too_deeply_names_the_file(folder: Path) -> None:
+    """PyYAML composes nested lists by recursion: a few hundred levels were a RecursionError (an internal error)."""
+    train = write(folder / "train.yaml", TRAIN + "x: " + "[" * 5000 + "]" * 5000 + "\n")
+    assert config_error(None, folder) == f"{train}: invalid YAML: {TOO_DEEP}"
+    deep = "[" * 500 + "]" * 500
+    assert config_error({"set": [f"training.seed={deep}"]}, folder).endswith(f": invalid YAML: {TOO_DEEP}")
 
 
 def test_invalid_yaml_names_file_and_line(folder: Path) -> None:

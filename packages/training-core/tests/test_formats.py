@@ -256,6 +256,23 @@ def test_malformed_json_names_file_and_line(tmp_path: Path, content: str, messag
         records(path, "spans")
 
 
+DEEP = "[" * 100_000 + "]" * 100_000  # deeper than json's recursion can read
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (f'{{"id": 1}}\n{{"id": {DEEP}}}\n', r"a\.json:2: invalid JSON: nested too deeply to read, hundreds of lists"),
+        (f'[\n {{"id": 1}},\n {{"id": {DEEP}}}\n]', r"a\.json:3: invalid JSON: nested too deeply to read, hundreds of"),
+        (f'{{"id":\n{DEEP}}}\n', r"a\.json:1: invalid JSON: Expecting value \(column 7\)"),  # an object over lines?
+    ],
+)
+def test_json_nested_too_deeply_names_file_and_line(tmp_path: Path, content: str, message: str) -> None:
+    """JSON nested deeper than Python's recursion limit was a RecursionError (an internal error of the CLI)."""
+    with pytest.raises(DataError, match=message):
+        records(write(tmp_path / "a.json", content), "spans")
+
+
 def test_conll_sentences_documents_and_columns(tmp_path: Path) -> None:
     content = (
         "-DOCSTART- -X- -X- O\n\n"

@@ -38,7 +38,7 @@ from data.columns import (
     span_keys,
 )
 from data.schemes import is_tag
-from training.common.errors import DataError
+from training.common.errors import TOO_DEEP, DataError
 
 FORMATS = ("spans", "tokens", "conll", "brat", "csv")
 DOCSTART = "-DOCSTART-"  # CoNLL's line before each document (CoNLL-2003: `-DOCSTART- -X- -X- O`)
@@ -171,6 +171,8 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
             _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             hint = "; it reads as CoNLL (a token and a tag a line): data.format conll" if conll_text(text) else ""
             raise DataError(f"{path}:{number}: invalid JSON: {error.msg} (column {error.colno}){hint}") from error
+        except RecursionError:
+            raise DataError(f"{path}:{number}: invalid JSON: {TOO_DEEP}") from None
         yield _as_record(path, number, value)
 
 
@@ -179,7 +181,7 @@ def _refuse_object_over_lines(path: Path, text: str, start: int, number: int) ->
     would otherwise call invalid JSON."""
     try:
         value, end = json.JSONDecoder().raw_decode(text, _skip_space(text, start))
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):  # the line's own error stands
         return
     if isinstance(value, dict) and "\n" in text[start:end]:
         raise DataError(
@@ -198,6 +200,8 @@ def _json_array(path: Path, text: str) -> Iterator[Record]:
             value, index = decoder.raw_decode(text, index)
         except json.JSONDecodeError as error:
             raise DataError(f"{path}:{error.lineno}: invalid JSON: {error.msg} (column {error.colno})") from error
+        except RecursionError:
+            raise DataError(f"{path}:{line}: invalid JSON: {TOO_DEEP}") from None
         yield _as_record(path, line, value)
         index = _skip_space(text, index)
         if text.startswith(",", index):

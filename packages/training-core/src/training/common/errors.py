@@ -4,6 +4,9 @@ import signal
 from typing import TypeVar
 
 T = TypeVar("T")
+# json and PyYAML read lists and mappings by recursion: `[[[[...` hundreds deep raises RecursionError, which each
+# reader reports as malformed content in these words
+TOO_DEEP = "nested too deeply to read, hundreds of lists or mappings inside one another"
 
 
 def first_line(error: BaseException) -> str:

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import datetime
 import difflib
-import json
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 from typing import Any, TypeVar, get_args
 
 from pydantic import BaseModel, ValidationError
 
 from training.common.errors import ConfigError
+from training.common.json_files import read_json_file
 
 Model = TypeVar("Model", bound=BaseModel)
 Sourcer = Callable[[tuple[str | int, ...]], str]
@@ -139,17 +138,6 @@ def apply_dotted(data: dict[str, Any], key: str, value: Any, source: str) -> Non
             apply_dotted(node[parts[-1]], str(name), item, source)
         return
     node[parts[-1]] = value
-
-
-def read_json_file(path: str | os.PathLike[str], what: str) -> Any:
-    """Parse a JSON file; a missing or unreadable one is a `ConfigError` naming it as `what` it should be."""
-    file = Path(path)
-    try:
-        return json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{file}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ConfigError(f"{file}: not a readable {what} ({error})") from error
 
 
 def read_record(model: type[Model], path: str | os.PathLike[str], what: str) -> Model:

@@ -10,7 +10,7 @@ from typing import Any
 import yaml
 
 from data.text_files import EncodingError, decode_text
-from training.common.errors import ConfigError
+from training.common.errors import TOO_DEEP, ConfigError
 
 
 class _Loader(yaml.SafeLoader):
@@ -98,6 +98,8 @@ def parse_yaml(text: str, source: str, *, lines: bool = True) -> Any:
         if "'\\t'" in problem:  # an editor's tab, where YAML takes spaces alone
             problem += "; indent and separate with spaces, not tabs"
         raise ConfigError(f"{where}: invalid YAML: {problem}") from error
+    except RecursionError:
+        raise ConfigError(f"{source}: invalid YAML: {TOO_DEEP}") from None
 
 
 def load_yaml_mapping(path: Path) -> dict[str, Any]:

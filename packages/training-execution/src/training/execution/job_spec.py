@@ -12,10 +12,11 @@ from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
+from training.common.json_files import read_json_file
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
 from training.config.schema import Section, TrainingConfig
-from training.config.validation import read_json_file, validate
+from training.config.validation import validate
 from training.core.run_folder import RunFolder
 
 JOB_SPEC_FORMAT = 2

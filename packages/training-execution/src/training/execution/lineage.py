@@ -14,8 +14,9 @@ from pydantic import BaseModel, ConfigDict
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
+from training.common.json_files import read_json_file
 from training.config.best import StudyRef, nest_study
-from training.config.validation import read_json_file, validate
+from training.config.validation import validate
 
 LINEAGE_FORMAT = 2
 LINEAGE_FILE = "lineage.json"

@@ -70,6 +70,6 @@ def _is_evaluation(path: Path) -> bool:
     """Whether `path` holds a record `--output` wrote (keys of older versions' records included)."""
     try:
         record = json.loads(path.read_bytes())
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return False
     return isinstance(record, dict) and {"model", "data", "split", "metrics"} <= record.keys()

@@ -1,0 +1,23 @@
+"""JSON files read whole: each fault (missing, unreadable, malformed, nested too deeply) one error naming the file."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from training.common.errors import TOO_DEEP, ConfigError, InputError
+
+
+def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputError] = ConfigError) -> Any:
+    """Parse a JSON file; a missing or unreadable one is an `error` naming it as `what` it should be."""
+    file = Path(path)
+    try:
+        return json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise error(f"{file}: no such {what}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as reason:
+        raise error(f"{file}: not a readable {what} ({reason})") from reason
+    except RecursionError:
+        raise error(f"{file}: not a readable {what} (invalid JSON: {TOO_DEEP})") from None
