@@ -76,6 +76,9 @@ def test_a_cell_that_does_not_parse_names_the_cell_and_line() -> None:
 def test_a_file_that_is_not_json_is_refused() -> None:
     with pytest.raises(InputError, match="not a notebook"):
         rewrite_notebook(b"{cells")
+    # nested deeper than json's recursion reads: it was a RecursionError, the CLI's internal error
+    with pytest.raises(InputError, match=r"^not a notebook \(invalid JSON: nested too deeply to read, hundreds of"):
+        rewrite_notebook(b'{"cells": ' + b"[" * 100_000 + b"]" * 100_000 + b"}")
 
 
 # Cells as found in real projects: magics inside blocks, assigned output, cell magics, help, continued commands.

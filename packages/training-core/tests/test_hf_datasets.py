@@ -475,6 +475,20 @@ def test_a_split_saved_empty_by_datasets_is_one_line_naming_it(tmp_path: Path) -
     )
 
 
+@pytest.mark.parametrize("name", ["dataset_dict.json", "train/state.json", "train/dataset_info.json"])
+@pytest.mark.parametrize(("text", "reason"), [("{", "Expecting property name"), ("[" * 100_000, "invalid JSON: nest")])
+def test_a_damaged_json_file_of_a_saved_dataset_is_one_line_naming_it(
+    tmp_path: Path, name: str, text: str, reason: str
+) -> None:
+    """`datasets` reads the JSON files `save_to_disk` wrote with no word on which: a damaged one was a JSONDecodeError,
+    one nested too deeply a RecursionError (internal errors of the CLI)."""
+    twin_dict().save_to_disk(str(tmp_path / "saved"))
+    damaged = tmp_path / "saved" / name
+    damaged.write_text(text, encoding="utf-8")
+    with pytest.raises(DataError, match=f"^{re.escape(str(damaged))}: not a readable file of a dataset .*{reason}"):
+        load_dataset(tmp_path / "saved")
+
+
 # Without the extra: a meta-path finder makes `datasets` look uninstalled in a fresh interpreter.
 BLOCKED_RUN = """
 import importlib.abc, json, sys

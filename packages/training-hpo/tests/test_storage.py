@@ -80,6 +80,10 @@ def test_a_path_that_is_no_journal_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"one.txt': not an Optuna journal file \(JSONDecodeError: Expecting value"):
         open_storage(str(tmp_path / "one.txt"))
     assert (tmp_path / "one.txt").read_text() == "hello\n"
+    # a line nested deeper than json's recursion reads was a RecursionError, the CLI's internal error
+    (tmp_path / "deep.txt").write_text("[" * 100_000 + "]" * 100_000 + "\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"deep.txt': not an Optuna journal file \(invalid JSON: nested too deeply"):
+        open_storage(str(tmp_path / "deep.txt"))
 
 
 def test_a_damaged_storage_file_is_named_not_an_internal_error(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from training.common.errors import InputError
+from training.common.errors import TOO_DEEP, InputError
 from training_compat.ipython import PYTHON_CELL_MAGICS, cell_magic, mask
 from training_compat.moves import MODULES
 from training_compat.plan import Note
@@ -64,6 +64,8 @@ def rewrite_notebook(raw: bytes) -> Notebook:
         notebook = json.loads(text)
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         raise InputError(f"not a notebook (invalid JSON: {error})") from None
+    except RecursionError:
+        raise InputError(f"not a notebook (invalid JSON: {TOO_DEEP})") from None
     changed: list[Cell] = []
     notes: list[CellNote] = []
     imports = 0

@@ -7,7 +7,6 @@ tags are named by the column's `ClassLabel` feature, else by `tag_names`. `datas
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -20,6 +19,7 @@ from data.formats import Record
 from data.schemes import declared_types, io_names
 from data.split_names import file_split
 from training.common.errors import DataError, first_line
+from training.common.json_files import read_json_file
 from training.common.optional import require
 from training.common.quiet import QuietLibrary
 
@@ -102,10 +102,12 @@ def _open(datasets: Any, asset: object) -> tuple[str, dict[str, Any]]:
         return text, _from_hub(datasets, HubId.parse(text), text)
     path = Path(text)
     if _saved_to_disk(path):
-        for state in [path / "state.json", *sorted(path.glob("*/state.json"))]:
-            if state.is_file() and json.loads(state.read_text(encoding="utf-8")).get("_data_files") == []:
+        # `datasets` reads the JSON files it saved beside the data without naming one that is damaged
+        for file in [*sorted(path.glob("*.json")), *sorted(path.glob("*/*.json"))]:
+            saved = read_json_file(file, "file of a dataset saved with save_to_disk", DataError)
+            if file.name == "state.json" and isinstance(saved, dict) and saved.get("_data_files") == []:
                 # `datasets` saves an empty split without a data file, then fails to read it back (IndexError).
-                raise DataError(f"{state.parent}: an empty split (saved with no data file); drop it or give it rows")
+                raise DataError(f"{file.parent}: an empty split (saved with no data file); drop it or give it rows")
         loaded = datasets.load_from_disk(str(path))
         return text, dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     if path.is_file():

@@ -25,7 +25,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.errors import TOO_DEEP, ConfigError, InputError, TrainingError
 from training.common.file_lock import file_lock
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, sqlite_url
@@ -62,8 +62,9 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             storage = JournalStorage(JournalFileBackend(location))
             _check_first_line(Path(location))
             return storage
-        except (OSError, ValueError, KeyError, TypeError, AssertionError) as error:  # Optuna asserts on unknown ops
-            reason = "an entry of an unknown kind" if isinstance(error, AssertionError) else one_line(error)
+        except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError) as error:
+            reasons = {AssertionError: "an entry of an unknown kind", RecursionError: f"invalid JSON: {TOO_DEEP}"}
+            reason = reasons.get(type(error)) or one_line(error)  # Optuna asserts on an entry of an unknown kind
             raise ConfigError(
                 f"storage {location!r}: not an Optuna journal file ({reason}); "
                 "a SQLite database is given as a URL, sqlite:///path/to/study.db"
