@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 import pydantic
 import pytest
@@ -19,6 +19,7 @@ from training.config import (
     load_hpo_config,
 )
 from training.config.builder import section_file
+from training.config.validation import validate
 from training.config.yaml_io import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "configs"
@@ -332,6 +333,43 @@ def test_data_scheme_tag_names_and_columns(folder: Path) -> None:
 
 
 # Bad configuration: one message naming file, key path, expectation and value
+
+
+def test_a_union_typed_field_names_the_key_once_and_what_it_takes(folder: Path) -> None:
+    """A value none of a union's members takes was one message per member, each naming pydantic's tag for it
+    (`data.columns.tokens.str: ...; data.columns.tokens.function-before[_not_bool(), int]: ...`)."""
+    assert config_error({"set": ["data.columns.tokens=[1]"]}, folder) == (
+        "--set data.columns.tokens=[1]: data.columns.tokens: expected a string or an integer, got [1]"
+    )
+    assert config_error({"set": ["data.columns.tags=true"]}, folder) == (
+        "--set data.columns.tags=true: data.columns.tags: expected a string or an integer, got True "
+        "(YAML reads unquoted yes, no, on, off as booleans: quote the word)"
+    )
+
+
+class _Picks(pydantic.BaseModel, extra="forbid"):
+    size: Literal["auto"] | Annotated[int, pydantic.Field(ge=1)] = "auto"
+    names: str | list[str] | None = None
+    inner: _Picks | None = None
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"size": "big"}, "f: size: expected 'auto' or an integer, got 'big'"),
+        (
+            {"names": 5},
+            "f: names: expected a string or a list, got 5 (YAML read the unquoted value as a int: quote it)",
+        ),
+        ({"inner": {"names": {"a": 1}}}, "f: inner.names: expected a string or a list"),
+        ({"size": 0}, "f: size: expected greater than or equal to 1, got 0"),  # an integer: its member's error alone
+        ({"inner": {"nmes": 1}}, "f: inner.nmes: unknown key; did you mean 'names'? valid keys: size, names, inner"),
+    ],
+)
+def test_any_union_typed_field_is_one_error_without_pydantic_s_member_names(data: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        validate(_Picks, data, "f")
+    assert str(error.value) == message
 
 
 def test_unknown_key_suggests_the_nearest(folder: Path) -> None:

@@ -7,7 +7,8 @@ import difflib
 import os
 import re
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar, get_args
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 
@@ -16,7 +17,11 @@ from training.common.json_files import read_json_file
 
 Model = TypeVar("Model", bound=BaseModel)
 Sourcer = Callable[[tuple[str | int, ...]], str]
-_UNION_TAGS = ("choice", "int", "uniform", "loguniform", "fixed")
+# pydantic's errors for a value of the wrong type: of a union's members, they say the value is none of them
+_MISMATCHES = {"string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
+               "bool_parsing", "bool_number", "literal_error", "model_type", "model_attributes_type", "dict_type",
+               "list_type", "tuple_type"}  # fmt: skip
+_KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d)")  # `timeout_s: 2h`, `grace_period: 3m`
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
 _BOUNDS = {"less_than": "less than", "less_than_equal": "less than or equal to", "greater_than": "greater than",
@@ -29,11 +34,27 @@ def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
         return model.model_validate(data)
     except ValidationError as error:
         where = source if callable(source) else (lambda _loc: source)
-        raise ConfigError("; ".join(_describe(model, item, where) for item in error.errors())) from None
+        groups: dict[Any, list[dict[str, Any]]] = {}  # the errors of one union's members about one value together
+        for number, item in enumerate(error.errors()):
+            loc, _, members = _walk(model, item["loc"])
+            groups.setdefault(loc if members else number, []).append({**item, "key": loc, "members": members})
+        items = [item for group in groups.values() for item in _one_per_value(group)]
+        raise ConfigError("; ".join(_describe(model, item, where) for item in items)) from None
+
+
+def _one_per_value(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The errors of a union's members (pydantic's one per member) as one where the value is none of their types
+    (`tokens: [1]`: expected a string or an integer); else those of the members whose type it is."""
+    wrong = [item for item in group if item["type"] in _MISMATCHES]
+    if not group[0]["members"] or len(wrong) < len(group):
+        return [item for item in group if item not in wrong] or group
+    kinds = " or ".join(dict.fromkeys(_kind(member) for member in group[0]["members"]))
+    first = next((item for item in group if item["type"] == "string_type"), group[0])  # its hints: a word YAML read
+    return [{**first, "msg": f"Input should be {kinds}"}]
 
 
 def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -> str:
-    loc = tuple(part for part in item["loc"] if part not in _UNION_TAGS)
+    loc = item["key"]
     path = ".".join(str(part) for part in loc)
     prefix = f"{where(loc)}: {path}" if path else where(loc)
     if item["type"] == "extra_forbidden":
@@ -87,24 +108,77 @@ def unknown_key(prefix: str, key: str, valid: Sequence[str]) -> str:
 
 
 def _fields_at(model: type[BaseModel], loc: tuple[str | int, ...]) -> list[str]:
-    """Field names of the record found at `loc` inside `model`: through optionals, mappings and lists of records, and
-    tagged unions (`loc` holds the tag, as `search_space.lr.loguniform`); none where the record is not known."""
-    current: list[type[BaseModel]] = [model]
+    """Field names of the record found at pydantic's `loc` inside `model`; none where the record is not known."""
+    members = _members(_walk(model, loc)[1])
+    return list(members[0].model_fields) if len(members) == 1 and _is_record(members[0]) else []
+
+
+def _walk(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str | int, ...], Any, list[Any]]:
+    """pydantic's `loc` without the names it gives a union's members (the tag in `search_space.lr.loguniform.low`, the
+    type in `data.columns.tokens.str`); the annotation it reaches (None where not known); and the members of the union
+    it ends in (none where it ends in no union's member)."""
+    kept: list[str | int] = []
+    annotation: Any = model
+    members: list[Any] = []
     for part in loc:
-        field = next((record.model_fields[part] for record in current if part in record.model_fields), None)
-        if field is not None:
-            current = _records(field.annotation)
-        else:  # a mapping key or list index (the records stay), or a union's tag (`type: loguniform`: its record)
-            tags = {kind: get_args(getattr(kind.model_fields.get("type"), "annotation", None)) for kind in current}
-            current = [record for record in current if part in tags[record]] or current
-    return list(current[0].model_fields) if len(current) == 1 else []
+        options = _members(annotation)
+        if len(options) > 1:  # `part` names the member: a record by its tag (`type: loguniform`), any other by type
+            annotation = next((option for option in options if part in _tags(option)), None)
+            members = options
+            continue
+        kept.append(part)
+        annotation, members = _inside(options[0] if options else None, part), []
+    return tuple(kept), annotation, members
 
 
-def _records(annotation: Any) -> list[type[BaseModel]]:
-    """The records an annotation holds, however nested (`dict[str, A | B] | None` -> [A, B])."""
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return [annotation]
-    return [record for argument in get_args(annotation) for record in _records(argument)]
+def _members(annotation: Any) -> list[Any]:
+    """The types a value of `annotation` may be: a union's members (None aside, as an optional's), through Annotated."""
+    if get_origin(annotation) is Annotated:
+        return _members(get_args(annotation)[0])
+    if get_origin(annotation) in (Union, UnionType):
+        return [member for argument in get_args(annotation) for member in _members(argument)]
+    return [] if annotation is None or annotation is type(None) else [annotation]
+
+
+def _tags(member: Any) -> set[Any]:
+    """The names pydantic gives a union's record member: its class name, and its tag (the values of its `type`)."""
+    if not _is_record(member):
+        return set()
+    kind = member.model_fields.get("type")
+    return {member.__name__, *get_args(kind.annotation if kind is not None else None)}
+
+
+def _inside(annotation: Any, part: str | int) -> Any:
+    """The annotation of `part` (a field, a mapping's key, a list's index) of a value of `annotation`."""
+    if _is_record(annotation):
+        field = annotation.model_fields.get(str(part))
+        return field.annotation if field is not None else None
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if not isinstance(origin, type) or not arguments:
+        return None
+    if issubclass(origin, Mapping):
+        return arguments[-1]
+    if origin is tuple and Ellipsis not in arguments:
+        return arguments[part] if isinstance(part, int) and part < len(arguments) else None
+    return arguments[0] if issubclass(origin, Sequence) else None
+
+
+def _kind(member: Any) -> str:
+    """What a value of the type `member` is, in words (`an integer`, `a mapping`, `'auto'`)."""
+    if get_origin(member) is Literal:
+        return ", ".join(map(repr, get_args(member)))
+    if isinstance(member, type) and member in _KINDS:
+        return _KINDS[member]
+    origin = get_origin(member) or member
+    if _is_record(origin) or (isinstance(origin, type) and issubclass(origin, Mapping)):
+        return "a mapping"
+    if isinstance(origin, type) and issubclass(origin, Sequence):
+        return "a list"
+    return str(getattr(member, "__name__", member))
+
+
+def _is_record(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
 
 
 # Schemes of the MLflow tracking URIs a run or sweep may log to (a plain path is MLflow's `file:` store).
