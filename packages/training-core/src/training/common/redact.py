@@ -5,7 +5,8 @@ from __future__ import annotations
 import re
 
 REDACTED = "***"
-_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:\s]*):(?P<secret>[^@/\s]*)@")
+# The password runs to the first `@`, as SQLAlchemy reads it (a `/` or a space in it is taken as written)
+_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:\s]*):(?P<secret>[^@?#]*)@")
 _SECRET_PARAMETER = re.compile(
     r"(?P<head>(?:^|[?&;\s])[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|sig|signature|credential|key)[\w.-]*=)"
     r"(?P<secret>[^&;\s#]*)",
