@@ -142,6 +142,11 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
     changed = config_with(tiny_config, **{"training.learning_rate": 1e-3})
     with pytest.raises(InputError, match="holds a run of another config or dataset"):
         train_model(changed, dataset, tmp_path / "run")
+    run = RunFolder(tmp_path / "run")
+    run.lineage.write_text("{}", encoding="utf-8")  # the finished run's record (training.execution writes it)
+    with pytest.raises(Interrupt):  # a restart killed mid-way left that record claiming the model it trained
+        train_model(changed, dataset, run.root, resume=False, callbacks=[StopAtEpoch(1)])
+    assert not run.lineage.exists()
     restarted = train_model(changed, dataset, tmp_path / "run", resume=False)
     assert restarted.metrics.config_fingerprint == changed.fingerprint
     shutil.rmtree(tmp_path / "run" / "model")  # a finished run was reused with no model to hand back, as a success

@@ -66,8 +66,7 @@ def train_model(
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
-    inputs = run_inputs(config, dataset)
-    run = RunFolder(Path(output_dir))
+    inputs, run = run_inputs(config, dataset), RunFolder(Path(output_dir))
     run.check_path()
     with run.writing(ctx.is_main):
         previous = previous_run(run, config, dataset, resume, ctx.world_size)
@@ -336,8 +335,9 @@ class _Trainer:
     def _restore(self) -> tuple[int, int]:
         """Continue from `checkpoint/` when resuming; returns (epoch, batch) to start from."""
         if not (self.resume and self.run.checkpoint.is_dir()):
-            if self.ctx.is_main:
-                self.run.remove(self.run.checkpoint)
+            if self.ctx.is_main:  # from the start: an earlier run's lineage would claim the model trained now
+                for stale in (self.run.checkpoint, self.run.lineage):
+                    self.run.remove(stale)
             if self.known_check is not None and self._checks_bf16:  # a fresh start: a resumed run keeps its own
                 self.state.precision_check = check = take_check(self.known_check, announce=self.ctx.is_main)
                 self.optimization = self.optimization.after(check)
