@@ -158,6 +158,18 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         execute_final_training(best_config, output_dir=tmp_path, tracking_uri="sqlite:///x.db", wait=False)
     with pytest.raises(ConfigError, match=r"no-such.json: no such best-config file"):
         execute_final_training(tmp_path / "no-such.json", output_dir=tmp_path)
+    record = json.loads(best_config.model_dump_json())
+    bad_values = (
+        ("num_epochs", True, "num_epochs: expected a number, not a boolean"),
+        ("trial_number", -5, "study.trial_number: expected greater than or equal to 0, got -5"),
+    )
+    for key, value, problem in bad_values:
+        edited = tmp_path / f"{key}.json"  # a hand-edited file: `true` trained 1 epoch, trial -5 went into the lineage
+        (record["study"] if key == "trial_number" else record)[key] = value
+        edited.write_text(json.dumps(record), encoding="utf-8")
+        with pytest.raises(ConfigError, match=rf"^{edited}: .*{problem}"):
+            execute_final_training(edited, output_dir=tmp_path / "out")
+        record = json.loads(best_config.model_dump_json())
     for given, got in ((None, "NoneType None"), ({"config": {}}, "dict {'config': {}}")):  # a TypeError named nothing
         with pytest.raises(ConfigError, match=rf"^best_config: expected a BestConfig or the path of a .*, got {got}$"):
             execute_final_training(given, output_dir=tmp_path)

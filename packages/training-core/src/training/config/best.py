@@ -10,7 +10,7 @@ from pydantic import Field, model_validator
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, expect_instance
-from training.config.schema import Section, TrainingConfig
+from training.config.schema import Int, Section, TrainingConfig
 from training.config.validation import read_record
 
 BEST_CONFIG_FORMAT = 2
@@ -21,7 +21,7 @@ class StudyRef(Section):
 
     study_name: str
     storage: str = Field(description="study storage URL with any password removed")
-    trial_number: int
+    trial_number: Int = Field(ge=0)
     trial_run: str | None = Field(default=None, description="the run that trained the trial (Azure ML child job)")
     metric: str
     direction: Literal["maximize", "minimize"]
@@ -46,7 +46,7 @@ class BestConfig(Section):
     format: Literal[2] = BEST_CONFIG_FORMAT
     config: TrainingConfig = Field(description="the base config every trial started from")
     hyperparameters: dict[str, Any] = Field(description="dotted config keys the trial set, e.g. training.learning_rate")
-    num_epochs: int | None = Field(default=None, ge=1, description="epochs the best trial trained (refit uses them)")
+    num_epochs: Int | None = Field(default=None, ge=1, description="epochs the best trial trained (refit uses them)")
     study: StudyRef
     data_path: str | None = Field(default=None, description="the data the sweep used (a refit's default data)")
     splits_path: str | None = None
