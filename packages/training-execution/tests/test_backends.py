@@ -19,7 +19,7 @@ import torch
 from training.common.errors import ConfigError, ExecutionError
 from training.config import BestConfig
 from training.core.run_context import process_slots
-from training.execution import execute_final_training, get_backend
+from training.execution import JobSpec, execute_final_training, get_backend
 from training.execution.backends import InProcessBackend, SubprocessBackend, TorchrunBackend, runner_command
 from training.execution.handle import JobHandle, ProcessJob
 
@@ -36,7 +36,8 @@ def test_subprocess_backend_runs_the_runner_in_a_fresh_process(
     best_config: BestConfig, final_run: JobHandle, tmp_path: Path, planted_secret: Callable[..., None]
 ) -> None:
     job = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess", wait=False)
-    assert job.command == [sys.executable, "-m", "training.execution.runner", str(tmp_path / "run" / "job.json")]
+    spec_file = str(tmp_path / "run" / "job.json")
+    assert job.command == [sys.executable, "-m", "training.execution.runner", spec_file, "--job-id", job.id]
     assert job.status in ("running", "completed")
 
     assert job.wait(timeout=120) == "completed" and job.status == "completed"
@@ -70,6 +71,22 @@ def test_a_corrupted_job_file_crashes_the_child_with_exit_code_2(tmp_path: Path)
         job.wait(timeout=60)
     assert f"error: {spec_file}: not a readable job spec (Expecting value" in str(caught.value)
     assert job.status == "failed" and "not a readable job spec" in job.logs(1)
+
+
+def test_a_child_refuses_a_job_file_another_launch_replaced(best_config: BestConfig, tmp_path: Path) -> None:
+    # Two launches into one folder: each child read the job.json there, so one trained the other's config and its
+    # launcher reported that run as its own job.
+    first = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess", dry_run=True)
+    other = best_config.model_copy(update={"hyperparameters": {**best_config.hyperparameters, "training.seed": 9}})
+    second = execute_final_training(other, output_dir=tmp_path / "run", backend="subprocess", dry_run=True)
+    assert second.id != first.id and JobSpec.load(tmp_path / "run" / "job.json").job_id == second.id
+    job = ProcessJob(first.id, "subprocess", tmp_path / "run", tmp_path / "job.log", first.command)
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=120)
+    assert f"error: {tmp_path / 'run' / 'job.json'}: holds job {second.id}, not {first.id}: another launch" in str(
+        caught.value
+    )
+    assert caught.value.exit_code == 2 and not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: Path) -> None:

@@ -33,12 +33,13 @@ class Backend(Protocol):
     def submit(self, spec_file: Path) -> JobHandle: ...
 
 
-def runner_command(spec_file: Path, *, nproc_per_node: int | None = None) -> list[str]:
-    """The command line of the runner for `spec_file`, under torchrun when `nproc_per_node` is given."""
+def runner_command(spec_file: Path, *, nproc_per_node: int | None = None, job_id: str | None = None) -> list[str]:
+    """The command line of the runner for `spec_file`, under torchrun when `nproc_per_node` is given; with `job_id`,
+    the runner refuses a spec file that another launch has replaced meanwhile."""
     launcher = [sys.executable]
     if nproc_per_node is not None:
         launcher += ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc_per_node)]
-    return [*launcher, "-m", RUNNER_MODULE, str(spec_file)]
+    return [*launcher, "-m", RUNNER_MODULE, str(spec_file), *(["--job-id", job_id] if job_id else [])]
 
 
 class InProcessBackend:
@@ -73,7 +74,8 @@ class SubprocessBackend:
 
     def _job(self, kind: type[JobHandle], spec_file: Path) -> JobHandle:
         spec = JobSpec.load(spec_file)
-        output, command = Path(spec.output_dir), runner_command(spec_file, nproc_per_node=self.nproc_per_node)
+        command = runner_command(spec_file, nproc_per_node=self.nproc_per_node, job_id=spec.job_id)
+        output = Path(spec.output_dir)
         return kind(spec.job_id, self.name, output, output / JOB_LOG, command)
 
 

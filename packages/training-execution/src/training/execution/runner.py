@@ -160,6 +160,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=non_empty(os.path.expanduser),
         help="the folder holding the files of the spec's local backbone (its config still names the original)",
     )
+    parser.add_argument("--job-id", type=non_empty(str), help="the job the spec must be (its launcher's)")
     args = parser.parse_args(argv)
     keep_freed_memory()  # the job's own process (every backend's): its training reuses freed memory
     handler = logging.StreamHandler(sys.stderr)
@@ -172,6 +173,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         training_logger.setLevel(logging.INFO)
     try:
         spec = JobSpec.load(args.job)
+        if args.job_id is not None and spec.job_id != args.job_id:
+            raise InputError(
+                f"{args.job}: holds job {spec.job_id}, not {args.job_id}: another launch into {spec.output_dir} "
+                "replaced it; one job at a time per output folder"
+            )
         updates = {"data_path": args.data, "output_dir": args.output}
         spec = spec.model_copy(update={key: value for key, value in updates.items() if value is not None})
         run_job(spec, backbone_folder=args.backbone_folder)
