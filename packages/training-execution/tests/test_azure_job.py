@@ -18,6 +18,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+import yaml
 
 azure_ml = pytest.importorskip("azure.ai.ml", reason='the Azure tests need pip install "training-execution[azure]"')
 
@@ -222,6 +223,29 @@ def test_data_inputs_by_kind(tmp_path: Path) -> None:
     for asset in ("azureml:", "azureml:ner-corpus:", "azureml:/x", "azureml://"):  # passed the dry run, failed in Azure
         with pytest.raises(ConfigError, match=rf"^data asset {asset!r}: expected azureml:<name>\[:<version> or "):
             data_input(asset)
+
+
+@pytest.mark.parametrize(
+    "uri", ["https://acct.blob.core.windows.net/c/corpus/", "wasbs://c@acct.blob.core.windows.net/corpus/train.jsonl"]
+)
+def test_a_web_or_storage_uri_is_written_as_given_and_one_with_a_credential_is_refused(
+    best_config: BestConfig, tmp_path: Path, uri: str
+) -> None:
+    # The YAML named `azureml:https://...`, which `az ml job create` takes for a registered asset; a SAS token went into
+    # job.yaml, job.json and the uploaded code snapshot.
+    job = execute_final_training(
+        best_config, output_dir=tmp_path / "final", execution_config=EXECUTION, data_path=uri, dry_run=True
+    )
+    written = yaml.safe_load((job.output_dir / "azure" / "job.yaml").read_text())
+    assert written["inputs"]["data"]["path"] == uri
+    assert load_job(job.output_dir / "azure" / "job.yaml")._to_job().inputs["data"].path == uri
+    signed = f"{uri}?sv=2024-01-01&sig=SECRETSIG123"
+    refused = r"^data path '.*sig=\*\*\*': carries a credential \(a SAS token or a password\), which the job's files"
+    with pytest.raises(ConfigError, match=refused):
+        execute_final_training(
+            best_config, output_dir=tmp_path / "signed", execution_config=EXECUTION, data_path=signed, dry_run=True
+        )
+    assert not any("SECRETSIG123" in path.read_text() for path in (tmp_path / "signed").rglob("*") if path.is_file())
 
 
 BLOCK_AZURE = textwrap.dedent(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from training.common.errors import ConfigError
+
 REDACTED = "***"
 # The password runs to the first `@`, as SQLAlchemy reads it (a `/` or a space in it is taken as written)
 _USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:\s]*):(?P<secret>[^@?#]*)@")
@@ -18,3 +20,13 @@ def redact_url(url: str) -> str:
     """`url` with its password and secret-looking query values (password, token, sig, key, ...) replaced by ***."""
     redacted = _USERINFO_PASSWORD.sub(lambda m: f"{m['head']}:{REDACTED}@", url)
     return _SECRET_PARAMETER.sub(lambda m: m["head"] + (REDACTED if m["secret"] else ""), redacted)
+
+
+def refuse_credentials(url: str, what: str) -> None:
+    """A `ConfigError` where `url` carries a password or a secret-looking query value (a SAS token), which the files
+    that record `what` would hold in clear."""
+    if redact_url(url) != url:
+        raise ConfigError(
+            f"{what} {redact_url(url)!r}: carries a credential (a SAS token or a password), which the job's files "
+            "would hold; register the data as a datastore or data asset and give its azureml: name or URI"
+        )

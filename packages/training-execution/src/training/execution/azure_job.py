@@ -19,6 +19,7 @@ from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
+from training.common.redact import refuse_credentials
 from training.config.execution import AZURE_ASSET, AzureConfig, is_local
 from training.config.schema import TrainingConfig
 from training.core.backbones import ALIASES, local_backbone
@@ -48,6 +49,7 @@ STATUSES: dict[str, JobStatus] = {
 
 def data_input(data_path: str) -> Input:
     """The job's data: a registered asset (`azureml:name:version`), a datastore/web URI, or a local file or folder."""
+    refuse_credentials(data_path, "data path")  # job.yaml and the code snapshot would hold it
     if data_path.startswith("azureml:") and not re.fullmatch(AZURE_ASSET, data_path):
         raise ConfigError(
             f"data asset {data_path!r}: expected azureml:<name>[:<version> or @latest], an azureml:// URI or an "
@@ -118,14 +120,14 @@ def build_azure_job(spec: JobSpec) -> CommandJob:
 
 
 def write_job_yaml(job: Job, path: str | Path) -> Path:
-    """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline; local
-    input paths as they are (the SDK's `azureml:<path>` would name a registered asset)."""
+    """Write a command or sweep job as YAML for `az ml job create --file` / `azure.ai.ml.load_job`, offline; input
+    paths other than assets as they are (the SDK's `azureml:<path>` of a local path or web URI names an asset)."""
     data = json.loads(json.dumps(job._to_dict()))
     written = data.get("inputs", {})  # the SDK's own dump: an input it leaves out stays out
     for name, given in (job.inputs or {}).items():
-        local = getattr(given, "path", None)
-        if local and is_local(local) and name in written:
-            written[name]["path"] = local
+        source = getattr(given, "path", None)
+        if source and not source.startswith("azureml:") and name in written:
+            written[name]["path"] = source
     return atomic_write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
