@@ -257,6 +257,19 @@ def test_a_folder_whose_model_folder_is_no_model_is_refused_before_training(
     assert [path.name for path in configs.rglob("*")] == ["model", "tiny.yaml"]
 
 
+def test_a_study_folder_is_refused_before_training(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # `training train --output studies/demo` wrote the run's config, metrics and model beside the study's files.
+    study = tmp_path / "study"
+    study.mkdir()
+    (study / "study.json").write_text('{"format": "training.hpo-study"}\n')
+    expected = f"{study}: a study folder (it holds study.json), where a run's files would mix with the study's"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}; choose another output folder$"):
+        train_model(tiny_config, dataset, study)
+    assert [path.name for path in study.iterdir()] == ["study.json"]
+
+
 def test_a_restart_trains_over_a_damaged_metrics_file(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -224,6 +225,16 @@ def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
         line = one_line_error(training("hpo", "run", *arguments))
         assert line == f"training hpo run: error: {study_dir}: {found}; {expected}"
     assert taken.read_text(encoding="utf-8") == "keep\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path, tmp_path: Path) -> None:
+    # `training report` took a study folder that `training train --output` had written a run into for that run.
+    study = tmp_path / "study"
+    shutil.copytree(quick_study, study)
+    shutil.copy(study / "trials" / "0" / "fold-0" / "metrics.json", study)
+    completed = training("report", study, "--output", tmp_path / "report")
+    assert completed.returncode == 0, completed.stderr
+    assert "<title>Study quick</title>" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize("name", ["..", "", "../elsewhere"])

@@ -27,6 +27,10 @@ if TYPE_CHECKING:
 
 _threads = threading.local()
 
+# A study folder's manifest (training.hpo's `StudyFolder.manifest`, which takes its name from here): core sits below
+# training.hpo and cannot ask it whether a folder is a study folder, so it knows the file by name.
+STUDY_MANIFEST = "study.json"
+
 
 def _held_here() -> set[Path]:
     """The run folders whose writer lock this thread holds (flock excludes other threads' spans, not a nested one)."""
@@ -77,17 +81,26 @@ class RunFolder:
 
     def check_path(self) -> None:
         """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, that the
-        file system cannot hold (a name over its length limit), or whose `model/` is no model (a config folder's
-        `model/` of YAML files): the run would replace it."""
+        file system cannot hold (a name over its length limit), whose `model/` is no model (a config folder's
+        `model/` of YAML files): the run would replace it; or that is a study folder (`training hpo`'s)."""
         check_folder(self.root, "a run folder (an existing one or a new path)")
         if self.model.exists() and not (self.model / "config.json").is_file():
             raise InputError(
                 f"{self.model}: not a model folder (no config.json), and the run would replace it; choose another "
                 "output folder"
             )
-        ours = (self.config, self.metrics, self.log, self.lock, self.root / "job.json")  # a run's (a failed one too)
-        if self.root.is_dir() and not any(path.exists() for path in ours):
+        if (self.root / STUDY_MANIFEST).is_file():
+            raise InputError(
+                f"{self.root}: a study folder (it holds {STUDY_MANIFEST}), where a run's files would mix with the "
+                "study's; choose another output folder"
+            )
+        if self.root.is_dir() and not self.run_files():
             self._refuse_data()
+
+    def run_files(self) -> list[str]:
+        """The names of the run's own files the folder holds (a failed run's too); none where it holds no run."""
+        ours = (self.config, self.metrics, self.log, self.lock, self.root / "job.json")
+        return [path.name for path in ours if path.exists()]
 
     def _refuse_data(self) -> None:
         """Refuse a folder of data files (`train.jsonl`, ...) as a new run's: its `train.log` made a second `train`

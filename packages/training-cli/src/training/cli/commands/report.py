@@ -10,6 +10,7 @@ from pathlib import Path
 from training.cli.commands.common import add_data_options, data_options
 from training.cli.output import print_json
 from training.common.errors import InputError
+from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
 REPORT_PLUGINS = "training.cli.reports"
 
@@ -30,7 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         raise InputError(f"{args.folder}: no such folder")
     out_dir = args.output or args.folder / "report"
-    if (args.folder / "metrics.json").is_file():
+    run = RunFolder(args.folder)
+    if run.metrics.is_file() and not (run.root / STUDY_MANIFEST).is_file():  # a study holding a run is a study
         from training.cli.report import write_run_report
 
         page = write_run_report(args.folder, out_dir, args.data_path, data_options(args))

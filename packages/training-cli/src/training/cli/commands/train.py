@@ -20,7 +20,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def run(args: argparse.Namespace) -> int:
+    from training.core.run_folder import RunFolder
+
     keep_freed_memory()  # this process is the command's own, and trains
+    RunFolder(args.output).check_path()  # before the data loads (train_model checks it again, for its other callers)
     config, dataset = load_config_and_data(args)
     from training.cli.progress import ProgressBar
     from training.core import train_model
