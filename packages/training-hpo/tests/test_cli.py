@@ -227,6 +227,20 @@ def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
     assert taken.read_text(encoding="utf-8") == "keep\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
+def test_a_training_run_folder_is_refused_as_a_study_folder_before_any_work(
+    config_dir: Path, quick_study: Path, tmp_path: Path
+) -> None:
+    # `hpo run --study-dir RUN` wrote study.json, study.db, splits.json and trials/ among the run's files.
+    run = tmp_path / "run"
+    shutil.copytree(quick_study / "trials" / "0" / "fold-0", run)
+    before = sorted(run.rglob("*"))
+    arguments = ["--config-dir", config_dir, "--hpo", "quick", "--study-dir", run, "--inprocess"]
+    line = one_line_error(training("hpo", "run", *arguments))
+    assert line.startswith(f"training hpo run: error: {run}: holds a training run (config.yaml, metrics.json, "), line
+    assert line.endswith("), where the study's files would mix with the run's; choose another study folder"), line
+    assert sorted(run.rglob("*")) == before
+
+
 def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path, tmp_path: Path) -> None:
     # `training report` took a study folder that `training train --output` had written a run into for that run.
     study = tmp_path / "study"

@@ -20,9 +20,10 @@ from typing import Literal, overload
 
 from pydantic import BaseModel, ConfigDict
 
-from training.common.atomic import atomic_write_text
+from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ConfigError, InputError
 from training.config.validation import read_record
+from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
 
 class StudyManifest(BaseModel):
@@ -56,7 +57,7 @@ class StudyFolder:
     """Paths of one study folder."""
 
     root: Path
-    manifest = _Inside("study.json")
+    manifest = _Inside(STUDY_MANIFEST)
     database = _Inside("study.db")
     journal = _Inside("study.journal")
     splits = _Inside("splits.json")
@@ -72,6 +73,17 @@ class StudyFolder:
 
     def fold(self, number: int, fold: int) -> Path:
         return self.trial(number) / f"fold-{fold}"
+
+    def check_path(self) -> None:
+        """Refuse, before any work, a study folder path that is (or lies inside) a file, or a folder that holds a
+        training run and no study: the study's files would mix with the run's."""
+        check_folder(self.root, "a study folder (an existing one or a new path)")
+        run_files = RunFolder(self.root).run_files()
+        if run_files and not self.manifest.is_file():
+            raise InputError(
+                f"{self.root}: holds a training run ({', '.join(run_files)}), where the study's files would mix with "
+                "the run's; choose another study folder"
+            )
 
     def write_manifest(self, manifest: StudyManifest) -> None:
         atomic_write_text(self.manifest, manifest.model_dump_json(indent=2) + "\n")

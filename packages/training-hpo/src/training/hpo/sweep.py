@@ -18,7 +18,6 @@ import optuna
 
 from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
-from training.common.atomic import check_folder
 from training.common.errors import ConfigError, DataError, InputError, TrainingError
 from training.common.file_lock import file_lock
 from training.common.redact import redact_url
@@ -259,7 +258,7 @@ def _settings(
     """The sweep settings (with overrides applied, validated again) and the search space."""
     if search_space is None and hpo_config is None:
         raise InputError("run_local_hpo_sweep needs a search space or an hpo config")
-    check_folder(study_dir, "a study folder (an existing one or a new path)")  # before the seconds of set-up
+    StudyFolder(study_dir).check_path()  # before the seconds of set-up
     space = _space(search_space if search_space is not None else hpo_config, study_dir, overrides.get("storage"))
     if isinstance(hpo_config, (str, os.PathLike)):
         hpo_config = load_hpo_config(hpo_config)
