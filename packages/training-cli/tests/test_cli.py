@@ -382,6 +382,33 @@ def test_an_output_file_that_is_no_earlier_output_is_left_alone(
             assert completed.returncode == 0, completed.stderr
 
 
+def test_a_study_folder_takes_no_run_and_keeps_its_folds(cli, config_dir: Path, tmp_path: Path) -> None:
+    """`train --output STUDY` wrote a run among the study's files, and `splits --output STUDY/splits.json` replaced the
+    folds its trials were trained on (its resume then refused the study); both are refused before any work."""
+    study, splits = tmp_path / "study", tmp_path / "study" / "splits.json"
+    completed = cli("splits", "--config-dir", str(config_dir), "-k", "2", "--output", str(splits), "--quiet")
+    assert completed.returncode == 0, completed.stderr
+    (study / "study.json").write_text('{"format": "training.hpo-study", "study_name": "s", "storage": "sqlite://"}\n')
+    before = {path: path.read_bytes() for path in study.iterdir()}
+    trained = cli("train", "--config-dir", str(config_dir), "--output", str(study))
+    assert (trained.returncode, trained.stderr.splitlines()) == (
+        2,
+        [
+            f"training train: error: {study}: a study folder (it holds study.json), where a run's files would mix "
+            "with the study's; choose another output folder"
+        ],
+    )
+    split = cli("splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(splits))
+    assert (split.returncode, split.stderr.splitlines()) == (
+        2,
+        [
+            f"training splits: error: --output {splits}: lies in the study folder {study}, whose folds (splits.json) "
+            "its trials were trained on; write the splits outside it"
+        ],
+    )
+    assert {path: path.read_bytes() for path in study.iterdir()} == before
+
+
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(
     config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:

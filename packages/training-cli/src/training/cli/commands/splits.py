@@ -7,7 +7,8 @@ from pathlib import Path
 
 from training.cli.commands.common import add_config_options, check_replaceable, load_config_and_data, whole_number
 from training.cli.output import add_output_options, note, print_json, print_table
-from training.common.errors import DataError
+from training.common.errors import DataError, InputError
+from training.core.run_folder import STUDY_MANIFEST
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,6 +32,12 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.core.cv_utils import create_kfold_splits
 
+    study = args.output.parent
+    if (study / STUDY_MANIFEST).is_file():  # its splits.json: the folds the sweep made once, which resume reads
+        raise InputError(
+            f"--output {args.output}: lies in the study folder {study}, whose folds (splits.json) its trials were "
+            "trained on; write the splits outside it"
+        )
     check_replaceable(args.output, _is_splits, "a splits file")
     config, dataset = load_config_and_data(args)
     group_by = config.data.group_by if args.group_by is None else {"group": "group", "none": None}[args.group_by]
