@@ -409,6 +409,27 @@ def test_a_study_folder_takes_no_run_and_keeps_its_folds(cli, config_dir: Path, 
     assert {path: path.read_bytes() for path in study.iterdir()} == before
 
 
+def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
+    cli, config_dir: Path, trained_run: Path, tmp_path: Path
+) -> None:
+    """`report RUN --output configs` wrote index.html, interactive.html and PNG plots among the config files."""
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    before = sorted(configs.rglob("*"))
+    completed = cli("report", str(trained_run), "--output", str(configs))
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        2,
+        [
+            f"training report: error: {configs}: not a report folder, and the report would write its pages and plots "
+            "among its files; write to a new folder (or an earlier one)"
+        ],
+    )
+    assert sorted(configs.rglob("*")) == before
+    for _ in range(2):  # the second time over its own report
+        completed = cli("report", str(trained_run), "--output", str(tmp_path / "report"))
+        assert completed.returncode == 0, completed.stderr
+
+
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(
     config_dir: Path, trained_run: Path, tmp_path: Path
 ) -> None:

@@ -241,6 +241,29 @@ def test_a_training_run_folder_is_refused_as_a_study_folder_before_any_work(
     assert sorted(run.rglob("*")) == before
 
 
+def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
+    config_dir: Path, quick_study: Path, tmp_path: Path
+) -> None:
+    # `hpo report --out configs` (and `training report STUDY --output configs`) wrote index.html, interactive.html,
+    # trials.txt and PNG plots among the config files.
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    before = sorted(configs.rglob("*"))
+    refused = (
+        f"{configs}: not a report folder, and the report would write its pages and plots among its files; write to "
+        "a new folder (or an earlier one)"
+    )
+    assert one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", configs)) == (
+        f"training hpo report: error: --out {refused}"
+    )
+    completed = training("report", quick_study, "--output", configs)
+    assert (completed.returncode, completed.stderr.splitlines()) == (2, [f"training report: error: {refused}"])
+    assert sorted(configs.rglob("*")) == before
+    for _ in range(2):  # the second time over its own report
+        completed = training("hpo", "report", "--study-dir", quick_study, "--out", tmp_path / "report")
+        assert completed.returncode == 0, completed.stderr
+
+
 def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path, tmp_path: Path) -> None:
     # `training report` took a study folder that `training train --output` had written a run into for that run.
     study = tmp_path / "study"

@@ -11,10 +11,10 @@ from typing import TYPE_CHECKING, Any
 
 from training.cli.interactive_report import FRACTION, SCORES, confusion_counts, run_figures
 from training.cli.run_paths import DataOptions, run_dataset
-from training.common.atomic import atomic_write_text, check_folder
+from training.common.atomic import atomic_write_text
 from training.common.errors import InputError
 from training.common.optional import require
-from training.common.report_page import report_page, save_png
+from training.common.report_page import check_report_folder, report_page, save_png
 from training.core.run_folder import RunFolder
 
 if TYPE_CHECKING:
@@ -38,7 +38,7 @@ def write_run_report(
     import matplotlib
 
     matplotlib.use("Agg")
-    check_folder(out_dir, "a folder for the report")
+    check_report_folder(out_dir)
     model_dir = run_dir / "model"
     config = RunFolder.of_model(model_dir).read_config()
     metric = config.training.metric_for_best if config is not None else "entity_f1"  # what chose the checkpoints

@@ -11,7 +11,7 @@ import shutil
 import stat
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +68,19 @@ def check_folder(path: str | os.PathLike[str], expected: str, option: str = "") 
     if is_file:
         raise InputError(f"{named}{target}: is a file; expected {expected}")
     return target
+
+
+def check_output_folder(
+    path: str | os.PathLike[str], earlier: Callable[[Path], bool], what: str, write: str, option: str = ""
+) -> Path:
+    """`path` as a `Path`; an `InputError`, before any work, where it exists, holds anything and is not an earlier
+    `what` (the command's own output, which it may write again): a config folder or a run, whose files `write` (what
+    the command would do to them) loses or buries; `option` names the command-line option that gave it."""
+    target = Path(path)
+    if not target.exists() or (target.is_dir() and not any(target.iterdir())) or earlier(target):
+        return target
+    named = f"{option} " if option else ""
+    raise InputError(f"{named}{target}: not {what}, and {write}; write to a new folder (or an earlier one)")
 
 
 def _fsync_dir(directory: Path) -> None:

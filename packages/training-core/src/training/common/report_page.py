@@ -9,12 +9,15 @@ import html
 import io
 import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
-from training.common.atomic import atomic_write_bytes
+from training.common.atomic import atomic_write_bytes, check_folder, check_output_folder
 
 # (heading, the figure: a PNG file name beside the page, a plotly Figure, or None; a note shown instead of no figure)
 Section = tuple[str, Any, str]
+# How every page `report_page` writes begins: an earlier report's index.html is known by it.
+_HEAD = '<!doctype html>\n<html><head><meta charset="utf-8"><title>'
 
 
 def report_page(
@@ -34,7 +37,7 @@ def report_page(
     anchors = "".join(f' <a href="{html.escape(href)}">{html.escape(text)}</a>' for text, href in links)
     tail = f"<section><pre>{html.escape(appendix)}</pre></section>" if appendix else ""
     return (
-        f'<!doctype html>\n<html><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"{_HEAD}{html.escape(title)}</title>"
         "<style>body{font-family:sans-serif;margin:2em}pre{font-size:12px}img{max-width:100%}</style></head><body>\n"
         f"<h1>{html.escape(title)}</h1>\n<p>{html.escape(intro)}{anchors}</p>\n"
         + "\n".join(parts)
@@ -57,3 +60,28 @@ def png_bytes(figure: Any) -> bytes:
     finally:
         plt.close(figure)
     return buffer.getvalue()
+
+
+def check_report_folder(path: str | os.PathLike[str], option: str = "") -> None:
+    """Refuse, before any work, a report folder path that is (or lies inside) a file, or an existing folder that holds
+    anything and is not an earlier report (a config folder, a run): the report's pages and plots would mix with its
+    files, or replace those of the same name; `option` names the command-line option that gave it."""
+    check_folder(path, "a folder for the report", option)
+    write = "the report would write its pages and plots among its files"
+    check_output_folder(path, is_report, "a report folder", write, option)
+
+
+def is_report(folder: str | os.PathLike[str]) -> bool:
+    """Whether `folder` holds an earlier report, which a new one may write over: `report_page`'s `index.html` and
+    nothing but a report's files (pages, PNG plots, `trials.txt`, what an interrupted write of one left)."""
+    try:
+        with (Path(folder) / "index.html").open("rb") as page:
+            if page.read(len(_HEAD.encode())) != _HEAD.encode():
+                return False
+        return all(entry.is_file() and _in_reports(entry.name) for entry in Path(folder).iterdir())
+    except OSError:  # no index.html, or no folder
+        return False
+
+
+def _in_reports(name: str) -> bool:
+    return name.endswith((".html", ".png")) or name == "trials.txt" or (name.startswith(".") and name.endswith(".tmp"))

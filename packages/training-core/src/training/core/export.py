@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from data.documents import Document
 from data.loaders import load_dataset
 from data.split_names import chosen_split
-from training.common.atomic import atomic_directory, atomic_write_text
+from training.common.atomic import atomic_directory, atomic_write_text, check_output_folder
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
 from training.config.schema import TrainingConfig
@@ -66,12 +66,7 @@ def export_onnx(
         )
     if split is not None and data_path is None:  # the run's validation documents would be scored instead
         raise InputError(f"split {split} (--split): names a split of data_path (--data-path); pass data_path too")
-    target = Path(output_dir)
-    if target.exists() and not is_exported(target) and (not target.is_dir() or any(target.iterdir())):
-        raise InputError(
-            f"{target}: not an exported folder, and the export would replace it with all it holds; "
-            "export into a new folder (or an earlier export)"
-        )
+    check_output_folder(output_dir, is_exported, "an exported folder", "the export would replace it with all it holds")
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()

@@ -16,7 +16,7 @@ from optuna.trial import FrozenTrial, TrialState
 from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.errors import TrainingError, first_line
 from training.common.optional import require
-from training.common.report_page import Section, png_bytes, report_page
+from training.common.report_page import Section, check_report_folder, png_bytes, report_page
 from training.hpo.interactive_report import (
     figure_labels,
     importance_evaluator,
@@ -77,7 +77,8 @@ def pruning_savings(study: optuna.Study) -> float | None:
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     """Write the plots, `index.html` and `interactive.html` into `out_dir`; return the trials table (also saved as
     `trials.txt`). Every figure is drawn before the first file is written: a figure that fails leaves the folder as
-    it was."""
+    it was; a folder that holds anything else than an earlier report is refused."""
+    check_report_folder(out_dir)
     require("matplotlib", "training.hpo.write_report").use("Agg")
     require("plotly", "training.hpo.write_report")
     metric = study_metric(study)
