@@ -395,7 +395,7 @@ def test_a_study_folder_takes_no_run_and_keeps_its_folds(cli, config_dir: Path, 
         2,
         [
             f"training train: error: {study}: a study folder (it holds study.json), where a run's files would mix "
-            "with the study's; choose another output folder"
+            "with its own; choose another output folder"
         ],
     )
     split = cli("splits", "--config-dir", str(config_dir), "-k", "3", "--output", str(splits))

@@ -264,10 +264,18 @@ def test_a_study_folder_is_refused_before_training(
     study = tmp_path / "study"
     study.mkdir()
     (study / "study.json").write_text('{"format": "training.hpo-study"}\n')
-    expected = f"{study}: a study folder (it holds study.json), where a run's files would mix with the study's"
+    expected = f"{study}: a study folder (it holds study.json), where a run's files would mix with its own"
     with pytest.raises(InputError, match=f"^{re.escape(expected)}; choose another output folder$"):
         train_model(tiny_config, dataset, study)
     assert [path.name for path in study.iterdir()] == ["study.json"]
+    # `final --output run/model` wrote a whole run into another run's model folder, and its lineage named that job
+    model = tmp_path / "run" / "model"
+    model.mkdir(parents=True)
+    (model / "config.json").write_text('{"model_type": "bert"}\n')
+    expected = f"{model}: a model folder (it holds config.json), where a run's files would mix with its own"
+    with pytest.raises(InputError, match=f"^{re.escape(expected)}"):
+        train_model(tiny_config, dataset, model)
+    assert [path.name for path in model.iterdir()] == ["config.json"]
 
 
 def test_a_restart_trains_over_a_damaged_metrics_file(

@@ -89,11 +89,12 @@ class RunFolder:
                 f"{self.model}: not a model folder (no config.json), and the run would replace it; choose another "
                 "output folder"
             )
-        if (self.root / STUDY_MANIFEST).is_file():
-            raise InputError(
-                f"{self.root}: a study folder (it holds {STUDY_MANIFEST}), where a run's files would mix with the "
-                "study's; choose another output folder"
-            )
+        for marker, kind in ((STUDY_MANIFEST, "a study folder"), ("config.json", "a model folder")):
+            if (self.root / marker).is_file():  # a run's own files would mix with its, and its lineage would lie
+                raise InputError(
+                    f"{self.root}: {kind} (it holds {marker}), where a run's files would mix with its own; choose "
+                    "another output folder"
+                )
         if self.root.is_dir() and not self.run_files():
             self._refuse_data()
 
