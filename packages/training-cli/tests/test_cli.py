@@ -428,6 +428,11 @@ def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
     for _ in range(2):  # the second time over its own report
         completed = cli("report", str(trained_run), "--output", str(tmp_path / "report"))
         assert completed.returncode == 0, completed.stderr
+    # One cut short before its index.html (written last), or opened in a file browser, was refused for good
+    (tmp_path / "report" / "index.html").unlink()
+    (tmp_path / "report" / ".DS_Store").write_bytes(b"\0")
+    completed = cli("report", str(trained_run), "--output", str(tmp_path / "report"))
+    assert completed.returncode == 0 and (tmp_path / "report" / "index.html").is_file(), completed.stderr
 
 
 def test_path_options_written_with_a_tilde_after_equals_are_under_home(

@@ -101,7 +101,8 @@ def test_a_damaged_storage_file_is_named_not_an_internal_error(tmp_path: Path) -
     whole = database.read_bytes()
     for damaged, reason in ((whole[: len(whole) // 2], "database disk image is malformed"), (b"x" * 3000, "file is")):
         database.write_bytes(damaged)
-        with pytest.raises(InputError, match=rf"^storage 'sqlite:///{database}': not an Optuna database \({reason}"):
+        cannot = rf"^storage 'sqlite:///{database}': cannot read it as an Optuna database \(DatabaseError: {reason}"
+        with pytest.raises(InputError, match=cannot):
             open_storage(f"sqlite:///{database}")
         assert database.read_bytes() == damaged
 

@@ -7,8 +7,9 @@ import re
 from training.common.errors import ConfigError
 
 REDACTED = "***"
-# The password runs to the first `@`, as SQLAlchemy reads it (a `/` or a space in it is taken as written)
-_USERINFO_PASSWORD = re.compile(r"(?P<head>://[^/@:\s]*):(?P<secret>[^@?#]*)@")
+# The password runs to the first `@`, as SQLAlchemy reads it (`/`, `?`, `#` or a space in it taken as written), unless
+# it reads as a port and a path (`https://host:8443/v1@2024/x`); `hf://name:config@revision` names a dataset.
+_USERINFO_PASSWORD = re.compile(r"(?P<head>(?<!hf)://[^/@:\s]*):(?P<secret>(?!\d*[/?#\s])[^@]*)@")
 _SECRET_PARAMETER = re.compile(
     r"(?P<head>(?:^|[?&;\s])[\w.-]*(?:pass(?:word|wd)?|pwd|secret|token|sig|signature|credential|key)[\w.-]*=)"
     r"(?P<secret>[^&;\s#]*)",

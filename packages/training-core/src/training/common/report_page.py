@@ -72,16 +72,18 @@ def check_report_folder(path: str | os.PathLike[str], option: str = "") -> None:
 
 
 def is_report(folder: str | os.PathLike[str]) -> bool:
-    """Whether `folder` holds an earlier report, which a new one may write over: `report_page`'s `index.html` and
-    nothing but a report's files (pages, PNG plots, `trials.txt`, what an interrupted write of one left)."""
+    """Whether `folder` holds an earlier report, which a new one may write over: nothing but a report's files (pages,
+    PNG plots, `trials.txt`; hidden entries such as staging leftovers or `.DS_Store`), an `index.html` being
+    `report_page`'s. One cut short before its `index.html` (written last) counts too."""
     try:
-        with (Path(folder) / "index.html").open("rb") as page:
-            if page.read(len(_HEAD.encode())) != _HEAD.encode():
-                return False
-        return all(entry.is_file() and _in_reports(entry.name) for entry in Path(folder).iterdir())
-    except OSError:  # no index.html, or no folder
+        entries = list(Path(folder).iterdir())
+        if not all(entry.name.startswith(".") or (entry.is_file() and _in_reports(entry.name)) for entry in entries):
+            return False
+        page = Path(folder) / "index.html"
+        return not page.is_file() or page.read_bytes()[: len(_HEAD.encode())] == _HEAD.encode()
+    except OSError:  # no folder, or an unreadable one
         return False
 
 
 def _in_reports(name: str) -> bool:
-    return name.endswith((".html", ".png")) or name == "trials.txt" or (name.startswith(".") and name.endswith(".tmp"))
+    return name.endswith((".html", ".png")) or name == "trials.txt"

@@ -15,7 +15,7 @@ from typing import Any
 from data.loaders import Dataset
 from training.common.errors import ConfigError, expect_instance
 from training.common.optional import require
-from training.common.redact import redact_url
+from training.common.redact import redact_url, refuse_credentials
 from training.config.best import BestConfig
 from training.config.builder import load_execution_config
 from training.config.execution import ExecutionConfig, is_local
@@ -195,4 +195,5 @@ def _data_path(
     path = str(given) if given is not None else asset or best.data_path or best.config.data.path
     if path is None:
         raise ConfigError("data.path: no data to train on; pass data_path= or set data.path in the data config")
+    refuse_credentials(path, "data path")  # job.json (an Azure job's code snapshot too) would hold it
     return str(Path(path).expanduser().resolve()) if is_local(path) else path

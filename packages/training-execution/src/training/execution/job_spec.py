@@ -6,14 +6,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.common.json_files import read_json_file
-from training.common.redact import refuse_credentials
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
 from training.config.schema import Section, TrainingConfig
@@ -82,14 +81,6 @@ class JobSpec(Section):
     other_data: bool = Field(default=False, description="the job trains on other data than the sweep's, on purpose")
     resume: bool = Field(default=True, description="reuse a finished identical run, continue an interrupted one")
     code_revision: str | None = None
-
-    @field_validator("data_path")
-    @classmethod
-    def _no_credentials(cls, data_path: str | None) -> str | None:
-        """A job's files (job.json, an Azure job's code snapshot) never hold a password or a SAS token."""
-        if data_path is not None:
-            refuse_credentials(data_path, "data path")
-        return data_path
 
     @staticmethod
     def make_id(prefix: str, config: TrainingConfig, data_path: str | None, data: DataPlan) -> str:

@@ -104,7 +104,9 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
         except OperationalError as error:
             raise TrainingError(f"storage {redact_url(location)!r}: cannot open it ({one_line(error.orig)})") from None
         except DatabaseError as error:  # a file that is no SQLite database, or a damaged one
-            raise InputError(f"storage {redact_url(location)!r}: not an Optuna database ({error.orig})") from None
+            raise InputError(
+                f"storage {redact_url(location)!r}: cannot read it as an Optuna database ({one_line(error.orig)})"
+            ) from None
     if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
         _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
     return storage
