@@ -115,13 +115,9 @@ class JobSpec(Section):
     def _check_output(self, target: Path, run: RunFolder) -> None:
         """Refuse an output folder that holds another job's run or a run of another config (refused by the runner too,
         but after this job.json had been left there), or this job's run on another process count."""
-        record = run.read_metrics(training=True) if self.resume else None
-        if record is not None and record.config_fingerprint != self.config.fingerprint:
-            raise InputError(
-                f"{self.output_dir}: holds a run of another config ({record.config_fingerprint[:12]}); choose another "
-                "output folder, or train over it (force=True, --force)"
-            )
-        if self.resume and target.is_file():
+        if not self.resume:
+            return
+        if target.is_file():
             existing = JobSpec.load(target)
             began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)
             if existing.job_id != self.job_id and any(path.exists() for path in began):
@@ -137,6 +133,12 @@ class JobSpec(Section):
                     f"its batches and schedule depend on the count: run it with {ran}, choose another output folder, "
                     "or train over it (force=True, --force)"
                 )
+        record = run.read_metrics(training=True)  # a run no job made (`training train`'s)
+        if record is not None and record.config_fingerprint != self.config.fingerprint:
+            raise InputError(
+                f"{self.output_dir}: holds a run of another config ({record.config_fingerprint[:12]}); choose another "
+                "output folder, or train over it (force=True, --force)"
+            )
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
