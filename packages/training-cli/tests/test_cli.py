@@ -1071,7 +1071,9 @@ def test_a_final_dry_run_prints_the_command_that_would_run(cli, config_dir: Path
     completed = cli("final", str(best), "--output", str(output), "--backend", backend, "--dry-run")
     assert completed.returncode == 0, completed.stderr
     launcher = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1"] if backend == "torchrun" else []
-    command = [sys.executable, *launcher, "-m", "training.execution.runner", str(output / "job.json")]
+    job_id = json.loads((output / "job.json").read_text())["job_id"]  # a child refuses a job.json replaced meanwhile
+    named = ["--job-id", job_id] if backend != "local" else []
+    command = [sys.executable, *launcher, "-m", "training.execution.runner", str(output / "job.json"), *named]
     assert completed.stdout == shlex.join(command) + "\n"
     assert completed.stderr == f"dry run: job written to {output}; it runs with:\n"
     as_json = cli("final", str(best), "--output", str(output), "--backend", backend, "--dry-run", "--json")
