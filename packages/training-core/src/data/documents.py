@@ -38,17 +38,9 @@ class Document:
         return frozenset(span.label for span in self.spans)
 
     @classmethod
-    def from_spans(
-        cls,
-        id: str,
-        text: str,
-        spans: tuple[Span, ...],
-        group: str | None = None,
-        *,
-        words: tuple[Word, ...] | None = None,
-    ) -> Document:
-        """Split `text` into words (unless given) and tag them; spans must be disjoint and on word edges."""
-        words = split_words(text) if words is None else words
+    def from_spans(cls, id: str, text: str, spans: tuple[Span, ...], group: str | None = None) -> Document:
+        """Split `text` into words and tag them; spans must be disjoint and on word edges."""
+        words = split_words(text)
         for span, widened in align_spans(words, spans):
             if widened != span:
                 touched = [word.text for word in words if word.start < span.end and span.start < word.end]

@@ -54,9 +54,9 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
         )
 
     @classmethod
-    def check(cls, value: object, name: str = "dataset") -> Dataset:
-        """`value` if it is a Dataset, else an `InputError` naming the argument `name`."""
-        return expect_instance(value, cls, name, "a Dataset (load_dataset(path) or config.data.load())")
+    def check(cls, value: object) -> Dataset:
+        """`value` if it is a Dataset, else an `InputError` naming the argument `dataset`."""
+        return expect_instance(value, cls, "dataset", "a Dataset (load_dataset(path) or config.data.load())")
 
     def __getitem__(self, split: str) -> tuple[Document, ...]:
         try:
