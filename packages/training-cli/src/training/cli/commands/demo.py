@@ -23,7 +23,6 @@ from training.config.hpo_schema import HPOConfig, IntRange, LogUniform, PrunerCo
 from training.config.schema import SAMPLER_SEEDS, DataConfig, ModelConfig, OptimizationConfig
 from training.config.yaml_io import dump_yaml, load_yaml_mapping
 
-ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
 SAMPLES = (
     "Maria Novak is a data scientist at Spotify in Stockholm. Email: maria.novak@example.com",
     "Skills: Python, Kubernetes and statistics. Holds a MSc in Data Science, graduated 2019.",
@@ -286,7 +285,7 @@ def _go_on_command(out: Path, size: str, settings: tuple[int, int] | None) -> st
 def demo_files(profile: Profile, seed: int) -> dict[str, str]:
     """The text of each file of the demo's config folder, by its path there: the generated corpus (`corpus/`) first,
     then the configs."""
-    from data.generate import corpus_files, generate_corpus
+    from data.generate import ENTITY_TYPES, corpus_files, generate_corpus
 
     corpus = corpus_files(generate_corpus(profile.documents, seed=seed, max_sentences=_MAX_SENTENCES))
     low = profile.learning_rates[0]
