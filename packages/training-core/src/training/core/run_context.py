@@ -119,8 +119,6 @@ class StopVote:
         self.ctx, self.asked, self.vote = ctx, False, Readback(torch.zeros(()))
 
     def agree(self, should_stop: bool) -> bool:
-        if not self.ctx.is_distributed:
-            return should_stop
         return self.ctx.all_reduce_sum([float(should_stop or self.asked)])[0] > 0
 
     def after_step(self, should_stop: bool) -> bool:
