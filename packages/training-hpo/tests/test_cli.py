@@ -274,6 +274,27 @@ def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path
     assert "<title>Study quick</title>" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
 
 
+@pytest.mark.parametrize(
+    ("options", "named"),
+    [(["--data-path", "other.conll"], "--data-path applies"), (["--encoding", "latin-1", "--columns", "0,-1"],
+     "--encoding, --columns apply")],
+)  # fmt: skip
+def test_a_study_report_refuses_the_data_options_of_a_run_s_report(
+    quick_study: Path, tmp_path: Path, options: list[str], named: str
+) -> None:
+    """`training report STUDY --data-path X` wrote the study's report as if X had been read: the data options choose
+    the data of a run's entity-type confusion, which a study's report has none of."""
+    completed = training("report", quick_study, *options, "--output", tmp_path / "report")
+    assert (completed.returncode, completed.stderr.splitlines()) == (
+        2,
+        [
+            f"training report: error: {quick_study}: {named} to a run folder's report only (the data of its "
+            f"entity-type confusion), not to a study folder's; leave {'it' if 'applies' in named else 'them'} out"
+        ],
+    )
+    assert not (tmp_path / "report").exists()
+
+
 @pytest.mark.parametrize("name", ["..", "", "../elsewhere"])
 def test_a_study_name_that_is_no_folder_name_is_refused_as_the_default_folder(
     config_dir: Path, tmp_path: Path, name: str

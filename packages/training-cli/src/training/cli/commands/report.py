@@ -13,6 +13,7 @@ from training.common.errors import InputError
 from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
 REPORT_PLUGINS = "training.cli.reports"
+_DATA_OPTIONS = ("data_path", "format", "encoding", "columns")  # of the data a run's report computes its confusion on
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -20,7 +21,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     parser.add_argument("folder", type=Path, help="a run folder (metrics.json) or a study folder")
     parser.add_argument("--output", type=Path, help="report folder (default: FOLDER/report)")
     parser.add_argument(
-        "--data-path", type=os.path.expanduser, help="data to compute the entity-type confusion on (default: the run's)"
+        "--data-path",
+        type=os.path.expanduser,
+        help="data to compute the entity-type confusion on (default: the run's); run folders only",
     )
     add_data_options(parser)
     parser.add_argument("--json", action="store_true", help="print the report path as JSON")
@@ -37,12 +40,25 @@ def run(args: argparse.Namespace) -> int:
 
         page = write_run_report(args.folder, out_dir, args.data_path, data_options(args))
     else:
+        _refuse_data_options(args)
         page = _plugin_report(args.folder, out_dir)
     if args.json:
         print_json({"report": str(page)})
     else:
         print(f"report: {page}")
     return 0
+
+
+def _refuse_data_options(args: argparse.Namespace) -> None:
+    """The data options choose the data of a run's entity-type confusion: a study report, of trials, has none to use
+    them for, and ignoring them would leave the user believing the report read that data."""
+    given = [f"--{name.replace('_', '-')}" for name in _DATA_OPTIONS if getattr(args, name) is not None]
+    if given:
+        verb, pronoun = ("applies", "it") if len(given) == 1 else ("apply", "them")
+        raise InputError(
+            f"{args.folder}: {', '.join(given)} {verb} to a run folder's report only (the data of its entity-type "
+            f"confusion), not to a study folder's; leave {pronoun} out"
+        )
 
 
 def _plugin_report(folder: Path, out_dir: Path) -> Path:
