@@ -347,9 +347,15 @@ def test_a_union_typed_field_names_the_key_once_and_what_it_takes(folder: Path) 
     )
 
 
+class _Window(pydantic.BaseModel, extra="forbid"):
+    size: int
+    stride: int = 0
+
+
 class _Picks(pydantic.BaseModel, extra="forbid"):
     size: Literal["auto"] | Annotated[int, pydantic.Field(ge=1)] = "auto"
-    names: str | list[str] | None = None
+    names: str | list[str | int] | None = None
+    window: Literal["auto"] | _Window = "auto"
     inner: _Picks | None = None
 
 
@@ -363,9 +369,22 @@ class _Picks(pydantic.BaseModel, extra="forbid"):
         ),
         ({"inner": {"names": {"a": 1}}}, "f: inner.names: expected a string or a list"),
         ({"size": 0}, "f: size: expected greater than or equal to 1, got 0"),  # an integer: its member's error alone
-        ({"inner": {"nmes": 1}}, "f: inner.nmes: unknown key; did you mean 'names'? valid keys: size, names, inner"),
+        (
+            {"inner": {"nmes": 1}},
+            "f: inner.nmes: unknown key; did you mean 'names'? valid keys: size, names, window, inner",
+        ),
+        ({"window": "manual"}, "f: window: expected 'auto' or a mapping, got 'manual'"),
+        # A value of one member's type, wrong inside: that member's error alone (the record's field, the list's item),
+        # not also `window: expected 'auto' or a mapping` of a mapping, nor pydantic's `names.0.str` and `names.0.int`
+        ({"window": {"size": "big"}}, "f: window.size: expected a valid integer, unable to parse string as an integer, "
+         "got 'big'"),
+        ({"window": {"size": 1, "strid": 2}}, "f: window.strid: unknown key; did you mean 'stride'? valid keys: size, "
+         "stride"),
+        ({"inner": {"window": {}}}, "f: inner.window.size: required key is missing"),
+        ({"names": ["PER", 1.5]}, "f: names.1: expected a string or an integer, got 1.5 (YAML read the unquoted value "
+         "as a float: quote it)"),
     ],
-)
+)  # fmt: skip
 def test_any_union_typed_field_is_one_error_without_pydantic_s_member_names(data: Any, message: str) -> None:
     with pytest.raises(ConfigError) as error:
         validate(_Picks, data, "f")
@@ -820,6 +839,16 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "high: 0.3}",
             "high: 0.3, step: 0.1}",
             "search_space.model.dropout.step: unknown key; valid keys: type, low, high, condition",
+        ),
+        (  # a parameter of the type its tag names, wrong inside: that field's error alone
+            "values: [8, 16]}",
+            "values: [8, 16], condition: [warmup_ratio]}",
+            "search_space.batch_size.condition: expected a valid dictionary, got ['warmup_ratio']",
+        ),
+        (
+            "{type: loguniform, low: 1e-5,",
+            "{type: loguniform, low: small,",
+            "search_space.learning_rate.low: expected a valid number, unable to parse string as a number, got 'small'",
         ),
     ],
 )

@@ -35,11 +35,21 @@ def validate(model: type[Model], data: Any, source: str | Sourcer) -> Model:
     except ValidationError as error:
         where = source if callable(source) else (lambda _loc: source)
         groups: dict[Any, list[dict[str, Any]]] = {}  # the errors of one union's members about one value together
-        for number, item in enumerate(error.errors()):
+        errors = error.errors()
+        for number, item in enumerate(errors):
             loc, _, members = _walk(model, item["loc"])
+            if members and item["type"] in _MISMATCHES and _taken_by_another_member(item["loc"], errors):
+                continue
             groups.setdefault(loc if members else number, []).append({**item, "key": loc, "members": members})
         items = [item for group in groups.values() for item in _one_per_value(group)]
         raise ConfigError("; ".join(_describe(model, item, where) for item in items)) from None
+
+
+def _taken_by_another_member(loc: tuple[str | int, ...], errors: list[Any]) -> bool:
+    """Whether another member of the union at `loc[:-1]` took the value and failed inside it (`window: {size: big}`:
+    the mapping is the record's, whose `size` is wrong): the value is of that member's type, not of none of them."""
+    union = loc[:-1]
+    return any(len(other["loc"]) > len(loc) and other["loc"][: len(union)] == union for other in errors)
 
 
 def _one_per_value(group: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -123,7 +133,7 @@ def _walk(model: type[BaseModel], loc: tuple[str | int, ...]) -> tuple[tuple[str
     for part in loc:
         options = _members(annotation)
         if len(options) > 1:  # `part` names the member: a record by its tag (`type: loguniform`), any other by type
-            annotation = next((option for option in options if part in _tags(option)), None)
+            annotation = next((option for option in options if _names(part, option)), None)
             members = options
             continue
         kept.append(part)
@@ -140,12 +150,14 @@ def _members(annotation: Any) -> list[Any]:
     return [] if annotation is None or annotation is type(None) else [annotation]
 
 
-def _tags(member: Any) -> set[Any]:
-    """The names pydantic gives a union's record member: its class name, and its tag (the values of its `type`)."""
-    if not _is_record(member):
-        return set()
-    kind = member.model_fields.get("type")
-    return {member.__name__, *get_args(kind.annotation if kind is not None else None)}
+def _names(part: str | int, member: Any) -> bool:
+    """Whether `part` is the name pydantic gives the union member `member`: a record's class name or tag (the values
+    of its `type`), any other type's name (`str`, `list[str]`, `list[union[str,int]]`)."""
+    if _is_record(member):
+        kind = member.model_fields.get("type")
+        return part in {member.__name__, *get_args(kind.annotation if kind is not None else None)}
+    name = getattr(get_origin(member) or member, "__name__", None)
+    return isinstance(part, str) and name is not None and part.split("[", 1)[0] == name
 
 
 def _inside(annotation: Any, part: str | int) -> Any:
