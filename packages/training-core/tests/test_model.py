@@ -5,6 +5,8 @@ from __future__ import annotations
 import filecmp
 import json
 import os
+import re
+import subprocess
 import sys
 
 import pytest
@@ -377,6 +379,50 @@ def test_an_unreachable_hub_id_is_a_config_error(tiny_config):
         pytest.skip("needs HF_HUB_OFFLINE=1, so that no download is tried")
     with pytest.raises(ConfigError, match=r"model.backbone 'no-such-org/no-such-model': neither a local folder"):
         create_model_and_tokenizer(with_model(tiny_config, backbone="no-such-org/no-such-model", revision="main"))
+
+
+# Loads `model.backbone` from a config on stdin and prints its error and how long the check took.
+CHECK_BACKBONE = """\
+import sys, time
+from training.common.errors import ConfigError
+from training.config import TrainingConfig
+from training.core.model import check_backbone
+config = TrainingConfig.from_yaml(sys.stdin.read())
+start = time.perf_counter()
+try:
+    check_backbone(config)
+except ConfigError as error:
+    print(f"{time.perf_counter() - start:.1f}", error, sep="\\n")
+"""
+
+
+@pytest.mark.parametrize(
+    ("hub", "reason"),
+    [
+        ({"HF_ENDPOINT": "http://127.0.0.1:9"}, r"the hub http://127.0.0.1:9 cannot be reached \(ConnectError: "),
+        ({"HF_HUB_OFFLINE": "1"}, r"the hub https://huggingface.co cannot be reached \(OfflineModeIsEnabled: "),
+    ],
+)
+def test_a_hub_id_not_in_the_cache_fails_at_once_where_the_hub_cannot_be_reached(tiny_config, tmp_path, hub, reason):
+    """Without a network, `bert-base-cased` took half a minute of transformers' retries to fail, then named no way
+    out; a port nothing listens on, or offline mode, is refused at once."""
+    offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT")
+    env = {key: value for key, value in os.environ.items() if key not in offline}
+    env |= {"HF_HOME": str(tmp_path / "hf"), **hub}  # an empty cache
+    config = with_model(tiny_config, backbone="bert-base-cased").to_yaml()
+    checked = subprocess.run(
+        [sys.executable, "-c", CHECK_BACKBONE], input=config, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert checked.returncode == 0, checked.stderr
+    seconds, message = checked.stdout.splitlines()
+    assert re.fullmatch(
+        r"model.backbone 'bert-base-cased': neither a local folder, a bundled alias \(.*\) nor a reachable hub id "
+        rf"\(OSError: {reason}.*\) and the Hugging Face cache {tmp_path / 'hf' / 'hub'} does not hold it; download it "
+        r"while online \(`hf download bert-base-cased`\), set HF_HOME to a cache that holds it, or name a local "
+        r"folder\)",
+        message,
+    ), message
+    assert float(seconds) < 10, message  # it was 23 s
 
 
 def test_the_minilm_alias_without_its_package_names_the_install(tiny_config, monkeypatch):

@@ -24,7 +24,7 @@ from training.common.atomic import atomic_directory, write_failure
 from training.common.errors import ConfigError, InputError, expect_instance, first_line
 from training.common.quiet import QuietLibrary
 from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
-from training.core.backbones import ALIASES, TINY_BERT, local_backbone
+from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
 from training.core.windowing import Windowing
@@ -129,6 +129,8 @@ def _backbone(
     options = {"revision": revision, "trust_remote_code": settings.trust_remote_code}
     label_maps = {"id2label": dict(enumerate(tag_names)), "label2id": {tag: i for i, tag in enumerate(tag_names)}}
     try:
+        if folder is None:
+            reach_hub(settings.backbone, settings.revision)
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
         tokenizer = _word_tokenizer(source, **options)
