@@ -48,6 +48,7 @@ def test_spans_to_tags_to_spans_is_the_identity(case: tuple[str, tuple[Span, ...
 @settings(max_examples=300, deadline=None, database=None)
 @given(st.text(max_size=60), st.lists(st.tuples(st.integers(0, 60), st.integers(1, 20)), max_size=6))
 def test_a_span_off_word_edges_is_widened_to_the_words_it_touches(text: str, raw: list[tuple[int, int]]) -> None:
+    """A span off word edges widens to exactly the words it touches; one that touches no word is dropped."""
     words = split_words(text)
     spans = [Span(start, min(start + length, len(text)), "X") for start, length in raw if start < len(text)]
     for span, widened in align_spans(words, spans):
