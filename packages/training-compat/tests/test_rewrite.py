@@ -195,7 +195,7 @@ def test_legacy_imports_are_rewritten(case: str) -> None:
 
 
 def test_the_split_statement_in_the_migration_docs_is_what_the_tool_writes() -> None:
-    # The docs showed one-line statements while the tool keeps the brackets and puts the `# noqa` on each.
+    # The docs showed one-line statements while the tool keeps the brackets and puts the noqa comment on each.
     docs = Path(__file__).resolve().parents[3] / "docs" / "migration.md"
     if not docs.is_file():
         pytest.skip("run from a source distribution: the repository's docs/ is not here")

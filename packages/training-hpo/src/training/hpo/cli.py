@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `hpo` and its actions to the `training` parser."""
-    parser = commands.add_parser("hpo", help="k-fold hyperparameter sweeps with Optuna (run, resume, worker, best)")
+    parser = commands.add_parser("hpo", help="k-fold Optuna sweeps (run, resume, worker, best, report, azure)")
     actions = parser.add_subparsers(dest="hpo_action", metavar="ACTION", required=True)
 
     run = actions.add_parser("run", help="start (or continue) a sweep from a config folder")
