@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from training.common.errors import ConfigError, ExecutionError
-from training.config import BestConfig
+from training.config import BestConfig, TrainingConfig
 from training.core.run_context import process_slots
 from training.execution import JobSpec, execute_final_training, get_backend
 from training.execution.backends import InProcessBackend, SubprocessBackend, TorchrunBackend, runner_command
@@ -87,6 +87,24 @@ def test_a_child_refuses_a_job_file_another_launch_replaced(best_config: BestCon
         caught.value
     )
     assert caught.value.exit_code == 2 and not (tmp_path / "run" / "metrics.json").exists()
+
+
+def test_a_backend_launches_the_job_it_was_given_not_the_one_its_job_file_holds_by_then(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # The backend read the job id back from job.json: a launch that replaced the file in between had its job trained
+    # by this launch's child and reported as this launch's job.
+    first = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess", dry_run=True)
+    spec = JobSpec.load(tmp_path / "run" / "job.json")
+    other = best_config.model_copy(update={"hyperparameters": {**best_config.hyperparameters, "training.seed": 9}})
+    second = execute_final_training(other, output_dir=tmp_path / "run", backend="subprocess", dry_run=True)
+    assert JobSpec.load(tmp_path / "run" / "job.json").job_id == second.id != first.id
+    assert TorchrunBackend(1).prepare(spec).command[-2:] == ["--job-id", first.id]
+    job = SubprocessBackend().submit(spec)
+    assert job.id == first.id and job.command[-2:] == ["--job-id", first.id]
+    with pytest.raises(ExecutionError, match=rf"holds job {second.id}, not {first.id}: another launch"):
+        job.wait(timeout=120)
+    assert not (tmp_path / "run" / "metrics.json").exists()
 
 
 def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: Path) -> None:
@@ -214,13 +232,15 @@ def test_a_dry_run_of_more_processes_than_this_machine_holds_is_prepared(
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="gloo ranks on CPU cores")
 def test_more_gloo_ranks_than_cpu_cores_are_started_with_a_warning_naming_the_count_s_source(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+    tiny_config: TrainingConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     # They were refused, though on CPU more ranks than cores only share them; a 1-core container could run no DDP test.
     cores = process_slots()[0]
     backend = get_backend("torchrun", nproc_per_node=cores + 1, processes_from=f"ddp.yaml: nproc_per_node {cores + 1}")
-    with pytest.raises(ConfigError, match=r"no-such-job.json"):  # checked, then the job read: nothing starts
-        backend.submit(tmp_path / "no-such-job.json")
+    (tmp_path / "a-file").touch()  # its output folder cannot be made: checked, then nothing starts
+    spec = JobSpec(job_id="final-x", config=tiny_config, data_path=None, output_dir=str(tmp_path / "a-file" / "run"))
+    with pytest.raises(NotADirectoryError):
+        backend.submit(spec)
     assert caplog.messages == [
         f"ddp.yaml: nproc_per_node {cores + 1}: {cores + 1} processes on {cores} CPU cores; they share the cores and "
         "run slower"
@@ -330,8 +350,8 @@ def test_an_interrupt_as_submit_returns_stops_the_child_it_started(
     started: list[JobHandle] = []
     submit = SubprocessBackend.submit
 
-    def interrupted_on_return(self: SubprocessBackend, spec_file: Path) -> JobHandle:
-        started.append(submit(self, spec_file))
+    def interrupted_on_return(self: SubprocessBackend, spec: JobSpec) -> JobHandle:
+        started.append(submit(self, spec))
         os.kill(os.getpid(), signal.SIGINT)  # lands in this return path
         return started[0]
 

@@ -153,16 +153,16 @@ class AzureBackend:
     def __init__(self, ml_client: Any = None, poll_interval: float = 30.0) -> None:
         self.ml_client, self.poll_interval = ml_client, poll_interval
 
-    def prepare(self, spec_file: Path) -> JobHandle:
-        spec, azure, _, path = _job_yaml(spec_file)
+    def prepare(self, spec: JobSpec) -> JobHandle:
+        azure, _, path = _job_yaml(spec)
         command_line = ["az", "ml", "job", "create", "--file", str(path)]  # submits the YAML by hand
         workspace = ("--resource-group", azure.resource_group), ("--workspace-name", azure.workspace)
         for flag, value in (("--subscription", azure.subscription_id), *workspace):
             command_line += [flag, value] if value else []
         return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), path.parent / "status.log", command_line)
 
-    def submit(self, spec_file: Path) -> JobHandle:
-        spec, azure, job, path = _job_yaml(spec_file)
+    def submit(self, spec: JobSpec) -> JobHandle:
+        azure, job, path = _job_yaml(spec)
         client = create_azure_client(azure, self.ml_client)
         client.check_compute(azure.compute)
         submitted = client.create_job(job)
@@ -170,11 +170,10 @@ class AzureBackend:
         return AzureJob(client, submitted, output, path.parent / "status.log", self.poll_interval, OUTPUT_NAME)
 
 
-def _job_yaml(spec_file: Path) -> tuple[JobSpec, AzureConfig, CommandJob, Path]:
-    """The spec in `spec_file`, its Azure settings and command job, and the job's YAML beside its code snapshot."""
-    spec = JobSpec.load(spec_file)
+def _job_yaml(spec: JobSpec) -> tuple[AzureConfig, CommandJob, Path]:
+    """The spec's Azure settings and command job, and the job's YAML beside its code snapshot."""
     job = build_azure_job(spec)
-    return spec, _azure_settings(spec), job, write_job_yaml(job, azure_folder(spec) / "job.yaml")
+    return _azure_settings(spec), job, write_job_yaml(job, azure_folder(spec) / "job.yaml")
 
 
 class AzureJob(JobHandle):

@@ -1,5 +1,5 @@
-"""Backends that run a `job.json` (taken as a file) in this process, a fresh Python process, torchrun or Azure ML;
-`submit` returns a `JobHandle`, `prepare` the command without starting anything (a dry run)."""
+"""Backends that run a `JobSpec` in this process, a fresh Python process, torchrun or Azure ML; `submit` returns a
+`JobHandle`, `prepare` the command without starting anything (a dry run)."""
 
 from __future__ import annotations
 
@@ -24,13 +24,13 @@ _log = logging.getLogger("training.execution")
 
 
 class Backend(Protocol):
-    """Something that runs a job spec file."""
+    """Something that runs a job spec, already written to its `job_file` (which a child process reads)."""
 
     name: str
 
-    def prepare(self, spec_file: Path) -> JobHandle: ...
+    def prepare(self, spec: JobSpec) -> JobHandle: ...
 
-    def submit(self, spec_file: Path) -> JobHandle: ...
+    def submit(self, spec: JobSpec) -> JobHandle: ...
 
 
 def runner_command(spec_file: Path, *, nproc_per_node: int | None = None, job_id: str | None = None) -> list[str]:
@@ -50,31 +50,33 @@ class InProcessBackend:
     def __init__(self, dataset: Dataset | None = None) -> None:
         self.dataset = dataset
 
-    def prepare(self, spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
-        return PreparedJob(spec.job_id, self.name, Path(spec.output_dir), _train_log(spec), runner_command(spec_file))
+    def prepare(self, spec: JobSpec) -> JobHandle:
+        return self._job(PreparedJob, spec)
 
-    def submit(self, spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
+    def submit(self, spec: JobSpec) -> JobHandle:
         run_job(spec, dataset=self.dataset)
-        return CompletedJob(spec.job_id, self.name, Path(spec.output_dir), _train_log(spec), runner_command(spec_file))
+        return self._job(CompletedJob, spec)
+
+    def _job(self, kind: type[JobHandle], spec: JobSpec) -> JobHandle:
+        output = Path(spec.output_dir)
+        return kind(spec.job_id, self.name, output, RunFolder(output).log, runner_command(spec.job_file))
 
 
 class SubprocessBackend:
-    """Runs the job in a fresh `python -m training.execution.runner job.json` process."""
+    """Runs the job in a fresh `python -m training.execution.runner job.json --job-id ID` process; the id is the spec's
+    it was given, not read back from the file: the child refuses a `job.json` another launch has replaced meanwhile."""
 
     name = "subprocess"
     nproc_per_node: int | None = None  # torchrun's processes
 
-    def prepare(self, spec_file: Path) -> JobHandle:
-        return self._job(PreparedJob, spec_file)
+    def prepare(self, spec: JobSpec) -> JobHandle:
+        return self._job(PreparedJob, spec)
 
-    def submit(self, spec_file: Path) -> JobHandle:
-        return self._job(ProcessJob, spec_file)
+    def submit(self, spec: JobSpec) -> JobHandle:
+        return self._job(ProcessJob, spec)
 
-    def _job(self, kind: type[JobHandle], spec_file: Path) -> JobHandle:
-        spec = JobSpec.load(spec_file)
-        command = runner_command(spec_file, nproc_per_node=self.nproc_per_node, job_id=spec.job_id)
+    def _job(self, kind: type[JobHandle], spec: JobSpec) -> JobHandle:
+        command = runner_command(spec.job_file, nproc_per_node=self.nproc_per_node, job_id=spec.job_id)
         output = Path(spec.output_dir)
         return kind(spec.job_id, self.name, output, output / JOB_LOG, command)
 
@@ -92,7 +94,7 @@ class TorchrunBackend(SubprocessBackend):
         self.nproc_per_node = nproc_per_node
         self.processes_from = processes_from or f"nproc_per_node={nproc_per_node}"
 
-    def submit(self, spec_file: Path) -> JobHandle:
+    def submit(self, spec: JobSpec) -> JobHandle:
         """Start the job here; a dry run (`prepare`) checks nothing of this machine: it may not be the one to run it.
         More ranks than CUDA GPUs fail deep inside NCCL, so they are refused; gloo ranks on CPU may share cores, only
         slower, so more of them than cores is noted."""
@@ -109,7 +111,7 @@ class TorchrunBackend(SubprocessBackend):
                 self.nproc_per_node,
                 found,
             )
-        return super().submit(spec_file)
+        return super().submit(spec)
 
 
 def get_backend(
@@ -138,7 +140,3 @@ def get_backend(
     from training.execution.azure_job import AzureBackend
 
     return AzureBackend(**azure)
-
-
-def _train_log(spec: JobSpec) -> Path:
-    return RunFolder(Path(spec.output_dir)).log

@@ -116,15 +116,15 @@ def execute_final_training(
     )
     if dataset is not None:  # known before anything starts
         spec.check_data(dataset.fingerprint, "the dataset passed in")
-    spec_file = spec.save_to_output()
+    spec.save_to_output()
     if dry_run:
-        return runner.prepare(spec_file)
+        return runner.prepare(spec)
     job: JobHandle | None = None
     try:
         # A child process is started and bound to `job` with interrupts held back, so that none lands between the
         # two; in process (the job is this process's work) and on Azure (an upload), Ctrl-C must reach the work.
         with interrupts_deferred() if isinstance(runner, SubprocessBackend) else contextlib.nullcontext():
-            job = runner.submit(spec_file)
+            job = runner.submit(spec)
         if wait:
             job.wait(timeout)
     except KeyboardInterrupt:  # this process alone interrupted (a notebook): no orphan may go on writing the run

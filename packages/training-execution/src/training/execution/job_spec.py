@@ -102,11 +102,16 @@ class JobSpec(Section):
         """Write the spec as JSON atomically."""
         return atomic_write_text(path, self.model_dump_json(indent=2) + "\n")
 
+    @property
+    def job_file(self) -> Path:
+        """Where `save_to_output` writes the spec: `job.json` in its output folder."""
+        return Path(self.output_dir) / JOB_FILE
+
     def save_to_output(self) -> Path:
         """Write the spec as `job.json` in its output folder, under the folder's writer lock (refused while another
         training writes there); a resuming job never overwrites the record of another job that began training there
         (one that failed before, as on a mistyped data path, left nothing else)."""
-        target = Path(self.output_dir) / JOB_FILE
+        target = self.job_file
         run = RunFolder(Path(self.output_dir))
         with run.writing():  # a folder that another job trains in now keeps its job.json
             self._check_output(target, run)
