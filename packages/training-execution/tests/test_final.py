@@ -57,6 +57,20 @@ def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig
     assert json.loads((tmp_path / "run" / "job.json").read_text())["resume"] is False
 
 
+def test_a_launch_that_reuses_a_finished_run_keeps_the_record_of_the_job_that_trained_it(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # The reusing launch rewrote job.json as its own (its backend, its code revision) beside the lineage of the
+    # launch that trained the run; both in the launcher and in the child's runner.
+    first = execute_final_training(best_config, output_dir=tmp_path / "run", code_dir=tmp_path)  # no git revision
+    kept = {path: path.read_bytes() for path in first.output_dir.rglob("*") if path.is_file()}
+    execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess", dry_run=True)
+    again = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess")
+    assert again.id == first.id and {path: path.read_bytes() for path in kept} == kept
+    spec = JobSpec.load(tmp_path / "run" / "job.json")
+    assert spec.resources.backend == "local" and spec.code_revision is None  # a forced launch's is its own: see above
+
+
 def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: BestConfig, tmp_path: Path) -> None:
     # A one-process run was returned as the two-process job asked for, and job.json rewritten to say two processes.
     first = execute_final_training(best_config, output_dir=tmp_path / "run")
@@ -66,7 +80,7 @@ def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: B
         execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=2)
     assert {path: path.read_bytes() for path in first.output_dir.rglob("*") if path.is_file()} == kept
     again = execute_final_training(best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node=1)
-    assert again.id == first.id and JobSpec.load(tmp_path / "run" / "job.json").resources.backend == "torchrun"
+    assert again.id == first.id and JobSpec.load(tmp_path / "run" / "job.json").resources.backend == "local"
     (first.output_dir / "metrics.json").unlink()  # as a run cut short leaves it: a checkpoint, no metrics
     (first.output_dir / "checkpoint").mkdir()
     with pytest.raises(InputError, match=refused):

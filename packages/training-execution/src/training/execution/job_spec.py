@@ -110,18 +110,21 @@ class JobSpec(Section):
     def save_to_output(self) -> Path:
         """Write the spec as `job.json` in its output folder, under the folder's writer lock (refused while another
         training writes there); a resuming job never overwrites the record of another job that began training there
-        (one that failed before, as on a mistyped data path, left nothing else)."""
+        (one that failed before, as on a mistyped data path, left nothing else), nor that of the launch of this job
+        that finished the run it reuses: like the run's lineage, `job.json` stays the record of what trained it."""
         target = self.job_file
         run = RunFolder(Path(self.output_dir))
         with run.writing():  # a folder that another job trains in now keeps its job.json
-            self._check_output(target, run)
-            return self.save(target)
+            if not self._reuses_finished_run(target, run):
+                self.save(target)
+            return target
 
-    def _check_output(self, target: Path, run: RunFolder) -> None:
-        """Refuse an output folder that holds another job's run or a run of another config (refused by the runner too,
-        but after this job.json had been left there), or this job's run on another process count."""
+    def _reuses_finished_run(self, target: Path, run: RunFolder) -> bool:
+        """Whether the folder holds this job's finished run, recorded by an earlier launch's `job.json`. Refuse one
+        that holds another job's run or a run of another config (refused by the runner too, but after this job.json
+        had been left there), or this job's run on another process count."""
         if not self.resume:
-            return
+            return False
         if target.is_file():
             existing = JobSpec.load(target)
             began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)
@@ -144,6 +147,7 @@ class JobSpec(Section):
                 f"{self.output_dir}: holds a run of another config ({record.config_fingerprint[:12]}); choose another "
                 "output folder, or train over it (force=True, --force)"
             )
+        return target.is_file() and record is not None and record.completed
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
