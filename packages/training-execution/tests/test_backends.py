@@ -57,9 +57,12 @@ def test_a_child_that_cannot_find_its_data_fails_with_exit_code_and_log_tail(
     missing = tmp_path / "no-such-data"
     with pytest.raises(ExecutionError) as caught:
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess")
-    message = str(caught.value)
-    assert message.startswith("job final-") and "(subprocess) failed: exit code 2; last lines of" in message
-    assert f"error: {missing}: no such file or folder" in message
+    log = tmp_path / "run" / "job.log"
+    assert re.fullmatch(
+        rf"job final-\w+ \(subprocess\) failed: exit code 2: {re.escape(str(missing))}: no such file or folder; its "
+        rf"whole output is in {re.escape(str(log))}",
+        str(caught.value),
+    )
     assert caught.value.returncode == 2 and caught.value.exit_code == 2
 
 
@@ -67,9 +70,9 @@ def test_a_corrupted_job_file_crashes_the_child_with_exit_code_2(tmp_path: Path)
     spec_file = tmp_path / "job.json"
     spec_file.write_text('{"format": 1, "job_id": ')
     job = ProcessJob("broken", "subprocess", tmp_path, tmp_path / "job.log", runner_command(spec_file))
-    with pytest.raises(ExecutionError, match=r"^job broken \(subprocess\) failed: exit code 2; last lines") as caught:
+    with pytest.raises(ExecutionError, match=r"^job broken \(subprocess\) failed: exit code 2: ") as caught:
         job.wait(timeout=60)
-    assert f"error: {spec_file}: not a readable job spec (Expecting value" in str(caught.value)
+    assert str(caught.value).startswith(f"job broken (subprocess) failed: exit code 2: {spec_file}: not a readable job")
     assert job.status == "failed" and "not a readable job spec" in job.logs(1)
 
 
@@ -83,7 +86,7 @@ def test_a_child_refuses_a_job_file_another_launch_replaced(best_config: BestCon
     job = ProcessJob(first.id, "subprocess", tmp_path / "run", tmp_path / "job.log", first.command)
     with pytest.raises(ExecutionError) as caught:
         job.wait(timeout=120)
-    assert f"error: {tmp_path / 'run' / 'job.json'}: holds job {second.id}, not {first.id}: another launch" in str(
+    assert f"exit code 2: {tmp_path / 'run' / 'job.json'}: holds job {second.id}, not {first.id}: another " in str(
         caught.value
     )
     assert caught.value.exit_code == 2 and not (tmp_path / "run" / "metrics.json").exists()
@@ -112,11 +115,11 @@ def test_a_child_killed_by_a_signal_is_reported_by_the_signal_s_name(tmp_path: P
     job = ProcessJob("oom", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", killed])
     with pytest.raises(ExecutionError) as caught:
         job.wait(timeout=60)
-    message = str(caught.value)
-    assert message.startswith(
-        "job oom (subprocess) failed: killed by signal SIGKILL (the system may have run out of memory); last lines"
+    assert str(caught.value) == (
+        "job oom (subprocess) failed: killed by signal SIGKILL (the system may have run out of memory); its whole "
+        f"output is in {tmp_path / 'job.log'}"
     )
-    assert message.endswith("  allocating") and caught.value.returncode == -signal.SIGKILL
+    assert caught.value.returncode == -signal.SIGKILL and job.logs(1) == "allocating"
 
 
 @pytest.mark.slow
@@ -130,7 +133,7 @@ def test_a_torchrun_worker_killed_by_a_signal_is_named_with_its_rank(tmp_path: P
         job.wait(timeout=120)
     assert str(caught.value).startswith(
         "job ddp (torchrun) failed: exit code 1 (worker rank 0: killed by signal SIGKILL (the system may have run out "
-        "of memory)); last lines of"
+        "of memory)); its whole output is in"
     )
 
 
@@ -144,10 +147,43 @@ def test_bad_input_in_torchrun_workers_is_named_and_exits_2(best_config: BestCon
         )
     assert re.match(
         rf"job final-\w+ \(torchrun\) failed: exit code 1 \(worker rank \d: exit code 2: {re.escape(str(missing))}: "
-        r"no such file or folder\); last lines of ",
+        r"no such file or folder\); its whole output is in ",
         str(caught.value),
     )
     assert caught.value.exit_code == 2
+
+
+# A traceback whose exception message spans lines, below output of the child's own.
+RAISES = (
+    "def check():\n    raise ValueError('bad value 42\\nexpected at most 10')\nprint('working', flush=True)\ncheck()\n"
+)
+
+
+def test_a_child_s_failure_is_one_line_naming_its_exception_and_its_log(tmp_path: Path) -> None:
+    # The error held the last 15 lines of the log: the CLI printed a traceback's tail as its one-line error.
+    job = ProcessJob("bug", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", RAISES])
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=60)
+    assert str(caught.value) == (
+        f"job bug (subprocess) failed: exit code 1: ValueError: bad value 42; its whole output is in {job.log_file}"
+    )
+    assert "Traceback (most recent call last):" in job.logs() and job.logs(1) == "expected at most 10"
+
+
+@pytest.mark.slow
+def test_a_torchrun_worker_s_failure_is_one_line_naming_its_exception_and_its_log(tmp_path: Path) -> None:
+    # Below the worker's traceback (behind `[rank0]: ` prefixes) torchrun prints its own traceback and summary block.
+    script = tmp_path / "worker.py"
+    script.write_text(f"import torch.distributed as dist\ndist.init_process_group('gloo')\n{RAISES}")
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "1", str(script)]
+    job = ProcessJob("ddp", "torchrun", tmp_path, tmp_path / "job.log", command)
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=120)
+    assert str(caught.value) == (
+        "job ddp (torchrun) failed: exit code 1 (worker rank 0: exit code 1: ValueError: bad value 42); its whole "
+        f"output is in {job.log_file}"
+    )
+    assert "[rank0]: ValueError: bad value 42" in job.logs(100) and "ChildFailedError" in job.logs(100)
 
 
 def test_the_root_cause_ranks_own_error_is_named_behind_rank_prefixes(tmp_path: Path) -> None:

@@ -23,8 +23,13 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 TAIL_BYTES = 64 * 1024
 # torchrun exits 1 whatever ended a worker; its summary's "Root Cause" section names the first failed worker's code.
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
-# A worker's one-line error as torchrun passes it on: bare, or behind a rank prefix (`[rank1]:`, `[default1]:`).
-_WORKER_ERROR = re.compile(r"^(?:\[(?:rank|default)?(\d+)\]:)?error: (.*)$", re.MULTILINE)
+# A child's error line: the runner's one-line `error: ...` or a traceback's last line (`ValueError: ...`), bare or
+# behind a torchrun rank prefix (`[rank1]:`, `[default1]: `); torchrun's own ChildFailedError is not a worker's.
+_ERROR_LINE = re.compile(
+    r"^(?:\[(?:rank|default)?(\d+)\]: ?)?"
+    r"(?:error: (.*)|((?!torch\.distributed\.elastic\.)[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b(?::.*)?))$",
+    re.MULTILINE,
+)
 # Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
 INTERRUPT_GRACE_S = 5.0
 
@@ -115,19 +120,20 @@ class ProcessJob(JobHandle):
                 f"job {self.id} ({self.backend}) is still running after {timeout:g} s (pid {self.process.pid}); "
                 f"call wait() again or see {self.log_file}"
             ) from None
-        if code != 0:  # the error carries the exit code (a torchrun worker's too) and the tail of the log
-            reason, worker = exit_reason(code), _ROOT_CAUSE.search(tail(self.log_file, 40))
-            if worker:
-                # The worker's own error line lies above torchrun's summary, out of the tail shown below; its code
-                # (2: bad input) is the job's, not torchrun's 1.
-                run = tail(self.log_file, 400).rpartition("\n== ")[2]
-                said = dict(_WORKER_ERROR.findall(run))  # each rank's last error line ('': lines without a prefix)
-                line = said.get(worker[1]) or said.get("")
-                reason += f" (worker rank {worker[1]}: {exit_reason(int(worker[2]))}{': ' + line if line else ''})"
-                code = int(worker[2]) if int(worker[2]) > 0 else code
+        if code != 0:  # one line: the exit code (a torchrun worker's too), the child's last error, where the rest is
+            run = tail(self.log_file, 400).rpartition("\n== ")[2]  # this launch's output
+            said = {rank: runner or raised for rank, runner, raised in _ERROR_LINE.findall(run)}  # each rank's last
+            reason, worker = exit_reason(code), _ROOT_CAUSE.search(run)
+            rank, ended = (worker[1], int(worker[2])) if worker else ("", code)
+            line = (said.get(rank) or said.get("")) if ended > 0 else None  # one killed by a signal raised nothing
+            detail = f": {line}" if line else ""
+            if worker:  # the worker's code (2: bad input) is the job's, not torchrun's 1
+                reason += f" (worker rank {rank}: {exit_reason(ended)}{detail})"
+                code = ended if ended > 0 else code
+            else:
+                reason += detail
             raise ExecutionError(
-                f"job {self.id} ({self.backend}) failed: {reason}; last lines of {self.log_file}:\n"
-                + "\n".join(f"  {line}" for line in tail(self.log_file, 15).splitlines()),
+                f"job {self.id} ({self.backend}) failed: {reason}; its whole output is in {self.log_file}",
                 returncode=code,
             )
         return "completed"
