@@ -49,7 +49,7 @@ class DataError(InputError):
 
 
 class ExecutionError(TrainingError):
-    """A job failed or did not finish: the message names the job, its exit code or status and its log's tail."""
+    """A job failed or did not finish: the message names the job, its exit code or status, its last error, its log."""
 
     def __init__(self, message: str, returncode: int | None = None) -> None:
         super().__init__(message)

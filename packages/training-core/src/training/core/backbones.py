@@ -26,22 +26,24 @@ def local_backbone(backbone: str) -> Path | None:
     return local if os.path.isdir(local) else None  # False, not OSError, for a name too long to be a path
 
 
-def reach_hub(backbone: str, revision: str | None) -> None:
-    """`OSError` at once where the hub id `backbone` is not in the local Hugging Face cache and the hub does not answer
-    (offline mode, no network): transformers retries for half a minute before it says so. One request, bounded by
-    HF_HUB_ETAG_TIMEOUT; a cached model, or one the hub answers for (or refuses), loads as before."""
+def reach_hub(backbone: str, revision: str | None) -> bool:
+    """Whether the hub answers for the hub id `backbone` (one request, bounded by HF_HUB_ETAG_TIMEOUT; an answer that
+    refuses it counts, loading reports it). Where it does not (offline mode, no network), a model in the local Hugging
+    Face cache is to load from there alone and one not there is an `OSError` naming how to get it: transformers
+    retries for half a minute per file first, minutes for a cached model."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError
 
-    if try_to_load_from_cache(backbone, "config.json", revision=revision) is not None:
-        return
     try:
         get_hf_file_metadata(hf_hub_url(backbone, "config.json", revision=revision))
-    except HfHubHTTPError:  # the hub answered (no such model, a gated one): loading reports it, as before
-        return
+    except HfHubHTTPError:  # the hub answered (no such model, a gated one)
+        return True
     except Exception as error:  # of the HTTP client huggingface_hub uses (requests, httpx), or its offline mode
+        if isinstance(try_to_load_from_cache(backbone, "config.json", revision=revision), str):
+            return False
         raise OSError(
             f"the hub {constants.ENDPOINT} cannot be reached ({type(error).__name__}: {first_line(error)}) and the "
             f"Hugging Face cache {constants.HF_HUB_CACHE} does not hold it; download it while online "
             f"(`hf download {backbone}`), set HF_HOME to a cache that holds it, or name a local folder"
         ) from error
+    return True

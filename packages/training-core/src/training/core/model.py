@@ -129,8 +129,8 @@ def _backbone(
     options = {"revision": revision, "trust_remote_code": settings.trust_remote_code}
     label_maps = {"id2label": dict(enumerate(tag_names)), "label2id": {tag: i for i, tag in enumerate(tag_names)}}
     try:
-        if folder is None:
-            reach_hub(settings.backbone, settings.revision)
+        if folder is None and not reach_hub(settings.backbone, settings.revision):
+            options["local_files_only"] = True  # the cache holds it
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
         tokenizer = _word_tokenizer(source, **options)
