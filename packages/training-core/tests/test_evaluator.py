@@ -115,8 +115,8 @@ def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(tr
         assert evaluate_model(model, tokenizer, documents) == evaluate_model(
             model, tokenizer, documents, max_length=24, stride=8
         )
-        Windowing(100_000, 8).write_to(model.config)  # scored with it: refused by the model's position limit
-        with pytest.raises(ConfigError, match=r"^model.max_length: 100000 is above the backbone's position limit"):
+        Windowing(1024, 8).write_to(model.config)  # scored with it: refused by the model's position limit
+        with pytest.raises(ConfigError, match=r"^model.max_length: 1024 is above the backbone's position limit"):
             evaluate_model(model, tokenizer, documents)
     finally:
         own.write_to(model.config)

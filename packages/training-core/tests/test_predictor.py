@@ -10,9 +10,12 @@ import torch
 
 from data.documents import split_words
 from training.common.errors import ConfigError, InputError
-from training.core.model import create_model_and_tokenizer, load_model, save_model
+from training.config.schema import TrainingConfig
+from training.config.validation import validate
+from training.core.model import create_model_and_tokenizer, load_model, model_tag_names, save_model
+from training.core.pipeline import predict_documents
 from training.core.predictor import Entity, Predictor, predict
-from training.core.windowing import Windowing
+from training.core.windowing import Windowing, untagged_document
 
 TEXTS = (
     "Anna Kowalczykowski joined Siemens in Warsaw.",
@@ -85,6 +88,42 @@ def test_window_settings_come_from_the_run_config_unless_given(model_dir, tiny_c
     assert (from_run.max_length, from_run.stride, from_run.batch_size) == (24, 5, 2)
     assert (explicit.max_length, explicit.stride) == (24, 3)
     assert predict(model_dir, TEXTS[:2], batch_size=1) == from_run(TEXTS[:2])
+
+
+@pytest.mark.parametrize("window", [{"max_length": 80}, {"max_length": 40, "stride": 6}], ids=["alone", "both"])
+def test_a_predictor_tags_a_long_text_as_training_time_evaluation_does(tiny_config, ner_documents, tmp_path, window):
+    # A max_length set alone kept the default stride unchecked in the config (40 tokens, stride 32: trained and
+    # scored so), where Windowing.of, and a Predictor given max_length=40 or the run's folder, refused it.
+    def config_of(**model: int) -> TrainingConfig:
+        section = {"name": "tiny-bert", "backbone": "tiny-bert", **model}
+        return validate(TrainingConfig, {**tiny_config.model_dump(), "model": section}, "tiny-bert.yaml")
+
+    with pytest.raises(ConfigError, match=r"^tiny-bert.yaml: model.stride: must be below half of max_length \(40\)"):
+        config_of(max_length=40)
+    config = config_of(**window)
+    torch.manual_seed(0)
+    model, tokenizer = create_model_and_tokenizer(config)
+    text = " ".join(document.text for document in ner_documents[:12])  # several windows of either length
+    names = model_tag_names(model.config)
+    evaluation = predict_documents(model, tokenizer, [untagged_document(0, text)], names, Windowing.of(config.model))
+    folder = save_model(model, tokenizer, tmp_path / "run" / "model")
+    (folder.parent / "config.yaml").write_text(config.to_yaml(), encoding="utf-8")
+
+    predictors = [
+        Predictor(model, tokenizer, device="cpu"),
+        Predictor(model, tokenizer, max_length=config.model.max_length, device="cpu"),
+        Predictor.from_folder(folder, max_length=config.model.max_length),
+    ]
+
+    assert evaluation.documents[0].entities  # an untrained model: entities that move with the window edges
+    for predictor in predictors:
+        assert predictor.windowing == Windowing(config.model.max_length, config.model.stride)
+        assert predictor([text]) == [list(evaluation.documents[0].entities)]
+    # Windows no config takes were taken as given (stride 20 for 40 tokens, max_length 12).
+    with pytest.raises(ConfigError, match=r"^window settings: stride: must be below half of max_length \(40\)"):
+        Predictor(model, tokenizer, max_length=40, stride=20)
+    with pytest.raises(ConfigError, match=r"^window settings: max_length: expected greater than or equal to 16"):
+        Predictor.from_folder(folder, max_length=12, stride=2)
 
 
 def test_a_model_folder_moved_away_from_its_run_keeps_the_window_settings_it_was_trained_with(

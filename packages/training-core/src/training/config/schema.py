@@ -67,7 +67,8 @@ class ModelConfig(Section):
     trust_remote_code: bool = False
     dropout: Float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
     max_length: Int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
-    stride: Int = Field(default=32, ge=0, description="tokens shared by consecutive windows")
+    # validate_default: a max_length set alone kept the default stride unchecked (32 for 40 tokens; Windowing.of too)
+    stride: Int = Field(default=32, ge=0, validate_default=True, description="tokens shared by consecutive windows")
 
     @field_validator("stride")
     @classmethod

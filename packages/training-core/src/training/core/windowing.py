@@ -18,6 +18,7 @@ from data.documents import Document, split_words
 from data.formats import HALF_SURROGATE
 from training.common.errors import DataError, InputError
 from training.config.schema import ModelConfig
+from training.config.validation import validate
 
 IGNORE_INDEX = -100
 _UNLIMITED = 1 << 30  # the context of a word on a side where its window reaches the document's edge
@@ -32,8 +33,10 @@ class Windowing:
     stride: int
 
     def __post_init__(self) -> None:
-        whole_number(self.max_length, "max_length")  # a '16' from a form failed later with a TypeError naming neither
-        whole_number(self.stride, "stride")
+        # Whole numbers (a '16' from a form failed later with a TypeError naming neither) that ModelConfig takes: a
+        # Predictor given stride 20 for 40-token windows (or max_length 12) windowed text as no training could.
+        values = {name: whole_number(getattr(self, name), name) for name in ("max_length", "stride")}
+        validate(ModelConfig, {"name": "", "backbone": "", **values}, "window settings")
 
     @classmethod
     def of(
@@ -46,7 +49,7 @@ class Windowing:
         """The values given, else those of `settings`, else `ModelConfig`'s defaults; a `max_length` given alone keeps
         the stride only where it is below half of it (the config's rule), else the caller must give a stride too."""
         base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
-        if max_length is not None and stride is None and type(max_length) is int and base.stride * 2 >= max_length:
+        if max_length is not None and stride is None and base.stride * 2 >= whole_number(max_length, "max_length"):
             raise InputError(
                 f"max_length {max_length}: the stride it would keep ({base.stride}) must be below half of it; "
                 "give a stride too"
@@ -65,12 +68,14 @@ class Windowing:
         saved = getattr(model_config, _RECORD, None)
         if saved is None:
             return None
-        shape = isinstance(saved, dict) and set(saved) == {"max_length", "stride"}
-        if not (shape and all(type(value) is int and value >= 0 for value in saved.values())):
-            where = f"{getattr(model_config, 'name_or_path', '') or 'the model'}/config.json"
-            expected = "{'max_length': <tokens>, 'stride': <tokens>}"
-            raise InputError(f"{where}: {_RECORD} is {saved!r:.80}; expected {expected}")
-        return cls(saved["max_length"], saved["stride"])
+        problem = "expected {'max_length': <tokens>, 'stride': <tokens>}"
+        if isinstance(saved, dict) and set(saved) == {"max_length", "stride"}:
+            try:
+                return cls(saved["max_length"], saved["stride"])
+            except InputError as error:  # a whole number out of ModelConfig's bounds, or another kind of value
+                problem = str(error)
+        where = f"{getattr(model_config, 'name_or_path', '') or 'the model'}/config.json"
+        raise InputError(f"{where}: {_RECORD} is {saved!r:.80}; {problem}")
 
 
 @dataclass(frozen=True, slots=True)
