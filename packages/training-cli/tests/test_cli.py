@@ -608,6 +608,52 @@ def test_a_run_folder_name_too_long_for_the_file_system_exits_2_naming_it(
     ]
 
 
+@pytest.fixture
+def read_only(tmp_path: Path):
+    """A folder no file or folder can be made in (root writes in one all the same: skipped there)."""
+    if os.geteuid() == 0:
+        pytest.skip("root writes in a read-only folder")
+    folder = tmp_path / "read-only"
+    folder.mkdir(mode=0o555)
+    yield folder
+    folder.chmod(0o755)  # so that tmp_path can be removed
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+@pytest.mark.parametrize("where", ["/proc", "/dev/null", "read-only"])
+def test_a_run_folder_that_cannot_be_created_exits_2_naming_it(cli, config_dir: Path, request, where: str) -> None:
+    # /proc/x ended `training train` with exit 1 once the data had loaded: "[Errno 2] No such file or directory"
+    output = (request.getfixturevalue("read_only") if where == "read-only" else Path(where)) / "x"
+    problem = {"/proc": "cannot be created (No such file or directory)", "/dev/null": "lies inside the file /dev/null"}
+
+    completed = cli("train", "--config-dir", str(config_dir), "--output", str(output), "--quiet")
+
+    assert completed.returncode == 2
+    expected = "expected a run folder (an existing one or a new path)"
+    reason = problem.get(where, "cannot be created (Permission denied)")
+    assert completed.stderr.splitlines() == [f"training train: error: {output}: {reason}; {expected}"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+@pytest.mark.parametrize("where", ["/proc/x/e.json", "/proc/e.json", "read-only"])
+def test_an_evaluation_output_that_cannot_be_written_exits_2_before_the_evaluation(
+    cli, trained_run: Path, config_dir: Path, request, where: str
+) -> None:
+    # Each was an OSError (exit 1) once the whole evaluation had run
+    output = request.getfixturevalue("read_only") / "e.json" if where == "read-only" else Path(where)
+    reason = {
+        "/proc/x/e.json": "--output /proc/x: cannot be created (No such file or directory); expected a folder to "
+        "write the file in",
+        "/proc/e.json": "/proc/e.json: cannot be written (No such file or directory); choose another --output",
+    }.get(where, f"{output}: cannot be written (Permission denied); choose another --output")
+
+    data = config_dir / "resumes" / "missing"  # named after --output: the evaluation never starts
+    completed = cli("evaluate", str(trained_run), "--data-path", str(data), "--output", str(output))
+
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [f"training evaluate: error: {reason}"]
+
+
 @pytest.mark.parametrize(
     "command", [("splits", "--output", "{long}/s.json"), ("lineage", "{long}"), ("predict", "{long}", "x")]
 )

@@ -53,10 +53,11 @@ def check_file_target(path: str | os.PathLike[str]) -> Path:
     return check_target(target, "the path of a file to write")
 
 
-def check_folder(path: str | os.PathLike[str], expected: str, option: str = "") -> Path:
+def check_folder(path: str | os.PathLike[str], expected: str, option: str = "", *, create: bool = False) -> Path:
     """`path` as a `Path`; an `InputError` where it is, or lies inside, a file, or where the file system cannot hold
     it (a name over its length limit), before any work goes into it; `expected` says what belongs at `path`, `option`
-    names the command-line option that gave it."""
+    names the command-line option that gave it. `create`: the folder is made (with its parents), or an `InputError`
+    says why it cannot be (under /proc, in a read-only folder)."""
     named = f"{option} " if option else ""
     try:
         target = check_target(path, expected)
@@ -67,6 +68,11 @@ def check_folder(path: str | os.PathLike[str], expected: str, option: str = "") 
         raise InputError(f"{named}{path}: {error.strerror}; expected {expected}") from None
     if is_file:
         raise InputError(f"{named}{target}: is a file; expected {expected}")
+    if create:
+        try:
+            target.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise InputError(f"{named}{target}: cannot be created ({error.strerror}); expected {expected}") from None
     return target
 
 

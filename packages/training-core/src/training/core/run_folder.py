@@ -30,6 +30,7 @@ _threads = threading.local()
 # A study folder's manifest (training.hpo's `StudyFolder.manifest`, which takes its name from here): core sits below
 # training.hpo and cannot ask it whether a folder is a study folder, so it knows the file by name.
 STUDY_MANIFEST = "study.json"
+_EXPECTED = "a run folder (an existing one or a new path)"
 
 
 def _held_here() -> set[Path]:
@@ -83,7 +84,7 @@ class RunFolder:
         """Refuse, before any work, a run folder path that is (or lies inside) a file rather than a folder, that the
         file system cannot hold (a name over its length limit), whose `model/` is no model (a config folder's
         `model/` of YAML files): the run would replace it; or that is a study folder (`training hpo`'s)."""
-        check_folder(self.root, "a run folder (an existing one or a new path)")
+        check_folder(self.root, _EXPECTED)
         if self.model.exists() and not (self.model / "config.json").is_file():
             raise InputError(
                 f"{self.model}: not a model folder (no config.json), and the run would replace it; choose another "
@@ -131,7 +132,7 @@ class RunFolder:
         held = contextlib.ExitStack()
         try:
             if main:
-                self.root.mkdir(parents=True, exist_ok=True)
+                check_folder(self.root, _EXPECTED, create=True)  # /proc/x: one line, not mkdir's OSError later
                 held.enter_context(file_lock(self.lock, wait=False))
         except BlockingIOError:
             raise InputError(

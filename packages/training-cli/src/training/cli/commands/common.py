@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
@@ -11,7 +12,7 @@ from typing import TYPE_CHECKING, get_args
 from data.formats import FORMATS
 from data.text_files import ENCODINGS, is_text_encoding
 from training.cli.run_paths import DataOptions
-from training.common.atomic import check_file_target
+from training.common.atomic import check_file_target, check_folder
 from training.common.errors import InputError
 from training.config.schema import DataColumns, PrecisionChoice
 
@@ -50,8 +51,14 @@ def add_precision_option(parser: argparse.ArgumentParser) -> None:
 
 def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) -> None:
     """Refuse an `--output` file that exists and is not an earlier `what`: it may be one of the command's inputs (a
-    run's metrics.json, the data, a config file), which the write would lose; or a folder, before any work."""
+    run's metrics.json, the data, a config file), which the write would lose; or a folder, or a place no file can be
+    written (under /proc, a read-only folder), before any work: the write came last, and failed with an OSError."""
     check_file_target(path)
+    folder = check_folder(path.parent, "a folder to write the file in", "--output", create=True)
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError as error:
+        raise InputError(f"{path}: cannot be written ({error.strerror}); choose another --output") from None
     if path.is_file() and path.stat().st_size and not earlier(path):  # an empty file (`mktemp`) holds nothing
         raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
