@@ -241,6 +241,19 @@ def test_a_training_run_folder_is_refused_as_a_study_folder_before_any_work(
     assert sorted(run.rglob("*")) == before
 
 
+def test_another_folder_s_study_is_refused_to_a_new_study_folder_before_any_work(
+    config_dir: Path, quick_study: Path, tmp_path: Path
+) -> None:
+    # `hpo run --study-dir NEW --storage <another folder's>` read the data and checked the model before it was refused,
+    # and left NEW/.study.lock behind.
+    new, storage = tmp_path / "new", f"sqlite:///{quick_study / 'study.db'}"
+    arguments = ["--config-dir", config_dir, "--hpo", "quick", "--study-dir", new, "--storage", storage, "--inprocess"]
+    line = one_line_error(training("hpo", "run", *arguments))
+    assert not new.exists()
+    held = f"storage {storage!r} holds the study 'quick' of the study folder {quick_study}, not this folder's; "
+    assert line.startswith(f"training hpo run: error: {new}: {held}continue it there (`training hpo resume "), line
+
+
 def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
     config_dir: Path, quick_study: Path, tmp_path: Path
 ) -> None:

@@ -140,7 +140,9 @@ def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swe
     location = storage_location(None, other)
     optuna.create_study(study_name=study.study_name, storage=open_storage(location))
     other.write_manifest(StudyManifest(study_name=study.study_name, storage=location, study_dir=str(other.root)))
-    refused = rf"^{other.root}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}"
+    refused = rf"^{other.root}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}, "
+    refused += rf"not this folder's; continue it there \(`training hpo resume --study-dir {study_dir}`\) or give the "
+    refused += rf"storage its study.json names \('{location}'\), or none$"
     with pytest.raises(InputError, match=refused):
         load_study(other.root, storage=own)
     with pytest.raises(InputError, match=refused):
@@ -149,18 +151,21 @@ def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swe
 
 def test_a_sweep_in_a_new_folder_does_not_take_in_another_folder_s_study(swept, config_dir: Path, tmp_path) -> None:
     """`hpo run --study-dir B --storage <A's>` went on with A's study in B: its trials split between the folders, and
-    B's best config named a trial of A's without its checkpoint."""
+    B's best config named a trial of A's without its checkpoint. Then it was refused only once the data was read and
+    the model checked, and left B/.study.lock behind."""
     from training.hpo import create_search_space, run_local_hpo_sweep
 
     study, study_dir = swept
     own, trials = study_location(study_dir)[0], len(study.trials)
     joiner = tmp_path / "joiner"
     space = create_search_space(load_hpo_config(config_dir / "hpo" / "tiny.yaml"))
-    refused = rf"^{joiner}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}; "
-    with pytest.raises(InputError, match=refused + r"continue it there \(`training hpo resume --study-dir "):
-        run_local_hpo_sweep("tiny-bert", space, config_dir=config_dir, study_dir=joiner, storage=own)
+    refused = rf"^{joiner}: storage '{own}' holds the study '{study.study_name}' of the study folder {study_dir}, "
+    refused += rf"not this folder's; continue it there \(`training hpo resume --study-dir {study_dir}`\) or give "
+    nowhere = tmp_path / "no-data"  # refused before the data is read
+    with pytest.raises(InputError, match=refused + "this folder another study name or storage$"):
+        run_local_hpo_sweep("tiny-bert", space, config_dir=config_dir, study_dir=joiner, storage=own, data_path=nowhere)
     assert len(load_study(study_dir).trials) == trials
-    assert not StudyFolder(joiner).manifest.exists() and not StudyFolder(joiner).best_config.exists()
+    assert not joiner.exists()
 
 
 @pytest.mark.parametrize("given", ["notaurl", "gone.journal", "sqlite:///{tmp}/gone.db"])

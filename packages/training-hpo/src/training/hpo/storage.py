@@ -204,8 +204,24 @@ def existing_study(
         raise InputError(f"storage {redact_url(location)!r}: {what}, so no study {name!r} in it")
     study = open_study(name, open_storage(location), location)
     if study_dir is not None and storage:
-        _check_given_storage(StudyFolder(Path(study_dir)), study, location)
+        from training.hpo.sweep_settings import SweepSettings
+
+        try:
+            record = SweepSettings.load(study, redact_url(location))
+        except InputError:  # no sweep's study (or a newer release's): what reads it says so
+            return location, study
+        record.check_study_dir(StudyFolder(Path(study_dir)), name, location)
     return location, study
+
+
+def find_study(name: str, location: str) -> optuna.Study | None:
+    """The study `name` in the storage at `location`, None where it holds none (a storage file not made yet is not
+    created)."""
+    file = _storage_file(location)
+    if file is not None and not file.exists():
+        return None
+    backend = open_storage(location)
+    return open_study(name, backend, location) if name in optuna.get_all_study_names(backend) else None
 
 
 def _storage_file(location: str) -> Path | None:
@@ -217,23 +233,6 @@ def _storage_file(location: str) -> Path | None:
     except ArgumentError:  # open_storage says what is wrong with it
         return None
     return Path(database) if database and database != ":memory:" else None
-
-
-def _check_given_storage(folder: StudyFolder, study: optuna.Study, location: str) -> None:
-    """Refuse a storage given beside a study folder whose study of that name was made for another folder: resumed or
-    read, it cleaned this folder's trial models and wrote the other study's best config here."""
-    from training.hpo.sweep_settings import SweepSettings
-
-    manifest = folder.read_manifest()
-    try:
-        made_for = SweepSettings.load(study, redact_url(location)).study_dir
-    except InputError:  # no sweep's study (or a newer release's): what reads it says so
-        return
-    if manifest.study_dir is not None and Path(made_for) != Path(manifest.study_dir):
-        raise InputError(
-            f"{folder.root}: storage {redact_url(location)!r} holds the study {study.study_name!r} of the study folder "
-            f"{made_for}, not this folder's: give the storage its study.json names ({manifest.storage!r}), or none"
-        )
 
 
 def check_own_study(folder: StudyFolder, name: str, location: str) -> None:

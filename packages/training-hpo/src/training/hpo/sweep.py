@@ -37,10 +37,10 @@ from training.hpo.search_space import SearchSpace, create_search_space
 from training.hpo.storage import (
     check_own_study,
     existing_study,
+    find_study,
     load_study,
     one_host_for_files,
     open_storage,
-    open_study,
     storage_location,
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
@@ -144,7 +144,7 @@ def run_local_hpo_sweep(
             machine=machine_name(),
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
-        record = _check_or_save(study, record, folder, new_folder=not folder.manifest.is_file())
+        record = _check_or_save(study, record, folder)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
             tracking = _tracking(joined, base, mlflow_uri)  # a sweep started with this one made the study: log there
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
@@ -237,16 +237,19 @@ def _tracking(
 
 
 def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | None:
-    """The record of the study a sweep continues (where it logs, its data) where the folder's manifest says there is
-    one (a new study's storage is not created); a newer release's is refused here, before the data is read."""
-    if not folder.manifest.is_file():
+    """The record of the study a sweep continues (where it logs, its data), where its storage holds one (a new study's
+    storage is not created); another folder's study, or a newer release's record, is refused before the data is read."""
+    study = find_study(name, location)
+    if study is None:
         return None
     try:
-        return SweepSettings.load(open_study(name, open_storage(location), location), redact_url(location))
+        stored = SweepSettings.load(study, redact_url(location))
     except InputError as error:
         if isinstance(error, NewerRecordError):
             raise
         return None  # a study whose record was never saved: checked when it is saved
+    stored.check_study_dir(folder, name, location)
+    return stored
 
 
 def _settings(
@@ -330,9 +333,9 @@ def _load(path: str, config: TrainingConfig) -> Dataset:
     return dataset
 
 
-def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder, new_folder: bool) -> SweepSettings:
-    """Record a new study's sweep; an existing one must have the same config, data and settings and be this folder's
-    where it is `new_folder`, and goes on with its own search space (a one-value choice may come back fixed) and URI."""
+def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
+    """Record a new study's sweep; an existing one must be this folder's and have the same config, data and settings,
+    and goes on with its own search space (a one-value choice may come back fixed) and URI."""
     try:
         stored = SweepSettings.load(study, record.storage)
     except InputError as error:
@@ -340,12 +343,8 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
             raise
         record.save(study)
         return record
-    if new_folder and Path(stored.study_dir) != Path(record.study_dir):
-        raise InputError(
-            f"{folder.root}: storage {record.storage!r} holds the study {study.study_name!r} of the study folder "
-            f"{stored.study_dir}; continue it there (`training hpo resume --study-dir {stored.study_dir}`) or give "
-            "this folder another study name or storage"
-        )
+    # Again, as it is read here: a sweep started with this one on another folder may have made it since `_stored`.
+    stored.check_study_dir(folder, study.study_name, record.storage)
     new, old = _defining(record.hpo_config), _defining(stored.hpo_config)
     differences = [
         name

@@ -11,11 +11,12 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import InputError, first_line
-from training.common.redact import REDACTED
+from training.common.redact import REDACTED, redact_url
 from training.config.hpo_schema import HPOConfig
 from training.config.schema import TrainingConfig
 from training.hpo._version import __version__
 from training.hpo.recovery import machine_name
+from training.hpo.study_folder import StudyFolder
 
 RECORD = "sweep"
 SETTINGS_FORMAT = 3  # 3: `mlflow_uri`, which a reader must honour (its resumed trials log there)
@@ -100,6 +101,23 @@ class SweepSettings(BaseModel):
             advice = f"pass data_path={self.data_path!r} instead of dataset= to go on with its data"
             raise InputError(f"{ran}, not on {given}; {advice}{anew and anew + ' for this dataset'}")
         raise InputError(f"{ran}, not on {given}; leave out data_path (--data) to go on with its data")
+
+    def check_study_dir(self, folder: StudyFolder, name: str, location: str) -> None:
+        """Refuse to run or read the study `name` (in the storage at `location`) in another study folder than the one it
+        was made for (the path `folder`'s manifest records, or `folder` itself where it is new): there it would clean
+        that folder's trial models and write its best config."""
+        manifest = folder.read_manifest() if folder.manifest.is_file() else None
+        here = manifest.study_dir if manifest is not None else str(folder.root.resolve())
+        if here is None or Path(self.study_dir) == Path(here):  # None: a manifest from before study_dir was recorded
+            return
+        fix = "give this folder another study name or storage"
+        if manifest is not None:
+            fix = f"give the storage its study.json names ({manifest.storage!r}), or none"
+        raise InputError(
+            f"{folder.root}: storage {redact_url(location)!r} holds the study {name!r} of the study folder "
+            f"{self.study_dir}, not this folder's; continue it there (`training hpo resume --study-dir "
+            f"{self.study_dir}`) or {fix}"
+        )
 
     def save(self, study: optuna.Study) -> None:
         study.set_user_attr(RECORD, self.model_dump(mode="json"))
