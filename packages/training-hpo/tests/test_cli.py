@@ -210,7 +210,7 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_named(tmp_path: Path) 
     taken.write_text("an earlier report\n", encoding="utf-8")
     for out, found in ((taken, "is a file"), (taken / "report", f"lies inside the file {taken}")):
         line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", out))
-        assert line == f"training hpo report: error: --out {out}: {found}; expected a folder for the report"
+        assert line == f"training hpo report: error: {out}: {found}; expected a folder for the report"
 
 
 def test_a_study_folder_that_is_or_lies_inside_a_file_is_named_before_any_work(
@@ -258,20 +258,24 @@ def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
     config_dir: Path, quick_study: Path, tmp_path: Path
 ) -> None:
     # `hpo report --out configs` (and `training report STUDY --output configs`) wrote index.html, interactive.html,
-    # trials.txt and PNG plots among the config files.
-    configs = tmp_path / "configs"
+    # trials.txt and PNG plots among the config files. Both commands are refused by the report writer's one check (`hpo
+    # report` checked its --out a first time, naming the option where `training report` did not).
+    configs, run, study = tmp_path / "configs", tmp_path / "run", tmp_path / "study"
     shutil.copytree(config_dir, configs)
-    before = sorted(configs.rglob("*"))
-    refused = (
-        f"{configs}: not a report folder, and the report would write its pages and plots among its files; write to "
-        "a new folder (or an earlier one)"
-    )
-    assert one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", configs)) == (
-        f"training hpo report: error: --out {refused}"
-    )
-    completed = training("report", quick_study, "--output", configs)
-    assert (completed.returncode, completed.stderr.splitlines()) == (2, [f"training report: error: {refused}"])
-    assert sorted(configs.rglob("*")) == before
+    shutil.copytree(quick_study / "trials" / "0" / "fold-0", run)
+    shutil.copytree(quick_study, study)
+    before = sorted(tmp_path.rglob("*"))
+    for taken in (configs, run, study):
+        refused = (
+            f"{taken}: not a report folder, and the report would write its pages and plots among its files; write to "
+            "a new folder (or an earlier one)"
+        )
+        assert one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", taken)) == (
+            f"training hpo report: error: {refused}"
+        )
+        completed = training("report", quick_study, "--output", taken)
+        assert (completed.returncode, completed.stderr.splitlines()) == (2, [f"training report: error: {refused}"])
+    assert sorted(tmp_path.rglob("*")) == before
     for _ in range(2):  # the second time over its own report
         completed = training("hpo", "report", "--study-dir", quick_study, "--out", tmp_path / "report")
         assert completed.returncode == 0, completed.stderr

@@ -62,13 +62,13 @@ def png_bytes(figure: Any) -> bytes:
     return buffer.getvalue()
 
 
-def check_report_folder(path: str | os.PathLike[str], option: str = "") -> None:
+def check_report_folder(path: str | os.PathLike[str]) -> None:
     """Refuse, before any work, a report folder path that is (or lies inside) a file, or an existing folder that holds
     anything and is not an earlier report (a config folder, a run): the report's pages and plots would mix with its
-    files, or replace those of the same name; `option` names the command-line option that gave it."""
-    check_folder(path, "a folder for the report", option)
+    files, or replace those of the same name."""
+    check_folder(path, "a folder for the report")
     write = "the report would write its pages and plots among its files"
-    check_output_folder(path, is_report, "a report folder", write, option)
+    check_output_folder(path, is_report, "a report folder", write)
 
 
 def is_report(folder: str | os.PathLike[str]) -> bool:

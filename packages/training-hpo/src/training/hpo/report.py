@@ -77,7 +77,7 @@ def pruning_savings(study: optuna.Study) -> float | None:
 def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     """Write the plots, `index.html` and `interactive.html` into `out_dir`; return the trials table (also saved as
     `trials.txt`). Every figure is drawn before the first file is written: a figure that fails leaves the folder as
-    it was; a folder that holds anything else than an earlier report is refused."""
+    it was; a file, or a folder that holds anything else than an earlier report, is refused before any work."""
     check_report_folder(out_dir)
     require("matplotlib", "training.hpo.write_report").use("Agg")
     require("plotly", "training.hpo.write_report")
