@@ -100,17 +100,20 @@ def test_read_text_names_a_utf16_file_as_such(tmp_path: Path, encoding: str) -> 
         read_text(path)
 
 
+@pytest.mark.parametrize("text", ["Paris\tB-LOC\nis\tO\n", "Zürich\tB-LOC\nis\tO\n"])
 @pytest.mark.parametrize("encoding", ["utf-16-le", "utf-16-be", "utf-32-le", "utf-32-be"])
-def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encoding: str) -> None:
+def test_read_text_names_utf16_without_a_byte_order_mark(tmp_path: Path, encoding: str, text: str) -> None:
     """UTF-16 of ASCII text without a BOM decodes as UTF-8 with a NUL after each letter: a CoNLL file failed on "got
-    '\\x00'" at its line 3, a JSON lines file as invalid JSON."""
-    path = write(tmp_path / "train.conll", "Paris\tB-LOC\nis\tO\n".encode(encoding))
-    with pytest.raises(DataError) as caught:
-        read_text(path)
-    assert str(caught.value) == (
-        f"{path}:1: starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as "
-        "UTF-8"
-    )
+    '\\x00'" at its line 3, a JSON lines file as invalid JSON. Text beyond ASCII was 'not valid UTF-8' at the 'ü',
+    and told to name its encoding in data.encoding even where latin-1 was named."""
+    path = write(tmp_path / "train.conll", text.encode(encoding))
+    for read in (read_text, lambda path: read_data(path, "latin-1")):
+        with pytest.raises(DataError) as caught:
+            read(path)
+        assert str(caught.value) == (
+            f"{path}:1: starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it "
+            "as UTF-8"
+        )
 
 
 @pytest.mark.parametrize("text", ["G\x00oogle Dublin\n", "a\x00b\n", "\x00Google\n"])

@@ -70,21 +70,19 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
 def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UTF-8") -> str:
     """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`
     (a byte that is not UTF-8 offering `way_out`)."""
+    if raw.startswith(_WIDE_BOMS):  # Notepad's "Unicode", PowerShell 5's `>`
+        utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+        raise EncodingError(where, None, f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8")
+    if _wide_without_bom(raw):  # told before decoding: UTF-16 of 'Zürich' is not valid UTF-8 at the 'ü'
+        reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
+        raise EncodingError(where, 1, reason)
     try:
-        text = raw.decode("utf-8-sig")
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as error:
-        if raw.startswith(_WIDE_BOMS):  # Notepad's "Unicode", PowerShell 5's `>`
-            utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
-            reason = f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8"
-            raise EncodingError(where, None, reason) from error
         offset = error.start + (3 if raw.startswith(codecs.BOM_UTF8) else 0)  # utf-8-sig counts after its BOM
         line = raw[:offset].count(b"\n") + 1
         reason = f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset}); {way_out}"
         raise EncodingError(where, line, reason) from error
-    if _wide_without_bom(raw):  # UTF-16 or UTF-32 of ASCII text without a byte-order mark: valid UTF-8
-        reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
-        raise EncodingError(where, 1, reason)
-    return text
 
 
 def _wide_without_bom(raw: bytes) -> bool:
