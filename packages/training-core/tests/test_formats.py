@@ -13,7 +13,7 @@ from data.columns import Columns
 from data.documents import Span
 from data.formats import Record, detect_format, json_format, read_records
 from data.loaders import load_dataset
-from data.text_files import EncodingError, decode_text, read_data, read_text
+from data.text_files import EncodingError, decode_text, read_data, read_head, read_text
 from training.common.errors import DataError
 
 
@@ -71,6 +71,17 @@ def test_a_utf8_file_is_read_as_utf8_in_a_run_of_another_encoding(tmp_path: Path
     for wide in (utf16, write(tmp_path / "bare.conll", "Paris B-LOC\n".encode("utf-16-le"))):  # no 8-bit text
         with pytest.raises(EncodingError, match=r"UTF-16 or UTF-32|UTF-16 text"):
             read_data(wide, "latin-1")
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-32"])
+def test_a_file_without_nuls_is_read_as_utf8_in_a_utf16_run(tmp_path: Path, encoding: str) -> None:
+    """A UTF-16 run evaluating an ASCII file read its pairs of letters as CJK characters ('\u5545...', refused as a
+    line without a tag), or named a byte at its end: UTF-16 or UTF-32 text of lines holds a NUL in each line break."""
+    ascii = write(tmp_path / "other.conll", b"EU B-ORG\nsays O\n")
+    assert read_data(ascii, encoding) == read_head(ascii, encoding=encoding) == "EU B-ORG\nsays O\n"
+    assert [doc.tags for doc in load_dataset(ascii, encoding=encoding)["train"]] == [("B-ORG", "O")]
+    wide = write(tmp_path / "wide.conll", "EU B-ORG\n".encode(encoding))
+    assert read_data(wide, encoding) == read_head(wide, encoding=encoding) == "EU B-ORG\n"
 
 
 def test_a_decoding_error_carries_its_line_and_reason_and_pickles_whole() -> None:

@@ -50,13 +50,14 @@ def is_text_encoding(name: object) -> bool:
 def read_data(path: Path, encoding: str = "utf-8") -> str:
     """A data file's text in `encoding`, its `data.encoding`: UTF-8 as `decode_text` reads it, where a file that is
     not is told of the setting, else that codec's; bytes it cannot decode are an `EncodingError`. A file of UTF-8
-    beyond ASCII is read as such in any encoding: a run's Latin-1 reading another corpus would garble its accents."""
+    beyond ASCII is read as such in any encoding: a run's Latin-1 reading another corpus would garble its accents; so
+    is one without NULs in UTF-16 or UTF-32, where a UTF-16 run read an ASCII file's pairs of letters as CJK ones."""
     raw = _read_bytes(path)
     codec = codecs.lookup(encoding).name
     wide = raw.startswith(_WIDE_BOMS) or _wide_without_bom(raw)  # UTF-16 or UTF-32, which no 8-bit codec should read
     if codec in _UTF8 or (not codec.startswith(("utf-16", "utf-32")) and wide):
         return decode_text(raw, str(path), _DATA_WAY_OUT)
-    if _utf8_beyond_ascii(raw, whole=True):
+    if _utf8_beyond_ascii(raw, whole=True) or _no_wide_text(raw, codec):
         return decode_text(raw, str(path))
     try:
         return raw.decode(encoding)
@@ -95,9 +96,11 @@ def _wide_without_bom(raw: bytes) -> bool:
 def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> str:
     """The text of the first `size` bytes of the data file at `path` in `encoding`: a character cut there is left
     out, and bytes that `encoding` cannot decode are replaced (reading the whole file names them). A start of UTF-8
-    beyond ASCII (a BOM included) is read as UTF-8 in any encoding, as `read_data` reads the whole file."""
+    beyond ASCII (a BOM included), or without NULs in UTF-16 or UTF-32, is read as UTF-8, as `read_data` reads the whole
+    file."""
     raw = _read_bytes(path, size)
-    utf8 = codecs.lookup(encoding).name in _UTF8 or _utf8_beyond_ascii(raw, whole=False)
+    codec = codecs.lookup(encoding).name
+    utf8 = codec in _UTF8 or _utf8_beyond_ascii(raw, whole=False) or _no_wide_text(raw, codec)
     decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)(errors="replace")
     return decoder.decode(raw, final=False)
 
@@ -112,6 +115,12 @@ def _utf8_beyond_ascii(raw: bytes, whole: bool) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _no_wide_text(raw: bytes, codec: str) -> bool:
+    """Whether `raw`, to be read in UTF-16 or UTF-32 `codec`, holds no NUL byte, which such text of lines holds in each
+    line break: a UTF-8 (or ASCII) file, such as another corpus read with a UTF-16 run's data.encoding."""
+    return codec.startswith(("utf-16", "utf-32")) and b"\x00" not in raw
 
 
 def _read_bytes(path: Path, size: int = -1) -> bytes:
