@@ -267,6 +267,22 @@ def test_errors_number_rows_from_1_as_the_json_lines_export_numbers_its_lines(tm
                 load_dataset(path, tag_names=names)
 
 
+def test_a_row_s_error_names_its_columns_as_a_json_line_s_names_its_keys(tmp_path: Path) -> None:
+    """A row of `words` and `labels` was told of 'tags' (`'tags' must be a list`, `2 tokens but 1 tags`), a key of
+    ours the data does not have."""
+    for rows, problem in (
+        ({"words": [["Al", "Bo"]], "labels": [["B-PER"]]}, "2 tokens but 1 labels; they must pair up"),
+        ({"words": [["Al"]], "labels": [[None]]}, "'labels' must be a list of tag names such as 'B-PER'"),
+        ({"words": [[None]], "labels": [["O"]]}, "'words' must be a list of strings"),
+    ):
+        table = datasets.Dataset.from_dict(rows)
+        table.to_parquet(tmp_path / "train.parquet")
+        table.to_json(tmp_path / "train.jsonl")
+        for path in (tmp_path / "train.parquet", tmp_path / "train.jsonl"):
+            with pytest.raises(DataError, match=rf"^{re.escape(str(path))}(\[train\])?:1: {re.escape(problem)}"):
+                load_dataset(path)
+
+
 @pytest.mark.parametrize("outside", ["O", "o"])  # `o` is `O` wherever tags are read
 def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: str) -> None:
     coarse, fine = [outside, "art", "location", "person"], [outside, "location-GPE", "person-actor"]

@@ -63,9 +63,10 @@ def is_datasets_input(asset: object) -> bool:
 
 def read_datasets_input(
     asset: object, *, tag_names: Sequence[str] | None = None, columns: Columns = Columns()
-) -> tuple[str, dict[str, tuple[str, list[Record]]], tuple[str, ...] | None]:
-    """A name for `asset`, its splits (as the data names them), each its records' format and its records (token
-    records with tag names, or span records), and the entity types its `ClassLabel` names declare (None without)."""
+) -> tuple[str, dict[str, tuple[str, list[Record], Columns]], tuple[str, ...] | None]:
+    """A name for `asset`, its splits (as the data names them), each its records' format, its records (token records
+    with tag names, or span records) and their words' and tags' keys (the columns' names, for messages), and the entity
+    types its `ClassLabel` names declare (None without)."""
     datasets = require("datasets", _NEEDED_BY)
     declared: dict[str, None] | None = None
     columns = columns.names(_source(asset))
@@ -154,9 +155,10 @@ def _from_hub(datasets: Any, hub: HubId, text: str) -> dict[str, Any]:
 
 def _records(
     datasets: Any, where: str, table: Any, tag_names: Sequence[str] | None, columns: Columns
-) -> tuple[str, list[Record], tuple[str, ...] | None]:
-    """The rows of `table` as records of a format: `tokens`, or `spans` for a `text` column beside entities (and no
-    words or tags), as a line of span JSON is read; and the entity types of the tag column's `ClassLabel`, if any."""
+) -> tuple[str, list[Record], Columns, tuple[str, ...] | None]:
+    """The rows of `table` as records of a format: `tokens` (keyed by the columns' names), or `spans` for a `text`
+    column beside entities (and no words or tags), as a line of span JSON is read; the records' keys of words and
+    tags; and the entity types of the tag column's `ClassLabel`, if any."""
     usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
     spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
@@ -178,8 +180,8 @@ def _records(
             continue
         if names is not None and isinstance(tags, list):
             tags = named_tags(where, row + 1, second, tags, names)
-        records.append(Record(row + 1, {**fields, "tokens": content, "tags": tags}))
-    return "spans" if spans else "tokens", records, types
+        records.append(Record(row + 1, {**fields, first: content, second: tags}))
+    return ("spans", records, Columns(), types) if spans else ("tokens", records, Columns(first, second), types)
 
 
 def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:
