@@ -71,6 +71,15 @@ def test_a_launch_that_reuses_a_finished_run_keeps_the_record_of_the_job_that_tr
     assert spec.resources.backend == "local" and spec.code_revision is None  # a forced launch's is its own: see above
 
 
+def test_a_finished_run_moved_to_another_folder_is_reused_there(best_config: BestConfig, tmp_path: Path) -> None:
+    # Its job.json, kept, named the folder it was trained in: the runner trained the job anew there.
+    execute_final_training(best_config, output_dir=tmp_path / "trained")
+    (tmp_path / "trained").rename(tmp_path / "run")
+    again = execute_final_training(best_config, output_dir=tmp_path / "run", backend="subprocess")
+    assert RunFolder(again.output_dir).read_metrics() is not None and not (tmp_path / "trained").exists()
+    assert JobSpec.load(tmp_path / "run" / "job.json").output_dir == str(tmp_path / "run")
+
+
 def test_a_run_of_another_process_count_is_not_reused_as_this_one(best_config: BestConfig, tmp_path: Path) -> None:
     # A one-process run was returned as the two-process job asked for, and job.json rewritten to say two processes.
     first = execute_final_training(best_config, output_dir=tmp_path / "run")

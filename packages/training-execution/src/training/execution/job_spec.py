@@ -125,8 +125,8 @@ class JobSpec(Section):
         had been left there), or this job's run on another process count."""
         if not self.resume:
             return False
-        if target.is_file():
-            existing = JobSpec.load(target)
+        existing = JobSpec.load(target) if target.is_file() else None
+        if existing is not None:
             began = (run.config, run.metrics, run.model, run.checkpoint, run.log, run.lineage)
             if existing.job_id != self.job_id and any(path.exists() for path in began):
                 raise InputError(
@@ -147,7 +147,9 @@ class JobSpec(Section):
                 f"{self.output_dir}: holds a run of another config ({record.config_fingerprint[:12]}); choose another "
                 "output folder, or train over it (force=True, --force)"
             )
-        return target.is_file() and record is not None and record.completed
+        # A record of another folder (the run was moved here) would send the runner there: this launch's is written.
+        kept = existing is not None and Path(existing.output_dir) == Path(self.output_dir)
+        return kept and record is not None and record.completed
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> JobSpec:
