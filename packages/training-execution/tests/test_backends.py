@@ -170,6 +170,16 @@ def test_a_child_s_failure_is_one_line_naming_its_exception_and_its_log(tmp_path
     assert "Traceback (most recent call last):" in job.logs() and job.logs(1) == "expected at most 10"
 
 
+def test_the_runner_s_error_line_is_named_over_an_exception_printed_after_it(tmp_path: Path) -> None:
+    # An exception raised by a `__del__` as the child ended, printed below the runner's error, was named instead.
+    ignored = "class Pool:\n    def __del__(self):\n        raise AttributeError('closed')\npool = Pool()\n"
+    said = "import sys\nprint('error: data.json: bad label', file=sys.stderr)\nsys.exit(2)\n"
+    job = ProcessJob("bad", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", ignored + said])
+    with pytest.raises(ExecutionError, match=r"^job bad \(subprocess\) failed: exit code 2: data.json: bad label; "):
+        job.wait(timeout=60)
+    assert job.logs(1) == "AttributeError: closed"
+
+
 @pytest.mark.slow
 def test_a_torchrun_worker_s_failure_is_one_line_naming_its_exception_and_its_log(tmp_path: Path) -> None:
     # Below the worker's traceback (behind `[rank0]: ` prefixes) torchrun prints its own traceback and summary block.

@@ -122,7 +122,9 @@ class ProcessJob(JobHandle):
             ) from None
         if code != 0:  # one line: the exit code (a torchrun worker's too), the child's last error, where the rest is
             run = tail(self.log_file, 400).rpartition("\n== ")[2]  # this launch's output
-            said = {rank: runner or raised for rank, runner, raised in _ERROR_LINE.findall(run)}  # each rank's last
+            found = _ERROR_LINE.findall(run)  # each rank's last runner error, else its last exception (one that a
+            # `__del__` raised at exit, after the runner's error, is printed as "Exception ignored" and ended nothing)
+            said = {rank: raised for rank, _, raised in found if raised} | {rank: ran for rank, ran, _ in found if ran}
             reason, worker = exit_reason(code), _ROOT_CAUSE.search(run)
             rank, ended = (worker[1], int(worker[2])) if worker else ("", code)
             line = (said.get(rank) or said.get("")) if ended > 0 else None  # one killed by a signal raised nothing
