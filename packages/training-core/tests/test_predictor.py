@@ -141,6 +141,20 @@ def test_a_model_folder_moved_away_from_its_run_keeps_the_window_settings_it_was
     assert Predictor.from_folder(moved, stride=3).windowing == Windowing(24, 3)
 
 
+def test_a_model_trained_before_the_stride_rule_applied_to_a_default_stride_predicts_with_its_windows(
+    model_dir, tmp_path
+):
+    # A max_length of 40 set alone kept stride 32, trained so and recorded: every Predictor of it, and evaluate_model,
+    # was refused, even one given window settings of its own.
+    model, tokenizer, _ = load_model(model_dir)
+    model.config.ner_windowing = {"max_length": 40, "stride": 32}
+    folder = save_model(model, tokenizer, tmp_path / "old" / "model")
+    assert Predictor.from_folder(folder).windowing == Windowing(40, 32)
+    assert Predictor.from_folder(folder, stride=16).windowing == Windowing(40, 16)
+    with pytest.raises(ConfigError, match=r"^window settings: stride: must be below half of max_length \(40\)"):
+        Predictor.from_folder(folder, stride=20)
+
+
 def test_a_model_without_a_window_record_takes_the_defaults_and_a_damaged_record_is_refused(model_dir, tmp_path):
     model, tokenizer, _ = load_model(model_dir)
     del model.config.ner_windowing  # a model saved before models recorded their windows

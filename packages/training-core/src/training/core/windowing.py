@@ -33,10 +33,8 @@ class Windowing:
     stride: int
 
     def __post_init__(self) -> None:
-        # Whole numbers (a '16' from a form failed later with a TypeError naming neither) that ModelConfig takes: a
-        # Predictor given stride 20 for 40-token windows (or max_length 12) windowed text as no training could.
-        values = {name: whole_number(getattr(self, name), name) for name in ("max_length", "stride")}
-        validate(ModelConfig, {"name": "", "backbone": "", **values}, "window settings")
+        whole_number(self.max_length, "max_length")  # a '16' from a form failed later with a TypeError naming neither
+        whole_number(self.stride, "stride")
 
     @classmethod
     def of(
@@ -46,15 +44,23 @@ class Windowing:
         max_length: int | None = None,
         stride: int | None = None,
     ) -> Windowing:
-        """The values given, else those of `settings`, else `ModelConfig`'s defaults; a `max_length` given alone keeps
-        the stride only where it is below half of it (the config's rule), else the caller must give a stride too."""
+        """The values given, else those of `settings`, else `ModelConfig`'s defaults; values other than those of
+        `settings` follow the config's bounds and rule, and a `max_length` given alone keeps the stride only where it is
+        below half of it, else the caller must give a stride too."""
         base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
         if max_length is not None and stride is None and base.stride * 2 >= whole_number(max_length, "max_length"):
             raise InputError(
                 f"max_length {max_length}: the stride it would keep ({base.stride}) must be below half of it; "
                 "give a stride too"
             )
-        return cls(base.max_length if max_length is None else max_length, base.stride if stride is None else stride)
+        values = {"max_length": base.max_length if max_length is None else max_length}
+        values["stride"] = base.stride if stride is None else stride
+        if tuple(values.values()) != (base.max_length, base.stride):
+            # Chosen now, they are settings ModelConfig takes: a Predictor given stride 20 for 40-token windows (or
+            # max_length 12) windowed text as no training could. A model's record stays what it was trained with (a
+            # max_length of 40 set alone kept stride 32 before the config checked a default stride).
+            validate(ModelConfig, {"name": "", "backbone": "", **values}, "window settings")
+        return cls(**values)
 
     def write_to(self, model_config: object) -> None:
         """Record these settings in a model's config (its `config.json` once saved), so that the model folder, moved
@@ -68,14 +74,12 @@ class Windowing:
         saved = getattr(model_config, _RECORD, None)
         if saved is None:
             return None
-        problem = "expected {'max_length': <tokens>, 'stride': <tokens>}"
-        if isinstance(saved, dict) and set(saved) == {"max_length", "stride"}:
-            try:
-                return cls(saved["max_length"], saved["stride"])
-            except InputError as error:  # a whole number out of ModelConfig's bounds, or another kind of value
-                problem = str(error)
-        where = f"{getattr(model_config, 'name_or_path', '') or 'the model'}/config.json"
-        raise InputError(f"{where}: {_RECORD} is {saved!r:.80}; {problem}")
+        shape = isinstance(saved, dict) and set(saved) == {"max_length", "stride"}
+        if not (shape and all(type(value) is int and value >= 0 for value in saved.values())):
+            where = f"{getattr(model_config, 'name_or_path', '') or 'the model'}/config.json"
+            expected = "{'max_length': <tokens>, 'stride': <tokens>}"
+            raise InputError(f"{where}: {_RECORD} is {saved!r:.80}; expected {expected}")
+        return cls(saved["max_length"], saved["stride"])
 
 
 @dataclass(frozen=True, slots=True)
