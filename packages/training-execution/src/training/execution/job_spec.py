@@ -1,4 +1,4 @@
-"""`JobSpec`: everything a training job needs, written as `job.json` and handed to every backend as a file."""
+"""`JobSpec`: everything a training job needs, given to a backend and written as `job.json` for its runner to read."""
 
 from __future__ import annotations
 
