@@ -654,6 +654,14 @@ def test_an_evaluation_output_that_cannot_be_written_exits_2_before_the_evaluati
     assert completed.stderr.splitlines() == [f"training evaluate: error: {reason}"]
 
 
+def test_a_refused_evaluation_leaves_no_folder_of_its_output_behind(cli, trained_run: Path, tmp_path: Path) -> None:
+    # Its folders were made to check that the file can be written there, and stayed when the data was then missing
+    output = tmp_path / "new" / "deep" / "e.json"
+    completed = cli("evaluate", str(trained_run), "--data-path", str(tmp_path / "missing"), "--output", str(output))
+    assert completed.returncode == 2 and "missing" in completed.stderr
+    assert not (tmp_path / "new").exists()
+
+
 @pytest.mark.parametrize(
     "command", [("splits", "--output", "{long}/s.json"), ("lineage", "{long}"), ("predict", "{long}", "x")]
 )
