@@ -339,6 +339,20 @@ def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
     ]
 
 
+def test_a_form_feed_inside_a_conll_token_is_refused_on_its_own_line(tmp_path: Path) -> None:
+    """A form feed or vertical tab parted columns as a space does: 'New<FF>York B-LOC' was three columns, and the error
+    named the next line ('2 columns where line 1 has 3'). Columns part at spaces and tabs, as the format has them: the
+    token stays whole and its own line refuses it; one beside a column (a page break) is blank, as before."""
+    for blank in ("\f", "\v"):
+        for line in (f"New{blank}York B-LOC", f"New{blank}York\tB-LOC"):
+            path = write(tmp_path / "a.conll", f"{line}\nis O\n\nHe O\n")
+            with pytest.raises(DataError) as caught:
+                load_dataset(path)
+            assert str(caught.value) == f"{path}:1: token 0 ({f'New{blank}York'!r}) is empty or contains whitespace"
+        path = write(tmp_path / "a.conll", f"{blank}Paris B-LOC\nis {blank}O\n{blank}\nHe\t{blank}O{blank}\n")
+        assert [r.fields["tokens"] for r in records(path, "conll")] == [["Paris", "is"], ["He"]]
+
+
 def test_conll_lines_end_at_a_carriage_return_too(tmp_path: Path) -> None:
     """Old Mac files end lines at "\\r" alone: the whole file was one line, read as one word with the last tag."""
     path = write(tmp_path / "a.conll", "Apple B-ORG\rInc O\r\rin O\rNew B-LOC\rYork I-LOC")

@@ -50,7 +50,7 @@ _JSON_SPACE = re.compile(r"[ \t\r\n]*")
 # JSON may escape half a surrogate pair (a string cut inside an emoji), and a locale that cannot decode an argument's
 # bytes leaves them as U+DC80-U+DCFF: no text, and nothing UTF-8 (or a tokenizer) can encode.
 HALF_SURROGATE = re.compile("[\ud800-\udfff]")
-_CONLL_COLUMN_BREAK = re.compile(r"[ \t\f\v]+")  # ASCII only: a token's own U+00A0 or U+2003 is not cut off
+_CONLL_COLUMN_BREAK = re.compile(" +")  # as the format parts columns: a token's own form feed or U+00A0 is kept
 _BLANKS = " \t\f\v"
 # Lines of text end at "\n", "\r\n" or "\r" (old Mac files), not at U+2028, U+0085 as `str.splitlines` would.
 LINE_BREAK = re.compile(r"\r\n?|\n")
@@ -384,8 +384,8 @@ def _row(line: str, leading: bool) -> list[str]:
     line = line.rstrip(_BLANKS)  # `Paris B-LOC<TAB>` is space-separated: its tab parts no columns
     if not line.strip():
         return []
-    # Between tabs where the line has one (a token's own space is kept, then refused), else between ASCII spaces.
-    columns = [cell.strip(" \f\v") for cell in line.split("\t")] if "\t" in line else _CONLL_COLUMN_BREAK.split(line)
+    # Between tabs where the line has one, else spaces: a token's own space or form feed is kept (then refused).
+    columns = [cell.strip(" \f\v") for cell in (line.split("\t") if "\t" in line else _CONLL_COLUMN_BREAK.split(line))]
     while not columns[-1]:  # some column holds the line's text
         columns.pop()
     while not columns[0] and not (leading and "\t" in line):  # spaces or tabs before a line's first word
