@@ -404,6 +404,22 @@ def test_json_lines_end_at_newline_only(tmp_path: Path) -> None:
     assert [(r.line, r.fields["text"]) for r in found] == [(1, text), (2, "b")]
 
 
+def test_json_lines_end_at_a_carriage_return_too_as_conll_lines_do(tmp_path: Path) -> None:
+    """JSON lines ending at "\\r" alone (old Mac files) were one line, refused as 'invalid JSON: Extra data', while a
+    CoNLL file of such lines reads; lines end as CoNLL's do, and messages count them so, in JSON arrays too."""
+    tokens = '{"tokens": ["%s"], "tags": ["B-LOC"]}'
+    path = write(tmp_path / "train.jsonl", "\r".join([tokens % "Paris", "", tokens % "Rome", "", ""]))
+    assert [doc.text for doc in load_dataset(path)["train"]] == ["Paris", "Rome"]
+    assert [r.line for r in records(path, "tokens")] == [1, 3]
+    with pytest.raises(DataError, match=r"a\.jsonl:3: invalid JSON: Expecting value \(column 1\)$"):
+        records(write(tmp_path / "a.jsonl", "\r".join([tokens % "Paris", "", "]"])), "tokens")
+    array = ["[", tokens % "Paris" + ",", "", tokens % "Rome", "]"]
+    assert [r.line for r in records(write(tmp_path / "a.json", "\r".join(array)), "tokens")] == [2, 4]
+    array[1] = tokens % "Paris"  # no comma after it
+    with pytest.raises(DataError, match=r"a\.json:4: invalid JSON: expected ',' or '\]' after an array element$"):
+        records(write(tmp_path / "a.json", "\r\n".join(array)), "tokens")
+
+
 def test_json_lines_saved_under_a_conll_suffix_are_read_as_json_and_conll_in_json_says_so(tmp_path: Path) -> None:
     """Under `format: auto` the suffix decided alone: JSON lines in a `.txt` file failed as CoNLL ('42 columns where
     line 1 has 104'), and CoNLL in a `.json` file as 'invalid JSON' with no word of what it is."""

@@ -157,11 +157,12 @@ def read_records(
 
 
 def _json_records(path: Path, text: str) -> Iterator[Record]:
+    if "\r" in text:  # lines end as in CoNLL, at "\r" alone (old Mac files) too: no JSON string holds a raw "\r"
+        text = LINE_BREAK.sub("\n", text)
     if text.lstrip().startswith("["):
         yield from _json_array(path, text)
         return
-    # Lines end at "\n" only: U+2028, U+0085 and other breaks `str.splitlines` cuts at are valid inside JSON strings.
-    lines = text.split("\n")
+    lines = text.split("\n")  # not at U+2028, U+0085 or other breaks `str.splitlines` cuts at: JSON strings hold them
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
