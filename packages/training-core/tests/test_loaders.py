@@ -349,6 +349,24 @@ def test_explicit_format_is_enforced(tmp_path: Path) -> None:
     )
 
 
+def test_json_read_as_conll_is_named_json_with_the_format_that_reads_it(tmp_path: Path) -> None:
+    """`format="conll"` on JSON lines said '4 columns where line 1 has 6', on a JSON array 'expected a token and a tag
+    ... got '['', on one record 'tag '"LOC"]]}' is malformed': none said the file was JSON, or which format reads it."""
+    array = json.dumps(span_records(), indent=1)
+    for name, content, shown in [
+        ("train.jsonl", jsonl(token_records()), "tokens"),
+        ("train.json", array, "spans"),
+        ("train", jsonl(span_records()[1:]), "spans"),  # no suffix, and one record: a tag '"LOC"]]}'
+    ]:
+        path = write(tmp_path / name, content)
+        assert load_error(path, format="conll") == (
+            f"{path}: read as CoNLL (data.format conll), but it looks like JSON ({shown} records): data.format {shown}"
+        )
+        assert load_dataset(path, format=shown)["train"][-1].text == TEXTS[-1]
+    for first in ("[ O", "{ B-PUNCT"):  # a CoNLL file starting with a bracket token reads as before
+        assert load_dataset(write(tmp_path / "a.conll", f"{first}\nParis B-LOC\n"), format="conll").labels
+
+
 def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
     path = write(tmp_path / "train.jsonl", jsonl(span_records()))
     expected = f"{path}: unknown format 'xml'; expected one of auto, spans, tokens, conll, brat, csv"

@@ -28,6 +28,7 @@ from data.formats import (
 from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
+from data.sniffing import content_format
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_files, unread_split_files
 from data.text_files import ENCODINGS, is_text_encoding, read_data
 from training.common.errors import DataError, expect_instance
@@ -217,6 +218,11 @@ def _file_source(
         columns.refuse_names(str(file))
         return _Source(str(file), "spans", brat_records(file, encoding, counts))
     text = read_data(file, encoding)
+    if format == "conll" and (shown := content_format(file, encoding=encoding)) in ("spans", "tokens"):
+        # Read as CoNLL, JSON fails at a column count, a lone `[` or a tag `"O"]}`, none saying what the file holds.
+        raise DataError(
+            f"{file}: read as CoNLL (data.format conll), but it looks like JSON ({shown} records): data.format {shown}"
+        )
     if format == "auto":
         file_format = "csv" if is_csv_table(file, text, columns) else detect_format(file, text, columns)
     else:
