@@ -459,6 +459,19 @@ def test_folder_without_a_train_file(tmp_path: Path) -> None:
     )
 
 
+def test_split_folders_of_files_are_named_where_no_train_file_is_found(tmp_path: Path) -> None:
+    """`train/` and `dev/` folders of CoNLL files said 'no train file' as an empty folder does: a split is one file
+    (split folders are brat's layout, of documents), and the error names the folders it found."""
+    write(tmp_path / "train" / "a.conll", conll())
+    write(tmp_path / "train" / "b.conll", conll())
+    write(tmp_path / "dev" / "a.conll", conll())
+    assert load_error(tmp_path).endswith(
+        "(NER-de-train.tsv, wnut17train.conll); found dev/, train/: a split is one file (join each folder's files into "
+        "one)"
+    )
+    assert load_error(tmp_path / "train").endswith("(NER-de-train.tsv, wnut17train.conll)")  # no split folder there
+
+
 def test_two_files_for_one_split(tmp_path: Path) -> None:
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     write(tmp_path / "dev.jsonl", jsonl(span_records()))

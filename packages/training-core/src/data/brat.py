@@ -13,7 +13,7 @@ from itertools import pairwise
 from pathlib import Path
 
 from data.formats import LINE_BREAK, Record
-from data.split_names import SPLIT_ALIASES, SPLIT_ORDER
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, split_folders
 from data.text_files import read_data
 from training.common.errors import DataError
 
@@ -25,7 +25,7 @@ _LAYOUT = "a folder of NAME.txt and NAME.ann pairs, or train, dev (or devel, val
 
 def is_brat(path: Path) -> bool:
     """Whether `path` is a folder holding .ann files, or split subfolders (`train`, `dev`, `test`) holding them."""
-    return path.is_dir() and any(_files(folder, ".ann") for folder in [path, *_split_folders(path).values()])
+    return path.is_dir() and any(_files(folder, ".ann") for folder in [path, *split_folders(path).values()])
 
 
 def brat_splits(folder: Path) -> dict[str, Path]:
@@ -33,7 +33,7 @@ def brat_splits(folder: Path) -> dict[str, Path]:
     its subfolders named by a split."""
     if not is_brat(folder):
         raise DataError(f"{folder}: no .ann files; the brat format reads {_LAYOUT}")
-    subfolders = _split_folders(folder)
+    subfolders = split_folders(folder)
     if _files(folder, ".ann"):
         if subfolders:  # the subfolders' documents would not be read
             named = ", ".join(f"{sub.name}/" for sub in subfolders.values())
@@ -129,11 +129,6 @@ def _entity(where: str, line: str, txt: str, text: str) -> list[int | str]:
             "express a gap: annotate the fragments as entities of their own, or one span over the gap"
         )
     return [fragments[0][0], fragments[-1][1], label]
-
-
-def _split_folders(folder: Path) -> dict[str, Path]:
-    """The subfolders of `folder` named by a split (`train`, `dev`, ...), by name."""
-    return {sub.name: sub for sub in sorted(folder.iterdir()) if sub.is_dir() and sub.name.lower() in SPLIT_ALIASES}
 
 
 def _files(folder: Path, suffix: str) -> dict[str, Path]:

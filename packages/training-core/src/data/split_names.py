@@ -59,12 +59,19 @@ def split_files(folder: Path) -> dict[str, Path]:
             f"({', '.join(file.name for file in found.values())}): rename {to}"
         )
     if "train" not in found:
+        folders = ", ".join(f"{name}/" for name in split_folders(folder))  # brat's layout alone: of .txt/.ann pairs
+        found_folders = f"; found {folders}: a split is one file (join each folder's files into one)" if folders else ""
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
             f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb), or "
-            "names holding one of those words (NER-de-train.tsv, wnut17train.conll)"
+            f"names holding one of those words (NER-de-train.tsv, wnut17train.conll){found_folders}"
         )
     return {name: found[name] for name in SPLIT_ORDER if name in found}
+
+
+def split_folders(folder: Path) -> dict[str, Path]:
+    """The subfolders of `folder` named by a split (`train`, `dev`, ...), by name: brat's splits of documents."""
+    return {sub.name: sub for sub in sorted(folder.iterdir()) if sub.is_dir() and sub.name.lower() in SPLIT_ALIASES}
 
 
 def unread_split_files(folder: Path, found: Mapping[str, Path]) -> dict[str, str]:
