@@ -283,6 +283,17 @@ def test_a_row_s_error_names_its_columns_as_a_json_line_s_names_its_keys(tmp_pat
                 load_dataset(path)
 
 
+def test_a_span_row_s_error_names_its_entities_column() -> None:
+    """Spans beside `text` were told of 'annotations' (`'annotations' must be a list`), whatever their column was
+    called: `entities`, or the one data.columns.tags names."""
+    for column, tags in (("entities", None), ("mentions", "mentions")):
+        bad = datasets.Dataset.from_dict({"text": ["Al"], column: ["PER"]})
+        with pytest.raises(DataError, match=rf"^<Dataset>\[train\]:1: '{column}' must be a list of \[start, end, "):
+            load_dataset(bad, columns=Columns(tags=tags))
+        table = datasets.Dataset.from_dict({"text": ["Al"], column: [[{"start": 0, "end": 2, "label": "PER"}]]})
+        assert load_dataset(table, columns=Columns(tags=tags))["train"][0].spans == (Span(0, 2, "PER"),)
+
+
 @pytest.mark.parametrize("outside", ["O", "o"])  # `o` is `O` wherever tags are read
 def test_class_labels_of_bare_types_as_few_nerd_names_them_are_io_tags(outside: str) -> None:
     coarse, fine = [outside, "art", "location", "person"], [outside, "location-GPE", "person-actor"]

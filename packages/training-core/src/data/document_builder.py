@@ -41,7 +41,7 @@ class DocumentBuilder:
     misaligned_policy: MisalignedPolicy
     counts: Counter[str]
     scheme: str | None
-    columns: Columns = Columns()  # the keys of token records
+    columns: Columns = Columns()  # the keys of token records, and of spans in `datasets` input
     index: int = 0
     misaligned_examples: list[str] = field(default_factory=list)
     misaligned_count: int = 0
@@ -95,7 +95,7 @@ class DocumentBuilder:
             raise DataError(f"{where}: 'text' must be a string, got {type(text).__name__}")
         if half := HALF_SURROGATE.search(text):
             raise DataError(f"{where}: 'text' holds half a surrogate pair ({half[0]!r} at character {half.start()})")
-        key = _span_key(where, fields)
+        key = _span_key(where, fields) if self.columns.tags is None else self.columns.tags  # a `datasets` column's
         raw = fields[key]
         if not isinstance(raw, list):
             raise DataError(f"{where}: {key!r} must be a list of [start, end, label], got {type(raw).__name__}")

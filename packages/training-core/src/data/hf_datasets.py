@@ -158,7 +158,8 @@ def _records(
 ) -> tuple[str, list[Record], Columns, tuple[str, ...] | None]:
     """The rows of `table` as records of a format: `tokens` (keyed by the columns' names), or `spans` for a `text`
     column beside entities (and no words or tags), as a line of span JSON is read; the records' keys of words and
-    tags; and the entity types of the tag column's `ClassLabel`, if any."""
+    tags (a span record's tags are its spans, under their column's name); and the entity types of the tag column's
+    `ClassLabel`, if any."""
     usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
     spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
@@ -176,12 +177,12 @@ def _records(
     for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
         fields = {column: rows[column][row] for column in kept}
         if spans:
-            records.append(Record(row + 1, {**fields, "text": content, "annotations": _structs(tags)}))
+            records.append(Record(row + 1, {**fields, "text": content, second: _structs(tags)}))
             continue
         if names is not None and isinstance(tags, list):
             tags = named_tags(where, row + 1, second, tags, names)
         records.append(Record(row + 1, {**fields, first: content, second: tags}))
-    return ("spans", records, Columns(), types) if spans else ("tokens", records, Columns(first, second), types)
+    return ("spans" if spans else "tokens", records, Columns(None if spans else first, second), types)
 
 
 def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:

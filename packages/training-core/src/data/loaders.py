@@ -230,8 +230,9 @@ def _file_source(
     if file_format == "csv":  # sentences of words and tags found by the header's names: token records like CoNLL's
         return _Source(str(file), file_format, list(csv_records(file, text, columns)))
     records = list(read_records(file, text, file_format, columns.positions(str(file), file_format)))
-    if file_format == "spans":
+    if file_format == "spans":  # read by their own keys: a run's names (inherited) name none of them
         columns.refuse_names(str(file))
+        return _Source(str(file), file_format, records)
     if file_format == "tokens":  # a span record's other fields are its own business
         records = [_named_tags(file, record, tag_names, columns) for record in records]
     return _Source(str(file), file_format, records, columns)
