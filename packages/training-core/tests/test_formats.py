@@ -330,7 +330,7 @@ def test_blanks_at_a_conll_line_s_end_are_ignored_tabs_too(tmp_path: Path) -> No
         records(write(tmp_path / "a.conll", "Paris B-LOC\nNew York B-LOC\t\n"), "conll")
 
 
-def test_conll_columns_break_at_ascii_whitespace_only(tmp_path: Path) -> None:
+def test_conll_columns_break_at_spaces_and_tabs_only(tmp_path: Path) -> None:
     """A no-break or em space inside a token keeps the token whole; `str.split` cut it and dropped the rest."""
     path = write(tmp_path / "a.conll", "New\u00a0York B-LOC\r\nis\tO\n\u00a0\nSome\u2003thing O\n")
     assert [r.fields for r in records(path, "conll")] == [
