@@ -3,6 +3,7 @@ that names both formats and says to upgrade."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -11,7 +12,8 @@ import pytest
 
 from training.common.errors import InputError
 from training.config import HPOConfig, TrainingConfig
-from training.hpo import __version__
+from training.hpo import __version__, sweep_settings
+from training.hpo.storage import open_storage
 from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
 
 
@@ -80,3 +82,43 @@ def test_a_dataset_passed_to_a_study_run_on_other_data_is_told_to_pass_the_study
         f"pass data_path={str(tmp_path)!r} instead of dataset= to go on with its data, or begin a new study folder for "
         "this dataset"
     )
+
+
+@pytest.mark.parametrize("kind", ["journal", "sqlite"])
+def test_sweeps_of_other_folders_claiming_one_study_at_once_record_it_once(
+    stored: tuple[optuna.Study, dict], tmp_path: Path, kind: str
+) -> None:
+    """Sweeps of four folders making one study on one storage at once: one makes and records it, the others get its
+    record to be checked against (each found no record, saved its own, and swept another folder's study)."""
+    location = str(tmp_path / "shared.journal") if kind == "journal" else f"sqlite:///{tmp_path / 'shared.db'}"
+    open_storage(location)  # its tables made (SQLite), as a sweep's first look at the study does
+    claims: dict[str, SweepSettings | None] = {}
+    start = threading.Barrier(4)
+
+    def claim(record: SweepSettings) -> None:
+        storage = open_storage(location)  # one each, as processes have
+        start.wait(timeout=30)
+        claims[record.study_dir] = record.claim("kept", storage, "maximize")[1]
+
+    records = [SweepSettings.model_validate(stored[1] | {"study_dir": f"/studies/{n}"}) for n in range(4)]
+    threads = [threading.Thread(target=claim, args=(record,)) for record in records]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    (maker,) = [study_dir for study_dir, record in claims.items() if record is None]
+    assert len(claims) == 4 and all(record.study_dir == maker for record in claims.values() if record is not None)
+    assert SweepSettings.load(optuna.load_study(study_name="kept", storage=open_storage(location))).study_dir == maker
+
+
+def test_a_study_of_plain_optuna_is_refused_once_no_record_comes(
+    stored: tuple[optuna.Study, dict], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A study of the sweep's name made by plain Optuna, with no trial: the sweep waits for a record its maker would
+    save, then refuses it, as one with trials, and leaves it as it was."""
+    monkeypatch.setattr(sweep_settings, "RECORD_WAIT_S", 0.3)
+    storage = open_storage(str(tmp_path / "plain.journal"))
+    optuna.create_study(study_name="kept", storage=storage)
+    with pytest.raises(InputError, match=r"^study 'kept' was not made by run_local_hpo_sweep \(no 'sweep' user attr"):
+        SweepSettings.load(stored[0]).claim("kept", storage, "maximize")
+    assert optuna.load_study(study_name="kept", storage=storage).user_attrs == {}

@@ -11,9 +11,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, overload
@@ -22,6 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ConfigError, InputError
+from training.common.file_lock import file_lock
 from training.config.validation import read_record
 from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
@@ -84,6 +87,22 @@ class StudyFolder:
                 f"{self.root}: holds a training run ({', '.join(run_files)}), where the study's files would mix with "
                 "the run's; choose another study folder"
             )
+
+    @contextlib.contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the folder's `lock`; a folder made for it that holds nothing else when the hold ends in an error (a
+        refused sweep) is removed again, with the parents made for it: the refused new folder is left as it was."""
+        made = [path for path in (self.root, *self.root.parents) if not path.exists()]  # deepest first
+        try:
+            with file_lock(self.lock):
+                yield
+        except BaseException:
+            with contextlib.suppress(OSError):  # removed already, or another process writes there now
+                if made and list(self.root.iterdir()) == [self.lock]:
+                    self.lock.unlink()
+                    for path in made:
+                        path.rmdir()
+            raise
 
     def write_manifest(self, manifest: StudyManifest) -> None:
         atomic_write_text(self.manifest, manifest.model_dump_json(indent=2) + "\n")

@@ -19,7 +19,6 @@ import optuna
 from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.errors import ConfigError, DataError, InputError, TrainingError
-from training.common.file_lock import file_lock
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
@@ -125,13 +124,11 @@ def run_local_hpo_sweep(
     if stored is not None:  # both named, before the folds' check
         stored.check_data(folder.root, hpo.name, data_location, dataset.fingerprint)
     check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
-    with file_lock(folder.lock):  # sweeps started together on a new folder: one makes the study, the others join it
+    with folder.locked():  # sweeps started together on a new folder: one makes the study, the others join it
         check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
         if have_splits:  # splits of other data are refused before the storage is touched
             _splits(folder, dataset, hpo, base)
-        backend = open_storage(location)
-        study = optuna.create_study(study_name=hpo.name, storage=backend, direction=hpo.direction, load_if_exists=True)
         record = SweepSettings(
             config=base,
             config_fingerprint=base.fingerprint,
@@ -144,7 +141,9 @@ def run_local_hpo_sweep(
             machine=machine_name(),
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
-        record = _check_or_save(study, record, folder)
+        study, stored = record.claim(hpo.name, open_storage(location), hpo.direction)
+        if stored is not None:  # made before, or by a sweep started with this one (on any folder): joined if alike
+            record = _joined(stored, record, folder, study.study_name)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
             tracking = _tracking(joined, base, mlflow_uri)  # a sweep started with this one made the study: log there
         Budget(n_trials=hpo.n_trials, timeout_s=hpo.timeout_s).record(study)
@@ -247,7 +246,7 @@ def _stored(folder: StudyFolder, location: str, name: str) -> SweepSettings | No
     except InputError as error:
         if isinstance(error, NewerRecordError):
             raise
-        return None  # a study whose record was never saved: checked when it is saved
+        return None  # a study whose record is not saved yet (or never was): checked when it is claimed
     stored.check_study_dir(folder, name, location)
     return stored
 
@@ -333,18 +332,12 @@ def _load(path: str, config: TrainingConfig) -> Dataset:
     return dataset
 
 
-def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFolder) -> SweepSettings:
-    """Record a new study's sweep; an existing one must be this folder's and have the same config, data and settings,
-    and goes on with its own search space (a one-value choice may come back fixed) and URI."""
-    try:
-        stored = SweepSettings.load(study, record.storage)
-    except InputError as error:
-        if isinstance(error, NewerRecordError) or study.get_trials(deepcopy=False):  # a newer record is not replaced
-            raise
-        record.save(study)
-        return record
+def _joined(stored: SweepSettings, record: SweepSettings, folder: StudyFolder, study_name: str) -> SweepSettings:
+    """The sweep `record` joining the existing study `study_name` recorded as `stored`: it must be this folder's and
+    have the same config, data and settings, and goes on with its own search space (a one-value choice may come back
+    fixed) and URI."""
     # Again, as it is read here: a sweep started with this one on another folder may have made it since `_stored`.
-    stored.check_study_dir(folder, study.study_name, record.storage)
+    stored.check_study_dir(folder, study_name, record.storage)
     new, old = _defining(record.hpo_config), _defining(stored.hpo_config)
     differences = [
         name
@@ -357,7 +350,7 @@ def _check_or_save(study: optuna.Study, record: SweepSettings, folder: StudyFold
     ]
     if differences:
         raise InputError(
-            f"{folder.root}: study {study.study_name!r} was run with another {', '.join(differences)}; "
+            f"{folder.root}: study {study_name!r} was run with another {', '.join(differences)}; "
             "resume it unchanged or choose another study folder"
         )
     space = {"search_space": stored.hpo_config.search_space}  # its trials go on alike (suggested or not, in the grid)

@@ -3,10 +3,12 @@ best config) can rebuild the sweep from the study alone."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any, Literal
 
 import optuna
+from optuna.storages import BaseStorage
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from data.hf_datasets import HUB_PREFIX
@@ -20,6 +22,7 @@ from training.hpo.study_folder import StudyFolder
 
 RECORD = "sweep"
 SETTINGS_FORMAT = 3  # 3: `mlflow_uri`, which a reader must honour (its resumed trials log there)
+RECORD_WAIT_S = 10.0  # how long a sweep that finds its study made waits for the record of the sweep that made it
 
 
 class NewerRecordError(InputError):
@@ -121,6 +124,22 @@ class SweepSettings(BaseModel):
 
     def save(self, study: optuna.Study) -> None:
         study.set_user_attr(RECORD, self.model_dump(mode="json"))
+
+    def claim(self, name: str, storage: BaseStorage, direction: str) -> tuple[optuna.Study, SweepSettings | None]:
+        """The study `name`, made in `storage` with this record saved (None), or made before, with the record of the
+        sweep that made it. Making a study is atomic in every storage (names are unique): of sweeps started together
+        on one storage, whatever their folders, one makes and records it, the others wait up to RECORD_WAIT_S for its
+        record and never save their own; a study still without one (made by plain Optuna) is refused."""
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, direction=direction)
+        except optuna.exceptions.DuplicatedStudyError:
+            study = optuna.load_study(study_name=name, storage=storage)
+            until = time.monotonic() + RECORD_WAIT_S
+            while RECORD not in study.user_attrs and not study.get_trials(deepcopy=False) and time.monotonic() < until:
+                time.sleep(0.1)  # its maker saves it next, before any trial
+            return study, SweepSettings.load(study, self.storage)
+        self.save(study)
+        return study, None
 
     @classmethod
     def load(cls, study: optuna.Study, storage: str | None = None) -> SweepSettings:
