@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import optuna
 import pytest
 
-from training.common.errors import ConfigError, InputError
+from training.common.errors import ConfigError, InputError, TrainingError
 from training.config import load_hpo_config
 from training.hpo.storage import load_study, open_storage, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
@@ -206,3 +207,24 @@ def test_a_bare_postgresql_url_opens_with_the_driver_the_postgres_extra_installs
     if find_spec("psycopg") is None:
         with pytest.raises(InputError, match=r"its database driver 'psycopg' is not installed; for PostgreSQL: pip"):
             open_storage(f"postgresql+psycopg://me@/study?host={tmp_path}")
+
+
+def test_processes_opening_a_new_sqlite_database_together_all_open_it(tmp_path: Path) -> None:
+    """Sweeps of other folders (or workers) opening one new SQLite database at once each made its tables: all but one
+    failed, with "table studies already exists" or as an unreadable database (alembic's version recorded twice)."""
+    location = f"sqlite:///{tmp_path / 'new.db'}"
+    start, errors = threading.Barrier(3), []
+
+    def open_it() -> None:
+        start.wait(timeout=30)
+        try:
+            open_storage(location)
+        except TrainingError as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=open_it) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert not errors

@@ -13,6 +13,7 @@ tell a dead host from a slow one, so they serve one host (see `recovery`).
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Sequence
 from importlib.util import find_spec
@@ -80,9 +81,14 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
         )
     interval, grace = heartbeat or (HEARTBEAT_INTERVAL_S, HEARTBEAT_GRACE_S)
     opened = _with_installed_driver(url, location)
-    if url.get_backend_name() == "sqlite" and url.database:
-        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():
+    database = _storage_file(location)  # a SQLite file (None: a server's database, or SQLite in memory)
+    lock = Path(f"{database}.lock") if database is not None else None
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+    # Processes opening a new database together each made its tables: all but one failed. Where no file can be written
+    # (a study read in a read-only folder), no database is made either.
+    writable = lock is not None and os.access(lock.parent, os.W_OK)
+    with warnings.catch_warnings(), file_lock(lock if writable else None):
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         try:
             storage = RDBStorage(
@@ -107,8 +113,8 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> Bas
             raise InputError(
                 f"storage {redact_url(location)!r}: cannot read it as an Optuna database ({one_line(error.orig)})"
             ) from None
-    if url.get_backend_name() == "sqlite" and url.database and url.database != ":memory:":
-        _one_take_at_a_time(storage, Path(f"{url.database}.lock"))
+    if lock is not None:
+        _one_take_at_a_time(storage, lock)
     return storage
 
 
