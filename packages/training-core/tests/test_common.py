@@ -8,6 +8,8 @@ import re
 import stat
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -27,6 +29,7 @@ from training.common import (
     fingerprint_items,
     require,
 )
+from training.common.file_lock import file_lock
 
 
 def mode(path: Path) -> int:
@@ -295,3 +298,33 @@ def test_remove_staging_leftovers_clears_what_cut_short_writes_left_at_any_depth
 
     left = sorted(path.relative_to(tmp_path).as_posix() for path in tmp_path.rglob("*"))
     assert left == ["fold-0", "fold-0/fold.json", "fold-0/model", "fold-0/model/weights.bin", "fold-1", "fold-1/model"]
+
+
+def test_a_lock_file_removed_by_its_holder_is_made_anew_for_the_waiter_who_holds_it_against_later_ones(
+    tmp_path: Path,
+) -> None:
+    """A refused sweep removes the new folder it locked. A waiter that had opened the removed file held a lock on
+    nothing: a later process locked the file made anew, and both went on together."""
+    lock = tmp_path / "new" / ".lock"
+    waiter_in, waiter_done = threading.Event(), threading.Event()
+
+    def waiter() -> None:
+        with file_lock(lock):
+            waiter_in.set()
+            waiter_done.wait(10)
+
+    thread = threading.Thread(target=waiter)
+    with file_lock(lock):
+        thread.start()
+        time.sleep(0.5)  # the waiter has opened the file and waits for its lock
+        lock.unlink()
+    try:
+        assert waiter_in.wait(10)
+        assert lock.is_file()
+        with pytest.raises(BlockingIOError), file_lock(lock, wait=False):
+            pass
+    finally:
+        waiter_done.set()
+        thread.join()
+    with file_lock(lock, wait=False):  # released
+        pass
