@@ -180,6 +180,44 @@ def test_the_runner_s_error_line_is_named_over_an_exception_printed_after_it(tmp
     assert job.logs(1) == "AttributeError: closed"
 
 
+def test_a_child_s_usage_error_is_named(tmp_path: Path) -> None:
+    # argparse's `prog: error: ...` line (below its usage lines) was missed: the error held only the exit code.
+    command = [sys.executable, "-m", "training.execution.runner", "job.json", "--data", ""]
+    job = ProcessJob("usage", "subprocess", tmp_path, tmp_path / "job.log", command)
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=60)
+    assert str(caught.value) == (
+        "job usage (subprocess) failed: exit code 2: argument --data: expected a path, got an empty string; its whole "
+        f"output is in {job.log_file}"
+    )
+
+
+# A child that warns and shows a progress bar before it ends.
+WARNS = "import sys, warnings\nwarnings.warn('slow')\nprint('10%|#  | 1/10', file=sys.stderr, flush=True)\n"
+
+
+@pytest.mark.parametrize(
+    ("script", "detail"),
+    [
+        (WARNS + "raise SystemExit('data.json: no labels')", ": data.json: no labels"),
+        (WARNS + "sys.exit(1)", ""),
+        (WARNS + "warnings.warn('done')\nsys.exit(1)", ""),
+        (WARNS + "print('W1205 16:10:48.430000 7 api.py:9] note', file=sys.stderr)\nsys.exit(1)", ""),
+        ("import sys\nsys.exit(1)", ""),  # nothing printed: the log's own line above is not the child's
+    ],
+)
+def test_a_child_s_last_message_is_named_and_a_warning_or_progress_bar_is_not(
+    script: str, detail: str, tmp_path: Path
+) -> None:
+    # A `SystemExit` text, printed bare as the child's last line, was missed: the error held only the exit code.
+    job = ProcessJob("exit", "subprocess", tmp_path, tmp_path / "job.log", [sys.executable, "-c", script])
+    with pytest.raises(ExecutionError) as caught:
+        job.wait(timeout=60)
+    assert str(caught.value) == (
+        f"job exit (subprocess) failed: exit code 1{detail}; its whole output is in {job.log_file}"
+    )
+
+
 @pytest.mark.slow
 def test_a_torchrun_worker_s_failure_is_one_line_naming_its_exception_and_its_log(tmp_path: Path) -> None:
     # Below the worker's traceback (behind `[rank0]: ` prefixes) torchrun prints its own traceback and summary block.

@@ -23,13 +23,17 @@ JobStatus = Literal["queued", "running", "completed", "failed"]
 TAIL_BYTES = 64 * 1024
 # torchrun exits 1 whatever ended a worker; its summary's "Root Cause" section names the first failed worker's code.
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
-# A child's error line: the runner's one-line `error: ...` or a traceback's last line (`ValueError: ...`), bare or
-# behind a torchrun rank prefix (`[rank1]:`, `[default1]: `); torchrun's own ChildFailedError is not a worker's.
+# A child's error line: the runner's one-line `error: ...` (argparse's `prog: error: ...`) or a traceback's last line
+# (`ValueError: ...`), bare or behind a torchrun rank prefix (`[rank1]:`, `[default1]: `); torchrun's own
+# ChildFailedError is not a worker's.
 _ERROR_LINE = re.compile(
-    r"^(?:\[(?:rank|default)?(\d+)\]: ?)?"
-    r"(?:error: (.*)|((?!torch\.distributed\.elastic\.)[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b(?::.*)?))$",
+    r"^(?:\[(?:rank|default)?(\d+)\]: ?)?(?:(?:[^\s:][^:\n]*: )?error: (.*)|"
+    r"((?!torch\.distributed\.elastic\.)[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b(?::.*)?))$",
     re.MULTILINE,
 )
+# Last lines that are no message: indented (a traceback's, a warning's source line), a warning, a progress bar, a log
+# record (stamped with its date, or torch's `W1205 16:10:48...`).
+_NOT_A_MESSAGE = re.compile(r"^\s|Warning: |\d%\||^\d{4}-\d\d-\d\d|^\[?[IWEF]\d{4} \d\d:")
 # Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
 INTERRUPT_GRACE_S = 5.0
 
@@ -102,8 +106,10 @@ class ProcessJob(JobHandle):
     def __init__(self, id: str, backend: str, output_dir: Path, log_file: Path, command: list[str]) -> None:
         super().__init__(id, backend, output_dir, log_file, command)
         log_file.parent.mkdir(parents=True, exist_ok=True)
+        # The log's line that starts this launch's output (a log may hold earlier launches' too).
+        self._launch_line = f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command_line}"
         with log_file.open("a", encoding="utf-8") as log:
-            log.write(f"== {time.strftime('%Y-%m-%d %H:%M:%S')} {self.command_line}\n")
+            log.write(f"{self._launch_line}\n")
             log.flush()
             self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
@@ -121,11 +127,14 @@ class ProcessJob(JobHandle):
                 f"call wait() again or see {self.log_file}"
             ) from None
         if code != 0:  # one line: the exit code (a torchrun worker's too), the child's last error, where the rest is
-            run = tail(self.log_file, 400).rpartition("\n== ")[2]  # this launch's output
+            run = tail(self.log_file, 400).rpartition(self._launch_line)[2]  # this launch's output
             found = _ERROR_LINE.findall(run)  # each rank's last runner error, else its last exception (one that a
             # `__del__` raised at exit, after the runner's error, is printed as "Exception ignored" and ended nothing)
             said = {rank: raised for rank, _, raised in found if raised} | {rank: ran for rank, ran, _ in found if ran}
             reason, worker = exit_reason(code), _ROOT_CAUSE.search(run)
+            last = run.rstrip().rpartition("\n")[2]  # a child's own last line: `SystemExit("...")`'s text ends it
+            if code == 1 and not (said or worker) and last and not _NOT_A_MESSAGE.search(last):
+                said[""] = last
             rank, ended = (worker[1], int(worker[2])) if worker else ("", code)
             line = (said.get(rank) or said.get("")) if ended > 0 else None  # one killed by a signal raised nothing
             detail = f": {line}" if line else ""
