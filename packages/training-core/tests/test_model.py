@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import filecmp
+import http.server
 import json
 import os
 import re
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 
 import pytest
 import torch
@@ -398,18 +401,51 @@ print(f"{time.perf_counter() - start:.1f}", outcome, sep="\\n")
 """
 
 
+@pytest.fixture
+def failing_hub() -> Iterator[Callable[[int], str]]:
+    """`start(status) -> endpoint`: a local hub answering every request with the HTTP `status`."""
+    servers: list[http.server.ThreadingHTTPServer] = []
+
+    def start(status: int) -> str:
+        class Answer(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            do_GET = do_HEAD
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Answer)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}"
+
+    yield start
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize(
     ("hub", "reason"),
     [
         ({"HF_ENDPOINT": "http://127.0.0.1:9"}, r"the hub http://127.0.0.1:9 cannot be reached \(ConnectError: "),
         ({"HF_HUB_OFFLINE": "1"}, r"the hub https://huggingface.co cannot be reached \(OfflineModeIsEnabled: "),
+        (503, r"the hub http://127.0.0.1:\d+ cannot be reached \(HfHubHTTPError: [^)]*503 Service Unavailable"),
+        (429, r"the hub http://127.0.0.1:\d+ cannot be reached \(HfHubHTTPError: [^)]*429 Too Many Requests"),
     ],
 )
-def test_a_hub_id_not_in_the_cache_fails_at_once_where_the_hub_cannot_be_reached(tiny_config, tmp_path, hub, reason):
+def test_a_hub_id_not_in_the_cache_fails_at_once_where_the_hub_cannot_be_reached(
+    tiny_config, tmp_path, failing_hub, hub, reason
+):
     """Without a network, `bert-base-cased` took half a minute of transformers' retries to fail, then named no way
-    out; a port nothing listens on, or offline mode, is refused at once."""
+    out; a port nothing listens on, offline mode, or a hub that is down (5xx) or busy (429) is refused at once."""
     offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT")
     env = {key: value for key, value in os.environ.items() if key not in offline}
+    hub = {"HF_ENDPOINT": failing_hub(hub)} if isinstance(hub, int) else hub
     env |= {"HF_HOME": str(tmp_path / "hf"), **hub}  # an empty cache
     config = with_model(tiny_config, backbone="bert-base-cased").to_yaml()
     checked = subprocess.run(
@@ -427,9 +463,12 @@ def test_a_hub_id_not_in_the_cache_fails_at_once_where_the_hub_cannot_be_reached
     assert float(seconds) < 10, message  # it was 23 s
 
 
-def test_a_cached_hub_id_loads_from_its_cache_where_the_hub_cannot_be_reached(tiny_config, tmp_path, minilm_path):
+@pytest.mark.parametrize("hub", [None, 503, 429])
+def test_a_cached_hub_id_loads_from_its_cache_where_the_hub_cannot_be_reached(
+    tiny_config, tmp_path, minilm_path, failing_hub, hub
+):
     """A compute node without a network but with a filled cache took minutes (transformers retried every optional
-    tokenizer file, 90 s here); the hub not answering, the cache alone is read."""
+    tokenizer file, 90 s here); the hub not answering, down (5xx) or busy (429), the cache alone is read."""
     snapshot = tmp_path / "hf" / "hub" / "models--org--cached-minilm" / "snapshots" / ("0" * 40)
     snapshot.mkdir(parents=True)
     for file in minilm_path.iterdir():
@@ -438,7 +477,7 @@ def test_a_cached_hub_id_loads_from_its_cache_where_the_hub_cannot_be_reached(ti
     (snapshot.parents[1] / "refs" / "main").write_text("0" * 40)
     offline = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_ENDPOINT")
     env = {key: value for key, value in os.environ.items() if key not in offline}
-    env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9"}
+    env |= {"HF_HOME": str(tmp_path / "hf"), "HF_ENDPOINT": "http://127.0.0.1:9" if hub is None else failing_hub(hub)}
     config = with_model(tiny_config, backbone="org/cached-minilm").to_yaml()
     checked = subprocess.run(
         [sys.executable, "-c", CHECK_BACKBONE], input=config, env=env, capture_output=True, text=True, timeout=300

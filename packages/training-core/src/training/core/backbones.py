@@ -28,17 +28,19 @@ def local_backbone(backbone: str) -> Path | None:
 
 def reach_hub(backbone: str, revision: str | None) -> bool:
     """Whether the hub answers for the hub id `backbone` (one request, bounded by HF_HUB_ETAG_TIMEOUT; an answer that
-    refuses it counts, loading reports it). Where it does not (offline mode, no network), a model in the local Hugging
-    Face cache is to load from there alone and one not there is an `OSError` naming how to get it: transformers
-    retries for half a minute per file first, minutes for a cached model."""
+    refuses it counts, loading reports it). Where it does not (offline mode, no network, a hub down or busy: 5xx,
+    429), a model in the local Hugging Face cache is to load from there alone and one not there is an `OSError` naming
+    how to get it: transformers retries for half a minute per file first, minutes for a cached model."""
     from huggingface_hub import constants, get_hf_file_metadata, hf_hub_url, try_to_load_from_cache
     from huggingface_hub.errors import HfHubHTTPError
 
     try:
         get_hf_file_metadata(hf_hub_url(backbone, "config.json", revision=revision))
-    except HfHubHTTPError:  # the hub answered (no such model, a gated one)
         return True
     except Exception as error:  # of the HTTP client huggingface_hub uses (requests, httpx), or its offline mode
+        response = error.response if isinstance(error, HfHubHTTPError) else None
+        if response is not None and response.status_code < 500 and response.status_code != 429:
+            return True  # the hub answered (no such model, a gated one)
         if isinstance(try_to_load_from_cache(backbone, "config.json", revision=revision), str):
             return False
         raise OSError(
@@ -46,4 +48,3 @@ def reach_hub(backbone: str, revision: str | None) -> bool:
             f"Hugging Face cache {constants.HF_HUB_CACHE} does not hold it; download it while online "
             f"(`hf download {backbone}`), set HF_HOME to a cache that holds it, or name a local folder"
         ) from error
-    return True
