@@ -1115,6 +1115,7 @@ def test_final_refuses_other_data_than_the_sweep_s_in_one_line(cli, config_dir: 
     assert completed.returncode == 2, completed.stderr
     assert "but study 'elsewhere' chose its configuration on data 000000000000" in completed.stderr
     assert "--other-data" in completed.stderr and len(completed.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "run").exists()  # refused before its job.json was written there
 
 
 @pytest.mark.parametrize("backend", ["local", "subprocess", "torchrun"])

@@ -55,8 +55,10 @@ def test_a_child_that_cannot_find_its_data_fails_with_exit_code_and_log_tail(
     best_config: BestConfig, tmp_path: Path
 ) -> None:
     missing = tmp_path / "no-such-data"
-    with pytest.raises(ExecutionError) as caught:
-        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess")
+    with pytest.raises(ExecutionError) as caught:  # other data: the child is the first to read it
+        execute_final_training(
+            best_config, output_dir=tmp_path / "run", data_path=missing, backend="subprocess", other_data=True
+        )
     log = tmp_path / "run" / "job.log"
     assert re.fullmatch(
         rf"job final-\w+ \(subprocess\) failed: exit code 2: {re.escape(str(missing))}: no such file or folder; its "
@@ -141,9 +143,14 @@ def test_a_torchrun_worker_killed_by_a_signal_is_named_with_its_rank(tmp_path: P
 def test_bad_input_in_torchrun_workers_is_named_and_exits_2(best_config: BestConfig, tmp_path: Path) -> None:
     # It was torchrun's exit code 1 and its summary table: the workers' reason lay above the lines shown.
     missing = tmp_path / "no-such-data"
-    with pytest.raises(ExecutionError) as caught:
+    with pytest.raises(ExecutionError) as caught:  # other data: the workers are the first to read it
         execute_final_training(
-            best_config, output_dir=tmp_path / "run", data_path=missing, backend="torchrun", nproc_per_node=2
+            best_config,
+            output_dir=tmp_path / "run",
+            data_path=missing,
+            backend="torchrun",
+            nproc_per_node=2,
+            other_data=True,
         )
     assert re.match(
         rf"job final-\w+ \(torchrun\) failed: exit code 1 \(worker rank \d: exit code 2: {re.escape(str(missing))}: "

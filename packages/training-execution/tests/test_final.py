@@ -101,7 +101,7 @@ def test_a_launch_that_never_began_training_leaves_its_folder_free(best_config: 
     data = Path(best_config.config.data.path or "")
     with pytest.raises(InputError, match="no such file or folder"):
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=f"{data}-typo")
-    assert sorted(path.name for path in (tmp_path / "run").iterdir()) == [".writer.lock", "job.json"]
+    assert not (tmp_path / "run").exists()  # the data is read before anything is written
     job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=data)
     assert job.status == "completed" and JobSpec.load(tmp_path / "run" / "job.json").data_path == str(data)
 
@@ -256,10 +256,11 @@ def test_a_refit_on_other_data_than_the_sweep_s_is_refused_unless_intended(
     data = best_config.config.data
     theirs = load_dataset(other, format=data.format, labels=data.labels, overlap_policy=data.overlap_policy).fingerprint
     ours = best_config.study.dataset_fingerprint
-    refused = rf"the data has fingerprint {theirs[:12]}, .* on data {ours[:12]}; .*--other-data"
-    with pytest.raises(InputError, match=refused):
-        execute_final_training(best_config, output_dir=tmp_path / "refused", data_path=other)
-    assert not (tmp_path / "refused" / "model").exists()
+    refused = rf"^{other}: the data has fingerprint {theirs[:12]}, .* on data {ours[:12]}; .*--other-data"
+    for backend in ("local", "subprocess"):  # refused before job.json was written: the folder was left holding it
+        with pytest.raises(InputError, match=refused):
+            execute_final_training(best_config, output_dir=tmp_path / "refused", data_path=other, backend=backend)
+        assert not (tmp_path / "refused").exists()
 
     job = execute_final_training(best_config, output_dir=tmp_path / "run", data_path=other, other_data=True)
     lineage = extract_lineage_from_best_model(job)

@@ -55,8 +55,8 @@ def execute_final_training(
 
     - Data: `dataset` (in-process only), else `data_path`, else the Azure `data_asset` (backend azure),
       else the data the sweep used (`best_config.data_path`), else the config's `data.path`. Its fingerprint must be
-      the sweep's (an `InputError` naming both otherwise), unless `other_data=True` says it is intended; the
-      lineage then records both fingerprints.
+      the sweep's (an `InputError` naming both otherwise, before anything is written: a child process reads local data
+      again), unless `other_data=True` says it is intended; the lineage then records both fingerprints.
     - Backend and processes: the arguments, else `execution_config` (a record or an `execution/<name>.yaml` path),
       else in-process with one process. torchrun refuses more processes than CUDA GPUs when it starts, not on a dry run.
       `ml_client` (an `MLClient` or `AzureClient`) applies to Azure ML; `code_dir` is the checkout whose git
@@ -85,13 +85,6 @@ def execute_final_training(
         from training.execution.tracking import connect
 
         connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
-    runner = get_backend(
-        resources.backend,
-        nproc_per_node=resources.nproc_per_node,
-        processes_from=processes_from,
-        dataset=dataset,
-        ml_client=ml_client,
-    )
     path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
     config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
@@ -114,8 +107,20 @@ def execute_final_training(
         resume=not force,
         code_revision=code_revision(code_dir),
     )
-    if dataset is not None:  # known before anything starts
-        spec.check_data(dataset.fingerprint, "the dataset passed in")
+    data = dataset
+    sweep_data = spec.study is not None and not other_data and not dry_run  # a dry run's data may be another machine's
+    if data is None and path is not None and is_local(path) and sweep_data:
+        data = spec.load_data()  # checked before job.json is written: a refused refit leaves nothing behind
+    if data is not None:  # known before anything starts
+        spec.check_data(data.fingerprint, "the dataset passed in" if dataset is not None else path)
+    runner = get_backend(  # in process, the data just read trains; a child process reads it again
+        resources.backend,
+        nproc_per_node=resources.nproc_per_node,
+        processes_from=processes_from,
+        dataset=data if resources.backend == "local" else dataset,
+        ml_client=ml_client,
+    )
+    del data  # not held here while a child process trains
     spec.save_to_output()
     if dry_run:
         return runner.prepare(spec)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data.loaders import Dataset
 from training.common.arguments import non_empty
-from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.errors import InputError, TrainingError
 from training.common.malloc import keep_freed_memory
 from training.config.execution import is_local
 from training.config.schema import TrainingConfig
@@ -24,8 +24,6 @@ from training.core.trainer import TrainResult, train_model
 from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import LINEAGE_FILE, Lineage
 from training.execution.provenance import build_lineage, code_revision
-
-logger = logging.getLogger("training.execution")
 
 
 def run_job(
@@ -39,7 +37,7 @@ def run_job(
     `backbone_folder` holds the files of the spec's local backbone here (an Azure job's mounted copy of the folder),
     while the run's config and lineage name the backbone as the spec does."""
     if dataset is None:
-        dataset = _load(spec)
+        dataset = spec.load_data()
     source = spec.data_path or "the dataset"
     spec.check_data(dataset.fingerprint, source)
     training_data, evaluated_on = spec.data.apply(dataset, spec.config.data.holdout_fraction, source)
@@ -60,18 +58,6 @@ def run_job(
     finally:
         if context is None:
             ctx.close()
-
-
-def _load(spec: JobSpec) -> Dataset:
-    if spec.data_path is None:
-        raise ConfigError(f"job {spec.job_id}: data_path: no data given; pass --data or set it in the job spec")
-    # A job's config is a sweep's or a run's (a refit's, a trained run's), and its data may be other than theirs: the
-    # columns it does not take (a CoNLL corpus's positions for JSON files) are ignored, so that other data is told
-    # apart by its fingerprint (`check_data`: pass --other-data), not refused for the sweep's positions.
-    dataset = spec.config.data.load(spec.data_path, inherited=True)
-    for line in dataset.report.lines():
-        logger.info("%s", line)
-    return dataset
 
 
 def record_lineage(
