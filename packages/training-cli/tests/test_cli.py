@@ -1187,7 +1187,7 @@ def test_final_with_a_bad_mlflow_uri_exits_2_in_one_line_before_training(cli, co
     completed = cli("final", str(best), "--output", str(out), "--mlflow-uri", "ftp://x/y")
     assert completed.returncode == 2, completed.stderr
     assert completed.stderr.strip().splitlines() == [
-        "training final: error: tracking (tracking_uri=...): 'ftp://x/y' is not an MLflow tracking URI; expected "
+        "training final: error: tracking_uri (--mlflow-uri): 'ftp://x/y' is not an MLflow tracking URI; expected "
         "file, sqlite, postgresql, mysql, mssql, http, https, databricks, azureml: or a folder"
     ]
     assert not (out / "metrics.json").exists()

@@ -64,7 +64,7 @@ def test_without_mlflow_nothing_breaks_until_tracking_is_asked_for(best_config: 
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines() == [
         "queued",
-        "tracking (tracking_uri=...) needs 'mlflow', which is not installed: "
+        "tracking_uri (--mlflow-uri) needs 'mlflow', which is not installed: "
         'pip install "training-execution[mlflow]"',
     ]
     assert not (tmp_path / "run" / "metrics.json").exists()
@@ -120,11 +120,17 @@ def test_a_bad_or_unreachable_tracking_uri_fails_before_the_refit(best_config: B
 
     (tmp_path / "a-file").write_text("not a folder", encoding="utf-8")
     bad = f"sqlite:///{tmp_path / 'a-file' / 'mlflow.db'}"  # the database cannot be created there
-    with pytest.raises(ConfigError, match=r"^tracking \(tracking_uri=\.\.\.\): cannot use MLflow tracking URI 'sqlite"):
+    # Named as `hpo run` names them: the argument or tracking.mlflow, not "tracking (tracking_uri=...)".
+    with pytest.raises(ConfigError, match=r"^tracking_uri \(--mlflow-uri\): cannot use MLflow tracking URI 'sqlite"):
         execute_final_training(best_config, output_dir=tmp_path / "run", tracking_uri=bad)
-    with pytest.raises(ConfigError, match=r"^tracking \(tracking_uri=\.\.\.\): 'nosuch://x' is not an MLflow"):
+    with pytest.raises(
+        ConfigError, match=r"^tracking_uri \(--mlflow-uri\): 'nosuch://x' is not an MLflow tracking URI"
+    ):
         execute_final_training(best_config, output_dir=tmp_path / "run", tracking_uri="nosuch://x")
-    assert not (tmp_path / "run" / "metrics.json").exists()
+    tracked = best_config.config.with_values({"tracking.mlflow": bad})
+    with pytest.raises(ConfigError, match=r"^tracking.mlflow: cannot use MLflow tracking URI 'sqlite"):
+        execute_final_training(best_config.model_copy(update={"config": tracked}), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
 
 
 def test_a_file_store_says_how_mlflow_3_accepts_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -18,8 +18,8 @@ from training.hpo.sweep_settings import SweepSettings
 
 mlflow = pytest.importorskip("mlflow", reason='sweep tracking needs pip install "training-hpo[mlflow]"')
 
-from training.execution.tracking import connect  # noqa: E402
-from training.hpo.mlflow_tracking import SETTING, SweepTracker  # noqa: E402  (after the skip: it imports mlflow)
+from training.execution.tracking import CONFIG_SETTING, connect  # noqa: E402
+from training.hpo.mlflow_tracking import SweepTracker  # noqa: E402  (after the skip: it imports mlflow)
 
 # Two folds of at most 2 epochs: intermediate steps 0, 1 (fold 0 epochs), 2 (mean after fold 0), 3, 4, 5.
 REPORTS = ((0, 0.2), (1, 0.4), (2, 0.4), (3, 0.3), (4, 0.6), (5, 0.5))
@@ -67,7 +67,7 @@ def record(tiny_config: TrainingConfig, quick_settings: Callable[..., HPOConfig]
 
 
 def tracker_of(store: str, record: SweepSettings) -> SweepTracker:
-    return SweepTracker(connect(store, SETTING), store, "tracked", record)
+    return SweepTracker(connect(store, CONFIG_SETTING), store, "tracked", record)
 
 
 def history(client: mlflow.MlflowClient, run_id: str, key: str) -> list[tuple[int, float]]:
@@ -137,7 +137,7 @@ def test_a_bad_or_unreachable_tracking_uri_is_one_config_error_naming_it(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")  # fail at once, not after minutes of retries
     with pytest.raises(ConfigError) as caught:
-        connect(uri, SETTING)
+        connect(uri, CONFIG_SETTING)
     assert str(caught.value).startswith(message) and "\n" not in str(caught.value)
     assert "pa55" not in str(caught.value)
 

@@ -26,6 +26,7 @@ from training.execution.handle import JobHandle, ProcessJob, interrupts_deferred
 from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import Lineage
 from training.execution.provenance import code_revision
+from training.execution.tracking import CONFIG_SETTING, connect, log_final_run
 
 REFIT = DataPlan(train=("train", "validation"), evaluate="test")
 KEEP_HOLDOUT = DataPlan(train=("train",), evaluate="validation")
@@ -74,17 +75,13 @@ def execute_final_training(
         Dataset.check(dataset)
     RunFolder(Path(output_dir).expanduser()).check_path()
     resources, processes_from = _resources(backend, nproc_per_node, execution_config)
+    setting = "tracking_uri (--mlflow-uri)"  # in messages, where the URI came from: the argument or the config
     if tracking_uri is None and wait and not dry_run:
-        tracking_uri = best.config.tracking.mlflow
+        tracking_uri, setting = best.config.tracking.mlflow, CONFIG_SETTING
     if tracking_uri is not None:
         if dry_run or not wait:
-            raise ConfigError(
-                "tracking_uri (--mlflow-uri): tracking logs a finished run; it needs wait=True and no dry_run "
-                "(--dry-run)"
-            )
-        from training.execution.tracking import connect
-
-        connect(tracking_uri, "tracking (tracking_uri=...)")  # a bad store fails before the refit, not after
+            raise ConfigError(f"{setting}: tracking logs a finished run; it needs wait=True and no dry_run (--dry-run)")
+        connect(tracking_uri, setting)  # a bad store fails before the refit, not after
     path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
     config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
@@ -137,8 +134,6 @@ def execute_final_training(
             job.stop()
         raise
     if wait and tracking_uri is not None:
-        from training.execution.tracking import log_final_run
-
         lineage = extract_lineage_from_best_model(job)
         job.tracked_run = log_final_run(job.output_dir, lineage, tracking_uri, registered_model_name)
     return job

@@ -21,6 +21,7 @@ from training.core.run_folder import RunFolder
 from training.execution.lineage import LINEAGE_FILE, Lineage
 
 EXPERIMENT = "final-training"
+CONFIG_SETTING = "tracking.mlflow"  # the config's tracking URI, named in messages about it
 # Tags that tie the MLflow runs of a sweep (its parent run and a nested run per trial) and a final run together.
 STUDY_TAG = "training.study"
 STORAGE_TAG = "training.storage_fingerprint"
@@ -120,7 +121,7 @@ def log_final_run(
     run = RunFolder(Path(run_dir))
     if not run.model.is_dir():
         raise InputError(f"{run.model}: no model folder to log; has the run finished?")
-    client = connect(tracking_uri, "tracking (tracking_uri=...)")
+    client = connect(tracking_uri, "tracking_uri")
     with quiet_mlflow():
         tags = {**lineage.to_tags(), **_sweep_links(client, lineage)}
         experiment = experiment_id(client, experiment_name, tracking_uri)

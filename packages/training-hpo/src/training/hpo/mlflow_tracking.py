@@ -30,7 +30,6 @@ from training.hpo.objective import fold_count
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord
 
-SETTING = "tracking.mlflow"
 # A pruned trial was stopped on purpose: MLflow's KILLED, not FAILED.
 RUN_STATUS = {TrialState.COMPLETE: "FINISHED", TrialState.PRUNED: "KILLED", TrialState.FAIL: "FAILED"}
 RUNNING_MEAN_SUFFIX = "_cv_running_mean"

@@ -225,11 +225,11 @@ def _tracking(
     once, here, before any work: a bad store stops the sweep first, naming where the URI came from."""
     if tracking_uri is None:
         return None
-    from training.execution.tracking import connect
-    from training.hpo.mlflow_tracking import SETTING, SweepTracker
+    from training.execution.tracking import CONFIG_SETTING, connect
+    from training.hpo.mlflow_tracking import SweepTracker
 
     if tracking_uri == config.tracking.mlflow:
-        setting = SETTING
+        setting = CONFIG_SETTING
     else:
         setting = "mlflow_uri (--mlflow-uri)" if tracking_uri == given else "the study's recorded mlflow_uri"
     return functools.partial(SweepTracker, connect(tracking_uri, setting), tracking_uri)
