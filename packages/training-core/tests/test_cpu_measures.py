@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 import torch
 
+from training.core import cpu_dropout, precision
 from training.core.cpu_measures import FILE, CpuMeasures, measured
 
 
@@ -65,3 +67,18 @@ def test_processes_starting_together_measure_once_and_keep_every_measurement(cac
     assert sorted(calls) == ["x", "y"]  # the lock: each measured once
     assert len(set(values[:3])) == 1  # every x alike
     assert len(CpuMeasures.model_validate_json(cache.read_text()).values) == 2  # neither writer lost the other's
+
+
+@pytest.mark.parametrize("measure", [cpu_dropout._speedup, precision._bf16_speedup], ids=["dropout", "bf16"])
+def test_a_measurement_leaves_the_random_state_as_reading_its_kept_value_does(
+    cache: Path, measure: Callable[[], float]
+) -> None:
+    """Of two ranks starting together on a new machine, one measured and the other read its value. The dropout
+    measure drew its input from the global generator: the ranks' dropout masks parted, and a seeded job's first run
+    there differed from every later one."""
+    torch.manual_seed(0)
+    measured("x", measure)
+    after_measuring = torch.rand(4)
+    torch.manual_seed(0)
+    measured("x", measure)  # kept
+    assert torch.equal(torch.rand(4), after_measuring)

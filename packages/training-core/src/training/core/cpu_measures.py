@@ -34,7 +34,8 @@ class CpuMeasures(BaseModel):
 
 def measured(name: str, measure: Callable[[], float]) -> float:
     """`measure()` for this CPU, thread count and torch version: as kept in the cache folder, else measured now and
-    kept, under a lock that other processes wait on meanwhile (so `measure` must not call `measured`)."""
+    kept, under a lock that other processes wait on meanwhile (so `measure` must not call `measured`); the global
+    random state is left as it was."""
     path = cache_folder(FILE)
     key = f"{name}; {_cpu_name()}; {torch.get_num_threads()} threads; torch {torch.__version__}"
     lock = contextlib.ExitStack()
@@ -47,7 +48,8 @@ def measured(name: str, measure: Callable[[], float]) -> float:
             kept = {}
         if key in kept:
             return kept[key]
-        value = measure()
+        with torch.random.fork_rng(devices=[]):  # a seeded run draws alike whether it measured or read the value
+            value = measure()
         with contextlib.suppress(OSError, InputError):  # a cache that cannot be written: measured again next time
             atomic_write_text(path, CpuMeasures(values={**kept, key: value}).model_dump_json(indent=2) + "\n")
     return value
