@@ -93,16 +93,17 @@ class StudyFolder:
         """Hold the folder's `lock`; a folder made for it that holds nothing else when the hold ends in an error (a
         refused sweep) is removed again, with the parents made for it: the refused new folder is left as it was."""
         made = [path for path in (self.root, *self.root.parents) if not path.exists()]  # deepest first
-        try:
-            with file_lock(self.lock):
+        with file_lock(self.lock):
+            try:
                 yield
-        except BaseException:
-            with contextlib.suppress(OSError):  # removed already, or another process writes there now
-                if made and list(self.root.iterdir()) == [self.lock]:
-                    self.lock.unlink()
-                    for path in made:
-                        path.rmdir()
-            raise
+            except BaseException:
+                # Removed while held: a waiter then locks the file made anew, not the removed one it had opened.
+                with contextlib.suppress(OSError):  # removed already, or another process writes there now
+                    if made and list(self.root.iterdir()) == [self.lock]:
+                        self.lock.unlink()
+                        for path in made:
+                            path.rmdir()
+                raise
 
     def write_manifest(self, manifest: StudyManifest) -> None:
         atomic_write_text(self.manifest, manifest.model_dump_json(indent=2) + "\n")
