@@ -210,6 +210,7 @@ WARNS = "import sys, warnings\nwarnings.warn('slow')\nprint('10%|#  | 1/10', fil
         (WARNS + "sys.exit(1)", ""),
         (WARNS + "warnings.warn('done')\nsys.exit(1)", ""),
         (WARNS + "print('W1205 16:10:48.430000 7 api.py:9] note', file=sys.stderr)\nsys.exit(1)", ""),
+        (WARNS + "print('INFO training.core: trained', file=sys.stderr)\nsys.exit(1)", ""),  # the CLI's log format
         ("import sys\nsys.exit(1)", ""),  # nothing printed: the log's own line above is not the child's
     ],
 )

@@ -119,6 +119,10 @@ def test_a_study_of_plain_optuna_is_refused_once_no_record_comes(
     monkeypatch.setattr(sweep_settings, "RECORD_WAIT_S", 0.3)
     storage = open_storage(str(tmp_path / "plain.journal"))
     optuna.create_study(study_name="kept", storage=storage)
-    with pytest.raises(InputError, match=r"^study 'kept' was not made by run_local_hpo_sweep \(no 'sweep' user attr"):
+    with pytest.raises(InputError) as refused:
         SweepSettings.load(stored[0]).claim("kept", storage, "maximize")
+    assert str(refused.value) == (
+        f"study 'kept' in storage {stored[1]['storage']!r} was not made by run_local_hpo_sweep (no 'sweep' user "
+        "attribute of format 3); choose another study name, or delete it (optuna delete-study)"
+    )
     assert optuna.load_study(study_name="kept", storage=storage).user_attrs == {}

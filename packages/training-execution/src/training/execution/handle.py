@@ -32,8 +32,8 @@ _ERROR_LINE = re.compile(
     re.MULTILINE,
 )
 # Last lines that are no message: indented (a traceback's, a warning's source line), a warning, a progress bar, a log
-# record (stamped with its date, or torch's `W1205 16:10:48...`).
-_NOT_A_MESSAGE = re.compile(r"^\s|Warning: |\d%\||^\d{4}-\d\d-\d\d|^\[?[IWEF]\d{4} \d\d:")
+# record (stamped with its date, torch's `W1205 16:10:48...`, or the CLI's `INFO training.core: ...`).
+_NOT_A_MESSAGE = re.compile(r"^\s|Warning: |\d%\||^\d{4}-\d\d-\d\d|^\[?[IWEF]\d{4} \d\d:|^(?:DEBUG|INFO|WARNING) \S+: ")
 # Seconds an interrupted job's child gets to end on its own (a terminal's Ctrl-C reaches it too) before it is stopped.
 INTERRUPT_GRACE_S = 5.0
 

@@ -148,9 +148,10 @@ class SweepSettings(BaseModel):
         data = study.user_attrs[RECORD] if RECORD in study.user_attrs else None  # noqa: SIM401 (the record's own reader)
         number = data.get("format") if isinstance(data, dict) else None
         if type(number) is not int or number < 1:
+            where = f" in storage {storage!r}" if storage else ""  # made there by plain Optuna, or a cut-short sweep
             raise InputError(
-                f"study {study.study_name!r} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
-                f"of format {SETTINGS_FORMAT})"
+                f"study {study.study_name!r}{where} was not made by run_local_hpo_sweep (no {RECORD!r} user attribute "
+                f"of format {SETTINGS_FORMAT}); choose another study name, or delete it (optuna delete-study)"
             )
         known = {*cls.model_fields, *(("config_yaml", "hpo") if number == 1 else ())}
         unknown = sorted(set(data) - known)
