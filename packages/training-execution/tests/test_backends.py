@@ -212,6 +212,7 @@ WARNS = "import sys, warnings\nwarnings.warn('slow')\nprint('10%|#  | 1/10', fil
         (WARNS + "print('W1205 16:10:48.430000 7 api.py:9] note', file=sys.stderr)\nsys.exit(1)", ""),
         (WARNS + "print('INFO training.core: trained', file=sys.stderr)\nsys.exit(1)", ""),  # the CLI's log format
         ("import sys\nsys.exit(1)", ""),  # nothing printed: the log's own line above is not the child's
+        ("raise ValueError('error: x')", ": ValueError: error: x"),  # an exception's class is no program name
     ],
 )
 def test_a_child_s_last_message_is_named_and_a_warning_or_progress_bar_is_not(

@@ -24,10 +24,10 @@ TAIL_BYTES = 64 * 1024
 # torchrun exits 1 whatever ended a worker; its summary's "Root Cause" section names the first failed worker's code.
 _ROOT_CAUSE = re.compile(r"Root Cause.*?rank\s*:\s*(\d+).*?exitcode\s*:\s*(-?\d+)", re.DOTALL)
 # A child's error line: the runner's one-line `error: ...` (argparse's `prog: error: ...`) or a traceback's last line
-# (`ValueError: ...`), bare or behind a torchrun rank prefix (`[rank1]:`, `[default1]: `); torchrun's own
-# ChildFailedError is not a worker's.
+# (`ValueError: ...`, `ValueError: error: ...` too), bare or behind a torchrun rank prefix (`[rank1]:`, `[default1]: `);
+# torchrun's own ChildFailedError is not a worker's.
 _ERROR_LINE = re.compile(
-    r"^(?:\[(?:rank|default)?(\d+)\]: ?)?(?:(?:[^\s:][^:\n]*: )?error: (.*)|"
+    r"^(?:\[(?:rank|default)?(\d+)\]: ?)?(?:(?:(?![\w.]*(?:Error|Exception): )[^\s:][^:\n]*: )?error: (.*)|"
     r"((?!torch\.distributed\.elastic\.)[A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit)\b(?::.*)?))$",
     re.MULTILINE,
 )
