@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -230,6 +231,32 @@ def test_exit_reason_names_the_signal_that_killed_a_child() -> None:
     assert exit_reason(-15) == "killed by signal SIGTERM"
     assert exit_reason(-9) == "killed by signal SIGKILL (the system may have run out of memory)"
     assert exit_reason(-200) == "killed by signal 200"
+
+
+class RecordedWrites(io.RawIOBase):
+    """A stream's bytes as the write calls that reached it (one per system call under `python -u`)."""
+
+    def __init__(self) -> None:
+        self.calls: list[bytes] = []
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:  # type: ignore[override]
+        self.calls.append(bytes(data))
+        return len(data)
+
+
+def test_an_error_line_reaches_an_unbuffered_stderr_in_one_write(monkeypatch: pytest.MonkeyPatch) -> None:
+    # With PYTHONUNBUFFERED (as CI sets), `print` wrote the text and its newline apart: two torchrun workers failing
+    # together left `error: Aerror: A` on one line of the shared log.
+    from training.common.errors import print_error
+
+    writes = RecordedWrites()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(writes, encoding="utf-8", write_through=True))
+    print("error: by print", file=sys.stderr)
+    print_error("error: x.conll: no such file or folder")
+    assert writes.calls == [b"error: by print", b"\n", b"error: x.conll: no such file or folder\n"]
 
 
 def test_error_hierarchy_and_exit_codes() -> None:

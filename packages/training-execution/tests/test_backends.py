@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import re
@@ -268,6 +269,30 @@ def test_the_runner_exits_2_with_one_line_on_bad_input_and_takes_data_and_output
     copied = json.loads((tmp_path / "out" / "job.json").read_text())
     assert copied["output_dir"] == str(tmp_path / "out") and copied["job_id"] == final_run.id
     assert (tmp_path / "out" / "lineage.json").is_file()
+
+
+def test_the_runner_s_error_line_is_one_write_so_workers_sharing_a_log_keep_their_lines_whole(
+    final_run: JobHandle, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Under PYTHONUNBUFFERED, `print` wrote the text and its newline apart: two torchrun workers failing together left
+    # `error: Aerror: A` in job.log, and the job's message named that.
+    from training.execution.runner import main
+
+    class Writes(io.RawIOBase):
+        def __init__(self) -> None:
+            self.calls: list[bytes] = []
+
+        def writable(self) -> bool:
+            return True
+
+        def write(self, data: bytes) -> int:  # type: ignore[override]
+            self.calls.append(bytes(data))
+            return len(data)
+
+    writes = Writes()
+    monkeypatch.setattr(sys, "stderr", io.TextIOWrapper(writes, encoding="utf-8", write_through=True))
+    assert main([str(final_run.output_dir / "job.json"), "--data", str(tmp_path / "nowhere")]) == 2
+    assert writes.calls[-1] == f"error: {tmp_path / 'nowhere'}: no such file or folder\n".encode()
 
 
 @pytest.mark.parametrize("option", ["--data", "--output"])

@@ -19,7 +19,7 @@ from data.hf_datasets import quiet_datasets
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
 from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
-from training.common.errors import InputError
+from training.common.errors import InputError, print_error
 from training.common.optional import require
 
 ENTITY_TYPES = ("PERSON", "EMAIL", "PHONE", "SKILL", "COMPANY", "LOCATION", "DEGREE", "DATE")
@@ -195,7 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         corpus = generate_corpus(args.documents, seed=args.seed, max_sentences=args.max_sentences)
     except InputError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print_error(f"error: {error}")
         return 2
     if args.format == "datasets":
         write_saved_dataset(args.output, corpus, args.scheme)

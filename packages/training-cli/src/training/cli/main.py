@@ -19,7 +19,7 @@ from typing import Any, NoReturn
 
 from training.cli._version import __version__
 from training.common.arguments import non_empty
-from training.common.errors import TrainingError
+from training.common.errors import TrainingError, print_error
 from training.common.optional import MissingDependencyError
 
 PLUGIN_GROUP = "training.cli.commands"
@@ -148,15 +148,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 traceback.print_exc()
             # torchrun starts the same command once per rank, each finding the same bad input: one per host says it
             elif code != 2 or _reporting_rank():
-                print(f"{ran}: error: {error}", file=sys.stderr)
+                print_error(f"{ran}: error: {error}")
             return code
         except Exception as error:  # a bug, not bad input: one line here, the traceback with --debug
             if args.debug:
                 raise
-            print(
-                f"{ran}: internal error: {type(error).__name__}: {error} (rerun with --debug for the traceback)",
-                file=sys.stderr,
-            )
+            internal = f"{type(error).__name__}: {error}"
+            print_error(f"{ran}: internal error: {internal} (rerun with --debug for the traceback)")
             return 1
     except KeyboardInterrupt:  # in the command or while its error above was being reported
         if threading.current_thread() is threading.main_thread():  # a second signal would cut this line short
@@ -165,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         how = "terminated" if terminated else "interrupted"
         # a command that picks up what it wrote when run again sets `resumable` (a run's checkpoint, a study)
         kept = "; state written so far is kept and resumable" if getattr(args, "resumable", False) else ""
-        print(f"{ran}: {how}{kept}", file=sys.stderr)
+        print_error(f"{ran}: {how}{kept}")
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         undo()

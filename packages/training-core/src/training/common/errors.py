@@ -1,6 +1,7 @@
 """The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
 
 import signal
+import sys
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -13,6 +14,14 @@ def first_line(error: BaseException) -> str:
     """The first line of an error's message, for one-line reports."""
     text = str(error).strip()
     return text.splitlines()[0] if text else "no details"
+
+
+def print_error(line: str) -> None:
+    """Write one line to stderr in a single write: processes sharing a log (torchrun's workers failing together)
+    never cut into each other's line, as `print` does where stderr is unbuffered (two writes: the text, then its
+    newline)."""
+    sys.stderr.write(f"{line}\n")
+    sys.stderr.flush()
 
 
 def exit_reason(returncode: int) -> str:

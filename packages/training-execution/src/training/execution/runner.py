@@ -14,7 +14,7 @@ from pathlib import Path
 
 from data.loaders import Dataset
 from training.common.arguments import non_empty
-from training.common.errors import InputError, TrainingError
+from training.common.errors import InputError, TrainingError, print_error
 from training.common.malloc import keep_freed_memory
 from training.config.execution import is_local
 from training.config.schema import TrainingConfig
@@ -168,7 +168,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         spec = spec.model_copy(update={key: value for key, value in updates.items() if value is not None})
         run_job(spec, backbone_folder=args.backbone_folder)
     except TrainingError as error:
-        print(f"error: {error}", file=sys.stderr)
+        print_error(f"error: {error}")
         return error.exit_code
     finally:
         training_logger.removeHandler(handler)

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from training.common.arguments import non_empty
 from training.common.atomic import atomic_write_text
-from training.common.errors import ConfigError, InputError, TrainingError
+from training.common.errors import ConfigError, InputError, TrainingError, print_error
 from training.common.malloc import keep_freed_memory
 from training.config.builder import load_hpo_config
 from training.config.hpo_schema import HPOConfig
@@ -167,7 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         params = dict(_pair(text) for text in args.param)
         record = run_azure_trial(args.spec, args.data, args.output, params, backbone_folder=args.backbone_folder)
     except TrainingError as error:
-        print(f"azure trial: error: {error}", file=sys.stderr)
+        print_error(f"azure trial: error: {error}")
         return error.exit_code
     print(record.model_dump_json())
     return 0
