@@ -101,10 +101,8 @@ class Optimization:
         """`windows` (padded with `padding_id`): what the run trains on, whose tokens' word-embedding rows alone are
         trained where that pays (`TrainedRows`; one process, no fp16 scaler)."""
         resolved = resolve_precision(params.precision, ctx.device)
-        if ctx.is_distributed and params.precision == "auto" and ctx.device.type == "cpu":
-            chosen = [resolved]  # a CPU's bf16 may be measured (`cpu_bf16_speedup`): every rank takes rank 0's choice
-            dist.broadcast_object_list(chosen, src=0)
-            resolved = chosen[0]
+        if params.precision == "auto" and ctx.device.type == "cpu":  # a CPU's bf16 may be measured
+            resolved = ctx.broadcast_object(resolved)  # (`cpu_bf16_speedup`): every rank takes rank 0's choice
         scaler = torch.amp.GradScaler("cuda") if resolved == "fp16" else None
         compact = windows and not ctx.is_distributed and resolved != "fp16"
         rows = TrainedRows.of(model, [window.input_ids for window in windows], padding_id) if compact else None
