@@ -49,6 +49,24 @@ def test_a_moved_or_copied_study_folder_opens_its_own_default_storage(
     assert not made.root.exists()
 
 
+@pytest.mark.parametrize("storage", ["logs/trials.journal", "sqlite:///{made}/own.db?timeout=9"])
+def test_a_moved_or_copied_study_folder_opens_its_own_named_storage_file(tmp_path: Path, storage: str) -> None:
+    # A storage file named inside the study folder (--storage logs/trials.journal) was followed to the folder it was
+    # made in: a copy's resume added its trials to the original's study, a moved folder's found no such file.
+    made, copied, moved = (StudyFolder(tmp_path / name / "study") for name in ("made", "copied", "moved"))
+    location = storage_location(storage.format(made=made.root.resolve()), made)
+    optuna.create_study(study_name="s", storage=open_storage(location)).enqueue_trial({})
+    made.write_manifest(StudyManifest(study_name="s", storage=location, study_dir=str(made.root.resolve())))
+    shutil.copytree(made.root, copied.root)
+    load_study(copied.root).enqueue_trial({})
+    assert (len(load_study(made.root).trials), len(load_study(copied.root).trials)) == (1, 2)
+    moved.root.parent.mkdir()
+    made.root.rename(moved.root)
+    assert len(load_study(moved.root).trials) == 1
+    own = study_location(moved.root)[0]
+    assert own == location.replace(str(tmp_path / "made"), str(tmp_path / "moved")) and not made.root.exists()
+
+
 @pytest.mark.parametrize("storage", [None, "journal"])
 def test_another_folder_s_study_db_recorded_as_the_storage_is_followed(tmp_path: Path, storage: str | None) -> None:
     # A sweep run with --storage naming another folder's study.db (or study.journal) was opened from this folder's

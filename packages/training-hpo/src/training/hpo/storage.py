@@ -169,18 +169,22 @@ def study_location(
 
 
 def _own_default(manifest: StudyManifest, folder: StudyFolder) -> str:
-    """The manifest's storage; the folder's own default one (study.db, study.journal, recorded by the absolute path the
-    folder had) is the file in the folder where it lies now, so a moved or copied study folder opens its own study.
-    Another folder's study.db stays where it is; a manifest without `study_dir` can only be judged by the name."""
-    recorded = manifest.storage
-    for default, file in ((None, folder.database), ("journal", folder.journal)):
-        if manifest.study_dir is not None:
-            own = recorded == storage_location(default, StudyFolder(Path(manifest.study_dir)))
-        else:
-            own = Path(recorded).name == file.name and recorded.startswith("sqlite:") == (default is None)
-        if own and file.is_file():
-            return storage_location(default, folder)
-    return recorded
+    """The manifest's storage; a storage file inside the folder (study.db, study.journal, a journal named relative to
+    it; recorded by the absolute path the folder had) is the file at that place in the folder where it lies now, so a
+    moved or copied study folder opens its own study. A file outside the folder stays where it is; a manifest without
+    `study_dir` can only be judged by the name of the default files."""
+    recorded, file = manifest.storage, _storage_file(manifest.storage)
+    sqlite = recorded.startswith("sqlite:")
+    if file is None:
+        return recorded
+    if manifest.study_dir is not None:
+        inside = file.relative_to(manifest.study_dir) if file.is_relative_to(manifest.study_dir) else None
+    else:
+        inside = Path(file.name) if file.name == (folder.database if sqlite else folder.journal).name else None
+    here = (folder.root / inside).resolve() if inside is not None else None
+    if here is None or not here.is_file():
+        return recorded
+    return sqlite_url(here) + "".join(recorded.partition("?")[1:]) if sqlite else str(here)
 
 
 def open_study(study_name: str, backend: BaseStorage, location: str) -> optuna.Study:
