@@ -206,6 +206,14 @@ def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tm
     assert BestConfig.load(tmp_path / "best_config.json").study.trial_number == best_trial_number(study)
 
 
+def test_more_parallel_trials_than_the_budget_leaves_ask_for_no_more_trials(config_dir: Path, tmp_path: Path) -> None:
+    """Each parallel thread asked for a trial: `--parallel 100000 --n-trials 1` left thousands of trials running in
+    the study, and a smaller surplus was recorded as failed trials that never trained."""
+    hpo = settings("wide", n_trials=1, parallel_trials=3)
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+    assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]
+
+
 def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="parallel_trials > 1 needs isolation subprocess"):
         run_local_hpo_sweep(

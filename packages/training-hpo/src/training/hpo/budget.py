@@ -38,11 +38,17 @@ class Budget(BaseModel):
         study.set_user_attr(BUDGET, self.model_dump(mode="json"))
 
     def exhausted(self, trials: Sequence[FrozenTrial]) -> bool:
-        """No new trial may start: complete, pruned and running trials (but not those queued again) fill the budget,
-        or time is up."""
+        """No new trial may start: the trials are used up, or time is."""
+        return self.trials_left(trials) == 0 or self._timed_out(trials)
+
+    def trials_left(self, trials: Sequence[FrozenTrial]) -> int | None:
+        """Trials that may still start (None: no limit): complete, pruned and running trials (but not those queued
+        again) fill the budget."""
+        if self.n_trials is None:
+            return None
         requeued = _requeued(trials)
         used = sum(trial.state in COUNTED or _holds(trial, (TrialState.RUNNING,), requeued) for trial in trials)
-        return self._full(used) or self._timed_out(trials)
+        return max(0, self.n_trials - used)
 
     def admits(self, trials: Sequence[FrozenTrial], number: int) -> bool:
         """Whether the running trial `number` fits: running and queued trials numbered before it come first, and

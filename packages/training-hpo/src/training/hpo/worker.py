@@ -84,8 +84,11 @@ class SweepWorker:
             self.events.emit(sweep_started(self.study, trials, self.hpo, budget, self.parallel))
         try:
             if not budget.exhausted(trials):
+                # no more threads than trials left: each would ask for a trial, and those over budget fail untrained
+                left = budget.trials_left(trials)
+                jobs = self.parallel if left is None else min(self.parallel, left)
                 self.study.optimize(
-                    self._objective, n_jobs=self.parallel, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
+                    self._objective, n_jobs=jobs, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
                 )
         except BaseException:
             if self.tracker is not None:
