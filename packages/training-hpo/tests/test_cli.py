@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -86,6 +88,41 @@ def quick_study(config_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> P
     hpo = config_dir / "hpo" / "quick.yaml"
     run_local_hpo_sweep(None, hpo, config_dir=config_dir, study_dir=study_dir, n_trials=1, isolation="inprocess")
     return study_dir
+
+
+@pytest.fixture
+def read_only_file() -> Iterator[Callable[[Path], None]]:
+    """Makes a file read-only: by its mode, or for root (who writes it all the same) immutable (`chattr +i`)."""
+    made: list[Path] = []
+
+    def make(path: Path) -> None:
+        if os.geteuid() != 0:
+            path.chmod(0o444)
+        elif shutil.which("chattr") is None or subprocess.run(["chattr", "+i", path], capture_output=True).returncode:
+            pytest.skip("root writes a read-only file, and chattr +i cannot make it immutable here")
+        made.append(path)
+
+    yield make
+    for path in made:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", path], check=True)  # so that tmp_path can be removed
+
+
+@pytest.mark.parametrize("action", ["resume", "worker"])
+def test_a_read_only_storage_is_named_before_anything_is_written(
+    quick_study: Path, tmp_path: Path, read_only_file: Callable[[Path], None], action: str
+) -> None:
+    """A read-only study.db ended `hpo resume` as an internal error, Optuna's "invalid data in the commit" (exit 1); a
+    read-only journal as "[Errno 1] Operation not permitted"."""
+    study = tmp_path / "study"
+    shutil.copytree(quick_study, study)
+    read_only_file(study / "study.db")
+    message = one_line_error(training("hpo", action, "--study-dir", study, "--inprocess"))
+    assert message.endswith(
+        f"{study / 'study.db'}': the file is read-only, so no trial can be recorded; make it "
+        "writable, or copy the study folder where it can be written"
+    ), message
+    assert training("hpo", "best", "--study-dir", study).returncode == 0  # reading it needs no write
 
 
 @NO_DATASETS

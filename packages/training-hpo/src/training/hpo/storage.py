@@ -55,8 +55,18 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
     return str(path)
 
 
-def open_storage(location: str, heartbeat: tuple[int, int] | None = None) -> BaseStorage:
-    """An Optuna storage for a location from `storage_location`; RDB ones get `heartbeat` (interval, grace seconds)."""
+def open_storage(location: str, heartbeat: tuple[int, int] | None = None, *, write: bool = False) -> BaseStorage:
+    """An Optuna storage for a location from `storage_location`; RDB ones get `heartbeat` (interval, grace seconds).
+    To `write` (trials, a budget), a storage file and its folder (where SQLite and the journal keep their locks) must
+    be writable: refused here, not at the first write, which Optuna reports as invalid data or a bare OS error."""
+    file = _storage_file(location) if write else None
+    for path in (file, file.parent) if file is not None else ():
+        if path.exists() and not os.access(path, os.W_OK):
+            raise InputError(
+                f"storage {redact_url(location)!r}: {'the file' if path == file else f'its folder {path}'} is "
+                "read-only, so no trial can be recorded; make it writable, or copy the study folder where it can be "
+                "written"
+            )
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         try:  # Optuna reads the whole file here: a SQLite file or a folder fails with a decoding or an OS error
@@ -203,16 +213,21 @@ def load_study(
 
 
 def existing_study(
-    study_dir: str | Path | None = None, *, storage: str | None = None, study_name: str | None = None
+    study_dir: str | Path | None = None,
+    *,
+    storage: str | None = None,
+    study_name: str | None = None,
+    write: bool = False,
 ) -> tuple[str, optuna.Study]:
-    """`load_study` with its storage location. A storage file that does not exist is refused, not created empty; a
-    storage given beside a study folder must hold the study made for that folder."""
+    """`load_study` with its storage location, opened to `write` or not (`open_storage`). A storage file that does not
+    exist is refused, not created empty; a storage given beside a study folder must hold the study made for that
+    folder."""
     location, name = study_location(study_dir, storage=storage, study_name=study_name)
     file = _storage_file(location)
     if file is not None and not file.is_file():
         what = "not a file" if file.exists() else "no such file"
         raise InputError(f"storage {redact_url(location)!r}: {what}, so no study {name!r} in it")
-    study = open_study(name, open_storage(location), location)
+    study = open_study(name, open_storage(location, write=write), location)
     if study_dir is not None and storage:
         from training.hpo.sweep_settings import SweepSettings
 

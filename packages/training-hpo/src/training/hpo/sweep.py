@@ -141,7 +141,7 @@ def run_local_hpo_sweep(
             machine=machine_name(),
             mlflow_uri=redact_url(absolute_tracking_uri(mlflow_uri, Path.cwd())) if mlflow_uri else None,
         )
-        study, stored = record.claim(hpo.name, open_storage(location), hpo.direction)
+        study, stored = record.claim(hpo.name, open_storage(location, write=True), hpo.direction)
         if stored is not None:  # made before, or by a sweep started with this one (on any folder): joined if alike
             record = _joined(stored, record, folder, study.study_name)
         if (joined := record.tracking_uri(mlflow_uri)) != tracking_uri:
@@ -188,7 +188,7 @@ def resume_hpo_sweep(
         Dataset.check(dataset)
     if isinstance(gpus, str):  # gpus="0,1" would be read letter by letter
         gpus = parse_gpus(gpus, "gpus")
-    location, study = existing_study(study_dir, storage=storage, study_name=study_name)
+    location, study = existing_study(study_dir, storage=storage, study_name=study_name, write=True)
     record = SweepSettings.load(study, redact_url(location))
     if worker and not single_host:
         one_host_for_files(location, record.machine)

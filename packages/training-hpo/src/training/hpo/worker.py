@@ -69,7 +69,7 @@ class SweepWorker:
         self.base = record.config
         self.study = optuna.load_study(
             study_name=study.study_name,
-            storage=open_storage(location, (self.hpo.heartbeat_interval, self.hpo.grace_period)),
+            storage=open_storage(location, (self.hpo.heartbeat_interval, self.hpo.grace_period), write=True),
             sampler=sampler(self.hpo, self.space),
             pruner=pruner(self.hpo, fold_count(self.hpo) * (record.max_epochs + 1)),
         )
