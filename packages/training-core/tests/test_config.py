@@ -815,6 +815,11 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "  batchsize:",
             "search_space: 'batchsize' is not a parameter of the training config; did you mean 'batch_size'?",
         ),
+        (  # an empty section was taken for none, then failed the sweep as an internal KeyError
+            "  learning_rate:",
+            "  .learning_rate:",
+            "search_space: '.learning_rate' is not a parameter of the training config; did you mean 'learning_rate'?",
+        ),
         (
             "condition: {batch_size: 16}",
             "condition: {batch: 16}",

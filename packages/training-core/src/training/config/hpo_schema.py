@@ -122,8 +122,8 @@ def check_tunable(key: str) -> None:
     """Raise `ValueError` unless `key` (`learning_rate` or `training.learning_rate`) is a tunable config field."""
     import difflib
 
-    section, _, name = key.rpartition(".")
-    sections = [section] if section else list(TUNABLE_SECTIONS)
+    section, dot, name = key.rpartition(".")
+    sections = [section] if dot else list(TUNABLE_SECTIONS)  # `.learning_rate` names the section '', not none
     if any(name in TUNABLE_SECTIONS[s].model_fields for s in sections if s in TUNABLE_SECTIONS):
         return
     valid = [f"{s}.{f}" for s, m in TUNABLE_SECTIONS.items() for f in m.model_fields if f not in ("name", "backbone")]
