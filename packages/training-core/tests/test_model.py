@@ -282,6 +282,16 @@ def test_a_folder_without_iob2_tags_is_rejected(saved_model):
         load_model(folder)
 
 
+@pytest.mark.parametrize(("old", "new"), [('"O"', '"B-X"'), ('"I-PER"', '"B-PER"')], ids=["no O", "a tag twice"])
+def test_a_folder_whose_tags_lack_o_or_repeat_one_is_rejected_naming_its_config(saved_model, old, new):
+    """Predicting failed later, naming a document '0' or a `tag_names` argument, not the file to fix."""
+    folder, _ = saved_model
+    config = folder / "config.json"
+    config.write_text(config.read_text(encoding="utf-8").replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(InputError, match=r"config.json: id2label \[.*\] are not IOB2 tag names; .*, each once$"):
+        load_model(folder)
+
+
 def test_a_local_folder_is_a_backbone_with_a_new_head(saved_model, tiny_config):
     folder, model = saved_model
 

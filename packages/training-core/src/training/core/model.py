@@ -224,8 +224,13 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
     """The IOB2 tag names of a model config's `id2label`, in id order; `source` names it in errors."""
     id2label = _id2label(model_config)
     names = tuple(id2label.get(index, "") for index in range(len(id2label)))
-    if not names or any(not (name == "O" or name[:2] in ("B-", "I-")) for name in names):
-        raise InputError(f"{source}: id2label {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ...")
+    # Without 'O' (every word of a text to tag starts as 'O') or with a tag at two ids, a model failed later, in an
+    # error naming a document or a `tag_names` argument the user never gave.
+    iob2 = all(name == "O" or name[:2] in ("B-", "I-") for name in names)
+    if not (iob2 and "O" in names and len(set(names)) == len(names)):
+        raise InputError(
+            f"{source}: id2label {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ..., each once"
+        )
     return names
 
 
