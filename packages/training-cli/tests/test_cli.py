@@ -136,6 +136,23 @@ def test_evaluate_scores_a_single_data_file_whole(cli, trained_run: Path, config
     assert completed.returncode == 2 and refused in completed.stderr
 
 
+def test_evaluate_logs_what_loading_skipped_and_widened(cli, trained_run: Path, tmp_path: Path) -> None:
+    """It scored 1 of 3 documents, a span widened from 'Jo' to 'John', without a word of either."""
+    data = tmp_path / "gold.jsonl"
+    texts = {"John works at Siemens": [[0, 2, "PERSON"]], "": [], " \t": []}
+    records = [{"text": text, "annotations": spans} for text, spans in texts.items()]
+    data.write_text("".join(json.dumps(record) + "\n" for record in records), encoding="utf-8")
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(data))
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert evaluated.stderr.splitlines() == [
+        f"{data}: train: 1 documents",
+        "2 empty documents skipped",
+        "1 train spans did not start and end on word edges (expanded to words)",
+        f"  {data}:1: [0, 2, 'PERSON'] 'Jo' widened to 'John'",
+    ]
+    assert cli("evaluate", str(trained_run), "--data-path", str(data), "--json").stderr == ""
+
+
 def test_evaluate_and_report_name_the_data_whose_entity_types_the_model_does_not_tag(
     cli, trained_run: Path, tmp_path: Path
 ) -> None:

@@ -43,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
     dataset = run_dataset(model_dir, args.data_path, data_options(args))
     split = chosen_split(dataset, args.data_path, args.split, "test")
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size, precision=args.precision)
+    # Once scored (a refusal stays one line): documents skipped and spans widened change what was scored.
+    note(args, "\n".join(dataset.report.lines()))
     record = {
         "model": str(model_dir),
         "data": str(args.data_path),
