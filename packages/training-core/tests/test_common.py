@@ -72,6 +72,16 @@ print(*(oct(value) for value in modes), oct(os.umask(0)))
     assert done.stdout.split() == ["0o640", "0o750", "0o640", "0o27"]
 
 
+def test_atomic_write_refuses_a_named_pipe_and_leaves_it_in_place(tmp_path: Path) -> None:
+    """Renamed over, a pipe (or, for root, `/dev/null` given as `--output`) became a regular file."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    refusal = f"{pipe}: is a device, pipe or socket; expected the path of a regular file to write"
+    with pytest.raises(InputError, match=f"^{re.escape(refusal)}$"):
+        atomic_write_text(pipe, "a")
+    assert stat.S_ISFIFO(pipe.stat().st_mode) and [path.name for path in tmp_path.iterdir()] == ["pipe"]
+
+
 def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> None:
     target = atomic_write_text(tmp_path / "a.json", "old")
     with pytest.raises(TypeError):

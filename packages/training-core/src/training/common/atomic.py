@@ -46,10 +46,13 @@ def check_target(path: str | os.PathLike[str], expected: str) -> Path:
 
 def check_file_target(path: str | os.PathLike[str]) -> Path:
     """`path` as a `Path` a file can be written at; an `InputError` where it is a folder (os.replace would fail with
-    an OSError naming a temporary file) or lies inside a file."""
+    an OSError naming a temporary file), a device, pipe or socket (os.replace put a file in place of `/dev/null` or
+    a named pipe, where root may rename) or lies inside a file."""
     target = Path(path)
     if target.is_dir():
         raise InputError(f"{target}: is a folder; expected the path of a file to write")
+    if target.exists() and not target.is_file():
+        raise InputError(f"{target}: is a device, pipe or socket; expected the path of a regular file to write")
     return check_target(target, "the path of a file to write")
 
 
