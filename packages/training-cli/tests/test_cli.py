@@ -671,6 +671,19 @@ def test_an_evaluation_output_that_cannot_be_written_exits_2_before_the_evaluati
     assert completed.stderr.splitlines() == [f"training evaluate: error: {reason}"]
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+@pytest.mark.parametrize("command", ["export", "report"])
+def test_an_export_or_report_folder_that_cannot_be_written_exits_2_naming_it(
+    cli, trained_run: Path, command: str
+) -> None:
+    # Each was an OSError, exit 1, "[Errno 2] No such file or directory: '/proc/.x.....tmp'", once the work was done
+    completed = cli(command, str(trained_run), "--output", "/proc/x")
+    assert completed.returncode == 2
+    assert completed.stderr.splitlines() == [
+        f"training {command}: error: /proc/x: cannot be written (No such file or directory); choose another path"
+    ]
+
+
 def test_a_refused_evaluation_leaves_no_folder_of_its_output_behind(cli, trained_run: Path, tmp_path: Path) -> None:
     # Its folders were made to check that the file can be written there, and stayed when the data was then missing
     output = tmp_path / "new" / "deep" / "e.json"

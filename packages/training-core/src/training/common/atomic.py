@@ -86,10 +86,27 @@ def check_output_folder(
     `what` (the command's own output, which it may write again): a config folder or a run, whose files `write` (what
     the command would do to them) loses or buries; `option` names the command-line option that gave it."""
     target = Path(path)
-    if not target.exists() or (target.is_dir() and not any(target.iterdir())) or earlier(target):
-        return target
-    named = f"{option} " if option else ""
-    raise InputError(f"{named}{target}: not {what}, and {write}; write to a new folder (or an earlier one)")
+    if target.exists() and not (target.is_dir() and not any(target.iterdir())) and not earlier(target):
+        named = f"{option} " if option else ""
+        raise InputError(f"{named}{target}: not {what}, and {write}; write to a new folder (or an earlier one)")
+    check_writable(target, f"a folder to write {what} in", option)
+    return target
+
+
+def check_writable(path: str | os.PathLike[str], expected: str, option: str = "") -> None:
+    """An `InputError` naming `path`, before any work, where nothing can be written in its folder (under /proc, a
+    read-only folder): the write came last, and failed with an OSError; `expected` says what that folder is for. The
+    folders made to find out are removed again (the write makes them)."""
+    target = Path(path)
+    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # deepest first
+    try:
+        tempfile.TemporaryFile(dir=check_folder(target.parent, expected, option, create=True)).close()
+    except OSError as error:
+        raise InputError(f"{target}: cannot be written ({error.strerror}); choose another {option or 'path'}") from None
+    finally:
+        for folder in made:
+            with contextlib.suppress(OSError):  # not made (/proc/x), or another process writes there now
+                folder.rmdir()
 
 
 def _fsync_dir(directory: Path) -> None:

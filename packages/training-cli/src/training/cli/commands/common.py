@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, get_args
@@ -13,7 +11,7 @@ from typing import TYPE_CHECKING, get_args
 from data.formats import FORMATS
 from data.text_files import ENCODINGS, is_text_encoding
 from training.cli.run_paths import DataOptions
-from training.common.atomic import check_file_target, check_folder
+from training.common.atomic import check_file_target, check_writable
 from training.common.errors import InputError
 from training.config.schema import DataColumns, PrecisionChoice
 
@@ -55,16 +53,7 @@ def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) ->
     run's metrics.json, the data, a config file), which the write would lose; or a folder, or a place no file can be
     written (under /proc, a read-only folder), before any work: the write came last, and failed with an OSError."""
     check_file_target(path)
-    made = [folder for folder in (path.parent, *path.parent.parents) if not folder.exists()]  # deepest first
-    try:
-        folder = check_folder(path.parent, "a folder to write the file in", "--output", create=True)
-        tempfile.TemporaryFile(dir=folder).close()
-    except OSError as error:
-        raise InputError(f"{path}: cannot be written ({error.strerror}); choose another --output") from None
-    finally:  # the write makes them again: a refused command leaves nothing behind
-        for folder in made:
-            with contextlib.suppress(OSError):  # not made (/proc/x), or another process writes there now
-                folder.rmdir()
+    check_writable(path, "a folder to write the file in", "--output")
     if path.is_file() and path.stat().st_size and not earlier(path):  # an empty file (`mktemp`) holds nothing
         raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
