@@ -90,6 +90,31 @@ def test_the_export_replaces_an_earlier_export(run_dir: Path, tmp_path: Path) ->
     assert (tmp_path / "onnx" / "model.onnx").is_file() and not (tmp_path / "onnx" / "stale.txt").exists()
 
 
+@pytest.mark.parametrize(
+    ("names", "refusal"),
+    [
+        (lambda tags: tags[:3], "model.onnx: gives {count} tags where export.json names 3; expected as many"),
+        (lambda tags: [*tags, "B-X", "I-X"], "model.onnx: gives {count} tags where export.json names {more}; expected"),
+        (lambda tags: [tags[0], tags[1], tags[1], *tags[3:]], "export.json: tag_names .* are not IOB2 tag names"),
+        (lambda tags: ["B-X", *tags[1:]], "export.json: tag_names .* are not IOB2 tag names; .*, each once$"),
+    ],
+    ids=["fewer", "more", "a tag twice", "no O"],
+)
+def test_tag_names_that_do_not_fit_the_exported_model_are_refused(
+    run_dir: Path, tmp_path: Path, names, refusal
+) -> None:
+    """An export.json of another export: an IndexError deep in decoding, or entities of other tags, silently."""
+    from training.core.exported import OnnxPredictor
+
+    record = export_onnx(run_dir / "model", tmp_path / "onnx")
+    tags = list(record.tag_names)
+    (tmp_path / "onnx" / EXPORT_RECORD).write_text(
+        record.model_copy(update={"tag_names": names(tags)}).model_dump_json()
+    )
+    with pytest.raises(InputError, match=refusal.format(count=len(tags), more=len(tags) + 2)):
+        OnnxPredictor(tmp_path / "onnx")
+
+
 def test_the_int8_model_is_scored_on_a_split_named_as_its_file_or_on_a_single_file_whole(
     run_dir: Path, tiny_config: TrainingConfig, tmp_path: Path
 ) -> None:

@@ -24,6 +24,7 @@ from training.core.windowing import (
     Windowing,
     WordTokens,
     batched_readings,
+    checked_tag_names,
     merge_word_predictions,
     special_tokens,
     text_documents,
@@ -164,6 +165,13 @@ class OnnxPredictor:
                 f"{chosen}: not a readable ONNX model ({error}) (re-export the model, or upgrade onnxruntime if it is "
                 "older than the one that exported it)"
             ) from error
+        # The model's logits come as tags by position: names of another export decoded them as other tags, or failed.
+        checked_tag_names(self.tag_names, f"{self.folder / EXPORT_RECORD}: tag_names")
+        tags, named = self.session.get_outputs()[0].shape[-1], len(self.tag_names)
+        if tags != named:
+            raise ConfigError(
+                f"{chosen}: gives {tags} tags where {EXPORT_RECORD} names {named}; expected as many (re-export it)"
+            )
         self.tokenizer = word_tokenizer(self.folder)
 
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:

@@ -27,7 +27,7 @@ from training.config.schema import ModelConfig, TrainingConfig, check_entity_typ
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
 from training.core.tiny_model import tiny_bert_model
-from training.core.windowing import Windowing
+from training.core.windowing import Windowing, checked_tag_names
 
 # Config attributes that hold hidden and attention dropout, across the common encoder families.
 DROPOUT_FIELDS = (
@@ -224,14 +224,7 @@ def model_tag_names(model_config: PretrainedConfig, source: str = "the model con
     """The IOB2 tag names of a model config's `id2label`, in id order; `source` names it in errors."""
     id2label = _id2label(model_config)
     names = tuple(id2label.get(index, "") for index in range(len(id2label)))
-    # Without 'O' (every word of a text to tag starts as 'O') or with a tag at two ids, a model failed later, in an
-    # error naming a document or a `tag_names` argument the user never gave.
-    iob2 = all(name == "O" or name[:2] in ("B-", "I-") for name in names)
-    if not (iob2 and "O" in names and len(set(names)) == len(names)):
-        raise InputError(
-            f"{source}: id2label {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ..., each once"
-        )
-    return names
+    return checked_tag_names(names, f"{source}: id2label")
 
 
 # transformers 5 draws bars at each load and save (a line per checkpoint in a run's output) and reports a new head,

@@ -139,6 +139,16 @@ def text_documents(texts: Sequence[str]) -> list[Document]:
     return [untagged_document(index, text) for index, text in enumerate(texts)]
 
 
+def checked_tag_names(names: Sequence[str], where: str) -> tuple[str, ...]:
+    """`names` if they are IOB2 tag names, each once, 'O' among them, else an `InputError` naming `where` (a model's
+    label map): without 'O' (every word of a text to tag starts as 'O') or with a tag at two ids, a model failed
+    later, naming a document or a `tag_names` argument the user never gave, or tagged words as another tag."""
+    iob2 = all(name == "O" or name[:2] in ("B-", "I-") for name in names)
+    if not (iob2 and "O" in names and len(set(names)) == len(names)):
+        raise InputError(f"{where} {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ..., each once")
+    return tuple(names)
+
+
 def special_tokens(ids: Sequence[int], words: Sequence[int | None]) -> tuple[Sequence[int], Sequence[int]]:
     """The special tokens before and after the words of one encoded sequence (e.g. [CLS] and [SEP])."""
     inside = [position for position, word in enumerate(words) if word is not None]
