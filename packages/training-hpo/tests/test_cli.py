@@ -318,6 +318,26 @@ def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
         assert completed.returncode == 0, completed.stderr
 
 
+@pytest.mark.skipif(sys.platform != "linux", reason="/proc")
+def test_a_report_folder_that_cannot_be_written_is_named_before_any_work(
+    quick_study: Path, tmp_path: Path, read_only_file: Callable[[Path], None]
+) -> None:
+    # Each ended as a bare OSError (exit 1) once the report was drawn.
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    read_only_file(locked)
+    for out, reason in (
+        (Path("/proc/x"), r"cannot be created \(No such file or directory\); expected a report folder"),
+        (locked, r"cannot be written \(.+\); choose another path"),
+    ):
+        expected = rf"{re.escape(str(out))}: {reason}"
+        line = one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", out))
+        assert re.fullmatch(f"training hpo report: error: {expected}", line), line
+        completed = training("report", quick_study, "--output", out)
+        assert completed.returncode == 2 and re.fullmatch(f"training report: error: {expected}\n", completed.stderr)
+    assert list(locked.iterdir()) == []
+
+
 def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path, tmp_path: Path) -> None:
     # `training report` took a study folder that `training train --output` had written a run into for that run.
     study = tmp_path / "study"

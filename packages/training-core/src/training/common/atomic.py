@@ -89,24 +89,24 @@ def check_output_folder(
     if target.exists() and not (target.is_dir() and not any(target.iterdir())) and not earlier(target):
         named = f"{option} " if option else ""
         raise InputError(f"{named}{target}: not {what}, and {write}; write to a new folder (or an earlier one)")
-    check_writable(target, f"a folder to write {what} in", option)
+    check_writable(target, what, option)  # a report writes its files in it
     return target
 
 
-def check_writable(path: str | os.PathLike[str], expected: str, option: str = "") -> None:
-    """An `InputError` naming `path`, before any work, where nothing can be written in its folder (under /proc, a
-    read-only folder): the write came last, and failed with an OSError; `expected` says what that folder is for. The
-    folders made to find out are removed again (the write makes them)."""
-    target = Path(path)
-    made = [folder for folder in (target.parent, *target.parent.parents) if not folder.exists()]  # deepest first
+def check_writable(folder: str | os.PathLike[str], expected: str, option: str = "", named: Path | None = None) -> None:
+    """An `InputError` naming `named` (by default `folder`), before any work, where no file can be written in `folder`
+    (under /proc, a read-only folder): the write came last, and failed with an OSError; `expected` says what the folder
+    is for. The folders made to find out are removed again (the write makes them)."""
+    made = [path for path in (Path(folder), *Path(folder).parents) if not path.exists()]  # deepest first
     try:
-        tempfile.TemporaryFile(dir=check_folder(target.parent, expected, option, create=True)).close()
+        tempfile.TemporaryFile(dir=check_folder(folder, expected, option, create=True)).close()
     except OSError as error:
-        raise InputError(f"{target}: cannot be written ({error.strerror}); choose another {option or 'path'}") from None
+        choose = f"choose another {option or 'path'}"
+        raise InputError(f"{named or folder}: cannot be written ({error.strerror}); {choose}") from None
     finally:
-        for folder in made:
+        for path in made:
             with contextlib.suppress(OSError):  # not made (/proc/x), or another process writes there now
-                folder.rmdir()
+                path.rmdir()
 
 
 def _fsync_dir(directory: Path) -> None:

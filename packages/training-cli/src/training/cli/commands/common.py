@@ -53,7 +53,7 @@ def check_replaceable(path: Path, earlier: Callable[[Path], bool], what: str) ->
     run's metrics.json, the data, a config file), which the write would lose; or a folder, or a place no file can be
     written (under /proc, a read-only folder), before any work: the write came last, and failed with an OSError."""
     check_file_target(path)
-    check_writable(path, "a folder to write the file in", "--output")
+    check_writable(path.parent, "a folder to write the file in", "--output", named=path)
     if path.is_file() and path.stat().st_size and not earlier(path):  # an empty file (`mktemp`) holds nothing
         raise InputError(f"{path}: not {what}, and --output would replace it; write to a new file (or an earlier one)")
 
