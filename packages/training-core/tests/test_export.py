@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -57,7 +60,6 @@ def test_the_export_gives_torchs_logits_on_held_back_texts(run_dir: Path, ner_do
 
 
 def test_the_export_command_writes_a_folder_and_refuses_a_non_model(run_dir: Path, tmp_path: Path) -> None:
-    import subprocess
     import sys
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -88,6 +90,29 @@ def test_the_export_replaces_an_earlier_export(run_dir: Path, tmp_path: Path) ->
     (tmp_path / "onnx" / "stale.txt").write_text("from before")
     export_onnx(run_dir / "model", tmp_path / "onnx")
     assert (tmp_path / "onnx" / "model.onnx").is_file() and not (tmp_path / "onnx" / "stale.txt").exists()
+
+
+def test_an_export_into_a_folder_whose_parent_cannot_be_written_is_refused_before_any_work(
+    run_dir: Path, tmp_path: Path
+) -> None:
+    # The export is staged beside its folder: an existing folder in a read-only one passed the check and ended as a
+    # bare PermissionError once the model had loaded
+    locked, made = tmp_path / "locked", []
+    (locked / "onnx").mkdir(parents=True)
+    if os.geteuid() != 0:
+        locked.chmod(0o555)
+    elif shutil.which("chattr") is None or subprocess.run(["chattr", "+i", locked], capture_output=True).returncode:
+        pytest.skip("root writes in a read-only folder, and chattr +i cannot make it immutable here")
+    else:
+        made.append(locked)
+    try:
+        with pytest.raises(InputError, match=rf"^{re.escape(str(locked))}: cannot be written \(.+\); choose another"):
+            export_onnx(run_dir / "model", locked / "onnx")
+    finally:  # so that tmp_path can be removed
+        for path in made:
+            subprocess.run(["chattr", "-i", path], check=True)
+        locked.chmod(0o755)
+    assert [path.name for path in locked.iterdir()] == ["onnx"] and not any((locked / "onnx").iterdir())
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from data.documents import Document
 from data.loaders import load_dataset
 from data.split_names import chosen_split
-from training.common.atomic import atomic_directory, atomic_write_text, check_output_folder
+from training.common.atomic import atomic_directory, atomic_write_text, check_output_folder, check_writable
 from training.common.errors import ExecutionError, InputError
 from training.common.optional import require
 from training.config.schema import TrainingConfig
@@ -67,6 +67,7 @@ def export_onnx(
     if split is not None and data_path is None:  # the run's validation documents would be scored instead
         raise InputError(f"split {split} (--split): names a split of data_path (--data-path); pass data_path too")
     check_output_folder(output_dir, is_exported, "an exported folder", "the export would replace it with all it holds")
+    check_writable(Path(output_dir).parent, "a folder to stage the export in")  # swapped in from there (atomic)
     require("onnx", "ONNX export")
     ort = require("onnxruntime", "ONNX export")
     source = Path(model_dir).resolve()
