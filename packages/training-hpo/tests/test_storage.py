@@ -67,6 +67,18 @@ def test_a_moved_or_copied_study_folder_opens_its_own_named_storage_file(tmp_pat
     assert own == location.replace(str(tmp_path / "made"), str(tmp_path / "moved")) and not made.root.exists()
 
 
+def test_a_storage_file_named_through_the_study_folder_but_outside_it_stays_where_it_is(tmp_path: Path) -> None:
+    # `--storage sqlite:///study/../all.db` (kept as written) was taken for a file inside the folder: a copy beside
+    # another study's all.db opened that one.
+    made, copied = StudyFolder(tmp_path / "made" / "study"), StudyFolder(tmp_path / "copied" / "study")
+    location = f"sqlite:///{made.root.resolve()}/../all.db"
+    optuna.create_study(study_name="s", storage=open_storage(location)).enqueue_trial({})
+    made.write_manifest(StudyManifest(study_name="s", storage=location, study_dir=str(made.root.resolve())))
+    shutil.copytree(made.root, copied.root)
+    optuna.create_study(study_name="s", storage=open_storage(f"sqlite:///{tmp_path / 'copied' / 'all.db'}"))
+    assert study_location(copied.root)[0] == location and len(load_study(copied.root).trials) == 1
+
+
 @pytest.mark.parametrize("storage", [None, "journal"])
 def test_another_folder_s_study_db_recorded_as_the_storage_is_followed(tmp_path: Path, storage: str | None) -> None:
     # A sweep run with --storage naming another folder's study.db (or study.journal) was opened from this folder's

@@ -187,8 +187,9 @@ def _own_default(manifest: StudyManifest, folder: StudyFolder) -> str:
     sqlite = recorded.startswith("sqlite:")
     if file is None:
         return recorded
-    if manifest.study_dir is not None:
-        inside = file.relative_to(manifest.study_dir) if file.is_relative_to(manifest.study_dir) else None
+    if manifest.study_dir is not None:  # a URL's path is kept as written: `study/../all.db` lies outside it
+        outside = not file.is_relative_to(manifest.study_dir) or ".." in file.parts
+        inside = None if outside else file.relative_to(manifest.study_dir)
     else:
         inside = Path(file.name) if file.name == (folder.database if sqlite else folder.journal).name else None
     here = (folder.root / inside).resolve() if inside is not None else None
