@@ -282,7 +282,11 @@ def test_a_folder_without_iob2_tags_is_rejected(saved_model):
         load_model(folder)
 
 
-@pytest.mark.parametrize(("old", "new"), [('"O"', '"B-X"'), ('"I-PER"', '"B-PER"')], ids=["no O", "a tag twice"])
+@pytest.mark.parametrize(
+    ("old", "new"),
+    [('"O"', '"B-X"'), ('"I-PER"', '"B-PER"'), ('"I-PER"', '"I-"')],
+    ids=["no O", "a tag twice", "no type"],
+)
 def test_a_folder_whose_tags_lack_o_or_repeat_one_is_rejected_naming_its_config(saved_model, old, new):
     """Predicting failed later, naming a document '0' or a `tag_names` argument, not the file to fix."""
     folder, _ = saved_model

@@ -28,6 +28,7 @@ from training.core.cv_utils import KFoldSplits
 from training.hpo import load_study, resume_hpo_sweep, run_local_hpo_sweep
 from training.hpo.budget import Budget
 from training.hpo.checkpoints import best_trial_number
+from training.hpo.events import SweepEvent, SweepStarted
 from training.hpo.failures import SweepStopped
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import RECORD, SETTINGS_FORMAT, NewerRecordError, SweepSettings
@@ -206,12 +207,22 @@ def test_parallel_trials_run_at_once_on_shares_of_the_cores(config_dir: Path, tm
     assert BestConfig.load(tmp_path / "best_config.json").study.trial_number == best_trial_number(study)
 
 
+class Events(list[SweepEvent]):
+    """The events a sweep emits, in order."""
+
+    def emit(self, event: SweepEvent) -> None:
+        self.append(event)
+
+
 def test_more_parallel_trials_than_the_budget_leaves_ask_for_no_more_trials(config_dir: Path, tmp_path: Path) -> None:
     """Each parallel thread asked for a trial: `--parallel 100000 --n-trials 1` left thousands of trials running in
     the study, and a smaller surplus was recorded as failed trials that never trained."""
     hpo = settings("wide", n_trials=1, parallel_trials=3)
-    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path)
+    events = Events()
+    study = run_local_hpo_sweep("tiny-bert", hpo, config_dir=config_dir, study_dir=tmp_path, events=events)
     assert [trial.state for trial in study.trials] == [TrialState.COMPLETE]
+    # the one trial that runs takes the cores three would have shared
+    assert [event.parallel for event in events if isinstance(event, SweepStarted)] == [1]
 
 
 def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) -> None:

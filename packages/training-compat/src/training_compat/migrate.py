@@ -17,7 +17,7 @@ from pathlib import Path
 
 from training.cli.main import CommandParser
 from training.common.atomic import atomic_write_bytes
-from training.common.errors import InputError, TrainingError
+from training.common.errors import InputError, TrainingError, print_error
 
 DESCRIPTION = (
     "Rewrite legacy imports (training.trainer, training.model, hpo, training_exec, from training import ...) "
@@ -179,7 +179,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return run(args)
     except TrainingError as error:
-        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        print_error(f"{parser.prog}: error: {error}")
         return error.exit_code
 
 

@@ -84,7 +84,8 @@ def check_output_folder(
 ) -> Path:
     """`path` as a `Path`; an `InputError`, before any work, where it exists, holds anything and is not an earlier
     `what` (the command's own output, which it may write again): a config folder or a run, whose files `write` (what
-    the command would do to them) loses or buries; `option` names the command-line option that gave it."""
+    the command would do to them) loses or buries; or where no file can be written in it (`check_writable`); `option`
+    names the command-line option that gave it."""
     target = Path(path)
     if target.exists() and not (target.is_dir() and not any(target.iterdir())) and not earlier(target):
         named = f"{option} " if option else ""

@@ -60,7 +60,7 @@ class SweepWorker:
     ) -> None:
         self.record, self.folder, self.data, self.isolation = record, folder, TrialData(dataset), isolation
         self.events = events
-        self.parallel, self.threads = parallel, trial_threads(parallel)
+        self.parallel = parallel
         self.devices = DevicePool(visible_gpus() if gpus is None else gpus, parallel)
         self.hpo = record.hpo_config
         self.streak = FailureStreak(self.hpo.max_failed_trials)
@@ -80,13 +80,15 @@ class SweepWorker:
         callbacks = [self._after_trial, *([self.tracker] if self.tracker is not None else [])]
         budget = Budget.of(self.study)
         trials = self.study.get_trials(deepcopy=False)
+        # No more trials at once than the budget has left (each thread asks for one, and those over it fail
+        # untrained); the cores are shared among those that run.
+        left = budget.trials_left(trials)
+        jobs = self.parallel if left is None else max(1, min(self.parallel, left))
+        self.threads = trial_threads(jobs)
         if self.events is not None:
-            self.events.emit(sweep_started(self.study, trials, self.hpo, budget, self.parallel))
+            self.events.emit(sweep_started(self.study, trials, self.hpo, budget, jobs))
         try:
             if not budget.exhausted(trials):
-                # no more threads than trials left: each would ask for a trial, and those over budget fail untrained
-                left = budget.trials_left(trials)
-                jobs = self.parallel if left is None else min(self.parallel, left)
                 self.study.optimize(
                     self._objective, n_jobs=jobs, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
                 )
