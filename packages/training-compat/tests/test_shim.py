@@ -101,6 +101,20 @@ def test_a_legacy_module_warns_where_first_imported_and_imports_nothing_heavy(ol
     assert seen["heavy"] == []
 
 
+@pytest.mark.parametrize(
+    ("statement", "old"),
+    [
+        ("from hpo.sweep import run_local_hpo_sweep", "hpo.sweep"),
+        ("import hpo.search_space as space", "hpo.search_space"),
+        ("from hpo.best_config import *", "hpo.best_config"),
+    ],
+)
+def test_a_submodule_import_that_binds_no_package_warns_once(statement: str, old: str, python, tmp_path) -> None:
+    # `hpo` is imported on the way, but the statement does not ask for it: its warning would be a second one.
+    script, seen = record(tmp_path, python, f"{statement}\n")
+    assert seen["warnings"] == [[module_message(old), str(script), 4, "0.1.0", REMOVED_IN]]
+
+
 def test_a_heavy_name_is_imported_only_when_used(python, tmp_path: Path) -> None:
     _, seen = record(tmp_path, python, "import training.model, hpo, training_exec, training.distributed\n")
     assert seen["heavy"] == []

@@ -3,6 +3,7 @@ objects are looked up in their new home on each access, so `old.name is new.name
 
 from __future__ import annotations
 
+import dis
 import importlib
 import opcode
 from collections.abc import Callable, MutableMapping
@@ -53,6 +54,19 @@ def _instruction(frame: FrameType) -> int:
     return frame.f_code.co_code[frame.f_lasti]
 
 
+def _asks_for(site: FrameType, package: str) -> bool:
+    """Whether the statement `site` runs asks for `package` itself: not where it imports one of its submodules without
+    binding the package's name (`from hpo.sweep import x`, `import hpo.sweep as s`), whose own shim then warns."""
+    instructions = dis.get_instructions(site.f_code)
+    for instruction in instructions:
+        if instruction.offset == site.f_lasti:
+            if instruction.opcode != _IMPORT_NAME or not str(instruction.argval).startswith(f"{package}."):
+                return True
+            following = next(instructions, None)
+            return following is None or following.opcode not in (_IMPORT_FROM, _IMPORT_STAR)
+    return True
+
+
 def _resolve(module: str, name: str, legacy: str) -> Any:
     """`module.name`; a missing optional library is reported under the legacy path the user wrote."""
     # Imported here: `training/__init__.py` imports this module, so a top-level `training.*` import would be circular.
@@ -74,13 +88,16 @@ def _resolve(module: str, name: str, legacy: str) -> Any:
 def forward(old: str) -> tuple[Getattr, Dir]:
     """Warn that legacy module `old` is imported, and return its `__getattr__` and `__dir__`.
 
-    The first import warns at its line; later `from old import name` statements and uses (`old.name`) warn at theirs,
-    since a later `import old` finds the module cached and cannot warn.
+    The first import warns at its line (not a package imported on the way to a legacy submodule, which warns itself);
+    later `from old import name` statements and uses (`old.name`) warn at theirs, since a later `import old` finds the
+    module cached and cannot warn.
     """
     move = MODULES[old]
     message = moved_message(old, move.new)
     sites = _Sites()
-    sites.warn(import_site(), message)
+    site = import_site()
+    if _asks_for(site, old):
+        sites.warn(site, message)
 
     def __getattr__(name: str) -> Any:
         if name == "__path__":  # a plain module must not look like a package
