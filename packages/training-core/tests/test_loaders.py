@@ -385,10 +385,16 @@ def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
         (5, {}, "data_asset: expected a data folder or file (or a datasets object), got int 5"),
         ("train.jsonl", {"labels": "PER"}, "labels: expected a list of names, got the string 'PER'"),
         ("train.jsonl", {"tag_names": "O"}, "tag_names: expected a list of names, got the string 'O'"),
+        (
+            "train.jsonl",
+            {"columns": {"tokens": "words"}},
+            "columns: expected data.columns.Columns, got dict {'tokens': 'words'}",
+        ),
     ],
 )
 def test_arguments_of_another_type_are_named(tmp_path: Path, asset: Any, options: dict, message: str) -> None:
-    """None raised a TypeError naming no argument; labels='PER' was read as the schema P, E, R."""
+    """None raised a TypeError naming no argument; labels='PER' was read as the schema P, E, R; a dict of columns was
+    an AttributeError."""
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     given = tmp_path / asset if isinstance(asset, str) else asset
     assert load_error(given, **options) == message

@@ -129,12 +129,13 @@ def load_dataset(
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
+    columns = expect_instance(columns or Columns(), Columns, "columns", "data.columns.Columns", DataError)
     if labels is None and tag_names is not None:  # as a ClassLabel's names, they declare the label set
         labels = declared_types(io_names(tag_names))
     unread: dict[str, str] = {}
     counts: Counter[str] = Counter()
     if is_datasets_input(data_asset):
-        source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns or Columns())
+        source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns)
         labels = declared if labels is None else labels
         sources = {name: _Source(f"{source}[{split}]", *raw[split]) for name, split in _splits(source, raw)}
     else:
@@ -147,10 +148,9 @@ def load_dataset(
         files = brat_splits(path) if format == "brat" else split_files(path) if path.is_dir() else {"train": path}
         if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's
             read_by = "its files are JSON, read by their keys" if path.is_dir() else "a JSON file is read by its keys"
-            (columns or Columns()).refuse_positions(source, read_by)
+            columns.refuse_positions(source, read_by)
         sources = {
-            name: _file_source(file, format, tag_names, columns or Columns(), encoding, counts)
-            for name, file in files.items()
+            name: _file_source(file, format, tag_names, columns, encoding, counts) for name, file in files.items()
         }
         if path.is_dir() and format != "brat":
             unread = unread_split_files(path, files)
