@@ -26,7 +26,7 @@ from azure.ai.ml import MLClient, load_job  # noqa: E402
 from azure.ai.ml.entities import CommandJob  # noqa: E402
 from azure.core.exceptions import ResourceNotFoundError  # noqa: E402
 
-from training.common.errors import ConfigError, ExecutionError  # noqa: E402
+from training.common.errors import ConfigError, ExecutionError, TrainingError  # noqa: E402
 from training.config import AzureConfig, BestConfig, ExecutionConfig, TrainingConfig  # noqa: E402
 from training.execution import execute_final_training, extract_lineage_from_best_model  # noqa: E402
 from training.execution.azure_client import AzureClient, ChildRun, MLClientAzure, create_ml_client  # noqa: E402
@@ -225,6 +225,21 @@ def test_data_inputs_by_kind(tmp_path: Path) -> None:
             data_input(asset)
 
 
+@pytest.mark.parametrize("data", ["azureml:ner corpus:1", "no-such-folder"])
+def test_a_bad_data_input_is_refused_before_the_job_or_its_code_snapshot_is_written(
+    best_config: BestConfig, tmp_path: Path, data: str
+) -> None:
+    """An asset name Azure refuses, or a local folder that is not here to upload, was refused once `job.json` and the
+    code snapshot had been replaced: the `job.yaml` of the dry run before then submitted this refused job's spec."""
+    output = tmp_path / "final"
+    execute_final_training(best_config, output_dir=output, execution_config=EXECUTION, dry_run=True)
+    written = {path: path.read_bytes() for path in output.rglob("*") if path.is_file()}
+    path = data if data.startswith("azureml:") else str(tmp_path / data)
+    with pytest.raises(TrainingError, match=rf"^(data asset '{path}': expected azureml:|{path}: no such data file)"):
+        execute_final_training(best_config, output_dir=output, execution_config=EXECUTION, data_path=path, dry_run=True)
+    assert {path: path.read_bytes() for path in output.rglob("*") if path.is_file()} == written
+
+
 @pytest.mark.parametrize(
     "uri", ["https://acct.blob.core.windows.net/c/corpus/", "wasbs://c@acct.blob.core.windows.net/corpus/train.jsonl"]
 )
@@ -311,7 +326,7 @@ def test_a_local_backbone_is_checked_before_the_job_is_built(
                 execution_config=EXECUTION,
                 dry_run=True,
             )
-        assert not (output / "azure").exists()  # nothing built, nothing to upload
+        assert not (output / "azure").exists() and not (output / "job.json").exists()  # nothing built or written
         return str(refused.value)
 
     folder = save_model(*create_model_and_tokenizer(tiny_config), tmp_path / "backbone")

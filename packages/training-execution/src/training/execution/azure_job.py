@@ -87,12 +87,18 @@ def backbone_input(config: TrainingConfig) -> dict[str, Input]:
     return {"backbone": Input(type="uri_folder", path=str(folder.resolve()))}
 
 
+def job_inputs(spec: JobSpec) -> dict[str, Input]:
+    """The job's inputs, `data` and a local backbone folder's `backbone`, each checked as it is made: a bad one is
+    refused before any file of the job is written (`execute_final_training` asks before writing `job.json`)."""
+    if spec.data_path is None:
+        raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
+    return {"data": data_input(spec.data_path), **backbone_input(spec.config)}
+
+
 def build_azure_job(spec: JobSpec) -> CommandJob:
     """The command job running `spec` on its Azure compute; its code snapshot and environment go to `<output>/azure`."""
     azure = _azure_settings(spec)
-    if spec.data_path is None:
-        raise ConfigError(f"job {spec.job_id}: data_path: an Azure job needs a data path or azureml: asset")
-    backbone = backbone_input(spec.config)
+    inputs = job_inputs(spec)
     folder = azure_folder(spec)
     code = folder / "code"
     shutil.rmtree(code, ignore_errors=True)
@@ -101,8 +107,8 @@ def build_azure_job(spec: JobSpec) -> CommandJob:
     distributed = processes > 1 or azure.instance_count > 1
     node = command(
         code=str(code),
-        command=RUNNER_COMMAND + (BACKBONE_ARGUMENT if backbone else ""),
-        inputs={"data": data_input(spec.data_path), **backbone},
+        command=RUNNER_COMMAND + (BACKBONE_ARGUMENT if "backbone" in inputs else ""),
+        inputs=inputs,
         outputs={OUTPUT_NAME: Output(type="uri_folder")},
         environment=job_environment(
             azure, JOB_DISTRIBUTIONS, folder / "environment", backbone=spec.config.model.backbone

@@ -118,6 +118,10 @@ def execute_final_training(
         ml_client=ml_client,
     )
     del data  # not held here while a child process trains
+    if resources.backend == "azure":  # data to upload, a backbone folder: refused before job.json is replaced
+        from training.execution.azure_job import job_inputs
+
+        job_inputs(spec)
     spec.save_to_output()
     if dry_run:
         return runner.prepare(spec)
