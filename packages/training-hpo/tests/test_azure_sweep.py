@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, TrainingError
 from training.config import AzureConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
 from training.hpo import build_azure_sweep_job, write_azure_sweep_job
@@ -138,6 +138,15 @@ def test_a_local_backbone_folder_without_weights_is_refused_before_anything_is_w
     config = tiny_config.with_values({"model.backbone": str(folder)})
     with pytest.raises(ConfigError, match=rf"^model.backbone '{folder}': the folder {folder} does not hold a loadable"):
         build_azure_sweep_job(settings(), config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("data", ["azureml:ner corpus:1", "no-such-folder"])
+def test_bad_data_is_refused_before_anything_is_written(tiny_config: TrainingConfig, tmp_path: Path, data: str) -> None:
+    # The code snapshot was replaced first: the sweep_job.yaml written before beside it then ran another hpo.yaml.
+    path = data if data.startswith("azureml:") else str(tmp_path / data)
+    with pytest.raises(TrainingError, match=rf"^(data asset '{path}': expected azureml:|{path}: no such data file)"):
+        build_azure_sweep_job(settings(), tiny_config, AZURE, folder=tmp_path / "sweep", data=path)
     assert not (tmp_path / "sweep").exists()
 
 

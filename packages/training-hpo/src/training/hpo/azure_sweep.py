@@ -57,12 +57,12 @@ def build_azure_sweep_job(
     _check_supported(hpo, azure)
     space = create_search_space(hpo)
     space.check(config)
-    backbone = backbone_input(config)
     algorithm = ALGORITHMS[hpo.sampler.type]
     distributions = space.to_azure(algorithm)
     data = data or azure.data_asset or config.data.path
     if data is None:
         raise ConfigError("azure sweep: no data; set azure.data_asset, data.path or pass data=")
+    inputs = {"data": data_input(data), **backbone_input(config)}  # each checked before the code snapshot is replaced
     root = Path(folder).resolve()
     code = root / "code"
     shutil.rmtree(code, ignore_errors=True)
@@ -72,18 +72,14 @@ def build_azure_sweep_job(
     command = " ".join(
         [
             f"python -m {TRIAL_MODULE} --spec . --data ${{{{inputs.data}}}} --output ${{{{outputs.{TRIAL_OUTPUT}}}}}"
-            + (BACKBONE_ARGUMENT if backbone else ""),
+            + (BACKBONE_ARGUMENT if "backbone" in inputs else ""),
             *(f"--param {key}=${{{{inputs.{name}}}}}" for key, name in names.items()),
         ]
     )
     trial = ml.command(
         code=str(code),
         command=command,
-        inputs={
-            "data": data_input(data),
-            **backbone,
-            **{name: _example(distributions[name]) for name in names.values()},
-        },
+        inputs=inputs | {name: _example(distributions[name]) for name in names.values()},
         outputs={TRIAL_OUTPUT: ml.Output(type="uri_folder")},
         environment=job_environment(
             azure, SWEEP_DISTRIBUTIONS, root / "environment", backbone=config.model.backbone, extra=TRACKING
