@@ -47,6 +47,17 @@ def test_a_spec_round_trips_through_job_json(tiny_config: TrainingConfig, tmp_pa
     assert JobSpec.load(path).config.fingerprint == tiny_config.fingerprint
 
 
+def test_the_config_s_mlflow_uri_is_held_without_its_credentials(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    # job.json (an Azure job's uploaded code snapshot too) and the run's config.yaml held the password: the job logs
+    # nothing to MLflow, its launcher logs the finished run with the URI it was given.
+    config = tiny_config.with_values({"tracking.mlflow": "postgresql://ml:Pw5ecret@db.example.org/mlflow?token=T0k"})
+    spec = make_spec(config, tmp_path)
+    text = spec.save(tmp_path / "job.json").read_text()
+    assert "Pw5ecret" not in text and "T0k" not in text
+    assert spec.config.tracking.mlflow == "postgresql://ml:***@db.example.org/mlflow?token=***"
+    assert spec.config.fingerprint == config.fingerprint and JobSpec.load(tmp_path / "job.json") == spec
+
+
 def test_a_format_1_job_file_still_loads(tiny_config: TrainingConfig, tmp_path: Path) -> None:
     """A job.json written before `other_data` moved out of the study (format 1) loads to the same spec."""
     spec = make_spec(tiny_config, tmp_path, other_data=True)

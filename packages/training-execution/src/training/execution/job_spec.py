@@ -7,13 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from data.loaders import Dataset
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.common.json_files import read_json_file
+from training.common.redact import redact_url
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
 from training.config.schema import Section, TrainingConfig
@@ -83,6 +84,16 @@ class JobSpec(Section):
     other_data: bool = Field(default=False, description="the job trains on other data than the sweep's, on purpose")
     resume: bool = Field(default=True, description="reuse a finished identical run, continue an interrupted one")
     code_revision: str | None = None
+
+    @field_validator("config")
+    @classmethod
+    def _without_credentials(cls, config: TrainingConfig) -> TrainingConfig:
+        """The config as the job's files hold it (`job.json`, an Azure job's code snapshot, the run's `config.yaml`):
+        its MLflow URI without credentials; the job logs nothing to MLflow, its launcher does with the URI it has."""
+        uri = config.tracking.mlflow
+        if uri is None or redact_url(uri) == uri:
+            return config
+        return config.with_values({"tracking.mlflow": redact_url(uri)})
 
     @staticmethod
     def make_id(prefix: str, config: TrainingConfig, data_path: str | None, data: DataPlan) -> str:
