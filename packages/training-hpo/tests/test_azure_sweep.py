@@ -141,6 +141,14 @@ def test_a_local_backbone_folder_without_weights_is_refused_before_anything_is_w
     assert not (tmp_path / "sweep").exists()
 
 
+def test_the_code_snapshot_holds_no_credential_of_the_mlflow_uri(tiny_config: TrainingConfig, tmp_path: Path) -> None:
+    # Its config.yaml, uploaded to Azure, held the password; a trial logs where Azure's MLFLOW_TRACKING_URI says.
+    config = tiny_config.with_values({"tracking.mlflow": "https://ml:Pw5ecret@mlflow.example.org/"})
+    build_azure_sweep_job(settings(), config, AZURE, folder=tmp_path / "sweep", data=DATA)
+    snapshot = (tmp_path / "sweep" / "code" / "config.yaml").read_text()
+    assert "Pw5ecret" not in snapshot and "https://ml:***@mlflow.example.org/" in snapshot
+
+
 @pytest.mark.parametrize("data", ["azureml:ner corpus:1", "no-such-folder"])
 def test_bad_data_is_refused_before_anything_is_written(tiny_config: TrainingConfig, tmp_path: Path, data: str) -> None:
     # The code snapshot was replaced first: the sweep_job.yaml written before beside it then ran another hpo.yaml.

@@ -21,6 +21,7 @@ from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
+from training.common.redact import redact_url
 from training.config.validation import apply_dotted, check_mlflow_uri, validate
 
 if TYPE_CHECKING:
@@ -277,6 +278,14 @@ class TrainingConfig(Section):
         return expect_instance(
             value, cls, name, "a TrainingConfig (build_training_config(args, config_dir))", ConfigError
         )
+
+    def redacted(self) -> TrainingConfig:
+        """The config as the files of a job hold it (its spec, an Azure code snapshot, its run's `config.yaml`): the
+        MLflow URI without credentials, which only the process that logs to it needs, not the job."""
+        uri = self.tracking.mlflow
+        if uri is None or redact_url(uri) == uri:
+            return self
+        return self.with_values({"tracking.mlflow": redact_url(uri)})
 
     def with_values(self, values: Mapping[str, Any], source: str = "override") -> TrainingConfig:
         """A copy with dotted keys replaced, e.g. `{"training.learning_rate": 3e-5}`, validated again; errors start

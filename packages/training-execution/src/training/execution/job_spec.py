@@ -14,7 +14,6 @@ from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, InputError
 from training.common.fingerprint import fingerprint
 from training.common.json_files import read_json_file
-from training.common.redact import redact_url
 from training.config.best import StudyRef
 from training.config.execution import AzureConfig, BackendName
 from training.config.schema import Section, TrainingConfig
@@ -88,12 +87,8 @@ class JobSpec(Section):
     @field_validator("config")
     @classmethod
     def _without_credentials(cls, config: TrainingConfig) -> TrainingConfig:
-        """The config as the job's files hold it (`job.json`, an Azure job's code snapshot, the run's `config.yaml`):
-        its MLflow URI without credentials; the job logs nothing to MLflow, its launcher does with the URI it has."""
-        uri = config.tracking.mlflow
-        if uri is None or redact_url(uri) == uri:
-            return config
-        return config.with_values({"tracking.mlflow": redact_url(uri)})
+        """The job logs nothing to MLflow (its launcher logs the finished run): its files need no password of it."""
+        return config.redacted()
 
     @staticmethod
     def make_id(prefix: str, config: TrainingConfig, data_path: str | None, data: DataPlan) -> str:

@@ -66,7 +66,8 @@ def build_azure_sweep_job(
     root = Path(folder).resolve()
     code = root / "code"
     shutil.rmtree(code, ignore_errors=True)
-    atomic_write_text(code / "config.yaml", config.with_values({"training.metric_for_best": hpo.metric}).to_yaml())
+    snapshot = config.redacted().with_values({"training.metric_for_best": hpo.metric})  # a trial logs where Azure says
+    atomic_write_text(code / "config.yaml", snapshot.to_yaml())
     atomic_write_text(code / "hpo.yaml", dump_yaml(hpo.model_dump(mode="json")))
     names = {key: azure_input_name(key) for key in space.parameters if azure_input_name(key) in distributions}
     command = " ".join(
