@@ -213,6 +213,9 @@ def test_data_inputs_by_kind(tmp_path: Path) -> None:
     )
     assert data_input("azureml://datastores/blob/paths/ner/train.jsonl").type == "uri_file"
     assert data_input("azureml://datastores/blob/paths/ner/").type == "uri_folder"
+    # A trailing / names a folder, dotted or not: `conll2003.v2/` was mounted as a file, which the job could not read.
+    assert data_input("azureml://datastores/blob/paths/conll2003.v2/").type == "uri_folder"
+    assert data_input("https://acct.blob.core.windows.net/c/ner-1.0/").type == "uri_folder"
     assert data_input(str(tmp_path / "train.jsonl")).type == "uri_file"
     assert data_input(str(tmp_path)).type == "uri_folder"
     with pytest.raises(Exception, match=r"no-data: no such data file or folder to upload"):

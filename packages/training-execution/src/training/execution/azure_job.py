@@ -55,8 +55,9 @@ def data_input(data_path: str) -> Input:
             f"data asset {data_path!r}: expected azureml:<name>[:<version> or @latest], an azureml:// URI or an "
             "azureml:/subscriptions/... asset id"
         )
-    if not is_local(data_path):  # a file URI names a file by its suffix
-        kind = "uri_file" if "://" in data_path and Path(data_path.split("?")[0].rstrip("/")).suffix else "uri_folder"
+    if not is_local(data_path):  # a URI names a file by its suffix, unless a trailing / says folder
+        path = data_path.split("?")[0]
+        kind = "uri_file" if "://" in path and not path.endswith("/") and Path(path).suffix else "uri_folder"
         return Input(type=kind, path=data_path)
     local = Path(data_path).expanduser()
     if not local.exists():
