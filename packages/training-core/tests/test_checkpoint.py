@@ -114,3 +114,18 @@ def test_a_damaged_progress_record_is_an_input_error_naming_the_checkpoint(tmp_p
     with pytest.raises(InputError, match=f"^{re.escape(expected)}") as raised:
         load_checkpoint(folder, model, optimizer, scheduler, None)
     assert str(raised.value).endswith("delete the folder to restart the run from scratch")
+
+
+@pytest.mark.parametrize("name", ["model.safetensors", "optimizer.pt"])
+@pytest.mark.parametrize("kept", [0.0, 0.5])
+def test_a_truncated_weights_or_optimizer_file_is_an_input_error_naming_the_checkpoint(tmp_path, name, kept):
+    # An empty optimizer.pt (its write cut short) ended the run as an internal EOFError
+    model, optimizer, scheduler = _training_state()
+    folder = tmp_path / "checkpoint"
+    save_checkpoint(folder, model, optimizer, scheduler, None, Progress(), [rng_state()])
+    damaged = folder / name
+    damaged.write_bytes(damaged.read_bytes()[: int(damaged.stat().st_size * kept)])
+
+    with pytest.raises(InputError, match=f"^{re.escape(f'{folder}: corrupt or incomplete checkpoint (')}") as raised:
+        load_checkpoint(folder, model, optimizer, scheduler, None)
+    assert str(raised.value).endswith("delete the folder to restart the run from scratch")

@@ -20,6 +20,8 @@ from training.config.validation import read_record
 from training.core.run_metrics import BestEvaluation, HistoryEntry, PrecisionCheck
 
 STATE_FILE = "trainer_state.json"
+# What reading a damaged checkpoint raises (torch.load: EOFError for an empty file, RuntimeError for a cut archive).
+_DAMAGED = (ConfigError, OSError, EOFError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError)
 
 
 class Progress(BaseModel):
@@ -126,7 +128,7 @@ def load_checkpoint(
         torch.set_rng_state(rng["cpu"])
         if rng["cuda"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(rng["cuda"])
-    except (ConfigError, OSError, ValueError, KeyError, RuntimeError, SafetensorError, pickle.UnpicklingError) as error:
+    except _DAMAGED as error:
         raise InputError(
             f"{folder}: corrupt or incomplete checkpoint ({type(error).__name__}: {first_line(error)}); "
             "delete the folder to restart the run from scratch"
