@@ -39,6 +39,7 @@ class StopAtEpoch(Callback):
 class Recorder(Callback):
     def __init__(self) -> None:
         self.steps: list[int] = []
+        self.rates: list[float | None] = []
         self.evaluations: list[float] = []
         self.total = 0
 
@@ -47,6 +48,7 @@ class Recorder(Callback):
 
     def on_step_end(self, state: TrainerState) -> None:
         self.steps.append(state.global_step)
+        self.rates.append(state.learning_rate)
 
     def on_evaluate(self, state: TrainerState, evaluation: Evaluation) -> None:
         self.evaluations.append(evaluation.entity_f1)
@@ -295,6 +297,17 @@ def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, da
     # 32 training sentences in batches of 8 -> 4 batches, 2 optimizer steps per epoch, 2 epochs.
     assert recorder.total == 4 and recorder.steps == [1, 2, 3, 4]
     assert len(recorder.evaluations) == 2 and [entry.step for entry in result.metrics.history] == [2, 4]
+
+
+def test_each_step_reports_the_learning_rate_it_applied(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Each step reported the rate of the step after it: the first warm-up step's 0 went unseen, the last read 0
+    recorder = Recorder()
+    values = {"training.learning_rate": 1e-3, "training.warmup_ratio": 0.5, "training.gradient_accumulation_steps": 2}
+    train_model(config_with(tiny_config, **values), dataset, tmp_path / "run", callbacks=[recorder], resumable=False)
+    # 4 linear steps (2 an epoch: 4 batches, 2 a step), the first 2 warming up from 0
+    assert recorder.rates == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
 
 
 def test_early_stopping_stops_when_the_metric_stalls(

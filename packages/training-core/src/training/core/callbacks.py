@@ -18,7 +18,7 @@ class TrainerState:
     steps_per_epoch: int = 0
     num_epochs: int = 0
     loss: float | None = None
-    learning_rate: float | None = None
+    learning_rate: float | None = None  # the rate the last step applied (the schedule's next one is the step after's)
     best_metric: float | None = None
     best_epoch: int | None = None
     history: list[HistoryEntry] = field(default_factory=list)

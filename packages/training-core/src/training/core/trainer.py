@@ -242,9 +242,9 @@ class _Trainer:
             value = loss.value()
             if not self.nonfinite.finite(value, self.state.global_step):
                 continue
+            self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             self.optimization.scheduler.step()
             self.state.global_step += 1
-            self.state.loss, self.state.learning_rate = value, self.optimization.scheduler.get_last_lr()[0]
             for callback in self.callbacks:
                 callback.on_step_end(self.state)
             self.state.should_stop = self.stops.after_step(self.state.should_stop)
