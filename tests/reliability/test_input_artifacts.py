@@ -88,8 +88,9 @@ def truncate(path: Path) -> None:
         lambda checkpoint: truncate(checkpoint / "trainer_state.json"),
         lambda checkpoint: truncate(checkpoint / "model.safetensors"),
         lambda checkpoint: (checkpoint / "optimizer.pt").unlink(),
+        lambda checkpoint: (checkpoint / "optimizer.pt").write_bytes(b""),  # an internal EOFError, exit 1
     ],
-    ids=["optimizer-truncated", "state-truncated", "weights-truncated", "optimizer-missing"],
+    ids=["optimizer-truncated", "state-truncated", "weights-truncated", "optimizer-missing", "optimizer-empty"],
 )
 def test_a_corrupt_checkpoint_is_named_and_left_alone(
     damage: Callable[[Path], None],
