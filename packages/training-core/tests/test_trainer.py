@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -172,6 +173,52 @@ def test_a_damaged_metrics_file_is_one_error_naming_it_and_is_left_alone(
     with pytest.raises(ConfigError, match=f"^{re.escape(str(metrics))}: .*{expected}") as caught:
         train_model(tiny_config, dataset, tmp_path / "run")
     assert len(str(caught.value).splitlines()) == 1 and metrics.read_text() == text
+
+
+@pytest.fixture
+def read_only(tmp_path: Path) -> Iterator[Callable[[Path], None]]:
+    """`make(folder)`: no file can be written in `folder` from then on (root writes in a read-only folder: there it
+    becomes a read-only tmpfs holding a copy, and the test is skipped where nothing can be mounted)."""
+    mounted: list[Path] = []
+
+    def mount(folder: Path, *options: str) -> None:
+        done = subprocess.run(["mount", *options, str(folder)], capture_output=True, text=True, check=False)
+        if done.returncode:
+            pytest.skip(f"cannot mount a read-only tmpfs: {done.stderr.strip()}")
+
+    def make(folder: Path) -> None:
+        if os.geteuid():
+            for path in (folder, *folder.rglob("*")):
+                path.chmod(path.stat().st_mode & ~0o222)
+            return
+        copy = shutil.copytree(folder, tmp_path / "copy")
+        shutil.rmtree(folder)
+        folder.mkdir()
+        mount(folder, "-t", "tmpfs", "-o", "size=64m", "tmpfs")
+        mounted.append(folder)
+        shutil.copytree(copy, folder, dirs_exist_ok=True)
+        mount(folder, "-o", "remount,ro")
+
+    yield make
+    for folder in mounted:
+        subprocess.run(["umount", "-l", str(folder)], capture_output=True, check=False)
+    for path in tmp_path.rglob("*"):
+        if not path.is_symlink():
+            path.chmod(path.stat().st_mode | 0o200)  # so that tmp_path can be removed
+
+
+def test_an_interrupted_run_in_a_read_only_folder_is_one_error_naming_it_and_is_left_alone(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path, read_only: Callable[[Path], None]
+) -> None:
+    # It ended as an OSError (exit 1) naming train.log, the first file the run opened
+    run = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train_model(tiny_config, dataset, run, callbacks=[StopAtEpoch(2)])  # after the checkpoint of epoch 1
+    read_only(run)
+    files = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(InputError, match=rf"^{re.escape(str(run))}: cannot be written \(.*\); choose another path$"):
+        train_model(tiny_config, dataset, run)
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
 
 
 def test_data_without_entities_and_no_listed_types_is_one_error_naming_the_data(

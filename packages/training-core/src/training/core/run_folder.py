@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.atomic import atomic_write_text, check_folder, put_back_retired, staging_leftovers
+from training.common.atomic import atomic_write_text, check_folder, check_writable, put_back_retired, staging_leftovers
 from training.common.errors import ConfigError, InputError
 from training.common.file_lock import file_lock
 from training.config.schema import TrainingConfig
@@ -210,7 +210,10 @@ class RunFolder:
         return removed
 
     def attach_log(self, logger: logging.Logger) -> logging.Handler:
-        """Append `logger`'s INFO and higher records to `train.log`; the caller removes the handler when done."""
+        """Append `logger`'s INFO and higher records to `train.log`; the caller removes the handler when done. An
+        `InputError`, before the run writes anything, where no file can be written in the folder (read-only: an
+        interrupted run there cannot go on; a finished one is reused without writing, so without this check)."""
+        check_writable(self.root, _EXPECTED)
         self.root.mkdir(parents=True, exist_ok=True)
         if logger.level == logging.NOTSET:
             logger.setLevel(logging.INFO)
