@@ -119,6 +119,23 @@ def test_resume_after_a_crash_equals_an_uninterrupted_run(
     assert resumed.metrics.best == straight.metrics.best
 
 
+def test_a_checkpoint_without_its_metrics_file_is_refused_and_left_alone(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # It resumed under any config given: a run of another learning rate went on with the checkpoint's weights and
+    # schedule (the learning rate among it), and its metrics.json named the new config
+    run = tmp_path / "run"
+    with pytest.raises(Interrupt):
+        train_model(tiny_config, dataset, run, callbacks=[StopAtEpoch(2)])  # after the checkpoint of epoch 1
+    (run / "metrics.json").unlink()
+    other = config_with(tiny_config, **{"training.learning_rate": 1e-3})
+    files = {path: path.read_bytes() for path in run.rglob("*") if path.is_file()}
+    with pytest.raises(InputError, match=rf"^{re.escape(str(run))}: holds a checkpoint but no metrics.json, "):
+        train_model(other, dataset, run)
+    assert {path: path.read_bytes() for path in run.rglob("*") if path.is_file()} == files
+    assert train_model(other, dataset, run, resume=False).metrics.history[0].step == 4  # started over
+
+
 def test_a_run_not_resumable_writes_no_checkpoint_and_its_interim_metrics_name_the_precision(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

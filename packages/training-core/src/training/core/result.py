@@ -42,10 +42,16 @@ def previous_run(
     run: RunFolder, config: TrainingConfig, dataset: Dataset, resume: bool, world_size: int
 ) -> TrainResult | None:
     """A finished identical run of `world_size` processes to reuse; an error if the folder holds another run (or the
-    same one on another process count, whose batches and schedule differ) and `resume` is on."""
+    same one on another process count, whose batches and schedule differ, or a checkpoint whose run is unknown) and
+    `resume` is on."""
     if not resume:  # a restart writes its own record over whatever is there, a damaged one too
         return None
     record = run.read_metrics(training=True)
+    if record is None and run.checkpoint.is_dir():  # resumed, it would go on with another run's weights and schedule
+        raise InputError(
+            f"{run.root}: holds a checkpoint but no metrics.json, which names the config and dataset it trained; "
+            "start it over (resume=False; training train --restart, final --force)"
+        )
     if record is None:
         return None
     if (record.config_fingerprint, record.dataset_fingerprint) != (config.fingerprint, dataset.fingerprint):
