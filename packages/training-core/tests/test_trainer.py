@@ -385,6 +385,26 @@ def test_early_stopping_stops_when_the_metric_stalls(
     assert result.metrics.stopped_early and len(result.metrics.history) == 2
 
 
+class StopAtStep(Callback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, state: TrainerState) -> None:
+        state.should_stop = state.should_stop or state.global_step == self.step
+
+
+def test_a_callback_stop_evaluates_the_weights_trained_since_the_last_evaluation(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # A stop before the first evaluation (each epoch's 4th step) completed the run with no model and no scores
+    result = train_model(tiny_config, dataset, tmp_path / "run", callbacks=[StopAtStep(2)])
+    assert [(entry.epoch, entry.step) for entry in result.metrics.history] == [(1, 2)]
+    assert result.metrics.best_step == 2 and (result.model_dir / "model.safetensors").is_file()
+    assert not (tmp_path / "run" / "checkpoint").exists()
+    later = train_model(tiny_config, dataset, tmp_path / "later", callbacks=[StopAtStep(6)])
+    assert [entry.step for entry in later.metrics.history] == [4, 6]
+
+
 def test_validation_is_held_out_when_the_data_has_none(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

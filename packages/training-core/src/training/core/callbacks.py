@@ -9,8 +9,9 @@ from training.core.run_metrics import Evaluation, HistoryEntry, PrecisionCheck
 
 @dataclass
 class TrainerState:
-    """Where training stands; callbacks read it and may set `should_stop` (under torchrun, set in `on_step_end`, the
-    ranks agree a step later: one more step trains, and `on_step_end` is called once more)."""
+    """Where training stands; callbacks read it and may set `should_stop`: the run ends once the weights trained since
+    its last evaluation are evaluated (under torchrun, set in `on_step_end`, the ranks agree a step later: one more
+    step trains, and `on_step_end` is called once more)."""
 
     epoch: int = 0
     global_step: int = 0

@@ -194,9 +194,9 @@ class _Trainer:
             started = time.perf_counter()
             samples += self._train_epoch(epoch, skip if epoch == start_epoch else 0)
             train_seconds += time.perf_counter() - started
-            last_epoch = epoch == self.params.num_epochs - 1
-            evaluate = self.params.eval_steps is None or (last_epoch and self.state.global_step != self.evaluated_step)
-            if evaluate and not self.state.should_stop:  # a stop asked for in the epoch: the loop ends next
+            last_epoch = epoch == self.params.num_epochs - 1 or self.state.should_stop  # a stop ends the run here
+            evaluate = self.params.eval_steps is None or last_epoch  # the weights trained since the last evaluation
+            if evaluate and self.state.global_step != self.evaluated_step:
                 self._evaluate_and_checkpoint(epoch + 1, 0)
         result = self._finish(samples, train_seconds)
         for callback in self.callbacks:
