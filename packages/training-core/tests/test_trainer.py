@@ -177,7 +177,7 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("{not json", r"not a readable run metrics file \(remove it to start over\)"),
+        ("{not json", r"not a readable run metrics file \(start it over: resume=False; training train --restart"),
         ('{"status": "done"}', "status: expected 'running' or"),
     ],
 )

@@ -173,10 +173,11 @@ class RunFolder:
 
     def read_metrics(self, *, training: bool = False) -> RunMetrics | None:
         """The metrics record, or None when the run has not written one yet; only `training` (its writer) advises
-        removing a damaged one."""
+        starting over a run whose record is damaged."""
         if not self.metrics.is_file():
             return None
-        what = "run metrics file (remove it to start over)" if training else "run metrics file"
+        restart = " (start it over: resume=False; training train --restart, final --force)"
+        what = "run metrics file" + (restart if training else "")
         return read_record(RunMetrics, self.metrics, what)
 
     def recorded_precision(self) -> Precision | None:
