@@ -604,6 +604,24 @@ def test_an_empty_path_is_a_usage_error(cli, config_dir: Path, tmp_path: Path, c
     assert completed.stderr.splitlines()[-1].endswith(": expected a path, got an empty string")
 
 
+EMPTY_VALUES = [
+    ("serve", "run", "--host", ""),
+    ("evaluate", "run", "--data-path", "data", "--split", ""),
+    ("final", "best_config.json", "--output", "out", "--execution", ""),
+    ("train", "--output", "out", "--backbone", ""),
+    *(("hpo", command, "--study-dir", "study", "--storage", "") for command in ("resume", "best", "report")),
+]
+
+
+@pytest.mark.parametrize("command", EMPTY_VALUES)
+def test_an_empty_option_value_is_a_usage_error(cli, tmp_path: Path, command: tuple[str, ...]) -> None:
+    """An unset shell variable in `--host "$HOST"` listened on every interface; `--split ""` evaluated the test split,
+    `--execution ""` and `--storage ""` took their defaults, each without a word."""
+    completed = cli(*command, cwd=tmp_path)
+    assert completed.returncode == 2 and not list(tmp_path.iterdir())
+    assert completed.stderr.splitlines()[-1].endswith(f"{command[-2]}: expected a value, got an empty string")
+
+
 def test_an_output_file_given_as_a_folder_is_a_usage_error(cli, config_dir: Path, tmp_path: Path) -> None:
     (tmp_path / "out").mkdir()
     completed = cli("splits", "--config-dir", str(config_dir), "--output", str(tmp_path / "out"))

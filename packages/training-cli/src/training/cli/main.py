@@ -34,8 +34,11 @@ class CommandParser(argparse.ArgumentParser):
     _intermixing = False
 
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
+        text = args[0].startswith("-") and kwargs.get("action", "store") in ("store", "append") and "type" not in kwargs
         if kwargs.get("type") in (Path, os.path.expanduser):  # `--output ""` was the working directory
             kwargs["type"] = non_empty(kwargs["type"])
+        elif text and "choices" not in kwargs:  # `--host ""` listened on every interface (a choice refuses "" itself)
+            kwargs["type"] = non_empty(str, "a value")
         return super().add_argument(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:

@@ -9,13 +9,13 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def non_empty(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """`parse` as an argparse type refusing the empty string, which a path reads as the working directory (an unset
-    shell variable in `--output "$OUT"`)."""
+def non_empty(parse: Callable[[str], T], expected: str = "a path") -> Callable[[str], T]:
+    """`parse` as an argparse type refusing the empty string, an unset shell variable in `--output "$OUT"`: a path
+    reads it as the working directory, `--host` as every interface, other options as their default."""
 
     def checked(text: str) -> T:
         if not text:
-            raise argparse.ArgumentTypeError("expected a path, got an empty string")
+            raise argparse.ArgumentTypeError(f"expected {expected}, got an empty string")
         return parse(text)
 
     return checked
