@@ -296,6 +296,16 @@ def test_a_json_file_read_whole_names_each_fault_in_the_error_class_asked(tmp_pa
     assert read_json_file(deep, "record") == json.loads(deep.read_text(encoding="utf-8"))
 
 
+def test_a_named_pipe_read_as_a_json_file_is_refused_not_waited_on(tmp_path: Path) -> None:
+    """`training final PIPE` waited without a word for a writer to the pipe; `/dev/zero` would be read for ever."""
+    pipe = tmp_path / "best_config.json"
+    os.mkfifo(pipe)
+    code = f"from training.common.json_files import read_json_file; read_json_file({str(pipe)!r}, 'best-config file')"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    refusal = f"{pipe}: is a device, pipe or socket; expected a best-config file"
+    assert done.stderr.splitlines()[-1] == f"training.common.errors.ConfigError: {refusal}"
+
+
 def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_path: Path) -> None:
     import gc
 

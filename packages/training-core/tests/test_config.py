@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -623,6 +625,24 @@ def test_a_config_file_named_yml_is_pointed_at(folder: Path) -> None:
     (folder / "train.yaml").rename(folder / "train.yml")
     expected = "no such file (train.yml is there: config files are named .yaml)"
     assert config_error(None, folder) == f"{folder / 'train.yaml'}: {expected}"
+
+
+def test_a_config_file_that_is_a_pipe_or_a_folder_is_named_as_such(folder: Path) -> None:
+    """A data file that was a named pipe or a folder was "no such data config; did you mean 'corpus'?", itself; a
+    train.yaml or `--hpo` file that was a pipe waited for a writer without a word."""
+    data = folder / "data" / "corpus.yaml"
+    data.unlink()
+    os.mkfifo(data)
+    assert config_error(None, folder) == f"{data}: is a device, pipe or socket; expected a YAML file"
+    data.unlink()
+    data.mkdir()
+    assert config_error(None, folder).startswith(f"{data}: cannot read the file ([Errno 21] Is a directory")
+    with pytest.raises(ConfigError, match=f"^{re.escape(str(data))}: cannot read the file "):
+        load_hpo_config(section_file(folder, "hpo", data))
+    os.mkfifo(folder / "hpo.yaml")
+    refusal = f"{folder / 'hpo.yaml'}: is a device, pipe or socket; expected a YAML file"
+    with pytest.raises(ConfigError, match=f"^{re.escape(refusal)}$"):
+        load_hpo_config(section_file(folder, "hpo", folder / "hpo.yaml"))
 
 
 def test_no_backbone_chosen(folder: Path) -> None:

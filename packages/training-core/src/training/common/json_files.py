@@ -1,4 +1,5 @@
-"""JSON files read whole: each fault (missing, unreadable, malformed, nested too deeply) one error naming the file."""
+"""Files of settings read whole (JSON here, YAML in `training.config.yaml_io`): each fault (missing, unreadable, not a
+file, malformed, nested too deeply) one error naming the file."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from training.common.errors import TOO_DEEP, ConfigError, InputError
 def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputError] = ConfigError) -> Any:
     """Parse a JSON file; a missing or unreadable one is an `error` naming it as `what` it should be."""
     file = Path(path)
+    check_not_special(file, f"a {what}", error)
     try:
         return json.loads(file.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -21,3 +23,10 @@ def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputErr
         raise error(f"{file}: not a readable {what} ({reason})") from reason
     except RecursionError:
         raise error(f"{file}: not a readable {what} (invalid JSON: {TOO_DEEP})") from None
+
+
+def check_not_special(path: Path, expected: str, error: type[InputError] = ConfigError) -> None:
+    """Refuse a named pipe, device or socket at `path` as an `error`: reading it whole waits for a writer that may never
+    come (a pipe: the command hung without a word) or never ends (`/dev/zero`)."""
+    if path.exists() and not path.is_file() and not path.is_dir():
+        raise error(f"{path}: is a device, pipe or socket; expected {expected}")

@@ -131,7 +131,7 @@ def _section_file(folder: Path, section: str, name: Any, source: str | Path) -> 
         expected = f"expected the name of a file in {folder / section}"
         raise ConfigError(f"{source}: {section}: {expected}, got {name!r}{_not_a_name(section, name)}")
     path = folder / section / f"{name}.yaml"
-    if not path.is_file():
+    if not path.exists():  # a folder or pipe of that name is refused as what it is where it is read
         close = difflib.get_close_matches(name, available, n=1)
         hint = f"did you mean {close[0]!r}? " if close else ""
         listed = f"available: {', '.join(available) or 'none'}{yml_hint(path)}"
@@ -224,7 +224,7 @@ def section_file(config_dir: str | Path, section: str, name_or_path: str | Path)
     """`<config_dir>/<section>/<NAME>.yaml` for a name (`--execution azure`), or the file a path names."""
     given = Path(name_or_path).expanduser()
     if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
-        if not given.is_file():
+        if not given.exists():
             raise ConfigError(f"{given}: no such {section} config file")
         return given
     folder = Path(config_dir).expanduser()

@@ -11,6 +11,7 @@ import yaml
 
 from data.text_files import EncodingError, decode_text
 from training.common.errors import TOO_DEEP, ConfigError
+from training.common.json_files import check_not_special
 
 
 class _Loader(yaml.SafeLoader):
@@ -104,6 +105,7 @@ def parse_yaml(text: str, source: str, *, lines: bool = True) -> Any:
 
 def load_yaml_mapping(path: Path) -> dict[str, Any]:
     """Read a YAML file whose top level must be a mapping (an empty file is an empty mapping)."""
+    check_not_special(path, "a YAML file")
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
