@@ -929,6 +929,23 @@ def test_predict_refuses_input_or_arguments_that_are_not_utf8_in_one_line(traine
     assert error.startswith("training predict: error: text argument 2:1: not valid UTF-8 (byte 0xfc at offset 1)")
 
 
+def test_predict_writes_texts_a_legacy_stdout_encoding_lacks_escaped(trained_run: Path) -> None:
+    """A cp1252 standard output (Windows' for `> out.txt` before Python 3.15) ended as an internal
+    UnicodeEncodeError; the JSON lines are valid JSON there, astral characters included."""
+    import subprocess
+    import sys
+
+    text = "Tokyo \u6771\u4eac met John \U0001f600"
+    command = [sys.executable, "-m", "training.cli", "predict", str(trained_run), text]
+    environment = {**os.environ, "PYTHONIOENCODING": "cp1252"}
+    completed = subprocess.run([*command, "--json"], capture_output=True, env=environment, timeout=600)
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert json.loads(completed.stdout.decode("cp1252"))["text"] == text
+    completed = subprocess.run(command, capture_output=True, env=environment, timeout=600)
+    assert completed.returncode == 0, completed.stderr.decode()
+    assert b"entities in 1 text(s)" in completed.stdout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("option", "value", "expected"),

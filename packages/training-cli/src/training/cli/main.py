@@ -124,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 2
     ran = vars(args).pop(_RAN)
+    if hasattr(sys.stdout, "reconfigure"):  # a text a file's encoding lacks (cp1252, Windows' `> out.txt`): escaped
+        sys.stdout.reconfigure(errors="backslashreplace")
     if args.verbose:
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     else:

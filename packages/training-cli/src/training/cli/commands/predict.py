@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import codecs
 import os
 import sys
 from dataclasses import asdict
@@ -87,8 +88,9 @@ def run(args: argparse.Namespace) -> int:
     predictor = load_predictor(folder, args.batch_size, quantized=args.quantized, precision=args.precision)
     results = predictor(texts)
     if args.json:
+        escaped = codecs.lookup(sys.stdout.encoding or "utf-8").name != "utf-8"  # JSON's \u escapes, where it lacks one
         for text, entities in zip(texts, results, strict=True):
-            line = json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=False)
+            line = json.dumps({"text": text, "entities": [asdict(entity) for entity in entities]}, ensure_ascii=escaped)
             print(line.translate(_LINE_BREAKS_ESCAPED))
         return 0
     # Numbered from 1: read with --file, the number is the text's line.
