@@ -87,6 +87,8 @@ def test_test_size_must_be_a_fraction(test_size: float) -> None:
 def test_one_document_cannot_be_split() -> None:
     with pytest.raises(DataError, match=r"cannot split 1 document\(s\) into train and test; need at least 2"):
         train_test_split(corpus(1, 0), 0.5)
+    with pytest.raises(DataError, match=r"cannot split 1 document\(s\) into train and validation; need at least 2"):
+        hold_out(Dataset({"train": corpus(1, 0)}), 0.5)  # it named a test split the run never made
 
 
 def test_hold_out_moves_a_seeded_fraction_of_train_to_validation() -> None:

@@ -48,16 +48,18 @@ def train_test_split(
     seed: int = 0,
     stratify: bool = False,
     group_by: GroupBy = "group",
+    held: str = "test",
 ) -> tuple[list[int], list[int]]:
     """Indices of a seeded train/test split; with `stratify`, each stratum is split in proportion. With groups,
-    `test_size` is the share of groups (as `GroupShuffleSplit`), each stratified by its rarest entity type."""
+    `test_size` is the share of groups (as `GroupShuffleSplit`), each stratified by its rarest entity type. `held`
+    names the held-out part in errors."""
     if not 0.0 < test_size < 1.0:
         raise DataError(f"test_size must be between 0 and 1 (exclusive), got {test_size}")
     units = group_units(documents, group_by)
     what = "groups" if len(units) < len(documents) else "documents"
     if len(units) < 2:
         raise DataError(
-            f"cannot split {len(units)} {what[:-1]}(s) into train and test; need at least 2"
+            f"cannot split {len(units)} {what[:-1]}(s) into train and {held}; need at least 2"
             + (" (or set data.group_by: null)" if what == "groups" else "")
         )
     rng = random.Random(seed)
@@ -114,7 +116,9 @@ def hold_out(
     if "validation" in dataset:
         raise DataError("the dataset already has a validation split; hold_out would replace it")
     documents = dataset[source]
-    train_index, held_index = train_test_split(documents, fraction, seed=seed, stratify=stratify, group_by=group_by)
+    train_index, held_index = train_test_split(
+        documents, fraction, seed=seed, stratify=stratify, group_by=group_by, held="validation"
+    )
     splits = dict(dataset)
     splits[source] = tuple(documents[i] for i in train_index)
     splits["validation"] = tuple(documents[i] for i in held_index)
