@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from data.documents import Document
 from data.loaders import Dataset, load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, DataError, InputError
@@ -21,6 +22,7 @@ from training.config import TrainingConfig, build_training_config
 from training.core import create_model_and_tokenizer, train_model
 from training.core.callbacks import Callback, TrainerState
 from training.core.run_folder import RunFolder
+from training.core.run_inputs import run_inputs
 from training.core.run_metrics import Evaluation, RunMetrics
 
 
@@ -414,6 +416,18 @@ def test_validation_is_held_out_when_the_data_has_none(
     held = config_with(tiny_config, **{"data.holdout_fraction": 0.25, "training.num_epochs": 1})
     result = train_model(held, train_only, tmp_path / "run")
     assert result["support"] > 0 and result.metrics.validation_overlap == 0
+
+
+def test_a_validation_split_without_entities_is_warned_of_where_the_metric_scores_entities(
+    tiny_config: TrainingConfig, dataset: Dataset
+) -> None:
+    """Every evaluation scored 0 and the first model was kept as the best, without a word."""
+    plain = tuple(Document.from_words(f"v{i}", ["nothing", "here"], ["O", "O"]) for i in range(3))
+    inputs = run_inputs(tiny_config, Dataset({"train": dataset["train"], "validation": plain}, labels=dataset.labels))
+    (warning,) = inputs.warnings("entity_f1")
+    assert warning.startswith("the validation split holds no entities: entity_f1 is 0 at every evaluation")
+    assert inputs.warnings("loss") == inputs.warnings("token_accuracy") == []
+    assert run_inputs(tiny_config, dataset).warnings("entity_f1") == []
 
 
 def test_dropout_from_the_config_reaches_the_model(tiny_config: TrainingConfig) -> None:

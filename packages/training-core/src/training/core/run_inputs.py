@@ -30,6 +30,16 @@ class RunInputs:
         """The validation documents' fingerprint (texts and spans): what says which documents a model was chosen on."""
         return fingerprint_items(document_items(self.validation))
 
+    def warnings(self, metric: str) -> list[str]:
+        """What makes the validation split a poor judge of the run's models, `metric` choosing the best."""
+        found = [f"{self.overlap} validation documents also occur in train"] if self.overlap else []
+        if metric not in ("loss", "token_accuracy") and not any(doc.entity_types for doc in self.validation):
+            found.append(
+                f"the validation split holds no entities: {metric} is 0 at every evaluation, so the first model is "
+                "kept as the best; validate on documents with entities (or choose training.metric_for_best: loss)"
+            )
+        return found
+
 
 def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
     """What `train_model` trains and validates on; an error for bad arguments, missing splits or unlisted labels."""

@@ -181,8 +181,8 @@ class _Trainer:
                 self.optimization.summary,
                 len(self.inputs.validation),
             )
-            if self.inputs.overlap:
-                logger.warning("%d validation documents also occur in train", self.inputs.overlap)
+            for warning in self.inputs.warnings(self.config.training.metric_for_best):
+                logger.warning(warning)
         for callback in self.callbacks:
             callback.on_train_begin(self.state)
         self.state.should_stop = self.stops.agree(self.state.should_stop)
