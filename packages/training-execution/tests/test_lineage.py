@@ -90,6 +90,7 @@ def test_tags_are_flat_strings_without_secrets(final_run: JobHandle, planted_sec
     assert tags["study.trial_number"] == "7" and tags["hp.training.learning_rate"] == "0.0003"
     assert tags["lineage_format"] == "2" and tags["package.training-core"] == "0.1.0"
     assert "metric.entity_f1" in tags and "azure_job_name" not in tags
+    assert "null" not in tags.values()  # study.trial_run (no MLflow run) was the text 'null'
     planted_secret(final_run.output_dir, json.dumps(tags), final_run.logs(1000))
 
 

@@ -55,14 +55,15 @@ class Lineage(BaseModel):
     created_at: str
 
     def to_tags(self) -> dict[str, str]:
-        """Flat string tags (Azure ML jobs, MLflow runs); mappings under `hp.`, `metric.`, `package.`, `study.`."""
+        """Flat string tags (Azure ML jobs, MLflow runs); mappings under `hp.`, `metric.`, `package.`, `study.`; a value
+        not known (None) is no tag, not the text 'null'."""
         tags: dict[str, str] = {}
         for name, value in self.model_dump(mode="json").items():
             if value in (None, {}, [], ()):
                 continue
             if name in _TAG_PREFIXES:
                 prefix = _TAG_PREFIXES[name]
-                tags.update({f"{prefix}.{key}": _tag_text(item) for key, item in value.items()})
+                tags.update({f"{prefix}.{key}": _tag_text(item) for key, item in value.items() if item is not None})
             else:
                 tags["lineage_format" if name == "format" else name] = _tag_text(value)
         return tags
