@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import subprocess
 import sys
 import textwrap
@@ -130,6 +131,20 @@ def test_a_bad_or_unreachable_tracking_uri_fails_before_the_refit(best_config: B
     tracked = best_config.config.with_values({"tracking.mlflow": bad})
     with pytest.raises(ConfigError, match=r"^tracking.mlflow: cannot use MLflow tracking URI 'sqlite"):
         execute_final_training(best_config.model_copy(update={"config": tracked}), output_dir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_best_config_s_tracking_uri_without_its_password_asks_for_the_full_uri(
+    best_config: BestConfig, tmp_path: Path
+) -> None:
+    # An Azure sweep's best config holds tracking.mlflow as its code snapshot did, password redacted: the refit tried
+    # to log in with "***" and failed on the store's refusal, with no word of --mlflow-uri
+    from training.common.errors import InputError
+
+    redacted = best_config.config.with_values({"tracking.mlflow": "postgresql://ml:***@127.0.0.1:9/mlflow"})
+    expected = "tracking.mlflow 'postgresql://ml:***@127.0.0.1:9/mlflow': the best config holds it without its password"
+    with pytest.raises(InputError, match=rf"^{re.escape(expected)}; pass the full URI as tracking_uri \(--mlflow-uri"):
+        execute_final_training(best_config.model_copy(update={"config": redacted}), output_dir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
