@@ -390,11 +390,12 @@ def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
             {"columns": {"tokens": "words"}},
             "columns: expected data.columns.Columns, got dict {'tokens': 'words'}",
         ),
+        ("train.jsonl", {"columns": {}}, "columns: expected data.columns.Columns, got dict {}"),
     ],
 )
 def test_arguments_of_another_type_are_named(tmp_path: Path, asset: Any, options: dict, message: str) -> None:
     """None raised a TypeError naming no argument; labels='PER' was read as the schema P, E, R; a dict of columns was
-    an AttributeError."""
+    an AttributeError, an empty one the default columns."""
     write(tmp_path / "train.jsonl", jsonl(span_records()))
     given = tmp_path / asset if isinstance(asset, str) else asset
     assert load_error(given, **options) == message

@@ -129,7 +129,7 @@ def load_dataset(
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
-    columns = expect_instance(columns or Columns(), Columns, "columns", "data.columns.Columns", DataError)
+    columns = expect_instance(columns, (Columns, type(None)), "columns", "data.columns.Columns", DataError) or Columns()
     if labels is None and tag_names is not None:  # as a ClassLabel's names, they declare the label set
         labels = declared_types(io_names(tag_names))
     unread: dict[str, str] = {}
