@@ -296,14 +296,16 @@ def test_a_json_file_read_whole_names_each_fault_in_the_error_class_asked(tmp_pa
     assert read_json_file(deep, "record") == json.loads(deep.read_text(encoding="utf-8"))
 
 
-def test_a_named_pipe_read_as_a_json_file_is_refused_not_waited_on(tmp_path: Path) -> None:
-    """`training final PIPE` waited without a word for a writer to the pipe; `/dev/zero` would be read for ever."""
-    pipe = tmp_path / "best_config.json"
-    os.mkfifo(pipe)
-    code = f"from training.common.json_files import read_json_file; read_json_file({str(pipe)!r}, 'best-config file')"
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    refusal = f"{pipe}: is a device, pipe or socket; expected a best-config file"
+def test_a_device_read_as_a_json_file_is_refused_and_a_pipe_is_read() -> None:
+    """`training final /dev/zero` read for ever; a pipe (`hpo best --json | training final /dev/stdin`) is read."""
+    code = "from training.common.json_files import read_json_file; print(read_json_file('{}', 'best-config file'))"
+    done = subprocess.run([sys.executable, "-c", code.format("/dev/zero")], capture_output=True, text=True, timeout=60)
+    refusal = "/dev/zero: is a device or socket; expected a best-config file"
     assert done.stderr.splitlines()[-1] == f"training.common.errors.ConfigError: {refusal}"
+    piped = subprocess.run(
+        [sys.executable, "-c", code.format("/dev/stdin")], input='{"a": 1}', capture_output=True, text=True, timeout=60
+    )
+    assert piped.returncode == 0 and piped.stdout == "{'a': 1}\n", piped.stderr
 
 
 def test_loading_pauses_the_garbage_collector_and_restores_it_even_on_error(tmp_path: Path) -> None:

@@ -26,7 +26,7 @@ def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputErr
 
 
 def check_not_special(path: Path, expected: str, error: type[InputError] = ConfigError) -> None:
-    """Refuse a named pipe, device or socket at `path` as an `error`: reading it whole waits for a writer that may never
-    come (a pipe: the command hung without a word) or never ends (`/dev/zero`)."""
-    if path.exists() and not path.is_file() and not path.is_dir():
-        raise error(f"{path}: is a device, pipe or socket; expected {expected}")
+    """Refuse a device or socket at `path` as an `error`: read whole, it never ends (`/dev/zero`) or waits on a
+    terminal. A pipe is read as `cat` reads it (`hpo best --json | training final /dev/stdin`)."""
+    if path.is_char_device() or path.is_block_device() or path.is_socket():
+        raise error(f"{path}: is a device or socket; expected {expected}")
