@@ -158,9 +158,12 @@ def test_finished_run_is_reused_and_a_different_run_is_refused(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
     first = train_model(tiny_config, dataset, tmp_path / "run")
+    left = tmp_path / "run" / "checkpoint"
+    left.mkdir()  # a kill between the final metrics.json and the checkpoint's removal left it behind for good
+    (left / "optimizer.pt").write_bytes(b"0" * 1000)
     recorder = Recorder()
     again = train_model(tiny_config, dataset, tmp_path / "run", callbacks=[recorder])
-    assert again.metrics.history == first.metrics.history and recorder.steps == []
+    assert again.metrics.history == first.metrics.history and recorder.steps == [] and not left.exists()
     changed = config_with(tiny_config, **{"training.learning_rate": 1e-3})
     with pytest.raises(InputError, match="holds a run of another config or dataset"):
         train_model(changed, dataset, tmp_path / "run")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,4 +72,8 @@ def previous_run(
             f"{run.root}: holds a finished run whose model folder {run.model} is gone; start it over (resume=False; "
             "training train --restart, final --force)"
         )
-    return TrainResult(run.root, record) if record.completed else None
+    if not record.completed:
+        return None
+    # A kill between the final record and the checkpoint's removal left it (a MiniLM one is ~260 MB): no run needs it.
+    shutil.rmtree(run.checkpoint, ignore_errors=True)
+    return TrainResult(run.root, record)
