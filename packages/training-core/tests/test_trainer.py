@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import re
 import shutil
@@ -13,6 +14,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 
 from data.documents import Document
 from data.loaders import Dataset, load_dataset
@@ -96,6 +98,22 @@ def test_same_seed_gives_the_same_metrics(tiny_config: TrainingConfig, dataset: 
     assert (tmp_path / "a" / weights).read_bytes() == (tmp_path / "b" / weights).read_bytes()
     other = train_model(config_with(tiny_config, **{"training.seed": 1}), dataset, tmp_path / "c")
     assert other.metrics.history != first.metrics.history
+
+
+def test_runs_leave_the_callers_random_numbers_and_logging_as_they_were(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """A notebook's next cell drew from the generator the run had seeded, and the run left its logger at INFO."""
+    logger = logging.getLogger("training.core")
+    level, handlers = logger.level, list(logger.handlers)
+    torch.manual_seed(1234)
+    expected = torch.rand(3)
+    torch.manual_seed(1234)
+    for run in ("a", "b"):
+        train_model(tiny_config, dataset, tmp_path / run)
+    assert torch.equal(torch.rand(3), expected)
+    assert logger.level == level and logger.handlers == handlers
+    assert (tmp_path / "b" / "train.log").read_text().count("done: best") == 1
 
 
 def test_resume_after_a_crash_equals_an_uninterrupted_run(

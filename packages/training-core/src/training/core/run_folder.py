@@ -210,15 +210,23 @@ class RunFolder:
                     removed.append(leftover)
         return removed
 
-    def attach_log(self, logger: logging.Logger) -> logging.Handler:
-        """Append `logger`'s INFO and higher records to `train.log`; the caller removes the handler when done. An
-        `InputError`, before the run writes anything, where no file can be written in the folder (read-only: an
-        interrupted run there cannot go on; a finished one is reused without writing, so without this check)."""
+    @contextlib.contextmanager
+    def logging_to(self, logger: logging.Logger) -> Iterator[None]:
+        """Append `logger`'s INFO and higher records to `train.log` for the span; the logger's level is put back after
+        it (a notebook's later runs and logging settings see the logger as they left it). An `InputError`, before the
+        run writes anything, where no file can be written in the folder (read-only: an interrupted run there cannot
+        go on; a finished one is reused without writing, so without this check)."""
         check_writable(self.root, _EXPECTED)
         self.root.mkdir(parents=True, exist_ok=True)
-        if logger.level == logging.NOTSET:
+        level = logger.level
+        if level == logging.NOTSET:
             logger.setLevel(logging.INFO)
         handler = logging.FileHandler(self.log, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         logger.addHandler(handler)
-        return handler
+        try:
+            yield
+        finally:
+            logger.removeHandler(handler)
+            handler.close()
+            logger.setLevel(level)

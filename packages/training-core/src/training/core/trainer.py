@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import os
@@ -72,8 +73,9 @@ def train_model(
         previous = previous_run(run, config, dataset, resume, ctx.world_size)
         if previous is not None:
             return previous
-        handler = run.attach_log(logger) if ctx.is_main else None
-        try:
+        logs = run.logging_to(logger) if ctx.is_main else contextlib.nullcontext()
+        # The run seeds torch's generators; the caller's draws go on as if it had not (a notebook's next cell).
+        with logs, torch.random.fork_rng(devices=range(torch.cuda.device_count())):
             return _Trainer(
                 config=config,
                 dataset=dataset,
@@ -87,10 +89,6 @@ def train_model(
                 backbone_folder=backbone_folder,
                 known_check=precision_check,
             ).fit()
-        finally:
-            if handler is not None:
-                logger.removeHandler(handler)
-                handler.close()
 
 
 @dataclass(eq=False, repr=False, kw_only=True)
