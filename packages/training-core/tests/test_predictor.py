@@ -198,6 +198,14 @@ def test_one_string_instead_of_a_list_is_an_input_error(model_dir):
         predict(model_dir, b"John")  # "texts[0]: expected a string, got int 74"
 
 
+def test_a_model_folder_given_to_the_constructor_is_an_input_error_naming_from_folder(model_dir):
+    """`Predictor("runs/x/model", tokenizer)` failed on `'str' object has no attribute 'to'`."""
+    refused = r"^model: expected a PreTrainedModel \(a saved folder: Predictor.from_folder\), got (PosixPath|str) "
+    for folder in (model_dir, str(model_dir)):
+        with pytest.raises(InputError, match=refused):
+            Predictor(folder, None)
+
+
 @pytest.mark.parametrize("batch_size", [0, -1])
 def test_a_batch_size_below_one_is_an_input_error(model_dir, batch_size):
     with pytest.raises(InputError, match=rf"^batch_size: expected a whole number of at least 1, got {batch_size}$"):

@@ -656,6 +656,7 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
         ({"config": {"backbone": "tiny-bert"}}, r"^config: expected a TrainingConfig \(build_training_config"),
         ({"output_dir": None}, r"^output_dir: expected the path of a run folder, got NoneType None$"),
         ({"callbacks": Callback()}, r"^callbacks: expected a list of Callback objects, got Callback$"),
+        ({"callbacks": [print]}, r"^callbacks\[0\]: expected a Callback .*, got builtin_function_or_method <built-in"),
     ],
 )
 def test_arguments_of_another_type_are_input_errors_naming_them(

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+from training.common.errors import expect_instance
 from training.core.model import load_model, model_tag_names
 from training.core.pipeline import Entity, Windowing, predict_documents
 from training.core.precision import AUTOCAST_DTYPES, inference_precision, resolve_device
@@ -33,6 +34,7 @@ class Predictor:
         device: str | torch.device | None = None,
         precision: str = "fp32",
     ) -> None:
+        expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel (a saved folder: Predictor.from_folder)")
         self.device = resolve_device(device)
         self.precision = inference_precision(precision, self.device)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]

@@ -66,6 +66,8 @@ def train_model(
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
+    for index, callback in enumerate(callbacks := list(callbacks)):  # a function failed at the first hook it lacked
+        expect_instance(callback, Callback, f"callbacks[{index}]", "a Callback (subclass training.core.Callback)")
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     inputs, run = run_inputs(config, dataset), RunFolder(Path(output_dir))
     run.check_path()
