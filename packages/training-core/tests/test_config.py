@@ -696,6 +696,10 @@ def test_arguments_and_config_folder_of_a_wrong_type(folder: Path) -> None:
         "arguments: expected a mapping or argparse.Namespace, got list ['training.seed=1']"
     )
     assert config_error(None, None) == "config_dir: expected the path of a config folder, got NoneType"
+    with pytest.raises(ConfigError, match=r"^path: expected an hpo YAML path, got NoneType None$"):
+        load_hpo_config(None)  # a TypeError from inside pathlib
+    with pytest.raises(ConfigError, match=r"^path: expected an execution YAML path, got dict \{\}$"):
+        load_execution_config({})
 
 
 def test_missing_train_file(folder: Path) -> None:

@@ -506,6 +506,17 @@ def test_a_study_begun_with_a_one_value_choice_goes_on_with_that_value_fixed(
         run_local_hpo_sweep(search_space=again, hpo_config=again, **run | {"study_dir": tmp_path / "new"})
 
 
+def test_a_study_or_config_folder_of_another_type_is_an_input_error_naming_it(config_dir: Path, tmp_path: Path) -> None:
+    """A None or a number where a folder's path goes failed as a TypeError from inside pathlib."""
+    with pytest.raises(InputError, match=r"^study_dir: expected a study folder's path, got NoneType None$"):
+        run_local_hpo_sweep("tiny-bert", settings("x"), config_dir=config_dir, study_dir=None)
+    with pytest.raises(InputError, match=r"needs config= \(a TrainingConfig\) or config_dir=, got 5$"):
+        run_local_hpo_sweep("tiny-bert", settings("x"), config_dir=5, study_dir=tmp_path / "study")
+    with pytest.raises(InputError, match=r"^study_dir: expected a study folder's path, got int 5$"):
+        resume_hpo_sweep(5)
+    assert not (tmp_path / "study").exists()
+
+
 def test_settings_are_checked_before_anything_runs(config_dir: Path, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="direction: loss must be minimized, got 'maximize'"):
         run_local_hpo_sweep("tiny-bert", settings("x", metric="loss"), config_dir=config_dir, study_dir=tmp_path)

@@ -12,7 +12,7 @@ from typing import Any
 
 from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES
 from data.hf_datasets import HUB_PREFIX
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, expect_instance
 from training.common.store_urls import absolute_tracking_uri
 from training.config.execution import ExecutionConfig, is_local
 from training.config.hpo_schema import HPOConfig
@@ -193,7 +193,7 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
 
 def load_hpo_config(path: str | Path) -> HPOConfig:
     """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
-    file = Path(path).expanduser()
+    file = Path(expect_instance(path, (str, os.PathLike), "path", "an hpo YAML path", ConfigError)).expanduser()
     return validate(HPOConfig, {"name": file.stem, **load_yaml_mapping(file)}, str(file))
 
 
@@ -201,7 +201,7 @@ def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`. A relative local `azure.data_asset` is read from the config folder
     holding `execution/` (a file elsewhere: from its own folder) and made absolute: read from the working directory, a
     job started elsewhere uploaded other data or none. A local asset must exist, or the upload fails late."""
-    file = Path(path).expanduser()
+    file = Path(expect_instance(path, (str, os.PathLike), "path", "an execution YAML path", ConfigError)).expanduser()
     execution = validate(ExecutionConfig, load_yaml_mapping(file), str(file))
     azure = execution.azure
     asset = azure.data_asset if azure is not None else None

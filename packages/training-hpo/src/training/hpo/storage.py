@@ -26,7 +26,7 @@ from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
 
-from training.common.errors import TOO_DEEP, ConfigError, InputError, TrainingError
+from training.common.errors import TOO_DEEP, ConfigError, InputError, TrainingError, expect_instance
 from training.common.file_lock import file_lock
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, sqlite_url
@@ -169,7 +169,7 @@ def study_location(
 ) -> tuple[str, str]:
     """The storage location and study name of an existing study: from its folder's manifest, or as given."""
     if study_dir is not None:
-        folder = StudyFolder(Path(study_dir))
+        folder = StudyFolder(Path(expect_instance(study_dir, (str, os.PathLike), "study_dir", "a study folder's path")))
         manifest = folder.read_manifest()
         location = storage_location(storage, folder) if storage else _own_default(manifest, folder)
         return location, study_name or manifest.study_name

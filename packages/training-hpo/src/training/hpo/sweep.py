@@ -18,7 +18,7 @@ import optuna
 
 from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
-from training.common.errors import ConfigError, DataError, InputError, TrainingError
+from training.common.errors import ConfigError, DataError, InputError, TrainingError, expect_instance
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
@@ -100,10 +100,10 @@ def run_local_hpo_sweep(
         Dataset.check(dataset)
     if isinstance(gpus, str):  # gpus="0,1" would be read letter by letter
         gpus = parse_gpus(gpus, "gpus")
-    hpo, space = _settings(search_space, hpo_config, Path(study_dir), overrides)
+    folder = StudyFolder(Path(expect_instance(study_dir, (str, os.PathLike), "study_dir", "a study folder's path")))
+    hpo, space = _settings(search_space, hpo_config, folder.root, overrides)
     base = _base_config(backbone, config, config_dir, hpo.metric)
     space.check(base)
-    folder = StudyFolder(Path(study_dir))
     location = storage_location(hpo.storage, folder)
     check_own_study(folder, hpo.name, location)  # before its storage is opened to find where it logs
     stored = _stored(folder, location, hpo.name)  # the study this sweep continues, as its resume would
@@ -303,8 +303,8 @@ def _base_config(
 ) -> TrainingConfig:
     """The config every trial starts from: `backbone` applied, checkpoints chosen by the sweep's metric."""
     if config is None:
-        if config_dir is None:
-            raise InputError("run_local_hpo_sweep needs config= (a TrainingConfig) or config_dir=")
+        if not isinstance(config_dir, (str, os.PathLike)):  # an int failed as a TypeError in Path()
+            raise InputError(f"run_local_hpo_sweep needs config= (a TrainingConfig) or config_dir=, got {config_dir!r}")
         named = backbone is not None and (Path(config_dir).expanduser() / "model" / f"{backbone}.yaml").is_file()
         config = build_training_config({"backbone": backbone} if named else None, config_dir)
         if named:
