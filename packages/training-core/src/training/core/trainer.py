@@ -76,8 +76,8 @@ def train_model(
         if previous is not None:
             return previous
         logs = run.logging_to(logger) if ctx.is_main else contextlib.nullcontext()
-        # The run seeds torch's generators; the caller's draws go on as if it had not (a notebook's next cell).
-        with logs, torch.random.fork_rng(devices=range(torch.cuda.device_count())):
+        # A caller's torch draws go on as if the run had not seeded; its GPU alone (all would start CUDA in a CPU run)
+        with logs, torch.random.fork_rng(devices=[ctx.device] if ctx.device.type == "cuda" else []):
             return _Trainer(
                 config=config,
                 dataset=dataset,
