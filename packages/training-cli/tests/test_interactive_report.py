@@ -100,7 +100,7 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_an_input_error(trained
     assert file.read_text() == "kept"
 
 
-def test_a_run_without_history_gets_no_empty_curves(trained_run: Path, tmp_path: Path) -> None:
+def test_a_run_without_history_gets_no_empty_curves_and_the_page_says_why(trained_run: Path, tmp_path: Path) -> None:
     import warnings
 
     from training.cli.report import write_run_report
@@ -116,3 +116,21 @@ def test_a_run_without_history_gets_no_empty_curves(trained_run: Path, tmp_path:
         write_run_report(run, tmp_path / "report")
     assert not (tmp_path / "report" / "learning_curves.png").exists()
     assert (tmp_path / "report" / "entity_f1.png").is_file()
+    page = (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
+    assert "<h2>Learning curves</h2><p><em>Skipped: no evaluation yet</em>" in page  # as on the interactive page
+    assert '<img src="entity_f1.png"' in page
+
+
+def test_an_interrupted_run_s_page_names_each_plot_it_leaves_out(tmp_path: Path) -> None:
+    """A run stopped before its first evaluation: index.html says what is missing and why, not 'best epoch None'."""
+    pytest.importorskip("matplotlib")
+    from training.cli.report import write_run_report
+    from training.core.run_metrics import RunMetrics
+
+    run = tmp_path / "run"
+    run.mkdir()
+    RunFolder(run).write_metrics(RunMetrics(status="running", config_fingerprint="c", dataset_fingerprint="d"))
+    page = write_run_report(run, tmp_path / "report").read_text(encoding="utf-8")
+    assert "Status running, no best checkpoint yet." in page and "None" not in page
+    assert page.count("<em>Skipped: ") == 3
+    assert sorted(path.name for path in (tmp_path / "report").iterdir()) == ["index.html", "interactive.html"]

@@ -53,26 +53,30 @@ def write_run_report(
         result = evaluate_model(model_dir, None, dataset[split])
         confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
     out_dir.mkdir(parents=True, exist_ok=True)
-    plots = {"learning_curves": _learning_curves(record.history, metric)} if record.history else {}
     per_entity = record.best.per_entity if record.best else {}
-    if per_entity:
-        plots["entity_f1"] = _entity_f1(per_entity, metric)
-    if confusion:
-        plots["entity_confusion"] = _confusion(confusion)
-    for name, figure in plots.items():
-        figure.tight_layout()
-        save_png(figure, out_dir / f"{name}.png")
+    figures = run_figures(record.history, per_entity, confusion, metric)
+    drawings = {
+        "learning_curves": lambda: _learning_curves(record.history, metric),
+        "entity_f1": lambda: _entity_f1(per_entity, metric),
+        "entity_confusion": lambda: _confusion(confusion or {}),
+    }
+    sections = []  # the interactive page's headings and notes: a plot left out is named, with why
+    for (heading, figure, note), (name, draw) in zip(figures, drawings.items(), strict=True):
+        if figure is not None:
+            drawn = draw()
+            drawn.tight_layout()
+            save_png(drawn, out_dir / f"{name}.png")
+        sections.append((heading, None if figure is None else f"{name}.png", note))
     scalars = record.best.scalars() if record.best else {}
     scores = [(key, value) for key, value in scalars.items() if isinstance(value, float)]  # not the counts
     page = out_dir / "index.html"
-    intro = f"Best epoch {record.best_epoch}, status {record.status}."
+    best_epoch = "no best checkpoint yet" if record.best_epoch is None else f"best epoch {record.best_epoch}"
+    intro = f"Status {record.status}, {best_epoch}."
     table = "\n".join(f"{key:<24} {value:.4f}" for key, value in scores)
-    sections = [(name.replace("_", " "), f"{name}.png", "") for name in plots]
     links = [("Interactive version (opens offline)", "interactive.html")]
     atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, table, links))
     best = "; ".join(f"{key} {value:.4f}" for key, value in scores)
     intro = f"checkpoints chosen by {metric}; best: {best or 'none yet'}"
-    figures = run_figures(record.history, per_entity, confusion, metric)
     atomic_write_text(out_dir / "interactive.html", report_page(f"Run {run_dir.name}", intro, figures))
     return page
 
