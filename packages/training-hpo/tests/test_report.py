@@ -261,3 +261,31 @@ def test_the_fold_spread_of_hundreds_of_trials_stays_a_page_wide() -> None:
     assert note is None and width <= 1400
     assert 0 < len(axes.get_xticks()) <= 20 and axes.get_xlabel() == "trial (number)"
     plt.close("all")
+
+
+def test_a_conditional_number_is_inactive_below_its_axis_not_a_value_it_may_take() -> None:
+    """plotly.js draws a NaN of parallel coordinates at 0: a trial without momentum showed momentum 0."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.trial import create_trial
+
+    from training.hpo.interactive_report import study_figures
+
+    distributions = {
+        "opt": CategoricalDistribution(["adam", "sgd"]),
+        "momentum": FloatDistribution(0.0, 0.99),
+        "decay": FloatDistribution(1e-5, 1e-1, log=True),
+    }
+    study = optuna.create_study(direction="maximize")
+    for value, params in [
+        (0.5, {"opt": "adam"}),
+        (0.6, {"opt": "sgd", "momentum": 0.5, "decay": 1e-3}),
+        (0.7, {"opt": "sgd", "momentum": 0.9, "decay": 1e-2}),
+    ]:
+        study.add_trial(create_trial(value=value, params=params, distributions={k: distributions[k] for k in params}))
+    _, _, (_, parallel, _), _ = study_figures(study, "entity_f1")  # history, importances, parallel, folds
+    dimensions = {dimension.label: dimension for dimension in parallel.data[0].dimensions}
+    for label, drawn in [("momentum", [0.5, 0.9]), ("log10 decay", [-3.0, -2.0])]:
+        inactive, *values = dimensions[label]["values"]
+        assert values == pytest.approx(drawn) and inactive < min(drawn)
+        assert dimensions[label]["ticktext"][0] == "inactive" and dimensions[label]["tickvals"][0] == inactive
+    assert list(dimensions["opt"]["ticktext"]) == ["adam", "sgd"]  # a choice every trial drew: no "inactive"

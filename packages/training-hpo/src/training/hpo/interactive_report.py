@@ -107,8 +107,7 @@ def _importances(study: optuna.Study, metric: str) -> Any:
 def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
     import plotly.graph_objects as go
 
-    # A conditional parameter is only in the trials that drew it: the others show it as "inactive" (categorical)
-    # or leave a gap (NaN).
+    # A conditional parameter is only in the trials that drew it: the others show it as "inactive".
     names = sorted({name for trial in complete for name in trial.params})
     values = [float(trial.value) if trial.value is not None else math.nan for trial in complete]
     dimensions = []
@@ -128,15 +127,31 @@ def _parallel(complete: list[FrozenTrial], metric: str) -> Any:
                 }
             )
         elif getattr(distribution, "log", False):  # a log-scale range reads best in decades
-            logs = [math.nan if value is None else math.log10(value) for value in column]
-            dimensions.append({"label": f"log10 {name}", "values": logs})
+            dimensions.append(_numbers(f"log10 {name}", [None if v is None else math.log10(v) for v in column]))
         else:
-            dimensions.append({"label": name, "values": [math.nan if value is None else value for value in column]})
+            dimensions.append(_numbers(name, column))
     dimensions.append({"label": metric_axis(metric), "values": values})
     line = {"color": values, "colorscale": "Viridis", "showscale": True}
     figure = go.Figure(go.Parcoords(line=line, dimensions=dimensions))
     figure.update_layout(title={"text": figure_labels(metric)[_HEADINGS[2]][0]})
     return figure
+
+
+def _numbers(label: str, column: list[float | None]) -> dict[str, Any]:
+    """A number axis; the trials without the parameter on an "inactive" tick below its values: plotly.js draws a NaN
+    (or None) of parallel coordinates at 0 (plotly.js#4341), a value the parameter may well take."""
+    if None not in column:
+        return {"label": label, "values": column}
+    drawn = [value for value in column if value is not None]
+    low, span = min(drawn), (max(drawn) - min(drawn)) or 1.0
+    ticks = [low + span * step / 4 for step in range(5)]
+    inactive = low - span / 5
+    return {
+        "label": label,
+        "values": [inactive if value is None else value for value in column],
+        "tickvals": [inactive, *ticks],
+        "ticktext": ["inactive", *(f"{tick:.3g}" for tick in ticks)],
+    }
 
 
 def _fold_spread(complete: list[FrozenTrial], metric: str) -> Any:
