@@ -135,6 +135,12 @@ def test_a_folder_without_lineage_or_with_a_foreign_record_is_an_input_error(tmp
     (tmp_path / "config.json").write_text('{"model_type": "bert"}')  # a model's config, named by mistake
     with pytest.raises(InputError, match=r"config.json: not a lineage record \(no format\); expected a run folder"):
         Lineage.load(tmp_path / "config.json")
+    # A run's other records carry a format a lineage had: read as one, each drew an error for every lineage key.
+    for name, number in [("metrics.json", 1), ("job.json", 2), ("best_config.json", 2)]:
+        (tmp_path / name).write_text(json.dumps({"format": number, "status": "completed", "history": []}))
+        expected = rf"^{re.escape(str(tmp_path / name))}: not a lineage record \(no run_id\); expected a run folder"
+        with pytest.raises(InputError, match=expected):
+            Lineage.load(tmp_path / name)
     expected = r"^job_or_model_dir: expected a JobHandle or the path of a run or model folder, got NoneType None$"
     with pytest.raises(InputError, match=expected):  # a TypeError from inside pathlib
         extract_lineage_from_best_model(None)  # type: ignore[arg-type]

@@ -109,15 +109,20 @@ class Lineage(BaseModel):
                 "of training train or final, trained by this version or later"
             )
         data = read_json_file(file, "lineage record")
-        if isinstance(data, dict) and data.get("format") == 1:  # study fields flat, the sweep's data renamed
-            data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}
-        if isinstance(data, dict) and "format" not in data:  # another JSON file (`model/config.json`)
-            raise InputError(
-                f"{file}: not a lineage record (no format); expected a run folder, its model folder or its "
-                f"{LINEAGE_FILE}"
-            )
-        if isinstance(data, dict) and data.get("format") != LINEAGE_FORMAT:
-            raise InputError(f"{file}: format: expected lineage format {LINEAGE_FORMAT}, got {data.get('format')!r}")
+        if isinstance(data, dict):
+            # Another JSON file: `model/config.json` has no format; metrics.json, job.json and best_config.json have a
+            # lineage's (1 or 2) but no run_id, which every lineage has (read as one, each drew an error per key).
+            known = data.get("format") in (1, LINEAGE_FORMAT)
+            absent = "format" if "format" not in data else "run_id" if known and "run_id" not in data else None
+            if absent:
+                raise InputError(
+                    f"{file}: not a lineage record (no {absent}); expected a run folder, its model folder or its "
+                    f"{LINEAGE_FILE}"
+                )
+            if data["format"] == 1:  # study fields flat, the sweep's data renamed
+                data = nest_study(data, "study_dataset_fingerprint") | {"format": LINEAGE_FORMAT}
+            if data["format"] != LINEAGE_FORMAT:
+                raise InputError(f"{file}: format: expected lineage format {LINEAGE_FORMAT}, got {data['format']!r}")
         return validate(cls, data, str(file))._found_in(file.parent)
 
     def _found_in(self, run_dir: Path) -> Lineage:
