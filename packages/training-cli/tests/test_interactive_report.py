@@ -131,6 +131,7 @@ def test_an_interrupted_run_s_page_names_each_plot_it_leaves_out(tmp_path: Path)
     run.mkdir()
     RunFolder(run).write_metrics(RunMetrics(status="running", config_fingerprint="c", dataset_fingerprint="d"))
     page = write_run_report(run, tmp_path / "report").read_text(encoding="utf-8")
-    assert "Status running, no best checkpoint yet." in page and "None" not in page
+    assert "Run unfinished (metrics.json: running; training still, or stopped), no best checkpoint yet." in page
+    assert "None" not in page
     assert page.count("<em>Skipped: ") == 3
     assert sorted(path.name for path in (tmp_path / "report").iterdir()) == ["index.html", "interactive.html"]

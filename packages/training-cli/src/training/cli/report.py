@@ -71,7 +71,8 @@ def write_run_report(
     scores = [(key, value) for key, value in scalars.items() if isinstance(value, float)]  # not the counts
     page = out_dir / "index.html"
     best_epoch = "no best checkpoint yet" if record.best_epoch is None else f"best epoch {record.best_epoch}"
-    intro = f"Status {record.status}, {best_epoch}."
+    status = "completed" if record.completed else "unfinished (metrics.json: running; training still, or stopped)"
+    intro = f"Run {status}, {best_epoch}."
     table = "\n".join(f"{key:<24} {value:.4f}" for key, value in scores)
     links = [("Interactive version (opens offline)", "interactive.html")]
     atomic_write_text(page, report_page(f"Run {run_dir.name}", intro, sections, table, links))
