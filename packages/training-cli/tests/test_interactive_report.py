@@ -36,7 +36,7 @@ def test_the_figures_carry_the_run_s_numbers_titles_and_units(trained_run: Path)
     assert record is not None and record.best is not None
     history, best = record.history, record.best
     confusion = {"PERSON": Counter({"PERSON": 3, "O": 1}), "O": Counter({"O": 20})}
-    (_, curves, _), (_, entities, _), (_, matrix, _) = run_figures(history, best.per_entity, confusion, "macro_f1")
+    (_, curves, _), (_, entities, _), (_, matrix, _) = run_figures(history, best.per_entity, confusion, "macro_f1", "")
 
     assert curves.layout.title.text == "Learning curves (checkpoints chosen by macro_f1)"
     assert curves.layout.xaxis.title.text == "optimizer step (count)"
@@ -62,13 +62,13 @@ def test_the_figures_carry_the_run_s_numbers_titles_and_units(trained_run: Path)
 
 
 def test_missing_parts_are_skipped_with_a_note() -> None:
-    sections = run_figures([], {}, None, "entity_f1")
+    sections = run_figures([], {}, None, "entity_f1", "needs the run's data (pass --data-path)")
     assert [(heading, figure) for heading, figure, _ in sections] == [
         ("Learning curves", None),
         ("F1 per entity type", None),
         ("Confusion of entity types", None),
     ]
-    assert sections[2][2] == "needs the run's model and data (pass --data-path)"
+    assert sections[2][2] == "needs the run's data (pass --data-path)"
 
 
 def test_the_png_curves_name_the_metric_and_leave_an_unrecorded_loss_as_a_gap(trained_run: Path) -> None:
@@ -125,13 +125,18 @@ def test_an_interrupted_run_s_page_names_each_plot_it_leaves_out(tmp_path: Path)
     """A run stopped before its first evaluation: index.html says what is missing and why, not 'best epoch None'."""
     pytest.importorskip("matplotlib")
     from training.cli.report import write_run_report
+    from training.common.errors import InputError
     from training.core.run_metrics import RunMetrics
 
     run = tmp_path / "run"
     run.mkdir()
     RunFolder(run).write_metrics(RunMetrics(status="running", config_fingerprint="c", dataset_fingerprint="d"))
+    no_model = rf"^{re.escape(str(run))}: no model folder \(model/\) to compute the entity-type confusion on data"
+    with pytest.raises(InputError, match=no_model):  # the data it was told to use was left unread, and said so
+        write_run_report(run, tmp_path / "report", "data")
+    assert not (tmp_path / "report").exists()
     page = write_run_report(run, tmp_path / "report").read_text(encoding="utf-8")
     assert "Run unfinished (metrics.json: running; training still, or stopped), no best checkpoint yet." in page
     assert "None" not in page
-    assert page.count("<em>Skipped: ") == 3
+    assert page.count("<em>Skipped: ") == 3 and "Skipped: the run has no model/ folder" in page  # not: pass data
     assert sorted(path.name for path in (tmp_path / "report").iterdir()) == ["index.html", "interactive.html"]

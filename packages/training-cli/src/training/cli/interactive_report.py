@@ -21,8 +21,10 @@ def run_figures(
     per_entity: Mapping[str, EntityScores],
     confusion: Mapping[str, Counter[str]] | None,
     metric: str,
+    no_confusion: str,
 ) -> list[Section]:
-    """(heading, figure or None, why it is missing) for each plot of a run."""
+    """(heading, figure or None, why it is missing) for each plot of a run; `no_confusion` says why a confusion is
+    None."""
     return [
         ("Learning curves", _learning_curves(history, metric), "")
         if history
@@ -32,7 +34,7 @@ def run_figures(
         else ("F1 per entity type", None, "no per-entity scores in the run's best metrics"),
         ("Confusion of entity types", _confusion(confusion), "")
         if confusion
-        else ("Confusion of entity types", None, "needs the run's model and data (pass --data-path)"),
+        else ("Confusion of entity types", None, no_confusion),
     ]
 
 

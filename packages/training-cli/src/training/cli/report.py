@@ -40,6 +40,12 @@ def write_run_report(
     matplotlib.use("Agg")
     check_report_folder(out_dir)
     model_dir = run_dir / "model"
+    if data_path is not None and not model_dir.is_dir():  # told to use data it cannot: not left unread in silence
+        raise InputError(
+            f"{run_dir}: no model folder (model/) to compute the entity-type confusion on {data_path} with; leave the "
+            "data out for a report of the run's metrics"
+        )
+    no_confusion = "needs the run's data (pass --data-path)" if model_dir.is_dir() else "the run has no model/ folder"
     config = RunFolder.of_model(model_dir).read_config()
     metric = config.training.metric_for_best if config is not None else "entity_f1"  # what chose the checkpoints
     if data_path is None and config is not None and config.data.path and Path(config.data.path).exists():
@@ -54,7 +60,7 @@ def write_run_report(
         confusion = _entity_confusion([doc.tags for doc in dataset[split]], result.predictions)
     out_dir.mkdir(parents=True, exist_ok=True)
     per_entity = record.best.per_entity if record.best else {}
-    figures = run_figures(record.history, per_entity, confusion, metric)
+    figures = run_figures(record.history, per_entity, confusion, metric, no_confusion)
     drawings = {
         "learning_curves": lambda: _learning_curves(record.history, metric),
         "entity_f1": lambda: _entity_f1(per_entity, metric),
