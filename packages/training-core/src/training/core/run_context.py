@@ -4,6 +4,7 @@ torchrun's environment by `create_run_context` (public in `training.execution`),
 
 from __future__ import annotations
 
+import atexit
 import os
 import random
 from collections.abc import Mapping
@@ -176,7 +177,16 @@ def create_run_context(
     if owns:
         timeout = timedelta(seconds=settings.timeout_s)
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, timeout=timeout)
+        atexit.unregister(_end_process_group)  # once, however many groups this process starts and ends
+        atexit.register(_end_process_group)
     return RunContext(rank, world_size, local_rank, device, backend, owns)
+
+
+def _end_process_group() -> None:
+    """End a group still open as the process exits (`train_model` called without a context keeps its group for the
+    next call): torn down later, in the interpreter's finalization, gloo's threads aborted a rank one time in three."""
+    if dist.is_initialized():
+        dist.destroy_process_group()
 
 
 def process_slots() -> tuple[int, str]:
