@@ -11,7 +11,7 @@ from typing import Any
 from data.loaders import Dataset
 from training.common.errors import InputError
 from training.config.schema import TrainingConfig
-from training.core.run_folder import RunFolder
+from training.core.run_folder import START_OVER, RunFolder
 from training.core.run_metrics import RunMetrics
 
 
@@ -51,7 +51,7 @@ def previous_run(
     if record is None and run.checkpoint.is_dir():  # resumed, it would go on with another run's weights and schedule
         raise InputError(
             f"{run.root}: holds a checkpoint but no metrics.json, which names the config and dataset it trained; "
-            "start it over (resume=False; training train --restart, final --force)"
+            f"start it over ({START_OVER})"
         )
     if record is None:
         return None
@@ -59,18 +59,17 @@ def previous_run(
         config_fp, data_fp = record.config_fingerprint[:12], record.dataset_fingerprint[:12]
         raise InputError(
             f"{run.root}: holds a run of another config or dataset (config {config_fp}, data {data_fp}); "
-            "choose another output folder, or start it over (resume=False; training train --restart, final --force)"
+            f"choose another output folder, or start it over ({START_OVER})"
         )
     if record.completed and record.world_size != world_size:
         raise InputError(
             f"{run.root}: holds a finished run on {record.world_size} process(es), not {world_size}; its batches and "
             f"schedule depend on the count: run it with {record.world_size}, choose another output folder, or start "
-            "it over (resume=False; training train --restart, final --force)"
+            f"it over ({START_OVER})"
         )
     if record.completed and record.best is not None and not (run.model / "config.json").is_file():  # reused: none
         raise InputError(
-            f"{run.root}: holds a finished run whose model folder {run.model} is gone; start it over (resume=False; "
-            "training train --restart, final --force)"
+            f"{run.root}: holds a finished run whose model folder {run.model} is gone; start it over ({START_OVER})"
         )
     if not record.completed:
         return None

@@ -31,6 +31,8 @@ _threads = threading.local()
 # training.hpo and cannot ask it whether a folder is a study folder, so it knows the file by name.
 STUDY_MANIFEST = "study.json"
 _EXPECTED = "a run folder (an existing one or a new path)"
+# How to train a run folder anew, from Python and from the command line, in the errors that advise it
+START_OVER = "resume=False; training train --restart, final --force"
 
 
 def _held_here() -> set[Path]:
@@ -176,8 +178,7 @@ class RunFolder:
         starting over a run whose record is damaged."""
         if not self.metrics.is_file():
             return None
-        restart = " (start it over: resume=False; training train --restart, final --force)"
-        what = "run metrics file" + (restart if training else "")
+        what = "run metrics file" + (f" (start it over: {START_OVER})" if training else "")
         return read_record(RunMetrics, self.metrics, what)
 
     def recorded_precision(self) -> Precision | None:
