@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from training.common.errors import ConfigError
+from training.common.errors import ConfigError, InputError
 
 REDACTED = "***"
 # The password runs to the first `@`, as SQLAlchemy reads it (`/`, `?`, `#` or a space in it taken as written), unless
@@ -31,3 +31,10 @@ def refuse_credentials(url: str, what: str) -> None:
             f"{what} {redact_url(url)!r}: carries a credential (a SAS token or a password), which the job's files "
             "would hold; register the data as a datastore or data asset and give its azureml: name or URI"
         )
+
+
+def refuse_redacted(url: str | None, what: str, lost: str, argument: str) -> None:
+    """An `InputError` where `url`, read back from a record, had its password redacted (`lost` says where): it must
+    be given again as `argument`."""
+    if url is not None and REDACTED in url:
+        raise InputError(f"{what} {url!r}: {lost}; pass the full URI as {argument} (--mlflow-uri URI)")

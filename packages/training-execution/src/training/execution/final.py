@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, InputError, expect_instance
+from training.common.errors import ConfigError, expect_instance
 from training.common.optional import require
-from training.common.redact import REDACTED, redact_url, refuse_credentials
+from training.common.redact import redact_url, refuse_credentials, refuse_redacted
 from training.config.best import BestConfig
 from training.config.builder import load_execution_config
 from training.config.execution import ExecutionConfig, is_local
@@ -78,11 +78,8 @@ def execute_final_training(
     setting = "tracking_uri (--mlflow-uri)"  # in messages, where the URI came from: the argument or the config
     if tracking_uri is None and wait and not dry_run:
         tracking_uri, setting = best.config.tracking.mlflow, CONFIG_SETTING
-        if tracking_uri is not None and REDACTED in tracking_uri:  # an Azure sweep's: its snapshot kept no password
-            raise InputError(
-                f"{setting} {tracking_uri!r}: the best config holds it without its password; pass the full URI as "
-                "tracking_uri (--mlflow-uri URI)"
-            )
+        # an Azure sweep's: its snapshot kept no password
+        refuse_redacted(tracking_uri, setting, "the best config holds it without its password", "tracking_uri")
     if tracking_uri is not None:
         if dry_run or not wait:
             raise ConfigError(f"{setting}: tracking logs a finished run; it needs wait=True and no dry_run (--dry-run)")

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import InputError, first_line
-from training.common.redact import REDACTED, redact_url
+from training.common.redact import redact_url, refuse_redacted
 from training.config.hpo_schema import HPOConfig
 from training.config.schema import TrainingConfig
 from training.hpo._version import __version__
@@ -62,11 +62,8 @@ class SweepSettings(BaseModel):
     def tracking_uri(self, given: str | None) -> str | None:
         """Where a resume (its trials, its refit) logs: `given` (--mlflow-uri), else the URI the sweep was run with,
         else its config's; a stored one whose password was redacted must be given again."""
-        if given is None and self.mlflow_uri is not None and REDACTED in self.mlflow_uri:
-            raise InputError(
-                f"tracking URI {self.mlflow_uri!r}: the password is not stored with the study; "
-                "pass the full URI as mlflow_uri (--mlflow-uri URI)"
-            )
+        if given is None:
+            refuse_redacted(self.mlflow_uri, "tracking URI", "the password is not stored with the study", "mlflow_uri")
         return given or self.mlflow_uri or self.config.tracking.mlflow
 
     def data_gone(self) -> bool:
