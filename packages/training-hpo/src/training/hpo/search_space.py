@@ -278,7 +278,7 @@ def _check_values(source: str, key: str, parameter: Parameter) -> None:
     )
     for label, value in _checked_values(parameter):
         try:
-            adapter.validate_python(value, strict=isinstance(parameter, (Choice, Fixed)) and isinstance(value, str))
+            adapter.validate_python(value)  # the fields' own strict types: "3" is no batch size, nor 1 a boolean
         except ValidationError as error:
             problem = error.errors()[0]["msg"].replace("Input should be", "expected")
             raise ConfigError(f"{where}.{label}: {value!r} is not a valid {key}: {problem}") from None
