@@ -240,7 +240,7 @@ def test_file_with_wrong_fields_or_folds_is_rejected(tmp_path):
 
     with pytest.raises(DataError, match=r"splits format version 2 is not supported; expected 1$"):
         load_with(version=2)
-    with pytest.raises(DataError, match=r": k: expected a valid integer, got '2'$"):
+    with pytest.raises(DataError, match=r": k: expected a valid integer, got '2' \(quoted, it is text: .*\)$"):
         load_with(k="2")
     with pytest.raises(DataError, match=r": folds\.1\.train: required key is missing; .*: folds\.1\.validation: "):
         load_with(folds=[good["folds"][0], {"index": 1}])

@@ -101,7 +101,7 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
         return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
-    if item["type"] in ("int_type", "int_parsing", "float_type", "float_parsing") and (duration := _DURATION.fullmatch(str(received).strip())):
+    if item["type"] in ("int_type", "float_type") and (duration := _DURATION.fullmatch(str(received).strip())):
         seconds = float(duration[1]) * _UNIT_SECONDS[duration[2]]
         return f"{prefix}: {message}, got {_shown(received)} (durations are numbers of seconds: write {seconds:g})"
     if isinstance(received, str) and (typed := _UNQUOTED.get(item["type"])) and typed.fullmatch(received.strip()):
