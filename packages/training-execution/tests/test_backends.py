@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from training.common.cores import PROCESSES_PER_CORE, usable_cores
 from training.common.errors import ConfigError, ExecutionError
 from training.config import BestConfig, TrainingConfig
 from training.core.run_context import process_slots
@@ -346,6 +347,20 @@ def test_a_dry_run_of_more_processes_than_this_machine_holds_is_prepared(
     execution.write_text(f"backend: torchrun\nnproc_per_node: {more}\n")
     job = execute_final_training(best_config, output_dir=tmp_path / "run", execution_config=execution, dry_run=True)
     assert job.status == "queued" and f"--nproc_per_node {more} -m training.execution.runner" in job.command_line
+
+
+def test_more_ranks_than_this_machine_holds_are_refused_before_any_starts(
+    tiny_config: TrainingConfig, tmp_path: Path
+) -> None:
+    # On CPU they were started with a warning: `--nproc-per-node 100000` began a hundred thousand torch processes.
+    cores = usable_cores()
+    most = cores * PROCESSES_PER_CORE
+    backend = get_backend("torchrun", nproc_per_node=100_000, processes_from="nproc_per_node=100000")
+    spec = JobSpec(job_id="final-x", config=tiny_config, data_path=None, output_dir=str(tmp_path / "run"))
+    expected = rf"^nproc_per_node=100000: 100000 processes at once; expected at most {most} on this machine "
+    with pytest.raises(ConfigError, match=expected):
+        backend.submit(spec)
+    assert not list(tmp_path.iterdir())
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="gloo ranks on CPU cores")

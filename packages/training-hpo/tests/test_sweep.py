@@ -22,6 +22,7 @@ import pytest
 from optuna.trial import TrialState
 
 from data.loaders import Dataset
+from training.common.cores import PROCESSES_PER_CORE, usable_cores
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.config import BestConfig, HPOConfig, TrainingConfig
 from training.core.cv_utils import KFoldSplits
@@ -237,6 +238,14 @@ def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) 
         )
     with pytest.raises(ConfigError, match="parallel_trials: expected greater than or equal to 1, got 0"):
         run_local_hpo_sweep("tiny-bert", settings("p"), config_dir=config_dir, study_dir=tmp_path, parallel_trials=0)
+    # a time budget alone bounded none: ten thousand trial processes were started at once
+    most = usable_cores() * PROCESSES_PER_CORE
+    timed = settings("p", n_trials=None, timeout_s=60)
+    expected = (
+        rf"^sweep settings: parallel_trials 10000 \(--parallel\): 10000 processes at once; expected at most {most} "
+    )
+    with pytest.raises(ConfigError, match=expected):
+        run_local_hpo_sweep("tiny-bert", timed, config_dir=config_dir, study_dir=tmp_path, parallel_trials=10_000)
     assert not list(tmp_path.iterdir())
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from data.loaders import Dataset
+from training.common.cores import check_process_count
 from training.common.errors import ConfigError
 from training.common.optional import require
 from training.config.execution import BACKENDS
@@ -97,7 +98,8 @@ class TorchrunBackend(SubprocessBackend):
     def submit(self, spec: JobSpec) -> JobHandle:
         """Start the job here; a dry run (`prepare`) checks nothing of this machine: it may not be the one to run it.
         More ranks than CUDA GPUs fail deep inside NCCL, so they are refused; gloo ranks on CPU may share cores, only
-        slower, so more of them than cores is noted."""
+        slower, so more of them than cores is noted, up to what the machine holds."""
+        check_process_count(self.nproc_per_node, self.processes_from)
         found, kind = process_slots()
         if self.nproc_per_node > found:
             if kind == "CUDA GPU":

@@ -45,7 +45,7 @@ from training.hpo.storage import (
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep_settings import NewerRecordError, SweepSettings
 from training.hpo.trial_runner import check_model
-from training.hpo.worker import SweepWorker
+from training.hpo.worker import SweepWorker, check_parallel
 
 if TYPE_CHECKING:
     from training.hpo.mlflow_tracking import SweepTracker
@@ -292,7 +292,7 @@ def _space(source: Any, study_dir: Path, storage: str | None) -> SearchSpace:
 def _with_overrides(data: dict[str, Any], overrides: Mapping[str, Any]) -> HPOConfig:
     """Sweep settings with the overrides that are given, validated again."""
     given = {key: value for key, value in overrides.items() if value is not None}
-    return validate(HPOConfig, data | given, "sweep settings")
+    return check_parallel(validate(HPOConfig, data | given, "sweep settings"))
 
 
 def _base_config(

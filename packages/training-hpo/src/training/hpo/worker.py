@@ -12,6 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from data.loaders import Dataset
+from training.common.cores import check_process_count
 from training.common.errors import TrainingError
 from training.config.schema import TrainingConfig
 from training.hpo.best_config import extract_best_config_from_study
@@ -32,9 +33,18 @@ from training.hpo.trial_record import TrialRecord, first_precision_check
 from training.hpo.trial_runner import run_trial
 
 if TYPE_CHECKING:
+    from training.config.hpo_schema import HPOConfig
     from training.hpo.mlflow_tracking import SweepTracker
 
 logger = logging.getLogger("training.hpo")
+
+
+def check_parallel(hpo: HPOConfig) -> HPOConfig:
+    """`hpo`, unless it runs more trial processes at once (`parallel_trials`, no more than `n_trials`) than this
+    machine holds: a time budget alone bounds none."""
+    jobs = min(hpo.parallel_trials, hpo.n_trials or hpo.parallel_trials)
+    check_process_count(jobs, f"sweep settings: parallel_trials {hpo.parallel_trials} (--parallel)")
+    return hpo
 
 
 class BudgetReached(Exception):
