@@ -953,7 +953,8 @@ def test_predict_writes_texts_a_legacy_stdout_encoding_lacks_escaped(trained_run
         ("--seed", "-1", "from 0 to 4294967295"),
         ("--seed", "4294967296", "from 0 to 4294967295"),
         ("--trials", "0", "of at least 1"),
-        ("--documents", "3", "of at least 10"),  # the sweep refused it, after the corpus and configs were written
+        ("--documents", "3", "from 10 to 100000"),  # the sweep refused it, after the corpus and configs were written
+        ("--documents", "1000000000", "from 10 to 100000"),  # generated for hours, in more memory than a machine has
     ],
 )
 def test_demo_refuses_sizes_and_seeds_it_cannot_use_as_usage_errors(

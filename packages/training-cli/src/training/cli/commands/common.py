@@ -20,16 +20,18 @@ if TYPE_CHECKING:
     from training.config import TrainingConfig
 
 
-def whole_number(minimum: int) -> Callable[[str], int]:
-    """An argparse type for sizes and counts: a whole number of at least `minimum` (less is a usage error, exit 2)."""
+def whole_number(minimum: int, maximum: int | None = None) -> Callable[[str], int]:
+    """An argparse type for sizes and counts: a whole number of at least `minimum`, and at most `maximum` where one
+    is given (else a usage error, exit 2)."""
 
     def parse(text: str) -> int:
         try:
             value = int(text)
         except ValueError:
             value = minimum - 1
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"expected a whole number of at least {minimum}, got {text!r}")
+        if value < minimum or (maximum is not None and value > maximum):
+            bound = f"of at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+            raise argparse.ArgumentTypeError(f"expected a whole number {bound}, got {text!r}")
         return value
 
     return parse

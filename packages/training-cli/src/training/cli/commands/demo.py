@@ -31,6 +31,7 @@ SAMPLES = (
 DEFAULT_SEED = 7
 _MAX_SENTENCES = 12
 MIN_DOCUMENTS = 10  # the least that gives every fold of the full demo documents of each split
+MAX_DOCUMENTS = 100_000  # generated in half a minute; a million fills minutes and gigabytes before the demo trains
 _HPO_FILE = "hpo/demo.yaml"
 # What `write_corpus` writes for the splits of `generate_corpus`.
 _CORPUS_FILES = frozenset({"train.jsonl", "validation.jsonl", "test.jsonl"})
@@ -45,7 +46,7 @@ class Profile(BaseModel):
     backbone: str
     learning_rates: tuple[float, float]
     epochs: tuple[int, int] = (2, 3)
-    documents: int = Field(ge=MIN_DOCUMENTS)
+    documents: int = Field(ge=MIN_DOCUMENTS, le=MAX_DOCUMENTS)
     folds: int = Field(ge=2)
     trials: int = Field(ge=1)
     max_length: int = 128
@@ -87,7 +88,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     )
     parser.add_argument(
         "--documents",
-        type=whole_number(MIN_DOCUMENTS),  # fewer leave a fold without documents, found steps later
+        type=whole_number(MIN_DOCUMENTS, MAX_DOCUMENTS),  # fewer leave a fold without documents, found steps later
         help=f"documents to generate (default: {full.documents}, or {fast.documents} with --fast)",
     )
     parser.add_argument(
