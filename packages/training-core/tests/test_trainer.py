@@ -666,6 +666,9 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
         ({"output_dir": None}, r"^output_dir: expected the path of a run folder, got NoneType None$"),
         ({"callbacks": Callback()}, r"^callbacks: expected a list of Callback objects, got Callback$"),
         ({"callbacks": [print]}, r"^callbacks\[0\]: expected a Callback .*, got builtin_function_or_method <built-in"),
+        # a TypeError from Path() and an AttributeError from the first evaluation's check
+        ({"cache_dir": 5}, r"^cache_dir: expected the path of a feature cache folder, or None, got int 5$"),
+        ({"precision_check": {}}, r"^precision_check: expected a PrecisionCheck \(an earlier run's .*, got dict \{\}$"),
     ],
 )
 def test_arguments_of_another_type_are_input_errors_naming_them(
@@ -674,6 +677,7 @@ def test_arguments_of_another_type_are_input_errors_naming_them(
     """Each raised an AttributeError from deep inside ('str' object has no attribute 'labels')."""
     given = {"config": tiny_config, "dataset": load_dataset(tiny_config.data.path, format="spans")} | arguments
     given = {"output_dir": tmp_path / "run", "callbacks": ()} | given
+    config, dataset, output_dir = given.pop("config"), given.pop("dataset"), given.pop("output_dir")
     with pytest.raises(InputError, match=message):
-        train_model(given["config"], given["dataset"], given["output_dir"], callbacks=given["callbacks"])
+        train_model(config, dataset, output_dir, **given)
     assert not (tmp_path / "run").exists()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -10,9 +11,10 @@ from data.documents import Document, document_items, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
 from training.common.cache import cache_folder
-from training.common.errors import ConfigError, DataError
+from training.common.errors import ConfigError, DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
+from training.core.run_metrics import PrecisionCheck
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,17 @@ def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
     labels = _labels(config, dataset)
     train, validation, overlap = _training_splits(config, dataset)
     return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
+
+
+def check_run_arguments(output_dir: object, cache_dir: object, precision_check: object) -> None:
+    """Refuse `train_model`'s folders and earlier precision check of the wrong type, which failed deep inside (None or
+    5 for a folder as a TypeError, a dict for the check as an AttributeError)."""
+    expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")
+    expect_instance(
+        cache_dir, (str, os.PathLike, type(None)), "cache_dir", "the path of a feature cache folder, or None"
+    )
+    expected = "a PrecisionCheck (an earlier run's RunMetrics.precision_check), or None"
+    expect_instance(precision_check, (PrecisionCheck, type(None)), "precision_check", expected)
 
 
 def default_cache_dir() -> Path:

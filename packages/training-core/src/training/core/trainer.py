@@ -33,7 +33,7 @@ from training.core.precision import check_bf16, take_check
 from training.core.result import TrainResult, previous_run
 from training.core.run_context import Readback, RunContext, StopVote, create_run_context
 from training.core.run_folder import RunFolder
-from training.core.run_inputs import RunInputs, default_cache_dir, run_inputs
+from training.core.run_inputs import RunInputs, check_run_arguments, default_cache_dir, run_inputs
 from training.core.run_metrics import Evaluation, PrecisionCheck, RunMetrics
 from training.core.tensorboard import tracking_callbacks
 
@@ -63,7 +63,7 @@ def train_model(
     `backbone_folder`: as in `create_model_and_tokenizer`. `precision_check`: `auto`'s bf16 check by an earlier run
     of the same model and data (a trial's): a fresh run takes it instead of scoring its first evaluation in fp32.
     """
-    expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
+    check_run_arguments(output_dir, cache_dir, precision_check)
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     for index, callback in enumerate(callbacks := list(callbacks)):  # a function failed at the first hook it lacked
