@@ -114,6 +114,14 @@ def test_a_body_not_utf8_is_refused() -> None:
     )
 
 
+def test_a_body_with_a_key_given_twice_is_refused() -> None:
+    """The last value was taken without a word: `{"text": "Oslo", "text": ""}` tagged the empty text."""
+    error = "body: key 'text' is given twice in one object; expected each key once"
+    assert answer(post(*chunks(b'{"text": "Oslo", "text": ""}'))) == (422, {"error": error})
+    assert answer(post(*chunks(b'{"texts": ["a"], "options": {"x": 1, "x": 2}}')))[0] == 422
+    assert answer(post(*chunks(b'{"texts": [{"a": 1}, {"a": 2}]}')))[1] != {"error": error}  # a key in two objects
+
+
 def test_a_client_gone_before_its_body_ended_gets_nothing_and_raises_nothing() -> None:
     assert post(*chunks(b'{"text":', b"")[:1], {"type": "http.disconnect"}) == []
 

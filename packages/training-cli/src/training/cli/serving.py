@@ -7,6 +7,7 @@ blocks). A user's mistake is a 4xx with one line saying what was expected; only 
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import sys
 from collections.abc import Awaitable, Callable, Sequence
@@ -271,15 +272,34 @@ class _CheckedBody:
         else:
             try:
                 body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
+                json.loads(body, object_pairs_hook=_unique_keys)  # FastAPI's parser keeps the last silently
             except UnicodeDecodeError as error:
                 where = f"byte 0x{body[error.start]:02x} at offset {error.start}"
                 app = _error(422, f"body: expected JSON in UTF-8; {where} is not UTF-8")
+            except _DuplicateKey as error:
+                app = _error(422, f"body: key {error.args[0]!r} is given twice in one object; expected each key once")
+            except (ValueError, RecursionError):
+                pass  # not JSON: refused as FastAPI reads it, by the answer of its Content-Type
         pending = [{"type": "http.request", "body": body, "more_body": False}]
 
         async def replay() -> Message:
             return pending.pop() if pending else await receive()
 
         await app(scope, replay, send)
+
+
+class _DuplicateKey(ValueError):
+    """A JSON object holds a key twice: which value was meant is not known."""
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict, each key once (else `_DuplicateKey`)."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen.add(key)
+    return dict(pairs)
 
 
 def _error(status: int, message: str) -> JSONResponse:
