@@ -148,6 +148,17 @@ def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path
     (folder / "export.json").write_text(json.dumps({**record, "max_length": "long"}))
     with pytest.raises(InputError, match=r"export\.json: max_length: .*re-export"):
         read_export(folder)
+    # an edited window length was taken: 0 or less failed in windowing, one past the positions in onnxruntime
+    most = record["positions"]
+    assert record["max_length"] <= most
+    for edited, problem in (
+        ({"max_length": 0}, "max_length: expected greater than or equal to 16, got 0"),
+        ({"max_length": most + 1}, f"max_length {most + 1} is above the model's position limit of {most}"),
+        ({"stride": record["max_length"]}, f"stride {record['max_length']} must be below half of max_length"),
+    ):
+        (folder / "export.json").write_text(json.dumps({**record, **edited}))
+        with pytest.raises(InputError, match=rf"^{re.escape(str(folder / 'export.json'))}: {problem}.*re-export"):
+            read_export(folder)
     plain = tmp_path / "plain"
     plain.mkdir()
     (plain / "export.json").write_text(json.dumps({**record, "quantized_file": None}))

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
+MaxLength = Annotated[Int, Field(ge=16, le=8192)]  # tokens a window holds, specials included (a config's, an export's)
 # What torch.manual_seed takes (training: torch and Python's random), and numpy (optuna's samplers): 32 bits unsigned.
 TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
 SAMPLER_SEEDS = range(2**32)
@@ -62,7 +63,7 @@ class ModelConfig(Section):
     revision: str | None = None
     trust_remote_code: Bool = False
     dropout: Float | None = Field(default=None, ge=0.0, lt=1.0, description="hidden and attention dropout")
-    max_length: Int = Field(default=256, ge=16, le=8192, description="tokens per window, specials included")
+    max_length: MaxLength = Field(default=256, description="tokens per window, specials included")
     # validate_default: a max_length set alone kept the default stride unchecked (32 for 40 tokens; Windowing.of too)
     stride: Int = Field(default=32, ge=0, validate_default=True, description="tokens shared by consecutive windows")
 

@@ -28,7 +28,7 @@ from training.common.optional import require
 from training.config.schema import TrainingConfig
 from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport, is_exported
 from training.core.metrics import compute_metrics
-from training.core.model import load_model
+from training.core.model import load_model, position_limit
 from training.core.pipeline import Windowing, predict_documents
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import run_inputs
@@ -125,6 +125,7 @@ def export_onnx(
             tag_names=tag_names,
             max_length=windowing.max_length,
             stride=windowing.stride,
+            positions=position_limit(model.config),
             pad_token_id=tokenizer.pad_token_id,
             unk_token_id=tokenizer.unk_token_id,
             backbone=config.model.backbone if config else None,

@@ -12,11 +12,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.documents import Document
 from training.common.errors import ConfigError, InputError
 from training.common.optional import require
+from training.config.schema import Int, MaxLength
 from training.config.validation import read_record
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
 from training.core.windowing import (
@@ -64,8 +65,9 @@ class ExportedModel(BaseModel):
     onnx_file: str = "model.onnx"
     quantized_file: str | None = None
     tag_names: tuple[str, ...]
-    max_length: int
-    stride: int
+    max_length: MaxLength
+    stride: Int = Field(ge=0)
+    positions: Int | None = Field(default=None, description="the most tokens the model's positions hold in a window")
     pad_token_id: int
     unk_token_id: int | None
     backbone: str | None = None
@@ -73,6 +75,15 @@ class ExportedModel(BaseModel):
     opset: int
     parity_max_abs_diff: float
     quantization: QuantizationReport | None = None
+
+    @model_validator(mode="after")
+    def _windows_fit(self) -> ExportedModel:
+        """An edited record's windows, which onnxruntime would fail on mid-request (or windowing never end)."""
+        if self.positions is not None and self.max_length > self.positions:
+            raise ValueError(f"max_length {self.max_length} is above the model's position limit of {self.positions}")
+        if self.stride * 2 >= self.max_length:
+            raise ValueError(f"stride {self.stride} must be below half of max_length ({self.max_length})")
+        return self
 
 
 def is_exported(folder: str | os.PathLike[str]) -> bool:

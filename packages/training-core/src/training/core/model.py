@@ -164,22 +164,27 @@ def check_max_length(
 ) -> None:
     """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit
     (None: positions only; a saved model's tokenizer limit is advice, its positions are not)."""
-    positions = getattr(model_config, "max_position_embeddings", None)
-    if isinstance(positions, int):
+    most = position_limit(model_config)
+    if most is not None and max_length > most:
         offset = position_offset(model_config)
-        if max_length > positions - offset:
-            shift = f" minus its padding offset of {offset}" if offset else ""
-            raise ConfigError(
-                f"model.max_length: {max_length} is above the backbone's position limit of {positions - offset} "
-                f"({model_config.model_type} max_position_embeddings {positions}{shift}); "
-                f"set model.max_length to at most {positions - offset}"
-            )
+        shift = f" minus its padding offset of {offset}" if offset else ""
+        raise ConfigError(
+            f"model.max_length: {max_length} is above the backbone's position limit of {most} "
+            f"({model_config.model_type} max_position_embeddings {most + offset}{shift}); "
+            f"set model.max_length to at most {most}"
+        )
     limit = tokenizer.model_max_length if tokenizer is not None else _NO_TOKENIZER_LIMIT
     if limit < _NO_TOKENIZER_LIMIT and max_length > limit:
         raise ConfigError(
             f"model.max_length: {max_length} is above the tokenizer's model_max_length of {limit}; "
             f"set model.max_length to at most {limit}"
         )
+
+
+def position_limit(model_config: PretrainedConfig) -> int | None:
+    """The most tokens a window of the backbone holds: its positions less their offset (None: it does not say)."""
+    positions = getattr(model_config, "max_position_embeddings", None)
+    return positions - position_offset(model_config) if isinstance(positions, int) else None
 
 
 def position_offset(model_config: PretrainedConfig) -> int:
