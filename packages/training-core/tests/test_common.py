@@ -31,6 +31,7 @@ from training.common import (
     require,
 )
 from training.common.file_lock import file_lock
+from training.core.tiny_model import tiny_bert_folder
 
 
 def mode(path: Path) -> int:
@@ -202,6 +203,23 @@ def test_a_write_inside_a_file_is_an_input_error_naming_that_file(tmp_path: Path
     with pytest.raises(InputError, match=folder), atomic_directory(taken / "export"):
         pass
     assert taken.read_text(encoding="utf-8") == "keep" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
+@pytest.mark.parametrize("inside", ["", "sub", "training"])
+def test_a_cache_variable_at_a_file_is_a_config_error_naming_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, inside: str
+) -> None:
+    """It failed later as `NotADirectoryError: [Errno 20] Not a directory: '.../training'`, naming no variable."""
+    file = tmp_path / "cache"
+    file.write_text("keep", encoding="utf-8")
+    variable = file / inside if inside != "training" else tmp_path  # `training` inside the cache folder is the file
+    if inside == "training":
+        file = file.rename(tmp_path / "training")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(variable))
+    expected = f"XDG_CACHE_HOME={variable}: {file} is a file; expected a folder to keep the toolkit's cache in"
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        tiny_bert_folder()
+    assert file.read_text(encoding="utf-8") == "keep" and [p.name for p in tmp_path.iterdir()] == [file.name]
 
 
 def test_fingerprint_ignores_key_order_and_sees_every_value() -> None:
