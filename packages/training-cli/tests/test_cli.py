@@ -145,11 +145,12 @@ def test_evaluate_logs_what_loading_skipped_and_widened(cli, trained_run: Path, 
     evaluated = cli("evaluate", str(trained_run), "--data-path", str(data))
     assert evaluated.returncode == 0, evaluated.stderr
     assert evaluated.stderr.splitlines() == [
-        f"{data}: train: 1 documents",
+        f"{data}: 1 document",  # not 'train': the file is evaluated whole
         "2 empty documents skipped",
-        "1 train spans did not start and end on word edges (expanded to words)",
+        "1 span did not start and end on word edges (expanded to words)",
         f"  {data}:1: [0, 2, 'PERSON'] 'Jo' widened to 'John'",
     ]
+    assert f"{data.name}: 1 document" in evaluated.stdout and "train" not in evaluated.stdout
     assert cli("evaluate", str(trained_run), "--data-path", str(data), "--json").stderr == ""
 
 
@@ -943,7 +944,7 @@ def test_predict_writes_texts_a_legacy_stdout_encoding_lacks_escaped(trained_run
     assert json.loads(completed.stdout.decode("cp1252"))["text"] == text
     completed = subprocess.run(command, capture_output=True, env=environment, timeout=600)
     assert completed.returncode == 0, completed.stderr.decode()
-    assert b"entities in 1 text(s)" in completed.stdout
+    assert b"entities in 1 text" in completed.stdout
 
 
 @pytest.mark.slow

@@ -31,6 +31,7 @@ from training.common import (
     require,
 )
 from training.common.file_lock import file_lock
+from training.common.plural import counted
 from training.core.tiny_model import tiny_bert_folder
 
 
@@ -220,6 +221,11 @@ def test_a_cache_variable_at_a_file_is_a_config_error_naming_it(
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         tiny_bert_folder()
     assert file.read_text(encoding="utf-8") == "keep" and [p.name for p in tmp_path.iterdir()] == [file.name]
+
+
+def test_counts_are_worded_in_the_singular_for_one() -> None:
+    assert [counted(n, "trial") for n in (0, 1, 2)] == ["0 trials", "1 trial", "2 trials"]
+    assert counted(1, "entity", "entities") == "1 entity" and counted(3, "entity", "entities") == "3 entities"
 
 
 def test_fingerprint_ignores_key_order_and_sees_every_value() -> None:

@@ -122,7 +122,7 @@ def test_each_stray_inside_tag_starts_an_entity_as_a_beginning_would() -> None:
 
 
 def test_tags_must_pair_with_words() -> None:
-    with pytest.raises(DataError, match="1 tags for 2 words; expected one tag per word"):
+    with pytest.raises(DataError, match="1 tag for 2 words; expected one tag per word"):
         tags_to_spans(split_words("a b"), ["O"])
 
 

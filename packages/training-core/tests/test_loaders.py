@@ -613,7 +613,7 @@ def test_whitespace_around_a_span_is_trimmed_and_counted(tmp_path: Path) -> None
     (document,) = dataset["train"]
     assert document.spans == (Span(4, 14, "PER"),)
     assert dataset.report.spans_trimmed == 1
-    assert "1 spans had surrounding whitespace (or invisible marks) trimmed" in dataset.report.lines()
+    assert "1 span had surrounding whitespace (or invisible marks) trimmed" in dataset.report.lines()
 
 
 def test_a_byte_order_mark_or_bidi_mark_at_a_span_s_edge_is_trimmed_as_whitespace_is(tmp_path: Path) -> None:

@@ -121,7 +121,7 @@ def test_a_cuda_out_of_memory_trial_is_retried_once_at_half_batch_size(
     hpo = quick_settings("oom", n_trials=1, oom_retry=retry, max_failed_trials=1, search_space=space)
     run = {"config_dir": config_dir, "study_dir": tmp_path, "isolation": "inprocess", "storage": "journal"}
     if not retry:
-        with pytest.raises(SweepStopped, match="1 trials failed in a row"):
+        with pytest.raises(SweepStopped, match="1 trial failed in a row"):
             run_local_hpo_sweep("tiny-bert", hpo, **run)
         (trial,) = load_study(tmp_path).trials
         assert trial.state == TrialState.FAIL and not memory_for_two_rows and "oom_retry" not in trial.user_attrs

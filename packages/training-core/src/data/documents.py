@@ -10,6 +10,7 @@ from typing import Any
 
 from data.segmentation import Word, split_words
 from training.common.errors import DataError
+from training.common.plural import counted
 
 
 @dataclass(frozen=True, slots=True, order=True)
@@ -124,5 +125,5 @@ def token_spans(tokens: Sequence[str], tags: Sequence[str]) -> tuple[str, tuple[
 def tags_to_spans(words: tuple[Word, ...], tags: Sequence[str]) -> tuple[Span, ...]:
     """Entity spans of IOB2 `tags` over `words` (a stray `I-` starts a new entity)."""
     if len(words) != len(tags):
-        raise DataError(f"{len(tags)} tags for {len(words)} words; expected one tag per word")
+        raise DataError(f"{counted(len(tags), 'tag')} for {counted(len(words), 'word')}; expected one tag per word")
     return tuple(Span(words[first].start, words[last - 1].end, label) for label, first, last in tag_runs(tags))

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
+from training.common.plural import counted
+
 MAX_EXAMPLES = 5
 
 
@@ -37,21 +39,29 @@ class LoadReport(_Record):
     misaligned: dict[str, MisalignedSpans] = {}
     files_unread: dict[str, str] = {}  # a folder's file with a split word in its name, and the name that reads it
 
-    def lines(self) -> list[str]:
-        """Human-readable summary lines, one per non-zero count, then each split's misaligned examples."""
+    def lines(self, *, whole: bool = False) -> list[str]:
+        """Human-readable summary lines, one per non-zero count, then each split's misaligned examples; `whole`: the
+        data is one split used whole (a data file evaluated), not named as the split that loading made it."""
         counts = ", ".join(f"{name}: {count}" for name, count in self.documents.items())
-        lines = [f"{self.source}: {counts} documents"]
+        if len(self.documents) == 1:  # `train: 1 document`; the data evaluated whole: `1 document`
+            [(name, count)] = self.documents.items()
+            counts = counted(count, "document") if whole else f"{name}: {counted(count, 'document')}"
+        else:
+            counts += " documents"
+        lines = [f"{self.source}: {counts}"]
         notes = {
-            "spans_trimmed": "spans had surrounding whitespace (or invisible marks) trimmed",
-            "duplicates_dropped": "duplicate spans dropped (same start, end and label)",
-            "overlaps_dropped": "overlapping spans dropped (keep_longest)",
-            "tags_repaired": "stray I- tags read as B- (IOB1 to IOB2)",
-            "empty_skipped": "empty documents skipped",
-            "rejected_skipped": "records answered reject or ignore skipped",
-            "triggers_skipped": "event triggers skipped (brat T lines an E line names first)",
-            "tags_converted": f"{self.scheme} tags converted to IOB2",
+            "spans_trimmed": ("span", "had surrounding whitespace (or invisible marks) trimmed"),
+            "duplicates_dropped": ("duplicate span", "dropped (same start, end and label)"),
+            "overlaps_dropped": ("overlapping span", "dropped (keep_longest)"),
+            "tags_repaired": ("stray I- tag", "read as B- (IOB1 to IOB2)"),
+            "empty_skipped": ("empty document", "skipped"),
+            "rejected_skipped": ("record", "answered reject or ignore skipped"),
+            "triggers_skipped": ("event trigger", "skipped (brat T lines an E line names first)"),
+            "tags_converted": (f"{self.scheme} tag", "converted to IOB2"),
         }
-        lines += [f"{getattr(self, key)} {text}" for key, text in notes.items() if getattr(self, key)]
+        lines += [
+            f"{counted(getattr(self, key), noun)} {text}" for key, (noun, text) in notes.items() if getattr(self, key)
+        ]
         lines += [
             f"{file} not read: beside files named by a split alone, a split word inside a name is not read; rename it "
             f"{name} to read it"
@@ -61,6 +71,7 @@ class LoadReport(_Record):
             if found.count:
                 outcome = f"{found.count - found.dropped} expanded to words, {found.dropped} covering no word dropped"
                 outcome = outcome if found.dropped else "expanded to words"
-                lines.append(f"{found.count} {split} spans did not start and end on word edges ({outcome})")
+                spans = counted(found.count, "span" if whole else f"{split} span")
+                lines.append(f"{spans} did not start and end on word edges ({outcome})")
                 lines += [f"  {example}" for example in found.examples]
         return lines

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from data.documents import Document
 from data.loaders import Dataset
 from training.common.errors import DataError
+from training.common.plural import counted
 
 NO_ENTITY = "<none>"
 GroupBy = Literal["group"] | None
@@ -59,7 +60,7 @@ def train_test_split(
     what = "groups" if len(units) < len(documents) else "documents"
     if len(units) < 2:
         raise DataError(
-            f"cannot split {len(units)} {what[:-1]}(s) into train and {held}; need at least 2"
+            f"cannot split {counted(len(units), what[:-1])} into train and {held}; need at least 2"
             + (" (or set data.group_by: null)" if what == "groups" else "")
         )
     rng = random.Random(seed)

@@ -19,6 +19,7 @@ from data.loaders import Dataset
 from data.splits import GroupBy, group_units, stratification_keys
 from training.common.atomic import atomic_write_json
 from training.common.errors import ConfigError, DataError
+from training.common.plural import counted
 from training.config.validation import read_record
 
 _FORMAT = "training.kfold-splits"
@@ -150,7 +151,9 @@ class KFoldSplits(_SplitsFields):
         documents = sum(len(fold.validation_indices) for fold in self.folds)  # an edited file: its split or indices
         if self.split not in dataset or len(dataset[self.split]) != documents:
             has = len(dataset[self.split]) if self.split in dataset else "none"
-            raise DataError(f"{subject} made for {documents} {self.split!r} documents; this dataset has {has}")
+            raise DataError(
+                f"{subject} made for {counted(documents, repr(self.split) + ' document')}; this dataset has {has}"
+            )
 
 
 def create_kfold_splits(
@@ -179,7 +182,9 @@ def create_kfold_splits(
     what = "groups" if len(units) < len(documents) else "documents"
     if k > len(units):
         hint = " (or set data.group_by: null to split the documents of a group)" if what == "groups" else ""
-        raise DataError(f"k={k} folds need at least {k} {what}; the {split!r} split has {len(units)} {what}{hint}")
+        raise DataError(
+            f"k={k} folds need at least {k} {what}; the {split!r} split has {counted(len(units), what[:-1])}{hint}"
+        )
     keys = stratification_keys(documents) if stratify else [""] * len(documents)
     assignment, notes = _deal(units, keys, k, random.Random(seed), what)
     folds = tuple(
@@ -223,7 +228,8 @@ def _deal(
             assignment[index] = fold
     reach = Counter(key for strata in unit_strata for key in strata)
     notes = [
-        f"stratum {key!r} has {reach[key]} {what} < k={k}: only {reach[key]} of {k} folds can validate on it"
+        f"stratum {key!r} has {counted(reach[key], what[:-1])} < k={k}: only {reach[key]} of {k} folds can validate "
+        "on it"
         for key in sorted(reach)
         if key and reach[key] < k
     ]

@@ -13,6 +13,7 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from training.common.errors import ConfigError, InputError
+from training.common.plural import counted
 from training.core.cpu_measures import fastest_seconds, measured
 from training.core.run_metrics import Precision, PrecisionCheck, Scores
 
@@ -53,7 +54,9 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     if count == 0:
         raise InputError(f"device: {device!r}: this machine has no {chosen.type} device; expected {here()}")
     if chosen.index is not None and chosen.index >= count:
-        raise InputError(f"device: {device!r}: this machine has {count} {chosen.type} device(s), numbered from 0")
+        raise InputError(
+            f"device: {device!r}: this machine has {counted(count, chosen.type + ' device')}, numbered from 0"
+        )
     return chosen
 
 

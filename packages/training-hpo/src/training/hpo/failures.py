@@ -7,6 +7,7 @@ import logging
 import threading
 
 from training.common.errors import TrainingError
+from training.common.plural import counted
 
 logger = logging.getLogger(__name__)  # a child of "training.hpo"
 
@@ -51,7 +52,7 @@ class FailureStreak:
     def error(self) -> SweepStopped:
         """The error that ends the sweep; bad input (such as a backbone that is nowhere) keeps its exit code 2."""
         stopped = SweepStopped(
-            f"the sweep stopped: {self.count} trials failed in a row (hpo.max_failed_trials {self.limit}); "
+            f"the sweep stopped: {counted(self.count, 'trial')} failed in a row (hpo.max_failed_trials {self.limit}); "
             f"last reason: {self.last}"
         )
         stopped.exit_code = self.exit_code

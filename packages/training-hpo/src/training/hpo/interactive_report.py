@@ -12,6 +12,7 @@ from optuna.distributions import CategoricalDistribution
 from optuna.trial import FrozenTrial, TrialState
 
 from training.common.optional import require
+from training.common.plural import counted
 from training.common.report_page import Section, report_page
 from training.hpo.trial_record import TrialRecord
 
@@ -73,7 +74,7 @@ def figure_labels(metric: str) -> dict[str, tuple[str, str, str]]:
 def interactive_page(study: optuna.Study, metric: str, table: str) -> str:
     """`interactive.html`: the page of the study's plotly figures (self-contained, opens offline) and its `table`."""
     title = f"Study {study.study_name}"
-    intro = f"{study.direction.name.lower()} {metric}; {len(study.get_trials(deepcopy=False))} trials"
+    intro = f"{study.direction.name.lower()} {metric}; {counted(len(study.get_trials(deepcopy=False)), 'trial')}"
     return report_page(title, intro, study_figures(study, metric), table)
 
 

@@ -17,6 +17,7 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
+from training.common.plural import counted
 from training.hpo.events import EventSink, SweepEvent
 from training.hpo.watch import JsonView, PlainView, RunningTrial, SweepState, clock, short_params
 
@@ -70,7 +71,7 @@ class LiveView:
         if start is None:
             return Text("starting the sweep...", style="dim")
         done = start.finished + len(state.finished)
-        budget = f"{done}/{start.n_trials} trials" if start.n_trials is not None else f"{done} trials"
+        budget = f"{done}/{start.n_trials} trials" if start.n_trials is not None else counted(done, "trial")
         if start.timeout_s is not None:
             budget += f", time budget {clock(start.timeout_s)}"
         return Text.assemble(

@@ -9,6 +9,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from training.common.plural import counted
 from training.hpo.events import (
     EpochDone,
     FoldDone,
@@ -123,13 +124,13 @@ class SweepState:
 def describe(event: SweepEvent, metric: str) -> str | None:
     """The one plain line of an event (None for step progress, which a log does not need)."""
     if isinstance(event, SweepStarted):
-        parts = [f"{event.n_trials} trials"] if event.n_trials is not None else []
+        parts = [counted(event.n_trials, "trial")] if event.n_trials is not None else []
         if event.timeout_s is not None:
             parts.append(f"{clock(event.timeout_s)} of training")
         budget = " and ".join(parts)
         return (
             f"study {event.study}: {event.direction} {event.metric}; budget {budget or 'none'}; "
-            f"{event.finished} trials finished before; {event.parallel} at a time"
+            f"{counted(event.finished, 'trial')} finished before; {event.parallel} at a time"
         )
     if isinstance(event, TrialStarted):
         return f"trial {event.trial} started: {short_params(event.params)}"

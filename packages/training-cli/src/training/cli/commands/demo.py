@@ -19,6 +19,7 @@ from training.cli.output import note, print_evaluation, print_json, print_table
 from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ConfigError, ExecutionError, InputError, exit_reason
 from training.common.optional import MissingDependencyError
+from training.common.plural import counted
 from training.config.hpo_schema import HPOConfig, IntRange, LogUniform, PrunerConfig, SamplerConfig, Uniform
 from training.config.schema import SAMPLER_SEEDS, DataConfig, ModelConfig, OptimizationConfig
 from training.config.yaml_io import dump_yaml, load_yaml_mapping
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace) -> int:
     note(args, f"[1/7] generating {profile.documents} resumes and a config folder in {out / 'configs'}")
     config_dir = write_demo_configs(out / "configs", files)
 
-    note(args, f"[2/7] {profile.folds}-fold sweep of {profile.trials} trials on {profile.backbone}")
+    note(args, f"[2/7] {profile.folds}-fold sweep of {counted(profile.trials, 'trial')} on {profile.backbone}")
     study_dir = out / "study"
     sweep = ["--config-dir", str(config_dir), "--hpo", "demo", "--study-dir", str(study_dir)]
     _cli(args, "hpo", "run", *sweep, "--n-trials", str(profile.trials))

@@ -17,6 +17,7 @@ from training.cli.commands.common import (
 from training.cli.output import add_output_options, note, print_evaluation, print_json
 from training.cli.run_paths import model_folder, note_unfinished, run_dataset
 from training.common.atomic import atomic_write_json
+from training.common.plural import counted
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -42,9 +43,10 @@ def run(args: argparse.Namespace) -> int:
     note_unfinished(args, model_dir)
     dataset = run_dataset(model_dir, args.data_path, data_options(args))
     split = chosen_split(dataset, args.data_path, args.split, "test")
+    whole = args.split is None and split != "test"  # a data file (a brat folder) is one split, loaded as train
     result = evaluate_model(model_dir, None, dataset[split], batch_size=args.batch_size, precision=args.precision)
     # Once scored (a refusal stays one line): documents skipped and spans widened change what was scored.
-    note(args, "\n".join(dataset.report.lines()))
+    note(args, "\n".join(dataset.report.lines(whole=whole)))
     record = {
         "model": str(model_dir),
         "data": str(args.data_path),
@@ -62,9 +64,12 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from training.core.run_metrics import Evaluation
 
-    print_evaluation(f"{split}: {result.num_documents} documents", Evaluation.model_validate(result.metrics))
+    scored = Path(args.data_path).name if whole else split
+    print_evaluation(
+        f"{scored}: {counted(result.num_documents, 'document')}", Evaluation.model_validate(result.metrics)
+    )
     if result.truncated_words:
-        note(args, f"{result.truncated_words} words fell outside every window and were scored as O")
+        note(args, f"{counted(result.truncated_words, 'word')} fell outside every window and were scored as O")
     return 0
 
 

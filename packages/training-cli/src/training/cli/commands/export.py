@@ -8,6 +8,7 @@ from pathlib import Path
 
 from training.cli.output import print_json, print_table
 from training.cli.run_paths import model_folder, note_unfinished
+from training.common.plural import counted
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     report = record.quantization
     if report is not None:
         rows += [
-            ("scored on", f"{report.data} [{report.split}], {report.documents} documents"),
+            ("scored on", f"{report.data} [{report.split}], {counted(report.documents, 'document')}"),
             ("entity F1 torch / ONNX / int8", f"{report.torch_f1:.4f} / {report.onnx_f1:.4f} / {report.int8_f1:.4f}"),
             ("int8 F1 change", f"{report.f1_change:+.4f}"),
         ]

@@ -15,6 +15,7 @@ from training.cli.commands.common import add_precision_option, positive_int
 from training.cli.output import print_table
 from training.cli.run_paths import load_predictor, note_unfinished, predictor_folder
 from training.common.errors import InputError
+from training.common.plural import counted
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -99,5 +100,5 @@ def run(args: argparse.Namespace) -> int:
         for number, entities in enumerate(results, 1)
         for e in entities
     ]
-    print_table(f"entities in {len(texts)} text(s)", ("text #", "label", "entity", "chars", "score"), rows)
+    print_table(f"entities in {counted(len(texts), 'text')}", ("text #", "label", "entity", "chars", "score"), rows)
     return 0
