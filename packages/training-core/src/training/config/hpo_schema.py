@@ -88,7 +88,7 @@ class HPOConfig(Section):
     pruner: PrunerConfig = PrunerConfig()
     storage: str | None = Field(default=None, description="RDB URL or journal file; default SQLite in the study folder")
     isolation: Literal["subprocess", "inprocess"] = "subprocess"
-    parallel_trials: Int = Field(default=1, ge=1, description="trials one sweep process runs at once")
+    parallel_trials: Int = Field(default=1, ge=1, description="trials one sweep process runs at once, 4 a core at most")
     keep_checkpoints: Literal["best", "all", "none"] = "best"
     max_failed_trials: Int = Field(default=3, ge=1, description="failed trials in a row that stop the sweep")
     oom_retry: Bool = Field(default=False, description="retry a CUDA out-of-memory trial once at half batch size")
