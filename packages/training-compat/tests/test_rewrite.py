@@ -157,6 +157,30 @@ CASES = {
         "import training\n\ntraining.train_model(1)\ntraining.core.evaluate_model\n",
         "import training\nimport training.core\n\ntraining.core.train_model(1)\ntraining.core.evaluate_model\n",
     ),
+    "uses where a nearer scope binds the name anew": (
+        """\
+        import training.model
+
+
+        def build(training):
+            return training.model
+
+
+        X = [training.model for training in range(3)]
+        Y = training.model.load_model
+        """,
+        """\
+        import training.core.model
+
+
+        def build(training):
+            return training.model
+
+
+        X = [training.model for training in range(3)]
+        Y = training.core.model.load_model
+        """,
+    ),
     "inside a block, with semicolons": (
         """\
         try:

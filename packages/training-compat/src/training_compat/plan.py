@@ -122,6 +122,8 @@ def decide(wrapper: MetadataWrapper) -> Plan:
         statement = assignment.node
         assert isinstance(statement, cst.Import)
         for access in assignment.references:
+            if all(found.node is not statement for found in access.scope[_root(assignment.name)]):
+                continue  # libcst credits the import with `training.model` in `def f(training)`: not its use
             use = access.node
             if not isinstance(use, (cst.Name, cst.Attribute)):
                 note(use, f"'{assignment.name}' is used in a string; rewrite that use by hand", IN_STRING)
