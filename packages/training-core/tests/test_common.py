@@ -401,3 +401,20 @@ def test_a_lock_file_removed_by_its_holder_is_made_anew_for_the_waiter_who_holds
         thread.join()
     with file_lock(lock, wait=False):  # released
         pass
+
+
+def test_writing_into_many_folders_keeps_a_bounded_record_of_them(tmp_path: Path) -> None:
+    """A long-lived process (a sweep's trial folders, a notebook's runs) remembers the probed permissions of a few
+    folders, not of every folder it ever wrote into."""
+    import gc
+
+    from training.common.atomic import atomic_write_text
+
+    def write_runs(first: int, count: int) -> int:
+        for index in range(first, first + count):
+            atomic_write_text(tmp_path / f"run{index}" / "metrics.json", "{}")
+        gc.collect()
+        return len(gc.get_objects())
+
+    warmed = write_runs(0, 100)
+    assert write_runs(100, 200) - warmed < 100  # 3 objects a folder were kept: 600

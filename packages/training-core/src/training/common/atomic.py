@@ -21,7 +21,7 @@ from training.common.errors import InputError, TrainingError, first_line
 STALE_STAGING_S = 3600.0
 
 
-@functools.cache
+@functools.lru_cache(maxsize=64)  # bounded: a long sweep writes into a new folder per trial
 def _ordinary_modes(folder: Path) -> tuple[int, int]:
     """The file and folder permissions open() and mkdir() give in `folder`, probed (reading the umask would set it
     for every thread); private temporary files and folders get these when they take their final name."""
