@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,12 +30,6 @@ TEXTS = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 def call(url: str, body: Any = None, raw: bytes | Iterator[bytes] | None = None) -> tuple[int, Any]:
     """(status, JSON) of a GET, or of a POST of `body` as JSON (or of `raw` bytes, sent in chunks from an iterator)."""
     data = raw if raw is not None else (None if body is None else json.dumps(body).encode())
@@ -57,23 +52,25 @@ def same_entities(got: list[list[dict]], expected: list[list[dict]]) -> bool:
 @contextlib.contextmanager
 def serving(model: Path, log_file: Path, *options: str) -> Iterator[str]:
     """`training serve MODEL` in its own process; yields its URL once /health answers, stops it afterwards."""
-    port = _free_port()
     log = log_file.open("w")
+    # Port 0: the server's own free port, read from its log. A port found free here and passed on could be taken
+    # before the server bound it, and a call to a port nobody listens on yet can connect to itself.
     process = subprocess.Popen(
-        [sys.executable, "-m", "training.cli", "serve", str(model), "--port", str(port), *options],
+        [sys.executable, "-m", "training.cli", "serve", str(model), "--port", "0", *options],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "HF_HUB_OFFLINE": "1"},
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while True:
-            try:
+        while not (listening := re.search(r"Uvicorn running on (http://127\.0\.0\.1:\d+)", log_file.read_text())):
+            assert process.poll() is None and time.monotonic() < deadline, log_file.read_text()
+            time.sleep(0.2)
+        url = listening[1]
+        while True:  # with --workers 2 the port is bound first, and listened on once a worker has started
+            with contextlib.suppress(OSError):
                 if call(f"{url}/health")[0] == 200:
                     break
-            except OSError:
-                pass
             assert process.poll() is None and time.monotonic() < deadline, log_file.read_text()
             time.sleep(0.2)
         yield url
@@ -205,8 +202,7 @@ def test_a_model_the_workers_cannot_load_exits_2_in_one_line(exported_run: tuple
     broken = tmp_path / "broken"
     shutil.copytree(exported_run[0], broken)
     (broken / "model.onnx").write_bytes(b"not an ONNX model")
-    port = str(_free_port())
-    command = [sys.executable, "-m", "training.cli", "serve", str(broken), "--workers", "2", "--port", port]
+    command = [sys.executable, "-m", "training.cli", "serve", str(broken), "--workers", "2", "--port", "0"]
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env, start_new_session=True)
     try:
@@ -244,7 +240,6 @@ def test_the_process_watching_the_workers_holds_no_model(tagging_run: Path, tmp_
     psutil = pytest.importorskip("psutil")
     with serving(tagging_run, tmp_path / "server.log", "--workers", "2") as url:
         assert call(f"{url}/predict", {"text": TEXTS[0]})[0] == 200
-        port = url.rsplit(":", 1)[1]
-        (parent,) = [child for child in psutil.Process().children() if port in child.cmdline()]
+        (parent,) = [child for child in psutil.Process().children() if "--workers" in child.cmdline()]
         worker = max(child.memory_info().rss for child in parent.children(recursive=True))
         assert parent.memory_info().rss * 2 < worker
