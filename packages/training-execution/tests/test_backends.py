@@ -353,11 +353,11 @@ def test_more_ranks_than_this_machine_holds_are_refused_before_any_starts(
     tiny_config: TrainingConfig, tmp_path: Path
 ) -> None:
     # On CPU they were started with a warning: `--nproc-per-node 100000` began a hundred thousand torch processes.
-    cores = usable_cores()
-    most = cores * PROCESSES_PER_CORE
-    backend = get_backend("torchrun", nproc_per_node=100_000, processes_from="nproc_per_node=100000")
+    # One over the bound: were the check gone, the test would start a few processes, not a machine's worth.
+    most = usable_cores() * PROCESSES_PER_CORE
+    backend = get_backend("torchrun", nproc_per_node=most + 1, processes_from=f"nproc_per_node={most + 1}")
     spec = JobSpec(job_id="final-x", config=tiny_config, data_path=None, output_dir=str(tmp_path / "run"))
-    expected = rf"^nproc_per_node=100000: 100000 processes at once; expected at most {most} on this machine "
+    expected = rf"^nproc_per_node={most + 1}: {most + 1} processes at once; expected at most {most} on this machine "
     with pytest.raises(ConfigError, match=expected):
         backend.submit(spec)
     assert not list(tmp_path.iterdir())
