@@ -475,8 +475,8 @@ def test_a_study_stored_with_a_duplicate_choice_resumes_and_reports(
     # "8.0 is listed already", and editing the study was the only way on.
     from training.hpo import write_report
 
-    duplicate = {"training.batch_size": {"type": "choice", "values": [8, 8.0]}}
-    with pytest.raises(ConfigError, match=r"values\[1\]: 8.0 is listed already \(values\[0\]\); list each value once"):
+    duplicate = {"training.batch_size": {"type": "choice", "values": [8, 8]}}
+    with pytest.raises(ConfigError, match=r"values\[1\]: 8 is listed already \(values\[0\]\); list each value once"):
         run_local_hpo_sweep(config=tiny_config, search_space=duplicate, dataset=dataset, study_dir=tmp_path / "new")
     one_epoch = {"training.num_epochs": {"type": "fixed", "value": 1}}
     hpo = quick_settings("old", n_trials=1, search_space=duplicate | one_epoch)
