@@ -114,7 +114,7 @@ def test_event_triggers_are_skipped_and_counted(tmp_path: Path) -> None:
     ann = "T1\tProtein 0 4\tIL-2\nT2\tGene_expression 5 15\texpression\nE1\tGene_expression:T2 Theme:T1\n"
     dataset = load_dataset(pair(tmp_path, "doc", "IL-2 expression rose", ann))
     assert (dataset["train"][0].spans, dataset.labels) == ((Span(0, 4, "Protein"),), ("Protein",))
-    assert "1 event triggers skipped (brat T lines an E line names first)" in dataset.report.lines()
+    assert "1 event trigger skipped (brat T lines an E line names first)" in dataset.report.lines()
 
 
 @pytest.mark.parametrize("alone", ["doc.txt", "doc.ann"])

@@ -48,7 +48,7 @@ def test_misaligned_spans_are_widened_to_words_and_counted_per_split(misaligned_
         "validation": MisalignedSpans(count=1, examples=(validation_example,)),
     }
     lines = dataset.report.lines()
-    assert "1 train spans did not start and end on word edges (expanded to words)" in lines
+    assert "1 train span did not start and end on word edges (expanded to words)" in lines
     assert f"  {validation_file}:1: [1, 4, 'PER'] 'ohn' widened to 'John'" in lines
 
 

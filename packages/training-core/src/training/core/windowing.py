@@ -53,8 +53,8 @@ class Windowing:
                 f"max_length {max_length}: the stride it would keep ({base.stride}) must be below half of it; "
                 "give a stride too"
             )
-        values = {"max_length": base.max_length if max_length is None else max_length}
-        values["stride"] = base.stride if stride is None else stride
+        values = {"max_length": base.max_length if max_length is None else whole_number(max_length, "max_length")}
+        values["stride"] = base.stride if stride is None else whole_number(stride, "stride")
         if tuple(values.values()) != (base.max_length, base.stride):
             # Chosen now, they are settings ModelConfig takes: a Predictor given stride 20 for 40-token windows (or
             # max_length 12) windowed text as no training could. A model's record stays what it was trained with (a
