@@ -389,12 +389,22 @@ def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, da
 def test_each_step_reports_the_learning_rate_it_applied(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
-    # Each step reported the rate of the step after it: the first warm-up step's 0 went unseen, the last read 0
+    # Each step reports the rate it applied (it once reported the next step's: the first warm-up step's 0 went unseen)
     recorder = Recorder()
     values = {"training.learning_rate": 1e-3, "training.warmup_ratio": 0.5, "training.gradient_accumulation_steps": 2}
     train_model(config_with(tiny_config, **values), dataset, tmp_path / "run", callbacks=[recorder], resumable=False)
     # 4 linear steps (2 an epoch: 4 batches, 2 a step), the first 2 warming up from 0
     assert recorder.rates == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
+
+
+def test_a_warmup_share_under_one_step_still_warms_up_for_one(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # 10% of 4 steps rounds up to 1 warm-up step, as Trainer rounds it; rounded down, the first step took the full rate
+    recorder = Recorder()
+    values = {"training.learning_rate": 1e-3, "training.warmup_ratio": 0.1, "training.gradient_accumulation_steps": 2}
+    train_model(config_with(tiny_config, **values), dataset, tmp_path / "run", callbacks=[recorder], resumable=False)
+    assert recorder.rates == pytest.approx([0.0, 1e-3, 2e-3 / 3, 1e-3 / 3])
 
 
 def test_early_stopping_stops_when_the_metric_stalls(

@@ -179,14 +179,12 @@ def create_kfold_splits(
         raise DataError(f"seed must be an integer, got {seed!r}")
     documents = dataset[split]
     units = group_units(documents, group_by)
-    what = "groups" if len(units) < len(documents) else "documents"
+    unit = "group" if len(units) < len(documents) else "document"
     if k > len(units):
-        hint = " (or set data.group_by: null to split the documents of a group)" if what == "groups" else ""
-        raise DataError(
-            f"k={k} folds need at least {k} {what}; the {split!r} split has {counted(len(units), what[:-1])}{hint}"
-        )
+        hint = " (or set data.group_by: null to split the documents of a group)" if unit == "group" else ""
+        raise DataError(f"k={k} folds need at least {k} {unit}s; the {split!r} split has {counted(len(units), unit)}{hint}")
     keys = stratification_keys(documents) if stratify else [""] * len(documents)
-    assignment, notes = _deal(units, keys, k, random.Random(seed), what)
+    assignment, notes = _deal(units, keys, k, random.Random(seed), unit)
     folds = tuple(
         Fold(
             index,
@@ -200,7 +198,7 @@ def create_kfold_splits(
 
 
 def _deal(
-    units: list[list[int]], keys: list[str], k: int, rng: random.Random, what: str
+    units: list[list[int]], keys: list[str], k: int, rng: random.Random, unit_name: str
 ) -> tuple[list[int], list[str]]:
     """Fold of each document, and notes on strata found in fewer than k units."""
     total = Counter(keys)
@@ -228,7 +226,7 @@ def _deal(
             assignment[index] = fold
     reach = Counter(key for strata in unit_strata for key in strata)
     notes = [
-        f"stratum {key!r} has {counted(reach[key], what[:-1])} < k={k}: only {reach[key]} of {k} folds can validate "
+        f"stratum {key!r} has {counted(reach[key], unit_name)} < k={k}: only {reach[key]} of {k} folds can validate "
         "on it"
         for key in sorted(reach)
         if key and reach[key] < k

@@ -144,11 +144,12 @@ def optimizer(
 
 
 def scheduler(optimizer: torch.optim.Optimizer, params: OptimizationConfig, total_steps: int) -> Any:
-    """The learning-rate schedule over `total_steps` optimizer steps, with linear warmup."""
+    """The learning-rate schedule over `total_steps` optimizer steps, with linear warmup over the ratio's share of
+    them, rounded up as `Trainer` rounds it (a ratio above 0 always warms up)."""
     return get_scheduler(
         SCHEDULES[params.scheduler],
         optimizer,
-        num_warmup_steps=int(params.warmup_ratio * total_steps),
+        num_warmup_steps=math.ceil(params.warmup_ratio * total_steps),
         num_training_steps=total_steps,
     )
 
