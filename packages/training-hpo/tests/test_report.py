@@ -289,3 +289,19 @@ def test_a_conditional_number_is_inactive_below_its_axis_not_a_value_it_may_take
         assert values == pytest.approx(drawn) and inactive < min(drawn)
         assert dimensions[label]["ticktext"][0] == "inactive" and dimensions[label]["tickvals"][0] == inactive
     assert list(dimensions["opt"]["ticktext"]) == ["adam", "sgd"]  # a choice every trial drew: no "inactive"
+
+
+def test_a_report_fits_fanova_once_for_both_of_its_pages(
+    swept: tuple, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each page fitted its own forest: twice the time on a study of hundreds of trials, for the same figure."""
+    fits = []
+    evaluate = optuna.importance.FanovaImportanceEvaluator.evaluate
+
+    def counted_evaluate(self, *args, **kwargs):  # the real fit, counted
+        fits.append(args)
+        return evaluate(self, *args, **kwargs)
+
+    monkeypatch.setattr(optuna.importance.FanovaImportanceEvaluator, "evaluate", counted_evaluate)
+    write_report(swept[0], tmp_path)
+    assert len(fits) == 1 and (tmp_path / "importances.png").is_file()

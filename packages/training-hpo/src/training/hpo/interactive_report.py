@@ -22,8 +22,11 @@ def metric_axis(metric: str) -> str:
     return f"{metric} (cross-entropy, nats)" if metric.endswith("loss") else f"{metric} (score, 0 to 1)"
 
 
-def study_figures(study: optuna.Study, metric: str) -> list[Section]:
-    """(heading, figure or None, why it is missing) for each plot of the study."""
+def study_figures(
+    study: optuna.Study, metric: str, evaluator: optuna.importance.BaseImportanceEvaluator | None = None
+) -> list[Section]:
+    """(heading, figure or None, why it is missing) for each plot of the study; `evaluator` (else a fresh
+    `importance_evaluator()`) computes the importances."""
     require("plotly", "the interactive study report")
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
@@ -31,7 +34,11 @@ def study_figures(study: optuna.Study, metric: str) -> list[Section]:
     skip_importances = importances_note(complete)
     return [
         (_HEADINGS[0], _history(study, complete, metric), ""),
-        (_HEADINGS[1], None if skip_importances else _importances(study, metric), skip_importances or ""),
+        (
+            _HEADINGS[1],
+            None if skip_importances else _importances(study, metric, evaluator or importance_evaluator()),
+            skip_importances or "",
+        ),
         (_HEADINGS[2], _parallel(complete, metric), ""),
         (_HEADINGS[3], _fold_spread(complete, metric), ""),
     ]
@@ -48,8 +55,21 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
 
 
 def importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
-    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer."""
-    return optuna.importance.FanovaImportanceEvaluator(seed=0)
+    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer. It fits its
+    forest once per study and parameters, so the two pages of a report share one fit."""
+    return _FanovaOnce(seed=0)
+
+
+class _FanovaOnce(optuna.importance.FanovaImportanceEvaluator):
+    def __init__(self, seed: int) -> None:
+        super().__init__(seed=seed)
+        self._fitted: dict[tuple, dict[str, float]] = {}
+
+    def evaluate(self, study: optuna.Study, params: list[str] | None = None, *, target: Any = None) -> dict[str, float]:
+        key = (id(study), tuple(params or ()), target)
+        if key not in self._fitted:
+            self._fitted[key] = super().evaluate(study, params, target=target)
+        return self._fitted[key]
 
 
 _HEADINGS = ("Optimisation history", "Parameter importances", "Parallel coordinates", "Fold values per trial")
@@ -71,11 +91,13 @@ def figure_labels(metric: str) -> dict[str, tuple[str, str, str]]:
     return dict(zip(_HEADINGS, labels, strict=True))
 
 
-def interactive_page(study: optuna.Study, metric: str, table: str) -> str:
+def interactive_page(
+    study: optuna.Study, metric: str, table: str, evaluator: optuna.importance.BaseImportanceEvaluator | None = None
+) -> str:
     """`interactive.html`: the page of the study's plotly figures (self-contained, opens offline) and its `table`."""
     title = f"Study {study.study_name}"
     intro = f"{study.direction.name.lower()} {metric}; {counted(len(study.get_trials(deepcopy=False)), 'trial')}"
-    return report_page(title, intro, study_figures(study, metric), table)
+    return report_page(title, intro, study_figures(study, metric, evaluator), table)
 
 
 def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> Any:
@@ -94,12 +116,12 @@ def _history(study: optuna.Study, complete: list[FrozenTrial], metric: str) -> A
     return _labelled(figure, *figure_labels(metric)[_HEADINGS[0]])
 
 
-def _importances(study: optuna.Study, metric: str) -> Any:
+def _importances(study: optuna.Study, metric: str, evaluator: optuna.importance.BaseImportanceEvaluator) -> Any:
     import plotly.graph_objects as go
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        importances = optuna.importance.get_param_importances(study, evaluator=importance_evaluator())
+        importances = optuna.importance.get_param_importances(study, evaluator=evaluator)
     names = list(importances)[::-1]  # the most important on top
     figure = go.Figure(go.Bar(x=[importances[name] for name in names], y=names, orientation="h", name="importance"))
     return _labelled(figure, *figure_labels(metric)[_HEADINGS[1]])

@@ -84,7 +84,8 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     metric = study_metric(study)
     pngs: dict[str, bytes] = {}
     figures: list[Section] = []
-    for heading, name, draw, note in study_plots(study, metric):
+    evaluator = importance_evaluator()  # one fANOVA fit for both pages
+    for heading, name, draw, note in study_plots(study, metric, evaluator):
         if note is None:
             pngs[name] = _png(heading, draw)
         figures.append((heading, None if note else name, note or ""))
@@ -92,7 +93,7 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     intro = f"Direction: {study.direction.name.lower()}."
     links = [("Interactive version (opens offline)", "interactive.html")]
     index = report_page(f"Study {study.study_name}", intro, figures, table, links)
-    interactive = interactive_page(study, metric, table)
+    interactive = interactive_page(study, metric, table, evaluator)
     out = Path(out_dir)
     for name, png in pngs.items():
         atomic_write_bytes(out / name, png)
@@ -111,9 +112,13 @@ def _png(heading: str, draw: Callable[[], Any]) -> bytes:
         raise TrainingError(f"{reason}; no file of the report was written") from error
 
 
-def study_plots(study: optuna.Study, metric: str) -> list[tuple[str, str, Callable[[], Any], str | None]]:
+def study_plots(
+    study: optuna.Study, metric: str, evaluator: optuna.importance.BaseImportanceEvaluator | None = None
+) -> list[tuple[str, str, Callable[[], Any], str | None]]:
     """(heading, PNG file name, a function drawing its matplotlib Axes, why it is skipped or None) for each plot;
-    titles and axes name `metric` and its unit, as the interactive page does."""
+    titles and axes name `metric` and its unit, as the interactive page does; `evaluator` (else a fresh
+    `importance_evaluator()`) computes the importances."""
+    evaluator = evaluator or importance_evaluator()
     from optuna.visualization import matplotlib as plots
 
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
@@ -129,7 +134,7 @@ def study_plots(study: optuna.Study, metric: str) -> list[tuple[str, str, Callab
     drawings = {
         "history.png": (lambda: plots.plot_optimization_history(study, target_name=axis), none_yet),
         "importances.png": (
-            lambda: plots.plot_param_importances(study, evaluator=importance_evaluator(), target_name=axis),
+            lambda: plots.plot_param_importances(study, evaluator=evaluator, target_name=axis),
             importances,
         ),
         "parallel.png": (
