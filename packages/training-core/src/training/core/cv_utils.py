@@ -182,7 +182,8 @@ def create_kfold_splits(
     unit = "group" if len(units) < len(documents) else "document"
     if k > len(units):
         hint = " (or set data.group_by: null to split the documents of a group)" if unit == "group" else ""
-        raise DataError(f"k={k} folds need at least {k} {unit}s; the {split!r} split has {counted(len(units), unit)}{hint}")
+        has = counted(len(units), unit)
+        raise DataError(f"k={k} folds need at least {k} {unit}s; the {split!r} split has {has}{hint}")
     keys = stratification_keys(documents) if stratify else [""] * len(documents)
     assignment, notes = _deal(units, keys, k, random.Random(seed), unit)
     folds = tuple(
