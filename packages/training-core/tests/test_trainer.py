@@ -438,6 +438,26 @@ def test_a_callback_stop_evaluates_the_weights_trained_since_the_last_evaluation
     assert [entry.step for entry in later.metrics.history] == [4, 6]
 
 
+class StopAtBegin(Callback):
+    def on_train_begin(self, state: TrainerState) -> None:
+        state.should_stop = True
+
+
+def test_a_stop_before_the_first_step_keeps_the_weights_as_they_are_as_the_model(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # The run was marked completed with no model and no scores: its folder could not be loaded or evaluated
+    result = train_model(tiny_config, dataset, tmp_path / "run", callbacks=[StopAtBegin()])
+    assert [(entry.epoch, entry.step) for entry in result.metrics.history] == [(1, 0)]
+    assert result.metrics.status == "completed" and result.metrics.best_step == 0 and result.metrics.best is not None
+    assert (result.model_dir / "model.safetensors").is_file() and not (tmp_path / "run" / "checkpoint").exists()
+    config = config_with(tiny_config, **{"training.num_epochs": 2})
+    with pytest.raises(Interrupt):
+        train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtEpoch(2)])  # after epoch 1's checkpoint
+    resumed = train_model(config, dataset, tmp_path / "resumed", callbacks=[StopAtBegin()])
+    assert [entry.step for entry in resumed.metrics.history] == [4]  # evaluated before its checkpoint: not again
+
+
 def test_validation_is_held_out_when_the_data_has_none(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

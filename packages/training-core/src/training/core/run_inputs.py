@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -11,9 +12,10 @@ from data.documents import Document, document_items, iob2_tag_names
 from data.loaders import Dataset
 from data.splits import hold_out
 from training.common.cache import cache_folder
-from training.common.errors import ConfigError, DataError, expect_instance
+from training.common.errors import ConfigError, DataError, InputError, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
+from training.core.callbacks import Callback
 from training.core.run_metrics import PrecisionCheck
 
 
@@ -52,15 +54,23 @@ def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
     return RunInputs(labels, iob2_tag_names(labels), train, validation, overlap)
 
 
-def check_run_arguments(output_dir: object, cache_dir: object, precision_check: object) -> None:
-    """Refuse `train_model`'s folders and earlier precision check of the wrong type, which failed deep inside (None or
-    5 for a folder as a TypeError, a dict for the check as an AttributeError)."""
+def check_run_arguments(
+    output_dir: object, cache_dir: object, precision_check: object, callbacks: object
+) -> list[Callback]:
+    """Refuse `train_model`'s folders, earlier precision check and callbacks of the wrong type, which failed deep inside
+    (None or 5 for a folder as a TypeError, a dict for the check as an AttributeError, a function at the first hook it
+    lacked); return the callbacks as a list."""
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")
     expect_instance(
         cache_dir, (str, os.PathLike, type(None)), "cache_dir", "the path of a feature cache folder, or None"
     )
     expected = "a PrecisionCheck (an earlier run's RunMetrics.precision_check), or None"
     expect_instance(precision_check, (PrecisionCheck, type(None)), "precision_check", expected)
+    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
+        raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
+    for index, callback in enumerate(callbacks := list(callbacks)):
+        expect_instance(callback, Callback, f"callbacks[{index}]", "a Callback (subclass training.core.Callback)")
+    return callbacks
 
 
 def default_cache_dir() -> Path:

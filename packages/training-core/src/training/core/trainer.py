@@ -8,7 +8,7 @@ import math
 import os
 import shutil
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -17,7 +17,7 @@ import torch
 
 from data.documents import Document, document_items
 from data.loaders import Dataset
-from training.common.errors import DataError, InputError, expect_instance
+from training.common.errors import DataError
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core import optimization
@@ -63,11 +63,7 @@ def train_model(
     `backbone_folder`: as in `create_model_and_tokenizer`. `precision_check`: `auto`'s bf16 check by an earlier run
     of the same model and data (a trial's): a fresh run takes it instead of scoring its first evaluation in fp32.
     """
-    check_run_arguments(output_dir, cache_dir, precision_check)
-    if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
-        raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
-    for index, callback in enumerate(callbacks := list(callbacks)):  # a function failed at the first hook it lacked
-        expect_instance(callback, Callback, f"callbacks[{index}]", "a Callback (subclass training.core.Callback)")
+    callbacks = check_run_arguments(output_dir, cache_dir, precision_check, callbacks)
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     inputs, run = run_inputs(config, dataset), RunFolder(Path(output_dir))
     run.check_path()
@@ -262,8 +258,7 @@ class _Trainer:
 
     @property
     def _checks_bf16(self) -> bool:
-        """`auto` in bf16 with the model chosen on validation (a refit keeps its last and scores the test split: no
-        check may steer it)."""
+        """`auto` in bf16 with the model chosen on validation (a refit keeps its last: no check may steer it)."""
         return self.params.precision == "auto" and self.optimization.precision == "bf16" and self.params.keep == "best"
 
     def _checked(self, evaluation: Evaluation, next_epoch: int) -> Evaluation:
@@ -345,7 +340,8 @@ class _Trainer:
         state, opt, ctx, saved = self.state, self.optimization, self.ctx, self.run.checkpoint
         counts = ctx.rank, ctx.world_size, state.steps_per_epoch, self.params.gradient_accumulation_steps
         progress = load_checkpoint(saved, self.model, opt.checkpointed, opt.scheduler, opt.scaler, *counts)
-        state.global_step, state.history = progress.global_step, list(progress.history)
+        state.global_step = self.evaluated_step = progress.global_step  # a checkpoint follows an evaluation
+        state.history = list(progress.history)
         state.best_metric, state.best_epoch = progress.best_metric, progress.best_epoch
         self.best_metrics, self.best_step = progress.best_metrics, progress.best_step
         self.patience, self.stopped_early = progress.patience, progress.stopped_early
@@ -373,6 +369,8 @@ class _Trainer:
         )
 
     def _finish(self, seen: int, seconds: float) -> TrainResult:
+        if self.state.global_step != self.evaluated_step:  # stopped before a step: the weights as they are
+            self._evaluate_and_checkpoint(self.params.num_epochs, 0)
         samples, throughput = self.ctx.all_reduce_sum([seen, seen / seconds if seconds else 0.0])
         metrics = self._metrics(
             "completed",
