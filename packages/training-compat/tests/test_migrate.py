@@ -207,8 +207,20 @@ def test_a_file_that_cannot_be_read_is_reported_and_the_others_still_migrate(
     assert main(["--write", str(tmp_path)]) == 2
     assert (tmp_path / "b.py").read_text(encoding="utf-8") == "import training.execution as te\n"
     errors = capsys.readouterr().err.splitlines()
-    assert errors[0].endswith(f"{tmp_path / 'a_link.py'}' (file left unchanged)")
+    link, target = tmp_path / "a_link.py", tmp_path / "generated.py"
+    assert errors[0] == f"{link}: a symbolic link to {target}, which does not exist (file left unchanged)"
     assert errors[-1].split() == ["parse", "failures", "1"]
+
+
+def test_a_link_to_nothing_named_on_the_command_line_says_where_it_points(python, tmp_path: Path) -> None:
+    (tmp_path / "loop.py").symlink_to("loop.py")
+    (tmp_path / "gone.py").symlink_to("build/gone.py")
+    result = training_migrate(python, "gone.py", cwd=tmp_path)
+    message = "training migrate: error: gone.py: a symbolic link to build/gone.py, which does not exist\n"
+    assert (result.returncode, result.stderr) == (2, message)
+    result = training_migrate(python, "loop.py", cwd=tmp_path)
+    message = "loop.py: a symbolic link to loop.py, which cannot be followed (Too many levels of symbolic links)"
+    assert (result.returncode, result.stderr) == (2, f"training migrate: error: {message}\n")
 
 
 # The orchestration package of a real project on the old layout: names and modules the new packages do not have.

@@ -78,7 +78,7 @@ def run(args: argparse.Namespace) -> int:
     for path in files:
         try:
             migration = migrate_file(path)
-        except (InputError, OSError) as error:  # OSError: unreadable, or a link to nothing
+        except (InputError, OSError) as error:  # OSError: unreadable
             print(f"{error} (file left unchanged)", file=sys.stderr)
             failed += 1
             continue
@@ -123,14 +123,14 @@ def sources(paths: Sequence[Path]) -> list[Path]:
     """The files named, and the `.py`/`.ipynb` files under the folders named (hidden folders and venvs skipped)."""
     found: dict[Path, None] = {}
     for path in paths:
-        if path.is_file():
-            found[path] = None
-        elif path.is_dir():
+        if path.is_dir():
             for root, folders, names in os.walk(path):
                 folders[:] = sorted(name for name in folders if not _skipped(Path(root, name)))
                 found.update((Path(root, name), None) for name in sorted(names) if name.endswith(SUFFIXES))
+        elif (why := _not_a_file(path)) is not None:
+            raise InputError(f"{path}: {why}")
         else:
-            raise InputError(f"{path}: no such file or folder")
+            found[path] = None
     return list(found)
 
 
@@ -143,6 +143,8 @@ def migrate_file(path: Path) -> Migration:
     from training_compat.notebook import rewrite_notebook
     from training_compat.rewrite import UnparsableSource, rewrite
 
+    if (why := _not_a_file(path)) is not None:
+        raise InputError(f"{path}: {why}")
     before = path.read_bytes()
     if path.suffix != ".ipynb":
         try:
@@ -162,6 +164,21 @@ def migrate_file(path: Path) -> Migration:
     )
     diff = "".join(_diff(cell.before, cell.after, f"{path} (cell {cell.index})") for cell in notebook.cells)
     return Migration(before, notebook.source, diff, findings, notebook.imports)
+
+
+def _not_a_file(path: Path) -> str | None:
+    """Why `path` is not a regular file to read, or None when it is."""
+    try:
+        mode = path.stat().st_mode
+    except OSError as error:
+        missing = isinstance(error, (FileNotFoundError, NotADirectoryError))
+        if path.is_symlink():
+            fate = "does not exist" if missing else f"cannot be followed ({error.strerror})"
+            return f"a symbolic link to {os.readlink(path)}, which {fate}"
+        if missing:
+            return "no such file or folder"
+        raise
+    return None if stat.S_ISREG(mode) else "not a regular file"
 
 
 def _diff(before: str, after: str, name: str) -> str:
