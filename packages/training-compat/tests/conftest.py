@@ -35,7 +35,7 @@ Python = Callable[..., subprocess.CompletedProcess[str]]
 
 
 def run_python(
-    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
     """This interpreter in a fresh process (offline for Hugging Face): legacy modules warn on first import only."""
     return subprocess.run(
@@ -44,7 +44,7 @@ def run_python(
         text=True,
         cwd=cwd,
         env={**os.environ, "HF_HUB_OFFLINE": "1", **(env or {})},
-        timeout=600,
+        timeout=timeout,
         check=False,
     )
 

@@ -43,8 +43,8 @@ def refit(best):
 '''
 
 
-def training_migrate(python, *args: str, cwd: Path):
-    return python("-m", "training.cli", "migrate", *args, cwd=cwd)
+def training_migrate(python, *args: str, cwd: Path, timeout: float = 600):
+    return python("-m", "training.cli", "migrate", *args, cwd=cwd, timeout=timeout)
 
 
 @pytest.fixture
@@ -221,6 +221,23 @@ def test_a_link_to_nothing_named_on_the_command_line_says_where_it_points(python
     result = training_migrate(python, "loop.py", cwd=tmp_path)
     message = "loop.py: a symbolic link to loop.py, which cannot be followed (Too many levels of symbolic links)"
     assert (result.returncode, result.stderr) == (2, f"training migrate: error: {message}\n")
+
+
+def test_a_named_pipe_is_skipped_or_refused_never_opened(python, tmp_path: Path) -> None:
+    # Opening a FIFO blocks until something writes to it: a pipe named `*.py` hung the run forever.
+    (tmp_path / "pkg").mkdir()
+    os.mkfifo(tmp_path / "pkg" / "feed.py")
+    os.mkfifo(tmp_path / "cells.ipynb")
+    (tmp_path / "pkg" / "tune.py").write_text("import hpo as h\n", encoding="utf-8")
+    result = training_migrate(python, "--check", ".", cwd=tmp_path, timeout=60)
+    assert (result.returncode, result.stdout) == (1, "would rewrite pkg/tune.py\n")
+    assert result.stderr == (
+        "cells.ipynb: a named pipe (FIFO), not a regular file (skipped)\n"
+        "pkg/feed.py: a named pipe (FIFO), not a regular file (skipped)\n" + table(scanned=1, files=1, imports=1)
+    )
+    named = training_migrate(python, "pkg/feed.py", cwd=tmp_path, timeout=60)
+    error = "training migrate: error: pkg/feed.py: a named pipe (FIFO), not a regular file\n"
+    assert (named.returncode, named.stderr) == (2, error)
 
 
 # The orchestration package of a real project on the old layout: names and modules the new packages do not have.

@@ -25,6 +25,12 @@ DESCRIPTION = (
 )
 SUFFIXES = (".py", ".ipynb")
 SKIPPED_FOLDERS = frozenset({"__pycache__", "node_modules", "site-packages"})
+_SPECIAL_FILES = {
+    stat.S_IFIFO: "a named pipe (FIFO)",
+    stat.S_IFSOCK: "a socket",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+}
 
 
 @dataclass(frozen=True)
@@ -37,6 +43,14 @@ class Finding:
 
     def __str__(self) -> str:
         return f"{self.where}: {self.text}"
+
+
+@dataclass(frozen=True)
+class Sources:
+    """The files to migrate, and a line for each thing that looked like one but was left alone (and why)."""
+
+    files: tuple[Path, ...]
+    skipped: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -72,7 +86,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Migrate every file under `args.paths`, one at a time, and print a summary; returns the exit code."""
-    files = sources(args.paths)
+    found = sources(args.paths)
+    for line in found.skipped:
+        print(line, file=sys.stderr)
+    files = found.files
     changed = imports = failed = 0
     reasons: Counter[str] = Counter()  # of what was left for a human; only counts outlive a file (a tree can be large)
     for path in files:
@@ -103,7 +120,9 @@ def run(args: argparse.Namespace) -> int:
     return 1 if args.check and (changed or reasons) else 0
 
 
-def _summary(files: list[Path], changed: int, imports: int, reasons: Counter[str], failed: int, written: bool) -> str:
+def _summary(
+    files: Sequence[Path], changed: int, imports: int, reasons: Counter[str], failed: int, written: bool
+) -> str:
     """The summary table, label and count per line; the reasons of what was left for a human indented under it."""
     done = "rewritten" if written else "to rewrite"
     rows = [
@@ -119,19 +138,25 @@ def _summary(files: list[Path], changed: int, imports: int, reasons: Counter[str
     return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
 
 
-def sources(paths: Sequence[Path]) -> list[Path]:
-    """The files named, and the `.py`/`.ipynb` files under the folders named (hidden folders and venvs skipped)."""
+def sources(paths: Sequence[Path]) -> Sources:
+    """The files named, and the `.py`/`.ipynb` files under the folders named (hidden folders and venvs skipped,
+    special files too: reading a FIFO blocks until something writes to it)."""
     found: dict[Path, None] = {}
+    skipped: list[str] = []
     for path in paths:
         if path.is_dir():
             for root, folders, names in os.walk(path):
                 folders[:] = sorted(name for name in folders if not _skipped(Path(root, name)))
-                found.update((Path(root, name), None) for name in sorted(names) if name.endswith(SUFFIXES))
+                for file in (Path(root, name) for name in sorted(names) if name.endswith(SUFFIXES)):
+                    if file.exists() and (why := _not_a_file(file)) is not None:  # a link to nothing fails later
+                        skipped.append(f"{file}: {why} (skipped)")
+                    else:
+                        found[file] = None
         elif (why := _not_a_file(path)) is not None:
             raise InputError(f"{path}: {why}")
         else:
             found[path] = None
-    return list(found)
+    return Sources(tuple(found), tuple(skipped))
 
 
 def _skipped(folder: Path) -> bool:
@@ -178,7 +203,9 @@ def _not_a_file(path: Path) -> str | None:
         if missing:
             return "no such file or folder"
         raise
-    return None if stat.S_ISREG(mode) else "not a regular file"
+    if stat.S_ISREG(mode):
+        return None
+    return f"{_SPECIAL_FILES.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
 
 
 def _diff(before: str, after: str, name: str) -> str:
