@@ -240,6 +240,45 @@ def test_a_named_pipe_is_skipped_or_refused_never_opened(python, tmp_path: Path)
     assert (named.returncode, named.stderr) == (2, error)
 
 
+def test_a_file_reached_through_links_is_migrated_once_by_its_own_name(python, tmp_path: Path) -> None:
+    # A link and its target were two files: counted twice, and diffed twice.
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "tune.py").write_text("import hpo as h\n", encoding="utf-8")
+    (tmp_path / "alias.py").symlink_to("pkg/tune.py")
+    (tmp_path / "mirror").symlink_to("pkg")
+    (tmp_path / "pkg" / "up").symlink_to("..")  # a loop: a walk that follows links blindly never ends
+    (tmp_path / ".tools").mkdir()
+    (tmp_path / ".tools" / "submit").write_text("import training_exec as te\n", encoding="utf-8")
+    (tmp_path / "submit.py").symlink_to(".tools/submit")  # reached only through its link
+    checked = training_migrate(python, "--check", ".", cwd=tmp_path, timeout=60)
+    assert (checked.returncode, checked.stdout) == (1, "would rewrite pkg/tune.py\nwould rewrite submit.py\n")
+    assert checked.stderr == table(scanned=2, files=2, imports=2)
+    written = training_migrate(python, "--write", ".", cwd=tmp_path, timeout=60)
+    assert (written.returncode, written.stdout) == (0, "rewrote pkg/tune.py\nrewrote submit.py\n")
+    assert (tmp_path / "alias.py").read_text(encoding="utf-8") == "import training.hpo as h\n"
+    assert (tmp_path / "submit.py").is_symlink()
+
+
+def test_a_link_out_of_the_folders_named_is_reported_and_left_alone(python, tmp_path: Path) -> None:
+    # Rewriting a file outside the folder the user named, through a link in it, surprises: it may be shared.
+    shared, project = tmp_path / "shared", tmp_path / "project"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "common.py").write_text("import hpo as h\n", encoding="utf-8")
+    (project / "common.py").symlink_to(shared / "common.py")
+    (project / "vendor").symlink_to("../shared")
+    result = training_migrate(python, "--write", ".", cwd=project, timeout=60)
+    assert (result.returncode, result.stdout) == (0, "")
+    assert result.stderr == (
+        f"common.py: a symbolic link to {shared / 'common.py'}, out of the folders named (skipped)\n"
+        "vendor: a symbolic link to ../shared, out of the folders named (skipped)\n" + table(done="rewritten")
+    )
+    assert (shared / "common.py").read_text(encoding="utf-8") == "import hpo as h\n"
+    both = training_migrate(python, "--check", ".", str(shared), cwd=project, timeout=60)  # named: migrated once
+    assert (both.returncode, both.stdout) == (1, f"would rewrite {shared / 'common.py'}\n")
+    assert both.stderr == table(scanned=1, files=1, imports=1)
+
+
 # The orchestration package of a real project on the old layout: names and modules the new packages do not have.
 ORCHESTRATION = """\
 from hpo import run_local_hpo_sweep, make_pruner

@@ -139,24 +139,56 @@ def _summary(
 
 
 def sources(paths: Sequence[Path]) -> Sources:
-    """The files named, and the `.py`/`.ipynb` files under the folders named (hidden folders and venvs skipped,
-    special files too: reading a FIFO blocks until something writes to it)."""
-    found: dict[Path, None] = {}
+    """The files named, and the `.py`/`.ipynb` files under the folders named, each once however many links reach it.
+
+    Left alone: hidden folders and venvs; special files (reading a FIFO blocks until something writes to it); links
+    out of the folders named (rewriting a file the user did not point at would surprise them).
+    """
+    tops = [os.path.realpath(path) for path in paths if path.is_dir()]
+    found: dict[str, Path] = {}  # real path -> the name it was first reached by
+    walked: set[str] = set()  # real paths of the folders walked, each once: a link back up does not loop
+    links: list[Path] = []  # followed last, so that a file the walk also reaches directly is shown by its own name
     skipped: list[str] = []
+
+    def walk(folder: Path) -> None:
+        for root, folders, names in os.walk(folder):  # links are not followed here, but queued
+            real = os.path.realpath(root)
+            if real in walked:
+                folders.clear()
+                continue
+            walked.add(real)
+            for file in (Path(root, name) for name in sorted(names) if name.endswith(SUFFIXES)):
+                if file.is_symlink():
+                    links.append(file)
+                else:
+                    add(file)
+            subfolders = [Path(root, name) for name in sorted(folders) if not _skipped(Path(root, name))]
+            folders[:] = [sub.name for sub in subfolders if not sub.is_symlink()]
+            links.extend(sub for sub in subfolders if sub.is_symlink())
+
+    def add(file: Path) -> None:
+        if file.exists() and (why := _not_a_file(file)) is not None:  # a link to nothing fails when read
+            skipped.append(f"{file}: {why} (skipped)")
+        else:
+            found.setdefault(os.path.realpath(file), file)
+
     for path in paths:
         if path.is_dir():
-            for root, folders, names in os.walk(path):
-                folders[:] = sorted(name for name in folders if not _skipped(Path(root, name)))
-                for file in (Path(root, name) for name in sorted(names) if name.endswith(SUFFIXES)):
-                    if file.exists() and (why := _not_a_file(file)) is not None:  # a link to nothing fails later
-                        skipped.append(f"{file}: {why} (skipped)")
-                    else:
-                        found[file] = None
+            walk(path)
         elif (why := _not_a_file(path)) is not None:
             raise InputError(f"{path}: {why}")
         else:
-            found[path] = None
-    return Sources(tuple(found), tuple(skipped))
+            found.setdefault(os.path.realpath(path), path)
+    while links:
+        link = links.pop(0)
+        real = os.path.realpath(link)
+        if not any(os.path.commonpath((real, top)) == top for top in tops):
+            skipped.append(f"{link}: a symbolic link to {os.readlink(link)}, out of the folders named (skipped)")
+        elif link.is_dir():
+            walk(link)
+        else:
+            add(link)
+    return Sources(tuple(found.values()), tuple(skipped))
 
 
 def _skipped(folder: Path) -> bool:
