@@ -148,9 +148,9 @@ def padded_tokens(windows: Sequence[Window], batches: Sequence[Sequence[int]]) -
 
 
 def warmup_steps(workload: Workload) -> int:
-    """`train_model`'s warmup: int(warmup_ratio * total optimizer steps)."""
+    """`train_model`'s warmup: warmup_ratio * total optimizer steps, rounded up (as `Trainer` rounds its ratio)."""
     params = workload.params
-    return int(params.warmup_ratio * math.ceil(len(workload.windows) / params.batch_size) * params.num_epochs)
+    return math.ceil(params.warmup_ratio * math.ceil(len(workload.windows) / params.batch_size) * params.num_epochs)
 
 
 def entity_f1(workload: Workload, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> float:

@@ -30,8 +30,10 @@ ENTITY_TYPES = ("PER", "ORG", "LOC")
 
 @pytest.fixture
 def fp32_config(tiny_config: TrainingConfig) -> TrainingConfig:
-    """Strong weight decay and a high learning rate, so that rows outside the training split visibly decay."""
+    """Strong weight decay and a high learning rate from the first step (no warm-up: these steps never move the
+    schedule), so that rows outside the training split visibly decay."""
     values = {"training.precision": "fp32", "training.weight_decay": 0.5, "training.learning_rate": 1e-2}
+    values["training.warmup_ratio"] = 0.0
     return tiny_config.with_values(values)
 
 
