@@ -279,6 +279,20 @@ def test_a_link_out_of_the_folders_named_is_reported_and_left_alone(python, tmp_
     assert both.stderr == table(scanned=1, files=1, imports=1)
 
 
+def test_a_link_out_of_the_folders_named_to_a_file_named_is_not_reported_as_skipped(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The link was reported "out of the folders named (skipped)" while the file it points to was migrated
+    shared, project = tmp_path / "shared", tmp_path / "project"
+    shared.mkdir()
+    project.mkdir()
+    (shared / "common.py").write_text("import hpo as h\n", encoding="utf-8")
+    (project / "common.py").symlink_to(shared / "common.py")
+    assert main(["--check", str(project), str(shared / "common.py")]) == 1
+    output = capsys.readouterr()
+    assert (output.out, output.err) == (f"would rewrite {shared / 'common.py'}\n", table(scanned=1, files=1, imports=1))
+
+
 # The orchestration package of a real project on the old layout: names and modules the new packages do not have.
 ORCHESTRATION = """\
 from hpo import run_local_hpo_sweep, make_pruner

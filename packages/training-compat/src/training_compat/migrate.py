@@ -182,6 +182,8 @@ def sources(paths: Sequence[Path]) -> Sources:
     while links:
         link = links.pop(0)
         real = os.path.realpath(link)
+        if real in found:  # a file named on the command line, or already reached by its own name
+            continue
         if not any(os.path.commonpath((real, top)) == top for top in tops):
             skipped.append(f"{link}: a symbolic link to {os.readlink(link)}, out of the folders named (skipped)")
         elif link.is_dir():
