@@ -162,6 +162,16 @@ def test_a_missing_path_is_one_line_and_exit_code_2(python, tmp_path: Path) -> N
     )
 
 
+def test_a_path_through_a_link_loop_is_one_line_and_exit_code_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Said "no such file or folder" (exit 2), then became "[Errno 40] ..." with exit 1, which `--check` uses for work
+    (tmp_path / "loop").symlink_to("loop")
+    assert main(["--check", str(tmp_path / "loop" / "tune.py")]) == 2
+    error = f"{tmp_path / 'loop' / 'tune.py'}: cannot be reached (Too many levels of symbolic links)"
+    assert capsys.readouterr().err == f"python -m training_compat.migrate: error: {error}\n"
+
+
 def test_options_may_come_between_paths_as_in_the_training_command(tmp_path: Path) -> None:
     (tmp_path / "a.py").write_text("import training_exec as te\n", encoding="utf-8")
     (tmp_path / "b.py").write_text("import hpo as h\n", encoding="utf-8")

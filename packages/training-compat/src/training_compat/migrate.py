@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import errno
 import os
 import stat
 import sys
@@ -234,8 +235,8 @@ def _not_a_file(path: Path) -> str | None:
         if path.is_symlink():
             fate = "does not exist" if missing else f"cannot be followed ({error.strerror})"
             return f"a symbolic link to {os.readlink(path)}, which {fate}"
-        if missing:
-            return "no such file or folder"
+        if missing or error.errno == errno.ELOOP:  # ELOOP: a link in a folder above it loops
+            return "no such file or folder" if missing else f"cannot be reached ({error.strerror})"
         raise
     if stat.S_ISREG(mode):
         return None
