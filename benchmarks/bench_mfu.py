@@ -157,7 +157,7 @@ def library_steps(
     """A step of `train_model` (`backward_group` then `optimizer_step`) on one batch, and its resolved precision;
     without `mask`, the batch has no attention mask, which lets a compiled step's SDPA take flash attention."""
     model = fresh_model(shape, device)
-    params = OptimizationConfig(precision=args.precision, compile=compile, learning_rate=1e-4)
+    params = OptimizationConfig(precision=args.precision, compile=compile, learning_rate=1e-4, warmup_ratio=0.0)
     ctx = RunContext(device=device)
     optimization = Optimization.build(model, params, ctx, total_steps=args.warmup + args.steps)
     batch = random_batch(shape, model.config.vocab_size, torch.Generator().manual_seed(1), mask)

@@ -66,7 +66,7 @@ class _FanovaOnce(optuna.importance.FanovaImportanceEvaluator):
         self._fitted: dict[tuple, dict[str, float]] = {}
 
     def evaluate(self, study: optuna.Study, params: list[str] | None = None, *, target: Any = None) -> dict[str, float]:
-        key = (id(study), tuple(params or ()), target)
+        key = (study, tuple(params or ()), target)  # the study itself: an id could be reused once it is gone
         if key not in self._fitted:
             self._fitted[key] = super().evaluate(study, params, target=target)
         return self._fitted[key]
