@@ -386,25 +386,22 @@ def test_callbacks_see_every_step_and_evaluation(tiny_config: TrainingConfig, da
     assert len(recorder.evaluations) == 2 and [entry.step for entry in result.metrics.history] == [2, 4]
 
 
+@pytest.mark.parametrize(
+    ("warmup_ratio", "rates"),
+    [
+        (0.5, [0.0, 5e-4, 1e-3, 5e-4]),  # the first 2 of 4 steps warm up from 0
+        (0.1, [0.0, 1e-3, 2e-3 / 3, 1e-3 / 3]),  # 0.4 steps round up to 1, as Trainer rounds: down, step 1 had 1e-3
+    ],
+)
 def test_each_step_reports_the_learning_rate_it_applied(
-    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+    warmup_ratio: float, rates: list[float], tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:
     # Each step reports the rate it applied (it once reported the next step's: the first warm-up step's 0 went unseen)
     recorder = Recorder()
-    values = {"training.learning_rate": 1e-3, "training.warmup_ratio": 0.5, "training.gradient_accumulation_steps": 2}
+    values = {"training.learning_rate": 1e-3, "training.warmup_ratio": warmup_ratio}
+    values["training.gradient_accumulation_steps"] = 2  # 4 linear steps: 2 an epoch, 4 batches, 2 a step
     train_model(config_with(tiny_config, **values), dataset, tmp_path / "run", callbacks=[recorder], resumable=False)
-    # 4 linear steps (2 an epoch: 4 batches, 2 a step), the first 2 warming up from 0
-    assert recorder.rates == pytest.approx([0.0, 5e-4, 1e-3, 5e-4])
-
-
-def test_a_warmup_share_under_one_step_still_warms_up_for_one(
-    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
-) -> None:
-    # 10% of 4 steps rounds up to 1 warm-up step, as Trainer rounds it; rounded down, the first step took the full rate
-    recorder = Recorder()
-    values = {"training.learning_rate": 1e-3, "training.warmup_ratio": 0.1, "training.gradient_accumulation_steps": 2}
-    train_model(config_with(tiny_config, **values), dataset, tmp_path / "run", callbacks=[recorder], resumable=False)
-    assert recorder.rates == pytest.approx([0.0, 1e-3, 2e-3 / 3, 1e-3 / 3])
+    assert recorder.rates == pytest.approx(rates)
 
 
 def test_early_stopping_stops_when_the_metric_stalls(
