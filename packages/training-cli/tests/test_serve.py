@@ -243,3 +243,19 @@ def test_the_process_watching_the_workers_holds_no_model(tagging_run: Path, tmp_
         (parent,) = [child for child in psutil.Process().children() if "--workers" in child.cmdline()]
         worker = max(child.memory_info().rss for child in parent.children(recursive=True))
         assert parent.memory_info().rss * 2 < worker
+
+
+def test_more_workers_than_the_machine_holds_exit_2_before_anything_starts(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """uvicorn started every one of `--workers 100000000000000000000` processes. The model is missing: were the check
+    gone, the command would stop at it, before any process starts."""
+    from training.cli.main import main
+    from training.common.cores import PROCESSES_PER_CORE, usable_cores
+
+    most = usable_cores() * PROCESSES_PER_CORE
+    assert main(["serve", str(tmp_path / "missing"), "--workers", str(most + 1)]) == 2
+    assert capsys.readouterr().err == (
+        f"training serve: error: --workers {most + 1}: {most + 1} processes at once; expected at most {most} on this "
+        f"machine ({PROCESSES_PER_CORE} for each of its {usable_cores()} CPU cores)\n"
+    )

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from training.cli.commands.common import add_precision_option, positive_int
 from training.cli.run_paths import note_unfinished, predictor_folder
+from training.common.cores import check_process_count
 from training.common.optional import require
 
 
@@ -34,6 +35,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run(args: argparse.Namespace) -> int:
     from training.common.errors import InputError
 
+    check_process_count(args.workers, f"--workers {args.workers}")  # uvicorn starts them all, however many
     if not 0 <= args.port <= 65535:
         raise InputError(f"--port {args.port}: expected a port 0-65535")
     model_dir = predictor_folder(args.model, quantized=args.quantized, precision=args.precision).resolve()
