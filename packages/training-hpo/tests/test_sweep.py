@@ -248,6 +248,22 @@ def test_parallel_trials_need_trial_processes(config_dir: Path, tmp_path: Path) 
     assert not list(tmp_path.iterdir())
 
 
+def test_a_resume_refuses_more_parallel_trials_than_the_machine_holds_under_a_raised_budget(
+    config_dir: Path, tmp_path: Path
+) -> None:
+    """`--parallel` was bounded by the sweep's own n_trials, not by the budget an earlier `hpo resume --n-trials`
+    raised: `hpo resume --parallel 100000000000000000000` then started that many trials at once."""
+    study = run_local_hpo_sweep(
+        "tiny-bert", settings("raised", n_trials=1), config_dir=config_dir, study_dir=tmp_path, isolation="inprocess"
+    )
+    most = usable_cores() * PROCESSES_PER_CORE
+    # room for one over the bound, and no active time left: were the check gone, no trial would start
+    Budget(n_trials=len(study.trials) + most + 1, timeout_s=1e-9).record(study)
+    expected = rf"^sweep settings: parallel_trials {most + 1} \(--parallel\): {most + 1} processes at once; expected "
+    with pytest.raises(ConfigError, match=expected):
+        resume_hpo_sweep(tmp_path, parallel_trials=most + 1, isolation="subprocess")
+
+
 def test_grid_sampling_stops_when_the_grid_is_done(config_dir: Path, tmp_path: Path) -> None:
     hpo = settings(
         "grid",

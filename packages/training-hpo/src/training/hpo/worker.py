@@ -94,6 +94,8 @@ class SweepWorker:
         # untrained); the cores are shared among those that run.
         left = budget.trials_left(trials)
         jobs = self.parallel if left is None else max(1, min(self.parallel, left))
+        # checked again here: the budget an earlier `hpo resume --n-trials` raised may leave more than the settings' one
+        check_process_count(jobs, f"sweep settings: parallel_trials {self.parallel} (--parallel)")
         self.threads = trial_threads(jobs)
         if self.events is not None:
             self.events.emit(sweep_started(self.study, trials, self.hpo, budget, jobs))
