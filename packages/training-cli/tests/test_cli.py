@@ -796,7 +796,8 @@ def test_predict_gives_a_blank_line_of_a_file_a_result_of_its_own(cli, trained_r
     ]
     file.write_text("", encoding="utf-8")  # no line at all
     completed = cli("predict", str(trained_run), "--file", str(file))
-    assert completed.returncode == 2 and "no text to tag" in completed.stderr
+    assert completed.returncode == 2
+    assert completed.stderr == f"training predict: error: --file {file}: empty; expected one text to tag per line\n"
 
 
 def test_predict_reads_a_standard_input_swapped_for_a_text_stream(

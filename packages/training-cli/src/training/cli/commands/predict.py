@@ -66,6 +66,8 @@ def _texts(args: argparse.Namespace) -> list[str]:
     if texts[-1] == "":  # the break that ends the last line starts no line of its own
         texts.pop()
     if not texts:  # lines that are all blank are texts still: a batch's N results for its N lines
+        if args.file:
+            raise InputError(f"--file {args.file}: empty; expected one text to tag per line")
         raise InputError("no text to tag: pass texts as arguments, --file FILE, or lines on standard input")
     return texts
 
