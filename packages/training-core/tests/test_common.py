@@ -318,6 +318,9 @@ def test_a_json_file_read_whole_names_each_fault_in_the_error_class_asked(tmp_pa
         read_json_file(tmp_path / "gone.json", "record")
     deep.write_text("[" * 100 + "]" * 100, encoding="utf-8")
     assert read_json_file(deep, "record") == json.loads(deep.read_text(encoding="utf-8"))
+    # a file saved with a UTF-8 BOM (Notepad) was "not a readable record (Unexpected UTF-8 BOM ...)"
+    (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
+    assert read_json_file(tmp_path / "bom.json", "record") == {"a": 1}
 
 
 def test_a_device_read_as_a_json_file_is_refused_and_a_pipe_is_read() -> None:

@@ -16,7 +16,7 @@ def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputErr
     file = Path(path)
     check_not_special(file, f"a {what}", error)
     try:
-        return json.loads(file.read_text(encoding="utf-8"))
+        return json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM too: Notepad saves a best config with one
     except FileNotFoundError:
         raise error(f"{file}: no such {what}") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as reason:
