@@ -319,6 +319,21 @@ def test_a_data_folder_as_the_output_folder_is_refused_and_left_readable(
     assert train_model(tiny_config, dataset, failed).metrics.status == "completed"
 
 
+def test_a_config_or_lineage_no_run_wrote_is_refused_and_kept(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    # Accepted: a user's own config.yaml (or an export's lineage.json) in the output folder was replaced by the run's
+    for name in ("config.yaml", "lineage.json"):
+        folder = tmp_path / name
+        folder.mkdir()
+        (folder / name).write_text("mine: 1\n")
+        refused = rf"^{re.escape(str(folder))}: holds {name} but no run \(no train.log or metrics.json\)"
+        with pytest.raises(InputError, match=refused):
+            train_model(tiny_config, dataset, folder)
+        assert sorted(path.name for path in folder.iterdir()) == [name]
+        assert (folder / name).read_text() == "mine: 1\n"
+
+
 def test_an_output_path_that_is_a_file_is_refused_before_training(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

@@ -98,17 +98,23 @@ class RunFolder:
                     f"{self.root}: {kind} (it holds {marker}), where a run's files would mix with its own; choose "
                     "another output folder"
                 )
-        if self.root.is_dir() and not self.run_files():
-            self._refuse_data()
+        if self.root.is_dir() and set(self.run_files()) <= {self.config.name}:
+            self._refuse_foreign()
 
     def run_files(self) -> list[str]:
         """The names of the run's own files the folder holds (a failed run's too); none where it holds no run."""
         ours = (self.config, self.metrics, self.log, self.lock, self.root / "job.json")
         return [path.name for path in ours if path.exists()]
 
-    def _refuse_data(self) -> None:
-        """Refuse a folder of data files (`train.jsonl`, ...) as a new run's: its `train.log` made a second `train`
-        split there, and no command read the data any more."""
+    def _refuse_foreign(self) -> None:
+        """Refuse a folder that holds no run as a new run's where the run would replace or mix with its files: a
+        `config.yaml` or `lineage.json` no run wrote (a run writes its log and lock first), or data files
+        (`train.jsonl`, ...), where its `train.log` made a second `train` split and no command read the data."""
+        if foreign := [path.name for path in (self.config, self.lineage) if path.exists()]:
+            raise InputError(
+                f"{self.root}: holds {' and '.join(foreign)} but no run (no train.log or metrics.json), and the run "
+                "would replace it; choose another output folder"
+            )
         from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES
         from data.split_names import file_split
 
