@@ -67,6 +67,23 @@ def test_a_moved_or_copied_study_folder_opens_its_own_named_storage_file(tmp_pat
     assert own == location.replace(str(tmp_path / "made"), str(tmp_path / "moved")) and not made.root.exists()
 
 
+@pytest.mark.parametrize("storage", [None, "journal"])
+def test_a_copied_study_folder_without_its_storage_file_never_opens_the_original(
+    tmp_path: Path, storage: str | None
+) -> None:
+    # The copy's manifest led to the original's file: `hpo resume` in the copy added its trials to the original study
+    made, copied = StudyFolder(tmp_path / "made"), StudyFolder(tmp_path / "copied")
+    location = storage_location(storage, made)
+    optuna.create_study(study_name="s", storage=open_storage(location)).enqueue_trial({})
+    made.write_manifest(StudyManifest(study_name="s", storage=location, study_dir=str(made.root.resolve())))
+    shutil.copytree(made.root, copied.root)
+    own = copied.database if storage is None else copied.journal
+    own.unlink()
+    with pytest.raises(InputError, match=rf"{own.name}'?: no such file, so no study 's' in it"):
+        load_study(copied.root)
+    assert str(own.resolve()) in study_location(copied.root)[0] and len(load_study(made.root).trials) == 1
+
+
 def test_a_storage_file_named_through_the_study_folder_but_outside_it_stays_where_it_is(tmp_path: Path) -> None:
     # `--storage sqlite:///study/../all.db` (kept as written) was taken for a file inside the folder: a copy beside
     # another study's all.db opened that one.

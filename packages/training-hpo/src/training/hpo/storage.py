@@ -181,8 +181,8 @@ def study_location(
 def _own_default(manifest: StudyManifest, folder: StudyFolder) -> str:
     """The manifest's storage; a storage file inside the folder (study.db, study.journal, a journal named relative to
     it; recorded by the absolute path the folder had) is the file at that place in the folder where it lies now, so a
-    moved or copied study folder opens its own study. A file outside the folder stays where it is; a manifest without
-    `study_dir` can only be judged by the name of the default files."""
+    moved or copied study folder opens its own study (or none, never the original's). A file outside the folder stays
+    where it is; a manifest without `study_dir` can only be judged by the name of the default files."""
     recorded, file = manifest.storage, _storage_file(manifest.storage)
     sqlite = recorded.startswith("sqlite:")
     if file is None:
@@ -193,7 +193,9 @@ def _own_default(manifest: StudyManifest, folder: StudyFolder) -> str:
     else:
         inside = Path(file.name) if file.name == (folder.database if sqlite else folder.journal).name else None
     here = (folder.root / inside).resolve() if inside is not None else None
-    if here is None or not here.is_file():
+    # A copy without its file is refused as missing: the recorded file is another folder's study (its resume wrote
+    # there); a manifest without `study_dir` cannot tell a copy from the folder it was made in.
+    if here is None or not (here.is_file() or manifest.study_dir is not None):
         return recorded
     return sqlite_url(here) + "".join(recorded.partition("?")[1:]) if sqlite else str(here)
 
