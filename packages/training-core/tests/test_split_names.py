@@ -135,3 +135,16 @@ def test_a_split_word_file_left_unread_beside_a_train_file_is_reported(tmp_path:
         "it dev.tsv to read it"
     )
     assert load_dataset(folder(tmp_path / "whole", "train.tsv", "dev.tsv", "NER-de-dev.tsv")).report.files_unread == {}
+
+
+def test_a_run_or_config_folder_is_not_read_as_data(tmp_path: Path) -> None:
+    """A run folder given as data had its `train.log` read as the train split (an error about its 38 columns), a
+    config folder its `train.yaml`; files of such suffixes are never a split, and a file of one named is refused."""
+    run = folder(tmp_path / "run", "train.log", "config.yaml", "metrics.json")
+    with pytest.raises(DataError, match=r"run: no train file; .* not read as data, by their suffix: train\.log$"):
+        load_dataset(run)
+    beside = folder(tmp_path / "data", "train.conll", "dev.conll", "test_run.log", "train.yaml")
+    assert names(split_files(beside)) == {"train": "train.conll", "validation": "dev.conll"}
+    assert load_dataset(beside).report.files_unread == {}  # test_run.log is no test file to rename
+    with pytest.raises(DataError, match=r"train\.log: a \.log file is not data; expected a data folder or a data file"):
+        load_dataset(run / "train.log")

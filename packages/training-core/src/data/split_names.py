@@ -24,6 +24,11 @@ SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
 # Words naming a split inside a longer name: GermEval 2014's NER-de-train.tsv, WNUT-17's wnut17train.conll.
 _SPLIT_WORDS = {**SPLIT_ALIASES, **{suffix[1:]: split for suffix, split in SPLIT_SUFFIXES.items()}}
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters: digits, underscores and punctuation part words
+# Files that are never data whatever their names: a run's train.log, a config folder's train.yaml, a study's study.db.
+NOT_DATA_SUFFIXES = frozenset(
+    {".log", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".lock", ".db", ".py", ".sh", ".md", ".html", ".png", ".pt"}
+    | {".bin", ".safetensors", ".onnx", ".zip", ".gz", ".tar", ".bz2", ".xz"}
+)
 
 
 def file_split(file: Path) -> str | None:
@@ -36,7 +41,7 @@ def split_files(folder: Path) -> dict[str, Path]:
     """The file of each split in `folder`, in our order: the files named by a split alone (`train.jsonl`, `eng.testa`)
     where there are any, else by the one split word inside each name (`NER-de-dev.tsv`); two files for a split, or two
     split words in a name read, are an error."""
-    files = [file for file in sorted(folder.iterdir()) if file.is_file()]
+    files = _data_files(folder)
     named = {file: file_split(file) for file in files}
     alone = any(named.values())
     if not alone:
@@ -61,10 +66,13 @@ def split_files(folder: Path) -> dict[str, Path]:
     if "train" not in found:
         folders = ", ".join(f"{name}/" for name in split_folders(folder))  # brat's layout alone: of .txt/.ann pairs
         found_folders = f"; found {folders}: a split is one file (join each folder's files into one)" if folders else ""
+        skipped = [file.name for file in sorted(folder.iterdir()) if file.is_file() and file not in files]
+        skipped = [name for name in skipped if _split_words(folder / name)]
+        not_data = f"; not read as data, by their suffix: {', '.join(skipped)}" if skipped else ""
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
             f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb), or "
-            f"names holding one of those words (NER-de-train.tsv, wnut17train.conll){found_folders}"
+            f"names holding one of those words (NER-de-train.tsv, wnut17train.conll){found_folders}{not_data}"
         )
     return {name: found[name] for name in SPLIT_ORDER if name in found}
 
@@ -77,8 +85,14 @@ def split_folders(folder: Path) -> dict[str, Path]:
 def unread_split_files(folder: Path, found: Mapping[str, Path]) -> dict[str, str]:
     """The files of `folder` whose names hold one split word for a split not `found` (`NER-de-dev.tsv` beside
     `train.tsv`, which `split_files` does not read), each with the name that would have it read (`dev.tsv`)."""
-    renames = _renames([file for file in sorted(folder.iterdir()) if file.is_file()], found)
+    renames = _renames(_data_files(folder), found)
     return {file: name for (_, name), files in renames.items() for file in files}
+
+
+def _data_files(folder: Path) -> list[Path]:
+    """The files of `folder` that may hold data, by name: not its logs, configs, databases, ..."""
+    files = [file for file in sorted(folder.iterdir()) if file.is_file()]
+    return [file for file in files if file.suffix.lower() not in NOT_DATA_SUFFIXES]
 
 
 def _split_inside(folder: Path, file: Path) -> str | None:
