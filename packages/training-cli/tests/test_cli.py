@@ -752,6 +752,15 @@ def test_a_broken_pipe_other_than_standard_output_is_an_error(
 def test_predict_and_evaluate_refuse_a_folder_without_a_model(cli, tmp_path: Path) -> None:
     completed = cli("predict", str(tmp_path), "some text")
     assert completed.returncode == 2 and "not a model folder" in completed.stderr
+    # export and evaluate said of a missing folder, or of a file, that no config.json was found in it
+    (tmp_path / "metrics.json").write_text("{}", encoding="utf-8")
+    for command in (["export", "--output", str(tmp_path / "onnx")], ["evaluate", "--data-path", str(tmp_path)]):
+        missing = cli(*command, str(tmp_path / "nope"))
+        expected = f"{tmp_path / 'nope'}: no such model folder"
+        assert missing.stderr.splitlines() == [f"training {command[0]}: error: {expected}"]
+        file = cli(*command, str(tmp_path / "metrics.json"))
+        expected = f"{tmp_path / 'metrics.json'}: a file; expected a model folder or a run folder with model/"
+        assert file.stderr.splitlines() == [f"training {command[0]}: error: {expected}"], file.stderr
 
 
 @pytest.mark.parametrize(

@@ -379,8 +379,13 @@ def test_a_model_or_backbone_folder_without_tokenizer_files_is_refused(saved_mod
     """transformers built a tokenizer of five special tokens from the config alone: every word became [UNK], and
     predict, evaluate and training went on with it."""
     folder, _ = saved_model
-    for name in ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "special_tokens_map.json"):
+    for name in ("tokenizer.json", "vocab.txt", "special_tokens_map.json"):
         (folder / name).unlink(missing_ok=True)
+    # transformers' own words end "Couldn't instantiate the backend tokenizer from one of: " and name nothing
+    alone = rf"^{folder}: tokenizer_config.json without tokenizer.json or a vocabulary file; expected the tokenizer "
+    with pytest.raises(InputError, match=rf"{alone}saved beside the model \(tokenizer.save_pretrained\)$"):
+        load_model(folder)
+    (folder / "tokenizer_config.json").unlink()
     missing = rf"no tokenizer files in {folder} \(expected tokenizer.json, tokenizer_config.json, vocab.txt, .*\)"
     with pytest.raises(InputError, match=rf"^{folder}: unreadable tokenizer \({missing}\)$"):
         load_model(folder)

@@ -26,6 +26,10 @@ def model_folder(path: Path) -> Path:
             return candidate
     if is_exported(path):  # predict and serve run one; scoring or exporting again needs the torch model
         raise InputError(f"{path}: an exported model folder; expected the run folder or model/ folder it came from")
+    if not path.exists():
+        raise InputError(f"{path}: no such model folder")
+    if not path.is_dir():
+        raise InputError(f"{path}: a file; expected a model folder or a run folder with model/")
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
 
 

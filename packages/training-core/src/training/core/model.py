@@ -357,6 +357,11 @@ def _load_folder(
     try:
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except (OSError, ValueError) as error:
+        if [name for name in _TOKENIZER_FILES if (folder / name).is_file()] == ["tokenizer_config.json"]:
+            raise InputError(  # transformers says "Couldn't instantiate the backend tokenizer from one of: "
+                f"{folder}: tokenizer_config.json without tokenizer.json or a vocabulary file; expected the tokenizer "
+                "saved beside the model (tokenizer.save_pretrained)"
+            ) from error
         raise InputError(f"{folder}: unreadable tokenizer ({first_line(error)})") from error
     _check_fast(tokenizer, str(folder), InputError)
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
