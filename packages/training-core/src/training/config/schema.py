@@ -33,7 +33,8 @@ Int = Annotated[int, Strict()]
 Float = Annotated[float, Strict()]
 Bool = Annotated[bool, Strict()]
 MaxLength = Annotated[Int, Field(ge=16, le=8192)]  # tokens a window holds, specials included (a config's, an export's)
-# What torch.manual_seed takes (training: torch and Python's random), and numpy (optuna's samplers): 32 bits unsigned.
+# What torch.manual_seed takes (training: torch and Python's random): 64 bits, signed or not; and what numpy takes
+# (optuna's samplers): 32 bits unsigned.
 TorchSeed = Annotated[Int, Field(ge=-(2**63), lt=2**64)]
 SAMPLER_SEEDS = range(2**32)
 SamplerSeed = Annotated[Int, Field(ge=SAMPLER_SEEDS.start, lt=SAMPLER_SEEDS.stop)]
