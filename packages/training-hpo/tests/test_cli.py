@@ -246,7 +246,7 @@ def test_a_report_folder_that_is_or_lies_inside_a_file_is_named(tmp_path: Path) 
     taken = tmp_path / "report.html"
     taken.write_text("an earlier report\n", encoding="utf-8")
     for out, found in ((taken, "is a file"), (taken / "report", f"lies inside the file {taken}")):
-        line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--out", out))
+        line = one_line_error(training("hpo", "report", "--study-dir", tmp_path, "--output", out))
         assert line == f"training hpo report: error: {out}: {found}; expected a folder for the report"
 
 
@@ -294,9 +294,9 @@ def test_another_folder_s_study_is_refused_to_a_new_study_folder_before_any_work
 def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
     config_dir: Path, quick_study: Path, tmp_path: Path
 ) -> None:
-    # `hpo report --out configs` (and `training report STUDY --output configs`) wrote index.html, interactive.html,
+    # `hpo report --output configs` (and `training report STUDY --output configs`) wrote index.html, interactive.html,
     # trials.txt and PNG plots among the config files. Both commands are refused by the report writer's one check (`hpo
-    # report` checked its --out a first time, naming the option where `training report` did not).
+    # report` checked its --output a first time, naming the option where `training report` did not).
     configs, run, study = tmp_path / "configs", tmp_path / "run", tmp_path / "study"
     shutil.copytree(config_dir, configs)
     shutil.copytree(quick_study / "trials" / "0" / "fold-0", run)
@@ -307,13 +307,13 @@ def test_a_report_goes_into_a_new_folder_or_an_earlier_report(
             f"{taken}: not a report folder, and the report would write its pages and plots among its files; write to "
             "a new folder (or an earlier one)"
         )
-        assert one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", taken)) == (
+        assert one_line_error(training("hpo", "report", "--study-dir", quick_study, "--output", taken)) == (
             f"training hpo report: error: {refused}"
         )
         completed = training("report", quick_study, "--output", taken)
         assert (completed.returncode, completed.stderr.splitlines()) == (2, [f"training report: error: {refused}"])
     assert sorted(tmp_path.rglob("*")) == before
-    for _ in range(2):  # the second time over its own report
+    for _ in range(2):  # the second time over its own report; `--out`, its former name, still names --output
         completed = training("hpo", "report", "--study-dir", quick_study, "--out", tmp_path / "report")
         assert completed.returncode == 0, completed.stderr
 
@@ -331,7 +331,7 @@ def test_a_report_folder_that_cannot_be_written_is_named_before_any_work(
         (locked, r"cannot be written \(.+\); choose another path"),
     ):
         expected = rf"{re.escape(str(out))}: {reason}"
-        line = one_line_error(training("hpo", "report", "--study-dir", quick_study, "--out", out))
+        line = one_line_error(training("hpo", "report", "--study-dir", quick_study, "--output", out))
         assert re.fullmatch(f"training hpo report: error: {expected}", line), line
         completed = training("report", quick_study, "--output", out)
         assert completed.returncode == 2 and re.fullmatch(f"training report: error: {expected}\n", completed.stderr)

@@ -118,7 +118,7 @@ def test_an_out_folder_that_is_or_lies_inside_a_file_is_named_as_the_option(azur
     taken.write_text("keep\n")
     expected = "expected a folder for the sweep job"
     for out, found in ((taken, "is a file"), (taken / "job", f"lies inside the file {taken}")):
-        done = training("hpo", "azure", "--config-dir", azure_configs, "--hpo", "azure", "--dry-run", "--out", out)
+        done = training("hpo", "azure", "--config-dir", azure_configs, "--hpo", "azure", "--dry-run", "--output", out)
         assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert done.stderr.splitlines() == [f"training hpo azure: error: --out {out}: {found}; {expected}"]
+        assert done.stderr.splitlines() == [f"training hpo azure: error: --output {out}: {found}; {expected}"]
     assert taken.read_text() == "keep\n"

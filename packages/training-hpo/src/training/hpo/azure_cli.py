@@ -27,7 +27,7 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best:
         type=os.path.expanduser,
         help="azureml:name:version, datastore URI or local path (default: azure.data_asset)",
     )
-    azure.add_argument("--out", type=Path, help=f"job folder (default: {DEFAULT_STUDIES}/<hpo name>/azure)")
+    azure.add_argument("--output", type=Path, help=f"job folder (default: {DEFAULT_STUDIES}/<hpo name>/azure)")
     azure.add_argument("--max-concurrent-trials", type=int, metavar="N", help="trials Azure runs at once")
     azure.add_argument("--dry-run", action="store_true", help="write sweep_job.yaml and submit nothing")
     azure.add_argument("--wait", action="store_true", help="stream the sweep's status until it ends")
@@ -59,12 +59,12 @@ def run_sweep(args: argparse.Namespace) -> int:
         write_azure_sweep_job,
     )
 
-    if args.out is not None:  # before the job's files are written into it
-        check_folder(args.out, "a folder for the sweep job", option="--out")
+    if args.output is not None:  # before the job's files are written into it
+        check_folder(args.output, "a folder for the sweep job", option="--output")
     azure = azure_settings(args.config_dir, args.execution)
     hpo = load_hpo_config(section_file(args.config_dir, "hpo", args.hpo))
     config = build_training_config({"backbone": args.backbone}, args.config_dir)
-    folder = (args.out or default_study_dir(hpo.name) / "azure").resolve()
+    folder = (args.output or default_study_dir(hpo.name) / "azure").resolve()
     job = build_azure_sweep_job(
         hpo, config, azure, folder=folder, data=args.data, max_concurrent_trials=args.max_concurrent_trials
     )

@@ -80,7 +80,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     report = actions.add_parser("report", help="plots, index.html and a table of the trials")
     report.add_argument("--study-dir", type=Path, required=True, help="the study folder")
     report.add_argument("--storage", help="storage URL, when the study's needs a password")
-    report.add_argument("--out", type=Path, help="report folder (default: <study-dir>/report)")
+    report.add_argument("--output", type=Path, help="report folder (default: <study-dir>/report)")
     report.set_defaults(func=_report)
 
 
@@ -287,7 +287,7 @@ def _report(args: argparse.Namespace) -> int:
     from training.hpo.report import write_report
     from training.hpo.storage import existing_study
 
-    out = args.out or StudyFolder(args.study_dir).report
+    out = args.output or StudyFolder(args.study_dir).report
     location, study = existing_study(args.study_dir, storage=args.storage)
     print(write_report(study, out), end="")  # it refuses an `out` that is no report folder, before any work
     print(f"report: {out / 'index.html'}")
