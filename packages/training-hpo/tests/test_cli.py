@@ -67,6 +67,17 @@ def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, 
     assert str(tmp_path / "corpus") in message and "hpo run --data takes" not in message
 
 
+@pytest.mark.parametrize("action", ["run --hpo x --config-dir c", "resume --study-dir s", "worker --study-dir s"])
+def test_data_path_names_the_data_as_in_train_splits_and_final(action: str) -> None:
+    """`hpo run --data-path X`, typed as the other commands take it, was refused as an unknown argument."""
+    from training.cli.main import build_parser
+
+    parsed = build_parser().parse_args(["hpo", *action.split(), "--data-path", "~/corpus"])
+    assert parsed.data == os.path.expanduser("~/corpus")
+    azure = ["hpo", "azure", "--hpo", "x", "--config-dir", "c", "--data-path", "azureml:ner:1"]
+    assert build_parser().parse_args(azure).data == "azureml:ner:1"
+
+
 NO_DATASETS = pytest.mark.skipif(importlib.util.find_spec("datasets") is None, reason="hub input needs datasets")
 
 

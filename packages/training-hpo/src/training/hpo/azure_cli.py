@@ -24,6 +24,8 @@ def register(actions: argparse._SubParsersAction[argparse.ArgumentParser], best:
     azure.add_argument("--backbone", help="model config name to tune (default: the one in train.yaml)")
     azure.add_argument(
         "--data",
+        "--data-path",  # as train, splits and final name it
+        dest="data",
         type=os.path.expanduser,
         help="azureml:name:version, datastore URI or local path (default: azure.data_asset)",
     )

@@ -35,6 +35,8 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     # a string, not a Path: `./corpus` stays a path (not a config name) and `hf://org/name` keeps its `//`
     run.add_argument(
         "--data",
+        "--data-path",  # as train, splits and final name it
+        dest="data",
         type=os.path.expanduser,
         help="data folder or file (default: the study's while it is there, when it continues one, else the data "
         "config's data.path)",
@@ -50,7 +52,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     resume = actions.add_parser("resume", help="continue a sweep after a stop, a crash or a kill")
     resume.add_argument("--study-dir", type=Path, required=True, help="the study folder")
     resume.add_argument("--storage", help="storage URL, when the study's needs a password")
-    resume.add_argument("--data", type=os.path.expanduser, help="the study's data, when it has moved")
+    resume.add_argument(
+        "--data", "--data-path", dest="data", type=os.path.expanduser, help="the study's data, when it has moved"
+    )
     _budget_arguments(resume)
     _refit_arguments(resume)
     _common_arguments(resume)
@@ -60,7 +64,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.add_argument("--study-dir", type=Path, help="the study folder (shared between hosts)")
     worker.add_argument("--storage", help="storage URL (with --study-name, instead of --study-dir)")
     worker.add_argument("--study-name", help="the study to join in --storage")
-    worker.add_argument("--data", type=os.path.expanduser, help="the study's data, when it lies elsewhere on this host")
+    worker.add_argument(
+        "--data",
+        "--data-path",
+        dest="data",
+        type=os.path.expanduser,
+        help="the study's data, when it lies elsewhere on this host",
+    )
     worker.add_argument("--gpus", metavar="IDS", help="GPUs this worker's trials may use, e.g. 0,1 (default: all)")
     worker.add_argument(
         "--single-host",
