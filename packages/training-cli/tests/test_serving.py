@@ -154,6 +154,18 @@ def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"text": "a\x01b"}', "Invalid control character at character 11"),
+        (b'{"text": "ab', "Unterminated string starting at character 9"),
+    ],
+)
+def test_a_json_error_that_ends_in_at_names_its_character_once(body: bytes, reason: str) -> None:
+    """A raw control character in a string was 'Invalid control character at at character 11'."""
+    assert answer(post(*chunks(body))) == (422, {"error": f"body: expected JSON; {reason}"})
+
+
 def test_a_key_with_half_a_surrogate_pair_is_named_as_such() -> None:
     """It was 'body: Input should be a valid string, unable to parse raw data as a unicode string'."""
     assert answer(post(*chunks(b'{"te\\ud800xt": "Oslo"}'))) == (

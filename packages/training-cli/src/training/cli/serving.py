@@ -201,7 +201,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
         if first["type"] == "string_unicode":  # pydantic takes half a surrogate pair in a value (refused later), no key
             return _error(422, "body: expected Unicode text; a key holds half a surrogate pair")
         if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
-            return _error(422, f"body: expected JSON; {first['ctx']['error']} at character {first['loc'][-1]}")
+            reason = first["ctx"]["error"].removesuffix(" at")  # json's "Invalid control character at" read "at at"
+            return _error(422, f"body: expected JSON; {reason} at character {first['loc'][-1]}")
         where = ".".join(str(part) for part in first.get("loc", ()) if part != "body") or "body"
         message = str(first.get("msg", "invalid request")).removeprefix("Value error, ")
         return _error(422, f"{where}: {message}")
