@@ -143,7 +143,13 @@ def test_a_body_without_content_type_is_refused_for_lacking_one() -> None:
         415,
         {"error": "body: expected Content-Type application/json; the request has no Content-Type"},
     )
-    assert answer(post(*chunks(b""), content_type=None)) == (422, {"error": "body: Field required"})
+
+
+def test_an_empty_body_is_refused_saying_what_the_body_must_hold() -> None:
+    """It was 'body: Field required', naming no field."""
+    expected = "body: expected exactly one of 'text' (a string) or 'texts' (a list of strings); the request has no body"
+    assert answer(post(*chunks(b""))) == (422, {"error": expected})
+    assert answer(post(*chunks(b""), content_type=None)) == (422, {"error": expected})
 
 
 def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:

@@ -33,6 +33,7 @@ Tagger = Callable[[list[str]], list[list[Any]]]
 # A request of more characters is tagged beside the others, not before them: one model call tags a request whole, and
 # 4,000 characters take MiniLM about half a second on a CPU core (measured: 1.4 s for 10,000, windows of 128 tokens).
 LARGE_CHARS = 4_000
+_EXPECTED_BODY = "exactly one of 'text' (a string) or 'texts' (a list of strings)"
 
 
 class ServeSettings(BaseModel):
@@ -78,7 +79,7 @@ class PredictRequest(BaseModel):
     @model_validator(mode="after")
     def _one_of(self) -> PredictRequest:
         if (self.text is None) == (self.texts is None):
-            raise ValueError("expected exactly one of 'text' (a string) or 'texts' (a list of strings)")
+            raise ValueError(f"expected {_EXPECTED_BODY}")
         return self
 
     @property
@@ -198,6 +199,8 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
             return _error(415, "body: expected Content-Type application/json; the request has no Content-Type")
         if media and media != "application/json" and not media.endswith("+json"):
             return _error(415, f"body: expected Content-Type application/json, not {media}")
+        if first["type"] == "missing" and tuple(first["loc"]) == ("body",):  # FastAPI reads an empty body as none
+            return _error(422, f"body: expected {_EXPECTED_BODY}; the request has no body")
         if first["type"] == "string_unicode":  # pydantic takes half a surrogate pair in a value (refused later), no key
             return _error(422, "body: expected Unicode text; a key holds half a surrogate pair")
         if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
