@@ -873,6 +873,12 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
         ),
         ("n_trials: 4", "n_trials: 4\noom_retry: 1", "oom_retry: expected a valid boolean, got 1"),
         ("k_folds: 3", "k_folds: 1", "k_folds: expected greater than or equal to 2, got 1"),
+        (  # the grid sampler refused it once the study folder had been written
+            "k_folds: 3",
+            "sampler: {type: grid}",
+            "sampler grid needs discrete parameters; search_space.learning_rate is loguniform, which is continuous "
+            "(use type choice or int, or sampler tpe/random)",
+        ),
         ("k_folds: 3", "kfolds: 3", "kfolds: unknown key; did you mean 'k_folds'? valid keys: name, metric"),
         (  # the keys of the parameter's own type, not none
             "high: 1e-3}",

@@ -102,7 +102,13 @@ def test_the_median_pruner_becomes_azure_s_median_stopping_policy(tiny_config: T
             r"^hpo 'azure': pruner 'hyperband': Azure sweeps have no counterpart that reads a trial's folds; use "
             r"pruner: median \(Azure's median stopping policy after each fold\) or none$",
         ),
-        ({"sampler": {"type": "grid"}}, "grid sampling does not support loguniform"),
+        (
+            {
+                "sampler": {"type": "grid"},
+                "search_space": {"num_epochs": {"type": "int", "low": 1, "high": 4, "log": True}},
+            },
+            "grid sampling does not support qloguniform",
+        ),
         (
             {"search_space": {"model.max_length": {"type": "choice", "values": [16, 64]}}},
             r"^search_space: model.max_length=16 does not fit the config: model.stride: must be below half of ",

@@ -277,6 +277,20 @@ def test_grid_sampling_stops_when_the_grid_is_done(config_dir: Path, tmp_path: P
     assert all(trial.state == TrialState.COMPLETE for trial in study.trials)
 
 
+def test_grid_sampling_of_a_continuous_range_is_refused_before_the_study_folder_is_written(
+    tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
+) -> None:
+    """The grid sampler refused it once splits.json, study.db and study.json had been written."""
+    hpo = settings("grid", sampler={"type": "grid"}, search_space={"batch_size": {"type": "choice", "values": [4, 8]}})
+    space = {"learning_rate": {"type": "loguniform", "low": 1e-4, "high": 1e-3}}
+    expected = r"^sweep settings: sampler grid needs discrete parameters; search_space.training.learning_rate is "
+    with pytest.raises(ConfigError, match=expected):
+        run_local_hpo_sweep(
+            None, space, hpo_config=hpo, config=tiny_config, dataset=dataset, study_dir=tmp_path / "study"
+        )
+    assert not (tmp_path / "study").exists()
+
+
 def test_a_journal_file_storage(config_dir: Path, tmp_path: Path, tiny_config: TrainingConfig) -> None:
     hpo = settings("journal", n_trials=1, storage="journal")
     study = run_local_hpo_sweep(None, hpo, config=tiny_config, study_dir=tmp_path, isolation="inprocess")

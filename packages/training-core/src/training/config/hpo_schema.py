@@ -114,6 +114,18 @@ class HPOConfig(Section):
             raise ValueError("parallel_trials > 1 needs isolation subprocess: in-process trials run one at a time")
         return self
 
+    @model_validator(mode="after")
+    def _grid_is_discrete(self) -> HPOConfig:
+        """Grid sampling of a continuous range, refused here: the sampler, made later, failed on a written study."""
+        continuous = [key for key, value in self.search_space.items() if isinstance(value, (Uniform, LogUniform))]
+        if self.sampler.type == "grid" and continuous:
+            kind = self.search_space[continuous[0]].type
+            raise ValueError(
+                f"sampler grid needs discrete parameters; search_space.{continuous[0]} is {kind}, which is continuous "
+                "(use type choice or int, or sampler tpe/random)"
+            )
+        return self
+
 
 TUNABLE_SECTIONS: dict[str, type[Section]] = {"training": OptimizationConfig, "model": ModelConfig}
 
