@@ -321,6 +321,11 @@ def test_a_json_file_read_whole_names_each_fault_in_the_error_class_asked(tmp_pa
     # a file saved with a UTF-8 BOM (Notepad) was "not a readable record (Unexpected UTF-8 BOM ...)"
     (tmp_path / "bom.json").write_bytes(b'\xef\xbb\xbf{"a": 1}')
     assert read_json_file(tmp_path / "bom.json", "record") == {"a": 1}
+    # a key written twice (a hand-edited best config) kept its last value, silently
+    (tmp_path / "twice.json").write_text('{"a": {"b": 1, "b": 2}}', encoding="utf-8")
+    expected = r"twice\.json: not a readable record \(key 'b' is written twice in one object; keep one\)$"
+    with pytest.raises(ConfigError, match=expected):
+        read_json_file(tmp_path / "twice.json", "record")
 
 
 def test_a_device_read_as_a_json_file_is_refused_and_a_pipe_is_read() -> None:

@@ -16,13 +16,24 @@ def read_json_file(path: str | os.PathLike[str], what: str, error: type[InputErr
     file = Path(path)
     check_not_special(file, f"a {what}", error)
     try:
-        return json.loads(file.read_text(encoding="utf-8-sig"))  # a BOM too: Notepad saves a best config with one
+        # a BOM too: Notepad saves a best config with one
+        return json.loads(file.read_text(encoding="utf-8-sig"), object_pairs_hook=_distinct_keys)
     except FileNotFoundError:
         raise error(f"{file}: no such {what}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as reason:
+    except (OSError, ValueError) as reason:  # ValueError: JSON, UTF-8 or a key written twice
         raise error(f"{file}: not a readable {what} ({reason})") from reason
     except RecursionError:
         raise error(f"{file}: not a readable {what} (invalid JSON: {TOO_DEEP})") from None
+
+
+def _distinct_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """An object whose keys are distinct: json keeps a key's last value, where a hand edit may have meant the first."""
+    seen: set[str] = set()
+    for key, _ in pairs:
+        if key in seen:
+            raise ValueError(f"key {key!r} is written twice in one object; keep one")
+        seen.add(key)
+    return dict(pairs)
 
 
 def check_not_special(path: Path, expected: str, error: type[InputError] = ConfigError) -> None:
