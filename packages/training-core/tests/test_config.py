@@ -853,6 +853,12 @@ def test_hpo_config_loads_with_the_file_stem_as_name(folder: Path) -> None:
             "  .learning_rate:",
             "search_space: '.learning_rate' is not a parameter of the training config; did you mean 'learning_rate'?",
         ),
+        (  # trials trained other backbones while the best config and lineage named the base config's
+            "  batch_size: {type: choice, values: [8, 16]}",
+            "  batch_size: {type: choice, values: [8, 16]}\n  model.backbone: {type: choice, values: [tiny, bert]}",
+            "search_space: 'model.backbone' is not tunable: a sweep tunes one backbone; run one sweep per backbone "
+            "(--backbone)",
+        ),
         (
             "condition: {batch_size: 16}",
             "condition: {batch: 16}",

@@ -128,6 +128,8 @@ class HPOConfig(Section):
 
 
 TUNABLE_SECTIONS: dict[str, type[Section]] = {"training": OptimizationConfig, "model": ModelConfig}
+# A sweep tunes one backbone: it alone is checked before trials start, and best configs and lineage name it.
+UNTUNABLE_FIELDS = ("name", "backbone")
 
 
 def check_tunable(key: str) -> None:
@@ -136,9 +138,11 @@ def check_tunable(key: str) -> None:
 
     section, dot, name = key.rpartition(".")
     sections = [section] if dot else list(TUNABLE_SECTIONS)  # `.learning_rate` names the section '', not none
+    if name in UNTUNABLE_FIELDS and "model" in sections:
+        raise ValueError(f"{key!r} is not tunable: a sweep tunes one backbone; run one sweep per backbone (--backbone)")
     if any(name in TUNABLE_SECTIONS[s].model_fields for s in sections if s in TUNABLE_SECTIONS):
         return
-    valid = [f"{s}.{f}" for s, m in TUNABLE_SECTIONS.items() for f in m.model_fields if f not in ("name", "backbone")]
+    valid = [f"{s}.{f}" for s, m in TUNABLE_SECTIONS.items() for f in m.model_fields if f not in UNTUNABLE_FIELDS]
     close = difflib.get_close_matches(key, valid + [v.split(".")[1] for v in valid], n=1)
     hint = f"; did you mean {close[0]!r}?" if close else ""
     raise ValueError(f"{key!r} is not a parameter of the training config{hint}")
