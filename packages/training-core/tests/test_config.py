@@ -304,10 +304,10 @@ def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
 def test_a_number_or_date_where_text_belongs_says_to_quote_it(folder: Path) -> None:
     # A commit `5e10293` is read as the float inf: "expected a valid string, got inf" alone left users puzzled.
     model = write(folder / "model" / "tiny.yaml", MODEL + "revision: 5e10293\n")
-    hint = "YAML read the unquoted value as a float: quote it"
+    hint = "unquoted, it is read as a number: quote it"
     assert config_error(None, folder) == f"{model}: model.revision: expected a valid string, got inf ({hint})"
     write(model, MODEL + "revision: 2024-01-01\n")
-    hint = "YAML read the unquoted value as a date: quote it"
+    hint = "unquoted, it is read as a date: quote it"
     assert config_error(None, folder).endswith(f"got datetime.date(2024, 1, 1) ({hint})")
 
 
@@ -366,7 +366,7 @@ class _Picks(pydantic.BaseModel, extra="forbid"):
         ({"size": "big"}, "f: size: expected 'auto' or an integer, got 'big'"),
         (
             {"names": 5},
-            "f: names: expected a string or a list, got 5 (YAML read the unquoted value as a int: quote it)",
+            "f: names: expected a string or a list, got 5 (unquoted, it is read as an integer: quote it)",
         ),
         ({"inner": {"names": {"a": 1}}}, "f: inner.names: expected a string or a list"),
         ({"size": 0}, "f: size: expected greater than or equal to 1, got 0"),  # an integer: its member's error alone
@@ -382,8 +382,8 @@ class _Picks(pydantic.BaseModel, extra="forbid"):
         ({"window": {"size": 1, "strid": 2}}, "f: window.strid: unknown key; did you mean 'stride'? valid keys: size, "
          "stride"),
         ({"inner": {"window": {}}}, "f: inner.window.size: required key is missing"),
-        ({"names": ["PER", 1.5]}, "f: names.1: expected a string or an integer, got 1.5 (YAML read the unquoted value "
-         "as a float: quote it)"),
+        ({"names": ["PER", 1.5]}, "f: names.1: expected a string or an integer, got 1.5 (unquoted, it is read "
+         "as a number: quote it)"),
     ],
 )  # fmt: skip
 def test_any_union_typed_field_is_one_error_without_pydantic_s_member_names(data: Any, message: str) -> None:

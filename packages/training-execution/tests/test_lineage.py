@@ -185,6 +185,11 @@ def test_a_format_1_lineage_and_best_config_read_as_the_nested_study(
     (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 3}))
     with pytest.raises(ConfigError, match=r"best_config\.json: format: expected 2, got 3"):
         BestConfig.load(tmp_path / "best_config.json")
+    # a number where a path belongs: the hint spoke of YAML ("YAML read the unquoted value as a int")
+    (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 1, "data_path": 5}))
+    expected = r"best_config\.json: data_path: expected a valid string, got 5 \(unquoted, it is read as an integer: "
+    with pytest.raises(ConfigError, match=expected):
+        BestConfig.load(tmp_path / "best_config.json")
 
 
 def test_the_code_revision_says_when_tracked_files_changed(tmp_path: Path) -> None:

@@ -96,7 +96,7 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
         hint = "YAML reads unquoted yes, no, on, off as booleans: quote the word"
         return f"{prefix}: {message}, got {received!r} ({hint})"
     if item["type"] == "string_type" and isinstance(received, (int, float, datetime.date)):
-        hint = f"YAML read the unquoted value as a {type(received).__name__}: quote it"
+        hint = f"unquoted, it is read as {_KINDS.get(type(received), 'a date')}: quote it"  # YAML's or JSON's
         return f"{prefix}: {message}, got {received!r} ({hint})"
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
