@@ -694,6 +694,12 @@ def test_missing_config_folder(tmp_path: Path) -> None:
     assert config_error(None, tmp_path / "nope") == (
         f"{tmp_path / 'nope'}: config folder not found (expected train.yaml, model/ and data/ in it)"
     )
+    # a file there was "not found" too, and `hpo run --config-dir FILE --hpo NAME` said "no such hpo config"
+    (tmp_path / "configs").write_text("backbone: tiny\n")
+    expected = f"{tmp_path / 'configs'}: is a file, not a config folder (expected train.yaml, model/ and data/ in it)"
+    assert config_error(None, tmp_path / "configs") == expected
+    with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
+        section_file(tmp_path / "configs", "hpo", "demo")
 
 
 def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:

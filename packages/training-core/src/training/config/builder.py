@@ -42,9 +42,7 @@ def build_training_config(
     """
     if not isinstance(config_dir, (str, os.PathLike)):
         raise ConfigError(f"config_dir: expected the path of a config folder, got {type(config_dir).__name__}")
-    folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
-    if not folder.is_dir():
-        raise ConfigError(f"{folder}: config folder not found (expected train.yaml, model/ and data/ in it)")
+    folder = _config_folder(config_dir)
     overrides = _overrides(args)
     train_file = folder / "train.yaml"
     train = load_yaml_mapping(train_file)
@@ -82,6 +80,15 @@ def build_training_config(
     config = _resolve_backbone(config, folder, from_yaml=source_of(("model", "backbone")) == files["model"])
     config = _resolve_tracking(config)
     return _resolve_data_path(config, folder, data_file, from_yaml=source_of(("data", "path")) == files["data"])
+
+
+def _config_folder(config_dir: str | os.PathLike[str]) -> Path:
+    """`config_dir` as a folder that exists; a file there is named as one, not as missing."""
+    folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
+    if not folder.is_dir():
+        found = "is a file, not a config folder" if folder.exists() else "config folder not found"
+        raise ConfigError(f"{folder}: {found} (expected train.yaml, model/ and data/ in it)")
+    return folder
 
 
 def _overrides(args: argparse.Namespace | Mapping[str, Any] | None) -> dict[str, tuple[Any, str]]:
@@ -227,5 +234,5 @@ def section_file(config_dir: str | Path, section: str, name_or_path: str | Path)
         if not given.exists():
             raise ConfigError(f"{given}: no such {section} config file")
         return given
-    folder = Path(config_dir).expanduser()
+    folder = _config_folder(config_dir)
     return _section_file(folder, section, str(name_or_path), folder / section)
