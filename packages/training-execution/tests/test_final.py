@@ -11,7 +11,7 @@ import pytest
 
 from data.loaders import load_dataset
 from data.report import LoadReport
-from training.common.errors import ConfigError, ExecutionError, InputError
+from training.common.errors import ConfigError, DataError, ExecutionError, InputError
 from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
 from training.core.run_folder import RunFolder
 from training.core.run_metrics import RunMetrics
@@ -206,8 +206,14 @@ def test_bad_requests_are_config_errors(best_config: BestConfig, tmp_path: Path)
             )
         }
     )
-    with pytest.raises(ConfigError, match=r"^data.path: no data to train on; pass data_path= or set data.path"):
+    no_data = r"^data.path: no data to train on; pass data_path \(--data-path\) or set it in the data config$"
+    with pytest.raises(ConfigError, match=no_data):
         execute_final_training(no_path, output_dir=tmp_path)
+    moved = best_config.model_copy(update={"data_path": str(tmp_path / "moved")})  # a sweep's data, moved since
+    where = rf"^{tmp_path / 'moved'}: no such file or folder \(the best config's data path\); pass data_path "
+    with pytest.raises(DataError, match=where):
+        execute_final_training(moved, output_dir=tmp_path / "refit")
+    assert not (tmp_path / "refit").exists()
 
 
 def test_a_best_config_file_with_a_bad_hyperparameter_is_named_in_the_error(

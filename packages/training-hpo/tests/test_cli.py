@@ -220,6 +220,17 @@ def test_bad_input_exits_2_with_one_line(config_dir: Path, tmp_path: Path, args:
     assert message in one_line_error(training("hpo", *args))
 
 
+def test_no_data_anywhere_names_the_option_that_gives_it(config_dir: Path, tmp_path: Path) -> None:
+    """The CLI said "pass dataset= or data_path=", the Python API's words, to a command line."""
+    configs = tmp_path / "configs"
+    shutil.copytree(config_dir, configs)
+    (configs / "data" / "ner.yaml").write_text("format: spans\nlabels: [PER, ORG, LOC]\n", encoding="utf-8")
+    args = ["run", "--hpo", "tiny", "--config-dir", configs, "--study-dir", tmp_path / "study"]
+    expected = "no data: pass data_path (--data-path) or dataset, or set data.path in the data config"
+    assert one_line_error(training("hpo", *args)) == f"training hpo run: error: {expected}"
+    assert not (tmp_path / "study").exists()
+
+
 def test_a_refit_folder_holding_a_run_no_refit_made_is_refused_before_the_sweep(config_dir: Path, tmp_path: Path):
     # It swept first, then the refit was refused, leaving its job.json in the folder of that other run.
     run = tmp_path / "run"

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
-from training.common.errors import ConfigError, expect_instance
+from training.common.errors import ConfigError, DataError, expect_instance
 from training.common.optional import require
 from training.common.redact import redact_url, refuse_credentials, refuse_redacted
 from training.config.best import BestConfig
@@ -85,6 +85,11 @@ def execute_final_training(
             raise ConfigError(f"{setting}: tracking logs a finished run; it needs wait=True and no dry_run (--dry-run)")
         connect(tracking_uri, setting)  # a bad store fails before the refit, not after
     path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
+    if data_path is None and path is not None and is_local(path) and not dry_run and not Path(path).exists():
+        raise DataError(  # the sweep's data, moved since: say where the path came from
+            f"{path}: no such file or folder (the best config's data path); pass data_path (--data-path) where the "
+            "data is now"
+        )
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
     config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
     if path is not None and is_local(path):
@@ -200,6 +205,6 @@ def _data_path(
     asset = resources.azure.data_asset if resources.backend == "azure" and resources.azure else None
     path = str(given) if given is not None else asset or best.data_path or best.config.data.path
     if path is None:
-        raise ConfigError("data.path: no data to train on; pass data_path= or set data.path in the data config")
+        raise ConfigError("data.path: no data to train on; pass data_path (--data-path) or set it in the data config")
     refuse_credentials(path, "data path")  # job.json (an Azure job's code snapshot too) would hold it
     return str(Path(path).expanduser().resolve()) if is_local(path) else path

@@ -115,7 +115,7 @@ def run_local_hpo_sweep(
         recorded = stored.data_path if stored is not None and not stored.data_gone() else None
         data_location = data_location or recorded or base.data.path
         if data_location is None:
-            raise InputError("no data: pass dataset= or data_path=, or set data.path in the data config")
+            raise InputError("no data: pass data_path (--data-path) or dataset, or set data.path in the data config")
         if stored is not None and stored.data_gone() and data_location == stored.data_path:  # nowhere else to look
             stored.check_data(folder.root, hpo.name, data_location, None)
     start_trial_processes(hpo.isolation)  # once the settings are known good
