@@ -182,6 +182,9 @@ def test_a_format_1_lineage_and_best_config_read_as_the_nested_study(
     best = best_config.model_dump(mode="json", exclude={"study"}) | best_config.study.model_dump(mode="json")
     (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 1}))
     assert BestConfig.load(tmp_path / "best_config.json") == best_config
+    nested = best_config.model_dump(mode="json") | {"format": 1}  # format 1 said of a nested study "got null"
+    (tmp_path / "best_config.json").write_text(json.dumps(nested))
+    assert BestConfig.load(tmp_path / "best_config.json") == best_config
     (tmp_path / "best_config.json").write_text(json.dumps(best | {"format": 3}))
     with pytest.raises(ConfigError, match=r"best_config\.json: format: expected 2, got 3"):
         BestConfig.load(tmp_path / "best_config.json")

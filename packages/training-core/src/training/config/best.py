@@ -33,11 +33,11 @@ class StudyRef(Section):
 
 def nest_study(flat: dict[str, Any], fingerprint_key: str) -> dict[str, Any]:
     """A format-1 record (flat study fields, the data fingerprint under `fingerprint_key`) with them nested as
-    `study` (None without a study name)."""
+    `study` (None without a study name, unless the record nests one already)."""
     names = {name: name for name in StudyRef.model_fields} | {"dataset_fingerprint": fingerprint_key}
     study = {name: flat[key] for name, key in names.items() if flat.get(key) is not None}
     rest = {key: value for key, value in flat.items() if key not in names.values()}
-    return rest | {"study": study if "study_name" in study else None}
+    return rest | {"study": study if "study_name" in study else flat.get("study")}  # nested already: as it is
 
 
 class BestConfig(Section):
