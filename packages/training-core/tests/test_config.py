@@ -25,6 +25,7 @@ from training.config.yaml_io import parse_yaml
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "configs"
 
+BOOLEANS = "unquoted yes, no, on, off, true, false are booleans: write a number"
 TRAIN = """\
 backbone: tiny
 data: corpus
@@ -284,6 +285,13 @@ def test_a_yaml_boolean_where_a_word_belongs_says_to_quote_it(folder: Path) -> N
     )
 
 
+def test_a_yaml_boolean_where_a_number_belongs_says_it_is_one(folder: Path) -> None:
+    """`num_epochs: yes` said only "expected a valid integer, got True", naming no word the file holds."""
+    assert config_error({"set": ["training.num_epochs=yes"]}, folder) == (
+        f"--set training.num_epochs=yes: training.num_epochs: expected a valid integer, got True ({BOOLEANS})"
+    )
+
+
 def test_a_backbone_folder_in_a_model_file_is_read_from_the_config_folder(
     folder: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -414,8 +422,8 @@ def test_unknown_key_in_a_model_file(folder: Path) -> None:
         ("scheduler: cosin", "training.scheduler: expected 'linear', 'cosine' or 'constant', got 'cosin'"),
         ("packing: always", "training.packing: expected 'auto' or true or false, got 'always'"),
         # pydantic's lax int read YAML's true as 1: one epoch, silently; its lax bool read 1 or "yes" as true.
-        ("num_epochs: true", "training.num_epochs: expected a valid integer, got True"),
-        ("weight_decay: false", "training.weight_decay: expected a valid number, got False"),
+        ("num_epochs: true", f"training.num_epochs: expected a valid integer, got True ({BOOLEANS})"),
+        ("weight_decay: false", f"training.weight_decay: expected a valid number, got False ({BOOLEANS})"),
         ("packing: 1", "training.packing: expected 'auto' or true or false, got 1"),
         ("compile: 1", "training.compile: expected a valid boolean, got 1"),
         # and its lax int and float read a quoted number (text to YAML) as the number

@@ -101,6 +101,9 @@ def _describe(model: type[BaseModel], item: Mapping[str, Any], where: Sourcer) -
     if item["type"] in ("tuple_type", "list_type") and isinstance(received, str):  # `labels: PER, LOC`: one string
         listed = ", ".join(part.strip() for part in received.split(","))
         return f"{prefix}: expected a list, got {_shown(received)} (write [{listed}])"
+    if isinstance(received, bool) and item["type"] in ("int_type", "float_type"):  # `warmup_steps: no` meant 0
+        hint = "unquoted yes, no, on, off, true, false are booleans: write a number"
+        return f"{prefix}: {message}, got {received!r} ({hint})"
     if item["type"] in ("int_type", "float_type") and (duration := _DURATION.fullmatch(str(received).strip())):
         seconds = float(duration[1]) * _UNIT_SECONDS[duration[2]]
         return f"{prefix}: {message}, got {_shown(received)} (durations are numbers of seconds: write {seconds:g})"
