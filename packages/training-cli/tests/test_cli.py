@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from data.generate import generate_corpus, write_saved_dataset
 from data.loaders import load_dataset
 from training.core.run_folder import RunFolder
 
@@ -344,6 +345,24 @@ def test_evaluate_reads_a_csv_table_with_a_json_run(cli, trained_run: Path, tmp_
     evaluated = cli("evaluate", str(trained_run), "--data-path", str(data), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     assert json.loads(evaluated.stdout)["num_documents"] == 2
+
+
+def test_evaluate_reads_a_save_to_disk_folder_with_a_json_run(cli, trained_run: Path, tmp_path: Path) -> None:
+    """A `datasets` folder is read by its columns, whatever the run's data.format: an error in it said "read as spans,
+    the run's data.format; --format auto detects it", which no format changes."""
+    datasets = pytest.importorskip("datasets")
+    saved = write_saved_dataset(tmp_path / "saved", generate_corpus(6, seed=1))
+    evaluated = cli("evaluate", str(trained_run), "--data-path", str(saved), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    assert json.loads(evaluated.stdout)["num_documents"] == 1
+    ids = datasets.Dataset.from_dict({"tokens": [["Anna", "works"]], "ner_tags": [[1, 0]]})  # no ClassLabel
+    ids.save_to_disk(str(tmp_path / "ids"))
+    refused = cli("evaluate", str(trained_run), "--data-path", str(tmp_path / "ids"), "--split", "train")
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"training evaluate: error: {tmp_path / 'ids'}[train]: column 'ner_tags' holds integer tags without a "
+        "ClassLabel feature; set data.tag_names to the tag names in id order\n"
+    )
 
 
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:

@@ -107,6 +107,7 @@ def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOpti
 
 def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Dataset:
     from data.columns import Columns
+    from data.hf_datasets import is_datasets_input
     from data.text_files import EncodingError
     from training.core.run_folder import RunFolder
 
@@ -118,7 +119,8 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
             return data.load(inherited=options.columns is None)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
             told = options.format or data.format != config.data.format or data.format == "auto"
-            if told or isinstance(error, EncodingError):  # no format reads text of another encoding
+            # no format reads text of another encoding, nor `datasets` input, which its columns shape
+            if told or isinstance(error, EncodingError) or is_datasets_input(data_path):
                 raise
             hint = f"read as {data.format}, the run's data.format; --format auto detects it"
             raise DataError(f"{error} ({hint})") from error
