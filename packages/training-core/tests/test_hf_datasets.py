@@ -17,9 +17,9 @@ from data.columns import Columns
 from data.documents import Span
 from data.generate import generate_corpus, main, write_corpus, write_saved_dataset
 from data.hf_datasets import HubId
-from data.loaders import load_dataset
+from data.loaders import Dataset, load_dataset
 from data.schemes import SCHEMES, from_iob2, scheme_tag_names
-from training.common.errors import DataError
+from training.common.errors import DataError, InputError
 from training.config import DataColumns, DataConfig
 from training.core.cv_utils import create_kfold_splits
 
@@ -183,6 +183,22 @@ def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(load_dataset(tagged())) == ["train"]
     dataset = load_dataset(datasets.DatasetDict({"test": tagged(), "dev": tagged(), "train": tagged()}))
     assert list(dataset) == ["train", "validation", "test"]
+
+
+def test_a_plain_dict_of_splits_or_a_datasets_object_for_our_dataset_is_one_line() -> None:
+    """The message showed the object's repr, which spans lines for `datasets` objects."""
+    with pytest.raises(DataError) as error:
+        load_dataset({"train": tagged()})
+    assert str(error.value) == (
+        "data_asset: expected a data folder or file (or a datasets object), got dict "
+        "{'train': Dataset({ features: ['tokens', 'ner_tags'], num_ro"
+    )
+    with pytest.raises(InputError) as error:
+        Dataset.check(dataset_dict())
+    assert str(error.value) == (
+        "dataset: expected a Dataset (load_dataset(path) or config.data.load()), got DatasetDict "
+        "DatasetDict({ train: Dataset({ features: ['tokens', 'ner_tag"
+    )
 
 
 def test_a_streaming_dataset_or_dict_reads_like_the_dataset_it_streams() -> None:

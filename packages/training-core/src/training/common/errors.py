@@ -73,5 +73,6 @@ def expect_instance(
     """`value` if it is a `kind`, else `error` naming the argument `name`, what was `expected` and the value: a public
     function given a path, a dict or None where it takes a record (or a path) otherwise fails deep inside."""
     if not isinstance(value, kind):
-        raise error(f"{name}: expected {expected}, got {type(value).__name__} {value!r:.60}")
+        shown = " ".join(repr(value).split())  # a `datasets.DatasetDict`'s repr spans lines
+        raise error(f"{name}: expected {expected}, got {type(value).__name__} {shown:.60}")
     return value  # type: ignore[return-value]
