@@ -208,6 +208,15 @@ def test_a_streaming_dataset_or_dict_reads_like_the_dataset_it_streams() -> None
     assert load_dataset(tagged().to_iterable_dataset()).fingerprint == load_dataset(tagged()).fingerprint
 
 
+def test_a_stream_of_no_rows_is_one_line_naming_its_split() -> None:
+    """A stream of unknown features (a generator's, or after `map`) yielding nothing was "none of the columns
+    ['tokens', 'words'] found in []; set data.columns.tokens"."""
+    nothing = datasets.IterableDataset.from_generator(lambda: iter(()))
+    with pytest.raises(DataError) as error:
+        load_dataset(datasets.IterableDatasetDict({"train": tagged().to_iterable_dataset(), "test": nothing}))
+    assert str(error.value) == "<IterableDatasetDict>[test]: the 'test' split streams no rows"
+
+
 @pytest.mark.parametrize("scheme", SCHEMES)
 def test_each_scheme_is_detected_converted_and_counted(tmp_path: Path, scheme: str) -> None:
     tagged(scheme).save_to_disk(str(tmp_path / scheme))

@@ -75,7 +75,10 @@ def read_datasets_input(
         records = {}
         for split, table in splits.items():
             if isinstance(table, datasets.IterableDataset):  # streaming: its rows are read once, into memory
-                table = datasets.Dataset.from_list(list(table), features=table.features)
+                rows = list(table)
+                if not rows:  # often of no known features (after `map`): no columns, none of them words
+                    raise DataError(f"{source}[{split}]: the {split!r} split streams no rows")
+                table = datasets.Dataset.from_list(rows, features=table.features)
             if not isinstance(table, datasets.Dataset):
                 raise DataError(f"{source}: split {split!r} is a {type(table).__name__}; expected a datasets.Dataset")
             nested = columns.tokens is None and "sentences" in table.column_names  # and no words beside
