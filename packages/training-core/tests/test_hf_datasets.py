@@ -376,6 +376,28 @@ def test_text_with_entities_reads_like_span_json_lines(tmp_path: Path, stored: s
         load_dataset(words)
 
 
+@pytest.mark.parametrize("stored", ["list", "sequence"])
+def test_span_labels_named_by_a_class_label_are_its_names_in_its_order(stored: str) -> None:
+    """Labels stored as ids of a `ClassLabel` were refused: "label must be a non-empty string"."""
+    label = datasets.ClassLabel(names=["ORG", "PER", "LOC"])
+    entity = {"start": datasets.Value("int32"), "end": datasets.Value("int32"), "label": label}
+    kind = datasets.Sequence(entity) if stored == "sequence" else [entity]
+    features = datasets.Features({"text": datasets.Value("string"), "entities": kind})
+
+    def table(spans: list[dict[str, int]]) -> Any:
+        """A row of spans; `datasets` keeps a Sequence of structs as a struct of lists."""
+        rows = [{key: [span[key] for span in spans] for key in entity}] if stored == "sequence" else [spans]
+        text = ["Anna Nowak lives in Krakow."]
+        return datasets.Dataset.from_dict({"text": text, "entities": rows}, features=features)
+
+    dataset = load_dataset(table([{"start": 0, "end": 10, "label": 1}, {"start": 20, "end": 26, "label": 2}]))
+    assert dataset["train"][0].spans == (Span(0, 10, "PER"), Span(20, 26, "LOC"))
+    assert dataset.labels == ("ORG", "PER", "LOC")
+    with pytest.raises(DataError) as error:
+        load_dataset(table([{"start": 0, "end": 10, "label": -1}]))  # a ClassLabel's missing value
+    assert str(error.value) == "<Dataset>[train]:1: tag id -1 in 'entities' is not one of 0..2 (['ORG', 'PER', 'LOC'])"
+
+
 def test_doccano_s_entities_read_as_its_json_lines_do(tmp_path: Path) -> None:
     """doccano's JSON lines read by `datasets` keep their `entities` of `start_offset` and `end_offset`, which were
     refused as spans of no known shape, as the JSON lines themselves were."""

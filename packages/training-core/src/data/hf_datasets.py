@@ -162,11 +162,12 @@ def _records(
     """The rows of `table` as records of a format: `tokens` (keyed by the columns' names), or `spans` for a `text`
     column beside entities (and no words or tags), as a line of span JSON is read; the records' keys of words and
     tags (a span record's tags are its spans, under their column's name); and the entity types of the tag column's
-    `ClassLabel`, if any."""
+    (or span labels') `ClassLabel`, if any."""
     usual = {*TOKEN_COLUMNS, *TAG_COLUMNS} & {*table.column_names}  # words under another name: a setting away
     spans = columns.tokens is None and "text" in table.column_names and not usual
     if spans:
-        first, second, names = "text", _column(where, table, columns, SPAN_COLUMNS, "tags"), None
+        first, second = "text", _column(where, table, columns, SPAN_COLUMNS, "tags")
+        names = _span_label_names(datasets, table.features[second])
     else:
         first = _column(where, table, columns, TOKEN_COLUMNS, "tokens")
         second = _column(where, table, columns, TAG_COLUMNS, "tags")
@@ -174,18 +175,33 @@ def _records(
     types = None  # as run_ner.py, a ClassLabel's names are the label set: a subset without a type trains its head
     if isinstance(getattr(table.features[second], "feature", None), datasets.ClassLabel):
         types = declared_types(names or ())
+    elif spans:
+        types = names
     kept = [column for column in _RECORD_COLUMNS if column in table.column_names]  # as a JSON line keeps them
     rows = table.select_columns([first, second, *kept]).to_dict()
     records = []
     for row, (content, tags) in enumerate(zip(rows[first], rows[second], strict=True)):
         fields = {column: rows[column][row] for column in kept}
         if spans:
-            records.append(Record(row + 1, {**fields, "text": content, second: _structs(tags)}))
+            entities = _structs(tags)
+            if names is not None and isinstance(entities, list):
+                labels = named_tags(where, row + 1, second, [entity["label"] for entity in entities], names)
+                entities = [{**entity, "label": label} for entity, label in zip(entities, labels, strict=True)]
+            records.append(Record(row + 1, {**fields, "text": content, second: entities}))
             continue
         if names is not None and isinstance(tags, list):
             tags = named_tags(where, row + 1, second, tags, names)
         records.append(Record(row + 1, {**fields, first: content, second: tags}))
     return ("spans" if spans else "tokens", records, Columns(None if spans else first, second), types)
+
+
+def _span_label_names(datasets: Any, feature: Any) -> tuple[str, ...] | None:
+    """The names of span labels held as ids: the `ClassLabel` of `label` in the entities' structs (a list of structs,
+    or a `Sequence` of them, which `datasets` keeps as a struct of lists); None for labels written as strings."""
+    struct = feature[0] if isinstance(feature, list) and feature else getattr(feature, "feature", feature)
+    label = struct.get("label") if isinstance(struct, dict) else None
+    label = getattr(label, "feature", label)
+    return tuple(label.names) if isinstance(label, datasets.ClassLabel) else None
 
 
 def _sentence_rows(datasets: Any, where: str, table: Any) -> Any:
