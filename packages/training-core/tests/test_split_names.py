@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 from pathlib import Path
 
 import pytest
@@ -148,3 +149,15 @@ def test_a_run_or_config_folder_is_not_read_as_data(tmp_path: Path) -> None:
     assert load_dataset(beside).report.files_unread == {}  # test_run.log is no test file to rename
     with pytest.raises(DataError, match=r"train\.log: a \.log file is not data; expected a data folder or a data file"):
         load_dataset(run / "train.log")
+
+
+def test_a_compressed_corpus_is_named_as_one_to_unpack(tmp_path: Path) -> None:
+    """A `train.conll.gz` given or found was called 'not data' (before that, unreadable UTF-8): it is data, packed."""
+    packed = tmp_path / "corpus"
+    packed.mkdir()
+    (packed / "train.conll.gz").write_bytes(gzip.compress(TWEET.encode()))
+    with pytest.raises(DataError, match=r"corpus: no train file; .* by their suffix: train\.conll\.gz \(compressed: "):
+        load_dataset(packed)
+    expected = r"train\.conll\.gz: a compressed file \(\.gz\): unpack it \(gunzip, unzip or tar -x\); expected a data"
+    with pytest.raises(DataError, match=expected):
+        load_dataset(packed / "train.conll.gz")

@@ -29,7 +29,7 @@ from data.hf_datasets import is_datasets_input, named_tags, read_datasets_input
 from data.report import LoadReport
 from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names, typed_prefixes
 from data.sniffing import content_format
-from data.split_names import NOT_DATA_SUFFIXES, SPLIT_ALIASES, SPLIT_ORDER, split_files, unread_split_files
+from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, not_data, split_files, unread_split_files
 from data.text_files import ENCODINGS, is_text_encoding, read_data
 from training.common.errors import DataError, expect_instance
 from training.common.fingerprint import fingerprint_items
@@ -144,8 +144,8 @@ def load_dataset(
         path = Path(data_asset)
         if not path.exists():
             raise DataError(f"{path}: no such file or folder")
-        if path.is_file() and path.suffix.lower() in NOT_DATA_SUFFIXES:  # a run's train.log, a config's train.yaml
-            raise DataError(f"{path}: a {path.suffix} file is not data; expected a data folder or a data file")
+        if path.is_file() and (why := not_data(path)):  # a run's train.log, a config's train.yaml, a train.conll.gz
+            raise DataError(f"{path}: {why}; expected a data folder or a data file")
         format = "brat" if format == "auto" and is_brat(path) else format  # a folder of .txt/.ann pairs, or of splits
         files = brat_splits(path) if format == "brat" else split_files(path) if path.is_dir() else {"train": path}
         if _all_json(files.values(), format):  # positions for a folder of CoNLL and JSON files are the CoNLL's

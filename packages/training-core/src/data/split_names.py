@@ -25,10 +25,19 @@ SPLIT_SUFFIXES = {".train": "train", ".testa": "validation", ".testb": "test"}
 _SPLIT_WORDS = {**SPLIT_ALIASES, **{suffix[1:]: split for suffix, split in SPLIT_SUFFIXES.items()}}
 _WORD = re.compile(r"[^\W\d_]+")  # a run of letters: digits, underscores and punctuation part words
 # Files that are never data whatever their names: a run's train.log, a config folder's train.yaml, a study's study.db.
-NOT_DATA_SUFFIXES = frozenset(
+_NOT_DATA_SUFFIXES = frozenset(
     {".log", ".yaml", ".yml", ".toml", ".cfg", ".ini", ".lock", ".db", ".py", ".sh", ".md", ".html", ".png", ".pt"}
-    | {".bin", ".safetensors", ".onnx", ".zip", ".gz", ".tar", ".bz2", ".xz"}
+    | {".bin", ".safetensors", ".onnx"}
 )
+# Data once unpacked, not before: a corpus's train.conll.gz, a download's .tar.gz or .zip.
+_PACKED_SUFFIXES = frozenset({".gz", ".tgz", ".zip", ".tar", ".bz2", ".xz", ".7z"})
+
+
+def not_data(file: Path) -> str | None:
+    """Why `file` is not read as data, by its suffix (a log, a config, a compressed file), or None."""
+    if file.suffix.lower() in _PACKED_SUFFIXES:
+        return f"a compressed file ({file.suffix}): unpack it (gunzip, unzip or tar -x)"
+    return f"a {file.suffix} file is not data" if file.suffix.lower() in _NOT_DATA_SUFFIXES else None
 
 
 def file_split(file: Path) -> str | None:
@@ -66,13 +75,17 @@ def split_files(folder: Path) -> dict[str, Path]:
     if "train" not in found:
         folders = ", ".join(f"{name}/" for name in split_folders(folder))  # brat's layout alone: of .txt/.ann pairs
         found_folders = f"; found {folders}: a split is one file (join each folder's files into one)" if folders else ""
-        skipped = [file.name for file in sorted(folder.iterdir()) if file.is_file() and file not in files]
-        skipped = [name for name in skipped if _split_words(folder / name)]
-        not_data = f"; not read as data, by their suffix: {', '.join(skipped)}" if skipped else ""
+        skipped = [file for file in sorted(folder.iterdir()) if file.is_file() and file not in files]
+        skipped = [file for file in skipped if _split_words(file)]
+        shown = [
+            f"{file.name} (compressed: unpack it)" if file.suffix.lower() in _PACKED_SUFFIXES else file.name
+            for file in skipped
+        ]
+        unread = f"; not read as data, by their suffix: {', '.join(shown)}" if shown else ""
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
             f"with a suffix such as .jsonl, .json or .conll (or CoNLL-2003's eng.train, eng.testa, eng.testb), or "
-            f"names holding one of those words (NER-de-train.tsv, wnut17train.conll){found_folders}{not_data}"
+            f"names holding one of those words (NER-de-train.tsv, wnut17train.conll){found_folders}{unread}"
         )
     return {name: found[name] for name in SPLIT_ORDER if name in found}
 
@@ -92,7 +105,7 @@ def unread_split_files(folder: Path, found: Mapping[str, Path]) -> dict[str, str
 def _data_files(folder: Path) -> list[Path]:
     """The files of `folder` that may hold data, by name: not its logs, configs, databases, ..."""
     files = [file for file in sorted(folder.iterdir()) if file.is_file()]
-    return [file for file in files if file.suffix.lower() not in NOT_DATA_SUFFIXES]
+    return [file for file in files if not_data(file) is None]
 
 
 def _split_inside(folder: Path, file: Path) -> str | None:
