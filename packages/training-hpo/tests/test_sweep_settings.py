@@ -9,6 +9,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from pydantic import ValidationError
 
 from training.common.errors import InputError
 from training.config import HPOConfig, TrainingConfig
@@ -43,6 +44,16 @@ def test_a_record_of_format_2_without_a_tracking_uri_still_opens(stored: tuple[o
     assert SweepSettings.load(study).mlflow_uri is None
     study.set_user_attr(RECORD, data | {"format": 2})  # format 2 as written before its number changed
     assert SweepSettings.load(study).mlflow_uri == "sqlite:////studies/mlflow.db"
+
+
+def test_a_study_that_tuned_the_backbone_still_opens(stored: tuple[optuna.Study, dict]) -> None:
+    """Sweeps before this release could tune `model.backbone`; new ones are refused it, their records still read."""
+    study, data = stored
+    space = data["hpo_config"]["search_space"] | {"model.backbone": {"type": "choice", "values": ["tiny", "bert"]}}
+    study.set_user_attr(RECORD, data | {"hpo_config": data["hpo_config"] | {"search_space": space}})
+    assert "model.backbone" in SweepSettings.load(study).hpo_config.search_space
+    with pytest.raises(ValidationError, match=r"'model\.backbone' is not tunable: a sweep tunes one backbone"):
+        HPOConfig.model_validate(data["hpo_config"] | {"search_space": space})
 
 
 @pytest.mark.parametrize(

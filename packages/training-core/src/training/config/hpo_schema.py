@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from training.config.schema import Bool, Float, Int, Metric, ModelConfig, OptimizationConfig, SamplerSeed, Section
 
@@ -98,9 +98,9 @@ class HPOConfig(Section):
 
     @field_validator("search_space")
     @classmethod
-    def _known_parameters(cls, space: dict[str, Parameter]) -> dict[str, Parameter]:
+    def _known_parameters(cls, space: dict[str, Parameter], info: ValidationInfo) -> dict[str, Parameter]:
         for key, parameter in space.items():
-            check_tunable(key)
+            check_tunable(key, recorded=info.context == RECORDED)
             for other in parameter.condition or {}:
                 if other not in space:
                     raise ValueError(f"{key}.condition refers to {other!r}, which is not in the space")
@@ -130,15 +130,18 @@ class HPOConfig(Section):
 TUNABLE_SECTIONS: dict[str, type[Section]] = {"training": OptimizationConfig, "model": ModelConfig}
 # A sweep tunes one backbone: it alone is checked before trials start, and best configs and lineage name it.
 UNTUNABLE_FIELDS = ("name", "backbone")
+# The validation context of a study's own settings: a sweep of an earlier release may have tuned the backbone.
+RECORDED = {"recorded": True}
 
 
-def check_tunable(key: str) -> None:
-    """Raise `ValueError` unless `key` (`learning_rate` or `training.learning_rate`) is a tunable config field."""
+def check_tunable(key: str, *, recorded: bool = False) -> None:
+    """Raise `ValueError` unless `key` (`learning_rate` or `training.learning_rate`) is a tunable config field (or,
+    `recorded` for a sweep that ran, the backbone)."""
     import difflib
 
     section, dot, name = key.rpartition(".")
     sections = [section] if dot else list(TUNABLE_SECTIONS)  # `.learning_rate` names the section '', not none
-    if name in UNTUNABLE_FIELDS and "model" in sections:
+    if name in UNTUNABLE_FIELDS and "model" in sections and not recorded:
         raise ValueError(f"{key!r} is not tunable: a sweep tunes one backbone; run one sweep per backbone (--backbone)")
     if any(name in TUNABLE_SECTIONS[s].model_fields for s in sections if s in TUNABLE_SECTIONS):
         return

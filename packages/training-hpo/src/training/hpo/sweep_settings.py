@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import InputError, first_line
 from training.common.redact import redact_url, refuse_redacted
-from training.config.hpo_schema import HPOConfig
+from training.config.hpo_schema import RECORDED, HPOConfig
 from training.config.schema import TrainingConfig
 from training.hpo._version import __version__
 from training.hpo.recovery import machine_name
@@ -161,7 +161,7 @@ class SweepSettings(BaseModel):
                 "on this machine to the sweep's release"
             )
         try:
-            return cls.model_validate(data)
+            return cls.model_validate(data, context=RECORDED)  # its sweep ran: what an earlier release allowed too
         except ValidationError as error:
             reason = first_line(error)
             raise InputError(f"study {study.study_name!r}: invalid {RECORD!r} user attribute ({reason})") from None
