@@ -84,12 +84,7 @@ def execute_final_training(
         if dry_run or not wait:
             raise ConfigError(f"{setting}: tracking logs a finished run; it needs wait=True and no dry_run (--dry-run)")
         connect(tracking_uri, setting)  # a bad store fails before the refit, not after
-    path = _data_path(best, data_path, resources, has_dataset=dataset is not None)
-    if data_path is None and path is not None and is_local(path) and not dry_run and not Path(path).exists():
-        raise DataError(  # the sweep's data, moved since: say where the path came from
-            f"{path}: no such file or folder (the best config's data path); pass data_path (--data-path) where the "
-            "data is now"
-        )
+    path = _data_path(best, data_path, resources, has_dataset=dataset is not None, dry_run=dry_run)
     # The best trial's config, hyperparameters and epochs, without early stopping, keeping the last model.
     config = best.training_config().with_values({"training.early_stopping_patience": None, "training.keep": "last"})
     if path is not None and is_local(path):
@@ -196,10 +191,11 @@ def _resources(
 
 
 def _data_path(
-    best: BestConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool
+    best: BestConfig, given: str | os.PathLike[str] | None, resources: Resources, *, has_dataset: bool, dry_run: bool
 ) -> str | None:
     """The data to train on, as an absolute path when local (children may run elsewhere); None for a dataset in memory
-    unless its path is given (the sweep's data path would be recorded as the data it trained on)."""
+    unless its path is given (the sweep's data path would be recorded as the data it trained on). The best config's
+    local path must exist, unless on a dry run (its data may be another machine's)."""
     if has_dataset and given is None:
         return None
     asset = resources.azure.data_asset if resources.backend == "azure" and resources.azure else None
@@ -207,4 +203,9 @@ def _data_path(
     if path is None:
         raise ConfigError("data.path: no data to train on; pass data_path (--data-path) or set it in the data config")
     refuse_credentials(path, "data path")  # job.json (an Azure job's code snapshot too) would hold it
+    if given is None and not asset and is_local(path) and not dry_run and not Path(path).expanduser().exists():
+        raise DataError(  # the sweep's data, moved since: say where the path came from
+            f"{path}: no such file or folder (the best config's data path); pass data_path (--data-path) where the "
+            "data is now"
+        )
     return str(Path(path).expanduser().resolve()) if is_local(path) else path
