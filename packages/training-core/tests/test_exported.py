@@ -166,6 +166,22 @@ def test_a_broken_export_record_is_an_input_error(exported: Path, tmp_path: Path
         OnnxPredictor(plain, quantized=True)
 
 
+def test_token_ids_of_an_edited_record_outside_the_vocabulary_are_config_errors(exported: Path, tmp_path: Path) -> None:
+    """onnxruntime's embedding lookup refused a padding id past the vocabulary mid-request (an internal error)."""
+    folder = tmp_path / "copy"
+    shutil.copytree(exported, folder)
+    record = json.loads((folder / "export.json").read_text())
+    size = word_tokenizer(folder).get_vocab_size()
+    for name, token, problem in (
+        ("pad_token_id", size, f"pad_token_id {size} is not a token of tokenizer.json \\(ids 0 to {size - 1}\\)"),
+        ("unk_token_id", size, f"unk_token_id {size} is not a token of tokenizer.json"),
+        ("pad_token_id", -1, "pad_token_id: expected greater than or equal to 0, got -1"),
+    ):
+        (folder / "export.json").write_text(json.dumps({**record, name: token}))
+        with pytest.raises(ConfigError, match=rf"^{re.escape(str(folder / 'export.json'))}: {problem}.*re-export"):
+            OnnxPredictor(folder)(["John Smith works in London", "Hi"])
+
+
 @pytest.mark.parametrize(
     ("name", "quantized", "damage"),
     [

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,6 +34,7 @@ from training.core.windowing import (
 )
 
 EXPORT_RECORD = "export.json"
+TokenId = Annotated[Int, Field(ge=0)]
 # What onnxruntime raises for a model file it cannot load (missing, truncated, not ONNX); they derive from Exception.
 _ONNX_LOAD_ERRORS = ("Fail", "InvalidProtobuf", "InvalidGraph", "NoSuchFile", "InvalidArgument")
 
@@ -68,8 +69,8 @@ class ExportedModel(BaseModel):
     max_length: MaxLength
     stride: Int = Field(ge=0)
     positions: Int | None = Field(default=None, description="the most tokens the model's positions hold in a window")
-    pad_token_id: int
-    unk_token_id: int | None
+    pad_token_id: TokenId
+    unk_token_id: TokenId | None
     backbone: str | None = None
     source: str
     opset: int
@@ -184,6 +185,7 @@ class OnnxPredictor:
                 f"{chosen}: gives {tags} tags where {EXPORT_RECORD} names {named}; expected as many (re-export it)"
             )
         self.tokenizer = word_tokenizer(self.folder)
+        self._check_token_ids()
 
     def predict_documents(self, documents: Sequence[Document]) -> dict[int, DocumentPrediction]:
         """Tags, scores and entities of each document's words, by document index (the torch pipeline's steps)."""
@@ -198,6 +200,18 @@ class OnnxPredictor:
     def __call__(self, texts: Sequence[str]) -> list[list[Entity]]:
         """The entities of each text, in text order, as `Predictor` returns them."""
         return [list(found.entities) for found in self.predict_documents(text_documents(texts)).values()]
+
+    def _check_token_ids(self) -> None:
+        """An edited record's padding or unknown-word id past the tokenizer's vocabulary, which onnxruntime's
+        embedding lookup refused mid-request."""
+        size = self.tokenizer.get_vocab_size()
+        for name in ("pad_token_id", "unk_token_id"):
+            token = getattr(self.record, name)
+            if token is not None and token >= size:
+                raise ConfigError(
+                    f"{self.folder / EXPORT_RECORD}: {name} {token} is not a token of tokenizer.json (ids 0 to "
+                    f"{size - 1}); re-export the model"
+                )
 
     def _forward(self, batch: dict[str, Any]) -> np.ndarray:
         feed = {name: batch[name] for name in ("input_ids", "attention_mask")}
