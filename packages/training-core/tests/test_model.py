@@ -248,6 +248,22 @@ def test_missing_or_corrupt_weights_name_the_folder(saved_model, tmp_path):
         load_model(tmp_path)
 
 
+@pytest.mark.parametrize(
+    ("edit", "reason"),
+    [
+        (lambda config: None, "TypeError: argument of type 'NoneType' is not iterable"),
+        (lambda config: {**config, "num_hidden_layers": "x"}, "StrictDataclassFieldValidationError: Validation error"),
+    ],
+)
+def test_a_hand_edited_model_config_is_an_input_error_naming_the_folder(saved_model, edit, reason):
+    # transformers' TypeError and field validation error escaped as internal errors
+    folder, _ = saved_model
+    config = folder / "config.json"
+    config.write_text(json.dumps(edit(json.loads(config.read_text()))))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(folder))}: unreadable model config \({reason}"):
+        load_model(folder)
+
+
 def test_weights_missing_tensors_are_an_error(saved_model):
     folder, model = saved_model
     from safetensors.torch import save_file

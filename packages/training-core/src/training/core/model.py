@@ -219,10 +219,14 @@ def load_model(
 
 def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PretrainedConfig:
     """A saved model folder's config (`config.json`); a missing or damaged one is an `InputError` naming the folder."""
+    from huggingface_hub.errors import StrictDataclassError
+
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
-        raise InputError(f"{folder}: unreadable model config ({first_line(error)})") from error
+    # TypeError: a file of no mapping (`null`); StrictDataclassError: a field of the wrong type, checked at build
+    except (OSError, ValueError, TypeError, RecursionError, StrictDataclassError) as error:
+        reason = f"{type(error).__name__}: {first_line(error)}"
+        raise InputError(f"{folder}: unreadable model config ({reason})") from error
 
 
 def model_tag_names(model_config: PretrainedConfig, source: str = "the model config") -> tuple[str, ...]:
