@@ -219,12 +219,12 @@ def load_model(
 
 def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PretrainedConfig:
     """A saved model folder's config (`config.json`); a missing or damaged one is an `InputError` naming the folder."""
-    from huggingface_hub.errors import StrictDataclassError
+    from huggingface_hub import errors
 
+    strict = getattr(errors, "StrictDataclassError", ValueError)  # a field of the wrong type, checked at build (5.x)
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    # TypeError: a file of no mapping (`null`); StrictDataclassError: a field of the wrong type, checked at build
-    except (OSError, ValueError, TypeError, RecursionError, StrictDataclassError) as error:
+    except (OSError, ValueError, TypeError, RecursionError, strict) as error:  # TypeError: a file of `null`
         reason = f"{type(error).__name__}: {first_line(error)}"
         raise InputError(f"{folder}: unreadable model config ({reason})") from error
 
