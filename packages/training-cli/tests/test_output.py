@@ -1,6 +1,9 @@
-"""How commands print tables."""
+"""How commands print tables and JSON."""
 
-from training.cli.output import print_table
+import json
+
+from training.cli.output import print_json, print_table
+from training.core.decoding import Entity
 
 
 def test_table_cells_are_printed_as_written_not_read_as_rich_markup(capsys) -> None:
@@ -29,3 +32,11 @@ def test_bidirectional_overrides_of_a_cell_are_printed_as_escapes(capsys) -> Non
     printed = capsys.readouterr().out
     assert "\u202e" not in printed and "\u2067" not in printed
     assert "evil\\u202e txt.exe" in printed and "a\\u2067b" in printed
+
+
+def test_entities_are_printed_as_json_objects(capsys) -> None:
+    """`training demo --json` read each entity's __dict__, which a slotted dataclass has none of: an internal error
+    whenever the demo's model found an entity (the tiny model of --fast found none)."""
+    print_json({"predictions": [[Entity(0, 5, "PER", "Alice", 0.875)], []]})
+    found = json.loads(capsys.readouterr().out)["predictions"]
+    assert found == [[{"start": 0, "end": 5, "label": "PER", "text": "Alice", "score": 0.875}], []]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import sys
@@ -27,7 +28,11 @@ def print_json(value: Any) -> None:
 
 def _jsonable(value: Any) -> Any:
     dump = getattr(value, "model_dump", None)  # a pydantic record; pydantic itself is not imported for --help
-    return dump(mode="json") if callable(dump) else str(value)
+    if callable(dump):
+        return dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # an `Entity` (slots: no __dict__)
+        return dataclasses.asdict(value)
+    return str(value)
 
 
 def note(args: argparse.Namespace, message: str) -> None:

@@ -182,7 +182,7 @@ def run(args: argparse.Namespace) -> int:
                 "folders": {key: str(value) for key, value in written.items()},
                 "test_metrics": test_metrics,
                 "lineage": lineage.model_dump(mode="json"),
-                "predictions": [[e.__dict__ for e in found] for found in predictions],
+                "predictions": predictions,
             }
         )
     else:
