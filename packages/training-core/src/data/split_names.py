@@ -75,12 +75,8 @@ def split_files(folder: Path) -> dict[str, Path]:
     if "train" not in found:
         folders = ", ".join(f"{name}/" for name in split_folders(folder))  # brat's layout alone: of .txt/.ann pairs
         found_folders = f"; found {folders}: a split is one file (join each folder's files into one)" if folders else ""
-        skipped = [file for file in sorted(folder.iterdir()) if file.is_file() and file not in files]
-        skipped = [file for file in skipped if _split_words(file)]
-        shown = [
-            f"{file.name} (compressed: unpack it)" if file.suffix.lower() in _PACKED_SUFFIXES else file.name
-            for file in skipped
-        ]
+        skipped = [f for f in sorted(folder.iterdir()) if f.is_file() and not_data(f) and _split_words(f)]
+        shown = [f.name + (" (compressed: unpack it)" if f.suffix.lower() in _PACKED_SUFFIXES else "") for f in skipped]
         unread = f"; not read as data, by their suffix: {', '.join(shown)}" if shown else ""
         raise DataError(
             f"{folder}: no train file; expected files named train, validation (or dev, devel, development) and test "
