@@ -264,6 +264,25 @@ def test_a_hand_edited_model_config_is_an_input_error_naming_the_folder(saved_mo
         load_model(folder)
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("dtype", "x", "unreadable model config \\(AttributeError: module 'torch' has no attribute 'x'"),
+        ("pad_token_id", 10**6, "config.json: its values build no model \\(AssertionError: "),
+        ("hidden_size", 0, "config.json: its values build no model \\(ZeroDivisionError: "),
+        ("num_attention_heads", -1, "config.json: builds a model that does not run \\(RuntimeError: "),
+        ("classifier_dropout", float("nan"), "config.json: builds a model that does not run \\(RuntimeError: .* nan"),
+    ],
+)
+def test_model_config_values_that_fail_only_when_built_or_run_name_the_file(saved_model, field, value, reason):
+    # each escaped as an internal error, the last two mid-evaluation
+    folder, _ = saved_model
+    config = folder / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), field: value}))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(folder))}(/|: ){reason}"):
+        load_model(folder)
+
+
 def test_weights_missing_tensors_are_an_error(saved_model):
     folder, model = saved_model
     from safetensors.torch import save_file

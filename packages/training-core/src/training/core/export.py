@@ -28,8 +28,9 @@ from training.common.optional import require
 from training.config.schema import TrainingConfig
 from training.core.exported import EXPORT_RECORD, ExportedModel, OnnxPredictor, QuantizationReport, is_exported
 from training.core.metrics import compute_metrics
-from training.core.model import load_model, position_limit
+from training.core.model import load_model
 from training.core.pipeline import Windowing, predict_documents
+from training.core.positions import position_limit
 from training.core.run_folder import RunFolder
 from training.core.run_inputs import run_inputs
 

@@ -26,6 +26,7 @@ from training.common.quiet import QuietLibrary
 from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
+from training.core.positions import check_max_length
 from training.core.tiny_model import tiny_bert_model
 from training.core.windowing import Windowing, checked_tag_names
 
@@ -54,13 +55,6 @@ _TOKENIZER_FILES = (
 )
 # How a Git LFS pointer begins: what a clone made without `git lfs pull` holds in place of the weights.
 _LFS_POINTER = b"version https://git-lfs"
-# Model types whose position ids start after the padding id (RoBERTa's offset of 2), so fewer positions are usable.
-_PADDING_OFFSET_TYPES = frozenset(
-    {"roberta", "xlm-roberta", "xlm-roberta-xl", "camembert", "roberta-prelayernorm", "data2vec-text", "xmod"}
-    | {"longformer", "mpnet", "luke", "ibert", "markuplm", "layoutlmv3", "esm"}
-)
-# Tokenizers without a known limit report transformers' VERY_LARGE_INTEGER (1e30).
-_NO_TOKENIZER_LIMIT = 10**12
 
 
 def create_model_and_tokenizer(
@@ -159,40 +153,6 @@ def _backbone_folder(settings: ModelConfig, backbone_folder: str | os.PathLike[s
     return Path(backbone_folder)
 
 
-def check_max_length(
-    max_length: int, model_config: PretrainedConfig, tokenizer: PreTrainedTokenizerBase | None
-) -> None:
-    """`ConfigError` when windows of `max_length` tokens exceed the backbone's positions or the tokenizer's limit
-    (None: positions only; a saved model's tokenizer limit is advice, its positions are not)."""
-    most = position_limit(model_config)
-    if most is not None and max_length > most:
-        offset = position_offset(model_config)
-        shift = f" minus its padding offset of {offset}" if offset else ""
-        raise ConfigError(
-            f"model.max_length: {max_length} is above the backbone's position limit of {most} "
-            f"({model_config.model_type} max_position_embeddings {most + offset}{shift}); "
-            f"set model.max_length to at most {most}"
-        )
-    limit = tokenizer.model_max_length if tokenizer is not None else _NO_TOKENIZER_LIMIT
-    if limit < _NO_TOKENIZER_LIMIT and max_length > limit:
-        raise ConfigError(
-            f"model.max_length: {max_length} is above the tokenizer's model_max_length of {limit}; "
-            f"set model.max_length to at most {limit}"
-        )
-
-
-def position_limit(model_config: PretrainedConfig) -> int | None:
-    """The most tokens a window of the backbone holds: its positions less their offset (None: it does not say)."""
-    positions = getattr(model_config, "max_position_embeddings", None)
-    return positions - position_offset(model_config) if isinstance(positions, int) else None
-
-
-def position_offset(model_config: PretrainedConfig) -> int:
-    """The position id of a sequence's first token: 0, or the padding id plus one for RoBERTa-like backbones."""
-    pad = model_config.pad_token_id
-    return pad + 1 if model_config.model_type in _PADDING_OFFSET_TYPES and isinstance(pad, int) else 0
-
-
 def save_model(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, folder: str | os.PathLike[str]) -> Path:
     """Write safetensors weights, the config with its label maps and the tokenizer, swapped in as one folder."""
     made_by = "(create_model_and_tokenizer(config) or load_model(folder))"
@@ -224,7 +184,8 @@ def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool
     strict = getattr(errors, "StrictDataclassError", ValueError)  # a field of the wrong type, checked at build (5.x)
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError, TypeError, RecursionError, strict) as error:  # TypeError: a file of `null`
+    # TypeError: a file of `null`; AttributeError: a `dtype` that names no torch dtype
+    except (OSError, ValueError, TypeError, AttributeError, RecursionError, strict) as error:
         reason = f"{type(error).__name__}: {first_line(error)}"
         raise InputError(f"{folder}: unreadable model config ({reason})") from error
 
@@ -384,6 +345,9 @@ def _load_folder(
         raise InputError(
             f"{folder}: corrupt or unreadable model weights ({type(error).__name__}: {first_line(error)})"
         ) from error
+    except (ArithmeticError, AssertionError, AttributeError, TypeError) as error:  # a hand-edited size or id
+        reason = f"{type(error).__name__}: {first_line(error)}"
+        raise InputError(f"{folder}/config.json: its values build no model ({reason})") from error
     mismatched = sorted(info.get("mismatched_keys", ()))
     if mismatched:
         key, saved, expected = mismatched[0]
@@ -397,4 +361,17 @@ def _load_folder(
             f"{folder}: the weights lack {len(missing)} of the model's tensors (first: {missing[0]}); "
             "expected a folder written by save_model"
         )
+    _check_runs(model, folder)
     return model, tokenizer, tag_names
+
+
+def _check_runs(model: PreTrainedModel, folder: Path) -> None:
+    """Run two tokens through a loaded model: some hand-edited config.json values (a negative head count, a NaN
+    dropout) build a model that fails only when it runs, which would be mid-evaluation."""
+    ones = torch.ones((1, 2), dtype=torch.long)
+    try:
+        with torch.no_grad():
+            model(input_ids=ones, attention_mask=ones)
+    except (RuntimeError, ValueError, ArithmeticError, IndexError) as error:
+        reason = f"{type(error).__name__}: {first_line(error)}"
+        raise InputError(f"{folder}/config.json: builds a model that does not run ({reason})") from error

@@ -18,7 +18,7 @@ from transformers import PreTrainedModel
 from training.common.errors import ConfigError, first_line
 from training.core.batching import pack_rows
 from training.core.features import Collator, evaluation_mode
-from training.core.model import position_offset
+from training.core.positions import position_offset
 from training.core.windowing import IGNORE_INDEX, Window, round_up
 
 _log = logging.getLogger("training.core")

@@ -20,7 +20,7 @@ from data.documents import Document
 from training.common.errors import InputError
 from training.core.decoding import DocumentPrediction, Entity, document_predictions
 from training.core.features import Collator, encode_documents, window_readings
-from training.core.model import check_max_length
+from training.core.positions import check_max_length
 from training.core.windowing import EncodedSplit, Windowing, merge_word_predictions, untagged_document
 
 __all__ = ["Entity", "Predictions", "Windowing", "predict_documents", "text_entities", "untagged_document"]
