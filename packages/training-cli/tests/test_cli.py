@@ -359,9 +359,25 @@ def test_evaluate_reads_a_save_to_disk_folder_with_a_json_run(cli, trained_run: 
     ids.save_to_disk(str(tmp_path / "ids"))
     refused = cli("evaluate", str(trained_run), "--data-path", str(tmp_path / "ids"), "--split", "train")
     assert refused.returncode == 2
-    assert refused.stderr == (
+    assert refused.stderr == (  # it said "set data.tag_names", which evaluate does not read
         f"training evaluate: error: {tmp_path / 'ids'}[train]: column 'ner_tags' holds integer tags without a "
-        "ClassLabel feature; set data.tag_names to the tag names in id order\n"
+        "ClassLabel feature; pass --tag-names with the tag names in id order\n"
+    )
+    named = [*refused.args[3:], "--tag-names", "O,B-PERSON", "--json"]
+    assert json.loads(cli(*named).stdout)["metrics"]["per_entity"]["PERSON"]["support"] == 1
+
+
+@pytest.mark.parametrize("names", ["O", "O,,B-PER", ""])
+def test_tag_names_of_fewer_than_two_names_or_an_empty_one_are_refused(
+    names: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from training.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(["evaluate", "run", "--data-path", "data", "--tag-names", names])
+    assert exit_.value.code == 2
+    assert f"argument --tag-names: expected the tag names in id order, as O,B-PER,I-PER, got {names!r}" in (
+        capsys.readouterr().err
     )
 
 

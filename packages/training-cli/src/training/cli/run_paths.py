@@ -81,11 +81,13 @@ def load_predictor(
 
 @dataclass(frozen=True)
 class DataOptions:
-    """How to read the data given with `--data-path` (`--format`, `--encoding`, `--columns`): None, the run's."""
+    """How to read the data given with `--data-path` (`--format`, `--encoding`, `--columns`, `--tag-names`): None, the
+    run's."""
 
     format: str | None = None
     encoding: str | None = None
     columns: DataColumns | None = None
+    tag_names: tuple[str, ...] | None = None
 
 
 def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOptions()) -> Dataset:
@@ -93,7 +95,12 @@ def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOpti
     known, as a refit on other data reads it (`DataConfig.for_data`: the format its files' content shows where it
     contradicts the run's, and the run's columns it takes), in those of `options` that are given; an error naming
     `data_path` where it has entity types the model does not tag."""
-    dataset = _read_dataset(model_dir, data_path, options)
+    try:
+        dataset = _read_dataset(model_dir, data_path, options)
+    except DataError as error:  # integer tags without names: this command's option names them
+        if "set data.tag_names to" not in str(error):
+            raise
+        raise DataError(str(error).replace("set data.tag_names to", "pass --tag-names with")) from error
     from data.schemes import declared_types
     from training.core.model import model_tag_names, read_model_config
 
@@ -113,7 +120,8 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
 
     config = RunFolder.of_model(model_dir).read_config()
     if config is not None:
-        own = config.data if options.encoding is None else config.data.model_copy(update={"encoding": options.encoding})
+        given = {"encoding": options.encoding, "tag_names": options.tag_names}
+        own = config.data.model_copy(update={key: value for key, value in given.items() if value is not None})
         data = own.for_data(data_path, format=options.format, columns=options.columns)  # a format given is kept
         try:
             return data.load(inherited=options.columns is None)
@@ -128,4 +136,5 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
 
     columns = Columns(**dict(options.columns)) if options.columns is not None else None
     read = {"format": options.format or "auto", "encoding": options.encoding or "utf-8", "columns": columns}
+    read["tag_names"] = options.tag_names
     return load_dataset(data_path, **read)

@@ -89,11 +89,18 @@ def add_data_options(parser: argparse.ArgumentParser) -> None:
         help="the words' and tags' columns of --data-path: CoNLL positions (1,2; 0 first, -1 last) or header names "
         "(Word,Tag) (default: the run's data.columns where that data takes them)",
     )
+    parser.add_argument(
+        "--tag-names",
+        type=_tag_names,
+        metavar="NAMES",
+        help="the names of --data-path's integer tags in id order, as O,B-PER,I-PER "
+        "(default: the run's data.tag_names)",
+    )
 
 
 def data_options(args: argparse.Namespace) -> DataOptions:
     """What `add_data_options` read."""
-    return DataOptions(args.format, args.encoding, args.columns)
+    return DataOptions(args.format, args.encoding, args.columns, args.tag_names)
 
 
 def _columns(text: str) -> DataColumns:
@@ -102,6 +109,13 @@ def _columns(text: str) -> DataColumns:
         raise argparse.ArgumentTypeError(f"expected TOKENS,TAGS (positions: 1,2; names: Word,Tag), got {text!r}")
     tokens, tags = (int(part) if part.removeprefix("-").isdigit() else part for part in parts)
     return DataColumns(tokens=tokens, tags=tags)
+
+
+def _tag_names(text: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in text.split(","))
+    if not all(names) or len(names) < 2:
+        raise argparse.ArgumentTypeError(f"expected the tag names in id order, as O,B-PER,I-PER, got {text!r}")
+    return names
 
 
 def _encoding(name: str) -> str:

@@ -13,7 +13,8 @@ from training.common.errors import InputError
 from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
 REPORT_PLUGINS = "training.cli.reports"
-_DATA_OPTIONS = ("data_path", "format", "encoding", "columns")  # of the data a run's report computes its confusion on
+# of the data a run's report computes its confusion on
+_DATA_OPTIONS = ("data_path", "format", "encoding", "columns", "tag_names")
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
