@@ -59,6 +59,18 @@ def test_run_prints_json_and_best_and_report_read_the_study(config_dir: Path, tm
     assert f"live view: optuna-dashboard 'sqlite:///{(study_dir / 'study.db').resolve()}'\n" in report.stdout
 
 
+def test_quiet_prints_the_outcome_without_progress(config_dir: Path, tmp_path: Path) -> None:
+    """`hpo run` had no `--quiet` (train, final and demo have one): a log got a line per epoch of every fold."""
+    study_dir = tmp_path / "study"
+    args = ["--config-dir", config_dir, "--hpo", "quick", "--study-dir", study_dir, "--n-trials", "1", "--inprocess"]
+    run = training("hpo", "run", *args, "--quiet", "--refit", tmp_path / "final")
+    assert run.returncode == 0, run.stderr
+    table, trial, best, refit = run.stdout.splitlines()
+    assert table.split()[:3] == ["trial", "state", "objective"] and trial.split()[:2] == ["0", "complete"]
+    assert best == f"best config: {study_dir / 'best_config.json'}" and refit.startswith("refit ")
+    assert run.stderr == ""
+
+
 def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, tmp_path: Path) -> None:
     """`--data /x/corpus` with /x/corpus.yaml there was told it named a data config (joined, the path won)."""
     (tmp_path / "corpus.yaml").write_text("format: tokens\n")

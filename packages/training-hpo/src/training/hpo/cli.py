@@ -9,7 +9,7 @@ import os
 import shlex
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from training.common.atomic import check_folder
 from training.common.errors import ConfigError, TrainingError
@@ -21,6 +21,7 @@ from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_stud
 if TYPE_CHECKING:
     from training.config.best import BestConfig
     from training.config.hpo_schema import HPOConfig
+    from training.hpo.live import Mode
     from training.hpo.processes import Isolation
 
 
@@ -125,11 +126,12 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the sweep's events, then its outcome, as JSON lines on stdout (one object per line)",
     )
+    parser.add_argument("--quiet", action="store_true", help="no progress: the trials' table and the outcome only")
 
 
-def _view_mode(args: argparse.Namespace) -> Literal["live", "plain", "json"]:
-    """JSON lines with --json, the live view on a terminal, else one plain line per event (a log, CI)."""
-    return "json" if args.json else "live" if sys.stdout.isatty() else "plain"
+def _view_mode(args: argparse.Namespace) -> Mode:
+    """JSON lines with --json, none with --quiet, the live view on a terminal, else one plain line per event (a log)."""
+    return "json" if args.json else "quiet" if args.quiet else "live" if sys.stdout.isatty() else "plain"
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -211,7 +213,7 @@ def _refit(best_config: BestConfig | None, args: argparse.Namespace, isolation: 
 
     if best_config is None:
         raise TrainingError(f"--refit {args.refit}: the sweep has no complete trial, so there is nothing to refit")
-    if not args.json:
+    if not (args.json or args.quiet):
         print(f"refitting the best config into {args.refit} (its log: {args.refit / 'train.log'})", flush=True)
     job = refit(
         best_config,

@@ -21,7 +21,7 @@ from training.common.plural import counted
 from training.hpo.events import EventSink, SweepEvent
 from training.hpo.watch import JsonView, PlainView, RunningTrial, SweepState, clock, short_params
 
-Mode = Literal["live", "plain", "json"]
+Mode = Literal["live", "plain", "json", "quiet"]
 FINISHED_SHOWN = 12  # the latest finished trials in the table; the summary after the sweep lists them all
 
 
@@ -125,8 +125,9 @@ class LiveView:
 
 
 @contextlib.contextmanager
-def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
-    """A view of `mode` on `stream` for the duration of a sweep, with Optuna's per-trial log lines silenced."""
+def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink | None]:
+    """A view of `mode` on `stream` for the duration of a sweep (none when quiet), with Optuna's per-trial log lines
+    silenced."""
     verbosity = optuna.logging.get_verbosity()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # The view has a line saying why a trial failed: Optuna's warning (with the traceback, which the trial's error.log
@@ -140,7 +141,7 @@ def watching(mode: Mode, stream: TextIO) -> Iterator[EventSink]:
             with LiveView.on(stream) as view:
                 yield view
         else:
-            yield JsonView(stream) if mode == "json" else PlainView(stream)
+            yield None if mode == "quiet" else JsonView(stream) if mode == "json" else PlainView(stream)
     finally:
         optuna.logging.set_verbosity(verbosity)
         for logger, level in zip(failures, levels, strict=True):
