@@ -127,6 +127,8 @@ def test_a_model_without_its_tokenizer_is_an_input_error(trained, ner_documents)
         evaluate_model(trained[1], None, ner_documents)
     with pytest.raises(InputError, match=r"^model: expected a PreTrainedModel or the path of a saved model folder"):
         evaluate_model(None, None, ner_documents)  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"^tokenizer: expected the model's PreTrainedTokenizerBase, got str 'model/'$"):
+        evaluate_model(trained[1], "model/", ner_documents)  # type: ignore[arg-type]
 
 
 def test_a_run_s_model_folder_evaluates_with_the_run_s_window_settings(trained, ner_documents, tiny_config, tmp_path):

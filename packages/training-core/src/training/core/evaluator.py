@@ -77,6 +77,7 @@ def evaluate_model(
         windowing = Windowing.of(Windowing.read_from(model.config), max_length=max_length, stride=stride)
     if tokenizer is None:
         raise InputError("tokenizer: missing; pass the model's tokenizer or a saved model folder as model")
+    expect_instance(tokenizer, PreTrainedTokenizerBase, "tokenizer", "the model's PreTrainedTokenizerBase")
     if device is not None:
         model.to(device)
     names = tuple(tag_names) if tag_names is not None else model_tag_names(model.config)

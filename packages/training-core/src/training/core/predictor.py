@@ -35,6 +35,8 @@ class Predictor:
         precision: str = "fp32",
     ) -> None:
         expect_instance(model, torch.nn.Module, "model", "a PreTrainedModel (a saved folder: Predictor.from_folder)")
+        # None or a folder's path failed at the first call, as "'NoneType' object is not callable"
+        expect_instance(tokenizer, PreTrainedTokenizerBase, "tokenizer", "the model's PreTrainedTokenizerBase")
         self.device = resolve_device(device)
         self.precision = inference_precision(precision, self.device)
         self.autocast_dtype = AUTOCAST_DTYPES[self.precision]
