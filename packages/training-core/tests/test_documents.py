@@ -126,6 +126,40 @@ def test_tags_must_pair_with_words() -> None:
         tags_to_spans(split_words("a b"), ["O"])
 
 
+@pytest.mark.parametrize(
+    ("tokens", "tags", "refused"),
+    [
+        (["Anna", "Smith"], ["PER", "PER"], r"^tags\[0\]: 'PER' is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'$"),
+        (["Anna", "Smith"], ["B-PER", "E-PER"], r"^tags\[1\]: 'E-PER' is not IOB2"),
+        (["Anna", "Smith"], [1, 2], r"^tags\[0\]: 1 is not IOB2"),
+        (["Anna", "Smith"], "B-PER I-PER", r"^tags: expected a list of strings, got str 'B-PER I-PER'$"),
+        (["Anna", "Smith"], None, r"^tags: expected a list of strings, got NoneType None$"),
+        ("Anna Smith", ["B-PER", "I-PER"], r"^tokens: expected a list of strings, got str 'Anna Smith'$"),
+        ([2024, "Anna"], ["O", "B-PER"], r"^tokens\[0\]: expected a string, got int 2024$"),
+    ],
+)
+def test_from_words_refuses_what_is_not_lists_of_tokens_and_iob2_tags(tokens, tags, refused) -> None:
+    """Bare types were tagged as entities of type `R`, a string read letter by letter as tokens or tags."""
+    with pytest.raises(DataError, match=refused):
+        Document.from_words("d1", tokens, tags)
+
+
+@pytest.mark.parametrize(
+    ("text", "spans", "refused"),
+    [
+        ("Anna Smith", (Span(0, 10, "PER"), Span(0, 4, "X")), r"^spans \[0, 4, 'X'\] and \[0, 10, 'PER'\] overlap"),
+        ("Anna Smith", [(0, 4, "PER")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got \(0, 4, "),
+        ("Anna Smith", [Span(0, 4, "")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got Span"),
+        (["Anna", "Smith"], (), r"^text: expected a string, got list \['Anna', 'Smith'\]$"),
+        (None, (), r"^text: expected a string, got NoneType None$"),
+    ],
+)
+def test_from_spans_refuses_overlaps_and_what_is_not_a_text_and_spans(text, spans, refused) -> None:
+    """Overlapping spans gave the tags of neither (`B-X`, `I-PER`); tuples or a list of words failed deep inside."""
+    with pytest.raises(DataError, match=refused):
+        Document.from_spans("d1", text, spans)
+
+
 def test_iob2_tag_names() -> None:
     assert iob2_tag_names(["PER", "LOC"]) == ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
     assert iob2_tag_names([]) == ("O",)

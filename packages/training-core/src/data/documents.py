@@ -5,7 +5,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from itertools import accumulate
+from itertools import accumulate, pairwise
 from typing import Any
 
 from data.segmentation import Word, split_words
@@ -41,12 +41,21 @@ class Document:
     @classmethod
     def from_spans(cls, id: str, text: str, spans: tuple[Span, ...], group: str | None = None) -> Document:
         """Split `text` into words and tag them; spans must be disjoint and on word edges."""
+        if not isinstance(text, str):  # tokens given here failed deep inside the segmentation
+            raise DataError(f"text: expected a string, got {type(text).__name__} {text!r:.60}")
+        spans = tuple(spans)
+        for index, span in enumerate(spans):
+            if not isinstance(span, Span) or not isinstance(span.label, str) or not span.label:
+                raise DataError(f"spans[{index}]: expected a Span(start, end, label) with a label, got {span!r:.60}")
+        for before, after in pairwise(sorted(spans)):
+            if after.start < before.end:  # tagged as one entity cut short by the other
+                raise DataError(f"spans {_shown(before)} and {_shown(after)} overlap; expected disjoint spans")
         words = split_words(text)
         for span, widened in align_spans(words, spans):
             if widened != span:
                 touched = [word.text for word in words if word.start < span.end and span.start < word.end]
                 raise DataError(
-                    f"span [{span.start}, {span.end}, {span.label!r}] ({text[span.start : span.end]!r}) does not start "
+                    f"span {_shown(span)} ({text[span.start : span.end]!r}) does not start "
                     f"and end on word edges (words: {touched})"
                 )
         return cls(id, text, words, spans_to_tags(words, spans), tuple(sorted(spans)), group)
@@ -55,6 +64,15 @@ class Document:
     def from_words(cls, id: str, tokens: list[str], tags: list[str], group: str | None = None) -> Document:
         """Join pre-split tokens with single spaces; `tags` must already be valid IOB2. The words are those `predict`
         finds in the text (a token `U.S.` is four), so that a model learns, and is scored on, the words it is given."""
+        for name, items in (("tokens", tokens), ("tags", tags)):
+            if isinstance(items, str) or not isinstance(items, Iterable):  # a string was read letter by letter
+                raise DataError(f"{name}: expected a list of strings, got {type(items).__name__} {items!r:.60}")
+        for position, token in enumerate(tokens):
+            if not isinstance(token, str):
+                raise DataError(f"tokens[{position}]: expected a string, got {type(token).__name__} {token!r:.60}")
+        for position, tag in enumerate(tags):
+            if not is_iob2_tag(tag):  # `PER` was read as a B- tag of type `R`, BIOES' `E-PER` as a new entity
+                raise DataError(f"tags[{position}]: {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'")
         text, given = token_spans(tokens, tags)
         words = split_words(text)  # each within one token: no word crosses the spaces between tokens
         # An entity keeps the words inside its tokens; one of invisible tokens only (a lone U+200B) has none.
@@ -66,6 +84,15 @@ def document_items(documents: Iterable[Document]) -> Iterator[Any]:
     """What a fingerprint of documents covers: each text and its spans (not ids, words or file format)."""
     for doc in documents:
         yield [doc.text, [[span.start, span.end, span.label] for span in doc.spans]]
+
+
+def is_iob2_tag(tag: object) -> bool:
+    """Whether `tag` is `O`, `B-<type>` or `I-<type>`."""
+    return isinstance(tag, str) and (tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2))
+
+
+def _shown(span: Span) -> str:
+    return f"[{span.start}, {span.end}, {span.label!r}]"
 
 
 def iob2_tag_names(labels: tuple[str, ...] | list[str]) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 from itertools import chain
 from typing import Any, Literal
 
-from data.documents import stray_starts, tag_runs
+from data.documents import is_iob2_tag, stray_starts, tag_runs
 from training.common.errors import InputError
 
 Mode = Literal["strict", "lenient"]
@@ -63,7 +63,7 @@ def _documents(name: str, documents: Sequence[Sequence[str]]) -> list[list[str]]
             got = f"the string {tags!r}" if isinstance(tags, str) else f"{type(tags).__name__} {tags!r:.60}"
             raise InputError(f"{name}[{index}] is {got}; expected a list of tags per document")
         for position, tag in enumerate(tags):
-            if not isinstance(tag, str) or (tag != "O" and (tag[:2] not in ("B-", "I-") or len(tag) < 3)):
+            if not is_iob2_tag(tag):
                 raise InputError(
                     f"{name}[{index}][{position}]: tag {tag!r} is not IOB2; expected 'O', 'B-<type>' or 'I-<type>'"
                 )
