@@ -583,6 +583,24 @@ def test_dataset_built_in_memory() -> None:
         Dataset({"train": [document]}, labels=["LOC"])
 
 
+def test_a_dataset_built_in_memory_from_what_is_not_splits_of_documents_is_a_data_error() -> None:
+    """A list of documents, strings or records failed deep inside; a string of labels was read letter by letter."""
+    document = Document.from_spans("d", "Ann", (Span(0, 3, "PER"),))
+    expected = r"expected a mapping of split names to lists of Documents, such as \{'train': documents\}"
+    with pytest.raises(DataError, match=rf"^splits: {expected}, got list \[Document\(id='d'"):
+        Dataset([document])  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=rf"^splits: {expected}, got NoneType None$"):
+        Dataset(None)  # type: ignore[arg-type]
+    with pytest.raises(DataError, match=rf"^splits\['train'\]: {expected}, got Document Document\(id='d'"):
+        Dataset({"train": document})  # type: ignore[dict-item]
+    with pytest.raises(DataError, match=r"^splits\['train'\]\[1\]: expected a Document \(Document.from_spans\), got str"):
+        Dataset({"train": [document, "Ann"]})  # type: ignore[list-item]
+    with pytest.raises(DataError, match=r"^splits\['test'\]\[0\]: expected a Document .*, got dict \{'tokens'"):
+        Dataset({"train": [document], "test": [{"tokens": ["Ann"], "tags": ["B-PER"]}]})  # type: ignore[dict-item]
+    with pytest.raises(DataError, match=r"^labels: expected a list of names, got the string 'PER'$"):
+        Dataset({"train": [document]}, labels="PER")
+
+
 # Spans
 
 

@@ -45,7 +45,8 @@ class Dataset(Mapping[str, tuple[Document, ...]]):
         labels: Sequence[str] | None = None,
         report: LoadReport | None = None,
     ) -> None:
-        self._splits = {name: tuple(documents) for name, documents in splits.items()}
+        self._splits = _checked_splits(splits)
+        _refuse_string("labels", labels)
         found = {label for docs in self._splits.values() for doc in docs for label in doc.entity_types}
         if labels is not None and (unknown := sorted(found - set(labels))):
             raise DataError(f"labels {unknown} occur in the data but not in the schema {list(labels)}")
@@ -124,8 +125,7 @@ def load_dataset(
     if not is_text_encoding(encoding):
         raise DataError(f"unknown encoding {encoding!r}; expected {ENCODINGS}")
     for name, names in (("labels", labels), ("tag_names", tag_names)):
-        if isinstance(names, str):  # read letter by letter, 'PER' was the schema P, E, R
-            raise DataError(f"{name}: expected a list of names, got the string {names!r}")
+        _refuse_string(name, names)
     twice = [name for name, count in Counter(tag_names or ()).items() if count > 1]  # a typo merges two tags' words
     if twice:
         raise DataError(f"data.tag_names names {twice[0]!r} twice; expected one name per tag id, got {list(tag_names)}")
@@ -186,6 +186,29 @@ def load_dataset(
         **counts,
     )
     return Dataset(splits, labels=labels, report=report)
+
+
+def _refuse_string(name: str, names: object) -> None:
+    if isinstance(names, str):  # read letter by letter, 'PER' was the schema P, E, R
+        raise DataError(f"{name}: expected a list of names, got the string {names!r}")
+
+
+def _checked_splits(splits: object) -> dict[str, tuple[Document, ...]]:
+    """`splits` as a `Dataset` holds them, or a `DataError` naming what is not a list of `Document`s: a list of
+    documents, a split of strings or dicts failed deep inside (an AttributeError naming `items` or `entity_types`)."""
+    expected = "a mapping of split names to lists of Documents, such as {'train': documents}"
+    if not isinstance(splits, Mapping):
+        raise DataError(f"splits: expected {expected}, got {type(splits).__name__} {splits!r:.60}")
+    checked = {}
+    for name, documents in splits.items():
+        if isinstance(documents, (str, Document)) or not isinstance(documents, Iterable):
+            raise DataError(f"splits[{name!r}]: expected {expected}, got {type(documents).__name__} {documents!r:.60}")
+        checked[name] = tuple(documents)
+        for index, document in enumerate(checked[name]):
+            if not isinstance(document, Document):
+                what = f"{type(document).__name__} {document!r:.60}"
+                raise DataError(f"splits[{name!r}][{index}]: expected a Document (Document.from_spans), got {what}")
+    return checked
 
 
 def columns_taken(data_asset: str | os.PathLike[str], format: str = "auto") -> tuple[bool, bool]:
