@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from data.loaders import load_dataset
+from data.loaders import Dataset, load_dataset
 from data.report import LoadReport
 from training.common.errors import ConfigError, DataError, ExecutionError, InputError
 from training.config import BestConfig, DataColumns, ExecutionConfig, TrainingConfig
@@ -233,6 +233,20 @@ def test_an_output_path_inside_a_file_is_refused_before_the_job_is_written(
     (tmp_path / "taken").write_text("")
     with pytest.raises(InputError, match=r"taken/run: lies inside the file .*taken; expected a run folder"):
         execute_final_training(best_config, output_dir=tmp_path / "taken" / "run", dry_run=True)
+
+
+def test_arguments_of_the_wrong_kind_are_refused_naming_them(best_config: BestConfig, tmp_path: Path) -> None:
+    """None for the folder and a string count failed as TypeErrors; a Dataset as data_path was recorded as its repr."""
+    with pytest.raises(InputError, match=r"^output_dir: expected the path of a run folder, got NoneType None$"):
+        execute_final_training(best_config, output_dir=None, dry_run=True)  # type: ignore[arg-type]
+    dataset = Dataset({"train": []})
+    with pytest.raises(DataError, match=r"^data_path: expected the path of the data \(a Dataset in memory: dataset="):
+        execute_final_training(best_config, output_dir=tmp_path / "run", data_path=dataset, dry_run=True)  # type: ignore
+    with pytest.raises(ConfigError, match=r"^nproc_per_node: expected at least 1 process, got '2'$"):
+        execute_final_training(  # type: ignore[arg-type]
+            best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node="2", dry_run=True
+        )
+    assert not (tmp_path / "run").exists()
 
 
 @pytest.mark.slow

@@ -71,6 +71,10 @@ def execute_final_training(
       `mlflow.pyfunc.load_model`, and registers the model as `registered_model_name` when given.
     """
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
+    expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")  # None: a TypeError
+    # a Dataset here was recorded as the path of the data, its repr
+    expected = "the path of the data (a Dataset in memory: dataset=), or None"
+    expect_instance(data_path, (str, os.PathLike, type(None)), "data_path", expected, DataError)
     if dataset is not None:
         Dataset.check(dataset)
     RunFolder(Path(output_dir).expanduser()).check_path()
@@ -178,8 +182,8 @@ def _resources(
     own = execution.nproc_per_node if name == execution.backend else 1
     default = azure.processes_per_instance if name == "azure" and azure else own
     processes = nproc_per_node if nproc_per_node is not None else default
-    if processes < 1:
-        raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes}")
+    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:  # '2' failed comparing
+        raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes!r}")
     if name in ("local", "subprocess") and processes != 1:
         raise ConfigError(f"nproc_per_node={processes}: backend {name!r} runs one process; use backend 'torchrun'")
     if nproc_per_node is not None:
