@@ -148,7 +148,7 @@ def test_from_words_refuses_what_is_not_lists_of_tokens_and_iob2_tags(tokens, ta
     ("text", "spans", "refused"),
     [
         ("Anna Smith", (Span(0, 10, "PER"), Span(0, 4, "X")), r"^spans \[0, 4, 'X'\] and \[0, 10, 'PER'\] overlap"),
-        ("Anna Smith", [(0, 4, "PER")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got \(0, 4, "),
+        ("Anna Smith", [(0, 4, "PER")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got \(0, 4"),
         ("Anna Smith", [Span(0, 4, "")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got Span"),
         (["Anna", "Smith"], (), r"^text: expected a string, got list \['Anna', 'Smith'\]$"),
         (None, (), r"^text: expected a string, got NoneType None$"),
