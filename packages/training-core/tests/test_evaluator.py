@@ -112,6 +112,8 @@ def test_a_model_in_memory_evaluates_and_predicts_with_the_windows_it_records(tr
         with pytest.raises(InputError, match=r"^max_length 16: the stride it would keep \(8\) must be below half"):
             Predictor(model, tokenizer, max_length=16)
         assert Predictor(model, tokenizer, max_length=16, stride=4).windowing == Windowing(16, 4)
+        with pytest.raises(ConfigError, match=r"^window settings: max_length: expected greater than or equal to 16"):
+            Predictor(model, tokenizer, max_length=0)  # it said to give a stride too, which a second error refused
         assert evaluate_model(model, tokenizer, documents) == evaluate_model(
             model, tokenizer, documents, max_length=24, stride=8
         )

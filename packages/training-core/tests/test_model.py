@@ -229,6 +229,8 @@ def test_a_checkpoint_with_other_tags_is_an_error(saved_model, tiny_config):
         ConfigError, match=rf"model: the checkpoint's tags {saved} differ from the expected tags {expected}"
     ):
         create_model_and_tokenizer(tiny_config, labels=["PER", "ORG"], checkpoint=folder)
+    with pytest.raises(InputError, match=r"^checkpoint: expected the path of a saved model folder, or None, got int"):
+        create_model_and_tokenizer(tiny_config, checkpoint=5)  # a TypeError from Path()
 
 
 def test_missing_or_corrupt_weights_name_the_folder(saved_model, tmp_path):

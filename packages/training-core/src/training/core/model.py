@@ -86,6 +86,7 @@ def _created(
     tag_names = _tag_names(config, labels)
     settings = config.model
     if checkpoint is not None:
+        expect_instance(checkpoint, (str, os.PathLike), "checkpoint", "the path of a saved model folder, or None")
         model, tokenizer, saved = _load_folder(Path(checkpoint), settings.dropout, settings.trust_remote_code)
         if saved != tag_names:
             raise ConfigError(

@@ -49,6 +49,9 @@ class Windowing:
         below half of it, else the caller must give a stride too."""
         base = settings if settings is not None else ModelConfig.model_construct()  # the defaults, unvalidated
         if max_length is not None and stride is None and base.stride * 2 >= whole_number(max_length, "max_length"):
+            # its own bounds first: "give a stride too" for a max_length of 0 led to a second error
+            alone = {"name": "", "backbone": "", "max_length": max_length, "stride": 0}
+            validate(ModelConfig, alone, "window settings")
             raise InputError(
                 f"max_length {max_length}: the stride it would keep ({base.stride}) must be below half of it; "
                 "give a stride too"
