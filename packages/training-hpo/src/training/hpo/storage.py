@@ -21,7 +21,6 @@ from pathlib import Path
 
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage, RetryHeartbeatStaleTrialCallback
-from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, OperationalError
@@ -31,6 +30,7 @@ from training.common.file_lock import file_lock
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, sqlite_url
 from training.hpo.failures import one_line
+from training.hpo.journal import WholeLinesJournal
 from training.hpo.recovery import MAX_RETRIES, machine_name
 from training.hpo.study_folder import StudyFolder, StudyManifest
 
@@ -70,7 +70,7 @@ def open_storage(location: str, heartbeat: tuple[int, int] | None = None, *, wri
     if "://" not in location:
         Path(location).parent.mkdir(parents=True, exist_ok=True)
         try:  # Optuna reads the whole file here: a SQLite file or a folder fails with a decoding or an OS error
-            storage = JournalStorage(JournalFileBackend(location))
+            storage = JournalStorage(WholeLinesJournal(location))
             _check_first_line(Path(location))
             return storage
         except (OSError, ValueError, KeyError, TypeError, AssertionError, RecursionError) as error:
