@@ -11,7 +11,7 @@ import pytest
 
 from training.common.errors import ConfigError, InputError, TrainingError
 from training.config import load_hpo_config
-from training.hpo.storage import load_study, open_storage, storage_location, study_location
+from training.hpo.storage import load_study, open_storage, storage_failure, storage_location, study_location
 from training.hpo.study_folder import StudyFolder, StudyManifest
 from training.hpo.sweep import resume_hpo_sweep
 
@@ -275,3 +275,31 @@ def test_processes_opening_a_new_sqlite_database_together_all_open_it(tmp_path: 
     for thread in threads:
         thread.join(timeout=60)
     assert not errors
+
+
+def test_a_write_the_storage_fails_is_found_behind_optunas_own_error(tmp_path: Path) -> None:
+    # A full disk at a trial's end reached the CLI as Optuna's "AssertionError: Should not reach." (journal) or an
+    # UnboundLocalError (SQLite): an internal error naming neither the storage nor the cause.
+    journal = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=open_storage(str(journal)))
+
+    def objective(trial: optuna.Trial) -> float:
+        journal.unlink()
+        journal.mkdir()  # the trial's end cannot be written
+        return 0.5
+
+    with pytest.raises(Exception) as raised:
+        study.optimize(objective, n_trials=1)
+    assert not isinstance(raised.value, OSError)
+    assert isinstance(storage_failure(raised.value), IsADirectoryError)
+
+
+def test_an_error_of_a_callback_is_no_storage_failure(tmp_path: Path) -> None:
+    study = optuna.create_study(study_name="s", storage=open_storage(str(tmp_path / "study.journal")))
+
+    def callback(study: optuna.Study, trial: optuna.trial.FrozenTrial) -> None:
+        raise BrokenPipeError("stdout is gone")
+
+    with pytest.raises(BrokenPipeError) as raised:
+        study.optimize(lambda trial: 0.5, n_trials=1, callbacks=[callback])
+    assert storage_failure(raised.value) is None

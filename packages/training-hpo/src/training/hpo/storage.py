@@ -286,3 +286,25 @@ def one_host_for_files(location: str, machine: str | None) -> None:
             "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
             "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
         )
+
+
+def storage_failure(error: BaseException) -> BaseException | None:
+    """The storage's own error behind `error`, where a write to the study failed (a full disk): Optuna reports one at
+    a trial's end as an `AssertionError` or `UnboundLocalError` of its own, the storage's error in its context."""
+    chain: list[BaseException] = []
+    cause: BaseException | None = error
+    while cause is not None and cause not in chain:
+        chain.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    # the root: the OS's or the database's own words, where Optuna's are "invalid data in the commit"
+    return chain[-1] if any(_raised_in_storage(each) for each in chain) else None
+
+
+def _raised_in_storage(error: BaseException) -> bool:
+    """Whether `error` passed through Optuna's storage or SQLAlchemy (not a callback's or a progress line's)."""
+    frame = error.__traceback__
+    while frame is not None:
+        if frame.tb_frame.f_globals.get("__name__", "").startswith(("optuna.storages", "sqlalchemy")):
+            return True
+        frame = frame.tb_next
+    return False

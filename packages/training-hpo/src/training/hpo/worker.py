@@ -14,6 +14,7 @@ from optuna.trial import FrozenTrial
 from data.loaders import Dataset
 from training.common.cores import check_process_count
 from training.common.errors import TrainingError
+from training.common.redact import redact_url
 from training.config.schema import TrainingConfig
 from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
@@ -26,7 +27,7 @@ from training.hpo.processes import Isolation, TrialData
 from training.hpo.recovery import process_identity, recover_interrupted_trials, requeue
 from training.hpo.sampling import pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
-from training.hpo.storage import open_storage
+from training.hpo.storage import open_storage, storage_failure
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord, first_precision_check
@@ -68,7 +69,8 @@ class SweepWorker:
         tracking: Callable[[str, SweepSettings], SweepTracker] | None = None,
         events: EventSink | None = None,
     ) -> None:
-        self.record, self.folder, self.data, self.isolation = record, folder, TrialData(dataset), isolation
+        self.location, self.record, self.folder = location, record, folder
+        self.data, self.isolation = TrialData(dataset), isolation
         self.events = events
         self.parallel = parallel
         self.devices = DevicePool(visible_gpus() if gpus is None else gpus, parallel)
@@ -104,9 +106,13 @@ class SweepWorker:
                 self.study.optimize(
                     self._objective, n_jobs=jobs, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
                 )
-        except BaseException:
+        except BaseException as error:
             if self.tracker is not None:
                 self.tracker.end("KILLED")
+            failure = storage_failure(error) if isinstance(error, Exception) else None
+            if failure is not None:
+                where = f"storage {redact_url(self.location)!r}"
+                raise TrainingError(f"{where}: cannot record the sweep ({one_line(failure)})") from error
             raise
         if self.tracker is not None:
             self.tracker.end("FAILED" if self.stopped else "FINISHED")
