@@ -92,6 +92,32 @@ def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path: Path) -> N
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 
 
+def test_a_write_that_fills_the_disk_names_its_target_and_keeps_the_old_one(tmp_path: Path) -> None:
+    """The OS names no file when a write fails: the CLI showed "[Errno 27] File too large" alone (report, export)."""
+    code = f"""
+import resource
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, 4096))  # Python ignores SIGXFSZ: a write past it fails with EFBIG
+from training.common.atomic import atomic_directory, atomic_write_bytes
+try:
+    atomic_write_bytes({str(tmp_path / "a.bin")!r}, bytes(10_000))
+except OSError as error:
+    print(error)
+try:
+    with atomic_directory({str(tmp_path / "model")!r}) as staging:
+        (staging / "w").write_bytes(bytes(10_000))
+except OSError as error:
+    print(error)
+"""
+    atomic_write_text(tmp_path / "a.bin", "old")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert done.stdout.splitlines() == [
+        f"[Errno 27] File too large: '{tmp_path / 'a.bin'}'",
+        f"[Errno 27] File too large: '{tmp_path / 'model'}'",
+    ]
+    assert (tmp_path / "a.bin").read_text(encoding="utf-8") == "old"
+    assert [path.name for path in tmp_path.iterdir()] == ["a.bin"]
+
+
 def test_atomic_directory_swaps_in_a_complete_folder(tmp_path: Path) -> None:
     target = tmp_path / "model"
     with atomic_directory(target) as staging:

@@ -132,9 +132,10 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | No
             os.fsync(handle.fileno())
         os.chmod(tmp, _ordinary_modes(target.parent.resolve())[0] if mode is None else mode)
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _raise_naming(error, target)
         raise
     _fsync_dir(target.parent)
     return target
@@ -176,9 +177,17 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         else:
             os.replace(staging, target)
         _fsync_dir(target.parent)
-    except BaseException:
+    except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
+        _raise_naming(error, target)
         raise
+
+
+def _raise_naming(error: BaseException, target: Path) -> None:
+    """Raise `error` again naming `target` where it is an OSError naming no file: a write or fsync that failed (a full
+    disk), which the CLI would show as "[Errno 28] No space left on device" alone."""
+    if isinstance(error, OSError) and error.filename is None:
+        raise OSError(error.errno, error.strerror, str(target)) from error
 
 
 def _remove(path: Path) -> None:
