@@ -185,18 +185,10 @@ def test_a_single_dataset_is_the_train_split_and_dev_test_map_to_ours() -> None:
     assert list(dataset) == ["train", "validation", "test"]
 
 
-def test_a_file_format_is_refused_for_datasets_input_and_a_run_s_is_not_applied_to_it(tmp_path: Path) -> None:
-    """`data.format` was ignored for datasets input: `conll` read the rows all the same."""
-    spans = datasets.Dataset.from_list([{"text": "Al", "entities": [{"start": 0, "end": 2, "label": "PER"}]}])
-    with pytest.raises(DataError, match=r"^data.format 'conll': .* of tokens rows; expected auto or tokens$"):
-        load_dataset(tagged(), format="conll")
-    with pytest.raises(DataError, match=r"^data.format 'tokens': .* of spans rows; expected auto or spans$"):
-        load_dataset(spans, format="tokens")
-    assert load_dataset(tagged(), format="tokens").fingerprint == load_dataset(tagged()).fingerprint
-    assert load_dataset(spans, format="spans")["train"][0].spans == (Span(0, 2, "PER"),)
-    dataset_dict().save_to_disk(tmp_path / "saved")
-    conll_run = DataConfig(name="corpus", format="conll")  # evaluated on datasets input
-    assert conll_run.for_data(str(tmp_path / "saved")).format == "auto"
+def test_a_file_format_does_not_apply_to_datasets_input() -> None:
+    """The rows show their layout: a config of `format: spans` (the demo's) reads a DatasetDict of token rows."""
+    assert load_dataset(tagged(), format="spans").fingerprint == load_dataset(tagged()).fingerprint
+    assert DataConfig(name="corpus", format="conll").load(tagged()).fingerprint == load_dataset(tagged()).fingerprint
 
 
 def test_a_plain_dict_of_splits_or_a_datasets_object_for_our_dataset_is_one_line() -> None:

@@ -136,12 +136,6 @@ def load_dataset(
     counts: Counter[str] = Counter()
     if is_datasets_input(data_asset):
         source, raw, declared = read_datasets_input(data_asset, tag_names=tag_names, columns=columns)
-        rows = sorted({part[0] for part in raw.values()})  # tokens or spans: the layout of each split's rows
-        if format not in ("auto", *rows):  # was ignored: a `conll` config read the rows all the same
-            raise DataError(
-                f"data.format {format!r}: {source} is datasets input of {' and '.join(rows)} rows; "
-                f"expected auto or {' or '.join(rows)}"
-            )
         labels = declared if labels is None else labels
         sources = {name: _Source(f"{source}[{split}]", *raw[split]) for name, split in _splits(source, raw)}
     else:

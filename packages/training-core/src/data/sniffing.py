@@ -25,9 +25,7 @@ def own_format(
     """The format a run's `format` reads other data at `data_asset` (files in `encoding`) in: that one, unless a
     file's first record cannot be read in it (JSON lines after a CoNLL run); then the one the files show, or auto where
     they show two. A suffix alone changes nothing. Not `other_data` (the run's own), such content is an `InputError`."""
-    if is_datasets_input(data_asset):  # its rows show their layout: a run's file format does not apply
-        return "auto"
-    if format == "auto":
+    if format == "auto" or is_datasets_input(data_asset):
         return format
     path = Path(data_asset)
     if is_brat(path):  # .txt/.ann pairs: a folder's layout, not a file's start, shows the format
