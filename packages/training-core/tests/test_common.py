@@ -118,6 +118,19 @@ except OSError as error:
     assert [path.name for path in tmp_path.iterdir()] == ["a.bin"]
 
 
+def test_an_os_error_inside_an_atomic_directory_keeps_its_type_and_words(tmp_path: Path) -> None:
+    class SaveFailed(OSError):
+        pass
+
+    target = tmp_path / "model"
+    with pytest.raises(SaveFailed, match=r"^cannot save the tokenizer$"), atomic_directory(target):  # no errno
+        raise SaveFailed("cannot save the tokenizer")
+    full = rf"^\[Errno 28\] No space left on device: '{re.escape(str(target))}'$"
+    with pytest.raises(SaveFailed, match=full), atomic_directory(target):
+        raise SaveFailed(28, "No space left on device")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_atomic_directory_swaps_in_a_complete_folder(tmp_path: Path) -> None:
     target = tmp_path / "model"
     with atomic_directory(target) as staging:

@@ -135,7 +135,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, mode: int | No
     except BaseException as error:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        _raise_naming(error, target)
+        _name_target(error, target)
         raise
     _fsync_dir(target.parent)
     return target
@@ -179,15 +179,16 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         _fsync_dir(target.parent)
     except BaseException as error:
         shutil.rmtree(staging, ignore_errors=True)
-        _raise_naming(error, target)
+        _name_target(error, target)
         raise
 
 
-def _raise_naming(error: BaseException, target: Path) -> None:
-    """Raise `error` again naming `target` where it is an OSError naming no file: a write or fsync that failed (a full
-    disk), which the CLI would show as "[Errno 28] No space left on device" alone."""
-    if isinstance(error, OSError) and error.filename is None:
-        raise OSError(error.errno, error.strerror, str(target)) from error
+def _name_target(error: BaseException, target: Path) -> None:
+    """Name `target` in `error` where it is an OSError with an errno but no file: a write or fsync that failed (a full
+    disk), which the CLI would show as "[Errno 28] No space left on device" alone. In place: its type and words stay
+    (a new OSError lost a subclass, and the message of one without an errno: "[Errno None] None")."""
+    if isinstance(error, OSError) and error.errno is not None and error.filename is None:
+        error.filename = str(target)
 
 
 def _remove(path: Path) -> None:
