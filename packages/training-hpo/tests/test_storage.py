@@ -303,3 +303,17 @@ def test_an_error_of_a_callback_is_no_storage_failure(tmp_path: Path) -> None:
     with pytest.raises(BrokenPipeError) as raised:
         study.optimize(lambda trial: 0.5, n_trials=1, callbacks=[callback])
     assert storage_failure(raised.value) is None
+
+
+def test_a_storage_failure_is_not_the_error_its_write_was_recording(tmp_path: Path) -> None:
+    journal = tmp_path / "study.journal"
+    study = optuna.create_study(study_name="s", storage=open_storage(str(journal)))
+    trial = study.ask()
+    journal.unlink()
+    journal.mkdir()  # the disk is full by the time the trial's failure is recorded
+    with pytest.raises(OSError) as raised:
+        try:
+            raise RuntimeError("CUDA out of memory")
+        except RuntimeError:
+            trial.set_user_attr("fail_reason", "CUDA out of memory")
+    assert isinstance(storage_failure(raised.value), IsADirectoryError)  # not the RuntimeError

@@ -296,8 +296,10 @@ def storage_failure(error: BaseException) -> BaseException | None:
     while cause is not None and cause not in chain:
         chain.append(cause)
         cause = cause.__cause__ or cause.__context__
-    # the root: the OS's or the database's own words, where Optuna's are "invalid data in the commit"
-    return chain[-1] if any(_raised_in_storage(each) for each in chain) else None
+    # The deepest that passed through the storage: the OS's or the database's own words, where Optuna's are "invalid
+    # data in the commit"; not the error that the failed write was handling (a trial's own, recording why it failed).
+    stored = [each for each in chain if _raised_in_storage(each)]
+    return stored[-1] if stored else None
 
 
 def _raised_in_storage(error: BaseException) -> bool:
