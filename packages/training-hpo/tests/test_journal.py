@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import resource
 import subprocess
 import sys
@@ -51,3 +52,25 @@ def test_an_append_that_fills_the_disk_leaves_the_journal_as_it_was(tmp_path: Pa
     )
     assert "OSError: [Errno 27] File too large" in done.stderr
     assert journal.read_bytes() == before
+
+
+def test_a_failed_append_keeps_the_whole_lines_it_wrote(tmp_path: Path) -> None:
+    # Readers do not take the lock: another process may have read, and cached the offset after, a whole line already.
+    journal = tmp_path / "study.journal"
+    _study_with_one_trial(journal)
+    before = journal.read_bytes()
+    first = json.dumps({"op_code": 8, "worker_id": "w", "study_id": 0, "user_attr": {"a": 1}}, separators=(",", ":"))
+    limit = len(before) + len(first) + 100  # the first line, and part of the second
+    write = (
+        "from training.hpo.journal import WholeLinesJournal\n"
+        f"WholeLinesJournal({str(journal)!r}).append_logs([{first}, {{'op_code': 8, 'note': 'x' * 1000}}])\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", write],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),  # Python ignores SIGXFSZ
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert "OSError: [Errno 27] File too large" in done.stderr
+    assert journal.read_bytes() == before + first.encode() + b"\n"

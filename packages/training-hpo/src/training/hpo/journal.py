@@ -2,7 +2,7 @@
 
 Optuna skips a last line cut short (a full disk, a kill mid-write) when it reads, but its next append continued that
 line: the two became one invalid line mid-file, and the study could not be read again. Here an append first cuts
-such a tail off, and a failed append takes back what it wrote, under the journal's own lock.
+such a tail off, and a failed append takes back the half line it wrote, under the journal's own lock.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class WholeLinesJournal(JournalFileBackend):
 
 
 def _append_whole(fd: int, data: bytes) -> None:
-    """Append `data` after the last whole line of the open file `fd`; on failure, the file ends at that line."""
+    """Append `data` after the last whole line of the open file `fd`; on failure, the file ends at a whole line."""
     end = _whole_lines_end(fd)
     os.ftruncate(fd, end)
     try:
@@ -45,8 +45,8 @@ def _append_whole(fd: int, data: bytes) -> None:
         while written < len(data):
             written += os.write(fd, data[written:])
         os.fsync(fd)
-    except BaseException:
-        os.ftruncate(fd, end)
+    except BaseException:  # a whole line stays (an fsync that failed): another process may have read it already
+        os.ftruncate(fd, _whole_lines_end(fd))
         raise
 
 
