@@ -144,6 +144,11 @@ def test_from_words_refuses_what_is_not_lists_of_tokens_and_iob2_tags(tokens, ta
         Document.from_words("d1", tokens, tags)
 
 
+def test_from_words_reads_tokens_and_tags_given_as_generators() -> None:
+    document = Document.from_words("d1", (token for token in ["Anna", "Smith"]), (tag for tag in ["B-PER", "I-PER"]))
+    assert (document.text, document.spans) == ("Anna Smith", (Span(0, 10, "PER"),))
+
+
 @pytest.mark.parametrize(
     ("text", "spans", "refused"),
     [

@@ -67,6 +67,7 @@ class Document:
         for name, items in (("tokens", tokens), ("tags", tags)):
             if isinstance(items, str) or not isinstance(items, Iterable):  # a string was read letter by letter
                 raise DataError(f"{name}: expected a list of strings, got {type(items).__name__} {items!r:.60}")
+        tokens, tags = list(tokens), list(tags)  # read more than once: a generator's were gone (no words)
         for position, token in enumerate(tokens):
             if not isinstance(token, str):
                 raise DataError(f"tokens[{position}]: expected a string, got {type(token).__name__} {token!r:.60}")
