@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import warnings
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -84,8 +85,11 @@ def sampler(hpo: HPOConfig, space: SearchSpace) -> BaseSampler:
 def _trial_sampler(kind: str, seed: int) -> BaseSampler:
     if kind == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    # constant_liar: running trials count as bad guesses, so parallel workers spread out.
-    return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
+    # constant_liar: running trials count as bad guesses, so parallel workers spread out. Optuna before 5.0 calls it
+    # experimental, a warning on every sweep's output that is ours to heed, not the user's.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, constant_liar=True)
 
 
 def pruner(hpo: HPOConfig, steps: int) -> optuna.pruners.BasePruner:
