@@ -135,6 +135,10 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
     from data.loaders import load_dataset
 
     columns = Columns(**dict(options.columns)) if options.columns is not None else None
-    read = {"format": options.format or "auto", "encoding": options.encoding or "utf-8", "columns": columns}
-    read["tag_names"] = options.tag_names
-    return load_dataset(data_path, **read)
+    return load_dataset(
+        data_path,
+        format=options.format or "auto",
+        encoding=options.encoding or "utf-8",
+        columns=columns,
+        tag_names=options.tag_names,
+    )
