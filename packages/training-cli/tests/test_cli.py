@@ -367,18 +367,24 @@ def test_evaluate_reads_a_save_to_disk_folder_with_a_json_run(cli, trained_run: 
     assert json.loads(cli(*named).stdout)["metrics"]["per_entity"]["PERSON"]["support"] == 1
 
 
-@pytest.mark.parametrize("names", ["O", "O,,B-PER", ""])
-def test_tag_names_of_fewer_than_two_names_or_an_empty_one_are_refused(
-    names: str, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize(
+    ("names", "problem"),
+    [
+        ("O", "expected the tag names in id order, as O,B-PER,I-PER"),
+        ("O,,B-PER", "expected the tag names in id order, as O,B-PER,I-PER"),
+        ("", "expected the tag names in id order, as O,B-PER,I-PER"),
+        ("O,B-PER,B-PER", "names 'B-PER' twice; expected one name per tag id"),  # said data.tag_names, not read here
+    ],
+)
+def test_tag_names_of_fewer_than_two_names_an_empty_one_or_one_twice_are_refused(
+    names: str, problem: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from training.cli.main import main
 
     with pytest.raises(SystemExit) as exit_:
         main(["evaluate", "run", "--data-path", "data", "--tag-names", names])
     assert exit_.value.code == 2
-    assert f"argument --tag-names: expected the tag names in id order, as O,B-PER,I-PER, got {names!r}" in (
-        capsys.readouterr().err
-    )
+    assert f"argument --tag-names: {problem}, got {names!r}\n" in capsys.readouterr().err
 
 
 def test_splits_writes_folds(cli, config_dir: Path, tmp_path: Path) -> None:

@@ -115,6 +115,9 @@ def _tag_names(text: str) -> tuple[str, ...]:
     names = tuple(name.strip() for name in text.split(","))
     if not all(names) or len(names) < 2:
         raise argparse.ArgumentTypeError(f"expected the tag names in id order, as O,B-PER,I-PER, got {text!r}")
+    twice = [name for name in names if names.count(name) > 1]  # a typo merges two tags' words
+    if twice:
+        raise argparse.ArgumentTypeError(f"names {twice[0]!r} twice; expected one name per tag id, got {text!r}")
     return names
 
 
