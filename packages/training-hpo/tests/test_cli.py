@@ -71,6 +71,15 @@ def test_quiet_prints_the_outcome_without_progress(config_dir: Path, tmp_path: P
     assert run.stderr == ""
 
 
+@pytest.mark.parametrize(("options", "mode"), [([], "plain"), (["--json"], "json"), (["--json", "--quiet"], "quiet")])
+def test_quiet_drops_the_events_of_json_too(options: list[str], mode: str) -> None:
+    from training.cli.main import build_parser
+    from training.hpo.cli import _view_mode
+
+    args = build_parser().parse_args(["hpo", "resume", "--study-dir", "s", *options])
+    assert _view_mode(args) == mode  # pytest's stdout is no terminal
+
+
 def test_a_missing_data_path_is_never_taken_for_a_config_name(config_dir: Path, tmp_path: Path) -> None:
     """`--data /x/corpus` with /x/corpus.yaml there was told it named a data config (joined, the path won)."""
     (tmp_path / "corpus.yaml").write_text("format: tokens\n")

@@ -126,12 +126,15 @@ def _common_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="print the sweep's events, then its outcome, as JSON lines on stdout (one object per line)",
     )
-    parser.add_argument("--quiet", action="store_true", help="no progress: the trials' table and the outcome only")
+    parser.add_argument(
+        "--quiet", action="store_true", help="no progress (nor --json's events): the trials and the outcome only"
+    )
 
 
 def _view_mode(args: argparse.Namespace) -> Mode:
-    """JSON lines with --json, none with --quiet, the live view on a terminal, else one plain line per event (a log)."""
-    return "json" if args.json else "quiet" if args.quiet else "live" if sys.stdout.isatty() else "plain"
+    """None with --quiet (--json prints the outcome alone), JSON lines with --json, the live view on a terminal, else
+    one plain line per event (a log)."""
+    return "quiet" if args.quiet else "json" if args.json else "live" if sys.stdout.isatty() else "plain"
 
 
 def _run(args: argparse.Namespace) -> int:
