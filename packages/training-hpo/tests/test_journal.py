@@ -18,6 +18,17 @@ def _study_with_one_trial(journal: Path) -> None:
     study.tell(study.ask(), 0.5)
 
 
+def _run_with_file_limit(code: str, limit: int) -> subprocess.CompletedProcess[str]:
+    """`code` in a fresh Python whose files may not grow past `limit` bytes: a write past it fails as on a full disk."""
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),  # Python ignores SIGXFSZ
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
 def test_an_append_after_a_write_cut_short_keeps_the_study_readable(tmp_path: Path) -> None:
     # A full disk or a kill mid-write left half a line; Optuna skipped it when reading, but its next append continued
     # it: one invalid line mid-file, and every later open failed with a JSONDecodeError.
@@ -43,14 +54,7 @@ def test_an_append_that_fills_the_disk_leaves_the_journal_as_it_was(tmp_path: Pa
         f"study = optuna.load_study(study_name='s', storage=open_storage({str(journal)!r}))\n"
         "study.set_user_attr('note', 'x' * 1000)\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", write],
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),  # Python ignores SIGXFSZ
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "OSError: [Errno 27] File too large" in done.stderr
+    assert "OSError: [Errno 27] File too large" in _run_with_file_limit(write, limit).stderr
     assert journal.read_bytes() == before
 
 
@@ -65,12 +69,5 @@ def test_a_failed_append_keeps_the_whole_lines_it_wrote(tmp_path: Path) -> None:
         "from training.hpo.journal import WholeLinesJournal\n"
         f"WholeLinesJournal({str(journal)!r}).append_logs([{first}, {{'op_code': 8, 'note': 'x' * 1000}}])\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", write],
-        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)),  # Python ignores SIGXFSZ
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert "OSError: [Errno 27] File too large" in done.stderr
+    assert "OSError: [Errno 27] File too large" in _run_with_file_limit(write, limit).stderr
     assert journal.read_bytes() == before + first.encode() + b"\n"
