@@ -620,6 +620,23 @@ def test_max_length_beyond_roberta_positions_minus_its_offset_is_a_config_error(
         create_model_and_tokenizer(with_model(config, max_length=79))
 
 
+def test_a_backbone_that_needs_more_than_text_is_a_config_error_naming_what_it_needs(tiny_config, tmp_path):
+    import shutil
+
+    from transformers import BrosConfig, BrosModel
+
+    folder = tmp_path / "bros"
+    BrosModel(BrosConfig(vocab_size=700, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)).save_pretrained(
+        folder
+    )
+    for path in tiny_bert_folder().glob("tokenizer*"):
+        shutil.copy(path, folder)
+
+    message = r"model.backbone '.*bros': a bros model that does not run on text alone \(ValueError: .*bbox"
+    with pytest.raises(ConfigError, match=message):
+        create_model_and_tokenizer(with_model(tiny_config, backbone=str(folder)))
+
+
 def test_max_length_beyond_the_tokenizers_limit_is_a_config_error(saved_model, tiny_config):
     folder, _ = saved_model
     config_file = folder / "tokenizer_config.json"

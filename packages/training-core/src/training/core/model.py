@@ -26,6 +26,7 @@ from training.common.quiet import QuietLibrary
 from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
+from training.core.features import evaluation_mode
 from training.core.positions import check_max_length
 from training.core.tiny_model import tiny_bert_model
 from training.core.windowing import Windowing, checked_tag_names
@@ -103,6 +104,12 @@ def _created(
             model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
     except _LOAD_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
+    problem = _run_problem(model)
+    if problem is not None:
+        raise ConfigError(
+            f"model.backbone {settings.backbone!r}: a {model_config.model_type} model that does not run on text alone "
+            f"({problem}); expected a text encoder"
+        )
     has_token_head = any(name.endswith("ForTokenClassification") for name in own_config.architectures or ())
     if has_token_head and _id2label(own_config) != _id2label(model_config):
         _new_head(model)
@@ -362,17 +369,20 @@ def _load_folder(
             f"{folder}: the weights lack {len(missing)} of the model's tensors (first: {missing[0]}); "
             "expected a folder written by save_model"
         )
-    _check_runs(model, folder)
+    problem = _run_problem(model)
+    if problem is not None:
+        raise InputError(f"{folder}/config.json: builds a model that does not run ({problem})")
     return model, tokenizer, tag_names
 
 
-def _check_runs(model: PreTrainedModel, folder: Path) -> None:
-    """Run two tokens through a loaded model: some hand-edited config.json values (a negative head count, a NaN
-    dropout) build a model that fails only when it runs, which would be mid-evaluation."""
+def _run_problem(model: PreTrainedModel) -> str | None:
+    """Why two tokens do not run through `model`, or None: a model whose forward needs more than text (BROS its
+    `bbox`) fails so, and some hand-edited config.json values (a negative head count, a NaN dropout) build a model
+    that fails only when it runs, which would be mid-evaluation. In eval mode, so no random draw is taken."""
     ones = torch.ones((1, 2), dtype=torch.long)
     try:
-        with torch.no_grad():
+        with torch.no_grad(), evaluation_mode(model):
             model(input_ids=ones, attention_mask=ones)
-    except (RuntimeError, ValueError, ArithmeticError, IndexError) as error:
-        reason = f"{type(error).__name__}: {first_line(error)}"
-        raise InputError(f"{folder}/config.json: builds a model that does not run ({reason})") from error
+    except (RuntimeError, ValueError, TypeError, ArithmeticError, IndexError) as error:
+        return f"{type(error).__name__}: {first_line(error)}"
+    return None
