@@ -367,6 +367,19 @@ def test_evaluate_reads_a_save_to_disk_folder_with_a_json_run(cli, trained_run: 
     assert json.loads(cli(*named).stdout)["metrics"]["per_entity"]["PERSON"]["support"] == 1
 
 
+def test_evaluate_says_how_to_name_the_tag_ids_of_a_json_lines_file(cli, trained_run: Path, tmp_path: Path) -> None:
+    data = tmp_path / "ids.jsonl"
+    data.write_text('{"tokens": ["Anna", "works"], "ner_tags": [1, 0]}\n', encoding="utf-8")
+    refused = cli("evaluate", str(trained_run), "--data-path", str(data))
+    assert refused.returncode == 2
+    assert refused.stderr == (
+        f"training evaluate: error: {data}:1: 'ner_tags' holds tag ids; pass --tag-names with the tag names in id "
+        "order (or write the names)\n"
+    )
+    named = cli("evaluate", str(trained_run), "--data-path", str(data), "--tag-names", "O,B-PERSON", "--json")
+    assert json.loads(named.stdout)["metrics"]["per_entity"]["PERSON"]["support"] == 1
+
+
 @pytest.mark.parametrize(
     ("names", "problem"),
     [

@@ -18,7 +18,7 @@ from data.columns import SPAN_COLUMNS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, colu
 from data.formats import Record
 from data.schemes import declared_types, io_names
 from data.split_names import file_split
-from training.common.errors import DataError, first_line
+from training.common.errors import DataError, TagNamesNeeded, first_line
 from training.common.json_files import read_json_file
 from training.common.optional import require
 from training.common.quiet import QuietLibrary
@@ -259,10 +259,7 @@ def _tag_names(
         return io_names(inner.names)
     if isinstance(inner, datasets.Value) and inner.dtype.startswith(("int", "uint")):
         if tag_names is None:
-            raise DataError(
-                f"{where}: column {column!r} holds integer tags without a ClassLabel feature; "
-                "set data.tag_names to the tag names in id order"
-            )
+            raise TagNamesNeeded(f"{where}: column {column!r} holds integer tags without a ClassLabel feature")
         return io_names(tag_names)
     return None
 

@@ -31,7 +31,7 @@ from data.schemes import SCHEMES, Place, declared_types, detect_scheme, io_names
 from data.sniffing import content_format
 from data.split_names import SPLIT_ALIASES, SPLIT_ORDER, not_data, split_files, unread_split_files
 from data.text_files import ENCODINGS, is_text_encoding, read_data
-from training.common.errors import DataError, expect_instance
+from training.common.errors import DataError, TagNamesNeeded, expect_instance
 from training.common.fingerprint import fingerprint_items
 from training.common.gc_pause import gc_paused
 
@@ -284,10 +284,7 @@ def _named_tags(file: Path, record: Record, names: Sequence[str] | None, columns
     if not isinstance(tags, list) or not tags or not all(type(tag) is int for tag in tags):  # true/false are no ids
         return record
     if names is None:
-        raise DataError(
-            f"{file}:{record.line}: '{key}' holds tag ids; set data.tag_names to the tag names in id order "
-            "(or write the names)"
-        )
+        raise TagNamesNeeded(f"{file}:{record.line}: '{key}' holds tag ids", after=" (or write the names)")
     named = named_tags(str(file), record.line, key, tags, io_names(names))
     return replace(record, fields={**record.fields, key: named})
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from training.common.errors import ConfigError, DataError, InputError
+from training.common.errors import ConfigError, DataError, InputError, TagNamesNeeded
 
 if TYPE_CHECKING:
     from data.loaders import Dataset
@@ -97,10 +97,8 @@ def run_dataset(model_dir: Path, data_path: str, options: DataOptions = DataOpti
     `data_path` where it has entity types the model does not tag."""
     try:
         dataset = _read_dataset(model_dir, data_path, options)
-    except DataError as error:  # integer tags without names: this command's option names them
-        if "set data.tag_names to" not in str(error):
-            raise
-        raise DataError(str(error).replace("set data.tag_names to", "pass --tag-names with")) from error
+    except TagNamesNeeded as error:  # this command's option names them
+        raise error.naming_with("pass --tag-names with") from error
     from data.schemes import declared_types
     from training.core.model import model_tag_names, read_model_config
 
@@ -127,8 +125,8 @@ def _read_dataset(model_dir: Path, data_path: str, options: DataOptions) -> Data
             return data.load(inherited=options.columns is None)
         except DataError as error:  # other data in the run's format: say which was used, and how to choose
             told = options.format or data.format != config.data.format or data.format == "auto"
-            # no format reads text of another encoding, nor `datasets` input, which its columns shape
-            if told or isinstance(error, EncodingError) or is_datasets_input(data_path):
+            # no format reads text of another encoding, names tag ids, or reads `datasets` input (its columns shape it)
+            if told or isinstance(error, (EncodingError, TagNamesNeeded)) or is_datasets_input(data_path):
                 raise
             hint = f"read as {data.format}, the run's data.format; --format auto detects it"
             raise DataError(f"{error} ({hint})") from error

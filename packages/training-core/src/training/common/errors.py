@@ -1,5 +1,7 @@
 """The toolkit's exception hierarchy; the CLI shows each once, without a traceback."""
 
+from __future__ import annotations
+
 import signal
 import sys
 from typing import TypeVar
@@ -55,6 +57,21 @@ class ConfigError(InputError):
 
 class DataError(InputError):
     """A data set is unreadable or inconsistent; the message names file, line and problem."""
+
+
+class TagNamesNeeded(DataError):
+    """Tags given as integer ids without their names. The message says how a config names them (`data.tag_names`);
+    `naming_with` words it for an entry point that names them otherwise (a command's option)."""
+
+    def __init__(self, problem: str, how: str = "set data.tag_names to", after: str = "") -> None:
+        super().__init__(problem, how, after)
+        self.problem, self.how, self.after = problem, how, after
+
+    def __str__(self) -> str:
+        return f"{self.problem}; {self.how} the tag names in id order{self.after}"
+
+    def naming_with(self, how: str) -> TagNamesNeeded:
+        return TagNamesNeeded(self.problem, how, self.after)
 
 
 class ExecutionError(TrainingError):
