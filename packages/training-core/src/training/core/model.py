@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
+from tokenizers import pre_tokenizers
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
@@ -261,8 +262,8 @@ def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
 
 
 def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
-    """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ...) get
-    `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith").
+    """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ModernBERT, ...)
+    get `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith").
     A folder without tokenizer files is an OSError: transformers built a tokenizer of five special tokens from the
     config alone, and every word became `[UNK]`."""
     if Path(source).is_dir() and not _holds(Path(source), _TOKENIZER_FILES):
@@ -270,12 +271,16 @@ def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBa
     tokenizer = AutoTokenizer.from_pretrained(source, **options)
     if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)
+        for part in _byte_level(tokenizer):  # transformers 5's generic fast tokenizer (ModernBERT's) only records it
+            part.add_prefix_space = True
     return tokenizer
 
 
-def _byte_level(tokenizer: PreTrainedTokenizerBase) -> bool:
+def _byte_level(tokenizer: PreTrainedTokenizerBase) -> list[pre_tokenizers.ByteLevel]:
+    """The byte-level steps of the tokenizer's pre-tokenizer (none for WordPiece or SentencePiece ones)."""
     pre_tokenizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    return pre_tokenizer is not None and b'"ByteLevel"' in pre_tokenizer.__getstate__()
+    steps = pre_tokenizer if isinstance(pre_tokenizer, pre_tokenizers.Sequence) else [pre_tokenizer]
+    return [step for step in steps if isinstance(step, pre_tokenizers.ByteLevel)]
 
 
 def _check_fast(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
