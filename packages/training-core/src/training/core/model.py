@@ -39,6 +39,8 @@ DROPOUT_FIELDS = (
     "hidden_dropout",
     "attention_dropout",
     "dropout",
+    "mlp_dropout",  # ModernBERT's hidden dropout, with embedding_dropout
+    "embedding_dropout",
 )
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
 _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_sizes": True}  # how weights are loaded
