@@ -127,7 +127,7 @@ def test_roberta_positions_start_after_its_padding_id(tiny_tokenizer_and_model: 
     torch.manual_seed(0)
     config = RobertaConfig(vocab_size=len(tokenizer), pad_token_id=1, max_position_embeddings=130, **SMALL)
     model = RobertaForTokenClassification(config).eval()
-    assert packing_problem(model) is None
+    assert packing_problem(model, 32) is None
     windows = [
         Window(0, (0, 5, 6, 7, 2), (-100, 1, 0, 0, -100), (None, 0, 1, 2, None)),
         Window(1, (0, 8, 2), (-100, 3, -100), (None, 0, None)),
@@ -149,7 +149,7 @@ def test_a_backbone_without_position_ids_cannot_pack(tiny_tokenizer_and_model: C
     config = RoFormerConfig(vocab_size=len(tokenizer), embedding_size=64, num_labels=7, **SMALL)
     model = RoFormerForTokenClassification(config)
     padded = Collator(tokenizer.pad_token_id)
-    assert packing_problem(model) == "roformer (RoFormerForTokenClassification) takes no position_ids"
+    assert packing_problem(model, 64) == "roformer (RoFormerForTokenClassification) takes no position_ids"
     with pytest.raises(ConfigError, match=r"^training.packing: true, but roformer .* takes no position_ids; set"):
         training_collator(model, padded, 64, True)
     assert training_collator(model, padded, 64, "auto") is padded

@@ -94,9 +94,11 @@ class PackedCollator:
         return rows * width * (1.0 + width / self.attention_width)
 
 
-def packing_problem(model: PreTrainedModel) -> str | None:
-    """Why `model` cannot train on packed rows, or None: it must take position ids, apply a prepared 4D mask, and
-    give two short windows the same logits packed in one row as alone (which also checks its first position id)."""
+def packing_problem(model: PreTrainedModel, capacity: int) -> str | None:
+    """Why `model` cannot train on packed rows of `capacity` tokens, or None: it must take position ids, apply a
+    prepared 4D mask, and give two windows that fill such a row the same logits packed as alone. That also checks its
+    first position id, and attention that a prepared mask changes only in long windows (ModernBERT's local attention,
+    which such a mask turns global)."""
     config = model.config
     name = f"{config.model_type} ({type(model).__name__})"
     if "position_ids" not in inspect.signature(model.forward).parameters:
@@ -105,10 +107,14 @@ def packing_problem(model: PreTrainedModel) -> str | None:
     if attention not in _ATTENTION:
         return f"{name} uses {attention} attention; packed rows need one of {', '.join(_ATTENTION)}"
     pad = config.pad_token_id if isinstance(config.pad_token_id, int) else 0
-    vocab = [token for token in range(1, 12) if token != pad]
-    windows = [Window(0, tuple(ids), (0,) * len(ids), (None,) * len(ids)) for ids in (vocab[:6], vocab[6:10])]
+    size = config.vocab_size if isinstance(getattr(config, "vocab_size", None), int) else 12
+    tokens = torch.tensor([token for token in range(1, size) if token != pad])
+    # Varied tokens: a repeated few would read alike through any attention span.
+    ids = tokens[torch.randint(len(tokens), (capacity,), generator=torch.Generator().manual_seed(0))].tolist()
+    short = min(4, capacity // 2)
+    windows = [Window(0, tuple(part), (0,) * len(part), (None,) * len(part)) for part in (ids[short:], ids[:short])]
     device = next(model.parameters()).device
-    packed = PackedCollator.for_model(model, Collator(pad), capacity=10)(windows)
+    packed = PackedCollator.for_model(model, Collator(pad), capacity)(windows)
     try:
         with evaluation_mode(model), torch.no_grad():
             inputs = {key: value.to(device) for key, value in packed.items() if key != "labels"}
@@ -118,7 +124,7 @@ def packing_problem(model: PreTrainedModel) -> str | None:
         return f"{name} rejects packed rows ({type(error).__name__}: {first_line(error)})"
     difference = float((together - torch.cat(alone)).abs().max())
     if difference > _PROBE_TOLERANCE:
-        return f"{name} lets packed windows see each other (logits differ by {difference:.2g})"
+        return f"{name} gives packed windows other logits than windows alone (they differ by {difference:.2g})"
     return None
 
 
@@ -129,7 +135,7 @@ def training_collator(
     cannot pack) or, for `auto`, packed where that is cheaper than padding."""
     if packing is False:
         return collator
-    problem = packing_problem(model)
+    problem = packing_problem(model, capacity)
     if problem is not None:
         if packing is True:
             raise ConfigError(f"training.packing: true, but {problem}; set training.packing to auto or false")
