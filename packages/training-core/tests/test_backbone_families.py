@@ -1,0 +1,156 @@
+"""Backbone families beyond BERT and RoBERTa, end to end on tiny random models with tokenizers trained on the spot in
+their family's style: DistilBERT and ELECTRA (WordPiece), XLM-RoBERTa, DeBERTa-v3 and ALBERT (Unigram pieces after a
+Metaspace "▁"), ModernBERT (byte-level BPE in a generic fast tokenizer, local attention)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import transformers
+from tokenizers import (
+    BertWordPieceTokenizer,
+    SentencePieceUnigramTokenizer,
+    Tokenizer,
+    decoders,
+    models,
+    pre_tokenizers,
+    processors,
+    trainers,
+)
+
+from data.documents import Document, iob2_tag_names
+from data.loaders import Dataset
+from data.segmentation import split_words
+from training.config import TrainingConfig
+from training.core import train_model
+from training.core.features import Collator, encode_documents, evaluation_mode
+from training.core.model import create_model_and_tokenizer
+from training.core.packing import PackedCollator, packing_problem
+from training.core.predictor import Predictor
+
+LABELS = ("PER", "ORG", "LOC")
+TAGS = iob2_tag_names(LABELS)
+SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
+WORDPIECE = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+MAX_LENGTH = 32
+# Why a family's packed rows are refused, where they are (the rest must pack with the loss of padded batches).
+NO_PACKING = {"deberta-v3": "rejects packed rows", "modernbert": "gives packed windows other logits"}
+
+
+def unigram(texts: list[str], special: list[str]) -> list[tuple[str, float]]:
+    """Pieces and scores of a Unigram model trained on `texts`, `special` first (the last of them unknown words)."""
+    trained = SentencePieceUnigramTokenizer()
+    trained.train_from_iterator(
+        texts, vocab_size=300, special_tokens=special, unk_token=special[-1], show_progress=False
+    )
+    return [tuple(piece) for piece in json.loads(trained.to_str())["model"]["vocab"]]
+
+
+def byte_level_bpe(texts: list[str]) -> transformers.PreTrainedTokenizerFast:
+    """ModernBERT's kind of tokenizer: byte-level BPE without a prefix space, saved as a generic fast tokenizer."""
+    bpe = Tokenizer(models.BPE(unk_token="[UNK]"))
+    bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    bpe.decoder = decoders.ByteLevel()
+    alphabet = pre_tokenizers.ByteLevel.alphabet()
+    bpe.train_from_iterator(
+        texts, trainers.BpeTrainer(vocab_size=400, special_tokens=WORDPIECE, initial_alphabet=alphabet)
+    )
+    bpe.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+    )
+    names = dict(zip(("pad_token", "unk_token", "cls_token", "sep_token", "mask_token"), WORDPIECE, strict=True))
+    return transformers.PreTrainedTokenizerFast(tokenizer_object=bpe, **names)
+
+
+def backbone(family: str, folder: Path, texts: list[str]) -> Path:
+    """A backbone folder as a hub model of `family` holds one: its tokenizer and a randomly initialised masked LM."""
+    folder.mkdir(parents=True)
+    if family in ("distilbert", "electra"):
+        trained = BertWordPieceTokenizer(lowercase=False)
+        trained.train_from_iterator(texts, vocab_size=300, special_tokens=WORDPIECE, show_progress=False)
+        trained.save_model(str(folder))
+        kind = transformers.DistilBertTokenizerFast if family == "distilbert" else transformers.ElectraTokenizerFast
+        tokenizer = kind.from_pretrained(folder, do_lower_case=False)
+    elif family == "xlm-roberta":
+        tokenizer = transformers.XLMRobertaTokenizerFast(vocab=unigram(texts, ["<s>", "<pad>", "</s>", "<unk>"]))
+    elif family == "deberta-v3":
+        pieces = unigram(texts, ["[PAD]", "[CLS]", "[SEP]", "[UNK]"])
+        tokenizer = transformers.DebertaV2TokenizerFast(vocab=[*pieces, ("[MASK]", 0.0)], unk_id=3)
+    elif family == "albert":
+        tokenizer = transformers.AlbertTokenizerFast(vocab=unigram(texts, ["<pad>", "[CLS]", "[SEP]", "<unk>"]))
+    else:
+        tokenizer = byte_level_bpe(texts)
+    configs = {
+        "distilbert": (transformers.DistilBertConfig, {"dim": 32, "n_layers": 2, "n_heads": 2, "hidden_dim": 64}),
+        "electra": (transformers.ElectraConfig, {"embedding_size": 16, **SMALL}),
+        "xlm-roberta": (transformers.XLMRobertaConfig, SMALL),
+        "deberta-v3": (
+            transformers.DebertaV2Config,
+            {"relative_attention": True, "position_biased_input": False, "pos_att_type": ["p2c", "c2p"], **SMALL},
+        ),
+        "albert": (transformers.AlbertConfig, {"embedding_size": 16, **SMALL}),
+        "modernbert": (
+            transformers.ModernBertConfig,
+            {"local_attention": 16, "global_attn_every_n_layers": 2, **SMALL}  # 8 tokens each side: under a window
+            | {name: tokenizer.cls_token_id for name in ("cls_token_id", "bos_token_id")}
+            | {name: tokenizer.sep_token_id for name in ("sep_token_id", "eos_token_id")},
+        ),
+    }
+    kind, options = configs[family]
+    size = {"vocab_size": len(tokenizer), "pad_token_id": tokenizer.pad_token_id}
+    torch.manual_seed(0)
+    model = transformers.AutoModelForMaskedLM.from_config(
+        kind(**options, **size, max_position_embeddings=MAX_LENGTH + 4)
+    )
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.mark.parametrize("family", ["distilbert", "electra", "xlm-roberta", "deberta-v3", "albert", "modernbert"])
+def test_a_backbone_family_trains_packs_as_it_pads_and_tags_whole_words(
+    family: str, tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
+) -> None:
+    folder = backbone(family, tmp_path / family, [document.text for document in ner_documents])
+    settings = {"backbone": str(folder), "name": family, "max_length": MAX_LENGTH, "stride": 8, "dropout": 0.2}
+    config = tiny_config.with_values(
+        {**{f"model.{key}": value for key, value in settings.items()}, "training.num_epochs": 1}
+    )
+    model, tokenizer = create_model_and_tokenizer(config)
+
+    # Each word reads as in running text (a byte-level BPE's with its leading space), and model.dropout is every
+    # dropout of the backbone (ModernBERT's MLP and embedding ones too).
+    text = "John Smith works at Google in London"
+    running, split = tokenizer(text), tokenizer(text.split(), is_split_into_words=True)
+    assert [i for i, w in zip(split.input_ids, split.word_ids(), strict=True) if w] == [
+        i for i, w in zip(running.input_ids, running.word_ids(), strict=True) if w
+    ]
+    assert {layer.p for layer in model.base_model.modules() if isinstance(layer, torch.nn.Dropout)} == {0.2}
+
+    encoded = encode_documents(ner_documents, tokenizer, TAGS, MAX_LENGTH, 8)
+    windows = sorted(encoded.windows, key=lambda window: window.length)[:8]  # short ones, that share rows
+    padded = Collator(tokenizer.pad_token_id)
+    problem = packing_problem(model, MAX_LENGTH)
+    if family in NO_PACKING:
+        assert problem is not None and NO_PACKING[family] in problem
+    else:
+        packed = PackedCollator.for_model(model, padded, MAX_LENGTH)(windows)
+        assert packed["input_ids"].shape[0] < len(windows)
+        with evaluation_mode(model), torch.no_grad():
+            assert float(model(**packed).loss) == pytest.approx(float(model(**padded(windows)).loss), rel=1e-5)
+
+    dataset = Dataset({"train": ner_documents[:32], "validation": ner_documents[32:]}, LABELS)
+    predictor = Predictor.from_folder(train_model(config, dataset, tmp_path / "run").model_dir)
+    with torch.no_grad():  # every word a PER of its own: its span must be the word's, wherever its pieces fall
+        predictor.model.classifier.weight.zero_()
+        predictor.model.classifier.bias.copy_(torch.tensor([20.0 if tag == "B-PER" else 0.0 for tag in TAGS]))
+    # Words of many pieces, of none (WordPiece's for a private-use character), and a text of several windows.
+    texts = [
+        "Anna Kowalczykowski joined Zzqx \ue000 Brzęczyszczykiewicz .",
+        " ".join(ner_documents[i].text for i in range(6)),
+    ]
+    for text, entities in zip(texts, predictor(texts), strict=True):
+        assert [(e.start, e.end, e.label) for e in entities] == [(w.start, w.end, "PER") for w in split_words(text)]
