@@ -169,6 +169,18 @@ def test_tag_names_that_do_not_match_the_model_labels_are_an_input_error(
         evaluate_model(model, tokenizer, ner_documents[:2], tag_names=tag_names)
 
 
+@pytest.mark.parametrize(
+    ("tag_names", "shown"), [(5, "int 5"), ("O", "str 'O'"), (dict(enumerate(TAGS)), r"dict \{0: 'O', 1: 'B-PER'")]
+)
+def test_tag_names_not_in_a_list_are_an_input_error_naming_them(
+    tiny_tokenizer_and_model, ner_documents, tag_names, shown
+):
+    # 5 failed as a TypeError; a string was read letter by letter, a model's id2label as its ids (0, 1, ...)
+    tokenizer, model = tiny_tokenizer_and_model()
+    with pytest.raises(InputError, match=rf"^tag_names: expected a list of tag names such as \['O', .*, got {shown}"):
+        evaluate_model(model, tokenizer, ner_documents[:2], tag_names=tag_names)
+
+
 def test_the_model_s_tags_in_another_order_are_an_input_error(tiny_tokenizer_and_model, ner_documents):
     # Tag names by the data's order of types read each predicted id as another tag: the scores of nonsense, silently
     tokenizer, model = tiny_tokenizer_and_model()

@@ -711,6 +711,9 @@ def test_keep_last_keeps_the_final_epoch_whatever_its_score(
         # a TypeError from Path() and an AttributeError from the first evaluation's check
         ({"cache_dir": 5}, r"^cache_dir: expected the path of a feature cache folder, or None, got int 5$"),
         ({"precision_check": {}}, r"^precision_check: expected a PrecisionCheck \(an earlier run's .*, got dict \{\}$"),
+        # create_run_context's settings: an empty mapping trained without a word, a full one failed as AttributeError
+        ({"context": {}}, r"^context: expected a RunContext \(create_run_context.*\), or None, got dict \{\}$"),
+        ({"context": {"timeout_s": 30}}, r"^context: expected a RunContext .*, got dict \{'timeout_s': 30\}$"),
     ],
 )
 def test_arguments_of_another_type_are_input_errors_naming_them(

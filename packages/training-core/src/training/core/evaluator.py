@@ -63,6 +63,8 @@ def evaluate_model(
     computes it natively, so the scores are those the run reported; else fp32).
     """
     documents = _checked(documents)
+    if tag_names is not None:  # 5 failed as a TypeError, a string was read letter by letter, id2label as its ids
+        expect_instance(tag_names, (list, tuple), "tag_names", "a list of tag names such as ['O', 'B-PER', 'I-PER']")
     device = resolve_device(device) if device is not None else None
     if isinstance(model, (str, os.PathLike)):
         run_folder = RunFolder.of_model(model)

@@ -16,6 +16,7 @@ from training.common.errors import ConfigError, DataError, InputError, expect_in
 from training.common.fingerprint import fingerprint_items
 from training.config.schema import TrainingConfig
 from training.core.callbacks import Callback
+from training.core.run_context import RunContext
 from training.core.run_metrics import PrecisionCheck
 
 
@@ -55,17 +56,20 @@ def run_inputs(config: TrainingConfig, dataset: Dataset) -> RunInputs:
 
 
 def check_run_arguments(
-    output_dir: object, cache_dir: object, precision_check: object, callbacks: object
+    output_dir: object, cache_dir: object, precision_check: object, callbacks: object, context: object
 ) -> list[Callback]:
-    """Refuse `train_model`'s folders, earlier precision check and callbacks of the wrong type, which failed deep inside
-    (None or 5 for a folder as a TypeError, a dict for the check as an AttributeError, a function at the first hook it
-    lacked); return the callbacks as a list."""
+    """Refuse `train_model`'s folders, earlier precision check, callbacks and run context of the wrong type, which
+    failed deep inside (None or 5 for a folder as a TypeError, a dict for the check or the context as an
+    AttributeError, a function at the first hook it lacked); return the callbacks as a list."""
     expect_instance(output_dir, (str, os.PathLike), "output_dir", "the path of a run folder")
     expect_instance(
         cache_dir, (str, os.PathLike, type(None)), "cache_dir", "the path of a feature cache folder, or None"
     )
     expected = "a PrecisionCheck (an earlier run's RunMetrics.precision_check), or None"
     expect_instance(precision_check, (PrecisionCheck, type(None)), "precision_check", expected)
+    # create_run_context's settings given here instead were a context, or (empty) silently none
+    expected = "a RunContext (create_run_context(settings) makes one), or None"
+    expect_instance(context, (RunContext, type(None)), "context", expected)
     if isinstance(callbacks, Callback) or not isinstance(callbacks, Iterable):  # so did one callback, not a list
         raise InputError(f"callbacks: expected a list of Callback objects, got {type(callbacks).__name__}")
     for index, callback in enumerate(callbacks := list(callbacks)):

@@ -63,7 +63,7 @@ def train_model(
     `backbone_folder`: as in `create_model_and_tokenizer`. `precision_check`: `auto`'s bf16 check by an earlier run
     of the same model and data (a trial's): a fresh run takes it instead of scoring its first evaluation in fp32.
     """
-    callbacks = check_run_arguments(output_dir, cache_dir, precision_check, callbacks)
+    callbacks = check_run_arguments(output_dir, cache_dir, precision_check, callbacks, context)
     ctx = context or create_run_context()  # one process on the best device, or this torchrun rank
     inputs, run = run_inputs(config, dataset), RunFolder(Path(output_dir))
     run.check_path()
