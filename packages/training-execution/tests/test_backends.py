@@ -332,8 +332,9 @@ def test_backends_by_name_and_their_limits(tiny_config: object) -> None:
         get_backend("slurm")
     with pytest.raises(ConfigError, match=r"^backend 'subprocess' reads the data from a path; pass data_path="):
         get_backend("subprocess", dataset=object())  # type: ignore[arg-type]
-    for count in (0, -3):
-        with pytest.raises(ConfigError, match=rf"^nproc_per_node: expected at least 1 process, got {count}$"):
+    for count in (0, -3, "2", 2.0, True):  # a string failed as a TypeError, 2.0 and True went on to torchrun
+        expected = f"nproc_per_node: expected a whole number of processes, at least 1, got {count!r}"
+        with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
             get_backend("torchrun", nproc_per_node=count)
 
 

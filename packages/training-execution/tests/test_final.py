@@ -242,7 +242,9 @@ def test_arguments_of_the_wrong_kind_are_refused_naming_them(best_config: BestCo
     dataset = Dataset({"train": []})
     with pytest.raises(DataError, match=r"^data_path: expected the path of the data \(a Dataset in memory: dataset="):
         execute_final_training(best_config, output_dir=tmp_path / "run", data_path=dataset, dry_run=True)  # type: ignore
-    with pytest.raises(ConfigError, match=r"^nproc_per_node: expected at least 1 process, got '2'$"):
+    with pytest.raises(
+        ConfigError, match=r"^nproc_per_node: expected a whole number of processes, at least 1, got '2'$"
+    ):
         execute_final_training(  # type: ignore[arg-type]
             best_config, output_dir=tmp_path / "run", backend="torchrun", nproc_per_node="2", dry_run=True
         )

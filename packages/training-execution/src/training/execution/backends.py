@@ -82,6 +82,14 @@ class SubprocessBackend:
         return kind(spec.job_id, self.name, output, output / JOB_LOG, command)
 
 
+def process_count(count: object) -> int:
+    """`count` if it is a whole number of processes, at least 1 (as an execution file's `nproc_per_node`), else a
+    `ConfigError`: a string failed comparing, a float or True went on to torchrun."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise ConfigError(f"nproc_per_node: expected a whole number of processes, at least 1, got {count!r}")
+    return count
+
+
 class TorchrunBackend(SubprocessBackend):
     """Runs the job as `nproc_per_node` DDP processes on this machine through torchrun (gloo on CPU).
 
@@ -90,9 +98,7 @@ class TorchrunBackend(SubprocessBackend):
     name = "torchrun"
 
     def __init__(self, nproc_per_node: int, *, processes_from: str | None = None) -> None:
-        if nproc_per_node < 1:
-            raise ConfigError(f"nproc_per_node: expected at least 1 process, got {nproc_per_node}")
-        self.nproc_per_node = nproc_per_node
+        self.nproc_per_node = process_count(nproc_per_node)
         self.processes_from = processes_from or f"nproc_per_node={nproc_per_node}"
 
     def submit(self, spec: JobSpec) -> JobHandle:

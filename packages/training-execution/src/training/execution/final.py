@@ -21,7 +21,7 @@ from training.config.builder import load_execution_config
 from training.config.execution import ExecutionConfig, is_local
 from training.config.validation import validate
 from training.core.run_folder import RunFolder
-from training.execution.backends import SubprocessBackend, get_backend
+from training.execution.backends import SubprocessBackend, get_backend, process_count
 from training.execution.handle import JobHandle, ProcessJob, interrupts_deferred
 from training.execution.job_spec import DataPlan, JobSpec, Resources
 from training.execution.lineage import Lineage
@@ -181,9 +181,7 @@ def _resources(
             raise ConfigError("backend 'azure' needs execution_config with an 'azure:' section (at least 'compute')")
     own = execution.nproc_per_node if name == execution.backend else 1
     default = azure.processes_per_instance if name == "azure" and azure else own
-    processes = nproc_per_node if nproc_per_node is not None else default
-    if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:  # '2' failed comparing
-        raise ConfigError(f"nproc_per_node: expected at least 1 process, got {processes!r}")
+    processes = process_count(nproc_per_node if nproc_per_node is not None else default)
     if name in ("local", "subprocess") and processes != 1:
         raise ConfigError(f"nproc_per_node={processes}: backend {name!r} runs one process; use backend 'torchrun'")
     if nproc_per_node is not None:
