@@ -157,10 +157,17 @@ def test_from_words_reads_tokens_and_tags_given_as_generators() -> None:
         ("Anna Smith", [Span(0, 4, "")], r"^spans\[0\]: expected a Span\(start, end, label\) with a label, got Span"),
         (["Anna", "Smith"], (), r"^text: expected a string, got list \['Anna', 'Smith'\]$"),
         (None, (), r"^text: expected a string, got NoneType None$"),
+        (
+            "Anna Smith",
+            [Span(0, 4, "O")],
+            r"^spans\[0\] \[0, 4, 'O'\]: 'O' is a tag, not an entity type; write types as",
+        ),
+        ("Anna Smith", [Span(0, 4, "PER"), Span(5, 10, "B-PER")], r"^spans\[1\] \[5, 10, 'B-PER'\]: 'B-PER' is a tag,"),
     ],
 )
 def test_from_spans_refuses_overlaps_and_what_is_not_a_text_and_spans(text, spans, refused) -> None:
-    """Overlapping spans gave the tags of neither (`B-X`, `I-PER`); tuples or a list of words failed deep inside."""
+    """Overlapping spans gave the tags of neither (`B-X`, `I-PER`); tuples or a list of words failed deep inside; a tag
+    for a type tagged words 'B-O' or 'B-B-PER'."""
     with pytest.raises(DataError, match=refused):
         Document.from_spans("d1", text, spans)
 

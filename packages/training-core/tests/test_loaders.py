@@ -826,6 +826,16 @@ def test_a_bar_in_an_io_type_or_a_span_label_is_refused_as_written(tmp_path: Pat
     )
 
 
+def test_a_tag_as_a_span_label_is_refused_naming_the_annotation(tmp_path: Path) -> None:
+    # Read as entity types, 'O' and 'B-PER' tagged their words 'B-O' and 'B-B-PER'
+    for label in ("O", "B-PER"):
+        path = write(tmp_path / f"{label}.jsonl", f'{{"text": "Anna is", "annotations": [[0, 4, "{label}"]]}}\n')
+        assert load_error(path) == (
+            f"{path}:1: annotation [0, 4, '{label}']: label '{label}' is a tag, not an entity type; write types as "
+            "'PER', not 'B-PER'"
+        )
+
+
 BIOES = [["B-PER", "E-PER", "O", "O", "B-ORG", "E-ORG", "O", "S-LOC"], ["S-PER", "O", "O", "S-LOC"]]
 
 

@@ -47,6 +47,11 @@ class Document:
         for index, span in enumerate(spans):
             if not isinstance(span, Span) or not isinstance(span.label, str) or not span.label:
                 raise DataError(f"spans[{index}]: expected a Span(start, end, label) with a label, got {span!r:.60}")
+            if is_iob2_tag(span.label):  # its words were tagged 'B-O', 'B-B-PER'; as data.labels says it
+                raise DataError(
+                    f"spans[{index}] {_shown(span)}: {span.label!r} is a tag, not an entity type; write types as "
+                    "'PER', not 'B-PER'"
+                )
         for before, after in pairwise(sorted(spans)):
             if after.start < before.end:  # tagged as one entity cut short by the other
                 raise DataError(f"spans {_shown(before)} and {_shown(after)} overlap; expected disjoint spans")
