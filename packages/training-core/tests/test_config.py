@@ -580,6 +580,18 @@ def test_a_time_of_day_is_text_not_a_sexagesimal_number(folder: Path) -> None:
     assert str(raised.value) == f"{hpo}: timeout_s: {expected}"
 
 
+def test_a_storage_url_without_its_colon_is_refused_naming_the_file(folder: Path) -> None:
+    # A sweep read `postgres//host/db` as a journal file path, and made folders of it in the study folder.
+    hpo = write(folder / "hpo" / "shared.yaml", HPO + "storage: postgres//host/db\n")
+    with pytest.raises(ConfigError) as raised:
+        load_hpo_config(hpo)
+    assert str(raised.value) == (
+        f"{hpo}: storage: 'postgres//' lacks the ':' of a URL; expected a URL such as postgresql://host/db or "
+        "sqlite:///path/to/study.db, or a journal file path without '//', got 'postgres//host/db'"
+    )
+    assert load_hpo_config(write(hpo, HPO + "storage: runs/study.journal\n")).storage == "runs/study.journal"
+
+
 @pytest.mark.parametrize(("written", "seconds"), [("timeout_s: 2h", "7200"), ("grace_period: 3 min", "180")])
 def test_a_duration_with_a_unit_says_durations_are_seconds(folder: Path, written: str, seconds: str) -> None:
     """`timeout_s: 2h` said only that the string is not a number."""

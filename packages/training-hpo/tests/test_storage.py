@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from pathlib import Path
@@ -176,6 +177,24 @@ def test_a_new_journal_file_named_as_a_database_is_refused(tmp_path: Path) -> No
         storage_location("study.db", folder)
     assert storage_location("runs.journal", folder) == str(folder.root.resolve() / "runs.journal")
     assert not folder.root.exists()
+
+
+@pytest.mark.parametrize("typo", ["postgres//host/db", "sqlite//study", "postgresql+psycopg2//user:secret@host/db"])
+def test_a_url_without_its_colon_is_refused_not_made_a_journal_path(tmp_path: Path, typo: str) -> None:
+    # It was read as a journal file path relative to the study folder: folders `postgres/host/` and a file `db`.
+    folder = StudyFolder(tmp_path / "study")
+    scheme = typo.partition("//")[0]
+    refused = (
+        rf"^storage '{re.escape(typo.replace('secret', '***'))}': '{re.escape(scheme)}//' lacks the ':' of a URL; "
+    )
+    with pytest.raises(ConfigError, match=refused + r"expected a URL such as postgresql://host/db or sqlite:///"):
+        storage_location(typo, folder)
+    with pytest.raises(ConfigError, match=refused):
+        study_location(storage=typo, study_name="s")
+    assert not folder.root.exists()
+    assert storage_location("runs/study.journal", folder) == str(folder.root.resolve() / "runs" / "study.journal")
+    kept = f"{tmp_path}/runs//study.journal"  # '//' after a folder: a path still (`$DIR/` + `/study.journal`)
+    assert storage_location(kept, folder) == str(tmp_path / "runs" / "study.journal")
 
 
 def test_a_storage_given_beside_a_study_folder_must_hold_that_folder_s_study(swept, tmp_path: Path) -> None:

@@ -3,7 +3,11 @@ working directory: a relative one is read from wherever a process starts, so a r
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+
+# `postgres//host/db`: a scheme and '//' before any folder, no ':'
+_SCHEME_WITHOUT_COLON = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)//")
 
 
 def sqlite_url(path: Path) -> str:
@@ -24,6 +28,18 @@ def absolute_store_url(url: str, base: Path, *, folders: bool = False) -> str:
     path = Path(url).expanduser()
     local = ":" not in url or (len(url) > 1 and url[1] == ":")  # no scheme (or a Windows drive)
     return str((base / path).resolve()) if folders and local and not path.is_absolute() else url
+
+
+def missing_colon(storage: str) -> str | None:
+    """Why a storage value that reads as a URL without the ':' of '://' (`postgres//host/db`) is refused, else None:
+    read as a journal file path, it made folders named after the URL. '//' after a folder (`/data//x`) is a path."""
+    typo = _SCHEME_WITHOUT_COLON.match(storage)
+    if typo is None or "://" in storage:
+        return None
+    return (
+        f"'{typo[0]}' lacks the ':' of a URL; expected a URL such as postgresql://host/db or "
+        "sqlite:///path/to/study.db, or a journal file path without '//'"
+    )
 
 
 def absolute_tracking_uri(uri: str, base: Path) -> str:

@@ -7,6 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
+from training.common.store_urls import missing_colon
 from training.config.schema import Bool, Float, Int, Metric, ModelConfig, OptimizationConfig, SamplerSeed, Section
 
 
@@ -105,6 +106,13 @@ class HPOConfig(Section):
                 if other not in space:
                     raise ValueError(f"{key}.condition refers to {other!r}, which is not in the space")
         return space
+
+    @field_validator("storage")
+    @classmethod
+    def _storage_is_a_url_or_a_path(cls, storage: str | None) -> str | None:
+        if storage is not None and (problem := missing_colon(storage)):
+            raise ValueError(problem)
+        return storage
 
     @model_validator(mode="after")
     def _budget_and_parallelism(self) -> HPOConfig:

@@ -2,7 +2,7 @@
 
 - `None`: `sqlite:///<study_dir>/study.db`
 - `"journal"`: `<study_dir>/study.journal`; any other value without `://` is a journal file path (relative ones
-  are relative to the study folder)
+  are relative to the study folder), but for a URL that lost its ':' (`postgres//host/db`), which is refused
 - a URL with `://` (`sqlite:///...`, `postgresql://user:password@host/db`, ...): an RDB storage (a relative SQLite
   path, as SQLAlchemy reads it, is relative to the working directory)
 
@@ -28,7 +28,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 from training.common.errors import TOO_DEEP, ConfigError, InputError, TrainingError, expect_instance
 from training.common.file_lock import file_lock
 from training.common.redact import REDACTED, redact_url
-from training.common.store_urls import absolute_store_url, sqlite_url
+from training.common.store_urls import absolute_store_url, missing_colon, sqlite_url
 from training.hpo.failures import one_line
 from training.hpo.journal import WholeLinesJournal
 from training.hpo.recovery import MAX_RETRIES, machine_name
@@ -40,6 +40,7 @@ HEARTBEAT_GRACE_S = 180
 
 def storage_location(storage: str | None, folder: StudyFolder) -> str:
     """The storage as a URL or an absolute journal path (what `open_storage` opens and the manifest records)."""
+    _check_url(storage)
     if storage is None:
         return sqlite_url(folder.database.resolve())
     if storage == "journal":
@@ -53,6 +54,13 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
             "a SQLite database is given as a URL, sqlite:///path/to/study.db"
         )
     return str(path)
+
+
+def _check_url(storage: str | None) -> None:
+    """Refuse a URL without its ':' (`postgres//host/db`), which a journal path made folders of."""
+    if storage is not None and (problem := missing_colon(storage)):
+        shown = redact_url(storage.replace("//", "://", 1)).replace("://", "//", 1)  # its password out, as a URL's
+        raise ConfigError(f"storage {shown!r}: {problem}")
 
 
 def open_storage(location: str, heartbeat: tuple[int, int] | None = None, *, write: bool = False) -> BaseStorage:
@@ -175,6 +183,7 @@ def study_location(
         return location, study_name or manifest.study_name
     if storage is None or study_name is None:
         raise InputError("name the study: a study folder, or a storage URL together with a study name")
+    _check_url(storage)
     return (storage if "://" in storage else str(Path(storage).resolve())), study_name
 
 
