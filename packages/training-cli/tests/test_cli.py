@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import shlex
 import shutil
 import signal
@@ -787,6 +788,28 @@ def test_a_reader_that_stops_early_ends_the_command_quietly(config_dir: Path, tm
     process.stdout.close()  # as `| head` does once it has read enough
     stderr = process.communicate(timeout=600)[1]
     assert process.returncode == 141 and "Broken pipe" not in stderr and "Traceback" not in stderr, stderr
+
+
+@pytest.mark.parametrize("command", [("predict", "--json"), ("evaluate", "--json")])
+def test_standard_output_on_a_full_disk_is_named(trained_run: Path, config_dir: Path, tmp_path: Path, command) -> None:
+    """`> file` on a full disk (files may not grow past 1 KiB here) said only "[Errno 27] File too large"."""
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Anna Kowalczyk works at Siemens in Warsaw.\n" * 100, encoding="utf-8")
+    data = ["--file", str(texts)] if command[0] == "predict" else ["--data-path", str(config_dir / "resumes")]
+    # Buffered, as Python's default: unbuffered (PYTHONUNBUFFERED), Python drops the rest of a write cut short unseen
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONUNBUFFERED"} | {"HF_HUB_OFFLINE": "1"}
+    with (tmp_path / "out").open("w") as out:
+        completed = subprocess.run(
+            [sys.executable, "-m", "training.cli", command[0], str(trained_run), *command[1:], *data],
+            stdout=out,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+            timeout=600,
+            preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (1024, 1024)),  # Python ignores SIGXFSZ
+        )
+    assert completed.returncode == 1
+    assert completed.stderr.splitlines() == [f"training {command[0]}: error: standard output: File too large"]
 
 
 def test_a_broken_pipe_other_than_standard_output_is_an_error(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import errno
 import logging
@@ -133,6 +134,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     terminated: list[int] = []
     undo = _terminate_as_interrupt(terminated)
+    stdout, sys.stdout = sys.stdout, _NamedStdout(sys.stdout)  # type: ignore[assignment]
     try:
         try:
             code = int(args.func(args) or 0)
@@ -140,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return code
         except (TrainingError, MissingDependencyError, OSError) as error:
             if isinstance(error, BrokenPipeError) and _reader_gone():  # stop quietly, as SIGPIPE would (128 + 13)
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                _to_null_device(sys.stdout)
                 return 141
             # Our errors carry their code; a missing extra is the setup, a name too long for the file system is the
             # input (2: the message names the `pip install` or the path); another OSError is the machine (a full
@@ -171,7 +173,43 @@ def main(argv: Sequence[str] | None = None) -> int:
         print_error(f"{ran}: {how}{kept}")
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
+        sys.stdout = stdout
         undo()
+
+
+class _NamedStdout:
+    """Standard output whose failed writes say so: `> file` on a full disk said only "[Errno 27] File too large"."""
+
+    def __init__(self, stream: Any) -> None:
+        self._stream = stream
+
+    def write(self, text: str) -> int:
+        with self._named():
+            return self._stream.write(text)
+
+    def flush(self) -> None:
+        with self._named():
+            self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    @contextlib.contextmanager
+    def _named(self) -> Iterator[None]:
+        try:
+            yield
+        except BrokenPipeError:  # a reader gone: `main` stops quietly
+            raise
+        except OSError as error:  # a machine's error (exit 1), as any other OSError
+            with contextlib.suppress(OSError, ValueError):  # no file under it (a test's capture)
+                _to_null_device(self._stream)
+            raise TrainingError(f"standard output: {error.strerror or error}") from error
+
+
+def _to_null_device(stream: Any) -> None:
+    """Point `stream`'s file at the null device: what it still holds, flushed at exit, would fail again there (an
+    "Exception ignored" report, exit status 120)."""
+    os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
 
 
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> tuple[argparse.Namespace, list[str]]:
