@@ -6,6 +6,7 @@ import argparse
 import contextlib
 import copy
 import errno
+import io
 import logging
 import os
 import select
@@ -134,7 +135,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     terminated: list[int] = []
     undo = _terminate_as_interrupt(terminated)
-    stdout, sys.stdout = sys.stdout, _NamedStdout(sys.stdout)  # type: ignore[assignment]
+    stdout = sys.stdout
+    sys.stdout = named = _NamedStdout(stdout)  # type: ignore[assignment]
     try:
         try:
             code = int(args.func(args) or 0)
@@ -174,18 +176,35 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + (signal.SIGTERM if terminated else signal.SIGINT)
     finally:
         sys.stdout = stdout
+        named.release()
         undo()
 
 
 class _NamedStdout:
-    """Standard output whose failed writes say so: `> file` on a full disk said only "[Errno 27] File too large"."""
+    """Standard output whose failed writes say so: `> file` on a full disk said only "[Errno 27] File too large".
+    Unbuffered (`PYTHONUNBUFFERED`), Python writes to the file itself and drops unseen what a short write (a full
+    disk) left out, so that `evaluate --json > file` could end truncated with exit 0: here a buffer, flushed after
+    each write, writes the rest and raises the error."""
 
     def __init__(self, stream: Any) -> None:
+        raw = getattr(stream, "buffer", None)
+        self._raw = raw if isinstance(raw, io.RawIOBase) else None
+        if self._raw is not None:
+            stream = io.TextIOWrapper(io.BufferedWriter(self._raw), encoding=stream.encoding, errors=stream.errors)
         self._stream = stream
 
     def write(self, text: str) -> int:
         with self._named():
-            return self._stream.write(text)
+            written = self._stream.write(text)
+            if self._raw is not None:
+                self._stream.flush()
+            return written
+
+    def release(self) -> None:
+        """Let go of an unbuffered stream's file, which the original stream goes on writing to."""
+        if self._raw is not None:
+            with contextlib.suppress(OSError, ValueError):  # what a failed write left was dropped with it
+                self._stream.detach().detach()
 
     def flush(self) -> None:
         with self._named():
