@@ -10,6 +10,8 @@ import pytest
 import torch
 from transformers import (
     BertForTokenClassification,
+    ModernBertConfig,
+    ModernBertForTokenClassification,
     RobertaConfig,
     RobertaForTokenClassification,
     RoFormerConfig,
@@ -142,6 +144,24 @@ def test_roberta_positions_start_after_its_padding_id(tiny_tokenizer_and_model: 
         from_zero = logits(model, batch)[0]
     torch.testing.assert_close(packed, alone, rtol=0, atol=1e-5)
     assert not torch.allclose(from_zero, alone, atol=1e-3)
+
+
+def test_local_attention_packs_only_where_a_full_window_fits_its_span() -> None:
+    """ModernBERT's local layers see 8 tokens each side; a prepared mask turns them global. A window of `capacity`
+    tokens is what packed rows hold at most: it must fit that span, so 9 tokens pack and 10 do not."""
+    torch.manual_seed(0)
+    specials = {"pad_token_id": 0, "bos_token_id": 1, "cls_token_id": 1, "eos_token_id": 2, "sep_token_id": 2}
+    config = ModernBertConfig(
+        vocab_size=100, local_attention=16, global_attn_every_n_layers=2, num_labels=3, **specials, **SMALL
+    )
+    model = ModernBertForTokenClassification(config).eval()
+    assert packing_problem(model, 9) is None
+    assert "gives packed windows other logits than windows alone" in packing_problem(model, 10)
+    window = Window(0, tuple(range(1, 11)), (0,) * 10, (0,) * 10)  # 10 tokens: global packed, local padded
+    with torch.no_grad():
+        packed = logits(model, PackedCollator.for_model(model, Collator(0), capacity=10)([window]))
+        padded = logits(model, Collator(0)([window]))
+    assert not torch.allclose(packed, padded, atol=1e-4)
 
 
 def test_a_backbone_without_position_ids_cannot_pack(tiny_tokenizer_and_model: Callable[..., tuple]) -> None:

@@ -96,9 +96,9 @@ class PackedCollator:
 
 def packing_problem(model: PreTrainedModel, capacity: int) -> str | None:
     """Why `model` cannot train on packed rows of `capacity` tokens, or None: it must take position ids, apply a
-    prepared 4D mask, and give two windows that fill such a row the same logits packed as alone. That also checks its
-    first position id, and attention that a prepared mask changes only in long windows (ModernBERT's local attention,
-    which such a mask turns global)."""
+    prepared 4D mask, and give the same logits packed as alone to two short windows that share a row (which also
+    checks its first position id) and to a window as long as such a row: a prepared mask may change attention only in
+    long windows (ModernBERT's local attention, which it turns global)."""
     config = model.config
     name = f"{config.model_type} ({type(model).__name__})"
     if "position_ids" not in inspect.signature(model.forward).parameters:
@@ -110,22 +110,29 @@ def packing_problem(model: PreTrainedModel, capacity: int) -> str | None:
     size = config.vocab_size if isinstance(getattr(config, "vocab_size", None), int) else 12
     tokens = torch.tensor([token for token in range(1, size) if token != pad])
     # Varied tokens: a repeated few would read alike through any attention span.
-    ids = tokens[torch.randint(len(tokens), (capacity,), generator=torch.Generator().manual_seed(0))].tolist()
-    short = min(4, capacity // 2)
-    windows = [Window(0, tuple(part), (0,) * len(part), (None,) * len(part)) for part in (ids[short:], ids[:short])]
-    device = next(model.parameters()).device
-    packed = PackedCollator.for_model(model, Collator(pad), capacity)(windows)
+    ids = tokens[torch.randint(len(tokens), (capacity + 8,), generator=torch.Generator().manual_seed(0))].tolist()
+    long, first, second = (
+        Window(0, tuple(part), (0,) * len(part), (None,) * len(part))
+        for part in (ids[:capacity], ids[capacity : capacity + 4], ids[capacity + 4 :])
+    )
+    collator = PackedCollator.for_model(model, Collator(pad), capacity)
     try:
         with evaluation_mode(model), torch.no_grad():
-            inputs = {key: value.to(device) for key, value in packed.items() if key != "labels"}
-            together = model(**inputs).logits[0]
-            alone = [model(input_ids=torch.tensor([window.input_ids], device=device)).logits[0] for window in windows]
+            difference = max(_packed_difference(model, collator, row) for row in ([first, second], [long]))
     except (RuntimeError, ValueError, TypeError) as error:
         return f"{name} rejects packed rows ({type(error).__name__}: {first_line(error)})"
-    difference = float((together - torch.cat(alone)).abs().max())
     if difference > _PROBE_TOLERANCE:
         return f"{name} gives packed windows other logits than windows alone (they differ by {difference:.2g})"
     return None
+
+
+def _packed_difference(model: PreTrainedModel, collator: PackedCollator, windows: Sequence[Window]) -> float:
+    """The largest difference between the logits of `windows` packed in one row and theirs alone."""
+    device = next(model.parameters()).device
+    packed = {key: value.to(device) for key, value in collator(windows).items() if key != "labels"}
+    together = model(**packed).logits[0]
+    alone = [model(input_ids=torch.tensor([window.input_ids], device=device)).logits[0] for window in windows]
+    return float((together - torch.cat(alone)).abs().max())
 
 
 def training_collator(
