@@ -12,7 +12,7 @@ from itertools import pairwise
 from typing import Any, Literal
 
 from data.columns import NAMED_SPAN_KEYS, SPAN_KEYS, TAG_COLUMNS, TOKEN_COLUMNS, Columns, span_keys
-from data.documents import Document, Span, align_spans, is_iob2_tag, spans_to_tags, token_spans
+from data.documents import Document, Span, align_spans, spans_to_tags, tag_as_type, token_spans
 from data.formats import HALF_SURROGATE, Record
 from data.overlaps import max_coverage
 from data.report import MAX_EXAMPLES, MisalignedSpans
@@ -163,11 +163,8 @@ class DocumentBuilder:
                 f"{where}: annotation {item!r}: label {label!r} has '|', which joins the types of nested entities (as "
                 "some exports write them) and no type holds; expected one entity type per annotation"
             )
-        if is_iob2_tag(label):  # its words were tagged 'B-O', 'B-B-PER'
-            raise DataError(
-                f"{where}: annotation {item!r}: label {label!r} is a tag, not an entity type; write types as 'PER', "
-                "not 'B-PER'"
-            )
+        if problem := tag_as_type(label):
+            raise DataError(f"{where}: annotation {item!r}: label {problem}")
         if start >= end:
             raise DataError(f"{where}: annotation {item!r} is inverted or empty: start {start} must be below end {end}")
         # Browser tools (doccano, Label Studio, Prodigy) count UTF-16 units: an emoji before a span shifts it by one.

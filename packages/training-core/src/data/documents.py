@@ -47,11 +47,8 @@ class Document:
         for index, span in enumerate(spans):
             if not isinstance(span, Span) or not isinstance(span.label, str) or not span.label:
                 raise DataError(f"spans[{index}]: expected a Span(start, end, label) with a label, got {span!r:.60}")
-            if is_iob2_tag(span.label):  # its words were tagged 'B-O', 'B-B-PER'; as data.labels says it
-                raise DataError(
-                    f"spans[{index}] {_shown(span)}: {span.label!r} is a tag, not an entity type; write types as "
-                    "'PER', not 'B-PER'"
-                )
+            if problem := tag_as_type(span.label):
+                raise DataError(f"spans[{index}] {_shown(span)}: {problem}")
         for before, after in pairwise(sorted(spans)):
             if after.start < before.end:  # tagged as one entity cut short by the other
                 raise DataError(f"spans {_shown(before)} and {_shown(after)} overlap; expected disjoint spans")
@@ -95,6 +92,11 @@ def document_items(documents: Iterable[Document]) -> Iterator[Any]:
 def is_iob2_tag(tag: object) -> bool:
     """Whether `tag` is `O`, `B-<type>` or `I-<type>`."""
     return isinstance(tag, str) and (tag == "O" or (tag[:2] in ("B-", "I-") and len(tag) > 2))
+
+
+def tag_as_type(label: str) -> str | None:
+    """Why a span's `label` is refused when it is a tag (`O`, `B-PER`): its words were tagged `B-O`, `B-B-PER`."""
+    return f"{label!r} is a tag, not an entity type; write types as 'PER', not 'B-PER'" if is_iob2_tag(label) else None
 
 
 def _shown(span: Span) -> str:
