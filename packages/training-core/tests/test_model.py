@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import PreTrainedModel
 
 from training.common.errors import ConfigError, InputError
 from training.common.optional import MissingDependencyError
@@ -620,19 +621,37 @@ def test_max_length_beyond_roberta_positions_minus_its_offset_is_a_config_error(
         create_model_and_tokenizer(with_model(config, max_length=79))
 
 
-def test_a_backbone_that_needs_more_than_text_is_a_config_error_naming_what_it_needs(tiny_config, tmp_path):
-    import shutil
-
+def _bros() -> PreTrainedModel:
     from transformers import BrosConfig, BrosModel
 
-    folder = tmp_path / "bros"
-    BrosModel(BrosConfig(vocab_size=700, hidden_size=32, num_hidden_layers=1, num_attention_heads=2)).save_pretrained(
-        folder
-    )
+    return BrosModel(BrosConfig(vocab_size=700, hidden_size=32, num_hidden_layers=1, num_attention_heads=2))
+
+
+def _funnel() -> PreTrainedModel:
+    from transformers import FunnelConfig, FunnelModel
+
+    return FunnelModel(FunnelConfig(vocab_size=700, d_model=32, n_head=2, d_head=16, d_inner=64, block_sizes=[1, 1, 1]))
+
+
+@pytest.mark.parametrize(
+    ("build", "problem"),
+    [(_bros, r"ValueError: .*bbox"), (_funnel, r"RuntimeError: ")],  # BROS needs boxes; Funnel 5 tokens or more
+)
+def test_a_backbone_that_does_not_run_on_short_text_alone_is_a_config_error_naming_why(
+    build, problem, tiny_config, tmp_path
+):
+    import shutil
+
+    model = build()
+    folder = tmp_path / model.config.model_type
+    model.save_pretrained(folder)
     for path in tiny_bert_folder().glob("tokenizer*"):
         shutil.copy(path, folder)
 
-    message = r"model.backbone '.*bros': a bros model that does not run on text alone \(ValueError: .*bbox"
+    message = (
+        rf"model.backbone '.*{model.config.model_type}': a {model.config.model_type} model that fails on a two-token "
+        rf"text \({problem}.*\); expected a text encoder that runs on token ids alone, at any length$"
+    )
     with pytest.raises(ConfigError, match=message):
         create_model_and_tokenizer(with_model(tiny_config, backbone=str(folder)))
 

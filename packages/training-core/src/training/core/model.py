@@ -110,8 +110,8 @@ def _created(
     problem = _run_problem(model)
     if problem is not None:
         raise ConfigError(
-            f"model.backbone {settings.backbone!r}: a {model_config.model_type} model that does not run on text alone "
-            f"({problem}); expected a text encoder"
+            f"model.backbone {settings.backbone!r}: a {model_config.model_type} model that fails on a two-token text "
+            f"({problem}); expected a text encoder that runs on token ids alone, at any length"
         )
     has_token_head = any(name.endswith("ForTokenClassification") for name in own_config.architectures or ())
     if has_token_head and _id2label(own_config) != _id2label(model_config):
