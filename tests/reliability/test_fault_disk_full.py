@@ -5,13 +5,17 @@ Mounting needs root (or CAP_SYS_ADMIN); elsewhere these tests are skipped and sa
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
+import optuna
 import pytest
 
 from training.common.atomic import atomic_write_json, staging_leftovers
@@ -80,3 +84,38 @@ def test_training_into_a_full_disk_fails_with_one_line_and_keeps_its_results(
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming at epoch" in (moved / "train.log").read_text(encoding="utf-8")
     assert history(moved)[: len(kept)] == kept
+
+
+@pytest.fixture
+def study_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 16 MiB file system: room for a study of one trial."""
+    yield from mount_tmpfs(tmp_path / "disk", "16m")
+
+
+@pytest.mark.parametrize("budget", [[], ["--n-trials", "4"]], ids=["its-budget", "a-new-budget"])
+def test_a_sweep_resumed_on_a_full_disk_stops_in_one_line_naming_its_storage(
+    budget: list[str],
+    study_disk: Path,
+    started_study: Callable[..., Any],
+    run_cli: Callable[..., subprocess.CompletedProcess[str]],
+) -> None:
+    """`training hpo resume` with no room for the next trial: exit 1, one line naming the storage and the database's
+    reason (a new budget was an internal error quoting Optuna's "invalid data in the commit"); the study keeps its
+    trial."""
+    study_dir = study_disk / "study"
+    started_study(study_dir, n_trials=3)
+    filler = os.open(study_disk / "filler", os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):  # ENOSPC: the disk is full
+        while True:
+            os.write(filler, bytes(4096))
+    os.close(filler)
+
+    failed = run_cli("hpo", "resume", "--study-dir", study_dir, *budget, "--quiet")
+    assert failed.returncode == 1
+    assert failed.stderr.strip() == (
+        f"training hpo resume: error: storage 'sqlite:///{study_dir}/study.db': cannot record the sweep "
+        "(OperationalError: database or disk is full)"
+    )
+    (study_disk / "filler").unlink()
+    trials = optuna.load_study(study_name="quick", storage=f"sqlite:///{study_dir}/study.db").get_trials()
+    assert [trial.state for trial in trials] == [optuna.trial.TrialState.COMPLETE]

@@ -12,10 +12,11 @@ tell a dead host from a slow one, so they serve one host (see `recovery`).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib.util import find_spec
 from pathlib import Path
 
@@ -295,6 +296,21 @@ def one_host_for_files(location: str, machine: str | None) -> None:
             "a file cannot show another host's trials dead or alive; use an RDB storage URL (postgresql://... or "
             "mysql://...) for many hosts, or single_host=True (--single-host) to accept the risk"
         )
+
+
+@contextlib.contextmanager
+def recording_to(location: str) -> Iterator[None]:
+    """Raise a write to the study at `location` that failed (a full disk) as one line naming the storage, in the
+    storage's own words: Optuna's are "invalid data in the commit", or an error of its own. Ours pass as they are."""
+    try:
+        yield
+    except Exception as error:
+        failure = None if isinstance(error, TrainingError) else storage_failure(error)
+        if failure is None:
+            raise
+        raise TrainingError(
+            f"storage {redact_url(location)!r}: cannot record the sweep ({one_line(failure)})"
+        ) from error
 
 
 def storage_failure(error: BaseException) -> BaseException | None:

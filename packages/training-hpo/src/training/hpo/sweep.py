@@ -40,6 +40,7 @@ from training.hpo.storage import (
     load_study,
     one_host_for_files,
     open_storage,
+    recording_to,
     storage_location,
 )
 from training.hpo.study_folder import StudyFolder, StudyManifest
@@ -124,7 +125,8 @@ def run_local_hpo_sweep(
     if stored is not None:  # both named, before the folds' check
         stored.check_data(folder.root, hpo.name, data_location, dataset.fingerprint)
     check_model(base, dataset.labels, hpo.isolation, backbone, folder.root / "error.log")
-    with folder.locked():  # sweeps started together on a new folder: one makes the study, the others join it
+    # sweeps started together on a new folder: one makes the study, the others join it
+    with folder.locked(), recording_to(location):
         check_own_study(folder, hpo.name, location)  # again: another sweep may have made it meanwhile
         have_splits = folder.splits.is_file() or hpo.validation == "split"
         if have_splits:  # splits of other data are refused before the storage is touched
@@ -212,7 +214,8 @@ def resume_hpo_sweep(
     _splits(folder, dataset, record.hpo_config, record.config)
     if n_trials is not None or timeout_s is not None:
         old = Budget.of(study)
-        Budget(n_trials=n_trials or old.n_trials, timeout_s=timeout_s or old.timeout_s).record(study)
+        with recording_to(location):
+            Budget(n_trials=n_trials or old.n_trials, timeout_s=timeout_s or old.timeout_s).record(study)
     return SweepWorker(
         location, study, record, folder, dataset, hpo.isolation, hpo.parallel_trials, gpus, tracking, events
     ).run()

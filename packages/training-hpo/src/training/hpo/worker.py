@@ -14,7 +14,6 @@ from optuna.trial import FrozenTrial
 from data.loaders import Dataset
 from training.common.cores import check_process_count
 from training.common.errors import TrainingError
-from training.common.redact import redact_url
 from training.config.schema import TrainingConfig
 from training.hpo.best_config import extract_best_config_from_study
 from training.hpo.budget import Budget
@@ -27,7 +26,7 @@ from training.hpo.processes import Isolation, TrialData
 from training.hpo.recovery import process_identity, recover_interrupted_trials, requeue
 from training.hpo.sampling import pruner, sampler, trial_threads
 from training.hpo.search_space import create_search_space
-from training.hpo.storage import open_storage, storage_failure
+from training.hpo.storage import open_storage, recording_to
 from training.hpo.study_folder import StudyFolder
 from training.hpo.sweep_settings import SweepSettings
 from training.hpo.trial_record import TrialRecord, first_precision_check
@@ -88,6 +87,26 @@ class SweepWorker:
         self.tracker = tracking(study.study_name, record) if tracking is not None else None
 
     def run(self) -> optuna.Study:
+        try:
+            with recording_to(self.location):
+                self._optimize()
+        except BaseException:
+            if self.tracker is not None:
+                self.tracker.end("KILLED")
+            raise
+        if self.tracker is not None:
+            self.tracker.end("FAILED" if self.stopped else "FINISHED")
+        if self.events is not None:
+            self.events.emit(sweep_finished(self.study))
+        clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
+        if best_trial_number(self.study) is not None:
+            extract_best_config_from_study(self.study, study_dir=self.folder.root)
+        if self.stopped:
+            raise self.streak.error()
+        return self.study
+
+    def _optimize(self) -> None:
+        """Queue this host's interrupted trials again, then run trials until the budget or the failure streak ends."""
         recover_interrupted_trials(self.study, self.folder.recovery_lock)
         callbacks = [self._after_trial, *([self.tracker] if self.tracker is not None else [])]
         budget = Budget.of(self.study)
@@ -101,29 +120,8 @@ class SweepWorker:
         self.threads = trial_threads(jobs)
         if self.events is not None:
             self.events.emit(sweep_started(self.study, trials, self.hpo, budget, jobs))
-        try:
-            if not budget.exhausted(trials):
-                self.study.optimize(
-                    self._objective, n_jobs=jobs, callbacks=callbacks, catch=(BudgetReached, TrialFailed)
-                )
-        except BaseException as error:
-            if self.tracker is not None:
-                self.tracker.end("KILLED")
-            failure = storage_failure(error) if isinstance(error, Exception) else None
-            if failure is not None:
-                where = f"storage {redact_url(self.location)!r}"
-                raise TrainingError(f"{where}: cannot record the sweep ({one_line(failure)})") from error
-            raise
-        if self.tracker is not None:
-            self.tracker.end("FAILED" if self.stopped else "FINISHED")
-        if self.events is not None:
-            self.events.emit(sweep_finished(self.study))
-        clean_checkpoints(self.study, self.folder, self.hpo.keep_checkpoints)
-        if best_trial_number(self.study) is not None:
-            extract_best_config_from_study(self.study, study_dir=self.folder.root)
-        if self.stopped:
-            raise self.streak.error()
-        return self.study
+        if not budget.exhausted(trials):
+            self.study.optimize(self._objective, n_jobs=jobs, callbacks=callbacks, catch=(BudgetReached, TrialFailed))
 
     def _objective(self, trial: optuna.Trial) -> float:
         if not Budget.of(trial.study).admits(trial.study.get_trials(deepcopy=False), trial.number):
