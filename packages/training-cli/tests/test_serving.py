@@ -152,6 +152,13 @@ def test_an_empty_body_is_refused_saying_what_the_body_must_hold() -> None:
     assert answer(post(*chunks(b""), content_type=None)) == (422, {"error": expected})
 
 
+@pytest.mark.parametrize(("body", "kind"), [(b'["Oslo"]', "an array"), (b'"Oslo"', "a string"), (b"null", "null")])
+def test_json_that_is_not_an_object_is_refused_saying_what_it_is(body: bytes, kind: str) -> None:
+    """It was 'body: Input should be a valid dictionary or object to extract fields from', in Python's words."""
+    expected = "body: expected a JSON object with exactly one of 'text' (a string) or 'texts' (a list of strings)"
+    assert answer(post(*chunks(body))) == (422, {"error": f"{expected}; it is {kind}"})
+
+
 def test_a_body_that_is_not_json_is_named_with_where_parsing_stopped() -> None:
     """It was '13: JSON decode error', as if 13 were a field of the request."""
     assert answer(post(*chunks(b'{"text": "a",}'))) == (

@@ -34,6 +34,14 @@ Tagger = Callable[[list[str]], list[list[Any]]]
 # 4,000 characters take MiniLM about half a second on a CPU core (measured: 1.4 s for 10,000, windows of 128 tokens).
 LARGE_CHARS = 4_000
 _EXPECTED_BODY = "exactly one of 'text' (a string) or 'texts' (a list of strings)"
+_JSON_KINDS = {  # a JSON value that is not an object, as its refusal names it
+    type(None): "null",
+    bool: "a boolean",
+    int: "a number",
+    float: "a number",
+    str: "a string",
+    list: "an array",
+}
 
 
 class ServeSettings(BaseModel):
@@ -201,6 +209,9 @@ def create_app(tag: Tagger, metadata: dict[str, Any], settings: ServeSettings) -
             return _error(415, f"body: expected Content-Type application/json, not {media}")
         if first["type"] == "missing" and tuple(first["loc"]) == ("body",):  # FastAPI reads an empty body as none
             return _error(422, f"body: expected {_EXPECTED_BODY}; the request has no body")
+        if first["type"] == "model_attributes_type" and tuple(first["loc"]) == ("body",):  # JSON, not an object
+            kind = _JSON_KINDS.get(type(first["input"]), "not an object")
+            return _error(422, f"body: expected a JSON object with {_EXPECTED_BODY}; it is {kind}")
         if first["type"] == "string_unicode":  # pydantic takes half a surrogate pair in a value (refused later), no key
             return _error(422, "body: expected Unicode text; a key holds half a surrogate pair")
         if first["type"] == "json_invalid":  # its location ends with the character the parser stopped at, not a field
