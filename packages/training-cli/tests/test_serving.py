@@ -4,6 +4,7 @@ entities)."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import json
 import time
 import warnings
@@ -19,10 +20,13 @@ from training.cli.serving import LARGE_CHARS, Batcher, PredictRequest, ServeSett
 
 
 def post(
-    *messages: dict[str, Any], content_type: bytes | None = b"application/json", **settings: Any
+    *messages: dict[str, Any],
+    content_type: bytes | None = b"application/json",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+    **settings: Any,
 ) -> list[dict[str, Any]]:
-    """What the app of `settings` sends back for a `POST /predict` of `content_type` (None: no such header) whose
-    client sends `messages` (then waits for the answer)."""
+    """What the app of `settings` sends back for a `POST /predict` of `content_type` (None: no such header) and other
+    `headers` whose client sends `messages` (then waits for the answer)."""
     incoming, sent = list(messages), []
 
     async def receive() -> dict[str, Any]:
@@ -36,7 +40,7 @@ def post(
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http"}
     scope |= {"path": "/predict", "raw_path": b"/predict", "query_string": b"", "root_path": ""}
-    scope["headers"] = [] if content_type is None else [(b"content-type", content_type)]
+    scope["headers"] = [*headers, *([] if content_type is None else [(b"content-type", content_type)])]
     app = create_app(lambda texts: [[] for _ in texts], {"version": "0"}, ServeSettings(model_dir="-", **settings))
     asyncio.run(asyncio.wait_for(app(scope, receive, send), 30))
     return sent
@@ -134,6 +138,16 @@ def test_a_body_of_another_content_type_is_refused_for_its_type() -> None:
         {"error": "body: expected Content-Type application/json, not text/plain"},
     )
     assert answer(post(*body, content_type=b"application/vnd.api+json")) == (200, {"entities": []})
+
+
+def test_a_compressed_body_is_refused_for_its_content_encoding() -> None:
+    """A gzip body was refused as 'body: expected JSON in UTF-8; byte 0x8b at offset 1 is not UTF-8'."""
+    body = chunks(gzip.compress(b'{"text": "Oslo"}'))
+    assert answer(post(*body, headers=((b"content-encoding", b"gzip"),))) == (
+        415,
+        {"error": "body: expected JSON sent uncompressed; the request has Content-Encoding gzip"},
+    )
+    assert answer(post(*chunks(b'{"text": "Oslo"}'), headers=((b"content-encoding", b"identity"),)))[0] == 200
 
 
 def test_a_body_without_content_type_is_refused_for_lacking_one() -> None:

@@ -282,8 +282,11 @@ class _CheckedBody:
             if size <= self.limit:
                 kept.append(message.get("body", b""))
         body, app = b"".join(kept), self.app
+        coding = dict(scope["headers"]).get(b"content-encoding", b"identity").decode("latin-1").strip().lower()
         if size > self.limit:
             app = _error(413, f"request body of {size} bytes is over the limit of {self.limit} that {self.flags} allow")
+        elif coding != "identity":  # nothing here decompresses: its bytes would be refused as JSON not in UTF-8
+            app = _error(415, f"body: expected JSON sent uncompressed; the request has Content-Encoding {coding}")
         else:
             try:
                 body.decode()  # JSON between systems is UTF-8 (RFC 8259); FastAPI would answer a vague 400 of its own
