@@ -113,6 +113,17 @@ def test_a_table_of_semicolons(tmp_path: Path) -> None:
     assert documents(path) == [("Anna", (Span(0, 4, "PER"),))]
 
 
+def test_old_mac_line_breaks(tmp_path: Path) -> None:
+    """Lines ending at "\\r" alone were one header line to the csv module, an internal error; a CoNLL file without a
+    suffix, told from a table by its first line, failed the same way."""
+    table = "word,tag\nAnna,B-PER\nsings,O\n\nParis,B-LOC\n"
+    lf = documents(write(tmp_path / "lf" / "train.csv", table))
+    assert documents(write(tmp_path / "cr" / "train.csv", table.replace("\n", "\r"))) == lf
+    assert documents(write(tmp_path / "bare" / "train", table.replace("\n", "\r"))) == lf
+    conll = write(tmp_path / "conll" / "train", "Anna B-PER\rsings O\r\rParis B-LOC\r")
+    assert documents(conll) == [("Anna sings", (Span(0, 4, "PER"),)), ("Paris", (Span(0, 5, "LOC"),))]
+
+
 def test_sentence_ids_that_restart_in_each_document(tmp_path: Path) -> None:
     """A document column tells sentence 1 of one document from sentence 1 of the next, even right after it."""
     table = "doc_id,sent_id,word,tag\nd1,1,Anna,B-PER\nd1,2,sings,O\nd2,1,Paris,B-LOC\nd3,1,Bob,B-PER\n"

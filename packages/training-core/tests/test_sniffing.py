@@ -11,6 +11,7 @@ from data.columns import Columns
 from data.loaders import load_dataset
 from data.sniffing import content_format, own_format
 from data.text_files import HEAD_BYTES
+from training.common.errors import DataError
 from training.config import DataConfig
 
 
@@ -93,6 +94,15 @@ def test_a_start_is_read_in_the_data_encoding(tmp_path: Path) -> None:
     sweep = DataConfig(name="sweep", format="conll", encoding="utf-16")
     assert sweep.for_data(str(spans)).load().labels == ("LOC",)
     assert own_format(spans, "spans", other_data=False, encoding="utf-16") == "spans"
+
+
+def test_a_utf16_file_of_crlf_lines_in_a_utf8_run_is_named_as_utf16(tmp_path: Path) -> None:
+    """Read as UTF-8, Windows' UTF-16 holds a "\r" inside its first line (before the NUL of "\r\n"): telling whether it
+    is a CSV table failed in the csv module, an internal error, before the file could be named as UTF-16."""
+    spans = tmp_path / "train.jsonl"
+    spans.write_text('{"text": "Anna", "annotations": []}\r\n', encoding="utf-16")
+    with pytest.raises(DataError, match=r"train\.jsonl: UTF-16 text \(it starts with a UTF-16 byte-order mark\)"):
+        DataConfig(name="sweep", format="spans").for_data(str(spans)).load()
 
 
 def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> None:

@@ -147,7 +147,7 @@ def _header_name(names: list[str], chosen: str | int | None, usual: tuple[str, .
 
 def _delimiter(text: str) -> str:
     """The character that parts the cells of the CSV table `text`, told by its first line that is not blank."""
-    first = re.search(r"\S.*", text)  # `.` stops at the line's end
+    first = re.search(r"\S[^\r\n]*", text)  # the line ends at "\r" alone too (old Mac files), where `.` does not stop
     header = first.group() if first else ""
     cells = {delimiter: len(next(csv.reader([header], delimiter=delimiter), [])) for delimiter in _DELIMITER_NAMES}
     return ";" if cells[";"] > cells[","] else ","  # a quoted "Satz, Nr." in a table of semicolons
