@@ -100,6 +100,11 @@ def test_offsets_count_as_brat_reads_a_text_or_as_the_file_holds_it(tmp_path: Pa
     assert (raw.text, raw.spans) == ("Anna\r\nParis", (Span(6, 11, "Location"),))
     bom = load_dataset(pair(tmp_path / "bom", "doc", "\ufeffAnna left", "T1\tPerson 1 5\tAnna"))["train"][0]
     assert bom.spans == (Span(1, 5, "Person"),)
+    # Notepad's UTF-8 starts with a BOM before CRLF lines: a tool keeps it or drops it, and counts CRLF as one or two.
+    for name, start, text in (("kept", 7, "\ufeffAnna\r\nParis"), ("dropped", 5, "Anna\nParis")):
+        folder = pair(tmp_path / name, "doc", "\ufeffAnna\r\nParis", f"T1\tLocation {start} {start + 5}\tParis\n")
+        windows = load_dataset(folder)["train"][0]
+        assert (windows.text, windows.spans) == (text, (Span(start, start + 5, "Location"),))
     untold = pair(tmp_path / "untold", "doc", "Anna\r\nParis", "T1\tLocation 4 9\tParis\n")  # neither reading
     assert load_error(untold) == (
         f"{untold / 'doc.ann'}:1: offsets '4 9' cut '\\nPari' out of doc.txt, not 'Paris' as the line says (a text "

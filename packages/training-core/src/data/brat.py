@@ -89,12 +89,13 @@ def _document(txt: Path, ann: Path, text: str, entities: list[tuple[int, str]]) 
 
 def _readings(txt: Path, encoding: str) -> list[str]:
     """The text of `txt` as brat counts its offsets (universal newlines: CRLF is one character; a BOM is one), then
-    as read, for corpora whose offsets were counted on the file's characters by another tool."""
+    as the file holds it (CRLF two), then both without a BOM: other tools count offsets on the file's characters, or
+    drop its BOM."""
     text = read_data(txt, encoding)
     with txt.open("rb") as file:
         bom = "\ufeff" if codecs.lookup(encoding).name.startswith("utf-8") and file.read(3) == codecs.BOM_UTF8 else ""
-    brat = bom + text.replace("\r\n", "\n").replace("\r", "\n")
-    return [brat] if brat == text else [brat, text]
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    return list(dict.fromkeys([bom + lines, bom + text, lines, text]))
 
 
 def _entity(where: str, line: str, txt: str, text: str) -> list[int | str]:
