@@ -384,9 +384,11 @@ def test_conll_files_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
 
 
 def test_json_lines_joined_with_their_byte_order_marks(tmp_path: Path) -> None:
+    """A BOM on a line of its own (a file joined that starts with a blank line) is a blank line: it was invalid JSON."""
     part = '\ufeff{"tokens": ["%s"], "tags": ["B-PER"]}\n'
-    path = write(tmp_path / "a.jsonl", part % "John" + part % "Mary")
-    assert [(r.line, r.fields["tokens"]) for r in records(path, "tokens")] == [(1, ["John"]), (2, ["Mary"])]
+    path = write(tmp_path / "a.jsonl", part % "John" + part % "Mary" + "\ufeff\n" + part % "Anna" + "\ufeff")
+    lines = [(r.line, r.fields["tokens"]) for r in records(path, "tokens")]
+    assert lines == [(1, ["John"]), (2, ["Mary"]), (4, ["Anna"])]
 
 
 def test_unknown_format_name(tmp_path: Path) -> None:

@@ -121,8 +121,7 @@ def json_format(path: Path, text: str, columns: Columns = Columns(), kept: str =
         if words in fields or columns.named:  # a record lacking a key named is refused naming it
             return "tokens"
         raise DataError(
-            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with "
-            f"{NAMED_SPAN_KEYS}) or "
+            f"{path}:{record.line}: cannot tell the format: a record needs 'text' (with {NAMED_SPAN_KEYS}) or "
             f"{' or '.join(map(repr, TOKEN_COLUMNS))} (with {' or '.join(map(repr, TAG_COLUMNS))}), or the keys "
             f"data.columns names; found keys {sorted(fields)}"
         )
@@ -164,10 +163,11 @@ def _json_records(path: Path, text: str) -> Iterator[Record]:
         return
     lines = text.split("\n")  # not at U+2028, U+0085 or other breaks `str.splitlines` cuts at: JSON strings hold them
     for number, line in enumerate(lines, start=1):
+        line = line.removeprefix("\ufeff")  # files joined keep their byte-order marks, as in CoNLL
         if not line.strip():
             continue
         try:
-            value = json.loads(line.removeprefix("\ufeff"))  # files joined keep their byte-order marks, as in CoNLL
+            value = json.loads(line)
         except json.JSONDecodeError as error:
             _refuse_object_over_lines(path, text, sum(map(len, lines[: number - 1])) + number - 1, number)
             hint = "; it reads as CoNLL (a token and a tag a line): data.format conll" if conll_text(text) else ""
