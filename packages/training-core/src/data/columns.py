@@ -16,6 +16,9 @@ TAG_COLUMNS = ("ner_tags", "tags", "labels")  # `ner_tags` first: a part-of-spee
 # `tags`.
 WORD_HEADERS = ("tokens", "token", "words", "word")
 TAG_HEADERS = ("ner_tags", "tags", "tag", "labels", "label", "ner")
+# A CoNLL header line's names, as a table names its columns and more (CoNLL-U's FORM; NE, entity_type)
+_HEADER_WORDS = {*WORD_HEADERS, "text", "form"}
+_HEADER_TAGS = {*TAG_HEADERS, "ne", "ner_tag", "ner-tag", "entity", "entities", "entity_type", "iob", "bio"}
 SPAN_COLUMNS = ("entities", "annotations")  # beside `text` in `datasets` input: entities {start, end, label}
 # Beside `text` in a JSON span record, the first present is read: ours, doccano's (`entities`; `label` in its older
 # export), Prodigy's (`spans`) and spaCy's `Doc.to_json()` (`ents`). A `label` that is no list is a class of the whole
@@ -110,3 +113,11 @@ def column(present: Collection[str], chosen: str | int | None, usual: Sequence[s
     if isinstance(chosen, str) and (chosen in present or not inherited):
         return chosen
     return next((name for name in usual if name in present), None)
+
+
+def header_line(cells: list[str], tag: str, rest: str) -> bool:
+    """Whether a CoNLL file's first line's `cells` name the columns (pandas' index column, if any, blank): a words name
+    and a tags name `tag` that never tags a line of the `rest` (IO's `Text<TAB>ENTITY` may be a word of type ENTITY)."""
+    if tag.lower() not in _HEADER_TAGS or not _HEADER_WORDS & {cell.lower() for cell in cells}:
+        return False
+    return not re.search(rf"\s{re.escape(tag)}[ \t]*\r?$", rest, re.MULTILINE)

@@ -30,11 +30,10 @@ from typing import Any
 from data.columns import (
     NAMED_SPAN_KEYS,
     TAG_COLUMNS,
-    TAG_HEADERS,
     TOKEN_COLUMNS,
-    WORD_HEADERS,
     Columns,
     column,
+    header_line,
     span_keys,
 )
 from data.schemes import is_tag
@@ -230,11 +229,6 @@ def _as_record(path: Path, line: int, value: Any) -> Record:
     return Record(line, value)
 
 
-# A header line's names, as a table names its columns and more (CoNLL-U's FORM; NE, entity_type)
-_HEADER_WORDS = {*WORD_HEADERS, "text", "form"}
-_HEADER_TAGS = {*TAG_HEADERS, "ne", "ner_tag", "ner-tag", "entity", "entities", "entity_type", "iob", "bio"}
-
-
 def _conll_records(path: Path, text: str, positions: tuple[int | None, int | None]) -> Iterator[Record]:
     token_at, tag_at = 0 if positions[0] is None else positions[0], -1 if positions[1] is None else positions[1]
     read: list[Record] = []
@@ -283,7 +277,7 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
                 f"space needs tab-separated columns, got {line!r}"
             )
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
-        if number == width[1] and _header(columns, tag, text[len(line) :]):
+        if number == width[1] and header_line(columns, tag, text[len(line) :]):
             raise DataError(
                 f"{path}:{number}: {line.strip()!r} is a header line (column names, as spreadsheets and pandas "
                 "write them); a CoNLL/TSV file has none: remove it"
@@ -311,14 +305,6 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     if width and positions[0] is None:
         _refuse_index_column(path, read, width)
     yield from read
-
-
-def _header(cells: list[str], tag: str, rest: str) -> bool:
-    """Whether a first line's `cells` name the columns (pandas' index column, if any, blank): a words name and a tags
-    name that never tags a later line (IO's `Text<TAB>ENTITY` may be a word of the type ENTITY)."""
-    if tag.lower() not in _HEADER_TAGS or not _HEADER_WORDS & {cell.lower() for cell in cells}:
-        return False
-    return not re.search(rf"\s{re.escape(tag)}[ \t]*\r?$", rest, re.MULTILINE)
 
 
 def _language_prefix(records: list[Record]) -> str:
