@@ -318,6 +318,23 @@ def test_conll_lines_with_a_column_more_or_less_are_refused(tmp_path: Path) -> N
         records(write(tmp_path / "a.conll", "New York B-LOC\nis O\n"), "conll")
 
 
+def test_a_tab_separated_line_without_its_tag_is_refused(tmp_path: Path) -> None:
+    """CoNLL-2003 in tabs, a line's tag missing (or its cell empty): the last column left, the chunk tag B-VP, was read
+    as the tag of an entity of type VP. An empty cell, columns aligned by tabs, a sentence of other columns (files
+    joined) and columns at positions from the start are read as before."""
+    for line in ("lives\tVBZ\tB-VP", "lives\tVBZ\tB-VP\t"):
+        path = write(tmp_path / "a.conll", f"John\tNNP\tB-NP\tB-PER\n{line}\nin\tIN\tB-PP\tO\n")
+        with pytest.raises(DataError) as caught:
+            records(path, "conll")
+        expected = "3 columns where line 1 has 4; each line of a sentence needs every cell, the tag last, got "
+        assert str(caught.value) == f"{path}:2: {expected}'lives\\tVBZ\\tB-VP'"
+    path = write(tmp_path / "b.conll", "John\tNNP\tB-PER\nlives\t\tO\n\nParis\t\tB-LOC\nis\tO\n")
+    assert [r.fields["tags"] for r in records(path, "conll")] == [["B-PER", "O"], ["B-LOC", "O"]]
+    path = write(tmp_path / "c.conll", "1\tJohn\tB-PER\tO\n2\tlives\tO\n")
+    fields = [r.fields for r in read_records(path, read_text(path), "conll", (1, 2))]
+    assert fields == [{"tokens": ["John", "lives"], "tags": ["B-PER", "O"]}]
+
+
 def test_blanks_at_a_conll_line_s_end_are_ignored_tabs_too(tmp_path: Path) -> None:
     """'Paris B-LOC<TAB>' was split at its tab, as a tab-separated line, into one column and refused ("expected a
     token and a tag"), while trailing spaces were ignored; any blanks at a line's end are now, in a file of tabs too."""

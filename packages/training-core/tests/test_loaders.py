@@ -313,7 +313,7 @@ def test_a_tab_separated_token_holding_a_space_is_refused_not_cut(tmp_path: Path
     """'New York<TAB>B-LOC' was read as the token 'New' tagged B-LOC: 'York' was lost without a word."""
     path = write(tmp_path / "train.tsv", "Flights\tO\r\nto \t O\r\nNew York\tB-LOC\r\n")
     assert load_error(path) == f"{path}:3: token 2 ('New York') is empty or contains whitespace"
-    path.write_text("Flights\tNNP\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
+    path.write_text("Flights\t\tO\r\nto \t O\r\nYork\tB-LOC\r\n", encoding="utf-8")
     assert load_dataset(path)["train"][0].text == "Flights to York"
 
 

@@ -237,6 +237,8 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
     numbers: list[int] = []  # the line of each token
     group = 0
     width: tuple[int, int] | None = None
+    opened = (0, 0, 0)  # the columns, filled cells and line number of the sentence's first token line
+    from_end = min(token_at, tag_at) < 0  # a position counted from a line's end
     # Files joined (`cat a.conll b.conll`) keep the byte-order mark of each; blanks at a line's end are no column.
     lines = [line.removeprefix("\ufeff").rstrip(_BLANKS) for line in [*LINE_BREAK.split(text), ""]]
     given = positions != (None, None)
@@ -275,6 +277,15 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
             raise DataError(
                 f"{path}:{number}: {len(columns)} columns where line {width[1]} has {width[0]}; a token holding a "
                 f"space needs tab-separated columns, got {line!r}"
+            )
+        # A tab line is held to its sentence's first where positions count from the end: "lives<TAB>VBZ<TAB>B-VP", its
+        # tag missing, was an entity of type VP. Cells may be empty (a word without its part of speech) and tabs may
+        # align columns (`Paris<TAB><TAB>B-LOC`): a line is refused where both its columns and filled cells differ.
+        opened = opened if tokens else (len(columns), len(columns) - columns.count(""), number)
+        if len(columns) != opened[0] and from_end and "\t" in line and len(columns) - columns.count("") != opened[1]:
+            raise DataError(
+                f"{path}:{number}: {len(columns)} columns where line {opened[2]} has {opened[0]}; each line of a "
+                f"sentence needs every cell, the tag last, got {line!r}"
             )
         token, tag = _picked(path, number, line, columns, token_at, tag_at)
         if number == width[1] and header_line(columns, tag, text[len(line) :]):
