@@ -117,3 +117,52 @@ def test_real_world_cells_are_rewritten_and_everything_else_kept_byte_for_byte()
         CellNote(6, Note(1, "an IPython line is not Python; migrate the import in it by hand", IPYTHON)),
     )
     assert rewrite_notebook(result.source).source == result.source  # a second run changes nothing
+
+
+def test_outputs_and_metadata_keep_their_bytes_in_a_layout_json_dumps_does_not_write() -> None:
+    # hand-edited or written by another tool: escaped and raw text mixed, an inline object, a float json would shorten
+    raw = (
+        '{"cells": [\n  {"cell_type": "code", "metadata": {}, "execution_count": 1,\n'
+        '   "outputs": [{"output_type": "stream", "name": "stdout",\n'
+        '                "text": ["caf\\u00e9 \\ud83d\\ude00 1.0e-05\\n"]}],\n'
+        '   "source": ["import os  # é\\n",\n              "from hpo import create_search_space\\n"]}\n ],\n'
+        ' "metadata": {"language_info": {"name": "python", "version": 3.10}}, "nbformat": 4, "nbformat_minor": 5}\n'
+    ).encode()
+    result = rewrite_notebook(raw)
+    assert result.source == raw.replace(b'"from hpo import', b'"from training.hpo import')
+
+
+def test_a_line_added_to_a_cell_is_spaced_as_the_lines_around_it() -> None:
+    raw = b'{"cells": [{"cell_type": "code", "source": [\r\n    "import hpo.sweep"\r\n  ]}], "nbformat": 4}'
+    expected = (
+        b'{"cells": [{"cell_type": "code", "source": [\r\n    "import training.hpo.sweep\\n",\r\n'
+        b'    "from training import hpo"\r\n  ]}], "nbformat": 4}'
+    )
+    assert rewrite_notebook(raw).source == expected
+
+
+def test_a_notebook_of_nbformat_3_has_its_code_cells_rewritten() -> None:
+    # nbformat 3 (IPython 1 and 2) keeps the cells in worksheets and a code cell's source under "input"
+    cell = {"cell_type": "code", "collapsed": False, "input": ["from hpo import create_search_space"], "outputs": []}
+    document = {"metadata": {"name": ""}, "nbformat": 3, "nbformat_minor": 0, "worksheets": [{"cells": [cell]}]}
+    result = rewrite_notebook(json.dumps(document, indent=1).encode())
+    document["worksheets"][0]["cells"][0]["input"] = ["from training.hpo import create_search_space"]
+    assert result.source == json.dumps(document, indent=1).encode()
+    assert [cell.index for cell in result.cells] == [1]
+
+
+@pytest.mark.parametrize(
+    ("raw", "why"),
+    [
+        (b"[]", "the file is not a JSON object"),
+        (b'{"nbformat": 4}', "no cells"),
+        (b'{"cells": 3}', "cells is not a JSON array"),
+        (b'{"cells": [1]}', "a cell is not a JSON object"),
+        (b'{"worksheets": [[]]}', "a worksheet is not a JSON object"),
+        (b'{"cells": [{"cell_type": "code", "source": 5}]}', "the source of cell 1 is neither text nor a list of"),
+        (b'{"cells": [{"cell_type": "code", "source": ["import hpo\\n", 7]}]}', "the source of cell 1 is neither"),
+    ],
+)
+def test_json_that_is_not_a_notebook_is_refused_in_one_line(raw: bytes, why: str) -> None:
+    with pytest.raises(InputError, match=rf"^not a notebook \({why}"):
+        rewrite_notebook(raw)
