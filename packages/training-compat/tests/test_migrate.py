@@ -222,6 +222,27 @@ def test_a_file_that_cannot_be_read_is_reported_and_the_others_still_migrate(
     assert errors[-1].split() == ["parse", "failures", "1"]
 
 
+def test_a_file_that_cannot_be_written_is_reported_and_the_others_still_migrate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # A failed write stopped the run naming the temporary file (exit 1); a read-only file was replaced regardless.
+    long = tmp_path / f"{'a' * 240}.py"  # the temporary file written beside it has a name too long for the disk
+    read_only, good = tmp_path / "b.py", tmp_path / "c.py"
+    for path in (long, read_only, good):
+        path.write_text("import training_exec as te\n", encoding="utf-8")
+    read_only.chmod(0o444)
+    assert main(["--write", str(tmp_path)]) == 2
+    assert good.read_text(encoding="utf-8") == "import training.execution as te\n"
+    assert long.read_text(encoding="utf-8") == read_only.read_text(encoding="utf-8") == "import training_exec as te\n"
+    errors = capsys.readouterr().err.splitlines()
+    assert errors[:2] == [
+        f"{long}: cannot be written (File name too long) (file left unchanged)",
+        f"{read_only}: read-only (mode 444); make it writable to migrate it (file left unchanged)",
+    ]
+    assert [line.split()[-1] for line in errors[-6:] if "rewritten" in line or "failures" in line] == ["1", "1", "2"]
+    assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
+
+
 def test_a_link_to_nothing_named_on_the_command_line_says_where_it_points(python, tmp_path: Path) -> None:
     (tmp_path / "loop.py").symlink_to("loop.py")
     (tmp_path / "gone.py").symlink_to("build/gone.py")

@@ -103,22 +103,39 @@ def run(args: argparse.Namespace) -> int:
         for finding in migration.findings:
             print(finding, file=sys.stderr)
         reasons.update(finding.reason for finding in migration.findings)
-        imports += migration.imports
         if migration.after == migration.before:
             continue
-        changed += 1
-        if args.write:  # atomically, keeping the permissions (and writing through a symbolic link)
-            target = path.resolve()
-            atomic_write_bytes(target, migration.after, mode=stat.S_IMODE(target.stat().st_mode))
+        if args.write:
+            try:
+                _write(path, migration.after)
+            except (InputError, OSError) as error:
+                print(f"{error} (file left unchanged)", file=sys.stderr)
+                failed += 1
+                continue
             print(f"rewrote {path}")
         elif args.check:
             print(f"would rewrite {path}")
         else:
             sys.stdout.write(migration.diff)
+        changed += 1
+        imports += migration.imports
     print(_summary(files, changed, imports, reasons, failed, written=args.write), file=sys.stderr, end="")
     if failed:
         return InputError.exit_code
     return 1 if args.check and (changed or reasons) else 0
+
+
+def _write(path: Path, source: bytes) -> None:
+    """Replace the file `path` reaches (through a link) atomically, keeping its permissions; a file that no one may
+    write is refused (renaming over it would ignore its mode)."""
+    target = path.resolve()
+    mode = stat.S_IMODE(target.stat().st_mode)
+    if not mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        raise InputError(f"{path}: read-only (mode {mode:o}); make it writable to migrate it")
+    try:
+        atomic_write_bytes(target, source, mode=mode)
+    except OSError as error:  # a folder that cannot be written, a full disk: named, not the temporary file
+        raise InputError(f"{path}: cannot be written ({error.strerror or error})") from None
 
 
 def _summary(
