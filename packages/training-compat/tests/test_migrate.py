@@ -152,6 +152,18 @@ def test_a_file_that_does_not_parse_is_reported_and_the_others_still_migrate(pyt
     assert (tmp_path / "bad.py").read_text(encoding="utf-8") == bad
 
 
+def test_the_diff_of_a_file_in_another_encoding_shows_its_text(tmp_path: Path, capsys) -> None:
+    source = '# -*- coding: latin-1 -*-\n"""Modèle."""\nfrom hpo import create_search_space  # réseau\n'
+    (tmp_path / "old.py").write_bytes(source.encode("latin-1"))
+    assert main([str(tmp_path / "old.py")]) == 0
+    diff = capsys.readouterr().out.splitlines()  # its accented letters were shown as U+FFFD
+    assert diff[-3:] == [
+        ' """Modèle."""',
+        "-from hpo import create_search_space  # réseau",
+        "+from training.hpo import create_search_space  # réseau",
+    ]
+
+
 def test_a_missing_path_is_one_line_and_exit_code_2(python, tmp_path: Path) -> None:
     result = training_migrate(python, "nowhere", cwd=tmp_path)
     assert (result.returncode, result.stderr) == (2, "training migrate: error: nowhere: no such file or folder\n")

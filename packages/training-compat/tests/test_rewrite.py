@@ -316,6 +316,9 @@ def test_a_module_that_does_not_parse_names_the_line() -> None:
     with pytest.raises(UnparsableSource) as raised:
         rewrite(b"import hpo\n\nx = (1,\n")
     assert raised.value.line == 3 and "never closed" in raised.value.reason
+    with pytest.raises(UnparsableSource) as raised:
+        rewrite(b"import hpo\ndef f(:\n    pass\n")
+    assert (raised.value.line, raised.value.reason) == (2, "invalid syntax")  # was "invalid syntax: invalid syntax"
 
 
 def test_a_module_that_is_not_text_names_the_line() -> None:

@@ -229,7 +229,8 @@ def migrate_file(path: Path) -> Migration:
         except UnparsableSource as error:
             raise InputError(f"{path}:{error.line}: {error.reason}") from None
         findings = tuple(Finding(f"{path}:{note.line}", note.text, note.reason) for note in result.notes)
-        diff = _diff(before.decode("utf-8", "replace"), result.source.decode("utf-8", "replace"), str(path))
+        before_text, after_text = (text.decode(result.encoding, "replace") for text in (before, result.source))
+        diff = _diff(before_text, after_text, str(path))
         return Migration(before, result.source, diff, findings, result.imports)
     try:
         notebook = rewrite_notebook(before)

@@ -31,11 +31,13 @@ class UnparsableSource(InputError):
 
 @dataclass(frozen=True)
 class Result:
-    """The rewritten source (equal to the input when nothing was legacy), the notes, the import statements changed."""
+    """The rewritten source (equal to the input when nothing was legacy), the notes, the import statements changed,
+    and the encoding both are in (the coding declaration's, else UTF-8)."""
 
     source: bytes
     notes: tuple[Note, ...]
     imports: int = 0
+    encoding: str = "utf-8"
 
 
 def rewrite(source: bytes) -> Result:
@@ -53,7 +55,8 @@ def rewrite(source: bytes) -> Result:
     plan = decide(wrapper)
     rewriter = _Rewriter(plan)
     rewritten = wrapper.visit(rewriter)
-    return Result(rewritten.bytes, tuple(sorted(plan.notes, key=lambda note: note.line)), rewriter.imports)
+    notes = tuple(sorted(plan.notes, key=lambda note: note.line))
+    return Result(rewritten.bytes, notes, rewriter.imports, module.encoding)
 
 
 def _unparsable(source: bytes, error: cst.ParserSyntaxError) -> UnparsableSource:
@@ -61,7 +64,9 @@ def _unparsable(source: bytes, error: cst.ParserSyntaxError) -> UnparsableSource
     try:
         ast.parse(source)
     except SyntaxError as python_error:
-        return UnparsableSource(python_error.lineno or error.raw_line, f"invalid syntax: {python_error.msg}")
+        message = python_error.msg  # Python's own may already say "invalid syntax"
+        reason = message if message.startswith("invalid syntax") else f"invalid syntax: {message}"
+        return UnparsableSource(python_error.lineno or error.raw_line, reason)
     return UnparsableSource(error.raw_line, "syntax the rewriter (libcst) does not support")
 
 
