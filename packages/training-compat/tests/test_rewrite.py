@@ -352,3 +352,21 @@ def test_a_use_through_an_old_module_with_no_new_home_is_reported() -> None:
         Note(4, "hpo.make_pruner has no new home; see docs/migration.md", NO_NEW_HOME),
         Note(5, "training_exec.cluster has no new home; see docs/migration.md", NO_NEW_HOME),
     )
+
+
+def test_a_module_named_to_importlib_import_module_moves_in_its_quotes() -> None:
+    # Left as it was, it passed --check and broke once training-compat was uninstalled.
+    source = textwrap.dedent("""\
+        import importlib
+        from importlib import import_module as load
+        trainer = importlib.import_module('training.trainer')
+        tuner = load("hpo")
+        pruners = importlib.import_module("hpo.pruners")
+        name = "training.trainer"  # a string that imports nothing stays
+        importlib.import_module(name), importlib.import_module("os")
+        """)
+    result = rewrite(source.encode())
+    expected = source.replace("'training.trainer'", "'training.core.trainer'").replace('"hpo")', '"training.hpo")')
+    assert result.source.decode() == expected
+    assert result.imports == 2
+    assert result.notes == (Note(5, "hpo.pruners has no new home; see docs/migration.md", NO_NEW_HOME),)

@@ -3,12 +3,19 @@ original tree."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
 import libcst as cst
 from libcst.helpers import get_full_name_for_node
-from libcst.metadata import ImportAssignment, MetadataWrapper, ParentNodeProvider, PositionProvider, ScopeProvider
+from libcst.metadata import (
+    ImportAssignment,
+    MetadataWrapper,
+    ParentNodeProvider,
+    PositionProvider,
+    Scope,
+    ScopeProvider,
+)
 
 from training_compat.moves import MODULES
 from training_compat.targets import Homeless, from_target, homeless_module, use_target
@@ -36,7 +43,8 @@ class Plan:
 
     aliases: dict[cst.ImportAlias, str] = field(default_factory=dict)  # `import old` alias -> new dotted name
     rebinds: dict[cst.ImportAlias, list[str]] = field(default_factory=dict)  # `import hpo` -> statements instead
-    uses: dict[cst.CSTNode, str] = field(default_factory=dict)  # a use through an unaliased import -> new path
+    # a use through an unaliased import, or the string naming a module to `importlib.import_module` -> new path
+    uses: dict[cst.CSTNode, str] = field(default_factory=dict)
     extra: dict[cst.Import, list[str]] = field(default_factory=dict)  # modules to import after a statement
     notes: list[Note] = field(default_factory=list)
 
@@ -71,7 +79,8 @@ def _rebind(dotted: str) -> list[str]:
 def decide(wrapper: MetadataWrapper) -> Plan:
     """Find every legacy import and use, and decide its rewrite (or why it stays)."""
     plan = Plan()
-    scopes = {scope for scope in wrapper.resolve(ScopeProvider).values() if scope is not None}
+    scope_of = wrapper.resolve(ScopeProvider)
+    scopes = {scope for scope in scope_of.values() if scope is not None}
     parents = wrapper.resolve(ParentNodeProvider)
     positions = wrapper.resolve(PositionProvider)
 
@@ -174,7 +183,24 @@ def decide(wrapper: MetadataWrapper) -> Plan:
     for node in positions:
         if isinstance(node, cst.ImportFrom) and not node.relative:
             _plan_from(node, note, homeless)
+        elif isinstance(node, cst.Call) and (string := _module_named(node, scope_of)) is not None:
+            module = string.evaluated_value
+            if module in MODULES:
+                plan.uses[string] = MODULES[module].new
+            elif isinstance(module, str) and homeless_module(module):
+                homeless(string, module)
     return plan
+
+
+def _module_named(call: cst.Call, scope_of: Mapping[cst.CSTNode, Scope | None]) -> cst.SimpleString | None:
+    """The string literal naming the module in an `importlib.import_module("training.trainer")` call, if any."""
+    first = call.args[0] if call.args else None
+    if first is None or first.keyword is not None or first.star or not isinstance(first.value, cst.SimpleString):
+        return None
+    scope = scope_of.get(call)
+    names = scope.get_qualified_names_for(call.func) if scope is not None else set()
+    named = any(name.name == "importlib.import_module" for name in names)
+    return first.value if named else None
 
 
 def _plan_from(node: cst.ImportFrom, note: Callable[..., None], homeless: Callable[[cst.CSTNode, str], None]) -> None:

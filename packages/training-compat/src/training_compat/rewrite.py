@@ -90,6 +90,15 @@ class _Rewriter(cst.CSTTransformer):
 
     leave_Name = leave_Attribute = _use  # a use of a legacy path, by name or attribute
 
+    def leave_SimpleString(self, original_node: cst.SimpleString, updated_node: cst.SimpleString) -> cst.SimpleString:
+        """A legacy module named to `importlib.import_module`, in the same quotes."""
+        new = self.plan.uses.get(original_node)
+        if new is None:
+            return updated_node
+        self.imports += 1
+        quote = updated_node.quote
+        return updated_node.with_changes(value=f"{updated_node.prefix}{quote}{new}{quote}")
+
     def leave_Import(self, original_node: cst.Import, updated_node: cst.Import) -> cst.Import:
         names = [
             alias.with_changes(name=_dotted(self.plan.aliases[before])) if before in self.plan.aliases else alias
