@@ -84,7 +84,7 @@ def table(*, scanned=0, notebooks=0, files=0, imports=0, failed=0, done="to rewr
         (f"imports {done}", imports),
         ("left for a human", sum(left.values())),
         *((f"  {reason.replace('_', ' ')}", count) for reason, count in sorted(left.items())),
-        ("parse failures", failed),
+        ("files failed", failed),
     ]
     width = max(len(label) for label, _ in rows)
     return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
@@ -231,7 +231,7 @@ def test_a_file_that_cannot_be_read_is_reported_and_the_others_still_migrate(
     errors = capsys.readouterr().err.splitlines()
     link, target = tmp_path / "a_link.py", tmp_path / "generated.py"
     assert errors[0] == f"{link}: a symbolic link to {target}, which does not exist (file left unchanged)"
-    assert errors[-1].split() == ["parse", "failures", "1"]
+    assert errors[-1].split() == ["files", "failed", "1"]
 
 
 def test_a_file_that_cannot_be_written_is_reported_and_the_others_still_migrate(
@@ -251,7 +251,7 @@ def test_a_file_that_cannot_be_written_is_reported_and_the_others_still_migrate(
         f"{long}: cannot be written (File name too long) (file left unchanged)",
         f"{read_only}: read-only (mode 444); make it writable to migrate it (file left unchanged)",
     ]
-    assert [line.split()[-1] for line in errors[-6:] if "rewritten" in line or "failures" in line] == ["1", "1", "2"]
+    assert [line.split()[-1] for line in errors[-6:] if "rewritten" in line or "failed" in line] == ["1", "1", "2"]
     assert not [name for name in os.listdir(tmp_path) if name.endswith(".tmp")]
 
 

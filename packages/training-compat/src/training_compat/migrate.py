@@ -150,7 +150,7 @@ def _summary(
         (f"imports {done}", imports),
         ("left for a human", reasons.total()),
         *((f"  {reason}", count) for reason, count in sorted(reasons.items())),
-        ("parse failures", failed),
+        ("files failed", failed),
     ]
     width = max(len(label) for label, _ in rows)
     return "".join(f"{label:<{width}}  {count:>5}\n" for label, count in rows)
