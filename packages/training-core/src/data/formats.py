@@ -281,8 +281,9 @@ def _conll_records(path: Path, text: str, positions: tuple[int | None, int | Non
         # A tab line is held to its sentence's first where positions count from the end: "lives<TAB>VBZ<TAB>B-VP", its
         # tag missing, was an entity of type VP. Cells may be empty (a word without its part of speech) and tabs may
         # align columns (`Paris<TAB><TAB>B-LOC`): a line is refused where both its columns and filled cells differ.
-        opened = opened if tokens else (len(columns), len(columns) - columns.count(""), number)
-        if len(columns) != opened[0] and from_end and "\t" in line and len(columns) - columns.count("") != opened[1]:
+        shape = (len(columns), len(columns) - columns.count(""))  # its columns, and those filled
+        opened = opened if tokens else (*shape, number)
+        if from_end and "\t" in line and shape[0] != opened[0] and shape[1] != opened[1]:
             raise DataError(
                 f"{path}:{number}: {len(columns)} columns where line {opened[2]} has {opened[0]}; each line of a "
                 f"sentence needs every cell, the tag last, got {line!r}"
