@@ -271,8 +271,10 @@ def test_a_hand_edited_model_config_is_an_input_error_naming_the_folder(saved_mo
     ("field", "value", "reason"),
     [
         ("dtype", "x", "unreadable model config \\(AttributeError: module 'torch' has no attribute 'x'"),
+        ("dtype", [], "unreadable model config \\(IndexError: "),  # no dot: transformers logs it as torch.<name>
         ("pad_token_id", 10**6, "config.json: its values build no model \\(AssertionError: "),
         ("hidden_size", 0, "config.json: its values build no model \\(ZeroDivisionError: "),
+        ("vocab_size", 0, "config.json: its values build no model \\(IndexError: "),
         ("num_attention_heads", -1, "config.json: builds a model that does not run \\(RuntimeError: "),
         ("classifier_dropout", float("nan"), "config.json: builds a model that does not run \\(RuntimeError: .* nan"),
     ],
@@ -322,8 +324,8 @@ def test_a_folder_without_iob2_tags_is_rejected(saved_model):
 
 @pytest.mark.parametrize(
     ("old", "new"),
-    [('"O"', '"B-X"'), ('"I-PER"', '"B-PER"'), ('"I-PER"', '"I-"')],
-    ids=["no O", "a tag twice", "no type"],
+    [('"O"', '"B-X"'), ('"I-PER"', '"B-PER"'), ('"I-PER"', '"I-"'), ('"I-PER"', "null")],
+    ids=["no O", "a tag twice", "no type", "not a name"],
 )
 def test_a_folder_whose_tags_lack_o_or_repeat_one_is_rejected_naming_its_config(saved_model, old, new):
     """Predicting failed later, naming a document '0' or a `tag_names` argument, not the file to fix."""
@@ -398,6 +400,24 @@ def test_weights_cloned_as_a_git_lfs_pointer_say_git_lfs_pull(saved_model, tiny_
     with pytest.raises(ConfigError) as refused:
         load(with_model(tiny_config, backbone=str(folder)))
     assert str(refused.value) == f"model.backbone '{folder}': {advice}"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "load"),
+    [
+        ("dtype", [], create_model_and_tokenizer),
+        ("dtype", [], check_backbone),
+        ("vocab_size", 0, create_model_and_tokenizer),
+    ],
+)
+def test_a_backbone_folder_with_a_hand_edited_config_is_a_config_error(saved_model, tiny_config, field, value, load):
+    """Each escaped as an internal error (IndexError) from reading the config or building the model."""
+    folder, _ = saved_model
+    config = folder / "config.json"
+    config.write_text(json.dumps({**json.loads(config.read_text()), field: value}))
+    loadable = rf"^model.backbone '{folder}': the folder {folder} does not hold a loadable model \(IndexError: "
+    with pytest.raises(ConfigError, match=loadable):
+        load(with_model(tiny_config, backbone=str(folder)))
 
 
 @pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])

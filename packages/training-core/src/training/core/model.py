@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from huggingface_hub import errors as hub_errors
 from safetensors import SafetensorError
 from tokenizers import pre_tokenizers
 from transformers import (
@@ -43,6 +44,12 @@ DROPOUT_FIELDS = (
     "embedding_dropout",
 )
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
+# What transformers raises reading a hand-edited config.json: TypeError a file of `null`, AttributeError or IndexError
+# a `dtype` naming no torch dtype (`x`, `[]`), StrictDataclassError a field of the wrong type (5.x; none before)
+_STRICT = getattr(hub_errors, "StrictDataclassError", ValueError)
+_CONFIG_ERRORS = (OSError, ValueError, TypeError, AttributeError, IndexError, RecursionError, _STRICT)
+# What building a model raises on a hand-edited size or id in its config (`vocab_size: 0`: an embedding of no rows)
+_BUILD_ERRORS = (ArithmeticError, AssertionError, AttributeError, TypeError, IndexError)
 _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_sizes": True}  # how weights are loaded
 # The weight files transformers builds a model from: safetensors, one file or shards, or a legacy pickle.
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
@@ -105,7 +112,7 @@ def _created(
         with _quiet_transformers():
             # A head of another size is replaced by a new one; one of the same size is handled below.
             model = AutoModelForTokenClassification.from_pretrained(source, config=model_config, **options, **_WEIGHTS)
-    except _LOAD_ERRORS as error:
+    except (*_LOAD_ERRORS, *_BUILD_ERRORS) as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     problem = _run_problem(model)
     if problem is not None:
@@ -139,7 +146,7 @@ def _backbone(
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
         tokenizer = _word_tokenizer(source, **options)
-    except (OSError, ValueError) as error:
+    except _CONFIG_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
     # BERT's folder holds none, as its weights are built from its config.
@@ -190,13 +197,9 @@ def load_model(
 
 def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool = False) -> PretrainedConfig:
     """A saved model folder's config (`config.json`); a missing or damaged one is an `InputError` naming the folder."""
-    from huggingface_hub import errors
-
-    strict = getattr(errors, "StrictDataclassError", ValueError)  # a field of the wrong type, checked at build (5.x)
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    # TypeError: a file of `null`; AttributeError: a `dtype` that names no torch dtype
-    except (OSError, ValueError, TypeError, AttributeError, RecursionError, strict) as error:
+    except _CONFIG_ERRORS as error:
         reason = f"{type(error).__name__}: {first_line(error)}"
         raise InputError(f"{folder}: unreadable model config ({reason})") from error
 
@@ -360,7 +363,7 @@ def _load_folder(
         raise InputError(
             f"{folder}: corrupt or unreadable model weights ({type(error).__name__}: {first_line(error)})"
         ) from error
-    except (ArithmeticError, AssertionError, AttributeError, TypeError) as error:  # a hand-edited size or id
+    except _BUILD_ERRORS as error:
         reason = f"{type(error).__name__}: {first_line(error)}"
         raise InputError(f"{folder}/config.json: its values build no model ({reason})") from error
     mismatched = sorted(info.get("mismatched_keys", ()))

@@ -146,7 +146,8 @@ def checked_tag_names(names: Sequence[str], where: str) -> tuple[str, ...]:
     """`names` if they are IOB2 tag names, each once, 'O' among them, else an `InputError` naming `where` (a model's
     label map): without 'O' (every word of a text to tag starts as 'O') or with a tag at two ids, a model failed
     later, naming a document or a `tag_names` argument the user never gave, or tagged words as another tag."""
-    iob2 = all(name == "O" or (name[:2] in ("B-", "I-") and len(name) > 2) for name in names)
+    named = all(isinstance(name, str) for name in names)  # a hand-edited id2label may map an id to null or a number
+    iob2 = named and all(name == "O" or (name[:2] in ("B-", "I-") and len(name) > 2) for name in names)
     if not (iob2 and "O" in names and len(set(names)) == len(names)):
         raise InputError(f"{where} {list(names)} are not IOB2 tag names; expected 'O', 'B-X', 'I-X', ..., each once")
     return tuple(names)
