@@ -528,6 +528,22 @@ def test_path_options_written_with_a_tilde_after_equals_are_under_home(
     assert completed.returncode == 2 and f"{home / 'corpus'}: no such file or folder" in completed.stderr
 
 
+def test_a_tilde_of_no_user_is_refused_in_one_line(cli, config_dir: Path) -> None:
+    """pathlib's RuntimeError ('Could not determine home directory') was a traceback for a path option, and an internal
+    error for a data path."""
+    refused = "~no-such-user-m2 names no user of this machine; expected ~/... or ~<user>/..."
+    completed = cli("lineage", "~no-such-user-m2/run")
+    assert completed.returncode == 2 and "Traceback" not in completed.stderr
+    assert completed.stderr.splitlines()[-1].startswith(
+        f"training lineage: error: argument folder: ~no-such-user-m2/run: {refused}"
+    )
+    completed = cli("splits", "--config-dir", str(config_dir), "--data-path", "~no-such-user-m2/data")
+    assert completed.returncode == 2 and completed.stderr.startswith(
+        f"training splits: error: ~no-such-user-m2/data: {refused}"
+    )
+    assert len(completed.stderr.splitlines()) == 1
+
+
 def test_splits_keep_conll_documents_in_one_fold(cli, config_dir: Path, tmp_path: Path) -> None:
     """Three -DOCSTART- articles of 2, 3 and 4 sentences make three folds of one article each, unless switched off."""
     articles = ["-DOCSTART- O\n\n" + "Ann B-PER\nleft O\n\n" * size for size in (2, 3, 4)]

@@ -31,6 +31,7 @@ from training.common import (
     require,
 )
 from training.common.file_lock import file_lock
+from training.common.home import expand_home
 from training.common.plural import counted
 from training.core.tiny_model import tiny_bert_folder
 
@@ -260,6 +261,16 @@ def test_a_cache_variable_at_a_file_is_a_config_error_naming_it(
     with pytest.raises(ConfigError, match=f"^{re.escape(expected)}$"):
         tiny_bert_folder()
     assert file.read_text(encoding="utf-8") == "keep" and [p.name for p in tmp_path.iterdir()] == [file.name]
+
+
+def test_expand_home_expands_a_leading_tilde_and_names_one_of_no_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pathlib's `expanduser` raised a RuntimeError ('Could not determine home directory') naming nothing."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    assert expand_home("~/runs") == tmp_path / "runs" and expand_home(Path("runs/~x")) == Path("runs/~x")
+    with pytest.raises(InputError, match=r"^~no-such-user-m2/x: ~no-such-user-m2 names no user of this machine; "):
+        expand_home("~no-such-user-m2/x")
 
 
 def test_counts_are_worded_in_the_singular_for_one() -> None:

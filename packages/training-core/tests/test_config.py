@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal
 import pydantic
 import pytest
 
-from training.common.errors import TOO_DEEP, ConfigError
+from training.common.errors import TOO_DEEP, ConfigError, InputError
 from training.config import (
     ExecutionConfig,
     HPOConfig,
@@ -730,6 +730,25 @@ def test_config_paths_under_home_may_be_written_with_a_tilde(folder: Path, monke
     write(folder / "execution" / "local.yaml", "backend: local\n")
     assert load_execution_config(f"~/{folder.name}/execution/local.yaml").backend == "local"
     assert section_file(f"~/{folder.name}", "hpo", "quick") == folder / "hpo" / "quick.yaml"
+
+
+@pytest.mark.parametrize(
+    "build",
+    [
+        lambda folder: build_training_config(None, "~no-such-user-m2/configs"),
+        lambda folder: build_training_config({"set": "data.path=~no-such-user-m2/configs"}, folder),
+        lambda folder: load_hpo_config("~no-such-user-m2/configs"),
+        lambda folder: section_file(folder, "execution", "~no-such-user-m2/configs"),
+    ],
+)
+def test_a_tilde_of_no_user_is_an_input_error_naming_the_path(folder: Path, build: Any) -> None:
+    """pathlib's RuntimeError ('Could not determine home directory') escaped as an internal error."""
+    with pytest.raises(InputError) as refused:
+        build(folder)
+    assert str(refused.value) == (
+        "~no-such-user-m2/configs: ~no-such-user-m2 names no user of this machine; expected ~/... or ~<user>/... "
+        "(./~no-such-user-m2/configs for a path so named)"
+    )
 
 
 def test_arguments_and_config_folder_of_a_wrong_type(folder: Path) -> None:

@@ -375,6 +375,13 @@ def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path, load):
         load(with_model(tiny_config, backbone=too_long))
 
 
+@pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])
+def test_a_backbone_under_a_tilde_of_no_user_is_refused_naming_it(tiny_config, load):
+    """pathlib's RuntimeError ('Could not determine home directory') escaped as an internal error."""
+    with pytest.raises(InputError, match=r"^~no-such-user-m2/bert: ~no-such-user-m2 names no user of this machine; "):
+        load(with_model(tiny_config, backbone="~no-such-user-m2/bert"))
+
+
 def test_a_backbone_is_checked_without_loading_its_weights(saved_model, tiny_config):
     """A sweep's check before its trials loaded every weight (gigabytes of a large backbone) to find it there."""
     folder, _ = saved_model

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from training.cli._version import __version__
-from training.common.arguments import non_empty
+from training.common.arguments import home_path, non_empty
 from training.common.errors import TrainingError, print_error
 from training.common.optional import MissingDependencyError
 
@@ -38,7 +38,7 @@ class CommandParser(argparse.ArgumentParser):
     def add_argument(self, *args: Any, **kwargs: Any) -> argparse.Action:
         text = args[0].startswith("-") and kwargs.get("action", "store") in ("store", "append") and "type" not in kwargs
         if kwargs.get("type") in (Path, os.path.expanduser):  # `--output ""` was the working directory
-            kwargs["type"] = non_empty(kwargs["type"])
+            kwargs["type"] = non_empty(home_path if kwargs["type"] is Path else os.path.expanduser)
         elif text and "choices" not in kwargs:  # `--host ""` listened on every interface (a choice refuses "" itself)
             kwargs["type"] = non_empty(str, "a value")
         return super().add_argument(*args, **kwargs)
@@ -116,12 +116,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         misplaced = [a for a in arguments if refusing is not parser and a in parser._option_string_actions]
         hint = f"; {' '.join(misplaced)}: an option of training, which goes before the command" if misplaced else ""
         refusing.error(f"unrecognized arguments: {' '.join(arguments)}{hint}")
-    # `--output=~/x`: no shell expands a tilde after `=` (or a quoted one), so every path option is expanded here
-    for name, value in vars(args).items():
-        if isinstance(value, Path):
-            setattr(args, name, value.expanduser())
-        elif isinstance(value, list) and value and all(isinstance(item, Path) for item in value):
-            setattr(args, name, [item.expanduser() for item in value])
     if args.command is None:
         parser.print_help()
         return 2

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from training.common.home import expand_home
+
 # `postgres//host/db`: a scheme and '//' before any folder, no ':'
 _SCHEME_WITHOUT_COLON = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)//")
 
@@ -25,7 +27,7 @@ def absolute_store_url(url: str, base: Path, *, folders: bool = False) -> str:
         return f"{scheme}:///{_url_path(base.resolve())}/{rest}"
     if folders and url.startswith("file:") and not url[5:].startswith("/"):  # `file:./mlruns`
         return (base / url[5:]).resolve().as_uri()
-    path = Path(url).expanduser()
+    path = expand_home(url)
     local = ":" not in url or (len(url) > 1 and url[1] == ":")  # no scheme (or a Windows drive)
     return str((base / path).resolve()) if folders and local and not path.is_absolute() else url
 

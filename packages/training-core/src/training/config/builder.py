@@ -13,6 +13,7 @@ from typing import Any
 from data.formats import CONLL_SUFFIXES, CSV_SUFFIXES, JSON_SUFFIXES
 from data.hf_datasets import HUB_PREFIX
 from training.common.errors import ConfigError, expect_instance
+from training.common.home import expand_home
 from training.common.store_urls import absolute_tracking_uri
 from training.config.execution import ExecutionConfig, is_local
 from training.config.hpo_schema import HPOConfig
@@ -84,7 +85,7 @@ def build_training_config(
 
 def _config_folder(config_dir: str | os.PathLike[str]) -> Path:
     """`config_dir` as a folder that exists; a file there is named as one, not as missing."""
-    folder = Path(config_dir).expanduser()  # `--config-dir=~/x`: no shell expands a tilde after `=`
+    folder = expand_home(config_dir)  # `--config-dir=~/x`: no shell expands a tilde after `=`
     if not folder.is_dir():
         found = "is a file, not a config folder" if folder.exists() else "config folder not found"
         raise ConfigError(f"{folder}: {found} (expected train.yaml, model/ and data/ in it)")
@@ -168,7 +169,7 @@ def _resolve_backbone(config: TrainingConfig, folder: Path, from_yaml: bool) -> 
     given = Path(config.model.backbone)
     local = folder / given
     # isdir: False, not OSError, for a name too long to be a path
-    if not from_yaml or given.expanduser().is_absolute() or not os.path.isdir(local):
+    if not from_yaml or expand_home(given).is_absolute() or not os.path.isdir(local):
         return config
     return config.model_copy(update={"model": config.model.model_copy(update={"backbone": str(local.resolve())})})
 
@@ -188,7 +189,7 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
     directory; a hub id (`hf://`) as it is."""
     if config.data.path is None or config.data.path.startswith(HUB_PREFIX):
         return config
-    given = Path(config.data.path).expanduser()
+    given = expand_home(config.data.path)
     resolved = (given if given.is_absolute() else (folder if from_yaml else Path.cwd()) / given).resolve()
     if from_yaml and not config.data.allow_external_paths and not resolved.is_relative_to(folder.resolve()):
         raise ConfigError(
@@ -200,7 +201,7 @@ def _resolve_data_path(config: TrainingConfig, folder: Path, data_file: Path, fr
 
 def load_hpo_config(path: str | Path) -> HPOConfig:
     """Read and validate `hpo/<name>.yaml` (the study name defaults to the file stem)."""
-    file = Path(expect_instance(path, (str, os.PathLike), "path", "an hpo YAML path", ConfigError)).expanduser()
+    file = expand_home(expect_instance(path, (str, os.PathLike), "path", "an hpo YAML path", ConfigError))
     return validate(HPOConfig, {"name": file.stem, **load_yaml_mapping(file)}, str(file))
 
 
@@ -208,13 +209,13 @@ def load_execution_config(path: str | Path) -> ExecutionConfig:
     """Read and validate `execution/<name>.yaml`. A relative local `azure.data_asset` is read from the config folder
     holding `execution/` (a file elsewhere: from its own folder) and made absolute: read from the working directory, a
     job started elsewhere uploaded other data or none. A local asset must exist, or the upload fails late."""
-    file = Path(expect_instance(path, (str, os.PathLike), "path", "an execution YAML path", ConfigError)).expanduser()
+    file = expand_home(expect_instance(path, (str, os.PathLike), "path", "an execution YAML path", ConfigError))
     execution = validate(ExecutionConfig, load_yaml_mapping(file), str(file))
     azure = execution.azure
     asset = azure.data_asset if azure is not None else None
     if azure is None or asset is None or not is_local(asset):
         return execution
-    given = Path(asset).expanduser()
+    given = expand_home(asset)
     in_configs = file.parent.name == "execution"
     folder = file.parent.parent if in_configs else file.parent
     resolved = given if given.is_absolute() else (folder / given).resolve()
@@ -229,7 +230,7 @@ def load_execution_config(path: str | Path) -> ExecutionConfig:
 
 def section_file(config_dir: str | Path, section: str, name_or_path: str | Path) -> Path:
     """`<config_dir>/<section>/<NAME>.yaml` for a name (`--execution azure`), or the file a path names."""
-    given = Path(name_or_path).expanduser()
+    given = expand_home(name_or_path)
     if given.suffix in (".yaml", ".yml") or given.parent != Path("."):
         if not given.exists():
             raise ConfigError(f"{given}: no such {section} config file")

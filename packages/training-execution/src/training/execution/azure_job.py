@@ -19,6 +19,7 @@ from azure.ai.ml.entities import CommandJob, Job
 
 from training.common.atomic import atomic_write_text
 from training.common.errors import ConfigError, DataError, ExecutionError
+from training.common.home import expand_home
 from training.common.redact import refuse_credentials
 from training.config.execution import AZURE_ASSET, AzureConfig, is_local
 from training.config.schema import TrainingConfig
@@ -59,7 +60,7 @@ def data_input(data_path: str) -> Input:
         path = data_path.split("?")[0]
         kind = "uri_file" if "://" in path and not path.endswith("/") and Path(path).suffix else "uri_folder"
         return Input(type=kind, path=data_path)
-    local = Path(data_path).expanduser()
+    local = expand_home(data_path)
     if not local.exists():
         raise DataError(f"{local}: no such data file or folder to upload")
     return Input(type="uri_file" if local.is_file() else "uri_folder", path=str(local.resolve()))
@@ -75,7 +76,7 @@ def backbone_input(config: TrainingConfig) -> dict[str, Input]:
         return {}
     folder = local_backbone(backbone)
     if folder is None:
-        path = Path(backbone).expanduser()
+        path = expand_home(backbone)
         if not (path.is_absolute() or backbone.startswith((".", "~"))):  # a hub id: the job downloads it
             return {}
         if path.exists():

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
 from training.common.errors import ConfigError, DataError, expect_instance
+from training.common.home import expand_home
 from training.common.optional import require
 from training.common.redact import redact_url, refuse_credentials, refuse_redacted
 from training.config.best import BestConfig
@@ -77,7 +77,7 @@ def execute_final_training(
     expect_instance(data_path, (str, os.PathLike, type(None)), "data_path", expected, DataError)
     if dataset is not None:
         Dataset.check(dataset)
-    RunFolder(Path(output_dir).expanduser()).check_path()
+    RunFolder(expand_home(output_dir)).check_path()
     resources, processes_from = _resources(backend, nproc_per_node, execution_config)
     setting = "tracking_uri (--mlflow-uri)"  # in messages, where the URI came from: the argument or the config
     if tracking_uri is None and wait and not dry_run:
@@ -101,7 +101,7 @@ def execute_final_training(
         job_id=JobSpec.make_id("final", config, path, plan),
         config=config,
         data_path=path,
-        output_dir=str(Path(output_dir).expanduser().resolve()),
+        output_dir=str(expand_home(output_dir).resolve()),
         data=plan,
         hyperparameters=hyperparameters,
         resources=resources,
@@ -205,9 +205,9 @@ def _data_path(
     if path is None:
         raise ConfigError("data.path: no data to train on; pass data_path (--data-path) or set it in the data config")
     refuse_credentials(path, "data path")  # job.json (an Azure job's code snapshot too) would hold it
-    if given is None and not asset and is_local(path) and not dry_run and not Path(path).expanduser().exists():
+    if given is None and not asset and is_local(path) and not dry_run and not expand_home(path).exists():
         raise DataError(  # the sweep's data, moved since: say where the path came from
             f"{path}: no such file or folder (the best config's data path); pass data_path (--data-path) where the "
             "data is now"
         )
-    return str(Path(path).expanduser().resolve()) if is_local(path) else path
+    return str(expand_home(path).resolve()) if is_local(path) else path

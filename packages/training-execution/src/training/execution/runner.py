@@ -15,6 +15,7 @@ from pathlib import Path
 from data.loaders import Dataset
 from training.common.arguments import non_empty
 from training.common.errors import InputError, TrainingError, print_error
+from training.common.home import expand_home
 from training.common.malloc import keep_freed_memory
 from training.config.execution import is_local
 from training.config.schema import TrainingConfig
@@ -78,7 +79,7 @@ def record_lineage(
     Dataset.check(dataset)
     if isinstance(processes, bool) or not isinstance(processes, int) or processes < 1:
         raise InputError(f"processes: expected a whole number of at least 1, got {processes!r}")
-    output = Path(output_dir).expanduser().resolve()
+    output = expand_home(output_dir).resolve()
     metrics = RunFolder(output).read_metrics()
     if metrics is None or not metrics.completed or metrics.dataset_fingerprint != dataset.fingerprint:
         raise InputError(

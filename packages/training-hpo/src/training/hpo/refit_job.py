@@ -13,11 +13,11 @@ from __future__ import annotations
 import functools
 import os
 from multiprocessing.connection import Connection
-from pathlib import Path
 from typing import Any
 
 from data.loaders import Dataset
 from training.common.errors import ConfigError
+from training.common.home import expand_home
 from training.config.best import BestConfig
 from training.core.run_folder import RunFolder
 from training.execution.handle import JobHandle
@@ -45,7 +45,7 @@ def refit(
     best = best_config if isinstance(best_config, BestConfig) else BestConfig.load(best_config)
     if dataset is not None:
         Dataset.check(dataset)
-    output = Path(output_dir).expanduser().resolve()
+    output = expand_home(output_dir).resolve()
     work = functools.partial(
         _final_training,
         best,

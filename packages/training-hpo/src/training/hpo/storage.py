@@ -28,6 +28,7 @@ from sqlalchemy.exc import ArgumentError, DatabaseError, NoSuchModuleError, Oper
 
 from training.common.errors import TOO_DEEP, ConfigError, InputError, TrainingError, expect_instance
 from training.common.file_lock import file_lock
+from training.common.home import expand_home
 from training.common.redact import REDACTED, redact_url
 from training.common.store_urls import absolute_store_url, missing_colon, sqlite_url
 from training.hpo.failures import one_line
@@ -48,7 +49,7 @@ def storage_location(storage: str | None, folder: StudyFolder) -> str:
         return str(folder.journal.resolve())
     if "://" in storage:  # `sqlite:///study.db` is read from the working directory: recorded absolute
         return absolute_store_url(storage, Path.cwd())
-    path = (folder.root / Path(storage).expanduser()).resolve()
+    path = (folder.root / expand_home(storage)).resolve()
     if path.suffix in (".db", ".sqlite", ".sqlite3") and not path.exists():  # a new journal file named as a database
         raise ConfigError(
             f"storage {storage!r}: a path is an Optuna journal file, this one named as a SQLite database; "

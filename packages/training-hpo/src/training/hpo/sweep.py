@@ -19,6 +19,7 @@ import optuna
 from data.hf_datasets import HUB_PREFIX
 from data.loaders import Dataset
 from training.common.errors import ConfigError, DataError, InputError, TrainingError, expect_instance
+from training.common.home import expand_home
 from training.common.redact import redact_url
 from training.common.store_urls import absolute_tracking_uri
 from training.config.builder import build_training_config, load_hpo_config
@@ -308,7 +309,7 @@ def _base_config(
     if config is None:
         if not isinstance(config_dir, (str, os.PathLike)):  # an int failed as a TypeError in Path()
             raise InputError(f"run_local_hpo_sweep needs config= (a TrainingConfig) or config_dir=, got {config_dir!r}")
-        named = backbone is not None and (Path(config_dir).expanduser() / "model" / f"{backbone}.yaml").is_file()
+        named = backbone is not None and (expand_home(config_dir) / "model" / f"{backbone}.yaml").is_file()
         config = build_training_config({"backbone": backbone} if named else None, config_dir)
         if named:
             backbone = None
@@ -325,7 +326,7 @@ def _data_location(data_path: str | os.PathLike[str] | None) -> str | None:
     if data_path is None:
         return None
     location = os.fspath(data_path)
-    return location if location.startswith(HUB_PREFIX) else str(Path(location).expanduser().resolve())
+    return location if location.startswith(HUB_PREFIX) else str(expand_home(location).resolve())
 
 
 def _load(path: str, config: TrainingConfig) -> Dataset:
