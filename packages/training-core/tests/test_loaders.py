@@ -376,6 +376,8 @@ def test_unknown_format_and_policy_options(tmp_path: Path) -> None:
     assert load_error(path, encoding="latin-9x") == f"unknown encoding 'latin-9x'; {expected}"
     assert load_error(path, encoding="base64") == f"unknown encoding 'base64'; {expected}"  # bytes to bytes, no text
     assert load_error(path, encoding="undefined") == f"unknown encoding 'undefined'; {expected}"  # decodes nothing
+    for domain_names in ("idna", "punycode"):  # no file's text (idna replaces nothing: an internal error it was)
+        assert load_error(path, encoding=domain_names) == f"unknown encoding {domain_names!r}; {expected}"
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,10 @@ def test_a_start_is_read_in_the_data_encoding(tmp_path: Path) -> None:
     sweep = DataConfig(name="sweep", format="conll", encoding="utf-16")
     assert sweep.for_data(str(spans)).load().labels == ("LOC",)
     assert own_format(spans, "spans", other_data=False, encoding="utf-16") == "spans"
+    # without a BOM, in this machine's byte order, as bytes.decode reads it: telling its format was an internal error
+    spans.write_bytes(spans.read_text(encoding="utf-16").encode(f"utf-16-{sys.byteorder[0]}e"))
+    assert content_format(spans, encoding="utf-16") == "spans"
+    assert sweep.for_data(str(spans)).load().labels == ("LOC",)
 
 
 def test_a_utf16_file_of_crlf_lines_in_a_utf8_run_is_named_as_utf16(tmp_path: Path) -> None:

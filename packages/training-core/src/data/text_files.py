@@ -39,10 +39,12 @@ def read_text(path: Path) -> str:
 def is_text_encoding(name: object) -> bool:
     """Whether `name` names a codec of Python's that decodes bytes to text (not one such as base64 or rot13)."""
     try:
-        b"x".decode(name)  # type: ignore[arg-type]  # a LookupError for an unknown name or a bytes-to-bytes codec
+        b"x".decode(name, "replace")  # type: ignore[arg-type]  # a LookupError for an unknown name or bytes to bytes
+        b"x".decode(name)  # type: ignore[arg-type]
     except UnicodeDecodeError:  # a text codec (UTF-16: one byte is half a character)
         return True
-    except (LookupError, TypeError, UnicodeError):  # UnicodeError: the codec `undefined`, which decodes nothing
+    # UnicodeError: `undefined`, which decodes nothing, and the domain names' `idna` (replaces nothing) and `punycode`
+    except (LookupError, TypeError, UnicodeError):
         return False
     return True
 
@@ -102,7 +104,10 @@ def read_head(path: Path, size: int = HEAD_BYTES, encoding: str = "utf-8") -> st
     codec = codecs.lookup(encoding).name
     utf8 = codec in _UTF8 or _utf8_beyond_ascii(raw, whole=False) or _no_wide_text(raw, codec)
     decoder = codecs.getincrementaldecoder("utf-8-sig" if utf8 else encoding)(errors="replace")
-    return decoder.decode(raw, final=False)
+    try:
+        return decoder.decode(raw, final=False)
+    except UnicodeError:  # UTF-16 or UTF-32 without a BOM, which only bytes.decode reads (in this machine's order)
+        return raw.decode(encoding, "replace")
 
 
 def _utf8_beyond_ascii(raw: bytes, whole: bool) -> bool:
