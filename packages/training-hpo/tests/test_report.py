@@ -223,6 +223,19 @@ def test_a_figure_that_cannot_be_drawn_is_named_and_leaves_the_earlier_report_as
     assert {path.name: path.read_bytes() for path in tmp_path.iterdir()} == before
 
 
+def test_a_trial_record_a_figure_cannot_read_is_named_as_it_is(tmp_path: Path) -> None:
+    """A journal file edited by hand: the fold figure said it 'could not be drawn (1 validation error for
+    TrialRecord)', exit 1."""
+    from optuna.trial import create_trial
+
+    from training.common.errors import ConfigError
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trial(create_trial(value=0.5, user_attrs={"fold_values": [0.4, 0.6], "trial_seconds": "x"}))
+    with pytest.raises(ConfigError, match=r"^trial 0: user attributes: trial_seconds: expected a valid number"):
+        write_report(study, tmp_path)
+
+
 def test_the_importances_on_both_pages_are_the_fanova_ones_their_titles_name(swept: tuple, tmp_path: Path) -> None:
     """optuna's default evaluator is PED-ANOVA (not a share of the variance): the figures said fANOVA and drew it."""
     import matplotlib.pyplot as plt

@@ -53,6 +53,21 @@ def test_a_trial_spec_and_an_azure_trial_record_carry_a_config_that_round_trips_
             AzureTrialRecord.load(tmp_path / "trial.json")
 
 
+def test_study_attributes_their_records_did_not_write_are_a_config_error_naming_them() -> None:
+    """A journal file edited by hand: pydantic's ValidationError was an internal error (`hpo best`, a worker)."""
+    from training.hpo.budget import Budget
+    from training.hpo.trial_record import TrialRecord
+
+    study = optuna.create_study(study_name="edited")
+    trial = study.ask()
+    trial.set_user_attr("fold_values", [0.4, "x"])
+    with pytest.raises(ConfigError, match=r"^trial 0: user attributes: fold_values.1: expected a valid number"):
+        TrialRecord.of(trial)
+    study.set_user_attr("budget", {"n_trials": "many"})
+    with pytest.raises(ConfigError, match=r"^study 'edited': user attribute 'budget': n_trials: expected "):
+        Budget.of(study)
+
+
 # -- `precision: auto`'s bf16 check, made once per study ----------------------------------------------------------
 EARLIER = PrecisionCheck(bf16_f1=0.61, fp32_f1=0.62, switched=False)
 

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
+from training.config.validation import validate
 from training.hpo.trial_record import rerun_of
 
 BUDGET = "budget"
@@ -30,9 +31,9 @@ class Budget(BaseModel):
 
     @classmethod
     def of(cls, study: optuna.Study) -> Budget:
-        """The budget recorded in the study (every worker reads the same one)."""
-        attrs = study.user_attrs
-        return cls.model_validate(attrs[BUDGET]) if BUDGET in attrs else cls()  # a study made before budgets
+        """The budget recorded in the study (every worker reads the same one); an invalid one is a `ConfigError`."""
+        attrs, source = study.user_attrs, f"study {study.study_name!r}: user attribute {BUDGET!r}"
+        return validate(cls, attrs[BUDGET], source) if BUDGET in attrs else cls()  # a study made before budgets
 
     def record(self, study: optuna.Study) -> None:
         study.set_user_attr(BUDGET, self.model_dump(mode="json"))

@@ -14,7 +14,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from training.common.atomic import atomic_write_bytes, atomic_write_text
-from training.common.errors import TrainingError, first_line
+from training.common.errors import InputError, TrainingError, first_line
 from training.common.optional import require
 from training.common.report_page import Section, check_report_folder, png_bytes, report_page
 from training.hpo.interactive_report import (
@@ -107,6 +107,8 @@ def _png(heading: str, draw: Callable[[], Any]) -> bytes:
     """The PNG of one plot; an error naming the plot if it cannot be drawn."""
     try:
         return png_bytes(draw().figure)
+    except InputError:  # a trial's record the plot reads, named as it is
+        raise
     except Exception as error:
         reason = f"report figure {heading!r} could not be drawn ({first_line(error)})"
         raise TrainingError(f"{reason}; no file of the report was written") from error

@@ -8,6 +8,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 from pydantic import BaseModel, ConfigDict
 
+from training.config.validation import validate
 from training.core.run_metrics import PrecisionCheck
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -44,8 +45,9 @@ class TrialRecord(BaseModel):
 
     @classmethod
     def of(cls, trial: FrozenTrial | optuna.Trial) -> TrialRecord:
-        """The record of `trial` so far."""
-        return cls.model_validate(trial.user_attrs)
+        """The record of `trial` so far; attributes this record's writer did not write (a journal file edited by hand)
+        are a `ConfigError` naming the trial and the attribute."""
+        return validate(cls, trial.user_attrs, f"trial {trial.number}: user attributes")
 
     @classmethod
     def write(cls, trial: optuna.Trial, **fields: Any) -> None:
