@@ -288,6 +288,32 @@ def test_model_config_values_that_fail_only_when_built_or_run_name_the_file(save
         load_model(folder)
 
 
+TOKENIZER_EDITS = [
+    ("tokenizer.json", lambda data: data["model"].update(vocab=[]), "invalid type: sequence, expected a map"),
+    ("tokenizer.json", lambda data: data["model"].pop("vocab"), "missing field `vocab`"),  # as a newer release's
+    ("tokenizer_config.json", lambda data: data.update(unk_token=5), "Special token unk_token has to be either str"),
+    ("tokenizer_config.json", lambda data: data.update(tokenizer_class=0), "attribute name must be string"),
+    ("tokenizer.json", lambda data: data.clear(), "'added_tokens'"),
+    # values that fail only when a word is encoded, which was mid-training or mid-request
+    ("tokenizer_config.json", lambda data: data.update(model_max_length="x"), "TypeError: '>' not supported"),
+    ("tokenizer_config.json", lambda data: data.update(unk_token=""), "RecursionError: maximum recursion depth"),
+    ("tokenizer.json", lambda data: data["model"].update(vocab={}), "Missing [UNK] token from the vocabulary"),
+]
+UNUSABLE = "(unreadable tokenizer|its tokenizer fails on a word)"
+
+
+@pytest.mark.parametrize(("name", "edit", "reason"), TOKENIZER_EDITS)
+def test_a_model_folder_with_a_tokenizer_file_it_cannot_read_names_the_folder(saved_model, name, edit, reason):
+    """tokenizers raised a bare Exception for a tokenizer.json it cannot read (one of a newer release, or edited),
+    transformers a TypeError for a tokenizer_config.json value: each escaped as an internal error."""
+    folder, _ = saved_model
+    data = json.loads((folder / name).read_text())
+    edit(data)
+    (folder / name).write_text(json.dumps(data))
+    with pytest.raises(InputError, match=rf"^{re.escape(str(folder))}: {UNUSABLE} \(.*{re.escape(reason)}"):
+        load_model(folder)
+
+
 def test_weights_missing_tensors_are_an_error(saved_model):
     folder, model = saved_model
     from safetensors.torch import save_file
@@ -373,6 +399,20 @@ def test_an_unknown_backbone_is_a_config_error(tiny_config, tmp_path, load):
     too_long = "a" * 300  # longer than a file name may be: it was an OSError (File name too long)
     with pytest.raises(ConfigError, match=rf"model.backbone '{too_long}': neither a local folder"):
         load(with_model(tiny_config, backbone=too_long))
+
+
+@pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])
+@pytest.mark.parametrize(("name", "edit", "reason"), TOKENIZER_EDITS[::2])
+def test_a_backbone_folder_with_a_tokenizer_file_it_cannot_read_is_a_config_error(
+    saved_model, tiny_config, load, name, edit, reason
+):
+    folder, _ = saved_model
+    data = json.loads((folder / name).read_text())
+    edit(data)
+    (folder / name).write_text(json.dumps(data))
+    unusable = rf"(the folder {folder} does not hold a loadable model|its tokenizer fails on a word)"
+    with pytest.raises(ConfigError, match=rf"^model.backbone '{folder}': {unusable} \(.*{re.escape(reason)}"):
+        load(with_model(tiny_config, backbone=str(folder)))
 
 
 @pytest.mark.parametrize("load", [create_model_and_tokenizer, check_backbone])

@@ -28,26 +28,21 @@ from training.common.quiet import QuietLibrary
 from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
-from training.core.features import evaluation_mode
+from training.core.features import encode_documents, evaluation_mode
 from training.core.positions import check_max_length
 from training.core.tiny_model import tiny_bert_model
-from training.core.windowing import Windowing, checked_tag_names
+from training.core.windowing import Windowing, checked_tag_names, text_documents
 
-# Config attributes that hold hidden and attention dropout, across the common encoder families.
-DROPOUT_FIELDS = (
-    "hidden_dropout_prob",
-    "attention_probs_dropout_prob",
-    "hidden_dropout",
-    "attention_dropout",
-    "dropout",
-    "mlp_dropout",  # ModernBERT's hidden dropout, with embedding_dropout
-    "embedding_dropout",
-)
+# Config attributes that hold hidden and attention dropout, across the common encoder families (ModernBERT's hidden
+# dropout: mlp_dropout, with embedding_dropout).
+DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "hidden_dropout", "attention_dropout",
+                  "dropout", "mlp_dropout", "embedding_dropout")  # fmt: skip
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
-# What transformers raises reading a hand-edited config.json: TypeError a file of `null`, AttributeError or IndexError
-# a `dtype` naming no torch dtype (`x`, `[]`), StrictDataclassError a field of the wrong type (5.x; none before)
+# What transformers raises reading a hand-edited config.json or tokenizer file: TypeError a file of `null` or a special
+# token that is no text, KeyError a tokenizer.json without its fields, AttributeError or IndexError a `dtype` naming no
+# torch dtype (`x`, `[]`), StrictDataclassError a config field of the wrong type (5.x; none before)
 _STRICT = getattr(hub_errors, "StrictDataclassError", ValueError)
-_CONFIG_ERRORS = (OSError, ValueError, TypeError, AttributeError, IndexError, RecursionError, _STRICT)
+_FILE_ERRORS = (OSError, ValueError, TypeError, KeyError, AttributeError, IndexError, RecursionError, _STRICT)
 # What building a model raises on a hand-edited size or id in its config (`vocab_size: 0`: an embedding of no rows)
 _BUILD_ERRORS = (ArithmeticError, AssertionError, AttributeError, TypeError, IndexError)
 _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_sizes": True}  # how weights are loaded
@@ -55,15 +50,8 @@ _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_siz
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES = (*_SAFETENSORS, "pytorch_model.bin", "pytorch_model.bin.index.json")
 # A tokenizer folder holds one of these (a fast tokenizer's file, or a vocabulary transformers converts).
-_TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "vocab.txt",
-    "vocab.json",
-    "spiece.model",
-    "spm.model",
-    "sentencepiece.bpe.model",
-)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "spm.model",
+                    "sentencepiece.bpe.model")  # fmt: skip
 # How a Git LFS pointer begins: what a clone made without `git lfs pull` holds in place of the weights.
 _LFS_POINTER = b"version https://git-lfs"
 
@@ -146,14 +134,14 @@ def _backbone(
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
         tokenizer = _word_tokenizer(source, **options)
-    except _CONFIG_ERRORS as error:
+    except _FILE_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
     # BERT's folder holds none, as its weights are built from its config.
     problem = _weights_problem(folder) if folder is not None and settings.backbone != TINY_BERT else None
     if problem is not None:
         raise ConfigError(f"model.backbone {settings.backbone!r}: {problem}")
-    _check_fast(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
+    _check_tokenizer(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
     return source, options, own_config, model_config, tokenizer
@@ -199,7 +187,7 @@ def read_model_config(folder: str | os.PathLike[str], *, trust_remote_code: bool
     """A saved model folder's config (`config.json`); a missing or damaged one is an `InputError` naming the folder."""
     try:
         return AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
-    except _CONFIG_ERRORS as error:
+    except _FILE_ERRORS as error:
         reason = f"{type(error).__name__}: {first_line(error)}"
         raise InputError(f"{folder}: unreadable model config ({reason})") from error
 
@@ -273,7 +261,12 @@ def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBa
     config alone, and every word became `[UNK]`."""
     if Path(source).is_dir() and not _holds(Path(source), _TOKENIZER_FILES):
         raise OSError(f"no tokenizer files in {source} (expected {', '.join(_TOKENIZER_FILES)})")
-    tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, **options)
+    except Exception as error:  # tokenizers' bare one: a tokenizer.json it cannot read (a newer release's, or edited)
+        if type(error) is not Exception:
+            raise
+        raise ValueError(f"tokenizer.json: {first_line(error)}") from error
     if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
         tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)
         for part in _byte_level(tokenizer):  # transformers 5's generic fast tokenizer (ModernBERT's) only records it
@@ -288,9 +281,17 @@ def _byte_level(tokenizer: PreTrainedTokenizerBase) -> list[pre_tokenizers.ByteL
     return [step for step in steps if isinstance(step, pre_tokenizers.ByteLevel)]
 
 
-def _check_fast(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
+def _check_tokenizer(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
+    """A fast tokenizer that encodes a word as training and prediction do: some hand-edited tokenizer values (a
+    `model_max_length` of text, an `unk_token` of "", no vocabulary) fail only there, mid-run or mid-request."""
     if not tokenizer.is_fast:
         raise error(f"{what}: {type(tokenizer).__name__} is not a fast tokenizer; word alignment needs one")
+    try:
+        encode_documents(text_documents(["a"]), tokenizer, ("O",), 16, 0)
+    except Exception as problem:  # tokenizers raises a bare Exception ("Missing [UNK] token from the vocabulary")
+        raise error(
+            f"{what}: its tokenizer fails on a word ({type(problem).__name__}: {first_line(problem)})"
+        ) from problem
 
 
 def _apply_dropout(model_config: PretrainedConfig, dropout: float | None, what: str) -> None:
@@ -339,14 +340,14 @@ def _load_folder(
     model_config = read_model_config(folder, trust_remote_code=trust_remote_code)
     try:
         tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as error:
+    except _FILE_ERRORS as error:
         if [name for name in _TOKENIZER_FILES if (folder / name).is_file()] == ["tokenizer_config.json"]:
             raise InputError(  # transformers says "Couldn't instantiate the backend tokenizer from one of: "
                 f"{folder}: tokenizer_config.json without tokenizer.json or a vocabulary file; expected the tokenizer "
                 "saved beside the model (tokenizer.save_pretrained)"
             ) from error
         raise InputError(f"{folder}: unreadable tokenizer ({first_line(error)})") from error
-    _check_fast(tokenizer, str(folder), InputError)
+    _check_tokenizer(tokenizer, str(folder), InputError)
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
     try:
