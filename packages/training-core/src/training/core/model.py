@@ -11,11 +11,9 @@ from typing import Any
 import torch
 from huggingface_hub import errors as hub_errors
 from safetensors import SafetensorError
-from tokenizers import pre_tokenizers
 from transformers import (
     AutoConfig,
     AutoModelForTokenClassification,
-    AutoTokenizer,
     PretrainedConfig,
     PreTrainedModel,
     PreTrainedTokenizerBase,
@@ -28,15 +26,23 @@ from training.common.quiet import QuietLibrary
 from training.config.schema import ModelConfig, TrainingConfig, check_entity_types
 from training.core.backbones import ALIASES, TINY_BERT, local_backbone, reach_hub
 from training.core.exported import is_exported
-from training.core.features import encode_documents, evaluation_mode
+from training.core.features import evaluation_mode
 from training.core.positions import check_max_length
 from training.core.tiny_model import tiny_bert_model
-from training.core.windowing import Windowing, checked_tag_names, text_documents
+from training.core.windowing import Windowing, checked_tag_names
+from training.core.word_tokenizer import TOKENIZER_FILES, check_tokenizer, word_tokenizer
 
 # Config attributes that hold hidden and attention dropout, across the common encoder families (ModernBERT's hidden
 # dropout: mlp_dropout, with embedding_dropout).
-DROPOUT_FIELDS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "hidden_dropout", "attention_dropout",
-                  "dropout", "mlp_dropout", "embedding_dropout")  # fmt: skip
+DROPOUT_FIELDS = (
+    "hidden_dropout_prob",
+    "attention_probs_dropout_prob",
+    "hidden_dropout",
+    "attention_dropout",
+    "dropout",
+    "mlp_dropout",
+    "embedding_dropout",
+)
 _LOAD_ERRORS = (OSError, ValueError, RuntimeError, KeyError, SafetensorError, pickle.UnpicklingError)
 # What transformers raises reading a hand-edited config.json or tokenizer file: TypeError a file of `null` or a special
 # token that is no text, KeyError a tokenizer.json without its fields, AttributeError or IndexError a `dtype` naming no
@@ -49,9 +55,6 @@ _WEIGHTS = {"dtype": torch.float32, "weights_only": True, "ignore_mismatched_siz
 # The weight files transformers builds a model from: safetensors, one file or shards, or a legacy pickle.
 _SAFETENSORS = ("model.safetensors", "model.safetensors.index.json")
 _WEIGHT_FILES = (*_SAFETENSORS, "pytorch_model.bin", "pytorch_model.bin.index.json")
-# A tokenizer folder holds one of these (a fast tokenizer's file, or a vocabulary transformers converts).
-_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json", "spiece.model", "spm.model",
-                    "sentencepiece.bpe.model")  # fmt: skip
 # How a Git LFS pointer begins: what a clone made without `git lfs pull` holds in place of the weights.
 _LFS_POINTER = b"version https://git-lfs"
 
@@ -133,7 +136,7 @@ def _backbone(
             options["local_files_only"] = True  # the cache holds it
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
-        tokenizer = _word_tokenizer(source, **options)
+        tokenizer = word_tokenizer(source, **options)
     except _FILE_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
@@ -141,7 +144,7 @@ def _backbone(
     problem = _weights_problem(folder) if folder is not None and settings.backbone != TINY_BERT else None
     if problem is not None:
         raise ConfigError(f"model.backbone {settings.backbone!r}: {problem}")
-    _check_tokenizer(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
+    check_tokenizer(tokenizer, f"model.backbone {settings.backbone!r}", ConfigError)
     check_max_length(settings.max_length, model_config, tokenizer)
     _apply_dropout(model_config, settings.dropout, f"model.backbone {settings.backbone!r}")
     return source, options, own_config, model_config, tokenizer
@@ -254,46 +257,6 @@ def _backbone_error(backbone: str, source: str, error: BaseException) -> str:
     )
 
 
-def _word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
-    """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ModernBERT, ...)
-    get `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith").
-    A folder without tokenizer files is an OSError: transformers built a tokenizer of five special tokens from the
-    config alone, and every word became `[UNK]`."""
-    if Path(source).is_dir() and not _holds(Path(source), _TOKENIZER_FILES):
-        raise OSError(f"no tokenizer files in {source} (expected {', '.join(_TOKENIZER_FILES)})")
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(source, **options)
-    except Exception as error:  # tokenizers' bare one: a tokenizer.json it cannot read (a newer release's, or edited)
-        if type(error) is not Exception:
-            raise
-        raise ValueError(f"tokenizer.json: {first_line(error)}") from error
-    if getattr(tokenizer, "add_prefix_space", None) is False and _byte_level(tokenizer):
-        tokenizer = AutoTokenizer.from_pretrained(source, add_prefix_space=True, **options)
-        for part in _byte_level(tokenizer):  # transformers 5's generic fast tokenizer (ModernBERT's) only records it
-            part.add_prefix_space = True
-    return tokenizer
-
-
-def _byte_level(tokenizer: PreTrainedTokenizerBase) -> list[pre_tokenizers.ByteLevel]:
-    """The byte-level steps of the tokenizer's pre-tokenizer (none for WordPiece or SentencePiece ones)."""
-    pre_tokenizer = getattr(getattr(tokenizer, "backend_tokenizer", None), "pre_tokenizer", None)
-    steps = pre_tokenizer if isinstance(pre_tokenizer, pre_tokenizers.Sequence) else [pre_tokenizer]
-    return [step for step in steps if isinstance(step, pre_tokenizers.ByteLevel)]
-
-
-def _check_tokenizer(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
-    """A fast tokenizer that encodes a word as training and prediction do: some hand-edited tokenizer values (a
-    `model_max_length` of text, an `unk_token` of "", no vocabulary) fail only there, mid-run or mid-request."""
-    if not tokenizer.is_fast:
-        raise error(f"{what}: {type(tokenizer).__name__} is not a fast tokenizer; word alignment needs one")
-    try:
-        encode_documents(text_documents(["a"]), tokenizer, ("O",), 16, 0)
-    except Exception as problem:  # tokenizers raises a bare Exception ("Missing [UNK] token from the vocabulary")
-        raise error(
-            f"{what}: its tokenizer fails on a word ({type(problem).__name__}: {first_line(problem)})"
-        ) from problem
-
-
 def _apply_dropout(model_config: PretrainedConfig, dropout: float | None, what: str) -> None:
     """Set hidden and attention dropout on the config before the model is built, so the layers use it."""
     if dropout is None:
@@ -339,15 +302,15 @@ def _load_folder(
         raise InputError(problem)
     model_config = read_model_config(folder, trust_remote_code=trust_remote_code)
     try:
-        tokenizer = _word_tokenizer(folder, trust_remote_code=trust_remote_code)
+        tokenizer = word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except _FILE_ERRORS as error:
-        if [name for name in _TOKENIZER_FILES if (folder / name).is_file()] == ["tokenizer_config.json"]:
+        if [name for name in TOKENIZER_FILES if (folder / name).is_file()] == ["tokenizer_config.json"]:
             raise InputError(  # transformers says "Couldn't instantiate the backend tokenizer from one of: "
                 f"{folder}: tokenizer_config.json without tokenizer.json or a vocabulary file; expected the tokenizer "
                 "saved beside the model (tokenizer.save_pretrained)"
             ) from error
         raise InputError(f"{folder}: unreadable tokenizer ({first_line(error)})") from error
-    _check_tokenizer(tokenizer, str(folder), InputError)
+    check_tokenizer(tokenizer, str(folder), InputError)
     tag_names = model_tag_names(model_config, f"{folder}/config.json")
     _apply_dropout(model_config, dropout, str(folder))
     try:
