@@ -30,7 +30,7 @@ from training.core.features import evaluation_mode
 from training.core.positions import check_max_length
 from training.core.tiny_model import tiny_bert_model
 from training.core.windowing import Windowing, checked_tag_names
-from training.core.word_tokenizer import TOKENIZER_FILES, check_tokenizer, word_tokenizer
+from training.core.word_tokenizer import TOKENIZER_FILES, check_tokenizer, load_word_tokenizer
 
 # Config attributes that hold hidden and attention dropout, across the common encoder families (ModernBERT's hidden
 # dropout: mlp_dropout, with embedding_dropout).
@@ -136,7 +136,7 @@ def _backbone(
             options["local_files_only"] = True  # the cache holds it
         own_config = AutoConfig.from_pretrained(source, **options)
         model_config = AutoConfig.from_pretrained(source, **options, num_labels=len(tag_names), **label_maps)
-        tokenizer = word_tokenizer(source, **options)
+        tokenizer = load_word_tokenizer(source, **options)
     except _FILE_ERRORS as error:
         raise ConfigError(_backbone_error(settings.backbone, source, error)) from error
     # Config and tokenizer alone passed `check_backbone`, and every trial then failed to load the weights; the tiny
@@ -302,7 +302,7 @@ def _load_folder(
         raise InputError(problem)
     model_config = read_model_config(folder, trust_remote_code=trust_remote_code)
     try:
-        tokenizer = word_tokenizer(folder, trust_remote_code=trust_remote_code)
+        tokenizer = load_word_tokenizer(folder, trust_remote_code=trust_remote_code)
     except _FILE_ERRORS as error:
         if [name for name in TOKENIZER_FILES if (folder / name).is_file()] == ["tokenizer_config.json"]:
             raise InputError(  # transformers says "Couldn't instantiate the backend tokenizer from one of: "

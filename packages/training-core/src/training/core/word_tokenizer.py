@@ -24,7 +24,7 @@ TOKENIZER_FILES = (
 )
 
 
-def word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
+def load_word_tokenizer(source: str | Path, **options: Any) -> PreTrainedTokenizerBase:
     """The tokenizer, set up for text already split into words: byte-level BPE ones (RoBERTa, GPT-2, ModernBERT, ...)
     get `add_prefix_space=True`, as their documentation asks, or every word would read as text-initial ("Sm", "ith").
     A folder without tokenizer files is an OSError: transformers built a tokenizer of five special tokens from the
