@@ -38,9 +38,12 @@ def read_text(path: Path) -> str:
 
 def is_text_encoding(name: object) -> bool:
     """Whether `name` names a codec of Python's that decodes bytes to text (not one such as base64 or rot13)."""
-    try:  # a text codec replaces what it cannot decode (UTF-16: one byte is half a character)
+    try:
         b"x".decode(name, "replace")  # type: ignore[arg-type]  # a LookupError for an unknown name or bytes to bytes
-    # UnicodeError: `undefined`, which decodes nothing, and the domain names' `idna`, which replaces nothing
+        b"x".decode(name)  # type: ignore[arg-type]
+    except UnicodeDecodeError:  # a text codec (UTF-16: one byte is half a character)
+        return True
+    # UnicodeError: `undefined`, which decodes nothing, and the domain names' `idna` (replaces nothing) and `punycode`
     except (LookupError, TypeError, UnicodeError):
         return False
     return True
