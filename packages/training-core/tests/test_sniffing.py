@@ -106,8 +106,10 @@ def test_a_utf16_file_of_crlf_lines_in_a_utf8_run_is_named_as_utf16(tmp_path: Pa
     is a CSV table failed in the csv module, an internal error, before the file could be named as UTF-16."""
     spans = tmp_path / "train.jsonl"
     spans.write_text('{"text": "Anna", "annotations": []}\r\n', encoding="utf-16")
-    with pytest.raises(DataError, match=r"train\.jsonl: UTF-16 text \(it starts with a UTF-16 byte-order mark\)"):
+    utf16 = r"train\.jsonl: UTF-16 text \(it starts with a UTF-16 byte-order mark\); save it as UTF-8, or set data\."
+    with pytest.raises(DataError, match=rf"{utf16}encoding: utf-16 \(--encoding of evaluate and report\)$"):
         DataConfig(name="sweep", format="spans").for_data(str(spans)).load()
+    assert DataConfig(name="sweep", format="spans", encoding="utf-16").for_data(str(spans)).load()["train"]  # read so
 
 
 def test_files_showing_two_formats_are_read_each_by_its_own(tmp_path: Path) -> None:

@@ -58,6 +58,9 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
     codec = codecs.lookup(encoding).name
     wide = raw.startswith(_WIDE_BOMS) or _wide_without_bom(raw)  # UTF-16 or UTF-32, which no 8-bit codec should read
     if codec in _UTF8 or (not codec.startswith(("utf-16", "utf-32")) and wide):
+        if utf := _bom_utf(raw):  # a codec of Python's reads it: the setting is the way out, as for other encodings
+            way_out = f"save it as UTF-8, or set data.encoding: {utf.lower()} (--encoding of evaluate and report)"
+            raise EncodingError(str(path), None, f"{utf} text (it starts with a {utf} byte-order mark); {way_out}")
         return decode_text(raw, str(path), _DATA_WAY_OUT)
     if _utf8_beyond_ascii(raw, whole=True) or _no_wide_text(raw, codec):
         return decode_text(raw, str(path))
@@ -73,8 +76,7 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
 def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UTF-8") -> str:
     """`raw` (the contents of `where`, a file or standard input) as UTF-8 (a BOM is allowed), else `EncodingError`
     (a byte that is not UTF-8 offering `way_out`)."""
-    if raw.startswith(_WIDE_BOMS):  # Notepad's "Unicode", PowerShell 5's `>`
-        utf = "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+    if utf := _bom_utf(raw):
         raise EncodingError(where, None, f"{utf} text (it starts with a {utf} byte-order mark); save it as UTF-8")
     if _wide_without_bom(raw):  # told before decoding: UTF-16 of 'Zürich' is not valid UTF-8 at the 'ü'
         reason = "starts with NUL characters, as UTF-16 or UTF-32 text without a byte-order mark does; save it as UTF-8"
@@ -86,6 +88,13 @@ def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UT
         line = raw[:offset].count(b"\n") + 1
         reason = f"not valid UTF-8 (byte 0x{raw[offset]:02x} at offset {offset}); {way_out}"
         raise EncodingError(where, line, reason) from error
+
+
+def _bom_utf(raw: bytes) -> str | None:
+    """UTF-16 or UTF-32, the byte-order mark `raw` starts with (Notepad's "Unicode", PowerShell 5's `>`), else None."""
+    if not raw.startswith(_WIDE_BOMS):
+        return None
+    return "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
 
 
 def _wide_without_bom(raw: bytes) -> bool:
