@@ -298,6 +298,7 @@ TOKENIZER_EDITS = [
     ("tokenizer_config.json", lambda data: data.update(model_max_length="x"), "TypeError: '>' not supported"),
     ("tokenizer_config.json", lambda data: data.update(unk_token=""), "RecursionError: maximum recursion depth"),
     ("tokenizer.json", lambda data: data["model"].update(vocab={}), "Missing [UNK] token from the vocabulary"),
+    ("tokenizer.json", lambda data: data["model"]["vocab"].pop("[UNK]"), "Missing [UNK] token from the vocabulary"),
 ]
 UNUSABLE = "(unreadable tokenizer|its tokenizer fails on a word)"
 

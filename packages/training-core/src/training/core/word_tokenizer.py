@@ -52,12 +52,13 @@ def _byte_level(tokenizer: PreTrainedTokenizerBase) -> list[pre_tokenizers.ByteL
 
 
 def check_tokenizer(tokenizer: PreTrainedTokenizerBase, what: str, error: type[InputError]) -> None:
-    """A fast tokenizer that encodes a word as training and prediction do: some hand-edited tokenizer values (a
-    `model_max_length` of text, an `unk_token` of "", no vocabulary) fail only there, mid-run or mid-request."""
+    """A fast tokenizer that encodes words as training and prediction do: some hand-edited tokenizer values (a
+    `model_max_length` of text, an `unk_token` of "", a vocabulary without it) fail only there, mid-run or
+    mid-request."""
     if not tokenizer.is_fast:
         raise error(f"{what}: {type(tokenizer).__name__} is not a fast tokenizer; word alignment needs one")
     try:
-        encode_documents(text_documents(["a"]), tokenizer, ("O",), 16, 0)
+        encode_documents(text_documents(["a \ua66e"]), tokenizer, ("O",), 16, 0)  # a word no vocabulary holds: [UNK]
     except Exception as problem:  # tokenizers raises a bare Exception ("Missing [UNK] token from the vocabulary")
         raise error(
             f"{what}: its tokenizer fails on a word ({type(problem).__name__}: {first_line(problem)})"
