@@ -346,6 +346,7 @@ import training.model
 def launch(space):
     return submit(run_local_hpo_sweep("bert", space, pruner=make_pruner()), training.model.gpu_count())
 """
+LEFT_IN_LAUNCH = ((2, "hpo.make_pruner"), (3, "training_exec.cluster"), (8, "training.model.gpu_count"))  # rewritten
 SETUP_CELLS = [
     ["import os\n", "if not os.path.exists('data'):\n", "    !git clone https://example.org/data.git\n"],
     ["files = !ls data\n", "%time from hpo import create_search_space\n", "from training import train_model"],
@@ -373,6 +374,8 @@ def test_what_needs_a_human_is_listed_and_fails_the_check(python, tmp_path: Path
 
     written = training_migrate(python, "--write", ".", cwd=tmp_path)
     assert written.returncode == 0, written.stderr
+    moved = [f"orchestration/launch.py:{line}: {name} {home}" for line, name in LEFT_IN_LAUNCH]  # the split moved them
+    assert written.stderr.startswith("\n".join([findings[0], *moved]) + "\n")  # at their lines in the files written
     assert (
         (tmp_path / "orchestration" / "launch.py")
         .read_text(encoding="utf-8")
@@ -386,4 +389,5 @@ def test_what_needs_a_human_is_listed_and_fails_the_check(python, tmp_path: Path
     assert setup[1]["source"] == [*SETUP_CELLS[1][:2], "from training.core import train_model"]
     again = training_migrate(python, "--check", ".", cwd=tmp_path)
     assert (again.returncode, again.stdout) == (1, "")  # nothing to rewrite, but still work for a human
-    assert again.stderr.endswith(table(scanned=2, notebooks=1, IPython_syntax=1, no_new_home=3))
+    left = table(scanned=2, notebooks=1, IPython_syntax=1, no_new_home=3)
+    assert again.stderr == "\n".join([findings[0], *moved]) + "\n" + left

@@ -100,18 +100,21 @@ def run(args: argparse.Namespace) -> int:
             print(f"{error} (file left unchanged)", file=sys.stderr)
             failed += 1
             continue
-        for finding in migration.findings:
-            print(finding, file=sys.stderr)
         reasons.update(finding.reason for finding in migration.findings)
-        if migration.after == migration.before:
-            continue
-        if args.write:
+        findings = migration.findings
+        if migration.after != migration.before and args.write:
             try:
                 _write(path, migration.after)
             except (InputError, OSError) as error:
+                _list(findings)
                 print(f"{error} (file left unchanged)", file=sys.stderr)
                 failed += 1
                 continue
+            findings = migrate_file(path).findings  # at their lines in the file as written, as --check lists them
+        _list(findings)
+        if migration.after == migration.before:
+            continue
+        if args.write:
             print(f"rewrote {path}")
         elif args.check:
             print(f"would rewrite {path}")
@@ -259,6 +262,11 @@ def _not_a_file(path: Path) -> str | None:
     if stat.S_ISREG(mode):
         return None
     return f"{_SPECIAL_FILES.get(stat.S_IFMT(mode), 'a special file')}, not a regular file"
+
+
+def _list(findings: tuple[Finding, ...]) -> None:
+    for finding in findings:
+        print(finding, file=sys.stderr)
 
 
 def _diff(before: str, after: str, name: str) -> str:
