@@ -59,6 +59,23 @@ def test_a_data_file_is_read_in_its_data_encoding(tmp_path: Path) -> None:
     )
 
 
+def test_windows_text_read_as_latin1_is_refused_naming_cp1252(tmp_path: Path) -> None:
+    """cp1252's curly quotes, dashes and euro sign read as Latin-1 are control characters, which split a word (don't
+    with a curly apostrophe: don, t) or vanish from the text, silently: such a file is refused, naming cp1252."""
+    text = "Eve O\ndon\u2019t O\ncosts O\n\u20ac5 O\n"
+    path = write(tmp_path / "train.conll", text.encode("cp1252"))
+    for latin in ("latin-1", "iso-8859-15"):
+        with pytest.raises(EncodingError) as caught:
+            read_data(path, latin)
+        assert str(caught.value) == (
+            f"{path}:2: byte 0x92 at offset 9 is a control character in {latin}, and '\u2019' in cp1252, as Windows "
+            "writes such text; set data.encoding (or --encoding) to cp1252"
+        )
+    assert read_data(path, "cp1252") == text
+    stray = write(tmp_path / "stray.conll", b"Eve O\n\x81 O\n\x92 O\n")  # 0x81: no cp1252 text, so not Windows'
+    assert read_data(stray, "latin-1") == "Eve O\n\x81 O\n\x92 O\n"
+
+
 def test_a_utf8_file_is_read_as_utf8_in_a_run_of_another_encoding(tmp_path: Path) -> None:
     """A Latin-1 run evaluating a UTF-8 file read 'España' as 'EspaÃ±a', without an error: UTF-8 beyond ASCII is
     never accented Latin-1 text, and is read as UTF-8; other bytes are still read in the encoding named."""

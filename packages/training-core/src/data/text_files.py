@@ -4,6 +4,7 @@ start, for telling its format."""
 from __future__ import annotations
 
 import codecs
+import re
 from pathlib import Path
 
 from training.common.errors import DataError
@@ -11,6 +12,8 @@ from training.common.errors import DataError
 HEAD_BYTES = 64 * 1024  # enough for a file's first records; a format is told by them, not by a whole corpus
 ENCODINGS = "a text encoding Python reads, such as utf-8, latin-1 or cp1252"
 _WIDE_BOMS = (b"\xff\xfe", b"\xfe\xff", b"\x00\x00\xfe\xff")  # UTF-16 (LE, BE), UTF-32 BE; UTF-32 LE starts as 16 LE
+_LATIN = ("iso8859-1", "iso8859-15")  # latin-1 and latin-9, whose bytes 0x80-0x9f are controls where cp1252 has text
+_C1_CONTROL = re.compile("[\x80-\x9f]")
 _UTF8 = ("utf-8", "utf-8-sig")  # codecs.lookup's names for utf8, UTF-8, utf_8 and the BOM's utf-8-sig
 # Corpora come in the encoding they were made in: CoNLL-2002's Spanish and Dutch files are Latin-1.
 _DATA_WAY_OUT = (
@@ -65,12 +68,21 @@ def read_data(path: Path, encoding: str = "utf-8") -> str:
     if _utf8_beyond_ascii(raw, whole=True) or _no_wide_text(raw, codec):
         return decode_text(raw, str(path))
     try:
-        return raw.decode(encoding)
+        text = raw.decode(encoding)
     except UnicodeDecodeError as error:
         line = raw[: error.start].decode(encoding, "replace").count("\n") + 1
         byte = f"byte 0x{raw[error.start]:02x} at offset {error.start}"
         reason = f"not valid {encoding} ({byte}), the encoding data.encoding (or --encoding) names; give the file's"
         raise EncodingError(str(path), line, reason) from error
+    if codec in _LATIN and (control := _C1_CONTROL.search(text)) and _decodes(raw, "cp1252"):
+        # Windows' text (curly quotes, dashes, the euro sign) read as Latin-1: its controls split words or vanish
+        at, shown = control.start(), control.group().encode(encoding).decode("cp1252")
+        reason = (
+            f"byte 0x{ord(control.group()):02x} at offset {at} is a control character in {encoding}, and {shown!r} in "
+            "cp1252, as Windows writes such text; set data.encoding (or --encoding) to cp1252"
+        )
+        raise EncodingError(str(path), text.count("\n", 0, at) + 1, reason)
+    return text
 
 
 def decode_text(raw: bytes, where: str, way_out: str = "re-encode the text as UTF-8") -> str:
@@ -95,6 +107,14 @@ def _bom_utf(raw: bytes) -> str | None:
     if not raw.startswith(_WIDE_BOMS):
         return None
     return "UTF-32" if raw.startswith((b"\xff\xfe\x00\x00", b"\x00\x00\xfe\xff")) else "UTF-16"
+
+
+def _decodes(raw: bytes, encoding: str) -> bool:
+    try:
+        raw.decode(encoding)
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 def _wide_without_bom(raw: bytes) -> bool:
