@@ -1,4 +1,5 @@
-"""The trial and refit processes are the sweep's own: they keep large freed blocks for reuse (`keep_freed_memory`)."""
+"""The trial and refit processes are the sweep's own: they keep large freed blocks for reuse (`keep_freed_memory`); starting
+them leaves the caller's process as it was."""
 
 from __future__ import annotations
 
@@ -59,3 +60,28 @@ def test_a_trial_process_keeps_freed_memory_and_its_caller_is_left_alone(tmp_pat
 
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["True", "False"]
+
+
+def test_starting_processes_leaves_the_callers_start_method_unchosen(tmp_path: Path) -> None:
+    """CPython fixes `multiprocessing`'s default start method for good when it prepares a forkserver or a spawned
+    process: after a sweep, the caller's own `set_start_method` failed with 'context has already been set'."""
+    (tmp_path / "probe.py").write_text("def nothing(dataset, connection):\n    return None\n")
+    code = f"""
+        import multiprocessing, sys
+        from pathlib import Path
+        sys.path.insert(0, {str(tmp_path)!r})
+        import probe
+        from training.hpo.processes import call_in_process, start_trial_processes
+
+        start_trial_processes("subprocess")
+        print(multiprocessing.get_start_method(allow_none=True))
+        call_in_process("probe", probe.nothing, Path({str(tmp_path / "error.log")!r}))
+        print(multiprocessing.get_start_method(allow_none=True))
+        multiprocessing.set_start_method("spawn")
+        print(multiprocessing.get_start_method())
+    """
+    command = [sys.executable, "-c", textwrap.dedent(code)]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["None", "None", "spawn"]

@@ -37,7 +37,7 @@ _PARENT_POLL_S = 0.5
 _ORPHAN_EXIT_CODE = 70
 _PIPE_ERRORS = (EOFError, BrokenPipeError, ConnectionResetError)
 _T = TypeVar("_T")
-_MAIN_SWAP = threading.Lock()  # parallel trials start their processes from threads: one swap of __main__ at a time
+_STARTING = threading.Lock()  # parallel trials start their processes from threads: one start at a time
 
 
 class TrialData:
@@ -80,7 +80,7 @@ def call_in_process(
         name=name.replace(" ", "-"),
         daemon=True,
     )
-    with _main_script_hidden():
+    with _caller_kept_as_it_was():
         process.start()
     theirs.close()
     watched.close()
@@ -124,7 +124,8 @@ def start_trial_processes(isolation: Isolation) -> None:
     if isolation == "subprocess" and _context().get_start_method() == "forkserver":
         from multiprocessing import forkserver  # not at import: there is none on Windows
 
-        forkserver.ensure_running()
+        with _caller_kept_as_it_was():
+            forkserver.ensure_running()
 
 
 def out_of_memory(name: str, error: BaseException) -> OutOfMemory | None:
@@ -157,15 +158,20 @@ def _context() -> multiprocessing.context.BaseContext:
 
 
 @contextlib.contextmanager
-def _main_script_hidden() -> Iterator[None]:
-    """Start a process without re-importing the caller's main script (an unguarded script would sweep again)."""
-    with _MAIN_SWAP:
-        main = sys.modules["__main__"]
+def _caller_kept_as_it_was() -> Iterator[None]:
+    """Start a process (or the forkserver) without re-importing the caller's main script (an unguarded script would
+    sweep again), and with `multiprocessing`'s default start method left unchosen where the caller had not chosen one:
+    preparing the process fixes it for good (CPython reads it), and the caller's own `set_start_method` then failed
+    with 'context has already been set'."""
+    with _STARTING:
+        main, chosen = sys.modules["__main__"], multiprocessing.get_start_method(allow_none=True)
         sys.modules["__main__"] = types.ModuleType("__main__")
         try:
             yield
         finally:
             sys.modules["__main__"] = main
+            if chosen is None:
+                multiprocessing.set_start_method(None, force=True)
 
 
 def _child(
