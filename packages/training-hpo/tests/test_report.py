@@ -35,6 +35,26 @@ def test_a_report_of_a_finished_study(swept: tuple, tmp_path: Path) -> None:
     assert (tmp_path / "trials.txt").read_text() == table == trials_table(study)
 
 
+def test_a_report_leaves_the_callers_matplotlib_backend_and_style_as_they_were(swept: tuple, tmp_path: Path) -> None:
+    """A notebook calling `write_report` keeps its plots as they were: Optuna's plots set the ggplot style for the
+    session, and the report switched the notebook's backend (inline) to Agg, which shows nothing."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    previous = matplotlib.get_backend()
+    try:
+        with matplotlib.rc_context():  # whatever the report leaves, the other tests do not see it
+            plt.switch_backend("svg")  # a caller's backend other than Agg
+            style = {key: value for key, value in matplotlib.rcParams.items() if key != "backend"}
+            write_report(swept[0], tmp_path)
+
+            assert (tmp_path / "history.png").read_bytes().startswith(PNG)
+            assert matplotlib.get_backend() == "svg"
+            assert {key: value for key, value in matplotlib.rcParams.items() if key != "backend"} == style
+    finally:
+        plt.switch_backend(previous)
+
+
 def test_importances_are_skipped_with_a_note_below_two_complete_trials(swept: tuple, tmp_path: Path) -> None:
     study, _ = swept
     single = optuna.create_study(

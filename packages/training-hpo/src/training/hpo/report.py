@@ -1,12 +1,14 @@
 """`write_report`: PNG plots of a study with an `index.html`, the same plots as an interactive page (plotly), and a
-plain-text table of its trials. Rendering is headless (matplotlib's Agg backend)."""
+plain-text table of its trials. Plots are drawn headless (matplotlib's Agg backend), and a caller's backend and style
+(a notebook's) are put back after."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,16 +81,17 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     `trials.txt`). Every figure is drawn before the first file is written: a figure that fails leaves the folder as
     it was; a file, or a folder that holds anything else than an earlier report, is refused before any work."""
     check_report_folder(out_dir)
-    require("matplotlib", "training.hpo.write_report").use("Agg")
+    require("matplotlib", "training.hpo.write_report")
     require("plotly", "training.hpo.write_report")
     metric = study_metric(study)
     pngs: dict[str, bytes] = {}
     figures: list[Section] = []
     evaluator = importance_evaluator()  # one fANOVA fit for both pages
-    for heading, name, draw, note in study_plots(study, metric, evaluator):
-        if note is None:
-            pngs[name] = _png(heading, draw)
-        figures.append((heading, None if note else name, note or ""))
+    with _drawn_headless():
+        for heading, name, draw, note in study_plots(study, metric, evaluator):
+            if note is None:
+                pngs[name] = _png(heading, draw)
+            figures.append((heading, None if note else name, note or ""))
     table = trials_table(study)
     intro = f"Direction: {study.direction.name.lower()}."
     links = [("Interactive version (opens offline)", "interactive.html")]
@@ -101,6 +104,22 @@ def write_report(study: optuna.Study, out_dir: str | os.PathLike[str]) -> str:
     atomic_write_text(out / "index.html", index)
     atomic_write_text(out / "interactive.html", interactive)
     return table
+
+
+@contextlib.contextmanager
+def _drawn_headless() -> Iterator[None]:
+    """Draw on Agg canvases (Optuna's importance plot needs one), then put back the caller's backend and style: Optuna
+    sets the ggplot style for good, and a notebook's plots after a report showed nothing (Agg) in that style."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    backend = matplotlib.get_backend()
+    with matplotlib.rc_context():
+        plt.switch_backend("agg")
+        try:
+            yield
+        finally:
+            plt.switch_backend(backend)
 
 
 def _png(heading: str, draw: Callable[[], Any]) -> bytes:
