@@ -1,5 +1,5 @@
-"""The trial and refit processes are the sweep's own: they keep large freed blocks for reuse (`keep_freed_memory`); starting
-them leaves the caller's process as it was."""
+"""The trial and refit processes are the sweep's own: they keep large freed blocks for reuse (`keep_freed_memory`);
+starting them leaves the caller's process as it was."""
 
 from __future__ import annotations
 
