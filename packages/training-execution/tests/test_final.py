@@ -19,10 +19,13 @@ from training.execution import JobSpec, Lineage, execute_final_training, extract
 from training.execution.provenance import package_versions
 
 
-def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path: Path) -> None:
+def test_final_training_example_from_the_guide(
+    best_config: BestConfig, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     best_config.save(tmp_path / "best_config.json")
 
-    job = execute_final_training(tmp_path / "best_config.json", output_dir=tmp_path / "final")
+    with caplog.at_level("INFO", logger="training"):
+        job = execute_final_training(tmp_path / "best_config.json", output_dir=tmp_path / "final")
     lineage = extract_lineage_from_best_model(job)
 
     assert job.status == "completed" and job.output_dir == tmp_path / "final"
@@ -37,6 +40,7 @@ def test_final_training_example_from_the_guide(best_config: BestConfig, tmp_path
     assert lineage.model_path == str(job.model_dir)
     report = LoadReport.model_validate(json.loads((job.output_dir / "metrics.json").read_text())["load_report"])
     assert report.source.endswith("ner") and set(report.documents) == {"train", "validation", "test"}
+    assert [message.endswith(report.lines()[0]) for message in caplog.messages].count(True) == 1  # it was logged twice
 
 
 def test_a_finished_run_is_reused_and_force_trains_again(best_config: BestConfig, tmp_path: Path) -> None:

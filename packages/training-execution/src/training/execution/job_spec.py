@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -22,7 +21,6 @@ from training.core.run_folder import RunFolder
 
 JOB_SPEC_FORMAT = 2
 JOB_FILE = "job.json"
-logger = logging.getLogger("training.execution")
 
 
 class DataPlan(Section):
@@ -97,16 +95,13 @@ class JobSpec(Section):
         return f"{prefix}-{digest[:12]}"
 
     def load_data(self) -> Dataset:
-        """Load `data_path` with the config's data settings, logging what the loader reported."""
+        """Load `data_path` with the config's data settings (what the loader reported is logged by the training)."""
         if self.data_path is None:
             raise ConfigError(f"job {self.job_id}: data_path: no data given; pass --data or set it in the job spec")
         # A job's config is a sweep's or a run's (a refit's, a trained run's), and its data may be other than theirs:
         # the columns it does not take (a CoNLL corpus's positions for JSON files) are ignored, so that other data is
         # told apart by its fingerprint (`check_data`: pass --other-data), not refused for the sweep's positions.
-        dataset = self.config.data.load(self.data_path, inherited=True)
-        for line in dataset.report.lines():
-            logger.info("%s", line)
-        return dataset
+        return self.config.data.load(self.data_path, inherited=True)
 
     def check_data(self, fingerprint: str, source: str) -> None:
         """Refuse data other than the sweep's (by content fingerprint), unless `other_data` says it is intended."""
