@@ -1,12 +1,16 @@
 """Backbone families beyond BERT and RoBERTa, end to end on tiny random models with tokenizers trained on the spot in
 their family's style: DistilBERT and ELECTRA (WordPiece), XLM-RoBERTa, DeBERTa-v3 and ALBERT (Unigram pieces after a
-Metaspace "▁"), ModernBERT (byte-level BPE in a generic fast tokenizer, local attention)."""
+Metaspace "▁"), ModernBERT (byte-level BPE in a generic fast tokenizer, local attention); trained, then exported to
+ONNX."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import transformers
@@ -26,16 +30,20 @@ from data.loaders import Dataset
 from data.segmentation import split_words
 from training.config import TrainingConfig
 from training.core import train_model
+from training.core.export import PARITY_TOLERANCE, export_onnx
+from training.core.exported import OnnxPredictor, encode_words, word_tokenizer
 from training.core.features import Collator, encode_documents, evaluation_mode
-from training.core.model import create_model_and_tokenizer
+from training.core.model import create_model_and_tokenizer, load_model
 from training.core.packing import PackedCollator, packing_problem
 from training.core.predictor import Predictor
+from training.core.windowing import Windowing, pad_windows, text_documents
 
 LABELS = ("PER", "ORG", "LOC")
 TAGS = iob2_tag_names(LABELS)
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 2, "intermediate_size": 64}
 WORDPIECE = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 MAX_LENGTH = 32
+FAMILIES = ["distilbert", "electra", "xlm-roberta", "deberta-v3", "albert", "modernbert"]
 # Why a family's packed rows are refused, where they are (the rest must pack with the loss of padded batches).
 NO_PACKING = {"deberta-v3": "rejects packed rows", "modernbert": "gives packed windows other logits"}
 
@@ -110,15 +118,22 @@ def backbone(family: str, folder: Path, texts: list[str]) -> Path:
     return folder
 
 
-@pytest.mark.parametrize("family", ["distilbert", "electra", "xlm-roberta", "deberta-v3", "albert", "modernbert"])
+def family_config(
+    family: str, tiny_config: TrainingConfig, documents: tuple[Document, ...], folder: Path
+) -> TrainingConfig:
+    """The tiny config training one epoch on a fresh `backbone` of `family` (windows of MAX_LENGTH, stride 8)."""
+    source = backbone(family, folder, [document.text for document in documents])
+    settings = {"backbone": str(source), "name": family, "max_length": MAX_LENGTH, "stride": 8, "dropout": 0.2}
+    return tiny_config.with_values(
+        {**{f"model.{key}": value for key, value in settings.items()}, "training.num_epochs": 1}
+    )
+
+
+@pytest.mark.parametrize("family", FAMILIES)
 def test_a_backbone_family_trains_packs_as_it_pads_and_tags_whole_words(
     family: str, tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
 ) -> None:
-    folder = backbone(family, tmp_path / family, [document.text for document in ner_documents])
-    settings = {"backbone": str(folder), "name": family, "max_length": MAX_LENGTH, "stride": 8, "dropout": 0.2}
-    config = tiny_config.with_values(
-        {**{f"model.{key}": value for key, value in settings.items()}, "training.num_epochs": 1}
-    )
+    config = family_config(family, tiny_config, ner_documents, tmp_path / family)
     model, tokenizer = create_model_and_tokenizer(config)
 
     # Each word reads as in running text (a byte-level BPE's with its leading space), and model.dropout is every
@@ -154,3 +169,60 @@ def test_a_backbone_family_trains_packs_as_it_pads_and_tags_whole_words(
     ]
     for text, entities in zip(texts, predictor(texts), strict=True):
         assert [(e.start, e.end, e.label) for e in entities] == [(w.start, w.end, "PER") for w in split_words(text)]
+
+
+# Texts that stress a tokenizer: accents, CJK, emoji (a flag, a family), a word longer than a window (under 100
+# characters, which WordPiece makes one [UNK]), spaces around, NBSP, digits, punctuation runs, mixed case, one word.
+STRESS_TEXTS = [
+    "Zoë Ångström visited the café in Besançon with Müller",
+    "東京タワー は 北京大学 の 近く",
+    "Emoji 😀 party 🎉🇵🇱 with Anna 👩‍👩‍👧",
+    "Anna " + "Brzęczyszczykiewicz" * 5 + " joined Siemens",
+    "   John Smith works at Google   ",
+    "John\u00a0Smith works\u00a0at Google",
+    "In 1843 there were 12,345 people and 3.14159 pies",
+    "Wow!!! ... ?!?! --- (((Anna))) ,,, ;;",
+    "jOHN sMITH WORKS AT gOOGLE in lONDON",
+    "London",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("family", FAMILIES)
+def test_a_backbone_family_exports_to_onnx_that_encodes_and_tags_as_torch(
+    family: str, tiny_config: TrainingConfig, ner_documents: tuple[Document, ...], tmp_path: Path
+) -> None:
+    pytest.importorskip("onnxruntime")
+    config = family_config(family, tiny_config, ner_documents, tmp_path / family)
+    dataset = Dataset({"train": ner_documents[:32], "validation": ner_documents[32:]}, LABELS)
+    run = train_model(config, dataset, tmp_path / "run").model_dir
+    exported = tmp_path / "onnx"
+    export_onnx(run, exported, quantize=True)
+
+    model, tokenizer, _ = load_model(run)
+    long_word = tokenizer([STRESS_TEXTS[3].split()[1]], is_split_into_words=True, add_special_tokens=False)
+    assert len(long_word.input_ids) > MAX_LENGTH
+    documents = text_documents(STRESS_TEXTS)
+    expected = encode_documents(documents, tokenizer, TAGS, MAX_LENGTH, 8)
+    got = encode_words(word_tokenizer(exported), documents, TAGS, Windowing(MAX_LENGTH, 8), tokenizer.unk_token_id)
+    assert got == expected
+
+    batch = pad_windows(expected.windows, tokenizer.pad_token_id)  # one batch: padding too must not change logits
+    feed = {name: batch[name] for name in ("input_ids", "attention_mask")}
+    onnx = OnnxPredictor(exported, batch_size=4)
+    with torch.no_grad():
+        logits = model.eval()(**{name: torch.from_numpy(array) for name, array in feed.items()}).logits.numpy()
+    difference = np.abs(onnx.session.run(["logits"], feed)[0] - logits)[batch["attention_mask"] == 1]
+    assert difference.max() < PARITY_TOLERANCE
+
+    def spans(found: list) -> list:
+        return [[(e.start, e.end, e.label, e.text) for e in entities] for entities in found]
+
+    wanted = Predictor.from_folder(run, precision="fp32")(STRESS_TEXTS)
+    assert spans(onnx(STRESS_TEXTS)) == spans(wanted) and sum(map(len, wanted)) >= len(STRESS_TEXTS)
+    assert len(OnnxPredictor(exported, quantized=True)(STRESS_TEXTS)) == len(STRESS_TEXTS)
+    command = [sys.executable, "-m", "training.cli", "predict", str(exported), "--json", *STRESS_TEXTS]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    printed = [json.loads(line)["entities"] for line in done.stdout.splitlines()]
+    assert [[(e["start"], e["end"], e["label"], e["text"]) for e in entities] for entities in printed] == spans(wanted)
