@@ -82,12 +82,14 @@ def export_onnx(
         tokenizer.save_pretrained(staging)  # first: encoding sets truncation and padding, which it would save
         trace = _encode(tokenizer, _HELD_BACK_TEXTS, windowing.max_length)
         onnx_path = staging / "model.onnx"
-        # The tracer's notes (shape checks taken as constants, the legacy exporter's deprecation) are answered by the
-        # parity check below, on batches of other shapes than the traced one.
+        # The tracer's notes (shape checks taken as constants, the legacy exporter's deprecation, DeBERTa's
+        # `torch.tensor` of a size that tracing makes a tensor) are answered by the parity check below, on batches of
+        # other shapes than the traced one.
         with torch.no_grad(), warnings.catch_warnings():
             warnings.simplefilter("ignore", category=torch.jit.TracerWarning)
             warnings.filterwarnings("ignore", module=r"torch\.onnx.*")
-            warnings.filterwarnings("ignore", message=".*(TorchScript-based ONNX export|aten::index).*")
+            traced = "TorchScript-based ONNX export|aten::index|To copy construct from a tensor"
+            warnings.filterwarnings("ignore", message=f".*({traced}).*")
             torch.onnx.export(
                 model,
                 (trace["input_ids"], trace["attention_mask"]),
