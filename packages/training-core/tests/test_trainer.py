@@ -297,6 +297,25 @@ def test_a_run_folder_another_process_is_writing_is_refused_and_left_alone(
     assert train_model(tiny_config, dataset, run).metrics.status == "completed"
 
 
+def test_a_new_run_folder_whose_writer_is_refused_is_removed_again(tmp_path: Path) -> None:
+    """`training train` holds its folder from before the run's checks to its lineage: a run refused (data without
+    entities) left the new folder behind with its lock file; a folder written to meanwhile, or made before, is kept."""
+    new = RunFolder(tmp_path / "new" / "run")
+    with pytest.raises(InputError, match=r"^refused$"), new.writing():
+        raise InputError("refused")
+    assert not (tmp_path / "new").exists()
+    written = RunFolder(tmp_path / "written")
+    with pytest.raises(InputError), written.writing():
+        written.write_config("backbone: tiny-bert\n")
+        raise InputError("refused")
+    assert written.config.is_file()
+    existing = RunFolder(tmp_path / "existing")
+    existing.root.mkdir()
+    with pytest.raises(InputError), existing.writing():
+        raise InputError("refused")
+    assert existing.root.is_dir()
+
+
 def test_a_data_folder_as_the_output_folder_is_refused_and_left_readable(
     tiny_config: TrainingConfig, dataset: Dataset, tmp_path: Path
 ) -> None:

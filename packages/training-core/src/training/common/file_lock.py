@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 
@@ -39,3 +39,14 @@ def _same_file(descriptor: int, path: Path) -> bool:
         return False
     here = os.fstat(descriptor)
     return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
+
+
+def remove_made(folder: Path, lock_file: Path, made: Sequence[Path]) -> None:
+    """Remove `lock_file` and the folders `made` for it (deepest first, `folder` among them) where `folder` holds
+    nothing else: its holder, refused, leaves the new folder as it was. Only while holding it: a waiter then locks the
+    file made anew, not the removed one it had opened."""
+    with contextlib.suppress(OSError):  # removed already, or another process writes there now
+        if made and list(folder.iterdir()) == [lock_file]:
+            lock_file.unlink()
+            for path in made:
+                path.rmdir()

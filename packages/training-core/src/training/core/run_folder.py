@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from training.common.atomic import atomic_write_text, check_folder, check_writable, put_back_retired, staging_leftovers
 from training.common.errors import ConfigError, InputError
-from training.common.file_lock import file_lock
+from training.common.file_lock import file_lock, remove_made
 from training.config.schema import TrainingConfig
 from training.config.validation import read_record, validate
 from training.config.yaml_io import load_yaml_mapping
@@ -131,12 +131,14 @@ class RunFolder:
     def writing(self, main: bool = True) -> Iterator[None]:
         """Hold the folder's writer lock for the span (`main`: the process that writes): a second training of the
         folder (or a rerun while a killed launcher's runner still trains) interleaved its files with the first's.
-        Within a span of this thread's, a nested one holds it already (a job's span around its training's)."""
+        Within a span of this thread's, a nested one holds it already (a job's span around its training's). A folder
+        made for the span that holds nothing else when it ends in an error (a refused run) is removed again."""
         root = self.root.resolve()
         held_here = _held_here()
         if root in held_here:
             yield
             return
+        made = [path for path in (self.root, *self.root.parents) if not path.exists()]  # deepest first
         held = contextlib.ExitStack()
         try:
             if main:
@@ -152,7 +154,12 @@ class RunFolder:
         held_here.add(root)
         try:
             with held:
-                yield
+                try:
+                    yield
+                except BaseException:
+                    if main:  # torchrun's other ranks made nothing
+                        remove_made(self.root, self.lock, made)
+                    raise
         finally:
             held_here.discard(root)
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict
 
 from training.common.atomic import atomic_write_text, check_folder
 from training.common.errors import ConfigError, InputError
-from training.common.file_lock import file_lock
+from training.common.file_lock import file_lock, remove_made
 from training.config.validation import read_record
 from training.core.run_folder import STUDY_MANIFEST, RunFolder
 
@@ -97,12 +97,7 @@ class StudyFolder:
             try:
                 yield
             except BaseException:
-                # Removed while held: a waiter then locks the file made anew, not the removed one it had opened.
-                with contextlib.suppress(OSError):  # removed already, or another process writes there now
-                    if made and list(self.root.iterdir()) == [self.lock]:
-                        self.lock.unlink()
-                        for path in made:
-                            path.rmdir()
+                remove_made(self.root, self.lock, made)
                 raise
 
     def write_manifest(self, manifest: StudyManifest) -> None:
