@@ -33,10 +33,14 @@ def run(args: argparse.Namespace) -> int:
         for line in dataset.report.lines() if ctx.is_main else ():
             note(args, line)
         bar = ProgressBar(config.training.metric_for_best, enabled=ctx.is_main and not (args.quiet or args.json))
-        result = train_model(config, dataset, args.output, callbacks=[bar], resume=not args.restart, context=ctx)
-        if ctx.is_main:
-            path, processes = config.data.path, ctx.world_size
-            record_lineage(config, dataset, args.output, data_path=path, processes=processes, resume=not args.restart)
+        resume = not args.restart
+        # From its training to its lineage the folder is this run's: a second `train` there in between (the lock of
+        # `train_model` alone was free) trained over the run, and this one's lineage failed or described it
+        with RunFolder(args.output).writing(ctx.is_main):
+            result = train_model(config, dataset, args.output, callbacks=[bar], resume=resume, context=ctx)
+            if ctx.is_main:
+                path, processes = config.data.path, ctx.world_size
+                record_lineage(config, dataset, args.output, data_path=path, processes=processes, resume=resume)
     if not ctx.is_main:
         return 0
     if args.json:
