@@ -204,6 +204,21 @@ def test_a_model_of_an_unfinished_run_is_used_with_a_note(
     assert finished.returncode == 0 and "unfinished" not in finished.stderr
 
 
+def test_a_run_still_before_its_first_evaluation_is_named_unfinished(cli, trained_run: Path, tmp_path: Path) -> None:
+    # A run training now, before its first evaluation saved model/, was "not a model folder or a run folder with model/"
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    record = RunFolder(run).read_metrics()
+    assert record is not None
+    RunFolder(run).write_metrics(record.model_copy(update={"status": "running"}))
+    shutil.rmtree(run / "model")
+    expected = f"{run}: an unfinished run (metrics.json: running) with no model yet; its training saves one at its"
+    for command, *arguments in (("predict", "Anna works at Siemens"), ("export", "--output", str(tmp_path / "onnx"))):
+        completed = cli(command, str(run), *arguments)
+        assert completed.returncode == 2 and len(completed.stderr.splitlines()) == 1, completed.stderr
+        assert completed.stderr.startswith(f"training {command}: error: {expected}"), completed.stderr
+
+
 def test_evaluate_split_takes_the_names_the_loader_reads(cli, trained_run: Path, config_dir: Path) -> None:
     """A `dev` file is read as the validation split, so `--split dev` (or `Val`) names that split too."""
     data = config_dir / "resumes"

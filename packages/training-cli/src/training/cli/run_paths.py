@@ -15,11 +15,13 @@ if TYPE_CHECKING:
     from training.config.schema import DataColumns
     from training.core.exported import OnnxPredictor
     from training.core.predictor import Predictor
+    from training.core.run_folder import RunFolder
 
 
 def model_folder(path: Path) -> Path:
     """`path` itself when it holds a model, else its `model/` folder; an error naming `path` otherwise."""
     from training.core.exported import is_exported
+    from training.core.run_folder import RunFolder
 
     for candidate in (path, path / "model"):
         if (candidate / "config.json").is_file():
@@ -30,6 +32,11 @@ def model_folder(path: Path) -> Path:
         raise InputError(f"{path}: no such model folder")
     if not path.is_dir():
         raise InputError(f"{path}: a file; expected a model folder or a run folder with model/")
+    if _unfinished(RunFolder(path)):
+        raise InputError(
+            f"{path}: an unfinished run (metrics.json: running) with no model yet; its training saves one at its first "
+            "evaluation (training still, or stopped before it)"
+        )
     raise InputError(f"{path}: not a model folder or a run folder with model/ (no config.json found)")
 
 
@@ -40,12 +47,17 @@ def note_unfinished(args: argparse.Namespace, folder: Path) -> None:
     from training.core.run_folder import RunFolder
 
     run = RunFolder.of_model(folder)
+    if _unfinished(run):
+        note(args, f"note: {run.root} is an unfinished run (metrics.json: running); its model is the best so far")
+
+
+def _unfinished(run: RunFolder) -> bool:
+    """Whether `run`'s `metrics.json` says running; not where it has none, or another tool's or a damaged one."""
     try:
         record = run.read_metrics()
-    except ConfigError:  # another tool's file, or a damaged one: the model itself is fine
-        return
-    if record is not None and not record.completed:
-        note(args, f"note: {run.root} is an unfinished run (metrics.json: running); its model is the best so far")
+    except ConfigError:
+        return False
+    return record is not None and not record.completed
 
 
 def predictor_folder(path: Path, *, quantized: bool = False, precision: str | None = None) -> Path:
