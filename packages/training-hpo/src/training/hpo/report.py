@@ -197,8 +197,9 @@ def _fold_spread(trials: list[FrozenTrial]) -> Any:
     numbers = [trial.number for trial in trials]
     values = [list(TrialRecord.of(trial).fold_values) for trial in trials]
     axes.boxplot(values, positions=numbers, manage_ticks=len(trials) <= 20)
-    for number, folds in zip(numbers, values, strict=True):
-        axes.scatter([number] * len(folds), folds, s=12, zorder=3)
+    # one call for every point: a call per trial rescaled the axes over all the earlier ones (1,800 trials: 15 s)
+    points = [(number, value) for number, folds in zip(numbers, values, strict=True) for value in folds]
+    axes.scatter([number for number, _ in points], [value for _, value in points], s=12, zorder=3)
     return axes
 
 
