@@ -54,15 +54,21 @@ def importances_note(complete: list[FrozenTrial]) -> str | None:
     return None
 
 
+# optuna's trees grow 64 levels deep: the importances of 1,800 complete trials took 50 s, about the square of the
+# trials; trees of 8 levels give them within 0.01 in 3 s, and 5,000 trials in 4 s (docs/benchmarks.md)
+FANOVA_DEPTH = 8
+
+
 def importance_evaluator() -> optuna.importance.BaseImportanceEvaluator:
-    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer. It fits its
-    forest once per study and parameters, so the two pages of a report share one fit."""
+    """fANOVA, which the figures name (optuna's default is PED-ANOVA), seeded: one study, one answer; its trees
+    `FANOVA_DEPTH` levels deep. It fits its forest once per study and parameters, so the two pages of a report share
+    one fit."""
     return _FanovaOnce(seed=0)
 
 
 class _FanovaOnce(optuna.importance.FanovaImportanceEvaluator):
     def __init__(self, seed: int) -> None:
-        super().__init__(seed=seed)
+        super().__init__(seed=seed, max_depth=FANOVA_DEPTH)
         self._fitted: dict[tuple, dict[str, float]] = {}
 
     def evaluate(self, study: optuna.Study, params: list[str] | None = None, *, target: Any = None) -> dict[str, float]:
