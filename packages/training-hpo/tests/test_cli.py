@@ -391,6 +391,33 @@ def test_a_study_folder_holding_a_run_is_reported_as_the_study(quick_study: Path
     assert "<title>Study quick</title>" in (tmp_path / "report" / "index.html").read_text(encoding="utf-8")
 
 
+def test_report_and_resume_print_the_latest_trials_of_a_large_study(quick_study: Path, tmp_path: Path) -> None:
+    """Both printed a row for every trial: a study of 3,000 trials scrolled 3,000 rows by."""
+    import optuna
+
+    from training.hpo.storage import load_study
+
+    study_dir = tmp_path / "study"
+    shutil.copytree(quick_study, study_dir)
+    study = load_study(study_dir)
+    first = study.trials[0]
+    study.add_trials(
+        optuna.trial.create_trial(
+            value=first.value, params=first.params, distributions=first.distributions, user_attrs=first.user_attrs
+        )
+        for _ in range(24)
+    )
+    left_out = "5 earlier trials left out; the report's trials.txt (`training hpo report`) lists every trial"
+    report = training("hpo", "report", "--study-dir", study_dir, "--output", tmp_path / "report")
+    resume = training("hpo", "resume", "--study-dir", study_dir, "--n-trials", "1", "--inprocess", "--quiet")
+    for completed in (report, resume):
+        assert completed.returncode == 0, completed.stderr
+        lines = completed.stdout.splitlines()
+        assert [int(line.split()[0]) for line in lines if re.match(r"\d+  ", line)] == list(range(5, 25))
+        assert left_out in lines
+    assert len((tmp_path / "report" / "trials.txt").read_text(encoding="utf-8").splitlines()) == 1 + 25
+
+
 @pytest.mark.parametrize(
     ("options", "named"),
     [(["--data-path", "other.conll"], "--data-path applies"), (["--encoding", "latin-1", "--columns", "0,-1"],

@@ -340,6 +340,19 @@ def test_a_report_fits_fanova_once_for_both_of_its_pages(
     assert len(fits) == 1 and (tmp_path / "importances.png").is_file()
 
 
+def test_a_table_of_the_latest_trials_counts_those_left_out() -> None:
+    """`hpo report`, `run` and `resume` printed every row: a study of 3,000 trials scrolled 3,000 lines by."""
+    from optuna.trial import create_trial
+
+    study = optuna.create_study(direction="maximize")
+    study.add_trials(create_trial(value=0.5, user_attrs={"fold_values": [0.4, 0.6]}) for _ in range(25))
+    lines = trials_table(study, latest=20).splitlines()
+    assert [line.split()[0] for line in lines[1:21]] == [str(number) for number in range(5, 25)]
+    left_out = "5 earlier trials left out; the report's trials.txt (`training hpo report`) lists every trial"
+    assert lines[21:] == [left_out]
+    assert len(trials_table(study).splitlines()) == 1 + 25
+
+
 def test_the_fold_values_of_every_trial_are_drawn_as_one_set_of_points() -> None:
     """A scatter call per trial rescaled the axes over all the earlier ones: 1,800 trials took 15 s to draw."""
     import matplotlib.pyplot as plt

@@ -18,6 +18,9 @@ from training.common.redact import redact_url
 from training.hpo import azure_cli
 from training.hpo.study_folder import DEFAULT_STUDIES, StudyFolder, default_study_dir
 
+# the trials a command prints at its end (the latest): a study of thousands scrolled them off the terminal
+SHOWN_TRIALS = 20
+
 if TYPE_CHECKING:
     from training.config.best import BestConfig
     from training.config.hpo_schema import HPOConfig
@@ -299,12 +302,13 @@ def _best(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from training.hpo.report import write_report
+    from training.hpo.report import trials_table, write_report
     from training.hpo.storage import existing_study
 
     out = args.output or StudyFolder(args.study_dir).report
     location, study = existing_study(args.study_dir, storage=args.storage)
-    print(write_report(study, out), end="")  # it refuses an `out` that is no report folder, before any work
+    write_report(study, out)  # it refuses an `out` that is no report folder, before any work
+    print(trials_table(study, latest=SHOWN_TRIALS), end="")
     print(f"report: {out / 'index.html'}")
     print(f"live view: optuna-dashboard {shlex.quote(redact_url(location))}")  # a command to paste
     return 0
@@ -331,7 +335,7 @@ def _summary(study: Any, as_json: bool, study_dir: Path) -> BestConfig | None:
         }
         print(json.dumps(outcome))  # after the events (and before the refit's line with --refit)
     else:
-        print(trials_table(study), end="")
+        print(trials_table(study, latest=SHOWN_TRIALS), end="")
         print(f"best config: {best_file}" if best is not None else "no complete trial yet")
     return best
 

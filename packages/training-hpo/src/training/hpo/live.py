@@ -22,7 +22,7 @@ from training.hpo.events import EventSink, SweepEvent
 from training.hpo.watch import JsonView, PlainView, RunningTrial, SweepState, clock, short_params
 
 Mode = Literal["live", "plain", "json", "quiet"]
-FINISHED_SHOWN = 12  # the latest finished trials in the table; the summary after the sweep lists them all
+FINISHED_SHOWN = 12  # the latest finished trials in the table (the summary after the sweep: `cli.SHOWN_TRIALS`)
 
 
 class LiveView:

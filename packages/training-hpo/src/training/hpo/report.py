@@ -18,6 +18,7 @@ from optuna.trial import FrozenTrial, TrialState
 from training.common.atomic import atomic_write_bytes, atomic_write_text
 from training.common.errors import InputError, TrainingError, first_line
 from training.common.optional import require
+from training.common.plural import counted
 from training.common.report_page import Section, check_report_folder, png_bytes, report_page
 from training.hpo.interactive_report import (
     figure_labels,
@@ -32,13 +33,14 @@ from training.hpo.trial_record import TrialRecord
 COLUMNS = ("trial", "state", "objective", "cv std", "folds", "device", "parameters", "fail reason")
 
 
-def trials_table(study: optuna.Study) -> str:
-    """Every trial as one row of `COLUMNS` (a RUNNING trial whose process died as `running (worker gone)`), then the
-    training time pruning saved."""
+def trials_table(study: optuna.Study, *, latest: int | None = None) -> str:
+    """Every trial (or the `latest` ones, and a line counting those left out) as one row of `COLUMNS` (a RUNNING trial
+    whose process died as `running (worker gone)`), then the training time pruning saved."""
     rows = [COLUMNS]
     trials = study.get_trials(deepcopy=False)
     gone = {trial.number for trial in trials if interrupted(trial)}
-    for trial in trials:
+    shown = trials if latest is None else trials[max(0, len(trials) - latest) :]
+    for trial in shown:
         record = TrialRecord.of(trial)
         rows.append(
             (
@@ -56,6 +58,9 @@ def trials_table(study: optuna.Study) -> str:
     lines = [
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=False)) + "  " + row[-1] for row in rows
     ]
+    if len(shown) < len(trials):
+        left_out = counted(len(trials) - len(shown), "earlier trial")
+        lines.append(f"{left_out} left out; the report's trials.txt (`training hpo report`) lists every trial")
     if gone:
         lines.append("worker gone: the trial's process died; `training hpo resume` marks it failed and queues it again")
     saved = pruning_savings(study)
